@@ -1,0 +1,159 @@
+/*
+ * lf_atomic.h: the one atomics layer of lockfree/, buddy/ and vaspace/.
+ *
+ * Every atomic access in the freestanding core goes through these functions,
+ * with the memory order written at the call site. Nothing else in the core
+ * includes <stdatomic.h> or uses a compiler builtin (scripts/check-core.sh
+ * enforces it), so two things hold:
+ *
+ *  - the atomic types are structs, so a plain `x = v` or `x++` on shared
+ *    state does not compile: there is no implicit seq_cst access to slip in;
+ *  - every operation calls LF_ATOMIC_HOOK() first. By default the hook is
+ *    empty. A build that defines LF_ATOMIC_INTERPOSE routes every atomic
+ *    operation (and every spin-wait, see lf_platform.h) through
+ *    lf_atomic_interpose(), which the verification build implements as a
+ *    scheduling point of a controlled scheduler, and the unit tests as a
+ *    counter.
+ *
+ * The operations are C11 atomics underneath, so ThreadSanitizer sees each
+ * one with its real memory order. Standalone fences are deliberately absent
+ * (TSan does not model them; see ../shared/STYLE.md rule 6): ordering is put
+ * on the accesses themselves.
+ *
+ * Naming: lf_<op>_<width>(object, ..., order). Widths: u32, u64, uptr, ptr.
+ */
+#ifndef LF_ATOMIC_H
+#define LF_ATOMIC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Memory orders, spelled once. Every call names one of these. */
+#define LF_RELAXED memory_order_relaxed
+#define LF_ACQUIRE memory_order_acquire
+#define LF_RELEASE memory_order_release
+#define LF_ACQ_REL memory_order_acq_rel
+#define LF_SEQ_CST memory_order_seq_cst
+
+typedef memory_order lf_order;
+
+/* What an interposed operation is about to do. */
+enum lf_atomic_op {
+	LF_OP_LOAD,
+	LF_OP_STORE,
+	LF_OP_XCHG,
+	LF_OP_CAS,
+	LF_OP_FETCH_ADD,
+	LF_OP_FETCH_SUB,
+	LF_OP_FETCH_OR,
+	LF_OP_FETCH_AND,
+	LF_OP_SPIN, /* a spin-wait iteration (lf_platform_pause) */
+	LF_OP_COUNT
+};
+
+#ifdef LF_ATOMIC_INTERPOSE
+/*
+ * Provided by the build that interposes (model checker, counting tests).
+ * Called before the operation; addr is NULL for LF_OP_SPIN.
+ */
+void lf_atomic_interpose(const volatile void *addr, enum lf_atomic_op op,
+			 lf_order order);
+#define LF_ATOMIC_HOOK(addr, op, order) lf_atomic_interpose((addr), (op), (order))
+#else
+#define LF_ATOMIC_HOOK(addr, op, order) ((void)0)
+#endif
+
+/*
+ * The failure order of a compare-exchange may not be release or acq_rel and
+ * may not be stronger than the success order: derive it from the success
+ * order so a call site writes one order.
+ */
+static inline lf_order lf_order_cas_fail(lf_order succ)
+{
+	if (succ == LF_ACQ_REL)
+		return LF_ACQUIRE;
+	if (succ == LF_RELEASE)
+		return LF_RELAXED;
+	return succ;
+}
+
+/*
+ * One family per width. The compare-exchange is the strong form: on failure
+ * it writes the value it saw into *expected and returns false. It never fails
+ * spuriously, so a CAS loop's retry always means another thread wrote.
+ */
+#define LF_ATOMIC_DEFINE(sfx, T)                                                 \
+	typedef struct {                                                         \
+		_Atomic(T) v;                                                    \
+	} lf_atomic_##sfx;                                                       \
+                                                                                 \
+	/* Initialise before the object is shared; not an atomic operation. */  \
+	static inline void lf_init_##sfx(lf_atomic_##sfx *a, T val)              \
+	{                                                                        \
+		atomic_init(&a->v, val);                                         \
+	}                                                                        \
+	static inline T lf_load_##sfx(const lf_atomic_##sfx *a, lf_order o)      \
+	{                                                                        \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_LOAD, o);                            \
+		return atomic_load_explicit(                                     \
+			(_Atomic(T) *)(uintptr_t)&a->v, o);                      \
+	}                                                                        \
+	static inline void lf_store_##sfx(lf_atomic_##sfx *a, T val, lf_order o) \
+	{                                                                        \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_STORE, o);                           \
+		atomic_store_explicit(&a->v, val, o);                            \
+	}                                                                        \
+	static inline T lf_xchg_##sfx(lf_atomic_##sfx *a, T val, lf_order o)     \
+	{                                                                        \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_XCHG, o);                            \
+		return atomic_exchange_explicit(&a->v, val, o);                  \
+	}                                                                        \
+	static inline bool lf_cas_##sfx(lf_atomic_##sfx *a, T *expected,         \
+					T desired, lf_order o)                   \
+	{                                                                        \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_CAS, o);                             \
+		return atomic_compare_exchange_strong_explicit(                  \
+			&a->v, expected, desired, o, lf_order_cas_fail(o));      \
+	}
+
+/* Arithmetic and bitwise read-modify-writes, for the integer widths only. */
+#define LF_ATOMIC_DEFINE_ARITH(sfx, T)                                           \
+	static inline T lf_fetch_add_##sfx(lf_atomic_##sfx *a, T val, lf_order o) \
+	{                                                                        \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_FETCH_ADD, o);                       \
+		return atomic_fetch_add_explicit(&a->v, val, o);                 \
+	}                                                                        \
+	static inline T lf_fetch_sub_##sfx(lf_atomic_##sfx *a, T val, lf_order o) \
+	{                                                                        \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_FETCH_SUB, o);                       \
+		return atomic_fetch_sub_explicit(&a->v, val, o);                 \
+	}                                                                        \
+	static inline T lf_fetch_or_##sfx(lf_atomic_##sfx *a, T val, lf_order o)  \
+	{                                                                        \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_FETCH_OR, o);                        \
+		return atomic_fetch_or_explicit(&a->v, val, o);                  \
+	}                                                                        \
+	static inline T lf_fetch_and_##sfx(lf_atomic_##sfx *a, T val, lf_order o) \
+	{                                                                        \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_FETCH_AND, o);                       \
+		return atomic_fetch_and_explicit(&a->v, val, o);                 \
+	}
+
+LF_ATOMIC_DEFINE(u32, uint32_t)
+LF_ATOMIC_DEFINE(u64, uint64_t)
+LF_ATOMIC_DEFINE(uptr, uintptr_t)
+LF_ATOMIC_DEFINE(ptr, void *)
+LF_ATOMIC_DEFINE_ARITH(u32, uint32_t)
+LF_ATOMIC_DEFINE_ARITH(u64, uint64_t)
+LF_ATOMIC_DEFINE_ARITH(uptr, uintptr_t)
+
+_Static_assert(sizeof(lf_atomic_u64) == 8, "lf_atomic_u64 must be one word");
+_Static_assert(sizeof(lf_atomic_u32) == 4, "lf_atomic_u32 must be 4 bytes");
+
+/* The core assumes these never fall back to a lock (a kernel has none). */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "pointer atomics must be lock-free");
+
+#endif /* LF_ATOMIC_H */

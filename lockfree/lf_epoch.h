@@ -1,0 +1,221 @@
+/*
+ * lf_epoch.h: epoch-based reclamation that needs no allocator.
+ *
+ * The scheme is Fraser's three-epoch EBR (K. Fraser, "Practical lock-
+ * freedom", Cambridge TR-579, 2004), in the shape of Concurrency Kit's
+ * ck_epoch: a global epoch; each participant announces the epoch it entered
+ * a read-side section in; the epoch advances only when every active
+ * participant has announced the current one; an object retired at epoch e is
+ * handed to its callback once the global epoch is at least e + 2.
+ *
+ * Nothing is allocated. A participant's record is memory the caller gives at
+ * registration (a static per-CPU array in a kernel); records are linked into
+ * the domain once and never unlinked, and a record left by unregister is
+ * reused by the next lf_epoch_recycle() or re-registration. A retired object
+ * embeds its own struct lf_epoch_entry.
+ *
+ * Synchronization table (rec = a participant's own record):
+ *   enter, exit, retire, poll, synchronize, barrier, unregister
+ *       only by the owner of rec (the CPU or thread that registered it);
+ *       any two owners may call any of them at the same time.
+ *   register, recycle, try_advance, stats
+ *       by anyone, at any time.
+ *   domain_init
+ *       before anything else touches the domain.
+ *
+ * Invariants (checked by verify/ tests under these numbers):
+ *   E1  The global epoch only grows, by one per successful CAS, and moves
+ *       from g to g + 1 only after every participant was seen outside a
+ *       section or inside one entered at epoch g.
+ *   E2  Hence while a participant stays in a section entered at epoch L,
+ *       the global epoch is at most L + 1.
+ *   E3  An entry retired at epoch e runs its callback only once the global
+ *       epoch is >= e + 2, i.e. after every section that could have seen the
+ *       object (entered before it was unlinked) has ended. A stale epoch read
+ *       at enter only delays reclamation.
+ *   E4  Each retired entry's callback runs exactly once: an entry is on at
+ *       most one list, and lists are handed over whole (exchange) or pushed
+ *       (CAS), never shared.
+ *   E5  Records are never unlinked or freed; a record's pending entries go to
+ *       the domain's orphan list when it unregisters, so none is lost.
+ *
+ * Pending memory (docs/design.md, "Epoch reclamation"): without a stalled
+ * participant, an entry waits at most until its owner's first poll after two
+ * advances; each retire polls every poll_every retirements, so a
+ * participant's pending list holds about what it retired in the last three
+ * epochs plus poll_every. A participant that stays in a section stops the
+ * epoch (E2), and then every retirement in the domain waits: pending memory
+ * grows by the domain's retire rate times the length of that section, with
+ * no bound the allocator can impose. The stall is visible: lf_epoch_stats()
+ * reports the callbacks waiting and, for each participant, how many advance
+ * attempts it has refused at its current epoch.
+ */
+#ifndef LF_EPOCH_H
+#define LF_EPOCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lf_atomic.h"
+#include "lf_platform.h"
+
+enum lf_epoch_err {
+	LF_EPOCH_OK = 0,
+	LF_EPOCH_ENOTREG = -1,  /* the record is not registered */
+	LF_EPOCH_EALREADY = -2, /* register of a record already registered */
+	LF_EPOCH_ENOTIN = -3,   /* exit of a section that was not entered */
+	LF_EPOCH_EBUSY = -4,    /* inside a section: would wait for itself */
+	LF_EPOCH_ENEST = -5,    /* sections nested too deeply */
+	LF_EPOCH_EDOMAIN = -6,  /* the record belongs to another domain */
+	LF_EPOCH_EINVAL = -7,   /* NULL entry or callback */
+};
+
+struct lf_epoch_entry;
+typedef void (*lf_epoch_fn)(struct lf_epoch_entry *entry);
+
+/* Embedded in every retired object; owned by the list that holds it. */
+struct lf_epoch_entry {
+	struct lf_epoch_entry *next; /* owned by the list holding the entry */
+	lf_epoch_fn fn;
+	uint64_t epoch; /* the global epoch at retirement */
+};
+
+struct lf_epoch_domain;
+
+/* Bits of a record's state word. */
+#define LF_EPOCH_ACTIVE ((uint64_t)1)
+static inline uint64_t lf_epoch_state(uint64_t epoch)
+{
+	return epoch << 1 | LF_EPOCH_ACTIVE;
+}
+static inline uint64_t lf_epoch_state_epoch(uint64_t s)
+{
+	return s >> 1;
+}
+
+/*
+ * A participant. Zero-fill before its first registration (static storage
+ * is); after that it belongs to its domain for good.
+ */
+struct lf_epoch_record {
+	lf_atomic_u64 state;    /* (a) epoch << 1 | ACTIVE; owner writes */
+	uint32_t nest;          /* (c) section depth */
+	uint32_t since_poll;    /* (c) retirements since the last poll */
+	bool polling;           /* (c) inside poll: no nested auto-poll */
+	lf_atomic_u32 in_use;   /* (a) 1 while registered */
+	lf_atomic_ptr pending;  /* (a) retired entries (push / take-all) */
+	lf_atomic_u64 npending; /* (a) entries on pending, never too few */
+	lf_atomic_u64 retired;  /* (a) retire() calls; its RMW orders retire */
+	lf_atomic_u64 syncs;    /* (a) synchronize() calls; its RMW orders too */
+	lf_atomic_u64 held_state; /* (a) state word an advance was refused at */
+	lf_atomic_u64 held_count; /* (a) refusals at held_state */
+	struct lf_epoch_domain *domain; /* (i) set once, at first register */
+	struct lf_epoch_record *next;   /* (i) immutable once published */
+} LF_CACHE_ALIGNED;
+
+struct lf_epoch_domain {
+	lf_atomic_u64 epoch LF_CACHE_ALIGNED; /* (a) the global epoch */
+	lf_atomic_ptr records LF_CACHE_ALIGNED; /* (a) push-only record list */
+	lf_atomic_ptr orphans;  /* (a) entries of unregistered records */
+	lf_atomic_u64 norphans; /* (a) entries on orphans, never too few */
+	lf_atomic_u64 advances; /* (a) statistics */
+	lf_atomic_u64 refused;  /* (a) advance attempts refused */
+	uint32_t poll_every;    /* (i) retire() polls after this many */
+};
+
+struct lf_epoch_stats {
+	uint64_t epoch;        /* the global epoch */
+	uint64_t participants; /* registered records */
+	uint64_t active;       /* participants inside a section */
+	uint64_t pending;      /* callbacks waiting, orphans included */
+	uint64_t orphans;      /* of which handed over by unregister */
+	uint64_t advances;     /* successful advances */
+	uint64_t refused;      /* advance attempts refused */
+	uint64_t held_back;    /* the most refusals by one stalled participant */
+};
+
+struct lf_epoch_record_stats {
+	bool registered;
+	bool active;
+	uint64_t epoch;     /* epoch of the current section, if active */
+	uint64_t held_back; /* advance attempts refused at that epoch */
+	uint64_t pending;   /* callbacks waiting on this record */
+	uint64_t retired;   /* retire() calls, ever */
+};
+
+void lf_epoch_domain_init(struct lf_epoch_domain *d, uint32_t poll_every);
+
+/* Register rec (zero-filled, or unregistered from this domain). */
+int lf_epoch_register(struct lf_epoch_domain *d, struct lf_epoch_record *rec);
+/* Claim an unregistered record of d, or NULL if there is none. */
+struct lf_epoch_record *lf_epoch_recycle(struct lf_epoch_domain *d);
+/* Leave d; pending callbacks are handed to the domain (E5). */
+int lf_epoch_unregister(struct lf_epoch_record *rec);
+
+/* Read-side sections; nestable. */
+static inline int lf_epoch_enter(struct lf_epoch_record *rec);
+static inline int lf_epoch_exit(struct lf_epoch_record *rec);
+static inline bool lf_epoch_in_section(const struct lf_epoch_record *rec)
+{
+	return rec->nest != 0;
+}
+
+/* Retire entry: fn(entry) runs once no section can still see it (E3). */
+int lf_epoch_retire(struct lf_epoch_record *rec, struct lf_epoch_entry *entry,
+		    lf_epoch_fn fn);
+/* Try to advance the epoch once; true if it moved (by us or another). */
+bool lf_epoch_try_advance(struct lf_epoch_domain *d);
+/* Try to advance, then run the ready callbacks; returns how many ran. */
+int lf_epoch_poll(struct lf_epoch_record *rec);
+/* Wait until every section active at the call has ended. */
+int lf_epoch_synchronize(struct lf_epoch_record *rec);
+/* Run every callback pending in the domain (and those they retire). */
+int lf_epoch_barrier(struct lf_epoch_record *rec);
+
+void lf_epoch_stats(struct lf_epoch_domain *d, struct lf_epoch_stats *out);
+void lf_epoch_record_stats(struct lf_epoch_record *rec,
+			   struct lf_epoch_record_stats *out);
+
+/* ---- the read side, inline: it is the hot path ---- */
+
+static inline int lf_epoch_enter(struct lf_epoch_record *rec)
+{
+	if (rec->nest != 0) {
+		if (LF_UNLIKELY(rec->nest == UINT32_MAX))
+			return LF_EPOCH_ENEST;
+		rec->nest++;
+		return LF_EPOCH_OK;
+	}
+	/* Relaxed: written by this thread only (register/unregister). */
+	if (LF_UNLIKELY(lf_load_u32(&rec->in_use, LF_RELAXED) == 0))
+		return LF_EPOCH_ENOTREG;
+	/* Relaxed: a stale (smaller) epoch only delays reclamation (E3). */
+	uint64_t g = lf_load_u64(&rec->domain->epoch, LF_RELAXED);
+	/*
+	 * Seq_cst: the announcement must be ordered before this section's
+	 * loads of shared pointers (store-load order; an mfence or xchg on
+	 * x86-64), and takes part in the total order with the seq_cst scan in
+	 * lf_epoch_try_advance(), which it pairs with.
+	 */
+	lf_store_u64(&rec->state, lf_epoch_state(g), LF_SEQ_CST);
+	rec->nest = 1;
+	return LF_EPOCH_OK;
+}
+
+static inline int lf_epoch_exit(struct lf_epoch_record *rec)
+{
+	if (LF_UNLIKELY(rec->nest == 0))
+		return LF_EPOCH_ENOTIN;
+	if (--rec->nest == 0) {
+		/*
+		 * Release: the section's reads happen-before any reclamation
+		 * that follows an advance which saw this store. Pairs with the
+		 * seq_cst (acquire) load in lf_epoch_try_advance().
+		 */
+		lf_store_u64(&rec->state, 0, LF_RELEASE);
+	}
+	return LF_EPOCH_OK;
+}
+
+#endif /* LF_EPOCH_H */

@@ -1,0 +1,65 @@
+/*
+ * lf_platform.h: the one shim between the freestanding core and whatever it
+ * runs on.
+ *
+ * lockfree/, buddy/ and vaspace/ need three things from their platform, and
+ * get them only from here:
+ *
+ *   lf_platform_cpu_id()  the calling CPU (kernel) or registered thread
+ *                         (userspace); used for statistics and defaults,
+ *                         never for correctness: per-CPU contexts are passed
+ *                         explicitly.
+ *   lf_platform_pause()   the spin-wait hint, inline; in an interposed build
+ *                         it is also a scheduling point (LF_OP_SPIN) so that
+ *                         a model checker gives the turn away in spin loops.
+ *   lf_platform_panic()   report a broken invariant and stop; never returns.
+ *
+ * A platform provides lf_platform_cpu_id() and lf_platform_panic() as
+ * functions: platform/user.c for userspace, the kernel's own for kernel/.
+ *
+ * Assertions come in the two tiers of ../shared/STYLE.md rule 9:
+ * LF_ASSERT is always on and is for internal invariants only (bad input from
+ * a caller is an error code, never an assertion); LF_DEBUG_ASSERT is for
+ * expensive checks and compiles away unless LF_DEBUG is defined.
+ */
+#ifndef LF_PLATFORM_H
+#define LF_PLATFORM_H
+
+#include "lf_atomic.h"
+
+unsigned lf_platform_cpu_id(void);
+_Noreturn void lf_platform_panic(const char *file, int line, const char *what);
+
+static inline void lf_platform_pause(void)
+{
+	LF_ATOMIC_HOOK((const volatile void *)0, LF_OP_SPIN, LF_RELAXED);
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+#define LF_STRINGIFY_(x) #x
+#define LF_STRINGIFY(x) LF_STRINGIFY_(x)
+
+#define LF_ASSERT(cond)                                                    \
+	do {                                                               \
+		if (__builtin_expect(!(cond), 0))                          \
+			lf_platform_panic(__FILE__, __LINE__, #cond);      \
+	} while (0)
+
+#ifdef LF_DEBUG
+#define LF_DEBUG_ASSERT(cond) LF_ASSERT(cond)
+#else
+#define LF_DEBUG_ASSERT(cond) ((void)0)
+#endif
+
+#define LF_LIKELY(x) __builtin_expect(!!(x), 1)
+#define LF_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Size of the unit of cache coherence; shared hot words are padded to it. */
+#define LF_CACHELINE 64
+#define LF_CACHE_ALIGNED __attribute__((aligned(LF_CACHELINE)))
+
+#endif /* LF_PLATFORM_H */

@@ -1,0 +1,63 @@
+/*
+ * verify/check.h: assertions for the test programs. A failed CHECK prints
+ * where and what, counts, and the program exits non-zero at the end
+ * (check_exit()); CHECK_FATAL stops at once, for states past which the test
+ * cannot go on meaningfully.
+ */
+#ifndef LF_VERIFY_CHECK_H
+#define LF_VERIFY_CHECK_H
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static atomic_ulong check_failures;
+static atomic_ulong check_count;
+
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		atomic_fetch_add_explicit(&check_count, 1,                     \
+					  memory_order_relaxed);               \
+		if (!(cond)) {                                                 \
+			atomic_fetch_add_explicit(&check_failures, 1,          \
+						  memory_order_relaxed);       \
+			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__,          \
+				__LINE__, #cond);                              \
+		}                                                              \
+	} while (0)
+
+/* Compare two integers and print both on failure. */
+#define CHECK_EQ(a, b)                                                         \
+	do {                                                                   \
+		long long check_a_ = (long long)(a), check_b_ = (long long)(b); \
+		atomic_fetch_add_explicit(&check_count, 1,                     \
+					  memory_order_relaxed);               \
+		if (check_a_ != check_b_) {                                    \
+			atomic_fetch_add_explicit(&check_failures, 1,          \
+						  memory_order_relaxed);       \
+			fprintf(stderr, "FAIL %s:%d: %s == %s (%lld != %lld)\n", \
+				__FILE__, __LINE__, #a, #b, check_a_,          \
+				check_b_);                                     \
+		}                                                              \
+	} while (0)
+
+#define CHECK_FATAL(cond)                                                      \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "FATAL %s:%d: %s\n", __FILE__,         \
+				__LINE__, #cond);                              \
+			exit(2);                                               \
+		}                                                              \
+	} while (0)
+
+/* Print the tally and return the exit status for main(). */
+static inline int check_exit(const char *name)
+{
+	unsigned long f = atomic_load(&check_failures);
+	unsigned long n = atomic_load(&check_count);
+	printf("%s: %lu checks, %lu failed\n", name, n, f);
+	return f == 0 ? 0 : 1;
+}
+
+#endif

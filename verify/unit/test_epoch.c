@@ -1,0 +1,297 @@
+/*
+ * test_epoch.c: epoch reclamation on one thread that owns several records
+ * (each record is one participant; one thread may drive several). Checks
+ * the invariants of lf_epoch.h by number, the statistics that make a stall
+ * visible, and every bad-input path of the API.
+ */
+#include "check.h"
+#include "lf_epoch.h"
+
+struct obj {
+	struct lf_epoch_entry entry;
+	int freed;
+};
+
+static struct lf_epoch_domain dom;
+static int runs;
+static int early; /* callbacks that ran before e + 2 (E3) */
+
+static void obj_free(struct lf_epoch_entry *e)
+{
+	struct obj *o = (struct obj *)e;
+	if (lf_load_u64(&dom.epoch, LF_RELAXED) < e->epoch + 2)
+		early++;
+	o->freed++;
+	runs++;
+}
+
+static struct lf_epoch_record_stats rstats(struct lf_epoch_record *r)
+{
+	struct lf_epoch_record_stats s;
+	lf_epoch_record_stats(r, &s);
+	return s;
+}
+
+static void test_bad_input(void)
+{
+	static struct lf_epoch_record fresh, a;
+	static struct lf_epoch_domain other;
+	lf_epoch_domain_init(&dom, 1000);
+	lf_epoch_domain_init(&other, 1000);
+	struct obj o = {0};
+
+	/* A record never registered: everything is refused, nothing changes. */
+	CHECK_EQ(lf_epoch_enter(&fresh), LF_EPOCH_ENOTREG);
+	CHECK_EQ(fresh.nest, 0);
+	CHECK_EQ(lf_epoch_exit(&fresh), LF_EPOCH_ENOTIN);
+	CHECK_EQ(lf_epoch_unregister(&fresh), LF_EPOCH_ENOTREG);
+	CHECK_EQ(lf_epoch_retire(&fresh, &o.entry, obj_free), LF_EPOCH_ENOTREG);
+	CHECK_EQ(lf_epoch_poll(&fresh), LF_EPOCH_ENOTREG);
+	CHECK_EQ(lf_epoch_synchronize(&fresh), LF_EPOCH_ENOTREG);
+	CHECK_EQ(lf_epoch_barrier(&fresh), LF_EPOCH_ENOTREG);
+	CHECK(lf_load_ptr(&dom.records, LF_RELAXED) == NULL);
+
+	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
+	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_EALREADY);
+	CHECK_EQ(lf_epoch_register(&other, &a), LF_EPOCH_EDOMAIN);
+	CHECK(lf_load_ptr(&other.records, LF_RELAXED) == NULL);
+
+	/* Leaving a section not entered. */
+	CHECK_EQ(lf_epoch_exit(&a), LF_EPOCH_ENOTIN);
+	CHECK_EQ(lf_load_u64(&a.state, LF_RELAXED), 0);
+	CHECK_EQ(a.nest, 0);
+
+	/* Retire of nothing. */
+	CHECK_EQ(lf_epoch_retire(&a, NULL, obj_free), LF_EPOCH_EINVAL);
+	CHECK_EQ(lf_epoch_retire(&a, &o.entry, NULL), LF_EPOCH_EINVAL);
+	CHECK_EQ(rstats(&a).pending, 0);
+
+	/* Waiting for others from inside a section would wait for itself. */
+	CHECK_EQ(lf_epoch_enter(&a), LF_EPOCH_OK);
+	uint64_t g = lf_load_u64(&dom.epoch, LF_RELAXED);
+	CHECK_EQ(lf_epoch_synchronize(&a), LF_EPOCH_EBUSY);
+	CHECK_EQ(lf_epoch_barrier(&a), LF_EPOCH_EBUSY);
+	CHECK_EQ(lf_epoch_unregister(&a), LF_EPOCH_EBUSY);
+	CHECK(rstats(&a).registered);
+	CHECK_EQ(lf_load_u64(&dom.epoch, LF_RELAXED), g);
+	CHECK_EQ(lf_epoch_exit(&a), LF_EPOCH_OK);
+
+	/* Nesting too deep is refused, not wrapped. */
+	a.nest = UINT32_MAX;
+	CHECK_EQ(lf_epoch_enter(&a), LF_EPOCH_ENEST);
+	CHECK_EQ(a.nest, UINT32_MAX);
+	a.nest = 0;
+
+	/* Unregistering twice. */
+	CHECK_EQ(lf_epoch_unregister(&a), LF_EPOCH_OK);
+	CHECK_EQ(lf_epoch_unregister(&a), LF_EPOCH_ENOTREG);
+	CHECK_EQ(lf_epoch_enter(&a), LF_EPOCH_ENOTREG);
+	CHECK(!rstats(&a).registered);
+}
+
+static void test_nesting(void)
+{
+	static struct lf_epoch_record a;
+	lf_epoch_domain_init(&dom, 1000);
+	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(lf_epoch_enter(&a), LF_EPOCH_OK);
+	CHECK(lf_epoch_in_section(&a));
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ(lf_epoch_exit(&a), LF_EPOCH_OK);
+		CHECK(rstats(&a).active); /* still inside the outer section */
+	}
+	CHECK_EQ(lf_epoch_exit(&a), LF_EPOCH_OK);
+	CHECK(!rstats(&a).active);
+	CHECK(!lf_epoch_in_section(&a));
+	CHECK_EQ(lf_epoch_exit(&a), LF_EPOCH_ENOTIN);
+}
+
+/* E1/E3: a retired object waits for two advances, then runs once. */
+static void test_grace_period(void)
+{
+	static struct lf_epoch_record a;
+	lf_epoch_domain_init(&dom, 1000);
+	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
+	runs = early = 0;
+	struct obj o = {0};
+	uint64_t g0 = lf_load_u64(&dom.epoch, LF_RELAXED);
+	CHECK_EQ(lf_epoch_retire(&a, &o.entry, obj_free), LF_EPOCH_OK);
+	CHECK_EQ(o.entry.epoch, g0);
+	CHECK_EQ(rstats(&a).pending, 1);
+	CHECK_EQ(lf_epoch_poll(&a), 0); /* epoch g0 + 1: not yet */
+	CHECK_EQ(o.freed, 0);
+	CHECK_EQ(lf_epoch_poll(&a), 1); /* g0 + 2 */
+	CHECK_EQ(o.freed, 1);
+	CHECK_EQ(lf_load_u64(&dom.epoch, LF_RELAXED), g0 + 2);
+	for (int i = 0; i < 5; i++)
+		CHECK_EQ(lf_epoch_poll(&a), 0); /* E4: never again */
+	CHECK_EQ(o.freed, 1);
+	CHECK_EQ(rstats(&a).pending, 0);
+	CHECK_EQ(early, 0);
+}
+
+/*
+ * E2 and the stall statistics: a participant inside a section holds the
+ * epoch at most one past its own; nothing retired after it entered is
+ * reclaimed until it leaves, and the stall shows in the statistics.
+ */
+static void test_stall_is_visible(void)
+{
+	static struct lf_epoch_record a, b;
+	lf_epoch_domain_init(&dom, 1000);
+	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
+	CHECK_EQ(lf_epoch_register(&dom, &b), LF_EPOCH_OK);
+	runs = early = 0;
+	CHECK_EQ(lf_epoch_enter(&a), LF_EPOCH_OK);
+	uint64_t la = rstats(&a).epoch;
+	struct obj o[8] = {0};
+	for (int i = 0; i < 8; i++) {
+		CHECK_EQ(lf_epoch_retire(&b, &o[i].entry, obj_free), LF_EPOCH_OK);
+		for (int k = 0; k < 10; k++)
+			lf_epoch_poll(&b);
+		CHECK(lf_load_u64(&dom.epoch, LF_RELAXED) <= la + 1); /* E2 */
+	}
+	CHECK_EQ(runs, 0);
+	struct lf_epoch_stats st;
+	lf_epoch_stats(&dom, &st);
+	CHECK_EQ(st.participants, 2);
+	CHECK_EQ(st.active, 1);
+	CHECK_EQ(st.pending, 8);
+	CHECK(st.refused >= 70);
+	CHECK(st.held_back >= 70); /* a's refusals at its epoch */
+	CHECK(rstats(&a).held_back >= 70);
+	CHECK_EQ(rstats(&b).held_back, 0);
+	CHECK_EQ(rstats(&b).pending, 8);
+	CHECK_EQ(lf_epoch_exit(&a), LF_EPOCH_OK);
+	CHECK_EQ(rstats(&a).held_back, 0); /* not stalled any more */
+	for (int k = 0; k < 3; k++)
+		lf_epoch_poll(&b);
+	CHECK_EQ(runs, 8);
+	CHECK_EQ(early, 0);
+	lf_epoch_stats(&dom, &st);
+	CHECK_EQ(st.pending, 0);
+	CHECK_EQ(st.held_back, 0);
+}
+
+/* E5: unregister hands its pending callbacks to the domain; none is lost. */
+static void test_unregister_hands_over(void)
+{
+	static struct lf_epoch_record a, b;
+	lf_epoch_domain_init(&dom, 1000);
+	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
+	CHECK_EQ(lf_epoch_register(&dom, &b), LF_EPOCH_OK);
+	runs = early = 0;
+	CHECK_EQ(lf_epoch_enter(&a), LF_EPOCH_OK);
+	struct obj o[5] = {0};
+	for (int i = 0; i < 5; i++)
+		CHECK_EQ(lf_epoch_retire(&b, &o[i].entry, obj_free), LF_EPOCH_OK);
+	CHECK_EQ(lf_epoch_unregister(&b), LF_EPOCH_OK);
+	struct lf_epoch_stats st;
+	lf_epoch_stats(&dom, &st);
+	CHECK_EQ(st.orphans, 5);
+	CHECK_EQ(st.pending, 5);
+	CHECK_EQ(st.participants, 1);
+	CHECK_EQ(lf_epoch_exit(&a), LF_EPOCH_OK);
+	int ran = 0;
+	for (int k = 0; k < 3; k++)
+		ran += lf_epoch_poll(&a);
+	CHECK_EQ(ran, 5);
+	CHECK_EQ(runs, 5);
+	CHECK_EQ(early, 0);
+	for (int i = 0; i < 5; i++)
+		CHECK_EQ(o[i].freed, 1);
+	lf_epoch_stats(&dom, &st);
+	CHECK_EQ(st.orphans, 0);
+
+	/* The record is reused, never freed. */
+	CHECK(lf_epoch_recycle(&dom) == &b);
+	CHECK(lf_epoch_recycle(&dom) == NULL); /* all in use */
+	CHECK(rstats(&b).registered);
+	CHECK_EQ(lf_epoch_enter(&b), LF_EPOCH_OK);
+	CHECK_EQ(lf_epoch_exit(&b), LF_EPOCH_OK);
+}
+
+/* A callback that retires another object, through its owner's record. */
+static struct lf_epoch_record *chain_rec;
+static struct obj chain_next;
+static void obj_free_and_retire(struct lf_epoch_entry *e)
+{
+	obj_free(e);
+	CHECK_EQ(lf_epoch_retire(chain_rec, &chain_next.entry, obj_free),
+		 LF_EPOCH_OK);
+}
+
+/* barrier runs every pending callback of the domain, and what they retire. */
+static void test_barrier(void)
+{
+	static struct lf_epoch_record a, b, c;
+	lf_epoch_domain_init(&dom, 1000);
+	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
+	CHECK_EQ(lf_epoch_register(&dom, &b), LF_EPOCH_OK);
+	CHECK_EQ(lf_epoch_register(&dom, &c), LF_EPOCH_OK);
+	runs = early = 0;
+	chain_rec = &a;
+	chain_next.freed = 0;
+	struct obj o[6] = {0};
+	for (int i = 0; i < 3; i++)
+		lf_epoch_retire(&b, &o[i].entry, obj_free);
+	for (int i = 3; i < 5; i++)
+		lf_epoch_retire(&c, &o[i].entry, obj_free);
+	lf_epoch_retire(&a, &o[5].entry, obj_free_and_retire);
+	CHECK_EQ(lf_epoch_unregister(&c), LF_EPOCH_OK); /* 2 orphans */
+	CHECK_EQ(lf_epoch_barrier(&a), LF_EPOCH_OK);
+	CHECK_EQ(runs, 7);
+	CHECK_EQ(early, 0);
+	for (int i = 0; i < 6; i++)
+		CHECK_EQ(o[i].freed, 1);
+	CHECK_EQ(chain_next.freed, 1);
+	struct lf_epoch_stats st;
+	lf_epoch_stats(&dom, &st);
+	CHECK_EQ(st.pending, 0);
+}
+
+static void test_synchronize(void)
+{
+	static struct lf_epoch_record a;
+	lf_epoch_domain_init(&dom, 1000);
+	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
+	uint64_t g0 = lf_load_u64(&dom.epoch, LF_RELAXED);
+	CHECK_EQ(lf_epoch_synchronize(&a), LF_EPOCH_OK);
+	CHECK(lf_load_u64(&dom.epoch, LF_RELAXED) >= g0 + 2);
+}
+
+/* retire polls by itself: pending stays near poll_every without a stall. */
+static void test_auto_poll_bound(void)
+{
+	static struct lf_epoch_record a;
+	static struct obj o[1000];
+	lf_epoch_domain_init(&dom, 16);
+	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
+	runs = early = 0;
+	uint64_t most = 0;
+	for (int i = 0; i < 1000; i++) {
+		lf_epoch_retire(&a, &o[i].entry, obj_free);
+		uint64_t p = rstats(&a).pending;
+		most = p > most ? p : most;
+	}
+	/* Each poll advances once: ready after 2 polls of 16 retirements. */
+	CHECK(most <= 3 * 16);
+	CHECK(runs >= 1000 - 3 * 16);
+	CHECK_EQ(early, 0);
+	CHECK_EQ(lf_epoch_barrier(&a), LF_EPOCH_OK);
+	CHECK_EQ(runs, 1000);
+}
+
+int main(void)
+{
+	test_bad_input();
+	test_nesting();
+	test_grace_period();
+	test_stall_is_visible();
+	test_unregister_hands_over();
+	test_barrier();
+	test_synchronize();
+	test_auto_poll_bound();
+	return check_exit("test_epoch");
+}

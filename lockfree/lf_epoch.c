@@ -336,15 +336,18 @@ int lf_epoch_barrier(struct lf_epoch_record *rec)
 		return rc;
 	bool was_polling = rec->polling;
 	rec->polling = true;
-	for (;;) {
-		struct lf_epoch_entry *all = lf_epoch_take_everything(rec->domain);
-		if (all == NULL)
-			break;
+	/*
+	 * One sweep of the whole domain takes every callback pending now;
+	 * then only what those callbacks retire on this record (the caller's
+	 * CPU). Entries other participants retire meanwhile are theirs to
+	 * poll: waiting for them too could never end under steady retirement.
+	 */
+	struct lf_epoch_entry *all = lf_epoch_take_everything(rec->domain);
+	while (all != NULL) {
 		/*
 		 * Every entry taken was stamped before synchronize reads g0,
-		 * so e + 2 <= g0 + 2 once it returns (E3). It cannot fail:
-		 * the record was checked idle above and no callback can change
-		 * that.
+		 * so e + 2 <= g0 + 2 once it returns (E3). It cannot fail: the
+		 * record was checked idle above and no callback changes that.
 		 */
 		rc = lf_epoch_synchronize(rec);
 		LF_ASSERT(rc == LF_EPOCH_OK);
@@ -353,6 +356,7 @@ int lf_epoch_barrier(struct lf_epoch_record *rec)
 			all->fn(all);
 			all = next;
 		}
+		all = lf_epoch_list_take(&rec->pending, &rec->npending);
 	}
 	rec->polling = was_polling;
 	return LF_EPOCH_OK;

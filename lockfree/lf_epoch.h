@@ -170,7 +170,10 @@ bool lf_epoch_try_advance(struct lf_epoch_domain *d);
 int lf_epoch_poll(struct lf_epoch_record *rec);
 /* Wait until every section active at the call has ended. */
 int lf_epoch_synchronize(struct lf_epoch_record *rec);
-/* Run every callback pending in the domain (and those they retire). */
+/*
+ * Run every callback pending in the domain when called, on this thread,
+ * and those that they retire on rec; returns once all have run.
+ */
 int lf_epoch_barrier(struct lf_epoch_record *rec);
 
 void lf_epoch_stats(struct lf_epoch_domain *d, struct lf_epoch_stats *out);

@@ -13,7 +13,10 @@
 set -euo pipefail
 cc=${1:-cc}
 cd "$(dirname "$0")/.."
-dirs=$(ls -d lockfree buddy vaspace 2>/dev/null)
+dirs=""
+for d in lockfree buddy vaspace; do
+    [ -d "$d" ] && dirs="$dirs $d"
+done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0

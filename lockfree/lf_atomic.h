@@ -20,7 +20,9 @@
  * (TSan does not model them; see ../shared/STYLE.md rule 6): ordering is put
  * on the accesses themselves.
  *
- * Naming: lf_<op>_<width>(object, ..., order). Widths: u32, u64, uptr, ptr.
+ * Naming: lf_<op>_<width>(object, ..., order). Widths: u16 (load, store,
+ * exchange and CAS only: the buddy allocator's per-frame state word), u32,
+ * u64, uptr, ptr.
  */
 #ifndef LF_ATOMIC_H
 #define LF_ATOMIC_H
@@ -140,6 +142,7 @@ static inline lf_order lf_order_cas_fail(lf_order succ)
 		return atomic_fetch_and_explicit(&a->v, val, o);                 \
 	}
 
+LF_ATOMIC_DEFINE(u16, uint16_t)
 LF_ATOMIC_DEFINE(u32, uint32_t)
 LF_ATOMIC_DEFINE(u64, uint64_t)
 LF_ATOMIC_DEFINE(uptr, uintptr_t)
@@ -149,10 +152,12 @@ LF_ATOMIC_DEFINE_ARITH(u64, uint64_t)
 LF_ATOMIC_DEFINE_ARITH(uptr, uintptr_t)
 
 _Static_assert(sizeof(lf_atomic_u64) == 8, "lf_atomic_u64 must be one word");
+_Static_assert(sizeof(lf_atomic_u16) == 2, "lf_atomic_u16 must be 2 bytes");
 _Static_assert(sizeof(lf_atomic_u32) == 4, "lf_atomic_u32 must be 4 bytes");
 
 /* The core assumes these never fall back to a lock (a kernel has none). */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+_Static_assert(ATOMIC_SHORT_LOCK_FREE == 2, "16-bit atomics must be lock-free");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 _Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "pointer atomics must be lock-free");
 

@@ -61,6 +61,17 @@ static void test_semantics(void)
 	CHECK_EQ(lf_fetch_add_u32(&b, 1, LF_RELAXED), UINT32_MAX);
 	CHECK_EQ(lf_load_u32(&b, LF_ACQUIRE), 0); /* wraps modulo 2^32 */
 
+	lf_atomic_u16 h;
+	lf_init_u16(&h, 0xfffe);
+	CHECK_EQ(lf_xchg_u16(&h, 0xffff, LF_ACQ_REL), 0xfffe);
+	uint16_t e16 = 0xffff;
+	CHECK(lf_cas_u16(&h, &e16, 3, LF_ACQ_REL));
+	e16 = 4;
+	CHECK(!lf_cas_u16(&h, &e16, 5, LF_ACQ_REL));
+	CHECK_EQ(e16, 3); /* a failed CAS reports what it saw */
+	lf_store_u16(&h, 7, LF_RELEASE);
+	CHECK_EQ(lf_load_u16(&h, LF_ACQUIRE), 7);
+
 	int x;
 	lf_atomic_ptr p;
 	lf_init_ptr(&p, NULL);

@@ -1,0 +1,268 @@
+/*
+ * buddy.c: the zone of the lock-free buddy allocator: set-up in caller
+ * memory, regions, statistics and the invariant checker.
+ *
+ * Metadata layout (one area from the caller, 64-byte aligned):
+ *   struct buddy_zone      stacks (one cache line per order), regions
+ *   struct buddy_cpu [n]   one cache-aligned context per CPU
+ *   lf_atomic_u32 [F]      link per frame (stacks and cache lists)
+ *   lf_atomic_u16 [F]      state word per frame
+ * That is 6 bytes per frame, plus sizeof(struct buddy_zone) and
+ * sizeof(struct buddy_cpu) per CPU (docs/design.md gives the figures).
+ *
+ * The algorithm is in buddy_core.c (stacks, split, merge), buddy_cache.c
+ * (per-CPU caches) and buddy_place.c (constrained allocations).
+ */
+#include "buddy_i.h"
+
+_Static_assert(sizeof(struct buddy_zone) % LF_CACHELINE == 0, "zone lines");
+_Static_assert(sizeof(struct buddy_cpu) % LF_CACHELINE == 0, "cpu lines");
+
+/* Validate regions; their total frame count, or 0 if invalid. */
+static uint64_t buddy_regions_frames(const struct buddy_region *rg,
+				     unsigned n)
+{
+	if (rg == NULL || n == 0 || n > BUDDY_MAX_REGIONS)
+		return 0;
+	uint64_t total = 0, end = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (rg[i].size == 0 || (rg[i].base | rg[i].size) &
+					       (BUDDY_FRAME_SIZE - 1))
+			return 0;
+		if (rg[i].base + rg[i].size < rg[i].base)
+			return 0; /* wraps */
+		if (i > 0 && rg[i].base < end)
+			return 0; /* unsorted or overlapping */
+		end = rg[i].base + rg[i].size;
+		total += rg[i].size >> BUDDY_FRAME_SHIFT;
+		if (total >= BUDDY_MAX_FRAMES)
+			return 0;
+	}
+	return total;
+}
+
+static size_t buddy_meta_frames_off(unsigned ncpus)
+{
+	return sizeof(struct buddy_zone) + ncpus * sizeof(struct buddy_cpu);
+}
+
+size_t buddy_meta_size(const struct buddy_region *regions, unsigned nregions,
+		       unsigned ncpus)
+{
+	uint64_t f = buddy_regions_frames(regions, nregions);
+	if (f == 0 || ncpus == 0 || ncpus > UINT32_MAX / 2)
+		return 0;
+	return buddy_meta_frames_off(ncpus) + f * BUDDY_META_FRAME_BYTES;
+}
+
+static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
+			   uint32_t id)
+{
+	lf_init_u32(&c->lock, 0);
+	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
+		c->head[o] = LF_STACK_NIL;
+		lf_init_u32(&c->count[o], 0);
+	}
+	c->zone = z;
+	c->id = id;
+	c->nocache = false;
+	for (unsigned o = 0; o < BUDDY_ORDERS; o++)
+		lf_init_u64(&c->free_delta[o], 0);
+	for (unsigned i = 0; i < BC_COUNT; i++)
+		lf_init_u64(&c->ctr[i], 0);
+}
+
+/* Make region r free as maximal aligned blocks, counted on context c. */
+static void buddy_rgn_fill(struct buddy_zone *z, struct buddy_cpu *c,
+			   const struct buddy_rgn *r)
+{
+	uint64_t pfn = r->pfn, end = r->pfn + r->n;
+	while (pfn < end) {
+		unsigned k = 0;
+		while (k < BUDDY_MAX_ORDER && !(pfn & ((uint64_t)1 << k)) &&
+		       pfn + ((uint64_t)2 << k) <= end)
+			k++;
+		uint32_t h = r->idx + (uint32_t)(pfn - r->pfn);
+		lf_init_u16(&z->st[h], bst_make(BK_FREE, k, k + 1));
+		lf_stack_push(&z->stacks[k].s, z->link, h);
+		buddy_free_delta(c, k, 1);
+		pfn += (uint64_t)1 << k;
+	}
+}
+
+static void buddy_zone_layout(struct buddy_zone *z, void *meta,
+			      const struct buddy_region *rg, unsigned n,
+			      unsigned ncpus, uint64_t frames)
+{
+	char *base = meta;
+	z->nrgn = n;
+	z->ncpus = ncpus;
+	z->nframes = frames;
+	z->cpus = (struct buddy_cpu *)(base + sizeof(*z));
+	z->link = (lf_atomic_u32 *)(base + buddy_meta_frames_off(ncpus));
+	z->st = (lf_atomic_u16 *)(z->link + frames);
+	uint32_t idx = 0;
+	for (unsigned i = 0; i < n; i++) {
+		z->rgn[i].pfn = rg[i].base >> BUDDY_FRAME_SHIFT;
+		z->rgn[i].n = (uint32_t)(rg[i].size >> BUDDY_FRAME_SHIFT);
+		z->rgn[i].idx = idx;
+		idx += z->rgn[i].n;
+	}
+}
+
+int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
+		    const struct buddy_region *regions, unsigned nregions,
+		    unsigned ncpus)
+{
+	size_t need = buddy_meta_size(regions, nregions, ncpus);
+	if (zp == NULL || meta == NULL || need == 0 ||
+	    ((uintptr_t)meta & (LF_CACHELINE - 1)))
+		return BUDDY_EINVAL;
+	if (meta_size < need)
+		return BUDDY_ENOSPC;
+	struct buddy_zone *z = meta;
+	buddy_zone_layout(z, meta, regions, nregions, ncpus,
+			  buddy_regions_frames(regions, nregions));
+	for (unsigned o = 0; o < BUDDY_ORDERS; o++)
+		lf_stack_init(&z->stacks[o].s);
+	for (uint32_t i = 0; i < ncpus; i++)
+		buddy_cpu_init(&z->cpus[i], z, i);
+	for (uint64_t x = 0; x < z->nframes; x++) {
+		lf_init_u16(&z->st[x], bst_make(BK_TAIL, 0, 0));
+		lf_init_u32(&z->link[x], LF_STACK_NIL);
+	}
+	for (unsigned i = 0; i < nregions; i++)
+		buddy_rgn_fill(z, &z->cpus[0], &z->rgn[i]);
+	*zp = z;
+	return BUDDY_OK;
+}
+
+struct buddy_cpu *buddy_zone_cpu(struct buddy_zone *z, unsigned cpu)
+{
+	if (z == NULL || cpu >= z->ncpus)
+		return NULL;
+	return &z->cpus[cpu];
+}
+
+const struct buddy_rgn *buddy_rgn_of_pfn(const struct buddy_zone *z,
+					 uint64_t pfn)
+{
+	uint32_t lo = 0, hi = z->nrgn;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		const struct buddy_rgn *r = &z->rgn[mid];
+		if (pfn < r->pfn)
+			hi = mid;
+		else if (pfn >= r->pfn + r->n)
+			lo = mid + 1;
+		else
+			return r;
+	}
+	return NULL;
+}
+
+const struct buddy_rgn *buddy_rgn_of_idx(const struct buddy_zone *z,
+					 uint32_t idx)
+{
+	uint32_t lo = 0, hi = z->nrgn;
+	while (hi - lo > 1) {
+		uint32_t mid = (lo + hi) / 2;
+		if (idx < z->rgn[mid].idx)
+			hi = mid;
+		else
+			lo = mid;
+	}
+	LF_ASSERT(idx - z->rgn[lo].idx < z->rgn[lo].n);
+	return &z->rgn[lo];
+}
+
+int buddy_addr_check(const struct buddy_zone *z, uint64_t addr,
+		     unsigned order, const struct buddy_rgn **rp)
+{
+	if (order > BUDDY_MAX_ORDER)
+		return BUDDY_EINVAL;
+	uint64_t pfn = addr >> BUDDY_FRAME_SHIFT;
+	const struct buddy_rgn *r = buddy_rgn_of_pfn(z, pfn);
+	if (r == NULL)
+		return BUDDY_ERANGE;
+	if ((addr & (BUDDY_FRAME_SIZE - 1)) ||
+	    (pfn & (((uint64_t)1 << order) - 1)))
+		return BUDDY_EALIGN;
+	if (pfn + ((uint64_t)1 << order) > r->pfn + r->n)
+		return BUDDY_ERANGE;
+	*rp = r;
+	return BUDDY_OK;
+}
+
+int buddy_zone_frame(struct buddy_zone *z, uint64_t addr, unsigned *kind,
+		     unsigned *order)
+{
+	const struct buddy_rgn *r;
+	int rc = buddy_addr_check(z, addr, 0, &r);
+	if (rc != BUDDY_OK)
+		return rc;
+	/* Relaxed: a snapshot. */
+	uint16_t s = lf_load_u16(&z->st[buddy_addr_idx(r, addr)], LF_RELAXED);
+	*kind = bst_kind(s);
+	*order = bst_is_head(s) ? bst_order(s) : 0;
+	return BUDDY_OK;
+}
+
+/* Relaxed loads of another context's counters: a snapshot. */
+static uint64_t buddy_sum(const struct buddy_zone *z, size_t off)
+{
+	uint64_t sum = 0;
+	for (uint32_t i = 0; i < z->ncpus; i++) {
+		const char *c = (const char *)&z->cpus[i];
+		sum += lf_load_u64((const lf_atomic_u64 *)(c + off),
+				   LF_RELAXED);
+	}
+	return sum;
+}
+
+#define BUDDY_CTR_OFF(i) (offsetof(struct buddy_cpu, ctr) + (i) * 8)
+
+void buddy_zone_stats(struct buddy_zone *z, struct buddy_stats *out)
+{
+	*out = (struct buddy_stats){ .total_frames = z->nframes };
+	for (unsigned o = 0; o < BUDDY_ORDERS; o++) {
+		out->free_blocks[o] = buddy_sum(
+			z, offsetof(struct buddy_cpu, free_delta) + o * 8);
+		out->free_frames += out->free_blocks[o] << o;
+	}
+	for (uint32_t i = 0; i < z->ncpus; i++)
+		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
+			/* Relaxed: a snapshot. */
+			out->cached_blocks[o] += lf_load_u32(
+				&z->cpus[i].count[o], LF_RELAXED);
+	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
+		out->cached_frames += out->cached_blocks[o] << o;
+	out->allocs = buddy_sum(z, BUDDY_CTR_OFF(BC_ALLOCS));
+	out->frees = buddy_sum(z, BUDDY_CTR_OFF(BC_FREES));
+	out->failed = buddy_sum(z, BUDDY_CTR_OFF(BC_FAILED));
+	out->merges = buddy_sum(z, BUDDY_CTR_OFF(BC_MERGES));
+	out->splits = buddy_sum(z, BUDDY_CTR_OFF(BC_SPLITS));
+	out->stale = buddy_sum(z, BUDDY_CTR_OFF(BC_STALE));
+	out->moved = buddy_sum(z, BUDDY_CTR_OFF(BC_MOVED));
+	out->refills = buddy_sum(z, BUDDY_CTR_OFF(BC_REFILLS));
+	out->drains = buddy_sum(z, BUDDY_CTR_OFF(BC_DRAINS));
+	out->sweeps = buddy_sum(z, BUDDY_CTR_OFF(BC_SWEEPS));
+	out->rejected = buddy_sum(z, BUDDY_CTR_OFF(BC_REJECTED));
+	for (unsigned e = 1; e < BUDDY_NERR; e++)
+		out->rejected_by[e] =
+			buddy_sum(z, BUDDY_CTR_OFF(BC_REJECTED + e));
+}
+
+const char *buddy_strerror(int err)
+{
+	static const char *const text[BUDDY_NERR] = {
+		"ok", "out of memory", "invalid argument",
+		"address out of range", "misaligned address",
+		"wrong order", "not allocated (double free)",
+		"tail frame of a block", "range busy",
+		"metadata area too small",
+	};
+	if (err > 0 || -err >= BUDDY_NERR)
+		return "unknown error";
+	return text[-err];
+}

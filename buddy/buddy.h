@@ -1,0 +1,216 @@
+/*
+ * buddy.h: a lock-free buddy allocator of physical page frames.
+ *
+ * A zone manages one or more discontiguous regions of 4 KiB frames (a
+ * physical memory map has holes) and hands out naturally aligned blocks of
+ * 2^order frames, order 0 to BUDDY_MAX_ORDER (4 GiB): an order-9 block starts
+ * on a 2 MiB boundary in physical address. The free blocks of each order sit
+ * on one lock-free stack (lockfree/lf_stack.h); a per-frame atomic state word
+ * is the authority on what a frame is, so a stack may hold stale entries
+ * after a concurrent merge or split and they are filtered when popped.
+ * Freeing coalesces with free buddies, lock-free; allocation splits. At
+ * quiescence the zone is fully coalesced, as a locked buddy would be.
+ * The design, its numbered invariants and its memory-ordering argument are in
+ * docs/design.md ("The buddy allocator"); buddy.c repeats them briefly.
+ *
+ * Per-CPU caches hold blocks of orders 0 to BUDDY_CACHE_ORDERS - 1, in the
+ * style of x15's per-CPU page pools: the common path takes only the CPU's
+ * own cache lock and the block's own state word; refill and drain move
+ * batches. No memory is stranded in caches: an allocation that would fail
+ * drains every CPU's cache first.
+ *
+ * Metadata: the zone, its stacks, its per-CPU contexts and two per-frame
+ * arrays (a 16-bit state word and a 32-bit stack link) live in memory the
+ * caller hands to buddy_zone_init(), sized by buddy_meta_size(): 6 bytes per
+ * frame plus a fixed part per zone and per CPU (BUDDY_META_ZONE_BYTES,
+ * BUDDY_META_CPU_BYTES). The allocator never reads or writes the frames it
+ * manages, so they may be unmapped.
+ *
+ * Freestanding: <stdint.h>, <stddef.h>, <stdbool.h> and the lockfree/ core.
+ *
+ * Synchronization table: every call may run at the same time as any other
+ * call on the same zone, with these exceptions:
+ *   buddy_zone_init      before anything else touches the zone;
+ *   a struct buddy_cpu   used by one thread at a time (its CPU, or the
+ *                        userspace thread that plays that CPU); other CPUs
+ *                        only drain it, under its cache lock;
+ *   buddy_zone_check     at quiescence (no call in flight), e.g. tests.
+ * Every call is lock-free except for the cache lock of a CPU's own cache,
+ * which another CPU takes only to drain it (it is uncontended otherwise).
+ */
+#ifndef BUDDY_H
+#define BUDDY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lf_atomic.h"
+#include "lf_platform.h"
+#include "lf_stack.h"
+
+#define BUDDY_FRAME_SHIFT 12
+#define BUDDY_FRAME_SIZE ((uint64_t)1 << BUDDY_FRAME_SHIFT)
+#define BUDDY_MAX_ORDER 20 /* 2^20 frames: 4 GiB */
+#define BUDDY_ORDERS (BUDDY_MAX_ORDER + 1)
+#define BUDDY_MAX_REGIONS 32
+/* Frames per zone: indices are 32-bit and LF_STACK_NIL is reserved. */
+#define BUDDY_MAX_FRAMES ((uint64_t)UINT32_MAX)
+
+#define BUDDY_CACHE_ORDERS 4 /* orders 0-3 are cached per CPU */
+#define BUDDY_CACHE_HIGH 64  /* blocks per order and CPU before a drain */
+#define BUDDY_CACHE_BATCH 16 /* blocks moved by one refill or drain */
+
+/*
+ * Error codes: each class of bad input has its own, and a call that returns
+ * one changed nothing.
+ */
+enum buddy_err {
+	BUDDY_OK = 0,
+	BUDDY_ENOMEM = -1,  /* no free block can satisfy the request */
+	BUDDY_EINVAL = -2,  /* bad argument: order, size, NULL, config */
+	BUDDY_ERANGE = -3,  /* address (or block) outside every region */
+	BUDDY_EALIGN = -4,  /* address not aligned to the frame or order */
+	BUDDY_EORDER = -5,  /* free with another order than allocated */
+	BUDDY_EDOUBLE = -6, /* free of a block that is not allocated */
+	BUDDY_ETAIL = -7,   /* free of a frame inside an allocated block */
+	BUDDY_EBUSY = -8,   /* alloc_at: part of the range is allocated */
+	BUDDY_ENOSPC = -9,  /* init: metadata area too small */
+};
+#define BUDDY_NERR 10 /* -BUDDY_ENOSPC + 1: statistics index by -err */
+
+/* A region of physical memory: base and size in bytes, frame-aligned. */
+struct buddy_region {
+	uint64_t base;
+	uint64_t size;
+};
+
+/* Statistics, summed over every CPU context (a snapshot, not atomic). */
+struct buddy_stats {
+	uint64_t total_frames;             /* managed frames */
+	uint64_t free_frames;              /* in free blocks, caches excluded */
+	uint64_t cached_frames;            /* in per-CPU caches */
+	uint64_t free_blocks[BUDDY_ORDERS]; /* free blocks of each order */
+	uint64_t cached_blocks[BUDDY_CACHE_ORDERS];
+	uint64_t allocs;         /* successful allocations (blocks) */
+	uint64_t frees;          /* successful frees (blocks) */
+	uint64_t failed;         /* allocations that returned ENOMEM/EBUSY */
+	uint64_t rejected;       /* calls refused for bad input, all classes */
+	uint64_t rejected_by[BUDDY_NERR]; /* by -error code */
+	uint64_t merges;         /* buddy pairs coalesced */
+	uint64_t splits;         /* blocks split in two */
+	uint64_t stale;          /* stale stack entries dropped */
+	uint64_t moved;          /* misplaced stack entries moved */
+	uint64_t refills;        /* cache refills */
+	uint64_t drains;         /* cache drains (own and remote) */
+	uint64_t sweeps;         /* stack sweeps on the slow path */
+};
+
+struct buddy_zone;
+struct buddy_cpu;
+
+/* Fixed metadata besides the 6 bytes per frame (for docs and tests). */
+#define BUDDY_META_FRAME_BYTES 6
+
+/*
+ * Bytes of metadata buddy_zone_init() needs for these regions and CPUs;
+ * 0 if the regions are invalid (unaligned, overlapping, unsorted, empty,
+ * too many frames) or ncpus is 0.
+ */
+size_t buddy_meta_size(const struct buddy_region *regions, unsigned nregions,
+		       unsigned ncpus);
+
+/*
+ * Set up a zone in meta (aligned to 64 bytes, at least buddy_meta_size()
+ * bytes) with every frame of the regions free, fully coalesced. Regions are
+ * sorted by base and do not overlap. *zp is the zone, inside meta.
+ */
+int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
+		    const struct buddy_region *regions, unsigned nregions,
+		    unsigned ncpus);
+
+/* The context of CPU cpu (0 <= cpu < ncpus), or NULL. */
+struct buddy_cpu *buddy_zone_cpu(struct buddy_zone *z, unsigned cpu);
+
+/* Allocate a block of 2^order frames; its physical address in *addr. */
+int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr);
+
+/*
+ * Allocate a block that ends at or below limit (a DMA32-style zone:
+ * limit = 4 GiB). Slower than buddy_alloc(): it may pop and push back
+ * blocks above the limit.
+ */
+int buddy_alloc_below(struct buddy_cpu *c, unsigned order, uint64_t limit,
+		      uint64_t *addr);
+
+/*
+ * Allocate exactly [addr, addr + 2^order frames) (device memory, firmware
+ * tables). BUDDY_EBUSY if any frame of it is allocated; caches are drained
+ * if the range is held in one.
+ */
+int buddy_alloc_at(struct buddy_cpu *c, uint64_t addr, unsigned order);
+
+/*
+ * Allocate a contiguous run of nframes frames (any count up to
+ * 2^BUDDY_MAX_ORDER): a block of the next order is taken and its tail given
+ * back. Free it with buddy_free_run() and the same count.
+ */
+int buddy_alloc_run(struct buddy_cpu *c, uint64_t nframes, uint64_t *addr);
+
+/* Free a block allocated with this order. */
+int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order);
+
+/* Free a run from buddy_alloc_run(); checks every block before freeing. */
+int buddy_free_run(struct buddy_cpu *c, uint64_t addr, uint64_t nframes);
+
+/*
+ * Turn this CPU's cache on (the default) or off; off, it is drained and
+ * every call of this context goes to the lock-free stacks (for a context
+ * that cannot keep memory, and to measure the core alone).
+ */
+void buddy_cpu_cache_enable(struct buddy_cpu *c, bool on);
+
+/* Give this CPU's cached blocks back to the free stacks (they coalesce). */
+void buddy_cpu_drain(struct buddy_cpu *c);
+
+/* Drain every CPU's cache (takes each cache lock in turn). */
+void buddy_zone_drain_all(struct buddy_cpu *c);
+
+/*
+ * Re-file every stack entry: drop stale ones and move misplaced ones to the
+ * stack of their block's order (done on the allocation slow path; exposed
+ * for tests and for a kernel's idle loop).
+ */
+void buddy_zone_sweep(struct buddy_cpu *c);
+
+void buddy_zone_stats(struct buddy_zone *z, struct buddy_stats *out);
+
+/*
+ * Verify every invariant of docs/design.md over the whole zone, at
+ * quiescence; with caches drained (buddy_zone_drain_all) it also verifies
+ * full coalescing. Returns 0, or the number of the first invariant found
+ * broken (B1 is 1, ...); *frame, if not NULL, gets a frame index involved.
+ * Uses a spare bit of each state word as a mark, so it is not read-only.
+ */
+int buddy_zone_check(struct buddy_zone *z, bool coalesced, uint64_t *frame);
+
+/* What a frame is, as buddy_zone_frame() reports it. */
+enum buddy_frame_kind {
+	BUDDY_FRAME_FREE = 1,   /* head of a free block */
+	BUDDY_FRAME_ALLOC = 2,  /* head of an allocated block */
+	BUDDY_FRAME_CACHED = 3, /* head of a block in a per-CPU cache */
+	BUDDY_FRAME_TAIL = 4,   /* inside a larger block */
+	BUDDY_FRAME_BUSY = 5,   /* head of a block some call is changing */
+};
+
+/*
+ * The state of the frame at addr: *kind (enum buddy_frame_kind) and, for a
+ * head, *order. A snapshot; BUDDY_ERANGE or BUDDY_EALIGN for a bad addr.
+ */
+int buddy_zone_frame(struct buddy_zone *z, uint64_t addr, unsigned *kind,
+		     unsigned *order);
+
+/* The text of an error code, for messages. */
+const char *buddy_strerror(int err);
+
+#endif /* BUDDY_H */

@@ -1,0 +1,194 @@
+/*
+ * buddy_check.c: buddy_zone_check(), the invariants of docs/design.md
+ * ("The buddy allocator") verified over a whole zone at quiescence. The
+ * return value is the number of the first invariant found broken:
+ *
+ *   B1  the heads' blocks tile every region: each head (FREE, ALLOC,
+ *       CACHED) is aligned to its order and its block lies in its region;
+ *       every other frame is a TAIL; nothing is BUSY at quiescence
+ *   B3  stack links: every entry of stack j has stk == j + 1, no frame is on
+ *       a stack twice or on two stacks, every frame with stk != 0 is on its
+ *       stack
+ *   B4  every FREE head has stk != 0 (a stack holds it: it can be found)
+ *   B5  a CACHED head has stk == 0 and is on exactly one cache list of its
+ *       order; each list's count is its length
+ *   B6  (coalesced) no two free buddies of the same order, no CACHED block
+ *   B7  the free-block counts summed over contexts equal the FREE heads
+ *
+ * (B2, no block handed out twice, is a property of histories; the stress
+ * and model tests check it with an owner per frame.) A mark bit in each
+ * state word finds duplicates; the check leaves every mark clear.
+ */
+#include "buddy_i.h"
+
+struct buddy_ck {
+	struct buddy_zone *z;
+	uint64_t frame;
+	uint64_t free_blocks[BUDDY_ORDERS];
+	uint64_t cached;
+	uint64_t listed; /* frames with stk != 0 */
+};
+
+/* Relaxed throughout: quiescence is the caller's promise. */
+static uint16_t buddy_ck_st(struct buddy_ck *k, uint64_t x)
+{
+	return lf_load_u16(&k->z->st[x], LF_RELAXED);
+}
+
+static int buddy_ck_fail(struct buddy_ck *k, uint64_t x, int inv)
+{
+	k->frame = x;
+	return inv;
+}
+
+/* B1, B4, counts: walk region r head by head. */
+static int buddy_ck_region(struct buddy_ck *k, const struct buddy_rgn *r)
+{
+	uint64_t x = r->idx, end = (uint64_t)r->idx + r->n;
+	while (x < end) {
+		uint16_t s = buddy_ck_st(k, x);
+		unsigned o = bst_order(s), kind = bst_kind(s);
+		uint64_t pfn = r->pfn + (x - r->idx);
+		if (!bst_is_head(s) || kind == BK_BUSY ||
+		    (pfn & (((uint64_t)1 << o) - 1)) ||
+		    x + ((uint64_t)1 << o) > end)
+			return buddy_ck_fail(k, x, 1);
+		if (kind == BK_FREE && bst_stk(s) == 0)
+			return buddy_ck_fail(k, x, 4);
+		if (kind == BK_FREE)
+			k->free_blocks[o]++;
+		if (kind == BK_CACHED)
+			k->cached++;
+		for (uint64_t t = x + 1; t < x + ((uint64_t)1 << o); t++)
+			if (bst_kind(buddy_ck_st(k, t)) != BK_TAIL)
+				return buddy_ck_fail(k, t, 1);
+		x += (uint64_t)1 << o;
+	}
+	return 0;
+}
+
+/* Toggle the mark of x; false if it was already set (a duplicate). */
+static bool buddy_ck_mark(struct buddy_ck *k, uint64_t x)
+{
+	uint16_t s = buddy_ck_st(k, x);
+	if (s & BST_MARK)
+		return false;
+	lf_store_u16(&k->z->st[x], (uint16_t)(s | BST_MARK), LF_RELAXED);
+	return true;
+}
+
+static void buddy_ck_unmark_all(struct buddy_ck *k)
+{
+	for (uint64_t x = 0; x < k->z->nframes; x++) {
+		uint16_t s = buddy_ck_st(k, x);
+		lf_store_u16(&k->z->st[x], (uint16_t)(s & ~BST_MARK),
+			     LF_RELAXED);
+	}
+}
+
+/* B3: walk every stack, marking; then every stk != 0 must be marked. */
+static int buddy_ck_stacks(struct buddy_ck *k)
+{
+	struct buddy_zone *z = k->z;
+	for (unsigned j = 0; j < BUDDY_ORDERS; j++) {
+		uint64_t w = lf_load_u64(&z->stacks[j].s.head, LF_RELAXED);
+		uint32_t x = lf_stack_word_top(w);
+		for (; x != LF_STACK_NIL;
+		     x = lf_load_u32(&z->link[x], LF_RELAXED)) {
+			if (x >= z->nframes ||
+			    bst_stk(buddy_ck_st(k, x)) != j + 1 ||
+			    !buddy_ck_mark(k, x))
+				return buddy_ck_fail(k, x, 3);
+		}
+	}
+	for (uint64_t x = 0; x < z->nframes; x++) {
+		uint16_t s = buddy_ck_st(k, x);
+		if (bst_stk(s) != 0 && !(s & BST_MARK))
+			return buddy_ck_fail(k, x, 3);
+	}
+	return 0;
+}
+
+/* B5: every cache list holds CACHED heads of its order, counted right. */
+static int buddy_ck_caches(struct buddy_ck *k)
+{
+	struct buddy_zone *z = k->z;
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < z->ncpus; i++) {
+		struct buddy_cpu *c = &z->cpus[i];
+		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
+			uint32_t n = 0;
+			for (uint32_t x = c->head[o]; x != LF_STACK_NIL;
+			     x = lf_load_u32(&z->link[x], LF_RELAXED)) {
+				if (x >= z->nframes)
+					return buddy_ck_fail(k, x, 5);
+				uint16_t s = buddy_ck_st(k, x);
+				if (!bst_is(s, BK_CACHED, o) ||
+				    bst_stk(s) != 0 || !buddy_ck_mark(k, x))
+					return buddy_ck_fail(k, x, 5);
+				n++;
+			}
+			if (n != lf_load_u32(&c->count[o], LF_RELAXED))
+				return buddy_ck_fail(k, i, 5);
+			total += n;
+		}
+	}
+	return total == k->cached ? 0 : buddy_ck_fail(k, 0, 5);
+}
+
+/* B6: no FREE head whose buddy is a FREE head of the same order. */
+static int buddy_ck_coalesced(struct buddy_ck *k)
+{
+	struct buddy_zone *z = k->z;
+	if (k->cached)
+		return buddy_ck_fail(k, 0, 6);
+	for (uint32_t i = 0; i < z->nrgn; i++) {
+		const struct buddy_rgn *r = &z->rgn[i];
+		for (uint64_t x = r->idx; x < (uint64_t)r->idx + r->n;) {
+			uint16_t s = buddy_ck_st(k, x);
+			unsigned o = bst_order(s);
+			uint64_t pfn = r->pfn + (x - r->idx);
+			uint64_t bp = pfn ^ ((uint64_t)1 << o);
+			if (bst_kind(s) == BK_FREE && o < BUDDY_MAX_ORDER &&
+			    bp >= r->pfn && bp + ((uint64_t)1 << o) <=
+						    r->pfn + r->n &&
+			    bst_is(buddy_ck_st(k, r->idx + (bp - r->pfn)),
+				   BK_FREE, o))
+				return buddy_ck_fail(k, x, 6);
+			x += (uint64_t)1 << o;
+		}
+	}
+	return 0;
+}
+
+/* B7: the counted free blocks of each order. */
+static int buddy_ck_counts(struct buddy_ck *k)
+{
+	struct buddy_stats st;
+	buddy_zone_stats(k->z, &st);
+	for (unsigned o = 0; o < BUDDY_ORDERS; o++)
+		if (st.free_blocks[o] != k->free_blocks[o])
+			return buddy_ck_fail(k, o, 7);
+	return 0;
+}
+
+int buddy_zone_check(struct buddy_zone *z, bool coalesced, uint64_t *frame)
+{
+	struct buddy_ck k = { .z = z };
+	int rc = 0;
+	for (uint32_t i = 0; i < z->nrgn && rc == 0; i++)
+		rc = buddy_ck_region(&k, &z->rgn[i]);
+	if (rc == 0)
+		rc = buddy_ck_stacks(&k);
+	buddy_ck_unmark_all(&k);
+	if (rc == 0)
+		rc = buddy_ck_caches(&k);
+	buddy_ck_unmark_all(&k);
+	if (rc == 0 && coalesced)
+		rc = buddy_ck_coalesced(&k);
+	if (rc == 0)
+		rc = buddy_ck_counts(&k);
+	if (frame)
+		*frame = k.frame;
+	return rc;
+}

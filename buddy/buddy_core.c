@@ -1,0 +1,417 @@
+/*
+ * buddy_core.c: the lock-free heart of the buddy allocator: per-order
+ * stacks of free blocks, claims on the per-frame state word, split on
+ * allocation and coalescing on free.
+ *
+ * A block is whatever its head frame's state word says (invariant B2 of
+ * docs/design.md); a stack entry is only a hint. Stacks cannot remove an
+ * element from the middle, so when a free block is merged into its buddy or
+ * claimed by alloc_at, its entry stays where it is and goes stale. The stk
+ * field of the state word records which stack holds a frame's link (B3), so
+ * a popper, which then owns the link, re-files the entry by its frame's
+ * current state: claims it if it is a free block that fits, moves it to the
+ * stack of its real order if it is a free block of another order
+ * ("misplaced": a merge left the new head's entry on the lower stack), or
+ * drops it (stk = 0) otherwise. A frame is pushed only by the CAS that sees
+ * stk == 0 and sets it, so no link is ever on two stacks.
+ *
+ * Coalescing (B6). A free claims its block (ALLOC -> BUSY), then claims free
+ * buddies (FREE -> TAIL or BUSY of the next order) one order at a time, and
+ * publishes the result (BUSY -> FREE). Two buddies freed at the same moment
+ * may each see the other BUSY and stop; so every publish is a seq_cst CAS
+ * followed by a seq_cst load of the buddy, and if the buddy is then free of
+ * the same order the publisher merges the pair (lower one claimed first, so
+ * of two publishers exactly one goes on). In the total order of seq_cst
+ * operations, of two publishes the later one's load sees the other block
+ * free, unless a third call changed it, which then takes the duty over.
+ * Blocks published by a split need no such check: their buddy is the half
+ * the splitter keeps.
+ *
+ * Memory orders. Claims are acquire (acq_rel CAS) and publishes release or
+ * seq_cst: a block's previous owner's writes to the frames happen-before
+ * its next owner's, through the head word's release sequence (every change
+ * of it is an RMW, or a release store by a sole owner). Stack links are
+ * ordered by the stacks themselves (lf_stack.h, S4).
+ */
+#include "buddy_i.h"
+
+enum buddy_pop { BP_TAKEN, BP_DROPPED, BP_MOVED, BP_REJECTED };
+
+/* Set kind and order of a frame the caller owns; others may change stk. */
+void buddy_st_set(struct buddy_zone *z, uint32_t x, unsigned kind,
+		  unsigned order)
+{
+	/* Relaxed: the CAS re-checks it. */
+	uint16_t s = lf_load_u16(&z->st[x], LF_RELAXED);
+	/*
+	 * Release: hands on what the owner did (a split's halves, the
+	 * frames' contents); pairs with the acquire of the next claim.
+	 */
+	while (!lf_cas_u16(&z->st[x], &s, bst_with(s, kind, order),
+			   LF_ACQ_REL))
+		;
+}
+
+/* Index of the buddy of block x of order k, if it lies in the region. */
+static bool buddy_buddy_of(const struct buddy_rgn *r, uint32_t x, unsigned k,
+			   uint32_t *b)
+{
+	if (k >= BUDDY_MAX_ORDER)
+		return false;
+	uint64_t pfn = r->pfn + (x - r->idx);
+	uint64_t bp = pfn ^ ((uint64_t)1 << k);
+	if (bp < r->pfn || bp + ((uint64_t)1 << k) > r->pfn + r->n)
+		return false;
+	*b = (uint32_t)(r->idx + (bp - r->pfn));
+	return true;
+}
+
+/*
+ * Claim frame x while it is a free head of order k: FREE(k) -> kind(order).
+ * keep_stk: the entry stays where it is (a merge or alloc_at: it goes
+ * stale); otherwise the caller popped it and now owns its link.
+ */
+static bool buddy_claim_free(struct buddy_zone *z, uint32_t x, unsigned k,
+			     unsigned kind, unsigned order, bool keep_stk)
+{
+	/* Acquire: pairs with the release/seq_cst CAS that published it. */
+	uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
+	for (;;) {
+		if (!bst_is(s, BK_FREE, k))
+			return false;
+		uint16_t n = bst_with(s, kind, order);
+		if (!keep_stk)
+			n = bst_with_stk(n, 0);
+		/* Acq_rel: takes the block (acquire), hands on (release). */
+		if (lf_cas_u16(&z->st[x], &s, n, LF_ACQ_REL))
+			return true;
+	}
+}
+
+/* Publish frame x, ours, as a free head of order k; push it if unlisted. */
+static void buddy_publish(struct buddy_cpu *c, uint32_t x, unsigned k,
+			  lf_order o)
+{
+	struct buddy_zone *z = c->zone;
+	/* Relaxed: the CAS re-checks it. */
+	uint16_t s = lf_load_u16(&z->st[x], LF_RELAXED);
+	unsigned stk;
+	do {
+		stk = bst_stk(s);
+		/* B3: a listed link stays where it is; its popper re-files it. */
+	} while (!lf_cas_u16(&z->st[x], &s,
+			     bst_make(BK_FREE, k, stk ? stk : k + 1), o));
+	buddy_free_delta(c, k, 1);
+	if (stk == 0)
+		lf_stack_push(&z->stacks[k].s, z->link, x);
+}
+
+void buddy_publish_half(struct buddy_cpu *c, uint32_t u, unsigned k)
+{
+	/* Release: pairs with the acquire of whoever claims the half. */
+	buddy_publish(c, u, k, LF_RELEASE);
+	buddy_ctr_add(c, BC_SPLITS, 1);
+}
+
+/*
+ * x is BUSY(k) and ours; if its buddy b is FREE(k), claim it and make the
+ * lower of the two the BUSY head of order k + 1. Returns the new head or x.
+ */
+static bool buddy_merge_claim(struct buddy_cpu *c, uint32_t x, uint32_t b,
+			      unsigned k)
+{
+	struct buddy_zone *z = c->zone;
+	bool lower = b < x;
+	if (!buddy_claim_free(z, b, k, lower ? BK_BUSY : BK_TAIL,
+			      lower ? k + 1 : 0, true))
+		return false;
+	buddy_st_set(z, x, lower ? BK_TAIL : BK_BUSY, lower ? 0 : k + 1);
+	buddy_free_delta(c, k, -1);
+	buddy_ctr_add(c, BC_MERGES, 1);
+	return true;
+}
+
+/*
+ * After publishing x FREE(k): if its buddy b is FREE(k) too, claim the
+ * lower (BUSY) then the upper (TAIL). True with *xp the new BUSY head of
+ * order k + 1; false when there is nothing (more) for this call to do.
+ */
+static bool buddy_recheck(struct buddy_cpu *c, uint32_t x, uint32_t b,
+			  unsigned k, uint32_t *xp)
+{
+	struct buddy_zone *z = c->zone;
+	uint32_t lo = x < b ? x : b, hi = x < b ? b : x;
+	for (;;) {
+		/* Seq_cst: pairs with the seq_cst publish of the buddy (B6). */
+		uint16_t sb = lf_load_u16(&z->st[b], LF_SEQ_CST);
+		if (!bst_is(sb, BK_FREE, k))
+			return false;
+		/* The lower first: of two rechecking publishers one goes on. */
+		if (!buddy_claim_free(z, lo, k, BK_BUSY, k, true))
+			return false;
+		buddy_free_delta(c, k, -1);
+		if (buddy_claim_free(z, hi, k, BK_TAIL, 0, true))
+			break;
+		/* hi was taken meanwhile: give lo back, look again. */
+		buddy_publish(c, lo, k, LF_SEQ_CST);
+		x = lo;
+		b = hi;
+	}
+	buddy_free_delta(c, k, -1);
+	buddy_st_set(z, lo, BK_BUSY, k + 1);
+	buddy_ctr_add(c, BC_MERGES, 1);
+	*xp = lo;
+	return true;
+}
+
+void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
+		      uint32_t x, unsigned k)
+{
+	uint32_t b;
+	for (;;) {
+		while (buddy_buddy_of(r, x, k, &b) &&
+		       buddy_merge_claim(c, x, b, k)) {
+			x = x < b ? x : b;
+			k++;
+		}
+		/* Seq_cst: pairs with the recheck load of the buddy's freer. */
+		buddy_publish(c, x, k, LF_SEQ_CST);
+		if (!buddy_buddy_of(r, x, k, &b) ||
+		    !buddy_recheck(c, x, b, k, &x))
+			return;
+		k++;
+	}
+}
+
+/*
+ * Claim allocated block x of this order for freeing (ALLOC -> kind), or
+ * say why not, changing nothing.
+ */
+int buddy_free_claim(struct buddy_zone *z, const struct buddy_rgn *r,
+		     uint32_t x, unsigned order, unsigned kind)
+{
+	/* Acquire: pairs with the release that made it ALLOC. */
+	uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
+	while (bst_is(s, BK_ALLOC, order)) {
+		/* Acq_rel: the frames' contents go to the next owner. */
+		if (lf_cas_u16(&z->st[x], &s, bst_with(s, kind, order),
+			       LF_ACQ_REL))
+			return BUDDY_OK;
+	}
+	if (bst_kind(s) == BK_ALLOC)
+		return BUDDY_EORDER;
+	if (bst_kind(s) != BK_TAIL)
+		return BUDDY_EDOUBLE; /* FREE, CACHED, or BUSY in a free */
+	/* A tail: of an allocated block (ETAIL) or of a free one (EDOUBLE). */
+	uint64_t pfn = r->pfn + (x - r->idx);
+	for (unsigned j = 1; j <= BUDDY_MAX_ORDER; j++) {
+		uint64_t hp = pfn & ~(((uint64_t)1 << j) - 1);
+		if (hp < r->pfn)
+			break;
+		/* Relaxed: a diagnosis only. */
+		uint16_t h = lf_load_u16(&z->st[r->idx + (hp - r->pfn)],
+					 LF_RELAXED);
+		if (bst_is_head(h) && bst_order(h) >= j)
+			return bst_kind(h) == BK_ALLOC ? BUDDY_ETAIL
+						       : BUDDY_EDOUBLE;
+	}
+	return BUDDY_ETAIL;
+}
+
+/* Does block x of order k (the low part of a bigger one) end by limit? */
+static bool buddy_fits(const struct buddy_zone *z, uint32_t x, unsigned k,
+		       uint64_t limit)
+{
+	if (limit == BUDDY_NOLIMIT)
+		return true;
+	const struct buddy_rgn *r = buddy_rgn_of_idx(z, x);
+	return r->pfn + (x - r->idx) + ((uint64_t)1 << k) <= limit;
+}
+
+/* Move popped entry x (FREE of order o, held from a stack) to stack o. */
+static bool buddy_move(struct buddy_cpu *c, uint32_t x, uint16_t *s,
+		       unsigned o)
+{
+	struct buddy_zone *z = c->zone;
+	/* Relaxed: the link is ours; the push orders it (S4). */
+	if (!lf_cas_u16(&z->st[x], s, bst_with_stk(*s, o + 1), LF_RELAXED))
+		return false;
+	lf_stack_push(&z->stacks[o].s, z->link, x);
+	buddy_ctr_add(c, BC_MOVED, 1);
+	return true;
+}
+
+/*
+ * Entry x was popped from stack j; we own its link (stk == j + 1). Take
+ * it if it is a free block of order >= k that fits (then BUSY, stk 0, its
+ * order in *op); keep it (REJECTED) if it is a free block of order j that
+ * does not fit; move it if it is a free block of another order; drop it
+ * (stk 0) otherwise.
+ */
+static enum buddy_pop buddy_popped(struct buddy_cpu *c, uint32_t x,
+				   unsigned j, unsigned k, uint64_t limit,
+				   unsigned *op)
+{
+	struct buddy_zone *z = c->zone;
+	/* Acquire: pairs with the publish of the block. */
+	uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
+	for (;;) {
+		LF_ASSERT(bst_stk(s) == j + 1); /* B3 */
+		unsigned o = bst_order(s);
+		if (bst_kind(s) != BK_FREE) {
+			/* Relaxed: only stk changes, and the link is ours. */
+			if (!lf_cas_u16(&z->st[x], &s, bst_with_stk(s, 0),
+					LF_RELAXED))
+				continue;
+			buddy_ctr_add(c, BC_STALE, 1);
+			return BP_DROPPED;
+		}
+		if (o >= k && buddy_fits(z, x, k, limit)) {
+			/* Acq_rel: the claim (B2). */
+			if (!lf_cas_u16(&z->st[x], &s,
+					bst_make(BK_BUSY, o, 0), LF_ACQ_REL))
+				continue;
+			buddy_free_delta(c, o, -1);
+			*op = o;
+			return BP_TAKEN;
+		}
+		if (o == j)
+			return BP_REJECTED;
+		if (buddy_move(c, x, &s, o))
+			return BP_MOVED;
+	}
+}
+
+/* Entry x popped from stack j: true if taken (BUSY, order in *op). */
+bool buddy_pop_take(struct buddy_cpu *c, uint32_t x, unsigned j, unsigned k,
+		    unsigned *op)
+{
+	return buddy_popped(c, x, j, k, BUDDY_NOLIMIT, op) == BP_TAKEN;
+}
+
+/*
+ * Pop stack j until a block of order >= k that fits is claimed; blocks of
+ * order j that do not fit the limit are pushed back in one chain.
+ */
+uint32_t buddy_take_stack(struct buddy_cpu *c, unsigned j, unsigned k,
+			  uint64_t limit, unsigned *op)
+{
+	struct buddy_zone *z = c->zone;
+	uint32_t first = LF_STACK_NIL, last = LF_STACK_NIL, x;
+	while ((x = lf_stack_pop(&z->stacks[j].s, z->link)) != LF_STACK_NIL) {
+		enum buddy_pop p = buddy_popped(c, x, j, k, limit, op);
+		if (p == BP_TAKEN)
+			break;
+		if (p != BP_REJECTED)
+			continue;
+		/* Relaxed: our link until push_chain publishes it. */
+		lf_store_u32(&z->link[x], first, LF_RELAXED);
+		first = x;
+		if (last == LF_STACK_NIL)
+			last = x;
+	}
+	if (first != LF_STACK_NIL)
+		lf_stack_push_chain(&z->stacks[j].s, z->link, first, last);
+	return x;
+}
+
+/* Claim a free block of order k..max (the smallest listed first). */
+uint32_t buddy_take(struct buddy_cpu *c, unsigned k, unsigned max,
+		    uint64_t limit, unsigned *op)
+{
+	for (unsigned j = k; j <= max; j++) {
+		uint32_t x = buddy_take_stack(c, j, k, limit, op);
+		if (x != LF_STACK_NIL)
+			return x;
+	}
+	return LF_STACK_NIL;
+}
+
+/* x is BUSY(o), ours: give back upper halves until it is BUSY(k). */
+void buddy_split_low(struct buddy_cpu *c, uint32_t x, unsigned o, unsigned k)
+{
+	struct buddy_zone *z = c->zone;
+	for (unsigned j = o; j > k; j--) {
+		/* The half's buddy is the part we keep: no recheck (B6). */
+		buddy_publish_half(c, x + ((uint32_t)1 << (j - 1)), j - 1);
+		buddy_st_set(z, x, BK_BUSY, j - 1);
+	}
+}
+
+/* Free blocks of order >= k, counted over every context. */
+uint64_t buddy_free_blocks_from(const struct buddy_zone *z, unsigned k)
+{
+	uint64_t n = 0;
+	for (unsigned o = k; o <= BUDDY_MAX_ORDER; o++) {
+		uint64_t sum = 0;
+		for (uint32_t i = 0; i < z->ncpus; i++)
+			/* Relaxed: a count, re-checked by the caller's retry. */
+			sum += lf_load_u64(&z->cpus[i].free_delta[o],
+					   LF_RELAXED);
+		n += sum;
+	}
+	return n;
+}
+
+/* Re-file every entry of stack j (see buddy_zone_sweep()). */
+static void buddy_sweep_stack(struct buddy_cpu *c, unsigned j)
+{
+	struct buddy_zone *z = c->zone;
+	uint32_t first = LF_STACK_NIL, last = LF_STACK_NIL;
+	uint32_t x = lf_stack_pop_all(&z->stacks[j].s);
+	while (x != LF_STACK_NIL) {
+		/* Relaxed: the chain is ours (popped whole). */
+		uint32_t next = lf_load_u32(&z->link[x], LF_RELAXED);
+		unsigned o;
+		/* A limit of 0 fits nothing: free blocks of order j stay. */
+		if (buddy_popped(c, x, j, BUDDY_ORDERS, 0, &o) ==
+		    BP_REJECTED) {
+			lf_store_u32(&z->link[x], first, LF_RELAXED);
+			first = x;
+			if (last == LF_STACK_NIL)
+				last = x;
+		}
+		x = next;
+	}
+	if (first != LF_STACK_NIL)
+		lf_stack_push_chain(&z->stacks[j].s, z->link, first, last);
+}
+
+void buddy_zone_sweep(struct buddy_cpu *c)
+{
+	for (unsigned j = 0; j <= BUDDY_MAX_ORDER; j++)
+		buddy_sweep_stack(c, j);
+	buddy_ctr_add(c, BC_SWEEPS, 1);
+}
+
+/*
+ * Claim a block of order k (ending by limit), split to k: BUSY(k), ours.
+ * Before failing: sweep the stacks (misplaced entries), then drain every
+ * cache, then retry while the counts say a free block of order >= k exists
+ * (it is in flight in another call).
+ */
+int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
+		      uint32_t *xp)
+{
+	unsigned o;
+	for (unsigned attempt = 0;; attempt++) {
+		uint32_t x = buddy_take(c, k, BUDDY_MAX_ORDER, limit, &o);
+		if (x != LF_STACK_NIL) {
+			buddy_split_low(c, x, o, k);
+			*xp = x;
+			return BUDDY_OK;
+		}
+		if (attempt == 0) {
+			buddy_zone_sweep(c);
+		} else if (attempt == 1) {
+			buddy_zone_drain_all(c);
+			buddy_zone_sweep(c);
+		} else if (attempt > 64 || limit != BUDDY_NOLIMIT ||
+			   buddy_free_blocks_from(c->zone, k) == 0) {
+			return BUDDY_ENOMEM;
+		} else {
+			lf_platform_pause();
+			buddy_zone_sweep(c);
+		}
+	}
+}

@@ -1,0 +1,207 @@
+/*
+ * buddy_i.h: the internals shared by buddy.c (zone set-up, statistics,
+ * checks), buddy_core.c (the lock-free stacks, split and merge) and
+ * buddy_cache.c (the per-CPU caches). Not for users: they include buddy.h.
+ *
+ * The per-frame state word (16 bits) is the authority on what a frame is.
+ * It is changed only by CAS (or, where one owner has it exclusively, by a
+ * store; see buddy_cache.c) and its transitions are pure functions below:
+ *
+ *   bits 0-2   kind: FREE, ALLOC, CACHED, BUSY (heads) or TAIL
+ *   bits 3-7   order of the block, for a head
+ *   bits 8-12  stk: 0, or j + 1 while the frame's link is held by stack j
+ *              (or by the one call that popped it from, or is pushing it
+ *              onto, stack j): invariant B3 of docs/design.md
+ *   bit  13    mark, used only by buddy_zone_check() at quiescence
+ */
+#ifndef BUDDY_I_H
+#define BUDDY_I_H
+
+#include "buddy.h"
+
+enum buddy_kind {
+	BK_NONE = 0, /* never stored */
+	BK_FREE = BUDDY_FRAME_FREE,
+	BK_ALLOC = BUDDY_FRAME_ALLOC,
+	BK_CACHED = BUDDY_FRAME_CACHED,
+	BK_TAIL = BUDDY_FRAME_TAIL,
+	BK_BUSY = BUDDY_FRAME_BUSY,
+};
+
+#define BST_KIND_MASK 0x0007u
+#define BST_ORDER_SHIFT 3
+#define BST_ORDER_MASK 0x00f8u
+#define BST_STK_SHIFT 8
+#define BST_STK_MASK 0x1f00u
+#define BST_MARK 0x2000u
+
+_Static_assert(BUDDY_ORDERS + 1 <= 31, "stk field holds order + 1");
+_Static_assert(BUDDY_MAX_ORDER <= 31, "order field is 5 bits");
+_Static_assert(sizeof(lf_atomic_u16) == 2, "the state word is 16 bits");
+
+static inline uint16_t bst_make(unsigned kind, unsigned order, unsigned stk)
+{
+	return (uint16_t)(kind | order << BST_ORDER_SHIFT |
+			  stk << BST_STK_SHIFT);
+}
+static inline unsigned bst_kind(uint16_t s)
+{
+	return s & BST_KIND_MASK;
+}
+static inline unsigned bst_order(uint16_t s)
+{
+	return (s & BST_ORDER_MASK) >> BST_ORDER_SHIFT;
+}
+static inline unsigned bst_stk(uint16_t s)
+{
+	return (s & BST_STK_MASK) >> BST_STK_SHIFT;
+}
+/* A head of this kind, any order: FREE, ALLOC, CACHED or BUSY. */
+static inline bool bst_is_head(uint16_t s)
+{
+	unsigned k = bst_kind(s);
+	return k != BK_TAIL && k != BK_NONE;
+}
+/* The same word with kind and order replaced; stk and mark kept. */
+static inline uint16_t bst_with(uint16_t s, unsigned kind, unsigned order)
+{
+	return (uint16_t)((s & (BST_STK_MASK | BST_MARK)) |
+			  bst_make(kind, order, 0));
+}
+/* The same word with stk replaced. */
+static inline uint16_t bst_with_stk(uint16_t s, unsigned stk)
+{
+	return (uint16_t)((s & ~BST_STK_MASK) | stk << BST_STK_SHIFT);
+}
+static inline bool bst_is(uint16_t s, unsigned kind, unsigned order)
+{
+	return bst_kind(s) == kind && bst_order(s) == order;
+}
+
+/* A region: frames [pfn, pfn + n) at indices [idx, idx + n). (i) */
+struct buddy_rgn {
+	uint64_t pfn;
+	uint32_t idx;
+	uint32_t n;
+};
+
+/* One lock-free stack per order, each on its own cache line. */
+struct buddy_stack_line {
+	struct lf_stack s; /* (a) */
+} LF_CACHE_ALIGNED;
+
+/* Per-context counters: written only by the context's user, read by stats. */
+enum buddy_ctr {
+	BC_ALLOCS,
+	BC_FREES,
+	BC_FAILED,
+	BC_MERGES,
+	BC_SPLITS,
+	BC_STALE,
+	BC_MOVED,
+	BC_REFILLS,
+	BC_DRAINS,
+	BC_SWEEPS,
+	BC_REJECTED, /* + -err: BC_REJECTED + BUDDY_NERR entries */
+	BC_COUNT = BC_REJECTED + BUDDY_NERR,
+};
+
+struct buddy_cpu {
+	lf_atomic_u32 lock;                        /* (a) the cache lock */
+	uint32_t head[BUDDY_CACHE_ORDERS];         /* (l) cache lists */
+	lf_atomic_u32 count[BUDDY_CACHE_ORDERS];   /* (l) written; stats read */
+	struct buddy_zone *zone;                   /* (i) */
+	uint32_t id;                               /* (i) */
+	bool nocache;                              /* (o) owner's setting */
+	/*
+	 * (o) Written only by the thread using this context, with relaxed
+	 * load + store (no RMW); buddy_zone_stats() sums them with relaxed
+	 * loads. free_delta[k] counts the FREE heads of order k this context
+	 * created minus those it claimed (mod 2^64): their sum over all
+	 * contexts is the number of free blocks of order k at quiescence.
+	 */
+	lf_atomic_u64 free_delta[BUDDY_ORDERS];
+	lf_atomic_u64 ctr[BC_COUNT];
+} LF_CACHE_ALIGNED;
+
+struct buddy_zone {
+	struct buddy_stack_line stacks[BUDDY_ORDERS]; /* (a) */
+	struct buddy_rgn rgn[BUDDY_MAX_REGIONS];       /* (i) */
+	uint32_t nrgn;                                 /* (i) */
+	uint32_t ncpus;                                /* (i) */
+	uint64_t nframes;                              /* (i) */
+	lf_atomic_u16 *st;            /* (a) state word per frame */
+	lf_atomic_u32 *link;          /* (a) stack/cache link per frame */
+	struct buddy_cpu *cpus;       /* (i) ncpus contexts */
+} LF_CACHE_ALIGNED;
+
+#define BUDDY_NOLIMIT UINT64_MAX /* no address limit (in frames) */
+
+/* Counters of a context: relaxed load + store by its only writer. */
+static inline void buddy_ctr_add(struct buddy_cpu *c, enum buddy_ctr i,
+				 uint64_t v)
+{
+	lf_atomic_u64 *a = &c->ctr[i];
+	/* Relaxed: only this context's user writes it; stats read it. */
+	lf_store_u64(a, lf_load_u64(a, LF_RELAXED) + v, LF_RELAXED);
+}
+static inline void buddy_free_delta(struct buddy_cpu *c, unsigned order,
+				    int64_t v)
+{
+	lf_atomic_u64 *a = &c->free_delta[order];
+	/* Relaxed: as buddy_ctr_add(). */
+	lf_store_u64(a, lf_load_u64(a, LF_RELAXED) + (uint64_t)v, LF_RELAXED);
+}
+/* Count a rejected call and return its error code. */
+static inline int buddy_reject(struct buddy_cpu *c, int err)
+{
+	buddy_ctr_add(c, BC_REJECTED, 1);
+	buddy_ctr_add(c, (enum buddy_ctr)(BC_REJECTED + -err), 1);
+	return err;
+}
+
+/* buddy.c */
+const struct buddy_rgn *buddy_rgn_of_pfn(const struct buddy_zone *z,
+					 uint64_t pfn);
+const struct buddy_rgn *buddy_rgn_of_idx(const struct buddy_zone *z,
+					 uint32_t idx);
+static inline uint64_t buddy_rgn_addr(const struct buddy_rgn *r, uint32_t x)
+{
+	return (r->pfn + (x - r->idx)) << BUDDY_FRAME_SHIFT;
+}
+static inline uint32_t buddy_addr_idx(const struct buddy_rgn *r, uint64_t a)
+{
+	return r->idx + (uint32_t)((a >> BUDDY_FRAME_SHIFT) - r->pfn);
+}
+static inline uint64_t buddy_idx_addr(const struct buddy_zone *z, uint32_t x)
+{
+	return buddy_rgn_addr(buddy_rgn_of_idx(z, x), x);
+}
+/* Check addr and order of a block: the region, or an error code. */
+int buddy_addr_check(const struct buddy_zone *z, uint64_t addr,
+		     unsigned order, const struct buddy_rgn **rp);
+
+/* buddy_core.c */
+void buddy_st_set(struct buddy_zone *z, uint32_t x, unsigned kind,
+		  unsigned order);
+int buddy_free_claim(struct buddy_zone *z, const struct buddy_rgn *r,
+		     uint32_t x, unsigned order, unsigned kind);
+void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
+		      uint32_t x, unsigned k);
+void buddy_publish_half(struct buddy_cpu *c, uint32_t u, unsigned k);
+int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
+		      uint32_t *xp);
+uint32_t buddy_take(struct buddy_cpu *c, unsigned k, unsigned max,
+		    uint64_t limit, unsigned *op);
+bool buddy_pop_take(struct buddy_cpu *c, uint32_t x, unsigned j, unsigned k,
+		    unsigned *op);
+uint32_t buddy_take_stack(struct buddy_cpu *c, unsigned j, unsigned k,
+			  uint64_t limit, unsigned *op);
+void buddy_split_low(struct buddy_cpu *c, uint32_t x, unsigned o,
+		     unsigned k);
+uint64_t buddy_free_blocks_from(const struct buddy_zone *z, unsigned k);
+
+/* buddy_cache.c */
+void buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim);
+
+#endif /* BUDDY_I_H */

@@ -1,0 +1,250 @@
+/*
+ * buddy_place.c: allocations with a placement constraint, on top of the
+ * lock-free core: below an address limit (a DMA32-style zone), at an exact
+ * address (device memory; a slow path), and runs of N frames that are not a
+ * power of two (allocate the order, give back the tail).
+ *
+ * These bypass the per-CPU caches, except that they drain them before they
+ * fail, so that no memory held in a cache makes them fail.
+ */
+#include "buddy_i.h"
+
+#define BUDDY_AT_RETRIES 64 /* rounds while a block is BUSY in another call */
+
+int buddy_alloc_below(struct buddy_cpu *c, unsigned order, uint64_t limit,
+		      uint64_t *addr)
+{
+	if (c == NULL || addr == NULL)
+		return BUDDY_EINVAL;
+	if (order > BUDDY_MAX_ORDER)
+		return buddy_reject(c, BUDDY_EINVAL);
+	uint32_t x;
+	int rc = buddy_take_global(c, order, limit >> BUDDY_FRAME_SHIFT, &x);
+	if (rc != BUDDY_OK) {
+		buddy_ctr_add(c, BC_FAILED, 1);
+		return rc;
+	}
+	buddy_st_set(c->zone, x, BK_ALLOC, order);
+	buddy_ctr_add(c, BC_ALLOCS, 1);
+	*addr = buddy_idx_addr(c->zone, x);
+	return BUDDY_OK;
+}
+
+/*
+ * The head of the block that holds frame x, if that block covers the
+ * aligned range of order k at x; else LF_STACK_NIL. Its state in *sp.
+ */
+static uint32_t buddy_at_head(const struct buddy_zone *z,
+			      const struct buddy_rgn *r, uint32_t x,
+			      unsigned k, uint16_t *sp)
+{
+	uint64_t pfn = r->pfn + (x - r->idx);
+	for (unsigned j = k; j <= BUDDY_MAX_ORDER; j++) {
+		uint64_t hp = pfn & ~(((uint64_t)1 << j) - 1);
+		if (hp < r->pfn)
+			break;
+		uint32_t h = r->idx + (uint32_t)(hp - r->pfn);
+		/* Acquire: pairs with the publish; the CAS re-checks it. */
+		uint16_t s = lf_load_u16(&z->st[h], LF_ACQUIRE);
+		if (!bst_is_head(s))
+			continue;
+		if (bst_order(s) < j)
+			return LF_STACK_NIL; /* split below the range's order */
+		*sp = s;
+		return h;
+	}
+	return LF_STACK_NIL;
+}
+
+/* h is BUSY(o), ours, and holds x: split until x is BUSY(k), ours. */
+static void buddy_at_split(struct buddy_cpu *c, uint32_t h, unsigned o,
+			   uint32_t x, unsigned k)
+{
+	struct buddy_zone *z = c->zone;
+	for (unsigned j = o; j > k; j--) {
+		uint32_t half = (uint32_t)1 << (j - 1);
+		if (x < h + half) {
+			buddy_st_set(z, h, BK_BUSY, j - 1);
+			buddy_publish_half(c, h + half, j - 1);
+		} else {
+			buddy_st_set(z, h + half, BK_BUSY, j - 1);
+			buddy_publish_half(c, h, j - 1);
+			h += half;
+		}
+	}
+}
+
+/*
+ * One attempt at claiming [x, x + 2^k): OK, EBUSY (allocated or cached),
+ * or 1 to try again (a block in transition in another call).
+ */
+static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
+			uint32_t x, unsigned k)
+{
+	struct buddy_zone *z = c->zone;
+	uint16_t s;
+	uint32_t h = buddy_at_head(z, r, x, k, &s);
+	if (h == LF_STACK_NIL)
+		return BUDDY_EBUSY;
+	if (bst_kind(s) == BK_BUSY)
+		return 1;
+	if (bst_kind(s) != BK_FREE)
+		return BUDDY_EBUSY;
+	unsigned o = bst_order(s);
+	/* Acq_rel: the claim (B2); a stack entry of h goes stale. */
+	if (!lf_cas_u16(&z->st[h], &s, bst_with(s, BK_BUSY, o), LF_ACQ_REL))
+		return 1;
+	buddy_free_delta(c, o, -1);
+	buddy_at_split(c, h, o, x, k);
+	buddy_st_set(z, x, BK_ALLOC, k);
+	return BUDDY_OK;
+}
+
+int buddy_alloc_at(struct buddy_cpu *c, uint64_t addr, unsigned order)
+{
+	if (c == NULL)
+		return BUDDY_EINVAL;
+	const struct buddy_rgn *r;
+	int rc = buddy_addr_check(c->zone, addr, order, &r);
+	if (rc != BUDDY_OK)
+		return buddy_reject(c, rc);
+	uint32_t x = buddy_addr_idx(r, addr);
+	for (unsigned i = 0; i < BUDDY_AT_RETRIES; i++) {
+		rc = buddy_at_try(c, r, x, order);
+		if (rc == BUDDY_EBUSY && i == 0) {
+			/* It may sit in a cache, or in uncoalesced pieces. */
+			buddy_zone_drain_all(c);
+			continue;
+		}
+		if (rc != 1)
+			break;
+		lf_platform_pause();
+	}
+	if (rc != BUDDY_OK) {
+		buddy_ctr_add(c, BC_FAILED, 1);
+		return BUDDY_EBUSY;
+	}
+	buddy_ctr_add(c, BC_ALLOCS, 1);
+	return BUDDY_OK;
+}
+
+/* The order of the largest power of two <= n (n > 0). */
+static unsigned buddy_log2_floor(uint64_t n)
+{
+	return 63u - (unsigned)__builtin_clzll(n);
+}
+
+/*
+ * x is BUSY(K), ours, 2^(K-1) < n <= 2^K: leave [x, x + n) allocated as the
+ * pieces of n's binary decomposition, from the largest, and publish the
+ * rest: each free piece is an upper half whose buddy holds allocated
+ * frames, so nothing can coalesce with it.
+ */
+static void buddy_run_split(struct buddy_cpu *c, uint32_t x, unsigned k,
+			    uint64_t n)
+{
+	struct buddy_zone *z = c->zone;
+	while (n != ((uint64_t)1 << k)) {
+		uint32_t half = (uint32_t)1 << (k - 1);
+		k--;
+		if (n <= half) {
+			buddy_st_set(z, x, BK_BUSY, k);
+			buddy_publish_half(c, x + half, k);
+			continue;
+		}
+		buddy_st_set(z, x, BK_ALLOC, k);
+		x += half;
+		n -= half;
+		buddy_st_set(z, x, BK_BUSY, k);
+	}
+	buddy_st_set(z, x, BK_ALLOC, k);
+}
+
+int buddy_alloc_run(struct buddy_cpu *c, uint64_t nframes, uint64_t *addr)
+{
+	if (c == NULL || addr == NULL)
+		return BUDDY_EINVAL;
+	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER))
+		return buddy_reject(c, BUDDY_EINVAL);
+	unsigned k = buddy_log2_floor(nframes);
+	if (nframes & (nframes - 1))
+		k++;
+	uint32_t x;
+	int rc = buddy_take_global(c, k, BUDDY_NOLIMIT, &x);
+	if (rc != BUDDY_OK) {
+		buddy_ctr_add(c, BC_FAILED, 1);
+		return rc;
+	}
+	buddy_run_split(c, x, k, nframes);
+	buddy_ctr_add(c, BC_ALLOCS, 1);
+	*addr = buddy_idx_addr(c->zone, x);
+	return BUDDY_OK;
+}
+
+/* The next piece of a run at frame offset *off: its order, or -1. */
+static int buddy_run_next(uint64_t nframes, uint64_t *off)
+{
+	uint64_t rest = nframes - *off;
+	if (rest == 0)
+		return -1;
+	unsigned o = buddy_log2_floor(rest);
+	*off += (uint64_t)1 << o;
+	return (int)o;
+}
+
+/* Check every piece as buddy_free() would; the first error, or OK. */
+static int buddy_run_check(struct buddy_zone *z, uint64_t addr,
+			   uint64_t nframes)
+{
+	uint64_t off = 0, at = 0;
+	int o;
+	while ((o = buddy_run_next(nframes, &off)) >= 0) {
+		const struct buddy_rgn *r;
+		uint64_t a = addr + (at << BUDDY_FRAME_SHIFT);
+		int rc = buddy_addr_check(z, a, (unsigned)o, &r);
+		if (rc == BUDDY_OK) {
+			uint32_t x = buddy_addr_idx(r, a);
+			/* Acquire: as buddy_free_claim(); re-checked there. */
+			uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
+			if (!bst_is(s, BK_ALLOC, (unsigned)o))
+				rc = buddy_free_claim(z, r, x, (unsigned)o,
+						      BK_ALLOC);
+		}
+		if (rc != BUDDY_OK)
+			return rc;
+		at = off;
+	}
+	return BUDDY_OK;
+}
+
+int buddy_free_run(struct buddy_cpu *c, uint64_t addr, uint64_t nframes)
+{
+	if (c == NULL)
+		return BUDDY_EINVAL;
+	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER))
+		return buddy_reject(c, BUDDY_EINVAL);
+	struct buddy_zone *z = c->zone;
+	const struct buddy_rgn *r;
+	int rc = buddy_addr_check(z, addr, buddy_log2_floor(nframes), &r);
+	if (rc == BUDDY_OK)
+		rc = buddy_run_check(z, addr, nframes);
+	if (rc != BUDDY_OK)
+		return buddy_reject(c, rc);
+	uint64_t off = 0, at = 0;
+	int o;
+	while ((o = buddy_run_next(nframes, &off)) >= 0) {
+		uint64_t a = addr + (at << BUDDY_FRAME_SHIFT);
+		/* Checked above; each piece in the region that holds it. */
+		rc = buddy_addr_check(z, a, (unsigned)o, &r);
+		LF_ASSERT(rc == BUDDY_OK);
+		uint32_t x = buddy_addr_idx(r, a);
+		/* A racing double free of a piece fails here. */
+		rc = buddy_free_claim(z, r, x, (unsigned)o, BK_BUSY);
+		if (rc != BUDDY_OK)
+			return buddy_reject(c, rc);
+		buddy_free_merge(c, r, x, (unsigned)o);
+		at = off;
+	}
+	buddy_ctr_add(c, BC_FREES, 1);
+	return BUDDY_OK;
+}

@@ -1,0 +1,271 @@
+/*
+ * stress_buddy.c: the lock-free buddy under several threads, for the tsan
+ * and asan presets (a sanitizer report fails the test) and the default one.
+ *
+ * Each thread plays one CPU (its own struct buddy_cpu) and allocates mixed
+ * orders, exact addresses, limited addresses and runs. Every allocated frame
+ * is stamped with its owner in a shadow array by CAS from "nobody": a frame
+ * handed out twice fails the CAS at once. Blocks are freed by their owner
+ * or handed to another thread through its mailbox and freed there (frees on
+ * other threads than the allocating one). At the end every thread gives
+ * everything back and the zone must be whole: every frame free, fully
+ * coalesced (buddy_zone_check with caches drained), allocations == frees.
+ *
+ * Usage: stress_buddy THREADS MILLISECONDS FRAMES
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "buddy.h"
+#include "check.h"
+#include "platform_user.h"
+
+#define MAXT 16
+#define HELD 256
+#define MAILBOX 512
+
+struct blk {
+	uint64_t addr;
+	uint64_t frames;
+	unsigned order; /* a run if frames != 2^order */
+	bool run;
+};
+
+struct mailbox {
+	pthread_mutex_t lock;
+	struct blk b[MAILBOX];
+	unsigned n;
+};
+
+static struct buddy_zone *zone;
+static struct buddy_region rg[2];
+static _Atomic uint32_t *owner; /* per frame of [0, span): thread + 1 */
+static uint64_t span;
+static struct mailbox mbox[MAXT];
+static unsigned nthreads;
+static atomic_bool stop;
+static pthread_barrier_t done;
+static atomic_ulong ops_total, handoffs;
+
+static void own(const struct blk *b, uint32_t from, uint32_t to)
+{
+	uint64_t pfn = b->addr / BUDDY_FRAME_SIZE;
+	CHECK_FATAL(pfn + b->frames <= span);
+	for (uint64_t i = 0; i < b->frames; i++) {
+		uint32_t exp = from;
+		if (!atomic_compare_exchange_strong_explicit(
+			    &owner[pfn + i], &exp, to, memory_order_relaxed,
+			    memory_order_relaxed)) {
+			fprintf(stderr, "frame %" PRIu64 ": owner %u, not %u\n",
+				pfn + i, exp, from);
+			CHECK_FATAL(!"a frame handed out twice");
+		}
+	}
+}
+
+struct worker {
+	unsigned id;
+	struct buddy_cpu *c;
+	uint64_t rng;
+	struct blk held[HELD];
+	unsigned nheld;
+	unsigned long ops;
+};
+
+static uint64_t wrnd(struct worker *w)
+{
+	w->rng ^= w->rng << 13;
+	w->rng ^= w->rng >> 7;
+	w->rng ^= w->rng << 17;
+	return w->rng;
+}
+
+static void give_back(struct worker *w, struct blk b)
+{
+	own(&b, w->id + 1, 0);
+	int rc = b.run ? buddy_free_run(w->c, b.addr, b.frames)
+		       : buddy_free(w->c, b.addr, b.order);
+	CHECK_FATAL(rc == BUDDY_OK);
+}
+
+static void take(struct worker *w, uint64_t addr, uint64_t frames,
+		 unsigned order, bool run)
+{
+	struct blk b = { addr, frames, order, run };
+	own(&b, 0, w->id + 1);
+	if (w->nheld == HELD) {
+		unsigned i = (unsigned)(wrnd(w) % HELD);
+		give_back(w, w->held[i]);
+		w->held[i] = b;
+		return;
+	}
+	w->held[w->nheld++] = b;
+}
+
+static void do_alloc(struct worker *w)
+{
+	unsigned r = (unsigned)(wrnd(w) % 100), o;
+	uint64_t a;
+	if (r < 70) {
+		o = (unsigned)(wrnd(w) % 4);
+		if (buddy_alloc(w->c, o, &a) == BUDDY_OK)
+			take(w, a, (uint64_t)1 << o, o, false);
+	} else if (r < 85) {
+		o = 4 + (unsigned)(wrnd(w) % 6);
+		if (buddy_alloc(w->c, o, &a) == BUDDY_OK)
+			take(w, a, (uint64_t)1 << o, o, false);
+	} else if (r < 90) {
+		o = (unsigned)(wrnd(w) % 3);
+		a = (wrnd(w) % span) * BUDDY_FRAME_SIZE;
+		a &= ~((BUDDY_FRAME_SIZE << o) - 1);
+		if (buddy_alloc_at(w->c, a, o) == BUDDY_OK)
+			take(w, a, (uint64_t)1 << o, o, false);
+	} else if (r < 95) {
+		o = (unsigned)(wrnd(w) % 3);
+		uint64_t lim = rg[0].base + rg[0].size / 2;
+		if (buddy_alloc_below(w->c, o, lim, &a) == BUDDY_OK) {
+			CHECK(a + (BUDDY_FRAME_SIZE << o) <= lim);
+			take(w, a, (uint64_t)1 << o, o, false);
+		}
+	} else {
+		uint64_t n = 1 + wrnd(w) % 40;
+		if (buddy_alloc_run(w->c, n, &a) == BUDDY_OK)
+			take(w, a, n, 0, true);
+	}
+}
+
+/* Free one held block here, or hand it to another thread to free. */
+static void do_free(struct worker *w)
+{
+	if (w->nheld == 0)
+		return;
+	unsigned i = (unsigned)(wrnd(w) % w->nheld);
+	struct blk b = w->held[i];
+	w->held[i] = w->held[--w->nheld];
+	unsigned to = (unsigned)(wrnd(w) % nthreads);
+	if (to == w->id || nthreads == 1) {
+		give_back(w, b);
+		return;
+	}
+	struct mailbox *m = &mbox[to];
+	pthread_mutex_lock(&m->lock);
+	if (m->n < MAILBOX) {
+		own(&b, w->id + 1, to + 1);
+		m->b[m->n++] = b;
+		pthread_mutex_unlock(&m->lock);
+		atomic_fetch_add_explicit(&handoffs, 1, memory_order_relaxed);
+		return;
+	}
+	pthread_mutex_unlock(&m->lock);
+	give_back(w, b);
+}
+
+static void drain_mailbox(struct worker *w)
+{
+	struct mailbox *m = &mbox[w->id];
+	pthread_mutex_lock(&m->lock);
+	while (m->n)
+		give_back(w, m->b[--m->n]);
+	pthread_mutex_unlock(&m->lock);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	lf_platform_user_set_cpu(w->id);
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		for (int i = 0; i < 64; i++) {
+			if (wrnd(w) % 2)
+				do_alloc(w);
+			else
+				do_free(w);
+			w->ops++;
+		}
+		drain_mailbox(w);
+		if (wrnd(w) % 64 == 0)
+			buddy_cpu_drain(w->c);
+	}
+	pthread_barrier_wait(&done);
+	drain_mailbox(w);
+	while (w->nheld)
+		give_back(w, w->held[--w->nheld]);
+	atomic_fetch_add(&ops_total, w->ops);
+	return NULL;
+}
+
+static void setup(uint64_t frames)
+{
+	/* Two regions with a hole, the second at an odd frame. */
+	rg[0] = (struct buddy_region){ 256 * BUDDY_FRAME_SIZE,
+				       frames / 2 * BUDDY_FRAME_SIZE };
+	uint64_t b1 = 256 + frames / 2 + 77;
+	rg[1] = (struct buddy_region){ b1 * BUDDY_FRAME_SIZE,
+				       (frames - frames / 2) *
+					       BUDDY_FRAME_SIZE };
+	span = b1 + frames - frames / 2;
+	size_t sz = buddy_meta_size(rg, 2, nthreads);
+	void *meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+	owner = calloc(span, sizeof(*owner));
+	CHECK_FATAL(sz && meta && owner);
+	CHECK_FATAL(buddy_zone_init(&zone, meta, sz, rg, 2, nthreads) ==
+		    BUDDY_OK);
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_mutex_init(&mbox[i].lock, NULL);
+}
+
+static void verify_end(uint64_t frames)
+{
+	struct buddy_cpu *c = buddy_zone_cpu(zone, 0);
+	buddy_zone_drain_all(c);
+	uint64_t fr;
+	int inv = buddy_zone_check(zone, true, &fr);
+	if (inv)
+		fprintf(stderr, "invariant B%d broken at %" PRIu64 "\n", inv,
+			fr);
+	CHECK_EQ(inv, 0);
+	struct buddy_stats st;
+	buddy_zone_stats(zone, &st);
+	CHECK_EQ(st.free_frames, frames);
+	CHECK_EQ(st.cached_frames, 0);
+	CHECK_EQ(st.allocs, st.frees);
+	/* Only alloc_at of a random address in a hole may be refused. */
+	CHECK_EQ(st.rejected, st.rejected_by[-BUDDY_ERANGE]);
+	for (uint64_t i = 0; i < span; i++)
+		CHECK_FATAL(atomic_load(&owner[i]) == 0);
+	printf("stress_buddy: %u threads, %lu ops, %lu hand-offs, %" PRIu64
+	       " allocs, %" PRIu64 " merges, %" PRIu64 " splits, %" PRIu64
+	       " stale, %" PRIu64 " moved, %" PRIu64 " sweeps\n",
+	       nthreads, atomic_load(&ops_total), atomic_load(&handoffs),
+	       st.allocs, st.merges, st.splits, st.stale, st.moved, st.sweeps);
+}
+
+int main(int argc, char **argv)
+{
+	nthreads = argc > 1 ? (unsigned)atoi(argv[1]) : 4;
+	unsigned ms = argc > 2 ? (unsigned)atoi(argv[2]) : 2000;
+	uint64_t frames = argc > 3 ? strtoull(argv[3], NULL, 0) : 4096;
+	CHECK_FATAL(nthreads >= 1 && nthreads <= MAXT && frames >= 64);
+	setup(frames);
+	pthread_barrier_init(&done, NULL, nthreads + 1);
+	static struct worker w[MAXT];
+	pthread_t t[MAXT];
+	for (unsigned i = 0; i < nthreads; i++) {
+		w[i] = (struct worker){ .id = i,
+					.c = buddy_zone_cpu(zone, i),
+					.rng = 0x1234567ull * (i + 1) };
+		pthread_create(&t[i], NULL, worker_main, &w[i]);
+	}
+	struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&d, NULL);
+	atomic_store(&stop, true);
+	pthread_barrier_wait(&done);
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_join(t[i], NULL);
+	verify_end(frames);
+	return check_exit("stress_buddy");
+}

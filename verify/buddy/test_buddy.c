@@ -1,0 +1,363 @@
+/*
+ * test_buddy.c: unit tests of the lock-free buddy allocator (buddy.h) on
+ * one thread: set-up and metadata size, the initial fully coalesced state,
+ * every order, exhaustion and recovery, the placement calls, per-CPU
+ * caches (no memory stranded in another CPU's cache), the state-word
+ * transitions as pure functions, and every class of bad input rejected
+ * with its own code and no change of state.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buddy.h"
+#include "buddy_i.h"
+#include "check.h"
+
+#define F BUDDY_FRAME_SIZE
+#define NCPUS 2
+
+struct env {
+	struct buddy_region rg[3];
+	unsigned nrg;
+	struct buddy_zone *z;
+	struct buddy_cpu *c0, *c1;
+	void *meta;
+};
+
+static void env_init(struct env *e, const struct buddy_region *rg,
+		     unsigned n)
+{
+	memcpy(e->rg, rg, n * sizeof(*rg));
+	e->nrg = n;
+	size_t sz = buddy_meta_size(rg, n, NCPUS);
+	CHECK_FATAL(sz != 0);
+	e->meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+	CHECK_FATAL(e->meta);
+	CHECK_FATAL(buddy_zone_init(&e->z, e->meta, sz, rg, n, NCPUS) ==
+		    BUDDY_OK);
+	e->c0 = buddy_zone_cpu(e->z, 0);
+	e->c1 = buddy_zone_cpu(e->z, 1);
+}
+
+/* Regions with holes; region 1 starts at an odd frame. */
+static const struct buddy_region test_rg[3] = {
+	{ 16 * F, 48 * F },    /* frames 16-63: blocks 16 (o4), 32 (o5) */
+	{ 101 * F, 24 * F },   /* frames 101-124 */
+	{ 1024 * F, 1024 * F } /* one order-10 block */
+};
+
+static uint64_t total_frames(void)
+{
+	return 48 + 24 + 1024;
+}
+
+static void check_zone(struct env *e, bool coalesced)
+{
+	uint64_t fr;
+	int inv = buddy_zone_check(e->z, coalesced, &fr);
+	if (inv)
+		fprintf(stderr, "  B%d at frame %llu\n", inv,
+			(unsigned long long)fr);
+	CHECK_EQ(inv, 0);
+}
+
+static void test_state_word(void)
+{
+	uint16_t s = bst_make(BK_FREE, 7, 8);
+	CHECK_EQ(bst_kind(s), BK_FREE);
+	CHECK_EQ(bst_order(s), 7);
+	CHECK_EQ(bst_stk(s), 8);
+	uint16_t t = bst_with(s, BK_BUSY, 9);
+	CHECK_EQ(bst_kind(t), BK_BUSY);
+	CHECK_EQ(bst_order(t), 9);
+	CHECK_EQ(bst_stk(t), 8); /* with() keeps the stack link */
+	CHECK_EQ(bst_stk(bst_with_stk(t, 0)), 0);
+	CHECK_EQ(bst_order(bst_with_stk(t, 0)), 9);
+	CHECK(bst_is_head(s) && !bst_is_head(bst_make(BK_TAIL, 0, 3)));
+	/* Every order and stack number fits without touching the kind. */
+	for (unsigned o = 0; o <= BUDDY_MAX_ORDER; o++) {
+		uint16_t w = bst_make(BK_CACHED, o, BUDDY_ORDERS);
+		CHECK(bst_is(w, BK_CACHED, o) && bst_stk(w) == BUDDY_ORDERS);
+		CHECK_EQ(w & BST_MARK, 0);
+	}
+}
+
+static void test_init(void)
+{
+	struct env e;
+	env_init(&e, test_rg, 3);
+	unsigned kind, order;
+	CHECK_EQ(buddy_zone_frame(e.z, 16 * F, &kind, &order), BUDDY_OK);
+	CHECK(kind == BUDDY_FRAME_FREE && order == 4);
+	CHECK_EQ(buddy_zone_frame(e.z, 32 * F, &kind, &order), BUDDY_OK);
+	CHECK(kind == BUDDY_FRAME_FREE && order == 5);
+	CHECK_EQ(buddy_zone_frame(e.z, 101 * F, &kind, &order), BUDDY_OK);
+	CHECK(kind == BUDDY_FRAME_FREE && order == 0);
+	CHECK_EQ(buddy_zone_frame(e.z, 102 * F, &kind, &order), BUDDY_OK);
+	CHECK(kind == BUDDY_FRAME_FREE && order == 1);
+	CHECK_EQ(buddy_zone_frame(e.z, 1024 * F, &kind, &order), BUDDY_OK);
+	CHECK(kind == BUDDY_FRAME_FREE && order == 10);
+	CHECK_EQ(buddy_zone_frame(e.z, 1025 * F, &kind, &order), BUDDY_OK);
+	CHECK_EQ(kind, BUDDY_FRAME_TAIL);
+	CHECK_EQ(buddy_zone_frame(e.z, 64 * F, &kind, &order), BUDDY_ERANGE);
+	check_zone(&e, true);
+	struct buddy_stats st;
+	buddy_zone_stats(e.z, &st);
+	CHECK_EQ(st.total_frames, total_frames());
+	CHECK_EQ(st.free_frames, total_frames());
+	/* The metadata figure the docs quote: 6 bytes a frame + fixed. */
+	CHECK_EQ(buddy_meta_size(test_rg, 3, NCPUS),
+		 sizeof(struct buddy_zone) + NCPUS * sizeof(struct buddy_cpu) +
+			 total_frames() * BUDDY_META_FRAME_BYTES);
+	free(e.meta);
+}
+
+static void test_bad_config(void)
+{
+	struct buddy_zone *z;
+	static char meta[1 << 16] __attribute__((aligned(64)));
+	struct buddy_region bad[2] = { { 8 * F, 8 * F }, { 12 * F, 8 * F } };
+	CHECK_EQ(buddy_meta_size(bad, 2, 1), 0); /* overlapping */
+	CHECK_EQ(buddy_zone_init(&z, meta, sizeof(meta), bad, 2, 1),
+		 BUDDY_EINVAL);
+	struct buddy_region odd = { 8 * F + 1, 8 * F };
+	CHECK_EQ(buddy_meta_size(&odd, 1, 1), 0); /* unaligned */
+	struct buddy_region ok = { 8 * F, 8 * F };
+	CHECK_EQ(buddy_meta_size(&ok, 1, 0), 0); /* no CPU */
+	CHECK_EQ(buddy_zone_init(&z, meta + 8, sizeof(meta) - 8, &ok, 1, 1),
+		 BUDDY_EINVAL); /* misaligned area */
+	CHECK_EQ(buddy_zone_init(&z, meta, buddy_meta_size(&ok, 1, 1) - 1,
+				 &ok, 1, 1),
+		 BUDDY_ENOSPC);
+	CHECK_EQ(buddy_zone_init(&z, meta, sizeof(meta), &ok, 1, 1),
+		 BUDDY_OK);
+	CHECK(buddy_zone_cpu(z, 1) == NULL);
+}
+
+/* Take everything as order-0 frames, then give it all back. */
+static void test_exhaust(void)
+{
+	struct env e;
+	env_init(&e, test_rg, 3);
+	uint64_t n = total_frames(), a;
+	uint64_t *got = malloc(n * sizeof(*got));
+	uint8_t *seen = calloc(4096, 1);
+	for (uint64_t i = 0; i < n; i++) {
+		/* Alternate CPUs: each refills and strands in its cache. */
+		CHECK_EQ(buddy_alloc(i & 1 ? e.c1 : e.c0, 0, &got[i]),
+			 BUDDY_OK);
+		CHECK(seen[got[i] / F] == 0);
+		seen[got[i] / F] = 1;
+	}
+	CHECK_EQ(buddy_alloc(e.c0, 0, &a), BUDDY_ENOMEM);
+	CHECK_EQ(buddy_alloc(e.c1, 3, &a), BUDDY_ENOMEM);
+	check_zone(&e, false);
+	for (uint64_t i = 0; i < n; i++)
+		CHECK_EQ(buddy_free(i % 3 ? e.c0 : e.c1, got[i], 0), BUDDY_OK);
+	buddy_zone_drain_all(e.c0);
+	check_zone(&e, true);
+	struct buddy_stats st;
+	buddy_zone_stats(e.z, &st);
+	CHECK_EQ(st.free_frames, n);
+	CHECK_EQ(st.failed, 2);
+	CHECK(st.merges > 0 && st.splits > 0);
+	/* Fully coalesced again: the order-10 block is whole. */
+	CHECK_EQ(buddy_alloc(e.c0, 10, &a), BUDDY_OK);
+	CHECK_EQ(a, 1024 * F);
+	CHECK_EQ(buddy_free(e.c0, a, 10), BUDDY_OK);
+	free(got);
+	free(seen);
+	free(e.meta);
+}
+
+/* Memory in CPU 1's cache is found by CPU 0 before it fails. */
+static void test_no_stranding(void)
+{
+	struct buddy_region one = { 0, 64 * F };
+	struct env e;
+	env_init(&e, &one, 1);
+	uint64_t a[64], big;
+	for (int i = 0; i < 64; i++)
+		CHECK_EQ(buddy_alloc(e.c1, 0, &a[i]), BUDDY_OK);
+	for (int i = 0; i < 64; i++)
+		CHECK_EQ(buddy_free(e.c1, a[i], 0), BUDDY_OK);
+	struct buddy_stats st;
+	buddy_zone_stats(e.z, &st);
+	CHECK(st.cached_frames > 0);
+	CHECK_EQ(st.cached_frames + st.free_frames, 64);
+	/* All 64 frames as one block: needs CPU 1's cache drained. */
+	CHECK_EQ(buddy_alloc(e.c0, 6, &big), BUDDY_OK);
+	CHECK_EQ(big, 0);
+	CHECK_EQ(buddy_free(e.c0, big, 6), BUDDY_OK);
+	/* And frame by frame from CPU 0 while CPU 1 holds a cache. */
+	for (int i = 0; i < 64; i++)
+		CHECK_EQ(buddy_alloc(e.c1, 0, &a[i]), BUDDY_OK);
+	for (int i = 0; i < 32; i++)
+		CHECK_EQ(buddy_free(e.c1, a[i], 0), BUDDY_OK);
+	for (int i = 0; i < 32; i++)
+		CHECK_EQ(buddy_alloc(e.c0, 0, &a[i]), BUDDY_OK);
+	CHECK_EQ(buddy_alloc(e.c0, 0, &big), BUDDY_ENOMEM);
+	for (int i = 0; i < 64; i++)
+		CHECK_EQ(buddy_free(e.c0, a[i], 0), BUDDY_OK);
+	buddy_zone_drain_all(e.c0);
+	check_zone(&e, true);
+	free(e.meta);
+}
+
+static void test_placement(void)
+{
+	struct env e;
+	env_init(&e, test_rg, 3);
+	uint64_t a;
+	/* Below a limit: only region 0 or 1 fits under frame 128. */
+	CHECK_EQ(buddy_alloc_below(e.c0, 3, 128 * F, &a), BUDDY_OK);
+	CHECK(a + 8 * F <= 128 * F);
+	CHECK_EQ(buddy_free(e.c0, a, 3), BUDDY_OK);
+	CHECK_EQ(buddy_alloc_below(e.c0, 6, 128 * F, &a), BUDDY_ENOMEM);
+	/* At an address: inside a free block, split around it. */
+	CHECK_EQ(buddy_alloc_at(e.c0, 1030 * F, 1), BUDDY_OK);
+	CHECK_EQ(buddy_alloc_at(e.c0, 1030 * F, 1), BUDDY_EBUSY);
+	CHECK_EQ(buddy_alloc_at(e.c0, 1028 * F, 3), BUDDY_EALIGN);
+	CHECK_EQ(buddy_alloc_at(e.c0, 1024 * F, 3), BUDDY_EBUSY);
+	CHECK_EQ(buddy_alloc_at(e.c0, 1031 * F, 0), BUDDY_EBUSY);
+	CHECK_EQ(buddy_alloc_at(e.c0, 1029 * F, 0), BUDDY_OK);
+	CHECK_EQ(buddy_alloc_at(e.c0, 90 * F, 0), BUDDY_ERANGE);
+	CHECK_EQ(buddy_alloc_at(e.c0, 112 * F, 4), BUDDY_ERANGE);
+	check_zone(&e, false);
+	CHECK_EQ(buddy_free(e.c0, 1030 * F, 1), BUDDY_OK);
+	CHECK_EQ(buddy_free(e.c1, 1029 * F, 0), BUDDY_OK);
+	CHECK_EQ(buddy_free(e.c0, 1029 * F, 0), BUDDY_EDOUBLE);
+	/* Runs of every length fit and give their tail back. */
+	for (uint64_t n = 1; n <= 300; n++) {
+		CHECK_EQ(buddy_alloc_run(e.c0, n, &a), BUDDY_OK);
+		struct buddy_stats st;
+		buddy_zone_stats(e.z, &st);
+		CHECK_EQ(st.free_frames + st.cached_frames, total_frames() - n);
+		CHECK_EQ(buddy_free_run(e.c1, a, n), BUDDY_OK);
+	}
+	CHECK_EQ(buddy_alloc_run(e.c0, 0, &a), BUDDY_EINVAL);
+	CHECK_EQ(buddy_alloc_run(e.c0, 2048, &a), BUDDY_ENOMEM);
+	buddy_zone_drain_all(e.c0);
+	check_zone(&e, true);
+	free(e.meta);
+}
+
+/* Snapshot of every frame's kind and order, and the free count. */
+static void snapshot(struct env *e, unsigned *out, uint64_t *freef)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < e->nrg; i++)
+		for (uint64_t a = e->rg[i].base;
+		     a < e->rg[i].base + e->rg[i].size; a += F) {
+			unsigned k, o;
+			buddy_zone_frame(e->z, a, &k, &o);
+			out[n++] = k << 8 | o;
+		}
+	struct buddy_stats st;
+	buddy_zone_stats(e->z, &st);
+	*freef = st.free_frames + st.cached_frames;
+}
+
+static unsigned snap0[2048], snap1[2048];
+
+/* call must return want, change no frame and no count, and be counted. */
+#define REJECT(e, call, want, nrej)                                          \
+	do {                                                                 \
+		uint64_t f0_, f1_;                                           \
+		struct buddy_stats st_;                                      \
+		snapshot(e, snap0, &f0_);                                    \
+		CHECK_EQ((call), want);                                      \
+		snapshot(e, snap1, &f1_);                                    \
+		CHECK(memcmp(snap0, snap1, sizeof(snap1)) == 0);             \
+		CHECK_EQ(f0_, f1_);                                          \
+		buddy_zone_stats((e)->z, &st_);                              \
+		CHECK_EQ(st_.rejected, ++(nrej));                            \
+	} while (0)
+
+static void test_bad_input(void)
+{
+	struct env e;
+	env_init(&e, test_rg, 3);
+	uint64_t a0, a4, rej = 0, x;
+	CHECK_EQ(buddy_alloc(e.c0, 0, &a0), BUDDY_OK);
+	CHECK_EQ(buddy_alloc(e.c0, 4, &a4), BUDDY_OK);
+	CHECK_EQ(buddy_alloc_at(e.c0, 1024 * F, 2), BUDDY_OK);
+	REJECT(&e, buddy_free(e.c0, 70 * F, 0), BUDDY_ERANGE, rej);
+	REJECT(&e, buddy_free(e.c0, 1 << 30, 0), BUDDY_ERANGE, rej);
+	REJECT(&e, buddy_free(e.c0, 120 * F, 3), BUDDY_ERANGE, rej);
+	REJECT(&e, buddy_free(e.c0, a0 + 8, 0), BUDDY_EALIGN, rej);
+	REJECT(&e, buddy_free(e.c0, a4 + F, 4), BUDDY_EALIGN, rej);
+	REJECT(&e, buddy_free(e.c0, a4, 3), BUDDY_EORDER, rej);
+	REJECT(&e, buddy_free(e.c0, a4, 2), BUDDY_EORDER, rej);
+	REJECT(&e, buddy_free(e.c0, 1024 * F, 3), BUDDY_EORDER, rej);
+	REJECT(&e, buddy_free(e.c0, a4 + F, 0), BUDDY_ETAIL, rej);
+	REJECT(&e, buddy_free(e.c0, 1026 * F, 1), BUDDY_ETAIL, rej);
+	REJECT(&e, buddy_free(e.c0, 1032 * F, 3), BUDDY_EDOUBLE, rej); /* a free head */
+	REJECT(&e, buddy_free(e.c0, 1033 * F, 0), BUDDY_EDOUBLE, rej); /* a tail of a free block */
+	REJECT(&e, buddy_free(e.c0, a0, BUDDY_MAX_ORDER + 1), BUDDY_EINVAL, rej);
+	REJECT(&e, buddy_alloc_at(e.c0, a0, 40), BUDDY_EINVAL, rej);
+	REJECT(&e, buddy_free_run(e.c0, a4, 0), BUDDY_EINVAL, rej);
+	REJECT(&e, buddy_free_run(e.c0, a4, 17), BUDDY_EDOUBLE, rej); /* 16 + 1: the frame after a4's block is free */
+	REJECT(&e, buddy_free_run(e.c0, a4 + 8 * F, 8), BUDDY_ETAIL, rej);
+	REJECT(&e, buddy_alloc(e.c0, BUDDY_MAX_ORDER + 1, &x), BUDDY_EINVAL, rej);
+	/* A double free, through the cache (order 0) and the core (4). */
+	CHECK_EQ(buddy_free(e.c0, a0, 0), BUDDY_OK);
+	CHECK_EQ(buddy_free(e.c1, a4, 4), BUDDY_OK);
+	REJECT(&e, buddy_free(e.c0, a0, 0), BUDDY_EDOUBLE, rej);
+	REJECT(&e, buddy_free(e.c1, a0, 0), BUDDY_EDOUBLE, rej);
+	REJECT(&e, buddy_free(e.c0, a4, 4), BUDDY_EDOUBLE, rej);
+	struct buddy_stats st;
+	buddy_zone_stats(e.z, &st);
+	CHECK_EQ(st.rejected_by[-BUDDY_EDOUBLE], 6);
+	CHECK_EQ(st.rejected_by[-BUDDY_ERANGE], 3);
+	CHECK_EQ(st.rejected_by[-BUDDY_ETAIL], 3);
+	CHECK(buddy_alloc(NULL, 0, &x) == BUDDY_EINVAL);
+	CHECK(strcmp(buddy_strerror(BUDDY_ETAIL), "tail frame of a block") ==
+	      0);
+	check_zone(&e, false);
+	free(e.meta);
+}
+
+/* A context with its cache off keeps nothing back. */
+static void test_cache_off(void)
+{
+	struct buddy_region one = { 0, 64 * F };
+	struct env e;
+	env_init(&e, &one, 1);
+	uint64_t a[8];
+	buddy_cpu_cache_enable(e.c0, false);
+	for (int i = 0; i < 8; i++)
+		CHECK_EQ(buddy_alloc(e.c0, (unsigned)i % 4, &a[i]), BUDDY_OK);
+	for (int i = 0; i < 8; i++)
+		CHECK_EQ(buddy_free(e.c0, a[i], (unsigned)i % 4), BUDDY_OK);
+	struct buddy_stats st;
+	buddy_zone_stats(e.z, &st);
+	CHECK_EQ(st.cached_frames, 0);
+	CHECK_EQ(st.refills, 0);
+	check_zone(&e, true); /* coalesced with no drain */
+	/* Turning it off drains what it held. */
+	buddy_cpu_cache_enable(e.c1, true);
+	CHECK_EQ(buddy_alloc(e.c1, 0, &a[0]), BUDDY_OK);
+	CHECK_EQ(buddy_free(e.c1, a[0], 0), BUDDY_OK);
+	buddy_zone_stats(e.z, &st);
+	CHECK(st.cached_frames > 0);
+	buddy_cpu_cache_enable(e.c1, false);
+	buddy_zone_stats(e.z, &st);
+	CHECK_EQ(st.cached_frames, 0);
+	check_zone(&e, true);
+	free(e.meta);
+}
+
+int main(void)
+{
+	test_cache_off();
+	test_state_word();
+	test_init();
+	test_bad_config();
+	test_exhaust();
+	test_no_stranding();
+	test_placement();
+	test_bad_input();
+	return check_exit("test_buddy");
+}

@@ -11,7 +11,18 @@
  * everything back and the zone must be whole: every frame free, fully
  * coalesced (buddy_zone_check with caches drained), allocations == frees.
  *
+ * A second mode aims at the race of HARD-PARTS: "two neighbours freed at the
+ * same moment can each see the other as busy and both stay unmerged". Each
+ * round allocates every frame as order 0 and has the threads free them at
+ * the same moment, in address order, each taking the next frame from a
+ * shared counter, so that buddies are freed by different threads side by
+ * side; with the caches
+ * off, then the zone must be whole again: fully coalesced (B6), with no
+ * drain to help. Without the publish-then-recheck of buddy_core.c this
+ * fails within a few rounds.
+ *
  * Usage: stress_buddy THREADS MILLISECONDS FRAMES
+ *        stress_buddy pairs THREADS ROUNDS FRAMES
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -198,7 +209,7 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static void setup(uint64_t frames)
+static void setup(uint64_t frames, unsigned ncpus)
 {
 	/* Two regions with a hole, the second at an odd frame. */
 	rg[0] = (struct buddy_region){ 256 * BUDDY_FRAME_SIZE,
@@ -208,11 +219,11 @@ static void setup(uint64_t frames)
 				       (frames - frames / 2) *
 					       BUDDY_FRAME_SIZE };
 	span = b1 + frames - frames / 2;
-	size_t sz = buddy_meta_size(rg, 2, nthreads);
+	size_t sz = buddy_meta_size(rg, 2, ncpus);
 	void *meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
 	owner = calloc(span, sizeof(*owner));
 	CHECK_FATAL(sz && meta && owner);
-	CHECK_FATAL(buddy_zone_init(&zone, meta, sz, rg, 2, nthreads) ==
+	CHECK_FATAL(buddy_zone_init(&zone, meta, sz, rg, 2, ncpus) ==
 		    BUDDY_OK);
 	for (unsigned i = 0; i < nthreads; i++)
 		pthread_mutex_init(&mbox[i].lock, NULL);
@@ -244,13 +255,100 @@ static void verify_end(uint64_t frames)
 	       st.allocs, st.merges, st.splits, st.stale, st.moved, st.sweeps);
 }
 
+static uint64_t *pair_addr;
+static uint64_t pair_n;
+static atomic_ulong pair_next;
+static pthread_barrier_t pair_go, pair_end;
+
+static void *pair_main(void *arg)
+{
+	unsigned id = (unsigned)(uintptr_t)arg;
+	struct buddy_cpu *c = buddy_zone_cpu(zone, id);
+	lf_platform_user_set_cpu(id);
+	buddy_cpu_cache_enable(c, false);
+	for (;;) {
+		pthread_barrier_wait(&pair_go);
+		if (atomic_load(&stop))
+			return NULL;
+		/* Consecutive frames go to whichever threads ask at once. */
+		uint64_t i;
+		while ((i = atomic_fetch_add(&pair_next, 1)) < pair_n)
+			CHECK_FATAL(buddy_free(c, pair_addr[i], 0) == BUDDY_OK);
+		pthread_barrier_wait(&pair_end);
+	}
+}
+
+static int pair_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Allocate every frame as order 0, from the main thread's context. */
+static void pair_fill(struct buddy_cpu *c)
+{
+	for (uint64_t i = 0; i < pair_n; i++)
+		CHECK_FATAL(buddy_alloc(c, 0, &pair_addr[i]) == BUDDY_OK);
+	uint64_t a;
+	CHECK_FATAL(buddy_alloc(c, 0, &a) == BUDDY_ENOMEM);
+	/* Sorted: neighbours are freed one right after the other. */
+	qsort(pair_addr, pair_n, sizeof(*pair_addr), pair_cmp);
+}
+
+static int pairs_main(unsigned rounds, uint64_t frames)
+{
+	setup(frames, nthreads + 1); /* the main thread is CPU nthreads */
+	pair_n = frames;
+	pair_addr = calloc(frames, sizeof(*pair_addr));
+	CHECK_FATAL(pair_addr);
+	struct buddy_cpu *c0 = buddy_zone_cpu(zone, nthreads);
+	buddy_cpu_cache_enable(c0, false);
+	pthread_barrier_init(&pair_go, NULL, nthreads + 1);
+	pthread_barrier_init(&pair_end, NULL, nthreads + 1);
+	pthread_t t[MAXT];
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_create(&t[i], NULL, pair_main, (void *)(uintptr_t)i);
+	unsigned bad = 0;
+	for (unsigned r = 0; r < rounds && !bad; r++) {
+		pair_fill(c0);
+		atomic_store(&pair_next, 0);
+		pthread_barrier_wait(&pair_go);
+		pthread_barrier_wait(&pair_end);
+		uint64_t fr;
+		int inv = buddy_zone_check(zone, true, &fr);
+		if (inv) {
+			fprintf(stderr, "round %u: invariant B%d broken at %"
+				PRIu64 "\n", r, inv, fr);
+			bad++;
+		}
+	}
+	atomic_store(&stop, true);
+	pthread_barrier_wait(&pair_go);
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_join(t[i], NULL);
+	CHECK_EQ(bad, 0);
+	struct buddy_stats st;
+	buddy_zone_stats(zone, &st);
+	CHECK_EQ(st.free_frames, frames);
+	printf("stress_buddy pairs: %u threads, %u rounds of %" PRIu64
+	       " frames, %" PRIu64 " merges\n", nthreads, rounds, frames,
+	       st.merges);
+	return check_exit("stress_buddy pairs");
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 5 && !strcmp(argv[1], "pairs")) {
+		nthreads = (unsigned)atoi(argv[2]);
+		CHECK_FATAL(nthreads >= 1 && nthreads < MAXT);
+		return pairs_main((unsigned)atoi(argv[3]),
+				  strtoull(argv[4], NULL, 0));
+	}
 	nthreads = argc > 1 ? (unsigned)atoi(argv[1]) : 4;
 	unsigned ms = argc > 2 ? (unsigned)atoi(argv[2]) : 2000;
 	uint64_t frames = argc > 3 ? strtoull(argv[3], NULL, 0) : 4096;
 	CHECK_FATAL(nthreads >= 1 && nthreads <= MAXT && frames >= 64);
-	setup(frames);
+	setup(frames, nthreads);
 	pthread_barrier_init(&done, NULL, nthreads + 1);
 	static struct worker w[MAXT];
 	pthread_t t[MAXT];

@@ -1,0 +1,102 @@
+/*
+ * vas_i.h: the internals of vaspace/, shared by vas_tree.c (the B+-tree
+ * and its node pool) and vas.c (the range allocator on top).
+ */
+#ifndef VAS_I_H
+#define VAS_I_H
+
+#include "lf_vlock.h"
+#include "vas.h"
+
+/*
+ * A node: a leaf holds entries (key, val, tag); an inner node holds count
+ * separator keys and count + 1 children, child i holding the keys in
+ * [key[i-1], key[i]). Fields marked (v) are read optimistically by readers
+ * with lf_olc_load_* and written under the node's version lock with
+ * lf_olc_store_*; (w) fields are used by the writer alone (it holds the
+ * vas's writer lock), never by readers.
+ */
+struct vas_node {
+	struct lf_vlock lock;         /* (a) version lock */
+	lf_atomic_u32 count;          /* (v) entries, or separator keys */
+	lf_atomic_u32 level;          /* (v) 0 for a leaf */
+	struct lf_epoch_entry retire; /* (w) for the grace period */
+	struct vas_node *next_free;   /* (w) freelist and reserve link */
+	struct vas *vas;              /* (w) owner, for the retire callback */
+	lf_atomic_u64 key[VAS_MAX_KEYS]; /* (v) sorted */
+	union {
+		struct {
+			lf_atomic_u64 val[VAS_MAX_KEYS];  /* (v) */
+			lf_atomic_uptr tag[VAS_MAX_KEYS]; /* (v) */
+		} l;
+		struct {
+			lf_atomic_ptr child[VAS_MAX_KEYS + 1]; /* (v) */
+			uint64_t maxw[VAS_MAX_KEYS + 1];       /* (w) */
+		} in;
+	} u;
+};
+
+_Static_assert(sizeof(struct vas_node) <= VAS_NODE_SIZE,
+	       "a node fits the node source's unit");
+
+/*
+ * Leaf values of the address tree: length in quanta << 1 | free. The
+ * weight of an entry is its length if free, else 0; an inner node keeps the
+ * largest weight below each child (maxw), for first fit.
+ */
+static inline uint64_t vas_val(uint64_t len, bool free)
+{
+	return len << 1 | (free ? 1u : 0u);
+}
+static inline uint64_t vas_val_len(uint64_t val)
+{
+	return val >> 1;
+}
+static inline bool vas_val_free(uint64_t val)
+{
+	return (val & 1) != 0;
+}
+static inline uint64_t vas_val_weight(uint64_t val)
+{
+	return vas_val_free(val) ? vas_val_len(val) : 0;
+}
+
+/* An entry as the tree functions pass it around. */
+struct vt_ent {
+	uint64_t key;
+	uint64_t val;
+	uintptr_t tag;
+};
+
+/* Tree set-up and teardown (writer lock held or before sharing). */
+int vt_init(struct vas_tree *t, struct vas *v, uint32_t cap, bool augment);
+void vt_destroy(struct vas_tree *t);
+
+/* Readers: optimistic, no shared writes; *restarts counts retries. */
+bool vt_read_le(struct vas_tree *t, uint64_t key, struct vt_ent *e,
+		uint64_t *restarts);
+bool vt_read_ge(struct vas_tree *t, uint64_t key, struct vt_ent *e,
+		uint64_t *restarts);
+
+/* Writer (vas writer lock held). */
+bool vt_get_le(struct vas_tree *t, uint64_t key, struct vt_ent *e);
+bool vt_get_ge(struct vas_tree *t, uint64_t key, struct vt_ent *e);
+bool vt_get_lt(struct vas_tree *t, uint64_t key, struct vt_ent *e);
+void vt_insert(struct vas_tree *t, const struct vt_ent *e);
+void vt_delete(struct vas_tree *t, uint64_t key);
+void vt_update(struct vas_tree *t, const struct vt_ent *e);
+/* The first entry with key >= from whose weight is >= need (augmented). */
+bool vt_first_weight(struct vas_tree *t, uint64_t from, uint64_t need,
+		     struct vt_ent *e);
+/* Nodes one insert may need at most. */
+uint32_t vt_insert_nodes(const struct vas_tree *t);
+/* The largest weight in the tree (augmented). */
+uint64_t vt_max_weight(const struct vas_tree *t);
+/* Structural check: 0 or an invariant number (A1-A4); *where a key. */
+int vt_check(struct vas_tree *t, uint64_t *nentries, uint64_t *where);
+
+/* Node pool (vas_tree.c): reserve before a write, so it cannot fail. */
+int vn_reserve(struct vas *v, uint32_t n);
+void vn_retire_surplus(struct vas *v, struct lf_epoch_record *rec);
+
+#endif /* VAS_I_H */

@@ -1,0 +1,959 @@
+/*
+ * vas_tree.c: the B+-tree of vaspace/, with optimistic lock coupling for
+ * readers (V. Leis, M. Haubenschild, T. Neumann, "Optimistic Lock
+ * Coupling", IEEE Data Eng. Bull. 42(1), 2019; the shape of BTreeOLC), and
+ * its node pool.
+ *
+ * Readers go down from the root reading each node's version, the fields
+ * they need (relaxed-or-stronger atomic loads: lf_olc_load_*), the child
+ * pointer, then the child's version, then validate the parent: if any
+ * version moved they restart. Every value read optimistically is suspect
+ * until validated, counts included: a count is bound-checked before it
+ * serves as an array bound. A reader never writes shared memory.
+ *
+ * Writers hold the vas's writer lock, so they see a stable tree; each node
+ * they change is version-locked for the change (lf_vlock_write_lock), so a
+ * reader sees it before or after, never half-changed. A change of several
+ * nodes (a split, a merge) locks them all first and unlocks them together.
+ * Deletion merges a node that falls below a quarter full with a sibling
+ * when both fit in one node, or else borrows from the sibling, so every
+ * node but the root stays at least a quarter full (A3).
+ *
+ * Readers and the fences. A leaf's keys all lie within the fences its
+ * parents' separators give it, but its first key can be above its lower
+ * fence once its first entry was deleted. So a reader looking for the
+ * greatest key <= k that finds none in its leaf goes down again for the
+ * greatest key below the leaf's lower fence (and symmetrically for the
+ * smallest key >= k). The answer then comes from another leaf, read and
+ * validated on its own.
+ *
+ * Node pool. Nodes come from the vas's node source, one VAS_NODE_SIZE unit
+ * each. A node taken out of the tree is unlocked obsolete
+ * (lf_vlock_write_unlock_obsolete) and put on the freelist: its memory
+ * stays a node, so a stale reader reads its lock, sees it obsolete or sees
+ * a larger version (V1: versions only grow, across reuse too, by
+ * lf_vlock_revive_locked) and restarts. Nodes beyond the high-water mark
+ * are retired through the epoch domain and handed back to the source by
+ * the callback, once no reader can hold a pointer to them (E3). Before a
+ * write, the writer reserves every node it may need, so a failing source
+ * fails the call before anything changed.
+ */
+#include "vas_i.h"
+
+/* ---- node pool ---- */
+
+static struct vas_node *vn_pop(struct vas_node **list, uint64_t *n)
+{
+	struct vas_node *x = *list;
+	if (x != NULL) {
+		*list = x->next_free;
+		(*n)--;
+	}
+	return x;
+}
+
+static void vn_push(struct vas_node **list, uint64_t *n, struct vas_node *x)
+{
+	x->next_free = *list;
+	*list = x;
+	(*n)++;
+}
+
+int vn_reserve(struct vas *v, uint32_t want)
+{
+	while (v->nreserve < want) {
+		struct vas_node *x = vn_pop(&v->freelist, &v->nfree);
+		if (x == NULL) {
+			x = v->src.get(v->src.arg);
+			if (x == NULL)
+				return VAS_ENOMEM;
+			/* A fresh node is born obsolete, version 0 (V1). */
+			lf_init_u64(&x->lock.word, LF_VLOCK_OBSOLETE);
+			x->vas = v;
+		}
+		vn_push(&v->reserve, &v->nreserve, x);
+	}
+	return VAS_OK;
+}
+
+/* A reserved node, write-locked, empty, at this level. */
+static struct vas_node *vn_take(struct vas_tree *t, uint32_t level)
+{
+	struct vas *v = t->vas;
+	struct vas_node *x = vn_pop(&v->reserve, &v->nreserve);
+	LF_ASSERT(x != NULL); /* vn_reserve() counted wrong */
+	LF_ASSERT(lf_vlock_revive_locked(&x->lock) == LF_VLOCK_OK);
+	lf_olc_store_u32(&x->count, 0);
+	lf_olc_store_u32(&x->level, level);
+	t->nodes++;
+	return x;
+}
+
+/* x, write-locked by us, is out of the tree: obsolete, to the freelist. */
+static void vn_drop(struct vas_tree *t, struct vas_node *x)
+{
+	struct vas *v = t->vas;
+	LF_ASSERT(lf_vlock_write_unlock_obsolete(&x->lock) == LF_VLOCK_OK);
+	vn_push(&v->freelist, &v->nfree, x);
+	t->nodes--;
+}
+
+static void vn_retired(struct lf_epoch_entry *e)
+{
+	struct vas_node *x =
+		(struct vas_node *)((char *)e - offsetof(struct vas_node, retire));
+	struct vas *v = x->vas;
+	v->src.put(v->src.arg, x);
+	/* Relaxed: statistics. */
+	lf_fetch_add_u64(&v->retired, 1, LF_RELAXED);
+	lf_fetch_sub_u64(&v->pending_put, 1, LF_RELAXED);
+}
+
+/* Nodes past the high-water mark go back to the source after a grace. */
+void vn_retire_surplus(struct vas *v, struct lf_epoch_record *rec)
+{
+	while (v->nfree > v->high_water) {
+		struct vas_node *x = vn_pop(&v->freelist, &v->nfree);
+		/* Relaxed: statistics. */
+		lf_fetch_add_u64(&v->pending_put, 1, LF_RELAXED);
+		LF_ASSERT(lf_epoch_retire(rec, &x->retire, vn_retired) ==
+			  LF_EPOCH_OK);
+	}
+}
+
+/* ---- reading fields (writers: relaxed; nobody else writes them) ---- */
+
+static uint32_t vn_count(const struct vas_node *n)
+{
+	return lf_load_u32(&n->count, LF_RELAXED);
+}
+static uint64_t vn_key(const struct vas_node *n, uint32_t i)
+{
+	return lf_load_u64(&n->key[i], LF_RELAXED);
+}
+static struct vas_node *vn_child(const struct vas_node *n, uint32_t i)
+{
+	return lf_load_ptr(&n->u.in.child[i], LF_RELAXED);
+}
+static bool vn_leaf(const struct vas_node *n)
+{
+	return lf_load_u32(&n->level, LF_RELAXED) == 0;
+}
+static void vn_get(const struct vas_node *n, uint32_t i, struct vt_ent *e)
+{
+	e->key = vn_key(n, i);
+	e->val = lf_load_u64(&n->u.l.val[i], LF_RELAXED);
+	e->tag = lf_load_uptr(&n->u.l.tag[i], LF_RELAXED);
+}
+static void vn_put(struct vas_node *n, uint32_t i, const struct vt_ent *e)
+{
+	lf_olc_store_u64(&n->key[i], e->key);
+	lf_olc_store_u64(&n->u.l.val[i], e->val);
+	lf_olc_store_uptr(&n->u.l.tag[i], e->tag);
+}
+/* Copy slot j of s to slot i of d (same kind of node; d locked). */
+static void vn_copy(struct vas_node *d, uint32_t i, const struct vas_node *s,
+		    uint32_t j)
+{
+	if (vn_leaf(s)) {
+		struct vt_ent e;
+		vn_get(s, j, &e);
+		vn_put(d, i, &e);
+		return;
+	}
+	lf_olc_store_u64(&d->key[i], vn_key(s, j));
+}
+static void vn_copy_child(struct vas_node *d, uint32_t i,
+			  const struct vas_node *s, uint32_t j)
+{
+	lf_olc_store_ptr(&d->u.in.child[i], vn_child(s, j));
+	d->u.in.maxw[i] = s->u.in.maxw[j];
+}
+
+/* The largest weight in node n (its entries, or its children's). */
+static uint64_t vn_max(const struct vas_node *n)
+{
+	uint64_t m = 0;
+	uint32_t c = vn_count(n);
+	if (vn_leaf(n)) {
+		for (uint32_t i = 0; i < c; i++) {
+			uint64_t w = vas_val_weight(
+				lf_load_u64(&n->u.l.val[i], LF_RELAXED));
+			m = w > m ? w : m;
+		}
+		return m;
+	}
+	for (uint32_t i = 0; i <= c; i++)
+		m = n->u.in.maxw[i] > m ? n->u.in.maxw[i] : m;
+	return m;
+}
+
+/* Keys of n that are <= key (inner: the child to take). */
+static uint32_t vn_upper(const struct vas_node *n, uint64_t key)
+{
+	uint32_t lo = 0, hi = vn_count(n);
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (vn_key(n, mid) <= key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+/* Keys of n that are < key. */
+static uint32_t vn_lower(const struct vas_node *n, uint64_t key)
+{
+	uint32_t lo = 0, hi = vn_count(n);
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (vn_key(n, mid) < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* ---- the writer's path ---- */
+
+struct vt_path {
+	struct vas_node *n[VAS_MAX_HEIGHT];
+	uint32_t i[VAS_MAX_HEIGHT]; /* child taken; at the leaf, a position */
+	uint32_t depth;             /* index of the leaf */
+};
+
+static struct vas_node *vt_root(const struct vas_tree *t)
+{
+	return lf_load_ptr(&t->root, LF_RELAXED);
+}
+
+/* Down to the leaf for key; at the leaf, i = keys < key. */
+static void vt_descend(struct vas_tree *t, uint64_t key, struct vt_path *p)
+{
+	struct vas_node *n = vt_root(t);
+	for (uint32_t d = 0;; d++) {
+		LF_ASSERT(d < VAS_MAX_HEIGHT);
+		p->n[d] = n;
+		if (vn_leaf(n)) {
+			p->i[d] = vn_lower(n, key);
+			p->depth = d;
+			return;
+		}
+		p->i[d] = vn_upper(n, key);
+		n = vn_child(n, p->i[d]);
+	}
+}
+
+/* Refresh maxw on the path above level d after node p->n[d] changed. */
+static void vt_fix_up(struct vas_tree *t, struct vt_path *p, uint32_t d)
+{
+	if (!t->augment)
+		return;
+	uint64_t m = vn_max(p->n[d]);
+	while (d-- > 0) {
+		struct vas_node *up = p->n[d];
+		if (up->u.in.maxw[p->i[d]] == m)
+			return;
+		up->u.in.maxw[p->i[d]] = m;
+		m = vn_max(up);
+	}
+}
+
+/* ---- set-up ---- */
+
+int vt_init(struct vas_tree *t, struct vas *v, uint32_t cap, bool augment)
+{
+	t->vas = v;
+	t->cap = cap;
+	t->augment = augment;
+	t->height = 1;
+	t->nodes = 0;
+	lf_vlock_init(&t->rootlock);
+	int rc = vn_reserve(v, 1);
+	if (rc != VAS_OK)
+		return rc;
+	struct vas_node *r = vn_take(t, 0);
+	lf_vlock_write_unlock(&r->lock);
+	lf_init_ptr(&t->root, r);
+	return VAS_OK;
+}
+
+static void vt_destroy_node(struct vas_tree *t, struct vas_node *n)
+{
+	if (!vn_leaf(n))
+		for (uint32_t i = 0; i <= vn_count(n); i++)
+			vt_destroy_node(t, vn_child(n, i));
+	lf_vlock_write_lock(&n->lock);
+	vn_drop(t, n);
+}
+
+void vt_destroy(struct vas_tree *t)
+{
+	vt_destroy_node(t, vt_root(t));
+	lf_init_ptr(&t->root, NULL);
+}
+
+uint32_t vt_insert_nodes(const struct vas_tree *t)
+{
+	return t->height + 1; /* a split per level, and a new root */
+}
+
+uint64_t vt_max_weight(const struct vas_tree *t)
+{
+	return vn_max(vt_root(t));
+}
+
+/* ---- readers ---- */
+
+struct vt_leaf {
+	struct vas_node *n;
+	uint64_t v;        /* its version */
+	uint64_t lo, hi;   /* fences: keys in [lo, hi) */
+	bool has_lo, has_hi;
+};
+
+/* Optimistic read of count, bound-checked: > cap means "changed". */
+static uint32_t vt_rcount(const struct vas_tree *t, const struct vas_node *n)
+{
+	uint32_t c = lf_olc_load_u32(&n->count);
+	return c > t->cap ? UINT32_MAX : c;
+}
+
+/* Keys <= key among the first c of n, read optimistically. */
+static uint32_t vt_rupper(const struct vas_node *n, uint32_t c, uint64_t key)
+{
+	uint32_t lo = 0, hi = c;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (lf_olc_load_u64(&n->key[mid]) <= key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Start at the root: its version, validated against the root pointer. */
+static bool vt_rroot(struct vas_tree *t, struct vas_node **np, uint64_t *vp)
+{
+	uint64_t rv;
+	if (!lf_vlock_read_lock(&t->rootlock, &rv))
+		return false;
+	struct vas_node *n = lf_olc_load_ptr(&t->root);
+	if (n == NULL || !lf_vlock_read_lock(&n->lock, vp))
+		return false;
+	*np = n;
+	return lf_vlock_validate(&t->rootlock, rv);
+}
+
+/* One step down from inner node l->n for key; false: restart. */
+static bool vt_rstep(struct vas_tree *t, struct vt_leaf *l, uint64_t key)
+{
+	struct vas_node *n = l->n;
+	uint32_t c = vt_rcount(t, n);
+	if (c == UINT32_MAX)
+		return false;
+	uint32_t i = vt_rupper(n, c, key);
+	if (i > 0) {
+		l->lo = lf_olc_load_u64(&n->key[i - 1]);
+		l->has_lo = true;
+	}
+	if (i < c) {
+		l->hi = lf_olc_load_u64(&n->key[i]);
+		l->has_hi = true;
+	}
+	struct vas_node *ch = lf_olc_load_ptr(&n->u.in.child[i]);
+	/* The pointer is a real child only if n did not change. */
+	if (!lf_vlock_validate(&n->lock, l->v) || ch == NULL)
+		return false;
+	uint64_t cv;
+	if (!lf_vlock_read_lock(&ch->lock, &cv))
+		return false;
+	/* Lock coupling: n still held ch when ch's version was read. */
+	if (!lf_vlock_validate(&n->lock, l->v))
+		return false;
+	l->n = ch;
+	l->v = cv;
+	return true;
+}
+
+/* Down to the leaf for key, optimistically; false: restart. */
+static bool vt_rleaf(struct vas_tree *t, uint64_t key, struct vt_leaf *l)
+{
+	l->has_lo = l->has_hi = false;
+	if (!vt_rroot(t, &l->n, &l->v))
+		return false;
+	for (unsigned d = 0; d < VAS_MAX_HEIGHT; d++) {
+		if (lf_olc_load_u32(&l->n->level) == 0)
+			return true;
+		if (!vt_rstep(t, l, key))
+			return false;
+	}
+	return false;
+}
+
+/* Entry i of leaf l, if l is still at its version. */
+static bool vt_rent(const struct vt_leaf *l, uint32_t i, struct vt_ent *e)
+{
+	e->key = lf_olc_load_u64(&l->n->key[i]);
+	e->val = lf_olc_load_u64(&l->n->u.l.val[i]);
+	e->tag = lf_olc_load_uptr(&l->n->u.l.tag[i]);
+	return lf_vlock_validate(&l->n->lock, l->v);
+}
+
+bool vt_read_le(struct vas_tree *t, uint64_t key, struct vt_ent *e,
+		uint64_t *restarts)
+{
+	for (;;) {
+		struct vt_leaf l;
+		uint32_t c;
+		if (vt_rleaf(t, key, &l) &&
+		    (c = vt_rcount(t, l.n)) != UINT32_MAX) {
+			uint32_t i = vt_rupper(l.n, c, key);
+			if (i > 0 && vt_rent(&l, i - 1, e))
+				return true;
+			if (i == 0 && lf_vlock_validate(&l.n->lock, l.v)) {
+				if (!l.has_lo)
+					return false;
+				key = l.lo - 1; /* the leaf to the left */
+				continue;
+			}
+		}
+		(*restarts)++;
+	}
+}
+
+bool vt_read_ge(struct vas_tree *t, uint64_t key, struct vt_ent *e,
+		uint64_t *restarts)
+{
+	for (;;) {
+		struct vt_leaf l;
+		uint32_t c;
+		if (vt_rleaf(t, key, &l) &&
+		    (c = vt_rcount(t, l.n)) != UINT32_MAX) {
+			uint32_t i = key == 0 ? 0 : vt_rupper(l.n, c, key - 1);
+			if (i < c && vt_rent(&l, i, e))
+				return true;
+			if (i >= c && lf_vlock_validate(&l.n->lock, l.v)) {
+				if (!l.has_hi)
+					return false;
+				key = l.hi; /* the leaf to the right */
+				continue;
+			}
+		}
+		(*restarts)++;
+	}
+}
+
+/* ---- writer lookups ---- */
+
+/* The leftmost or rightmost leaf entry below n (n not empty). */
+static void vt_edge(struct vas_node *n, bool right, struct vt_ent *e)
+{
+	while (!vn_leaf(n))
+		n = vn_child(n, right ? vn_count(n) : 0);
+	LF_ASSERT(vn_count(n) > 0);
+	vn_get(n, right ? vn_count(n) - 1 : 0, e);
+}
+
+/* The greatest key < key, or <= key if eq; false if none. */
+static bool vt_get_below(struct vas_tree *t, uint64_t key, bool eq,
+			 struct vt_ent *e)
+{
+	struct vt_path p;
+	vt_descend(t, key, &p);
+	struct vas_node *l = p.n[p.depth];
+	uint32_t i = eq ? vn_upper(l, key) : vn_lower(l, key);
+	if (i > 0) {
+		vn_get(l, i - 1, e);
+		return true;
+	}
+	/* The nearest left subtree on the path, its rightmost entry. */
+	for (uint32_t d = p.depth; d-- > 0;)
+		if (p.i[d] > 0) {
+			vt_edge(vn_child(p.n[d], p.i[d] - 1), true, e);
+			return true;
+		}
+	return false;
+}
+
+bool vt_get_le(struct vas_tree *t, uint64_t key, struct vt_ent *e)
+{
+	return vt_get_below(t, key, true, e);
+}
+
+bool vt_get_lt(struct vas_tree *t, uint64_t key, struct vt_ent *e)
+{
+	return vt_get_below(t, key, false, e);
+}
+
+bool vt_get_ge(struct vas_tree *t, uint64_t key, struct vt_ent *e)
+{
+	struct vt_path p;
+	vt_descend(t, key, &p);
+	struct vas_node *l = p.n[p.depth];
+	uint32_t i = vn_lower(l, key);
+	if (i < vn_count(l)) {
+		vn_get(l, i, e);
+		return true;
+	}
+	for (uint32_t d = p.depth; d-- > 0;)
+		if (p.i[d] < vn_count(p.n[d])) {
+			vt_edge(vn_child(p.n[d], p.i[d] + 1), false, e);
+			return true;
+		}
+	return false;
+}
+
+/* First entry >= from with weight >= need below n; lo: n's lower fence. */
+static bool vt_fw_node(struct vas_node *n, uint64_t from, uint64_t need,
+		       struct vt_ent *e)
+{
+	uint32_t c = vn_count(n);
+	if (vn_leaf(n)) {
+		for (uint32_t i = vn_lower(n, from); i < c; i++) {
+			vn_get(n, i, e);
+			if (vas_val_weight(e->val) >= need)
+				return true;
+		}
+		return false;
+	}
+	for (uint32_t i = vn_upper(n, from); i <= c; i++)
+		if (n->u.in.maxw[i] >= need &&
+		    vt_fw_node(vn_child(n, i), from, need, e))
+			return true;
+	return false;
+}
+
+bool vt_first_weight(struct vas_tree *t, uint64_t from, uint64_t need,
+		     struct vt_ent *e)
+{
+	LF_ASSERT(t->augment);
+	return vt_fw_node(vt_root(t), from, need, e);
+}
+
+/* ---- writer changes ---- */
+
+/* Open a gap at slot i of locked n (and child slot i + 1 if inner). */
+static void vn_gap(struct vas_node *n, uint32_t i)
+{
+	uint32_t c = vn_count(n);
+	for (uint32_t j = c; j > i; j--)
+		vn_copy(n, j, n, j - 1);
+	if (!vn_leaf(n))
+		for (uint32_t j = c + 1; j > i + 1; j--)
+			vn_copy_child(n, j, n, j - 1);
+	lf_olc_store_u32(&n->count, c + 1);
+}
+
+/* Close slot i of locked n (and child slot i + 1 if inner). */
+static void vn_close(struct vas_node *n, uint32_t i)
+{
+	uint32_t c = vn_count(n);
+	for (uint32_t j = i; j + 1 < c; j++)
+		vn_copy(n, j, n, j + 1);
+	if (!vn_leaf(n))
+		for (uint32_t j = i + 1; j < c; j++)
+			vn_copy_child(n, j, n, j + 1);
+	lf_olc_store_u32(&n->count, c - 1);
+}
+
+/*
+ * Split full, locked node n: its upper half goes to a new node r (locked);
+ * returns r, with the separator in *sep.
+ */
+static struct vas_node *vt_split(struct vas_tree *t, struct vas_node *n,
+				 uint64_t *sep)
+{
+	uint32_t c = vn_count(n), half = c / 2;
+	struct vas_node *r = vn_take(t, lf_load_u32(&n->level, LF_RELAXED));
+	if (vn_leaf(n)) {
+		for (uint32_t j = half; j < c; j++)
+			vn_copy(r, j - half, n, j);
+		lf_olc_store_u32(&r->count, c - half);
+		*sep = vn_key(r, 0);
+	} else {
+		/* Key half moves up; keys above it and their children go. */
+		*sep = vn_key(n, half);
+		for (uint32_t j = half + 1; j < c; j++)
+			vn_copy(r, j - half - 1, n, j);
+		for (uint32_t j = half + 1; j <= c; j++)
+			vn_copy_child(r, j - half - 1, n, j);
+		lf_olc_store_u32(&r->count, c - half - 1);
+	}
+	lf_olc_store_u32(&n->count, half);
+	return r;
+}
+
+/* The nodes a change has write-locked, unlocked together at its end. */
+struct vt_locks {
+	struct vas_node *n[3 * VAS_MAX_HEIGHT + 2];
+	uint32_t count;
+};
+
+/* Lock n for the change unless it already is. */
+static void vt_lock(struct vt_locks *lk, struct vas_node *n)
+{
+	for (uint32_t j = 0; j < lk->count; j++)
+		if (lk->n[j] == n)
+			return;
+	LF_ASSERT(lk->count < 3 * VAS_MAX_HEIGHT + 2);
+	/* No other writer exists: this waits for nothing. */
+	LF_ASSERT(lf_vlock_write_lock(&n->lock) == LF_VLOCK_OK);
+	lk->n[lk->count++] = n;
+}
+
+/* Add n, locked already (a node just taken from the reserve). */
+static void vt_locked(struct vt_locks *lk, struct vas_node *n)
+{
+	LF_ASSERT(lk->count < 3 * VAS_MAX_HEIGHT + 2);
+	lk->n[lk->count++] = n;
+}
+
+static void vt_unlock_all(struct vt_locks *lk)
+{
+	while (lk->count)
+		LF_ASSERT(lf_vlock_write_unlock(&lk->n[--lk->count]->lock) ==
+			  LF_VLOCK_OK);
+}
+
+/* n (locked in lk) leaves the tree: out of lk, obsolete, freelist. */
+static void vt_drop(struct vas_tree *t, struct vt_locks *lk,
+		    struct vas_node *n)
+{
+	for (uint32_t j = 0; j < lk->count; j++)
+		if (lk->n[j] == n) {
+			lk->n[j] = lk->n[--lk->count];
+			vn_drop(t, n);
+			return;
+		}
+	LF_ASSERT(!"dropping a node not locked");
+}
+
+/* Publish a new root (the root lock tells readers the pointer moved). */
+static void vt_set_root(struct vas_tree *t, struct vas_node *n)
+{
+	LF_ASSERT(lf_vlock_write_lock(&t->rootlock) == LF_VLOCK_OK);
+	lf_olc_store_ptr(&t->root, n);
+	lf_vlock_write_unlock(&t->rootlock);
+}
+
+/* A new root above the old one, its only child; the path gains a level. */
+static void vt_grow(struct vas_tree *t, struct vt_path *p,
+		    struct vt_locks *lk)
+{
+	struct vas_node *old = p->n[0];
+	struct vas_node *root =
+		vn_take(t, lf_load_u32(&old->level, LF_RELAXED) + 1);
+	vt_locked(lk, root);
+	lf_olc_store_ptr(&root->u.in.child[0], old);
+	root->u.in.maxw[0] = t->augment ? vn_max(old) : 0;
+	vt_set_root(t, root);
+	t->height++;
+	LF_ASSERT(p->depth + 1 < VAS_MAX_HEIGHT);
+	for (uint32_t j = p->depth + 1; j > 0; j--) {
+		p->n[j] = p->n[j - 1];
+		p->i[j] = p->i[j - 1];
+	}
+	p->n[0] = root;
+	p->i[0] = 0;
+	p->depth++;
+}
+
+/* Insert separator sep with right child r after child p->i[d]. */
+static void vt_insert_child(struct vas_tree *t, struct vt_path *p, uint32_t d,
+			    uint64_t sep, struct vas_node *r)
+{
+	struct vas_node *n = p->n[d];
+	uint32_t i = p->i[d];
+	vn_gap(n, i);
+	lf_olc_store_u64(&n->key[i], sep);
+	lf_olc_store_ptr(&n->u.in.child[i + 1], r);
+	n->u.in.maxw[i + 1] = t->augment ? vn_max(r) : 0;
+	n->u.in.maxw[i] = t->augment ? vn_max(vn_child(n, i)) : 0;
+}
+
+/*
+ * Make room for one more slot in p->n[d] (locked), splitting it and its
+ * parents as needed (all locked in lk); on return p->n[d'] and p->i[d'] name
+ * where the slot goes, maybe in the new right half, where d' = d + the
+ * value returned: 1 if the tree grew a level (the path moved down by one).
+ */
+static uint32_t vt_make_room(struct vas_tree *t, struct vt_path *p,
+			     uint32_t d, struct vt_locks *lk)
+{
+	struct vas_node *n = p->n[d];
+	uint32_t grew;
+	if (vn_count(n) < t->cap)
+		return 0;
+	if (d == 0) {
+		vt_grow(t, p, lk);
+		grew = 1;
+	} else {
+		vt_lock(lk, p->n[d - 1]);
+		grew = vt_make_room(t, p, d - 1, lk);
+	}
+	d += grew;
+	uint64_t sep;
+	struct vas_node *r = vt_split(t, n, &sep);
+	vt_locked(lk, r);
+	vt_insert_child(t, p, d - 1, sep, r);
+	uint32_t c = vn_count(n);
+	if (p->i[d] > c) {
+		p->i[d] -= vn_leaf(n) ? c : c + 1;
+		p->n[d] = r;
+		p->i[d - 1]++;
+	}
+	return grew;
+}
+
+void vt_insert(struct vas_tree *t, const struct vt_ent *e)
+{
+	struct vt_path p;
+	struct vt_locks lk = { .count = 0 };
+	vt_descend(t, e->key, &p);
+	struct vas_node *l = p.n[p.depth];
+	LF_ASSERT(p.i[p.depth] >= vn_count(l) ||
+		  vn_key(l, p.i[p.depth]) != e->key);
+	vt_lock(&lk, l);
+	vt_make_room(t, &p, p.depth, &lk); /* p.depth follows a growth */
+	l = p.n[p.depth];
+	vn_gap(l, p.i[p.depth]);
+	vn_put(l, p.i[p.depth], e);
+	vt_unlock_all(&lk);
+	vt_fix_up(t, &p, p.depth);
+}
+
+void vt_update(struct vas_tree *t, const struct vt_ent *e)
+{
+	struct vt_path p;
+	vt_descend(t, e->key, &p);
+	struct vas_node *l = p.n[p.depth];
+	uint32_t i = p.i[p.depth];
+	LF_ASSERT(i < vn_count(l) && vn_key(l, i) == e->key);
+	struct vt_locks lk = { .count = 0 };
+	vt_lock(&lk, l);
+	vn_put(l, i, e);
+	vt_unlock_all(&lk);
+	vt_fix_up(t, &p, p.depth);
+}
+
+/* ---- deletion: merge with a sibling, or borrow from it (A3) ---- */
+
+static uint32_t vt_min_fill(const struct vas_tree *t)
+{
+	return t->cap / 4 > 0 ? t->cap / 4 : 1;
+}
+
+/* Append right sibling r to l (both locked), with separator sep between. */
+static void vt_merge_nodes(struct vas_node *l, struct vas_node *r,
+			   uint64_t sep)
+{
+	uint32_t lc = vn_count(l), rc = vn_count(r);
+	if (vn_leaf(l)) {
+		for (uint32_t j = 0; j < rc; j++)
+			vn_copy(l, lc + j, r, j);
+		lf_olc_store_u32(&l->count, lc + rc);
+		return;
+	}
+	lf_olc_store_u64(&l->key[lc], sep);
+	for (uint32_t j = 0; j < rc; j++)
+		vn_copy(l, lc + 1 + j, r, j);
+	for (uint32_t j = 0; j <= rc; j++)
+		vn_copy_child(l, lc + 1 + j, r, j);
+	lf_olc_store_u32(&l->count, lc + rc + 1);
+}
+
+/* Move one slot from l's end to r's front, through separator *sep. */
+static void vt_shift_right(struct vas_node *l, struct vas_node *r,
+			   uint64_t *sep)
+{
+	uint32_t lc = vn_count(l), rc = vn_count(r);
+	if (vn_leaf(l)) {
+		vn_gap(r, 0);
+		vn_copy(r, 0, l, lc - 1);
+		*sep = vn_key(r, 0);
+	} else {
+		for (uint32_t j = rc; j > 0; j--)
+			vn_copy(r, j, r, j - 1);
+		for (uint32_t j = rc + 1; j > 0; j--)
+			vn_copy_child(r, j, r, j - 1);
+		lf_olc_store_u64(&r->key[0], *sep);
+		vn_copy_child(r, 0, l, lc);
+		lf_olc_store_u32(&r->count, rc + 1);
+		*sep = vn_key(l, lc - 1);
+	}
+	lf_olc_store_u32(&l->count, lc - 1);
+}
+
+/* Move one slot from r's front to l's end, through separator *sep. */
+static void vt_shift_left(struct vas_node *l, struct vas_node *r,
+			  uint64_t *sep)
+{
+	uint32_t lc = vn_count(l), rc = vn_count(r);
+	if (vn_leaf(l)) {
+		vn_copy(l, lc, r, 0);
+		lf_olc_store_u32(&l->count, lc + 1);
+		vn_close(r, 0);
+		*sep = vn_key(r, 0);
+		return;
+	}
+	lf_olc_store_u64(&l->key[lc], *sep);
+	vn_copy_child(l, lc + 1, r, 0);
+	lf_olc_store_u32(&l->count, lc + 1);
+	*sep = vn_key(r, 0);
+	for (uint32_t j = 0; j + 1 < rc; j++)
+		vn_copy(r, j, r, j + 1);
+	for (uint32_t j = 0; j < rc; j++)
+		vn_copy_child(r, j, r, j + 1);
+	lf_olc_store_u32(&r->count, rc - 1);
+}
+
+/* The root is an inner node with one child left: that child is the root. */
+static void vt_shrink(struct vas_tree *t, struct vt_locks *lk)
+{
+	struct vas_node *root = vt_root(t);
+	while (!vn_leaf(root) && vn_count(root) == 0) {
+		vt_lock(lk, root);
+		vt_set_root(t, vn_child(root, 0));
+		vt_drop(t, lk, root);
+		t->height--;
+		root = vt_root(t);
+	}
+}
+
+/*
+ * p->n[d] lost a slot. While it is under the minimum fill, merge it with
+ * a sibling if both fit in one node (then its parent lost a slot: go up),
+ * or else borrow one slot from the sibling. Keeps maxw right on the way.
+ */
+static void vt_rebalance(struct vas_tree *t, struct vt_path *p, uint32_t d,
+			 struct vt_locks *lk)
+{
+	while (d > 0 && vn_count(p->n[d]) < vt_min_fill(t)) {
+		struct vas_node *up = p->n[d - 1];
+		uint32_t pi = p->i[d - 1];
+		uint32_t li = pi > 0 ? pi - 1 : pi; /* separator between l, r */
+		struct vas_node *l = vn_child(up, li), *r = vn_child(up, li + 1);
+		vt_lock(lk, up);
+		vt_lock(lk, l);
+		vt_lock(lk, r);
+		uint64_t sep = vn_key(up, li);
+		uint32_t need = vn_count(l) + vn_count(r) + (vn_leaf(l) ? 0 : 1);
+		if (need <= t->cap) {
+			vt_merge_nodes(l, r, sep);
+			vn_close(up, li);
+			vt_drop(t, lk, r);
+			up->u.in.maxw[li] = t->augment ? vn_max(l) : 0;
+			p->n[d] = l;
+			p->i[d - 1] = li;
+			d--;
+			continue;
+		}
+		if (r == p->n[d])
+			vt_shift_right(l, r, &sep);
+		else
+			vt_shift_left(l, r, &sep);
+		lf_olc_store_u64(&up->key[li], sep);
+		up->u.in.maxw[li] = t->augment ? vn_max(l) : 0;
+		up->u.in.maxw[li + 1] = t->augment ? vn_max(r) : 0;
+		d--;
+		break;
+	}
+	vt_fix_up(t, p, d);
+}
+
+void vt_delete(struct vas_tree *t, uint64_t key)
+{
+	struct vt_path p;
+	struct vt_locks lk = { .count = 0 };
+	vt_descend(t, key, &p);
+	struct vas_node *l = p.n[p.depth];
+	uint32_t i = p.i[p.depth];
+	LF_ASSERT(i < vn_count(l) && vn_key(l, i) == key);
+	vt_lock(&lk, l);
+	vn_close(l, i);
+	vt_rebalance(t, &p, p.depth, &lk);
+	vt_shrink(t, &lk);
+	vt_unlock_all(&lk);
+}
+
+/* ---- structural check (writer lock held) ---- */
+
+struct vt_ck {
+	struct vas_tree *t;
+	uint32_t leaf_depth;
+	bool have_leaf_depth;
+	uint64_t entries, nodes;
+	uint64_t where;
+};
+
+static int vt_ck_fail(struct vt_ck *k, uint64_t where, int inv)
+{
+	k->where = where;
+	return inv;
+}
+
+/*
+ * A1 keys sorted and within the fences [lo, hi); A2 fill: at most cap,
+ * at least the minimum fill below the root, inner nodes >= 1 key; A3 all
+ * leaves at one depth and levels consistent; A4 maxw = the largest weight
+ * below each child.
+ */
+static int vt_ck_node(struct vt_ck *k, struct vas_node *n, uint32_t depth,
+		      uint64_t lo, bool has_lo, uint64_t hi, bool has_hi,
+		      uint64_t *maxp)
+{
+	uint32_t c = vn_count(n);
+	k->nodes++;
+	if (c > k->t->cap || (depth > 0 && c < vt_min_fill(k->t)) ||
+	    (!vn_leaf(n) && c == 0))
+		return vt_ck_fail(k, c, 2);
+	for (uint32_t i = 0; i < c; i++) {
+		uint64_t key = vn_key(n, i);
+		if ((i > 0 && vn_key(n, i - 1) >= key) || (has_lo && key < lo) ||
+		    (has_hi && key >= hi))
+			return vt_ck_fail(k, key, 1);
+	}
+	if (vn_leaf(n)) {
+		if (k->have_leaf_depth && k->leaf_depth != depth)
+			return vt_ck_fail(k, depth, 3);
+		k->leaf_depth = depth;
+		k->have_leaf_depth = true;
+		k->entries += c;
+		*maxp = vn_max(n);
+		return 0;
+	}
+	uint64_t m = 0;
+	for (uint32_t i = 0; i <= c; i++) {
+		struct vas_node *ch = vn_child(n, i);
+		uint64_t cm;
+		if (lf_load_u32(&ch->level, LF_RELAXED) + 1 !=
+		    lf_load_u32(&n->level, LF_RELAXED))
+			return vt_ck_fail(k, i, 3);
+		int rc = vt_ck_node(k, ch, depth + 1,
+				    i > 0 ? vn_key(n, i - 1) : lo, i > 0 || has_lo,
+				    i < c ? vn_key(n, i) : hi, i < c || has_hi,
+				    &cm);
+		if (rc)
+			return rc;
+		if (k->t->augment && n->u.in.maxw[i] != cm)
+			return vt_ck_fail(k, i < c ? vn_key(n, i) : hi, 4);
+		m = cm > m ? cm : m;
+	}
+	*maxp = m;
+	return 0;
+}
+
+int vt_check(struct vas_tree *t, uint64_t *nentries, uint64_t *where)
+{
+	struct vt_ck k = { .t = t };
+	uint64_t m;
+	int rc = vt_ck_node(&k, vt_root(t), 0, 0, false, 0, false, &m);
+	if (rc == 0 && (k.leaf_depth + 1 != t->height || k.nodes != t->nodes))
+		rc = vt_ck_fail(&k, k.nodes, 3);
+	*nentries = k.entries;
+	*where = k.where;
+	return rc;
+}

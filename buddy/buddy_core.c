@@ -125,7 +125,9 @@ static bool buddy_merge_claim(struct buddy_cpu *c, uint32_t x, uint32_t b,
 	if (!buddy_claim_free(z, b, k, lower ? BK_BUSY : BK_TAIL,
 			      lower ? k + 1 : 0, true))
 		return false;
-	buddy_st_set(z, x, lower ? BK_TAIL : BK_BUSY, lower ? 0 : k + 1);
+	/* x, the head still, keeps BUSY: the publish writes its order. */
+	if (lower)
+		buddy_st_set(z, x, BK_TAIL, 0);
 	buddy_free_delta(c, k, -1);
 	buddy_ctr_add(c, BC_MERGES, 1);
 	return true;
@@ -327,15 +329,19 @@ uint32_t buddy_take(struct buddy_cpu *c, unsigned k, unsigned max,
 	return LF_STACK_NIL;
 }
 
-/* x is BUSY(o), ours: give back upper halves until it is BUSY(k). */
+/*
+ * x is BUSY(o), ours: give back upper halves until it is BUSY(k). Its own
+ * word is written once, at the end: while it is BUSY no other call reads
+ * its order for anything but a diagnosis.
+ */
 void buddy_split_low(struct buddy_cpu *c, uint32_t x, unsigned o, unsigned k)
 {
 	struct buddy_zone *z = c->zone;
-	for (unsigned j = o; j > k; j--) {
+	for (unsigned j = o; j > k; j--)
 		/* The half's buddy is the part we keep: no recheck (B6). */
 		buddy_publish_half(c, x + ((uint32_t)1 << (j - 1)), j - 1);
-		buddy_st_set(z, x, BK_BUSY, j - 1);
-	}
+	if (o != k)
+		buddy_st_set(z, x, BK_BUSY, k);
 }
 
 /* Free blocks of order >= k, counted over every context. */

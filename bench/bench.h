@@ -1,8 +1,8 @@
 /*
- * bench.h: the interface between the harness of bench_lockfree (threads,
- * timing, repeats, report; bench_lockfree.c) and the implementations it
- * times (bench_stack.c, bench_epoch.c, bench_urcu_memb.c,
- * bench_urcu_qsbr.c).
+ * bench.h: the interface between the harness (threads, timing, repeats,
+ * report; bench_harness.c), the programs built on it (bench_lockfree.c,
+ * bench_buddy.c) and the implementations they time (bench_stack.c,
+ * bench_epoch.c, bench_urcu_memb.c, bench_urcu_qsbr.c; bench_buddy_work.c).
  *
  * One implementation is one struct bench_impl. For every point (benchmark,
  * implementation, thread count, repeat) the harness calls setup() on the
@@ -13,7 +13,15 @@
  * the program then exits non-zero.
  *
  * run() does its operation in batches of BENCH_BATCH and looks at the stop
- * flag between batches, so the flag costs one relaxed load per batch.
+ * flag between batches, so the flag costs one relaxed load per batch. A
+ * run() may go on after the flag is up to finish work another thread hands
+ * it (bench_buddy's cross workload: a consumer empties its ring); the
+ * thread's time runs until run() returns, and the operations of every thread
+ * are summed, so an operation may be counted by whichever thread ends it.
+ *
+ * One program is one struct bench_prog: its implementations in the order of
+ * the report, a header and an optional report after the table (bench_buddy
+ * prints its targets there); main() calls bench_main().
  */
 #ifndef BENCH_H
 #define BENCH_H
@@ -42,9 +50,9 @@ static inline bool bench_stopped(const struct bench_stop *stop)
 }
 
 struct bench_impl {
-	const char *bench; /* the benchmark: "stack" or "epoch" */
+	const char *bench; /* the benchmark, e.g. "stack" or "repeat" */
 	const char *impl;  /* the implementation, e.g. "lf_stack" */
-	bool ours;         /* the one the baselines are divided by */
+	bool ours;         /* the one the others are divided by (one a bench) */
 	/* NULL if it runs at this thread count in this build, else why not. */
 	const char *(*skip)(unsigned nthreads);
 	int (*setup)(unsigned nthreads);  /* main thread; 0 or -1 */
@@ -55,7 +63,33 @@ struct bench_impl {
 	int (*check)(void);               /* main thread, after the join */
 };
 
-/* The implementations, in the order of the report. */
+/* A program on the harness. */
+struct bench_results;
+struct bench_prog {
+	const char *name; /* "bench_lockfree": usage and messages */
+	const struct bench_impl *const *impls; /* in the order of the report */
+	unsigned nimpls;
+	void (*header)(void); /* what one op is, after the common lines */
+	/* After the table (NULL: nothing); may call bench_result(). */
+	void (*report)(const struct bench_results *res);
+};
+
+/*
+ * Parse the options, run every point, write the CSV, print the table and
+ * the report: returns 0, or 1 if a check failed (the exit status); exits 2
+ * on bad usage.
+ */
+int bench_main(const struct bench_prog *prog, int argc, char **argv);
+
+/*
+ * The median, min and max ns/op of one series, for a report; false if it
+ * did not run (skipped, or that thread count was not asked for).
+ */
+bool bench_result(const struct bench_results *res, const char *bench,
+		  const char *impl, unsigned nthreads, double *median,
+		  double *min, double *max);
+
+/* bench_lockfree's implementations, in the order of the report. */
 extern const struct bench_impl bench_lf_stack;
 extern const struct bench_impl bench_ck_stack_upmc;
 extern const struct bench_impl bench_ck_stack_mpmc;

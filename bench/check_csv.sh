@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/check_csv.sh: check a CSV written by bench_lockfree --csv.
+# bench/check_csv.sh: check a CSV written by bench_lockfree or bench_buddy
+# --csv.
 #
 # Fails unless the header is exactly bench,impl,threads,repeat,ops,seconds,
 # ns_per_op, every row is well formed with ops, seconds and ns_per_op > 0,

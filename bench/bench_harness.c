@@ -1,0 +1,605 @@
+/*
+ * bench_harness.c: the harness shared by bench_lockfree and bench_buddy
+ * (bench.h): threads pinned to CPUs, a barrier, a stop flag, repeats
+ * interleaved, medians with min and max, CSV, and a table with each
+ * implementation's ratio to ours. See bench/README.md.
+ *
+ * For each point (implementation, thread count) it starts the threads, each
+ * pinned to one of the CPUs this process may run on (round robin), lets
+ * them meet at a barrier, runs them for a fixed time and counts what they
+ * did. Each thread times itself; ns/op is the threads' time summed over the
+ * operations summed, i.e. what one operation costs the thread that does it
+ * (equal across thread counts means perfect scaling). The points of one
+ * repeat run back to back, implementations interleaved, so that drift in
+ * the machine hits every implementation alike; the report gives the median
+ * over the repeats with the minimum and maximum, and each other
+ * implementation's ratio to ours: of the medians, and paired (the median of
+ * the ratios within one repeat). A point with more threads than CPUs to pin
+ * them to is marked "oversubscribed" in the table.
+ *
+ * Every implementation checks its data structure after each run (bench.h);
+ * a failed check makes the program exit 1.
+ *
+ * Usage: PROG [--csv PATH] [--seconds S] [--repeats R] [--threads-max N]
+ *             [--quick]
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include "platform_user.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BENCH_MAX_REPEATS 1000
+#define BENCH_MAX_COUNTS 16 /* thread counts in one run */
+#define BENCH_IMPL_WIDTH 14 /* the impl column, at least */
+
+struct bench_opts {
+	const char *csv;
+	double seconds;
+	unsigned repeats;
+	unsigned threads_max;
+};
+
+/* The results of one series (implementation, thread count). */
+struct bench_series {
+	const char *skipped; /* why it did not run, or NULL */
+	double *ns;          /* ns/op of each repeat */
+	unsigned n;
+};
+
+/* Every series: [k * ncounts + ci] for implementation k, count ci. */
+struct bench_results {
+	const struct bench_prog *prog;
+	struct bench_series *s;
+};
+
+struct bench_worker {
+	pthread_t tid;
+	unsigned id;
+	int cpu; /* -1: not pinned */
+	const struct bench_impl *impl;
+	pthread_barrier_t *barrier;
+	const struct bench_stop *stop;
+	uint64_t ops;
+	uint64_t ns;
+} LF_CACHE_ALIGNED;
+
+static const struct bench_prog *bench_prog;
+static unsigned bench_counts[BENCH_MAX_COUNTS];
+static unsigned bench_ncounts;
+static int bench_cpus[CPU_SETSIZE];
+static unsigned bench_ncpus;
+static int bench_impl_width;
+static lf_atomic_u32 bench_pin_warned;
+
+static uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void bench_sleep(double seconds)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)seconds,
+		.tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9),
+	};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static void bench_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s [--csv PATH] [--seconds S] "
+		"[--repeats R] [--threads-max N] [--quick]\n"
+		"  --csv PATH       write every run to PATH (CSV)\n"
+		"  --seconds S      measured time per point (default 0.5)\n"
+		"  --repeats R      runs per point; the report gives the "
+		"median (default 5)\n"
+		"  --threads-max N  thread counts 1, 2, 4, ... up to N "
+		"(default 2)\n"
+		"  --quick          0.01 s per point, for smoke tests\n",
+		bench_prog->name);
+}
+
+/* Parse a number in [lo, hi]; exit 2 on anything else. */
+static double bench_parse_num(const char *opt, const char *s, double lo,
+			      double hi)
+{
+	char *end;
+	double v;
+
+	if (s == NULL) {
+		fprintf(stderr, "%s: %s needs a value\n", bench_prog->name,
+			opt);
+		exit(2);
+	}
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi)) {
+		fprintf(stderr, "%s: %s: '%s' is not in [%g, %g]\n",
+			bench_prog->name, opt, s, lo, hi);
+		exit(2);
+	}
+	return v;
+}
+
+static void bench_parse(int argc, char **argv, struct bench_opts *o)
+{
+	bool quick = false, seconds_set = false;
+
+	*o = (struct bench_opts){.seconds = 0.5, .repeats = 5,
+				 .threads_max = 2};
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (strcmp(a, "--csv") == 0 && v != NULL) {
+			o->csv = v;
+			i++;
+		} else if (strcmp(a, "--seconds") == 0) {
+			o->seconds = bench_parse_num(a, v, 0.001, 3600);
+			seconds_set = true;
+			i++;
+		} else if (strcmp(a, "--repeats") == 0) {
+			o->repeats = (unsigned)bench_parse_num(
+				a, v, 1, BENCH_MAX_REPEATS);
+			i++;
+		} else if (strcmp(a, "--threads-max") == 0) {
+			o->threads_max = (unsigned)bench_parse_num(
+				a, v, 1, BENCH_MAX_THREADS);
+			i++;
+		} else if (strcmp(a, "--quick") == 0) {
+			quick = true;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			bench_usage(stdout);
+			exit(0);
+		} else {
+			fprintf(stderr, "%s: bad argument '%s'\n",
+				bench_prog->name, a);
+			bench_usage(stderr);
+			exit(2);
+		}
+	}
+	if (quick && !seconds_set)
+		o->seconds = 0.01;
+}
+
+/* Thread counts 1, 2, 4, ... below max, then max. */
+static void bench_set_counts(unsigned max)
+{
+	bench_ncounts = 0;
+	for (unsigned t = 1; t < max; t *= 2)
+		bench_counts[bench_ncounts++] = t;
+	bench_counts[bench_ncounts++] = max;
+}
+
+/* The CPUs this process may run on; the threads are pinned round robin. */
+static void bench_find_cpus(void)
+{
+	cpu_set_t set;
+
+	bench_ncpus = 0;
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set))
+			bench_cpus[bench_ncpus++] = c;
+}
+
+static void bench_pin(int cpu)
+{
+	cpu_set_t set;
+	int rc;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	/* Relaxed: only decides who prints the warning. */
+	if (rc != 0 && lf_xchg_u32(&bench_pin_warned, 1, LF_RELAXED) == 0)
+		fprintf(stderr, "%s: warning: cannot pin to CPU %d (%s); "
+			"running unpinned\n", bench_prog->name, cpu,
+			strerror(rc));
+}
+
+static void *bench_worker_main(void *p)
+{
+	struct bench_worker *w = p;
+	uint64_t t0;
+
+	bench_pin(w->cpu);
+	lf_platform_user_set_cpu(w->id);
+	w->impl->thread_init(w->id);
+	pthread_barrier_wait(w->barrier);
+	t0 = bench_now_ns();
+	w->ops = w->impl->run(w->id, w->stop);
+	w->ns = bench_now_ns() - t0;
+	w->impl->thread_fini(w->id);
+	return NULL;
+}
+
+/* Start the threads of one point; they wait on the barrier. */
+static void bench_start(struct bench_worker *w, unsigned nthreads,
+			const struct bench_impl *impl,
+			pthread_barrier_t *barrier,
+			const struct bench_stop *stop)
+{
+	for (unsigned i = 0; i < nthreads; i++) {
+		w[i] = (struct bench_worker){
+			.id = i,
+			.cpu = bench_ncpus ? bench_cpus[i % bench_ncpus] : -1,
+			.impl = impl,
+			.barrier = barrier,
+			.stop = stop,
+		};
+		int rc = pthread_create(&w[i].tid, NULL, bench_worker_main,
+					&w[i]);
+		if (rc != 0) {
+			fprintf(stderr, "%s: pthread_create: %s\n",
+				bench_prog->name, strerror(rc));
+			exit(2);
+		}
+	}
+}
+
+/*
+ * One run of one point: *ops operations in all, *secs the threads' mean
+ * time. Returns -1 if the implementation's check failed.
+ */
+static int bench_point(const struct bench_impl *impl, unsigned nthreads,
+		       double seconds, uint64_t *ops, double *secs)
+{
+	static struct bench_worker w[BENCH_MAX_THREADS];
+	static struct bench_stop stop;
+	pthread_barrier_t barrier;
+	uint64_t ns = 0;
+
+	*ops = 0;
+	*secs = 0;
+	if (impl->setup(nthreads) != 0) {
+		fprintf(stderr, "%s: setup failed\n", impl->impl);
+		return -1;
+	}
+	/* Relaxed: pthread_create() orders it before the threads. */
+	lf_store_u32(&stop.flag, 0, LF_RELAXED);
+	pthread_barrier_init(&barrier, NULL, nthreads + 1);
+	bench_start(w, nthreads, impl, &barrier, &stop);
+	pthread_barrier_wait(&barrier);
+	bench_sleep(seconds);
+	lf_store_u32(&stop.flag, 1, LF_RELAXED); /* see bench_stopped() */
+	for (unsigned i = 0; i < nthreads; i++) {
+		pthread_join(w[i].tid, NULL);
+		*ops += w[i].ops;
+		ns += w[i].ns;
+	}
+	pthread_barrier_destroy(&barrier);
+	*secs = (double)ns / nthreads / 1e9;
+	return impl->check();
+}
+
+static int bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* Median, min and max of v[0..n), n >= 1; v is left as it is. */
+static double bench_median(const double *v, unsigned n, double *min,
+			   double *max)
+{
+	double w[BENCH_MAX_REPEATS];
+
+	memcpy(w, v, n * sizeof(double));
+	qsort(w, n, sizeof(double), bench_cmp_double);
+	*min = w[0];
+	*max = w[n - 1];
+	if (n % 2)
+		return w[n / 2];
+	return (w[n / 2 - 1] + w[n / 2]) / 2;
+}
+
+static const char *bench_sanitizer(void)
+{
+	if (bench_under_tsan())
+		return "ThreadSanitizer";
+#if defined(__SANITIZE_ADDRESS__)
+	return "AddressSanitizer";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	return "AddressSanitizer";
+#endif
+#endif
+	return "none";
+}
+
+static void bench_header(const struct bench_opts *o)
+{
+	printf("%s: %.3g s per point, %u repeats, threads", bench_prog->name,
+	       o->seconds, o->repeats);
+	for (unsigned i = 0; i < bench_ncounts; i++)
+		printf(" %u", bench_counts[i]);
+	printf(", pinned round robin to CPUs");
+	for (unsigned i = 0; i < bench_ncpus; i++)
+		printf(" %d", bench_cpus[i]);
+	printf("\ncompiler: %s; sanitizer: %s\n", __VERSION__,
+	       bench_sanitizer());
+	printf("ns/op: the threads' time summed / operations summed (the "
+	       "cost of one\n  operation to its thread; flat across thread "
+	       "counts = perfect scaling)\n");
+	bench_prog->header();
+	printf("\n");
+	fflush(stdout);
+}
+
+static const struct bench_impl *bench_impl_at(unsigned k)
+{
+	return bench_prog->impls[k];
+}
+
+static struct bench_series *bench_at(const struct bench_results *res,
+				     unsigned k, unsigned ci)
+{
+	return &res->s[k * bench_ncounts + ci];
+}
+
+/* The series of our implementation of bench at count ci, or NULL. */
+static const struct bench_series *
+bench_ours(const struct bench_results *res, const char *bench, unsigned ci)
+{
+	for (unsigned k = 0; k < bench_prog->nimpls; k++) {
+		const struct bench_series *s = bench_at(res, k, ci);
+		if (bench_impl_at(k)->ours && s->skipped == NULL && s->n > 0 &&
+		    strcmp(bench_impl_at(k)->bench, bench) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+bool bench_result(const struct bench_results *res, const char *bench,
+		  const char *impl, unsigned nthreads, double *median,
+		  double *min, double *max)
+{
+	for (unsigned k = 0; k < bench_prog->nimpls; k++) {
+		const struct bench_impl *m = bench_impl_at(k);
+		if (strcmp(m->bench, bench) != 0 || strcmp(m->impl, impl) != 0)
+			continue;
+		for (unsigned ci = 0; ci < bench_ncounts; ci++) {
+			const struct bench_series *s = bench_at(res, k, ci);
+			if (bench_counts[ci] != nthreads ||
+			    s->skipped != NULL || s->n == 0)
+				continue;
+			*median = bench_median(s->ns, s->n, min, max);
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Print "base / ours = X (paired Y)": X is the ratio of the medians, Y the
+ * median over the repeats of the ratio within one repeat, whose points ran
+ * back to back (less exposed to drift in the machine between repeats).
+ */
+static void bench_ratio(const char *impl, const struct bench_series *s,
+			const char *ours_name, const struct bench_series *ours)
+{
+	double r[BENCH_MAX_REPEATS], lo, hi, med, ours_med;
+	unsigned n = s->n < ours->n ? s->n : ours->n;
+
+	med = bench_median(s->ns, s->n, &lo, &hi);
+	ours_med = bench_median(ours->ns, ours->n, &lo, &hi);
+	for (unsigned i = 0; i < n; i++)
+		r[i] = ours->ns[i] > 0 ? s->ns[i] / ours->ns[i] : 0;
+	printf("   %s / %s = %.3gx", impl, ours_name,
+	       ours_med > 0 ? med / ours_med : 0);
+	if (n > 1)
+		printf(" (paired %.3gx)", bench_median(r, n, &lo, &hi));
+}
+
+static void bench_table_row(const struct bench_impl *impl, unsigned nthreads,
+			    const struct bench_series *s,
+			    const char *ours_name,
+			    const struct bench_series *ours)
+{
+	double lo, hi, med;
+	int wd = bench_impl_width;
+
+	if (s->skipped != NULL) {
+		printf("%7u  %-*s  skipped: %s\n", nthreads, wd, impl->impl,
+		       s->skipped);
+		return;
+	}
+	med = bench_median(s->ns, s->n, &lo, &hi);
+	printf("%7u  %-*s %9.3f %9.3f %9.3f", nthreads, wd, impl->impl, med,
+	       lo, hi);
+	if (!impl->ours && ours != NULL)
+		bench_ratio(impl->impl, s, ours_name, ours);
+	if (bench_ncpus > 0 && nthreads > bench_ncpus)
+		printf("   oversubscribed");
+	printf("\n");
+}
+
+/* Name of our implementation of bench. */
+static const char *bench_ours_name(const char *bench)
+{
+	for (unsigned k = 0; k < bench_prog->nimpls; k++)
+		if (bench_impl_at(k)->ours &&
+		    strcmp(bench_impl_at(k)->bench, bench) == 0)
+			return bench_impl_at(k)->impl;
+	return "?";
+}
+
+/* The table of one benchmark: every implementation at every count. */
+static void bench_table_bench(const struct bench_results *res, const char *b,
+			      unsigned repeats)
+{
+	printf("%s: ns/op, median of %u (min, max); ratio > 1: the "
+	       "baseline costs more;\n  paired: median of the ratios "
+	       "within one repeat\n", b, repeats);
+	printf("%7s  %-*s %9s %9s %9s\n", "threads", bench_impl_width, "impl",
+	       "median", "min", "max");
+	for (unsigned ci = 0; ci < bench_ncounts; ci++) {
+		const struct bench_series *ours = bench_ours(res, b, ci);
+		for (unsigned m = 0; m < bench_prog->nimpls; m++) {
+			const struct bench_impl *impl = bench_impl_at(m);
+			if (strcmp(impl->bench, b) != 0)
+				continue;
+			bench_table_row(impl, bench_counts[ci],
+					bench_at(res, m, ci),
+					bench_ours_name(b), ours);
+		}
+	}
+	printf("\n");
+}
+
+static void bench_table(const struct bench_results *res, unsigned repeats)
+{
+	for (unsigned k = 0; k < bench_prog->nimpls; k++) {
+		const char *b = bench_impl_at(k)->bench;
+		bool seen = false;
+		for (unsigned j = 0; j < k; j++)
+			seen |= strcmp(bench_impl_at(j)->bench, b) == 0;
+		if (!seen)
+			bench_table_bench(res, b, repeats);
+	}
+}
+
+/* Run one point once, record and print it; -1 if its check failed. */
+static int bench_run_one(const struct bench_impl *impl, unsigned nthreads,
+			 unsigned r, const struct bench_opts *o,
+			 struct bench_series *s, FILE *csv)
+{
+	uint64_t ops;
+	double secs, ns;
+	int rc = bench_point(impl, nthreads, o->seconds, &ops, &secs);
+
+	ns = ops ? secs * nthreads * 1e9 / (double)ops : 0;
+	s->ns[s->n++] = ns;
+	if (csv != NULL)
+		fprintf(csv, "%s,%s,%u,%u,%llu,%.6f,%.4f\n", impl->bench,
+			impl->impl, nthreads, r + 1, (unsigned long long)ops,
+			secs, ns);
+	if (rc != 0 || ops == 0) {
+		fprintf(stderr, "%s: CHECK FAILED: %s %s, %u threads, repeat "
+			"%u\n", bench_prog->name, impl->bench, impl->impl,
+			nthreads, r + 1);
+		return -1;
+	}
+	return 0;
+}
+
+static int bench_run_all(const struct bench_opts *o,
+			 const struct bench_results *res, FILE *csv)
+{
+	int failed = 0;
+
+	for (unsigned r = 0; r < o->repeats; r++) {
+		for (unsigned k = 0; k < bench_prog->nimpls; k++) {
+			const struct bench_impl *impl = bench_impl_at(k);
+			for (unsigned ci = 0; ci < bench_ncounts; ci++) {
+				unsigned n = bench_counts[ci];
+				struct bench_series *s = bench_at(res, k, ci);
+				if (r == 0)
+					s->skipped = impl->skip(n);
+				if (s->skipped != NULL)
+					continue;
+				failed |= bench_run_one(impl, n, r, o, s, csv);
+			}
+		}
+		fprintf(stderr, "%s: repeat %u/%u done\n", bench_prog->name,
+			r + 1, o->repeats);
+	}
+	return failed;
+}
+
+static void bench_oom(void)
+{
+	fprintf(stderr, "%s: out of memory\n", bench_prog->name);
+	exit(2);
+}
+
+/* One series per (implementation, thread count), room for every repeat. */
+static void bench_alloc(struct bench_results *res, unsigned repeats)
+{
+	size_t n = bench_prog->nimpls * bench_ncounts;
+
+	res->prog = bench_prog;
+	res->s = calloc(n, sizeof(*res->s));
+	if (res->s == NULL)
+		bench_oom();
+	for (size_t i = 0; i < n; i++) {
+		res->s[i].ns = calloc(repeats, sizeof(double));
+		if (res->s[i].ns == NULL)
+			bench_oom();
+	}
+}
+
+static void bench_free(struct bench_results *res)
+{
+	for (size_t i = 0; i < bench_prog->nimpls * bench_ncounts; i++)
+		free(res->s[i].ns);
+	free(res->s);
+}
+
+/* Width of the impl column: the longest name, at least the default. */
+static int bench_width(void)
+{
+	size_t w = BENCH_IMPL_WIDTH;
+
+	for (unsigned k = 0; k < bench_prog->nimpls; k++)
+		if (strlen(bench_impl_at(k)->impl) > w)
+			w = strlen(bench_impl_at(k)->impl);
+	return (int)w;
+}
+
+static FILE *bench_csv_open(const char *path)
+{
+	FILE *csv = fopen(path, "w");
+
+	if (csv == NULL) {
+		perror(path);
+		exit(2);
+	}
+	fprintf(csv, "bench,impl,threads,repeat,ops,seconds,ns_per_op\n");
+	return csv;
+}
+
+int bench_main(const struct bench_prog *prog, int argc, char **argv)
+{
+	struct bench_opts o;
+	struct bench_results res;
+	FILE *csv = NULL;
+	int failed;
+
+	bench_prog = prog;
+	bench_impl_width = bench_width();
+	bench_parse(argc, argv, &o);
+	bench_set_counts(o.threads_max);
+	bench_find_cpus();
+	if (o.csv != NULL)
+		csv = bench_csv_open(o.csv);
+	bench_alloc(&res, o.repeats);
+	bench_header(&o);
+	failed = bench_run_all(&o, &res, csv);
+	if (csv != NULL && fclose(csv) != 0) {
+		perror(o.csv);
+		failed = 1;
+	}
+	bench_table(&res, o.repeats);
+	if (prog->report != NULL)
+		prog->report(&res);
+	bench_free(&res);
+	if (failed)
+		printf("%s: a check FAILED (see above)\n", prog->name);
+	return failed ? 1 : 0;
+}

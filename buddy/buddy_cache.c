@@ -195,6 +195,7 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
 		unsigned mo;
 		if (buddy_pop_take(c, x, o, o, &mo)) {
 			buddy_cache_take(c, x, mo, o);
+			buddy_busy(c, -1); /* taken BUSY by buddy_pop_take */
 			any = true;
 		}
 		x = next;
@@ -206,6 +207,7 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
 	if (x == LF_STACK_NIL)
 		return false;
 	buddy_cache_take(c, x, mo, o);
+	buddy_busy(c, -1);
 	return true;
 }
 

@@ -170,6 +170,7 @@ void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
 		      uint32_t x, unsigned k)
 {
 	uint32_t b;
+	buddy_busy(c, 1);
 	for (;;) {
 		while (buddy_buddy_of(r, x, k, &b) &&
 		       buddy_merge_claim(c, x, b, k)) {
@@ -180,10 +181,24 @@ void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
 		buddy_publish(c, x, k, LF_SEQ_CST);
 		if (!buddy_buddy_of(r, x, k, &b) ||
 		    !buddy_recheck(c, x, b, k, &x))
-			return;
+			break;
 		k++;
 	}
+	buddy_busy(c, -1);
 }
+
+/* Blocks that other contexts hold BUSY for a split or merge in flight. */
+static bool buddy_others_busy(const struct buddy_cpu *c)
+{
+	const struct buddy_zone *z = c->zone;
+	for (uint32_t i = 0; i < z->ncpus; i++)
+		/* Relaxed: a hint; the caller retries, bounded. */
+		if (&z->cpus[i] != c &&
+		    lf_load_u32(&z->cpus[i].busy, LF_RELAXED) != 0)
+			return true;
+	return false;
+}
+
 
 /*
  * Claim allocated block x of this order for freeing (ALLOC -> kind), or
@@ -269,10 +284,13 @@ static enum buddy_pop buddy_popped(struct buddy_cpu *c, uint32_t x,
 			return BP_DROPPED;
 		}
 		if (o >= k && buddy_fits(z, x, k, limit)) {
+			buddy_busy(c, 1); /* before the claim: no gap seen */
 			/* Acq_rel: the claim (B2). */
 			if (!lf_cas_u16(&z->st[x], &s,
-					bst_make(BK_BUSY, o, 0), LF_ACQ_REL))
+					bst_make(BK_BUSY, o, 0), LF_ACQ_REL)) {
+				buddy_busy(c, -1);
 				continue;
+			}
 			buddy_free_delta(c, o, -1);
 			*op = o;
 			return BP_TAKEN;
@@ -300,6 +318,7 @@ uint32_t buddy_take_stack(struct buddy_cpu *c, unsigned j, unsigned k,
 {
 	struct buddy_zone *z = c->zone;
 	uint32_t first = LF_STACK_NIL, last = LF_STACK_NIL, x;
+	buddy_busy(c, 1); /* popped entries are in our hands */
 	while ((x = lf_stack_pop(&z->stacks[j].s, z->link)) != LF_STACK_NIL) {
 		enum buddy_pop p = buddy_popped(c, x, j, k, limit, op);
 		if (p == BP_TAKEN)
@@ -314,6 +333,7 @@ uint32_t buddy_take_stack(struct buddy_cpu *c, unsigned j, unsigned k,
 	}
 	if (first != LF_STACK_NIL)
 		lf_stack_push_chain(&z->stacks[j].s, z->link, first, last);
+	buddy_busy(c, -1);
 	return x;
 }
 
@@ -364,6 +384,7 @@ static void buddy_sweep_stack(struct buddy_cpu *c, unsigned j)
 {
 	struct buddy_zone *z = c->zone;
 	uint32_t first = LF_STACK_NIL, last = LF_STACK_NIL;
+	buddy_busy(c, 1); /* the whole stack is in our hands */
 	uint32_t x = lf_stack_pop_all(&z->stacks[j].s);
 	while (x != LF_STACK_NIL) {
 		/* Relaxed: the chain is ours (popped whole). */
@@ -381,6 +402,7 @@ static void buddy_sweep_stack(struct buddy_cpu *c, unsigned j)
 	}
 	if (first != LF_STACK_NIL)
 		lf_stack_push_chain(&z->stacks[j].s, z->link, first, last);
+	buddy_busy(c, -1);
 }
 
 void buddy_zone_sweep(struct buddy_cpu *c)
@@ -393,9 +415,11 @@ void buddy_zone_sweep(struct buddy_cpu *c)
 /*
  * Claim a block of order k (ending by limit), split to k: BUSY(k), ours.
  * Before failing: sweep the stacks (misplaced entries), then drain every
- * cache, then retry while the counts say a free block of order >= k exists
- * (it is in flight in another call).
+ * cache, then retry, sweeping each time, while another context holds
+ * blocks BUSY for a split or merge (they come back free) or the counts say
+ * a free block of order >= k exists, at most BUDDY_RETRIES times.
  */
+#define BUDDY_RETRIES 256
 int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		      uint32_t *xp)
 {
@@ -404,6 +428,7 @@ int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		uint32_t x = buddy_take(c, k, BUDDY_MAX_ORDER, limit, &o);
 		if (x != LF_STACK_NIL) {
 			buddy_split_low(c, x, o, k);
+			buddy_busy(c, -1);
 			*xp = x;
 			return BUDDY_OK;
 		}
@@ -412,8 +437,10 @@ int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		} else if (attempt == 1) {
 			buddy_zone_drain_all(c);
 			buddy_zone_sweep(c);
-		} else if (attempt > 64 || limit != BUDDY_NOLIMIT ||
-			   buddy_free_blocks_from(c->zone, k) == 0) {
+		} else if (attempt > BUDDY_RETRIES ||
+			   (!buddy_others_busy(c) &&
+			    (limit != BUDDY_NOLIMIT ||
+			     buddy_free_blocks_from(c->zone, k) == 0))) {
 			return BUDDY_ENOMEM;
 		} else {
 			lf_platform_pause();

@@ -114,6 +114,12 @@ struct buddy_cpu {
 	uint32_t id;                               /* (i) */
 	bool nocache;                              /* (o) owner's setting */
 	/*
+	 * (o) Blocks this context holds BUSY that it will give back in part
+	 * (a split, a merge, a carve); another context that finds no free
+	 * block retries while any context holds some (buddy_take_global).
+	 */
+	lf_atomic_u32 busy;
+	/*
 	 * (o) Written only by the thread using this context, with relaxed
 	 * load + store (no RMW); buddy_zone_stats() sums them with relaxed
 	 * loads. free_delta[k] counts the FREE heads of order k this context
@@ -151,6 +157,12 @@ static inline void buddy_free_delta(struct buddy_cpu *c, unsigned order,
 	lf_atomic_u64 *a = &c->free_delta[order];
 	/* Relaxed: as buddy_ctr_add(). */
 	lf_store_u64(a, lf_load_u64(a, LF_RELAXED) + (uint64_t)v, LF_RELAXED);
+}
+static inline void buddy_busy(struct buddy_cpu *c, int d)
+{
+	/* Relaxed: a hint for the retry of another context's slow path. */
+	lf_store_u32(&c->busy, lf_load_u32(&c->busy, LF_RELAXED) + (uint32_t)d,
+		     LF_RELAXED);
 }
 /* Count a rejected call and return its error code. */
 static inline int buddy_reject(struct buddy_cpu *c, int err)

@@ -140,6 +140,8 @@ int vas_create(struct vas *v, uint64_t base, uint64_t size, uint64_t quantum,
 	    (rc = vn_reserve(v, 2)) != VAS_OK) {
 		if (lf_load_ptr(&v->addr.root, LF_RELAXED))
 			vt_destroy(&v->addr);
+		if (lf_load_ptr(&v->size.root, LF_RELAXED))
+			vt_destroy(&v->size);
 		vas_release_all(v);
 		return rc;
 	}
@@ -477,18 +479,24 @@ int vas_iterate(struct vas_ctx *c, uint64_t a, uint64_t b,
 	if (a >= b)
 		return VAS_OK;
 	uint64_t k = (a - v->base) >> v->qshift, restarts = 0;
+	uint64_t done = a; /* reported up to here */
 	struct vt_ent e;
-	bool found = true;
-	for (bool first = true; found; first = false) {
+	for (bool first = true;; first = false) {
 		lf_epoch_enter(&c->rec);
-		found = first ? vt_read_le(&v->addr, k, &e, &restarts)
-			      : vt_read_ge(&v->addr, k, &e, &restarts);
+		bool found = first ? vt_read_le(&v->addr, k, &e, &restarts)
+				   : vt_read_ge(&v->addr, k, &e, &restarts);
 		lf_epoch_exit(&c->rec);
+		if (!found)
+			break;
 		struct vas_range r;
 		vas_range_of(v, &e, &r);
-		if (!found || r.start >= b || !fn(&r, arg))
-			break;
 		k = e.key + 1;
+		/* A range made meanwhile behind what was reported: skip it. */
+		if (r.start + r.size <= done)
+			continue;
+		if (r.start >= b || !fn(&r, arg))
+			break;
+		done = r.start + r.size;
 	}
 	vas_restarts(c, restarts);
 	return VAS_OK;

@@ -50,7 +50,11 @@
 #define VAS_NODE_SIZE 4096 /* bytes a node source hands out per node */
 #define VAS_MAX_KEYS 160   /* entries per node at most */
 #define VAS_MIN_KEYS 3     /* the smallest node capacity (tests) */
-#define VAS_MAX_HEIGHT 16
+/*
+ * Levels at most: every node but the root has two children or more, so a
+ * tree of fewer than 2^33 entries (at most 2^32 quanta) is under 35.
+ */
+#define VAS_MAX_HEIGHT 40
 
 enum vas_err {
 	VAS_OK = 0,

@@ -31,7 +31,12 @@ struct vas_node {
 		} l;
 		struct {
 			lf_atomic_ptr child[VAS_MAX_KEYS + 1]; /* (v) */
-			uint64_t maxw[VAS_MAX_KEYS + 1];       /* (w) */
+			/*
+			 * (w) the writer's alone, but an atomic (relaxed):
+			 * a node reused from leaf to inner puts it where
+			 * stale readers may still load tag[].
+			 */
+			lf_atomic_u64 maxw[VAS_MAX_KEYS + 1];
 		} in;
 	} u;
 };

@@ -139,6 +139,16 @@ static bool vn_leaf(const struct vas_node *n)
 {
 	return lf_load_u32(&n->level, LF_RELAXED) == 0;
 }
+/* maxw, the writer's: relaxed (see struct vas_node). */
+static uint64_t vn_w(const struct vas_node *n, uint32_t i)
+{
+	return lf_load_u64(&n->u.in.maxw[i], LF_RELAXED);
+}
+static void vn_setw(struct vas_node *n, uint32_t i, uint64_t w)
+{
+	lf_store_u64(&n->u.in.maxw[i], w, LF_RELAXED);
+}
+
 static void vn_get(const struct vas_node *n, uint32_t i, struct vt_ent *e)
 {
 	e->key = vn_key(n, i);
@@ -167,7 +177,7 @@ static void vn_copy_child(struct vas_node *d, uint32_t i,
 			  const struct vas_node *s, uint32_t j)
 {
 	lf_olc_store_ptr(&d->u.in.child[i], vn_child(s, j));
-	d->u.in.maxw[i] = s->u.in.maxw[j];
+	vn_setw(d, i, vn_w(s, j));
 }
 
 /* The largest weight in node n (its entries, or its children's). */
@@ -184,7 +194,7 @@ static uint64_t vn_max(const struct vas_node *n)
 		return m;
 	}
 	for (uint32_t i = 0; i <= c; i++)
-		m = n->u.in.maxw[i] > m ? n->u.in.maxw[i] : m;
+		m = vn_w(n, i) > m ? vn_w(n, i) : m;
 	return m;
 }
 
@@ -253,9 +263,9 @@ static void vt_fix_up(struct vas_tree *t, struct vt_path *p, uint32_t d)
 	uint64_t m = vn_max(p->n[d]);
 	while (d-- > 0) {
 		struct vas_node *up = p->n[d];
-		if (up->u.in.maxw[p->i[d]] == m)
+		if (vn_w(up, p->i[d]) == m)
 			return;
-		up->u.in.maxw[p->i[d]] = m;
+		vn_setw(up, p->i[d], m);
 		m = vn_max(up);
 	}
 }
@@ -402,47 +412,77 @@ static bool vt_rent(const struct vt_leaf *l, uint32_t i, struct vt_ent *e)
 	return lf_vlock_validate(&l->n->lock, l->v);
 }
 
+/*
+ * The answer from the next leaf over, when leaf f had none: f must still
+ * be unchanged once the neighbour is read (else a writer may have moved
+ * the answer into f meanwhile), and the neighbour must reach f's fence
+ * (else a leaf lies between them).
+ */
+static bool vt_rneighbour(const struct vt_leaf *f, const struct vt_leaf *l,
+			  bool left)
+{
+	if (!lf_vlock_validate(&f->n->lock, f->v))
+		return false;
+	if (left)
+		return l->has_hi && l->hi >= f->lo;
+	return l->has_lo && l->lo <= f->hi;
+}
+
 bool vt_read_le(struct vas_tree *t, uint64_t key, struct vt_ent *e,
 		uint64_t *restarts)
 {
-	for (;;) {
-		struct vt_leaf l;
-		uint32_t c;
-		if (vt_rleaf(t, key, &l) &&
-		    (c = vt_rcount(t, l.n)) != UINT32_MAX) {
-			uint32_t i = vt_rupper(l.n, c, key);
-			if (i > 0 && vt_rent(&l, i - 1, e))
+	for (;; (*restarts)++) {
+		struct vt_leaf f, l;
+		uint32_t c, i;
+		if (!vt_rleaf(t, key, &f) ||
+		    (c = vt_rcount(t, f.n)) == UINT32_MAX)
+			continue;
+		i = vt_rupper(f.n, c, key);
+		if (i > 0) {
+			if (vt_rent(&f, i - 1, e))
 				return true;
-			if (i == 0 && lf_vlock_validate(&l.n->lock, l.v)) {
-				if (!l.has_lo)
-					return false;
-				key = l.lo - 1; /* the leaf to the left */
-				continue;
-			}
+			continue;
 		}
-		(*restarts)++;
+		if (!lf_vlock_validate(&f.n->lock, f.v))
+			continue;
+		if (!f.has_lo)
+			return false; /* the leftmost leaf: nothing <= key */
+		/* The greatest key below f's lower fence, in the leaf left. */
+		if (!vt_rleaf(t, f.lo - 1, &l) ||
+		    (c = vt_rcount(t, l.n)) == UINT32_MAX)
+			continue;
+		i = vt_rupper(l.n, c, f.lo - 1);
+		if (i > 0 && vt_rent(&l, i - 1, e) && vt_rneighbour(&f, &l, true))
+			return true;
 	}
 }
 
 bool vt_read_ge(struct vas_tree *t, uint64_t key, struct vt_ent *e,
 		uint64_t *restarts)
 {
-	for (;;) {
-		struct vt_leaf l;
-		uint32_t c;
-		if (vt_rleaf(t, key, &l) &&
-		    (c = vt_rcount(t, l.n)) != UINT32_MAX) {
-			uint32_t i = key == 0 ? 0 : vt_rupper(l.n, c, key - 1);
-			if (i < c && vt_rent(&l, i, e))
+	for (;; (*restarts)++) {
+		struct vt_leaf f, l;
+		uint32_t c, i;
+		if (!vt_rleaf(t, key, &f) ||
+		    (c = vt_rcount(t, f.n)) == UINT32_MAX)
+			continue;
+		i = key == 0 ? 0 : vt_rupper(f.n, c, key - 1);
+		if (i < c) {
+			if (vt_rent(&f, i, e))
 				return true;
-			if (i >= c && lf_vlock_validate(&l.n->lock, l.v)) {
-				if (!l.has_hi)
-					return false;
-				key = l.hi; /* the leaf to the right */
-				continue;
-			}
+			continue;
 		}
-		(*restarts)++;
+		if (!lf_vlock_validate(&f.n->lock, f.v))
+			continue;
+		if (!f.has_hi)
+			return false; /* the rightmost leaf: nothing >= key */
+		/* The smallest key at or above f's upper fence. */
+		if (!vt_rleaf(t, f.hi, &l) ||
+		    (c = vt_rcount(t, l.n)) == UINT32_MAX)
+			continue;
+		i = vt_rupper(l.n, c, f.hi - 1);
+		if (i < c && vt_rent(&l, i, e) && vt_rneighbour(&f, &l, false))
+			return true;
 	}
 }
 
@@ -520,7 +560,7 @@ static bool vt_fw_node(struct vas_node *n, uint64_t from, uint64_t need,
 		return false;
 	}
 	for (uint32_t i = vn_upper(n, from); i <= c; i++)
-		if (n->u.in.maxw[i] >= need &&
+		if (vn_w(n, i) >= need &&
 		    vt_fw_node(vn_child(n, i), from, need, e))
 			return true;
 	return false;
@@ -648,7 +688,7 @@ static void vt_grow(struct vas_tree *t, struct vt_path *p,
 		vn_take(t, lf_load_u32(&old->level, LF_RELAXED) + 1);
 	vt_locked(lk, root);
 	lf_olc_store_ptr(&root->u.in.child[0], old);
-	root->u.in.maxw[0] = t->augment ? vn_max(old) : 0;
+	vn_setw(root, 0, t->augment ? vn_max(old) : 0);
 	vt_set_root(t, root);
 	t->height++;
 	LF_ASSERT(p->depth + 1 < VAS_MAX_HEIGHT);
@@ -670,8 +710,8 @@ static void vt_insert_child(struct vas_tree *t, struct vt_path *p, uint32_t d,
 	vn_gap(n, i);
 	lf_olc_store_u64(&n->key[i], sep);
 	lf_olc_store_ptr(&n->u.in.child[i + 1], r);
-	n->u.in.maxw[i + 1] = t->augment ? vn_max(r) : 0;
-	n->u.in.maxw[i] = t->augment ? vn_max(vn_child(n, i)) : 0;
+	vn_setw(n, i + 1, t->augment ? vn_max(r) : 0);
+	vn_setw(n, i, t->augment ? vn_max(vn_child(n, i)) : 0);
 }
 
 /*
@@ -845,7 +885,7 @@ static void vt_rebalance(struct vas_tree *t, struct vt_path *p, uint32_t d,
 			vt_merge_nodes(l, r, sep);
 			vn_close(up, li);
 			vt_drop(t, lk, r);
-			up->u.in.maxw[li] = t->augment ? vn_max(l) : 0;
+			vn_setw(up, li, t->augment ? vn_max(l) : 0);
 			p->n[d] = l;
 			p->i[d - 1] = li;
 			d--;
@@ -856,8 +896,8 @@ static void vt_rebalance(struct vas_tree *t, struct vt_path *p, uint32_t d,
 		else
 			vt_shift_left(l, r, &sep);
 		lf_olc_store_u64(&up->key[li], sep);
-		up->u.in.maxw[li] = t->augment ? vn_max(l) : 0;
-		up->u.in.maxw[li + 1] = t->augment ? vn_max(r) : 0;
+		vn_setw(up, li, t->augment ? vn_max(l) : 0);
+		vn_setw(up, li + 1, t->augment ? vn_max(r) : 0);
 		d--;
 		break;
 	}
@@ -938,7 +978,7 @@ static int vt_ck_node(struct vt_ck *k, struct vas_node *n, uint32_t depth,
 				    &cm);
 		if (rc)
 			return rc;
-		if (k->t->augment && n->u.in.maxw[i] != cm)
+		if (k->t->augment && vn_w(n, i) != cm)
 			return vt_ck_fail(k, i < c ? vn_key(n, i) : hi, 4);
 		m = cm > m ? cm : m;
 	}

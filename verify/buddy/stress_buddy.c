@@ -21,8 +21,15 @@
  * drain to help. Without the publish-then-recheck of buddy_core.c this
  * fails within a few rounds.
  *
+ * A third mode checks that no allocation fails while memory is only in
+ * flight: each thread holds at most one block of order ORDER at a time in a
+ * zone that is otherwise free, caches off, so every free merges all the way
+ * up and every allocation splits all the way down; a BUDDY_ENOMEM there is
+ * spurious (the memory was BUSY in another thread's split or merge).
+ *
  * Usage: stress_buddy THREADS MILLISECONDS FRAMES
  *        stress_buddy pairs THREADS ROUNDS FRAMES
+ *        stress_buddy inflight THREADS ITERATIONS ORDER
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -255,6 +262,46 @@ static void verify_end(uint64_t frames)
 	       st.allocs, st.merges, st.splits, st.stale, st.moved, st.sweeps);
 }
 
+static unsigned inflight_order;
+static unsigned long inflight_iters;
+static atomic_ulong inflight_fails;
+
+static void *inflight_main(void *arg)
+{
+	unsigned id = (unsigned)(uintptr_t)arg;
+	struct buddy_cpu *c = buddy_zone_cpu(zone, id);
+	lf_platform_user_set_cpu(id);
+	buddy_cpu_cache_enable(c, false);
+	for (unsigned long i = 0; i < inflight_iters; i++) {
+		uint64_t a;
+		if (buddy_alloc(c, inflight_order, &a) != BUDDY_OK) {
+			atomic_fetch_add(&inflight_fails, 1);
+			continue;
+		}
+		CHECK_FATAL(buddy_free(c, a, inflight_order) == BUDDY_OK);
+	}
+	return NULL;
+}
+
+static int inflight_run(unsigned long iters, unsigned order)
+{
+	setup(1 << 18, nthreads);
+	inflight_order = order;
+	inflight_iters = iters;
+	pthread_t t[MAXT];
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_create(&t[i], NULL, inflight_main,
+			       (void *)(uintptr_t)i);
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_join(t[i], NULL);
+	CHECK_EQ(atomic_load(&inflight_fails), 0);
+	uint64_t fr;
+	CHECK_EQ(buddy_zone_check(zone, true, &fr), 0);
+	printf("stress_buddy inflight: %u threads x %lu of order %u\n",
+	       nthreads, iters, order);
+	return check_exit("stress_buddy inflight");
+}
+
 static uint64_t *pair_addr;
 static uint64_t pair_n;
 static atomic_ulong pair_next;
@@ -338,6 +385,12 @@ static int pairs_main(unsigned rounds, uint64_t frames)
 
 int main(int argc, char **argv)
 {
+	if (argc == 5 && !strcmp(argv[1], "inflight")) {
+		nthreads = (unsigned)atoi(argv[2]);
+		CHECK_FATAL(nthreads >= 1 && nthreads <= MAXT);
+		return inflight_run(strtoul(argv[3], NULL, 0),
+				    (unsigned)atoi(argv[4]));
+	}
 	if (argc == 5 && !strcmp(argv[1], "pairs")) {
 		nthreads = (unsigned)atoi(argv[2]);
 		CHECK_FATAL(nthreads >= 1 && nthreads < MAXT);

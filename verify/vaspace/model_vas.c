@@ -1,0 +1,92 @@
+/*
+ * model_vas.c: the vas (vas.h) against a reference model (vt_ref.h: a
+ * sorted array of ranges with the placement and error rules written out
+ * the obvious way), over random operation sequences from many seeds.
+ *
+ * Operations: allocations with both policies, random sizes (up to more
+ * than the region) and alignments (below, at and far above the quantum);
+ * alloc_at inside free ranges, over allocated ones and anywhere; frees of
+ * the whole, head, tail or middle of live allocations; bad input of each
+ * class, one thing wrong at a time (free of free space, across two ranges,
+ * past the region, misaligned, size 0, bad alignment, bad policy, NULL);
+ * lookups; iterations over random intervals with early stops. The number
+ * of ranges drifts up and down (a target redrawn every 1500 operations,
+ * mostly below 150, up to 1000), so the trees grow, split, shrink, merge
+ * and reuse nodes.
+ *
+ * After every operation the return code, the address chosen and lookups
+ * around what it touched must agree with the reference; every 64
+ * operations the whole range list (vas_iterate over the region), the
+ * figures of vas_stats (rejected[] by code included) and vas_check.
+ *
+ * The seed picks the node capacity (3, 4, 7, 16 or the largest), the
+ * high-water mark (0, 2, 16) and the region: an odd base with large
+ * alignments, a tight region at address 0 (ENOSPC often), one just below
+ * 2^64 (aligned addresses past it must not wrap), and 2^20 big quanta.
+ *
+ * Usage: model_vas [--seeds N] [--ops N] [--seed S] [--trace]
+ *        (--seed S: replay seed S alone; --trace: print every call)
+ */
+#include "vt_model.h"
+
+#define VERIFY_EVERY 64
+#define TARGET_EVERY 1500
+
+static unsigned long totals[8], total_nodes_max;
+
+static void model_run(struct model *m, uint64_t seed, uint64_t ops)
+{
+	model_init(m, seed, false, 0);
+	model_verify(m);
+	for (m->op = 0; m->op < ops; m->op++) {
+		if (m->op % TARGET_EVERY == 0) { /* mostly small, some big */
+			uint64_t most = mrnd_below(m, 4) ? 150 : 1000;
+			m->target = 1 + (unsigned)mrnd_below(m, most);
+		}
+		model_step(m);
+		if (m->op % VERIFY_EVERY == VERIFY_EVERY - 1)
+			model_verify(m);
+	}
+	struct vas_stats st;
+	vas_stats(m->v, &st);
+	CHECK_EQ(st.restarts, 0); /* one thread: nothing to restart for */
+	if (st.nodes > total_nodes_max)
+		total_nodes_max = st.nodes;
+	for (int i = 0; i < 3; i++)
+		totals[i] += m->calls[i];
+	totals[3] += st.rejected[-VAS_ENOSPC];
+	totals[4] += st.rejected[-VAS_EBUSY];
+	totals[5] += st.nodes_retired;
+	model_finish(m);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t seeds = 60, ops = 20000, one = 0;
+	bool replay = false, trace = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--trace"))
+			trace = true;
+		else if (i + 1 >= argc)
+			break;
+		else if (!strcmp(argv[i], "--seeds"))
+			seeds = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--ops"))
+			ops = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--seed"))
+			one = strtoull(argv[++i], NULL, 0), replay = true;
+	}
+	struct model *m = calloc(1, sizeof(*m));
+	CHECK_FATAL(m);
+	for (uint64_t s = replay ? one : 1; s <= (replay ? one : seeds); s++) {
+		m->trace = trace;
+		model_run(m, s, ops);
+	}
+	free(m);
+	printf("model_vas: %" PRIu64 " seeds x %" PRIu64 " operations: %lu "
+	       "allocs, %lu alloc_ats, %lu frees; %lu ENOSPC, %lu EBUSY; "
+	       "up to %lu nodes, %lu retired\n",
+	       replay ? 1 : seeds, ops, totals[0], totals[1], totals[2],
+	       totals[3], totals[4], total_nodes_max, totals[5]);
+	return check_exit("model_vas");
+}

@@ -1,0 +1,571 @@
+/*
+ * vt_model.h: a vas driven by random operations side by side with the
+ * reference model (vt_ref.h), for model_vas.c and test_vas_fault.c.
+ *
+ * Every operation goes to the vas first and then to the reference; the
+ * two must agree on the return code, on the address an allocation chose,
+ * and on lookups probed around what the operation touched (the first and
+ * last byte of the range, the bytes just outside it) and at random. With
+ * fault injection on (test_vas_fault.c), a call answered VAS_ENOMEM is
+ * checked to have been caused by the source failing during that call and
+ * to have left the vas exactly as the reference is (the operation is then
+ * skipped on the reference, its ENOMEM counted). model_verify() compares
+ * the whole range list, the figures (rejected[] by code included) and runs
+ * vas_check.
+ *
+ * A failed comparison prints the seed, the operation number and the fault
+ * point, then exits: replay with --seed S (and --trace to see each call).
+ */
+#ifndef VT_MODEL_H
+#define VT_MODEL_H
+
+#include <stdarg.h>
+
+#include "vt_ref.h"
+
+struct model {
+	struct vt_src src;
+	struct vas *v;
+	struct vas_ctx *c;
+	struct vt_ref ref;
+	uint64_t base, size, end, q;
+	uint32_t keys;
+	uint64_t high_water;
+	uint64_t rng, seed, op, fault_k;
+	bool fault;  /* ENOMEM is a legitimate answer */
+	bool trace;  /* print every call */
+	unsigned target; /* ranges the workload drifts towards */
+	uintptr_t next_tag;
+	unsigned long nomem, calls[8];
+	struct vt_snap snap;
+};
+
+static inline _Noreturn void model_die(struct model *m, const char *fmt,
+				       ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "FAIL model: ");
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n  seed %" PRIu64 " op %" PRIu64 " (keys %u, q %#"
+		PRIx64 ", base %#" PRIx64 ", size %#" PRIx64 ")",
+		m->seed, m->op, m->keys, m->q, m->base, m->size);
+	if (m->fault)
+		fprintf(stderr, " fault at get %" PRIu64, m->fault_k);
+	fprintf(stderr, "\n");
+	CHECK(!"model mismatch");
+	exit(check_exit("model"));
+}
+
+#define MREQ(m, cond, ...)                                                     \
+	do {                                                                   \
+		if (!(cond))                                                   \
+			model_die(m, __VA_ARGS__);                             \
+		atomic_fetch_add_explicit(&check_count, 1,                     \
+					  memory_order_relaxed);               \
+	} while (0)
+
+static inline void model_trace(struct model *m, const char *fmt, ...)
+{
+	if (!m->trace)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	printf("op %" PRIu64 ": ", m->op);
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+}
+
+static inline uint64_t mrnd(struct model *m)
+{
+	m->rng ^= m->rng << 13;
+	m->rng ^= m->rng >> 7;
+	m->rng ^= m->rng << 17;
+	return m->rng;
+}
+
+static inline uint64_t mrnd_below(struct model *m, uint64_t n)
+{
+	return n ? mrnd(m) % n : 0;
+}
+
+/* The shape of the region and of the tree, by seed. */
+static inline void model_shape(struct model *m)
+{
+	static const uint32_t keys[] = { 3, 4, 7, 16, 0 };
+	static const uint64_t hw[] = { 0, 2, 16 };
+	m->keys = keys[m->seed % 5];
+	m->high_water = hw[m->seed % 3];
+	switch ((m->seed / 5) % 4) {
+	case 0: /* odd base: large alignments are absolute */
+		m->q = 4096;
+		m->base = 0x7f0000003000ull;
+		m->size = 2048 * m->q;
+		break;
+	case 1: /* at address 0, tight: ENOSPC often */
+		m->q = 4096;
+		m->base = 0;
+		m->size = 600 * m->q;
+		break;
+	case 2: /* just below 2^64: aligned addresses past the end wrap */
+		m->q = 512;
+		m->size = 20000 * m->q;
+		m->base = (uint64_t)0 - m->size - 7 * m->q;
+		break;
+	default: /* big quantum, 2^20 quanta */
+		m->q = 65536;
+		m->base = 0x123ull * m->q;
+		m->size = ((uint64_t)1 << 20) * m->q;
+		break;
+	}
+	m->end = m->base + m->size;
+}
+
+static inline void model_init(struct model *m, uint64_t seed, bool fault,
+			      uint64_t fault_k)
+{
+	bool trace = m->trace;
+	memset(m, 0, sizeof(*m));
+	m->trace = trace;
+	m->seed = seed;
+	m->rng = seed * 0x9e3779b97f4a7c15ull + 1;
+	m->fault = fault;
+	m->fault_k = fault_k;
+	m->next_tag = (uintptr_t)seed << 40;
+	m->target = 64;
+	vt_src_init(&m->src);
+	model_shape(m);
+	if (fault) {
+		m->keys = 3;
+		m->high_water = seed % 2 ? 2 : 0;
+	}
+	m->v = vt_zalloc(sizeof(*m->v));
+	m->c = vt_zalloc(sizeof(*m->c));
+	int rc = vas_create(m->v, m->base, m->size, m->q, &m->src.ns, m->keys,
+			    m->high_water);
+	MREQ(m, rc == VAS_OK, "vas_create: %d", rc);
+	MREQ(m, vas_ctx_register(m->v, m->c) == VAS_OK, "register");
+	vt_ref_init(&m->ref, m->base, m->size, m->q);
+	/* Count the source's calls from the start of the workload. */
+	atomic_store(&m->src.gets, 0);
+	atomic_store(&m->src.fail_at, fault_k);
+}
+
+static inline void model_verify(struct model *m)
+{
+	int rc = vt_snap_take(m->c, m->base, m->end, &m->snap);
+	MREQ(m, rc == VAS_OK, "iterate: %d", rc);
+	MREQ(m, vt_ref_valid(&m->ref), "the reference is broken");
+	MREQ(m, vt_list_eq(m->snap.r, m->snap.n, m->ref.r, m->ref.n),
+	     "range lists differ");
+	uint64_t where = 0;
+	int inv = vas_check(m->v, &where);
+	MREQ(m, inv == 0, "vas_check: invariant A%d at %#" PRIx64, inv,
+	     where);
+	struct vas_stats st, want;
+	vas_stats(m->v, &st);
+	vt_ref_stats(&m->ref, &want);
+	MREQ(m, vt_stats_same_ranges(&st, &(struct vas_stats){
+						  .ranges = want.ranges,
+						  .free_ranges =
+							  want.free_ranges,
+						  .free_bytes = want.free_bytes,
+						  .largest_free =
+							  want.largest_free,
+						  .height = st.height }),
+	     "stats: ranges %" PRIu64 "/%" PRIu64 " free %" PRIu64 "/%"
+	     PRIu64 " bytes %#" PRIx64 "/%#" PRIx64 " largest %#" PRIx64
+	     "/%#" PRIx64, st.ranges, want.ranges, st.free_ranges,
+	     want.free_ranges, st.free_bytes, want.free_bytes,
+	     st.largest_free, want.largest_free);
+	for (int i = 0; i < VAS_NERR; i++)
+		MREQ(m, st.rejected[i] == want.rejected[i],
+		     "rejected[%d] %" PRIu64 ", expected %" PRIu64, i,
+		     st.rejected[i], want.rejected[i]);
+	MREQ(m, st.height >= 1 && st.height <= VAS_MAX_HEIGHT,
+	     "height %" PRIu64, st.height);
+	MREQ(m, st.nodes >= 2 &&
+			(uint64_t)atomic_load(&m->src.live) >=
+				st.nodes + st.nodes_free,
+	     "nodes %" PRIu64 " + %" PRIu64 " free, %ld from the source",
+	     st.nodes, st.nodes_free, atomic_load(&m->src.live));
+}
+
+static inline void model_probe(struct model *m, uint64_t addr)
+{
+	struct vas_range r = { 0 }, w = { 0 };
+	int rc = vas_lookup(m->c, addr, &r);
+	int rw = vt_ref_lookup(&m->ref, addr, &w);
+	if (rc != rw || (rc == VAS_OK && !vt_range_eq(&r, &w))) {
+		if (rc == VAS_OK)
+			vt_range_print("vas:", &r);
+		if (rw == VAS_OK)
+			vt_range_print("ref:", &w);
+		model_die(m, "lookup %#" PRIx64 ": %d, expected %d", addr, rc,
+			  rw);
+	}
+}
+
+/* Around [a, a + n), and somewhere in the region. */
+static inline void model_probe_around(struct model *m, uint64_t a,
+				      uint64_t n)
+{
+	model_probe(m, a);
+	model_probe(m, a + n - 1);
+	model_probe(m, a + mrnd_below(m, n));
+	model_probe(m, a - 1);
+	model_probe(m, a + n);
+	model_probe(m, m->base + mrnd_below(m, m->size));
+}
+
+/*
+ * The vas answered rc for a call that the reference answers with ref().
+ * ENOMEM under fault injection: the source failed in this call and the
+ * vas is as before; the reference only counts it. Returns true if the
+ * reference is to do the operation.
+ */
+static inline bool model_nomem(struct model *m, int rc,
+			       unsigned long failed_before)
+{
+	unsigned long failed = atomic_load(&m->src.failed);
+	if (m->fault)
+		MREQ(m, (rc == VAS_ENOMEM) == (failed != failed_before),
+		     "the source failed %lu times in this call, which "
+		     "returned %d", failed - failed_before, rc);
+	if (rc != VAS_ENOMEM)
+		return true;
+	MREQ(m, m->fault, "ENOMEM with no fault injected");
+	m->nomem++;
+	vt_ref_err(&m->ref, VAS_ENOMEM);
+	model_verify(m);
+	return false;
+}
+
+static inline uintptr_t model_tag(struct model *m)
+{
+	unsigned r = (unsigned)mrnd_below(m, 100);
+	if (r < 4)
+		return 0;
+	if (r < 8 && m->ref.n > 1) /* the tag of some range, maybe 0 */
+		return m->ref.r[mrnd_below(m, m->ref.n)].tag;
+	return ++m->next_tag;
+}
+
+static inline uint64_t model_size(struct model *m)
+{
+	unsigned r = (unsigned)mrnd_below(m, 100);
+	uint64_t n;
+	if (r < 50)
+		n = 1 + mrnd_below(m, 4);
+	else if (r < 80)
+		n = 5 + mrnd_below(m, 28);
+	else if (r < 97)
+		n = 33 + mrnd_below(m, 224);
+	else
+		n = 1 + mrnd_below(m, m->size / m->q + m->size / m->q / 4);
+	return n * m->q;
+}
+
+static inline uint64_t model_align(struct model *m)
+{
+	unsigned r = (unsigned)mrnd_below(m, 100);
+	unsigned qs = (unsigned)__builtin_ctzll(m->q);
+	if (r < 45)
+		return 0;
+	if (r < 55)
+		return (uint64_t)1 << mrnd_below(m, qs + 1); /* <= q */
+	if (r < 97)
+		return m->q << (1 + mrnd_below(m, 12));
+	return (uint64_t)1 << (36 + mrnd_below(m, 28));
+}
+
+static inline void op_alloc(struct model *m)
+{
+	uint64_t size = model_size(m), align = model_align(m);
+	int pol = (int)mrnd_below(m, 2);
+	uintptr_t tag = model_tag(m);
+	uint64_t a = 0, ra = 0;
+	unsigned long failed = atomic_load(&m->src.failed);
+	model_trace(m, "alloc size %#" PRIx64 " align %#" PRIx64 " %s",
+		    size, align, pol ? "best" : "first");
+	int rc = vas_alloc(m->c, size, align, (enum vas_policy)pol, tag, &a);
+	m->calls[0]++;
+	if (!model_nomem(m, rc, failed))
+		return;
+	int rr = vt_ref_alloc(&m->ref, size, align, pol, tag, &ra, false);
+	MREQ(m, rc == rr && (rc != VAS_OK || a == ra),
+	     "alloc size %#" PRIx64 " align %#" PRIx64 " %s: %d at %#" PRIx64
+	     ", expected %d at %#" PRIx64, size, align,
+	     pol ? "best" : "first", rc, a, rr, ra);
+	if (rc == VAS_OK)
+		model_probe_around(m, a, size);
+}
+
+static inline void model_alloc_at(struct model *m, uint64_t a, uint64_t size,
+				  uintptr_t tag)
+{
+	unsigned long failed = atomic_load(&m->src.failed);
+	model_trace(m, "alloc_at %#" PRIx64 " size %#" PRIx64, a, size);
+	int rc = vas_alloc_at(m->c, a, size, tag);
+	m->calls[1]++;
+	if (!model_nomem(m, rc, failed))
+		return;
+	int rr = vt_ref_alloc_at(&m->ref, a, size, tag);
+	MREQ(m, rc == rr,
+	     "alloc_at %#" PRIx64 " size %#" PRIx64 ": %d, expected %d", a,
+	     size, rc, rr);
+	if (size && size < m->size)
+		model_probe_around(m, a, size);
+}
+
+/* Inside a free range (fits), over an allocated one, or anywhere. */
+static inline void op_alloc_at(struct model *m)
+{
+	const struct vas_range *r = &m->ref.r[mrnd_below(m, m->ref.n)];
+	uint64_t nq = r->size / m->q, a, size;
+	if (mrnd_below(m, 4)) {
+		uint64_t off = mrnd_below(m, nq);
+		a = r->start + off * m->q;
+		size = (1 + mrnd_below(m, r->allocated ? 8 : nq - off)) *
+		       m->q;
+	} else {
+		int64_t qn = (int64_t)mrnd_below(m, m->size / m->q + 8) - 4;
+		a = m->base + (uint64_t)qn * m->q;
+		size = model_size(m);
+	}
+	model_alloc_at(m, a, size, model_tag(m));
+}
+
+static inline void model_free(struct model *m, uint64_t a, uint64_t size)
+{
+	unsigned long failed = atomic_load(&m->src.failed);
+	model_trace(m, "free %#" PRIx64 " size %#" PRIx64, a, size);
+	int rc = vas_free(m->c, a, size);
+	m->calls[2]++;
+	if (!model_nomem(m, rc, failed))
+		return;
+	int rr = vt_ref_free(&m->ref, a, size);
+	MREQ(m, rc == rr,
+	     "free %#" PRIx64 " size %#" PRIx64 ": %d, expected %d", a, size,
+	     rc, rr);
+	if (size && size < m->size)
+		model_probe_around(m, a, size);
+}
+
+/* An allocated range of the reference, or NULL if there is none. */
+static inline const struct vas_range *model_pick(struct model *m)
+{
+	size_t i = mrnd_below(m, m->ref.n);
+	if (m->ref.r[i].allocated)
+		return &m->ref.r[i];
+	if (i + 1 < m->ref.n)
+		return &m->ref.r[i + 1];
+	if (i > 0)
+		return &m->ref.r[i - 1];
+	return NULL;
+}
+
+/* The whole, the head, the tail or the middle of an allocation. */
+static inline void op_free(struct model *m)
+{
+	const struct vas_range *r = model_pick(m);
+	if (!r)
+		return;
+	uint64_t nq = r->size / m->q, off = 0, n = nq;
+	unsigned k = (unsigned)mrnd_below(m, 4);
+	if (m->ref.n > m->target && mrnd_below(m, 4)) /* shrinking */
+		k = 0;
+	if (k == 1 && nq > 1) { /* head */
+		n = 1 + mrnd_below(m, nq - 1);
+	} else if (k == 2 && nq > 1) { /* tail */
+		off = 1 + mrnd_below(m, nq - 1);
+		n = nq - off;
+	} else if (k == 3 && nq > 2) { /* middle */
+		off = 1 + mrnd_below(m, nq - 2);
+		n = 1 + mrnd_below(m, nq - off - 1);
+	}
+	model_free(m, r->start + off * m->q, n * m->q);
+}
+
+/* One thing wrong at a time: each class of error of each writer. */
+static inline void op_bad(struct model *m)
+{
+	const struct vas_range *r = &m->ref.r[mrnd_below(m, m->ref.n)];
+	uint64_t q = m->q, a = 0, ra = 0;
+	unsigned k = (unsigned)mrnd_below(m, 12);
+	int rc = 0, rr = 0;
+	model_trace(m, "bad input %u near %#" PRIx64, k, r->start);
+	switch (k) {
+	case 0: /* free of free space, across ranges, past the end */
+		model_free(m, r->start, r->size + q * mrnd_below(m, 2));
+		return;
+	case 1: /* across the boundary with the next range */
+		if (r->start + r->size < m->end)
+			model_free(m, r->start + r->size - q, 2 * q);
+		return;
+	case 2:
+		model_free(m, r->start + (q > 1 ? 1 + mrnd_below(m, q - 1) : 0),
+			   q);
+		return;
+	case 3:
+		model_free(m, r->start, mrnd_below(m, 2) ? 0 : q + q / 2);
+		return;
+	case 4:
+		model_free(m, mrnd_below(m, 2) ? m->end : m->base - q, q);
+		return;
+	case 5:
+		model_alloc_at(m, r->start + mrnd_below(m, q), 0, 1);
+		return;
+	case 6:
+		model_alloc_at(m, r->start, r->size + q, 1);
+		return;
+	case 7:
+		model_alloc_at(m, m->end - q, (uint64_t)0 - m->end + 2 * q, 1);
+		return;
+	case 8: /* size 0 or not a multiple */
+		a = mrnd_below(m, 2) ? 0 : q * 3 + q / 2 + (q == 1 ? 1 : 0);
+		rc = vas_alloc(m->c, a, 0, VAS_FIRST_FIT, 1, &ra);
+		rr = vt_ref_alloc(&m->ref, a, 0, VAS_FIRST_FIT, 1, &ra, false);
+		break;
+	case 9: /* alignment not a power of two */
+		a = (3 + 2 * mrnd_below(m, 100)) << mrnd_below(m, 20);
+		rc = vas_alloc(m->c, q, a, VAS_BEST_FIT, 1, &ra);
+		rr = vt_ref_alloc(&m->ref, q, a, VAS_BEST_FIT, 1, &ra, false);
+		break;
+	case 10: /* bad policy */
+		a = 2 + mrnd_below(m, 3);
+		rc = vas_alloc(m->c, q, 0, (enum vas_policy)a, 1, &ra);
+		rr = vt_ref_alloc(&m->ref, q, 0, (int)a, 1, &ra, false);
+		break;
+	default:
+		rc = vas_alloc(m->c, q, 0, VAS_BEST_FIT, 1, NULL);
+		rr = vt_ref_alloc(&m->ref, q, 0, VAS_BEST_FIT, 1, &ra, true);
+		break;
+	}
+	MREQ(m, rc == rr, "bad alloc %u (%#" PRIx64 "): %d, expected %d", k,
+	     a, rc, rr);
+}
+
+static inline void op_lookup(struct model *m)
+{
+	unsigned k = (unsigned)mrnd_below(m, 4);
+	if (k == 0) {
+		model_probe(m, mrnd(m));
+		return;
+	}
+	const struct vas_range *r = &m->ref.r[mrnd_below(m, m->ref.n)];
+	model_probe_around(m, r->start, r->size);
+}
+
+struct model_itr {
+	struct vas_range r[8];
+	unsigned n, stop;
+};
+
+static inline bool model_itr_fn(const struct vas_range *r, void *arg)
+{
+	struct model_itr *it = arg;
+	if (it->n < 8)
+		it->r[it->n] = *r;
+	it->n++;
+	return it->stop == 0 || it->n < it->stop;
+}
+
+/* [a, b) inside the region; the whole ranges overlapping it, in order. */
+static inline void op_iterate(struct model *m)
+{
+	uint64_t a = m->base + mrnd_below(m, m->size);
+	uint64_t b = a + 1 + mrnd_below(m, 16 * m->q);
+	if (b > m->end || b < a)
+		b = m->end;
+	struct model_itr it = { .stop = (unsigned)mrnd_below(m, 6) };
+	int rc = vas_iterate(m->c, a, b, model_itr_fn, &it);
+	MREQ(m, rc == VAS_OK, "iterate: %d", rc);
+	size_t i = vt_ref_find(&m->ref, a);
+	unsigned want = 0;
+	for (; i < m->ref.n && m->ref.r[i].start < b; i++) {
+		if (it.stop && want == it.stop)
+			break;
+		MREQ(m, want < it.n && (want >= 8 ||
+					vt_range_eq(&it.r[want],
+						    &m->ref.r[i])),
+		     "iterate [%#" PRIx64 ", %#" PRIx64 ") range %u", a, b,
+		     want);
+		want++;
+	}
+	MREQ(m, it.n == want, "iterate [%#" PRIx64 ", %#" PRIx64
+	     "): %u ranges, expected %u", a, b, it.n, want);
+}
+
+/* One operation; the mix drifts the number of ranges towards target. */
+static inline void model_step(struct model *m)
+{
+	unsigned r = (unsigned)mrnd_below(m, 100);
+	unsigned grow = m->ref.n < m->target ? 50 : 25;
+	if (m->fault) { /* writers only */
+		if (r < grow)
+			op_alloc(m);
+		else if (r < grow + 15)
+			op_alloc_at(m);
+		else if (r < 95)
+			op_free(m);
+		else
+			op_bad(m);
+		return;
+	}
+	if (r < grow)
+		op_alloc(m);
+	else if (r < grow + 8)
+		op_alloc_at(m);
+	else if (r < 78)
+		op_free(m);
+	else if (r < 86)
+		op_bad(m);
+	else if (r < 96)
+		op_lookup(m);
+	else
+		op_iterate(m);
+}
+
+/* Free every allocation (ENOMEM under faults: once more), then destroy. */
+static inline void model_finish(struct model *m)
+{
+	model_verify(m);
+	for (;;) {
+		size_t i = 0;
+		while (i < m->ref.n && !m->ref.r[i].allocated)
+			i++;
+		if (i == m->ref.n)
+			break;
+		struct vas_range r = m->ref.r[i];
+		for (int t = 0; t < 2; t++) {
+			unsigned long nomem = m->nomem;
+			model_free(m, r.start, r.size);
+			if (m->nomem == nomem)
+				break;
+		}
+		i = vt_ref_find(&m->ref, r.start);
+		MREQ(m, !m->ref.r[i].allocated, "final free %#" PRIx64,
+		     r.start);
+	}
+	model_verify(m);
+	MREQ(m, m->ref.n == 1, "not one free range");
+	struct vas_stats st;
+	vas_stats(m->v, &st);
+	MREQ(m, st.ranges == 0 && st.free_ranges == 1 &&
+			st.free_bytes == m->size,
+	     "not empty at the end");
+	MREQ(m, vas_ctx_unregister(m->c) == VAS_OK, "unregister");
+	MREQ(m, vas_destroy(m->v) == VAS_OK, "destroy");
+	MREQ(m, atomic_load(&m->src.live) == 0,
+	     "%ld nodes not given back by destroy",
+	     atomic_load(&m->src.live));
+	vt_ref_fini(&m->ref);
+	vt_snap_free(&m->snap);
+	free(m->v);
+	free(m->c);
+}
+
+#endif

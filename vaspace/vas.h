@@ -9,8 +9,8 @@
  * nodes carry version locks (lockfree/lf_vlock.h): lookups descend
  * optimistically, reading node fields with atomic loads and validating
  * versions (V. Leis, M. Haubenschild, T. Neumann, "Optimistic Lock
- * Coupling", IEEE Data Eng. Bull. 42(1), 2019), so a lookup writes no
- * shared memory at all. Writers (alloc, alloc_at, free) are serialized by
+ * Coupling", IEEE Data Eng. Bull. 42(1), 2019), so a lookup writes nothing
+ * that other CPUs read, but the epoch announcement in its own context. Writers (alloc, alloc_at, free) are serialized by
  * one writer lock, as Linux's maple tree serializes its writers while its
  * readers run under RCU; a writer version-locks each node it changes, so
  * readers see each node either before or after a change. Finding a fit is
@@ -33,7 +33,8 @@
  *   vas_alloc, vas_alloc_at, vas_free    with anything (writers take turns)
  *   vas_ctx_register/unregister          with anything
  *   vas_create, vas_destroy, vas_check   alone (check: no writer running)
- * A struct vas_ctx is used by one thread at a time (a CPU, or a thread).
+ * A struct vas_ctx is used by one thread at a time (a CPU, or a thread),
+ * and its memory stays until vas_destroy (stats walk every context).
  */
 #ifndef VAS_H
 #define VAS_H
@@ -189,7 +190,7 @@ int vas_alloc_at(struct vas_ctx *c, uint64_t addr, uint64_t size,
  */
 int vas_free(struct vas_ctx *c, uint64_t addr, uint64_t size);
 
-/* The allocated range holding addr; writes no shared memory. */
+/* The allocated range holding addr; writes no tree memory. */
 int vas_lookup(struct vas_ctx *c, uint64_t addr, struct vas_range *out);
 
 /*

@@ -349,6 +349,22 @@ static int vas_range_check(const struct vas *v, uint64_t addr, uint64_t size,
 	return VAS_OK;
 }
 
+/*
+ * A write on [addr, addr + size): check it, take the writer lock (with the
+ * nodes reserved), and find the range holding its first quantum.
+ */
+static int vas_wrange(struct vas *v, struct vas_ctx *c, uint64_t addr,
+		      uint64_t size, uint64_t *at, uint64_t *n,
+		      struct vt_ent *e)
+{
+	int rc = vas_range_check(v, addr, size, at, n);
+	if (rc == VAS_OK)
+		rc = vas_wbegin(v, c);
+	if (rc == VAS_OK)
+		LF_ASSERT(vt_get_le(&v->addr, *at, e)); /* key 0 always exists */
+	return rc;
+}
+
 int vas_alloc_at(struct vas_ctx *c, uint64_t addr, uint64_t size,
 		 uintptr_t tag)
 {
@@ -356,13 +372,10 @@ int vas_alloc_at(struct vas_ctx *c, uint64_t addr, uint64_t size,
 	if (v == NULL)
 		return VAS_ENOTREG;
 	uint64_t at, n;
-	int rc = vas_range_check(v, addr, size, &at, &n);
-	if (rc == VAS_OK)
-		rc = vas_wbegin(v, c);
+	struct vt_ent e;
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
-	struct vt_ent e;
-	LF_ASSERT(vt_get_le(&v->addr, at, &e)); /* key 0 always exists */
 	struct vas_fit f = { e.key, vas_val_len(e.val), at };
 	bool ok = vas_val_free(e.val) && at + n <= f.s + f.len;
 	if (ok)
@@ -399,13 +412,10 @@ int vas_free(struct vas_ctx *c, uint64_t addr, uint64_t size)
 	if (v == NULL)
 		return VAS_ENOTREG;
 	uint64_t at, n;
-	int rc = vas_range_check(v, addr, size, &at, &n);
-	if (rc == VAS_OK)
-		rc = vas_wbegin(v, c);
+	struct vt_ent e;
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
-	struct vt_ent e;
-	LF_ASSERT(vt_get_le(&v->addr, at, &e));
 	uint64_t s = e.key, len = vas_val_len(e.val);
 	if (vas_val_free(e.val) || at + n > s + len) {
 		vas_wend(v, c);

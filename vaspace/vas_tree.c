@@ -198,31 +198,48 @@ static uint64_t vn_max(const struct vas_node *n)
 	return m;
 }
 
+/*
+ * Start bringing in a node's header and keys, all lines at once, before
+ * anything of it is read (a prefetch of memory that a writer is changing,
+ * or that went back to the node source, reads nothing and faults never).
+ */
+static void vt_prefetch(const struct vas_tree *t, const struct vas_node *n)
+{
+	const char *p = (const char *)n, *end = (const char *)&n->key[t->cap];
+	for (; p < end; p += LF_CACHELINE)
+		__builtin_prefetch(p);
+}
+
+/*
+ * Keys <= key among k[0..c), sorted: a binary search with no branch on
+ * the keys (a conditional move per probe), so no mispredictions. Every
+ * index stays below c. Loads with order o: relaxed for the writer, acquire
+ * for optimistic readers (as lf_olc_load_u64(), V4).
+ */
+static uint32_t vt_search(const lf_atomic_u64 *k, uint32_t c, uint64_t key,
+			  lf_order o)
+{
+	if (c == 0)
+		return 0;
+	uint32_t base = 0, len = c;
+	while (len > 1) {
+		uint32_t half = len / 2;
+		base = lf_load_u64(&k[base + half], o) <= key ? base + half
+							      : base;
+		len -= half;
+	}
+	return base + (lf_load_u64(&k[base], o) <= key ? 1u : 0u);
+}
+
 /* Keys of n that are <= key (inner: the child to take). */
 static uint32_t vn_upper(const struct vas_node *n, uint64_t key)
 {
-	uint32_t lo = 0, hi = vn_count(n);
-	while (lo < hi) {
-		uint32_t mid = (lo + hi) / 2;
-		if (vn_key(n, mid) <= key)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return vt_search(n->key, vn_count(n), key, LF_RELAXED);
 }
 /* Keys of n that are < key. */
 static uint32_t vn_lower(const struct vas_node *n, uint64_t key)
 {
-	uint32_t lo = 0, hi = vn_count(n);
-	while (lo < hi) {
-		uint32_t mid = (lo + hi) / 2;
-		if (vn_key(n, mid) < key)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return key == 0 ? 0 : vn_upper(n, key - 1);
 }
 
 /* ---- the writer's path ---- */
@@ -252,21 +269,44 @@ static void vt_descend(struct vas_tree *t, uint64_t key, struct vt_path *p)
 		}
 		p->i[d] = vn_upper(n, key);
 		n = vn_child(n, p->i[d]);
+		vt_prefetch(t, n);
 	}
 }
 
-/* Refresh maxw on the path above level d after node p->n[d] changed. */
-static void vt_fix_up(struct vas_tree *t, struct vt_path *p, uint32_t d)
+/* A weight that says "anything in the node may have changed". */
+#define VT_W_UNKNOWN UINT64_MAX
+
+/* The weight of leaf entry i of n (writer). */
+static uint64_t vn_weight(const struct vas_node *n, uint32_t i)
+{
+	return vas_val_weight(lf_load_u64(&n->u.l.val[i], LF_RELAXED));
+}
+
+/*
+ * Refresh maxw on the path above level d after one weight of node p->n[d]
+ * went from w_old to w_new (w_old VT_W_UNKNOWN: after a merge or a borrow,
+ * anything). A node's new largest weight follows from its old one, the
+ * parent's maxw slot, without looking at the node, unless the change took
+ * away the old largest; then the node is scanned. Stops at the first level
+ * whose slot does not change.
+ */
+static void vt_fix_up(struct vas_tree *t, struct vt_path *p, uint32_t d,
+		      uint64_t w_old, uint64_t w_new)
 {
 	if (!t->augment)
 		return;
-	uint64_t m = vn_max(p->n[d]);
 	while (d-- > 0) {
 		struct vas_node *up = p->n[d];
-		if (vn_w(up, p->i[d]) == m)
+		uint64_t r = vn_w(up, p->i[d]), m;
+		if (w_old == VT_W_UNKNOWN || (w_old >= r && w_new < r))
+			m = vn_max(p->n[d + 1]);
+		else
+			m = w_new > r ? w_new : r;
+		if (m == r)
 			return;
 		vn_setw(up, p->i[d], m);
-		m = vn_max(up);
+		w_old = r;
+		w_new = m;
 	}
 }
 
@@ -330,18 +370,15 @@ static uint32_t vt_rcount(const struct vas_tree *t, const struct vas_node *n)
 	return c > t->cap ? UINT32_MAX : c;
 }
 
-/* Keys <= key among the first c of n, read optimistically. */
+/*
+ * Keys <= key among the first c of n, read optimistically (acquire loads,
+ * as lf_olc_load_u64() does: V4). Every index stays below c, which
+ * vt_rcount() bounded by the capacity, so a torn read of a changing node
+ * cannot lead outside it. vt_rstep() prefetched the node's keys.
+ */
 static uint32_t vt_rupper(const struct vas_node *n, uint32_t c, uint64_t key)
 {
-	uint32_t lo = 0, hi = c;
-	while (lo < hi) {
-		uint32_t mid = (lo + hi) / 2;
-		if (lf_olc_load_u64(&n->key[mid]) <= key)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return vt_search(n->key, c, key, LF_ACQUIRE);
 }
 
 /* Start at the root: its version, validated against the root pointer. */
@@ -377,6 +414,7 @@ static bool vt_rstep(struct vas_tree *t, struct vt_leaf *l, uint64_t key)
 	/* The pointer is a real child only if n did not change. */
 	if (!lf_vlock_validate(&n->lock, l->v) || ch == NULL)
 		return false;
+	vt_prefetch(t, ch);
 	uint64_t cv;
 	if (!lf_vlock_read_lock(&ch->lock, &cv))
 		return false;
@@ -600,13 +638,18 @@ static void vn_close(struct vas_node *n, uint32_t i)
 }
 
 /*
- * Split full, locked node n: its upper half goes to a new node r (locked);
- * returns r, with the separator in *sep.
+ * Split full, locked node n: its upper part goes to a new node r (locked);
+ * returns r, with the separator in *sep. Half of it, or only the last
+ * quarter when the slot to be added goes at the very end (ascending
+ * inserts, which address allocation makes common: halves would leave every
+ * node half empty for good). Either way both parts keep the minimum fill
+ * (A2) once the slot is added to r.
  */
 static struct vas_node *vt_split(struct vas_tree *t, struct vas_node *n,
-				 uint64_t *sep)
+				 bool append, uint64_t *sep)
 {
-	uint32_t c = vn_count(n), half = c / 2;
+	uint32_t c = vn_count(n), quarter = c / 4 > 0 ? c / 4 : 1;
+	uint32_t half = append ? c - quarter : c / 2;
 	struct vas_node *r = vn_take(t, lf_load_u32(&n->level, LF_RELAXED));
 	if (vn_leaf(n)) {
 		for (uint32_t j = half; j < c; j++)
@@ -736,7 +779,7 @@ static uint32_t vt_make_room(struct vas_tree *t, struct vt_path *p,
 	}
 	d += grew;
 	uint64_t sep;
-	struct vas_node *r = vt_split(t, n, &sep);
+	struct vas_node *r = vt_split(t, n, p->i[d] == t->cap, &sep);
 	vt_locked(lk, r);
 	vt_insert_child(t, p, d - 1, sep, r);
 	uint32_t c = vn_count(n);
@@ -762,7 +805,8 @@ void vt_insert(struct vas_tree *t, const struct vt_ent *e)
 	vn_gap(l, p.i[p.depth]);
 	vn_put(l, p.i[p.depth], e);
 	vt_unlock_all(&lk);
-	vt_fix_up(t, &p, p.depth);
+	/* A split set the maxw of both halves before e went in. */
+	vt_fix_up(t, &p, p.depth, 0, vas_val_weight(e->val));
 }
 
 void vt_update(struct vas_tree *t, const struct vt_ent *e)
@@ -773,10 +817,11 @@ void vt_update(struct vas_tree *t, const struct vt_ent *e)
 	uint32_t i = p.i[p.depth];
 	LF_ASSERT(i < vn_count(l) && vn_key(l, i) == e->key);
 	struct vt_locks lk = { .count = 0 };
+	uint64_t w_old = vn_weight(l, i);
 	vt_lock(&lk, l);
 	vn_put(l, i, e);
 	vt_unlock_all(&lk);
-	vt_fix_up(t, &p, p.depth);
+	vt_fix_up(t, &p, p.depth, w_old, vas_val_weight(e->val));
 }
 
 /* ---- deletion: merge with a sibling, or borrow from it (A3) ---- */
@@ -864,13 +909,15 @@ static void vt_shrink(struct vas_tree *t, struct vt_locks *lk)
 }
 
 /*
- * p->n[d] lost a slot. While it is under the minimum fill, merge it with
- * a sibling if both fit in one node (then its parent lost a slot: go up),
- * or else borrow one slot from the sibling. Keeps maxw right on the way.
+ * p->n[d] lost a slot, of weight w_old. While it is under the minimum
+ * fill, merge it with a sibling if both fit in one node (then its parent
+ * lost a slot: go up), or else borrow one slot from the sibling. Keeps
+ * maxw right on the way.
  */
 static void vt_rebalance(struct vas_tree *t, struct vt_path *p, uint32_t d,
-			 struct vt_locks *lk)
+			 struct vt_locks *lk, uint64_t w_old)
 {
+	uint32_t leaf = d;
 	while (d > 0 && vn_count(p->n[d]) < vt_min_fill(t)) {
 		struct vas_node *up = p->n[d - 1];
 		uint32_t pi = p->i[d - 1];
@@ -901,7 +948,10 @@ static void vt_rebalance(struct vas_tree *t, struct vt_path *p, uint32_t d,
 		d--;
 		break;
 	}
-	vt_fix_up(t, p, d);
+	if (d == leaf)
+		vt_fix_up(t, p, d, w_old, 0);
+	else
+		vt_fix_up(t, p, d, VT_W_UNKNOWN, 0);
 }
 
 void vt_delete(struct vas_tree *t, uint64_t key)
@@ -912,9 +962,10 @@ void vt_delete(struct vas_tree *t, uint64_t key)
 	struct vas_node *l = p.n[p.depth];
 	uint32_t i = p.i[p.depth];
 	LF_ASSERT(i < vn_count(l) && vn_key(l, i) == key);
+	uint64_t w_old = t->augment ? vn_weight(l, i) : 0;
 	vt_lock(&lk, l);
 	vn_close(l, i);
-	vt_rebalance(t, &p, p.depth, &lk);
+	vt_rebalance(t, &p, p.depth, &lk, w_old);
 	vt_shrink(t, &lk);
 	vt_unlock_all(&lk);
 }

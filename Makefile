@@ -1,26 +1,33 @@
 # lfalloc: the short commands. Each one installs what it needs first
 # (scripts/deps.sh) and builds through CMake presets (CMakePresets.json).
 #
-#   make run     the main job: the lockfree core on every core, checked
+#   make run     the main job: boot the kernel in QEMU, torture on every CPU
 #   make test    the whole suite (ctest) over every preset: default, tsan, asan
 #   make bench   the benchmarks, baselines in the same run; CSV under bench/results
 #
 # Variables: JOBS (build parallelism), WERROR (1 to fail on warnings; on
-# when CI is set), PRESETS (for make test), SECONDS_RUN (make run's length).
+# when CI is set), PRESETS (for make test), SECONDS_RUN (per test), SMP, MEM,
+# TESTS, KARGS (make run / make debug: kernel/README.md); make demo, make debug.
 
 PRESETS ?= default tsan asan
 JOBS ?= $(shell nproc)
 WERROR ?= $(if $(CI),1,0)
 SECONDS_RUN ?= 3
+SMP ?= 4
+MEM ?= 256M
+TESTS ?= all
+KARGS ?=
+KERNEL := build/default/kernel/lfkernel
+KERNEL_CMDLINE = seconds=$(SECONDS_RUN) tests=$(TESTS) $(KARGS)
 CMAKE_WERROR := $(if $(filter 1 ON on yes,$(WERROR)),ON,OFF)
 
-.PHONY: all deps run test bench format clean help
+.PHONY: all deps run demo debug test bench format clean help
 .PHONY: $(addprefix build-,default tsan asan) $(addprefix test-,default tsan asan)
 
 all: build-default
 
 help:
-	@sed -n '3,12p' Makefile
+	@sed -n '3,11p' Makefile
 
 deps:
 	@scripts/deps.sh build
@@ -33,7 +40,16 @@ test-%: build-%
 	ctest --preset $* -j $(JOBS)
 
 run: build-default
+	@scripts/deps.sh kernel
+	kernel/run-qemu.sh --smp $(SMP) --mem $(MEM) --timeout $$((3 * $(SECONDS_RUN) + 120)) --append "$(KERNEL_CMDLINE)" $(KERNEL)
+
+demo: build-default
 	build/default/demo/lf_demo --seconds $(SECONDS_RUN)
+
+debug: build-default
+	@scripts/deps.sh kernel debug
+	@kernel/run-qemu.sh --debug --smp $(SMP) --mem $(MEM) --append "$(KERNEL_CMDLINE)" $(KERNEL) & \
+	  qemu=$$!; sleep 1; gdb -q -x kernel/gdbinit $(KERNEL); kill $$qemu 2>/dev/null; wait $$qemu 2>/dev/null; true
 
 test: deps
 	@JOBS=$(JOBS) WERROR=$(CMAKE_WERROR) scripts/test-all.sh $(PRESETS)

@@ -5,11 +5,12 @@
 # with apt-get when running as root (apt-get update once first: a fresh
 # machine has empty package lists), or prints the exact command and fails.
 #
-# Usage: scripts/deps.sh [group...]   groups: build (default), kernel, plot
+# Usage: scripts/deps.sh [group...]   groups: build (default), kernel, debug, plot
 set -euo pipefail
 
-pkgs_build=(cmake make gcc clang libclang-rt-14-dev binutils liburcu-dev libck-dev)
+pkgs_build=(cmake make gcc clang libclang-rt-14-dev binutils liburcu-dev libck-dev libbsd-dev)
 pkgs_kernel=(qemu-system-x86)
+pkgs_debug=(gdb)
 pkgs_plot=(gnuplot-nox)
 
 groups=("$@")
@@ -20,8 +21,9 @@ for g in "${groups[@]}"; do
     case "$g" in
     build) want+=("${pkgs_build[@]}") ;;
     kernel) want+=("${pkgs_kernel[@]}") ;;
+    debug) want+=("${pkgs_debug[@]}") ;;
     plot) want+=("${pkgs_plot[@]}") ;;
-    *) echo "deps.sh: unknown group '$g' (build, kernel, plot)" >&2; exit 2 ;;
+    *) echo "deps.sh: unknown group '$g' (build, kernel, debug, plot)" >&2; exit 2 ;;
     esac
 done
 

@@ -1,0 +1,146 @@
+/*
+ * acpi.c: find the CPUs. RSDP (from the PVH start info, else the BIOS
+ * area 0xe0000-0xfffff) -> XSDT (revision 2+) or RSDT -> MADT: the local
+ * APIC address and the APIC id of every enabled (or online-capable)
+ * processor, xAPIC (type 0) and x2APIC (type 9) entries alike. Every table
+ * seen (and the DSDT and FACS the FADT names) is recorded, so mem.c keeps
+ * them out of the buddy. Runs on the boot page tables: tables below 4 GiB
+ * are read through the early direct map. Unaligned fields are read with
+ * memcpy.
+ */
+#include "kern.h"
+
+struct acpi_info acpi;
+
+#define SDT_HDR 36
+
+static uint32_t rd32(uint64_t pa)
+{
+	uint32_t v;
+	memcpy(&v, phys_to_virt(pa), 4);
+	return v;
+}
+static uint64_t rd64(uint64_t pa)
+{
+	uint64_t v;
+	memcpy(&v, phys_to_virt(pa), 8);
+	return v;
+}
+static uint8_t rd8(uint64_t pa)
+{
+	return *(const uint8_t *)phys_to_virt(pa);
+}
+
+static bool acpi_sum_ok(uint64_t pa, uint32_t len)
+{
+	uint8_t s = 0;
+	for (uint32_t i = 0; i < len; i++)
+		s = (uint8_t)(s + rd8(pa + i));
+	return s == 0;
+}
+
+static bool acpi_sig(uint64_t pa, const char *sig)
+{
+	return memcmp(phys_to_virt(pa), sig, 4) == 0;
+}
+
+static void acpi_keep(uint64_t pa, uint64_t len)
+{
+	if (acpi.ntables < MAX_EXCL)
+		acpi.tables[acpi.ntables++] = (struct phys_range){ pa, pa + len };
+}
+
+static bool acpi_reachable(uint64_t pa)
+{
+	return pa != 0 && pa + SDT_HDR < BOOT_DIRECT_LIMIT;
+}
+
+static uint64_t acpi_find_rsdp(uint64_t hint)
+{
+	if (hint && acpi_reachable(hint) &&
+	    memcmp(phys_to_virt(hint), "RSD PTR ", 8) == 0 &&
+	    acpi_sum_ok(hint, 20))
+		return hint;
+	for (uint64_t pa = 0xe0000; pa < 0x100000; pa += 16)
+		if (memcmp(phys_to_virt(pa), "RSD PTR ", 8) == 0 &&
+		    acpi_sum_ok(pa, 20))
+			return pa;
+	return 0;
+}
+
+static void madt_cpu(uint32_t apic_id)
+{
+	acpi.found++;
+	if (acpi.ncpus < MAX_CPUS)
+		acpi.apic_ids[acpi.ncpus++] = apic_id;
+}
+
+static void acpi_madt(uint64_t pa, uint32_t len)
+{
+	acpi.lapic_phys = rd32(pa + SDT_HDR);
+	for (uint64_t e = pa + SDT_HDR + 8; e + 2 <= pa + len;) {
+		uint8_t type = rd8(e), elen = rd8(e + 1);
+		if (elen < 2)
+			break;
+		if (type == 0 && elen >= 8 && (rd32(e + 4) & 3))
+			madt_cpu(rd8(e + 3));
+		else if (type == 9 && elen >= 16 && (rd32(e + 8) & 3))
+			madt_cpu(rd32(e + 4));
+		else if (type == 5 && elen >= 12)
+			acpi.lapic_phys = rd64(e + 4);
+		e += elen;
+	}
+}
+
+static void acpi_fadt(uint64_t pa, uint32_t len)
+{
+	uint64_t facs = rd32(pa + 36), dsdt = rd32(pa + 40);
+	if (len >= 148 && rd64(pa + 140))
+		dsdt = rd64(pa + 140);
+	if (len >= 140 && rd64(pa + 132))
+		facs = rd64(pa + 132);
+	if (acpi_reachable(dsdt))
+		acpi_keep(dsdt, rd32(dsdt + 4));
+	if (acpi_reachable(facs))
+		acpi_keep(facs, rd32(facs + 4));
+}
+
+static void acpi_table(uint64_t pa)
+{
+	if (!acpi_reachable(pa))
+		return;
+	uint32_t len = rd32(pa + 4);
+	if (len < SDT_HDR || !acpi_sum_ok(pa, len))
+		return;
+	acpi_keep(pa, len);
+	if (acpi_sig(pa, "APIC"))
+		acpi_madt(pa, len);
+	else if (acpi_sig(pa, "FACP"))
+		acpi_fadt(pa, len);
+}
+
+int acpi_init(uint64_t rsdp_hint)
+{
+	uint64_t rsdp = acpi_find_rsdp(rsdp_hint);
+	if (!rsdp) {
+		kprintf("LFK error acpi no_rsdp\n");
+		return -1;
+	}
+	acpi_keep(rsdp, 36);
+	uint64_t xsdt = rd8(rsdp + 15) >= 2 ? rd64(rsdp + 24) : 0;
+	uint64_t root = xsdt ? xsdt : rd32(rsdp + 16);
+	unsigned esz = xsdt ? 8 : 4;
+	if (!acpi_reachable(root) || !acpi_sum_ok(root, rd32(root + 4))) {
+		kprintf("LFK error acpi bad_root=%#lx\n", root);
+		return -1;
+	}
+	uint32_t len = rd32(root + 4);
+	acpi_keep(root, len);
+	for (uint64_t e = root + SDT_HDR; e + esz <= root + len; e += esz)
+		acpi_table(esz == 8 ? rd64(e) : rd32(e));
+	if (acpi.ncpus == 0 || acpi.lapic_phys == 0) {
+		kprintf("LFK error acpi no_madt_cpus\n");
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,132 @@
+/*
+ * cmdline.c: the kernel command line (QEMU -append), words "key=value"
+ * separated by spaces. Anything unknown or malformed is reported on a line
+ * "LFK error cmdline ..." and the kernel exits with failure: it never
+ * guesses. Options (kernel/README.md):
+ *   tests=LIST     buddy,vas,epoch in any order, or all (default all)
+ *   ms=N           duration of each test in milliseconds (default 1000)
+ *   seconds=N      the same in seconds
+ *   fault=KIND     none (default), pf, gp, ud, de: raise that exception on
+ *                  the fault CPU once every CPU is up (tests the report)
+ *   faultcpu=N     which CPU raises it (default 0, the BSP)
+ *   seed=N         the torture's random seed (default 1)
+ */
+#include "kern.h"
+
+struct kconfig kconf = { .tests = TEST_ALL, .ms = 1000, .seed = 1 };
+
+static bool word_eq(const char *w, size_t n, const char *lit)
+{
+	return kstrlen(lit) == n && kstrncmp(w, lit, n) == 0;
+}
+
+/* A decimal number below 2^40: all of [s, s + n), nothing else. */
+static bool parse_num(const char *s, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (n == 0 || n > 12)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+static bool parse_tests(const char *s, size_t n, unsigned *out)
+{
+	unsigned t = 0;
+	size_t i = 0;
+	while (i < n) {
+		size_t j = i;
+		while (j < n && s[j] != ',')
+			j++;
+		if (word_eq(s + i, j - i, "buddy"))
+			t |= TEST_BUDDY;
+		else if (word_eq(s + i, j - i, "vas"))
+			t |= TEST_VAS;
+		else if (word_eq(s + i, j - i, "epoch"))
+			t |= TEST_EPOCH;
+		else if (word_eq(s + i, j - i, "all"))
+			t |= TEST_ALL;
+		else
+			return false;
+		i = j + 1;
+		if (j + 1 == n)
+			return false; /* a trailing comma */
+	}
+	*out = t;
+	return t != 0;
+}
+
+static bool parse_fault(const char *s, size_t n, enum fault_kind *out)
+{
+	static const char *const names[] = { "none", "pf", "gp", "ud", "de" };
+	for (unsigned k = 0; k < 5; k++) {
+		if (word_eq(s, n, names[k])) {
+			*out = (enum fault_kind)k;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool cmdline_option(const char *k, size_t kn, const char *v, size_t vn)
+{
+	uint64_t x;
+	if (word_eq(k, kn, "tests"))
+		return parse_tests(v, vn, &kconf.tests);
+	if (word_eq(k, kn, "ms") || word_eq(k, kn, "seconds")) {
+		if (!parse_num(v, vn, &x) || x == 0)
+			return false;
+		kconf.ms = k[0] == 's' ? x * 1000 : x;
+		return kconf.ms <= 3600u * 1000;
+	}
+	if (word_eq(k, kn, "fault"))
+		return parse_fault(v, vn, &kconf.fault);
+	if (word_eq(k, kn, "faultcpu")) {
+		if (!parse_num(v, vn, &x) || x >= MAX_CPUS)
+			return false;
+		kconf.fault_cpu = (unsigned)x;
+		return true;
+	}
+	if (word_eq(k, kn, "seed")) {
+		if (!parse_num(v, vn, &x))
+			return false;
+		kconf.seed = x ? x : 1;
+		return true;
+	}
+	return false;
+}
+
+int cmdline_parse(const char *s)
+{
+	size_t i = 0, n = kstrlen(s);
+	while (i < n) {
+		if (s[i] == ' ' || s[i] == '\t' || s[i] == '\n') {
+			i++;
+			continue;
+		}
+		size_t j = i, eq = 0;
+		while (j < n && s[j] != ' ' && s[j] != '\t' && s[j] != '\n') {
+			if (s[j] == '=' && eq == 0)
+				eq = j;
+			j++;
+		}
+		if (eq == 0 || eq == i ||
+		    !cmdline_option(s + i, eq - i, s + eq + 1, j - eq - 1)) {
+			char w[96];
+			size_t wn = j - i < sizeof(w) - 1 ? j - i : sizeof(w) - 1;
+			memcpy(w, s + i, wn);
+			w[wn] = '\0';
+			kprintf("LFK error cmdline bad_option=\"%s\" (expected "
+				"tests= ms= seconds= fault= faultcpu= seed=)\n",
+				w);
+			return -1;
+		}
+		i = j;
+	}
+	return 0;
+}

@@ -1,0 +1,237 @@
+/*
+ * main.c: bring-up and the order of things.
+ *
+ * BSP: GS base, console, GDT/IDT, the PVH start info (command line, memory
+ * map) copied out, command line parsed, TSC calibrated, ACPI parsed, buddy
+ * and page tables (mem.c), epoch domain and vaspace, local APIC, every AP
+ * started (smp.c). Then all CPUs meet in cpu_run(): for each test chosen,
+ * a barrier, the test on every CPU at once until the deadline, a barrier,
+ * and the BSP checks and reports while the others wait. At the end the BSP
+ * checks that every frame is accounted for and exits QEMU.
+ *
+ * Serial report lines start with "LFK " and are key=value words; the
+ * format is in kernel/README.md.
+ */
+#include "kern.h"
+
+struct lf_epoch_domain kepoch;
+static struct lf_epoch_record erecs[MAX_CPUS];
+
+/* struct hvm_start_info (Xen's arch-x86/hvm/start_info.h), version 1. */
+struct hvm_start_info {
+	uint32_t magic, version, flags, nr_modules;
+	uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr;
+	uint64_t memmap_paddr;
+	uint32_t memmap_entries, reserved;
+};
+struct hvm_memmap_entry {
+	uint64_t addr, size;
+	uint32_t type, reserved;
+};
+#define HVM_START_MAGIC 0x336ec578u
+#define E820_RAM 1
+
+static char cmdline[1024];
+static uint64_t rsdp_hint;
+
+static void boot_info(uint64_t pa)
+{
+	if (pa == 0 || pa >= BOOT_DIRECT_LIMIT) {
+		kprintf("LFK error boot no_start_info\n");
+		kexit_fail();
+	}
+	struct hvm_start_info si;
+	memcpy(&si, phys_to_virt(pa), sizeof(si));
+	if (si.magic != HVM_START_MAGIC || si.version < 1 ||
+	    si.memmap_paddr == 0 || si.memmap_entries == 0) {
+		kprintf("LFK error boot bad_start_info magic=%#x version=%u\n",
+			si.magic, si.version);
+		kexit_fail();
+	}
+	mem_exclude(pa, pa + sizeof(si));
+	if (si.cmdline_paddr) {
+		const char *s = phys_to_virt(si.cmdline_paddr);
+		size_t n = 0;
+		while (n < sizeof(cmdline) - 1 && s[n])
+			n++;
+		memcpy(cmdline, s, n);
+		mem_exclude(si.cmdline_paddr, si.cmdline_paddr + n + 1);
+	}
+	rsdp_hint = si.rsdp_paddr;
+	const struct hvm_memmap_entry *m = phys_to_virt(si.memmap_paddr);
+	mem_exclude(si.memmap_paddr,
+		    si.memmap_paddr + si.memmap_entries * sizeof(*m));
+	for (uint32_t i = 0; i < si.memmap_entries; i++) {
+		kprintf("LFK memmap base=%#lx end=%#lx type=%u\n", m[i].addr,
+			m[i].addr + m[i].size, m[i].type);
+		if (m[i].type != E820_RAM ||
+		    bootmem.nram == BUDDY_MAX_REGIONS * 2)
+			continue;
+		bootmem.ram[bootmem.nram++] =
+			(struct phys_range){ m[i].addr, m[i].addr + m[i].size };
+	}
+}
+
+static void bsp_cpus(void)
+{
+	uint32_t me = lapic_id();
+	ncpus = acpi.ncpus;
+	/* The BSP is CPU 0; the others keep their MADT order. */
+	unsigned k = 1;
+	bool seen = false;
+	for (unsigned i = 0; i < acpi.ncpus; i++) {
+		if (acpi.apic_ids[i] == me && !seen) {
+			seen = true;
+			continue;
+		}
+		if (k < MAX_CPUS)
+			cpus[k++].apic_id = acpi.apic_ids[i];
+	}
+	if (!seen) {
+		kprintf("LFK error smp bsp_apic=%u not_in_madt\n", me);
+		kexit_fail();
+	}
+	cpus[0].apic_id = me;
+	for (unsigned i = 0; i < ncpus; i++) {
+		cpus[i].idx = i;
+		cpus[i].self = &cpus[i];
+		cpus[i].erec = &erecs[i];
+		cpus[i].rng = kconf.seed * 0x9e3779b97f4a7c15ull + i + 1;
+	}
+}
+
+void cpu_join(struct cpu *c)
+{
+	if (lf_epoch_register(&kepoch, c->erec) != LF_EPOCH_OK ||
+	    vas_ctx_register(&kvas, &c->vctx) != VAS_OK) {
+		kprintf("LFK error cpu=%u cannot_register\n", c->idx);
+		kexit_fail();
+	}
+	irq_enable();
+}
+
+_Noreturn void kmain_bsp(uint64_t start_info_phys)
+{
+	cpu_set_gs(&cpus[0]);
+	console_init();
+	pic_disable();
+	trap_init();
+	cpu_tables_load();
+	kprintf("\nLFK boot kernel=lfalloc protocol=pvh\n");
+	boot_info(start_info_phys);
+	kprintf("LFK cmdline \"%s\"\n", cmdline);
+	if (cmdline_parse(cmdline) != 0) {
+		kprintf("LFK end status=fail reason=cmdline\n");
+		kexit_fail();
+	}
+	tsc_calibrate();
+	if (acpi_init(rsdp_hint) != 0) {
+		kprintf("LFK end status=fail reason=acpi\n");
+		kexit_fail();
+	}
+	ncpus = acpi.ncpus;
+	mem_init();
+	lapic_init();
+	bsp_cpus();
+	kprintf("LFK acpi cpus=%u madt_cpus=%u lapic=%#lx bsp_apic=%u "
+		"tsc_per_ms=%lu\n", ncpus, acpi.found, acpi.lapic_phys,
+		cpus[0].apic_id, tsc_per_ms);
+	lf_epoch_domain_init(&kepoch, 16);
+	mem_vas_init();
+	tlb_ack_init();
+	torture_init();
+	cpu_join(&cpus[0]);
+	lf_store_u32(&cpus[0].up, 1, LF_RELAXED);
+	if (smp_start_aps() != 0) {
+		kprintf("LFK end status=fail reason=smp\n");
+		kexit_fail();
+	}
+	if (kconf.fault != FAULT_NONE && kconf.fault_cpu >= ncpus) {
+		kprintf("LFK error cmdline faultcpu=%u cpus=%u\n",
+			kconf.fault_cpu, ncpus);
+		kprintf("LFK end status=fail reason=cmdline\n");
+		kexit_fail();
+	}
+	kprintf("LFK smp cpus=%u up=%u\n", ncpus, ncpus);
+	cpu_run(&cpus[0]);
+}
+
+extern lf_atomic_u32 ap_booting;
+
+_Noreturn void kmain_ap(void)
+{
+	/* Acquire: pairs with the release in smp_start_one(). */
+	struct cpu *c = &cpus[lf_load_u32(&ap_booting, LF_ACQUIRE)];
+	cpu_tables_load();
+	write_cr3(kernel_cr3);
+	cpu_set_gs(c);
+	lapic_init();
+	if (lapic_id() != c->apic_id) {
+		kprintf("LFK error smp cpu=%u apic=%u expected=%u\n", c->idx,
+			lapic_id(), c->apic_id);
+		kexit_fail();
+	}
+	cpu_join(c);
+	/* Release: this CPU is set up; pairs with smp_start_one(). */
+	lf_store_u32(&c->up, 1, LF_RELEASE);
+	cpu_run(c);
+}
+
+/* ---- the test loop, on every CPU ---- */
+
+static struct kbarrier run_bar;
+static lf_atomic_u32 run_test; /* (a) the TEST_* bit to run, 0: done */
+static const unsigned test_order[] = { TEST_BUDDY, TEST_VAS, TEST_EPOCH };
+
+static unsigned next_test(unsigned after)
+{
+	bool past = after == 0;
+	for (unsigned i = 0; i < 3; i++) {
+		if (past && (kconf.tests & test_order[i]))
+			return test_order[i];
+		if (test_order[i] == after)
+			past = true;
+	}
+	return 0;
+}
+
+static _Noreturn void bsp_finish(int failed)
+{
+	if (torture_final_check() != 0)
+		failed++;
+	if (failed) {
+		kprintf("LFK end status=fail failed=%d\n", failed);
+		kexit_fail();
+	}
+	kprintf("LFK end status=pass failed=0\n");
+	kexit_pass();
+}
+
+_Noreturn void cpu_run(struct cpu *c)
+{
+	uint32_t sense = 0;
+	int failed = 0;
+	if (c->idx == 0)
+		lf_store_u32(&run_test, next_test(0), LF_RELAXED);
+	if (kconf.fault != FAULT_NONE && c->idx == kconf.fault_cpu) {
+		kbarrier_wait(&run_bar, ncpus, &sense);
+		fault_trigger(kconf.fault);
+	}
+	for (;;) {
+		kbarrier_wait(&run_bar, ncpus, &sense);
+		unsigned t = lf_load_u32(&run_test, LF_RELAXED);
+		if (t == 0)
+			break;
+		torture_run_cpu(c, t);
+		kbarrier_wait(&run_bar, ncpus, &sense);
+		if (c->idx == 0) {
+			if (torture_report(t) != 0)
+				failed++;
+			lf_store_u32(&run_test, next_test(t), LF_RELAXED);
+		}
+	}
+	if (c->idx == 0)
+		bsp_finish(failed);
+	for (;;)
+		__asm__ __volatile__("sti; hlt");
+}

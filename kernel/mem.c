@@ -1,0 +1,356 @@
+/*
+ * mem.c: physical memory into the buddy, page tables from buddy frames, and
+ * the vmalloc-like kernel virtual region on vaspace.
+ *
+ * Regions: the RAM entries of the boot memory map (page-aligned inward),
+ * minus the exclusions (low 1 MiB, which holds the AP trampoline; the
+ * kernel image; the boot data; the ACPI tables; the buddy's own metadata),
+ * sorted, holes left as holes. The metadata (buddy_meta_size() bytes) is
+ * carved from the first piece of RAM below 4 GiB that fits, before the
+ * allocator exists, and read through the direct map.
+ *
+ * Page tables: a new PML4 built from buddy frames (taken below 4 GiB while
+ * only the boot tables' 4 GiB direct map exists): all RAM at DIRECT_BASE in
+ * 2 MiB pages, the image at KERNEL_VMA, the local APIC uncached at LAPIC_VA,
+ * and one PDPT for the vmalloc region, created up front so every later
+ * change to that region is below a PML4 entry that all CPUs share. Lower
+ * vmalloc tables are created on demand, by CAS on the empty entry (the
+ * loser frees its frame), and never freed.
+ *
+ * vmalloc(): a range from the vas (one guard page after it), a buddy frame
+ * mapped at each page. vfree(): clear the PTEs (xchg), invlpg here,
+ * tlb_shootdown() (every other CPU flushed and acknowledged), only then
+ * free the frames to the buddy and the range to the vas, in that order, so
+ * neither a frame nor an address is reused while a stale translation can
+ * exist. Page-table entries are plain memory the MMU reads; this kernel
+ * file accesses them with the compiler's __atomic builtins (the core's
+ * lf_atomic.h rule is for the core).
+ */
+#include "kern.h"
+
+struct boot_mem bootmem;
+struct buddy_zone *zone;
+uint64_t kernel_cr3;
+lf_atomic_u64 kernel_frames;
+struct vas kvas;
+
+extern char __kernel_phys_start[], __kernel_phys_end[];
+
+#define PTE_P 0x001ull
+#define PTE_W 0x002ull
+#define PTE_PWT 0x008ull
+#define PTE_PCD 0x010ull
+#define PTE_PS 0x080ull
+#define PTE_ADDR 0x000ffffffffff000ull
+#define SZ_2M (2ull << 20)
+
+static struct buddy_region regions[BUDDY_MAX_REGIONS];
+static unsigned nregions;
+static bool pt_early = true; /* (i) page-table frames below 4 GiB */
+
+void mem_exclude(uint64_t base, uint64_t end)
+{
+	if (bootmem.nexcl == MAX_EXCL) {
+		kprintf("LFK error mem too_many_exclusions\n");
+		kexit_fail();
+	}
+	base &= ~(PAGE_SIZE - 1);
+	end = (end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+	bootmem.excl[bootmem.nexcl++] = (struct phys_range){ base, end };
+}
+
+static void ranges_sort(struct phys_range *r, unsigned n)
+{
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j > 0 && r[j].base < r[j - 1].base; j--) {
+			struct phys_range t = r[j];
+			r[j] = r[j - 1];
+			r[j - 1] = t;
+		}
+}
+
+static void regions_add(uint64_t b, uint64_t e)
+{
+	if (e <= b)
+		return;
+	if (nregions == BUDDY_MAX_REGIONS) {
+		kprintf("LFK error mem too_many_regions max=%u\n",
+			BUDDY_MAX_REGIONS);
+		kexit_fail();
+	}
+	regions[nregions++] = (struct buddy_region){ b, e - b };
+}
+
+/* regions = RAM minus every exclusion. */
+static void regions_build(void)
+{
+	ranges_sort(bootmem.ram, bootmem.nram);
+	ranges_sort(bootmem.excl, bootmem.nexcl);
+	nregions = 0;
+	for (unsigned i = 0; i < bootmem.nram; i++) {
+		uint64_t b = (bootmem.ram[i].base + PAGE_SIZE - 1) &
+			     ~(PAGE_SIZE - 1);
+		uint64_t e = bootmem.ram[i].end & ~(PAGE_SIZE - 1);
+		for (unsigned k = 0; k < bootmem.nexcl && b < e; k++) {
+			const struct phys_range *x = &bootmem.excl[k];
+			if (x->end <= b || x->base >= e)
+				continue;
+			regions_add(b, x->base < e ? x->base : e);
+			b = x->end > b ? x->end : b;
+		}
+		regions_add(b, e);
+	}
+}
+
+/* Where the metadata goes: the first piece below 4 GiB that holds it. */
+static uint64_t meta_carve(size_t size)
+{
+	for (unsigned i = 0; i < nregions; i++) {
+		uint64_t b = regions[i].base;
+		if (regions[i].size >= size && b + size <= BOOT_DIRECT_LIMIT)
+			return b;
+	}
+	kprintf("LFK error mem no_room_for_metadata bytes=%zu\n", size);
+	kexit_fail();
+}
+
+static void buddy_setup(void)
+{
+	mem_exclude(0, 0x100000);
+	mem_exclude((uint64_t)(uintptr_t)__kernel_phys_start,
+		    (uint64_t)(uintptr_t)__kernel_phys_end);
+	for (unsigned i = 0; i < acpi.ntables; i++)
+		mem_exclude(acpi.tables[i].base, acpi.tables[i].end);
+	regions_build();
+	size_t need = buddy_meta_size(regions, nregions, ncpus);
+	size_t carved = (need + PAGE_SIZE - 1) & ~(size_t)(PAGE_SIZE - 1);
+	uint64_t meta = meta_carve(carved);
+	mem_exclude(meta, meta + carved);
+	regions_build();
+	size_t need2 = buddy_meta_size(regions, nregions, ncpus);
+	if (need == 0 || need2 > carved) {
+		kprintf("LFK error mem meta_size=%zu carved=%zu\n", need2,
+			carved);
+		kexit_fail();
+	}
+	int rc = buddy_zone_init(&zone, phys_to_virt(meta), carved, regions,
+				 nregions, ncpus);
+	if (rc != BUDDY_OK) {
+		kprintf("LFK error mem buddy_zone_init=%s\n",
+			buddy_strerror(rc));
+		kexit_fail();
+	}
+	for (unsigned i = 0; i < ncpus; i++)
+		cpus[i].bc = buddy_zone_cpu(zone, i);
+	uint64_t frames = 0;
+	for (unsigned i = 0; i < nregions; i++)
+		frames += regions[i].size / PAGE_SIZE;
+	kprintf("LFK mem regions=%u frames=%lu free_mib=%lu meta_bytes=%zu "
+		"meta_at=%#lx kernel_end=%#lx\n", nregions, frames,
+		frames >> 8, need2, meta,
+		(uint64_t)(uintptr_t)__kernel_phys_end);
+	for (unsigned i = 0; i < nregions; i++)
+		kprintf("LFK region base=%#lx end=%#lx\n", regions[i].base,
+			regions[i].base + regions[i].size);
+}
+
+/* ---- frames the kernel keeps: page tables, vaspace nodes ---- */
+
+int kframe_alloc(uint64_t *pa)
+{
+	struct buddy_cpu *bc = this_cpu()->bc;
+	int rc = pt_early ? buddy_alloc_below(bc, 0, BOOT_DIRECT_LIMIT, pa)
+			  : buddy_alloc(bc, 0, pa);
+	if (rc != BUDDY_OK)
+		return rc;
+	memset(phys_to_virt(*pa), 0, PAGE_SIZE);
+	lf_fetch_add_u64(&kernel_frames, 1, LF_RELAXED);
+	return BUDDY_OK;
+}
+
+void kframe_free(uint64_t pa)
+{
+	int rc = buddy_free(this_cpu()->bc, pa, 0);
+	LF_ASSERT(rc == BUDDY_OK);
+	lf_fetch_sub_u64(&kernel_frames, 1, LF_RELAXED);
+}
+
+/* ---- page tables ---- */
+
+/* The table below entry idx of table; created when create. */
+static uint64_t *pt_next(uint64_t *table, unsigned idx, bool create)
+{
+	/* Acquire: the new table's zeroes, written before the CAS below. */
+	uint64_t e = __atomic_load_n(&table[idx], __ATOMIC_ACQUIRE);
+	if (e & PTE_P)
+		return phys_to_virt(e & PTE_ADDR);
+	if (!create)
+		return NULL;
+	uint64_t pa;
+	if (kframe_alloc(&pa) != BUDDY_OK)
+		return NULL;
+	uint64_t exp = 0;
+	/* Release: the zeroed table; pairs with the acquire load above. */
+	if (__atomic_compare_exchange_n(&table[idx], &exp, pa | PTE_P | PTE_W,
+					false, __ATOMIC_RELEASE,
+					__ATOMIC_ACQUIRE))
+		return phys_to_virt(pa);
+	kframe_free(pa);
+	return phys_to_virt(exp & PTE_ADDR);
+}
+
+static unsigned pt_idx(uint64_t va, unsigned level)
+{
+	return (unsigned)(va >> (12 + 9 * level)) & 511;
+}
+
+/* The PTE slot of va (4 KiB page), its tables created when create. */
+static uint64_t *pt_slot(uint64_t va, bool create)
+{
+	uint64_t *t = phys_to_virt(kernel_cr3);
+	for (unsigned level = 3; level > 0 && t; level--)
+		t = pt_next(t, pt_idx(va, level), create);
+	return t ? &t[pt_idx(va, 0)] : NULL;
+}
+
+static void pt_map_2m(uint64_t va, uint64_t pa)
+{
+	uint64_t *t = phys_to_virt(kernel_cr3);
+	for (unsigned level = 3; level > 1 && t; level--)
+		t = pt_next(t, pt_idx(va, level), true);
+	if (!t) {
+		kprintf("LFK error mem out_of_page_tables\n");
+		kexit_fail();
+	}
+	t[pt_idx(va, 1)] = pa | PTE_P | PTE_W | PTE_PS;
+}
+
+static void pt_build(void)
+{
+	uint64_t pml4;
+	if (kframe_alloc(&pml4) != BUDDY_OK) {
+		kprintf("LFK error mem no_pml4\n");
+		kexit_fail();
+	}
+	kernel_cr3 = pml4;
+	for (unsigned i = 0; i < bootmem.nram; i++) {
+		uint64_t b = bootmem.ram[i].base & ~(SZ_2M - 1);
+		uint64_t e = (bootmem.ram[i].end + SZ_2M - 1) & ~(SZ_2M - 1);
+		for (uint64_t pa = b; pa < e; pa += SZ_2M)
+			pt_map_2m(DIRECT_BASE + pa, pa);
+	}
+	uint64_t kend = ((uint64_t)(uintptr_t)__kernel_phys_end + SZ_2M - 1) &
+			~(SZ_2M - 1);
+	for (uint64_t pa = 0; pa < kend; pa += SZ_2M)
+		pt_map_2m(KERNEL_VMA + pa, pa);
+	uint64_t *lapic = pt_slot(LAPIC_VA, true);
+	uint64_t *vm = phys_to_virt(kernel_cr3);
+	if (!lapic || !pt_next(vm, pt_idx(VMALLOC_BASE, 3), true)) {
+		kprintf("LFK error mem out_of_page_tables\n");
+		kexit_fail();
+	}
+	*lapic = (acpi.lapic_phys & PTE_ADDR) | PTE_P | PTE_W | PTE_PCD |
+		 PTE_PWT;
+	write_cr3(kernel_cr3);
+	pt_early = false;
+}
+
+void mem_init(void)
+{
+	buddy_setup();
+	pt_build();
+	kprintf("LFK mem page_tables=%lu cr3=%#lx\n",
+		lf_load_u64(&kernel_frames, LF_RELAXED), kernel_cr3);
+}
+
+/* ---- the vmalloc region ---- */
+
+static void *vas_node_get(void *arg)
+{
+	(void)arg;
+	uint64_t pa;
+	return kframe_alloc(&pa) == BUDDY_OK ? phys_to_virt(pa) : NULL;
+}
+
+static void vas_node_put(void *arg, void *node)
+{
+	(void)arg;
+	kframe_free(virt_to_phys(node));
+}
+
+void mem_vas_init(void)
+{
+	static const struct vas_node_source src = { vas_node_get,
+						    vas_node_put, NULL };
+	/* Small nodes (8 keys) and a low high-water mark: the torture then
+	 * splits, merges and retires nodes all the time. */
+	int rc = vas_create(&kvas, VMALLOC_BASE, VMALLOC_SIZE, PAGE_SIZE, &src,
+			    8, 4);
+	if (rc != VAS_OK) {
+		kprintf("LFK error mem vas_create=%s\n", vas_strerror(rc));
+		kexit_fail();
+	}
+}
+
+uint64_t vmalloc_phys(uint64_t va)
+{
+	uint64_t *pte = pt_slot(va, false);
+	uint64_t e = pte ? __atomic_load_n(pte, __ATOMIC_RELAXED) : 0;
+	return (e & PTE_P) ? (e & PTE_ADDR) : 0;
+}
+
+#define VMALLOC_MAX 64 /* pages per vmalloc */
+
+/* Unmap pages [0, n) of va, shoot the TLBs down, then free the frames. */
+static void vunmap(struct cpu *c, uint64_t va, uint64_t n)
+{
+	uint64_t pa[VMALLOC_MAX];
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t *pte = pt_slot(va + i * PAGE_SIZE, false);
+		LF_ASSERT(pte != NULL);
+		pa[i] = __atomic_exchange_n(pte, 0, __ATOMIC_ACQ_REL) &
+			PTE_ADDR;
+		invlpg(va + i * PAGE_SIZE);
+	}
+	tlb_shootdown();
+	for (uint64_t i = 0; i < n; i++) {
+		int rc = buddy_free(c->bc, pa[i], 0);
+		LF_ASSERT(rc == BUDDY_OK);
+	}
+}
+
+void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err)
+{
+	uint64_t va;
+	if (npages == 0 || npages > VMALLOC_MAX) {
+		*err = VAS_EINVAL;
+		return NULL;
+	}
+	int rc = vas_alloc(&c->vctx, (npages + 1) * PAGE_SIZE, 0,
+			   VAS_FIRST_FIT, tag, &va);
+	if (rc != VAS_OK) {
+		*err = rc;
+		return NULL;
+	}
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t pa, *pte = pt_slot(va + i * PAGE_SIZE, true);
+		if (!pte || buddy_alloc(c->bc, 0, &pa) != BUDDY_OK) {
+			vunmap(c, va, i);
+			vas_free(&c->vctx, va, (npages + 1) * PAGE_SIZE);
+			*err = VAS_ENOMEM;
+			return NULL;
+		}
+		/* Release: nothing to publish but the mapping itself. */
+		__atomic_store_n(pte, pa | PTE_P | PTE_W, __ATOMIC_RELEASE);
+	}
+	return (void *)(uintptr_t)va;
+}
+
+int vfree(struct cpu *c, void *va, uint64_t npages)
+{
+	uint64_t a = (uint64_t)(uintptr_t)va;
+	if (npages == 0 || npages > VMALLOC_MAX)
+		return VAS_EINVAL;
+	vunmap(c, a, npages);
+	return vas_free(&c->vctx, a, (npages + 1) * PAGE_SIZE);
+}

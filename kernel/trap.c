@@ -1,0 +1,211 @@
+/*
+ * trap.c: GDT and IDT, the exception report, the TLB shootdown IPI, the
+ * platform shim's panic, and the exit through isa-debug-exit.
+ *
+ * An exception is always fatal here: the handler prints one machine-
+ * readable line "LFK fault ..." (vector, name, error code, RIP, CR2, CPU),
+ * a register dump, "LFK end status=fail", and exits QEMU with EXIT_FAIL.
+ *
+ * TLB shootdown (kernel/README.md): an initiator that cleared PTEs bumps its
+ * own request generation (release) and sends VEC_TLB to every other CPU. A
+ * CPU taking VEC_TLB reads every initiator's generation (acquire), flushes
+ * its whole TLB (CR3 reload; the kernel has no global pages), then stores
+ * each generation it read as acknowledged (release). The initiator waits
+ * until every other CPU has acknowledged its generation; its PTE clears
+ * happened before the generation it published, so every CPU has flushed
+ * after seeing them, and the frames may be reused. The initiator waits with
+ * interrupts on, so two initiators serve each other's requests.
+ */
+#include "kern.h"
+
+struct trapframe {
+	uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+	uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+	uint64_t vec, err;
+	uint64_t rip, cs, rflags, rsp, ss;
+};
+
+struct idt_gate {
+	uint16_t off0, sel;
+	uint8_t ist, type;
+	uint16_t off1;
+	uint32_t off2, zero;
+};
+_Static_assert(sizeof(struct idt_gate) == 16, "IDT gate size");
+
+struct __attribute__((packed)) dtr {
+	uint16_t limit;
+	uint64_t base;
+};
+
+static const uint64_t kgdt[3] = {
+	0,
+	0x00209a0000000000ull, /* 0x08: 64-bit code */
+	0x0000920000000000ull, /* 0x10: data */
+};
+static struct idt_gate idt[256];
+
+extern const uint64_t trap_stubs[32];
+extern const uint64_t trap_stub_tlb, trap_stub_spurious;
+
+void trap_dispatch(struct trapframe *tf);
+
+static void idt_set(unsigned vec, uint64_t fn)
+{
+	idt[vec] = (struct idt_gate){
+		.off0 = (uint16_t)fn,
+		.sel = 0x08,
+		.type = 0x8e, /* present, interrupt gate */
+		.off1 = (uint16_t)(fn >> 16),
+		.off2 = (uint32_t)(fn >> 32),
+	};
+}
+
+void trap_init(void)
+{
+	for (unsigned v = 0; v < 32; v++)
+		idt_set(v, trap_stubs[v]);
+	idt_set(VEC_TLB, trap_stub_tlb);
+	idt_set(VEC_SPURIOUS, trap_stub_spurious);
+}
+
+void cpu_tables_load(void)
+{
+	struct dtr g = { sizeof(kgdt) - 1, (uint64_t)(uintptr_t)kgdt };
+	struct dtr i = { sizeof(idt) - 1, (uint64_t)(uintptr_t)idt };
+	__asm__ __volatile__("lgdt %0\n\t"
+			     "movw $0x10, %%ax\n\t"
+			     "movw %%ax, %%ds\n\t"
+			     "movw %%ax, %%es\n\t"
+			     "movw %%ax, %%ss\n\t"
+			     "pushq $0x08\n\t"
+			     "leaq 1f(%%rip), %%rax\n\t"
+			     "pushq %%rax\n\t"
+			     "lretq\n"
+			     "1:\n\t"
+			     "lidt %1"
+			     :
+			     : "m"(g), "m"(i)
+			     : "rax", "memory");
+}
+
+_Noreturn void kexit_fail(void)
+{
+	irq_disable();
+	outb(DEBUG_EXIT_PORT, EXIT_FAIL);
+	for (;;)
+		__asm__ __volatile__("hlt");
+}
+
+_Noreturn void kexit_pass(void)
+{
+	irq_disable();
+	outb(DEBUG_EXIT_PORT, EXIT_PASS);
+	for (;;)
+		__asm__ __volatile__("hlt");
+}
+
+static const char *const trap_names[32] = {
+	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
+	"#DF", "#MF-old", "#TS", "#NP", "#SS", "#GP", "#PF", "#15",
+	"#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "#22", "#23",
+	"#24", "#25", "#26", "#27", "#HV", "#VC", "#SX", "#31",
+};
+
+static _Noreturn void trap_fatal(struct trapframe *tf)
+{
+	console_panic_mode();
+	struct cpu *c = this_cpu();
+	kprintf("LFK fault vector=%lu name=%s error=%#lx rip=%#lx cr2=%#lx "
+		"cpu=%u\n", tf->vec, tf->vec < 32 ? trap_names[tf->vec] : "?",
+		tf->err, tf->rip, read_cr2(), c ? c->idx : 0);
+	kprintf("  rax=%016lx rbx=%016lx rcx=%016lx rdx=%016lx\n", tf->rax,
+		tf->rbx, tf->rcx, tf->rdx);
+	kprintf("  rsi=%016lx rdi=%016lx rbp=%016lx rsp=%016lx\n", tf->rsi,
+		tf->rdi, tf->rbp, tf->rsp);
+	kprintf("  r8=%016lx  r9=%016lx  r10=%016lx r11=%016lx\n", tf->r8,
+		tf->r9, tf->r10, tf->r11);
+	kprintf("  r12=%016lx r13=%016lx r14=%016lx r15=%016lx\n", tf->r12,
+		tf->r13, tf->r14, tf->r15);
+	kprintf("  cs=%lx ss=%lx rflags=%016lx cr3=%016lx\n", tf->cs, tf->ss,
+		tf->rflags, read_cr3());
+	kprintf("LFK end status=fail reason=fault\n");
+	kexit_fail();
+}
+
+/* ---- TLB shootdown ---- */
+
+struct tlb_slot {
+	lf_atomic_u64 gen;            /* (a) requests this CPU has made */
+	lf_atomic_u64 acked[MAX_CPUS]; /* (a) [i]: gen of CPU i flushed for */
+} LF_CACHE_ALIGNED;
+
+static struct tlb_slot tlb[MAX_CPUS];
+
+void tlb_ack_init(void)
+{
+	for (unsigned i = 0; i < MAX_CPUS; i++) {
+		lf_init_u64(&tlb[i].gen, 0);
+		for (unsigned j = 0; j < MAX_CPUS; j++)
+			lf_init_u64(&tlb[i].acked[j], 0);
+	}
+}
+
+static void tlb_handle(struct cpu *c)
+{
+	uint64_t seen[MAX_CPUS];
+	for (unsigned i = 0; i < ncpus; i++)
+		/* Acquire: pairs with the release in tlb_shootdown(). */
+		seen[i] = lf_load_u64(&tlb[i].gen, LF_ACQUIRE);
+	write_cr3(read_cr3());
+	for (unsigned i = 0; i < ncpus; i++)
+		/* Release: the flush before it; pairs with the waiter. */
+		lf_store_u64(&tlb[c->idx].acked[i], seen[i], LF_RELEASE);
+}
+
+void tlb_shootdown(void)
+{
+	struct cpu *c = this_cpu();
+	if (ncpus < 2)
+		return;
+	/* Release: the PTE clears before it; pairs with tlb_handle(). */
+	uint64_t g = lf_fetch_add_u64(&tlb[c->idx].gen, 1, LF_RELEASE) + 1;
+	lapic_ipi_others(VEC_TLB);
+	for (unsigned j = 0; j < ncpus; j++) {
+		if (j == c->idx)
+			continue;
+		/* Acquire: pairs with the release in tlb_handle(). */
+		while (lf_load_u64(&tlb[j].acked[c->idx], LF_ACQUIRE) < g)
+			lf_platform_pause();
+	}
+}
+
+void trap_dispatch(struct trapframe *tf)
+{
+	if (tf->vec == VEC_TLB) {
+		tlb_handle(this_cpu());
+		lapic_eoi();
+		return;
+	}
+	if (tf->vec == VEC_SPURIOUS)
+		return;
+	trap_fatal(tf);
+}
+
+/* ---- the platform shim (lockfree/lf_platform.h) ---- */
+
+unsigned lf_platform_cpu_id(void)
+{
+	unsigned id;
+	__asm__ __volatile__("movl %%gs:8, %0" : "=r"(id));
+	return id;
+}
+
+_Noreturn void lf_platform_panic(const char *file, int line, const char *what)
+{
+	console_panic_mode();
+	kprintf("LFK panic file=%s line=%d what=\"%s\" cpu=%u\n", file, line,
+		what, lf_platform_cpu_id());
+	kprintf("LFK end status=fail reason=panic\n");
+	kexit_fail();
+}

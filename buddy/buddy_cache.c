@@ -100,16 +100,20 @@ static uint32_t buddy_cache_detach(struct buddy_cpu *v, unsigned o,
 	return taken ? first : LF_STACK_NIL;
 }
 
-void buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim)
+bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim)
 {
 	uint32_t chain[BUDDY_CACHE_ORDERS];
+	bool any = false;
 	buddy_cache_lock(victim);
-	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
+	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
 		chain[o] = buddy_cache_detach(victim, o, UINT32_MAX);
+		any |= chain[o] != LF_STACK_NIL;
+	}
 	buddy_cache_unlock(victim);
 	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
 		buddy_cache_release(c, chain[o], o);
 	buddy_ctr_add(c, BC_DRAINS, 1);
+	return any;
 }
 
 void buddy_cpu_drain(struct buddy_cpu *c)
@@ -126,9 +130,16 @@ void buddy_cpu_cache_enable(struct buddy_cpu *c, bool on)
 
 void buddy_zone_drain_all(struct buddy_cpu *c)
 {
+	(void)buddy_zone_drain_some(c);
+}
+
+bool buddy_zone_drain_some(struct buddy_cpu *c)
+{
 	struct buddy_zone *z = c->zone;
+	bool any = false;
 	for (uint32_t i = 0; i < z->ncpus; i++)
-		buddy_cache_drain_cpu(c, &z->cpus[i]);
+		any |= buddy_cache_drain_cpu(c, &z->cpus[i]);
+	return any;
 }
 
 /*

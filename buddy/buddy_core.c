@@ -187,19 +187,6 @@ void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
 	buddy_busy(c, -1);
 }
 
-/* Blocks that other contexts hold BUSY for a split or merge in flight. */
-static bool buddy_others_busy(const struct buddy_cpu *c)
-{
-	const struct buddy_zone *z = c->zone;
-	for (uint32_t i = 0; i < z->ncpus; i++)
-		/* Relaxed: a hint; the caller retries, bounded. */
-		if (&z->cpus[i] != c &&
-		    lf_load_u32(&z->cpus[i].busy, LF_RELAXED) != 0)
-			return true;
-	return false;
-}
-
-
 /*
  * Claim allocated block x of this order for freeing (ALLOC -> kind), or
  * say why not, changing nothing.
@@ -318,6 +305,9 @@ uint32_t buddy_take_stack(struct buddy_cpu *c, unsigned j, unsigned k,
 {
 	struct buddy_zone *z = c->zone;
 	uint32_t first = LF_STACK_NIL, last = LF_STACK_NIL, x;
+	/* An empty stack: no section, so failing passes stay quiet. */
+	if (lf_stack_empty(&z->stacks[j].s))
+		return LF_STACK_NIL;
 	buddy_busy(c, 1); /* popped entries are in our hands */
 	while ((x = lf_stack_pop(&z->stacks[j].s, z->link)) != LF_STACK_NIL) {
 		enum buddy_pop p = buddy_popped(c, x, j, k, limit, op);
@@ -364,26 +354,13 @@ void buddy_split_low(struct buddy_cpu *c, uint32_t x, unsigned o, unsigned k)
 		buddy_st_set(z, x, BK_BUSY, k);
 }
 
-/* Free blocks of order >= k, counted over every context. */
-uint64_t buddy_free_blocks_from(const struct buddy_zone *z, unsigned k)
-{
-	uint64_t n = 0;
-	for (unsigned o = k; o <= BUDDY_MAX_ORDER; o++) {
-		uint64_t sum = 0;
-		for (uint32_t i = 0; i < z->ncpus; i++)
-			/* Relaxed: a count, re-checked by the caller's retry. */
-			sum += lf_load_u64(&z->cpus[i].free_delta[o],
-					   LF_RELAXED);
-		n += sum;
-	}
-	return n;
-}
-
 /* Re-file every entry of stack j (see buddy_zone_sweep()). */
 static void buddy_sweep_stack(struct buddy_cpu *c, unsigned j)
 {
 	struct buddy_zone *z = c->zone;
 	uint32_t first = LF_STACK_NIL, last = LF_STACK_NIL;
+	if (lf_stack_empty(&z->stacks[j].s))
+		return;
 	buddy_busy(c, 1); /* the whole stack is in our hands */
 	uint32_t x = lf_stack_pop_all(&z->stacks[j].s);
 	while (x != LF_STACK_NIL) {
@@ -413,38 +390,86 @@ void buddy_zone_sweep(struct buddy_cpu *c)
 }
 
 /*
- * Claim a block of order k (ending by limit), split to k: BUSY(k), ours.
- * Before failing: sweep the stacks (misplaced entries), then drain every
- * cache, then retry, sweeping each time, while another context holds
- * blocks BUSY for a split or merge (they come back free) or the counts say
- * a free block of order >= k exists, at most BUDDY_RETRIES times.
+ * The other contexts' busy words summed (section boundaries crossed), or
+ * UINT64_MAX if one is in flight now. Two equal sums, neither UINT64_MAX,
+ * mean no other context entered a section in between (each count only
+ * grows; a wrap needs 2^24 sections inside one window).
  */
-#define BUDDY_RETRIES 256
+static uint64_t buddy_others_flight(const struct buddy_cpu *c)
+{
+	const struct buddy_zone *z = c->zone;
+	uint64_t sum = 0;
+	for (uint32_t i = 0; i < z->ncpus; i++) {
+		if (&z->cpus[i] == c)
+			continue;
+		/* Acquire: pairs with the release in buddy_busy(). */
+		uint32_t w = lf_load_u32(&z->cpus[i].busy, LF_ACQUIRE);
+		if (w & BUDDY_BUSY_DEPTH)
+			return UINT64_MAX;
+		sum += w >> BUDDY_BUSY_BITS;
+	}
+	return sum;
+}
+
+/*
+ * One pass over the stacks from order k. Each stack it pops is a section
+ * of its own (buddy_take_stack()); an empty one is only looked at, so that
+ * passes over an exhausted zone leave the busy words alone and two failing
+ * contexts do not keep each other from a quiet window.
+ */
+static uint32_t buddy_take_once(struct buddy_cpu *c, unsigned k,
+				uint64_t limit, unsigned *op, bool *moved)
+{
+	uint64_t m0 = lf_load_u64(&c->ctr[BC_MOVED], LF_RELAXED);
+	uint32_t x = buddy_take(c, k, BUDDY_MAX_ORDER, limit, op);
+	if (x != LF_STACK_NIL)
+		buddy_split_low(c, x, *op, k);
+	/* Relaxed: our own counter. */
+	*moved = lf_load_u64(&c->ctr[BC_MOVED], LF_RELAXED) != m0;
+	return x;
+}
+
+/*
+ * Claim a block of order k (ending by limit), split to k: BUSY(k), ours.
+ *
+ * ENOMEM is exact: it is returned only after a pass over every stack that
+ * found nothing, moved no entry to another stack (it may have passed that
+ * one already), and ran in a window in which no other context was in
+ * flight or entered a section (buddy_others_flight() the same before and
+ * after): then every frame was allocated, cached or ours. Why that
+ * suffices: a context that took memory the pass would have found entered
+ * its section before the pop or claim, and that release CAS, read by the
+ * pass, carries its busy word to the second look. Cached memory is drained
+ * (attempt 1, and again on a quiet failure while caches hold frames), and
+ * misplaced entries are re-filed by a sweep before the quiet pass.
+ *
+ * While others are in flight it retries without a bound: each of their
+ * calls ends in a bounded number of its own steps unless another call
+ * succeeded meanwhile, so the whole system progresses (lock-free).
+ */
+#define BUDDY_SWEEP_EVERY 16
 int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		      uint32_t *xp)
 {
 	unsigned o;
+	bool moved;
 	for (unsigned attempt = 0;; attempt++) {
-		uint32_t x = buddy_take(c, k, BUDDY_MAX_ORDER, limit, &o);
+		uint64_t before = buddy_others_flight(c);
+		uint32_t x = buddy_take_once(c, k, limit, &o, &moved);
 		if (x != LF_STACK_NIL) {
-			buddy_split_low(c, x, o, k);
-			buddy_busy(c, -1);
+			buddy_busy(c, -1); /* the claim's, in buddy_popped() */
 			*xp = x;
 			return BUDDY_OK;
 		}
-		if (attempt == 0) {
-			buddy_zone_sweep(c);
-		} else if (attempt == 1) {
-			buddy_zone_drain_all(c);
-			buddy_zone_sweep(c);
-		} else if (attempt > BUDDY_RETRIES ||
-			   (!buddy_others_busy(c) &&
-			    (limit != BUDDY_NOLIMIT ||
-			     buddy_free_blocks_from(c->zone, k) == 0))) {
+		bool quiet = before != UINT64_MAX && !moved &&
+			     buddy_others_flight(c) == before;
+		if (quiet && attempt >= 2 && !buddy_zone_drain_some(c))
 			return BUDDY_ENOMEM;
-		} else {
-			lf_platform_pause();
+		if (attempt == 1)
+			buddy_zone_drain_all(c);
+		if (attempt < 2 || quiet || attempt % BUDDY_SWEEP_EVERY == 0)
 			buddy_zone_sweep(c);
-		}
+		else
+			lf_platform_pause();
 	}
 }

@@ -114,9 +114,13 @@ struct buddy_cpu {
 	uint32_t id;                               /* (i) */
 	bool nocache;                              /* (o) owner's setting */
 	/*
-	 * (o) Blocks this context holds BUSY that it will give back in part
-	 * (a split, a merge, a carve); another context that finds no free
-	 * block retries while any context holds some (buddy_take_global).
+	 * (o) In flight: the low BUDDY_BUSY_BITS bits are the depth of the
+	 * sections in which this context holds blocks BUSY or entries popped
+	 * from a stack (a split, a merge, a carve, a sweep), memory that
+	 * comes back free; the bits above count the section boundaries
+	 * crossed (mod 2^24). Another context that finds no free block
+	 * fails only over a window in which no context was in flight and
+	 * none of these words changed (buddy_take_global).
 	 */
 	lf_atomic_u32 busy;
 	/*
@@ -158,11 +162,22 @@ static inline void buddy_free_delta(struct buddy_cpu *c, unsigned order,
 	/* Relaxed: as buddy_ctr_add(). */
 	lf_store_u64(a, lf_load_u64(a, LF_RELAXED) + (uint64_t)v, LF_RELAXED);
 }
+#define BUDDY_BUSY_BITS 8
+#define BUDDY_BUSY_DEPTH ((1u << BUDDY_BUSY_BITS) - 1)
+/* Enter (d = 1) or leave (d = -1) an in-flight section. */
 static inline void buddy_busy(struct buddy_cpu *c, int d)
 {
-	/* Relaxed: a hint for the retry of another context's slow path. */
-	lf_store_u32(&c->busy, lf_load_u32(&c->busy, LF_RELAXED) + (uint32_t)d,
-		     LF_RELAXED);
+	/* Relaxed: only this context's user writes it. */
+	uint32_t w = lf_load_u32(&c->busy, LF_RELAXED);
+	w = (w + (1u << BUDDY_BUSY_BITS)) +
+	    (d > 0 ? 1u : (uint32_t)-1); /* the depth never wraps */
+	/*
+	 * Release: entering, it comes before the pops and claims of the
+	 * section, whose release CASes carry it to any context whose take
+	 * saw them; leaving, the blocks given back come before it. Pairs
+	 * with the acquire loads of buddy_others_flight().
+	 */
+	lf_store_u32(&c->busy, w, LF_RELEASE);
 }
 /* Count a rejected call and return its error code. */
 static inline int buddy_reject(struct buddy_cpu *c, int err)
@@ -211,9 +226,11 @@ uint32_t buddy_take_stack(struct buddy_cpu *c, unsigned j, unsigned k,
 			  uint64_t limit, unsigned *op);
 void buddy_split_low(struct buddy_cpu *c, uint32_t x, unsigned o,
 		     unsigned k);
-uint64_t buddy_free_blocks_from(const struct buddy_zone *z, unsigned k);
 
 /* buddy_cache.c */
-void buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim);
+/* Drain victim's cache to the stacks: true if it held any block. */
+bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim);
+/* buddy_zone_drain_all(): true if any cache held a block. */
+bool buddy_zone_drain_some(struct buddy_cpu *c);
 
 #endif /* BUDDY_I_H */

@@ -24,12 +24,16 @@
  * A third mode checks that no allocation fails while memory is only in
  * flight: each thread holds at most one block of order ORDER at a time in a
  * zone that is otherwise free, caches off, so every free merges all the way
- * up and every allocation splits all the way down; a BUDDY_ENOMEM there is
- * spurious (the memory was BUSY in another thread's split or merge).
+ * up and every allocation splits all the way down; the zone is one block
+ * (setup_one_block), so at times all of its memory is BUSY in one thread's
+ * split or merge. A BUDDY_ENOMEM there is spurious. A fourth (exhaust)
+ * has the threads take the whole zone at once: ENOMEM must come, to each
+ * of them, exactly when every frame is held.
  *
  * Usage: stress_buddy THREADS MILLISECONDS FRAMES
  *        stress_buddy pairs THREADS ROUNDS FRAMES
  *        stress_buddy inflight THREADS ITERATIONS ORDER
+ *        stress_buddy exhaust THREADS ROUNDS FRAMES
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -283,9 +287,28 @@ static void *inflight_main(void *arg)
 	return NULL;
 }
 
+/*
+ * One region of 2^16 frames at an address aligned to its size: the whole
+ * zone is one free block, so while one thread splits or merges it, no
+ * other block exists anywhere (the shape that made allocations fail).
+ */
+static void setup_one_block(void)
+{
+	uint64_t frames = (uint64_t)1 << 16;
+	rg[0] = (struct buddy_region){ frames * BUDDY_FRAME_SIZE,
+				       frames * BUDDY_FRAME_SIZE };
+	span = 2 * frames;
+	size_t sz = buddy_meta_size(rg, 1, nthreads);
+	void *meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+	owner = calloc(span, sizeof(*owner));
+	CHECK_FATAL(sz && meta && owner);
+	CHECK_FATAL(buddy_zone_init(&zone, meta, sz, rg, 1, nthreads) ==
+		    BUDDY_OK);
+}
+
 static int inflight_run(unsigned long iters, unsigned order)
 {
-	setup(1 << 18, nthreads);
+	setup_one_block();
 	inflight_order = order;
 	inflight_iters = iters;
 	pthread_t t[MAXT];
@@ -300,6 +323,91 @@ static int inflight_run(unsigned long iters, unsigned order)
 	printf("stress_buddy inflight: %u threads x %lu of order %u\n",
 	       nthreads, iters, order);
 	return check_exit("stress_buddy inflight");
+}
+
+/*
+ * Exhaustion: every thread allocates blocks of mixed orders 0-3 until
+ * BUDDY_ENOMEM, all at once, caches on for even threads and off for odd
+ * ones. ENOMEM is exact, so by then they must hold every frame of the zone
+ * between them (nothing stranded in a cache, no false ENOMEM), and each
+ * must get there: a retry that waits for a quiet moment must not keep two
+ * failing threads waiting for each other (the test would time out). Then
+ * they free everything and the zone must be whole, for ROUNDS rounds.
+ */
+static pthread_barrier_t ex_go, ex_full, ex_end;
+static atomic_ulong ex_frames;
+
+static void ex_round(struct buddy_cpu *c, unsigned id, struct blk *held)
+{
+	unsigned n = 0;
+	uint64_t rng = id * 0x9e3779b97f4a7c15ull + 7, frames = 0;
+	for (;;) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned order = (unsigned)(rng >> 62);
+		uint64_t a;
+		int rc = buddy_alloc(c, order, &a);
+		if (rc == BUDDY_ENOMEM && order == 0)
+			break;
+		if (rc == BUDDY_ENOMEM)
+			continue; /* a bigger block may be gone: go on smaller */
+		CHECK_FATAL(rc == BUDDY_OK && n < (1u << 16));
+		held[n++] = (struct blk){ a, (uint64_t)1 << order, order, false };
+		frames += (uint64_t)1 << order;
+	}
+	atomic_fetch_add(&ex_frames, frames);
+	pthread_barrier_wait(&ex_full);
+	pthread_barrier_wait(&ex_end); /* the main thread counted */
+	for (unsigned i = 0; i < n; i++)
+		CHECK_FATAL(buddy_free(c, held[i].addr, held[i].order) ==
+			    BUDDY_OK);
+}
+
+static void *ex_main(void *arg)
+{
+	unsigned id = (unsigned)(uintptr_t)arg;
+	struct buddy_cpu *c = buddy_zone_cpu(zone, id);
+	struct blk *held = calloc(1u << 16, sizeof(*held));
+	CHECK_FATAL(held);
+	lf_platform_user_set_cpu(id);
+	buddy_cpu_cache_enable(c, id % 2 == 0);
+	for (;;) {
+		pthread_barrier_wait(&ex_go);
+		if (atomic_load(&stop))
+			break;
+		ex_round(c, id, held);
+		pthread_barrier_wait(&ex_go);
+	}
+	free(held);
+	return NULL;
+}
+
+static int exhaust_main(unsigned rounds, uint64_t frames)
+{
+	setup(frames, nthreads);
+	pthread_barrier_init(&ex_go, NULL, nthreads + 1);
+	pthread_barrier_init(&ex_full, NULL, nthreads + 1);
+	pthread_barrier_init(&ex_end, NULL, nthreads + 1);
+	pthread_t t[MAXT];
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_create(&t[i], NULL, ex_main, (void *)(uintptr_t)i);
+	for (unsigned r = 0; r < rounds; r++) {
+		atomic_store(&ex_frames, 0);
+		pthread_barrier_wait(&ex_go);
+		pthread_barrier_wait(&ex_full);
+		CHECK_EQ(atomic_load(&ex_frames), frames);
+		pthread_barrier_wait(&ex_end);
+		pthread_barrier_wait(&ex_go); /* everything freed */
+		uint64_t fr;
+		buddy_zone_drain_all(buddy_zone_cpu(zone, 0));
+		CHECK_EQ(buddy_zone_check(zone, true, &fr), 0);
+	}
+	atomic_store(&stop, true);
+	pthread_barrier_wait(&ex_go);
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_join(t[i], NULL);
+	printf("stress_buddy exhaust: %u threads, %u rounds of %" PRIu64
+	       " frames\n", nthreads, rounds, frames);
+	return check_exit("stress_buddy exhaust");
 }
 
 static uint64_t *pair_addr;
@@ -390,6 +498,12 @@ int main(int argc, char **argv)
 		CHECK_FATAL(nthreads >= 1 && nthreads <= MAXT);
 		return inflight_run(strtoul(argv[3], NULL, 0),
 				    (unsigned)atoi(argv[4]));
+	}
+	if (argc == 5 && !strcmp(argv[1], "exhaust")) {
+		nthreads = (unsigned)atoi(argv[2]);
+		CHECK_FATAL(nthreads >= 1 && nthreads <= MAXT);
+		return exhaust_main((unsigned)atoi(argv[3]),
+				    strtoull(argv[4], NULL, 0));
 	}
 	if (argc == 5 && !strcmp(argv[1], "pairs")) {
 		nthreads = (unsigned)atoi(argv[2]);

@@ -116,7 +116,7 @@ static void bench_buddy_report(const struct bench_results *res)
 
 	bench_buddy_targets(res);
 	if (enomem != 0)
-		printf("  and %llu spurious ENOMEMs (see the warning above)\n",
+		printf("  and %llu false ENOMEMs (a failed check: see above)\n",
 		       (unsigned long long)enomem);
 }
 

@@ -4,6 +4,8 @@
 #   make run     the main job: boot the kernel in QEMU, torture on every CPU
 #   make test    the whole suite (ctest) over every preset: default, tsan, asan
 #   make bench   the benchmarks, baselines in the same run; CSV under bench/results
+#   make mutants the seeded bugs of verify/mutants/: killed or surviving
+#   make verify-long  the long model-checking and fuzzing searches
 #
 # Variables: JOBS (build parallelism), WERROR (1 to fail on warnings; on
 # when CI is set), PRESETS (for make test), SECONDS_RUN (per test), SMP, MEM,
@@ -21,13 +23,13 @@ KERNEL := build/default/kernel/lfkernel
 KERNEL_CMDLINE = seconds=$(SECONDS_RUN) tests=$(TESTS) $(KARGS)
 CMAKE_WERROR := $(if $(filter 1 ON on yes,$(WERROR)),ON,OFF)
 
-.PHONY: all deps run demo debug test bench format clean help
+.PHONY: all deps run demo debug test bench mutants verify-long format clean help
 .PHONY: $(addprefix build-,default tsan asan) $(addprefix test-,default tsan asan)
 
 all: build-default
 
 help:
-	@sed -n '3,11p' Makefile
+	@sed -n '3,13p' Makefile
 
 deps:
 	@scripts/deps.sh build
@@ -51,12 +53,19 @@ debug: build-default
 	@kernel/run-qemu.sh --debug --smp $(SMP) --mem $(MEM) --append "$(KERNEL_CMDLINE)" $(KERNEL) & \
 	  qemu=$$!; sleep 1; gdb -q -x kernel/gdbinit $(KERNEL); kill $$qemu 2>/dev/null; wait $$qemu 2>/dev/null; true
 
-test: deps
+test:
+	@scripts/deps.sh build kernel plot
 	@JOBS=$(JOBS) WERROR=$(CMAKE_WERROR) scripts/test-all.sh $(PRESETS)
 
 bench: build-default
 	@scripts/deps.sh build plot
 	scripts/bench.sh build/default
+
+mutants: deps
+	@JOBS=$(JOBS) scripts/mutants.sh
+
+verify-long: deps
+	@JOBS=$(JOBS) scripts/verify-long.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -72,6 +72,7 @@ struct bench_prog {
 	void (*header)(void); /* what one op is, after the common lines */
 	/* After the table (NULL: nothing); may call bench_result(). */
 	void (*report)(const struct bench_results *res);
+	void (*fini)(void); /* at the very end (NULL: nothing) */
 };
 
 /*
@@ -88,6 +89,9 @@ int bench_main(const struct bench_prog *prog, int argc, char **argv);
 bool bench_result(const struct bench_results *res, const char *bench,
 		  const char *impl, unsigned nthreads, double *median,
 		  double *min, double *max);
+
+/* True when the run was asked for with --quick (a smoke test). */
+bool bench_quick(void);
 
 /* bench_lockfree's implementations, in the order of the report. */
 extern const struct bench_impl bench_lf_stack;

@@ -78,6 +78,7 @@ static int bench_cpus[CPU_SETSIZE];
 static unsigned bench_ncpus;
 static int bench_impl_width;
 static lf_atomic_u32 bench_pin_warned;
+static bool bench_quick_run;
 
 static uint64_t bench_now_ns(void)
 {
@@ -171,6 +172,7 @@ static void bench_parse(int argc, char **argv, struct bench_opts *o)
 	}
 	if (quick && !seconds_set)
 		o->seconds = 0.01;
+	bench_quick_run = quick;
 }
 
 /* Thread counts 1, 2, 4, ... below max, then max. */
@@ -522,6 +524,11 @@ static int bench_run_all(const struct bench_opts *o,
 	return failed;
 }
 
+bool bench_quick(void)
+{
+	return bench_quick_run;
+}
+
 static void bench_oom(void)
 {
 	fprintf(stderr, "%s: out of memory\n", bench_prog->name);
@@ -599,6 +606,8 @@ int bench_main(const struct bench_prog *prog, int argc, char **argv)
 	if (prog->report != NULL)
 		prog->report(&res);
 	bench_free(&res);
+	if (prog->fini != NULL)
+		prog->fini();
 	if (failed)
 		printf("%s: a check FAILED (see above)\n", prog->name);
 	return failed ? 1 : 0;

@@ -1,29 +1,39 @@
 #!/usr/bin/env bash
-# scripts/bench.sh BUILD_DIR: run the micro-benchmarks of bench/ (make bench)
-# and keep the results with a description of the machine:
+# scripts/bench.sh BUILD_DIR: run every benchmark of bench/ (make bench),
+# keep the results with a description of the machine, and render them:
 #
-#   bench/results/<machine>/lockfree.csv   every run (bench_lockfree --csv)
-#   bench/results/<machine>/lockfree.txt   its printed table of medians
-#   bench/results/<machine>/buddy.csv      every run (bench_buddy --csv)
-#   bench/results/<machine>/buddy.txt      its table, work per pair, targets
-#   bench/results/<machine>/machine.txt    CPU, cores, memory, kernel,
-#                                          compiler, git commit, commands,
-#                                          load before and after the run
+#   bench/results/<machine>/P.csv        every run of program P (--csv)
+#   bench/results/<machine>/P.txt        what it printed: tables of
+#                                        medians, work, targets
+#   bench/results/<machine>/P.json       the same data summarized, with the
+#                                        machine and the commit
+#   bench/results/<machine>/P-*.png/svg  plots (scripts/bench_report.py)
+#   bench/results/<machine>/machine.txt  CPU, cores, memory, kernel,
+#                                        compiler, git commit, commands,
+#                                        load before and after the run
+#   docs/results.md                      every machine's plots, tables and
+#                                        targets (not for quick runs)
+#
+# Programs P: lockfree (stack, epoch vs ck and liburcu), buddy (vs the
+# locked buddy), vas (vs red-black trees under a rwlock and a mutex),
+# frag (order-9 share over time) and mem (bytes per frame and per range).
 #
 # <machine> is $BENCH_MACHINE, "dev" by default (the 2-core development
 # machine whose results are committed); set it on any other machine so that
-# its results go beside, not over, those. It builds nothing: build
-# bench_lockfree and bench_buddy in BUILD_DIR first (make bench does).
+# its results go beside, not over, those. It builds nothing: build the
+# bench_* programs in BUILD_DIR first (make bench does).
 #
 # The environment tunes the run:
 #   BENCH_REPEATS      runs per point (5)
 #   BENCH_SECONDS      measured seconds per point (0.5)
 #   BENCH_THREADS_MAX  thread counts 1, 2, 4, ... up to it (the online
-#                      CPUs, at least 2)
-#   BENCH_PROGS        which programs ("lockfree buddy")
+#                      CPUs, at least 2); above the online CPUs the points
+#                      are marked oversubscribed (tables and plots)
+#   BENCH_PROGS        which programs ("lockfree buddy vas frag mem")
 #   BENCH_QUICK=1      a fast check of the whole chain: --quick (0.01 s per
 #                      point) and 1 repeat unless set; the results go to
 #                      bench/results/quick/ unless BENCH_MACHINE says where
+#   BENCH_OUT          write to this folder instead (the smoke test)
 # A program whose check fails makes the script exit 1, after the others ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,14 +50,14 @@ fi
 seconds=${BENCH_SECONDS:-0.5}
 online=$(nproc)
 threads_max=${BENCH_THREADS_MAX:-$((online > 2 ? online : 2))}
-progs=${BENCH_PROGS:-lockfree buddy}
+progs=${BENCH_PROGS:-lockfree buddy vas frag mem}
 
 case "$machine" in
 */* | .* | "") echo "bench.sh: bad BENCH_MACHINE '$machine'" >&2; exit 2 ;;
 esac
 for p in $progs; do
     case "$p" in
-    lockfree | buddy) ;;
+    lockfree | buddy | vas | frag | mem) ;;
     *) echo "bench.sh: unknown program '$p' in BENCH_PROGS" >&2; exit 2 ;;
     esac
     if [ ! -x "$build/bench/bench_$p" ]; then
@@ -56,18 +66,25 @@ for p in $progs; do
         exit 1
     fi
 done
-out=bench/results/$machine
+out=${BENCH_OUT:-bench/results/$machine}
 mkdir -p "$out"
 
 # The command line of one program.
 bench_cmd() {
-    cmd=("$build/bench/bench_$1" --repeats "$repeats")
-    if [ "$quick" = 1 ] && [ -z "${BENCH_SECONDS:-}" ]; then
-        cmd+=(--quick)
-    else
-        cmd+=(--seconds "$seconds")
+    cmd=("$build/bench/bench_$1")
+    case "$1" in
+    mem) ;;
+    frag) cmd+=(--repeats "$repeats" --threads 1,2) ;;
+    *) cmd+=(--repeats "$repeats" --threads-max "$threads_max")
+       if [ "$quick" != 1 ] || [ -n "${BENCH_SECONDS:-}" ]; then
+           cmd+=(--seconds "$seconds")
+       fi ;;
+    esac
+    if [ "$quick" = 1 ]; then
+        case "$1" in mem | frag) cmd+=(--quick) ;;
+        *) [ -n "${BENCH_SECONDS:-}" ] || cmd+=(--quick) ;; esac
     fi
-    cmd+=(--threads-max "$threads_max" --csv "$out/$1.csv")
+    cmd+=(--csv "$out/$1.csv")
 }
 
 # The compiler the build directory was configured with.
@@ -120,5 +137,17 @@ done
 # Other work on the machine during the run shows in the load after it.
 echo "load after: $(cut -d ' ' -f 1-3 /proc/loadavg) (1, 5, 15 min)" \
     >>"$out/machine.txt"
+# JSON and plots of this folder; docs/results.md from every machine's.
+if ! scripts/bench_report.py "$out"; then
+    echo "bench.sh: the report (JSON, plots) FAILED" >&2
+    failed=1
+elif [ "$quick" != 1 ] && [ -z "${BENCH_OUT:-}" ]; then
+    dirs=()
+    for d in bench/results/*/; do
+        [ "$d" = bench/results/quick/ ] || dirs+=("${d%/}")
+    done
+    scripts/bench_report.py --docs docs/results.md "${dirs[@]}" || failed=1
+    echo "bench.sh: docs/results.md rewritten from ${dirs[*]}"
+fi
 echo "bench.sh: results in $out/"
 exit "$failed"

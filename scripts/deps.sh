@@ -8,10 +8,10 @@
 # Usage: scripts/deps.sh [group...]   groups: build (default), kernel, debug, plot
 set -euo pipefail
 
-pkgs_build=(cmake make gcc clang libclang-rt-14-dev binutils liburcu-dev libck-dev libbsd-dev)
+pkgs_build=(cmake make gcc clang libclang-rt-14-dev binutils liburcu-dev libck-dev libbsd-dev patch)
 pkgs_kernel=(qemu-system-x86)
 pkgs_debug=(gdb)
-pkgs_plot=(gnuplot-nox)
+pkgs_plot=(gnuplot-nox python3)
 
 groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(build)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# bench/check_pipeline.sh: the smoke test of the whole `make bench` chain
+# (ctest bench_pipeline_smoke, default preset): scripts/bench.sh with
+# BENCH_QUICK=1 (tiny sizes, 1 and 2 threads, one repeat) into a scratch
+# folder, then the checks:
+#   - every program's CSV has every expected series (check_csv.sh for the
+#     timed programs, check_frag_mem_csv.sh for frag and mem);
+#   - scripts/bench_report.py --check: every (bench, impl) at every thread
+#     count, each JSON complete, every plot (PNG and SVG) written and not
+#     empty, every fragmentation share in [0, 1];
+#   - docs/results.md untouched (a quick run never rewrites it).
+#
+# Usage: check_pipeline.sh BUILD_DIR OUT_DIR LOCKFREE_SERIES LOCKFREE_ALLOW
+#                          BUDDY_SERIES VAS_SERIES MEM_SERIES
+set -euo pipefail
+build=$1 out=$2
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+docs_before=$(cksum <"$top/docs/results.md" 2>/dev/null || echo none)
+rm -rf "$out"
+BENCH_QUICK=1 BENCH_REPEATS=1 BENCH_THREADS_MAX=2 BENCH_OUT="$out" \
+    "$top/scripts/bench.sh" "$build"
+"$here/check_csv.sh" --csv "$out/lockfree.csv" --threads "1 2" \
+    --series "$3" --allow-missing "$4"
+"$here/check_csv.sh" --csv "$out/buddy.csv" --threads "1 2" --series "$5"
+"$here/check_csv.sh" --csv "$out/vas.csv" --threads "1 2" --series "$6"
+"$here/check_frag_mem_csv.sh" --csv "$out/frag.csv" --kind frag \
+    --threads "1 2" --series "lf_buddy lf_buddy_nocache locked_buddy"
+"$here/check_frag_mem_csv.sh" --csv "$out/mem.csv" --kind mem --series "$7"
+"$top/scripts/bench_report.py" --check "$out"
+docs_after=$(cksum <"$top/docs/results.md" 2>/dev/null || echo none)
+if [ "$docs_before" != "$docs_after" ]; then
+    echo "check_pipeline.sh: a quick run rewrote docs/results.md" >&2
+    exit 1
+fi
+echo "check_pipeline.sh: the whole chain ran; every series and plot present"

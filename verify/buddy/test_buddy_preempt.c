@@ -1,0 +1,190 @@
+/*
+ * test_buddy_preempt.c: the lock-free buddy with another CPU's whole call
+ * injected before each atomic step of a free (verify/preempt.h: the buddy
+ * and lockfree sources are compiled into this test with every atomic
+ * operation interposed). Deterministic: every step, every preset. Caches
+ * off, so every call goes through the core.
+ *
+ *   B6  two buddies freed at the same moment: the free of A preempted at
+ *       step n by the whole free of its buddy B on another CPU, for every
+ *       n: the zone must end fully coalesced, one free block (the race of
+ *       HARD-PARTS: "two neighbours freed at the same moment can each see
+ *       the other as busy and both stay unmerged");
+ *   B2  a free racing an allocation of its buddy: the free of A preempted
+ *       at step n by an allocation of A's order on another CPU (which can
+ *       only get B, or A once merged and split again): the block it got
+ *       must be allocated to it and stay so (a merge that takes B without
+ *       claiming it makes it part of a free block while allocated), the
+ *       zone must pass buddy_zone_check, and once the block is freed too,
+ *       be whole again.
+ * For orders 0 and 3, A the lower or the upper buddy.
+ */
+#include <string.h>
+
+#include "buddy.h"
+#include "check.h"
+#include "preempt.h"
+
+#define NCPUS 2
+#define BASE ((uint64_t)0x200000) /* aligned to order 9 */
+
+static struct buddy_zone *z;
+static struct buddy_cpu *c0, *c1;
+static void *meta;
+static uint64_t frames; /* of the one region */
+
+static void setup(unsigned order)
+{
+	frames = (uint64_t)2 << order;
+	struct buddy_region rg = {BASE, frames * BUDDY_FRAME_SIZE};
+	size_t sz = buddy_meta_size(&rg, 1, NCPUS);
+	free(meta);
+	meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+	CHECK_FATAL(meta);
+	CHECK_FATAL(buddy_zone_init(&z, meta, sz, &rg, 1, NCPUS) == BUDDY_OK);
+	c0 = buddy_zone_cpu(z, 0);
+	c1 = buddy_zone_cpu(z, 1);
+	buddy_cpu_cache_enable(c0, false);
+	buddy_cpu_cache_enable(c1, false);
+}
+
+/* The zone is one free block again: checked, coalesced, counted. */
+static bool whole(unsigned order)
+{
+	uint64_t f = 0;
+	int inv = buddy_zone_check(z, true, &f);
+	struct buddy_stats st;
+	buddy_zone_stats(z, &st);
+	if (inv != 0)
+		fprintf(stderr, "  zone: invariant B%d broken at %#llx\n", inv,
+			(unsigned long long)f);
+	return inv == 0 && st.free_frames == frames &&
+	       st.free_blocks[order + 1] == 1;
+}
+
+struct pair {
+	unsigned order;
+	uint64_t a, b; /* the two buddies */
+	int rc_b;      /* the preempting call's result */
+	uint64_t got;  /* what the preempting allocation got */
+	bool ran;      /* it completed (was not blocked) */
+};
+
+static void pair_init(struct pair *p, unsigned order, bool a_lower)
+{
+	uint64_t lo = BASE, hi = BASE + (BUDDY_FRAME_SIZE << order);
+	*p = (struct pair){
+	    .order = order, .a = a_lower ? lo : hi, .b = a_lower ? hi : lo};
+}
+
+/* ---- B6: the two buddies freed at the same moment ---- */
+
+static void nested_free_b(void *arg)
+{
+	struct pair *p = arg;
+	p->rc_b = buddy_free(c1, p->b, p->order);
+	p->ran = true;
+}
+
+static unsigned long free_ops(struct pair *p, bool b_allocated)
+{
+	setup(p->order);
+	CHECK_EQ(buddy_alloc_at(c0, p->a, p->order), BUDDY_OK);
+	if (b_allocated)
+		CHECK_EQ(buddy_alloc_at(c0, p->b, p->order), BUDDY_OK);
+	preempt_arm(0, NULL, NULL); /* count only */
+	CHECK_EQ(buddy_free(c0, p->a, p->order), BUDDY_OK);
+	unsigned long k = preempt_count();
+	CHECK(k > 0);
+	return k;
+}
+
+static void test_pair(unsigned order, bool a_lower)
+{
+	struct pair p;
+	pair_init(&p, order, a_lower);
+	unsigned long k = free_ops(&p, true);
+	for (unsigned long n = 1; n <= k + 1; n++) {
+		setup(order);
+		CHECK_EQ(buddy_alloc_at(c0, p.a, order), BUDDY_OK);
+		CHECK_EQ(buddy_alloc_at(c0, p.b, order), BUDDY_OK);
+		p.ran = false;
+		preempt_arm(n, nested_free_b, &p);
+		CHECK_EQ(buddy_free(c0, p.a, order), BUDDY_OK);
+		if (!preempt_disarm())
+			nested_free_b(&p);
+		CHECK_EQ(p.rc_b, BUDDY_OK);
+		if (!whole(order)) {
+			fprintf(stderr,
+				"B6: order %u, free of %s buddy "
+				"preempted at step %lu of %lu by the other's "
+				"free: not coalesced\n",
+				order, a_lower ? "lower" : "upper", n, k);
+			CHECK(!"fully coalesced after both frees");
+		}
+	}
+}
+
+/* ---- B2: a free against an allocation of its buddy ---- */
+
+static void nested_alloc_op(void *arg)
+{
+	struct pair *p = arg;
+	p->rc_b = buddy_alloc(c1, p->order, &p->got);
+}
+
+static void nested_alloc(void *arg)
+{
+	struct pair *p = arg;
+	/* Blocked (retrying while A is in flight): abandoned. */
+	p->ran = preempt_nested_try(nested_alloc_op, p);
+}
+
+static void test_free_vs_alloc(unsigned order, bool a_lower)
+{
+	struct pair p;
+	pair_init(&p, order, a_lower);
+	unsigned long k = free_ops(&p, false);
+	for (unsigned long n = 1; n <= k + 1; n++) {
+		setup(order);
+		CHECK_EQ(buddy_alloc_at(c0, p.a, order), BUDDY_OK);
+		p.ran = false;
+		p.rc_b = BUDDY_ENOMEM;
+		preempt_arm(n, nested_alloc, &p);
+		CHECK_EQ(buddy_free(c0, p.a, order), BUDDY_OK);
+		if (!preempt_disarm())
+			nested_alloc(&p);
+		if (p.ran && p.rc_b == BUDDY_OK) {
+			unsigned kind = 0, o = 0;
+			CHECK_EQ(buddy_zone_frame(z, p.got, &kind, &o),
+				 BUDDY_OK);
+			if (kind != BUDDY_FRAME_ALLOC || o != order)
+				fprintf(stderr,
+					"B2: order %u, free of %s "
+					"buddy preempted at step %lu of %lu "
+					"by an allocation that got %#llx: "
+					"now kind %u order %u\n",
+					order, a_lower ? "lower" : "upper", n,
+					k, (unsigned long long)p.got, kind, o);
+			CHECK_EQ(kind, BUDDY_FRAME_ALLOC);
+			CHECK_EQ(o, order);
+			uint64_t f = 0;
+			CHECK_EQ(buddy_zone_check(z, false, &f), 0);
+			CHECK_EQ(buddy_free(c1, p.got, order), BUDDY_OK);
+		}
+		CHECK(whole(order));
+	}
+}
+
+int main(void)
+{
+	static const unsigned orders[] = {0, 3};
+	for (unsigned i = 0; i < 2; i++) {
+		for (int lower = 0; lower < 2; lower++) {
+			test_pair(orders[i], lower);
+			test_free_vs_alloc(orders[i], lower);
+		}
+	}
+	free(meta);
+	return check_exit("test_buddy_preempt");
+}

@@ -1,0 +1,288 @@
+/*
+ * test_vas_preempt.c: lookups of the vas preempted by a writer, at every
+ * kind of atomic step, deterministically (verify/preempt.h: the vaspace
+ * and lockfree sources are compiled into this test with every atomic
+ * operation interposed).
+ *
+ * Each step picks a write (an allocation with either policy, an alloc_at
+ * inside a free range, or a free of a whole allocation, its head, tail or
+ * middle) and an address (near the write, or anywhere), counts the atomic
+ * operations of a lookup of that address, and runs the lookup again with
+ * the write injected before its n-th operation, n chosen at random: as if
+ * the reader were preempted there while another CPU made the whole write.
+ * A lookup is linearizable (vas.h), so its answer must be the reference's
+ * answer either before the write or after it: the same return code and,
+ * if found, the same range exactly (start, size, tag). A torn entry (the
+ * key of one range with the length or tag of another), a range that was
+ * never there, or a lost one fails. The write's own result must match the
+ * reference, and every 64 steps the whole range list and vas_check().
+ *
+ * 3-key nodes so that writes split, merge and borrow all the time, and
+ * high-water marks 0 and 2, so nodes are retired and reused under the
+ * reader (whose epoch section keeps them valid, E3).
+ *
+ * Usage: test_vas_preempt [--seeds N] [--steps N] [--seed S]
+ */
+#include "preempt.h"
+#include "vt_ref.h"
+
+#define Q ((uint64_t)4096)
+#define NQ ((uint64_t)384)
+#define BASE ((uint64_t)0x40000000)
+#define TARGET 48 /* allocated ranges the workload drifts around */
+
+enum wkind { W_ALLOC, W_ALLOC_AT, W_FREE };
+
+struct write {
+	enum wkind kind;
+	uint64_t addr, size, align;
+	int policy;
+	uintptr_t tag;
+	int rc;       /* the vas's answer */
+	uint64_t got; /* the address an allocation got */
+};
+
+static struct vt_src src;
+static struct vas *vas;
+static struct vas_ctx *rctx, *wctx;
+static struct vt_ref ref;
+static uint64_t rng, seed, step;
+static uintptr_t next_tag;
+
+static uint64_t rnd_below(uint64_t n)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return n ? rng % n : 0;
+}
+
+static unsigned allocated_ranges(void)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < ref.n; i++)
+		n += ref.r[i].allocated;
+	return n;
+}
+
+/* A random range of ref that is (or is not) allocated, or NULL. */
+static const struct vas_range *pick(bool allocated)
+{
+	size_t start = rnd_below(ref.n);
+	for (size_t j = 0; j < ref.n; j++) {
+		const struct vas_range *r = &ref.r[(start + j) % ref.n];
+		if (r->allocated == allocated)
+			return r;
+	}
+	return NULL;
+}
+
+/* A random quantum-aligned piece of r: whole, head, tail or middle. */
+static void piece(const struct vas_range *r, uint64_t *a, uint64_t *size)
+{
+	uint64_t nq = r->size / Q;
+	uint64_t off = 0, len = nq;
+	switch (rnd_below(4)) {
+	case 1: /* head */
+		len = 1 + rnd_below(nq);
+		break;
+	case 2: /* tail */
+		off = rnd_below(nq);
+		len = nq - off;
+		break;
+	case 3: /* middle */
+		off = rnd_below(nq);
+		len = 1 + rnd_below(nq - off);
+		break;
+	}
+	*a = r->start + off * Q;
+	*size = len * Q;
+}
+
+static void choose_write(struct write *w)
+{
+	bool grow = allocated_ranges() < TARGET;
+	unsigned r = (unsigned)rnd_below(8);
+	const struct vas_range *fr = pick(false), *al = pick(true);
+	*w = (struct write){.tag = next_tag++};
+	if (al != NULL && (r < (grow ? 2u : 5u) || fr == NULL)) {
+		w->kind = W_FREE;
+		piece(al, &w->addr, &w->size);
+	} else if (fr != NULL && r % 2 == 0) {
+		w->kind = W_ALLOC_AT;
+		piece(fr, &w->addr, &w->size);
+	} else {
+		w->kind = W_ALLOC;
+		w->size = (1 + rnd_below(rnd_below(4) == 0 ? 24 : 4)) * Q;
+		w->align = rnd_below(4) == 0 ? Q << rnd_below(4) : 0;
+		w->policy = rnd_below(2) ? VAS_BEST_FIT : VAS_FIRST_FIT;
+	}
+}
+
+/* The write, as the preempting CPU makes it. */
+static void do_write(void *arg)
+{
+	struct write *w = arg;
+	switch (w->kind) {
+	case W_ALLOC:
+		w->rc = vas_alloc(wctx, w->size, w->align, w->policy, w->tag,
+				  &w->got);
+		break;
+	case W_ALLOC_AT:
+		w->rc = vas_alloc_at(wctx, w->addr, w->size, w->tag);
+		break;
+	case W_FREE:
+		w->rc = vas_free(wctx, w->addr, w->size);
+		break;
+	}
+}
+
+/* The same write on the reference; its return code and address. */
+static int ref_write(const struct write *w, uint64_t *got)
+{
+	switch (w->kind) {
+	case W_ALLOC:
+		return vt_ref_alloc(&ref, w->size, w->align, w->policy, w->tag,
+				    got, false);
+	case W_ALLOC_AT:
+		return vt_ref_alloc_at(&ref, w->addr, w->size, w->tag);
+	default:
+		return vt_ref_free(&ref, w->addr, w->size);
+	}
+}
+
+struct answer {
+	int rc;
+	struct vas_range r;
+};
+
+static bool answer_eq(const struct answer *a, const struct answer *b)
+{
+	return a->rc == b->rc && (a->rc != VAS_OK || vt_range_eq(&a->r, &b->r));
+}
+
+static void answer_print(const char *what, const struct answer *a)
+{
+	if (a->rc != VAS_OK)
+		fprintf(stderr, "  %s: %s\n", what, vas_strerror(a->rc));
+	else
+		vt_range_print(what, &a->r);
+}
+
+/* The whole range list (free ranges too) and the tree's invariants. */
+static void verify_all(void)
+{
+	struct vt_snap s = {0};
+	CHECK_EQ(vt_snap_take(rctx, BASE, BASE + NQ * Q, &s), VAS_OK);
+	CHECK(vt_ref_valid(&ref));
+	CHECK(vt_list_eq(s.r, s.n, ref.r, ref.n));
+	vt_snap_free(&s);
+	uint64_t where = 0;
+	int rc = vas_check(vas, &where);
+	if (rc != 0)
+		fprintf(stderr, "vas_check: A%d at %#" PRIx64 "\n", rc, where);
+	CHECK_EQ(rc, 0);
+}
+
+static void one_step(void)
+{
+	struct write w;
+	choose_write(&w);
+	uint64_t addr;
+	if (w.kind != W_ALLOC && rnd_below(4) != 0) {
+		/* Near the write: its range, or a few quanta around it. */
+		uint64_t lo = w.addr >= BASE + 4 * Q ? w.addr - 4 * Q : BASE;
+		uint64_t hi = w.addr + w.size + 4 * Q;
+		hi = hi > BASE + NQ * Q ? BASE + NQ * Q : hi;
+		addr = lo + rnd_below(hi - lo);
+	} else {
+		addr = BASE + rnd_below(NQ * Q);
+	}
+
+	struct answer before, after, got;
+	before.rc = vt_ref_lookup(&ref, addr, &before.r);
+	uint64_t ref_got = 0;
+	int ref_rc = ref_write(&w, &ref_got);
+	after.rc = vt_ref_lookup(&ref, addr, &after.r);
+
+	/* How many interposed operations a lookup of addr makes. */
+	preempt_arm(0, NULL, NULL);
+	struct vas_range dummy;
+	(void)vas_lookup(rctx, addr, &dummy);
+	unsigned long k = preempt_count();
+	unsigned long n = 1 + rnd_below(k);
+
+	preempt_arm(n, do_write, &w);
+	got.rc = vas_lookup(rctx, addr, &got.r);
+	if (!preempt_disarm())
+		do_write(&w);
+
+	CHECK_EQ(w.rc, ref_rc);
+	if (w.kind == W_ALLOC && ref_rc == VAS_OK)
+		CHECK_EQ(w.got, ref_got);
+	if (!answer_eq(&got, &before) && !answer_eq(&got, &after)) {
+		fprintf(stderr,
+			"FAIL seed %" PRIu64 " step %" PRIu64
+			": lookup %#" PRIx64 " preempted at operation %lu of "
+			"%lu by %s [%#" PRIx64 ", +%#" PRIx64 ")\n",
+			seed, step, addr, n, k,
+			w.kind == W_FREE    ? "free"
+			: w.kind == W_ALLOC ? "alloc"
+					    : "alloc_at",
+			w.kind == W_ALLOC ? w.got : w.addr, w.size);
+		answer_print("got", &got);
+		answer_print("before", &before);
+		answer_print("after", &after);
+	}
+	CHECK(answer_eq(&got, &before) || answer_eq(&got, &after));
+}
+
+static void run_seed(uint64_t s, uint64_t steps)
+{
+	seed = s;
+	rng = s * 0x9e3779b97f4a7c15ull + 1;
+	next_tag = (uintptr_t)(s + 1) << 32;
+	vt_src_init(&src);
+	vas = vt_zalloc(sizeof(*vas));
+	rctx = vt_zalloc(sizeof(*rctx));
+	wctx = vt_zalloc(sizeof(*wctx));
+	CHECK_FATAL(vas_create(vas, BASE, NQ * Q, Q, &src.ns, 3,
+			       s % 2 ? 2 : 0) == VAS_OK);
+	CHECK_FATAL(vas_ctx_register(vas, rctx) == VAS_OK);
+	CHECK_FATAL(vas_ctx_register(vas, wctx) == VAS_OK);
+	vt_ref_init(&ref, BASE, NQ * Q, Q);
+	for (step = 0; step < steps; step++) {
+		one_step();
+		if (step % 64 == 63)
+			verify_all();
+	}
+	CHECK_EQ(vas_ctx_unregister(rctx), VAS_OK);
+	CHECK_EQ(vas_ctx_unregister(wctx), VAS_OK);
+	CHECK_EQ(vas_destroy(vas), VAS_OK);
+	CHECK_EQ(atomic_load(&src.live), 0);
+	vt_ref_fini(&ref);
+	free(vas);
+	free(rctx);
+	free(wctx);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t seeds = 8, steps = 3000, only = UINT64_MAX;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--seeds") == 0)
+			seeds = strtoull(argv[i + 1], NULL, 0);
+		else if (strcmp(argv[i], "--steps") == 0)
+			steps = strtoull(argv[i + 1], NULL, 0);
+		else if (strcmp(argv[i], "--seed") == 0)
+			only = strtoull(argv[i + 1], NULL, 0);
+	}
+	for (uint64_t s = 0; s < seeds; s++) {
+		if (only != UINT64_MAX && s != only)
+			continue;
+		run_seed(s, steps);
+		if (atomic_load(&check_failures) != 0)
+			break;
+	}
+	return check_exit("test_vas_preempt");
+}

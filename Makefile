@@ -2,7 +2,8 @@
 # (scripts/deps.sh) and builds through CMake presets (CMakePresets.json).
 #
 #   make run     the main job: boot the kernel in QEMU, torture on every CPU
-#   make test    the whole suite (ctest) over every preset: default, tsan, asan
+#   make test    the whole suite (ctest) over every preset: default, tsan, asan,
+#                model (the model checker of verify/model/)
 #   make bench   the benchmarks, baselines in the same run; CSV under bench/results
 #   make mutants the seeded bugs of verify/mutants/: killed or surviving
 #   make verify-long  the long model-checking and fuzzing searches
@@ -11,7 +12,7 @@
 # when CI is set), PRESETS (for make test), SECONDS_RUN (per test), SMP, MEM,
 # TESTS, KARGS (make run / make debug: kernel/README.md); make demo, make debug.
 
-PRESETS ?= default tsan asan
+PRESETS ?= default tsan asan model
 JOBS ?= $(shell nproc)
 WERROR ?= $(if $(CI),1,0)
 SECONDS_RUN ?= 3
@@ -24,12 +25,12 @@ KERNEL_CMDLINE = seconds=$(SECONDS_RUN) tests=$(TESTS) $(KARGS)
 CMAKE_WERROR := $(if $(filter 1 ON on yes,$(WERROR)),ON,OFF)
 
 .PHONY: all deps run demo debug test bench mutants verify-long format clean help
-.PHONY: $(addprefix build-,default tsan asan) $(addprefix test-,default tsan asan)
+.PHONY: $(addprefix build-,default tsan asan model) $(addprefix test-,default tsan asan model)
 
 all: build-default
 
 help:
-	@sed -n '3,13p' Makefile
+	@sed -n '3,14p' Makefile
 
 deps:
 	@scripts/deps.sh build

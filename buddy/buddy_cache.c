@@ -104,6 +104,7 @@ bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim)
 {
 	uint32_t chain[BUDDY_CACHE_ORDERS];
 	bool any = false;
+	buddy_busy(c, 1); /* the detached chains are in our hands */
 	buddy_cache_lock(victim);
 	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
 		chain[o] = buddy_cache_detach(victim, o, UINT32_MAX);
@@ -112,6 +113,7 @@ bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim)
 	buddy_cache_unlock(victim);
 	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
 		buddy_cache_release(c, chain[o], o);
+	buddy_busy(c, -1);
 	buddy_ctr_add(c, BC_DRAINS, 1);
 	return any;
 }
@@ -196,6 +198,7 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
 	struct buddy_zone *z = c->zone;
 	uint32_t cnt;
 	bool any = false;
+	buddy_busy(c, 1); /* the popped batch is in our hands */
 	uint32_t x = lf_stack_pop_n(&z->stacks[o].s, z->link,
 				    (uint32_t)z->nframes, BUDDY_CACHE_BATCH,
 				    &cnt);
@@ -211,6 +214,7 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
 		}
 		x = next;
 	}
+	buddy_busy(c, -1);
 	if (any)
 		return true;
 	unsigned mo;
@@ -244,14 +248,17 @@ static void buddy_cache_push(struct buddy_cpu *c, uint32_t x, unsigned o)
 	uint32_t chain = LF_STACK_NIL;
 	buddy_cache_lock(c);
 	/* Relaxed: under the lock. */
-	if (lf_load_u32(&c->count[o], LF_RELAXED) >= BUDDY_CACHE_HIGH)
+	if (lf_load_u32(&c->count[o], LF_RELAXED) >= BUDDY_CACHE_HIGH) {
+		buddy_busy(c, 1); /* the batch is in our hands */
 		chain = buddy_cache_detach(c, o, BUDDY_CACHE_BATCH);
+	}
 	lf_store_u32(&z->link[x], c->head[o], LF_RELAXED);
 	c->head[o] = x;
 	buddy_cache_count(c, o, 1);
 	buddy_cache_unlock(c);
 	if (chain != LF_STACK_NIL) {
 		buddy_cache_release(c, chain, o);
+		buddy_busy(c, -1);
 		buddy_ctr_add(c, BC_DRAINS, 1);
 	}
 }

@@ -418,9 +418,12 @@ static uint64_t buddy_others_flight(const struct buddy_cpu *c)
  * contexts do not keep each other from a quiet window.
  */
 static uint32_t buddy_take_once(struct buddy_cpu *c, unsigned k,
-				uint64_t limit, unsigned *op, bool *moved)
+				uint64_t limit, bool sweep, unsigned *op,
+				bool *moved)
 {
 	uint64_t m0 = lf_load_u64(&c->ctr[BC_MOVED], LF_RELAXED);
+	if (sweep)
+		buddy_zone_sweep(c); /* inside the window: what it re-files */
 	uint32_t x = buddy_take(c, k, BUDDY_MAX_ORDER, limit, op);
 	if (x != LF_STACK_NIL)
 		buddy_split_low(c, x, *op, k);
@@ -452,10 +455,10 @@ int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		      uint32_t *xp)
 {
 	unsigned o;
-	bool moved;
+	bool moved, sweep = false;
 	for (unsigned attempt = 0;; attempt++) {
 		uint64_t before = buddy_others_flight(c);
-		uint32_t x = buddy_take_once(c, k, limit, &o, &moved);
+		uint32_t x = buddy_take_once(c, k, limit, sweep, &o, &moved);
 		if (x != LF_STACK_NIL) {
 			buddy_busy(c, -1); /* the claim's, in buddy_popped() */
 			*xp = x;
@@ -463,13 +466,14 @@ int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		}
 		bool quiet = before != UINT64_MAX && !moved &&
 			     buddy_others_flight(c) == before;
-		if (quiet && attempt >= 2 && !buddy_zone_drain_some(c))
+		/* A quiet failure counts only with a sweep in its window. */
+		if (quiet && sweep && attempt >= 2 &&
+		    !buddy_zone_drain_some(c))
 			return BUDDY_ENOMEM;
 		if (attempt == 1)
 			buddy_zone_drain_all(c);
-		if (attempt < 2 || quiet || attempt % BUDDY_SWEEP_EVERY == 0)
-			buddy_zone_sweep(c);
-		else
+		sweep = attempt < 2 || quiet || attempt % BUDDY_SWEEP_EVERY == 0;
+		if (!sweep)
 			lf_platform_pause();
 	}
 }

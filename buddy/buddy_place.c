@@ -48,7 +48,7 @@ static uint32_t buddy_at_head(const struct buddy_zone *z,
 		uint16_t s = lf_load_u16(&z->st[h], LF_ACQUIRE);
 		if (!bst_is_head(s))
 			continue;
-		if (bst_order(s) < j)
+		if (bst_kind(s) != BK_BUSY && bst_order(s) < j)
 			return LF_STACK_NIL; /* split below the range's order */
 		*sp = s;
 		return h;
@@ -75,6 +75,23 @@ static void buddy_at_split(struct buddy_cpu *c, uint32_t h, unsigned o,
 }
 
 /*
+ * Is a block inside [x, x + 2^k) allocated or cached now? The walk of
+ * buddy_at_head() reads one frame per level at different moments, so a
+ * head "split below the range" may come from a stale view.
+ */
+static bool buddy_at_taken(const struct buddy_zone *z, uint32_t x,
+			   unsigned k)
+{
+	for (uint32_t y = x; y < x + ((uint32_t)1 << k); y++) {
+		/* Acquire: as buddy_at_head(). */
+		unsigned kind = bst_kind(lf_load_u16(&z->st[y], LF_ACQUIRE));
+		if (kind == BK_ALLOC || kind == BK_CACHED)
+			return true;
+	}
+	return false;
+}
+
+/*
  * One attempt at claiming [x, x + 2^k): OK, EBUSY (allocated or cached),
  * or 1 to try again (a block in transition in another call).
  */
@@ -85,18 +102,22 @@ static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
 	uint16_t s;
 	uint32_t h = buddy_at_head(z, r, x, k, &s);
 	if (h == LF_STACK_NIL)
-		return BUDDY_EBUSY;
+		return buddy_at_taken(z, x, k) ? BUDDY_EBUSY : 1;
 	if (bst_kind(s) == BK_BUSY)
 		return 1;
 	if (bst_kind(s) != BK_FREE)
 		return BUDDY_EBUSY;
 	unsigned o = bst_order(s);
+	buddy_busy(c, 1); /* the split gives part back: a section */
 	/* Acq_rel: the claim (B2); a stack entry of h goes stale. */
-	if (!lf_cas_u16(&z->st[h], &s, bst_with(s, BK_BUSY, o), LF_ACQ_REL))
+	if (!lf_cas_u16(&z->st[h], &s, bst_with(s, BK_BUSY, o), LF_ACQ_REL)) {
+		buddy_busy(c, -1);
 		return 1;
+	}
 	buddy_free_delta(c, o, -1);
 	buddy_at_split(c, h, o, x, k);
 	buddy_st_set(z, x, BK_ALLOC, k);
+	buddy_busy(c, -1);
 	return BUDDY_OK;
 }
 

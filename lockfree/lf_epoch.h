@@ -27,8 +27,11 @@
  *   E1  The global epoch only grows, by one per successful CAS, and moves
  *       from g to g + 1 only after every participant was seen outside a
  *       section or inside one entered at epoch g.
- *   E2  Hence while a participant stays in a section entered at epoch L,
- *       the global epoch is at most L + 1.
+ *   E2  Hence while a participant stays in a section whose announcement
+ *       became visible when the global epoch was G, the global epoch is
+ *       at most G + 1 (an advancer that scanned the record just before
+ *       may still move G on). G is the announced epoch L unless enter read
+ *       a stale one (L < G); so with a fresh L the bound is L + 1.
  *   E3  An entry retired at epoch e runs its callback only once the global
  *       epoch is >= e + 2, i.e. after every section that could have seen the
  *       object (entered before it was unlinked) has ended. A stale epoch read

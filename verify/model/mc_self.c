@@ -1,0 +1,122 @@
+/*
+ * mc_self.c: self-tests of the model checker: small broken algorithms
+ * that it must catch (ctest runs them with --expect-fail, which also
+ * replays the schedule printed for the failure), and one correct one that
+ * it must pass. A checker that passed everything would fail here.
+ *
+ *   self.counter   increment as load then store: a lost update
+ *   self.lock      test-then-set lock (load, then store): two owners
+ *   self.deadlock  two spin locks taken in opposite orders: livelock report
+ *   self.ok        the same counter with fetch_add: must pass, exhaustively
+ * (self.stack_aba, the untagged stack, is in mc_stack.c.)
+ */
+#include <string.h>
+
+#include "lf_atomic.h"
+#include "lf_platform.h"
+#include "mc.h"
+#include "mc_tests.h"
+
+static struct {
+	lf_atomic_u32 counter;
+	lf_atomic_u32 lock[2];
+	unsigned inside;
+} S;
+
+static void self_setup(void)
+{
+	memset(&S, 0, sizeof(S));
+}
+
+static void counter_thread(unsigned tid)
+{
+	(void)tid;
+	for (int i = 0; i < 2; i++) {
+		uint32_t v = lf_load_u32(&S.counter, LF_RELAXED);
+		lf_store_u32(&S.counter, v + 1, LF_RELAXED);
+	}
+}
+
+static void ok_thread(unsigned tid)
+{
+	(void)tid;
+	for (int i = 0; i < 2; i++)
+		lf_fetch_add_u32(&S.counter, 1, LF_RELAXED);
+}
+
+static void counter_check(void)
+{
+	uint32_t v = atomic_load_explicit(&S.counter.v, LF_RELAXED);
+	if (v != 4)
+		mc_fail("counter is %u after 4 increments", v);
+}
+
+/* Test-then-set: check and set are two atomic operations. */
+static void bad_lock(lf_atomic_u32 *l)
+{
+	while (lf_load_u32(l, LF_ACQUIRE) != 0)
+		lf_platform_pause();
+	lf_store_u32(l, 1, LF_RELAXED);
+}
+
+static void good_lock(lf_atomic_u32 *l)
+{
+	while (lf_xchg_u32(l, 1, LF_ACQUIRE) != 0)
+		while (lf_load_u32(l, LF_RELAXED) != 0)
+			lf_platform_pause();
+}
+
+static void unlock(lf_atomic_u32 *l)
+{
+	lf_store_u32(l, 0, LF_RELEASE);
+}
+
+static void lock_thread(unsigned tid)
+{
+	(void)tid;
+	bad_lock(&S.lock[0]);
+	if (S.inside++ != 0)
+		mc_fail("two threads hold the lock");
+	lf_load_u32(&S.counter, LF_RELAXED); /* a scheduling point inside */
+	S.inside--;
+	unlock(&S.lock[0]);
+}
+
+static void deadlock_thread(unsigned tid)
+{
+	good_lock(&S.lock[tid]);
+	good_lock(&S.lock[1 - tid]);
+	unlock(&S.lock[1 - tid]);
+	unlock(&S.lock[tid]);
+}
+
+static void ok_check(void)
+{
+	uint32_t v = atomic_load_explicit(&S.counter.v, LF_RELAXED);
+	if (v != 6)
+		mc_fail("counter is %u after 6 increments", v);
+}
+
+static void no_check(void)
+{
+}
+
+static const struct mc_test self_counter = {
+	.name = "self.counter", .what = "non-atomic increment: lost update",
+	.nthreads = 2, .setup = self_setup, .thread = counter_thread,
+	.check = counter_check, .bound = 2, .depth = 2, .runs = 2000};
+static const struct mc_test self_lock = {
+	.name = "self.lock", .what = "test-then-set lock: two owners",
+	.nthreads = 2, .setup = self_setup, .thread = lock_thread,
+	.check = no_check, .bound = 2, .depth = 3, .runs = 2000};
+static const struct mc_test self_deadlock = {
+	.name = "self.deadlock", .what = "locks in opposite orders: livelock",
+	.nthreads = 2, .setup = self_setup, .thread = deadlock_thread,
+	.check = no_check, .bound = 2, .depth = 2, .runs = 2000};
+static const struct mc_test self_ok = {
+	.name = "self.ok", .what = "fetch_add counter: must pass",
+	.nthreads = 3, .setup = self_setup, .thread = ok_thread,
+	.check = ok_check, .bound = 3, .depth = 2, .runs = 200};
+
+const struct mc_test *const mc_tests_self[] = {
+	&self_counter, &self_lock, &self_deadlock, &self_ok, NULL};

@@ -25,7 +25,15 @@ KERNEL_CMDLINE = seconds=$(SECONDS_RUN) tests=$(TESTS) $(KARGS)
 CMAKE_WERROR := $(if $(filter 1 ON on yes,$(WERROR)),ON,OFF)
 
 .PHONY: all deps run demo debug test bench mutants verify-long format clean help
-.PHONY: $(addprefix build-,default tsan asan model) $(addprefix test-,default tsan asan model)
+
+# Build and test targets per preset. They are phony (always re-run: cmake
+# decides what is out of date), so they are static pattern rules: GNU make
+# never applies an ordinary pattern rule (build-%) to a phony target, which
+# once left `make run` on a fresh clone with nothing built.
+PRESET_NAMES := default tsan asan model
+BUILD_TARGETS := $(addprefix build-,$(PRESET_NAMES))
+TEST_TARGETS := $(addprefix test-,$(PRESET_NAMES))
+.PHONY: $(BUILD_TARGETS) $(TEST_TARGETS)
 
 all: build-default
 
@@ -35,11 +43,11 @@ help:
 deps:
 	@scripts/deps.sh build
 
-build-%: deps
+$(BUILD_TARGETS): build-%: deps
 	cmake --preset $* -DLF_WERROR=$(CMAKE_WERROR) >/dev/null
 	cmake --build --preset $* -j $(JOBS)
 
-test-%: build-%
+$(TEST_TARGETS): test-%: build-%
 	ctest --preset $* -j $(JOBS)
 
 run: build-default

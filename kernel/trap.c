@@ -209,3 +209,17 @@ _Noreturn void lf_platform_panic(const char *file, int line, const char *what)
 	kprintf("LFK end status=fail reason=panic\n");
 	kexit_fail();
 }
+
+/*
+ * No heavy barrier yet (an IPI to every CPU, each executing a full barrier,
+ * would be one): the core uses its symmetric ordering in the kernel.
+ */
+bool lf_platform_heavy_barrier_init(void)
+{
+	return false;
+}
+
+void lf_platform_heavy_barrier(void)
+{
+	lf_platform_panic(__FILE__, __LINE__, "no heavy barrier in the kernel");
+}

@@ -161,4 +161,16 @@ _Static_assert(ATOMIC_SHORT_LOCK_FREE == 2, "16-bit atomics must be lock-free");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 _Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "pointer atomics must be lock-free");
 
+/*
+ * A compiler barrier: no memory access moves across it at compile time; the
+ * CPU may still reorder. Only for the fast side of the asymmetric barrier
+ * (lf_platform.h), whose slow side supplies the CPU ordering. Interposed, it
+ * is a scheduling point like a load.
+ */
+static inline void lf_compiler_barrier(void)
+{
+	LF_ATOMIC_HOOK((const volatile void *)0, LF_OP_LOAD, LF_SEQ_CST);
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
 #endif /* LF_ATOMIC_H */

@@ -13,9 +13,14 @@
  *                         it is also a scheduling point (LF_OP_SPIN) so that
  *                         a model checker gives the turn away in spin loops.
  *   lf_platform_panic()   report a broken invariant and stop; never returns.
+ *   lf_platform_heavy_barrier_init(), lf_platform_heavy_barrier()
+ *                         an asymmetric barrier (below): optional; a
+ *                         platform without one says so and the core falls
+ *                         back to symmetric ordering.
  *
- * A platform provides lf_platform_cpu_id() and lf_platform_panic() as
- * functions: platform/user.c for userspace, the kernel's own for kernel/.
+ * A platform provides lf_platform_cpu_id(), lf_platform_panic() and the two
+ * heavy-barrier functions: platform/user.c for userspace, kernel/trap.c for
+ * the kernel, verify/model/mc.c for the model checker.
  *
  * Assertions come in the two tiers of ../shared/STYLE.md rule 9:
  * LF_ASSERT is always on and is for internal invariants only (bad input from
@@ -29,6 +34,24 @@
 
 unsigned lf_platform_cpu_id(void);
 _Noreturn void lf_platform_panic(const char *file, int line, const char *what);
+
+/*
+ * The asymmetric (heavy) barrier. lf_platform_heavy_barrier() returns only
+ * after every other thread (CPU) that runs the core has executed a full
+ * memory barrier, or a context switch, since the call began: a store that
+ * thread made before that point is visible to the caller after the call,
+ * and a load it makes after that point sees the caller's stores made before
+ * the call. It lets a fast side pair a relaxed store and a later relaxed
+ * load (a compiler barrier between them) with a slow side's store, heavy
+ * barrier, load: of the two sides, one sees the other's store (Dekker,
+ * without a fence on the fast side). Userspace: membarrier(2)
+ * PRIVATE_EXPEDITED. lf_platform_heavy_barrier_init() sets it up (once,
+ * idempotent) and returns false where there is none (old kernels, a
+ * ThreadSanitizer build, which cannot see it, or a platform that has not
+ * implemented it); callers then use symmetric ordering, chosen once.
+ */
+bool lf_platform_heavy_barrier_init(void);
+void lf_platform_heavy_barrier(void);
 
 static inline void lf_platform_pause(void)
 {

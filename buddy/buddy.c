@@ -5,10 +5,13 @@
  * Metadata layout (one area from the caller, 64-byte aligned):
  *   struct buddy_zone      stacks (one cache line per order), regions
  *   struct buddy_cpu [n]   one cache-aligned context per CPU
- *   lf_atomic_u32 [F]      link per frame (stacks and cache lists)
- *   lf_atomic_u16 [F]      state word per frame
- * That is 6 bytes per frame, plus sizeof(struct buddy_zone) and
- * sizeof(struct buddy_cpu) per CPU (docs/design.md gives the figures).
+ *   lf_atomic_u16 [I]      state word per frame, 64-byte aligned
+ *   lf_atomic_u32 [I]      stack link per frame
+ * I is the frame count plus fewer than BUDDY_LINE_FRAMES of padding before
+ * each region, so that a region's first index is congruent to its first
+ * pfn modulo BUDDY_LINE_FRAMES (buddy_i.h). That is 6 bytes per frame and
+ * per padding index, plus sizeof(struct buddy_zone) and sizeof(struct
+ * buddy_cpu) per CPU (docs/design.md gives the figures).
  *
  * The algorithm is in buddy_core.c (stacks, split, merge), buddy_cache.c
  * (per-CPU caches) and buddy_place.c (constrained allocations).
@@ -46,29 +49,60 @@ static size_t buddy_meta_frames_off(unsigned ncpus)
 	return sizeof(struct buddy_zone) + ncpus * sizeof(struct buddy_cpu);
 }
 
+/* The first index of a region starting at pfn, the last one ending at idx. */
+static uint64_t buddy_rgn_first_idx(uint64_t idx, uint64_t pfn)
+{
+	return idx + ((pfn - idx) & (BUDDY_LINE_FRAMES - 1));
+}
+
+/* Indices (frames and padding) of valid regions: the arrays' length. */
+static uint64_t buddy_regions_idx(const struct buddy_region *rg, unsigned n)
+{
+	uint64_t idx = 0;
+	for (unsigned i = 0; i < n; i++)
+		idx = buddy_rgn_first_idx(idx, rg[i].base >> BUDDY_FRAME_SHIFT) +
+		      (rg[i].size >> BUDDY_FRAME_SHIFT);
+	return idx;
+}
+
+/* Bytes of the two per-index arrays, the state words padded to a line. */
+static size_t buddy_meta_arrays(uint64_t nidx)
+{
+	uint64_t st = (nidx * 2 + LF_CACHELINE - 1) & ~(uint64_t)(LF_CACHELINE - 1);
+	return (size_t)(st + nidx * 4);
+}
+
 size_t buddy_meta_size(const struct buddy_region *regions, unsigned nregions,
 		       unsigned ncpus)
 {
 	uint64_t f = buddy_regions_frames(regions, nregions);
 	if (f == 0 || ncpus == 0 || ncpus > UINT32_MAX / 2)
 		return 0;
-	return buddy_meta_frames_off(ncpus) + f * BUDDY_META_FRAME_BYTES;
+	uint64_t nidx = buddy_regions_idx(regions, nregions);
+	if (nidx >= BUDDY_MAX_FRAMES)
+		return 0;
+	return buddy_meta_frames_off(ncpus) + buddy_meta_arrays(nidx);
 }
 
 static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 			   uint32_t id)
 {
 	lf_init_u32(&c->lock, 0);
+	lf_init_u32(&c->own, 0);
 	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
-		c->head[o] = LF_STACK_NIL;
 		lf_init_u32(&c->count[o], 0);
+		for (unsigned i = 0; i < BUDDY_CACHE_SLOTS; i++)
+			c->slot[o][i] = LF_STACK_NIL;
 	}
 	c->zone = z;
 	c->id = id;
+	c->asym = z->asym;
 	c->nocache = false;
 	lf_init_u32(&c->busy, 0);
-	for (unsigned o = 0; o < BUDDY_ORDERS; o++)
+	for (unsigned o = 0; o < BUDDY_ORDERS; o++) {
 		lf_init_u64(&c->free_delta[o], 0);
+		lf_init_u32(&c->defer[o], BUDDY_DEFER_NONE);
+	}
 	for (unsigned i = 0; i < BC_COUNT; i++)
 		lf_init_u64(&c->ctr[i], 0);
 }
@@ -99,14 +133,17 @@ static void buddy_zone_layout(struct buddy_zone *z, void *meta,
 	z->nrgn = n;
 	z->ncpus = ncpus;
 	z->nframes = frames;
+	z->nidx = buddy_regions_idx(rg, n);
 	z->cpus = (struct buddy_cpu *)(base + sizeof(*z));
-	z->link = (lf_atomic_u32 *)(base + buddy_meta_frames_off(ncpus));
-	z->st = (lf_atomic_u16 *)(z->link + frames);
-	uint32_t idx = 0;
+	z->st = (lf_atomic_u16 *)(base + buddy_meta_frames_off(ncpus));
+	z->link = (lf_atomic_u32 *)((char *)z->st + buddy_meta_arrays(z->nidx) -
+				    z->nidx * 4);
+	uint64_t idx = 0;
 	for (unsigned i = 0; i < n; i++) {
 		z->rgn[i].pfn = rg[i].base >> BUDDY_FRAME_SHIFT;
 		z->rgn[i].n = (uint32_t)(rg[i].size >> BUDDY_FRAME_SHIFT);
-		z->rgn[i].idx = idx;
+		idx = buddy_rgn_first_idx(idx, z->rgn[i].pfn);
+		z->rgn[i].idx = (uint32_t)idx;
 		idx += z->rgn[i].n;
 	}
 }
@@ -122,13 +159,14 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 	if (meta_size < need)
 		return BUDDY_ENOSPC;
 	struct buddy_zone *z = meta;
+	z->asym = lf_platform_heavy_barrier_init();
 	buddy_zone_layout(z, meta, regions, nregions, ncpus,
 			  buddy_regions_frames(regions, nregions));
 	for (unsigned o = 0; o < BUDDY_ORDERS; o++)
 		lf_stack_init(&z->stacks[o].s);
 	for (uint32_t i = 0; i < ncpus; i++)
 		buddy_cpu_init(&z->cpus[i], z, i);
-	for (uint64_t x = 0; x < z->nframes; x++) {
+	for (uint64_t x = 0; x < z->nidx; x++) {
 		lf_init_u16(&z->st[x], bst_make(BK_TAIL, 0, 0));
 		lf_init_u32(&z->link[x], LF_STACK_NIL);
 	}
@@ -145,8 +183,8 @@ struct buddy_cpu *buddy_zone_cpu(struct buddy_zone *z, unsigned cpu)
 	return &z->cpus[cpu];
 }
 
-const struct buddy_rgn *buddy_rgn_of_pfn(const struct buddy_zone *z,
-					 uint64_t pfn)
+const struct buddy_rgn *buddy_rgn_search_pfn(const struct buddy_zone *z,
+					     uint64_t pfn)
 {
 	uint32_t lo = 0, hi = z->nrgn;
 	while (lo < hi) {
@@ -162,8 +200,8 @@ const struct buddy_rgn *buddy_rgn_of_pfn(const struct buddy_zone *z,
 	return NULL;
 }
 
-const struct buddy_rgn *buddy_rgn_of_idx(const struct buddy_zone *z,
-					 uint32_t idx)
+const struct buddy_rgn *buddy_rgn_search_idx(const struct buddy_zone *z,
+					     uint32_t idx)
 {
 	uint32_t lo = 0, hi = z->nrgn;
 	while (hi - lo > 1) {
@@ -175,24 +213,6 @@ const struct buddy_rgn *buddy_rgn_of_idx(const struct buddy_zone *z,
 	}
 	LF_ASSERT(idx - z->rgn[lo].idx < z->rgn[lo].n);
 	return &z->rgn[lo];
-}
-
-int buddy_addr_check(const struct buddy_zone *z, uint64_t addr,
-		     unsigned order, const struct buddy_rgn **rp)
-{
-	if (order > BUDDY_MAX_ORDER)
-		return BUDDY_EINVAL;
-	uint64_t pfn = addr >> BUDDY_FRAME_SHIFT;
-	const struct buddy_rgn *r = buddy_rgn_of_pfn(z, pfn);
-	if (r == NULL)
-		return BUDDY_ERANGE;
-	if ((addr & (BUDDY_FRAME_SIZE - 1)) ||
-	    (pfn & (((uint64_t)1 << order) - 1)))
-		return BUDDY_EALIGN;
-	if (pfn + ((uint64_t)1 << order) > r->pfn + r->n)
-		return BUDDY_ERANGE;
-	*rp = r;
-	return BUDDY_OK;
 }
 
 int buddy_zone_frame(struct buddy_zone *z, uint64_t addr, unsigned *kind,

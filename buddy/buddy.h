@@ -8,8 +8,14 @@
  * on one lock-free stack (lockfree/lf_stack.h); a per-frame atomic state word
  * is the authority on what a frame is, so a stack may hold stale entries
  * after a concurrent merge or split and they are filtered when popped.
- * Freeing coalesces with free buddies, lock-free; allocation splits. At
- * quiescence the zone is fully coalesced, as a locked buddy would be.
+ * Freeing coalesces with free buddies, lock-free, except that a free
+ * outside the per-CPU caches leaves its block unmerged until the same
+ * context frees another of that order (deferred coalescing: an alloc+free
+ * pair on a coalesced zone then splits and merges nothing); allocation
+ * splits. After buddy_zone_drain_all() (or buddy_zone_coalesce() with the
+ * caches empty) at quiescence the zone is fully coalesced, as a locked
+ * buddy would be, and an allocation never fails while merging could
+ * satisfy it.
  * The design, its numbered invariants and its memory-ordering argument are in
  * docs/design.md ("The buddy allocator"); buddy.c repeats them briefly.
  *
@@ -58,8 +64,8 @@
 #define BUDDY_MAX_FRAMES ((uint64_t)UINT32_MAX)
 
 #define BUDDY_CACHE_ORDERS 4 /* orders 0-3 are cached per CPU */
-#define BUDDY_CACHE_HIGH 64  /* blocks per order and CPU before a drain */
-#define BUDDY_CACHE_BATCH 16 /* blocks moved by one refill or drain */
+#define BUDDY_CACHE_SLOTS 64 /* blocks per order and CPU at most */
+#define BUDDY_CACHE_BATCH 16 /* blocks one overflow drain moves */
 
 /*
  * Error codes: each class of bad input has its own, and a call that returns
@@ -173,8 +179,22 @@ void buddy_cpu_cache_enable(struct buddy_cpu *c, bool on);
 /* Give this CPU's cached blocks back to the free stacks (they coalesce). */
 void buddy_cpu_drain(struct buddy_cpu *c);
 
-/* Drain every CPU's cache (takes each cache lock in turn). */
+/*
+ * Drain every CPU's cache (takes each cache lock in turn), then
+ * buddy_zone_coalesce().
+ */
 void buddy_zone_drain_all(struct buddy_cpu *c);
+
+/*
+ * Merge every block a free left unmerged (deferred coalescing: a free of a
+ * block outside the caches does not merge it with its free buddy until the
+ * same context frees another block of that order; docs/design.md, B8). At
+ * quiescence, afterwards, the zone is fully coalesced (with caches
+ * drained). buddy_zone_drain_all() and the allocation slow path call it;
+ * exposed for tests, for measuring fragmentation and for a kernel's idle
+ * loop.
+ */
+void buddy_zone_coalesce(struct buddy_cpu *c);
 
 /*
  * Re-file every stack entry: drop stale ones and move misplaced ones to the
@@ -187,8 +207,9 @@ void buddy_zone_stats(struct buddy_zone *z, struct buddy_stats *out);
 
 /*
  * Verify every invariant of docs/design.md over the whole zone, at
- * quiescence; with caches drained (buddy_zone_drain_all) it also verifies
- * full coalescing. Returns 0, or the number of the first invariant found
+ * quiescence; coalesced: also full coalescing, which holds after
+ * buddy_zone_drain_all() (without it, B8: every pair of free buddies has
+ * a member a free left unmerged on purpose). Returns 0, or the number of the first invariant found
  * broken (B1 is 1, ...); *frame, if not NULL, gets a frame index involved.
  * Uses a spare bit of each state word as a mark, so it is not read-only.
  */

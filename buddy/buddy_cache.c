@@ -3,33 +3,63 @@
  * the style of x15's per-CPU page pools (vm/vm_page.c) and Linux's per-CPU
  * page lists, and the public buddy_alloc() / buddy_free().
  *
- * Each CPU context has, for orders 0 to BUDDY_CACHE_ORDERS - 1, a list of
- * blocks chained through the frames' links, under a cache lock that only
- * the owner takes in the common case (its cache line stays with its CPU);
- * another CPU takes it only to drain the cache when memory runs out, so no
- * memory is stranded (HARD-PARTS, "Per-CPU caches").
+ * Each CPU context has, for orders 0 to BUDDY_CACHE_ORDERS - 1, a LIFO of
+ * up to BUDDY_CACHE_SLOTS block indices in its own cache lines (slot[],
+ * count[]): the fast path writes no line another CPU writes. A cached
+ * block's head is CACHED with stk == 0 (B5): no stack holds its link, so no
+ * popper writes its word. A block whose link a stack still holds (a stale
+ * entry, stk != 0) is never cached; it is freed to the core instead.
  *
- * A cached block's head is CACHED with stk == 0 (B5): its link belongs to
- * the cache list. A block whose link is still held by a stack (stk != 0,
- * a stale entry) is never cached; it is freed to the core instead.
+ * Who may touch a cache. Its owner (the thread using the context), and a
+ * drainer: any context that empties it into the core so that no memory is
+ * stranded while an allocation fails (buddy_take_global), the owner itself
+ * included (buddy_cpu_drain). Drainers take the cache lock. The owner does
+ * one of two things, chosen once per zone (z->asym):
  *
- * The fast paths. Alloc: lock, unlink the top block, unlock, then a release
- * store of ALLOC into its state word: a store, not a CAS, because a CACHED
- * block off every list is ours alone (no stack holds its link, so no popper
- * writes the word; a racing double free fails its CAS on CACHED). Free: one
- * CAS ALLOC -> CACHED on the block's own word (the claim that catches a
- * double free, B2), then lock, link, unlock. No RMW touches a shared line.
+ *  - Symmetric (no heavy barrier: ThreadSanitizer, the kernel today): the
+ *    owner takes the cache lock too, an uncontended exchange.
+ *  - Asymmetric (lf_platform_heavy_barrier() exists): the owner stores
+ *    own = 1 (relaxed), a compiler barrier, then loads lock; if it is 0 it
+ *    works on its cache and stores own = 0 (release). A drainer takes the
+ *    lock, runs the heavy barrier, then waits for own == 0. Dekker: of the
+ *    owner's store of own and the drainer's store of lock, the heavy
+ *    barrier makes one visible to the other side's later load, so they are
+ *    never both inside (docs/design.md, "The per-CPU caches"). An owner
+ *    that sees the lock taken clears own and takes the lock the slow way.
  *
- * Refill pops a batch from the order's stack in one CAS (lf_stack_pop_n);
- * if that yields nothing, it claims one block up to 4 orders larger and
- * carves it into the cache. Drain detaches a batch under the lock and frees
- * each block through the core, where it coalesces.
+ * The fast paths. Alloc: enter, pop a slot, leave, then a release store of
+ * ALLOC into the block's state word: a store, not a CAS, because a CACHED
+ * block out of every slot is ours alone (no stack holds its link; a racing
+ * double free fails its CAS on CACHED; a drainer only takes what is in a
+ * slot). Free: one CAS ALLOC -> CACHED on the block's word (the claim that
+ * catches a double free, B2), then enter, push, leave. In asymmetric mode
+ * that is one atomic read-modify-write per alloc + free pair, on a state
+ * line the CPU owns when it carved the block.
+ *
+ * Refill takes a batch of blocks of the order from its stack, or else
+ * carves one block of order up to max(o + 4, BUDDY_LINE_ORDER): for order
+ * 0 that is 32 frames, one whole line of 2-byte state words, so that two
+ * CPUs' carves never share a line (each region's indices are laid out so
+ * that a pfn-aligned block is line-aligned in st[]: buddy_i.h,
+ * BUDDY_LINE_FRAMES). An overflow (a free into a full order) drains a batch
+ * through the core.
  */
 #include "buddy_i.h"
 
-#define BUDDY_CARVE_ORDERS 4 /* refill carves up to 2^4 blocks at once */
-_Static_assert(BUDDY_CACHE_BATCH == 1 << BUDDY_CARVE_ORDERS,
-	       "a carved block refills one batch");
+#define BUDDY_CARVE_ORDERS 4 /* a carve makes 2^4 blocks, or a line's */
+#define BUDDY_CARVE_MAX (1u << BUDDY_LINE_ORDER) /* blocks, at most */
+_Static_assert(BUDDY_CACHE_BATCH <= BUDDY_CACHE_SLOTS / 2,
+	       "an overflow drain leaves room");
+_Static_assert(BUDDY_CARVE_ORDERS <= BUDDY_LINE_ORDER &&
+		       BUDDY_CARVE_MAX <= BUDDY_CACHE_SLOTS,
+	       "a refill fits an empty order's slots");
+
+/* The order a refill of order o carves (at most). */
+static inline unsigned buddy_carve_order(unsigned o)
+{
+	unsigned m = o + BUDDY_CARVE_ORDERS;
+	return m > BUDDY_LINE_ORDER ? m : BUDDY_LINE_ORDER;
+}
 
 static void buddy_cache_lock(struct buddy_cpu *c)
 {
@@ -46,73 +76,118 @@ static void buddy_cache_unlock(struct buddy_cpu *c)
 	lf_store_u32(&c->lock, 0, LF_RELEASE);
 }
 
-static void buddy_cache_count(struct buddy_cpu *c, unsigned o, int32_t d)
+/*
+ * The owner enters its cache: true if by the asymmetric fast way (leave
+ * with buddy_own_exit(c, true)), false if it took the lock.
+ */
+static inline bool buddy_own_enter(struct buddy_cpu *c)
 {
-	/* Relaxed: under the lock; stats read it. */
-	lf_store_u32(&c->count[o],
-		     lf_load_u32(&c->count[o], LF_RELAXED) + (uint32_t)d,
-		     LF_RELAXED);
-}
-
-/* Link the chain first..last (n blocks) on top of c's list of order o. */
-static void buddy_cache_put(struct buddy_cpu *c, unsigned o, uint32_t first,
-			    uint32_t last, uint32_t n)
-{
-	struct buddy_zone *z = c->zone;
+	if (LF_LIKELY(c->asym)) {
+		/*
+		 * Relaxed: a drainer's heavy barrier orders it against our
+		 * load of lock below (the compiler barrier keeps the two in
+		 * program order).
+		 */
+		lf_store_u32(&c->own, 1, LF_RELAXED);
+		lf_compiler_barrier();
+		/*
+		 * Acquire: pairs with the release in buddy_cache_unlock() by
+		 * the last drainer: its changes to the slots are seen.
+		 */
+		if (LF_LIKELY(lf_load_u32(&c->lock, LF_ACQUIRE) == 0))
+			return true;
+		/* Release: pairs with the drainer's wait in buddy_seize(). */
+		lf_store_u32(&c->own, 0, LF_RELEASE);
+	}
 	buddy_cache_lock(c);
-	/* Relaxed: the lock orders the list. */
-	lf_store_u32(&z->link[last], c->head[o], LF_RELAXED);
-	c->head[o] = first;
-	buddy_cache_count(c, o, (int32_t)n);
-	buddy_cache_unlock(c);
+	return false;
 }
 
-/* Free each block of a detached chain of order o through the core. */
-static void buddy_cache_release(struct buddy_cpu *c, uint32_t x, unsigned o)
+static inline void buddy_own_exit(struct buddy_cpu *c, bool fast)
+{
+	if (LF_LIKELY(fast))
+		/*
+		 * Release: our changes to the slots go to the next drainer;
+		 * pairs with the acquire load of own in buddy_seize().
+		 */
+		lf_store_u32(&c->own, 0, LF_RELEASE);
+	else
+		buddy_cache_unlock(c);
+}
+
+/* Context c takes victim's cache as a drainer (victim may be c). */
+static void buddy_seize(struct buddy_cpu *c, struct buddy_cpu *v)
+{
+	buddy_cache_lock(v);
+	if (!v->asym || v == c)
+		return; /* the owner is not inside: it is us, or it locks */
+	lf_platform_heavy_barrier();
+	/* Acquire: pairs with the release stores of own by the owner. */
+	while (lf_load_u32(&v->own, LF_ACQUIRE) != 0)
+		lf_platform_pause();
+}
+
+/*
+ * Slot operations, inside the owner's section or under the lock: that
+ * exclusion orders them. count is atomic (relaxed) only because statistics
+ * and drain_some's hint read it outside; slot[] is plain memory.
+ */
+static inline uint32_t buddy_slot_pop(struct buddy_cpu *c, unsigned o)
+{
+	uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
+	if (n == 0)
+		return LF_STACK_NIL;
+	lf_store_u32(&c->count[o], n - 1, LF_RELAXED);
+	return c->slot[o][n - 1];
+}
+
+static inline void buddy_slot_push(struct buddy_cpu *c, unsigned o,
+				   uint32_t x)
+{
+	uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
+	LF_ASSERT(n < BUDDY_CACHE_SLOTS);
+	c->slot[o][n] = x;
+	lf_store_u32(&c->count[o], n + 1, LF_RELAXED);
+}
+
+/* Move the top m blocks of order o to out[]; the number moved. */
+static uint32_t buddy_slot_take(struct buddy_cpu *c, unsigned o, uint32_t m,
+				uint32_t *out)
+{
+	uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
+	uint32_t t = n < m ? n : m;
+	for (uint32_t i = 0; i < t; i++)
+		out[i] = c->slot[o][n - 1 - i];
+	lf_store_u32(&c->count[o], n - t, LF_RELAXED);
+	return t;
+}
+
+/* Free each of n blocks of order o (CACHED, out of every slot) to the core. */
+static void buddy_cache_release(struct buddy_cpu *c, const uint32_t *xs,
+				uint32_t n, unsigned o)
 {
 	struct buddy_zone *z = c->zone;
-	while (x != LF_STACK_NIL) {
-		/* Relaxed: the chain is ours. */
-		uint32_t next = lf_load_u32(&z->link[x], LF_RELAXED);
+	for (uint32_t i = 0; i < n; i++) {
 		/* CACHED -> BUSY: ours alone, like the fast path's store. */
-		buddy_st_set(z, x, BK_BUSY, o);
-		buddy_free_merge(c, buddy_rgn_of_idx(z, x), x, o);
-		x = next;
+		buddy_st_set(z, xs[i], BK_BUSY, o);
+		buddy_free_merge(c, buddy_rgn_of_idx(z, xs[i]), xs[i], o);
 	}
-}
-
-/* Detach up to n blocks of order o from victim's list (lock held). */
-static uint32_t buddy_cache_detach(struct buddy_cpu *v, unsigned o,
-				   uint32_t n)
-{
-	struct buddy_zone *z = v->zone;
-	uint32_t first = v->head[o], x = first, taken = 0, prev = LF_STACK_NIL;
-	while (x != LF_STACK_NIL && taken < n) {
-		prev = x;
-		/* Relaxed: the lock orders the list. */
-		x = lf_load_u32(&z->link[x], LF_RELAXED);
-		taken++;
-	}
-	if (prev != LF_STACK_NIL)
-		lf_store_u32(&z->link[prev], LF_STACK_NIL, LF_RELAXED);
-	v->head[o] = x;
-	buddy_cache_count(v, o, -(int32_t)taken);
-	return taken ? first : LF_STACK_NIL;
 }
 
 bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim)
 {
-	uint32_t chain[BUDDY_CACHE_ORDERS];
+	uint32_t xs[BUDDY_CACHE_ORDERS][BUDDY_CACHE_SLOTS];
+	uint32_t n[BUDDY_CACHE_ORDERS];
 	bool any = false;
-	buddy_busy(c, 1); /* the detached chains are in our hands */
-	buddy_cache_lock(victim);
+	buddy_busy(c, 1); /* the taken blocks are in our hands */
+	buddy_seize(c, victim);
 	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
-		chain[o] = buddy_cache_detach(victim, o, UINT32_MAX);
-		any |= chain[o] != LF_STACK_NIL;
+		n[o] = buddy_slot_take(victim, o, BUDDY_CACHE_SLOTS, xs[o]);
+		any |= n[o] != 0;
 	}
 	buddy_cache_unlock(victim);
 	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
-		buddy_cache_release(c, chain[o], o);
+		buddy_cache_release(c, xs[o], n[o], o);
 	buddy_busy(c, -1);
 	buddy_ctr_add(c, BC_DRAINS, 1);
 	return any;
@@ -133,30 +208,44 @@ void buddy_cpu_cache_enable(struct buddy_cpu *c, bool on)
 void buddy_zone_drain_all(struct buddy_cpu *c)
 {
 	(void)buddy_zone_drain_some(c);
+	/* Then every deferred block merges: fully coalesced at quiescence. */
+	buddy_zone_coalesce(c);
 }
 
 bool buddy_zone_drain_some(struct buddy_cpu *c)
 {
 	struct buddy_zone *z = c->zone;
 	bool any = false;
-	for (uint32_t i = 0; i < z->ncpus; i++)
-		any |= buddy_cache_drain_cpu(c, &z->cpus[i]);
+	for (uint32_t i = 0; i < z->ncpus; i++) {
+		/* Relaxed: a hint; an empty-looking cache is skipped. */
+		bool held = false;
+		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
+			held |= lf_load_u32(&z->cpus[i].count[o],
+					    LF_RELAXED) != 0;
+		if (held)
+			any |= buddy_cache_drain_cpu(c, &z->cpus[i]);
+	}
 	return any;
 }
 
 /*
- * x is BUSY(m), ours, m - o <= BUDDY_CARVE_ORDERS: make it 2^(m-o) blocks
- * of order o in the cache. A piece whose link a stack still holds (a stale
- * entry, stk != 0) cannot be cached (B5): it is freed through the core.
+ * x is BUSY(m), ours: make it 2^(m-o) blocks of order o in the cache. A
+ * piece whose link a stack still holds (a stale entry, stk != 0) cannot be
+ * cached (B5): it is freed through the core. Refills run only when the
+ * cache of order o is empty and only its owner adds to it, so the pieces
+ * (at most BUDDY_CARVE_MAX) fit.
  */
 static void buddy_cache_carve(struct buddy_cpu *c, uint32_t x, unsigned m,
 			      unsigned o)
 {
 	struct buddy_zone *z = c->zone;
 	const struct buddy_rgn *r = buddy_rgn_of_idx(z, x);
-	uint32_t first = LF_STACK_NIL, last = LF_STACK_NIL, n = 0;
-	uint32_t step = (uint32_t)1 << o;
-	for (uint32_t y = x; y < x + ((uint32_t)1 << m); y += step) {
+	uint32_t step = (uint32_t)1 << o, end = x + ((uint32_t)1 << m);
+	uint32_t put[BUDDY_CARVE_MAX], n = 0;
+	LF_ASSERT(m <= buddy_carve_order(o));
+	buddy_ctr_add(c, BC_SPLITS, ((uint64_t)1 << (m - o)) - 1);
+	for (uint32_t y = end; y > x;) {
+		y -= step;
 		/* Relaxed: y is ours; only its stk may change under us. */
 		if (bst_stk(lf_load_u16(&z->st[y], LF_RELAXED)) != 0) {
 			buddy_st_set(z, y, BK_BUSY, o);
@@ -164,23 +253,19 @@ static void buddy_cache_carve(struct buddy_cpu *c, uint32_t x, unsigned m,
 			continue;
 		}
 		buddy_st_set(z, y, BK_CACHED, o);
-		/* Relaxed: the cache lock publishes the chain. */
-		lf_store_u32(&z->link[y], first, LF_RELAXED);
-		first = y;
-		if (last == LF_STACK_NIL)
-			last = y;
-		n++;
+		put[n++] = y;
 	}
-	buddy_ctr_add(c, BC_SPLITS, ((uint64_t)1 << (m - o)) - 1);
-	if (n)
-		buddy_cache_put(c, o, first, last, n);
+	bool fast = buddy_own_enter(c);
+	for (uint32_t i = 0; i < n; i++)
+		buddy_slot_push(c, o, put[i]);
+	buddy_own_exit(c, fast);
 }
 
 /* Claimed block x (BUSY(m), m >= o) into the cache, split as needed. */
 static void buddy_cache_take(struct buddy_cpu *c, uint32_t x, unsigned m,
 			     unsigned o)
 {
-	unsigned top = o + BUDDY_CARVE_ORDERS;
+	unsigned top = buddy_carve_order(o);
 	if (m > top) {
 		buddy_split_low(c, x, m, top);
 		m = top;
@@ -190,74 +275,71 @@ static void buddy_cache_take(struct buddy_cpu *c, uint32_t x, unsigned m,
 
 /*
  * The cache of order o is empty: fill it with a batch popped from the
- * order's stack in one CAS, or else by carving one larger block. False if
- * neither found anything (the caller goes to the core's slow path).
+ * order's stack in one CAS, or else by carving one larger block (the
+ * smallest listed, as the core takes). False if neither found anything
+ * (the caller goes to the core's slow path).
  */
 static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
 {
 	struct buddy_zone *z = c->zone;
 	uint32_t cnt;
 	bool any = false;
-	buddy_busy(c, 1); /* the popped batch is in our hands */
-	uint32_t x = lf_stack_pop_n(&z->stacks[o].s, z->link,
-				    (uint32_t)z->nframes, BUDDY_CACHE_BATCH,
-				    &cnt);
 	buddy_ctr_add(c, BC_REFILLS, 1);
-	for (uint32_t i = 0; i < cnt; i++) {
-		/* Relaxed: the popped chain is ours. */
-		uint32_t next = lf_load_u32(&z->link[x], LF_RELAXED);
-		unsigned mo;
-		if (buddy_pop_take(c, x, o, o, &mo)) {
-			buddy_cache_take(c, x, mo, o);
-			buddy_busy(c, -1); /* taken BUSY by buddy_pop_take */
-			any = true;
+	if (!lf_stack_empty(&z->stacks[o].s)) {
+		buddy_busy(c, 1); /* the popped batch is in our hands */
+		uint32_t x = lf_stack_pop_n(&z->stacks[o].s, z->link,
+					    (uint32_t)z->nidx,
+					    BUDDY_CACHE_BATCH, &cnt);
+		for (uint32_t i = 0; i < cnt; i++) {
+			/* Relaxed: the popped chain is ours. */
+			uint32_t next = lf_load_u32(&z->link[x], LF_RELAXED);
+			unsigned mo;
+			if (buddy_pop_take(c, x, o, o, &mo)) {
+				buddy_split_low(c, x, mo, o);
+				buddy_cache_carve(c, x, o, o);
+				buddy_busy(c, -1); /* buddy_pop_take's */
+				any = true;
+			}
+			x = next;
 		}
-		x = next;
+		buddy_busy(c, -1);
+		if (any)
+			return true;
 	}
-	buddy_busy(c, -1);
-	if (any)
-		return true;
 	unsigned mo;
-	x = buddy_take(c, o + 1, BUDDY_MAX_ORDER, BUDDY_NOLIMIT, &mo);
+	uint32_t x = buddy_take(c, o + 1, BUDDY_MAX_ORDER, BUDDY_NOLIMIT, &mo);
 	if (x == LF_STACK_NIL)
 		return false;
 	buddy_cache_take(c, x, mo, o);
-	buddy_busy(c, -1);
+	buddy_busy(c, -1); /* buddy_take's */
 	return true;
 }
 
-/* Unlink the top block of c's list of order o, or LF_STACK_NIL. */
-static uint32_t buddy_cache_get(struct buddy_cpu *c, unsigned o)
+/* Pop the top block of c's cache of order o, or LF_STACK_NIL. */
+static inline uint32_t buddy_cache_get(struct buddy_cpu *c, unsigned o)
 {
-	struct buddy_zone *z = c->zone;
-	buddy_cache_lock(c);
-	uint32_t x = c->head[o];
-	if (x != LF_STACK_NIL) {
-		/* Relaxed: the lock orders the list. */
-		c->head[o] = lf_load_u32(&z->link[x], LF_RELAXED);
-		buddy_cache_count(c, o, -1);
-	}
-	buddy_cache_unlock(c);
+	bool fast = buddy_own_enter(c);
+	uint32_t x = buddy_slot_pop(c, o);
+	buddy_own_exit(c, fast);
 	return x;
 }
 
-/* Push x (just made CACHED) on c's list; drain a batch if it is full. */
-static void buddy_cache_push(struct buddy_cpu *c, uint32_t x, unsigned o)
+/* Push x (just made CACHED) on c's cache; drain a batch if it is full. */
+static inline void buddy_cache_push(struct buddy_cpu *c, uint32_t x,
+				    unsigned o)
 {
-	struct buddy_zone *z = c->zone;
-	uint32_t chain = LF_STACK_NIL;
-	buddy_cache_lock(c);
-	/* Relaxed: under the lock. */
-	if (lf_load_u32(&c->count[o], LF_RELAXED) >= BUDDY_CACHE_HIGH) {
+	uint32_t batch[BUDDY_CACHE_BATCH], n = 0;
+	bool fast = buddy_own_enter(c);
+	/* Relaxed: inside our section. */
+	if (LF_UNLIKELY(lf_load_u32(&c->count[o], LF_RELAXED) ==
+			BUDDY_CACHE_SLOTS)) {
 		buddy_busy(c, 1); /* the batch is in our hands */
-		chain = buddy_cache_detach(c, o, BUDDY_CACHE_BATCH);
+		n = buddy_slot_take(c, o, BUDDY_CACHE_BATCH, batch);
 	}
-	lf_store_u32(&z->link[x], c->head[o], LF_RELAXED);
-	c->head[o] = x;
-	buddy_cache_count(c, o, 1);
-	buddy_cache_unlock(c);
-	if (chain != LF_STACK_NIL) {
-		buddy_cache_release(c, chain, o);
+	buddy_slot_push(c, o, x);
+	buddy_own_exit(c, fast);
+	if (LF_UNLIKELY(n != 0)) {
+		buddy_cache_release(c, batch, n, o);
 		buddy_busy(c, -1);
 		buddy_ctr_add(c, BC_DRAINS, 1);
 	}
@@ -268,12 +350,13 @@ static int buddy_cache_alloc(struct buddy_cpu *c, unsigned o, uint32_t *xp)
 {
 	struct buddy_zone *z = c->zone;
 	uint32_t x = buddy_cache_get(c, o);
-	if (x == LF_STACK_NIL && buddy_cache_refill(c, o))
+	if (LF_UNLIKELY(x == LF_STACK_NIL) && buddy_cache_refill(c, o))
 		x = buddy_cache_get(c, o); /* NIL if drained meanwhile */
-	if (x != LF_STACK_NIL) {
+	if (LF_LIKELY(x != LF_STACK_NIL)) {
 		/*
-		 * Release store, not CAS: a CACHED block off every list has
-		 * no other writer (B5). Pairs with the acquire of its free.
+		 * Release store, not CAS: a CACHED block out of every slot
+		 * has no other writer (B5). Pairs with the acquire of its
+		 * free.
 		 */
 		lf_store_u16(&z->st[x], bst_make(BK_ALLOC, o, 0), LF_RELEASE);
 		*xp = x;
@@ -301,7 +384,7 @@ int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
 		if (rc == BUDDY_OK)
 			buddy_st_set(c->zone, x, BK_ALLOC, order);
 	}
-	if (rc != BUDDY_OK) {
+	if (LF_UNLIKELY(rc != BUDDY_OK)) {
 		buddy_ctr_add(c, BC_FAILED, 1);
 		return rc;
 	}
@@ -338,7 +421,7 @@ int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
 	struct buddy_zone *z = c->zone;
 	const struct buddy_rgn *r;
 	int rc = buddy_addr_check(z, addr, order, &r);
-	if (rc != BUDDY_OK)
+	if (LF_UNLIKELY(rc != BUDDY_OK))
 		return buddy_reject(c, rc);
 	uint32_t x = buddy_addr_idx(r, addr);
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache) {
@@ -346,9 +429,9 @@ int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
 	} else {
 		rc = buddy_free_claim(z, r, x, order, BK_BUSY);
 		if (rc == BUDDY_OK)
-			buddy_free_merge(c, r, x, order);
+			buddy_free_defer(c, x, order);
 	}
-	if (rc != BUDDY_OK)
+	if (LF_UNLIKELY(rc != BUDDY_OK))
 		return buddy_reject(c, rc);
 	buddy_ctr_add(c, BC_FREES, 1);
 	return BUDDY_OK;

@@ -10,10 +10,12 @@
  *       a stack twice or on two stacks, every frame with stk != 0 is on its
  *       stack
  *   B4  every FREE head has stk != 0 (a stack holds it: it can be found)
- *   B5  a CACHED head has stk == 0 and is on exactly one cache list of its
- *       order; each list's count is its length
+ *   B5  a CACHED head has stk == 0 and is in exactly one cache slot of
+ *       its order
  *   B6  (coalesced) no two free buddies of the same order, no CACHED block
  *   B7  the free-block counts summed over contexts equal the FREE heads
+ *   B8  (not coalesced) of two free buddies of the same order, one is in
+ *       some context's defer slot of that order
  *
  * (B2, no block handed out twice, is a property of histories; the stress
  * and model tests check it with an owner per frame.) A mark bit in each
@@ -79,7 +81,7 @@ static bool buddy_ck_mark(struct buddy_ck *k, uint64_t x)
 
 static void buddy_ck_unmark_all(struct buddy_ck *k)
 {
-	for (uint64_t x = 0; x < k->z->nframes; x++) {
+	for (uint64_t x = 0; x < k->z->nidx; x++) {
 		uint16_t s = buddy_ck_st(k, x);
 		lf_store_u16(&k->z->st[x], (uint16_t)(s & ~BST_MARK),
 			     LF_RELAXED);
@@ -95,13 +97,13 @@ static int buddy_ck_stacks(struct buddy_ck *k)
 		uint32_t x = lf_stack_word_top(w);
 		for (; x != LF_STACK_NIL;
 		     x = lf_load_u32(&z->link[x], LF_RELAXED)) {
-			if (x >= z->nframes ||
+			if (x >= z->nidx ||
 			    bst_stk(buddy_ck_st(k, x)) != j + 1 ||
 			    !buddy_ck_mark(k, x))
 				return buddy_ck_fail(k, x, 3);
 		}
 	}
-	for (uint64_t x = 0; x < z->nframes; x++) {
+	for (uint64_t x = 0; x < z->nidx; x++) {
 		uint16_t s = buddy_ck_st(k, x);
 		if (bst_stk(s) != 0 && !(s & BST_MARK))
 			return buddy_ck_fail(k, x, 3);
@@ -109,7 +111,7 @@ static int buddy_ck_stacks(struct buddy_ck *k)
 	return 0;
 }
 
-/* B5: every cache list holds CACHED heads of its order, counted right. */
+/* B5: every cache slot holds a CACHED head of its order, once. */
 static int buddy_ck_caches(struct buddy_ck *k)
 {
 	struct buddy_zone *z = k->z;
@@ -117,30 +119,41 @@ static int buddy_ck_caches(struct buddy_ck *k)
 	for (uint32_t i = 0; i < z->ncpus; i++) {
 		struct buddy_cpu *c = &z->cpus[i];
 		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
-			uint32_t n = 0;
-			for (uint32_t x = c->head[o]; x != LF_STACK_NIL;
-			     x = lf_load_u32(&z->link[x], LF_RELAXED)) {
-				if (x >= z->nframes)
+			uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
+			if (n > BUDDY_CACHE_SLOTS)
+				return buddy_ck_fail(k, i, 5);
+			for (uint32_t j = 0; j < n; j++) {
+				uint32_t x = c->slot[o][j];
+				if (x >= z->nidx)
 					return buddy_ck_fail(k, x, 5);
 				uint16_t s = buddy_ck_st(k, x);
 				if (!bst_is(s, BK_CACHED, o) ||
 				    bst_stk(s) != 0 || !buddy_ck_mark(k, x))
 					return buddy_ck_fail(k, x, 5);
-				n++;
 			}
-			if (n != lf_load_u32(&c->count[o], LF_RELAXED))
-				return buddy_ck_fail(k, i, 5);
 			total += n;
 		}
 	}
 	return total == k->cached ? 0 : buddy_ck_fail(k, 0, 5);
 }
 
-/* B6: no FREE head whose buddy is a FREE head of the same order. */
-static int buddy_ck_coalesced(struct buddy_ck *k)
+/* Is x some context's deferred block of order o? */
+static bool buddy_ck_deferred(struct buddy_ck *k, uint64_t x, unsigned o)
+{
+	for (uint32_t i = 0; i < k->z->ncpus; i++)
+		if (lf_load_u32(&k->z->cpus[i].defer[o], LF_RELAXED) == x)
+			return true;
+	return false;
+}
+
+/*
+ * B6 (coalesced), else B8: no FREE head whose buddy is a FREE head of the
+ * same order, unless (B8) one of the two is a deferred block.
+ */
+static int buddy_ck_coalesced(struct buddy_ck *k, bool coalesced)
 {
 	struct buddy_zone *z = k->z;
-	if (k->cached)
+	if (coalesced && k->cached)
 		return buddy_ck_fail(k, 0, 6);
 	for (uint32_t i = 0; i < z->nrgn; i++) {
 		const struct buddy_rgn *r = &z->rgn[i];
@@ -149,12 +162,17 @@ static int buddy_ck_coalesced(struct buddy_ck *k)
 			unsigned o = bst_order(s);
 			uint64_t pfn = r->pfn + (x - r->idx);
 			uint64_t bp = pfn ^ ((uint64_t)1 << o);
+			uint64_t b = r->idx + (bp - r->pfn);
 			if (bst_kind(s) == BK_FREE && o < BUDDY_MAX_ORDER &&
 			    bp >= r->pfn && bp + ((uint64_t)1 << o) <=
 						    r->pfn + r->n &&
-			    bst_is(buddy_ck_st(k, r->idx + (bp - r->pfn)),
-				   BK_FREE, o))
-				return buddy_ck_fail(k, x, 6);
+			    bst_is(buddy_ck_st(k, b), BK_FREE, o)) {
+				if (coalesced)
+					return buddy_ck_fail(k, x, 6);
+				if (!buddy_ck_deferred(k, x, o) &&
+				    !buddy_ck_deferred(k, b, o))
+					return buddy_ck_fail(k, x, 8);
+			}
 			x += (uint64_t)1 << o;
 		}
 	}
@@ -184,8 +202,8 @@ int buddy_zone_check(struct buddy_zone *z, bool coalesced, uint64_t *frame)
 	if (rc == 0)
 		rc = buddy_ck_caches(&k);
 	buddy_ck_unmark_all(&k);
-	if (rc == 0 && coalesced)
-		rc = buddy_ck_coalesced(&k);
+	if (rc == 0)
+		rc = buddy_ck_coalesced(&k, coalesced);
 	if (rc == 0)
 		rc = buddy_ck_counts(&k);
 	if (frame)

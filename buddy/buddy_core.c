@@ -188,6 +188,86 @@ void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
 }
 
 /*
+ * Deferred coalescing (B8). A free through buddy_free_defer() publishes its
+ * block without merging it and records it in the context's slot defer[k],
+ * after merging the block the slot held before if that block is still free
+ * and its buddy is free too. So a pair of allocation and free on a fully
+ * coalesced zone splits and merges nothing after the first: the block
+ * stays free at its order for the next allocation (the eager cascade cost
+ * 2 x 18 levels per pair on a 1 GiB zone). The price is bounded: at
+ * quiescence, every pair of free buddies of one order has a member in some
+ * context's slot (B8), so at most one unmerged pair per context and order;
+ * buddy_zone_undefer() merges them all, and the allocation slow path and
+ * buddy_zone_drain_all() call it, so ENOMEM stays exact and a drained zone
+ * is fully coalesced.
+ *
+ * Why B8 holds. A block leaves a slot only in buddy_free_defer(), which
+ * then loads its buddy (seq_cst) and merges the two if it is free. If the
+ * buddy is not free then, whoever frees it later either merges it at once
+ * (an eager publish rechecks its buddy, B6) or defers it into a slot. The
+ * deferring publish is seq_cst like an eager one, so of a deferred block
+ * and a concurrently published buddy, one side's seq_cst load sees the
+ * other's publish (the argument of B6).
+ */
+
+/* If block y is FREE(k) with a FREE(k) buddy, claim y and merge them. */
+static bool buddy_undefer_block(struct buddy_cpu *c, uint32_t y, unsigned k)
+{
+	struct buddy_zone *z = c->zone;
+	const struct buddy_rgn *r = buddy_rgn_of_idx(z, y);
+	uint32_t b;
+	if (!buddy_buddy_of(r, y, k, &b))
+		return false;
+	/* Seq_cst: pairs with the publish of the buddy (B8, as B6). */
+	if (!bst_is(lf_load_u16(&z->st[b], LF_SEQ_CST), BK_FREE, k))
+		return false;
+	/* y's entry, if listed, stays and goes stale (a merge's claim). */
+	if (!buddy_claim_free(z, y, k, BK_BUSY, k, true))
+		return false;
+	buddy_free_delta(c, k, -1);
+	buddy_free_merge(c, r, y, k);
+	return true;
+}
+
+void buddy_free_defer(struct buddy_cpu *c, uint32_t x, unsigned k)
+{
+	buddy_busy(c, 1); /* x is BUSY and ours until published */
+	/* Relaxed: only this context writes its slots. */
+	uint32_t y = lf_load_u32(&c->defer[k], LF_RELAXED);
+	if (y != BUDDY_DEFER_NONE && y != x)
+		buddy_undefer_block(c, y, k);
+	/* Seq_cst: pairs with the seq_cst loads of buddies (B6, B8). */
+	buddy_publish(c, x, k, LF_SEQ_CST);
+	/*
+	 * Relaxed, inside the section: a failing context's window reads
+	 * busy (acquire) before it reads the slots, so a slot written before
+	 * our busy(-1) (release) is seen (buddy_zone_undefer()).
+	 */
+	lf_store_u32(&c->defer[k], x, LF_RELAXED);
+	buddy_busy(c, -1);
+}
+
+void buddy_zone_coalesce(struct buddy_cpu *c)
+{
+	(void)buddy_zone_undefer(c);
+}
+
+bool buddy_zone_undefer(struct buddy_cpu *c)
+{
+	struct buddy_zone *z = c->zone;
+	bool any = false;
+	for (uint32_t i = 0; i < z->ncpus; i++)
+		for (unsigned k = 0; k < BUDDY_MAX_ORDER; k++) {
+			/* Relaxed: a hint, ordered as buddy_free_defer() says. */
+			uint32_t y = lf_load_u32(&z->cpus[i].defer[k],
+						 LF_RELAXED);
+			if (y != BUDDY_DEFER_NONE)
+				any |= buddy_undefer_block(c, y, k);
+		}
+	return any;
+}
+
+/*
  * Claim allocated block x of this order for freeing (ALLOC -> kind), or
  * say why not, changing nothing.
  */
@@ -384,6 +464,7 @@ static void buddy_sweep_stack(struct buddy_cpu *c, unsigned j)
 
 void buddy_zone_sweep(struct buddy_cpu *c)
 {
+	(void)buddy_zone_undefer(c); /* first: its merges re-file entries */
 	for (unsigned j = 0; j <= BUDDY_MAX_ORDER; j++)
 		buddy_sweep_stack(c, j);
 	buddy_ctr_add(c, BC_SWEEPS, 1);

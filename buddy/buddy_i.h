@@ -106,23 +106,37 @@ enum buddy_ctr {
 	BC_COUNT = BC_REJECTED + BUDDY_NERR,
 };
 
+/*
+ * Field tags: (i) set at init, then read-only; (a) atomic, any context;
+ * (o) written only by the thread using this context, read by others
+ * (relaxed, a snapshot, unless said otherwise); (l) the cache: written by
+ * the owner inside buddy_own_enter()/exit or by a context holding the
+ * cache lock (buddy_cache.c says how the two exclude each other).
+ */
 struct buddy_cpu {
-	lf_atomic_u32 lock;                        /* (a) the cache lock */
-	uint32_t head[BUDDY_CACHE_ORDERS];         /* (l) cache lists */
-	lf_atomic_u32 count[BUDDY_CACHE_ORDERS];   /* (l) written; stats read */
-	struct buddy_zone *zone;                   /* (i) */
-	uint32_t id;                               /* (i) */
-	bool nocache;                              /* (o) owner's setting */
+	/* The owner's line: written on its fast path, by it alone. */
+	lf_atomic_u32 own; /* (o) 1 while the owner is in its cache */
+	lf_atomic_u32 count[BUDDY_CACHE_ORDERS]; /* (l) blocks in slot[o] */
+	struct buddy_zone *zone;                 /* (i) */
+	uint32_t id;                             /* (i) */
+	bool asym;    /* (i) the zone's asymmetric mode (buddy_cache.c) */
+	bool nocache; /* (o) owner's setting */
 	/*
 	 * (o) In flight: the low BUDDY_BUSY_BITS bits are the depth of the
 	 * sections in which this context holds blocks BUSY or entries popped
-	 * from a stack (a split, a merge, a carve, a sweep), memory that
-	 * comes back free; the bits above count the section boundaries
+	 * from a stack (a split, a merge, a carve, a sweep, a drain), memory
+	 * that comes back free; the bits above count the section boundaries
 	 * crossed (mod 2^24). Another context that finds no free block
 	 * fails only over a window in which no context was in flight and
 	 * none of these words changed (buddy_take_global).
 	 */
 	lf_atomic_u32 busy;
+	/*
+	 * (o) defer[k]: the last block of order k this context freed without
+	 * merging it (BUDDY_DEFER_NONE if none): a hint for the coalescing
+	 * pass (buddy_zone_coalesce); the block's state word is the truth.
+	 */
+	lf_atomic_u32 defer[BUDDY_ORDERS];
 	/*
 	 * (o) Written only by the thread using this context, with relaxed
 	 * load + store (no RMW); buddy_zone_stats() sums them with relaxed
@@ -132,6 +146,14 @@ struct buddy_cpu {
 	 */
 	lf_atomic_u64 free_delta[BUDDY_ORDERS];
 	lf_atomic_u64 ctr[BC_COUNT];
+	/* The cache lock, on a line of its own: drainers write it. */
+	lf_atomic_u32 lock LF_CACHE_ALIGNED; /* (a) */
+	/*
+	 * (l) The cached blocks of each order: a LIFO of frame indices.
+	 * Plain memory: the cache's exclusion orders every access (so that
+	 * ThreadSanitizer reports a broken exclusion as a race on it).
+	 */
+	uint32_t slot[BUDDY_CACHE_ORDERS][BUDDY_CACHE_SLOTS] LF_CACHE_ALIGNED;
 } LF_CACHE_ALIGNED;
 
 struct buddy_zone {
@@ -139,13 +161,26 @@ struct buddy_zone {
 	struct buddy_rgn rgn[BUDDY_MAX_REGIONS];       /* (i) */
 	uint32_t nrgn;                                 /* (i) */
 	uint32_t ncpus;                                /* (i) */
-	uint64_t nframes;                              /* (i) */
+	bool asym;           /* (i) heavy barrier available (buddy_cache.c) */
+	uint64_t nframes;    /* (i) managed frames, the regions' sum */
+	uint64_t nidx;       /* (i) length of st[] and link[]: with padding */
 	lf_atomic_u16 *st;            /* (a) state word per frame */
-	lf_atomic_u32 *link;          /* (a) stack/cache link per frame */
+	lf_atomic_u32 *link;          /* (a) stack link per frame */
 	struct buddy_cpu *cpus;       /* (i) ncpus contexts */
 } LF_CACHE_ALIGNED;
 
 #define BUDDY_NOLIMIT UINT64_MAX /* no address limit (in frames) */
+#define BUDDY_DEFER_NONE UINT32_MAX
+
+/*
+ * Frames per line of state words. Each region's first index is congruent
+ * to its first pfn modulo this, so a block aligned to it in pfn (the per-CPU
+ * caches carve such blocks) owns whole lines of state words (no two CPUs'
+ * caches write one line).
+ */
+#define BUDDY_LINE_FRAMES (LF_CACHELINE / 2)
+#define BUDDY_LINE_ORDER 5
+_Static_assert(BUDDY_LINE_FRAMES == 1 << BUDDY_LINE_ORDER, "line order");
 
 /* Counters of a context: relaxed load + store by its only writer. */
 static inline void buddy_ctr_add(struct buddy_cpu *c, enum buddy_ctr i,
@@ -187,11 +222,27 @@ static inline int buddy_reject(struct buddy_cpu *c, int err)
 	return err;
 }
 
-/* buddy.c */
-const struct buddy_rgn *buddy_rgn_of_pfn(const struct buddy_zone *z,
-					 uint64_t pfn);
-const struct buddy_rgn *buddy_rgn_of_idx(const struct buddy_zone *z,
-					 uint32_t idx);
+/* buddy.c: the region searches (binary) behind the inline lookups. */
+const struct buddy_rgn *buddy_rgn_search_pfn(const struct buddy_zone *z,
+					     uint64_t pfn);
+const struct buddy_rgn *buddy_rgn_search_idx(const struct buddy_zone *z,
+					     uint32_t idx);
+/* The region holding pfn, or NULL; no search in a one-region zone. */
+static inline const struct buddy_rgn *
+buddy_rgn_of_pfn(const struct buddy_zone *z, uint64_t pfn)
+{
+	if (LF_LIKELY(z->nrgn == 1))
+		return pfn - z->rgn[0].pfn < z->rgn[0].n ? &z->rgn[0] : NULL;
+	return buddy_rgn_search_pfn(z, pfn);
+}
+/* The region of index idx (which is in one). */
+static inline const struct buddy_rgn *
+buddy_rgn_of_idx(const struct buddy_zone *z, uint32_t idx)
+{
+	if (LF_LIKELY(z->nrgn == 1))
+		return &z->rgn[0];
+	return buddy_rgn_search_idx(z, idx);
+}
 static inline uint64_t buddy_rgn_addr(const struct buddy_rgn *r, uint32_t x)
 {
 	return (r->pfn + (x - r->idx)) << BUDDY_FRAME_SHIFT;
@@ -205,8 +256,25 @@ static inline uint64_t buddy_idx_addr(const struct buddy_zone *z, uint32_t x)
 	return buddy_rgn_addr(buddy_rgn_of_idx(z, x), x);
 }
 /* Check addr and order of a block: the region, or an error code. */
-int buddy_addr_check(const struct buddy_zone *z, uint64_t addr,
-		     unsigned order, const struct buddy_rgn **rp);
+static inline int buddy_addr_check(const struct buddy_zone *z, uint64_t addr,
+				   unsigned order,
+				   const struct buddy_rgn **rp)
+{
+	if (order > BUDDY_MAX_ORDER)
+		return BUDDY_EINVAL;
+	uint64_t pfn = addr >> BUDDY_FRAME_SHIFT;
+	const struct buddy_rgn *r = buddy_rgn_of_pfn(z, pfn);
+	if (r == NULL)
+		return BUDDY_ERANGE;
+	if ((addr & (BUDDY_FRAME_SIZE - 1)) ||
+	    (pfn & (((uint64_t)1 << order) - 1)))
+		return BUDDY_EALIGN;
+	if (pfn + ((uint64_t)1 << order) > r->pfn + r->n)
+		return BUDDY_ERANGE;
+	*rp = r;
+	return BUDDY_OK;
+}
+
 
 /* buddy_core.c */
 void buddy_st_set(struct buddy_zone *z, uint32_t x, unsigned kind,
@@ -226,6 +294,11 @@ uint32_t buddy_take_stack(struct buddy_cpu *c, unsigned j, unsigned k,
 			  uint64_t limit, unsigned *op);
 void buddy_split_low(struct buddy_cpu *c, uint32_t x, unsigned o,
 		     unsigned k);
+
+/* Free x, BUSY(k) and ours, without merging it (B8, buddy_core.c). */
+void buddy_free_defer(struct buddy_cpu *c, uint32_t x, unsigned k);
+/* Merge every context's deferred blocks: true if any was merged. */
+bool buddy_zone_undefer(struct buddy_cpu *c);
 
 /* buddy_cache.c */
 /* Drain victim's cache to the stacks: true if it held any block. */

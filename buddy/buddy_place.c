@@ -137,6 +137,9 @@ int buddy_alloc_at(struct buddy_cpu *c, uint64_t addr, unsigned order)
 			buddy_zone_drain_all(c);
 			continue;
 		}
+		/* Free pieces below its order: deferred ones merge (B8). */
+		if (rc == 1 && buddy_zone_undefer(c))
+			continue;
 		if (rc != 1)
 			break;
 		lf_platform_pause();

@@ -106,10 +106,16 @@ static void test_init(void)
 	buddy_zone_stats(e.z, &st);
 	CHECK_EQ(st.total_frames, total_frames());
 	CHECK_EQ(st.free_frames, total_frames());
-	/* The metadata figure the docs quote: 6 bytes a frame + fixed. */
+	/*
+	 * The metadata figure the docs quote: 6 bytes an index + fixed. The
+	 * indices: each region's first is congruent to its pfn mod 32 (16,
+	 * then 64 + 5 = 69 for pfn 101, then 93 + 3 = 96 for pfn 1024), so
+	 * 1120 indices for 1096 frames; the state words (2240 bytes) are
+	 * already a whole number of lines.
+	 */
 	CHECK_EQ(buddy_meta_size(test_rg, 3, NCPUS),
 		 sizeof(struct buddy_zone) + NCPUS * sizeof(struct buddy_cpu) +
-			 total_frames() * BUDDY_META_FRAME_BYTES);
+			 1120 * BUDDY_META_FRAME_BYTES);
 	free(e.meta);
 }
 
@@ -335,7 +341,9 @@ static void test_cache_off(void)
 	buddy_zone_stats(e.z, &st);
 	CHECK_EQ(st.cached_frames, 0);
 	CHECK_EQ(st.refills, 0);
-	check_zone(&e, true); /* coalesced with no drain */
+	check_zone(&e, false); /* B8: the last frees are deferred */
+	buddy_zone_coalesce(e.c0);
+	check_zone(&e, true); /* then coalesced, with no drain */
 	/* Turning it off drains what it held. */
 	buddy_cpu_cache_enable(e.c1, true);
 	CHECK_EQ(buddy_alloc(e.c1, 0, &a[0]), BUDDY_OK);
@@ -349,8 +357,71 @@ static void test_cache_off(void)
 	free(e.meta);
 }
 
+/*
+ * Deferred coalescing (B8): a free outside the caches leaves its block
+ * unmerged, so an alloc+free pair on a coalesced zone splits nothing after
+ * the first; the zone is coalesced again on demand, and an allocation that
+ * needs the merge gets it (ENOMEM stays exact).
+ */
+static void test_defer(void)
+{
+	struct buddy_region one = { 0, 64 * F };
+	struct env e;
+	env_init(&e, &one, 1);
+	buddy_cpu_cache_enable(e.c0, false);
+	buddy_cpu_cache_enable(e.c1, false);
+	uint64_t a, b, x;
+	struct buddy_stats st;
+	CHECK_EQ(buddy_alloc(e.c0, 0, &a), BUDDY_OK);
+	CHECK_EQ(buddy_free(e.c0, a, 0), BUDDY_OK);
+	buddy_zone_stats(e.z, &st);
+	CHECK_EQ(st.splits, 6);
+	CHECK_EQ(st.merges, 0);
+	CHECK_EQ(st.free_blocks[0], 2); /* a and its buddy, unmerged */
+	check_zone(&e, false);
+	uint64_t fr;
+	CHECK_EQ(buddy_zone_check(e.z, true, &fr), 6); /* not coalesced */
+	for (int i = 0; i < 100; i++) {
+		CHECK_EQ(buddy_alloc(e.c0, 0, &x), BUDDY_OK);
+		CHECK_EQ(x, a); /* the deferred block, nothing split */
+		CHECK_EQ(buddy_free(e.c0, x, 0), BUDDY_OK);
+	}
+	buddy_zone_stats(e.z, &st);
+	CHECK_EQ(st.splits, 6);
+	CHECK_EQ(st.merges, 0);
+	/* Another free of the order merges the deferred block first. */
+	CHECK_EQ(buddy_alloc(e.c0, 1, &b), BUDDY_OK);
+	CHECK_EQ(buddy_alloc(e.c0, 0, &x), BUDDY_OK);
+	CHECK_EQ(buddy_free(e.c0, x, 0), BUDDY_OK);
+	check_zone(&e, false);
+	CHECK_EQ(buddy_free(e.c0, b, 1), BUDDY_OK);
+	buddy_zone_coalesce(e.c0);
+	check_zone(&e, true);
+	buddy_zone_stats(e.z, &st);
+	CHECK_EQ(st.free_blocks[6], 1);
+	/*
+	 * Every frame free but in unmerged pieces of order 0, the last ones
+	 * in two contexts' slots: an order-6 allocation must merge them all
+	 * (the other context's slot too) and succeed.
+	 */
+	uint64_t f[64];
+	for (int i = 0; i < 64; i++)
+		CHECK_EQ(buddy_alloc(e.c0, 0, &f[i]), BUDDY_OK);
+	CHECK_EQ(buddy_alloc(e.c0, 0, &x), BUDDY_ENOMEM);
+	for (int i = 0; i < 64; i++)
+		CHECK_EQ(buddy_free(i % 2 ? e.c0 : e.c1, f[i], 0), BUDDY_OK);
+	check_zone(&e, false);
+	CHECK_EQ(buddy_alloc(e.c1, 6, &x), BUDDY_OK);
+	CHECK_EQ(x, 0);
+	CHECK_EQ(buddy_free(e.c0, x, 6), BUDDY_OK);
+	buddy_zone_drain_all(e.c0);
+	check_zone(&e, true);
+	free(e.meta);
+}
+
 int main(void)
 {
+	test_defer();
 	test_cache_off();
 	test_state_word();
 	test_init();

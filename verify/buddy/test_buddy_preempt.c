@@ -17,7 +17,12 @@
  *       claiming it makes it part of a free block while allocated), the
  *       zone must pass buddy_zone_check, and once the block is freed too,
  *       be whole again.
- * For orders 0 and 3, A the lower or the upper buddy.
+ * For orders 0 and 3, A the lower or the upper buddy, and each free two
+ * ways: buddy_free(), which defers coalescing (the zone must then satisfy
+ * B8 at once, every unmerged pair has a member in a defer slot, and be
+ * whole after buddy_zone_coalesce()), and buddy_free_run() of the one
+ * block, which merges at once (the zone must be whole with no help: the
+ * publish-then-recheck of B6).
  */
 #include <string.h>
 
@@ -32,6 +37,14 @@ static struct buddy_zone *z;
 static struct buddy_cpu *c0, *c1;
 static void *meta;
 static uint64_t frames; /* of the one region */
+static bool eager;      /* frees merge at once (buddy_free_run) */
+
+/* Free a block of this order the way the pass under test frees. */
+static int do_free(struct buddy_cpu *c, uint64_t a, unsigned order)
+{
+	return eager ? buddy_free_run(c, a, (uint64_t)1 << order)
+		     : buddy_free(c, a, order);
+}
 
 static void setup(unsigned order)
 {
@@ -52,7 +65,11 @@ static void setup(unsigned order)
 static bool whole(unsigned order)
 {
 	uint64_t f = 0;
-	int inv = buddy_zone_check(z, true, &f);
+	int inv = eager ? 0 : buddy_zone_check(z, false, &f);
+	if (inv == 0 && !eager)
+		buddy_zone_coalesce(c0);
+	if (inv == 0)
+		inv = buddy_zone_check(z, true, &f);
 	struct buddy_stats st;
 	buddy_zone_stats(z, &st);
 	if (inv != 0)
@@ -82,7 +99,7 @@ static void pair_init(struct pair *p, unsigned order, bool a_lower)
 static void nested_free_b(void *arg)
 {
 	struct pair *p = arg;
-	p->rc_b = buddy_free(c1, p->b, p->order);
+	p->rc_b = do_free(c1, p->b, p->order);
 	p->ran = true;
 }
 
@@ -93,7 +110,7 @@ static unsigned long free_ops(struct pair *p, bool b_allocated)
 	if (b_allocated)
 		CHECK_EQ(buddy_alloc_at(c0, p->b, p->order), BUDDY_OK);
 	preempt_arm(0, NULL, NULL); /* count only */
-	CHECK_EQ(buddy_free(c0, p->a, p->order), BUDDY_OK);
+	CHECK_EQ(do_free(c0, p->a, p->order), BUDDY_OK);
 	unsigned long k = preempt_count();
 	CHECK(k > 0);
 	return k;
@@ -110,16 +127,17 @@ static void test_pair(unsigned order, bool a_lower)
 		CHECK_EQ(buddy_alloc_at(c0, p.b, order), BUDDY_OK);
 		p.ran = false;
 		preempt_arm(n, nested_free_b, &p);
-		CHECK_EQ(buddy_free(c0, p.a, order), BUDDY_OK);
+		CHECK_EQ(do_free(c0, p.a, order), BUDDY_OK);
 		if (!preempt_disarm())
 			nested_free_b(&p);
 		CHECK_EQ(p.rc_b, BUDDY_OK);
 		if (!whole(order)) {
 			fprintf(stderr,
-				"B6: order %u, free of %s buddy "
+				"B6: order %u, %s free of %s buddy "
 				"preempted at step %lu of %lu by the other's "
 				"free: not coalesced\n",
-				order, a_lower ? "lower" : "upper", n, k);
+				order, eager ? "eager" : "deferred",
+				a_lower ? "lower" : "upper", n, k);
 			CHECK(!"fully coalesced after both frees");
 		}
 	}
@@ -151,7 +169,7 @@ static void test_free_vs_alloc(unsigned order, bool a_lower)
 		p.ran = false;
 		p.rc_b = BUDDY_ENOMEM;
 		preempt_arm(n, nested_alloc, &p);
-		CHECK_EQ(buddy_free(c0, p.a, order), BUDDY_OK);
+		CHECK_EQ(do_free(c0, p.a, order), BUDDY_OK);
 		if (!preempt_disarm())
 			nested_alloc(&p);
 		if (p.ran && p.rc_b == BUDDY_OK) {
@@ -170,7 +188,7 @@ static void test_free_vs_alloc(unsigned order, bool a_lower)
 			CHECK_EQ(o, order);
 			uint64_t f = 0;
 			CHECK_EQ(buddy_zone_check(z, false, &f), 0);
-			CHECK_EQ(buddy_free(c1, p.got, order), BUDDY_OK);
+			CHECK_EQ(do_free(c1, p.got, order), BUDDY_OK);
 		}
 		CHECK(whole(order));
 	}
@@ -179,10 +197,13 @@ static void test_free_vs_alloc(unsigned order, bool a_lower)
 int main(void)
 {
 	static const unsigned orders[] = {0, 3};
-	for (unsigned i = 0; i < 2; i++) {
-		for (int lower = 0; lower < 2; lower++) {
-			test_pair(orders[i], lower);
-			test_free_vs_alloc(orders[i], lower);
+	for (int e = 0; e < 2; e++) {
+		eager = e;
+		for (unsigned i = 0; i < 2; i++) {
+			for (int lower = 0; lower < 2; lower++) {
+				test_pair(orders[i], lower);
+				test_free_vs_alloc(orders[i], lower);
+			}
 		}
 	}
 	free(meta);

@@ -7,7 +7,11 @@
  * buddy_alloc_at in setup, where nothing is scheduled), and a script per
  * thread:
  *   0-4  buddy_alloc of that order (orders 0-3 go through the cache)
- *   f l  free the oldest / newest block the thread holds
+ *   f l  free the oldest / newest block the thread holds (buddy_free: a
+ *        free outside the caches defers its coalescing, B8)
+ *   F    free the oldest block with buddy_free_run of its 2^order frames,
+ *        which merges at once (the eager path of B6); the same operation
+ *        for the specification
  *   @    buddy_alloc_at of the configuration's block
  *   r    buddy_alloc_run of 3 frames (freed by f/l with buddy_free_run)
  *   d D  drain this CPU's cache / every cache
@@ -45,7 +49,7 @@
 #define MB_NF 32      /* frames: pfn 0 to MB_NF - 1 */
 #define MB_HELD 6     /* blocks a thread holds at once */
 #define MB_RUN 3      /* frames of an 'r' run: order 2, one frame back */
-#define MB_META 8192
+#define MB_META 32768
 
 enum { ALLOC, FREE, AT, RUN, FREE_RUN };
 static const char *const mb_names[] = {"alloc", "free", "alloc_at",
@@ -200,8 +204,11 @@ static void mb_alloc_at(unsigned tid)
 	lin_ret(op, (uint64_t)(int64_t)rc, cfg->at_pfn);
 }
 
-/* Free a held block; the frames are released before the call. */
-static void mb_free(unsigned tid, bool newest)
+/*
+ * Free a held block; the frames are released before the call. eager: a
+ * block (not a run) goes through buddy_free_run(), which merges at once.
+ */
+static void mb_free(unsigned tid, bool newest, bool eager)
 {
 	unsigned n = S.nheld[tid];
 	if (n == 0)
@@ -215,8 +222,9 @@ static void mb_free(unsigned tid, bool newest)
 		S.owner[f] = 0;
 	struct lin_op *op = lin_call(&S.h, b.run ? FREE_RUN : FREE, b.pfn,
 				     b.run ? b.n : b.order);
-	int rc = b.run ? buddy_free_run(mb_cpu(tid), mb_addr(b.pfn), b.n)
-		       : buddy_free(mb_cpu(tid), mb_addr(b.pfn), b.order);
+	int rc = b.run || eager
+			 ? buddy_free_run(mb_cpu(tid), mb_addr(b.pfn), b.n)
+			 : buddy_free(mb_cpu(tid), mb_addr(b.pfn), b.order);
 	lin_ret(op, (uint64_t)(int64_t)rc, 0);
 }
 
@@ -229,8 +237,9 @@ static void mb_thread(unsigned tid)
 		case '0': case '1': case '2': case '3': case '4':
 			mb_alloc(tid, (unsigned)(*p - '0'));
 			break;
-		case 'f': mb_free(tid, false); break;
-		case 'l': mb_free(tid, true); break;
+		case 'f': mb_free(tid, false, false); break;
+		case 'l': mb_free(tid, true, false); break;
+		case 'F': mb_free(tid, false, true); break;
 		case '@': mb_alloc_at(tid); break;
 		case 'r': mb_alloc_run(tid); break;
 		case 'd': buddy_cpu_drain(c); break;
@@ -519,7 +528,14 @@ static void mb_where(const volatile void *addr, char *buf, size_t n)
 MB_TEST(mb_merge, "buddy.merge", "buddies freed at once vs alloc (B6)", 3,
 	3, 3, 20000, .need = "m", .rg = {{0, 4}}, .nocache = NOCACHE,
 	.hold = {{0, 0, 0}, {1, 1, 0}}, .nhold = 2,
-	.script = {"f", "f", "1f"})
+	.script = {"F", "F", "1F"})
+/* The same with deferred coalescing: B8 at the end, each thread freeing
+ * twice so that a deferral merges the one before it, and an order-2
+ * allocation that needs the deferred pieces merged. */
+MB_TEST(mb_defer, "buddy.defer", "deferred frees vs a merge-needing alloc"
+	" (B8, exact ENOMEM)", 3, 2, 3, 20000, .need = "m", .rg = {{0, 4}},
+	.nocache = NOCACHE, .hold = {{0, 0, 0}, {0, 2, 0}, {1, 1, 0},
+	{1, 3, 0}}, .nhold = 4, .script = {"ff", "ff", "2f"})
 /* Splits racing with merges on 8 free frames, no caches. */
 MB_TEST(mb_split, "buddy.split", "allocs split while frees merge", 3, 2,
 	3, 20000, .need = "msv", .rg = {{0, 8}}, .nocache = NOCACHE,
@@ -547,8 +563,8 @@ MB_TEST(mb_twor, "buddy.regions", "adjacent regions never merge", 3, 2,
 MB_TEST(mb_shared, "self.buddy_shared", "one CPU context on two threads:"
 	" lost count (B7)", 2, 2, 3, 3000, .rg = {{0, 4}},
 	.nocache = NOCACHE, .hold = {{0, 0, 0}, {1, 2, 1}}, .nhold = 2,
-	.shared = true, .script = {"f", "f"})
+	.shared = true, .script = {"F", "F"})
 
 const struct mc_test *const mc_tests_buddy[] = {
-	&mb_merge, &mb_split, &mb_at, &mb_cache, &mb_drain, &mb_twor,
-	&mb_shared, NULL};
+	&mb_merge, &mb_defer, &mb_split, &mb_at, &mb_cache, &mb_drain,
+	&mb_twor, &mb_shared, NULL};

@@ -41,8 +41,32 @@
  *                        userspace thread that plays that CPU); other CPUs
  *                        only drain it, under its cache lock;
  *   buddy_zone_check     at quiescence (no call in flight), e.g. tests.
- * Every call is lock-free except for the cache lock of a CPU's own cache,
- * which another CPU takes only to drain it (it is uncontended otherwise).
+ * Every call is lock-free except for the exclusion around a CPU's cache
+ * (buddy_cache.c): its owner and a context draining it wait for each other
+ * for a few loads and stores; a drain happens only when memory runs out,
+ * on buddy_cpu_drain() and buddy_zone_drain_all(), and on an alloc_at of a
+ * cached range.
+ *
+ * The kernel contract.
+ *   Interrupts. Every call may run with interrupts disabled: none sleeps,
+ *   none allocates, none calls out of the allocator but the platform shim.
+ *   A call may run in an interrupt handler only on a context that the
+ *   interrupted code of that CPU cannot be using (give interrupt context a
+ *   struct buddy_cpu of its own, or disable interrupts around the thread's
+ *   calls on the shared one): a handler that drains or uses the cache of
+ *   the context its CPU was inside would wait for itself. Never from an
+ *   NMI, which cannot be excluded that way.
+ *   Preemption. A struct buddy_cpu is used by one thread at a time: in a
+ *   preemptible kernel, disable preemption (or pin the thread and hold the
+ *   context) for each call. A thread preempted inside a call holds no lock
+ *   that others need to make progress, but others may wait on it: a
+ *   drainer of its cache, and an allocation that would fail, which retries
+ *   while any context is in flight (exact ENOMEM). Keep preemption off.
+ *   Lock order. The allocator takes no lock of any other allocator and
+ *   calls back into nothing: it is a leaf. Calling it with another
+ *   allocator's lock held (a vaspace writer, a kmem depot, a node source
+ *   that takes frames) is safe; nothing may call into another allocator
+ *   from inside it.
  */
 #ifndef BUDDY_H
 #define BUDDY_H

@@ -102,6 +102,7 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 	for (unsigned o = 0; o < BUDDY_ORDERS; o++) {
 		lf_init_u64(&c->free_delta[o], 0);
 		lf_init_u32(&c->defer[o], BUDDY_DEFER_NONE);
+		c->recent[o] = BUDDY_DEFER_NONE;
 	}
 	for (unsigned i = 0; i < BC_COUNT; i++)
 		lf_init_u64(&c->ctr[i], 0);

@@ -381,8 +381,10 @@ int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
 		rc = buddy_cache_alloc(c, order, &x);
 	} else {
 		rc = buddy_take_global(c, order, BUDDY_NOLIMIT, &x);
-		if (rc == BUDDY_OK)
+		if (rc == BUDDY_OK) {
 			buddy_st_set(c->zone, x, BK_ALLOC, order);
+			c->recent[order] = x;
+		}
 	}
 	if (LF_UNLIKELY(rc != BUDDY_OK)) {
 		buddy_ctr_add(c, BC_FAILED, 1);
@@ -428,8 +430,11 @@ int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
 		rc = buddy_cache_free(c, r, x, order);
 	} else {
 		rc = buddy_free_claim(z, r, x, order, BK_BUSY);
-		if (rc == BUDDY_OK)
+		/* A free of the block allocated last defers (B8). */
+		if (rc == BUDDY_OK && x == c->recent[order])
 			buddy_free_defer(c, x, order);
+		else if (rc == BUDDY_OK)
+			buddy_free_merge(c, r, x, order);
 	}
 	if (LF_UNLIKELY(rc != BUDDY_OK))
 		return buddy_reject(c, rc);

@@ -138,6 +138,14 @@ struct buddy_cpu {
 	 */
 	lf_atomic_u32 defer[BUDDY_ORDERS];
 	/*
+	 * (o, plain: only the owner uses it) recent[k]: the block of order k
+	 * this context last allocated outside its cache. Only a free of that
+	 * block defers (a short-lived block, likely taken again at once);
+	 * any other free merges at once, so the choice of blocks, and with
+	 * it fragmentation, stays that of an eager buddy.
+	 */
+	uint32_t recent[BUDDY_ORDERS];
+	/*
 	 * (o) Written only by the thread using this context, with relaxed
 	 * load + store (no RMW); buddy_zone_stats() sums them with relaxed
 	 * loads. free_delta[k] counts the FREE heads of order k this context

@@ -18,10 +18,11 @@
  *       zone must pass buddy_zone_check, and once the block is freed too,
  *       be whole again.
  * For orders 0 and 3, A the lower or the upper buddy, and each free two
- * ways: buddy_free(), which defers coalescing (the zone must then satisfy
- * B8 at once, every unmerged pair has a member in a defer slot, and be
- * whole after buddy_zone_coalesce()), and buddy_free_run() of the one
- * block, which merges at once (the zone must be whole with no help: the
+ * ways: buddy_free() of the block each context allocated last, which
+ * defers coalescing (the zone must then satisfy B8 at once, every unmerged
+ * pair has a member in a defer slot, and be whole after
+ * buddy_zone_coalesce()), and buddy_free_run() of the one block, which
+ * merges at once (the zone must be whole with no help: the
  * publish-then-recheck of B6).
  */
 #include <string.h>
@@ -38,6 +39,24 @@ static struct buddy_cpu *c0, *c1;
 static void *meta;
 static uint64_t frames; /* of the one region */
 static bool eager;      /* frees merge at once (buddy_free_run) */
+static unsigned deferred_seen; /* deferred pass: zones not coalesced */
+
+/*
+ * Give context c the block at a of this order the way the pass under test
+ * needs it: deferred frees defer only the block a context allocated last
+ * with buddy_alloc(), so that is how it gets it (the zone hands out its
+ * lowest free block of the order first); eager ones take it with alloc_at.
+ */
+static void do_take(struct buddy_cpu *c, uint64_t a, unsigned order)
+{
+	if (eager) {
+		CHECK_EQ(buddy_alloc_at(c, a, order), BUDDY_OK);
+		return;
+	}
+	uint64_t got = 0;
+	CHECK_EQ(buddy_alloc(c, order, &got), BUDDY_OK);
+	CHECK_EQ(got, a);
+}
 
 /* Free a block of this order the way the pass under test frees. */
 static int do_free(struct buddy_cpu *c, uint64_t a, unsigned order)
@@ -66,8 +85,11 @@ static bool whole(unsigned order)
 {
 	uint64_t f = 0;
 	int inv = eager ? 0 : buddy_zone_check(z, false, &f);
-	if (inv == 0 && !eager)
+	if (inv == 0 && !eager) {
+		/* Work done: some pair was left unmerged by a deferral. */
+		deferred_seen += buddy_zone_check(z, true, &f) == 6;
 		buddy_zone_coalesce(c0);
+	}
 	if (inv == 0)
 		inv = buddy_zone_check(z, true, &f);
 	struct buddy_stats st;
@@ -94,6 +116,30 @@ static void pair_init(struct pair *p, unsigned order, bool a_lower)
 	    .order = order, .a = a_lower ? lo : hi, .b = a_lower ? hi : lo};
 }
 
+/*
+ * c0 gets A and, if b_allocated, c1 gets B: each frees its own. In the
+ * deferred pass they take them with buddy_alloc() (a free defers only the
+ * block its context allocated last), the lower buddy first, as the zone
+ * hands out its lowest free block first. A alone as the upper buddy cannot
+ * be had that way: alloc_at takes it, and its free merges at once (the B2
+ * test checks who owns what, not deferral).
+ */
+static void pair_take(struct pair *p, bool b_allocated)
+{
+	bool a_low = p->a < p->b;
+	if (b_allocated && !a_low) {
+		do_take(c1, p->b, p->order);
+		do_take(c0, p->a, p->order);
+	} else if (b_allocated) {
+		do_take(c0, p->a, p->order);
+		do_take(c1, p->b, p->order);
+	} else if (a_low || eager) {
+		do_take(c0, p->a, p->order);
+	} else {
+		CHECK_EQ(buddy_alloc_at(c0, p->a, p->order), BUDDY_OK);
+	}
+}
+
 /* ---- B6: the two buddies freed at the same moment ---- */
 
 static void nested_free_b(void *arg)
@@ -106,9 +152,7 @@ static void nested_free_b(void *arg)
 static unsigned long free_ops(struct pair *p, bool b_allocated)
 {
 	setup(p->order);
-	CHECK_EQ(buddy_alloc_at(c0, p->a, p->order), BUDDY_OK);
-	if (b_allocated)
-		CHECK_EQ(buddy_alloc_at(c0, p->b, p->order), BUDDY_OK);
+	pair_take(p, b_allocated);
 	preempt_arm(0, NULL, NULL); /* count only */
 	CHECK_EQ(do_free(c0, p->a, p->order), BUDDY_OK);
 	unsigned long k = preempt_count();
@@ -123,8 +167,7 @@ static void test_pair(unsigned order, bool a_lower)
 	unsigned long k = free_ops(&p, true);
 	for (unsigned long n = 1; n <= k + 1; n++) {
 		setup(order);
-		CHECK_EQ(buddy_alloc_at(c0, p.a, order), BUDDY_OK);
-		CHECK_EQ(buddy_alloc_at(c0, p.b, order), BUDDY_OK);
+		pair_take(&p, true);
 		p.ran = false;
 		preempt_arm(n, nested_free_b, &p);
 		CHECK_EQ(do_free(c0, p.a, order), BUDDY_OK);
@@ -165,7 +208,7 @@ static void test_free_vs_alloc(unsigned order, bool a_lower)
 	unsigned long k = free_ops(&p, false);
 	for (unsigned long n = 1; n <= k + 1; n++) {
 		setup(order);
-		CHECK_EQ(buddy_alloc_at(c0, p.a, order), BUDDY_OK);
+		pair_take(&p, false);
 		p.ran = false;
 		p.rc_b = BUDDY_ENOMEM;
 		preempt_arm(n, nested_alloc, &p);
@@ -206,6 +249,8 @@ int main(void)
 			}
 		}
 	}
+	/* The deferred pass must have deferred (else it tested B6 twice). */
+	CHECK(deferred_seen > 0);
 	free(meta);
 	return check_exit("test_buddy_preempt");
 }

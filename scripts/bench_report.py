@@ -7,8 +7,10 @@ gnuplot (Debian's gnuplot-nox, `scripts/deps.sh plot`).
   bench_report.py --docs OUT DIR...  also write OUT (docs/results.md) from
                                  the folders DIR... (one section each)
   bench_report.py --check DIR    also verify the folder (the smoke test):
-                                 every (bench, impl) at every thread count,
-                                 every plot written and not empty
+                                 every (bench, impl) at every thread count
+                                 with its CPU figures and load1, every
+                                 JSON with the load average at start and
+                                 end, every plot written and not empty
 
 A results folder (bench/results/<machine>/) holds what bench.sh wrote:
 machine.txt, and for each program P that ran, P.csv and P.txt. Throughput

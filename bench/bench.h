@@ -19,6 +19,30 @@
  * thread's time runs until run() returns, and the operations of every thread
  * are summed, so an operation may be counted by whichever thread ends it.
  *
+ * Two costs per operation, both from each thread's own clocks over the same
+ * interval (the barrier to the return of run()), summed over the threads
+ * and divided by the operations summed:
+ *   wall ns/op  CLOCK_MONOTONIC: the threads' elapsed time / ops
+ *   cpu ns/op   CLOCK_THREAD_CPUTIME_ID: the threads' CPU time / ops
+ * Both are the cost of one operation to the thread that does it, so both
+ * stay flat across thread counts when an implementation scales perfectly,
+ * and the two are equal when every thread has a CPU to itself and never
+ * waits off it. They part when the thread is off its CPU: preempted by
+ * other work on a loaded host, or blocked in the kernel (a futex, a
+ * sleep), which wall time counts and CPU time does not. Spinning (a
+ * spinlock, a CAS retry, a consumer polling its ring) is CPU time. So on a
+ * shared, noisy machine cpu ns/op is the figure that survives (compare it
+ * across thread counts: "CPU time per pair at 2 threads within 1.2x of 1
+ * thread"), while throughput (ops per second, all threads: threads x 1e9 /
+ * wall ns/op) needs wall time and a quiet machine. Note that neither is
+ * the wall time of the run divided by the ops: at T threads that would be
+ * wall ns/op / T.
+ *
+ * The load average (/proc/loadavg, 1, 5 and 15 min) is read at the start
+ * and at the end of the program (printed, and in results for a report) and
+ * after every point (the 1-minute figure, the CSV's load1 column): what
+ * else the machine was doing.
+ *
  * One program is one struct bench_prog: its implementations in the order of
  * the report, a header and an optional report after the table (bench_buddy
  * prints its targets there); main() calls bench_main().
@@ -28,6 +52,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "lf_atomic.h"
 #include "lf_platform.h"
@@ -89,6 +114,38 @@ int bench_main(const struct bench_prog *prog, int argc, char **argv);
 bool bench_result(const struct bench_results *res, const char *bench,
 		  const char *impl, unsigned nthreads, double *median,
 		  double *min, double *max);
+
+/* The same for CPU ns/op (the threads' CPU time / ops: above). */
+bool bench_result_cpu(const struct bench_results *res, const char *bench,
+		      const char *impl, unsigned nthreads, double *median,
+		      double *min, double *max);
+
+/*
+ * The load average (1, 5, 15 min) at the start and at the end of the run
+ * of every point; false where /proc/loadavg could not be read (then -1s).
+ */
+bool bench_result_load(const struct bench_results *res, double start[3],
+		       double end[3]);
+
+/*
+ * /proc/loadavg's 1, 5 and 15 minute figures into la; false (and -1s) if it
+ * cannot be read. Cheap (one small read): fine between points.
+ */
+static inline bool bench_loadavg(double la[3])
+{
+	FILE *f = fopen("/proc/loadavg", "r");
+	int n = 0;
+
+	la[0] = la[1] = la[2] = -1;
+	if (f != NULL) {
+		n = fscanf(f, "%lf %lf %lf", &la[0], &la[1], &la[2]);
+		fclose(f);
+	}
+	if (n == 3)
+		return true;
+	la[0] = la[1] = la[2] = -1;
+	return false;
+}
 
 /* True when the run was asked for with --quick (a smoke test). */
 bool bench_quick(void);

@@ -43,12 +43,16 @@
  * allocator's own check passes (buddy_zone_check with full coalescing,
  * buddy_locked_check) and every frame is free.
  *
- * Output: a table (mean share over samples 1..S and final share for each
- * allocator) and, with --csv, one row per sample:
+ * Output: the load average (/proc/loadavg) at the start and the end, a
+ * table (mean share over samples 1..S and final share for each allocator),
+ * the target (lf_buddy's final share at least 0.99, at each thread count;
+ * a missed target does not fail the run) and, with --csv, one row per
+ * sample:
  *   bench,impl,threads,repeat,sample,ops,free_frames,cached_frames,
- *   order9_frames,share,enomem
+ *   order9_frames,share,enomem,load1
  * (bench is "frag"; free_frames includes cached_frames; enomem is the
- * allocations failed so far). See bench/README.md.
+ * allocations failed so far; load1 the 1-minute load average at the end
+ * of that run, -1 if unreadable). See bench/README.md.
  *
  * Usage: bench_frag [--csv PATH] [--ops N] [--samples S] [--repeats R]
  *                   [--threads LIST] [--zone-mib M] [--fill F] [--seed X]
@@ -74,6 +78,7 @@
 #define BENCH_FRAG_MAX_COUNTS 8 /* thread counts in one run */
 #define BENCH_FRAG_MAX_REPEATS 100
 #define BENCH_FRAG_MAX_SAMPLES 100000
+#define BENCH_FRAG_TARGET 0.99  /* lf_buddy's final share, at least */
 
 enum bench_frag_kind {
 	BENCH_FRAG_LF,
@@ -530,16 +535,20 @@ static void bench_frag_teardown(void)
 
 static void bench_frag_csv_rows(FILE *csv, unsigned r)
 {
+	double load[3];
+
+	bench_loadavg(load); /* -1 where it cannot be read */
 	for (unsigned k = 0; k < bench_frag_cur.taken; k++) {
 		const struct bench_frag_sample *x = &bench_frag_cur.s[k];
 
-		fprintf(csv, "frag,%s,%u,%u,%u,%llu,%llu,%llu,%llu,%.6f,%llu\n",
+		fprintf(csv, "frag,%s,%u,%u,%u,%llu,%llu,%llu,%llu,%.6f,%llu,"
+			"%.2f\n",
 			bench_frag_name[bench_frag_cur.kind],
 			bench_frag_cur.nthreads, r + 1, k,
 			(unsigned long long)x->ops, (unsigned long long)x->free,
 			(unsigned long long)x->cached,
 			(unsigned long long)x->order9, bench_frag_share(x),
-			(unsigned long long)x->enomem);
+			(unsigned long long)x->enomem, load[0]);
 	}
 }
 
@@ -632,6 +641,28 @@ static void bench_frag_table(const struct bench_frag_opts *o)
 	for (unsigned ci = 0; ci < o->ncounts; ci++)
 		for (unsigned k = 0; k < BENCH_FRAG_NKINDS; k++)
 			bench_frag_table_row(k, ci, o);
+}
+
+/*
+ * The target: at least 0.99 of the free memory in order-9 blocks after the
+ * workload, for lf_buddy as the workload leaves it (its final sample,
+ * cached frames counted as free and not order-9), median of the repeats.
+ */
+static void bench_frag_targets(const struct bench_frag_opts *o)
+{
+	char what[96];
+
+	printf("\ntargets (medians; a missed target does not fail the "
+	       "run):\n");
+	for (unsigned ci = 0; ci < o->ncounts; ci++) {
+		double v = bench_frag_median(
+			BENCH_FRAG_LF, ci, o->repeats,
+			offsetof(struct bench_frag_sum, final));
+		snprintf(what, sizeof(what), "order-9 share after workload: "
+			 "lf_buddy, %u thr, final", o->counts[ci]);
+		printf("  %-56s %7.4g %-7s (%s): %s\n", what, v, "share",
+		       ">= 0.99", v >= BENCH_FRAG_TARGET ? "met" : "NOT met");
+	}
 }
 
 /* ---- options ---- */
@@ -812,6 +843,19 @@ static void bench_frag_header(const struct bench_frag_opts *o)
 	fflush(stdout);
 }
 
+/* "loadavg: 0.52 0.61 0.70 (1, 5, 15 min) at the <when>". */
+static void bench_frag_load(const char *when)
+{
+	double la[3];
+
+	if (bench_loadavg(la))
+		printf("loadavg: %.2f %.2f %.2f (1, 5, 15 min) at the %s\n",
+		       la[0], la[1], la[2], when);
+	else
+		printf("loadavg: unknown (1, 5, 15 min) at the %s\n", when);
+	fflush(stdout);
+}
+
 static FILE *bench_frag_csv_open(const char *path)
 {
 	FILE *csv = fopen(path, "w");
@@ -821,7 +865,7 @@ static FILE *bench_frag_csv_open(const char *path)
 		exit(2);
 	}
 	fprintf(csv, "bench,impl,threads,repeat,sample,ops,free_frames,"
-		"cached_frames,order9_frames,share,enomem\n");
+		"cached_frames,order9_frames,share,enomem,load1\n");
 	return csv;
 }
 
@@ -850,12 +894,15 @@ int main(int argc, char **argv)
 	if (o.csv != NULL)
 		csv = bench_frag_csv_open(o.csv);
 	bench_frag_header(&o);
+	bench_frag_load("start");
 	failed = bench_frag_all(&o, csv);
 	if (csv != NULL && fclose(csv) != 0) {
 		perror(o.csv);
 		failed = 1;
 	}
+	bench_frag_load("end");
 	bench_frag_table(&o);
+	bench_frag_targets(&o);
 	if (failed)
 		printf("bench_frag: a check FAILED (see above)\n");
 	return failed ? 1 : 0;

@@ -7,14 +7,18 @@
  * For each point (implementation, thread count) it starts the threads, each
  * pinned to one of the CPUs this process may run on (round robin), lets
  * them meet at a barrier, runs them for a fixed time and counts what they
- * did. Each thread times itself; ns/op is the threads' time summed over the
- * operations summed, i.e. what one operation costs the thread that does it
- * (equal across thread counts means perfect scaling). The points of one
+ * did. Each thread times itself, wall clock and its own CPU clock
+ * (CLOCK_THREAD_CPUTIME_ID); wall ns/op and cpu ns/op are the threads' time
+ * summed over the operations summed, i.e. what one operation costs the
+ * thread that does it (equal across thread counts means perfect scaling;
+ * bench.h says how the two differ). The points of one
  * repeat run back to back, implementations interleaved, so that drift in
  * the machine hits every implementation alike; the report gives the median
- * over the repeats with the minimum and maximum, and each other
+ * over the repeats with the minimum and maximum of both, and each other
  * implementation's ratio to ours: of the medians, and paired (the median of
- * the ratios within one repeat). A point with more threads than CPUs to pin
+ * the ratios within one repeat), for wall and CPU time. The load average
+ * is read at the start and the end (printed) and after each point (CSV).
+ * A point with more threads than CPUs to pin
  * them to is marked "oversubscribed" in the table.
  *
  * Every implementation checks its data structure after each run (bench.h);
@@ -50,7 +54,8 @@ struct bench_opts {
 /* The results of one series (implementation, thread count). */
 struct bench_series {
 	const char *skipped; /* why it did not run, or NULL */
-	double *ns;          /* ns/op of each repeat */
+	double *ns;          /* wall ns/op of each repeat */
+	double *cpu;         /* cpu ns/op of each repeat */
 	unsigned n;
 };
 
@@ -58,6 +63,7 @@ struct bench_series {
 struct bench_results {
 	const struct bench_prog *prog;
 	struct bench_series *s;
+	double load_start[3], load_end[3]; /* /proc/loadavg, or -1s */
 };
 
 struct bench_worker {
@@ -68,7 +74,8 @@ struct bench_worker {
 	pthread_barrier_t *barrier;
 	const struct bench_stop *stop;
 	uint64_t ops;
-	uint64_t ns;
+	uint64_t ns;     /* wall time, barrier to the return of run() */
+	uint64_t cpu_ns; /* this thread's CPU time over the same */
 } LF_CACHE_ALIGNED;
 
 static const struct bench_prog *bench_prog;
@@ -85,6 +92,16 @@ static uint64_t bench_now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The calling thread's CPU time (user + system), ns. */
+static uint64_t bench_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -217,14 +234,16 @@ static void bench_pin(int cpu)
 static void *bench_worker_main(void *p)
 {
 	struct bench_worker *w = p;
-	uint64_t t0;
+	uint64_t t0, c0;
 
 	bench_pin(w->cpu);
 	lf_platform_user_set_cpu(w->id);
 	w->impl->thread_init(w->id);
 	pthread_barrier_wait(w->barrier);
 	t0 = bench_now_ns();
+	c0 = bench_cpu_ns();
 	w->ops = w->impl->run(w->id, w->stop);
+	w->cpu_ns = bench_cpu_ns() - c0;
 	w->ns = bench_now_ns() - t0;
 	w->impl->thread_fini(w->id);
 	return NULL;
@@ -256,18 +275,21 @@ static void bench_start(struct bench_worker *w, unsigned nthreads,
 
 /*
  * One run of one point: *ops operations in all, *secs the threads' mean
- * time. Returns -1 if the implementation's check failed.
+ * wall time, *cpu_secs their mean CPU time. Returns -1 if the
+ * implementation's check failed.
  */
 static int bench_point(const struct bench_impl *impl, unsigned nthreads,
-		       double seconds, uint64_t *ops, double *secs)
+		       double seconds, uint64_t *ops, double *secs,
+		       double *cpu_secs)
 {
 	static struct bench_worker w[BENCH_MAX_THREADS];
 	static struct bench_stop stop;
 	pthread_barrier_t barrier;
-	uint64_t ns = 0;
+	uint64_t ns = 0, cpu_ns = 0;
 
 	*ops = 0;
 	*secs = 0;
+	*cpu_secs = 0;
 	if (impl->setup(nthreads) != 0) {
 		fprintf(stderr, "%s: setup failed\n", impl->impl);
 		return -1;
@@ -283,9 +305,11 @@ static int bench_point(const struct bench_impl *impl, unsigned nthreads,
 		pthread_join(w[i].tid, NULL);
 		*ops += w[i].ops;
 		ns += w[i].ns;
+		cpu_ns += w[i].cpu_ns;
 	}
 	pthread_barrier_destroy(&barrier);
 	*secs = (double)ns / nthreads / 1e9;
+	*cpu_secs = (double)cpu_ns / nthreads / 1e9;
 	return impl->check();
 }
 
@@ -324,8 +348,20 @@ static const char *bench_sanitizer(void)
 	return "none";
 }
 
-static void bench_header(const struct bench_opts *o)
+/* "0.52 0.61 0.70", or "unknown" where /proc/loadavg is unreadable. */
+static const char *bench_load_str(const double la[3], char *buf, size_t n)
 {
+	if (la[0] < 0)
+		snprintf(buf, n, "unknown");
+	else
+		snprintf(buf, n, "%.2f %.2f %.2f", la[0], la[1], la[2]);
+	return buf;
+}
+
+static void bench_header(const struct bench_opts *o, const double load[3])
+{
+	char buf[64];
+
 	printf("%s: %.3g s per point, %u repeats, threads", bench_prog->name,
 	       o->seconds, o->repeats);
 	for (unsigned i = 0; i < bench_ncounts; i++)
@@ -335,9 +371,14 @@ static void bench_header(const struct bench_opts *o)
 		printf(" %d", bench_cpus[i]);
 	printf("\ncompiler: %s; sanitizer: %s\n", __VERSION__,
 	       bench_sanitizer());
+	printf("loadavg: %s (1, 5, 15 min) at the start\n",
+	       bench_load_str(load, buf, sizeof(buf)));
 	printf("ns/op: the threads' time summed / operations summed (the "
 	       "cost of one\n  operation to its thread; flat across thread "
-	       "counts = perfect scaling)\n");
+	       "counts = perfect scaling);\n  wall: elapsed (CLOCK_MONOTONIC), "
+	       "cpu: the thread's own CPU time\n  "
+	       "(CLOCK_THREAD_CPUTIME_ID; wall > cpu: the thread was off its "
+	       "CPU,\n  preempted or blocked)\n");
 	bench_prog->header();
 	printf("\n");
 	fflush(stdout);
@@ -367,9 +408,10 @@ bench_ours(const struct bench_results *res, const char *bench, unsigned ci)
 	return NULL;
 }
 
-bool bench_result(const struct bench_results *res, const char *bench,
-		  const char *impl, unsigned nthreads, double *median,
-		  double *min, double *max)
+/* The series of (bench, impl) at nthreads that ran, or NULL. */
+static const struct bench_series *
+bench_find(const struct bench_results *res, const char *bench,
+	   const char *impl, unsigned nthreads)
 {
 	for (unsigned k = 0; k < bench_prog->nimpls; k++) {
 		const struct bench_impl *m = bench_impl_at(k);
@@ -380,32 +422,72 @@ bool bench_result(const struct bench_results *res, const char *bench,
 			if (bench_counts[ci] != nthreads ||
 			    s->skipped != NULL || s->n == 0)
 				continue;
-			*median = bench_median(s->ns, s->n, min, max);
-			return true;
+			return s;
 		}
 	}
-	return false;
+	return NULL;
+}
+
+bool bench_result(const struct bench_results *res, const char *bench,
+		  const char *impl, unsigned nthreads, double *median,
+		  double *min, double *max)
+{
+	const struct bench_series *s = bench_find(res, bench, impl, nthreads);
+
+	if (s == NULL)
+		return false;
+	*median = bench_median(s->ns, s->n, min, max);
+	return true;
+}
+
+bool bench_result_cpu(const struct bench_results *res, const char *bench,
+		      const char *impl, unsigned nthreads, double *median,
+		      double *min, double *max)
+{
+	const struct bench_series *s = bench_find(res, bench, impl, nthreads);
+
+	if (s == NULL)
+		return false;
+	*median = bench_median(s->cpu, s->n, min, max);
+	return true;
+}
+
+bool bench_result_load(const struct bench_results *res, double start[3],
+		       double end[3])
+{
+	memcpy(start, res->load_start, sizeof(res->load_start));
+	memcpy(end, res->load_end, sizeof(res->load_end));
+	return start[0] >= 0 && end[0] >= 0;
 }
 
 /*
- * Print "base / ours = X (paired Y)": X is the ratio of the medians, Y the
- * median over the repeats of the ratio within one repeat, whose points ran
- * back to back (less exposed to drift in the machine between repeats).
+ * Print " X (paired Y)" for one clock: X is the ratio of the medians, Y
+ * the median over the repeats of the ratio within one repeat, whose points
+ * ran back to back (less exposed to drift in the machine between repeats).
  */
+static void bench_ratio_of(const double *v, unsigned nv, const double *o,
+			   unsigned no)
+{
+	double r[BENCH_MAX_REPEATS], lo, hi, med, ours_med;
+	unsigned n = nv < no ? nv : no;
+
+	med = bench_median(v, nv, &lo, &hi);
+	ours_med = bench_median(o, no, &lo, &hi);
+	for (unsigned i = 0; i < n; i++)
+		r[i] = o[i] > 0 ? v[i] / o[i] : 0;
+	printf(" %.3gx", ours_med > 0 ? med / ours_med : 0);
+	if (n > 1)
+		printf(" (paired %.3gx)", bench_median(r, n, &lo, &hi));
+}
+
+/* "base / ours = wall X (paired Y), cpu X' (paired Y')". */
 static void bench_ratio(const char *impl, const struct bench_series *s,
 			const char *ours_name, const struct bench_series *ours)
 {
-	double r[BENCH_MAX_REPEATS], lo, hi, med, ours_med;
-	unsigned n = s->n < ours->n ? s->n : ours->n;
-
-	med = bench_median(s->ns, s->n, &lo, &hi);
-	ours_med = bench_median(ours->ns, ours->n, &lo, &hi);
-	for (unsigned i = 0; i < n; i++)
-		r[i] = ours->ns[i] > 0 ? s->ns[i] / ours->ns[i] : 0;
-	printf("   %s / %s = %.3gx", impl, ours_name,
-	       ours_med > 0 ? med / ours_med : 0);
-	if (n > 1)
-		printf(" (paired %.3gx)", bench_median(r, n, &lo, &hi));
+	printf("   %s / %s = wall", impl, ours_name);
+	bench_ratio_of(s->ns, s->n, ours->ns, ours->n);
+	printf(", cpu");
+	bench_ratio_of(s->cpu, s->n, ours->cpu, ours->n);
 }
 
 static void bench_table_row(const struct bench_impl *impl, unsigned nthreads,
@@ -413,7 +495,7 @@ static void bench_table_row(const struct bench_impl *impl, unsigned nthreads,
 			    const char *ours_name,
 			    const struct bench_series *ours)
 {
-	double lo, hi, med;
+	double lo, hi, med, clo, chi, cmed;
 	int wd = bench_impl_width;
 
 	if (s->skipped != NULL) {
@@ -422,8 +504,9 @@ static void bench_table_row(const struct bench_impl *impl, unsigned nthreads,
 		return;
 	}
 	med = bench_median(s->ns, s->n, &lo, &hi);
-	printf("%7u  %-*s %9.3f %9.3f %9.3f", nthreads, wd, impl->impl, med,
-	       lo, hi);
+	cmed = bench_median(s->cpu, s->n, &clo, &chi);
+	printf("%7u  %-*s %9.3f %9.3f %9.3f  %9.3f %9.3f %9.3f", nthreads, wd,
+	       impl->impl, med, lo, hi, cmed, clo, chi);
 	if (!impl->ours && ours != NULL)
 		bench_ratio(impl->impl, s, ours_name, ours);
 	if (bench_ncpus > 0 && nthreads > bench_ncpus)
@@ -445,11 +528,12 @@ static const char *bench_ours_name(const char *bench)
 static void bench_table_bench(const struct bench_results *res, const char *b,
 			      unsigned repeats)
 {
-	printf("%s: ns/op, median of %u (min, max); ratio > 1: the "
-	       "baseline costs more;\n  paired: median of the ratios "
+	printf("%s: ns/op, wall and cpu, median of %u (min, max); ratio > 1: "
+	       "the\n  baseline costs more; paired: median of the ratios "
 	       "within one repeat\n", b, repeats);
-	printf("%7s  %-*s %9s %9s %9s\n", "threads", bench_impl_width, "impl",
-	       "median", "min", "max");
+	printf("%7s  %-*s %9s %9s %9s  %9s %9s %9s\n", "threads",
+	       bench_impl_width, "impl", "wall", "min", "max", "cpu", "min",
+	       "max");
 	for (unsigned ci = 0; ci < bench_ncounts; ci++) {
 		const struct bench_series *ours = bench_ours(res, b, ci);
 		for (unsigned m = 0; m < bench_prog->nimpls; m++) {
@@ -482,15 +566,21 @@ static int bench_run_one(const struct bench_impl *impl, unsigned nthreads,
 			 struct bench_series *s, FILE *csv)
 {
 	uint64_t ops;
-	double secs, ns;
-	int rc = bench_point(impl, nthreads, o->seconds, &ops, &secs);
+	double secs, cpu_secs, ns, cpu, load[3];
+	int rc = bench_point(impl, nthreads, o->seconds, &ops, &secs,
+			     &cpu_secs);
 
 	ns = ops ? secs * nthreads * 1e9 / (double)ops : 0;
-	s->ns[s->n++] = ns;
-	if (csv != NULL)
-		fprintf(csv, "%s,%s,%u,%u,%llu,%.6f,%.4f\n", impl->bench,
-			impl->impl, nthreads, r + 1, (unsigned long long)ops,
-			secs, ns);
+	cpu = ops ? cpu_secs * nthreads * 1e9 / (double)ops : 0;
+	s->ns[s->n] = ns;
+	s->cpu[s->n++] = cpu;
+	if (csv != NULL) {
+		bench_loadavg(load); /* -1 where it cannot be read */
+		fprintf(csv, "%s,%s,%u,%u,%llu,%.6f,%.4f,%.6f,%.4f,%.2f\n",
+			impl->bench, impl->impl, nthreads, r + 1,
+			(unsigned long long)ops, secs, ns, cpu_secs, cpu,
+			load[0]);
+	}
 	if (rc != 0 || ops == 0) {
 		fprintf(stderr, "%s: CHECK FAILED: %s %s, %u threads, repeat "
 			"%u\n", bench_prog->name, impl->bench, impl->impl,
@@ -546,15 +636,18 @@ static void bench_alloc(struct bench_results *res, unsigned repeats)
 		bench_oom();
 	for (size_t i = 0; i < n; i++) {
 		res->s[i].ns = calloc(repeats, sizeof(double));
-		if (res->s[i].ns == NULL)
+		res->s[i].cpu = calloc(repeats, sizeof(double));
+		if (res->s[i].ns == NULL || res->s[i].cpu == NULL)
 			bench_oom();
 	}
 }
 
 static void bench_free(struct bench_results *res)
 {
-	for (size_t i = 0; i < bench_prog->nimpls * bench_ncounts; i++)
+	for (size_t i = 0; i < bench_prog->nimpls * bench_ncounts; i++) {
 		free(res->s[i].ns);
+		free(res->s[i].cpu);
+	}
 	free(res->s);
 }
 
@@ -577,7 +670,8 @@ static FILE *bench_csv_open(const char *path)
 		perror(path);
 		exit(2);
 	}
-	fprintf(csv, "bench,impl,threads,repeat,ops,seconds,ns_per_op\n");
+	fprintf(csv, "bench,impl,threads,repeat,ops,seconds,ns_per_op,"
+		"cpu_seconds,cpu_ns_per_op,load1\n");
 	return csv;
 }
 
@@ -586,6 +680,7 @@ int bench_main(const struct bench_prog *prog, int argc, char **argv)
 	struct bench_opts o;
 	struct bench_results res;
 	FILE *csv = NULL;
+	char lbuf[64];
 	int failed;
 
 	bench_prog = prog;
@@ -596,12 +691,16 @@ int bench_main(const struct bench_prog *prog, int argc, char **argv)
 	if (o.csv != NULL)
 		csv = bench_csv_open(o.csv);
 	bench_alloc(&res, o.repeats);
-	bench_header(&o);
+	bench_loadavg(res.load_start);
+	bench_header(&o, res.load_start);
 	failed = bench_run_all(&o, &res, csv);
+	bench_loadavg(res.load_end);
 	if (csv != NULL && fclose(csv) != 0) {
 		perror(o.csv);
 		failed = 1;
 	}
+	printf("loadavg: %s (1, 5, 15 min) at the end\n\n",
+	       bench_load_str(res.load_end, lbuf, sizeof(lbuf)));
 	bench_table(&res, o.repeats);
 	if (prog->report != NULL)
 		prog->report(&res);

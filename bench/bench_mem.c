@@ -19,7 +19,12 @@
  *               filled tree must pass its structural check and hold n
  *               ranges.
  *
- * Output: a table and, with --csv, one row per figure:
+ * Output: the load average (/proc/loadavg) at the start and the end
+ * (nothing is timed, but every result says what the machine was doing), a
+ * table, the target (lf_buddy's metadata, everything included: the frames,
+ * the zone and a context per CPU, at most 1 byte per frame, at the zones of
+ * 1 GiB and 16 GiB with the most CPUs of the table; a missed target does
+ * not fail the run) and, with --csv, one row per figure:
  *   what,impl,param,units,bytes,per
  * (units: frames or live ranges; per = bytes / units). A failed check
  * exits 1. See bench/README.md.
@@ -27,6 +32,7 @@
  * Usage: bench_mem [--csv PATH] [--quick]
  * --quick (the smoke test) weighs the trees at 10^3 and 10^4 ranges only.
  */
+#include "bench.h"
 #include "bench_vas.h"
 
 #include "buddy.h"
@@ -43,6 +49,8 @@
 #define BENCH_MEM_MIN_EXP 3  /* 10^3 ranges */
 #define BENCH_MEM_MAX_EXP 6  /* 10^6 ranges */
 #define BENCH_MEM_QUICK_EXP 4
+#define BENCH_MEM_TARGET 1.0 /* lf_buddy metadata bytes per frame, at most */
+#define BENCH_MEM_TARGET_MIB 1024 /* zones from this size on are targeted */
 
 static const uint64_t bench_mem_zone_mib[] = {64, 1024, 16384};
 static const unsigned bench_mem_cpus[] = {1, 4, 16};
@@ -58,6 +66,10 @@ static const struct {
 #define BENCH_MEM_N(a) (sizeof(a) / sizeof((a)[0]))
 
 static FILE *bench_mem_csv;
+
+/* lf_buddy bytes per frame at the most CPUs, per zone, for the target. */
+static double bench_mem_lf_per[sizeof(bench_mem_zone_mib) /
+			       sizeof(bench_mem_zone_mib[0])];
 
 /* One figure: a table line and a CSV row. */
 static void bench_mem_row(const char *what, const char *impl,
@@ -111,8 +123,9 @@ static int bench_mem_buddy_init(const struct buddy_region *rg,
 }
 
 /* The figures of one zone size; -1 if a check failed. */
-static int bench_mem_buddy_zone(uint64_t mib)
+static int bench_mem_buddy_zone(unsigned zi)
 {
+	uint64_t mib = bench_mem_zone_mib[zi];
 	const struct buddy_region rg = {.base = BENCH_MEM_BASE,
 					.size = mib << 20};
 	uint64_t frames = rg.size >> BUDDY_FRAME_SHIFT;
@@ -127,6 +140,8 @@ static int bench_mem_buddy_zone(uint64_t mib)
 		snprintf(param, sizeof(param), "zone_%lluMiB_cpus_%u",
 			 (unsigned long long)mib, n);
 		bench_mem_row("buddy_meta", "lf_buddy", param, frames, lf);
+		/* the last, the most CPUs, stays: the target's figure */
+		bench_mem_lf_per[zi] = (double)lf / (double)frames;
 		if (lf == 0 || (mib == bench_mem_zone_mib[0] &&
 				bench_mem_buddy_init(&rg, n, lf) != 0))
 			rc = -1;
@@ -148,7 +163,7 @@ static int bench_mem_buddy(void)
 	       "part):\n", BUDDY_META_FRAME_BYTES);
 	bench_mem_columns();
 	for (unsigned i = 0; i < BENCH_MEM_N(bench_mem_zone_mib); i++)
-		rc |= bench_mem_buddy_zone(bench_mem_zone_mib[i]);
+		rc |= bench_mem_buddy_zone(i);
 	return rc;
 }
 
@@ -200,6 +215,39 @@ static int bench_mem_vas(bool quick)
 	return rc;
 }
 
+/* ---- targets ---- */
+
+/* One line per targeted zone: "met" or "NOT met" (never a failure). */
+static void bench_mem_targets(void)
+{
+	unsigned ncpus = bench_mem_cpus[BENCH_MEM_N(bench_mem_cpus) - 1];
+	char what[96];
+
+	printf("\ntargets (a missed target does not fail the run):\n");
+	for (unsigned i = 0; i < BENCH_MEM_N(bench_mem_zone_mib); i++) {
+		double v = bench_mem_lf_per[i];
+
+		if (bench_mem_zone_mib[i] < BENCH_MEM_TARGET_MIB)
+			continue;
+		snprintf(what, sizeof(what), "buddy meta, all included: "
+			 "lf_buddy, %llu MiB, %u CPUs",
+			 (unsigned long long)bench_mem_zone_mib[i], ncpus);
+		printf("  %-56s %7.4g %-7s (%s): %s\n", what, v, "B/frame",
+		       "<= 1", v <= BENCH_MEM_TARGET ? "met" : "NOT met");
+	}
+}
+
+static void bench_mem_load(const char *when)
+{
+	double la[3];
+
+	if (bench_loadavg(la))
+		printf("loadavg: %.2f %.2f %.2f (1, 5, 15 min) at the %s\n",
+		       la[0], la[1], la[2], when);
+	else
+		printf("loadavg: unknown (1, 5, 15 min) at the %s\n", when);
+}
+
 /* ---- main ---- */
 
 static void bench_mem_usage(FILE *f)
@@ -244,8 +292,11 @@ int main(int argc, char **argv)
 	}
 	if (bench_mem_csv != NULL)
 		fprintf(bench_mem_csv, "what,impl,param,units,bytes,per\n");
+	bench_mem_load("start");
 	rc = bench_mem_buddy();
 	rc |= bench_mem_vas(quick);
+	bench_mem_load("end");
+	bench_mem_targets();
 	if (bench_mem_csv != NULL && fclose(bench_mem_csv) != 0) {
 		perror(path);
 		rc = -1;

@@ -3,8 +3,10 @@
 # --csv.
 #
 # Fails unless the header is exactly bench,impl,threads,repeat,ops,seconds,
-# ns_per_op, every row is well formed with ops, seconds and ns_per_op > 0,
-# and every expected series (bench/impl at each thread count) has a row.
+# ns_per_op,cpu_seconds,cpu_ns_per_op,load1, every row is well formed with
+# ops, seconds, ns_per_op, cpu_seconds and cpu_ns_per_op > 0 and load1 a
+# load average (>= 0; -1 only where /proc/loadavg cannot be read), and
+# every expected series (bench/impl at each thread count) has a row.
 # A series named in --allow-missing may be absent (the sanitizer builds
 # skip some; see bench/README.md); the script says so when it is.
 #
@@ -32,7 +34,8 @@ if [ ! -s "$csv" ]; then
 fi
 
 header=$(head -n 1 "$csv")
-if [ "$header" != "bench,impl,threads,repeat,ops,seconds,ns_per_op" ]; then
+want=bench,impl,threads,repeat,ops,seconds,ns_per_op,cpu_seconds,cpu_ns_per_op,load1
+if [ "$header" != "$want" ]; then
     echo "check_csv.sh: $csv: bad header '$header'" >&2
     exit 1
 fi
@@ -40,8 +43,9 @@ fi
 # Every row well formed; print the series present as bench/impl/threads.
 present=$(awk -F, '
     NR == 1 { next }
-    NF != 7 || $3 !~ /^[0-9]+$/ || $4 !~ /^[0-9]+$/ || $5 !~ /^[0-9]+$/ ||
-    !($5 > 0) || !($6 > 0) || !($7 > 0) {
+    NF != 10 || $3 !~ /^[0-9]+$/ || $4 !~ /^[0-9]+$/ || $5 !~ /^[0-9]+$/ ||
+    !($5 > 0) || !($6 > 0) || !($7 > 0) || !($8 > 0) || !($9 > 0) ||
+    $10 !~ /^-?[0-9]+\.[0-9]+$/ || !($10 >= 0 || $10 == -1) {
         printf "check_csv.sh: line %d is malformed or zero: %s\n", NR, $0 \
             > "/dev/stderr"
         bad = 1

@@ -3,9 +3,11 @@
 # bench_mem --csv (check_csv.sh checks the timed programs').
 #
 # --kind frag: the header is bench,impl,threads,repeat,sample,ops,
-#   free_frames,cached_frames,order9_frames,share,enomem; every row is well
-#   formed, with cached and order-9 frames at most the free frames and share
-#   in [0, 1] and equal to order9_frames / free_frames; every impl in
+#   free_frames,cached_frames,order9_frames,share,enomem,load1; every row
+#   is well formed, with cached and order-9 frames at most the free frames,
+#   share in [0, 1] and equal to order9_frames / free_frames, and load1 a
+#   load average (>= 0, or -1 where /proc/loadavg is unreadable); every
+#   impl in
 #   --series has, at each thread count in --threads, samples 0 to at least
 #   --min-samples.
 # --kind mem: the header is what,impl,param,units,bytes,per; every row has
@@ -41,11 +43,12 @@ fi
 
 case "$kind" in
 frag)
-    want='bench,impl,threads,repeat,sample,ops,free_frames,cached_frames,order9_frames,share,enomem'
+    want='bench,impl,threads,repeat,sample,ops,free_frames,cached_frames,order9_frames,share,enomem,load1'
     # Print impl/threads/sample for each good row; fail on a bad one.
     # shellcheck disable=SC2016 # an awk program: awk expands its $N
     rows='
-    NF != 11 || $3 !~ /^[0-9]+$/ || $5 !~ /^[0-9]+$/ ||
+    NF != 12 || $12 !~ /^-?[0-9]+\.[0-9]+$/ || !($12 >= 0 || $12 == -1) ||
+    $3 !~ /^[0-9]+$/ || $5 !~ /^[0-9]+$/ ||
     $7 !~ /^[0-9]+$/ || $8 !~ /^[0-9]+$/ || $9 !~ /^[0-9]+$/ ||
     $8 > $7 || $9 > $7 || !($10 >= 0 && $10 <= 1) ||
     ($7 > 0 && ($10 - $9 / $7 > 1e-5 || $9 / $7 - $10 > 1e-5)) {

@@ -6,8 +6,12 @@
 #   - every program's CSV has every expected series (check_csv.sh for the
 #     timed programs, check_frag_mem_csv.sh for frag and mem);
 #   - scripts/bench_report.py --check: every (bench, impl) at every thread
-#     count, each JSON complete, every plot (PNG and SVG) written and not
-#     empty, every fragmentation share in [0, 1];
+#     count with its wall and CPU figures and load1, each JSON complete with
+#     the load average at the start and the end of its program, every plot
+#     (PNG and SVG, CPU ns/op included) written and not empty, every
+#     fragmentation share in [0, 1];
+#   - a results page rendered from the scratch folder into it: the wall
+#     and cpu columns, the load averages, the CPU plot and the targets;
 #   - docs/results.md untouched (a quick run never rewrites it).
 #
 # Usage: check_pipeline.sh BUILD_DIR OUT_DIR LOCKFREE_SERIES LOCKFREE_ALLOW
@@ -27,7 +31,17 @@ BENCH_QUICK=1 BENCH_REPEATS=1 BENCH_THREADS_MAX=2 BENCH_OUT="$out" \
 "$here/check_frag_mem_csv.sh" --csv "$out/frag.csv" --kind frag \
     --threads "1 2" --series "lf_buddy lf_buddy_nocache locked_buddy"
 "$here/check_frag_mem_csv.sh" --csv "$out/mem.csv" --kind mem --series "$7"
-"$top/scripts/bench_report.py" --check "$out"
+"$top/scripts/bench_report.py" --check --docs "$out/results.md" "$out"
+# The page (written only into the scratch folder here) carries the CPU
+# figures and the load averages.
+for want in '| 1 thr wall | 1 thr cpu | 2 thr wall | 2 thr cpu |' \
+            '| program | start | end |' '| buddy | ' '-cpunsop.png' \
+            'per-CPU path: repeat, lf_buddy, 1 thr, cpu'; do
+    if ! grep -qF -- "$want" "$out/results.md"; then
+        echo "check_pipeline.sh: '$want' missing from $out/results.md" >&2
+        exit 1
+    fi
+done
 docs_after=$(cksum <"$top/docs/results.md" 2>/dev/null || echo none)
 if [ "$docs_before" != "$docs_after" ]; then
     echo "check_pipeline.sh: a quick run rewrote docs/results.md" >&2

@@ -1,9 +1,10 @@
 """bench_docs.py: docs/results.md from the folders bench_report.py read.
 
 Everything in the page comes from the results folders: the machine from
-machine.txt, the plots and tables from the CSVs, the targets (met or not)
-from the lines the benchmark programs print after their tables, where
-each ratio was measured within one run.
+machine.txt, the load averages from the programs' `loadavg:` lines, the
+plots and tables (wall and cpu ns/op) from the CSVs, the targets (met or
+not) from the lines the benchmark programs print after their tables,
+where each ratio was measured within one run.
 """
 import os
 import re
@@ -43,11 +44,23 @@ def fmt(x):
     return "%.3g" % x if x < 100 else "%.0f" % x
 
 
+def cell(p, key):
+    """"median (min-max)" of one clock ("" wall, "cpu_" cpu), or "-"."""
+    if not p or p[0].get(key + "median") is None:
+        return "-"
+    r = p[0]
+    mk = "median" if key == "" else key + "median"
+    return "%s (%s-%s)" % (fmt(r[mk]), fmt(r[key + "min"]),
+                           fmt(r[key + "max"]))
+
+
 def table(rows):
-    """bench | impl | ns/op median (min-max) at each thread count."""
+    """bench | impl | wall and cpu ns/op, median (min-max), at each thread
+    count (cpu: "-" for results from before it was measured)."""
     threads = sorted({r["threads"] for r in rows})
-    head = "| bench | impl | " + " | ".join("%d thr" % t for t in threads)
-    lines = [head + " |", "|---|---|" + "---:|" * len(threads)]
+    head = "| bench | impl | " + " | ".join(
+        "%d thr wall | %d thr cpu" % (t, t) for t in threads)
+    lines = [head + " |", "|---|---|" + "---:|" * (2 * len(threads))]
     seen = []
     for r in rows:
         if (r["bench"], r["impl"]) not in seen:
@@ -57,9 +70,8 @@ def table(rows):
         for t in threads:
             p = [r for r in rows if (r["bench"], r["impl"], r["threads"]) ==
                  (b, i, t)]
-            cells.append("%s (%s-%s)" % (fmt(p[0]["median"]),
-                                         fmt(p[0]["min"]), fmt(p[0]["max"]))
-                         if p else "-")
+            cells.append(cell(p, ""))
+            cells.append(cell(p, "cpu_"))
         lines.append("| %s | %s | %s |" % (b, i, " | ".join(cells)))
     return lines
 
@@ -75,11 +87,25 @@ def machine_section(info, docs):
     out += ["    " + c for c in cmds]
     out += ["", "Raw data, JSON and the printed tables: [%s](%s)." %
             (rel(d, docs), rel(d, docs)), ""]
-    tg = targets(d, "buddy") + targets(d, "vas")
+    load = info.get("load", {})
+    if load:
+        out += ["Load average (`/proc/loadavg`, 1, 5 and 15 min) at the "
+                "start and the end of each program; the CSVs carry the "
+                "1-minute figure after every point (`load1`):", "",
+                "| program | start | end |", "|---|---|---|"]
+        out += ["| %s | %s | %s |" % (
+            p, " ".join("%.2f" % x for x in load[p].get("start", [])),
+            " ".join("%.2f" % x for x in load[p].get("end", [])))
+            for p in load]
+        out.append("")
+    tg = (targets(d, "buddy") + targets(d, "vas") + targets(d, "frag") +
+          targets(d, "mem"))
     if tg:
         out += ["### Targets", "",
-                "From the buddy and vaspace issues, measured in this run "
-                "(medians; ratios within one run):", "",
+                "From the issues (buddy, vaspace, fragmentation, metadata), "
+                "measured in this run "
+                "(medians; ratios within one run; `cpu`: CPU time, "
+                "`wall`: elapsed):", "",
                 "| target | measured | wanted | |", "|---|---:|---|---|"]
         out += ["| %s | %s | %s | %s |" % (w, v, t,
                                            "met" if s == "met" else
@@ -88,12 +114,16 @@ def machine_section(info, docs):
         out.append("")
     for prog, rows in info["progs"].items():
         out += ["### %s" % TITLES.get(prog, prog), ""]
-        for kind in ("throughput", "efficiency", "nsop"):
+        for kind in ("throughput", "efficiency", "nsop", "cpunsop"):
             png = os.path.join(d, "%s-%s.png" % (prog, kind))
             svg = os.path.join(d, "%s-%s.svg" % (prog, kind))
+            if not os.path.exists(png):
+                continue  # cpunsop: not in results from before
             out += ["[![%s %s](%s)](%s)" % (prog, kind, rel(png, docs),
                                             rel(svg, docs)), ""]
-        out += ["ns per operation, median of the repeats (min-max):", ""]
+        out += ["ns per operation, median of the repeats (min-max): wall "
+                "(elapsed) and cpu (the thread's CPU time), both summed "
+                "over the threads and divided by the operations:", ""]
         out += table(rows) + [""]
     if info.get("frag"):
         png = os.path.join(d, "frag.png")
@@ -129,7 +159,12 @@ def write(docs, infos):
            "together; scaling efficiency is throughput at T threads over "
            "T times the 1-thread throughput (1.0: perfect). Points past "
            "the machine's online CPUs are oversubscribed (right of the "
-           "dashed line). Click a plot for its SVG.", ""]
+           "dashed line). Wall ns/op is elapsed time, cpu ns/op the "
+           "threads' own CPU time (`CLOCK_THREAD_CPUTIME_ID`), each summed "
+           "over the threads and divided by the operations: on a loaded "
+           "host the CPU figure is the one that survives, so read every "
+           "result beside its load average. Click a plot for its SVG.",
+           ""]
     for info in infos:
         out += machine_section(info, docs)
     with open(docs, "w") as f:

@@ -7,26 +7,37 @@ gnuplot (Debian's gnuplot-nox, `scripts/deps.sh plot`).
   bench_report.py --docs OUT DIR...  also write OUT (docs/results.md) from
                                  the folders DIR... (one section each)
   bench_report.py --check DIR    also verify the folder (the smoke test):
-                                 every (bench, impl) at every thread count,
-                                 every plot written and not empty
+                                 every (bench, impl) at every thread count
+                                 with its CPU figures and load1, every
+                                 JSON with the load average at start and
+                                 end, every plot written and not empty
 
 A results folder (bench/results/<machine>/) holds what bench.sh wrote:
 machine.txt, and for each program P that ran, P.csv and P.txt. Throughput
 programs (lockfree, buddy, vas) write `bench,impl,threads,repeat,ops,
-seconds,ns_per_op`; frag writes a time series per allocator (see
-bench/README.md); mem writes `what,impl,param,bytes,per,bytes_per`.
+seconds,ns_per_op,cpu_seconds,cpu_ns_per_op,load1` (older results lack
+the last three: their CPU figures are left out, not invented); frag
+writes a time series per allocator (see bench/README.md); mem writes
+`what,impl,param,units,bytes,per`. Every P.txt has `loadavg: A B C (1, 5,
+15 min) at the start` and `... at the end` lines (older ones do not).
 
 Written into DIR:
-  P.json                 the machine, the commit, and for each (bench,
-                         impl, threads): every repeat's ns/op, the median,
-                         min and max, throughput (ops/s, all threads) and
-                         scaling efficiency against 1 thread
+  P.json                 the machine, the commit, the load average at the
+                         start and the end of P ("loadavg"), and for each
+                         (bench, impl, threads): every repeat's wall ns/op,
+                         the median, min and max, the same for cpu ns/op
+                         ("cpu_*"), every repeat's 1-minute load
+                         ("load1"), throughput (ops/s, all threads) and
+                         scaling efficiency against 1 thread (wall), and
+                         cpu_ratio: cpu ns/op at T over cpu ns/op at 1
   P-throughput.png/.svg  throughput against threads, one panel per bench,
                          every implementation (ours and the baselines) a
                          curve, min-max as error bars; points past the
                          online CPUs (oversubscribed) right of a dashed line
   P-efficiency.png/.svg  throughput(T) / (T x throughput(1))
-  P-nsop.png/.svg        ns per operation (median, min-max)
+  P-nsop.png/.svg        wall ns per operation (median, min-max)
+  P-cpunsop.png/.svg     CPU ns per operation (median, min-max): the
+                         figure that survives a loaded host
   frag.png/.svg          the order-9 share of free memory over time
 """
 import csv
@@ -38,7 +49,9 @@ import subprocess
 import sys
 
 THROUGHPUT_PROGS = ("lockfree", "buddy", "vas")
-PLOT_KINDS = ("throughput", "efficiency", "nsop")
+PLOT_KINDS = ("throughput", "efficiency", "nsop", "cpunsop")
+LOAD_RE = re.compile(r"^loadavg: (\S+) (\S+) (\S+) \(1, 5, 15 min\) at the "
+                     r"(start|end)$")
 
 
 def read_machine(d):
@@ -67,37 +80,74 @@ def online_cpus(machine):
     return int(m.group(1)) if m else 0
 
 
+def read_load(d, prog):
+    """{"start": [1, 5, 15 min], "end": [...]} from P.txt; {} if none."""
+    out = {}
+    path = os.path.join(d, prog + ".txt")
+    if not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for line in f:
+            m = LOAD_RE.match(line.rstrip("\n"))
+            if m:
+                out[m.group(4)] = [float(x) for x in m.group(1, 2, 3)]
+    return out
+
+
 def read_throughput(path):
-    """{(bench, impl): {threads: [ns_per_op, ...]}}, in file order."""
+    """{(bench, impl): {threads: [(ns, cpu ns or None, load1 or None)]}},
+    in file order."""
     series = {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             key = (row["bench"], row["impl"])
             t = int(row["threads"])
+            cpu = row.get("cpu_ns_per_op")
+            load = row.get("load1")
             series.setdefault(key, {}).setdefault(t, []).append(
-                float(row["ns_per_op"]))
+                (float(row["ns_per_op"]),
+                 float(cpu) if cpu not in (None, "") else None,
+                 float(load) if load not in (None, "") else None))
     return series
 
 
 def summarize(series):
-    """Rows of the JSON: medians, min, max, throughput, efficiency."""
+    """Rows of the JSON: medians, min, max (wall and cpu), throughput,
+    efficiency."""
     rows = []
     for (bench, impl), by_t in series.items():
-        base = None
+        base = cpu_base = None
         for t in sorted(by_t):
-            v = by_t[t]
+            v = [p[0] for p in by_t[t]]
+            c = [p[1] for p in by_t[t]]
+            c = c if all(x is not None for x in c) else None
+            load = [p[2] for p in by_t[t]]
             med = statistics.median(v)
             thr = t * 1e9 / med if med > 0 else 0.0
+            cmed = statistics.median(c) if c else None
             if t == 1:
                 base = thr
+                cpu_base = cmed
             eff = thr / (t * base) if base else None
             rows.append({
                 "bench": bench, "impl": impl, "threads": t,
                 "ns_per_op": v, "median": med, "min": min(v),
                 "max": max(v), "throughput": thr,
                 "efficiency": eff,
+                "cpu_ns_per_op": c, "cpu_median": cmed,
+                "cpu_min": min(c) if c else None,
+                "cpu_max": max(c) if c else None,
+                "cpu_ratio": (cmed / cpu_base if cmed and cpu_base
+                              else None),
+                "load1": (load if all(x is not None for x in load)
+                          else None),
             })
     return rows
+
+
+def has_cpu(rows):
+    """True if every row has CPU figures (results from before: none)."""
+    return bool(rows) and all(r["cpu_median"] is not None for r in rows)
 
 
 def write_json(d, prog, machine, payload):
@@ -141,22 +191,31 @@ def value(row, kind):
                 t * 1e3 / row["min"])
     if kind == "nsop":
         return row["median"], row["min"], row["max"]
+    if kind == "cpunsop":
+        return row["cpu_median"], row["cpu_min"], row["cpu_max"]
     e = row["efficiency"] or 0.0
     return e, e, e
 
 
 YLABEL = {"throughput": "Mops/s (all threads)",
           "efficiency": "throughput / (T x 1 thread)",
-          "nsop": "ns per op (thread time / ops)"}
+          "nsop": "wall ns per op (thread time / ops)",
+          "cpunsop": "CPU ns per op (thread CPU time / ops)"}
+
+
+def plot_kinds(rows):
+    """The figures rows can give: no CPU plot for results without it."""
+    return [k for k in PLOT_KINDS if k != "cpunsop" or has_cpu(rows)]
 
 
 def plot_program(d, prog, rows, cpus):
     benches = list(dict.fromkeys(r["bench"] for r in rows))
     datf = os.path.join(d, prog + "-plot.dat")
     blocks = {}  # (bench, impl) -> index in datf, per kind
+    kinds = plot_kinds(rows)
     with open(datf, "w") as f:
         idx = 0
-        for kind in PLOT_KINDS:
+        for kind in kinds:
             for b in benches:
                 for impl in dict.fromkeys(r["impl"] for r in rows
                                           if r["bench"] == b):
@@ -171,7 +230,7 @@ def plot_program(d, prog, rows, cpus):
                     idx += 1
     tmax = max(r["threads"] for r in rows)
     nr, nc = grid(len(benches))
-    for kind in PLOT_KINDS:
+    for kind in kinds:
         for term, out in terminals(os.path.join(d, "%s-%s" % (prog, kind))):
             s = [term.format(w=330 * nc, h=260 * nr + 30),
                  "set output '%s'" % out,
@@ -244,19 +303,22 @@ def process(d):
     """JSON and plots for one folder; returns what the docs need."""
     machine = read_machine(d)
     cpus = online_cpus(machine)
-    info = {"dir": d, "machine": machine, "progs": {}, "frag": None}
+    info = {"dir": d, "machine": machine, "progs": {}, "frag": None,
+            "load": {}}
     for prog in THROUGHPUT_PROGS:
         path = os.path.join(d, prog + ".csv")
         if not os.path.exists(path):
             continue
         rows = summarize(read_throughput(path))
-        write_json(d, prog, machine, {"series": rows})
+        write_json(d, prog, machine, {"loadavg": read_load(d, prog),
+                                      "series": rows})
         plot_program(d, prog, rows, cpus)
         info["progs"][prog] = rows
     path = os.path.join(d, "frag.csv")
     if os.path.exists(path):
         series, raw = read_frag(path)
-        write_json(d, "frag", machine, {"samples": raw})
+        write_json(d, "frag", machine, {"loadavg": read_load(d, "frag"),
+                                        "samples": raw})
         if series:
             plot_frag(d, series)
         info["frag"] = series
@@ -264,7 +326,12 @@ def process(d):
     if os.path.exists(path):
         with open(path, newline="") as f:
             info["mem"] = list(csv.DictReader(f))
-        write_json(d, "mem", machine, {"rows": info["mem"]})
+        write_json(d, "mem", machine, {"loadavg": read_load(d, "mem"),
+                                       "rows": info["mem"]})
+    for prog in list(info["progs"]) + ["frag", "mem"]:
+        load = read_load(d, prog)
+        if load:
+            info["load"][prog] = load
     return info
 
 
@@ -280,14 +347,28 @@ def check(info):
             for t in threads:
                 if (b, i, t) not in have:
                     bad.append("%s: no %s/%s at %d threads" % (prog, b, i, t))
+        for r in rows:
+            if not (r["cpu_median"] or 0) > 0 or r["load1"] is None:
+                bad.append("%s: %s/%s at %d threads: no CPU time or load1"
+                           % (prog, r["bench"], r["impl"], r["threads"]))
         for kind in PLOT_KINDS:
             for ext in ("png", "svg"):
                 f = os.path.join(d, "%s-%s.%s" % (prog, kind, ext))
                 if not os.path.exists(f) or os.path.getsize(f) == 0:
                     bad.append("missing or empty plot " + f)
         with open(os.path.join(d, prog + ".json")) as f:
-            if len(json.load(f)["series"]) != len(rows):
-                bad.append(prog + ".json: wrong number of series")
+            doc = json.load(f)
+        if len(doc["series"]) != len(rows):
+            bad.append(prog + ".json: wrong number of series")
+        if any(s.get("cpu_median") is None for s in doc["series"]):
+            bad.append(prog + ".json: a series without cpu_median")
+    for prog in list(info["progs"]) + [p for p in ("frag", "mem")
+                                       if info.get(p) is not None]:
+        with open(os.path.join(d, prog + ".json")) as f:
+            load = json.load(f).get("loadavg", {})
+        if sorted(load) != ["end", "start"] or \
+                any(len(v) != 3 for v in load.values()):
+            bad.append(prog + ".json: no load average at start and end")
     if info["frag"] is not None:
         for ext in ("png", "svg"):
             f = os.path.join(d, "frag." + ext)

@@ -48,11 +48,17 @@
 
 #define BUDDY_CARVE_ORDERS 4 /* a carve makes 2^4 blocks, or a line's */
 #define BUDDY_CARVE_MAX (1u << BUDDY_LINE_ORDER) /* blocks, at most */
+/*
+ * A refill that popped fewer blocks than this (a stack of stale entries and
+ * a few free blocks) carves too: refills of one or two blocks each, with a
+ * split and a merge per pair, were the cost of cross-CPU frees.
+ */
+#define BUDDY_REFILL_LOW (BUDDY_CACHE_BATCH / 2)
 _Static_assert(BUDDY_CACHE_BATCH <= BUDDY_CACHE_SLOTS / 2,
 	       "an overflow drain leaves room");
 _Static_assert(BUDDY_CARVE_ORDERS <= BUDDY_LINE_ORDER &&
-		       BUDDY_CARVE_MAX <= BUDDY_CACHE_SLOTS,
-	       "a refill fits an empty order's slots");
+		       BUDDY_CARVE_MAX + BUDDY_REFILL_LOW <= BUDDY_CACHE_SLOTS,
+	       "a refill fits the slots of an order that was empty");
 
 /* The order a refill of order o carves (at most). */
 static inline unsigned buddy_carve_order(unsigned o)
@@ -231,9 +237,10 @@ bool buddy_zone_drain_some(struct buddy_cpu *c)
 /*
  * x is BUSY(m), ours: make it 2^(m-o) blocks of order o in the cache. A
  * piece whose link a stack still holds (a stale entry, stk != 0) cannot be
- * cached (B5): it is freed through the core. Refills run only when the
- * cache of order o is empty and only its owner adds to it, so the pieces
- * (at most BUDDY_CARVE_MAX) fit.
+ * cached (B5): it is freed through the core. A refill starts with the
+ * cache of order o empty, carves only while it holds fewer than
+ * BUDDY_REFILL_LOW blocks, and only the owner adds to it, so the pieces (at
+ * most BUDDY_CARVE_MAX) fit.
  */
 static void buddy_cache_carve(struct buddy_cpu *c, uint32_t x, unsigned m,
 			      unsigned o)
@@ -275,9 +282,10 @@ static void buddy_cache_take(struct buddy_cpu *c, uint32_t x, unsigned m,
 
 /*
  * The cache of order o is empty: fill it with a batch popped from the
- * order's stack in one CAS, or else by carving one larger block (the
- * smallest listed, as the core takes). False if neither found anything
- * (the caller goes to the core's slow path).
+ * order's stack in one CAS and, if that gave fewer than BUDDY_REFILL_LOW
+ * blocks, by carving one larger block (the smallest listed, as the core
+ * takes). False if neither found anything (the caller goes to the core's
+ * slow path).
  */
 static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
 {
@@ -303,13 +311,14 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
 			x = next;
 		}
 		buddy_busy(c, -1);
-		if (any)
+		/* Relaxed: our own count (only we add to it). */
+		if (lf_load_u32(&c->count[o], LF_RELAXED) >= BUDDY_REFILL_LOW)
 			return true;
 	}
 	unsigned mo;
 	uint32_t x = buddy_take(c, o + 1, BUDDY_MAX_ORDER, BUDDY_NOLIMIT, &mo);
 	if (x == LF_STACK_NIL)
-		return false;
+		return any;
 	buddy_cache_take(c, x, mo, o);
 	buddy_busy(c, -1); /* buddy_take's */
 	return true;

@@ -4,8 +4,10 @@
  *
  * A configuration gives the regions (in frames from pfn 0), which CPUs
  * have their cache off, blocks the threads hold at the start (taken with
- * buddy_alloc_at in setup, where nothing is scheduled), and a script per
- * thread:
+ * buddy_alloc_at in setup, where nothing is scheduled; those marked cached
+ * are then freed into their thread's CPU cache, after a sweep that drops
+ * the stale entries alloc_at left, so they start free but cached), and a
+ * script per thread:
  *   0-4  buddy_alloc of that order (orders 0-3 go through the cache)
  *   f l  free the oldest / newest block the thread holds
  *   @    buddy_alloc_at of the configuration's block
@@ -61,6 +63,7 @@ struct mb_cfg {
 	uint8_t at_pfn, at_order; /* the '@' block */
 	struct mb_hold hold[4];
 	unsigned nhold;
+	uint8_t cached;    /* bit i: hold i freed in setup, into its CPU's cache */
 	const char *script[MC_MAX_THREADS];
 	bool shared;       /* self-test: every thread on CPU 0 */
 	const char *need;  /* events some execution must have (mb_cover) */
@@ -133,8 +136,26 @@ static void mb_setup_hold(const struct mb_cfg *cfg)
 		if (buddy_alloc_at(mb_cpu(h->tid), mb_addr(h->pfn), h->order) !=
 		    BUDDY_OK)
 			mc_fail("setup: alloc_at(%u, %u)", h->pfn, h->order);
+		if (cfg->cached & (1u << i))
+			continue;
 		struct mb_block b = {h->pfn, 1u << h->order, h->order, false};
 		mb_take(h->tid, &b);
+	}
+	if (cfg->cached == 0)
+		return;
+	/* Stale entries of the claimed frames dropped: each can be cached. */
+	buddy_zone_sweep(mb_cpu(0));
+	for (unsigned i = 0; i < cfg->nhold; i++) {
+		const struct mb_hold *h = &cfg->hold[i];
+		if (!(cfg->cached & (1u << i)))
+			continue;
+		struct buddy_stats st0, st1;
+		buddy_zone_stats(S.z, &st0);
+		int rc = buddy_free(mb_cpu(h->tid), mb_addr(h->pfn), h->order);
+		buddy_zone_stats(S.z, &st1);
+		if (rc != BUDDY_OK ||
+		    st1.cached_frames != st0.cached_frames + (1u << h->order))
+			mc_fail("setup: pfn %u not cached", h->pfn);
 	}
 }
 
@@ -254,6 +275,8 @@ static void mb_model_init(void *st)
 	memset(m, 0, sizeof(*m));
 	for (unsigned i = 0; i < cfg->nhold; i++) {
 		const struct mb_hold *h = &cfg->hold[i];
+		if (cfg->cached & (1u << i))
+			continue; /* cached: free as far as callers can tell */
 		m->used |= ((1u << (1u << h->order)) - 1) << h->pfn;
 		m->head[h->pfn] = (uint8_t)(1 + h->order);
 	}

@@ -433,7 +433,11 @@ static uint32_t buddy_take_once(struct buddy_cpu *c, unsigned k,
 }
 
 /*
- * Claim a block of order k (ending by limit), split to k: BUSY(k), ours.
+ * Claim a block of order k (ending by limit), split to k: BUSY(k), ours,
+ * and the caller still inside the in-flight section of the claim: it
+ * leaves it (buddy_busy(c, -1)) once it has given back what it does not
+ * keep (alloc_run's tail), so that no failing pass sees that memory
+ * neither free nor in flight.
  *
  * ENOMEM is exact: it is returned only after a pass over every stack that
  * found nothing, moved no entry to another stack (it may have passed that
@@ -451,8 +455,8 @@ static uint32_t buddy_take_once(struct buddy_cpu *c, unsigned k,
  * succeeded meanwhile, so the whole system progresses (lock-free).
  */
 #define BUDDY_SWEEP_EVERY 16
-int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
-		      uint32_t *xp)
+int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
+			   uint32_t *xp)
 {
 	unsigned o;
 	bool moved, sweep = false;
@@ -460,7 +464,7 @@ int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		uint64_t before = buddy_others_flight(c);
 		uint32_t x = buddy_take_once(c, k, limit, sweep, &o, &moved);
 		if (x != LF_STACK_NIL) {
-			buddy_busy(c, -1); /* the claim's, in buddy_popped() */
+			/* The claim's section (buddy_popped()) stays open. */
 			*xp = x;
 			return BUDDY_OK;
 		}
@@ -476,4 +480,13 @@ int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		if (!sweep)
 			lf_platform_pause();
 	}
+}
+
+int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
+		      uint32_t *xp)
+{
+	int rc = buddy_take_global_held(c, k, limit, xp);
+	if (rc == BUDDY_OK)
+		buddy_busy(c, -1); /* the claim's, in buddy_popped() */
+	return rc;
 }

@@ -191,12 +191,14 @@ int buddy_alloc_run(struct buddy_cpu *c, uint64_t nframes, uint64_t *addr)
 	if (nframes & (nframes - 1))
 		k++;
 	uint32_t x;
-	int rc = buddy_take_global(c, k, BUDDY_NOLIMIT, &x);
+	int rc = buddy_take_global_held(c, k, BUDDY_NOLIMIT, &x);
 	if (rc != BUDDY_OK) {
 		buddy_ctr_add(c, BC_FAILED, 1);
 		return rc;
 	}
+	/* The tail goes back inside the claim's section: ENOMEM stays exact. */
 	buddy_run_split(c, x, k, nframes);
+	buddy_busy(c, -1);
 	buddy_ctr_add(c, BC_ALLOCS, 1);
 	*addr = buddy_idx_addr(c->zone, x);
 	return BUDDY_OK;

@@ -18,18 +18,26 @@
  *       zone must pass buddy_zone_check, and once the block is freed too,
  *       be whole again.
  * For orders 0 and 3, A the lower or the upper buddy.
+ *
+ * And the placement calls and the exactness of ENOMEM and EBUSY:
+ *   run tail  alloc_run of 3 frames in a 4-frame zone preempted at step n
+ *             by an order-0 allocation: a frame is free at every instant
+ *             (all 4 before the run, its tail after), so the allocation
+ *             may wait for the run but never fail with ENOMEM;
  */
 #include <string.h>
 
 #include "buddy.h"
+#include "buddy_i.h"
 #include "check.h"
 #include "preempt.h"
 
-#define NCPUS 2
+#define NCPUS 3
 #define BASE ((uint64_t)0x200000) /* aligned to order 9 */
+#define F BUDDY_FRAME_SIZE
 
 static struct buddy_zone *z;
-static struct buddy_cpu *c0, *c1;
+static struct buddy_cpu *c0, *c1, *c2;
 static void *meta;
 static uint64_t frames; /* of the one region */
 
@@ -44,6 +52,7 @@ static void setup(unsigned order)
 	CHECK_FATAL(buddy_zone_init(&z, meta, sz, &rg, 1, NCPUS) == BUDDY_OK);
 	c0 = buddy_zone_cpu(z, 0);
 	c1 = buddy_zone_cpu(z, 1);
+	c2 = buddy_zone_cpu(z, 2); /* its cache stays on */
 	buddy_cpu_cache_enable(c0, false);
 	buddy_cpu_cache_enable(c1, false);
 }
@@ -176,6 +185,69 @@ static void test_free_vs_alloc(unsigned order, bool a_lower)
 	}
 }
 
+
+/* ---- ENOMEM: alloc_run gives its tail back inside its section ---- */
+
+struct race {
+	unsigned order;
+	uint64_t addr;  /* the nested call's block */
+	int rc;         /* its result */
+	bool ran;       /* it completed (was not abandoned) */
+};
+
+static void nested_alloc_c1_op(void *arg)
+{
+	struct race *q = arg;
+	q->rc = buddy_alloc(c1, q->order, &q->addr);
+}
+
+static void nested_alloc_c1(void *arg)
+{
+	struct race *q = arg;
+	q->ran = preempt_nested_try(nested_alloc_c1_op, q);
+}
+
+static void test_run_tail(void)
+{
+	uint64_t a;
+	setup(1); /* 4 frames, one block of order 2 */
+	preempt_arm(0, NULL, NULL);
+	CHECK_EQ(buddy_alloc_run(c0, 3, &a), BUDDY_OK);
+	unsigned long k = preempt_count();
+	for (unsigned long n = 1; n <= k + 1; n++) {
+		setup(1);
+		struct race q = {.order = 0, .rc = BUDDY_OK};
+		preempt_arm(n, nested_alloc_c1, &q);
+		int rc = buddy_alloc_run(c0, 3, &a);
+		if (!preempt_disarm())
+			nested_alloc_c1(&q);
+		if (rc != BUDDY_OK) {
+			/* The allocation split the block first: fair. */
+			CHECK_EQ(rc, BUDDY_ENOMEM);
+			CHECK(q.ran && q.rc == BUDDY_OK);
+			CHECK_EQ(buddy_free(c1, q.addr, 0), BUDDY_OK);
+			CHECK(whole(1));
+			continue;
+		}
+		CHECK_EQ(a, BASE);
+		if (q.ran && q.rc != BUDDY_OK) {
+			fprintf(stderr,
+				"run tail: alloc_run(3) preempted at step %lu "
+				"of %lu by an order-0 alloc: %d, with a "
+				"frame free at every instant\n",
+				n, k, q.rc);
+			CHECK(!"no ENOMEM while the run's tail is free");
+		}
+		if (q.ran && q.rc == BUDDY_OK) {
+			CHECK_EQ(q.addr, BASE + 3 * F);
+			CHECK_EQ(buddy_free(c1, q.addr, 0), BUDDY_OK);
+		}
+		CHECK_EQ(buddy_free_run(c0, a, 3), BUDDY_OK);
+		CHECK(whole(1));
+	}
+}
+
+
 int main(void)
 {
 	static const unsigned orders[] = {0, 3};
@@ -185,6 +257,7 @@ int main(void)
 			test_free_vs_alloc(orders[i], lower);
 		}
 	}
+	test_run_tail();
 	free(meta);
 	return check_exit("test_buddy_preempt");
 }

@@ -565,6 +565,12 @@ MB_TEST(mb_twor, "buddy.regions", "adjacent regions never merge", 3, 2,
 	3, 20000, .need = "n", .rg = {{0, 4}, {4, 4}}, .nocache = NOCACHE,
 	.hold = {{0, 0, 2}, {1, 4, 2}}, .nhold = 2,
 	.script = {"f", "f", "2"})
+/* alloc_run gives back the tail of its block inside its in-flight
+ * section: an order-0 allocation racing with it never sees a quiet empty
+ * zone, though every frame but the run's is free at every instant. */
+MB_TEST(mb_runtail, "buddy.run_tail", "alloc_run's tail vs a failing alloc",
+	2, 2, 3, 20000, .need = "s", .rg = {{0, 4}}, .nocache = NOCACHE,
+	.script = {"rf", "0f"})
 /* Self-test: threads sharing one CPU context (against its contract)
  * lose updates of its free-block counts: B7 must be caught. */
 MB_TEST(mb_shared, "self.buddy_shared", "one CPU context on two threads:"
@@ -574,4 +580,4 @@ MB_TEST(mb_shared, "self.buddy_shared", "one CPU context on two threads:"
 
 const struct mc_test *const mc_tests_buddy[] = {
 	&mb_merge, &mb_split, &mb_at, &mb_cache, &mb_drain, &mb_twor,
-	&mb_shared, NULL};
+	&mb_runtail, &mb_shared, NULL};

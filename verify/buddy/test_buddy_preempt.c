@@ -24,6 +24,11 @@
  *             by an order-0 allocation: a frame is free at every instant
  *             (all 4 before the run, its tail after), so the allocation
  *             may wait for the run but never fail with ENOMEM;
+ *   window    an allocation on CPU 0 while X sits in CPU 2's cache;
+ *             preempted at step n1 by CPU 2 freeing Y into its cache and
+ *             taking X (CPU 0's drain put it in the core), and n2 steps
+ *             later by CPU 1 draining every cache (Y to the core): a
+ *             block is free at every instant, so it must succeed;
  */
 #include <string.h>
 
@@ -247,6 +252,108 @@ static void test_run_tail(void)
 	}
 }
 
+/* ---- ENOMEM: every cache is seen empty inside the quiet window ---- */
+
+static struct {
+	unsigned long n2;  /* fire the drain this many steps after fn1 */
+	bool fn1_done;     /* Y freed into CPU 2's cache, X taken by CPU 2 */
+	bool fn2_ran;      /* CPU 1 drained every cache */
+	uint64_t x;        /* what CPU 2's order-1 allocation got */
+} win;
+
+/* No cache lock held by the preempted call (a nested one would wait). */
+static bool cache_locks_free(void)
+{
+	struct buddy_cpu *cs[] = {c0, c1, c2};
+	for (unsigned i = 0; i < 3; i++)
+		/* Relaxed: single-threaded; only a peek at the flag. */
+		if (lf_load_u32(&cs[i]->lock, LF_RELAXED) != 0)
+			return false;
+	return true;
+}
+
+static void window_drain(void *arg)
+{
+	(void)arg;
+	if (!cache_locks_free())
+		return;
+	buddy_zone_drain_all(c1);
+	win.fn2_ran = true;
+}
+
+static void window_alloc_x(void *arg)
+{
+	(void)arg;
+	win.x = 0;
+	if (buddy_alloc(c2, 1, &win.x) != BUDDY_OK)
+		win.x = 0;
+}
+
+static void window_free_take(void *arg)
+{
+	(void)arg;
+	if (!cache_locks_free())
+		return;
+	/* Y, allocated, freed into CPU 2's cache: free from now on. */
+	CHECK_EQ(buddy_free(c2, BASE, 0), BUDDY_OK);
+	/* Then X, free (in the core since CPU 0's drain), taken. */
+	if (!preempt_nested_try(window_alloc_x, NULL) ||
+	    win.x != BASE + 2 * F)
+		return;
+	win.fn1_done = true;
+	preempt_arm(win.n2, window_drain, NULL);
+}
+
+/* 4 frames: Y (0) and 1 allocated by CPU 2, X (2-3) in CPU 2's cache. */
+static void window_setup(void)
+{
+	setup(1);
+	CHECK_EQ(buddy_alloc_at(c2, BASE, 0), BUDDY_OK);
+	CHECK_EQ(buddy_alloc_at(c2, BASE + F, 0), BUDDY_OK);
+	CHECK_EQ(buddy_alloc_at(c2, BASE + 2 * F, 1), BUDDY_OK);
+	buddy_zone_sweep(c2); /* alloc_at's stale entries: X can be cached */
+	CHECK_EQ(buddy_free(c2, BASE + 2 * F, 1), BUDDY_OK);
+	struct buddy_stats st;
+	buddy_zone_stats(z, &st);
+	CHECK_FATAL(st.cached_frames == 2);
+}
+
+static void test_window(void)
+{
+	uint64_t a;
+	window_setup();
+	preempt_arm(0, NULL, NULL);
+	CHECK_EQ(buddy_alloc(c0, 0, &a), BUDDY_OK);
+	unsigned long k = preempt_count(), cases = 0;
+	for (unsigned long n1 = 1; n1 <= k; n1++) {
+		for (unsigned long n2 = 1;; n2++) {
+			window_setup();
+			win.n2 = n2;
+			win.fn1_done = win.fn2_ran = false;
+			preempt_arm(n1, window_free_take, NULL);
+			int rc = buddy_alloc(c0, 0, &a);
+			preempt_disarm();
+			if (!win.fn1_done)
+				break; /* not this n1: X was not in the core */
+			cases++;
+			if (rc != BUDDY_OK) {
+				fprintf(stderr,
+					"window: alloc preempted at step %lu "
+					"(Y freed, X taken) and %lu steps "
+					"later (every cache drained): %d, "
+					"with a block free at every instant\n",
+					n1, n2, rc);
+				CHECK(!"no ENOMEM while a block is free");
+			}
+			uint64_t f = 0;
+			CHECK_EQ(buddy_zone_check(z, false, &f), 0);
+			if (!win.fn2_ran)
+				break; /* n2 past the end of the call */
+		}
+	}
+	CHECK(cases > 0); /* the scenario happened */
+}
+
 
 int main(void)
 {
@@ -258,6 +365,7 @@ int main(void)
 		}
 	}
 	test_run_tail();
+	test_window();
 	free(meta);
 	return check_exit("test_buddy_preempt");
 }

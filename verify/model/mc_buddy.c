@@ -571,6 +571,15 @@ MB_TEST(mb_twor, "buddy.regions", "adjacent regions never merge", 3, 2,
 MB_TEST(mb_runtail, "buddy.run_tail", "alloc_run's tail vs a failing alloc",
 	2, 2, 3, 20000, .need = "s", .rg = {{0, 4}}, .nocache = NOCACHE,
 	.script = {"rf", "0f"})
+/* A cache drained after a failing allocation's quiet pass: the pass must
+ * see every cache empty inside its window. X (pfn 2, order 1) starts in
+ * CPU 2's cache; CPU 0's drain moves it to the core, CPU 2 frees Y into
+ * its cache and takes X, CPU 1 drains Y into the core: a block is free at
+ * every instant, so CPU 0's order-0 allocation must not fail. */
+MB_TEST(mb_window, "buddy.drain_window", "a drain after the quiet pass vs "
+	"ENOMEM", 3, 2, 3, 20000, .need = "rd", .rg = {{0, 4}}, .nocache = 0x1,
+	.hold = {{2, 0, 0}, {2, 1, 0}, {2, 2, 1}}, .nhold = 3, .cached = 0x4,
+	.script = {"0", "D", "f1"})
 /* Self-test: threads sharing one CPU context (against its contract)
  * lose updates of its free-block counts: B7 must be caught. */
 MB_TEST(mb_shared, "self.buddy_shared", "one CPU context on two threads:"
@@ -580,4 +589,4 @@ MB_TEST(mb_shared, "self.buddy_shared", "one CPU context on two threads:"
 
 const struct mc_test *const mc_tests_buddy[] = {
 	&mb_merge, &mb_split, &mb_at, &mb_cache, &mb_drain, &mb_twor,
-	&mb_runtail, &mb_shared, NULL};
+	&mb_runtail, &mb_window, &mb_shared, NULL};

@@ -9,8 +9,6 @@
  */
 #include "buddy_i.h"
 
-#define BUDDY_AT_RETRIES 64 /* rounds while a block is BUSY in another call */
-
 int buddy_alloc_below(struct buddy_cpu *c, unsigned order, uint64_t limit,
 		      uint64_t *addr)
 {
@@ -74,26 +72,37 @@ static void buddy_at_split(struct buddy_cpu *c, uint32_t h, unsigned o,
 	}
 }
 
+/* What one look at [x, x + 2^k) found, besides OK and EBUSY. */
+#define BUDDY_AT_AGAIN 1  /* a block in transition, or a stale walk */
+#define BUDDY_AT_CACHED 2 /* a frame in a CPU cache: drain, then again */
+
 /*
- * Is a block inside [x, x + 2^k) allocated or cached now? The walk of
- * buddy_at_head() reads one frame per level at different moments, so a
- * head "split below the range" may come from a stale view.
+ * Is a block inside [x, x + 2^k) allocated (EBUSY) or cached now, or
+ * neither (AGAIN)? The walk of buddy_at_head() reads one frame per level
+ * at different moments, so a head "split below the range" may come from
+ * a stale view.
  */
-static bool buddy_at_taken(const struct buddy_zone *z, uint32_t x,
-			   unsigned k)
+static int buddy_at_taken(const struct buddy_zone *z, uint32_t x, unsigned k)
 {
+	int rc = BUDDY_AT_AGAIN;
 	for (uint32_t y = x; y < x + ((uint32_t)1 << k); y++) {
 		/* Acquire: as buddy_at_head(). */
 		unsigned kind = bst_kind(lf_load_u16(&z->st[y], LF_ACQUIRE));
-		if (kind == BK_ALLOC || kind == BK_CACHED)
-			return true;
+		if (kind == BK_ALLOC)
+			return BUDDY_EBUSY;
+		if (kind == BK_CACHED)
+			rc = BUDDY_AT_CACHED;
 	}
-	return false;
+	return rc;
 }
 
 /*
- * One attempt at claiming [x, x + 2^k): OK, EBUSY (allocated or cached),
- * or 1 to try again (a block in transition in another call).
+ * One attempt at claiming [x, x + 2^k): OK; EBUSY when a block that
+ * overlaps the range was allocated when looked at (a moment inside the
+ * call: EBUSY is exact); AT_CACHED when one is in a CPU cache (free to
+ * the caller: drain and look again); AT_AGAIN when one is in transition
+ * in another call (BUSY in a split, merge, claim or free) or the walk saw
+ * a stale view.
  */
 static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
 			uint32_t x, unsigned k)
@@ -102,17 +111,19 @@ static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
 	uint16_t s;
 	uint32_t h = buddy_at_head(z, r, x, k, &s);
 	if (h == LF_STACK_NIL)
-		return buddy_at_taken(z, x, k) ? BUDDY_EBUSY : 1;
+		return buddy_at_taken(z, x, k);
 	if (bst_kind(s) == BK_BUSY)
-		return 1;
+		return BUDDY_AT_AGAIN;
+	if (bst_kind(s) == BK_CACHED)
+		return BUDDY_AT_CACHED;
 	if (bst_kind(s) != BK_FREE)
-		return BUDDY_EBUSY;
+		return BUDDY_EBUSY; /* ALLOC, and it covers the range */
 	unsigned o = bst_order(s);
 	buddy_busy(c, 1); /* the split gives part back: a section */
 	/* Acq_rel: the claim (B2); a stack entry of h goes stale. */
 	if (!lf_cas_u16(&z->st[h], &s, bst_with(s, BK_BUSY, o), LF_ACQ_REL)) {
 		buddy_busy(c, -1);
-		return 1;
+		return BUDDY_AT_AGAIN;
 	}
 	buddy_free_delta(c, o, -1);
 	buddy_at_split(c, h, o, x, k);
@@ -121,6 +132,15 @@ static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
 	return BUDDY_OK;
 }
 
+/*
+ * EBUSY only when a frame of the range was allocated at some moment of
+ * the call. A BUSY block is retried without a bound: BUSY lasts a bounded
+ * number of its owner's steps (B1), so alloc_at waits only while another
+ * call progresses (lock-free, like buddy_take_global()); a cached block
+ * is drained to the core and looked at again: it is cached again only by
+ * a refill or a free, steps of other calls that complete (or it is not
+ * listed yet: a refill's carve in flight, waited for like BUSY).
+ */
 int buddy_alloc_at(struct buddy_cpu *c, uint64_t addr, unsigned order)
 {
 	if (c == NULL)
@@ -130,16 +150,13 @@ int buddy_alloc_at(struct buddy_cpu *c, uint64_t addr, unsigned order)
 	if (rc != BUDDY_OK)
 		return buddy_reject(c, rc);
 	uint32_t x = buddy_addr_idx(r, addr);
-	for (unsigned i = 0; i < BUDDY_AT_RETRIES; i++) {
+	for (;;) {
 		rc = buddy_at_try(c, r, x, order);
-		if (rc == BUDDY_EBUSY && i == 0) {
-			/* It may sit in a cache, or in uncoalesced pieces. */
-			buddy_zone_drain_all(c);
-			continue;
-		}
-		if (rc != 1)
+		if (rc == BUDDY_OK || rc == BUDDY_EBUSY)
 			break;
-		lf_platform_pause();
+		/* Nothing drained: cached by a carve not yet listed. */
+		if (rc != BUDDY_AT_CACHED || !buddy_zone_drain_some(c))
+			lf_platform_pause();
 	}
 	if (rc != BUDDY_OK) {
 		buddy_ctr_add(c, BC_FAILED, 1);

@@ -29,6 +29,10 @@
  *             taking X (CPU 0's drain put it in the core), and n2 steps
  *             later by CPU 1 draining every cache (Y to the core): a
  *             block is free at every instant, so it must succeed;
+ *   at merge  the free of A (merging with its free buddies) preempted at
+ *             step n by alloc_at of a range that is free at every
+ *             instant: it may wait for the merge, never fail with EBUSY
+ *             (allowed 1,000 spins: more than any retry bound);
  */
 #include <string.h>
 
@@ -354,6 +358,53 @@ static void test_window(void)
 	CHECK(cases > 0); /* the scenario happened */
 }
 
+/* ---- EBUSY: alloc_at against a merge that holds its range BUSY ---- */
+
+static void nested_at_op(void *arg)
+{
+	struct race *q = arg;
+	q->rc = buddy_alloc_at(c1, q->addr, q->order);
+}
+
+static void nested_at(void *arg)
+{
+	struct race *q = arg;
+	q->ran = preempt_nested_try_spins(nested_at_op, q, 1000);
+}
+
+static void test_at_merge(uint64_t at, unsigned order)
+{
+	setup(1); /* 4 frames */
+	CHECK_EQ(buddy_alloc_at(c0, BASE, 0), BUDDY_OK);
+	preempt_arm(0, NULL, NULL);
+	CHECK_EQ(buddy_free(c0, BASE, 0), BUDDY_OK); /* merges up to 2 */
+	unsigned long k = preempt_count();
+	for (unsigned long n = 1; n <= k + 1; n++) {
+		setup(1);
+		CHECK_EQ(buddy_alloc_at(c0, BASE, 0), BUDDY_OK);
+		struct race q = {.order = order, .addr = at, .rc = BUDDY_OK};
+		preempt_arm(n, nested_at, &q);
+		CHECK_EQ(buddy_free(c0, BASE, 0), BUDDY_OK);
+		if (!preempt_disarm())
+			nested_at(&q);
+		if (q.ran && q.rc != BUDDY_OK) {
+			fprintf(stderr,
+				"at merge: free preempted at step %lu of %lu "
+				"by alloc_at(%#llx, %u): %d, for a range "
+				"free at every instant\n",
+				n, k, (unsigned long long)at, order, q.rc);
+			CHECK(!"no EBUSY for a range nobody allocated");
+		}
+		if (q.ran && q.rc == BUDDY_OK)
+			CHECK_EQ(buddy_free(c1, at, order), BUDDY_OK);
+		else
+			CHECK_EQ(buddy_alloc_at(c1, at, order), BUDDY_OK);
+		if (!(q.ran && q.rc == BUDDY_OK))
+			CHECK_EQ(buddy_free(c1, at, order), BUDDY_OK);
+		CHECK(whole(1));
+	}
+}
+
 
 int main(void)
 {
@@ -366,6 +417,8 @@ int main(void)
 	}
 	test_run_tail();
 	test_window();
+	test_at_merge(BASE + F, 0);
+	test_at_merge(BASE + 2 * F, 1);
 	free(meta);
 	return check_exit("test_buddy_preempt");
 }

@@ -257,6 +257,26 @@ static int buddy_run_check(struct buddy_zone *z, uint64_t addr,
 	return BUDDY_OK;
 }
 
+/* The piece of order o at frame offset at of the run at addr: its index
+ * in *xp, its region in *rp. */
+static void buddy_run_piece(struct buddy_zone *z, uint64_t addr,
+			    uint64_t at, unsigned o, uint32_t *xp,
+			    const struct buddy_rgn **rp)
+{
+	uint64_t a = addr + (at << BUDDY_FRAME_SHIFT);
+	/* Checked by buddy_run_check(); each piece in its own region. */
+	int rc = buddy_addr_check(z, a, o, rp);
+	LF_ASSERT(rc == BUDDY_OK);
+	*xp = buddy_addr_idx(*rp, a);
+}
+
+/*
+ * All or nothing: every piece is claimed (ALLOC -> BUSY) before any is
+ * merged; if a claim fails (a racing double free of a piece), the pieces
+ * claimed are given back (BUSY -> ALLOC) and the call fails having
+ * changed nothing. The claims and merges form one in-flight section: the
+ * claimed pieces come back free.
+ */
 int buddy_free_run(struct buddy_cpu *c, uint64_t addr, uint64_t nframes)
 {
 	if (c == NULL)
@@ -271,20 +291,31 @@ int buddy_free_run(struct buddy_cpu *c, uint64_t addr, uint64_t nframes)
 	if (rc != BUDDY_OK)
 		return buddy_reject(c, rc);
 	uint64_t off = 0, at = 0;
+	uint32_t x;
 	int o;
+	buddy_busy(c, 1);
 	while ((o = buddy_run_next(nframes, &off)) >= 0) {
-		uint64_t a = addr + (at << BUDDY_FRAME_SHIFT);
-		/* Checked above; each piece in the region that holds it. */
-		rc = buddy_addr_check(z, a, (unsigned)o, &r);
-		LF_ASSERT(rc == BUDDY_OK);
-		uint32_t x = buddy_addr_idx(r, a);
+		buddy_run_piece(z, addr, at, (unsigned)o, &x, &r);
 		/* A racing double free of a piece fails here. */
 		rc = buddy_free_claim(z, r, x, (unsigned)o, BK_BUSY);
 		if (rc != BUDDY_OK)
-			return buddy_reject(c, rc);
-		buddy_free_merge(c, r, x, (unsigned)o);
+			break;
 		at = off;
 	}
+	uint64_t end = rc == BUDDY_OK ? nframes : at;
+	off = at = 0;
+	while (at < end && (o = buddy_run_next(nframes, &off)) >= 0) {
+		buddy_run_piece(z, addr, at, (unsigned)o, &x, &r);
+		if (rc == BUDDY_OK)
+			buddy_free_merge(c, r, x, (unsigned)o);
+		else
+			/* Ours since the claim: back to its owner's hands. */
+			buddy_st_set(z, x, BK_ALLOC, (unsigned)o);
+		at = off;
+	}
+	buddy_busy(c, -1);
+	if (rc != BUDDY_OK)
+		return buddy_reject(c, rc);
 	buddy_ctr_add(c, BC_FREES, 1);
 	return BUDDY_OK;
 }

@@ -33,6 +33,11 @@
  *             step n by alloc_at of a range that is free at every
  *             instant: it may wait for the merge, never fail with EBUSY
  *             (allowed 1,000 spins: more than any retry bound);
+ *   free_run  free_run of a run of 7 frames preempted at step n by a
+ *             double free of one of its later pieces on CPU 1: exactly
+ *             one of the two succeeds on that piece, and a free_run that
+ *             fails leaves every other piece allocated (it changes
+ *             nothing).
  */
 #include <string.h>
 
@@ -405,6 +410,72 @@ static void test_at_merge(uint64_t at, unsigned order)
 	}
 }
 
+/* ---- free_run: a failing free_run changes nothing ---- */
+
+static const struct {
+	uint64_t off;
+	unsigned order;
+} run7[] = {{0, 2}, {4, 1}, {6, 0}}; /* the pieces of a run of 7 */
+
+static void nested_piece_free(void *arg)
+{
+	struct race *q = arg;
+	q->rc = buddy_free(c1, q->addr, q->order);
+	q->ran = true;
+}
+
+static void test_free_run_race(unsigned victim)
+{
+	uint64_t a;
+	setup(2); /* 8 frames */
+	CHECK_EQ(buddy_alloc_run(c0, 7, &a), BUDDY_OK);
+	preempt_arm(0, NULL, NULL);
+	CHECK_EQ(buddy_free_run(c0, a, 7), BUDDY_OK);
+	unsigned long k = preempt_count();
+	for (unsigned long n = 1; n <= k + 1; n++) {
+		setup(2);
+		CHECK_EQ(buddy_alloc_run(c0, 7, &a), BUDDY_OK);
+		CHECK_EQ(a, BASE);
+		struct race q = {.order = run7[victim].order,
+				 .addr = a + run7[victim].off * F,
+				 .rc = BUDDY_OK};
+		preempt_arm(n, nested_piece_free, &q);
+		int rc = buddy_free_run(c0, a, 7);
+		if (!preempt_disarm())
+			nested_piece_free(&q);
+		/* The piece is freed exactly once. */
+		CHECK((rc == BUDDY_OK) != (q.rc == BUDDY_OK));
+		if (rc == BUDDY_OK)
+			CHECK_EQ(q.rc, BUDDY_EDOUBLE);
+		if (rc != BUDDY_OK) {
+			CHECK_EQ(rc, BUDDY_EDOUBLE);
+			for (unsigned i = 0; i < 3; i++) {
+				if (i == victim)
+					continue;
+				uint64_t pa = a + run7[i].off * F;
+				unsigned kind = 0, o = 0;
+				CHECK_EQ(buddy_zone_frame(z, pa, &kind, &o),
+					 BUDDY_OK);
+				if (kind != BUDDY_FRAME_ALLOC ||
+				    o != run7[i].order) {
+					fprintf(stderr,
+						"free_run: preempted at step "
+						"%lu of %lu by a double free "
+						"of piece %u: failed (%d) "
+						"but piece %u is now kind %u "
+						"order %u\n",
+						n, k, victim, rc, i, kind, o);
+					CHECK(!"a failed free_run changes "
+					       "nothing");
+					continue;
+				}
+				CHECK_EQ(buddy_free(c0, pa, run7[i].order),
+					 BUDDY_OK);
+			}
+		}
+		CHECK(whole(2));
+	}
+}
 
 int main(void)
 {
@@ -419,6 +490,8 @@ int main(void)
 	test_window();
 	test_at_merge(BASE + F, 0);
 	test_at_merge(BASE + 2 * F, 1);
+	test_free_run_race(1);
+	test_free_run_race(2);
 	free(meta);
 	return check_exit("test_buddy_preempt");
 }

@@ -582,12 +582,14 @@ MB_TEST(mb_window, "buddy.drain_window", "a drain after the quiet pass vs "
 	.script = {"0", "D", "f1"})
 /* alloc_at of a cached frame: its drain puts the frame in the core, where
  * another CPU's refill may carve it into its cache again: still free, so
- * alloc_at drains again instead of failing with EBUSY. */
+ * alloc_at drains again instead of failing with EBUSY. The four frames
+ * start in CPU 1's cache; its allocation takes the first or the last of
+ * the four it carves, and frame 1 stays cached. */
 MB_TEST(mb_atcached, "buddy.at_cached", "alloc_at vs a refill that caches "
-	"its range", 2, 2, 3, 20000, .need = "rd", .rg = {{0, 2}},
-	.nocache = 0x1, .at_pfn = 0, .at_order = 0,
-	.hold = {{1, 0, 0}, {1, 1, 0}}, .nhold = 2, .cached = 0x3,
-	.script = {"@", "0"})
+	"its range", 2, 2, 3, 20000, .need = "rd", .rg = {{0, 4}},
+	.nocache = 0x1, .at_pfn = 1, .at_order = 0,
+	.hold = {{1, 0, 0}, {1, 1, 0}, {1, 2, 0}, {1, 3, 0}}, .nhold = 4,
+	.cached = 0xf, .script = {"@", "0"})
 /* Self-test: threads sharing one CPU context (against its contract)
  * lose updates of its free-block counts: B7 must be caught. */
 MB_TEST(mb_shared, "self.buddy_shared", "one CPU context on two threads:"

@@ -294,6 +294,10 @@ void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
 void buddy_publish_half(struct buddy_cpu *c, uint32_t u, unsigned k);
 int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		      uint32_t *xp);
+/* As buddy_take_global(), but on success the caller is still inside the
+ * claim's in-flight section and leaves it with buddy_busy(c, -1). */
+int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
+			   uint32_t *xp);
 uint32_t buddy_take(struct buddy_cpu *c, unsigned k, unsigned max,
 		    uint64_t limit, unsigned *op);
 bool buddy_pop_take(struct buddy_cpu *c, uint32_t x, unsigned j, unsigned k,

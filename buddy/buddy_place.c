@@ -9,8 +9,6 @@
  */
 #include "buddy_i.h"
 
-#define BUDDY_AT_RETRIES 64 /* rounds while a block is BUSY in another call */
-
 int buddy_alloc_below(struct buddy_cpu *c, unsigned order, uint64_t limit,
 		      uint64_t *addr)
 {
@@ -74,26 +72,37 @@ static void buddy_at_split(struct buddy_cpu *c, uint32_t h, unsigned o,
 	}
 }
 
+/* What one look at [x, x + 2^k) found, besides OK and EBUSY. */
+#define BUDDY_AT_AGAIN 1  /* a block in transition, or a stale walk */
+#define BUDDY_AT_CACHED 2 /* a frame in a CPU cache: drain, then again */
+
 /*
- * Is a block inside [x, x + 2^k) allocated or cached now? The walk of
- * buddy_at_head() reads one frame per level at different moments, so a
- * head "split below the range" may come from a stale view.
+ * Is a block inside [x, x + 2^k) allocated (EBUSY) or cached now, or
+ * neither (AGAIN)? The walk of buddy_at_head() reads one frame per level
+ * at different moments, so a head "split below the range" may come from
+ * a stale view.
  */
-static bool buddy_at_taken(const struct buddy_zone *z, uint32_t x,
-			   unsigned k)
+static int buddy_at_taken(const struct buddy_zone *z, uint32_t x, unsigned k)
 {
+	int rc = BUDDY_AT_AGAIN;
 	for (uint32_t y = x; y < x + ((uint32_t)1 << k); y++) {
 		/* Acquire: as buddy_at_head(). */
 		unsigned kind = bst_kind(lf_load_u16(&z->st[y], LF_ACQUIRE));
-		if (kind == BK_ALLOC || kind == BK_CACHED)
-			return true;
+		if (kind == BK_ALLOC)
+			return BUDDY_EBUSY;
+		if (kind == BK_CACHED)
+			rc = BUDDY_AT_CACHED;
 	}
-	return false;
+	return rc;
 }
 
 /*
- * One attempt at claiming [x, x + 2^k): OK, EBUSY (allocated or cached),
- * or 1 to try again (a block in transition in another call).
+ * One attempt at claiming [x, x + 2^k): OK; EBUSY when a block that
+ * overlaps the range was allocated when looked at (a moment inside the
+ * call: EBUSY is exact); AT_CACHED when one is in a CPU cache (free to
+ * the caller: drain and look again); AT_AGAIN when one is in transition
+ * in another call (BUSY in a split, merge, claim or free) or the walk saw
+ * a stale view.
  */
 static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
 			uint32_t x, unsigned k)
@@ -102,17 +111,19 @@ static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
 	uint16_t s;
 	uint32_t h = buddy_at_head(z, r, x, k, &s);
 	if (h == LF_STACK_NIL)
-		return buddy_at_taken(z, x, k) ? BUDDY_EBUSY : 1;
+		return buddy_at_taken(z, x, k);
 	if (bst_kind(s) == BK_BUSY)
-		return 1;
+		return BUDDY_AT_AGAIN;
+	if (bst_kind(s) == BK_CACHED)
+		return BUDDY_AT_CACHED;
 	if (bst_kind(s) != BK_FREE)
-		return BUDDY_EBUSY;
+		return BUDDY_EBUSY; /* ALLOC, and it covers the range */
 	unsigned o = bst_order(s);
 	buddy_busy(c, 1); /* the split gives part back: a section */
 	/* Acq_rel: the claim (B2); a stack entry of h goes stale. */
 	if (!lf_cas_u16(&z->st[h], &s, bst_with(s, BK_BUSY, o), LF_ACQ_REL)) {
 		buddy_busy(c, -1);
-		return 1;
+		return BUDDY_AT_AGAIN;
 	}
 	buddy_free_delta(c, o, -1);
 	buddy_at_split(c, h, o, x, k);
@@ -121,6 +132,15 @@ static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
 	return BUDDY_OK;
 }
 
+/*
+ * EBUSY only when a frame of the range was allocated at some moment of
+ * the call. A BUSY block is retried without a bound: BUSY lasts a bounded
+ * number of its owner's steps (B1), so alloc_at waits only while another
+ * call progresses (lock-free, like buddy_take_global()); a cached block
+ * is drained to the core and looked at again: it is cached again only by
+ * a refill or a free, steps of other calls that complete (or it is not
+ * listed yet: a refill's carve in flight, waited for like BUSY).
+ */
 int buddy_alloc_at(struct buddy_cpu *c, uint64_t addr, unsigned order)
 {
 	if (c == NULL)
@@ -130,19 +150,16 @@ int buddy_alloc_at(struct buddy_cpu *c, uint64_t addr, unsigned order)
 	if (rc != BUDDY_OK)
 		return buddy_reject(c, rc);
 	uint32_t x = buddy_addr_idx(r, addr);
-	for (unsigned i = 0; i < BUDDY_AT_RETRIES; i++) {
+	for (;;) {
 		rc = buddy_at_try(c, r, x, order);
-		if (rc == BUDDY_EBUSY && i == 0) {
-			/* It may sit in a cache, or in uncoalesced pieces. */
-			buddy_zone_drain_all(c);
-			continue;
-		}
-		/* Free pieces below its order: deferred ones merge (B8). */
-		if (rc == 1 && buddy_zone_undefer(c))
-			continue;
-		if (rc != 1)
+		if (rc == BUDDY_OK || rc == BUDDY_EBUSY)
 			break;
-		lf_platform_pause();
+		/* Free pieces below its order: deferred ones merge (B8). */
+		if (rc == BUDDY_AT_AGAIN && buddy_zone_undefer(c))
+			continue;
+		/* Nothing drained: cached by a carve not yet listed. */
+		if (rc != BUDDY_AT_CACHED || !buddy_zone_drain_some(c))
+			lf_platform_pause();
 	}
 	if (rc != BUDDY_OK) {
 		buddy_ctr_add(c, BC_FAILED, 1);
@@ -194,12 +211,14 @@ int buddy_alloc_run(struct buddy_cpu *c, uint64_t nframes, uint64_t *addr)
 	if (nframes & (nframes - 1))
 		k++;
 	uint32_t x;
-	int rc = buddy_take_global(c, k, BUDDY_NOLIMIT, &x);
+	int rc = buddy_take_global_held(c, k, BUDDY_NOLIMIT, &x);
 	if (rc != BUDDY_OK) {
 		buddy_ctr_add(c, BC_FAILED, 1);
 		return rc;
 	}
+	/* The tail goes back inside the claim's section: ENOMEM stays exact. */
 	buddy_run_split(c, x, k, nframes);
+	buddy_busy(c, -1);
 	buddy_ctr_add(c, BC_ALLOCS, 1);
 	*addr = buddy_idx_addr(c->zone, x);
 	return BUDDY_OK;
@@ -241,6 +260,26 @@ static int buddy_run_check(struct buddy_zone *z, uint64_t addr,
 	return BUDDY_OK;
 }
 
+/* The piece of order o at frame offset at of the run at addr: its index
+ * in *xp, its region in *rp. */
+static void buddy_run_piece(struct buddy_zone *z, uint64_t addr,
+			    uint64_t at, unsigned o, uint32_t *xp,
+			    const struct buddy_rgn **rp)
+{
+	uint64_t a = addr + (at << BUDDY_FRAME_SHIFT);
+	/* Checked by buddy_run_check(); each piece in its own region. */
+	int rc = buddy_addr_check(z, a, o, rp);
+	LF_ASSERT(rc == BUDDY_OK);
+	*xp = buddy_addr_idx(*rp, a);
+}
+
+/*
+ * All or nothing: every piece is claimed (ALLOC -> BUSY) before any is
+ * merged; if a claim fails (a racing double free of a piece), the pieces
+ * claimed are given back (BUSY -> ALLOC) and the call fails having
+ * changed nothing. The claims and merges form one in-flight section: the
+ * claimed pieces come back free.
+ */
 int buddy_free_run(struct buddy_cpu *c, uint64_t addr, uint64_t nframes)
 {
 	if (c == NULL)
@@ -255,20 +294,31 @@ int buddy_free_run(struct buddy_cpu *c, uint64_t addr, uint64_t nframes)
 	if (rc != BUDDY_OK)
 		return buddy_reject(c, rc);
 	uint64_t off = 0, at = 0;
+	uint32_t x;
 	int o;
+	buddy_busy(c, 1);
 	while ((o = buddy_run_next(nframes, &off)) >= 0) {
-		uint64_t a = addr + (at << BUDDY_FRAME_SHIFT);
-		/* Checked above; each piece in the region that holds it. */
-		rc = buddy_addr_check(z, a, (unsigned)o, &r);
-		LF_ASSERT(rc == BUDDY_OK);
-		uint32_t x = buddy_addr_idx(r, a);
+		buddy_run_piece(z, addr, at, (unsigned)o, &x, &r);
 		/* A racing double free of a piece fails here. */
 		rc = buddy_free_claim(z, r, x, (unsigned)o, BK_BUSY);
 		if (rc != BUDDY_OK)
-			return buddy_reject(c, rc);
-		buddy_free_merge(c, r, x, (unsigned)o);
+			break;
 		at = off;
 	}
+	uint64_t end = rc == BUDDY_OK ? nframes : at;
+	off = at = 0;
+	while (at < end && (o = buddy_run_next(nframes, &off)) >= 0) {
+		buddy_run_piece(z, addr, at, (unsigned)o, &x, &r);
+		if (rc == BUDDY_OK)
+			buddy_free_merge(c, r, x, (unsigned)o);
+		else
+			/* Ours since the claim: back to its owner's hands. */
+			buddy_st_set(z, x, BK_ALLOC, (unsigned)o);
+		at = off;
+	}
+	buddy_busy(c, -1);
+	if (rc != BUDDY_OK)
+		return buddy_reject(c, rc);
 	buddy_ctr_add(c, BC_FREES, 1);
 	return BUDDY_OK;
 }

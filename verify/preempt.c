@@ -17,6 +17,7 @@ static bool preempt_ran;
 static bool preempt_inside;              /* fn is running */
 static jmp_buf *preempt_escape;          /* where a blocked nested op goes */
 static unsigned long preempt_nested_ops; /* of the nested op running */
+static unsigned long preempt_spins_left; /* spin-waits it may still do */
 
 /*
  * A nested operation this long is spinning without lf_platform_pause()
@@ -31,9 +32,14 @@ void lf_atomic_interpose(const volatile void *addr, enum lf_atomic_op op,
 	(void)addr;
 	(void)order;
 	if (preempt_inside) {
-		if (preempt_escape != NULL &&
-		    (op == LF_OP_SPIN ||
-		     ++preempt_nested_ops > PREEMPT_NESTED_LIMIT))
+		if (preempt_escape == NULL)
+			return;
+		if (op == LF_OP_SPIN && preempt_spins_left > 0) {
+			preempt_spins_left--;
+			return;
+		}
+		if (op == LF_OP_SPIN ||
+		    ++preempt_nested_ops > PREEMPT_NESTED_LIMIT)
 			longjmp(*preempt_escape, 1);
 		return;
 	}
@@ -74,6 +80,12 @@ void preempt_count_reset(void)
 
 bool preempt_nested_try(void (*op)(void *), void *arg)
 {
+	return preempt_nested_try_spins(op, arg, 0);
+}
+
+bool preempt_nested_try_spins(void (*op)(void *), void *arg,
+			      unsigned long spins)
+{
 	jmp_buf env;
 	jmp_buf *volatile saved = preempt_escape;
 	if (setjmp(env) != 0) {
@@ -82,6 +94,7 @@ bool preempt_nested_try(void (*op)(void *), void *arg)
 	}
 	preempt_escape = &env;
 	preempt_nested_ops = 0;
+	preempt_spins_left = spins;
 	op(arg);
 	preempt_escape = saved;
 	return true;

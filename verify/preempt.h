@@ -41,5 +41,13 @@ unsigned long preempt_count(void);
 void preempt_count_reset(void);
 /* Inside fn: run op(arg); false if it would have blocked (abandoned). */
 bool preempt_nested_try(void (*op)(void *), void *arg);
+/*
+ * As preempt_nested_try(), but op is abandoned only at its spins + 1-th
+ * spin-wait: a call that gives up by itself after a bounded number of
+ * retries (returning an error while the preempted thread holds what it
+ * waits for) returns, and the test sees what it returned.
+ */
+bool preempt_nested_try_spins(void (*op)(void *), void *arg,
+			      unsigned long spins);
 
 #endif

@@ -193,10 +193,27 @@ static void op_alloc(struct model *m)
 	MCHECK(m, buddy_locked_alloc(m->ref, o, &ra) == BUDDY_ENOMEM);
 }
 
+/*
+ * A limit for alloc_below: any frame boundary, or the end of an aligned
+ * block (so often the end of a free one) exactly, or one byte or one
+ * frame either side of it.
+ */
+static uint64_t below_limit(struct model *m)
+{
+	static const int64_t d[] = {0, 0, -1, 1, -(int64_t)BUDDY_FRAME_SIZE,
+				    (int64_t)BUDDY_FRAME_SIZE};
+	if (rnd_below(m, 2))
+		return (256 + rnd_below(m, 6000)) * BUDDY_FRAME_SIZE;
+	unsigned bo = rnd_below(m, 8);
+	uint64_t end = (((uint64_t)rnd_below(m, (unsigned)m->span) >> bo) + 1)
+		       << bo;
+	return end * BUDDY_FRAME_SIZE + (uint64_t)d[rnd_below(m, 6)];
+}
+
 static void op_alloc_below(struct model *m)
 {
-	unsigned o = rnd_below(m, 6);
-	uint64_t limit = (256 + rnd_below(m, 6000)) * BUDDY_FRAME_SIZE;
+	unsigned o = rnd_below(m, 3) ? rnd_below(m, 6) : 0; /* order 0 often */
+	uint64_t limit = below_limit(m);
 	uint64_t a, ra;
 	int rc = buddy_alloc_below(model_cpu(m), o, limit, &a);
 	if (rc == BUDDY_OK) {

@@ -2,7 +2,9 @@
  * test_buddy.c: unit tests of the lock-free buddy allocator (buddy.h) on
  * one thread: set-up and metadata size, the initial fully coalesced state,
  * every order, exhaustion and recovery, the placement calls, per-CPU
- * caches (no memory stranded in another CPU's cache), the state-word
+ * caches (no memory stranded in another CPU's cache), alloc_below at the
+ * edges (order 0, limits at and next to the end of each free block,
+ * against the locked buddy), the state-word
  * transitions as pure functions, and every class of bad input rejected
  * with its own code and no change of state.
  */
@@ -12,6 +14,7 @@
 
 #include "buddy.h"
 #include "buddy_i.h"
+#include "buddy_locked.h"
 #include "check.h"
 
 #define F BUDDY_FRAME_SIZE
@@ -433,6 +436,116 @@ static void test_defer(void)
 	free(e.meta);
 }
 
+/*
+ * The frames held in test_below_edges(): region 0 (16-63) keeps free
+ * blocks 17 (o0), 20 (o2), 28 (o2), 32 (o0), 34 (o1), 36 (o2), 48 (o4);
+ * region 1 (101-124) keeps 101, 103, 124 (o0), 108, 120 (o2); region 2
+ * keeps 1537 (o0), 1538 (o1), ... 1792 (o8).
+ */
+static const struct {
+	uint64_t pfn;
+	unsigned order;
+} below_hold[] = {{16, 0}, {18, 1}, {24, 2}, {33, 0}, {40, 3}, {102, 0},
+		  {104, 2}, {112, 3}, {1024, 9}, {1536, 0}};
+
+/*
+ * One alloc_below on both allocators, same state: both fail, or both
+ * succeed (the lock-free block aligned, ending by the limit); then the
+ * blocks are freed again (the lock-free one through CPU 1's cache, which
+ * the next calls must drain to stay exact).
+ */
+static void below_one(struct env *e, struct buddy_locked *ref, unsigned o,
+		      uint64_t limit)
+{
+	uint64_t a = 0, ra = 0;
+	int rc = buddy_alloc_below(e->c0, o, limit, &a);
+	int rr = buddy_locked_alloc_below(ref, o, limit, &ra);
+	if (rc != rr)
+		fprintf(stderr, "  alloc_below(order %u, limit %#llx): %d, "
+			"locked buddy %d\n", o, (unsigned long long)limit, rc,
+			rr);
+	CHECK_EQ(rc, rr);
+	if (rc == BUDDY_OK) {
+		CHECK(a + (F << o) <= limit);
+		CHECK_EQ(a & ((F << o) - 1), 0);
+		unsigned kind = 0, ko = 0;
+		CHECK_EQ(buddy_zone_frame(e->z, a, &kind, &ko), BUDDY_OK);
+		CHECK(kind == BUDDY_FRAME_ALLOC && ko == o);
+		CHECK_EQ(buddy_free(e->c1, a, o), BUDDY_OK);
+	}
+	if (rr == BUDDY_OK)
+		CHECK_EQ(buddy_locked_free(ref, ra, o), BUDDY_OK);
+}
+
+static void test_below_edges(void)
+{
+	struct env e;
+	env_init(&e, test_rg, 3);
+	size_t rs = buddy_locked_meta_size(test_rg, 3);
+	void *rmeta = aligned_alloc(64, (rs + 63) & ~(size_t)63);
+	struct buddy_locked *ref;
+	CHECK_FATAL(rmeta && buddy_locked_init(&ref, rmeta, rs, test_rg, 3) ==
+				     BUDDY_OK);
+	for (unsigned i = 0; i < sizeof(below_hold) / sizeof(below_hold[0]);
+	     i++) {
+		uint64_t a = below_hold[i].pfn * F;
+		CHECK_EQ(buddy_alloc_at(e.c0, a, below_hold[i].order),
+			 BUDDY_OK);
+		CHECK_EQ(buddy_locked_alloc_at(ref, a, below_hold[i].order),
+			 BUDDY_OK);
+	}
+	/* Order 0 by hand: frame 17 is the lowest free frame. */
+	uint64_t a;
+	CHECK_EQ(buddy_alloc_below(e.c0, 0, 18 * F - 1, &a), BUDDY_ENOMEM);
+	CHECK_EQ(buddy_alloc_below(e.c0, 0, 17 * F, &a), BUDDY_ENOMEM);
+	CHECK_EQ(buddy_alloc_below(e.c0, 0, 0, &a), BUDDY_ENOMEM);
+	CHECK_EQ(buddy_alloc_below(e.c0, 0, 18 * F, &a), BUDDY_OK);
+	CHECK_EQ(a, 17 * F);
+	CHECK_EQ(buddy_alloc_below(e.c0, 0, 18 * F, &a), BUDDY_ENOMEM);
+	CHECK_EQ(buddy_free(e.c0, 17 * F, 0), BUDDY_OK); /* into a cache */
+	CHECK_EQ(buddy_alloc_below(e.c1, 0, 18 * F, &a), BUDDY_OK);
+	CHECK_EQ(a, 17 * F);
+	CHECK_EQ(buddy_free(e.c1, 17 * F, 0), BUDDY_OK);
+	/* The low part of a larger block: order 1 ending at 22 in 20-23. */
+	CHECK_EQ(buddy_alloc_below(e.c0, 1, 22 * F, &a), BUDDY_OK);
+	CHECK_EQ(a, 20 * F);
+	CHECK_EQ(buddy_free(e.c0, a, 1), BUDDY_OK);
+	CHECK_EQ(buddy_alloc_below(e.c0, 1, 22 * F - 1, &a), BUDDY_ENOMEM);
+	/* Every free block's end, one byte and one frame either side. */
+	static const int64_t delta[] = {-(int64_t)F, -1, 0, 1, (int64_t)F};
+	unsigned edges = 0;
+	/* Past a failed check the zone may be broken: stop there. */
+	unsigned long failed = atomic_load(&check_failures);
+	for (unsigned g = 0; g < 3 && atomic_load(&check_failures) == failed;
+	     g++) {
+		uint64_t p = test_rg[g].base / F;
+		uint64_t end = p + test_rg[g].size / F;
+		while (p < end && atomic_load(&check_failures) == failed) {
+			unsigned kind = 0, ko = 0;
+			CHECK_EQ(buddy_locked_frame(ref, p * F, &kind, &ko),
+				 BUDDY_OK);
+			uint64_t n = (uint64_t)1 << ko;
+			if (kind == BUDDY_FRAME_FREE) {
+				edges++;
+				for (unsigned o = 0; o <= 5; o++)
+					for (unsigned d = 0; d < 5 &&
+					     atomic_load(&check_failures) == failed;
+					     d++)
+						below_one(&e, ref, o,
+							  (p + n) * F +
+								  (uint64_t)delta[d]);
+			}
+			p += kind == BUDDY_FRAME_TAIL ? 1 : n;
+		}
+	}
+	CHECK(edges >= 12);
+	check_zone(&e, false);
+	buddy_zone_drain_all(e.c0);
+	check_zone(&e, true);
+	free(rmeta);
+	free(e.meta);
+}
+
 int main(void)
 {
 	test_defer();
@@ -443,6 +556,7 @@ int main(void)
 	test_exhaust();
 	test_no_stranding();
 	test_placement();
+	test_below_edges();
 	test_bad_input();
 	return check_exit("test_buddy");
 }

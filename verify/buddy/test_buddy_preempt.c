@@ -24,18 +24,40 @@
  * buddy_zone_coalesce()), and buddy_free_run() of the one block, which
  * merges at once (the zone must be whole with no help: the
  * publish-then-recheck of B6).
+ *
+ * And the placement calls and the exactness of ENOMEM and EBUSY:
+ *   run tail  alloc_run of 3 frames in a 4-frame zone preempted at step n
+ *             by an order-0 allocation: a frame is free at every instant
+ *             (all 4 before the run, its tail after), so the allocation
+ *             may wait for the run but never fail with ENOMEM;
+ *   window    an allocation on CPU 0 while X sits in CPU 2's cache;
+ *             preempted at step n1 by CPU 2 freeing Y into its cache and
+ *             taking X (CPU 0's drain put it in the core), and n2 steps
+ *             later by CPU 1 draining every cache (Y to the core): a
+ *             block is free at every instant, so it must succeed;
+ *   at merge  the free of A (merging with its free buddies) preempted at
+ *             step n by alloc_at of a range that is free at every
+ *             instant: it may wait for the merge, never fail with EBUSY
+ *             (allowed 1,000 spins: more than any retry bound);
+ *   free_run  free_run of a run of 7 frames preempted at step n by a
+ *             double free of one of its later pieces on CPU 1: exactly
+ *             one of the two succeeds on that piece, and a free_run that
+ *             fails leaves every other piece allocated (it changes
+ *             nothing).
  */
 #include <string.h>
 
 #include "buddy.h"
+#include "buddy_i.h"
 #include "check.h"
 #include "preempt.h"
 
-#define NCPUS 2
+#define NCPUS 3
 #define BASE ((uint64_t)0x200000) /* aligned to order 9 */
+#define F BUDDY_FRAME_SIZE
 
 static struct buddy_zone *z;
-static struct buddy_cpu *c0, *c1;
+static struct buddy_cpu *c0, *c1, *c2;
 static void *meta;
 static uint64_t frames; /* of the one region */
 static bool eager;      /* frees merge at once (buddy_free_run) */
@@ -76,6 +98,7 @@ static void setup(unsigned order)
 	CHECK_FATAL(buddy_zone_init(&z, meta, sz, &rg, 1, NCPUS) == BUDDY_OK);
 	c0 = buddy_zone_cpu(z, 0);
 	c1 = buddy_zone_cpu(z, 1);
+	c2 = buddy_zone_cpu(z, 2); /* its cache stays on */
 	buddy_cpu_cache_enable(c0, false);
 	buddy_cpu_cache_enable(c1, false);
 }
@@ -237,6 +260,284 @@ static void test_free_vs_alloc(unsigned order, bool a_lower)
 	}
 }
 
+
+/* ---- ENOMEM: alloc_run gives its tail back inside its section ---- */
+
+struct race {
+	unsigned order;
+	uint64_t addr;  /* the nested call's block */
+	int rc;         /* its result */
+	bool ran;       /* it completed (was not abandoned) */
+};
+
+static void nested_alloc_c1_op(void *arg)
+{
+	struct race *q = arg;
+	q->rc = buddy_alloc(c1, q->order, &q->addr);
+}
+
+static void nested_alloc_c1(void *arg)
+{
+	struct race *q = arg;
+	q->ran = preempt_nested_try(nested_alloc_c1_op, q);
+}
+
+static void test_run_tail(void)
+{
+	uint64_t a;
+	setup(1); /* 4 frames, one block of order 2 */
+	preempt_arm(0, NULL, NULL);
+	CHECK_EQ(buddy_alloc_run(c0, 3, &a), BUDDY_OK);
+	unsigned long k = preempt_count();
+	for (unsigned long n = 1; n <= k + 1; n++) {
+		setup(1);
+		struct race q = {.order = 0, .rc = BUDDY_OK};
+		preempt_arm(n, nested_alloc_c1, &q);
+		int rc = buddy_alloc_run(c0, 3, &a);
+		if (!preempt_disarm())
+			nested_alloc_c1(&q);
+		if (rc != BUDDY_OK) {
+			/* The allocation split the block first: fair. */
+			CHECK_EQ(rc, BUDDY_ENOMEM);
+			CHECK(q.ran && q.rc == BUDDY_OK);
+			CHECK_EQ(buddy_free(c1, q.addr, 0), BUDDY_OK);
+			CHECK(whole(1));
+			continue;
+		}
+		CHECK_EQ(a, BASE);
+		if (q.ran && q.rc != BUDDY_OK) {
+			fprintf(stderr,
+				"run tail: alloc_run(3) preempted at step %lu "
+				"of %lu by an order-0 alloc: %d, with a "
+				"frame free at every instant\n",
+				n, k, q.rc);
+			CHECK(!"no ENOMEM while the run's tail is free");
+		}
+		if (q.ran && q.rc == BUDDY_OK) {
+			CHECK_EQ(q.addr, BASE + 3 * F);
+			CHECK_EQ(buddy_free(c1, q.addr, 0), BUDDY_OK);
+		}
+		CHECK_EQ(buddy_free_run(c0, a, 3), BUDDY_OK);
+		CHECK(whole(1));
+	}
+}
+
+/* ---- ENOMEM: every cache is seen empty inside the quiet window ---- */
+
+static struct {
+	unsigned long n2;  /* fire the drain this many steps after fn1 */
+	bool fn1_done;     /* Y freed into CPU 2's cache, X taken by CPU 2 */
+	bool fn2_ran;      /* CPU 1 drained every cache */
+	uint64_t x;        /* what CPU 2's order-1 allocation got */
+} win;
+
+/* No cache lock held by the preempted call (a nested one would wait). */
+static bool cache_locks_free(void)
+{
+	struct buddy_cpu *cs[] = {c0, c1, c2};
+	for (unsigned i = 0; i < 3; i++)
+		/* Relaxed: single-threaded; only a peek at the flag. */
+		if (lf_load_u32(&cs[i]->lock, LF_RELAXED) != 0)
+			return false;
+	return true;
+}
+
+static void window_drain(void *arg)
+{
+	(void)arg;
+	if (!cache_locks_free())
+		return;
+	buddy_zone_drain_all(c1);
+	win.fn2_ran = true;
+}
+
+static void window_alloc_x(void *arg)
+{
+	(void)arg;
+	win.x = 0;
+	if (buddy_alloc(c2, 1, &win.x) != BUDDY_OK)
+		win.x = 0;
+}
+
+static void window_free_take(void *arg)
+{
+	(void)arg;
+	if (!cache_locks_free())
+		return;
+	/* Y, allocated, freed into CPU 2's cache: free from now on. */
+	CHECK_EQ(buddy_free(c2, BASE, 0), BUDDY_OK);
+	/* Then X, free (in the core since CPU 0's drain), taken. */
+	if (!preempt_nested_try(window_alloc_x, NULL) ||
+	    win.x != BASE + 2 * F)
+		return;
+	win.fn1_done = true;
+	preempt_arm(win.n2, window_drain, NULL);
+}
+
+/* 4 frames: Y (0) and 1 allocated by CPU 2, X (2-3) in CPU 2's cache. */
+static void window_setup(void)
+{
+	setup(1);
+	CHECK_EQ(buddy_alloc_at(c2, BASE, 0), BUDDY_OK);
+	CHECK_EQ(buddy_alloc_at(c2, BASE + F, 0), BUDDY_OK);
+	CHECK_EQ(buddy_alloc_at(c2, BASE + 2 * F, 1), BUDDY_OK);
+	buddy_zone_sweep(c2); /* alloc_at's stale entries: X can be cached */
+	CHECK_EQ(buddy_free(c2, BASE + 2 * F, 1), BUDDY_OK);
+	struct buddy_stats st;
+	buddy_zone_stats(z, &st);
+	CHECK_FATAL(st.cached_frames == 2);
+}
+
+static void test_window(void)
+{
+	uint64_t a;
+	window_setup();
+	preempt_arm(0, NULL, NULL);
+	CHECK_EQ(buddy_alloc(c0, 0, &a), BUDDY_OK);
+	unsigned long k = preempt_count(), cases = 0;
+	for (unsigned long n1 = 1; n1 <= k; n1++) {
+		for (unsigned long n2 = 1;; n2++) {
+			window_setup();
+			win.n2 = n2;
+			win.fn1_done = win.fn2_ran = false;
+			preempt_arm(n1, window_free_take, NULL);
+			int rc = buddy_alloc(c0, 0, &a);
+			preempt_disarm();
+			if (!win.fn1_done)
+				break; /* not this n1: X was not in the core */
+			cases++;
+			if (rc != BUDDY_OK) {
+				fprintf(stderr,
+					"window: alloc preempted at step %lu "
+					"(Y freed, X taken) and %lu steps "
+					"later (every cache drained): %d, "
+					"with a block free at every instant\n",
+					n1, n2, rc);
+				CHECK(!"no ENOMEM while a block is free");
+			}
+			uint64_t f = 0;
+			CHECK_EQ(buddy_zone_check(z, false, &f), 0);
+			if (!win.fn2_ran)
+				break; /* n2 past the end of the call */
+		}
+	}
+	CHECK(cases > 0); /* the scenario happened */
+}
+
+/* ---- EBUSY: alloc_at against a merge that holds its range BUSY ---- */
+
+static void nested_at_op(void *arg)
+{
+	struct race *q = arg;
+	q->rc = buddy_alloc_at(c1, q->addr, q->order);
+}
+
+static void nested_at(void *arg)
+{
+	struct race *q = arg;
+	q->ran = preempt_nested_try_spins(nested_at_op, q, 1000);
+}
+
+static void test_at_merge(uint64_t at, unsigned order)
+{
+	setup(1); /* 4 frames */
+	CHECK_EQ(buddy_alloc_at(c0, BASE, 0), BUDDY_OK);
+	preempt_arm(0, NULL, NULL);
+	CHECK_EQ(buddy_free(c0, BASE, 0), BUDDY_OK); /* merges up to 2 */
+	unsigned long k = preempt_count();
+	for (unsigned long n = 1; n <= k + 1; n++) {
+		setup(1);
+		CHECK_EQ(buddy_alloc_at(c0, BASE, 0), BUDDY_OK);
+		struct race q = {.order = order, .addr = at, .rc = BUDDY_OK};
+		preempt_arm(n, nested_at, &q);
+		CHECK_EQ(buddy_free(c0, BASE, 0), BUDDY_OK);
+		if (!preempt_disarm())
+			nested_at(&q);
+		if (q.ran && q.rc != BUDDY_OK) {
+			fprintf(stderr,
+				"at merge: free preempted at step %lu of %lu "
+				"by alloc_at(%#llx, %u): %d, for a range "
+				"free at every instant\n",
+				n, k, (unsigned long long)at, order, q.rc);
+			CHECK(!"no EBUSY for a range nobody allocated");
+		}
+		if (q.ran && q.rc == BUDDY_OK)
+			CHECK_EQ(buddy_free(c1, at, order), BUDDY_OK);
+		else
+			CHECK_EQ(buddy_alloc_at(c1, at, order), BUDDY_OK);
+		if (!(q.ran && q.rc == BUDDY_OK))
+			CHECK_EQ(buddy_free(c1, at, order), BUDDY_OK);
+		CHECK(whole(1));
+	}
+}
+
+/* ---- free_run: a failing free_run changes nothing ---- */
+
+static const struct {
+	uint64_t off;
+	unsigned order;
+} run7[] = {{0, 2}, {4, 1}, {6, 0}}; /* the pieces of a run of 7 */
+
+static void nested_piece_free(void *arg)
+{
+	struct race *q = arg;
+	q->rc = buddy_free(c1, q->addr, q->order);
+	q->ran = true;
+}
+
+static void test_free_run_race(unsigned victim)
+{
+	uint64_t a;
+	setup(2); /* 8 frames */
+	CHECK_EQ(buddy_alloc_run(c0, 7, &a), BUDDY_OK);
+	preempt_arm(0, NULL, NULL);
+	CHECK_EQ(buddy_free_run(c0, a, 7), BUDDY_OK);
+	unsigned long k = preempt_count();
+	for (unsigned long n = 1; n <= k + 1; n++) {
+		setup(2);
+		CHECK_EQ(buddy_alloc_run(c0, 7, &a), BUDDY_OK);
+		CHECK_EQ(a, BASE);
+		struct race q = {.order = run7[victim].order,
+				 .addr = a + run7[victim].off * F,
+				 .rc = BUDDY_OK};
+		preempt_arm(n, nested_piece_free, &q);
+		int rc = buddy_free_run(c0, a, 7);
+		if (!preempt_disarm())
+			nested_piece_free(&q);
+		/* The piece is freed exactly once. */
+		CHECK((rc == BUDDY_OK) != (q.rc == BUDDY_OK));
+		if (rc == BUDDY_OK)
+			CHECK_EQ(q.rc, BUDDY_EDOUBLE);
+		if (rc != BUDDY_OK) {
+			CHECK_EQ(rc, BUDDY_EDOUBLE);
+			for (unsigned i = 0; i < 3; i++) {
+				if (i == victim)
+					continue;
+				uint64_t pa = a + run7[i].off * F;
+				unsigned kind = 0, o = 0;
+				CHECK_EQ(buddy_zone_frame(z, pa, &kind, &o),
+					 BUDDY_OK);
+				if (kind != BUDDY_FRAME_ALLOC ||
+				    o != run7[i].order) {
+					fprintf(stderr,
+						"free_run: preempted at step "
+						"%lu of %lu by a double free "
+						"of piece %u: failed (%d) "
+						"but piece %u is now kind %u "
+						"order %u\n",
+						n, k, victim, rc, i, kind, o);
+					CHECK(!"a failed free_run changes "
+					       "nothing");
+					continue;
+				}
+				CHECK_EQ(buddy_free(c0, pa, run7[i].order),
+					 BUDDY_OK);
+			}
+		}
+		CHECK(whole(2));
+	}
+}
+
 int main(void)
 {
 	static const unsigned orders[] = {0, 3};
@@ -251,6 +552,13 @@ int main(void)
 	}
 	/* The deferred pass must have deferred (else it tested B6 twice). */
 	CHECK(deferred_seen > 0);
+	eager = false;
+	test_run_tail();
+	test_window();
+	test_at_merge(BASE + F, 0);
+	test_at_merge(BASE + 2 * F, 1);
+	test_free_run_race(1);
+	test_free_run_race(2);
 	free(meta);
 	return check_exit("test_buddy_preempt");
 }

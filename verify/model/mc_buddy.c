@@ -4,8 +4,10 @@
  *
  * A configuration gives the regions (in frames from pfn 0), which CPUs
  * have their cache off, blocks the threads hold at the start (taken with
- * buddy_alloc_at in setup, where nothing is scheduled), and a script per
- * thread:
+ * buddy_alloc_at in setup, where nothing is scheduled; those marked cached
+ * are then freed into their thread's CPU cache, after a sweep that drops
+ * the stale entries alloc_at left, so they start free but cached), and a
+ * script per thread:
  *   0-4  buddy_alloc of that order (orders 0-3 go through the cache)
  *   f l  free the oldest / newest block the thread holds (buddy_free: a
  *        free outside the caches of the block its context allocated last
@@ -66,6 +68,7 @@ struct mb_cfg {
 	uint8_t at_pfn, at_order; /* the '@' block */
 	struct mb_hold hold[4];
 	unsigned nhold;
+	uint8_t cached;    /* bit i: hold i freed in setup, into its CPU's cache */
 	const char *script[MC_MAX_THREADS];
 	bool shared;       /* self-test: every thread on CPU 0 */
 	const char *need;  /* events some execution must have (mb_cover) */
@@ -138,8 +141,26 @@ static void mb_setup_hold(const struct mb_cfg *cfg)
 		if (buddy_alloc_at(mb_cpu(h->tid), mb_addr(h->pfn), h->order) !=
 		    BUDDY_OK)
 			mc_fail("setup: alloc_at(%u, %u)", h->pfn, h->order);
+		if (cfg->cached & (1u << i))
+			continue;
 		struct mb_block b = {h->pfn, 1u << h->order, h->order, false};
 		mb_take(h->tid, &b);
+	}
+	if (cfg->cached == 0)
+		return;
+	/* Stale entries of the claimed frames dropped: each can be cached. */
+	buddy_zone_sweep(mb_cpu(0));
+	for (unsigned i = 0; i < cfg->nhold; i++) {
+		const struct mb_hold *h = &cfg->hold[i];
+		if (!(cfg->cached & (1u << i)))
+			continue;
+		struct buddy_stats st0, st1;
+		buddy_zone_stats(S.z, &st0);
+		int rc = buddy_free(mb_cpu(h->tid), mb_addr(h->pfn), h->order);
+		buddy_zone_stats(S.z, &st1);
+		if (rc != BUDDY_OK ||
+		    st1.cached_frames != st0.cached_frames + (1u << h->order))
+			mc_fail("setup: pfn %u not cached", h->pfn);
 	}
 }
 
@@ -264,6 +285,8 @@ static void mb_model_init(void *st)
 	memset(m, 0, sizeof(*m));
 	for (unsigned i = 0; i < cfg->nhold; i++) {
 		const struct mb_hold *h = &cfg->hold[i];
+		if (cfg->cached & (1u << i))
+			continue; /* cached: free as far as callers can tell */
 		m->used |= ((1u << (1u << h->order)) - 1) << h->pfn;
 		m->head[h->pfn] = (uint8_t)(1 + h->order);
 	}
@@ -559,6 +582,31 @@ MB_TEST(mb_twor, "buddy.regions", "adjacent regions never merge", 3, 2,
 	3, 20000, .need = "n", .rg = {{0, 4}, {4, 4}}, .nocache = NOCACHE,
 	.hold = {{0, 0, 2}, {1, 4, 2}}, .nhold = 2,
 	.script = {"f", "f", "2"})
+/* alloc_run gives back the tail of its block inside its in-flight
+ * section: an order-0 allocation racing with it never sees a quiet empty
+ * zone, though every frame but the run's is free at every instant. */
+MB_TEST(mb_runtail, "buddy.run_tail", "alloc_run's tail vs a failing alloc",
+	2, 2, 3, 20000, .need = "s", .rg = {{0, 4}}, .nocache = NOCACHE,
+	.script = {"rf", "0f"})
+/* A cache drained after a failing allocation's quiet pass: the pass must
+ * see every cache empty inside its window. X (pfn 2, order 1) starts in
+ * CPU 2's cache; CPU 0's drain moves it to the core, CPU 2 frees Y into
+ * its cache and takes X, CPU 1 drains Y into the core: a block is free at
+ * every instant, so CPU 0's order-0 allocation must not fail. */
+MB_TEST(mb_window, "buddy.drain_window", "a drain after the quiet pass vs "
+	"ENOMEM", 3, 2, 3, 20000, .need = "rd", .rg = {{0, 4}}, .nocache = 0x1,
+	.hold = {{2, 0, 0}, {2, 1, 0}, {2, 2, 1}}, .nhold = 3, .cached = 0x4,
+	.script = {"0", "D", "f1"})
+/* alloc_at of a cached frame: its drain puts the frame in the core, where
+ * another CPU's refill may carve it into its cache again: still free, so
+ * alloc_at drains again instead of failing with EBUSY. The four frames
+ * start in CPU 1's cache; its allocation takes the first or the last of
+ * the four it carves, and frame 1 stays cached. */
+MB_TEST(mb_atcached, "buddy.at_cached", "alloc_at vs a refill that caches "
+	"its range", 2, 2, 3, 20000, .need = "rd", .rg = {{0, 4}},
+	.nocache = 0x1, .at_pfn = 1, .at_order = 0,
+	.hold = {{1, 0, 0}, {1, 1, 0}, {1, 2, 0}, {1, 3, 0}}, .nhold = 4,
+	.cached = 0xf, .script = {"@", "0"})
 /* Self-test: threads sharing one CPU context (against its contract)
  * lose updates of its free-block counts: B7 must be caught. */
 MB_TEST(mb_shared, "self.buddy_shared", "one CPU context on two threads:"
@@ -568,4 +616,4 @@ MB_TEST(mb_shared, "self.buddy_shared", "one CPU context on two threads:"
 
 const struct mc_test *const mc_tests_buddy[] = {
 	&mb_merge, &mb_defer, &mb_split, &mb_at, &mb_cache, &mb_drain,
-	&mb_twor, &mb_shared, NULL};
+	&mb_twor, &mb_runtail, &mb_window, &mb_atcached, &mb_shared, NULL};

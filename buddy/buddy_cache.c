@@ -409,6 +409,16 @@ static int buddy_cache_free(struct buddy_cpu *c, const struct buddy_rgn *r,
 			    uint32_t x, unsigned o)
 {
 	struct buddy_zone *z = c->zone;
+	/*
+	 * An in-flight section from before the block turns CACHED until it is
+	 * listed: memory that appears in a cache breaks any failing context's
+	 * quiet window it overlaps, so that a free into a cache that window
+	 * already saw empty, crossing a fast allocation from a cache it has
+	 * not looked at yet, cannot leave it with no instant at which
+	 * nothing was free (ENOMEM exact; the fast allocation needs no
+	 * section: it only takes memory away).
+	 */
+	buddy_busy(c, 1);
 	/* Acquire: pairs with the release that made it ALLOC. */
 	uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
 	while (bst_is(s, BK_ALLOC, o) && bst_stk(s) == 0) {
@@ -416,9 +426,11 @@ static int buddy_cache_free(struct buddy_cpu *c, const struct buddy_rgn *r,
 		if (lf_cas_u16(&z->st[x], &s, bst_with(s, BK_CACHED, o),
 			       LF_ACQ_REL)) {
 			buddy_cache_push(c, x, o);
+			buddy_busy(c, -1);
 			return BUDDY_OK;
 		}
 	}
+	buddy_busy(c, -1);
 	int rc = buddy_free_claim(z, r, x, o, BK_BUSY);
 	if (rc == BUDDY_OK)
 		buddy_free_merge(c, r, x, o);

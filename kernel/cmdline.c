@@ -10,10 +10,13 @@
  *                  the fault CPU once every CPU is up (tests the report)
  *   faultcpu=N     which CPU raises it (default 0, the BSP)
  *   seed=N         the torture's random seed (default 1)
+ *   minops=N       the fewest operations each CPU must do in each test,
+ *                  or the test fails with reason too_few_ops (default 32)
  */
 #include "kern.h"
 
-struct kconfig kconf = { .tests = TEST_ALL, .ms = 1000, .seed = 1 };
+struct kconfig kconf = { .tests = TEST_ALL, .ms = 1000, .seed = 1,
+			 .min_ops = 32 };
 
 static bool word_eq(const char *w, size_t n, const char *lit)
 {
@@ -92,6 +95,12 @@ static bool cmdline_option(const char *k, size_t kn, const char *v, size_t vn)
 		kconf.fault_cpu = (unsigned)x;
 		return true;
 	}
+	if (word_eq(k, kn, "minops")) {
+		if (!parse_num(v, vn, &x) || x == 0)
+			return false;
+		kconf.min_ops = x;
+		return true;
+	}
 	if (word_eq(k, kn, "seed")) {
 		if (!parse_num(v, vn, &x))
 			return false;
@@ -122,7 +131,7 @@ int cmdline_parse(const char *s)
 			memcpy(w, s + i, wn);
 			w[wn] = '\0';
 			kprintf("LFK error cmdline bad_option=\"%s\" (expected "
-				"tests= ms= seconds= fault= faultcpu= seed=)\n",
+				"tests= ms= seconds= fault= faultcpu= seed= minops=)\n",
 				w);
 			return -1;
 		}

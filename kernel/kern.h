@@ -184,6 +184,7 @@ struct kconfig {
 	enum fault_kind fault;
 	unsigned fault_cpu;
 	uint64_t seed;
+	uint64_t min_ops; /* per CPU and test, or the test fails */
 };
 extern struct kconfig kconf;
 int cmdline_parse(const char *s); /* 0, or -1 after reporting */
@@ -247,7 +248,8 @@ void cpu_join(struct cpu *c); /* register the CPU's participants */
 _Noreturn void cpu_run(struct cpu *c); /* the test loop of every CPU */
 void torture_init(void);
 void torture_run_cpu(struct cpu *c, unsigned test);
-int torture_report(unsigned test); /* BSP, CPUs quiescent; 0 or -1 */
+/* BSP, CPUs quiescent: NULL on a pass, else the reason of the failure. */
+const char *torture_report(unsigned test);
 int torture_final_check(void);     /* BSP, at the end */
 void fault_trigger(enum fault_kind f);
 

@@ -195,12 +195,16 @@ static unsigned next_test(unsigned after)
 	return 0;
 }
 
-static _Noreturn void bsp_finish(int failed)
+static _Noreturn void bsp_finish(int failed, const char *reason)
 {
-	if (torture_final_check() != 0)
+	if (torture_final_check() != 0) {
 		failed++;
+		if (!reason)
+			reason = "check";
+	}
 	if (failed) {
-		kprintf("LFK end status=fail failed=%d\n", failed);
+		kprintf("LFK end status=fail failed=%d reason=%s\n", failed,
+			reason);
 		kexit_fail();
 	}
 	kprintf("LFK end status=pass failed=0\n");
@@ -211,6 +215,7 @@ _Noreturn void cpu_run(struct cpu *c)
 {
 	uint32_t sense = 0;
 	int failed = 0;
+	const char *first = NULL; /* the first failure's reason */
 	if (c->idx == 0)
 		lf_store_u32(&run_test, next_test(0), LF_RELAXED);
 	if (kconf.fault != FAULT_NONE && c->idx == kconf.fault_cpu) {
@@ -225,13 +230,16 @@ _Noreturn void cpu_run(struct cpu *c)
 		torture_run_cpu(c, t);
 		kbarrier_wait(&run_bar, ncpus, &sense);
 		if (c->idx == 0) {
-			if (torture_report(t) != 0)
+			const char *why = torture_report(t);
+			if (why) {
 				failed++;
+				first = first ? first : why;
+			}
 			lf_store_u32(&run_test, next_test(t), LF_RELAXED);
 		}
 	}
 	if (c->idx == 0)
-		bsp_finish(failed);
+		bsp_finish(failed, first);
 	for (;;)
 		__asm__ __volatile__("sti; hlt");
 }

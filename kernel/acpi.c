@@ -1,8 +1,8 @@
 /*
  * acpi.c: find the CPUs. RSDP (from the PVH start info, else the BIOS
  * area 0xe0000-0xfffff) -> XSDT (revision 2+) or RSDT -> MADT: the local
- * APIC address and the APIC id of every enabled (or online-capable)
- * processor, xAPIC (type 0) and x2APIC (type 9) entries alike. Every table
+ * APIC address and the APIC id of every enabled processor, xAPIC (type 0)
+ * and x2APIC (type 9) entries alike (madt_cpu() has the rules). Every table
  * seen (and the DSDT and FACS the FADT names) is recorded, so mem.c keeps
  * them out of the buddy. Runs on the boot page tables: tables below 4 GiB
  * are read through the early direct map. Unaligned fields are read with
@@ -68,28 +68,66 @@ static uint64_t acpi_find_rsdp(uint64_t hint)
 	return 0;
 }
 
-static void madt_cpu(uint32_t apic_id)
+/*
+ * One processor entry. flags bit 0: enabled (started); bit 1 alone:
+ * online capable, a CPU that could be hot-added later: counted, never
+ * started. The same APIC id in two entries (an xAPIC and an x2APIC entry
+ * for one CPU) is one CPU. The kernel drives the local APIC in xAPIC mode:
+ * an id that does not fit 8 bits (or is the broadcast 0xff) is an error,
+ * and so are more CPUs than it runs on.
+ */
+static int madt_cpu(uint32_t apic_id, uint32_t flags, const char *kind)
 {
+	if (!(flags & 1)) {
+		if (flags & 2)
+			acpi.online_capable++;
+		return 0;
+	}
 	acpi.found++;
-	if (acpi.ncpus < MAX_CPUS)
-		acpi.apic_ids[acpi.ncpus++] = apic_id;
+	for (unsigned i = 0; i < acpi.ncpus; i++)
+		if (acpi.apic_ids[i] == apic_id)
+			return 0;
+	if (apic_id >= 0xff) {
+		kprintf("LFK error acpi madt_%s apic=%u does_not_fit=xapic\n",
+			kind, apic_id);
+		return -1;
+	}
+	if (acpi.ncpus >= kconf.max_cpus) {
+		kprintf("LFK error acpi too_many_cpus max=%u (the MADT lists "
+			"more enabled CPUs)\n", kconf.max_cpus);
+		return -1;
+	}
+	acpi.apic_ids[acpi.ncpus++] = apic_id;
+	return 0;
 }
 
-static void acpi_madt(uint64_t pa, uint32_t len)
+static int acpi_madt(uint64_t pa, uint32_t len)
 {
+	if (len < SDT_HDR + 8) {
+		kprintf("LFK error acpi madt_too_short length=%u\n", len);
+		return -1;
+	}
 	acpi.lapic_phys = rd32(pa + SDT_HDR);
-	for (uint64_t e = pa + SDT_HDR + 8; e + 2 <= pa + len;) {
+	uint64_t e = pa + SDT_HDR + 8;
+	while (e < pa + len) {
+		if (e + 2 > pa + len || rd8(e + 1) < 2 ||
+		    e + rd8(e + 1) > pa + len) {
+			kprintf("LFK error acpi madt_bad_entry at=%#lx\n", e);
+			return -1;
+		}
 		uint8_t type = rd8(e), elen = rd8(e + 1);
-		if (elen < 2)
-			break;
-		if (type == 0 && elen >= 8 && (rd32(e + 4) & 3))
-			madt_cpu(rd8(e + 3));
-		else if (type == 9 && elen >= 16 && (rd32(e + 8) & 3))
-			madt_cpu(rd32(e + 4));
+		int rc = 0;
+		if (type == 0 && elen >= 8)
+			rc = madt_cpu(rd8(e + 3), rd32(e + 4), "xapic");
+		else if (type == 9 && elen >= 16)
+			rc = madt_cpu(rd32(e + 4), rd32(e + 8), "x2apic");
 		else if (type == 5 && elen >= 12)
 			acpi.lapic_phys = rd64(e + 4);
+		if (rc != 0)
+			return rc;
 		e += elen;
 	}
+	return 0;
 }
 
 static void acpi_fadt(uint64_t pa, uint32_t len)
@@ -105,18 +143,19 @@ static void acpi_fadt(uint64_t pa, uint32_t len)
 		acpi_keep(facs, rd32(facs + 4));
 }
 
-static void acpi_table(uint64_t pa)
+static int acpi_table(uint64_t pa)
 {
 	if (!acpi_reachable(pa))
-		return;
+		return 0;
 	uint32_t len = rd32(pa + 4);
 	if (len < SDT_HDR || !acpi_sum_ok(pa, len))
-		return;
+		return 0;
 	acpi_keep(pa, len);
 	if (acpi_sig(pa, "APIC"))
-		acpi_madt(pa, len);
-	else if (acpi_sig(pa, "FACP"))
+		return acpi_madt(pa, len);
+	if (acpi_sig(pa, "FACP"))
 		acpi_fadt(pa, len);
+	return 0;
 }
 
 int acpi_init(uint64_t rsdp_hint)
@@ -137,7 +176,8 @@ int acpi_init(uint64_t rsdp_hint)
 	uint32_t len = rd32(root + 4);
 	acpi_keep(root, len);
 	for (uint64_t e = root + SDT_HDR; e + esz <= root + len; e += esz)
-		acpi_table(esz == 8 ? rd64(e) : rd32(e));
+		if (acpi_table(esz == 8 ? rd64(e) : rd32(e)) != 0)
+			return -1;
 	if (acpi.ncpus == 0 || acpi.lapic_phys == 0) {
 		kprintf("LFK error acpi no_madt_cpus\n");
 		return -1;

@@ -7,16 +7,23 @@
  *   ms=N           duration of each test in milliseconds (default 1000)
  *   seconds=N      the same in seconds
  *   fault=KIND     none (default), pf, gp, ud, de: raise that exception on
- *                  the fault CPU once every CPU is up (tests the report)
+ *                  the fault CPU once every CPU is up (tests the report);
+ *                  noirq: the fault CPU runs the tests with interrupts off,
+ *                  so it never answers a TLB shootdown (tests the timeout)
  *   faultcpu=N     which CPU raises it (default 0, the BSP)
  *   seed=N         the torture's random seed (default 1)
+ *   maxcpus=N      refuse to run when the MADT has more CPUs than N
+ *                  (default and at most MAX_CPUS, 255)
+ *   ipims=N        how long a CPU waits for another to answer an IPI
+ *                  before it reports it (default 10000 ms)
  *   minops=N       the fewest operations each CPU must do in each test,
  *                  or the test fails with reason too_few_ops (default 32)
  */
 #include "kern.h"
 
 struct kconfig kconf = { .tests = TEST_ALL, .ms = 1000, .seed = 1,
-			 .min_ops = 32 };
+			 .min_ops = 32, .max_cpus = MAX_CPUS,
+			 .ipi_ms = 10000 };
 
 static bool word_eq(const char *w, size_t n, const char *lit)
 {
@@ -66,8 +73,9 @@ static bool parse_tests(const char *s, size_t n, unsigned *out)
 
 static bool parse_fault(const char *s, size_t n, enum fault_kind *out)
 {
-	static const char *const names[] = { "none", "pf", "gp", "ud", "de" };
-	for (unsigned k = 0; k < 5; k++) {
+	static const char *const names[] = { "none", "pf", "gp", "ud", "de",
+					     "noirq" };
+	for (unsigned k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
 		if (word_eq(s, n, names[k])) {
 			*out = (enum fault_kind)k;
 			return true;
@@ -93,6 +101,18 @@ static bool cmdline_option(const char *k, size_t kn, const char *v, size_t vn)
 		if (!parse_num(v, vn, &x) || x >= MAX_CPUS)
 			return false;
 		kconf.fault_cpu = (unsigned)x;
+		return true;
+	}
+	if (word_eq(k, kn, "maxcpus")) {
+		if (!parse_num(v, vn, &x) || x == 0 || x > MAX_CPUS)
+			return false;
+		kconf.max_cpus = (unsigned)x;
+		return true;
+	}
+	if (word_eq(k, kn, "ipims")) {
+		if (!parse_num(v, vn, &x) || x == 0 || x > 3600u * 1000)
+			return false;
+		kconf.ipi_ms = x;
 		return true;
 	}
 	if (word_eq(k, kn, "minops")) {
@@ -131,8 +151,8 @@ int cmdline_parse(const char *s)
 			memcpy(w, s + i, wn);
 			w[wn] = '\0';
 			kprintf("LFK error cmdline bad_option=\"%s\" (expected "
-				"tests= ms= seconds= fault= faultcpu= seed= minops=)\n",
-				w);
+				"tests= ms= seconds= fault= faultcpu= seed= "
+				"minops= maxcpus= ipims=)\n", w);
 			return -1;
 		}
 		i = j;

@@ -36,7 +36,12 @@
 #define PAGE_SIZE 4096ull
 #define BOOT_DIRECT_LIMIT (4ull << 30) /* the boot tables map 0-4 GiB */
 
-#define MAX_CPUS 32
+/*
+ * The most CPUs the kernel runs on. The local APIC is used in xAPIC mode
+ * (8-bit destinations; 0xff is the broadcast), so an APIC id above 254 is
+ * refused (acpi.c) and so is a MADT with more enabled CPUs than this.
+ */
+#define MAX_CPUS 255
 
 static inline void *phys_to_virt(uint64_t pa)
 {
@@ -177,7 +182,8 @@ enum {
 	TEST_EPOCH = 1u << 2,
 	TEST_ALL = TEST_BUDDY | TEST_VAS | TEST_EPOCH,
 };
-enum fault_kind { FAULT_NONE, FAULT_PF, FAULT_GP, FAULT_UD, FAULT_DE };
+enum fault_kind { FAULT_NONE, FAULT_PF, FAULT_GP, FAULT_UD, FAULT_DE,
+		  FAULT_NOIRQ };
 struct kconfig {
 	unsigned tests; /* TEST_* bits */
 	uint64_t ms;    /* per test */
@@ -185,6 +191,8 @@ struct kconfig {
 	unsigned fault_cpu;
 	uint64_t seed;
 	uint64_t min_ops; /* per CPU and test, or the test fails */
+	unsigned max_cpus; /* refuse a machine with more (<= MAX_CPUS) */
+	uint64_t ipi_ms;   /* how long to wait for another CPU to answer */
 };
 extern struct kconfig kconf;
 int cmdline_parse(const char *s); /* 0, or -1 after reporting */
@@ -195,9 +203,10 @@ struct phys_range {
 };
 #define MAX_EXCL 64
 struct acpi_info {
-	unsigned ncpus;
+	unsigned ncpus;            /* enabled CPUs, each APIC id once */
 	uint32_t apic_ids[MAX_CPUS];
-	unsigned found; /* MADT CPUs, also those past MAX_CPUS */
+	unsigned found;            /* enabled MADT entries, duplicates too */
+	unsigned online_capable;   /* not enabled, not started */
 	uint64_t lapic_phys;
 	struct phys_range tables[MAX_EXCL]; /* to keep out of the buddy */
 	unsigned ntables;
@@ -237,7 +246,9 @@ void cpu_set_gs(struct cpu *c);
 struct kbarrier {
 	lf_atomic_u32 count; /* (a) */
 	lf_atomic_u32 sense; /* (a) */
+	lf_atomic_u32 at[MAX_CPUS]; /* (a) the sense each CPU last came with */
 };
+/* Waits at most kconf.ms + 60 s, then reports the CPUs that never came. */
 void kbarrier_wait(struct kbarrier *b, unsigned n, uint32_t *local_sense);
 
 /* ---- main.c / torture.c ---- */

@@ -32,6 +32,7 @@ struct hvm_memmap_entry {
 #define E820_RAM 1
 
 static char cmdline[1024];
+static size_t cmdline_len; /* the whole line's, also past the buffer */
 static uint64_t rsdp_hint;
 
 static void boot_info(uint64_t pa)
@@ -52,9 +53,12 @@ static void boot_info(uint64_t pa)
 	if (si.cmdline_paddr) {
 		const char *s = phys_to_virt(si.cmdline_paddr);
 		size_t n = 0;
-		while (n < sizeof(cmdline) - 1 && s[n])
+		/* Measured to its end (within the early direct map), so a
+		 * line too long for the buffer is refused with its length. */
+		while (si.cmdline_paddr + n < BOOT_DIRECT_LIMIT && s[n])
 			n++;
-		memcpy(cmdline, s, n);
+		cmdline_len = n;
+		memcpy(cmdline, s, n < sizeof(cmdline) ? n : sizeof(cmdline) - 1);
 		mem_exclude(si.cmdline_paddr, si.cmdline_paddr + n + 1);
 	}
 	rsdp_hint = si.rsdp_paddr;
@@ -84,8 +88,7 @@ static void bsp_cpus(void)
 			seen = true;
 			continue;
 		}
-		if (k < MAX_CPUS)
-			cpus[k++].apic_id = acpi.apic_ids[i];
+		cpus[k++].apic_id = acpi.apic_ids[i];
 	}
 	if (!seen) {
 		kprintf("LFK error smp bsp_apic=%u not_in_madt\n", me);
@@ -119,6 +122,12 @@ _Noreturn void kmain_bsp(uint64_t start_info_phys)
 	cpu_tables_load();
 	kprintf("\nLFK boot kernel=lfalloc protocol=pvh\n");
 	boot_info(start_info_phys);
+	if (cmdline_len >= sizeof(cmdline)) {
+		kprintf("LFK error cmdline too_long length=%zu max=%zu\n",
+			cmdline_len, sizeof(cmdline) - 1);
+		kprintf("LFK end status=fail reason=cmdline\n");
+		kexit_fail();
+	}
 	kprintf("LFK cmdline \"%s\"\n", cmdline);
 	if (cmdline_parse(cmdline) != 0) {
 		kprintf("LFK end status=fail reason=cmdline\n");
@@ -133,9 +142,10 @@ _Noreturn void kmain_bsp(uint64_t start_info_phys)
 	mem_init();
 	lapic_init();
 	bsp_cpus();
-	kprintf("LFK acpi cpus=%u madt_cpus=%u lapic=%#lx bsp_apic=%u "
-		"tsc_per_ms=%lu\n", ncpus, acpi.found, acpi.lapic_phys,
-		cpus[0].apic_id, tsc_per_ms);
+	kprintf("LFK acpi cpus=%u madt_cpus=%u online_capable=%u lapic=%#lx "
+		"bsp_apic=%u tsc_per_ms=%lu\n", ncpus, acpi.found,
+		acpi.online_capable, acpi.lapic_phys, cpus[0].apic_id,
+		tsc_per_ms);
 	lf_epoch_domain_init(&kepoch, 16);
 	mem_vas_init();
 	tlb_ack_init();
@@ -218,7 +228,12 @@ _Noreturn void cpu_run(struct cpu *c)
 	const char *first = NULL; /* the first failure's reason */
 	if (c->idx == 0)
 		lf_store_u32(&run_test, next_test(0), LF_RELAXED);
-	if (kconf.fault != FAULT_NONE && c->idx == kconf.fault_cpu) {
+	if (kconf.fault == FAULT_NOIRQ && c->idx == kconf.fault_cpu) {
+		/* This CPU runs the tests but never takes the TLB IPI: the
+		 * others' shootdowns must time out and name it. */
+		kprintf("LFK fault_trigger kind=noirq cpu=%u\n", c->idx);
+		irq_disable();
+	} else if (kconf.fault != FAULT_NONE && c->idx == kconf.fault_cpu) {
 		kbarrier_wait(&run_bar, ncpus, &sense);
 		fault_trigger(kconf.fault);
 	}

@@ -8,8 +8,8 @@
  * during bring-up or after). For each MADT CPU but the BSP, in turn: fill
  * the trampoline's CR3 / stack / entry words, send INIT, wait 10 ms, send
  * SIPI (vector TRAMP_PHYS >> 12), wait 200 us, send a second SIPI if the AP
- * has not checked in, then wait (up to 5 s: TCG with 16 vCPUs on 2 host
- * cores is slow) for it to set its `up` word. One AP at a time, so the
+ * has not checked in, then wait (up to kconf.ipi_ms, 10 s by default: TCG
+ * with many vCPUs on 2 host cores is slow) for it to set its `up` word. One AP at a time, so the
  * trampoline's words are never shared.
  */
 #include "kern.h"
@@ -65,18 +65,29 @@ void lapic_eoi(void)
 	*lapic_reg(LAPIC_EOI) = 0;
 }
 
-static void lapic_icr_wait(void)
+/* Delivery pending: bounded by kconf.ipi_ms, then an error naming dest. */
+static void lapic_icr_wait(uint32_t dest, uint32_t lo)
 {
-	while (*lapic_reg(LAPIC_ICR_LO) & (1u << 12)) /* delivery pending */
+	uint64_t t0 = rdtsc();
+	while (*lapic_reg(LAPIC_ICR_LO) & (1u << 12)) {
+		if (rdtsc() - t0 > kconf.ipi_ms * tsc_per_ms) {
+			console_panic_mode();
+			kprintf("LFK error smp icr_stuck cpu=%u dest_apic=%u "
+				"icr=%#x ms=%lu\n", this_cpu()->idx, dest, lo,
+				kconf.ipi_ms);
+			kprintf("LFK end status=fail reason=ipi_timeout\n");
+			kexit_fail();
+		}
 		lf_platform_pause();
+	}
 }
 
 static void lapic_icr(uint32_t dest, uint32_t lo)
 {
-	lapic_icr_wait();
+	lapic_icr_wait(dest, lo);
 	*lapic_reg(LAPIC_ICR_HI) = dest << 24;
 	*lapic_reg(LAPIC_ICR_LO) = lo;
-	lapic_icr_wait();
+	lapic_icr_wait(dest, lo);
 }
 
 void lapic_ipi_others(uint8_t vector)
@@ -104,6 +115,8 @@ void kbarrier_wait(struct kbarrier *b, unsigned n, uint32_t *local_sense)
 {
 	uint32_t s = *local_sense ^ 1;
 	*local_sense = s;
+	/* Relaxed: only read to name the missing CPUs after a timeout. */
+	lf_store_u32(&b->at[this_cpu()->idx], s, LF_RELAXED);
 	/* Acq_rel: this CPU's work before, the others' after. */
 	if (lf_fetch_add_u32(&b->count, 1, LF_ACQ_REL) + 1 == n) {
 		lf_store_u32(&b->count, 0, LF_RELAXED);
@@ -111,8 +124,21 @@ void kbarrier_wait(struct kbarrier *b, unsigned n, uint32_t *local_sense)
 		lf_store_u32(&b->sense, s, LF_RELEASE);
 		return;
 	}
-	while (lf_load_u32(&b->sense, LF_ACQUIRE) != s)
+	/* The others may still be in a test of kconf.ms; a minute on top. */
+	uint64_t t0 = rdtsc(), limit = (kconf.ms + 60000) * tsc_per_ms;
+	while (lf_load_u32(&b->sense, LF_ACQUIRE) != s) {
+		if (rdtsc() - t0 > limit) {
+			console_panic_mode();
+			for (unsigned i = 0; i < n; i++)
+				if (lf_load_u32(&b->at[i], LF_RELAXED) != s)
+					kprintf("LFK error barrier cpu=%u "
+						"did_not_arrive waiter=%u\n",
+						i, this_cpu()->idx);
+			kprintf("LFK end status=fail reason=barrier_timeout\n");
+			kexit_fail();
+		}
 		lf_platform_pause();
+	}
 }
 
 extern char tramp_start[], tramp_end[], tramp_cr3[], tramp_stack[],
@@ -147,7 +173,7 @@ static int smp_start_one(unsigned i)
 		if (lf_load_u32(&c->up, LF_ACQUIRE))
 			return 0;
 	}
-	uint64_t end = rdtsc() + 5000 * tsc_per_ms;
+	uint64_t end = rdtsc() + kconf.ipi_ms * tsc_per_ms;
 	while (rdtsc() < end)
 		/* Acquire: pairs with the release in kmain_ap(). */
 		if (lf_load_u32(&c->up, LF_ACQUIRE))

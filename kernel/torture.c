@@ -642,6 +642,7 @@ void fault_trigger(enum fault_kind f)
 		kprintf("LFK fault_trigger unreachable=%u\n", eax);
 		break;
 	}
+	case FAULT_NOIRQ: /* cpu_run() handles it: no exception */
 	case FAULT_NONE:
 		break;
 	}

@@ -171,12 +171,23 @@ void tlb_shootdown(void)
 	/* Release: the PTE clears before it; pairs with tlb_handle(). */
 	uint64_t g = lf_fetch_add_u64(&tlb[c->idx].gen, 1, LF_RELEASE) + 1;
 	lapic_ipi_others(VEC_TLB);
+	uint64_t t0 = rdtsc(), limit = kconf.ipi_ms * tsc_per_ms;
 	for (unsigned j = 0; j < ncpus; j++) {
 		if (j == c->idx)
 			continue;
 		/* Acquire: pairs with the release in tlb_handle(). */
-		while (lf_load_u64(&tlb[j].acked[c->idx], LF_ACQUIRE) < g)
+		while (lf_load_u64(&tlb[j].acked[c->idx], LF_ACQUIRE) < g) {
+			if (rdtsc() - t0 > limit) {
+				console_panic_mode();
+				kprintf("LFK error tlb cpu=%u did_not_ack "
+					"initiator=%u gen=%lu ms=%lu\n", j,
+					c->idx, g, kconf.ipi_ms);
+				kprintf("LFK end status=fail "
+					"reason=ipi_timeout\n");
+				kexit_fail();
+			}
 			lf_platform_pause();
+		}
 	}
 }
 

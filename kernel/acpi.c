@@ -130,8 +130,19 @@ static int acpi_madt(uint64_t pa, uint32_t len)
 	return 0;
 }
 
+/*
+ * The FADT: the DSDT and FACS (kept out of the buddy) and the PM timer's
+ * port (PM_TMR_BLK, or X_PM_TMR_BLK when it is in I/O space), 32 bits wide
+ * when flag TMR_VAL_EXT is set.
+ */
 static void acpi_fadt(uint64_t pa, uint32_t len)
 {
+	uint64_t pmt = len >= 80 ? rd32(pa + 76) : 0;
+	if (len >= 220 && rd8(pa + 208) == 1 && rd64(pa + 212))
+		pmt = rd64(pa + 212);
+	bool ext = len >= 116 && (rd32(pa + 112) & (1u << 8));
+	if (pmt && pmt < 0x10000)
+		clock_set_pm_timer((uint16_t)pmt, ext);
 	uint64_t facs = rd32(pa + 36), dsdt = rd32(pa + 40);
 	if (len >= 148 && rd64(pa + 140))
 		dsdt = rd64(pa + 140);

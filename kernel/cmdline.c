@@ -16,6 +16,9 @@
  *                  (default and at most MAX_CPUS, 255)
  *   ipims=N        how long a CPU waits for another to answer an IPI
  *                  before it reports it (default 10000 ms)
+ *   clock=SRC      calibrate the TSC against auto (both the PIT and the
+ *                  ACPI PM timer, which must agree: default), pit or
+ *                  pmtimer only (time.c)
  *   minops=N       the fewest operations each CPU must do in each test,
  *                  or the test fails with reason too_few_ops (default 32)
  */
@@ -115,6 +118,17 @@ static bool cmdline_option(const char *k, size_t kn, const char *v, size_t vn)
 		kconf.ipi_ms = x;
 		return true;
 	}
+	if (word_eq(k, kn, "clock")) {
+		if (word_eq(v, vn, "auto"))
+			kconf.clock = CLOCK_AUTO;
+		else if (word_eq(v, vn, "pit"))
+			kconf.clock = CLOCK_PIT;
+		else if (word_eq(v, vn, "pmtimer"))
+			kconf.clock = CLOCK_PMTIMER;
+		else
+			return false;
+		return true;
+	}
 	if (word_eq(k, kn, "minops")) {
 		if (!parse_num(v, vn, &x) || x == 0)
 			return false;
@@ -152,7 +166,7 @@ int cmdline_parse(const char *s)
 			w[wn] = '\0';
 			kprintf("LFK error cmdline bad_option=\"%s\" (expected "
 				"tests= ms= seconds= fault= faultcpu= seed= "
-				"minops= maxcpus= ipims=)\n", w);
+				"minops= maxcpus= ipims= clock=)\n", w);
 			return -1;
 		}
 		i = j;

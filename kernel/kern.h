@@ -104,6 +104,12 @@ static inline uint8_t inb(uint16_t port)
 	__asm__ __volatile__("inb %1, %0" : "=a"(v) : "Nd"(port));
 	return v;
 }
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+	__asm__ __volatile__("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
 static inline uint64_t rdtsc(void)
 {
 	uint32_t lo, hi;
@@ -164,7 +170,8 @@ void console_panic_mode(void);
 
 /* ---- time.c ---- */
 extern uint64_t tsc_per_ms; /* (i) */
-void tsc_calibrate(void);
+void clock_set_pm_timer(uint16_t port, bool ext32); /* acpi.c, the FADT */
+int tsc_calibrate(void); /* 0, or -1 after reporting: no plausible clock */
 void delay_us(uint64_t us);
 
 /* ---- trap.c ---- */
@@ -193,6 +200,7 @@ struct kconfig {
 	uint64_t min_ops; /* per CPU and test, or the test fails */
 	unsigned max_cpus; /* refuse a machine with more (<= MAX_CPUS) */
 	uint64_t ipi_ms;   /* how long to wait for another CPU to answer */
+	enum { CLOCK_AUTO, CLOCK_PIT, CLOCK_PMTIMER } clock; /* time.c */
 };
 extern struct kconfig kconf;
 int cmdline_parse(const char *s); /* 0, or -1 after reporting */

@@ -133,9 +133,12 @@ _Noreturn void kmain_bsp(uint64_t start_info_phys)
 		kprintf("LFK end status=fail reason=cmdline\n");
 		kexit_fail();
 	}
-	tsc_calibrate();
 	if (acpi_init(rsdp_hint) != 0) {
 		kprintf("LFK end status=fail reason=acpi\n");
+		kexit_fail();
+	}
+	if (tsc_calibrate() != 0) {
+		kprintf("LFK end status=fail reason=clock\n");
 		kexit_fail();
 	}
 	ncpus = acpi.ncpus;

@@ -43,6 +43,29 @@
  */
 #define MAX_CPUS 255
 
+/*
+ * Every CPU's stacks (smp.c): its kernel stack and three interrupt stacks
+ * (IST, the TSS of trap.c), each above an unmapped guard page (mem.c), so
+ * that running off a stack faults instead of overwriting its neighbour.
+ * #PF has its own stack: a fault on the guard page under the kernel stack
+ * cannot push its frame there, and is reported, not a triple fault.
+ */
+#define KSTACK_SIZE 16384
+#define ISTACK_SIZE 8192
+struct cpu_stack {
+	uint8_t guard0[PAGE_SIZE];
+	uint8_t kstack[KSTACK_SIZE];
+	uint8_t guard1[PAGE_SIZE];
+	uint8_t ist_df[ISTACK_SIZE];  /* IST1: #DF */
+	uint8_t guard2[PAGE_SIZE];
+	uint8_t ist_nmi[ISTACK_SIZE]; /* IST2: NMI, #MC */
+	uint8_t guard3[PAGE_SIZE];
+	uint8_t ist_pf[ISTACK_SIZE];  /* IST3: #PF */
+} __attribute__((aligned(4096)));
+extern struct cpu_stack cpu_stacks[];
+/* The CPU whose guard page holds va, and which guard; -1 when none. */
+int stack_guard_of(uint64_t va, const char **which);
+
 static inline void *phys_to_virt(uint64_t pa)
 {
 	return (void *)(uintptr_t)(pa + DIRECT_BASE);
@@ -116,6 +139,12 @@ static inline uint64_t rdtsc(void)
 	__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
 	return (uint64_t)hi << 32 | lo;
 }
+static inline uint64_t rdmsr(uint32_t msr)
+{
+	uint32_t lo, hi;
+	__asm__ __volatile__("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+	return (uint64_t)hi << 32 | lo;
+}
 static inline void wrmsr(uint32_t msr, uint64_t v)
 {
 	__asm__ __volatile__("wrmsr" ::"c"(msr), "a"((uint32_t)v),
@@ -150,6 +179,8 @@ static inline void irq_disable(void)
 	__asm__ __volatile__("cli" ::: "memory");
 }
 #define MSR_GS_BASE 0xc0000101u
+#define MSR_EFER 0xc0000080u
+#define EFER_NXE (1ull << 11)
 
 /* ---- lib.c ---- */
 void *memset(void *d, int c, size_t n);
@@ -175,7 +206,7 @@ int tsc_calibrate(void); /* 0, or -1 after reporting: no plausible clock */
 void delay_us(uint64_t us);
 
 /* ---- trap.c ---- */
-void cpu_tables_load(void); /* GDT and IDT of the calling CPU */
+void cpu_tables_load(void); /* GDT, TSS, IDT of the calling CPU (GS set) */
 void trap_init(void);
 #define VEC_TLB 0xf0
 #define VEC_SPURIOUS 0xff
@@ -190,7 +221,7 @@ enum {
 	TEST_ALL = TEST_BUDDY | TEST_VAS | TEST_EPOCH,
 };
 enum fault_kind { FAULT_NONE, FAULT_PF, FAULT_GP, FAULT_UD, FAULT_DE,
-		  FAULT_NOIRQ };
+		  FAULT_NOIRQ, FAULT_STACK, FAULT_WTEXT, FAULT_NX };
 struct kconfig {
 	unsigned tests; /* TEST_* bits */
 	uint64_t ms;    /* per test */
@@ -236,6 +267,7 @@ extern lf_atomic_u64 kernel_frames; /* (a) frames the kernel itself holds */
 extern struct vas kvas;
 void mem_exclude(uint64_t base, uint64_t end);
 void mem_init(void);     /* buddy, page tables, switch to them */
+void mem_nx_enable(void); /* EFER.NXE, before loading kernel_cr3 */
 void mem_vas_init(void); /* the vmalloc region */
 int kframe_alloc(uint64_t *pa); /* a zeroed frame the kernel keeps */
 void kframe_free(uint64_t pa);

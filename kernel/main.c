@@ -175,9 +175,10 @@ _Noreturn void kmain_ap(void)
 {
 	/* Acquire: pairs with the release in smp_start_one(). */
 	struct cpu *c = &cpus[lf_load_u32(&ap_booting, LF_ACQUIRE)];
-	cpu_tables_load();
-	write_cr3(kernel_cr3);
 	cpu_set_gs(c);
+	cpu_tables_load();
+	mem_nx_enable();
+	write_cr3(kernel_cr3);
 	lapic_init();
 	if (lapic_id() != c->apic_id) {
 		kprintf("LFK error smp cpu=%u apic=%u expected=%u\n", c->idx,

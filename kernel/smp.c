@@ -146,8 +146,35 @@ extern char tramp_start[], tramp_end[], tramp_cr3[], tramp_stack[],
 extern char boot_pml4[];
 extern char ap_entry64[];
 
-#define AP_STACK 16384
-static uint8_t ap_stacks[MAX_CPUS][AP_STACK] __attribute__((aligned(16)));
+/* boot.S starts the BSP on cpu_stacks[0].kstack: it assumes this layout. */
+_Static_assert(offsetof(struct cpu_stack, kstack) == 4096 &&
+		       KSTACK_SIZE == 16384,
+	       "boot.S: cpu_stacks + 4096 + 16384 is the BSP's stack top");
+struct cpu_stack cpu_stacks[MAX_CPUS];
+
+int stack_guard_of(uint64_t va, const char **which)
+{
+	uint64_t base = (uint64_t)(uintptr_t)cpu_stacks;
+	if (va < base || va >= base + sizeof(struct cpu_stack) * MAX_CPUS)
+		return -1;
+	uint64_t off = (va - base) % sizeof(struct cpu_stack);
+	static const struct {
+		size_t off;
+		const char *name;
+	} g[] = {
+		{ offsetof(struct cpu_stack, guard0), "kstack" },
+		{ offsetof(struct cpu_stack, guard1), "ist_df" },
+		{ offsetof(struct cpu_stack, guard2), "ist_nmi" },
+		{ offsetof(struct cpu_stack, guard3), "ist_pf" },
+	};
+	for (unsigned i = 0; i < 4; i++) {
+		if (off >= g[i].off && off < g[i].off + PAGE_SIZE) {
+			*which = g[i].name;
+			return (int)((va - base) / sizeof(struct cpu_stack));
+		}
+	}
+	return -1;
+}
 lf_atomic_u32 ap_booting; /* (a) index of the AP being started */
 
 static void tramp_set(const char *sym, uint64_t v)
@@ -161,7 +188,8 @@ static int smp_start_one(unsigned i)
 	struct cpu *c = &cpus[i];
 	/* boot_pml4 is linked at its physical address (.boot.data). */
 	tramp_set(tramp_cr3, (uint64_t)(uintptr_t)boot_pml4);
-	tramp_set(tramp_stack, (uint64_t)(uintptr_t)(ap_stacks[i] + AP_STACK));
+	tramp_set(tramp_stack,
+		  (uint64_t)(uintptr_t)(cpu_stacks[i].kstack + KSTACK_SIZE));
 	tramp_set(tramp_entry, (uint64_t)(uintptr_t)ap_entry64);
 	/* Release: the trampoline words and cpus[i]; pairs with kmain_ap(). */
 	lf_store_u32(&ap_booting, i, LF_RELEASE);

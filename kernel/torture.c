@@ -618,6 +618,19 @@ int torture_final_check(void)
 
 /* ---- the deliberate fault (cmdline fault=) ---- */
 
+/* Recurses until the stack runs into its guard page. */
+static __attribute__((noinline)) uint64_t fault_recurse(uint64_t depth)
+{
+	volatile uint64_t frame[64];
+	frame[depth & 63] = depth;
+	if (depth > (1ull << 40)) /* never: the guard page comes first */
+		return frame[0];
+	return fault_recurse(depth + 1) + frame[depth & 63];
+}
+
+/* ret: executing it from .data must fault (the data is not executable). */
+static uint8_t fault_nx_code[16] = { 0xc3 };
+
 void fault_trigger(enum fault_kind f)
 {
 	kprintf("LFK fault_trigger kind=%d cpu=%u\n", (int)f,
@@ -642,6 +655,16 @@ void fault_trigger(enum fault_kind f)
 		kprintf("LFK fault_trigger unreachable=%u\n", eax);
 		break;
 	}
+	case FAULT_STACK:
+		kprintf("LFK fault_trigger unreachable=%lu\n",
+			fault_recurse(0));
+		break;
+	case FAULT_WTEXT:
+		*(volatile uint8_t *)(uintptr_t)&fault_trigger = 0xcc;
+		break;
+	case FAULT_NX:
+		((void (*)(void))(uintptr_t)fault_nx_code)();
+		break;
 	case FAULT_NOIRQ: /* cpu_run() handles it: no exception */
 	case FAULT_NONE:
 		break;

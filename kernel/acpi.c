@@ -4,7 +4,11 @@
  * APIC address and the APIC id of every enabled processor, xAPIC (type 0)
  * and x2APIC (type 9) entries alike (madt_cpu() has the rules). Every table
  * seen (and the DSDT and FACS the FADT names) is recorded, so mem.c keeps
- * them out of the buddy. Runs on the boot page tables: tables below 4 GiB
+ * them out of the buddy. Every table is checked before it is used: the
+ * RSDP's checksum and, from revision 2, its extended checksum; each
+ * table's length (at least its header, at most 16 MiB, inside the early
+ * direct map) and checksum; each MADT entry inside the MADT. A table that
+ * fails is an error ("LFK error acpi ..."), not skipped. Runs on the boot page tables: tables below 4 GiB
  * are read through the early direct map. Unaligned fields are read with
  * memcpy.
  */
@@ -55,16 +59,65 @@ static bool acpi_reachable(uint64_t pa)
 	return pa != 0 && pa + SDT_HDR < BOOT_DIRECT_LIMIT;
 }
 
+/* An RSDP: signature, the ACPI 1.0 checksum over 20 bytes and, from
+ * revision 2, a sane length and the extended checksum over all of it. */
+static bool acpi_rsdp_ok(uint64_t pa)
+{
+	if (memcmp(phys_to_virt(pa), "RSD PTR ", 8) != 0 ||
+	    !acpi_sum_ok(pa, 20))
+		return false;
+	if (rd8(pa + 15) < 2)
+		return true;
+	uint32_t len = rd32(pa + 20);
+	return len >= 36 && len <= 4096 && pa + len < BOOT_DIRECT_LIMIT &&
+	       acpi_sum_ok(pa, len);
+}
+
 static uint64_t acpi_find_rsdp(uint64_t hint)
 {
-	if (hint && acpi_reachable(hint) &&
-	    memcmp(phys_to_virt(hint), "RSD PTR ", 8) == 0 &&
-	    acpi_sum_ok(hint, 20))
-		return hint;
+	if (hint) {
+		if (hint + 36 < BOOT_DIRECT_LIMIT && acpi_rsdp_ok(hint))
+			return hint;
+		kprintf("LFK error acpi bad_rsdp at=%#lx (signature, checksum "
+			"or extended checksum)\n", hint);
+		return 0;
+	}
 	for (uint64_t pa = 0xe0000; pa < 0x100000; pa += 16)
-		if (memcmp(phys_to_virt(pa), "RSD PTR ", 8) == 0 &&
-		    acpi_sum_ok(pa, 20))
+		if (acpi_rsdp_ok(pa))
 			return pa;
+	kprintf("LFK error acpi no_rsdp\n");
+	return 0;
+}
+
+/*
+ * A system description table at pa: reachable, a length from its header to
+ * the limit, a checksum over that length. Anything else is an error: the
+ * kernel does not guess around a broken table.
+ */
+#define SDT_MAX (16u << 20)
+static int acpi_sdt_check(uint64_t pa, const char *what)
+{
+	char sig[5] = "????";
+	if (!acpi_reachable(pa)) {
+		kprintf("LFK error acpi table_unreachable what=%s at=%#lx\n",
+			what, pa);
+		return -1;
+	}
+	memcpy(sig, phys_to_virt(pa), 4);
+	for (int i = 0; i < 4; i++)
+		if (sig[i] < 0x20 || sig[i] > 0x7e)
+			sig[i] = '?';
+	uint32_t len = rd32(pa + 4);
+	if (len < SDT_HDR || len > SDT_MAX || pa + len >= BOOT_DIRECT_LIMIT) {
+		kprintf("LFK error acpi bad_table_length sig=%s at=%#lx "
+			"length=%u\n", sig, pa, len);
+		return -1;
+	}
+	if (!acpi_sum_ok(pa, len)) {
+		kprintf("LFK error acpi bad_table_checksum sig=%s at=%#lx "
+			"length=%u\n", sig, pa, len);
+		return -1;
+	}
 	return 0;
 }
 
@@ -135,7 +188,7 @@ static int acpi_madt(uint64_t pa, uint32_t len)
  * port (PM_TMR_BLK, or X_PM_TMR_BLK when it is in I/O space), 32 bits wide
  * when flag TMR_VAL_EXT is set.
  */
-static void acpi_fadt(uint64_t pa, uint32_t len)
+static int acpi_fadt(uint64_t pa, uint32_t len)
 {
 	uint64_t pmt = len >= 80 ? rd32(pa + 76) : 0;
 	if (len >= 220 && rd8(pa + 208) == 1 && rd64(pa + 212))
@@ -148,47 +201,56 @@ static void acpi_fadt(uint64_t pa, uint32_t len)
 		dsdt = rd64(pa + 140);
 	if (len >= 140 && rd64(pa + 132))
 		facs = rd64(pa + 132);
-	if (acpi_reachable(dsdt))
+	if (dsdt) {
+		if (acpi_sdt_check(dsdt, "dsdt") != 0)
+			return -1;
 		acpi_keep(dsdt, rd32(dsdt + 4));
-	if (acpi_reachable(facs))
-		acpi_keep(facs, rd32(facs + 4));
+	}
+	/* The FACS has a length but no checksum. */
+	if (facs) {
+		uint32_t flen = acpi_reachable(facs) ? rd32(facs + 4) : 0;
+		if (flen < 64 || facs + flen >= BOOT_DIRECT_LIMIT ||
+		    memcmp(phys_to_virt(facs), "FACS", 4) != 0) {
+			kprintf("LFK error acpi bad_facs at=%#lx length=%u\n",
+				facs, flen);
+			return -1;
+		}
+		acpi_keep(facs, flen);
+	}
+	return 0;
 }
 
 static int acpi_table(uint64_t pa)
 {
-	if (!acpi_reachable(pa))
-		return 0;
+	if (acpi_sdt_check(pa, "sdt") != 0)
+		return -1;
 	uint32_t len = rd32(pa + 4);
-	if (len < SDT_HDR || !acpi_sum_ok(pa, len))
-		return 0;
 	acpi_keep(pa, len);
 	if (acpi_sig(pa, "APIC"))
 		return acpi_madt(pa, len);
 	if (acpi_sig(pa, "FACP"))
-		acpi_fadt(pa, len);
+		return acpi_fadt(pa, len);
 	return 0;
 }
 
 int acpi_init(uint64_t rsdp_hint)
 {
 	uint64_t rsdp = acpi_find_rsdp(rsdp_hint);
-	if (!rsdp) {
-		kprintf("LFK error acpi no_rsdp\n");
+	if (!rsdp)
 		return -1;
-	}
-	acpi_keep(rsdp, 36);
+	acpi_keep(rsdp, rd8(rsdp + 15) >= 2 ? rd32(rsdp + 20) : 20);
 	uint64_t xsdt = rd8(rsdp + 15) >= 2 ? rd64(rsdp + 24) : 0;
 	uint64_t root = xsdt ? xsdt : rd32(rsdp + 16);
 	unsigned esz = xsdt ? 8 : 4;
-	if (!acpi_reachable(root) || !acpi_sum_ok(root, rd32(root + 4))) {
-		kprintf("LFK error acpi bad_root=%#lx\n", root);
+	if (acpi_sdt_check(root, xsdt ? "xsdt" : "rsdt") != 0)
 		return -1;
-	}
 	uint32_t len = rd32(root + 4);
 	acpi_keep(root, len);
 	for (uint64_t e = root + SDT_HDR; e + esz <= root + len; e += esz)
 		if (acpi_table(esz == 8 ? rd64(e) : rd32(e)) != 0)
 			return -1;
+	kprintf("LFK acpi rsdp=%#lx revision=%u root=%s tables_checked=%u\n",
+		rsdp, rd8(rsdp + 15), xsdt ? "xsdt" : "rsdt", acpi.ntables);
 	if (acpi.ncpus == 0 || acpi.lapic_phys == 0) {
 		kprintf("LFK error acpi no_madt_cpus\n");
 		return -1;

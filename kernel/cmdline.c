@@ -10,6 +10,7 @@
  *                  the fault CPU once every CPU is up (tests the report);
  *                  stack: overflow the kernel stack into its guard page;
  *                  wtext: write to kernel text; nx: execute kernel data;
+ *                  hole: read the direct map just past the end of RAM;
  *                  noirq: the fault CPU runs the tests with interrupts off,
  *                  so it never answers a TLB shootdown (tests the timeout)
  *   faultcpu=N     which CPU raises it (default 0, the BSP)
@@ -79,7 +80,8 @@ static bool parse_tests(const char *s, size_t n, unsigned *out)
 static bool parse_fault(const char *s, size_t n, enum fault_kind *out)
 {
 	static const char *const names[] = { "none", "pf", "gp", "ud", "de",
-					     "noirq", "stack", "wtext", "nx" };
+					     "noirq", "stack", "wtext", "nx",
+					     "hole" };
 	for (unsigned k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
 		if (word_eq(s, n, names[k])) {
 			*out = (enum fault_kind)k;

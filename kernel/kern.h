@@ -50,6 +50,12 @@
  * #PF has its own stack: a fault on the guard page under the kernel stack
  * cannot push its frame there, and is reported, not a triple fault.
  */
+/*
+ * The large arrays (stacks, torture state) go to the end of the image
+ * (kernel.ld), so that an image the loader put partly outside RAM still
+ * runs far enough to say so (main.c, image_check()).
+ */
+#define KERN_LATE_BSS __attribute__((section(".bss.late")))
 #define KSTACK_SIZE 16384
 #define ISTACK_SIZE 8192
 struct cpu_stack {
@@ -221,7 +227,8 @@ enum {
 	TEST_ALL = TEST_BUDDY | TEST_VAS | TEST_EPOCH,
 };
 enum fault_kind { FAULT_NONE, FAULT_PF, FAULT_GP, FAULT_UD, FAULT_DE,
-		  FAULT_NOIRQ, FAULT_STACK, FAULT_WTEXT, FAULT_NX };
+		  FAULT_NOIRQ, FAULT_STACK, FAULT_WTEXT, FAULT_NX,
+		  FAULT_HOLE };
 struct kconfig {
 	unsigned tests; /* TEST_* bits */
 	uint64_t ms;    /* per test */

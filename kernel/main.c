@@ -28,12 +28,120 @@ struct hvm_memmap_entry {
 	uint64_t addr, size;
 	uint32_t type, reserved;
 };
+struct hvm_modlist_entry {
+	uint64_t paddr, size, cmdline_paddr, reserved;
+};
 #define HVM_START_MAGIC 0x336ec578u
+#define MAX_MODULES 8
 #define E820_RAM 1
 
 static char cmdline[1024];
 static size_t cmdline_len; /* the whole line's, also past the buffer */
 static uint64_t rsdp_hint;
+
+/* Boot modules (-initrd): kept out of the buddy, checked intact at the end. */
+static struct phys_range modules[MAX_MODULES];
+static uint64_t module_sum[MAX_MODULES];
+static unsigned nmodules;
+
+static uint64_t module_hash(const struct phys_range *m)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+	const uint8_t *p = phys_to_virt(m->base);
+	for (uint64_t i = 0; i < m->end - m->base; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+static void boot_modules(const struct hvm_start_info *si)
+{
+	if (si->nr_modules == 0)
+		return;
+	const struct hvm_modlist_entry *ml = phys_to_virt(si->modlist_paddr);
+	if (si->nr_modules > MAX_MODULES || si->modlist_paddr == 0 ||
+	    si->modlist_paddr >= BOOT_DIRECT_LIMIT) {
+		kprintf("LFK error boot modules=%u modlist=%#lx max=%u\n",
+			si->nr_modules, si->modlist_paddr, MAX_MODULES);
+		kprintf("LFK end status=fail reason=boot\n");
+		kexit_fail();
+	}
+	mem_exclude(si->modlist_paddr,
+		    si->modlist_paddr + si->nr_modules * sizeof(*ml));
+	for (uint32_t i = 0; i < si->nr_modules; i++) {
+		struct phys_range m = { ml[i].paddr, ml[i].paddr + ml[i].size };
+		if (m.end < m.base || m.end > BOOT_DIRECT_LIMIT) {
+			kprintf("LFK error boot module=%u base=%#lx size=%#lx "
+				"not_below_4g\n", i, ml[i].paddr, ml[i].size);
+			kprintf("LFK end status=fail reason=boot\n");
+			kexit_fail();
+		}
+		mem_exclude(m.base, m.end);
+		if (ml[i].cmdline_paddr) {
+			const char *c = phys_to_virt(ml[i].cmdline_paddr);
+			size_t n = 0;
+			while (ml[i].cmdline_paddr + n < BOOT_DIRECT_LIMIT && c[n])
+				n++;
+			mem_exclude(ml[i].cmdline_paddr,
+				    ml[i].cmdline_paddr + n + 1);
+		}
+		modules[nmodules] = m;
+		module_sum[nmodules] = module_hash(&m);
+		kprintf("LFK module idx=%u base=%#lx end=%#lx fnv=%#lx\n", i,
+			m.base, m.end, module_sum[nmodules]);
+		nmodules++;
+	}
+}
+
+/*
+ * At the end, after every test: each module's frames are none of the
+ * buddy's (the allocator does not know them) and its bytes are what the
+ * loader put there.
+ */
+static int modules_check(void)
+{
+	int bad = 0;
+	for (unsigned i = 0; i < nmodules; i++) {
+		unsigned kind, order, in_buddy = 0;
+		uint64_t b = modules[i].base & ~(PAGE_SIZE - 1);
+		for (uint64_t pa = b; pa < modules[i].end; pa += PAGE_SIZE)
+			if (buddy_zone_frame(zone, pa, &kind, &order) ==
+			    BUDDY_OK)
+				in_buddy++;
+		uint64_t h = module_hash(&modules[i]);
+		bool ok = in_buddy == 0 && h == module_sum[i];
+		kprintf("LFK check name=module status=%s idx=%u frames_in_buddy"
+			"=%u fnv=%#lx boot_fnv=%#lx\n", ok ? "pass" : "fail", i,
+			in_buddy, h, module_sum[i]);
+		bad += !ok;
+	}
+	return bad;
+}
+
+/* The image the loader placed must lie in RAM, and below 4 GiB. */
+static void image_check(void)
+{
+	extern char __kernel_phys_start[], __kernel_phys_end[];
+	uint64_t b = (uint64_t)(uintptr_t)__kernel_phys_start;
+	uint64_t e = (uint64_t)(uintptr_t)__kernel_phys_end;
+	/* RAM entries may abut: walk them from b until e is covered. */
+	bool progress = true;
+	while (b < e && progress) {
+		progress = false;
+		for (unsigned i = 0; i < bootmem.nram; i++) {
+			if (bootmem.ram[i].base <= b && b < bootmem.ram[i].end) {
+				b = bootmem.ram[i].end;
+				progress = true;
+			}
+		}
+	}
+	if (b < e) {
+		kprintf("LFK error boot image_not_in_ram image=%#lx-%#lx "
+			"first_not_ram=%#lx\n",
+			(uint64_t)(uintptr_t)__kernel_phys_start, e, b);
+		kprintf("LFK end status=fail reason=boot\n");
+		kexit_fail();
+	}
+}
 
 static void boot_info(uint64_t pa)
 {
@@ -74,6 +182,8 @@ static void boot_info(uint64_t pa)
 		bootmem.ram[bootmem.nram++] =
 			(struct phys_range){ m[i].addr, m[i].addr + m[i].size };
 	}
+	boot_modules(&si);
+	image_check();
 }
 
 static void bsp_cpus(void)
@@ -211,7 +321,7 @@ static unsigned next_test(unsigned after)
 
 static _Noreturn void bsp_finish(int failed, const char *reason)
 {
-	if (torture_final_check() != 0) {
+	if (torture_final_check() != 0 || modules_check() != 0) {
 		failed++;
 		if (!reason)
 			reason = "check";

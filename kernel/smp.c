@@ -150,7 +150,7 @@ extern char ap_entry64[];
 _Static_assert(offsetof(struct cpu_stack, kstack) == 4096 &&
 		       KSTACK_SIZE == 16384,
 	       "boot.S: cpu_stacks + 4096 + 16384 is the BSP's stack top");
-struct cpu_stack cpu_stacks[MAX_CPUS];
+KERN_LATE_BSS struct cpu_stack cpu_stacks[MAX_CPUS];
 
 int stack_guard_of(uint64_t va, const char **which)
 {

@@ -65,8 +65,8 @@ struct torture_cpu {
 	uint32_t sense; /* for tbar */
 } LF_CACHE_ALIGNED;
 
-static struct torture_cpu tcpu[MAX_CPUS];
-static struct mailbox mbox[MAX_CPUS];
+KERN_LATE_BSS static struct torture_cpu tcpu[MAX_CPUS];
+KERN_LATE_BSS static struct mailbox mbox[MAX_CPUS];
 static struct kbarrier tbar;
 
 static const char *const timed_names[3][NTIMED] = {
@@ -628,6 +628,21 @@ static __attribute__((noinline)) uint64_t fault_recurse(uint64_t depth)
 	return fault_recurse(depth + 1) + frame[depth & 63];
 }
 
+/* The first page past a RAM entry that no RAM entry holds. */
+static uint64_t fault_hole_addr(void)
+{
+	for (unsigned i = 0; i < bootmem.nram; i++) {
+		uint64_t e = (bootmem.ram[i].end + PAGE_SIZE - 1) &
+			     ~(PAGE_SIZE - 1);
+		bool ram = false;
+		for (unsigned j = 0; j < bootmem.nram; j++)
+			ram |= bootmem.ram[j].base <= e && e < bootmem.ram[j].end;
+		if (!ram && e > 0x100000)
+			return e;
+	}
+	return 0;
+}
+
 /* ret: executing it from .data must fault (the data is not executable). */
 static uint8_t fault_nx_code[16] = { 0xc3 };
 
@@ -665,6 +680,14 @@ void fault_trigger(enum fault_kind f)
 	case FAULT_NX:
 		((void (*)(void))(uintptr_t)fault_nx_code)();
 		break;
+	case FAULT_HOLE: {
+		uint64_t pa = fault_hole_addr();
+		kprintf("LFK fault_trigger hole=%#lx\n", pa);
+		if (pa)
+			kprintf("LFK fault_trigger unreachable=%u\n",
+				*(volatile uint8_t *)phys_to_virt(pa));
+		break;
+	}
 	case FAULT_NOIRQ: /* cpu_run() handles it: no exception */
 	case FAULT_NONE:
 		break;

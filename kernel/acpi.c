@@ -134,6 +134,8 @@ static int madt_cpu(uint32_t apic_id, uint32_t flags, const char *kind)
 	if (!(flags & 1)) {
 		if (flags & 2)
 			acpi.online_capable++;
+		else
+			acpi.disabled++;
 		return 0;
 	}
 	acpi.found++;

@@ -11,6 +11,8 @@
  *                  stack: overflow the kernel stack into its guard page;
  *                  wtext: write to kernel text; nx: execute kernel data;
  *                  hole: read the direct map just past the end of RAM;
+ *                  hang: the fault CPU stops before the tests (tests the
+ *                  barrier's timeout);
  *                  noirq: the fault CPU runs the tests with interrupts off,
  *                  so it never answers a TLB shootdown (tests the timeout)
  *   faultcpu=N     which CPU raises it (default 0, the BSP)
@@ -18,7 +20,8 @@
  *   maxcpus=N      refuse to run when the MADT has more CPUs than N
  *                  (default and at most MAX_CPUS, 255)
  *   ipims=N        how long a CPU waits for another to answer an IPI
- *                  before it reports it (default 10000 ms)
+ *                  or to start before it reports it (default 10000 ms);
+ *                  a barrier waits ms + 6 * ipims
  *   clock=SRC      calibrate the TSC against auto (both the PIT and the
  *                  ACPI PM timer, which must agree: default), pit or
  *                  pmtimer only (time.c)
@@ -81,7 +84,7 @@ static bool parse_fault(const char *s, size_t n, enum fault_kind *out)
 {
 	static const char *const names[] = { "none", "pf", "gp", "ud", "de",
 					     "noirq", "stack", "wtext", "nx",
-					     "hole" };
+					     "hole", "hang" };
 	for (unsigned k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
 		if (word_eq(s, n, names[k])) {
 			*out = (enum fault_kind)k;

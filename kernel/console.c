@@ -84,12 +84,12 @@ void console_panic_mode(void)
 }
 
 /*
- * The buffer holds the longest line the kernel prints (the command line,
- * at most 1023 bytes, with its prefix). A line that still does not fit is
- * cut with a visible mark and keeps its newline, so it never runs into the
- * next one.
+ * The buffer holds the longest lines the kernel prints (the command line,
+ * at most 1023 bytes with its prefix; a test line, whose ops_per_cpu list
+ * grows with the CPUs). A line that still does not fit is cut with a
+ * visible mark and keeps its newline, so it never runs into the next one.
  */
-#define KPRINTF_MAX 1536
+#define KPRINTF_MAX 4096
 
 void kprintf(const char *fmt, ...)
 {

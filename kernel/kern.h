@@ -96,6 +96,12 @@ static inline uint64_t kimage_to_phys(const void *va)
 #define EXIT_FAIL 0x01 /* QEMU status 3 */
 _Noreturn void kexit_fail(void);
 _Noreturn void kexit_pass(void);
+/*
+ * A timeout found by several CPUs at once is reported by one: the first to
+ * call this gets true (and the console in panic mode); the others never
+ * return from it (they halt while the first reports and exits).
+ */
+bool fatal_claim(void);
 
 /* ---- per-CPU data, reached through the GS base ---- */
 struct torture_cpu; /* torture.c */
@@ -228,7 +234,7 @@ enum {
 };
 enum fault_kind { FAULT_NONE, FAULT_PF, FAULT_GP, FAULT_UD, FAULT_DE,
 		  FAULT_NOIRQ, FAULT_STACK, FAULT_WTEXT, FAULT_NX,
-		  FAULT_HOLE };
+		  FAULT_HOLE, FAULT_HANG };
 struct kconfig {
 	unsigned tests; /* TEST_* bits */
 	uint64_t ms;    /* per test */
@@ -253,6 +259,7 @@ struct acpi_info {
 	uint32_t apic_ids[MAX_CPUS];
 	unsigned found;            /* enabled MADT entries, duplicates too */
 	unsigned online_capable;   /* not enabled, not started */
+	unsigned disabled;         /* neither: not started */
 	uint64_t lapic_phys;
 	struct phys_range tables[MAX_EXCL]; /* to keep out of the buddy */
 	unsigned ntables;
@@ -295,7 +302,8 @@ struct kbarrier {
 	lf_atomic_u32 sense; /* (a) */
 	lf_atomic_u32 at[MAX_CPUS]; /* (a) the sense each CPU last came with */
 };
-/* Waits at most kconf.ms + 60 s, then reports the CPUs that never came. */
+/* Waits at most kconf.ms + 6 * kconf.ipi_ms (a minute by default), then
+ * reports the CPUs that never came. */
 void kbarrier_wait(struct kbarrier *b, unsigned n, uint32_t *local_sense);
 
 /* ---- main.c / torture.c ---- */

@@ -255,10 +255,10 @@ _Noreturn void kmain_bsp(uint64_t start_info_phys)
 	mem_init();
 	lapic_init();
 	bsp_cpus();
-	kprintf("LFK acpi cpus=%u madt_cpus=%u online_capable=%u lapic=%#lx "
-		"bsp_apic=%u tsc_per_ms=%lu\n", ncpus, acpi.found,
-		acpi.online_capable, acpi.lapic_phys, cpus[0].apic_id,
-		tsc_per_ms);
+	kprintf("LFK acpi cpus=%u madt_cpus=%u online_capable=%u disabled=%u "
+		"lapic=%#lx bsp_apic=%u tsc_per_ms=%lu\n", ncpus, acpi.found,
+		acpi.online_capable, acpi.disabled, acpi.lapic_phys,
+		cpus[0].apic_id, tsc_per_ms);
 	lf_epoch_domain_init(&kepoch, 16);
 	mem_vas_init();
 	tlb_ack_init();
@@ -342,6 +342,13 @@ _Noreturn void cpu_run(struct cpu *c)
 	const char *first = NULL; /* the first failure's reason */
 	if (c->idx == 0)
 		lf_store_u32(&run_test, next_test(0), LF_RELAXED);
+	if (kconf.fault == FAULT_HANG && c->idx == kconf.fault_cpu) {
+		/* This CPU stops before the first barrier: the others' wait
+		 * there must time out and name it. */
+		kprintf("LFK fault_trigger kind=hang cpu=%u\n", c->idx);
+		for (;;)
+			__asm__ __volatile__("cli; hlt");
+	}
 	if (kconf.fault == FAULT_NOIRQ && c->idx == kconf.fault_cpu) {
 		/* This CPU runs the tests but never takes the TLB IPI: the
 		 * others' shootdowns must time out and name it. */

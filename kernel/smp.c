@@ -71,7 +71,7 @@ static void lapic_icr_wait(uint32_t dest, uint32_t lo)
 	uint64_t t0 = rdtsc();
 	while (*lapic_reg(LAPIC_ICR_LO) & (1u << 12)) {
 		if (rdtsc() - t0 > kconf.ipi_ms * tsc_per_ms) {
-			console_panic_mode();
+			fatal_claim();
 			kprintf("LFK error smp icr_stuck cpu=%u dest_apic=%u "
 				"icr=%#x ms=%lu\n", this_cpu()->idx, dest, lo,
 				kconf.ipi_ms);
@@ -124,11 +124,12 @@ void kbarrier_wait(struct kbarrier *b, unsigned n, uint32_t *local_sense)
 		lf_store_u32(&b->sense, s, LF_RELEASE);
 		return;
 	}
-	/* The others may still be in a test of kconf.ms; a minute on top. */
-	uint64_t t0 = rdtsc(), limit = (kconf.ms + 60000) * tsc_per_ms;
+	/* The others may still be in a test of kconf.ms, then in checks. */
+	uint64_t t0 = rdtsc(),
+		 limit = (kconf.ms + 6 * kconf.ipi_ms) * tsc_per_ms;
 	while (lf_load_u32(&b->sense, LF_ACQUIRE) != s) {
 		if (rdtsc() - t0 > limit) {
-			console_panic_mode();
+			fatal_claim();
 			for (unsigned i = 0; i < n; i++)
 				if (lf_load_u32(&b->at[i], LF_RELAXED) != s)
 					kprintf("LFK error barrier cpu=%u "

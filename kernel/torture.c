@@ -688,7 +688,8 @@ void fault_trigger(enum fault_kind f)
 				*(volatile uint8_t *)phys_to_virt(pa));
 		break;
 	}
-	case FAULT_NOIRQ: /* cpu_run() handles it: no exception */
+	case FAULT_NOIRQ: /* cpu_run() handles these: no exception */
+	case FAULT_HANG:
 	case FAULT_NONE:
 		break;
 	}

@@ -153,6 +153,20 @@ _Noreturn void kexit_pass(void)
 		__asm__ __volatile__("hlt");
 }
 
+static lf_atomic_u32 fatal_claimed; /* (a) */
+
+bool fatal_claim(void)
+{
+	uint32_t exp = 0;
+	/* Relaxed: only who reports is decided; exit is what follows. */
+	if (lf_cas_u32(&fatal_claimed, &exp, 1, LF_RELAXED)) {
+		console_panic_mode();
+		return true;
+	}
+	for (;;)
+		__asm__ __volatile__("cli; hlt");
+}
+
 static const char *const trap_names[32] = {
 	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
 	"#DF", "#MF-old", "#TS", "#NP", "#SS", "#GP", "#PF", "#15",
@@ -235,7 +249,7 @@ void tlb_shootdown(void)
 		/* Acquire: pairs with the release in tlb_handle(). */
 		while (lf_load_u64(&tlb[j].acked[c->idx], LF_ACQUIRE) < g) {
 			if (rdtsc() - t0 > limit) {
-				console_panic_mode();
+				fatal_claim();
 				kprintf("LFK error tlb cpu=%u did_not_ack "
 					"initiator=%u gen=%lu ms=%lu\n", j,
 					c->idx, g, kconf.ipi_ms);

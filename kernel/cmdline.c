@@ -80,13 +80,21 @@ static bool parse_tests(const char *s, size_t n, unsigned *out)
 	return t != 0;
 }
 
+static const char *const fault_names[] = { "none", "pf", "gp", "ud",
+					   "de", "noirq", "stack", "wtext",
+					   "nx", "hole", "hang" };
+_Static_assert(sizeof(fault_names) / sizeof(fault_names[0]) == FAULT_HANG + 1,
+	       "a name for every enum fault_kind");
+
+const char *fault_name(enum fault_kind f)
+{
+	return fault_names[f];
+}
+
 static bool parse_fault(const char *s, size_t n, enum fault_kind *out)
 {
-	static const char *const names[] = { "none", "pf", "gp", "ud", "de",
-					     "noirq", "stack", "wtext", "nx",
-					     "hole", "hang" };
-	for (unsigned k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
-		if (word_eq(s, n, names[k])) {
+	for (unsigned k = 0; k <= FAULT_HANG; k++) {
+		if (word_eq(s, n, fault_names[k])) {
 			*out = (enum fault_kind)k;
 			return true;
 		}

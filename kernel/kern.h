@@ -8,7 +8,7 @@
  * then runs the torture tests of torture.c on every CPU at once. The layout
  * and the boot protocol are described in kernel/README.md.
  *
- * Concurrency tags as in ../shared/STYLE.md: (a) atomic, (c) CPU-local,
+ * Concurrency tags on fields: (a) atomic, (c) CPU-local,
  * (i) set before the other CPUs start, read-only after.
  */
 #ifndef KERN_H
@@ -248,6 +248,7 @@ struct kconfig {
 };
 extern struct kconfig kconf;
 int cmdline_parse(const char *s); /* 0, or -1 after reporting */
+const char *fault_name(enum fault_kind f);
 
 /* ---- acpi.c ---- */
 struct phys_range {

@@ -648,7 +648,7 @@ static uint8_t fault_nx_code[16] = { 0xc3 };
 
 void fault_trigger(enum fault_kind f)
 {
-	kprintf("LFK fault_trigger kind=%d cpu=%u\n", (int)f,
+	kprintf("LFK fault_trigger kind=%s cpu=%u\n", fault_name(f),
 		this_cpu()->idx);
 	switch (f) {
 	case FAULT_PF:

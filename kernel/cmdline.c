@@ -25,6 +25,8 @@
  *   clock=SRC      calibrate the TSC against auto (both the PIT and the
  *                  ACPI PM timer, which must agree: default), pit or
  *                  pmtimer only (time.c)
+ *   selftest=acpi  also run the ACPI table checks on crafted tables at
+ *                  boot (acpi.c: broken MADTs, checksums, RSDPs)
  *   minops=N       the fewest operations each CPU must do in each test,
  *                  or the test fails with reason too_few_ops (default 32)
  */
@@ -144,6 +146,12 @@ static bool cmdline_option(const char *k, size_t kn, const char *v, size_t vn)
 			return false;
 		return true;
 	}
+	if (word_eq(k, kn, "selftest")) {
+		if (!word_eq(v, vn, "acpi"))
+			return false;
+		kconf.selftest_acpi = true;
+		return true;
+	}
 	if (word_eq(k, kn, "minops")) {
 		if (!parse_num(v, vn, &x) || x == 0)
 			return false;
@@ -181,7 +189,7 @@ int cmdline_parse(const char *s)
 			w[wn] = '\0';
 			kprintf("LFK error cmdline bad_option=\"%s\" (expected "
 				"tests= ms= seconds= fault= faultcpu= seed= "
-				"minops= maxcpus= ipims= clock=)\n", w);
+				"minops= maxcpus= ipims= clock= selftest=)\n", w);
 			return -1;
 		}
 		i = j;

@@ -245,6 +245,7 @@ struct kconfig {
 	unsigned max_cpus; /* refuse a machine with more (<= MAX_CPUS) */
 	uint64_t ipi_ms;   /* how long to wait for another CPU to answer */
 	enum { CLOCK_AUTO, CLOCK_PIT, CLOCK_PMTIMER } clock; /* time.c */
+	bool selftest_acpi; /* run acpi_selftest() at boot */
 };
 extern struct kconfig kconf;
 int cmdline_parse(const char *s); /* 0, or -1 after reporting */
@@ -267,6 +268,7 @@ struct acpi_info {
 };
 extern struct acpi_info acpi;
 int acpi_init(uint64_t rsdp_hint);
+int acpi_selftest(void); /* the table checks on crafted tables: failures */
 
 /* ---- mem.c ---- */
 struct boot_mem {

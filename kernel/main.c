@@ -247,6 +247,10 @@ _Noreturn void kmain_bsp(uint64_t start_info_phys)
 		kprintf("LFK end status=fail reason=acpi\n");
 		kexit_fail();
 	}
+	if (kconf.selftest_acpi && acpi_selftest() != 0) {
+		kprintf("LFK end status=fail reason=check\n");
+		kexit_fail();
+	}
 	if (tsc_calibrate() != 0) {
 		kprintf("LFK end status=fail reason=clock\n");
 		kexit_fail();

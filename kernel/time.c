@@ -3,16 +3,21 @@
  * durations. Under TCG the TSC follows the host clock, and so do the PIT
  * and the ACPI PM timer: the figure is real time, not guest instructions.
  *
- * Two sources, each measured three times (the median is kept):
+ * Two sources:
  *   pm_timer  the ACPI PM timer (3.579545 MHz, 24 or 32 bits, the port the
  *             FADT names): read at both ends of a 20 ms window, each read
  *             bracketed by two TSC reads, the tightest of five brackets
  *             kept, so a vCPU descheduled around a read does not skew it;
+ *             three windows, the median;
  *   pit       PIT channel 2 in mode 0 (gate through port 0x61, no
  *             interrupt): the TSC between writing a 20 ms count and seeing
- *             OUT go high, bracketed the same way. OUT already high right
- *             after the count is written means no PIT (QEMU pit=off); OUT
- *             never high within a bound is a timeout.
+ *             OUT go high, bracketed the same way (a measure whose brackets
+ *             exceed 2 % of the window is taken again). OUT already high
+ *             right after the count is written means no PIT (QEMU pit=off);
+ *             OUT never high within a bound is a timeout. Five windows,
+ *             the smallest: on a loaded host QEMU's PIT sometimes shows OUT
+ *             late even within tight brackets (never early), so a window
+ *             can only come out too long.
  * A measure outside 50 MHz - 20 GHz is implausible and discarded. With both
  * sources the two must agree within 5 % (the PM timer's figure is used);
  * with one, it is used; with none the kernel refuses to run ("LFK error
@@ -107,30 +112,46 @@ static const char *pit_measure(uint64_t *out)
 	now = rdtsc();
 	/* Start within [a, b], end within [prev, now]: the midpoints. */
 	*out = ((prev + now) / 2 - (a + b) / 2) / CAL_MS;
+	/* Brackets wider than 2 % of the window (this vCPU was descheduled
+	 * around an end): measured again. */
+	if (((now - prev) + (b - a)) * 50 > *out * CAL_MS)
+		err = "wide";
 out:
 	outb(0x61, gate);
 	return err;
 }
 
-/* Three measures, the median; a failure or an implausible value names why. */
-static const char *measure3(const char *(*m)(uint64_t *), uint64_t *out)
+/*
+ * n clean measures (n <= 5; a measure whose brackets were too wide, "wide",
+ * is taken again, up to 8n tries in all, "unstable" after that), then
+ * their median, or their minimum when min: a failure or an implausible
+ * value names why.
+ */
+static const char *measure(const char *(*m)(uint64_t *), int n, bool min,
+			   uint64_t *out)
 {
-	uint64_t v[3];
-	for (int i = 0; i < 3; i++) {
-		const char *err = m(&v[i]);
+	uint64_t v[5];
+	int got = 0;
+	for (int tries = 0; got < n; tries++) {
+		if (tries == 8 * n)
+			return "unstable";
+		const char *err = m(&v[got]);
+		if (err && err[0] == 'w')
+			continue;
 		if (err)
 			return err;
-		if (v[i] < TSC_MIN_PER_MS || v[i] > TSC_MAX_PER_MS)
+		if (v[got] < TSC_MIN_PER_MS || v[got] > TSC_MAX_PER_MS)
 			return "implausible";
+		got++;
 	}
-	for (int i = 0; i < 2; i++)
-		for (int j = 0; j < 2 - i; j++)
+	for (int i = 0; i < n - 1; i++)
+		for (int j = 0; j < n - 1 - i; j++)
 			if (v[j] > v[j + 1]) {
 				uint64_t t = v[j];
 				v[j] = v[j + 1];
 				v[j + 1] = t;
 			}
-	*out = v[1];
+	*out = min ? v[0] : v[n / 2];
 	return NULL;
 }
 
@@ -139,9 +160,9 @@ int tsc_calibrate(void)
 	uint64_t pit = 0, pm = 0;
 	const char *pit_err = "not_used", *pm_err = "not_used";
 	if (kconf.clock != CLOCK_PMTIMER)
-		pit_err = measure3(pit_measure, &pit);
+		pit_err = measure(pit_measure, 5, true, &pit);
 	if (kconf.clock != CLOCK_PIT)
-		pm_err = pm_port ? measure3(pm_measure, &pm) : "absent";
+		pm_err = pm_port ? measure(pm_measure, 3, false, &pm) : "absent";
 	char pits[24], pms[24];
 	if (pit_err)
 		ksnprintf(pits, sizeof(pits), "%s", pit_err);

@@ -10,15 +10,17 @@
  *             kept, so a vCPU descheduled around a read does not skew it;
  *             three windows, the median;
  *   pit       PIT channel 2 in mode 0 (gate through port 0x61, no
- *             interrupt): the TSC between writing a 20 ms count and seeing
- *             OUT go high, bracketed the same way (a measure whose brackets
- *             exceed 2 % of the window is taken again). OUT already high
- *             right after the count is written means no PIT (QEMU pit=off);
- *             OUT never high within a bound is a timeout. Five windows,
- *             the smallest: on a loaded host QEMU's PIT sometimes shows OUT
- *             late even within tight brackets (never early), so a window
- *             can only come out too long.
- * A measure outside 50 MHz - 20 GHz is implausible and discarded. With both
+ *             interrupt), counting down from 65535: its latched counter
+ *             read at both ends of a 20 ms window, bracketed the same way.
+ *             (Timing OUT going high after a 20 ms count instead came out
+ *             10-80 % long in QEMU on a host with both cores busy.) OUT
+ *             already high right after the count is written means no PIT
+ *             (QEMU pit=off); a counter that does not reach the window
+ *             within a bound is a timeout; one that wrapped (this vCPU
+ *             away for 55 ms) is measured again. Three windows, the
+ *             median.
+ * A measure outside 50 MHz - 20 GHz makes its source implausible (unused),
+ * as does any error: absent, timeout, unstable. With both
  * sources the two must agree within 5 % (the PM timer's figure is used);
  * with one, it is used; with none the kernel refuses to run ("LFK error
  * clock ..."). clock=pit or clock=pmtimer on the command line restricts the
@@ -83,60 +85,83 @@ static const char *pm_measure(uint64_t *out)
 	return NULL;
 }
 
+/* PIT channel 2's counter, latched. */
+static uint16_t pit_count(void)
+{
+	outb(0x43, 0x80); /* latch channel 2 */
+	uint8_t lo = inb(0x42);
+	uint8_t hi = inb(0x42);
+	return (uint16_t)(lo | hi << 8);
+}
+
+/* The counter and the TSC at one instant: the tightest of 5 brackets. */
+static void pit_sample(uint16_t *cnt, uint64_t *tsc)
+{
+	uint64_t best = ~0ull;
+	for (int i = 0; i < 5; i++) {
+		uint64_t a = rdtsc();
+		uint16_t c = pit_count();
+		uint64_t b = rdtsc();
+		if (b - a < best) {
+			best = b - a;
+			*cnt = c;
+			*tsc = a + (b - a) / 2;
+		}
+	}
+}
+
 static const char *pit_measure(uint64_t *out)
 {
-	uint16_t count = (uint16_t)(PIT_HZ * CAL_MS / 1000);
+	uint32_t want = PIT_HZ / 1000 * CAL_MS, iter = 0;
 	uint8_t gate = inb(0x61);
 	const char *err = NULL;
+	uint16_t c0, c1;
+	uint64_t t0, t1, start = rdtsc();
 	outb(0x61, (uint8_t)((gate & ~0x02) | 0x01)); /* gate on, no speaker */
 	outb(0x43, 0xb0); /* channel 2, lobyte/hibyte, mode 0 */
-	/* Writing the count restarts mode 0: OUT goes low, high at zero. */
-	uint64_t a = rdtsc();
-	outb(0x42, (uint8_t)count);
-	outb(0x42, (uint8_t)(count >> 8));
-	uint64_t b = rdtsc(), prev = b, now;
-	uint32_t iter = 0;
+	/* Writing the count restarts mode 0: OUT goes low, high at zero,
+	 * 65535 ticks (55 ms) from now. */
+	outb(0x42, 0xff);
+	outb(0x42, 0xff);
 	if (inb(0x61) & 0x20) {
 		err = "absent";
 		goto out;
 	}
-	for (;;) {
-		prev = rdtsc();
-		if (inb(0x61) & 0x20)
-			break;
-		if (++iter > SPIN_ITER_MAX || prev - a > SPIN_TSC_MAX) {
+	pit_sample(&c0, &t0);
+	do {
+		if (++iter > SPIN_ITER_MAX || rdtsc() - start > SPIN_TSC_MAX) {
 			err = "timeout";
 			goto out;
 		}
-	}
-	now = rdtsc();
-	/* Start within [a, b], end within [prev, now]: the midpoints. */
-	*out = ((prev + now) / 2 - (a + b) / 2) / CAL_MS;
-	/* Brackets wider than 2 % of the window (this vCPU was descheduled
-	 * around an end): measured again. */
-	if (((now - prev) + (b - a)) * 50 > *out * CAL_MS)
-		err = "wide";
+		pit_sample(&c1, &t1);
+		/* OUT high: the count reached zero and wrapped (this vCPU
+		 * was away for most of 55 ms): measured again. */
+		if ((inb(0x61) & 0x20) || c1 > c0) {
+			err = "again";
+			goto out;
+		}
+	} while ((uint32_t)(c0 - c1) < want);
+	*out = (t1 - t0) * PIT_HZ / ((uint64_t)(c0 - c1) * 1000);
 out:
 	outb(0x61, gate);
 	return err;
 }
 
 /*
- * n clean measures (n <= 5; a measure whose brackets were too wide, "wide",
- * is taken again, up to 8n tries in all, "unstable" after that), then
- * their median, or their minimum when min: a failure or an implausible
- * value names why.
+ * Three measures, their median. A measure to be taken again ("again": the
+ * PIT wrapped) is, up to 10 tries in all ("unstable" after that); a
+ * failure or an implausible value names why.
  */
-static const char *measure(const char *(*m)(uint64_t *), int n, bool min,
-			   uint64_t *out)
+static const char *measure3(const char *(*m)(uint64_t *), uint64_t *out)
 {
-	uint64_t v[5];
+	const int n = 3;
+	uint64_t v[3];
 	int got = 0;
 	for (int tries = 0; got < n; tries++) {
-		if (tries == 8 * n)
+		if (tries == 10)
 			return "unstable";
 		const char *err = m(&v[got]);
-		if (err && err[0] == 'w')
+		if (err && err[0] == 'a' && err[1] == 'g')
 			continue;
 		if (err)
 			return err;
@@ -151,7 +176,7 @@ static const char *measure(const char *(*m)(uint64_t *), int n, bool min,
 				v[j] = v[j + 1];
 				v[j + 1] = t;
 			}
-	*out = min ? v[0] : v[n / 2];
+	*out = v[n / 2];
 	return NULL;
 }
 
@@ -160,9 +185,9 @@ int tsc_calibrate(void)
 	uint64_t pit = 0, pm = 0;
 	const char *pit_err = "not_used", *pm_err = "not_used";
 	if (kconf.clock != CLOCK_PMTIMER)
-		pit_err = measure(pit_measure, 5, true, &pit);
+		pit_err = measure3(pit_measure, &pit);
 	if (kconf.clock != CLOCK_PIT)
-		pm_err = pm_port ? measure(pm_measure, 3, false, &pm) : "absent";
+		pm_err = pm_port ? measure3(pm_measure, &pm) : "absent";
 	char pits[24], pms[24];
 	if (pit_err)
 		ksnprintf(pits, sizeof(pits), "%s", pit_err);

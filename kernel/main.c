@@ -39,6 +39,24 @@ static char cmdline[1024];
 static size_t cmdline_len; /* the whole line's, also past the buffer */
 static uint64_t rsdp_hint;
 
+/* Whether [b, e) lies in RAM entries of the memory map (they may abut);
+ * *gap gets the first address that does not. */
+static bool range_in_ram(uint64_t b, uint64_t e, uint64_t *gap)
+{
+	bool progress = true;
+	while (b < e && progress) {
+		progress = false;
+		for (unsigned i = 0; i < bootmem.nram; i++) {
+			if (bootmem.ram[i].base <= b && b < bootmem.ram[i].end) {
+				b = bootmem.ram[i].end;
+				progress = true;
+			}
+		}
+	}
+	*gap = b;
+	return b >= e;
+}
+
 /* Boot modules (-initrd): kept out of the buddy, checked intact at the end. */
 static struct phys_range modules[MAX_MODULES];
 static uint64_t module_sum[MAX_MODULES];
@@ -69,9 +87,13 @@ static void boot_modules(const struct hvm_start_info *si)
 		    si->modlist_paddr + si->nr_modules * sizeof(*ml));
 	for (uint32_t i = 0; i < si->nr_modules; i++) {
 		struct phys_range m = { ml[i].paddr, ml[i].paddr + ml[i].size };
-		if (m.end < m.base || m.end > BOOT_DIRECT_LIMIT) {
+		uint64_t gap;
+		/* Read at the end through the direct map: RAM only. */
+		if (m.end < m.base || m.end > BOOT_DIRECT_LIMIT ||
+		    !range_in_ram(m.base, m.end, &gap)) {
 			kprintf("LFK error boot module=%u base=%#lx size=%#lx "
-				"not_below_4g\n", i, ml[i].paddr, ml[i].size);
+				"not_in_ram_below_4g\n", i, ml[i].paddr,
+				ml[i].size);
 			kprintf("LFK end status=fail reason=boot\n");
 			kexit_fail();
 		}
@@ -117,27 +139,15 @@ static int modules_check(void)
 	return bad;
 }
 
-/* The image the loader placed must lie in RAM, and below 4 GiB. */
+/* The image the loader placed must lie in RAM. */
 static void image_check(void)
 {
 	extern char __kernel_phys_start[], __kernel_phys_end[];
 	uint64_t b = (uint64_t)(uintptr_t)__kernel_phys_start;
-	uint64_t e = (uint64_t)(uintptr_t)__kernel_phys_end;
-	/* RAM entries may abut: walk them from b until e is covered. */
-	bool progress = true;
-	while (b < e && progress) {
-		progress = false;
-		for (unsigned i = 0; i < bootmem.nram; i++) {
-			if (bootmem.ram[i].base <= b && b < bootmem.ram[i].end) {
-				b = bootmem.ram[i].end;
-				progress = true;
-			}
-		}
-	}
-	if (b < e) {
+	uint64_t e = (uint64_t)(uintptr_t)__kernel_phys_end, gap;
+	if (!range_in_ram(b, e, &gap)) {
 		kprintf("LFK error boot image_not_in_ram image=%#lx-%#lx "
-			"first_not_ram=%#lx\n",
-			(uint64_t)(uintptr_t)__kernel_phys_start, e, b);
+			"first_not_ram=%#lx\n", b, e, gap);
 		kprintf("LFK end status=fail reason=boot\n");
 		kexit_fail();
 	}

@@ -36,7 +36,7 @@ uint64_t tsc_per_ms;
 #define TSC_MIN_PER_MS 50000ull     /* 50 MHz */
 #define TSC_MAX_PER_MS 20000000ull  /* 20 GHz */
 #define SPIN_TSC_MAX 4000000000ull  /* a wait's bound before calibration */
-#define SPIN_ITER_MAX 20000000u     /* the same, should the TSC not move */
+#define SPIN_ITER_MAX 1000000u      /* the same, should the TSC not move */
 
 static uint16_t pm_port; /* (i) 0: no PM timer */
 static bool pm_32bit;    /* (i) */

@@ -11,6 +11,9 @@
  *                  stack: overflow the kernel stack into its guard page;
  *                  wtext: write to kernel text; nx: execute kernel data;
  *                  hole: read the direct map just past the end of RAM;
+ *                  df: a stack overflow with the #PF gate not present
+ *                  (#NP while delivering the #PF: a double fault, on its
+ *                  own stack); nmi: an NMI to itself;
  *                  hang: the fault CPU stops before the tests (tests the
  *                  barrier's timeout);
  *                  noirq: the fault CPU runs the tests with interrupts off,
@@ -84,8 +87,8 @@ static bool parse_tests(const char *s, size_t n, unsigned *out)
 
 static const char *const fault_names[] = { "none", "pf", "gp", "ud",
 					   "de", "noirq", "stack", "wtext",
-					   "nx", "hole", "hang" };
-_Static_assert(sizeof(fault_names) / sizeof(fault_names[0]) == FAULT_HANG + 1,
+					   "nx", "hole", "hang", "df", "nmi" };
+_Static_assert(sizeof(fault_names) / sizeof(fault_names[0]) == FAULT_NMI + 1,
 	       "a name for every enum fault_kind");
 
 const char *fault_name(enum fault_kind f)
@@ -95,7 +98,7 @@ const char *fault_name(enum fault_kind f)
 
 static bool parse_fault(const char *s, size_t n, enum fault_kind *out)
 {
-	for (unsigned k = 0; k <= FAULT_HANG; k++) {
+	for (unsigned k = 0; k <= FAULT_NMI; k++) {
 		if (word_eq(s, n, fault_names[k])) {
 			*out = (enum fault_kind)k;
 			return true;

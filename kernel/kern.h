@@ -224,6 +224,7 @@ void trap_init(void);
 #define VEC_SPURIOUS 0xff
 void tlb_shootdown(void); /* every other CPU flushes, then acks */
 void tlb_ack_init(void);
+void idt_drop(unsigned vec); /* mark a gate not present (fault=df) */
 
 /* ---- cmdline.c ---- */
 enum {
@@ -234,7 +235,7 @@ enum {
 };
 enum fault_kind { FAULT_NONE, FAULT_PF, FAULT_GP, FAULT_UD, FAULT_DE,
 		  FAULT_NOIRQ, FAULT_STACK, FAULT_WTEXT, FAULT_NX,
-		  FAULT_HOLE, FAULT_HANG };
+		  FAULT_HOLE, FAULT_HANG, FAULT_DF, FAULT_NMI };
 struct kconfig {
 	unsigned tests; /* TEST_* bits */
 	uint64_t ms;    /* per test */
@@ -298,6 +299,7 @@ void lapic_init(void);
 void lapic_eoi(void);
 uint32_t lapic_id(void);
 void lapic_ipi_others(uint8_t vector);
+void lapic_nmi_self(void);
 int smp_start_aps(void);
 void cpu_set_gs(struct cpu *c);
 struct kbarrier {

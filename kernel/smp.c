@@ -105,6 +105,12 @@ void lapic_ipi_others(uint8_t vector)
 		irq_enable();
 }
 
+/* Shorthand "self", delivery mode NMI (fault=nmi). */
+void lapic_nmi_self(void)
+{
+	lapic_icr(0, (1u << 18) | 0x400);
+}
+
 void cpu_set_gs(struct cpu *c)
 {
 	c->self = c;

@@ -688,6 +688,20 @@ void fault_trigger(enum fault_kind f)
 				*(volatile uint8_t *)phys_to_virt(pa));
 		break;
 	}
+	case FAULT_DF:
+		/* A stack overflow with no #PF gate: the #NP raised while
+		 * delivering the #PF cannot push on the overflowed stack
+		 * either, and only #DF, on its own stack, can report it. (The
+		 * IDT is shared: every CPU would double-fault on a #PF from
+		 * now on, and none takes one but this.) */
+		idt_drop(14);
+		kprintf("LFK fault_trigger unreachable=%lu\n",
+			fault_recurse(0));
+		break;
+	case FAULT_NMI:
+		lapic_nmi_self();
+		delay_us(100000);
+		break;
 	case FAULT_NOIRQ: /* cpu_run() handles these: no exception */
 	case FAULT_HANG:
 	case FAULT_NONE:

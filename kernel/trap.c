@@ -97,6 +97,11 @@ void trap_init(void)
 	idt_set(VEC_SPURIOUS, trap_stub_spurious, 0);
 }
 
+void idt_drop(unsigned vec)
+{
+	idt[vec].type &= 0x7f;
+}
+
 /* This CPU's TSS (its interrupt stacks) and its descriptor, loaded. */
 static void tss_load(unsigned idx)
 {

@@ -25,9 +25,9 @@
 #include "lf_platform.h"
 #include "vas.h"
 
-/* ---- layout (kernel/README.md, "Memory layout") ---- */
+/* ---- layout (kernel/README.md, "Address space") ---- */
 #define KERNEL_VMA 0xffffffff80000000ull  /* + physical: the image */
-#define DIRECT_BASE 0xffff800000000000ull /* + physical: all RAM */
+#define DIRECT_BASE 0xffff800000000000ull /* + physical: RAM only */
 #define VMALLOC_BASE 0xffffc00000000000ull /* the vaspace region */
 #define VMALLOC_SIZE (1ull << 30)
 #define MMIO_BASE 0xffffff0000000000ull /* uncached device pages */

@@ -1,13 +1,15 @@
 /*
  * main.c: bring-up and the order of things.
  *
- * BSP: GS base, console, GDT/IDT, the PVH start info (command line, memory
- * map) copied out, command line parsed, TSC calibrated, ACPI parsed, buddy
- * and page tables (mem.c), epoch domain and vaspace, local APIC, every AP
- * started (smp.c). Then all CPUs meet in cpu_run(): for each test chosen,
- * a barrier, the test on every CPU at once until the deadline, a barrier,
- * and the BSP checks and reports while the others wait. At the end the BSP
- * checks that every frame is accounted for and exits QEMU.
+ * BSP: GS base, console, GDT/TSS/IDT, the PVH start info (command line,
+ * memory map, boot modules) copied out and checked (the image in RAM),
+ * command line parsed, ACPI parsed and checked, TSC calibrated (time.c),
+ * buddy and page tables (mem.c), epoch domain and vaspace, local APIC,
+ * every AP started (smp.c). Then all CPUs meet in cpu_run(): for each test
+ * chosen, a barrier, the test on every CPU at once for its duration, a
+ * barrier, and the BSP checks and reports while the others wait. At the
+ * end the BSP checks that every frame is accounted for and every boot
+ * module intact, and exits QEMU.
  *
  * Serial report lines start with "LFK " and are key=value words; the
  * format is in kernel/README.md.

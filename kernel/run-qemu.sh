@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
     --machine) machine=$2; shift 2 ;;
     --initrd) initrd=$2; shift 2 ;;
     --debug) debug=1; shift ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^# Exit status/p' "$0"; exit 0 ;;
     -*) echo "run-qemu.sh: unknown option $1" >&2; exit 2 ;;
     *) kernel=$1; shift ;;
     esac

@@ -74,7 +74,8 @@ boot_long:
 	subq %rdi, %rcx
 	xorl %eax, %eax
 	rep stosb
-	movabsq $boot_stack_top, %rsp
+	/* cpu_stacks[0].kstack (smp.c): its top, above the guard page. */
+	movabsq $cpu_stacks + 4096 + 16384, %rsp
 	xorl %ebp, %ebp
 	movl boot_start_info, %edi
 	movabsq $kmain_bsp, %rax
@@ -129,13 +130,6 @@ boot_pd:
 	.quad (i << 21) | 0x83
 	.set i, i + 1
 	.endr
-
-/* ---- the high half ---- */
-	.section .bss
-	.p2align 12
-	.space 16384
-	.globl boot_stack_top
-boot_stack_top:
 
 /*
  * The AP trampoline: copied to TRAMP_PHYS (below 1 MiB, never in the

@@ -7,13 +7,37 @@
  *   ms=N           duration of each test in milliseconds (default 1000)
  *   seconds=N      the same in seconds
  *   fault=KIND     none (default), pf, gp, ud, de: raise that exception on
- *                  the fault CPU once every CPU is up (tests the report)
+ *                  the fault CPU once every CPU is up (tests the report);
+ *                  stack: overflow the kernel stack into its guard page;
+ *                  wtext: write to kernel text; nx: execute kernel data;
+ *                  hole: read the direct map just past the end of RAM;
+ *                  df: a stack overflow with the #PF gate not present
+ *                  (#NP while delivering the #PF: a double fault, on its
+ *                  own stack); nmi: an NMI to itself;
+ *                  hang: the fault CPU stops before the tests (tests the
+ *                  barrier's timeout);
+ *                  noirq: the fault CPU runs the tests with interrupts off,
+ *                  so it never answers a TLB shootdown (tests the timeout)
  *   faultcpu=N     which CPU raises it (default 0, the BSP)
  *   seed=N         the torture's random seed (default 1)
+ *   maxcpus=N      refuse to run when the MADT has more CPUs than N
+ *                  (default and at most MAX_CPUS, 255)
+ *   ipims=N        how long a CPU waits for another to answer an IPI
+ *                  or to start before it reports it (default 10000 ms);
+ *                  a barrier waits ms + 6 * ipims
+ *   clock=SRC      calibrate the TSC against auto (both the PIT and the
+ *                  ACPI PM timer, which must agree: default), pit or
+ *                  pmtimer only (time.c)
+ *   selftest=acpi  also run the ACPI table checks on crafted tables at
+ *                  boot (acpi.c: broken MADTs, checksums, RSDPs)
+ *   minops=N       the fewest operations each CPU must do in each test,
+ *                  or the test fails with reason too_few_ops (default 32)
  */
 #include "kern.h"
 
-struct kconfig kconf = { .tests = TEST_ALL, .ms = 1000, .seed = 1 };
+struct kconfig kconf = { .tests = TEST_ALL, .ms = 1000, .seed = 1,
+			 .min_ops = 32, .max_cpus = MAX_CPUS,
+			 .ipi_ms = 10000 };
 
 static bool word_eq(const char *w, size_t n, const char *lit)
 {
@@ -61,11 +85,21 @@ static bool parse_tests(const char *s, size_t n, unsigned *out)
 	return t != 0;
 }
 
+static const char *const fault_names[] = { "none", "pf", "gp", "ud",
+					   "de", "noirq", "stack", "wtext",
+					   "nx", "hole", "hang", "df", "nmi" };
+_Static_assert(sizeof(fault_names) / sizeof(fault_names[0]) == FAULT_NMI + 1,
+	       "a name for every enum fault_kind");
+
+const char *fault_name(enum fault_kind f)
+{
+	return fault_names[f];
+}
+
 static bool parse_fault(const char *s, size_t n, enum fault_kind *out)
 {
-	static const char *const names[] = { "none", "pf", "gp", "ud", "de" };
-	for (unsigned k = 0; k < 5; k++) {
-		if (word_eq(s, n, names[k])) {
+	for (unsigned k = 0; k <= FAULT_NMI; k++) {
+		if (word_eq(s, n, fault_names[k])) {
 			*out = (enum fault_kind)k;
 			return true;
 		}
@@ -90,6 +124,41 @@ static bool cmdline_option(const char *k, size_t kn, const char *v, size_t vn)
 		if (!parse_num(v, vn, &x) || x >= MAX_CPUS)
 			return false;
 		kconf.fault_cpu = (unsigned)x;
+		return true;
+	}
+	if (word_eq(k, kn, "maxcpus")) {
+		if (!parse_num(v, vn, &x) || x == 0 || x > MAX_CPUS)
+			return false;
+		kconf.max_cpus = (unsigned)x;
+		return true;
+	}
+	if (word_eq(k, kn, "ipims")) {
+		if (!parse_num(v, vn, &x) || x == 0 || x > 3600u * 1000)
+			return false;
+		kconf.ipi_ms = x;
+		return true;
+	}
+	if (word_eq(k, kn, "clock")) {
+		if (word_eq(v, vn, "auto"))
+			kconf.clock = CLOCK_AUTO;
+		else if (word_eq(v, vn, "pit"))
+			kconf.clock = CLOCK_PIT;
+		else if (word_eq(v, vn, "pmtimer"))
+			kconf.clock = CLOCK_PMTIMER;
+		else
+			return false;
+		return true;
+	}
+	if (word_eq(k, kn, "selftest")) {
+		if (!word_eq(v, vn, "acpi"))
+			return false;
+		kconf.selftest_acpi = true;
+		return true;
+	}
+	if (word_eq(k, kn, "minops")) {
+		if (!parse_num(v, vn, &x) || x == 0)
+			return false;
+		kconf.min_ops = x;
 		return true;
 	}
 	if (word_eq(k, kn, "seed")) {
@@ -122,8 +191,8 @@ int cmdline_parse(const char *s)
 			memcpy(w, s + i, wn);
 			w[wn] = '\0';
 			kprintf("LFK error cmdline bad_option=\"%s\" (expected "
-				"tests= ms= seconds= fault= faultcpu= seed=)\n",
-				w);
+				"tests= ms= seconds= fault= faultcpu= seed= "
+				"minops= maxcpus= ipims= clock= selftest=)\n", w);
 			return -1;
 		}
 		i = j;

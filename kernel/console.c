@@ -83,13 +83,26 @@ void console_panic_mode(void)
 	lf_store_u32(&console_panicking, 1, LF_RELAXED);
 }
 
+/*
+ * The buffer holds the longest lines the kernel prints (the command line,
+ * at most 1023 bytes with its prefix; a test line, whose ops_per_cpu list
+ * grows with the CPUs). A line that still does not fit is cut with a
+ * visible mark and keeps its newline, so it never runs into the next one.
+ */
+#define KPRINTF_MAX 4096
+
 void kprintf(const char *fmt, ...)
 {
-	char buf[512];
+	static const char cut[] = " [cut]\n";
+	char buf[KPRINTF_MAX];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = kvsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	if ((size_t)n == sizeof(buf) - 1 && buf[n - 1] != '\n') {
+		memcpy(buf + sizeof(buf) - sizeof(cut), cut, sizeof(cut));
+		n = (int)sizeof(buf) - 1;
+	}
 	bool held = console_take();
 	console_write(buf, (size_t)n);
 	console_give(held);

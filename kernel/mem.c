@@ -10,8 +10,9 @@
  * allocator exists, and read through the direct map.
  *
  * Page tables: a new PML4 built from buddy frames (taken below 4 GiB while
- * only the boot tables' 4 GiB direct map exists): all RAM at DIRECT_BASE in
- * 2 MiB pages, the image at KERNEL_VMA, the local APIC uncached at LAPIC_VA,
+ * only the boot tables' 4 GiB direct map exists): the RAM at DIRECT_BASE
+ * (pt_build() has the details), the image at KERNEL_VMA with W^X and stack
+ * guard pages, the local APIC uncached at LAPIC_VA,
  * and one PDPT for the vmalloc region, created up front so every later
  * change to that region is below a PML4 entry that all CPUs share. Lower
  * vmalloc tables are created on demand, by CAS on the empty entry (the
@@ -35,12 +36,14 @@ lf_atomic_u64 kernel_frames;
 struct vas kvas;
 
 extern char __kernel_phys_start[], __kernel_phys_end[];
+extern char __text_start[], __text_end[], __rodata_end[];
 
 #define PTE_P 0x001ull
 #define PTE_W 0x002ull
 #define PTE_PWT 0x008ull
 #define PTE_PCD 0x010ull
 #define PTE_PS 0x080ull
+#define PTE_NX (1ull << 63)
 #define PTE_ADDR 0x000ffffffffff000ull
 #define SZ_2M (2ull << 20)
 
@@ -213,18 +216,59 @@ static uint64_t *pt_slot(uint64_t va, bool create)
 	return t ? &t[pt_idx(va, 0)] : NULL;
 }
 
-static void pt_map_2m(uint64_t va, uint64_t pa)
+static _Noreturn void pt_out_of_tables(void)
+{
+	kprintf("LFK error mem out_of_page_tables\n");
+	kexit_fail();
+}
+
+static void pt_map_2m(uint64_t va, uint64_t pa, uint64_t flags)
 {
 	uint64_t *t = phys_to_virt(kernel_cr3);
 	for (unsigned level = 3; level > 1 && t; level--)
 		t = pt_next(t, pt_idx(va, level), true);
-	if (!t) {
-		kprintf("LFK error mem out_of_page_tables\n");
-		kexit_fail();
-	}
-	t[pt_idx(va, 1)] = pa | PTE_P | PTE_W | PTE_PS;
+	if (!t)
+		pt_out_of_tables();
+	t[pt_idx(va, 1)] = pa | flags | PTE_PS;
 }
 
+static void pt_map_4k(uint64_t va, uint64_t pa, uint64_t flags)
+{
+	uint64_t *pte = pt_slot(va, true);
+	if (!pte)
+		pt_out_of_tables();
+	*pte = pa | flags;
+}
+
+/* [pa, end) at base + pa: 2 MiB pages where a whole aligned 2 MiB lies
+ * inside, 4 KiB pages at the edges. */
+static void pt_map_range(uint64_t base, uint64_t pa, uint64_t end,
+			 uint64_t flags)
+{
+	while (pa < end) {
+		if ((pa & (SZ_2M - 1)) == 0 && pa + SZ_2M <= end) {
+			pt_map_2m(base + pa, pa, flags);
+			pa += SZ_2M;
+		} else {
+			pt_map_4k(base + pa, pa, flags);
+			pa += PAGE_SIZE;
+		}
+	}
+}
+
+void mem_nx_enable(void)
+{
+	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE);
+}
+
+/*
+ * The kernel's tables. The direct map covers the RAM of the memory map
+ * only (whole pages inside RAM entries; no reserved, ACPI or MMIO space
+ * next to them), not executable; the image's own RAM in it is read-only.
+ * The image at KERNEL_VMA in 4 KiB pages: text read-only and executable,
+ * rodata read-only, data and bss writable, neither executable (W^X), the
+ * guard page under each stack not mapped.
+ */
 static void pt_build(void)
 {
 	uint64_t pml4;
@@ -233,26 +277,49 @@ static void pt_build(void)
 		kexit_fail();
 	}
 	kernel_cr3 = pml4;
+	uint64_t kps = (uint64_t)(uintptr_t)__kernel_phys_start;
+	uint64_t kpe = ((uint64_t)(uintptr_t)__kernel_phys_end + PAGE_SIZE - 1) &
+		       ~(PAGE_SIZE - 1);
+	const uint64_t rw = PTE_P | PTE_W | PTE_NX, ro = PTE_P | PTE_NX;
 	for (unsigned i = 0; i < bootmem.nram; i++) {
-		uint64_t b = bootmem.ram[i].base & ~(SZ_2M - 1);
-		uint64_t e = (bootmem.ram[i].end + SZ_2M - 1) & ~(SZ_2M - 1);
-		for (uint64_t pa = b; pa < e; pa += SZ_2M)
-			pt_map_2m(DIRECT_BASE + pa, pa);
+		uint64_t b = (bootmem.ram[i].base + PAGE_SIZE - 1) &
+			     ~(PAGE_SIZE - 1);
+		uint64_t e = bootmem.ram[i].end & ~(PAGE_SIZE - 1);
+		if (e <= b)
+			continue;
+		uint64_t lo = kps > e ? e : kps < b ? b : kps;
+		uint64_t hi = kpe > e ? e : kpe < b ? b : kpe;
+		pt_map_range(DIRECT_BASE, b, lo, rw);
+		pt_map_range(DIRECT_BASE, lo, hi, ro);
+		pt_map_range(DIRECT_BASE, hi, e, rw);
 	}
-	uint64_t kend = ((uint64_t)(uintptr_t)__kernel_phys_end + SZ_2M - 1) &
-			~(SZ_2M - 1);
-	for (uint64_t pa = 0; pa < kend; pa += SZ_2M)
-		pt_map_2m(KERNEL_VMA + pa, pa);
+	uint64_t ts = (uint64_t)(uintptr_t)__text_start;
+	uint64_t te = (uint64_t)(uintptr_t)__text_end;
+	uint64_t re = (uint64_t)(uintptr_t)__rodata_end;
+	unsigned guards = 0;
+	for (uint64_t pa = kps; pa < kpe; pa += PAGE_SIZE) {
+		uint64_t va = KERNEL_VMA + pa;
+		const char *which;
+		if (va >= ts && va < te)
+			pt_map_4k(va, pa, PTE_P);
+		else if (va < re)
+			pt_map_4k(va, pa, ro);
+		else if (stack_guard_of(va, &which) >= 0)
+			guards++;
+		else
+			pt_map_4k(va, pa, rw);
+	}
 	uint64_t *lapic = pt_slot(LAPIC_VA, true);
 	uint64_t *vm = phys_to_virt(kernel_cr3);
-	if (!lapic || !pt_next(vm, pt_idx(VMALLOC_BASE, 3), true)) {
-		kprintf("LFK error mem out_of_page_tables\n");
-		kexit_fail();
-	}
+	if (!lapic || !pt_next(vm, pt_idx(VMALLOC_BASE, 3), true))
+		pt_out_of_tables();
 	*lapic = (acpi.lapic_phys & PTE_ADDR) | PTE_P | PTE_W | PTE_PCD |
-		 PTE_PWT;
+		 PTE_PWT | PTE_NX;
+	mem_nx_enable();
 	write_cr3(kernel_cr3);
 	pt_early = false;
+	kprintf("LFK mem image text=%#lx-%#lx rodata=-%#lx end=%#lx "
+		"guard_pages=%u\n", ts, te, re, (uint64_t)(KERNEL_VMA + kpe), guards);
 }
 
 void mem_init(void)
@@ -341,7 +408,8 @@ void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err)
 			return NULL;
 		}
 		/* Release: nothing to publish but the mapping itself. */
-		__atomic_store_n(pte, pa | PTE_P | PTE_W, __ATOMIC_RELEASE);
+		__atomic_store_n(pte, pa | PTE_P | PTE_W | PTE_NX,
+				 __ATOMIC_RELEASE);
 	}
 	return (void *)(uintptr_t)va;
 }

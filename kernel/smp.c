@@ -8,8 +8,8 @@
  * during bring-up or after). For each MADT CPU but the BSP, in turn: fill
  * the trampoline's CR3 / stack / entry words, send INIT, wait 10 ms, send
  * SIPI (vector TRAMP_PHYS >> 12), wait 200 us, send a second SIPI if the AP
- * has not checked in, then wait (up to 5 s: TCG with 16 vCPUs on 2 host
- * cores is slow) for it to set its `up` word. One AP at a time, so the
+ * has not checked in, then wait (up to kconf.ipi_ms, 10 s by default: TCG
+ * with many vCPUs on 2 host cores is slow) for it to set its `up` word. One AP at a time, so the
  * trampoline's words are never shared.
  */
 #include "kern.h"
@@ -65,18 +65,29 @@ void lapic_eoi(void)
 	*lapic_reg(LAPIC_EOI) = 0;
 }
 
-static void lapic_icr_wait(void)
+/* Delivery pending: bounded by kconf.ipi_ms, then an error naming dest. */
+static void lapic_icr_wait(uint32_t dest, uint32_t lo)
 {
-	while (*lapic_reg(LAPIC_ICR_LO) & (1u << 12)) /* delivery pending */
+	uint64_t t0 = rdtsc();
+	while (*lapic_reg(LAPIC_ICR_LO) & (1u << 12)) {
+		if (rdtsc() - t0 > kconf.ipi_ms * tsc_per_ms) {
+			fatal_claim();
+			kprintf("LFK error smp icr_stuck cpu=%u dest_apic=%u "
+				"icr=%#x ms=%lu\n", this_cpu()->idx, dest, lo,
+				kconf.ipi_ms);
+			kprintf("LFK end status=fail reason=ipi_timeout\n");
+			kexit_fail();
+		}
 		lf_platform_pause();
+	}
 }
 
 static void lapic_icr(uint32_t dest, uint32_t lo)
 {
-	lapic_icr_wait();
+	lapic_icr_wait(dest, lo);
 	*lapic_reg(LAPIC_ICR_HI) = dest << 24;
 	*lapic_reg(LAPIC_ICR_LO) = lo;
-	lapic_icr_wait();
+	lapic_icr_wait(dest, lo);
 }
 
 void lapic_ipi_others(uint8_t vector)
@@ -94,6 +105,12 @@ void lapic_ipi_others(uint8_t vector)
 		irq_enable();
 }
 
+/* Shorthand "self", delivery mode NMI (fault=nmi). */
+void lapic_nmi_self(void)
+{
+	lapic_icr(0, (1u << 18) | 0x400);
+}
+
 void cpu_set_gs(struct cpu *c)
 {
 	c->self = c;
@@ -104,6 +121,8 @@ void kbarrier_wait(struct kbarrier *b, unsigned n, uint32_t *local_sense)
 {
 	uint32_t s = *local_sense ^ 1;
 	*local_sense = s;
+	/* Relaxed: only read to name the missing CPUs after a timeout. */
+	lf_store_u32(&b->at[this_cpu()->idx], s, LF_RELAXED);
 	/* Acq_rel: this CPU's work before, the others' after. */
 	if (lf_fetch_add_u32(&b->count, 1, LF_ACQ_REL) + 1 == n) {
 		lf_store_u32(&b->count, 0, LF_RELAXED);
@@ -111,8 +130,22 @@ void kbarrier_wait(struct kbarrier *b, unsigned n, uint32_t *local_sense)
 		lf_store_u32(&b->sense, s, LF_RELEASE);
 		return;
 	}
-	while (lf_load_u32(&b->sense, LF_ACQUIRE) != s)
+	/* The others may still be in a test of kconf.ms, then in checks. */
+	uint64_t t0 = rdtsc(),
+		 limit = (kconf.ms + 6 * kconf.ipi_ms) * tsc_per_ms;
+	while (lf_load_u32(&b->sense, LF_ACQUIRE) != s) {
+		if (rdtsc() - t0 > limit) {
+			fatal_claim();
+			for (unsigned i = 0; i < n; i++)
+				if (lf_load_u32(&b->at[i], LF_RELAXED) != s)
+					kprintf("LFK error barrier cpu=%u "
+						"did_not_arrive waiter=%u\n",
+						i, this_cpu()->idx);
+			kprintf("LFK end status=fail reason=barrier_timeout\n");
+			kexit_fail();
+		}
 		lf_platform_pause();
+	}
 }
 
 extern char tramp_start[], tramp_end[], tramp_cr3[], tramp_stack[],
@@ -120,8 +153,35 @@ extern char tramp_start[], tramp_end[], tramp_cr3[], tramp_stack[],
 extern char boot_pml4[];
 extern char ap_entry64[];
 
-#define AP_STACK 16384
-static uint8_t ap_stacks[MAX_CPUS][AP_STACK] __attribute__((aligned(16)));
+/* boot.S starts the BSP on cpu_stacks[0].kstack: it assumes this layout. */
+_Static_assert(offsetof(struct cpu_stack, kstack) == 4096 &&
+		       KSTACK_SIZE == 16384,
+	       "boot.S: cpu_stacks + 4096 + 16384 is the BSP's stack top");
+KERN_LATE_BSS struct cpu_stack cpu_stacks[MAX_CPUS];
+
+int stack_guard_of(uint64_t va, const char **which)
+{
+	uint64_t base = (uint64_t)(uintptr_t)cpu_stacks;
+	if (va < base || va >= base + sizeof(struct cpu_stack) * MAX_CPUS)
+		return -1;
+	uint64_t off = (va - base) % sizeof(struct cpu_stack);
+	static const struct {
+		size_t off;
+		const char *name;
+	} g[] = {
+		{ offsetof(struct cpu_stack, guard0), "kstack" },
+		{ offsetof(struct cpu_stack, guard1), "ist_df" },
+		{ offsetof(struct cpu_stack, guard2), "ist_nmi" },
+		{ offsetof(struct cpu_stack, guard3), "ist_pf" },
+	};
+	for (unsigned i = 0; i < 4; i++) {
+		if (off >= g[i].off && off < g[i].off + PAGE_SIZE) {
+			*which = g[i].name;
+			return (int)((va - base) / sizeof(struct cpu_stack));
+		}
+	}
+	return -1;
+}
 lf_atomic_u32 ap_booting; /* (a) index of the AP being started */
 
 static void tramp_set(const char *sym, uint64_t v)
@@ -135,7 +195,8 @@ static int smp_start_one(unsigned i)
 	struct cpu *c = &cpus[i];
 	/* boot_pml4 is linked at its physical address (.boot.data). */
 	tramp_set(tramp_cr3, (uint64_t)(uintptr_t)boot_pml4);
-	tramp_set(tramp_stack, (uint64_t)(uintptr_t)(ap_stacks[i] + AP_STACK));
+	tramp_set(tramp_stack,
+		  (uint64_t)(uintptr_t)(cpu_stacks[i].kstack + KSTACK_SIZE));
 	tramp_set(tramp_entry, (uint64_t)(uintptr_t)ap_entry64);
 	/* Release: the trampoline words and cpus[i]; pairs with kmain_ap(). */
 	lf_store_u32(&ap_booting, i, LF_RELEASE);
@@ -147,7 +208,7 @@ static int smp_start_one(unsigned i)
 		if (lf_load_u32(&c->up, LF_ACQUIRE))
 			return 0;
 	}
-	uint64_t end = rdtsc() + 5000 * tsc_per_ms;
+	uint64_t end = rdtsc() + kconf.ipi_ms * tsc_per_ms;
 	while (rdtsc() < end)
 		/* Acquire: pairs with the release in kmain_ap(). */
 		if (lf_load_u32(&c->up, LF_ACQUIRE))

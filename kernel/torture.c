@@ -57,6 +57,7 @@ struct torture_cpu {
 	uint64_t ops, errors, enomem, remote;
 	uint64_t cyc[NTIMED], cnt[NTIMED];
 	uint64_t seq;
+	uint64_t deadline; /* TSC, set after the start barrier */
 	struct bblk held[BHELD];
 	unsigned nheld;
 	struct vmap vheld[VHELD];
@@ -64,10 +65,9 @@ struct torture_cpu {
 	uint32_t sense; /* for tbar */
 } LF_CACHE_ALIGNED;
 
-static struct torture_cpu tcpu[MAX_CPUS];
-static struct mailbox mbox[MAX_CPUS];
+KERN_LATE_BSS static struct torture_cpu tcpu[MAX_CPUS];
+KERN_LATE_BSS static struct mailbox mbox[MAX_CPUS];
 static struct kbarrier tbar;
-static uint64_t deadline; /* (i) per test, written before the barrier */
 
 static const char *const timed_names[3][NTIMED] = {
 	{ "alloc", "free", "remote_free" },
@@ -91,7 +91,7 @@ static void terror(struct cpu *c, const char *what, uint64_t a, uint64_t b)
 
 static bool time_up(struct torture_cpu *t)
 {
-	return (t->ops & 15) == 0 && rdtsc() >= deadline;
+	return (t->ops & 15) == 0 && rdtsc() >= t->deadline;
 }
 
 /* ---- buddy ---- */
@@ -444,9 +444,10 @@ void torture_run_cpu(struct cpu *c, unsigned test)
 	t->ops = t->errors = t->enomem = t->remote = 0;
 	for (unsigned k = 0; k < NTIMED; k++)
 		t->cyc[k] = t->cnt[k] = 0;
-	if (c->idx == 0)
-		deadline = rdtsc() + kconf.ms * tsc_per_ms;
-	kbarrier_wait(&tbar, ncpus, &t->sense); /* the deadline is set */
+	kbarrier_wait(&tbar, ncpus, &t->sense);
+	/* The test's time starts when this CPU leaves the start barrier, so
+	 * a CPU slow to get there still runs for the whole duration. */
+	t->deadline = rdtsc() + kconf.ms * tsc_per_ms;
 	if (test == TEST_BUDDY)
 		torture_buddy(c);
 	else if (test == TEST_VAS)
@@ -528,17 +529,37 @@ static int check_epoch(void)
 	return check_line("epoch_reclaim", ok, d);
 }
 
-static void report_line(unsigned test, uint64_t errors)
+/*
+ * One line per test. status=fail names the first reason: errors seen by
+ * the test, or too_few_ops when some CPU did fewer than kconf.min_ops
+ * operations (a test that hardly ran proves nothing, so it cannot pass).
+ */
+static const char *report_line(unsigned test, uint64_t errors)
 {
-	char per[16 * MAX_CPUS], tim[240];
+	char per[16 * MAX_CPUS], tim[240], why[64];
 	uint64_t ops = 0, cyc = 0, cnt = 0, enomem = 0, remote = 0;
 	size_t n = 0;
+	const char *reason = NULL;
+	per[0] = tim[0] = why[0] = '\0';
 	for (unsigned i = 0; i < ncpus; i++) {
 		ops += tcpu[i].ops;
 		enomem += tcpu[i].enomem;
 		remote += tcpu[i].remote;
 		n += (size_t)ksnprintf(per + n, sizeof(per) - n, "%s%lu",
 				       i ? "," : "", tcpu[i].ops);
+	}
+	if (errors) {
+		reason = "errors";
+		ksnprintf(why, sizeof(why), " reason=errors");
+	} else {
+		for (unsigned i = 0; i < ncpus; i++) {
+			if (tcpu[i].ops < kconf.min_ops) {
+				reason = "too_few_ops";
+				ksnprintf(why, sizeof(why),
+					  " reason=too_few_ops cpu=%u", i);
+				break;
+			}
+		}
 	}
 	const char *const *names = timed_names[test == TEST_BUDDY ? 0
 					       : test == TEST_VAS ? 1 : 2];
@@ -556,27 +577,27 @@ static void report_line(unsigned test, uint64_t errors)
 					       " %s=%lu %s_cycles=%lu",
 					       names[k], kn, names[k], kc / kn);
 	}
-	kprintf("LFK test name=%s status=%s cpus=%u ms=%lu ops=%lu "
-		"ops_per_cpu=%s cycles_per_op=%lu%s enomem=%lu remote=%lu "
-		"errors=%lu\n", test_name(test), errors ? "fail" : "pass",
-		ncpus, kconf.ms, ops, per, cnt ? cyc / cnt : 0, tim, enomem,
-		remote, errors);
+	kprintf("LFK test name=%s status=%s%s cpus=%u ms=%lu min_ops=%lu "
+		"ops=%lu ops_per_cpu=%s cycles_per_op=%lu%s enomem=%lu "
+		"remote=%lu errors=%lu\n", test_name(test),
+		reason ? "fail" : "pass", why, ncpus, kconf.ms, kconf.min_ops,
+		ops, per, cnt ? cyc / cnt : 0, tim, enomem, remote, errors);
+	return reason;
 }
 
-int torture_report(unsigned test)
+const char *torture_report(unsigned test)
 {
 	uint64_t errors = 0;
 	for (unsigned i = 0; i < ncpus; i++)
 		errors += tcpu[i].errors;
-	report_line(test, errors);
-	int rc = errors ? -1 : 0;
-	if (test == TEST_VAS && check_vas() != 0)
-		rc = -1;
-	if (test == TEST_EPOCH && check_epoch() != 0)
-		rc = -1;
-	if (check_buddy() != 0)
-		rc = -1;
-	return rc;
+	const char *reason = report_line(test, errors);
+	if (test == TEST_VAS && check_vas() != 0 && !reason)
+		reason = "check";
+	if (test == TEST_EPOCH && check_epoch() != 0 && !reason)
+		reason = "check";
+	if (check_buddy() != 0 && !reason)
+		reason = "check";
+	return reason;
 }
 
 int torture_final_check(void)
@@ -597,9 +618,37 @@ int torture_final_check(void)
 
 /* ---- the deliberate fault (cmdline fault=) ---- */
 
+/* Recurses until the stack runs into its guard page. */
+static __attribute__((noinline)) uint64_t fault_recurse(uint64_t depth)
+{
+	volatile uint64_t frame[64];
+	frame[depth & 63] = depth;
+	if (depth > (1ull << 40)) /* never: the guard page comes first */
+		return frame[0];
+	return fault_recurse(depth + 1) + frame[depth & 63];
+}
+
+/* The first page past a RAM entry that no RAM entry holds. */
+static uint64_t fault_hole_addr(void)
+{
+	for (unsigned i = 0; i < bootmem.nram; i++) {
+		uint64_t e = (bootmem.ram[i].end + PAGE_SIZE - 1) &
+			     ~(PAGE_SIZE - 1);
+		bool ram = false;
+		for (unsigned j = 0; j < bootmem.nram; j++)
+			ram |= bootmem.ram[j].base <= e && e < bootmem.ram[j].end;
+		if (!ram && e > 0x100000)
+			return e;
+	}
+	return 0;
+}
+
+/* ret: executing it from .data must fault (the data is not executable). */
+static uint8_t fault_nx_code[16] = { 0xc3 };
+
 void fault_trigger(enum fault_kind f)
 {
-	kprintf("LFK fault_trigger kind=%d cpu=%u\n", (int)f,
+	kprintf("LFK fault_trigger kind=%s cpu=%u\n", fault_name(f),
 		this_cpu()->idx);
 	switch (f) {
 	case FAULT_PF:
@@ -612,10 +661,49 @@ void fault_trigger(enum fault_kind f)
 		__asm__ __volatile__("ud2");
 		break;
 	case FAULT_DE: {
-		volatile unsigned zero = 0;
-		kprintf("LFK fault_trigger unreachable=%u\n", 1u / zero);
+		/* A real div instruction: with a C division by a known zero
+		 * the compiler may emit anything but a div. */
+		uint32_t eax = 1, edx = 0, zero = 0;
+		__asm__ __volatile__("divl %2"
+				     : "+a"(eax), "+d"(edx)
+				     : "r"(zero));
+		kprintf("LFK fault_trigger unreachable=%u\n", eax);
 		break;
 	}
+	case FAULT_STACK:
+		kprintf("LFK fault_trigger unreachable=%lu\n",
+			fault_recurse(0));
+		break;
+	case FAULT_WTEXT:
+		*(volatile uint8_t *)(uintptr_t)&fault_trigger = 0xcc;
+		break;
+	case FAULT_NX:
+		((void (*)(void))(uintptr_t)fault_nx_code)();
+		break;
+	case FAULT_HOLE: {
+		uint64_t pa = fault_hole_addr();
+		kprintf("LFK fault_trigger hole=%#lx\n", pa);
+		if (pa)
+			kprintf("LFK fault_trigger unreachable=%u\n",
+				*(volatile uint8_t *)phys_to_virt(pa));
+		break;
+	}
+	case FAULT_DF:
+		/* A stack overflow with no #PF gate: the #NP raised while
+		 * delivering the #PF cannot push on the overflowed stack
+		 * either, and only #DF, on its own stack, can report it. (The
+		 * IDT is shared: every CPU would double-fault on a #PF from
+		 * now on, and none takes one but this.) */
+		idt_drop(14);
+		kprintf("LFK fault_trigger unreachable=%lu\n",
+			fault_recurse(0));
+		break;
+	case FAULT_NMI:
+		lapic_nmi_self();
+		delay_us(100000);
+		break;
+	case FAULT_NOIRQ: /* cpu_run() handles these: no exception */
+	case FAULT_HANG:
 	case FAULT_NONE:
 		break;
 	}

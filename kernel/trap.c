@@ -3,8 +3,12 @@
  * platform shim's panic, and the exit through isa-debug-exit.
  *
  * An exception is always fatal here: the handler prints one machine-
- * readable line "LFK fault ..." (vector, name, error code, RIP, CR2, CPU),
- * a register dump, "LFK end status=fail", and exits QEMU with EXIT_FAIL.
+ * readable line "LFK fault ..." (vector, name, error code, RIP, CR2, CPU;
+ * what=stack_overflow when CR2 is a stack's guard page), a register dump,
+ * "LFK end status=fail", and exits QEMU with EXIT_FAIL. #DF, NMI, #MC and
+ * #PF run on interrupt stacks of their own (IST, from each CPU's TSS), so a
+ * fault with a broken stack pointer, a stack overflow included, still gets
+ * its report out instead of becoming a triple fault.
  *
  * TLB shootdown (kernel/README.md): an initiator that cleared PTEs bumps its
  * own request generation (release) and sends VEC_TLB to every other CPU. A
@@ -38,11 +42,31 @@ struct __attribute__((packed)) dtr {
 	uint64_t base;
 };
 
-static const uint64_t kgdt[3] = {
+/* The 64-bit TSS: only its interrupt stacks are used (no ring 3). */
+struct __attribute__((packed)) tss {
+	uint32_t rsvd0;
+	uint64_t rsp[3];
+	uint64_t rsvd1;
+	uint64_t ist[7];
+	uint64_t rsvd2;
+	uint16_t rsvd3, iomap;
+};
+_Static_assert(sizeof(struct tss) == 104, "TSS size");
+#define IST_DF 1
+#define IST_NMI 2
+#define IST_PF 3
+
+/*
+ * One GDT for all CPUs: null, code, data, then a TSS descriptor (16 bytes)
+ * per CPU. Writable: ltr marks the descriptor busy.
+ */
+#define GDT_TSS 3
+static uint64_t kgdt[GDT_TSS + 2 * MAX_CPUS] = {
 	0,
 	0x00209a0000000000ull, /* 0x08: 64-bit code */
 	0x0000920000000000ull, /* 0x10: data */
 };
+static struct tss tss[MAX_CPUS];
 static struct idt_gate idt[256];
 
 extern const uint64_t trap_stubs[32];
@@ -50,11 +74,12 @@ extern const uint64_t trap_stub_tlb, trap_stub_spurious;
 
 void trap_dispatch(struct trapframe *tf);
 
-static void idt_set(unsigned vec, uint64_t fn)
+static void idt_set(unsigned vec, uint64_t fn, uint8_t ist)
 {
 	idt[vec] = (struct idt_gate){
 		.off0 = (uint16_t)fn,
 		.sel = 0x08,
+		.ist = ist,
 		.type = 0x8e, /* present, interrupt gate */
 		.off1 = (uint16_t)(fn >> 16),
 		.off2 = (uint32_t)(fn >> 32),
@@ -64,9 +89,36 @@ static void idt_set(unsigned vec, uint64_t fn)
 void trap_init(void)
 {
 	for (unsigned v = 0; v < 32; v++)
-		idt_set(v, trap_stubs[v]);
-	idt_set(VEC_TLB, trap_stub_tlb);
-	idt_set(VEC_SPURIOUS, trap_stub_spurious);
+		idt_set(v, trap_stubs[v],
+			v == 8 ? IST_DF
+			: v == 2 || v == 18 ? IST_NMI
+			: v == 14 ? IST_PF : 0);
+	idt_set(VEC_TLB, trap_stub_tlb, 0);
+	idt_set(VEC_SPURIOUS, trap_stub_spurious, 0);
+}
+
+void idt_drop(unsigned vec)
+{
+	idt[vec].type &= 0x7f;
+}
+
+/* This CPU's TSS (its interrupt stacks) and its descriptor, loaded. */
+static void tss_load(unsigned idx)
+{
+	struct cpu_stack *st = &cpu_stacks[idx];
+	struct tss *t = &tss[idx];
+	memset(t, 0, sizeof(*t));
+	t->ist[IST_DF - 1] = (uint64_t)(uintptr_t)(st->ist_df + ISTACK_SIZE);
+	t->ist[IST_NMI - 1] = (uint64_t)(uintptr_t)(st->ist_nmi + ISTACK_SIZE);
+	t->ist[IST_PF - 1] = (uint64_t)(uintptr_t)(st->ist_pf + ISTACK_SIZE);
+	t->iomap = sizeof(*t); /* no I/O bitmap */
+	uint64_t base = (uint64_t)(uintptr_t)t, limit = sizeof(*t) - 1;
+	unsigned d = GDT_TSS + 2 * idx;
+	kgdt[d] = (limit & 0xffff) | (base & 0xffffff) << 16 |
+		  0x89ull << 40 /* present, 64-bit TSS (available) */ |
+		  ((limit >> 16) & 0xf) << 48 | ((base >> 24) & 0xff) << 56;
+	kgdt[d + 1] = base >> 32;
+	__asm__ __volatile__("ltr %w0" ::"r"((uint16_t)(d * 8)) : "memory");
 }
 
 void cpu_tables_load(void)
@@ -87,6 +139,7 @@ void cpu_tables_load(void)
 			     :
 			     : "m"(g), "m"(i)
 			     : "rax", "memory");
+	tss_load(this_cpu()->idx);
 }
 
 _Noreturn void kexit_fail(void)
@@ -105,6 +158,20 @@ _Noreturn void kexit_pass(void)
 		__asm__ __volatile__("hlt");
 }
 
+static lf_atomic_u32 fatal_claimed; /* (a) */
+
+bool fatal_claim(void)
+{
+	uint32_t exp = 0;
+	/* Relaxed: only who reports is decided; exit is what follows. */
+	if (lf_cas_u32(&fatal_claimed, &exp, 1, LF_RELAXED)) {
+		console_panic_mode();
+		return true;
+	}
+	for (;;)
+		__asm__ __volatile__("cli; hlt");
+}
+
 static const char *const trap_names[32] = {
 	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
 	"#DF", "#MF-old", "#TS", "#NP", "#SS", "#GP", "#PF", "#15",
@@ -116,9 +183,18 @@ static _Noreturn void trap_fatal(struct trapframe *tf)
 {
 	console_panic_mode();
 	struct cpu *c = this_cpu();
-	kprintf("LFK fault vector=%lu name=%s error=%#lx rip=%#lx cr2=%#lx "
+	uint64_t cr2 = read_cr2();
+	const char *guard = NULL;
+	char what[64] = "";
+	int owner = tf->vec == 14 || tf->vec == 8 ? stack_guard_of(cr2, &guard)
+						  : -1;
+	if (owner >= 0)
+		ksnprintf(what, sizeof(what),
+			  " what=stack_overflow stack=%s stack_cpu=%d", guard,
+			  owner);
+	kprintf("LFK fault vector=%lu name=%s error=%#lx rip=%#lx cr2=%#lx%s "
 		"cpu=%u\n", tf->vec, tf->vec < 32 ? trap_names[tf->vec] : "?",
-		tf->err, tf->rip, read_cr2(), c ? c->idx : 0);
+		tf->err, tf->rip, cr2, what, c ? c->idx : 0);
 	kprintf("  rax=%016lx rbx=%016lx rcx=%016lx rdx=%016lx\n", tf->rax,
 		tf->rbx, tf->rcx, tf->rdx);
 	kprintf("  rsi=%016lx rdi=%016lx rbp=%016lx rsp=%016lx\n", tf->rsi,
@@ -171,12 +247,23 @@ void tlb_shootdown(void)
 	/* Release: the PTE clears before it; pairs with tlb_handle(). */
 	uint64_t g = lf_fetch_add_u64(&tlb[c->idx].gen, 1, LF_RELEASE) + 1;
 	lapic_ipi_others(VEC_TLB);
+	uint64_t t0 = rdtsc(), limit = kconf.ipi_ms * tsc_per_ms;
 	for (unsigned j = 0; j < ncpus; j++) {
 		if (j == c->idx)
 			continue;
 		/* Acquire: pairs with the release in tlb_handle(). */
-		while (lf_load_u64(&tlb[j].acked[c->idx], LF_ACQUIRE) < g)
+		while (lf_load_u64(&tlb[j].acked[c->idx], LF_ACQUIRE) < g) {
+			if (rdtsc() - t0 > limit) {
+				fatal_claim();
+				kprintf("LFK error tlb cpu=%u did_not_ack "
+					"initiator=%u gen=%lu ms=%lu\n", j,
+					c->idx, g, kconf.ipi_ms);
+				kprintf("LFK end status=fail "
+					"reason=ipi_timeout\n");
+				kexit_fail();
+			}
 			lf_platform_pause();
+		}
 	}
 }
 

@@ -324,6 +324,79 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
 	return true;
 }
 
+/*
+ * The allocation loop over the core and the caches: the core's passes
+ * (buddy_take_once) in a window it reports on (buddy_others_flight), the
+ * drains from this layer in between; the core never calls up here.
+ *
+ * Claim a block of order k (ending by limit), split to k: BUSY(k), ours,
+ * and the caller still inside the in-flight section of the claim: it
+ * leaves it (buddy_busy(c, -1)) once it has given back what it does not
+ * keep (alloc_run's tail), so that no failing pass sees that memory
+ * neither free nor in flight.
+ *
+ * ENOMEM is exact: it is returned only after a pass over every stack that
+ * found nothing, moved no entry to another stack (it may have passed that
+ * one already), found every CPU's cache empty, and ran in a window in
+ * which no other context was in flight or entered a section
+ * (buddy_others_flight() the same before and after): then every frame was
+ * allocated or ours. Why that suffices: a context that took memory the
+ * pass would have found entered its section before the pop or claim, and
+ * that release CAS, read by the pass, carries its busy word to the second
+ * look. A context that moved blocks from a cache to the stacks (its
+ * owner's drain, an overflow drain, a drain-all) did so inside a section
+ * too: one that overlapped the window changed a busy word; one that ended
+ * before it left the blocks where the pass looks; one that began after it
+ * moved blocks that were not in that cache when the check inside the
+ * window saw it empty. Cached memory is drained (attempt 1, and by that
+ * check), and misplaced entries are re-filed by a sweep before the quiet
+ * pass.
+ *
+ * While others are in flight it retries without a bound: each of their
+ * calls ends in a bounded number of its own steps unless another call
+ * succeeded meanwhile, so the whole system progresses (lock-free).
+ */
+#define BUDDY_SWEEP_EVERY 16
+int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
+			   uint32_t *xp)
+{
+	unsigned o;
+	bool moved, sweep = false;
+	for (unsigned attempt = 0;; attempt++) {
+		uint64_t before = buddy_others_flight(c);
+		uint32_t x = buddy_take_once(c, k, limit, sweep, &o, &moved);
+		if (x != LF_STACK_NIL) {
+			/* The claim's section (buddy_popped()) stays open. */
+			*xp = x;
+			return BUDDY_OK;
+		}
+		bool quiet = before != UINT64_MAX && !moved;
+		/*
+		 * A quiet failure counts only with a sweep in its window and
+		 * every cache seen empty inside it, before the second look.
+		 */
+		bool empty = quiet && sweep && attempt >= 2 &&
+			     !buddy_zone_drain_some(c);
+		quiet = quiet && buddy_others_flight(c) == before;
+		if (quiet && empty)
+			return BUDDY_ENOMEM;
+		if (attempt == 1)
+			buddy_zone_drain_all(c);
+		sweep = attempt < 2 || quiet || attempt % BUDDY_SWEEP_EVERY == 0;
+		if (!sweep)
+			lf_platform_pause();
+	}
+}
+
+int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
+		      uint32_t *xp)
+{
+	int rc = buddy_take_global_held(c, k, limit, xp);
+	if (rc == BUDDY_OK)
+		buddy_busy(c, -1); /* the claim's, in buddy_popped() */
+	return rc;
+}
+
 /* Pop the top block of c's cache of order o, or LF_STACK_NIL. */
 static inline uint32_t buddy_cache_get(struct buddy_cpu *c, unsigned o)
 {

@@ -284,7 +284,12 @@ static inline int buddy_addr_check(const struct buddy_zone *z, uint64_t addr,
 }
 
 
-/* buddy_core.c */
+/*
+ * buddy_core.c: the policy-free lock-free core. It never calls the layers
+ * above it (buddy_cache.c, buddy_place.c): "nothing free in the stacks,
+ * but caches may hold memory" goes up as a result, and the per-CPU layer
+ * drains and retries (buddy_take_global()).
+ */
 void buddy_st_set(struct buddy_zone *z, uint32_t x, unsigned kind,
 		  unsigned order);
 int buddy_free_claim(struct buddy_zone *z, const struct buddy_rgn *r,
@@ -292,12 +297,18 @@ int buddy_free_claim(struct buddy_zone *z, const struct buddy_rgn *r,
 void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
 		      uint32_t x, unsigned k);
 void buddy_publish_half(struct buddy_cpu *c, uint32_t u, unsigned k);
-int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
-		      uint32_t *xp);
-/* As buddy_take_global(), but on success the caller is still inside the
- * claim's in-flight section and leaves it with buddy_busy(c, -1). */
-int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
-			   uint32_t *xp);
+/*
+ * The core's half of an exact ENOMEM. buddy_others_flight(): the other
+ * contexts' busy words summed (section boundaries crossed), or UINT64_MAX
+ * if one is in flight now; two equal sums mean nobody entered a section in
+ * between. buddy_take_once(): one pass over the stacks from order k (a
+ * sweep first, inside the caller's window, if asked), the block claimed
+ * and split to k (BUSY(k), ours, its section open) or LF_STACK_NIL; *moved
+ * if the pass re-filed an entry to another stack.
+ */
+uint64_t buddy_others_flight(const struct buddy_cpu *c);
+uint32_t buddy_take_once(struct buddy_cpu *c, unsigned k, uint64_t limit,
+			 bool sweep, unsigned *op, bool *moved);
 uint32_t buddy_take(struct buddy_cpu *c, unsigned k, unsigned max,
 		    uint64_t limit, unsigned *op);
 bool buddy_pop_take(struct buddy_cpu *c, uint32_t x, unsigned j, unsigned k,
@@ -312,7 +323,13 @@ void buddy_free_defer(struct buddy_cpu *c, uint32_t x, unsigned k);
 /* Merge every context's deferred blocks: true if any was merged. */
 bool buddy_zone_undefer(struct buddy_cpu *c);
 
-/* buddy_cache.c */
+/* buddy_cache.c: the per-CPU layer, and the allocation loop over both. */
+int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
+		      uint32_t *xp);
+/* As buddy_take_global(), but on success the caller is still inside the
+ * claim's in-flight section and leaves it with buddy_busy(c, -1). */
+int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
+			   uint32_t *xp);
 /* Drain victim's cache to the stacks: true if it held any block. */
 bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim);
 /* buddy_zone_drain_all(): true if any cache held a block. */

@@ -98,6 +98,7 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 	c->id = id;
 	c->asym = z->asym;
 	c->nocache = false;
+	c->chain = NULL;
 	lf_init_u32(&c->busy, 0);
 	for (unsigned o = 0; o < BUDDY_ORDERS; o++) {
 		lf_init_u64(&c->free_delta[o], 0);

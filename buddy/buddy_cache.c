@@ -168,16 +168,31 @@ static uint32_t buddy_slot_take(struct buddy_cpu *c, unsigned o, uint32_t m,
 	return t;
 }
 
-/* Free each of n blocks of order o (CACHED, out of every slot) to the core. */
+/*
+ * Free each of n blocks of order o (CACHED, out of every slot) to the
+ * core, inside the caller's section. Each merges and is published one by
+ * one (B6), but the pushes onto the stacks are gathered (c->chain) and
+ * made in one CAS per order: a drain of 16 blocks moves the stack head's
+ * line once, not 16 times (the cost of cross-CPU frees).
+ */
 static void buddy_cache_release(struct buddy_cpu *c, const uint32_t *xs,
 				uint32_t n, unsigned o)
 {
 	struct buddy_zone *z = c->zone;
+	struct buddy_chain ch;
+	for (unsigned k = 0; k < BUDDY_ORDERS; k++)
+		ch.first[k] = ch.last[k] = LF_STACK_NIL;
+	c->chain = &ch;
 	for (uint32_t i = 0; i < n; i++) {
 		/* CACHED -> BUSY: ours alone, like the fast path's store. */
 		buddy_st_set(z, xs[i], BK_BUSY, o);
 		buddy_free_merge(c, buddy_rgn_of_idx(z, xs[i]), xs[i], o);
 	}
+	c->chain = NULL;
+	for (unsigned k = 0; k < BUDDY_ORDERS; k++)
+		if (ch.first[k] != LF_STACK_NIL)
+			lf_stack_push_chain(&z->stacks[k].s, z->link,
+					    ch.first[k], ch.last[k]);
 }
 
 bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim)

@@ -102,8 +102,23 @@ static void buddy_publish(struct buddy_cpu *c, uint32_t x, unsigned k,
 	} while (!lf_cas_u16(&z->st[x], &s,
 			     bst_make(BK_FREE, k, stk ? stk : k + 1), o));
 	buddy_free_delta(c, k, 1);
-	if (stk == 0)
+	if (stk != 0)
+		return;
+	struct buddy_chain *ch = c->chain;
+	if (ch == NULL) {
 		lf_stack_push(&z->stacks[k].s, z->link, x);
+		return;
+	}
+	/*
+	 * A drain's batch: x's link is ours (B3: held by the call pushing
+	 * it) until the drain pushes the chain, inside its section, so the
+	 * block is in flight, not lost, meanwhile (B4). Relaxed: the push
+	 * publishes the link (S4).
+	 */
+	lf_store_u32(&z->link[x], ch->first[k], LF_RELAXED);
+	if (ch->first[k] == LF_STACK_NIL)
+		ch->last[k] = x;
+	ch->first[k] = x;
 }
 
 void buddy_publish_half(struct buddy_cpu *c, uint32_t u, unsigned k)

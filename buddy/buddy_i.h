@@ -113,6 +113,11 @@ enum buddy_ctr {
  * the owner inside buddy_own_enter()/exit or by a context holding the
  * cache lock (buddy_cache.c says how the two exclude each other).
  */
+/* Blocks to push, per order: first..last chained through their links. */
+struct buddy_chain {
+	uint32_t first[BUDDY_ORDERS], last[BUDDY_ORDERS];
+};
+
 struct buddy_cpu {
 	/* The owner's line: written on its fast path, by it alone. */
 	lf_atomic_u32 own; /* (o) 1 while the owner is in its cache */
@@ -154,6 +159,13 @@ struct buddy_cpu {
 	 */
 	lf_atomic_u64 free_delta[BUDDY_ORDERS];
 	lf_atomic_u64 ctr[BC_COUNT];
+	/*
+	 * (o, plain) While a drain releases a batch of blocks: the blocks
+	 * its publishes would push, chained per order, pushed by the drain
+	 * in one CAS per order before its section ends (buddy_cache.c);
+	 * NULL otherwise.
+	 */
+	struct buddy_chain *chain;
 	/* The cache lock, on a line of its own: drainers write it. */
 	lf_atomic_u32 lock LF_CACHE_ALIGNED; /* (a) */
 	/*

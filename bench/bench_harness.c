@@ -560,6 +560,8 @@ static void bench_table(const struct bench_results *res, unsigned repeats)
 	}
 }
 
+#define BENCH_EMPTY_TRIES 20 /* runs of a point that did nothing, at most */
+
 /* Run one point once, record and print it; -1 if its check failed. */
 static int bench_run_one(const struct bench_impl *impl, unsigned nthreads,
 			 unsigned r, const struct bench_opts *o,
@@ -567,8 +569,18 @@ static int bench_run_one(const struct bench_impl *impl, unsigned nthreads,
 {
 	uint64_t ops;
 	double secs, cpu_secs, ns, cpu, load[3];
-	int rc = bench_point(impl, nthreads, o->seconds, &ops, &secs,
-			     &cpu_secs);
+	int rc;
+	/*
+	 * A point that did no operation measured nothing (its threads got no
+	 * CPU inside the window: a --quick point is 10 ms, and a loaded host
+	 * can keep a thread off the CPU that long). Run it again; one still
+	 * empty after BENCH_EMPTY_TRIES tries fails the check below.
+	 */
+	unsigned tries = 0;
+	do
+		rc = bench_point(impl, nthreads, o->seconds, &ops, &secs,
+				 &cpu_secs);
+	while (rc == 0 && ops == 0 && ++tries < BENCH_EMPTY_TRIES);
 
 	ns = ops ? secs * nthreads * 1e9 / (double)ops : 0;
 	cpu = ops ? cpu_secs * nthreads * 1e9 / (double)ops : 0;

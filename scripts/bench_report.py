@@ -187,8 +187,11 @@ def value(row, kind):
     """(y, ylow, yhigh) of one point for the figure kind."""
     if kind == "throughput":
         t = row["threads"]
-        return (row["throughput"] / 1e6, t * 1e3 / row["max"],
-                t * 1e3 / row["min"])
+        # A point that did nothing has 0 ns/op (the program's check
+        # failed and says so): plot it at 0 rather than divide by it.
+        def mops(ns):
+            return t * 1e3 / ns if ns > 0 else 0.0
+        return (row["throughput"] / 1e6, mops(row["max"]), mops(row["min"]))
     if kind == "nsop":
         return row["median"], row["min"], row["max"]
     if kind == "cpunsop":

@@ -147,6 +147,19 @@ static inline bool bench_loadavg(double la[3])
 	return false;
 }
 
+/* Print "loadavg: 0.52 0.61 0.70 (1, 5, 15 min) at the <when>". */
+static inline void bench_print_load(const char *when)
+{
+	double la[3];
+
+	if (bench_loadavg(la))
+		printf("loadavg: %.2f %.2f %.2f (1, 5, 15 min) at the %s\n",
+		       la[0], la[1], la[2], when);
+	else
+		printf("loadavg: unknown (1, 5, 15 min) at the %s\n", when);
+	fflush(stdout);
+}
+
 /* True when the run was asked for with --quick (a smoke test). */
 bool bench_quick(void);
 

@@ -843,18 +843,6 @@ static void bench_frag_header(const struct bench_frag_opts *o)
 	fflush(stdout);
 }
 
-/* "loadavg: 0.52 0.61 0.70 (1, 5, 15 min) at the <when>". */
-static void bench_frag_load(const char *when)
-{
-	double la[3];
-
-	if (bench_loadavg(la))
-		printf("loadavg: %.2f %.2f %.2f (1, 5, 15 min) at the %s\n",
-		       la[0], la[1], la[2], when);
-	else
-		printf("loadavg: unknown (1, 5, 15 min) at the %s\n", when);
-	fflush(stdout);
-}
 
 static FILE *bench_frag_csv_open(const char *path)
 {
@@ -894,13 +882,13 @@ int main(int argc, char **argv)
 	if (o.csv != NULL)
 		csv = bench_frag_csv_open(o.csv);
 	bench_frag_header(&o);
-	bench_frag_load("start");
+	bench_print_load("start");
 	failed = bench_frag_all(&o, csv);
 	if (csv != NULL && fclose(csv) != 0) {
 		perror(o.csv);
 		failed = 1;
 	}
-	bench_frag_load("end");
+	bench_print_load("end");
 	bench_frag_table(&o);
 	bench_frag_targets(&o);
 	if (failed)

@@ -237,16 +237,6 @@ static void bench_mem_targets(void)
 	}
 }
 
-static void bench_mem_load(const char *when)
-{
-	double la[3];
-
-	if (bench_loadavg(la))
-		printf("loadavg: %.2f %.2f %.2f (1, 5, 15 min) at the %s\n",
-		       la[0], la[1], la[2], when);
-	else
-		printf("loadavg: unknown (1, 5, 15 min) at the %s\n", when);
-}
 
 /* ---- main ---- */
 
@@ -292,10 +282,10 @@ int main(int argc, char **argv)
 	}
 	if (bench_mem_csv != NULL)
 		fprintf(bench_mem_csv, "what,impl,param,units,bytes,per\n");
-	bench_mem_load("start");
+	bench_print_load("start");
 	rc = bench_mem_buddy();
 	rc |= bench_mem_vas(quick);
-	bench_mem_load("end");
+	bench_print_load("end");
 	bench_mem_targets();
 	if (bench_mem_csv != NULL && fclose(bench_mem_csv) != 0) {
 		perror(path);

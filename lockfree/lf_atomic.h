@@ -17,8 +17,10 @@
  *
  * The operations are C11 atomics underneath, so ThreadSanitizer sees each
  * one with its real memory order. Standalone fences are deliberately absent
- * (TSan does not model them; see ../shared/STYLE.md rule 6): ordering is put
- * on the accesses themselves.
+ * (ThreadSanitizer does not model them): ordering is put on the accesses
+ * themselves. The one exception is lf_compiler_barrier(), a compiler-only
+ * fence for the fast side of the asymmetric barrier (lf_platform.h), which
+ * only builds without ThreadSanitizer use.
  *
  * Naming: lf_<op>_<width>(object, ..., order). Widths: u16 (load, store,
  * exchange and CAS only: the buddy allocator's per-frame state word), u32,

@@ -22,7 +22,7 @@
  * heavy-barrier functions: platform/user.c for userspace, kernel/trap.c for
  * the kernel, verify/model/mc.c for the model checker.
  *
- * Assertions come in the two tiers of ../shared/STYLE.md rule 9:
+ * Assertions come in two tiers:
  * LF_ASSERT is always on and is for internal invariants only (bad input from
  * a caller is an error code, never an assertion); LF_DEBUG_ASSERT is for
  * expensive checks and compiles away unless LF_DEBUG is defined.

@@ -184,8 +184,15 @@ static void buddy_cache_release(struct buddy_cpu *c, const uint32_t *xs,
 		ch.first[k] = ch.last[k] = LF_STACK_NIL;
 	c->chain = &ch;
 	for (uint32_t i = 0; i < n; i++) {
-		/* CACHED -> BUSY: ours alone, like the fast path's store. */
-		buddy_st_set(z, xs[i], BK_BUSY, o);
+		/*
+		 * CACHED -> BUSY by a release store, like the fast path's
+		 * CACHED -> ALLOC: a CACHED block out of every slot has no
+		 * other writer (B5: stk is 0, so no popper writes it; a racing
+		 * free's CAS expects ALLOC). Pairs with the acquire of the
+		 * block's next claim.
+		 */
+		lf_store_u16(&z->st[xs[i]], bst_make(BK_BUSY, o, 0),
+			     LF_RELEASE);
 		buddy_free_merge(c, buddy_rgn_of_idx(z, xs[i]), xs[i], o);
 	}
 	c->chain = NULL;
@@ -274,7 +281,12 @@ static void buddy_cache_carve(struct buddy_cpu *c, uint32_t x, unsigned m,
 			buddy_free_merge(c, r, y, o);
 			continue;
 		}
-		buddy_st_set(z, y, BK_CACHED, o);
+		/*
+		 * A store: y is ours and its stk is 0, which only our own
+		 * publish could change (B3), so nobody else writes the word.
+		 * Release: pairs with the acquire of the free that finds it.
+		 */
+		lf_store_u16(&z->st[y], bst_make(BK_CACHED, o, 0), LF_RELEASE);
 		put[n++] = y;
 	}
 	bool fast = buddy_own_enter(c);

@@ -428,28 +428,34 @@ bench_find(const struct bench_results *res, const char *bench,
 	return NULL;
 }
 
-bool bench_result(const struct bench_results *res, const char *bench,
-		  const char *impl, unsigned nthreads, double *median,
-		  double *min, double *max)
+/* bench_result() (wall) and bench_result_cpu() (cpu). */
+static bool bench_result_of(const struct bench_results *res,
+			    const char *bench, const char *impl,
+			    unsigned nthreads, bool cpu, double *median,
+			    double *min, double *max)
 {
 	const struct bench_series *s = bench_find(res, bench, impl, nthreads);
 
 	if (s == NULL)
 		return false;
-	*median = bench_median(s->ns, s->n, min, max);
+	*median = bench_median(cpu ? s->cpu : s->ns, s->n, min, max);
 	return true;
+}
+
+bool bench_result(const struct bench_results *res, const char *bench,
+		  const char *impl, unsigned nthreads, double *median,
+		  double *min, double *max)
+{
+	return bench_result_of(res, bench, impl, nthreads, false, median, min,
+			       max);
 }
 
 bool bench_result_cpu(const struct bench_results *res, const char *bench,
 		      const char *impl, unsigned nthreads, double *median,
 		      double *min, double *max)
 {
-	const struct bench_series *s = bench_find(res, bench, impl, nthreads);
-
-	if (s == NULL)
-		return false;
-	*median = bench_median(s->cpu, s->n, min, max);
-	return true;
+	return bench_result_of(res, bench, impl, nthreads, true, median, min,
+			       max);
 }
 
 bool bench_result_load(const struct bench_results *res, double start[3],

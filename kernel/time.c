@@ -52,17 +52,22 @@ static uint32_t pm_read(void)
 	return inl(pm_port) & (pm_32bit ? 0xffffffffu : 0xffffffu);
 }
 
-/* The PM timer and the TSC at one instant: the tightest of 5 brackets. */
-static void pm_sample(uint32_t *pm, uint64_t *tsc)
+/*
+ * A counter (read by read()) and the TSC at one instant: of 5 readings, the
+ * one bracketed by the closest pair of TSC reads, the TSC at its middle.
+ */
+static void tsc_bracket(uint32_t (*read)(void), uint32_t *v, uint64_t *tsc)
 {
 	uint64_t best = ~0ull;
+	*v = 0; /* set by the first reading; the compiler cannot tell */
+	*tsc = 0;
 	for (int i = 0; i < 5; i++) {
 		uint64_t a = rdtsc();
-		uint32_t p = pm_read();
+		uint32_t x = read();
 		uint64_t b = rdtsc();
 		if (b - a < best) {
 			best = b - a;
-			*pm = p;
+			*v = x;
 			*tsc = a + (b - a) / 2;
 		}
 	}
@@ -74,40 +79,24 @@ static const char *pm_measure(uint64_t *out)
 	uint32_t p0, p1;
 	uint64_t t0, t1, start = rdtsc();
 	uint32_t want = PM_HZ / 1000 * CAL_MS, iter = 0;
-	pm_sample(&p0, &t0);
+	tsc_bracket(pm_read, &p0, &t0);
 	do {
 		if (++iter > SPIN_ITER_MAX || rdtsc() - start > SPIN_TSC_MAX)
 			return "timeout";
-		pm_sample(&p1, &t1);
+		tsc_bracket(pm_read, &p1, &t1);
 	} while (((p1 - p0) & mask) < want);
 	uint64_t ticks = (p1 - p0) & mask;
 	*out = (t1 - t0) * PM_HZ / (ticks * 1000);
 	return NULL;
 }
 
-/* PIT channel 2's counter, latched. */
-static uint16_t pit_count(void)
+/* PIT channel 2's counter, latched (16 bits). */
+static uint32_t pit_count(void)
 {
 	outb(0x43, 0x80); /* latch channel 2 */
 	uint8_t lo = inb(0x42);
 	uint8_t hi = inb(0x42);
-	return (uint16_t)(lo | hi << 8);
-}
-
-/* The counter and the TSC at one instant: the tightest of 5 brackets. */
-static void pit_sample(uint16_t *cnt, uint64_t *tsc)
-{
-	uint64_t best = ~0ull;
-	for (int i = 0; i < 5; i++) {
-		uint64_t a = rdtsc();
-		uint16_t c = pit_count();
-		uint64_t b = rdtsc();
-		if (b - a < best) {
-			best = b - a;
-			*cnt = c;
-			*tsc = a + (b - a) / 2;
-		}
-	}
+	return (uint32_t)(lo | hi << 8);
 }
 
 static const char *pit_measure(uint64_t *out)
@@ -115,7 +104,7 @@ static const char *pit_measure(uint64_t *out)
 	uint32_t want = PIT_HZ / 1000 * CAL_MS, iter = 0;
 	uint8_t gate = inb(0x61);
 	const char *err = NULL;
-	uint16_t c0, c1;
+	uint32_t c0, c1; /* 16-bit counts */
 	uint64_t t0, t1, start = rdtsc();
 	outb(0x61, (uint8_t)((gate & ~0x02) | 0x01)); /* gate on, no speaker */
 	outb(0x43, 0xb0); /* channel 2, lobyte/hibyte, mode 0 */
@@ -127,13 +116,13 @@ static const char *pit_measure(uint64_t *out)
 		err = "absent";
 		goto out;
 	}
-	pit_sample(&c0, &t0);
+	tsc_bracket(pit_count, &c0, &t0);
 	do {
 		if (++iter > SPIN_ITER_MAX || rdtsc() - start > SPIN_TSC_MAX) {
 			err = "timeout";
 			goto out;
 		}
-		pit_sample(&c1, &t1);
+		tsc_bracket(pit_count, &c1, &t1);
 		/* OUT high: the count reached zero and wrapped (this vCPU
 		 * was away for most of 55 ms): measured again. */
 		if ((inb(0x61) & 0x20) || c1 > c0) {

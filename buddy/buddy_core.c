@@ -262,6 +262,23 @@ void buddy_free_defer(struct buddy_cpu *c, uint32_t x, unsigned k)
 	buddy_busy(c, -1);
 }
 
+bool buddy_take_deferred(struct buddy_cpu *c, unsigned k, uint32_t *xp)
+{
+	/* Relaxed: only this context writes its slots. */
+	uint32_t y = lf_load_u32(&c->defer[k], LF_RELAXED);
+	/*
+	 * Claim it where it is (FREE -> BUSY; its stack entry, if listed,
+	 * stays and goes stale, as a merge's claim leaves it): no stack head
+	 * is touched. Taking memory away needs no in-flight section.
+	 */
+	if (y == BUDDY_DEFER_NONE ||
+	    !buddy_claim_free(c->zone, y, k, BK_BUSY, k, true))
+		return false;
+	buddy_free_delta(c, k, -1);
+	*xp = y;
+	return true;
+}
+
 void buddy_zone_coalesce(struct buddy_cpu *c)
 {
 	(void)buddy_zone_undefer(c);

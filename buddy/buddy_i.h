@@ -332,6 +332,14 @@ void buddy_split_low(struct buddy_cpu *c, uint32_t x, unsigned o,
 
 /* Free x, BUSY(k) and ours, without merging it (B8, buddy_core.c). */
 void buddy_free_defer(struct buddy_cpu *c, uint32_t x, unsigned k);
+/*
+ * Claim this context's deferred block of order k if it is still free at
+ * that order: BUSY(k), ours, in *xp. An allocation tries it before the
+ * stacks, so an alloc + free pair on the global path touches only the
+ * block's own state word, not a shared stack head (B8 is unaffected: the
+ * slot keeps naming the block).
+ */
+bool buddy_take_deferred(struct buddy_cpu *c, unsigned k, uint32_t *xp);
 /* Merge every context's deferred blocks: true if any was merged. */
 bool buddy_zone_undefer(struct buddy_cpu *c);
 

@@ -393,6 +393,32 @@ static void test_defer(void)
 	CHECK_EQ(st.splits, 6);
 	CHECK_EQ(st.merges, 0);
 	/*
+	 * A context takes its own deferred block back before the stacks,
+	 * even with another context's deferred block on top of stack 0: c0
+	 * and c1 each hold one of the two order-0 buddies, free them (c1
+	 * last, so its block is on top), then each gets its own back.
+	 */
+	uint64_t z;
+	CHECK_EQ(buddy_alloc(e.c0, 0, &x), BUDDY_OK);
+	CHECK_EQ(x, a);
+	CHECK_EQ(buddy_alloc(e.c1, 0, &z), BUDDY_OK);
+	CHECK_EQ(z, a ^ F);
+	CHECK_EQ(buddy_free(e.c0, a, 0), BUDDY_OK);
+	CHECK_EQ(buddy_free(e.c1, z, 0), BUDDY_OK);
+	check_zone(&e, false);
+	CHECK_EQ(buddy_alloc(e.c0, 0, &x), BUDDY_OK);
+	CHECK_EQ(x, a); /* not z, the stack's top */
+	CHECK_EQ(buddy_alloc(e.c1, 0, &x), BUDDY_OK);
+	CHECK_EQ(x, z);
+	CHECK_EQ(buddy_free(e.c1, z, 0), BUDDY_OK);
+	CHECK_EQ(buddy_free(e.c0, a, 0), BUDDY_OK);
+	check_zone(&e, false);
+	buddy_zone_coalesce(e.c0);
+	check_zone(&e, true);
+	CHECK_EQ(buddy_alloc(e.c0, 0, &x), BUDDY_OK); /* a deferred again */
+	CHECK_EQ(x, a);
+	CHECK_EQ(buddy_free(e.c0, x, 0), BUDDY_OK);
+	/*
 	 * Only a free of the block this context allocated last defers: the
 	 * first of two merges at once (so the choice of blocks stays that of
 	 * an eager buddy, and fragmentation with it).

@@ -8,11 +8,12 @@
  * on one lock-free stack (lockfree/lf_stack.h); a per-frame atomic state word
  * is the authority on what a frame is, so a stack may hold stale entries
  * after a concurrent merge or split and they are filtered when popped.
- * Freeing coalesces with free buddies, lock-free, except that a free
- * outside the per-CPU caches leaves its block unmerged until the same
- * context frees another of that order (deferred coalescing: an alloc+free
- * pair on a coalesced zone then splits and merges nothing); allocation
- * splits. After buddy_zone_drain_all() (or buddy_zone_coalesce() with the
+ * Freeing coalesces with free buddies, lock-free, except that a free,
+ * outside the per-CPU caches, of the block its context allocated last
+ * leaves it unmerged, and that context's next allocation of the order
+ * takes it back first (deferred coalescing: an alloc+free pair on a
+ * coalesced zone then splits, merges and touches no shared stack head);
+ * allocation splits. After buddy_zone_drain_all() (or buddy_zone_coalesce() with the
  * caches empty) at quiescence the zone is fully coalesced, as a locked
  * buddy would be, and an allocation never fails while merging could
  * satisfy it.
@@ -20,17 +21,20 @@
  * docs/design.md ("The buddy allocator"); buddy.c repeats them briefly.
  *
  * Per-CPU caches hold blocks of orders 0 to BUDDY_CACHE_ORDERS - 1, in the
- * style of x15's per-CPU page pools: the common path takes only the CPU's
- * own cache lock and the block's own state word; refill and drain move
- * batches. No memory is stranded in caches: an allocation that would fail
- * drains every CPU's cache first.
+ * style of x15's per-CPU page pools: the common path writes only the CPU's
+ * own cache lines and the block's own state word, one atomic
+ * read-modify-write per alloc + free pair where the platform has a heavy
+ * barrier (buddy_cache.c); refill and drain move batches. No memory is
+ * stranded in caches: an allocation that would fail drains every CPU's
+ * cache first.
  *
  * Metadata: the zone, its stacks, its per-CPU contexts and two per-frame
  * arrays (a 16-bit state word and a 32-bit stack link) live in memory the
  * caller hands to buddy_zone_init(), sized by buddy_meta_size(): 6 bytes per
- * frame plus a fixed part per zone and per CPU (BUDDY_META_ZONE_BYTES,
- * BUDDY_META_CPU_BYTES). The allocator never reads or writes the frames it
- * manages, so they may be unmapped.
+ * frame (and per padding index: fewer than 32 before each region, so that
+ * per-CPU carves own whole lines of state words) plus a fixed part per
+ * zone and per CPU (docs/design.md 2.1). The allocator never reads or
+ * writes the frames it manages, so they may be unmapped.
  *
  * Freestanding: <stdint.h>, <stddef.h>, <stdbool.h> and the lockfree/ core.
  *

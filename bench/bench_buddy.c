@@ -2,7 +2,7 @@
  * bench_buddy.c: the buddy allocator benchmark. The lock-free buddy of
  * buddy/ (with its per-CPU caches, and without: the global path) against
  * the classic locked buddy, the baseline, in the same program under the
- * same harness (../shared/STYLE.md rule 12; bench_harness.c). The
+ * same harness (bench_harness.c). The
  * workloads are in bench_buddy_work.c; see bench/README.md.
  *
  * After the table it prints what the allocators did per pair, then the

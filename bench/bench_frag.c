@@ -3,7 +3,7 @@
  * is still there as 2 MiB (order-9) blocks after a long random workload of
  * mixed orders, for the lock-free buddy of buddy/ (with its per-CPU caches
  * and without) and the classic locked buddy, the baseline, in the same
- * program on the same workload (../shared/STYLE.md rule 12).
+ * program on the same workload.
  *
  * Workload: a fresh zone (one region at 1 GiB, --zone-mib MiB, fully
  * coalesced as after boot). T threads hold B blocks in all (B / T slots

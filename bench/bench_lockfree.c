@@ -1,7 +1,7 @@
 /*
  * bench_lockfree.c: micro-benchmarks of lockfree/ against Concurrency Kit
  * and liburcu, every baseline timed in the same program under the same
- * harness (../shared/STYLE.md rule 12; bench_harness.c). See
+ * harness (bench_harness.c), so that they are compared in one run. See
  * bench/README.md.
  *
  *   stack  pop + push of one element on one shared stack:

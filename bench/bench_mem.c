@@ -1,6 +1,6 @@
 /*
  * bench_mem.c: what the allocators cost in memory, ours beside the
- * baselines (../shared/STYLE.md rule 12). Nothing is timed.
+ * baselines, in the same program. Nothing is timed.
  *
  *   buddy_meta  metadata bytes per managed 4 KiB frame of the lock-free
  *               buddy (buddy_meta_size(): 6 bytes a frame, the zone and one

@@ -2,8 +2,8 @@
  * bench_vas.c: the address range allocator benchmark. vaspace/ (lookups
  * lock-free, writers take turns) against the same allocator on red-black
  * trees under a reader-writer lock and under a mutex (bench_vas_rb.c), in
- * the same program under the same harness (bench_harness.c; ../shared/
- * STYLE.md rule 12).
+ * the same program under the same harness (bench_harness.c), so that
+ * they are compared in one run.
  *
  * Every implementation is filled once per tree size with the same n
  * allocated ranges, 1 to 4 quanta long with free gaps of 1 to 4 quanta

@@ -33,7 +33,7 @@
  *
  * Ordering without fences (V4). The textbook seqlock reader ends with an
  * acquire fence before re-reading the version; ThreadSanitizer does not model
- * fences (../shared/STYLE.md rule 6), so the ordering sits on the accesses:
+ * standalone fences, so the ordering sits on the accesses:
  *   - the writer's field stores are release stores (lf_olc_store_*), made
  *     after the locking CAS;
  *   - the reader's field loads are acquire loads (lf_olc_load_*), and the

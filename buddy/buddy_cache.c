@@ -169,13 +169,15 @@ static uint32_t buddy_slot_take(struct buddy_cpu *c, unsigned o, uint32_t m,
 }
 
 /*
- * Free each of n blocks of order o (CACHED, out of every slot) to the
- * core, inside the caller's section. Each merges and is published one by
- * one (B6), but the pushes onto the stacks are gathered (c->chain) and
- * made in one CAS per order: a drain of 16 blocks moves the stack head's
- * line once, not 16 times (the cost of cross-CPU frees).
+ * Free n blocks of order o (CACHED, out of every slot) to the core, inside
+ * the caller's section: those that are buddies of each other merge first,
+ * with no atomic operation (buddy_free_batch()), the rest merge and are
+ * published one by one (B6), and the pushes onto the stacks are gathered
+ * (c->chain) and made in one CAS per order: a drain of 16 blocks moves the
+ * stack head's line once, not 16 times (the cost of cross-CPU frees).
+ * Sorts xs[].
  */
-static void buddy_cache_release(struct buddy_cpu *c, const uint32_t *xs,
+static void buddy_cache_release(struct buddy_cpu *c, uint32_t *xs,
 				uint32_t n, unsigned o)
 {
 	struct buddy_zone *z = c->zone;
@@ -183,18 +185,13 @@ static void buddy_cache_release(struct buddy_cpu *c, const uint32_t *xs,
 	for (unsigned k = 0; k < BUDDY_ORDERS; k++)
 		ch.first[k] = ch.last[k] = LF_STACK_NIL;
 	c->chain = &ch;
-	for (uint32_t i = 0; i < n; i++) {
-		/*
-		 * CACHED -> BUSY by a release store, like the fast path's
-		 * CACHED -> ALLOC: a CACHED block out of every slot has no
-		 * other writer (B5: stk is 0, so no popper writes it; a racing
-		 * free's CAS expects ALLOC). Pairs with the acquire of the
-		 * block's next claim.
-		 */
-		lf_store_u16(&z->st[xs[i]], bst_make(BK_BUSY, o, 0),
-			     LF_RELEASE);
-		buddy_free_merge(c, buddy_rgn_of_idx(z, xs[i]), xs[i], o);
-	}
+	/*
+	 * CACHED blocks out of every slot have no other writer (B5: stk is
+	 * 0, so no popper writes them; a racing free's CAS expects ALLOC):
+	 * the batch free changes them with stores, as the fast path's
+	 * CACHED -> ALLOC.
+	 */
+	buddy_free_batch(c, xs, n, o);
 	c->chain = NULL;
 	for (unsigned k = 0; k < BUDDY_ORDERS; k++)
 		if (ch.first[k] != LF_STACK_NIL)

@@ -37,16 +37,27 @@
 
 enum buddy_pop { BP_TAKEN, BP_DROPPED, BP_MOVED, BP_REJECTED };
 
-/* Set kind and order of a frame the caller owns; others may change stk. */
+/*
+ * Set kind and order of a frame the caller owns. Others may change its stk
+ * while a stack holds its link (a popper drops the stale entry); with stk
+ * 0 nobody else writes the word (B3: only the owner's publish sets stk,
+ * and every other writer's CAS expects a kind an owned frame has not), so
+ * a store does, and saves an atomic read-modify-write on the global path.
+ */
 void buddy_st_set(struct buddy_zone *z, uint32_t x, unsigned kind,
 		  unsigned order)
 {
-	/* Relaxed: the CAS re-checks it. */
+	/* Relaxed: the frame is ours; the CAS re-checks a listed one. */
 	uint16_t s = lf_load_u16(&z->st[x], LF_RELAXED);
 	/*
-	 * Release: hands on what the owner did (a split's halves, the
-	 * frames' contents); pairs with the acquire of the next claim.
+	 * Release (store or CAS): hands on what the owner did (a split's
+	 * halves, the frames' contents); pairs with the acquire of the next
+	 * claim.
 	 */
+	if (bst_stk(s) == 0) {
+		lf_store_u16(&z->st[x], bst_with(s, kind, order), LF_RELEASE);
+		return;
+	}
 	while (!lf_cas_u16(&z->st[x], &s, bst_with(s, kind, order),
 			   LF_ACQ_REL))
 		;
@@ -200,6 +211,70 @@ void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
 		k++;
 	}
 	buddy_busy(c, -1);
+}
+
+/*
+ * Free a batch of blocks of order o, ours (CACHED or BUSY, stk == 0: no
+ * stack holds their links, so no other context writes their words). Those
+ * that are buddies of each other merge here first, with plain stores and
+ * no atomic read-modify-write: the batch is sorted, and a block's lower
+ * buddy, if the batch holds all of it, is the entry just before it once
+ * the smaller pieces below have merged, so one pass with a stack of the
+ * merged blocks finds every pair. Each block left then goes through
+ * buddy_free_merge() (its outside buddies, B6). The frames end as an
+ * eager free of each block would leave them, at a fraction of the
+ * claims: a drain of 16 neighbouring order-0 blocks is one merge with
+ * the outside, not 15 (the cost of a drain, and so of cross-CPU frees).
+ * xs[] is sorted in place; n is at most BUDDY_CACHE_SLOTS.
+ */
+void buddy_free_batch(struct buddy_cpu *c, uint32_t *xs, uint32_t n,
+		      unsigned o)
+{
+	struct buddy_zone *z = c->zone;
+	uint8_t ks[BUDDY_CACHE_SLOTS];
+	uint32_t m = 0, b;
+	LF_ASSERT(n <= BUDDY_CACHE_SLOTS);
+	bool down = true; /* a cache's LIFO often gives them descending */
+	for (uint32_t i = 1; i < n && down; i++)
+		down = xs[i - 1] > xs[i];
+	for (uint32_t i = 0; down && i < n / 2; i++) {
+		uint32_t t = xs[i];
+		xs[i] = xs[n - 1 - i];
+		xs[n - 1 - i] = t;
+	}
+	for (uint32_t i = 1; i < n; i++) /* insertion sort: n is small */
+		for (uint32_t j = i; j > 0 && xs[j - 1] > xs[j]; j--) {
+			uint32_t t = xs[j];
+			xs[j] = xs[j - 1];
+			xs[j - 1] = t;
+		}
+	for (uint32_t i = 0; i < n; i++) {
+		xs[m] = xs[i];
+		ks[m++] = (uint8_t)o;
+		while (m >= 2 && ks[m - 1] == ks[m - 2] &&
+		       buddy_buddy_of(buddy_rgn_of_idx(z, xs[m - 2]), xs[m - 2],
+				      ks[m - 2], &b) &&
+		       b == xs[m - 1]) {
+			/*
+			 * Release: the upper half's head becomes a tail of
+			 * the lower one (as a merge's claim makes it); it is
+			 * ours. Pairs with the acquire of whoever claims the
+			 * merged block after its publish.
+			 */
+			lf_store_u16(&z->st[xs[m - 1]], bst_make(BK_TAIL, 0, 0),
+				     LF_RELEASE);
+			ks[m - 2]++;
+			m--;
+			buddy_ctr_add(c, BC_MERGES, 1);
+		}
+	}
+	for (uint32_t i = 0; i < m; i++) {
+		/* Release: as above; the block is BUSY and ours until
+		 * buddy_free_merge() publishes it. */
+		lf_store_u16(&z->st[xs[i]], bst_make(BK_BUSY, ks[i], 0),
+			     LF_RELEASE);
+		buddy_free_merge(c, buddy_rgn_of_idx(z, xs[i]), xs[i], ks[i]);
+	}
 }
 
 /*

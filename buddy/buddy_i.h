@@ -309,6 +309,10 @@ int buddy_free_claim(struct buddy_zone *z, const struct buddy_rgn *r,
 void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
 		      uint32_t x, unsigned k);
 void buddy_publish_half(struct buddy_cpu *c, uint32_t u, unsigned k);
+/* Free n blocks of order o, ours with stk == 0, merging those that are
+ * buddies of each other first (buddy_core.c); sorts xs[]. */
+void buddy_free_batch(struct buddy_cpu *c, uint32_t *xs, uint32_t n,
+		      unsigned o);
 /*
  * The core's half of an exact ENOMEM. buddy_others_flight(): the other
  * contexts' busy words summed (section boundaries crossed), or UINT64_MAX

@@ -18,6 +18,7 @@
 #define BUDDY_I_H
 
 #include "buddy.h"
+#include "lf_spin.h"
 
 enum buddy_kind {
 	BK_NONE = 0, /* never stored */
@@ -167,7 +168,7 @@ struct buddy_cpu {
 	 */
 	struct buddy_chain *chain;
 	/* The cache lock, on a line of its own: drainers write it. */
-	lf_atomic_u32 lock LF_CACHE_ALIGNED; /* (a) */
+	struct lf_spin lock LF_CACHE_ALIGNED; /* (a) */
 	/*
 	 * (l) The cached blocks of each order: a LIFO of frame indices.
 	 * Plain memory: the cache's exclusion orders every access (so that

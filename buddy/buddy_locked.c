@@ -25,8 +25,8 @@
  * free_run checks and frees each piece as buddy_locked_free() would, each
  * in the region that holds it.
  *
- * Locking: one test-and-test-and-set spinlock (the acquire exchange in
- * buddy_locked_lock() pairs with the release store in buddy_locked_unlock()).
+ * Locking: one spinlock, the zone lock (lockfree/lf_spin.h: its acquire
+ * pairs with the previous holder's release).
  * Everything else in the metadata is plain memory read and written only
  * under it, tagged (l); the region table is written by init only.
  *
@@ -48,6 +48,7 @@
 #include "buddy.h"
 #include "lf_atomic.h"
 #include "lf_platform.h"
+#include "lf_spin.h"
 
 #define BUDDY_LOCKED_NIL UINT32_MAX
 
@@ -103,7 +104,7 @@ struct buddy_locked_counters {
 };
 
 struct buddy_locked {
-	lf_atomic_u32 lock LF_CACHE_ALIGNED; /* (a) the zone lock: 0 or 1 */
+	struct lf_spin lock LF_CACHE_ALIGNED; /* (a) the zone lock */
 	/* Set by init, read-only after. */
 	struct buddy_locked_region region[BUDDY_MAX_REGIONS] LF_CACHE_ALIGNED;
 	unsigned nregions;
@@ -165,24 +166,6 @@ static inline uint32_t buddy_locked_idx(const struct buddy_locked_region *r,
 					uint64_t pfn)
 {
 	return r->first + (uint32_t)(pfn - r->base);
-}
-
-/* The lock. */
-
-static void buddy_locked_lock(struct buddy_locked *l)
-{
-	/* Acquire: pairs with the release store in buddy_locked_unlock(). */
-	while (lf_xchg_u32(&l->lock, 1, LF_ACQUIRE) != 0) {
-		/* Relaxed: only waits; the exchange above takes the lock. */
-		while (lf_load_u32(&l->lock, LF_RELAXED) != 0)
-			lf_platform_pause();
-	}
-}
-
-static void buddy_locked_unlock(struct buddy_locked *l)
-{
-	/* Release: pairs with the acquire exchange in buddy_locked_lock(). */
-	lf_store_u32(&l->lock, 0, LF_RELEASE);
 }
 
 /* Regions. */
@@ -360,7 +343,7 @@ int buddy_locked_init(struct buddy_locked **lp, void *meta, size_t meta_size,
 		return BUDDY_ENOSPC;
 	struct buddy_locked *l = meta;
 	*l = (struct buddy_locked){ .nregions = 0 };
-	lf_init_u32(&l->lock, 0);
+	lf_spin_init(&l->lock);
 	buddy_locked_init_layout(l, regions, nregions, frames);
 	uint32_t tail[BUDDY_ORDERS];
 	for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++)
@@ -523,10 +506,10 @@ static int buddy_locked_alloc_below_locked(struct buddy_locked *l,
 int buddy_locked_alloc_below(struct buddy_locked *l, unsigned order,
 			     uint64_t limit, uint64_t *addr)
 {
-	buddy_locked_lock(l);
+	lf_spin_lock(&l->lock);
 	int rc = buddy_locked_alloc_below_locked(l, order, limit, addr);
 	buddy_locked_tally(l, rc, &l->c.allocs);
-	buddy_locked_unlock(l);
+	lf_spin_unlock(&l->lock);
 	return rc;
 }
 
@@ -561,10 +544,10 @@ static int buddy_locked_alloc_at_locked(struct buddy_locked *l, uint64_t addr,
 int buddy_locked_alloc_at(struct buddy_locked *l, uint64_t addr,
 			  unsigned order)
 {
-	buddy_locked_lock(l);
+	lf_spin_lock(&l->lock);
 	int rc = buddy_locked_alloc_at_locked(l, addr, order);
 	buddy_locked_tally(l, rc, &l->c.allocs);
-	buddy_locked_unlock(l);
+	lf_spin_unlock(&l->lock);
 	return rc;
 }
 
@@ -614,10 +597,10 @@ static int buddy_locked_alloc_run_locked(struct buddy_locked *l,
 int buddy_locked_alloc_run(struct buddy_locked *l, uint64_t nframes,
 			   uint64_t *addr)
 {
-	buddy_locked_lock(l);
+	lf_spin_lock(&l->lock);
 	int rc = buddy_locked_alloc_run_locked(l, nframes, addr);
 	buddy_locked_tally(l, rc, &l->c.allocs);
-	buddy_locked_unlock(l);
+	lf_spin_unlock(&l->lock);
 	return rc;
 }
 
@@ -649,13 +632,13 @@ static void buddy_locked_merge(struct buddy_locked *l,
 
 int buddy_locked_free(struct buddy_locked *l, uint64_t addr, unsigned order)
 {
-	buddy_locked_lock(l);
+	lf_spin_lock(&l->lock);
 	const struct buddy_locked_region *r = NULL;
 	int rc = buddy_locked_free_check(l, addr, order, &r);
 	if (rc == BUDDY_OK)
 		buddy_locked_merge(l, r, addr >> BUDDY_FRAME_SHIFT, order);
 	buddy_locked_tally(l, rc, &l->c.frees);
-	buddy_locked_unlock(l);
+	lf_spin_unlock(&l->lock);
 	return rc;
 }
 
@@ -705,10 +688,10 @@ static int buddy_locked_free_run_locked(struct buddy_locked *l, uint64_t addr,
 int buddy_locked_free_run(struct buddy_locked *l, uint64_t addr,
 			  uint64_t nframes)
 {
-	buddy_locked_lock(l);
+	lf_spin_lock(&l->lock);
 	int rc = buddy_locked_free_run_locked(l, addr, nframes);
 	buddy_locked_tally(l, rc, &l->c.frees);
-	buddy_locked_unlock(l);
+	lf_spin_unlock(&l->lock);
 	return rc;
 }
 
@@ -717,7 +700,7 @@ int buddy_locked_free_run(struct buddy_locked *l, uint64_t addr,
 void buddy_locked_stats(struct buddy_locked *l, struct buddy_stats *out)
 {
 	*out = (struct buddy_stats){ .total_frames = 0 };
-	buddy_locked_lock(l);
+	lf_spin_lock(&l->lock);
 	out->total_frames = l->nframes;
 	out->free_frames = l->c.free_frames;
 	for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++)
@@ -730,7 +713,7 @@ void buddy_locked_stats(struct buddy_locked *l, struct buddy_stats *out)
 		out->rejected_by[e] = l->c.rejected_by[e];
 	out->merges = l->c.merges;
 	out->splits = l->c.splits;
-	buddy_locked_unlock(l);
+	lf_spin_unlock(&l->lock);
 }
 
 int buddy_locked_frame(struct buddy_locked *l, uint64_t addr, unsigned *kind,
@@ -741,13 +724,13 @@ int buddy_locked_frame(struct buddy_locked *l, uint64_t addr, unsigned *kind,
 		[BUDDY_LOCKED_FREE] = BUDDY_FRAME_FREE,
 		[BUDDY_LOCKED_ALLOC] = BUDDY_FRAME_ALLOC,
 	};
-	buddy_locked_lock(l);
+	lf_spin_lock(&l->lock);
 	const struct buddy_locked_region *r = NULL;
 	int rc = buddy_locked_locate(l, addr, 0, &r);
 	uint8_t s = 0;
 	if (rc == BUDDY_OK)
 		s = l->state[buddy_locked_idx(r, addr >> BUDDY_FRAME_SHIFT)];
-	buddy_locked_unlock(l);
+	lf_spin_unlock(&l->lock);
 	if (rc != BUDDY_OK)
 		return rc;
 	if (kind != NULL)
@@ -861,13 +844,13 @@ static int buddy_locked_check_tiling(const struct buddy_locked *l,
 int buddy_locked_check(struct buddy_locked *l, uint64_t *frame)
 {
 	uint64_t where = 0;
-	buddy_locked_lock(l);
+	lf_spin_lock(&l->lock);
 	int rc = buddy_locked_check_lists(l, &where);
 	if (rc == 0)
 		rc = buddy_locked_check_tiling(l, &where);
 	for (uint32_t i = 0; i < l->nframes; i++)
 		l->state[i] &= (uint8_t)~BUDDY_LOCKED_MARK;
-	buddy_locked_unlock(l);
+	lf_spin_unlock(&l->lock);
 	if (frame != NULL)
 		*frame = rc != 0 ? where : 0;
 	return rc;

@@ -337,7 +337,7 @@ static bool cache_locks_free(void)
 	struct buddy_cpu *cs[] = {c0, c1, c2};
 	for (unsigned i = 0; i < 3; i++)
 		/* Relaxed: single-threaded; only a peek at the flag. */
-		if (lf_load_u32(&cs[i]->lock, LF_RELAXED) != 0)
+		if (lf_spin_held(&cs[i]->lock, LF_RELAXED))
 			return false;
 	return true;
 }

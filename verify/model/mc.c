@@ -205,6 +205,17 @@ void lf_platform_heavy_barrier(void)
 	lf_atomic_interpose(&mc_heavy_addr, LF_OP_LOAD, LF_SEQ_CST);
 }
 
+/* Coroutines take no interrupts: lf_spin.h's irqsave is a plain lock. */
+lf_irqflags lf_platform_irq_save(void)
+{
+	return 0;
+}
+
+void lf_platform_irq_restore(lf_irqflags flags)
+{
+	(void)flags;
+}
+
 static uint64_t mc_rand(void)
 {
 	/* splitmix64 */

@@ -356,8 +356,10 @@ static int vas_wrange(struct vas *v, struct vas_ctx *c, uint64_t addr,
 	int rc = vas_range_check(v, addr, size, at, n);
 	if (rc == VAS_OK)
 		rc = vas_wbegin(v, c);
-	if (rc == VAS_OK)
-		LF_ASSERT(vt_get_le(&v->addr, *at, e)); /* key 0 always exists */
+	if (rc == VAS_OK) {
+		bool found = vt_get_le(&v->addr, *at, e);
+		LF_ASSERT(found); /* key 0 always exists */
+	}
 	return rc;
 }
 

@@ -25,6 +25,9 @@
  * Naming: lf_<op>_<width>(object, ..., order). Widths: u16 (load, store,
  * exchange and CAS only: the buddy allocator's per-frame state word), u32,
  * u64, uptr, ptr.
+ *
+ * Example: any file of lockfree/ (lf_stack.c is the shortest);
+ * verify/unit/test_atomic.c shows the interposition hook.
  */
 #ifndef LF_ATOMIC_H
 #define LF_ATOMIC_H

@@ -31,6 +31,9 @@
  * LF_ASSERT is always on and is for internal invariants only (bad input from
  * a caller is an error code, never an assertion); LF_DEBUG_ASSERT is for
  * expensive checks and compiles away unless LF_DEBUG is defined.
+ *
+ * Example: platform/user.c (userspace) and kernel/trap.c (a kernel)
+ * implement it; examples/ programs use the userspace one.
  */
 #ifndef LF_PLATFORM_H
 #define LF_PLATFORM_H

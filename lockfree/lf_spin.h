@@ -29,6 +29,9 @@
  * on) after it is released, through lf_platform_irq_save() and
  * lf_platform_irq_restore() of the platform shim. In userspace and under the
  * model checker there are no interrupts and those two do nothing.
+ *
+ * Example: verify/unit/test_spin.c; kernel/torture.c (the
+ * interrupt-disabling variant).
  */
 #ifndef LF_SPIN_H
 #define LF_SPIN_H

@@ -28,6 +28,9 @@
  *
  * Freestanding: <stdint.h>, <stddef.h>, <stdbool.h> and lockfree/.
  *
+ * Example: examples/vas_example.c (node source, contexts as epoch
+ * participants, allocation, lookup, partial free, error codes).
+ *
  * Synchronization table:
  *   vas_lookup, vas_iterate, vas_stats   with anything, on any context
  *   vas_alloc, vas_alloc_at, vas_free    with anything (writers take turns)

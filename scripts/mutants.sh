@@ -241,14 +241,18 @@ build() {
 # failing test.
 runtests() {
 	local out=$3.last
+	rm -f "$3.junit.xml"
 	timeout "$tmo" ctest --test-dir "$src/build/$1" -R "$2" -LE "$exclude" \
-		-j "$jobs" --stop-on-failure --output-on-failure >"$out" 2>&1
+		-j "$jobs" --stop-on-failure --output-on-failure \
+		--output-junit "$3.junit.xml" >"$out" 2>&1
 	local rc=$? failed
 	cat "$out" >>"$3.ctest"
 	cat "$out" >>"$3"
-	failed=$(sed -n '/The following tests FAILED/,$p' "$out" |
-		sed -n 's/^[[:space:]]*[0-9]* - \([^ ]*\) .*/\1/p' | head -n 1)
-	rm -f "$out"
+	# The failing test, from ctest's JUnit report (not its text).
+	failed=$(grep -o '<testcase name="[^"]*"[^>]*status="fail"' \
+		"$3.junit.xml" 2>/dev/null | sed 's/<testcase name="\([^"]*\)".*/\1/' |
+		head -n 1)
+	rm -f "$out" "$3.junit.xml"
 	if [ $rc -eq 124 ]; then
 		echo "timeout(${tmo}s)"
 		return 1

@@ -77,7 +77,7 @@ verify-long: deps
 	@JOBS=$(JOBS) scripts/verify-long.sh
 
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	scripts/format.sh
 
 clean:
 	rm -rf build

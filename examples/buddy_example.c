@@ -26,7 +26,10 @@
 #define NCPUS 2
 
 /* A memory map as firmware reports it (e820-style): base, length, usable. */
-static const struct { uint64_t base, len; int usable; } memmap[] = {
+static const struct {
+	uint64_t base, len;
+	int usable;
+} memmap[] = {
 	{ 0x00000000, 0x0009fc00, 1 }, /* low memory, ends mid-frame */
 	{ 0x000f0000, 0x00010000, 0 }, /* BIOS */
 	{ 0x00100000, 0x07f00000, 1 }, /* 1 MiB - 128 MiB */
@@ -125,7 +128,8 @@ int main(void)
 	buddy_zone_stats(z, &st);
 	if (st.free_frames != st.total_frames ||
 	    (rc = buddy_zone_check(z, true, NULL)) != 0) {
-		fprintf(stderr, "buddy_example: zone not whole (check %d)\n", rc);
+		fprintf(stderr, "buddy_example: zone not whole (check %d)\n",
+			rc);
 		return 1;
 	}
 	printf("buddy_example: %u regions, %" PRIu64 " frames, %zu bytes of "

@@ -30,8 +30,9 @@ static void *node_get(void *arg)
 	(void)arg;
 	void *p = aligned_alloc(4096, VAS_NODE_SIZE);
 	if (p != NULL)
-		live_nodes++; /* the vas calls get and put under its writer lock */
-	return p;         /* NULL: the vas call fails with VAS_ENOMEM */
+		live_nodes++; /* the vas calls get and put under its writer lock
+			       */
+	return p;             /* NULL: the vas call fails with VAS_ENOMEM */
 }
 
 static void node_put(void *arg, void *node)
@@ -59,7 +60,8 @@ int main(void)
 	struct vas *v = aligned_alloc(64, (sizeof(*v) + 63) & ~(size_t)63);
 	struct vas_ctx *c = aligned_alloc(64, (sizeof(*c) + 63) & ~(size_t)63);
 	memset(c, 0, sizeof(*c)); /* a context is registered zero-filled */
-	expect("vas_create", vas_create(v, base, size, 4096, &src, 0, 8), VAS_OK);
+	expect("vas_create", vas_create(v, base, size, 4096, &src, 0, 8),
+	       VAS_OK);
 	lf_platform_user_set_cpu(0);
 	expect("vas_ctx_register", vas_ctx_register(v, c), VAS_OK);
 

@@ -54,8 +54,8 @@ int main(void)
 	if (vas_create(v, 1ull << 40, 1ull << 30, 4096, &src, 0, 4) != VAS_OK ||
 	    vas_ctx_register(v, c) != VAS_OK ||
 	    vas_alloc(c, 8192, 0, VAS_FIRST_FIT, 1, &va) != VAS_OK ||
-	    vas_free(c, va, 8192) != VAS_OK || vas_ctx_unregister(c) != VAS_OK ||
-	    vas_destroy(v) != VAS_OK) {
+	    vas_free(c, va, 8192) != VAS_OK ||
+	    vas_ctx_unregister(c) != VAS_OK || vas_destroy(v) != VAS_OK) {
 		fprintf(stderr, "consumer: vas failed\n");
 		return 1;
 	}

@@ -22,7 +22,7 @@
 #define ROUNDS 20000
 
 static struct lf_spin lock;
-static lf_atomic_u32 inside; /* (a) threads between lock and unlock */
+static lf_atomic_u32 inside;      /* (a) threads between lock and unlock */
 static uint64_t plain_a, plain_b; /* under lock */
 static atomic_ulong overlaps, torn;
 

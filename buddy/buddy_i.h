@@ -108,7 +108,8 @@ enum buddy_ctr {
 };
 
 /*
- * Field tags: (i) set at init, then read-only; (a) atomic, any context;
+ * Field tags (CONTRIBUTING.md has the legend): (i) set at init, then
+ * read-only; (a) atomic, any context;
  * (o) written only by the thread using this context, read by others
  * (relaxed, a snapshot, unless said otherwise); (l) the cache: written by
  * the owner inside buddy_own_enter()/exit or by a context holding the

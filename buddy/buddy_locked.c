@@ -382,6 +382,11 @@ static int buddy_locked_locate(const struct buddy_locked *l, uint64_t addr,
 			       unsigned order,
 			       const struct buddy_locked_region **rp)
 {
+	/*
+	 * Finds the region like the lock-free buddy's lookup in buddy_i.h,
+	 * written again on purpose: the locked buddy is the oracle of the
+	 * model tests and shares no region code with what it checks.
+	 */
 	if (order > BUDDY_MAX_ORDER)
 		return BUDDY_EINVAL;
 	uint64_t pfn = addr >> BUDDY_FRAME_SHIFT;
@@ -626,6 +631,10 @@ static int buddy_locked_alloc_run_locked(struct buddy_locked *l,
 int buddy_locked_alloc_run(struct buddy_locked *l, uint64_t nframes,
 			   uint64_t *addr)
 {
+	/*
+	 * Lock, the body, the count, unlock: every public call of this file
+	 * is this wrapper around its _locked body.
+	 */
 	lf_spin_lock(&l->lock);
 	int rc = buddy_locked_alloc_run_locked(l, nframes, addr);
 	buddy_locked_tally(l, rc, &l->c.allocs);

@@ -34,11 +34,17 @@ if ls "$prefix"/include/lfalloc/*_i.h >/dev/null 2>&1; then
     echo "FAIL: internal headers installed"; exit 1
 fi
 
+# consumer DIR CMAKE-ARGS...: configure, build and run examples/consumer.
+consumer() {
+    local dir=$1
+    shift
+    cmake -S "$src/examples/consumer" -B "$dir" "${gen[@]}" "$@" >/dev/null
+    cmake --build "$dir" -j "$jobs" >/dev/null
+    "$dir/consumer"
+}
+
 echo "== 2. find_package(lfalloc)"
-cmake -S "$src/examples/consumer" -B "$work/by-cmake" "${gen[@]}" \
-    -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
-cmake --build "$work/by-cmake" -j "$jobs" >/dev/null
-"$work/by-cmake/consumer"
+consumer "$work/by-cmake" -DCMAKE_PREFIX_PATH="$prefix"
 
 echo "== 3. pkg-config lfalloc-user"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
@@ -48,8 +54,5 @@ export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 "$work/by-pkgconfig"
 
 echo "== 4. add_subdirectory(lfalloc)"
-cmake -S "$src/examples/consumer" -B "$work/by-subdir" "${gen[@]}" \
-    -DLFALLOC_SOURCE_DIR="$src" >/dev/null
-cmake --build "$work/by-subdir" -j "$jobs" >/dev/null
-"$work/by-subdir/consumer"
+consumer "$work/by-subdir" -DLFALLOC_SOURCE_DIR="$src"
 echo "install_consumer: pass"

@@ -297,6 +297,10 @@ static void *inflight_main(void *arg)
  */
 static void setup_one_block(void)
 {
+	/*
+	 * A zone and the owner stamps set up as in the main mode: this mode
+	 * needs one region and its own size.
+	 */
 	uint64_t frames = (uint64_t)1 << 16;
 	rg[0] = (struct buddy_region){ frames * BUDDY_FRAME_SIZE,
 				       frames * BUDDY_FRAME_SIZE };

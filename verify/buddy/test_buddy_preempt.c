@@ -272,6 +272,10 @@ struct race {
 
 static void nested_alloc_c1_op(void *arg)
 {
+	/*
+	 * Shaped like nested_alloc_op(): the same injected allocation, by the
+	 * race's other context.
+	 */
 	struct race *q = arg;
 	q->rc = buddy_alloc(c1, q->order, &q->addr);
 }

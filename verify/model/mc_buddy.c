@@ -395,6 +395,10 @@ static bool mb_model_final(const void *st)
 	return m->used == held;
 }
 
+/*
+ * A struct lin_model per harness (lin.h), each with its own sequential
+ * specification.
+ */
 static const struct lin_model mb_model = {
 	.size = sizeof(struct mb_model),
 	.init = mb_model_init,

@@ -7,9 +7,9 @@
  *
  *   B6  two buddies freed at the same moment: the free of A preempted at
  *       step n by the whole free of its buddy B on another CPU, for every
- *       n: the zone must end fully coalesced, one free block (the race of
- *       HARD-PARTS: "two neighbours freed at the same moment can each see
- *       the other as busy and both stay unmerged");
+ *       n: the zone must end fully coalesced, one free block (the race
+ *       of B6 in docs/design.md: two neighbours freed at the same moment
+ *       can each see the other as busy and both stay unmerged);
  *   B2  a free racing an allocation of its buddy: the free of A preempted
  *       at step n by an allocation of A's order on another CPU (which can
  *       only get B, or A once merged and split again): the block it got

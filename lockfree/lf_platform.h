@@ -24,7 +24,7 @@
  *
  * A platform provides lf_platform_cpu_id(), lf_platform_panic(), the two
  * heavy-barrier functions and the two interrupt functions: platform/user.c
- * for userspace, kernel/trap.c for the kernel, verify/model/mc.c for the
+ * for userspace, kernel/trap.c for the kernel, verify/mc/mc.c for the
  * model checker.
  *
  * Assertions come in two tiers:

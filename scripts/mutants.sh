@@ -41,7 +41,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 mdir=$root/verify/mutants
 jobs=${JOBS:-$(nproc)}
 tmo=${MUTANT_TIMEOUT:-180}
-presets_ok=" default tsan asan model "
+presets_ok=" default tsan asan mc "
 # Never the QEMU boots or the benchmarks: they test nothing a mutant breaks
 # that the userspace tests do not, and cost minutes.
 exclude='kernel|bench'
@@ -207,7 +207,7 @@ for n in "${names[@]}"; do
 	done < <(runs "$mdir/$n.patch")
 done
 presets=()
-for p in default tsan asan model; do
+for p in default tsan asan mc; do
 	[ -n "${union[$p]:-}" ] || continue
 	presets+=("$p")
 	# shellcheck disable=SC2046,SC2086

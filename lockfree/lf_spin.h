@@ -17,10 +17,8 @@
  *                      names (buddy_cache.c reads it with acquire to pair
  *                      with a drainer's unlock)
  *
- * Invariant: at most one holder (the word goes 0 -> 1 only by an exchange
- * that read 0). The lock is not fair and not recursive; a waiter spins on a
- * relaxed load (the cache line stays shared while the lock is held) and
- * retries the exchange only when the word looked free.
+ * Not fair, not recursive; the invariant (one holder) and the ordering
+ * argument are in docs/design.md 1.5.
  *
  * The interrupt-disabling variant (lf_spin_lock_irqsave() and
  * lf_spin_unlock_irqrestore()) is for a lock that an interrupt handler may

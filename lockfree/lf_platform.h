@@ -30,7 +30,9 @@
  * Assertions come in two tiers:
  * LF_ASSERT is always on and is for internal invariants only (bad input from
  * a caller is an error code, never an assertion); LF_DEBUG_ASSERT is for
- * expensive checks and compiles away unless LF_DEBUG is defined.
+ * expensive checks and compiles away unless LF_DEBUG is defined. Neither
+ * may have side effects: do the work, keep its result, assert on the
+ * result (CONTRIBUTING.md).
  *
  * Example: platform/user.c (userspace) and kernel/trap.c (a kernel)
  * implement it; examples/ programs use the userspace one.

@@ -3,7 +3,7 @@
 #
 #   make run     the main job: boot the kernel in QEMU, torture on every CPU
 #   make test    the whole suite (ctest) over every preset: default, tsan, asan,
-#                model (the model checker of verify/model/)
+#                mc (the model checker of verify/mc/)
 #   make bench   the benchmarks, baselines in the same run; CSV under bench/results
 #   make mutants the seeded bugs of verify/mutants/: killed or surviving
 #   make verify-long  the long model-checking and fuzzing searches
@@ -12,7 +12,7 @@
 # when CI is set), PRESETS (for make test), SECONDS_RUN (per test), SMP, MEM,
 # TESTS, KARGS (make run / make debug: kernel/README.md); make demo, make debug.
 
-PRESETS ?= default tsan asan model
+PRESETS ?= default tsan asan mc
 JOBS ?= $(shell nproc)
 WERROR ?= $(if $(CI),1,0)
 SECONDS_RUN ?= 3
@@ -30,7 +30,7 @@ CMAKE_WERROR := $(if $(filter 1 ON on yes,$(WERROR)),ON,OFF)
 # decides what is out of date), so they are static pattern rules: GNU make
 # never applies an ordinary pattern rule (build-%) to a phony target, which
 # once left `make run` on a fresh clone with nothing built.
-PRESET_NAMES := default tsan asan model
+PRESET_NAMES := default tsan asan mc
 BUILD_TARGETS := $(addprefix build-,$(PRESET_NAMES))
 TEST_TARGETS := $(addprefix test-,$(PRESET_NAMES))
 .PHONY: $(BUILD_TARGETS) $(TEST_TARGETS)
@@ -77,7 +77,7 @@ verify-long: deps
 	@JOBS=$(JOBS) scripts/verify-long.sh
 
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	scripts/format.sh
 
 clean:
 	rm -rf build

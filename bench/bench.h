@@ -128,6 +128,26 @@ bool bench_result_load(const struct bench_results *res, double start[3],
 		       double end[3]);
 
 /*
+ * Helpers every benchmark program uses, on the harness or with a driver of
+ * its own (bench_frag, bench_mem), so that options, CSV files and medians
+ * mean the same everywhere:
+ *
+ * bench_num: the number in option opt's value s, in [lo, hi]; prints
+ * "prog: opt: ..." and exits 2 on a missing, malformed or out-of-range
+ * value.
+ */
+double bench_num(const char *prog, const char *opt, const char *s,
+		 double lo, double hi);
+
+/* Median of v[0..n) (1 <= n <= 1000), v left as it is; *min and *max
+ * (either may be NULL) get the extremes. */
+double bench_median(const double *v, unsigned n, double *min, double *max);
+
+/* Create the CSV file path with its header line; perror and exit 2 if it
+ * cannot be created. */
+FILE *bench_csv_create(const char *path, const char *header);
+
+/*
  * /proc/loadavg's 1, 5 and 15 minute figures into la; false (and -1s) if it
  * cannot be read. Cheap (one small read): fine between points.
  */

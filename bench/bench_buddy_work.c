@@ -340,6 +340,11 @@ static uint64_t bb_cross_consume(struct bb_thread *t, struct bb_ring *r)
 static uint64_t bb_cross_alone(struct bb_thread *t,
 			       const struct bench_stop *stop)
 {
+	/*
+	 * Takes and gives back blocks like bb_run_bulk(), a ring's worth at a
+	 * time: the cross workload on one thread, with its own count and
+	 * stop.
+	 */
 	uint64_t n = 0;
 
 	do {

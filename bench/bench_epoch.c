@@ -121,6 +121,10 @@ static int bench_lf_epoch_check(void)
 	return bench_epoch_check_errors("lf_epoch");
 }
 
+/*
+ * One struct bench_impl per implementation (bench.h): the tables share their
+ * shape by design.
+ */
 const struct bench_impl bench_lf_epoch = {
 	.bench = "epoch",
 	.impl = "lf_epoch",
@@ -186,6 +190,10 @@ static void bench_ck_epoch_thread_fini(unsigned id)
 
 static int bench_ck_epoch_check(void)
 {
+	/*
+	 * Checks ck's records as the function above checks ours: both
+	 * implementations are verified the same way.
+	 */
 	for (unsigned i = 0; i < BENCH_MAX_THREADS; i++) {
 		if (!bench_ck_records[i].registered)
 			continue;

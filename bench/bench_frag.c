@@ -591,13 +591,6 @@ static int bench_frag_one(enum bench_frag_kind kind, unsigned ci, unsigned r,
 	return rc;
 }
 
-static int bench_frag_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 /* Median over the repeats of one field of the summaries. */
 static double bench_frag_median(unsigned kind, unsigned ci, unsigned reps,
 				size_t off)
@@ -607,8 +600,7 @@ static double bench_frag_median(unsigned kind, unsigned ci, unsigned reps,
 	for (unsigned r = 0; r < reps; r++)
 		memcpy(&v[r], (const char *)&bench_frag_sums[kind][ci][r] + off,
 		       sizeof(double));
-	qsort(v, reps, sizeof(double), bench_frag_cmp);
-	return reps % 2 ? v[reps / 2] : (v[reps / 2 - 1] + v[reps / 2]) / 2;
+	return bench_median(v, reps, NULL, NULL);
 }
 
 static void bench_frag_table_row(unsigned kind, unsigned ci,
@@ -689,25 +681,11 @@ static void bench_frag_usage(FILE *f)
 		"test\n");
 }
 
-/* A number in [lo, hi]; exit 2 on anything else. */
+/* A number in [lo, hi] (bench.h); exit 2 on anything else. */
 static double bench_frag_num(const char *opt, const char *s, double lo,
 			     double hi)
 {
-	char *end;
-	double v;
-
-	if (s == NULL) {
-		fprintf(stderr, "bench_frag: %s needs a value\n", opt);
-		exit(2);
-	}
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi)) {
-		fprintf(stderr, "bench_frag: %s: '%s' is not in [%g, %g]\n",
-			opt, s, lo, hi);
-		exit(2);
-	}
-	return v;
+	return bench_num("bench_frag", opt, s, lo, hi);
 }
 
 /* "1,2": thread counts; exit 2 on a bad list. */
@@ -846,15 +824,9 @@ static void bench_frag_header(const struct bench_frag_opts *o)
 
 static FILE *bench_frag_csv_open(const char *path)
 {
-	FILE *csv = fopen(path, "w");
-
-	if (csv == NULL) {
-		perror(path);
-		exit(2);
-	}
-	fprintf(csv, "bench,impl,threads,repeat,sample,ops,free_frames,"
-		"cached_frames,order9_frames,share,enomem,load1\n");
-	return csv;
+	return bench_csv_create(path, "bench,impl,threads,repeat,sample,ops,"
+				      "free_frames,cached_frames,order9_frames,"
+				      "share,enomem,load1");
 }
 
 /* Repeats outermost, allocators interleaved within a repeat. */

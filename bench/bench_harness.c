@@ -130,26 +130,31 @@ static void bench_usage(FILE *f)
 		bench_prog->name);
 }
 
-/* Parse a number in [lo, hi]; exit 2 on anything else. */
-static double bench_parse_num(const char *opt, const char *s, double lo,
-			      double hi)
+double bench_num(const char *prog, const char *opt, const char *s,
+		 double lo, double hi)
 {
 	char *end;
 	double v;
 
 	if (s == NULL) {
-		fprintf(stderr, "%s: %s needs a value\n", bench_prog->name,
-			opt);
+		fprintf(stderr, "%s: %s needs a value\n", prog, opt);
 		exit(2);
 	}
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno != 0 || end == s || *end != '\0' || !(v >= lo && v <= hi)) {
-		fprintf(stderr, "%s: %s: '%s' is not in [%g, %g]\n",
-			bench_prog->name, opt, s, lo, hi);
+		fprintf(stderr, "%s: %s: '%s' is not in [%g, %g]\n", prog, opt,
+			s, lo, hi);
 		exit(2);
 	}
 	return v;
+}
+
+/* bench_num() for this program's options. */
+static double bench_parse_num(const char *opt, const char *s, double lo,
+			      double hi)
+{
+	return bench_num(bench_prog->name, opt, s, lo, hi);
 }
 
 static void bench_parse(int argc, char **argv, struct bench_opts *o)
@@ -319,16 +324,21 @@ static int bench_cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Median, min and max of v[0..n), n >= 1; v is left as it is. */
-static double bench_median(const double *v, unsigned n, double *min,
-			   double *max)
+double bench_median(const double *v, unsigned n, double *min, double *max)
 {
 	double w[BENCH_MAX_REPEATS];
 
+	if (n > BENCH_MAX_REPEATS) {
+		fprintf(stderr, "bench_median: %u values, at most %d\n", n,
+			BENCH_MAX_REPEATS);
+		exit(2);
+	}
 	memcpy(w, v, n * sizeof(double));
 	qsort(w, n, sizeof(double), bench_cmp_double);
-	*min = w[0];
-	*max = w[n - 1];
+	if (min != NULL)
+		*min = w[0];
+	if (max != NULL)
+		*max = w[n - 1];
 	if (n % 2)
 		return w[n / 2];
 	return (w[n / 2 - 1] + w[n / 2]) / 2;
@@ -680,7 +690,7 @@ static int bench_width(void)
 	return (int)w;
 }
 
-static FILE *bench_csv_open(const char *path)
+FILE *bench_csv_create(const char *path, const char *header)
 {
 	FILE *csv = fopen(path, "w");
 
@@ -688,9 +698,15 @@ static FILE *bench_csv_open(const char *path)
 		perror(path);
 		exit(2);
 	}
-	fprintf(csv, "bench,impl,threads,repeat,ops,seconds,ns_per_op,"
-		"cpu_seconds,cpu_ns_per_op,load1\n");
+	fprintf(csv, "%s\n", header);
 	return csv;
+}
+
+static FILE *bench_csv_open(const char *path)
+{
+	return bench_csv_create(path, "bench,impl,threads,repeat,ops,seconds,"
+				      "ns_per_op,cpu_seconds,cpu_ns_per_op,"
+				      "load1");
 }
 
 int bench_main(const struct bench_prog *prog, int argc, char **argv)

@@ -276,12 +276,9 @@ int main(int argc, char **argv)
 	bool quick = bench_mem_parse(argc, argv, &path);
 	int rc;
 
-	if (path != NULL && (bench_mem_csv = fopen(path, "w")) == NULL) {
-		perror(path);
-		return 2;
-	}
-	if (bench_mem_csv != NULL)
-		fprintf(bench_mem_csv, "what,impl,param,units,bytes,per\n");
+	if (path != NULL)
+		bench_mem_csv = bench_csv_create(path,
+						 "what,impl,param,units,bytes,per");
 	bench_print_load("start");
 	rc = bench_mem_buddy();
 	rc |= bench_mem_vas(quick);

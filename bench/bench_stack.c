@@ -174,6 +174,10 @@ static int bench_lf_stack_check(void)
 	return bench_stack_check_end("lf_stack", seen, 0);
 }
 
+/*
+ * One struct bench_impl per implementation (bench.h): the tables share their
+ * shape by design.
+ */
 const struct bench_impl bench_lf_stack = {
 	.bench = "stack",
 	.impl = "lf_stack",
@@ -294,6 +298,11 @@ static const char *bench_ck_stack_mpmc_skip(unsigned nthreads)
 static uint64_t bench_ck_stack_mpmc_run(unsigned id,
 					const struct bench_stop *stop)
 {
+	/*
+	 * The loop of bench_ck_stack_upmc_run() with ck's mpmc pop and push:
+	 * ck has one function per variant, and a function pointer would put
+	 * an indirect call into the timed loop.
+	 */
 	uint64_t ops = 0, empty = 0;
 
 	(void)id;

@@ -86,6 +86,10 @@ const char *bench_urcu_memb_note(void)
 			 "falls back to full fences";
 }
 
+/*
+ * One struct bench_impl per implementation (bench.h): the tables share their
+ * shape by design.
+ */
 const struct bench_impl bench_urcu_memb = {
 	.bench = "epoch",
 	.impl = "urcu_memb",

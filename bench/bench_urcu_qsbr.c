@@ -14,6 +14,11 @@
  * Built with _LGPL_SOURCE (inline fast paths; LGPL-2.1 code inlined into
  * this benchmark program only).
  */
+/*
+ * The same harness as bench_urcu_memb.c for liburcu's QSBR flavour: the
+ * flavours are separate APIs (their own header and symbols), so each has its
+ * own file.
+ */
 #define _LGPL_SOURCE
 #include <urcu/urcu-qsbr.h>
 
@@ -77,6 +82,10 @@ static int bench_qsbr_check(void)
 	return 0;
 }
 
+/*
+ * One struct bench_impl per implementation (bench.h): the tables share their
+ * shape by design.
+ */
 const struct bench_impl bench_urcu_qsbr = {
 	.bench = "epoch",
 	.impl = "urcu_qsbr",

@@ -419,6 +419,7 @@ static void bv_fini(void)
 		}
 }
 
+/* One struct bench_prog per program (bench.h), shaped like bench_buddy.c's. */
 static const struct bench_prog bench_vas = {
 	.name = "bench_vas",
 	.impls = bv_impls,

@@ -299,6 +299,11 @@ static int rb_free_locked(struct rb_va *a, uint64_t addr, uint64_t size)
 		rb_node_put(a, next);
 	}
 	RB_INSERT(rb_size_tree, &a->size, n);
+	/*
+	 * The baseline's own tree steps (remove, resize, re-insert in both
+	 * trees) as in the function above: the red-black baseline is written
+	 * plainly, like a textbook allocator, on purpose.
+	 */
 	return 0;
 }
 
@@ -361,6 +366,7 @@ static uint64_t rb_bytes(void *p)
 	return (a->nodes + a->pooled) * sizeof(struct rb_range);
 }
 
+/* One ops table per implementation (bench_vas.h), as bench_vas_lf.c's. */
 const struct bench_vas_ops bench_vas_ops_rb_rwlock = {
 	.create = rb_create_rwlock,
 	.destroy = rb_destroy,

@@ -21,6 +21,8 @@
 set -euo pipefail
 
 csv='' kind='' threads='1' series='' min=1
+# Option parsing in the shape of check_csv.sh's and kernel/run-qemu.sh's: each
+# script takes its own options and stays standalone.
 while [ $# -gt 0 ]; do
     case "$1" in
     --csv) csv=$2; shift 2 ;;

@@ -87,7 +87,7 @@ size_t buddy_meta_size(const struct buddy_region *regions, unsigned nregions,
 static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 			   uint32_t id)
 {
-	lf_init_u32(&c->lock, 0);
+	lf_spin_init(&c->lock);
 	lf_init_u32(&c->own, 0);
 	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
 		lf_init_u32(&c->count[o], 0);

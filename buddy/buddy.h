@@ -18,7 +18,10 @@
  * buddy would be, and an allocation never fails while merging could
  * satisfy it.
  * The design, its numbered invariants and its memory-ordering argument are in
- * docs/design.md ("The buddy allocator"); buddy.c repeats them briefly.
+ * docs/design.md ("The buddy allocator"); the sources cite them by number.
+ *
+ * Example: examples/buddy_example.c (regions from a memory map, metadata
+ * sizing, per-CPU contexts, allocation, free, error codes).
  *
  * Per-CPU caches hold blocks of orders 0 to BUDDY_CACHE_ORDERS - 1, in the
  * style of x15's per-CPU page pools: the common path writes only the CPU's

@@ -67,19 +67,15 @@ static inline unsigned buddy_carve_order(unsigned o)
 	return m > BUDDY_LINE_ORDER ? m : BUDDY_LINE_ORDER;
 }
 
+/* The cache lock (lf_spin.h: acquire pairs with the last holder's release). */
 static void buddy_cache_lock(struct buddy_cpu *c)
 {
-	/* Acquire: pairs with the release in buddy_cache_unlock(). */
-	while (lf_xchg_u32(&c->lock, 1, LF_ACQUIRE) != 0)
-		/* Relaxed: spin on a read until it looks free. */
-		while (lf_load_u32(&c->lock, LF_RELAXED) != 0)
-			lf_platform_pause();
+	lf_spin_lock(&c->lock);
 }
 
 static void buddy_cache_unlock(struct buddy_cpu *c)
 {
-	/* Release: pairs with the acquire in buddy_cache_lock(). */
-	lf_store_u32(&c->lock, 0, LF_RELEASE);
+	lf_spin_unlock(&c->lock);
 }
 
 /*
@@ -100,7 +96,7 @@ static inline bool buddy_own_enter(struct buddy_cpu *c)
 		 * Acquire: pairs with the release in buddy_cache_unlock() by
 		 * the last drainer: its changes to the slots are seen.
 		 */
-		if (LF_LIKELY(lf_load_u32(&c->lock, LF_ACQUIRE) == 0))
+		if (LF_LIKELY(!lf_spin_held(&c->lock, LF_ACQUIRE)))
 			return true;
 		/* Release: pairs with the drainer's wait in buddy_seize(). */
 		lf_store_u32(&c->own, 0, LF_RELEASE);

@@ -141,7 +141,8 @@ void buddy_publish_half(struct buddy_cpu *c, uint32_t u, unsigned k)
 
 /*
  * x is BUSY(k) and ours; if its buddy b is FREE(k), claim it and make the
- * lower of the two the BUSY head of order k + 1. Returns the new head or x.
+ * lower of the two the BUSY head of order k + 1. True if merged (the new
+ * head is then the lower of x and b), false with nothing changed.
  */
 static bool buddy_merge_claim(struct buddy_cpu *c, uint32_t x, uint32_t b,
 			      unsigned k)

@@ -18,6 +18,7 @@
 #define BUDDY_I_H
 
 #include "buddy.h"
+#include "lf_spin.h"
 
 enum buddy_kind {
 	BK_NONE = 0, /* never stored */
@@ -107,7 +108,8 @@ enum buddy_ctr {
 };
 
 /*
- * Field tags: (i) set at init, then read-only; (a) atomic, any context;
+ * Field tags (CONTRIBUTING.md has the legend): (i) set at init, then
+ * read-only; (a) atomic, any context;
  * (o) written only by the thread using this context, read by others
  * (relaxed, a snapshot, unless said otherwise); (l) the cache: written by
  * the owner inside buddy_own_enter()/exit or by a context holding the
@@ -167,7 +169,7 @@ struct buddy_cpu {
 	 */
 	struct buddy_chain *chain;
 	/* The cache lock, on a line of its own: drainers write it. */
-	lf_atomic_u32 lock LF_CACHE_ALIGNED; /* (a) */
+	struct lf_spin lock LF_CACHE_ALIGNED; /* (a) */
 	/*
 	 * (l) The cached blocks of each order: a LIFO of frame indices.
 	 * Plain memory: the cache's exclusion orders every access (so that

@@ -1,5 +1,5 @@
 /*
- * lf_demo.c: `make run` until the kernel exists. Runs the lockfree core's
+ * lf_demo.c: `make demo`. Runs the lockfree core's
  * three workloads (verify/stress/workload.h) on every online CPU, one after
  * another, prints what each did, and exits non-zero if any property failed.
  *   lf_demo [--seconds S] [--threads N] [--seed X]

@@ -174,6 +174,11 @@ tramp32:
 	ljmp $0x08, $T(tramp64)
 	.code64
 tramp64:
+	/*
+	 * The data segments, loaded as on the BSP's path above: an AP comes
+	 * here through the trampoline on its own path and needs the same
+	 * selectors.
+	 */
 	movw $0x10, %ax
 	movw %ax, %ds
 	movw %ax, %es

@@ -25,7 +25,7 @@
 #include "lf_platform.h"
 #include "vas.h"
 
-/* ---- layout (kernel/README.md, "Address space") ---- */
+/* ---- layout (kernel/README.md, "Boot protocol: PVH": the address space) ---- */
 #define KERNEL_VMA 0xffffffff80000000ull  /* + physical: the image */
 #define DIRECT_BASE 0xffff800000000000ull /* + physical: RAM only */
 #define VMALLOC_BASE 0xffffc00000000000ull /* the vaspace region */

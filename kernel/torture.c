@@ -29,6 +29,7 @@
  * every frame is free but those the kernel itself holds.
  */
 #include "kern.h"
+#include "lf_spin.h"
 
 #define BHELD 128
 #define BMAX_ORDER 7
@@ -43,7 +44,7 @@ struct bblk {
 };
 
 struct mailbox {
-	lf_atomic_u32 lock; /* (a) */
+	struct lf_spin lock; /* (a) taken with interrupts off */
 	lf_atomic_u32 n;    /* (a) written under lock, peeked without */
 	struct bblk b[MBOX]; /* under lock */
 } LF_CACHE_ALIGNED;
@@ -142,30 +143,34 @@ static void bfree(struct cpu *c, const struct bblk *b, unsigned kind)
 		terror(c, "buddy_free", b->pa, (uint64_t)-rc);
 }
 
-static void mbox_lock(struct mailbox *m)
+/*
+ * The mailbox lock, interrupts off while it is held: a TLB shootdown IPI
+ * taken by the holder would stretch the hold time of every sender spinning
+ * on it (the handler never takes a mailbox lock, so a spinning CPU with
+ * interrupts off cannot deadlock against one waiting for its IPI ack: the
+ * holder sends no IPI while it holds the lock).
+ */
+static lf_irqflags mbox_lock(struct mailbox *m)
 {
-	/* Acquire: pairs with the release in mbox_unlock(). */
-	while (lf_xchg_u32(&m->lock, 1, LF_ACQUIRE) != 0)
-		while (lf_load_u32(&m->lock, LF_RELAXED) != 0)
-			lf_platform_pause();
+	return lf_spin_lock_irqsave(&m->lock);
 }
 
-static void mbox_unlock(struct mailbox *m)
+static void mbox_unlock(struct mailbox *m, lf_irqflags f)
 {
-	lf_store_u32(&m->lock, 0, LF_RELEASE);
+	lf_spin_unlock_irqrestore(&m->lock, f);
 }
 
 static bool mbox_send(unsigned to, const struct bblk *b)
 {
 	struct mailbox *m = &mbox[to];
-	mbox_lock(m);
+	lf_irqflags f = mbox_lock(m);
 	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
 	bool ok = n < MBOX;
 	if (ok) {
 		m->b[n] = *b;
 		lf_store_u32(&m->n, n + 1, LF_RELAXED);
 	}
-	mbox_unlock(m);
+	mbox_unlock(m, f);
 	return ok;
 }
 
@@ -175,12 +180,12 @@ static void mbox_drain(struct cpu *c)
 	struct bblk got[32];
 	/* Relaxed peek: the lock orders what is taken. */
 	while (lf_load_u32(&m->n, LF_RELAXED) != 0) {
-		mbox_lock(m);
+		lf_irqflags f = mbox_lock(m);
 		uint32_t n = lf_load_u32(&m->n, LF_RELAXED), k = 0;
 		while (n > 0 && k < 32)
 			got[k++] = m->b[--n];
 		lf_store_u32(&m->n, n, LF_RELAXED);
-		mbox_unlock(m);
+		mbox_unlock(m, f);
 		for (uint32_t i = 0; i < k; i++)
 			bfree(c, &got[i], 2);
 	}

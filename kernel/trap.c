@@ -310,3 +310,17 @@ void lf_platform_heavy_barrier(void)
 {
 	lf_platform_panic(__FILE__, __LINE__, "no heavy barrier in the kernel");
 }
+
+/* RFLAGS.IF (bit 9) saved, then cleared; set again only if it was set. */
+lf_irqflags lf_platform_irq_save(void)
+{
+	uint64_t flags;
+	__asm__ __volatile__("pushfq; popq %0; cli" : "=r"(flags)::"memory");
+	return (lf_irqflags)flags;
+}
+
+void lf_platform_irq_restore(lf_irqflags flags)
+{
+	if (flags & 0x200)
+		irq_enable();
+}

@@ -25,6 +25,9 @@
  * Naming: lf_<op>_<width>(object, ..., order). Widths: u16 (load, store,
  * exchange and CAS only: the buddy allocator's per-frame state word), u32,
  * u64, uptr, ptr.
+ *
+ * Example: any file of lockfree/ (lf_stack.c is the shortest);
+ * verify/unit/test_atomic.c shows the interposition hook.
  */
 #ifndef LF_ATOMIC_H
 #define LF_ATOMIC_H
@@ -121,7 +124,12 @@ static inline lf_order lf_order_cas_fail(lf_order succ)
 			&a->v, expected, desired, o, lf_order_cas_fail(o));      \
 	}
 
-/* Arithmetic and bitwise read-modify-writes, for the integer widths only. */
+/*
+ * Arithmetic and bitwise read-modify-writes, for the integer widths only.
+ * They share one shape on purpose: one function per operation, each with
+ * its own hook code, so a call site names the operation and the order it
+ * means.
+ */
 #define LF_ATOMIC_DEFINE_ARITH(sfx, T)                                           \
 	static inline T lf_fetch_add_##sfx(lf_atomic_##sfx *a, T val, lf_order o) \
 	{                                                                        \

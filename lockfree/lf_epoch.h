@@ -52,6 +52,10 @@
  * no bound the allocator can impose. The stall is visible: lf_epoch_stats()
  * reports the callbacks waiting and, for each participant, how many advance
  * attempts it has refused at its current epoch.
+ *
+ * Example: verify/stress/workload_epoch.c (readers, writers that
+ * retire, a callback that recycles); examples/vas_example.c (a vas
+ * context is an epoch participant).
  */
 #ifndef LF_EPOCH_H
 #define LF_EPOCH_H

@@ -17,15 +17,25 @@
  *                         an asymmetric barrier (below): optional; a
  *                         platform without one says so and the core falls
  *                         back to symmetric ordering.
+ *   lf_platform_irq_save(), lf_platform_irq_restore()
+ *                         interrupts off on the calling CPU and back as they
+ *                         were: the interrupt-disabling spinlock of
+ *                         lf_spin.h; nothing where there are no interrupts.
  *
- * A platform provides lf_platform_cpu_id(), lf_platform_panic() and the two
- * heavy-barrier functions: platform/user.c for userspace, kernel/trap.c for
- * the kernel, verify/model/mc.c for the model checker.
+ * A platform provides lf_platform_cpu_id(), lf_platform_panic(), the two
+ * heavy-barrier functions and the two interrupt functions: platform/user.c
+ * for userspace, kernel/trap.c for the kernel, verify/mc/mc.c for the
+ * model checker.
  *
  * Assertions come in two tiers:
  * LF_ASSERT is always on and is for internal invariants only (bad input from
  * a caller is an error code, never an assertion); LF_DEBUG_ASSERT is for
- * expensive checks and compiles away unless LF_DEBUG is defined.
+ * expensive checks and compiles away unless LF_DEBUG is defined. Neither
+ * may have side effects: do the work, keep its result, assert on the
+ * result (CONTRIBUTING.md).
+ *
+ * Example: platform/user.c (userspace) and kernel/trap.c (a kernel)
+ * implement it; examples/ programs use the userspace one.
  */
 #ifndef LF_PLATFORM_H
 #define LF_PLATFORM_H
@@ -52,6 +62,17 @@ _Noreturn void lf_platform_panic(const char *file, int line, const char *what);
  */
 bool lf_platform_heavy_barrier_init(void);
 void lf_platform_heavy_barrier(void);
+
+/*
+ * Interrupt state of the calling CPU. lf_platform_irq_save() disables
+ * interrupts and returns the state before; lf_platform_irq_restore() puts
+ * that state back (enabling interrupts only if they were on), so save and
+ * restore nest. A compiler barrier each: memory accesses do not move across
+ * them. Userspace and the model checker have no interrupts: 0 and nothing.
+ */
+typedef unsigned long lf_irqflags;
+lf_irqflags lf_platform_irq_save(void);
+void lf_platform_irq_restore(lf_irqflags flags);
 
 static inline void lf_platform_pause(void)
 {

@@ -38,6 +38,8 @@
  *
  * ABA: the tag makes a stale CAS fail unless exactly 2^32 successful
  * operations on this stack happen between the pop's head read and its CAS.
+ *
+ * Example: verify/stress/workload_stack.c (every operation, under load).
  */
 #ifndef LF_STACK_H
 #define LF_STACK_H

@@ -45,6 +45,9 @@
  * sections that the version it recorded already covers. On x86-64 both
  * accesses compile to the same plain mov as relaxed ones; on AArch64 they are
  * ldar/stlr. These are relaxed-or-stronger atomic loads, never plain loads.
+ *
+ * Example: verify/stress/workload_vlock.c (a writer and optimistic
+ * readers of a pair of fields); vaspace/vas_tree.c (lock coupling).
  */
 #ifndef LF_VLOCK_H
 #define LF_VLOCK_H

@@ -1,4 +1,8 @@
-/* platform_user.h: userspace-only additions to the lf_platform.h shim. */
+/*
+ * platform_user.h: userspace-only additions to the lf_platform.h shim.
+ *
+ * Example: examples/buddy_example.c (a thread per "CPU").
+ */
 #ifndef LF_PLATFORM_USER_H
 #define LF_PLATFORM_USER_H
 

@@ -41,7 +41,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 mdir=$root/verify/mutants
 jobs=${JOBS:-$(nproc)}
 tmo=${MUTANT_TIMEOUT:-180}
-presets_ok=" default tsan asan model "
+presets_ok=" default tsan asan mc "
 # Never the QEMU boots or the benchmarks: they test nothing a mutant breaks
 # that the userspace tests do not, and cost minutes.
 exclude='kernel|bench'
@@ -207,7 +207,7 @@ for n in "${names[@]}"; do
 	done < <(runs "$mdir/$n.patch")
 done
 presets=()
-for p in default tsan asan model; do
+for p in default tsan asan mc; do
 	[ -n "${union[$p]:-}" ] || continue
 	presets+=("$p")
 	# shellcheck disable=SC2046,SC2086
@@ -241,14 +241,18 @@ build() {
 # failing test.
 runtests() {
 	local out=$3.last
+	rm -f "$3.junit.xml"
 	timeout "$tmo" ctest --test-dir "$src/build/$1" -R "$2" -LE "$exclude" \
-		-j "$jobs" --stop-on-failure --output-on-failure >"$out" 2>&1
+		-j "$jobs" --stop-on-failure --output-on-failure \
+		--output-junit "$3.junit.xml" >"$out" 2>&1
 	local rc=$? failed
 	cat "$out" >>"$3.ctest"
 	cat "$out" >>"$3"
-	failed=$(sed -n '/The following tests FAILED/,$p' "$out" |
-		sed -n 's/^[[:space:]]*[0-9]* - \([^ ]*\) .*/\1/p' | head -n 1)
-	rm -f "$out"
+	# The failing test, from ctest's JUnit report (not its text).
+	failed=$(grep -o '<testcase name="[^"]*"[^>]*status="fail"' \
+		"$3.junit.xml" 2>/dev/null | sed 's/<testcase name="\([^"]*\)".*/\1/' |
+		head -n 1)
+	rm -f "$out" "$3.junit.xml"
 	if [ $rc -eq 124 ]; then
 		echo "timeout(${tmo}s)"
 		return 1

@@ -2,7 +2,10 @@
 # scripts/test-all.sh PRESET...: configure, build and run ctest for each
 # preset, go on past a failing one, and end with one line for CI:
 #   make test: N passed, N failed
-# A preset that does not build counts as one failed test.
+# A preset that does not build counts as one failed test. Each preset's
+# verdict is ctest's exit status; its counts are read from the JUnit file
+# ctest writes (build/<preset>/ctest-junit.xml). The exit status is 0 only
+# if every preset built and passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-$(nproc)}
@@ -11,6 +14,14 @@ passed=0
 failed=0
 summary=()
 start=$(date +%s)
+
+# junit_count ATTR FILE: the testsuite's ATTR="N" in ctest's JUnit report
+# (0 if the file or attribute is missing).
+junit_count() {
+    local n
+    n=$(sed -n "s/^[[:space:]]*$1=\"\([0-9]*\)\".*/\1/p" "$2" 2>/dev/null | head -n 1)
+    echo "${n:-0}"
+}
 for p in "$@"; do
     echo "=== preset $p: configure and build"
     if ! cmake --preset "$p" -DLF_WERROR="$werror" >/dev/null ||
@@ -19,18 +30,23 @@ for p in "$@"; do
         failed=$((failed + 1)); summary+=("$p: build failed"); continue
     fi
     echo "=== preset $p: ctest"
-    log=$(mktemp)
-    ctest --preset "$p" -j "$jobs" 2>&1 | tee "$log"
-    line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -n 1)
-    rm -f "$log"
-    if [ -z "$line" ]; then
-        echo "=== preset $p: ctest printed no summary"
-        failed=$((failed + 1)); summary+=("$p: no ctest summary"); continue
+    # The verdict is ctest's exit status; the counts come from its JUnit
+    # report (machine-readable), never from its text.
+    junit=$PWD/build/$p/ctest-junit.xml
+    rm -f "$junit"
+    ctest --preset "$p" -j "$jobs" --no-tests=error --output-junit "$junit"
+    rc=$?
+    t=$(junit_count tests "$junit")
+    f=$(junit_count failures "$junit")
+    sk=$(( $(junit_count skipped "$junit") + $(junit_count disabled "$junit") ))
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1 # ctest failed with no test counted as failing (no tests, a crash)
     fi
-    f=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/')
-    t=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/')
-    passed=$((passed + t - f)); failed=$((failed + f))
-    summary+=("$p: $((t - f)) passed, $f failed")
+    ok=$((t - f - sk)); [ "$ok" -ge 0 ] || ok=0
+    passed=$((passed + ok)); failed=$((failed + f))
+    line="$p: $ok passed, $f failed"
+    [ "$sk" -eq 0 ] || line="$line, $sk skipped"
+    summary+=("$line")
 done
 echo
 echo "=== summary ($(( $(date +%s) - start )) s)"

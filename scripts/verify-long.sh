@@ -3,7 +3,7 @@
 # `make test`, then one summary line:
 #   make verify-long: N passed, N failed
 #
-#  1. The model checker (verify/model/): builds the model preset and runs
+#  1. The model checker (verify/mc/): builds the mc preset and runs
 #     every test of `mc_run --list` with --long (DFS one preemption more,
 #     PCT 20 times the runs; self-tests must still catch their bug). Each
 #     run is capped at MC_LONG_TIMEOUT seconds (default 1800).
@@ -32,13 +32,13 @@ count() { # count NAME STATUS
     fi
 }
 
-note "model checker: configure and build the model preset"
-if ! cmake --preset model >/dev/null ||
-   ! cmake --build --preset model -j "$jobs"; then
-    note "model preset: BUILD FAILED"
-    count "model build" 1
+note "model checker: configure and build the mc preset"
+if ! cmake --preset mc >/dev/null ||
+   ! cmake --build --preset mc -j "$jobs"; then
+    note "mc preset: BUILD FAILED"
+    count "mc build" 1
 else
-    mc=build/model/verify/model/mc_run
+    mc=build/mc/verify/mc/mc_run
     for t in $("$mc" --list | awk '{print $1}'); do
         case $t in
         self.ok) args=(--long) ;;

@@ -24,19 +24,15 @@
 
 #define VAS_SIZE_KEY(len, start) ((len) << 32 | (start))
 
+/* The writer lock (lf_spin.h: acquire pairs with the last writer's release). */
 static void vas_wlock(struct vas *v)
 {
-	/* Acquire: pairs with the release in vas_wunlock(). */
-	while (lf_xchg_u32(&v->wlock, 1, LF_ACQUIRE) != 0)
-		/* Relaxed: spin on a read until it looks free. */
-		while (lf_load_u32(&v->wlock, LF_RELAXED) != 0)
-			lf_platform_pause();
+	lf_spin_lock(&v->wlock);
 }
 
 static void vas_wunlock(struct vas *v)
 {
-	/* Release: pairs with the acquire in vas_wlock(). */
-	lf_store_u32(&v->wlock, 0, LF_RELEASE);
+	lf_spin_unlock(&v->wlock);
 }
 
 /* Statistics words: written by the writer alone, read by vas_stats(). */
@@ -131,7 +127,7 @@ int vas_create(struct vas *v, uint64_t base, uint64_t size, uint64_t quantum,
 	v->qshift = vas_log2(quantum);
 	v->nq = size >> v->qshift;
 	v->sshift = 32;
-	lf_init_u32(&v->wlock, 0);
+	lf_spin_init(&v->wlock);
 	lf_init_ptr(&v->ctxs, NULL);
 	lf_epoch_domain_init(&v->epoch, 64);
 	uint32_t cap = node_keys ? node_keys : VAS_MAX_KEYS;
@@ -360,8 +356,10 @@ static int vas_wrange(struct vas *v, struct vas_ctx *c, uint64_t addr,
 	int rc = vas_range_check(v, addr, size, at, n);
 	if (rc == VAS_OK)
 		rc = vas_wbegin(v, c);
-	if (rc == VAS_OK)
-		LF_ASSERT(vt_get_le(&v->addr, *at, e)); /* key 0 always exists */
+	if (rc == VAS_OK) {
+		bool found = vt_get_le(&v->addr, *at, e);
+		LF_ASSERT(found); /* key 0 always exists */
+	}
 	return rc;
 }
 

@@ -28,6 +28,9 @@
  *
  * Freestanding: <stdint.h>, <stddef.h>, <stdbool.h> and lockfree/.
  *
+ * Example: examples/vas_example.c (node source, contexts as epoch
+ * participants, allocation, lookup, partial free, error codes).
+ *
  * Synchronization table:
  *   vas_lookup, vas_iterate, vas_stats   with anything, on any context
  *   vas_alloc, vas_alloc_at, vas_free    with anything (writers take turns)
@@ -46,6 +49,7 @@
 #include "lf_atomic.h"
 #include "lf_epoch.h"
 #include "lf_platform.h"
+#include "lf_spin.h"
 #include "lf_vlock.h"
 
 #define VAS_NODE_SIZE 4096 /* bytes a node source hands out per node */
@@ -130,7 +134,7 @@ struct vas_ctx {
 };
 
 struct vas {
-	lf_atomic_u32 wlock LF_CACHE_ALIGNED; /* (a) the writer lock */
+	struct lf_spin wlock LF_CACHE_ALIGNED; /* (a) the writer lock */
 	struct vas_tree addr;  /* ranges by start (augmented) */
 	struct vas_tree size;  /* free ranges by (length, start) */
 	uint64_t base, nq;     /* (i) region, in bytes and in quanta */

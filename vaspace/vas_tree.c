@@ -82,7 +82,8 @@ static struct vas_node *vn_take(struct vas_tree *t, uint32_t level)
 	struct vas *v = t->vas;
 	struct vas_node *x = vn_pop(&v->reserve, &v->nreserve);
 	LF_ASSERT(x != NULL); /* vn_reserve() counted wrong */
-	LF_ASSERT(lf_vlock_revive_locked(&x->lock) == LF_VLOCK_OK);
+	int rc = lf_vlock_revive_locked(&x->lock);
+	LF_ASSERT(rc == LF_VLOCK_OK);
 	lf_olc_store_u32(&x->count, 0);
 	lf_olc_store_u32(&x->level, level);
 	t->nodes++;
@@ -93,7 +94,8 @@ static struct vas_node *vn_take(struct vas_tree *t, uint32_t level)
 static void vn_drop(struct vas_tree *t, struct vas_node *x)
 {
 	struct vas *v = t->vas;
-	LF_ASSERT(lf_vlock_write_unlock_obsolete(&x->lock) == LF_VLOCK_OK);
+	int rc = lf_vlock_write_unlock_obsolete(&x->lock);
+	LF_ASSERT(rc == LF_VLOCK_OK);
 	vn_push(&v->freelist, &v->nfree, x);
 	t->nodes--;
 }
@@ -116,8 +118,8 @@ void vn_retire_surplus(struct vas *v, struct lf_epoch_record *rec)
 		struct vas_node *x = vn_pop(&v->freelist, &v->nfree);
 		/* Relaxed: statistics. */
 		lf_fetch_add_u64(&v->pending_put, 1, LF_RELAXED);
-		LF_ASSERT(lf_epoch_retire(rec, &x->retire, vn_retired) ==
-			  LF_EPOCH_OK);
+		int rc = lf_epoch_retire(rec, &x->retire, vn_retired);
+		LF_ASSERT(rc == LF_EPOCH_OK);
 	}
 }
 
@@ -683,7 +685,8 @@ static void vt_lock(struct vt_locks *lk, struct vas_node *n)
 			return;
 	LF_ASSERT(lk->count < 3 * VAS_MAX_HEIGHT + 2);
 	/* No other writer exists: this waits for nothing. */
-	LF_ASSERT(lf_vlock_write_lock(&n->lock) == LF_VLOCK_OK);
+	int rc = lf_vlock_write_lock(&n->lock);
+	LF_ASSERT(rc == LF_VLOCK_OK);
 	lk->n[lk->count++] = n;
 }
 
@@ -696,9 +699,10 @@ static void vt_locked(struct vt_locks *lk, struct vas_node *n)
 
 static void vt_unlock_all(struct vt_locks *lk)
 {
-	while (lk->count)
-		LF_ASSERT(lf_vlock_write_unlock(&lk->n[--lk->count]->lock) ==
-			  LF_VLOCK_OK);
+	while (lk->count) {
+		int rc = lf_vlock_write_unlock(&lk->n[--lk->count]->lock);
+		LF_ASSERT(rc == LF_VLOCK_OK);
+	}
 }
 
 /* n (locked in lk) leaves the tree: out of lk, obsolete, freelist. */
@@ -717,7 +721,8 @@ static void vt_drop(struct vas_tree *t, struct vt_locks *lk,
 /* Publish a new root (the root lock tells readers the pointer moved). */
 static void vt_set_root(struct vas_tree *t, struct vas_node *n)
 {
-	LF_ASSERT(lf_vlock_write_lock(&t->rootlock) == LF_VLOCK_OK);
+	int rc = lf_vlock_write_lock(&t->rootlock);
+	LF_ASSERT(rc == LF_VLOCK_OK);
 	lf_olc_store_ptr(&t->root, n);
 	lf_vlock_write_unlock(&t->rootlock);
 }

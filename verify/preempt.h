@@ -10,7 +10,7 @@
  * It runs on the same thread, nested, so the interleaving is exact and the
  * test is deterministic; sweeping n over every operation of a call checks
  * that call against one interfering operation at each of its atomic steps
- * (the model checker, verify/model/, explores many threads and preemptions;
+ * (the model checker, verify/mc/, explores many threads and preemptions;
  * this is the one-preemption slice of it, cheap enough for every preset).
  *
  * While fn runs nothing else fires. fn may call preempt_nested_try(op, a):

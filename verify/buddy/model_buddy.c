@@ -351,6 +351,10 @@ static void model_check(struct model *m, bool quiesce)
 
 static void model_step(struct model *m)
 {
+	/*
+	 * An operation picked by weight, as every model test's step does; the
+	 * weights are this model's.
+	 */
 	unsigned r = rnd_below(m, 100);
 	if (r < 30)
 		op_alloc(m);

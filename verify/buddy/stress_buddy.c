@@ -11,8 +11,9 @@
  * everything back and the zone must be whole: every frame free, fully
  * coalesced (buddy_zone_check with caches drained), allocations == frees.
  *
- * A second mode aims at the race of HARD-PARTS: "two neighbours freed at the
- * same moment can each see the other as busy and both stay unmerged". Each
+ * A second mode aims at the race of B6 (docs/design.md): two neighbours
+ * freed at the same moment can each see the other as busy and both stay
+ * unmerged. Each
  * round allocates every frame as order 0 and has the threads free them at
  * the same moment, in address order, each taking the next frame from a
  * shared counter, so that buddies are freed by different threads side by
@@ -297,6 +298,10 @@ static void *inflight_main(void *arg)
  */
 static void setup_one_block(void)
 {
+	/*
+	 * A zone and the owner stamps set up as in the main mode: this mode
+	 * needs one region and its own size.
+	 */
 	uint64_t frames = (uint64_t)1 << 16;
 	rg[0] = (struct buddy_region){ frames * BUDDY_FRAME_SIZE,
 				       frames * BUDDY_FRAME_SIZE };

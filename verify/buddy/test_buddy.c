@@ -331,6 +331,10 @@ static void test_bad_input(void)
 /* A context with its cache off keeps nothing back. */
 static void test_cache_off(void)
 {
+	/*
+	 * Ends like the test above (statistics, a zone check, free): each
+	 * test builds and checks its own zone.
+	 */
 	struct buddy_region one = { 0, 64 * F };
 	struct env e;
 	env_init(&e, &one, 1);

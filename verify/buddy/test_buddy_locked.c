@@ -1160,6 +1160,10 @@ static void model_delete(struct model *m)
 /* One random operation; frees as likely as frames are used: half full. */
 static void model_op(struct model *m)
 {
+	/*
+	 * An operation picked by weight, as every model test's step does; the
+	 * weights are this test's.
+	 */
 	uint64_t used = m->z->frames - m->nfree;
 	uint64_t r = rnd(100);
 	if (m->nheld > 0 && rnd(m->z->frames) < used && r < 90)

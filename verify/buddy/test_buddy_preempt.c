@@ -7,9 +7,9 @@
  *
  *   B6  two buddies freed at the same moment: the free of A preempted at
  *       step n by the whole free of its buddy B on another CPU, for every
- *       n: the zone must end fully coalesced, one free block (the race of
- *       HARD-PARTS: "two neighbours freed at the same moment can each see
- *       the other as busy and both stay unmerged");
+ *       n: the zone must end fully coalesced, one free block (the race
+ *       of B6 in docs/design.md: two neighbours freed at the same moment
+ *       can each see the other as busy and both stay unmerged);
  *   B2  a free racing an allocation of its buddy: the free of A preempted
  *       at step n by an allocation of A's order on another CPU (which can
  *       only get B, or A once merged and split again): the block it got
@@ -272,6 +272,10 @@ struct race {
 
 static void nested_alloc_c1_op(void *arg)
 {
+	/*
+	 * Shaped like nested_alloc_op(): the same injected allocation, by the
+	 * race's other context.
+	 */
 	struct race *q = arg;
 	q->rc = buddy_alloc(c1, q->order, &q->addr);
 }
@@ -337,7 +341,7 @@ static bool cache_locks_free(void)
 	struct buddy_cpu *cs[] = {c0, c1, c2};
 	for (unsigned i = 0; i < 3; i++)
 		/* Relaxed: single-threaded; only a peek at the flag. */
-		if (lf_load_u32(&cs[i]->lock, LF_RELAXED) != 0)
+		if (lf_spin_held(&cs[i]->lock, LF_RELAXED))
 			return false;
 	return true;
 }

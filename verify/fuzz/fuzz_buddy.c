@@ -201,6 +201,11 @@ static unsigned fb_order(struct fb *m)
 
 static void fb_own(struct fb *m, uint64_t addr, uint64_t frames, bool own)
 {
+	/*
+	 * Finds the frame's region as model_buddy.c's model does, written
+	 * again on purpose: each harness keeps its own reference model, so
+	 * that one model's bug cannot hide in both.
+	 */
 	uint64_t pfn = addr / fb_fsz;
 	bool inside = false;
 	for (unsigned i = 0; i < m->nrg; i++) {
@@ -557,6 +562,7 @@ static void fb_frame(struct fb *m)
 
 static void fb_step(struct fb *m)
 {
+	/* One case per operation, grouped by weight (the input byte mod 16). */
 	uint8_t op = fz_u8(&m->f);
 	switch (op % 16) {
 	case 0: case 1: case 2:

@@ -58,6 +58,10 @@ struct fv {
 static int fv_create_rc(uint64_t base, uint64_t size, uint64_t q,
 			uint32_t keys)
 {
+	/*
+	 * Validates the region as vas_create() does, written again on
+	 * purpose: the reference model shares no code with what it checks.
+	 */
 	if (q == 0 || (q & (q - 1)) || size == 0)
 		return VAS_EINVAL;
 	if ((base | size) & (q - 1))
@@ -500,6 +504,10 @@ static void fv_fault(struct fv *m)
 
 static void fv_step(struct fv *m)
 {
+	/*
+	 * One case per operation, by the input byte, as fuzz_buddy.c's step:
+	 * the operations and weights are this module's.
+	 */
 	uint8_t op = fz_u8(&m->f);
 	switch (op % 16) {
 	case 0: case 1: case 2: case 3:

@@ -2,7 +2,7 @@
  * workload.h: the concurrent workloads on the lockfree core. Each one runs
  * for a fixed time on N threads and checks its property as it goes; the
  * stress tests (verify/stress/stress_*.c) run them under every preset, and
- * `make run` (demo/lf_demo.c) runs them on every core. One copy of each.
+ * `make demo` (demo/lf_demo.c) runs them on every core. One copy of each.
  */
 #ifndef LF_WORKLOAD_H
 #define LF_WORKLOAD_H

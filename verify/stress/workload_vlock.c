@@ -115,6 +115,10 @@ static void wl_vlock_thread(unsigned id, void *arg)
 
 int wl_vlock_run(const struct wl_config *cfg, struct wl_result *res)
 {
+	/*
+	 * Totals and violations, reported as every workload reports them
+	 * (workload.h).
+	 */
 	static struct wl_vlock w;
 	w = (struct wl_vlock){.seed = cfg->seed, .res = res};
 	*res = (struct wl_result){0};

@@ -177,6 +177,10 @@ static void test_stall_is_visible(void)
 /* E5: unregister hands its pending callbacks to the domain; none is lost. */
 static void test_unregister_hands_over(void)
 {
+	/*
+	 * Two participants set up as in test_stall_is_visible(): each test
+	 * starts from a domain of its own.
+	 */
 	static struct lf_epoch_record a, b;
 	lf_epoch_domain_init(&dom, 1000);
 	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);

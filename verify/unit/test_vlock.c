@@ -34,6 +34,7 @@ static void test_read_validate_write(void)
 
 static void test_upgrade(void)
 {
+	/* A fresh lock, as in every test here. */
 	struct lf_vlock l;
 	lf_vlock_init(&l);
 	uint64_t v;

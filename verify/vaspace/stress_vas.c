@@ -467,6 +467,10 @@ static void reader_step(struct reader *rd)
 
 static void *reader_main(void *arg)
 {
+	/*
+	 * Starts like writer_main(): each role registers its own context and
+	 * counts its own operations.
+	 */
 	struct reader *rd = arg;
 	lf_platform_user_set_cpu(rd->id);
 	CHECK_FATAL(vas_ctx_register(vas, rd->c) == VAS_OK);

@@ -668,6 +668,10 @@ static const uint64_t win[6][2] = { { 1, 4 },  { 17, 5 }, { 32, 8 },
 
 static void placement_layout(struct env *e)
 {
+	/*
+	 * Reads the statistics as the test above does; the counts are this
+	 * scenario's.
+	 */
 	CHECK_EQ(vas_alloc_at(e->c, e->base, e->size, 0x77), VAS_OK);
 	for (int i = 0; i < 6; i++)
 		CHECK_EQ(vas_free(e->c, PQ(win[i][0]), win[i][1] * Q), VAS_OK);
@@ -802,6 +806,10 @@ static void test_lookup(void)
 	env_free(e);
 }
 
+/*
+ * A collector for vas_iterate() like fuzz_vas.c's fv_itr: the fuzzer and the
+ * tests are separate programs with their own helpers.
+ */
 struct itr {
 	struct vas_range r[16];
 	unsigned n, stop_after;

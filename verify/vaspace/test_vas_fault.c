@@ -55,6 +55,10 @@ static unsigned long fault_run(struct model *m, uint64_t seed, uint64_t ops,
 
 int main(int argc, char **argv)
 {
+	/*
+	 * The options of model_vas.c (--trace and the rest): each test
+	 * program parses its own.
+	 */
 	uint64_t ops = WORKLOAD_OPS, one = 0;
 	bool trace = false;
 	for (int i = 1; i < argc; i++) {

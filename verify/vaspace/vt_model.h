@@ -502,6 +502,10 @@ static inline void op_iterate(struct model *m)
 /* One operation; the mix drifts the number of ranges towards target. */
 static inline void model_step(struct model *m)
 {
+	/*
+	 * An operation picked by weight, as every model test's step does; the
+	 * weights are this model's.
+	 */
 	unsigned r = (unsigned)mrnd_below(m, 100);
 	unsigned grow = m->ref.n < m->target ? 50 : 25;
 	if (m->fault) { /* writers only */

@@ -298,7 +298,7 @@ static void mcs_check(void)
 		.bound = b, .depth = d, .runs = r};
 
 /* A pop that read head and next, while another thread pops the same top,
- * pops the next, and pushes the first back (the ABA of HARD-PARTS). */
+ * pops the next, and pushes the first back (the ABA of S1, docs/design.md). */
 MCS_TEST(mcs_aba, "stack.aba", "pop+push vs pop,pop,push (ABA)", 2, 3, 3,
 	 10000, .init = "012", .script = {"pP", "ppP"})
 MCS_TEST(mcs_three, "stack.three", "three threads pop and push", 3, 2, 3,

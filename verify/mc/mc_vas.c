@@ -50,6 +50,10 @@
 #define MV_HELD 6              /* ranges a thread holds at once */
 #define MV_CTX (MC_MAX_THREADS + 1) /* + the checker's */
 
+/*
+ * Operation codes and their names for the history, as each harness declares
+ * its own (lin.h).
+ */
 enum { ALLOC, BEST, AT, FREE, LOOKUP };
 static const char *const mv_names[] = {"alloc", "alloc_best", "alloc_at",
 				       "free", "lookup"};
@@ -442,6 +446,10 @@ static bool mv_model_final(const void *st)
 	return w.ok && w.q == cfg->nq;
 }
 
+/*
+ * A struct lin_model per harness (lin.h), each with its own sequential
+ * specification.
+ */
 static const struct lin_model mv_model = {
 	.size = sizeof(struct mv_model),
 	.init = mv_model_init,
@@ -464,6 +472,10 @@ static void mv_vas_check(const char *when)
 /* Free everything, tear down: every node must be back in the source. */
 static void mv_teardown(void)
 {
+	/*
+	 * Checks the quiescent statistics as mc_epoch.c's check does: each
+	 * harness checks its own module's counters.
+	 */
 	struct vas_ctx *c = &S.ctx[MC_MAX_THREADS];
 	for (unsigned t = 0; t < MC_MAX_THREADS; t++)
 		for (unsigned i = 0; i < S.nheld[t]; i++) {

@@ -138,6 +138,10 @@ static void mcv_read(void)
 
 static void mcv_inc(unsigned tid)
 {
+	/*
+	 * Opens like mcv_read() (a read_lock that may fail), then upgrades
+	 * instead of validating.
+	 */
 	struct lin_op *op = lin_call(&S.h, INC, 0, 0);
 	uint64_t v;
 	if (!lf_vlock_read_lock(&S.l, &v)) {
@@ -223,6 +227,10 @@ static bool mcv_model_final(const void *st)
 	       !lf_vlock_word_locked(w);
 }
 
+/*
+ * A struct lin_model per harness (lin.h), each with its own sequential
+ * specification.
+ */
 static const struct lin_model mcv_model = {
 	.size = sizeof(struct mcv_model),
 	.init = mcv_model_init,

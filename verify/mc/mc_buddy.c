@@ -31,8 +31,8 @@
  *     succeeds exactly when its block is free; a free succeeds on a block
  *     allocated with that order. The model is a specification, not one
  *     allocator: it accepts any block, so the choice the stacks make is
- *     free, but not a failure while memory is available (HARD-PARTS:
- *     "memory stranded in a cache while an allocation fails is a bug").
+ *     free, but not a failure while memory is available (memory stranded
+ *     in a cache while an allocation fails is a bug: docs/design.md 2.4).
  *
  * Reduction (mc_test.local): the per-CPU statistics counters (one writer,
  * read at the end), the cache counts (under the cache lock), an owner's
@@ -395,6 +395,10 @@ static bool mb_model_final(const void *st)
 	return m->used == held;
 }
 
+/*
+ * A struct lin_model per harness (lin.h), each with its own sequential
+ * specification.
+ */
 static const struct lin_model mb_model = {
 	.size = sizeof(struct mb_model),
 	.init = mb_model_init,
@@ -547,7 +551,7 @@ static void mb_where(const volatile void *addr, char *buf, size_t n)
 
 #define NOCACHE 0xf
 
-/* Two buddies freed at once must coalesce (the B6 race of HARD-PARTS),
+/* Two buddies freed at once must coalesce (the B6 race, docs/design.md),
  * while a third thread takes and gives back the other half. */
 MB_TEST(mb_merge, "buddy.merge", "buddies freed at once vs alloc (B6)", 3,
 	3, 3, 20000, .need = "m", .rg = {{0, 4}}, .nocache = NOCACHE,

@@ -1,6 +1,6 @@
 /*
  * mc.c: the controlled scheduler of mc.h, and the platform shim of the
- * model build (lf_platform_cpu_id is the coroutine running; a panic of the
+ * mc build (lf_platform_cpu_id is the coroutine running; a panic of the
  * core fails the execution and prints its schedule).
  *
  * Scheduling points and choices. At an atomic operation of thread T the
@@ -174,7 +174,7 @@ uint64_t mc_tick(void)
 	return ++S.tick;
 }
 
-/* The platform shim (lockfree/lf_platform.h) of the model build. */
+/* The platform shim (lockfree/lf_platform.h) of the mc build. */
 unsigned lf_platform_cpu_id(void)
 {
 	return mc_self();
@@ -186,7 +186,7 @@ _Noreturn void lf_platform_panic(const char *file, int line, const char *what)
 }
 
 /*
- * The heavy barrier of the model build. The scheduler explores sequentially
+ * The heavy barrier of the mc build. The scheduler explores sequentially
  * consistent interleavings, in which every thread's accesses are already
  * ordered as a full barrier on each would order them; so the barrier is a
  * scheduling point and nothing more, and the asymmetric protocols of the
@@ -203,6 +203,17 @@ bool lf_platform_heavy_barrier_init(void)
 void lf_platform_heavy_barrier(void)
 {
 	lf_atomic_interpose(&mc_heavy_addr, LF_OP_LOAD, LF_SEQ_CST);
+}
+
+/* Coroutines take no interrupts: lf_spin.h's irqsave is a plain lock. */
+lf_irqflags lf_platform_irq_save(void)
+{
+	return 0;
+}
+
+void lf_platform_irq_restore(lf_irqflags flags)
+{
+	(void)flags;
 }
 
 static uint64_t mc_rand(void)

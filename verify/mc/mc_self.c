@@ -109,6 +109,10 @@ static const struct mc_test self_lock = {
 	.name = "self.lock", .what = "test-then-set lock: two owners",
 	.nthreads = 2, .setup = self_setup, .thread = lock_thread,
 	.check = no_check, .bound = 2, .depth = 3, .runs = 2000};
+/*
+ * One struct mc_test per self-test, as above: each is another broken
+ * algorithm.
+ */
 static const struct mc_test self_deadlock = {
 	.name = "self.deadlock", .what = "locks in opposite orders: livelock",
 	.nthreads = 2, .setup = self_setup, .thread = deadlock_thread,

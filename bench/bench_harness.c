@@ -1,7 +1,7 @@
 /*
  * bench_harness.c: the harness shared by bench_lockfree and bench_buddy
  * (bench.h): threads pinned to CPUs, a barrier, a stop flag, repeats
- * interleaved, medians with min and max, CSV, and a table with each
+ * interleaved, medians with 95% confidence intervals, CSV, and a table with each
  * implementation's ratio to ours. See bench/README.md.
  *
  * For each point (implementation, thread count) it starts the threads, each
@@ -14,7 +14,8 @@
  * bench.h says how the two differ). The points of one
  * repeat run back to back, implementations interleaved, so that drift in
  * the machine hits every implementation alike; the report gives the median
- * over the repeats with the minimum and maximum of both, and each other
+ * over the repeats with its distribution-free 95% confidence interval
+ * (bench_median_ci; the minimum and maximum below 6 repeats), and each other
  * implementation's ratio to ours: of the medians, and paired (the median of
  * the ratios within one repeat), for wall and CPU time. The load average
  * is read at the start and the end (printed) and after each point (CSV).
@@ -123,7 +124,7 @@ static void bench_usage(FILE *f)
 		"  --csv PATH       write every run to PATH (CSV)\n"
 		"  --seconds S      measured time per point (default 0.5)\n"
 		"  --repeats R      runs per point; the report gives the "
-		"median (default 5)\n"
+		"median and its 95%% CI (default 10)\n"
 		"  --threads-max N  thread counts 1, 2, 4, ... up to N "
 		"(default 2)\n"
 		"  --quick          0.01 s per point, for smoke tests\n",
@@ -161,7 +162,7 @@ static void bench_parse(int argc, char **argv, struct bench_opts *o)
 {
 	bool quick = false, seconds_set = false;
 
-	*o = (struct bench_opts){.seconds = 0.5, .repeats = 5,
+	*o = (struct bench_opts){.seconds = 0.5, .repeats = 10,
 				 .threads_max = 2};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -344,6 +345,32 @@ double bench_median(const double *v, unsigned n, double *min, double *max)
 	return (w[n / 2 - 1] + w[n / 2]) / 2;
 }
 
+bool bench_median_ci(const double *v, unsigned n, double *lo, double *hi)
+{
+	double w[BENCH_MAX_REPEATS], p, cum = 0;
+	unsigned j = 0;
+
+	(void)bench_median(v, n, lo, hi); /* checks n; min and max */
+	if (n < 6)
+		return false;
+	/* p = C(n, i) / 2^n, from i = 0 up (2^-1000 is still a double). */
+	p = 1;
+	for (unsigned i = 0; i < n; i++)
+		p /= 2;
+	for (unsigned i = 0; i < n; i++) {
+		cum += p;
+		if (cum > 0.025)
+			break;
+		j = i + 1; /* P(X < j) = P(X <= i) <= 0.025 */
+		p = p * (n - i) / (i + 1);
+	}
+	memcpy(w, v, n * sizeof(double));
+	qsort(w, n, sizeof(double), bench_cmp_double);
+	*lo = w[j - 1];
+	*hi = w[n - j];
+	return true;
+}
+
 static const char *bench_sanitizer(void)
 {
 	if (bench_under_tsan())
@@ -519,8 +546,10 @@ static void bench_table_row(const struct bench_impl *impl, unsigned nthreads,
 		       s->skipped);
 		return;
 	}
-	med = bench_median(s->ns, s->n, &lo, &hi);
-	cmed = bench_median(s->cpu, s->n, &clo, &chi);
+	med = bench_median(s->ns, s->n, NULL, NULL);
+	cmed = bench_median(s->cpu, s->n, NULL, NULL);
+	(void)bench_median_ci(s->ns, s->n, &lo, &hi);
+	(void)bench_median_ci(s->cpu, s->n, &clo, &chi);
 	printf("%7u  %-*s %9.3f %9.3f %9.3f  %9.3f %9.3f %9.3f", nthreads, wd,
 	       impl->impl, med, lo, hi, cmed, clo, chi);
 	if (!impl->ours && ours != NULL)
@@ -544,12 +573,17 @@ static const char *bench_ours_name(const char *bench)
 static void bench_table_bench(const struct bench_results *res, const char *b,
 			      unsigned repeats)
 {
-	printf("%s: ns/op, wall and cpu, median of %u (min, max); ratio > 1: "
+	bool has_ci = repeats >= 6;
+
+	printf("%s: ns/op, wall and cpu, median of %u (%s); ratio > 1: "
 	       "the\n  baseline costs more; paired: median of the ratios "
-	       "within one repeat\n", b, repeats);
+	       "within one repeat\n", b, repeats,
+	       has_ci ? "its 95% confidence interval, distribution-free"
+		      : "min, max: too few repeats for a 95% interval");
 	printf("%7s  %-*s %9s %9s %9s  %9s %9s %9s\n", "threads",
-	       bench_impl_width, "impl", "wall", "min", "max", "cpu", "min",
-	       "max");
+	       bench_impl_width, "impl", "wall", has_ci ? "ci95 lo" : "min",
+	       has_ci ? "ci95 hi" : "max", "cpu", has_ci ? "ci95 lo" : "min",
+	       has_ci ? "ci95 hi" : "max");
 	for (unsigned ci = 0; ci < bench_ncounts; ci++) {
 		const struct bench_series *ours = bench_ours(res, b, ci);
 		for (unsigned m = 0; m < bench_prog->nimpls; m++) {

@@ -635,15 +635,18 @@ int main(int argc, char **argv)
 	bool writers_set = false;
 	cpu_set_t set;
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (strcmp(a, "--quick") == 0) {
+	/* --quick first: it sets defaults the other options then override. */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--quick") == 0) {
 			bl_opt.ops = 2000;
 			bl_opt.repeats = 2;
 			bl_opt.ranges = 1000;
-			continue;
 		}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (strcmp(a, "--quick") == 0)
+			continue;
 		if (strcmp(a, "--help") == 0) {
 			bl_usage(stdout);
 			return 0;

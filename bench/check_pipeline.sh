@@ -5,13 +5,14 @@
 # folder, then the checks:
 #   - every program's CSV has every expected series (check_csv.sh for the
 #     timed programs, check_frag_mem_csv.sh for frag and mem);
+#   - check_latency_csv.sh: every latency series, percentiles in order;
 #   - scripts/bench_report.py --check: every (bench, impl) at every thread
-#     count with its wall and CPU figures and load1, each JSON complete with
-#     the load average at the start and the end of its program, every plot
-#     (PNG and SVG, CPU ns/op included) written and not empty, every
-#     fragmentation share in [0, 1];
-#   - a results page rendered from the scratch folder into it: the wall
-#     and cpu columns, the load averages, the CPU plot and the targets;
+#     count with its wall and CPU figures and load1, every program's load
+#     average at its start and end, every plot (PNG) written and not
+#     empty, no JSON or SVG copies, every fragmentation share in [0, 1];
+#   - a results page rendered from the template with the scratch folder's
+#     data into it (every placeholder filled): the wall and cpu columns,
+#     the load averages, the plots and the targets;
 #   - docs/results.md untouched (a quick run never rewrites it).
 #
 # Usage: check_pipeline.sh BUILD_DIR OUT_DIR LOCKFREE_SERIES LOCKFREE_ALLOW
@@ -31,11 +32,13 @@ BENCH_QUICK=1 BENCH_REPEATS=1 BENCH_THREADS_MAX=2 BENCH_OUT="$out" \
 "$here/check_frag_mem_csv.sh" --csv "$out/frag.csv" --kind frag \
     --threads "1 2" --series "lf_buddy lf_buddy_nocache locked_buddy"
 "$here/check_frag_mem_csv.sh" --csv "$out/mem.csv" --kind mem --series "$7"
+"$here/check_latency_csv.sh" "$out/latency.csv" 1
 "$top/scripts/bench_report.py" --check --docs "$out/results.md" "$out"
 # The page (written only into the scratch folder here) carries the CPU
 # figures and the load averages.
 for want in '| 1 thr wall | 1 thr cpu | 2 thr wall | 2 thr cpu |' \
-            '| program | start | end |' '| buddy | ' '-cpunsop.png' \
+            '| program | start | end |' '| repeat | lf_buddy |' \
+            'buddy-cpu.png' 'latency.png' 'frag.png' \
             'per-CPU path: repeat, lf_buddy, 1 thr, cpu'; do
     if ! grep -qF -- "$want" "$out/results.md"; then
         echo "check_pipeline.sh: '$want' missing from $out/results.md" >&2

@@ -2,21 +2,22 @@
 # scripts/bench.sh BUILD_DIR: run every benchmark of bench/ (make bench),
 # keep the results with a description of the machine, and render them:
 #
-#   bench/results/<machine>/P.csv        every run of program P (--csv)
+#   bench/results/<machine>/P.csv        every run of program P (--csv):
+#                                        the data, kept once
 #   bench/results/<machine>/P.txt        what it printed: tables of
 #                                        medians, work, targets
-#   bench/results/<machine>/P.json       the same data summarized, with the
-#                                        machine and the commit
-#   bench/results/<machine>/P-*.png/svg  plots (scripts/bench_report.py)
+#   bench/results/<machine>/*.png        plots (scripts/bench_report.py)
 #   bench/results/<machine>/machine.txt  CPU, cores, memory, kernel,
 #                                        compiler, git commit, commands,
 #                                        load before and after the run
-#   docs/results.md                      every machine's plots, tables and
-#                                        targets (not for quick runs)
+#   docs/results.md                      the results section, from
+#                                        bench/results-template.md and the
+#                                        data (not for quick runs)
 #
 # Programs P: lockfree (stack, epoch vs ck and liburcu), buddy (vs the
 # locked buddy), vas (vs red-black trees under a rwlock and a mutex),
-# frag (order-9 share over time) and mem (bytes per frame and per range).
+# frag (order-9 share over time), latency (p50/p99/p99.9 of one
+# operation, alone and with writers) and mem (bytes per frame and range).
 #
 # <machine> is $BENCH_MACHINE, "dev" by default (the 2-core development
 # machine whose results are committed); set it on any other machine so that
@@ -24,12 +25,14 @@
 # bench_* programs in BUILD_DIR first (make bench does).
 #
 # The environment tunes the run:
-#   BENCH_REPEATS      runs per point (5)
+#   BENCH_REPEATS      runs per point (10: enough for a 95% interval of
+#                      the median)
 #   BENCH_SECONDS      measured seconds per point (0.5)
 #   BENCH_THREADS_MAX  thread counts 1, 2, 4, ... up to it (the online
 #                      CPUs, at least 2); above the online CPUs the points
 #                      are marked oversubscribed (tables and plots)
-#   BENCH_PROGS        which programs ("lockfree buddy vas frag mem")
+#   BENCH_PROGS        which programs ("lockfree buddy vas frag latency
+#                      mem")
 #   BENCH_QUICK=1      a fast check of the whole chain: --quick (0.01 s per
 #                      point) and 1 repeat unless set; the results go to
 #                      bench/results/quick/ unless BENCH_MACHINE says where
@@ -45,19 +48,19 @@ if [ "$quick" = 1 ]; then
     repeats=${BENCH_REPEATS:-1}
 else
     machine=${BENCH_MACHINE:-dev}
-    repeats=${BENCH_REPEATS:-5}
+    repeats=${BENCH_REPEATS:-10}
 fi
 seconds=${BENCH_SECONDS:-0.5}
 online=$(nproc)
 threads_max=${BENCH_THREADS_MAX:-$((online > 2 ? online : 2))}
-progs=${BENCH_PROGS:-lockfree buddy vas frag mem}
+progs=${BENCH_PROGS:-lockfree buddy vas frag latency mem}
 
 case "$machine" in
 */* | .* | "") echo "bench.sh: bad BENCH_MACHINE '$machine'" >&2; exit 2 ;;
 esac
 for p in $progs; do
     case "$p" in
-    lockfree | buddy | vas | frag | mem) ;;
+    lockfree | buddy | vas | frag | latency | mem) ;;
     *) echo "bench.sh: unknown program '$p' in BENCH_PROGS" >&2; exit 2 ;;
     esac
     if [ ! -x "$build/bench/bench_$p" ]; then
@@ -75,13 +78,14 @@ bench_cmd() {
     case "$1" in
     mem) ;;
     frag) cmd+=(--repeats "$repeats" --threads 1,2) ;;
+    latency) cmd+=(--repeats "$repeats") ;;
     *) cmd+=(--repeats "$repeats" --threads-max "$threads_max")
        if [ "$quick" != 1 ] || [ -n "${BENCH_SECONDS:-}" ]; then
            cmd+=(--seconds "$seconds")
        fi ;;
     esac
     if [ "$quick" = 1 ]; then
-        case "$1" in mem | frag) cmd+=(--quick) ;;
+        case "$1" in mem | frag | latency) cmd+=(--quick) ;;
         *) [ -n "${BENCH_SECONDS:-}" ] || cmd+=(--quick) ;; esac
     fi
     cmd+=(--csv "$out/$1.csv")
@@ -137,14 +141,18 @@ done
 # Other work on the machine during the run shows in the load after it.
 echo "load after: $(cut -d ' ' -f 1-3 /proc/loadavg) (1, 5, 15 min)" \
     >>"$out/machine.txt"
-# JSON and plots of this folder; docs/results.md from every machine's.
+# The plots of this folder, drawn anew from every CSV in it (files of an
+# older layout, JSON summaries and SVG copies, go); docs/results.md from
+# the template and every machine's folder, this machine's first.
+rm -f "$out"/*.png "$out"/*.svg "$out"/*.json
 if ! scripts/bench_report.py "$out"; then
-    echo "bench.sh: the report (JSON, plots) FAILED" >&2
+    echo "bench.sh: the report (plots) FAILED" >&2
     failed=1
 elif [ "$quick" != 1 ] && [ -z "${BENCH_OUT:-}" ]; then
-    dirs=()
+    dirs=("$out")
     for d in bench/results/*/; do
-        [ "$d" = bench/results/quick/ ] || dirs+=("${d%/}")
+        [ "$d" = bench/results/quick/ ] || [ "${d%/}" = "$out" ] ||
+            dirs+=("${d%/}")
     done
     scripts/bench_report.py --docs docs/results.md "${dirs[@]}" || failed=1
     echo "bench.sh: docs/results.md rewritten from ${dirs[*]}"

@@ -213,12 +213,8 @@ static struct kmem_mag *kmem_depot_get(struct kmem_cache *c)
 	if (i == LF_STACK_NIL)
 		return NULL;
 	kmem_depot_note(c, &c->full, w0);
-	struct kmem_mag *m = &k->mags[i];
-	/* Relaxed: statistics (the rounds themselves came with the pop). */
-	lf_fetch_sub_u64(&c->depot_rounds, lf_load_u32(&m->n, LF_RELAXED),
-			 LF_RELAXED);
 	kmem_stat_add(&c->depot_gets, 1);
-	return m;
+	return &k->mags[i];
 }
 
 static void kmem_depot_put(struct kmem_cache *c, struct kmem_mag *m)
@@ -230,7 +226,6 @@ static void kmem_depot_put(struct kmem_cache *c, struct kmem_mag *m)
 		lf_stack_push(&c->empty, k->mag_links, kmem_mag_idx(k, m));
 		return;
 	}
-	lf_fetch_add_u64(&c->depot_rounds, n, LF_RELAXED);
 	kmem_stat_add(&c->depot_puts, 1);
 	/* Relaxed: for the contention hint only. */
 	uint64_t w0 = lf_load_u64(&c->full.head, LF_RELAXED);
@@ -520,10 +515,7 @@ static void kmem_depot_flush(struct kmem_cache *c, unsigned cpu)
 	while (i != LF_STACK_NIL) {
 		/* Relaxed: the chain is ours since the pop_all. */
 		uint32_t next = lf_load_u32(&k->mag_links[i], LF_RELAXED);
-		struct kmem_mag *m = &k->mags[i];
-		lf_fetch_sub_u64(&c->depot_rounds, lf_load_u32(&m->n, LF_RELAXED),
-				 LF_RELAXED); /* Relaxed: statistics */
-		kmem_mag_empty(c, cpu, m);
+		kmem_mag_empty(c, cpu, &k->mags[i]);
 		lf_stack_push(&c->empty, k->mag_links, i);
 		i = next;
 	}
@@ -604,8 +596,8 @@ static void kmem_starved(struct kmem_cache *c, unsigned cpu)
 /* ---- allocation and free ---- */
 
 /* Hand out p: check its debug patterns, clear its mark (K2). */
-static int kmem_handout(struct kmem_cache *c, struct kmem_cpu *cc, void *p,
-			void **obj)
+static inline __attribute__((always_inline)) int
+kmem_handout(struct kmem_cache *c, struct kmem_cpu *cc, void *p, void **obj)
 {
 #ifdef LF_DEBUG
 	if (c->poison && !kmem_filled(p, KMEM_POISON_BYTE, c->size)) {
@@ -630,7 +622,7 @@ static inline void *kmem_round_take(struct kmem_cpu *cc)
 }
 
 /* The allocation's slow path: prev, the depot, the slabs, K7. */
-static int kmem_alloc_slow(struct kmem_cache *c, unsigned cpu, void **obj)
+static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c, unsigned cpu, void **obj)
 {
 	struct kmem *k = c->k;
 	struct kmem_cpu *cc = &c->cpu[cpu];
@@ -711,11 +703,13 @@ int kmem_cache_alloc(struct kmem_cache *c, unsigned cpu, void **obj)
 	return kmem_alloc_slow(c, cpu, obj);
 }
 
+
 /*
  * Is p an object of a slab (EFOREIGN, EDOUBLE for a page given back,
  * EINTERIOR)? The slab in *sp; its cache is for the caller to judge.
  */
-static int kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
+static inline __attribute__((always_inline)) int
+kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
 {
 	uintptr_t a = (uintptr_t)p;
 	if (a - k->base >= k->size)
@@ -745,8 +739,12 @@ static int kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
 	return 0;
 }
 
+static int kmem_free_slow(struct kmem_cache *c, unsigned cpu,
+			  struct kmem_cpu *cc, bool fast, void *p);
+
 /* Free p, an object start of cache c: the checks, then the magazines. */
-static int kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p)
+static inline __attribute__((always_inline)) int
+kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p)
 {
 	struct kmem *k = c->k;
 	uintptr_t *tag = kmem_tag(c, p);
@@ -771,9 +769,20 @@ static int kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p)
 		kmem_own_exit(cc, fast);
 		return 0;
 	}
-	/* Slow: an empty prev, else a fresh magazine, else the slab. */
-	struct kmem_mag *old = NULL;
-	m = cc->prev;
+	return kmem_free_slow(c, cpu, cc, fast, p);
+}
+
+/*
+ * The free's slow path, inside the section: the loaded magazine is full.
+ * An empty prev, else a fresh magazine (prev to the depot), else the slab.
+ */
+static __attribute__((noinline)) int
+kmem_free_slow(struct kmem_cache *c, unsigned cpu, struct kmem_cpu *cc,
+	       bool fast, void *p)
+{
+	struct kmem *k = c->k;
+	struct kmem_mag *old = NULL, *m = cc->prev;
+	uint32_t n;
 	if (m->cap > 0 && lf_load_u32(&m->n, LF_RELAXED) == 0) {
 		cc->prev = cc->loaded;
 		cc->loaded = m;
@@ -1078,6 +1087,25 @@ int kmem_cache_destroy(struct kmem_cache *c, unsigned cpu)
 
 /* ---- statistics ---- */
 
+/*
+ * Rounds in the depot's full magazines, by a walk of its stack: exact at
+ * quiescence; under concurrent exchanges a snapshot that may count a
+ * magazine that was just taken, bounded by the pool's size.
+ */
+static uint64_t kmem_depot_rounds(struct kmem_cache *c)
+{
+	struct kmem *k = c->k;
+	uint64_t r = 0;
+	/* Acquire: pairs with the release of the last push. */
+	uint32_t i = lf_stack_word_top(lf_load_u64(&c->full.head, LF_ACQUIRE));
+	for (uint32_t n = 0; i < k->nmags && n < k->nmags; n++) {
+		/* Relaxed: a snapshot of atomics only. */
+		r += lf_load_u32(&k->mags[i].n, LF_RELAXED);
+		i = lf_load_u32(&k->mag_links[i], LF_RELAXED);
+	}
+	return r;
+}
+
 void kmem_cache_stats(struct kmem_cache *c, struct kmem_cache_stats *st)
 {
 	kmem_fill(st, 0, sizeof(*st));
@@ -1088,7 +1116,7 @@ void kmem_cache_stats(struct kmem_cache *c, struct kmem_cache_stats *st)
 	st->slab_objs = c->nobj;
 	/* Relaxed, all of them: a snapshot. */
 	st->mag_size = lf_load_u32(&c->mag_size, LF_RELAXED);
-	uint64_t inmag = lf_load_u64(&c->depot_rounds, LF_RELAXED);
+	uint64_t inmag = kmem_depot_rounds(c);
 	for (unsigned v = 0; v < c->k->ncpus; v++) {
 		struct kmem_cpu *cc = &c->cpu[v];
 		st->allocs += lf_load_u64(&cc->allocs, LF_RELAXED);

@@ -87,7 +87,7 @@
 #define KMEM_KMALLOC_MIN 8
 #define KMEM_KMALLOC_MAX (KMEM_PAGE_SIZE / 2)
 #define KMEM_KMALLOC_CLASSES 15 /* 8 16 32 48 64 96 ... 1536 2048 */
-#define KMEM_MAG_MIN 16  /* rounds of a magazine at first */
+#define KMEM_MAG_MIN 64  /* rounds of a magazine at first */
 #define KMEM_MAG_MAX 128 /* rounds at most, after growth */
 #define KMEM_MAG_GROW_AT 64 /* contended depot exchanges before a growth */
 #define KMEM_NAME_MAX 24

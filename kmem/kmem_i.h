@@ -78,7 +78,6 @@ struct kmem_cache {
 	struct lf_stack full LF_CACHE_ALIGNED; /* (a) full magazines */
 	struct lf_stack empty;        /* (a) empty magazines */
 	lf_atomic_u32 mag_size;       /* (a) rounds of new magazines */
-	lf_atomic_u64 depot_rounds;   /* (a) rounds in full magazines */
 	lf_atomic_u64 depot_gets, depot_puts, contended; /* (a) */
 
 	/* The slab layer: under lock. */

@@ -14,7 +14,8 @@ MACHINE_KEYS = ("date", "cpu", "cpu id", "cores", "hypervisor", "memory",
                 "load after")
 TITLES = {"lockfree": "lockfree/: stack and epoch",
           "buddy": "buddy/: the page-frame allocator",
-          "vas": "vaspace/: the address range allocator"}
+          "vas": "vaspace/: the address range allocator",
+          "kmem": "kmem/: the object allocator"}
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_RE = re.compile(r"^\s+(.*?)\s{2,}(\S+ ?\S*)\s+\((.*?)\): (met|NOT met)")
 
@@ -99,7 +100,7 @@ def machine_section(info, docs):
             for p in load]
         out.append("")
     tg = (targets(d, "buddy") + targets(d, "vas") + targets(d, "frag") +
-          targets(d, "mem"))
+          targets(d, "mem") + targets(d, "kmem"))
     if tg:
         out += ["### Targets", "",
                 "From the issues (buddy, vaspace, fragmentation, metadata), "

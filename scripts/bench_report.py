@@ -48,7 +48,7 @@ import statistics
 import subprocess
 import sys
 
-THROUGHPUT_PROGS = ("lockfree", "buddy", "vas")
+THROUGHPUT_PROGS = ("lockfree", "buddy", "vas", "kmem")
 PLOT_KINDS = ("throughput", "efficiency", "nsop", "cpunsop")
 LOAD_RE = re.compile(r"^loadavg: (\S+) (\S+) (\S+) \(1, 5, 15 min\) at the "
                      r"(start|end)$")

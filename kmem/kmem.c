@@ -1003,7 +1003,7 @@ static int kmem_cache_init(struct kmem *k, struct kmem_cache *c,
 		return KMEM_EINVAL;
 	lf_stack_init(&c->full);
 	lf_stack_init(&c->empty);
-	lf_init_u32(&c->mag_size, KMEM_MAG_MIN);
+	lf_init_u32(&c->mag_size, k->mag_init);
 	for (unsigned v = 0; v < k->ncpus; v++) {
 		kmem_fill(&c->cpu[v], 0, sizeof(c->cpu[v]));
 		c->cpu[v].loaded = c->cpu[v].prev = &k->none;
@@ -1184,6 +1184,7 @@ static bool kmem_layout(const struct kmem_config *cfg, struct kmem_layout *l)
 	    (cfg->base & (KMEM_PAGE_SIZE - 1)) || (cfg->size & (KMEM_PAGE_SIZE - 1)) ||
 	    cfg->size == 0 || cfg->base + cfg->size < cfg->base ||
 	    !cfg->source.alloc || !cfg->source.free ||
+	    cfg->mag_rounds > KMEM_MAG_MAX ||
 	    kmem_nmags(cfg) >= LF_STACK_NIL)
 		return false;
 	size_t off = kmem_align_up(sizeof(struct kmem), LF_CACHELINE);
@@ -1238,6 +1239,7 @@ int kmem_init(struct kmem **kp, void *meta, size_t meta_size,
 	k->max_caches = cfg->max_caches;
 	k->nmags = kmem_nmags(cfg);
 	k->empty_max = cfg->empty_max;
+	k->mag_init = cfg->mag_rounds ? cfg->mag_rounds : KMEM_MAG_MIN;
 	k->src = cfg->source;
 	k->secret = ((uintptr_t)meta * 0x9e3779b97f4a7c15ull) | 1;
 	k->asym = lf_platform_heavy_barrier_init();

@@ -129,6 +129,7 @@ struct kmem_config {
 	unsigned max_caches;  /* cache slots, kmalloc's 15 included */
 	unsigned nmags;       /* magazines in the pool (0: 4 per cache+CPU) */
 	unsigned empty_max;   /* empty slabs a cache keeps (the watermark) */
+	unsigned mag_rounds;  /* rounds of a magazine at first (0: MAG_MIN) */
 	struct kmem_source source;
 };
 

@@ -92,6 +92,7 @@ struct kmem_cache {
 struct kmem {
 	uintptr_t base, size, npages; /* (i) the source's range */
 	unsigned ncpus, max_caches, nmags, empty_max; /* (i) */
+	unsigned mag_init; /* (i) rounds of a cache's magazines at first */
 	struct kmem_source src; /* (i) */
 	uintptr_t secret;  /* (i) keys the free mark */
 	bool asym;         /* (i) a heavy barrier exists: asymmetric sections */

@@ -329,8 +329,34 @@ static void test_no_stranding(void)
 	while (m < 4096 && kmem_cache_alloc(A, (unsigned)m % NCPU, &p[m]) == 0)
 		m++;
 	CHECK_EQ(m, n);
+	/* All of A freed on CPU 1, the depot emptied: CPU 1's magazines
+	 * hold objects that CPU 0 gets only by draining them. */
+	for (int i = 0; i < m; i++)
+		CHECK_EQ(kmem_cache_free(A, 1, p[i]), 0);
+	kmem_reclaim(k, 0, false);
+	kmem_cache_stats(A, &st);
+	CHECK(st.in_mags > 0);
+	m = 0;
+	while (m < 4096 && kmem_cache_alloc(A, 0, &p[m]) == 0)
+		m++;
+	CHECK_EQ(m, n);
+	/* And a cache B needs the pages that A's objects hold in magazines
+	 * and in the depot: its allocation drains and reclaims A. */
 	for (int i = 0; i < m; i++)
 		CHECK_EQ(kmem_cache_free(A, (unsigned)i % NCPU, p[i]), 0);
+	struct kmem_cache *B;
+	CHECK_EQ(kmem_cache_create(k, "B", 1000, 0, NULL, NULL, NULL, &B), 0);
+	int nb = 0;
+	while (nb < 4096 && kmem_cache_alloc(B, 2, &p[nb]) == 0)
+		nb++;
+	struct kmem_cache_stats sb;
+	kmem_cache_stats(B, &sb);
+	CHECK_EQ(ksrc_held(&src), 64);
+	CHECK_EQ((uint64_t)nb, sb.slabs * sb.slab_objs);
+	CHECK_EQ(sb.slabs * (1u << 0) * sb.slab_pages, 64);
+	for (int i = 0; i < nb; i++)
+		CHECK_EQ(kmem_cache_free(B, 3, p[i]), 0);
+	CHECK_EQ(kmem_cache_destroy(B, 0), 0);
 	CHECK_EQ(kmem_cache_destroy(A, 3), 0);
 	teardown();
 }

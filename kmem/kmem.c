@@ -135,9 +135,9 @@ static bool kmem_filled(const void *p, uint8_t b, size_t n)
 
 /* ---- CPU sections (see the file header) ---- */
 
-static inline bool kmem_own_enter(const struct kmem *k, struct kmem_cpu *cc)
+static inline bool kmem_own_enter(bool asym, struct kmem_cpu *cc)
 {
-	if (LF_LIKELY(k->asym)) {
+	if (LF_LIKELY(asym)) {
 		/* Relaxed: a drainer's heavy barrier orders it against our
 		 * load of lock below (the compiler barrier keeps the order). */
 		lf_store_u32(&cc->own, 1, LF_RELAXED);
@@ -629,7 +629,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c, unsig
 	bool starved = false;
 	void *p;
 	for (;;) {
-		bool fast = kmem_own_enter(k, cc);
+		bool fast = kmem_own_enter(c->asym, cc);
 		struct kmem_mag *old = NULL, *m;
 		if (lf_load_u32(&cc->prev->n, LF_RELAXED) > 0) {
 			m = cc->prev;
@@ -669,7 +669,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c, unsig
 			goto out;
 		kmem_stat_add(&c->fills, 1);
 		lf_store_u32(&m->n, n, LF_RELAXED); /* Relaxed: ours */
-		fast = kmem_own_enter(k, cc);
+		fast = kmem_own_enter(c->asym, cc);
 		/* Only we add rounds: both are still empty. */
 		old = cc->prev;
 		cc->prev = cc->loaded;
@@ -686,10 +686,10 @@ out:
 
 int kmem_cache_alloc(struct kmem_cache *c, unsigned cpu, void **obj)
 {
-	if (LF_UNLIKELY(!c || !obj || cpu >= c->k->ncpus))
+	if (LF_UNLIKELY(!c || !obj || cpu >= c->ncpus))
 		return c ? kmem_reject(c->rejected_by, KMEM_EINVAL) : KMEM_EINVAL;
 	struct kmem_cpu *cc = &c->cpu[cpu];
-	bool fast = kmem_own_enter(c->k, cc);
+	bool fast = kmem_own_enter(c->asym, cc);
 	struct kmem_mag *m = cc->loaded;
 	/* Relaxed: m is ours inside the section; snapshots read n. */
 	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
@@ -709,13 +709,14 @@ int kmem_cache_alloc(struct kmem_cache *c, unsigned cpu, void **obj)
  * EINTERIOR)? The slab in *sp; its cache is for the caller to judge.
  */
 static inline __attribute__((always_inline)) int
-kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
+kmem_obj_find_in(const lf_atomic_uptr *pagemap, uintptr_t base,
+		 uintptr_t range, const void *p, struct kmem_slab **sp)
 {
 	uintptr_t a = (uintptr_t)p;
-	if (a - k->base >= k->size)
+	if (a - base >= range)
 		return KMEM_EFOREIGN;
 	/* Acquire: pairs with the release in kmem_slab_map(). */
-	uintptr_t e = lf_load_uptr(&k->pagemap[(a - k->base) >> KMEM_PAGE_SHIFT],
+	uintptr_t e = lf_load_uptr(&pagemap[(a - base) >> KMEM_PAGE_SHIFT],
 				   LF_ACQUIRE);
 	if (e == KMEM_PM_NONE)
 		return KMEM_EFOREIGN;
@@ -739,6 +740,12 @@ kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
 	return 0;
 }
 
+static inline __attribute__((always_inline)) int
+kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
+{
+	return kmem_obj_find_in(k->pagemap, k->base, k->size, p, sp);
+}
+
 static int kmem_free_slow(struct kmem_cache *c, unsigned cpu,
 			  struct kmem_cpu *cc, bool fast, void *p);
 
@@ -746,9 +753,9 @@ static int kmem_free_slow(struct kmem_cache *c, unsigned cpu,
 static inline __attribute__((always_inline)) int
 kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p)
 {
-	struct kmem *k = c->k;
 	uintptr_t *tag = kmem_tag(c, p);
-	if (LF_UNLIKELY(*tag == kmem_mark(k, p)))
+	uintptr_t mark = (uintptr_t)p ^ c->secret; /* kmem_mark(c->k, p) */
+	if (LF_UNLIKELY(*tag == mark))
 		return kmem_reject(c->rejected_by, KMEM_EDOUBLE);
 #ifdef LF_DEBUG
 	if (!kmem_filled((char *)p + c->size, KMEM_RZ_BYTE, c->rz_end - c->size))
@@ -756,10 +763,10 @@ kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p)
 	if (c->poison)
 		kmem_fill(p, KMEM_POISON_BYTE, c->size);
 #endif
-	*tag = kmem_mark(k, p);
+	*tag = mark;
 	struct kmem_cpu *cc = &c->cpu[cpu];
 	kmem_stat_bump(&cc->frees, 1);
-	bool fast = kmem_own_enter(k, cc);
+	bool fast = kmem_own_enter(c->asym, cc);
 	struct kmem_mag *m = cc->loaded;
 	/* Relaxed: m is ours inside the section; snapshots read n. */
 	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
@@ -806,10 +813,10 @@ kmem_free_slow(struct kmem_cache *c, unsigned cpu, struct kmem_cpu *cc,
 
 int kmem_cache_free(struct kmem_cache *c, unsigned cpu, void *obj)
 {
-	if (LF_UNLIKELY(!c || cpu >= c->k->ncpus))
+	if (LF_UNLIKELY(!c || cpu >= c->ncpus))
 		return c ? kmem_reject(c->rejected_by, KMEM_EINVAL) : KMEM_EINVAL;
 	struct kmem_slab *s;
-	int err = kmem_obj_find(c->k, obj, &s);
+	int err = kmem_obj_find_in(c->pagemap, c->base, c->range, obj, &s);
 	if (LF_LIKELY(err == 0) && LF_UNLIKELY(s->cache != c))
 		err = KMEM_EWRONG;
 	if (LF_UNLIKELY(err))
@@ -994,6 +1001,12 @@ static int kmem_cache_init(struct kmem *k, struct kmem_cache *c,
 	kmem_fill(c, 0, sizeof(*c));
 	c->k = k;
 	c->cpu = cpus;
+	c->pagemap = k->pagemap;
+	c->base = k->base;
+	c->range = k->size;
+	c->secret = k->secret;
+	c->ncpus = k->ncpus;
+	c->asym = k->asym;
 	unsigned i = 0;
 	for (; name && name[i] && i < KMEM_NAME_MAX - 1; i++)
 		c->name[i] = name[i];

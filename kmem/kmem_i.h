@@ -58,21 +58,30 @@ struct kmem_cpu {
 } LF_CACHE_ALIGNED;
 
 struct kmem_cache {
+	/*
+	 * The first line: what the fast paths read, copies of the instance's
+	 * (i) fields among them, so that a hit reads this line, the CPU's
+	 * and the slab's, and no line of the instance.
+	 */
+	struct kmem_cpu *cpu; /* (i) ncpus of them */
+	lf_atomic_uptr *pagemap; /* (i) = k->pagemap */
+	uintptr_t base, range, secret; /* (i) = k->base, k->size, k->secret */
+	uint64_t recip;    /* (i) ceil(2^64 / stride): division by multiply */
+	uint32_t ncpus;    /* (i) = k->ncpus */
+	uint32_t tag_off;  /* (i) offset of the tag word (the free mark) */
+	bool asym;         /* (i) = k->asym */
 	struct kmem *k;    /* (i) */
 	char name[KMEM_NAME_MAX]; /* (i) */
 	size_t size, align, stride; /* (i) */
-	uint32_t tag_off;  /* (i) offset of the tag word (the free mark) */
 	uint32_t rz_end;   /* (i) debug: the red zone is [size, rz_end) */
 	uint32_t nobj, order, hdr; /* (i) per slab: objects, 2^order pages,
 				     * offset of the first object */
-	uint64_t recip;    /* (i) ceil(2^64 / stride): division by multiply */
 	void (*ctor)(void *, void *); /* (i) */
 	void (*dtor)(void *, void *); /* (i) */
 	void *arg;         /* (i) */
 	bool poison;       /* (i) debug and no constructor */
 	bool kmalloc;      /* (i) a kmalloc class: kfree() takes its objects */
 	lf_atomic_u32 live; /* (k) written; read acquire by reclaim walks */
-	struct kmem_cpu *cpu; /* (i) ncpus of them */
 
 	/* The depot: lock-free. */
 	struct lf_stack full LF_CACHE_ALIGNED; /* (a) full magazines */

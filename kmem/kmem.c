@@ -383,14 +383,14 @@ static void kmem_slab_add(struct kmem_cache *c, struct kmem_slab *s)
 }
 
 /*
- * Take up to want free objects from the slabs into out[], growing by one
- * slab if there are none; the number taken (0: *err says why).
+ * Take up to want free objects from the slabs into out[], growing if there
+ * are none; the number taken, at least one unless the source failed
+ * (0: *err says why).
  */
 static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu, void **out,
 			       unsigned want, int *err)
 {
 	unsigned n = 0;
-	bool grown = false;
 	*err = 0;
 	kmem_lock(&c->lock);
 	while (n < want) {
@@ -398,7 +398,9 @@ static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu, void **out,
 		if (!s)
 			s = c->list[KMEM_LIST_EMPTY];
 		if (!s) {
-			if (n > 0 || grown)
+			/* Grow only for the first object: a slab we made may
+			 * be emptied by others before we relock; then again. */
+			if (n > 0)
 				break;
 			kmem_unlock(&c->lock);
 			s = kmem_slab_grow(c, cpu, err);
@@ -406,7 +408,6 @@ static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu, void **out,
 			if (!s)
 				break;
 			kmem_slab_add(c, s);
-			grown = true;
 		}
 		while (s->free != KMEM_NIL16 && n < want) {
 			out[n++] = kmem_obj(c, s, s->free);
@@ -655,6 +656,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c, unsig
 		unsigned n = kmem_slab_take(c, cpu, m ? m->round : &p,
 					    m ? m->cap : 1, &err);
 		if (n == 0) {
+			LF_ASSERT(err != 0); /* slab_take got one, or says why */
 			if (m)
 				kmem_depot_put(c, m);
 			if (starved || err != KMEM_ENOMEM) {

@@ -441,6 +441,7 @@ static void kmem_slab_put(struct kmem_cache *c, unsigned cpu, void *const *objs,
 		kmem_relist(c, s);
 	}
 	kmem_stat_bump(&c->slab_free, n);
+	/* Relaxed: nempty is written under the lock we hold. */
 	while (lf_load_u64(&c->nempty, LF_RELAXED) > k->empty_max) {
 		struct kmem_slab *s = c->list[KMEM_LIST_EMPTY];
 		kmem_list_del(c, s);
@@ -492,7 +493,7 @@ static void kmem_mag_empty(struct kmem_cache *c, unsigned cpu,
 	if (n == 0)
 		return;
 	kmem_slab_put(c, cpu, m->round, n);
-	lf_store_u32(&m->n, 0, LF_RELAXED);
+	lf_store_u32(&m->n, 0, LF_RELAXED); /* Relaxed: as above */
 }
 
 /* Empty CPU v's two magazines of cache c into the slabs. */
@@ -500,6 +501,7 @@ static void kmem_cpu_flush(struct kmem_cache *c, unsigned cpu, unsigned v)
 {
 	struct kmem_cpu *cc = &c->cpu[v];
 	kmem_seize(c->k, cc);
+	/* Relaxed: the magazines are ours under the exclusion. */
 	if (lf_load_u32(&cc->loaded->n, LF_RELAXED) +
 	    lf_load_u32(&cc->prev->n, LF_RELAXED) > 0)
 		kmem_stat_add(&c->drains, 1);
@@ -632,6 +634,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c, unsig
 	for (;;) {
 		bool fast = kmem_own_enter(c->asym, cc);
 		struct kmem_mag *old = NULL, *m;
+		/* Relaxed: our magazines, inside the section. */
 		if (lf_load_u32(&cc->prev->n, LF_RELAXED) > 0) {
 			m = cc->prev;
 			cc->prev = cc->loaded;
@@ -792,6 +795,7 @@ kmem_free_slow(struct kmem_cache *c, unsigned cpu, struct kmem_cpu *cc,
 	struct kmem *k = c->k;
 	struct kmem_mag *old = NULL, *m = cc->prev;
 	uint32_t n;
+	/* Relaxed, all n below: our magazines, inside the section. */
 	if (m->cap > 0 && lf_load_u32(&m->n, LF_RELAXED) == 0) {
 		cc->prev = cc->loaded;
 		cc->loaded = m;
@@ -1074,6 +1078,7 @@ int kmem_cache_destroy(struct kmem_cache *c, unsigned cpu)
 		return KMEM_EINVAL;
 	struct kmem *k = c->k;
 	kmem_lock(&k->lock);
+	/* Relaxed: a statistic; destroy runs with the cache idle. */
 	if (!kmem_cache_live(c) || kmem_cache_inuse(c) != 0 ||
 	    lf_load_u64(&c->corrupt, LF_RELAXED) != 0) {
 		kmem_unlock(&k->lock);
@@ -1174,7 +1179,8 @@ void kmem_stats(struct kmem *k, struct kmem_stats *st)
 		st->rejected_by[e] = lf_load_u64(&k->rejected_by[e], LF_RELAXED);
 		st->rejected += st->rejected_by[e];
 	}
-	/* Walk the pool: a snapshot (exact at quiescence). */
+	/* Walk the pool: a snapshot (exact at quiescence). Acquire: pairs
+	 * with the release of the last push; the links relaxed (bounded). */
 	uint32_t i = lf_stack_word_top(lf_load_u64(&k->mag_pool.head, LF_ACQUIRE));
 	for (uint32_t n = 0; i < k->nmags && n < k->nmags; n++) {
 		st->mags_free++;

@@ -784,9 +784,12 @@ int main(int argc, char **argv)
 {
 	/* Spare static TLS for jemalloc's dlopen (see the top): once. */
 	if (!getenv("KB_REEXEC")) {
+		static char tun[512];
+		const char *old = getenv("GLIBC_TUNABLES");
+		snprintf(tun, sizeof(tun), "%s%sglibc.rtld.optional_static_tls="
+			 "65536", old ? old : "", old ? ":" : "");
 		setenv("KB_REEXEC", "1", 1);
-		setenv("GLIBC_TUNABLES", "glibc.rtld.optional_static_tls=65536",
-		       1);
+		setenv("GLIBC_TUNABLES", tun, 1);
 		execv("/proc/self/exe", argv);
 		/* Fall through without it: jemalloc may then be skipped. */
 	}

@@ -3,7 +3,7 @@
  * separated by spaces. Anything unknown or malformed is reported on a line
  * "LFK error cmdline ..." and the kernel exits with failure: it never
  * guesses. Options (kernel/README.md):
- *   tests=LIST     buddy,vas,epoch in any order, or all (default all)
+ *   tests=LIST     buddy,vas,epoch,kmem in any order, or all (default all)
  *   ms=N           duration of each test in milliseconds (default 1000)
  *   seconds=N      the same in seconds
  *   fault=KIND     none (default), pf, gp, ud, de: raise that exception on
@@ -73,6 +73,8 @@ static bool parse_tests(const char *s, size_t n, unsigned *out)
 			t |= TEST_VAS;
 		else if (word_eq(s + i, j - i, "epoch"))
 			t |= TEST_EPOCH;
+		else if (word_eq(s + i, j - i, "kmem"))
+			t |= TEST_KMEM;
 		else if (word_eq(s + i, j - i, "all"))
 			t |= TEST_ALL;
 		else

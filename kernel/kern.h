@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "buddy.h"
+#include "kmem.h"
 #include "lf_atomic.h"
 #include "lf_epoch.h"
 #include "lf_platform.h"
@@ -231,7 +232,8 @@ enum {
 	TEST_BUDDY = 1u << 0,
 	TEST_VAS = 1u << 1,
 	TEST_EPOCH = 1u << 2,
-	TEST_ALL = TEST_BUDDY | TEST_VAS | TEST_EPOCH,
+	TEST_KMEM = 1u << 3,
+	TEST_ALL = TEST_BUDDY | TEST_VAS | TEST_EPOCH | TEST_KMEM,
 };
 enum fault_kind { FAULT_NONE, FAULT_PF, FAULT_GP, FAULT_UD, FAULT_DE,
 		  FAULT_NOIRQ, FAULT_STACK, FAULT_WTEXT, FAULT_NX,
@@ -282,11 +284,15 @@ extern struct boot_mem bootmem;
 extern struct buddy_zone *zone;
 extern uint64_t kernel_cr3;     /* (i) */
 extern lf_atomic_u64 kernel_frames; /* (a) frames the kernel itself holds */
+extern lf_atomic_u64 kernel_blocks; /* (a) in buddy blocks (kmem's: 2^k) */
 extern struct vas kvas;
 void mem_exclude(uint64_t base, uint64_t end);
 void mem_init(void);     /* buddy, page tables, switch to them */
 void mem_nx_enable(void); /* EFER.NXE, before loading kernel_cr3 */
 void mem_vas_init(void); /* the vmalloc region */
+extern struct kmem *kmem; /* (i) the object allocator over the buddy */
+extern struct kmem_cache *vas_node_cache; /* (i) the vaspace tree nodes */
+void mem_kmem_init(void); /* before mem_vas_init: vas nodes come from it */
 int kframe_alloc(uint64_t *pa); /* a zeroed frame the kernel keeps */
 void kframe_free(uint64_t pa);
 void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err);
@@ -322,6 +328,10 @@ void torture_run_cpu(struct cpu *c, unsigned test);
 /* BSP, CPUs quiescent: NULL on a pass, else the reason of the failure. */
 const char *torture_report(unsigned test);
 int torture_final_check(void);     /* BSP, at the end */
+/* torture_kmem.c: the kmem test on one CPU, and its check on the BSP. */
+void torture_kmem(struct cpu *c, uint64_t *ops, uint64_t *errors,
+		  uint64_t *remote, uint64_t deadline);
+int torture_kmem_check(void);
 void fault_trigger(enum fault_kind f);
 
 #endif /* KERN_H */

@@ -276,6 +276,7 @@ _Noreturn void kmain_bsp(uint64_t start_info_phys)
 		acpi.online_capable, acpi.disabled, acpi.lapic_phys,
 		cpus[0].apic_id, tsc_per_ms);
 	lf_epoch_domain_init(&kepoch, 16);
+	mem_kmem_init();
 	mem_vas_init();
 	tlb_ack_init();
 	torture_init();
@@ -321,12 +322,14 @@ _Noreturn void kmain_ap(void)
 
 static struct kbarrier run_bar;
 static lf_atomic_u32 run_test; /* (a) the TEST_* bit to run, 0: done */
-static const unsigned test_order[] = { TEST_BUDDY, TEST_VAS, TEST_EPOCH };
+static const unsigned test_order[] = { TEST_BUDDY, TEST_VAS, TEST_EPOCH,
+				       TEST_KMEM };
 
 static unsigned next_test(unsigned after)
 {
 	bool past = after == 0;
-	for (unsigned i = 0; i < 3; i++) {
+	for (unsigned i = 0; i < sizeof(test_order) / sizeof(test_order[0]);
+	     i++) {
 		if (past && (kconf.tests & test_order[i]))
 			return test_order[i];
 		if (test_order[i] == after)

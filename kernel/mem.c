@@ -33,6 +33,7 @@ struct boot_mem bootmem;
 struct buddy_zone *zone;
 uint64_t kernel_cr3;
 lf_atomic_u64 kernel_frames;
+lf_atomic_u64 kernel_blocks;
 struct vas kvas;
 
 extern char __kernel_phys_start[], __kernel_phys_end[];
@@ -168,6 +169,7 @@ int kframe_alloc(uint64_t *pa)
 		return rc;
 	memset(phys_to_virt(*pa), 0, PAGE_SIZE);
 	lf_fetch_add_u64(&kernel_frames, 1, LF_RELAXED);
+	lf_fetch_add_u64(&kernel_blocks, 1, LF_RELAXED);
 	return BUDDY_OK;
 }
 
@@ -176,6 +178,7 @@ void kframe_free(uint64_t pa)
 	int rc = buddy_free(this_cpu()->bc, pa, 0);
 	LF_ASSERT(rc == BUDDY_OK);
 	lf_fetch_sub_u64(&kernel_frames, 1, LF_RELAXED);
+	lf_fetch_sub_u64(&kernel_blocks, 1, LF_RELAXED);
 }
 
 /* ---- page tables ---- */
@@ -330,19 +333,94 @@ void mem_init(void)
 		lf_load_u64(&kernel_frames, LF_RELAXED), kernel_cr3);
 }
 
-/* ---- the vmalloc region ---- */
+/* ---- kmem over the buddy ---- */
 
-static void *vas_node_get(void *arg)
+/*
+ * The page source of kmem: blocks of the buddy through the calling CPU's
+ * context, addressed through the direct map; the frames kmem holds count
+ * as frames the kernel keeps (kernel_frames, and its blocks in
+ * kernel_blocks), so the buddy's accounting after each test holds
+ * whatever kmem keeps.
+ */
+struct kmem *kmem;
+struct kmem_cache *vas_node_cache;
+
+static int kmem_src_alloc(void *arg, unsigned cpu, unsigned order,
+			  uintptr_t *addr)
 {
 	(void)arg;
 	uint64_t pa;
-	return kframe_alloc(&pa) == BUDDY_OK ? phys_to_virt(pa) : NULL;
+	int rc = buddy_alloc(cpus[cpu].bc, order, &pa);
+	if (rc == BUDDY_ENOMEM)
+		return KMEM_ENOMEM;
+	if (rc != BUDDY_OK)
+		return KMEM_ESOURCE;
+	lf_fetch_add_u64(&kernel_frames, 1ull << order, LF_RELAXED);
+	lf_fetch_add_u64(&kernel_blocks, 1, LF_RELAXED);
+	*addr = (uintptr_t)phys_to_virt(pa);
+	return 0;
+}
+
+static void kmem_src_free(void *arg, unsigned cpu, uintptr_t addr,
+			  unsigned order)
+{
+	(void)arg;
+	int rc = buddy_free(cpus[cpu].bc, virt_to_phys((void *)addr), order);
+	LF_ASSERT(rc == BUDDY_OK);
+	lf_fetch_sub_u64(&kernel_frames, 1ull << order, LF_RELAXED);
+	lf_fetch_sub_u64(&kernel_blocks, 1, LF_RELAXED);
+}
+
+void mem_kmem_init(void)
+{
+	uint64_t lo = regions[0].base;
+	uint64_t hi = regions[nregions - 1].base + regions[nregions - 1].size;
+	struct kmem_config cfg = {
+		.base = (uintptr_t)phys_to_virt(lo), .size = hi - lo,
+		.ncpus = ncpus, .max_caches = 32, .nmags = 16 * ncpus + 64,
+		.empty_max = 1, .mag_rounds = 16, /* grows on contention */
+		.source = { kmem_src_alloc, kmem_src_free, NULL },
+	};
+	/* The metadata: one buddy block (a run would be several). */
+	size_t need = kmem_meta_size(&cfg);
+	unsigned order = 0;
+	while ((PAGE_SIZE << order) < need)
+		order++;
+	uint64_t frames = 1ull << order, pa = 0;
+	int rc = need ? buddy_alloc(cpus[0].bc, order, &pa) : -1;
+	if (rc == BUDDY_OK)
+		rc = kmem_init(&kmem, phys_to_virt(pa), frames * PAGE_SIZE, &cfg);
+	if (rc == KMEM_OK)
+		rc = kmem_cache_create(kmem, "vas_node", VAS_NODE_SIZE, 64, NULL,
+				       NULL, NULL, &vas_node_cache);
+	if (rc != 0) {
+		kprintf("LFK error mem kmem_init=%d meta=%zu\n", rc, need);
+		kexit_fail();
+	}
+	lf_fetch_add_u64(&kernel_frames, frames, LF_RELAXED);
+	lf_fetch_add_u64(&kernel_blocks, 1, LF_RELAXED);
+	kprintf("LFK mem kmem meta=%zu pages=%lu base=%#lx\n", need,
+		(uint64_t)(cfg.size / PAGE_SIZE), (unsigned long)cfg.base);
+}
+
+/* ---- the vmalloc region ---- */
+
+/* vaspace nodes come from a kmem cache (VAS_NODE_SIZE, 64-aligned). */
+static void *vas_node_get(void *arg)
+{
+	(void)arg;
+	void *p;
+	if (kmem_cache_alloc(vas_node_cache, this_cpu()->idx, &p) != KMEM_OK)
+		return NULL;
+	memset(p, 0, VAS_NODE_SIZE);
+	return p;
 }
 
 static void vas_node_put(void *arg, void *node)
 {
 	(void)arg;
-	kframe_free(virt_to_phys(node));
+	int rc = kmem_cache_free(vas_node_cache, this_cpu()->idx, node);
+	LF_ASSERT(rc == KMEM_OK);
 }
 
 void mem_vas_init(void)

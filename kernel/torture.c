@@ -457,6 +457,8 @@ void torture_run_cpu(struct cpu *c, unsigned test)
 		torture_buddy(c);
 	else if (test == TEST_VAS)
 		torture_vas(c);
+	else if (test == TEST_KMEM)
+		torture_kmem(c, &t->ops, &t->errors, &t->remote, t->deadline);
 	else
 		torture_epoch(c);
 }
@@ -465,7 +467,8 @@ void torture_run_cpu(struct cpu *c, unsigned test)
 
 static const char *test_name(unsigned test)
 {
-	return test == TEST_BUDDY ? "buddy" : test == TEST_VAS ? "vas" : "epoch";
+	return test == TEST_BUDDY ? "buddy" : test == TEST_VAS ? "vas"
+		: test == TEST_KMEM ? "kmem" : "epoch";
 }
 
 static int check_line(const char *name, bool ok, const char *detail)
@@ -600,6 +603,8 @@ const char *torture_report(unsigned test)
 		reason = "check";
 	if (test == TEST_EPOCH && check_epoch() != 0 && !reason)
 		reason = "check";
+	if (test == TEST_KMEM && torture_kmem_check() != 0 && !reason)
+		reason = "check";
 	if (check_buddy() != 0 && !reason)
 		reason = "check";
 	return reason;
@@ -612,11 +617,12 @@ int torture_final_check(void)
 	int rc = check_buddy();
 	buddy_zone_stats(zone, &s);
 	ksnprintf(d, sizeof(d), "allocs=%lu frees=%lu outstanding=%lu "
-		  "kernel_frames=%lu", s.allocs, s.frees, s.allocs - s.frees,
-		  lf_load_u64(&kernel_frames, LF_RELAXED));
-	/* Every block still allocated is a frame the kernel keeps. */
+		  "kernel_frames=%lu kernel_blocks=%lu", s.allocs, s.frees,
+		  s.allocs - s.frees, lf_load_u64(&kernel_frames, LF_RELAXED),
+		  lf_load_u64(&kernel_blocks, LF_RELAXED));
+	/* Every block still allocated is a block the kernel keeps. */
 	if (check_line("frames", s.allocs - s.frees ==
-				 lf_load_u64(&kernel_frames, LF_RELAXED), d))
+				 lf_load_u64(&kernel_blocks, LF_RELAXED), d))
 		rc = -1;
 	return rc;
 }

@@ -32,7 +32,7 @@
 #                      CPUs, at least 2); above the online CPUs the points
 #                      are marked oversubscribed (tables and plots)
 #   BENCH_PROGS        which programs ("lockfree buddy vas frag latency
-#                      mem")
+#                      mem kmem")
 #   BENCH_QUICK=1      a fast check of the whole chain: --quick (0.01 s per
 #                      point) and 1 repeat unless set; the results go to
 #                      bench/results/quick/ unless BENCH_MACHINE says where
@@ -53,14 +53,14 @@ fi
 seconds=${BENCH_SECONDS:-0.5}
 online=$(nproc)
 threads_max=${BENCH_THREADS_MAX:-$((online > 2 ? online : 2))}
-progs=${BENCH_PROGS:-lockfree buddy vas frag latency mem}
+progs=${BENCH_PROGS:-lockfree buddy vas frag latency mem kmem}
 
 case "$machine" in
 */* | .* | "") echo "bench.sh: bad BENCH_MACHINE '$machine'" >&2; exit 2 ;;
 esac
 for p in $progs; do
     case "$p" in
-    lockfree | buddy | vas | frag | latency | mem) ;;
+    lockfree | buddy | vas | frag | latency | mem | kmem) ;;
     *) echo "bench.sh: unknown program '$p' in BENCH_PROGS" >&2; exit 2 ;;
     esac
     if [ ! -x "$build/bench/bench_$p" ]; then

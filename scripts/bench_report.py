@@ -50,7 +50,7 @@ import statistics
 import subprocess
 import sys
 
-THROUGHPUT_PROGS = ("lockfree", "buddy", "vas")
+THROUGHPUT_PROGS = ("lockfree", "buddy", "vas", "kmem")
 PLOT_KINDS = ("throughput", "cpu")
 LOAD_RE = re.compile(r"^loadavg: (\S+) (\S+) (\S+) \(1, 5, 15 min\) at the "
                      r"(start|end)$")

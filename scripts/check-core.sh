@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/check-core.sh CC: the freestanding rules of lockfree/, buddy/ and
+# scripts/check-core.sh CC: the freestanding rules of lockfree/, buddy/, kmem/ and
 # vaspace/, checked rather than trusted.
 #  1. Each .c compiles with -ffreestanding -nostdlib -nostdinc: only the
 #     compiler's own headers are reachable, so a libc include fails.
@@ -14,7 +14,7 @@ set -euo pipefail
 cc=${1:-cc}
 cd "$(dirname "$0")/.."
 dirs=""
-for d in lockfree buddy vaspace; do
+for d in lockfree buddy vaspace kmem; do
     [ -d "$d" ] && dirs="$dirs $d"
 done
 tmp=$(mktemp -d)

@@ -8,7 +8,8 @@
 # Usage: scripts/deps.sh [group...]   groups: build (default), kernel, debug, plot
 set -euo pipefail
 
-pkgs_build=(cmake make gcc clang libclang-rt-14-dev binutils liburcu-dev libck-dev libbsd-dev patch clang-format-14 pkgconf)
+pkgs_build=(cmake make gcc clang libclang-rt-14-dev binutils liburcu-dev libck-dev libbsd-dev patch clang-format-14 pkgconf
+            libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev)
 pkgs_kernel=(qemu-system-x86)
 pkgs_debug=(gdb)
 pkgs_plot=(gnuplot-nox python3)

@@ -14,5 +14,6 @@ extern const struct mc_test *const mc_tests_vlock[];
 extern const struct mc_test *const mc_tests_epoch[];
 extern const struct mc_test *const mc_tests_buddy[];
 extern const struct mc_test *const mc_tests_vas[];
+extern const struct mc_test *const mc_tests_kmem[];
 
 #endif /* MC_TESTS_H */

@@ -1,0 +1,1288 @@
+/*
+ * kmem.c: object caches with per-CPU magazines, a lock-free depot and a
+ * slab layer (Bonwick 1994; Bonwick and Adams 2001). kmem.h gives the
+ * layers; this file the invariants and the ordering argument.
+ *
+ * Invariants (checked by kmem_check() in kmem_check.c, by the model test
+ * against a reference and by the torture tests; numbered for
+ * docs/design.md):
+ *   K1  A free object is in exactly one place: a round of one magazine (a
+ *       CPU's loaded or previous, or a full magazine in the depot), or its
+ *       slab's free list; a handed-out object is in none.
+ *   K2  A free object's tag word holds its mark; allocation clears it before
+ *       the object is handed out, free sets it last before the object enters
+ *       a magazine or slab. (Debug: a free object of a cache without
+ *       constructor is poisoned in [0, size); every object's red zone
+ *       [size, rz_end) holds its pattern.)
+ *   K3  A slab's inuse = nobj - length of its free list; it is on the empty
+ *       list iff inuse = 0, the full list iff its free list is empty, else
+ *       the partial list.
+ *   K4  Per cache: slabs * nobj = in use (allocs - frees) + rounds in
+ *       magazines + free objects on slab lists + objects set aside corrupt.
+ *   K5  A slab goes back to the source only with inuse = 0, off every list
+ *       (taken off under the cache lock), its page map entries tombstoned
+ *       first; its objects are destroyed (dtor) before.
+ *   K6  Every magazine of the pool is in exactly one place: the pool, one
+ *       cache's empty or full depot stack, a CPU slot, or one caller's
+ *       hands. Full magazines in the depot hold at least one round.
+ *   K7  No memory stranded: an allocation returns ENOMEM only after its
+ *       cache's magazines (every CPU's) and depot were emptied into the
+ *       slabs and every cache's depot, magazines and empty slabs were given
+ *       back, and the source still refused.
+ *   K8  Every page of a live slab maps to its header; a large block's first
+ *       page maps to KMEM_PM_LARGE with its order, the others to TAIL.
+ *
+ * Ordering.
+ *  - CPU sections (the asymmetric exclusion of buddy_cache.c): the owner
+ *    stores own = 1 (relaxed), a compiler barrier, loads lock (acquire); a
+ *    drainer takes lock, runs the heavy barrier, waits for own == 0
+ *    (acquire, pairs with the owner's release store of 0). Of the owner's
+ *    own = 1 and the drainer's lock = 1, the heavy barrier makes one side
+ *    see the other's. Without a heavy barrier (ThreadSanitizer) the owner
+ *    takes the lock too.
+ *  - Depot: magazines move by lf_stack push (release) and pop (acquire): the
+ *    rounds and the objects' tag words written by the pusher are seen by
+ *    the popper (S4 of lf_stack.h).
+ *  - Slab layer: the cache lock (acquire xchg, release store).
+ *  - Page map: release store when a slab is made (its header written
+ *    before), acquire load on free.
+ */
+#include "kmem.h"
+#include "kmem_i.h"
+
+static const char *const kmem_err_names[KMEM_NERR] = {
+	"OK", "ENOMEM", "EINVAL", "EFOREIGN", "EWRONG", "EDOUBLE",
+	"EINTERIOR", "EBUSY", "ENOSPC", "ESOURCE", "ECORRUPT",
+};
+
+const char *kmem_strerror(int err)
+{
+	if (err > 0 || -err >= KMEM_NERR)
+		return "?";
+	return kmem_err_names[-err];
+}
+
+/* Size classes of kmalloc: 8-byte steps at first, then 1.5x steps. */
+static const uint16_t kmem_class_size[KMEM_KMALLOC_CLASSES] = {
+	8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048,
+};
+static const char *const kmem_class_name[KMEM_KMALLOC_CLASSES] = {
+	"kmalloc-8", "kmalloc-16", "kmalloc-32", "kmalloc-48", "kmalloc-64",
+	"kmalloc-96", "kmalloc-128", "kmalloc-192", "kmalloc-256",
+	"kmalloc-384", "kmalloc-512", "kmalloc-768", "kmalloc-1024",
+	"kmalloc-1536", "kmalloc-2048",
+};
+_Static_assert(KMEM_KMALLOC_MAX == 2048, "the class table ends at half a page");
+
+/* ---- small helpers ---- */
+
+void kmem_lock(lf_atomic_u32 *l)
+{
+	/* Acquire: pairs with the release in kmem_unlock(). */
+	while (lf_xchg_u32(l, 1, LF_ACQUIRE) != 0)
+		/* Relaxed: spin on a read until it looks free. */
+		while (lf_load_u32(l, LF_RELAXED) != 0)
+			lf_platform_pause();
+}
+
+void kmem_unlock(lf_atomic_u32 *l)
+{
+	/* Release: pairs with the acquire in kmem_lock(). */
+	lf_store_u32(l, 0, LF_RELEASE);
+}
+
+/* A counter written by one context at a time: no read-modify-write. */
+static inline void kmem_stat_bump(lf_atomic_u64 *s, uint64_t d)
+{
+	/* Relaxed: a statistic; its writer is alone (o or l). */
+	lf_store_u64(s, lf_load_u64(s, LF_RELAXED) + d, LF_RELAXED);
+}
+
+static inline void kmem_stat_add(lf_atomic_u64 *s, uint64_t d)
+{
+	/* Relaxed: a statistic, shared by writers. */
+	lf_fetch_add_u64(s, d, LF_RELAXED);
+}
+
+static int kmem_reject(lf_atomic_u64 *by, int err)
+{
+	kmem_stat_add(&by[-err], 1);
+	return err;
+}
+
+static uintptr_t kmem_align_up(uintptr_t x, uintptr_t a)
+{
+	return (x + a - 1) & ~(a - 1);
+}
+
+static void kmem_fill(void *p, uint8_t b, size_t n)
+{
+	volatile uint8_t *q = p; /* volatile: no memset call in the core */
+	for (size_t i = 0; i < n; i++)
+		q[i] = b;
+}
+
+#ifdef LF_DEBUG
+static bool kmem_filled(const void *p, uint8_t b, size_t n)
+{
+	const uint8_t *q = p;
+	for (size_t i = 0; i < n; i++)
+		if (q[i] != b)
+			return false;
+	return true;
+}
+#endif
+
+/* ---- CPU sections (see the file header) ---- */
+
+static inline bool kmem_own_enter(bool asym, struct kmem_cpu *cc)
+{
+	if (LF_LIKELY(asym)) {
+		/* Relaxed: a drainer's heavy barrier orders it against our
+		 * load of lock below (the compiler barrier keeps the order). */
+		lf_store_u32(&cc->own, 1, LF_RELAXED);
+		lf_compiler_barrier();
+		/* Acquire: pairs with the release in kmem_unlock() by the
+		 * last drainer: its changes to the magazines are seen. */
+		if (LF_LIKELY(lf_load_u32(&cc->lock, LF_ACQUIRE) == 0))
+			return true;
+		/* Release: pairs with the drainer's wait in kmem_seize(). */
+		lf_store_u32(&cc->own, 0, LF_RELEASE);
+	}
+	kmem_lock(&cc->lock);
+	return false;
+}
+
+static inline void kmem_own_exit(struct kmem_cpu *cc, bool fast)
+{
+	if (LF_LIKELY(fast))
+		/* Release: our changes go to the next drainer; pairs with the
+		 * acquire load of own in kmem_seize(). */
+		lf_store_u32(&cc->own, 0, LF_RELEASE);
+	else
+		kmem_unlock(&cc->lock);
+}
+
+/* Take CPU v's magazines as a drainer (v may be the caller's own). */
+static void kmem_seize(const struct kmem *k, struct kmem_cpu *v)
+{
+	kmem_lock(&v->lock);
+	if (!k->asym)
+		return; /* the owner locks too */
+	lf_platform_heavy_barrier();
+	/* Acquire: pairs with the release stores of own by the owner. */
+	while (lf_load_u32(&v->own, LF_ACQUIRE) != 0)
+		lf_platform_pause();
+}
+
+/* ---- magazines and the depot ---- */
+
+static inline uint32_t kmem_mag_idx(const struct kmem *k,
+				    const struct kmem_mag *m)
+{
+	return (uint32_t)(m - k->mags);
+}
+
+/* Note an exchange on stack s that began when the head was w0. */
+static void kmem_depot_note(struct kmem_cache *c, const struct lf_stack *s,
+			    uint64_t w0)
+{
+	/* Relaxed: a hint; another operation between our two reads shows as
+	 * a tag more than one past w0's. */
+	uint64_t w1 = lf_load_u64(&s->head, LF_RELAXED);
+	if (lf_stack_word_tag(w1) == lf_stack_word_tag(w0) + 1)
+		return;
+	/* Relaxed: statistics and the growth policy only. */
+	uint64_t n = lf_fetch_add_u64(&c->contended, 1, LF_RELAXED) + 1;
+	if (n % KMEM_MAG_GROW_AT != 0)
+		return;
+	/* Relaxed: the size is a policy value; any CPU may read it late. */
+	uint32_t sz = lf_load_u32(&c->mag_size, LF_RELAXED);
+	if (sz < KMEM_MAG_MAX)
+		lf_cas_u32(&c->mag_size, &sz,
+			   sz * 2 > KMEM_MAG_MAX ? KMEM_MAG_MAX : sz * 2,
+			   LF_RELAXED);
+}
+
+static struct kmem_mag *kmem_depot_get(struct kmem_cache *c)
+{
+	struct kmem *k = c->k;
+	/* Relaxed: for the contention hint only. */
+	uint64_t w0 = lf_load_u64(&c->full.head, LF_RELAXED);
+	uint32_t i = lf_stack_pop(&c->full, k->mag_links);
+	if (i == LF_STACK_NIL)
+		return NULL;
+	kmem_depot_note(c, &c->full, w0);
+	kmem_stat_add(&c->depot_gets, 1);
+	return &k->mags[i];
+}
+
+static void kmem_depot_put(struct kmem_cache *c, struct kmem_mag *m)
+{
+	struct kmem *k = c->k;
+	/* Relaxed: statistics; we hold m. */
+	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
+	if (n == 0) {
+		lf_stack_push(&c->empty, k->mag_links, kmem_mag_idx(k, m));
+		return;
+	}
+	kmem_stat_add(&c->depot_puts, 1);
+	/* Relaxed: for the contention hint only. */
+	uint64_t w0 = lf_load_u64(&c->full.head, LF_RELAXED);
+	lf_stack_push(&c->full, k->mag_links, kmem_mag_idx(k, m));
+	kmem_depot_note(c, &c->full, w0);
+}
+
+/* An empty magazine of the cache's current size, or NULL. */
+static struct kmem_mag *kmem_mag_get(struct kmem_cache *c)
+{
+	struct kmem *k = c->k;
+	uint32_t i = lf_stack_pop(&c->empty, k->mag_links);
+	if (i == LF_STACK_NIL)
+		i = lf_stack_pop(&k->mag_pool, k->mag_links);
+	if (i == LF_STACK_NIL)
+		return NULL;
+	struct kmem_mag *m = &k->mags[i];
+	/* Relaxed: a policy value (see kmem_depot_note). */
+	m->cap = lf_load_u32(&c->mag_size, LF_RELAXED);
+	lf_store_u32(&m->n, 0, LF_RELAXED); /* Relaxed: we hold m. */
+	return m;
+}
+
+/* ---- the slab layer ---- */
+
+static void kmem_list_del(struct kmem_cache *c, struct kmem_slab *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		c->list[s->list] = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+}
+
+static void kmem_list_add(struct kmem_cache *c, struct kmem_slab *s,
+			  enum kmem_list l)
+{
+	s->list = (uint8_t)l;
+	s->prev = NULL;
+	s->next = c->list[l];
+	if (s->next)
+		s->next->prev = s;
+	c->list[l] = s;
+}
+
+/* Move s to the list its state calls for (K3); under the lock. */
+static void kmem_relist(struct kmem_cache *c, struct kmem_slab *s)
+{
+	enum kmem_list l = kmem_list_for(s);
+	if (l == s->list)
+		return;
+	if (s->list == KMEM_LIST_EMPTY)
+		kmem_stat_bump(&c->nempty, (uint64_t)-1);
+	if (l == KMEM_LIST_EMPTY)
+		kmem_stat_bump(&c->nempty, 1);
+	kmem_list_del(c, s);
+	kmem_list_add(c, s, l);
+}
+
+static void kmem_slab_map(struct kmem *k, struct kmem_slab *s, uintptr_t v)
+{
+	uintptr_t first = ((uintptr_t)s - k->base) >> KMEM_PAGE_SHIFT;
+	for (uintptr_t i = 0; i < (uintptr_t)1 << s->cache->order; i++)
+		/* Release: the header written before is seen by a free that
+		 * finds s here (acquire in kmem_slab_of()). */
+		lf_store_uptr(&k->pagemap[first + i], v, LF_RELEASE);
+}
+
+/* Lay out a fresh object: debug patterns, constructor, mark (K2). */
+static void kmem_obj_init(struct kmem_cache *c, void *p)
+{
+#ifdef LF_DEBUG
+	kmem_fill((char *)p + c->size, KMEM_RZ_BYTE, c->rz_end - c->size);
+	if (c->poison)
+		kmem_fill(p, KMEM_POISON_BYTE, c->size);
+#endif
+	if (c->ctor)
+		c->ctor(p, c->arg);
+	*kmem_tag(c, p) = kmem_mark(c->k, p);
+}
+
+static bool kmem_source_ok(const struct kmem *k, uintptr_t a, unsigned order)
+{
+	uintptr_t len = KMEM_PAGE_SIZE << order;
+	return (a & (KMEM_PAGE_SIZE - 1)) == 0 && a - k->base < k->size &&
+	       k->size - (a - k->base) >= len;
+}
+
+/* Pages from the source: 0, KMEM_ENOMEM or KMEM_ESOURCE. */
+static int kmem_source_alloc(struct kmem *k, unsigned cpu, unsigned order,
+			     uintptr_t *a)
+{
+	int r = k->src.alloc(k->src.arg, cpu, order, a);
+	if (r == KMEM_ENOMEM)
+		return r;
+	if (r != 0)
+		return KMEM_ESOURCE;
+	if (!kmem_source_ok(k, *a, order)) {
+		k->src.free(k->src.arg, cpu, *a, order);
+		return KMEM_ESOURCE;
+	}
+	kmem_stat_add(&k->pages, (uint64_t)1 << order);
+	return 0;
+}
+
+/* Make a slab (outside the cache lock); NULL and *err on failure. */
+static struct kmem_slab *kmem_slab_grow(struct kmem_cache *c, unsigned cpu,
+					int *err)
+{
+	uintptr_t a;
+	*err = kmem_source_alloc(c->k, cpu, c->order, &a);
+	if (*err)
+		return NULL;
+	struct kmem_slab *s = (struct kmem_slab *)a;
+	s->cache = c;
+	s->prev = s->next = NULL;
+	s->base = a + c->hdr;
+	s->nobj = c->nobj;
+	s->inuse = 0;
+	s->free = 0;
+	s->list = KMEM_LIST_EMPTY;
+	for (uint32_t i = 0; i < c->nobj; i++) {
+		s->link[i] = (uint16_t)(i + 1 < c->nobj ? i + 1 : KMEM_NIL16);
+		kmem_obj_init(c, kmem_obj(c, s, i));
+	}
+	kmem_slab_map(c->k, s, (uintptr_t)s);
+	kmem_stat_add(&c->grows, 1);
+	return s;
+}
+
+/* Give back a slab off every list with inuse 0 (K5). */
+static void kmem_slab_release(struct kmem_cache *c, unsigned cpu,
+			      struct kmem_slab *s)
+{
+	struct kmem *k = c->k;
+	LF_ASSERT(s->inuse == 0);
+	kmem_slab_map(k, s, KMEM_PM_TOMB);
+	if (c->dtor)
+		for (uint32_t i = 0; i < s->nobj; i++)
+			c->dtor(kmem_obj(c, s, i), c->arg);
+	kmem_stat_add(&c->reclaims, 1);
+	kmem_stat_add(&k->pages, -((uint64_t)1 << c->order));
+	k->src.free(k->src.arg, cpu, (uintptr_t)s, c->order);
+}
+
+/* Add a fresh slab to the lists; under the lock. */
+static void kmem_slab_add(struct kmem_cache *c, struct kmem_slab *s)
+{
+	kmem_list_add(c, s, KMEM_LIST_EMPTY);
+	kmem_stat_bump(&c->nempty, 1);
+	kmem_stat_bump(&c->nslabs, 1);
+	kmem_stat_bump(&c->slab_free, s->nobj);
+}
+
+/*
+ * Take up to want free objects from the slabs into out[], growing if there
+ * are none; the number taken, at least one unless the source failed
+ * (0: *err says why).
+ */
+static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu, void **out,
+			       unsigned want, int *err)
+{
+	unsigned n = 0;
+	*err = 0;
+	kmem_lock(&c->lock);
+	while (n < want) {
+		struct kmem_slab *s = c->list[KMEM_LIST_PARTIAL];
+		if (!s)
+			s = c->list[KMEM_LIST_EMPTY];
+		if (!s) {
+			/* Grow only for the first object: a slab we made may
+			 * be emptied by others before we relock; then again. */
+			if (n > 0)
+				break;
+			kmem_unlock(&c->lock);
+			s = kmem_slab_grow(c, cpu, err);
+			kmem_lock(&c->lock);
+			if (!s)
+				break;
+			kmem_slab_add(c, s);
+		}
+		while (s->free != KMEM_NIL16 && n < want) {
+			out[n++] = kmem_obj(c, s, s->free);
+			s->free = s->link[s->free];
+			s->inuse++;
+		}
+		kmem_relist(c, s);
+	}
+	kmem_stat_bump(&c->slab_free, -(uint64_t)n);
+	kmem_unlock(&c->lock);
+	return n;
+}
+
+/*
+ * Put n free (marked) objects back on their slabs; slabs past the cache's
+ * watermark of empty slabs go back to the source, outside the lock.
+ */
+static void kmem_slab_put(struct kmem_cache *c, unsigned cpu, void *const *objs,
+			  unsigned n)
+{
+	struct kmem *k = c->k;
+	struct kmem_slab *give = NULL;
+	kmem_lock(&c->lock);
+	for (unsigned j = 0; j < n; j++) {
+		struct kmem_slab *s = kmem_slab_of(k, objs[j]);
+		LF_ASSERT(s && s->cache == c);
+		uint32_t i = (uint32_t)kmem_div(c, (uintptr_t)objs[j] - s->base);
+		s->link[i] = s->free;
+		s->free = (uint16_t)i;
+		s->inuse--;
+		kmem_relist(c, s);
+	}
+	kmem_stat_bump(&c->slab_free, n);
+	/* Relaxed: nempty is written under the lock we hold. */
+	while (lf_load_u64(&c->nempty, LF_RELAXED) > k->empty_max) {
+		struct kmem_slab *s = c->list[KMEM_LIST_EMPTY];
+		kmem_list_del(c, s);
+		kmem_stat_bump(&c->nempty, (uint64_t)-1);
+		kmem_stat_bump(&c->nslabs, (uint64_t)-1);
+		kmem_stat_bump(&c->slab_free, -(uint64_t)s->nobj);
+		s->next = give;
+		give = s;
+	}
+	kmem_unlock(&c->lock);
+	while (give) {
+		struct kmem_slab *s = give;
+		give = s->next;
+		kmem_slab_release(c, cpu, s);
+	}
+}
+
+/* Give back every empty slab of c; the pages given back. */
+static size_t kmem_slab_reap(struct kmem_cache *c, unsigned cpu)
+{
+	struct kmem_slab *give;
+	size_t pages = 0;
+	kmem_lock(&c->lock);
+	give = c->list[KMEM_LIST_EMPTY];
+	c->list[KMEM_LIST_EMPTY] = NULL;
+	for (struct kmem_slab *s = give; s; s = s->next) {
+		kmem_stat_bump(&c->nslabs, (uint64_t)-1);
+		kmem_stat_bump(&c->slab_free, -(uint64_t)s->nobj);
+	}
+	lf_store_u64(&c->nempty, 0, LF_RELAXED); /* Relaxed: under the lock */
+	kmem_unlock(&c->lock);
+	while (give) {
+		struct kmem_slab *s = give;
+		give = s->next;
+		kmem_slab_release(c, cpu, s);
+		pages += (size_t)1 << c->order;
+	}
+	return pages;
+}
+
+/* ---- draining ---- */
+
+/* Empty magazine m (ours now) into the slabs. */
+static void kmem_mag_empty(struct kmem_cache *c, unsigned cpu,
+			   struct kmem_mag *m)
+{
+	/* Relaxed: we hold m (a CPU slot under its exclusion, or popped). */
+	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
+	if (n == 0)
+		return;
+	kmem_slab_put(c, cpu, m->round, n);
+	lf_store_u32(&m->n, 0, LF_RELAXED); /* Relaxed: as above */
+}
+
+/* Empty CPU v's two magazines of cache c into the slabs. */
+static void kmem_cpu_flush(struct kmem_cache *c, unsigned cpu, unsigned v)
+{
+	struct kmem_cpu *cc = &c->cpu[v];
+	kmem_seize(c->k, cc);
+	/* Relaxed: the magazines are ours under the exclusion. */
+	if (lf_load_u32(&cc->loaded->n, LF_RELAXED) +
+	    lf_load_u32(&cc->prev->n, LF_RELAXED) > 0)
+		kmem_stat_add(&c->drains, 1);
+	kmem_mag_empty(c, cpu, cc->loaded);
+	kmem_mag_empty(c, cpu, cc->prev);
+	kmem_unlock(&cc->lock);
+}
+
+/* Empty the depot's full magazines into the slabs. */
+static void kmem_depot_flush(struct kmem_cache *c, unsigned cpu)
+{
+	struct kmem *k = c->k;
+	uint32_t i = lf_stack_pop_all(&c->full);
+	while (i != LF_STACK_NIL) {
+		/* Relaxed: the chain is ours since the pop_all. */
+		uint32_t next = lf_load_u32(&k->mag_links[i], LF_RELAXED);
+		kmem_mag_empty(c, cpu, &k->mags[i]);
+		lf_stack_push(&c->empty, k->mag_links, i);
+		i = next;
+	}
+}
+
+/* The depot's empty magazines back to the pool. */
+static void kmem_depot_return(struct kmem_cache *c)
+{
+	struct kmem *k = c->k;
+	uint32_t i;
+	while ((i = lf_stack_pop(&c->empty, k->mag_links)) != LF_STACK_NIL)
+		lf_stack_push(&k->mag_pool, k->mag_links, i);
+}
+
+static void kmem_cache_flush(struct kmem_cache *c, unsigned cpu, bool all_cpus)
+{
+	if (all_cpus)
+		for (unsigned v = 0; v < c->k->ncpus; v++)
+			kmem_cpu_flush(c, cpu, v);
+	kmem_depot_flush(c, cpu);
+}
+
+static bool kmem_cache_live(struct kmem_cache *c)
+{
+	/* Acquire: pairs with the release in kmem_cache_create(). */
+	return lf_load_u32(&c->live, LF_ACQUIRE) != 0;
+}
+
+/* Under the instance lock. */
+static size_t kmem_reclaim_locked(struct kmem *k, unsigned cpu, bool all_cpus)
+{
+	size_t pages = 0;
+	for (unsigned i = 0; i < k->max_caches; i++) {
+		struct kmem_cache *c = &k->caches[i];
+		if (!kmem_cache_live(c))
+			continue;
+		kmem_cache_flush(c, cpu, all_cpus);
+		kmem_depot_return(c);
+		pages += kmem_slab_reap(c, cpu);
+	}
+	return pages;
+}
+
+size_t kmem_reclaim(struct kmem *k, unsigned cpu, bool all_cpus)
+{
+	if (!k || cpu >= k->ncpus)
+		return 0;
+	kmem_lock(&k->lock);
+	size_t pages = kmem_reclaim_locked(k, cpu, all_cpus);
+	kmem_unlock(&k->lock);
+	return pages;
+}
+
+void kmem_cpu_drain(struct kmem *k, unsigned cpu)
+{
+	if (!k || cpu >= k->ncpus)
+		return;
+	kmem_lock(&k->lock);
+	for (unsigned i = 0; i < k->max_caches; i++)
+		if (kmem_cache_live(&k->caches[i]))
+			kmem_cpu_flush(&k->caches[i], cpu, cpu);
+	kmem_unlock(&k->lock);
+}
+
+/*
+ * Memory ran out for cache c (K7): empty c's magazines everywhere, then
+ * reclaim every cache. The caller retries once.
+ */
+static void kmem_starved(struct kmem_cache *c, unsigned cpu)
+{
+	struct kmem *k = c->k;
+	kmem_lock(&k->lock);
+	kmem_cache_flush(c, cpu, true);
+	kmem_reclaim_locked(k, cpu, true);
+	kmem_unlock(&k->lock);
+}
+
+/* ---- allocation and free ---- */
+
+/* Hand out p: check its debug patterns, clear its mark (K2). */
+static inline __attribute__((always_inline)) int
+kmem_handout(struct kmem_cache *c, struct kmem_cpu *cc, void *p, void **obj)
+{
+#ifdef LF_DEBUG
+	if (c->poison && !kmem_filled(p, KMEM_POISON_BYTE, c->size)) {
+		kmem_stat_add(&c->corrupt, 1); /* set aside: never reused */
+		return KMEM_ECORRUPT;
+	}
+#endif
+	*kmem_tag(c, p) = 0;
+	*obj = p;
+	kmem_stat_bump(&cc->allocs, 1);
+	return 0;
+}
+
+/* Take a round from cc's loaded magazine (inside the section). */
+static inline void *kmem_round_take(struct kmem_cpu *cc)
+{
+	struct kmem_mag *m = cc->loaded;
+	/* Relaxed: m is ours inside the section; snapshots read n. */
+	uint32_t n = lf_load_u32(&m->n, LF_RELAXED) - 1;
+	lf_store_u32(&m->n, n, LF_RELAXED);
+	return m->round[n];
+}
+
+/* The allocation's slow path: prev, the depot, the slabs, K7. */
+static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c, unsigned cpu, void **obj)
+{
+	struct kmem *k = c->k;
+	struct kmem_cpu *cc = &c->cpu[cpu];
+	bool starved = false;
+	void *p;
+	for (;;) {
+		bool fast = kmem_own_enter(c->asym, cc);
+		struct kmem_mag *old = NULL, *m;
+		/* Relaxed: our magazines, inside the section. */
+		if (lf_load_u32(&cc->prev->n, LF_RELAXED) > 0) {
+			m = cc->prev;
+			cc->prev = cc->loaded;
+			cc->loaded = m;
+		} else if ((m = kmem_depot_get(c)) != NULL) {
+			old = cc->prev;
+			cc->prev = cc->loaded;
+			cc->loaded = m;
+		}
+		if (m) {
+			p = kmem_round_take(cc);
+			kmem_own_exit(cc, fast);
+			if (old && old != &k->none)
+				kmem_depot_put(c, old);
+			goto out;
+		}
+		kmem_own_exit(cc, fast);
+
+		/* Both magazines empty, the depot too: fill one from slabs. */
+		int err;
+		m = kmem_mag_get(c);
+		unsigned n = kmem_slab_take(c, cpu, m ? m->round : &p,
+					    m ? m->cap : 1, &err);
+		if (n == 0) {
+			LF_ASSERT(err != 0); /* slab_take got one, or says why */
+			if (m)
+				kmem_depot_put(c, m);
+			if (starved || err != KMEM_ENOMEM) {
+				kmem_stat_add(&c->failed, 1);
+				return err;
+			}
+			kmem_starved(c, cpu);
+			starved = true;
+			continue;
+		}
+		if (!m)
+			goto out;
+		kmem_stat_add(&c->fills, 1);
+		lf_store_u32(&m->n, n, LF_RELAXED); /* Relaxed: ours */
+		fast = kmem_own_enter(c->asym, cc);
+		/* Only we add rounds: both are still empty. */
+		old = cc->prev;
+		cc->prev = cc->loaded;
+		cc->loaded = m;
+		p = kmem_round_take(cc);
+		kmem_own_exit(cc, fast);
+		if (old != &k->none)
+			kmem_depot_put(c, old);
+		goto out;
+	}
+out:
+	return kmem_handout(c, cc, p, obj);
+}
+
+int kmem_cache_alloc(struct kmem_cache *c, unsigned cpu, void **obj)
+{
+	if (LF_UNLIKELY(!c || !obj || cpu >= c->ncpus))
+		return c ? kmem_reject(c->rejected_by, KMEM_EINVAL) : KMEM_EINVAL;
+	struct kmem_cpu *cc = &c->cpu[cpu];
+	bool fast = kmem_own_enter(c->asym, cc);
+	struct kmem_mag *m = cc->loaded;
+	/* Relaxed: m is ours inside the section; snapshots read n. */
+	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
+	if (LF_LIKELY(n > 0)) {
+		void *p = m->round[n - 1];
+		lf_store_u32(&m->n, n - 1, LF_RELAXED);
+		kmem_own_exit(cc, fast);
+		return kmem_handout(c, cc, p, obj);
+	}
+	kmem_own_exit(cc, fast);
+	return kmem_alloc_slow(c, cpu, obj);
+}
+
+
+/*
+ * Is p an object of a slab (EFOREIGN, EDOUBLE for a page given back,
+ * EINTERIOR)? The slab in *sp; its cache is for the caller to judge.
+ */
+static inline __attribute__((always_inline)) int
+kmem_obj_find_in(const lf_atomic_uptr *pagemap, uintptr_t base,
+		 uintptr_t range, const void *p, struct kmem_slab **sp)
+{
+	uintptr_t a = (uintptr_t)p;
+	if (a - base >= range)
+		return KMEM_EFOREIGN;
+	/* Acquire: pairs with the release in kmem_slab_map(). */
+	uintptr_t e = lf_load_uptr(&pagemap[(a - base) >> KMEM_PAGE_SHIFT],
+				   LF_ACQUIRE);
+	if (e == KMEM_PM_NONE)
+		return KMEM_EFOREIGN;
+	if (e == KMEM_PM_TOMB)
+		return KMEM_EDOUBLE;
+	if (e & KMEM_PM_TAGS)
+		return (e & KMEM_PM_TAGS) == KMEM_PM_LARGE &&
+				       (a & (KMEM_PAGE_SIZE - 1)) == 0
+			       ? KMEM_EWRONG
+			       : KMEM_EINTERIOR;
+	struct kmem_slab *s = (struct kmem_slab *)e;
+	struct kmem_cache *c = s->cache;
+	if (a < s->base)
+		return KMEM_EFOREIGN; /* the slab header */
+	uint64_t i = kmem_div(c, a - s->base);
+	if (i >= s->nobj)
+		return KMEM_EFOREIGN; /* the slab's tail */
+	if (a != (uintptr_t)kmem_obj(c, s, (unsigned)i))
+		return KMEM_EINTERIOR;
+	*sp = s;
+	return 0;
+}
+
+static inline __attribute__((always_inline)) int
+kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
+{
+	return kmem_obj_find_in(k->pagemap, k->base, k->size, p, sp);
+}
+
+static int kmem_free_slow(struct kmem_cache *c, unsigned cpu,
+			  struct kmem_cpu *cc, bool fast, void *p);
+
+/* Free p, an object start of cache c: the checks, then the magazines. */
+static inline __attribute__((always_inline)) int
+kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p)
+{
+	uintptr_t *tag = kmem_tag(c, p);
+	uintptr_t mark = (uintptr_t)p ^ c->secret; /* kmem_mark(c->k, p) */
+	if (LF_UNLIKELY(*tag == mark))
+		return kmem_reject(c->rejected_by, KMEM_EDOUBLE);
+#ifdef LF_DEBUG
+	if (!kmem_filled((char *)p + c->size, KMEM_RZ_BYTE, c->rz_end - c->size))
+		return kmem_reject(c->rejected_by, KMEM_ECORRUPT);
+	if (c->poison)
+		kmem_fill(p, KMEM_POISON_BYTE, c->size);
+#endif
+	*tag = mark;
+	struct kmem_cpu *cc = &c->cpu[cpu];
+	kmem_stat_bump(&cc->frees, 1);
+	bool fast = kmem_own_enter(c->asym, cc);
+	struct kmem_mag *m = cc->loaded;
+	/* Relaxed: m is ours inside the section; snapshots read n. */
+	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
+	if (LF_LIKELY(n < m->cap)) {
+		m->round[n] = p;
+		lf_store_u32(&m->n, n + 1, LF_RELAXED);
+		kmem_own_exit(cc, fast);
+		return 0;
+	}
+	return kmem_free_slow(c, cpu, cc, fast, p);
+}
+
+/*
+ * The free's slow path, inside the section: the loaded magazine is full.
+ * An empty prev, else a fresh magazine (prev to the depot), else the slab.
+ */
+static __attribute__((noinline)) int
+kmem_free_slow(struct kmem_cache *c, unsigned cpu, struct kmem_cpu *cc,
+	       bool fast, void *p)
+{
+	struct kmem *k = c->k;
+	struct kmem_mag *old = NULL, *m = cc->prev;
+	uint32_t n;
+	/* Relaxed, all n below: our magazines, inside the section. */
+	if (m->cap > 0 && lf_load_u32(&m->n, LF_RELAXED) == 0) {
+		cc->prev = cc->loaded;
+		cc->loaded = m;
+	} else if ((m = kmem_mag_get(c)) != NULL) {
+		old = cc->prev;
+		cc->prev = cc->loaded;
+		cc->loaded = m;
+	}
+	if (m) {
+		n = lf_load_u32(&m->n, LF_RELAXED);
+		m->round[n] = p;
+		lf_store_u32(&m->n, n + 1, LF_RELAXED);
+	}
+	kmem_own_exit(cc, fast);
+	if (old && old != &k->none)
+		kmem_depot_put(c, old);
+	if (!m)
+		kmem_slab_put(c, cpu, &p, 1);
+	return 0;
+}
+
+int kmem_cache_free(struct kmem_cache *c, unsigned cpu, void *obj)
+{
+	if (LF_UNLIKELY(!c || cpu >= c->ncpus))
+		return c ? kmem_reject(c->rejected_by, KMEM_EINVAL) : KMEM_EINVAL;
+	struct kmem_slab *s;
+	int err = kmem_obj_find_in(c->pagemap, c->base, c->range, obj, &s);
+	if (LF_LIKELY(err == 0) && LF_UNLIKELY(s->cache != c))
+		err = KMEM_EWRONG;
+	if (LF_UNLIKELY(err))
+		return kmem_reject(c->rejected_by, err);
+	return kmem_free_obj(c, cpu, obj);
+}
+
+/* ---- kmalloc ---- */
+
+static unsigned kmem_large_order(size_t size)
+{
+	unsigned o = 0;
+	while ((KMEM_PAGE_SIZE << o) < size)
+		o++;
+	return o;
+}
+
+static int kmem_large_alloc(struct kmem *k, unsigned cpu, size_t size, void **p)
+{
+	unsigned o = kmem_large_order(size);
+	uintptr_t a;
+	int err = kmem_source_alloc(k, cpu, o, &a);
+	if (err == KMEM_ENOMEM) {
+		kmem_reclaim(k, cpu, true); /* K7 */
+		err = kmem_source_alloc(k, cpu, o, &a);
+	}
+	if (err)
+		return err;
+	uintptr_t first = (a - k->base) >> KMEM_PAGE_SHIFT;
+	for (uintptr_t i = 1; i < (uintptr_t)1 << o; i++)
+		/* Relaxed: published by the head's release store below. */
+		lf_store_uptr(&k->pagemap[first + i], KMEM_PM_TAIL, LF_RELAXED);
+	/* Release: pairs with the acquire in kfree(). */
+	lf_store_uptr(&k->pagemap[first], KMEM_PM_LARGE | (uintptr_t)o << 3,
+		      LF_RELEASE);
+	kmem_stat_add(&k->large_pages, (uint64_t)1 << o);
+	kmem_stat_add(&k->large_allocs, 1);
+	*p = (void *)a;
+	return 0;
+}
+
+int kmalloc(struct kmem *k, unsigned cpu, size_t size, void **p)
+{
+	if (LF_UNLIKELY(!k || !p || cpu >= k->ncpus || size == 0 ||
+			size > (KMEM_PAGE_SIZE << KMEM_LARGE_MAX_ORDER)))
+		return k ? kmem_reject(k->rejected_by, KMEM_EINVAL) : KMEM_EINVAL;
+	if (size <= KMEM_KMALLOC_MAX)
+		return kmem_cache_alloc(k->kmalloc[k->class_of[(size + 7) >> 3]],
+					cpu, p);
+	return kmem_large_alloc(k, cpu, size, p);
+}
+
+static int kmem_large_free(struct kmem *k, unsigned cpu, uintptr_t a,
+			   uintptr_t e)
+{
+	uintptr_t first = (a - k->base) >> KMEM_PAGE_SHIFT;
+	unsigned o = (unsigned)(e >> 3);
+	/* Acq_rel: one of two racing frees claims the block; pairs with the
+	 * release in kmem_large_alloc(). */
+	if (!lf_cas_uptr(&k->pagemap[first], &e, KMEM_PM_TOMB, LF_ACQ_REL))
+		return kmem_reject(k->rejected_by, KMEM_EDOUBLE);
+	for (uintptr_t i = 1; i < (uintptr_t)1 << o; i++)
+		/* Relaxed: the block is ours since the CAS. */
+		lf_store_uptr(&k->pagemap[first + i], KMEM_PM_TOMB, LF_RELAXED);
+	kmem_stat_add(&k->large_pages, -((uint64_t)1 << o));
+	kmem_stat_add(&k->pages, -((uint64_t)1 << o));
+	kmem_stat_add(&k->large_frees, 1);
+	k->src.free(k->src.arg, cpu, a, o);
+	return 0;
+}
+
+int kfree(struct kmem *k, unsigned cpu, void *p)
+{
+	if (LF_UNLIKELY(!k || cpu >= k->ncpus))
+		return k ? kmem_reject(k->rejected_by, KMEM_EINVAL) : KMEM_EINVAL;
+	uintptr_t a = (uintptr_t)p;
+	if (a - k->base < k->size && (a & (KMEM_PAGE_SIZE - 1)) == 0) {
+		/* Acquire: pairs with the release in kmem_large_alloc(). */
+		uintptr_t e = lf_load_uptr(
+			&k->pagemap[(a - k->base) >> KMEM_PAGE_SHIFT], LF_ACQUIRE);
+		if ((e & KMEM_PM_TAGS) == KMEM_PM_LARGE)
+			return kmem_large_free(k, cpu, a, e);
+	}
+	struct kmem_slab *s;
+	int err = kmem_obj_find(k, p, &s);
+	if (err == 0 && !s->cache->kmalloc)
+		return kmem_reject(s->cache->rejected_by, KMEM_EWRONG);
+	if (err)
+		return kmem_reject(k->rejected_by, err);
+	return kmem_free_obj(s->cache, cpu, p);
+}
+
+size_t kmem_ksize(struct kmem *k, const void *p)
+{
+	struct kmem_slab *s;
+	uintptr_t a = (uintptr_t)p;
+	if (!k || a - k->base >= k->size)
+		return 0;
+	/* Acquire: pairs with the releases of the map's writers. */
+	uintptr_t e = lf_load_uptr(&k->pagemap[(a - k->base) >> KMEM_PAGE_SHIFT],
+				   LF_ACQUIRE);
+	if ((e & KMEM_PM_TAGS) == KMEM_PM_LARGE && (a & (KMEM_PAGE_SIZE - 1)) == 0)
+		return KMEM_PAGE_SIZE << (e >> 3);
+	if (kmem_obj_find(k, p, &s) != 0 || !s->cache->kmalloc)
+		return 0;
+	return s->cache->size;
+}
+
+struct kmem_cache *kmem_cache_of(struct kmem *k, const void *p)
+{
+	struct kmem_slab *s;
+	if (!k || kmem_obj_find(k, p, &s) != 0)
+		return NULL;
+	return s->cache;
+}
+
+struct kmem_cache *kmem_kmalloc_cache(struct kmem *k, unsigned i)
+{
+	return i < KMEM_KMALLOC_CLASSES ? k->kmalloc[i] : NULL;
+}
+
+/* ---- caches ---- */
+
+/* Header bytes of a slab of n objects, aligned for the first object. */
+static uintptr_t kmem_hdr(uintptr_t n, uintptr_t align)
+{
+	return kmem_align_up(sizeof(struct kmem_slab) + 2 * n,
+			     align < 8 ? 8 : align);
+}
+
+/* Choose the slab order: the first with at most 1/8 wasted. */
+static bool kmem_cache_layout(struct kmem_cache *c)
+{
+	for (unsigned o = 0; o <= KMEM_SLAB_MAX_ORDER; o++) {
+		uintptr_t bytes = KMEM_PAGE_SIZE << o;
+		uintptr_t n = bytes / c->stride;
+		while (n > 0 && kmem_hdr(n, c->align) + n * c->stride > bytes)
+			n--;
+		if (n >= KMEM_NIL16)
+			n = KMEM_NIL16 - 1;
+		uintptr_t waste = bytes - n * c->stride;
+		if (n == 0 || (waste > bytes / 8 && o < KMEM_SLAB_MAX_ORDER))
+			continue;
+		c->order = o;
+		c->nobj = (uint32_t)n;
+		c->hdr = (uint32_t)kmem_hdr(n, c->align);
+		return true;
+	}
+	return false;
+}
+
+static void kmem_cache_setup(struct kmem_cache *c, size_t size, size_t align,
+			     void (*ctor)(void *, void *),
+			     void (*dtor)(void *, void *), void *arg)
+{
+	uintptr_t rsize = kmem_align_up(size < 8 ? 8 : size, 8);
+	c->size = size;
+	c->align = align;
+	c->ctor = ctor;
+	c->dtor = dtor;
+	c->arg = arg;
+#ifdef LF_DEBUG
+	c->rz_end = (uint32_t)(rsize + KMEM_RZ_BYTES);
+	c->tag_off = c->rz_end;
+	c->poison = ctor == NULL;
+#else
+	c->rz_end = (uint32_t)size;
+	c->tag_off = ctor ? (uint32_t)rsize : 0;
+	c->poison = false;
+#endif
+	uintptr_t end = c->tag_off == 0 ? rsize : c->tag_off + 8;
+	c->stride = kmem_align_up(end, align);
+	c->recip = ~(uint64_t)0 / c->stride + 1;
+}
+
+static int kmem_cache_init(struct kmem *k, struct kmem_cache *c,
+			   const char *name, size_t size, size_t align,
+			   void (*ctor)(void *, void *),
+			   void (*dtor)(void *, void *), void *arg)
+{
+	struct kmem_cpu *cpus = c->cpu; /* kept across reuse of the slot */
+	kmem_fill(c, 0, sizeof(*c));
+	c->k = k;
+	c->cpu = cpus;
+	c->pagemap = k->pagemap;
+	c->base = k->base;
+	c->range = k->size;
+	c->secret = k->secret;
+	c->ncpus = k->ncpus;
+	c->asym = k->asym;
+	unsigned i = 0;
+	for (; name && name[i] && i < KMEM_NAME_MAX - 1; i++)
+		c->name[i] = name[i];
+	c->name[i] = 0;
+	kmem_cache_setup(c, size, align, ctor, dtor, arg);
+	if (!kmem_cache_layout(c))
+		return KMEM_EINVAL;
+	lf_stack_init(&c->full);
+	lf_stack_init(&c->empty);
+	lf_init_u32(&c->mag_size, k->mag_init);
+	for (unsigned v = 0; v < k->ncpus; v++) {
+		kmem_fill(&c->cpu[v], 0, sizeof(c->cpu[v]));
+		c->cpu[v].loaded = c->cpu[v].prev = &k->none;
+	}
+	return 0;
+}
+
+int kmem_cache_create(struct kmem *k, const char *name, size_t size,
+		      size_t align, void (*ctor)(void *obj, void *arg),
+		      void (*dtor)(void *obj, void *arg), void *arg,
+		      struct kmem_cache **cp)
+{
+	if (!k || !cp || size == 0 || size > KMEM_PAGE_SIZE << KMEM_SLAB_MAX_ORDER)
+		return KMEM_EINVAL;
+	if (align == 0)
+		align = 8;
+	if ((align & (align - 1)) != 0 || align > KMEM_PAGE_SIZE)
+		return KMEM_EINVAL;
+	int err = KMEM_ENOSPC;
+	kmem_lock(&k->lock);
+	for (unsigned i = 0; i < k->max_caches; i++) {
+		struct kmem_cache *c = &k->caches[i];
+		/* Relaxed: live is written under the instance lock we hold. */
+		if (lf_load_u32(&c->live, LF_RELAXED))
+			continue;
+		err = kmem_cache_init(k, c, name, size, align, ctor, dtor, arg);
+		if (err == 0) {
+			/* Release: pairs with kmem_cache_live(). */
+			lf_store_u32(&c->live, 1, LF_RELEASE);
+			*cp = c;
+		}
+		break;
+	}
+	kmem_unlock(&k->lock);
+	return err;
+}
+
+/* Objects handed out: sum of the CPUs' counts (exact at quiescence). */
+static uint64_t kmem_cache_inuse(const struct kmem_cache *c)
+{
+	uint64_t a = 0, f = 0;
+	for (unsigned v = 0; v < c->k->ncpus; v++) {
+		/* Relaxed: statistics. */
+		a += lf_load_u64(&c->cpu[v].allocs, LF_RELAXED);
+		f += lf_load_u64(&c->cpu[v].frees, LF_RELAXED);
+	}
+	return a - f;
+}
+
+int kmem_cache_destroy(struct kmem_cache *c, unsigned cpu)
+{
+	if (!c || cpu >= c->k->ncpus || c->kmalloc)
+		return KMEM_EINVAL;
+	struct kmem *k = c->k;
+	kmem_lock(&k->lock);
+	/* Relaxed: a statistic; destroy runs with the cache idle. */
+	if (!kmem_cache_live(c) || kmem_cache_inuse(c) != 0 ||
+	    lf_load_u64(&c->corrupt, LF_RELAXED) != 0) {
+		kmem_unlock(&k->lock);
+		return kmem_reject(c->rejected_by, KMEM_EBUSY);
+	}
+	kmem_cache_flush(c, cpu, true);
+	kmem_depot_return(c);
+	for (unsigned v = 0; v < k->ncpus; v++) {
+		struct kmem_cpu *cc = &c->cpu[v];
+		if (cc->loaded != &k->none)
+			lf_stack_push(&k->mag_pool, k->mag_links,
+				      kmem_mag_idx(k, cc->loaded));
+		if (cc->prev != &k->none)
+			lf_stack_push(&k->mag_pool, k->mag_links,
+				      kmem_mag_idx(k, cc->prev));
+		cc->loaded = cc->prev = &k->none;
+	}
+	kmem_slab_reap(c, cpu);
+	LF_ASSERT(c->list[KMEM_LIST_PARTIAL] == NULL &&
+		  c->list[KMEM_LIST_FULL] == NULL);
+	/* Release: the slot's reuse comes after all of the above. */
+	lf_store_u32(&c->live, 0, LF_RELEASE);
+	kmem_unlock(&k->lock);
+	return 0;
+}
+
+/* ---- statistics ---- */
+
+/*
+ * Rounds in the depot's full magazines, by a walk of its stack: exact at
+ * quiescence; under concurrent exchanges a snapshot that may count a
+ * magazine that was just taken, bounded by the pool's size.
+ */
+static uint64_t kmem_depot_rounds(struct kmem_cache *c)
+{
+	struct kmem *k = c->k;
+	uint64_t r = 0;
+	/* Acquire: pairs with the release of the last push. */
+	uint32_t i = lf_stack_word_top(lf_load_u64(&c->full.head, LF_ACQUIRE));
+	for (uint32_t n = 0; i < k->nmags && n < k->nmags; n++) {
+		/* Relaxed: a snapshot of atomics only. */
+		r += lf_load_u32(&k->mags[i].n, LF_RELAXED);
+		i = lf_load_u32(&k->mag_links[i], LF_RELAXED);
+	}
+	return r;
+}
+
+void kmem_cache_stats(struct kmem_cache *c, struct kmem_cache_stats *st)
+{
+	kmem_fill(st, 0, sizeof(*st));
+	st->name = c->name;
+	st->size = c->size;
+	st->stride = c->stride;
+	st->slab_pages = 1u << c->order;
+	st->slab_objs = c->nobj;
+	/* Relaxed, all of them: a snapshot. */
+	st->mag_size = lf_load_u32(&c->mag_size, LF_RELAXED);
+	uint64_t inmag = kmem_depot_rounds(c);
+	for (unsigned v = 0; v < c->k->ncpus; v++) {
+		struct kmem_cpu *cc = &c->cpu[v];
+		st->allocs += lf_load_u64(&cc->allocs, LF_RELAXED);
+		st->frees += lf_load_u64(&cc->frees, LF_RELAXED);
+		kmem_seize(c->k, cc); /* loaded and prev are (x) */
+		inmag += lf_load_u32(&cc->loaded->n, LF_RELAXED) +
+			 lf_load_u32(&cc->prev->n, LF_RELAXED);
+		kmem_unlock(&cc->lock);
+	}
+	st->inuse = st->allocs - st->frees;
+	st->in_mags = inmag;
+	st->in_slabs = lf_load_u64(&c->slab_free, LF_RELAXED);
+	st->slabs = lf_load_u64(&c->nslabs, LF_RELAXED);
+	st->depot_gets = lf_load_u64(&c->depot_gets, LF_RELAXED);
+	st->depot_puts = lf_load_u64(&c->depot_puts, LF_RELAXED);
+	st->depot_contended = lf_load_u64(&c->contended, LF_RELAXED);
+	st->slab_fills = lf_load_u64(&c->fills, LF_RELAXED);
+	st->grows = lf_load_u64(&c->grows, LF_RELAXED);
+	st->reclaims = lf_load_u64(&c->reclaims, LF_RELAXED);
+	st->drains = lf_load_u64(&c->drains, LF_RELAXED);
+	st->failed = lf_load_u64(&c->failed, LF_RELAXED);
+	st->corrupt = lf_load_u64(&c->corrupt, LF_RELAXED);
+	for (int e = 0; e < KMEM_NERR; e++) {
+		st->rejected_by[e] = lf_load_u64(&c->rejected_by[e], LF_RELAXED);
+		st->rejected += st->rejected_by[e];
+	}
+}
+
+void kmem_stats(struct kmem *k, struct kmem_stats *st)
+{
+	kmem_fill(st, 0, sizeof(*st));
+	/* Relaxed, all of them: a snapshot. */
+	st->pages = lf_load_u64(&k->pages, LF_RELAXED);
+	st->large_pages = lf_load_u64(&k->large_pages, LF_RELAXED);
+	st->large_allocs = lf_load_u64(&k->large_allocs, LF_RELAXED);
+	st->large_frees = lf_load_u64(&k->large_frees, LF_RELAXED);
+	for (unsigned i = 0; i < k->max_caches; i++)
+		st->caches += lf_load_u32(&k->caches[i].live, LF_RELAXED);
+	for (int e = 0; e < KMEM_NERR; e++) {
+		st->rejected_by[e] = lf_load_u64(&k->rejected_by[e], LF_RELAXED);
+		st->rejected += st->rejected_by[e];
+	}
+	/* Walk the pool: a snapshot (exact at quiescence). Acquire: pairs
+	 * with the release of the last push; the links relaxed (bounded). */
+	uint32_t i = lf_stack_word_top(lf_load_u64(&k->mag_pool.head, LF_ACQUIRE));
+	for (uint32_t n = 0; i < k->nmags && n < k->nmags; n++) {
+		st->mags_free++;
+		i = lf_load_u32(&k->mag_links[i], LF_RELAXED);
+	}
+}
+
+/* ---- the instance ---- */
+
+struct kmem_layout {
+	size_t caches, cpus, mags, links, pagemap, total;
+};
+
+static unsigned kmem_nmags(const struct kmem_config *cfg)
+{
+	return cfg->nmags ? cfg->nmags : 4 * cfg->max_caches * cfg->ncpus;
+}
+
+static bool kmem_layout(const struct kmem_config *cfg, struct kmem_layout *l)
+{
+	if (!cfg || cfg->ncpus == 0 || cfg->max_caches < KMEM_KMALLOC_CLASSES ||
+	    (cfg->base & (KMEM_PAGE_SIZE - 1)) || (cfg->size & (KMEM_PAGE_SIZE - 1)) ||
+	    cfg->size == 0 || cfg->base + cfg->size < cfg->base ||
+	    !cfg->source.alloc || !cfg->source.free ||
+	    cfg->mag_rounds > KMEM_MAG_MAX ||
+	    kmem_nmags(cfg) >= LF_STACK_NIL)
+		return false;
+	size_t off = kmem_align_up(sizeof(struct kmem), LF_CACHELINE);
+	l->caches = off;
+	off += kmem_align_up(cfg->max_caches * sizeof(struct kmem_cache), LF_CACHELINE);
+	l->cpus = off;
+	off += (size_t)cfg->max_caches * cfg->ncpus * sizeof(struct kmem_cpu);
+	l->mags = off;
+	off += kmem_align_up((size_t)kmem_nmags(cfg) * sizeof(struct kmem_mag),
+			     LF_CACHELINE);
+	l->links = off;
+	off += kmem_align_up((size_t)kmem_nmags(cfg) * sizeof(lf_atomic_u32),
+			     LF_CACHELINE);
+	l->pagemap = off;
+	off += (cfg->size >> KMEM_PAGE_SHIFT) * sizeof(lf_atomic_uptr);
+	l->total = off;
+	return true;
+}
+
+size_t kmem_meta_size(const struct kmem_config *cfg)
+{
+	struct kmem_layout l;
+	return kmem_layout(cfg, &l) ? l.total : 0;
+}
+
+static void kmem_init_classes(struct kmem *k)
+{
+	unsigned cl = 0;
+	for (unsigned i = 0; i <= KMEM_KMALLOC_MAX / 8; i++) {
+		while (kmem_class_size[cl] < i * 8)
+			cl++;
+		k->class_of[i] = (uint8_t)cl;
+	}
+}
+
+int kmem_init(struct kmem **kp, void *meta, size_t meta_size,
+	      const struct kmem_config *cfg)
+{
+	struct kmem_layout l;
+	if (!kp || !meta || ((uintptr_t)meta & (LF_CACHELINE - 1)) ||
+	    !kmem_layout(cfg, &l))
+		return KMEM_EINVAL;
+	if (meta_size < l.total)
+		return KMEM_ENOSPC;
+	char *base = meta;
+	struct kmem *k = meta;
+	kmem_fill(meta, 0, l.total);
+	k->base = cfg->base;
+	k->size = cfg->size;
+	k->npages = cfg->size >> KMEM_PAGE_SHIFT;
+	k->ncpus = cfg->ncpus;
+	k->max_caches = cfg->max_caches;
+	k->nmags = kmem_nmags(cfg);
+	k->empty_max = cfg->empty_max;
+	k->mag_init = cfg->mag_rounds ? cfg->mag_rounds : KMEM_MAG_MIN;
+	k->src = cfg->source;
+	k->secret = ((uintptr_t)meta * 0x9e3779b97f4a7c15ull) | 1;
+	k->asym = lf_platform_heavy_barrier_init();
+	k->caches = (struct kmem_cache *)(base + l.caches);
+	k->cpus = (struct kmem_cpu *)(base + l.cpus);
+	k->mags = (struct kmem_mag *)(base + l.mags);
+	k->mag_links = (lf_atomic_u32 *)(base + l.links);
+	k->pagemap = (lf_atomic_uptr *)(base + l.pagemap);
+	lf_stack_init(&k->mag_pool);
+	for (uint32_t i = k->nmags; i-- > 0;)
+		lf_stack_push(&k->mag_pool, k->mag_links, i);
+	for (unsigned i = 0; i < k->max_caches; i++)
+		k->caches[i].cpu = &k->cpus[(size_t)i * k->ncpus];
+	kmem_init_classes(k);
+	for (unsigned i = 0; i < KMEM_KMALLOC_CLASSES; i++) {
+		int err = kmem_cache_create(k, kmem_class_name[i],
+					    kmem_class_size[i], 8, NULL, NULL,
+					    NULL, &k->kmalloc[i]);
+		if (err)
+			return err;
+		k->kmalloc[i]->kmalloc = true;
+	}
+	*kp = k;
+	return 0;
+}

@@ -1,0 +1,214 @@
+/*
+ * kmem_check.c: kmem_check(), every invariant of kmem.c (K1-K8) checked
+ * over the whole instance at quiescence. For tests and the kernel's
+ * torture; it walks every slab, magazine and depot stack.
+ *
+ * K1 (one place per free object) is checked by flipping each free object's
+ * mark to a "seen" value as it is met: meeting a seen object again is an
+ * object in two places. The marks are restored at the end.
+ */
+#include "kmem.h"
+#include "kmem_i.h"
+
+struct kmem_walk {
+	uint64_t free;  /* free objects met (slabs + magazines) */
+	uint64_t mags;  /* magazines met */
+	int bad;        /* first invariant broken, 0 if none */
+};
+
+static void kmem_check_fail(struct kmem_walk *w, int inv)
+{
+	if (w->bad == 0)
+		w->bad = inv;
+}
+
+/* A free object met: its mark (K2), not met before (K1); mark it seen. */
+static void kmem_check_free_obj(struct kmem *k, struct kmem_cache *c, void *p,
+				struct kmem_walk *w)
+{
+	uintptr_t *tag = kmem_tag(c, p);
+	if (*tag == (kmem_mark(k, p) ^ 2)) {
+		kmem_check_fail(w, 1);
+		return;
+	}
+	if (*tag != kmem_mark(k, p)) {
+		kmem_check_fail(w, 2);
+		return;
+	}
+#ifdef LF_DEBUG
+	const uint8_t *b = p;
+	for (uint32_t i = (uint32_t)c->size; i < c->rz_end; i++)
+		if (b[i] != KMEM_RZ_BYTE)
+			kmem_check_fail(w, 2);
+	for (size_t i = 0; c->poison && i < c->size; i++)
+		if (b[i] != KMEM_POISON_BYTE)
+			kmem_check_fail(w, 2);
+#endif
+	*tag ^= 2;
+	w->free++;
+}
+
+/* A round of a magazine: an object start of cache c (K1), then as free. */
+static void kmem_check_round(struct kmem *k, struct kmem_cache *c, void *p,
+			     struct kmem_walk *w)
+{
+	struct kmem_slab *s = kmem_slab_of(k, p);
+	if (!s || s->cache != c || (uintptr_t)p < s->base ||
+	    ((uintptr_t)p - s->base) % c->stride != 0 ||
+	    ((uintptr_t)p - s->base) / c->stride >= s->nobj) {
+		kmem_check_fail(w, 1);
+		return;
+	}
+	kmem_check_free_obj(k, c, p, w);
+}
+
+static void kmem_check_mag(struct kmem *k, struct kmem_cache *c,
+			   struct kmem_mag *m, struct kmem_walk *w)
+{
+	uint32_t n = lf_load_u32(&m->n, LF_RELAXED); /* Relaxed: quiescent */
+	if (m == &k->none) {
+		if (n != 0 || m->cap != 0)
+			kmem_check_fail(w, 6);
+		return;
+	}
+	w->mags++;
+	if (n > m->cap || m->cap > KMEM_MAG_MAX) {
+		kmem_check_fail(w, 6);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		kmem_check_round(k, c, m->round[i], w);
+}
+
+/* Walk a depot or pool stack; full says its magazines hold rounds. */
+static uint64_t kmem_check_stack(struct kmem *k, struct kmem_cache *c,
+				 struct lf_stack *s, bool full,
+				 struct kmem_walk *w)
+{
+	uint64_t rounds = 0;
+	/* Acquire: quiescent; pairs with the last push. */
+	uint32_t i = lf_stack_word_top(lf_load_u64(&s->head, LF_ACQUIRE));
+	for (uint32_t seen = 0; i != LF_STACK_NIL; seen++) {
+		if (i >= k->nmags || seen > k->nmags) {
+			kmem_check_fail(w, 6);
+			return rounds;
+		}
+		struct kmem_mag *m = &k->mags[i];
+		uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
+		if (full != (n > 0))
+			kmem_check_fail(w, 6);
+		if (c)
+			kmem_check_mag(k, c, m, w);
+		else
+			w->mags++;
+		rounds += n;
+		i = lf_load_u32(&k->mag_links[i], LF_RELAXED);
+	}
+	return rounds;
+}
+
+/* One slab: K3, K8, its free list (K1, K2). */
+static void kmem_check_slab(struct kmem *k, struct kmem_cache *c,
+			    struct kmem_slab *s, int l,
+			    struct kmem_walk *w)
+{
+	if (s->cache != c || s->list != (uint8_t)l || s->nobj != c->nobj)
+		kmem_check_fail(w, 3);
+	uint32_t nfree = 0;
+	for (uint16_t i = s->free; i != KMEM_NIL16; i = s->link[i]) {
+		if (i >= s->nobj || nfree >= s->nobj) {
+			kmem_check_fail(w, 1);
+			return;
+		}
+		kmem_check_free_obj(k, c, kmem_obj(c, s, i), w);
+		nfree++;
+	}
+	if (s->inuse != s->nobj - nfree || kmem_list_for(s) != (enum kmem_list)l)
+		kmem_check_fail(w, 3);
+	uintptr_t first = ((uintptr_t)s - k->base) >> KMEM_PAGE_SHIFT;
+	for (uintptr_t i = 0; i < (uintptr_t)1 << c->order; i++)
+		if (lf_load_uptr(&k->pagemap[first + i], LF_RELAXED) !=
+		    (uintptr_t)s)
+			kmem_check_fail(w, 8);
+}
+
+/* Restore the marks flipped by the walk. */
+static void kmem_check_unflip(struct kmem *k, struct kmem_cache *c, void *p)
+{
+	uintptr_t *tag = kmem_tag(c, p);
+	if (*tag == (kmem_mark(k, p) ^ 2))
+		*tag = kmem_mark(k, p);
+}
+
+static void kmem_check_restore(struct kmem *k, struct kmem_cache *c)
+{
+	for (int l = 0; l < KMEM_LISTS; l++)
+		for (struct kmem_slab *s = c->list[l]; s; s = s->next)
+			for (uint32_t i = 0; i < s->nobj; i++)
+				kmem_check_unflip(k, c, kmem_obj(c, s, i));
+}
+
+static void kmem_check_cache(struct kmem *k, struct kmem_cache *c,
+			     struct kmem_walk *w)
+{
+	uint64_t free0 = w->free, nslabs = 0, slabfree = 0;
+	for (int l = 0; l < KMEM_LISTS; l++)
+		for (struct kmem_slab *s = c->list[l]; s; s = s->next) {
+			uint64_t f = w->free;
+			kmem_check_slab(k, c, s, l, w);
+			slabfree += w->free - f;
+			nslabs++;
+		}
+	for (unsigned v = 0; v < k->ncpus; v++) {
+		kmem_check_mag(k, c, c->cpu[v].loaded, w);
+		kmem_check_mag(k, c, c->cpu[v].prev, w);
+	}
+	kmem_check_stack(k, c, &c->full, true, w);
+	kmem_check_stack(k, c, &c->empty, false, w);
+	/* Relaxed, all: quiescent. */
+	if (nslabs != lf_load_u64(&c->nslabs, LF_RELAXED) ||
+	    slabfree != lf_load_u64(&c->slab_free, LF_RELAXED))
+		kmem_check_fail(w, 4);
+	uint64_t a = 0, f = 0;
+	for (unsigned v = 0; v < k->ncpus; v++) {
+		a += lf_load_u64(&c->cpu[v].allocs, LF_RELAXED);
+		f += lf_load_u64(&c->cpu[v].frees, LF_RELAXED);
+	}
+	if (nslabs * c->nobj != (a - f) + (w->free - free0) +
+					lf_load_u64(&c->corrupt, LF_RELAXED))
+		kmem_check_fail(w, 4);
+	kmem_check_restore(k, c);
+}
+
+int kmem_check(struct kmem *k)
+{
+	struct kmem_walk w = {0, 0, 0};
+	kmem_lock(&k->lock);
+	for (unsigned i = 0; i < k->max_caches; i++)
+		if (lf_load_u32(&k->caches[i].live, LF_ACQUIRE))
+			kmem_check_cache(k, &k->caches[i], &w);
+	kmem_check_stack(k, NULL, &k->mag_pool, false, &w);
+	if (w.mags != k->nmags)
+		kmem_check_fail(&w, 6);
+	/* K8 for large blocks, and pages held = slabs + large. */
+	uint64_t large = 0, slabpages = 0;
+	for (uintptr_t p = 0; p < k->npages; p++) {
+		uintptr_t e = lf_load_uptr(&k->pagemap[p], LF_RELAXED);
+		if ((e & KMEM_PM_TAGS) == KMEM_PM_LARGE) {
+			uintptr_t n = (uintptr_t)1 << (e >> 3);
+			large += n;
+			for (uintptr_t j = 1; j < n; j++)
+				if (p + j >= k->npages ||
+				    lf_load_uptr(&k->pagemap[p + j], LF_RELAXED) !=
+					    KMEM_PM_TAIL)
+					kmem_check_fail(&w, 8);
+		} else if (e != 0 && (e & KMEM_PM_TAGS) == 0) {
+			slabpages++;
+		}
+	}
+	if (large != lf_load_u64(&k->large_pages, LF_RELAXED) ||
+	    large + slabpages != lf_load_u64(&k->pages, LF_RELAXED))
+		kmem_check_fail(&w, 8);
+	kmem_unlock(&k->lock);
+	return w.bad;
+}

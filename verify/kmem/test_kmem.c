@@ -1,0 +1,486 @@
+/*
+ * verify/kmem/test_kmem.c: unit tests of kmem/ on one thread (several CPU
+ * numbers): layouts and alignment, kmalloc's classes and large blocks,
+ * constructors, every bad-input class (its code, counted, nothing changed),
+ * the watermark and reclaim, no memory stranded in magazines (K7), a
+ * failing source, and the debug red zones and poisoning (LF_DEBUG builds).
+ * kmem_check() (K1-K8) after every test.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+#include "kmem.h"
+#include "kmem_src.h"
+
+#define NCPU 4
+
+static struct ksrc src;
+static struct kmem *k;
+
+static void setup(size_t pages, unsigned empty_max)
+{
+	CHECK_FATAL(ksrc_init(&src, pages) == 0);
+	k = ksrc_kmem(&src, NCPU, 32, empty_max);
+	CHECK_FATAL(k != NULL);
+}
+
+/* Everything back: every object freed by the test, reclaim gives all. */
+static void teardown(void)
+{
+	CHECK_EQ(kmem_check(k), 0);
+	kmem_reclaim(k, 0, true);
+	struct kmem_stats st;
+	kmem_stats(k, &st);
+	CHECK_EQ(st.pages, 0);
+	CHECK_EQ(ksrc_held(&src), 0);
+	CHECK_EQ(kmem_check(k), 0);
+	free(k); /* the metadata: the instance is at its start */
+	ksrc_fini(&src);
+}
+
+static void test_basic(void)
+{
+	setup(256, 1);
+	struct kmem_cache *c;
+	CHECK_EQ(kmem_cache_create(k, "t", 40, 16, NULL, NULL, NULL, &c), 0);
+	void *p[500];
+	for (int i = 0; i < 500; i++) {
+		CHECK_EQ(kmem_cache_alloc(c, (unsigned)i % NCPU, &p[i]), 0);
+		CHECK(((uintptr_t)p[i] & 15) == 0);
+		CHECK(kmem_cache_of(k, p[i]) == c);
+		memset(p[i], i & 0xff, 40);
+	}
+	for (int i = 0; i < 500; i++)
+		for (int j = i + 1; j < 500; j++)
+			CHECK((char *)p[i] + 40 <= (char *)p[j] ||
+			      (char *)p[j] + 40 <= (char *)p[i]);
+	struct kmem_cache_stats st;
+	kmem_cache_stats(c, &st);
+	CHECK_EQ(st.inuse, 500);
+	CHECK_EQ(kmem_check(k), 0);
+	for (int i = 0; i < 500; i++) {
+		const unsigned char *b = p[i];
+		CHECK(b[8] == (i & 0xff) && b[39] == (i & 0xff));
+		CHECK_EQ(kmem_cache_free(c, (unsigned)(i + 1) % NCPU, p[i]), 0);
+	}
+	kmem_cache_stats(c, &st);
+	CHECK_EQ(st.inuse, 0);
+	CHECK_EQ(st.allocs, 500);
+	CHECK_EQ(st.frees, 500);
+	CHECK(st.in_mags + st.in_slabs == st.slabs * st.slab_objs);
+	CHECK_EQ(kmem_check(k), 0);
+	CHECK_EQ(kmem_cache_destroy(c, 0), 0);
+	teardown();
+}
+
+static void test_kmalloc(void)
+{
+	setup(2048, 1);
+	void *p[2100];
+	size_t n = 0;
+	for (size_t sz = 1; sz <= KMEM_KMALLOC_MAX; sz += 1 + sz / 16) {
+		CHECK_EQ(kmalloc(k, 0, sz, &p[n]), 0);
+		size_t u = kmem_ksize(k, p[n]);
+		CHECK(u >= sz && u <= 2 * sz + 8);
+		size_t al = u >= 8 ? 8 : u;
+		CHECK(((uintptr_t)p[n] & (al - 1)) == 0);
+		memset(p[n], 0x5a, sz);
+		n++;
+	}
+	/* Large: whole pages from the source. */
+	void *big[4];
+	size_t bs[4] = {KMEM_KMALLOC_MAX + 1, 3 * KMEM_PAGE_SIZE,
+			16 * KMEM_PAGE_SIZE, 100000};
+	for (int i = 0; i < 4; i++) {
+		CHECK_EQ(kmalloc(k, 1, bs[i], &big[i]), 0);
+		CHECK(((uintptr_t)big[i] & (KMEM_PAGE_SIZE - 1)) == 0);
+		CHECK(kmem_ksize(k, big[i]) >= bs[i]);
+		memset(big[i], 1, bs[i]);
+	}
+	CHECK_EQ(kmem_check(k), 0);
+	struct kmem_stats ks;
+	kmem_stats(k, &ks);
+	CHECK_EQ(ks.large_allocs, 4);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(kfree(k, 2, big[i]), 0);
+	for (size_t i = 0; i < n; i++)
+		CHECK_EQ(kfree(k, (unsigned)i % NCPU, p[i]), 0);
+	CHECK_EQ(kmalloc(k, 0, 0, &p[0]), KMEM_EINVAL);
+	CHECK_EQ(kmalloc(k, NCPU, 8, &p[0]), KMEM_EINVAL);
+	teardown();
+}
+
+static int ctor_calls, dtor_calls;
+static void ctor(void *o, void *arg)
+{
+	CHECK(arg == &ctor_calls);
+	memset(o, 0xc7, 100);
+	ctor_calls++;
+}
+static void dtor(void *o, void *arg)
+{
+	(void)arg;
+	const unsigned char *b = o;
+	CHECK(b[0] == 0xc7 && b[99] == 0xc7); /* handed back constructed */
+	dtor_calls++;
+}
+
+static void test_ctor(void)
+{
+	setup(256, 0);
+	struct kmem_cache *c;
+	CHECK_EQ(kmem_cache_create(k, "ctor", 100, 0, ctor, dtor, &ctor_calls,
+				   &c), 0);
+	void *p[300];
+	for (int r = 0; r < 3; r++) {
+		for (int i = 0; i < 300; i++) {
+			CHECK_EQ(kmem_cache_alloc(c, (unsigned)i % NCPU, &p[i]), 0);
+			const unsigned char *b = p[i];
+			CHECK(b[0] == 0xc7 && b[99] == 0xc7);
+		}
+		for (int i = 0; i < 300; i++)
+			CHECK_EQ(kmem_cache_free(c, (unsigned)(i + r) % NCPU, p[i]), 0);
+	}
+	struct kmem_cache_stats st;
+	kmem_cache_stats(c, &st);
+	CHECK_EQ(ctor_calls, (int)(st.grows * st.slab_objs));
+	CHECK_EQ(kmem_check(k), 0);
+	CHECK_EQ(kmem_cache_destroy(c, 0), 0);
+	CHECK_EQ(dtor_calls, ctor_calls); /* every constructed object */
+	teardown();
+}
+
+/* Snapshot what a rejected call must leave alone. */
+struct snap {
+	struct kmem_cache_stats a, b;
+	size_t held;
+};
+static void snap_take(struct snap *s, struct kmem_cache *a,
+		      struct kmem_cache *b)
+{
+	kmem_cache_stats(a, &s->a);
+	kmem_cache_stats(b, &s->b);
+	s->held = ksrc_held(&src);
+}
+static bool snap_same(const struct snap *x, const struct snap *y)
+{
+	return x->a.inuse == y->a.inuse && x->a.in_mags == y->a.in_mags &&
+	       x->a.in_slabs == y->a.in_slabs && x->a.slabs == y->a.slabs &&
+	       x->b.inuse == y->b.inuse && x->b.in_mags == y->b.in_mags &&
+	       x->b.in_slabs == y->b.in_slabs && x->held == y->held;
+}
+
+/* A bad free: the code, counted once, nothing changed. */
+static void bad(struct kmem_cache *a, struct kmem_cache *b, int got, int want,
+		const uint64_t *counter_before, const uint64_t *counter_after)
+{
+	(void)a;
+	(void)b;
+	CHECK_EQ(got, want);
+	CHECK_EQ(*counter_after, *counter_before + 1);
+}
+
+#define BAD(call, want, counter)                                         \
+	do {                                                             \
+		struct snap s0, s1;                                      \
+		struct kmem_stats k0, k1;                                \
+		snap_take(&s0, A, B);                                    \
+		kmem_stats(k, &k0);                                      \
+		int got_ = (call);                                       \
+		snap_take(&s1, A, B);                                    \
+		kmem_stats(k, &k1);                                      \
+		CHECK(snap_same(&s0, &s1));                              \
+		bad(A, B, got_, (want), &s0.counter.rejected_by[-(want)], \
+		    &s1.counter.rejected_by[-(want)]);                   \
+		CHECK_EQ(kmem_check(k), 0);                              \
+		(void)k0; (void)k1;                                      \
+	} while (0)
+
+#define BADK(call, want)                                                  \
+	do {                                                              \
+		struct snap s0, s1;                                       \
+		struct kmem_stats k0, k1;                                 \
+		snap_take(&s0, A, B);                                     \
+		kmem_stats(k, &k0);                                       \
+		int got_ = (call);                                        \
+		snap_take(&s1, A, B);                                     \
+		kmem_stats(k, &k1);                                       \
+		CHECK(snap_same(&s0, &s1));                               \
+		CHECK_EQ(got_, (want));                                   \
+		CHECK_EQ(k1.rejected_by[-(want)], k0.rejected_by[-(want)] + 1); \
+		CHECK_EQ(kmem_check(k), 0);                               \
+	} while (0)
+
+static void test_bad_input(void)
+{
+	setup(512, 1);
+	struct kmem_cache *A, *B;
+	CHECK_EQ(kmem_cache_create(k, "A", 64, 0, NULL, NULL, NULL, &A), 0);
+	CHECK_EQ(kmem_cache_create(k, "B", 64, 0, NULL, NULL, NULL, &B), 0);
+	void *a[200], *b;
+	for (int i = 0; i < 200; i++)
+		CHECK_EQ(kmem_cache_alloc(A, 0, &a[i]), 0);
+	CHECK_EQ(kmem_cache_alloc(B, 0, &b), 0);
+	int local;
+
+	/* Not from any cache: outside the range, a page never handed out,
+	 * the slab header. */
+	BAD(kmem_cache_free(A, 0, &local), KMEM_EFOREIGN, a);
+	BAD(kmem_cache_free(A, 0, (void *)(src.base + (src.npages - 1) *
+						     KMEM_PAGE_SIZE)),
+	    KMEM_EFOREIGN, a);
+	BAD(kmem_cache_free(A, 0, (void *)((uintptr_t)a[0] &
+					   ~(KMEM_PAGE_SIZE - 1))),
+	    KMEM_EFOREIGN, a);
+	BADK(kfree(k, 0, &local), KMEM_EFOREIGN);
+	/* Wrong cache. */
+	BAD(kmem_cache_free(A, 1, b), KMEM_EWRONG, a);
+	BAD(kmem_cache_free(B, 1, a[0]), KMEM_EWRONG, b);
+	BAD(kfree(k, 1, a[0]), KMEM_EWRONG, a); /* not a kmalloc block */
+	/* Interior pointers. */
+	BAD(kmem_cache_free(A, 2, (char *)a[3] + 8), KMEM_EINTERIOR, a);
+	BAD(kmem_cache_free(A, 2, (char *)a[3] + 63), KMEM_EINTERIOR, a);
+	/* Double frees: sitting in the CPU's magazine, in another CPU's, in
+	 * the depot, on the slab's free list, in a slab given back. */
+	CHECK_EQ(kmem_cache_free(A, 0, a[10]), 0);
+	BAD(kmem_cache_free(A, 0, a[10]), KMEM_EDOUBLE, a);
+	BAD(kmem_cache_free(A, 3, a[10]), KMEM_EDOUBLE, a);
+	for (int i = 11; i < 150; i++) /* fills magazines: some to the depot */
+		CHECK_EQ(kmem_cache_free(A, 1, a[i]), 0);
+	struct kmem_cache_stats st;
+	kmem_cache_stats(A, &st);
+	CHECK(st.depot_puts > 0);
+	BAD(kmem_cache_free(A, 1, a[11]), KMEM_EDOUBLE, a);
+	BAD(kmem_cache_free(A, 2, a[12]), KMEM_EDOUBLE, a);
+	kmem_reclaim(k, 0, false); /* depot to slabs; CPU magazines kept */
+	BAD(kmem_cache_free(A, 1, a[11]), KMEM_EDOUBLE, a);
+	kmem_reclaim(k, 0, true); /* everything to slabs */
+	BAD(kmem_cache_free(A, 0, a[10]), KMEM_EDOUBLE, a);
+	BAD(kmem_cache_free(A, 0, a[99]), KMEM_EDOUBLE, a);
+	for (int i = 150; i < 200; i++)
+		CHECK_EQ(kmem_cache_free(A, 0, a[i]), 0);
+	for (int i = 0; i < 10; i++)
+		CHECK_EQ(kmem_cache_free(A, 0, a[i]), 0);
+	kmem_reclaim(k, 0, true); /* A's slabs given back */
+	kmem_cache_stats(A, &st);
+	CHECK_EQ(st.slabs, 0);
+	BAD(kmem_cache_free(A, 0, a[50]), KMEM_EDOUBLE, a);
+	/* Large blocks: interior, tail page, double. */
+	void *big;
+	CHECK_EQ(kmalloc(k, 0, 4 * KMEM_PAGE_SIZE, &big), 0);
+	BADK(kfree(k, 0, (char *)big + 8), KMEM_EINTERIOR);
+	BADK(kfree(k, 0, (char *)big + KMEM_PAGE_SIZE), KMEM_EINTERIOR);
+	BAD(kmem_cache_free(A, 0, big), KMEM_EWRONG, a);
+	CHECK_EQ(kfree(k, 0, big), 0);
+	BADK(kfree(k, 0, big), KMEM_EDOUBLE);
+	/* Destroy of a cache in use: EBUSY, nothing changed. */
+	BAD(kmem_cache_destroy(B, 0), KMEM_EBUSY, b);
+	/* EINVAL: bad CPU, NULL, bad size or alignment. */
+	BAD(kmem_cache_free(B, NCPU, b), KMEM_EINVAL, b);
+	void *x;
+	BAD(kmem_cache_alloc(B, NCPU, &x), KMEM_EINVAL, b);
+	struct kmem_cache *c;
+	CHECK_EQ(kmem_cache_create(k, "x", 0, 0, NULL, NULL, NULL, &c),
+		 KMEM_EINVAL);
+	CHECK_EQ(kmem_cache_create(k, "x", 8, 24, NULL, NULL, NULL, &c),
+		 KMEM_EINVAL);
+	CHECK_EQ(kmem_cache_free(B, 0, b), 0);
+	CHECK_EQ(kmem_cache_destroy(A, 0), 0);
+	CHECK_EQ(kmem_cache_destroy(B, 0), 0);
+	CHECK(strcmp(kmem_strerror(KMEM_EINTERIOR), "EINTERIOR") == 0);
+	CHECK(strcmp(kmem_strerror(KMEM_ECORRUPT), "ECORRUPT") == 0);
+	teardown();
+}
+
+/* K7: memory in other CPUs' magazines and in other caches' slabs is not
+ * stranded: an allocation that needs it gets it. */
+static void test_no_stranding(void)
+{
+	setup(64, 8); /* 64 pages; caches keep up to 8 empty slabs */
+	struct kmem_cache *A;
+	CHECK_EQ(kmem_cache_create(k, "A", 256, 0, NULL, NULL, NULL, &A), 0);
+	static void *p[4096];
+	int n = 0;
+	while (n < 4096 && kmem_cache_alloc(A, (unsigned)n % NCPU, &p[n]) == 0)
+		n++;
+	struct kmem_cache_stats st;
+	kmem_cache_stats(A, &st);
+	CHECK_EQ(st.failed, 1);
+	CHECK_EQ(ksrc_held(&src), 64); /* every page used */
+	CHECK_EQ((uint64_t)n, st.slabs * st.slab_objs);
+	/* Free them all on every CPU: magazines, depot, slabs. */
+	for (int i = 0; i < n; i++)
+		CHECK_EQ(kmem_cache_free(A, (unsigned)(i * 7) % NCPU, p[i]), 0);
+	kmem_cache_stats(A, &st);
+	CHECK(st.in_mags > 0);
+	/* The whole arena as one block: only if every page came back. */
+	void *big;
+	CHECK_EQ(kmalloc(k, 1, 64 * KMEM_PAGE_SIZE, &big), 0);
+	kmem_cache_stats(A, &st);
+	CHECK_EQ(st.slabs, 0);
+	CHECK_EQ(st.in_mags, 0);
+	/* And now A fails exactly (nothing held anywhere). */
+	void *q;
+	CHECK_EQ(kmem_cache_alloc(A, 2, &q), KMEM_ENOMEM);
+	CHECK_EQ(kfree(k, 1, big), 0);
+	/* A again: the same number of objects as before, all of them. */
+	int m = 0;
+	while (m < 4096 && kmem_cache_alloc(A, (unsigned)m % NCPU, &p[m]) == 0)
+		m++;
+	CHECK_EQ(m, n);
+	/* All of A freed on CPU 1, the depot emptied: CPU 1's magazines
+	 * hold objects that CPU 0 gets only by draining them. */
+	for (int i = 0; i < m; i++)
+		CHECK_EQ(kmem_cache_free(A, 1, p[i]), 0);
+	kmem_reclaim(k, 0, false);
+	kmem_cache_stats(A, &st);
+	CHECK(st.in_mags > 0);
+	m = 0;
+	while (m < 4096 && kmem_cache_alloc(A, 0, &p[m]) == 0)
+		m++;
+	CHECK_EQ(m, n);
+	/* And a cache B needs the pages that A's objects hold in magazines
+	 * and in the depot: its allocation drains and reclaims A. */
+	for (int i = 0; i < m; i++)
+		CHECK_EQ(kmem_cache_free(A, (unsigned)i % NCPU, p[i]), 0);
+	struct kmem_cache *B;
+	CHECK_EQ(kmem_cache_create(k, "B", 1000, 0, NULL, NULL, NULL, &B), 0);
+	int nb = 0;
+	while (nb < 4096 && kmem_cache_alloc(B, 2, &p[nb]) == 0)
+		nb++;
+	struct kmem_cache_stats sb;
+	kmem_cache_stats(B, &sb);
+	CHECK_EQ(ksrc_held(&src), 64);
+	CHECK_EQ((uint64_t)nb, sb.slabs * sb.slab_objs);
+	CHECK_EQ(sb.slabs * (1u << 0) * sb.slab_pages, 64);
+	for (int i = 0; i < nb; i++)
+		CHECK_EQ(kmem_cache_free(B, 3, p[i]), 0);
+	CHECK_EQ(kmem_cache_destroy(B, 0), 0);
+	CHECK_EQ(kmem_cache_destroy(A, 3), 0);
+	teardown();
+}
+
+static void test_watermark(void)
+{
+	setup(512, 2);
+	struct kmem_cache *A;
+	CHECK_EQ(kmem_cache_create(k, "A", 512, 0, NULL, NULL, NULL, &A), 0);
+	static void *p[2000];
+	for (int i = 0; i < 2000; i++)
+		CHECK_EQ(kmem_cache_alloc(A, 0, &p[i]), 0);
+	for (int i = 0; i < 2000; i++)
+		CHECK_EQ(kmem_cache_free(A, 0, p[i]), 0);
+	kmem_reclaim(k, 0, false); /* depot only: slabs past 2 empty go */
+	struct kmem_cache_stats st;
+	kmem_cache_stats(A, &st);
+	/* Nothing in use: a slab that is not empty holds a round of CPU 0's
+	 * magazines, and at most 2 empty slabs are kept (the watermark). */
+	CHECK_EQ(st.inuse, 0);
+	CHECK(st.in_mags > 0 && st.in_mags <= 2 * KMEM_MAG_MIN);
+	CHECK(st.slabs <= 2 + st.in_mags);
+	CHECK(st.reclaims > 0);
+	size_t pages = kmem_reclaim(k, 0, true);
+	CHECK(pages > 0);
+	kmem_cache_stats(A, &st);
+	CHECK_EQ(st.slabs, 0);
+	CHECK_EQ(kmem_cache_destroy(A, 0), 0);
+	teardown();
+}
+
+static void test_source_fails(void)
+{
+	setup(64, 1);
+	void *p;
+	src.fail = -42;
+	CHECK_EQ(kmalloc(k, 0, 100, &p), KMEM_ESOURCE);
+	CHECK_EQ(kmalloc(k, 0, 3 * KMEM_PAGE_SIZE, &p), KMEM_ESOURCE);
+	src.fail = 0;
+	src.lie = 1;
+	CHECK_EQ(kmalloc(k, 0, 100, &p), KMEM_ESOURCE);
+	src.lie = 0;
+	struct kmem_cache_stats st;
+	kmem_cache_stats(kmem_kmalloc_cache(k, 6), &st); /* kmalloc-128 */
+	CHECK_EQ(st.failed, 2);
+	CHECK_EQ(st.slabs, 0);
+	CHECK_EQ(kmalloc(k, 0, 100, &p), 0);
+	CHECK_EQ(kfree(k, 0, p), 0);
+	teardown();
+}
+
+static void test_mag_growth_bounds(void)
+{
+	setup(256, 1);
+	struct kmem_cache *A;
+	CHECK_EQ(kmem_cache_create(k, "A", 32, 0, NULL, NULL, NULL, &A), 0);
+	struct kmem_cache_stats st;
+	kmem_cache_stats(A, &st);
+	CHECK_EQ(st.mag_size, KMEM_MAG_MIN);
+	/* A free-only CPU and an alloc-only CPU: every magazine moves
+	 * through the depot once. */
+	static void *p[3000];
+	for (int r = 0; r < 4; r++) {
+		for (int i = 0; i < 3000; i++)
+			CHECK_EQ(kmem_cache_alloc(A, 0, &p[i]), 0);
+		for (int i = 0; i < 3000; i++)
+			CHECK_EQ(kmem_cache_free(A, 1, p[i]), 0);
+	}
+	kmem_cache_stats(A, &st);
+	CHECK(st.depot_puts >= 4 * 3000 / KMEM_MAG_MAX);
+	CHECK(st.depot_gets > 0);
+	CHECK(st.mag_size >= KMEM_MAG_MIN && st.mag_size <= KMEM_MAG_MAX);
+	CHECK_EQ(kmem_check(k), 0);
+	CHECK_EQ(kmem_cache_destroy(A, 0), 0);
+	teardown();
+}
+
+#ifdef LF_DEBUG
+static void test_debug(void)
+{
+	setup(128, 1);
+	struct kmem_cache *A;
+	CHECK_EQ(kmem_cache_create(k, "A", 40, 0, NULL, NULL, NULL, &A), 0);
+	void *p, *q;
+	CHECK_EQ(kmem_cache_alloc(A, 0, &p), 0);
+	/* An overflow into the red zone: free refuses, nothing changed. */
+	((unsigned char *)p)[40] = 0;
+	CHECK_EQ(kmem_cache_free(A, 0, p), KMEM_ECORRUPT);
+	struct kmem_cache_stats st;
+	kmem_cache_stats(A, &st);
+	CHECK_EQ(st.inuse, 1);
+	CHECK_EQ(st.rejected_by[-KMEM_ECORRUPT], 1);
+	((unsigned char *)p)[40] = 0xbb; /* repaired: the free goes through */
+	CHECK_EQ(kmem_cache_free(A, 0, p), 0);
+	/* A write after free: the allocation that would hand it out sets it
+	 * aside and says so. */
+	((unsigned char *)p)[5] = 1;
+	CHECK_EQ(kmem_cache_alloc(A, 0, &q), KMEM_ECORRUPT);
+	kmem_cache_stats(A, &st);
+	CHECK_EQ(st.corrupt, 1);
+	CHECK_EQ(kmem_check(k), 0); /* K4 counts the object set aside */
+	CHECK_EQ(kmem_cache_alloc(A, 0, &q), 0);
+	CHECK(q != p);
+	CHECK_EQ(kmem_cache_free(A, 0, q), 0);
+	CHECK_EQ(kmem_cache_destroy(A, 0), KMEM_EBUSY); /* one set aside */
+	CHECK_EQ(kmem_check(k), 0);
+	free(k); /* one object set aside: no teardown */
+	ksrc_fini(&src);
+	printf("debug: red zone and poison checked\n");
+}
+#endif
+
+int main(void)
+{
+	test_basic();
+	test_kmalloc();
+	test_ctor();
+	test_bad_input();
+	test_no_stranding();
+	test_watermark();
+	test_source_fails();
+	test_mag_growth_bounds();
+#ifdef LF_DEBUG
+	test_debug();
+#endif
+	return check_exit("test_kmem");
+}

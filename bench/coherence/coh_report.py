@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""coh_report.py: the plots and the validation table of the coherence
+accounting mode (bench_coherence; README.md in this folder). Standard
+library only; gnuplot draws the plots (PNG).
+
+  coh_report.py [--timed TIMED_DIR] [--docs RESULTS_MD] DIR
+
+DIR holds coherence.csv (bench_coherence --csv) and, if it was measured
+there, coherence-latency.csv (bench_pingpong --csv). Written into DIR:
+
+  coherence-buddy.png     coherence misses per operation (line transfers +
+  coherence-vas.png       upgrades) against logical CPUs, one panel per
+  coherence-lockfree.png  workload, every implementation a curve; the right
+                          axis reads the same curves as the estimated
+                          time per operation at the run's line latency
+  coherence-validation.md at 2 CPUs, the counts against the 2-thread CPU
+                          time slowdowns of TIMED_DIR's buddy.csv, vas.csv
+                          and lockfree.csv (the timed benchmarks' medians):
+                          per workload, whether the implementations come in
+                          the same order, and the ratios
+
+--docs RESULTS_MD replaces the part of RESULTS_MD between the lines
+"<!-- coherence: begin -->" and "<!-- coherence: end -->" (appended if
+absent) with DIR's coherence-summary.md, which is written by hand beside
+the data (the analysis), followed by the validation table.
+"""
+import csv
+import os
+import statistics
+import subprocess
+import sys
+
+BEGIN = "<!-- coherence: begin -->"
+END = "<!-- coherence: end -->"
+PANELS = {
+    "buddy": ["repeat", "bulk", "cross", "mixed", "huge"],
+    "vas": ["lookup_1e4", "mix90_1e4", "mix50_1e4"],
+    "lockfree": ["stack", "epoch"],
+}
+TITLES = {
+    "buddy": "buddy allocators: coherence misses per alloc+free pair",
+    "vas": "range allocators (10^4 ranges): coherence misses per operation",
+    "lockfree": "stack (pop+push) and epoch (enter+exit): misses per operation",
+}
+
+
+def read_rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def series(rows, prog):
+    """{bench: {impl: [(cpus, misses_per_op)]}} in the CSV's order."""
+    out = {}
+    for r in rows:
+        if r["prog"] != prog:
+            continue
+        b = out.setdefault(r["bench"], {})
+        b.setdefault(r["impl"], []).append(
+            (int(r["cpus"]), float(r["misses_per_op"])))
+    return out
+
+
+def gnuplot(script):
+    r = subprocess.run(["gnuplot"], input=script, text=True,
+                       capture_output=True)
+    if r.returncode != 0:
+        sys.exit("coh_report.py: gnuplot failed:\n" + r.stderr)
+
+
+def plot(d, prog, rows, line_ns):
+    data = series(rows, prog)
+    benches = [b for b in PANELS[prog] if b in data]
+    if not benches:
+        return
+    dat = os.path.join(d, "coherence-%s.dat" % prog)
+    blocks = []
+    with open(dat, "w") as f:
+        for b in benches:
+            for impl, pts in data[b].items():
+                f.write("# %s %s\n" % (b, impl))
+                for n, y in pts:
+                    f.write("%d %g\n" % (n, y))
+                f.write("\n\n")
+                blocks.append((b, impl))
+    cols = min(len(benches), 3)
+    nrows = (len(benches) + cols - 1) // cols
+    w, h = 430 * cols, 380 * nrows + 40
+    s = ["set terminal pngcairo noenhanced size %d,%d font ',9'" % (w, h),
+         "set output '%s'" % os.path.join(d, "coherence-%s.png" % prog),
+         "set multiplot layout %d,%d title '%s (line latency %.0f ns; "
+         "logical CPUs interleaved at every access)'"
+         % (nrows, cols, TITLES[prog], line_ns),
+         "set xrange [0:66]", "set xtics (1, 8, 16, 24, 32, 40, 48, 56, 64)",
+         "set xlabel 'logical CPUs'", "set ylabel 'coherence misses / op'",
+         "set yrange [0:*]", "set grid",
+         "set key outside top center horizontal",
+         "set ytics nomirror", "set y2tics",
+         "set link y2 via y*%g inverse y/%g" % (line_ns, line_ns),
+         "set y2label 'estimated ns / op'"]
+    for b in benches:
+        s.append("set title '%s'" % b)
+        parts = []
+        for i, (bb, impl) in enumerate(blocks):
+            if bb == b:
+                parts.append("'%s' index %d using 1:2 with linespoints "
+                             "lw 2 pt 7 ps 0.7 title '%s'" % (dat, i, impl))
+        s.append("plot " + ", ".join(parts))
+    s.append("unset multiplot")
+    gnuplot("\n".join(s) + "\n")
+    os.remove(dat)
+
+
+def timed_medians(timed_dir):
+    """{(prog, bench, impl, threads): median cpu ns/op}."""
+    out = {}
+    for prog in ("buddy", "vas", "lockfree"):
+        path = os.path.join(timed_dir, prog + ".csv")
+        if not os.path.exists(path):
+            continue
+        acc = {}
+        for r in read_rows(path):
+            if r.get("cpu_ns_per_op", "") in ("", None):
+                continue
+            key = (prog, r["bench"], r["impl"], int(r["threads"]))
+            acc.setdefault(key, []).append(float(r["cpu_ns_per_op"]))
+        for k, v in acc.items():
+            out[k] = statistics.median(v)
+    return out
+
+
+def ranks(values):
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    r = [0.0] * len(values)
+    for pos, i in enumerate(order):
+        r[i] = float(pos)
+    return r
+
+
+def spearman(a, b):
+    if len(a) < 3:
+        return float("nan")
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = statistics.mean(ra), statistics.mean(rb)
+    num = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    den = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+    return num / den if den else float("nan")
+
+
+def validation(rows, timed, line_ns):
+    """The 2-CPU table (markdown lines) and a one-line summary."""
+    by = {(r["prog"], r["bench"], r["impl"], int(r["cpus"])): r for r in rows}
+    lines = ["| workload | impl | misses/op | remote RMW/op | predicted +ns "
+             "| cpu ns 1 thr | cpu ns 2 thr | measured +ns | predicted 2/1 "
+             "| measured 2/1 |", "|---|---|---|---|---|---|---|---|---|---|"]
+    groups = {}
+    for (prog, bench, impl, n), r in by.items():
+        if n != 2 or (prog, bench, impl, 1) not in by:
+            continue
+        c1, c2 = timed.get((prog, bench, impl, 1)), timed.get((prog, bench, impl, 2))
+        if c1 is None or c2 is None:
+            continue
+        pred = float(r["misses_per_op"]) * line_ns
+        groups.setdefault((prog, bench), []).append(
+            (impl, float(r["misses_per_op"]), float(r["rmw_remote_per_op"]),
+             pred, c1, c2))
+    agree, total, all_pred, all_meas = 0, 0, [], []
+    verdicts = []
+    for (prog, bench), items in sorted(groups.items()):
+        for impl, m, rr, pred, c1, c2 in items:
+            lines.append("| %s | %s | %.2f | %.2f | %.0f | %.1f | %.1f | %.0f "
+                         "| %.2f | %.2f |" % (bench, impl, m, rr, pred, c1, c2,
+                                              c2 - c1, (c1 + pred) / c1,
+                                              c2 / c1))
+            all_pred.append(pred)
+            all_meas.append(c2 - c1)
+        if len(items) >= 2:
+            total += 1
+            po = [i[0] for i in sorted(items, key=lambda i: i[3])]
+            mo = [i[0] for i in sorted(items, key=lambda i: i[5] - i[4])]
+            same = po == mo
+            agree += same
+            verdicts.append("| %s | %s | %s | %s |" % (
+                bench, " < ".join(po), " < ".join(mo),
+                "same" if same else "differs"))
+    rho = spearman(all_pred, all_meas)
+    summary = ("At 2 CPUs the order of the implementations by predicted "
+               "extra cost per operation matches the order by measured extra "
+               "CPU time in %d of %d workloads; over all %d rows the rank "
+               "correlation (Spearman) of predicted and measured extra ns/op "
+               "is %.2f." % (agree, total, len(all_pred), rho))
+    order = ["| workload | predicted order (cheapest first) | measured order "
+             "| |", "|---|---|---|---|"] + verdicts
+    return lines, order, summary
+
+
+def line_latency(d, rows):
+    lat = os.path.join(d, "coherence-latency.csv")
+    ns = {float(r["line_ns"]) for r in rows}
+    note = ""
+    if os.path.exists(lat):
+        lr = read_rows(lat)
+        if lr:
+            r = lr[0]
+            note = ("line latency %s ns: bench_pingpong, the median of %s "
+                    "samples' handoff time / 2 (p10 %s, p90 %s ns a handoff; "
+                    "load %s at the start, %s at the end), CPUs %s and %s"
+                    % (r["line_ns"], "its", r["sample_p10"], r["sample_p90"],
+                       r["load1_start"], r["load1_end"], r["cpu0"], r["cpu1"]))
+    return (ns.pop() if len(ns) == 1 else statistics.median(ns)), note
+
+
+def main(argv):
+    timed_dir, docs, args = None, None, []
+    it = iter(argv[1:])
+    for a in it:
+        if a == "--timed":
+            timed_dir = next(it)
+        elif a == "--docs":
+            docs = next(it)
+        else:
+            args.append(a)
+    if len(args) != 1:
+        sys.exit(__doc__)
+    d = args[0]
+    rows = read_rows(os.path.join(d, "coherence.csv"))
+    if not rows:
+        sys.exit("coh_report.py: %s/coherence.csv is empty" % d)
+    line_ns, note = line_latency(d, rows)
+    for prog in PANELS:
+        plot(d, prog, rows, line_ns)
+    timed = timed_medians(timed_dir) if timed_dir else {}
+    table, order, summary = validation(rows, timed, line_ns)
+    with open(os.path.join(d, "coherence-validation.md"), "w") as f:
+        f.write(summary + "\n\n" + "\n".join(order) + "\n\n" +
+                "\n".join(table) + "\n")
+        if note:
+            f.write("\n(" + note + ")\n")
+    print(summary)
+    if docs:
+        write_docs(docs, d, summary, order, table, note)
+
+
+def write_docs(docs, d, summary, order, table, note):
+    hand = os.path.join(d, "coherence-summary.md")
+    body = open(hand).read().rstrip() + "\n\n" if os.path.exists(hand) else ""
+    section = (BEGIN + "\n" + body + summary + "\n\n" + "\n".join(order) +
+               "\n\n" + "\n".join(table) + "\n" +
+               ("\n(" + note + ")\n" if note else "") + END + "\n")
+    text = open(docs).read() if os.path.exists(docs) else ""
+    if BEGIN in text and END in text:
+        a, b = text.index(BEGIN), text.index(END) + len(END) + 1
+        text = text[:a] + section + text[b:]
+    else:
+        text = text.rstrip() + "\n\n" + section
+    with open(docs, "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -24,8 +24,8 @@ mkdir -p "$out"
 cols="prog,bench,impl,cpus,ops,accesses,reads,writes,rmws,cold,transfers,\
 upgrades,invalidations,rmw_remote,hottest,heavy,accesses_per_op,\
 transfers_per_op,upgrades_per_op,misses_per_op,invalidations_per_op,\
-rmw_per_op,rmw_remote_per_op,heavy_per_op,est_ns_per_op,cap_mops,line_ns,\
-budget,seed"
+rmw_per_op,rmw_remote_per_op,heavy_per_op,est_ns_per_op,cap_mops,\
+sim_ns_per_op,line_ns,hit_ns,pause_ns,budget_us,seed"
 series=""
 for b in repeat bulk cross mixed huge; do
     for i in lf_buddy lf_buddy_nocache locked_buddy; do
@@ -79,6 +79,8 @@ for row in rows:
         bad.append("%s %d: estimate != misses x line_ns" % (key, n))
     if int(row["reads"]) + int(row["writes"]) + int(row["rmws"]) != int(row["accesses"]):
         bad.append("%s %d: reads + writes + rmws != accesses" % (key, n))
+    if float(row["sim_ns_per_op"]) <= 0:
+        bad.append("%s %d: no simulated time" % (key, n))
     if n == 1 and any(int(row[c]) for c in ("transfers", "upgrades",
                                             "invalidations", "rmw_remote")):
         bad.append("%s: coherence traffic on one CPU" % key)

@@ -127,10 +127,11 @@ static void coh_dir_write(struct coh_dir *d, struct coh_line *l, unsigned cpu)
 	l->owner = (int8_t)cpu;
 }
 
-static void coh_dir_line_access(struct coh_dir *d, unsigned cpu, uint64_t tag,
-				enum coh_kind kind)
+static unsigned coh_dir_line_access(struct coh_dir *d, unsigned cpu,
+				    uint64_t tag, enum coh_kind kind)
 {
 	struct coh_line *l = coh_dir_line(d, tag);
+	uint64_t before = d->n.transfers + d->n.upgrades;
 
 	d->n.accesses++;
 	switch (kind) {
@@ -150,18 +151,21 @@ static void coh_dir_line_access(struct coh_dir *d, unsigned cpu, uint64_t tag,
 		break;
 	}
 	l->last = (int8_t)cpu;
+	return (unsigned)(d->n.transfers + d->n.upgrades - before);
 }
 
-void coh_dir_access(struct coh_dir *d, unsigned cpu, uintptr_t addr,
-		    unsigned size, enum coh_kind kind)
+unsigned coh_dir_access(struct coh_dir *d, unsigned cpu, uintptr_t addr,
+			unsigned size, enum coh_kind kind)
 {
 	uint64_t first = addr / COH_LINE;
 	uint64_t last = (addr + (size ? size : 1) - 1) / COH_LINE;
+	unsigned misses = 0;
 
 	if (cpu >= COH_MAX_CPUS)
 		abort();
 	for (uint64_t t = first; t <= last; t++)
-		coh_dir_line_access(d, cpu, t + 1, kind);
+		misses += coh_dir_line_access(d, cpu, t + 1, kind);
+	return misses;
 }
 
 uint64_t coh_dir_hottest(const struct coh_dir *d)

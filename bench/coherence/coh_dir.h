@@ -88,9 +88,14 @@ void coh_dir_fini(struct coh_dir *d);
 /* Forget every line and count (a new run). */
 void coh_dir_reset(struct coh_dir *d);
 
-/* CPU cpu (< COH_MAX_CPUS) accesses size bytes at addr. */
-void coh_dir_access(struct coh_dir *d, unsigned cpu, uintptr_t addr,
-		    unsigned size, enum coh_kind kind);
+/*
+ * CPU cpu (< COH_MAX_CPUS) accesses size bytes at addr. Returns the
+ * coherence misses it took (transfers and upgrades, one per line; 0 for a
+ * hit or a cold miss: a first touch, which a warm cache in a long run
+ * would not take).
+ */
+unsigned coh_dir_access(struct coh_dir *d, unsigned cpu, uintptr_t addr,
+			unsigned size, enum coh_kind kind);
 
 /* The most coherence misses (transfers + upgrades) any one line took. */
 uint64_t coh_dir_hottest(const struct coh_dir *d);

@@ -55,6 +55,11 @@ static void test_pingpong(struct coh_dir *d)
 	EXPECT("pingpong", d->n.rmw_remote, 0);
 	EXPECT("pingpong", d->n.accesses, 2 * k + 1);
 	EXPECT("pingpong", coh_dir_hottest(d), 2 * k - 1);
+	/* One more handoff, access by access: a transfer, an upgrade, a hit. */
+	EXPECT("pingpong, one", coh_dir_access(d, 1, BASE, 8, COH_READ), 1);
+	EXPECT("pingpong, one", coh_dir_access(d, 1, BASE, 8, COH_WRITE), 1);
+	EXPECT("pingpong, one", coh_dir_access(d, 1, BASE, 8, COH_READ), 0);
+	EXPECT("pingpong, one", coh_dir_hottest(d), 2 * k + 1);
 
 	/* By RMWs: each one after the first two moves the line, remotely. */
 	fresh(d);
@@ -143,11 +148,11 @@ static void test_read_sharing(struct coh_dir *d)
 static void test_straddle(struct coh_dir *d)
 {
 	fresh(d);
-	coh_dir_access(d, 0, BASE + 60, 8, COH_WRITE);
+	EXPECT("straddle", coh_dir_access(d, 0, BASE + 60, 8, COH_WRITE), 0);
 	coh_dir_access(d, 1, BASE + 60, 8, COH_READ);
 	EXPECT("straddle", d->n.accesses, 4);
 	EXPECT("straddle", d->n.cold, 4);
-	coh_dir_access(d, 0, BASE + 60, 8, COH_WRITE);
+	EXPECT("straddle", coh_dir_access(d, 0, BASE + 60, 8, COH_WRITE), 2);
 	coh_dir_access(d, 1, BASE + 60, 8, COH_READ);
 	EXPECT("straddle", d->n.upgrades, 2);
 	EXPECT("straddle", d->n.transfers, 2);

@@ -9,16 +9,19 @@
  * coherence directory (coh_dir.h), and reports per operation: coherence
  * misses (line transfers between caches, and upgrades), invalidations,
  * atomic read-modify-writes on a line another CPU touched last, heavy
- * barriers, and an estimate of the time the misses cost at a per-line
- * latency given with --line-ns (bench_pingpong measures it).
+ * barriers, an estimate of the time the misses cost at a per-line latency
+ * given with --line-ns (bench_pingpong measures it), and the simulated time
+ * per operation of the scheduler's timing model (coh_sched.h: hits cost
+ * --hit-ns, misses --line-ns, the earliest CPU goes next).
  *
  * Each point runs as the harness runs it (setup, thread_init per CPU, run,
  * thread_fini per CPU, check), so the benchmark's own check verifies the
  * allocator after the run; a failed check, a failed setup, or a point that
  * did no operation makes the program exit 1.
  *
- * Usage: bench_coherence [--csv PATH] [--cpus LIST] [--budget N]
- *                        [--seed S] [--line-ns NS] [--only LIST] [--quick]
+ * Usage: bench_coherence [--csv PATH] [--cpus LIST] [--budget-us US]
+ *                        [--seed S] [--line-ns NS] [--hit-ns NS]
+ *                        [--pause-ns NS] [--only LIST] [--quick]
  */
 #include "coh_main.h"
 #include "coh_sched.h"
@@ -28,9 +31,18 @@
 #include <string.h>
 
 #define COH_MAX_PROGS 3
-#define COH_BUDGET 20000     /* accesses per CPU (at least a batch each) */
-#define COH_QUICK_BUDGET 2000
-#define COH_LINE_NS 100.0    /* the order of magnitude; see --line-ns */
+#define COH_BUDGET_US 200.0 /* simulated time per CPU (a batch at least) */
+#define COH_QUICK_BUDGET_US 20.0
+#define COH_LINE_NS 80.0 /* bench_pingpong on the 2-vCPU EPYC: 78 ns */
+/*
+ * An access that hits: the 1-thread CPU time per operation of the timed
+ * benchmarks over the accesses per operation counted here is 0.2 to 0.4 ns
+ * for the buddy and the stack (the compiled code does a few instructions
+ * per access, several per cycle).
+ */
+#define COH_HIT_NS 0.3
+/* PAUSE: about 65 cycles on AMD Zen 2/3 (140 on Intel Skylake and later). */
+#define COH_PAUSE_NS 25.0
 
 static const struct bench_prog *coh_progs[COH_MAX_PROGS];
 static unsigned coh_nprogs;
@@ -47,9 +59,7 @@ struct coh_opts {
 	const char *csv;
 	unsigned cpus[COH_MAX_CPUS];
 	unsigned ncpus;
-	uint64_t budget;
-	uint64_t seed;
-	double line_ns;
+	struct coh_timing t;
 	const char *only; /* comma-separated prog, bench or bench/impl */
 };
 
@@ -57,9 +67,9 @@ static void coh_usage(void)
 {
 	fprintf(stderr,
 		"usage: bench_coherence [--csv PATH] [--cpus 1,2,4,...] "
-		"[--budget N] [--seed S]\n"
-		"                       [--line-ns NS] [--only LIST] "
-		"[--quick]\n"
+		"[--budget-us US] [--seed S]\n"
+		"                       [--line-ns NS] [--hit-ns NS] "
+		"[--pause-ns NS] [--only LIST] [--quick]\n"
 		"  --only: comma-separated programs (buddy, vas, lockfree), "
 		"benches (repeat)\n"
 		"          or bench/impl (repeat/lf_buddy)\n");
@@ -92,8 +102,10 @@ static void coh_parse(int argc, char **argv, struct coh_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	coh_parse_cpus(o, "1,2,4,8,16,32,64");
-	o->seed = 1;
-	o->line_ns = COH_LINE_NS;
+	o->t.seed = 1;
+	o->t.line_ns = COH_LINE_NS;
+	o->t.hit_ns = COH_HIT_NS;
+	o->t.pause_ns = COH_PAUSE_NS;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -109,21 +121,27 @@ static void coh_parse(int argc, char **argv, struct coh_opts *o)
 			o->csv = v;
 		else if (strcmp(a, "--cpus") == 0)
 			coh_parse_cpus(o, v);
-		else if (strcmp(a, "--budget") == 0) {
-			o->budget = strtoull(v, NULL, 10);
+		else if (strcmp(a, "--budget-us") == 0) {
+			o->t.budget_ns = strtod(v, NULL) * 1e3;
 			budget_set = true;
 		} else if (strcmp(a, "--seed") == 0)
-			o->seed = strtoull(v, NULL, 10);
+			o->t.seed = strtoull(v, NULL, 10);
 		else if (strcmp(a, "--line-ns") == 0)
-			o->line_ns = strtod(v, NULL);
+			o->t.line_ns = strtod(v, NULL);
+		else if (strcmp(a, "--hit-ns") == 0)
+			o->t.hit_ns = strtod(v, NULL);
+		else if (strcmp(a, "--pause-ns") == 0)
+			o->t.pause_ns = strtod(v, NULL);
 		else if (strcmp(a, "--only") == 0)
 			o->only = v;
 		else
 			coh_usage();
 	}
 	if (!budget_set)
-		o->budget = quick ? COH_QUICK_BUDGET : COH_BUDGET;
-	if (o->budget == 0 || !(o->line_ns > 0))
+		o->t.budget_ns =
+			(quick ? COH_QUICK_BUDGET_US : COH_BUDGET_US) * 1e3;
+	if (!(o->t.budget_ns > 0) || !(o->t.line_ns > 0) ||
+	    !(o->t.hit_ns > 0) || !(o->t.pause_ns >= 0))
 		coh_usage();
 }
 
@@ -177,12 +195,14 @@ struct coh_row {
 	uint64_t ops;
 	struct coh_counts n;
 	uint64_t hottest, heavy;
+	double clock_ns; /* the CPUs' simulated time, summed */
 };
 
 static int coh_point(const struct bench_impl *im, unsigned n,
 		     const struct coh_opts *o, struct coh_row *row)
 {
 	uint64_t ops[COH_MAX_CPUS];
+	double clock[COH_MAX_CPUS];
 
 	if (im->setup != NULL && im->setup(n) != 0)
 		return -1;
@@ -191,11 +211,17 @@ static int coh_point(const struct bench_impl *im, unsigned n,
 		if (im->thread_init != NULL)
 			im->thread_init(id);
 	}
-	if (coh_sched_run(n, o->budget, o->seed + n, im->run, ops) != 0)
+	struct coh_timing t = o->t;
+
+	t.seed += n;
+	if (coh_sched_run(n, &t, im->run, ops, clock) != 0)
 		return -1;
 	row->ops = 0;
-	for (unsigned id = 0; id < n; id++)
+	row->clock_ns = 0;
+	for (unsigned id = 0; id < n; id++) {
 		row->ops += ops[id];
+		row->clock_ns += clock[id];
+	}
 	row->n = coh_sched_dir.n;
 	row->hottest = coh_dir_hottest(&coh_sched_dir);
 	row->heavy = coh_sched_heavy;
@@ -217,7 +243,7 @@ static void coh_csv_header(FILE *f)
 		   "accesses_per_op,transfers_per_op,upgrades_per_op,"
 		   "misses_per_op,invalidations_per_op,rmw_per_op,"
 		   "rmw_remote_per_op,heavy_per_op,est_ns_per_op,cap_mops,"
-		   "line_ns,budget,seed\n");
+		   "sim_ns_per_op,line_ns,hit_ns,pause_ns,budget_us,seed\n");
 }
 
 static void coh_csv_row(FILE *f, const char *prog, const struct bench_impl *im,
@@ -227,13 +253,14 @@ static void coh_csv_row(FILE *f, const char *prog, const struct bench_impl *im,
 	double ops = (double)r->ops;
 	double misses = (double)(r->n.transfers + r->n.upgrades);
 	/* The busiest line's misses are serial: a bound on throughput. */
-	double cap = r->hottest ? ops * 1e3 / ((double)r->hottest * o->line_ns)
-				: -1;
+	double cap = r->hottest
+			     ? ops * 1e3 / ((double)r->hottest * o->t.line_ns)
+			     : -1;
 
 	fprintf(f,
 		"%s,%s,%s,%u,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,"
 		"%llu,%llu,%llu,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.6f,%.3f,"
-		"%.3f,%.2f,%llu,%llu\n",
+		"%.3f,%.3f,%.2f,%.3f,%.2f,%.1f,%llu\n",
 		prog, im->bench, im->impl, n, (unsigned long long)r->ops,
 		(unsigned long long)r->n.accesses,
 		(unsigned long long)r->n.reads, (unsigned long long)r->n.writes,
@@ -247,8 +274,9 @@ static void coh_csv_row(FILE *f, const char *prog, const struct bench_impl *im,
 		(double)r->n.upgrades / ops, misses / ops,
 		(double)r->n.invalidations / ops, (double)r->n.rmws / ops,
 		(double)r->n.rmw_remote / ops, (double)r->heavy / ops,
-		misses / ops * o->line_ns, cap, o->line_ns,
-		(unsigned long long)o->budget, (unsigned long long)o->seed);
+		misses / ops * o->t.line_ns, cap, r->clock_ns / ops,
+		o->t.line_ns, o->t.hit_ns, o->t.pause_ns, o->t.budget_ns / 1e3,
+		(unsigned long long)o->t.seed);
 }
 
 static void coh_print_row(const struct bench_impl *im, unsigned n,
@@ -256,13 +284,15 @@ static void coh_print_row(const struct bench_impl *im, unsigned n,
 {
 	double ops = (double)r->ops;
 
-	printf("%-11s %-17s %4u %9llu %9.1f %8.3f %8.3f %8.3f %8.3f %9.1f\n",
+	printf("%-11s %-17s %4u %9llu %9.1f %8.3f %8.3f %8.3f %8.3f %9.1f "
+	       "%9.1f\n",
 	       im->bench, im->impl, n, (unsigned long long)r->ops,
 	       (double)r->n.accesses / ops, (double)r->n.transfers / ops,
 	       (double)r->n.upgrades / ops,
 	       (double)r->n.invalidations / ops,
 	       (double)r->n.rmw_remote / ops,
-	       (double)(r->n.transfers + r->n.upgrades) / ops * o->line_ns);
+	       (double)(r->n.transfers + r->n.upgrades) / ops * o->t.line_ns,
+	       r->clock_ns / ops);
 	fflush(stdout);
 }
 
@@ -338,14 +368,15 @@ int main(int argc, char **argv)
 	}
 	printf("bench_coherence: logical CPUs interleaved at every access, "
 	       "a MESI directory per 64-byte line\n");
-	printf("budget %llu accesses per CPU, seed %llu, line latency %.1f ns "
-	       "(the estimate: misses x latency)\n",
-	       (unsigned long long)o.budget, (unsigned long long)o.seed,
-	       o.line_ns);
+	printf("%.0f us of simulated time per CPU, seed %llu; a miss %.1f ns, "
+	       "a hit %.2f ns, a pause %.1f ns\n(est: misses x line latency; "
+	       "sim: the simulated time per op, all CPUs)\n",
+	       o.t.budget_ns / 1e3, (unsigned long long)o.t.seed, o.t.line_ns,
+	       o.t.hit_ns, o.t.pause_ns);
 	bench_print_load("start");
-	printf("%-11s %-17s %4s %9s %9s %8s %8s %8s %8s %9s\n", "bench",
+	printf("%-11s %-17s %4s %9s %9s %8s %8s %8s %8s %9s %9s\n", "bench",
 	       "impl", "cpus", "ops", "acc/op", "xfer/op", "upgr/op",
-	       "inval/op", "rrmw/op", "est ns/op");
+	       "inval/op", "rrmw/op", "est ns/op", "sim ns/op");
 	for (unsigned i = 0; i < coh_nprogs; i++)
 		failed += coh_prog(coh_progs[i], &o, csv);
 	for (unsigned i = 0; i < coh_nprogs; i++)

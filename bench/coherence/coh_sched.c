@@ -19,14 +19,16 @@
 
 #define COH_STACK_SIZE ((size_t)1 << 20)
 #define COH_GUARD 4096
-/* Accesses per CPU past its budget that mean a livelock. */
-#define COH_HARD_LIMIT ((uint64_t)1 << 28)
+/* Accesses of one CPU in one run that mean a livelock. */
+#define COH_HARD_LIMIT ((uint64_t)1 << 32)
 
 struct coh_cpu {
 	jmp_buf jb;
 	ucontext_t uc;
 	char *stack;
 	uint64_t accesses; /* recorded accesses made by this CPU */
+	double clock;      /* its simulated time, ns */
+	double drained;    /* when its buffered stores' misses are done */
 	uint64_t ops;      /* what its run() returned */
 	struct bench_stop stop;
 };
@@ -41,7 +43,7 @@ static struct {
 	unsigned ncpus;
 	unsigned cur;
 	bool running;
-	uint64_t budget;
+	struct coh_timing t;
 	uint64_t rng;
 	uint64_t (*run)(unsigned id, const struct bench_stop *stop);
 	jmp_buf main_jb;
@@ -82,15 +84,53 @@ static void coh_sched_switch(unsigned next)
 	}
 }
 
+/* The ready CPU with the earliest clock (the lowest id on a tie). */
 static unsigned coh_sched_pick(void)
 {
-	return S.ready[(unsigned)(((coh_sched_rand() >> 32) * S.nready) >> 32)];
+	unsigned best = S.ready[0];
+
+	for (unsigned i = 1; i < S.nready; i++)
+		if (S.cpu[S.ready[i]].clock < S.cpu[best].clock ||
+		    (S.cpu[S.ready[i]].clock == S.cpu[best].clock &&
+		     S.ready[i] < best))
+			best = S.ready[i];
+	return best;
+}
+
+/* A factor in [0.9, 1.1): no two CPUs in lockstep. */
+static double coh_sched_jitter(void)
+{
+	return 0.9 + 0.2 * (double)(coh_sched_rand() >> 11) * 0x1p-53;
+}
+
+/*
+ * The time an access costs its CPU (coh_sched.h): a load or RMW that
+ * misses stalls; a store does not (x86's store buffer, TSO): its miss is
+ * done in the background by `drained`, and an RMW, which drains the store
+ * buffer, first waits for that.
+ */
+static void coh_sched_charge(struct coh_cpu *c, enum coh_kind kind,
+			     unsigned misses)
+{
+	double j = coh_sched_jitter();
+
+	if (kind == COH_WRITE) {
+		if (misses != 0 && c->clock + misses * S.t.line_ns * j >
+					   c->drained)
+			c->drained = c->clock + misses * S.t.line_ns * j;
+		c->clock += S.t.hit_ns * j;
+		return;
+	}
+	if (kind == COH_RMW && c->drained > c->clock)
+		c->clock = c->drained;
+	c->clock += (misses ? misses * S.t.line_ns : S.t.hit_ns) * j;
 }
 
 void coh_sched_access(const volatile void *addr, unsigned size,
 		      enum coh_kind kind)
 {
 	struct coh_cpu *c;
+	unsigned misses;
 
 	if (!S.running)
 		return;
@@ -101,14 +141,21 @@ void coh_sched_access(const volatile void *addr, unsigned size,
 	 */
 	coh_sched_switch(coh_sched_pick());
 	c = &S.cpu[S.cur];
-	coh_dir_access(&coh_sched_dir, S.cur, (uintptr_t)addr, size, kind);
-	if (++c->accesses > S.budget + COH_HARD_LIMIT) {
-		fprintf(stderr, "coherence: cpu %u made %llu accesses, its "
-			"budget is %llu: a livelock\n", S.cur,
-			(unsigned long long)c->accesses,
-			(unsigned long long)S.budget);
+	misses = coh_dir_access(&coh_sched_dir, S.cur, (uintptr_t)addr, size,
+				kind);
+	coh_sched_charge(c, kind, misses);
+	if (++c->accesses > COH_HARD_LIMIT) {
+		fprintf(stderr, "coherence: cpu %u made %llu accesses in one "
+			"run: a livelock\n", S.cur,
+			(unsigned long long)c->accesses);
 		exit(1);
 	}
+}
+
+void coh_sched_pause(void)
+{
+	if (S.running)
+		S.cpu[S.cur].clock += S.t.pause_ns * coh_sched_jitter();
 }
 
 bool coh_sched_stop_load(const volatile void *addr)
@@ -120,7 +167,7 @@ bool coh_sched_stop_load(const volatile void *addr)
 	c = &S.cpu[S.cur];
 	if ((const volatile void *)&c->stop.flag.v != addr)
 		return false;
-	if (c->accesses >= S.budget)
+	if (c->clock >= S.t.budget_ns)
 		lf_init_u32(&c->stop.flag, 1);
 	return true;
 }
@@ -173,21 +220,23 @@ static int coh_sched_start(unsigned id)
 	return 0;
 }
 
-int coh_sched_run(unsigned ncpus, uint64_t budget, uint64_t seed,
+int coh_sched_run(unsigned ncpus, const struct coh_timing *t,
 		  uint64_t (*run)(unsigned id, const struct bench_stop *stop),
-		  uint64_t *ops)
+		  uint64_t *ops, double *clock_ns)
 {
 	if (ncpus == 0 || ncpus > COH_MAX_CPUS)
 		return -1;
 	coh_dir_reset(&coh_sched_dir);
 	coh_sched_heavy = 0;
 	S.ncpus = ncpus;
-	S.budget = budget;
-	S.rng = seed * 0x9e3779b97f4a7c15ull + 1;
+	S.t = *t;
+	S.rng = t->seed * 0x9e3779b97f4a7c15ull + 1;
 	S.run = run;
 	S.nready = ncpus;
 	for (unsigned i = 0; i < ncpus; i++) {
 		S.cpu[i].accesses = 0;
+		S.cpu[i].clock = 0;
+		S.cpu[i].drained = 0;
 		S.cpu[i].ops = 0;
 		lf_init_u32(&S.cpu[i].stop.flag, 0);
 		S.ready[i] = i;
@@ -201,7 +250,9 @@ int coh_sched_run(unsigned ncpus, uint64_t budget, uint64_t seed,
 	if (_setjmp(S.main_jb) == 0)
 		_longjmp(S.cpu[S.cur].jb, 1);
 	S.running = false;
-	for (unsigned i = 0; i < ncpus; i++)
+	for (unsigned i = 0; i < ncpus; i++) {
 		ops[i] = S.cpu[i].ops;
+		clock_ns[i] = S.cpu[i].clock;
+	}
 	return 0;
 }

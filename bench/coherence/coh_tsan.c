@@ -8,11 +8,12 @@
  * volatile and range forms) and every atomic operation
  * (__tsan_atomicN_*) goes to coh_sched_access() (a scheduling point, then
  * the directory). Loads are reads, stores writes, and exchange, fetch-op
- * and compare-exchange (failed or not) read-modify-writes. The whole
- * program runs on one OS thread, so the atomic operations are done here as
- * plain accesses: only the scheduler switches CPUs, and never inside one.
- * Memory orders do not matter to the count (a fence is not an access) and
- * are ignored.
+ * and compare-exchange (failed or not) read-modify-writes, and so is a
+ * seq_cst store (x86 compiles it to xchg). The whole program runs on one
+ * OS thread, so the atomic operations are done here as plain accesses:
+ * only the scheduler switches CPUs, and never inside one. Other memory
+ * orders do not matter to the count (a fence is not an access) and are
+ * ignored.
  *
  * Not seen: memcpy/memset calls (the compilers leave them to the
  * runtime's interceptors, which this is not), so a structure copy the
@@ -30,6 +31,9 @@
 #include <stdint.h>
 
 typedef unsigned __int128 coh_u128;
+
+/* The sanitizer interface's memory orders are C11's, numbered 0 to 5. */
+#define COH_MO_SEQ_CST 5
 
 #define COH_PLAIN(n)                                                      \
 	void __tsan_read##n(void *a);                                     \
@@ -159,8 +163,8 @@ void __tsan_atomic_signal_fence(int mo)
 	void __tsan_atomic##n##_store(volatile T *a, T v, int mo);          \
 	void __tsan_atomic##n##_store(volatile T *a, T v, int mo)           \
 	{                                                                   \
-		(void)mo;                                                   \
-		coh_sched_access(a, sizeof(T), COH_WRITE);                  \
+		coh_sched_access(a, sizeof(T),                              \
+				 mo == COH_MO_SEQ_CST ? COH_RMW : COH_WRITE); \
 		*a = v;                                                     \
 	}                                                                   \
 	COH_ATOMIC_RMW(n, T, exchange, v)                                   \

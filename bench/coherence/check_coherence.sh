@@ -99,7 +99,8 @@ print("check_coherence: %d rows, every series and column sound" % len(rows))
 PY
 "$here/coh_report.py" --timed "$top/bench/results/dev" "$out"
 for f in coherence-buddy.png coherence-vas.png coherence-lockfree.png \
-         coherence-validation.md; do
+         coherence-sim-buddy.png coherence-sim-vas.png \
+         coherence-sim-lockfree.png coherence-validation.md; do
     if [ ! -s "$out/$f" ]; then
         echo "check_coherence.sh: $out/$f missing or empty" >&2
         exit 1

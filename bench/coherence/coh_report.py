@@ -8,11 +8,14 @@ library only; gnuplot draws the plots (PNG).
 DIR holds coherence.csv (bench_coherence --csv) and, if it was measured
 there, coherence-latency.csv (bench_pingpong --csv). Written into DIR:
 
-  coherence-buddy.png     coherence misses per operation (line transfers +
-  coherence-vas.png       upgrades) against logical CPUs, one panel per
-  coherence-lockfree.png  workload, every implementation a curve; the right
+  coherence-P.png         coherence misses per operation (line transfers +
+                          upgrades) against logical CPUs, one panel per
+                          workload, every implementation a curve; the right
                           axis reads the same curves as the estimated
                           time per operation at the run's line latency
+  coherence-sim-P.png     the simulated time per operation (all CPUs'
+                          clocks / ops) against logical CPUs
+                          (P: buddy, vas, lockfree)
   coherence-validation.md at 2 CPUs, the counts against the 2-thread CPU
                           time slowdowns of TIMED_DIR's buddy.csv, vas.csv
                           and lockfree.csv (the timed benchmarks' medians):
@@ -37,11 +40,6 @@ PANELS = {
     "vas": ["lookup_1e4", "mix90_1e4", "mix50_1e4"],
     "lockfree": ["stack", "epoch"],
 }
-TITLES = {
-    "buddy": "buddy allocators: coherence misses per alloc+free pair",
-    "vas": "range allocators (10^4 ranges): coherence misses per operation",
-    "lockfree": "stack (pop+push) and epoch (enter+exit): misses per operation",
-}
 
 
 def read_rows(path):
@@ -49,15 +47,14 @@ def read_rows(path):
         return list(csv.DictReader(f))
 
 
-def series(rows, prog):
-    """{bench: {impl: [(cpus, misses_per_op)]}} in the CSV's order."""
+def series(rows, prog, col):
+    """{bench: {impl: [(cpus, value)]}} in the CSV's order."""
     out = {}
     for r in rows:
         if r["prog"] != prog:
             continue
         b = out.setdefault(r["bench"], {})
-        b.setdefault(r["impl"], []).append(
-            (int(r["cpus"]), float(r["misses_per_op"])))
+        b.setdefault(r["impl"], []).append((int(r["cpus"]), float(r[col])))
     return out
 
 
@@ -68,47 +65,77 @@ def gnuplot(script):
         sys.exit("coh_report.py: gnuplot failed:\n" + r.stderr)
 
 
-def plot(d, prog, rows, line_ns):
-    data = series(rows, prog)
+# What each figure shows: the column, its axis, the file, the title.
+FIGURES = [
+    ("misses_per_op", "coherence misses / op", "coherence-%s.png",
+     "%s: coherence misses (line transfers + upgrades) per operation"),
+    ("sim_ns_per_op", "simulated ns / op (all CPUs)", "coherence-sim-%s.png",
+     "%s: simulated time per operation (the timing model)"),
+]
+WHAT = {
+    "buddy": "buddy allocators, one op = alloc + free",
+    "vas": "range allocators, 10^4 ranges",
+    "lockfree": "stack (pop + push) and epoch (enter + exit)",
+}
+
+
+def plot(d, prog, rows, line_ns, fig):
+    col, ylabel, fname, title = fig
+    data = series(rows, prog, col)
     benches = [b for b in PANELS[prog] if b in data]
     if not benches:
-        return
-    dat = os.path.join(d, "coherence-%s.dat" % prog)
-    blocks = []
+        return None
+    impls = []
+    for b in benches:
+        for impl in data[b]:
+            if impl not in impls:
+                impls.append(impl)
+    dat = os.path.join(d, "coherence-%s-%s.dat" % (prog, col))
+    index = {}
     with open(dat, "w") as f:
         for b in benches:
             for impl, pts in data[b].items():
+                index[(b, impl)] = len(index)
                 f.write("# %s %s\n" % (b, impl))
                 for n, y in pts:
                     f.write("%d %g\n" % (n, y))
                 f.write("\n\n")
-                blocks.append((b, impl))
-    cols = min(len(benches), 3)
-    nrows = (len(benches) + cols - 1) // cols
-    w, h = 430 * cols, 380 * nrows + 40
+    slots = len(benches) + 1  # the last slot holds the legend
+    cols = min(slots, 3)
+    nrows = (slots + cols - 1) // cols
+    w, h = 440 * cols, 340 * nrows + 50
+    out = os.path.join(d, fname % prog)
     s = ["set terminal pngcairo noenhanced size %d,%d font ',9'" % (w, h),
-         "set output '%s'" % os.path.join(d, "coherence-%s.png" % prog),
-         "set multiplot layout %d,%d title '%s (line latency %.0f ns; "
-         "logical CPUs interleaved at every access)'"
-         % (nrows, cols, TITLES[prog], line_ns),
+         "set output '%s'" % out,
+         "set multiplot layout %d,%d title \"%s (%s; line latency %.0f ns)\""
+         % (nrows, cols, title % prog, WHAT[prog], line_ns),
          "set xrange [0:66]", "set xtics (1, 8, 16, 24, 32, 40, 48, 56, 64)",
-         "set xlabel 'logical CPUs'", "set ylabel 'coherence misses / op'",
-         "set yrange [0:*]", "set grid",
-         "set key outside top center horizontal",
-         "set ytics nomirror", "set y2tics",
-         "set link y2 via y*%g inverse y/%g" % (line_ns, line_ns),
-         "set y2label 'estimated ns / op'"]
+         "set xlabel 'logical CPUs'", "set ylabel '%s'" % ylabel,
+         "set yrange [0:*]", "set grid", "unset key"]
+    if col == "misses_per_op":
+        s += ["set ytics nomirror", "set y2tics",
+              "set link y2 via y*%g inverse y/%g" % (line_ns, line_ns),
+              "set y2label 'misses x latency, ns / op'"]
+    for k, impl in enumerate(impls):
+        s.append("set style line %d lw 2 pt %d ps 0.8 lc %d"
+                 % (k + 1, 5 + 2 * k, k + 1))
     for b in benches:
         s.append("set title '%s'" % b)
-        parts = []
-        for i, (bb, impl) in enumerate(blocks):
-            if bb == b:
-                parts.append("'%s' index %d using 1:2 with linespoints "
-                             "lw 2 pt 7 ps 0.7 title '%s'" % (dat, i, impl))
+        parts = ["'%s' index %d using 1:2 with linespoints ls %d"
+                 % (dat, index[(b, impl)], impls.index(impl) + 1)
+                 for impl in data[b]]
         s.append("plot " + ", ".join(parts))
-    s.append("unset multiplot")
+    # The legend, alone in the last slot: it covers no data.
+    s += ["unset title", "unset xlabel", "unset ylabel", "unset y2label",
+          "unset tics", "unset border", "unset grid", "unset y2tics",
+          "set key center center vertical box",
+          "set xrange [0:1]", "set yrange [0:1]",
+          "plot " + ", ".join("NaN with linespoints ls %d title '%s'"
+                              % (k + 1, impl) for k, impl in enumerate(impls)),
+          "unset multiplot"]
     gnuplot("\n".join(s) + "\n")
     os.remove(dat)
+    return out
 
 
 def timed_medians(timed_dir):
@@ -228,7 +255,8 @@ def main(argv):
         sys.exit("coh_report.py: %s/coherence.csv is empty" % d)
     line_ns, note = line_latency(d, rows)
     for prog in PANELS:
-        plot(d, prog, rows, line_ns)
+        for fig in FIGURES:
+            plot(d, prog, rows, line_ns, fig)
     timed = timed_medians(timed_dir) if timed_dir else {}
     table, order, summary = validation(rows, timed, line_ns)
     with open(os.path.join(d, "coherence-validation.md"), "w") as f:

@@ -17,21 +17,27 @@
 #   coherence-validation.md the 2-CPU comparison with the timed benchmarks
 #
 # COHERENCE_CPUS (1,2,4,8,16,32,64), COHERENCE_ONLY (bench_coherence
-# --only), COHERENCE_LINE_NS (skip the ping-pong and use this latency).
+# --only), COHERENCE_LINE_NS (skip the ping-pong and use this latency),
+# COHERENCE_OUT (write there instead), COHERENCE_QUICK=1 (a fast check of
+# the chain, bench/coherence/check_coherence.sh: a short ping-pong and
+# bench_coherence --quick).
 # It builds nothing: build bench_coherence and bench_pingpong first (make
 # coherence does). Several minutes of one CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build/default}
 machine=${BENCH_MACHINE:-dev}
-out=bench/results/$machine
+out=${COHERENCE_OUT:-bench/results/$machine}
 bin=$build/bench/coherence
+quick=${COHERENCE_QUICK:-0}
+pp_args=(--repeats 21)
+[ "$quick" = 1 ] && pp_args=(--repeats 3 --handoffs 20000)
 mkdir -p "$out"
 echo "loadavg at the start: $(cat /proc/loadavg)"
 if [ -n "${COHERENCE_LINE_NS:-}" ]; then
     line_ns=$COHERENCE_LINE_NS
 else
-    "$bin/bench_pingpong" --repeats 21 --csv "$out/coherence-latency.csv" |
+    "$bin/bench_pingpong" "${pp_args[@]}" --csv "$out/coherence-latency.csv" |
         tee "$out/coherence-latency.txt"
     line_ns=$(awk '/^line_ns/ {print $2}' "$out/coherence-latency.txt")
     rm -f "$out/coherence-latency.txt"
@@ -39,9 +45,13 @@ fi
 args=(--line-ns "$line_ns" --cpus "${COHERENCE_CPUS:-1,2,4,8,16,32,64}"
       --csv "$out/coherence.csv")
 [ -n "${COHERENCE_ONLY:-}" ] && args+=(--only "$COHERENCE_ONLY")
+[ "$quick" = 1 ] && args+=(--quick)
 echo "$bin/bench_coherence ${args[*]}"
 "$bin/bench_coherence" "${args[@]}" | tee "$out/coherence.txt"
 docs=()
 [ "${COHERENCE_DOCS:-0}" = 1 ] && docs=(--docs docs/results.md)
-bench/coherence/coh_report.py --timed "$out" "${docs[@]}" "$out"
+# The timed results of this machine: beside ours, else the committed ones.
+timed=$out
+[ -f "$timed/buddy.csv" ] || timed=bench/results/$machine
+bench/coherence/coh_report.py --timed "$timed" "${docs[@]}" "$out"
 echo "loadavg at the end: $(cat /proc/loadavg)"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/coherence/check_coherence.sh: the smoke test of the coherence
-# accounting mode (ctest bench_coherence_smoke): bench_coherence --quick at
-# 1, 2 and 4 logical CPUs into a scratch folder, then:
+# accounting mode (ctest bench_coherence_smoke): the whole chain of
+# scripts/coherence.sh (make coherence), quick, at 1, 2 and 4 logical CPUs,
+# into a scratch folder (a short ping-pong, bench_coherence --quick, the
+# report), then:
 #   - every column of the CSV, every series at every CPU count (ck's
 #     upmc stack is skipped at 4: it is not ABA-safe there), ops > 0;
 #   - the columns agree: misses = transfers + upgrades per op, the estimate
@@ -10,17 +12,20 @@
 #     or remote RMW), and contended series do have some at 2 and 4 CPUs
 #     (the shared stack, the locked buddy, the mutex tree): a directory
 #     that counts nothing fails;
-#   - coh_report.py draws every plot (gnuplot) and the validation table
-#     against the committed 2-thread timings, each file not empty.
-# Usage: check_coherence.sh BENCH_COHERENCE OUT_DIR
+#   - the line latency measured and used (line_ns the same in both files);
+#   - every plot (gnuplot) and the validation table against the committed
+#     2-thread timings written, each file not empty;
+#   - docs/results.md untouched.
+# Usage: check_coherence.sh BUILD_DIR OUT_DIR
 set -euo pipefail
-prog=$1 out=$2
+build=$1 out=$2
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
+docs_before=$(cksum <"$top/docs/results.md" 2>/dev/null || echo none)
 rm -rf "$out"
-mkdir -p "$out"
-"$prog" --quick --cpus 1,2,4 --line-ns 80 --csv "$out/coherence.csv" \
-    >"$out/coherence.txt"
+COHERENCE_QUICK=1 COHERENCE_CPUS=1,2,4 COHERENCE_OUT="$out" \
+    "$top/scripts/coherence.sh" "$build" >"$out.log" 2>&1 ||
+    { cat "$out.log" >&2; exit 1; }
 cols="prog,bench,impl,cpus,ops,accesses,reads,writes,rmws,cold,transfers,\
 upgrades,invalidations,rmw_remote,hottest,heavy,accesses_per_op,\
 transfers_per_op,upgrades_per_op,misses_per_op,invalidations_per_op,\
@@ -97,7 +102,12 @@ if bad:
     sys.exit("check_coherence: " + "\n  ".join(bad))
 print("check_coherence: %d rows, every series and column sound" % len(rows))
 PY
-"$here/coh_report.py" --timed "$top/bench/results/dev" "$out"
+lat=$(python3 -c 'import csv,sys; print({r["line_ns"] for r in csv.DictReader(open(sys.argv[1]))}.pop())' "$out/coherence-latency.csv")
+used=$(python3 -c 'import csv,sys; print({r["line_ns"] for r in csv.DictReader(open(sys.argv[1]))}.pop())' "$out/coherence.csv")
+if ! awk -v a="$lat" -v b="$used" 'BEGIN { d = a - b; exit !(a > 0 && d < 0.01 && d > -0.01) }'; then
+    echo "check_coherence.sh: latency measured $lat, used $used" >&2
+    exit 1
+fi
 for f in coherence-buddy.png coherence-vas.png coherence-lockfree.png \
          coherence-sim-buddy.png coherence-sim-vas.png \
          coherence-sim-lockfree.png coherence-validation.md; do
@@ -106,4 +116,9 @@ for f in coherence-buddy.png coherence-vas.png coherence-lockfree.png \
         exit 1
     fi
 done
-echo "check_coherence.sh: the mode ran at 1, 2 and 4 CPUs; plots and table written"
+docs_after=$(cksum <"$top/docs/results.md" 2>/dev/null || echo none)
+if [ "$docs_before" != "$docs_after" ]; then
+    echo "check_coherence.sh: a quick run rewrote docs/results.md" >&2
+    exit 1
+fi
+echo "check_coherence.sh: the chain ran at 1, 2 and 4 CPUs; plots and table written"

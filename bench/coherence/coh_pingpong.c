@@ -220,7 +220,7 @@ int main(int argc, char **argv)
 	printf("samples of %d handoffs (%llu): p10 %.1f, median %.1f, p90 "
 	       "%.1f ns a handoff\n", PP_CHUNK, (unsigned long long)pp_nsample,
 	       p10, p50, p90);
-	printf("line_ns %.1f (the median handoff / 2)\n", p50 / 2);
+	printf("line_ns %.2f (the median handoff / 2)\n", p50 / 2);
 	free(pp_sample);
 	return 0;
 }

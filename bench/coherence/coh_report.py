@@ -70,7 +70,7 @@ FIGURES = [
     ("misses_per_op", "coherence misses / op", "coherence-%s.png",
      "%s: coherence misses (line transfers + upgrades) per operation"),
     ("sim_ns_per_op", "simulated ns / op (all CPUs)", "coherence-sim-%s.png",
-     "%s: simulated time per operation (the timing model)"),
+     "%s: simulated time per operation, all CPUs' clocks / operations"),
 ]
 WHAT = {
     "buddy": "buddy allocators, one op = alloc + free",
@@ -101,9 +101,9 @@ def plot(d, prog, rows, line_ns, fig):
                     f.write("%d %g\n" % (n, y))
                 f.write("\n\n")
     slots = len(benches) + 1  # the last slot holds the legend
-    cols = min(slots, 3)
+    cols = slots if slots <= 4 else 3
     nrows = (slots + cols - 1) // cols
-    w, h = 440 * cols, 340 * nrows + 50
+    w, h = 420 * cols, 340 * nrows + 50
     out = os.path.join(d, fname % prog)
     s = ["set terminal pngcairo noenhanced size %d,%d font ',9'" % (w, h),
          "set output '%s'" % out,

@@ -15,6 +15,9 @@
 #   coherence.csv, .txt     every point's counts, and what the run printed
 #   coherence-*.png         misses per op against logical CPUs
 #   coherence-validation.md the 2-CPU comparison with the timed benchmarks
+#                           (with COHERENCE_DOCS=1: in docs/results.md
+#                           instead, after coherence-summary.md, the
+#                           analysis written by hand beside the data)
 #
 # COHERENCE_CPUS (1,2,4,8,16,32,64), COHERENCE_ONLY (bench_coherence
 # --only), COHERENCE_LINE_NS (skip the ping-pong and use this latency),

@@ -20,12 +20,14 @@ there, coherence-latency.csv (bench_pingpong --csv). Written into DIR:
                           time slowdowns of TIMED_DIR's buddy.csv, vas.csv
                           and lockfree.csv (the timed benchmarks' medians):
                           per workload, whether the implementations come in
-                          the same order, and the ratios
+                          the same order, and the ratios (not with --docs:
+                          the table goes into RESULTS_MD instead)
 
 --docs RESULTS_MD replaces the part of RESULTS_MD between the lines
 "<!-- coherence: begin -->" and "<!-- coherence: end -->" (appended if
 absent) with DIR's coherence-summary.md, which is written by hand beside
-the data (the analysis), followed by the validation table.
+the data (the analysis; its links are relative to docs/), followed by the
+validation table.
 """
 import csv
 import os
@@ -272,14 +274,15 @@ def main(argv):
             plot(d, prog, rows, line_ns, fig)
     timed = timed_medians(timed_dir) if timed_dir else {}
     table, order, summary = validation(rows, timed, line_ns)
+    print(summary)
+    if docs:
+        write_docs(docs, d, summary, order, table, note)
+        return
     with open(os.path.join(d, "coherence-validation.md"), "w") as f:
         f.write(summary + "\n\n" + "\n".join(order) + "\n\n" +
                 "\n".join(table) + "\n")
         if note:
             f.write("\n(" + note + ")\n")
-    print(summary)
-    if docs:
-        write_docs(docs, d, summary, order, table, note)
 
 
 def write_docs(docs, d, summary, order, table, note):

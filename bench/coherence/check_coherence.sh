@@ -15,6 +15,7 @@
 #   - the line latency measured and used (line_ns the same in both files);
 #   - every plot (gnuplot) and the validation table against the committed
 #     2-thread timings written, each file not empty;
+#   - a point that did no operation makes bench_coherence fail;
 #   - docs/results.md untouched.
 # Usage: check_coherence.sh BUILD_DIR OUT_DIR
 set -euo pipefail
@@ -116,6 +117,19 @@ for f in coherence-buddy.png coherence-vas.png coherence-lockfree.png \
         exit 1
     fi
 done
+# A point that did no operation fails the program: vas's run() looks at
+# its stop flag before its first batch, and a budget of 0.1 ps is spent by
+# then.
+if "$build/bench/coherence/bench_coherence" --cpus 1 --only lookup_1e3/vas \
+       --budget-us 0.0000001 >"$out/empty.txt" 2>&1; then
+    echo "check_coherence.sh: a point with no operation passed" >&2
+    exit 1
+fi
+if ! grep -q "no operation done" "$out/empty.txt"; then
+    echo "check_coherence.sh: the empty point failed, but not as empty:" >&2
+    cat "$out/empty.txt" >&2
+    exit 1
+fi
 docs_after=$(cksum <"$top/docs/results.md" 2>/dev/null || echo none)
 if [ "$docs_before" != "$docs_after" ]; then
     echo "check_coherence.sh: a quick run rewrote docs/results.md" >&2

@@ -7,15 +7,16 @@
 #   2. bench_coherence runs every benchmark's implementations on 1, 2, 4,
 #      ..., 64 logical CPUs with that latency;
 #   3. bench/coherence/coh_report.py draws the plots and the validation
-#      table against this machine's timed results, and with COHERENCE_DOCS=1
-#      puts its section into docs/results.md.
+#      table against this machine's timed results, and puts its section
+#      into docs/results.md (not for a quick run or COHERENCE_OUT, unless
+#      COHERENCE_DOCS=1; COHERENCE_DOCS=0: never).
 #
 # Written to bench/results/$BENCH_MACHINE/ (dev by default):
 #   coherence-latency.csv   the ping-pong repeats and the line latency
 #   coherence.csv, .txt     every point's counts, and what the run printed
 #   coherence-*.png         misses per op against logical CPUs
 #   coherence-validation.md the 2-CPU comparison with the timed benchmarks
-#                           (with COHERENCE_DOCS=1: in docs/results.md
+#                           (when docs/results.md is written: there
 #                           instead, after coherence-summary.md, the
 #                           analysis written by hand beside the data)
 #
@@ -51,8 +52,12 @@ args=(--line-ns "$line_ns" --cpus "${COHERENCE_CPUS:-1,2,4,8,16,32,64}"
 [ "$quick" = 1 ] && args+=(--quick)
 echo "$bin/bench_coherence ${args[*]}"
 "$bin/bench_coherence" "${args[@]}" | tee "$out/coherence.txt"
+# docs/results.md gets the section, as bench.sh rewrites it, except for a
+# quick run or a run into another folder (COHERENCE_DOCS=0/1 decides).
+docs_default=1
+[ "$quick" = 1 ] || [ -n "${COHERENCE_OUT:-}" ] && docs_default=0
 docs=()
-[ "${COHERENCE_DOCS:-0}" = 1 ] && docs=(--docs docs/results.md)
+[ "${COHERENCE_DOCS:-$docs_default}" = 1 ] && docs=(--docs docs/results.md)
 # The timed results of this machine: beside ours, else the committed ones.
 timed=$out
 [ -f "$timed/buddy.csv" ] || timed=bench/results/$machine

@@ -5,6 +5,7 @@
 #   make test    the whole suite (ctest) over every preset: default, tsan, asan,
 #                mc (the model checker of verify/mc/)
 #   make bench   the benchmarks, baselines in the same run; CSV under bench/results
+#   make coherence  cache-line traffic per operation at 1-64 simulated CPUs
 #   make mutants the seeded bugs of verify/mutants/: killed or surviving
 #   make verify-long  the long model-checking and fuzzing searches
 #
@@ -24,7 +25,7 @@ KERNEL := build/default/kernel/lfkernel
 KERNEL_CMDLINE = seconds=$(SECONDS_RUN) tests=$(TESTS) $(KARGS)
 CMAKE_WERROR := $(if $(filter 1 ON on yes,$(WERROR)),ON,OFF)
 
-.PHONY: all deps run demo debug test bench mutants verify-long format clean help
+.PHONY: all deps run demo debug test bench coherence mutants verify-long format clean help
 
 # Build and test targets per preset. They are phony (always re-run: cmake
 # decides what is out of date), so they are static pattern rules: GNU make
@@ -38,7 +39,7 @@ TEST_TARGETS := $(addprefix test-,$(PRESET_NAMES))
 all: build-default
 
 help:
-	@sed -n '3,14p' Makefile
+	@sed -n '3,15p' Makefile
 
 deps:
 	@scripts/deps.sh build
@@ -69,6 +70,10 @@ test:
 bench: build-default
 	@scripts/deps.sh build plot
 	scripts/bench.sh build/default
+
+coherence: build-default
+	@scripts/deps.sh build plot
+	scripts/coherence.sh build/default
 
 mutants: deps
 	@JOBS=$(JOBS) scripts/mutants.sh

@@ -22,6 +22,11 @@ lacks is an error, not an empty cell. Placeholders:
   {{mem}}                     the metadata and tree sizes
   {{load:P}}                  P's load average at its start and its end
   {{others}}                  a short section for every further folder
+  {{keep:NAME}}               the block between `<!-- NAME: begin -->` and
+                              `<!-- NAME: end -->` in the page as it was
+                              (a section another program writes: `make
+                              coherence`), or the two markers with a line
+                              saying what fills them
 """
 import os
 import re
@@ -212,7 +217,20 @@ def others_text(infos, docs):
     return "\n".join(out).rstrip() if out else "(none)"
 
 
+KEEP_HINT = {"coherence": "(Run `make coherence` to write this section.)"}
+
+
+def keep_text(docs, name):
+    begin, end = "<!-- %s: begin -->" % name, "<!-- %s: end -->" % name
+    old = open(docs).read() if os.path.exists(docs) else ""
+    if begin in old and end in old:
+        return old[old.index(begin):old.index(end) + len(end)]
+    return "%s\n%s\n%s" % (begin, KEEP_HINT.get(name, ""), end)
+
+
 def fill(name, arg, info, infos, docs):
+    if name == "keep":
+        return keep_text(docs, arg)
     if name == "machine":
         return machine_text(info, docs)
     if name == "fig":

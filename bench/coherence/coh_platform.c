@@ -1,0 +1,179 @@
+/*
+ * coh_platform.c: what the code under test needs from its surroundings in
+ * the coherence accounting mode: the platform shim (lockfree/lf_platform.h)
+ * with the logical CPU as the CPU id, the pthread locks of coh_pthread.h,
+ * and the few harness functions (bench.h) that the benchmarks' own files
+ * call. Not instrumented: the accesses it records, it records explicitly.
+ */
+#include "coh_pthread.h"
+#include "coh_sched.h"
+
+#include "bench.h"
+#include "lf_platform.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+unsigned lf_platform_cpu_id(void)
+{
+	return coh_sched_cpu();
+}
+
+_Noreturn void lf_platform_panic(const char *file, int line, const char *what)
+{
+	fprintf(stderr, "lfalloc panic: %s:%d: %s (logical cpu %u)\n", file,
+		line, what, coh_sched_cpu());
+	fflush(stderr);
+	abort();
+}
+
+/*
+ * The heavy barrier exists here, as membarrier does where the timed
+ * benchmarks run, so the code takes the same paths as there. The scheduler
+ * runs one logical CPU at a time, each access sequentially consistent, so
+ * the ordering it promises holds trivially; its cost on hardware (an
+ * interrupt to every CPU) is not a line transfer, so it is counted apart.
+ */
+bool lf_platform_heavy_barrier_init(void)
+{
+	return true;
+}
+
+void lf_platform_heavy_barrier(void)
+{
+	if (coh_sched_running())
+		coh_sched_heavy++;
+}
+
+/*
+ * The code under test is built with LF_ATOMIC_INTERPOSE (lf_atomic.h), for
+ * its spin-waits: lf_platform_pause() calls this with LF_OP_SPIN, which
+ * costs the CPU a pause. Every other atomic operation is seen, and
+ * counted, through the ThreadSanitizer entry points (coh_tsan.c), so it
+ * is ignored here.
+ */
+void lf_atomic_interpose(const volatile void *addr, enum lf_atomic_op op,
+			 lf_order order)
+{
+	(void)addr, (void)order;
+	if (op == LF_OP_SPIN)
+		coh_sched_pause();
+}
+
+/* ---- pthread locks (coh_pthread.h) ---- */
+
+static volatile uint32_t *coh_lock_word(void *lock)
+{
+	return (volatile uint32_t *)lock;
+}
+
+/* Read the word, pausing, until none of busy_mask is set (a waiter). */
+static void coh_lock_wait(volatile uint32_t *w, uint32_t busy_mask)
+{
+	for (;;) {
+		coh_sched_access(w, sizeof(*w), COH_READ);
+		if ((*w & busy_mask) == 0)
+			return;
+		coh_sched_pause();
+	}
+}
+
+/* Compare-exchange *w from an idle value: true if it was idle. */
+static bool coh_lock_try(volatile uint32_t *w, uint32_t busy_mask,
+			 uint32_t add)
+{
+	coh_sched_access(w, sizeof(*w), COH_RMW);
+	if ((*w & busy_mask) != 0)
+		return false;
+	*w += add;
+	return true;
+}
+
+int coh_pthread_mutex_lock(pthread_mutex_t *m)
+{
+	volatile uint32_t *w = coh_lock_word(m);
+
+	while (!coh_lock_try(w, ~(uint32_t)0, 1))
+		coh_lock_wait(w, ~(uint32_t)0);
+	return 0;
+}
+
+int coh_pthread_mutex_unlock(pthread_mutex_t *m)
+{
+	volatile uint32_t *w = coh_lock_word(m);
+
+	coh_sched_access(w, sizeof(*w), COH_RMW);
+	*w = 0;
+	return 0;
+}
+
+int coh_pthread_rwlock_rdlock(pthread_rwlock_t *l)
+{
+	volatile uint32_t *w = coh_lock_word(l);
+
+	while (!coh_lock_try(w, 1, 2))
+		coh_lock_wait(w, 1);
+	return 0;
+}
+
+int coh_pthread_rwlock_wrlock(pthread_rwlock_t *l)
+{
+	volatile uint32_t *w = coh_lock_word(l);
+
+	while (!coh_lock_try(w, ~(uint32_t)0, 1))
+		coh_lock_wait(w, ~(uint32_t)0);
+	return 0;
+}
+
+int coh_pthread_rwlock_unlock(pthread_rwlock_t *l)
+{
+	volatile uint32_t *w = coh_lock_word(l);
+
+	coh_sched_access(w, sizeof(*w), COH_RMW);
+	if (*w & 1)
+		*w = 0;
+	else
+		*w -= 2;
+	return 0;
+}
+
+/* ---- the harness functions the benchmarks' files call (bench.h) ---- */
+
+/*
+ * Quick: bench_vas then runs its 10^3 and 10^4 sizes only. Its bigger trees
+ * take seconds each to fill under the instrumentation, at every point, and
+ * the traffic of an operation depends on the tree's depth only slightly.
+ */
+bool bench_quick(void)
+{
+	return true;
+}
+
+/*
+ * No timed results exist in this mode: the programs' report functions,
+ * which read them, are never called, and would find nothing.
+ */
+bool bench_result(const struct bench_results *res, const char *bench,
+		  const char *impl, unsigned nthreads, double *median,
+		  double *min, double *max)
+{
+	(void)res, (void)bench, (void)impl, (void)nthreads;
+	*median = *min = *max = -1;
+	return false;
+}
+
+bool bench_result_cpu(const struct bench_results *res, const char *bench,
+		      const char *impl, unsigned nthreads, double *median,
+		      double *min, double *max)
+{
+	return bench_result(res, bench, impl, nthreads, median, min, max);
+}
+
+bool bench_result_load(const struct bench_results *res, double start[3],
+		       double end[3])
+{
+	(void)res;
+	for (int i = 0; i < 3; i++)
+		start[i] = end[i] = -1;
+	return false;
+}

@@ -162,7 +162,6 @@ static void lf_epoch_own_end(struct lf_epoch_record *rec)
 {
 	LF_ASSERT(rec->depth != 0);
 	if (--rec->depth == 0) {
-		lf_epoch_count(rec);
 		/* Release: pairs with the barrier's acquire wait for 0. */
 		lf_store_u32(&rec->own, 0, LF_RELEASE);
 	}
@@ -205,6 +204,7 @@ static void lf_epoch_owner_reset(struct lf_epoch_record *rec)
 	rec->since_poll = 0;
 	rec->depth = 0;
 	rec->polling = false;
+	rec->poll_epoch = UINT64_MAX;
 }
 
 /* First registration: initialise and link rec into d for good (E5). */
@@ -309,6 +309,7 @@ int lf_epoch_unregister(struct lf_epoch_record *rec)
 	lf_epoch_unspill(rec);
 	struct lf_epoch_chain c = lf_epoch_take_lists(rec, lf_epoch_stamp(d));
 	lf_epoch_list_put(&d->orphans, &d->norphans, &c);
+	lf_epoch_count(rec);
 	lf_epoch_own_end(rec);
 	/* Release: pairs with the acquire CAS in lf_epoch_register(). */
 	lf_store_u32(&rec->in_use, 0, LF_RELEASE);
@@ -496,10 +497,17 @@ static int lf_epoch_poll_held(struct lf_epoch_record *rec)
 	lf_epoch_detach_ready(rec, g, &ready);
 	lf_epoch_file_fresh(rec, g);
 	lf_epoch_adopt(rec, g, orph.head, &ready);
-	if (lf_epoch_has_buckets(rec) && lf_epoch_try_advance(d)) {
+	/*
+	 * Advance only if the epoch has not moved since our last poll: when
+	 * another participant moved it, our entries progress without paying
+	 * for another heavy barrier here.
+	 */
+	bool moved = g != rec->poll_epoch;
+	rec->poll_epoch = g;
+	if (lf_epoch_has_buckets(rec) && !moved && lf_epoch_try_advance(d)) {
 		/* Acquire: pairs with the seq_cst CAS in try_advance(). */
-		lf_epoch_detach_ready(rec, lf_load_u64(&d->epoch, LF_ACQUIRE),
-				      &ready);
+		rec->poll_epoch = lf_load_u64(&d->epoch, LF_ACQUIRE);
+		lf_epoch_detach_ready(rec, rec->poll_epoch, &ready);
 	}
 	lf_epoch_count(rec);
 	/* own stays 1 while they run: a barrier waits for them (E6). */
@@ -545,6 +553,10 @@ int lf_epoch_retire(struct lf_epoch_record *rec, struct lf_epoch_entry *entry,
 			rec->fresh = entry;
 		rec->fresh_tail = entry;
 		rec->nfresh++;
+		/* Relaxed: a statistic; the holder of the lists writes it. */
+		lf_store_u64(&rec->npending,
+			     lf_load_u64(&rec->npending, LF_RELAXED) + 1,
+			     LF_RELAXED);
 		lf_epoch_own_end(rec);
 	} else {
 		/* A barrier holds the lists: never wait for it here. */
@@ -626,6 +638,7 @@ static struct lf_epoch_entry *lf_epoch_take_own(struct lf_epoch_record *rec)
 	if (lf_epoch_own_begin(rec)) {
 		lf_epoch_unspill(rec);
 		c = lf_epoch_take_lists(rec, 0);
+		lf_epoch_count(rec);
 		lf_epoch_own_end(rec);
 	}
 	return c.head;

@@ -161,6 +161,7 @@ struct lf_epoch_record {
 	uint32_t nest;          /* (o) section depth */
 	uint32_t since_poll;    /* (o) retirements since the last poll */
 	uint32_t depth;         /* (o) nesting of the owner's list work */
+	uint64_t poll_epoch;    /* (o) the epoch our last poll read */
 	bool polling;           /* (o) in poll or barrier: no auto-poll */
 	bool asym;              /* (i) the domain's mode, for enter */
 	lf_atomic_u32 in_use;   /* (a) 1 while registered */

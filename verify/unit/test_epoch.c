@@ -213,6 +213,29 @@ static void test_unregister_hands_over(void)
 	CHECK_EQ(lf_epoch_exit(&b), LF_EPOCH_OK);
 }
 
+/* E3 for orphans: one adopted a single epoch after its stamp waits. */
+static void test_orphan_grace(void)
+{
+	static struct lf_epoch_record a, b;
+	lf_epoch_domain_init(&dom, 1000);
+	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
+	CHECK_EQ(lf_epoch_register(&dom, &b), LF_EPOCH_OK);
+	runs = early = 0;
+	struct obj o = {0};
+	CHECK_EQ(lf_epoch_retire(&b, &o.entry, obj_free), LF_EPOCH_OK);
+	uint64_t g0 = lf_load_u64(&dom.epoch, LF_RELAXED);
+	CHECK_EQ(lf_epoch_unregister(&b), LF_EPOCH_OK); /* stamped g0 */
+	CHECK_EQ(o.entry.epoch, g0);
+	CHECK(lf_epoch_try_advance(&dom)); /* g0 + 1 */
+	CHECK_EQ(lf_epoch_poll(&a), 0);    /* adopted at g0 + 1: not yet */
+	CHECK_EQ(o.freed, 0);
+	int ran = 0;
+	for (int k = 0; k < 3; k++)
+		ran += lf_epoch_poll(&a);
+	CHECK_EQ(ran, 1);
+	CHECK_EQ(early, 0);
+}
+
 /* A callback that retires another object, through its owner's record. */
 static struct lf_epoch_record *chain_rec;
 static struct obj chain_next;
@@ -372,6 +395,7 @@ int main(void)
 	test_modes();
 	test_spill();
 	test_callback_busy();
+	test_orphan_grace();
 	test_bad_input();
 	test_nesting();
 	test_grace_period();

@@ -318,6 +318,12 @@ bool lf_platform_heavy_barrier_init(void)
 	return true;
 }
 
+/* Not for the buddy's drains: see lf_platform.h. */
+bool lf_platform_heavy_barrier_cheap(void)
+{
+	return false;
+}
+
 void lf_platform_heavy_barrier(void)
 {
 	struct cpu *c = this_cpu();

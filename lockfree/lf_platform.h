@@ -55,6 +55,16 @@ _Noreturn void lf_platform_panic(const char *file, int line, const char *what);
  */
 bool lf_platform_heavy_barrier_init(void);
 void lf_platform_heavy_barrier(void);
+/*
+ * True if the heavy barrier is cheap enough for a slow side that runs often
+ * and on many CPUs at once (the buddy caches' drains): membarrier(2) is
+ * (one system call, the kernel's IPIs); the kernel's own IPI barrier under
+ * QEMU's TCG is not (an IPI round trip to 63 vCPUs on 2 host cores takes
+ * long enough that the buddy torture at 64 CPUs missed its deadline), so
+ * the buddy keeps its symmetric mode there while the epoch, whose readers
+ * gain most, uses the barrier. Meaningful only where init returned true.
+ */
+bool lf_platform_heavy_barrier_cheap(void);
 
 static inline void lf_platform_pause(void)
 {

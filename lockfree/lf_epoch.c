@@ -204,7 +204,6 @@ static void lf_epoch_owner_reset(struct lf_epoch_record *rec)
 	rec->since_poll = 0;
 	rec->depth = 0;
 	rec->polling = false;
-	rec->poll_epoch = UINT64_MAX;
 }
 
 /* First registration: initialise and link rec into d for good (E5). */
@@ -226,6 +225,8 @@ static void lf_epoch_register_first(struct lf_epoch_domain *d,
 	for (unsigned i = 0; i < LF_EPOCH_NBUCKETS; i++)
 		rec->bucket[i] = (struct lf_epoch_bucket){NULL, NULL, 0, 0};
 	lf_epoch_owner_reset(rec);
+	/* Relaxed: a hint for poll's advance (only a heavy barrier saved). */
+	rec->poll_epoch = lf_load_u64(&d->epoch, LF_RELAXED);
 	rec->asym = d->asym;
 	rec->domain = d;
 	/* Relaxed: the CAS below re-checks it. */
@@ -249,6 +250,8 @@ int lf_epoch_register(struct lf_epoch_domain *d, struct lf_epoch_record *rec)
 	if (!lf_cas_u32(&rec->in_use, &free_, 1, LF_ACQUIRE))
 		return LF_EPOCH_EALREADY;
 	lf_epoch_owner_reset(rec);
+	/* Relaxed: a hint for poll's advance (only a heavy barrier saved). */
+	rec->poll_epoch = lf_load_u64(&d->epoch, LF_RELAXED);
 	return LF_EPOCH_OK;
 }
 
@@ -475,6 +478,15 @@ static void lf_epoch_file_fresh(struct lf_epoch_record *rec, uint64_t g)
 	rec->nfresh = 0;
 }
 
+/* Would one more advance make a bucket ready (stamp g - 1)? */
+static bool lf_epoch_one_short(const struct lf_epoch_record *rec, uint64_t g)
+{
+	for (unsigned i = 0; i < LF_EPOCH_NBUCKETS; i++)
+		if (rec->bucket[i].n != 0 && rec->bucket[i].epoch + 1 == g)
+			return true;
+	return false;
+}
+
 static bool lf_epoch_has_buckets(const struct lf_epoch_record *rec)
 {
 	for (unsigned i = 0; i < LF_EPOCH_NBUCKETS; i++)
@@ -498,13 +510,14 @@ static int lf_epoch_poll_held(struct lf_epoch_record *rec)
 	lf_epoch_file_fresh(rec, g);
 	lf_epoch_adopt(rec, g, orph.head, &ready);
 	/*
-	 * Advance only if the epoch has not moved since our last poll: when
-	 * another participant moved it, our entries progress without paying
-	 * for another heavy barrier here.
+	 * Skip the advance (and its heavy barrier) if another participant
+	 * moved the epoch since our last poll and no bucket of ours would be
+	 * ready after one more advance: the others are advancing anyway.
 	 */
 	bool moved = g != rec->poll_epoch;
 	rec->poll_epoch = g;
-	if (lf_epoch_has_buckets(rec) && !moved && lf_epoch_try_advance(d)) {
+	if (lf_epoch_has_buckets(rec) && (!moved || lf_epoch_one_short(rec, g)) &&
+	    lf_epoch_try_advance(d)) {
 		/* Acquire: pairs with the seq_cst CAS in try_advance(). */
 		rec->poll_epoch = lf_load_u64(&d->epoch, LF_ACQUIRE);
 		lf_epoch_detach_ready(rec, rec->poll_epoch, &ready);

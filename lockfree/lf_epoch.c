@@ -185,7 +185,7 @@ void lf_epoch_domain_init_mode(struct lf_epoch_domain *d, uint32_t poll_every,
 
 void lf_epoch_domain_init(struct lf_epoch_domain *d, uint32_t poll_every)
 {
-#ifdef LF_EPOCH_FENCED
+#ifdef LF_EPOCH_FORCE_FENCED
 	lf_epoch_domain_init_mode(d, poll_every, LF_EPOCH_FENCED);
 #else
 	lf_epoch_domain_init_mode(d, poll_every, LF_EPOCH_AUTO);

@@ -22,7 +22,7 @@
  * the epoch and scanning the announcements, which pairs with the reader's
  * store as a seq_cst fence after it would. Where there is none (a build
  * under ThreadSanitizer or the model checker's fenced configurations, an
- * old kernel, LF_NO_HEAVY_BARRIER=1, the build option LF_EPOCH_FENCED), the
+ * old kernel, LF_NO_HEAVY_BARRIER=1, -DLF_EPOCH_FORCE_FENCED at build time), the
  * domain is set up once in the fenced mode: enter puts a seq_cst fence
  * after the announcement store (docs/design.md, "Epoch reclamation").
  *
@@ -212,7 +212,7 @@ struct lf_epoch_record_stats {
 	uint64_t retired;   /* retire() calls, ever */
 };
 
-/* The mode is LF_EPOCH_AUTO (LF_EPOCH_FENCED if built with LF_EPOCH_FENCED). */
+/* The mode is LF_EPOCH_AUTO (FENCED if built with LF_EPOCH_FORCE_FENCED). */
 void lf_epoch_domain_init(struct lf_epoch_domain *d, uint32_t poll_every);
 void lf_epoch_domain_init_mode(struct lf_epoch_domain *d, uint32_t poll_every,
 			       enum lf_epoch_mode mode);

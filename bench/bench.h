@@ -201,6 +201,12 @@ extern const struct bench_impl bench_lf_epoch;
 extern const struct bench_impl bench_ck_epoch;
 extern const struct bench_impl bench_urcu_memb;
 extern const struct bench_impl bench_urcu_qsbr;
+extern const struct bench_impl bench_lf_epoch_retire;
+extern const struct bench_impl bench_ck_epoch_retire;
+extern const struct bench_impl bench_lf_epoch_sync;
+extern const struct bench_impl bench_lf_epoch_barrier;
+extern const struct bench_impl bench_ck_epoch_sync;
+extern const struct bench_impl bench_urcu_memb_sync;
 
 /* A line for the report about how an implementation ran (or NULL). */
 const char *bench_urcu_memb_note(void);

@@ -30,7 +30,9 @@
 
 #include "lf_epoch.h"
 
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <ck_epoch.h>
 
@@ -213,6 +215,254 @@ const struct bench_impl bench_ck_epoch = {
 	.setup = bench_ck_epoch_setup,
 	.thread_init = bench_ck_epoch_thread_init,
 	.run = bench_ck_epoch_run,
+	.thread_fini = bench_ck_epoch_thread_fini,
+	.check = bench_ck_epoch_check,
+};
+
+/*
+ * ---- epoch_retire: one op = retire one object, amortized over the polls
+ * that retire runs every BENCH_RETIRE_POLL retirements, and the callbacks
+ * they run (each only counts). Every thread retires its own ring of
+ * objects; an object comes round again only after its callback ran.
+ */
+#define BENCH_RETIRE_POLL 64
+#define BENCH_RETIRE_RING 4096
+
+struct bench_retire_obj {
+	struct lf_epoch_entry entry; /* first: the callback gets it */
+	ck_epoch_entry_t ck;
+	bool pending; /* (o) retired, callback not run; owner thread only */
+};
+
+static struct bench_retire_obj (*bench_retire_objs)[BENCH_RETIRE_RING];
+static struct lf_epoch_domain bench_retire_domain;
+static struct lf_epoch_record bench_retire_recs[BENCH_MAX_THREADS];
+static bool bench_retire_ready;
+
+static void bench_retire_free(struct lf_epoch_entry *e)
+{
+	struct bench_retire_obj *o = (struct bench_retire_obj *)e;
+	if (!o->pending)
+		bench_epoch_error(1); /* ran twice, or never retired */
+	o->pending = false;
+}
+
+static int bench_retire_setup(unsigned nthreads)
+{
+	(void)nthreads;
+	if (bench_retire_objs == NULL) {
+		bench_retire_objs = calloc(BENCH_MAX_THREADS,
+					   sizeof(*bench_retire_objs));
+		if (bench_retire_objs == NULL)
+			return -1;
+	}
+	if (!bench_retire_ready) {
+		lf_epoch_domain_init(&bench_retire_domain, BENCH_RETIRE_POLL);
+		bench_retire_ready = true;
+	}
+	lf_init_u64(&bench_epoch_errors, 0);
+	return 0;
+}
+
+static void bench_lf_retire_thread_init(unsigned id)
+{
+	if (lf_epoch_register(&bench_retire_domain, &bench_retire_recs[id]))
+		bench_epoch_error(1);
+}
+
+static uint64_t bench_lf_retire_run(unsigned id, const struct bench_stop *stop)
+{
+	struct lf_epoch_record *rec = &bench_retire_recs[id];
+	struct bench_retire_obj *ring = bench_retire_objs[id];
+	uint64_t ops = 0;
+	unsigned next = 0;
+
+	do {
+		for (unsigned i = 0; i < BENCH_BATCH; i++) {
+			struct bench_retire_obj *o = &ring[next];
+			next = (next + 1) % BENCH_RETIRE_RING;
+			while (o->pending)
+				lf_epoch_poll(rec); /* the ring came round */
+			o->pending = true;
+			if (lf_epoch_retire(rec, &o->entry, bench_retire_free))
+				bench_epoch_error(1);
+		}
+		ops += BENCH_BATCH;
+	} while (!bench_stopped(stop));
+	return ops;
+}
+
+static void bench_lf_retire_thread_fini(unsigned id)
+{
+	/* Everything retired runs before the next series reuses the ring. */
+	if (lf_epoch_barrier(&bench_retire_recs[id]) != 0 ||
+	    lf_epoch_unregister(&bench_retire_recs[id]) != 0)
+		bench_epoch_error(1);
+	for (unsigned i = 0; i < BENCH_RETIRE_RING; i++)
+		if (bench_retire_objs[id][i].pending)
+			bench_epoch_error(1);
+}
+
+static int bench_lf_retire_check(void)
+{
+	return bench_epoch_check_errors("lf_epoch retire");
+}
+
+const struct bench_impl bench_lf_epoch_retire = {
+	.bench = "epoch_retire",
+	.impl = "lf_epoch",
+	.ours = true,
+	.skip = bench_epoch_never_skip,
+	.setup = bench_retire_setup,
+	.thread_init = bench_lf_retire_thread_init,
+	.run = bench_lf_retire_run,
+	.thread_fini = bench_lf_retire_thread_fini,
+	.check = bench_lf_retire_check,
+};
+
+/* ck_epoch_call on the thread's record, ck_epoch_poll as often as ours. */
+static void bench_ck_retire_free(ck_epoch_entry_t *e)
+{
+	struct bench_retire_obj *o = (struct bench_retire_obj *)
+		((char *)e - offsetof(struct bench_retire_obj, ck));
+	if (!o->pending)
+		bench_epoch_error(1);
+	o->pending = false;
+}
+
+static uint64_t bench_ck_retire_run(unsigned id, const struct bench_stop *stop)
+{
+	ck_epoch_record_t *rec = &bench_ck_records[id].rec;
+	struct bench_retire_obj *ring = bench_retire_objs[id];
+	uint64_t ops = 0;
+	unsigned next = 0;
+
+	do {
+		for (unsigned i = 0; i < BENCH_BATCH; i++) {
+			struct bench_retire_obj *o = &ring[next];
+			next = (next + 1) % BENCH_RETIRE_RING;
+			while (o->pending)
+				ck_epoch_poll(rec);
+			o->pending = true;
+			ck_epoch_call(rec, &o->ck, bench_ck_retire_free);
+			if (next % BENCH_RETIRE_POLL == 0)
+				ck_epoch_poll(rec);
+		}
+		ops += BENCH_BATCH;
+	} while (!bench_stopped(stop));
+	return ops;
+}
+
+static int bench_ck_retire_setup(unsigned nthreads)
+{
+	if (bench_retire_setup(nthreads) != 0)
+		return -1;
+	return bench_ck_epoch_setup(nthreads);
+}
+
+static void bench_ck_retire_thread_fini(unsigned id)
+{
+	ck_epoch_barrier(&bench_ck_records[id].rec);
+	for (unsigned i = 0; i < BENCH_RETIRE_RING; i++)
+		if (bench_retire_objs[id][i].pending)
+			bench_epoch_error(1);
+}
+
+static int bench_ck_retire_check(void)
+{
+	return bench_epoch_check_errors("ck_epoch retire");
+}
+
+const struct bench_impl bench_ck_epoch_retire = {
+	.bench = "epoch_retire",
+	.impl = "ck_epoch",
+	.skip = bench_epoch_never_skip,
+	.setup = bench_ck_retire_setup,
+	.thread_init = bench_ck_epoch_thread_init,
+	.run = bench_ck_retire_run,
+	.thread_fini = bench_ck_retire_thread_fini,
+	.check = bench_ck_retire_check,
+};
+
+/*
+ * ---- epoch_sync: one op = one grace-period wait on an otherwise idle
+ * domain, every thread waiting in a loop: lf_epoch_synchronize (ours),
+ * lf_epoch_barrier with nothing pending, ck_epoch_synchronize; liburcu's
+ * synchronize_rcu is bench_urcu_memb_sync (bench_urcu_memb.c).
+ */
+static uint64_t bench_lf_sync_run(unsigned id, const struct bench_stop *stop)
+{
+	struct lf_epoch_record *rec = &bench_lf_records[id];
+	uint64_t ops = 0;
+	int err = 0;
+
+	do {
+		for (unsigned i = 0; i < 64; i++)
+			err |= lf_epoch_synchronize(rec);
+		ops += 64;
+	} while (!bench_stopped(stop));
+	bench_epoch_error(err != 0);
+	return ops;
+}
+
+static uint64_t bench_lf_barrier_run(unsigned id, const struct bench_stop *stop)
+{
+	struct lf_epoch_record *rec = &bench_lf_records[id];
+	uint64_t ops = 0;
+	int err = 0;
+
+	do {
+		for (unsigned i = 0; i < 64; i++)
+			err |= lf_epoch_barrier(rec);
+		ops += 64;
+	} while (!bench_stopped(stop));
+	bench_epoch_error(err != 0);
+	return ops;
+}
+
+static uint64_t bench_ck_sync_run(unsigned id, const struct bench_stop *stop)
+{
+	ck_epoch_record_t *rec = &bench_ck_records[id].rec;
+	uint64_t ops = 0;
+
+	do {
+		for (unsigned i = 0; i < 64; i++)
+			ck_epoch_synchronize(rec);
+		ops += 64;
+	} while (!bench_stopped(stop));
+	return ops;
+}
+
+const struct bench_impl bench_lf_epoch_sync = {
+	.bench = "epoch_sync",
+	.impl = "lf_synchronize",
+	.ours = true,
+	.skip = bench_epoch_never_skip,
+	.setup = bench_lf_epoch_setup,
+	.thread_init = bench_lf_epoch_thread_init,
+	.run = bench_lf_sync_run,
+	.thread_fini = bench_lf_epoch_thread_fini,
+	.check = bench_lf_epoch_check,
+};
+
+const struct bench_impl bench_lf_epoch_barrier = {
+	.bench = "epoch_sync",
+	.impl = "lf_barrier",
+	.skip = bench_epoch_never_skip,
+	.setup = bench_lf_epoch_setup,
+	.thread_init = bench_lf_epoch_thread_init,
+	.run = bench_lf_barrier_run,
+	.thread_fini = bench_lf_epoch_thread_fini,
+	.check = bench_lf_epoch_check,
+};
+
+const struct bench_impl bench_ck_epoch_sync = {
+	.bench = "epoch_sync",
+	.impl = "ck_synchronize",
+	.skip = bench_epoch_never_skip,
+	.setup = bench_ck_epoch_setup,
+	.thread_init = bench_ck_epoch_thread_init,
+	.run = bench_ck_sync_run,
 	.thread_fini = bench_ck_epoch_thread_fini,
 	.check = bench_ck_epoch_check,
 };

@@ -8,6 +8,12 @@
  *          lf_stack against ck_stack (upmc and mpmc variants);
  *   epoch  enter + exit of an empty read-side section on a registered
  *          record: lf_epoch against ck_epoch, urcu-memb and urcu-qsbr.
+ *   epoch_retire  retire of one object, amortized over the polls run
+ *          every 64 retirements and their callbacks: lf_epoch against
+ *          ck_epoch_call + ck_epoch_poll.
+ *   epoch_sync  one grace-period wait on an idle domain: lf_epoch's
+ *          synchronize and barrier against ck_epoch_synchronize and
+ *          urcu-memb's synchronize_rcu.
  *
  * Usage: bench_lockfree [--csv PATH] [--seconds S] [--repeats R]
  *                       [--threads-max N] [--quick]
@@ -20,6 +26,9 @@ static const struct bench_impl *const bench_lockfree_impls[] = {
 	&bench_lf_stack,  &bench_ck_stack_upmc, &bench_ck_stack_mpmc,
 	&bench_lf_epoch,  &bench_ck_epoch,      &bench_urcu_memb,
 	&bench_urcu_qsbr,
+	&bench_lf_epoch_retire, &bench_ck_epoch_retire,
+	&bench_lf_epoch_sync, &bench_lf_epoch_barrier, &bench_ck_epoch_sync,
+	&bench_urcu_memb_sync,
 };
 
 static void bench_lockfree_header(void)
@@ -29,6 +38,10 @@ static void bench_lockfree_header(void)
 	printf("epoch: one op = enter + exit of an empty read-side section "
 	       "(no updater runs);\n  urcu_qsbr also calls "
 	       "rcu_quiescent_state() once every %d ops\n", BENCH_BATCH);
+	printf("epoch_retire: one op = retire one object, polls every 64 "
+	       "and callbacks included\n");
+	printf("epoch_sync: one op = one synchronize (or barrier) on an "
+	       "idle domain, all threads\n");
 	printf("%s\n", bench_urcu_memb_note());
 }
 

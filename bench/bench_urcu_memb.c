@@ -100,3 +100,28 @@ const struct bench_impl bench_urcu_memb = {
 	.thread_fini = bench_memb_thread_fini,
 	.check = bench_memb_check,
 };
+
+/* epoch_sync: one op = synchronize_rcu() on an idle flavour (bench_epoch.c). */
+static uint64_t bench_memb_sync_run(unsigned id, const struct bench_stop *stop)
+{
+	uint64_t ops = 0;
+
+	(void)id;
+	do {
+		for (unsigned i = 0; i < 64; i++)
+			urcu_memb_synchronize_rcu();
+		ops += 64;
+	} while (!bench_stopped(stop));
+	return ops;
+}
+
+const struct bench_impl bench_urcu_memb_sync = {
+	.bench = "epoch_sync",
+	.impl = "urcu_memb_sync",
+	.skip = bench_memb_skip,
+	.setup = bench_memb_setup,
+	.thread_init = bench_memb_thread_init,
+	.run = bench_memb_sync_run,
+	.thread_fini = bench_memb_thread_fini,
+	.check = bench_memb_check,
+};

@@ -161,7 +161,7 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 	if (meta_size < need)
 		return BUDDY_ENOSPC;
 	struct buddy_zone *z = meta;
-	z->asym = lf_platform_heavy_barrier_init();
+	z->asym = lf_platform_heavy_barrier_init() && lf_platform_heavy_barrier_cheap();
 	buddy_zone_layout(z, meta, regions, nregions, ncpus,
 			  buddy_regions_frames(regions, nregions));
 	for (unsigned o = 0; o < BUDDY_ORDERS; o++)

@@ -16,7 +16,7 @@
  * included (buddy_cpu_drain). Drainers take the cache lock. The owner does
  * one of two things, chosen once per zone (z->asym):
  *
- *  - Symmetric (no heavy barrier: ThreadSanitizer, the kernel today): the
+ *  - Symmetric (no heavy barrier: ThreadSanitizer, LF_NO_HEAVY_BARRIER): the
  *    owner takes the cache lock too, an uncontended exchange.
  *  - Asymmetric (lf_platform_heavy_barrier() exists): the owner stores
  *    own = 1 (relaxed), a compiler barrier, then loads lock; if it is 0 it

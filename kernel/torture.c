@@ -531,9 +531,11 @@ static int check_epoch(void)
 	uint64_t rec = lf_load_u64(&e_reclaimed, LF_RELAXED);
 	bool ok = rc == LF_EPOCH_OK && ret == rec && s.pending == 0;
 	ksnprintf(d, sizeof(d), "retired=%lu reclaimed=%lu pending=%lu "
-		  "epoch=%lu advances=%lu refused=%lu participants=%lu", ret,
-		  rec, s.pending, s.epoch, s.advances, s.refused,
-		  s.participants);
+		  "epoch=%lu advances=%lu refused=%lu participants=%lu "
+		  "mode=%s", ret, rec, s.pending, s.epoch, s.advances,
+		  s.refused, s.participants,
+		  lf_epoch_domain_asymmetric(&kepoch) ? "asymmetric"
+						      : "fenced");
 	return check_line("epoch_reclaim", ok, d);
 }
 

@@ -298,17 +298,65 @@ _Noreturn void lf_platform_panic(const char *file, int line, const char *what)
 }
 
 /*
- * No heavy barrier yet (an IPI to every CPU, each executing a full barrier,
- * would be one): the core uses its symmetric ordering in the kernel.
+ * The heavy barrier (lf_platform.h): an IPI to every other CPU that is up,
+ * waiting until each has answered. It rides on the TLB shootdown's vector
+ * and generations: tlb_handle() runs as an interrupt (which serializes the
+ * CPU: every store it made before is visible, every load after it is
+ * satisfied later), reloads CR3 (serializing too) and acknowledges with a
+ * release store; the initiator's acquire load of that acknowledgement ends
+ * the wait. So every CPU that is up has executed a full barrier since the
+ * call began. A CPU that is not up yet is not waited for: CPUs come up one
+ * at a time while the BSP waits in smp_start_aps() and those already up
+ * wait at the first run barrier, so no heavy barrier runs while a CPU
+ * joins (registers its epoch record and vas context). The price of the
+ * shared vector is a TLB flush on each CPU per heavy barrier, cheap next to
+ * the IPI round trip under TCG. A CPU that never answers (interrupts off)
+ * is named after ipims, like a shootdown, and the run fails.
  */
 bool lf_platform_heavy_barrier_init(void)
+{
+	return true;
+}
+
+/* Not for the buddy's drains: see lf_platform.h. */
+bool lf_platform_heavy_barrier_cheap(void)
 {
 	return false;
 }
 
 void lf_platform_heavy_barrier(void)
 {
-	lf_platform_panic(__FILE__, __LINE__, "no heavy barrier in the kernel");
+	struct cpu *c = this_cpu();
+	bool wait[MAX_CPUS];
+	unsigned n = 0;
+	/* Seq_cst: our stores before the call, then the snapshot of up. */
+	uint64_t g = lf_fetch_add_u64(&tlb[c->idx].gen, 1, LF_SEQ_CST) + 1;
+	for (unsigned j = 0; j < ncpus; j++) {
+		/* Seq_cst: after the generation is published. */
+		wait[j] = j != c->idx && lf_load_u32(&cpus[j].up, LF_SEQ_CST);
+		n += wait[j];
+	}
+	if (n == 0)
+		return;
+	lapic_ipi_others(VEC_TLB);
+	uint64_t t0 = rdtsc(), limit = kconf.ipi_ms * tsc_per_ms;
+	for (unsigned j = 0; j < ncpus; j++) {
+		/* Acquire: pairs with the release in tlb_handle(). */
+		while (wait[j] &&
+		       lf_load_u64(&tlb[j].acked[c->idx], LF_ACQUIRE) < g) {
+			if (rdtsc() - t0 > limit) {
+				fatal_claim();
+				kprintf("LFK error tlb cpu=%u did_not_ack "
+					"initiator=%u gen=%lu ms=%lu "
+					"what=heavy_barrier\n", j, c->idx, g,
+					kconf.ipi_ms);
+				kprintf("LFK end status=fail "
+					"reason=ipi_timeout\n");
+				kexit_fail();
+			}
+			lf_platform_pause();
+		}
+	}
 }
 
 /* RFLAGS.IF (bit 9) saved, then cleared; set again only if it was set. */

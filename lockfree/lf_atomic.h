@@ -18,9 +18,11 @@
  * The operations are C11 atomics underneath, so ThreadSanitizer sees each
  * one with its real memory order. Standalone fences are deliberately absent
  * (ThreadSanitizer does not model them): ordering is put on the accesses
- * themselves. The one exception is lf_compiler_barrier(), a compiler-only
+ * themselves. The exceptions are lf_compiler_barrier(), a compiler-only
  * fence for the fast side of the asymmetric barrier (lf_platform.h), which
- * only builds without ThreadSanitizer use.
+ * only builds without ThreadSanitizer use, and lf_fence_seq_cst(), the
+ * full fence of that barrier's symmetric fallback (store, fence, load:
+ * nothing weaker orders a store before a later load in C11).
  *
  * Naming: lf_<op>_<width>(object, ..., order). Widths: u16 (load, store,
  * exchange and CAS only: the buddy allocator's per-frame state word), u32,
@@ -56,6 +58,7 @@ enum lf_atomic_op {
 	LF_OP_FETCH_OR,
 	LF_OP_FETCH_AND,
 	LF_OP_SPIN, /* a spin-wait iteration (lf_platform_pause) */
+	LF_OP_FENCE, /* a seq_cst fence (lf_fence_seq_cst); addr NULL */
 	LF_OP_COUNT
 };
 
@@ -181,6 +184,20 @@ static inline void lf_compiler_barrier(void)
 {
 	LF_ATOMIC_HOOK((const volatile void *)0, LF_OP_LOAD, LF_SEQ_CST);
 	atomic_signal_fence(memory_order_seq_cst);
+}
+
+/*
+ * A seq_cst fence: the fast side of the asymmetric barrier where no heavy
+ * barrier exists (lf_epoch's fenced mode). Orders a store before a later
+ * load (store-load), which no release/acquire or seq_cst store alone does
+ * for a later non-seq_cst load. ThreadSanitizer does not model it: code
+ * that uses it must not rely on it for happens-before, only for the
+ * Dekker-style "one side sees the other". Interposed, LF_OP_FENCE.
+ */
+static inline void lf_fence_seq_cst(void)
+{
+	LF_ATOMIC_HOOK((const volatile void *)0, LF_OP_FENCE, LF_SEQ_CST);
+	atomic_thread_fence(memory_order_seq_cst);
 }
 
 #endif /* LF_ATOMIC_H */

@@ -14,10 +14,42 @@
  * reused by the next lf_epoch_recycle() or re-registration. A retired object
  * embeds its own struct lf_epoch_entry.
  *
+ * The read side is asymmetric where the platform has a heavy barrier
+ * (lf_platform.h: membarrier(2) in userspace, an IPI to every CPU in the
+ * kernel): enter is a load of the global epoch, a plain (relaxed) store of
+ * the announcement and a compiler barrier; exit a release store. The side
+ * that advances the epoch pays: it runs the heavy barrier between reading
+ * the epoch and scanning the announcements, which pairs with the reader's
+ * store as a seq_cst fence after it would. Where there is none (a build
+ * under ThreadSanitizer or the model checker's fenced configurations, an
+ * old kernel, LF_NO_HEAVY_BARRIER=1, -DLF_EPOCH_FORCE_FENCED at build time), the
+ * domain is set up once in the fenced mode: enter puts a seq_cst fence
+ * after the announcement store (docs/design.md, "Epoch reclamation").
+ *
+ * Retirement touches only the retiring participant's record, with no
+ * atomic read-modify-write: the entry goes on the record's list of fresh
+ * (unstamped) entries. Each poll stamps the fresh entries with the epoch it
+ * reads after a seq_cst fence (a later stamp only delays them) and files
+ * them in one of three per-epoch buckets; a bucket whose epoch e has
+ * e + 2 <= the global epoch is run whole. Poll's cost is what it runs plus
+ * a constant: nothing is walked to be counted or pushed back.
+ *
+ * Who may touch a record's lists: its owner, and a barrier (or unregister's
+ * hand-over) of the domain. They exclude each other as the buddy's per-CPU
+ * caches do: the owner stores own = 1, then (asymmetric) a compiler barrier
+ * or (fenced) a seq_cst fence, then loads lock; a barrier stores lock = 1,
+ * runs the heavy barrier (or a fence), then waits for own == 0. The owner
+ * keeps own = 1 while its poll runs callbacks, so a barrier also waits for
+ * the entries a poll holds in its hands. An owner that finds the lock taken
+ * never waits in retire or poll: retire pushes onto the record's spill list
+ * (a CAS, only then), poll skips its lists.
+ *
  * Synchronization table (rec = a participant's own record):
  *   enter, exit, retire, poll, synchronize, barrier, unregister
  *       only by the owner of rec (the CPU or thread that registered it);
- *       any two owners may call any of them at the same time.
+ *       any two owners may call any of them at the same time. A callback
+ *       may retire on the record whose poll or barrier runs it; it may not
+ *       call synchronize, barrier or unregister (LF_EPOCH_EBUSY).
  *   register, recycle, try_advance, stats
  *       by anyone, at any time.
  *   domain_init
@@ -32,20 +64,27 @@
  *       at most G + 1 (an advancer that scanned the record just before
  *       may still move G on). G is the announced epoch L unless enter read
  *       a stale one (L < G); so with a fresh L the bound is L + 1.
- *   E3  An entry retired at epoch e runs its callback only once the global
- *       epoch is >= e + 2, i.e. after every section that could have seen the
- *       object (entered before it was unlinked) has ended. A stale epoch read
- *       at enter only delays reclamation.
+ *   E3  An entry stamped e runs its callback only once the global epoch is
+ *       >= e + 2, i.e. after every section that could have seen the object
+ *       (entered before it was unlinked) has ended. The stamp is read after
+ *       a seq_cst fence that follows the unlink; a later stamp only delays
+ *       reclamation.
  *   E4  Each retired entry's callback runs exactly once: an entry is on at
- *       most one list, and lists are handed over whole (exchange) or pushed
- *       (CAS), never shared.
- *   E5  Records are never unlinked or freed; a record's pending entries go to
- *       the domain's orphan list when it unregisters, so none is lost.
+ *       most one list, and a list is worked on only by whoever holds its
+ *       record (owner or barrier, exclusive) or took it whole (exchange).
+ *   E5  Records are never unlinked or freed; a record's pending entries go
+ *       to the domain's orphan list when it unregisters, so none is lost;
+ *       the next poll of any participant adopts them into its buckets,
+ *       stamps kept.
+ *   E6  lf_epoch_barrier() returns only after every callback pending in the
+ *       domain when it was called has run: on some record's lists, on the
+ *       orphan list, in the hands of a concurrent poll (it waits for own ==
+ *       0) or of another barrier (barriers of a domain run one at a time).
  *
  * Pending memory (docs/design.md, "Epoch reclamation"): without a stalled
  * participant, an entry waits at most until its owner's first poll after two
  * advances; each retire polls every poll_every retirements, so a
- * participant's pending list holds about what it retired in the last three
+ * participant's pending entries are about what it retired in the last three
  * epochs plus poll_every. A participant that stays in a section stops the
  * epoch (E2), and then every retirement in the domain waits: pending memory
  * grows by the domain's retire rate times the length of that section, with
@@ -101,20 +140,44 @@ static inline uint64_t lf_epoch_state_epoch(uint64_t s)
 	return s >> 1;
 }
 
+/* How a domain orders the read side against an advance (set up once). */
+enum lf_epoch_mode {
+	LF_EPOCH_AUTO = 0,   /* asymmetric if the platform has a heavy barrier */
+	LF_EPOCH_FENCED = 1, /* a seq_cst fence after each announcement */
+};
+
+/* Entries stamped with one epoch, in retirement order. */
+struct lf_epoch_bucket {
+	struct lf_epoch_entry *head, *tail; /* (l) the record's exclusion */
+	uint64_t epoch;                     /* (l) stamp of every entry */
+	uint64_t n;                         /* (l) entries */
+};
+
+#define LF_EPOCH_NBUCKETS 3
+
 /*
  * A participant. Zero-fill before its first registration (static storage
- * is); after that it belongs to its domain for good.
+ * is); after that it belongs to its domain for good. (l) fields are
+ * protected by the own/lock exclusion described at the top of this file.
  */
 struct lf_epoch_record {
 	lf_atomic_u64 state;    /* (a) epoch << 1 | ACTIVE; owner writes */
-	uint32_t nest;          /* (c) section depth */
-	uint32_t since_poll;    /* (c) retirements since the last poll */
-	bool polling;           /* (c) inside poll: no nested auto-poll */
+	uint32_t nest;          /* (o) section depth */
+	uint32_t since_poll;    /* (o) retirements since the last poll */
+	uint32_t depth;         /* (o) nesting of the owner's list work */
+	uint64_t poll_epoch;    /* (o) the epoch our last poll read */
+	bool polling;           /* (o) in poll or barrier: no auto-poll */
+	bool asym;              /* (i) the domain's mode, for enter */
 	lf_atomic_u32 in_use;   /* (a) 1 while registered */
-	lf_atomic_ptr pending;  /* (a) retired entries (push / take-all) */
-	lf_atomic_u64 npending; /* (a) entries on pending, never too few */
-	lf_atomic_u64 retired;  /* (a) retire() calls; its RMW orders retire */
-	lf_atomic_u64 syncs;    /* (a) synchronize() calls; its RMW orders too */
+	lf_atomic_u32 own;      /* (a) owner at its lists; owner writes */
+	lf_atomic_u32 lock;     /* (a) a barrier holds the lists */
+	struct lf_epoch_entry *fresh, *fresh_tail; /* (l) not stamped yet */
+	uint64_t nfresh;        /* (l) entries on fresh */
+	struct lf_epoch_bucket bucket[LF_EPOCH_NBUCKETS]; /* (l) stamped */
+	lf_atomic_ptr spill;    /* (a) retired while locked: push / take-all */
+	lf_atomic_u64 nspill;   /* (a) entries on spill, never too few */
+	lf_atomic_u64 npending; /* (a) entries on fresh and buckets; holder */
+	lf_atomic_u64 retired;  /* (a) retire() calls; owner stores */
 	lf_atomic_u64 held_state; /* (a) state word an advance was refused at */
 	lf_atomic_u64 held_count; /* (a) refusals at held_state */
 	struct lf_epoch_domain *domain; /* (i) set once, at first register */
@@ -126,9 +189,11 @@ struct lf_epoch_domain {
 	lf_atomic_ptr records LF_CACHE_ALIGNED; /* (a) push-only record list */
 	lf_atomic_ptr orphans;  /* (a) entries of unregistered records */
 	lf_atomic_u64 norphans; /* (a) entries on orphans, never too few */
+	lf_atomic_u32 barrier;  /* (a) 1 while a barrier runs (one at a time) */
 	lf_atomic_u64 advances; /* (a) statistics */
 	lf_atomic_u64 refused;  /* (a) advance attempts refused */
 	uint32_t poll_every;    /* (i) retire() polls after this many */
+	bool asym;              /* (i) asymmetric read side (heavy barrier) */
 };
 
 struct lf_epoch_stats {
@@ -151,7 +216,12 @@ struct lf_epoch_record_stats {
 	uint64_t retired;   /* retire() calls, ever */
 };
 
+/* The mode is LF_EPOCH_AUTO (FENCED if built with LF_EPOCH_FORCE_FENCED). */
 void lf_epoch_domain_init(struct lf_epoch_domain *d, uint32_t poll_every);
+void lf_epoch_domain_init_mode(struct lf_epoch_domain *d, uint32_t poll_every,
+			       enum lf_epoch_mode mode);
+/* True if d's read side is asymmetric (the advancer runs a heavy barrier). */
+bool lf_epoch_domain_asymmetric(const struct lf_epoch_domain *d);
 
 /* Register rec (zero-filled, or unregistered from this domain). */
 int lf_epoch_register(struct lf_epoch_domain *d, struct lf_epoch_record *rec);
@@ -178,8 +248,8 @@ int lf_epoch_poll(struct lf_epoch_record *rec);
 /* Wait until every section active at the call has ended. */
 int lf_epoch_synchronize(struct lf_epoch_record *rec);
 /*
- * Run every callback pending in the domain when called, on this thread,
- * and those that they retire on rec; returns once all have run.
+ * Run every callback pending in the domain when called (E6), on this
+ * thread, and those that they retire on rec; returns once all have run.
  */
 int lf_epoch_barrier(struct lf_epoch_record *rec);
 
@@ -200,15 +270,26 @@ static inline int lf_epoch_enter(struct lf_epoch_record *rec)
 	/* Relaxed: written by this thread only (register/unregister). */
 	if (LF_UNLIKELY(lf_load_u32(&rec->in_use, LF_RELAXED) == 0))
 		return LF_EPOCH_ENOTREG;
-	/* Relaxed: a stale (smaller) epoch only delays reclamation (E3). */
-	uint64_t g = lf_load_u64(&rec->domain->epoch, LF_RELAXED);
 	/*
-	 * Seq_cst: the announcement must be ordered before this section's
-	 * loads of shared pointers (store-load order; an mfence or xchg on
-	 * x86-64), and takes part in the total order with the seq_cst scan in
-	 * lf_epoch_try_advance(), which it pairs with.
+	 * Acquire: the section's loads come after this one, so the announced
+	 * epoch is never newer than what the section reads; a stale (smaller)
+	 * epoch only delays reclamation (E3). A plain load on x86-64.
 	 */
-	lf_store_u64(&rec->state, lf_epoch_state(g), LF_SEQ_CST);
+	uint64_t g = lf_load_u64(&rec->domain->epoch, LF_ACQUIRE);
+	/*
+	 * Relaxed: the announcement. It must be visible to an advancer before
+	 * this section's loads of shared pointers are satisfied (store-load
+	 * order). Asymmetric: the advancer's heavy barrier between its epoch
+	 * read and its scan in lf_epoch_try_advance() supplies it; a compiler
+	 * barrier keeps the compiler from moving the section's loads above
+	 * the store. Fenced: a seq_cst fence, which pairs with the seq_cst
+	 * scan in lf_epoch_try_advance().
+	 */
+	lf_store_u64(&rec->state, lf_epoch_state(g), LF_RELAXED);
+	if (LF_LIKELY(rec->asym))
+		lf_compiler_barrier();
+	else
+		lf_fence_seq_cst();
 	rec->nest = 1;
 	return LF_EPOCH_OK;
 }
@@ -221,7 +302,7 @@ static inline int lf_epoch_exit(struct lf_epoch_record *rec)
 		/*
 		 * Release: the section's reads happen-before any reclamation
 		 * that follows an advance which saw this store. Pairs with the
-		 * seq_cst (acquire) load in lf_epoch_try_advance().
+		 * acquire (or seq_cst) scan in lf_epoch_try_advance().
 		 */
 		lf_store_u64(&rec->state, 0, LF_RELEASE);
 	}

@@ -55,13 +55,26 @@ _Noreturn void lf_platform_panic(const char *file, int line, const char *what);
  * load (a compiler barrier between them) with a slow side's store, heavy
  * barrier, load: of the two sides, one sees the other's store (Dekker,
  * without a fence on the fast side). Userspace: membarrier(2)
- * PRIVATE_EXPEDITED. lf_platform_heavy_barrier_init() sets it up (once,
- * idempotent) and returns false where there is none (old kernels, a
- * ThreadSanitizer build, which cannot see it, or a platform that has not
- * implemented it); callers then use symmetric ordering, chosen once.
+ * PRIVATE_EXPEDITED (platform/user.c); the kernel: an IPI to every CPU that
+ * is up, waiting for each to acknowledge after taking it (kernel/trap.c);
+ * the model checker: it drains every thread's store buffer (mc.c).
+ * lf_platform_heavy_barrier_init() sets it up (once, idempotent) and
+ * returns false where there is none (old kernels, a ThreadSanitizer build,
+ * which cannot see it, LF_NO_HEAVY_BARRIER=1 in userspace); callers then
+ * use symmetric ordering (a seq_cst fence on the fast side), chosen once.
  */
 bool lf_platform_heavy_barrier_init(void);
 void lf_platform_heavy_barrier(void);
+/*
+ * True if the heavy barrier is cheap enough for a slow side that runs often
+ * and on many CPUs at once (the buddy caches' drains): membarrier(2) is
+ * (one system call, the kernel's IPIs); the kernel's own IPI barrier under
+ * QEMU's TCG is not (an IPI round trip to 63 vCPUs on 2 host cores takes
+ * long enough that the buddy torture at 64 CPUs missed its deadline), so
+ * the buddy keeps its symmetric mode there while the epoch, whose readers
+ * gain most, uses the barrier. Meaningful only where init returned true.
+ */
+bool lf_platform_heavy_barrier_cheap(void);
 
 /*
  * Interrupt state of the calling CPU. lf_platform_irq_save() disables

@@ -81,6 +81,11 @@ bool lf_platform_heavy_barrier_init(void)
 #endif
 }
 
+bool lf_platform_heavy_barrier_cheap(void)
+{
+	return true; /* one system call; the kernel sends the IPIs */
+}
+
 void lf_platform_heavy_barrier(void)
 {
 	/*

@@ -32,7 +32,7 @@
  * operations give a simulated time per operation, comparable with the
  * timed benchmarks' CPU time per operation (spinning counts in both).
  *
- * Why not the model checker of verify/model (mc.h): it stops at 4 threads
+ * Why not the model checker of verify/mc (mc.h): it stops at 4 threads
  * (MC_MAX_THREADS), it is a search (many executions, each checked), it
  * provides lf_atomic_interpose() and the platform for its own build, and it
  * sees only atomic operations; this mode needs 64 CPUs, one long execution

@@ -29,6 +29,21 @@
  * together with what other threads change; see README.md. The comparison reads the largest of 8, 4, 2, 1
  * bytes the address is aligned to, which may include a neighbour: that only
  * wakes a thread for nothing.
+ *
+ * Store buffers. The scheduler runs sequentially consistent interleavings,
+ * which hide the one reordering an asymmetric (heavy) barrier exists for: a
+ * thread's store made visible only after its own later loads (store-load,
+ * as x86-64's store buffer and C11's relaxed and release stores allow). A
+ * harness may name locations (mc_test.buffered) whose relaxed and release
+ * stores go into a one-entry store buffer of the writing thread: the thread
+ * reads its own value, the others the old one, until the buffer drains: at
+ * the thread's seq_cst fence (LF_OP_FENCE), its next write to the location,
+ * a spin-wait, its end, a write to the location by another thread, a second
+ * buffered store to another location (first in, first out), and at any
+ * thread's lf_platform_heavy_barrier(), which drains every buffer: what
+ * membarrier(2) or an IPI does. A compiler barrier drains nothing. The
+ * drain is as late as allowed, one behaviour among those the hardware has;
+ * earlier drains are the unbuffered interleavings.
  */
 #define _GNU_SOURCE
 #include "mc.h"
@@ -58,6 +73,16 @@ struct mc_thread {
 	const volatile void *rset[MC_RSET];
 	const volatile void *wset[MC_RSET];
 	unsigned prio; /* PCT */
+	/*
+	 * A store buffer of one entry (see "Store buffers" above): a relaxed
+	 * or release store to a location the harness names, not yet visible
+	 * to the other threads. val is the thread's own view, mem what the
+	 * others see; shown: val is in memory for one access of the thread.
+	 */
+	bool sb_full, sb_shown;
+	const volatile void *sb_addr;
+	unsigned sb_len;
+	uint64_t sb_val, sb_mem;
 };
 
 /* One scheduling point with a choice, as DFS remembers it. */
@@ -89,6 +114,7 @@ static struct {
 	size_t nrep, rpos;
 	/* The last write, settled at the next scheduling point. */
 	bool wpend, wcount; /* wcount: a fetch_add/sub/or/and */
+	bool wbuf; /* the last write goes into the writer's store buffer */
 	unsigned wby, wlen;
 	const volatile void *wa;
 	uint64_t wold;
@@ -150,7 +176,7 @@ static void mc_trace_step(unsigned self, const volatile void *addr,
 {
 	static const char *const names[LF_OP_COUNT] = {
 		"load", "store", "xchg", "cas", "fetch_add", "fetch_sub",
-		"fetch_or", "fetch_and", "spin"};
+		"fetch_or", "fetch_and", "spin", "fence"};
 	char buf[64] = "";
 	if (addr && S.t->where)
 		S.t->where(addr, buf, sizeof(buf));
@@ -186,22 +212,29 @@ _Noreturn void lf_platform_panic(const char *file, int line, const char *what)
 }
 
 /*
- * The heavy barrier of the mc build. The scheduler explores sequentially
- * consistent interleavings, in which every thread's accesses are already
- * ordered as a full barrier on each would order them; so the barrier is a
- * scheduling point and nothing more, and the asymmetric protocols of the
- * core are checked for their logic (who sees whose flag), not for the
- * hardware ordering that membarrier(2) supplies (docs/verification.md).
+ * The heavy barrier of the mc build: it drains every thread's store
+ * buffer (as each thread executing a full barrier would), then is a
+ * scheduling point. Without buffered locations it is only the latter, and
+ * the asymmetric protocols are checked for their logic (who sees whose
+ * flag) alone (docs/verification.md).
  */
 static const int mc_heavy_addr;
+static void mc_sb_drain_all(void);
 
 bool lf_platform_heavy_barrier_init(void)
 {
 	return true;
 }
 
+bool lf_platform_heavy_barrier_cheap(void)
+{
+	return true; /* the buddy harness checks the asymmetric owner */
+}
+
 void lf_platform_heavy_barrier(void)
 {
+	if (S.active)
+		mc_sb_drain_all();
 	lf_atomic_interpose(&mc_heavy_addr, LF_OP_LOAD, LF_SEQ_CST);
 }
 
@@ -347,31 +380,114 @@ static uint64_t mc_peek(const volatile void *a, unsigned len)
 	return v;
 }
 
-/* The last write has happened: wake whoever waits on a changed location. */
-static void mc_settle(void)
+static void mc_poke(const volatile void *a, unsigned len, uint64_t v)
 {
-	if (!S.wpend)
-		return;
-	S.wpend = false;
-	if (mc_peek(S.wa, S.wlen) == S.wold)
-		return;
+	memcpy((void *)(uintptr_t)a, &v, len);
+}
+
+/* A write by wby changed wa: wake whoever waits on it. */
+static void mc_wake(unsigned wby, const volatile void *wa, bool counter)
+{
 	/* Its next iteration may read what it wrote: do not park it. */
-	if (!S.wcount)
-		S.th[S.wby].dirty = true;
+	if (!counter)
+		S.th[wby].dirty = true;
 	for (unsigned u = 0; u < S.n; u++) {
 		struct mc_thread *th = &S.th[u];
-		if (u == S.wby || th->done)
+		if (u == wby || th->done)
 			continue;
-		if (th->parked && mc_set_has(th->wset, th->nw, S.wa))
+		if (th->parked && mc_set_has(th->wset, th->nw, wa))
 			th->parked = false;
-		if (mc_set_has(th->rset, th->nr, S.wa))
+		if (mc_set_has(th->rset, th->nr, wa))
 			th->dirty = true;
 	}
 }
 
+/* Make thread u's buffered store visible to all. */
+static void mc_sb_drain(unsigned u)
+{
+	struct mc_thread *th = &S.th[u];
+	if (!th->sb_full)
+		return;
+	mc_poke(th->sb_addr, th->sb_len, th->sb_val);
+	th->sb_full = th->sb_shown = false;
+	if (th->sb_val != th->sb_mem)
+		mc_wake(u, th->sb_addr, false);
+}
+
+static void mc_sb_drain_all(void)
+{
+	for (unsigned u = 0; u < S.n; u++)
+		mc_sb_drain(u);
+}
+
+/* The running thread's own view of its buffer goes back into hiding. */
+static void mc_sb_hide(struct mc_thread *th)
+{
+	if (th->sb_shown) {
+		mc_poke(th->sb_addr, th->sb_len, th->sb_mem);
+		th->sb_shown = false;
+	}
+}
+
+/* The last write has happened: wake whoever waits on a changed location. */
+static void mc_settle(void)
+{
+	mc_sb_hide(&S.th[S.cur]);
+	if (!S.wpend)
+		return;
+	S.wpend = false;
+	if (S.wbuf) {
+		/* A buffered store: keep it in the buffer, not in memory. */
+		struct mc_thread *th = &S.th[S.wby];
+		th->sb_val = mc_peek(th->sb_addr, th->sb_len);
+		mc_poke(th->sb_addr, th->sb_len, th->sb_mem);
+		th->sb_full = true;
+		return;
+	}
+	if (mc_peek(S.wa, S.wlen) == S.wold)
+		return;
+	mc_wake(S.wby, S.wa, S.wcount);
+}
+
+/*
+ * Thread self is about to do op on addr: drain what must be drained, show
+ * it its own buffered value, or get a buffered store ready. True if the
+ * access is a store that goes into the buffer.
+ */
+static bool mc_sb_access(unsigned self, const volatile void *addr,
+			 enum lf_atomic_op op, lf_order order)
+{
+	struct mc_thread *th = &S.th[self];
+	if (addr == NULL)
+		return false; /* a compiler barrier drains nothing */
+	bool write = op != LF_OP_LOAD;
+	for (unsigned u = 0; write && u < S.n; u++)
+		if (u != self && S.th[u].sb_full && S.th[u].sb_addr == addr)
+			mc_sb_drain(u);
+	unsigned w = S.t->buffered ? S.t->buffered(addr) : 0;
+	bool buf = w != 0 && op == LF_OP_STORE &&
+		   (order == LF_RELAXED || order == LF_RELEASE);
+	if (th->sb_full && th->sb_addr != addr && buf)
+		mc_sb_drain(self); /* first in, first out */
+	if (th->sb_full && th->sb_addr == addr && write && !buf)
+		mc_sb_drain(self);
+	if (buf) {
+		if (!th->sb_full)
+			th->sb_mem = mc_peek(addr, w);
+		th->sb_addr = addr;
+		th->sb_len = w;
+		return true;
+	}
+	if (th->sb_full && th->sb_addr == addr) {
+		mc_poke(addr, th->sb_len, th->sb_val);
+		th->sb_shown = true;
+	}
+	return false;
+}
+
 static bool mc_is_write(enum lf_atomic_op op)
 {
-	return op != LF_OP_LOAD && op != LF_OP_SPIN;
+	return op != LF_OP_LOAD && op != LF_OP_SPIN && op != LF_OP_FENCE;
 }
 
 /* Runnable threads other than self, in round-robin order after it. */
@@ -413,11 +529,14 @@ static unsigned mc_pick_spin(unsigned self)
 
 /* Thread self is about to access addr: remember it; settle a write later. */
 static void mc_access(unsigned self, const volatile void *addr,
-		      enum lf_atomic_op op)
+		      enum lf_atomic_op op, bool buffered)
 {
+	if (addr == NULL)
+		return; /* a compiler barrier or fence: no location */
 	mc_rset_add(&S.th[self], addr);
 	if (mc_is_write(op)) {
 		S.wpend = true;
+		S.wbuf = buffered;
 		S.wcount = op >= LF_OP_FETCH_ADD && op <= LF_OP_FETCH_AND;
 		S.wby = self;
 		S.wa = addr;
@@ -426,15 +545,12 @@ static void mc_access(unsigned self, const volatile void *addr,
 	}
 }
 
-/* A step: the length limit, the harness's monitor, PCT's change points. */
-static void mc_count_step(unsigned self, const volatile void *addr,
-			  enum lf_atomic_op op)
+/* A step: the length limit, PCT's change points. */
+static void mc_count_step(unsigned self)
 {
 	if (++S.steps > S.o->max_steps)
 		mc_fail("execution longer than %llu scheduling points (a loop "
 			"that never spins?)", (unsigned long long)S.o->max_steps);
-	if (S.t->step)
-		S.t->step(addr, op);
 	if (S.o->mode == MC_PCT)
 		for (unsigned j = 0; j < S.nchange; j++)
 			if (S.change[j] == S.steps)
@@ -444,35 +560,45 @@ static void mc_count_step(unsigned self, const volatile void *addr,
 void lf_atomic_interpose(const volatile void *addr, enum lf_atomic_op op,
 			 lf_order order)
 {
-	(void)order;
 	if (!S.active)
 		return;
 	mc_settle();
 	unsigned self = S.cur;
-	mc_count_step(self, addr, op);
+	mc_count_step(self);
 	bool local = S.t->local && op != LF_OP_SPIN && S.t->local(addr, op);
 	if (S.o->trace)
 		mc_trace_step(self, addr, op, local);
-	if (local) {
-		mc_access(self, addr, op);
-		return;
+	/* Drained before a spin parks it: others may wait for the store. */
+	if (op == LF_OP_FENCE || op == LF_OP_SPIN)
+		mc_sb_drain(self);
+	if (!local) {
+		unsigned next;
+		if (op == LF_OP_SPIN) {
+			next = mc_pick_spin(self);
+		} else {
+			uint8_t opt[MC_MAX_THREADS] = {(uint8_t)self};
+			next = mc_decide(opt, mc_others(self, opt, 1), 1);
+		}
+		if (next != self)
+			mc_switch(self, next);
 	}
-	unsigned next;
-	if (op == LF_OP_SPIN) {
-		next = mc_pick_spin(self);
-	} else {
-		uint8_t opt[MC_MAX_THREADS] = {(uint8_t)self};
-		next = mc_decide(opt, mc_others(self, opt, 1), 1);
-	}
-	if (next != self)
-		mc_switch(self, next);
+	/*
+	 * The monitor sees the state in which this thread's operation
+	 * happens: after the scheduling decision, so that a thread paused
+	 * just before an access is checked against what the others did
+	 * meanwhile (an object freed while it was paused).
+	 */
+	bool buf = mc_sb_access(self, addr, op, order);
+	if (S.t->step)
+		S.t->step(addr, op);
 	if (op != LF_OP_SPIN)
-		mc_access(self, addr, op);
+		mc_access(self, addr, op, buf);
 }
 
 static void mc_thread_end(unsigned tid)
 {
 	mc_settle();
+	mc_sb_drain(tid);
 	S.th[tid].done = true;
 	uint8_t opt[MC_MAX_THREADS];
 	unsigned n = mc_others(tid, opt, 0);
@@ -532,6 +658,7 @@ static void mc_thread_init(unsigned i)
 		mprotect(th->stack, 4096, PROT_NONE); /* guard */
 	}
 	th->done = th->parked = th->dirty = false;
+	th->sb_full = th->sb_shown = false;
 	th->nr = th->nw = 0;
 	getcontext(&th->ctx);
 	th->ctx.uc_stack.ss_sp = th->stack;

@@ -55,8 +55,19 @@ struct mc_test {
 	void (*setup)(void);          /* fresh state; no scheduling */
 	void (*thread)(unsigned tid); /* body of thread tid */
 	void (*check)(void);          /* after every thread ended */
-	/* Optional: before every atomic operation (a monitor). */
+	/*
+	 * Optional: before every atomic operation (a monitor), in the state
+	 * in which it happens: after the scheduling decision that let the
+	 * thread go on, so a thread that resumes is checked against what the
+	 * others did while it was paused.
+	 */
 	void (*step)(const volatile void *addr, enum lf_atomic_op op);
+	/*
+	 * Optional: the width in bytes of a location whose relaxed and
+	 * release stores go into the writer's store buffer (mc.c, "Store
+	 * buffers"), 0 for the others.
+	 */
+	unsigned (*buffered)(const volatile void *addr);
 	/*
 	 * Optional: true if this operation of the running thread commutes
 	 * with everything the other threads can do before its next

@@ -8,7 +8,12 @@
  * load the object twice, exit), n nested section (the object is loaded in
  * the inner and again in the outer one), s swap and retire, y synchronize,
  * b barrier, p poll, a try_advance, u unregister (pending callbacks go to
- * the orphan list), g register again. Every execution checks:
+ * the orphan list), g register again. A configuration runs the domain in
+ * the asymmetric mode (the model's heavy barrier drains store buffers) or
+ * the fenced one; either way the records' state and own words are
+ * buffered locations (mc.c, "Store buffers"): an announcement is invisible
+ * to the others until a fence or a heavy barrier drains it, as on real
+ * hardware. Every execution checks:
  *   - E3 at every scheduling point: no access to an object whose callback
  *     has run (the monitor sees every atomic's address), and in the
  *     callback: the global epoch is at least the retire stamp + 2;
@@ -22,8 +27,13 @@
  *     holds only for a fresh L (found by this checker at bound 3; E3
  *     does not suffer: anything retired after the announcement is
  *     stamped G or later and waits for G + 2);
+ *   - E6 when a barrier returns: every object whose retire had returned
+ *     when the barrier was called has had its callback run, including
+ *     one that a concurrent poll of another thread holds in its hands;
  *   - E4, E5 at the end: after a final barrier every retired object's
  *     callback ran exactly once, orphans included.
+ * The monitor runs after each scheduling decision (mc.h), so a reader
+ * paused before a load is checked against what was freed meanwhile.
  * Epoch reclamation has no sequential specification worth the name; these
  * invariants are its specification.
  */
@@ -40,12 +50,14 @@ struct mce_obj {
 	struct lf_epoch_entry e;
 	lf_atomic_u64 val;
 	bool retired, freed;
+	bool done; /* its retire() returned */
 	unsigned runs;
 };
 
 struct mce_cfg {
 	const char *script[MC_MAX_THREADS];
 	uint32_t poll_every;
+	enum lf_epoch_mode mode;
 };
 
 static struct {
@@ -63,7 +75,9 @@ static void mce_setup(void)
 {
 	const struct mce_cfg *cfg = mc_cfg();
 	memset(&S, 0, sizeof(S));
-	lf_epoch_domain_init(&S.d, cfg->poll_every);
+	lf_epoch_domain_init_mode(&S.d, cfg->poll_every, cfg->mode);
+	MC_ASSERT(lf_epoch_domain_asymmetric(&S.d) ==
+		  (cfg->mode == LF_EPOCH_AUTO));
 	for (unsigned i = 0; i <= MC_MAX_THREADS; i++)
 		MC_ASSERT(lf_epoch_register(&S.d, &S.rec[i]) == LF_EPOCH_OK);
 	for (unsigned i = 0; i < NOBJ; i++)
@@ -108,6 +122,18 @@ static void mce_step(const volatile void *addr, enum lf_atomic_op op)
 	}
 }
 
+/* The records' announcement and own words go through store buffers. */
+static unsigned mce_buffered(const volatile void *addr)
+{
+	for (unsigned t = 0; t <= MC_MAX_THREADS; t++) {
+		if (addr == &S.rec[t].state.v)
+			return sizeof(S.rec[t].state.v);
+		if (addr == &S.rec[t].own.v)
+			return sizeof(S.rec[t].own.v);
+	}
+	return 0;
+}
+
 static void mce_free(struct lf_epoch_entry *e)
 {
 	struct mce_obj *o = (struct mce_obj *)((char *)e -
@@ -145,6 +171,20 @@ static void mce_swap(struct lf_epoch_record *r)
 	struct mce_obj *old = lf_xchg_ptr(&S.slot, n, LF_ACQ_REL);
 	old->retired = true;
 	MC_ASSERT(lf_epoch_retire(r, &old->e, mce_free) == LF_EPOCH_OK);
+	old->done = true;
+}
+
+/* E6: what was retired before the barrier has run when it returns. */
+static void mce_barrier(struct lf_epoch_record *r)
+{
+	bool before[NOBJ];
+	for (unsigned i = 0; i < NOBJ; i++)
+		before[i] = S.obj[i].done;
+	MC_ASSERT(lf_epoch_barrier(r) == LF_EPOCH_OK);
+	for (unsigned i = 0; i < NOBJ; i++)
+		if (before[i] && !S.obj[i].freed)
+			mc_fail("E6: barrier returned before the callback of "
+				"object %u, retired before it was called", i);
 }
 
 static void mce_thread(unsigned tid)
@@ -157,7 +197,7 @@ static void mce_thread(unsigned tid)
 		case 'n': mce_read(r, true); break;
 		case 's': mce_swap(r); break;
 		case 'y': MC_ASSERT(lf_epoch_synchronize(r) == 0); break;
-		case 'b': MC_ASSERT(lf_epoch_barrier(r) == 0); break;
+		case 'b': mce_barrier(r); break;
 		case 'p': MC_ASSERT(lf_epoch_poll(r) >= 0); break;
 		case 'a': lf_epoch_try_advance(&S.d); break;
 		case 'u': MC_ASSERT(lf_epoch_unregister(r) == 0); break;
@@ -185,13 +225,16 @@ static void mce_check(void)
 			(unsigned long long)st.active);
 }
 
-#define MCE_TEST(id, nm, desc, nt, b, d, r, pe, ...)                     \
-	static const struct mce_cfg id##_cfg = {{__VA_ARGS__}, pe};          \
+#define MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, mo, ...)             \
+	static const struct mce_cfg id##_cfg = {{__VA_ARGS__}, pe, mo};      \
 	static const struct mc_test id = {                                   \
 		.name = nm, .what = desc, .nthreads = nt,                    \
 		.setup = mce_setup, .thread = mce_thread,                    \
-		.check = mce_check, .step = mce_step, .cfg = &id##_cfg,      \
+		.check = mce_check, .step = mce_step,                        \
+		.buffered = mce_buffered, .cfg = &id##_cfg,                  \
 		.bound = b, .depth = d, .runs = r};
+#define MCE_TEST(id, nm, desc, nt, b, d, r, pe, ...)                      \
+	MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, LF_EPOCH_AUTO, __VA_ARGS__)
 
 MCE_TEST(mce_reader, "epoch.reader", "retire and barrier against readers",
 	 3, 2, 3, 10000, 1, "rr", "sb", "n")
@@ -204,5 +247,19 @@ MCE_TEST(mce_unreg, "epoch.unregister",
 	 "unregister with callbacks pending, orphans polled", 3, 2, 3, 10000,
 	 4, "sug", "r", "ppa")
 
-const struct mc_test *const mc_tests_epoch[] = {&mce_reader, &mce_advance,
-						&mce_sync, &mce_unreg, NULL};
+MCE_TEST(mce_held, "epoch.held",
+	 "barrier while another owner's poll holds ready callbacks (E6)", 2,
+	 2, 3, 10000, 1, "sppp", "b")
+MCE_TEST_MODE(mce_reader_f, "epoch.reader_fenced",
+	      "epoch.reader in the fenced mode (seq_cst fence at enter)", 3, 2,
+	      3, 10000, 1, LF_EPOCH_FENCED, "rr", "sb", "n")
+MCE_TEST_MODE(mce_advance_f, "epoch.advance_fenced",
+	      "epoch.advance in the fenced mode", 3, 2, 3, 10000, 1,
+	      LF_EPOCH_FENCED, "n", "aaa", "sps")
+MCE_TEST_MODE(mce_held_f, "epoch.held_fenced",
+	      "epoch.held in the fenced mode", 2, 2, 3, 10000, 1,
+	      LF_EPOCH_FENCED, "sppp", "b")
+
+const struct mc_test *const mc_tests_epoch[] = {
+	&mce_reader, &mce_advance, &mce_sync, &mce_unreg, &mce_held,
+	&mce_reader_f, &mce_advance_f, &mce_held_f, NULL};

@@ -115,11 +115,12 @@ static void test_grace_period(void)
 	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
 	runs = early = 0;
 	struct obj o = {0};
+	CHECK_EQ(lf_epoch_poll(&a), 0); /* nothing pending: no advance */
 	uint64_t g0 = lf_load_u64(&dom.epoch, LF_RELAXED);
 	CHECK_EQ(lf_epoch_retire(&a, &o.entry, obj_free), LF_EPOCH_OK);
-	CHECK_EQ(o.entry.epoch, g0);
 	CHECK_EQ(rstats(&a).pending, 1);
 	CHECK_EQ(lf_epoch_poll(&a), 0); /* epoch g0 + 1: not yet */
+	CHECK_EQ(o.entry.epoch, g0);    /* stamped by the poll, before it */
 	CHECK_EQ(o.freed, 0);
 	CHECK_EQ(lf_epoch_poll(&a), 1); /* g0 + 2 */
 	CHECK_EQ(o.freed, 1);
@@ -216,6 +217,28 @@ static void test_unregister_hands_over(void)
 	CHECK_EQ(lf_epoch_exit(&b), LF_EPOCH_OK);
 }
 
+/* E3 for orphans: one adopted a single epoch after its stamp waits. */
+static void test_orphan_grace(void)
+{
+	static struct lf_epoch_record a, b;
+	lf_epoch_domain_init(&dom, 1000);
+	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
+	CHECK_EQ(lf_epoch_register(&dom, &b), LF_EPOCH_OK);
+	runs = early = 0;
+	struct obj o = {0};
+	CHECK_EQ(lf_epoch_retire(&b, &o.entry, obj_free), LF_EPOCH_OK);
+	uint64_t g0 = lf_load_u64(&dom.epoch, LF_RELAXED);
+	CHECK_EQ(lf_epoch_unregister(&b), LF_EPOCH_OK); /* stamped g0 */
+	CHECK_EQ(o.entry.epoch, g0);
+	CHECK(lf_epoch_try_advance(&dom)); /* g0 + 1 */
+	int ran = 0; /* adopted at g0 + 1: it runs only after an advance */
+	for (int k = 0; k < 3; k++)
+		ran += lf_epoch_poll(&a);
+	CHECK_EQ(ran, 1);
+	CHECK_EQ(o.freed, 1);
+	CHECK_EQ(early, 0);
+}
+
 /* A callback that retires another object, through its owner's record. */
 static struct lf_epoch_record *chain_rec;
 static struct obj chain_next;
@@ -287,8 +310,95 @@ static void test_auto_poll_bound(void)
 	CHECK_EQ(runs, 1000);
 }
 
+/* Both modes: the fenced one is chosen on request, and behaves the same. */
+static void test_modes(void)
+{
+	static struct lf_epoch_record a, b;
+	lf_epoch_domain_init_mode(&dom, 1000, LF_EPOCH_FENCED);
+	CHECK(!lf_epoch_domain_asymmetric(&dom));
+	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
+	CHECK_EQ(lf_epoch_register(&dom, &b), LF_EPOCH_OK);
+	runs = early = 0;
+	struct obj o = {0};
+	CHECK_EQ(lf_epoch_enter(&a), LF_EPOCH_OK);
+	CHECK_EQ(lf_epoch_retire(&b, &o.entry, obj_free), LF_EPOCH_OK);
+	for (int k = 0; k < 5; k++)
+		lf_epoch_poll(&b);
+	CHECK_EQ(o.freed, 0); /* a's section holds it back (E2, E3) */
+	CHECK_EQ(lf_epoch_exit(&a), LF_EPOCH_OK);
+	for (int k = 0; k < 3; k++)
+		lf_epoch_poll(&b);
+	CHECK_EQ(o.freed, 1);
+	CHECK_EQ(early, 0);
+	/* AUTO follows the platform: membarrier here unless TSan or asked. */
+	lf_epoch_domain_init_mode(&dom, 1000, LF_EPOCH_AUTO);
+	CHECK(lf_epoch_domain_asymmetric(&dom) ==
+	      lf_platform_heavy_barrier_init());
+}
+
+/*
+ * Retire while a barrier holds the record's lists (simulated by its lock):
+ * the entry goes to the spill list, poll leaves the lists alone and does
+ * not wait, and the entry is neither lost nor run early.
+ */
+static void test_spill(void)
+{
+	static struct lf_epoch_record a;
+	lf_epoch_domain_init(&dom, 1000);
+	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
+	runs = early = 0;
+	struct obj o[3] = {0};
+	CHECK_EQ(lf_epoch_retire(&a, &o[0].entry, obj_free), LF_EPOCH_OK);
+	lf_store_u32(&a.lock, 1, LF_RELAXED);
+	CHECK_EQ(lf_epoch_retire(&a, &o[1].entry, obj_free), LF_EPOCH_OK);
+	CHECK_EQ(lf_epoch_retire(&a, &o[2].entry, obj_free), LF_EPOCH_OK);
+	CHECK_EQ(lf_load_u64(&a.nspill, LF_RELAXED), 2);
+	CHECK_EQ(rstats(&a).pending, 3);
+	for (int k = 0; k < 4; k++)
+		CHECK_EQ(lf_epoch_poll(&a), 0); /* locked: lists untouched */
+	CHECK_EQ(a.nfresh, 1);
+	CHECK_EQ(lf_load_u32(&a.own, LF_RELAXED), 0);
+	lf_store_u32(&a.lock, 0, LF_RELAXED);
+	int ran = 0;
+	for (int k = 0; k < 3; k++)
+		ran += lf_epoch_poll(&a);
+	CHECK_EQ(ran, 3);
+	CHECK_EQ(early, 0);
+	CHECK_EQ(rstats(&a).pending, 0);
+	CHECK_EQ(lf_load_u64(&a.nspill, LF_RELAXED), 0);
+}
+
+/* A callback may not wait for others: synchronize/barrier say EBUSY. */
+static struct lf_epoch_record *busy_rec;
+static int busy_sync, busy_barrier;
+static void obj_free_busy(struct lf_epoch_entry *e)
+{
+	obj_free(e);
+	busy_sync = lf_epoch_synchronize(busy_rec);
+	busy_barrier = lf_epoch_barrier(busy_rec);
+}
+
+static void test_callback_busy(void)
+{
+	static struct lf_epoch_record a;
+	lf_epoch_domain_init(&dom, 1000);
+	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
+	busy_rec = &a;
+	struct obj o = {0};
+	CHECK_EQ(lf_epoch_retire(&a, &o.entry, obj_free_busy), LF_EPOCH_OK);
+	CHECK_EQ(lf_epoch_barrier(&a), LF_EPOCH_OK);
+	CHECK_EQ(o.freed, 1);
+	CHECK_EQ(busy_sync, LF_EPOCH_EBUSY);
+	CHECK_EQ(busy_barrier, LF_EPOCH_EBUSY);
+	CHECK_EQ(lf_epoch_barrier(&a), LF_EPOCH_OK); /* not left locked */
+}
+
 int main(void)
 {
+	test_modes();
+	test_spill();
+	test_callback_busy();
+	test_orphan_grace();
 	test_bad_input();
 	test_nesting();
 	test_grace_period();

@@ -181,13 +181,22 @@ static bool coh_selected(const struct coh_opts *o, const char *prog,
 /*
  * Why an implementation cannot run in this mode (NULL: it can). liburcu
  * keeps each reader's state in thread-local storage, which the logical
- * CPUs, coroutines of one OS thread, would share.
+ * CPUs, coroutines of one OS thread, would share; and a wait inside a
+ * library's own compiled code cannot be scheduled.
  */
 static const char *coh_unsupported(const struct bench_impl *im)
 {
 	if (strncmp(im->impl, "urcu_", 5) == 0)
 		return "liburcu's reader state is thread-local; the logical "
 		       "CPUs share one thread";
+	/*
+	 * ck_epoch_synchronize() waits in libck's compiled code, which has
+	 * none of the instrumentation: a logical CPU waiting there for
+	 * another never gives the turn away, and the run never ends.
+	 */
+	if (strcmp(im->impl, "ck_synchronize") == 0)
+		return "ck_epoch_synchronize waits inside libck, which is not "
+		       "instrumented: a waiting logical CPU never yields";
 	return NULL;
 }
 

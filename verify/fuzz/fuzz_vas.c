@@ -185,7 +185,8 @@ static void fv_verify(struct fv *m)
 	    X(st.free_ranges), X(want.free_ranges), X(st.free_bytes),
 	    X(want.free_bytes), X(st.largest_free), X(want.largest_free));
 	for (int i = 0; i < VAS_NERR; i++)
-		REQ(m, st.rejected[i] == want.rejected[i],
+		REQ(m, st.rejected[i] == want.rejected[i] &&
+			       st.refused[i] == want.refused[i],
 		    "rejected[%s] %llu, expected %llu", vas_strerror(-i),
 		    X(st.rejected[i]), X(want.rejected[i]));
 	REQ(m, st.restarts == 0, "%llu restarts on one thread",

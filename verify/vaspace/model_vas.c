@@ -54,8 +54,8 @@ static void model_run(struct model *m, uint64_t seed, uint64_t ops)
 		total_nodes_max = st.nodes;
 	for (int i = 0; i < 3; i++)
 		totals[i] += m->calls[i];
-	totals[3] += st.rejected[-VAS_ENOSPC];
-	totals[4] += st.rejected[-VAS_EBUSY];
+	totals[3] += vt_err(&st, VAS_ENOSPC);
+	totals[4] += vt_err(&st, VAS_EBUSY);
 	totals[5] += st.nodes_retired;
 	model_finish(m);
 }

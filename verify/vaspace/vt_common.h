@@ -151,12 +151,28 @@ static inline bool vt_stats_same_ranges(const struct vas_stats *a,
 	       a->largest_free == b->largest_free && a->height == b->height;
 }
 
+/* Calls that failed with err, refused or rejected (vas_err_is_refusal). */
+static inline uint64_t vt_err(const struct vas_stats *s, int err)
+{
+	return s->refused[-err] + s->rejected[-err];
+}
+
+/* Every failed call, refusals and bad input. */
 static inline uint64_t vt_rejected(const struct vas_stats *s)
 {
 	uint64_t n = 0;
 	for (int i = 0; i < VAS_NERR; i++)
-		n += s->rejected[i];
+		n += s->rejected[i] + s->refused[i];
 	return n;
+}
+
+/* Each code counted on its side only: refusals apart from bad input. */
+static inline bool vt_err_split_ok(const struct vas_stats *s)
+{
+	for (int i = 0; i < VAS_NERR; i++)
+		if ((vas_err_is_refusal(-i) ? s->rejected[i] : s->refused[i]))
+			return false;
+	return true;
 }
 
 #endif

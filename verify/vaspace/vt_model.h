@@ -181,7 +181,8 @@ static inline void model_verify(struct model *m)
 	     want.free_ranges, st.free_bytes, want.free_bytes,
 	     st.largest_free, want.largest_free);
 	for (int i = 0; i < VAS_NERR; i++)
-		MREQ(m, st.rejected[i] == want.rejected[i],
+		MREQ(m, st.rejected[i] == want.rejected[i] &&
+			     st.refused[i] == want.refused[i],
 		     "rejected[%d] %" PRIu64 ", expected %" PRIu64, i,
 		     st.rejected[i], want.rejected[i]);
 	MREQ(m, st.height >= 1 && st.height <= VAS_MAX_HEIGHT,

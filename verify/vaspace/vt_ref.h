@@ -236,7 +236,12 @@ static inline void vt_ref_stats(const struct vt_ref *m, struct vas_stats *s)
 		if (m->r[i].size > s->largest_free)
 			s->largest_free = m->r[i].size;
 	}
-	memcpy(s->rejected, m->rejected, sizeof(s->rejected));
+	for (int i = 0; i < VAS_NERR; i++) {
+		if (vas_err_is_refusal(-i))
+			s->refused[i] = m->rejected[i];
+		else
+			s->rejected[i] = m->rejected[i];
+	}
 }
 
 /* The reference is itself a partition, sorted, coalesced. */

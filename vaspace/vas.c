@@ -792,12 +792,15 @@ static void vas_split_at(struct vas *v, uint64_t k)
 	vas_count(&v->ranges, 1);
 }
 
-/* Merge allocated equal neighbours from the entry holding lo to hi. */
-static void vas_merge_equal(struct vas *v, uint64_t lo, uint64_t hi)
+/*
+ * Merge allocated neighbours with equal attributes and tag across every
+ * boundary in [at, hi] (the entry holding at - 1 ends at at: split).
+ */
+static void vas_merge_equal(struct vas *v, uint64_t at, uint64_t hi)
 {
 	struct vt_ent e, x;
-	LF_ASSERT(vt_get_le(&v->addr, lo, &e));
-	while (e.key < hi && vt_get_ge(&v->addr, e.key + 1, &x)) {
+	LF_ASSERT(vt_get_le(&v->addr, at > 0 ? at - 1 : 0, &e));
+	while (vt_get_ge(&v->addr, e.key + 1, &x) && x.key <= hi) {
 		struct vas_piece a = vas_piece_of(&e), b = vas_piece_of(&x);
 		if (a.free || b.free || a.attr != b.attr || a.tag != b.tag) {
 			e = x;
@@ -866,7 +869,7 @@ int vas_protect(struct vas_ctx *c, uint64_t addr, uint64_t size,
 	vas_split_at(v, at);
 	vas_split_at(v, at + n);
 	vas_protect_span(v, at, at + n, mask, bits, tag, flags);
-	vas_merge_equal(v, at > 0 ? at - 1 : 0, at + n);
+	vas_merge_equal(v, at, at + n);
 	vas_wend(v, c);
 	return VAS_OK;
 }

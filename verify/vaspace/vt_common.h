@@ -113,14 +113,15 @@ static inline bool vt_range_eq(const struct vas_range *a,
 			       const struct vas_range *b)
 {
 	return a->start == b->start && a->size == b->size &&
-	       a->allocated == b->allocated && a->tag == b->tag;
+	       a->allocated == b->allocated && a->tag == b->tag &&
+	       a->attr == b->attr;
 }
 
 static inline void vt_range_print(const char *what, const struct vas_range *r)
 {
 	fprintf(stderr, "  %s [%#" PRIx64 ", +%#" PRIx64 ") %s tag %#" PRIxPTR
-		"\n", what, r->start, r->size,
-		r->allocated ? "allocated" : "free", r->tag);
+		" attr %#x\n", what, r->start, r->size,
+		r->allocated ? "allocated" : "free", r->tag, r->attr);
 }
 
 /* Equal lists; on the first difference print both and return false. */

@@ -13,12 +13,12 @@
  *
  * Writers take the writer lock, reserve every node the call may need (so a
  * failing node source fails the call before anything changed: the vas is
- * exactly as before), then change the trees in an order that keeps every
- * allocated range visible to lookups at every moment: the pieces that stay
- * allocated are inserted before the entry they came from shrinks, and an
- * allocation appears with the one insert or update that creates its entry
- * (its linearization point); free ranges may overlap for a moment, which a
- * lookup of allocated ranges never sees.
+ * exactly as before), then change the trees; every node changed stays
+ * locked until the commit in vas_wend() (two-phase locking, W1), so a call
+ * is one step for readers whatever it changed: a replace (MAP_FIXED) over
+ * several ranges, an unmap over ranges and holes, a protect that splits and
+ * merges. The commit count lets readers that need two entries (vas_find
+ * over a hole) check that both came from one state.
  */
 #include "vas_i.h"
 

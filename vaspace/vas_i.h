@@ -118,7 +118,7 @@ bool vt_last_weight(struct vas_tree *t, uint64_t below, uint64_t need,
 /*
  * End the write in progress (two-phase locking): every node it locked is
  * unlocked only now, those it took out of the tree made obsolete and put on
- * the freelist, so readers see all of the write's changes or none (V5).
+ * the freelist, so readers see all of the write's changes or none (W1).
  */
 void vt_commit(struct vas *v);
 /* Nodes one insert may need at most. */

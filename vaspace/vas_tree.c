@@ -12,9 +12,10 @@
  * serves as an array bound. A reader never writes shared memory.
  *
  * Writers hold the vas's writer lock, so they see a stable tree; each node
- * they change is version-locked for the change (lf_vlock_write_lock), so a
- * reader sees it before or after, never half-changed. A change of several
- * nodes (a split, a merge) locks them all first and unlocks them together.
+ * they change is version-locked (lf_vlock_write_lock) at its first change
+ * and stays locked until the commit of the whole call (vt_commit: W1,
+ * two-phase locking), so a reader sees every call before or after, never
+ * part of it, however many nodes and entries it changed.
  * Deletion merges a node that falls below a quarter full with a sibling
  * when both fit in one node, or else borrows from the sibling, so every
  * node but the root stays at least a quarter full (A3).
@@ -700,7 +701,7 @@ static struct vas_node *vt_split(struct vas_tree *t, struct vas_node *n,
 /*
  * The nodes the write in progress has write-locked: a list through the
  * nodes themselves (held_next), so a write may lock any number of them.
- * They stay locked until vt_commit() (two-phase locking, V5).
+ * They stay locked until vt_commit() (two-phase locking, W1).
  */
 
 /* Lock n for the write unless it already is. */

@@ -62,7 +62,7 @@ static int fv_create_rc(uint64_t base, uint64_t size, uint64_t q,
 		return VAS_EINVAL;
 	if ((base | size) & (q - 1))
 		return VAS_EALIGN;
-	if (base + size < base || size / q >= ((uint64_t)1 << 32))
+	if (base + size < base || size / q >= ((uint64_t)1 << VAS_MAX_QBITS))
 		return VAS_ERANGE;
 	if (keys != 0 && (keys < VAS_MIN_KEYS || keys > VAS_MAX_KEYS))
 		return VAS_EINVAL;

@@ -99,8 +99,8 @@ static void env_expect(struct env *e, const struct vas_range *want, size_t n,
 	env_check(e);
 }
 
-#define A(s, n, t) ((struct vas_range){ (s), (n), (t), true })
-#define F(s, n) ((struct vas_range){ (s), (n), 0, false })
+#define A(s, n, t) ((struct vas_range){ (s), (n), (t), true, 0 })
+#define F(s, n) ((struct vas_range){ (s), (n), 0, false, 0 })
 #define EXPECT(e, ...)                                                         \
 	do {                                                                   \
 		const struct vas_range want_[] = { __VA_ARGS__ };              \

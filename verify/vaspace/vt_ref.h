@@ -45,7 +45,7 @@ static inline void vt_ref_init(struct vt_ref *m, uint64_t base, uint64_t size,
 	m->cap = 64;
 	m->r = malloc(m->cap * sizeof(*m->r));
 	CHECK_FATAL(m->r);
-	m->r[0] = (struct vas_range){ base, size, 0, false };
+	m->r[0] = (struct vas_range){ base, size, 0, false, 0 };
 	m->n = 1;
 }
 
@@ -120,7 +120,8 @@ static inline void vt_ref_carve(struct vt_ref *m, size_t i, uint64_t a,
 		p[k++] = (struct vas_range){ old.start, a - old.start, old.tag,
 					     old.allocated, old.attr };
 	size_t mid = i + k;
-	p[k++] = (struct vas_range){ a, size, allocated ? tag : 0, allocated };
+	p[k++] = (struct vas_range){ a, size, allocated ? tag : 0, allocated,
+				     0 };
 	if (e < oe)
 		p[k++] = (struct vas_range){ e, oe - e, old.tag,
 					     old.allocated, old.attr };

@@ -290,7 +290,9 @@ void mem_vas_init(void); /* the vmalloc region */
 int kframe_alloc(uint64_t *pa); /* a zeroed frame the kernel keeps */
 void kframe_free(uint64_t pa);
 void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err);
-int vfree(struct cpu *c, void *va, uint64_t npages);
+int vfree(struct cpu *c, void *va, uint64_t npages); /* lazy: see mem.c */
+void vfree_purge(struct cpu *c); /* one shootdown, parked frees returned */
+void vfree_stats(unsigned cpu, uint64_t *purges, uint64_t *parked);
 uint64_t vmalloc_phys(uint64_t va); /* 0 when unmapped */
 
 /* ---- smp.c ---- */

@@ -19,11 +19,16 @@
  * loser frees its frame), and never freed.
  *
  * vmalloc(): a range from the vas (one guard page after it), a buddy frame
- * mapped at each page. vfree(): clear the PTEs (xchg), invlpg here,
- * tlb_shootdown() (every other CPU flushed and acknowledged), only then
- * free the frames to the buddy and the range to the vas, in that order, so
+ * mapped at each page. vfree(): clear the PTEs (xchg) and invlpg here at
+ * once, then park the frames and the range on this CPU's lazy list (as
+ * Linux's lazy vunmap purge); when the list is full, one tlb_shootdown()
+ * (every other CPU flushed and acknowledged) covers every vfree on it, and
+ * only then do its frames go to the buddy and its ranges to the vas, so
  * neither a frame nor an address is reused while a stale translation can
- * exist. Page-table entries are plain memory the MMU reads; this kernel
+ * exist (L1: whatever a purge returns had its PTEs cleared before the
+ * purge's shootdown began). A vmalloc that finds no room or no frame
+ * purges its own list and tries once more; at most VLAZY_PAGES frames and
+ * VLAZY_RANGES ranges per CPU wait on a list. Page-table entries are plain memory the MMU reads; this kernel
  * file accesses them with the compiler's __atomic builtins (the core's
  * lf_atomic.h rule is for the core).
  */
@@ -367,32 +372,85 @@ uint64_t vmalloc_phys(uint64_t va)
 }
 
 #define VMALLOC_MAX 64 /* pages per vmalloc */
+#define VLAZY_RANGES 256  /* vfrees a CPU parks before a purge */
+#define VLAZY_PAGES 2048  /* frames (>= VMALLOC_MAX): 8 MiB per CPU */
 
-/* Unmap pages [0, n) of va, shoot the TLBs down, then free the frames. */
-static void vunmap(struct cpu *c, uint64_t va, uint64_t n)
+/*
+ * A CPU's lazily freed ranges and frames (frame numbers: 32 bits reach
+ * 16 TiB of RAM): (c) used by its CPU only. 12 KiB per CPU.
+ */
+struct vlazy {
+	uint64_t va[VLAZY_RANGES];
+	uint8_t pages[VLAZY_RANGES];
+	uint32_t pfn[VLAZY_PAGES];
+	unsigned nr, np;
+	uint64_t purges, parked; /* statistics */
+} LF_CACHE_ALIGNED;
+
+static struct vlazy vlazy[MAX_CPUS];
+
+_Static_assert(VMALLOC_MAX < 256, "a vmalloc's pages fit a byte");
+
+/* Clear the PTEs of pages [0, n) of va, invlpg here; frames into pfn[]. */
+static void vunmap_ptes(uint64_t va, uint64_t n, uint32_t *pfn)
 {
-	uint64_t pa[VMALLOC_MAX];
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t *pte = pt_slot(va + i * PAGE_SIZE, false);
 		LF_ASSERT(pte != NULL);
-		pa[i] = __atomic_exchange_n(pte, 0, __ATOMIC_ACQ_REL) &
-			PTE_ADDR;
+		uint64_t pa = __atomic_exchange_n(pte, 0, __ATOMIC_ACQ_REL) &
+			      PTE_ADDR;
+		LF_ASSERT(pa / PAGE_SIZE <= UINT32_MAX);
+		pfn[i] = (uint32_t)(pa / PAGE_SIZE);
 		invlpg(va + i * PAGE_SIZE);
-	}
-	tlb_shootdown();
-	for (uint64_t i = 0; i < n; i++) {
-		int rc = buddy_free(c->bc, pa[i], 0);
-		LF_ASSERT(rc == BUDDY_OK);
 	}
 }
 
-void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err)
+/*
+ * One shootdown for everything parked on c's list, then the frames back
+ * to the buddy and the ranges back to the vas (L1).
+ */
+void vfree_purge(struct cpu *c)
+{
+	struct vlazy *z = &vlazy[c->idx];
+	if (z->nr == 0)
+		return;
+	tlb_shootdown();
+	for (unsigned i = 0; i < z->np; i++) {
+		int rc = buddy_free(c->bc, (uint64_t)z->pfn[i] * PAGE_SIZE, 0);
+		LF_ASSERT(rc == BUDDY_OK);
+	}
+	for (unsigned i = 0; i < z->nr; i++) {
+		int rc = vas_free(&c->vctx, z->va[i],
+				  (z->pages[i] + 1) * PAGE_SIZE);
+		LF_ASSERT(rc == VAS_OK);
+	}
+	z->nr = z->np = 0;
+	z->purges++;
+}
+
+void vfree_stats(unsigned cpu, uint64_t *purges, uint64_t *parked)
+{
+	*purges = vlazy[cpu].purges;
+	*parked = vlazy[cpu].parked;
+}
+
+/* Unmap [va, va + n pages) now; park it (purging first if full). */
+static void vunmap_lazy(struct cpu *c, uint64_t va, uint64_t n)
+{
+	struct vlazy *z = &vlazy[c->idx];
+	if (z->nr == VLAZY_RANGES || z->np + n > VLAZY_PAGES)
+		vfree_purge(c);
+	vunmap_ptes(va, n, &z->pfn[z->np]);
+	z->np += (unsigned)n;
+	z->va[z->nr] = va;
+	z->pages[z->nr++] = (uint8_t)n;
+	z->parked++;
+}
+
+static void *vmalloc_try(struct cpu *c, uint64_t npages, uintptr_t tag,
+			 int *err)
 {
 	uint64_t va;
-	if (npages == 0 || npages > VMALLOC_MAX) {
-		*err = VAS_EINVAL;
-		return NULL;
-	}
 	int rc = vas_alloc(&c->vctx, (npages + 1) * PAGE_SIZE, 0,
 			   VAS_FIRST_FIT, tag, &va);
 	if (rc != VAS_OK) {
@@ -402,8 +460,8 @@ void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err)
 	for (uint64_t i = 0; i < npages; i++) {
 		uint64_t pa, *pte = pt_slot(va + i * PAGE_SIZE, true);
 		if (!pte || buddy_alloc(c->bc, 0, &pa) != BUDDY_OK) {
-			vunmap(c, va, i);
-			vas_free(&c->vctx, va, (npages + 1) * PAGE_SIZE);
+			/* Never mapped anywhere but here: parked like a vfree. */
+			vunmap_lazy(c, va, i);
 			*err = VAS_ENOMEM;
 			return NULL;
 		}
@@ -414,11 +472,38 @@ void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err)
 	return (void *)(uintptr_t)va;
 }
 
+void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err)
+{
+	if (npages == 0 || npages > VMALLOC_MAX) {
+		*err = VAS_EINVAL;
+		return NULL;
+	}
+	void *p = vmalloc_try(c, npages, tag, err);
+	if (p == NULL && (*err == VAS_ENOSPC || *err == VAS_ENOMEM) &&
+	    vlazy[c->idx].nr > 0) {
+		vfree_purge(c); /* what this CPU parked, back first */
+		p = vmalloc_try(c, npages, tag, err);
+	}
+	return p;
+}
+
+/*
+ * The range must be one vmalloc of npages, still mapped (a range parked
+ * by an earlier vfree is still allocated in the vas, but unmapped):
+ * otherwise VAS_ENOTALLOC and nothing changes.
+ */
 int vfree(struct cpu *c, void *va, uint64_t npages)
 {
 	uint64_t a = (uint64_t)(uintptr_t)va;
+	struct vas_range r;
 	if (npages == 0 || npages > VMALLOC_MAX)
 		return VAS_EINVAL;
-	vunmap(c, a, npages);
-	return vas_free(&c->vctx, a, (npages + 1) * PAGE_SIZE);
+	int rc = vas_lookup(&c->vctx, a, &r);
+	if (rc != VAS_OK || r.start != a ||
+	    r.size != (npages + 1) * PAGE_SIZE || vmalloc_phys(a) == 0)
+		return rc == VAS_OK || rc == VAS_ENOENT ? VAS_ENOTALLOC : rc;
+	if (a & (PAGE_SIZE - 1))
+		return VAS_EALIGN;
+	vunmap_lazy(c, a, npages);
+	return VAS_OK;
 }

@@ -20,15 +20,16 @@
  *
  * vmalloc(): a range from the vas (one guard page after it), a buddy frame
  * mapped at each page. vfree(): clear the PTEs (xchg) and invlpg here at
- * once, then park the frames and the range on this CPU's lazy list (as
- * Linux's lazy vunmap purge); when the list is full, one tlb_shootdown()
- * (every other CPU flushed and acknowledged) covers every vfree on it, and
- * only then do its frames go to the buddy and its ranges to the vas, so
- * neither a frame nor an address is reused while a stale translation can
- * exist (L1: whatever a purge returns had its PTEs cleared before the
- * purge's shootdown began). A vmalloc that finds no room or no frame
- * purges its own list and tries once more; at most VLAZY_PAGES frames and
- * VLAZY_RANGES ranges per CPU wait on a list. Page-table entries are plain memory the MMU reads; this kernel
+ * once, then park the frames and the range in this CPU's open batch (as
+ * Linux's lazy vunmap purge). A full batch sends one shootdown (IPIs to
+ * every other CPU) for all its vfrees and is not waited for; it is
+ * returned (frames to the buddy, ranges to the vas) only once every other
+ * CPU acknowledged a flush made after that request, so neither a frame
+ * nor an address is reused while a stale translation can exist (L1,
+ * asserted in vbatch_release()). Two batches per CPU: one fills while the
+ * other flushes. A vmalloc that finds no room or no frame purges this
+ * CPU's batches and tries once more; at most 2 x VLAZY_PAGES frames and
+ * 2 x VLAZY_RANGES ranges per CPU wait. Page-table entries are plain memory the MMU reads; this kernel
  * file accesses them with the compiler's __atomic builtins (the core's
  * lf_atomic.h rule is for the core).
  */
@@ -372,18 +373,31 @@ uint64_t vmalloc_phys(uint64_t va)
 }
 
 #define VMALLOC_MAX 64 /* pages per vmalloc */
-#define VLAZY_RANGES 256  /* vfrees a CPU parks before a purge */
-#define VLAZY_PAGES 2048  /* frames (>= VMALLOC_MAX): 8 MiB per CPU */
+#define VLAZY_RANGES 128 /* vfrees per batch */
+#define VLAZY_PAGES 1024 /* frames per batch (>= VMALLOC_MAX) */
 
 /*
- * A CPU's lazily freed ranges and frames (frame numbers: 32 bits reach
- * 16 TiB of RAM): (c) used by its CPU only. 12 KiB per CPU.
+ * A batch of lazily freed ranges and their frames (frame numbers: 32 bits
+ * reach 16 TiB of RAM). gen: the shootdown that covers it, once sent.
  */
-struct vlazy {
+struct vbatch {
 	uint64_t va[VLAZY_RANGES];
 	uint8_t pages[VLAZY_RANGES];
 	uint32_t pfn[VLAZY_PAGES];
 	unsigned nr, np;
+	uint64_t gen;  /* tlb_shootdown_begin()'s, if flushing */
+	bool flushing; /* the IPIs are out, the acks not all in */
+};
+
+/*
+ * A CPU's two batches, (c) used by that CPU only (12 KiB): one filling,
+ * the other flushing. When the open one is full its shootdown is sent and
+ * not waited for; the other is returned first, once its own shootdown was
+ * acknowledged (long ago, usually: no wait at all).
+ */
+struct vlazy {
+	struct vbatch b[2];
+	unsigned open;
 	uint64_t purges, parked; /* statistics */
 } LF_CACHE_ALIGNED;
 
@@ -406,26 +420,52 @@ static void vunmap_ptes(uint64_t va, uint64_t n, uint32_t *pfn)
 }
 
 /*
- * One shootdown for everything parked on c's list, then the frames back
- * to the buddy and the ranges back to the vas (L1).
+ * Batch b, whose shootdown every other CPU acknowledged (L1): its frames
+ * to the buddy, its ranges to the vas.
  */
+static void vbatch_release(struct cpu *c, struct vbatch *b)
+{
+	LF_ASSERT(tlb_shootdown_done(b->gen));
+	for (unsigned i = 0; i < b->np; i++) {
+		int rc = buddy_free(c->bc, (uint64_t)b->pfn[i] * PAGE_SIZE, 0);
+		LF_ASSERT(rc == BUDDY_OK);
+	}
+	for (unsigned i = 0; i < b->nr; i++) {
+		int rc = vas_free(&c->vctx, b->va[i],
+				  ((uint64_t)b->pages[i] + 1) * PAGE_SIZE);
+		LF_ASSERT(rc == VAS_OK);
+	}
+	b->nr = b->np = 0;
+	b->flushing = false;
+}
+
+/* The flushing batch, if any: wait for its acks, return it. */
+static void vlazy_drain(struct cpu *c, struct vlazy *z)
+{
+	struct vbatch *f = &z->b[z->open ^ 1];
+	if (!f->flushing)
+		return;
+	tlb_shootdown_wait(f->gen);
+	vbatch_release(c, f);
+}
+
+/* The open batch starts flushing; the other one (drained) opens. */
+static void vlazy_rotate(struct cpu *c, struct vlazy *z)
+{
+	vlazy_drain(c, z);
+	struct vbatch *b = &z->b[z->open];
+	b->gen = tlb_shootdown_begin();
+	b->flushing = true;
+	z->open ^= 1;
+	z->purges++;
+}
+
 void vfree_purge(struct cpu *c)
 {
 	struct vlazy *z = &vlazy[c->idx];
-	if (z->nr == 0)
-		return;
-	tlb_shootdown();
-	for (unsigned i = 0; i < z->np; i++) {
-		int rc = buddy_free(c->bc, (uint64_t)z->pfn[i] * PAGE_SIZE, 0);
-		LF_ASSERT(rc == BUDDY_OK);
-	}
-	for (unsigned i = 0; i < z->nr; i++) {
-		int rc = vas_free(&c->vctx, z->va[i],
-				  (z->pages[i] + 1) * PAGE_SIZE);
-		LF_ASSERT(rc == VAS_OK);
-	}
-	z->nr = z->np = 0;
-	z->purges++;
+	if (z->b[z->open].nr > 0)
+		vlazy_rotate(c, z);
+	vlazy_drain(c, z);
 }
 
 void vfree_stats(unsigned cpu, uint64_t *purges, uint64_t *parked)
@@ -434,16 +474,22 @@ void vfree_stats(unsigned cpu, uint64_t *purges, uint64_t *parked)
 	*parked = vlazy[cpu].parked;
 }
 
-/* Unmap [va, va + n pages) now; park it (purging first if full). */
+/* Unmap [va, va + n pages) now; park it (rotating first if full). */
 static void vunmap_lazy(struct cpu *c, uint64_t va, uint64_t n)
 {
 	struct vlazy *z = &vlazy[c->idx];
-	if (z->nr == VLAZY_RANGES || z->np + n > VLAZY_PAGES)
-		vfree_purge(c);
-	vunmap_ptes(va, n, &z->pfn[z->np]);
-	z->np += (unsigned)n;
-	z->va[z->nr] = va;
-	z->pages[z->nr++] = (uint8_t)n;
+	struct vbatch *f = &z->b[z->open ^ 1];
+	if (f->flushing && tlb_shootdown_done(f->gen))
+		vbatch_release(c, f); /* early: acked already */
+	struct vbatch *b = &z->b[z->open];
+	if (b->nr == VLAZY_RANGES || b->np + n > VLAZY_PAGES) {
+		vlazy_rotate(c, z);
+		b = &z->b[z->open];
+	}
+	vunmap_ptes(va, n, &b->pfn[b->np]);
+	b->np += (unsigned)n;
+	b->va[b->nr] = va;
+	b->pages[b->nr++] = (uint8_t)n;
 	z->parked++;
 }
 
@@ -479,8 +525,7 @@ void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err)
 		return NULL;
 	}
 	void *p = vmalloc_try(c, npages, tag, err);
-	if (p == NULL && (*err == VAS_ENOSPC || *err == VAS_ENOMEM) &&
-	    vlazy[c->idx].nr > 0) {
+	if (p == NULL && (*err == VAS_ENOSPC || *err == VAS_ENOMEM)) {
 		vfree_purge(c); /* what this CPU parked, back first */
 		p = vmalloc_try(c, npages, tag, err);
 	}

@@ -25,6 +25,7 @@ struct vas_node {
 	struct vas *vas;              /* (w) owner, for the retire callback */
 	struct vas_node *held_next;   /* (w) list of the write's locked nodes */
 	uint32_t held;                /* (w) VN_HELD, VN_DROPPED */
+	uint64_t dropped_word;        /* (w) lock word when it left the tree */
 	lf_atomic_u64 key[VAS_MAX_KEYS]; /* (v) sorted */
 	union {
 		struct {

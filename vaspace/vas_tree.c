@@ -72,6 +72,7 @@ int vn_reserve(struct vas *v, uint32_t want)
 			lf_init_u64(&x->lock.word, LF_VLOCK_OBSOLETE);
 			x->vas = v;
 			x->held = 0;
+			x->dropped_word = 0;
 		}
 		vn_push(&v->reserve, &v->nreserve, x);
 	}
@@ -85,6 +86,9 @@ static struct vas_node *vn_take(struct vas_tree *t, uint32_t level)
 	struct vas_node *x = vn_pop(&v->reserve, &v->nreserve);
 	LF_ASSERT(x != NULL); /* vn_reserve() counted wrong */
 	LF_ASSERT(lf_vlock_revive_locked(&x->lock) == LF_VLOCK_OK);
+	/* V1 across reuse: above every word it had in the tree before. */
+	LF_DEBUG_ASSERT(lf_load_u64(&x->lock.word, LF_RELAXED) >
+			x->dropped_word);
 	lf_olc_store_u32(&x->count, 0);
 	lf_olc_store_u32(&x->level, level);
 	t->nodes++;
@@ -96,6 +100,7 @@ static void vn_drop(struct vas_tree *t, struct vas_node *x)
 {
 	struct vas *v = t->vas;
 	LF_ASSERT(lf_vlock_write_unlock_obsolete(&x->lock) == LF_VLOCK_OK);
+	x->dropped_word = lf_load_u64(&x->lock.word, LF_RELAXED);
 	vn_push(&v->freelist, &v->nfree, x);
 	t->nodes--;
 }
@@ -737,6 +742,7 @@ void vt_commit(struct vas *v)
 		if (dropped) {
 			LF_ASSERT(lf_vlock_write_unlock_obsolete(&n->lock) ==
 				  LF_VLOCK_OK);
+			n->dropped_word = lf_load_u64(&n->lock.word, LF_RELAXED);
 			vn_push(&v->freelist, &v->nfree, n);
 		} else {
 			LF_ASSERT(lf_vlock_write_unlock(&n->lock) ==

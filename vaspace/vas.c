@@ -246,20 +246,33 @@ static struct vas *vas_of(struct vas_ctx *c)
 /* ---- writers ---- */
 
 /*
- * Inserts one write makes at most, per tree: a replace inserts the new
- * range and the two pieces left of the ranges it cuts; each insert may
- * split every level and grow the root (vt_insert_nodes() + 1 covers the
- * level a previous insert of the same write added).
+ * The nodes k inserts into tree t may need: each may split every level
+ * below the root (vt_insert_nodes() counts that and a new root); a root
+ * that just grew has one key, so among the three inserts of one call at
+ * most one grows the tree, by one level (+ 1).
  */
-#define VAS_W_INSERTS 4
+static uint32_t vas_need(const struct vas_tree *t, uint32_t k)
+{
+	return k ? k * vt_insert_nodes(t) + 1 : 0;
+}
 
-/* Take the writer lock and set aside the nodes a call may need. */
-static int vas_wbegin(struct vas *v, struct vas_ctx *c)
+/* Inserts per call, address tree and size tree (deletes need no node). */
+#define VAS_W_CARVE 2, 2   /* alloc, alloc_at, map: vas_carve() */
+#define VAS_W_FREE 2, 2    /* free: head and tail; the free range */
+#define VAS_W_REPLACE 3, 2 /* up to three pieces, two of them free */
+#define VAS_W_UNMAP 3, 1   /* head, freed span, tail; one free range */
+#define VAS_W_PROTECT 2, 0 /* the splits at both ends */
+
+/*
+ * Take the writer lock and set aside the nodes a call may need for ka
+ * inserts into the address tree and ks into the size tree.
+ */
+static int vas_wbegin(struct vas *v, struct vas_ctx *c, uint32_t ka,
+		      uint32_t ks)
 {
 	vas_wlock(v);
 	v->wctx = c;
-	uint32_t need = VAS_W_INSERTS * (vt_insert_nodes(&v->addr) + 1) +
-			VAS_W_INSERTS * (vt_insert_nodes(&v->size) + 1);
+	uint32_t need = vas_need(&v->addr, ka) + vas_need(&v->size, ks);
 	int rc = vn_reserve(v, need);
 	if (rc != VAS_OK)
 		vas_wunlock(v);
@@ -423,7 +436,7 @@ int vas_alloc(struct vas_ctx *c, uint64_t size, uint64_t align,
 		w.align = (uint64_t)1 << v->qshift;
 	if (w.n > v->nq)
 		return vas_fail(c, VAS_ENOSPC);
-	int rc = vas_wbegin(v, c);
+	int rc = vas_wbegin(v, c, VAS_W_CARVE);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
 	struct vas_fit f;
@@ -462,11 +475,11 @@ static int vas_range_check(const struct vas *v, uint64_t addr, uint64_t size,
  */
 static int vas_wrange(struct vas *v, struct vas_ctx *c, uint64_t addr,
 		      uint64_t size, uint64_t *at, uint64_t *n,
-		      struct vt_ent *e)
+		      struct vt_ent *e, uint32_t ka, uint32_t ks)
 {
 	int rc = vas_range_check(v, addr, size, at, n);
 	if (rc == VAS_OK)
-		rc = vas_wbegin(v, c);
+		rc = vas_wbegin(v, c, ka, ks);
 	if (rc == VAS_OK)
 		LF_ASSERT(vt_get_le(&v->addr, *at, e)); /* key 0 always exists */
 	return rc;
@@ -480,7 +493,8 @@ int vas_alloc_at(struct vas_ctx *c, uint64_t addr, uint64_t size,
 		return VAS_ENOTREG;
 	uint64_t at, n;
 	struct vt_ent e;
-	int rc = vas_wrange(v, c, addr, size, &at, &n, &e);
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
+			    VAS_W_CARVE);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
 	struct vas_fit f = { e.key, vas_val_len(e.val), at };
@@ -548,7 +562,7 @@ int vas_map(struct vas_ctx *c, const struct vas_place *p, uint64_t *addr)
 		return vas_fail(c, rc);
 	if (w.n > w.hi - w.lo)
 		return vas_fail(c, VAS_ENOSPC);
-	if ((rc = vas_wbegin(v, c)) != VAS_OK)
+	if ((rc = vas_wbegin(v, c, VAS_W_CARVE)) != VAS_OK)
 		return vas_fail(c, rc);
 	struct vas_fit f;
 	bool ok = vas_hint_fit(v, p, &w, &f) ||
@@ -592,7 +606,8 @@ int vas_free(struct vas_ctx *c, uint64_t addr, uint64_t size)
 		return VAS_ENOTREG;
 	uint64_t at, n;
 	struct vt_ent e;
-	int rc = vas_wrange(v, c, addr, size, &at, &n, &e);
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
+			    VAS_W_FREE);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
 	uint64_t s = e.key, len = vas_val_len(e.val);
@@ -746,7 +761,8 @@ int vas_replace(struct vas_ctx *c, uint64_t addr, uint64_t size,
 		return vas_fail(c, VAS_EATTR);
 	uint64_t at, n;
 	struct vt_ent e;
-	int rc = vas_wrange(v, c, addr, size, &at, &n, &e);
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
+			    VAS_W_REPLACE);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
 	vas_report(v, at, at + n, fn, arg);
@@ -764,7 +780,8 @@ int vas_unmap(struct vas_ctx *c, uint64_t addr, uint64_t size,
 		return VAS_ENOTREG;
 	uint64_t at, n;
 	struct vt_ent e;
-	int rc = vas_wrange(v, c, addr, size, &at, &n, &e);
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
+			    VAS_W_UNMAP);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
 	uint64_t got = vas_report(v, at, at + n, fn, arg);
@@ -858,7 +875,8 @@ int vas_protect(struct vas_ctx *c, uint64_t addr, uint64_t size,
 		return vas_fail(c, VAS_EATTR);
 	uint64_t at, n;
 	struct vt_ent e;
-	int rc = vas_wrange(v, c, addr, size, &at, &n, &e);
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
+			    VAS_W_PROTECT);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
 	if (!vas_all_allocated(v, at, at + n)) {

@@ -224,6 +224,9 @@ void trap_init(void);
 #define VEC_TLB 0xf0
 #define VEC_SPURIOUS 0xff
 void tlb_shootdown(void); /* every other CPU flushes, then acks */
+uint64_t tlb_shootdown_begin(void);  /* the IPI only: a generation */
+bool tlb_shootdown_done(uint64_t g); /* every other CPU acked g */
+void tlb_shootdown_wait(uint64_t g); /* until then (ipi_ms: fatal) */
 void tlb_ack_init(void);
 void idt_drop(unsigned vec); /* mark a gate not present (fault=df) */
 
@@ -296,7 +299,11 @@ void mem_kmem_init(void); /* before mem_vas_init: vas nodes come from it */
 int kframe_alloc(uint64_t *pa); /* a zeroed frame the kernel keeps */
 void kframe_free(uint64_t pa);
 void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err);
-int vfree(struct cpu *c, void *va, uint64_t npages);
+int vfree(struct cpu *c, void *va, uint64_t npages); /* lazy: see mem.c */
+void vfree_purge(struct cpu *c); /* parked vfrees flushed and returned */
+void vfree_stats(unsigned cpu, uint64_t *purges, uint64_t *parked); /* lazy: see mem.c */
+void vfree_purge(struct cpu *c); /* one shootdown, parked frees returned */
+void vfree_stats(unsigned cpu, uint64_t *purges, uint64_t *parked);
 uint64_t vmalloc_phys(uint64_t va); /* 0 when unmapped */
 
 /* ---- smp.c ---- */

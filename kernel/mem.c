@@ -19,11 +19,17 @@
  * loser frees its frame), and never freed.
  *
  * vmalloc(): a range from the vas (one guard page after it), a buddy frame
- * mapped at each page. vfree(): clear the PTEs (xchg), invlpg here,
- * tlb_shootdown() (every other CPU flushed and acknowledged), only then
- * free the frames to the buddy and the range to the vas, in that order, so
- * neither a frame nor an address is reused while a stale translation can
- * exist. Page-table entries are plain memory the MMU reads; this kernel
+ * mapped at each page. vfree(): clear the PTEs (xchg) and invlpg here at
+ * once, then park the frames and the range in this CPU's open batch (as
+ * Linux's lazy vunmap purge). A full batch sends one shootdown (IPIs to
+ * every other CPU) for all its vfrees and is not waited for; it is
+ * returned (frames to the buddy, ranges to the vas) only once every other
+ * CPU acknowledged a flush made after that request, so neither a frame
+ * nor an address is reused while a stale translation can exist (L1,
+ * asserted in vbatch_release()). Two batches per CPU: one fills while the
+ * other flushes. A vmalloc that finds no room or no frame purges this
+ * CPU's batches and tries once more; at most 2 x VLAZY_PAGES frames and
+ * 2 x VLAZY_RANGES ranges per CPU wait. Page-table entries are plain memory the MMU reads; this kernel
  * file accesses them with the compiler's __atomic builtins (the core's
  * lf_atomic.h rule is for the core).
  */
@@ -445,32 +451,130 @@ uint64_t vmalloc_phys(uint64_t va)
 }
 
 #define VMALLOC_MAX 64 /* pages per vmalloc */
+#define VLAZY_RANGES 128 /* vfrees per batch */
+#define VLAZY_PAGES 1024 /* frames per batch (>= VMALLOC_MAX) */
 
-/* Unmap pages [0, n) of va, shoot the TLBs down, then free the frames. */
-static void vunmap(struct cpu *c, uint64_t va, uint64_t n)
+/*
+ * A batch of lazily freed ranges and their frames (frame numbers: 32 bits
+ * reach 16 TiB of RAM). gen: the shootdown that covers it, once sent.
+ */
+struct vbatch {
+	uint64_t va[VLAZY_RANGES];
+	uint8_t pages[VLAZY_RANGES];
+	uint32_t pfn[VLAZY_PAGES];
+	unsigned nr, np;
+	uint64_t gen;  /* tlb_shootdown_begin()'s, if flushing */
+	bool flushing; /* the IPIs are out, the acks not all in */
+};
+
+/*
+ * A CPU's two batches, (c) used by that CPU only (12 KiB): one filling,
+ * the other flushing. When the open one is full its shootdown is sent and
+ * not waited for; the other is returned first, once its own shootdown was
+ * acknowledged (long ago, usually: no wait at all).
+ */
+struct vlazy {
+	struct vbatch b[2];
+	unsigned open;
+	uint64_t purges, parked; /* statistics */
+} LF_CACHE_ALIGNED;
+
+static struct vlazy vlazy[MAX_CPUS];
+
+_Static_assert(VMALLOC_MAX < 256, "a vmalloc's pages fit a byte");
+
+/* Clear the PTEs of pages [0, n) of va, invlpg here; frames into pfn[]. */
+static void vunmap_ptes(uint64_t va, uint64_t n, uint32_t *pfn)
 {
-	uint64_t pa[VMALLOC_MAX];
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t *pte = pt_slot(va + i * PAGE_SIZE, false);
 		LF_ASSERT(pte != NULL);
-		pa[i] = __atomic_exchange_n(pte, 0, __ATOMIC_ACQ_REL) &
-			PTE_ADDR;
+		uint64_t pa = __atomic_exchange_n(pte, 0, __ATOMIC_ACQ_REL) &
+			      PTE_ADDR;
+		LF_ASSERT(pa / PAGE_SIZE <= UINT32_MAX);
+		pfn[i] = (uint32_t)(pa / PAGE_SIZE);
 		invlpg(va + i * PAGE_SIZE);
-	}
-	tlb_shootdown();
-	for (uint64_t i = 0; i < n; i++) {
-		int rc = buddy_free(c->bc, pa[i], 0);
-		LF_ASSERT(rc == BUDDY_OK);
 	}
 }
 
-void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err)
+/*
+ * Batch b, whose shootdown every other CPU acknowledged (L1): its frames
+ * to the buddy, its ranges to the vas.
+ */
+static void vbatch_release(struct cpu *c, struct vbatch *b)
+{
+	LF_ASSERT(tlb_shootdown_done(b->gen));
+	for (unsigned i = 0; i < b->np; i++) {
+		int rc = buddy_free(c->bc, (uint64_t)b->pfn[i] * PAGE_SIZE, 0);
+		LF_ASSERT(rc == BUDDY_OK);
+	}
+	for (unsigned i = 0; i < b->nr; i++) {
+		int rc = vas_free(&c->vctx, b->va[i],
+				  ((uint64_t)b->pages[i] + 1) * PAGE_SIZE);
+		LF_ASSERT(rc == VAS_OK);
+	}
+	b->nr = b->np = 0;
+	b->flushing = false;
+}
+
+/* The flushing batch, if any: wait for its acks, return it. */
+static void vlazy_drain(struct cpu *c, struct vlazy *z)
+{
+	struct vbatch *f = &z->b[z->open ^ 1];
+	if (!f->flushing)
+		return;
+	tlb_shootdown_wait(f->gen);
+	vbatch_release(c, f);
+}
+
+/* The open batch starts flushing; the other one (drained) opens. */
+static void vlazy_rotate(struct cpu *c, struct vlazy *z)
+{
+	vlazy_drain(c, z);
+	struct vbatch *b = &z->b[z->open];
+	b->gen = tlb_shootdown_begin();
+	b->flushing = true;
+	z->open ^= 1;
+	z->purges++;
+}
+
+void vfree_purge(struct cpu *c)
+{
+	struct vlazy *z = &vlazy[c->idx];
+	if (z->b[z->open].nr > 0)
+		vlazy_rotate(c, z);
+	vlazy_drain(c, z);
+}
+
+void vfree_stats(unsigned cpu, uint64_t *purges, uint64_t *parked)
+{
+	*purges = vlazy[cpu].purges;
+	*parked = vlazy[cpu].parked;
+}
+
+/* Unmap [va, va + n pages) now; park it (rotating first if full). */
+static void vunmap_lazy(struct cpu *c, uint64_t va, uint64_t n)
+{
+	struct vlazy *z = &vlazy[c->idx];
+	struct vbatch *f = &z->b[z->open ^ 1];
+	if (f->flushing && tlb_shootdown_done(f->gen))
+		vbatch_release(c, f); /* early: acked already */
+	struct vbatch *b = &z->b[z->open];
+	if (b->nr == VLAZY_RANGES || b->np + n > VLAZY_PAGES) {
+		vlazy_rotate(c, z);
+		b = &z->b[z->open];
+	}
+	vunmap_ptes(va, n, &b->pfn[b->np]);
+	b->np += (unsigned)n;
+	b->va[b->nr] = va;
+	b->pages[b->nr++] = (uint8_t)n;
+	z->parked++;
+}
+
+static void *vmalloc_try(struct cpu *c, uint64_t npages, uintptr_t tag,
+			 int *err)
 {
 	uint64_t va;
-	if (npages == 0 || npages > VMALLOC_MAX) {
-		*err = VAS_EINVAL;
-		return NULL;
-	}
 	int rc = vas_alloc(&c->vctx, (npages + 1) * PAGE_SIZE, 0,
 			   VAS_FIRST_FIT, tag, &va);
 	if (rc != VAS_OK) {
@@ -480,8 +584,8 @@ void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err)
 	for (uint64_t i = 0; i < npages; i++) {
 		uint64_t pa, *pte = pt_slot(va + i * PAGE_SIZE, true);
 		if (!pte || buddy_alloc(c->bc, 0, &pa) != BUDDY_OK) {
-			vunmap(c, va, i);
-			vas_free(&c->vctx, va, (npages + 1) * PAGE_SIZE);
+			/* Never mapped anywhere but here: parked like a vfree. */
+			vunmap_lazy(c, va, i);
 			*err = VAS_ENOMEM;
 			return NULL;
 		}
@@ -492,11 +596,37 @@ void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err)
 	return (void *)(uintptr_t)va;
 }
 
+void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err)
+{
+	if (npages == 0 || npages > VMALLOC_MAX) {
+		*err = VAS_EINVAL;
+		return NULL;
+	}
+	void *p = vmalloc_try(c, npages, tag, err);
+	if (p == NULL && (*err == VAS_ENOSPC || *err == VAS_ENOMEM)) {
+		vfree_purge(c); /* what this CPU parked, back first */
+		p = vmalloc_try(c, npages, tag, err);
+	}
+	return p;
+}
+
+/*
+ * The range must be one vmalloc of npages, still mapped (a range parked
+ * by an earlier vfree is still allocated in the vas, but unmapped):
+ * otherwise VAS_ENOTALLOC and nothing changes.
+ */
 int vfree(struct cpu *c, void *va, uint64_t npages)
 {
 	uint64_t a = (uint64_t)(uintptr_t)va;
+	struct vas_range r;
 	if (npages == 0 || npages > VMALLOC_MAX)
 		return VAS_EINVAL;
-	vunmap(c, a, npages);
-	return vas_free(&c->vctx, a, (npages + 1) * PAGE_SIZE);
+	int rc = vas_lookup(&c->vctx, a, &r);
+	if (rc != VAS_OK || r.start != a ||
+	    r.size != (npages + 1) * PAGE_SIZE || vmalloc_phys(a) == 0)
+		return rc == VAS_OK || rc == VAS_ENOENT ? VAS_ENOTALLOC : rc;
+	if (a & (PAGE_SIZE - 1))
+		return VAS_EALIGN;
+	vunmap_lazy(c, a, npages);
+	return VAS_OK;
 }

@@ -14,7 +14,8 @@
  * vas    Each CPU vmallocs 1-8 pages (mem.c), writes a pattern through the
  *        new mapping and checks it through the direct map of the frame the
  *        PTE names, looks the range up (it must be exactly its own, tag
- *        included), vfrees (unmap, TLB shootdown, frames back, range back),
+ *        included), vfrees (unmap at once; frames and range parked until
+ *        this CPU's next purge, one TLB shootdown for many vfrees),
  *        and looks up random addresses of the region while the others
  *        write: any range found must hold the address and carry a tag some
  *        CPU gave.
@@ -340,6 +341,7 @@ static void torture_vas(struct cpu *c)
 	}
 	while (t->nvheld)
 		vas_del(c, t, t->nvheld - 1);
+	vfree_purge(c); /* what is parked back, before the checks */
 	/*
 	 * Once no CPU is in a lookup, a few polls of each CPU's own vas
 	 * participant let the epoch advance past the nodes its writes retired

@@ -239,14 +239,44 @@ static void tlb_handle(struct cpu *c)
 		lf_store_u64(&tlb[c->idx].acked[i], seen[i], LF_RELEASE);
 }
 
-void tlb_shootdown(void)
+/*
+ * Ask every other CPU to flush (the IPI), without waiting: the request's
+ * generation, for tlb_shootdown_wait(). 0 with one CPU.
+ */
+uint64_t tlb_shootdown_begin(void)
 {
 	struct cpu *c = this_cpu();
 	if (ncpus < 2)
-		return;
+		return 0;
 	/* Release: the PTE clears before it; pairs with tlb_handle(). */
 	uint64_t g = lf_fetch_add_u64(&tlb[c->idx].gen, 1, LF_RELEASE) + 1;
 	lapic_ipi_others(VEC_TLB);
+	return g;
+}
+
+/* Every other CPU flushed after this CPU's request g was made? */
+bool tlb_shootdown_done(uint64_t g)
+{
+	struct cpu *c = this_cpu();
+	for (unsigned j = 0; j < ncpus && g > 0; j++)
+		/* Acquire: pairs with the release in tlb_handle(). */
+		if (j != c->idx &&
+		    lf_load_u64(&tlb[j].acked[c->idx], LF_ACQUIRE) < g)
+			return false;
+	return true;
+}
+
+void tlb_shootdown(void)
+{
+	tlb_shootdown_wait(tlb_shootdown_begin());
+}
+
+/* Wait until every other CPU flushed for this CPU's request g. */
+void tlb_shootdown_wait(uint64_t g)
+{
+	struct cpu *c = this_cpu();
+	if (g == 0)
+		return;
 	uint64_t t0 = rdtsc(), limit = kconf.ipi_ms * tsc_per_ms;
 	for (unsigned j = 0; j < ncpus; j++) {
 		if (j == c->idx)

@@ -13,16 +13,33 @@
  *
  * Writers take the writer lock, reserve every node the call may need (so a
  * failing node source fails the call before anything changed: the vas is
- * exactly as before), then change the trees in an order that keeps every
- * allocated range visible to lookups at every moment: the pieces that stay
- * allocated are inserted before the entry they came from shrinks, and an
- * allocation appears with the one insert or update that creates its entry
- * (its linearization point); free ranges may overlap for a moment, which a
- * lookup of allocated ranges never sees.
+ * exactly as before), then change the trees; every node changed stays
+ * locked until the commit in vas_wend() (two-phase locking, W1), so a call
+ * is one step for readers whatever it changed: a replace (MAP_FIXED) over
+ * several ranges, an unmap over ranges and holes, a protect that splits and
+ * merges. The commit count lets readers that need two entries (vas_find
+ * over a hole) check that both came from one state.
  */
 #include "vas_i.h"
 
-#define VAS_SIZE_KEY(len, start) ((len) << 32 | (start))
+/*
+ * Size-tree keys: enc(length) << sshift | start, sshift the bits of a
+ * start. Lengths below sexact = 2^(63 - sshift) are exact; longer ones are
+ * one class per power of two past it (a region of up to 2^32 quanta has
+ * only exact lengths); best fit scans the class it lands in.
+ */
+static uint64_t vas_size_enc(const struct vas *v, uint64_t len)
+{
+	if (len < v->sexact)
+		return len;
+	unsigned lg = 63u - (unsigned)__builtin_clzll(len);
+	return v->sexact + lg - (63u - (unsigned)__builtin_clzll(v->sexact));
+}
+
+static uint64_t vas_size_key(const struct vas *v, uint64_t len, uint64_t s)
+{
+	return vas_size_enc(v, len) << v->sshift | s;
+}
 
 /* The writer lock (lf_spin.h: acquire pairs with the last writer's release). */
 static void vas_wlock(struct vas *v)
@@ -42,7 +59,10 @@ static void vas_count(lf_atomic_u64 *a, int64_t d)
 	lf_store_u64(a, lf_load_u64(a, LF_RELAXED) + (uint64_t)d, LF_RELAXED);
 }
 
-/* The same for a context's counters (its owner writes them). */
+/*
+ * The same for a context's counters (its owner writes them): one word per
+ * code; vas_stats() sorts them into refusals and rejected bad input.
+ */
 static int vas_fail(struct vas_ctx *c, int err)
 {
 	vas_count(&c->rejected[-err], 1);
@@ -58,7 +78,7 @@ static unsigned vas_log2(uint64_t x)
 
 static void vas_free_add(struct vas *v, uint64_t s, uint64_t len)
 {
-	struct vt_ent e = { VAS_SIZE_KEY(len, s), 0, 0 };
+	struct vt_ent e = { vas_size_key(v, len, s), len, 0 };
 	vt_insert(&v->size, &e);
 	vas_count(&v->free_ranges, 1);
 	vas_count(&v->free_q, (int64_t)len);
@@ -66,9 +86,20 @@ static void vas_free_add(struct vas *v, uint64_t s, uint64_t len)
 
 static void vas_free_del(struct vas *v, uint64_t s, uint64_t len)
 {
-	vt_delete(&v->size, VAS_SIZE_KEY(len, s));
+	vt_delete(&v->size, vas_size_key(v, len, s));
 	vas_count(&v->free_ranges, -1);
 	vas_count(&v->free_q, -(int64_t)len);
+}
+
+static void vas_put_attr(struct vas *v, uint64_t key, uint64_t len,
+			 bool free, uint32_t attr, uintptr_t tag, bool insert)
+{
+	struct vt_ent e = { key, vas_val_attr(len, free ? 0 : attr, free),
+			    free ? 0 : tag };
+	if (insert)
+		vt_insert(&v->addr, &e);
+	else
+		vt_update(&v->addr, &e);
 }
 
 static void vas_put(struct vas *v, uint64_t key, uint64_t len, bool free,
@@ -92,7 +123,8 @@ static int vas_create_check(uint64_t base, uint64_t size, uint64_t quantum,
 		return VAS_EINVAL;
 	if ((base | size) & (quantum - 1))
 		return VAS_EALIGN;
-	if (base + size < base || size / quantum >= ((uint64_t)1 << 32))
+	if (base + size < base ||
+	    size / quantum >= ((uint64_t)1 << VAS_MAX_QBITS))
 		return VAS_ERANGE;
 	if (keys != 0 && (keys < VAS_MIN_KEYS || keys > VAS_MAX_KEYS))
 		return VAS_EINVAL;
@@ -126,8 +158,12 @@ int vas_create(struct vas *v, uint64_t base, uint64_t size, uint64_t quantum,
 	*v = (struct vas){ .base = base, .src = *src, .high_water = high_water };
 	v->qshift = vas_log2(quantum);
 	v->nq = size >> v->qshift;
-	v->sshift = 32;
+	v->sshift = 1;
+	while (((uint64_t)1 << v->sshift) < v->nq)
+		v->sshift++;
+	v->sexact = (uint64_t)1 << (63 - v->sshift);
 	lf_spin_init(&v->wlock);
+	lf_init_u64(&v->commits, 0);
 	lf_init_ptr(&v->ctxs, NULL);
 	lf_epoch_domain_init(&v->epoch, 64);
 	uint32_t cap = node_keys ? node_keys : VAS_MAX_KEYS;
@@ -143,6 +179,7 @@ int vas_create(struct vas *v, uint64_t base, uint64_t size, uint64_t quantum,
 	}
 	vas_put(v, 0, v->nq, true, 0, true);
 	vas_free_add(v, 0, v->nq);
+	vt_commit(v);
 	return VAS_OK;
 }
 
@@ -204,21 +241,50 @@ static struct vas *vas_of(struct vas_ctx *c)
 
 /* ---- writers ---- */
 
-/* Take the writer lock and set aside the nodes a call may need. */
-static int vas_wbegin(struct vas *v, struct vas_ctx *c)
+/*
+ * The nodes k inserts into tree t may need: each may split every level
+ * below the root (vt_insert_nodes() counts that and a new root); a root
+ * that just grew has one key, so among the three inserts of one call at
+ * most one grows the tree, by one level (+ 1).
+ */
+static uint32_t vas_need(const struct vas_tree *t, uint32_t k)
+{
+	return k ? k * vt_insert_nodes(t) + 1 : 0;
+}
+
+/* Inserts per call, address tree and size tree (deletes need no node). */
+#define VAS_W_CARVE 2, 2   /* alloc, alloc_at, map: vas_carve() */
+#define VAS_W_FREE 2, 2    /* free: head and tail; the free range */
+#define VAS_W_REPLACE 3, 2 /* up to three pieces, two of them free */
+#define VAS_W_UNMAP 3, 1   /* head, freed span, tail; one free range */
+#define VAS_W_PROTECT 2, 0 /* the splits at both ends */
+
+/*
+ * Take the writer lock and set aside the nodes a call may need for ka
+ * inserts into the address tree and ks into the size tree.
+ */
+static int vas_wbegin(struct vas *v, struct vas_ctx *c, uint32_t ka,
+		      uint32_t ks)
 {
 	vas_wlock(v);
 	v->wctx = c;
-	uint32_t need = 2 * vt_insert_nodes(&v->addr) +
-			2 * vt_insert_nodes(&v->size);
+	uint32_t need = vas_need(&v->addr, ka) + vas_need(&v->size, ks);
 	int rc = vn_reserve(v, need);
 	if (rc != VAS_OK)
 		vas_wunlock(v);
 	return rc;
 }
 
+/*
+ * The end of a write: its commit. The count moves before any node is
+ * unlocked (release: pairs with the acquire loads of vas_find()), so a
+ * reader that saw a node of this write unlocked sees the count moved.
+ */
 static void vas_wend(struct vas *v, struct vas_ctx *c)
 {
+	if (v->held != NULL)
+		lf_fetch_add_u64(&v->commits, 1, LF_RELEASE);
+	vt_commit(v);
 	vn_retire_surplus(v, &c->rec);
 	v->wctx = NULL;
 	vas_wunlock(v);
@@ -237,48 +303,103 @@ struct vas_fit {
 	uint64_t at;     /* where the block goes */
 };
 
-static bool vas_fits(const struct vas *v, struct vas_fit *f, uint64_t n,
-		     uint64_t align)
+/*
+ * Where n quanta aligned to align go in free range f cut to the window
+ * [lo, hi): the lowest such place, or the highest if top. Addresses are
+ * aligned as absolute addresses (base + quanta); none may wrap.
+ */
+static bool vas_fits_in(const struct vas *v, struct vas_fit *f, uint64_t n,
+			uint64_t align, uint64_t lo, uint64_t hi, bool top)
 {
-	f->at = vas_align_q(v, f->s, align);
-	return f->at >= f->s && f->at + n <= f->s + f->len;
+	uint64_t a = f->s > lo ? f->s : lo;
+	uint64_t b = f->s + f->len < hi ? f->s + f->len : hi;
+	if (a >= b || b - a < n)
+		return false;
+	if (!top) {
+		f->at = vas_align_q(v, a, align);
+		return f->at >= a && f->at <= b - n;
+	}
+	uint64_t addr = v->base + ((b - n) << v->qshift);
+	addr &= ~(align - 1);
+	if (addr < v->base)
+		return false;
+	f->at = (addr - v->base) >> v->qshift;
+	return f->at >= a;
 }
 
-/* The free range at the lowest address where the block fits. */
-static bool vas_first_fit(struct vas *v, uint64_t n, uint64_t align,
+/* A placement request in quanta. */
+struct vas_want {
+	uint64_t n, align, lo, hi;
+	bool top;
+};
+
+/* The free range with the lowest (or highest) place for the block. */
+static bool vas_first_fit(struct vas *v, const struct vas_want *w,
 			  struct vas_fit *f)
 {
 	struct vt_ent e;
-	uint64_t from = 0;
-	while (vt_first_weight(&v->addr, from, n, &e)) {
+	if (w->top) {
+		uint64_t below = w->hi;
+		while (vt_last_weight(&v->addr, below, w->n, &e) &&
+		       e.key + vas_val_len(e.val) > w->lo) {
+			f->s = e.key;
+			f->len = vas_val_len(e.val);
+			if (vas_fits_in(v, f, w->n, w->align, w->lo, w->hi, true))
+				return true;
+			below = e.key; /* too short once cut: the one below */
+		}
+		return false;
+	}
+	if (!vt_get_le(&v->addr, w->lo, &e))
+		LF_ASSERT(!"key 0 always exists");
+	uint64_t from = e.key;
+	while (vt_first_weight(&v->addr, from, w->n, &e) && e.key < w->hi) {
 		f->s = e.key;
 		f->len = vas_val_len(e.val);
-		if (vas_fits(v, f, n, align))
+		if (vas_fits_in(v, f, w->n, w->align, w->lo, w->hi, false))
 			return true;
 		from = e.key + 1; /* too short once aligned: the next one */
 	}
 	return false;
 }
 
-/* The smallest free range where the block fits (lowest start on ties). */
-static bool vas_best_fit(struct vas *v, uint64_t n, uint64_t align,
+/*
+ * The shortest free range where the block fits (lowest start on ties).
+ * Exact size classes come in (length, start) order: the first that fits
+ * is the answer; in a class of lengths past sexact the whole class is
+ * scanned for its shortest.
+ */
+static bool vas_best_fit(struct vas *v, const struct vas_want *w,
 			 struct vas_fit *f)
 {
 	struct vt_ent e;
-	uint64_t key = VAS_SIZE_KEY(n, (uint64_t)0);
+	uint64_t key = vas_size_key(v, w->n, 0), smask;
+	uint64_t cls = UINT64_MAX;
+	bool found = false;
+	smask = ((uint64_t)1 << v->sshift) - 1;
 	while (vt_get_ge(&v->size, key, &e)) {
-		f->len = e.key >> 32;
-		f->s = e.key & 0xffffffffu;
-		if (vas_fits(v, f, n, align))
-			return true;
+		uint64_t ecls = e.key >> v->sshift;
+		if (found && ecls != cls)
+			break;
+		struct vas_fit g = { e.key & smask, e.val, 0 };
 		key = e.key + 1;
+		if (!vas_fits_in(v, &g, w->n, w->align, w->lo, w->hi, w->top))
+			continue;
+		if (ecls < v->sexact) {
+			*f = g;
+			return true;
+		}
+		if (!found || g.len < f->len)
+			*f = g;
+		found = true;
+		cls = ecls;
 	}
-	return false;
+	return found;
 }
 
-/* Allocate [at, at + n) out of free range f, tagged. */
+/* Allocate [at, at + n) out of free range f, with attr and tag. */
 static void vas_carve(struct vas *v, const struct vas_fit *f, uint64_t n,
-		      uintptr_t tag)
+		      uint32_t attr, uintptr_t tag)
 {
 	uint64_t rest = f->s + f->len - (f->at + n);
 	vas_free_del(v, f->s, f->len);
@@ -287,11 +408,11 @@ static void vas_carve(struct vas *v, const struct vas_fit *f, uint64_t n,
 		vas_free_add(v, f->at + n, rest);
 	}
 	if (f->at > f->s) {
-		vas_put(v, f->at, n, false, tag, true); /* appears here */
+		vas_put_attr(v, f->at, n, false, attr, tag, true);
 		vas_put(v, f->s, f->at - f->s, true, 0, false);
 		vas_free_add(v, f->s, f->at - f->s);
 	} else {
-		vas_put(v, f->s, n, false, tag, false); /* appears here */
+		vas_put_attr(v, f->s, n, false, attr, tag, false);
 	}
 	vas_count(&v->ranges, 1);
 }
@@ -307,19 +428,19 @@ int vas_alloc(struct vas_ctx *c, uint64_t size, uint64_t align,
 		return vas_fail(c, VAS_EINVAL);
 	if (size & (((uint64_t)1 << v->qshift) - 1))
 		return vas_fail(c, VAS_EALIGN);
-	uint64_t n = size >> v->qshift;
+	struct vas_want w = { size >> v->qshift, align, 0, v->nq, false };
 	if (align < ((uint64_t)1 << v->qshift))
-		align = (uint64_t)1 << v->qshift;
-	if (n > v->nq)
+		w.align = (uint64_t)1 << v->qshift;
+	if (w.n > v->nq)
 		return vas_fail(c, VAS_ENOSPC);
-	int rc = vas_wbegin(v, c);
+	int rc = vas_wbegin(v, c, VAS_W_CARVE);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
 	struct vas_fit f;
-	bool ok = policy == VAS_FIRST_FIT ? vas_first_fit(v, n, align, &f)
-					  : vas_best_fit(v, n, align, &f);
+	bool ok = policy == VAS_FIRST_FIT ? vas_first_fit(v, &w, &f)
+					  : vas_best_fit(v, &w, &f);
 	if (ok)
-		vas_carve(v, &f, n, tag);
+		vas_carve(v, &f, w.n, 0, tag);
 	vas_wend(v, c);
 	if (!ok)
 		return vas_fail(c, VAS_ENOSPC);
@@ -351,11 +472,11 @@ static int vas_range_check(const struct vas *v, uint64_t addr, uint64_t size,
  */
 static int vas_wrange(struct vas *v, struct vas_ctx *c, uint64_t addr,
 		      uint64_t size, uint64_t *at, uint64_t *n,
-		      struct vt_ent *e)
+		      struct vt_ent *e, uint32_t ka, uint32_t ks)
 {
 	int rc = vas_range_check(v, addr, size, at, n);
 	if (rc == VAS_OK)
-		rc = vas_wbegin(v, c);
+		rc = vas_wbegin(v, c, ka, ks);
 	if (rc == VAS_OK) {
 		bool found = vt_get_le(&v->addr, *at, e);
 		LF_ASSERT(found); /* key 0 always exists */
@@ -371,15 +492,89 @@ int vas_alloc_at(struct vas_ctx *c, uint64_t addr, uint64_t size,
 		return VAS_ENOTREG;
 	uint64_t at, n;
 	struct vt_ent e;
-	int rc = vas_wrange(v, c, addr, size, &at, &n, &e);
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
+			    VAS_W_CARVE);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
 	struct vas_fit f = { e.key, vas_val_len(e.val), at };
 	bool ok = vas_val_free(e.val) && at + n <= f.s + f.len;
 	if (ok)
-		vas_carve(v, &f, n, tag);
+		vas_carve(v, &f, n, 0, tag);
 	vas_wend(v, c);
 	return ok ? VAS_OK : vas_fail(c, VAS_EBUSY);
+}
+
+/* The hint of p, if [hint, hint + n) is aligned, in the window and free. */
+static bool vas_hint_fit(struct vas *v, const struct vas_place *p,
+			 const struct vas_want *w, struct vas_fit *f)
+{
+	struct vt_ent e;
+	uint64_t h = p->hint;
+	if (h == 0 || (h & (w->align - 1)) || h < v->base ||
+	    ((h - v->base) >> v->qshift) < w->lo)
+		return false;
+	uint64_t hq = (h - v->base) >> v->qshift;
+	if (hq >= w->hi || w->hi - hq < w->n)
+		return false;
+	if (!vt_get_le(&v->addr, hq, &e))
+		LF_ASSERT(!"the entry exists");
+	*f = (struct vas_fit){ e.key, vas_val_len(e.val), hq };
+	return vas_val_free(e.val) && hq + w->n <= f->s + f->len;
+}
+
+/* vas_map's arguments in quanta, or the code that rejects them. */
+static int vas_map_check(const struct vas *v, const struct vas_place *p,
+			 struct vas_want *w)
+{
+	uint64_t q = (uint64_t)1 << v->qshift, end = v->nq << v->qshift;
+	if (p->size == 0 || (p->align & (p->align - 1)) ||
+	    (p->flags & ~VAS_MAP_FLAGS))
+		return VAS_EINVAL;
+	if (p->attr & ~VAS_ATTR_MASK)
+		return VAS_EATTR;
+	if ((p->size | p->low | p->high) & (q - 1))
+		return VAS_EALIGN;
+	uint64_t lo = p->low, hi = p->high;
+	if (lo == 0 && hi == 0) {
+		lo = v->base;
+		hi = v->base + end;
+	}
+	if (lo >= hi || lo < v->base || hi - v->base > end)
+		return VAS_EWINDOW;
+	*w = (struct vas_want){ p->size >> v->qshift,
+				p->align > q ? p->align : q,
+				(lo - v->base) >> v->qshift,
+				(hi - v->base) >> v->qshift,
+				(p->flags & VAS_MAP_TOPDOWN) != 0 };
+	return VAS_OK;
+}
+
+int vas_map(struct vas_ctx *c, const struct vas_place *p, uint64_t *addr)
+{
+	struct vas *v = vas_of(c);
+	if (v == NULL)
+		return VAS_ENOTREG;
+	if (p == NULL || addr == NULL)
+		return vas_fail(c, VAS_EINVAL);
+	struct vas_want w;
+	int rc = vas_map_check(v, p, &w);
+	if (rc != VAS_OK)
+		return vas_fail(c, rc);
+	if (w.n > w.hi - w.lo)
+		return vas_fail(c, VAS_ENOSPC);
+	if ((rc = vas_wbegin(v, c, VAS_W_CARVE)) != VAS_OK)
+		return vas_fail(c, rc);
+	struct vas_fit f;
+	bool ok = vas_hint_fit(v, p, &w, &f) ||
+		  ((p->flags & VAS_MAP_BESTFIT) ? vas_best_fit(v, &w, &f)
+						: vas_first_fit(v, &w, &f));
+	if (ok)
+		vas_carve(v, &f, w.n, p->attr, p->tag);
+	vas_wend(v, c);
+	if (!ok)
+		return vas_fail(c, VAS_ENOSPC);
+	*addr = v->base + (f.at << v->qshift);
+	return VAS_OK;
 }
 
 /* Free range [s, s + len) at key s: merge with free neighbours, index it. */
@@ -411,7 +606,8 @@ int vas_free(struct vas_ctx *c, uint64_t addr, uint64_t size)
 		return VAS_ENOTREG;
 	uint64_t at, n;
 	struct vt_ent e;
-	int rc = vas_wrange(v, c, addr, size, &at, &n, &e);
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
+			    VAS_W_FREE);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
 	uint64_t s = e.key, len = vas_val_len(e.val);
@@ -420,17 +616,285 @@ int vas_free(struct vas_ctx *c, uint64_t addr, uint64_t size)
 		return vas_fail(c, VAS_ENOTALLOC);
 	}
 	uint64_t tail = s + len - (at + n);
-	/* What stays allocated is in the tree before the free part shows. */
+	uint32_t attr = vas_val_attrs(e.val);
+	/* One write, committed at once: the order here is for the writer. */
 	if (tail)
-		vas_put(v, at + n, tail, false, e.tag, true);
+		vas_put_attr(v, at + n, tail, false, attr, e.tag, true);
 	if (at > s) {
-		vas_put(v, at, n, true, 0, true); /* disappears here */
-		vas_put(v, s, at - s, false, e.tag, false);
+		vas_put(v, at, n, true, 0, true);
+		vas_put_attr(v, s, at - s, false, attr, e.tag, false);
 	} else {
-		vas_put(v, s, n, true, 0, false); /* disappears here */
+		vas_put(v, s, n, true, 0, false);
 	}
 	vas_count(&v->ranges, (at > s) + (tail != 0) - 1);
 	vas_coalesce(v, at, n);
+	vas_wend(v, c);
+	return VAS_OK;
+}
+
+/* ---- replace, unmap, protect: one write over [at, end) ---- */
+
+/* A range of the address tree, in quanta, as the rewrites build them. */
+struct vas_piece {
+	uint64_t s, len;
+	bool free;
+	uint32_t attr;
+	uintptr_t tag;
+};
+
+static struct vas_piece vas_piece_of(const struct vt_ent *e)
+{
+	return (struct vas_piece){ e->key, vas_val_len(e->val),
+				   vas_val_free(e->val),
+				   vas_val_attrs(e->val), e->tag };
+}
+
+static void vas_range_of(const struct vas *v, const struct vt_ent *e,
+			 struct vas_range *r);
+
+/*
+ * Report each allocated piece of [at, end) to fn, cut to it; the quanta
+ * they hold. The writer's view: nothing changes while it walks.
+ */
+static uint64_t vas_report(struct vas *v, uint64_t at, uint64_t end,
+			   vas_piece_fn fn, void *arg)
+{
+	struct vt_ent e;
+	uint64_t k = at, total = 0;
+	if (!vt_get_le(&v->addr, at, &e))
+		LF_ASSERT(!"the entry exists");
+	for (;;) {
+		uint64_t s = e.key, t = e.key + vas_val_len(e.val);
+		if (!vas_val_free(e.val)) {
+			struct vas_range r;
+			vas_range_of(v, &e, &r);
+			uint64_t a = s > at ? s : at, b = t < end ? t : end;
+			r.start = v->base + (a << v->qshift);
+			r.size = (b - a) << v->qshift;
+			total += b - a;
+			if (fn != NULL)
+				fn(&r, arg);
+		}
+		k = t;
+		if (k >= end || !vt_get_ge(&v->addr, k, &e))
+			return total;
+	}
+}
+
+/* Take every entry with key in [from, to) out of the trees. */
+static void vas_delete_span(struct vas *v, uint64_t from, uint64_t to)
+{
+	struct vt_ent e;
+	while (from < to && vt_get_ge(&v->addr, from, &e) && e.key < to) {
+		uint64_t len = vas_val_len(e.val);
+		if (vas_val_free(e.val))
+			vas_free_del(v, e.key, len);
+		else
+			vas_count(&v->ranges, -1);
+		vt_delete(&v->addr, e.key);
+		from = e.key + len;
+	}
+}
+
+static void vas_insert_piece(struct vas *v, const struct vas_piece *p)
+{
+	vas_put_attr(v, p->s, p->len, p->free, p->attr, p->tag, true);
+	if (p->free)
+		vas_free_add(v, p->s, p->len);
+	else
+		vas_count(&v->ranges, 1);
+}
+
+/*
+ * Make [at, end) the one range mid (free, or allocated with its attr and
+ * tag): what sticks out of the ranges it overlaps stays as it was, free
+ * pieces merge with free neighbours. The entries of the span are taken out
+ * and at most three pieces go in, all inside the write (one commit).
+ */
+static void vas_rewrite(struct vas *v, uint64_t at, uint64_t end,
+			const struct vas_piece *mid)
+{
+	struct vt_ent e, x;
+	struct vas_piece p[3];
+	unsigned k = 0;
+	if (!vt_get_le(&v->addr, at, &e))
+		LF_ASSERT(!"the entry exists");
+	uint64_t lo = e.key, hi;
+	if (e.key < at) {
+		p[k] = vas_piece_of(&e);
+		p[k++].len = at - e.key;
+	}
+	p[k++] = *mid;
+	if (!vt_get_le(&v->addr, end - 1, &e))
+		LF_ASSERT(!"the entry exists");
+	hi = e.key + vas_val_len(e.val);
+	if (hi > end) {
+		p[k] = vas_piece_of(&e);
+		p[k].s = end;
+		p[k++].len = hi - end;
+	}
+	/* Free neighbours outside the span join the free pieces at its ends. */
+	if (p[0].free && vt_get_lt(&v->addr, lo, &x) && vas_val_free(x.val)) {
+		p[0].s = lo = x.key;
+		p[0].len += vas_val_len(x.val);
+	}
+	if (p[k - 1].free && vt_get_ge(&v->addr, hi, &x) &&
+	    vas_val_free(x.val)) {
+		p[k - 1].len += vas_val_len(x.val);
+		hi += vas_val_len(x.val);
+	}
+	vas_delete_span(v, lo, hi);
+	for (unsigned i = 0; i < k; i++) {
+		if (i + 1 < k && p[i].free && p[i + 1].free) {
+			p[i + 1].s = p[i].s;
+			p[i + 1].len += p[i].len;
+			continue;
+		}
+		vas_insert_piece(v, &p[i]);
+	}
+}
+
+int vas_replace(struct vas_ctx *c, uint64_t addr, uint64_t size,
+		uint32_t attr, uintptr_t tag, vas_piece_fn fn, void *arg)
+{
+	struct vas *v = vas_of(c);
+	if (v == NULL)
+		return VAS_ENOTREG;
+	if (attr & ~VAS_ATTR_MASK)
+		return vas_fail(c, VAS_EATTR);
+	uint64_t at, n;
+	struct vt_ent e;
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
+			    VAS_W_REPLACE);
+	if (rc != VAS_OK)
+		return vas_fail(c, rc);
+	vas_report(v, at, at + n, fn, arg);
+	struct vas_piece mid = { at, n, false, attr, tag };
+	vas_rewrite(v, at, at + n, &mid);
+	vas_wend(v, c);
+	return VAS_OK;
+}
+
+int vas_unmap(struct vas_ctx *c, uint64_t addr, uint64_t size,
+	      vas_piece_fn fn, void *arg, uint64_t *removed)
+{
+	struct vas *v = vas_of(c);
+	if (v == NULL)
+		return VAS_ENOTREG;
+	uint64_t at, n;
+	struct vt_ent e;
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
+			    VAS_W_UNMAP);
+	if (rc != VAS_OK)
+		return vas_fail(c, rc);
+	uint64_t got = vas_report(v, at, at + n, fn, arg);
+	if (got != 0) { /* all holes: nothing to change */
+		struct vas_piece mid = { at, n, true, 0, 0 };
+		vas_rewrite(v, at, at + n, &mid);
+	}
+	vas_wend(v, c);
+	if (removed != NULL)
+		*removed = got << v->qshift;
+	return VAS_OK;
+}
+
+/* Split the entry holding quantum k so that one starts at k (writer). */
+static void vas_split_at(struct vas *v, uint64_t k)
+{
+	struct vt_ent e;
+	if (!vt_get_le(&v->addr, k, &e))
+		LF_ASSERT(!"the entry exists");
+	if (e.key == k || k >= v->nq)
+		return;
+	struct vas_piece p = vas_piece_of(&e);
+	LF_ASSERT(!p.free); /* vas_protect() checked */
+	vas_put_attr(v, k, p.s + p.len - k, false, p.attr, p.tag, true);
+	vas_put_attr(v, p.s, k - p.s, false, p.attr, p.tag, false);
+	vas_count(&v->ranges, 1);
+}
+
+/*
+ * Merge allocated neighbours with equal attributes and tag across every
+ * boundary in [at, hi] (the entry holding at - 1 ends at at: split).
+ */
+static void vas_merge_equal(struct vas *v, uint64_t at, uint64_t hi)
+{
+	struct vt_ent e, x;
+	if (!vt_get_le(&v->addr, at > 0 ? at - 1 : 0, &e))
+		LF_ASSERT(!"the entry exists");
+	while (vt_get_ge(&v->addr, e.key + 1, &x) && x.key <= hi) {
+		struct vas_piece a = vas_piece_of(&e), b = vas_piece_of(&x);
+		if (a.free || b.free || a.attr != b.attr || a.tag != b.tag) {
+			e = x;
+			continue;
+		}
+		vt_delete(&v->addr, x.key);
+		vas_put_attr(v, a.s, a.len + b.len, false, a.attr, a.tag, false);
+		vas_count(&v->ranges, -1);
+		e.val = vas_val_attr(a.len + b.len, a.attr, false);
+	}
+}
+
+/* Every quantum of [at, end) allocated? */
+static bool vas_all_allocated(struct vas *v, uint64_t at, uint64_t end)
+{
+	struct vt_ent e;
+	if (!vt_get_le(&v->addr, at, &e))
+		LF_ASSERT(!"the entry exists");
+	for (;;) {
+		if (vas_val_free(e.val))
+			return false;
+		uint64_t t = e.key + vas_val_len(e.val);
+		if (t >= end)
+			return true;
+		if (!vt_get_ge(&v->addr, t, &e))
+			LF_ASSERT(!"the entry exists");
+	}
+}
+
+/* New attributes for each entry of [at, end) (split at both ends). */
+static void vas_protect_span(struct vas *v, uint64_t at, uint64_t end,
+			     uint32_t mask, uint32_t bits, uintptr_t tag,
+			     unsigned flags)
+{
+	struct vt_ent e;
+	uint64_t k = at;
+	while (k < end && vt_get_ge(&v->addr, k, &e) && e.key < end) {
+		struct vas_piece p = vas_piece_of(&e);
+		p.attr = (p.attr & ~mask) | (bits & mask);
+		if (flags & VAS_PROT_TAG)
+			p.tag = tag;
+		vas_put_attr(v, p.s, p.len, false, p.attr, p.tag, false);
+		k = p.s + p.len;
+	}
+}
+
+int vas_protect(struct vas_ctx *c, uint64_t addr, uint64_t size,
+		uint32_t mask, uint32_t bits, uintptr_t tag, unsigned flags,
+		vas_piece_fn fn, void *arg)
+{
+	struct vas *v = vas_of(c);
+	if (v == NULL)
+		return VAS_ENOTREG;
+	if (flags & ~VAS_PROT_TAG)
+		return vas_fail(c, VAS_EINVAL);
+	if ((mask | bits) & ~VAS_ATTR_MASK)
+		return vas_fail(c, VAS_EATTR);
+	uint64_t at, n;
+	struct vt_ent e;
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
+			    VAS_W_PROTECT);
+	if (rc != VAS_OK)
+		return vas_fail(c, rc);
+	if (!vas_all_allocated(v, at, at + n)) {
+		vas_wend(v, c);
+		return vas_fail(c, VAS_ENOTALLOC);
+	}
+	vas_report(v, at, at + n, fn, arg);
+	vas_split_at(v, at);
+	vas_split_at(v, at + n);
+	vas_protect_span(v, at, at + n, mask, bits, tag, flags);
+	vas_merge_equal(v, at, at + n);
 	vas_wend(v, c);
 	return VAS_OK;
 }
@@ -450,6 +914,7 @@ static void vas_range_of(const struct vas *v, const struct vt_ent *e,
 	r->size = vas_val_len(e->val) << v->qshift;
 	r->allocated = !vas_val_free(e->val);
 	r->tag = r->allocated ? e->tag : 0;
+	r->attr = vas_val_attrs(e->val);
 }
 
 int vas_lookup(struct vas_ctx *c, uint64_t addr, struct vas_range *out)
@@ -471,6 +936,106 @@ int vas_lookup(struct vas_ctx *c, uint64_t addr, struct vas_range *out)
 		return VAS_ENOENT;
 	vas_range_of(v, &e, out);
 	return VAS_OK;
+}
+
+/*
+ * Two entries that were in the tree together: the count of commits is the
+ * same before the first read and after the second (acquire loads: pair
+ * with the release in vas_wend(), which every writer does before it
+ * unlocks a node). A reader that saw one write's node unlocked sees its
+ * commit counted, so a pair read across a commit is read again.
+ */
+static uint64_t vas_commits(struct vas *v)
+{
+	return lf_load_u64(&v->commits, LF_ACQUIRE);
+}
+
+/*
+ * The allocated range holding quantum k or the first above it (up), or
+ * the one with the greatest start <= k (!up). The entry at k is free, or
+ * holds k: as free ranges are coalesced, the answer is it or its
+ * neighbour, read with the commit count unchanged.
+ */
+static bool vas_find_q(struct vas_ctx *c, uint64_t k, bool up,
+		       struct vt_ent *out, uint64_t *restarts)
+{
+	struct vas *v = c->vas;
+	for (;; (*restarts)++) {
+		uint64_t s0 = vas_commits(v);
+		struct vt_ent e;
+		if (!vt_read_le(&v->addr, k, &e, restarts))
+			continue; /* key 0 is always there: cannot happen */
+		if (!vas_val_free(e.val)) {
+			*out = e;
+			return true;
+		}
+		uint64_t next = e.key + vas_val_len(e.val);
+		bool found = up ? next < v->nq &&
+					  vt_read_ge(&v->addr, next, out, restarts)
+				: e.key > 0 &&
+					  vt_read_le(&v->addr, e.key - 1, out,
+						     restarts);
+		if (vas_commits(v) != s0)
+			continue;
+		if (!found)
+			return false;
+		/* Same commit: the neighbour of a free range is allocated. */
+		LF_ASSERT(!vas_val_free(out->val));
+		return true;
+	}
+}
+
+static int vas_find_at(struct vas_ctx *c, uint64_t k, bool up,
+		       struct vas_range *out)
+{
+	struct vas *v = c->vas;
+	uint64_t restarts = 0;
+	struct vt_ent e;
+	lf_epoch_enter(&c->rec);
+	bool found = vas_find_q(c, k, up, &e, &restarts);
+	lf_epoch_exit(&c->rec);
+	vas_restarts(c, restarts);
+	if (!found)
+		return VAS_ENOENT;
+	vas_range_of(v, &e, out);
+	return VAS_OK;
+}
+
+int vas_find(struct vas_ctx *c, uint64_t addr, struct vas_range *out)
+{
+	struct vas *v = vas_of(c);
+	if (v == NULL)
+		return VAS_ENOTREG;
+	if (out == NULL)
+		return VAS_EINVAL;
+	uint64_t end = v->base + (v->nq << v->qshift);
+	if (addr >= end)
+		return VAS_ENOENT;
+	addr = addr < v->base ? v->base : addr;
+	return vas_find_at(c, (addr - v->base) >> v->qshift, true, out);
+}
+
+int vas_next(struct vas_ctx *c, const struct vas_range *r,
+	     struct vas_range *out)
+{
+	if (r == NULL)
+		return vas_of(c) == NULL ? VAS_ENOTREG : VAS_EINVAL;
+	return vas_find(c, r->start + r->size, out);
+}
+
+int vas_prev(struct vas_ctx *c, uint64_t addr, struct vas_range *out)
+{
+	struct vas *v = vas_of(c);
+	if (v == NULL)
+		return VAS_ENOTREG;
+	if (out == NULL)
+		return VAS_EINVAL;
+	if (addr <= v->base)
+		return VAS_ENOENT;
+	uint64_t end = v->base + (v->nq << v->qshift);
+	addr = addr > end ? end : addr;
+	/* Ranges starting below addr: keys up to the quantum of addr - 1. */
+	return vas_find_at(c, (addr - 1 - v->base) >> v->qshift, false, out);
 }
 
 int vas_iterate(struct vas_ctx *c, uint64_t a, uint64_t b,
@@ -518,6 +1083,7 @@ void vas_stats(struct vas *v, struct vas_stats *out)
 	out->free_ranges = lf_load_u64(&v->free_ranges, LF_RELAXED);
 	out->free_bytes = lf_load_u64(&v->free_q, LF_RELAXED) << v->qshift;
 	out->nodes_retired = lf_load_u64(&v->retired, LF_RELAXED);
+	out->commits = lf_load_u64(&v->commits, LF_RELAXED);
 	vas_wlock(v);
 	out->largest_free = vt_max_weight(&v->addr) << v->qshift;
 	out->nodes = v->addr.nodes + v->size.nodes;
@@ -528,9 +1094,13 @@ void vas_stats(struct vas *v, struct vas_stats *out)
 	for (struct vas_ctx *c = lf_load_ptr(&v->ctxs, LF_ACQUIRE); c;
 	     c = c->next) {
 		out->restarts += lf_load_u64(&c->restarts, LF_RELAXED);
-		for (unsigned i = 0; i < VAS_NERR; i++)
-			out->rejected[i] +=
-				lf_load_u64(&c->rejected[i], LF_RELAXED);
+		for (unsigned i = 0; i < VAS_NERR; i++) {
+			uint64_t x = lf_load_u64(&c->rejected[i], LF_RELAXED);
+			if (vas_err_is_refusal(-(int)i))
+				out->refused[i] += x;
+			else
+				out->rejected[i] += x;
+		}
 	}
 }
 
@@ -554,9 +1124,12 @@ static int vas_check_ranges(struct vas *v, uint64_t *where)
 		if (fr && prev_free)
 			return 6;
 		struct vt_ent se;
-		uint64_t sk = VAS_SIZE_KEY(vas_val_len(e.val), e.key);
-		if (fr && (!vt_get_ge(&v->size, sk, &se) || se.key != sk))
+		uint64_t sk = vas_size_key(v, vas_val_len(e.val), e.key);
+		if (fr && (!vt_get_ge(&v->size, sk, &se) || se.key != sk ||
+			   se.val != vas_val_len(e.val)))
 			return 7;
+		if (fr && (e.tag != 0 || vas_val_attrs(e.val) != 0))
+			return 5;
 		ranges += !fr;
 		frees += fr;
 		freeq += fr ? vas_val_len(e.val) : 0;
@@ -597,6 +1170,8 @@ const char *vas_strerror(int err)
 		"invalid argument", "not aligned to the quantum",
 		"outside the region", "not allocated", "range busy",
 		"nothing allocated there", "context not registered",
+		"attribute bits outside the mask",
+		"placement window empty or outside the region",
 	};
 	if (err > 0 || -err >= VAS_NERR)
 		return "unknown error";

@@ -12,8 +12,10 @@
  * Coupling", IEEE Data Eng. Bull. 42(1), 2019), so a lookup writes nothing
  * that other CPUs read, but the epoch announcement in its own context. Writers (alloc, alloc_at, free) are serialized by
  * one writer lock, as Linux's maple tree serializes its writers while its
- * readers run under RCU; a writer version-locks each node it changes, so
- * readers see each node either before or after a change. Finding a fit is
+ * readers run under RCU; a writer version-locks each node it changes and
+ * keeps every one locked until the whole call is done (two-phase locking),
+ * so a reader sees the vas before or after a call, never part of one: a
+ * replace of [a, b) over several ranges is one step for lookups. Finding a fit is
  * O(log n): inner nodes keep the largest free range below each child
  * (first fit by address) and a second tree indexes free ranges by size
  * (best fit). docs/design.md ("The virtual address space allocator") gives
@@ -32,8 +34,11 @@
  * participants, allocation, lookup, partial free, error codes).
  *
  * Synchronization table:
- *   vas_lookup, vas_iterate, vas_stats   with anything, on any context
- *   vas_alloc, vas_alloc_at, vas_free    with anything (writers take turns)
+ *   vas_lookup, vas_find, vas_next,      with anything, on any context
+ *   vas_prev, vas_iterate, vas_stats
+ *   vas_alloc, vas_alloc_at, vas_free,   with anything (writers take turns)
+ *   vas_map, vas_replace, vas_unmap,
+ *   vas_protect
  *   vas_ctx_register/unregister          with anything
  *   vas_create, vas_destroy, vas_check   alone (check: no writer running)
  * A struct vas_ctx is used by one thread at a time (a CPU, or a thread),
@@ -56,10 +61,16 @@
 #define VAS_MAX_KEYS 160   /* entries per node at most */
 #define VAS_MIN_KEYS 3     /* the smallest node capacity (tests) */
 /*
- * Levels at most: every node but the root has two children or more, so a
- * tree of fewer than 2^33 entries (at most 2^32 quanta) is under 35.
+ * Quanta in a vas: below 2^VAS_MAX_QBITS (a 57-bit LA57 user space is
+ * 2^45 pages of 4 KiB). Levels at most: every node but the root has two
+ * children or more, so a tree of at most 2^47 entries is under 49.
  */
-#define VAS_MAX_HEIGHT 40
+#define VAS_MAX_QBITS 47
+#define VAS_MAX_HEIGHT 52
+
+/* Attributes of an allocated range: 16 bits (protection, flags). */
+#define VAS_ATTR_BITS 16
+#define VAS_ATTR_MASK ((1u << VAS_ATTR_BITS) - 1)
 
 enum vas_err {
 	VAS_OK = 0,
@@ -72,8 +83,21 @@ enum vas_err {
 	VAS_EBUSY = -7,     /* alloc_at over something allocated */
 	VAS_ENOENT = -8,    /* lookup: nothing allocated there */
 	VAS_ENOTREG = -9,   /* the context is not registered */
+	VAS_EATTR = -10,    /* attribute bits outside VAS_ATTR_MASK */
+	VAS_EWINDOW = -11,  /* placement window empty or outside the region */
 };
-#define VAS_NERR 10
+#define VAS_NERR 12
+
+/*
+ * Refusals in normal operation (no room, a busy range, the node source
+ * out of memory, nothing mapped where find looks), as opposed to rejected
+ * bad input (every other code): vas_stats counts them apart.
+ */
+static inline bool vas_err_is_refusal(int err)
+{
+	return err == VAS_ENOSPC || err == VAS_EBUSY || err == VAS_ENOMEM ||
+	       err == VAS_ENOENT;
+}
 
 enum vas_policy {
 	VAS_FIRST_FIT = 0, /* the lowest address that fits */
@@ -96,6 +120,7 @@ struct vas_range {
 	uint64_t size;  /* bytes */
 	uintptr_t tag;  /* the allocation's tag; 0 for a free range */
 	bool allocated;
+	uint32_t attr;  /* its attributes (VAS_ATTR_MASK); 0 if free */
 };
 
 struct vas_stats {
@@ -108,7 +133,9 @@ struct vas_stats {
 	uint64_t nodes_retired; /* handed back to the source (after grace) */
 	uint64_t height;        /* of the address tree */
 	uint64_t restarts;      /* optimistic restarts, all contexts */
-	uint64_t rejected[VAS_NERR]; /* calls refused, by -error code */
+	uint64_t commits;       /* writes that changed the vas */
+	uint64_t refused[VAS_NERR];  /* normal refusals (vas_err_is_refusal) */
+	uint64_t rejected[VAS_NERR]; /* bad input, by -error code */
 };
 
 struct vas_node;
@@ -140,6 +167,7 @@ struct vas {
 	uint64_t base, nq;     /* (i) region, in bytes and in quanta */
 	unsigned qshift;       /* (i) log2 of the quantum */
 	unsigned sshift;       /* (i) bits of a start in a size key */
+	uint64_t sexact;       /* (i) size keys below: exact lengths */
 	struct vas_node_source src; /* (i) */
 	struct vas_node *freelist;  /* (w) obsolete nodes for reuse */
 	uint64_t nfree;             /* (w) nodes on it */
@@ -153,13 +181,16 @@ struct vas {
 	lf_atomic_u64 free_q;       /* (v) free quanta */
 	lf_atomic_ptr ctxs;         /* (a) push-only list of contexts */
 	struct vas_ctx *wctx;       /* (w) the writer's context */
+	struct vas_node *held;      /* (w) nodes the write in progress locked */
+	lf_atomic_u64 commits;      /* (a) writes committed (find's check) */
 	struct lf_epoch_domain epoch;
 	struct lf_epoch_record own; /* create and destroy's participant */
 };
 
 /*
  * Create a vas over [base, base + size): both multiples of quantum (a
- * power of two), size / quantum below 2^32, base + size not wrapping.
+ * power of two), size / quantum below 2^47 (VAS_MAX_QBITS), base + size
+ * not wrapping.
  * node_keys is the entries per node (VAS_MIN_KEYS to VAS_MAX_KEYS; 0 for
  * the most); small values make tests split and merge nodes often.
  * high_water: nodes kept on the freelist before any goes back to the
@@ -193,6 +224,89 @@ int vas_alloc_at(struct vas_ctx *c, uint64_t addr, uint64_t size,
  * munmap splits a mapping). The freed part coalesces with free neighbours.
  */
 int vas_free(struct vas_ctx *c, uint64_t addr, uint64_t size);
+
+/* ---- mmap-grade calls (each one atomic with respect to readers) ---- */
+
+/* Placement flags of vas_map. */
+#define VAS_MAP_TOPDOWN 1u /* the highest address that fits */
+#define VAS_MAP_BESTFIT 2u /* the shortest free range that fits */
+#define VAS_MAP_FLAGS (VAS_MAP_TOPDOWN | VAS_MAP_BESTFIT)
+
+/*
+ * Where vas_map may put a range: in [low, high) (both 0: the region),
+ * aligned to align (a power of two; 0: the quantum). hint, if not 0, is
+ * tried first: taken if [hint, hint + size) is aligned, in the window and
+ * free; otherwise ignored (as mmap ignores a hint). Then first fit from
+ * the bottom of the window (flags 0), from its top (VAS_MAP_TOPDOWN: the
+ * block goes at the highest aligned address of the highest free range that
+ * fits), or best fit (VAS_MAP_BESTFIT: the shortest free range that fits,
+ * lowest on ties; with TOPDOWN the block goes at its top).
+ */
+struct vas_place {
+	uint64_t size, align;
+	uint64_t low, high;
+	uint64_t hint;
+	unsigned flags;
+	uint32_t attr;  /* VAS_ATTR_MASK bits */
+	uintptr_t tag;
+};
+
+/* Map a new range where p says; its address in *addr. */
+int vas_map(struct vas_ctx *c, const struct vas_place *p, uint64_t *addr);
+
+/*
+ * A callback for what a write removed or changed: each piece once, in
+ * address order, with the range it was part of cut to [addr, addr + size)
+ * (so a caller can free the frames behind it). It runs inside the write,
+ * before any reader can see it (the vas is not changed yet), and must not
+ * call into the same vas.
+ */
+typedef void (*vas_piece_fn)(const struct vas_range *piece, void *arg);
+
+/*
+ * Map [addr, addr + size) with attr and tag, removing whatever allocated
+ * range overlaps it (MAP_FIXED): ranges that stick out keep the part
+ * outside with their attributes. fn (may be NULL) gets each removed piece.
+ */
+int vas_replace(struct vas_ctx *c, uint64_t addr, uint64_t size,
+		uint32_t attr, uintptr_t tag, vas_piece_fn fn, void *arg);
+
+/*
+ * Unmap [addr, addr + size), over any mix of ranges and holes (munmap):
+ * fn gets each allocated piece removed; *removed (may be NULL) the bytes.
+ */
+int vas_unmap(struct vas_ctx *c, uint64_t addr, uint64_t size,
+	      vas_piece_fn fn, void *arg, uint64_t *removed);
+
+/* What vas_protect changes. */
+#define VAS_PROT_TAG 1u /* set the tag too */
+
+/*
+ * Change the attributes of every range in [addr, addr + size), which must
+ * be wholly allocated (VAS_ENOTALLOC, nothing changed, otherwise; as
+ * mprotect refuses a hole): attr becomes (attr & ~mask) | bits, and with
+ * VAS_PROT_TAG the tag becomes tag. Ranges are split at addr and at the
+ * end; afterwards allocated neighbours with equal attributes and tag, in
+ * [addr, addr + size) and across its two edges, are merged into one range
+ * (as mprotect merges VMAs). fn gets each piece before its change.
+ */
+int vas_protect(struct vas_ctx *c, uint64_t addr, uint64_t size,
+		uint32_t mask, uint32_t bits, uintptr_t tag, unsigned flags,
+		vas_piece_fn fn, void *arg);
+
+/*
+ * The allocated range holding addr, or else the first one above it
+ * (find_vma); VAS_ENOENT if none. One atomic snapshot: the range was the
+ * answer at one moment during the call.
+ */
+int vas_find(struct vas_ctx *c, uint64_t addr, struct vas_range *out);
+
+/* The first allocated range at or above the end of r (iteration). */
+int vas_next(struct vas_ctx *c, const struct vas_range *r,
+	     struct vas_range *out);
+
+/* The allocated range with the greatest start below addr. */
+int vas_prev(struct vas_ctx *c, uint64_t addr, struct vas_range *out);
 
 /* The allocated range holding addr; writes no tree memory. */
 int vas_lookup(struct vas_ctx *c, uint64_t addr, struct vas_range *out);

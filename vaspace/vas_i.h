@@ -23,6 +23,9 @@ struct vas_node {
 	struct lf_epoch_entry retire; /* (w) for the grace period */
 	struct vas_node *next_free;   /* (w) freelist and reserve link */
 	struct vas *vas;              /* (w) owner, for the retire callback */
+	struct vas_node *held_next;   /* (w) list of the write's locked nodes */
+	uint32_t held;                /* (w) VN_HELD, VN_DROPPED */
+	uint64_t dropped_word;        /* (w) lock word when it left the tree */
 	lf_atomic_u64 key[VAS_MAX_KEYS]; /* (v) sorted */
 	union {
 		struct {
@@ -44,18 +47,35 @@ struct vas_node {
 _Static_assert(sizeof(struct vas_node) <= VAS_NODE_SIZE,
 	       "a node fits the node source's unit");
 
+/* Node flags of a write in progress (held). */
+#define VN_HELD 1u    /* write-locked by the write, unlocked at commit */
+#define VN_DROPPED 2u /* taken out of the tree: obsolete at commit */
+
 /*
- * Leaf values of the address tree: length in quanta << 1 | free. The
- * weight of an entry is its length if free, else 0; an inner node keeps the
- * largest weight below each child (maxw), for first fit.
+ * Leaf values of the address tree: length in quanta << 17 | attributes
+ * << 1 | free (VAS_ATTR_BITS = 16 bits of attributes, lengths below 2^47).
+ * The weight of an entry is its length if free, else 0; an inner node
+ * keeps the largest weight below each child (maxw), for first fit.
  */
+#define VAS_VAL_LSHIFT (VAS_ATTR_BITS + 1)
+_Static_assert(VAS_VAL_LSHIFT + VAS_MAX_QBITS == 64,
+	       "length and attributes fill one value word");
+static inline uint64_t vas_val_attr(uint64_t len, uint32_t attr, bool free)
+{
+	return len << VAS_VAL_LSHIFT | (uint64_t)(attr & VAS_ATTR_MASK) << 1 |
+	       (free ? 1u : 0u);
+}
 static inline uint64_t vas_val(uint64_t len, bool free)
 {
-	return len << 1 | (free ? 1u : 0u);
+	return vas_val_attr(len, 0, free);
 }
 static inline uint64_t vas_val_len(uint64_t val)
 {
-	return val >> 1;
+	return val >> VAS_VAL_LSHIFT;
+}
+static inline uint32_t vas_val_attrs(uint64_t val)
+{
+	return (uint32_t)(val >> 1) & VAS_ATTR_MASK;
 }
 static inline bool vas_val_free(uint64_t val)
 {
@@ -93,6 +113,15 @@ void vt_update(struct vas_tree *t, const struct vt_ent *e);
 /* The first entry with key >= from whose weight is >= need (augmented). */
 bool vt_first_weight(struct vas_tree *t, uint64_t from, uint64_t need,
 		     struct vt_ent *e);
+/* The last entry with key < below whose weight is >= need (augmented). */
+bool vt_last_weight(struct vas_tree *t, uint64_t below, uint64_t need,
+		    struct vt_ent *e);
+/*
+ * End the write in progress (two-phase locking): every node it locked is
+ * unlocked only now, those it took out of the tree made obsolete and put on
+ * the freelist, so readers see all of the write's changes or none (W1).
+ */
+void vt_commit(struct vas *v);
 /* Nodes one insert may need at most. */
 uint32_t vt_insert_nodes(const struct vas_tree *t);
 /* The largest weight in the tree (augmented). */

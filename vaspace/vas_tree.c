@@ -12,9 +12,10 @@
  * serves as an array bound. A reader never writes shared memory.
  *
  * Writers hold the vas's writer lock, so they see a stable tree; each node
- * they change is version-locked for the change (lf_vlock_write_lock), so a
- * reader sees it before or after, never half-changed. A change of several
- * nodes (a split, a merge) locks them all first and unlocks them together.
+ * they change is version-locked (lf_vlock_write_lock) at its first change
+ * and stays locked until the commit of the whole call (vt_commit: W1,
+ * two-phase locking), so a reader sees every call before or after, never
+ * part of it, however many nodes and entries it changed.
  * Deletion merges a node that falls below a quarter full with a sibling
  * when both fit in one node, or else borrows from the sibling, so every
  * node but the root stays at least a quarter full (A3).
@@ -70,6 +71,8 @@ int vn_reserve(struct vas *v, uint32_t want)
 			/* A fresh node is born obsolete, version 0 (V1). */
 			lf_init_u64(&x->lock.word, LF_VLOCK_OBSOLETE);
 			x->vas = v;
+			x->held = 0;
+			x->dropped_word = 0;
 		}
 		vn_push(&v->reserve, &v->nreserve, x);
 	}
@@ -84,6 +87,9 @@ static struct vas_node *vn_take(struct vas_tree *t, uint32_t level)
 	LF_ASSERT(x != NULL); /* vn_reserve() counted wrong */
 	int rc = lf_vlock_revive_locked(&x->lock);
 	LF_ASSERT(rc == LF_VLOCK_OK);
+	/* V1 across reuse: above every word it had in the tree before. */
+	LF_DEBUG_ASSERT(lf_load_u64(&x->lock.word, LF_RELAXED) >
+			x->dropped_word);
 	lf_olc_store_u32(&x->count, 0);
 	lf_olc_store_u32(&x->level, level);
 	t->nodes++;
@@ -96,6 +102,7 @@ static void vn_drop(struct vas_tree *t, struct vas_node *x)
 	struct vas *v = t->vas;
 	int rc = lf_vlock_write_unlock_obsolete(&x->lock);
 	LF_ASSERT(rc == LF_VLOCK_OK);
+	x->dropped_word = lf_load_u64(&x->lock.word, LF_RELAXED);
 	vn_push(&v->freelist, &v->nfree, x);
 	t->nodes--;
 }
@@ -613,6 +620,33 @@ bool vt_first_weight(struct vas_tree *t, uint64_t from, uint64_t need,
 	return vt_fw_node(vt_root(t), from, need, e);
 }
 
+/* Last entry < below with weight >= need under n (mirror of vt_fw_node). */
+static bool vt_lw_node(struct vas_node *n, uint64_t below, uint64_t need,
+		       struct vt_ent *e)
+{
+	if (vn_leaf(n)) {
+		for (uint32_t i = vn_lower(n, below); i-- > 0;) {
+			vn_get(n, i, e);
+			if (vas_val_weight(e->val) >= need)
+				return true;
+		}
+		return false;
+	}
+	/* Child i holds keys >= key[i - 1]: none below 'below' past it. */
+	for (uint32_t i = vn_lower(n, below) + 1; i-- > 0;)
+		if (vn_w(n, i) >= need &&
+		    vt_lw_node(vn_child(n, i), below, need, e))
+			return true;
+	return false;
+}
+
+bool vt_last_weight(struct vas_tree *t, uint64_t below, uint64_t need,
+		    struct vt_ent *e)
+{
+	LF_ASSERT(t->augment);
+	return vt_lw_node(vt_root(t), below, need, e);
+}
+
 /* ---- writer changes ---- */
 
 /* Open a gap at slot i of locked n (and child slot i + 1 if inner). */
@@ -671,51 +705,61 @@ static struct vas_node *vt_split(struct vas_tree *t, struct vas_node *n,
 	return r;
 }
 
-/* The nodes a change has write-locked, unlocked together at its end. */
-struct vt_locks {
-	struct vas_node *n[3 * VAS_MAX_HEIGHT + 2];
-	uint32_t count;
-};
+/*
+ * The nodes the write in progress has write-locked: a list through the
+ * nodes themselves (held_next), so a write may lock any number of them.
+ * They stay locked until vt_commit() (two-phase locking, W1).
+ */
 
-/* Lock n for the change unless it already is. */
-static void vt_lock(struct vt_locks *lk, struct vas_node *n)
+/* Lock n for the write unless it already is. */
+static void vt_lock(struct vas_tree *t, struct vas_node *n)
 {
-	for (uint32_t j = 0; j < lk->count; j++)
-		if (lk->n[j] == n)
-			return;
-	LF_ASSERT(lk->count < 3 * VAS_MAX_HEIGHT + 2);
+	struct vas *v = t->vas;
+	if (n->held & VN_HELD)
+		return;
 	/* No other writer exists: this waits for nothing. */
 	int rc = lf_vlock_write_lock(&n->lock);
 	LF_ASSERT(rc == LF_VLOCK_OK);
-	lk->n[lk->count++] = n;
+	n->held = VN_HELD;
+	n->held_next = v->held;
+	v->held = n;
 }
 
 /* Add n, locked already (a node just taken from the reserve). */
-static void vt_locked(struct vt_locks *lk, struct vas_node *n)
+static void vt_locked(struct vas_tree *t, struct vas_node *n)
 {
-	LF_ASSERT(lk->count < 3 * VAS_MAX_HEIGHT + 2);
-	lk->n[lk->count++] = n;
+	struct vas *v = t->vas;
+	LF_ASSERT(n->held == 0);
+	n->held = VN_HELD;
+	n->held_next = v->held;
+	v->held = n;
 }
 
-static void vt_unlock_all(struct vt_locks *lk)
+void vt_commit(struct vas *v)
 {
-	while (lk->count) {
-		int rc = lf_vlock_write_unlock(&lk->n[--lk->count]->lock);
-		LF_ASSERT(rc == LF_VLOCK_OK);
+	struct vas_node *n;
+	while ((n = v->held) != NULL) {
+		v->held = n->held_next;
+		bool dropped = (n->held & VN_DROPPED) != 0;
+		n->held = 0;
+		if (dropped) {
+			int rc = lf_vlock_write_unlock_obsolete(&n->lock);
+			LF_ASSERT(rc == LF_VLOCK_OK);
+			n->dropped_word = lf_load_u64(&n->lock.word, LF_RELAXED);
+			vn_push(&v->freelist, &v->nfree, n);
+		} else {
+			int rc = lf_vlock_write_unlock(&n->lock);
+			LF_ASSERT(rc == LF_VLOCK_OK);
+		}
 	}
 }
 
-/* n (locked in lk) leaves the tree: out of lk, obsolete, freelist. */
-static void vt_drop(struct vas_tree *t, struct vt_locks *lk,
-		    struct vas_node *n)
+/* n (locked by the write) leaves the tree: obsolete at the commit. */
+static void vt_drop(struct vas_tree *t, struct vas_node *n)
 {
-	for (uint32_t j = 0; j < lk->count; j++)
-		if (lk->n[j] == n) {
-			lk->n[j] = lk->n[--lk->count];
-			vn_drop(t, n);
-			return;
-		}
-	LF_ASSERT(!"dropping a node not locked");
+	LF_ASSERT(n->held == VN_HELD); /* dropping a node not locked */
+	n->held |= VN_DROPPED;
+	t->nodes--;
 }
 
 /* Publish a new root (the root lock tells readers the pointer moved). */
@@ -728,13 +772,12 @@ static void vt_set_root(struct vas_tree *t, struct vas_node *n)
 }
 
 /* A new root above the old one, its only child; the path gains a level. */
-static void vt_grow(struct vas_tree *t, struct vt_path *p,
-		    struct vt_locks *lk)
+static void vt_grow(struct vas_tree *t, struct vt_path *p)
 {
 	struct vas_node *old = p->n[0];
 	struct vas_node *root =
 		vn_take(t, lf_load_u32(&old->level, LF_RELAXED) + 1);
-	vt_locked(lk, root);
+	vt_locked(t, root);
 	lf_olc_store_ptr(&root->u.in.child[0], old);
 	vn_setw(root, 0, t->augment ? vn_max(old) : 0);
 	vt_set_root(t, root);
@@ -764,28 +807,28 @@ static void vt_insert_child(struct vas_tree *t, struct vt_path *p, uint32_t d,
 
 /*
  * Make room for one more slot in p->n[d] (locked), splitting it and its
- * parents as needed (all locked in lk); on return p->n[d'] and p->i[d'] name
+ * parents as needed (all held by the write); on return p->n[d'] and p->i[d'] name
  * where the slot goes, maybe in the new right half, where d' = d + the
  * value returned: 1 if the tree grew a level (the path moved down by one).
  */
 static uint32_t vt_make_room(struct vas_tree *t, struct vt_path *p,
-			     uint32_t d, struct vt_locks *lk)
+			     uint32_t d)
 {
 	struct vas_node *n = p->n[d];
 	uint32_t grew;
 	if (vn_count(n) < t->cap)
 		return 0;
 	if (d == 0) {
-		vt_grow(t, p, lk);
+		vt_grow(t, p);
 		grew = 1;
 	} else {
-		vt_lock(lk, p->n[d - 1]);
-		grew = vt_make_room(t, p, d - 1, lk);
+		vt_lock(t, p->n[d - 1]);
+		grew = vt_make_room(t, p, d - 1);
 	}
 	d += grew;
 	uint64_t sep;
 	struct vas_node *r = vt_split(t, n, p->i[d] == t->cap, &sep);
-	vt_locked(lk, r);
+	vt_locked(t, r);
 	vt_insert_child(t, p, d - 1, sep, r);
 	uint32_t c = vn_count(n);
 	if (p->i[d] > c) {
@@ -799,17 +842,15 @@ static uint32_t vt_make_room(struct vas_tree *t, struct vt_path *p,
 void vt_insert(struct vas_tree *t, const struct vt_ent *e)
 {
 	struct vt_path p;
-	struct vt_locks lk = { .count = 0 };
 	vt_descend(t, e->key, &p);
 	struct vas_node *l = p.n[p.depth];
 	LF_ASSERT(p.i[p.depth] >= vn_count(l) ||
 		  vn_key(l, p.i[p.depth]) != e->key);
-	vt_lock(&lk, l);
-	vt_make_room(t, &p, p.depth, &lk); /* p.depth follows a growth */
+	vt_lock(t, l);
+	vt_make_room(t, &p, p.depth); /* p.depth follows a growth */
 	l = p.n[p.depth];
 	vn_gap(l, p.i[p.depth]);
 	vn_put(l, p.i[p.depth], e);
-	vt_unlock_all(&lk);
 	/* A split set the maxw of both halves before e went in. */
 	vt_fix_up(t, &p, p.depth, 0, vas_val_weight(e->val));
 }
@@ -821,11 +862,9 @@ void vt_update(struct vas_tree *t, const struct vt_ent *e)
 	struct vas_node *l = p.n[p.depth];
 	uint32_t i = p.i[p.depth];
 	LF_ASSERT(i < vn_count(l) && vn_key(l, i) == e->key);
-	struct vt_locks lk = { .count = 0 };
 	uint64_t w_old = vn_weight(l, i);
-	vt_lock(&lk, l);
+	vt_lock(t, l);
 	vn_put(l, i, e);
-	vt_unlock_all(&lk);
 	vt_fix_up(t, &p, p.depth, w_old, vas_val_weight(e->val));
 }
 
@@ -901,13 +940,13 @@ static void vt_shift_left(struct vas_node *l, struct vas_node *r,
 }
 
 /* The root is an inner node with one child left: that child is the root. */
-static void vt_shrink(struct vas_tree *t, struct vt_locks *lk)
+static void vt_shrink(struct vas_tree *t)
 {
 	struct vas_node *root = vt_root(t);
 	while (!vn_leaf(root) && vn_count(root) == 0) {
-		vt_lock(lk, root);
+		vt_lock(t, root);
 		vt_set_root(t, vn_child(root, 0));
-		vt_drop(t, lk, root);
+		vt_drop(t, root);
 		t->height--;
 		root = vt_root(t);
 	}
@@ -920,7 +959,7 @@ static void vt_shrink(struct vas_tree *t, struct vt_locks *lk)
  * maxw right on the way.
  */
 static void vt_rebalance(struct vas_tree *t, struct vt_path *p, uint32_t d,
-			 struct vt_locks *lk, uint64_t w_old)
+			 uint64_t w_old)
 {
 	uint32_t leaf = d;
 	while (d > 0 && vn_count(p->n[d]) < vt_min_fill(t)) {
@@ -928,15 +967,15 @@ static void vt_rebalance(struct vas_tree *t, struct vt_path *p, uint32_t d,
 		uint32_t pi = p->i[d - 1];
 		uint32_t li = pi > 0 ? pi - 1 : pi; /* separator between l, r */
 		struct vas_node *l = vn_child(up, li), *r = vn_child(up, li + 1);
-		vt_lock(lk, up);
-		vt_lock(lk, l);
-		vt_lock(lk, r);
+		vt_lock(t, up);
+		vt_lock(t, l);
+		vt_lock(t, r);
 		uint64_t sep = vn_key(up, li);
 		uint32_t need = vn_count(l) + vn_count(r) + (vn_leaf(l) ? 0 : 1);
 		if (need <= t->cap) {
 			vt_merge_nodes(l, r, sep);
 			vn_close(up, li);
-			vt_drop(t, lk, r);
+			vt_drop(t, r);
 			vn_setw(up, li, t->augment ? vn_max(l) : 0);
 			p->n[d] = l;
 			p->i[d - 1] = li;
@@ -962,17 +1001,15 @@ static void vt_rebalance(struct vas_tree *t, struct vt_path *p, uint32_t d,
 void vt_delete(struct vas_tree *t, uint64_t key)
 {
 	struct vt_path p;
-	struct vt_locks lk = { .count = 0 };
 	vt_descend(t, key, &p);
 	struct vas_node *l = p.n[p.depth];
 	uint32_t i = p.i[p.depth];
 	LF_ASSERT(i < vn_count(l) && vn_key(l, i) == key);
 	uint64_t w_old = t->augment ? vn_weight(l, i) : 0;
-	vt_lock(&lk, l);
+	vt_lock(t, l);
 	vn_close(l, i);
-	vt_rebalance(t, &p, p.depth, &lk, w_old);
-	vt_shrink(t, &lk);
-	vt_unlock_all(&lk);
+	vt_rebalance(t, &p, p.depth, w_old);
+	vt_shrink(t);
 }
 
 /* ---- structural check (writer lock held) ---- */

@@ -16,7 +16,8 @@
  *            get of vas_create (ENOMEM, no node held), then it is created
  *   byte 1   entries per node (3 to 16, or the most; raw in mode 3)
  *   byte 2   high-water mark of the node freelist (0 to 8)
- *   then     opcode byte, its arguments (see fv_step)
+ *   then     opcode byte, its arguments (see fv_step; opcode 15 mod 16
+ *            holds vas_map, replace, unmap, protect, find/next/prev)
  *
  * Checked, as model_vas does: every return code and every address chosen
  * equals the reference's; lookups around what each call touched agree;
@@ -66,7 +67,7 @@ static int fv_create_rc(uint64_t base, uint64_t size, uint64_t q,
 		return VAS_EINVAL;
 	if ((base | size) & (q - 1))
 		return VAS_EALIGN;
-	if (base + size < base || size / q >= ((uint64_t)1 << 32))
+	if (base + size < base || size / q >= ((uint64_t)1 << VAS_MAX_QBITS))
 		return VAS_ERANGE;
 	if (keys != 0 && (keys < VAS_MIN_KEYS || keys > VAS_MAX_KEYS))
 		return VAS_EINVAL;
@@ -189,7 +190,8 @@ static void fv_verify(struct fv *m)
 	    X(st.free_ranges), X(want.free_ranges), X(st.free_bytes),
 	    X(want.free_bytes), X(st.largest_free), X(want.largest_free));
 	for (int i = 0; i < VAS_NERR; i++)
-		REQ(m, st.rejected[i] == want.rejected[i],
+		REQ(m, st.rejected[i] == want.rejected[i] &&
+			       st.refused[i] == want.refused[i],
 		    "rejected[%s] %llu, expected %llu", vas_strerror(-i),
 		    X(st.rejected[i]), X(want.rejected[i]));
 	REQ(m, st.restarts == 0, "%llu restarts on one thread",
@@ -495,6 +497,143 @@ static void fv_toggle(struct fv *m)
 }
 
 /* Make the source fail a get soon: one of the next few calls. */
+/* ---- the mmap-grade calls ---- */
+
+static void fv_piece_fn(const struct vas_range *r, void *arg)
+{
+	struct vt_pieces *p = arg;
+	if (p->n < 16)
+		p->r[p->n] = *r;
+	p->n++;
+	p->bytes += r->size;
+}
+
+static void fv_pieces_eq(struct fv *m, const struct vt_pieces *got,
+			 const struct vt_pieces *want)
+{
+	REQ(m, got->n == want->n && got->bytes == want->bytes,
+	    "%zu pieces (%#llx bytes), expected %zu (%#llx)", got->n,
+	    X(got->bytes), want->n, X(want->bytes));
+	for (size_t i = 0; i < got->n && i < 16; i++)
+		REQ(m, vt_range_eq(&got->r[i], &want->r[i]), "piece %zu", i);
+}
+
+static uint32_t fv_attr(struct fv *m)
+{
+	uint8_t b = fz_u8(&m->f);
+	return b == 255 ? VAS_ATTR_MASK + 1u + fz_u8(&m->f) : b % 4;
+}
+
+/* vas_map: size, alignment, flags, window and hint from the input. */
+static void fv_map(struct fv *m)
+{
+	unsigned i = fv_ctx(m);
+	uint8_t k = fz_u8(&m->f);
+	uint64_t room;
+	struct vas_place p = { .size = fv_quanta(m) * m->q,
+			       .align = fv_align(m), .flags = k & 3 };
+	if (k & 4)
+		p.flags |= 4u << (fz_u8(&m->f) % 8); /* bad */
+	if (k & 8) {
+		p.low = fv_addr(m, &room);
+		p.high = fv_addr(m, &room);
+	}
+	if (k & 16)
+		p.hint = fv_addr(m, &room);
+	if ((k & 0x60) == 0x60)
+		p.size = 0;
+	p.attr = fv_attr(m);
+	p.tag = fv_tag(m);
+	bool null = k == 0xff;
+	uint64_t a = 0, ra = 0;
+	unsigned long failed = atomic_load(&m->src.failed);
+	int rc = vas_map(m->c[i], null ? NULL : &p, &a);
+	if (!fv_answered(m, m->reg[i], rc, failed))
+		return;
+	int rr = null ? vt_ref_err(&m->ref, VAS_EINVAL)
+		      : vt_ref_map(&m->ref, &p, &ra);
+	REQ(m, rc == rr && (rc != VAS_OK || a == ra),
+	    "map size %#llx align %#llx flags %u [%#llx, %#llx) hint %#llx:"
+	    " %d at %#llx, expected %d at %#llx", X(p.size), X(p.align),
+	    p.flags, X(p.low), X(p.high), X(p.hint), rc, X(a), rr, X(ra));
+	if (rc == VAS_OK)
+		fv_probe_around(m, a, p.size);
+}
+
+/* vas_replace, vas_unmap or vas_protect over a span from the input. */
+static void fv_rewrite(struct fv *m, unsigned kind)
+{
+	unsigned i = fv_ctx(m);
+	uint64_t room, a = fv_addr(m, &room);
+	uint8_t k = fz_u8(&m->f);
+	uint64_t size = (k & 1 ? 1 + fz_u16(&m->f) % (2 * room + 8)
+			       : fv_quanta(m)) * m->q;
+	if ((k & 6) == 6)
+		a += 1 + fz_u8(&m->f) % m->q; /* misaligned (q > 1) */
+	if ((k & 0x18) == 0x18)
+		size = (uint64_t)0 - a + m->q; /* wraps */
+	uint32_t attr = fv_attr(m), mask = k & 0x20 ? VAS_ATTR_MASK
+						     : fv_attr(m);
+	unsigned flags = k >> 6;                  /* 2, 3: bad for protect */
+	uintptr_t tag = fv_tag(m);
+	struct vt_pieces got = { .n = 0 }, want;
+	uint64_t removed = 0;
+	unsigned long failed = atomic_load(&m->src.failed);
+	int rc, rr;
+	if (kind == 0)
+		rc = vas_replace(m->c[i], a, size, attr, tag, fv_piece_fn, &got);
+	else if (kind == 1)
+		rc = vas_unmap(m->c[i], a, size, fv_piece_fn, &got, &removed);
+	else
+		rc = vas_protect(m->c[i], a, size, mask, attr, tag, flags,
+				 fv_piece_fn, &got);
+	if (!fv_answered(m, m->reg[i], rc, failed))
+		return;
+	if (kind == 0)
+		rr = vt_ref_replace(&m->ref, a, size, attr, tag, &want);
+	else if (kind == 1)
+		rr = vt_ref_unmap(&m->ref, a, size, &want);
+	else
+		rr = vt_ref_protect(&m->ref, a, size, mask, attr, tag, flags,
+				    &want);
+	REQ(m, rc == rr, "rewrite %u %#llx size %#llx: %d, expected %d", kind,
+	    X(a), X(size), rc, rr);
+	if (rc == VAS_OK) {
+		fv_pieces_eq(m, &got, &want);
+		REQ(m, kind != 1 || removed == want.bytes, "unmap removed");
+	}
+	fv_probe_around(m, a, size < m->size ? size : 0);
+}
+
+/* vas_find, vas_prev, vas_next at an address from the input. */
+static void fv_find(struct fv *m)
+{
+	unsigned i = fv_ctx(m);
+	uint64_t room, a = fv_addr(m, &room);
+	uint8_t k = fz_u8(&m->f);
+	struct vas_range r = { 0 }, w = { 0 };
+	int rc, rr;
+	if (k & 0x80)
+		a = fz_u64(&m->f);
+	if (k % 3 == 0) {
+		rc = vas_find(m->c[i], a, &r);
+		rr = vt_ref_find_up(&m->ref, a, &w);
+	} else if (k % 3 == 1) {
+		rc = vas_prev(m->c[i], a, &r);
+		rr = vt_ref_prev(&m->ref, a, &w);
+	} else {
+		struct vas_range cur = m->ref.r[fz_u8(&m->f) % m->ref.n];
+		rc = vas_next(m->c[i], &cur, &r);
+		rr = vt_ref_find_up(&m->ref, cur.start + cur.size, &w);
+	}
+	if (!m->reg[i]) {
+		REQ(m, rc == VAS_ENOTREG, "find unregistered: %d", rc);
+		return;
+	}
+	REQ(m, rc == rr && (rc != VAS_OK || vt_range_eq(&r, &w)),
+	    "find %u at %#llx: %d, expected %d", k % 3, X(a), rc, rr);
+}
+
 static void fv_fault(struct fv *m)
 {
 	uint8_t k = fz_u8(&m->f);
@@ -534,8 +673,21 @@ static void fv_step(struct fv *m)
 	case 14:
 		fv_fault(m);
 		break;
-	default:
-		fv_verify(m);
+	default: /* 15: the mmap-grade calls, or a verification */
+		switch ((op >> 4) % 6) {
+		case 0:
+			fv_verify(m);
+			break;
+		case 1:
+			fv_map(m);
+			break;
+		case 2: case 3: case 4:
+			fv_rewrite(m, (op >> 4) % 6 - 2u);
+			break;
+		default:
+			fv_find(m);
+			break;
+		}
 		break;
 	}
 }

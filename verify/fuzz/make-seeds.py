@@ -280,6 +280,16 @@ def vas_seeds():
     for i in range(6):
         s[f"random-{i}"] = bytes([i & 3, 3, 2]) + bytes(
             rnd.randrange(256) for _ in range(40 + 60 * i))
+    # The mmap-grade calls (opcode 15 + 16 k: map, replace, unmap,
+    # protect, find), among allocations, frees and lookups, random args.
+    rnd = random.Random(16)
+    for i in range(6):
+        body = b""
+        for _ in range(120):
+            op = rnd.choice((0x1f, 0x2f, 0x3f, 0x4f, 0x5f)) \
+                if rnd.random() < 0.6 else rnd.choice((0, 4, 6, 10, 15))
+            body += bytes([op]) + bytes(rnd.randrange(256) for _ in range(8))
+        s[f"mmap-{i}"] = bytes([i % 3, 3 + i, i % 4]) + body + V_VERIFY
     return s
 
 

@@ -14,6 +14,9 @@
  *   xQ     vas_alloc_at of quantum Q, one quantum
  *   f      free the oldest range the thread holds
  *   h      free the first quantum of it (a partial free: the rest stays)
+ *   rQ uQ  vas_replace / vas_unmap of quanta [Q, Q + 2) (MAP_FIXED, munmap:
+ *          over ranges and holes; the thread gives up the ranges it holds,
+ *          which the configuration makes the only ones there)
  *   lQ     vas_lookup of quantum Q
  *   LQ     the same descent without an epoch section (self-test only)
  *   p      lf_epoch_poll of the thread's record (runs node retirements)
@@ -54,9 +57,10 @@
  * Operation codes and their names for the history, as each harness declares
  * its own (lin.h).
  */
-enum { ALLOC, BEST, AT, FREE, LOOKUP };
+enum { ALLOC, BEST, AT, FREE, LOOKUP, REPLACE, UNMAP };
 static const char *const mv_names[] = {"alloc", "alloc_best", "alloc_at",
-				       "free", "lookup"};
+				       "free", "lookup", "replace", "unmap"};
+#define MV_SPAN 2 /* quanta a replace or unmap covers */
 
 struct mv_init {
 	uint8_t tid, q, n;
@@ -233,6 +237,26 @@ static void mv_free(unsigned tid, bool head)
 	lin_ret(op, (uint64_t)(int64_t)rc, 0);
 }
 
+/*
+ * Replace (or unmap) [q, q + MV_SPAN): the thread's own ranges there are
+ * gone from its bookkeeping (the final unmap of the region takes what it
+ * mapped).
+ */
+static void mv_rewrite(unsigned tid, unsigned q, bool unmap)
+{
+	unsigned tag = unmap ? 0 : 1 + tid * 0x30 + S.ntag[tid]++;
+	for (unsigned i = 0; i < S.nheld[tid]; i++)
+		for (unsigned j = 0; j < S.held[tid][i].n; j++)
+			S.owner[S.held[tid][i].q + j] = 0;
+	S.nheld[tid] = 0;
+	struct lin_op *op = lin_call(&S.h, unmap ? UNMAP : REPLACE, q, tag);
+	int rc = unmap ? vas_unmap(&S.ctx[tid], mv_addr(q), MV_SPAN * MV_Q,
+				   NULL, NULL, NULL)
+		       : vas_replace(&S.ctx[tid], mv_addr(q), MV_SPAN * MV_Q,
+				     0, tag, NULL, NULL);
+	lin_ret(op, (uint64_t)(int64_t)rc, 0);
+}
+
 static uint64_t mv_pack(const struct vas_range *r)
 {
 	uint64_t q = (r->start - MV_BASE) / MV_Q, n = r->size / MV_Q;
@@ -279,6 +303,8 @@ static void mv_thread(unsigned tid)
 		case 'f': mv_free(tid, false); break;
 		case 'h': mv_free(tid, true); break;
 		case 'l': mv_lookup(tid, mv_digit(&p)); break;
+		case 'r': mv_rewrite(tid, mv_digit(&p), false); break;
+		case 'u': mv_rewrite(tid, mv_digit(&p), true); break;
 		case 'L': mv_lookup_unprotected(mv_digit(&p)); break;
 		case 'p': lf_epoch_poll(&S.ctx[tid].rec); break;
 		}
@@ -400,10 +426,26 @@ static bool mv_model_lookup(const struct mv_model *m, const struct lin_op *op)
 	       op->res[1] == (s | (e - s) << 8 | (uint64_t)m->tag[q] << 16);
 }
 
+/* [q, q + MV_SPAN) becomes one range of tag (0: free); the rest stays. */
+static bool mv_model_rewrite(struct mv_model *m, const struct lin_op *op)
+{
+	const struct mv_cfg *cfg = mc_cfg();
+	unsigned q = (unsigned)op->arg[0], e = q + MV_SPAN;
+	if ((int)(int64_t)op->res[0] != VAS_OK)
+		return false;
+	if (e < cfg->nq && m->tag[e] != 0)
+		m->start |= 1u << e; /* what sticks out keeps its tag */
+	mv_model_set(m, q, MV_SPAN, (unsigned)op->arg[1]);
+	return true;
+}
+
 static bool mv_model_apply(void *st, const struct lin_op *op)
 {
 	struct mv_model *m = st;
 	switch (op->kind) {
+	case REPLACE:
+	case UNMAP:
+		return mv_model_rewrite(m, op);
 	case ALLOC:
 	case BEST:
 		return mv_model_alloc(m, op);
@@ -485,6 +527,10 @@ static void mv_teardown(void)
 				mc_fail("final free of quantum %u: %s",
 					S.held[t][i].q, vas_strerror(rc));
 		}
+	/* What replaces mapped: the whole region unmapped. */
+	const struct mv_cfg *cfg = mc_cfg();
+	if (vas_unmap(c, MV_BASE, cfg->nq * MV_Q, NULL, NULL, NULL) != VAS_OK)
+		mc_fail("final unmap");
 	mv_vas_check("with everything freed");
 	struct vas_stats st;
 	vas_stats(&S.v, &st);
@@ -640,6 +686,17 @@ MV_TEST(mv_noepoch, "self.vas_noepoch", "reader without epoch section:"
 	" use after free", 2, 2, 3, 3000, .nq = 8, .keys = 3,
 	.high_water = 0, .init = MV_THREE(0, 0, 1),
 	.script = {"ffpp", "L2L1"})
+/* MAP_FIXED over a range and a hole while a reader looks up the page of
+ * the range that stays mapped, and the hole's page: each lookup sees the
+ * state before or after, never the range gone (W1, docs/design.md 3.3). */
+MV_TEST(mv_replace, "vas.replace", "replace over a range and a hole vs "
+	"lookups", 2, 2, 3, 20000, .nq = 8, .keys = 3,
+	.init = MV_THREE(0, 0, 1), .script = {"r2", "l2l3"}, .need = "r")
+/* munmap over a range and a hole, then MAP_FIXED over a hole and a range
+ * (across leaves), while a reader looks up. */
+MV_TEST(mv_unmap, "vas.unmap", "unmap, replace over holes, lookups",
+	2, 2, 3, 20000, .nq = 8, .keys = 3, .init = MV_THREE(0, 0, 0),
+	.script = {"u2r3", "l4l2"}, .need = "r")
 /* Larger: 16 quanta, 4-key nodes, three threads, partial frees and
  * alloc_at; PCT only. */
 MV_TEST(mv_mix, "vas.mix", "alloc, alloc_at, free, lookups, 3 threads", 3,
@@ -649,4 +706,5 @@ MV_TEST(mv_mix, "vas.mix", "alloc, alloc_at, free, lookups, 3 threads", 3,
 
 const struct mc_test *const mc_tests_vas[] = {
 	&mv_split, &mv_grow, &mv_merge, &mv_writers, &mv_reuse, &mv_mix,
+	&mv_replace, &mv_unmap,
 	&mv_noepoch, NULL};

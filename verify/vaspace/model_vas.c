@@ -3,7 +3,12 @@
  * sorted array of ranges with the placement and error rules written out
  * the obvious way), over random operation sequences from many seeds.
  *
- * Operations: allocations with both policies, random sizes (up to more
+ * Operations: vas_map with every placement (bottom-up, top-down, best
+ * fit, a window, a hint, bad flags, attributes and windows), replace and
+ * unmap over random spans (ranges and holes mixed, the removed pieces
+ * compared), protect inside one allocation or over several (holes:
+ * ENOTALLOC; equal neighbours merged), find/next/prev; allocations with
+ * both policies, random sizes (up to more
  * than the region) and alignments (below, at and far above the quantum);
  * alloc_at inside free ranges, over allocated ones and anywhere; frees of
  * the whole, head, tail or middle of live allocations; bad input of each
@@ -22,7 +27,8 @@
  * The seed picks the node capacity (3, 4, 7, 16 or the largest), the
  * high-water mark (0, 2, 16) and the region: an odd base with large
  * alignments, a tight region at address 0 (ENOSPC often), one just below
- * 2^64 (aligned addresses past it must not wrap), and 2^20 big quanta.
+ * 2^64 (aligned addresses past it must not wrap), a 57-bit user space of
+ * 2^45 pages (size keys in classes past 2^18 quanta), and 2^20 big quanta.
  *
  * Usage: model_vas [--seeds N] [--ops N] [--seed S] [--trace]
  *        (--seed S: replay seed S alone; --trace: print every call)
@@ -32,7 +38,7 @@
 #define VERIFY_EVERY 64
 #define TARGET_EVERY 1500
 
-static unsigned long totals[8], total_nodes_max;
+static unsigned long totals[8], calls[8], total_nodes_max;
 
 static void model_run(struct model *m, uint64_t seed, uint64_t ops)
 {
@@ -52,10 +58,10 @@ static void model_run(struct model *m, uint64_t seed, uint64_t ops)
 	CHECK_EQ(st.restarts, 0); /* one thread: nothing to restart for */
 	if (st.nodes > total_nodes_max)
 		total_nodes_max = st.nodes;
-	for (int i = 0; i < 3; i++)
-		totals[i] += m->calls[i];
-	totals[3] += st.rejected[-VAS_ENOSPC];
-	totals[4] += st.rejected[-VAS_EBUSY];
+	for (int i = 0; i < 8; i++)
+		calls[i] += m->calls[i];
+	totals[3] += vt_err(&st, VAS_ENOSPC);
+	totals[4] += vt_err(&st, VAS_EBUSY);
 	totals[5] += st.nodes_retired;
 	model_finish(m);
 }
@@ -84,9 +90,11 @@ int main(int argc, char **argv)
 	}
 	free(m);
 	printf("model_vas: %" PRIu64 " seeds x %" PRIu64 " operations: %lu "
-	       "allocs, %lu alloc_ats, %lu frees; %lu ENOSPC, %lu EBUSY; "
+	       "allocs, %lu alloc_ats, %lu frees, %lu maps, %lu replaces, "
+	       "%lu unmaps, %lu protects; %lu ENOSPC, %lu EBUSY; "
 	       "up to %lu nodes, %lu retired\n",
-	       replay ? 1 : seeds, ops, totals[0], totals[1], totals[2],
+	       replay ? 1 : seeds, ops, calls[0], calls[1], calls[2],
+	       calls[3], calls[4], calls[5], calls[6],
 	       totals[3], totals[4], total_nodes_max, totals[5]);
 	return check_exit("model_vas");
 }

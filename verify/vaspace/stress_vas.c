@@ -596,9 +596,9 @@ int main(int argc, char **argv)
 		lookups += w[i].lookups;
 		nospc += w[i].nospc;
 	}
-	CHECK_EQ(st.rejected[-VAS_ENOSPC], nospc);
-	CHECK_EQ(vt_rejected(&st), st.rejected[-VAS_ENOSPC] +
-					   st.rejected[-VAS_EBUSY]);
+	CHECK_EQ(vt_err(&st, VAS_ENOSPC), nospc);
+	CHECK_EQ(vt_rejected(&st), vt_err(&st, VAS_ENOSPC) +
+					   vt_err(&st, VAS_EBUSY));
 	pthread_barrier_wait(&unregistered);
 	for (unsigned i = 0; i < nwriters; i++)
 		pthread_join(t[i], NULL);

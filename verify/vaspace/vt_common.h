@@ -113,14 +113,15 @@ static inline bool vt_range_eq(const struct vas_range *a,
 			       const struct vas_range *b)
 {
 	return a->start == b->start && a->size == b->size &&
-	       a->allocated == b->allocated && a->tag == b->tag;
+	       a->allocated == b->allocated && a->tag == b->tag &&
+	       a->attr == b->attr;
 }
 
 static inline void vt_range_print(const char *what, const struct vas_range *r)
 {
 	fprintf(stderr, "  %s [%#" PRIx64 ", +%#" PRIx64 ") %s tag %#" PRIxPTR
-		"\n", what, r->start, r->size,
-		r->allocated ? "allocated" : "free", r->tag);
+		" attr %#x\n", what, r->start, r->size,
+		r->allocated ? "allocated" : "free", r->tag, r->attr);
 }
 
 /* Equal lists; on the first difference print both and return false. */
@@ -151,12 +152,28 @@ static inline bool vt_stats_same_ranges(const struct vas_stats *a,
 	       a->largest_free == b->largest_free && a->height == b->height;
 }
 
+/* Calls that failed with err, refused or rejected (vas_err_is_refusal). */
+static inline uint64_t vt_err(const struct vas_stats *s, int err)
+{
+	return s->refused[-err] + s->rejected[-err];
+}
+
+/* Every failed call, refusals and bad input. */
 static inline uint64_t vt_rejected(const struct vas_stats *s)
 {
 	uint64_t n = 0;
 	for (int i = 0; i < VAS_NERR; i++)
-		n += s->rejected[i];
+		n += s->rejected[i] + s->refused[i];
 	return n;
+}
+
+/* Each code counted on its side only: refusals apart from bad input. */
+static inline bool vt_err_split_ok(const struct vas_stats *s)
+{
+	for (int i = 0; i < VAS_NERR; i++)
+		if ((vas_err_is_refusal(-i) ? s->rejected[i] : s->refused[i]))
+			return false;
+	return true;
 }
 
 #endif

@@ -36,7 +36,7 @@ struct model {
 	bool trace;  /* print every call */
 	unsigned target; /* ranges the workload drifts towards */
 	uintptr_t next_tag;
-	unsigned long nomem, calls[8];
+	unsigned long nomem, calls[8]; /* alloc at free map replace unmap prot */
 	struct vt_snap snap;
 };
 
@@ -98,7 +98,7 @@ static inline void model_shape(struct model *m)
 	static const uint64_t hw[] = { 0, 2, 16 };
 	m->keys = keys[m->seed % 5];
 	m->high_water = hw[m->seed % 3];
-	switch ((m->seed / 5) % 4) {
+	switch ((m->seed / 5) % 5) {
 	case 0: /* odd base: large alignments are absolute */
 		m->q = 4096;
 		m->base = 0x7f0000003000ull;
@@ -113,6 +113,12 @@ static inline void model_shape(struct model *m)
 		m->q = 512;
 		m->size = 20000 * m->q;
 		m->base = (uint64_t)0 - m->size - 7 * m->q;
+		break;
+	case 3: /* a 57-bit (LA57) user space: 2^45 - 2 quanta, size keys
+		 * past 2^18 quanta in power-of-two classes */
+		m->q = 4096;
+		m->base = 0x1000;
+		m->size = ((uint64_t)1 << 57) - 2 * m->q;
 		break;
 	default: /* big quantum, 2^20 quanta */
 		m->q = 65536;
@@ -181,7 +187,8 @@ static inline void model_verify(struct model *m)
 	     want.free_ranges, st.free_bytes, want.free_bytes,
 	     st.largest_free, want.largest_free);
 	for (int i = 0; i < VAS_NERR; i++)
-		MREQ(m, st.rejected[i] == want.rejected[i],
+		MREQ(m, st.rejected[i] == want.rejected[i] &&
+			     st.refused[i] == want.refused[i],
 		     "rejected[%d] %" PRIu64 ", expected %" PRIu64, i,
 		     st.rejected[i], want.rejected[i]);
 	MREQ(m, st.height >= 1 && st.height <= VAS_MAX_HEIGHT,
@@ -499,6 +506,207 @@ static inline void op_iterate(struct model *m)
 	     "): %u ranges, expected %u", a, b, it.n, want);
 }
 
+/* ---- the mmap-grade calls ---- */
+
+static inline void model_piece_fn(const struct vas_range *r, void *arg)
+{
+	struct vt_pieces *p = arg;
+	if (p->n < 16)
+		p->r[p->n] = *r;
+	p->n++;
+	p->bytes += r->size;
+}
+
+/* The pieces the vas reported are the reference's. */
+static inline void model_pieces_eq(struct model *m, const char *what,
+				   const struct vt_pieces *got,
+				   const struct vt_pieces *want)
+{
+	MREQ(m, got->n == want->n && got->bytes == want->bytes,
+	     "%s: %zu pieces (%#" PRIx64 " bytes), expected %zu (%#" PRIx64
+	     ")", what, got->n, got->bytes, want->n, want->bytes);
+	for (size_t i = 0; i < got->n && i < 16; i++)
+		MREQ(m, vt_range_eq(&got->r[i], &want->r[i]),
+		     "%s: piece %zu differs", what, i);
+}
+
+static inline uint32_t model_attr(struct model *m)
+{
+	static const uint32_t a[] = { 0, 1, 3, 5, 0x8001 };
+	if (mrnd_below(m, 200) == 0)
+		return VAS_ATTR_MASK + 1 + (uint32_t)mrnd_below(m, 4); /* bad */
+	return a[mrnd_below(m, 5)];
+}
+
+/* An address anywhere in the region (quantum-aligned), rarely outside. */
+static inline uint64_t model_addr(struct model *m)
+{
+	int64_t qn = (int64_t)mrnd_below(m, m->size / m->q + 4) - 2;
+	if (mrnd_below(m, 100) == 0)
+		return m->base + (uint64_t)qn * m->q + 1; /* misaligned */
+	return m->base + (uint64_t)qn * m->q;
+}
+
+/* A span starting in a random range, often over several ranges. */
+static inline void model_span(struct model *m, uint64_t *a, uint64_t *size)
+{
+	const struct vas_range *r = &m->ref.r[mrnd_below(m, m->ref.n)];
+	uint64_t nq = r->size / m->q;
+	if (mrnd_below(m, 16) == 0) {
+		*a = model_addr(m);
+		*size = model_size(m);
+		return;
+	}
+	*a = r->start + mrnd_below(m, nq) * m->q;
+	uint64_t n = mrnd_below(m, 3) ? 1 + mrnd_below(m, 2 * nq + 8)
+				      : model_size(m) / m->q;
+	if (n > (m->end - *a) / m->q)
+		n = (m->end - *a) / m->q;
+	*size = (n ? n : 1) * m->q;
+}
+
+static inline void op_map(struct model *m)
+{
+	struct vas_place p = { .size = model_size(m), .align = model_align(m),
+			       .attr = model_attr(m), .tag = model_tag(m) };
+	unsigned k = (unsigned)mrnd_below(m, 8);
+	p.flags = (unsigned)mrnd_below(m, 4);
+	if (mrnd_below(m, 100) == 0)
+		p.flags |= 4; /* bad */
+	if (k >= 4) { /* a window */
+		p.low = model_addr(m);
+		p.high = model_addr(m);
+		if (p.low > p.high && mrnd_below(m, 8)) {
+			uint64_t t = p.low;
+			p.low = p.high;
+			p.high = t;
+		}
+	}
+	if (k % 2 == 1) /* a hint: a free range's start, or anywhere */
+		p.hint = mrnd_below(m, 2)
+				 ? m->ref.r[mrnd_below(m, m->ref.n)].start
+				 : model_addr(m);
+	uint64_t a = 0, ra = 0;
+	unsigned long failed = atomic_load(&m->src.failed);
+	model_trace(m, "map size %#" PRIx64 " align %#" PRIx64 " [%#" PRIx64
+		    ", %#" PRIx64 ") hint %#" PRIx64 " flags %u", p.size,
+		    p.align, p.low, p.high, p.hint, p.flags);
+	int rc = vas_map(m->c, &p, &a);
+	m->calls[3]++;
+	if (!model_nomem(m, rc, failed))
+		return;
+	int rr = vt_ref_map(&m->ref, &p, &ra);
+	MREQ(m, rc == rr && (rc != VAS_OK || a == ra),
+	     "map: %d at %#" PRIx64 ", expected %d at %#" PRIx64, rc, a, rr,
+	     ra);
+	if (rc == VAS_OK)
+		model_probe_around(m, a, p.size);
+}
+
+static inline void op_replace(struct model *m)
+{
+	uint64_t a, size;
+	model_span(m, &a, &size);
+	uint32_t attr = model_attr(m);
+	uintptr_t tag = model_tag(m);
+	struct vt_pieces got = { .n = 0 }, want;
+	unsigned long failed = atomic_load(&m->src.failed);
+	model_trace(m, "replace %#" PRIx64 " size %#" PRIx64, a, size);
+	int rc = vas_replace(m->c, a, size, attr, tag, model_piece_fn, &got);
+	m->calls[4]++;
+	if (!model_nomem(m, rc, failed))
+		return;
+	int rr = vt_ref_replace(&m->ref, a, size, attr, tag, &want);
+	MREQ(m, rc == rr, "replace %#" PRIx64 " size %#" PRIx64
+	     ": %d, expected %d", a, size, rc, rr);
+	if (rc == VAS_OK) {
+		model_pieces_eq(m, "replace", &got, &want);
+		model_probe_around(m, a, size);
+	}
+}
+
+static inline void op_unmap(struct model *m)
+{
+	uint64_t a, size, removed = 0;
+	model_span(m, &a, &size);
+	struct vt_pieces got = { .n = 0 }, want;
+	unsigned long failed = atomic_load(&m->src.failed);
+	model_trace(m, "unmap %#" PRIx64 " size %#" PRIx64, a, size);
+	int rc = vas_unmap(m->c, a, size, model_piece_fn, &got, &removed);
+	m->calls[5]++;
+	if (!model_nomem(m, rc, failed))
+		return;
+	int rr = vt_ref_unmap(&m->ref, a, size, &want);
+	MREQ(m, rc == rr, "unmap %#" PRIx64 " size %#" PRIx64
+	     ": %d, expected %d", a, size, rc, rr);
+	if (rc == VAS_OK) {
+		model_pieces_eq(m, "unmap", &got, &want);
+		MREQ(m, removed == want.bytes, "unmap removed %#" PRIx64,
+		     removed);
+		model_probe_around(m, a, size);
+	}
+}
+
+/* Inside one allocation, or over several (holes make it fail). */
+static inline void op_protect(struct model *m)
+{
+	uint64_t a, size;
+	const struct vas_range *r = model_pick(m);
+	if (r == NULL || mrnd_below(m, 4) == 0) {
+		model_span(m, &a, &size);
+	} else {
+		uint64_t nq = r->size / m->q, off = mrnd_below(m, nq);
+		a = r->start + off * m->q;
+		size = (1 + mrnd_below(m, nq - off)) * m->q;
+	}
+	uint32_t mask = mrnd_below(m, 4) ? 0xffff : model_attr(m);
+	uint32_t bits = model_attr(m);
+	unsigned flags = (unsigned)mrnd_below(m, 2);
+	if (mrnd_below(m, 100) == 0)
+		flags |= 2; /* bad */
+	uintptr_t tag = mrnd_below(m, 2) ? m->ref.r[mrnd_below(m, m->ref.n)].tag
+					 : model_tag(m);
+	struct vt_pieces got = { .n = 0 }, want;
+	unsigned long failed = atomic_load(&m->src.failed);
+	model_trace(m, "protect %#" PRIx64 " size %#" PRIx64 " %#x/%#x %u",
+		    a, size, bits, mask, flags);
+	int rc = vas_protect(m->c, a, size, mask, bits, tag, flags,
+			     model_piece_fn, &got);
+	m->calls[6]++;
+	if (!model_nomem(m, rc, failed))
+		return;
+	int rr = vt_ref_protect(&m->ref, a, size, mask, bits, tag, flags,
+				&want);
+	MREQ(m, rc == rr, "protect %#" PRIx64 " size %#" PRIx64
+	     ": %d, expected %d", a, size, rc, rr);
+	if (rc == VAS_OK) {
+		model_pieces_eq(m, "protect", &got, &want);
+		model_probe_around(m, a, size);
+	}
+}
+
+/* find, next and prev at random addresses. */
+static inline void op_find(struct model *m)
+{
+	uint64_t a = mrnd_below(m, 8) ? model_addr(m) : mrnd(m);
+	struct vas_range r = { 0 }, w = { 0 };
+	unsigned k = (unsigned)mrnd_below(m, 3);
+	int rc, rr;
+	if (k == 0) {
+		rc = vas_find(m->c, a, &r);
+		rr = vt_ref_find_up(&m->ref, a, &w);
+	} else if (k == 1) {
+		rc = vas_prev(m->c, a, &r);
+		rr = vt_ref_prev(&m->ref, a, &w);
+	} else {
+		struct vas_range cur = m->ref.r[mrnd_below(m, m->ref.n)];
+		rc = vas_next(m->c, &cur, &r);
+		rr = vt_ref_find_up(&m->ref, cur.start + cur.size, &w);
+	}
+	MREQ(m, rc == rr && (rc != VAS_OK || vt_range_eq(&r, &w)),
+	     "find %u at %#" PRIx64 ": %d, expected %d", k, a, rc, rr);
+}
+
 /* One operation; the mix drifts the number of ranges towards target. */
 static inline void model_step(struct model *m)
 {
@@ -507,28 +715,27 @@ static inline void model_step(struct model *m)
 	 * weights are this model's.
 	 */
 	unsigned r = (unsigned)mrnd_below(m, 100);
-	unsigned grow = m->ref.n < m->target ? 50 : 25;
-	if (m->fault) { /* writers only */
-		if (r < grow)
-			op_alloc(m);
-		else if (r < grow + 15)
-			op_alloc_at(m);
-		else if (r < 95)
-			op_free(m);
-		else
-			op_bad(m);
-		return;
-	}
-	if (r < grow)
+	unsigned grow = m->ref.n < m->target ? 44 : 22;
+	if (r < grow / 2)
 		op_alloc(m);
-	else if (r < grow + 8)
+	else if (r < grow)
+		op_map(m);
+	else if (r < grow + 6)
 		op_alloc_at(m);
-	else if (r < 78)
+	else if (r < grow + 12)
+		op_replace(m);
+	else if (r < 72)
 		op_free(m);
-	else if (r < 86)
+	else if (r < 78)
+		op_unmap(m);
+	else if (r < 85)
+		op_protect(m);
+	else if (r < 90 || m->fault) /* faults: writers only */
 		op_bad(m);
-	else if (r < 96)
+	else if (r < 94)
 		op_lookup(m);
+	else if (r < 97)
+		op_find(m);
 	else
 		op_iterate(m);
 }

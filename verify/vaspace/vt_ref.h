@@ -45,7 +45,7 @@ static inline void vt_ref_init(struct vt_ref *m, uint64_t base, uint64_t size,
 	m->cap = 64;
 	m->r = malloc(m->cap * sizeof(*m->r));
 	CHECK_FATAL(m->r);
-	m->r[0] = (struct vas_range){ base, size, 0, false };
+	m->r[0] = (struct vas_range){ base, size, 0, false, 0 };
 	m->n = 1;
 }
 
@@ -118,12 +118,13 @@ static inline void vt_ref_carve(struct vt_ref *m, size_t i, uint64_t a,
 	uint64_t e = a + size, oe = vt_ref_rend(&old);
 	if (a > old.start)
 		p[k++] = (struct vas_range){ old.start, a - old.start, old.tag,
-					     old.allocated };
+					     old.allocated, old.attr };
 	size_t mid = i + k;
-	p[k++] = (struct vas_range){ a, size, allocated ? tag : 0, allocated };
+	p[k++] = (struct vas_range){ a, size, allocated ? tag : 0, allocated,
+				     0 };
 	if (e < oe)
 		p[k++] = (struct vas_range){ e, oe - e, old.tag,
-					     old.allocated };
+					     old.allocated, old.attr };
 	vt_ref_splice(m, i, p, k);
 	if (!allocated)
 		vt_ref_coalesce(m, mid);
@@ -222,6 +223,271 @@ static inline int vt_ref_lookup(const struct vt_ref *m, uint64_t addr,
 	return VAS_OK;
 }
 
+/* ---- the mmap-grade calls (vas_map, replace, unmap, protect, find) ---- */
+
+/* Pieces a write reports: the allocated parts of [a, b), cut to it. */
+struct vt_pieces {
+	struct vas_range r[16];
+	size_t n;        /* all of them (only the first 16 kept) */
+	uint64_t bytes;  /* their bytes */
+};
+
+static inline void vt_ref_pieces(const struct vt_ref *m, uint64_t a,
+				 uint64_t b, struct vt_pieces *out)
+{
+	out->n = 0;
+	out->bytes = 0;
+	for (size_t i = vt_ref_find(m, a); i < m->n && m->r[i].start < b;
+	     i++) {
+		struct vas_range r = m->r[i];
+		if (!r.allocated)
+			continue;
+		uint64_t s = r.start > a ? r.start : a, e = vt_ref_rend(&r);
+		e = e < b ? e : b;
+		r.start = s;
+		r.size = e - s;
+		if (out->n < 16)
+			out->r[out->n] = r;
+		out->n++;
+		out->bytes += r.size;
+	}
+}
+
+/* Give [a, b) one state; the rest as it was; free ranges coalesced. */
+static inline void vt_ref_set(struct vt_ref *m, uint64_t a, uint64_t b,
+			      bool allocated, uint32_t attr, uintptr_t tag)
+{
+	struct vas_range *o = m->r, *n = malloc((m->n + 3) * sizeof(*n));
+	CHECK_FATAL(n);
+	size_t k = 0, on = m->n;
+	bool put = false;
+	for (size_t i = 0; i < on; i++) {
+		struct vas_range r = o[i];
+		uint64_t e = vt_ref_rend(&r);
+		if (r.start < a) {
+			n[k] = r;
+			n[k++].size = (e < a ? e : a) - r.start;
+		}
+		if (e > a && r.start < b && !put) {
+			n[k++] = (struct vas_range){ a, b - a,
+						     allocated ? tag : 0,
+						     allocated,
+						     allocated ? attr : 0 };
+			put = true;
+		}
+		if (e > b) {
+			n[k] = r;
+			n[k].start = r.start > b ? r.start : b;
+			n[k].size = e - n[k].start;
+			k++;
+		}
+	}
+	/* Coalesce free neighbours. */
+	size_t j = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (j > 0 && !n[i].allocated && !n[j - 1].allocated) {
+			n[j - 1].size += n[i].size;
+			continue;
+		}
+		n[j++] = n[i];
+	}
+	free(o);
+	m->r = n;
+	m->n = j;
+	m->cap = on + 3;
+}
+
+static inline int vt_ref_replace(struct vt_ref *m, uint64_t addr,
+				 uint64_t size, uint32_t attr, uintptr_t tag,
+				 struct vt_pieces *out)
+{
+	if (attr & ~VAS_ATTR_MASK)
+		return vt_ref_err(m, VAS_EATTR);
+	int rc = vt_ref_span(m, addr, size);
+	if (rc)
+		return vt_ref_err(m, rc);
+	vt_ref_pieces(m, addr, addr + size, out);
+	vt_ref_set(m, addr, addr + size, true, attr, tag);
+	return VAS_OK;
+}
+
+static inline int vt_ref_unmap(struct vt_ref *m, uint64_t addr,
+			       uint64_t size, struct vt_pieces *out)
+{
+	int rc = vt_ref_span(m, addr, size);
+	if (rc)
+		return vt_ref_err(m, rc);
+	vt_ref_pieces(m, addr, addr + size, out);
+	vt_ref_set(m, addr, addr + size, false, 0, 0);
+	return VAS_OK;
+}
+
+/* Split the range holding addr (inside the region) so one starts there. */
+static inline void vt_ref_split(struct vt_ref *m, uint64_t addr)
+{
+	if (addr >= m->end)
+		return;
+	size_t i = vt_ref_find(m, addr);
+	struct vas_range r = m->r[i], p[2] = { r, r };
+	if (r.start == addr)
+		return;
+	p[0].size = addr - r.start;
+	p[1].start = addr;
+	p[1].size = vt_ref_rend(&r) - addr;
+	vt_ref_splice(m, i, p, 2);
+}
+
+static inline int vt_ref_protect(struct vt_ref *m, uint64_t addr,
+				 uint64_t size, uint32_t mask, uint32_t bits,
+				 uintptr_t tag, unsigned flags,
+				 struct vt_pieces *out)
+{
+	if (flags & ~VAS_PROT_TAG)
+		return vt_ref_err(m, VAS_EINVAL);
+	if ((mask | bits) & ~VAS_ATTR_MASK)
+		return vt_ref_err(m, VAS_EATTR);
+	int rc = vt_ref_span(m, addr, size);
+	if (rc)
+		return vt_ref_err(m, rc);
+	uint64_t b = addr + size;
+	for (size_t i = vt_ref_find(m, addr); i < m->n && m->r[i].start < b;
+	     i++)
+		if (!m->r[i].allocated)
+			return vt_ref_err(m, VAS_ENOTALLOC);
+	vt_ref_pieces(m, addr, b, out);
+	vt_ref_split(m, addr);
+	vt_ref_split(m, b);
+	for (size_t i = vt_ref_find(m, addr); i < m->n && m->r[i].start < b;
+	     i++) {
+		m->r[i].attr = (m->r[i].attr & ~mask) | (bits & mask);
+		if (flags & VAS_PROT_TAG)
+			m->r[i].tag = tag;
+	}
+	/* Merge equal allocated neighbours across boundaries in [addr, b]. */
+	for (size_t i = 1; i < m->n;) {
+		struct vas_range *x = &m->r[i - 1], *y = &m->r[i];
+		if (y->start >= addr && y->start <= b && x->allocated &&
+		    y->allocated && x->attr == y->attr && x->tag == y->tag) {
+			x->size += y->size;
+			vt_ref_splice(m, i, NULL, 0);
+			continue;
+		}
+		i++;
+	}
+	return VAS_OK;
+}
+
+/* Where vas_map puts size bytes in free range r cut to [lo, hi). */
+static inline bool vt_ref_fit_in(const struct vas_range *r, uint64_t size,
+				 uint64_t align, uint64_t lo, uint64_t hi,
+				 bool top, uint64_t *at)
+{
+	if (r->allocated)
+		return false;
+	uint64_t a = r->start > lo ? r->start : lo;
+	uint64_t e = vt_ref_rend(r) < hi ? vt_ref_rend(r) : hi;
+	if (a >= e || e - a < size)
+		return false;
+	if (top) {
+		uint64_t x = (e - size) & ~(align - 1);
+		if (x < a)
+			return false;
+		*at = x;
+		return true;
+	}
+	if (a > UINT64_MAX - (align - 1))
+		return false;
+	uint64_t x = (a + align - 1) & ~(align - 1);
+	if (x < a || x > e - size)
+		return false;
+	*at = x;
+	return true;
+}
+
+static inline int vt_ref_map(struct vt_ref *m, const struct vas_place *p,
+			     uint64_t *addr)
+{
+	uint64_t q = m->q;
+	if (p->size == 0 || (p->align & (p->align - 1)) ||
+	    (p->flags & ~VAS_MAP_FLAGS))
+		return vt_ref_err(m, VAS_EINVAL);
+	if (p->attr & ~VAS_ATTR_MASK)
+		return vt_ref_err(m, VAS_EATTR);
+	if (p->size % q || p->low % q || p->high % q)
+		return vt_ref_err(m, VAS_EALIGN);
+	uint64_t lo = p->low, hi = p->high, align = p->align > q ? p->align : q;
+	if (lo == 0 && hi == 0) {
+		lo = m->base;
+		hi = m->end;
+	}
+	if (lo >= hi || lo < m->base || hi > m->end)
+		return vt_ref_err(m, VAS_EWINDOW);
+	if (p->size > hi - lo)
+		return vt_ref_err(m, VAS_ENOSPC);
+	bool top = (p->flags & VAS_MAP_TOPDOWN) != 0;
+	uint64_t h = p->hint, at = 0, x;
+	if (h != 0 && h % align == 0 && h >= lo && h < hi &&
+	    hi - h >= p->size) {
+		size_t i = vt_ref_find(m, h);
+		if (!m->r[i].allocated && h + p->size <= vt_ref_rend(&m->r[i])) {
+			vt_ref_set(m, h, h + p->size, true, p->attr, p->tag);
+			*addr = h;
+			return VAS_OK;
+		}
+	}
+	size_t best = SIZE_MAX;
+	for (size_t i = 0; i < m->n; i++) {
+		if (!vt_ref_fit_in(&m->r[i], p->size, align, lo, hi, top, &x))
+			continue;
+		if (p->flags & VAS_MAP_BESTFIT) {
+			if (best == SIZE_MAX || m->r[i].size < m->r[best].size) {
+				best = i;
+				at = x;
+			}
+			continue;
+		}
+		best = i;
+		at = x;
+		if (!top)
+			break; /* the lowest; top: the last one wins */
+	}
+	if (best == SIZE_MAX)
+		return vt_ref_err(m, VAS_ENOSPC);
+	vt_ref_set(m, at, at + p->size, true, p->attr, p->tag);
+	*addr = at;
+	return VAS_OK;
+}
+
+/* vas_find: the allocated range holding addr or the first above it. */
+static inline int vt_ref_find_up(const struct vt_ref *m, uint64_t addr,
+				 struct vas_range *out)
+{
+	if (addr >= m->end)
+		return VAS_ENOENT;
+	addr = addr < m->base ? m->base : addr;
+	for (size_t i = vt_ref_find(m, addr); i < m->n; i++)
+		if (m->r[i].allocated) {
+			*out = m->r[i];
+			return VAS_OK;
+		}
+	return VAS_ENOENT;
+}
+
+/* vas_prev: the allocated range with the greatest start below addr. */
+static inline int vt_ref_prev(const struct vt_ref *m, uint64_t addr,
+			      struct vas_range *out)
+{
+	if (addr <= m->base)
+		return VAS_ENOENT;
+	addr = addr > m->end ? m->end : addr;
+	for (size_t i = vt_ref_find(m, addr - 1) + 1; i-- > 0;)
+		if (m->r[i].allocated) {
+			*out = m->r[i];
+			return VAS_OK;
+		}
+	return VAS_ENOENT;
+}
+
 /* The figures vas_stats must report for the ranges. */
 static inline void vt_ref_stats(const struct vt_ref *m, struct vas_stats *s)
 {
@@ -236,7 +502,12 @@ static inline void vt_ref_stats(const struct vt_ref *m, struct vas_stats *s)
 		if (m->r[i].size > s->largest_free)
 			s->largest_free = m->r[i].size;
 	}
-	memcpy(s->rejected, m->rejected, sizeof(s->rejected));
+	for (int i = 0; i < VAS_NERR; i++) {
+		if (vas_err_is_refusal(-i))
+			s->refused[i] = m->rejected[i];
+		else
+			s->rejected[i] = m->rejected[i];
+	}
 }
 
 /* The reference is itself a partition, sorted, coalesced. */
@@ -247,7 +518,7 @@ static inline bool vt_ref_valid(const struct vt_ref *m)
 		const struct vas_range *r = &m->r[i];
 		if (r->start != at || r->size == 0 || r->size % m->q)
 			return false;
-		if (!r->allocated && r->tag != 0)
+		if (!r->allocated && (r->tag != 0 || r->attr != 0))
 			return false;
 		if (i && !r->allocated && !m->r[i - 1].allocated)
 			return false;

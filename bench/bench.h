@@ -57,7 +57,7 @@
 #include "lf_atomic.h"
 #include "lf_platform.h"
 
-#define BENCH_BATCH 1024      /* operations between looks at the stop flag */
+#define BENCH_BATCH 1024 /* operations between looks at the stop flag */
 #define BENCH_MAX_THREADS 64
 
 /* Raised by the main thread when the measured time is over. */
@@ -136,8 +136,8 @@ bool bench_result_load(const struct bench_results *res, double start[3],
  * "prog: opt: ..." and exits 2 on a missing, malformed or out-of-range
  * value.
  */
-double bench_num(const char *prog, const char *opt, const char *s,
-		 double lo, double hi);
+double bench_num(const char *prog, const char *opt, const char *s, double lo,
+		 double hi);
 
 /* Median of v[0..n) (1 <= n <= 1000), v left as it is; *min and *max
  * (either may be NULL) get the extremes. */

@@ -17,8 +17,8 @@ struct bench_arena_chunk {
 
 void bench_arena_init(struct bench_arena *a, size_t obj, size_t align)
 {
-	*a = (struct bench_arena){.obj = (obj + align - 1) / align * align,
-				  .align = align};
+	*a = (struct bench_arena){ .obj = (obj + align - 1) / align * align,
+				   .align = align };
 	pthread_mutex_init(&a->mu, NULL);
 }
 
@@ -51,8 +51,8 @@ static bool bench_arena_grow(struct bench_arena *a)
 	c->next = a->chunks;
 	c->size = size;
 	a->chunks = c;
-	a->cur = (char *)start + a->align * ((sizeof(*c) + a->align - 1) /
-					     a->align);
+	a->cur = (char *)start +
+		 a->align * ((sizeof(*c) + a->align - 1) / a->align);
 	a->end = (char *)start + size;
 	return true;
 }
@@ -91,5 +91,5 @@ void bench_arena_destroy(struct bench_arena *a)
 		munmap(c, c->size);
 	}
 	pthread_mutex_destroy(&a->mu);
-	*a = (struct bench_arena){0};
+	*a = (struct bench_arena){ 0 };
 }

@@ -20,8 +20,8 @@
 struct bench_arena {
 	pthread_mutex_t mu;
 	size_t obj, align;
-	char *cur, *end;                 /* the chunk being carved */
-	void *free;                      /* objects given back */
+	char *cur, *end;                  /* the chunk being carved */
+	void *free;                       /* objects given back */
 	struct bench_arena_chunk *chunks; /* every chunk, for destroy */
 };
 

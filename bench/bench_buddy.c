@@ -9,9 +9,9 @@
  * targets of the issue that asked for this benchmark, each with the
  * measured figure and "met" or "NOT met": CPU time per pair where a target
  * is about what a path costs (it survives a loaded host), wall time where
- * it is about throughput, printed beside the load average. A missed target does not fail
- * the program: targets live in benchmarks, never in tests. Only a failed
- * check does (exit 1).
+ * it is about throughput, printed beside the load average. A missed target does
+ * not fail the program: targets live in benchmarks, never in tests. Only a
+ * failed check does (exit 1).
  *
  * Usage: bench_buddy [--csv PATH] [--seconds S] [--repeats R]
  *                    [--threads-max N] [--quick]
@@ -29,13 +29,13 @@
 #define BENCH_BUDDY_CROSS 3.0      /* cross, 2 threads, locked / ours */
 
 static const struct bench_impl *const bench_buddy_impls[] = {
-	&bench_buddy_repeat_lf, &bench_buddy_repeat_nocache,
+	&bench_buddy_repeat_lf,     &bench_buddy_repeat_nocache,
 	&bench_buddy_repeat_locked, &bench_buddy_bulk_lf,
-	&bench_buddy_bulk_nocache, &bench_buddy_bulk_locked,
-	&bench_buddy_cross_lf, &bench_buddy_cross_nocache,
-	&bench_buddy_cross_locked, &bench_buddy_mixed_lf,
+	&bench_buddy_bulk_nocache,  &bench_buddy_bulk_locked,
+	&bench_buddy_cross_lf,      &bench_buddy_cross_nocache,
+	&bench_buddy_cross_locked,  &bench_buddy_mixed_lf,
 	&bench_buddy_mixed_nocache, &bench_buddy_mixed_locked,
-	&bench_buddy_huge_lf, &bench_buddy_huge_nocache,
+	&bench_buddy_huge_lf,       &bench_buddy_huge_nocache,
 	&bench_buddy_huge_locked,
 };
 
@@ -45,13 +45,15 @@ static void bench_buddy_header(void)
 	       "region, fully\n  coalesced, frames never touched) per point; "
 	       "lf_buddy: per-CPU caches on,\n  lf_buddy_nocache: off (every "
 	       "call on the lock-free stacks), locked_buddy:\n  one spinlock "
-	       "(the baseline)\n", BENCH_BUDDY_GIB);
+	       "(the baseline)\n",
+	       BENCH_BUDDY_GIB);
 	printf("repeat: alloc + free of one order-0 block\n");
 	printf("bulk: alloc %d order-0 blocks, then free them\n",
 	       BENCH_BUDDY_BULK);
 	printf("cross: thread 2i allocs order 0, thread 2i+1 frees (SPSC "
 	       "ring of %d);\n  a thread without a partner fills its ring, "
-	       "then empties it\n", BENCH_BUDDY_RING);
+	       "then empties it\n",
+	       BENCH_BUDDY_RING);
 	printf("mixed: %d blocks held per thread, orders 0-%d (order k with "
 	       "p = 2^-(k+1)),\n  a random one freed and replaced\n",
 	       BENCH_BUDDY_HELD, BENCH_BUDDY_MIXED_ORDERS - 1);
@@ -127,8 +129,10 @@ static void bench_buddy_two(const struct bench_results *res)
 		bench_buddy_unmeasured(w1);
 	/* Throughput is threads / (wall ns per pair): 2 a / b. */
 	bench_result_load(res, st, en);
-	snprintf(tg, sizeof(tg), ">= 1.8x on a quiet machine; wall; "
-		 "load %.2f at start, %.2f at end", st[0], en[0]);
+	snprintf(tg, sizeof(tg),
+		 ">= 1.8x on a quiet machine; wall; "
+		 "load %.2f at start, %.2f at end",
+		 st[0], en[0]);
 	if (bench_buddy_ns(res, false, "repeat", "lf_buddy", 1, &a) &&
 	    bench_buddy_ns(res, false, "repeat", "lf_buddy", 2, &b))
 		bench_buddy_target(w2, 2 * a / b >= BENCH_BUDDY_SCALE,
@@ -147,21 +151,33 @@ static void bench_buddy_targets(const struct bench_results *res)
 	bench_buddy_at_most(res, "per-CPU path: repeat, lf_buddy, 1 thr, cpu",
 			    "repeat", "lf_buddy", BENCH_BUDDY_PERCPU_NS,
 			    "<= 11");
-	bench_buddy_at_most(res, "global path: repeat, lf_buddy_nocache, 1 "
-			    "thr, cpu", "repeat", "lf_buddy_nocache",
-			    BENCH_BUDDY_GLOBAL_NS, "<= 60");
-	bench_buddy_vs_locked(res, "global path: repeat, locked_buddy / "
-			      "nocache, 1 thr, cpu", "repeat");
-	bench_buddy_at_most(res, "global path: huge, lf_buddy_nocache, 1 thr, "
-			    "cpu", "huge", "lf_buddy_nocache",
-			    BENCH_BUDDY_GLOBAL_NS, "<= 60");
-	bench_buddy_vs_locked(res, "global path: huge, locked_buddy / "
-			      "nocache, 1 thr, cpu", "huge");
-	bench_buddy_at_most(res, "global path: bulk, lf_buddy_nocache, 1 thr, "
-			    "cpu", "bulk", "lf_buddy_nocache",
-			    BENCH_BUDDY_GLOBAL_NS, "<= 60");
-	bench_buddy_vs_locked(res, "global path: bulk, locked_buddy / "
-			      "nocache, 1 thr, cpu", "bulk");
+	bench_buddy_at_most(res,
+			    "global path: repeat, lf_buddy_nocache, 1 "
+			    "thr, cpu",
+			    "repeat", "lf_buddy_nocache", BENCH_BUDDY_GLOBAL_NS,
+			    "<= 60");
+	bench_buddy_vs_locked(res,
+			      "global path: repeat, locked_buddy / "
+			      "nocache, 1 thr, cpu",
+			      "repeat");
+	bench_buddy_at_most(res,
+			    "global path: huge, lf_buddy_nocache, 1 thr, "
+			    "cpu",
+			    "huge", "lf_buddy_nocache", BENCH_BUDDY_GLOBAL_NS,
+			    "<= 60");
+	bench_buddy_vs_locked(res,
+			      "global path: huge, locked_buddy / "
+			      "nocache, 1 thr, cpu",
+			      "huge");
+	bench_buddy_at_most(res,
+			    "global path: bulk, lf_buddy_nocache, 1 thr, "
+			    "cpu",
+			    "bulk", "lf_buddy_nocache", BENCH_BUDDY_GLOBAL_NS,
+			    "<= 60");
+	bench_buddy_vs_locked(res,
+			      "global path: bulk, locked_buddy / "
+			      "nocache, 1 thr, cpu",
+			      "bulk");
 	bench_buddy_two(res);
 	if (bench_buddy_ns(res, false, "cross", "locked_buddy", 2, &a) &&
 	    bench_buddy_ns(res, false, "cross", "lf_buddy", 2, &b))

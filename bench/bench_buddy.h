@@ -17,12 +17,12 @@
 #include "bench.h"
 
 /* The workloads' parameters, for the header and the README. */
-#define BENCH_BUDDY_BULK 64       /* bulk: blocks allocated, then freed */
-#define BENCH_BUDDY_HELD 64       /* mixed: blocks held by a thread */
+#define BENCH_BUDDY_BULK 64        /* bulk: blocks allocated, then freed */
+#define BENCH_BUDDY_HELD 64        /* mixed: blocks held by a thread */
 #define BENCH_BUDDY_MIXED_ORDERS 6 /* mixed: orders 0 to 5 */
-#define BENCH_BUDDY_HUGE_ORDER 9  /* huge: 2 MiB blocks */
-#define BENCH_BUDDY_RING 1024     /* cross: ring entries */
-#define BENCH_BUDDY_GIB 1         /* zone: GiB of (fake) physical memory */
+#define BENCH_BUDDY_HUGE_ORDER 9   /* huge: 2 MiB blocks */
+#define BENCH_BUDDY_RING 1024      /* cross: ring entries */
+#define BENCH_BUDDY_GIB 1          /* zone: GiB of (fake) physical memory */
 
 extern const struct bench_impl bench_buddy_repeat_lf;
 extern const struct bench_impl bench_buddy_repeat_nocache;

@@ -57,7 +57,9 @@ static const char *const bb_work_name[BB_NWORK] = {
 	"repeat", "bulk", "cross", "mixed", "huge",
 };
 static const char *const bb_alloc_name[BB_NALLOC] = {
-	"lf_buddy", "lf_buddy_nocache", "locked_buddy",
+	"lf_buddy",
+	"lf_buddy_nocache",
+	"locked_buddy",
 };
 
 /*
@@ -79,14 +81,14 @@ struct bb_ring {
 
 /* One thread's state; touched by the main thread only around the run. */
 struct bb_thread {
-	struct buddy_cpu *cpu;  /* NULL: the locked buddy */
-	struct bb_ring *out;    /* cross: the ring it fills, or NULL */
-	struct bb_ring *in;     /* cross: the ring it empties, or NULL */
-	uint64_t rng;           /* mixed: xorshift64* state */
-	uint64_t errors;        /* calls that failed */
-	uint64_t enomem;        /* lock-free allocations that got ENOMEM */
-	int first_err;          /* the first error code, for the message */
-	uint64_t pairs;         /* what run() returned */
+	struct buddy_cpu *cpu; /* NULL: the locked buddy */
+	struct bb_ring *out;   /* cross: the ring it fills, or NULL */
+	struct bb_ring *in;    /* cross: the ring it empties, or NULL */
+	uint64_t rng;          /* mixed: xorshift64* state */
+	uint64_t errors;       /* calls that failed */
+	uint64_t enomem;       /* lock-free allocations that got ENOMEM */
+	int first_err;         /* the first error code, for the message */
+	uint64_t pairs;        /* what run() returned */
 	uint64_t held[BENCH_BUDDY_RING]; /* blocks held (bulk, mixed, cross) */
 	uint8_t held_order[BENCH_BUDDY_HELD]; /* mixed: order, or BB_EMPTY */
 } LF_CACHE_ALIGNED;
@@ -232,8 +234,7 @@ static inline void bb_mixed_empty(struct bb_thread *t, unsigned s)
 	t->held_order[s] = BB_EMPTY;
 }
 
-static uint64_t bb_run_mixed(struct bb_thread *t,
-			     const struct bench_stop *stop)
+static uint64_t bb_run_mixed(struct bb_thread *t, const struct bench_stop *stop)
 {
 	uint64_t n = 0;
 
@@ -358,8 +359,7 @@ static uint64_t bb_cross_alone(struct bb_thread *t,
 	return n;
 }
 
-static uint64_t bb_run_cross(struct bb_thread *t,
-			     const struct bench_stop *stop)
+static uint64_t bb_run_cross(struct bb_thread *t, const struct bench_stop *stop)
 {
 	if (t->out != NULL)
 		return bb_cross_produce(t, t->out, stop);
@@ -379,7 +379,7 @@ static const char *bb_never_skip(unsigned nthreads)
 /* A fresh zone (or locked buddy) for this point. */
 static int bb_setup(enum bb_work w, enum bb_alloc a, unsigned nthreads)
 {
-	const struct buddy_region rg = {.base = BB_BASE, .size = BB_SIZE};
+	const struct buddy_region rg = { .base = BB_BASE, .size = BB_SIZE };
 	size_t size = a == BB_LOCKED ? buddy_locked_meta_size(&rg, 1)
 				     : buddy_meta_size(&rg, 1, nthreads);
 	int rc;
@@ -394,11 +394,9 @@ static int bb_setup(enum bb_work w, enum bb_alloc a, unsigned nthreads)
 	if (a == BB_LOCKED)
 		rc = buddy_locked_init(&bb.locked, bb.meta, size, &rg, 1);
 	else
-		rc = buddy_zone_init(&bb.zone, bb.meta, size, &rg, 1,
-				     nthreads);
+		rc = buddy_zone_init(&bb.zone, bb.meta, size, &rg, 1, nthreads);
 	if (rc != BUDDY_OK) {
-		fprintf(stderr, "bench_buddy: init: %s\n",
-			buddy_strerror(rc));
+		fprintf(stderr, "bench_buddy: init: %s\n", buddy_strerror(rc));
 		free(bb.meta);
 		bb.meta = NULL;
 		return -1;
@@ -540,8 +538,10 @@ static int bb_check_lf(void)
 	buddy_zone_drain_all(c);
 	inv = buddy_zone_check(bb.zone, true, &frame);
 	if (inv != 0) {
-		fprintf(stderr, "bench_buddy: invariant B%d broken at frame "
-			"%llu\n", inv, (unsigned long long)frame);
+		fprintf(stderr,
+			"bench_buddy: invariant B%d broken at frame "
+			"%llu\n",
+			inv, (unsigned long long)frame);
 		return bb_fail("buddy_zone_check failed", (unsigned)inv);
 	}
 	buddy_zone_stats(bb.zone, &st);
@@ -557,8 +557,10 @@ static int bb_check_locked(void)
 	int rc = buddy_locked_check(bb.locked, &frame);
 
 	if (rc != 0) {
-		fprintf(stderr, "bench_buddy: locked buddy broken at frame "
-			"%llu\n", (unsigned long long)frame);
+		fprintf(stderr,
+			"bench_buddy: locked buddy broken at frame "
+			"%llu\n",
+			(unsigned long long)frame);
 		return bb_fail("buddy_locked_check failed", (unsigned)rc);
 	}
 	buddy_locked_stats(bb.locked, &st);
@@ -574,9 +576,10 @@ static int bb_check(void)
 		const struct bb_thread *t = &bb_threads[i];
 		if (t->errors == 0)
 			continue;
-		fprintf(stderr, "bench_buddy: thread %u: %llu calls failed, "
-			"the first with %s\n", i,
-			(unsigned long long)t->errors,
+		fprintf(stderr,
+			"bench_buddy: thread %u: %llu calls failed, "
+			"the first with %s\n",
+			i, (unsigned long long)t->errors,
 			buddy_strerror(t->first_err));
 		rc = bb_fail("calls failed", t->errors);
 	}
@@ -643,36 +646,36 @@ uint64_t bench_buddy_work_report(void)
 	if (enomem != 0)
 		printf("FAILED: the lock-free buddy failed %llu allocations "
 		       "with BUDDY_ENOMEM while\n  the zone was almost all "
-		       "free: false ENOMEMs\n", (unsigned long long)enomem);
+		       "free: false ENOMEMs\n",
+		       (unsigned long long)enomem);
 	printf("\n");
 	return enomem;
 }
 
 /* ---- the implementations ---- */
 
-#define BB_IMPL(var, w, a, wname, aname, is_ours)                          \
-	static int var##_setup(unsigned nthreads)                          \
-	{                                                                  \
-		return bb_setup(w, a, nthreads);                           \
-	}                                                                  \
-	const struct bench_impl var = {                                    \
-		.bench = wname,                                            \
-		.impl = aname,                                             \
-		.ours = is_ours,                                           \
-		.skip = bb_never_skip,                                     \
-		.setup = var##_setup,                                      \
-		.thread_init = bb_thread_init,                             \
-		.run = bb_run,                                             \
-		.thread_fini = bb_thread_fini,                             \
-		.check = bb_check,                                         \
+#define BB_IMPL(var, w, a, wname, aname, is_ours)                              \
+	static int var##_setup(unsigned nthreads)                              \
+	{                                                                      \
+		return bb_setup(w, a, nthreads);                               \
+	}                                                                      \
+	const struct bench_impl var = {                                        \
+		.bench = wname,                                                \
+		.impl = aname,                                                 \
+		.ours = is_ours,                                               \
+		.skip = bb_never_skip,                                         \
+		.setup = var##_setup,                                          \
+		.thread_init = bb_thread_init,                                 \
+		.run = bb_run,                                                 \
+		.thread_fini = bb_thread_fini,                                 \
+		.check = bb_check,                                             \
 	}
 
-#define BB_IMPLS(w, wname)                                                 \
-	BB_IMPL(bench_buddy_##wname##_lf, w, BB_LF, #wname, "lf_buddy",    \
-		true);                                                     \
-	BB_IMPL(bench_buddy_##wname##_nocache, w, BB_NOCACHE, #wname,      \
-		"lf_buddy_nocache", false);                                \
-	BB_IMPL(bench_buddy_##wname##_locked, w, BB_LOCKED, #wname,        \
+#define BB_IMPLS(w, wname)                                                     \
+	BB_IMPL(bench_buddy_##wname##_lf, w, BB_LF, #wname, "lf_buddy", true); \
+	BB_IMPL(bench_buddy_##wname##_nocache, w, BB_NOCACHE, #wname,          \
+		"lf_buddy_nocache", false);                                    \
+	BB_IMPL(bench_buddy_##wname##_locked, w, BB_LOCKED, #wname,            \
 		"locked_buddy", false)
 
 BB_IMPLS(BB_REPEAT, repeat);

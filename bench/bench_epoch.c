@@ -115,8 +115,10 @@ static int bench_lf_epoch_check(void)
 
 	lf_epoch_stats(&bench_lf_domain, &st);
 	if (st.active != 0 || st.participants != 0) {
-		fprintf(stderr, "lf_epoch: %llu participants, %llu active "
-			"after the run\n", (unsigned long long)st.participants,
+		fprintf(stderr,
+			"lf_epoch: %llu participants, %llu active "
+			"after the run\n",
+			(unsigned long long)st.participants,
 			(unsigned long long)st.active);
 		return -1;
 	}
@@ -251,8 +253,8 @@ static int bench_retire_setup(unsigned nthreads)
 {
 	(void)nthreads;
 	if (bench_retire_objs == NULL) {
-		bench_retire_objs = calloc(BENCH_MAX_THREADS,
-					   sizeof(*bench_retire_objs));
+		bench_retire_objs =
+			calloc(BENCH_MAX_THREADS, sizeof(*bench_retire_objs));
 		if (bench_retire_objs == NULL)
 			return -1;
 	}
@@ -323,8 +325,10 @@ const struct bench_impl bench_lf_epoch_retire = {
 /* ck_epoch_call on the thread's record, ck_epoch_poll as often as ours. */
 static void bench_ck_retire_free(ck_epoch_entry_t *e)
 {
-	struct bench_retire_obj *o = (struct bench_retire_obj *)
-		((char *)e - offsetof(struct bench_retire_obj, ck));
+	struct bench_retire_obj *o =
+		(struct bench_retire_obj *)((char *)e -
+					    offsetof(struct bench_retire_obj,
+						     ck));
 	if (!o->pending)
 		bench_epoch_error(1);
 	o->pending = false;

@@ -78,7 +78,7 @@
 #define BENCH_FRAG_MAX_COUNTS 8 /* thread counts in one run */
 #define BENCH_FRAG_MAX_REPEATS 100
 #define BENCH_FRAG_MAX_SAMPLES 100000
-#define BENCH_FRAG_TARGET 0.99  /* lf_buddy's final share, at least */
+#define BENCH_FRAG_TARGET 0.99 /* lf_buddy's final share, at least */
 
 enum bench_frag_kind {
 	BENCH_FRAG_LF,
@@ -88,16 +88,18 @@ enum bench_frag_kind {
 };
 
 static const char *const bench_frag_name[BENCH_FRAG_NKINDS] = {
-	"lf_buddy", "lf_buddy_nocache", "locked_buddy",
+	"lf_buddy",
+	"lf_buddy_nocache",
+	"locked_buddy",
 };
 
 struct bench_frag_opts {
 	const char *csv;
-	uint64_t ops;      /* all threads, after the fill */
-	unsigned samples;  /* phases, so samples + 1 rows a run */
+	uint64_t ops;     /* all threads, after the fill */
+	unsigned samples; /* phases, so samples + 1 rows a run */
 	unsigned repeats;
 	uint64_t zone_mib;
-	double fill;       /* share of the zone held, on average */
+	double fill; /* share of the zone held, on average */
 	uint64_t seed;
 	unsigned counts[BENCH_FRAG_MAX_COUNTS]; /* thread counts */
 	unsigned ncounts;
@@ -112,10 +114,10 @@ struct bench_frag_thread {
 	uint64_t *addr;        /* [nslots] the blocks held */
 	uint8_t *order;        /* [nslots] their orders, or EMPTY */
 	unsigned nslots;
-	uint64_t held;         /* frames held */
-	uint64_t enomem;       /* allocations failed with ENOMEM */
-	uint64_t spurious;     /* of those, with a large enough block free */
-	uint64_t errors;       /* other failed calls */
+	uint64_t held;     /* frames held */
+	uint64_t enomem;   /* allocations failed with ENOMEM */
+	uint64_t spurious; /* of those, with a large enough block free */
+	uint64_t errors;   /* other failed calls */
 	int first_err;
 } LF_CACHE_ALIGNED;
 
@@ -150,9 +152,9 @@ static struct {
 } bench_frag_cur;
 
 static struct bench_frag_thread bench_frag_threads[BENCH_MAX_THREADS];
-static struct bench_frag_sum
-	bench_frag_sums[BENCH_FRAG_NKINDS][BENCH_FRAG_MAX_COUNTS]
-		       [BENCH_FRAG_MAX_REPEATS];
+static struct bench_frag_sum bench_frag_sums[BENCH_FRAG_NKINDS]
+					    [BENCH_FRAG_MAX_COUNTS]
+					    [BENCH_FRAG_MAX_REPEATS];
 
 /* ---- random draws ---- */
 
@@ -210,8 +212,7 @@ static void bench_frag_stats(struct buddy_stats *st)
 }
 
 /* Frames in free blocks of order k and above. */
-static uint64_t bench_frag_free_from(const struct buddy_stats *st,
-				     unsigned k)
+static uint64_t bench_frag_free_from(const struct buddy_stats *st, unsigned k)
 {
 	uint64_t n = 0;
 
@@ -300,9 +301,11 @@ static void bench_frag_take_check(const struct bench_frag_sample *x,
 {
 	if (x->free + held == bench_frag_cur.frames && x->order9 <= x->free)
 		return;
-	fprintf(stderr, "bench_frag: sample %u: %llu free + %llu held != "
-		"%llu frames, or %llu order-9 frames\n", bench_frag_cur.taken,
-		(unsigned long long)x->free, (unsigned long long)held,
+	fprintf(stderr,
+		"bench_frag: sample %u: %llu free + %llu held != "
+		"%llu frames, or %llu order-9 frames\n",
+		bench_frag_cur.taken, (unsigned long long)x->free,
+		(unsigned long long)held,
 		(unsigned long long)bench_frag_cur.frames,
 		(unsigned long long)x->order9);
 	bench_frag_cur.bad = 1;
@@ -361,8 +364,8 @@ static void *bench_frag_thread_main(void *p)
 static int bench_frag_zone(enum bench_frag_kind kind, uint64_t bytes,
 			   unsigned nthreads)
 {
-	const struct buddy_region rg = {.base = BENCH_FRAG_BASE,
-					.size = bytes};
+	const struct buddy_region rg = { .base = BENCH_FRAG_BASE,
+					 .size = bytes };
 	bool locked = kind == BENCH_FRAG_LOCKED;
 	size_t size = locked ? buddy_locked_meta_size(&rg, 1)
 			     : buddy_meta_size(&rg, 1, nthreads);
@@ -386,8 +389,9 @@ static int bench_frag_zone(enum bench_frag_kind kind, uint64_t bytes,
 static int bench_frag_thread_init(struct bench_frag_thread *t, unsigned id,
 				  unsigned nslots, uint64_t seed)
 {
-	*t = (struct bench_frag_thread){.id = id, .nslots = nslots,
-					.rng = seed, .first_err = BUDDY_OK};
+	*t = (struct bench_frag_thread){
+		.id = id, .nslots = nslots, .rng = seed, .first_err = BUDDY_OK
+	};
 	if (bench_frag_cur.zone != NULL) {
 		t->cpu = buddy_zone_cpu(bench_frag_cur.zone, id);
 		if (bench_frag_cur.kind == BENCH_FRAG_NOCACHE)
@@ -402,8 +406,8 @@ static int bench_frag_setup(enum bench_frag_kind kind, unsigned nthreads,
 			    unsigned r, const struct bench_frag_opts *o)
 {
 	uint64_t frames = o->zone_mib << (20 - BUDDY_FRAME_SHIFT);
-	uint64_t blocks = (uint64_t)((double)frames * o->fill /
-				     BENCH_FRAG_MEAN);
+	uint64_t blocks =
+		(uint64_t)((double)frames * o->fill / BENCH_FRAG_MEAN);
 	unsigned nslots = (unsigned)(blocks / nthreads);
 
 	memset(&bench_frag_cur, 0, sizeof(bench_frag_cur));
@@ -482,8 +486,10 @@ static int bench_frag_verify(void)
 	else
 		rc = buddy_locked_check(bench_frag_cur.locked, &frame);
 	if (rc != 0)
-		fprintf(stderr, "bench_frag: %s: check %d failed at frame "
-			"%llu\n", bench_frag_name[bench_frag_cur.kind], rc,
+		fprintf(stderr,
+			"bench_frag: %s: check %d failed at frame "
+			"%llu\n",
+			bench_frag_name[bench_frag_cur.kind], rc,
 			(unsigned long long)frame);
 	return rc != 0 ? -1 : 0;
 }
@@ -498,8 +504,10 @@ static int bench_frag_check(void)
 		rc = -1;
 	bench_frag_stats(&st);
 	if (st.free_frames != bench_frag_cur.frames || st.cached_frames != 0) {
-		fprintf(stderr, "bench_frag: %llu of %llu frames free at the "
-			"end\n", (unsigned long long)st.free_frames,
+		fprintf(stderr,
+			"bench_frag: %llu of %llu frames free at the "
+			"end\n",
+			(unsigned long long)st.free_frames,
 			(unsigned long long)bench_frag_cur.frames);
 		rc = -1;
 	}
@@ -507,9 +515,10 @@ static int bench_frag_check(void)
 		const struct bench_frag_thread *t = &bench_frag_threads[i];
 		if (t->errors == 0 && t->spurious == 0)
 			continue;
-		fprintf(stderr, "bench_frag: thread %u: %llu calls failed "
-			"(first: %s), %llu spurious ENOMEMs\n", i,
-			(unsigned long long)t->errors,
+		fprintf(stderr,
+			"bench_frag: thread %u: %llu calls failed "
+			"(first: %s), %llu spurious ENOMEMs\n",
+			i, (unsigned long long)t->errors,
 			buddy_strerror(t->first_err),
 			(unsigned long long)t->spurious);
 		rc = -1;
@@ -541,7 +550,8 @@ static void bench_frag_csv_rows(FILE *csv, unsigned r)
 	for (unsigned k = 0; k < bench_frag_cur.taken; k++) {
 		const struct bench_frag_sample *x = &bench_frag_cur.s[k];
 
-		fprintf(csv, "frag,%s,%u,%u,%u,%llu,%llu,%llu,%llu,%.6f,%llu,"
+		fprintf(csv,
+			"frag,%s,%u,%u,%u,%llu,%llu,%llu,%llu,%.6f,%llu,"
 			"%.2f\n",
 			bench_frag_name[bench_frag_cur.kind],
 			bench_frag_cur.nthreads, r + 1, k,
@@ -585,8 +595,10 @@ static int bench_frag_one(enum bench_frag_kind kind, unsigned ci, unsigned r,
 			bench_frag_csv_rows(csv, r);
 	}
 	if (rc != 0)
-		fprintf(stderr, "bench_frag: CHECK FAILED: %s, %u threads, "
-			"repeat %u\n", bench_frag_name[kind], n, r + 1);
+		fprintf(stderr,
+			"bench_frag: CHECK FAILED: %s, %u threads, "
+			"repeat %u\n",
+			bench_frag_name[kind], n, r + 1);
 	bench_frag_teardown();
 	return rc;
 }
@@ -627,7 +639,8 @@ static void bench_frag_table(const struct bench_frag_opts *o)
 	       "order >= 9 / all free\n  frames, cached ones included), "
 	       "median of %u repeats; mean: over samples\n  1..%u; drained: "
 	       "the final state with every cache drained; enomem:\n  failed "
-	       "allocations, all repeats\n", o->repeats, o->samples);
+	       "allocations, all repeats\n",
+	       o->repeats, o->samples);
 	printf("%-16s %7s %8s %8s %8s %10s\n", "impl", "threads", "mean",
 	       "final", "drained", "enomem");
 	for (unsigned ci = 0; ci < o->ncounts; ci++)
@@ -650,8 +663,10 @@ static void bench_frag_targets(const struct bench_frag_opts *o)
 		double v = bench_frag_median(
 			BENCH_FRAG_LF, ci, o->repeats,
 			offsetof(struct bench_frag_sum, final));
-		snprintf(what, sizeof(what), "order-9 share after workload: "
-			 "lf_buddy, %u thr, final", o->counts[ci]);
+		snprintf(what, sizeof(what),
+			 "order-9 share after workload: "
+			 "lf_buddy, %u thr, final",
+			 o->counts[ci]);
 		printf("  %-56s %7.4g %-7s (%s): %s\n", what, v, "share",
 		       ">= 0.99", v >= BENCH_FRAG_TARGET ? "met" : "NOT met");
 	}
@@ -759,14 +774,16 @@ static int bench_frag_opt(const char *a, const char *v,
 static void bench_frag_validate(const struct bench_frag_opts *o)
 {
 	if ((o->zone_mib & (o->zone_mib - 1)) != 0) {
-		fprintf(stderr, "bench_frag: --zone-mib: %llu is not a power "
-			"of two\n", (unsigned long long)o->zone_mib);
+		fprintf(stderr,
+			"bench_frag: --zone-mib: %llu is not a power "
+			"of two\n",
+			(unsigned long long)o->zone_mib);
 		exit(2);
 	}
 	for (unsigned ci = 0; ci < o->ncounts; ci++) {
 		if (o->ops / o->samples / o->counts[ci] == 0) {
 			fprintf(stderr, "bench_frag: --ops must be at least "
-				"samples x threads\n");
+					"samples x threads\n");
 			exit(2);
 		}
 	}
@@ -777,13 +794,17 @@ static void bench_frag_parse(int argc, char **argv, struct bench_frag_opts *o)
 	bool quick = false;
 	int took;
 
-	*o = (struct bench_frag_opts){.ops = 20000000, .samples = 100,
-				      .repeats = 1, .zone_mib = 1024,
-				      .fill = 0.6, .seed = 1,
-				      .counts = {1}, .ncounts = 1};
+	*o = (struct bench_frag_opts){ .ops = 20000000,
+				       .samples = 100,
+				       .repeats = 1,
+				       .zone_mib = 1024,
+				       .fill = 0.6,
+				       .seed = 1,
+				       .counts = { 1 },
+				       .ncounts = 1 };
 	for (int i = 1; i < argc; i += took) {
-		took = bench_frag_opt(argv[i], i + 1 < argc ? argv[i + 1] : NULL,
-				      o, &quick);
+		took = bench_frag_opt(
+			argv[i], i + 1 < argc ? argv[i + 1] : NULL, o, &quick);
 		if (took == 0) {
 			fprintf(stderr, "bench_frag: bad argument '%s'\n",
 				argv[i]);
@@ -809,10 +830,10 @@ static void bench_frag_header(const struct bench_frag_opts *o)
 	       "average (%llu blocks of orders 0-9,\n  order k with p = "
 	       "2^-(k+1)); %llu free + alloc replacements per run in %u\n"
 	       "  phases, a sample after the fill and after each phase; %u "
-	       "repeat(s), seed %llu\n", (unsigned long long)o->zone_mib,
-	       (unsigned long long)frames, o->fill * 100,
-	       (unsigned long long)((double)frames * o->fill /
-				    BENCH_FRAG_MEAN),
+	       "repeat(s), seed %llu\n",
+	       (unsigned long long)o->zone_mib, (unsigned long long)frames,
+	       o->fill * 100,
+	       (unsigned long long)((double)frames * o->fill / BENCH_FRAG_MEAN),
 	       (unsigned long long)o->ops, o->samples, o->repeats,
 	       (unsigned long long)o->seed);
 	printf("lf_buddy: per-CPU caches on (cached frames count as free, "
@@ -820,7 +841,6 @@ static void bench_frag_header(const struct bench_frag_opts *o)
 	       "spinlock (the baseline)\n");
 	fflush(stdout);
 }
-
 
 static FILE *bench_frag_csv_open(const char *path)
 {

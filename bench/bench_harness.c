@@ -1,8 +1,8 @@
 /*
  * bench_harness.c: the harness shared by bench_lockfree and bench_buddy
  * (bench.h): threads pinned to CPUs, a barrier, a stop flag, repeats
- * interleaved, medians with 95% confidence intervals, CSV, and a table with each
- * implementation's ratio to ours. See bench/README.md.
+ * interleaved, medians with 95% confidence intervals, CSV, and a table with
+ * each implementation's ratio to ours. See bench/README.md.
  *
  * For each point (implementation, thread count) it starts the threads, each
  * pinned to one of the CPUs this process may run on (round robin), lets
@@ -131,8 +131,8 @@ static void bench_usage(FILE *f)
 		bench_prog->name);
 }
 
-double bench_num(const char *prog, const char *opt, const char *s,
-		 double lo, double hi)
+double bench_num(const char *prog, const char *opt, const char *s, double lo,
+		 double hi)
 {
 	char *end;
 	double v;
@@ -162,8 +162,9 @@ static void bench_parse(int argc, char **argv, struct bench_opts *o)
 {
 	bool quick = false, seconds_set = false;
 
-	*o = (struct bench_opts){.seconds = 0.5, .repeats = 10,
-				 .threads_max = 2};
+	*o = (struct bench_opts){ .seconds = 0.5,
+				  .repeats = 10,
+				  .threads_max = 2 };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--csv") == 0 && v != NULL) {
@@ -232,9 +233,10 @@ static void bench_pin(int cpu)
 	rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	/* Relaxed: only decides who prints the warning. */
 	if (rc != 0 && lf_xchg_u32(&bench_pin_warned, 1, LF_RELAXED) == 0)
-		fprintf(stderr, "%s: warning: cannot pin to CPU %d (%s); "
-			"running unpinned\n", bench_prog->name, cpu,
-			strerror(rc));
+		fprintf(stderr,
+			"%s: warning: cannot pin to CPU %d (%s); "
+			"running unpinned\n",
+			bench_prog->name, cpu, strerror(rc));
 }
 
 static void *bench_worker_main(void *p)
@@ -433,8 +435,8 @@ static struct bench_series *bench_at(const struct bench_results *res,
 }
 
 /* The series of our implementation of bench at count ci, or NULL. */
-static const struct bench_series *
-bench_ours(const struct bench_results *res, const char *bench, unsigned ci)
+static const struct bench_series *bench_ours(const struct bench_results *res,
+					     const char *bench, unsigned ci)
 {
 	for (unsigned k = 0; k < bench_prog->nimpls; k++) {
 		const struct bench_series *s = bench_at(res, k, ci);
@@ -446,9 +448,10 @@ bench_ours(const struct bench_results *res, const char *bench, unsigned ci)
 }
 
 /* The series of (bench, impl) at nthreads that ran, or NULL. */
-static const struct bench_series *
-bench_find(const struct bench_results *res, const char *bench,
-	   const char *impl, unsigned nthreads)
+static const struct bench_series *bench_find(const struct bench_results *res,
+					     const char *bench,
+					     const char *impl,
+					     unsigned nthreads)
 {
 	for (unsigned k = 0; k < bench_prog->nimpls; k++) {
 		const struct bench_impl *m = bench_impl_at(k);
@@ -466,10 +469,9 @@ bench_find(const struct bench_results *res, const char *bench,
 }
 
 /* bench_result() (wall) and bench_result_cpu() (cpu). */
-static bool bench_result_of(const struct bench_results *res,
-			    const char *bench, const char *impl,
-			    unsigned nthreads, bool cpu, double *median,
-			    double *min, double *max)
+static bool bench_result_of(const struct bench_results *res, const char *bench,
+			    const char *impl, unsigned nthreads, bool cpu,
+			    double *median, double *min, double *max)
 {
 	const struct bench_series *s = bench_find(res, bench, impl, nthreads);
 
@@ -534,8 +536,7 @@ static void bench_ratio(const char *impl, const struct bench_series *s,
 }
 
 static void bench_table_row(const struct bench_impl *impl, unsigned nthreads,
-			    const struct bench_series *s,
-			    const char *ours_name,
+			    const struct bench_series *s, const char *ours_name,
 			    const struct bench_series *ours)
 {
 	double lo, hi, med, clo, chi, cmed;
@@ -577,7 +578,8 @@ static void bench_table_bench(const struct bench_results *res, const char *b,
 
 	printf("%s: ns/op, wall and cpu, median of %u (%s); ratio > 1: "
 	       "the\n  baseline costs more; paired: median of the ratios "
-	       "within one repeat\n", b, repeats,
+	       "within one repeat\n",
+	       b, repeats,
 	       has_ci ? "its 95% confidence interval, distribution-free"
 		      : "min, max: too few repeats for a 95% interval");
 	printf("%7s  %-*s %9s %9s %9s  %9s %9s %9s\n", "threads",
@@ -644,9 +646,11 @@ static int bench_run_one(const struct bench_impl *impl, unsigned nthreads,
 			load[0]);
 	}
 	if (rc != 0 || ops == 0) {
-		fprintf(stderr, "%s: CHECK FAILED: %s %s, %u threads, repeat "
-			"%u\n", bench_prog->name, impl->bench, impl->impl,
-			nthreads, r + 1);
+		fprintf(stderr,
+			"%s: CHECK FAILED: %s %s, %u threads, repeat "
+			"%u\n",
+			bench_prog->name, impl->bench, impl->impl, nthreads,
+			r + 1);
 		return -1;
 	}
 	return 0;

@@ -51,22 +51,31 @@
 #define KB_ARENA_PAGES (1u << 16) /* 256 MiB of address space */
 
 /* The targets (bench/README.md). */
-#define KB_PAIR_NS 8.0     /* pair, kmem_cache, 1 thread, cpu ns */
-#define KB_TT_RATIO 1.2    /* threadtest: kmem within 1.2x of the fastest */
+#define KB_PAIR_NS 8.0  /* pair, kmem_cache, 1 thread, cpu ns */
+#define KB_TT_RATIO 1.2 /* threadtest: kmem within 1.2x of the fastest */
 
 enum kb_work { KB_PAIR, KB_TT, KB_PC, KB_FS, KB_NWORK };
 enum kb_alloc {
-	KB_KCACHE, KB_KMALLOC, KB_SLAB, KB_GLIBC, KB_JE, KB_MI, KB_TC,
+	KB_KCACHE,
+	KB_KMALLOC,
+	KB_SLAB,
+	KB_GLIBC,
+	KB_JE,
+	KB_MI,
+	KB_TC,
 	KB_NALLOC
 };
 static const char *const kb_work_name[KB_NWORK] = {
-	"pair", "threadtest", "prodcons", "falseshare",
+	"pair",
+	"threadtest",
+	"prodcons",
+	"falseshare",
 };
 static const char *const kb_alloc_name[KB_NALLOC] = {
-	"kmem_cache", "kmalloc", "locked_slab", "glibc", "jemalloc",
-	"mimalloc", "tcmalloc",
+	"kmem_cache", "kmalloc",  "locked_slab", "glibc",
+	"jemalloc",   "mimalloc", "tcmalloc",
 };
-static const size_t kb_size[KB_NWORK] = {64, 64, 64, 16};
+static const size_t kb_size[KB_NWORK] = { 64, 64, 64, 16 };
 
 /* ---- the dlopen'ed allocators ---- */
 
@@ -77,11 +86,11 @@ struct kb_lib {
 	void (*free)(void *);
 };
 static struct kb_lib kb_libs[KB_NALLOC] = {
-	[KB_JE] = {"libjemalloc.so.2", "malloc", "free", "libjemalloc-dev"},
-	[KB_MI] = {"libmimalloc.so.2", "mi_malloc", "mi_free",
-		   "libmimalloc-dev"},
-	[KB_TC] = {"libtcmalloc_minimal.so.4", "tc_malloc", "tc_free",
-		   "libgoogle-perftools-dev"},
+	[KB_JE] = { "libjemalloc.so.2", "malloc", "free", "libjemalloc-dev" },
+	[KB_MI] = { "libmimalloc.so.2", "mi_malloc", "mi_free",
+		    "libmimalloc-dev" },
+	[KB_TC] = { "libtcmalloc_minimal.so.4", "tc_malloc", "tc_free",
+		    "libgoogle-perftools-dev" },
 };
 static char kb_missing[KB_NALLOC][160];
 
@@ -109,7 +118,8 @@ static void kb_libs_load(void)
 		struct kb_lib *l = &kb_libs[a];
 		l->h = dlopen(l->file, RTLD_NOW | RTLD_LOCAL);
 		if (l->h) {
-			l->malloc = (void *(*)(size_t))dlsym(l->h, l->malloc_sym);
+			l->malloc =
+				(void *(*)(size_t))dlsym(l->h, l->malloc_sym);
 			l->free = (void (*)(void *))dlsym(l->h, l->free_sym);
 		}
 		if (!l->h || !l->malloc || !l->free) {
@@ -202,7 +212,7 @@ static void kb_slab_free(void *p)
 
 static int kb_slab_init(void)
 {
-	static const size_t sz[4] = {16, 64, 256, 512};
+	static const size_t sz[4] = { 16, 64, 256, 512 };
 	if (ksrc_init(&kb_slab.src, KB_ARENA_PAGES) != 0)
 		return -1;
 	kb_slab.cls_of = calloc(KB_ARENA_PAGES, 1);
@@ -234,9 +244,8 @@ static int kb_kmem_init(unsigned nthreads, size_t size)
 	if (ksrc_init(&kb_kmem.src, KB_ARENA_PAGES) != 0)
 		return -1;
 	kb_kmem.k = ksrc_kmem(&kb_kmem.src, nthreads, 32, 2);
-	if (!kb_kmem.k ||
-	    kmem_cache_create(kb_kmem.k, "bench", size, 0, NULL, NULL, NULL,
-			      &kb_kmem.c) != 0)
+	if (!kb_kmem.k || kmem_cache_create(kb_kmem.k, "bench", size, 0, NULL,
+					    NULL, NULL, &kb_kmem.c) != 0)
 		return -1;
 	return 0;
 }
@@ -252,9 +261,10 @@ static int kb_kmem_fini(void)
 	kmem_stats(kb_kmem.k, &st);
 	if (kmem_check(kb_kmem.k) != 0 || st.pages != 0 ||
 	    ksrc_held(&kb_kmem.src) != 0) {
-		fprintf(stderr, "bench_kmem: kmem check failed after the run "
-			"(check %d, pages %llu)\n", kmem_check(kb_kmem.k),
-			(unsigned long long)st.pages);
+		fprintf(stderr,
+			"bench_kmem: kmem check failed after the run "
+			"(check %d, pages %llu)\n",
+			kmem_check(kb_kmem.k), (unsigned long long)st.pages);
 		rc = -1;
 	}
 	free(kb_kmem.k);
@@ -318,7 +328,8 @@ static inline void kb_put(unsigned id, void *p)
 		kb_libs[kb.alloc].free(p);
 	}
 	if (LF_UNLIKELY(rc != 0))
-		lf_fetch_add_u64(&kb.errors, 1, LF_RELAXED); /* Relaxed: count */
+		lf_fetch_add_u64(&kb.errors, 1,
+				 LF_RELAXED); /* Relaxed: count */
 }
 
 /* ---- the SPSC ring (prodcons, falseshare) ---- */
@@ -330,9 +341,9 @@ static inline void kb_put(unsigned id, void *p)
  * side publishes every KB_PUBLISH entries and before it waits.
  */
 struct kb_ring {
-	lf_atomic_u64 head LF_CACHE_ALIGNED; /* (a) consumer */
-	lf_atomic_u64 tail LF_CACHE_ALIGNED; /* (a) producer */
-	lf_atomic_u32 closed;                /* (a) producer: no more */
+	lf_atomic_u64 head LF_CACHE_ALIGNED;  /* (a) consumer */
+	lf_atomic_u64 tail LF_CACHE_ALIGNED;  /* (a) producer */
+	lf_atomic_u32 closed;                 /* (a) producer: no more */
 	void *slot[KB_RING] LF_CACHE_ALIGNED; /* ordered by head and tail */
 };
 static struct kb_ring kb_rings[BENCH_MAX_THREADS / 2];
@@ -357,7 +368,8 @@ static uint64_t kb_produce(unsigned id, struct kb_ring *r,
 				 * the consumer's acquire. */
 				lf_store_u64(&r->tail, tail, LF_RELEASE);
 				published = tail;
-				/* Acquire: pairs with the consumer's release. */
+				/* Acquire: pairs with the consumer's release.
+				 */
 				head = lf_load_u64(&r->head, LF_ACQUIRE);
 				if (tail - head == KB_RING) {
 					lf_platform_pause();
@@ -506,7 +518,8 @@ static int kb_check(void)
 	if (lf_load_u64(&kb.errors, LF_RELAXED) != 0) {
 		fprintf(stderr, "bench_kmem: %s/%s: %llu failed calls\n",
 			kb_work_name[kb.work], kb_alloc_name[kb.alloc],
-			(unsigned long long)lf_load_u64(&kb.errors, LF_RELAXED));
+			(unsigned long long)lf_load_u64(&kb.errors,
+							LF_RELAXED));
 		rc = -1;
 	}
 	if (kb.alloc == KB_KCACHE || kb.alloc == KB_KMALLOC)
@@ -526,26 +539,26 @@ static const char *kb_skip(enum kb_alloc a)
 	return NULL;
 }
 
-#define KB_IMPL(w, a, W, A, OURS)                                          \
-	static int kb_setup_##w##_##a(unsigned n)                          \
-	{                                                                  \
-		return kb_setup(W, A, n);                                  \
-	}                                                                  \
-	static const char *kb_skip_##w##_##a(unsigned n)                   \
-	{                                                                  \
-		(void)n;                                                   \
-		return kb_skip(A);                                         \
-	}                                                                  \
-	static const struct bench_impl kb_##w##_##a = {                    \
-		.bench = kb_work_name_##w,                                 \
-		.impl = kb_alloc_name_##a,                                 \
-		.ours = OURS,                                              \
-		.skip = kb_skip_##w##_##a,                                 \
-		.setup = kb_setup_##w##_##a,                               \
-		.thread_init = kb_thread_init,                             \
-		.run = kb_run,                                             \
-		.thread_fini = kb_thread_fini,                             \
-		.check = kb_check,                                         \
+#define KB_IMPL(w, a, W, A, OURS)                                              \
+	static int kb_setup_##w##_##a(unsigned n)                              \
+	{                                                                      \
+		return kb_setup(W, A, n);                                      \
+	}                                                                      \
+	static const char *kb_skip_##w##_##a(unsigned n)                       \
+	{                                                                      \
+		(void)n;                                                       \
+		return kb_skip(A);                                             \
+	}                                                                      \
+	static const struct bench_impl kb_##w##_##a = {                        \
+		.bench = kb_work_name_##w,                                     \
+		.impl = kb_alloc_name_##a,                                     \
+		.ours = OURS,                                                  \
+		.skip = kb_skip_##w##_##a,                                     \
+		.setup = kb_setup_##w##_##a,                                   \
+		.thread_init = kb_thread_init,                                 \
+		.run = kb_run,                                                 \
+		.thread_fini = kb_thread_fini,                                 \
+		.check = kb_check,                                             \
 	};
 
 #define kb_work_name_pair "pair"
@@ -560,13 +573,13 @@ static const char *kb_skip(enum kb_alloc a)
 #define kb_alloc_name_mi "mimalloc"
 #define kb_alloc_name_tc "tcmalloc"
 
-#define KB_IMPLS(w, W)                                                     \
-	KB_IMPL(w, kcache, W, KB_KCACHE, true)                             \
-	KB_IMPL(w, kmalloc, W, KB_KMALLOC, false)                          \
-	KB_IMPL(w, slab, W, KB_SLAB, false)                                \
-	KB_IMPL(w, glibc, W, KB_GLIBC, false)                              \
-	KB_IMPL(w, je, W, KB_JE, false)                                    \
-	KB_IMPL(w, mi, W, KB_MI, false)                                    \
+#define KB_IMPLS(w, W)                                                         \
+	KB_IMPL(w, kcache, W, KB_KCACHE, true)                                 \
+	KB_IMPL(w, kmalloc, W, KB_KMALLOC, false)                              \
+	KB_IMPL(w, slab, W, KB_SLAB, false)                                    \
+	KB_IMPL(w, glibc, W, KB_GLIBC, false)                                  \
+	KB_IMPL(w, je, W, KB_JE, false)                                        \
+	KB_IMPL(w, mi, W, KB_MI, false)                                        \
 	KB_IMPL(w, tc, W, KB_TC, false)
 
 KB_IMPLS(pair, KB_PAIR)
@@ -574,12 +587,14 @@ KB_IMPLS(threadtest, KB_TT)
 KB_IMPLS(prodcons, KB_PC)
 KB_IMPLS(falseshare, KB_FS)
 
-#define KB_LIST(w)                                                         \
-	&kb_##w##_kcache, &kb_##w##_kmalloc, &kb_##w##_slab,               \
-		&kb_##w##_glibc, &kb_##w##_je, &kb_##w##_mi, &kb_##w##_tc
+#define KB_LIST(w)                                                             \
+	&kb_##w##_kcache, &kb_##w##_kmalloc, &kb_##w##_slab, &kb_##w##_glibc,  \
+		&kb_##w##_je, &kb_##w##_mi, &kb_##w##_tc
 
 static const struct bench_impl *const kb_impls[] = {
-	KB_LIST(pair), KB_LIST(threadtest), KB_LIST(prodcons),
+	KB_LIST(pair),
+	KB_LIST(threadtest),
+	KB_LIST(prodcons),
 	KB_LIST(falseshare),
 };
 
@@ -630,8 +645,9 @@ static size_t kb_footprint(enum kb_alloc a)
 		void (*info)(size_t *, size_t *, size_t *, size_t *, size_t *,
 			     size_t *, size_t *, size_t *) =
 			(void (*)(size_t *, size_t *, size_t *, size_t *,
-				  size_t *, size_t *, size_t *, size_t *))
-				dlsym(kb_libs[KB_MI].h, "mi_process_info");
+				  size_t *, size_t *, size_t *,
+				  size_t *))dlsym(kb_libs[KB_MI].h,
+						  "mi_process_info");
 		size_t x, commit = 0;
 		if (info)
 			info(&x, &x, &x, &x, &x, &commit, &x, &x);
@@ -687,8 +703,9 @@ static void kb_mem_one(enum kb_alloc a)
 		inuse += p[i] ? sz[i] : 0;
 	size_t after = kb_footprint(a);
 	printf("  %-12s %9.3f MiB held for %7.3f MiB in use: %.3f bytes "
-	       "held per byte in use\n", kb_alloc_name[a],
-	       (double)(after - before) / (1 << 20), (double)inuse / (1 << 20),
+	       "held per byte in use\n",
+	       kb_alloc_name[a], (double)(after - before) / (1 << 20),
+	       (double)inuse / (1 << 20),
 	       (double)(after - before) / (double)inuse);
 	for (int i = 1; i < KB_MEM_N; i += 2)
 		if (p[i])
@@ -716,8 +733,8 @@ static bool kb_ns(const struct bench_results *res, bool cpu, enum kb_work w,
 	double lo, hi;
 	bool ran = cpu ? bench_result_cpu(res, kb_work_name[w],
 					  kb_alloc_name[a], n, ns, &lo, &hi)
-		       : bench_result(res, kb_work_name[w], kb_alloc_name[a],
-				      n, ns, &lo, &hi);
+		       : bench_result(res, kb_work_name[w], kb_alloc_name[a], n,
+				      ns, &lo, &hi);
 	return ran && *ns > 0;
 }
 
@@ -736,7 +753,8 @@ static void kb_vs_general(const struct bench_results *res, enum kb_work w,
 	const char *bestn = NULL;
 	char what[96];
 	if (!kb_ns(res, cpu, w, KB_KCACHE, n, &ours)) {
-		printf("  %s at %u threads: not measured\n", kb_work_name[w], n);
+		printf("  %s at %u threads: not measured\n", kb_work_name[w],
+		       n);
 		return;
 	}
 	for (int a = KB_GLIBC; a < KB_NALLOC; a++)
@@ -750,8 +768,9 @@ static void kb_vs_general(const struct bench_results *res, enum kb_work w,
 		       kb_work_name[w], n);
 		return;
 	}
-	snprintf(what, sizeof(what), "%s, %u thr: kmem_cache / fastest (%s), %s",
-		 kb_work_name[w], n, bestn, cpu ? "cpu" : "wall");
+	snprintf(what, sizeof(what),
+		 "%s, %u thr: kmem_cache / fastest (%s), %s", kb_work_name[w],
+		 n, bestn, cpu ? "cpu" : "wall");
 	kb_target(what, ours <= ratio * best, ours / best, "x", tg);
 }
 
@@ -786,8 +805,10 @@ int main(int argc, char **argv)
 	if (!getenv("KB_REEXEC")) {
 		static char tun[512];
 		const char *old = getenv("GLIBC_TUNABLES");
-		snprintf(tun, sizeof(tun), "%s%sglibc.rtld.optional_static_tls="
-			 "65536", old ? old : "", old ? ":" : "");
+		snprintf(tun, sizeof(tun),
+			 "%s%sglibc.rtld.optional_static_tls="
+			 "65536",
+			 old ? old : "", old ? ":" : "");
 		setenv("KB_REEXEC", "1", 1);
 		setenv("GLIBC_TUNABLES", tun, 1);
 		execv("/proc/self/exe", argv);

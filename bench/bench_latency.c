@@ -71,17 +71,17 @@
 #include <unistd.h>
 
 #define BL_PROG "bench_latency"
-#define BL_RING 64           /* buddy: blocks the measured thread holds */
-#define BL_WRITER_RING 256   /* buddy: blocks a writer takes, then frees */
-#define BL_VAS_EVERY 8       /* vas: a free + alloc every 8th step */
-#define BL_VAS_HELD 64       /* vas: ranges the measured thread holds */
+#define BL_RING 64         /* buddy: blocks the measured thread holds */
+#define BL_WRITER_RING 256 /* buddy: blocks a writer takes, then frees */
+#define BL_VAS_EVERY 8     /* vas: a free + alloc every 8th step */
+#define BL_VAS_HELD 64     /* vas: ranges the measured thread holds */
 #define BL_MAX_WRITERS 63
-#define BL_BASE ((uint64_t)1 << 30)  /* buddy zone, vas region base */
-#define BL_ZONE ((uint64_t)1 << 30)  /* 1 GiB zone */
+#define BL_BASE ((uint64_t)1 << 30) /* buddy zone, vas region base */
+#define BL_ZONE ((uint64_t)1 << 30) /* 1 GiB zone */
 
 enum bl_op { BL_ALLOC, BL_FREE, BL_LOOKUP, BL_TIMER, BL_NOPS };
-static const char *const bl_op_name[BL_NOPS] = {"alloc", "free", "lookup",
-						 "timer"};
+static const char *const bl_op_name[BL_NOPS] = { "alloc", "free", "lookup",
+						 "timer" };
 enum bl_impl {
 	BL_LF,
 	BL_NOCACHE,
@@ -93,14 +93,15 @@ enum bl_impl {
 };
 static const char *const bl_impl_name[BL_NIMPLS] = {
 	"lf_buddy", "lf_buddy_nocache", "locked_buddy",
-	"vas",      "rb_rwlock",        "rb_mutex"};
+	"vas",      "rb_rwlock",        "rb_mutex"
+};
 
 static struct {
 	uint64_t ops;
 	unsigned repeats, writers;
 	uint64_t ranges;
 	const char *csv;
-} bl_opt = {200000, 10, 0, 10000, NULL};
+} bl_opt = { 200000, 10, 0, 10000, NULL };
 
 /* ---- the clock ---- */
 
@@ -165,7 +166,7 @@ static int bl_setup(struct bl_ctx *x, enum bl_impl impl, unsigned nthreads)
 	memset(x, 0, sizeof(*x));
 	x->impl = impl;
 	x->nthreads = nthreads;
-	const struct buddy_region rg = {.base = BL_BASE, .size = BL_ZONE};
+	const struct buddy_region rg = { .base = BL_BASE, .size = BL_ZONE };
 	if (impl == BL_LF || impl == BL_NOCACHE) {
 		size_t sz = buddy_meta_size(&rg, 1, nthreads);
 		x->meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
@@ -185,7 +186,7 @@ static int bl_setup(struct bl_ctx *x, enum bl_impl impl, unsigned nthreads)
 			return -1;
 		return 0;
 	}
-	x->vops = impl == BL_VAS	 ? &bench_vas_ops_vas
+	x->vops = impl == BL_VAS         ? &bench_vas_ops_vas
 		  : impl == BL_RB_RWLOCK ? &bench_vas_ops_rb_rwlock
 					 : &bench_vas_ops_rb_mutex;
 	/* The fill, then room for the threads' own ranges above it. */
@@ -229,9 +230,10 @@ static int bl_check(struct bl_ctx *x)
 		int rc = buddy_zone_check(x->zone, true, &f);
 		buddy_zone_stats(x->zone, &st);
 		if (rc != 0 || st.free_frames != st.total_frames) {
-			fprintf(stderr, "%s: %s: check %d at frame %llu, %llu of "
-				"%llu frames free\n", BL_PROG,
-				bl_impl_name[x->impl], rc,
+			fprintf(stderr,
+				"%s: %s: check %d at frame %llu, %llu of "
+				"%llu frames free\n",
+				BL_PROG, bl_impl_name[x->impl], rc,
 				(unsigned long long)f,
 				(unsigned long long)st.free_frames,
 				(unsigned long long)st.total_frames);
@@ -269,7 +271,7 @@ struct bl_run {
 	lf_atomic_u32 stop;    /* (a) writers stop when 1 */
 	lf_atomic_u32 started; /* (a) writers running */
 	lf_atomic_u64 writer_ops[BL_MAX_WRITERS + 1]; /* (a) per writer */
-	lf_atomic_u32 failed;  /* (a) a step that should not fail did */
+	lf_atomic_u32 failed;   /* (a) a step that should not fail did */
 	uint32_t *lat[BL_NOPS]; /* measured thread's samples, ticks */
 	uint64_t nlat[BL_NOPS];
 };
@@ -310,20 +312,27 @@ static void *bl_writer(void *p)
 			if (bl_is_buddy(x->impl)) {
 				rc = bl_balloc(x, w->id, &held[got]);
 			} else {
-				len[got] = (uint8_t)(1 + (i + n) % BENCH_VAS_MAX_LEN);
-				rc = x->vops->alloc(x->vas, w->id,
-						    len[got] * (uint64_t)BENCH_VAS_QUANTUM,
-						    &held[got]);
+				len[got] =
+					(uint8_t)(1 +
+						  (i + n) % BENCH_VAS_MAX_LEN);
+				rc = x->vops->alloc(
+					x->vas, w->id,
+					len[got] * (uint64_t)BENCH_VAS_QUANTUM,
+					&held[got]);
 			}
 			if (rc != 0)
 				break;
 			got++;
 		}
 		for (unsigned i = 0; i < got; i++) {
-			int rc = bl_is_buddy(x->impl)
-					 ? bl_bfree(x, w->id, held[i])
-					 : x->vops->free(x->vas, w->id, held[i],
-							 len[i] * (uint64_t)BENCH_VAS_QUANTUM);
+			int rc =
+				bl_is_buddy(x->impl)
+					? bl_bfree(x, w->id, held[i])
+					: x->vops->free(
+						  x->vas, w->id, held[i],
+						  len[i] *
+							  (uint64_t)
+								  BENCH_VAS_QUANTUM);
 			if (rc != 0)
 				/* Relaxed: read after the join. */
 				lf_store_u32(&r->failed, 1, LF_RELAXED);
@@ -419,7 +428,8 @@ static void bl_measure_vas(struct bl_run *r, uint64_t seed)
 		if (n == BL_VAS_HELD) {
 			t0 = bl_now();
 			rc = x->vops->free(x->vas, 0, ring[head],
-					   rlen[head] * (uint64_t)BENCH_VAS_QUANTUM);
+					   rlen[head] *
+						   (uint64_t)BENCH_VAS_QUANTUM);
 			t1 = bl_now();
 			if (rc != 0)
 				bl_fail(r, "free");
@@ -442,7 +452,8 @@ static void bl_measure_vas(struct bl_run *r, uint64_t seed)
 	}
 	for (; n > 0; n--) {
 		if (x->vops->free(x->vas, 0, ring[head],
-				  rlen[head] * (uint64_t)BENCH_VAS_QUANTUM) != 0)
+				  rlen[head] * (uint64_t)BENCH_VAS_QUANTUM) !=
+		    0)
 			bl_fail(r, "free");
 		head = (head + 1) % BL_VAS_HELD;
 	}
@@ -463,7 +474,7 @@ static int bl_cmp_u32(const void *a, const void *b)
 
 static struct bl_pct bl_percentiles(uint32_t *v, uint64_t n)
 {
-	struct bl_pct p = {0, 0, 0, 0, n};
+	struct bl_pct p = { 0, 0, 0, 0, n };
 	if (n == 0)
 		return p;
 	qsort(v, n, sizeof(*v), bl_cmp_u32);
@@ -475,7 +486,7 @@ static struct bl_pct bl_percentiles(uint32_t *v, uint64_t n)
 }
 
 #define BL_NSCEN 2
-static const char *const bl_scen_name[BL_NSCEN] = {"alone", "writers"};
+static const char *const bl_scen_name[BL_NSCEN] = { "alone", "writers" };
 /* [impl][scenario][op][repeat] */
 static struct bl_pct *bl_res;
 static uint64_t *bl_wops; /* [impl][scenario][repeat]: writers' ops */
@@ -512,7 +523,7 @@ static int bl_point(enum bl_impl impl, unsigned scen, unsigned rep, FILE *csv)
 		}
 	}
 	for (unsigned i = 0; i < nw; i++) {
-		wa[i] = (struct bl_warg){&r, i + 1};
+		wa[i] = (struct bl_warg){ &r, i + 1 };
 		if (pthread_create(&th[i], NULL, bl_writer, &wa[i]) != 0) {
 			perror(BL_PROG);
 			exit(2);
@@ -560,12 +571,14 @@ static int bl_point(enum bl_impl impl, unsigned scen, unsigned rep, FILE *csv)
 			bad = -1;
 		}
 		if (csv != NULL && p.n > 0)
-			fprintf(csv, "%s,%s,%s,%s,%u,%llu,%.1f,%.1f,%.1f,%.1f,"
-				"%llu,%.2f\n", bl_is_buddy(impl) ? "buddy" : "vas",
+			fprintf(csv,
+				"%s,%s,%s,%s,%u,%llu,%.1f,%.1f,%.1f,%.1f,"
+				"%llu,%.2f\n",
+				bl_is_buddy(impl) ? "buddy" : "vas",
 				bl_impl_name[impl], bl_scen_name[scen],
-				bl_op_name[op], rep + 1, (unsigned long long)p.n,
-				p.p50, p.p99, p.p999, p.max,
-				(unsigned long long)wops, la[0]);
+				bl_op_name[op], rep + 1,
+				(unsigned long long)p.n, p.p50, p.p99, p.p999,
+				p.max, (unsigned long long)wops, la[0]);
 		free(r.lat[op]);
 	}
 	bl_teardown(&x);
@@ -579,12 +592,11 @@ static void bl_table(void)
 
 	printf("ns per operation, median over %u repeats of each repeat's "
 	       "percentile;\n  p99.9 %s: its 95%% confidence interval "
-	       "(distribution-free)%s\n", bl_opt.repeats,
-	       ci ? "[lo, hi]" : "[min, max]",
+	       "(distribution-free)%s\n",
+	       bl_opt.repeats, ci ? "[lo, hi]" : "[min, max]",
 	       ci ? "" : ", too few repeats: min and max");
 	printf("%-6s %-7s %-17s %-8s %8s %8s %8s %17s %9s\n", "bench", "op",
-	       "impl", "scen", "p50", "p99", "p99.9", "p99.9 interval",
-	       "max");
+	       "impl", "scen", "p50", "p99", "p99.9", "p99.9 interval", "max");
 	for (unsigned b = 0; b < 2; b++)
 		for (unsigned op = 0; op < BL_NOPS; op++)
 			for (unsigned i = b ? BL_VAS : 0;
@@ -592,8 +604,8 @@ static void bl_table(void)
 				for (unsigned s = 0; s < BL_NSCEN; s++) {
 					if (bl_at(i, s, op, 0)->n == 0)
 						continue;
-					if (op == BL_TIMER && (s != 0 ||
-							       i % 3 != 0))
+					if (op == BL_TIMER &&
+					    (s != 0 || i % 3 != 0))
 						continue;
 					for (unsigned r = 0; r < bl_opt.repeats;
 					     r++) {
@@ -613,8 +625,10 @@ static void bl_table(void)
 								   NULL, NULL);
 					double mx = bench_median(v[3], n, NULL,
 								 NULL);
-					(void)bench_median_ci(v[2], n, &lo, &hi);
-					printf("%-6s %-7s %-17s %-8s %8.0f %8.0f "
+					(void)bench_median_ci(v[2], n, &lo,
+							      &hi);
+					printf("%-6s %-7s %-17s %-8s %8.0f "
+					       "%8.0f "
 					       "%8.0f  [%6.0f, %6.0f] %9.0f\n",
 					       b ? "vas" : "buddy",
 					       bl_op_name[op], bl_impl_name[i],
@@ -625,8 +639,10 @@ static void bl_table(void)
 
 static void bl_usage(FILE *f)
 {
-	fprintf(f, "usage: %s [--csv PATH] [--ops N] [--repeats R] "
-		"[--writers W] [--ranges N] [--quick]\n", BL_PROG);
+	fprintf(f,
+		"usage: %s [--csv PATH] [--ops N] [--repeats R] "
+		"[--writers W] [--ranges N] [--quick]\n",
+		BL_PROG);
 }
 
 int main(int argc, char **argv)
@@ -659,17 +675,18 @@ int main(int argc, char **argv)
 		if (strcmp(a, "--csv") == 0)
 			bl_opt.csv = v;
 		else if (strcmp(a, "--ops") == 0)
-			bl_opt.ops = (uint64_t)bench_num(BL_PROG, a, v, 100, 1e8);
+			bl_opt.ops =
+				(uint64_t)bench_num(BL_PROG, a, v, 100, 1e8);
 		else if (strcmp(a, "--repeats") == 0)
-			bl_opt.repeats = (unsigned)bench_num(BL_PROG, a, v, 1,
-							     1000);
+			bl_opt.repeats =
+				(unsigned)bench_num(BL_PROG, a, v, 1, 1000);
 		else if (strcmp(a, "--writers") == 0) {
 			bl_opt.writers = (unsigned)bench_num(BL_PROG, a, v, 1,
 							     BL_MAX_WRITERS);
 			writers_set = true;
 		} else if (strcmp(a, "--ranges") == 0)
-			bl_opt.ranges = (uint64_t)bench_num(BL_PROG, a, v, 100,
-							    1e7);
+			bl_opt.ranges =
+				(uint64_t)bench_num(BL_PROG, a, v, 100, 1e7);
 		else {
 			bl_usage(stderr);
 			return 2;
@@ -693,15 +710,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (bl_opt.csv != NULL)
-		csv = bench_csv_create(bl_opt.csv,
-				       "bench,impl,scenario,op,repeat,samples,"
-				       "p50_ns,p99_ns,p999_ns,max_ns,writer_ops,"
-				       "load1");
+		csv = bench_csv_create(
+			bl_opt.csv, "bench,impl,scenario,op,repeat,samples,"
+				    "p50_ns,p99_ns,p999_ns,max_ns,writer_ops,"
+				    "load1");
 	printf("%s: %llu measured steps a repeat, %u repeats, %u writer(s) in "
 	       "the writers scenario,\n  %llu ranges in the vas; clock: %s "
-	       "(%.4f ns a tick)\n", BL_PROG, (unsigned long long)bl_opt.ops,
-	       bl_opt.repeats, bl_opt.writers,
-	       (unsigned long long)bl_opt.ranges,
+	       "(%.4f ns a tick)\n",
+	       BL_PROG, (unsigned long long)bl_opt.ops, bl_opt.repeats,
+	       bl_opt.writers, (unsigned long long)bl_opt.ranges,
 #if defined(__x86_64__)
 	       "rdtsc",
 #else

@@ -23,11 +23,10 @@
 #include <stdio.h>
 
 static const struct bench_impl *const bench_lockfree_impls[] = {
-	&bench_lf_stack,  &bench_ck_stack_upmc, &bench_ck_stack_mpmc,
-	&bench_lf_epoch,  &bench_ck_epoch,      &bench_urcu_memb,
-	&bench_urcu_qsbr,
-	&bench_lf_epoch_retire, &bench_ck_epoch_retire,
-	&bench_lf_epoch_sync, &bench_lf_epoch_barrier, &bench_ck_epoch_sync,
+	&bench_lf_stack,       &bench_ck_stack_upmc,    &bench_ck_stack_mpmc,
+	&bench_lf_epoch,       &bench_ck_epoch,         &bench_urcu_memb,
+	&bench_urcu_qsbr,      &bench_lf_epoch_retire,  &bench_ck_epoch_retire,
+	&bench_lf_epoch_sync,  &bench_lf_epoch_barrier, &bench_ck_epoch_sync,
 	&bench_urcu_memb_sync,
 };
 
@@ -37,7 +36,8 @@ static void bench_lockfree_header(void)
 	       "stack, all threads\n");
 	printf("epoch: one op = enter + exit of an empty read-side section "
 	       "(no updater runs);\n  urcu_qsbr also calls "
-	       "rcu_quiescent_state() once every %d ops\n", BENCH_BATCH);
+	       "rcu_quiescent_state() once every %d ops\n",
+	       BENCH_BATCH);
 	printf("epoch_retire: one op = retire one object, polls every 64 "
 	       "and callbacks included\n");
 	printf("epoch_sync: one op = one synchronize (or barrier) on an "
@@ -48,8 +48,8 @@ static void bench_lockfree_header(void)
 static const struct bench_prog bench_lockfree = {
 	.name = "bench_lockfree",
 	.impls = bench_lockfree_impls,
-	.nimpls = sizeof(bench_lockfree_impls) /
-		  sizeof(bench_lockfree_impls[0]),
+	.nimpls =
+		sizeof(bench_lockfree_impls) / sizeof(bench_lockfree_impls[0]),
 	.header = bench_lockfree_header,
 };
 

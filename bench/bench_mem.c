@@ -46,21 +46,21 @@
 
 #define BENCH_MEM_BASE ((uint64_t)1 << 32) /* zone base: 4 GiB */
 #define BENCH_MEM_VAS_BASE (1ULL << 40)
-#define BENCH_MEM_MIN_EXP 3  /* 10^3 ranges */
-#define BENCH_MEM_MAX_EXP 6  /* 10^6 ranges */
+#define BENCH_MEM_MIN_EXP 3 /* 10^3 ranges */
+#define BENCH_MEM_MAX_EXP 6 /* 10^6 ranges */
 #define BENCH_MEM_QUICK_EXP 4
 #define BENCH_MEM_TARGET 1.0 /* lf_buddy metadata bytes per frame, at most */
 #define BENCH_MEM_TARGET_MIB 1024 /* zones from this size on are targeted */
 
-static const uint64_t bench_mem_zone_mib[] = {64, 1024, 16384};
-static const unsigned bench_mem_cpus[] = {1, 4, 16};
+static const uint64_t bench_mem_zone_mib[] = { 64, 1024, 16384 };
+static const unsigned bench_mem_cpus[] = { 1, 4, 16 };
 
 static const struct {
 	const char *name;
 	const struct bench_vas_ops *ops;
 } bench_mem_trees[] = {
-	{"vas", &bench_vas_ops_vas},
-	{"rb_tree", &bench_vas_ops_rb_rwlock},
+	{ "vas", &bench_vas_ops_vas },
+	{ "rb_tree", &bench_vas_ops_rb_rwlock },
 };
 
 #define BENCH_MEM_N(a) (sizeof(a) / sizeof((a)[0]))
@@ -72,14 +72,13 @@ static double bench_mem_lf_per[sizeof(bench_mem_zone_mib) /
 			       sizeof(bench_mem_zone_mib[0])];
 
 /* One figure: a table line and a CSV row. */
-static void bench_mem_row(const char *what, const char *impl,
-			  const char *param, uint64_t units, uint64_t bytes)
+static void bench_mem_row(const char *what, const char *impl, const char *param,
+			  uint64_t units, uint64_t bytes)
 {
 	double per = (double)bytes / (double)units;
 
-	printf("  %-12s %-14s %-22s %10llu %12llu %9.3f\n", what, impl,
-	       param, (unsigned long long)units, (unsigned long long)bytes,
-	       per);
+	printf("  %-12s %-14s %-22s %10llu %12llu %9.3f\n", what, impl, param,
+	       (unsigned long long)units, (unsigned long long)bytes, per);
 	if (bench_mem_csv != NULL)
 		fprintf(bench_mem_csv, "%s,%s,%s,%llu,%llu,%.4f\n", what, impl,
 			param, (unsigned long long)units,
@@ -98,8 +97,8 @@ static void bench_mem_columns(void)
  * Init in exactly need bytes must succeed, in one byte less must fail
  * with ENOSPC; ncpus 0: the locked buddy. 0, or -1 after a message.
  */
-static int bench_mem_buddy_init(const struct buddy_region *rg,
-				unsigned ncpus, size_t need)
+static int bench_mem_buddy_init(const struct buddy_region *rg, unsigned ncpus,
+				size_t need)
 {
 	size_t size = (need + LF_CACHELINE - 1) & ~(size_t)(LF_CACHELINE - 1);
 	void *meta = aligned_alloc(LF_CACHELINE, size);
@@ -116,9 +115,10 @@ static int bench_mem_buddy_init(const struct buddy_region *rg,
 	free(meta);
 	if (full == BUDDY_OK && less == BUDDY_ENOSPC)
 		return 0;
-	fprintf(stderr, "bench_mem: init with %zu bytes, %u CPUs: %s; one "
-		"byte less: %s\n", need, ncpus, buddy_strerror(full),
-		buddy_strerror(less));
+	fprintf(stderr,
+		"bench_mem: init with %zu bytes, %u CPUs: %s; one "
+		"byte less: %s\n",
+		need, ncpus, buddy_strerror(full), buddy_strerror(less));
 	return -1;
 }
 
@@ -126,8 +126,8 @@ static int bench_mem_buddy_init(const struct buddy_region *rg,
 static int bench_mem_buddy_zone(unsigned zi)
 {
 	uint64_t mib = bench_mem_zone_mib[zi];
-	const struct buddy_region rg = {.base = BENCH_MEM_BASE,
-					.size = mib << 20};
+	const struct buddy_region rg = { .base = BENCH_MEM_BASE,
+					 .size = mib << 20 };
 	uint64_t frames = rg.size >> BUDDY_FRAME_SHIFT;
 	size_t need = buddy_locked_meta_size(&rg, 1);
 	char param[48];
@@ -160,7 +160,8 @@ static int bench_mem_buddy(void)
 
 	printf("buddy metadata per 4 KiB frame (lf_buddy: %d bytes a frame + "
 	       "the zone + a\n  context per CPU; locked_buddy: no CPU "
-	       "part):\n", BUDDY_META_FRAME_BYTES);
+	       "part):\n",
+	       BUDDY_META_FRAME_BYTES);
 	bench_mem_columns();
 	for (unsigned i = 0; i < BENCH_MEM_N(bench_mem_zone_mib); i++)
 		rc |= bench_mem_buddy_zone(i);
@@ -189,9 +190,10 @@ static int bench_mem_tree(unsigned k, uint64_t n, unsigned e)
 			      ops->bytes(a));
 		rc = 0;
 	} else {
-		fprintf(stderr, "bench_mem: %s: fill of %llu ranges or its "
-			"check failed\n", bench_mem_trees[k].name,
-			(unsigned long long)n);
+		fprintf(stderr,
+			"bench_mem: %s: fill of %llu ranges or its "
+			"check failed\n",
+			bench_mem_trees[k].name, (unsigned long long)n);
 	}
 	ops->destroy(a);
 	return rc;
@@ -229,14 +231,14 @@ static void bench_mem_targets(void)
 
 		if (bench_mem_zone_mib[i] < BENCH_MEM_TARGET_MIB)
 			continue;
-		snprintf(what, sizeof(what), "buddy meta, all included: "
+		snprintf(what, sizeof(what),
+			 "buddy meta, all included: "
 			 "lf_buddy, %llu MiB, %u CPUs",
 			 (unsigned long long)bench_mem_zone_mib[i], ncpus);
 		printf("  %-56s %7.4g %-7s (%s): %s\n", what, v, "B/frame",
 		       "<= 1", v <= BENCH_MEM_TARGET ? "met" : "NOT met");
 	}
 }
-
 
 /* ---- main ---- */
 
@@ -277,8 +279,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (path != NULL)
-		bench_mem_csv = bench_csv_create(path,
-						 "what,impl,param,units,bytes,per");
+		bench_mem_csv = bench_csv_create(
+			path, "what,impl,param,units,bytes,per");
 	bench_print_load("start");
 	rc = bench_mem_buddy();
 	rc |= bench_mem_vas(quick);

@@ -43,7 +43,7 @@
 
 #include <ck_pr.h>
 
-#if !defined(CK_F_PR_CAS_PTR_2_VALUE) && defined(__x86_64__) &&             \
+#if !defined(CK_F_PR_CAS_PTR_2_VALUE) && defined(__x86_64__) &&                \
 	defined(__GCC_HAVE_SYNC_COMPARE_AND_SWAP_16)
 #define CK_F_PR_CAS_PTR_2_VALUE
 /* ck's contract: CAS the 16 bytes at t from *c to *s; *v gets the old. */
@@ -75,8 +75,8 @@ static int bench_stack_seen(const char *impl, bool *seen, size_t idx)
 		return -1;
 	}
 	if (seen[idx]) {
-		fprintf(stderr, "%s: element %zu is on the stack twice\n",
-			impl, idx);
+		fprintf(stderr, "%s: element %zu is on the stack twice\n", impl,
+			idx);
 		return -1;
 	}
 	seen[idx] = true;
@@ -147,8 +147,8 @@ static uint64_t bench_lf_stack_run(unsigned id, const struct bench_stop *stop)
 	(void)id;
 	do {
 		for (unsigned i = 0; i < BENCH_BATCH; i++) {
-			uint32_t e = lf_stack_pop(&bench_lf.stack,
-						  bench_lf.links);
+			uint32_t e =
+				lf_stack_pop(&bench_lf.stack, bench_lf.links);
 			if (LF_UNLIKELY(e == LF_STACK_NIL)) {
 				empty++;
 				continue;

@@ -71,7 +71,7 @@ static int bench_memb_check(void)
 	/* Relaxed: the threads were joined. */
 	if (lf_load_u64(&bench_memb_errors, LF_RELAXED) != 0) {
 		fprintf(stderr, "urcu_memb: a read-side section was left "
-			"open\n");
+				"open\n");
 		return -1;
 	}
 	return 0;

@@ -39,30 +39,32 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define BV_SIZES 4      /* 10^3 .. 10^6 live ranges */
+#define BV_SIZES 4 /* 10^3 .. 10^6 live ranges */
 #define BV_MIN_EXP 3
-#define BV_QUICK_EXP 4  /* --quick stops at 10^4 */
+#define BV_QUICK_EXP 4               /* --quick stops at 10^4 */
 #define BV_MAX_LEN BENCH_VAS_MAX_LEN /* quanta: range, gap */
 #define BV_BASE (1ULL << 40)
-#define BV_LOOKUP_NS 150.0 /* lookup, 10^6, vas, 1 thread, at most */
+#define BV_LOOKUP_NS 150.0  /* lookup, 10^6, vas, 1 thread, at most */
 #define BV_LOOKUP_SCALE 1.9 /* lookup, 10^6, vas, 2 / 1 thread throughput */
-#define BV_MIX_RATIO 2.0   /* mix90, 2 threads, rb_rwlock / vas ns */
+#define BV_MIX_RATIO 2.0    /* mix90, 2 threads, rb_rwlock / vas ns */
 
 enum bv_kind { BV_VAS, BV_RB_RWLOCK, BV_RB_MUTEX, BV_KINDS };
 
 static const struct bench_vas_ops *const bv_ops[BV_KINDS] = {
-	&bench_vas_ops_vas, &bench_vas_ops_rb_rwlock, &bench_vas_ops_rb_mutex,
+	&bench_vas_ops_vas,
+	&bench_vas_ops_rb_rwlock,
+	&bench_vas_ops_rb_mutex,
 };
-static const char *const bv_kind_name[BV_KINDS] = {"vas", "rb_rwlock",
-						   "rb_mutex"};
+static const char *const bv_kind_name[BV_KINDS] = { "vas", "rb_rwlock",
+						    "rb_mutex" };
 
 /* One filled allocator, kept across the points of its size. */
 struct bv_inst {
 	void *a;
-	uint64_t n;      /* live ranges */
-	uint64_t *addr;  /* [n]: slot j's range; written by its owner only */
-	uint8_t *len;    /* [n]: its length in quanta */
-	uint64_t spanq;  /* quanta filled, where lookups land */
+	uint64_t n;     /* live ranges */
+	uint64_t *addr; /* [n]: slot j's range; written by its owner only */
+	uint8_t *len;   /* [n]: its length in quanta */
+	uint64_t spanq; /* quanta filled, where lookups land */
 	uint64_t bytes_filled; /* tree bytes right after the fill */
 };
 
@@ -133,7 +135,7 @@ static int bv_setup(unsigned kind, unsigned si, unsigned wpct,
 		return -1;
 	}
 	for (unsigned i = 0; i < nthreads; i++)
-		bv_thread[i] = (struct bv_thread){0};
+		bv_thread[i] = (struct bv_thread){ 0 };
 	bv_cur.in = in;
 	bv_cur.ops = bv_ops[kind];
 	bv_cur.nthreads = nthreads;
@@ -188,7 +190,8 @@ static uint64_t bv_run(unsigned id, const struct bench_stop *stop)
 			if ((((r & 0xffff) * 100) >> 16) < wpct)
 				bv_write(id,
 					 id + nth * ((((r >> 16) & 0xffffffff) *
-						      mine) >> 32),
+						      mine) >>
+						     32),
 					 t);
 			else
 				bv_lookup(id, ((r >> 32) * spanq) >> 32,
@@ -206,10 +209,11 @@ static int bv_check(void)
 	for (unsigned i = 0; i < bv_cur.nthreads; i++)
 		errors += bv_thread[i].errors;
 	if (errors != 0)
-		fprintf(stderr, "bench_vas: %llu failed writes or wrong "
-			"lookups\n", (unsigned long long)errors);
-	return bv_cur.ops->check(bv_cur.in->a, bv_cur.in->n) == 0 &&
-			       errors == 0
+		fprintf(stderr,
+			"bench_vas: %llu failed writes or wrong "
+			"lookups\n",
+			(unsigned long long)errors);
+	return bv_cur.ops->check(bv_cur.in->a, bv_cur.in->n) == 0 && errors == 0
 		       ? 0
 		       : -1;
 }
@@ -236,11 +240,11 @@ static int bv_check(void)
 		.thread_fini = bv_thread_nop,                                  \
 		.check = bv_check,                                             \
 	};
-#define BV_IMPLS3(mix, wpct, si, exp)                                         \
+#define BV_IMPLS3(mix, wpct, si, exp)                                          \
 	BV_IMPL(mix, wpct, si, exp, BV_VAS, "vas", true)                       \
 	BV_IMPL(mix, wpct, si, exp, BV_RB_RWLOCK, "rb_rwlock", false)          \
 	BV_IMPL(mix, wpct, si, exp, BV_RB_MUTEX, "rb_mutex", false)
-#define BV_IMPLS(mix, wpct)                                                   \
+#define BV_IMPLS(mix, wpct)                                                    \
 	BV_IMPLS3(mix, wpct, 0, 3)                                             \
 	BV_IMPLS3(mix, wpct, 1, 4)                                             \
 	BV_IMPLS3(mix, wpct, 2, 5)                                             \
@@ -250,14 +254,16 @@ BV_IMPLS(lookup, 0)
 BV_IMPLS(mix90, 10)
 BV_IMPLS(mix50, 50)
 
-#define BV_LIST3(mix, si)                                                     \
+#define BV_LIST3(mix, si)                                                      \
 	&bv_##mix##_##si##_BV_VAS, &bv_##mix##_##si##_BV_RB_RWLOCK,            \
 		&bv_##mix##_##si##_BV_RB_MUTEX
-#define BV_LIST(mix)                                                          \
+#define BV_LIST(mix)                                                           \
 	BV_LIST3(mix, 0), BV_LIST3(mix, 1), BV_LIST3(mix, 2), BV_LIST3(mix, 3)
 
 static const struct bench_impl *const bv_impls[] = {
-	BV_LIST(lookup), BV_LIST(mix90), BV_LIST(mix50),
+	BV_LIST(lookup),
+	BV_LIST(mix90),
+	BV_LIST(mix50),
 };
 
 static void bv_header(void)
@@ -265,8 +271,8 @@ static void bv_header(void)
 	printf("one op = one lookup, or one write (free one of the thread's "
 	       "ranges, then\n  allocate one as long, best fit); n live "
 	       "ranges of 1-%d quanta, free gaps\n  of 1-%d quanta between "
-	       "them; lookups uniform over the filled span\n", BV_MAX_LEN,
-	       BV_MAX_LEN);
+	       "them; lookups uniform over the filled span\n",
+	       BV_MAX_LEN, BV_MAX_LEN);
 	printf("lookup_1eK: lookups only; mix90_1eK: 10%% writes; mix50_1eK: "
 	       "50%% writes;\n  n = 10^K\n");
 	printf("vas: vaspace/ (OLC B+-tree, lock-free lookups, writers take "
@@ -415,7 +421,7 @@ static void bv_fini(void)
 				bv_ops[k]->destroy(in->a);
 			free(in->addr);
 			free(in->len);
-			*in = (struct bv_inst){0};
+			*in = (struct bv_inst){ 0 };
 		}
 }
 

@@ -23,8 +23,8 @@
 #define BENCH_VAS_QUANTUM 4096u
 #define BENCH_VAS_MAX_LEN 4 /* quanta, of a filled range and of a gap */
 /* Bytes of region that bench_vas_fill() of n ranges needs (with room). */
-#define BENCH_VAS_FILL_SIZE(n)                                           \
-	((uint64_t)3 * BENCH_VAS_MAX_LEN * (n) * BENCH_VAS_QUANTUM)
+#define BENCH_VAS_FILL_SIZE(n)                                                 \
+	((uint64_t)3 * BENCH_VAS_MAX_LEN * (n)*BENCH_VAS_QUANTUM)
 
 enum bench_vas_lock { BENCH_VAS_RWLOCK, BENCH_VAS_MUTEX };
 
@@ -56,9 +56,8 @@ struct bench_vas_ops {
  * goes to addr[j] and len[j] (quanta) unless addr is NULL. Returns the
  * quanta spanned, 0 if an alloc_at failed.
  */
-uint64_t bench_vas_fill(const struct bench_vas_ops *ops, void *a,
-			uint64_t base, uint64_t n, uint64_t *addr,
-			uint8_t *len);
+uint64_t bench_vas_fill(const struct bench_vas_ops *ops, void *a, uint64_t base,
+			uint64_t n, uint64_t *addr, uint8_t *len);
 
 extern const struct bench_vas_ops bench_vas_ops_vas;
 extern const struct bench_vas_ops bench_vas_ops_rb_rwlock;

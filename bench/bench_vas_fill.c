@@ -17,9 +17,8 @@ static uint64_t bench_vas_fill_rand(uint64_t *s) /* xorshift64* */
 	return *s * 2685821657736338717ULL;
 }
 
-uint64_t bench_vas_fill(const struct bench_vas_ops *ops, void *a,
-			uint64_t base, uint64_t n, uint64_t *addr,
-			uint8_t *len)
+uint64_t bench_vas_fill(const struct bench_vas_ops *ops, void *a, uint64_t base,
+			uint64_t n, uint64_t *addr, uint8_t *len)
 {
 	uint64_t rng = 0x9e3779b97f4a7c15ULL ^ n, at = 0;
 

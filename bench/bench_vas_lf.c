@@ -37,12 +37,12 @@ static void *bench_vas_lf_create(uint64_t base, uint64_t size, unsigned nth)
 	if (a == NULL || nth > BENCH_MAX_THREADS)
 		goto fail;
 	bench_arena_init(&a->nodes, VAS_NODE_SIZE, 4096);
-	a->src = (struct vas_node_source){.get = bench_vas_lf_get,
-					  .put = bench_vas_lf_put,
-					  .arg = &a->nodes};
+	a->src = (struct vas_node_source){ .get = bench_vas_lf_get,
+					   .put = bench_vas_lf_put,
+					   .arg = &a->nodes };
 	/* Widest nodes; keep up to 64 spare nodes before giving any back. */
-	if (vas_create(&a->v, base, size, BENCH_VAS_QUANTUM, &a->src, 0,
-		       64) != VAS_OK) {
+	if (vas_create(&a->v, base, size, BENCH_VAS_QUANTUM, &a->src, 0, 64) !=
+	    VAS_OK) {
 		bench_arena_destroy(&a->nodes);
 		goto fail;
 	}
@@ -97,8 +97,7 @@ static int bench_vas_lf_alloc_at(void *p, unsigned id, uint64_t addr,
 	return vas_alloc_at(&a->ctx[id], addr, size, 1) == VAS_OK ? 0 : -1;
 }
 
-static int bench_vas_lf_free(void *p, unsigned id, uint64_t addr,
-			     uint64_t size)
+static int bench_vas_lf_free(void *p, unsigned id, uint64_t addr, uint64_t size)
 {
 	struct bench_vas_lf *a = p;
 
@@ -115,9 +114,11 @@ static int bench_vas_lf_check(void *p, uint64_t nranges)
 	vas_stats(&a->v, &st);
 	if (bad == 0 && st.ranges == nranges)
 		return 0;
-	fprintf(stderr, "vas: invariant A%d broken near %#llx; %llu ranges, "
-		"%llu expected\n", bad, (unsigned long long)where,
-		(unsigned long long)st.ranges, (unsigned long long)nranges);
+	fprintf(stderr,
+		"vas: invariant A%d broken near %#llx; %llu ranges, "
+		"%llu expected\n",
+		bad, (unsigned long long)where, (unsigned long long)st.ranges,
+		(unsigned long long)nranges);
 	return -1;
 }
 

@@ -57,8 +57,8 @@ struct rb_va {
 	struct rb_size_tree size;
 	struct bench_arena arena; /* where nodes come from */
 	struct rb_range *pool;    /* free nodes */
-	uint64_t nodes;        /* nodes in the trees */
-	uint64_t pooled;       /* nodes on the pool */
+	uint64_t nodes;           /* nodes in the trees */
+	uint64_t pooled;          /* nodes on the pool */
 	uint64_t base, end;
 };
 
@@ -203,7 +203,7 @@ static int rb_lookup(void *p, unsigned id, uint64_t addr, uint64_t *start)
 
 static int rb_alloc_locked(struct rb_va *a, uint64_t size, uint64_t *addr)
 {
-	struct rb_range key = {.start = 0, .len = size}, *n, *tail = NULL;
+	struct rb_range key = { .start = 0, .len = size }, *n, *tail = NULL;
 
 	n = RB_NFIND(rb_size_tree, &a->size, &key);
 	if (n == NULL)
@@ -277,7 +277,7 @@ static int rb_alloc_at(void *p, unsigned id, uint64_t addr, uint64_t size)
 
 static int rb_free_locked(struct rb_va *a, uint64_t addr, uint64_t size)
 {
-	struct rb_range key = {.start = addr}, *n, *prev, *next;
+	struct rb_range key = { .start = addr }, *n, *prev, *next;
 
 	n = RB_FIND(rb_addr_tree, &a->addr, &key);
 	if (n == NULL || !n->allocated || n->len != size)
@@ -337,7 +337,8 @@ static int rb_check(void *p, uint64_t nranges)
 	struct rb_range *n, *prev = NULL;
 	uint64_t at = a->base, allocated = 0, nfree = 0, nsize = 0;
 
-	RB_FOREACH(n, rb_addr_tree, &a->addr) {
+	RB_FOREACH(n, rb_addr_tree, &a->addr)
+	{
 		if (n->start != at || n->len == 0)
 			return rb_fail("gap, overlap or empty range", n);
 		if (!n->allocated) {
@@ -345,14 +346,15 @@ static int rb_check(void *p, uint64_t nranges)
 			if (prev != NULL && !prev->allocated)
 				return rb_fail("uncoalesced free ranges", n);
 			if (RB_FIND(rb_size_tree, &a->size, n) != n)
-				return rb_fail("free range not in size tree", n);
+				return rb_fail("free range not in size tree",
+					       n);
 		}
 		allocated += n->allocated;
 		at += n->len;
 		prev = n;
 	}
 	RB_FOREACH(n, rb_size_tree, &a->size)
-		nsize++;
+	nsize++;
 	if (at != a->end || nsize != nfree || allocated != nranges ||
 	    allocated + nfree != a->nodes)
 		return rb_fail("wrong totals", NULL);

@@ -22,15 +22,14 @@ _Static_assert(sizeof(struct buddy_zone) % LF_CACHELINE == 0, "zone lines");
 _Static_assert(sizeof(struct buddy_cpu) % LF_CACHELINE == 0, "cpu lines");
 
 /* Validate regions; their total frame count, or 0 if invalid. */
-static uint64_t buddy_regions_frames(const struct buddy_region *rg,
-				     unsigned n)
+static uint64_t buddy_regions_frames(const struct buddy_region *rg, unsigned n)
 {
 	if (rg == NULL || n == 0 || n > BUDDY_MAX_REGIONS)
 		return 0;
 	uint64_t total = 0, end = 0;
 	for (unsigned i = 0; i < n; i++) {
-		if (rg[i].size == 0 || (rg[i].base | rg[i].size) &
-					       (BUDDY_FRAME_SIZE - 1))
+		if (rg[i].size == 0 ||
+		    (rg[i].base | rg[i].size) & (BUDDY_FRAME_SIZE - 1))
 			return 0;
 		if (rg[i].base + rg[i].size < rg[i].base)
 			return 0; /* wraps */
@@ -60,7 +59,8 @@ static uint64_t buddy_regions_idx(const struct buddy_region *rg, unsigned n)
 {
 	uint64_t idx = 0;
 	for (unsigned i = 0; i < n; i++)
-		idx = buddy_rgn_first_idx(idx, rg[i].base >> BUDDY_FRAME_SHIFT) +
+		idx = buddy_rgn_first_idx(idx,
+					  rg[i].base >> BUDDY_FRAME_SHIFT) +
 		      (rg[i].size >> BUDDY_FRAME_SHIFT);
 	return idx;
 }
@@ -68,7 +68,8 @@ static uint64_t buddy_regions_idx(const struct buddy_region *rg, unsigned n)
 /* Bytes of the two per-index arrays, the state words padded to a line. */
 static size_t buddy_meta_arrays(uint64_t nidx)
 {
-	uint64_t st = (nidx * 2 + LF_CACHELINE - 1) & ~(uint64_t)(LF_CACHELINE - 1);
+	uint64_t st =
+		(nidx * 2 + LF_CACHELINE - 1) & ~(uint64_t)(LF_CACHELINE - 1);
 	return (size_t)(st + nidx * 4);
 }
 
@@ -161,7 +162,8 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 	if (meta_size < need)
 		return BUDDY_ENOSPC;
 	struct buddy_zone *z = meta;
-	z->asym = lf_platform_heavy_barrier_init() && lf_platform_heavy_barrier_cheap();
+	z->asym = lf_platform_heavy_barrier_init() &&
+		  lf_platform_heavy_barrier_cheap();
 	buddy_zone_layout(z, meta, regions, nregions, ncpus,
 			  buddy_regions_frames(regions, nregions));
 	for (unsigned o = 0; o < BUDDY_ORDERS; o++)
@@ -243,7 +245,7 @@ static uint64_t buddy_sum(const struct buddy_zone *z, size_t off)
 	return sum;
 }
 
-#define BUDDY_CTR_OFF(i) (offsetof(struct buddy_cpu, ctr) + (i) * 8)
+#define BUDDY_CTR_OFF(i) (offsetof(struct buddy_cpu, ctr) + (i)*8)
 
 void buddy_zone_stats(struct buddy_zone *z, struct buddy_stats *out)
 {
@@ -256,8 +258,8 @@ void buddy_zone_stats(struct buddy_zone *z, struct buddy_stats *out)
 	for (uint32_t i = 0; i < z->ncpus; i++)
 		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
 			/* Relaxed: a snapshot. */
-			out->cached_blocks[o] += lf_load_u32(
-				&z->cpus[i].count[o], LF_RELAXED);
+			out->cached_blocks[o] +=
+				lf_load_u32(&z->cpus[i].count[o], LF_RELAXED);
 	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
 		out->cached_frames += out->cached_blocks[o] << o;
 	out->allocs = buddy_sum(z, BUDDY_CTR_OFF(BC_ALLOCS));
@@ -279,10 +281,15 @@ void buddy_zone_stats(struct buddy_zone *z, struct buddy_stats *out)
 const char *buddy_strerror(int err)
 {
 	static const char *const text[BUDDY_NERR] = {
-		"ok", "out of memory", "invalid argument",
-		"address out of range", "misaligned address",
-		"wrong order", "not allocated (double free)",
-		"tail frame of a block", "range busy",
+		"ok",
+		"out of memory",
+		"invalid argument",
+		"address out of range",
+		"misaligned address",
+		"wrong order",
+		"not allocated (double free)",
+		"tail frame of a block",
+		"range busy",
 		"metadata area too small",
 	};
 	if (err > 0 || -err >= BUDDY_NERR)

@@ -13,8 +13,8 @@
  * leaves it unmerged, and that context's next allocation of the order
  * takes it back first (deferred coalescing: an alloc+free pair on a
  * coalesced zone then splits, merges and touches no shared stack head);
- * allocation splits. After buddy_zone_drain_all() (or buddy_zone_coalesce() with the
- * caches empty) at quiescence the zone is fully coalesced, as a locked
+ * allocation splits. After buddy_zone_drain_all() (or buddy_zone_coalesce()
+ * with the caches empty) at quiescence the zone is fully coalesced, as a locked
  * buddy would be, and an allocation never fails while merging could
  * satisfy it.
  * The design, its numbered invariants and its memory-ordering argument are in
@@ -124,23 +124,23 @@ struct buddy_region {
 
 /* Statistics, summed over every CPU context (a snapshot, not atomic). */
 struct buddy_stats {
-	uint64_t total_frames;             /* managed frames */
-	uint64_t free_frames;              /* in free blocks, caches excluded */
-	uint64_t cached_frames;            /* in per-CPU caches */
+	uint64_t total_frames;  /* managed frames */
+	uint64_t free_frames;   /* in free blocks, caches excluded */
+	uint64_t cached_frames; /* in per-CPU caches */
 	uint64_t free_blocks[BUDDY_ORDERS]; /* free blocks of each order */
 	uint64_t cached_blocks[BUDDY_CACHE_ORDERS];
-	uint64_t allocs;         /* successful allocations (blocks) */
-	uint64_t frees;          /* successful frees (blocks) */
-	uint64_t failed;         /* allocations that returned ENOMEM/EBUSY */
-	uint64_t rejected;       /* calls refused for bad input, all classes */
+	uint64_t allocs;   /* successful allocations (blocks) */
+	uint64_t frees;    /* successful frees (blocks) */
+	uint64_t failed;   /* allocations that returned ENOMEM/EBUSY */
+	uint64_t rejected; /* calls refused for bad input, all classes */
 	uint64_t rejected_by[BUDDY_NERR]; /* by -error code */
-	uint64_t merges;         /* buddy pairs coalesced */
-	uint64_t splits;         /* blocks split in two */
-	uint64_t stale;          /* stale stack entries dropped */
-	uint64_t moved;          /* misplaced stack entries moved */
-	uint64_t refills;        /* cache refills */
-	uint64_t drains;         /* cache drains (own and remote) */
-	uint64_t sweeps;         /* stack sweeps on the slow path */
+	uint64_t merges;                  /* buddy pairs coalesced */
+	uint64_t splits;                  /* blocks split in two */
+	uint64_t stale;                   /* stale stack entries dropped */
+	uint64_t moved;                   /* misplaced stack entries moved */
+	uint64_t refills;                 /* cache refills */
+	uint64_t drains;                  /* cache drains (own and remote) */
+	uint64_t sweeps;                  /* stack sweeps on the slow path */
 };
 
 struct buddy_zone;
@@ -240,9 +240,10 @@ void buddy_zone_stats(struct buddy_zone *z, struct buddy_stats *out);
  * Verify every invariant of docs/design.md over the whole zone, at
  * quiescence; coalesced: also full coalescing, which holds after
  * buddy_zone_drain_all() (without it, B8: every pair of free buddies has
- * a member a free left unmerged on purpose). Returns 0, or the number of the first invariant found
- * broken (B1 is 1, ...); *frame, if not NULL, gets a frame index involved.
- * Uses a spare bit of each state word as a mark, so it is not read-only.
+ * a member a free left unmerged on purpose). Returns 0, or the number of the
+ * first invariant found broken (B1 is 1, ...); *frame, if not NULL, gets a
+ * frame index involved. Uses a spare bit of each state word as a mark, so it is
+ * not read-only.
  */
 int buddy_zone_check(struct buddy_zone *z, bool coalesced, uint64_t *frame);
 

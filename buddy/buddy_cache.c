@@ -143,8 +143,7 @@ static inline uint32_t buddy_slot_pop(struct buddy_cpu *c, unsigned o)
 	return c->slot[o][n - 1];
 }
 
-static inline void buddy_slot_push(struct buddy_cpu *c, unsigned o,
-				   uint32_t x)
+static inline void buddy_slot_push(struct buddy_cpu *c, unsigned o, uint32_t x)
 {
 	uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
 	LF_ASSERT(n < BUDDY_CACHE_SLOTS);
@@ -173,8 +172,8 @@ static uint32_t buddy_slot_take(struct buddy_cpu *c, unsigned o, uint32_t m,
  * stack head's line once, not 16 times (the cost of cross-CPU frees).
  * Sorts xs[].
  */
-static void buddy_cache_release(struct buddy_cpu *c, uint32_t *xs,
-				uint32_t n, unsigned o)
+static void buddy_cache_release(struct buddy_cpu *c, uint32_t *xs, uint32_t n,
+				unsigned o)
 {
 	struct buddy_zone *z = c->zone;
 	struct buddy_chain ch;
@@ -241,8 +240,8 @@ bool buddy_zone_drain_some(struct buddy_cpu *c)
 		/* Relaxed: a hint; an empty-looking cache is skipped. */
 		bool held = false;
 		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
-			held |= lf_load_u32(&z->cpus[i].count[o],
-					    LF_RELAXED) != 0;
+			held |= lf_load_u32(&z->cpus[i].count[o], LF_RELAXED) !=
+				0;
 		if (held)
 			any |= buddy_cache_drain_cpu(c, &z->cpus[i]);
 	}
@@ -402,7 +401,8 @@ int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
 			return BUDDY_ENOMEM;
 		if (attempt == 1)
 			buddy_zone_drain_all(c);
-		sweep = attempt < 2 || quiet || attempt % BUDDY_SWEEP_EVERY == 0;
+		sweep = attempt < 2 || quiet ||
+			attempt % BUDDY_SWEEP_EVERY == 0;
 		if (!sweep)
 			lf_platform_pause();
 	}
@@ -427,8 +427,7 @@ static inline uint32_t buddy_cache_get(struct buddy_cpu *c, unsigned o)
 }
 
 /* Push x (just made CACHED) on c's cache; drain a batch if it is full. */
-static inline void buddy_cache_push(struct buddy_cpu *c, uint32_t x,
-				    unsigned o)
+static inline void buddy_cache_push(struct buddy_cpu *c, uint32_t x, unsigned o)
 {
 	uint32_t batch[BUDDY_CACHE_BATCH], n = 0;
 	bool fast = buddy_own_enter(c);

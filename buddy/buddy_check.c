@@ -164,8 +164,8 @@ static int buddy_ck_coalesced(struct buddy_ck *k, bool coalesced)
 			uint64_t bp = pfn ^ ((uint64_t)1 << o);
 			uint64_t b = r->idx + (bp - r->pfn);
 			if (bst_kind(s) == BK_FREE && o < BUDDY_MAX_ORDER &&
-			    bp >= r->pfn && bp + ((uint64_t)1 << o) <=
-						    r->pfn + r->n &&
+			    bp >= r->pfn &&
+			    bp + ((uint64_t)1 << o) <= r->pfn + r->n &&
 			    bst_is(buddy_ck_st(k, b), BK_FREE, o)) {
 				if (coalesced)
 					return buddy_ck_fail(k, x, 6);

@@ -58,8 +58,7 @@ void buddy_st_set(struct buddy_zone *z, uint32_t x, unsigned kind,
 		lf_store_u16(&z->st[x], bst_with(s, kind, order), LF_RELEASE);
 		return;
 	}
-	while (!lf_cas_u16(&z->st[x], &s, bst_with(s, kind, order),
-			   LF_ACQ_REL))
+	while (!lf_cas_u16(&z->st[x], &s, bst_with(s, kind, order), LF_ACQ_REL))
 		;
 }
 
@@ -109,7 +108,8 @@ static void buddy_publish(struct buddy_cpu *c, uint32_t x, unsigned k,
 	unsigned stk;
 	do {
 		stk = bst_stk(s);
-		/* B3: a listed link stays where it is; its popper re-files it. */
+		/* B3: a listed link stays where it is; its popper re-files it.
+		 */
 	} while (!lf_cas_u16(&z->st[x], &s,
 			     bst_make(BK_FREE, k, stk ? stk : k + 1), o));
 	buddy_free_delta(c, k, 1);
@@ -228,8 +228,7 @@ void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
  * the outside, not 15 (the cost of a drain, and so of cross-CPU frees).
  * xs[] is sorted in place; n is at most BUDDY_CACHE_SLOTS.
  */
-void buddy_free_batch(struct buddy_cpu *c, uint32_t *xs, uint32_t n,
-		      unsigned o)
+void buddy_free_batch(struct buddy_cpu *c, uint32_t *xs, uint32_t n, unsigned o)
 {
 	struct buddy_zone *z = c->zone;
 	uint8_t ks[BUDDY_CACHE_SLOTS];
@@ -366,9 +365,10 @@ bool buddy_zone_undefer(struct buddy_cpu *c)
 	bool any = false;
 	for (uint32_t i = 0; i < z->ncpus; i++)
 		for (unsigned k = 0; k < BUDDY_MAX_ORDER; k++) {
-			/* Relaxed: a hint, ordered as buddy_free_defer() says. */
-			uint32_t y = lf_load_u32(&z->cpus[i].defer[k],
-						 LF_RELAXED);
+			/* Relaxed: a hint, ordered as buddy_free_defer() says.
+			 */
+			uint32_t y =
+				lf_load_u32(&z->cpus[i].defer[k], LF_RELAXED);
 			if (y != BUDDY_DEFER_NONE)
 				any |= buddy_undefer_block(c, y, k);
 		}
@@ -401,8 +401,8 @@ int buddy_free_claim(struct buddy_zone *z, const struct buddy_rgn *r,
 		if (hp < r->pfn)
 			break;
 		/* Relaxed: a diagnosis only. */
-		uint16_t h = lf_load_u16(&z->st[r->idx + (hp - r->pfn)],
-					 LF_RELAXED);
+		uint16_t h =
+			lf_load_u16(&z->st[r->idx + (hp - r->pfn)], LF_RELAXED);
 		if (bst_is_head(h) && bst_order(h) >= j)
 			return bst_kind(h) == BK_ALLOC ? BUDDY_ETAIL
 						       : BUDDY_EDOUBLE;
@@ -421,8 +421,7 @@ static bool buddy_fits(const struct buddy_zone *z, uint32_t x, unsigned k,
 }
 
 /* Move popped entry x (FREE of order o, held from a stack) to stack o. */
-static bool buddy_move(struct buddy_cpu *c, uint32_t x, uint16_t *s,
-		       unsigned o)
+static bool buddy_move(struct buddy_cpu *c, uint32_t x, uint16_t *s, unsigned o)
 {
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: the link is ours; the push orders it (S4). */
@@ -440,9 +439,8 @@ static bool buddy_move(struct buddy_cpu *c, uint32_t x, uint16_t *s,
  * does not fit; move it if it is a free block of another order; drop it
  * (stk 0) otherwise.
  */
-static enum buddy_pop buddy_popped(struct buddy_cpu *c, uint32_t x,
-				   unsigned j, unsigned k, uint64_t limit,
-				   unsigned *op)
+static enum buddy_pop buddy_popped(struct buddy_cpu *c, uint32_t x, unsigned j,
+				   unsigned k, uint64_t limit, unsigned *op)
 {
 	struct buddy_zone *z = c->zone;
 	/* Acquire: pairs with the publish of the block. */
@@ -461,8 +459,8 @@ static enum buddy_pop buddy_popped(struct buddy_cpu *c, uint32_t x,
 		if (o >= k && buddy_fits(z, x, k, limit)) {
 			buddy_busy(c, 1); /* before the claim: no gap seen */
 			/* Acq_rel: the claim (B2). */
-			if (!lf_cas_u16(&z->st[x], &s,
-					bst_make(BK_BUSY, o, 0), LF_ACQ_REL)) {
+			if (!lf_cas_u16(&z->st[x], &s, bst_make(BK_BUSY, o, 0),
+					LF_ACQ_REL)) {
 				buddy_busy(c, -1);
 				continue;
 			}
@@ -556,8 +554,7 @@ static void buddy_sweep_stack(struct buddy_cpu *c, unsigned j)
 		uint32_t next = lf_load_u32(&z->link[x], LF_RELAXED);
 		unsigned o;
 		/* A limit of 0 fits nothing: free blocks of order j stay. */
-		if (buddy_popped(c, x, j, BUDDY_ORDERS, 0, &o) ==
-		    BP_REJECTED) {
+		if (buddy_popped(c, x, j, BUDDY_ORDERS, 0, &o) == BP_REJECTED) {
 			lf_store_u32(&z->link[x], first, LF_RELAXED);
 			first = x;
 			if (last == LF_STACK_NIL)

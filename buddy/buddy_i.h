@@ -180,15 +180,15 @@ struct buddy_cpu {
 
 struct buddy_zone {
 	struct buddy_stack_line stacks[BUDDY_ORDERS]; /* (a) */
-	struct buddy_rgn rgn[BUDDY_MAX_REGIONS];       /* (i) */
-	uint32_t nrgn;                                 /* (i) */
-	uint32_t ncpus;                                /* (i) */
+	struct buddy_rgn rgn[BUDDY_MAX_REGIONS];      /* (i) */
+	uint32_t nrgn;                                /* (i) */
+	uint32_t ncpus;                               /* (i) */
 	bool asym;           /* (i) heavy barrier available (buddy_cache.c) */
 	uint64_t nframes;    /* (i) managed frames, the regions' sum */
 	uint64_t nidx;       /* (i) length of st[] and link[]: with padding */
-	lf_atomic_u16 *st;            /* (a) state word per frame */
-	lf_atomic_u32 *link;          /* (a) stack link per frame */
-	struct buddy_cpu *cpus;       /* (i) ncpus contexts */
+	lf_atomic_u16 *st;   /* (a) state word per frame */
+	lf_atomic_u32 *link; /* (a) stack link per frame */
+	struct buddy_cpu *cpus; /* (i) ncpus contexts */
 } LF_CACHE_ALIGNED;
 
 #define BUDDY_NOLIMIT UINT64_MAX /* no address limit (in frames) */
@@ -279,8 +279,7 @@ static inline uint64_t buddy_idx_addr(const struct buddy_zone *z, uint32_t x)
 }
 /* Check addr and order of a block: the region, or an error code. */
 static inline int buddy_addr_check(const struct buddy_zone *z, uint64_t addr,
-				   unsigned order,
-				   const struct buddy_rgn **rp)
+				   unsigned order, const struct buddy_rgn **rp)
 {
 	if (order > BUDDY_MAX_ORDER)
 		return BUDDY_EINVAL;
@@ -296,7 +295,6 @@ static inline int buddy_addr_check(const struct buddy_zone *z, uint64_t addr,
 	*rp = r;
 	return BUDDY_OK;
 }
-
 
 /*
  * buddy_core.c: the policy-free lock-free core. It never calls the layers
@@ -333,8 +331,7 @@ bool buddy_pop_take(struct buddy_cpu *c, uint32_t x, unsigned j, unsigned k,
 		    unsigned *op);
 uint32_t buddy_take_stack(struct buddy_cpu *c, unsigned j, unsigned k,
 			  uint64_t limit, unsigned *op);
-void buddy_split_low(struct buddy_cpu *c, uint32_t x, unsigned o,
-		     unsigned k);
+void buddy_split_low(struct buddy_cpu *c, uint32_t x, unsigned o, unsigned k);
 
 /* Free x, BUSY(k) and ours, without merging it (B8, buddy_core.c). */
 void buddy_free_defer(struct buddy_cpu *c, uint32_t x, unsigned k);

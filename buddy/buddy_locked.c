@@ -69,19 +69,19 @@ _Static_assert(BUDDY_MAX_ORDER <= BUDDY_LOCKED_ORDER_MASK,
 
 /* What buddy_locked_check() returns, by invariant. */
 enum buddy_locked_check_err {
-	BUDDY_LOCKED_CHECK_LINK = 1,    /* L2: list link out of range */
-	BUDDY_LOCKED_CHECK_PREV = 2,    /* L2: prev does not match the walk */
-	BUDDY_LOCKED_CHECK_TWICE = 3,   /* L2: listed twice (or a cycle) */
-	BUDDY_LOCKED_CHECK_LISTED = 4,  /* L2: entry not a free head of k */
-	BUDDY_LOCKED_CHECK_ALIGN = 5,   /* L1: entry misaligned */
-	BUDDY_LOCKED_CHECK_REGION = 6,  /* L1: entry crosses its region end */
-	BUDDY_LOCKED_CHECK_BLOCKS = 7,  /* L4: free_blocks[k] != list length */
-	BUDDY_LOCKED_CHECK_FRAMES = 8,  /* L4: free_frames != recount */
-	BUDDY_LOCKED_CHECK_STATE = 9,   /* L1: invalid state byte */
-	BUDDY_LOCKED_CHECK_TILE = 10,   /* L1: heads do not tile a region */
+	BUDDY_LOCKED_CHECK_LINK = 1,   /* L2: list link out of range */
+	BUDDY_LOCKED_CHECK_PREV = 2,   /* L2: prev does not match the walk */
+	BUDDY_LOCKED_CHECK_TWICE = 3,  /* L2: listed twice (or a cycle) */
+	BUDDY_LOCKED_CHECK_LISTED = 4, /* L2: entry not a free head of k */
+	BUDDY_LOCKED_CHECK_ALIGN = 5,  /* L1: entry misaligned */
+	BUDDY_LOCKED_CHECK_REGION = 6, /* L1: entry crosses its region end */
+	BUDDY_LOCKED_CHECK_BLOCKS = 7, /* L4: free_blocks[k] != list length */
+	BUDDY_LOCKED_CHECK_FRAMES = 8, /* L4: free_frames != recount */
+	BUDDY_LOCKED_CHECK_STATE = 9,  /* L1: invalid state byte */
+	BUDDY_LOCKED_CHECK_TILE = 10,  /* L1: heads do not tile a region */
 	BUDDY_LOCKED_CHECK_UNLISTED = 11, /* L2: free head on no list */
 	BUDDY_LOCKED_CHECK_COALESCE = 12, /* L3: two free buddies */
-	BUDDY_LOCKED_CHECK_HEADS = 13,  /* L2/L4: free heads != free_blocks */
+	BUDDY_LOCKED_CHECK_HEADS = 13,    /* L2/L4: free heads != free_blocks */
 };
 
 /* A region in frames: [base, end) in pfn, its first frame index. */
@@ -92,15 +92,15 @@ struct buddy_locked_region {
 };
 
 struct buddy_locked_counters {
-	uint64_t free_frames;                /* (l) in free blocks */
-	uint64_t free_blocks[BUDDY_ORDERS];  /* (l) list lengths */
-	uint64_t allocs;                     /* (l) */
-	uint64_t frees;                      /* (l) */
-	uint64_t failed;                     /* (l) ENOMEM, EBUSY */
-	uint64_t rejected;                   /* (l) bad input, all classes */
-	uint64_t rejected_by[BUDDY_NERR];    /* (l) by -error code */
-	uint64_t merges;                     /* (l) */
-	uint64_t splits;                     /* (l) */
+	uint64_t free_frames;               /* (l) in free blocks */
+	uint64_t free_blocks[BUDDY_ORDERS]; /* (l) list lengths */
+	uint64_t allocs;                    /* (l) */
+	uint64_t frees;                     /* (l) */
+	uint64_t failed;                    /* (l) ENOMEM, EBUSY */
+	uint64_t rejected;                  /* (l) bad input, all classes */
+	uint64_t rejected_by[BUDDY_NERR];   /* (l) by -error code */
+	uint64_t merges;                    /* (l) */
+	uint64_t splits;                    /* (l) */
 };
 
 struct buddy_locked {
@@ -109,10 +109,10 @@ struct buddy_locked {
 	struct buddy_locked_region region[BUDDY_MAX_REGIONS] LF_CACHE_ALIGNED;
 	unsigned nregions;
 	uint32_t nframes;
-	uint32_t *prev;  /* [nframes] (l) list links */
-	uint32_t *next;  /* [nframes] (l) list links */
-	uint8_t *state;  /* [nframes] (l) kind and order */
-	uint32_t head[BUDDY_ORDERS]; /* (l) first free block of each order */
+	uint32_t *prev;                 /* [nframes] (l) list links */
+	uint32_t *next;                 /* [nframes] (l) list links */
+	uint8_t *state;                 /* [nframes] (l) kind and order */
+	uint32_t head[BUDDY_ORDERS];    /* (l) first free block of each order */
 	struct buddy_locked_counters c; /* (l) */
 };
 _Static_assert(offsetof(struct buddy_locked, region) == LF_CACHELINE,
@@ -283,8 +283,8 @@ size_t buddy_locked_meta_size(const struct buddy_region *regions,
 	uint64_t frames;
 	if (!buddy_locked_regions_ok(regions, nregions, &frames))
 		return 0;
-	uint64_t bytes = sizeof(struct buddy_locked) +
-			 frames * BUDDY_LOCKED_FRAME_BYTES;
+	uint64_t bytes =
+		sizeof(struct buddy_locked) + frames * BUDDY_LOCKED_FRAME_BYTES;
 #if SIZE_MAX < UINT64_MAX
 	if (bytes > SIZE_MAX)
 		return 0;
@@ -416,9 +416,9 @@ static int buddy_locked_free_check(const struct buddy_locked *l, uint64_t addr,
 	if (buddy_locked_st_kind(s) == BUDDY_LOCKED_TAIL) {
 		uint64_t h = buddy_locked_block_of(l, r, pfn);
 		s = l->state[buddy_locked_idx(r, h)];
-		return buddy_locked_st_kind(s) == BUDDY_LOCKED_ALLOC ?
-			       BUDDY_ETAIL :
-			       BUDDY_EDOUBLE;
+		return buddy_locked_st_kind(s) == BUDDY_LOCKED_ALLOC
+			       ? BUDDY_ETAIL
+			       : BUDDY_EDOUBLE;
 	}
 	if (buddy_locked_st_kind(s) == BUDDY_LOCKED_FREE)
 		return BUDDY_EDOUBLE;
@@ -463,7 +463,8 @@ static void buddy_locked_carve(struct buddy_locked *l,
 		}
 		l->c.splits++;
 	}
-	l->state[buddy_locked_idx(r, t)] = buddy_locked_st(BUDDY_LOCKED_ALLOC, o);
+	l->state[buddy_locked_idx(r, t)] =
+		buddy_locked_st(BUDDY_LOCKED_ALLOC, o);
 }
 
 /*
@@ -575,8 +576,7 @@ static int buddy_locked_alloc_at_locked(struct buddy_locked *l, uint64_t addr,
 	return BUDDY_OK;
 }
 
-int buddy_locked_alloc_at(struct buddy_locked *l, uint64_t addr,
-			  unsigned order)
+int buddy_locked_alloc_at(struct buddy_locked *l, uint64_t addr, unsigned order)
 {
 	lf_spin_lock(&l->lock);
 	int rc = buddy_locked_alloc_at_locked(l, addr, order);
@@ -603,12 +603,13 @@ static void buddy_locked_run_split(struct buddy_locked *l,
 			n -= half;
 			pos += half;
 		} else {
-			buddy_locked_list_push(l, buddy_locked_idx(r, pos + half),
-					       k);
+			buddy_locked_list_push(
+				l, buddy_locked_idx(r, pos + half), k);
 		}
 		l->c.splits++;
 	}
-	l->state[buddy_locked_idx(r, pos)] = buddy_locked_st(BUDDY_LOCKED_ALLOC, k);
+	l->state[buddy_locked_idx(r, pos)] =
+		buddy_locked_st(BUDDY_LOCKED_ALLOC, k);
 }
 
 static int buddy_locked_alloc_run_locked(struct buddy_locked *l,
@@ -646,8 +647,8 @@ int buddy_locked_alloc_run(struct buddy_locked *l, uint64_t nframes,
 
 /* Free the allocated block [pfn, pfn + 2^order) of r and coalesce. */
 static void buddy_locked_merge(struct buddy_locked *l,
-			       const struct buddy_locked_region *r, uint64_t pfn,
-			       unsigned order)
+			       const struct buddy_locked_region *r,
+			       uint64_t pfn, unsigned order)
 {
 	while (order < BUDDY_MAX_ORDER) {
 		uint64_t b = pfn ^ buddy_locked_frames(order);
@@ -666,8 +667,8 @@ static void buddy_locked_merge(struct buddy_locked *l,
 		l->c.merges++;
 	}
 	buddy_locked_list_push(l, buddy_locked_idx(r, pfn), order);
-	LF_DEBUG_ASSERT(buddy_locked_block_sound(l, r, pfn, order,
-						 BUDDY_LOCKED_FREE));
+	LF_DEBUG_ASSERT(
+		buddy_locked_block_sound(l, r, pfn, order, BUDDY_LOCKED_FREE));
 }
 
 int buddy_locked_free(struct buddy_locked *l, uint64_t addr, unsigned order)

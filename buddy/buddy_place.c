@@ -33,8 +33,8 @@ int buddy_alloc_below(struct buddy_cpu *c, unsigned order, uint64_t limit,
  * aligned range of order k at x; else LF_STACK_NIL. Its state in *sp.
  */
 static uint32_t buddy_at_head(const struct buddy_zone *z,
-			      const struct buddy_rgn *r, uint32_t x,
-			      unsigned k, uint16_t *sp)
+			      const struct buddy_rgn *r, uint32_t x, unsigned k,
+			      uint16_t *sp)
 {
 	uint64_t pfn = r->pfn + (x - r->idx);
 	for (unsigned j = k; j <= BUDDY_MAX_ORDER; j++) {
@@ -262,8 +262,8 @@ static int buddy_run_check(struct buddy_zone *z, uint64_t addr,
 
 /* The piece of order o at frame offset at of the run at addr: its index
  * in *xp, its region in *rp. */
-static void buddy_run_piece(struct buddy_zone *z, uint64_t addr,
-			    uint64_t at, unsigned o, uint32_t *xp,
+static void buddy_run_piece(struct buddy_zone *z, uint64_t addr, uint64_t at,
+			    unsigned o, uint32_t *xp,
 			    const struct buddy_rgn **rp)
 {
 	uint64_t a = addr + (at << BUDDY_FRAME_SHIFT);

@@ -21,8 +21,9 @@ static void usage(const char *argv0)
 int main(int argc, char **argv)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	struct wl_config cfg = {.threads = cpus > 0 ? (unsigned)cpus : 1,
-				.ms = 3000, .seed = 1};
+	struct wl_config cfg = { .threads = cpus > 0 ? (unsigned)cpus : 1,
+				 .ms = 3000,
+				 .seed = 1 };
 	for (int i = 1; i < argc; i++) {
 		if (i + 1 >= argc)
 			usage(argv[0]);
@@ -39,7 +40,8 @@ int main(int argc, char **argv)
 		usage(argv[0]);
 	unsigned each = cfg.ms / 3 ? cfg.ms / 3 : 1;
 	printf("lfalloc demo: the lockfree core on %u threads (%ld CPUs "
-	       "online), %u ms per workload\n\n", cfg.threads, cpus, each);
+	       "online), %u ms per workload\n\n",
+	       cfg.threads, cpus, each);
 
 	static const struct {
 		const char *name;
@@ -47,15 +49,15 @@ int main(int argc, char **argv)
 		unsigned size;
 		const char *what;
 	} wl[] = {
-		{"stack", wl_stack_run, 64,
-		 "tagged stack: pops claim elements by CAS; none handed out "
-		 "twice, all back at the end"},
-		{"epoch", wl_epoch_run, 256,
-		 "epoch reclamation: readers never reach a reclaimed object; "
-		 "every retired object reclaimed once"},
-		{"vlock", wl_vlock_run, 0,
-		 "version lock: optimistic readers never validate a torn "
-		 "pair"},
+		{ "stack", wl_stack_run, 64,
+		  "tagged stack: pops claim elements by CAS; none handed out "
+		  "twice, all back at the end" },
+		{ "epoch", wl_epoch_run, 256,
+		  "epoch reclamation: readers never reach a reclaimed object; "
+		  "every retired object reclaimed once" },
+		{ "vlock", wl_vlock_run, 0,
+		  "version lock: optimistic readers never validate a torn "
+		  "pair" },
 	};
 	int failed = 0;
 	for (size_t i = 0; i < sizeof(wl) / sizeof(wl[0]); i++) {

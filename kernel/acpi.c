@@ -8,9 +8,9 @@
  * RSDP's checksum and, from revision 2, its extended checksum; each
  * table's length (at least its header, at most 16 MiB, inside the early
  * direct map) and checksum; each MADT entry inside the MADT. A table that
- * fails is an error ("LFK error acpi ..."), not skipped. Runs on the boot page tables: tables below 4 GiB
- * are read through the early direct map. Unaligned fields are read with
- * memcpy.
+ * fails is an error ("LFK error acpi ..."), not skipped. Runs on the boot page
+ * tables: tables below 4 GiB are read through the early direct map. Unaligned
+ * fields are read with memcpy.
  */
 #include "kern.h"
 
@@ -18,10 +18,10 @@ struct acpi_info acpi;
 
 /* acpi_selftest() feeds broken tables on purpose: its errors are expected. */
 static bool acpi_quiet;
-#define acpi_err(...)                      \
-	do {                               \
-		if (!acpi_quiet)           \
-			kprintf(__VA_ARGS__); \
+#define acpi_err(...)                                                          \
+	do {                                                                   \
+		if (!acpi_quiet)                                               \
+			kprintf(__VA_ARGS__);                                  \
 	} while (0)
 
 #define SDT_HDR 36
@@ -59,7 +59,8 @@ static bool acpi_sig(uint64_t pa, const char *sig)
 static void acpi_keep(uint64_t pa, uint64_t len)
 {
 	if (acpi.ntables < MAX_EXCL)
-		acpi.tables[acpi.ntables++] = (struct phys_range){ pa, pa + len };
+		acpi.tables[acpi.ntables++] =
+			(struct phys_range){ pa, pa + len };
 }
 
 static bool acpi_reachable(uint64_t pa)
@@ -87,7 +88,8 @@ static uint64_t acpi_find_rsdp(uint64_t hint)
 		if (hint + 36 < BOOT_DIRECT_LIMIT && acpi_rsdp_ok(hint))
 			return hint;
 		acpi_err("LFK error acpi bad_rsdp at=%#lx (signature, checksum "
-			"or extended checksum)\n", hint);
+			 "or extended checksum)\n",
+			 hint);
 		return 0;
 	}
 	for (uint64_t pa = 0xe0000; pa < 0x100000; pa += 16)
@@ -108,7 +110,7 @@ static int acpi_sdt_check(uint64_t pa, const char *what)
 	char sig[5] = "????";
 	if (!acpi_reachable(pa)) {
 		acpi_err("LFK error acpi table_unreachable what=%s at=%#lx\n",
-			what, pa);
+			 what, pa);
 		return -1;
 	}
 	memcpy(sig, phys_to_virt(pa), 4);
@@ -118,12 +120,14 @@ static int acpi_sdt_check(uint64_t pa, const char *what)
 	uint32_t len = rd32(pa + 4);
 	if (len < SDT_HDR || len > SDT_MAX || pa + len >= BOOT_DIRECT_LIMIT) {
 		acpi_err("LFK error acpi bad_table_length sig=%s at=%#lx "
-			"length=%u\n", sig, pa, len);
+			 "length=%u\n",
+			 sig, pa, len);
 		return -1;
 	}
 	if (!acpi_sum_ok(pa, len)) {
 		acpi_err("LFK error acpi bad_table_checksum sig=%s at=%#lx "
-			"length=%u\n", sig, pa, len);
+			 "length=%u\n",
+			 sig, pa, len);
 		return -1;
 	}
 	return 0;
@@ -153,12 +157,13 @@ static int madt_cpu(struct acpi_info *a, unsigned max, uint32_t apic_id,
 			return 0;
 	if (apic_id >= 0xff) {
 		acpi_err("LFK error acpi madt_%s apic=%u does_not_fit=xapic\n",
-			kind, apic_id);
+			 kind, apic_id);
 		return -1;
 	}
 	if (a->ncpus >= max) {
 		acpi_err("LFK error acpi too_many_cpus max=%u (the MADT lists "
-			 "more enabled CPUs)\n", max);
+			 "more enabled CPUs)\n",
+			 max);
 		return -1;
 	}
 	a->apic_ids[a->ncpus++] = apic_id;
@@ -183,8 +188,7 @@ static int acpi_madt(struct acpi_info *a, unsigned max, uint64_t pa,
 		uint8_t type = rd8(e), elen = rd8(e + 1);
 		int rc = 0;
 		if (type == 0 && elen >= 8)
-			rc = madt_cpu(a, max, rd8(e + 3), rd32(e + 4),
-				      "xapic");
+			rc = madt_cpu(a, max, rd8(e + 3), rd32(e + 4), "xapic");
 		else if (type == 9 && elen >= 16)
 			rc = madt_cpu(a, max, rd32(e + 4), rd32(e + 8),
 				      "x2apic");
@@ -226,7 +230,7 @@ static int acpi_fadt(uint64_t pa, uint32_t len)
 		if (flen < 64 || facs + flen >= BOOT_DIRECT_LIMIT ||
 		    memcmp(phys_to_virt(facs), "FACS", 4) != 0) {
 			acpi_err("LFK error acpi bad_facs at=%#lx length=%u\n",
-				facs, flen);
+				 facs, flen);
 			return -1;
 		}
 		acpi_keep(facs, flen);
@@ -350,11 +354,11 @@ int acpi_selftest(void)
 	/* Enabled CPUs started once each; the others only counted. */
 	e = st_madt_begin();
 	e = st_xapic(e, 0, 1);
-	e = st_x2apic(e, 0, 1);      /* the same CPU again */
-	e = st_xapic(e, 1, 2);       /* online capable only */
-	e = st_xapic(e, 2, 0);       /* disabled */
+	e = st_x2apic(e, 0, 1); /* the same CPU again */
+	e = st_xapic(e, 1, 2);  /* online capable only */
+	e = st_xapic(e, 2, 0);  /* disabled */
 	e = st_x2apic(e, 3, 1);
-	e = st_xapic(e, 4, 3);       /* enabled and online capable */
+	e = st_xapic(e, 4, 3); /* enabled and online capable */
 	int rc = st_madt(e, MAX_CPUS, &a);
 	bad += st_case("madt_rules",
 		       rc == 0 && a.ncpus == 3 && a.apic_ids[0] == 0 &&

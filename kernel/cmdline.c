@@ -35,8 +35,11 @@
  */
 #include "kern.h"
 
-struct kconfig kconf = { .tests = TEST_ALL, .ms = 1000, .seed = 1,
-			 .min_ops = 32, .max_cpus = MAX_CPUS,
+struct kconfig kconf = { .tests = TEST_ALL,
+			 .ms = 1000,
+			 .seed = 1,
+			 .min_ops = 32,
+			 .max_cpus = MAX_CPUS,
 			 .ipi_ms = 10000 };
 
 static bool word_eq(const char *w, size_t n, const char *lit)
@@ -87,9 +90,10 @@ static bool parse_tests(const char *s, size_t n, unsigned *out)
 	return t != 0;
 }
 
-static const char *const fault_names[] = { "none", "pf", "gp", "ud",
-					   "de", "noirq", "stack", "wtext",
-					   "nx", "hole", "hang", "df", "nmi" };
+static const char *const fault_names[] = { "none", "pf",    "gp",    "ud",
+					   "de",   "noirq", "stack", "wtext",
+					   "nx",   "hole",  "hang",  "df",
+					   "nmi" };
 _Static_assert(sizeof(fault_names) / sizeof(fault_names[0]) == FAULT_NMI + 1,
 	       "a name for every enum fault_kind");
 
@@ -189,12 +193,14 @@ int cmdline_parse(const char *s)
 		if (eq == 0 || eq == i ||
 		    !cmdline_option(s + i, eq - i, s + eq + 1, j - eq - 1)) {
 			char w[96];
-			size_t wn = j - i < sizeof(w) - 1 ? j - i : sizeof(w) - 1;
+			size_t wn =
+				j - i < sizeof(w) - 1 ? j - i : sizeof(w) - 1;
 			memcpy(w, s + i, wn);
 			w[wn] = '\0';
 			kprintf("LFK error cmdline bad_option=\"%s\" (expected "
 				"tests= ms= seconds= fault= faultcpu= seed= "
-				"minops= maxcpus= ipims= clock= selftest=)\n", w);
+				"minops= maxcpus= ipims= clock= selftest=)\n",
+				w);
 			return -1;
 		}
 		i = j;

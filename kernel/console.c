@@ -14,7 +14,7 @@
 
 #define COM1 0x3f8
 
-static lf_atomic_u32 console_lock; /* (a) owner CPU + 1, or 0 */
+static lf_atomic_u32 console_lock;      /* (a) owner CPU + 1, or 0 */
 static lf_atomic_u32 console_panicking; /* (a) */
 
 void console_init(void)

@@ -26,9 +26,10 @@
 #include "lf_platform.h"
 #include "vas.h"
 
-/* ---- layout (kernel/README.md, "Boot protocol: PVH": the address space) ---- */
-#define KERNEL_VMA 0xffffffff80000000ull  /* + physical: the image */
-#define DIRECT_BASE 0xffff800000000000ull /* + physical: RAM only */
+/* ---- layout (kernel/README.md, "Boot protocol: PVH": the address space) ----
+ */
+#define KERNEL_VMA 0xffffffff80000000ull   /* + physical: the image */
+#define DIRECT_BASE 0xffff800000000000ull  /* + physical: RAM only */
 #define VMALLOC_BASE 0xffffc00000000000ull /* the vaspace region */
 #define VMALLOC_SIZE (1ull << 30)
 #define MMIO_BASE 0xffffff0000000000ull /* uncached device pages */
@@ -63,11 +64,11 @@ struct cpu_stack {
 	uint8_t guard0[PAGE_SIZE];
 	uint8_t kstack[KSTACK_SIZE];
 	uint8_t guard1[PAGE_SIZE];
-	uint8_t ist_df[ISTACK_SIZE];  /* IST1: #DF */
+	uint8_t ist_df[ISTACK_SIZE]; /* IST1: #DF */
 	uint8_t guard2[PAGE_SIZE];
 	uint8_t ist_nmi[ISTACK_SIZE]; /* IST2: NMI, #MC */
 	uint8_t guard3[PAGE_SIZE];
-	uint8_t ist_pf[ISTACK_SIZE];  /* IST3: #PF */
+	uint8_t ist_pf[ISTACK_SIZE]; /* IST3: #PF */
 } __attribute__((aligned(4096)));
 extern struct cpu_stack cpu_stacks[];
 /* The CPU whose guard page holds va, and which guard; -1 when none. */
@@ -108,15 +109,15 @@ bool fatal_claim(void);
 struct torture_cpu; /* torture.c */
 
 struct cpu {
-	struct cpu *self;          /* (i) %gs:0 */
-	unsigned idx;              /* (i) %gs:8: 0 is the BSP */
-	unsigned apic_id;          /* (i) */
-	lf_atomic_u32 up;          /* (a) 1 once the CPU runs the kernel */
-	struct buddy_cpu *bc;      /* (i) the CPU's buddy context */
-	struct vas_ctx vctx;       /* (c) the CPU's vaspace context */
+	struct cpu *self;             /* (i) %gs:0 */
+	unsigned idx;                 /* (i) %gs:8: 0 is the BSP */
+	unsigned apic_id;             /* (i) */
+	lf_atomic_u32 up;             /* (a) 1 once the CPU runs the kernel */
+	struct buddy_cpu *bc;         /* (i) the CPU's buddy context */
+	struct vas_ctx vctx;          /* (c) the CPU's vaspace context */
 	struct lf_epoch_record *erec; /* (i) the CPU's epoch participant */
-	struct torture_cpu *t;     /* (c) torture state */
-	uint64_t rng;              /* (c) */
+	struct torture_cpu *t;        /* (c) torture state */
+	uint64_t rng;                 /* (c) */
 } LF_CACHE_ALIGNED;
 
 extern struct cpu cpus[MAX_CPUS];
@@ -213,7 +214,7 @@ int kvsnprintf(char *buf, size_t n, const char *fmt, va_list ap);
 void console_panic_mode(void);
 
 /* ---- time.c ---- */
-extern uint64_t tsc_per_ms; /* (i) */
+extern uint64_t tsc_per_ms;                         /* (i) */
 void clock_set_pm_timer(uint16_t port, bool ext32); /* acpi.c, the FADT */
 int tsc_calibrate(void); /* 0, or -1 after reporting: no plausible clock */
 void delay_us(uint64_t us);
@@ -223,7 +224,7 @@ void cpu_tables_load(void); /* GDT, TSS, IDT of the calling CPU (GS set) */
 void trap_init(void);
 #define VEC_TLB 0xf0
 #define VEC_SPURIOUS 0xff
-void tlb_shootdown(void); /* every other CPU flushes, then acks */
+void tlb_shootdown(void);            /* every other CPU flushes, then acks */
 uint64_t tlb_shootdown_begin(void);  /* the IPI only: a generation */
 bool tlb_shootdown_done(uint64_t g); /* every other CPU acked g */
 void tlb_shootdown_wait(uint64_t g); /* until then (ipi_ms: fatal) */
@@ -238,16 +239,28 @@ enum {
 	TEST_KMEM = 1u << 3,
 	TEST_ALL = TEST_BUDDY | TEST_VAS | TEST_EPOCH | TEST_KMEM,
 };
-enum fault_kind { FAULT_NONE, FAULT_PF, FAULT_GP, FAULT_UD, FAULT_DE,
-		  FAULT_NOIRQ, FAULT_STACK, FAULT_WTEXT, FAULT_NX,
-		  FAULT_HOLE, FAULT_HANG, FAULT_DF, FAULT_NMI };
+enum fault_kind {
+	FAULT_NONE,
+	FAULT_PF,
+	FAULT_GP,
+	FAULT_UD,
+	FAULT_DE,
+	FAULT_NOIRQ,
+	FAULT_STACK,
+	FAULT_WTEXT,
+	FAULT_NX,
+	FAULT_HOLE,
+	FAULT_HANG,
+	FAULT_DF,
+	FAULT_NMI
+};
 struct kconfig {
 	unsigned tests; /* TEST_* bits */
 	uint64_t ms;    /* per test */
 	enum fault_kind fault;
 	unsigned fault_cpu;
 	uint64_t seed;
-	uint64_t min_ops; /* per CPU and test, or the test fails */
+	uint64_t min_ops;  /* per CPU and test, or the test fails */
 	unsigned max_cpus; /* refuse a machine with more (<= MAX_CPUS) */
 	uint64_t ipi_ms;   /* how long to wait for another CPU to answer */
 	enum { CLOCK_AUTO, CLOCK_PIT, CLOCK_PMTIMER } clock; /* time.c */
@@ -263,11 +276,11 @@ struct phys_range {
 };
 #define MAX_EXCL 64
 struct acpi_info {
-	unsigned ncpus;            /* enabled CPUs, each APIC id once */
+	unsigned ncpus; /* enabled CPUs, each APIC id once */
 	uint32_t apic_ids[MAX_CPUS];
-	unsigned found;            /* enabled MADT entries, duplicates too */
-	unsigned online_capable;   /* not enabled, not started */
-	unsigned disabled;         /* neither: not started */
+	unsigned found;          /* enabled MADT entries, duplicates too */
+	unsigned online_capable; /* not enabled, not started */
+	unsigned disabled;       /* neither: not started */
 	uint64_t lapic_phys;
 	struct phys_range tables[MAX_EXCL]; /* to keep out of the buddy */
 	unsigned ntables;
@@ -285,14 +298,14 @@ struct boot_mem {
 };
 extern struct boot_mem bootmem;
 extern struct buddy_zone *zone;
-extern uint64_t kernel_cr3;     /* (i) */
+extern uint64_t kernel_cr3;         /* (i) */
 extern lf_atomic_u64 kernel_frames; /* (a) frames the kernel itself holds */
 extern lf_atomic_u64 kernel_blocks; /* (a) in buddy blocks (kmem's: 2^k) */
 extern struct vas kvas;
 void mem_exclude(uint64_t base, uint64_t end);
-void mem_init(void);     /* buddy, page tables, switch to them */
+void mem_init(void);      /* buddy, page tables, switch to them */
 void mem_nx_enable(void); /* EFER.NXE, before loading kernel_cr3 */
-void mem_vas_init(void); /* the vmalloc region */
+void mem_vas_init(void);  /* the vmalloc region */
 extern struct kmem *kmem; /* (i) the object allocator over the buddy */
 extern struct kmem_cache *vas_node_cache; /* (i) the vaspace tree nodes */
 void mem_kmem_init(void); /* before mem_vas_init: vas nodes come from it */
@@ -301,8 +314,9 @@ void kframe_free(uint64_t pa);
 void *vmalloc(struct cpu *c, uint64_t npages, uintptr_t tag, int *err);
 int vfree(struct cpu *c, void *va, uint64_t npages); /* lazy: see mem.c */
 void vfree_purge(struct cpu *c); /* parked vfrees flushed and returned */
-void vfree_stats(unsigned cpu, uint64_t *purges, uint64_t *parked); /* lazy: see mem.c */
-void vfree_purge(struct cpu *c); /* one shootdown, parked frees returned */
+void vfree_stats(unsigned cpu, uint64_t *purges,
+		 uint64_t *parked); /* lazy: see mem.c */
+void vfree_purge(struct cpu *c);    /* one shootdown, parked frees returned */
 void vfree_stats(unsigned cpu, uint64_t *purges, uint64_t *parked);
 uint64_t vmalloc_phys(uint64_t va); /* 0 when unmapped */
 
@@ -316,8 +330,8 @@ void lapic_nmi_self(void);
 int smp_start_aps(void);
 void cpu_set_gs(struct cpu *c);
 struct kbarrier {
-	lf_atomic_u32 count; /* (a) */
-	lf_atomic_u32 sense; /* (a) */
+	lf_atomic_u32 count;        /* (a) */
+	lf_atomic_u32 sense;        /* (a) */
 	lf_atomic_u32 at[MAX_CPUS]; /* (a) the sense each CPU last came with */
 };
 /* Waits at most kconf.ms + 6 * kconf.ipi_ms (a minute by default), then
@@ -328,13 +342,13 @@ void kbarrier_wait(struct kbarrier *b, unsigned n, uint32_t *local_sense);
 extern struct lf_epoch_domain kepoch;
 _Noreturn void kmain_bsp(uint64_t start_info_phys);
 _Noreturn void kmain_ap(void);
-void cpu_join(struct cpu *c); /* register the CPU's participants */
+void cpu_join(struct cpu *c);          /* register the CPU's participants */
 _Noreturn void cpu_run(struct cpu *c); /* the test loop of every CPU */
 void torture_init(void);
 void torture_run_cpu(struct cpu *c, unsigned test);
 /* BSP, CPUs quiescent: NULL on a pass, else the reason of the failure. */
 const char *torture_report(unsigned test);
-int torture_final_check(void);     /* BSP, at the end */
+int torture_final_check(void); /* BSP, at the end */
 /* torture_kmem.c: the kmem test on one CPU, and its check on the BSP. */
 void torture_kmem(struct cpu *c, uint64_t *ops, uint64_t *errors,
 		  uint64_t *remote, uint64_t deadline);

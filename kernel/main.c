@@ -49,7 +49,8 @@ static bool range_in_ram(uint64_t b, uint64_t e, uint64_t *gap)
 	while (b < e && progress) {
 		progress = false;
 		for (unsigned i = 0; i < bootmem.nram; i++) {
-			if (bootmem.ram[i].base <= b && b < bootmem.ram[i].end) {
+			if (bootmem.ram[i].base <= b &&
+			    b < bootmem.ram[i].end) {
 				b = bootmem.ram[i].end;
 				progress = true;
 			}
@@ -94,8 +95,8 @@ static void boot_modules(const struct hvm_start_info *si)
 		if (m.end < m.base || m.end > BOOT_DIRECT_LIMIT ||
 		    !range_in_ram(m.base, m.end, &gap)) {
 			kprintf("LFK error boot module=%u base=%#lx size=%#lx "
-				"not_in_ram_below_4g\n", i, ml[i].paddr,
-				ml[i].size);
+				"not_in_ram_below_4g\n",
+				i, ml[i].paddr, ml[i].size);
 			kprintf("LFK end status=fail reason=boot\n");
 			kexit_fail();
 		}
@@ -103,7 +104,8 @@ static void boot_modules(const struct hvm_start_info *si)
 		if (ml[i].cmdline_paddr) {
 			const char *c = phys_to_virt(ml[i].cmdline_paddr);
 			size_t n = 0;
-			while (ml[i].cmdline_paddr + n < BOOT_DIRECT_LIMIT && c[n])
+			while (ml[i].cmdline_paddr + n < BOOT_DIRECT_LIMIT &&
+			       c[n])
 				n++;
 			mem_exclude(ml[i].cmdline_paddr,
 				    ml[i].cmdline_paddr + n + 1);
@@ -134,8 +136,8 @@ static int modules_check(void)
 		uint64_t h = module_hash(&modules[i]);
 		bool ok = in_buddy == 0 && h == module_sum[i];
 		kprintf("LFK check name=module status=%s idx=%u frames_in_buddy"
-			"=%u fnv=%#lx boot_fnv=%#lx\n", ok ? "pass" : "fail", i,
-			in_buddy, h, module_sum[i]);
+			"=%u fnv=%#lx boot_fnv=%#lx\n",
+			ok ? "pass" : "fail", i, in_buddy, h, module_sum[i]);
 		bad += !ok;
 	}
 	return bad;
@@ -149,7 +151,8 @@ static void image_check(void)
 	uint64_t e = (uint64_t)(uintptr_t)__kernel_phys_end, gap;
 	if (!range_in_ram(b, e, &gap)) {
 		kprintf("LFK error boot image_not_in_ram image=%#lx-%#lx "
-			"first_not_ram=%#lx\n", b, e, gap);
+			"first_not_ram=%#lx\n",
+			b, e, gap);
 		kprintf("LFK end status=fail reason=boot\n");
 		kexit_fail();
 	}
@@ -178,7 +181,8 @@ static void boot_info(uint64_t pa)
 		while (si.cmdline_paddr + n < BOOT_DIRECT_LIMIT && s[n])
 			n++;
 		cmdline_len = n;
-		memcpy(cmdline, s, n < sizeof(cmdline) ? n : sizeof(cmdline) - 1);
+		memcpy(cmdline, s,
+		       n < sizeof(cmdline) ? n : sizeof(cmdline) - 1);
 		mem_exclude(si.cmdline_paddr, si.cmdline_paddr + n + 1);
 	}
 	rsdp_hint = si.rsdp_paddr;
@@ -272,9 +276,9 @@ _Noreturn void kmain_bsp(uint64_t start_info_phys)
 	lapic_init();
 	bsp_cpus();
 	kprintf("LFK acpi cpus=%u madt_cpus=%u online_capable=%u disabled=%u "
-		"lapic=%#lx bsp_apic=%u tsc_per_ms=%lu\n", ncpus, acpi.found,
-		acpi.online_capable, acpi.disabled, acpi.lapic_phys,
-		cpus[0].apic_id, tsc_per_ms);
+		"lapic=%#lx bsp_apic=%u tsc_per_ms=%lu\n",
+		ncpus, acpi.found, acpi.online_capable, acpi.disabled,
+		acpi.lapic_phys, cpus[0].apic_id, tsc_per_ms);
 	lf_epoch_domain_init(&kepoch, 16);
 	mem_kmem_init();
 	mem_vas_init();

@@ -29,9 +29,9 @@
  * asserted in vbatch_release()). Two batches per CPU: one fills while the
  * other flushes. A vmalloc that finds no room or no frame purges this
  * CPU's batches and tries once more; at most 2 x VLAZY_PAGES frames and
- * 2 x VLAZY_RANGES ranges per CPU wait. Page-table entries are plain memory the MMU reads; this kernel
- * file accesses them with the compiler's __atomic builtins (the core's
- * lf_atomic.h rule is for the core).
+ * 2 x VLAZY_RANGES ranges per CPU wait. Page-table entries are plain memory the
+ * MMU reads; this kernel file accesses them with the compiler's __atomic
+ * builtins (the core's lf_atomic.h rule is for the core).
  */
 #include "kern.h"
 
@@ -156,8 +156,8 @@ static void buddy_setup(void)
 	for (unsigned i = 0; i < nregions; i++)
 		frames += regions[i].size / PAGE_SIZE;
 	kprintf("LFK mem regions=%u frames=%lu free_mib=%lu meta_bytes=%zu "
-		"meta_at=%#lx kernel_end=%#lx\n", nregions, frames,
-		frames >> 8, need2, meta,
+		"meta_at=%#lx kernel_end=%#lx\n",
+		nregions, frames, frames >> 8, need2, meta,
 		(uint64_t)(uintptr_t)__kernel_phys_end);
 	for (unsigned i = 0; i < nregions; i++)
 		kprintf("LFK region base=%#lx end=%#lx\n", regions[i].base,
@@ -287,8 +287,9 @@ static void pt_build(void)
 	}
 	kernel_cr3 = pml4;
 	uint64_t kps = (uint64_t)(uintptr_t)__kernel_phys_start;
-	uint64_t kpe = ((uint64_t)(uintptr_t)__kernel_phys_end + PAGE_SIZE - 1) &
-		       ~(PAGE_SIZE - 1);
+	uint64_t kpe =
+		((uint64_t)(uintptr_t)__kernel_phys_end + PAGE_SIZE - 1) &
+		~(PAGE_SIZE - 1);
 	const uint64_t rw = PTE_P | PTE_W | PTE_NX, ro = PTE_P | PTE_NX;
 	for (unsigned i = 0; i < bootmem.nram; i++) {
 		uint64_t b = (bootmem.ram[i].base + PAGE_SIZE - 1) &
@@ -328,7 +329,8 @@ static void pt_build(void)
 	write_cr3(kernel_cr3);
 	pt_early = false;
 	kprintf("LFK mem image text=%#lx-%#lx rodata=-%#lx end=%#lx "
-		"guard_pages=%u\n", ts, te, re, (uint64_t)(KERNEL_VMA + kpe), guards);
+		"guard_pages=%u\n",
+		ts, te, re, (uint64_t)(KERNEL_VMA + kpe), guards);
 }
 
 void mem_init(void)
@@ -382,9 +384,13 @@ void mem_kmem_init(void)
 	uint64_t lo = regions[0].base;
 	uint64_t hi = regions[nregions - 1].base + regions[nregions - 1].size;
 	struct kmem_config cfg = {
-		.base = (uintptr_t)phys_to_virt(lo), .size = hi - lo,
-		.ncpus = ncpus, .max_caches = 32, .nmags = 16 * ncpus + 64,
-		.empty_max = 1, .mag_rounds = 16, /* grows on contention */
+		.base = (uintptr_t)phys_to_virt(lo),
+		.size = hi - lo,
+		.ncpus = ncpus,
+		.max_caches = 32,
+		.nmags = 16 * ncpus + 64,
+		.empty_max = 1,
+		.mag_rounds = 16, /* grows on contention */
 		.source = { kmem_src_alloc, kmem_src_free, NULL },
 	};
 	/* The metadata: one buddy block (a run would be several). */
@@ -395,10 +401,11 @@ void mem_kmem_init(void)
 	uint64_t frames = 1ull << order, pa = 0;
 	int rc = need ? buddy_alloc(cpus[0].bc, order, &pa) : -1;
 	if (rc == BUDDY_OK)
-		rc = kmem_init(&kmem, phys_to_virt(pa), frames * PAGE_SIZE, &cfg);
+		rc = kmem_init(&kmem, phys_to_virt(pa), frames * PAGE_SIZE,
+			       &cfg);
 	if (rc == KMEM_OK)
-		rc = kmem_cache_create(kmem, "vas_node", VAS_NODE_SIZE, 64, NULL,
-				       NULL, NULL, &vas_node_cache);
+		rc = kmem_cache_create(kmem, "vas_node", VAS_NODE_SIZE, 64,
+				       NULL, NULL, NULL, &vas_node_cache);
 	if (rc != 0) {
 		kprintf("LFK error mem kmem_init=%d meta=%zu\n", rc, need);
 		kexit_fail();
@@ -431,8 +438,8 @@ static void vas_node_put(void *arg, void *node)
 
 void mem_vas_init(void)
 {
-	static const struct vas_node_source src = { vas_node_get,
-						    vas_node_put, NULL };
+	static const struct vas_node_source src = { vas_node_get, vas_node_put,
+						    NULL };
 	/* Small nodes (8 keys) and a low high-water mark: the torture then
 	 * splits, merges and retires nodes all the time. */
 	int rc = vas_create(&kvas, VMALLOC_BASE, VMALLOC_SIZE, PAGE_SIZE, &src,
@@ -450,7 +457,7 @@ uint64_t vmalloc_phys(uint64_t va)
 	return (e & PTE_P) ? (e & PTE_ADDR) : 0;
 }
 
-#define VMALLOC_MAX 64 /* pages per vmalloc */
+#define VMALLOC_MAX 64   /* pages per vmalloc */
 #define VLAZY_RANGES 128 /* vfrees per batch */
 #define VLAZY_PAGES 1024 /* frames per batch (>= VMALLOC_MAX) */
 
@@ -575,8 +582,8 @@ static void *vmalloc_try(struct cpu *c, uint64_t npages, uintptr_t tag,
 			 int *err)
 {
 	uint64_t va;
-	int rc = vas_alloc(&c->vctx, (npages + 1) * PAGE_SIZE, 0,
-			   VAS_FIRST_FIT, tag, &va);
+	int rc = vas_alloc(&c->vctx, (npages + 1) * PAGE_SIZE, 0, VAS_FIRST_FIT,
+			   tag, &va);
 	if (rc != VAS_OK) {
 		*err = rc;
 		return NULL;
@@ -584,7 +591,8 @@ static void *vmalloc_try(struct cpu *c, uint64_t npages, uintptr_t tag,
 	for (uint64_t i = 0; i < npages; i++) {
 		uint64_t pa, *pte = pt_slot(va + i * PAGE_SIZE, true);
 		if (!pte || buddy_alloc(c->bc, 0, &pa) != BUDDY_OK) {
-			/* Never mapped anywhere but here: parked like a vfree. */
+			/* Never mapped anywhere but here: parked like a vfree.
+			 */
 			vunmap_lazy(c, va, i);
 			*err = VAS_ENOMEM;
 			return NULL;

@@ -9,8 +9,8 @@
  * the trampoline's CR3 / stack / entry words, send INIT, wait 10 ms, send
  * SIPI (vector TRAMP_PHYS >> 12), wait 200 us, send a second SIPI if the AP
  * has not checked in, then wait (up to kconf.ipi_ms, 10 s by default: TCG
- * with many vCPUs on 2 host cores is slow) for it to set its `up` word. One AP at a time, so the
- * trampoline's words are never shared.
+ * with many vCPUs on 2 host cores is slow) for it to set its `up` word. One AP
+ * at a time, so the trampoline's words are never shared.
  */
 #include "kern.h"
 
@@ -73,8 +73,8 @@ static void lapic_icr_wait(uint32_t dest, uint32_t lo)
 		if (rdtsc() - t0 > kconf.ipi_ms * tsc_per_ms) {
 			fatal_claim();
 			kprintf("LFK error smp icr_stuck cpu=%u dest_apic=%u "
-				"icr=%#x ms=%lu\n", this_cpu()->idx, dest, lo,
-				kconf.ipi_ms);
+				"icr=%#x ms=%lu\n",
+				this_cpu()->idx, dest, lo, kconf.ipi_ms);
 			kprintf("LFK end status=fail reason=ipi_timeout\n");
 			kexit_fail();
 		}
@@ -223,13 +223,12 @@ int smp_start_aps(void)
 	for (unsigned i = 1; i < ncpus; i++) {
 		uint64_t t0 = rdtsc();
 		if (smp_start_one(i) != 0) {
-			kprintf("LFK error smp cpu=%u apic=%u did_not_start\n", i,
-				cpus[i].apic_id);
+			kprintf("LFK error smp cpu=%u apic=%u did_not_start\n",
+				i, cpus[i].apic_id);
 			return -1;
 		}
 		kprintf("LFK cpu idx=%u apic=%u up=1 start_us=%lu\n", i,
-			cpus[i].apic_id,
-			(rdtsc() - t0) * 1000 / tsc_per_ms);
+			cpus[i].apic_id, (rdtsc() - t0) * 1000 / tsc_per_ms);
 	}
 	return 0;
 }

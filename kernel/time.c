@@ -33,10 +33,10 @@ uint64_t tsc_per_ms;
 #define PIT_HZ 1193182u
 #define PM_HZ 3579545u
 #define CAL_MS 20u
-#define TSC_MIN_PER_MS 50000ull     /* 50 MHz */
-#define TSC_MAX_PER_MS 20000000ull  /* 20 GHz */
-#define SPIN_TSC_MAX 4000000000ull  /* a wait's bound before calibration */
-#define SPIN_ITER_MAX 1000000u      /* the same, should the TSC not move */
+#define TSC_MIN_PER_MS 50000ull    /* 50 MHz */
+#define TSC_MAX_PER_MS 20000000ull /* 20 GHz */
+#define SPIN_TSC_MAX 4000000000ull /* a wait's bound before calibration */
+#define SPIN_ITER_MAX 1000000u     /* the same, should the TSC not move */
 
 static uint16_t pm_port; /* (i) 0: no PM timer */
 static bool pm_32bit;    /* (i) */
@@ -188,21 +188,23 @@ int tsc_calibrate(void)
 		ksnprintf(pms, sizeof(pms), "%lu", pm);
 	if (pit_err && pm_err) {
 		kprintf("LFK error clock no_calibration pit=%s pm_timer=%s "
-			"pm_port=%#x\n", pits, pms, pm_port);
+			"pm_port=%#x\n",
+			pits, pms, pm_port);
 		return -1;
 	}
 	if (!pit_err && !pm_err) {
 		uint64_t d = pit > pm ? pit - pm : pm - pit;
 		if (d * 20 > pm) {
-			kprintf("LFK error clock disagree pit=%lu pm_timer=%lu\n",
+			kprintf("LFK error clock disagree pit=%lu "
+				"pm_timer=%lu\n",
 				pit, pm);
 			return -1;
 		}
 	}
 	tsc_per_ms = pm_err ? pit : pm;
 	kprintf("LFK clock tsc_per_ms=%lu source=%s pit=%s pm_timer=%s "
-		"pm_port=%#x pm_bits=%u\n", tsc_per_ms,
-		pm_err ? "pit" : "pm_timer", pits, pms, pm_port,
+		"pm_port=%#x pm_bits=%u\n",
+		tsc_per_ms, pm_err ? "pit" : "pm_timer", pits, pms, pm_port,
 		pm_32bit ? 32 : 24);
 	return 0;
 }

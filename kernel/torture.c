@@ -46,7 +46,7 @@ struct bblk {
 
 struct mailbox {
 	struct lf_spin lock; /* (a) taken with interrupts off */
-	lf_atomic_u32 n;    /* (a) written under lock, peeked without */
+	lf_atomic_u32 n;     /* (a) written under lock, peeked without */
 	struct bblk b[MBOX]; /* under lock */
 } LF_CACHE_ALIGNED;
 
@@ -87,8 +87,8 @@ static void terror(struct cpu *c, const char *what, uint64_t a, uint64_t b)
 {
 	struct torture_cpu *t = c->t;
 	if (t->errors++ < 4)
-		kprintf("LFK error test cpu=%u what=%s a=%#lx b=%#lx\n",
-			c->idx, what, a, b);
+		kprintf("LFK error test cpu=%u what=%s a=%#lx b=%#lx\n", c->idx,
+			what, a, b);
 }
 
 static bool time_up(struct torture_cpu *t)
@@ -209,7 +209,8 @@ static void buddy_step(struct cpu *c, struct torture_cpu *t)
 			terror(c, "buddy_alloc", b.order, (uint64_t)-rc);
 			return;
 		}
-		b.tag = (uint64_t)(c->idx + 1) << 48 | (++t->seq & 0xffffffffffffull);
+		b.tag = (uint64_t)(c->idx + 1) << 48 |
+			(++t->seq & 0xffffffffffffull);
 		bfill(&b);
 		t->held[t->nheld++] = b;
 		return;
@@ -218,8 +219,9 @@ static void buddy_step(struct cpu *c, struct torture_cpu *t)
 	struct bblk b = t->held[i];
 	t->held[i] = t->held[--t->nheld];
 	if (ncpus > 1 && ((r >> 20) & 3) == 0) {
-		unsigned to = (unsigned)((c->idx + 1 + (r >> 24) % (ncpus - 1)) %
-					 ncpus);
+		unsigned to =
+			(unsigned)((c->idx + 1 + (r >> 24) % (ncpus - 1)) %
+				   ncpus);
 		if (mbox_send(to, &b)) {
 			t->remote++;
 			return;
@@ -469,8 +471,10 @@ void torture_run_cpu(struct cpu *c, unsigned test)
 
 static const char *test_name(unsigned test)
 {
-	return test == TEST_BUDDY ? "buddy" : test == TEST_VAS ? "vas"
-		: test == TEST_KMEM ? "kmem" : "epoch";
+	return test == TEST_BUDDY  ? "buddy"
+	       : test == TEST_VAS  ? "vas"
+	       : test == TEST_KMEM ? "kmem"
+				   : "epoch";
 }
 
 static int check_line(const char *name, bool ok, const char *detail)
@@ -491,7 +495,8 @@ static int check_buddy(void)
 	uint64_t kf = lf_load_u64(&kernel_frames, LF_RELAXED);
 	bool ok = inv == 0 && s.cached_frames == 0 &&
 		  s.free_frames + kf == s.total_frames;
-	ksnprintf(d, sizeof(d), "invariant=%d frame=%lu total_frames=%lu "
+	ksnprintf(d, sizeof(d),
+		  "invariant=%d frame=%lu total_frames=%lu "
 		  "free_frames=%lu kernel_frames=%lu merges=%lu splits=%lu",
 		  inv, frame, s.total_frames, s.free_frames, kf, s.merges,
 		  s.splits);
@@ -507,10 +512,11 @@ static int check_vas(void)
 	vas_stats(&kvas, &s);
 	bool ok = inv == 0 && s.ranges == 0 && s.free_ranges == 1 &&
 		  s.free_bytes == VMALLOC_SIZE;
-	ksnprintf(d, sizeof(d), "invariant=%d where=%#lx ranges=%lu "
+	ksnprintf(d, sizeof(d),
+		  "invariant=%d where=%#lx ranges=%lu "
 		  "free_ranges=%lu nodes=%lu nodes_free=%lu retired_nodes=%lu "
-		  "pending_nodes=%lu height=%lu restarts=%lu", inv, where,
-		  s.ranges, s.free_ranges, s.nodes, s.nodes_free,
+		  "pending_nodes=%lu height=%lu restarts=%lu",
+		  inv, where, s.ranges, s.free_ranges, s.nodes, s.nodes_free,
 		  s.nodes_retired, lf_load_u64(&kvas.pending_put, LF_RELAXED),
 		  s.height, s.restarts);
 	return check_line("vas_tree", ok, d);
@@ -532,10 +538,12 @@ static int check_epoch(void)
 	uint64_t ret = lf_load_u64(&e_retired, LF_RELAXED);
 	uint64_t rec = lf_load_u64(&e_reclaimed, LF_RELAXED);
 	bool ok = rc == LF_EPOCH_OK && ret == rec && s.pending == 0;
-	ksnprintf(d, sizeof(d), "retired=%lu reclaimed=%lu pending=%lu "
+	ksnprintf(d, sizeof(d),
+		  "retired=%lu reclaimed=%lu pending=%lu "
 		  "epoch=%lu advances=%lu refused=%lu participants=%lu "
-		  "mode=%s", ret, rec, s.pending, s.epoch, s.advances,
-		  s.refused, s.participants,
+		  "mode=%s",
+		  ret, rec, s.pending, s.epoch, s.advances, s.refused,
+		  s.participants,
 		  lf_epoch_domain_asymmetric(&kepoch) ? "asymmetric"
 						      : "fenced");
 	return check_line("epoch_reclaim", ok, d);
@@ -574,7 +582,8 @@ static const char *report_line(unsigned test, uint64_t errors)
 		}
 	}
 	const char *const *names = timed_names[test == TEST_BUDDY ? 0
-					       : test == TEST_VAS ? 1 : 2];
+					       : test == TEST_VAS ? 1
+								  : 2];
 	size_t m = 0;
 	for (unsigned k = 0; k < NTIMED; k++) {
 		uint64_t kc = 0, kn = 0;
@@ -591,9 +600,10 @@ static const char *report_line(unsigned test, uint64_t errors)
 	}
 	kprintf("LFK test name=%s status=%s%s cpus=%u ms=%lu min_ops=%lu "
 		"ops=%lu ops_per_cpu=%s cycles_per_op=%lu%s enomem=%lu "
-		"remote=%lu errors=%lu\n", test_name(test),
-		reason ? "fail" : "pass", why, ncpus, kconf.ms, kconf.min_ops,
-		ops, per, cnt ? cyc / cnt : 0, tim, enomem, remote, errors);
+		"remote=%lu errors=%lu\n",
+		test_name(test), reason ? "fail" : "pass", why, ncpus, kconf.ms,
+		kconf.min_ops, ops, per, cnt ? cyc / cnt : 0, tim, enomem,
+		remote, errors);
 	return reason;
 }
 
@@ -620,13 +630,17 @@ int torture_final_check(void)
 	struct buddy_stats s;
 	int rc = check_buddy();
 	buddy_zone_stats(zone, &s);
-	ksnprintf(d, sizeof(d), "allocs=%lu frees=%lu outstanding=%lu "
-		  "kernel_frames=%lu kernel_blocks=%lu", s.allocs, s.frees,
-		  s.allocs - s.frees, lf_load_u64(&kernel_frames, LF_RELAXED),
+	ksnprintf(d, sizeof(d),
+		  "allocs=%lu frees=%lu outstanding=%lu "
+		  "kernel_frames=%lu kernel_blocks=%lu",
+		  s.allocs, s.frees, s.allocs - s.frees,
+		  lf_load_u64(&kernel_frames, LF_RELAXED),
 		  lf_load_u64(&kernel_blocks, LF_RELAXED));
 	/* Every block still allocated is a block the kernel keeps. */
-	if (check_line("frames", s.allocs - s.frees ==
-				 lf_load_u64(&kernel_blocks, LF_RELAXED), d))
+	if (check_line("frames",
+		       s.allocs - s.frees ==
+			       lf_load_u64(&kernel_blocks, LF_RELAXED),
+		       d))
 		rc = -1;
 	return rc;
 }
@@ -647,11 +661,12 @@ static __attribute__((noinline)) uint64_t fault_recurse(uint64_t depth)
 static uint64_t fault_hole_addr(void)
 {
 	for (unsigned i = 0; i < bootmem.nram; i++) {
-		uint64_t e = (bootmem.ram[i].end + PAGE_SIZE - 1) &
-			     ~(PAGE_SIZE - 1);
+		uint64_t e =
+			(bootmem.ram[i].end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 		bool ram = false;
 		for (unsigned j = 0; j < bootmem.nram; j++)
-			ram |= bootmem.ram[j].base <= e && e < bootmem.ram[j].end;
+			ram |= bootmem.ram[j].base <= e &&
+			       e < bootmem.ram[j].end;
 		if (!ram && e > 0x100000)
 			return e;
 	}

@@ -9,11 +9,11 @@
  * before every free; it frees objects itself, or hands them to another
  * CPU's mailbox (a remote free: the receiver checks and frees them on its
  * own CPU); a CPU whose table is full frees it all at once (a burst
- * through the depot). Objects of the constructed cache must come out holding the
- * constructor's pattern and go back holding it. Now and then a CPU
- * reclaims (every depot emptied, every other CPU's magazines drained while
- * their owners run, empty slabs back to the buddy). The torture's own
- * bookkeeping (each CPU's table of held objects) is kmalloc'ed.
+ * through the depot). Objects of the constructed cache must come out holding
+ * the constructor's pattern and go back holding it. Now and then a CPU reclaims
+ * (every depot emptied, every other CPU's magazines drained while their owners
+ * run, empty slabs back to the buddy). The torture's own bookkeeping (each
+ * CPU's table of held objects) is kmalloc'ed.
  *
  * The check (BSP, all CPUs quiescent): the mailboxes emptied, the tables
  * freed, a full reclaim; then kmem_check() (K1-K8 of kmem.c), no object in
@@ -37,8 +37,8 @@ struct kobj {
 };
 
 struct kmbox {
-	lf_atomic_u32 lock; /* (a) */
-	lf_atomic_u32 n;    /* (a) written under lock, peeked without */
+	lf_atomic_u32 lock;   /* (a) */
+	lf_atomic_u32 n;      /* (a) written under lock, peeked without */
 	struct kobj o[KMBOX]; /* under lock */
 } LF_CACHE_ALIGNED;
 
@@ -51,11 +51,11 @@ struct kcpu {
 KERN_LATE_BSS static struct kmbox kmbox[MAX_CPUS];
 KERN_LATE_BSS static struct kcpu kcpu[MAX_CPUS];
 static struct kmem_cache *kcache[3];
-static const uint32_t kcache_size[3] = {KSMALL, 200, 1000};
+static const uint32_t kcache_size[3] = { KSMALL, 200, 1000 };
 static lf_atomic_u32 kstate; /* (a) 0, 1 creating, 2 ready, 3 failed */
 
-static void kerr(struct cpu *c, uint64_t *errors, const char *what,
-		 uint64_t a, uint64_t b)
+static void kerr(struct cpu *c, uint64_t *errors, const char *what, uint64_t a,
+		 uint64_t b)
 {
 	if ((*errors)++ < 4)
 		kprintf("LFK error kmem cpu=%u what=%s a=%#lx b=%#lx\n", c->idx,
@@ -133,7 +133,8 @@ static void kput(struct cpu *c, unsigned cpu, struct kobj *o, uint64_t *errors)
 		rc = kfree(kmem, cpu, o->p);
 	}
 	if (rc != KMEM_OK)
-		kerr(c, errors, "free", (uint64_t)(uintptr_t)o->p, (uint64_t)-rc);
+		kerr(c, errors, "free", (uint64_t)(uintptr_t)o->p,
+		     (uint64_t)-rc);
 	kcpu[cpu].frees++;
 }
 
@@ -147,9 +148,11 @@ static bool kget(struct cpu *c, uint64_t r, struct kobj *o, uint64_t *errors)
 		rc = kmem_cache_alloc(kcache[o->cache], c->idx, &p);
 	} else {
 		o->cache = -1;
-		o->size = (r >> 8) % 32 == 0
-				  ? (uint32_t)(2 * PAGE_SIZE + (r >> 16) % (14 * PAGE_SIZE))
-				  : (uint32_t)(1 + (r >> 16) % KMEM_KMALLOC_MAX);
+		o->size =
+			(r >> 8) % 32 == 0
+				? (uint32_t)(2 * PAGE_SIZE +
+					     (r >> 16) % (14 * PAGE_SIZE))
+				: (uint32_t)(1 + (r >> 16) % KMEM_KMALLOC_MAX);
 		rc = kmalloc(kmem, c->idx, o->size, &p);
 	}
 	if (rc != KMEM_OK) {
@@ -258,13 +261,12 @@ void torture_kmem(struct cpu *c, uint64_t *ops, uint64_t *errors,
 		kput(c, c->idx, &k->held[--k->nheld], errors);
 }
 
-static void kcache_line(const char *name, struct kmem_cache_stats *st,
-			bool ok)
+static void kcache_line(const char *name, struct kmem_cache_stats *st, bool ok)
 {
 	kprintf("LFK check name=kmem_cache cache=%s status=%s inuse=%lu "
 		"allocs=%lu frees=%lu slabs=%lu depot_gets=%lu depot_puts=%lu "
-		"drains=%lu reclaims=%lu mag=%u rejected=%lu\n", name,
-		ok ? "pass" : "fail", st->inuse, st->allocs, st->frees,
+		"drains=%lu reclaims=%lu mag=%u rejected=%lu\n",
+		name, ok ? "pass" : "fail", st->inuse, st->allocs, st->frees,
 		st->slabs, st->depot_gets, st->depot_puts, st->drains,
 		st->reclaims, st->mag_size, st->rejected);
 }
@@ -315,10 +317,12 @@ int torture_kmem_check(void)
 	      live_pages == 0 && ks.pages == kept;
 	lf_store_u32(&kstate, 0, LF_RELAXED); /* Relaxed: quiescent */
 	char d[220];
-	ksnprintf(d, sizeof(d), "invariant=%d allocs=%lu frees=%lu errors=%lu "
+	ksnprintf(d, sizeof(d),
+		  "invariant=%d allocs=%lu frees=%lu errors=%lu "
 		  "large=%lu/%lu pages=%lu vas_node_pages=%lu "
-		  "kmalloc_pages=%lu", inv, allocs, frees, errors,
-		  ks.large_allocs, ks.large_frees, ks.pages, kept, live_pages);
+		  "kmalloc_pages=%lu",
+		  inv, allocs, frees, errors, ks.large_allocs, ks.large_frees,
+		  ks.pages, kept, live_pages);
 	kprintf("LFK check name=kmem status=%s %s\n", ok ? "pass" : "fail", d);
 	return ok ? 0 : -1;
 }

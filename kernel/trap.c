@@ -62,9 +62,8 @@ _Static_assert(sizeof(struct tss) == 104, "TSS size");
  */
 #define GDT_TSS 3
 static uint64_t kgdt[GDT_TSS + 2 * MAX_CPUS] = {
-	0,
-	0x00209a0000000000ull, /* 0x08: 64-bit code */
-	0x0000920000000000ull, /* 0x10: data */
+	0, 0x00209a0000000000ull, /* 0x08: 64-bit code */
+	0x0000920000000000ull,    /* 0x10: data */
 };
 static struct tss tss[MAX_CPUS];
 static struct idt_gate idt[256];
@@ -90,9 +89,10 @@ void trap_init(void)
 {
 	for (unsigned v = 0; v < 32; v++)
 		idt_set(v, trap_stubs[v],
-			v == 8 ? IST_DF
+			v == 8              ? IST_DF
 			: v == 2 || v == 18 ? IST_NMI
-			: v == 14 ? IST_PF : 0);
+			: v == 14           ? IST_PF
+					    : 0);
 	idt_set(VEC_TLB, trap_stub_tlb, 0);
 	idt_set(VEC_SPURIOUS, trap_stub_spurious, 0);
 }
@@ -173,10 +173,10 @@ bool fatal_claim(void)
 }
 
 static const char *const trap_names[32] = {
-	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
+	"#DE", "#DB",     "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
 	"#DF", "#MF-old", "#TS", "#NP", "#SS", "#GP", "#PF", "#15",
-	"#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "#22", "#23",
-	"#24", "#25", "#26", "#27", "#HV", "#VC", "#SX", "#31",
+	"#MF", "#AC",     "#MC", "#XM", "#VE", "#CP", "#22", "#23",
+	"#24", "#25",     "#26", "#27", "#HV", "#VC", "#SX", "#31",
 };
 
 static _Noreturn void trap_fatal(struct trapframe *tf)
@@ -193,8 +193,9 @@ static _Noreturn void trap_fatal(struct trapframe *tf)
 			  " what=stack_overflow stack=%s stack_cpu=%d", guard,
 			  owner);
 	kprintf("LFK fault vector=%lu name=%s error=%#lx rip=%#lx cr2=%#lx%s "
-		"cpu=%u\n", tf->vec, tf->vec < 32 ? trap_names[tf->vec] : "?",
-		tf->err, tf->rip, cr2, what, c ? c->idx : 0);
+		"cpu=%u\n",
+		tf->vec, tf->vec < 32 ? trap_names[tf->vec] : "?", tf->err,
+		tf->rip, cr2, what, c ? c->idx : 0);
 	kprintf("  rax=%016lx rbx=%016lx rcx=%016lx rdx=%016lx\n", tf->rax,
 		tf->rbx, tf->rcx, tf->rdx);
 	kprintf("  rsi=%016lx rdi=%016lx rbp=%016lx rsp=%016lx\n", tf->rsi,
@@ -212,7 +213,7 @@ static _Noreturn void trap_fatal(struct trapframe *tf)
 /* ---- TLB shootdown ---- */
 
 struct tlb_slot {
-	lf_atomic_u64 gen;            /* (a) requests this CPU has made */
+	lf_atomic_u64 gen;             /* (a) requests this CPU has made */
 	lf_atomic_u64 acked[MAX_CPUS]; /* (a) [i]: gen of CPU i flushed for */
 } LF_CACHE_ALIGNED;
 
@@ -286,8 +287,8 @@ void tlb_shootdown_wait(uint64_t g)
 			if (rdtsc() - t0 > limit) {
 				fatal_claim();
 				kprintf("LFK error tlb cpu=%u did_not_ack "
-					"initiator=%u gen=%lu ms=%lu\n", j,
-					c->idx, g, kconf.ipi_ms);
+					"initiator=%u gen=%lu ms=%lu\n",
+					j, c->idx, g, kconf.ipi_ms);
 				kprintf("LFK end status=fail "
 					"reason=ipi_timeout\n");
 				kexit_fail();
@@ -378,8 +379,8 @@ void lf_platform_heavy_barrier(void)
 				fatal_claim();
 				kprintf("LFK error tlb cpu=%u did_not_ack "
 					"initiator=%u gen=%lu ms=%lu "
-					"what=heavy_barrier\n", j, c->idx, g,
-					kconf.ipi_ms);
+					"what=heavy_barrier\n",
+					j, c->idx, g, kconf.ipi_ms);
 				kprintf("LFK end status=fail "
 					"reason=ipi_timeout\n");
 				kexit_fail();

@@ -51,8 +51,8 @@
 #include "kmem_i.h"
 
 static const char *const kmem_err_names[KMEM_NERR] = {
-	"OK", "ENOMEM", "EINVAL", "EFOREIGN", "EWRONG", "EDOUBLE",
-	"EINTERIOR", "EBUSY", "ENOSPC", "ESOURCE", "ECORRUPT",
+	"OK",        "ENOMEM", "EINVAL", "EFOREIGN", "EWRONG",   "EDOUBLE",
+	"EINTERIOR", "EBUSY",  "ENOSPC", "ESOURCE",  "ECORRUPT",
 };
 
 const char *kmem_strerror(int err)
@@ -67,10 +67,10 @@ static const uint16_t kmem_class_size[KMEM_KMALLOC_CLASSES] = {
 	8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048,
 };
 static const char *const kmem_class_name[KMEM_KMALLOC_CLASSES] = {
-	"kmalloc-8", "kmalloc-16", "kmalloc-32", "kmalloc-48", "kmalloc-64",
-	"kmalloc-96", "kmalloc-128", "kmalloc-192", "kmalloc-256",
-	"kmalloc-384", "kmalloc-512", "kmalloc-768", "kmalloc-1024",
-	"kmalloc-1536", "kmalloc-2048",
+	"kmalloc-8",    "kmalloc-16",   "kmalloc-32",   "kmalloc-48",
+	"kmalloc-64",   "kmalloc-96",   "kmalloc-128",  "kmalloc-192",
+	"kmalloc-256",  "kmalloc-384",  "kmalloc-512",  "kmalloc-768",
+	"kmalloc-1024", "kmalloc-1536", "kmalloc-2048",
 };
 _Static_assert(KMEM_KMALLOC_MAX == 2048, "the class table ends at half a page");
 
@@ -434,7 +434,8 @@ static void kmem_slab_put(struct kmem_cache *c, unsigned cpu, void *const *objs,
 	for (unsigned j = 0; j < n; j++) {
 		struct kmem_slab *s = kmem_slab_of(k, objs[j]);
 		LF_ASSERT(s && s->cache == c);
-		uint32_t i = (uint32_t)kmem_div(c, (uintptr_t)objs[j] - s->base);
+		uint32_t i =
+			(uint32_t)kmem_div(c, (uintptr_t)objs[j] - s->base);
 		s->link[i] = s->free;
 		s->free = (uint16_t)i;
 		s->inuse--;
@@ -503,7 +504,8 @@ static void kmem_cpu_flush(struct kmem_cache *c, unsigned cpu, unsigned v)
 	kmem_seize(c->k, cc);
 	/* Relaxed: the magazines are ours under the exclusion. */
 	if (lf_load_u32(&cc->loaded->n, LF_RELAXED) +
-	    lf_load_u32(&cc->prev->n, LF_RELAXED) > 0)
+		    lf_load_u32(&cc->prev->n, LF_RELAXED) >
+	    0)
 		kmem_stat_add(&c->drains, 1);
 	kmem_mag_empty(c, cpu, cc->loaded);
 	kmem_mag_empty(c, cpu, cc->prev);
@@ -625,7 +627,8 @@ static inline void *kmem_round_take(struct kmem_cpu *cc)
 }
 
 /* The allocation's slow path: prev, the depot, the slabs, K7. */
-static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c, unsigned cpu, void **obj)
+static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
+						     unsigned cpu, void **obj)
 {
 	struct kmem *k = c->k;
 	struct kmem_cpu *cc = &c->cpu[cpu];
@@ -659,7 +662,8 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c, unsig
 		unsigned n = kmem_slab_take(c, cpu, m ? m->round : &p,
 					    m ? m->cap : 1, &err);
 		if (n == 0) {
-			LF_ASSERT(err != 0); /* slab_take got one, or says why */
+			LF_ASSERT(err !=
+				  0); /* slab_take got one, or says why */
 			if (m)
 				kmem_depot_put(c, m);
 			if (starved || err != KMEM_ENOMEM) {
@@ -692,7 +696,8 @@ out:
 int kmem_cache_alloc(struct kmem_cache *c, unsigned cpu, void **obj)
 {
 	if (LF_UNLIKELY(!c || !obj || cpu >= c->ncpus))
-		return c ? kmem_reject(c->rejected_by, KMEM_EINVAL) : KMEM_EINVAL;
+		return c ? kmem_reject(c->rejected_by, KMEM_EINVAL)
+			 : KMEM_EINVAL;
 	struct kmem_cpu *cc = &c->cpu[cpu];
 	bool fast = kmem_own_enter(c->asym, cc);
 	struct kmem_mag *m = cc->loaded;
@@ -708,14 +713,13 @@ int kmem_cache_alloc(struct kmem_cache *c, unsigned cpu, void **obj)
 	return kmem_alloc_slow(c, cpu, obj);
 }
 
-
 /*
  * Is p an object of a slab (EFOREIGN, EDOUBLE for a page given back,
  * EINTERIOR)? The slab in *sp; its cache is for the caller to judge.
  */
 static inline __attribute__((always_inline)) int
-kmem_obj_find_in(const lf_atomic_uptr *pagemap, uintptr_t base,
-		 uintptr_t range, const void *p, struct kmem_slab **sp)
+kmem_obj_find_in(const lf_atomic_uptr *pagemap, uintptr_t base, uintptr_t range,
+		 const void *p, struct kmem_slab **sp)
 {
 	uintptr_t a = (uintptr_t)p;
 	if (a - base >= range)
@@ -763,7 +767,8 @@ kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p)
 	if (LF_UNLIKELY(*tag == mark))
 		return kmem_reject(c->rejected_by, KMEM_EDOUBLE);
 #ifdef LF_DEBUG
-	if (!kmem_filled((char *)p + c->size, KMEM_RZ_BYTE, c->rz_end - c->size))
+	if (!kmem_filled((char *)p + c->size, KMEM_RZ_BYTE,
+			 c->rz_end - c->size))
 		return kmem_reject(c->rejected_by, KMEM_ECORRUPT);
 	if (c->poison)
 		kmem_fill(p, KMEM_POISON_BYTE, c->size);
@@ -788,9 +793,10 @@ kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p)
  * The free's slow path, inside the section: the loaded magazine is full.
  * An empty prev, else a fresh magazine (prev to the depot), else the slab.
  */
-static __attribute__((noinline)) int
-kmem_free_slow(struct kmem_cache *c, unsigned cpu, struct kmem_cpu *cc,
-	       bool fast, void *p)
+static __attribute__((noinline)) int kmem_free_slow(struct kmem_cache *c,
+						    unsigned cpu,
+						    struct kmem_cpu *cc,
+						    bool fast, void *p)
 {
 	struct kmem *k = c->k;
 	struct kmem_mag *old = NULL, *m = cc->prev;
@@ -820,7 +826,8 @@ kmem_free_slow(struct kmem_cache *c, unsigned cpu, struct kmem_cpu *cc,
 int kmem_cache_free(struct kmem_cache *c, unsigned cpu, void *obj)
 {
 	if (LF_UNLIKELY(!c || cpu >= c->ncpus))
-		return c ? kmem_reject(c->rejected_by, KMEM_EINVAL) : KMEM_EINVAL;
+		return c ? kmem_reject(c->rejected_by, KMEM_EINVAL)
+			 : KMEM_EINVAL;
 	struct kmem_slab *s;
 	int err = kmem_obj_find_in(c->pagemap, c->base, c->range, obj, &s);
 	if (LF_LIKELY(err == 0) && LF_UNLIKELY(s->cache != c))
@@ -868,10 +875,11 @@ int kmalloc(struct kmem *k, unsigned cpu, size_t size, void **p)
 {
 	if (LF_UNLIKELY(!k || !p || cpu >= k->ncpus || size == 0 ||
 			size > (KMEM_PAGE_SIZE << KMEM_LARGE_MAX_ORDER)))
-		return k ? kmem_reject(k->rejected_by, KMEM_EINVAL) : KMEM_EINVAL;
+		return k ? kmem_reject(k->rejected_by, KMEM_EINVAL)
+			 : KMEM_EINVAL;
 	if (size <= KMEM_KMALLOC_MAX)
-		return kmem_cache_alloc(k->kmalloc[k->class_of[(size + 7) >> 3]],
-					cpu, p);
+		return kmem_cache_alloc(
+			k->kmalloc[k->class_of[(size + 7) >> 3]], cpu, p);
 	return kmem_large_alloc(k, cpu, size, p);
 }
 
@@ -897,12 +905,14 @@ static int kmem_large_free(struct kmem *k, unsigned cpu, uintptr_t a,
 int kfree(struct kmem *k, unsigned cpu, void *p)
 {
 	if (LF_UNLIKELY(!k || cpu >= k->ncpus))
-		return k ? kmem_reject(k->rejected_by, KMEM_EINVAL) : KMEM_EINVAL;
+		return k ? kmem_reject(k->rejected_by, KMEM_EINVAL)
+			 : KMEM_EINVAL;
 	uintptr_t a = (uintptr_t)p;
 	if (a - k->base < k->size && (a & (KMEM_PAGE_SIZE - 1)) == 0) {
 		/* Acquire: pairs with the release in kmem_large_alloc(). */
 		uintptr_t e = lf_load_uptr(
-			&k->pagemap[(a - k->base) >> KMEM_PAGE_SHIFT], LF_ACQUIRE);
+			&k->pagemap[(a - k->base) >> KMEM_PAGE_SHIFT],
+			LF_ACQUIRE);
 		if ((e & KMEM_PM_TAGS) == KMEM_PM_LARGE)
 			return kmem_large_free(k, cpu, a, e);
 	}
@@ -922,9 +932,10 @@ size_t kmem_ksize(struct kmem *k, const void *p)
 	if (!k || a - k->base >= k->size)
 		return 0;
 	/* Acquire: pairs with the releases of the map's writers. */
-	uintptr_t e = lf_load_uptr(&k->pagemap[(a - k->base) >> KMEM_PAGE_SHIFT],
-				   LF_ACQUIRE);
-	if ((e & KMEM_PM_TAGS) == KMEM_PM_LARGE && (a & (KMEM_PAGE_SIZE - 1)) == 0)
+	uintptr_t e = lf_load_uptr(
+		&k->pagemap[(a - k->base) >> KMEM_PAGE_SHIFT], LF_ACQUIRE);
+	if ((e & KMEM_PM_TAGS) == KMEM_PM_LARGE &&
+	    (a & (KMEM_PAGE_SIZE - 1)) == 0)
 		return KMEM_PAGE_SIZE << (e >> 3);
 	if (kmem_obj_find(k, p, &s) != 0 || !s->cache->kmalloc)
 		return 0;
@@ -1035,7 +1046,8 @@ int kmem_cache_create(struct kmem *k, const char *name, size_t size,
 		      void (*dtor)(void *obj, void *arg), void *arg,
 		      struct kmem_cache **cp)
 {
-	if (!k || !cp || size == 0 || size > KMEM_PAGE_SIZE << KMEM_SLAB_MAX_ORDER)
+	if (!k || !cp || size == 0 ||
+	    size > KMEM_PAGE_SIZE << KMEM_SLAB_MAX_ORDER)
 		return KMEM_EINVAL;
 	if (align == 0)
 		align = 8;
@@ -1160,7 +1172,8 @@ void kmem_cache_stats(struct kmem_cache *c, struct kmem_cache_stats *st)
 	st->failed = lf_load_u64(&c->failed, LF_RELAXED);
 	st->corrupt = lf_load_u64(&c->corrupt, LF_RELAXED);
 	for (int e = 0; e < KMEM_NERR; e++) {
-		st->rejected_by[e] = lf_load_u64(&c->rejected_by[e], LF_RELAXED);
+		st->rejected_by[e] =
+			lf_load_u64(&c->rejected_by[e], LF_RELAXED);
 		st->rejected += st->rejected_by[e];
 	}
 }
@@ -1176,12 +1189,14 @@ void kmem_stats(struct kmem *k, struct kmem_stats *st)
 	for (unsigned i = 0; i < k->max_caches; i++)
 		st->caches += lf_load_u32(&k->caches[i].live, LF_RELAXED);
 	for (int e = 0; e < KMEM_NERR; e++) {
-		st->rejected_by[e] = lf_load_u64(&k->rejected_by[e], LF_RELAXED);
+		st->rejected_by[e] =
+			lf_load_u64(&k->rejected_by[e], LF_RELAXED);
 		st->rejected += st->rejected_by[e];
 	}
 	/* Walk the pool: a snapshot (exact at quiescence). Acquire: pairs
 	 * with the release of the last push; the links relaxed (bounded). */
-	uint32_t i = lf_stack_word_top(lf_load_u64(&k->mag_pool.head, LF_ACQUIRE));
+	uint32_t i =
+		lf_stack_word_top(lf_load_u64(&k->mag_pool.head, LF_ACQUIRE));
 	for (uint32_t n = 0; i < k->nmags && n < k->nmags; n++) {
 		st->mags_free++;
 		i = lf_load_u32(&k->mag_links[i], LF_RELAXED);
@@ -1202,15 +1217,16 @@ static unsigned kmem_nmags(const struct kmem_config *cfg)
 static bool kmem_layout(const struct kmem_config *cfg, struct kmem_layout *l)
 {
 	if (!cfg || cfg->ncpus == 0 || cfg->max_caches < KMEM_KMALLOC_CLASSES ||
-	    (cfg->base & (KMEM_PAGE_SIZE - 1)) || (cfg->size & (KMEM_PAGE_SIZE - 1)) ||
-	    cfg->size == 0 || cfg->base + cfg->size < cfg->base ||
-	    !cfg->source.alloc || !cfg->source.free ||
-	    cfg->mag_rounds > KMEM_MAG_MAX ||
+	    (cfg->base & (KMEM_PAGE_SIZE - 1)) ||
+	    (cfg->size & (KMEM_PAGE_SIZE - 1)) || cfg->size == 0 ||
+	    cfg->base + cfg->size < cfg->base || !cfg->source.alloc ||
+	    !cfg->source.free || cfg->mag_rounds > KMEM_MAG_MAX ||
 	    kmem_nmags(cfg) >= LF_STACK_NIL)
 		return false;
 	size_t off = kmem_align_up(sizeof(struct kmem), LF_CACHELINE);
 	l->caches = off;
-	off += kmem_align_up(cfg->max_caches * sizeof(struct kmem_cache), LF_CACHELINE);
+	off += kmem_align_up(cfg->max_caches * sizeof(struct kmem_cache),
+			     LF_CACHELINE);
 	l->cpus = off;
 	off += (size_t)cfg->max_caches * cfg->ncpus * sizeof(struct kmem_cpu);
 	l->mags = off;

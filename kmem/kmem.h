@@ -82,14 +82,14 @@
 
 #define KMEM_PAGE_SHIFT 12
 #define KMEM_PAGE_SIZE ((uintptr_t)1 << KMEM_PAGE_SHIFT)
-#define KMEM_SLAB_MAX_ORDER 3  /* slabs of 1 to 8 pages */
+#define KMEM_SLAB_MAX_ORDER 3   /* slabs of 1 to 8 pages */
 #define KMEM_LARGE_MAX_ORDER 16 /* kmalloc above half a page: up to 256 MiB */
 #define KMEM_KMALLOC_MIN 8
 #define KMEM_KMALLOC_MAX (KMEM_PAGE_SIZE / 2)
 #define KMEM_KMALLOC_CLASSES 15 /* 8 16 32 48 64 96 ... 1536 2048 */
-#define KMEM_MAG_MIN 64  /* rounds of a magazine at first */
-#define KMEM_MAG_MAX 128 /* rounds at most, after growth */
-#define KMEM_MAG_GROW_AT 64 /* contended depot exchanges before a growth */
+#define KMEM_MAG_MIN 64         /* rounds of a magazine at first */
+#define KMEM_MAG_MAX 128        /* rounds at most, after growth */
+#define KMEM_MAG_GROW_AT 64     /* contended depot exchanges before a growth */
 #define KMEM_NAME_MAX 24
 
 enum kmem_err {
@@ -123,13 +123,13 @@ struct kmem_source {
 };
 
 struct kmem_config {
-	uintptr_t base;       /* the range the source allocates from, */
-	uintptr_t size;       /* page-aligned */
-	unsigned ncpus;       /* CPU numbers 0 .. ncpus - 1 */
-	unsigned max_caches;  /* cache slots, kmalloc's 15 included */
-	unsigned nmags;       /* magazines in the pool (0: 4 per cache+CPU) */
-	unsigned empty_max;   /* empty slabs a cache keeps (the watermark) */
-	unsigned mag_rounds;  /* rounds of a magazine at first (0: MAG_MIN) */
+	uintptr_t base;      /* the range the source allocates from, */
+	uintptr_t size;      /* page-aligned */
+	unsigned ncpus;      /* CPU numbers 0 .. ncpus - 1 */
+	unsigned max_caches; /* cache slots, kmalloc's 15 included */
+	unsigned nmags;      /* magazines in the pool (0: 4 per cache+CPU) */
+	unsigned empty_max;  /* empty slabs a cache keeps (the watermark) */
+	unsigned mag_rounds; /* rounds of a magazine at first (0: MAG_MIN) */
 	struct kmem_source source;
 };
 
@@ -176,38 +176,38 @@ size_t kmem_reclaim(struct kmem *k, unsigned cpu, bool all_cpus);
 /* Per-cache statistics (a snapshot, exact at quiescence). */
 struct kmem_cache_stats {
 	const char *name;
-	size_t size;          /* object size asked for */
-	size_t stride;        /* bytes per object in the slab */
-	unsigned slab_pages;  /* pages per slab */
-	unsigned slab_objs;   /* objects per slab */
-	unsigned mag_size;    /* rounds of new magazines */
-	uint64_t inuse;       /* objects handed out */
-	uint64_t in_mags;     /* objects in magazines: CPUs' and depot's */
-	uint64_t in_slabs;    /* free objects on slab lists */
-	uint64_t slabs;       /* slabs held */
+	size_t size;         /* object size asked for */
+	size_t stride;       /* bytes per object in the slab */
+	unsigned slab_pages; /* pages per slab */
+	unsigned slab_objs;  /* objects per slab */
+	unsigned mag_size;   /* rounds of new magazines */
+	uint64_t inuse;      /* objects handed out */
+	uint64_t in_mags;    /* objects in magazines: CPUs' and depot's */
+	uint64_t in_slabs;   /* free objects on slab lists */
+	uint64_t slabs;      /* slabs held */
 	uint64_t allocs, frees;
-	uint64_t depot_gets;  /* full magazines taken from the depot */
-	uint64_t depot_puts;  /* full magazines given to it */
+	uint64_t depot_gets;      /* full magazines taken from the depot */
+	uint64_t depot_puts;      /* full magazines given to it */
 	uint64_t depot_contended; /* exchanges that saw another one */
-	uint64_t slab_fills;  /* magazines filled from the slab layer */
-	uint64_t grows;       /* slabs made */
-	uint64_t reclaims;    /* slabs given back */
-	uint64_t drains;      /* CPU magazine pairs emptied by a drain */
-	uint64_t failed;      /* allocations that returned ENOMEM/ESOURCE */
-	uint64_t corrupt;     /* objects set aside for a broken red zone/poison */
-	uint64_t rejected;    /* frees refused, all classes */
+	uint64_t slab_fills;      /* magazines filled from the slab layer */
+	uint64_t grows;           /* slabs made */
+	uint64_t reclaims;        /* slabs given back */
+	uint64_t drains;          /* CPU magazine pairs emptied by a drain */
+	uint64_t failed;          /* allocations that returned ENOMEM/ESOURCE */
+	uint64_t corrupt;  /* objects set aside for a broken red zone/poison */
+	uint64_t rejected; /* frees refused, all classes */
 	uint64_t rejected_by[KMEM_NERR];
 };
 void kmem_cache_stats(struct kmem_cache *c, struct kmem_cache_stats *st);
 
 /* Instance-wide statistics. */
 struct kmem_stats {
-	uint64_t pages;          /* pages held from the source: slabs + large */
-	uint64_t large_pages;    /* of which kmalloc's large blocks */
+	uint64_t pages;       /* pages held from the source: slabs + large */
+	uint64_t large_pages; /* of which kmalloc's large blocks */
 	uint64_t large_allocs, large_frees;
-	uint64_t caches;         /* live caches */
-	uint64_t mags_free;      /* magazines in the pool */
-	uint64_t rejected;       /* kfree()s refused before a cache was known */
+	uint64_t caches;    /* live caches */
+	uint64_t mags_free; /* magazines in the pool */
+	uint64_t rejected;  /* kfree()s refused before a cache was known */
 	uint64_t rejected_by[KMEM_NERR];
 };
 void kmem_stats(struct kmem *k, struct kmem_stats *st);

@@ -11,9 +11,9 @@
 #include "kmem_i.h"
 
 struct kmem_walk {
-	uint64_t free;  /* free objects met (slabs + magazines) */
-	uint64_t mags;  /* magazines met */
-	int bad;        /* first invariant broken, 0 if none */
+	uint64_t free; /* free objects met (slabs + magazines) */
+	uint64_t mags; /* magazines met */
+	int bad;       /* first invariant broken, 0 if none */
 };
 
 static void kmem_check_fail(struct kmem_walk *w, int inv)
@@ -109,8 +109,7 @@ static uint64_t kmem_check_stack(struct kmem *k, struct kmem_cache *c,
 
 /* One slab: K3, K8, its free list (K1, K2). */
 static void kmem_check_slab(struct kmem *k, struct kmem_cache *c,
-			    struct kmem_slab *s, int l,
-			    struct kmem_walk *w)
+			    struct kmem_slab *s, int l, struct kmem_walk *w)
 {
 	if (s->cache != c || s->list != (uint8_t)l || s->nobj != c->nobj)
 		kmem_check_fail(w, 3);
@@ -123,7 +122,8 @@ static void kmem_check_slab(struct kmem *k, struct kmem_cache *c,
 		kmem_check_free_obj(k, c, kmem_obj(c, s, i), w);
 		nfree++;
 	}
-	if (s->inuse != s->nobj - nfree || kmem_list_for(s) != (enum kmem_list)l)
+	if (s->inuse != s->nobj - nfree ||
+	    kmem_list_for(s) != (enum kmem_list)l)
 		kmem_check_fail(w, 3);
 	uintptr_t first = ((uintptr_t)s - k->base) >> KMEM_PAGE_SHIFT;
 	for (uintptr_t i = 0; i < (uintptr_t)1 << c->order; i++)
@@ -174,15 +174,15 @@ static void kmem_check_cache(struct kmem *k, struct kmem_cache *c,
 		a += lf_load_u64(&c->cpu[v].allocs, LF_RELAXED);
 		f += lf_load_u64(&c->cpu[v].frees, LF_RELAXED);
 	}
-	if (nslabs * c->nobj != (a - f) + (w->free - free0) +
-					lf_load_u64(&c->corrupt, LF_RELAXED))
+	if (nslabs * c->nobj !=
+	    (a - f) + (w->free - free0) + lf_load_u64(&c->corrupt, LF_RELAXED))
 		kmem_check_fail(w, 4);
 	kmem_check_restore(k, c);
 }
 
 int kmem_check(struct kmem *k)
 {
-	struct kmem_walk w = {0, 0, 0};
+	struct kmem_walk w = { 0, 0, 0 };
 	kmem_lock(&k->lock);
 	for (unsigned i = 0; i < k->max_caches; i++)
 		if (lf_load_u32(&k->caches[i].live, LF_ACQUIRE))
@@ -199,8 +199,8 @@ int kmem_check(struct kmem *k)
 			large += n;
 			for (uintptr_t j = 1; j < n; j++)
 				if (p + j >= k->npages ||
-				    lf_load_uptr(&k->pagemap[p + j], LF_RELAXED) !=
-					    KMEM_PM_TAIL)
+				    lf_load_uptr(&k->pagemap[p + j],
+						 LF_RELAXED) != KMEM_PM_TAIL)
 					kmem_check_fail(&w, 8);
 		} else if (e != 0 && (e & KMEM_PM_TAGS) == 0) {
 			slabpages++;

@@ -16,10 +16,10 @@
 #define KMEM_NIL16 0xffffu
 
 /* Page map entries: a slab header's address (8-aligned), or a tag. */
-#define KMEM_PM_NONE ((uintptr_t)0) /* never handed out by kmem */
-#define KMEM_PM_TOMB ((uintptr_t)1) /* was kmem's, given back */
+#define KMEM_PM_NONE ((uintptr_t)0)  /* never handed out by kmem */
+#define KMEM_PM_TOMB ((uintptr_t)1)  /* was kmem's, given back */
 #define KMEM_PM_LARGE ((uintptr_t)2) /* head of a large block: | order << 3 */
-#define KMEM_PM_TAIL ((uintptr_t)3) /* inside a large block */
+#define KMEM_PM_TAIL ((uintptr_t)3)  /* inside a large block */
 #define KMEM_PM_TAGS ((uintptr_t)7)
 
 /* Debug layout: a red zone after the object, free objects poisoned. */
@@ -33,16 +33,20 @@ struct kmem_mag {
 	void *round[KMEM_MAG_MAX]; /* (x) the free objects */
 };
 
-enum kmem_list { KMEM_LIST_EMPTY, KMEM_LIST_PARTIAL, KMEM_LIST_FULL,
-		 KMEM_LISTS };
+enum kmem_list {
+	KMEM_LIST_EMPTY,
+	KMEM_LIST_PARTIAL,
+	KMEM_LIST_FULL,
+	KMEM_LISTS
+};
 
 /* At the start of every slab; the bufctl array of 16-bit links follows. */
 struct kmem_slab {
-	struct kmem_cache *cache; /* (i) */
+	struct kmem_cache *cache;      /* (i) */
 	struct kmem_slab *prev, *next; /* (l) on the list named by list */
-	uintptr_t base;  /* (i) first object */
-	uint32_t nobj;   /* (i) */
-	uint32_t inuse;  /* (l) objects off the free list */
+	uintptr_t base;                /* (i) first object */
+	uint32_t nobj;                 /* (i) */
+	uint32_t inuse;                /* (l) objects off the free list */
 	uint16_t free;   /* (l) first free object, KMEM_NIL16 if none */
 	uint8_t list;    /* (l) enum kmem_list */
 	uint16_t link[]; /* (l) free list links by object index */
@@ -63,61 +67,62 @@ struct kmem_cache {
 	 * (i) fields among them, so that a hit reads this line, the CPU's
 	 * and the slab's, and no line of the instance.
 	 */
-	struct kmem_cpu *cpu; /* (i) ncpus of them */
-	lf_atomic_uptr *pagemap; /* (i) = k->pagemap */
+	struct kmem_cpu *cpu;          /* (i) ncpus of them */
+	lf_atomic_uptr *pagemap;       /* (i) = k->pagemap */
 	uintptr_t base, range, secret; /* (i) = k->base, k->size, k->secret */
-	uint64_t recip;    /* (i) ceil(2^64 / stride): division by multiply */
-	uint32_t ncpus;    /* (i) = k->ncpus */
-	uint32_t tag_off;  /* (i) offset of the tag word (the free mark) */
-	bool asym;         /* (i) = k->asym */
-	struct kmem *k;    /* (i) */
-	char name[KMEM_NAME_MAX]; /* (i) */
+	uint64_t recip;   /* (i) ceil(2^64 / stride): division by multiply */
+	uint32_t ncpus;   /* (i) = k->ncpus */
+	uint32_t tag_off; /* (i) offset of the tag word (the free mark) */
+	bool asym;        /* (i) = k->asym */
+	struct kmem *k;   /* (i) */
+	char name[KMEM_NAME_MAX];   /* (i) */
 	size_t size, align, stride; /* (i) */
-	uint32_t rz_end;   /* (i) debug: the red zone is [size, rz_end) */
-	uint32_t nobj, order, hdr; /* (i) per slab: objects, 2^order pages,
-				     * offset of the first object */
+	uint32_t rz_end; /* (i) debug: the red zone is [size, rz_end) */
+	uint32_t nobj, order, hdr;    /* (i) per slab: objects, 2^order pages,
+				       * offset of the first object */
 	void (*ctor)(void *, void *); /* (i) */
 	void (*dtor)(void *, void *); /* (i) */
-	void *arg;         /* (i) */
-	bool poison;       /* (i) debug and no constructor */
-	bool kmalloc;      /* (i) a kmalloc class: kfree() takes its objects */
+	void *arg;                    /* (i) */
+	bool poison;                  /* (i) debug and no constructor */
+	bool kmalloc;       /* (i) a kmalloc class: kfree() takes its objects */
 	lf_atomic_u32 live; /* (k) written; read acquire by reclaim walks */
 
 	/* The depot: lock-free. */
 	struct lf_stack full LF_CACHE_ALIGNED; /* (a) full magazines */
-	struct lf_stack empty;        /* (a) empty magazines */
-	lf_atomic_u32 mag_size;       /* (a) rounds of new magazines */
+	struct lf_stack empty;                 /* (a) empty magazines */
+	lf_atomic_u32 mag_size;                /* (a) rounds of new magazines */
 	lf_atomic_u64 depot_gets, depot_puts, contended; /* (a) */
 
 	/* The slab layer: under lock. */
-	lf_atomic_u32 lock LF_CACHE_ALIGNED; /* (a) the cache lock */
-	struct kmem_slab *list[KMEM_LISTS];  /* (l) */
+	lf_atomic_u32 lock LF_CACHE_ALIGNED;     /* (a) the cache lock */
+	struct kmem_slab *list[KMEM_LISTS];      /* (l) */
 	lf_atomic_u64 nslabs, nempty, slab_free; /* (l) written, snapshots */
 	lf_atomic_u64 grows, reclaims, drains, fills; /* (a) */
-	lf_atomic_u64 failed, corrupt; /* (a) */
-	lf_atomic_u64 rejected_by[KMEM_NERR]; /* (a) */
+	lf_atomic_u64 failed, corrupt;                /* (a) */
+	lf_atomic_u64 rejected_by[KMEM_NERR];         /* (a) */
 };
 
 struct kmem {
 	uintptr_t base, size, npages; /* (i) the source's range */
 	unsigned ncpus, max_caches, nmags, empty_max; /* (i) */
-	unsigned mag_init; /* (i) rounds of a cache's magazines at first */
+	unsigned mag_init;      /* (i) rounds of a cache's magazines at first */
 	struct kmem_source src; /* (i) */
-	uintptr_t secret;  /* (i) keys the free mark */
-	bool asym;         /* (i) a heavy barrier exists: asymmetric sections */
-	lf_atomic_uptr *pagemap; /* (i) array; entries (a) */
-	struct kmem_mag *mags;   /* (i) the pool's magazines */
-	lf_atomic_u32 *mag_links; /* (i) array; entries by lf_stack */
+	uintptr_t secret;       /* (i) keys the free mark */
+	bool asym; /* (i) a heavy barrier exists: asymmetric sections */
+	lf_atomic_uptr *pagemap;   /* (i) array; entries (a) */
+	struct kmem_mag *mags;     /* (i) the pool's magazines */
+	lf_atomic_u32 *mag_links;  /* (i) array; entries by lf_stack */
 	struct kmem_cache *caches; /* (i) max_caches slots */
 	struct kmem_cpu *cpus;     /* (i) max_caches * ncpus */
 	struct kmem_mag none;      /* (i) the magazine of a CPU with none */
 	struct kmem_cache *kmalloc[KMEM_KMALLOC_CLASSES]; /* (i) */
-	uint8_t class_of[KMEM_KMALLOC_MAX / 8 + 1]; /* (i) (size+7)/8 -> class */
+	uint8_t class_of[KMEM_KMALLOC_MAX / 8 +
+			 1];                       /* (i) (size+7)/8 -> class */
 	struct lf_stack mag_pool LF_CACHE_ALIGNED; /* (a) unused magazines */
-	lf_atomic_u32 lock;       /* (a) the instance lock: create/destroy,
-				   * reclaim walks */
+	lf_atomic_u32 lock; /* (a) the instance lock: create/destroy,
+			     * reclaim walks */
 	lf_atomic_u64 pages, large_pages, large_allocs, large_frees; /* (a) */
-	lf_atomic_u64 rejected_by[KMEM_NERR]; /* (a) */
+	lf_atomic_u64 rejected_by[KMEM_NERR];                        /* (a) */
 };
 
 /* The free mark of object p: its address keyed by the instance secret. */
@@ -158,8 +163,8 @@ static inline struct kmem_slab *kmem_slab_of(const struct kmem *k,
 	if (a - k->base >= k->size)
 		return NULL;
 	/* Acquire: pairs with the release in kmem_slab_map(). */
-	uintptr_t e = lf_load_uptr(&k->pagemap[(a - k->base) >> KMEM_PAGE_SHIFT],
-				   LF_ACQUIRE);
+	uintptr_t e = lf_load_uptr(
+		&k->pagemap[(a - k->base) >> KMEM_PAGE_SHIFT], LF_ACQUIRE);
 	return (e & KMEM_PM_TAGS) || e == 0 ? NULL : (struct kmem_slab *)e;
 }
 

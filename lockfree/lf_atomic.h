@@ -57,7 +57,7 @@ enum lf_atomic_op {
 	LF_OP_FETCH_SUB,
 	LF_OP_FETCH_OR,
 	LF_OP_FETCH_AND,
-	LF_OP_SPIN, /* a spin-wait iteration (lf_platform_pause) */
+	LF_OP_SPIN,  /* a spin-wait iteration (lf_platform_pause) */
 	LF_OP_FENCE, /* a seq_cst fence (lf_fence_seq_cst); addr NULL */
 	LF_OP_COUNT
 };
@@ -69,7 +69,8 @@ enum lf_atomic_op {
  */
 void lf_atomic_interpose(const volatile void *addr, enum lf_atomic_op op,
 			 lf_order order);
-#define LF_ATOMIC_HOOK(addr, op, order) lf_atomic_interpose((addr), (op), (order))
+#define LF_ATOMIC_HOOK(addr, op, order)                                        \
+	lf_atomic_interpose((addr), (op), (order))
 #else
 #define LF_ATOMIC_HOOK(addr, op, order) ((void)0)
 #endif
@@ -93,38 +94,39 @@ static inline lf_order lf_order_cas_fail(lf_order succ)
  * it writes the value it saw into *expected and returns false. It never fails
  * spuriously, so a CAS loop's retry always means another thread wrote.
  */
-#define LF_ATOMIC_DEFINE(sfx, T)                                                 \
-	typedef struct {                                                         \
-		_Atomic(T) v;                                                    \
-	} lf_atomic_##sfx;                                                       \
-                                                                                 \
-	/* Initialise before the object is shared; not an atomic operation. */  \
-	static inline void lf_init_##sfx(lf_atomic_##sfx *a, T val)              \
-	{                                                                        \
-		atomic_init(&a->v, val);                                         \
-	}                                                                        \
-	static inline T lf_load_##sfx(const lf_atomic_##sfx *a, lf_order o)      \
-	{                                                                        \
-		LF_ATOMIC_HOOK(&a->v, LF_OP_LOAD, o);                            \
-		return atomic_load_explicit(                                     \
-			(_Atomic(T) *)(uintptr_t)&a->v, o);                      \
-	}                                                                        \
-	static inline void lf_store_##sfx(lf_atomic_##sfx *a, T val, lf_order o) \
-	{                                                                        \
-		LF_ATOMIC_HOOK(&a->v, LF_OP_STORE, o);                           \
-		atomic_store_explicit(&a->v, val, o);                            \
-	}                                                                        \
-	static inline T lf_xchg_##sfx(lf_atomic_##sfx *a, T val, lf_order o)     \
-	{                                                                        \
-		LF_ATOMIC_HOOK(&a->v, LF_OP_XCHG, o);                            \
-		return atomic_exchange_explicit(&a->v, val, o);                  \
-	}                                                                        \
-	static inline bool lf_cas_##sfx(lf_atomic_##sfx *a, T *expected,         \
-					T desired, lf_order o)                   \
-	{                                                                        \
-		LF_ATOMIC_HOOK(&a->v, LF_OP_CAS, o);                             \
-		return atomic_compare_exchange_strong_explicit(                  \
-			&a->v, expected, desired, o, lf_order_cas_fail(o));      \
+#define LF_ATOMIC_DEFINE(sfx, T)                                               \
+	typedef struct {                                                       \
+		_Atomic(T) v;                                                  \
+	} lf_atomic_##sfx;                                                     \
+                                                                               \
+	/* Initialise before the object is shared; not an atomic operation. */ \
+	static inline void lf_init_##sfx(lf_atomic_##sfx *a, T val)            \
+	{                                                                      \
+		atomic_init(&a->v, val);                                       \
+	}                                                                      \
+	static inline T lf_load_##sfx(const lf_atomic_##sfx *a, lf_order o)    \
+	{                                                                      \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_LOAD, o);                          \
+		return atomic_load_explicit((_Atomic(T) *)(uintptr_t)&a->v,    \
+					    o);                                \
+	}                                                                      \
+	static inline void lf_store_##sfx(lf_atomic_##sfx *a, T val,           \
+					  lf_order o)                          \
+	{                                                                      \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_STORE, o);                         \
+		atomic_store_explicit(&a->v, val, o);                          \
+	}                                                                      \
+	static inline T lf_xchg_##sfx(lf_atomic_##sfx *a, T val, lf_order o)   \
+	{                                                                      \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_XCHG, o);                          \
+		return atomic_exchange_explicit(&a->v, val, o);                \
+	}                                                                      \
+	static inline bool lf_cas_##sfx(lf_atomic_##sfx *a, T *expected,       \
+					T desired, lf_order o)                 \
+	{                                                                      \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_CAS, o);                           \
+		return atomic_compare_exchange_strong_explicit(                \
+			&a->v, expected, desired, o, lf_order_cas_fail(o));    \
 	}
 
 /*
@@ -133,26 +135,30 @@ static inline lf_order lf_order_cas_fail(lf_order succ)
  * its own hook code, so a call site names the operation and the order it
  * means.
  */
-#define LF_ATOMIC_DEFINE_ARITH(sfx, T)                                           \
-	static inline T lf_fetch_add_##sfx(lf_atomic_##sfx *a, T val, lf_order o) \
-	{                                                                        \
-		LF_ATOMIC_HOOK(&a->v, LF_OP_FETCH_ADD, o);                       \
-		return atomic_fetch_add_explicit(&a->v, val, o);                 \
-	}                                                                        \
-	static inline T lf_fetch_sub_##sfx(lf_atomic_##sfx *a, T val, lf_order o) \
-	{                                                                        \
-		LF_ATOMIC_HOOK(&a->v, LF_OP_FETCH_SUB, o);                       \
-		return atomic_fetch_sub_explicit(&a->v, val, o);                 \
-	}                                                                        \
-	static inline T lf_fetch_or_##sfx(lf_atomic_##sfx *a, T val, lf_order o)  \
-	{                                                                        \
-		LF_ATOMIC_HOOK(&a->v, LF_OP_FETCH_OR, o);                        \
-		return atomic_fetch_or_explicit(&a->v, val, o);                  \
-	}                                                                        \
-	static inline T lf_fetch_and_##sfx(lf_atomic_##sfx *a, T val, lf_order o) \
-	{                                                                        \
-		LF_ATOMIC_HOOK(&a->v, LF_OP_FETCH_AND, o);                       \
-		return atomic_fetch_and_explicit(&a->v, val, o);                 \
+#define LF_ATOMIC_DEFINE_ARITH(sfx, T)                                         \
+	static inline T lf_fetch_add_##sfx(lf_atomic_##sfx *a, T val,          \
+					   lf_order o)                         \
+	{                                                                      \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_FETCH_ADD, o);                     \
+		return atomic_fetch_add_explicit(&a->v, val, o);               \
+	}                                                                      \
+	static inline T lf_fetch_sub_##sfx(lf_atomic_##sfx *a, T val,          \
+					   lf_order o)                         \
+	{                                                                      \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_FETCH_SUB, o);                     \
+		return atomic_fetch_sub_explicit(&a->v, val, o);               \
+	}                                                                      \
+	static inline T lf_fetch_or_##sfx(lf_atomic_##sfx *a, T val,           \
+					  lf_order o)                          \
+	{                                                                      \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_FETCH_OR, o);                      \
+		return atomic_fetch_or_explicit(&a->v, val, o);                \
+	}                                                                      \
+	static inline T lf_fetch_and_##sfx(lf_atomic_##sfx *a, T val,          \
+					   lf_order o)                         \
+	{                                                                      \
+		LF_ATOMIC_HOOK(&a->v, LF_OP_FETCH_AND, o);                     \
+		return atomic_fetch_and_explicit(&a->v, val, o);               \
 	}
 
 LF_ATOMIC_DEFINE(u16, uint16_t)
@@ -172,7 +178,8 @@ _Static_assert(sizeof(lf_atomic_u32) == 4, "lf_atomic_u32 must be 4 bytes");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 _Static_assert(ATOMIC_SHORT_LOCK_FREE == 2, "16-bit atomics must be lock-free");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
-_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2, "pointer atomics must be lock-free");
+_Static_assert(ATOMIC_POINTER_LOCK_FREE == 2,
+	       "pointer atomics must be lock-free");
 
 /*
  * A compiler barrier: no memory access moves across it at compile time; the

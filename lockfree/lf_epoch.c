@@ -80,7 +80,7 @@ static void lf_epoch_list_put(lf_atomic_ptr *list, lf_atomic_u64 *count,
 static struct lf_epoch_chain lf_epoch_list_take(lf_atomic_ptr *list,
 						lf_atomic_u64 *count)
 {
-	struct lf_epoch_chain c = {NULL, NULL, 0};
+	struct lf_epoch_chain c = { NULL, NULL, 0 };
 	/* Relaxed: a hint; the exchange decides. */
 	if (lf_load_ptr(list, LF_RELAXED) == NULL)
 		return c;
@@ -223,7 +223,7 @@ static void lf_epoch_register_first(struct lf_epoch_domain *d,
 	rec->fresh = rec->fresh_tail = NULL;
 	rec->nfresh = 0;
 	for (unsigned i = 0; i < LF_EPOCH_NBUCKETS; i++)
-		rec->bucket[i] = (struct lf_epoch_bucket){NULL, NULL, 0, 0};
+		rec->bucket[i] = (struct lf_epoch_bucket){ NULL, NULL, 0, 0 };
 	lf_epoch_owner_reset(rec);
 	/* Relaxed: a hint for poll's advance (only a heavy barrier saved). */
 	rec->poll_epoch = lf_load_u64(&d->epoch, LF_RELAXED);
@@ -286,7 +286,7 @@ static uint64_t lf_epoch_stamp(struct lf_epoch_domain *d)
 static struct lf_epoch_chain lf_epoch_take_lists(struct lf_epoch_record *rec,
 						 uint64_t stamp)
 {
-	struct lf_epoch_chain c = {NULL, NULL, 0};
+	struct lf_epoch_chain c = { NULL, NULL, 0 };
 	for (struct lf_epoch_entry *e = rec->fresh; e != NULL; e = e->next)
 		e->epoch = stamp;
 	lf_epoch_chain_add(&c, rec->fresh, rec->fresh_tail, rec->nfresh);
@@ -295,7 +295,7 @@ static struct lf_epoch_chain lf_epoch_take_lists(struct lf_epoch_record *rec,
 	for (unsigned i = 0; i < LF_EPOCH_NBUCKETS; i++) {
 		struct lf_epoch_bucket *b = &rec->bucket[i];
 		lf_epoch_chain_add(&c, b->head, b->tail, b->n);
-		*b = (struct lf_epoch_bucket){NULL, NULL, 0, 0};
+		*b = (struct lf_epoch_bucket){ NULL, NULL, 0, 0 };
 	}
 	return c;
 }
@@ -380,7 +380,8 @@ bool lf_epoch_try_advance(struct lf_epoch_domain *d)
 	/*
 	 * Seq_cst: releases the scan's acquisitions to every reclaimer that
 	 * reads this value or a later one (release sequence of the RMW chain).
-	 * Failure means another advancer moved it from g: progress all the same.
+	 * Failure means another advancer moved it from g: progress all the
+	 * same.
 	 */
 	if (lf_cas_u64(&d->epoch, &g, g + 1, LF_SEQ_CST)) {
 		/* Relaxed: a statistic. */
@@ -429,7 +430,7 @@ static void lf_epoch_detach_ready(struct lf_epoch_record *rec, uint64_t g,
 		struct lf_epoch_bucket *b = &rec->bucket[i];
 		if (b->n != 0 && b->epoch + 2 <= g) {
 			lf_epoch_chain_add(ready, b->head, b->tail, b->n);
-			*b = (struct lf_epoch_bucket){NULL, NULL, 0, 0};
+			*b = (struct lf_epoch_bucket){ NULL, NULL, 0, 0 };
 		}
 	}
 }
@@ -499,8 +500,8 @@ static bool lf_epoch_has_buckets(const struct lf_epoch_record *rec)
 static int lf_epoch_poll_held(struct lf_epoch_record *rec)
 {
 	struct lf_epoch_domain *d = rec->domain;
-	struct lf_epoch_chain ready = {NULL, NULL, 0};
-	struct lf_epoch_chain orph = {NULL, NULL, 0};
+	struct lf_epoch_chain ready = { NULL, NULL, 0 };
+	struct lf_epoch_chain orph = { NULL, NULL, 0 };
 	/* Relaxed: a hint; the exchange decides. */
 	if (lf_load_ptr(&d->orphans, LF_RELAXED) != NULL)
 		orph = lf_epoch_list_take(&d->orphans, &d->norphans);
@@ -516,8 +517,8 @@ static int lf_epoch_poll_held(struct lf_epoch_record *rec)
 	 */
 	bool moved = g != rec->poll_epoch;
 	rec->poll_epoch = g;
-	if (lf_epoch_has_buckets(rec) && (!moved || lf_epoch_one_short(rec, g)) &&
-	    lf_epoch_try_advance(d)) {
+	if (lf_epoch_has_buckets(rec) &&
+	    (!moved || lf_epoch_one_short(rec, g)) && lf_epoch_try_advance(d)) {
 		/* Acquire: pairs with the seq_cst CAS in try_advance(). */
 		rec->poll_epoch = lf_load_u64(&d->epoch, LF_ACQUIRE);
 		lf_epoch_detach_ready(rec, rec->poll_epoch, &ready);
@@ -573,7 +574,7 @@ int lf_epoch_retire(struct lf_epoch_record *rec, struct lf_epoch_entry *entry,
 		lf_epoch_own_end(rec);
 	} else {
 		/* A barrier holds the lists: never wait for it here. */
-		struct lf_epoch_chain c = {entry, entry, 1};
+		struct lf_epoch_chain c = { entry, entry, 1 };
 		lf_epoch_list_put(&rec->spill, &rec->nspill, &c);
 	}
 	if (++rec->since_poll >= rec->domain->poll_every && !rec->polling)
@@ -628,13 +629,13 @@ static void lf_epoch_collect(struct lf_epoch_domain *d,
 			lf_platform_pause();
 	}
 	if (orphans) {
-		struct lf_epoch_chain c = lf_epoch_list_take(&d->orphans,
-							     &d->norphans);
+		struct lf_epoch_chain c =
+			lf_epoch_list_take(&d->orphans, &d->norphans);
 		lf_epoch_chain_add(all, c.head, c.tail, c.n);
 	}
 	for (struct lf_epoch_record *r = from; r != to; r = r->next) {
-		struct lf_epoch_chain c = lf_epoch_list_take(&r->spill,
-							     &r->nspill);
+		struct lf_epoch_chain c =
+			lf_epoch_list_take(&r->spill, &r->nspill);
 		lf_epoch_chain_add(all, c.head, c.tail, c.n);
 		c = lf_epoch_take_lists(r, 0); /* fresh: the barrier waits */
 		lf_epoch_chain_add(all, c.head, c.tail, c.n);
@@ -647,7 +648,7 @@ static void lf_epoch_collect(struct lf_epoch_domain *d,
 /* Take what the callbacks just run retired on rec (the owner's way). */
 static struct lf_epoch_entry *lf_epoch_take_own(struct lf_epoch_record *rec)
 {
-	struct lf_epoch_chain c = {NULL, NULL, 0};
+	struct lf_epoch_chain c = { NULL, NULL, 0 };
 	if (lf_epoch_own_begin(rec)) {
 		lf_epoch_unspill(rec);
 		c = lf_epoch_take_lists(rec, 0);
@@ -677,7 +678,7 @@ int lf_epoch_barrier(struct lf_epoch_record *rec)
 	 * Every record, then those registered meanwhile (one of them may have
 	 * adopted orphans before we took them); later ones start empty.
 	 */
-	struct lf_epoch_chain all = {NULL, NULL, 0};
+	struct lf_epoch_chain all = { NULL, NULL, 0 };
 	struct lf_epoch_record *first = lf_epoch_first(d);
 	lf_epoch_collect(d, first, NULL, true, &all);
 	struct lf_epoch_record *newer = lf_epoch_first(d);
@@ -723,7 +724,7 @@ void lf_epoch_record_stats(struct lf_epoch_record *rec,
 
 void lf_epoch_stats(struct lf_epoch_domain *d, struct lf_epoch_stats *out)
 {
-	*out = (struct lf_epoch_stats){0};
+	*out = (struct lf_epoch_stats){ 0 };
 	/* Relaxed throughout: a snapshot of counters, ordering nothing. */
 	out->epoch = lf_load_u64(&d->epoch, LF_RELAXED);
 	out->orphans = lf_load_u64(&d->norphans, LF_RELAXED);

@@ -22,8 +22,8 @@
  * the epoch and scanning the announcements, which pairs with the reader's
  * store as a seq_cst fence after it would. Where there is none (a build
  * under ThreadSanitizer or the model checker's fenced configurations, an
- * old kernel, LF_NO_HEAVY_BARRIER=1, -DLF_EPOCH_FORCE_FENCED at build time), the
- * domain is set up once in the fenced mode: enter puts a seq_cst fence
+ * old kernel, LF_NO_HEAVY_BARRIER=1, -DLF_EPOCH_FORCE_FENCED at build time),
+ * the domain is set up once in the fenced mode: enter puts a seq_cst fence
  * after the announcement store (docs/design.md, "Epoch reclamation").
  *
  * Retirement touches only the retiring participant's record, with no
@@ -142,7 +142,7 @@ static inline uint64_t lf_epoch_state_epoch(uint64_t s)
 
 /* How a domain orders the read side against an advance (set up once). */
 enum lf_epoch_mode {
-	LF_EPOCH_AUTO = 0,   /* asymmetric if the platform has a heavy barrier */
+	LF_EPOCH_AUTO = 0, /* asymmetric if the platform has a heavy barrier */
 	LF_EPOCH_FENCED = 1, /* a seq_cst fence after each announcement */
 };
 
@@ -161,18 +161,18 @@ struct lf_epoch_bucket {
  * protected by the own/lock exclusion described at the top of this file.
  */
 struct lf_epoch_record {
-	lf_atomic_u64 state;    /* (a) epoch << 1 | ACTIVE; owner writes */
-	uint32_t nest;          /* (o) section depth */
-	uint32_t since_poll;    /* (o) retirements since the last poll */
-	uint32_t depth;         /* (o) nesting of the owner's list work */
-	uint64_t poll_epoch;    /* (o) the epoch our last poll read */
-	bool polling;           /* (o) in poll or barrier: no auto-poll */
-	bool asym;              /* (i) the domain's mode, for enter */
-	lf_atomic_u32 in_use;   /* (a) 1 while registered */
-	lf_atomic_u32 own;      /* (a) owner at its lists; owner writes */
-	lf_atomic_u32 lock;     /* (a) a barrier holds the lists */
+	lf_atomic_u64 state;  /* (a) epoch << 1 | ACTIVE; owner writes */
+	uint32_t nest;        /* (o) section depth */
+	uint32_t since_poll;  /* (o) retirements since the last poll */
+	uint32_t depth;       /* (o) nesting of the owner's list work */
+	uint64_t poll_epoch;  /* (o) the epoch our last poll read */
+	bool polling;         /* (o) in poll or barrier: no auto-poll */
+	bool asym;            /* (i) the domain's mode, for enter */
+	lf_atomic_u32 in_use; /* (a) 1 while registered */
+	lf_atomic_u32 own;    /* (a) owner at its lists; owner writes */
+	lf_atomic_u32 lock;   /* (a) a barrier holds the lists */
 	struct lf_epoch_entry *fresh, *fresh_tail; /* (l) not stamped yet */
-	uint64_t nfresh;        /* (l) entries on fresh */
+	uint64_t nfresh;                           /* (l) entries on fresh */
 	struct lf_epoch_bucket bucket[LF_EPOCH_NBUCKETS]; /* (l) stamped */
 	lf_atomic_ptr spill;    /* (a) retired while locked: push / take-all */
 	lf_atomic_u64 nspill;   /* (a) entries on spill, never too few */
@@ -185,7 +185,7 @@ struct lf_epoch_record {
 } LF_CACHE_ALIGNED;
 
 struct lf_epoch_domain {
-	lf_atomic_u64 epoch LF_CACHE_ALIGNED; /* (a) the global epoch */
+	lf_atomic_u64 epoch LF_CACHE_ALIGNED;   /* (a) the global epoch */
 	lf_atomic_ptr records LF_CACHE_ALIGNED; /* (a) push-only record list */
 	lf_atomic_ptr orphans;  /* (a) entries of unregistered records */
 	lf_atomic_u64 norphans; /* (a) entries on orphans, never too few */
@@ -204,7 +204,7 @@ struct lf_epoch_stats {
 	uint64_t orphans;      /* of which handed over by unregister */
 	uint64_t advances;     /* successful advances */
 	uint64_t refused;      /* advance attempts refused */
-	uint64_t held_back;    /* the most refusals by one stalled participant */
+	uint64_t held_back; /* the most refusals by one stalled participant */
 };
 
 struct lf_epoch_record_stats {

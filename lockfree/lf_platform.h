@@ -100,10 +100,10 @@ static inline void lf_platform_pause(void)
 #define LF_STRINGIFY_(x) #x
 #define LF_STRINGIFY(x) LF_STRINGIFY_(x)
 
-#define LF_ASSERT(cond)                                                    \
-	do {                                                               \
-		if (__builtin_expect(!(cond), 0))                          \
-			lf_platform_panic(__FILE__, __LINE__, #cond);      \
+#define LF_ASSERT(cond)                                                        \
+	do {                                                                   \
+		if (__builtin_expect(!(cond), 0))                              \
+			lf_platform_panic(__FILE__, __LINE__, #cond);          \
 	} while (0)
 
 #ifdef LF_DEBUG

@@ -98,7 +98,8 @@ uint32_t lf_stack_pop_n(struct lf_stack *s, lf_atomic_u32 *links,
 		if (top == LF_STACK_NIL)
 			return LF_STACK_NIL;
 		uint32_t taken;
-		uint32_t last = lf_stack_pop_n_walk(links, nlinks, top, n, &taken);
+		uint32_t last =
+			lf_stack_pop_n_walk(links, nlinks, top, n, &taken);
 		if (last == LF_STACK_NIL) {
 			/* Acquire: as above; the walk starts over. */
 			h = lf_load_u64(&s->head, LF_ACQUIRE);
@@ -128,8 +129,8 @@ uint32_t lf_stack_pop_all(struct lf_stack *s)
 		uint32_t top = lf_stack_word_top(h);
 		if (top == LF_STACK_NIL)
 			return LF_STACK_NIL;
-		if (lf_cas_u64(&s->head, &h, lf_stack_word_next(h, LF_STACK_NIL),
-			       LF_ACQUIRE))
+		if (lf_cas_u64(&s->head, &h,
+			       lf_stack_word_next(h, LF_STACK_NIL), LF_ACQUIRE))
 			return top;
 	}
 }

@@ -63,8 +63,8 @@
 
 enum lf_vlock_err {
 	LF_VLOCK_OK = 0,
-	LF_VLOCK_ENOTLOCKED = -1, /* unlock of a lock that is not held */
-	LF_VLOCK_EOBSOLETE = -2,  /* the lock is obsolete */
+	LF_VLOCK_ENOTLOCKED = -1,   /* unlock of a lock that is not held */
+	LF_VLOCK_EOBSOLETE = -2,    /* the lock is obsolete */
 	LF_VLOCK_ENOTOBSOLETE = -3, /* revive of a live lock */
 };
 
@@ -100,7 +100,8 @@ static inline bool lf_vlock_read_lock(const struct lf_vlock *l,
 				      uint64_t *version)
 {
 	for (;;) {
-		/* Acquire: pairs with the release in lf_vlock_write_unlock(). */
+		/* Acquire: pairs with the release in lf_vlock_write_unlock().
+		 */
 		uint64_t w = lf_load_u64(&l->word, LF_ACQUIRE);
 		if (lf_vlock_word_obsolete(w))
 			return false;
@@ -201,15 +202,15 @@ static inline int lf_vlock_revive_locked(struct lf_vlock *l)
  * and written under the lock with release stores (V4). These are the only
  * accesses the OLC users may make to such fields.
  */
-#define LF_OLC_DEFINE(sfx, T)                                                 \
+#define LF_OLC_DEFINE(sfx, T)                                                  \
 	static inline T lf_olc_load_##sfx(const lf_atomic_##sfx *f)            \
 	{                                                                      \
 		/* Acquire: orders the validation after this load (V4). */     \
 		return lf_load_##sfx(f, LF_ACQUIRE);                           \
 	}                                                                      \
-	static inline void lf_olc_store_##sfx(lf_atomic_##sfx *f, T v)        \
+	static inline void lf_olc_store_##sfx(lf_atomic_##sfx *f, T v)         \
 	{                                                                      \
-		/* Release: pairs with the acquire in lf_olc_load (V4). */      \
+		/* Release: pairs with the acquire in lf_olc_load (V4). */     \
 		lf_store_##sfx(f, v, LF_RELEASE);                              \
 	}
 

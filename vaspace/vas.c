@@ -91,8 +91,8 @@ static void vas_free_del(struct vas *v, uint64_t s, uint64_t len)
 	vas_count(&v->free_q, -(int64_t)len);
 }
 
-static void vas_put_attr(struct vas *v, uint64_t key, uint64_t len,
-			 bool free, uint32_t attr, uintptr_t tag, bool insert)
+static void vas_put_attr(struct vas *v, uint64_t key, uint64_t len, bool free,
+			 uint32_t attr, uintptr_t tag, bool insert)
 {
 	struct vt_ent e = { key, vas_val_attr(len, free ? 0 : attr, free),
 			    free ? 0 : tag };
@@ -155,7 +155,9 @@ int vas_create(struct vas *v, uint64_t base, uint64_t size, uint64_t quantum,
 	int rc = vas_create_check(base, size, quantum, src, node_keys);
 	if (rc != VAS_OK)
 		return rc;
-	*v = (struct vas){ .base = base, .src = *src, .high_water = high_water };
+	*v = (struct vas){ .base = base,
+			   .src = *src,
+			   .high_water = high_water };
 	v->qshift = vas_log2(quantum);
 	v->nq = size >> v->qshift;
 	v->sshift = 1;
@@ -344,7 +346,8 @@ static bool vas_first_fit(struct vas *v, const struct vas_want *w,
 		       e.key + vas_val_len(e.val) > w->lo) {
 			f->s = e.key;
 			f->len = vas_val_len(e.val);
-			if (vas_fits_in(v, f, w->n, w->align, w->lo, w->hi, true))
+			if (vas_fits_in(v, f, w->n, w->align, w->lo, w->hi,
+					true))
 				return true;
 			below = e.key; /* too short once cut: the one below */
 		}
@@ -484,16 +487,14 @@ static int vas_wrange(struct vas *v, struct vas_ctx *c, uint64_t addr,
 	return rc;
 }
 
-int vas_alloc_at(struct vas_ctx *c, uint64_t addr, uint64_t size,
-		 uintptr_t tag)
+int vas_alloc_at(struct vas_ctx *c, uint64_t addr, uint64_t size, uintptr_t tag)
 {
 	struct vas *v = vas_of(c);
 	if (v == NULL)
 		return VAS_ENOTREG;
 	uint64_t at, n;
 	struct vt_ent e;
-	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
-			    VAS_W_CARVE);
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e, VAS_W_CARVE);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
 	struct vas_fit f = { e.key, vas_val_len(e.val), at };
@@ -606,8 +607,7 @@ int vas_free(struct vas_ctx *c, uint64_t addr, uint64_t size)
 		return VAS_ENOTREG;
 	uint64_t at, n;
 	struct vt_ent e;
-	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
-			    VAS_W_FREE);
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e, VAS_W_FREE);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
 	uint64_t s = e.key, len = vas_val_len(e.val);
@@ -645,8 +645,8 @@ struct vas_piece {
 static struct vas_piece vas_piece_of(const struct vt_ent *e)
 {
 	return (struct vas_piece){ e->key, vas_val_len(e->val),
-				   vas_val_free(e->val),
-				   vas_val_attrs(e->val), e->tag };
+				   vas_val_free(e->val), vas_val_attrs(e->val),
+				   e->tag };
 }
 
 static void vas_range_of(const struct vas *v, const struct vt_ent *e,
@@ -754,8 +754,8 @@ static void vas_rewrite(struct vas *v, uint64_t at, uint64_t end,
 	}
 }
 
-int vas_replace(struct vas_ctx *c, uint64_t addr, uint64_t size,
-		uint32_t attr, uintptr_t tag, vas_piece_fn fn, void *arg)
+int vas_replace(struct vas_ctx *c, uint64_t addr, uint64_t size, uint32_t attr,
+		uintptr_t tag, vas_piece_fn fn, void *arg)
 {
 	struct vas *v = vas_of(c);
 	if (v == NULL)
@@ -764,8 +764,7 @@ int vas_replace(struct vas_ctx *c, uint64_t addr, uint64_t size,
 		return vas_fail(c, VAS_EATTR);
 	uint64_t at, n;
 	struct vt_ent e;
-	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
-			    VAS_W_REPLACE);
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e, VAS_W_REPLACE);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
 	vas_report(v, at, at + n, fn, arg);
@@ -775,16 +774,15 @@ int vas_replace(struct vas_ctx *c, uint64_t addr, uint64_t size,
 	return VAS_OK;
 }
 
-int vas_unmap(struct vas_ctx *c, uint64_t addr, uint64_t size,
-	      vas_piece_fn fn, void *arg, uint64_t *removed)
+int vas_unmap(struct vas_ctx *c, uint64_t addr, uint64_t size, vas_piece_fn fn,
+	      void *arg, uint64_t *removed)
 {
 	struct vas *v = vas_of(c);
 	if (v == NULL)
 		return VAS_ENOTREG;
 	uint64_t at, n;
 	struct vt_ent e;
-	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
-			    VAS_W_UNMAP);
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e, VAS_W_UNMAP);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
 	uint64_t got = vas_report(v, at, at + n, fn, arg);
@@ -829,7 +827,8 @@ static void vas_merge_equal(struct vas *v, uint64_t at, uint64_t hi)
 			continue;
 		}
 		vt_delete(&v->addr, x.key);
-		vas_put_attr(v, a.s, a.len + b.len, false, a.attr, a.tag, false);
+		vas_put_attr(v, a.s, a.len + b.len, false, a.attr, a.tag,
+			     false);
 		vas_count(&v->ranges, -1);
 		e.val = vas_val_attr(a.len + b.len, a.attr, false);
 	}
@@ -869,9 +868,9 @@ static void vas_protect_span(struct vas *v, uint64_t at, uint64_t end,
 	}
 }
 
-int vas_protect(struct vas_ctx *c, uint64_t addr, uint64_t size,
-		uint32_t mask, uint32_t bits, uintptr_t tag, unsigned flags,
-		vas_piece_fn fn, void *arg)
+int vas_protect(struct vas_ctx *c, uint64_t addr, uint64_t size, uint32_t mask,
+		uint32_t bits, uintptr_t tag, unsigned flags, vas_piece_fn fn,
+		void *arg)
 {
 	struct vas *v = vas_of(c);
 	if (v == NULL)
@@ -882,8 +881,7 @@ int vas_protect(struct vas_ctx *c, uint64_t addr, uint64_t size,
 		return vas_fail(c, VAS_EATTR);
 	uint64_t at, n;
 	struct vt_ent e;
-	int rc = vas_wrange(v, c, addr, size, &at, &n, &e,
-			    VAS_W_PROTECT);
+	int rc = vas_wrange(v, c, addr, size, &at, &n, &e, VAS_W_PROTECT);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
 	if (!vas_all_allocated(v, at, at + n)) {
@@ -970,11 +968,10 @@ static bool vas_find_q(struct vas_ctx *c, uint64_t k, bool up,
 			return true;
 		}
 		uint64_t next = e.key + vas_val_len(e.val);
-		bool found = up ? next < v->nq &&
-					  vt_read_ge(&v->addr, next, out, restarts)
-				: e.key > 0 &&
-					  vt_read_le(&v->addr, e.key - 1, out,
-						     restarts);
+		bool found = up ? next < v->nq && vt_read_ge(&v->addr, next,
+							     out, restarts)
+				: e.key > 0 && vt_read_le(&v->addr, e.key - 1,
+							  out, restarts);
 		if (vas_commits(v) != s0)
 			continue;
 		if (!found)
@@ -1166,10 +1163,16 @@ int vas_check(struct vas *v, uint64_t *where)
 const char *vas_strerror(int err)
 {
 	static const char *const text[VAS_NERR] = {
-		"ok", "node source out of memory", "no free range fits",
-		"invalid argument", "not aligned to the quantum",
-		"outside the region", "not allocated", "range busy",
-		"nothing allocated there", "context not registered",
+		"ok",
+		"node source out of memory",
+		"no free range fits",
+		"invalid argument",
+		"not aligned to the quantum",
+		"outside the region",
+		"not allocated",
+		"range busy",
+		"nothing allocated there",
+		"context not registered",
 		"attribute bits outside the mask",
 		"placement window empty or outside the region",
 	};

@@ -10,16 +10,16 @@
  * optimistically, reading node fields with atomic loads and validating
  * versions (V. Leis, M. Haubenschild, T. Neumann, "Optimistic Lock
  * Coupling", IEEE Data Eng. Bull. 42(1), 2019), so a lookup writes nothing
- * that other CPUs read, but the epoch announcement in its own context. Writers (alloc, alloc_at, free) are serialized by
- * one writer lock, as Linux's maple tree serializes its writers while its
- * readers run under RCU; a writer version-locks each node it changes and
- * keeps every one locked until the whole call is done (two-phase locking),
- * so a reader sees the vas before or after a call, never part of one: a
- * replace of [a, b) over several ranges is one step for lookups. Finding a fit is
- * O(log n): inner nodes keep the largest free range below each child
- * (first fit by address) and a second tree indexes free ranges by size
- * (best fit). docs/design.md ("The virtual address space allocator") gives
- * the invariants and the argument.
+ * that other CPUs read, but the epoch announcement in its own context. Writers
+ * (alloc, alloc_at, free) are serialized by one writer lock, as Linux's maple
+ * tree serializes its writers while its readers run under RCU; a writer
+ * version-locks each node it changes and keeps every one locked until the whole
+ * call is done (two-phase locking), so a reader sees the vas before or after a
+ * call, never part of one: a replace of [a, b) over several ranges is one step
+ * for lookups. Finding a fit is O(log n): inner nodes keep the largest free
+ * range below each child (first fit by address) and a second tree indexes free
+ * ranges by size (best fit). docs/design.md ("The virtual address space
+ * allocator") gives the invariants and the argument.
  *
  * Nodes (VAS_NODE_SIZE bytes each) come from a node source given at
  * creation (page-aligned memory in userspace, buddy frames in the kernel).
@@ -120,12 +120,12 @@ struct vas_range {
 	uint64_t size;  /* bytes */
 	uintptr_t tag;  /* the allocation's tag; 0 for a free range */
 	bool allocated;
-	uint32_t attr;  /* its attributes (VAS_ATTR_MASK); 0 if free */
+	uint32_t attr; /* its attributes (VAS_ATTR_MASK); 0 if free */
 };
 
 struct vas_stats {
-	uint64_t ranges;        /* allocated ranges */
-	uint64_t free_ranges;   /* free ranges */
+	uint64_t ranges;      /* allocated ranges */
+	uint64_t free_ranges; /* free ranges */
 	uint64_t free_bytes;
 	uint64_t largest_free;  /* bytes */
 	uint64_t nodes;         /* nodes in the two trees */
@@ -153,21 +153,21 @@ struct vas_tree {
 
 /* A thread's or CPU's handle on a vas. */
 struct vas_ctx {
-	struct lf_epoch_record rec; /* epoch participant */
-	struct vas *vas;            /* (i) */
-	lf_atomic_u64 restarts;     /* (o) written by the owner only */
+	struct lf_epoch_record rec;       /* epoch participant */
+	struct vas *vas;                  /* (i) */
+	lf_atomic_u64 restarts;           /* (o) written by the owner only */
 	lf_atomic_u64 rejected[VAS_NERR]; /* (o) */
-	struct vas_ctx *next;       /* (i) list of contexts, for stats */
+	struct vas_ctx *next;             /* (i) list of contexts, for stats */
 };
 
 struct vas {
 	struct lf_spin wlock LF_CACHE_ALIGNED; /* (a) the writer lock */
-	struct vas_tree addr;  /* ranges by start (augmented) */
-	struct vas_tree size;  /* free ranges by (length, start) */
-	uint64_t base, nq;     /* (i) region, in bytes and in quanta */
-	unsigned qshift;       /* (i) log2 of the quantum */
-	unsigned sshift;       /* (i) bits of a start in a size key */
-	uint64_t sexact;       /* (i) size keys below: exact lengths */
+	struct vas_tree addr;                  /* ranges by start (augmented) */
+	struct vas_tree size;       /* free ranges by (length, start) */
+	uint64_t base, nq;          /* (i) region, in bytes and in quanta */
+	unsigned qshift;            /* (i) log2 of the quantum */
+	unsigned sshift;            /* (i) bits of a start in a size key */
+	uint64_t sexact;            /* (i) size keys below: exact lengths */
 	struct vas_node_source src; /* (i) */
 	struct vas_node *freelist;  /* (w) obsolete nodes for reuse */
 	uint64_t nfree;             /* (w) nodes on it */
@@ -247,7 +247,7 @@ struct vas_place {
 	uint64_t low, high;
 	uint64_t hint;
 	unsigned flags;
-	uint32_t attr;  /* VAS_ATTR_MASK bits */
+	uint32_t attr; /* VAS_ATTR_MASK bits */
 	uintptr_t tag;
 };
 
@@ -268,15 +268,15 @@ typedef void (*vas_piece_fn)(const struct vas_range *piece, void *arg);
  * range overlaps it (MAP_FIXED): ranges that stick out keep the part
  * outside with their attributes. fn (may be NULL) gets each removed piece.
  */
-int vas_replace(struct vas_ctx *c, uint64_t addr, uint64_t size,
-		uint32_t attr, uintptr_t tag, vas_piece_fn fn, void *arg);
+int vas_replace(struct vas_ctx *c, uint64_t addr, uint64_t size, uint32_t attr,
+		uintptr_t tag, vas_piece_fn fn, void *arg);
 
 /*
  * Unmap [addr, addr + size), over any mix of ranges and holes (munmap):
  * fn gets each allocated piece removed; *removed (may be NULL) the bytes.
  */
-int vas_unmap(struct vas_ctx *c, uint64_t addr, uint64_t size,
-	      vas_piece_fn fn, void *arg, uint64_t *removed);
+int vas_unmap(struct vas_ctx *c, uint64_t addr, uint64_t size, vas_piece_fn fn,
+	      void *arg, uint64_t *removed);
 
 /* What vas_protect changes. */
 #define VAS_PROT_TAG 1u /* set the tag too */
@@ -290,9 +290,9 @@ int vas_unmap(struct vas_ctx *c, uint64_t addr, uint64_t size,
  * [addr, addr + size) and across its two edges, are merged into one range
  * (as mprotect merges VMAs). fn gets each piece before its change.
  */
-int vas_protect(struct vas_ctx *c, uint64_t addr, uint64_t size,
-		uint32_t mask, uint32_t bits, uintptr_t tag, unsigned flags,
-		vas_piece_fn fn, void *arg);
+int vas_protect(struct vas_ctx *c, uint64_t addr, uint64_t size, uint32_t mask,
+		uint32_t bits, uintptr_t tag, unsigned flags, vas_piece_fn fn,
+		void *arg);
 
 /*
  * The allocated range holding addr, or else the first one above it

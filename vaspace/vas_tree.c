@@ -110,7 +110,8 @@ static void vn_drop(struct vas_tree *t, struct vas_node *x)
 static void vn_retired(struct lf_epoch_entry *e)
 {
 	struct vas_node *x =
-		(struct vas_node *)((char *)e - offsetof(struct vas_node, retire));
+		(struct vas_node *)((char *)e -
+				    offsetof(struct vas_node, retire));
 	struct vas *v = x->vas;
 	v->src.put(v->src.arg, x);
 	/* Relaxed: statistics. */
@@ -367,8 +368,8 @@ uint64_t vt_max_weight(const struct vas_tree *t)
 
 struct vt_leaf {
 	struct vas_node *n;
-	uint64_t v;        /* its version */
-	uint64_t lo, hi;   /* fences: keys in [lo, hi) */
+	uint64_t v;      /* its version */
+	uint64_t lo, hi; /* fences: keys in [lo, hi) */
 	bool has_lo, has_hi;
 };
 
@@ -499,7 +500,8 @@ bool vt_read_le(struct vas_tree *t, uint64_t key, struct vt_ent *e,
 		    (c = vt_rcount(t, l.n)) == UINT32_MAX)
 			continue;
 		i = vt_rupper(l.n, c, f.lo - 1);
-		if (i > 0 && vt_rent(&l, i - 1, e) && vt_rneighbour(&f, &l, true))
+		if (i > 0 && vt_rent(&l, i - 1, e) &&
+		    vt_rneighbour(&f, &l, true))
 			return true;
 	}
 }
@@ -745,7 +747,8 @@ void vt_commit(struct vas *v)
 		if (dropped) {
 			int rc = lf_vlock_write_unlock_obsolete(&n->lock);
 			LF_ASSERT(rc == LF_VLOCK_OK);
-			n->dropped_word = lf_load_u64(&n->lock.word, LF_RELAXED);
+			n->dropped_word =
+				lf_load_u64(&n->lock.word, LF_RELAXED);
 			vn_push(&v->freelist, &v->nfree, n);
 		} else {
 			int rc = lf_vlock_write_unlock(&n->lock);
@@ -807,12 +810,11 @@ static void vt_insert_child(struct vas_tree *t, struct vt_path *p, uint32_t d,
 
 /*
  * Make room for one more slot in p->n[d] (locked), splitting it and its
- * parents as needed (all held by the write); on return p->n[d'] and p->i[d'] name
- * where the slot goes, maybe in the new right half, where d' = d + the
+ * parents as needed (all held by the write); on return p->n[d'] and p->i[d']
+ * name where the slot goes, maybe in the new right half, where d' = d + the
  * value returned: 1 if the tree grew a level (the path moved down by one).
  */
-static uint32_t vt_make_room(struct vas_tree *t, struct vt_path *p,
-			     uint32_t d)
+static uint32_t vt_make_room(struct vas_tree *t, struct vt_path *p, uint32_t d)
 {
 	struct vas_node *n = p->n[d];
 	uint32_t grew;
@@ -876,8 +878,7 @@ static uint32_t vt_min_fill(const struct vas_tree *t)
 }
 
 /* Append right sibling r to l (both locked), with separator sep between. */
-static void vt_merge_nodes(struct vas_node *l, struct vas_node *r,
-			   uint64_t sep)
+static void vt_merge_nodes(struct vas_node *l, struct vas_node *r, uint64_t sep)
 {
 	uint32_t lc = vn_count(l), rc = vn_count(r);
 	if (vn_leaf(l)) {
@@ -917,8 +918,7 @@ static void vt_shift_right(struct vas_node *l, struct vas_node *r,
 }
 
 /* Move one slot from r's front to l's end, through separator *sep. */
-static void vt_shift_left(struct vas_node *l, struct vas_node *r,
-			  uint64_t *sep)
+static void vt_shift_left(struct vas_node *l, struct vas_node *r, uint64_t *sep)
 {
 	uint32_t lc = vn_count(l), rc = vn_count(r);
 	if (vn_leaf(l)) {
@@ -966,12 +966,14 @@ static void vt_rebalance(struct vas_tree *t, struct vt_path *p, uint32_t d,
 		struct vas_node *up = p->n[d - 1];
 		uint32_t pi = p->i[d - 1];
 		uint32_t li = pi > 0 ? pi - 1 : pi; /* separator between l, r */
-		struct vas_node *l = vn_child(up, li), *r = vn_child(up, li + 1);
+		struct vas_node *l = vn_child(up, li),
+				*r = vn_child(up, li + 1);
 		vt_lock(t, up);
 		vt_lock(t, l);
 		vt_lock(t, r);
 		uint64_t sep = vn_key(up, li);
-		uint32_t need = vn_count(l) + vn_count(r) + (vn_leaf(l) ? 0 : 1);
+		uint32_t need =
+			vn_count(l) + vn_count(r) + (vn_leaf(l) ? 0 : 1);
 		if (need <= t->cap) {
 			vt_merge_nodes(l, r, sep);
 			vn_close(up, li);
@@ -1045,8 +1047,8 @@ static int vt_ck_node(struct vt_ck *k, struct vas_node *n, uint32_t depth,
 		return vt_ck_fail(k, c, 2);
 	for (uint32_t i = 0; i < c; i++) {
 		uint64_t key = vn_key(n, i);
-		if ((i > 0 && vn_key(n, i - 1) >= key) || (has_lo && key < lo) ||
-		    (has_hi && key >= hi))
+		if ((i > 0 && vn_key(n, i - 1) >= key) ||
+		    (has_lo && key < lo) || (has_hi && key >= hi))
 			return vt_ck_fail(k, key, 1);
 	}
 	if (vn_leaf(n)) {
@@ -1066,9 +1068,9 @@ static int vt_ck_node(struct vt_ck *k, struct vas_node *n, uint32_t depth,
 		    lf_load_u32(&n->level, LF_RELAXED))
 			return vt_ck_fail(k, i, 3);
 		int rc = vt_ck_node(k, ch, depth + 1,
-				    i > 0 ? vn_key(n, i - 1) : lo, i > 0 || has_lo,
-				    i < c ? vn_key(n, i) : hi, i < c || has_hi,
-				    &cm);
+				    i > 0 ? vn_key(n, i - 1) : lo,
+				    i > 0 || has_lo, i < c ? vn_key(n, i) : hi,
+				    i < c || has_hi, &cm);
 		if (rc)
 			return rc;
 		if (k->t->augment && vn_w(n, i) != cm)

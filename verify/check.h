@@ -30,13 +30,15 @@ static atomic_ulong check_count;
 /* Compare two integers and print both on failure. */
 #define CHECK_EQ(a, b)                                                         \
 	do {                                                                   \
-		long long check_a_ = (long long)(a), check_b_ = (long long)(b); \
+		long long check_a_ = (long long)(a),                           \
+			  check_b_ = (long long)(b);                           \
 		atomic_fetch_add_explicit(&check_count, 1,                     \
 					  memory_order_relaxed);               \
 		if (check_a_ != check_b_) {                                    \
 			atomic_fetch_add_explicit(&check_failures, 1,          \
 						  memory_order_relaxed);       \
-			fprintf(stderr, "FAIL %s:%d: %s == %s (%lld != %lld)\n", \
+			fprintf(stderr,                                        \
+				"FAIL %s:%d: %s == %s (%lld != %lld)\n",       \
 				__FILE__, __LINE__, #a, #b, check_a_,          \
 				check_b_);                                     \
 		}                                                              \

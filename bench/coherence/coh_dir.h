@@ -56,7 +56,7 @@ enum coh_kind { COH_READ, COH_WRITE, COH_RMW };
 
 /* Counts over a run (all CPUs). */
 struct coh_counts {
-	uint64_t accesses;      /* every access, per line touched */
+	uint64_t accesses; /* every access, per line touched */
 	uint64_t reads, writes, rmws;
 	uint64_t cold;          /* first touches of a line by a CPU */
 	uint64_t transfers;     /* misses on a line the CPU lost to a write */
@@ -67,12 +67,12 @@ struct coh_counts {
 
 /* One line's state (exposed for the unit test; opaque otherwise). */
 struct coh_line {
-	uint64_t tag;       /* line address + 1; 0: empty slot */
-	uint64_t sharers;   /* bit c: CPU c holds a copy */
-	uint64_t seen;      /* bit c: CPU c has held it (since the reset) */
-	uint32_t misses;    /* its transfers + upgrades */
-	int8_t owner;       /* CPU holding it in M/E, or -1 */
-	int8_t last;        /* last CPU to touch it, or -1 */
+	uint64_t tag;     /* line address + 1; 0: empty slot */
+	uint64_t sharers; /* bit c: CPU c holds a copy */
+	uint64_t seen;    /* bit c: CPU c has held it (since the reset) */
+	uint32_t misses;  /* its transfers + upgrades */
+	int8_t owner;     /* CPU holding it in M/E, or -1 */
+	int8_t last;      /* last CPU to touch it, or -1 */
 };
 
 struct coh_dir {

@@ -14,14 +14,14 @@
 
 static unsigned failures;
 
-#define EXPECT(what, got, want)                                              \
-	do {                                                                 \
-		unsigned long long g_ = (got), w_ = (want);                  \
-		if (g_ != w_) {                                              \
-			fprintf(stderr, "%s: %s = %llu, expected %llu\n",    \
-				what, #got, g_, w_);                         \
-			failures++;                                          \
-		}                                                            \
+#define EXPECT(what, got, want)                                                \
+	do {                                                                   \
+		unsigned long long g_ = (got), w_ = (want);                    \
+		if (g_ != w_) {                                                \
+			fprintf(stderr, "%s: %s = %llu, expected %llu\n",      \
+				what, #got, g_, w_);                           \
+			failures++;                                            \
+		}                                                              \
 	} while (0)
 
 #define BASE ((uintptr_t)0x100000) /* line aligned */
@@ -168,14 +168,14 @@ static void test_growth(struct coh_dir *d)
 		coh_dir_access(d, (unsigned)(i % 64), BASE + i * COH_LINE, 8,
 			       COH_WRITE);
 	for (uint64_t i = 0; i < n; i++)
-		coh_dir_access(d, (unsigned)((i + 1) % 64),
-			       BASE + i * COH_LINE, 8, COH_READ);
+		coh_dir_access(d, (unsigned)((i + 1) % 64), BASE + i * COH_LINE,
+			       8, COH_READ);
 	EXPECT("growth", d->used, n);
 	EXPECT("growth", d->n.cold, 2 * n);
 	EXPECT("growth", d->n.transfers + d->n.upgrades, 0);
 	for (uint64_t i = 0; i < n; i++)
-		coh_dir_access(d, (unsigned)((i + 1) % 64),
-			       BASE + i * COH_LINE, 8, COH_WRITE);
+		coh_dir_access(d, (unsigned)((i + 1) % 64), BASE + i * COH_LINE,
+			       8, COH_WRITE);
 	for (uint64_t i = 0; i < n; i++)
 		coh_dir_access(d, (unsigned)(i % 64), BASE + i * COH_LINE, 8,
 			       COH_READ);

@@ -297,8 +297,7 @@ static void coh_print_row(const struct bench_impl *im, unsigned n,
 	       "%9.1f\n",
 	       im->bench, im->impl, n, (unsigned long long)r->ops,
 	       (double)r->n.accesses / ops, (double)r->n.transfers / ops,
-	       (double)r->n.upgrades / ops,
-	       (double)r->n.invalidations / ops,
+	       (double)r->n.upgrades / ops, (double)r->n.invalidations / ops,
 	       (double)r->n.rmw_remote / ops,
 	       (double)(r->n.transfers + r->n.upgrades) / ops * o->t.line_ns,
 	       r->clock_ns / ops);
@@ -337,8 +336,10 @@ static unsigned coh_prog(const struct bench_prog *p, const struct coh_opts *o,
 			memset(&r, 0, sizeof(r));
 			rc = coh_point(im, n, o, &r);
 			if (rc != 0 || r.ops == 0) {
-				fprintf(stderr, "bench_coherence: %s/%s at %u "
-					"cpus: %s\n", im->bench, im->impl, n,
+				fprintf(stderr,
+					"bench_coherence: %s/%s at %u "
+					"cpus: %s\n",
+					im->bench, im->impl, n,
 					rc != 0 ? "setup or check failed"
 						: "no operation done");
 				failed++;
@@ -357,7 +358,7 @@ int main(int argc, char **argv)
 	struct coh_opts o;
 	FILE *csv = NULL;
 	unsigned failed = 0;
-	char *noargs[] = {argv[0], NULL};
+	char *noargs[] = { argv[0], NULL };
 
 	coh_parse(argc, argv, &o);
 	coh_main_buddy(1, noargs);

@@ -132,7 +132,8 @@ int main(int argc, char **argv)
 {
 	unsigned repeats = PP_REPEATS;
 	const char *csv = NULL;
-	double wall[PP_MAX_REPEATS], sorted[PP_MAX_REPEATS], cpu[PP_MAX_REPEATS];
+	double wall[PP_MAX_REPEATS], sorted[PP_MAX_REPEATS],
+		cpu[PP_MAX_REPEATS];
 	double la0[3], la1[3];
 	FILE *f = NULL;
 
@@ -149,8 +150,10 @@ int main(int argc, char **argv)
 	}
 	if (argc % 2 == 0 || repeats == 0 || repeats > PP_MAX_REPEATS ||
 	    pp_handoffs < 2) {
-		fprintf(stderr, "usage: bench_pingpong [--csv PATH] "
-			"[--repeats 1-%d] [--handoffs N>=2]\n", PP_MAX_REPEATS);
+		fprintf(stderr,
+			"usage: bench_pingpong [--csv PATH] "
+			"[--repeats 1-%d] [--handoffs N>=2]\n",
+			PP_MAX_REPEATS);
 		return 2;
 	}
 	pp_find_cpus();
@@ -162,7 +165,7 @@ int main(int argc, char **argv)
 	}
 	pp_load(la0);
 	for (unsigned r = 0; r < repeats; r++) {
-		struct pp_thread t[2] = {{.id = 0}, {.id = 1}};
+		struct pp_thread t[2] = { { .id = 0 }, { .id = 1 } };
 		double w0;
 
 		atomic_store_explicit(&pp_line.v, 0, memory_order_relaxed);
@@ -174,16 +177,18 @@ int main(int argc, char **argv)
 			}
 		for (int i = 0; i < 2; i++)
 			pthread_join(t[i].th, NULL);
-		wall[r] = (pp_clock(CLOCK_MONOTONIC) - w0) /
-			  (double)pp_handoffs;
+		wall[r] =
+			(pp_clock(CLOCK_MONOTONIC) - w0) / (double)pp_handoffs;
 		cpu[r] = (t[0].cpu_ns + t[1].cpu_ns) / 2 / (double)pp_handoffs;
 		sorted[r] = wall[r];
 	}
 	pp_load(la1);
 	qsort(sorted, repeats, sizeof(sorted[0]), pp_cmp);
 	if (pp_nsample == 0) {
-		fprintf(stderr, "bench_pingpong: no sample (--handoffs below "
-			"%d)\n", 2 * PP_CHUNK);
+		fprintf(stderr,
+			"bench_pingpong: no sample (--handoffs below "
+			"%d)\n",
+			2 * PP_CHUNK);
 		return 1;
 	}
 	qsort(pp_sample, pp_nsample, sizeof(pp_sample[0]), pp_cmp);
@@ -200,11 +205,13 @@ int main(int argc, char **argv)
 			   "sample_p90,line_ns,load1_start,load1_end\n");
 	for (unsigned r = 0; r < repeats; r++) {
 		printf("repeat %2u: %8.1f ns a handoff (wall), %8.1f (cpu, "
-		       "mean of the two threads)\n", r, wall[r], cpu[r]);
+		       "mean of the two threads)\n",
+		       r, wall[r], cpu[r]);
 		if (f != NULL)
-			fprintf(f, "%u,%llu,%d,%d,%.2f,%.2f,%.2f,%.2f,%.2f,"
-				"%.2f,%.2f,%.2f\n", r,
-				(unsigned long long)pp_handoffs, pp_cpu[0],
+			fprintf(f,
+				"%u,%llu,%d,%d,%.2f,%.2f,%.2f,%.2f,%.2f,"
+				"%.2f,%.2f,%.2f\n",
+				r, (unsigned long long)pp_handoffs, pp_cpu[0],
 				pp_cpu[1], wall[r], cpu[r], p10, p50, p90,
 				p50 / 2, la0[0], la1[0]);
 	}
@@ -213,13 +220,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("cpus %d and %d, %llu handoffs x %u repeats; loadavg %.2f at "
-	       "the start, %.2f at the end\n", pp_cpu[0], pp_cpu[1],
-	       (unsigned long long)pp_handoffs, repeats, la0[0], la1[0]);
+	       "the start, %.2f at the end\n",
+	       pp_cpu[0], pp_cpu[1], (unsigned long long)pp_handoffs, repeats,
+	       la0[0], la1[0]);
 	printf("whole repeats: fastest %.1f ns a handoff, median %.1f ns\n",
 	       sorted[0], sorted[repeats / 2]);
 	printf("samples of %d handoffs (%llu): p10 %.1f, median %.1f, p90 "
-	       "%.1f ns a handoff\n", PP_CHUNK, (unsigned long long)pp_nsample,
-	       p10, p50, p90);
+	       "%.1f ns a handoff\n",
+	       PP_CHUNK, (unsigned long long)pp_nsample, p10, p50, p90);
 	printf("line_ns %.2f (the median handoff / 2)\n", p50 / 2);
 	free(pp_sample);
 	return 0;

@@ -86,8 +86,7 @@ static void coh_lock_wait(volatile uint32_t *w, uint32_t busy_mask)
 }
 
 /* Compare-exchange *w from an idle value: true if it was idle. */
-static bool coh_lock_try(volatile uint32_t *w, uint32_t busy_mask,
-			 uint32_t add)
+static bool coh_lock_try(volatile uint32_t *w, uint32_t busy_mask, uint32_t add)
 {
 	coh_sched_access(w, sizeof(*w), COH_RMW);
 	if ((*w & busy_mask) != 0)

@@ -115,8 +115,8 @@ static void coh_sched_charge(struct coh_cpu *c, enum coh_kind kind,
 	double j = coh_sched_jitter();
 
 	if (kind == COH_WRITE) {
-		if (misses != 0 && c->clock + misses * S.t.line_ns * j >
-					   c->drained)
+		if (misses != 0 &&
+		    c->clock + misses * S.t.line_ns * j > c->drained)
 			c->drained = c->clock + misses * S.t.line_ns * j;
 		c->clock += S.t.hit_ns * j;
 		return;
@@ -145,9 +145,10 @@ void coh_sched_access(const volatile void *addr, unsigned size,
 				kind);
 	coh_sched_charge(c, kind, misses);
 	if (++c->accesses > COH_HARD_LIMIT) {
-		fprintf(stderr, "coherence: cpu %u made %llu accesses in one "
-			"run: a livelock\n", S.cur,
-			(unsigned long long)c->accesses);
+		fprintf(stderr,
+			"coherence: cpu %u made %llu accesses in one "
+			"run: a livelock\n",
+			S.cur, (unsigned long long)c->accesses);
 		exit(1);
 	}
 }

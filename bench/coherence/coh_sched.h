@@ -28,9 +28,9 @@
  * misses therefore falls behind as it would on hardware: a spinlock's
  * holder that releases and takes the lock again while the waiter is still
  * fetching the line keeps it, as on a real machine, and a CPU waiting on
- * a line costs time, not just a count. The clocks summed over the CPUs and divided by the
- * operations give a simulated time per operation, comparable with the
- * timed benchmarks' CPU time per operation (spinning counts in both).
+ * a line costs time, not just a count. The clocks summed over the CPUs and
+ * divided by the operations give a simulated time per operation, comparable
+ * with the timed benchmarks' CPU time per operation (spinning counts in both).
  *
  * Why not the model checker of verify/mc (mc.h): it stops at 4 threads
  * (MC_MAX_THREADS), it is a search (many executions, each checked), it

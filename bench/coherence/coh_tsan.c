@@ -35,48 +35,48 @@ typedef unsigned __int128 coh_u128;
 /* The sanitizer interface's memory orders are C11's, numbered 0 to 5. */
 #define COH_MO_SEQ_CST 5
 
-#define COH_PLAIN(n)                                                      \
-	void __tsan_read##n(void *a);                                     \
-	void __tsan_write##n(void *a);                                    \
-	void __tsan_unaligned_read##n(void *a);                           \
-	void __tsan_unaligned_write##n(void *a);                          \
-	void __tsan_volatile_read##n(void *a);                            \
-	void __tsan_volatile_write##n(void *a);                           \
-	void __tsan_read##n##_pc(void *a, void *pc);                      \
-	void __tsan_write##n##_pc(void *a, void *pc);                     \
-	void __tsan_read##n(void *a)                                      \
-	{                                                                 \
-		coh_sched_access(a, n, COH_READ);                         \
-	}                                                                 \
-	void __tsan_write##n(void *a)                                     \
-	{                                                                 \
-		coh_sched_access(a, n, COH_WRITE);                        \
-	}                                                                 \
-	void __tsan_unaligned_read##n(void *a)                            \
-	{                                                                 \
-		coh_sched_access(a, n, COH_READ);                         \
-	}                                                                 \
-	void __tsan_unaligned_write##n(void *a)                           \
-	{                                                                 \
-		coh_sched_access(a, n, COH_WRITE);                        \
-	}                                                                 \
-	void __tsan_volatile_read##n(void *a)                             \
-	{                                                                 \
-		coh_sched_access(a, n, COH_READ);                         \
-	}                                                                 \
-	void __tsan_volatile_write##n(void *a)                            \
-	{                                                                 \
-		coh_sched_access(a, n, COH_WRITE);                        \
-	}                                                                 \
-	void __tsan_read##n##_pc(void *a, void *pc)                       \
-	{                                                                 \
-		(void)pc;                                                 \
-		coh_sched_access(a, n, COH_READ);                         \
-	}                                                                 \
-	void __tsan_write##n##_pc(void *a, void *pc)                      \
-	{                                                                 \
-		(void)pc;                                                 \
-		coh_sched_access(a, n, COH_WRITE);                        \
+#define COH_PLAIN(n)                                                           \
+	void __tsan_read##n(void *a);                                          \
+	void __tsan_write##n(void *a);                                         \
+	void __tsan_unaligned_read##n(void *a);                                \
+	void __tsan_unaligned_write##n(void *a);                               \
+	void __tsan_volatile_read##n(void *a);                                 \
+	void __tsan_volatile_write##n(void *a);                                \
+	void __tsan_read##n##_pc(void *a, void *pc);                           \
+	void __tsan_write##n##_pc(void *a, void *pc);                          \
+	void __tsan_read##n(void *a)                                           \
+	{                                                                      \
+		coh_sched_access(a, n, COH_READ);                              \
+	}                                                                      \
+	void __tsan_write##n(void *a)                                          \
+	{                                                                      \
+		coh_sched_access(a, n, COH_WRITE);                             \
+	}                                                                      \
+	void __tsan_unaligned_read##n(void *a)                                 \
+	{                                                                      \
+		coh_sched_access(a, n, COH_READ);                              \
+	}                                                                      \
+	void __tsan_unaligned_write##n(void *a)                                \
+	{                                                                      \
+		coh_sched_access(a, n, COH_WRITE);                             \
+	}                                                                      \
+	void __tsan_volatile_read##n(void *a)                                  \
+	{                                                                      \
+		coh_sched_access(a, n, COH_READ);                              \
+	}                                                                      \
+	void __tsan_volatile_write##n(void *a)                                 \
+	{                                                                      \
+		coh_sched_access(a, n, COH_WRITE);                             \
+	}                                                                      \
+	void __tsan_read##n##_pc(void *a, void *pc)                            \
+	{                                                                      \
+		(void)pc;                                                      \
+		coh_sched_access(a, n, COH_READ);                              \
+	}                                                                      \
+	void __tsan_write##n##_pc(void *a, void *pc)                           \
+	{                                                                      \
+		(void)pc;                                                      \
+		coh_sched_access(a, n, COH_WRITE);                             \
 	}
 
 COH_PLAIN(1)
@@ -140,73 +140,72 @@ void __tsan_atomic_signal_fence(int mo)
 }
 
 /* The atomics of one width: T the type, n its bits. */
-#define COH_ATOMIC_RMW(n, T, name, expr)                                    \
-	T __tsan_atomic##n##_##name(volatile T *a, T v, int mo);            \
-	T __tsan_atomic##n##_##name(volatile T *a, T v, int mo)             \
-	{                                                                   \
-		T old;                                                      \
-		(void)mo;                                                   \
-		coh_sched_access(a, sizeof(T), COH_RMW);                    \
-		old = *a;                                                   \
-		*a = (T)(expr);                                             \
-		return old;                                                 \
+#define COH_ATOMIC_RMW(n, T, name, expr)                                       \
+	T __tsan_atomic##n##_##name(volatile T *a, T v, int mo);               \
+	T __tsan_atomic##n##_##name(volatile T *a, T v, int mo)                \
+	{                                                                      \
+		T old;                                                         \
+		(void)mo;                                                      \
+		coh_sched_access(a, sizeof(T), COH_RMW);                       \
+		old = *a;                                                      \
+		*a = (T)(expr);                                                \
+		return old;                                                    \
 	}
-#define COH_ATOMIC(n, T)                                                    \
-	T __tsan_atomic##n##_load(const volatile T *a, int mo);             \
-	T __tsan_atomic##n##_load(const volatile T *a, int mo)              \
-	{                                                                   \
-		(void)mo;                                                   \
-		if (n != 32 || !coh_sched_stop_load(a))                     \
-			coh_sched_access(a, sizeof(T), COH_READ);           \
-		return *a;                                                  \
-	}                                                                   \
-	void __tsan_atomic##n##_store(volatile T *a, T v, int mo);          \
-	void __tsan_atomic##n##_store(volatile T *a, T v, int mo)           \
-	{                                                                   \
-		coh_sched_access(a, sizeof(T),                              \
-				 mo == COH_MO_SEQ_CST ? COH_RMW : COH_WRITE); \
-		*a = v;                                                     \
-	}                                                                   \
-	COH_ATOMIC_RMW(n, T, exchange, v)                                   \
-	COH_ATOMIC_RMW(n, T, fetch_add, old + v)                            \
-	COH_ATOMIC_RMW(n, T, fetch_sub, old - v)                            \
-	COH_ATOMIC_RMW(n, T, fetch_and, old &v)                             \
-	COH_ATOMIC_RMW(n, T, fetch_or, old | v)                             \
-	COH_ATOMIC_RMW(n, T, fetch_xor, old ^ v)                            \
-	COH_ATOMIC_RMW(n, T, fetch_nand, ~(old & v))                        \
-	int __tsan_atomic##n##_compare_exchange_strong(                     \
-		volatile T *a, T *c, T v, int mo, int fmo);                 \
-	int __tsan_atomic##n##_compare_exchange_strong(                     \
-		volatile T *a, T *c, T v, int mo, int fmo)                  \
-	{                                                                   \
-		T cur;                                                      \
-		(void)mo;                                                   \
-		(void)fmo;                                                  \
-		coh_sched_access(a, sizeof(T), COH_RMW);                    \
-		cur = *a;                                                   \
-		if (cur == *c) {                                            \
-			*a = v;                                             \
-			return 1;                                           \
-		}                                                           \
-		*c = cur;                                                   \
-		return 0;                                                   \
-	}                                                                   \
-	int __tsan_atomic##n##_compare_exchange_weak(                       \
-		volatile T *a, T *c, T v, int mo, int fmo);                 \
-	int __tsan_atomic##n##_compare_exchange_weak(                       \
-		volatile T *a, T *c, T v, int mo, int fmo)                  \
-	{                                                                   \
-		return __tsan_atomic##n##_compare_exchange_strong(a, c, v,  \
-								  mo, fmo); \
-	}                                                                   \
-	T __tsan_atomic##n##_compare_exchange_val(volatile T *a, T c, T v,  \
-						  int mo, int fmo);         \
-	T __tsan_atomic##n##_compare_exchange_val(volatile T *a, T c, T v,  \
-						  int mo, int fmo)          \
-	{                                                                   \
-		__tsan_atomic##n##_compare_exchange_strong(a, &c, v, mo,    \
-							   fmo);            \
-		return c;                                                   \
+#define COH_ATOMIC(n, T)                                                       \
+	T __tsan_atomic##n##_load(const volatile T *a, int mo);                \
+	T __tsan_atomic##n##_load(const volatile T *a, int mo)                 \
+	{                                                                      \
+		(void)mo;                                                      \
+		if (n != 32 || !coh_sched_stop_load(a))                        \
+			coh_sched_access(a, sizeof(T), COH_READ);              \
+		return *a;                                                     \
+	}                                                                      \
+	void __tsan_atomic##n##_store(volatile T *a, T v, int mo);             \
+	void __tsan_atomic##n##_store(volatile T *a, T v, int mo)              \
+	{                                                                      \
+		coh_sched_access(a, sizeof(T),                                 \
+				 mo == COH_MO_SEQ_CST ? COH_RMW : COH_WRITE);  \
+		*a = v;                                                        \
+	}                                                                      \
+	COH_ATOMIC_RMW(n, T, exchange, v)                                      \
+	COH_ATOMIC_RMW(n, T, fetch_add, old + v)                               \
+	COH_ATOMIC_RMW(n, T, fetch_sub, old - v)                               \
+	COH_ATOMIC_RMW(n, T, fetch_and, old &v)                                \
+	COH_ATOMIC_RMW(n, T, fetch_or, old | v)                                \
+	COH_ATOMIC_RMW(n, T, fetch_xor, old ^ v)                               \
+	COH_ATOMIC_RMW(n, T, fetch_nand, ~(old & v))                           \
+	int __tsan_atomic##n##_compare_exchange_strong(volatile T *a, T *c,    \
+						       T v, int mo, int fmo);  \
+	int __tsan_atomic##n##_compare_exchange_strong(volatile T *a, T *c,    \
+						       T v, int mo, int fmo)   \
+	{                                                                      \
+		T cur;                                                         \
+		(void)mo;                                                      \
+		(void)fmo;                                                     \
+		coh_sched_access(a, sizeof(T), COH_RMW);                       \
+		cur = *a;                                                      \
+		if (cur == *c) {                                               \
+			*a = v;                                                \
+			return 1;                                              \
+		}                                                              \
+		*c = cur;                                                      \
+		return 0;                                                      \
+	}                                                                      \
+	int __tsan_atomic##n##_compare_exchange_weak(volatile T *a, T *c, T v, \
+						     int mo, int fmo);         \
+	int __tsan_atomic##n##_compare_exchange_weak(volatile T *a, T *c, T v, \
+						     int mo, int fmo)          \
+	{                                                                      \
+		return __tsan_atomic##n##_compare_exchange_strong(a, c, v, mo, \
+								  fmo);        \
+	}                                                                      \
+	T __tsan_atomic##n##_compare_exchange_val(volatile T *a, T c, T v,     \
+						  int mo, int fmo);            \
+	T __tsan_atomic##n##_compare_exchange_val(volatile T *a, T c, T v,     \
+						  int mo, int fmo)             \
+	{                                                                      \
+		__tsan_atomic##n##_compare_exchange_strong(a, &c, v, mo, fmo); \
+		return c;                                                      \
 	}
 
 COH_ATOMIC(8, uint8_t)

@@ -70,15 +70,15 @@ static unsigned rnd_below(struct model *m, unsigned n)
 	return (unsigned)(rnd(m) % n);
 }
 
-#define MCHECK(m, cond)                                                      \
-	do {                                                                 \
-		bool mc_ = (cond);                                           \
-		CHECK(mc_);                                                  \
-		if (!mc_) {                                                  \
-			fprintf(stderr, "  seed %" PRIu64 " op %" PRIu64     \
-					"\n", (m)->seed, (m)->op);          \
-			exit(1);                                             \
-		}                                                            \
+#define MCHECK(m, cond)                                                        \
+	do {                                                                   \
+		bool mc_ = (cond);                                             \
+		CHECK(mc_);                                                    \
+		if (!mc_) {                                                    \
+			fprintf(stderr, "  seed %" PRIu64 " op %" PRIu64 "\n", \
+				(m)->seed, (m)->op);                           \
+			exit(1);                                               \
+		}                                                              \
 	} while (0)
 
 /* Regions with holes and odd alignments, varied by seed. */
@@ -130,8 +130,7 @@ static struct buddy_cpu *model_cpu(struct model *m)
 }
 
 /* Mark [addr, addr + frames) owned: in a region, never twice. */
-static void model_own(struct model *m, uint64_t addr, uint64_t frames,
-		      bool own)
+static void model_own(struct model *m, uint64_t addr, uint64_t frames, bool own)
 {
 	uint64_t pfn = addr / BUDDY_FRAME_SIZE;
 	bool inside = false;
@@ -171,9 +170,9 @@ static void model_ref_run(struct model *m, uint64_t addr, uint64_t n)
 	uint64_t off = 0;
 	while (off < n) {
 		unsigned o = 63u - (unsigned)__builtin_clzll(n - off);
-		MCHECK(m, buddy_locked_alloc_at(
-				  m->ref, addr + off * BUDDY_FRAME_SIZE, o) ==
-				  BUDDY_OK);
+		MCHECK(m, buddy_locked_alloc_at(m->ref,
+						addr + off * BUDDY_FRAME_SIZE,
+						o) == BUDDY_OK);
 		off += (uint64_t)1 << o;
 	}
 }
@@ -200,8 +199,12 @@ static void op_alloc(struct model *m)
  */
 static uint64_t below_limit(struct model *m)
 {
-	static const int64_t d[] = {0, 0, -1, 1, -(int64_t)BUDDY_FRAME_SIZE,
-				    (int64_t)BUDDY_FRAME_SIZE};
+	static const int64_t d[] = { 0,
+				     0,
+				     -1,
+				     1,
+				     -(int64_t)BUDDY_FRAME_SIZE,
+				     (int64_t)BUDDY_FRAME_SIZE };
 	if (rnd_below(m, 2))
 		return (256 + rnd_below(m, 6000)) * BUDDY_FRAME_SIZE;
 	unsigned bo = rnd_below(m, 8);
@@ -223,8 +226,8 @@ static void op_alloc_below(struct model *m)
 		return;
 	}
 	MCHECK(m, rc == BUDDY_ENOMEM);
-	MCHECK(m, buddy_locked_alloc_below(m->ref, o, limit, &ra) ==
-			  BUDDY_ENOMEM);
+	MCHECK(m,
+	       buddy_locked_alloc_below(m->ref, o, limit, &ra) == BUDDY_ENOMEM);
 }
 
 static void op_alloc_at(struct model *m)
@@ -296,7 +299,8 @@ static void op_bad_free(struct model *m)
 	unsigned o = rnd_below(m, 8);
 	if (m->nlive && rnd_below(m, 2)) {
 		struct live l = m->live[rnd_below(m, m->nlive)];
-		a = l.addr + rnd_below(m, (unsigned)l.frames) * BUDDY_FRAME_SIZE;
+		a = l.addr +
+		    rnd_below(m, (unsigned)l.frames) * BUDDY_FRAME_SIZE;
 	} else {
 		a = (uint64_t)rnd_below(m, 9400) * BUDDY_FRAME_SIZE;
 	}
@@ -317,8 +321,8 @@ static void model_compare_frames(struct model *m)
 		for (uint64_t a = m->rg[i].base;
 		     a < m->rg[i].base + m->rg[i].size; a += BUDDY_FRAME_SIZE) {
 			unsigned k1, o1, k2, o2;
-			MCHECK(m, buddy_zone_frame(m->z, a, &k1, &o1) ==
-					  BUDDY_OK);
+			MCHECK(m,
+			       buddy_zone_frame(m->z, a, &k1, &o1) == BUDDY_OK);
 			MCHECK(m, buddy_locked_frame(m->ref, a, &k2, &o2) ==
 					  BUDDY_OK);
 			MCHECK(m, k1 == k2 && o1 == o2);

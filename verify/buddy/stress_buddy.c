@@ -230,16 +230,15 @@ static void setup(uint64_t frames, unsigned ncpus)
 	rg[0] = (struct buddy_region){ 256 * BUDDY_FRAME_SIZE,
 				       frames / 2 * BUDDY_FRAME_SIZE };
 	uint64_t b1 = 256 + frames / 2 + 77;
-	rg[1] = (struct buddy_region){ b1 * BUDDY_FRAME_SIZE,
-				       (frames - frames / 2) *
-					       BUDDY_FRAME_SIZE };
+	rg[1] = (struct buddy_region){
+		b1 * BUDDY_FRAME_SIZE, (frames - frames / 2) * BUDDY_FRAME_SIZE
+	};
 	span = b1 + frames - frames / 2;
 	size_t sz = buddy_meta_size(rg, 2, ncpus);
 	void *meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
 	owner = calloc(span, sizeof(*owner));
 	CHECK_FATAL(sz && meta && owner);
-	CHECK_FATAL(buddy_zone_init(&zone, meta, sz, rg, 2, ncpus) ==
-		    BUDDY_OK);
+	CHECK_FATAL(buddy_zone_init(&zone, meta, sz, rg, 2, ncpus) == BUDDY_OK);
 	for (unsigned i = 0; i < nthreads; i++)
 		pthread_mutex_init(&mbox[i].lock, NULL);
 }
@@ -359,9 +358,11 @@ static void ex_round(struct buddy_cpu *c, unsigned id, struct blk *held)
 		if (rc == BUDDY_ENOMEM && order == 0)
 			break;
 		if (rc == BUDDY_ENOMEM)
-			continue; /* a bigger block may be gone: go on smaller */
+			continue; /* a bigger block may be gone: go on smaller
+				   */
 		CHECK_FATAL(rc == BUDDY_OK && n < (1u << 16));
-		held[n++] = (struct blk){ a, (uint64_t)1 << order, order, false };
+		held[n++] =
+			(struct blk){ a, (uint64_t)1 << order, order, false };
 		frames += (uint64_t)1 << order;
 	}
 	atomic_fetch_add(&ex_frames, frames);
@@ -416,7 +417,8 @@ static int exhaust_main(unsigned rounds, uint64_t frames)
 	for (unsigned i = 0; i < nthreads; i++)
 		pthread_join(t[i], NULL);
 	printf("stress_buddy exhaust: %u threads, %u rounds of %" PRIu64
-	       " frames\n", nthreads, rounds, frames);
+	       " frames\n",
+	       nthreads, rounds, frames);
 	return check_exit("stress_buddy exhaust");
 }
 
@@ -487,8 +489,10 @@ static int pairs_main(unsigned rounds, uint64_t frames)
 			inv = buddy_zone_check(zone, true, &fr);
 		}
 		if (inv) {
-			fprintf(stderr, "round %u: invariant B%d broken at %"
-				PRIu64 "\n", r, inv, fr);
+			fprintf(stderr,
+				"round %u: invariant B%d broken at %" PRIu64
+				"\n",
+				r, inv, fr);
 			bad++;
 		}
 	}
@@ -501,8 +505,8 @@ static int pairs_main(unsigned rounds, uint64_t frames)
 	buddy_zone_stats(zone, &st);
 	CHECK_EQ(st.free_frames, frames);
 	printf("stress_buddy pairs: %u threads, %u rounds of %" PRIu64
-	       " frames, %" PRIu64 " merges\n", nthreads, rounds, frames,
-	       st.merges);
+	       " frames, %" PRIu64 " merges\n",
+	       nthreads, rounds, frames, st.merges);
 	return check_exit("stress_buddy pairs");
 }
 

@@ -28,8 +28,7 @@ struct env {
 	void *meta;
 };
 
-static void env_init(struct env *e, const struct buddy_region *rg,
-		     unsigned n)
+static void env_init(struct env *e, const struct buddy_region *rg, unsigned n)
 {
 	memcpy(e->rg, rg, n * sizeof(*rg));
 	e->nrg = n;
@@ -136,11 +135,10 @@ static void test_bad_config(void)
 	CHECK_EQ(buddy_meta_size(&ok, 1, 0), 0); /* no CPU */
 	CHECK_EQ(buddy_zone_init(&z, meta + 8, sizeof(meta) - 8, &ok, 1, 1),
 		 BUDDY_EINVAL); /* misaligned area */
-	CHECK_EQ(buddy_zone_init(&z, meta, buddy_meta_size(&ok, 1, 1) - 1,
-				 &ok, 1, 1),
+	CHECK_EQ(buddy_zone_init(&z, meta, buddy_meta_size(&ok, 1, 1) - 1, &ok,
+				 1, 1),
 		 BUDDY_ENOSPC);
-	CHECK_EQ(buddy_zone_init(&z, meta, sizeof(meta), &ok, 1, 1),
-		 BUDDY_OK);
+	CHECK_EQ(buddy_zone_init(&z, meta, sizeof(meta), &ok, 1, 1), BUDDY_OK);
 	CHECK(buddy_zone_cpu(z, 1) == NULL);
 }
 
@@ -271,17 +269,17 @@ static void snapshot(struct env *e, unsigned *out, uint64_t *freef)
 static unsigned snap0[2048], snap1[2048];
 
 /* call must return want, change no frame and no count, and be counted. */
-#define REJECT(e, call, want, nrej)                                          \
-	do {                                                                 \
-		uint64_t f0_, f1_;                                           \
-		struct buddy_stats st_;                                      \
-		snapshot(e, snap0, &f0_);                                    \
-		CHECK_EQ((call), want);                                      \
-		snapshot(e, snap1, &f1_);                                    \
-		CHECK(memcmp(snap0, snap1, sizeof(snap1)) == 0);             \
-		CHECK_EQ(f0_, f1_);                                          \
-		buddy_zone_stats((e)->z, &st_);                              \
-		CHECK_EQ(st_.rejected, ++(nrej));                            \
+#define REJECT(e, call, want, nrej)                                            \
+	do {                                                                   \
+		uint64_t f0_, f1_;                                             \
+		struct buddy_stats st_;                                        \
+		snapshot(e, snap0, &f0_);                                      \
+		CHECK_EQ((call), want);                                        \
+		snapshot(e, snap1, &f1_);                                      \
+		CHECK(memcmp(snap0, snap1, sizeof(snap1)) == 0);               \
+		CHECK_EQ(f0_, f1_);                                            \
+		buddy_zone_stats((e)->z, &st_);                                \
+		CHECK_EQ(st_.rejected, ++(nrej));                              \
 	} while (0)
 
 static void test_bad_input(void)
@@ -302,14 +300,19 @@ static void test_bad_input(void)
 	REJECT(&e, buddy_free(e.c0, 1024 * F, 3), BUDDY_EORDER, rej);
 	REJECT(&e, buddy_free(e.c0, a4 + F, 0), BUDDY_ETAIL, rej);
 	REJECT(&e, buddy_free(e.c0, 1026 * F, 1), BUDDY_ETAIL, rej);
-	REJECT(&e, buddy_free(e.c0, 1032 * F, 3), BUDDY_EDOUBLE, rej); /* a free head */
-	REJECT(&e, buddy_free(e.c0, 1033 * F, 0), BUDDY_EDOUBLE, rej); /* a tail of a free block */
-	REJECT(&e, buddy_free(e.c0, a0, BUDDY_MAX_ORDER + 1), BUDDY_EINVAL, rej);
+	REJECT(&e, buddy_free(e.c0, 1032 * F, 3), BUDDY_EDOUBLE,
+	       rej); /* a free head */
+	REJECT(&e, buddy_free(e.c0, 1033 * F, 0), BUDDY_EDOUBLE,
+	       rej); /* a tail of a free block */
+	REJECT(&e, buddy_free(e.c0, a0, BUDDY_MAX_ORDER + 1), BUDDY_EINVAL,
+	       rej);
 	REJECT(&e, buddy_alloc_at(e.c0, a0, 40), BUDDY_EINVAL, rej);
 	REJECT(&e, buddy_free_run(e.c0, a4, 0), BUDDY_EINVAL, rej);
-	REJECT(&e, buddy_free_run(e.c0, a4, 17), BUDDY_EDOUBLE, rej); /* 16 + 1: the frame after a4's block is free */
+	REJECT(&e, buddy_free_run(e.c0, a4, 17), BUDDY_EDOUBLE,
+	       rej); /* 16 + 1: the frame after a4's block is free */
 	REJECT(&e, buddy_free_run(e.c0, a4 + 8 * F, 8), BUDDY_ETAIL, rej);
-	REJECT(&e, buddy_alloc(e.c0, BUDDY_MAX_ORDER + 1, &x), BUDDY_EINVAL, rej);
+	REJECT(&e, buddy_alloc(e.c0, BUDDY_MAX_ORDER + 1, &x), BUDDY_EINVAL,
+	       rej);
 	/* A double free, through the cache (order 0) and the core (4). */
 	CHECK_EQ(buddy_free(e.c0, a0, 0), BUDDY_OK);
 	CHECK_EQ(buddy_free(e.c1, a4, 4), BUDDY_OK);
@@ -430,7 +433,7 @@ static void test_defer(void)
 	uint64_t y;
 	CHECK_EQ(buddy_alloc(e.c0, 0, &x), BUDDY_OK);
 	CHECK_EQ(buddy_alloc(e.c0, 0, &y), BUDDY_OK);
-	CHECK_EQ(x ^ y, F); /* buddies */
+	CHECK_EQ(x ^ y, F);                         /* buddies */
 	CHECK_EQ(buddy_free(e.c0, y, 0), BUDDY_OK); /* the last: deferred */
 	buddy_zone_stats(e.z, &st);
 	uint64_t m0 = st.merges;
@@ -475,8 +478,10 @@ static void test_defer(void)
 static const struct {
 	uint64_t pfn;
 	unsigned order;
-} below_hold[] = {{16, 0}, {18, 1}, {24, 2}, {33, 0}, {40, 3}, {102, 0},
-		  {104, 2}, {112, 3}, {1024, 9}, {1536, 0}};
+} below_hold[] = {
+	{ 16, 0 },  { 18, 1 },  { 24, 2 },  { 33, 0 },   { 40, 3 },
+	{ 102, 0 }, { 104, 2 }, { 112, 3 }, { 1024, 9 }, { 1536, 0 }
+};
 
 /*
  * One alloc_below on both allocators, same state: both fail, or both
@@ -491,9 +496,10 @@ static void below_one(struct env *e, struct buddy_locked *ref, unsigned o,
 	int rc = buddy_alloc_below(e->c0, o, limit, &a);
 	int rr = buddy_locked_alloc_below(ref, o, limit, &ra);
 	if (rc != rr)
-		fprintf(stderr, "  alloc_below(order %u, limit %#llx): %d, "
-			"locked buddy %d\n", o, (unsigned long long)limit, rc,
-			rr);
+		fprintf(stderr,
+			"  alloc_below(order %u, limit %#llx): %d, "
+			"locked buddy %d\n",
+			o, (unsigned long long)limit, rc, rr);
 	CHECK_EQ(rc, rr);
 	if (rc == BUDDY_OK) {
 		CHECK(a + (F << o) <= limit);
@@ -514,8 +520,8 @@ static void test_below_edges(void)
 	size_t rs = buddy_locked_meta_size(test_rg, 3);
 	void *rmeta = aligned_alloc(64, (rs + 63) & ~(size_t)63);
 	struct buddy_locked *ref;
-	CHECK_FATAL(rmeta && buddy_locked_init(&ref, rmeta, rs, test_rg, 3) ==
-				     BUDDY_OK);
+	CHECK_FATAL(rmeta &&
+		    buddy_locked_init(&ref, rmeta, rs, test_rg, 3) == BUDDY_OK);
 	for (unsigned i = 0; i < sizeof(below_hold) / sizeof(below_hold[0]);
 	     i++) {
 		uint64_t a = below_hold[i].pfn * F;
@@ -542,7 +548,7 @@ static void test_below_edges(void)
 	CHECK_EQ(buddy_free(e.c0, a, 1), BUDDY_OK);
 	CHECK_EQ(buddy_alloc_below(e.c0, 1, 22 * F - 1, &a), BUDDY_ENOMEM);
 	/* Every free block's end, one byte and one frame either side. */
-	static const int64_t delta[] = {-(int64_t)F, -1, 0, 1, (int64_t)F};
+	static const int64_t delta[] = { -(int64_t)F, -1, 0, 1, (int64_t)F };
 	unsigned edges = 0;
 	/* Past a failed check the zone may be broken: stop there. */
 	unsigned long failed = atomic_load(&check_failures);
@@ -558,12 +564,16 @@ static void test_below_edges(void)
 			if (kind == BUDDY_FRAME_FREE) {
 				edges++;
 				for (unsigned o = 0; o <= 5; o++)
-					for (unsigned d = 0; d < 5 &&
-					     atomic_load(&check_failures) == failed;
+					for (unsigned d = 0;
+					     d < 5 &&
+					     atomic_load(&check_failures) ==
+						     failed;
 					     d++)
-						below_one(&e, ref, o,
-							  (p + n) * F +
-								  (uint64_t)delta[d]);
+						below_one(
+							&e, ref, o,
+							(p + n) * F +
+								(uint64_t)delta
+									[d]);
 			}
 			p += kind == BUDDY_FRAME_TAIL ? 1 : n;
 		}

@@ -67,11 +67,11 @@ struct head {
 	unsigned order;
 };
 static const struct head main_heads[] = {
-	{ 3, 0 },    { 4, 2 },    { 8, 3 },    { 16, 4 },    { 32, 5 },
-	{ 64, 6 },   { 128, 7 },  { 256, 8 },  { 512, 8 },   { 768, 7 },
-	{ 896, 6 },  { 960, 5 },  { 992, 3 },  { 1000, 1 },  { 1002, 0 },
-	{ 1003, 0 }, { 1004, 2 }, { 1008, 4 }, { 1024, 4 },
-	{ 4096, 11 }, { 6144, 2 }, { 6148, 0 },
+	{ 3, 0 },    { 4, 2 },    { 8, 3 },    { 16, 4 },   { 32, 5 },
+	{ 64, 6 },   { 128, 7 },  { 256, 8 },  { 512, 8 },  { 768, 7 },
+	{ 896, 6 },  { 960, 5 },  { 992, 3 },  { 1000, 1 }, { 1002, 0 },
+	{ 1003, 0 }, { 1004, 2 }, { 1008, 4 }, { 1024, 4 }, { 4096, 11 },
+	{ 6144, 2 }, { 6148, 0 },
 };
 
 struct zone {
@@ -183,16 +183,14 @@ static void zone_is_initial(const struct zone *z)
 	zone_ok(z);
 }
 
-static void zone_new(struct zone *z, const struct buddy_region *rg,
-		     unsigned n)
+static void zone_new(struct zone *z, const struct buddy_region *rg, unsigned n)
 {
 	size_t size = buddy_locked_meta_size(rg, n);
 	CHECK_FATAL(size > 0);
 	z->meta = aligned_alloc(64, (size + 63) & ~(size_t)63);
 	CHECK_FATAL(z->meta != NULL);
 	memset(z->meta, 0xa5, size); /* init must not count on zeroes */
-	CHECK_FATAL(buddy_locked_init(&z->l, z->meta, size, rg, n) ==
-		    BUDDY_OK);
+	CHECK_FATAL(buddy_locked_init(&z->l, z->meta, size, rg, n) == BUDDY_OK);
 	z->rg = rg;
 	z->nrg = n;
 	z->frames = 0;
@@ -283,8 +281,9 @@ static void check_frame(const struct zone *z, uint64_t pfn, unsigned kind,
 	unsigned k = 0, o = 0;
 	CHECK_EQ(buddy_locked_frame(z->l, pfn * FS, &k, &o), BUDDY_OK);
 	if (k != kind || (kind != BUDDY_FRAME_TAIL && o != order))
-		fprintf(stderr, "pfn %" PRIu64 ": kind %u order %u, want %u %u\n",
-			pfn, k, o, kind, order);
+		fprintf(stderr,
+			"pfn %" PRIu64 ": kind %u order %u, want %u %u\n", pfn,
+			k, o, kind, order);
 	CHECK_EQ(k, kind);
 	if (kind != BUDDY_FRAME_TAIL)
 		CHECK_EQ(o, order);
@@ -305,9 +304,9 @@ static void test_meta(void)
 	CHECK(s1 > 0);
 	CHECK(s2 > s1);
 	const struct buddy_region bad[][2] = {
-		{ { FS + 1, FS }, { 0, 0 } },         /* base unaligned */
-		{ { FS, FS + 1 }, { 0, 0 } },         /* size unaligned */
-		{ { FS, 0 }, { 0, 0 } },              /* empty */
+		{ { FS + 1, FS }, { 0, 0 } }, /* base unaligned */
+		{ { FS, FS + 1 }, { 0, 0 } }, /* size unaligned */
+		{ { FS, 0 }, { 0, 0 } },      /* empty */
 		{ { 0, ((uint64_t)1 << 32) * FS }, { 0, 0 } }, /* 2^32 frames */
 		{ { 0, (uint64_t)UINT32_MAX * FS }, { 0, 0 } },
 		{ { UINT64_MAX - FS + 1, FS }, { 0, 0 } }, /* end wraps */
@@ -322,8 +321,8 @@ static void test_meta(void)
 	CHECK_EQ(buddy_locked_meta_size(second_bad, 2), 0);
 	CHECK_EQ(buddy_locked_meta_size(NULL, 1), 0);
 	CHECK_EQ(buddy_locked_meta_size(ok, 0), 0);
-	const struct buddy_region most[] = {
-		{ 0, ((uint64_t)UINT32_MAX - 1) * FS } };
+	const struct buddy_region most[] = { { 0, ((uint64_t)UINT32_MAX - 1) *
+							  FS } };
 	CHECK(buddy_locked_meta_size(most, 1) > 0); /* < BUDDY_MAX_FRAMES */
 
 	struct buddy_region many[BUDDY_MAX_REGIONS + 1];
@@ -551,8 +550,7 @@ static void test_alloc_below(struct zone *z)
 		CHECK_EQ(buddy_locked_alloc_below(z->l, 0, limit, &low[i]),
 			 BUDDY_OK);
 	uint64_t splits = zone_stats(z).splits;
-	CHECK_EQ(buddy_locked_alloc_below(z->l, 0, 4097 * FS, &addr),
-		 BUDDY_OK);
+	CHECK_EQ(buddy_locked_alloc_below(z->l, 0, 4097 * FS, &addr), BUDDY_OK);
 	CHECK_EQ(addr, 4096 * FS);
 	CHECK_EQ(zone_stats(z).splits, splits + 11);
 	check_frame(z, 4097, BUDDY_FRAME_FREE, 0);
@@ -572,12 +570,13 @@ static void test_alloc_at(struct zone *z)
 	CHECK_EQ(zone_stats(z).splits, st.splits + 11);
 	CHECK_EQ(zone_stats(z).allocs, st.allocs + 1);
 	static const struct head around[] = {
-		{ 4096, 2 }, { 4100, 0 }, { 4102, 1 }, { 4104, 3 },
-		{ 4112, 4 }, { 4128, 5 }, { 4160, 6 }, { 4224, 7 },
+		{ 4096, 2 }, { 4100, 0 }, { 4102, 1 },  { 4104, 3 },
+		{ 4112, 4 }, { 4128, 5 }, { 4160, 6 },  { 4224, 7 },
 		{ 4352, 8 }, { 4608, 9 }, { 5120, 10 },
 	};
 	for (unsigned i = 0; i < sizeof(around) / sizeof(around[0]); i++)
-		check_frame(z, around[i].pfn, BUDDY_FRAME_FREE, around[i].order);
+		check_frame(z, around[i].pfn, BUDDY_FRAME_FREE,
+			    around[i].order);
 	check_frame(z, 4101, BUDDY_FRAME_ALLOC, 0);
 	zone_ok(z);
 	REJECT(z, buddy_locked_alloc_at(z->l, 4101 * FS, 0), BUDDY_EBUSY);
@@ -647,8 +646,9 @@ static void check_run(const struct zone *z, uint64_t pfn, uint64_t n)
 	}
 	for (uint64_t f = n; f < frames_of(kk); f++) {
 		unsigned kind, order;
-		CHECK_EQ(buddy_locked_frame(z->l, (pfn + f) * FS, &kind, &order),
-			 BUDDY_OK);
+		CHECK_EQ(
+			buddy_locked_frame(z->l, (pfn + f) * FS, &kind, &order),
+			BUDDY_OK);
 		CHECK(kind == BUDDY_FRAME_FREE ||
 		      (kind == BUDDY_FRAME_TAIL && f != n));
 	}
@@ -816,8 +816,8 @@ static void test_check_detects(struct zone *z)
 /* One region of 2^20 + 3 frames around a whole order-20 block. */
 static void test_max_order(void)
 {
-	const struct buddy_region rg[] = {
-		{ (frames_of(MAXO) - 1) * FS, (frames_of(MAXO) + 3) * FS } };
+	const struct buddy_region rg[] = { { (frames_of(MAXO) - 1) * FS,
+					     (frames_of(MAXO) + 3) * FS } };
 	struct zone z;
 	zone_new(&z, rg, 1);
 	uint16_t *exp = snap_new(&z);
@@ -834,8 +834,7 @@ static void test_max_order(void)
 	REJECT(&z, buddy_locked_alloc_run(z.l, 3, &addr), BUDDY_ENOMEM);
 	CHECK_EQ(buddy_locked_free(z.l, addr, MAXO), BUDDY_OK);
 	zone_is_initial(&z);
-	CHECK_EQ(buddy_locked_alloc_run(z.l, frames_of(MAXO), &addr),
-		 BUDDY_OK);
+	CHECK_EQ(buddy_locked_alloc_run(z.l, frames_of(MAXO), &addr), BUDDY_OK);
 	CHECK_EQ(buddy_locked_free_run(z.l, addr, frames_of(MAXO)), BUDDY_OK);
 	CHECK_EQ(buddy_locked_alloc_run(z.l, frames_of(MAXO) - 1, &addr),
 		 BUDDY_OK);
@@ -888,8 +887,7 @@ static int model_locate(const struct model *m, uint64_t addr, unsigned order)
 	return BUDDY_OK;
 }
 
-static int model_free_rule(const struct model *m, uint64_t addr,
-			   unsigned order)
+static int model_free_rule(const struct model *m, uint64_t addr, unsigned order)
 {
 	int rc = model_locate(m, addr, order);
 	if (rc != BUDDY_OK)
@@ -910,8 +908,7 @@ static unsigned floor_log2(uint64_t n)
 	return k;
 }
 
-static int model_free_run_rule(const struct model *m, uint64_t addr,
-			       uint64_t n)
+static int model_free_run_rule(const struct model *m, uint64_t addr, uint64_t n)
 {
 	if (n == 0 || n > frames_of(MAXO))
 		return BUDDY_EINVAL;
@@ -944,7 +941,8 @@ static bool model_fits(const struct model *m, unsigned order, uint64_t limit)
 	for (unsigned r = 0; r < m->z->nrg; r++) {
 		uint64_t b = m->z->rg[r].base / FS;
 		uint64_t e = b + m->z->rg[r].size / FS, sz = frames_of(order);
-		for (uint64_t p = (b + sz - 1) & ~(sz - 1); p + sz <= e; p += sz)
+		for (uint64_t p = (b + sz - 1) & ~(sz - 1); p + sz <= e;
+		     p += sz)
 			if ((p + sz) * FS <= limit && model_all_free(m, p, sz))
 				return true;
 	}
@@ -1063,8 +1061,8 @@ static void op_alloc_at(struct model *m)
 		addr &= ~(frames_of(k) * FS - 1);
 	int want = model_locate(m, addr, k);
 	if (want == BUDDY_OK)
-		want = model_all_free(m, addr / FS, frames_of(k)) ? BUDDY_OK :
-								    BUDDY_EBUSY;
+		want = model_all_free(m, addr / FS, frames_of(k)) ? BUDDY_OK
+								  : BUDDY_EBUSY;
 	int rc = buddy_locked_alloc_at(m->z->l, addr, k);
 	CHECK_EQ(rc, want);
 	if (rc == BUDDY_OK && want == BUDDY_OK)
@@ -1076,9 +1074,9 @@ static void op_free_held(struct model *m)
 {
 	size_t i = (size_t)rnd(m->nheld);
 	struct held h = m->held[i];
-	int rc = h.run ? buddy_locked_free_run(m->z->l, h.pfn * FS, h.n) :
-			 buddy_locked_free(m->z->l, h.pfn * FS,
-					   floor_log2(h.n));
+	int rc =
+		h.run ? buddy_locked_free_run(m->z->l, h.pfn * FS, h.n)
+		      : buddy_locked_free(m->z->l, h.pfn * FS, floor_log2(h.n));
 	CHECK_EQ(rc, BUDDY_OK);
 	if (rc != BUDDY_OK)
 		return;
@@ -1224,8 +1222,8 @@ static void mt_claim(uint64_t pfn, uint64_t n, unsigned me, bool take)
 	for (uint64_t f = 0; f < n; f++) {
 		int64_t idx = zone_idx(mt_zone, pfn + f);
 		unsigned want = take ? 0 : me, to = take ? me : 0;
-		CHECK(idx >= 0 && atomic_compare_exchange_strong(
-					  &mt_owner[idx], &want, to));
+		CHECK(idx >= 0 && atomic_compare_exchange_strong(&mt_owner[idx],
+								 &want, to));
 	}
 }
 
@@ -1233,8 +1231,8 @@ static void mt_claim(uint64_t pfn, uint64_t n, unsigned me, bool take)
 static void mt_free(struct held h, unsigned me)
 {
 	mt_claim(h.pfn, h.n, me, false);
-	int rc = h.run ? buddy_locked_free_run(mt_zone->l, h.pfn * FS, h.n) :
-			 buddy_locked_free(mt_zone->l, h.pfn * FS,
+	int rc = h.run ? buddy_locked_free_run(mt_zone->l, h.pfn * FS, h.n)
+		       : buddy_locked_free(mt_zone->l, h.pfn * FS,
 					   floor_log2(h.n));
 	CHECK_EQ(rc, BUDDY_OK);
 }
@@ -1243,8 +1241,8 @@ static void mt_free(struct held h, unsigned me)
 static bool mt_alloc(uint64_t r, unsigned me, bool run, struct held *h)
 {
 	uint64_t n = run ? 1 + r % 9 : frames_of((unsigned)(r % 5)), addr;
-	int rc = run ? buddy_locked_alloc_run(mt_zone->l, n, &addr) :
-		       buddy_locked_alloc(mt_zone->l, floor_log2(n), &addr);
+	int rc = run ? buddy_locked_alloc_run(mt_zone->l, n, &addr)
+		     : buddy_locked_alloc(mt_zone->l, floor_log2(n), &addr);
 	if (rc != BUDDY_OK) {
 		CHECK_EQ(rc, BUDDY_ENOMEM);
 		return false;

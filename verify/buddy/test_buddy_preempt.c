@@ -59,8 +59,8 @@
 static struct buddy_zone *z;
 static struct buddy_cpu *c0, *c1, *c2;
 static void *meta;
-static uint64_t frames; /* of the one region */
-static bool eager;      /* frees merge at once (buddy_free_run) */
+static uint64_t frames;        /* of the one region */
+static bool eager;             /* frees merge at once (buddy_free_run) */
 static unsigned deferred_seen; /* deferred pass: zones not coalesced */
 
 /*
@@ -90,7 +90,7 @@ static int do_free(struct buddy_cpu *c, uint64_t a, unsigned order)
 static void setup(unsigned order)
 {
 	frames = (uint64_t)2 << order;
-	struct buddy_region rg = {BASE, frames * BUDDY_FRAME_SIZE};
+	struct buddy_region rg = { BASE, frames * BUDDY_FRAME_SIZE };
 	size_t sz = buddy_meta_size(&rg, 1, NCPUS);
 	free(meta);
 	meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
@@ -135,8 +135,9 @@ struct pair {
 static void pair_init(struct pair *p, unsigned order, bool a_lower)
 {
 	uint64_t lo = BASE, hi = BASE + (BUDDY_FRAME_SIZE << order);
-	*p = (struct pair){
-	    .order = order, .a = a_lower ? lo : hi, .b = a_lower ? hi : lo};
+	*p = (struct pair){ .order = order,
+			    .a = a_lower ? lo : hi,
+			    .b = a_lower ? hi : lo };
 }
 
 /*
@@ -260,14 +261,13 @@ static void test_free_vs_alloc(unsigned order, bool a_lower)
 	}
 }
 
-
 /* ---- ENOMEM: alloc_run gives its tail back inside its section ---- */
 
 struct race {
 	unsigned order;
-	uint64_t addr;  /* the nested call's block */
-	int rc;         /* its result */
-	bool ran;       /* it completed (was not abandoned) */
+	uint64_t addr; /* the nested call's block */
+	int rc;        /* its result */
+	bool ran;      /* it completed (was not abandoned) */
 };
 
 static void nested_alloc_c1_op(void *arg)
@@ -295,7 +295,7 @@ static void test_run_tail(void)
 	unsigned long k = preempt_count();
 	for (unsigned long n = 1; n <= k + 1; n++) {
 		setup(1);
-		struct race q = {.order = 0, .rc = BUDDY_OK};
+		struct race q = { .order = 0, .rc = BUDDY_OK };
 		preempt_arm(n, nested_alloc_c1, &q);
 		int rc = buddy_alloc_run(c0, 3, &a);
 		if (!preempt_disarm())
@@ -329,16 +329,16 @@ static void test_run_tail(void)
 /* ---- ENOMEM: every cache is seen empty inside the quiet window ---- */
 
 static struct {
-	unsigned long n2;  /* fire the drain this many steps after fn1 */
-	bool fn1_done;     /* Y freed into CPU 2's cache, X taken by CPU 2 */
-	bool fn2_ran;      /* CPU 1 drained every cache */
-	uint64_t x;        /* what CPU 2's order-1 allocation got */
+	unsigned long n2; /* fire the drain this many steps after fn1 */
+	bool fn1_done;    /* Y freed into CPU 2's cache, X taken by CPU 2 */
+	bool fn2_ran;     /* CPU 1 drained every cache */
+	uint64_t x;       /* what CPU 2's order-1 allocation got */
 } win;
 
 /* No cache lock held by the preempted call (a nested one would wait). */
 static bool cache_locks_free(void)
 {
-	struct buddy_cpu *cs[] = {c0, c1, c2};
+	struct buddy_cpu *cs[] = { c0, c1, c2 };
 	for (unsigned i = 0; i < 3; i++)
 		/* Relaxed: single-threaded; only a peek at the flag. */
 		if (lf_spin_held(&cs[i]->lock, LF_RELAXED))
@@ -371,8 +371,7 @@ static void window_free_take(void *arg)
 	/* Y, allocated, freed into CPU 2's cache: free from now on. */
 	CHECK_EQ(buddy_free(c2, BASE, 0), BUDDY_OK);
 	/* Then X, free (in the core since CPU 0's drain), taken. */
-	if (!preempt_nested_try(window_alloc_x, NULL) ||
-	    win.x != BASE + 2 * F)
+	if (!preempt_nested_try(window_alloc_x, NULL) || win.x != BASE + 2 * F)
 		return;
 	win.fn1_done = true;
 	preempt_arm(win.n2, window_drain, NULL);
@@ -452,7 +451,7 @@ static void test_at_merge(uint64_t at, unsigned order)
 	for (unsigned long n = 1; n <= k + 1; n++) {
 		setup(1);
 		CHECK_EQ(buddy_alloc_at(c0, BASE, 0), BUDDY_OK);
-		struct race q = {.order = order, .addr = at, .rc = BUDDY_OK};
+		struct race q = { .order = order, .addr = at, .rc = BUDDY_OK };
 		preempt_arm(n, nested_at, &q);
 		CHECK_EQ(buddy_free(c0, BASE, 0), BUDDY_OK);
 		if (!preempt_disarm())
@@ -480,7 +479,7 @@ static void test_at_merge(uint64_t at, unsigned order)
 static const struct {
 	uint64_t off;
 	unsigned order;
-} run7[] = {{0, 2}, {4, 1}, {6, 0}}; /* the pieces of a run of 7 */
+} run7[] = { { 0, 2 }, { 4, 1 }, { 6, 0 } }; /* the pieces of a run of 7 */
 
 static void nested_piece_free(void *arg)
 {
@@ -501,9 +500,9 @@ static void test_free_run_race(unsigned victim)
 		setup(2);
 		CHECK_EQ(buddy_alloc_run(c0, 7, &a), BUDDY_OK);
 		CHECK_EQ(a, BASE);
-		struct race q = {.order = run7[victim].order,
-				 .addr = a + run7[victim].off * F,
-				 .rc = BUDDY_OK};
+		struct race q = { .order = run7[victim].order,
+				  .addr = a + run7[victim].off * F,
+				  .rc = BUDDY_OK };
 		preempt_arm(n, nested_piece_free, &q);
 		int rc = buddy_free_run(c0, a, 7);
 		if (!preempt_disarm())
@@ -544,7 +543,7 @@ static void test_free_run_race(unsigned victim)
 
 int main(void)
 {
-	static const unsigned orders[] = {0, 3};
+	static const unsigned orders[] = { 0, 3 };
 	for (int e = 0; e < 2; e++) {
 		eager = e;
 		for (unsigned i = 0; i < 2; i++) {

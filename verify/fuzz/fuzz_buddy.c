@@ -57,7 +57,8 @@ struct fb {
 	/* A snapshot of every frame (kind << 8 | order), for bad input. */
 	uint16_t *snap;
 	uint64_t nframes;
-	/* A run is one allocation of the zone, one per piece on the reference. */
+	/* A run is one allocation of the zone, one per piece on the reference.
+	 */
 	uint64_t ref_extra_allocs;
 };
 
@@ -92,7 +93,8 @@ static bool fb_layout_raw(struct fb *m)
 	m->nrg = 1 + fz_u8(&m->f) % 4;
 	for (unsigned i = 0; i < m->nrg; i++) {
 		uint8_t fl = fz_u8(&m->f);
-		uint64_t b = fl & 1 ? fz_u16(&m->f) : end / fb_fsz + fz_u8(&m->f);
+		uint64_t b =
+			fl & 1 ? fz_u16(&m->f) : end / fb_fsz + fz_u8(&m->f);
 		uint64_t n = fz_u16(&m->f) % 2048;
 		m->rg[i].base = b * fb_fsz + (fl & 2 ? 512 : 0);
 		m->rg[i].size = n * fb_fsz + (fl & 4 ? 8 : 0);
@@ -117,11 +119,15 @@ static void fb_refuse(struct fb *m, unsigned ncpus)
 	struct buddy_locked *l = NULL;
 	REQ(m, buddy_meta_size(m->rg, m->nrg, ncpus) == 0, "meta size");
 	REQ(m, buddy_locked_meta_size(m->rg, m->nrg) == 0, "locked size");
-	REQ(m, buddy_zone_init(&z, meta, sizeof(meta), m->rg, m->nrg,
-			       ncpus) == BUDDY_EINVAL && z == NULL,
+	REQ(m,
+	    buddy_zone_init(&z, meta, sizeof(meta), m->rg, m->nrg, ncpus) ==
+			    BUDDY_EINVAL &&
+		    z == NULL,
 	    "init of invalid regions");
-	REQ(m, buddy_locked_init(&l, meta, sizeof(meta), m->rg, m->nrg) ==
-			       BUDDY_EINVAL && l == NULL,
+	REQ(m,
+	    buddy_locked_init(&l, meta, sizeof(meta), m->rg, m->nrg) ==
+			    BUDDY_EINVAL &&
+		    l == NULL,
 	    "locked init of invalid regions");
 }
 
@@ -153,14 +159,21 @@ static bool fb_init(struct fb *m)
 	m->zmeta = fb_meta(zs);
 	m->rmeta = fb_meta(rs);
 	/* Too small, misaligned: refused before anything is written. */
-	REQ(m, buddy_zone_init(&m->z, m->zmeta, zs - 1, m->rg, m->nrg,
-			       m->ncpus) == BUDDY_ENOSPC, "short metadata");
-	REQ(m, buddy_zone_init(&m->z, (char *)m->zmeta + 8, zs, m->rg, m->nrg,
-			       m->ncpus) == BUDDY_EINVAL, "misaligned");
-	REQ(m, buddy_zone_init(&m->z, m->zmeta, zs, m->rg, m->nrg,
-			       m->ncpus) == BUDDY_OK, "init");
-	REQ(m, buddy_locked_init(&m->ref, m->rmeta, rs, m->rg, m->nrg) ==
-		       BUDDY_OK, "locked init");
+	REQ(m,
+	    buddy_zone_init(&m->z, m->zmeta, zs - 1, m->rg, m->nrg, m->ncpus) ==
+		    BUDDY_ENOSPC,
+	    "short metadata");
+	REQ(m,
+	    buddy_zone_init(&m->z, (char *)m->zmeta + 8, zs, m->rg, m->nrg,
+			    m->ncpus) == BUDDY_EINVAL,
+	    "misaligned");
+	REQ(m,
+	    buddy_zone_init(&m->z, m->zmeta, zs, m->rg, m->nrg, m->ncpus) ==
+		    BUDDY_OK,
+	    "init");
+	REQ(m,
+	    buddy_locked_init(&m->ref, m->rmeta, rs, m->rg, m->nrg) == BUDDY_OK,
+	    "locked init");
 	REQ(m, buddy_zone_cpu(m->z, m->ncpus) == NULL, "cpu out of range");
 	for (unsigned i = 0; i < m->ncpus; i++)
 		if (h >> (4 + i) & 1)
@@ -217,15 +230,15 @@ static void fb_own(struct fb *m, uint64_t addr, uint64_t frames, bool own)
 	    "block %#llx +%llu frames outside every region",
 	    (unsigned long long)addr, (unsigned long long)frames);
 	for (uint64_t i = 0; i < frames; i++) {
-		REQ(m, m->owned[pfn + i] == (own ? 0 : 1),
-		    "frame %#llx %s", (unsigned long long)(pfn + i),
+		REQ(m, m->owned[pfn + i] == (own ? 0 : 1), "frame %#llx %s",
+		    (unsigned long long)(pfn + i),
 		    own ? "handed out twice" : "freed but not owned");
 		m->owned[pfn + i] = own;
 	}
 }
 
-static void fb_add(struct fb *m, uint64_t addr, uint64_t frames,
-		   unsigned order, bool run)
+static void fb_add(struct fb *m, uint64_t addr, uint64_t frames, unsigned order,
+		   bool run)
 {
 	fb_own(m, addr, frames, true);
 	REQ(m, m->nlive < FB_MAXLIVE, "live table full");
@@ -311,8 +324,10 @@ static void fb_compare_stats(struct fb *m)
 	    (unsigned long long)zs.free_frames,
 	    (unsigned long long)zs.cached_frames,
 	    (unsigned long long)rs.free_frames);
-	REQ(m, zs.allocs + m->ref_extra_allocs == rs.allocs && zs.frees == rs.frees &&
-		       zs.failed == rs.failed && zs.rejected == rs.rejected,
+	REQ(m,
+	    zs.allocs + m->ref_extra_allocs == rs.allocs &&
+		    zs.frees == rs.frees && zs.failed == rs.failed &&
+		    zs.rejected == rs.rejected,
 	    "counts: allocs %llu/%llu frees %llu/%llu failed %llu/%llu "
 	    "rejected %llu/%llu",
 	    (unsigned long long)zs.allocs, (unsigned long long)rs.allocs,
@@ -321,7 +336,8 @@ static void fb_compare_stats(struct fb *m)
 	    (unsigned long long)zs.rejected, (unsigned long long)rs.rejected);
 	for (unsigned e = 1; e < BUDDY_NERR; e++)
 		REQ(m, zs.rejected_by[e] == rs.rejected_by[e],
-		    "rejected by %s: %llu, reference %llu", buddy_strerror(-(int)e),
+		    "rejected by %s: %llu, reference %llu",
+		    buddy_strerror(-(int)e),
 		    (unsigned long long)zs.rejected_by[e],
 		    (unsigned long long)rs.rejected_by[e]);
 }
@@ -342,9 +358,10 @@ static void fb_check(struct fb *m, bool quiesce)
 		for (uint64_t a = m->rg[i].base;
 		     a < m->rg[i].base + m->rg[i].size; a += fb_fsz) {
 			unsigned k1, o1, k2, o2;
-			REQ(m, buddy_zone_frame(m->z, a, &k1, &o1) == BUDDY_OK &&
-				       buddy_locked_frame(m->ref, a, &k2, &o2) ==
-					       BUDDY_OK,
+			REQ(m,
+			    buddy_zone_frame(m->z, a, &k1, &o1) == BUDDY_OK &&
+				    buddy_locked_frame(m->ref, a, &k2, &o2) ==
+					    BUDDY_OK,
 			    "frame %#llx", (unsigned long long)a);
 			REQ(m, k1 == k2 && o1 == o2,
 			    "quiescent frame %#llx: kind %u order %u, "
@@ -380,15 +397,16 @@ static void fb_alloc_below(struct fb *m)
 	struct buddy_cpu *c = fb_cpu(m);
 	unsigned o = fb_order(m);
 	uint16_t lb = fz_u16(&m->f);
-	uint64_t limit = lb == 0xffff ? UINT64_MAX
-				      : (uint64_t)(lb % (m->span + 64)) * fb_fsz +
-						(lb & 0x8000 ? 100 : 0);
+	uint64_t limit = lb == 0xffff
+				 ? UINT64_MAX
+				 : (uint64_t)(lb % (m->span + 64)) * fb_fsz +
+					   (lb & 0x8000 ? 100 : 0);
 	uint64_t a = 0, ra = 0;
 	int rc = buddy_alloc_below(c, o, limit, &a);
 	if (rc == BUDDY_OK) {
 		REQ(m, a % (fb_fsz << o) == 0 && a + (fb_fsz << o) <= limit,
-		    "alloc_below %u %#llx: %#llx", o,
-		    (unsigned long long)limit, (unsigned long long)a);
+		    "alloc_below %u %#llx: %#llx", o, (unsigned long long)limit,
+		    (unsigned long long)a);
 		int rr = buddy_locked_alloc_at(m->ref, a, o);
 		REQ(m, rr == BUDDY_OK, "alloc_below at %#llx: reference %d",
 		    (unsigned long long)a, rr);
@@ -469,9 +487,9 @@ static void fb_bad_free_call(struct fb *m, struct buddy_cpu *c, uint64_t a,
 	int rc = run ? buddy_free_run(c, a, n) : buddy_free(c, a, (unsigned)n);
 	int rr = run ? buddy_locked_free_run(m->ref, a, n)
 		     : buddy_locked_free(m->ref, a, (unsigned)n);
-	REQ(m, rc != BUDDY_OK && rc == rr, "bad %s %#llx %llu: %d, reference %d",
-	    run ? "free_run" : "free", (unsigned long long)a,
-	    (unsigned long long)n, rc, rr);
+	REQ(m, rc != BUDDY_OK && rc == rr,
+	    "bad %s %#llx %llu: %d, reference %d", run ? "free_run" : "free",
+	    (unsigned long long)a, (unsigned long long)n, rc, rr);
 	fb_snap(m, true);
 }
 
@@ -548,15 +566,16 @@ static void fb_frame(struct fb *m)
 	unsigned k1 = 0, o1 = 0, k2 = 0, o2 = 0;
 	int rc = buddy_zone_frame(m->z, a, &k1, &o1);
 	int rr = buddy_locked_frame(m->ref, a, &k2, &o2);
-	REQ(m, rc == rr, "frame %#llx: %d, reference %d",
-	    (unsigned long long)a, rc, rr);
+	REQ(m, rc == rr, "frame %#llx: %d, reference %d", (unsigned long long)a,
+	    rc, rr);
 	if (rc == BUDDY_OK && m->owned[a / fb_fsz])
 		REQ(m, k1 == k2 && o1 == o2,
 		    "live frame %#llx: kind %u order %u, reference %u %u",
 		    (unsigned long long)a, k1, o1, k2, o2);
 	else if (rc == BUDDY_OK)
-		REQ(m, k1 == BUDDY_FRAME_FREE || k1 == BUDDY_FRAME_CACHED ||
-			       k1 == BUDDY_FRAME_TAIL,
+		REQ(m,
+		    k1 == BUDDY_FRAME_FREE || k1 == BUDDY_FRAME_CACHED ||
+			    k1 == BUDDY_FRAME_TAIL,
 		    "free frame %#llx is kind %u", (unsigned long long)a, k1);
 }
 
@@ -565,7 +584,9 @@ static void fb_step(struct fb *m)
 	/* One case per operation, grouped by weight (the input byte mod 16). */
 	uint8_t op = fz_u8(&m->f);
 	switch (op % 16) {
-	case 0: case 1: case 2:
+	case 0:
+	case 1:
+	case 2:
 		fb_alloc(m);
 		break;
 	case 3:
@@ -577,7 +598,9 @@ static void fb_step(struct fb *m)
 	case 5:
 		fb_alloc_run(m);
 		break;
-	case 6: case 7: case 8:
+	case 6:
+	case 7:
+	case 8:
 		fb_free(m);
 		break;
 	case 9:

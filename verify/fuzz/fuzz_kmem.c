@@ -79,15 +79,19 @@ static void fk_took(uint8_t *p, uint32_t size, int ci)
 	uintptr_t off = (uintptr_t)p - S.src.base;
 	FZ_REQUIRE(&S.f, off + size <= sizeof(S.owner), "object %p outside", p);
 	for (uint32_t i = 0; i < size; i++)
-		FZ_REQUIRE(&S.f, !S.owner[off + i], "%p overlaps a live object", p);
+		FZ_REQUIRE(&S.f, !S.owner[off + i], "%p overlaps a live object",
+			   p);
 	memset(S.owner + off, 1, size);
 	if (ci >= 0) {
 		struct kmem_slab *s = kmem_slab_of(S.k, p);
-		FZ_REQUIRE(&S.f, s && s->cache == S.c[ci], "%p not in its cache", p);
+		FZ_REQUIRE(&S.f, s && s->cache == S.c[ci],
+			   "%p not in its cache", p);
 		FZ_REQUIRE(&S.f, ((uintptr_t)p & (S.calign[ci] - 1)) == 0,
 			   "%p misaligned", p);
-		FZ_REQUIRE(&S.f, (uintptr_t)p + size <= (uintptr_t)s +
-				 (KMEM_PAGE_SIZE << s->cache->order),
+		FZ_REQUIRE(&S.f,
+			   (uintptr_t)p + size <=
+				   (uintptr_t)s +
+					   (KMEM_PAGE_SIZE << s->cache->order),
 			   "%p past its slab", p);
 		S.cn[ci]++;
 	}
@@ -123,8 +127,10 @@ static void fk_enomem(unsigned order)
 	kmem_reclaim(S.k, 0, true);
 	uintptr_t a;
 	int e = ksrc_alloc(&S.src, 0, order, &a);
-	FZ_REQUIRE(&S.f, e == KMEM_ENOMEM, "ENOMEM with an order-%u block "
-		   "free after a reclaim", order);
+	FZ_REQUIRE(&S.f, e == KMEM_ENOMEM,
+		   "ENOMEM with an order-%u block "
+		   "free after a reclaim",
+		   order);
 }
 
 /* The slab order of the kmalloc class of size. */
@@ -187,8 +193,8 @@ static void fk_free_op(unsigned cpu)
 			kmem_reclaim(S.k, cpu, how & 4);
 		uint64_t r0 = fk_rejected();
 		e = fk_free(&o, (cpu + 1) % S.ncpus);
-		FZ_REQUIRE(&S.f, e == KMEM_EDOUBLE, "double free of %p: %s", o.p,
-			   kmem_strerror(e));
+		FZ_REQUIRE(&S.f, e == KMEM_EDOUBLE, "double free of %p: %s",
+			   o.p, kmem_strerror(e));
 		FZ_REQUIRE(&S.f, fk_rejected() == r0 + 1, "double not counted");
 	}
 }
@@ -203,7 +209,8 @@ static void fk_bad(unsigned cpu)
 			 * memory outside it */
 		uint8_t local;
 		void *p = off & 1 ? (void *)&local
-				  : (void *)(S.src.base + (off % FK_PAGES) * 4096 +
+				  : (void *)(S.src.base +
+					     (off % FK_PAGES) * 4096 +
 					     (off >> 8));
 		if (kmem_cache_of(S.k, p) || kmem_ksize(S.k, p) ||
 		    (uintptr_t)p - S.src.base < sizeof(S.owner))
@@ -285,9 +292,10 @@ static void fk_check(void)
 		if (S.c[i]) {
 			struct kmem_cache_stats st;
 			kmem_cache_stats(S.c[i], &st);
-			FZ_REQUIRE(&S.f, st.inuse == S.cn[i], "cache %u: %llu in use,"
-				   " reference %u", i,
-				   (unsigned long long)st.inuse, S.cn[i]);
+			FZ_REQUIRE(&S.f, st.inuse == S.cn[i],
+				   "cache %u: %llu in use,"
+				   " reference %u",
+				   i, (unsigned long long)st.inuse, S.cn[i]);
 		}
 }
 
@@ -346,11 +354,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t h = fz_u8(&S.f);
 	S.ncpus = 1 + (h & 3);
 	struct kmem_config cfg = {
-		.base = S.src.base, .size = FK_PAGES * KMEM_PAGE_SIZE,
-		.ncpus = S.ncpus, .max_caches = KMEM_KMALLOC_CLASSES + FK_CACHES,
-		.nmags = 64, .empty_max = (h >> 2) & 3,
+		.base = S.src.base,
+		.size = FK_PAGES * KMEM_PAGE_SIZE,
+		.ncpus = S.ncpus,
+		.max_caches = KMEM_KMALLOC_CLASSES + FK_CACHES,
+		.nmags = 64,
+		.empty_max = (h >> 2) & 3,
 		.mag_rounds = 1u << ((h >> 4) & 7),
-		.source = {ksrc_alloc, ksrc_free, &S.src},
+		.source = { ksrc_alloc, ksrc_free, &S.src },
 	};
 	int e = kmem_init(&S.k, S.meta, sizeof(S.meta), &cfg);
 	FZ_REQUIRE(&S.f, e == 0, "kmem_init: %s", kmem_strerror(e));

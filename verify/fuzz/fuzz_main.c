@@ -162,7 +162,8 @@ int main(int argc, char **argv)
 		inputs++;
 	}
 	if (inputs == 0) {
-		fprintf(stderr, "usage: %s [--mutate N] [--seed S] FILE|DIR...\n",
+		fprintf(stderr,
+			"usage: %s [--mutate N] [--seed S] FILE|DIR...\n",
 			argv[0]);
 		return 2;
 	}

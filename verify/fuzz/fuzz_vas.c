@@ -56,8 +56,7 @@ struct fv {
 /* ---- set-up ---- */
 
 /* What vas_create must answer for these parameters (vas.h). */
-static int fv_create_rc(uint64_t base, uint64_t size, uint64_t q,
-			uint32_t keys)
+static int fv_create_rc(uint64_t base, uint64_t size, uint64_t q, uint32_t keys)
 {
 	/*
 	 * Validates the region as vas_create() does, written again on
@@ -142,13 +141,16 @@ static bool fv_init(struct fv *m)
 		    h >> 4 & 3, rc, atomic_load(&m->src.live));
 		atomic_store(&m->src.fail_at, 0);
 	}
-	int rc = vas_create(m->v, m->base, m->size, m->q, &m->src.ns, keys,
-			    hw);
-	REQ(m, rc == want, "create base %#llx size %#llx q %#llx keys %u: %d,"
-	    " expected %d", X(m->base), X(m->size), X(m->q), keys, rc, want);
+	int rc = vas_create(m->v, m->base, m->size, m->q, &m->src.ns, keys, hw);
+	REQ(m, rc == want,
+	    "create base %#llx size %#llx q %#llx keys %u: %d,"
+	    " expected %d",
+	    X(m->base), X(m->size), X(m->q), keys, rc, want);
 	if (rc != VAS_OK) {
-		REQ(m, atomic_load(&m->src.live) == 0, "refused create holds "
-		    "%ld nodes", atomic_load(&m->src.live));
+		REQ(m, atomic_load(&m->src.live) == 0,
+		    "refused create holds "
+		    "%ld nodes",
+		    atomic_load(&m->src.live));
 		return false;
 	}
 	m->nctx = 1 + (h >> 2) % FV_MAXCTX;
@@ -186,18 +188,18 @@ static void fv_verify(struct fv *m)
 	want.height = st.height;
 	REQ(m, vt_stats_same_ranges(&st, &want),
 	    "stats: ranges %llu/%llu free %llu/%llu bytes %#llx/%#llx "
-	    "largest %#llx/%#llx", X(st.ranges), X(want.ranges),
-	    X(st.free_ranges), X(want.free_ranges), X(st.free_bytes),
-	    X(want.free_bytes), X(st.largest_free), X(want.largest_free));
+	    "largest %#llx/%#llx",
+	    X(st.ranges), X(want.ranges), X(st.free_ranges),
+	    X(want.free_ranges), X(st.free_bytes), X(want.free_bytes),
+	    X(st.largest_free), X(want.largest_free));
 	for (int i = 0; i < VAS_NERR; i++)
-		REQ(m, st.rejected[i] == want.rejected[i] &&
-			       st.refused[i] == want.refused[i],
+		REQ(m,
+		    st.rejected[i] == want.rejected[i] &&
+			    st.refused[i] == want.refused[i],
 		    "rejected[%s] %llu, expected %llu", vas_strerror(-i),
 		    X(st.rejected[i]), X(want.rejected[i]));
-	REQ(m, st.restarts == 0, "%llu restarts on one thread",
-	    X(st.restarts));
-	REQ(m, (uint64_t)atomic_load(&m->src.live) >=
-		       st.nodes + st.nodes_free,
+	REQ(m, st.restarts == 0, "%llu restarts on one thread", X(st.restarts));
+	REQ(m, (uint64_t)atomic_load(&m->src.live) >= st.nodes + st.nodes_free,
 	    "nodes %llu + %llu free, %ld from the source", X(st.nodes),
 	    X(st.nodes_free), atomic_load(&m->src.live));
 }
@@ -213,8 +215,9 @@ static void fv_probe(struct fv *m, struct vas_ctx *c, bool reg, uint64_t a)
 	int rw = vt_ref_lookup(&m->ref, a, &w);
 	REQ(m, rc == rw && (rc != VAS_OK || vt_range_eq(&r, &w)),
 	    "lookup %#llx: %d [%#llx +%#llx tag %#llx], expected %d "
-	    "[%#llx +%#llx tag %#llx]", X(a), rc, X(r.start), X(r.size),
-	    X(r.tag), rw, X(w.start), X(w.size), X(w.tag));
+	    "[%#llx +%#llx tag %#llx]",
+	    X(a), rc, X(r.start), X(r.size), X(r.tag), rw, X(w.start),
+	    X(w.size), X(w.tag));
 }
 
 /* Lookups at the edges of [a, a + n) and just outside, any context. */
@@ -331,8 +334,8 @@ static void fv_alloc(struct fv *m)
 	int rr = vt_ref_alloc(&m->ref, size, align, pol, tag, &ra, null);
 	REQ(m, rc == rr && (rc != VAS_OK || a == ra),
 	    "alloc size %#llx align %#llx policy %d: %d at %#llx, "
-	    "expected %d at %#llx", X(size), X(align), pol, rc, X(a), rr,
-	    X(ra));
+	    "expected %d at %#llx",
+	    X(size), X(align), pol, rc, X(a), rr, X(ra));
 	if (rc == VAS_OK)
 		fv_probe_around(m, a, size);
 }
@@ -424,8 +427,9 @@ static void fv_lookup(struct fv *m)
 		a = fz_u64(&m->f);
 	fv_probe(m, m->c[i], m->reg[i], a);
 	if ((k & 0xfc) == 0xfc)
-		REQ(m, vas_lookup(m->c[i], a, NULL) ==
-			       (m->reg[i] ? VAS_EINVAL : VAS_ENOTREG),
+		REQ(m,
+		    vas_lookup(m->c[i], a, NULL) ==
+			    (m->reg[i] ? VAS_EINVAL : VAS_ENOTREG),
 		    "lookup NULL");
 }
 
@@ -468,9 +472,10 @@ static void fv_iterate(struct fv *m)
 		     j < m->ref.n && m->ref.r[j].start < hi; j++) {
 			if (it.stop && want == it.stop)
 				break;
-			REQ(m, want < it.n && (want >= 8 ||
-					       vt_range_eq(&it.r[want],
-							   &m->ref.r[j])),
+			REQ(m,
+			    want < it.n &&
+				    (want >= 8 ||
+				     vt_range_eq(&it.r[want], &m->ref.r[j])),
 			    "iterate [%#llx, %#llx) range %u", X(a), X(b),
 			    want);
 			want++;
@@ -531,7 +536,8 @@ static void fv_map(struct fv *m)
 	uint8_t k = fz_u8(&m->f);
 	uint64_t room;
 	struct vas_place p = { .size = fv_quanta(m) * m->q,
-			       .align = fv_align(m), .flags = k & 3 };
+			       .align = fv_align(m),
+			       .flags = k & 3 };
 	if (k & 4)
 		p.flags |= 4u << (fz_u8(&m->f) % 8); /* bad */
 	if (k & 8) {
@@ -554,8 +560,9 @@ static void fv_map(struct fv *m)
 		      : vt_ref_map(&m->ref, &p, &ra);
 	REQ(m, rc == rr && (rc != VAS_OK || a == ra),
 	    "map size %#llx align %#llx flags %u [%#llx, %#llx) hint %#llx:"
-	    " %d at %#llx, expected %d at %#llx", X(p.size), X(p.align),
-	    p.flags, X(p.low), X(p.high), X(p.hint), rc, X(a), rr, X(ra));
+	    " %d at %#llx, expected %d at %#llx",
+	    X(p.size), X(p.align), p.flags, X(p.low), X(p.high), X(p.hint), rc,
+	    X(a), rr, X(ra));
 	if (rc == VAS_OK)
 		fv_probe_around(m, a, p.size);
 }
@@ -566,22 +573,24 @@ static void fv_rewrite(struct fv *m, unsigned kind)
 	unsigned i = fv_ctx(m);
 	uint64_t room, a = fv_addr(m, &room);
 	uint8_t k = fz_u8(&m->f);
-	uint64_t size = (k & 1 ? 1 + fz_u16(&m->f) % (2 * room + 8)
-			       : fv_quanta(m)) * m->q;
+	uint64_t size =
+		(k & 1 ? 1 + fz_u16(&m->f) % (2 * room + 8) : fv_quanta(m)) *
+		m->q;
 	if ((k & 6) == 6)
 		a += 1 + fz_u8(&m->f) % m->q; /* misaligned (q > 1) */
 	if ((k & 0x18) == 0x18)
 		size = (uint64_t)0 - a + m->q; /* wraps */
-	uint32_t attr = fv_attr(m), mask = k & 0x20 ? VAS_ATTR_MASK
-						     : fv_attr(m);
-	unsigned flags = k >> 6;                  /* 2, 3: bad for protect */
+	uint32_t attr = fv_attr(m),
+		 mask = k & 0x20 ? VAS_ATTR_MASK : fv_attr(m);
+	unsigned flags = k >> 6; /* 2, 3: bad for protect */
 	uintptr_t tag = fv_tag(m);
 	struct vt_pieces got = { .n = 0 }, want;
 	uint64_t removed = 0;
 	unsigned long failed = atomic_load(&m->src.failed);
 	int rc, rr;
 	if (kind == 0)
-		rc = vas_replace(m->c[i], a, size, attr, tag, fv_piece_fn, &got);
+		rc = vas_replace(m->c[i], a, size, attr, tag, fv_piece_fn,
+				 &got);
 	else if (kind == 1)
 		rc = vas_unmap(m->c[i], a, size, fv_piece_fn, &got, &removed);
 	else
@@ -649,19 +658,26 @@ static void fv_step(struct fv *m)
 	 */
 	uint8_t op = fz_u8(&m->f);
 	switch (op % 16) {
-	case 0: case 1: case 2: case 3:
+	case 0:
+	case 1:
+	case 2:
+	case 3:
 		fv_alloc(m);
 		break;
-	case 4: case 5:
+	case 4:
+	case 5:
 		fv_alloc_at(m);
 		break;
-	case 6: case 7: case 8:
+	case 6:
+	case 7:
+	case 8:
 		fv_free(m);
 		break;
 	case 9:
 		fv_bad_free(m);
 		break;
-	case 10: case 11:
+	case 10:
+	case 11:
 		fv_lookup(m);
 		break;
 	case 12:
@@ -681,7 +697,9 @@ static void fv_step(struct fv *m)
 		case 1:
 			fv_map(m);
 			break;
-		case 2: case 3: case 4:
+		case 2:
+		case 3:
+		case 4:
 			fv_rewrite(m, (op >> 4) % 6 - 2u);
 			break;
 		default:

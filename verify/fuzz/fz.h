@@ -68,16 +68,18 @@ static inline unsigned fz_below(struct fz *f, unsigned n)
 	return (n > 256 ? fz_u16(f) : fz_u8(f)) % n;
 }
 
-#define FZ_REQUIRE(f, cond, ...)                                              \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "FUZZ FAIL %s:%d: %s\n  ", __FILE__,  \
-				__LINE__, #cond);                             \
-			fprintf(stderr, __VA_ARGS__);                         \
-			fprintf(stderr, "\n  at operation %lu (input byte "   \
-				"%zu of %zu)\n", (f)->op, (f)->at, (f)->n);   \
-			abort();                                              \
-		}                                                             \
+#define FZ_REQUIRE(f, cond, ...)                                               \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "FUZZ FAIL %s:%d: %s\n  ", __FILE__,   \
+				__LINE__, #cond);                              \
+			fprintf(stderr, __VA_ARGS__);                          \
+			fprintf(stderr,                                        \
+				"\n  at operation %lu (input byte "            \
+				"%zu of %zu)\n",                               \
+				(f)->op, (f)->at, (f)->n);                     \
+			abort();                                               \
+		}                                                              \
 	} while (0)
 
 #endif

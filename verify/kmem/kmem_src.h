@@ -20,13 +20,13 @@ struct ksrc {
 	pthread_mutex_t mu;
 	uintptr_t base;
 	size_t npages;
-	uint8_t *used;        /* per page: 1 if handed out */
-	size_t held;          /* pages handed out now */
-	size_t limit;         /* at most this many held (ENOMEM past it) */
+	uint8_t *used; /* per page: 1 if handed out */
+	size_t held;   /* pages handed out now */
+	size_t limit;  /* at most this many held (ENOMEM past it) */
 	size_t allocs, frees;
-	int fail;             /* 0; else the next allocs return this code */
-	int lie;              /* next allocs return an address out of range */
-	void *map;            /* the mapping, for ksrc_fini() */
+	int fail;  /* 0; else the next allocs return this code */
+	int lie;   /* next allocs return an address out of range */
+	void *map; /* the mapping, for ksrc_fini() */
 	size_t map_bytes;
 };
 
@@ -125,8 +125,10 @@ static inline struct kmem *ksrc_kmem(struct ksrc *s, unsigned ncpus,
 				     unsigned max_caches, unsigned empty_max)
 {
 	struct kmem_config cfg = {
-		.base = s->base, .size = s->npages * KMEM_PAGE_SIZE,
-		.ncpus = ncpus, .max_caches = max_caches,
+		.base = s->base,
+		.size = s->npages * KMEM_PAGE_SIZE,
+		.ncpus = ncpus,
+		.max_caches = max_caches,
 		.empty_max = empty_max,
 		.source = { ksrc_alloc, ksrc_free, s },
 	};

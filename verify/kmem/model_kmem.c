@@ -94,7 +94,8 @@ static void took(struct model *m, void *vp, size_t size, int ci)
 		if (s)
 			CHECK((uintptr_t)p >= s->base &&
 			      (uintptr_t)p + size <=
-				      (uintptr_t)s + (KMEM_PAGE_SIZE << s->cache->order));
+				      (uintptr_t)s + (KMEM_PAGE_SIZE
+						      << s->cache->order));
 		mc->n++;
 	} else if (size <= KMEM_KMALLOC_MAX) {
 		CHECK(kmem_ksize(m->k, p) >= size);
@@ -165,7 +166,7 @@ static void op_alloc(struct model *m, unsigned cpu)
 		return;
 	}
 	size_t size = rnd(m) % 16 == 0 ? KMEM_KMALLOC_MAX + rnd(m) % 20000
-					: 1 + rnd(m) % KMEM_KMALLOC_MAX;
+				       : 1 + rnd(m) % KMEM_KMALLOC_MAX;
 	if (rnd(m) % 4 == 0)
 		size = 1 + rnd(m) % 64;
 	CHECK_EQ(kmalloc(m->k, cpu, size, &p), 0);
@@ -180,7 +181,8 @@ static void op_free(struct model *m, unsigned cpu)
 	CHECK_EQ(do_free(m, &l, cpu), 0);
 	if (rnd(m) % 8 == 0) { /* a double free at once: EDOUBLE, counted */
 		uint64_t r0 = rejected(m);
-		CHECK_EQ(do_free(m, &l, (unsigned)(rnd(m) % NCPUS)), KMEM_EDOUBLE);
+		CHECK_EQ(do_free(m, &l, (unsigned)(rnd(m) % NCPUS)),
+			 KMEM_EDOUBLE);
 		CHECK_EQ(rejected(m), r0 + 1);
 	}
 }
@@ -193,9 +195,9 @@ static void op_bad(struct model *m, unsigned cpu)
 	uint64_t r0 = rejected(m);
 	if (l->size > 1 && rnd(m) % 2) {
 		void *in = l->p + 1 + rnd(m) % (l->size - 1);
-		int e = l->cache >= 0
-				? kmem_cache_free(m->caches[l->cache].c, cpu, in)
-				: kfree(m->k, cpu, in);
+		int e = l->cache >= 0 ? kmem_cache_free(m->caches[l->cache].c,
+							cpu, in)
+				      : kfree(m->k, cpu, in);
 		/* Inside an object: EINTERIOR (the cache's slack past a kmalloc
 		 * size is still inside the object). */
 		CHECK_EQ(e, KMEM_EINTERIOR);
@@ -220,13 +222,14 @@ static void op_create(struct model *m)
 			mc->c = NULL;
 		return;
 	}
-	static const size_t sizes[] = {8, 24, 40, 100, 256, 700, 3000, 9000};
+	static const size_t sizes[] = { 8, 24, 40, 100, 256, 700, 3000, 9000 };
 	mc->size = sizes[rnd(m) % 8] + rnd(m) % 8;
 	mc->align = (size_t)1 << (rnd(m) % 8);
 	if (mc->align < 8)
 		mc->align = 8;
 	CHECK_EQ(kmem_cache_create(m->k, "model", mc->size, mc->align, NULL,
-				   NULL, NULL, &mc->c), 0);
+				   NULL, NULL, &mc->c),
+		 0);
 	mc->n = 0;
 }
 

@@ -48,7 +48,7 @@ struct box {
 static struct ksrc src;
 static struct kmem *k;
 static struct kmem_cache *caches[3];
-static const size_t csize[3] = {24, 64, 200};
+static const size_t csize[3] = { 24, 64, 200 };
 static struct box boxes[MAXT];
 static atomic_uchar *shadow;
 static atomic_bool stop;
@@ -72,9 +72,8 @@ static void stamp(struct obj *o, unsigned t, uint64_t seq)
 	memcpy(o->p, &w, o->size < 8 ? o->size : 8);
 	for (size_t i = 8; i < o->size; i++)
 		o->p[i] = (uint8_t)(w + i);
-	unsigned char prev = atomic_exchange_explicit(granule(o->p),
-						      (unsigned char)(t + 1),
-						      memory_order_relaxed);
+	unsigned char prev = atomic_exchange_explicit(
+		granule(o->p), (unsigned char)(t + 1), memory_order_relaxed);
 	CHECK(prev == 0); /* handed out to two holders at once */
 }
 
@@ -108,8 +107,9 @@ static bool get(unsigned t, uint64_t seq, uint64_t r, struct obj *o)
 		e = kmem_cache_alloc(caches[o->cache], t, &p);
 	} else {
 		o->cache = -1;
-		o->size = (r >> 8) % 64 == 0 ? 2 * KMEM_PAGE_SIZE + (r >> 16) % 9000
-					     : 1 + (r >> 16) % KMEM_KMALLOC_MAX;
+		o->size = (r >> 8) % 64 == 0
+				  ? 2 * KMEM_PAGE_SIZE + (r >> 16) % 9000
+				  : 1 + (r >> 16) % KMEM_KMALLOC_MAX;
 		e = kmalloc(k, t, o->size, &p);
 	}
 	if (e == KMEM_ENOMEM) {
@@ -173,7 +173,8 @@ static void *worker(void *arg)
 				held[i] = held[--n];
 		} else if (what < 98) {
 			kmem_reclaim(k, t, (r >> 9) % 2);
-			atomic_fetch_add_explicit(&reclaims, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&reclaims, 1,
+						  memory_order_relaxed);
 		} else {
 			drain_box(t);
 		}
@@ -209,7 +210,7 @@ int main(int argc, char **argv)
 	pthread_t th[MAXT];
 	for (unsigned t = 0; t < nthreads; t++)
 		pthread_create(&th[t], NULL, worker, (void *)(uintptr_t)t);
-	struct timespec d = {ms / 1000, (long)(ms % 1000) * 1000000};
+	struct timespec d = { ms / 1000, (long)(ms % 1000) * 1000000 };
 	nanosleep(&d, NULL);
 	atomic_store(&stop, true);
 	for (unsigned t = 0; t < nthreads; t++)
@@ -223,7 +224,8 @@ int main(int argc, char **argv)
 		CHECK_EQ(st.inuse, 0);
 		printf("cache %d: allocs %lu depot gets %lu puts %lu contended "
 		       "%lu mag %u drains %lu reclaims %lu\n",
-		       i, (unsigned long)st.allocs, (unsigned long)st.depot_gets,
+		       i, (unsigned long)st.allocs,
+		       (unsigned long)st.depot_gets,
 		       (unsigned long)st.depot_puts,
 		       (unsigned long)st.depot_contended, st.mag_size,
 		       (unsigned long)st.drains, (unsigned long)st.reclaims);

@@ -90,8 +90,8 @@ static void test_kmalloc(void)
 	}
 	/* Large: whole pages from the source. */
 	void *big[4];
-	size_t bs[4] = {KMEM_KMALLOC_MAX + 1, 3 * KMEM_PAGE_SIZE,
-			16 * KMEM_PAGE_SIZE, 100000};
+	size_t bs[4] = { KMEM_KMALLOC_MAX + 1, 3 * KMEM_PAGE_SIZE,
+			 16 * KMEM_PAGE_SIZE, 100000 };
 	for (int i = 0; i < 4; i++) {
 		CHECK_EQ(kmalloc(k, 1, bs[i], &big[i]), 0);
 		CHECK(((uintptr_t)big[i] & (KMEM_PAGE_SIZE - 1)) == 0);
@@ -131,16 +131,20 @@ static void test_ctor(void)
 	setup(256, 0);
 	struct kmem_cache *c;
 	CHECK_EQ(kmem_cache_create(k, "ctor", 100, 0, ctor, dtor, &ctor_calls,
-				   &c), 0);
+				   &c),
+		 0);
 	void *p[300];
 	for (int r = 0; r < 3; r++) {
 		for (int i = 0; i < 300; i++) {
-			CHECK_EQ(kmem_cache_alloc(c, (unsigned)i % NCPU, &p[i]), 0);
+			CHECK_EQ(kmem_cache_alloc(c, (unsigned)i % NCPU, &p[i]),
+				 0);
 			const unsigned char *b = p[i];
 			CHECK(b[0] == 0xc7 && b[99] == 0xc7);
 		}
 		for (int i = 0; i < 300; i++)
-			CHECK_EQ(kmem_cache_free(c, (unsigned)(i + r) % NCPU, p[i]), 0);
+			CHECK_EQ(kmem_cache_free(c, (unsigned)(i + r) % NCPU,
+						 p[i]),
+				 0);
 	}
 	struct kmem_cache_stats st;
 	kmem_cache_stats(c, &st);
@@ -181,35 +185,37 @@ static void bad(struct kmem_cache *a, struct kmem_cache *b, int got, int want,
 	CHECK_EQ(*counter_after, *counter_before + 1);
 }
 
-#define BAD(call, want, counter)                                         \
-	do {                                                             \
-		struct snap s0, s1;                                      \
-		struct kmem_stats k0, k1;                                \
-		snap_take(&s0, A, B);                                    \
-		kmem_stats(k, &k0);                                      \
-		int got_ = (call);                                       \
-		snap_take(&s1, A, B);                                    \
-		kmem_stats(k, &k1);                                      \
-		CHECK(snap_same(&s0, &s1));                              \
-		bad(A, B, got_, (want), &s0.counter.rejected_by[-(want)], \
-		    &s1.counter.rejected_by[-(want)]);                   \
-		CHECK_EQ(kmem_check(k), 0);                              \
-		(void)k0; (void)k1;                                      \
+#define BAD(call, want, counter)                                               \
+	do {                                                                   \
+		struct snap s0, s1;                                            \
+		struct kmem_stats k0, k1;                                      \
+		snap_take(&s0, A, B);                                          \
+		kmem_stats(k, &k0);                                            \
+		int got_ = (call);                                             \
+		snap_take(&s1, A, B);                                          \
+		kmem_stats(k, &k1);                                            \
+		CHECK(snap_same(&s0, &s1));                                    \
+		bad(A, B, got_, (want), &s0.counter.rejected_by[-(want)],      \
+		    &s1.counter.rejected_by[-(want)]);                         \
+		CHECK_EQ(kmem_check(k), 0);                                    \
+		(void)k0;                                                      \
+		(void)k1;                                                      \
 	} while (0)
 
-#define BADK(call, want)                                                  \
-	do {                                                              \
-		struct snap s0, s1;                                       \
-		struct kmem_stats k0, k1;                                 \
-		snap_take(&s0, A, B);                                     \
-		kmem_stats(k, &k0);                                       \
-		int got_ = (call);                                        \
-		snap_take(&s1, A, B);                                     \
-		kmem_stats(k, &k1);                                       \
-		CHECK(snap_same(&s0, &s1));                               \
-		CHECK_EQ(got_, (want));                                   \
-		CHECK_EQ(k1.rejected_by[-(want)], k0.rejected_by[-(want)] + 1); \
-		CHECK_EQ(kmem_check(k), 0);                               \
+#define BADK(call, want)                                                       \
+	do {                                                                   \
+		struct snap s0, s1;                                            \
+		struct kmem_stats k0, k1;                                      \
+		snap_take(&s0, A, B);                                          \
+		kmem_stats(k, &k0);                                            \
+		int got_ = (call);                                             \
+		snap_take(&s1, A, B);                                          \
+		kmem_stats(k, &k1);                                            \
+		CHECK(snap_same(&s0, &s1));                                    \
+		CHECK_EQ(got_, (want));                                        \
+		CHECK_EQ(k1.rejected_by[-(want)],                              \
+			 k0.rejected_by[-(want)] + 1);                         \
+		CHECK_EQ(kmem_check(k), 0);                                    \
 	} while (0)
 
 static void test_bad_input(void)
@@ -227,11 +233,12 @@ static void test_bad_input(void)
 	/* Not from any cache: outside the range, a page never handed out,
 	 * the slab header. */
 	BAD(kmem_cache_free(A, 0, &local), KMEM_EFOREIGN, a);
-	BAD(kmem_cache_free(A, 0, (void *)(src.base + (src.npages - 1) *
-						     KMEM_PAGE_SIZE)),
+	BAD(kmem_cache_free(
+		    A, 0,
+		    (void *)(src.base + (src.npages - 1) * KMEM_PAGE_SIZE)),
 	    KMEM_EFOREIGN, a);
-	BAD(kmem_cache_free(A, 0, (void *)((uintptr_t)a[0] &
-					   ~(KMEM_PAGE_SIZE - 1))),
+	BAD(kmem_cache_free(A, 0,
+			    (void *)((uintptr_t)a[0] & ~(KMEM_PAGE_SIZE - 1))),
 	    KMEM_EFOREIGN, a);
 	BADK(kfree(k, 0, &local), KMEM_EFOREIGN);
 	/* Wrong cache. */

@@ -17,9 +17,11 @@ struct lin_op *lin_call(struct lin_history *h, int kind, uint64_t a0,
 	if (h->n >= LIN_MAX_OPS)
 		mc_fail("history longer than %d operations", LIN_MAX_OPS);
 	struct lin_op *op = &h->op[h->n++];
-	*op = (struct lin_op){.thread = mc_self(), .kind = kind,
-			      .arg = {a0, a1}, .call = mc_tick(),
-			      .ret = UINT64_MAX};
+	*op = (struct lin_op){ .thread = mc_self(),
+			       .kind = kind,
+			       .arg = { a0, a1 },
+			       .call = mc_tick(),
+			       .ret = UINT64_MAX };
 	mc_trace("call %d (%llx, %llx)", kind, (unsigned long long)a0,
 		 (unsigned long long)a1);
 	return op;
@@ -38,7 +40,8 @@ void lin_ret(struct lin_op *op, uint64_t r0, uint64_t r1)
 static bool lin_minimal(const struct lin_history *h, uint32_t done, unsigned i)
 {
 	for (unsigned j = 0; j < h->n; j++)
-		if (j != i && !(done & (1u << j)) && h->op[j].ret < h->op[i].call)
+		if (j != i && !(done & (1u << j)) &&
+		    h->op[j].ret < h->op[i].call)
 			return false;
 	return true;
 }
@@ -73,7 +76,8 @@ void lin_check(const struct lin_history *h, const struct lin_model *m)
 	size_t len = 0;
 	for (unsigned i = 0; i < h->n && len < sizeof(buf) - 64; i++) {
 		const struct lin_op *op = &h->op[i];
-		len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+		len += (size_t)snprintf(
+			buf + len, sizeof(buf) - len,
 			" [t%u %s(%llx,%llx)=%llx,%llx @%llu-%llu]", op->thread,
 			m->names ? m->names[op->kind] : "op",
 			(unsigned long long)op->arg[0],

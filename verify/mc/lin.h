@@ -26,9 +26,9 @@
 
 struct lin_op {
 	unsigned thread;
-	int kind;          /* the model's operation code */
+	int kind; /* the model's operation code */
 	uint64_t arg[2];
-	uint64_t res[2];   /* what the implementation returned */
+	uint64_t res[2]; /* what the implementation returned */
 	uint64_t call, ret;
 };
 

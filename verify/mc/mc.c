@@ -26,9 +26,9 @@
  * next time). Counters updated with fetch_add/sub/or/and are the
  * exception: a loop is assumed not to branch on its own statistics.
  * Thread-local state (an attempt counter) is assumed to matter only
- * together with what other threads change; see README.md. The comparison reads the largest of 8, 4, 2, 1
- * bytes the address is aligned to, which may include a neighbour: that only
- * wakes a thread for nothing.
+ * together with what other threads change; see README.md. The comparison reads
+ * the largest of 8, 4, 2, 1 bytes the address is aligned to, which may include
+ * a neighbour: that only wakes a thread for nothing.
  *
  * Store buffers. The scheduler runs sequentially consistent interleavings,
  * which hide the one reordering an asymmetric (heavy) barrier exists for: a
@@ -67,8 +67,8 @@ struct mc_thread {
 	ucontext_t ctx;
 	void *stack;
 	bool done;
-	bool parked; /* waiting for a location of wset to change */
-	bool dirty;  /* a location of rset changed since it was read */
+	bool parked;     /* waiting for a location of wset to change */
+	bool dirty;      /* a location of rset changed since it was read */
 	unsigned nr, nw; /* > MC_RSET: overflowed, matches everything */
 	const volatile void *rset[MC_RSET];
 	const volatile void *wset[MC_RSET];
@@ -146,7 +146,8 @@ _Noreturn void mc_fail(const char *fmt, ...)
 		S.failed = true;
 	}
 	if (!S.in_run) {
-		fprintf(stderr, "mc: failure outside an execution: %s\n", S.msg);
+		fprintf(stderr, "mc: failure outside an execution: %s\n",
+			S.msg);
 		exit(2);
 	}
 	if (S.in_thread) {
@@ -175,8 +176,9 @@ static void mc_trace_step(unsigned self, const volatile void *addr,
 			  enum lf_atomic_op op, bool local)
 {
 	static const char *const names[LF_OP_COUNT] = {
-		"load", "store", "xchg", "cas", "fetch_add", "fetch_sub",
-		"fetch_or", "fetch_and", "spin", "fence"};
+		"load",      "store",    "xchg",      "cas",  "fetch_add",
+		"fetch_sub", "fetch_or", "fetch_and", "spin", "fence"
+	};
 	char buf[64] = "";
 	if (addr && S.t->where)
 		S.t->where(addr, buf, sizeof(buf));
@@ -273,7 +275,8 @@ static unsigned mc_decide_dfs(const uint8_t *opt, unsigned n, unsigned cost)
 		struct mc_choice *c = &S.dfs[S.dpos++];
 		if (c->n != n || memcmp(c->opt, opt, n) != 0)
 			mc_fail("nondeterministic test: point %zu had other "
-				"options in an earlier execution", S.dpos - 1);
+				"options in an earlier execution",
+				S.dpos - 1);
 		return c->idx;
 	}
 	if (S.ndfs == S.dcap) {
@@ -550,7 +553,8 @@ static void mc_count_step(unsigned self)
 {
 	if (++S.steps > S.o->max_steps)
 		mc_fail("execution longer than %llu scheduling points (a loop "
-			"that never spins?)", (unsigned long long)S.o->max_steps);
+			"that never spins?)",
+			(unsigned long long)S.o->max_steps);
 	if (S.o->mode == MC_PCT)
 		for (unsigned j = 0; j < S.nchange; j++)
 			if (S.change[j] == S.steps)
@@ -576,7 +580,7 @@ void lf_atomic_interpose(const volatile void *addr, enum lf_atomic_op op,
 		if (op == LF_OP_SPIN) {
 			next = mc_pick_spin(self);
 		} else {
-			uint8_t opt[MC_MAX_THREADS] = {(uint8_t)self};
+			uint8_t opt[MC_MAX_THREADS] = { (uint8_t)self };
 			next = mc_decide(opt, mc_others(self, opt, 1), 1);
 		}
 		if (next != self)
@@ -606,7 +610,8 @@ static void mc_thread_end(unsigned tid)
 		for (unsigned u = 0; u < S.n; u++)
 			if (!S.th[u].done)
 				mc_fail("livelock: thread %u spins for ever "
-					"after the others ended", u);
+					"after the others ended",
+					u);
 		S.in_thread = false;
 		S.active = false;
 		swapcontext(&S.th[tid].ctx, &S.main);
@@ -705,10 +710,11 @@ static char *mc_encode(const uint8_t *log, size_t n)
 		size_t j = i;
 		while (j < n && log[j] == log[i])
 			j++;
-		len += (size_t)snprintf(s + len, cap - len, "%s%u", i ? "." : "",
-					log[i]);
+		len += (size_t)snprintf(s + len, cap - len, "%s%u",
+					i ? "." : "", log[i]);
 		if (j - i > 1)
-			len += (size_t)snprintf(s + len, cap - len, "*%zu", j - i);
+			len += (size_t)snprintf(s + len, cap - len, "*%zu",
+						j - i);
 		i = j;
 	}
 	return s;
@@ -758,7 +764,7 @@ static void mc_crash(int sig)
 static void mc_crash_handlers(void)
 {
 	static char altstack[64 * 1024];
-	stack_t ss = {.ss_sp = altstack, .ss_size = sizeof(altstack)};
+	stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
 	sigaltstack(&ss, NULL);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -847,7 +853,8 @@ bool mc_cover_report(struct mc_cover *c, const char *need)
 	bool ok = true;
 	printf("  covered (of %llu):", (unsigned long long)c->execs);
 	for (size_t i = 0; c->codes[i] && i < 16; i++)
-		printf(" %s %llu%s", c->names[i], (unsigned long long)c->hits[i],
+		printf(" %s %llu%s", c->names[i],
+		       (unsigned long long)c->hits[i],
 		       c->codes[i + 1] ? "," : "\n");
 	for (const char *p = need ? need : ""; *p; p++) {
 		const char *at = strchr(c->codes, *p);

@@ -50,7 +50,7 @@
 
 struct mc_test {
 	const char *name;
-	const char *what;  /* one line, for --list */
+	const char *what; /* one line, for --list */
 	unsigned nthreads;
 	void (*setup)(void);          /* fresh state; no scheduling */
 	void (*thread)(unsigned tid); /* body of thread tid */
@@ -85,7 +85,7 @@ struct mc_test {
 	bool (*report)(void);
 	/* Optional, for --trace: name the location at addr into buf. */
 	void (*where)(const volatile void *addr, char *buf, size_t n);
-	const void *cfg;              /* harness configuration */
+	const void *cfg; /* harness configuration */
 	/* Defaults for ctest: DFS bound, PCT depth and runs. */
 	unsigned bound, depth, runs;
 };
@@ -94,25 +94,25 @@ enum mc_mode { MC_DFS, MC_PCT, MC_REPLAY };
 
 struct mc_opts {
 	enum mc_mode mode;
-	unsigned bound;      /* DFS: preemptions */
-	unsigned depth;      /* PCT: bug depth d */
-	uint64_t runs;       /* PCT: executions; DFS: give up after this many */
-	uint64_t seed;       /* PCT */
-	uint64_t max_steps;  /* per execution */
-	const char *replay;  /* MC_REPLAY */
-	bool quiet;          /* no failure report on stdout (self-tests) */
-	bool trace;          /* print every scheduling point (replay) */
+	unsigned bound;     /* DFS: preemptions */
+	unsigned depth;     /* PCT: bug depth d */
+	uint64_t runs;      /* PCT: executions; DFS: give up after this many */
+	uint64_t seed;      /* PCT */
+	uint64_t max_steps; /* per execution */
+	const char *replay; /* MC_REPLAY */
+	bool quiet;         /* no failure report on stdout (self-tests) */
+	bool trace;         /* print every scheduling point (replay) */
 };
 
 struct mc_result {
 	uint64_t executions;
-	uint64_t steps;      /* scheduling points, all executions */
-	uint64_t max_steps;  /* the most in one execution */
+	uint64_t steps;       /* scheduling points, all executions */
+	uint64_t max_steps;   /* the most in one execution */
 	uint64_t max_choices; /* decisions with a choice, most in one */
-	bool exhaustive;     /* DFS: the bounded search completed */
+	bool exhaustive;      /* DFS: the bounded search completed */
 	bool failed;
-	char msg[512];       /* the first failure */
-	char *schedule;      /* its schedule (malloc'd), or NULL */
+	char msg[512];  /* the first failure */
+	char *schedule; /* its schedule (malloc'd), or NULL */
 };
 
 /* Explore t; fills *r; returns true if no execution failed. */
@@ -123,10 +123,10 @@ void mc_result_free(struct mc_result *r);
 /* From setup, a thread, check or step: this execution fails. No return. */
 _Noreturn void mc_fail(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
-#define MC_ASSERT(c)                                                        \
-	do {                                                                \
-		if (!(c))                                                   \
-			mc_fail("%s:%d: %s", __FILE__, __LINE__, #c);       \
+#define MC_ASSERT(c)                                                           \
+	do {                                                                   \
+		if (!(c))                                                      \
+			mc_fail("%s:%d: %s", __FILE__, __LINE__, #c);          \
 	} while (0)
 
 /* With --trace: print a line about the execution (harness events). */
@@ -145,9 +145,9 @@ uint64_t mc_tick(void);
  * really exercises what it is for (a split, a drain, a restart).
  */
 struct mc_cover {
-	const char *codes;         /* one letter per event */
-	const char *const *names;  /* the event's name, by position */
-	uint64_t hits[16];         /* executions in which it happened */
+	const char *codes;        /* one letter per event */
+	const char *const *names; /* the event's name, by position */
+	uint64_t hits[16];        /* executions in which it happened */
 	uint64_t execs;
 };
 /* Count one execution and the events in `happened` (letters of codes). */

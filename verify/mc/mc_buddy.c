@@ -49,29 +49,29 @@
 #include "mc.h"
 #include "mc_tests.h"
 
-#define MB_NF 32      /* frames: pfn 0 to MB_NF - 1 */
-#define MB_HELD 6     /* blocks a thread holds at once */
-#define MB_RUN 3      /* frames of an 'r' run: order 2, one frame back */
+#define MB_NF 32  /* frames: pfn 0 to MB_NF - 1 */
+#define MB_HELD 6 /* blocks a thread holds at once */
+#define MB_RUN 3  /* frames of an 'r' run: order 2, one frame back */
 #define MB_META 32768
 
 enum { ALLOC, FREE, AT, RUN, FREE_RUN };
-static const char *const mb_names[] = {"alloc", "free", "alloc_at",
-				       "alloc_run", "free_run"};
+static const char *const mb_names[] = { "alloc", "free", "alloc_at",
+					"alloc_run", "free_run" };
 
 struct mb_hold {
 	uint8_t tid, pfn, order;
 };
 
 struct mb_cfg {
-	uint8_t rg[2][2];  /* regions: first pfn, frames; frames 0 ends */
-	uint8_t nocache;   /* bit i: CPU i's cache off */
+	uint8_t rg[2][2]; /* regions: first pfn, frames; frames 0 ends */
+	uint8_t nocache;  /* bit i: CPU i's cache off */
 	uint8_t at_pfn, at_order; /* the '@' block */
 	struct mb_hold hold[4];
 	unsigned nhold;
-	uint8_t cached;    /* bit i: hold i freed in setup, into its CPU's cache */
+	uint8_t cached; /* bit i: hold i freed in setup, into its CPU's cache */
 	const char *script[MC_MAX_THREADS];
-	bool shared;       /* self-test: every thread on CPU 0 */
-	const char *need;  /* events some execution must have (mb_cover) */
+	bool shared;      /* self-test: every thread on CPU 0 */
+	const char *need; /* events some execution must have (mb_cover) */
 };
 
 struct mb_block {
@@ -83,18 +83,19 @@ struct mb_block {
 static struct {
 	_Alignas(64) unsigned char meta[MB_META];
 	struct buddy_zone *z;
-	unsigned maxo;           /* the largest order a block can have */
-	uint8_t owner[MB_NF];    /* thread + 1 holding the frame, or 0 */
+	unsigned maxo;        /* the largest order a block can have */
+	uint8_t owner[MB_NF]; /* thread + 1 holding the frame, or 0 */
 	struct mb_block held[MC_MAX_THREADS][MB_HELD];
 	unsigned nheld[MC_MAX_THREADS];
-	struct buddy_stats st0;  /* after setup: the coverage baseline */
+	struct buddy_stats st0; /* after setup: the coverage baseline */
 	struct lin_history h;
 } S;
 
-static const char *const mb_events[] = {
-	"merge", "split", "cache refill", "cache drain", "stale entry",
-	"entry moved", "failed alloc"};
-static struct mc_cover mb_cover = {.codes = "msrdxvn", .names = mb_events};
+static const char *const mb_events[] = { "merge",        "split",
+					 "cache refill", "cache drain",
+					 "stale entry",  "entry moved",
+					 "failed alloc" };
+static struct mc_cover mb_cover = { .codes = "msrdxvn", .names = mb_events };
 
 static uint64_t mb_addr(uint32_t pfn)
 {
@@ -111,8 +112,8 @@ static unsigned mb_regions(const struct mb_cfg *cfg, struct buddy_region *r)
 {
 	unsigned n = 0;
 	while (n < 2 && cfg->rg[n][1] != 0) {
-		r[n] = (struct buddy_region){mb_addr(cfg->rg[n][0]),
-					     mb_addr(cfg->rg[n][1])};
+		r[n] = (struct buddy_region){ mb_addr(cfg->rg[n][0]),
+					      mb_addr(cfg->rg[n][1]) };
 		n++;
 	}
 	return n;
@@ -143,7 +144,7 @@ static void mb_setup_hold(const struct mb_cfg *cfg)
 			mc_fail("setup: alloc_at(%u, %u)", h->pfn, h->order);
 		if (cfg->cached & (1u << i))
 			continue;
-		struct mb_block b = {h->pfn, 1u << h->order, h->order, false};
+		struct mb_block b = { h->pfn, 1u << h->order, h->order, false };
 		mb_take(h->tid, &b);
 	}
 	if (cfg->cached == 0)
@@ -195,7 +196,7 @@ static void mb_alloc(unsigned tid, unsigned order)
 	uint64_t a = 0;
 	int rc = buddy_alloc(mb_cpu(tid), order, &a);
 	uint32_t pfn = (uint32_t)(a >> BUDDY_FRAME_SHIFT);
-	struct mb_block b = {pfn, 1u << order, order, false};
+	struct mb_block b = { pfn, 1u << order, order, false };
 	if (rc == BUDDY_OK)
 		mb_take(tid, &b);
 	lin_ret(op, (uint64_t)(int64_t)rc, pfn);
@@ -207,7 +208,7 @@ static void mb_alloc_run(unsigned tid)
 	uint64_t a = 0;
 	int rc = buddy_alloc_run(mb_cpu(tid), MB_RUN, &a);
 	uint32_t pfn = (uint32_t)(a >> BUDDY_FRAME_SHIFT);
-	struct mb_block b = {pfn, MB_RUN, 2, true};
+	struct mb_block b = { pfn, MB_RUN, 2, true };
 	if (rc == BUDDY_OK)
 		mb_take(tid, &b);
 	lin_ret(op, (uint64_t)(int64_t)rc, pfn);
@@ -219,8 +220,8 @@ static void mb_alloc_at(unsigned tid)
 	struct lin_op *op = lin_call(&S.h, AT, cfg->at_pfn, cfg->at_order);
 	int rc = buddy_alloc_at(mb_cpu(tid), mb_addr(cfg->at_pfn),
 				cfg->at_order);
-	struct mb_block b = {cfg->at_pfn, 1u << cfg->at_order, cfg->at_order,
-			     false};
+	struct mb_block b = { cfg->at_pfn, 1u << cfg->at_order, cfg->at_order,
+			      false };
 	if (rc == BUDDY_OK)
 		mb_take(tid, &b);
 	lin_ret(op, (uint64_t)(int64_t)rc, cfg->at_pfn);
@@ -237,8 +238,7 @@ static void mb_free(unsigned tid, bool newest, bool eager)
 		return;
 	unsigned i = newest ? n - 1 : 0;
 	struct mb_block b = S.held[tid][i];
-	memmove(&S.held[tid][i], &S.held[tid][i + 1],
-		(n - 1 - i) * sizeof(b));
+	memmove(&S.held[tid][i], &S.held[tid][i + 1], (n - 1 - i) * sizeof(b));
 	S.nheld[tid] = n - 1;
 	for (uint32_t f = b.pfn; f < b.pfn + b.n; f++)
 		S.owner[f] = 0;
@@ -256,17 +256,37 @@ static void mb_thread(unsigned tid)
 	struct buddy_cpu *c = mb_cpu(tid);
 	for (const char *p = cfg->script[tid]; *p; p++) {
 		switch (*p) {
-		case '0': case '1': case '2': case '3': case '4':
+		case '0':
+		case '1':
+		case '2':
+		case '3':
+		case '4':
 			mb_alloc(tid, (unsigned)(*p - '0'));
 			break;
-		case 'f': mb_free(tid, false, false); break;
-		case 'l': mb_free(tid, true, false); break;
-		case 'F': mb_free(tid, false, true); break;
-		case '@': mb_alloc_at(tid); break;
-		case 'r': mb_alloc_run(tid); break;
-		case 'd': buddy_cpu_drain(c); break;
-		case 'D': buddy_zone_drain_all(c); break;
-		case 's': buddy_zone_sweep(c); break;
+		case 'f':
+			mb_free(tid, false, false);
+			break;
+		case 'l':
+			mb_free(tid, true, false);
+			break;
+		case 'F':
+			mb_free(tid, false, true);
+			break;
+		case '@':
+			mb_alloc_at(tid);
+			break;
+		case 'r':
+			mb_alloc_run(tid);
+			break;
+		case 'd':
+			buddy_cpu_drain(c);
+			break;
+		case 'D':
+			buddy_zone_drain_all(c);
+			break;
+		case 's':
+			buddy_zone_sweep(c);
+			break;
 		}
 	}
 }
@@ -274,8 +294,8 @@ static void mb_thread(unsigned tid)
 /* ---- the sequential specification ---- */
 
 struct mb_model {
-	uint32_t used;        /* bit pfn: allocated */
-	uint8_t head[MB_NF];  /* 1 + order of a block, 0x80 | n of a run */
+	uint32_t used;       /* bit pfn: allocated */
+	uint8_t head[MB_NF]; /* 1 + order of a block, 0x80 | n of a run */
 };
 
 static void mb_model_init(void *st)
@@ -428,7 +448,8 @@ static void mb_count_check(void)
 		held += S.owner[f] != 0;
 	if (st.free_frames + st.cached_frames + held != st.total_frames)
 		mc_fail("frames lost: %llu free + %llu cached + %llu held of "
-			"%llu", (unsigned long long)st.free_frames,
+			"%llu",
+			(unsigned long long)st.free_frames,
 			(unsigned long long)st.cached_frames,
 			(unsigned long long)held,
 			(unsigned long long)st.total_frames);
@@ -456,10 +477,10 @@ static void mb_cover_note(void)
 	struct buddy_stats st;
 	buddy_zone_stats(S.z, &st);
 	const struct buddy_stats *b = &S.st0;
-	const uint64_t n[] = {st.merges - b->merges, st.splits - b->splits,
-			      st.refills - b->refills, st.drains - b->drains,
-			      st.stale - b->stale, st.moved - b->moved,
-			      st.failed - b->failed};
+	const uint64_t n[] = { st.merges - b->merges,   st.splits - b->splits,
+			       st.refills - b->refills, st.drains - b->drains,
+			       st.stale - b->stale,     st.moved - b->moved,
+			       st.failed - b->failed };
 	char ev[8], *p = ev;
 	for (unsigned i = 0; i < sizeof(n) / sizeof(n[0]); i++)
 		if (n[i] != 0)
@@ -528,96 +549,115 @@ static void mb_where(const volatile void *addr, char *buf, size_t n)
 		snprintf(buf, n, "link[%zu]",
 			 (size_t)(a - (uintptr_t)z->link) / 4);
 	else if (mb_in(a, z->stacks, sizeof(z->stacks)))
-		snprintf(buf, n, "stack[%zu]", (size_t)(a - (uintptr_t)z->stacks) /
-			 sizeof(z->stacks[0]));
+		snprintf(buf, n, "stack[%zu]",
+			 (size_t)(a - (uintptr_t)z->stacks) /
+				 sizeof(z->stacks[0]));
 	for (unsigned i = 0; i < MC_MAX_THREADS; i++) {
 		const struct buddy_cpu *c = buddy_zone_cpu(S.z, i);
 		if (mb_in(a, c, sizeof(*c)))
 			snprintf(buf, n, "cpu%u+%zu%s", i,
 				 (size_t)(a - (uintptr_t)c),
-				 a == (uintptr_t)&c->lock ? " lock" :
-				 a == (uintptr_t)&c->busy ? " busy" : "");
+				 a == (uintptr_t)&c->lock   ? " lock"
+				 : a == (uintptr_t)&c->busy ? " busy"
+							    : "");
 	}
 }
 
-#define MB_TEST(id, nm, desc, nt, b, d, r, ...)                          \
-	static const struct mb_cfg id##_cfg = {__VA_ARGS__};                 \
-	static const struct mc_test id = {                                   \
-		.name = nm, .what = desc, .nthreads = nt,                    \
-		.setup = mb_setup, .thread = mb_thread, .check = mb_check,   \
-		.local = mb_local, .where = mb_where, .report = mb_report,   \
-		.cfg = &id##_cfg,                                            \
-		.bound = b, .depth = d, .runs = r};
+#define MB_TEST(id, nm, desc, nt, b, d, r, ...)                                \
+	static const struct mb_cfg id##_cfg = { __VA_ARGS__ };                 \
+	static const struct mc_test id = { .name = nm,                         \
+					   .what = desc,                       \
+					   .nthreads = nt,                     \
+					   .setup = mb_setup,                  \
+					   .thread = mb_thread,                \
+					   .check = mb_check,                  \
+					   .local = mb_local,                  \
+					   .where = mb_where,                  \
+					   .report = mb_report,                \
+					   .cfg = &id##_cfg,                   \
+					   .bound = b,                         \
+					   .depth = d,                         \
+					   .runs = r };
 
 #define NOCACHE 0xf
 
 /* Two buddies freed at once must coalesce (the B6 race, docs/design.md),
  * while a third thread takes and gives back the other half. */
-MB_TEST(mb_merge, "buddy.merge", "buddies freed at once vs alloc (B6)", 3,
-	3, 3, 20000, .need = "m", .rg = {{0, 4}}, .nocache = NOCACHE,
-	.hold = {{0, 0, 0}, {1, 1, 0}}, .nhold = 2,
-	.script = {"F", "F", "1F"})
+MB_TEST(mb_merge, "buddy.merge", "buddies freed at once vs alloc (B6)", 3, 3, 3,
+	20000, .need = "m", .rg = { { 0, 4 } }, .nocache = NOCACHE,
+	.hold = { { 0, 0, 0 }, { 1, 1, 0 } }, .nhold = 2,
+	.script = { "F", "F", "1F" })
 /* Deferred coalescing: two threads each allocate a frame and free it (a
  * free of the block a context allocated last defers), while a third asks
  * for the whole zone, which it gets only by merging the deferred pieces:
  * B8 at the end, and ENOMEM exact against the specification. */
-MB_TEST(mb_defer, "buddy.defer", "deferred frees vs a merge-needing alloc"
-	" (B8, exact ENOMEM)", 3, 2, 3, 20000, .need = "m", .rg = {{0, 4}},
-	.nocache = NOCACHE, .script = {"0l", "0l", "2f"})
+MB_TEST(mb_defer, "buddy.defer",
+	"deferred frees vs a merge-needing alloc"
+	" (B8, exact ENOMEM)",
+	3, 2, 3, 20000, .need = "m", .rg = { { 0, 4 } }, .nocache = NOCACHE,
+	.script = { "0l", "0l", "2f" })
 /* Splits racing with merges on 8 free frames, no caches. */
-MB_TEST(mb_split, "buddy.split", "allocs split while frees merge", 3, 2,
-	3, 20000, .need = "msv", .rg = {{0, 8}}, .nocache = NOCACHE,
-	.script = {"0f", "1f", "0l"})
+MB_TEST(mb_split, "buddy.split", "allocs split while frees merge", 3, 2, 3,
+	20000, .need = "msv", .rg = { { 0, 8 } }, .nocache = NOCACHE,
+	.script = { "0f", "1f", "0l" })
 /* alloc_at against an allocation and a free of its buddy. */
 MB_TEST(mb_at, "buddy.at", "alloc_at vs alloc and free", 3, 2, 3, 20000,
-	.need = "msn", .rg = {{0, 8}}, .nocache = NOCACHE, .at_pfn = 2, .at_order = 1,
-	.hold = {{1, 0, 1}}, .nhold = 1, .script = {"@f", "f", "1f"})
+	.need = "msn", .rg = { { 0, 8 } }, .nocache = NOCACHE, .at_pfn = 2,
+	.at_order = 1, .hold = { { 1, 0, 1 } }, .nhold = 1,
+	.script = { "@f", "f", "1f" })
 /* Per-CPU caches: a refill carves the whole zone into CPU 0's cache;
  * CPU 1 must drain it to get an order-2 block. */
-MB_TEST(mb_cache, "buddy.cache", "cache refill, drain by another CPU", 2,
-	2, 3, 20000, .need = "rd", .rg = {{0, 8}}, .script = {"00ff", "2f"})
+MB_TEST(mb_cache, "buddy.cache", "cache refill, drain by another CPU", 2, 2, 3,
+	20000, .need = "rd", .rg = { { 0, 8 } }, .script = { "00ff", "2f" })
 /* Cache free and drain vs a core allocation and a run. */
-MB_TEST(mb_drain, "buddy.drain", "cache frees, drain, runs, sweep", 3, 2,
-	3, 20000, .need = "rd", .rg = {{0, 8}}, .nocache = 0x4,
-	.hold = {{0, 0, 0}, {0, 1, 0}}, .nhold = 2,
-	.script = {"ffd", "r0l", "2s"})
+MB_TEST(mb_drain, "buddy.drain", "cache frees, drain, runs, sweep", 3, 2, 3,
+	20000, .need = "rd", .rg = { { 0, 8 } }, .nocache = 0x4,
+	.hold = { { 0, 0, 0 }, { 0, 1, 0 } }, .nhold = 2,
+	.script = { "ffd", "r0l", "2s" })
 /* Two regions whose blocks are buddies by number but must not merge. */
-MB_TEST(mb_twor, "buddy.regions", "adjacent regions never merge", 3, 2,
-	3, 20000, .need = "n", .rg = {{0, 4}, {4, 4}}, .nocache = NOCACHE,
-	.hold = {{0, 0, 2}, {1, 4, 2}}, .nhold = 2,
-	.script = {"f", "f", "2"})
+MB_TEST(mb_twor, "buddy.regions", "adjacent regions never merge", 3, 2, 3,
+	20000, .need = "n", .rg = { { 0, 4 }, { 4, 4 } }, .nocache = NOCACHE,
+	.hold = { { 0, 0, 2 }, { 1, 4, 2 } }, .nhold = 2,
+	.script = { "f", "f", "2" })
 /* alloc_run gives back the tail of its block inside its in-flight
  * section: an order-0 allocation racing with it never sees a quiet empty
  * zone, though every frame but the run's is free at every instant. */
-MB_TEST(mb_runtail, "buddy.run_tail", "alloc_run's tail vs a failing alloc",
-	2, 2, 3, 20000, .need = "s", .rg = {{0, 4}}, .nocache = NOCACHE,
-	.script = {"rf", "0f"})
+MB_TEST(mb_runtail, "buddy.run_tail", "alloc_run's tail vs a failing alloc", 2,
+	2, 3, 20000, .need = "s", .rg = { { 0, 4 } }, .nocache = NOCACHE,
+	.script = { "rf", "0f" })
 /* A cache drained after a failing allocation's quiet pass: the pass must
  * see every cache empty inside its window. X (pfn 2, order 1) starts in
  * CPU 2's cache; CPU 0's drain moves it to the core, CPU 2 frees Y into
  * its cache and takes X, CPU 1 drains Y into the core: a block is free at
  * every instant, so CPU 0's order-0 allocation must not fail. */
-MB_TEST(mb_window, "buddy.drain_window", "a drain after the quiet pass vs "
-	"ENOMEM", 3, 2, 3, 20000, .need = "rd", .rg = {{0, 4}}, .nocache = 0x1,
-	.hold = {{2, 0, 0}, {2, 1, 0}, {2, 2, 1}}, .nhold = 3, .cached = 0x4,
-	.script = {"0", "D", "f1"})
+MB_TEST(mb_window, "buddy.drain_window",
+	"a drain after the quiet pass vs "
+	"ENOMEM",
+	3, 2, 3, 20000, .need = "rd", .rg = { { 0, 4 } }, .nocache = 0x1,
+	.hold = { { 2, 0, 0 }, { 2, 1, 0 }, { 2, 2, 1 } }, .nhold = 3,
+	.cached = 0x4, .script = { "0", "D", "f1" })
 /* alloc_at of a cached frame: its drain puts the frame in the core, where
  * another CPU's refill may carve it into its cache again: still free, so
  * alloc_at drains again instead of failing with EBUSY. The four frames
  * start in CPU 1's cache; its allocation takes the first or the last of
  * the four it carves, and frame 1 stays cached. */
-MB_TEST(mb_atcached, "buddy.at_cached", "alloc_at vs a refill that caches "
-	"its range", 2, 2, 3, 20000, .need = "rd", .rg = {{0, 4}},
-	.nocache = 0x1, .at_pfn = 1, .at_order = 0,
-	.hold = {{1, 0, 0}, {1, 1, 0}, {1, 2, 0}, {1, 3, 0}}, .nhold = 4,
-	.cached = 0xf, .script = {"@", "0"})
+MB_TEST(mb_atcached, "buddy.at_cached",
+	"alloc_at vs a refill that caches "
+	"its range",
+	2, 2, 3, 20000, .need = "rd", .rg = { { 0, 4 } }, .nocache = 0x1,
+	.at_pfn = 1, .at_order = 0,
+	.hold = { { 1, 0, 0 }, { 1, 1, 0 }, { 1, 2, 0 }, { 1, 3, 0 } },
+	.nhold = 4, .cached = 0xf, .script = { "@", "0" })
 /* Self-test: threads sharing one CPU context (against its contract)
  * lose updates of its free-block counts: B7 must be caught. */
-MB_TEST(mb_shared, "self.buddy_shared", "one CPU context on two threads:"
-	" lost count (B7)", 2, 2, 3, 3000, .rg = {{0, 4}},
-	.nocache = NOCACHE, .hold = {{0, 0, 0}, {1, 2, 1}}, .nhold = 2,
-	.shared = true, .script = {"F", "F"})
+MB_TEST(mb_shared, "self.buddy_shared",
+	"one CPU context on two threads:"
+	" lost count (B7)",
+	2, 2, 3, 3000, .rg = { { 0, 4 } }, .nocache = NOCACHE,
+	.hold = { { 0, 0, 0 }, { 1, 2, 1 } }, .nhold = 2, .shared = true,
+	.script = { "F", "F" })
 
 const struct mc_test *const mc_tests_buddy[] = {
-	&mb_merge, &mb_defer, &mb_split, &mb_at, &mb_cache, &mb_drain,
-	&mb_twor, &mb_runtail, &mb_window, &mb_atcached, &mb_shared, NULL};
+	&mb_merge, &mb_defer,   &mb_split,  &mb_at,       &mb_cache,  &mb_drain,
+	&mb_twor,  &mb_runtail, &mb_window, &mb_atcached, &mb_shared, NULL
+};

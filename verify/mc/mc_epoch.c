@@ -107,8 +107,8 @@ static void mce_step(const volatile void *addr, enum lf_atomic_op op)
 			(unsigned long long)g);
 	S.last_epoch = g;
 	for (unsigned t = 0; t < MC_MAX_THREADS; t++) {
-		uint64_t s = atomic_load_explicit(&S.rec[t].state.v,
-						  LF_RELAXED);
+		uint64_t s =
+			atomic_load_explicit(&S.rec[t].state.v, LF_RELAXED);
 		bool active = (s & LF_EPOCH_ACTIVE) != 0;
 		if (active && !S.was_active[t])
 			S.g_at_enter[t] = g;
@@ -116,8 +116,10 @@ static void mce_step(const volatile void *addr, enum lf_atomic_op op)
 		uint64_t l = lf_epoch_state_epoch(s);
 		uint64_t lim = (l > S.g_at_enter[t] ? l : S.g_at_enter[t]) + 1;
 		if (active && g > lim)
-			mc_fail("E2: epoch %llu while thread %u is in a section "
-				"announced at %llu", (unsigned long long)g, t,
+			mc_fail("E2: epoch %llu while thread %u is in a "
+				"section "
+				"announced at %llu",
+				(unsigned long long)g, t,
 				(unsigned long long)l);
 	}
 }
@@ -136,13 +138,14 @@ static unsigned mce_buffered(const volatile void *addr)
 
 static void mce_free(struct lf_epoch_entry *e)
 {
-	struct mce_obj *o = (struct mce_obj *)((char *)e -
-					       offsetof(struct mce_obj, e));
+	struct mce_obj *o =
+		(struct mce_obj *)((char *)e - offsetof(struct mce_obj, e));
 	if (o->freed || !o->retired)
 		mc_fail("E4: callback of object %ld ran twice or unretired",
 			(long)(o - S.obj));
 	if (mce_epoch() < e->epoch + 2)
-		mc_fail("E3: callback at epoch %llu of an entry retired at %llu",
+		mc_fail("E3: callback at epoch %llu of an entry retired at "
+			"%llu",
 			(unsigned long long)mce_epoch(),
 			(unsigned long long)e->epoch);
 	o->freed = true;
@@ -184,7 +187,8 @@ static void mce_barrier(struct lf_epoch_record *r)
 	for (unsigned i = 0; i < NOBJ; i++)
 		if (before[i] && !S.obj[i].freed)
 			mc_fail("E6: barrier returned before the callback of "
-				"object %u, retired before it was called", i);
+				"object %u, retired before it was called",
+				i);
 }
 
 static void mce_thread(unsigned tid)
@@ -193,15 +197,33 @@ static void mce_thread(unsigned tid)
 	struct lf_epoch_record *r = &S.rec[tid];
 	for (const char *p = cfg->script[tid]; *p; p++) {
 		switch (*p) {
-		case 'r': mce_read(r, false); break;
-		case 'n': mce_read(r, true); break;
-		case 's': mce_swap(r); break;
-		case 'y': MC_ASSERT(lf_epoch_synchronize(r) == 0); break;
-		case 'b': mce_barrier(r); break;
-		case 'p': MC_ASSERT(lf_epoch_poll(r) >= 0); break;
-		case 'a': lf_epoch_try_advance(&S.d); break;
-		case 'u': MC_ASSERT(lf_epoch_unregister(r) == 0); break;
-		case 'g': MC_ASSERT(lf_epoch_register(&S.d, r) == 0); break;
+		case 'r':
+			mce_read(r, false);
+			break;
+		case 'n':
+			mce_read(r, true);
+			break;
+		case 's':
+			mce_swap(r);
+			break;
+		case 'y':
+			MC_ASSERT(lf_epoch_synchronize(r) == 0);
+			break;
+		case 'b':
+			mce_barrier(r);
+			break;
+		case 'p':
+			MC_ASSERT(lf_epoch_poll(r) >= 0);
+			break;
+		case 'a':
+			lf_epoch_try_advance(&S.d);
+			break;
+		case 'u':
+			MC_ASSERT(lf_epoch_unregister(r) == 0);
+			break;
+		case 'g':
+			MC_ASSERT(lf_epoch_register(&S.d, r) == 0);
+			break;
 		}
 	}
 }
@@ -216,7 +238,8 @@ static void mce_check(void)
 	for (unsigned i = 0; i < NOBJ; i++)
 		if (S.obj[i].runs != (S.obj[i].retired ? 1u : 0u))
 			mc_fail("E4/E5: object %u retired %d, callback ran %u "
-				"times", i, S.obj[i].retired, S.obj[i].runs);
+				"times",
+				i, S.obj[i].retired, S.obj[i].runs);
 	struct lf_epoch_stats st;
 	lf_epoch_stats(&S.d, &st);
 	if (st.pending != 0 || st.active != 0)
@@ -225,41 +248,47 @@ static void mce_check(void)
 			(unsigned long long)st.active);
 }
 
-#define MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, mo, ...)             \
-	static const struct mce_cfg id##_cfg = {{__VA_ARGS__}, pe, mo};      \
-	static const struct mc_test id = {                                   \
-		.name = nm, .what = desc, .nthreads = nt,                    \
-		.setup = mce_setup, .thread = mce_thread,                    \
-		.check = mce_check, .step = mce_step,                        \
-		.buffered = mce_buffered, .cfg = &id##_cfg,                  \
-		.bound = b, .depth = d, .runs = r};
-#define MCE_TEST(id, nm, desc, nt, b, d, r, pe, ...)                      \
+#define MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, mo, ...)                  \
+	static const struct mce_cfg id##_cfg = { { __VA_ARGS__ }, pe, mo };    \
+	static const struct mc_test id = { .name = nm,                         \
+					   .what = desc,                       \
+					   .nthreads = nt,                     \
+					   .setup = mce_setup,                 \
+					   .thread = mce_thread,               \
+					   .check = mce_check,                 \
+					   .step = mce_step,                   \
+					   .buffered = mce_buffered,           \
+					   .cfg = &id##_cfg,                   \
+					   .bound = b,                         \
+					   .depth = d,                         \
+					   .runs = r };
+#define MCE_TEST(id, nm, desc, nt, b, d, r, pe, ...)                           \
 	MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, LF_EPOCH_AUTO, __VA_ARGS__)
 
-MCE_TEST(mce_reader, "epoch.reader", "retire and barrier against readers",
-	 3, 2, 3, 10000, 1, "rr", "sb", "n")
+MCE_TEST(mce_reader, "epoch.reader", "retire and barrier against readers", 3, 2,
+	 3, 10000, 1, "rr", "sb", "n")
 MCE_TEST(mce_advance, "epoch.advance",
 	 "advance while a participant is inside; poll from retire", 3, 2, 3,
 	 10000, 1, "n", "aaa", "sps")
-MCE_TEST(mce_sync, "epoch.sync", "synchronize, then poll, vs readers", 3,
-	 2, 3, 10000, 2, "r", "sysp", "r")
+MCE_TEST(mce_sync, "epoch.sync", "synchronize, then poll, vs readers", 3, 2, 3,
+	 10000, 2, "r", "sysp", "r")
 MCE_TEST(mce_unreg, "epoch.unregister",
-	 "unregister with callbacks pending, orphans polled", 3, 2, 3, 10000,
-	 4, "sug", "r", "ppa")
+	 "unregister with callbacks pending, orphans polled", 3, 2, 3, 10000, 4,
+	 "sug", "r", "ppa")
 
 MCE_TEST(mce_held, "epoch.held",
-	 "barrier while another owner's poll holds ready callbacks (E6)", 2,
-	 2, 3, 10000, 1, "sppp", "b")
+	 "barrier while another owner's poll holds ready callbacks (E6)", 2, 2,
+	 3, 10000, 1, "sppp", "b")
 MCE_TEST_MODE(mce_reader_f, "epoch.reader_fenced",
 	      "epoch.reader in the fenced mode (seq_cst fence at enter)", 3, 2,
 	      3, 10000, 1, LF_EPOCH_FENCED, "rr", "sb", "n")
 MCE_TEST_MODE(mce_advance_f, "epoch.advance_fenced",
 	      "epoch.advance in the fenced mode", 3, 2, 3, 10000, 1,
 	      LF_EPOCH_FENCED, "n", "aaa", "sps")
-MCE_TEST_MODE(mce_held_f, "epoch.held_fenced",
-	      "epoch.held in the fenced mode", 2, 2, 3, 10000, 1,
-	      LF_EPOCH_FENCED, "sppp", "b")
+MCE_TEST_MODE(mce_held_f, "epoch.held_fenced", "epoch.held in the fenced mode",
+	      2, 2, 3, 10000, 1, LF_EPOCH_FENCED, "sppp", "b")
 
 const struct mc_test *const mc_tests_epoch[] = {
-	&mce_reader, &mce_advance, &mce_sync, &mce_unreg, &mce_held,
-	&mce_reader_f, &mce_advance_f, &mce_held_f, NULL};
+	&mce_reader,   &mce_advance,   &mce_sync,   &mce_unreg, &mce_held,
+	&mce_reader_f, &mce_advance_f, &mce_held_f, NULL
+};

@@ -41,14 +41,14 @@ static struct {
 	struct kmem_cache *c;
 	void *held[MK_HELD]; /* objects the threads hold (K1, K5) */
 	unsigned holder[MK_HELD];
-	void *given[4];      /* kmem.reclaim: allocated in setup on CPU 2 */
+	void *given[4]; /* kmem.reclaim: allocated in setup on CPU 2 */
 	const char *happened;
 	char events[8];
 } S;
 
-static const char *const mk_events[] = {"depot get", "depot put",
-					"drain of a CPU", "slab given back"};
-static struct mc_cover mk_cover = {.codes = "gpdr", .names = mk_events};
+static const char *const mk_events[] = { "depot get", "depot put",
+					 "drain of a CPU", "slab given back" };
+static struct mc_cover mk_cover = { .codes = "gpdr", .names = mk_events };
 
 static int mk_src_alloc(void *arg, unsigned cpu, unsigned order,
 			uintptr_t *addr)
@@ -70,8 +70,7 @@ static int mk_src_alloc(void *arg, unsigned cpu, unsigned order,
 }
 
 /* K5: a slab comes back only with none of its objects held. */
-static void mk_src_free(void *arg, unsigned cpu, uintptr_t addr,
-			unsigned order)
+static void mk_src_free(void *arg, unsigned cpu, uintptr_t addr, unsigned order)
 {
 	(void)arg;
 	(void)cpu;
@@ -79,8 +78,10 @@ static void mk_src_free(void *arg, unsigned cpu, uintptr_t addr,
 	for (unsigned i = 0; i < MK_HELD; i++)
 		if (S.held[i] && (uintptr_t)S.held[i] >= addr &&
 		    (uintptr_t)S.held[i] < end)
-			mc_fail("K5: slab %#lx given back while thread %u holds "
-				"%p", (unsigned long)addr, S.holder[i], S.held[i]);
+			mc_fail("K5: slab %#lx given back while thread %u "
+				"holds "
+				"%p",
+				(unsigned long)addr, S.holder[i], S.held[i]);
 	unsigned p = (unsigned)((addr - (uintptr_t)S.arena) / 4096);
 	for (unsigned i = 0; i < (1u << order); i++) {
 		if (!S.used[p + i])
@@ -94,14 +95,19 @@ static void mk_setup(void)
 	memset(S.used, 0, sizeof(S.used));
 	memset(S.held, 0, sizeof(S.held));
 	struct kmem_config cfg = {
-		.base = (uintptr_t)S.arena, .size = sizeof(S.arena),
-		.ncpus = 3, .max_caches = KMEM_KMALLOC_CLASSES + 1,
-		.nmags = 10, .empty_max = 0, .mag_rounds = 1,
-		.source = {mk_src_alloc, mk_src_free, NULL},
+		.base = (uintptr_t)S.arena,
+		.size = sizeof(S.arena),
+		.ncpus = 3,
+		.max_caches = KMEM_KMALLOC_CLASSES + 1,
+		.nmags = 10,
+		.empty_max = 0,
+		.mag_rounds = 1,
+		.source = { mk_src_alloc, mk_src_free, NULL },
 	};
 	if (kmem_meta_size(&cfg) > sizeof(S.meta) ||
 	    kmem_init(&S.k, S.meta, sizeof(S.meta), &cfg) != 0 ||
-	    kmem_cache_create(S.k, "mc", MK_OBJ, 0, NULL, NULL, NULL, &S.c) != 0)
+	    kmem_cache_create(S.k, "mc", MK_OBJ, 0, NULL, NULL, NULL, &S.c) !=
+		    0)
 		mc_fail("setup: kmem_init (%zu bytes)", kmem_meta_size(&cfg));
 	for (unsigned i = 0; i < 4; i++)
 		S.given[i] = NULL;
@@ -197,7 +203,8 @@ static void mk_check(void)
 	kmem_reclaim(S.k, 0, true);
 	for (unsigned p = 0; p < MK_PAGES; p++)
 		if (S.used[p])
-			mc_fail("page %u not given back after a full reclaim", p);
+			mc_fail("page %u not given back after a full reclaim",
+				p);
 	if (kmem_check(S.k))
 		mc_fail("K%d broken after the reclaim", kmem_check(S.k));
 }
@@ -217,15 +224,29 @@ static const int mk_reclaim_cfg = 1;
 static const struct mc_test mk_depot = {
 	.name = "kmem.depot",
 	.what = "magazine exchanges with the depot on two CPUs (K1)",
-	.nthreads = 2, .setup = mk_setup, .thread = mk_depot_thread,
-	.check = mk_check, .report = mk_report_depot, .cfg = NULL,
-	.bound = 2, .depth = 3, .runs = 20000};
+	.nthreads = 2,
+	.setup = mk_setup,
+	.thread = mk_depot_thread,
+	.check = mk_check,
+	.report = mk_report_depot,
+	.cfg = NULL,
+	.bound = 2,
+	.depth = 3,
+	.runs = 20000
+};
 
 static const struct mc_test mk_reclaim = {
 	.name = "kmem.reclaim",
 	.what = "remote frees racing a reclaim that drains their CPU (K5)",
-	.nthreads = 2, .setup = mk_setup, .thread = mk_reclaim_thread,
-	.check = mk_check, .report = mk_report_reclaim, .cfg = &mk_reclaim_cfg,
-	.bound = 2, .depth = 3, .runs = 20000};
+	.nthreads = 2,
+	.setup = mk_setup,
+	.thread = mk_reclaim_thread,
+	.check = mk_check,
+	.report = mk_report_reclaim,
+	.cfg = &mk_reclaim_cfg,
+	.bound = 2,
+	.depth = 3,
+	.runs = 20000
+};
 
-const struct mc_test *const mc_tests_kmem[] = {&mk_depot, &mk_reclaim, NULL};
+const struct mc_test *const mc_tests_kmem[] = { &mk_depot, &mk_reclaim, NULL };

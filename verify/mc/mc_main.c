@@ -30,8 +30,8 @@
 #include "mc_tests.h"
 
 static const struct mc_test *const *mc_tables[] = {
-	mc_tests_self, mc_tests_stack, mc_tests_vlock,
-	mc_tests_epoch, mc_tests_buddy, mc_tests_vas, mc_tests_kmem,
+	mc_tests_self,  mc_tests_stack, mc_tests_vlock, mc_tests_epoch,
+	mc_tests_buddy, mc_tests_vas,   mc_tests_kmem,
 };
 
 static const struct mc_test *mc_find(const char *name)
@@ -106,8 +106,7 @@ static bool mc_search(const struct mc_test *t, const struct mc_opts *o,
 	       "%" PRIu64 " steps max, %" PRIu64 " choices max, %.2f s%s\n",
 	       t->name, how, r->executions,
 	       o->mode == MC_DFS ? (r->exhaustive ? "yes" : "no") : "n/a",
-	       r->max_steps, r->max_choices, dt,
-	       r->failed ? ": FAILED" : "");
+	       r->max_steps, r->max_choices, dt, r->failed ? ": FAILED" : "");
 	if (r->failed && !o->quiet) {
 		printf("  failure: %s\n", r->msg);
 		if (r->schedule)
@@ -191,10 +190,12 @@ static bool mc_parse_value(struct mc_args *m, const char *a, const char *v)
 static bool mc_parse(int argc, char **argv, const struct mc_test *t,
 		     struct mc_args *m)
 {
-	*m = (struct mc_args){
-		.o = {.bound = t->bound, .depth = t->depth, .runs = t->runs,
-		      .seed = 1, .max_steps = 200000},
-		.max_execs = 5000000};
+	*m = (struct mc_args){ .o = { .bound = t->bound,
+				      .depth = t->depth,
+				      .runs = t->runs,
+				      .seed = 1,
+				      .max_steps = 200000 },
+			       .max_execs = 5000000 };
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--long") == 0)

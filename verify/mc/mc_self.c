@@ -102,25 +102,52 @@ static void no_check(void)
 }
 
 static const struct mc_test self_counter = {
-	.name = "self.counter", .what = "non-atomic increment: lost update",
-	.nthreads = 2, .setup = self_setup, .thread = counter_thread,
-	.check = counter_check, .bound = 2, .depth = 2, .runs = 2000};
+	.name = "self.counter",
+	.what = "non-atomic increment: lost update",
+	.nthreads = 2,
+	.setup = self_setup,
+	.thread = counter_thread,
+	.check = counter_check,
+	.bound = 2,
+	.depth = 2,
+	.runs = 2000
+};
 static const struct mc_test self_lock = {
-	.name = "self.lock", .what = "test-then-set lock: two owners",
-	.nthreads = 2, .setup = self_setup, .thread = lock_thread,
-	.check = no_check, .bound = 2, .depth = 3, .runs = 2000};
+	.name = "self.lock",
+	.what = "test-then-set lock: two owners",
+	.nthreads = 2,
+	.setup = self_setup,
+	.thread = lock_thread,
+	.check = no_check,
+	.bound = 2,
+	.depth = 3,
+	.runs = 2000
+};
 /*
  * One struct mc_test per self-test, as above: each is another broken
  * algorithm.
  */
 static const struct mc_test self_deadlock = {
-	.name = "self.deadlock", .what = "locks in opposite orders: livelock",
-	.nthreads = 2, .setup = self_setup, .thread = deadlock_thread,
-	.check = no_check, .bound = 2, .depth = 2, .runs = 2000};
-static const struct mc_test self_ok = {
-	.name = "self.ok", .what = "fetch_add counter: must pass",
-	.nthreads = 3, .setup = self_setup, .thread = ok_thread,
-	.check = ok_check, .bound = 3, .depth = 2, .runs = 200};
+	.name = "self.deadlock",
+	.what = "locks in opposite orders: livelock",
+	.nthreads = 2,
+	.setup = self_setup,
+	.thread = deadlock_thread,
+	.check = no_check,
+	.bound = 2,
+	.depth = 2,
+	.runs = 2000
+};
+static const struct mc_test self_ok = { .name = "self.ok",
+					.what = "fetch_add counter: must pass",
+					.nthreads = 3,
+					.setup = self_setup,
+					.thread = ok_thread,
+					.check = ok_check,
+					.bound = 3,
+					.depth = 2,
+					.runs = 200 };
 
-const struct mc_test *const mc_tests_self[] = {
-	&self_counter, &self_lock, &self_deadlock, &self_ok, NULL};
+const struct mc_test *const mc_tests_self[] = { &self_counter, &self_lock,
+						&self_deadlock, &self_ok,
+						NULL };

@@ -26,13 +26,13 @@
 #define ON_STACK 0xff
 
 enum { PUSH, POP, POPN, POPALL, CHAIN };
-static const char *const mcs_names[] = {"push", "pop", "pop_n", "pop_all",
-					"push_chain"};
+static const char *const mcs_names[] = { "push", "pop", "pop_n", "pop_all",
+					 "push_chain" };
 
 struct mcs_cfg {
-	const char *init;  /* elements on the stack, top first: "012" */
+	const char *init; /* elements on the stack, top first: "012" */
 	const char *script[MC_MAX_THREADS];
-	bool untagged;     /* the broken stack of the self-test */
+	bool untagged; /* the broken stack of the self-test */
 };
 
 static struct {
@@ -42,7 +42,7 @@ static struct {
 	uint8_t owner[NE];
 	uint32_t held[MC_MAX_THREADS][NE];
 	unsigned nheld[MC_MAX_THREADS];
-	unsigned ops_ok;   /* successful head changes, for S1 */
+	unsigned ops_ok; /* successful head changes, for S1 */
 	uint32_t tag0;
 	struct lin_history h;
 } S;
@@ -109,8 +109,8 @@ static uint64_t mcs_claim_chain(unsigned tid, uint32_t top, uint32_t count)
 		if (x >= NE)
 			mc_fail("S2: chain of %u ends early", count);
 		/* Direct read: the chain is ours, no scheduling point. */
-		uint32_t below = atomic_load_explicit(&S.links[x].v,
-						      LF_RELAXED);
+		uint32_t below =
+			atomic_load_explicit(&S.links[x].v, LF_RELAXED);
 		mcs_claim(tid, x);
 		packed |= (uint64_t)x << (8 * i);
 		x = below;
@@ -189,11 +189,21 @@ static void mcs_thread(unsigned tid)
 	const struct mcs_cfg *cfg = mc_cfg();
 	for (const char *p = cfg->script[tid]; *p; p++) {
 		switch (*p) {
-		case 'p': mcs_pop(tid, cfg->untagged); break;
-		case 'P': mcs_push_held(tid, cfg->untagged); break;
-		case 'n': mcs_pop_many(tid, false); break;
-		case 'a': mcs_pop_many(tid, true); break;
-		case 'c': mcs_push_chain(tid); break;
+		case 'p':
+			mcs_pop(tid, cfg->untagged);
+			break;
+		case 'P':
+			mcs_push_held(tid, cfg->untagged);
+			break;
+		case 'n':
+			mcs_pop_many(tid, false);
+			break;
+		case 'a':
+			mcs_pop_many(tid, true);
+			break;
+		case 'c':
+			mcs_push_chain(tid);
+			break;
 		}
 	}
 }
@@ -276,7 +286,7 @@ static void mcs_check(void)
 				lf_stack_word_tag(w), S.ops_ok);
 		top = lf_stack_word_top(w);
 	}
-	bool seen[NE] = {false};
+	bool seen[NE] = { false };
 	for (uint32_t x = top; x != LF_STACK_NIL;
 	     x = atomic_load_explicit(&S.links[x].v, LF_RELAXED)) {
 		if (x >= NE || seen[x] || S.owner[x] != ON_STACK)
@@ -289,28 +299,32 @@ static void mcs_check(void)
 	lin_check(&S.h, &mcs_model);
 }
 
-#define MCS_TEST(id, nm, desc, nt, b, d, r, ...)                         \
-	static const struct mcs_cfg id##_cfg = {__VA_ARGS__};                \
-	static const struct mc_test id = {                                   \
-		.name = nm, .what = desc, .nthreads = nt,                    \
-		.setup = mcs_setup, .thread = mcs_thread,                    \
-		.check = mcs_check, .cfg = &id##_cfg,                        \
-		.bound = b, .depth = d, .runs = r};
+#define MCS_TEST(id, nm, desc, nt, b, d, r, ...)                               \
+	static const struct mcs_cfg id##_cfg = { __VA_ARGS__ };                \
+	static const struct mc_test id = { .name = nm,                         \
+					   .what = desc,                       \
+					   .nthreads = nt,                     \
+					   .setup = mcs_setup,                 \
+					   .thread = mcs_thread,               \
+					   .check = mcs_check,                 \
+					   .cfg = &id##_cfg,                   \
+					   .bound = b,                         \
+					   .depth = d,                         \
+					   .runs = r };
 
 /* A pop that read head and next, while another thread pops the same top,
  * pops the next, and pushes the first back (the ABA of S1, docs/design.md). */
-MCS_TEST(mcs_aba, "stack.aba", "pop+push vs pop,pop,push (ABA)", 2, 3, 3,
-	 10000, .init = "012", .script = {"pP", "ppP"})
-MCS_TEST(mcs_three, "stack.three", "three threads pop and push", 3, 2, 3,
-	 10000, .init = "012", .script = {"pP", "pP", "pP"})
-MCS_TEST(mcs_batch, "stack.batch", "pop_n, pop_all, push_chain vs pop/push",
-	 3, 2, 3, 10000, .init = "0123", .script = {"nc", "pP", "ac"})
-MCS_TEST(mcs_empty, "stack.empty", "pops racing on an almost empty stack",
-	 3, 3, 3, 10000, .init = "0", .script = {"pP", "pp", "pP"})
-MCS_TEST(mcs_raw_aba, "self.stack_aba", "untagged stack: ABA must be found",
-	 2, 2, 3, 5000, .init = "012", .script = {"pP", "ppP"},
-	 .untagged = true)
+MCS_TEST(mcs_aba, "stack.aba", "pop+push vs pop,pop,push (ABA)", 2, 3, 3, 10000,
+	 .init = "012", .script = { "pP", "ppP" })
+MCS_TEST(mcs_three, "stack.three", "three threads pop and push", 3, 2, 3, 10000,
+	 .init = "012", .script = { "pP", "pP", "pP" })
+MCS_TEST(mcs_batch, "stack.batch", "pop_n, pop_all, push_chain vs pop/push", 3,
+	 2, 3, 10000, .init = "0123", .script = { "nc", "pP", "ac" })
+MCS_TEST(mcs_empty, "stack.empty", "pops racing on an almost empty stack", 3, 3,
+	 3, 10000, .init = "0", .script = { "pP", "pp", "pP" })
+MCS_TEST(mcs_raw_aba, "self.stack_aba", "untagged stack: ABA must be found", 2,
+	 2, 3, 5000, .init = "012", .script = { "pP", "ppP" }, .untagged = true)
 
-const struct mc_test *const mc_tests_stack[] = {&mcs_aba, &mcs_three,
-						&mcs_batch, &mcs_empty,
-						&mcs_raw_aba, NULL};
+const struct mc_test *const mc_tests_stack[] = { &mcs_aba,     &mcs_three,
+						 &mcs_batch,   &mcs_empty,
+						 &mcs_raw_aba, NULL };

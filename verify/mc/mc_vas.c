@@ -46,11 +46,11 @@
 #include "mc_tests.h"
 #include "vas_i.h"
 
-#define MV_NQ 32               /* quanta of the largest region */
-#define MV_Q ((uint64_t)4096)  /* the quantum */
+#define MV_NQ 32              /* quanta of the largest region */
+#define MV_Q ((uint64_t)4096) /* the quantum */
 #define MV_BASE ((uint64_t)0x100000)
-#define MV_NODES 48            /* the node source's pool */
-#define MV_HELD 6              /* ranges a thread holds at once */
+#define MV_NODES 48                 /* the node source's pool */
+#define MV_HELD 6                   /* ranges a thread holds at once */
 #define MV_CTX (MC_MAX_THREADS + 1) /* + the checker's */
 
 /*
@@ -58,8 +58,9 @@
  * its own (lin.h).
  */
 enum { ALLOC, BEST, AT, FREE, LOOKUP, REPLACE, UNMAP };
-static const char *const mv_names[] = {"alloc", "alloc_best", "alloc_at",
-				       "free", "lookup", "replace", "unmap"};
+static const char *const mv_names[] = { "alloc", "alloc_best", "alloc_at",
+					"free",  "lookup",     "replace",
+					"unmap" };
 #define MV_SPAN 2 /* quanta a replace or unmap covers */
 
 struct mv_init {
@@ -82,25 +83,25 @@ struct mv_range {
 static _Alignas(4096) unsigned char mv_pool[MV_NODES][VAS_NODE_SIZE];
 
 static struct {
-	bool live[MV_NODES];      /* handed out by the source */
-	uint8_t stack[MV_NODES];  /* free pool entries */
+	bool live[MV_NODES];     /* handed out by the source */
+	uint8_t stack[MV_NODES]; /* free pool entries */
 	unsigned nstack;
 	struct vas_node_source src;
 	struct vas v;
 	struct vas_ctx ctx[MV_CTX];
-	uint8_t owner[MV_NQ];     /* thread + 1 holding the quantum, or 0 */
+	uint8_t owner[MV_NQ]; /* thread + 1 holding the quantum, or 0 */
 	struct mv_range held[MC_MAX_THREADS][MV_HELD];
 	unsigned nheld[MC_MAX_THREADS];
 	unsigned ntag[MC_MAX_THREADS];
-	uint64_t nodes0[2];       /* nodes of each tree after setup */
-	uint32_t height0;         /* of the address tree after setup */
+	uint64_t nodes0[2]; /* nodes of each tree after setup */
+	uint32_t height0;   /* of the address tree after setup */
 	struct lin_history h;
 } S;
 
-static const char *const mv_events[] = {
-	"a tree grew", "a tree shrank", "height changed", "reader restarted",
-	"node retired to the source"};
-static struct mc_cover mv_cover = {.codes = "gshrt", .names = mv_events};
+static const char *const mv_events[] = { "a tree grew", "a tree shrank",
+					 "height changed", "reader restarted",
+					 "node retired to the source" };
+static struct mc_cover mv_cover = { .codes = "gshrt", .names = mv_events };
 
 /* ---- the node source: a fixed pool, poisoned on the way back ---- */
 
@@ -159,7 +160,7 @@ static void mv_hold(unsigned tid, uint64_t q, uint64_t n, unsigned tag)
 	if (S.nheld[tid] == MV_HELD)
 		mc_fail("harness: thread %u holds too many ranges", tid);
 	S.held[tid][S.nheld[tid]++] =
-		(struct mv_range){(uint8_t)q, (uint8_t)n, (uint8_t)tag};
+		(struct mv_range){ (uint8_t)q, (uint8_t)n, (uint8_t)tag };
 }
 
 static unsigned mv_init_tag(unsigned i)
@@ -173,7 +174,7 @@ static void mv_setup(void)
 	memset(&S, 0, sizeof(S));
 	for (unsigned i = 0; i < MV_NODES; i++)
 		S.stack[S.nstack++] = (uint8_t)(MV_NODES - 1 - i);
-	S.src = (struct vas_node_source){mv_get, mv_put, NULL};
+	S.src = (struct vas_node_source){ mv_get, mv_put, NULL };
 	if (vas_create(&S.v, MV_BASE, cfg->nq * MV_Q, MV_Q, &S.src, cfg->keys,
 		       cfg->high_water) != VAS_OK)
 		mc_fail("setup: vas_create");
@@ -228,8 +229,8 @@ static void mv_free(unsigned tid, bool head)
 	if (n == r->n)
 		memmove(r, r + 1, --S.nheld[tid] * sizeof(*r));
 	else
-		*r = (struct mv_range){(uint8_t)(q + 1), (uint8_t)(r->n - 1),
-				       r->tag};
+		*r = (struct mv_range){ (uint8_t)(q + 1), (uint8_t)(r->n - 1),
+					r->tag };
 	for (unsigned i = q; i < q + n; i++)
 		S.owner[i] = 0;
 	struct lin_op *op = lin_call(&S.h, FREE, q, n);
@@ -252,8 +253,8 @@ static void mv_rewrite(unsigned tid, unsigned q, bool unmap)
 	struct lin_op *op = lin_call(&S.h, unmap ? UNMAP : REPLACE, q, tag);
 	int rc = unmap ? vas_unmap(&S.ctx[tid], mv_addr(q), MV_SPAN * MV_Q,
 				   NULL, NULL, NULL)
-		       : vas_replace(&S.ctx[tid], mv_addr(q), MV_SPAN * MV_Q,
-				     0, tag, NULL, NULL);
+		       : vas_replace(&S.ctx[tid], mv_addr(q), MV_SPAN * MV_Q, 0,
+				     tag, NULL, NULL);
 	lin_ret(op, (uint64_t)(int64_t)rc, 0);
 }
 
@@ -297,16 +298,36 @@ static void mv_thread(unsigned tid)
 	const struct mv_cfg *cfg = mc_cfg();
 	for (const char *p = cfg->script[tid]; *p; p++) {
 		switch (*p) {
-		case 'a': mv_alloc(tid, mv_digit(&p), false); break;
-		case 'b': mv_alloc(tid, mv_digit(&p), true); break;
-		case 'x': mv_alloc_at(tid, mv_digit(&p)); break;
-		case 'f': mv_free(tid, false); break;
-		case 'h': mv_free(tid, true); break;
-		case 'l': mv_lookup(tid, mv_digit(&p)); break;
-		case 'r': mv_rewrite(tid, mv_digit(&p), false); break;
-		case 'u': mv_rewrite(tid, mv_digit(&p), true); break;
-		case 'L': mv_lookup_unprotected(mv_digit(&p)); break;
-		case 'p': lf_epoch_poll(&S.ctx[tid].rec); break;
+		case 'a':
+			mv_alloc(tid, mv_digit(&p), false);
+			break;
+		case 'b':
+			mv_alloc(tid, mv_digit(&p), true);
+			break;
+		case 'x':
+			mv_alloc_at(tid, mv_digit(&p));
+			break;
+		case 'f':
+			mv_free(tid, false);
+			break;
+		case 'h':
+			mv_free(tid, true);
+			break;
+		case 'l':
+			mv_lookup(tid, mv_digit(&p));
+			break;
+		case 'r':
+			mv_rewrite(tid, mv_digit(&p), false);
+			break;
+		case 'u':
+			mv_rewrite(tid, mv_digit(&p), true);
+			break;
+		case 'L':
+			mv_lookup_unprotected(mv_digit(&p));
+			break;
+		case 'p':
+			lf_epoch_poll(&S.ctx[tid].rec);
+			break;
 		}
 	}
 }
@@ -336,8 +357,7 @@ static void mv_model_init(void *st)
 	struct mv_model *m = st;
 	memset(m, 0, sizeof(*m));
 	for (unsigned i = 0; i < cfg->ninit; i++)
-		mv_model_set(m, cfg->init[i].q, cfg->init[i].n,
-			     mv_init_tag(i));
+		mv_model_set(m, cfg->init[i].q, cfg->init[i].n, mv_init_tag(i));
 }
 
 /* The range holding quantum q: [*s, *e). */
@@ -471,8 +491,8 @@ static bool mv_walk_fn(const struct vas_range *r, void *arg)
 	struct mv_walk *w = arg;
 	unsigned s, e;
 	mv_model_range(w->m, w->q, &s, &e);
-	uint64_t want = s | (uint64_t)(e - s) << 8 |
-			(uint64_t)w->m->tag[s] << 16;
+	uint64_t want =
+		s | (uint64_t)(e - s) << 8 | (uint64_t)w->m->tag[s] << 16;
 	w->ok = w->ok && r->allocated == (w->m->tag[s] != 0) &&
 		mv_pack(r) == want;
 	w->q = e;
@@ -482,7 +502,7 @@ static bool mv_walk_fn(const struct vas_range *r, void *arg)
 static bool mv_model_final(const void *st)
 {
 	const struct mv_cfg *cfg = mc_cfg();
-	struct mv_walk w = {st, 0, true};
+	struct mv_walk w = { st, 0, true };
 	vas_iterate(&S.ctx[MC_MAX_THREADS], MV_BASE, mv_addr(cfg->nq),
 		    mv_walk_fn, &w);
 	return w.ok && w.q == cfg->nq;
@@ -589,7 +609,8 @@ static void mv_step(const volatile void *addr, enum lf_atomic_op op)
 	uintptr_t a = (uintptr_t)addr;
 	if (mv_in_pool(a) && !S.live[mv_node_of(a)])
 		mc_fail("E3: node %u accessed after it went back to the "
-			"source", mv_node_of(a));
+			"source",
+			mv_node_of(a));
 }
 
 static bool mv_in(uintptr_t a, const void *lo, size_t len)
@@ -638,73 +659,82 @@ static void mv_where(const volatile void *addr, char *buf, size_t n)
 				 (size_t)(a - (uintptr_t)&S.ctx[i]));
 }
 
-#define MV_TEST(id, nm, desc, nt, b, d, r, ...)                          \
-	static const struct mv_cfg id##_cfg = {__VA_ARGS__};                 \
-	static const struct mc_test id = {                                   \
-		.name = nm, .what = desc, .nthreads = nt,                    \
-		.setup = mv_setup, .thread = mv_thread, .check = mv_check,   \
-		.step = mv_step, .local = mv_local, .where = mv_where,       \
-		.report = mv_report,                                         \
-		.cfg = &id##_cfg, .bound = b, .depth = d, .runs = r};
+#define MV_TEST(id, nm, desc, nt, b, d, r, ...)                                \
+	static const struct mv_cfg id##_cfg = { __VA_ARGS__ };                 \
+	static const struct mc_test id = { .name = nm,                         \
+					   .what = desc,                       \
+					   .nthreads = nt,                     \
+					   .setup = mv_setup,                  \
+					   .thread = mv_thread,                \
+					   .check = mv_check,                  \
+					   .step = mv_step,                    \
+					   .local = mv_local,                  \
+					   .where = mv_where,                  \
+					   .report = mv_report,                \
+					   .cfg = &id##_cfg,                   \
+					   .bound = b,                         \
+					   .depth = d,                         \
+					   .runs = r };
 
 /*
  * Ranges 0, 2, 4 allocated, 1, 3, 5-7 free, in 3-key nodes: the address
  * tree is a root over leaves [0] [1 2] [3 4 5] (keys are quanta).
  */
-#define MV_THREE(a, b, c) {{a, 0, 1}, {b, 2, 1}, {c, 4, 1}}, .ninit = 3
+#define MV_THREE(a, b, c) { { a, 0, 1 }, { b, 2, 1 }, { c, 4, 1 } }, .ninit = 3
 
 /* A lookup racing with an allocation that splits the leaf it reads. */
-MV_TEST(mv_split, "vas.split", "lookups vs an alloc that splits a leaf",
-	2, 3, 3, 20000, .nq = 8, .keys = 3, .init = MV_THREE(0, 0, 0),
-	.script = {"a2", "l5l2"}, .need = "gr")
+MV_TEST(mv_split, "vas.split", "lookups vs an alloc that splits a leaf", 2, 3,
+	3, 20000, .nq = 8, .keys = 3, .init = MV_THREE(0, 0, 0),
+	.script = { "a2", "l5l2" }, .need = "gr")
 /* Four ranges in 12 quanta: the next split splits the root (height 3). */
-MV_TEST(mv_grow, "vas.grow", "lookups vs a split that grows the root", 2,
-	2, 3, 20000, .nq = 12, .keys = 3,
-	.init = {{0, 0, 1}, {0, 2, 1}, {0, 4, 1}, {0, 6, 1}}, .ninit = 4,
-	.script = {"a2", "l7l4"}, .need = "ghr")
+MV_TEST(mv_grow, "vas.grow", "lookups vs a split that grows the root", 2, 2, 3,
+	20000, .nq = 12, .keys = 3,
+	.init = { { 0, 0, 1 }, { 0, 2, 1 }, { 0, 4, 1 }, { 0, 6, 1 } },
+	.ninit = 4, .script = { "a2", "l7l4" }, .need = "ghr")
 /* Two writers free neighbours: leaves merge, the root gives way to its
  * one child (height 1), while a reader looks up. */
-MV_TEST(mv_merge, "vas.merge", "frees that merge leaves vs a reader", 3,
-	2, 3, 20000, .nq = 8, .keys = 3, .init = MV_THREE(0, 1, 0),
-	.script = {"ff", "f", "l4l1"}, .need = "shr")
+MV_TEST(mv_merge, "vas.merge", "frees that merge leaves vs a reader", 3, 2, 3,
+	20000, .nq = 8, .keys = 3, .init = MV_THREE(0, 1, 0),
+	.script = { "ff", "f", "l4l1" }, .need = "shr")
 /* Merges drop nodes to the freelist, and a split takes them back
  * (revived, versions still growing) while a reader may hold them. */
-MV_TEST(mv_writers, "vas.writers", "node reuse: merge, then split", 3, 2,
-	3, 20000, .nq = 8, .keys = 3, .high_water = 2,
-	.init = MV_THREE(0, 0, 1), .script = {"ff", "b1a2", "l5l2"},
-	.need = "sr")
+MV_TEST(mv_writers, "vas.writers", "node reuse: merge, then split", 3, 2, 3,
+	20000, .nq = 8, .keys = 3, .high_water = 2, .init = MV_THREE(0, 0, 1),
+	.script = { "ff", "b1a2", "l5l2" }, .need = "sr")
 /* High water 0: a merged-away node is retired through the epoch domain
  * and goes back to the source once the writer's polls see two advances,
  * never while the reader's section can still hold it. */
-MV_TEST(mv_reuse, "vas.retire", "node retired to the source vs a reader",
-	2, 2, 3, 20000, .nq = 8, .keys = 3, .high_water = 0,
-	.init = MV_THREE(0, 0, 1), .script = {"ffpp", "l2l1"},
-	.need = "srt")
+MV_TEST(mv_reuse, "vas.retire", "node retired to the source vs a reader", 2, 2,
+	3, 20000, .nq = 8, .keys = 3, .high_water = 0,
+	.init = MV_THREE(0, 0, 1), .script = { "ffpp", "l2l1" }, .need = "srt")
 /* Self-test: the same with a reader outside any epoch section; the
  * checker must see it touch a node after it went back to the source. */
-MV_TEST(mv_noepoch, "self.vas_noepoch", "reader without epoch section:"
-	" use after free", 2, 2, 3, 3000, .nq = 8, .keys = 3,
-	.high_water = 0, .init = MV_THREE(0, 0, 1),
-	.script = {"ffpp", "L2L1"})
+MV_TEST(mv_noepoch, "self.vas_noepoch",
+	"reader without epoch section:"
+	" use after free",
+	2, 2, 3, 3000, .nq = 8, .keys = 3, .high_water = 0,
+	.init = MV_THREE(0, 0, 1), .script = { "ffpp", "L2L1" })
 /* MAP_FIXED over a range and a hole while a reader looks up the page of
  * the range that stays mapped, and the hole's page: each lookup sees the
  * state before or after, never the range gone (W1, docs/design.md 3.3). */
-MV_TEST(mv_replace, "vas.replace", "replace over a range and a hole vs "
-	"lookups", 2, 2, 3, 20000, .nq = 8, .keys = 3,
-	.init = MV_THREE(0, 0, 1), .script = {"r2", "l2l3"}, .need = "r")
+MV_TEST(mv_replace, "vas.replace",
+	"replace over a range and a hole vs "
+	"lookups",
+	2, 2, 3, 20000, .nq = 8, .keys = 3, .init = MV_THREE(0, 0, 1),
+	.script = { "r2", "l2l3" }, .need = "r")
 /* munmap over a range and a hole, then MAP_FIXED over a hole and a range
  * (across leaves), while a reader looks up. */
-MV_TEST(mv_unmap, "vas.unmap", "unmap, replace over holes, lookups",
-	2, 2, 3, 20000, .nq = 8, .keys = 3, .init = MV_THREE(0, 0, 0),
-	.script = {"u2r3", "l4l2"}, .need = "r")
+MV_TEST(mv_unmap, "vas.unmap", "unmap, replace over holes, lookups", 2, 2, 3,
+	20000, .nq = 8, .keys = 3, .init = MV_THREE(0, 0, 0),
+	.script = { "u2r3", "l4l2" }, .need = "r")
 /* Larger: 16 quanta, 4-key nodes, three threads, partial frees and
  * alloc_at; PCT only. */
-MV_TEST(mv_mix, "vas.mix", "alloc, alloc_at, free, lookups, 3 threads", 3,
-	0, 3, 30000, .nq = 16, .keys = 4,
-	.init = {{0, 0, 2}, {1, 3, 1}, {2, 6, 2}, {0, 9, 1}}, .ninit = 4,
-	.script = {"a2fl6", "x2hb1", "l3l9f"}, .need = "r")
+MV_TEST(mv_mix, "vas.mix", "alloc, alloc_at, free, lookups, 3 threads", 3, 0, 3,
+	30000, .nq = 16, .keys = 4,
+	.init = { { 0, 0, 2 }, { 1, 3, 1 }, { 2, 6, 2 }, { 0, 9, 1 } },
+	.ninit = 4, .script = { "a2fl6", "x2hb1", "l3l9f" }, .need = "r")
 
 const struct mc_test *const mc_tests_vas[] = {
-	&mv_split, &mv_grow, &mv_merge, &mv_writers, &mv_reuse, &mv_mix,
-	&mv_replace, &mv_unmap,
-	&mv_noepoch, NULL};
+	&mv_split, &mv_grow,    &mv_merge, &mv_writers, &mv_reuse,
+	&mv_mix,   &mv_replace, &mv_unmap, &mv_noepoch, NULL
+};

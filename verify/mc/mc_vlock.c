@@ -25,8 +25,8 @@
 #include "mc_tests.h"
 
 enum { WRITE, READ, INC, OBS, REVIVE };
-static const char *const mcv_names[] = {"write", "read", "inc", "obsolete",
-					"revive"};
+static const char *const mcv_names[] = { "write", "read", "inc", "obsolete",
+					 "revive" };
 #define R_RETRY 0xfff0ull /* validation or upgrade failed */
 #define R_OBS 0xfff1ull   /* the lock was obsolete */
 
@@ -166,11 +166,21 @@ static void mcv_thread(unsigned tid)
 	uint64_t k = 100 * (tid + 1);
 	for (const char *p = cfg->script[tid]; *p; p++, k++) {
 		switch (*p) {
-		case 'w': mcv_write(tid, k, false); break;
-		case 'o': mcv_write(tid, k, true); break;
-		case 'v': mcv_revive(tid, k); break;
-		case 'r': mcv_read(); break;
-		case 'u': mcv_inc(tid); break;
+		case 'w':
+			mcv_write(tid, k, false);
+			break;
+		case 'o':
+			mcv_write(tid, k, true);
+			break;
+		case 'v':
+			mcv_revive(tid, k);
+			break;
+		case 'r':
+			mcv_read();
+			break;
+		case 'u':
+			mcv_inc(tid);
+			break;
 		}
 	}
 }
@@ -182,7 +192,7 @@ struct mcv_model {
 
 static void mcv_model_init(void *st)
 {
-	*(struct mcv_model *)st = (struct mcv_model){0, false};
+	*(struct mcv_model *)st = (struct mcv_model){ 0, false };
 }
 
 static bool mcv_model_apply(void *st, const struct lin_op *op)
@@ -244,20 +254,26 @@ static void mcv_check(void)
 	lin_check(&S.h, &mcv_model);
 }
 
-#define MCV_TEST(id, nm, desc, nt, b, d, r, ...)                         \
-	static const struct mcv_cfg id##_cfg = {{__VA_ARGS__}};              \
-	static const struct mc_test id = {                                   \
-		.name = nm, .what = desc, .nthreads = nt,                    \
-		.setup = mcv_setup, .thread = mcv_thread,                    \
-		.check = mcv_check, .step = mcv_step, .cfg = &id##_cfg,      \
-		.bound = b, .depth = d, .runs = r};
+#define MCV_TEST(id, nm, desc, nt, b, d, r, ...)                               \
+	static const struct mcv_cfg id##_cfg = { { __VA_ARGS__ } };            \
+	static const struct mc_test id = { .name = nm,                         \
+					   .what = desc,                       \
+					   .nthreads = nt,                     \
+					   .setup = mcv_setup,                 \
+					   .thread = mcv_thread,               \
+					   .check = mcv_check,                 \
+					   .step = mcv_step,                   \
+					   .cfg = &id##_cfg,                   \
+					   .bound = b,                         \
+					   .depth = d,                         \
+					   .runs = r };
 
-MCV_TEST(mcv_rw, "vlock.rw", "writers, readers and an upgrader", 3, 2, 3,
-	 10000, "ww", "rr", "ur")
-MCV_TEST(mcv_up, "vlock.upgrade", "two upgraders and a reader", 3, 3, 3,
-	 10000, "uu", "ur", "rr")
-MCV_TEST(mcv_obs, "vlock.obsolete", "obsolete, revive vs readers, writer",
-	 3, 2, 3, 10000, "ov", "rw", "ru")
+MCV_TEST(mcv_rw, "vlock.rw", "writers, readers and an upgrader", 3, 2, 3, 10000,
+	 "ww", "rr", "ur")
+MCV_TEST(mcv_up, "vlock.upgrade", "two upgraders and a reader", 3, 3, 3, 10000,
+	 "uu", "ur", "rr")
+MCV_TEST(mcv_obs, "vlock.obsolete", "obsolete, revive vs readers, writer", 3, 2,
+	 3, 10000, "ov", "rw", "ru")
 
-const struct mc_test *const mc_tests_vlock[] = {&mcv_rw, &mcv_up, &mcv_obs,
-						NULL};
+const struct mc_test *const mc_tests_vlock[] = { &mcv_rw, &mcv_up, &mcv_obs,
+						 NULL };

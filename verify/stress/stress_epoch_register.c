@@ -64,7 +64,7 @@ int main(int argc, char **argv)
 	for (unsigned round = 0; round < rounds; round++) {
 		for (unsigned t = 0; t < ER_THREADS; t++)
 			for (unsigned i = 0; i < ER_PER_THREAD; i++)
-				er_recs[t][i] = (struct lf_epoch_record){0};
+				er_recs[t][i] = (struct lf_epoch_record){ 0 };
 		lf_epoch_domain_init(&er_dom, 16);
 		lf_init_u32(&er_done, 0);
 		wl_run_threads(ER_THREADS + 1, er_thread, NULL);

@@ -43,11 +43,11 @@
 struct et_obj {
 	struct lf_epoch_entry entry; /* first */
 	lf_atomic_u64 magic;
-	lf_atomic_u64 retires;  /* retire() calls that returned */
-	lf_atomic_u64 runs;     /* callbacks run */
-	lf_atomic_u64 started;  /* retire() calls begun */
-	uint32_t stage;         /* (o) chain: 0 first retire, 1 second */
-	bool chain, slow;       /* (o) set by the retiring writer */
+	lf_atomic_u64 retires; /* retire() calls that returned */
+	lf_atomic_u64 runs;    /* callbacks run */
+	lf_atomic_u64 started; /* retire() calls begun */
+	uint32_t stage;        /* (o) chain: 0 first retire, 1 second */
+	bool chain, slow;      /* (o) set by the retiring writer */
 } __attribute__((aligned(64)));
 
 static struct {
@@ -59,7 +59,8 @@ static struct {
 	lf_atomic_ptr slot[ET_SLOTS];
 	lf_atomic_u64 insec[ET_THREADS]; /* odd while in a section */
 	lf_atomic_u64 violations;
-	lf_atomic_u64 count[6]; /* reads, writes, syncs, barriers, long, chain */
+	lf_atomic_u64
+		count[6]; /* reads, writes, syncs, barriers, long, chain */
 	uint64_t deadline;
 	uint64_t seed;
 	unsigned threads;
@@ -129,8 +130,8 @@ static void et_read(struct lf_epoch_record *r, unsigned id, uint64_t rnd)
 	if (nest)
 		lf_epoch_enter(r);
 	/* Acquire: pairs with the writer's acq_rel exchange. */
-	struct et_obj *o = lf_load_ptr(&E.slot[(rnd >> 8) % ET_SLOTS],
-				       LF_ACQUIRE);
+	struct et_obj *o =
+		lf_load_ptr(&E.slot[(rnd >> 8) % ET_SLOTS], LF_ACQUIRE);
 	et_check(o);
 	if (nest) {
 		lf_epoch_exit(r);
@@ -159,8 +160,8 @@ static void et_write(struct lf_epoch_record *r, uint64_t rnd)
 	o->stage = 0;
 	lf_store_u64(&o->magic, ET_LIVE, LF_RELAXED);
 	/* Acq_rel: publishes o and takes the old object over. */
-	struct et_obj *old = lf_xchg_ptr(&E.slot[(rnd >> 8) % ET_SLOTS], o,
-					 LF_ACQ_REL);
+	struct et_obj *old =
+		lf_xchg_ptr(&E.slot[(rnd >> 8) % ET_SLOTS], o, LF_ACQ_REL);
 	lf_fetch_add_u64(&old->started, 1, LF_RELAXED);
 	if (lf_epoch_retire(r, &old->entry, et_free) != LF_EPOCH_OK)
 		et_fail("retire failed", old - E.objs);
@@ -200,7 +201,8 @@ static void et_barrier(struct lf_epoch_record *r)
 	for (unsigned i = 0; i < ET_OBJS; i++)
 		if (lf_load_u64(&E.objs[i].runs, LF_RELAXED) < before[i])
 			et_fail("barrier returned before a callback pending "
-				"at its call had run", (long)i);
+				"at its call had run",
+				(long)i);
 	et_count(3);
 }
 
@@ -270,12 +272,14 @@ int main(int argc, char **argv)
 			et_fail("callbacks run != retirements", (long)i);
 		total += n;
 	}
-	static const char *const names[6] = {"reads", "writes", "syncs",
-					      "barriers", "long sections",
-					      "callback retires"};
+	static const char *const names[6] = {
+		"reads",    "writes",        "syncs",
+		"barriers", "long sections", "callback retires"
+	};
 	int rc = lf_load_u64(&E.violations, LF_RELAXED) != 0;
 	printf("epoch torture: %u threads, %s mode, %llu callbacks, "
-	       "%llu advances\n", E.threads,
+	       "%llu advances\n",
+	       E.threads,
 	       lf_epoch_domain_asymmetric(&E.dom) ? "asymmetric" : "fenced",
 	       (unsigned long long)total, (unsigned long long)st.advances);
 	for (int k = 0; k < 6; k++) {

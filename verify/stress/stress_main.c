@@ -13,8 +13,10 @@
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: %s stack|epoch|vlock THREADS MS "
-			"[SIZE] [SEED]\n", argv[0]);
+		fprintf(stderr,
+			"usage: %s stack|epoch|vlock THREADS MS "
+			"[SIZE] [SEED]\n",
+			argv[0]);
 		return 2;
 	}
 	struct wl_config cfg = {

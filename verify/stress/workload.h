@@ -15,7 +15,7 @@ struct wl_config {
 	unsigned threads; /* 1 .. WL_MAX_THREADS */
 	unsigned ms;      /* how long to run */
 	uint64_t seed;
-	unsigned size;    /* elements, objects or slots; 0 = the default */
+	unsigned size; /* elements, objects or slots; 0 = the default */
 };
 
 struct wl_result {

@@ -31,8 +31,9 @@ void wl_run_threads(unsigned n, wl_thread_fn fn, void *arg)
 		exit(2);
 	}
 	for (unsigned i = 0; i < n; i++) {
-		t[i] = (struct wl_thread){.id = i, .fn = fn, .arg = arg};
-		if (pthread_create(&t[i].tid, NULL, wl_thread_main, &t[i]) != 0) {
+		t[i] = (struct wl_thread){ .id = i, .fn = fn, .arg = arg };
+		if (pthread_create(&t[i].tid, NULL, wl_thread_main, &t[i]) !=
+		    0) {
 			perror("pthread_create");
 			exit(2);
 		}
@@ -53,8 +54,7 @@ void wl_report(const char *workload, const struct wl_config *cfg,
 {
 	printf("%-6s %u threads, %u ms: %llu operations (%.2f M/s), "
 	       "%llu violations\n",
-	       workload, cfg->threads, cfg->ms,
-	       (unsigned long long)res->total,
+	       workload, cfg->threads, cfg->ms, (unsigned long long)res->total,
 	       cfg->ms ? (double)res->total / cfg->ms / 1000.0 : 0.0,
 	       (unsigned long long)res->violations);
 	printf("       per thread:");

@@ -97,16 +97,17 @@ static void wl_epoch_read(struct wl_epoch *w, struct lf_epoch_record *r,
 	if (nest)
 		lf_epoch_enter(r);
 	/* Acquire: pairs with the writer's acq_rel exchange. */
-	struct wl_obj *o = lf_load_ptr(&w->slot[(rnd >> 8) % WL_SLOTS],
-				       LF_ACQUIRE);
+	struct wl_obj *o =
+		lf_load_ptr(&w->slot[(rnd >> 8) % WL_SLOTS], LF_ACQUIRE);
 	uint64_t m = lf_load_u64(&o->magic, LF_RELAXED);
 	uint64_t a = lf_load_u64(&o->a, LF_RELAXED);
 	uint64_t b = lf_load_u64(&o->b, LF_RELAXED);
 	if (m != WL_LIVE || a != b) {
-		fprintf(stderr, "epoch: reader saw object %td poisoned "
-			"(magic %llx, %llu != %llu)\n", o - w->objs,
-			(unsigned long long)m, (unsigned long long)a,
-			(unsigned long long)b);
+		fprintf(stderr,
+			"epoch: reader saw object %td poisoned "
+			"(magic %llx, %llu != %llu)\n",
+			o - w->objs, (unsigned long long)m,
+			(unsigned long long)a, (unsigned long long)b);
 		lf_fetch_add_u64(&w->violations, 1, LF_RELAXED);
 	}
 	if (nest)
@@ -119,17 +120,16 @@ static void wl_epoch_write(struct wl_epoch *w, struct lf_epoch_record *r,
 {
 	struct wl_obj *o = wl_obj_get(w, r, seq);
 	/* Acq_rel: publishes o (release) and takes old (acquire). */
-	struct wl_obj *old = lf_xchg_ptr(&w->slot[(rnd >> 8) % WL_SLOTS], o,
-					 LF_ACQ_REL);
+	struct wl_obj *old =
+		lf_xchg_ptr(&w->slot[(rnd >> 8) % WL_SLOTS], o, LF_ACQ_REL);
 	lf_fetch_add_u64(&w->retired, 1, LF_RELAXED);
 	if (lf_epoch_retire(r, &old->entry, wl_obj_free) != LF_EPOCH_OK)
 		lf_fetch_add_u64(&w->violations, 1, LF_RELAXED);
 }
 
 /* Leave and come back through the record pool (E5: nothing is lost). */
-static struct lf_epoch_record *wl_epoch_churn(struct wl_epoch *w,
-					      struct lf_epoch_record *r,
-					      uint64_t rnd)
+static struct lf_epoch_record *
+wl_epoch_churn(struct wl_epoch *w, struct lf_epoch_record *r, uint64_t rnd)
 {
 	if (lf_epoch_unregister(r) != LF_EPOCH_OK)
 		lf_fetch_add_u64(&w->violations, 1, LF_RELAXED);
@@ -234,11 +234,12 @@ static void wl_epoch_setup(struct wl_epoch *w, unsigned threads)
 int wl_epoch_run(const struct wl_config *cfg, struct wl_result *res)
 {
 	static struct wl_epoch w;
-	w = (struct wl_epoch){.nobj = cfg->size ? cfg->size : 256,
-			      .seed = cfg->seed, .res = res};
+	w = (struct wl_epoch){ .nobj = cfg->size ? cfg->size : 256,
+			       .seed = cfg->seed,
+			       .res = res };
 	if (w.nobj <= WL_SLOTS)
 		w.nobj = WL_SLOTS + 1;
-	*res = (struct wl_result){0};
+	*res = (struct wl_result){ 0 };
 	wl_epoch_cur = &w;
 	wl_epoch_setup(&w, cfg->threads);
 	w.deadline = wl_now_ns() + (uint64_t)cfg->ms * 1000000u;

@@ -33,8 +33,10 @@ static void wl_stack_claim(struct wl_stack *w, uint32_t e, unsigned id)
 	uint32_t free_ = 0;
 	/* Relaxed: atomicity alone detects a double hand-out. */
 	if (!lf_cas_u32(&w->owner[e], &free_, id + 1, LF_RELAXED)) {
-		fprintf(stderr, "stack: element %u handed to thread %u while "
-			"owned by %u\n", e, id, free_ - 1);
+		fprintf(stderr,
+			"stack: element %u handed to thread %u while "
+			"owned by %u\n",
+			e, id, free_ - 1);
 		lf_fetch_add_u64(&w->violations, 1, LF_RELAXED);
 	}
 }
@@ -46,8 +48,8 @@ static void wl_stack_unclaim(struct wl_stack *w, uint32_t e)
 }
 
 /* Take a popped chain (ends with NIL) into held[]. */
-static unsigned wl_stack_take_chain(struct wl_stack *w, uint32_t e,
-				    unsigned id, uint32_t *held, unsigned n)
+static unsigned wl_stack_take_chain(struct wl_stack *w, uint32_t e, unsigned id,
+				    uint32_t *held, unsigned n)
 {
 	while (e != LF_STACK_NIL && e < w->size) {
 		wl_stack_claim(w, e, id);
@@ -66,7 +68,8 @@ static void wl_stack_push_held(struct wl_stack *w, uint32_t *held,
 	for (unsigned i = from; i < n; i++) {
 		wl_stack_unclaim(w, held[i]);
 		if (i + 1 < n)
-			lf_store_u32(&w->links[held[i]], held[i + 1], LF_RELAXED);
+			lf_store_u32(&w->links[held[i]], held[i + 1],
+				     LF_RELAXED);
 	}
 	lf_stack_push_chain(&w->stack, w->links, held[from], held[n - 1]);
 }
@@ -76,20 +79,31 @@ static unsigned wl_stack_step(struct wl_stack *w, unsigned id, uint64_t r,
 {
 	uint32_t e, cnt;
 	switch (r % 16) {
-	case 0: case 1: case 2: case 3: case 4: case 5:
+	case 0:
+	case 1:
+	case 2:
+	case 3:
+	case 4:
+	case 5:
 		e = lf_stack_pop(&w->stack, w->links);
 		if (e != LF_STACK_NIL) {
 			wl_stack_claim(w, e, id);
 			held[n++] = e;
 		}
 		return n;
-	case 6: case 7: case 8: case 9: case 10: case 11:
+	case 6:
+	case 7:
+	case 8:
+	case 9:
+	case 10:
+	case 11:
 		if (n > 0) {
 			wl_stack_unclaim(w, held[n - 1]);
 			lf_stack_push(&w->stack, w->links, held[--n]);
 		}
 		return n;
-	case 12: case 13:
+	case 12:
+	case 13:
 		lf_fetch_add_u64(&w->batches, 1, LF_RELAXED);
 		e = lf_stack_pop_n(&w->stack, w->links, w->size,
 				   1 + (uint32_t)(r >> 8) % 8, &cnt);
@@ -151,9 +165,10 @@ static void wl_stack_final_check(struct wl_stack *w)
 
 int wl_stack_run(const struct wl_config *cfg, struct wl_result *res)
 {
-	struct wl_stack w = {.size = cfg->size ? cfg->size : 64,
-			     .seed = cfg->seed, .res = res};
-	*res = (struct wl_result){0};
+	struct wl_stack w = { .size = cfg->size ? cfg->size : 64,
+			      .seed = cfg->seed,
+			      .res = res };
+	*res = (struct wl_result){ 0 };
 	w.links = calloc(w.size, sizeof(*w.links));
 	w.owner = calloc(w.size, sizeof(*w.owner));
 	if (w.links == NULL || w.owner == NULL)

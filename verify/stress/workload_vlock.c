@@ -120,8 +120,8 @@ int wl_vlock_run(const struct wl_config *cfg, struct wl_result *res)
 	 * (workload.h).
 	 */
 	static struct wl_vlock w;
-	w = (struct wl_vlock){.seed = cfg->seed, .res = res};
-	*res = (struct wl_result){0};
+	w = (struct wl_vlock){ .seed = cfg->seed, .res = res };
+	*res = (struct wl_result){ 0 };
 	lf_vlock_init(&w.lock);
 	lf_init_u64(&w.x, 0);
 	lf_init_u64(&w.y, 0);

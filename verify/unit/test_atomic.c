@@ -152,7 +152,8 @@ static void test_hook_sees_the_epoch(void)
 	hook_reset();
 	CHECK_EQ(lf_epoch_enter(&r), LF_EPOCH_OK);
 	CHECK_EQ(hook_count[LF_OP_STORE], 1);
-	CHECK_EQ(hook_count[LF_OP_FENCE], lf_epoch_domain_asymmetric(&d) ? 0 : 1);
+	CHECK_EQ(hook_count[LF_OP_FENCE],
+		 lf_epoch_domain_asymmetric(&d) ? 0 : 1);
 	CHECK(hook_last_addr == NULL); /* the barrier or fence came last */
 	CHECK_EQ(lf_epoch_exit(&r), LF_EPOCH_OK);
 	CHECK_EQ(hook_count[LF_OP_STORE], 2);

@@ -38,7 +38,7 @@ static void test_bad_input(void)
 	static struct lf_epoch_domain other;
 	lf_epoch_domain_init(&dom, 1000);
 	lf_epoch_domain_init(&other, 1000);
-	struct obj o = {0};
+	struct obj o = { 0 };
 
 	/* A record never registered: everything is refused, nothing changes. */
 	CHECK_EQ(lf_epoch_enter(&fresh), LF_EPOCH_ENOTREG);
@@ -114,7 +114,7 @@ static void test_grace_period(void)
 	lf_epoch_domain_init(&dom, 1000);
 	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
 	runs = early = 0;
-	struct obj o = {0};
+	struct obj o = { 0 };
 	CHECK_EQ(lf_epoch_poll(&a), 0); /* nothing pending: no advance */
 	uint64_t g0 = lf_load_u64(&dom.epoch, LF_RELAXED);
 	CHECK_EQ(lf_epoch_retire(&a, &o.entry, obj_free), LF_EPOCH_OK);
@@ -146,9 +146,10 @@ static void test_stall_is_visible(void)
 	runs = early = 0;
 	CHECK_EQ(lf_epoch_enter(&a), LF_EPOCH_OK);
 	uint64_t la = rstats(&a).epoch;
-	struct obj o[8] = {0};
+	struct obj o[8] = { 0 };
 	for (int i = 0; i < 8; i++) {
-		CHECK_EQ(lf_epoch_retire(&b, &o[i].entry, obj_free), LF_EPOCH_OK);
+		CHECK_EQ(lf_epoch_retire(&b, &o[i].entry, obj_free),
+			 LF_EPOCH_OK);
 		for (int k = 0; k < 10; k++)
 			lf_epoch_poll(&b);
 		CHECK(lf_load_u64(&dom.epoch, LF_RELAXED) <= la + 1); /* E2 */
@@ -188,9 +189,10 @@ static void test_unregister_hands_over(void)
 	CHECK_EQ(lf_epoch_register(&dom, &b), LF_EPOCH_OK);
 	runs = early = 0;
 	CHECK_EQ(lf_epoch_enter(&a), LF_EPOCH_OK);
-	struct obj o[5] = {0};
+	struct obj o[5] = { 0 };
 	for (int i = 0; i < 5; i++)
-		CHECK_EQ(lf_epoch_retire(&b, &o[i].entry, obj_free), LF_EPOCH_OK);
+		CHECK_EQ(lf_epoch_retire(&b, &o[i].entry, obj_free),
+			 LF_EPOCH_OK);
 	CHECK_EQ(lf_epoch_unregister(&b), LF_EPOCH_OK);
 	struct lf_epoch_stats st;
 	lf_epoch_stats(&dom, &st);
@@ -225,7 +227,7 @@ static void test_orphan_grace(void)
 	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
 	CHECK_EQ(lf_epoch_register(&dom, &b), LF_EPOCH_OK);
 	runs = early = 0;
-	struct obj o = {0};
+	struct obj o = { 0 };
 	CHECK_EQ(lf_epoch_retire(&b, &o.entry, obj_free), LF_EPOCH_OK);
 	uint64_t g0 = lf_load_u64(&dom.epoch, LF_RELAXED);
 	CHECK_EQ(lf_epoch_unregister(&b), LF_EPOCH_OK); /* stamped g0 */
@@ -260,7 +262,7 @@ static void test_barrier(void)
 	runs = early = 0;
 	chain_rec = &a;
 	chain_next.freed = 0;
-	struct obj o[6] = {0};
+	struct obj o[6] = { 0 };
 	for (int i = 0; i < 3; i++)
 		lf_epoch_retire(&b, &o[i].entry, obj_free);
 	for (int i = 3; i < 5; i++)
@@ -319,7 +321,7 @@ static void test_modes(void)
 	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
 	CHECK_EQ(lf_epoch_register(&dom, &b), LF_EPOCH_OK);
 	runs = early = 0;
-	struct obj o = {0};
+	struct obj o = { 0 };
 	CHECK_EQ(lf_epoch_enter(&a), LF_EPOCH_OK);
 	CHECK_EQ(lf_epoch_retire(&b, &o.entry, obj_free), LF_EPOCH_OK);
 	for (int k = 0; k < 5; k++)
@@ -347,7 +349,7 @@ static void test_spill(void)
 	lf_epoch_domain_init(&dom, 1000);
 	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
 	runs = early = 0;
-	struct obj o[3] = {0};
+	struct obj o[3] = { 0 };
 	CHECK_EQ(lf_epoch_retire(&a, &o[0].entry, obj_free), LF_EPOCH_OK);
 	lf_store_u32(&a.lock, 1, LF_RELAXED);
 	CHECK_EQ(lf_epoch_retire(&a, &o[1].entry, obj_free), LF_EPOCH_OK);
@@ -384,7 +386,7 @@ static void test_callback_busy(void)
 	lf_epoch_domain_init(&dom, 1000);
 	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
 	busy_rec = &a;
-	struct obj o = {0};
+	struct obj o = { 0 };
 	CHECK_EQ(lf_epoch_retire(&a, &o.entry, obj_free_busy), LF_EPOCH_OK);
 	CHECK_EQ(lf_epoch_barrier(&a), LF_EPOCH_OK);
 	CHECK_EQ(o.freed, 1);

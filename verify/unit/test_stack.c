@@ -79,7 +79,7 @@ static void test_chain_and_pop_all(void)
 	CHECK_EQ(tag_of(&s), t0 + 1); /* one CAS for the whole chain */
 	uint32_t top = lf_stack_pop_all(&s);
 	CHECK(lf_stack_empty(&s));
-	uint32_t want[] = {10, 11, 12, 40};
+	uint32_t want[] = { 10, 11, 12, 40 };
 	uint32_t i = 0;
 	for (uint32_t e = top; e != LF_STACK_NIL;
 	     e = lf_load_u32(&links[e], LF_RELAXED)) {

@@ -22,7 +22,8 @@ static void test_read_validate_write(void)
 	CHECK_EQ(lf_vlock_write_lock(&l), LF_VLOCK_OK);
 	CHECK(lf_vlock_word_locked(word(&l)));
 	CHECK(!lf_vlock_validate(&l, v)); /* a writer is in */
-	CHECK(!lf_vlock_upgrade(&l, word(&l))); /* a locked word never upgrades */
+	CHECK(!lf_vlock_upgrade(&l,
+				word(&l))); /* a locked word never upgrades */
 	CHECK_EQ(lf_vlock_write_unlock(&l), LF_VLOCK_OK);
 	CHECK(!lf_vlock_word_locked(word(&l)));
 	CHECK(!lf_vlock_validate(&l, v)); /* and has moved the version */

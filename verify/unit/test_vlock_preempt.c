@@ -143,7 +143,7 @@ static void nested_upgrade_section(void *arg)
 
 static void test_sections_exclusive(void)
 {
-	void (*nested[])(void *) = {nested_write, nested_upgrade_section};
+	void (*nested[])(void *) = { nested_write, nested_upgrade_section };
 	for (unsigned m = 0; m < 2; m++) {
 		unsigned long k = ops_of(write_section, NULL);
 		for (unsigned long n = 1; n <= k + 1; n++) {
@@ -229,7 +229,7 @@ static void test_writer_against_read(void)
 	for (unsigned long n = 1; n <= k + 1; n++) {
 		reset();
 		nested_read_done = false;
-		nested_read_result = (struct read_result){0};
+		nested_read_result = (struct read_result){ 0 };
 		preempt_arm(n, nested_read, NULL);
 		write_section(NULL);
 		preempt_disarm();

@@ -93,8 +93,8 @@ int main(int argc, char **argv)
 	       "allocs, %lu alloc_ats, %lu frees, %lu maps, %lu replaces, "
 	       "%lu unmaps, %lu protects; %lu ENOSPC, %lu EBUSY; "
 	       "up to %lu nodes, %lu retired\n",
-	       replay ? 1 : seeds, ops, calls[0], calls[1], calls[2],
-	       calls[3], calls[4], calls[5], calls[6],
-	       totals[3], totals[4], total_nodes_max, totals[5]);
+	       replay ? 1 : seeds, ops, calls[0], calls[1], calls[2], calls[3],
+	       calls[4], calls[5], calls[6], totals[3], totals[4],
+	       total_nodes_max, totals[5]);
 	return check_exit("model_vas");
 }

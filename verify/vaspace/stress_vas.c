@@ -110,8 +110,7 @@ static bool tag_plausible(uintptr_t tag)
 	return t >= 1 && t <= nwriters && (tag & 0xffffffffu) != 0;
 }
 
-static void report(const char *what, uint64_t addr,
-		   const struct vas_range *r)
+static void report(const char *what, uint64_t addr, const struct vas_range *r)
 {
 	fprintf(stderr, "%s at %#" PRIx64 ":", what, addr);
 	vt_range_print("", r);
@@ -126,9 +125,10 @@ static void check_held(struct writer *w, const struct piece *p)
 	bool ok = rc == VAS_OK && r.allocated && r.start == p->start &&
 		  r.size == p->size && r.tag == p->tag;
 	if (!ok) {
-		fprintf(stderr, "writer %u: lookup %d, held [%#" PRIx64
-			", +%#" PRIx64 ") tag %#" PRIxPTR "\n", w->id, rc,
-			p->start, p->size, p->tag);
+		fprintf(stderr,
+			"writer %u: lookup %d, held [%#" PRIx64 ", +%#" PRIx64
+			") tag %#" PRIxPTR "\n",
+			w->id, rc, p->start, p->size, p->tag);
 		report("  got", addr, &r);
 	}
 	CHECK(ok);
@@ -157,9 +157,10 @@ static void check_held_iter(struct writer *w, const struct piece *p)
 	bool ok = o.n == 1 && o.r.allocated && o.r.start == p->start &&
 		  o.r.size == p->size && o.r.tag == p->tag;
 	if (!ok) {
-		fprintf(stderr, "writer %u: iterate %u ranges over held [%#"
-			PRIx64 ", +%#" PRIx64 ")\n", w->id, o.n, p->start,
-			p->size);
+		fprintf(stderr,
+			"writer %u: iterate %u ranges over held [%#" PRIx64
+			", +%#" PRIx64 ")\n",
+			w->id, o.n, p->start, p->size);
 		report("  first", p->start, &o.r);
 	}
 	CHECK(ok);
@@ -174,8 +175,10 @@ static void check_freed(struct writer *w, uint64_t addr, uintptr_t old)
 		  (rc == VAS_OK && r.tag != old && r.start <= addr &&
 		   addr - r.start < r.size);
 	if (!ok) {
-		fprintf(stderr, "writer %u: freed %#" PRIx64 " tag %#" PRIxPTR
-			": lookup %d\n", w->id, addr, old, rc);
+		fprintf(stderr,
+			"writer %u: freed %#" PRIx64 " tag %#" PRIxPTR
+			": lookup %d\n",
+			w->id, addr, old, rc);
 		report("  got", addr, &r);
 	}
 	CHECK(ok);
@@ -238,8 +241,8 @@ static void do_alloc(struct writer *w)
 	uint64_t n = wrnd(w, 8) ? 1 + wrnd(w, 8) : 9 + wrnd(w, 56);
 	uint64_t align = wrnd(w, 3) ? 0 : Q << wrnd(w, 6), a = 0;
 	uintptr_t tag = next_tag(w);
-	int rc = vas_alloc(w->c, n * Q, align, (enum vas_policy)wrnd(w, 2),
-			   tag, &a);
+	int rc = vas_alloc(w->c, n * Q, align, (enum vas_policy)wrnd(w, 2), tag,
+			   &a);
 	if (rc == VAS_ENOSPC) {
 		w->nospc++;
 		return;
@@ -292,8 +295,8 @@ static void do_free(struct writer *w, bool whole)
 		watch_set(w, e + wrnd(w, pe - e), &p, a, e);
 	w->held[i] = w->held[--w->nheld];
 	if (a > p.start)
-		w->held[w->nheld++] = (struct piece){ p.start, a - p.start,
-						      p.tag };
+		w->held[w->nheld++] =
+			(struct piece){ p.start, a - p.start, p.tag };
 	if (e < pe)
 		w->held[w->nheld++] = (struct piece){ e, pe - e, p.tag };
 	int rc = vas_free(w->c, a, n * Q);
@@ -373,9 +376,10 @@ static bool reader_fn(const struct vas_range *r, void *arg)
 	check_reported(r, rd->a);
 	bool overlaps = r->start < rd->b && r->start + r->size > rd->a;
 	if (!overlaps) {
-		fprintf(stderr, "reader: iterate [%#" PRIx64 ", %#" PRIx64
-			"), call %u: outside the window:\n", rd->a, rd->b,
-			rd->n + 1);
+		fprintf(stderr,
+			"reader: iterate [%#" PRIx64 ", %#" PRIx64
+			"), call %u: outside the window:\n",
+			rd->a, rd->b, rd->n + 1);
 		report("  reported", rd->a, r);
 	}
 	CHECK(overlaps);
@@ -404,14 +408,15 @@ static void reader_watch(struct reader *rd)
 	if (atomic_load_explicit(&wt->gen, memory_order_acquire) != g1)
 		return; /* the publication ended meanwhile */
 	bool ok = rc == VAS_OK && r.allocated && r.tag == tag &&
-		  r.start <= addr && addr - r.start < r.size &&
-		  r.start >= lo && r.start + r.size <= hi;
+		  r.start <= addr && addr - r.start < r.size && r.start >= lo &&
+		  r.start + r.size <= hi;
 	if (!ok) {
-		fprintf(stderr, "reader: lookup %#" PRIx64 " of [%#" PRIx64
+		fprintf(stderr,
+			"reader: lookup %#" PRIx64 " of [%#" PRIx64
 			", %#" PRIx64 ") tag %#" PRIxPTR
-			", held by a writer throughout (its call frees [%#"
-			PRIx64 ", %#" PRIx64 ")): %d (%s)\n", addr, lo, hi,
-			tag, fa, fe, rc, vas_strerror(rc));
+			", held by a writer throughout (its call frees "
+			"[%#" PRIx64 ", %#" PRIx64 ")): %d (%s)\n",
+			addr, lo, hi, tag, fa, fe, rc, vas_strerror(rc));
 		report("  got", addr, &r);
 	}
 	CHECK(ok);
@@ -597,8 +602,8 @@ int main(int argc, char **argv)
 		nospc += w[i].nospc;
 	}
 	CHECK_EQ(vt_err(&st, VAS_ENOSPC), nospc);
-	CHECK_EQ(vt_rejected(&st), vt_err(&st, VAS_ENOSPC) +
-					   vt_err(&st, VAS_EBUSY));
+	CHECK_EQ(vt_rejected(&st),
+		 vt_err(&st, VAS_ENOSPC) + vt_err(&st, VAS_EBUSY));
 	pthread_barrier_wait(&unregistered);
 	for (unsigned i = 0; i < nwriters; i++)
 		pthread_join(t[i], NULL);
@@ -613,8 +618,8 @@ int main(int argc, char **argv)
 	       "source\n",
 	       nwriters, READERS, keys, ops, allocs, frees, nospc, lookups,
 	       atomic_load(&reader_lookups), atomic_load(&watch_checks),
-	       atomic_load(&reader_ranges),
-	       st.restarts, st.nodes_retired, atomic_load(&src.gets));
+	       atomic_load(&reader_ranges), st.restarts, st.nodes_retired,
+	       atomic_load(&src.gets));
 	for (unsigned i = 0; i < nwriters; i++)
 		free(w[i].c);
 	for (unsigned i = 0; i < READERS; i++)

@@ -88,23 +88,27 @@ static void writer_step(struct worker *w)
 	if (k < 3) {
 		span(&w->rng, BASE, ZEND, &a, &size);
 		CHECK_EQ(vas_replace(w->c, a, size, attr, new_tag(w), NULL,
-				     NULL), VAS_OK);
+				     NULL),
+			 VAS_OK);
 	} else if (k < 5) {
 		span(&w->rng, BASE, ZEND, &a, &size);
 		/* A few tags only, so that neighbours merge. */
 		uintptr_t tag = TAG_BASE + xrnd(&w->rng) % 2;
 		CHECK_EQ(vas_protect(w->c, a, size, VAS_ATTR_MASK, attr, tag,
-				     VAS_PROT_TAG, NULL, NULL), VAS_OK);
+				     VAS_PROT_TAG, NULL, NULL),
+			 VAS_OK);
 	} else if (k < 6) {
 		span(&w->rng, ZEND, END, &a, &size);
 		CHECK_EQ(vas_unmap(w->c, a, size, NULL, NULL, NULL), VAS_OK);
 	} else if (k < 7) {
 		span(&w->rng, ZEND, END, &a, &size);
 		CHECK_EQ(vas_replace(w->c, a, size, attr, new_tag(w), NULL,
-				     NULL), VAS_OK);
+				     NULL),
+			 VAS_OK);
 	} else {
 		struct vas_place p = { .size = Q * (1 + xrnd(&w->rng) % 8),
-				       .low = ZEND, .high = END,
+				       .low = ZEND,
+				       .high = END,
 				       .flags = (unsigned)(xrnd(&w->rng) % 4),
 				       .tag = new_tag(w) };
 		int rc = vas_map(w->c, &p, &got);
@@ -122,8 +126,10 @@ static void *writer_main(void *arg)
 	w->ops = 0;
 	/* Readers must run while writes do: on a loaded machine they may not
 	 * get a CPU during the first n writes. */
-	for (uint64_t i = 0; i < n || atomic_load_explicit(&lookups,
-				memory_order_relaxed) < min_lookups; i++)
+	for (uint64_t i = 0;
+	     i < n ||
+	     atomic_load_explicit(&lookups, memory_order_relaxed) < min_lookups;
+	     i++)
 		writer_step(w);
 	CHECK_EQ(vas_ctx_unregister(w->c), VAS_OK);
 	if (atomic_fetch_sub(&writers_left, 1) == 1)
@@ -135,9 +141,10 @@ static void miss(const char *what, uint64_t addr, int rc,
 		 const struct vas_range *r)
 {
 	if (atomic_fetch_add(&misses, 1) < 5)
-		fprintf(stderr, "  %s %#" PRIx64 ": %d [%#" PRIx64 ", +%#" PRIx64
-			") tag %#" PRIxPTR "\n", what, addr, rc, r->start,
-			r->size, r->tag);
+		fprintf(stderr,
+			"  %s %#" PRIx64 ": %d [%#" PRIx64 ", +%#" PRIx64
+			") tag %#" PRIxPTR "\n",
+			what, addr, rc, r->start, r->size, r->tag);
 }
 
 static bool holds(const struct vas_range *r, uint64_t addr)
@@ -161,7 +168,8 @@ static void reader_step(struct worker *w)
 		if (rc != VAS_OK || !holds(&r, addr))
 			miss("find", addr, rc, &r);
 	} else {
-		/* The range with the greatest start below addr + 1: holds it. */
+		/* The range with the greatest start below addr + 1: holds it.
+		 */
 		rc = vas_prev(w->c, addr + 1, &r);
 		if (rc != VAS_OK || !holds(&r, addr))
 			miss("prev", addr, rc, &r);
@@ -206,8 +214,8 @@ int main(int argc, char **argv)
 	for (uint64_t a = BASE, i = 0; a < ZEND; i++) {
 		uint64_t n = 1 + xrnd(&rng) % 8;
 		n = n > (ZEND - a) / Q ? (ZEND - a) / Q : n;
-		CHECK_FATAL(vas_replace(mc, a, n * Q, 0, TAG_BASE + 2 + i,
-					NULL, NULL) == VAS_OK);
+		CHECK_FATAL(vas_replace(mc, a, n * Q, 0, TAG_BASE + 2 + i, NULL,
+					NULL) == VAS_OK);
 		a += n * Q;
 	}
 	static struct worker w[MAXT];
@@ -231,9 +239,9 @@ int main(int argc, char **argv)
 	vas_stats(vas, &st);
 	printf("stress_vas_atomic: %u writers x %" PRIu64 " ops (%lu done), "
 	       "%u readers: %lu lookups, %lu misses, %" PRIu64 " restarts, "
-	       "%" PRIu64 " commits\n", nw, ops, atomic_load(&writes), nr,
-	       atomic_load(&lookups), atomic_load(&misses), st.restarts,
-	       st.commits);
+	       "%" PRIu64 " commits\n",
+	       nw, ops, atomic_load(&writes), nr, atomic_load(&lookups),
+	       atomic_load(&misses), st.restarts, st.commits);
 	CHECK_EQ(atomic_load(&misses), 0);
 	CHECK(atomic_load(&lookups) > 0);
 	CHECK(atomic_load(&writes) >= nw * ops);

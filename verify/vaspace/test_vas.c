@@ -139,9 +139,10 @@ static void state_same(struct env *e, struct state *before, int err,
 		if (counted && err < 0 && i == -err)
 			want++;
 		if (vt_err(&now.st, -i) != want) {
-			fprintf(stderr, "  rejected[%d] %" PRIu64
-				", expected %" PRIu64 "\n", i,
-				vt_err(&now.st, -i), want);
+			fprintf(stderr,
+				"  rejected[%d] %" PRIu64 ", expected %" PRIu64
+				"\n",
+				i, vt_err(&now.st, -i), want);
 			ok = false;
 		}
 	}
@@ -197,7 +198,7 @@ static void test_create_bad(void)
 		{ 0x1000, (uint64_t)1 << 59, Q, 8 }, /* 2^47 quanta */
 		{ 0, (uint64_t)1 << 60, Q, 8 },      /* 2^48 quanta */
 		{ UINT64_MAX - 16 * Q + 1, 32 * Q, Q, 8 }, /* wraps */
-		{ 0x100000, 64 * Q, Q, 1 },          /* too few keys */
+		{ 0x100000, 64 * Q, Q, 1 },                /* too few keys */
 		{ 0x100000, 64 * Q, Q, VAS_MIN_KEYS - 1 },
 		{ 0x100000, 64 * Q, Q, VAS_MAX_KEYS + 1 },
 		{ 0x100000, 64 * Q, Q, 100000 },
@@ -213,8 +214,7 @@ static void test_create_bad(void)
 			vas_destroy(v);
 		}
 		CHECK(rc < 0);
-		CHECK(rc == VAS_EINVAL || rc == VAS_EALIGN ||
-		      rc == VAS_ERANGE);
+		CHECK(rc == VAS_EINVAL || rc == VAS_EALIGN || rc == VAS_ERANGE);
 		CHECK_EQ(atomic_load(&src.live), 0);
 		free(v);
 	}
@@ -238,8 +238,10 @@ static void test_create_bad(void)
 		}
 		CHECK_EQ(rc, VAS_ENOMEM);
 		if (atomic_load(&src.live) != 0)
-			fprintf(stderr, "  create failing at node %u: %ld "
-				"nodes kept\n", k, atomic_load(&src.live));
+			fprintf(stderr,
+				"  create failing at node %u: %ld "
+				"nodes kept\n",
+				k, atomic_load(&src.live));
 		CHECK_EQ(atomic_load(&src.live), 0);
 		CHECK_EQ(atomic_load(&src.failed), 1);
 		free(v);
@@ -265,8 +267,9 @@ static void test_create_initial(void)
 	env_free(e);
 
 	/* Every node capacity from the smallest to the largest. */
-	static const uint32_t keys[] = { 0, VAS_MIN_KEYS, 4, 7, 16,
-					 VAS_MAX_KEYS };
+	static const uint32_t keys[] = {
+		0, VAS_MIN_KEYS, 4, 7, 16, VAS_MAX_KEYS
+	};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		e = env_new(0, 1024 * Q, Q, keys[i], 0);
 		for (unsigned j = 0; j < 100; j++)
@@ -426,14 +429,11 @@ static void test_bad_alloc(struct env *e)
 	BAD(e, VAS_EINVAL, vas_alloc(e->c, 0, 0, VAS_FIRST_FIT, 1, &a));
 	BAD(e, VAS_EINVAL, vas_alloc(e->c, Q, 3, VAS_FIRST_FIT, 1, &a));
 	BAD(e, VAS_EINVAL, vas_alloc(e->c, Q, 3 * Q, VAS_BEST_FIT, 1, &a));
-	BAD(e, VAS_EINVAL, vas_alloc(e->c, Q, Q + Q / 2, VAS_FIRST_FIT, 1,
-				     &a));
+	BAD(e, VAS_EINVAL, vas_alloc(e->c, Q, Q + Q / 2, VAS_FIRST_FIT, 1, &a));
 	BAD(e, VAS_EINVAL,
 	    vas_alloc(e->c, Q, UINT64_MAX, VAS_FIRST_FIT, 1, &a));
-	BAD(e, VAS_EINVAL,
-	    vas_alloc(e->c, Q, 0, (enum vas_policy)2, 1, &a));
-	BAD(e, VAS_EINVAL,
-	    vas_alloc(e->c, Q, 0, (enum vas_policy)-1, 1, &a));
+	BAD(e, VAS_EINVAL, vas_alloc(e->c, Q, 0, (enum vas_policy)2, 1, &a));
+	BAD(e, VAS_EINVAL, vas_alloc(e->c, Q, 0, (enum vas_policy) - 1, 1, &a));
 	BAD(e, VAS_EINVAL, vas_alloc(e->c, Q, 0, VAS_FIRST_FIT, 1, NULL));
 	BAD(e, VAS_EALIGN, vas_alloc(e->c, 1, 0, VAS_FIRST_FIT, 1, &a));
 	BAD(e, VAS_EALIGN, vas_alloc(e->c, Q / 2, 0, VAS_BEST_FIT, 1, &a));
@@ -441,14 +441,14 @@ static void test_bad_alloc(struct env *e)
 	BAD(e, VAS_ENOSPC,
 	    vas_alloc(e->c, e->size + Q, 0, VAS_FIRST_FIT, 1, &a));
 	BAD(e, VAS_ENOSPC, vas_alloc(e->c, e->size, 0, VAS_BEST_FIT, 1, &a));
-	BAD(e, VAS_ENOSPC, vas_alloc(e->c, UINT64_MAX & ~(Q - 1), 0,
-				     VAS_FIRST_FIT, 1, &a));
-	BAD(e, VAS_ENOSPC, vas_alloc(e->c, (uint64_t)1 << 63, 0,
-				     VAS_BEST_FIT, 1, &a));
-	BAD(e, VAS_ENOSPC, vas_alloc(e->c, Q, (uint64_t)1 << 62,
-				     VAS_FIRST_FIT, 1, &a));
-	BAD(e, VAS_ENOSPC, vas_alloc(e->c, Q, (uint64_t)1 << 63,
-				     VAS_BEST_FIT, 1, &a));
+	BAD(e, VAS_ENOSPC,
+	    vas_alloc(e->c, UINT64_MAX & ~(Q - 1), 0, VAS_FIRST_FIT, 1, &a));
+	BAD(e, VAS_ENOSPC,
+	    vas_alloc(e->c, (uint64_t)1 << 63, 0, VAS_BEST_FIT, 1, &a));
+	BAD(e, VAS_ENOSPC,
+	    vas_alloc(e->c, Q, (uint64_t)1 << 62, VAS_FIRST_FIT, 1, &a));
+	BAD(e, VAS_ENOSPC,
+	    vas_alloc(e->c, Q, (uint64_t)1 << 63, VAS_BEST_FIT, 1, &a));
 	(void)a;
 }
 
@@ -466,8 +466,8 @@ static void test_bad_alloc_at(struct env *e)
 	BAD(e, VAS_ERANGE, vas_alloc_at(e->c, end, Q, 1));
 	BAD(e, VAS_ERANGE, vas_alloc_at(e->c, end - Q, 2 * Q, 1));
 	BAD(e, VAS_ERANGE, vas_alloc_at(e->c, b, e->size + Q, 1));
-	BAD(e, VAS_ERANGE, vas_alloc_at(e->c, b + 12 * Q, (uint64_t)0 - Q,
-					1)); /* wraps */
+	BAD(e, VAS_ERANGE,
+	    vas_alloc_at(e->c, b + 12 * Q, (uint64_t)0 - Q, 1)); /* wraps */
 	BAD(e, VAS_ERANGE, vas_alloc_at(e->c, UINT64_MAX & ~(Q - 1), Q, 1));
 	/* Allocated: [b + 4Q, b + 8Q) tag 0x11, [b + 8Q, b + 10Q) 0x22. */
 	BAD(e, VAS_EBUSY, vas_alloc_at(e->c, b + 4 * Q, 4 * Q, 1));
@@ -492,7 +492,7 @@ static void test_bad_free(struct env *e)
 	BAD(e, VAS_ERANGE, vas_free(e->c, end - Q, 2 * Q));
 	BAD(e, VAS_ERANGE, vas_free(e->c, b + 4 * Q, (uint64_t)0 - Q));
 	BAD(e, VAS_ERANGE, vas_free(e->c, UINT64_MAX & ~(Q - 1), Q));
-	BAD(e, VAS_ENOTALLOC, vas_free(e->c, b, Q));          /* free */
+	BAD(e, VAS_ENOTALLOC, vas_free(e->c, b, Q));             /* free */
 	BAD(e, VAS_ENOTALLOC, vas_free(e->c, b + 3 * Q, 2 * Q)); /* partly */
 	BAD(e, VAS_ENOTALLOC, vas_free(e->c, b + 7 * Q, 2 * Q)); /* 2 ranges */
 	BAD(e, VAS_ENOTALLOC, vas_free(e->c, b + 4 * Q, 6 * Q)); /* 2 whole */
@@ -508,8 +508,7 @@ static void test_bad_readers(struct env *e)
 	EXPECT_REFUSED(e, VAS_ERANGE, false, vas_lookup(e->c, b - 1, &r));
 	EXPECT_REFUSED(e, VAS_ERANGE, false, vas_lookup(e->c, end, &r));
 	EXPECT_REFUSED(e, VAS_ERANGE, false, vas_lookup(e->c, 0, &r));
-	EXPECT_REFUSED(e, VAS_ERANGE, false,
-		       vas_lookup(e->c, UINT64_MAX, &r));
+	EXPECT_REFUSED(e, VAS_ERANGE, false, vas_lookup(e->c, UINT64_MAX, &r));
 	EXPECT_REFUSED(e, VAS_ENOENT, false, vas_lookup(e->c, b, &r));
 	EXPECT_REFUSED(e, VAS_ENOENT, false,
 		       vas_lookup(e->c, b + 4 * Q - 1, &r));
@@ -588,12 +587,10 @@ static void test_free_parts(void)
 	EXPECT(e, F(b, 8 * Q), A(b + 8 * Q, 8 * Q, t), F(b + 16 * Q, 16 * Q));
 	/* Head: coalesces with the free range before it. */
 	CHECK_EQ(vas_free(e->c, b + 8 * Q, 2 * Q), VAS_OK);
-	EXPECT(e, F(b, 10 * Q), A(b + 10 * Q, 6 * Q, t),
-	       F(b + 16 * Q, 16 * Q));
+	EXPECT(e, F(b, 10 * Q), A(b + 10 * Q, 6 * Q, t), F(b + 16 * Q, 16 * Q));
 	/* Tail: with the one after it. */
 	CHECK_EQ(vas_free(e->c, b + 14 * Q, 2 * Q), VAS_OK);
-	EXPECT(e, F(b, 10 * Q), A(b + 10 * Q, 4 * Q, t),
-	       F(b + 14 * Q, 18 * Q));
+	EXPECT(e, F(b, 10 * Q), A(b + 10 * Q, 4 * Q, t), F(b + 14 * Q, 18 * Q));
 	/* Middle: two allocated ranges with the tag, one free between. */
 	CHECK_EQ(vas_free(e->c, b + 11 * Q, 2 * Q), VAS_OK);
 	EXPECT(e, F(b, 10 * Q), A(b + 10 * Q, Q, t), F(b + 11 * Q, 2 * Q),
@@ -620,8 +617,8 @@ static void test_free_parts(void)
 	BAD(e, VAS_ENOTALLOC, vas_free(e->c, b, 4 * Q));
 	/* At the region's start: no left neighbour; right one allocated. */
 	CHECK_EQ(vas_free(e->c, b, 2 * Q), VAS_OK);
-	EXPECT(e, F(b, 2 * Q), A(b + 2 * Q, 2 * Q, 5),
-	       A(b + 4 * Q, 2 * Q, 6), F(b + 6 * Q, 26 * Q));
+	EXPECT(e, F(b, 2 * Q), A(b + 2 * Q, 2 * Q, 5), A(b + 4 * Q, 2 * Q, 6),
+	       F(b + 6 * Q, 26 * Q));
 	/* Right neighbour free only. */
 	CHECK_EQ(vas_free(e->c, b + 4 * Q, 2 * Q), VAS_OK);
 	EXPECT(e, F(b, 2 * Q), A(b + 2 * Q, 2 * Q, 5), F(b + 4 * Q, 28 * Q));
@@ -629,14 +626,12 @@ static void test_free_parts(void)
 	CHECK_EQ(vas_alloc_at(e->c, b + 30 * Q, 2 * Q, 7), VAS_OK);
 	CHECK_EQ(vas_alloc_at(e->c, b + 28 * Q, 2 * Q, 8), VAS_OK);
 	CHECK_EQ(vas_free(e->c, b + 30 * Q, 2 * Q), VAS_OK);
-	EXPECT(e, F(b, 2 * Q), A(b + 2 * Q, 2 * Q, 5),
-	       F(b + 4 * Q, 24 * Q), A(b + 28 * Q, 2 * Q, 8),
-	       F(b + 30 * Q, 2 * Q));
+	EXPECT(e, F(b, 2 * Q), A(b + 2 * Q, 2 * Q, 5), F(b + 4 * Q, 24 * Q),
+	       A(b + 28 * Q, 2 * Q, 8), F(b + 30 * Q, 2 * Q));
 	/* Left neighbour free only (a head). */
 	CHECK_EQ(vas_free(e->c, b + 28 * Q, Q), VAS_OK);
-	EXPECT(e, F(b, 2 * Q), A(b + 2 * Q, 2 * Q, 5),
-	       F(b + 4 * Q, 25 * Q), A(b + 29 * Q, Q, 8),
-	       F(b + 30 * Q, 2 * Q));
+	EXPECT(e, F(b, 2 * Q), A(b + 2 * Q, 2 * Q, 5), F(b + 4 * Q, 25 * Q),
+	       A(b + 29 * Q, Q, 8), F(b + 30 * Q, 2 * Q));
 	CHECK_EQ(vas_free(e->c, b + 29 * Q, Q), VAS_OK);
 	EXPECT(e, F(b, 2 * Q), A(b + 2 * Q, 2 * Q, 5), F(b + 4 * Q, 28 * Q));
 	CHECK_EQ(vas_free(e->c, b + 2 * Q, 2 * Q), VAS_OK);
@@ -696,18 +691,18 @@ static void place(struct env *e, uint64_t size, uint64_t align,
 	uint64_t a = 0;
 	int rc = vas_alloc(e->c, size, align, p, 0x99, &a);
 	if (rc != VAS_OK || a != want)
-		fprintf(stderr, "  line %d: %s size %#" PRIx64 " align %#"
-			PRIx64 ": %d at %#" PRIx64 ", expected %#" PRIx64
-			"\n", line, p == VAS_BEST_FIT ? "best" : "first",
-			size, align, rc, a, want);
+		fprintf(stderr,
+			"  line %d: %s size %#" PRIx64 " align %#" PRIx64
+			": %d at %#" PRIx64 ", expected %#" PRIx64 "\n",
+			line, p == VAS_BEST_FIT ? "best" : "first", size, align,
+			rc, a, want);
 	CHECK(rc == VAS_OK && a == want);
 	if (rc != VAS_OK)
 		return;
 	expect_lookup(e, a + size - 1, a, size, 0x99, line);
 	CHECK_EQ(vas_free(e->c, a, size), VAS_OK);
 }
-#define PLACE(e, size, align, p, want)                                         \
-	place(e, size, align, p, want, __LINE__)
+#define PLACE(e, size, align, p, want) place(e, size, align, p, want, __LINE__)
 
 static void test_placement(void)
 {
@@ -716,7 +711,7 @@ static void test_placement(void)
 	PLACE(e, Q, 16 * Q, VAS_FIRST_FIT, PQ(0));
 	PLACE(e, Q, 16 * Q, VAS_BEST_FIT, PQ(0));
 	PLACE(e, Q, 0, VAS_FIRST_FIT, e->base);
-	PLACE(e, Q, 1, VAS_BEST_FIT, e->base);       /* below q: q */
+	PLACE(e, Q, 1, VAS_BEST_FIT, e->base); /* below q: q */
 	PLACE(e, Q, Q / 2, VAS_FIRST_FIT, e->base);
 	PLACE(e, 3 * Q, 2 * Q, VAS_FIRST_FIT, e->base + Q);
 	PLACE(e, Q, (uint64_t)1 << 20, VAS_BEST_FIT, 0x10100000);
@@ -734,26 +729,27 @@ static void test_placement(void)
 	PLACE(e, 4 * Q, 0, VAS_BEST_FIT, PQ(1));       /* W1 */
 	PLACE(e, 4 * Q, 4 * Q, VAS_FIRST_FIT, PQ(32)); /* W3 */
 	PLACE(e, 4 * Q, 4 * Q, VAS_BEST_FIT, PQ(32));
-	PLACE(e, 3 * Q, 0, VAS_BEST_FIT, PQ(48));      /* W4 */
+	PLACE(e, 3 * Q, 0, VAS_BEST_FIT, PQ(48)); /* W4 */
 	PLACE(e, 3 * Q, 0, VAS_FIRST_FIT, PQ(1));
-	PLACE(e, 5 * Q, 0, VAS_BEST_FIT, PQ(17));      /* W2 */
+	PLACE(e, 5 * Q, 0, VAS_BEST_FIT, PQ(17)); /* W2 */
 	PLACE(e, 5 * Q, 0, VAS_FIRST_FIT, PQ(17));
-	PLACE(e, 6 * Q, 0, VAS_FIRST_FIT, PQ(32));     /* W3 */
+	PLACE(e, 6 * Q, 0, VAS_FIRST_FIT, PQ(32)); /* W3 */
 	PLACE(e, 6 * Q, 0, VAS_BEST_FIT, PQ(32));
 	PLACE(e, 2 * Q, 16 * Q, VAS_FIRST_FIT, PQ(32)); /* W3 */
-	PLACE(e, 2 * Q, 16 * Q, VAS_BEST_FIT, PQ(48)); /* W4 */
+	PLACE(e, 2 * Q, 16 * Q, VAS_BEST_FIT, PQ(48));  /* W4 */
 	PLACE(e, 3 * Q, 16 * Q, VAS_BEST_FIT, PQ(48));
 	PLACE(e, 2 * Q, 32 * Q, VAS_FIRST_FIT, PQ(48)); /* W4: not W3 */
-	PLACE(e, 3 * Q, 32 * Q, VAS_BEST_FIT, PQ(48)); /* W4 ties W6 */
+	PLACE(e, 3 * Q, 32 * Q, VAS_BEST_FIT, PQ(48));  /* W4 ties W6 */
 	PLACE(e, 8 * Q, 8 * Q, VAS_FIRST_FIT, PQ(32));
-	PLACE(e, Q, 64 * Q, VAS_BEST_FIT, PQ(48));     /* W4 only */
+	PLACE(e, Q, 64 * Q, VAS_BEST_FIT, PQ(48)); /* W4 only */
 	uint64_t a;
 	BAD(e, VAS_ENOSPC, vas_alloc(e->c, 9 * Q, 0, VAS_FIRST_FIT, 1, &a));
 	BAD(e, VAS_ENOSPC, vas_alloc(e->c, 9 * Q, 0, VAS_BEST_FIT, 1, &a));
-	BAD(e, VAS_ENOSPC, vas_alloc(e->c, 2 * Q, 128 * Q, VAS_BEST_FIT, 1,
-				     &a));
-	BAD(e, VAS_ENOSPC, vas_alloc(e->c, 6 * Q, 32 * Q, VAS_FIRST_FIT, 1,
-				     &a)); /* W3 has 8Q, not 32Q-aligned */
+	BAD(e, VAS_ENOSPC,
+	    vas_alloc(e->c, 2 * Q, 128 * Q, VAS_BEST_FIT, 1, &a));
+	BAD(e, VAS_ENOSPC,
+	    vas_alloc(e->c, 6 * Q, 32 * Q, VAS_FIRST_FIT, 1,
+		      &a)); /* W3 has 8Q, not 32Q-aligned */
 	CHECK_EQ(vt_snap_take(e->c, e->base, env_end(e), &after), VAS_OK);
 	CHECK(vt_list_eq(after.r, after.n, before.r, before.n));
 	vt_snap_free(&before);
@@ -771,11 +767,10 @@ static void test_placement_split(void)
 	CHECK_EQ(ok_alloc(e, Q, 0, VAS_BEST_FIT, 0x33), PQ(49)); /* ties */
 	uint64_t base = e->base;
 	EXPECT(e, A(base, PQ(1) - base, 0x77), F(PQ(1), 4 * Q),
-	       A(PQ(5), 12 * Q, 0x77), F(PQ(17), 3 * Q),
-	       A(PQ(20), 2 * Q, 0x31), A(PQ(22), 10 * Q, 0x77),
-	       F(PQ(32), 8 * Q), A(PQ(40), 8 * Q, 0x77),
-	       A(PQ(48), Q, 0x32), A(PQ(49), Q, 0x33), F(PQ(50), Q),
-	       A(PQ(51), 15 * Q, 0x77), F(PQ(66), 2 * Q),
+	       A(PQ(5), 12 * Q, 0x77), F(PQ(17), 3 * Q), A(PQ(20), 2 * Q, 0x31),
+	       A(PQ(22), 10 * Q, 0x77), F(PQ(32), 8 * Q),
+	       A(PQ(40), 8 * Q, 0x77), A(PQ(48), Q, 0x32), A(PQ(49), Q, 0x33),
+	       F(PQ(50), Q), A(PQ(51), 15 * Q, 0x77), F(PQ(66), 2 * Q),
 	       A(PQ(68), 12 * Q, 0x77), F(PQ(80), 3 * Q),
 	       A(PQ(83), base + 256 * Q - PQ(83), 0x77));
 	env_free(e);
@@ -835,12 +830,12 @@ static void expect_iter(struct env *e, uint64_t a, uint64_t b,
 {
 	struct itr it = { .stop_after = stop_after };
 	int rc = vas_iterate(e->c, a, b, itr_fn, &it);
-	bool ok = rc == want_rc && it.n == n &&
-		  vt_list_eq(it.r, it.n, want, n);
+	bool ok = rc == want_rc && it.n == n && vt_list_eq(it.r, it.n, want, n);
 	if (!ok)
-		fprintf(stderr, "  iterate [%#" PRIx64 ", %#" PRIx64
-			") at line %d: rc %d, %u ranges\n", a, b, line, rc,
-			it.n);
+		fprintf(stderr,
+			"  iterate [%#" PRIx64 ", %#" PRIx64
+			") at line %d: rc %d, %u ranges\n",
+			a, b, line, rc, it.n);
 	CHECK(ok);
 }
 #define ITER(e, a, b, stop, ...)                                               \
@@ -857,10 +852,12 @@ static void test_iterate(void)
 	CHECK_EQ(vas_alloc_at(e->c, b + 4 * Q, 4 * Q, 1), VAS_OK);
 	CHECK_EQ(vas_alloc_at(e->c, b + 8 * Q, 2 * Q, 2), VAS_OK);
 	CHECK_EQ(vas_alloc_at(e->c, b + 20 * Q, Q, 3), VAS_OK);
-	struct vas_range all[] = { F(b, 4 * Q), A(b + 4 * Q, 4 * Q, 1),
+	struct vas_range all[] = { F(b, 4 * Q),
+				   A(b + 4 * Q, 4 * Q, 1),
 				   A(b + 8 * Q, 2 * Q, 2),
 				   F(b + 10 * Q, 10 * Q),
-				   A(b + 20 * Q, Q, 3), F(b + 21 * Q, 11 * Q) };
+				   A(b + 20 * Q, Q, 3),
+				   F(b + 21 * Q, 11 * Q) };
 	expect_iter(e, b, end, 0, VAS_OK, all, 6, __LINE__);
 	/* Bounds anywhere: the whole ranges that overlap are reported. */
 	ITER(e, b + 5 * Q, b + 9 * Q, 0, all[1], all[2]);
@@ -915,9 +912,10 @@ static bool itw_fn(const struct vas_range *r, void *arg)
 	bool ok = r->start < it->b && r->start + r->size > it->a &&
 		  (it->n == 0 || r->start > it->prev);
 	if (!ok) {
-		fprintf(stderr, "  iterate [%#" PRIx64 ", %#" PRIx64
-			") with a writer (%d), call %u:\n", it->a, it->b,
-			it->step, it->n + 1);
+		fprintf(stderr,
+			"  iterate [%#" PRIx64 ", %#" PRIx64
+			") with a writer (%d), call %u:\n",
+			it->a, it->b, it->step, it->n + 1);
 		vt_range_print("reported", r);
 	}
 	CHECK(ok);
@@ -945,8 +943,11 @@ static void test_iterate_writer(void)
 		CHECK_EQ(vas_alloc_at(e->c, b + 16 * Q, 2 * Q, 1), VAS_OK);
 		CHECK_EQ(vas_alloc_at(e->c, b + 20 * Q, 2 * Q, 2), VAS_OK);
 		CHECK_EQ(vas_alloc_at(e->c, b + 30 * Q, 2 * Q, 3), VAS_OK);
-		struct itw it = { .e = e, .w = w, .step = step,
-				  .a = b + 8 * Q, .b = b + 31 * Q,
+		struct itw it = { .e = e,
+				  .w = w,
+				  .step = step,
+				  .a = b + 8 * Q,
+				  .b = b + 31 * Q,
 				  .stable = b + 30 * Q };
 		if (step == 0)
 			it.b = b + 8 * Q + 1; /* only the first free range */
@@ -976,8 +977,7 @@ static void test_stats(void)
 	CHECK_EQ(st.largest_free, 34 * Q);
 	CHECK(st.height >= 1 && st.height <= VAS_MAX_HEIGHT);
 	CHECK(st.nodes >= 2);
-	CHECK(atomic_load(&e->src.live) >=
-	      (long)(st.nodes + st.nodes_free));
+	CHECK(atomic_load(&e->src.live) >= (long)(st.nodes + st.nodes_free));
 	CHECK_EQ(vas_free(e->c, b + 50 * Q, 14 * Q), VAS_OK);
 	vas_stats(e->v, &st);
 	CHECK_EQ(st.ranges, 3);
@@ -1140,8 +1140,8 @@ static void test_tall(void)
 	struct vas_stats st;
 	vas_stats(e->v, &st);
 	printf("test_vas: %" PRIu64 " ranges in 3-key nodes: height %" PRIu64
-	       ", %" PRIu64 " nodes, stopped by %d (%s)\n", done, st.height,
-	       st.nodes, first_err,
+	       ", %" PRIu64 " nodes, stopped by %d (%s)\n",
+	       done, st.height, st.nodes, first_err,
 	       first_err ? vas_strerror(first_err) : "-");
 	CHECK_EQ(done, n);
 	CHECK(st.height <= VAS_MAX_HEIGHT);

@@ -11,10 +11,10 @@
  * is paused (so that a node dropped by one and taken back from the
  * freelist by the next comes back under the reader: V1 across reuse, and
  * in LF_DEBUG builds vn_take() asserts the revived word is above the word
- * the node left the tree with), and an address (near the write, or anywhere), counts the atomic
- * operations of a lookup of that address, and runs the lookup again with
- * the write injected before its n-th operation, n chosen at random: as if
- * the reader were preempted there while another CPU made the whole write.
+ * the node left the tree with), and an address (near the write, or anywhere),
+ * counts the atomic operations of a lookup of that address, and runs the lookup
+ * again with the write injected before its n-th operation, n chosen at random:
+ * as if the reader were preempted there while another CPU made the whole write.
  * A lookup is linearizable (vas.h), so its answer must be the reference's
  * answer either before the write or after it: the same return code and,
  * if found, the same range exactly (start, size, tag). A torn entry (the
@@ -123,7 +123,8 @@ static void choose_write(struct write *w)
 	bool grow = allocated_ranges() < TARGET;
 	unsigned r = (unsigned)rnd_below(8);
 	const struct vas_range *fr = pick(false), *al = pick(true);
-	*w = (struct write){.tag = next_tag++, .attr = (uint32_t)rnd_below(3)};
+	*w = (struct write){ .tag = next_tag++,
+			     .attr = (uint32_t)rnd_below(3) };
 	if (rnd_below(3) == 0) { /* the mmap-grade writers */
 		unsigned k = (unsigned)rnd_below(3);
 		w->kind = k == 0 ? W_REPLACE : k == 1 ? W_UNMAP : W_PROTECT;
@@ -235,7 +236,7 @@ static void answer_print(const char *what, const struct answer *a)
 /* The whole range list (free ranges too) and the tree's invariants. */
 static void verify_all(void)
 {
-	struct vt_snap s = {0};
+	struct vt_snap s = { 0 };
 	CHECK_EQ(vt_snap_take(rctx, BASE, BASE + NQ * Q, &s), VAS_OK);
 	CHECK(vt_ref_valid(&ref));
 	CHECK(vt_list_eq(s.r, s.n, ref.r, ref.n));
@@ -249,22 +250,25 @@ static void verify_all(void)
 
 static const char *wname(enum wkind k)
 {
-	static const char *const n[] = { "alloc", "alloc_at", "free",
-					  "replace", "unmap", "protect" };
+	static const char *const n[] = { "alloc",   "alloc_at", "free",
+					 "replace", "unmap",    "protect" };
 	return n[k];
 }
 
 static void one_step(void)
 {
-	struct writes ws = { .n = 1 + (rnd_below(4) == 0 ? (unsigned)rnd_below(MAXW) : 0) };
+	struct writes ws = {
+		.n = 1 + (rnd_below(4) == 0 ? (unsigned)rnd_below(MAXW) : 0)
+	};
 	struct answer ans[MAXW + 1], got;
 	int ref_rc[MAXW];
 	uint64_t ref_got[MAXW] = { 0 }, addr;
 	choose_write(&ws.w[0]);
 	if (ws.w[0].kind != W_ALLOC && rnd_below(4) != 0) {
 		/* Near the write: its range, or a few quanta around it. */
-		uint64_t lo = ws.w[0].addr >= BASE + 4 * Q ? ws.w[0].addr - 4 * Q
-							  : BASE;
+		uint64_t lo = ws.w[0].addr >= BASE + 4 * Q
+				      ? ws.w[0].addr - 4 * Q
+				      : BASE;
 		uint64_t hi = ws.w[0].addr + ws.w[0].size + 4 * Q;
 		hi = hi > BASE + NQ * Q ? BASE + NQ * Q : hi;
 		addr = lo + rnd_below(hi - lo);
@@ -306,9 +310,9 @@ static void one_step(void)
 		fprintf(stderr,
 			"FAIL seed %" PRIu64 " step %" PRIu64
 			": lookup %#" PRIx64 " preempted at operation %lu of "
-			"%lu by %u writes, the first %s [%#" PRIx64 ", +%#"
-			PRIx64 ")\n", seed, step, addr, n, k, ws.n,
-			wname(ws.w[0].kind),
+			"%lu by %u writes, the first %s [%#" PRIx64
+			", +%#" PRIx64 ")\n",
+			seed, step, addr, n, k, ws.n, wname(ws.w[0].kind),
 			ws.w[0].kind == W_ALLOC ? ws.w[0].got : ws.w[0].addr,
 			ws.w[0].size);
 		answer_print("got", &got);

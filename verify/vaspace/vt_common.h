@@ -24,12 +24,12 @@
 #include "vas.h"
 
 struct vt_src {
-	atomic_long live;       /* nodes the vas holds */
-	atomic_ulong gets;      /* get() calls, failed ones included */
-	atomic_ulong puts;      /* put() calls */
-	atomic_ulong fail_at;   /* fail the get() with this number; 0: none */
-	atomic_ulong failed;    /* get() calls failed on purpose */
-	atomic_bool fail_all;   /* fail every get() */
+	atomic_long live;     /* nodes the vas holds */
+	atomic_ulong gets;    /* get() calls, failed ones included */
+	atomic_ulong puts;    /* put() calls */
+	atomic_ulong fail_at; /* fail the get() with this number; 0: none */
+	atomic_ulong failed;  /* get() calls failed on purpose */
+	atomic_bool fail_all; /* fail every get() */
 	struct vas_node_source ns;
 };
 
@@ -119,9 +119,11 @@ static inline bool vt_range_eq(const struct vas_range *a,
 
 static inline void vt_range_print(const char *what, const struct vas_range *r)
 {
-	fprintf(stderr, "  %s [%#" PRIx64 ", +%#" PRIx64 ") %s tag %#" PRIxPTR
-		" attr %#x\n", what, r->start, r->size,
-		r->allocated ? "allocated" : "free", r->tag, r->attr);
+	fprintf(stderr,
+		"  %s [%#" PRIx64 ", +%#" PRIx64 ") %s tag %#" PRIxPTR
+		" attr %#x\n",
+		what, r->start, r->size, r->allocated ? "allocated" : "free",
+		r->tag, r->attr);
 }
 
 /* Equal lists; on the first difference print both and return false. */

@@ -32,24 +32,25 @@ struct model {
 	uint32_t keys;
 	uint64_t high_water;
 	uint64_t rng, seed, op, fault_k;
-	bool fault;  /* ENOMEM is a legitimate answer */
-	bool trace;  /* print every call */
+	bool fault;      /* ENOMEM is a legitimate answer */
+	bool trace;      /* print every call */
 	unsigned target; /* ranges the workload drifts towards */
 	uintptr_t next_tag;
-	unsigned long nomem, calls[8]; /* alloc at free map replace unmap prot */
+	unsigned long nomem,
+		calls[8]; /* alloc at free map replace unmap prot */
 	struct vt_snap snap;
 };
 
-static inline _Noreturn void model_die(struct model *m, const char *fmt,
-				       ...)
+static inline _Noreturn void model_die(struct model *m, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	fprintf(stderr, "FAIL model: ");
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n  seed %" PRIu64 " op %" PRIu64 " (keys %u, q %#"
-		PRIx64 ", base %#" PRIx64 ", size %#" PRIx64 ")",
+	fprintf(stderr,
+		"\n  seed %" PRIu64 " op %" PRIu64 " (keys %u, q %#" PRIx64
+		", base %#" PRIx64 ", size %#" PRIx64 ")",
 		m->seed, m->op, m->keys, m->q, m->base, m->size);
 	if (m->fault)
 		fprintf(stderr, " fault at get %" PRIu64, m->fault_k);
@@ -168,34 +169,34 @@ static inline void model_verify(struct model *m)
 	     "range lists differ");
 	uint64_t where = 0;
 	int inv = vas_check(m->v, &where);
-	MREQ(m, inv == 0, "vas_check: invariant A%d at %#" PRIx64, inv,
-	     where);
+	MREQ(m, inv == 0, "vas_check: invariant A%d at %#" PRIx64, inv, where);
 	struct vas_stats st, want;
 	vas_stats(m->v, &st);
 	vt_ref_stats(&m->ref, &want);
-	MREQ(m, vt_stats_same_ranges(&st, &(struct vas_stats){
-						  .ranges = want.ranges,
-						  .free_ranges =
-							  want.free_ranges,
-						  .free_bytes = want.free_bytes,
-						  .largest_free =
-							  want.largest_free,
-						  .height = st.height }),
-	     "stats: ranges %" PRIu64 "/%" PRIu64 " free %" PRIu64 "/%"
-	     PRIu64 " bytes %#" PRIx64 "/%#" PRIx64 " largest %#" PRIx64
-	     "/%#" PRIx64, st.ranges, want.ranges, st.free_ranges,
-	     want.free_ranges, st.free_bytes, want.free_bytes,
-	     st.largest_free, want.largest_free);
+	MREQ(m,
+	     vt_stats_same_ranges(
+		     &st,
+		     &(struct vas_stats){ .ranges = want.ranges,
+					  .free_ranges = want.free_ranges,
+					  .free_bytes = want.free_bytes,
+					  .largest_free = want.largest_free,
+					  .height = st.height }),
+	     "stats: ranges %" PRIu64 "/%" PRIu64 " free %" PRIu64 "/%" PRIu64
+	     " bytes %#" PRIx64 "/%#" PRIx64 " largest %#" PRIx64 "/%#" PRIx64,
+	     st.ranges, want.ranges, st.free_ranges, want.free_ranges,
+	     st.free_bytes, want.free_bytes, st.largest_free,
+	     want.largest_free);
 	for (int i = 0; i < VAS_NERR; i++)
-		MREQ(m, st.rejected[i] == want.rejected[i] &&
+		MREQ(m,
+		     st.rejected[i] == want.rejected[i] &&
 			     st.refused[i] == want.refused[i],
 		     "rejected[%d] %" PRIu64 ", expected %" PRIu64, i,
 		     st.rejected[i], want.rejected[i]);
 	MREQ(m, st.height >= 1 && st.height <= VAS_MAX_HEIGHT,
 	     "height %" PRIu64, st.height);
-	MREQ(m, st.nodes >= 2 &&
-			(uint64_t)atomic_load(&m->src.live) >=
-				st.nodes + st.nodes_free,
+	MREQ(m,
+	     st.nodes >= 2 && (uint64_t)atomic_load(&m->src.live) >=
+				      st.nodes + st.nodes_free,
 	     "nodes %" PRIu64 " + %" PRIu64 " free, %ld from the source",
 	     st.nodes, st.nodes_free, atomic_load(&m->src.live));
 }
@@ -216,8 +217,7 @@ static inline void model_probe(struct model *m, uint64_t addr)
 }
 
 /* Around [a, a + n), and somewhere in the region. */
-static inline void model_probe_around(struct model *m, uint64_t a,
-				      uint64_t n)
+static inline void model_probe_around(struct model *m, uint64_t a, uint64_t n)
 {
 	model_probe(m, a);
 	model_probe(m, a + n - 1);
@@ -240,7 +240,8 @@ static inline bool model_nomem(struct model *m, int rc,
 	if (m->fault)
 		MREQ(m, (rc == VAS_ENOMEM) == (failed != failed_before),
 		     "the source failed %lu times in this call, which "
-		     "returned %d", failed - failed_before, rc);
+		     "returned %d",
+		     failed - failed_before, rc);
 	if (rc != VAS_ENOMEM)
 		return true;
 	MREQ(m, m->fault, "ENOMEM with no fault injected");
@@ -295,8 +296,8 @@ static inline void op_alloc(struct model *m)
 	uintptr_t tag = model_tag(m);
 	uint64_t a = 0, ra = 0;
 	unsigned long failed = atomic_load(&m->src.failed);
-	model_trace(m, "alloc size %#" PRIx64 " align %#" PRIx64 " %s",
-		    size, align, pol ? "best" : "first");
+	model_trace(m, "alloc size %#" PRIx64 " align %#" PRIx64 " %s", size,
+		    align, pol ? "best" : "first");
 	int rc = vas_alloc(m->c, size, align, (enum vas_policy)pol, tag, &a);
 	m->calls[0]++;
 	if (!model_nomem(m, rc, failed))
@@ -304,8 +305,8 @@ static inline void op_alloc(struct model *m)
 	int rr = vt_ref_alloc(&m->ref, size, align, pol, tag, &ra, false);
 	MREQ(m, rc == rr && (rc != VAS_OK || a == ra),
 	     "alloc size %#" PRIx64 " align %#" PRIx64 " %s: %d at %#" PRIx64
-	     ", expected %d at %#" PRIx64, size, align,
-	     pol ? "best" : "first", rc, a, rr, ra);
+	     ", expected %d at %#" PRIx64,
+	     size, align, pol ? "best" : "first", rc, a, rr, ra);
 	if (rc == VAS_OK)
 		model_probe_around(m, a, size);
 }
@@ -335,8 +336,7 @@ static inline void op_alloc_at(struct model *m)
 	if (mrnd_below(m, 4)) {
 		uint64_t off = mrnd_below(m, nq);
 		a = r->start + off * m->q;
-		size = (1 + mrnd_below(m, r->allocated ? 8 : nq - off)) *
-		       m->q;
+		size = (1 + mrnd_below(m, r->allocated ? 8 : nq - off)) * m->q;
 	} else {
 		int64_t qn = (int64_t)mrnd_below(m, m->size / m->q + 8) - 4;
 		a = m->base + (uint64_t)qn * m->q;
@@ -451,8 +451,8 @@ static inline void op_bad(struct model *m)
 		rr = vt_ref_alloc(&m->ref, q, 0, VAS_BEST_FIT, 1, &ra, true);
 		break;
 	}
-	MREQ(m, rc == rr, "bad alloc %u (%#" PRIx64 "): %d, expected %d", k,
-	     a, rc, rr);
+	MREQ(m, rc == rr, "bad alloc %u (%#" PRIx64 "): %d, expected %d", k, a,
+	     rc, rr);
 }
 
 static inline void op_lookup(struct model *m)
@@ -495,15 +495,16 @@ static inline void op_iterate(struct model *m)
 	for (; i < m->ref.n && m->ref.r[i].start < b; i++) {
 		if (it.stop && want == it.stop)
 			break;
-		MREQ(m, want < it.n && (want >= 8 ||
-					vt_range_eq(&it.r[want],
-						    &m->ref.r[i])),
+		MREQ(m,
+		     want < it.n && (want >= 8 ||
+				     vt_range_eq(&it.r[want], &m->ref.r[i])),
 		     "iterate [%#" PRIx64 ", %#" PRIx64 ") range %u", a, b,
 		     want);
 		want++;
 	}
-	MREQ(m, it.n == want, "iterate [%#" PRIx64 ", %#" PRIx64
-	     "): %u ranges, expected %u", a, b, it.n, want);
+	MREQ(m, it.n == want,
+	     "iterate [%#" PRIx64 ", %#" PRIx64 "): %u ranges, expected %u", a,
+	     b, it.n, want);
 }
 
 /* ---- the mmap-grade calls ---- */
@@ -523,8 +524,8 @@ static inline void model_pieces_eq(struct model *m, const char *what,
 				   const struct vt_pieces *want)
 {
 	MREQ(m, got->n == want->n && got->bytes == want->bytes,
-	     "%s: %zu pieces (%#" PRIx64 " bytes), expected %zu (%#" PRIx64
-	     ")", what, got->n, got->bytes, want->n, want->bytes);
+	     "%s: %zu pieces (%#" PRIx64 " bytes), expected %zu (%#" PRIx64 ")",
+	     what, got->n, got->bytes, want->n, want->bytes);
 	for (size_t i = 0; i < got->n && i < 16; i++)
 		MREQ(m, vt_range_eq(&got->r[i], &want->r[i]),
 		     "%s: piece %zu differs", what, i);
@@ -567,13 +568,15 @@ static inline void model_span(struct model *m, uint64_t *a, uint64_t *size)
 
 static inline void op_map(struct model *m)
 {
-	struct vas_place p = { .size = model_size(m), .align = model_align(m),
-			       .attr = model_attr(m), .tag = model_tag(m) };
+	struct vas_place p = { .size = model_size(m),
+			       .align = model_align(m),
+			       .attr = model_attr(m),
+			       .tag = model_tag(m) };
 	unsigned k = (unsigned)mrnd_below(m, 8);
 	p.flags = (unsigned)mrnd_below(m, 4);
 	if (mrnd_below(m, 100) == 0)
 		p.flags |= 4; /* bad */
-	if (k >= 4) { /* a window */
+	if (k >= 4) {         /* a window */
 		p.low = model_addr(m);
 		p.high = model_addr(m);
 		if (p.low > p.high && mrnd_below(m, 8)) {
@@ -588,9 +591,10 @@ static inline void op_map(struct model *m)
 				 : model_addr(m);
 	uint64_t a = 0, ra = 0;
 	unsigned long failed = atomic_load(&m->src.failed);
-	model_trace(m, "map size %#" PRIx64 " align %#" PRIx64 " [%#" PRIx64
-		    ", %#" PRIx64 ") hint %#" PRIx64 " flags %u", p.size,
-		    p.align, p.low, p.high, p.hint, p.flags);
+	model_trace(m,
+		    "map size %#" PRIx64 " align %#" PRIx64 " [%#" PRIx64
+		    ", %#" PRIx64 ") hint %#" PRIx64 " flags %u",
+		    p.size, p.align, p.low, p.high, p.hint, p.flags);
 	int rc = vas_map(m->c, &p, &a);
 	m->calls[3]++;
 	if (!model_nomem(m, rc, failed))
@@ -617,8 +621,9 @@ static inline void op_replace(struct model *m)
 	if (!model_nomem(m, rc, failed))
 		return;
 	int rr = vt_ref_replace(&m->ref, a, size, attr, tag, &want);
-	MREQ(m, rc == rr, "replace %#" PRIx64 " size %#" PRIx64
-	     ": %d, expected %d", a, size, rc, rr);
+	MREQ(m, rc == rr,
+	     "replace %#" PRIx64 " size %#" PRIx64 ": %d, expected %d", a, size,
+	     rc, rr);
 	if (rc == VAS_OK) {
 		model_pieces_eq(m, "replace", &got, &want);
 		model_probe_around(m, a, size);
@@ -637,8 +642,9 @@ static inline void op_unmap(struct model *m)
 	if (!model_nomem(m, rc, failed))
 		return;
 	int rr = vt_ref_unmap(&m->ref, a, size, &want);
-	MREQ(m, rc == rr, "unmap %#" PRIx64 " size %#" PRIx64
-	     ": %d, expected %d", a, size, rc, rr);
+	MREQ(m, rc == rr,
+	     "unmap %#" PRIx64 " size %#" PRIx64 ": %d, expected %d", a, size,
+	     rc, rr);
 	if (rc == VAS_OK) {
 		model_pieces_eq(m, "unmap", &got, &want);
 		MREQ(m, removed == want.bytes, "unmap removed %#" PRIx64,
@@ -668,17 +674,18 @@ static inline void op_protect(struct model *m)
 					 : model_tag(m);
 	struct vt_pieces got = { .n = 0 }, want;
 	unsigned long failed = atomic_load(&m->src.failed);
-	model_trace(m, "protect %#" PRIx64 " size %#" PRIx64 " %#x/%#x %u",
-		    a, size, bits, mask, flags);
+	model_trace(m, "protect %#" PRIx64 " size %#" PRIx64 " %#x/%#x %u", a,
+		    size, bits, mask, flags);
 	int rc = vas_protect(m->c, a, size, mask, bits, tag, flags,
 			     model_piece_fn, &got);
 	m->calls[6]++;
 	if (!model_nomem(m, rc, failed))
 		return;
-	int rr = vt_ref_protect(&m->ref, a, size, mask, bits, tag, flags,
-				&want);
-	MREQ(m, rc == rr, "protect %#" PRIx64 " size %#" PRIx64
-	     ": %d, expected %d", a, size, rc, rr);
+	int rr =
+		vt_ref_protect(&m->ref, a, size, mask, bits, tag, flags, &want);
+	MREQ(m, rc == rr,
+	     "protect %#" PRIx64 " size %#" PRIx64 ": %d, expected %d", a, size,
+	     rc, rr);
 	if (rc == VAS_OK) {
 		model_pieces_eq(m, "protect", &got, &want);
 		model_probe_around(m, a, size);
@@ -765,14 +772,13 @@ static inline void model_finish(struct model *m)
 	MREQ(m, m->ref.n == 1, "not one free range");
 	struct vas_stats st;
 	vas_stats(m->v, &st);
-	MREQ(m, st.ranges == 0 && st.free_ranges == 1 &&
-			st.free_bytes == m->size,
+	MREQ(m,
+	     st.ranges == 0 && st.free_ranges == 1 && st.free_bytes == m->size,
 	     "not empty at the end");
 	MREQ(m, vas_ctx_unregister(m->c) == VAS_OK, "unregister");
 	MREQ(m, vas_destroy(m->v) == VAS_OK, "destroy");
 	MREQ(m, atomic_load(&m->src.live) == 0,
-	     "%ld nodes not given back by destroy",
-	     atomic_load(&m->src.live));
+	     "%ld nodes not given back by destroy", atomic_load(&m->src.live));
 	vt_ref_fini(&m->ref);
 	vt_snap_free(&m->snap);
 	free(m->v);

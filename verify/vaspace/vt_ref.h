@@ -123,8 +123,8 @@ static inline void vt_ref_carve(struct vt_ref *m, size_t i, uint64_t a,
 	p[k++] = (struct vas_range){ a, size, allocated ? tag : 0, allocated,
 				     0 };
 	if (e < oe)
-		p[k++] = (struct vas_range){ e, oe - e, old.tag,
-					     old.allocated, old.attr };
+		p[k++] = (struct vas_range){ e, oe - e, old.tag, old.allocated,
+					     old.attr };
 	vt_ref_splice(m, i, p, k);
 	if (!allocated)
 		vt_ref_coalesce(m, mid);
@@ -143,9 +143,9 @@ static inline bool vt_ref_fit(const struct vas_range *r, uint64_t size,
 	return true;
 }
 
-static inline int vt_ref_alloc(struct vt_ref *m, uint64_t size,
-			       uint64_t align, int policy, uintptr_t tag,
-			       uint64_t *addr, bool addr_null)
+static inline int vt_ref_alloc(struct vt_ref *m, uint64_t size, uint64_t align,
+			       int policy, uintptr_t tag, uint64_t *addr,
+			       bool addr_null)
 {
 	if (size == 0 || (align & (align - 1)) != 0 ||
 	    (policy != VAS_FIRST_FIT && policy != VAS_BEST_FIT) || addr_null)
@@ -228,17 +228,16 @@ static inline int vt_ref_lookup(const struct vt_ref *m, uint64_t addr,
 /* Pieces a write reports: the allocated parts of [a, b), cut to it. */
 struct vt_pieces {
 	struct vas_range r[16];
-	size_t n;        /* all of them (only the first 16 kept) */
-	uint64_t bytes;  /* their bytes */
+	size_t n;       /* all of them (only the first 16 kept) */
+	uint64_t bytes; /* their bytes */
 };
 
-static inline void vt_ref_pieces(const struct vt_ref *m, uint64_t a,
-				 uint64_t b, struct vt_pieces *out)
+static inline void vt_ref_pieces(const struct vt_ref *m, uint64_t a, uint64_t b,
+				 struct vt_pieces *out)
 {
 	out->n = 0;
 	out->bytes = 0;
-	for (size_t i = vt_ref_find(m, a); i < m->n && m->r[i].start < b;
-	     i++) {
+	for (size_t i = vt_ref_find(m, a); i < m->n && m->r[i].start < b; i++) {
 		struct vas_range r = m->r[i];
 		if (!r.allocated)
 			continue;
@@ -297,8 +296,8 @@ static inline void vt_ref_set(struct vt_ref *m, uint64_t a, uint64_t b,
 	m->cap = on + 3;
 }
 
-static inline int vt_ref_replace(struct vt_ref *m, uint64_t addr,
-				 uint64_t size, uint32_t attr, uintptr_t tag,
+static inline int vt_ref_replace(struct vt_ref *m, uint64_t addr, uint64_t size,
+				 uint32_t attr, uintptr_t tag,
 				 struct vt_pieces *out)
 {
 	if (attr & ~VAS_ATTR_MASK)
@@ -311,8 +310,8 @@ static inline int vt_ref_replace(struct vt_ref *m, uint64_t addr,
 	return VAS_OK;
 }
 
-static inline int vt_ref_unmap(struct vt_ref *m, uint64_t addr,
-			       uint64_t size, struct vt_pieces *out)
+static inline int vt_ref_unmap(struct vt_ref *m, uint64_t addr, uint64_t size,
+			       struct vt_pieces *out)
 {
 	int rc = vt_ref_span(m, addr, size);
 	if (rc)
@@ -337,10 +336,9 @@ static inline void vt_ref_split(struct vt_ref *m, uint64_t addr)
 	vt_ref_splice(m, i, p, 2);
 }
 
-static inline int vt_ref_protect(struct vt_ref *m, uint64_t addr,
-				 uint64_t size, uint32_t mask, uint32_t bits,
-				 uintptr_t tag, unsigned flags,
-				 struct vt_pieces *out)
+static inline int vt_ref_protect(struct vt_ref *m, uint64_t addr, uint64_t size,
+				 uint32_t mask, uint32_t bits, uintptr_t tag,
+				 unsigned flags, struct vt_pieces *out)
 {
 	if (flags & ~VAS_PROT_TAG)
 		return vt_ref_err(m, VAS_EINVAL);
@@ -429,7 +427,8 @@ static inline int vt_ref_map(struct vt_ref *m, const struct vas_place *p,
 	if (h != 0 && h % align == 0 && h >= lo && h < hi &&
 	    hi - h >= p->size) {
 		size_t i = vt_ref_find(m, h);
-		if (!m->r[i].allocated && h + p->size <= vt_ref_rend(&m->r[i])) {
+		if (!m->r[i].allocated &&
+		    h + p->size <= vt_ref_rend(&m->r[i])) {
 			vt_ref_set(m, h, h + p->size, true, p->attr, p->tag);
 			*addr = h;
 			return VAS_OK;
@@ -440,7 +439,8 @@ static inline int vt_ref_map(struct vt_ref *m, const struct vas_place *p,
 		if (!vt_ref_fit_in(&m->r[i], p->size, align, lo, hi, top, &x))
 			continue;
 		if (p->flags & VAS_MAP_BESTFIT) {
-			if (best == SIZE_MAX || m->r[i].size < m->r[best].size) {
+			if (best == SIZE_MAX ||
+			    m->r[i].size < m->r[best].size) {
 				best = i;
 				at = x;
 			}

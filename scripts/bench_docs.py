@@ -276,8 +276,8 @@ def fill(name, arg, info, infos, docs):
         load = info["load"].get(arg)
         if not load:
             raise Missing("load:" + arg)
-        return "%.2f at the start, %.2f at the end" % (load["start"][0],
-                                                       load["end"][0])
+        return "load average %.2f at the start, %.2f at the end" % (
+            load["start"][0], load["end"][0])
     if name == "others":
         return others_text(infos[1:], docs)
     raise Missing(name)

@@ -267,7 +267,7 @@ def plot_frag(d, frag):
          "min to max (%s)'" % (len(threads), os.path.basename(d)),
          "set xlabel 'free + alloc replacements (millions)'",
          "set ylabel 'order-9 share'", "set grid",
-         "set key outside right top vertical",
+         "set key inside bottom right vertical opaque",
          "set style fill transparent solid 0.2 noborder"]
     idx = 0
     with open(datf, "w") as f:
@@ -292,7 +292,7 @@ def plot_frag(d, frag):
                 idx += 1
             lo = min(ys) if ys else 0
             s += ["set yrange [%g:1.0]" % max(0.0, math.floor(lo * 20) / 20
-                                              - 0.05),
+                                              - 0.1),
                   "set title '%d thread%s'" % (t, "" if t == 1 else "s"),
                   "plot " + ", ".join(parts)]
     s.append("unset multiplot")

@@ -212,18 +212,27 @@ extern const struct bench_impl bench_urcu_memb_sync;
 const char *bench_urcu_memb_note(void);
 
 /* True in a ThreadSanitizer build. */
+#if defined(__has_feature)
+#define BENCH_HAS_FEATURE(f) __has_feature(f) /* clang */
+#else
+#define BENCH_HAS_FEATURE(f) 0
+#endif
 static inline bool bench_under_tsan(void)
 {
-#if defined(__SANITIZE_THREAD__)
-	return true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+#if defined(__SANITIZE_THREAD__) || BENCH_HAS_FEATURE(thread_sanitizer)
 	return true;
 #else
 	return false;
 #endif
+}
+
+/* True in an AddressSanitizer or ThreadSanitizer build. */
+static inline bool bench_under_sanitizer(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || BENCH_HAS_FEATURE(address_sanitizer)
+	return true;
 #else
-	return false;
+	return bench_under_tsan();
 #endif
 }
 

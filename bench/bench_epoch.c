@@ -394,7 +394,9 @@ const struct bench_impl bench_ck_epoch_retire = {
  * lf_epoch_barrier with nothing pending, ck_epoch_synchronize; liburcu's
  * synchronize_rcu is bench_urcu_memb_sync (bench_urcu_memb.c).
  */
-static uint64_t bench_lf_sync_run(unsigned id, const struct bench_stop *stop)
+/* Waits of one kind (synchronize or barrier) in a loop, 64 a batch. */
+static uint64_t bench_lf_wait_run(unsigned id, const struct bench_stop *stop,
+				  int (*wait)(struct lf_epoch_record *))
 {
 	struct lf_epoch_record *rec = &bench_lf_records[id];
 	uint64_t ops = 0;
@@ -402,26 +404,21 @@ static uint64_t bench_lf_sync_run(unsigned id, const struct bench_stop *stop)
 
 	do {
 		for (unsigned i = 0; i < 64; i++)
-			err |= lf_epoch_synchronize(rec);
+			err |= wait(rec);
 		ops += 64;
 	} while (!bench_stopped(stop));
 	bench_epoch_error(err != 0);
 	return ops;
 }
 
+static uint64_t bench_lf_sync_run(unsigned id, const struct bench_stop *stop)
+{
+	return bench_lf_wait_run(id, stop, lf_epoch_synchronize);
+}
+
 static uint64_t bench_lf_barrier_run(unsigned id, const struct bench_stop *stop)
 {
-	struct lf_epoch_record *rec = &bench_lf_records[id];
-	uint64_t ops = 0;
-	int err = 0;
-
-	do {
-		for (unsigned i = 0; i < 64; i++)
-			err |= lf_epoch_barrier(rec);
-		ops += 64;
-	} while (!bench_stopped(stop));
-	bench_epoch_error(err != 0);
-	return ops;
+	return bench_lf_wait_run(id, stop, lf_epoch_barrier);
 }
 
 static uint64_t bench_ck_sync_run(unsigned id, const struct bench_stop *stop)

@@ -94,25 +94,9 @@ static struct kb_lib kb_libs[KB_NALLOC] = {
 };
 static char kb_missing[KB_NALLOC][160];
 
-/* True in an AddressSanitizer or ThreadSanitizer build. */
-static bool kb_sanitized(void)
-{
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-	return true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-	return true;
-#else
-	return false;
-#endif
-#else
-	return false;
-#endif
-}
-
 static void kb_libs_load(void)
 {
-	if (kb_sanitized())
+	if (bench_under_sanitizer())
 		return;
 	for (int a = KB_JE; a <= KB_TC; a++) {
 		struct kb_lib *l = &kb_libs[a];
@@ -531,7 +515,7 @@ static int kb_check(void)
 
 static const char *kb_skip(enum kb_alloc a)
 {
-	if (a >= KB_JE && kb_sanitized())
+	if (a >= KB_JE && bench_under_sanitizer())
 		return "a sanitizer build: the other allocators are not "
 		       "instrumented";
 	if (a >= KB_JE && kb_libs[a].h == NULL)

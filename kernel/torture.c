@@ -484,9 +484,11 @@ static int check_line(const char *name, bool ok, const char *detail)
 	return ok ? 0 : -1;
 }
 
-static int check_buddy(void)
+/* After each test (after=NAME) and once more at the end (after=end, before
+ * the boot modules are checked): the same check, told apart by after=. */
+static int check_buddy(const char *after)
 {
-	char d[200];
+	char d[220];
 	uint64_t frame = 0;
 	buddy_zone_drain_all(cpus[0].bc);
 	int inv = buddy_zone_check(zone, true, &frame);
@@ -496,10 +498,10 @@ static int check_buddy(void)
 	bool ok = inv == 0 && s.cached_frames == 0 &&
 		  s.free_frames + kf == s.total_frames;
 	ksnprintf(d, sizeof(d),
-		  "invariant=%d frame=%lu total_frames=%lu "
+		  "after=%s invariant=%d frame=%lu total_frames=%lu "
 		  "free_frames=%lu kernel_frames=%lu merges=%lu splits=%lu",
-		  inv, frame, s.total_frames, s.free_frames, kf, s.merges,
-		  s.splits);
+		  after, inv, frame, s.total_frames, s.free_frames, kf,
+		  s.merges, s.splits);
 	return check_line("buddy_zone", ok, d);
 }
 
@@ -619,7 +621,7 @@ const char *torture_report(unsigned test)
 		reason = "check";
 	if (test == TEST_KMEM && torture_kmem_check() != 0 && !reason)
 		reason = "check";
-	if (check_buddy() != 0 && !reason)
+	if (check_buddy(test_name(test)) != 0 && !reason)
 		reason = "check";
 	return reason;
 }
@@ -628,7 +630,7 @@ int torture_final_check(void)
 {
 	char d[160];
 	struct buddy_stats s;
-	int rc = check_buddy();
+	int rc = check_buddy("end");
 	buddy_zone_stats(zone, &s);
 	ksnprintf(d, sizeof(d),
 		  "allocs=%lu frees=%lu outstanding=%lu "

@@ -13,6 +13,8 @@
 #   - a results page rendered from the template with the scratch folder's
 #     data into it (every placeholder filled): the wall and cpu columns,
 #     the load averages, the plots and the targets;
+#   - a second run of one program (BENCH_PROGS=mem) keeps every other
+#     program's run and command line in machine.txt;
 #   - docs/results.md untouched (a quick run never rewrites it).
 #
 # Usage: check_pipeline.sh BUILD_DIR OUT_DIR LOCKFREE_SERIES LOCKFREE_ALLOW
@@ -45,6 +47,26 @@ for want in '| 1 thr wall | 1 thr cpu | 2 thr wall | 2 thr cpu |' \
         exit 1
     fi
 done
+# A run of one program keeps the other programs' run and command lines
+# (and their data) in machine.txt; it replaces its own.
+old_frag=$(grep -E '^run: +frag: ' "$out/machine.txt")
+BENCH_QUICK=1 BENCH_REPEATS=1 BENCH_OUT="$out" BENCH_PROGS=mem \
+    "$top/scripts/bench.sh" "$build" >/dev/null
+for p in lockfree buddy vas frag latency mem kmem; do
+    for k in run command; do
+        n=$(grep -cE "^($k: +$p: |$k: +[^ ]*/bench_$p )" "$out/machine.txt" ||
+            true)
+        if [ "$n" != 1 ]; then
+            echo "check_pipeline.sh: after a run of mem alone," \
+                 "machine.txt has $n $k lines for $p" >&2
+            exit 1
+        fi
+    done
+done
+if [ "$(grep -E '^run: +frag: ' "$out/machine.txt")" != "$old_frag" ]; then
+    echo "check_pipeline.sh: a run of mem alone changed frag's run line" >&2
+    exit 1
+fi
 docs_after=$(cksum <"$top/docs/results.md" 2>/dev/null || echo none)
 if [ "$docs_before" != "$docs_after" ]; then
     echo "check_pipeline.sh: a quick run rewrote docs/results.md" >&2

@@ -32,7 +32,8 @@
 #                      CPUs, at least 2); above the online CPUs the points
 #                      are marked oversubscribed (tables and plots)
 #   BENCH_PROGS        which programs ("lockfree buddy vas frag latency
-#                      mem kmem")
+#                      mem kmem"); the others' results stay, and
+#                      machine.txt keeps their run and command lines
 #   BENCH_QUICK=1      a fast check of the whole chain: --quick (0.01 s per
 #                      point) and 1 repeat unless set; the results go to
 #                      bench/results/quick/ unless BENCH_MACHINE says where
@@ -71,6 +72,7 @@ for p in $progs; do
 done
 out=${BENCH_OUT:-bench/results/$machine}
 mkdir -p "$out"
+[ ! -f "$out/machine.txt" ] || cp "$out/machine.txt" "$out/machine.txt.old"
 
 # The command line of one program.
 bench_cmd() {
@@ -122,11 +124,25 @@ build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' \
                        2>/dev/null || echo unknown)"
     echo "load:      $(cut -d ' ' -f 1-3 /proc/loadavg) (1, 5, 15 min," \
          "before the run)"
-    for p in $progs; do
-        bench_cmd "$p"
-        echo "command:   ${cmd[*]}"
+    # One run line and one command line a program. A run of some
+    # programs (BENCH_PROGS) keeps the lines of the others from the last
+    # description, so every result in the folder says when, at which
+    # commit and by which command it was measured.
+    stamp="$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git describe \
+            --always --dirty --abbrev=12 2>/dev/null || echo unknown)"
+    for p in lockfree buddy vas frag latency mem kmem; do
+        if [[ " $progs " == *" $p "* ]]; then
+            bench_cmd "$p"
+            echo "run:       $p: $stamp"
+            echo "command:   ${cmd[*]}"
+        elif [ -f "$out/$p.csv" ] && [ -f "$out/machine.txt.old" ]; then
+            grep -E "^(run: +$p: |command: +[^ ]*/bench_$p )" \
+                "$out/machine.txt.old" || true
+        fi
     done
-} >"$out/machine.txt"
+} >"$out/machine.txt.new"
+mv "$out/machine.txt.new" "$out/machine.txt"
+rm -f "$out/machine.txt.old"
 
 cat "$out/machine.txt"
 failed=0

@@ -113,6 +113,11 @@ def machine_text(info, docs):
     out = ["| | |", "|---|---|"]
     out += ["| %s | %s |" % (k, m[k]) for k in MACHINE_KEYS if k in m]
     cmds = [v for k, v in info["machine"] if k == "command"]
+    runs = [v for k, v in info["machine"] if k == "run"]
+    if runs:
+        out += ["", "When each program ran (a run of some programs keeps "
+                "the others' results):", ""]
+        out += ["- " + r for r in runs]
     out += ["", "Commands (`scripts/bench.sh`):", ""]
     out += ["    " + c for c in cmds]
     out += ["", "Data (one CSV row per run), the printed tables and the "

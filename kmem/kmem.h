@@ -51,6 +51,10 @@
  * object, checked on free, and poison free objects (caches without a
  * constructor), checked on allocation: KMEM_ECORRUPT, the object set aside.
  *
+ * Example: examples/kmem_example.c (kmem over the buddy as page source,
+ * a cache with a constructor, kmalloc, per-CPU use with remote frees, the
+ * error codes, ENOMEM and reclaim).
+ *
  * Freestanding: <stdint.h>, <stddef.h>, <stdbool.h> and lockfree/.
  *
  * Synchronization table: every call may run at the same time as any other

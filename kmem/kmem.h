@@ -222,8 +222,8 @@ struct kmem_cache *kmem_kmalloc_cache(struct kmem *k, unsigned i);
 struct kmem_cache *kmem_cache_of(struct kmem *k, const void *p);
 
 /*
- * Check every invariant (K1-K8 of kmem.c) at quiescence; 0 or the number
- * of the first invariant found broken. Tests only.
+ * Check every invariant (K1-K8, docs/design.md 4.2) at quiescence; 0 or the
+ * number of the first invariant found broken. Tests only.
  */
 int kmem_check(struct kmem *k);
 

@@ -1,6 +1,6 @@
 /*
  * workload_vlock.c: the optimistic version lock under contention
- * (invariants V1-V4 of lockfree/lf_vlock.h). Writers keep two protected
+ * (invariants V1-V4 of docs/design.md 1.3). Writers keep two protected
  * fields equal and make them grow, writing one, pausing, then the other; they
  * take the lock directly or by upgrading an optimistic read, and now and then
  * make it obsolete and revive it, as a tree does with a recycled node.

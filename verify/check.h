@@ -9,8 +9,10 @@
 
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static atomic_ulong check_failures;
 static atomic_ulong check_count;
@@ -52,6 +54,32 @@ static atomic_ulong check_count;
 			exit(2);                                               \
 		}                                                              \
 	} while (0)
+
+/*
+ * The seeds of a model test's command line: --seeds N runs seeds 1 to N,
+ * --seed S replays seed S alone, --ops N sets the operations per seed
+ * (defaults: the arguments). Other words are skipped, for the program.
+ */
+struct check_seeds {
+	uint64_t first, last, ops;
+};
+
+static inline struct check_seeds check_seed_args(int argc, char **argv,
+						 uint64_t seeds, uint64_t ops)
+{
+	uint64_t one = 0;
+	bool replay = false;
+	for (int i = 1; i + 1 < argc; i++) {
+		if (!strcmp(argv[i], "--seeds"))
+			seeds = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--ops"))
+			ops = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--seed"))
+			one = strtoull(argv[++i], NULL, 0), replay = true;
+	}
+	return (struct check_seeds){ replay ? one : 1, replay ? one : seeds,
+				     ops };
+}
 
 /* Print the tally and return the exit status for main(). */
 static inline int check_exit(const char *name)

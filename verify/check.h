@@ -90,4 +90,21 @@ static inline int check_exit(const char *name)
 	return f == 0 ? 0 : 1;
 }
 
+/*
+ * main() of a model test whose seeds need nothing but run(seed, ops):
+ * the seeds of the command line (check_seed_args()), the tally, the
+ * exit status.
+ */
+static inline int check_model_main(int argc, char **argv, const char *name,
+				   uint64_t seeds, uint64_t ops,
+				   void (*run)(uint64_t seed, uint64_t ops))
+{
+	struct check_seeds a = check_seed_args(argc, argv, seeds, ops);
+	for (uint64_t s = a.first; s <= a.last; s++)
+		run(s, a.ops);
+	printf("%s: %" PRIu64 " seeds x %" PRIu64 " operations\n", name,
+	       a.last - a.first + 1, a.ops);
+	return check_exit(name);
+}
+
 #endif

@@ -403,10 +403,6 @@ static void model_run(uint64_t seed, uint64_t ops)
 
 int main(int argc, char **argv)
 {
-	struct check_seeds a = check_seed_args(argc, argv, 40, 25000);
-	for (uint64_t s = a.first; s <= a.last; s++)
-		model_run(s, a.ops);
-	printf("model_buddy: %" PRIu64 " seeds x %" PRIu64 " operations\n",
-	       a.last - a.first + 1, a.ops);
-	return check_exit("model_buddy");
+	return check_model_main(argc, argv, "model_buddy", 40, 25000,
+				model_run);
 }

@@ -293,10 +293,5 @@ static void run(uint64_t seed, uint64_t ops)
 
 int main(int argc, char **argv)
 {
-	struct check_seeds a = check_seed_args(argc, argv, 20, 20000);
-	for (uint64_t s = a.first; s <= a.last; s++)
-		run(s, a.ops);
-	printf("model_kmem: %" PRIu64 " seeds x %" PRIu64 " operations\n",
-	       a.last - a.first + 1, a.ops);
-	return check_exit("model_kmem");
+	return check_model_main(argc, argv, "model_kmem", 20, 20000, run);
 }

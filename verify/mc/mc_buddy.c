@@ -565,19 +565,15 @@ static void mb_where(const volatile void *addr, char *buf, size_t n)
 
 #define MB_TEST(id, nm, desc, nt, b, d, r, ...)                                \
 	static const struct mb_cfg id##_cfg = { __VA_ARGS__ };                 \
-	static const struct mc_test id = { .name = nm,                         \
-					   .what = desc,                       \
-					   .nthreads = nt,                     \
+	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \
+							  r),                  \
 					   .setup = mb_setup,                  \
 					   .thread = mb_thread,                \
 					   .check = mb_check,                  \
 					   .local = mb_local,                  \
 					   .where = mb_where,                  \
 					   .report = mb_report,                \
-					   .cfg = &id##_cfg,                   \
-					   .bound = b,                         \
-					   .depth = d,                         \
-					   .runs = r };
+					   .cfg = &id##_cfg };
 
 #define NOCACHE 0xf
 

@@ -250,18 +250,14 @@ static void mce_check(void)
 
 #define MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, mo, ...)                  \
 	static const struct mce_cfg id##_cfg = { { __VA_ARGS__ }, pe, mo };    \
-	static const struct mc_test id = { .name = nm,                         \
-					   .what = desc,                       \
-					   .nthreads = nt,                     \
+	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \
+							  r),                  \
 					   .setup = mce_setup,                 \
 					   .thread = mce_thread,               \
 					   .check = mce_check,                 \
 					   .step = mce_step,                   \
 					   .buffered = mce_buffered,           \
-					   .cfg = &id##_cfg,                   \
-					   .bound = b,                         \
-					   .depth = d,                         \
-					   .runs = r };
+					   .cfg = &id##_cfg };
 #define MCE_TEST(id, nm, desc, nt, b, d, r, pe, ...)                           \
 	MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, LF_EPOCH_AUTO, __VA_ARGS__)
 

@@ -223,17 +223,13 @@ static const int mk_reclaim_cfg = 1;
 
 /* A configuration: two CPUs running thr, checked by mk_check(). */
 #define MK_TEST(id, nm, desc, thr, rep, c)                                     \
-	static const struct mc_test id = { .name = nm,                         \
-					   .what = desc,                       \
-					   .nthreads = 2,                      \
+	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, 2, 2, 3,   \
+							  20000),              \
 					   .setup = mk_setup,                  \
 					   .thread = thr,                      \
 					   .check = mk_check,                  \
 					   .report = rep,                      \
-					   .cfg = c,                           \
-					   .bound = 2,                         \
-					   .depth = 3,                         \
-					   .runs = 20000 }
+					   .cfg = c }
 
 MK_TEST(mk_depot, "kmem.depot",
 	"magazine exchanges with the depot on two CPUs (K1)", mk_depot_thread,

@@ -103,15 +103,10 @@ static void no_check(void)
 
 /* A self-test: nt threads of thread, then check, bounded by b and d. */
 #define SELF_TEST(id, nm, desc, nt, thr, chk, b, d, r)                         \
-	static const struct mc_test id = { .name = nm,                         \
-					   .what = desc,                       \
-					   .nthreads = nt,                     \
-					   .setup = self_setup,                \
-					   .thread = thr,                      \
-					   .check = chk,                       \
-					   .bound = b,                         \
-					   .depth = d,                         \
-					   .runs = r }
+	static const struct mc_test id = {                                     \
+		MC_TEST_COMMON(nm, desc, nt, b, d, r), .setup = self_setup,    \
+		.thread = thr, .check = chk                                    \
+	}
 
 SELF_TEST(self_counter, "self.counter", "non-atomic increment: lost update", 2,
 	  counter_thread, counter_check, 2, 2, 2000);

@@ -301,16 +301,10 @@ static void mcs_check(void)
 
 #define MCS_TEST(id, nm, desc, nt, b, d, r, ...)                               \
 	static const struct mcs_cfg id##_cfg = { __VA_ARGS__ };                \
-	static const struct mc_test id = { .name = nm,                         \
-					   .what = desc,                       \
-					   .nthreads = nt,                     \
-					   .setup = mcs_setup,                 \
-					   .thread = mcs_thread,               \
-					   .check = mcs_check,                 \
-					   .cfg = &id##_cfg,                   \
-					   .bound = b,                         \
-					   .depth = d,                         \
-					   .runs = r };
+	static const struct mc_test id = {                                     \
+		MC_TEST_COMMON(nm, desc, nt, b, d, r), .setup = mcs_setup,     \
+		.thread = mcs_thread, .check = mcs_check, .cfg = &id##_cfg     \
+	};
 
 /* A pop that read head and next, while another thread pops the same top,
  * pops the next, and pushes the first back (the ABA of S1, docs/design.md). */

@@ -661,9 +661,8 @@ static void mv_where(const volatile void *addr, char *buf, size_t n)
 
 #define MV_TEST(id, nm, desc, nt, b, d, r, ...)                                \
 	static const struct mv_cfg id##_cfg = { __VA_ARGS__ };                 \
-	static const struct mc_test id = { .name = nm,                         \
-					   .what = desc,                       \
-					   .nthreads = nt,                     \
+	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \
+							  r),                  \
 					   .setup = mv_setup,                  \
 					   .thread = mv_thread,                \
 					   .check = mv_check,                  \
@@ -671,10 +670,7 @@ static void mv_where(const volatile void *addr, char *buf, size_t n)
 					   .local = mv_local,                  \
 					   .where = mv_where,                  \
 					   .report = mv_report,                \
-					   .cfg = &id##_cfg,                   \
-					   .bound = b,                         \
-					   .depth = d,                         \
-					   .runs = r };
+					   .cfg = &id##_cfg };
 
 /*
  * Ranges 0, 2, 4 allocated, 1, 3, 5-7 free, in 3-key nodes: the address

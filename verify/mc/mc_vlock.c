@@ -256,17 +256,13 @@ static void mcv_check(void)
 
 #define MCV_TEST(id, nm, desc, nt, b, d, r, ...)                               \
 	static const struct mcv_cfg id##_cfg = { { __VA_ARGS__ } };            \
-	static const struct mc_test id = { .name = nm,                         \
-					   .what = desc,                       \
-					   .nthreads = nt,                     \
+	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \
+							  r),                  \
 					   .setup = mcv_setup,                 \
 					   .thread = mcv_thread,               \
 					   .check = mcv_check,                 \
 					   .step = mcv_step,                   \
-					   .cfg = &id##_cfg,                   \
-					   .bound = b,                         \
-					   .depth = d,                         \
-					   .runs = r };
+					   .cfg = &id##_cfg };
 
 MCV_TEST(mcv_rw, "vlock.rw", "writers, readers and an upgrader", 3, 2, 3, 10000,
 	 "ww", "rr", "ur")

@@ -471,7 +471,9 @@ static int vas_range_check(const struct vas *v, uint64_t addr, uint64_t size,
 
 /*
  * A write on [addr, addr + size): check it, take the writer lock (with the
- * nodes reserved), and find the range holding its first quantum.
+ * nodes reserved), and find the range holding its first quantum. Each
+ * writer opens with the same few lines around it (vas_of, vas_wrange with
+ * its mode, vas_fail): they stay in each writer, which then goes its own way.
  */
 static int vas_wrange(struct vas *v, struct vas_ctx *c, uint64_t addr,
 		      uint64_t size, uint64_t *at, uint64_t *n,

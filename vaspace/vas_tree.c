@@ -622,7 +622,11 @@ bool vt_first_weight(struct vas_tree *t, uint64_t from, uint64_t need,
 	return vt_fw_node(vt_root(t), from, need, e);
 }
 
-/* Last entry < below with weight >= need under n (mirror of vt_fw_node). */
+/*
+ * Last entry < below with weight >= need under n: the mirror of
+ * vt_fw_node(), scanning the other way; a direction argument would put a
+ * branch into every step of both descents.
+ */
 static bool vt_lw_node(struct vas_node *n, uint64_t below, uint64_t need,
 		       struct vt_ent *e)
 {

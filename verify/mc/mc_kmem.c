@@ -221,7 +221,11 @@ static bool mk_report_reclaim(void)
 
 static const int mk_reclaim_cfg = 1;
 
-/* A configuration: two CPUs running thr, checked by mk_check(). */
+/*
+ * A configuration: two CPUs running thr, checked by mk_check().
+ * The other harnesses' *_TEST macros look alike because they fill
+ * the same struct (MC_TEST_COMMON); each names its own hooks.
+ */
 #define MK_TEST(id, nm, desc, thr, rep, c)                                     \
 	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, 2, 2, 3,   \
 							  20000),              \

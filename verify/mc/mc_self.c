@@ -101,7 +101,11 @@ static void no_check(void)
 {
 }
 
-/* A self-test: nt threads of thread, then check, bounded by b and d. */
+/*
+ * A self-test: nt threads of thread, then check, bounded by b and d.
+ * The other harnesses' *_TEST macros look alike because they fill
+ * the same struct (MC_TEST_COMMON); each names its own hooks.
+ */
 #define SELF_TEST(id, nm, desc, nt, thr, chk, b, d, r)                         \
 	static const struct mc_test id = {                                     \
 		MC_TEST_COMMON(nm, desc, nt, b, d, r), .setup = self_setup,    \

@@ -188,6 +188,10 @@ static void mcs_thread(unsigned tid)
 {
 	const struct mcs_cfg *cfg = mc_cfg();
 	for (const char *p = cfg->script[tid]; *p; p++) {
+		/*
+		 * One letter per operation of this harness's scripts; the
+		 * others' interpreters look alike (letters, not shared logic).
+		 */
 		switch (*p) {
 		case 'p':
 			mcs_pop(tid, cfg->untagged);
@@ -299,6 +303,11 @@ static void mcs_check(void)
 	lin_check(&S.h, &mcs_model);
 }
 
+/*
+ * This harness's configurations: a struct mc_test (MC_TEST_COMMON) with
+ * this harness's hooks. The other harnesses' *_TEST macros look alike
+ * because they fill the same struct; each names its own functions.
+ */
 #define MCS_TEST(id, nm, desc, nt, b, d, r, ...)                               \
 	static const struct mcs_cfg id##_cfg = { __VA_ARGS__ };                \
 	static const struct mc_test id = {                                     \

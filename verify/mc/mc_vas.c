@@ -297,6 +297,10 @@ static void mv_thread(unsigned tid)
 {
 	const struct mv_cfg *cfg = mc_cfg();
 	for (const char *p = cfg->script[tid]; *p; p++) {
+		/*
+		 * One letter per operation of this harness's scripts; the
+		 * others' interpreters look alike (letters, not shared logic).
+		 */
 		switch (*p) {
 		case 'a':
 			mv_alloc(tid, mv_digit(&p), false);
@@ -659,6 +663,11 @@ static void mv_where(const volatile void *addr, char *buf, size_t n)
 				 (size_t)(a - (uintptr_t)&S.ctx[i]));
 }
 
+/*
+ * This harness's configurations: a struct mc_test (MC_TEST_COMMON) with
+ * this harness's hooks. The other harnesses' *_TEST macros look alike
+ * because they fill the same struct; each names its own functions.
+ */
 #define MV_TEST(id, nm, desc, nt, b, d, r, ...)                                \
 	static const struct mv_cfg id##_cfg = { __VA_ARGS__ };                 \
 	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \

@@ -165,6 +165,10 @@ static void mcv_thread(unsigned tid)
 	const struct mcv_cfg *cfg = mc_cfg();
 	uint64_t k = 100 * (tid + 1);
 	for (const char *p = cfg->script[tid]; *p; p++, k++) {
+		/*
+		 * One letter per operation of this harness's scripts; the
+		 * others' interpreters look alike (letters, not shared logic).
+		 */
 		switch (*p) {
 		case 'w':
 			mcv_write(tid, k, false);
@@ -254,6 +258,11 @@ static void mcv_check(void)
 	lin_check(&S.h, &mcv_model);
 }
 
+/*
+ * This harness's configurations: a struct mc_test (MC_TEST_COMMON) with
+ * this harness's hooks. The other harnesses' *_TEST macros look alike
+ * because they fill the same struct; each names its own functions.
+ */
 #define MCV_TEST(id, nm, desc, nt, b, d, r, ...)                               \
 	static const struct mcv_cfg id##_cfg = { { __VA_ARGS__ } };            \
 	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \

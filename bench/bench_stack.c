@@ -277,6 +277,8 @@ static const char *bench_ck_stack_upmc_skip(unsigned nthreads)
 
 BENCH_CK_STACK_RUN(upmc)
 
+/* One struct bench_impl per implementation (bench.h), as below for mpmc. */
+
 static int bench_ck_stack_upmc_check(void)
 {
 	return bench_ck_stack_check_impl("ck_stack_upmc");

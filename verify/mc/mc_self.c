@@ -51,7 +51,11 @@ static void counter_check(void)
 		mc_fail("counter is %u after 4 increments", v);
 }
 
-/* Test-then-set: check and set are two atomic operations. */
+/*
+ * Test-then-set: check and set are two atomic operations. Broken on
+ * purpose (the checker must find two owners), unlike the lock it looks
+ * like in bench/bench_kmem.c.
+ */
 static void bad_lock(lf_atomic_u32 *l)
 {
 	while (lf_load_u32(l, LF_ACQUIRE) != 0)

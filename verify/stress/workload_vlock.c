@@ -137,6 +137,8 @@ int wl_vlock_run(const struct wl_config *cfg, struct wl_result *res)
 	if (writes != lf_load_u64(&w.y, LF_RELAXED) ||
 	    lf_vlock_word_locked(lf_load_u64(&w.lock.word, LF_RELAXED)))
 		lf_fetch_add_u64(&w.violations, 1, LF_RELAXED);
+	/* The result filled as every workload fills it; the counters are ours.
+	 */
 	for (unsigned i = 0; i < cfg->threads; i++)
 		res->total += res->ops[i];
 	res->violations = lf_load_u64(&w.violations, LF_RELAXED);

@@ -750,6 +750,7 @@ kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p)
 /*
  * The free's slow path, inside the section: the loaded magazine is full.
  * An empty prev, else a fresh magazine (prev to the depot), else the slab.
+ * The mirror of kmem_alloc_slow()'s exchange, with empty and full swapped.
  */
 static __attribute__((noinline)) int kmem_free_slow(struct kmem_cache *c,
 						    unsigned cpu,

@@ -197,6 +197,7 @@ static void bench_buddy_report(const struct bench_results *res)
 		       (unsigned long long)enomem);
 }
 
+/* One struct bench_prog per program (bench.h): the same fields each time. */
 static const struct bench_prog bench_buddy = {
 	.name = "bench_buddy",
 	.impls = bench_buddy_impls,

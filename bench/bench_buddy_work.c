@@ -182,19 +182,24 @@ static uint64_t bb_run_pairs(struct bb_thread *t, unsigned order,
 
 /* ---- bulk: alloc BENCH_BUDDY_BULK, then free them ---- */
 
+/* Take count order-0 blocks (as many as there are), then give them back. */
+static inline unsigned bb_take_give(struct bb_thread *t, unsigned count)
+{
+	unsigned got = 0;
+	for (unsigned j = 0; j < count; j++)
+		got += bb_get(t, 0, &t->held[got]);
+	for (unsigned j = 0; j < got; j++)
+		bb_put(t, t->held[j], 0);
+	return got;
+}
+
 static uint64_t bb_run_bulk(struct bb_thread *t, const struct bench_stop *stop)
 {
 	uint64_t n = 0;
 
 	do {
-		for (unsigned i = 0; i < BENCH_BATCH / BENCH_BUDDY_BULK; i++) {
-			unsigned got = 0;
-			for (unsigned j = 0; j < BENCH_BUDDY_BULK; j++)
-				got += bb_get(t, 0, &t->held[got]);
-			for (unsigned j = 0; j < got; j++)
-				bb_put(t, t->held[j], 0);
-			n += got;
-		}
+		for (unsigned i = 0; i < BENCH_BATCH / BENCH_BUDDY_BULK; i++)
+			n += bb_take_give(t, BENCH_BUDDY_BULK);
 	} while (!bench_stopped(stop));
 	return n;
 }
@@ -305,7 +310,12 @@ static uint64_t bb_cross_produce(struct bb_thread *t, struct bb_ring *r,
 	return 0; /* the consumer counts the pairs */
 }
 
-/* Wait for entries beyond head; false once the ring is closed and empty. */
+/*
+ * Wait for entries beyond head; false once the ring is closed and empty.
+ * bench_kmem.c's producer-consumer ring (struct kb_ring) waits the same
+ * way on a ring of another element type (object pointers, not block
+ * addresses) and size; each benchmark keeps its ring beside its workload.
+ */
 static bool bb_cross_wait(struct bb_ring *r, uint64_t head, uint64_t *tail)
 {
 	bb_ring_publish_head(r, head);
@@ -341,21 +351,11 @@ static uint64_t bb_cross_consume(struct bb_thread *t, struct bb_ring *r)
 static uint64_t bb_cross_alone(struct bb_thread *t,
 			       const struct bench_stop *stop)
 {
-	/*
-	 * Takes and gives back blocks like bb_run_bulk(), a ring's worth at a
-	 * time: the cross workload on one thread, with its own count and
-	 * stop.
-	 */
 	uint64_t n = 0;
 
-	do {
-		unsigned got = 0;
-		for (unsigned j = 0; j < BENCH_BUDDY_RING; j++)
-			got += bb_get(t, 0, &t->held[got]);
-		for (unsigned j = 0; j < got; j++)
-			bb_put(t, t->held[j], 0);
-		n += got;
-	} while (!bench_stopped(stop));
+	do
+		n += bb_take_give(t, BENCH_BUDDY_RING);
+	while (!bench_stopped(stop));
 	return n;
 }
 

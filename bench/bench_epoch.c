@@ -364,6 +364,11 @@ static int bench_ck_retire_setup(unsigned nthreads)
 	return bench_ck_epoch_setup(nthreads);
 }
 
+/*
+ * ck_epoch's retire series has the shape of lf_epoch's above: each
+ * implementation fills its own struct bench_impl (bench.h) with its own
+ * functions, so that no timed loop calls an implementation indirectly.
+ */
 static void bench_ck_retire_thread_fini(unsigned id)
 {
 	ck_epoch_barrier(&bench_ck_records[id].rec);

@@ -406,7 +406,11 @@ static inline uint64_t bl_rand(uint64_t *s)
 	return *s * 0x2545f4914f6cdd1dull;
 }
 
-/* The measured thread's steps: vas. */
+/*
+ * The measured thread's steps: vas. The ring of held allocations is
+ * bl_measure_buddy()'s, over the vas's calls: each measured loop is written
+ * out so that nothing but the call sits between the two clock reads.
+ */
 static void bl_measure_vas(struct bl_run *r, uint64_t seed)
 {
 	struct bl_ctx *x = r->x;

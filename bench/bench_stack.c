@@ -248,28 +248,36 @@ static const char *bench_ck_stack_upmc_skip(unsigned nthreads)
 	return bench_ck_stack_tsan_skip(nthreads);
 }
 
-static uint64_t bench_ck_stack_upmc_run(unsigned id,
-					const struct bench_stop *stop)
-{
-	uint64_t ops = 0, empty = 0;
+/*
+ * The timed loop of ck variant v (pop, push back what was popped): ck has
+ * one function per variant, and a function pointer would put an indirect
+ * call into the loop, so the loop is stamped out per variant.
+ */
+#define BENCH_CK_STACK_RUN(v)                                                  \
+	static uint64_t bench_ck_stack_##v##_run(                              \
+		unsigned id, const struct bench_stop *stop)                    \
+	{                                                                      \
+		uint64_t ops = 0, empty = 0;                                   \
+		(void)id;                                                      \
+		do {                                                           \
+			for (unsigned i = 0; i < BENCH_BATCH; i++) {           \
+				ck_stack_entry_t *e;                           \
+				e = ck_stack_pop_##v(&bench_ck.stack);         \
+				if (LF_UNLIKELY(e == NULL)) {                  \
+					empty++;                               \
+					continue;                              \
+				}                                              \
+				ck_stack_push_##v(&bench_ck.stack, e);         \
+			}                                                      \
+			ops += BENCH_BATCH;                                    \
+		} while (!bench_stopped(stop));                                \
+		bench_stack_count_empty(empty);                                \
+		return ops;                                                    \
+	}
 
-	(void)id;
-	do {
-		for (unsigned i = 0; i < BENCH_BATCH; i++) {
-			ck_stack_entry_t *e;
+BENCH_CK_STACK_RUN(upmc)
 
-			e = ck_stack_pop_upmc(&bench_ck.stack);
-			if (LF_UNLIKELY(e == NULL)) {
-				empty++;
-				continue;
-			}
-			ck_stack_push_upmc(&bench_ck.stack, e);
-		}
-		ops += BENCH_BATCH;
-	} while (!bench_stopped(stop));
-	bench_stack_count_empty(empty);
-	return ops;
-}
+/* One struct bench_impl per implementation (bench.h), as below for mpmc. */
 
 static int bench_ck_stack_upmc_check(void)
 {
@@ -295,33 +303,7 @@ static const char *bench_ck_stack_mpmc_skip(unsigned nthreads)
 	return bench_ck_stack_tsan_skip(nthreads);
 }
 
-static uint64_t bench_ck_stack_mpmc_run(unsigned id,
-					const struct bench_stop *stop)
-{
-	/*
-	 * The loop of bench_ck_stack_upmc_run() with ck's mpmc pop and push:
-	 * ck has one function per variant, and a function pointer would put
-	 * an indirect call into the timed loop.
-	 */
-	uint64_t ops = 0, empty = 0;
-
-	(void)id;
-	do {
-		for (unsigned i = 0; i < BENCH_BATCH; i++) {
-			ck_stack_entry_t *e;
-
-			e = ck_stack_pop_mpmc(&bench_ck.stack);
-			if (LF_UNLIKELY(e == NULL)) {
-				empty++;
-				continue;
-			}
-			ck_stack_push_mpmc(&bench_ck.stack, e);
-		}
-		ops += BENCH_BATCH;
-	} while (!bench_stopped(stop));
-	bench_stack_count_empty(empty);
-	return ops;
-}
+BENCH_CK_STACK_RUN(mpmc)
 #else
 static const char *bench_ck_stack_mpmc_skip(unsigned nthreads)
 {

@@ -101,7 +101,11 @@ const struct bench_impl bench_urcu_memb = {
 	.check = bench_memb_check,
 };
 
-/* epoch_sync: one op = synchronize_rcu() on an idle flavour (bench_epoch.c). */
+/*
+ * epoch_sync: one op = synchronize_rcu() on an idle flavour (bench_epoch.c);
+ * its loop and table have the shape of bench_epoch.c's wait series: one
+ * struct bench_impl per implementation, no indirect call in a timed loop.
+ */
 static uint64_t bench_memb_sync_run(unsigned id, const struct bench_stop *stop)
 {
 	uint64_t ops = 0;

@@ -263,17 +263,20 @@ static int rb_alloc_at_locked(struct rb_va *a, uint64_t addr, uint64_t size)
 	return 0;
 }
 
-static int rb_alloc_at(void *p, unsigned id, uint64_t addr, uint64_t size)
-{
-	struct rb_va *a = p;
-	int rc;
+/* The ops-table entry for rb_<op>_locked(a, addr, size): the write lock. */
+#define RB_WRITER(op)                                                          \
+	static int rb_##op(void *p, unsigned id, uint64_t addr, uint64_t size) \
+	{                                                                      \
+		struct rb_va *a = p;                                           \
+		int rc;                                                        \
+		(void)id;                                                      \
+		rb_lock_write(a);                                              \
+		rc = rb_##op##_locked(a, addr, size);                          \
+		rb_unlock(a);                                                  \
+		return rc;                                                     \
+	}
 
-	(void)id;
-	rb_lock_write(a);
-	rc = rb_alloc_at_locked(a, addr, size);
-	rb_unlock(a);
-	return rc;
-}
+RB_WRITER(alloc_at)
 
 static int rb_free_locked(struct rb_va *a, uint64_t addr, uint64_t size)
 {
@@ -307,17 +310,7 @@ static int rb_free_locked(struct rb_va *a, uint64_t addr, uint64_t size)
 	return 0;
 }
 
-static int rb_free(void *p, unsigned id, uint64_t addr, uint64_t size)
-{
-	struct rb_va *a = p;
-	int rc;
-
-	(void)id;
-	rb_lock_write(a);
-	rc = rb_free_locked(a, addr, size);
-	rb_unlock(a);
-	return rc;
-}
+RB_WRITER(free)
 
 static int rb_fail(const char *what, const struct rb_range *n)
 {
@@ -369,24 +362,12 @@ static uint64_t rb_bytes(void *p)
 }
 
 /* One ops table per implementation (bench_vas.h), as bench_vas_lf.c's. */
-const struct bench_vas_ops bench_vas_ops_rb_rwlock = {
-	.create = rb_create_rwlock,
-	.destroy = rb_destroy,
-	.lookup = rb_lookup,
-	.alloc = rb_alloc,
-	.alloc_at = rb_alloc_at,
-	.free = rb_free,
-	.check = rb_check,
-	.bytes = rb_bytes,
-};
-
-const struct bench_vas_ops bench_vas_ops_rb_mutex = {
-	.create = rb_create_mutex,
-	.destroy = rb_destroy,
-	.lookup = rb_lookup,
-	.alloc = rb_alloc,
-	.alloc_at = rb_alloc_at,
-	.free = rb_free,
-	.check = rb_check,
-	.bytes = rb_bytes,
-};
+#define RB_OPS(create_fn)                                                      \
+	{                                                                      \
+		.create = create_fn, .destroy = rb_destroy,                    \
+		.lookup = rb_lookup, .alloc = rb_alloc,                        \
+		.alloc_at = rb_alloc_at, .free = rb_free, .check = rb_check,   \
+		.bytes = rb_bytes,                                             \
+	}
+const struct bench_vas_ops bench_vas_ops_rb_rwlock = RB_OPS(rb_create_rwlock);
+const struct bench_vas_ops bench_vas_ops_rb_mutex = RB_OPS(rb_create_mutex);

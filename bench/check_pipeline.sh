@@ -19,6 +19,8 @@
 #
 # Usage: check_pipeline.sh BUILD_DIR OUT_DIR LOCKFREE_SERIES LOCKFREE_ALLOW
 #                          BUDDY_SERIES VAS_SERIES MEM_SERIES
+# Its opening (paths, the docs checksum, a fresh OUT_DIR) is the one
+# bench/coherence/check_coherence.sh has: each check script stands alone.
 set -euo pipefail
 build=$1 out=$2
 here=$(cd "$(dirname "$0")" && pwd)

@@ -278,6 +278,7 @@ void buddy_zone_stats(struct buddy_zone *z, struct buddy_stats *out)
 			buddy_sum(z, BUDDY_CTR_OFF(BC_REJECTED + e));
 }
 
+/* Each module has its own name table (CONTRIBUTING.md, "Error codes"). */
 const char *buddy_strerror(int err)
 {
 	static const char *const text[BUDDY_NERR] = {

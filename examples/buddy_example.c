@@ -13,7 +13,8 @@
  *     bad call returns its own negative code and changes nothing.
  *
  * The allocator never touches the frames it manages, so the "physical"
- * addresses below are just numbers. Build: see examples/README.md.
+ * addresses below are just numbers. ctest runs it (examples/CMakeLists.txt,
+ * label example).
  */
 #include <inttypes.h>
 #include <pthread.h>

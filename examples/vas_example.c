@@ -12,7 +12,7 @@
  *  3. Allocation (first fit, best fit, at a fixed address), lookup (never
  *     blocks, writes no shared tree memory), partial free, error handling.
  *
- * Build: see examples/README.md.
+ * ctest runs it (examples/CMakeLists.txt, label example).
  */
 #include <inttypes.h>
 #include <stdio.h>

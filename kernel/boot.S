@@ -20,6 +20,21 @@
 #define KERNEL_VMA 0xffffffff80000000
 #define TRAMP_PHYS 0x8000
 
+/*
+ * In long mode, the kernel data selector in ds, es, ss and the null one
+ * in fs, gs (their bases come from MSRs): the BSP's path and an AP's
+ * trampoline both need it.
+ */
+	.macro LOAD_DATA_SEGMENTS
+	movw $0x10, %ax
+	movw %ax, %ds
+	movw %ax, %es
+	movw %ax, %ss
+	xorl %eax, %eax
+	movw %ax, %fs
+	movw %ax, %gs
+	.endm
+
 /* ---- the PVH note ---- */
 	.section .note.pvh, "a"
 	.p2align 2
@@ -61,13 +76,7 @@ pvh_entry:
 
 	.code64
 boot_long:
-	movw $0x10, %ax
-	movw %ax, %ds
-	movw %ax, %es
-	movw %ax, %ss
-	xorl %eax, %eax
-	movw %ax, %fs
-	movw %ax, %gs
+	LOAD_DATA_SEGMENTS
 	/* Zero the .bss (the loader zero-fills too; do not rely on it). */
 	movabsq $__bss_start, %rdi
 	movabsq $__bss_end, %rcx
@@ -174,18 +183,7 @@ tramp32:
 	ljmp $0x08, $T(tramp64)
 	.code64
 tramp64:
-	/*
-	 * The data segments, loaded as on the BSP's path above: an AP comes
-	 * here through the trampoline on its own path and needs the same
-	 * selectors.
-	 */
-	movw $0x10, %ax
-	movw %ax, %ds
-	movw %ax, %es
-	movw %ax, %ss
-	xorl %eax, %eax
-	movw %ax, %fs
-	movw %ax, %gs
+	LOAD_DATA_SEGMENTS
 	movq T(tramp_stack), %rsp
 	movq T(tramp_entry), %rax
 	xorl %ebp, %ebp

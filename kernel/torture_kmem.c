@@ -16,9 +16,9 @@
  * CPU's table of held objects) is kmalloc'ed.
  *
  * The check (BSP, all CPUs quiescent): the mailboxes emptied, the tables
- * freed, a full reclaim; then kmem_check() (K1-K8 of kmem.c), no object in
- * use in any cache the test used, every allocation matched by a free, the
- * test's caches destroyed (EBUSY if anything were still out), no large
+ * freed, a full reclaim; then kmem_check() (K1-K8, docs/design.md 4.2), no
+ * object in use in any cache the test used, every allocation matched by a free,
+ * the test's caches destroyed (EBUSY if anything were still out), no large
  * block left, and every page kmem still holds is a slab of a cache the
  * kernel keeps (the vaspace nodes): pages = the slabs of the live caches.
  */

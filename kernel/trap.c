@@ -342,7 +342,8 @@ _Noreturn void lf_platform_panic(const char *file, int line, const char *what)
  * joins (registers its epoch record and vas context). The price of the
  * shared vector is a TLB flush on each CPU per heavy barrier, cheap next to
  * the IPI round trip under TCG. A CPU that never answers (interrupts off)
- * is named after ipims, like a shootdown, and the run fails.
+ * is named after ipims, like a shootdown, and the run fails. (Every platform
+ * defines these shim functions: platform/user.c, bench/coherence/.)
  */
 bool lf_platform_heavy_barrier_init(void)
 {

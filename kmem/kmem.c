@@ -1,51 +1,9 @@
 /*
  * kmem.c: object caches with per-CPU magazines, a lock-free depot and a
  * slab layer (Bonwick 1994; Bonwick and Adams 2001). kmem.h gives the
- * layers; this file the invariants and the ordering argument.
- *
- * Invariants (checked by kmem_check() in kmem_check.c, by the model test
- * against a reference and by the torture tests; numbered for
- * docs/design.md):
- *   K1  A free object is in exactly one place: a round of one magazine (a
- *       CPU's loaded or previous, or a full magazine in the depot), or its
- *       slab's free list; a handed-out object is in none.
- *   K2  A free object's tag word holds its mark; allocation clears it before
- *       the object is handed out, free sets it last before the object enters
- *       a magazine or slab. (Debug: a free object of a cache without
- *       constructor is poisoned in [0, size); every object's red zone
- *       [size, rz_end) holds its pattern.)
- *   K3  A slab's inuse = nobj - length of its free list; it is on the empty
- *       list iff inuse = 0, the full list iff its free list is empty, else
- *       the partial list.
- *   K4  Per cache: slabs * nobj = in use (allocs - frees) + rounds in
- *       magazines + free objects on slab lists + objects set aside corrupt.
- *   K5  A slab goes back to the source only with inuse = 0, off every list
- *       (taken off under the cache lock), its page map entries tombstoned
- *       first; its objects are destroyed (dtor) before.
- *   K6  Every magazine of the pool is in exactly one place: the pool, one
- *       cache's empty or full depot stack, a CPU slot, or one caller's
- *       hands. Full magazines in the depot hold at least one round.
- *   K7  No memory stranded: an allocation returns ENOMEM only after its
- *       cache's magazines (every CPU's) and depot were emptied into the
- *       slabs and every cache's depot, magazines and empty slabs were given
- *       back, and the source still refused.
- *   K8  Every page of a live slab maps to its header; a large block's first
- *       page maps to KMEM_PM_LARGE with its order, the others to TAIL.
- *
- * Ordering.
- *  - CPU sections (the asymmetric exclusion of buddy_cache.c): the owner
- *    stores own = 1 (relaxed), a compiler barrier, loads lock (acquire); a
- *    drainer takes lock, runs the heavy barrier, waits for own == 0
- *    (acquire, pairs with the owner's release store of 0). Of the owner's
- *    own = 1 and the drainer's lock = 1, the heavy barrier makes one side
- *    see the other's. Without a heavy barrier (ThreadSanitizer) the owner
- *    takes the lock too.
- *  - Depot: magazines move by lf_stack push (release) and pop (acquire): the
- *    rounds and the objects' tag words written by the pusher are seen by
- *    the popper (S4 of lf_stack.h).
- *  - Slab layer: the cache lock (acquire xchg, release store).
- *  - Page map: release store when a slab is made (its header written
- *    before), acquire load on free.
+ * layers; the invariants K1-K8 (checked by kmem_check() in kmem_check.c,
+ * by the model test and by the torture tests) and the ordering argument
+ * are in docs/design.md 4.2 and 4.3; the code cites them by number.
  */
 #include "kmem.h"
 #include "kmem_i.h"
@@ -792,6 +750,7 @@ kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p)
 /*
  * The free's slow path, inside the section: the loaded magazine is full.
  * An empty prev, else a fresh magazine (prev to the depot), else the slab.
+ * The mirror of kmem_alloc_slow()'s exchange, with empty and full swapped.
  */
 static __attribute__((noinline)) int kmem_free_slow(struct kmem_cache *c,
 						    unsigned cpu,

@@ -51,6 +51,10 @@
  * object, checked on free, and poison free objects (caches without a
  * constructor), checked on allocation: KMEM_ECORRUPT, the object set aside.
  *
+ * Example: examples/kmem_example.c (kmem over the buddy as page source,
+ * a cache with a constructor, kmalloc, per-CPU use with remote frees, the
+ * error codes, ENOMEM and reclaim).
+ *
  * Freestanding: <stdint.h>, <stddef.h>, <stdbool.h> and lockfree/.
  *
  * Synchronization table: every call may run at the same time as any other
@@ -218,8 +222,8 @@ struct kmem_cache *kmem_kmalloc_cache(struct kmem *k, unsigned i);
 struct kmem_cache *kmem_cache_of(struct kmem *k, const void *p);
 
 /*
- * Check every invariant (K1-K8 of kmem.c) at quiescence; 0 or the number
- * of the first invariant found broken. Tests only.
+ * Check every invariant (K1-K8, docs/design.md 4.2) at quiescence; 0 or the
+ * number of the first invariant found broken. Tests only.
  */
 int kmem_check(struct kmem *k);
 

@@ -1,6 +1,6 @@
 /*
- * kmem_check.c: kmem_check(), every invariant of kmem.c (K1-K8) checked
- * over the whole instance at quiescence. For tests and the kernel's
+ * kmem_check.c: kmem_check(), every invariant of docs/design.md 4.2 (K1-K8)
+ * checked over the whole instance at quiescence. For tests and the kernel's
  * torture; it walks every slab, magazine and depot stack.
  *
  * K1 (one place per free object) is checked by flipping each free object's

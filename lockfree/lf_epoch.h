@@ -55,42 +55,10 @@
  *   domain_init
  *       before anything else touches the domain.
  *
- * Invariants (checked by verify/ tests under these numbers):
- *   E1  The global epoch only grows, by one per successful CAS, and moves
- *       from g to g + 1 only after every participant was seen outside a
- *       section or inside one entered at epoch g.
- *   E2  Hence while a participant stays in a section whose announcement
- *       became visible when the global epoch was G, the global epoch is
- *       at most G + 1 (an advancer that scanned the record just before
- *       may still move G on). G is the announced epoch L unless enter read
- *       a stale one (L < G); so with a fresh L the bound is L + 1.
- *   E3  An entry stamped e runs its callback only once the global epoch is
- *       >= e + 2, i.e. after every section that could have seen the object
- *       (entered before it was unlinked) has ended. The stamp is read after
- *       a seq_cst fence that follows the unlink; a later stamp only delays
- *       reclamation.
- *   E4  Each retired entry's callback runs exactly once: an entry is on at
- *       most one list, and a list is worked on only by whoever holds its
- *       record (owner or barrier, exclusive) or took it whole (exchange).
- *   E5  Records are never unlinked or freed; a record's pending entries go
- *       to the domain's orphan list when it unregisters, so none is lost;
- *       the next poll of any participant adopts them into its buckets,
- *       stamps kept.
- *   E6  lf_epoch_barrier() returns only after every callback pending in the
- *       domain when it was called has run: on some record's lists, on the
- *       orphan list, in the hands of a concurrent poll (it waits for own ==
- *       0) or of another barrier (barriers of a domain run one at a time).
- *
- * Pending memory (docs/design.md, "Epoch reclamation"): without a stalled
- * participant, an entry waits at most until its owner's first poll after two
- * advances; each retire polls every poll_every retirements, so a
- * participant's pending entries are about what it retired in the last three
- * epochs plus poll_every. A participant that stays in a section stops the
- * epoch (E2), and then every retirement in the domain waits: pending memory
- * grows by the domain's retire rate times the length of that section, with
- * no bound the allocator can impose. The stall is visible: lf_epoch_stats()
- * reports the callbacks waiting and, for each participant, how many advance
- * attempts it has refused at its current epoch.
+ * The invariants E1-E6 (checked by verify/ tests under these numbers),
+ * the ordering argument, and the bound on pending memory (none while a
+ * participant stalls inside a section: lf_epoch_stats() shows the stall)
+ * are in docs/design.md 1.4.
  *
  * Example: verify/stress/workload_epoch.c (readers, writers that
  * retire, a callback that recycles); examples/vas_example.c (a vas

@@ -2,16 +2,9 @@
  * lf_stack.c: the tagged Treiber stack (R. K. Treiber, "Systems Programming:
  * Coping with Parallelism", IBM RJ 5118, 1986), with the ABA problem closed
  * by a generation tag beside the top index in the one head word, as in IBM
- * System/370's "compare double and swap" usage. See lf_stack.h for the
- * synchronization table and invariants S1-S4.
- *
- * Ordering argument (S4). Every change of the head is an RMW (a CAS), so the
- * release sequence of each push's CAS extends through every later CAS on the
- * head. A pop's acquire load (or acquire CAS failure) that reads any later
- * head value therefore synchronizes with every push that happened before it,
- * and sees the links and the element contents written before those pushes.
- * Pop's own CAS needs no release: what it publishes (the new top) was
- * already published by that element's push.
+ * System/370's "compare double and swap" usage. The synchronization table
+ * is in lf_stack.h; the invariants S1-S4 and the ordering argument (S4:
+ * release sequences through the head's CASes) in docs/design.md 1.2.
  */
 #include "lf_stack.h"
 

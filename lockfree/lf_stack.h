@@ -23,21 +23,10 @@
  * Every function is lock-free: a CAS fails only because another call
  * succeeded.
  *
- * Invariants (numbered for docs/design.md and the tests):
- *   S1  The head word changes only by a successful CAS, and every such CAS
- *       increments the tag (mod 2^32): a pop that read the head before a
- *       pop/push/pop of the same element sees a different word and retries.
- *   S2  An element reachable from the head has links[] naming the element
- *       below it, or LF_STACK_NIL at the bottom; the caller does not write
- *       the link of an element that is on a stack.
- *   S3  An element is on at most one stack at a time, at most once: push
- *       requires that the caller owns the element, and a successful pop
- *       transfers ownership to exactly one caller.
- *   S4  Whatever the pusher wrote before push is visible to the popper after
- *       pop (release CAS in push, acquire load/CAS in pop).
- *
- * ABA: the tag makes a stale CAS fail unless exactly 2^32 successful
- * operations on this stack happen between the pop's head read and its CAS.
+ * The invariants S1-S4 (the caller's part: push only an element it owns,
+ * never write the link of an element on a stack), the ordering argument
+ * and the ABA bound are in docs/design.md 1.2; the sources cite them by
+ * number.
  *
  * Example: verify/stress/workload_stack.c (every operation, under load).
  */

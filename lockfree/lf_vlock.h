@@ -18,33 +18,11 @@
  *                            unlocked lock (e.g. taken from a freelist);
  *                            readers may still be looking at it
  *
- * Invariants:
- *   V1  The word only grows: every transition adds to it (lock +2, unlock +2,
- *       unlock_obsolete +3, revive from obsolete +3 with the locked bit set).
- *       So a version once read never comes back, across obsolescence and
- *       reuse too, and a reader that validates saw no writer in between.
- *   V2  At most one thread holds the write lock: it is taken only by a CAS
- *       from an unlocked, non-obsolete word.
- *   V3  An obsolete lock is never write-locked or read-locked again until
- *       revived by its owner, so a stale reader restarts.
- *   V4  A reader that validates read, for every protected field, the value of
- *       the last write section that ended before its read_lock, and nothing
- *       from a later one (argument below).
- *
- * Ordering without fences (V4). The textbook seqlock reader ends with an
- * acquire fence before re-reading the version; ThreadSanitizer does not model
- * standalone fences, so the ordering sits on the accesses:
- *   - the writer's field stores are release stores (lf_olc_store_*), made
- *     after the locking CAS;
- *   - the reader's field loads are acquire loads (lf_olc_load_*), and the
- *     validation load comes after them in program order.
- * If a reader's field load reads a store from a write section, that store's
- * release makes the section's locking CAS happen-before the reader's
- * validation load, which then cannot see the old word (coherence): the
- * validation fails. If it reads no such store, it saw only values from
- * sections that the version it recorded already covers. On x86-64 both
- * accesses compile to the same plain mov as relaxed ones; on AArch64 they are
- * ldar/stlr. These are relaxed-or-stronger atomic loads, never plain loads.
+ * The invariants V1-V4 (the word only grows; one writer; an obsolete lock
+ * stays unlocked until revived; a validated read saw one write section's
+ * state) and the ordering argument for V4 (release field stores, acquire
+ * field loads, no fences, so ThreadSanitizer sees every edge) are in
+ * docs/design.md 1.3; the code below cites them by number.
  *
  * Example: verify/stress/workload_vlock.c (a writer and optimistic
  * readers of a pair of fields); vaspace/vas_tree.c (lock coupling).

@@ -72,6 +72,14 @@ class Missing(Exception):
     pass
 
 
+def needed(info, key):
+    """info[key], which the run must have produced (Missing if not)."""
+    v = info.get(key)
+    if not v:
+        raise Missing(key)
+    return v
+
+
 def row_of(info, spec):
     try:
         prog, bench, impl, t = spec.split("/")
@@ -136,9 +144,7 @@ def machine_text(info, docs):
 
 
 def frag_text(info):
-    frag = info.get("frag")
-    if not frag:
-        raise Missing("frag")
+    frag = needed(info, "frag")
     out = ["| allocator | threads | repeats | final share, median [min, "
            "max] | mean over the run |", "|---|---:|---:|---|---:|"]
     for (impl, t), smp in frag.items():
@@ -161,9 +167,7 @@ def lat_value(info, spec):
 
 
 def latency_text(info):
-    lat = info.get("latency")
-    if not lat:
-        raise Missing("latency")
+    lat = needed(info, "latency")
     from bench_report import ci95
     out = ["| bench | op | impl | scenario | p50 | p99 | p99.9 [95% "
            "interval] | max |", "|---|---|---|---|---:|---:|---:|---:|"]
@@ -187,9 +191,7 @@ def latency_text(info):
 
 
 def mem_text(info):
-    rows = info.get("mem")
-    if not rows:
-        raise Missing("mem")
+    rows = needed(info, "mem")
     cols = list(rows[0].keys())
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     out += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]

@@ -7,7 +7,7 @@
  * free length below each child, so first fit is a descent (O(log n) for an
  * alignment up to the quantum; a larger alignment may skip candidates that
  * are long enough but cannot be aligned, O(log n) each). The size tree
- * holds each free range once more, keyed by length << 32 | start, so best
+ * holds each free range once more, keyed by vas_size_key(), so best
  * fit is one lower-bound search (again O(log n) per candidate skipped for
  * alignment).
  *
@@ -471,7 +471,9 @@ static int vas_range_check(const struct vas *v, uint64_t addr, uint64_t size,
 
 /*
  * A write on [addr, addr + size): check it, take the writer lock (with the
- * nodes reserved), and find the range holding its first quantum.
+ * nodes reserved), and find the range holding its first quantum. Each
+ * writer opens with the same few lines around it (vas_of, vas_wrange with
+ * its mode, vas_fail): they stay in each writer, which then goes its own way.
  */
 static int vas_wrange(struct vas *v, struct vas_ctx *c, uint64_t addr,
 		      uint64_t size, uint64_t *at, uint64_t *n,
@@ -1101,12 +1103,7 @@ void vas_stats(struct vas *v, struct vas_stats *out)
 	}
 }
 
-/*
- * A5 the ranges tile the region: keys from 0, each the end of the one
- * before, the last ending at the region's end, no empty one; A6 no two
- * free ranges side by side; A7 the size tree holds exactly the free
- * ranges; A8 the counters match.
- */
+/* A5-A8 (docs/design.md 3.5): tiling, coalesced, size tree, counters. */
 static int vas_check_ranges(struct vas *v, uint64_t *where)
 {
 	struct vt_ent e;

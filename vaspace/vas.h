@@ -11,15 +11,16 @@
  * versions (V. Leis, M. Haubenschild, T. Neumann, "Optimistic Lock
  * Coupling", IEEE Data Eng. Bull. 42(1), 2019), so a lookup writes nothing
  * that other CPUs read, but the epoch announcement in its own context. Writers
- * (alloc, alloc_at, free) are serialized by one writer lock, as Linux's maple
- * tree serializes its writers while its readers run under RCU; a writer
- * version-locks each node it changes and keeps every one locked until the whole
- * call is done (two-phase locking), so a reader sees the vas before or after a
- * call, never part of one: a replace of [a, b) over several ranges is one step
- * for lookups. Finding a fit is O(log n): inner nodes keep the largest free
- * range below each child (first fit by address) and a second tree indexes free
- * ranges by size (best fit). docs/design.md ("The virtual address space
- * allocator") gives the invariants and the argument.
+ * (alloc, map, replace, unmap, protect, free) are serialized by one writer
+ * lock, as Linux's maple tree serializes its writers while its readers run
+ * under RCU; a writer version-locks each node it changes and keeps every one
+ * locked until the whole call is done (two-phase locking), so a reader sees the
+ * vas before or after a call, never part of one: a replace of [a, b) over
+ * several ranges is one step for lookups. Finding a fit is O(log n): inner
+ * nodes keep the largest free range below each child (first fit by address) and
+ * a second tree indexes free ranges by size (best fit). The invariants (A1-A8,
+ * W1) and the argument are in docs/design.md section 3; the sources cite them
+ * by number.
  *
  * Nodes (VAS_NODE_SIZE bytes each) come from a node source given at
  * creation (page-aligned memory in userspace, buddy frames in the kernel).

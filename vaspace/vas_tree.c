@@ -2,7 +2,7 @@
  * vas_tree.c: the B+-tree of vaspace/, with optimistic lock coupling for
  * readers (V. Leis, M. Haubenschild, T. Neumann, "Optimistic Lock
  * Coupling", IEEE Data Eng. Bull. 42(1), 2019; the shape of BTreeOLC), and
- * its node pool.
+ * its node pool. The argument in full: docs/design.md 3.2-3.5.
  *
  * Readers go down from the root reading each node's version, the fields
  * they need (relaxed-or-stronger atomic loads: lf_olc_load_*), the child
@@ -18,7 +18,7 @@
  * part of it, however many nodes and entries it changed.
  * Deletion merges a node that falls below a quarter full with a sibling
  * when both fit in one node, or else borrows from the sibling, so every
- * node but the root stays at least a quarter full (A3).
+ * node but the root stays at least a quarter full (A2).
  *
  * Readers and the fences. A leaf's keys all lie within the fences its
  * parents' separators give it, but its first key can be above its lower
@@ -622,7 +622,11 @@ bool vt_first_weight(struct vas_tree *t, uint64_t from, uint64_t need,
 	return vt_fw_node(vt_root(t), from, need, e);
 }
 
-/* Last entry < below with weight >= need under n (mirror of vt_fw_node). */
+/*
+ * Last entry < below with weight >= need under n: the mirror of
+ * vt_fw_node(), scanning the other way; a direction argument would put a
+ * branch into every step of both descents.
+ */
 static bool vt_lw_node(struct vas_node *n, uint64_t below, uint64_t need,
 		       struct vt_ent *e)
 {
@@ -870,7 +874,7 @@ void vt_update(struct vas_tree *t, const struct vt_ent *e)
 	vt_fix_up(t, &p, p.depth, w_old, vas_val_weight(e->val));
 }
 
-/* ---- deletion: merge with a sibling, or borrow from it (A3) ---- */
+/* ---- deletion: merge with a sibling, or borrow from it (A2) ---- */
 
 static uint32_t vt_min_fill(const struct vas_tree *t)
 {
@@ -1030,12 +1034,7 @@ static int vt_ck_fail(struct vt_ck *k, uint64_t where, int inv)
 	return inv;
 }
 
-/*
- * A1 keys sorted and within the fences [lo, hi); A2 fill: at most cap,
- * at least the minimum fill below the root, inner nodes >= 1 key; A3 all
- * leaves at one depth and levels consistent; A4 maxw = the largest weight
- * below each child.
- */
+/* A1-A4 of one subtree (docs/design.md 3.5): order, fill, depth, maxw. */
 static int vt_ck_node(struct vt_ck *k, struct vas_node *n, uint32_t depth,
 		      uint64_t lo, bool has_lo, uint64_t hi, bool has_hi,
 		      uint64_t *maxp)

@@ -9,8 +9,10 @@
 
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static atomic_ulong check_failures;
 static atomic_ulong check_count;
@@ -53,6 +55,32 @@ static atomic_ulong check_count;
 		}                                                              \
 	} while (0)
 
+/*
+ * The seeds of a model test's command line: --seeds N runs seeds 1 to N,
+ * --seed S replays seed S alone, --ops N sets the operations per seed
+ * (defaults: the arguments). Other words are skipped, for the program.
+ */
+struct check_seeds {
+	uint64_t first, last, ops;
+};
+
+static inline struct check_seeds check_seed_args(int argc, char **argv,
+						 uint64_t seeds, uint64_t ops)
+{
+	uint64_t one = 0;
+	bool replay = false;
+	for (int i = 1; i + 1 < argc; i++) {
+		if (!strcmp(argv[i], "--seeds"))
+			seeds = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--ops"))
+			ops = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--seed"))
+			one = strtoull(argv[++i], NULL, 0), replay = true;
+	}
+	return (struct check_seeds){ replay ? one : 1, replay ? one : seeds,
+				     ops };
+}
+
 /* Print the tally and return the exit status for main(). */
 static inline int check_exit(const char *name)
 {
@@ -60,6 +88,23 @@ static inline int check_exit(const char *name)
 	unsigned long n = atomic_load(&check_count);
 	printf("%s: %lu checks, %lu failed\n", name, n, f);
 	return f == 0 ? 0 : 1;
+}
+
+/*
+ * main() of a model test whose seeds need nothing but run(seed, ops):
+ * the seeds of the command line (check_seed_args()), the tally, the
+ * exit status.
+ */
+static inline int check_model_main(int argc, char **argv, const char *name,
+				   uint64_t seeds, uint64_t ops,
+				   void (*run)(uint64_t seed, uint64_t ops))
+{
+	struct check_seeds a = check_seed_args(argc, argv, seeds, ops);
+	for (uint64_t s = a.first; s <= a.last; s++)
+		run(s, a.ops);
+	printf("%s: %" PRIu64 " seeds x %" PRIu64 " operations\n", name,
+	       a.last - a.first + 1, a.ops);
+	return check_exit(name);
 }
 
 #endif

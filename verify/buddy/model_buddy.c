@@ -403,19 +403,6 @@ static void model_run(uint64_t seed, uint64_t ops)
 
 int main(int argc, char **argv)
 {
-	uint64_t seeds = 40, ops = 25000, one = 0;
-	bool replay = false;
-	for (int i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--seeds"))
-			seeds = strtoull(argv[i + 1], NULL, 0);
-		else if (!strcmp(argv[i], "--ops"))
-			ops = strtoull(argv[i + 1], NULL, 0);
-		else if (!strcmp(argv[i], "--seed"))
-			one = strtoull(argv[i + 1], NULL, 0), replay = true;
-	}
-	for (uint64_t s = replay ? one : 1; s <= (replay ? one : seeds); s++)
-		model_run(s, ops);
-	printf("model_buddy: %" PRIu64 " seeds x %" PRIu64 " operations\n",
-	       replay ? 1 : seeds, ops);
-	return check_exit("model_buddy");
+	return check_model_main(argc, argv, "model_buddy", 40, 25000,
+				model_run);
 }

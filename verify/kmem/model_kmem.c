@@ -293,22 +293,5 @@ static void run(uint64_t seed, uint64_t ops)
 
 int main(int argc, char **argv)
 {
-	uint64_t seeds = 20, ops = 20000, one = 0;
-	bool replay = false;
-	for (int i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--seeds"))
-			seeds = strtoull(argv[i + 1], NULL, 0);
-		else if (!strcmp(argv[i], "--ops"))
-			ops = strtoull(argv[i + 1], NULL, 0);
-		else if (!strcmp(argv[i], "--seed"))
-			one = strtoull(argv[i + 1], NULL, 0), replay = true;
-	}
-	if (replay)
-		run(one, ops);
-	else
-		for (uint64_t s = 1; s <= seeds; s++)
-			run(s, ops);
-	printf("model_kmem: %" PRIu64 " seeds x %" PRIu64 " operations\n",
-	       replay ? 1 : seeds, ops);
-	return check_exit("model_kmem");
+	return check_model_main(argc, argv, "model_kmem", 20, 20000, run);
 }

@@ -650,6 +650,11 @@ static void mc_pct_init(uint64_t run)
 		S.change[j] = 1 + mc_rand() % S.k;
 }
 
+/*
+ * A thread's stack and context, set up as bench/coherence's scheduler sets
+ * up its CPUs': the two are separate programs with their own schedulers
+ * (this one explores interleavings, that one counts line transfers).
+ */
 static void mc_thread_init(unsigned i)
 {
 	struct mc_thread *th = &S.th[i];

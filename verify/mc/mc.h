@@ -48,6 +48,14 @@
 
 #define MC_MAX_THREADS 4
 
+/*
+ * The fields every configuration sets, for the harnesses' *_TEST macros:
+ * each adds its own setup, thread, check, hooks and configuration.
+ */
+#define MC_TEST_COMMON(nm, desc, nt, b, d, r)                                  \
+	.name = (nm), .what = (desc), .nthreads = (nt), .bound = (b),          \
+	.depth = (d), .runs = (r)
+
 struct mc_test {
 	const char *name;
 	const char *what; /* one line, for --list */

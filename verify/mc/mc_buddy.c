@@ -255,6 +255,10 @@ static void mb_thread(unsigned tid)
 	const struct mb_cfg *cfg = mc_cfg();
 	struct buddy_cpu *c = mb_cpu(tid);
 	for (const char *p = cfg->script[tid]; *p; p++) {
+		/*
+		 * One letter per operation of this harness's scripts; the
+		 * others' interpreters look alike (letters, not shared logic).
+		 */
 		switch (*p) {
 		case '0':
 		case '1':
@@ -563,21 +567,22 @@ static void mb_where(const volatile void *addr, char *buf, size_t n)
 	}
 }
 
+/*
+ * This harness's configurations: a struct mc_test (MC_TEST_COMMON) with
+ * this harness's hooks. The other harnesses' *_TEST macros look alike
+ * because they fill the same struct; each names its own functions.
+ */
 #define MB_TEST(id, nm, desc, nt, b, d, r, ...)                                \
 	static const struct mb_cfg id##_cfg = { __VA_ARGS__ };                 \
-	static const struct mc_test id = { .name = nm,                         \
-					   .what = desc,                       \
-					   .nthreads = nt,                     \
+	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \
+							  r),                  \
 					   .setup = mb_setup,                  \
 					   .thread = mb_thread,                \
 					   .check = mb_check,                  \
 					   .local = mb_local,                  \
 					   .where = mb_where,                  \
 					   .report = mb_report,                \
-					   .cfg = &id##_cfg,                   \
-					   .bound = b,                         \
-					   .depth = d,                         \
-					   .runs = r };
+					   .cfg = &id##_cfg };
 
 #define NOCACHE 0xf
 

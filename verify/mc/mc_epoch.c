@@ -196,6 +196,10 @@ static void mce_thread(unsigned tid)
 	const struct mce_cfg *cfg = mc_cfg();
 	struct lf_epoch_record *r = &S.rec[tid];
 	for (const char *p = cfg->script[tid]; *p; p++) {
+		/*
+		 * One letter per operation of this harness's scripts; the
+		 * others' interpreters look alike (letters, not shared logic).
+		 */
 		switch (*p) {
 		case 'r':
 			mce_read(r, false);
@@ -248,20 +252,21 @@ static void mce_check(void)
 			(unsigned long long)st.active);
 }
 
+/*
+ * This harness's configurations: a struct mc_test (MC_TEST_COMMON) with
+ * this harness's hooks. The other harnesses' *_TEST macros look alike
+ * because they fill the same struct; each names its own functions.
+ */
 #define MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, mo, ...)                  \
 	static const struct mce_cfg id##_cfg = { { __VA_ARGS__ }, pe, mo };    \
-	static const struct mc_test id = { .name = nm,                         \
-					   .what = desc,                       \
-					   .nthreads = nt,                     \
+	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \
+							  r),                  \
 					   .setup = mce_setup,                 \
 					   .thread = mce_thread,               \
 					   .check = mce_check,                 \
 					   .step = mce_step,                   \
 					   .buffered = mce_buffered,           \
-					   .cfg = &id##_cfg,                   \
-					   .bound = b,                         \
-					   .depth = d,                         \
-					   .runs = r };
+					   .cfg = &id##_cfg };
 #define MCE_TEST(id, nm, desc, nt, b, d, r, pe, ...)                           \
 	MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, LF_EPOCH_AUTO, __VA_ARGS__)
 

@@ -221,32 +221,25 @@ static bool mk_report_reclaim(void)
 
 static const int mk_reclaim_cfg = 1;
 
-static const struct mc_test mk_depot = {
-	.name = "kmem.depot",
-	.what = "magazine exchanges with the depot on two CPUs (K1)",
-	.nthreads = 2,
-	.setup = mk_setup,
-	.thread = mk_depot_thread,
-	.check = mk_check,
-	.report = mk_report_depot,
-	.cfg = NULL,
-	.bound = 2,
-	.depth = 3,
-	.runs = 20000
-};
+/*
+ * A configuration: two CPUs running thr, checked by mk_check().
+ * The other harnesses' *_TEST macros look alike because they fill
+ * the same struct (MC_TEST_COMMON); each names its own hooks.
+ */
+#define MK_TEST(id, nm, desc, thr, rep, c)                                     \
+	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, 2, 2, 3,   \
+							  20000),              \
+					   .setup = mk_setup,                  \
+					   .thread = thr,                      \
+					   .check = mk_check,                  \
+					   .report = rep,                      \
+					   .cfg = c }
 
-static const struct mc_test mk_reclaim = {
-	.name = "kmem.reclaim",
-	.what = "remote frees racing a reclaim that drains their CPU (K5)",
-	.nthreads = 2,
-	.setup = mk_setup,
-	.thread = mk_reclaim_thread,
-	.check = mk_check,
-	.report = mk_report_reclaim,
-	.cfg = &mk_reclaim_cfg,
-	.bound = 2,
-	.depth = 3,
-	.runs = 20000
-};
+MK_TEST(mk_depot, "kmem.depot",
+	"magazine exchanges with the depot on two CPUs (K1)", mk_depot_thread,
+	mk_report_depot, NULL);
+MK_TEST(mk_reclaim, "kmem.reclaim",
+	"remote frees racing a reclaim that drains their CPU (K5)",
+	mk_reclaim_thread, mk_report_reclaim, &mk_reclaim_cfg);
 
 const struct mc_test *const mc_tests_kmem[] = { &mk_depot, &mk_reclaim, NULL };

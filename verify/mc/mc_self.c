@@ -51,7 +51,11 @@ static void counter_check(void)
 		mc_fail("counter is %u after 4 increments", v);
 }
 
-/* Test-then-set: check and set are two atomic operations. */
+/*
+ * Test-then-set: check and set are two atomic operations. Broken on
+ * purpose (the checker must find two owners), unlike the lock it looks
+ * like in bench/bench_kmem.c.
+ */
 static void bad_lock(lf_atomic_u32 *l)
 {
 	while (lf_load_u32(l, LF_ACQUIRE) != 0)
@@ -101,52 +105,25 @@ static void no_check(void)
 {
 }
 
-static const struct mc_test self_counter = {
-	.name = "self.counter",
-	.what = "non-atomic increment: lost update",
-	.nthreads = 2,
-	.setup = self_setup,
-	.thread = counter_thread,
-	.check = counter_check,
-	.bound = 2,
-	.depth = 2,
-	.runs = 2000
-};
-static const struct mc_test self_lock = {
-	.name = "self.lock",
-	.what = "test-then-set lock: two owners",
-	.nthreads = 2,
-	.setup = self_setup,
-	.thread = lock_thread,
-	.check = no_check,
-	.bound = 2,
-	.depth = 3,
-	.runs = 2000
-};
 /*
- * One struct mc_test per self-test, as above: each is another broken
- * algorithm.
+ * A self-test: nt threads of thread, then check, bounded by b and d.
+ * The other harnesses' *_TEST macros look alike because they fill
+ * the same struct (MC_TEST_COMMON); each names its own hooks.
  */
-static const struct mc_test self_deadlock = {
-	.name = "self.deadlock",
-	.what = "locks in opposite orders: livelock",
-	.nthreads = 2,
-	.setup = self_setup,
-	.thread = deadlock_thread,
-	.check = no_check,
-	.bound = 2,
-	.depth = 2,
-	.runs = 2000
-};
-static const struct mc_test self_ok = { .name = "self.ok",
-					.what = "fetch_add counter: must pass",
-					.nthreads = 3,
-					.setup = self_setup,
-					.thread = ok_thread,
-					.check = ok_check,
-					.bound = 3,
-					.depth = 2,
-					.runs = 200 };
+#define SELF_TEST(id, nm, desc, nt, thr, chk, b, d, r)                         \
+	static const struct mc_test id = {                                     \
+		MC_TEST_COMMON(nm, desc, nt, b, d, r), .setup = self_setup,    \
+		.thread = thr, .check = chk                                    \
+	}
+
+SELF_TEST(self_counter, "self.counter", "non-atomic increment: lost update", 2,
+	  counter_thread, counter_check, 2, 2, 2000);
+SELF_TEST(self_lock, "self.lock", "test-then-set lock: two owners", 2,
+	  lock_thread, no_check, 2, 3, 2000);
+SELF_TEST(self_deadlock, "self.deadlock", "locks in opposite orders: livelock",
+	  2, deadlock_thread, no_check, 2, 2, 2000);
+SELF_TEST(self_ok, "self.ok", "fetch_add counter: must pass", 3, ok_thread,
+	  ok_check, 3, 2, 200);
 
 const struct mc_test *const mc_tests_self[] = { &self_counter, &self_lock,
 						&self_deadlock, &self_ok,

@@ -188,6 +188,10 @@ static void mcs_thread(unsigned tid)
 {
 	const struct mcs_cfg *cfg = mc_cfg();
 	for (const char *p = cfg->script[tid]; *p; p++) {
+		/*
+		 * One letter per operation of this harness's scripts; the
+		 * others' interpreters look alike (letters, not shared logic).
+		 */
 		switch (*p) {
 		case 'p':
 			mcs_pop(tid, cfg->untagged);
@@ -299,18 +303,17 @@ static void mcs_check(void)
 	lin_check(&S.h, &mcs_model);
 }
 
+/*
+ * This harness's configurations: a struct mc_test (MC_TEST_COMMON) with
+ * this harness's hooks. The other harnesses' *_TEST macros look alike
+ * because they fill the same struct; each names its own functions.
+ */
 #define MCS_TEST(id, nm, desc, nt, b, d, r, ...)                               \
 	static const struct mcs_cfg id##_cfg = { __VA_ARGS__ };                \
-	static const struct mc_test id = { .name = nm,                         \
-					   .what = desc,                       \
-					   .nthreads = nt,                     \
-					   .setup = mcs_setup,                 \
-					   .thread = mcs_thread,               \
-					   .check = mcs_check,                 \
-					   .cfg = &id##_cfg,                   \
-					   .bound = b,                         \
-					   .depth = d,                         \
-					   .runs = r };
+	static const struct mc_test id = {                                     \
+		MC_TEST_COMMON(nm, desc, nt, b, d, r), .setup = mcs_setup,     \
+		.thread = mcs_thread, .check = mcs_check, .cfg = &id##_cfg     \
+	};
 
 /* A pop that read head and next, while another thread pops the same top,
  * pops the next, and pushes the first back (the ABA of S1, docs/design.md). */

@@ -297,6 +297,10 @@ static void mv_thread(unsigned tid)
 {
 	const struct mv_cfg *cfg = mc_cfg();
 	for (const char *p = cfg->script[tid]; *p; p++) {
+		/*
+		 * One letter per operation of this harness's scripts; the
+		 * others' interpreters look alike (letters, not shared logic).
+		 */
 		switch (*p) {
 		case 'a':
 			mv_alloc(tid, mv_digit(&p), false);
@@ -659,11 +663,15 @@ static void mv_where(const volatile void *addr, char *buf, size_t n)
 				 (size_t)(a - (uintptr_t)&S.ctx[i]));
 }
 
+/*
+ * This harness's configurations: a struct mc_test (MC_TEST_COMMON) with
+ * this harness's hooks. The other harnesses' *_TEST macros look alike
+ * because they fill the same struct; each names its own functions.
+ */
 #define MV_TEST(id, nm, desc, nt, b, d, r, ...)                                \
 	static const struct mv_cfg id##_cfg = { __VA_ARGS__ };                 \
-	static const struct mc_test id = { .name = nm,                         \
-					   .what = desc,                       \
-					   .nthreads = nt,                     \
+	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \
+							  r),                  \
 					   .setup = mv_setup,                  \
 					   .thread = mv_thread,                \
 					   .check = mv_check,                  \
@@ -671,10 +679,7 @@ static void mv_where(const volatile void *addr, char *buf, size_t n)
 					   .local = mv_local,                  \
 					   .where = mv_where,                  \
 					   .report = mv_report,                \
-					   .cfg = &id##_cfg,                   \
-					   .bound = b,                         \
-					   .depth = d,                         \
-					   .runs = r };
+					   .cfg = &id##_cfg };
 
 /*
  * Ranges 0, 2, 4 allocated, 1, 3, 5-7 free, in 3-key nodes: the address

@@ -165,6 +165,10 @@ static void mcv_thread(unsigned tid)
 	const struct mcv_cfg *cfg = mc_cfg();
 	uint64_t k = 100 * (tid + 1);
 	for (const char *p = cfg->script[tid]; *p; p++, k++) {
+		/*
+		 * One letter per operation of this harness's scripts; the
+		 * others' interpreters look alike (letters, not shared logic).
+		 */
 		switch (*p) {
 		case 'w':
 			mcv_write(tid, k, false);
@@ -254,19 +258,20 @@ static void mcv_check(void)
 	lin_check(&S.h, &mcv_model);
 }
 
+/*
+ * This harness's configurations: a struct mc_test (MC_TEST_COMMON) with
+ * this harness's hooks. The other harnesses' *_TEST macros look alike
+ * because they fill the same struct; each names its own functions.
+ */
 #define MCV_TEST(id, nm, desc, nt, b, d, r, ...)                               \
 	static const struct mcv_cfg id##_cfg = { { __VA_ARGS__ } };            \
-	static const struct mc_test id = { .name = nm,                         \
-					   .what = desc,                       \
-					   .nthreads = nt,                     \
+	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \
+							  r),                  \
 					   .setup = mcv_setup,                 \
 					   .thread = mcv_thread,               \
 					   .check = mcv_check,                 \
 					   .step = mcv_step,                   \
-					   .cfg = &id##_cfg,                   \
-					   .bound = b,                         \
-					   .depth = d,                         \
-					   .runs = r };
+					   .cfg = &id##_cfg };
 
 MCV_TEST(mcv_rw, "vlock.rw", "writers, readers and an upgrader", 3, 2, 3, 10000,
 	 "ww", "rr", "ur")

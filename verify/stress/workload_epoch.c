@@ -1,6 +1,6 @@
 /*
  * workload_epoch.c: epoch reclamation under contention (invariants E1-E5 of
- * lockfree/lf_epoch.h). Objects live in shared slots; writers swap in a
+ * docs/design.md 1.4). Objects live in shared slots; writers swap in a
  * fresh object and retire the old one, whose callback poisons it and gives
  * it back to a free pool (a tagged stack: no allocator anywhere). Readers
  * inside sections check that what they reach is never poisoned. Under ASan

@@ -1,6 +1,6 @@
 /*
  * workload_stack.c: the tagged stack under contention (invariants S1-S4 of
- * lockfree/lf_stack.h). A small element pool makes the same elements come
+ * docs/design.md 1.2). A small element pool makes the same elements come
  * back to the top again and again, which is where ABA would bite.
  */
 #include "workload.h"

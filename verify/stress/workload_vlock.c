@@ -1,6 +1,6 @@
 /*
  * workload_vlock.c: the optimistic version lock under contention
- * (invariants V1-V4 of lockfree/lf_vlock.h). Writers keep two protected
+ * (invariants V1-V4 of docs/design.md 1.3). Writers keep two protected
  * fields equal and make them grow, writing one, pausing, then the other; they
  * take the lock directly or by upgrading an optimistic read, and now and then
  * make it obsolete and revive it, as a tree does with a recycled node.
@@ -137,6 +137,8 @@ int wl_vlock_run(const struct wl_config *cfg, struct wl_result *res)
 	if (writes != lf_load_u64(&w.y, LF_RELAXED) ||
 	    lf_vlock_word_locked(lf_load_u64(&w.lock.word, LF_RELAXED)))
 		lf_fetch_add_u64(&w.violations, 1, LF_RELAXED);
+	/* The result filled as every workload fills it; the counters are ours.
+	 */
 	for (unsigned i = 0; i < cfg->threads; i++)
 		res->total += res->ops[i];
 	res->violations = lf_load_u64(&w.violations, LF_RELAXED);

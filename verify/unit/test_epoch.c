@@ -107,13 +107,26 @@ static void test_nesting(void)
 	CHECK_EQ(lf_epoch_exit(&a), LF_EPOCH_ENOTIN);
 }
 
+/*
+ * Each test starts from a domain of its own: a fresh one with a, b and c
+ * (those not NULL) registered and the callback counters cleared.
+ */
+static void fresh_domain(struct lf_epoch_record *a, struct lf_epoch_record *b,
+			 struct lf_epoch_record *c)
+{
+	lf_epoch_domain_init(&dom, 1000);
+	struct lf_epoch_record *r[3] = { a, b, c };
+	for (int i = 0; i < 3; i++)
+		if (r[i] != NULL)
+			CHECK_EQ(lf_epoch_register(&dom, r[i]), LF_EPOCH_OK);
+	runs = early = 0;
+}
+
 /* E1/E3: a retired object waits for two advances, then runs once. */
 static void test_grace_period(void)
 {
 	static struct lf_epoch_record a;
-	lf_epoch_domain_init(&dom, 1000);
-	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
-	runs = early = 0;
+	fresh_domain(&a, NULL, NULL);
 	struct obj o = { 0 };
 	CHECK_EQ(lf_epoch_poll(&a), 0); /* nothing pending: no advance */
 	uint64_t g0 = lf_load_u64(&dom.epoch, LF_RELAXED);
@@ -140,10 +153,7 @@ static void test_grace_period(void)
 static void test_stall_is_visible(void)
 {
 	static struct lf_epoch_record a, b;
-	lf_epoch_domain_init(&dom, 1000);
-	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
-	CHECK_EQ(lf_epoch_register(&dom, &b), LF_EPOCH_OK);
-	runs = early = 0;
+	fresh_domain(&a, &b, NULL);
 	CHECK_EQ(lf_epoch_enter(&a), LF_EPOCH_OK);
 	uint64_t la = rstats(&a).epoch;
 	struct obj o[8] = { 0 };
@@ -179,15 +189,8 @@ static void test_stall_is_visible(void)
 /* E5: unregister hands its pending callbacks to the domain; none is lost. */
 static void test_unregister_hands_over(void)
 {
-	/*
-	 * Two participants set up as in test_stall_is_visible(): each test
-	 * starts from a domain of its own.
-	 */
 	static struct lf_epoch_record a, b;
-	lf_epoch_domain_init(&dom, 1000);
-	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
-	CHECK_EQ(lf_epoch_register(&dom, &b), LF_EPOCH_OK);
-	runs = early = 0;
+	fresh_domain(&a, &b, NULL);
 	CHECK_EQ(lf_epoch_enter(&a), LF_EPOCH_OK);
 	struct obj o[5] = { 0 };
 	for (int i = 0; i < 5; i++)
@@ -223,10 +226,7 @@ static void test_unregister_hands_over(void)
 static void test_orphan_grace(void)
 {
 	static struct lf_epoch_record a, b;
-	lf_epoch_domain_init(&dom, 1000);
-	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
-	CHECK_EQ(lf_epoch_register(&dom, &b), LF_EPOCH_OK);
-	runs = early = 0;
+	fresh_domain(&a, &b, NULL);
 	struct obj o = { 0 };
 	CHECK_EQ(lf_epoch_retire(&b, &o.entry, obj_free), LF_EPOCH_OK);
 	uint64_t g0 = lf_load_u64(&dom.epoch, LF_RELAXED);
@@ -255,11 +255,7 @@ static void obj_free_and_retire(struct lf_epoch_entry *e)
 static void test_barrier(void)
 {
 	static struct lf_epoch_record a, b, c;
-	lf_epoch_domain_init(&dom, 1000);
-	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
-	CHECK_EQ(lf_epoch_register(&dom, &b), LF_EPOCH_OK);
-	CHECK_EQ(lf_epoch_register(&dom, &c), LF_EPOCH_OK);
-	runs = early = 0;
+	fresh_domain(&a, &b, &c);
 	chain_rec = &a;
 	chain_next.freed = 0;
 	struct obj o[6] = { 0 };
@@ -346,9 +342,7 @@ static void test_modes(void)
 static void test_spill(void)
 {
 	static struct lf_epoch_record a;
-	lf_epoch_domain_init(&dom, 1000);
-	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
-	runs = early = 0;
+	fresh_domain(&a, NULL, NULL);
 	struct obj o[3] = { 0 };
 	CHECK_EQ(lf_epoch_retire(&a, &o[0].entry, obj_free), LF_EPOCH_OK);
 	lf_store_u32(&a.lock, 1, LF_RELAXED);

@@ -68,33 +68,23 @@ static void model_run(struct model *m, uint64_t seed, uint64_t ops)
 
 int main(int argc, char **argv)
 {
-	uint64_t seeds = 60, ops = 20000, one = 0;
-	bool replay = false, trace = false;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--trace"))
-			trace = true;
-		else if (i + 1 >= argc)
-			break;
-		else if (!strcmp(argv[i], "--seeds"))
-			seeds = strtoull(argv[++i], NULL, 0);
-		else if (!strcmp(argv[i], "--ops"))
-			ops = strtoull(argv[++i], NULL, 0);
-		else if (!strcmp(argv[i], "--seed"))
-			one = strtoull(argv[++i], NULL, 0), replay = true;
-	}
+	struct check_seeds a = check_seed_args(argc, argv, 60, 20000);
+	bool trace = false;
+	for (int i = 1; i < argc; i++)
+		trace |= !strcmp(argv[i], "--trace");
 	struct model *m = calloc(1, sizeof(*m));
 	CHECK_FATAL(m);
-	for (uint64_t s = replay ? one : 1; s <= (replay ? one : seeds); s++) {
+	for (uint64_t s = a.first; s <= a.last; s++) {
 		m->trace = trace;
-		model_run(m, s, ops);
+		model_run(m, s, a.ops);
 	}
 	free(m);
 	printf("model_vas: %" PRIu64 " seeds x %" PRIu64 " operations: %lu "
 	       "allocs, %lu alloc_ats, %lu frees, %lu maps, %lu replaces, "
 	       "%lu unmaps, %lu protects; %lu ENOSPC, %lu EBUSY; "
 	       "up to %lu nodes, %lu retired\n",
-	       replay ? 1 : seeds, ops, calls[0], calls[1], calls[2], calls[3],
-	       calls[4], calls[5], calls[6], totals[3], totals[4],
+	       a.last - a.first + 1, a.ops, calls[0], calls[1], calls[2],
+	       calls[3], calls[4], calls[5], calls[6], totals[3], totals[4],
 	       total_nodes_max, totals[5]);
 	return check_exit("model_vas");
 }

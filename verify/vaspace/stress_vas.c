@@ -543,12 +543,8 @@ int main(int argc, char **argv)
 	unsigned ms = argc > 2 ? (unsigned)atoi(argv[2]) : 2000;
 	uint32_t keys = argc > 3 ? (uint32_t)atoi(argv[3]) : 8;
 	CHECK_FATAL(nwriters >= 1 && nwriters + READERS <= MAXT);
-	vt_src_init(&src);
-	vas = vt_zalloc(sizeof(*vas));
-	CHECK_FATAL(vas_create(vas, BASE, NQ * Q, Q, &src.ns, keys, 2) ==
-		    VAS_OK);
-	struct vas_ctx *mc = vt_zalloc(sizeof(*mc));
-	CHECK_FATAL(vas_ctx_register(vas, mc) == VAS_OK);
+	struct vas_ctx *mc;
+	vas = vt_stress_vas(&src, BASE, NQ, Q, keys, &mc);
 	pthread_barrier_init(&stopped, NULL, nwriters + 1);
 	pthread_barrier_init(&checked, NULL, nwriters + 1);
 	pthread_barrier_init(&emptied, NULL, nwriters + 1);

@@ -203,12 +203,8 @@ int main(int argc, char **argv)
 	uint32_t keys = argc > 4 ? (uint32_t)atoi(argv[4]) : 4;
 	min_lookups = 100 * ops;
 	CHECK_FATAL(nw >= 1 && nr >= 1 && nw + nr <= MAXT);
-	vt_src_init(&src);
-	vas = vt_zalloc(sizeof(*vas));
-	CHECK_FATAL(vas_create(vas, BASE, NQ * Q, Q, &src.ns, keys, 2) ==
-		    VAS_OK);
-	struct vas_ctx *mc = vt_zalloc(sizeof(*mc));
-	CHECK_FATAL(vas_ctx_register(vas, mc) == VAS_OK);
+	struct vas_ctx *mc;
+	vas = vt_stress_vas(&src, BASE, NQ, Q, keys, &mc);
 	/* Map Z in pieces of 1 to 8 pages, all with distinct tags. */
 	uint64_t rng = 0x243f6a8885a308d3ull;
 	for (uint64_t a = BASE, i = 0; a < ZEND; i++) {

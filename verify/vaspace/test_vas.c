@@ -248,15 +248,23 @@ static void test_create_bad(void)
 	}
 }
 
+/* The vas's statistics, and the four range counts asked for. */
+static void stats_are(struct env *e, struct vas_stats *st, uint64_t ranges,
+		      uint64_t free_ranges, uint64_t free_bytes,
+		      uint64_t largest_free)
+{
+	vas_stats(e->v, st);
+	CHECK_EQ(st->ranges, ranges);
+	CHECK_EQ(st->free_ranges, free_ranges);
+	CHECK_EQ(st->free_bytes, free_bytes);
+	CHECK_EQ(st->largest_free, largest_free);
+}
+
 static void test_create_initial(void)
 {
 	struct env *e = env_new(0x10003000, 256 * Q, Q, 4, 2);
 	struct vas_stats st;
-	vas_stats(e->v, &st);
-	CHECK_EQ(st.ranges, 0);
-	CHECK_EQ(st.free_ranges, 1);
-	CHECK_EQ(st.free_bytes, 256 * Q);
-	CHECK_EQ(st.largest_free, 256 * Q);
+	stats_are(e, &st, 0, 1, 256 * Q, 256 * Q);
 	CHECK_EQ(st.nodes, 2); /* the two empty trees */
 	CHECK_EQ(st.nodes_retired, 0);
 	CHECK_EQ(st.height, 1);
@@ -676,11 +684,7 @@ static void placement_layout(struct env *e)
 	for (int i = 0; i < 6; i++)
 		CHECK_EQ(vas_free(e->c, PQ(win[i][0]), win[i][1] * Q), VAS_OK);
 	struct vas_stats st;
-	vas_stats(e->v, &st);
-	CHECK_EQ(st.ranges, 7);
-	CHECK_EQ(st.free_ranges, 6);
-	CHECK_EQ(st.free_bytes, 25 * Q);
-	CHECK_EQ(st.largest_free, 8 * Q);
+	stats_are(e, &st, 7, 6, 25 * Q, 8 * Q);
 	env_check(e);
 }
 
@@ -970,20 +974,12 @@ static void test_stats(void)
 	CHECK_EQ(vas_alloc_at(e->c, b + 15 * Q, Q, 3), VAS_OK);
 	CHECK_EQ(vas_alloc_at(e->c, b + 50 * Q, 14 * Q, 4), VAS_OK);
 	struct vas_stats st;
-	vas_stats(e->v, &st);
-	CHECK_EQ(st.ranges, 4);
-	CHECK_EQ(st.free_ranges, 3);
-	CHECK_EQ(st.free_bytes, (2 + 7 + 34) * Q);
-	CHECK_EQ(st.largest_free, 34 * Q);
+	stats_are(e, &st, 4, 3, (2 + 7 + 34) * Q, 34 * Q);
 	CHECK(st.height >= 1 && st.height <= VAS_MAX_HEIGHT);
 	CHECK(st.nodes >= 2);
 	CHECK(atomic_load(&e->src.live) >= (long)(st.nodes + st.nodes_free));
 	CHECK_EQ(vas_free(e->c, b + 50 * Q, 14 * Q), VAS_OK);
-	vas_stats(e->v, &st);
-	CHECK_EQ(st.ranges, 3);
-	CHECK_EQ(st.free_ranges, 3);
-	CHECK_EQ(st.free_bytes, (2 + 7 + 48) * Q);
-	CHECK_EQ(st.largest_free, 48 * Q);
+	stats_are(e, &st, 3, 3, (2 + 7 + 48) * Q, 48 * Q);
 	CHECK_EQ(vt_rejected(&st), 0);
 	env_free(e);
 }

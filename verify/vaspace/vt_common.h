@@ -78,6 +78,23 @@ static inline void *vt_zalloc(size_t size)
 	return p;
 }
 
+/*
+ * A stress test's vas: nq quanta of q from base, nodes of keys entries from
+ * src (high water 2), and a context registered for the calling thread.
+ */
+static inline struct vas *vt_stress_vas(struct vt_src *src, uint64_t base,
+					uint64_t nq, uint64_t q, uint32_t keys,
+					struct vas_ctx **ctx)
+{
+	vt_src_init(src);
+	struct vas *v = vt_zalloc(sizeof(*v));
+	CHECK_FATAL(vas_create(v, base, nq * q, q, &src->ns, keys, 2) ==
+		    VAS_OK);
+	*ctx = vt_zalloc(sizeof(**ctx));
+	CHECK_FATAL(vas_ctx_register(v, *ctx) == VAS_OK);
+	return v;
+}
+
 /* The whole range list, as vas_iterate reports it. */
 struct vt_snap {
 	struct vas_range *r;

@@ -566,6 +566,24 @@ static inline void model_span(struct model *m, uint64_t *a, uint64_t *size)
 	*size = (n ? n : 1) * m->q;
 }
 
+/*
+ * The answer of a span call (replace, unmap, protect) against the
+ * reference's: the same code and, on success, the same pieces reported.
+ * True if both succeeded.
+ */
+static inline bool model_span_same(struct model *m, const char *what,
+				   uint64_t a, uint64_t size, int rc, int rr,
+				   const struct vt_pieces *got,
+				   const struct vt_pieces *want)
+{
+	MREQ(m, rc == rr, "%s %#" PRIx64 " size %#" PRIx64 ": %d, expected %d",
+	     what, a, size, rc, rr);
+	if (rc != VAS_OK)
+		return false;
+	model_pieces_eq(m, what, got, want);
+	return true;
+}
+
 static inline void op_map(struct model *m)
 {
 	struct vas_place p = { .size = model_size(m),
@@ -621,13 +639,8 @@ static inline void op_replace(struct model *m)
 	if (!model_nomem(m, rc, failed))
 		return;
 	int rr = vt_ref_replace(&m->ref, a, size, attr, tag, &want);
-	MREQ(m, rc == rr,
-	     "replace %#" PRIx64 " size %#" PRIx64 ": %d, expected %d", a, size,
-	     rc, rr);
-	if (rc == VAS_OK) {
-		model_pieces_eq(m, "replace", &got, &want);
+	if (model_span_same(m, "replace", a, size, rc, rr, &got, &want))
 		model_probe_around(m, a, size);
-	}
 }
 
 static inline void op_unmap(struct model *m)
@@ -642,11 +655,7 @@ static inline void op_unmap(struct model *m)
 	if (!model_nomem(m, rc, failed))
 		return;
 	int rr = vt_ref_unmap(&m->ref, a, size, &want);
-	MREQ(m, rc == rr,
-	     "unmap %#" PRIx64 " size %#" PRIx64 ": %d, expected %d", a, size,
-	     rc, rr);
-	if (rc == VAS_OK) {
-		model_pieces_eq(m, "unmap", &got, &want);
+	if (model_span_same(m, "unmap", a, size, rc, rr, &got, &want)) {
 		MREQ(m, removed == want.bytes, "unmap removed %#" PRIx64,
 		     removed);
 		model_probe_around(m, a, size);
@@ -683,13 +692,8 @@ static inline void op_protect(struct model *m)
 		return;
 	int rr =
 		vt_ref_protect(&m->ref, a, size, mask, bits, tag, flags, &want);
-	MREQ(m, rc == rr,
-	     "protect %#" PRIx64 " size %#" PRIx64 ": %d, expected %d", a, size,
-	     rc, rr);
-	if (rc == VAS_OK) {
-		model_pieces_eq(m, "protect", &got, &want);
+	if (model_span_same(m, "protect", a, size, rc, rr, &got, &want))
 		model_probe_around(m, a, size);
-	}
 }
 
 /* find, next and prev at random addresses. */

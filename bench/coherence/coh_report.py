@@ -15,10 +15,11 @@ there, coherence-latency.csv (bench_pingpong --csv). Written into DIR:
                           time per operation at the run's line latency
   coherence-sim-P.png     the simulated time per operation (all CPUs'
                           clocks / ops) against logical CPUs
-                          (P: buddy, vas, lockfree)
+                          (P: buddy, vas, lockfree, kmem)
   coherence-validation.md at 2 CPUs, the counts against the 2-thread CPU
-                          time slowdowns of TIMED_DIR's buddy.csv, vas.csv
-                          and lockfree.csv (the timed benchmarks' medians):
+                          time slowdowns of TIMED_DIR's buddy.csv, vas.csv,
+                          lockfree.csv and kmem.csv (the timed benchmarks'
+                          medians):
                           per workload, whether the implementations come in
                           the same order, and the ratios (not with --docs:
                           the table goes into RESULTS_MD instead)
@@ -40,7 +41,8 @@ END = "<!-- coherence: end -->"
 PANELS = {
     "buddy": ["repeat", "bulk", "cross", "mixed", "huge"],
     "vas": ["lookup_1e4", "mix90_1e4", "mix50_1e4"],
-    "lockfree": ["stack", "epoch"],
+    "lockfree": ["stack", "epoch", "epoch_retire", "epoch_sync"],
+    "kmem": ["pair", "threadtest", "prodcons", "falseshare"],
 }
 
 
@@ -77,7 +79,9 @@ FIGURES = [
 WHAT = {
     "buddy": "buddy allocators, one op = alloc + free",
     "vas": "range allocators, 10^4 ranges",
-    "lockfree": "stack (pop + push) and epoch (enter + exit)",
+    "lockfree": "stack: pop + push; epoch: enter + exit; epoch_retire: "
+                "one retire; epoch_sync: one wait",
+    "kmem": "object allocators; pair: alloc + free, the others: one object",
 }
 
 
@@ -143,7 +147,7 @@ def plot(d, prog, rows, line_ns, fig):
 def timed_medians(timed_dir):
     """{(prog, bench, impl, threads): median cpu ns/op}."""
     out = {}
-    for prog in ("buddy", "vas", "lockfree"):
+    for prog in PANELS:
         path = os.path.join(timed_dir, prog + ".csv")
         if not os.path.exists(path):
             continue

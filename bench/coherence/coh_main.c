@@ -4,8 +4,8 @@
  *
  * It runs the benchmarks' own implementations (the struct bench_impl lists
  * of bench_buddy.c, bench_vas.c, bench_lockfree.c and bench_kmem.c,
- * compiled in through coh_w_*.c) on 1, 2, 4, ... 64 logical CPUs interleaved at every
- * shared-memory access (coh_sched.h), feeds every access to a simulated
+ * compiled in through coh_w_*.c) on 1, 2, 4, ... 64 logical CPUs interleaved at
+ * every shared-memory access (coh_sched.h), feeds every access to a simulated
  * coherence directory (coh_dir.h), and reports per operation: coherence
  * misses (line transfers between caches, and upgrades), invalidations,
  * atomic read-modify-writes on a line another CPU touched last, heavy
@@ -194,8 +194,8 @@ static const char *coh_unsupported(const struct bench_impl *im)
 	 * be zero, not small), and their per-thread caches would be one
 	 * cache shared by all the logical CPUs of the one OS thread.
 	 */
-	static const char *const general[] = { "glibc", "jemalloc",
-					       "mimalloc", "tcmalloc" };
+	static const char *const general[] = { "glibc", "jemalloc", "mimalloc",
+					       "tcmalloc" };
 
 	for (size_t i = 0; i < sizeof(general) / sizeof(general[0]); i++)
 		if (strcmp(im->impl, general[i]) == 0)

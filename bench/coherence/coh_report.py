@@ -21,7 +21,8 @@ there, coherence-latency.csv (bench_pingpong --csv). Written into DIR:
                           lockfree.csv and kmem.csv (the timed benchmarks'
                           medians):
                           per workload, whether the implementations come in
-                          the same order, and the ratios (not with --docs:
+                          the same order (predicted ties, within TIE_NS,
+                          in any measured order), and the ratios (not with --docs:
                           the table goes into RESULTS_MD instead)
 
 --docs RESULTS_MD replaces the part of RESULTS_MD between the lines

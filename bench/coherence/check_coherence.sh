@@ -5,16 +5,20 @@
 # into a scratch folder (a short ping-pong, bench_coherence --quick, the
 # report), then:
 #   - every column of the CSV, every series at every CPU count (ck's
-#     upmc stack is skipped at 4: it is not ABA-safe there), ops > 0;
+#     upmc stack is skipped at 4: it is not ABA-safe there), kmem's
+#     (kmem_cache, kmalloc, the locked slab) included, ops > 0;
+#   - what the mode cannot run is skipped with its reason: the
+#     general-purpose mallocs (not instrumented), ck's synchronize and
+#     retire (they wait or scan inside libck), liburcu;
 #   - the columns agree: misses = transfers + upgrades per op, the estimate
 #     = misses x line_ns, per-op figures = counts / ops;
 #   - one CPU has no coherence traffic (no transfer, upgrade, invalidation
 #     or remote RMW), and contended series do have some at 2 and 4 CPUs
-#     (the shared stack, the locked buddy, the mutex tree): a directory
-#     that counts nothing fails;
+#     (the shared stack, the locked buddy, the mutex tree, the locked
+#     slab, kmem's remote frees): a directory that counts nothing fails;
 #   - the line latency measured and used (line_ns the same in both files);
 #   - every plot (gnuplot) and the validation table against the committed
-#     2-thread timings written, each file not empty;
+#     2-thread timings written, each file not empty, kmem's rows in it;
 #   - a point that did no operation makes bench_coherence fail;
 #   - docs/results.md untouched.
 # Usage: check_coherence.sh BUILD_DIR OUT_DIR
@@ -45,12 +49,19 @@ for m in lookup mix90 mix50; do
 done
 for i in lf_stack ck_stack_upmc ck_stack_mpmc; do series+=" lockfree/stack/$i"; done
 for i in lf_epoch ck_epoch; do series+=" lockfree/epoch/$i"; done
+series+=" lockfree/epoch_retire/lf_epoch"
+for i in lf_synchronize lf_barrier; do series+=" lockfree/epoch_sync/$i"; done
+for b in pair threadtest prodcons falseshare; do
+    for i in kmem_cache kmalloc locked_slab; do series+=" kmem/$b/$i"; done
+done
 python3 - "$out/coherence.csv" "$cols" "$series" <<'PY'
 import csv, sys
 path, cols, series = sys.argv[1], sys.argv[2].split(","), sys.argv[3].split()
 allow = {("lockfree/stack/ck_stack_upmc", 4)}
 contended = ["lockfree/stack/lf_stack", "buddy/repeat/locked_buddy",
-             "vas/mix50_1e3/rb_mutex", "buddy/repeat/lf_buddy_nocache"]
+             "vas/mix50_1e3/rb_mutex", "buddy/repeat/lf_buddy_nocache",
+             "kmem/pair/locked_slab", "kmem/prodcons/kmem_cache",
+             "kmem/prodcons/kmalloc"]
 bad = []
 with open(path) as f:
     r = csv.DictReader(f)
@@ -110,10 +121,32 @@ if ! awk -v a="$lat" -v b="$used" 'BEGIN { d = a - b; exit !(a > 0 && d < 0.01 &
     exit 1
 fi
 for f in coherence-buddy.png coherence-vas.png coherence-lockfree.png \
-         coherence-sim-buddy.png coherence-sim-vas.png \
-         coherence-sim-lockfree.png coherence-validation.md; do
+         coherence-kmem.png coherence-sim-buddy.png coherence-sim-vas.png \
+         coherence-sim-lockfree.png coherence-sim-kmem.png \
+         coherence-validation.md; do
     if [ ! -s "$out/$f" ]; then
         echo "check_coherence.sh: $out/$f missing or empty" >&2
+        exit 1
+    fi
+done
+# The validation table has kmem's rows (the committed kmem.csv has 1 and
+# 2 threads for each).
+for b in pair threadtest prodcons falseshare; do
+    for i in kmem_cache kmalloc locked_slab; do
+        if ! grep -q "^| $b | $i |" "$out/coherence-validation.md"; then
+            echo "check_coherence.sh: no $b/$i row in the validation table" >&2
+            exit 1
+        fi
+    done
+done
+# What cannot run here is skipped, with its reason, not silently.
+for want in "glibc *skipped: a general-purpose malloc: not instrumented" \
+            "tcmalloc *skipped: a general-purpose malloc: not instrumented" \
+            "ck_synchronize *skipped: ck_epoch_synchronize waits inside libck" \
+            "ck_epoch *skipped: ck_epoch_poll scans the records inside libck" \
+            "urcu_memb *skipped: liburcu's reader state is thread-local"; do
+    if ! grep -q "$want" "$out/coherence.txt"; then
+        echo "check_coherence.sh: no \"$want\" in $out/coherence.txt" >&2
         exit 1
     fi
 done

@@ -1,7 +1,8 @@
 /*
  * coh_platform.c: what the code under test needs from its surroundings in
  * the coherence accounting mode: the platform shim (lockfree/lf_platform.h)
- * with the logical CPU as the CPU id, the pthread locks of coh_pthread.h,
+ * with the logical CPU as the CPU id (and platform_user.h's setter, which
+ * bench_kmem calls), the pthread locks of coh_pthread.h,
  * and the few harness functions (bench.h) that the benchmarks' own files
  * call. Not instrumented: the accesses it records, it records explicitly.
  */
@@ -10,6 +11,7 @@
 
 #include "bench.h"
 #include "lf_platform.h"
+#include "platform_user.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,19 @@
 unsigned lf_platform_cpu_id(void)
 {
 	return coh_sched_cpu();
+}
+
+/*
+ * bench_kmem's thread_init() names its thread's CPU, as a thread of the
+ * timed run must (platform/user.c). Here the scheduler has already made
+ * that logical CPU current (coh_point() in coh_main.c), so the two must
+ * agree.
+ */
+void lf_platform_user_set_cpu(unsigned cpu)
+{
+	if (cpu != coh_sched_cpu())
+		lf_platform_panic(__FILE__, __LINE__,
+				  "set_cpu: not the current logical CPU");
 }
 
 _Noreturn void lf_platform_panic(const char *file, int line, const char *what)

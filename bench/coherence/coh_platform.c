@@ -110,13 +110,19 @@ static bool coh_lock_try(volatile uint32_t *w, uint32_t busy_mask, uint32_t add)
 	return true;
 }
 
+/* Waits until no bit of busy_mask is set in the word, then adds add: a
+ * mutex and a rwlock's writer take 0 to 1 (busy: any bit), a reader adds
+ * 2 while no writer holds bit 0. */
+static int coh_lock_take(volatile uint32_t *w, uint32_t busy_mask, uint32_t add)
+{
+	while (!coh_lock_try(w, busy_mask, add))
+		coh_lock_wait(w, busy_mask);
+	return 0;
+}
+
 int coh_pthread_mutex_lock(pthread_mutex_t *m)
 {
-	volatile uint32_t *w = coh_lock_word(m);
-
-	while (!coh_lock_try(w, ~(uint32_t)0, 1))
-		coh_lock_wait(w, ~(uint32_t)0);
-	return 0;
+	return coh_lock_take(coh_lock_word(m), ~(uint32_t)0, 1);
 }
 
 int coh_pthread_mutex_unlock(pthread_mutex_t *m)
@@ -130,20 +136,12 @@ int coh_pthread_mutex_unlock(pthread_mutex_t *m)
 
 int coh_pthread_rwlock_rdlock(pthread_rwlock_t *l)
 {
-	volatile uint32_t *w = coh_lock_word(l);
-
-	while (!coh_lock_try(w, 1, 2))
-		coh_lock_wait(w, 1);
-	return 0;
+	return coh_lock_take(coh_lock_word(l), 1, 2);
 }
 
 int coh_pthread_rwlock_wrlock(pthread_rwlock_t *l)
 {
-	volatile uint32_t *w = coh_lock_word(l);
-
-	while (!coh_lock_try(w, ~(uint32_t)0, 1))
-		coh_lock_wait(w, ~(uint32_t)0);
-	return 0;
+	return coh_lock_take(coh_lock_word(l), ~(uint32_t)0, 1);
 }
 
 int coh_pthread_rwlock_unlock(pthread_rwlock_t *l)

@@ -35,6 +35,10 @@ typedef unsigned __int128 coh_u128;
 /* The sanitizer interface's memory orders are C11's, numbered 0 to 5. */
 #define COH_MO_SEQ_CST 5
 
+/* One entry point per name the compiler emits for an n-byte access: the
+ * instrumentation's ABI names each variant (plain, unaligned, volatile,
+ * with a pc), and the directory counts them all alike, so the bodies
+ * repeat by design. */
 #define COH_PLAIN(n)                                                           \
 	void __tsan_read##n(void *a);                                          \
 	void __tsan_write##n(void *a);                                         \

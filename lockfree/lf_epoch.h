@@ -80,17 +80,35 @@
  *       domain when it was called has run: on some record's lists, on the
  *       orphan list, in the hands of a concurrent poll (it waits for own ==
  *       0) or of another barrier (barriers of a domain run one at a time).
+ *   E7  Pending memory per record, without a stall: below advance_at +
+ *       2 * poll_every (conditions below).
  *
- * Pending memory (docs/design.md, "Epoch reclamation"): without a stalled
- * participant, an entry waits at most until its owner's first poll after two
- * advances; each retire polls every poll_every retirements, so a
- * participant's pending entries are about what it retired in the last three
- * epochs plus poll_every. A participant that stays in a section stops the
- * epoch (E2), and then every retirement in the domain waits: pending memory
- * grows by the domain's retire rate times the length of that section, with
- * no bound the allocator can impose. The stall is visible: lf_epoch_stats()
- * reports the callbacks waiting and, for each participant, how many advance
- * attempts it has refused at its current epoch.
+ * When an advance is worth its heavy barrier. retire() polls every
+ * poll_every (P) retirements; such an auto-poll advances only once the
+ * record holds at least advance_at (T) stamped entries (by default
+ * LF_EPOCH_ADVANCE_POLLS * P), so one heavy barrier is paid per about T / 2
+ * retirements, and an advance made by another participant, which makes
+ * this record's older buckets ready, spares it one. An explicit
+ * lf_epoch_poll() advances whenever a bucket waits (unless another
+ * participant moved the epoch since this record's previous poll and no
+ * bucket is one advance short of ready). try_advance skips its heavy
+ * barrier if the epoch moved while it scanned: that advance serves it.
+ *
+ * Pending memory (docs/design.md, "Epoch reclamation"), E7: while no
+ * participant stays in a section entered before the current epoch (every
+ * advance attempt succeeds) and no barrier holds the record, a record
+ * whose callbacks retire nothing and that adopts no orphans holds fewer
+ * than T + 2 * P pending entries at any time: the polls that stamp epoch
+ * g leave fewer than T stamped entries, except the last, which advances
+ * and leaves only bucket g (fewer than T + P); at most P more are fresh.
+ * Callbacks that retire add what they retire to the next poll's fresh
+ * entries; adopted orphans are filed as they come. A participant that
+ * stays in a section stops the epoch (E2), and then every retirement in
+ * the domain waits: pending memory grows by the domain's retire rate times
+ * the length of that section, with no bound the allocator can impose. The
+ * stall is visible: lf_epoch_stats() reports the callbacks waiting and, for
+ * each participant, how many advance attempts it has refused at its
+ * current epoch.
  *
  * Example: verify/stress/workload_epoch.c (readers, writers that
  * retire, a callback that recycles); examples/vas_example.c (a vas
@@ -193,6 +211,7 @@ struct lf_epoch_domain {
 	lf_atomic_u64 advances; /* (a) statistics */
 	lf_atomic_u64 refused;  /* (a) advance attempts refused */
 	uint32_t poll_every;    /* (i) retire() polls after this many */
+	uint64_t advance_at;    /* (i) its polls advance from this many */
 	bool asym;              /* (i) asymmetric read side (heavy barrier) */
 };
 
@@ -216,10 +235,22 @@ struct lf_epoch_record_stats {
 	uint64_t retired;   /* retire() calls, ever */
 };
 
-/* The mode is LF_EPOCH_AUTO (FENCED if built with LF_EPOCH_FORCE_FENCED). */
+/* An auto-poll advances once its record holds this many polls' worth. */
+#define LF_EPOCH_ADVANCE_POLLS 32
+
+/*
+ * The mode is LF_EPOCH_AUTO (FENCED if built with LF_EPOCH_FORCE_FENCED);
+ * advance_at is LF_EPOCH_ADVANCE_POLLS * poll_every.
+ */
 void lf_epoch_domain_init(struct lf_epoch_domain *d, uint32_t poll_every);
 void lf_epoch_domain_init_mode(struct lf_epoch_domain *d, uint32_t poll_every,
 			       enum lf_epoch_mode mode);
+/*
+ * Set advance_at (at least 1): the stamped entries from which retire()'s
+ * polls advance the epoch (E7). Before any record registers.
+ */
+void lf_epoch_domain_set_advance_at(struct lf_epoch_domain *d,
+				    uint64_t advance_at);
 /* True if d's read side is asymmetric (the advancer runs a heavy barrier). */
 bool lf_epoch_domain_asymmetric(const struct lf_epoch_domain *d);
 
@@ -241,9 +272,15 @@ static inline bool lf_epoch_in_section(const struct lf_epoch_record *rec)
 /* Retire entry: fn(entry) runs once no section can still see it (E3). */
 int lf_epoch_retire(struct lf_epoch_record *rec, struct lf_epoch_entry *entry,
 		    lf_epoch_fn fn);
-/* Try to advance the epoch once; true if it moved (by us or another). */
+/*
+ * Try to advance the epoch once; true if it moved (by us or another). An
+ * explicit call: the heavy barrier's cost is the caller's choice.
+ */
 bool lf_epoch_try_advance(struct lf_epoch_domain *d);
-/* Try to advance, then run the ready callbacks; returns how many ran. */
+/*
+ * File the fresh entries, try to advance if a bucket waits, then run the
+ * ready callbacks; returns how many ran.
+ */
 int lf_epoch_poll(struct lf_epoch_record *rec);
 /* Wait until every section active at the call has ended. */
 int lf_epoch_synchronize(struct lf_epoch_record *rec);

@@ -58,6 +58,12 @@ struct mce_cfg {
 	const char *script[MC_MAX_THREADS];
 	uint32_t poll_every;
 	enum lf_epoch_mode mode;
+	/*
+	 * retire()'s polls advance from this many stamped entries (E7); 0
+	 * means 1, so that they advance whenever a bucket waits and the
+	 * model explores advances from retire with few operations.
+	 */
+	uint64_t advance_at;
 };
 
 static struct {
@@ -76,6 +82,7 @@ static void mce_setup(void)
 	const struct mce_cfg *cfg = mc_cfg();
 	memset(&S, 0, sizeof(S));
 	lf_epoch_domain_init_mode(&S.d, cfg->poll_every, cfg->mode);
+	lf_epoch_domain_set_advance_at(&S.d, cfg->advance_at);
 	MC_ASSERT(lf_epoch_domain_asymmetric(&S.d) ==
 		  (cfg->mode == LF_EPOCH_AUTO));
 	for (unsigned i = 0; i <= MC_MAX_THREADS; i++)
@@ -248,8 +255,8 @@ static void mce_check(void)
 			(unsigned long long)st.active);
 }
 
-#define MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, mo, ...)                  \
-	static const struct mce_cfg id##_cfg = { { __VA_ARGS__ }, pe, mo };    \
+#define MCE_TEST_AT(id, nm, desc, nt, b, d, r, pe, mo, at, ...)                \
+	static const struct mce_cfg id##_cfg = { { __VA_ARGS__ }, pe, mo, at }; \
 	static const struct mc_test id = { .name = nm,                         \
 					   .what = desc,                       \
 					   .nthreads = nt,                     \
@@ -262,6 +269,8 @@ static void mce_check(void)
 					   .bound = b,                         \
 					   .depth = d,                         \
 					   .runs = r };
+#define MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, mo, ...)                  \
+	MCE_TEST_AT(id, nm, desc, nt, b, d, r, pe, mo, 0, __VA_ARGS__)
 #define MCE_TEST(id, nm, desc, nt, b, d, r, pe, ...)                           \
 	MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, LF_EPOCH_AUTO, __VA_ARGS__)
 
@@ -287,8 +296,18 @@ MCE_TEST_MODE(mce_advance_f, "epoch.advance_fenced",
 	      LF_EPOCH_FENCED, "n", "aaa", "sps")
 MCE_TEST_MODE(mce_held_f, "epoch.held_fenced", "epoch.held in the fenced mode",
 	      2, 2, 3, 10000, 1, LF_EPOCH_FENCED, "sppp", "b")
+/*
+ * E7's batches: retire()'s polls advance only from 2 stamped entries, so
+ * the first retire's poll skips its advance and the next one makes it,
+ * beside a reader and an advancer whose try_advance may find the epoch
+ * moved while it scanned (and skips its heavy barrier).
+ */
+MCE_TEST_AT(mce_batch, "epoch.batch",
+	    "retire's polls advance in batches of 2, beside a reader and an "
+	    "advancer",
+	    3, 2, 3, 10000, 1, LF_EPOCH_AUTO, 2, "n", "sss", "aa")
 
 const struct mc_test *const mc_tests_epoch[] = {
 	&mce_reader,   &mce_advance,   &mce_sync,   &mce_unreg, &mce_held,
-	&mce_reader_f, &mce_advance_f, &mce_held_f, NULL
+	&mce_reader_f, &mce_advance_f, &mce_held_f, &mce_batch, NULL
 };

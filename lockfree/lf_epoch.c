@@ -529,8 +529,8 @@ static uint64_t lf_epoch_stamped(const struct lf_epoch_record *rec)
  * participant moved the epoch since our last poll and no bucket of ours
  * would be ready after one more advance: the others are advancing anyway.
  */
-static bool lf_epoch_want_advance(const struct lf_epoch_record *rec,
-				  uint64_t g, bool moved, bool from_retire)
+static bool lf_epoch_want_advance(const struct lf_epoch_record *rec, uint64_t g,
+				  bool moved, bool from_retire)
 {
 	uint64_t n = lf_epoch_stamped(rec);
 	if (n >= rec->domain->advance_at)

@@ -256,7 +256,9 @@ static void mce_check(void)
 }
 
 #define MCE_TEST_AT(id, nm, desc, nt, b, d, r, pe, mo, at, ...)                \
-	static const struct mce_cfg id##_cfg = { { __VA_ARGS__ }, pe, mo, at }; \
+	static const struct mce_cfg id##_cfg = {                               \
+		{ __VA_ARGS__ }, pe, mo, at                                    \
+	};                                                                     \
 	static const struct mc_test id = { .name = nm,                         \
 					   .what = desc,                       \
 					   .nthreads = nt,                     \

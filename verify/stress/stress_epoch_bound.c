@@ -147,8 +147,9 @@ static int eb_finish(void)
 		retired += B.retired[t];
 		most = B.most[t] > most ? B.most[t] : most;
 		if (B.retired[t] == 0) {
-			fprintf(stderr, "epoch bound: thread %u retired "
-					"nothing\n",
+			fprintf(stderr,
+				"epoch bound: thread %u retired "
+				"nothing\n",
 				t);
 			rc = 1; /* a run that did nothing proves nothing */
 		}
@@ -162,7 +163,7 @@ static int eb_finish(void)
 			st.advances, most_adv);
 	printf("epoch bound: %u threads, %s mode, poll_every %u, advance_at "
 	       "%llu: %llu retirements, %llu advances (at most %llu), most "
-	       "pending %llu < %llu\n",
+	       "pending %llu (bound %llu)\n",
 	       B.threads,
 	       lf_epoch_domain_asymmetric(&B.dom) ? "asymmetric" : "fenced",
 	       B.dom.poll_every, (unsigned long long)B.dom.advance_at,
@@ -179,7 +180,8 @@ static int eb_finish(void)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s THREADS MS [POLL_EVERY [ADVANCE_AT]]\n",
+		fprintf(stderr,
+			"usage: %s THREADS MS [POLL_EVERY [ADVANCE_AT]]\n",
 			argv[0]);
 		return 2;
 	}

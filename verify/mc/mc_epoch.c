@@ -309,7 +309,21 @@ MCE_TEST_AT(mce_batch, "epoch.batch",
 	    "advancer",
 	    3, 2, 3, 10000, 1, LF_EPOCH_AUTO, 2, "n", "sss", "aa")
 
+/*
+ * An advance that another one served: the advancer (a) reads the epoch,
+ * and the retire's poll (s, advance_at 1) may find it moved during its
+ * own scan and give up without a heavy barrier. Taking the new epoch and
+ * advancing it without one (mutant epoch-served-advances) misses the
+ * reader (r) that entered after the first advancer's barrier, its
+ * announcement still buffered: found at preemption bound 3.
+ */
+MCE_TEST_AT(mce_served, "epoch.served",
+	    "an advancer whose scan sees the epoch moved, beside a reader and "
+	    "a retire that advances",
+	    3, 3, 3, 10000, 1, LF_EPOCH_AUTO, 1, "r", "s", "a")
+
 const struct mc_test *const mc_tests_epoch[] = {
 	&mce_reader,   &mce_advance,   &mce_sync,   &mce_unreg, &mce_held,
-	&mce_reader_f, &mce_advance_f, &mce_held_f, &mce_batch, NULL
+	&mce_reader_f, &mce_advance_f, &mce_held_f, &mce_batch, &mce_served,
+	NULL
 };

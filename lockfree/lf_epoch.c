@@ -1,7 +1,7 @@
 /*
- * lf_epoch.c: epoch-based reclamation; the invariants E1-E6 and the pending
- * memory bound are in lf_epoch.h, the full argument in docs/design.md,
- * "Epoch reclamation".
+ * lf_epoch.c: epoch-based reclamation; the invariants E1-E7 (E7: the
+ * pending memory bound) are in lf_epoch.h, the full argument in
+ * docs/design.md, "Epoch reclamation".
  *
  * Lists. A record's fresh list and buckets are plain singly linked chains
  * with a tail, worked on only by whoever holds the record (the owner with

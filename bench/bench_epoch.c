@@ -7,8 +7,9 @@
  *
  * Implementations:
  *   lf_epoch  ours (lockfree/lf_epoch.h): enter loads the global epoch and
- *             announces it with a seq_cst store (xchg on x86-64); exit is a
- *             release store. Both inline.
+ *             announces it with a plain store and a compiler barrier where
+ *             membarrier(2) works (the advancer pays), else with a seq_cst
+ *             fence after it; exit is a release store. Both inline.
  *   ck_epoch  Concurrency Kit ck_epoch_begin/ck_epoch_end with a NULL
  *             section: on x86-64 (CK_MD_TSO) begin is an atomic exchange
  *             on the record (with CK_USE_CC_BUILTINS a load and a lock
@@ -225,10 +226,17 @@ const struct bench_impl bench_ck_epoch = {
  * ---- epoch_retire: one op = retire one object, amortized over the polls
  * that retire runs every BENCH_RETIRE_POLL retirements, and the callbacks
  * they run (each only counts). Every thread retires its own ring of
- * objects; an object comes round again only after its callback ran.
+ * objects; an object comes round again only after its callback ran. The
+ * domain has the default batch: retire's polls advance the epoch (a heavy
+ * barrier) once the record holds advance_at = LF_EPOCH_ADVANCE_POLLS * 64
+ * stamped entries; E7 keeps fewer than advance_at + 2 * 64 pending, so the
+ * ring never comes round to a pending object without a stall.
  */
 #define BENCH_RETIRE_POLL 64
 #define BENCH_RETIRE_RING 4096
+_Static_assert(BENCH_RETIRE_RING >
+		       (LF_EPOCH_ADVANCE_POLLS + 2) * BENCH_RETIRE_POLL,
+	       "the ring holds E7's bound on pending entries");
 
 struct bench_retire_obj {
 	struct lf_epoch_entry entry; /* first: the callback gets it */

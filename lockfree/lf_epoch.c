@@ -1,7 +1,8 @@
 /*
- * lf_epoch.c: epoch-based reclamation; the invariants E1-E6, the pending
- * memory bound and the full ordering argument are in docs/design.md 1.4
- * (the code cites them by number; what follows is what the code needs).
+ * lf_epoch.c: epoch-based reclamation; the invariants E1-E7 (E7: the
+ * pending memory bound) and the full ordering argument are in
+ * docs/design.md 1.4 (the code cites them by number; what follows is what
+ * the code needs).
  *
  * Lists. A record's fresh list and buckets are plain singly linked chains
  * with a tail, worked on only by whoever holds the record (the owner with
@@ -30,6 +31,16 @@
  * fence, then a seq_cst load of the epoch, and stamps them all with it
  * (later than at retirement: only a delay). synchronize and barrier do the
  * same before they read the epoch they wait from.
+ *
+ * Advancing in batches (E7). An advance costs a heavy barrier (a system
+ * call that interrupts every CPU running the process, or an IPI to every
+ * CPU), against a few nanoseconds for a retire. retire()'s polls advance
+ * only once the record holds advance_at stamped entries, and an advance is
+ * needed anyway to reclaim them; what fewer advances cost is memory, which
+ * E7 bounds. Skipping an advance is always safe: it only delays. Skipping
+ * the heavy barrier is not, unless no advance follows: try_advance returns
+ * without the barrier only when the epoch already moved from the g it read
+ * (its CAS would fail), never to advance without it.
  */
 #include "lf_epoch.h"
 
@@ -180,6 +191,7 @@ void lf_epoch_domain_init_mode(struct lf_epoch_domain *d, uint32_t poll_every,
 	lf_init_u64(&d->advances, 0);
 	lf_init_u64(&d->refused, 0);
 	d->poll_every = poll_every != 0 ? poll_every : 1;
+	d->advance_at = (uint64_t)LF_EPOCH_ADVANCE_POLLS * d->poll_every;
 	d->asym = mode == LF_EPOCH_AUTO && lf_platform_heavy_barrier_init();
 }
 
@@ -190,6 +202,12 @@ void lf_epoch_domain_init(struct lf_epoch_domain *d, uint32_t poll_every)
 #else
 	lf_epoch_domain_init_mode(d, poll_every, LF_EPOCH_AUTO);
 #endif
+}
+
+void lf_epoch_domain_set_advance_at(struct lf_epoch_domain *d,
+				    uint64_t advance_at)
+{
+	d->advance_at = advance_at != 0 ? advance_at : 1;
 }
 
 bool lf_epoch_domain_asymmetric(const struct lf_epoch_domain *d)
@@ -366,6 +384,14 @@ bool lf_epoch_try_advance(struct lf_epoch_domain *d)
 		if (!lf_epoch_scan(d, g, LF_RELAXED))
 			return false;
 		/*
+		 * Relaxed: if another advancer moved the epoch from g
+		 * meanwhile, our CAS would fail: that advance, with its own
+		 * heavy barrier, serves us (E7). The caller's acquire load of
+		 * the epoch pairs with that advancer's CAS.
+		 */
+		if (lf_load_u64(&d->epoch, LF_RELAXED) != g)
+			return true;
+		/*
 		 * The heavy barrier: every reader has run a full barrier since
 		 * we read g, so an announcement made before it is visible to
 		 * the scan below, and a section that announces after it reads
@@ -488,16 +514,33 @@ static bool lf_epoch_one_short(const struct lf_epoch_record *rec, uint64_t g)
 	return false;
 }
 
-static bool lf_epoch_has_buckets(const struct lf_epoch_record *rec)
+/* Entries in rec's buckets (stamped), once the fresh ones are filed. */
+static uint64_t lf_epoch_stamped(const struct lf_epoch_record *rec)
 {
+	uint64_t n = 0;
 	for (unsigned i = 0; i < LF_EPOCH_NBUCKETS; i++)
-		if (rec->bucket[i].n != 0)
-			return true;
-	return false;
+		n += rec->bucket[i].n;
+	return n;
+}
+
+/*
+ * Is an advance worth its heavy barrier now (E7)? From advance_at stamped
+ * entries always: the bound needs it. Below that, only for an explicit
+ * poll (from_retire false) with a bucket waiting, unless another
+ * participant moved the epoch since our last poll and no bucket of ours
+ * would be ready after one more advance: the others are advancing anyway.
+ */
+static bool lf_epoch_want_advance(const struct lf_epoch_record *rec, uint64_t g,
+				  bool moved, bool from_retire)
+{
+	uint64_t n = lf_epoch_stamped(rec);
+	if (n >= rec->domain->advance_at)
+		return true;
+	return !from_retire && n != 0 && (!moved || lf_epoch_one_short(rec, g));
 }
 
 /* Poll with the lists held: file, advance if needed, collect the ready. */
-static int lf_epoch_poll_held(struct lf_epoch_record *rec)
+static int lf_epoch_poll_held(struct lf_epoch_record *rec, bool from_retire)
 {
 	struct lf_epoch_domain *d = rec->domain;
 	struct lf_epoch_chain ready = { NULL, NULL, 0 };
@@ -510,15 +553,10 @@ static int lf_epoch_poll_held(struct lf_epoch_record *rec)
 	lf_epoch_detach_ready(rec, g, &ready);
 	lf_epoch_file_fresh(rec, g);
 	lf_epoch_adopt(rec, g, orph.head, &ready);
-	/*
-	 * Skip the advance (and its heavy barrier) if another participant
-	 * moved the epoch since our last poll and no bucket of ours would be
-	 * ready after one more advance: the others are advancing anyway.
-	 */
 	bool moved = g != rec->poll_epoch;
 	rec->poll_epoch = g;
-	if (lf_epoch_has_buckets(rec) &&
-	    (!moved || lf_epoch_one_short(rec, g)) && lf_epoch_try_advance(d)) {
+	if (lf_epoch_want_advance(rec, g, moved, from_retire) &&
+	    lf_epoch_try_advance(d)) {
 		/* Acquire: pairs with the seq_cst CAS in try_advance(). */
 		rec->poll_epoch = lf_load_u64(&d->epoch, LF_ACQUIRE);
 		lf_epoch_detach_ready(rec, rec->poll_epoch, &ready);
@@ -528,23 +566,29 @@ static int lf_epoch_poll_held(struct lf_epoch_record *rec)
 	return lf_epoch_run_chain(ready.head);
 }
 
-int lf_epoch_poll(struct lf_epoch_record *rec)
+/* Poll on a registered record: explicit, or retire()'s every poll_every. */
+static int lf_epoch_poll_run(struct lf_epoch_record *rec, bool from_retire)
 {
-	if (!lf_epoch_registered(rec))
-		return LF_EPOCH_ENOTREG;
 	bool was_polling = rec->polling;
 	rec->polling = true;
 	rec->since_poll = 0;
 	int ran = 0;
 	if (lf_epoch_own_begin(rec)) {
-		ran = lf_epoch_poll_held(rec);
+		ran = lf_epoch_poll_held(rec, from_retire);
 		lf_epoch_own_end(rec);
-	} else {
+	} else if (!from_retire) {
 		/* A barrier holds our lists: help the epoch along only. */
 		lf_epoch_try_advance(rec->domain);
 	}
 	rec->polling = was_polling;
 	return ran;
+}
+
+int lf_epoch_poll(struct lf_epoch_record *rec)
+{
+	if (!lf_epoch_registered(rec))
+		return LF_EPOCH_ENOTREG;
+	return lf_epoch_poll_run(rec, false);
 }
 
 int lf_epoch_retire(struct lf_epoch_record *rec, struct lf_epoch_entry *entry,
@@ -578,7 +622,7 @@ int lf_epoch_retire(struct lf_epoch_record *rec, struct lf_epoch_entry *entry,
 		lf_epoch_list_put(&rec->spill, &rec->nspill, &c);
 	}
 	if (++rec->since_poll >= rec->domain->poll_every && !rec->polling)
-		lf_epoch_poll(rec);
+		lf_epoch_poll_run(rec, true);
 	return LF_EPOCH_OK;
 }
 

@@ -55,10 +55,15 @@
  *   domain_init
  *       before anything else touches the domain.
  *
- * The invariants E1-E6 (checked by verify/ tests under these numbers),
- * the ordering argument, and the bound on pending memory (none while a
- * participant stalls inside a section: lf_epoch_stats() shows the stall)
- * are in docs/design.md 1.4.
+ * The invariants E1-E7 (checked by verify/ tests under these numbers),
+ * the ordering argument, and the bound on pending memory (E7: below
+ * advance_at + 2 * poll_every entries per record while no participant
+ * stalls inside a section; a stall is unbounded and lf_epoch_stats() shows
+ * it) are in docs/design.md 1.4. In short: retire() polls every
+ * poll_every retirements, and such a poll advances the epoch (paying the
+ * heavy barrier) only once the record holds advance_at stamped entries
+ * (lf_epoch_domain_set_advance_at); an explicit lf_epoch_poll() advances
+ * whenever a bucket waits.
  *
  * Example: verify/stress/workload_epoch.c (readers, writers that
  * retire, a callback that recycles); examples/vas_example.c (a vas
@@ -161,6 +166,7 @@ struct lf_epoch_domain {
 	lf_atomic_u64 advances; /* (a) statistics */
 	lf_atomic_u64 refused;  /* (a) advance attempts refused */
 	uint32_t poll_every;    /* (i) retire() polls after this many */
+	uint64_t advance_at;    /* (i) its polls advance from this many */
 	bool asym;              /* (i) asymmetric read side (heavy barrier) */
 };
 
@@ -184,10 +190,22 @@ struct lf_epoch_record_stats {
 	uint64_t retired;   /* retire() calls, ever */
 };
 
-/* The mode is LF_EPOCH_AUTO (FENCED if built with LF_EPOCH_FORCE_FENCED). */
+/* An auto-poll advances once its record holds this many polls' worth. */
+#define LF_EPOCH_ADVANCE_POLLS 32
+
+/*
+ * The mode is LF_EPOCH_AUTO (FENCED if built with LF_EPOCH_FORCE_FENCED);
+ * advance_at is LF_EPOCH_ADVANCE_POLLS * poll_every.
+ */
 void lf_epoch_domain_init(struct lf_epoch_domain *d, uint32_t poll_every);
 void lf_epoch_domain_init_mode(struct lf_epoch_domain *d, uint32_t poll_every,
 			       enum lf_epoch_mode mode);
+/*
+ * Set advance_at (at least 1): the stamped entries from which retire()'s
+ * polls advance the epoch (E7). Before any record registers.
+ */
+void lf_epoch_domain_set_advance_at(struct lf_epoch_domain *d,
+				    uint64_t advance_at);
 /* True if d's read side is asymmetric (the advancer runs a heavy barrier). */
 bool lf_epoch_domain_asymmetric(const struct lf_epoch_domain *d);
 
@@ -209,9 +227,15 @@ static inline bool lf_epoch_in_section(const struct lf_epoch_record *rec)
 /* Retire entry: fn(entry) runs once no section can still see it (E3). */
 int lf_epoch_retire(struct lf_epoch_record *rec, struct lf_epoch_entry *entry,
 		    lf_epoch_fn fn);
-/* Try to advance the epoch once; true if it moved (by us or another). */
+/*
+ * Try to advance the epoch once; true if it moved (by us or another). An
+ * explicit call: the heavy barrier's cost is the caller's choice.
+ */
 bool lf_epoch_try_advance(struct lf_epoch_domain *d);
-/* Try to advance, then run the ready callbacks; returns how many ran. */
+/*
+ * File the fresh entries, try to advance if a bucket waits, then run the
+ * ready callbacks; returns how many ran.
+ */
 int lf_epoch_poll(struct lf_epoch_record *rec);
 /* Wait until every section active at the call has ended. */
 int lf_epoch_synchronize(struct lf_epoch_record *rec);

@@ -58,6 +58,12 @@ struct mce_cfg {
 	const char *script[MC_MAX_THREADS];
 	uint32_t poll_every;
 	enum lf_epoch_mode mode;
+	/*
+	 * retire()'s polls advance from this many stamped entries (E7); 0
+	 * means 1, so that they advance whenever a bucket waits and the
+	 * model explores advances from retire with few operations.
+	 */
+	uint64_t advance_at;
 };
 
 static struct {
@@ -76,6 +82,7 @@ static void mce_setup(void)
 	const struct mce_cfg *cfg = mc_cfg();
 	memset(&S, 0, sizeof(S));
 	lf_epoch_domain_init_mode(&S.d, cfg->poll_every, cfg->mode);
+	lf_epoch_domain_set_advance_at(&S.d, cfg->advance_at);
 	MC_ASSERT(lf_epoch_domain_asymmetric(&S.d) ==
 		  (cfg->mode == LF_EPOCH_AUTO));
 	for (unsigned i = 0; i <= MC_MAX_THREADS; i++)
@@ -257,8 +264,10 @@ static void mce_check(void)
  * this harness's hooks. The other harnesses' *_TEST macros look alike
  * because they fill the same struct; each names its own functions.
  */
-#define MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, mo, ...)                  \
-	static const struct mce_cfg id##_cfg = { { __VA_ARGS__ }, pe, mo };    \
+#define MCE_TEST_AT(id, nm, desc, nt, b, d, r, pe, mo, at, ...)                \
+	static const struct mce_cfg id##_cfg = {                               \
+		{ __VA_ARGS__ }, pe, mo, at                                    \
+	};                                                                     \
 	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \
 							  r),                  \
 					   .setup = mce_setup,                 \
@@ -267,6 +276,8 @@ static void mce_check(void)
 					   .step = mce_step,                   \
 					   .buffered = mce_buffered,           \
 					   .cfg = &id##_cfg };
+#define MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, mo, ...)                  \
+	MCE_TEST_AT(id, nm, desc, nt, b, d, r, pe, mo, 0, __VA_ARGS__)
 #define MCE_TEST(id, nm, desc, nt, b, d, r, pe, ...)                           \
 	MCE_TEST_MODE(id, nm, desc, nt, b, d, r, pe, LF_EPOCH_AUTO, __VA_ARGS__)
 
@@ -292,8 +303,32 @@ MCE_TEST_MODE(mce_advance_f, "epoch.advance_fenced",
 	      LF_EPOCH_FENCED, "n", "aaa", "sps")
 MCE_TEST_MODE(mce_held_f, "epoch.held_fenced", "epoch.held in the fenced mode",
 	      2, 2, 3, 10000, 1, LF_EPOCH_FENCED, "sppp", "b")
+/*
+ * E7's batches: retire()'s polls advance only from 2 stamped entries, so
+ * the first retire's poll skips its advance and the next one makes it,
+ * beside a reader and an advancer whose try_advance may find the epoch
+ * moved while it scanned (and skips its heavy barrier).
+ */
+MCE_TEST_AT(mce_batch, "epoch.batch",
+	    "retire's polls advance in batches of 2, beside a reader and an "
+	    "advancer",
+	    3, 2, 3, 10000, 1, LF_EPOCH_AUTO, 2, "n", "sss", "aa")
+
+/*
+ * An advance that another one served: the advancer (a) reads the epoch,
+ * and the retire's poll (s, advance_at 1) may find it moved during its
+ * own scan and give up without a heavy barrier. Taking the new epoch and
+ * advancing it without one (mutant epoch-served-advances) misses the
+ * reader (r) that entered after the first advancer's barrier, its
+ * announcement still buffered: found at preemption bound 3.
+ */
+MCE_TEST_AT(mce_served, "epoch.served",
+	    "an advancer whose scan sees the epoch moved, beside a reader and "
+	    "a retire that advances",
+	    3, 3, 3, 10000, 1, LF_EPOCH_AUTO, 1, "r", "s", "a")
 
 const struct mc_test *const mc_tests_epoch[] = {
 	&mce_reader,   &mce_advance,   &mce_sync,   &mce_unreg, &mce_held,
-	&mce_reader_f, &mce_advance_f, &mce_held_f, NULL
+	&mce_reader_f, &mce_advance_f, &mce_held_f, &mce_batch, &mce_served,
+	NULL
 };

@@ -286,26 +286,57 @@ static void test_synchronize(void)
 	CHECK(lf_load_u64(&dom.epoch, LF_RELAXED) >= g0 + 2);
 }
 
-/* retire polls by itself: pending stays near poll_every without a stall. */
-static void test_auto_poll_bound(void)
+/*
+ * E7: retire polls by itself, and advances only in batches. Without a
+ * stall a record holds fewer than advance_at + 2 * poll_every entries; the
+ * advances are about one per advance_at / 2 retirements, not one per poll.
+ */
+static void test_auto_poll_bound_with(struct lf_epoch_record *rec,
+				      uint64_t advance_at)
 {
-	static struct lf_epoch_record a;
-	static struct obj o[1000];
-	lf_epoch_domain_init(&dom, 16);
-	CHECK_EQ(lf_epoch_register(&dom, &a), LF_EPOCH_OK);
+	static struct obj o[4000];
+	struct lf_epoch_record *a = rec; /* zero-filled, never registered */
+	const uint64_t n = sizeof(o) / sizeof(o[0]), every = 16;
+	lf_epoch_domain_init(&dom, (uint32_t)every);
+	if (advance_at != 0)
+		lf_epoch_domain_set_advance_at(&dom, advance_at);
+	const uint64_t at = dom.advance_at, bound = at + 2 * every;
+	CHECK_EQ(lf_epoch_register(&dom, a), LF_EPOCH_OK);
 	runs = early = 0;
 	uint64_t most = 0;
-	for (int i = 0; i < 1000; i++) {
-		lf_epoch_retire(&a, &o[i].entry, obj_free);
-		uint64_t p = rstats(&a).pending;
+	for (uint64_t i = 0; i < n; i++) {
+		o[i].freed = 0;
+		lf_epoch_retire(a, &o[i].entry, obj_free);
+		uint64_t p = rstats(a).pending;
 		most = p > most ? p : most;
 	}
-	/* Each poll advances once: ready after 2 polls of 16 retirements. */
-	CHECK(most <= 3 * 16);
-	CHECK(runs >= 1000 - 3 * 16);
+	CHECK(most < bound);
+	CHECK(most + 1 >= at); /* it did wait for a batch */
+	CHECK((uint64_t)runs + bound > n);
 	CHECK_EQ(early, 0);
-	CHECK_EQ(lf_epoch_barrier(&a), LF_EPOCH_OK);
-	CHECK_EQ(runs, 1000);
+	struct lf_epoch_stats st;
+	lf_epoch_stats(&dom, &st);
+	/* Two advances per advance_at retirements at most (one per batch). */
+	CHECK(st.advances <= 2 * n / at + 2);
+	CHECK(st.advances >= n / bound);
+	CHECK_EQ(lf_epoch_barrier(a), LF_EPOCH_OK);
+	CHECK_EQ(runs, (int)n);
+	for (uint64_t i = 0; i < n; i++)
+		CHECK_EQ(o[i].freed, 1);
+	CHECK_EQ(lf_epoch_unregister(a), LF_EPOCH_OK);
+	printf("E7 bound: advance_at %llu, most pending %llu < %llu, "
+	       "%llu advances for %llu retirements\n",
+	       (unsigned long long)at, (unsigned long long)most,
+	       (unsigned long long)bound, (unsigned long long)st.advances,
+	       (unsigned long long)n);
+}
+
+static void test_auto_poll_bound(void)
+{
+	static struct lf_epoch_record a, b, c;
+	test_auto_poll_bound_with(&a, 0); /* LF_EPOCH_ADVANCE_POLLS * 16 */
+	test_auto_poll_bound_with(&b, 1); /* each poll with a bucket advances */
+	test_auto_poll_bound_with(&c, 1000);
 }
 
 /* Both modes: the fenced one is chosen on request, and behaves the same. */

@@ -1072,6 +1072,26 @@ int vas_iterate(struct vas_ctx *c, uint64_t a, uint64_t b,
 	return VAS_OK;
 }
 
+/*
+ * The longest free range, in quanta, from the size tree (writer lock
+ * held): its last key, and in a class of lengths past sexact the longest
+ * of the class. (The address tree's maxw only bounds it from above.)
+ */
+static uint64_t vas_largest_free(struct vas *v)
+{
+	struct vt_ent e, x;
+	if (!vt_get_le(&v->size, UINT64_MAX, &e))
+		return 0;
+	uint64_t cls = e.key >> v->sshift, m = e.val;
+	if (cls < v->sexact)
+		return m;
+	while (vt_get_lt(&v->size, e.key, &x) && x.key >> v->sshift == cls) {
+		m = x.val > m ? x.val : m;
+		e = x;
+	}
+	return m;
+}
+
 void vas_stats(struct vas *v, struct vas_stats *out)
 {
 	*out = (struct vas_stats){ 0 };
@@ -1082,7 +1102,7 @@ void vas_stats(struct vas *v, struct vas_stats *out)
 	out->nodes_retired = lf_load_u64(&v->retired, LF_RELAXED);
 	out->commits = lf_load_u64(&v->commits, LF_RELAXED);
 	vas_wlock(v);
-	out->largest_free = vt_max_weight(&v->addr) << v->qshift;
+	out->largest_free = vas_largest_free(v) << v->qshift;
 	out->nodes = v->addr.nodes + v->size.nodes;
 	out->nodes_free = v->nfree + v->nreserve;
 	out->height = v->addr.height;

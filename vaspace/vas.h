@@ -140,6 +140,22 @@ struct vas_stats {
 
 struct vas_node;
 
+/*
+ * The writer's last path down a tree (vaspace/vas_tree.c): the nodes, the
+ * child taken at each inner level, and the leaf's fences [lo, hi). A
+ * descent for a key inside the fences reuses it while the tree's shape
+ * count has not moved since (no split, merge, borrow or root change: the
+ * inner nodes on the path are as they were), searching only the leaf.
+ */
+struct vas_finger {
+	struct vas_node *n[VAS_MAX_HEIGHT]; /* (w) */
+	uint32_t i[VAS_MAX_HEIGHT];         /* (w) */
+	uint32_t depth;                     /* (w) index of the leaf */
+	uint64_t lo, hi;                    /* (w) the leaf's fences */
+	bool has_lo, has_hi;                /* (w) */
+	uint64_t shape;                     /* (w) tree shape when taken */
+};
+
 /* One B+-tree (the vas has two). Fields: see vaspace/vas_tree.c. */
 struct vas_tree {
 	struct lf_vlock rootlock; /* (a) guards the root pointer */
@@ -148,6 +164,8 @@ struct vas_tree {
 	bool augment;             /* (i) keep the largest free below */
 	uint32_t height;          /* (w) levels, leaves included */
 	uint64_t nodes;           /* (w) */
+	uint64_t shape;           /* (w) structural changes, for the finger */
+	struct vas_finger finger; /* (w) the writer's last path */
 	struct vas *vas;          /* (i) */
 };
 

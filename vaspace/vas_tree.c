@@ -260,6 +260,28 @@ static uint32_t vn_lower(const struct vas_node *n, uint64_t key)
 	return key == 0 ? 0 : vn_upper(n, key - 1);
 }
 
+/*
+ * Keys of leaf n that are < key, trying first around hint (the position
+ * of the writer's last descent in this leaf: a write's descents mostly
+ * come back to the same entry or its neighbour), then a binary search.
+ * Exact either way: a candidate h is the answer iff key[h - 1] < key <=
+ * key[h] (with the ends open).
+ */
+static uint32_t vn_lower_near(const struct vas_node *n, uint64_t key,
+			      uint32_t hint)
+{
+	uint32_t c = vn_count(n);
+	for (uint32_t k = 0; k < 3; k++) {
+		uint32_t h = k == 0 ? hint : k == 1 ? hint + 1 : hint - 1;
+		if (h > c || (k == 2 && hint == 0))
+			continue;
+		if ((h == 0 || vn_key(n, h - 1) < key) &&
+		    (h == c || vn_key(n, h) >= key))
+			return h;
+	}
+	return vn_lower(n, key);
+}
+
 /* ---- the writer's path ---- */
 
 struct vt_path {
@@ -329,7 +351,8 @@ static void vt_descend(struct vas_tree *t, uint64_t key, struct vt_path *p)
 	}
 	p->depth = f->depth;
 	p->n[f->depth] = f->n[f->depth];
-	p->i[f->depth] = vn_lower(f->n[f->depth], key);
+	p->i[f->depth] = vn_lower_near(f->n[f->depth], key, f->i[f->depth]);
+	f->i[f->depth] = p->i[f->depth];
 #ifdef LF_DEBUG
 	/* The finger's path is the one a descent from the root takes. */
 	struct vt_path q;
@@ -612,7 +635,9 @@ static bool vt_get_below(struct vas_tree *t, uint64_t key, bool eq,
 	struct vt_path p;
 	vt_descend(t, key, &p);
 	struct vas_node *l = p.n[p.depth];
-	uint32_t i = eq ? vn_upper(l, key) : vn_lower(l, key);
+	uint32_t i = p.i[p.depth]; /* keys < key; with eq, key too */
+	if (eq && i < vn_count(l) && vn_key(l, i) == key)
+		i++;
 	if (i > 0) {
 		vn_get(l, i - 1, e);
 		return true;
@@ -641,7 +666,7 @@ bool vt_get_ge(struct vas_tree *t, uint64_t key, struct vt_ent *e)
 	struct vt_path p;
 	vt_descend(t, key, &p);
 	struct vas_node *l = p.n[p.depth];
-	uint32_t i = vn_lower(l, key);
+	uint32_t i = p.i[p.depth]; /* keys < key */
 	if (i < vn_count(l)) {
 		vn_get(l, i, e);
 		return true;

@@ -41,10 +41,26 @@ static uint64_t vas_size_key(const struct vas *v, uint64_t len, uint64_t s)
 	return vas_size_enc(v, len) << v->sshift | s;
 }
 
-/* The writer lock (lf_spin.h: acquire pairs with the last writer's release). */
+/*
+ * The writer lock (lf_spin.h: the acquire in lf_spin_trylock() pairs with
+ * the last writer's release). A waiter spins VAS_WLOCK_SPINS pauses, about
+ * a write's length, then yields its CPU between looks
+ * (lf_platform_yield): on a machine with more runnable threads than CPUs
+ * a holder that lost its CPU is not waited for by burning a time slice.
+ */
+#define VAS_WLOCK_SPINS 256
+
 static void vas_wlock(struct vas *v)
 {
-	lf_spin_lock(&v->wlock);
+	while (!lf_spin_trylock(&v->wlock)) {
+		/* Relaxed: only a look; the trylock takes it. */
+		for (unsigned i = 0;
+		     i < VAS_WLOCK_SPINS && lf_spin_held(&v->wlock, LF_RELAXED);
+		     i++)
+			lf_platform_pause();
+		if (lf_spin_held(&v->wlock, LF_RELAXED))
+			lf_platform_yield();
+	}
 }
 
 static void vas_wunlock(struct vas *v)

@@ -3,13 +3,14 @@
  *
  * The address tree holds every range of the region, keyed by its start in
  * quanta, its value the length in quanta and whether it is free (vas_val);
- * allocated ranges carry the user's tag. Its inner nodes keep the largest
- * free length below each child, so first fit is a descent (O(log n) for an
- * alignment up to the quantum; a larger alignment may skip candidates that
- * are long enough but cannot be aligned, O(log n) each). The size tree
- * holds each free range once more, keyed by length << 32 | start, so best
- * fit is one lower-bound search (again O(log n) per candidate skipped for
- * alignment).
+ * allocated ranges carry the user's tag. Its inner nodes keep a bound on
+ * the largest free length below each child (never below it; lowered by the
+ * searches it misleads), so first fit is a descent (O(log n) for an
+ * alignment up to the quantum and bounds that are tight; a larger alignment may
+ * skip candidates that are long enough but cannot be aligned, O(log n) each).
+ * The size tree holds each free range once more, keyed by length << 32 | start,
+ * so best fit is one lower-bound search (again O(log n) per candidate skipped
+ * for alignment).
  *
  * Writers take the writer lock, reserve every node the call may need (so a
  * failing node source fails the call before anything changed: the vas is

@@ -16,9 +16,10 @@
  * version-locks each node it changes and keeps every one locked until the whole
  * call is done (two-phase locking), so a reader sees the vas before or after a
  * call, never part of one: a replace of [a, b) over several ranges is one step
- * for lookups. Finding a fit is O(log n): inner nodes keep the largest free
- * range below each child (first fit by address) and a second tree indexes free
- * ranges by size (best fit). docs/design.md ("The virtual address space
+ * for lookups. Finding a fit is O(log n): inner nodes keep a bound on the
+ * largest free range below each child (first fit by address; a bound a search
+ * found too high is lowered) and a second tree indexes free ranges by size
+ * (best fit). docs/design.md ("The virtual address space
  * allocator") gives the invariants and the argument.
  *
  * Nodes (VAS_NODE_SIZE bytes each) come from a node source given at

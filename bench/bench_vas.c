@@ -47,6 +47,7 @@
 #define BV_LOOKUP_NS 150.0  /* lookup, 10^6, vas, 1 thread, at most */
 #define BV_LOOKUP_SCALE 1.9 /* lookup, 10^6, vas, 2 / 1 thread throughput */
 #define BV_MIX_RATIO 2.0    /* mix90, 2 threads, rb_rwlock / vas ns */
+#define BV_MUTEX_RATIO 1.0  /* mix50, mix90, 2 threads, rb_mutex / vas cpu */
 
 enum bv_kind { BV_VAS, BV_RB_RWLOCK, BV_RB_MUTEX, BV_KINDS };
 
@@ -297,6 +298,29 @@ static bool bv_ns(const struct bench_results *res, const char *b,
 	return bench_result(res, b, impl, n, ns, &lo, &hi) && *ns > 0;
 }
 
+/*
+ * Writers (the vaspace issue's "writers that scale"): at 2 threads, vas
+ * no slower than the red-black tree under a mutex, in CPU ns per op, at
+ * every size.
+ */
+static void bv_targets_mutex(const struct bench_results *res, const char *mix)
+{
+	char w[64], b[32];
+	double a, c, lo, hi;
+
+	for (unsigned e = BV_MIN_EXP; e < BV_MIN_EXP + BV_SIZES; e++) {
+		snprintf(b, sizeof(b), "%s_1e%u", mix, e);
+		snprintf(w, sizeof(w),
+			 "%s, 10^%u ranges, 2 thr, rb_mutex / vas cpu", mix, e);
+		if (bench_result_cpu(res, b, "rb_mutex", 2, &a, &lo, &hi) &&
+		    bench_result_cpu(res, b, "vas", 2, &c, &lo, &hi) && c > 0)
+			bv_target(w, a / c >= BV_MUTEX_RATIO, a / c, "x",
+				  ">= 1x");
+		else
+			printf("  %-46s not measured in this run\n", w);
+	}
+}
+
 static void bv_targets(const struct bench_results *res)
 {
 	const char *w1 = "lookup, 10^6 ranges, vas, 1 thread";
@@ -327,6 +351,8 @@ static void bv_targets(const struct bench_results *res)
 		else
 			printf("  %-46s not measured in this run\n", w3);
 	}
+	bv_targets_mutex(res, "mix50");
+	bv_targets_mutex(res, "mix90");
 }
 
 /* Tree memory per live range, as the trees stand after the run. */

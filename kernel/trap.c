@@ -391,6 +391,12 @@ void lf_platform_heavy_barrier(void)
 	}
 }
 
+/* One thread per CPU and no scheduler: nothing to yield to but a pause. */
+void lf_platform_yield(void)
+{
+	lf_platform_pause();
+}
+
 /* RFLAGS.IF (bit 9) saved, then cleared; set again only if it was set. */
 lf_irqflags lf_platform_irq_save(void)
 {

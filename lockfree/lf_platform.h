@@ -17,6 +17,11 @@
  *                         an asymmetric barrier (below): optional; a
  *                         platform without one says so and the core falls
  *                         back to symmetric ordering.
+ *   lf_platform_yield()   a waiter that spun long enough gives its CPU to
+ *                         another runnable thread, if any: sched_yield()
+ *                         in userspace, a pause in the kernel (one thread
+ *                         per CPU, nothing to yield to), a scheduling
+ *                         point under the model checker.
  *   lf_platform_irq_save(), lf_platform_irq_restore()
  *                         interrupts off on the calling CPU and back as they
  *                         were: the interrupt-disabling spinlock of
@@ -83,6 +88,14 @@ bool lf_platform_heavy_barrier_cheap(void);
  * restore nest. A compiler barrier each: memory accesses do not move across
  * them. Userspace and the model checker have no interrupts: 0 and nothing.
  */
+/*
+ * Give the CPU away for a moment, to another runnable thread if there is
+ * one (the vas writer lock, after spinning: a preempted holder then gets a
+ * CPU sooner, and the waiter does not burn its time slice). A compiler
+ * barrier; no memory ordering.
+ */
+void lf_platform_yield(void);
+
 typedef unsigned long lf_irqflags;
 lf_irqflags lf_platform_irq_save(void);
 void lf_platform_irq_restore(lf_irqflags flags);

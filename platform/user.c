@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include <linux/membarrier.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -94,6 +95,11 @@ void lf_platform_heavy_barrier(void)
 	 */
 	if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0))
 		lf_platform_panic(__FILE__, __LINE__, "membarrier failed");
+}
+
+void lf_platform_yield(void)
+{
+	sched_yield();
 }
 
 /* A process has no interrupts to turn off: lf_spin.h's irqsave is a lock. */

@@ -3,13 +3,14 @@
  *
  * The address tree holds every range of the region, keyed by its start in
  * quanta, its value the length in quanta and whether it is free (vas_val);
- * allocated ranges carry the user's tag. Its inner nodes keep the largest
- * free length below each child, so first fit is a descent (O(log n) for an
- * alignment up to the quantum; a larger alignment may skip candidates that
- * are long enough but cannot be aligned, O(log n) each). The size tree
- * holds each free range once more, keyed by vas_size_key(), so best
- * fit is one lower-bound search (again O(log n) per candidate skipped for
- * alignment).
+ * allocated ranges carry the user's tag. Its inner nodes keep a bound on
+ * the largest free length below each child (never below it; lowered by the
+ * searches it misleads), so first fit is a descent (O(log n) for an
+ * alignment up to the quantum and bounds that are tight; a larger alignment
+ * may skip candidates that are long enough but cannot be aligned, O(log n)
+ * each). The size tree holds each free range once more, keyed by
+ * vas_size_key(), so best fit is one lower-bound search (again O(log n) per
+ * candidate skipped for alignment).
  *
  * Writers take the writer lock, reserve every node the call may need (so a
  * failing node source fails the call before anything changed: the vas is
@@ -41,10 +42,26 @@ static uint64_t vas_size_key(const struct vas *v, uint64_t len, uint64_t s)
 	return vas_size_enc(v, len) << v->sshift | s;
 }
 
-/* The writer lock (lf_spin.h: acquire pairs with the last writer's release). */
+/*
+ * The writer lock (lf_spin.h: the acquire in lf_spin_trylock() pairs with
+ * the last writer's release). A waiter spins VAS_WLOCK_SPINS pauses, about
+ * a write's length, then yields its CPU between looks
+ * (lf_platform_yield): on a machine with more runnable threads than CPUs
+ * a holder that lost its CPU is not waited for by burning a time slice.
+ */
+#define VAS_WLOCK_SPINS 256
+
 static void vas_wlock(struct vas *v)
 {
-	lf_spin_lock(&v->wlock);
+	while (!lf_spin_trylock(&v->wlock)) {
+		/* Relaxed: only a look; the trylock takes it. */
+		for (unsigned i = 0;
+		     i < VAS_WLOCK_SPINS && lf_spin_held(&v->wlock, LF_RELAXED);
+		     i++)
+			lf_platform_pause();
+		if (lf_spin_held(&v->wlock, LF_RELAXED))
+			lf_platform_yield();
+	}
 }
 
 static void vas_wunlock(struct vas *v)
@@ -1074,6 +1091,26 @@ int vas_iterate(struct vas_ctx *c, uint64_t a, uint64_t b,
 	return VAS_OK;
 }
 
+/*
+ * The longest free range, in quanta, from the size tree (writer lock
+ * held): its last key, and in a class of lengths past sexact the longest
+ * of the class. (The address tree's maxw only bounds it from above.)
+ */
+static uint64_t vas_largest_free(struct vas *v)
+{
+	struct vt_ent e, x;
+	if (!vt_get_le(&v->size, UINT64_MAX, &e))
+		return 0;
+	uint64_t cls = e.key >> v->sshift, m = e.val;
+	if (cls < v->sexact)
+		return m;
+	while (vt_get_lt(&v->size, e.key, &x) && x.key >> v->sshift == cls) {
+		m = x.val > m ? x.val : m;
+		e = x;
+	}
+	return m;
+}
+
 void vas_stats(struct vas *v, struct vas_stats *out)
 {
 	*out = (struct vas_stats){ 0 };
@@ -1084,7 +1121,7 @@ void vas_stats(struct vas *v, struct vas_stats *out)
 	out->nodes_retired = lf_load_u64(&v->retired, LF_RELAXED);
 	out->commits = lf_load_u64(&v->commits, LF_RELAXED);
 	vas_wlock(v);
-	out->largest_free = vt_max_weight(&v->addr) << v->qshift;
+	out->largest_free = vas_largest_free(v) << v->qshift;
 	out->nodes = v->addr.nodes + v->size.nodes;
 	out->nodes_free = v->nfree + v->nreserve;
 	out->height = v->addr.height;

@@ -17,10 +17,10 @@
  * locked until the whole call is done (two-phase locking), so a reader sees the
  * vas before or after a call, never part of one: a replace of [a, b) over
  * several ranges is one step for lookups. Finding a fit is O(log n): inner
- * nodes keep the largest free range below each child (first fit by address) and
- * a second tree indexes free ranges by size (best fit). The invariants (A1-A8,
- * W1) and the argument are in docs/design.md section 3; the sources cite them
- * by number.
+ * nodes keep a bound on the largest free range below each child (first fit by
+ * address; a bound a search found too high is lowered) and a second tree
+ * indexes free ranges by size (best fit). The invariants (A1-A8, W1) and the
+ * argument are in docs/design.md section 3; the sources cite them by number.
  *
  * Nodes (VAS_NODE_SIZE bytes each) come from a node source given at
  * creation (page-aligned memory in userspace, buddy frames in the kernel).
@@ -141,6 +141,22 @@ struct vas_stats {
 
 struct vas_node;
 
+/*
+ * The writer's last path down a tree (vaspace/vas_tree.c): the nodes, the
+ * child taken at each inner level, and the leaf's fences [lo, hi). A
+ * descent for a key inside the fences reuses it while the tree's shape
+ * count has not moved since (no split, merge, borrow or root change: the
+ * inner nodes on the path are as they were), searching only the leaf.
+ */
+struct vas_finger {
+	struct vas_node *n[VAS_MAX_HEIGHT]; /* (w) */
+	uint32_t i[VAS_MAX_HEIGHT];         /* (w) */
+	uint32_t depth;                     /* (w) index of the leaf */
+	uint64_t lo, hi;                    /* (w) the leaf's fences */
+	bool has_lo, has_hi;                /* (w) */
+	uint64_t shape;                     /* (w) tree shape when taken */
+};
+
 /* One B+-tree (the vas has two). Fields: see vaspace/vas_tree.c. */
 struct vas_tree {
 	struct lf_vlock rootlock; /* (a) guards the root pointer */
@@ -149,6 +165,8 @@ struct vas_tree {
 	bool augment;             /* (i) keep the largest free below */
 	uint32_t height;          /* (w) levels, leaves included */
 	uint64_t nodes;           /* (w) */
+	uint64_t shape;           /* (w) structural changes, for the finger */
+	struct vas_finger finger; /* (w) the writer's last path */
 	struct vas *vas;          /* (i) */
 };
 

@@ -55,7 +55,8 @@ _Static_assert(sizeof(struct vas_node) <= VAS_NODE_SIZE,
  * Leaf values of the address tree: length in quanta << 17 | attributes
  * << 1 | free (VAS_ATTR_BITS = 16 bits of attributes, lengths below 2^47).
  * The weight of an entry is its length if free, else 0; an inner node
- * keeps the largest weight below each child (maxw), for first fit.
+ * keeps, beside each child, a bound on the largest weight below it
+ * (maxw: never below it, A4), for first fit.
  */
 #define VAS_VAL_LSHIFT (VAS_ATTR_BITS + 1)
 _Static_assert(VAS_VAL_LSHIFT + VAS_MAX_QBITS == 64,
@@ -124,8 +125,6 @@ bool vt_last_weight(struct vas_tree *t, uint64_t below, uint64_t need,
 void vt_commit(struct vas *v);
 /* Nodes one insert may need at most. */
 uint32_t vt_insert_nodes(const struct vas_tree *t);
-/* The largest weight in the tree (augmented). */
-uint64_t vt_max_weight(const struct vas_tree *t);
 /* Structural check: 0 or an invariant number (A1-A4); *where a key. */
 int vt_check(struct vas_tree *t, uint64_t *nentries, uint64_t *where);
 

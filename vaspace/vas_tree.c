@@ -43,6 +43,12 @@
 
 /* ---- node pool ---- */
 
+/* A split, merge, borrow or root change: every finger is stale. */
+static void vt_reshape(struct vas_tree *t)
+{
+	t->shape++;
+}
+
 static struct vas_node *vn_pop(struct vas_node **list, uint64_t *n)
 {
 	struct vas_node *x = *list;
@@ -85,6 +91,7 @@ static struct vas_node *vn_take(struct vas_tree *t, uint32_t level)
 	struct vas *v = t->vas;
 	struct vas_node *x = vn_pop(&v->reserve, &v->nreserve);
 	LF_ASSERT(x != NULL); /* vn_reserve() counted wrong */
+	vt_reshape(t);
 	int rc = lf_vlock_revive_locked(&x->lock);
 	LF_ASSERT(rc == LF_VLOCK_OK);
 	/* V1 across reuse: above every word it had in the tree before. */
@@ -102,6 +109,7 @@ static void vn_drop(struct vas_tree *t, struct vas_node *x)
 	struct vas *v = t->vas;
 	int rc = lf_vlock_write_unlock_obsolete(&x->lock);
 	LF_ASSERT(rc == LF_VLOCK_OK);
+	vt_reshape(t);
 	x->dropped_word = lf_load_u64(&x->lock.word, LF_RELAXED);
 	vn_push(&v->freelist, &v->nfree, x);
 	t->nodes--;
@@ -252,6 +260,28 @@ static uint32_t vn_lower(const struct vas_node *n, uint64_t key)
 	return key == 0 ? 0 : vn_upper(n, key - 1);
 }
 
+/*
+ * Keys of leaf n that are < key, trying first around hint (the position
+ * of the writer's last descent in this leaf: a write's descents mostly
+ * come back to the same entry or its neighbour), then a binary search.
+ * Exact either way: a candidate h is the answer iff key[h - 1] < key <=
+ * key[h] (with the ends open).
+ */
+static uint32_t vn_lower_near(const struct vas_node *n, uint64_t key,
+			      uint32_t hint)
+{
+	uint32_t c = vn_count(n);
+	for (uint32_t k = 0; k < 3; k++) {
+		uint32_t h = k == 0 ? hint : k == 1 ? hint + 1 : hint - 1;
+		if (h > c || (k == 2 && hint == 0))
+			continue;
+		if ((h == 0 || vn_key(n, h - 1) < key) &&
+		    (h == c || vn_key(n, h) >= key))
+			return h;
+	}
+	return vn_lower(n, key);
+}
+
 /* ---- the writer's path ---- */
 
 struct vt_path {
@@ -265,10 +295,12 @@ static struct vas_node *vt_root(const struct vas_tree *t)
 	return lf_load_ptr(&t->root, LF_RELAXED);
 }
 
-/* Down to the leaf for key; at the leaf, i = keys < key. */
-static void vt_descend(struct vas_tree *t, uint64_t key, struct vt_path *p)
+/* Down to the leaf for key from the root; at the leaf, i = keys < key. */
+static void vt_descend_full(struct vas_tree *t, uint64_t key, struct vt_path *p,
+			    struct vas_finger *f)
 {
 	struct vas_node *n = vt_root(t);
+	f->has_lo = f->has_hi = false;
 	for (uint32_t d = 0;; d++) {
 		LF_ASSERT(d < VAS_MAX_HEIGHT);
 		p->n[d] = n;
@@ -277,10 +309,59 @@ static void vt_descend(struct vas_tree *t, uint64_t key, struct vt_path *p)
 			p->depth = d;
 			return;
 		}
-		p->i[d] = vn_upper(n, key);
-		n = vn_child(n, p->i[d]);
+		uint32_t i = vn_upper(n, key);
+		p->i[d] = i;
+		if (i > 0) {
+			f->lo = vn_key(n, i - 1);
+			f->has_lo = true;
+		}
+		if (i < vn_count(n)) {
+			f->hi = vn_key(n, i);
+			f->has_hi = true;
+		}
+		n = vn_child(n, i);
 		vt_prefetch(t, n);
 	}
+}
+
+/*
+ * Down to the leaf for key; at the leaf, i = keys < key. A key inside the
+ * fences of the last path (the finger) takes the same inner nodes and
+ * children, as long as no structural change moved a separator or a child
+ * since (t->shape): only the leaf is searched. Inner nodes change only by
+ * splits, merges, borrows and root changes, each of which moves the shape.
+ */
+static void vt_descend(struct vas_tree *t, uint64_t key, struct vt_path *p)
+{
+	struct vas_finger *f = &t->finger;
+	if (f->shape != t->shape || (f->has_lo && key < f->lo) ||
+	    (f->has_hi && key >= f->hi)) {
+		vt_descend_full(t, key, p, f);
+		for (uint32_t d = 0; d <= p->depth; d++) {
+			f->n[d] = p->n[d];
+			f->i[d] = p->i[d];
+		}
+		f->depth = p->depth;
+		f->shape = t->shape;
+		return;
+	}
+	for (uint32_t d = 0; d < f->depth; d++) {
+		p->n[d] = f->n[d];
+		p->i[d] = f->i[d];
+	}
+	p->depth = f->depth;
+	p->n[f->depth] = f->n[f->depth];
+	p->i[f->depth] = vn_lower_near(f->n[f->depth], key, f->i[f->depth]);
+	f->i[f->depth] = p->i[f->depth];
+#ifdef LF_DEBUG
+	/* The finger's path is the one a descent from the root takes. */
+	struct vt_path q;
+	struct vas_finger g;
+	vt_descend_full(t, key, &q, &g);
+	LF_DEBUG_ASSERT(q.depth == p->depth);
+	for (uint32_t d = 0; d <= q.depth; d++)
+		LF_DEBUG_ASSERT(q.n[d] == p->n[d] && q.i[d] == p->i[d]);
+#endif
 }
 
 /* A weight that says "anything in the node may have changed". */
@@ -295,9 +376,13 @@ static uint64_t vn_weight(const struct vas_node *n, uint32_t i)
 /*
  * Refresh maxw on the path above level d after one weight of node p->n[d]
  * went from w_old to w_new (w_old VT_W_UNKNOWN: after a merge or a borrow,
- * anything). A node's new largest weight follows from its old one, the
- * parent's maxw slot, without looking at the node, unless the change took
- * away the old largest; then the node is scanned. Stops at the first level
+ * anything). maxw is an upper bound of the largest weight below (A4), so
+ * a weight that grows raises the slots above it, and one that shrinks
+ * changes nothing: no node is scanned to find the new largest (a free
+ * range taken by best fit is often its leaf's largest, and the scan was
+ * most of a write's cost). The first-fit searches lower a bound that led
+ * them into a subtree without a fit (vt_fw_node). After a merge or a
+ * borrow the slot is recomputed from the node. Stops at the first level
  * whose slot does not change.
  */
 static void vt_fix_up(struct vas_tree *t, struct vt_path *p, uint32_t d,
@@ -308,7 +393,7 @@ static void vt_fix_up(struct vas_tree *t, struct vt_path *p, uint32_t d,
 	while (d-- > 0) {
 		struct vas_node *up = p->n[d];
 		uint64_t r = vn_w(up, p->i[d]), m;
-		if (w_old == VT_W_UNKNOWN || (w_old >= r && w_new < r))
+		if (w_old == VT_W_UNKNOWN)
 			m = vn_max(p->n[d + 1]);
 		else
 			m = w_new > r ? w_new : r;
@@ -329,6 +414,8 @@ int vt_init(struct vas_tree *t, struct vas *v, uint32_t cap, bool augment)
 	t->augment = augment;
 	t->height = 1;
 	t->nodes = 0;
+	t->shape = 1; /* the finger (shape 0) is empty */
+	t->finger.shape = 0;
 	lf_vlock_init(&t->rootlock);
 	int rc = vn_reserve(v, 1);
 	if (rc != VAS_OK)
@@ -357,11 +444,6 @@ void vt_destroy(struct vas_tree *t)
 uint32_t vt_insert_nodes(const struct vas_tree *t)
 {
 	return t->height + 1; /* a split per level, and a new root */
-}
-
-uint64_t vt_max_weight(const struct vas_tree *t)
-{
-	return vn_max(vt_root(t));
 }
 
 /* ---- readers ---- */
@@ -553,7 +635,9 @@ static bool vt_get_below(struct vas_tree *t, uint64_t key, bool eq,
 	struct vt_path p;
 	vt_descend(t, key, &p);
 	struct vas_node *l = p.n[p.depth];
-	uint32_t i = eq ? vn_upper(l, key) : vn_lower(l, key);
+	uint32_t i = p.i[p.depth]; /* keys < key; with eq, key too */
+	if (eq && i < vn_count(l) && vn_key(l, i) == key)
+		i++;
 	if (i > 0) {
 		vn_get(l, i - 1, e);
 		return true;
@@ -582,7 +666,7 @@ bool vt_get_ge(struct vas_tree *t, uint64_t key, struct vt_ent *e)
 	struct vt_path p;
 	vt_descend(t, key, &p);
 	struct vas_node *l = p.n[p.depth];
-	uint32_t i = vn_lower(l, key);
+	uint32_t i = p.i[p.depth]; /* keys < key */
 	if (i < vn_count(l)) {
 		vn_get(l, i, e);
 		return true;
@@ -595,62 +679,94 @@ bool vt_get_ge(struct vas_tree *t, uint64_t key, struct vt_ent *e)
 	return false;
 }
 
-/* First entry >= from with weight >= need below n; lo: n's lower fence. */
+/*
+ * Child i of inner node n holds no weight >= need (a search of the whole
+ * child found none): its bound (A4, an upper bound) drops below need.
+ */
+static void vt_tighten(struct vas_node *n, uint32_t i, uint64_t need)
+{
+	if (vn_w(n, i) >= need)
+		vn_setw(n, i, need - 1);
+}
+
+/*
+ * First entry >= from with weight >= need below n. whole: every key below
+ * n is >= from, so a miss proves the subtree has no such weight and its
+ * bound is lowered (vt_tighten).
+ */
 static bool vt_fw_node(struct vas_node *n, uint64_t from, uint64_t need,
-		       struct vt_ent *e)
+		       bool whole, struct vt_ent *e)
 {
 	uint32_t c = vn_count(n);
 	if (vn_leaf(n)) {
-		for (uint32_t i = vn_lower(n, from); i < c; i++) {
+		for (uint32_t i = whole ? 0 : vn_lower(n, from); i < c; i++) {
 			vn_get(n, i, e);
 			if (vas_val_weight(e->val) >= need)
 				return true;
 		}
 		return false;
 	}
-	for (uint32_t i = vn_upper(n, from); i <= c; i++)
-		if (vn_w(n, i) >= need &&
-		    vt_fw_node(vn_child(n, i), from, need, e))
+	/* Child i > the one holding from: keys >= key[i - 1] > from. */
+	uint32_t first = whole ? 0 : vn_upper(n, from);
+	for (uint32_t i = first; i <= c; i++) {
+		bool w = whole || i > first;
+		if (vn_w(n, i) < need)
+			continue;
+		if (vt_fw_node(vn_child(n, i), from, need, w, e))
 			return true;
+		if (w)
+			vt_tighten(n, i, need);
+	}
 	return false;
 }
 
 bool vt_first_weight(struct vas_tree *t, uint64_t from, uint64_t need,
 		     struct vt_ent *e)
 {
-	LF_ASSERT(t->augment);
-	return vt_fw_node(vt_root(t), from, need, e);
+	LF_ASSERT(t->augment && need > 0);
+	return vt_fw_node(vt_root(t), from, need, from == 0, e);
 }
 
 /*
  * Last entry < below with weight >= need under n: the mirror of
- * vt_fw_node(), scanning the other way; a direction argument would put a
- * branch into every step of both descents.
+ * vt_fw_node(), scanning the other way (a direction argument would put a
+ * branch into every step of both descents); whole: every key below n is
+ * < below.
  */
 static bool vt_lw_node(struct vas_node *n, uint64_t below, uint64_t need,
-		       struct vt_ent *e)
+		       bool whole, struct vt_ent *e)
 {
+	uint32_t c = vn_count(n);
 	if (vn_leaf(n)) {
-		for (uint32_t i = vn_lower(n, below); i-- > 0;) {
+		for (uint32_t i = whole ? c : vn_lower(n, below); i-- > 0;) {
 			vn_get(n, i, e);
 			if (vas_val_weight(e->val) >= need)
 				return true;
 		}
 		return false;
 	}
-	/* Child i holds keys >= key[i - 1]: none below 'below' past it. */
-	for (uint32_t i = vn_lower(n, below) + 1; i-- > 0;)
-		if (vn_w(n, i) >= need &&
-		    vt_lw_node(vn_child(n, i), below, need, e))
+	/*
+	 * Child i holds keys in [key[i - 1], key[i]): none below 'below' past
+	 * child top; children before it end at key[i] < below.
+	 */
+	uint32_t top = whole ? c : vn_lower(n, below);
+	for (uint32_t i = top + 1; i-- > 0;) {
+		bool w = whole || i < top;
+		if (vn_w(n, i) < need)
+			continue;
+		if (vt_lw_node(vn_child(n, i), below, need, w, e))
 			return true;
+		if (w)
+			vt_tighten(n, i, need);
+	}
 	return false;
 }
 
 bool vt_last_weight(struct vas_tree *t, uint64_t below, uint64_t need,
 		    struct vt_ent *e)
 {
-	LF_ASSERT(t->augment);
-	return vt_lw_node(vt_root(t), below, need, e);
+	LF_ASSERT(t->augment && need > 0);
+	return vt_lw_node(vt_root(t), below, need, false, e);
 }
 
 /* ---- writer changes ---- */
@@ -765,6 +881,7 @@ void vt_commit(struct vas *v)
 static void vt_drop(struct vas_tree *t, struct vas_node *n)
 {
 	LF_ASSERT(n->held == VN_HELD); /* dropping a node not locked */
+	vt_reshape(t);
 	n->held |= VN_DROPPED;
 	t->nodes--;
 }
@@ -774,6 +891,7 @@ static void vt_set_root(struct vas_tree *t, struct vas_node *n)
 {
 	int rc = lf_vlock_write_lock(&t->rootlock);
 	LF_ASSERT(rc == LF_VLOCK_OK);
+	vt_reshape(t);
 	lf_olc_store_ptr(&t->root, n);
 	lf_vlock_write_unlock(&t->rootlock);
 }
@@ -988,6 +1106,7 @@ static void vt_rebalance(struct vas_tree *t, struct vt_path *p, uint32_t d,
 			d--;
 			continue;
 		}
+		vt_reshape(t); /* a separator moves */
 		if (r == p->n[d])
 			vt_shift_right(l, r, &sep);
 		else
@@ -1072,7 +1191,7 @@ static int vt_ck_node(struct vt_ck *k, struct vas_node *n, uint32_t depth,
 				    i < c || has_hi, &cm);
 		if (rc)
 			return rc;
-		if (k->t->augment && vn_w(n, i) != cm)
+		if (k->t->augment && vn_w(n, i) < cm)
 			return vt_ck_fail(k, i < c ? vn_key(n, i) : hi, 4);
 		m = cm > m ? cm : m;
 	}

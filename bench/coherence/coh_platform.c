@@ -82,6 +82,12 @@ void lf_atomic_interpose(const volatile void *addr, enum lf_atomic_op op,
 		coh_sched_pause();
 }
 
+/* A yield costs the simulated CPU a pause, as a spin-wait step does. */
+void lf_platform_yield(void)
+{
+	lf_platform_pause();
+}
+
 /* ---- pthread locks (coh_pthread.h) ---- */
 
 static volatile uint32_t *coh_lock_word(void *lock)

@@ -240,6 +240,12 @@ void lf_platform_heavy_barrier(void)
 	lf_atomic_interpose(&mc_heavy_addr, LF_OP_LOAD, LF_SEQ_CST);
 }
 
+/* A yield is a spin-wait step: the turn goes to another thread. */
+void lf_platform_yield(void)
+{
+	lf_platform_pause();
+}
+
 /* Coroutines take no interrupts: lf_spin.h's irqsave is a plain lock. */
 lf_irqflags lf_platform_irq_save(void)
 {

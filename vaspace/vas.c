@@ -184,7 +184,11 @@ int vas_create(struct vas *v, uint64_t base, uint64_t size, uint64_t quantum,
 	lf_spin_init(&v->wlock);
 	lf_init_u64(&v->commits, 0);
 	lf_init_ptr(&v->ctxs, NULL);
-	lf_epoch_domain_init(&v->epoch, 64);
+	lf_epoch_domain_init(&v->epoch, VAS_EPOCH_POLL);
+	/* Nodes are 4 KiB and retired rarely: advance at every poll's worth,
+	 * so E7 bounds a context's pending nodes by 3 * VAS_EPOCH_POLL
+	 * (docs/design.md 3.4), not by the default's 34 polls' worth. */
+	lf_epoch_domain_set_advance_at(&v->epoch, VAS_EPOCH_POLL);
 	uint32_t cap = node_keys ? node_keys : VAS_MAX_KEYS;
 	if ((rc = vt_init(&v->addr, v, cap, true)) != VAS_OK ||
 	    (rc = vt_init(&v->size, v, cap, false)) != VAS_OK ||

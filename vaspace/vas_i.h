@@ -59,6 +59,9 @@ _Static_assert(sizeof(struct vas_node) <= VAS_NODE_SIZE,
  * (maxw: never below it, A4), for first fit.
  */
 #define VAS_VAL_LSHIFT (VAS_ATTR_BITS + 1)
+
+/* A context's epoch record polls every this many retired nodes. */
+#define VAS_EPOCH_POLL 64
 _Static_assert(VAS_VAL_LSHIFT + VAS_MAX_QBITS == 64,
 	       "length and attributes fill one value word");
 static inline uint64_t vas_val_attr(uint64_t len, uint32_t attr, bool free)

@@ -783,12 +783,8 @@ int kmem_cache_alloc(struct kmem_cache *c, unsigned cpu, void **obj)
 	return kmem_alloc_obj(c, cpu, obj);
 }
 
-/*
- * Is p an object of a slab (EFOREIGN, EDOUBLE for a page given back,
- * EINTERIOR)? The slab in *sp; its cache is for the caller to judge. The
- * full classification, for the free's slow path and the lookups.
- */
-static int kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
+/* The full classification (kmem_i.h), for the free's slow path. */
+int kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
 {
 	uintptr_t a = (uintptr_t)p;
 	if (a - k->base >= k->size)
@@ -816,19 +812,6 @@ static int kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
 		return KMEM_EINTERIOR;
 	*sp = s;
 	return 0;
-}
-
-/*
- * The free's fast check, on a's page map entry e alone (no slab header
- * read; a inside the range): e is a slab of c and a an object start in it
- * (kmem_i.h: the page map). True only if kmem_obj_find() would find a in a
- * slab of c; false sends the free to the full classification.
- */
-static inline __attribute__((always_inline)) bool
-kmem_free_ok(const struct kmem_cache *c, uintptr_t a, uintptr_t e)
-{
-	uintptr_t off = a - e + c->pm_bias; /* from the slab's first object */
-	return off < c->span && kmem_on_stride(c, off);
 }
 
 static int kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p);
@@ -1118,7 +1101,7 @@ static void kmem_cache_setup(struct kmem_cache *c, size_t size, size_t align,
 #endif
 	uintptr_t end = c->tag_off == 0 ? rsize : c->tag_off + 8;
 	c->stride = kmem_align_up(end, align);
-	c->recip = ~(uint64_t)0 / c->stride + 1;
+	c->recip = kmem_recip(c->stride);
 }
 
 static int kmem_cache_init(struct kmem *k, struct kmem_cache *c,

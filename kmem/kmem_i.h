@@ -177,6 +177,12 @@ static inline uintptr_t *kmem_tag(const struct kmem_cache *c, void *p)
 	return (uintptr_t *)((char *)p + c->tag_off);
 }
 
+/* ceil(2^64 / d) for a stride d >= 2: kmem_div(), kmem_on_stride(). */
+static inline uint64_t kmem_recip(uint64_t d)
+{
+	return ~(uint64_t)0 / d + 1;
+}
+
 /* Object index of offset off in a slab (exact for off < 2^32). */
 static inline uint64_t kmem_div(const struct kmem_cache *c, uint64_t off)
 {
@@ -231,6 +237,28 @@ static inline struct kmem_slab *kmem_slab_of(const struct kmem *k,
 		&k->pagemap[(a - k->base) >> KMEM_PAGE_SHIFT], LF_ACQUIRE);
 	return kmem_pm_is_slab(e) ? kmem_pm_slab_at(k, e) : NULL;
 }
+
+/*
+ * The free's fast check, on a's page map entry e alone (no slab header
+ * read; a inside the range): e is a slab of c and a an object start in it
+ * (the page map, above). True exactly when kmem_obj_find() finds a in a
+ * slab of c (test_kmem checks this address by address); false sends the
+ * free to that full classification.
+ */
+static inline __attribute__((always_inline)) bool
+kmem_free_ok(const struct kmem_cache *c, uintptr_t a, uintptr_t e)
+{
+	uintptr_t off = a - e + c->pm_bias; /* from the slab's first object */
+	return off < c->span && kmem_on_stride(c, off);
+}
+
+/*
+ * Is p an object of a slab? 0 and its slab in *sp (the cache is for the
+ * caller to judge), or EFOREIGN (outside every slab and block: the range,
+ * a page never handed out, a slab's header or tail), EDOUBLE (a page given
+ * back), EWRONG (a large block), EINTERIOR (inside an object or a block).
+ */
+int kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp);
 
 void kmem_lock(lf_atomic_u32 *l);
 void kmem_unlock(lf_atomic_u32 *l);

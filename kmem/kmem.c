@@ -1059,22 +1059,38 @@ static uintptr_t kmem_hdr(uintptr_t n, uintptr_t align)
 			     align < 8 ? 8 : align);
 }
 
-/* Choose the slab order: the first with at most 1/8 wasted. */
+/* How many objects of a stride fit in bytes behind a header aligned to a. */
+static uintptr_t kmem_fit(uintptr_t bytes, uintptr_t stride, uintptr_t a)
+{
+	uintptr_t n = bytes / stride;
+	while (n > 0 && kmem_hdr(n, a) + n * stride > bytes)
+		n--;
+	return n < KMEM_NIL16 ? n : KMEM_NIL16 - 1;
+}
+
+/*
+ * Choose the slab order: the first with at most 1/8 wasted. The first
+ * object is aligned further, to the stride's largest power-of-two factor
+ * up to a cache line, when that costs no object: then no object straddles
+ * more lines than it must (a 64-byte object fills one line, a 16-byte one
+ * never straddles two), as the general allocators' blocks do.
+ */
 static bool kmem_cache_layout(struct kmem_cache *c)
 {
+	uintptr_t low = c->stride & -c->stride;
+	uintptr_t la = low < LF_CACHELINE ? low : LF_CACHELINE;
+	if (la < c->align)
+		la = c->align;
 	for (unsigned o = 0; o <= KMEM_SLAB_MAX_ORDER; o++) {
 		uintptr_t bytes = KMEM_PAGE_SIZE << o;
-		uintptr_t n = bytes / c->stride;
-		while (n > 0 && kmem_hdr(n, c->align) + n * c->stride > bytes)
-			n--;
-		if (n >= KMEM_NIL16)
-			n = KMEM_NIL16 - 1;
+		uintptr_t n = kmem_fit(bytes, c->stride, c->align);
 		uintptr_t waste = bytes - n * c->stride;
 		if (n == 0 || (waste > bytes / 8 && o < KMEM_SLAB_MAX_ORDER))
 			continue;
+		bool line = kmem_fit(bytes, c->stride, la) == n;
 		c->order = o;
 		c->nobj = (uint32_t)n;
-		c->hdr = (uint32_t)kmem_hdr(n, c->align);
+		c->hdr = (uint32_t)kmem_hdr(n, line ? la : c->align);
 		return true;
 	}
 	return false;

@@ -158,16 +158,19 @@ static void kmem_cpu_unlock(struct kmem_cpu *cc)
 	/* Relaxed: SYM is constant (above); we hold the lock. */
 	uint32_t v = lf_load_u32(&cc->lock, LF_RELAXED) & KMEM_CPU_SYM;
 	/* Release: pairs with the acquires in kmem_cpu_lock() and
-	 * kmem_own_enter(). */
+	 * kmem_own_try(). */
 	lf_store_u32(&cc->lock, v, LF_RELEASE);
 }
 
 /*
- * Enter CPU cc's section: true on the fast way (own set, no lock), false
- * with the lock held. Without a heavy barrier SYM keeps lock nonzero, so
- * the owner always locks: one test serves both kinds of instance.
+ * The fast paths' entry: the section without the lock, or false (nothing
+ * held) when a drainer holds the lock or the instance has no heavy barrier
+ * (SYM keeps lock nonzero there: one test serves both kinds of instance);
+ * the fast paths then go to their slow paths, which enter by
+ * kmem_own_enter().
  */
-static inline bool kmem_own_enter(struct kmem_cpu *cc)
+static inline __attribute__((always_inline)) bool
+kmem_own_try(struct kmem_cpu *cc)
 {
 	/* Relaxed: a drainer's heavy barrier orders it against our load of
 	 * lock below (the compiler barrier keeps the order). */
@@ -179,6 +182,14 @@ static inline bool kmem_own_enter(struct kmem_cpu *cc)
 		return true;
 	/* Release: pairs with the drainer's wait in kmem_seize(). */
 	lf_store_u32(&cc->own, 0, LF_RELEASE);
+	return false;
+}
+
+/* Enter CPU cc's section: true without the lock, false with it held. */
+static inline bool kmem_own_enter(struct kmem_cpu *cc)
+{
+	if (LF_LIKELY(kmem_own_try(cc)))
+		return true;
 	kmem_cpu_lock(cc);
 	return false;
 }
@@ -191,25 +202,6 @@ static inline void kmem_own_exit(struct kmem_cpu *cc, bool fast)
 		lf_store_u32(&cc->own, 0, LF_RELEASE);
 	else
 		kmem_cpu_unlock(cc);
-}
-
-/*
- * The fast paths' entry: the section without the lock, or false (nothing
- * held) when a drainer holds the lock or the instance has no heavy barrier;
- * the caller then goes to its slow path, which enters by kmem_own_enter().
- */
-static inline __attribute__((always_inline)) bool
-kmem_own_try(struct kmem_cpu *cc)
-{
-	/* Relaxed: as in kmem_own_enter(). */
-	lf_store_u32(&cc->own, 1, LF_RELAXED);
-	lf_compiler_barrier();
-	/* Acquire: as in kmem_own_enter(). */
-	if (LF_LIKELY(lf_load_u32(&cc->lock, LF_ACQUIRE) == 0))
-		return true;
-	/* Release: as in kmem_own_enter(). */
-	lf_store_u32(&cc->own, 0, LF_RELEASE);
-	return false;
 }
 
 /* Take CPU v's magazines as a drainer (v may be the caller's own). */

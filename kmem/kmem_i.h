@@ -25,7 +25,7 @@
  * tag or a slab of another cache, for any a inside the range (a - base
  * below 2^46, a within 2^15 of its slab): so one compare, off < span(c),
  * checks the cache, the tags, the header and the tail, without reading the
- * slab's header (kmem.c: kmem_free_ok).
+ * slab's header (kmem_free_ok() below).
  */
 #define KMEM_PM_KEY_SHIFT 48
 #define KMEM_PM_OFFS (((uintptr_t)1 << KMEM_PM_KEY_SHIFT) - 1)

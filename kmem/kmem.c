@@ -93,21 +93,60 @@ static bool kmem_filled(const void *p, uint8_t b, size_t n)
 
 /* ---- CPU sections (see the file header) ---- */
 
-static inline bool kmem_own_enter(bool asym, struct kmem_cpu *cc)
+/*
+ * The CPU lock (kmem_i.h: KMEM_CPU_LOCKED, KMEM_CPU_SYM). SYM is set at
+ * creation and never changes: each side reads it relaxed and keeps it.
+ */
+static void kmem_cpu_lock(struct kmem_cpu *cc)
 {
-	if (LF_LIKELY(asym)) {
-		/* Relaxed: a drainer's heavy barrier orders it against our
-		 * load of lock below (the compiler barrier keeps the order). */
-		lf_store_u32(&cc->own, 1, LF_RELAXED);
-		lf_compiler_barrier();
-		/* Acquire: pairs with the release in kmem_unlock() by the
-		 * last drainer: its changes to the magazines are seen. */
-		if (LF_LIKELY(lf_load_u32(&cc->lock, LF_ACQUIRE) == 0))
-			return true;
-		/* Release: pairs with the drainer's wait in kmem_seize(). */
-		lf_store_u32(&cc->own, 0, LF_RELEASE);
-	}
-	kmem_lock(&cc->lock);
+	/* Relaxed: SYM is constant (above). */
+	uint32_t v = lf_load_u32(&cc->lock, LF_RELAXED) & KMEM_CPU_SYM;
+	/* Acquire: pairs with the release in kmem_cpu_unlock(). */
+	while (lf_xchg_u32(&cc->lock, v | KMEM_CPU_LOCKED, LF_ACQUIRE) &
+	       KMEM_CPU_LOCKED)
+		/* Relaxed: spin on a read until it looks free. */
+		while (lf_load_u32(&cc->lock, LF_RELAXED) & KMEM_CPU_LOCKED)
+			lf_platform_pause();
+}
+
+static void kmem_cpu_unlock(struct kmem_cpu *cc)
+{
+	/* Relaxed: SYM is constant (above); we hold the lock. */
+	uint32_t v = lf_load_u32(&cc->lock, LF_RELAXED) & KMEM_CPU_SYM;
+	/* Release: pairs with the acquires in kmem_cpu_lock() and
+	 * kmem_own_try(). */
+	lf_store_u32(&cc->lock, v, LF_RELEASE);
+}
+
+/*
+ * The fast paths' entry: the section without the lock, or false (nothing
+ * held) when a drainer holds the lock or the instance has no heavy barrier
+ * (SYM keeps lock nonzero there: one test serves both kinds of instance);
+ * the fast paths then go to their slow paths, which enter by
+ * kmem_own_enter().
+ */
+static inline __attribute__((always_inline)) bool
+kmem_own_try(struct kmem_cpu *cc)
+{
+	/* Relaxed: a drainer's heavy barrier orders it against our load of
+	 * lock below (the compiler barrier keeps the order). */
+	lf_store_u32(&cc->own, 1, LF_RELAXED);
+	lf_compiler_barrier();
+	/* Acquire: pairs with the release in kmem_cpu_unlock() by the last
+	 * drainer: its changes to the magazines are seen. */
+	if (LF_LIKELY(lf_load_u32(&cc->lock, LF_ACQUIRE) == 0))
+		return true;
+	/* Release: pairs with the drainer's wait in kmem_seize(). */
+	lf_store_u32(&cc->own, 0, LF_RELEASE);
+	return false;
+}
+
+/* Enter CPU cc's section: true without the lock, false with it held. */
+static inline bool kmem_own_enter(struct kmem_cpu *cc)
+{
+	if (LF_LIKELY(kmem_own_try(cc)))
+		return true;
+	kmem_cpu_lock(cc);
 	return false;
 }
 
@@ -118,13 +157,13 @@ static inline void kmem_own_exit(struct kmem_cpu *cc, bool fast)
 		 * acquire load of own in kmem_seize(). */
 		lf_store_u32(&cc->own, 0, LF_RELEASE);
 	else
-		kmem_unlock(&cc->lock);
+		kmem_cpu_unlock(cc);
 }
 
 /* Take CPU v's magazines as a drainer (v may be the caller's own). */
 static void kmem_seize(const struct kmem *k, struct kmem_cpu *v)
 {
-	kmem_lock(&v->lock);
+	kmem_cpu_lock(v);
 	if (!k->asym)
 		return; /* the owner locks too */
 	lf_platform_heavy_barrier();
@@ -162,7 +201,9 @@ static void kmem_depot_note(struct kmem_cache *c, const struct lf_stack *s,
 			   LF_RELAXED);
 }
 
-static struct kmem_mag *kmem_depot_get(struct kmem_cache *c)
+/* A full magazine from the depot for CPU cc (its owner), or NULL. */
+static struct kmem_mag *kmem_depot_get(struct kmem_cache *c,
+				       struct kmem_cpu *cc)
 {
 	struct kmem *k = c->k;
 	/* Relaxed: for the contention hint only. */
@@ -171,11 +212,13 @@ static struct kmem_mag *kmem_depot_get(struct kmem_cache *c)
 	if (i == LF_STACK_NIL)
 		return NULL;
 	kmem_depot_note(c, &c->full, w0);
-	kmem_stat_add(&c->depot_gets, 1);
+	kmem_stat_bump(&cc->depot_gets, 1);
 	return &k->mags[i];
 }
 
-static void kmem_depot_put(struct kmem_cache *c, struct kmem_mag *m)
+/* Magazine m (ours) to the depot, by CPU cc's owner. */
+static void kmem_depot_put(struct kmem_cache *c, struct kmem_cpu *cc,
+			   struct kmem_mag *m)
 {
 	struct kmem *k = c->k;
 	/* Relaxed: statistics; we hold m. */
@@ -184,7 +227,7 @@ static void kmem_depot_put(struct kmem_cache *c, struct kmem_mag *m)
 		lf_stack_push(&c->empty, k->mag_links, kmem_mag_idx(k, m));
 		return;
 	}
-	kmem_stat_add(&c->depot_puts, 1);
+	kmem_stat_bump(&cc->depot_puts, 1);
 	/* Relaxed: for the contention hint only. */
 	uint64_t w0 = lf_load_u64(&c->full.head, LF_RELAXED);
 	lf_stack_push(&c->full, k->mag_links, kmem_mag_idx(k, m));
@@ -311,7 +354,7 @@ static struct kmem_slab *kmem_slab_grow(struct kmem_cache *c, unsigned cpu,
 		s->link[i] = (uint16_t)(i + 1 < c->nobj ? i + 1 : KMEM_NIL16);
 		kmem_obj_init(c, kmem_obj(c, s, i));
 	}
-	kmem_slab_map(c->k, s, (uintptr_t)s);
+	kmem_slab_map(c->k, s, kmem_pm_slab(c, s));
 	kmem_stat_add(&c->grows, 1);
 	return s;
 }
@@ -467,7 +510,7 @@ static void kmem_cpu_flush(struct kmem_cache *c, unsigned cpu, unsigned v)
 		kmem_stat_add(&c->drains, 1);
 	kmem_mag_empty(c, cpu, cc->loaded);
 	kmem_mag_empty(c, cpu, cc->prev);
-	kmem_unlock(&cc->lock);
+	kmem_cpu_unlock(cc);
 }
 
 /* Empty the depot's full magazines into the slabs. */
@@ -593,14 +636,16 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 	bool starved = false;
 	void *p;
 	for (;;) {
-		bool fast = kmem_own_enter(c->asym, cc);
+		bool fast = kmem_own_enter(cc);
 		struct kmem_mag *old = NULL, *m;
-		/* Relaxed: our magazines, inside the section. */
-		if (lf_load_u32(&cc->prev->n, LF_RELAXED) > 0) {
+		/* Relaxed, both: our magazines, inside the section. */
+		if (lf_load_u32(&cc->loaded->n, LF_RELAXED) > 0) {
+			m = cc->loaded; /* the fast path found the lock held */
+		} else if (lf_load_u32(&cc->prev->n, LF_RELAXED) > 0) {
 			m = cc->prev;
 			cc->prev = cc->loaded;
 			cc->loaded = m;
-		} else if ((m = kmem_depot_get(c)) != NULL) {
+		} else if ((m = kmem_depot_get(c, cc)) != NULL) {
 			old = cc->prev;
 			cc->prev = cc->loaded;
 			cc->loaded = m;
@@ -609,7 +654,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 			p = kmem_round_take(cc);
 			kmem_own_exit(cc, fast);
 			if (old && old != &k->none)
-				kmem_depot_put(c, old);
+				kmem_depot_put(c, cc, old);
 			goto out;
 		}
 		kmem_own_exit(cc, fast);
@@ -623,7 +668,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 			LF_ASSERT(err !=
 				  0); /* slab_take got one, or says why */
 			if (m)
-				kmem_depot_put(c, m);
+				kmem_depot_put(c, cc, m);
 			if (starved || err != KMEM_ENOMEM) {
 				kmem_stat_add(&c->failed, 1);
 				return err;
@@ -636,7 +681,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 			goto out;
 		kmem_stat_add(&c->fills, 1);
 		lf_store_u32(&m->n, n, LF_RELAXED); /* Relaxed: ours */
-		fast = kmem_own_enter(c->asym, cc);
+		fast = kmem_own_enter(cc);
 		/* Only we add rounds: both are still empty. */
 		old = cc->prev;
 		cc->prev = cc->loaded;
@@ -644,57 +689,67 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 		p = kmem_round_take(cc);
 		kmem_own_exit(cc, fast);
 		if (old != &k->none)
-			kmem_depot_put(c, old);
+			kmem_depot_put(c, cc, old);
 		goto out;
 	}
 out:
 	return kmem_handout(c, cc, p, obj);
 }
 
-int kmem_cache_alloc(struct kmem_cache *c, unsigned cpu, void **obj)
+static __attribute__((noinline)) int kmem_einval(lf_atomic_u64 *by)
 {
-	if (LF_UNLIKELY(!c || !obj || cpu >= c->ncpus))
-		return c ? kmem_reject(c->rejected_by, KMEM_EINVAL)
-			 : KMEM_EINVAL;
-	struct kmem_cpu *cc = &c->cpu[cpu];
-	bool fast = kmem_own_enter(c->asym, cc);
-	struct kmem_mag *m = cc->loaded;
-	/* Relaxed: m is ours inside the section; snapshots read n. */
-	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
-	if (LF_LIKELY(n > 0)) {
-		void *p = m->round[n - 1];
-		lf_store_u32(&m->n, n - 1, LF_RELAXED);
-		kmem_own_exit(cc, fast);
-		return kmem_handout(c, cc, p, obj);
-	}
-	kmem_own_exit(cc, fast);
-	return kmem_alloc_slow(c, cpu, obj);
+	return by ? kmem_reject(by, KMEM_EINVAL) : KMEM_EINVAL;
 }
 
 /*
- * Is p an object of a slab (EFOREIGN, EDOUBLE for a page given back,
- * EINTERIOR)? The slab in *sp; its cache is for the caller to judge.
+ * A hit: a round of the loaded magazine, inside the section without the
+ * lock; anything else (the lock held, an empty magazine) in the slow path.
  */
 static inline __attribute__((always_inline)) int
-kmem_obj_find_in(const lf_atomic_uptr *pagemap, uintptr_t base, uintptr_t range,
-		 const void *p, struct kmem_slab **sp)
+kmem_alloc_obj(struct kmem_cache *c, unsigned cpu, void **obj)
+{
+	struct kmem_cpu *cc = &c->cpu[cpu];
+	if (LF_UNLIKELY(!kmem_own_try(cc)))
+		return kmem_alloc_slow(c, cpu, obj);
+	struct kmem_mag *m = cc->loaded;
+	/* Relaxed: m is ours inside the section; snapshots read n. */
+	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
+	if (LF_UNLIKELY(n == 0)) {
+		kmem_own_exit(cc, true);
+		return kmem_alloc_slow(c, cpu, obj);
+	}
+	void *p = m->round[n - 1];
+	lf_store_u32(&m->n, n - 1, LF_RELAXED); /* Relaxed: as above */
+	kmem_own_exit(cc, true);
+	return kmem_handout(c, cc, p, obj);
+}
+
+int kmem_cache_alloc(struct kmem_cache *c, unsigned cpu, void **obj)
+{
+	if (LF_UNLIKELY(!c || !obj || cpu >= c->ncpus))
+		return kmem_einval(c ? c->rejected_by : NULL);
+	return kmem_alloc_obj(c, cpu, obj);
+}
+
+/* The full classification (kmem_i.h), for the free's slow path. */
+int kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
 {
 	uintptr_t a = (uintptr_t)p;
-	if (a - base >= range)
+	if (a - k->base >= k->size)
 		return KMEM_EFOREIGN;
 	/* Acquire: pairs with the release in kmem_slab_map(). */
-	uintptr_t e = lf_load_uptr(&pagemap[(a - base) >> KMEM_PAGE_SHIFT],
-				   LF_ACQUIRE);
+	uintptr_t e = lf_load_uptr(
+		&k->pagemap[(a - k->base) >> KMEM_PAGE_SHIFT], LF_ACQUIRE);
 	if (e == KMEM_PM_NONE)
 		return KMEM_EFOREIGN;
 	if (e == KMEM_PM_TOMB)
 		return KMEM_EDOUBLE;
-	if (e & KMEM_PM_TAGS)
+	if (!kmem_pm_is_slab(e))
 		return (e & KMEM_PM_TAGS) == KMEM_PM_LARGE &&
 				       (a & (KMEM_PAGE_SIZE - 1)) == 0
 			       ? KMEM_EWRONG
 			       : KMEM_EINTERIOR;
-	struct kmem_slab *s = (struct kmem_slab *)e;
+	struct kmem_slab *s = kmem_pm_slab_at(k, e);
 	struct kmem_cache *c = s->cache;
 	if (a < s->base)
 		return KMEM_EFOREIGN; /* the slab header */
@@ -707,14 +762,7 @@ kmem_obj_find_in(const lf_atomic_uptr *pagemap, uintptr_t base, uintptr_t range,
 	return 0;
 }
 
-static inline __attribute__((always_inline)) int
-kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
-{
-	return kmem_obj_find_in(k->pagemap, k->base, k->size, p, sp);
-}
-
-static int kmem_free_slow(struct kmem_cache *c, unsigned cpu,
-			  struct kmem_cpu *cc, bool fast, void *p);
+static int kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p);
 
 /* Free p, an object start of cache c: the checks, then the magazines. */
 static inline __attribute__((always_inline)) int
@@ -734,34 +782,39 @@ kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p)
 	*tag = mark;
 	struct kmem_cpu *cc = &c->cpu[cpu];
 	kmem_stat_bump(&cc->frees, 1);
-	bool fast = kmem_own_enter(c->asym, cc);
+	if (LF_UNLIKELY(!kmem_own_try(cc)))
+		return kmem_free_slow(c, cpu, p);
 	struct kmem_mag *m = cc->loaded;
 	/* Relaxed: m is ours inside the section; snapshots read n. */
 	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
-	if (LF_LIKELY(n < m->cap)) {
-		m->round[n] = p;
-		lf_store_u32(&m->n, n + 1, LF_RELAXED);
-		kmem_own_exit(cc, fast);
-		return 0;
+	if (LF_UNLIKELY(n >= m->cap)) {
+		kmem_own_exit(cc, true);
+		return kmem_free_slow(c, cpu, p);
 	}
-	return kmem_free_slow(c, cpu, cc, fast, p);
+	m->round[n] = p;
+	lf_store_u32(&m->n, n + 1, LF_RELAXED); /* Relaxed: as above */
+	kmem_own_exit(cc, true);
+	return 0;
 }
 
 /*
- * The free's slow path, inside the section: the loaded magazine is full.
- * An empty prev, else a fresh magazine (prev to the depot), else the slab.
- * The mirror of kmem_alloc_slow()'s exchange, with empty and full swapped.
+ * The free's slow path (p marked and counted): the loaded magazine has
+ * room after all (the fast path found the lock held), else an empty prev,
+ * else a fresh magazine (prev to the depot), else the slab. The mirror of
+ * kmem_alloc_slow()'s exchange, with empty and full swapped.
  */
 static __attribute__((noinline)) int kmem_free_slow(struct kmem_cache *c,
-						    unsigned cpu,
-						    struct kmem_cpu *cc,
-						    bool fast, void *p)
+						    unsigned cpu, void *p)
 {
 	struct kmem *k = c->k;
+	struct kmem_cpu *cc = &c->cpu[cpu];
+	bool fast = kmem_own_enter(cc);
 	struct kmem_mag *old = NULL, *m = cc->prev;
 	uint32_t n;
 	/* Relaxed, all n below: our magazines, inside the section. */
-	if (m->cap > 0 && lf_load_u32(&m->n, LF_RELAXED) == 0) {
+	if (lf_load_u32(&cc->loaded->n, LF_RELAXED) < cc->loaded->cap) {
+		m = cc->loaded;
+	} else if (m->cap > 0 && lf_load_u32(&m->n, LF_RELAXED) == 0) {
 		cc->prev = cc->loaded;
 		cc->loaded = m;
 	} else if ((m = kmem_mag_get(c)) != NULL) {
@@ -776,24 +829,42 @@ static __attribute__((noinline)) int kmem_free_slow(struct kmem_cache *c,
 	}
 	kmem_own_exit(cc, fast);
 	if (old && old != &k->none)
-		kmem_depot_put(c, old);
+		kmem_depot_put(c, cc, old);
 	if (!m)
 		kmem_slab_put(c, cpu, &p, 1);
 	return 0;
 }
 
+/*
+ * A free that failed the fast check: classify p (an object of another
+ * cache is EWRONG), or, if p turns out an object of c after all (its page
+ * map entry changed in between: a slab given back and remade), free it.
+ */
+static __attribute__((noinline)) int
+kmem_cache_free_bad(struct kmem_cache *c, unsigned cpu, void *obj)
+{
+	struct kmem_slab *s;
+	int err = kmem_obj_find(c->k, obj, &s);
+	if (err == 0 && s->cache != c)
+		err = KMEM_EWRONG;
+	if (err)
+		return kmem_reject(c->rejected_by, err);
+	return kmem_free_obj(c, cpu, obj);
+}
+
 int kmem_cache_free(struct kmem_cache *c, unsigned cpu, void *obj)
 {
 	if (LF_UNLIKELY(!c || cpu >= c->ncpus))
-		return c ? kmem_reject(c->rejected_by, KMEM_EINVAL)
-			 : KMEM_EINVAL;
-	struct kmem_slab *s;
-	int err = kmem_obj_find_in(c->pagemap, c->base, c->range, obj, &s);
-	if (LF_LIKELY(err == 0) && LF_UNLIKELY(s->cache != c))
-		err = KMEM_EWRONG;
-	if (LF_UNLIKELY(err))
-		return kmem_reject(c->rejected_by, err);
-	return kmem_free_obj(c, cpu, obj);
+		return kmem_einval(c ? c->rejected_by : NULL);
+	uintptr_t a = (uintptr_t)obj, off = a - c->base;
+	if (LF_LIKELY(off < c->range)) {
+		/* Acquire: pairs with the release in kmem_slab_map(). */
+		uintptr_t e = lf_load_uptr(&c->pagemap[off >> KMEM_PAGE_SHIFT],
+					   LF_ACQUIRE);
+		if (LF_LIKELY(kmem_free_ok(c, a, e)))
+			return kmem_free_obj(c, cpu, obj);
+	}
+	return kmem_cache_free_bad(c, cpu, obj);
 }
 
 /* ---- kmalloc ---- */
@@ -806,7 +877,8 @@ static unsigned kmem_large_order(size_t size)
 	return o;
 }
 
-static int kmem_large_alloc(struct kmem *k, unsigned cpu, size_t size, void **p)
+static __attribute__((noinline)) int
+kmem_large_alloc(struct kmem *k, unsigned cpu, size_t size, void **p)
 {
 	unsigned o = kmem_large_order(size);
 	uintptr_t a;
@@ -837,13 +909,13 @@ int kmalloc(struct kmem *k, unsigned cpu, size_t size, void **p)
 		return k ? kmem_reject(k->rejected_by, KMEM_EINVAL)
 			 : KMEM_EINVAL;
 	if (size <= KMEM_KMALLOC_MAX)
-		return kmem_cache_alloc(
-			k->kmalloc[k->class_of[(size + 7) >> 3]], cpu, p);
+		return kmem_alloc_obj(k->kmalloc[k->class_of[(size + 7) >> 3]],
+				      cpu, p);
 	return kmem_large_alloc(k, cpu, size, p);
 }
 
-static int kmem_large_free(struct kmem *k, unsigned cpu, uintptr_t a,
-			   uintptr_t e)
+static __attribute__((noinline)) int
+kmem_large_free(struct kmem *k, unsigned cpu, uintptr_t a, uintptr_t e)
 {
 	uintptr_t first = (a - k->base) >> KMEM_PAGE_SHIFT;
 	unsigned o = (unsigned)(e >> 3);
@@ -861,20 +933,10 @@ static int kmem_large_free(struct kmem *k, unsigned cpu, uintptr_t a,
 	return 0;
 }
 
-int kfree(struct kmem *k, unsigned cpu, void *p)
+/* kfree() of a pointer that is not a kmalloc object on the fast way. */
+static __attribute__((noinline)) int kmem_kfree_bad(struct kmem *k,
+						    unsigned cpu, void *p)
 {
-	if (LF_UNLIKELY(!k || cpu >= k->ncpus))
-		return k ? kmem_reject(k->rejected_by, KMEM_EINVAL)
-			 : KMEM_EINVAL;
-	uintptr_t a = (uintptr_t)p;
-	if (a - k->base < k->size && (a & (KMEM_PAGE_SIZE - 1)) == 0) {
-		/* Acquire: pairs with the release in kmem_large_alloc(). */
-		uintptr_t e = lf_load_uptr(
-			&k->pagemap[(a - k->base) >> KMEM_PAGE_SHIFT],
-			LF_ACQUIRE);
-		if ((e & KMEM_PM_TAGS) == KMEM_PM_LARGE)
-			return kmem_large_free(k, cpu, a, e);
-	}
 	struct kmem_slab *s;
 	int err = kmem_obj_find(k, p, &s);
 	if (err == 0 && !s->cache->kmalloc)
@@ -882,6 +944,29 @@ int kfree(struct kmem *k, unsigned cpu, void *p)
 	if (err)
 		return kmem_reject(k->rejected_by, err);
 	return kmem_free_obj(s->cache, cpu, p);
+}
+
+int kfree(struct kmem *k, unsigned cpu, void *p)
+{
+	if (LF_UNLIKELY(!k || cpu >= k->ncpus))
+		return kmem_einval(k ? k->rejected_by : NULL);
+	uintptr_t a = (uintptr_t)p, off = a - k->base;
+	if (LF_UNLIKELY(off >= k->size))
+		return kmem_kfree_bad(k, cpu, p);
+	/* Acquire: pairs with the releases in kmem_slab_map() and
+	 * kmem_large_alloc(). */
+	uintptr_t e =
+		lf_load_uptr(&k->pagemap[off >> KMEM_PAGE_SHIFT], LF_ACQUIRE);
+	if (LF_LIKELY(kmem_pm_is_slab(e))) {
+		/* The key names the cache slot: no slab header read. */
+		struct kmem_cache *c = &k->caches[(e >> KMEM_PM_KEY_SHIFT) - 1];
+		if (LF_LIKELY(c->kmalloc && kmem_free_ok(c, a, e)))
+			return kmem_free_obj(c, cpu, p);
+	} else if ((e & KMEM_PM_TAGS) == KMEM_PM_LARGE &&
+		   (a & (KMEM_PAGE_SIZE - 1)) == 0) {
+		return kmem_large_free(k, cpu, a, e);
+	}
+	return kmem_kfree_bad(k, cpu, p);
 }
 
 size_t kmem_ksize(struct kmem *k, const void *p)
@@ -923,22 +1008,38 @@ static uintptr_t kmem_hdr(uintptr_t n, uintptr_t align)
 			     align < 8 ? 8 : align);
 }
 
-/* Choose the slab order: the first with at most 1/8 wasted. */
+/* How many objects of a stride fit in bytes behind a header aligned to a. */
+static uintptr_t kmem_fit(uintptr_t bytes, uintptr_t stride, uintptr_t a)
+{
+	uintptr_t n = bytes / stride;
+	while (n > 0 && kmem_hdr(n, a) + n * stride > bytes)
+		n--;
+	return n < KMEM_NIL16 ? n : KMEM_NIL16 - 1;
+}
+
+/*
+ * Choose the slab order: the first with at most 1/8 wasted. The first
+ * object is aligned further, to the stride's largest power-of-two factor
+ * up to a cache line, when that costs no object: then no object straddles
+ * more lines than it must (a 64-byte object fills one line, a 16-byte one
+ * never straddles two), as the general allocators' blocks do.
+ */
 static bool kmem_cache_layout(struct kmem_cache *c)
 {
+	uintptr_t low = c->stride & -c->stride;
+	uintptr_t la = low < LF_CACHELINE ? low : LF_CACHELINE;
+	if (la < c->align)
+		la = c->align;
 	for (unsigned o = 0; o <= KMEM_SLAB_MAX_ORDER; o++) {
 		uintptr_t bytes = KMEM_PAGE_SIZE << o;
-		uintptr_t n = bytes / c->stride;
-		while (n > 0 && kmem_hdr(n, c->align) + n * c->stride > bytes)
-			n--;
-		if (n >= KMEM_NIL16)
-			n = KMEM_NIL16 - 1;
+		uintptr_t n = kmem_fit(bytes, c->stride, c->align);
 		uintptr_t waste = bytes - n * c->stride;
 		if (n == 0 || (waste > bytes / 8 && o < KMEM_SLAB_MAX_ORDER))
 			continue;
+		bool line = kmem_fit(bytes, c->stride, la) == n;
 		c->order = o;
 		c->nobj = (uint32_t)n;
-		c->hdr = (uint32_t)kmem_hdr(n, c->align);
+		c->hdr = (uint32_t)kmem_hdr(n, line ? la : c->align);
 		return true;
 	}
 	return false;
@@ -965,7 +1066,7 @@ static void kmem_cache_setup(struct kmem_cache *c, size_t size, size_t align,
 #endif
 	uintptr_t end = c->tag_off == 0 ? rsize : c->tag_off + 8;
 	c->stride = kmem_align_up(end, align);
-	c->recip = ~(uint64_t)0 / c->stride + 1;
+	c->recip = kmem_recip(c->stride);
 }
 
 static int kmem_cache_init(struct kmem *k, struct kmem_cache *c,
@@ -982,7 +1083,6 @@ static int kmem_cache_init(struct kmem *k, struct kmem_cache *c,
 	c->range = k->size;
 	c->secret = k->secret;
 	c->ncpus = k->ncpus;
-	c->asym = k->asym;
 	unsigned i = 0;
 	for (; name && name[i] && i < KMEM_NAME_MAX - 1; i++)
 		c->name[i] = name[i];
@@ -990,11 +1090,15 @@ static int kmem_cache_init(struct kmem *k, struct kmem_cache *c,
 	kmem_cache_setup(c, size, align, ctor, dtor, arg);
 	if (!kmem_cache_layout(c))
 		return KMEM_EINVAL;
+	c->pm_key = (uintptr_t)(c - k->caches + 1) << KMEM_PM_KEY_SHIFT;
+	c->pm_bias = c->pm_key - c->base - c->hdr;
+	c->span = c->nobj * c->stride;
 	lf_stack_init(&c->full);
 	lf_stack_init(&c->empty);
 	lf_init_u32(&c->mag_size, k->mag_init);
 	for (unsigned v = 0; v < k->ncpus; v++) {
 		kmem_fill(&c->cpu[v], 0, sizeof(c->cpu[v]));
+		lf_init_u32(&c->cpu[v].lock, k->asym ? 0 : KMEM_CPU_SYM);
 		c->cpu[v].loaded = c->cpu[v].prev = &k->none;
 	}
 	return 0;
@@ -1112,17 +1216,17 @@ void kmem_cache_stats(struct kmem_cache *c, struct kmem_cache_stats *st)
 		struct kmem_cpu *cc = &c->cpu[v];
 		st->allocs += lf_load_u64(&cc->allocs, LF_RELAXED);
 		st->frees += lf_load_u64(&cc->frees, LF_RELAXED);
+		st->depot_gets += lf_load_u64(&cc->depot_gets, LF_RELAXED);
+		st->depot_puts += lf_load_u64(&cc->depot_puts, LF_RELAXED);
 		kmem_seize(c->k, cc); /* loaded and prev are (x) */
 		inmag += lf_load_u32(&cc->loaded->n, LF_RELAXED) +
 			 lf_load_u32(&cc->prev->n, LF_RELAXED);
-		kmem_unlock(&cc->lock);
+		kmem_cpu_unlock(cc);
 	}
 	st->inuse = st->allocs - st->frees;
 	st->in_mags = inmag;
 	st->in_slabs = lf_load_u64(&c->slab_free, LF_RELAXED);
 	st->slabs = lf_load_u64(&c->nslabs, LF_RELAXED);
-	st->depot_gets = lf_load_u64(&c->depot_gets, LF_RELAXED);
-	st->depot_puts = lf_load_u64(&c->depot_puts, LF_RELAXED);
 	st->depot_contended = lf_load_u64(&c->contended, LF_RELAXED);
 	st->slab_fills = lf_load_u64(&c->fills, LF_RELAXED);
 	st->grows = lf_load_u64(&c->grows, LF_RELAXED);
@@ -1176,6 +1280,7 @@ static unsigned kmem_nmags(const struct kmem_config *cfg)
 static bool kmem_layout(const struct kmem_config *cfg, struct kmem_layout *l)
 {
 	if (!cfg || cfg->ncpus == 0 || cfg->max_caches < KMEM_KMALLOC_CLASSES ||
+	    cfg->max_caches > KMEM_CACHES_MAX || cfg->size > KMEM_SIZE_MAX ||
 	    (cfg->base & (KMEM_PAGE_SIZE - 1)) ||
 	    (cfg->size & (KMEM_PAGE_SIZE - 1)) || cfg->size == 0 ||
 	    cfg->base + cfg->size < cfg->base || !cfg->source.alloc ||
@@ -1238,7 +1343,11 @@ int kmem_init(struct kmem **kp, void *meta, size_t meta_size,
 	k->mag_init = cfg->mag_rounds ? cfg->mag_rounds : KMEM_MAG_MIN;
 	k->src = cfg->source;
 	k->secret = ((uintptr_t)meta * 0x9e3779b97f4a7c15ull) | 1;
-	k->asym = lf_platform_heavy_barrier_init();
+	/* Reclaims and drains seize every CPU's magazines, often and on many
+	 * CPUs at once: asymmetric only where the heavy barrier is cheap for
+	 * that (lf_platform.h; the buddy's caches choose alike). */
+	k->asym = lf_platform_heavy_barrier_init() &&
+		  lf_platform_heavy_barrier_cheap();
 	k->caches = (struct kmem_cache *)(base + l.caches);
 	k->cpus = (struct kmem_cpu *)(base + l.cpus);
 	k->mags = (struct kmem_mag *)(base + l.mags);

@@ -95,6 +95,8 @@
 #define KMEM_MAG_MAX 128        /* rounds at most, after growth */
 #define KMEM_MAG_GROW_AT 64     /* contended depot exchanges before a growth */
 #define KMEM_NAME_MAX 24
+#define KMEM_CACHES_MAX 4096 /* cache slots at most (max_caches) */
+#define KMEM_SIZE_MAX ((uintptr_t)1 << 46) /* the range at most (size) */
 
 enum kmem_err {
 	KMEM_OK = 0,
@@ -128,9 +130,10 @@ struct kmem_source {
 
 struct kmem_config {
 	uintptr_t base;      /* the range the source allocates from, */
-	uintptr_t size;      /* page-aligned */
+	uintptr_t size;      /* page-aligned, at most KMEM_SIZE_MAX */
 	unsigned ncpus;      /* CPU numbers 0 .. ncpus - 1 */
-	unsigned max_caches; /* cache slots, kmalloc's 15 included */
+	unsigned max_caches; /* cache slots, kmalloc's 15 included; at most
+			      * KMEM_CACHES_MAX */
 	unsigned nmags;      /* magazines in the pool (0: 4 per cache+CPU) */
 	unsigned empty_max;  /* empty slabs a cache keeps (the watermark) */
 	unsigned mag_rounds; /* rounds of a magazine at first (0: MAG_MIN) */

@@ -128,7 +128,7 @@ static void kmem_check_slab(struct kmem *k, struct kmem_cache *c,
 	uintptr_t first = ((uintptr_t)s - k->base) >> KMEM_PAGE_SHIFT;
 	for (uintptr_t i = 0; i < (uintptr_t)1 << c->order; i++)
 		if (lf_load_uptr(&k->pagemap[first + i], LF_RELAXED) !=
-		    (uintptr_t)s)
+		    kmem_pm_slab(c, s))
 			kmem_check_fail(w, 8);
 }
 
@@ -202,7 +202,7 @@ int kmem_check(struct kmem *k)
 				    lf_load_uptr(&k->pagemap[p + j],
 						 LF_RELAXED) != KMEM_PM_TAIL)
 					kmem_check_fail(&w, 8);
-		} else if (e != 0 && (e & KMEM_PM_TAGS) == 0) {
+		} else if (kmem_pm_is_slab(e)) {
 			slabpages++;
 		}
 	}

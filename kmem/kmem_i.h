@@ -15,7 +15,25 @@
 
 #define KMEM_NIL16 0xffffu
 
-/* Page map entries: a slab header's address (8-aligned), or a tag. */
+/*
+ * Page map entries: a tag below 2^12, or a slab's: its offset in the range
+ * (s - base, below 2^46) plus its cache's key (slot + 1, 1 to 2^16 - 1) in
+ * the top 16 bits. A free of a into cache c computes
+ *     off = a - e + (key(c) << 48) - base - hdr(c)        (mod 2^64)
+ * which is a's offset from the first object of its slab when e is a slab
+ * of c, and at least 2^48 - 2^13 (far above any slab's span) when e is a
+ * tag or a slab of another cache, for any a inside the range (a - base
+ * below 2^46, a within 2^15 of its slab): so one compare, off < span(c),
+ * checks the cache, the tags, the header and the tail, without reading the
+ * slab's header (kmem_free_ok() below).
+ */
+#define KMEM_PM_KEY_SHIFT 48
+#define KMEM_PM_OFFS (((uintptr_t)1 << KMEM_PM_KEY_SHIFT) - 1)
+_Static_assert(sizeof(uintptr_t) == 8, "the page map's keys need 64 bits");
+_Static_assert(KMEM_CACHES_MAX < (1u << (64 - KMEM_PM_KEY_SHIFT)) - 1,
+	       "every cache slot's key (slot + 1) fits in the top bits");
+_Static_assert(KMEM_SIZE_MAX <= (uintptr_t)1 << 46,
+	       "a range offset stays clear of the keys, with a margin");
 #define KMEM_PM_NONE ((uintptr_t)0)  /* never handed out by kmem */
 #define KMEM_PM_TOMB ((uintptr_t)1)  /* was kmem's, given back */
 #define KMEM_PM_LARGE ((uintptr_t)2) /* head of a large block: | order << 3 */
@@ -52,14 +70,26 @@ struct kmem_slab {
 	uint16_t link[]; /* (l) free list links by object index */
 };
 
+/*
+ * The CPU lock word: KMEM_CPU_LOCKED while a drainer (or, without a heavy
+ * barrier, the owner) holds it; KMEM_CPU_SYM is set for good in instances
+ * without a heavy barrier, so that the owner's fast test (lock == 0) fails
+ * there and it takes the lock (kmem.c: kmem_own_enter).
+ */
+#define KMEM_CPU_LOCKED 1u
+#define KMEM_CPU_SYM 2u
+
 /* A CPU's magazines in one cache: one cache line, written by its owner. */
 struct kmem_cpu {
 	lf_atomic_u32 own;  /* (o) owner inside its section (asymmetric) */
-	lf_atomic_u32 lock; /* (a) drainers; the owner too when symmetric */
+	lf_atomic_u32 lock; /* (a) LOCKED | (SYM or 0, set at creation) */
 	struct kmem_mag *loaded, *prev; /* (x) never NULL: k->none if none */
 	lf_atomic_u64 allocs; /* (o) relaxed load + store, snapshots read */
 	lf_atomic_u64 frees;  /* (o) */
+	lf_atomic_u64 depot_gets, depot_puts; /* (o) by the owner's exchanges */
 } LF_CACHE_ALIGNED;
+_Static_assert(sizeof(struct kmem_cpu) == LF_CACHELINE,
+	       "a CPU's magazines and counters: one line");
 
 struct kmem_cache {
 	/*
@@ -70,11 +100,15 @@ struct kmem_cache {
 	struct kmem_cpu *cpu;          /* (i) ncpus of them */
 	lf_atomic_uptr *pagemap;       /* (i) = k->pagemap */
 	uintptr_t base, range, secret; /* (i) = k->base, k->size, k->secret */
-	uint64_t recip;   /* (i) ceil(2^64 / stride): division by multiply */
-	uint32_t ncpus;   /* (i) = k->ncpus */
-	uint32_t tag_off; /* (i) offset of the tag word (the free mark) */
-	bool asym;        /* (i) = k->asym */
-	struct kmem *k;   /* (i) */
+	uintptr_t pm_key;  /* (i) slot + 1 << 48: in its slabs' entries */
+	uintptr_t pm_bias; /* (i) pm_key - base - hdr: a - e + pm_bias is
+			    * the object offset (see the page map above) */
+	uint64_t recip;    /* (i) ceil(2^64 / stride): division by multiply */
+	uintptr_t span;    /* (i) nobj * stride: the objects of a slab */
+	uint32_t ncpus;    /* (i) = k->ncpus */
+	uint32_t tag_off;  /* (i) offset of the tag word (the free mark) */
+	bool kmalloc;      /* (i) a kmalloc class: kfree() takes its objects */
+	struct kmem *k;    /* (i) */
 	char name[KMEM_NAME_MAX];   /* (i) */
 	size_t size, align, stride; /* (i) */
 	uint32_t rz_end; /* (i) debug: the red zone is [size, rz_end) */
@@ -84,14 +118,13 @@ struct kmem_cache {
 	void (*dtor)(void *, void *); /* (i) */
 	void *arg;                    /* (i) */
 	bool poison;                  /* (i) debug and no constructor */
-	bool kmalloc;       /* (i) a kmalloc class: kfree() takes its objects */
 	lf_atomic_u32 live; /* (k) written; read acquire by reclaim walks */
 
 	/* The depot: lock-free. */
 	struct lf_stack full LF_CACHE_ALIGNED; /* (a) full magazines */
 	struct lf_stack empty;                 /* (a) empty magazines */
 	lf_atomic_u32 mag_size;                /* (a) rounds of new magazines */
-	lf_atomic_u64 depot_gets, depot_puts, contended; /* (a) */
+	lf_atomic_u64 contended;               /* (a) */
 
 	/* The slab layer: under lock. */
 	lf_atomic_u32 lock LF_CACHE_ALIGNED;     /* (a) the cache lock */
@@ -144,10 +177,47 @@ static inline uintptr_t *kmem_tag(const struct kmem_cache *c, void *p)
 	return (uintptr_t *)((char *)p + c->tag_off);
 }
 
+/* ceil(2^64 / d) for a stride d >= 2: kmem_div(), kmem_on_stride(). */
+static inline uint64_t kmem_recip(uint64_t d)
+{
+	return ~(uint64_t)0 / d + 1;
+}
+
 /* Object index of offset off in a slab (exact for off < 2^32). */
 static inline uint64_t kmem_div(const struct kmem_cache *c, uint64_t off)
 {
 	return (uint64_t)(((unsigned __int128)off * c->recip) >> 64);
+}
+
+/*
+ * Is off a multiple of the stride? For off < 2^32 exactly when the low 64
+ * bits of off * ceil(2^64 / stride) are below ceil(2^64 / stride) (Lemire,
+ * Kaser and Kurz, "Faster remainder by direct computation", 2019): one
+ * multiply, no division.
+ */
+static inline bool kmem_on_stride(const struct kmem_cache *c, uint64_t off)
+{
+	return off * c->recip < c->recip;
+}
+
+/* Is an entry a slab's (an offset and a key), not a tag? */
+static inline bool kmem_pm_is_slab(uintptr_t e)
+{
+	return (e >> KMEM_PM_KEY_SHIFT) != 0;
+}
+
+/* The page map entry of slab s of cache c. */
+static inline uintptr_t kmem_pm_slab(const struct kmem_cache *c,
+				     const struct kmem_slab *s)
+{
+	return ((uintptr_t)s - c->base) + c->pm_key;
+}
+
+/* The slab of a slab entry of instance k (kmem_pm_is_slab(e)). */
+static inline struct kmem_slab *kmem_pm_slab_at(const struct kmem *k,
+						uintptr_t e)
+{
+	return (struct kmem_slab *)(k->base + (e & KMEM_PM_OFFS));
 }
 
 static inline void *kmem_obj(const struct kmem_cache *c,
@@ -165,8 +235,30 @@ static inline struct kmem_slab *kmem_slab_of(const struct kmem *k,
 	/* Acquire: pairs with the release in kmem_slab_map(). */
 	uintptr_t e = lf_load_uptr(
 		&k->pagemap[(a - k->base) >> KMEM_PAGE_SHIFT], LF_ACQUIRE);
-	return (e & KMEM_PM_TAGS) || e == 0 ? NULL : (struct kmem_slab *)e;
+	return kmem_pm_is_slab(e) ? kmem_pm_slab_at(k, e) : NULL;
 }
+
+/*
+ * The free's fast check, on a's page map entry e alone (no slab header
+ * read; a inside the range): e is a slab of c and a an object start in it
+ * (the page map, above). True exactly when kmem_obj_find() finds a in a
+ * slab of c (test_kmem checks this address by address); false sends the
+ * free to that full classification.
+ */
+static inline __attribute__((always_inline)) bool
+kmem_free_ok(const struct kmem_cache *c, uintptr_t a, uintptr_t e)
+{
+	uintptr_t off = a - e + c->pm_bias; /* from the slab's first object */
+	return off < c->span && kmem_on_stride(c, off);
+}
+
+/*
+ * Is p an object of a slab? 0 and its slab in *sp (the cache is for the
+ * caller to judge), or EFOREIGN (outside every slab and block: the range,
+ * a page never handed out, a slab's header or tail), EDOUBLE (a page given
+ * back), EWRONG (a large block), EINTERIOR (inside an object or a block).
+ */
+int kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp);
 
 void kmem_lock(lf_atomic_u32 *l);
 void kmem_unlock(lf_atomic_u32 *l);

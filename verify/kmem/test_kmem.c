@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "kmem.h"
+#include "kmem_i.h" /* test_free_check: the fast check, white-box */
 #include "kmem_src.h"
 
 #define NCPU 4
@@ -418,6 +419,108 @@ static void test_mag_growth_bounds(void)
 	teardown();
 }
 
+/*
+ * kmem_on_stride() (one multiply) against %, for every stride a slab can
+ * have up to a page and every offset inside the largest slab; past a page,
+ * the offsets around each multiple.
+ */
+static void test_on_stride(void)
+{
+	struct kmem_cache c;
+	uint64_t bad = 0, n = 0;
+	for (uint64_t d = 8; d <= KMEM_PAGE_SIZE << KMEM_SLAB_MAX_ORDER;
+	     d += 8) {
+		c.recip = kmem_recip(d);
+		uint64_t end = KMEM_PAGE_SIZE << KMEM_SLAB_MAX_ORDER;
+		for (uint64_t off = 0; off < end; off++, n++) {
+			if (d > KMEM_PAGE_SIZE && off % d > 1 &&
+			    off % d < d - 1)
+				off += d - 2 - off % d; /* next: d*k - 1 */
+			bad += kmem_on_stride(&c, off) != (off % d == 0);
+		}
+	}
+	CHECK_EQ(bad, 0);
+	CHECK(n > 1000000);
+}
+
+/*
+ * The free's fast check (kmem_free_ok: the page map entry alone) against
+ * the full classification (kmem_obj_find: the slab header), at every byte
+ * of every page the test's objects use or used: slabs of caches of several
+ * sizes, alignments, slab orders and tag offsets (a constructor), kmalloc
+ * classes, a large block, slabs given back, pages never handed out. For
+ * each cache c and address a: fast(c, a) iff a is an object start of a
+ * slab of c. Two caches of one layout are among them: only the key in
+ * the entry tells their slabs apart.
+ */
+#define FC_N 10
+static void fc_ctor(void *o, void *arg)
+{
+	(void)arg;
+	memset(o, 0x5a, 48);
+}
+
+static void test_free_check(void)
+{
+	static const size_t size[FC_N] = { 8,    24, 64, 64,   100,
+					   1000, 24, 48, 3000, 5000 };
+	static const size_t align[FC_N] = {
+		0, 8, 64, 64, 16, 0, 32, 0, 0, 4096
+	};
+	struct kmem_cache *c[FC_N + 2], *gone;
+	void *p[FC_N][8], *big, *km, *g[4];
+	setup(256, 8);
+	for (int i = 0; i < FC_N; i++) {
+		CHECK_EQ(kmem_cache_create(k, "fc", size[i], align[i],
+					   i == 7 ? fc_ctor : NULL, NULL, NULL,
+					   &c[i]),
+			 0);
+		for (int j = 0; j < 8; j++)
+			CHECK_EQ(kmem_cache_alloc(c[i], (unsigned)j % NCPU,
+						  &p[i][j]),
+				 0);
+	}
+	CHECK_EQ(kmem_cache_create(k, "gone", 32, 0, NULL, NULL, NULL, &gone),
+		 0);
+	for (int j = 0; j < 4; j++)
+		CHECK_EQ(kmem_cache_alloc(gone, 0, &g[j]), 0);
+	CHECK_EQ(kmalloc(k, 1, 3 * KMEM_PAGE_SIZE, &big), 0);
+	CHECK_EQ(kmalloc(k, 2, 200, &km), 0);
+	c[FC_N] = kmem_cache_of(k, km);
+	c[FC_N + 1] = kmem_kmalloc_cache(k, 0);
+	for (int j = 0; j < 4; j++)
+		CHECK_EQ(kmem_cache_free(gone, 0, g[j]), 0);
+	kmem_reclaim(k, 0, true); /* gone's slab: tombstones */
+	uint64_t bad = 0, objs = 0;
+	for (uintptr_t a = src.base; a < src.base + 256 * KMEM_PAGE_SIZE; a++) {
+		uintptr_t e = lf_load_uptr(
+			&k->pagemap[(a - src.base) >> KMEM_PAGE_SHIFT],
+			LF_RELAXED); /* Relaxed: one thread */
+		struct kmem_slab *s = NULL;
+		int err = kmem_obj_find(k, (void *)a, &s);
+		objs += err == 0;
+		for (int i = 0; i < FC_N + 2; i++) {
+			bool want = err == 0 && s->cache == c[i];
+			if (kmem_free_ok(c[i], a, e) != want && bad++ == 0)
+				printf("free check: cache %d address +%#lx: "
+				       "fast %d, find %d\n",
+				       i, (unsigned long)(a - src.base), !want,
+				       err);
+		}
+	}
+	CHECK_EQ(bad, 0);
+	CHECK(objs >= FC_N * 8);
+	for (int i = 0; i < FC_N; i++) {
+		for (int j = 0; j < 8; j++)
+			CHECK_EQ(kmem_cache_free(c[i], 0, p[i][j]), 0);
+		CHECK_EQ(kmem_cache_destroy(c[i], 0), 0);
+	}
+	CHECK_EQ(kmem_cache_destroy(gone, 0), 0);
+	CHECK_EQ(kfree(k, 0, big), 0);
+	CHECK_EQ(kfree(k, 0, km), 0);
+	teardown();
+}
+
 #ifdef LF_DEBUG
 static void test_debug(void)
 {
@@ -463,6 +566,8 @@ int main(void)
 	test_watermark();
 	test_source_fails();
 	test_mag_growth_bounds();
+	test_on_stride();
+	test_free_check();
 #ifdef LF_DEBUG
 	test_debug();
 #endif

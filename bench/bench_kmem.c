@@ -42,6 +42,7 @@
 #include "bench.h"
 #include "kmem.h"
 #include "kmem_src.h"
+#include "lf_spin.h"
 #include "platform_user.h"
 
 #define KB_RING 1024
@@ -126,7 +127,7 @@ static void kb_libs_load(void)
  * byte per arena page: the class) finds an object's class on free.
  */
 struct kb_slab_class {
-	lf_atomic_u32 lock LF_CACHE_ALIGNED;
+	struct lf_spin lock LF_CACHE_ALIGNED; /* (a) the class lock */
 	void *free; /* (l) objects linked through their first word */
 	size_t size;
 };
@@ -137,21 +138,6 @@ static struct {
 	lf_atomic_u64 pages;
 } kb_slab;
 
-static void kb_slab_lock(lf_atomic_u32 *l)
-{
-	/* Acquire: pairs with the release in kb_slab_unlock(). */
-	while (lf_xchg_u32(l, 1, LF_ACQUIRE) != 0)
-		/* Relaxed: spin on a read until it looks free. */
-		while (lf_load_u32(l, LF_RELAXED) != 0)
-			lf_platform_pause();
-}
-
-static void kb_slab_unlock(lf_atomic_u32 *l)
-{
-	/* Release: pairs with the acquire in kb_slab_lock(). */
-	lf_store_u32(l, 0, LF_RELEASE);
-}
-
 static unsigned kb_slab_class_of(size_t size)
 {
 	return size <= 16 ? 0 : size <= 64 ? 1 : size <= 256 ? 2 : 3;
@@ -161,11 +147,11 @@ static void *kb_slab_alloc(size_t size)
 {
 	unsigned ci = kb_slab_class_of(size);
 	struct kb_slab_class *c = &kb_slab.cls[ci];
-	kb_slab_lock(&c->lock);
+	lf_spin_lock(&c->lock);
 	if (!c->free) {
 		uintptr_t a;
 		if (ksrc_alloc(&kb_slab.src, 0, 0, &a) != 0) {
-			kb_slab_unlock(&c->lock);
+			lf_spin_unlock(&c->lock);
 			return NULL;
 		}
 		kb_slab.cls_of[(a - kb_slab.src.base) / KMEM_PAGE_SIZE] =
@@ -180,7 +166,7 @@ static void *kb_slab_alloc(size_t size)
 	}
 	void *p = c->free;
 	c->free = *(void **)p;
-	kb_slab_unlock(&c->lock);
+	lf_spin_unlock(&c->lock);
 	return p;
 }
 
@@ -189,10 +175,10 @@ static void kb_slab_free(void *p)
 	struct kb_slab_class *c =
 		&kb_slab.cls[kb_slab.cls_of[((uintptr_t)p - kb_slab.src.base) /
 					    KMEM_PAGE_SIZE]];
-	kb_slab_lock(&c->lock);
+	lf_spin_lock(&c->lock);
 	*(void **)p = c->free;
 	c->free = p;
-	kb_slab_unlock(&c->lock);
+	lf_spin_unlock(&c->lock);
 }
 
 static int kb_slab_init(void)
@@ -202,7 +188,7 @@ static int kb_slab_init(void)
 		return -1;
 	kb_slab.cls_of = calloc(KB_ARENA_PAGES, 1);
 	for (int i = 0; i < 4; i++) {
-		lf_init_u32(&kb_slab.cls[i].lock, 0);
+		lf_spin_init(&kb_slab.cls[i].lock);
 		kb_slab.cls[i].free = NULL;
 		kb_slab.cls[i].size = sz[i];
 	}

@@ -23,6 +23,7 @@
  * kernel keeps (the vaspace nodes): pages = the slabs of the live caches.
  */
 #include "kern.h"
+#include "lf_spin.h"
 
 #define KHELD 160
 #define KMBOX 128
@@ -37,7 +38,7 @@ struct kobj {
 };
 
 struct kmbox {
-	lf_atomic_u32 lock;   /* (a) */
+	struct lf_spin lock;  /* (a) */
 	lf_atomic_u32 n;      /* (a) written under lock, peeked without */
 	struct kobj o[KMBOX]; /* under lock */
 } LF_CACHE_ALIGNED;
@@ -169,31 +170,18 @@ static bool kget(struct cpu *c, uint64_t r, struct kobj *o, uint64_t *errors)
 	return true;
 }
 
-static void kmbox_lock(struct kmbox *m)
-{
-	/* Acquire: pairs with the release in kmbox_unlock(). */
-	while (lf_xchg_u32(&m->lock, 1, LF_ACQUIRE) != 0)
-		lf_platform_pause();
-}
-
-static void kmbox_unlock(struct kmbox *m)
-{
-	/* Release: pairs with the acquire in kmbox_lock(). */
-	lf_store_u32(&m->lock, 0, LF_RELEASE);
-}
-
 static bool kpost(unsigned to, const struct kobj *o)
 {
 	struct kmbox *m = &kmbox[to];
 	bool ok = false;
-	kmbox_lock(m);
+	lf_spin_lock(&m->lock);
 	uint32_t n = lf_load_u32(&m->n, LF_RELAXED); /* Relaxed: locked */
 	if (n < KMBOX) {
 		m->o[n] = *o;
 		lf_store_u32(&m->n, n + 1, LF_RELAXED);
 		ok = true;
 	}
-	kmbox_unlock(m);
+	lf_spin_unlock(&m->lock);
 	return ok;
 }
 
@@ -206,12 +194,12 @@ static uint64_t kmbox_drain(struct cpu *c, unsigned cpu, unsigned box,
 	/* Relaxed: a peek; the lock orders what we take. */
 	if (lf_load_u32(&m->n, LF_RELAXED) == 0)
 		return 0;
-	kmbox_lock(m);
+	lf_spin_lock(&m->lock);
 	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
 	for (uint32_t i = 0; i < n; i++)
 		kput(c, cpu, &m->o[i], errors);
 	lf_store_u32(&m->n, 0, LF_RELAXED);
-	kmbox_unlock(m);
+	lf_spin_unlock(&m->lock);
 	done = n;
 	return done;
 }

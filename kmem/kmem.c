@@ -34,21 +34,6 @@ _Static_assert(KMEM_KMALLOC_MAX == 2048, "the class table ends at half a page");
 
 /* ---- small helpers ---- */
 
-void kmem_lock(lf_atomic_u32 *l)
-{
-	/* Acquire: pairs with the release in kmem_unlock(). */
-	while (lf_xchg_u32(l, 1, LF_ACQUIRE) != 0)
-		/* Relaxed: spin on a read until it looks free. */
-		while (lf_load_u32(l, LF_RELAXED) != 0)
-			lf_platform_pause();
-}
-
-void kmem_unlock(lf_atomic_u32 *l)
-{
-	/* Release: pairs with the acquire in kmem_lock(). */
-	lf_store_u32(l, 0, LF_RELEASE);
-}
-
 /* A counter written by one context at a time: no read-modify-write. */
 static inline void kmem_stat_bump(lf_atomic_u64 *s, uint64_t d)
 {
@@ -393,7 +378,7 @@ static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu, void **out,
 {
 	unsigned n = 0;
 	*err = 0;
-	kmem_lock(&c->lock);
+	lf_spin_lock(&c->lock);
 	while (n < want) {
 		struct kmem_slab *s = c->list[KMEM_LIST_PARTIAL];
 		if (!s)
@@ -403,9 +388,9 @@ static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu, void **out,
 			 * be emptied by others before we relock; then again. */
 			if (n > 0)
 				break;
-			kmem_unlock(&c->lock);
+			lf_spin_unlock(&c->lock);
 			s = kmem_slab_grow(c, cpu, err);
-			kmem_lock(&c->lock);
+			lf_spin_lock(&c->lock);
 			if (!s)
 				break;
 			kmem_slab_add(c, s);
@@ -418,7 +403,7 @@ static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu, void **out,
 		kmem_relist(c, s);
 	}
 	kmem_stat_bump(&c->slab_free, -(uint64_t)n);
-	kmem_unlock(&c->lock);
+	lf_spin_unlock(&c->lock);
 	return n;
 }
 
@@ -431,7 +416,7 @@ static void kmem_slab_put(struct kmem_cache *c, unsigned cpu, void *const *objs,
 {
 	struct kmem *k = c->k;
 	struct kmem_slab *give = NULL;
-	kmem_lock(&c->lock);
+	lf_spin_lock(&c->lock);
 	for (unsigned j = 0; j < n; j++) {
 		struct kmem_slab *s = kmem_slab_of(k, objs[j]);
 		LF_ASSERT(s && s->cache == c);
@@ -453,7 +438,7 @@ static void kmem_slab_put(struct kmem_cache *c, unsigned cpu, void *const *objs,
 		s->next = give;
 		give = s;
 	}
-	kmem_unlock(&c->lock);
+	lf_spin_unlock(&c->lock);
 	while (give) {
 		struct kmem_slab *s = give;
 		give = s->next;
@@ -466,7 +451,7 @@ static size_t kmem_slab_reap(struct kmem_cache *c, unsigned cpu)
 {
 	struct kmem_slab *give;
 	size_t pages = 0;
-	kmem_lock(&c->lock);
+	lf_spin_lock(&c->lock);
 	give = c->list[KMEM_LIST_EMPTY];
 	c->list[KMEM_LIST_EMPTY] = NULL;
 	for (struct kmem_slab *s = give; s; s = s->next) {
@@ -474,7 +459,7 @@ static size_t kmem_slab_reap(struct kmem_cache *c, unsigned cpu)
 		kmem_stat_bump(&c->slab_free, -(uint64_t)s->nobj);
 	}
 	lf_store_u64(&c->nempty, 0, LF_RELAXED); /* Relaxed: under the lock */
-	kmem_unlock(&c->lock);
+	lf_spin_unlock(&c->lock);
 	while (give) {
 		struct kmem_slab *s = give;
 		give = s->next;
@@ -569,9 +554,9 @@ size_t kmem_reclaim(struct kmem *k, unsigned cpu, bool all_cpus)
 {
 	if (!k || cpu >= k->ncpus)
 		return 0;
-	kmem_lock(&k->lock);
+	lf_spin_lock(&k->lock);
 	size_t pages = kmem_reclaim_locked(k, cpu, all_cpus);
-	kmem_unlock(&k->lock);
+	lf_spin_unlock(&k->lock);
 	return pages;
 }
 
@@ -579,11 +564,11 @@ void kmem_cpu_drain(struct kmem *k, unsigned cpu)
 {
 	if (!k || cpu >= k->ncpus)
 		return;
-	kmem_lock(&k->lock);
+	lf_spin_lock(&k->lock);
 	for (unsigned i = 0; i < k->max_caches; i++)
 		if (kmem_cache_live(&k->caches[i]))
 			kmem_cpu_flush(&k->caches[i], cpu, cpu);
-	kmem_unlock(&k->lock);
+	lf_spin_unlock(&k->lock);
 }
 
 /*
@@ -593,10 +578,10 @@ void kmem_cpu_drain(struct kmem *k, unsigned cpu)
 static void kmem_starved(struct kmem_cache *c, unsigned cpu)
 {
 	struct kmem *k = c->k;
-	kmem_lock(&k->lock);
+	lf_spin_lock(&k->lock);
 	kmem_cache_flush(c, cpu, true);
 	kmem_reclaim_locked(k, cpu, true);
-	kmem_unlock(&k->lock);
+	lf_spin_unlock(&k->lock);
 }
 
 /* ---- allocation and free ---- */
@@ -1117,7 +1102,7 @@ int kmem_cache_create(struct kmem *k, const char *name, size_t size,
 	if ((align & (align - 1)) != 0 || align > KMEM_PAGE_SIZE)
 		return KMEM_EINVAL;
 	int err = KMEM_ENOSPC;
-	kmem_lock(&k->lock);
+	lf_spin_lock(&k->lock);
 	for (unsigned i = 0; i < k->max_caches; i++) {
 		struct kmem_cache *c = &k->caches[i];
 		/* Relaxed: live is written under the instance lock we hold. */
@@ -1131,7 +1116,7 @@ int kmem_cache_create(struct kmem *k, const char *name, size_t size,
 		}
 		break;
 	}
-	kmem_unlock(&k->lock);
+	lf_spin_unlock(&k->lock);
 	return err;
 }
 
@@ -1152,11 +1137,11 @@ int kmem_cache_destroy(struct kmem_cache *c, unsigned cpu)
 	if (!c || cpu >= c->k->ncpus || c->kmalloc)
 		return KMEM_EINVAL;
 	struct kmem *k = c->k;
-	kmem_lock(&k->lock);
+	lf_spin_lock(&k->lock);
 	/* Relaxed: a statistic; destroy runs with the cache idle. */
 	if (!kmem_cache_live(c) || kmem_cache_inuse(c) != 0 ||
 	    lf_load_u64(&c->corrupt, LF_RELAXED) != 0) {
-		kmem_unlock(&k->lock);
+		lf_spin_unlock(&k->lock);
 		return kmem_reject(c->rejected_by, KMEM_EBUSY);
 	}
 	kmem_cache_flush(c, cpu, true);
@@ -1176,7 +1161,7 @@ int kmem_cache_destroy(struct kmem_cache *c, unsigned cpu)
 		  c->list[KMEM_LIST_FULL] == NULL);
 	/* Release: the slot's reuse comes after all of the above. */
 	lf_store_u32(&c->live, 0, LF_RELEASE);
-	kmem_unlock(&k->lock);
+	lf_spin_unlock(&k->lock);
 	return 0;
 }
 

@@ -183,7 +183,7 @@ static void kmem_check_cache(struct kmem *k, struct kmem_cache *c,
 int kmem_check(struct kmem *k)
 {
 	struct kmem_walk w = { 0, 0, 0 };
-	kmem_lock(&k->lock);
+	lf_spin_lock(&k->lock);
 	for (unsigned i = 0; i < k->max_caches; i++)
 		if (lf_load_u32(&k->caches[i].live, LF_ACQUIRE))
 			kmem_check_cache(k, &k->caches[i], &w);
@@ -209,6 +209,6 @@ int kmem_check(struct kmem *k)
 	if (large != lf_load_u64(&k->large_pages, LF_RELAXED) ||
 	    large + slabpages != lf_load_u64(&k->pages, LF_RELAXED))
 		kmem_check_fail(&w, 8);
-	kmem_unlock(&k->lock);
+	lf_spin_unlock(&k->lock);
 	return w.bad;
 }

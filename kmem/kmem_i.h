@@ -12,6 +12,7 @@
 #define KMEM_I_H
 
 #include "kmem.h"
+#include "lf_spin.h"
 
 #define KMEM_NIL16 0xffffu
 
@@ -127,7 +128,7 @@ struct kmem_cache {
 	lf_atomic_u64 contended;               /* (a) */
 
 	/* The slab layer: under lock. */
-	lf_atomic_u32 lock LF_CACHE_ALIGNED;     /* (a) the cache lock */
+	struct lf_spin lock LF_CACHE_ALIGNED;    /* (a) the cache lock */
 	struct kmem_slab *list[KMEM_LISTS];      /* (l) */
 	lf_atomic_u64 nslabs, nempty, slab_free; /* (l) written, snapshots */
 	lf_atomic_u64 grows, reclaims, drains, fills; /* (a) */
@@ -152,8 +153,8 @@ struct kmem {
 	uint8_t class_of[KMEM_KMALLOC_MAX / 8 +
 			 1];                       /* (i) (size+7)/8 -> class */
 	struct lf_stack mag_pool LF_CACHE_ALIGNED; /* (a) unused magazines */
-	lf_atomic_u32 lock; /* (a) the instance lock: create/destroy,
-			     * reclaim walks */
+	struct lf_spin lock; /* (a) the instance lock: create/destroy,
+			      * reclaim walks */
 	lf_atomic_u64 pages, large_pages, large_allocs, large_frees; /* (a) */
 	lf_atomic_u64 rejected_by[KMEM_NERR];                        /* (a) */
 };
@@ -259,8 +260,5 @@ kmem_free_ok(const struct kmem_cache *c, uintptr_t a, uintptr_t e)
  * back), EWRONG (a large block), EINTERIOR (inside an object or a block).
  */
 int kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp);
-
-void kmem_lock(lf_atomic_u32 *l);
-void kmem_unlock(lf_atomic_u32 *l);
 
 #endif /* KMEM_I_H */

@@ -4,8 +4,12 @@
  *
  * Users: the per-CPU cache lock of buddy/buddy_cache.c (a drainer's side of
  * the owner/drainer exclusion), the zone lock of the locked buddy
- * (buddy/buddy_locked.c), the writer lock of vaspace/vas.c, and the
- * mailboxes of the kernel torture (kernel/torture.c, with interrupts off).
+ * (buddy/buddy_locked.c), the writer lock of vaspace/vas.c (spun on, then
+ * yielded), kmem's cache and instance locks (kmem/kmem.c), the locked slab
+ * of bench/bench_kmem.c, and the mailboxes of the kernel tortures
+ * (kernel/torture.c with interrupts off, kernel/torture_kmem.c). kmem's
+ * per-CPU lock word is not one: it carries a second, constant bit
+ * (kmem_i.h, KMEM_CPU_SYM).
  *
  * Synchronization table:
  *   lock, trylock      any thread; the acquiring exchange pairs with the

@@ -409,10 +409,11 @@ static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu, void **out,
 
 /*
  * Put n free (marked) objects back on their slabs; slabs past the cache's
- * watermark of empty slabs go back to the source, outside the lock.
+ * watermark of empty slabs go back to the source, outside the lock. The
+ * pages given back.
  */
-static void kmem_slab_put(struct kmem_cache *c, unsigned cpu, void *const *objs,
-			  unsigned n)
+static size_t kmem_slab_put(struct kmem_cache *c, unsigned cpu,
+			    void *const *objs, unsigned n)
 {
 	struct kmem *k = c->k;
 	struct kmem_slab *give = NULL;
@@ -439,11 +440,14 @@ static void kmem_slab_put(struct kmem_cache *c, unsigned cpu, void *const *objs,
 		give = s;
 	}
 	lf_spin_unlock(&c->lock);
+	size_t pages = 0;
 	while (give) {
 		struct kmem_slab *s = give;
 		give = s->next;
 		kmem_slab_release(c, cpu, s);
+		pages += (size_t)1 << c->order;
 	}
+	return pages;
 }
 
 /* Give back every empty slab of c; the pages given back. */
@@ -471,20 +475,22 @@ static size_t kmem_slab_reap(struct kmem_cache *c, unsigned cpu)
 
 /* ---- draining ---- */
 
-/* Empty magazine m (ours now) into the slabs. */
-static void kmem_mag_empty(struct kmem_cache *c, unsigned cpu,
-			   struct kmem_mag *m)
+/* Empty magazine m (ours now) into the slabs; the pages given back. */
+static size_t kmem_mag_empty(struct kmem_cache *c, unsigned cpu,
+			     struct kmem_mag *m)
 {
 	/* Relaxed: we hold m (a CPU slot under its exclusion, or popped). */
 	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
 	if (n == 0)
-		return;
-	kmem_slab_put(c, cpu, m->round, n);
+		return 0;
+	size_t pages = kmem_slab_put(c, cpu, m->round, n);
 	lf_store_u32(&m->n, 0, LF_RELAXED); /* Relaxed: as above */
+	return pages;
 }
 
-/* Empty CPU v's two magazines of cache c into the slabs. */
-static void kmem_cpu_flush(struct kmem_cache *c, unsigned cpu, unsigned v)
+/* Empty CPU v's two magazines of cache c into the slabs; the pages given
+ * back (slabs past the watermark). */
+static size_t kmem_cpu_flush(struct kmem_cache *c, unsigned cpu, unsigned v)
 {
 	struct kmem_cpu *cc = &c->cpu[v];
 	kmem_seize(c->k, cc);
@@ -493,23 +499,26 @@ static void kmem_cpu_flush(struct kmem_cache *c, unsigned cpu, unsigned v)
 		    lf_load_u32(&cc->prev->n, LF_RELAXED) >
 	    0)
 		kmem_stat_add(&c->drains, 1);
-	kmem_mag_empty(c, cpu, cc->loaded);
-	kmem_mag_empty(c, cpu, cc->prev);
+	size_t pages = kmem_mag_empty(c, cpu, cc->loaded);
+	pages += kmem_mag_empty(c, cpu, cc->prev);
 	kmem_cpu_unlock(cc);
+	return pages;
 }
 
-/* Empty the depot's full magazines into the slabs. */
-static void kmem_depot_flush(struct kmem_cache *c, unsigned cpu)
+/* Empty the depot's full magazines into the slabs; the pages given back. */
+static size_t kmem_depot_flush(struct kmem_cache *c, unsigned cpu)
 {
 	struct kmem *k = c->k;
+	size_t pages = 0;
 	uint32_t i = lf_stack_pop_all(&c->full);
 	while (i != LF_STACK_NIL) {
 		/* Relaxed: the chain is ours since the pop_all. */
 		uint32_t next = lf_load_u32(&k->mag_links[i], LF_RELAXED);
-		kmem_mag_empty(c, cpu, &k->mags[i]);
+		pages += kmem_mag_empty(c, cpu, &k->mags[i]);
 		lf_stack_push(&c->empty, k->mag_links, i);
 		i = next;
 	}
+	return pages;
 }
 
 /* The depot's empty magazines back to the pool. */
@@ -521,12 +530,15 @@ static void kmem_depot_return(struct kmem_cache *c)
 		lf_stack_push(&k->mag_pool, k->mag_links, i);
 }
 
-static void kmem_cache_flush(struct kmem_cache *c, unsigned cpu, bool all_cpus)
+/* The pages given back on the way (slabs past the watermark). */
+static size_t kmem_cache_flush(struct kmem_cache *c, unsigned cpu,
+			       bool all_cpus)
 {
+	size_t pages = 0;
 	if (all_cpus)
 		for (unsigned v = 0; v < c->k->ncpus; v++)
-			kmem_cpu_flush(c, cpu, v);
-	kmem_depot_flush(c, cpu);
+			pages += kmem_cpu_flush(c, cpu, v);
+	return pages + kmem_depot_flush(c, cpu);
 }
 
 static bool kmem_cache_live(struct kmem_cache *c)
@@ -543,7 +555,7 @@ static size_t kmem_reclaim_locked(struct kmem *k, unsigned cpu, bool all_cpus)
 		struct kmem_cache *c = &k->caches[i];
 		if (!kmem_cache_live(c))
 			continue;
-		kmem_cache_flush(c, cpu, all_cpus);
+		pages += kmem_cache_flush(c, cpu, all_cpus);
 		kmem_depot_return(c);
 		pages += kmem_slab_reap(c, cpu);
 	}

@@ -176,7 +176,8 @@ void kmem_cpu_drain(struct kmem *k, unsigned cpu);
 /*
  * Reclaim: empty every depot (and, if all_cpus, every CPU's magazines)
  * into the slabs and give every empty slab back to the source. Returns the
- * pages given back.
+ * pages given back: the empty slabs reaped at the end and those the
+ * flushes gave back on the way (past the watermark of empty slabs).
  */
 size_t kmem_reclaim(struct kmem *k, unsigned cpu, bool all_cpus);
 

@@ -356,7 +356,14 @@ static void test_watermark(void)
 		CHECK_EQ(kmem_cache_alloc(A, 0, &p[i]), 0);
 	for (int i = 0; i < 2000; i++)
 		CHECK_EQ(kmem_cache_free(A, 0, p[i]), 0);
-	kmem_reclaim(k, 0, false); /* depot only: slabs past 2 empty go */
+	/* A reclaim returns every page it gave back: the slabs the flush
+	 * gave back past the watermark as well as those reaped at the end. */
+	struct kmem_stats ks0, ks1;
+	kmem_stats(k, &ks0);
+	size_t back = kmem_reclaim(k, 0, false); /* depot only */
+	kmem_stats(k, &ks1);
+	CHECK(back > 0);
+	CHECK_EQ(back, ks0.pages - ks1.pages);
 	struct kmem_cache_stats st;
 	kmem_cache_stats(A, &st);
 	/* Nothing in use: a slab that is not empty holds a round of CPU 0's
@@ -365,8 +372,12 @@ static void test_watermark(void)
 	CHECK(st.in_mags > 0 && st.in_mags <= 2 * KMEM_MAG_MIN);
 	CHECK(st.slabs <= 2 + st.in_mags);
 	CHECK(st.reclaims > 0);
+	kmem_stats(k, &ks0);
 	size_t pages = kmem_reclaim(k, 0, true);
+	kmem_stats(k, &ks1);
 	CHECK(pages > 0);
+	CHECK_EQ(pages, ks0.pages - ks1.pages);
+	CHECK_EQ(ks1.pages, 0);
 	kmem_cache_stats(A, &st);
 	CHECK_EQ(st.slabs, 0);
 	CHECK_EQ(kmem_cache_destroy(A, 0), 0);

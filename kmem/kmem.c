@@ -135,6 +135,8 @@ static inline bool kmem_own_enter(struct kmem_cpu *cc)
 	return false;
 }
 
+/* The owner/drainer exclusion of buddy_cache.c (design.md 2.4, 4.3) on
+ * kmem's own lock word, which carries KMEM_CPU_SYM: alike, not shared. */
 static inline void kmem_own_exit(struct kmem_cpu *cc, bool fast)
 {
 	if (LF_LIKELY(fast))
@@ -407,6 +409,21 @@ static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu, void **out,
 	return n;
 }
 
+/* Give the chain of slabs (off every list) back to the source, outside
+ * the cache lock; the pages given back. */
+static size_t kmem_slab_give(struct kmem_cache *c, unsigned cpu,
+			     struct kmem_slab *give)
+{
+	size_t pages = 0;
+	while (give) {
+		struct kmem_slab *s = give;
+		give = s->next;
+		kmem_slab_release(c, cpu, s);
+		pages += (size_t)1 << c->order;
+	}
+	return pages;
+}
+
 /*
  * Put n free (marked) objects back on their slabs; slabs past the cache's
  * watermark of empty slabs go back to the source, outside the lock. The
@@ -440,21 +457,13 @@ static size_t kmem_slab_put(struct kmem_cache *c, unsigned cpu,
 		give = s;
 	}
 	lf_spin_unlock(&c->lock);
-	size_t pages = 0;
-	while (give) {
-		struct kmem_slab *s = give;
-		give = s->next;
-		kmem_slab_release(c, cpu, s);
-		pages += (size_t)1 << c->order;
-	}
-	return pages;
+	return kmem_slab_give(c, cpu, give);
 }
 
 /* Give back every empty slab of c; the pages given back. */
 static size_t kmem_slab_reap(struct kmem_cache *c, unsigned cpu)
 {
 	struct kmem_slab *give;
-	size_t pages = 0;
 	lf_spin_lock(&c->lock);
 	give = c->list[KMEM_LIST_EMPTY];
 	c->list[KMEM_LIST_EMPTY] = NULL;
@@ -464,13 +473,7 @@ static size_t kmem_slab_reap(struct kmem_cache *c, unsigned cpu)
 	}
 	lf_store_u64(&c->nempty, 0, LF_RELAXED); /* Relaxed: under the lock */
 	lf_spin_unlock(&c->lock);
-	while (give) {
-		struct kmem_slab *s = give;
-		give = s->next;
-		kmem_slab_release(c, cpu, s);
-		pages += (size_t)1 << c->order;
-	}
-	return pages;
+	return kmem_slab_give(c, cpu, give);
 }
 
 /* ---- draining ---- */

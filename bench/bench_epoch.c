@@ -233,7 +233,7 @@ const struct bench_impl bench_ck_epoch = {
  * ring never comes round to a pending object without a stall.
  */
 #define BENCH_RETIRE_POLL 64
-#define BENCH_RETIRE_RING 4096
+#define BENCH_RETIRE_RING 16384
 _Static_assert(BENCH_RETIRE_RING >
 		       (LF_EPOCH_ADVANCE_POLLS + 2) * BENCH_RETIRE_POLL,
 	       "the ring holds E7's bound on pending entries");

@@ -191,7 +191,7 @@ struct lf_epoch_record_stats {
 };
 
 /* An auto-poll advances once its record holds this many polls' worth. */
-#define LF_EPOCH_ADVANCE_POLLS 32
+#define LF_EPOCH_ADVANCE_POLLS 128
 
 /*
  * The mode is LF_EPOCH_AUTO (FENCED if built with LF_EPOCH_FORCE_FENCED);

@@ -279,11 +279,13 @@ _Noreturn void kmain_bsp(uint64_t start_info_phys)
 		"lapic=%#lx bsp_apic=%u tsc_per_ms=%lu\n",
 		ncpus, acpi.found, acpi.online_capable, acpi.disabled,
 		acpi.lapic_phys, cpus[0].apic_id, tsc_per_ms);
-	lf_epoch_domain_init(&kepoch, 16);
+	enum { KEPOCH_POLL = 16, KEPOCH_ADVANCE_POLLS = 32 };
+	lf_epoch_domain_init(&kepoch, KEPOCH_POLL);
 	/* The torture retires frames: 32 polls' worth keeps a CPU's pending
 	 * frames below 544 (E7, docs/design.md 1.4), not the default's 2,080.
 	 */
-	lf_epoch_domain_set_advance_at(&kepoch, 32 * 16);
+	lf_epoch_domain_set_advance_at(&kepoch,
+				       KEPOCH_ADVANCE_POLLS * KEPOCH_POLL);
 	mem_kmem_init();
 	mem_vas_init();
 	tlb_ack_init();

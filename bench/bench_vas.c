@@ -28,8 +28,10 @@
  * does not fail the run: targets live in benchmarks, never in tests).
  *
  * Usage: bench_vas [--csv PATH] [--seconds S] [--repeats R]
- *                  [--threads-max N] [--quick]
- * --quick (the smoke test) runs the 10^3 and 10^4 sizes only.
+ *                  [--threads-max N] [--quick] [--only BENCH[/IMPL]]
+ * --quick (the smoke test) runs the 10^3 and 10^4 sizes only; --only runs
+ * one benchmark (e.g. lookup_1e6), or one implementation of it
+ * (lookup_1e6/vas), and skips the rest, fills included.
  */
 #include "bench.h"
 #include "bench_arena.h"
@@ -37,6 +39,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define BV_SIZES 4 /* 10^3 .. 10^6 live ranges */
@@ -118,10 +121,17 @@ static int bv_fill(struct bv_inst *in, const struct bench_vas_ops *ops,
 	return 0;
 }
 
-static const char *bv_skip(unsigned si)
+/* --only: the benchmark and (NULL: every) implementation to run. */
+static const char *bv_only_bench, *bv_only_impl;
+
+static const char *bv_skip(unsigned si, const char *bench, const char *impl)
 {
 	if (bench_quick() && si + BV_MIN_EXP > BV_QUICK_EXP)
 		return "--quick runs 10^3 and 10^4 ranges only";
+	if (bv_only_bench != NULL &&
+	    (strcmp(bench, bv_only_bench) != 0 ||
+	     (bv_only_impl != NULL && strcmp(impl, bv_only_impl) != 0)))
+		return "not asked for (--only)";
 	return NULL;
 }
 
@@ -224,7 +234,7 @@ static int bv_check(void)
 	static const char *bv_skip_##mix##_##si##_##kind(unsigned nthreads)    \
 	{                                                                      \
 		(void)nthreads;                                                \
-		return bv_skip(si);                                            \
+		return bv_skip(si, #mix "_1e" #exp, name);                     \
 	}                                                                      \
 	static int bv_setup_##mix##_##si##_##kind(unsigned nthreads)           \
 	{                                                                      \
@@ -429,6 +439,10 @@ static void bv_latency(void)
 	       "(the largest vas tree):\n  the floor under a lookup that "
 	       "misses the caches\n",
 	       bv_chase(most), (double)most / (1 << 20));
+	/* The same chase inside L2 (1 MiB a core), L3 (32 MiB), and beyond. */
+	printf("  and over 512 KiB (L2) %.1f ns, 8 MiB (L3) %.1f ns, 64 MiB "
+	       "(memory) %.1f ns\n",
+	       bv_chase(512 << 10), bv_chase(8 << 20), bv_chase(64 << 20));
 }
 
 static void bv_report(const struct bench_results *res)
@@ -461,7 +475,45 @@ static const struct bench_prog bench_vas = {
 	.fini = bv_fini,
 };
 
+/*
+ * Take --only BENCH[/IMPL] out of argv (the harness knows the rest);
+ * false on a malformed one.
+ */
+static bool bv_parse_only(int *argc, char **argv)
+{
+	static char only[64];
+	int j = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0)
+			printf("bench_vas also takes --only BENCH[/IMPL]: run "
+			       "one benchmark (lookup_1e6),\n  or one "
+			       "implementation of it (lookup_1e6/vas); the "
+			       "harness's options:\n");
+		if (strcmp(argv[i], "--only") != 0) {
+			argv[j++] = argv[i];
+			continue;
+		}
+		if (i + 1 >= *argc || strlen(argv[i + 1]) >= sizeof(only))
+			return false;
+		strcpy(only, argv[++i]);
+		char *slash = strchr(only, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		bv_only_bench = only;
+		bv_only_impl = slash != NULL ? slash + 1 : NULL;
+	}
+	*argc = j;
+	argv[j] = NULL;
+	return true;
+}
+
 int main(int argc, char **argv)
 {
+	if (!bv_parse_only(&argc, argv)) {
+		fprintf(stderr, "bench_vas: --only needs BENCH[/IMPL]\n");
+		return 2;
+	}
 	return bench_main(&bench_vas, argc, argv);
 }

@@ -9,12 +9,25 @@
 #include "vas.h"
 
 /*
+ * A leaf entry's value and tag, side by side: 16 bytes, aligned so that
+ * the pair never straddles a cache line, so a lookup that has found its
+ * key reads one more line, not two.
+ */
+struct vas_lval {
+	lf_atomic_u64 val;  /* (v) */
+	lf_atomic_uptr tag; /* (v) */
+} __attribute__((aligned(16)));
+
+/*
  * A node: a leaf holds entries (key, val, tag); an inner node holds count
  * separator keys and count + 1 children, child i holding the keys in
  * [key[i-1], key[i]). Fields marked (v) are read optimistically by readers
  * with lf_olc_load_* and written under the node's version lock with
  * lf_olc_store_*; (w) fields are used by the writer alone (it holds the
- * vas's writer lock), never by readers.
+ * vas's writer lock), never by readers. The layout is the reader's
+ * (docs/design.md 3.2): the lock, count and level in the first line, the
+ * keys apart (8 a line, searched), and a leaf's value and tag together in
+ * one line per entry, the array starting on a line.
  */
 struct vas_node {
 	struct lf_vlock lock;         /* (a) version lock */
@@ -28,24 +41,24 @@ struct vas_node {
 	uint64_t dropped_word;        /* (w) lock word when it left the tree */
 	lf_atomic_u64 key[VAS_MAX_KEYS]; /* (v) sorted */
 	union {
-		struct {
-			lf_atomic_u64 val[VAS_MAX_KEYS];  /* (v) */
-			lf_atomic_uptr tag[VAS_MAX_KEYS]; /* (v) */
-		} l;
+		struct vas_lval l[VAS_MAX_KEYS]; /* (v) */
 		struct {
 			lf_atomic_ptr child[VAS_MAX_KEYS + 1]; /* (v) */
 			/*
 			 * (w) the writer's alone, but an atomic (relaxed):
 			 * a node reused from leaf to inner puts it where
-			 * stale readers may still load tag[].
+			 * stale readers may still load a value or a tag.
 			 */
 			lf_atomic_u64 maxw[VAS_MAX_KEYS + 1];
 		} in;
-	} u;
+	} u LF_CACHE_ALIGNED;
 };
 
 _Static_assert(sizeof(struct vas_node) <= VAS_NODE_SIZE,
 	       "a node fits the node source's unit");
+_Static_assert(sizeof(struct vas_lval) == 16 &&
+		       offsetof(struct vas_node, u) % LF_CACHELINE == 0,
+	       "a leaf's value and tag share one cache line");
 
 /* Node flags of a write in progress (held). */
 #define VN_HELD 1u    /* write-locked by the write, unlocked at commit */

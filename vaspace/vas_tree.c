@@ -170,14 +170,14 @@ static void vn_setw(struct vas_node *n, uint32_t i, uint64_t w)
 static void vn_get(const struct vas_node *n, uint32_t i, struct vt_ent *e)
 {
 	e->key = vn_key(n, i);
-	e->val = lf_load_u64(&n->u.l.val[i], LF_RELAXED);
-	e->tag = lf_load_uptr(&n->u.l.tag[i], LF_RELAXED);
+	e->val = lf_load_u64(&n->u.l[i].val, LF_RELAXED);
+	e->tag = lf_load_uptr(&n->u.l[i].tag, LF_RELAXED);
 }
 static void vn_put(struct vas_node *n, uint32_t i, const struct vt_ent *e)
 {
 	lf_olc_store_u64(&n->key[i], e->key);
-	lf_olc_store_u64(&n->u.l.val[i], e->val);
-	lf_olc_store_uptr(&n->u.l.tag[i], e->tag);
+	lf_olc_store_u64(&n->u.l[i].val, e->val);
+	lf_olc_store_uptr(&n->u.l[i].tag, e->tag);
 }
 /* Copy slot j of s to slot i of d (same kind of node; d locked). */
 static void vn_copy(struct vas_node *d, uint32_t i, const struct vas_node *s,
@@ -206,7 +206,7 @@ static uint64_t vn_max(const struct vas_node *n)
 	if (vn_leaf(n)) {
 		for (uint32_t i = 0; i < c; i++) {
 			uint64_t w = vas_val_weight(
-				lf_load_u64(&n->u.l.val[i], LF_RELAXED));
+				lf_load_u64(&n->u.l[i].val, LF_RELAXED));
 			m = w > m ? w : m;
 		}
 		return m;
@@ -370,7 +370,7 @@ static void vt_descend(struct vas_tree *t, uint64_t key, struct vt_path *p)
 /* The weight of leaf entry i of n (writer). */
 static uint64_t vn_weight(const struct vas_node *n, uint32_t i)
 {
-	return vas_val_weight(lf_load_u64(&n->u.l.val[i], LF_RELAXED));
+	return vas_val_weight(lf_load_u64(&n->u.l[i].val, LF_RELAXED));
 }
 
 /*
@@ -463,13 +463,98 @@ static uint32_t vt_rcount(const struct vas_tree *t, const struct vas_node *n)
 }
 
 /*
- * Keys <= key among the first c of n, read optimistically (acquire loads,
- * as lf_olc_load_u64() does: V4). Every index stays below c, which
- * vt_rcount() bounded by the capacity, so a torn read of a changing node
- * cannot lead outside it. vt_rstep() prefetched the node's keys.
+ * The reader's search in one node: how many of its first c keys are <=
+ * key. c is bounded by the capacity (vt_rcount()), and every index read
+ * stays below c (or at c for a child or a leaf entry), so keys torn by a
+ * writer cannot lead a read outside the node; what the search finds is
+ * validated by the node's version afterwards, like any optimistic read.
+ *
+ * A lookup at 10^6 ranges misses the caches at each leaf (docs/design.md
+ * 3.2), so the search is built to need few dependent lines. Keys are
+ * addresses, spread evenly enough through a node that its fences [lo, hi)
+ * and its count place key to within a few slots (interpolation): the
+ * window of 2 VT_WIN keys around that position, the key on either
+ * side of it, and the entries (a leaf's value and tag, an inner node's
+ * children) the answer can take are prefetched at once, so their misses
+ * overlap, and the window is counted with independent loads. If the keys
+ * at its ends do not bracket key (skewed keys, or a torn read), a binary
+ * search over all c keys follows, their lines prefetched at once.
  */
-static uint32_t vt_rupper(const struct vas_node *n, uint32_t c, uint64_t key)
+#define VT_WIN 4
+
+/* Prefetch the lines from a to b (inclusive), all at once. */
+static void vt_prefetch_span(const void *a, const void *b)
 {
+	uintptr_t p = (uintptr_t)a & ~(uintptr_t)(LF_CACHELINE - 1);
+	for (; p <= (uintptr_t)b; p += LF_CACHELINE)
+		__builtin_prefetch((const void *)p);
+}
+
+/*
+ * How many of c keys spread evenly over [lo, hi) are <= key (lo <= key <
+ * hi): its share of the span times c, plus the key at lo; at most c.
+ */
+static uint32_t vt_guess(uint64_t lo, uint64_t hi, uint64_t key, uint32_t c)
+{
+	uint64_t span = hi - lo, off = key - lo;
+	while ((span >> 56) != 0) { /* so that off * c stays below 2^64 */
+		span >>= 8;
+		off >>= 8;
+	}
+	uint64_t g = off * c / span + 1;
+	return g < c ? (uint32_t)g : c;
+}
+
+/* Keys <= key among k[a..b), counted with independent loads. */
+static uint32_t vt_rcount_le(const lf_atomic_u64 *k, uint32_t a, uint32_t b,
+			     uint64_t key)
+{
+	uint32_t n = a;
+	for (uint32_t j = a; j < b; j++)
+		n += lf_olc_load_u64(&k[j]) <= key ? 1u : 0u;
+	return n;
+}
+
+/*
+ * Keys <= key among the first c of l->n, from the window of counts [a, b]
+ * around the interpolated one (fences l->lo, or 0, and l->hi: the caller
+ * checked lo <= key < hi); UINT32_MAX if keys a - 1 and b do not bracket
+ * key.
+ */
+static uint32_t vt_rwindow(const struct vt_leaf *l, uint32_t c, uint64_t key,
+			   bool leaf)
+{
+	const struct vas_node *n = l->n;
+	uint32_t g = vt_guess(l->has_lo ? l->lo : 0, l->hi, key, c);
+	uint32_t a = g > VT_WIN ? g - VT_WIN : 0;
+	uint32_t b = g + VT_WIN < c ? g + VT_WIN : c;
+	/* The bracketing keys a - 1 and b, and what the answer may take. */
+	vt_prefetch_span(&n->key[a > 0 ? a - 1 : 0],
+			 &n->key[b < c ? b : c - 1]);
+	if (leaf)
+		vt_prefetch_span(&n->u.l[a > 0 ? a - 1 : 0],
+				 &n->u.l[b < c ? b : c - 1]);
+	else
+		vt_prefetch_span(&n->u.in.child[a], &n->u.in.child[b]);
+	if ((a > 0 && lf_olc_load_u64(&n->key[a - 1]) > key) ||
+	    (b < c && lf_olc_load_u64(&n->key[b]) <= key))
+		return UINT32_MAX;
+	return vt_rcount_le(n->key, a, b, key);
+}
+
+/* Keys <= key among the first c of l->n (a leaf if leaf), optimistically. */
+static uint32_t vt_rsearch(const struct vt_leaf *l, uint32_t c, uint64_t key,
+			   bool leaf)
+{
+	const struct vas_node *n = l->n;
+	if (c <= 2 * VT_WIN + 2)
+		return vt_rcount_le(n->key, 0, c, key);
+	if (l->has_hi && key < l->hi && (!l->has_lo || l->lo <= key)) {
+		uint32_t i = vt_rwindow(l, c, key, leaf);
+		if (i != UINT32_MAX)
+			return i;
+	}
+	vt_prefetch_span(n->key, &n->key[c - 1]);
 	return vt_search(n->key, c, key, LF_ACQUIRE);
 }
 
@@ -486,14 +571,21 @@ static bool vt_rroot(struct vas_tree *t, struct vas_node **np, uint64_t *vp)
 	return lf_vlock_validate(&t->rootlock, rv);
 }
 
-/* One step down from inner node l->n for key; false: restart. */
-static bool vt_rstep(struct vas_tree *t, struct vt_leaf *l, uint64_t key)
+/*
+ * One step down from inner node l->n (at level) for key; false: restart.
+ * An inner child's header and keys are prefetched as soon as its address
+ * is known (inner nodes are few and mostly cached: they come at once); a
+ * leaf's only its first line (the lock and count, read next), as its
+ * search reads just the window around key (vt_rsearch()).
+ */
+static bool vt_rstep(struct vas_tree *t, struct vt_leaf *l, uint32_t level,
+		     uint64_t key)
 {
 	struct vas_node *n = l->n;
 	uint32_t c = vt_rcount(t, n);
 	if (c == UINT32_MAX)
 		return false;
-	uint32_t i = vt_rupper(n, c, key);
+	uint32_t i = vt_rsearch(l, c, key, false);
 	if (i > 0) {
 		l->lo = lf_olc_load_u64(&n->key[i - 1]);
 		l->has_lo = true;
@@ -506,7 +598,8 @@ static bool vt_rstep(struct vas_tree *t, struct vt_leaf *l, uint64_t key)
 	/* The pointer is a real child only if n did not change. */
 	if (!lf_vlock_validate(&n->lock, l->v) || ch == NULL)
 		return false;
-	vt_prefetch(t, ch);
+	if (level > 1)
+		vt_prefetch(t, ch);
 	uint64_t cv;
 	if (!lf_vlock_read_lock(&ch->lock, &cv))
 		return false;
@@ -525,9 +618,10 @@ static bool vt_rleaf(struct vas_tree *t, uint64_t key, struct vt_leaf *l)
 	if (!vt_rroot(t, &l->n, &l->v))
 		return false;
 	for (unsigned d = 0; d < VAS_MAX_HEIGHT; d++) {
-		if (lf_olc_load_u32(&l->n->level) == 0)
+		uint32_t level = lf_olc_load_u32(&l->n->level);
+		if (level == 0)
 			return true;
-		if (!vt_rstep(t, l, key))
+		if (!vt_rstep(t, l, level, key))
 			return false;
 	}
 	return false;
@@ -537,8 +631,8 @@ static bool vt_rleaf(struct vas_tree *t, uint64_t key, struct vt_leaf *l)
 static bool vt_rent(const struct vt_leaf *l, uint32_t i, struct vt_ent *e)
 {
 	e->key = lf_olc_load_u64(&l->n->key[i]);
-	e->val = lf_olc_load_u64(&l->n->u.l.val[i]);
-	e->tag = lf_olc_load_uptr(&l->n->u.l.tag[i]);
+	e->val = lf_olc_load_u64(&l->n->u.l[i].val);
+	e->tag = lf_olc_load_uptr(&l->n->u.l[i].tag);
 	return lf_vlock_validate(&l->n->lock, l->v);
 }
 
@@ -567,7 +661,7 @@ bool vt_read_le(struct vas_tree *t, uint64_t key, struct vt_ent *e,
 		if (!vt_rleaf(t, key, &f) ||
 		    (c = vt_rcount(t, f.n)) == UINT32_MAX)
 			continue;
-		i = vt_rupper(f.n, c, key);
+		i = vt_rsearch(&f, c, key, true);
 		if (i > 0) {
 			if (vt_rent(&f, i - 1, e))
 				return true;
@@ -581,7 +675,7 @@ bool vt_read_le(struct vas_tree *t, uint64_t key, struct vt_ent *e,
 		if (!vt_rleaf(t, f.lo - 1, &l) ||
 		    (c = vt_rcount(t, l.n)) == UINT32_MAX)
 			continue;
-		i = vt_rupper(l.n, c, f.lo - 1);
+		i = vt_rsearch(&l, c, f.lo - 1, true);
 		if (i > 0 && vt_rent(&l, i - 1, e) &&
 		    vt_rneighbour(&f, &l, true))
 			return true;
@@ -597,7 +691,7 @@ bool vt_read_ge(struct vas_tree *t, uint64_t key, struct vt_ent *e,
 		if (!vt_rleaf(t, key, &f) ||
 		    (c = vt_rcount(t, f.n)) == UINT32_MAX)
 			continue;
-		i = key == 0 ? 0 : vt_rupper(f.n, c, key - 1);
+		i = key == 0 ? 0 : vt_rsearch(&f, c, key - 1, true);
 		if (i < c) {
 			if (vt_rent(&f, i, e))
 				return true;
@@ -611,7 +705,7 @@ bool vt_read_ge(struct vas_tree *t, uint64_t key, struct vt_ent *e,
 		if (!vt_rleaf(t, f.hi, &l) ||
 		    (c = vt_rcount(t, l.n)) == UINT32_MAX)
 			continue;
-		i = vt_rupper(l.n, c, f.hi - 1);
+		i = vt_rsearch(&l, c, f.hi - 1, true);
 		if (i < c && vt_rent(&l, i, e) && vt_rneighbour(&f, &l, false))
 			return true;
 	}

@@ -24,9 +24,12 @@
  *
  * 3-key nodes so that writes split, merge and borrow all the time, and
  * high-water marks 0 and 2, so nodes are retired and reused under the
- * reader (whose epoch section keeps them valid, E3).
+ * reader (whose epoch section keeps them valid, E3). --keys 16: nodes of
+ * 16, which hold more keys than the reader's search window, so that the
+ * window (interpolated from the fences, docs/design.md 3.2) and its
+ * fallback read keys a write is moving.
  *
- * Usage: test_vas_preempt [--seeds N] [--steps N] [--seed S]
+ * Usage: test_vas_preempt [--seeds N] [--steps N] [--seed S] [--keys K]
  */
 #include "preempt.h"
 #include "vt_ref.h"
@@ -322,6 +325,8 @@ static void one_step(void)
 	CHECK(ok);
 }
 
+static uint32_t node_keys = 3;
+
 static void run_seed(uint64_t s, uint64_t steps)
 {
 	seed = s;
@@ -331,7 +336,7 @@ static void run_seed(uint64_t s, uint64_t steps)
 	vas = vt_zalloc(sizeof(*vas));
 	rctx = vt_zalloc(sizeof(*rctx));
 	wctx = vt_zalloc(sizeof(*wctx));
-	CHECK_FATAL(vas_create(vas, BASE, NQ * Q, Q, &src.ns, 3,
+	CHECK_FATAL(vas_create(vas, BASE, NQ * Q, Q, &src.ns, node_keys,
 			       s % 2 ? 2 : 0) == VAS_OK);
 	CHECK_FATAL(vas_ctx_register(vas, rctx) == VAS_OK);
 	CHECK_FATAL(vas_ctx_register(vas, wctx) == VAS_OK);
@@ -361,6 +366,8 @@ int main(int argc, char **argv)
 			steps = strtoull(argv[i + 1], NULL, 0);
 		else if (strcmp(argv[i], "--seed") == 0)
 			only = strtoull(argv[i + 1], NULL, 0);
+		else if (strcmp(argv[i], "--keys") == 0)
+			node_keys = (uint32_t)strtoul(argv[i + 1], NULL, 0);
 	}
 	for (uint64_t s = 0; s < seeds; s++) {
 		if (only != UINT64_MAX && s != only)

@@ -45,9 +45,16 @@ struct vas_node {
 		struct {
 			lf_atomic_ptr child[VAS_MAX_KEYS + 1]; /* (v) */
 			/*
-			 * (w) the writer's alone, but an atomic (relaxed):
-			 * a node reused from leaf to inner puts it where
-			 * stale readers may still load a value or a tag.
+			 * (w) written by the writer alone, without the
+			 * node's lock, an atomic (relaxed): a node reused
+			 * from leaf to inner puts it where stale readers
+			 * may still load a value or a tag. Bits 0-55: the
+			 * bound on the largest weight below the child (A4);
+			 * bits 56-63: the child's count (A9), which readers
+			 * load (relaxed, unvalidated) only to place the
+			 * prefetch of a leaf's window before its count is
+			 * read (vt_rstep()): a stale copy costs a miss,
+			 * never a wrong answer.
 			 */
 			lf_atomic_u64 maxw[VAS_MAX_KEYS + 1];
 		} in;
@@ -56,6 +63,8 @@ struct vas_node {
 
 _Static_assert(sizeof(struct vas_node) <= VAS_NODE_SIZE,
 	       "a node fits the node source's unit");
+_Static_assert(VAS_MAX_KEYS < 256 && VAS_MAX_QBITS <= 56,
+	       "a count and a weight share a maxw word");
 _Static_assert(sizeof(struct vas_lval) == 16 &&
 		       offsetof(struct vas_node, u) % LF_CACHELINE == 0,
 	       "a leaf's value and tag share one cache line");
@@ -141,7 +150,7 @@ bool vt_last_weight(struct vas_tree *t, uint64_t below, uint64_t need,
 void vt_commit(struct vas *v);
 /* Nodes one insert may need at most. */
 uint32_t vt_insert_nodes(const struct vas_tree *t);
-/* Structural check: 0 or an invariant number (A1-A4); *where a key. */
+/* Structural check: 0 or an invariant number (A1-A4, A9); *where a key. */
 int vt_check(struct vas_tree *t, uint64_t *nentries, uint64_t *where);
 
 /* Node pool (vas_tree.c): reserve before a write, so it cannot fail. */

@@ -157,14 +157,36 @@ static bool vn_leaf(const struct vas_node *n)
 {
 	return lf_load_u32(&n->level, LF_RELAXED) == 0;
 }
-/* maxw, the writer's: relaxed (see struct vas_node). */
+/*
+ * maxw, the writer's: relaxed (see struct vas_node). Its word holds the
+ * bound (the low VT_W_BITS) and the child's count above them (A9).
+ */
+#define VT_W_BITS 56
+#define VT_W_MASK ((UINT64_C(1) << VT_W_BITS) - 1)
 static uint64_t vn_w(const struct vas_node *n, uint32_t i)
 {
-	return lf_load_u64(&n->u.in.maxw[i], LF_RELAXED);
+	return lf_load_u64(&n->u.in.maxw[i], LF_RELAXED) & VT_W_MASK;
 }
 static void vn_setw(struct vas_node *n, uint32_t i, uint64_t w)
 {
-	lf_store_u64(&n->u.in.maxw[i], w, LF_RELAXED);
+	uint64_t x = lf_load_u64(&n->u.in.maxw[i], LF_RELAXED);
+	lf_store_u64(&n->u.in.maxw[i], (x & ~VT_W_MASK) | w, LF_RELAXED);
+}
+/* The count of child i of n as n keeps it (A9). */
+static uint32_t vn_hint(const struct vas_node *n, uint32_t i)
+{
+	/* Relaxed: a hint (see struct vas_node); the writer's own, too. */
+	return (uint32_t)(lf_load_u64(&n->u.in.maxw[i], LF_RELAXED) >>
+			  VT_W_BITS);
+}
+/* Child i of up (locked or not: readers only prefetch by it) has count c. */
+static void vn_sethint(struct vas_node *up, uint32_t i,
+		       const struct vas_node *c)
+{
+	uint64_t x = lf_load_u64(&up->u.in.maxw[i], LF_RELAXED);
+	uint64_t h = (uint64_t)lf_load_u32(&c->count, LF_RELAXED);
+	lf_store_u64(&up->u.in.maxw[i], (x & VT_W_MASK) | h << VT_W_BITS,
+		     LF_RELAXED);
 }
 
 static void vn_get(const struct vas_node *n, uint32_t i, struct vt_ent *e)
@@ -195,7 +217,9 @@ static void vn_copy_child(struct vas_node *d, uint32_t i,
 			  const struct vas_node *s, uint32_t j)
 {
 	lf_olc_store_ptr(&d->u.in.child[i], vn_child(s, j));
-	vn_setw(d, i, vn_w(s, j));
+	/* The bound and the count copy move with the child. */
+	lf_store_u64(&d->u.in.maxw[i],
+		     lf_load_u64(&s->u.in.maxw[j], LF_RELAXED), LF_RELAXED);
 }
 
 /* The largest weight in node n (its entries, or its children's). */
@@ -516,30 +540,59 @@ static uint32_t vt_rcount_le(const lf_atomic_u64 *k, uint32_t a, uint32_t b,
 }
 
 /*
- * Keys <= key among the first c of l->n, from the window of counts [a, b]
- * around the interpolated one (fences l->lo, or 0, and l->hi: the caller
- * checked lo <= key < hi); UINT32_MAX if keys a - 1 and b do not bracket
- * key.
+ * The window of counts [*a, *b] around the interpolated count of key among
+ * c keys of a node with fences l->lo (or 0) and l->hi (lo <= key < hi).
+ */
+static void vt_rplace(const struct vt_leaf *l, uint32_t c, uint64_t key,
+		      uint32_t *a, uint32_t *b)
+{
+	uint32_t g = vt_guess(l->has_lo ? l->lo : 0, l->hi, key, c);
+	*a = g > VT_WIN ? g - VT_WIN : 0;
+	*b = g + VT_WIN < c ? g + VT_WIN : c;
+}
+
+/*
+ * Prefetch, all at once, what the window [a, b] of n (c keys) may read:
+ * the bracketing keys a - 1 and b, the keys between, and what the answer
+ * may take (a leaf's value-tag pairs; an inner node's children and their
+ * maxw words, which carry the copy of each child's count).
+ */
+static void vt_rprefetch(const struct vas_node *n, uint32_t c, uint32_t a,
+			 uint32_t b, bool leaf)
+{
+	vt_prefetch_span(&n->key[a > 0 ? a - 1 : 0],
+			 &n->key[b < c ? b : c - 1]);
+	if (leaf) {
+		vt_prefetch_span(&n->u.l[a > 0 ? a - 1 : 0],
+				 &n->u.l[b < c ? b : c - 1]);
+		return;
+	}
+	vt_prefetch_span(&n->u.in.child[a], &n->u.in.child[b]);
+	vt_prefetch_span(&n->u.in.maxw[a], &n->u.in.maxw[b]);
+}
+
+/*
+ * Keys <= key among the first c of l->n, from the window around the
+ * interpolated count (the caller checked lo <= key < hi); UINT32_MAX if
+ * keys a - 1 and b do not bracket key.
  */
 static uint32_t vt_rwindow(const struct vt_leaf *l, uint32_t c, uint64_t key,
 			   bool leaf)
 {
 	const struct vas_node *n = l->n;
-	uint32_t g = vt_guess(l->has_lo ? l->lo : 0, l->hi, key, c);
-	uint32_t a = g > VT_WIN ? g - VT_WIN : 0;
-	uint32_t b = g + VT_WIN < c ? g + VT_WIN : c;
-	/* The bracketing keys a - 1 and b, and what the answer may take. */
-	vt_prefetch_span(&n->key[a > 0 ? a - 1 : 0],
-			 &n->key[b < c ? b : c - 1]);
-	if (leaf)
-		vt_prefetch_span(&n->u.l[a > 0 ? a - 1 : 0],
-				 &n->u.l[b < c ? b : c - 1]);
-	else
-		vt_prefetch_span(&n->u.in.child[a], &n->u.in.child[b]);
+	uint32_t a, b;
+	vt_rplace(l, c, key, &a, &b);
+	vt_rprefetch(n, c, a, b, leaf);
 	if ((a > 0 && lf_olc_load_u64(&n->key[a - 1]) > key) ||
 	    (b < c && lf_olc_load_u64(&n->key[b]) <= key))
 		return UINT32_MAX;
 	return vt_rcount_le(n->key, a, b, key);
+}
+
+/* Whether l's fences hold key, so that a window can be placed. */
+static bool vt_rfenced(const struct vt_leaf *l, uint64_t key)
+{
+	return l->has_hi && key < l->hi && (!l->has_lo || l->lo <= key);
 }
 
 /* Keys <= key among the first c of l->n (a leaf if leaf), optimistically. */
@@ -549,7 +602,7 @@ static uint32_t vt_rsearch(const struct vt_leaf *l, uint32_t c, uint64_t key,
 	const struct vas_node *n = l->n;
 	if (c <= 2 * VT_WIN + 2)
 		return vt_rcount_le(n->key, 0, c, key);
-	if (l->has_hi && key < l->hi && (!l->has_lo || l->lo <= key)) {
+	if (vt_rfenced(l, key)) {
 		uint32_t i = vt_rwindow(l, c, key, leaf);
 		if (i != UINT32_MAX)
 			return i;
@@ -572,12 +625,31 @@ static bool vt_rroot(struct vas_tree *t, struct vas_node **np, uint64_t *vp)
 }
 
 /*
- * One step down from inner node l->n (at level) for key; false: restart.
- * An inner child's header and keys are prefetched as soon as its address
- * is known (inner nodes are few and mostly cached: they come at once); a
- * leaf's only its first line (the lock and count, read next), as its
- * search reads just the window around key (vt_rsearch()).
+ * Prefetch what the search of child ch will read, as soon as its address
+ * is known: an inner child's header and keys (inner nodes are few and
+ * mostly cached); for a leaf (level 1 above it), its window placed with
+ * the count its parent keeps for it (hint, A9), so that the leaf's first
+ * line and its window come in one memory access, not two (docs/design.md
+ * 3.2). l holds ch's fences. A stale hint only misplaces the prefetch:
+ * the search itself places the window again from the leaf's own count.
  */
+static void vt_rprefetch_child(struct vas_tree *t, const struct vt_leaf *l,
+			       const struct vas_node *ch, uint32_t level,
+			       uint32_t hint, uint64_t key)
+{
+	if (level > 1) {
+		vt_prefetch(t, ch);
+		return;
+	}
+	__builtin_prefetch(ch);
+	if (hint > 2 * VT_WIN + 2 && hint <= t->cap && vt_rfenced(l, key)) {
+		uint32_t a, b;
+		vt_rplace(l, hint, key, &a, &b);
+		vt_rprefetch(ch, hint, a, b, true);
+	}
+}
+
+/* One step down from inner node l->n (at level) for key; false: restart. */
 static bool vt_rstep(struct vas_tree *t, struct vt_leaf *l, uint32_t level,
 		     uint64_t key)
 {
@@ -595,11 +667,11 @@ static bool vt_rstep(struct vas_tree *t, struct vt_leaf *l, uint32_t level,
 		l->has_hi = true;
 	}
 	struct vas_node *ch = lf_olc_load_ptr(&n->u.in.child[i]);
+	uint32_t hint = vn_hint(n, i);
 	/* The pointer is a real child only if n did not change. */
 	if (!lf_vlock_validate(&n->lock, l->v) || ch == NULL)
 		return false;
-	if (level > 1)
-		vt_prefetch(t, ch);
+	vt_rprefetch_child(t, l, ch, level, hint, key);
 	uint64_t cv;
 	if (!lf_vlock_read_lock(&ch->lock, &cv))
 		return false;
@@ -999,6 +1071,7 @@ static void vt_grow(struct vas_tree *t, struct vt_path *p)
 	vt_locked(t, root);
 	lf_olc_store_ptr(&root->u.in.child[0], old);
 	vn_setw(root, 0, t->augment ? vn_max(old) : 0);
+	vn_sethint(root, 0, old);
 	vt_set_root(t, root);
 	t->height++;
 	LF_ASSERT(p->depth + 1 < VAS_MAX_HEIGHT);
@@ -1022,6 +1095,8 @@ static void vt_insert_child(struct vas_tree *t, struct vt_path *p, uint32_t d,
 	lf_olc_store_ptr(&n->u.in.child[i + 1], r);
 	vn_setw(n, i + 1, t->augment ? vn_max(r) : 0);
 	vn_setw(n, i, t->augment ? vn_max(vn_child(n, i)) : 0);
+	vn_sethint(n, i, vn_child(n, i));
+	vn_sethint(n, i + 1, r);
 }
 
 /*
@@ -1048,6 +1123,8 @@ static uint32_t vt_make_room(struct vas_tree *t, struct vt_path *p, uint32_t d)
 	struct vas_node *r = vt_split(t, n, p->i[d] == t->cap, &sep);
 	vt_locked(t, r);
 	vt_insert_child(t, p, d - 1, sep, r);
+	if (d > 1) /* p->n[d - 1] gained a slot */
+		vn_sethint(p->n[d - 2], p->i[d - 2], p->n[d - 1]);
 	uint32_t c = vn_count(n);
 	if (p->i[d] > c) {
 		p->i[d] -= vn_leaf(n) ? c : c + 1;
@@ -1069,6 +1146,8 @@ void vt_insert(struct vas_tree *t, const struct vt_ent *e)
 	l = p.n[p.depth];
 	vn_gap(l, p.i[p.depth]);
 	vn_put(l, p.i[p.depth], e);
+	if (p.depth > 0)
+		vn_sethint(p.n[p.depth - 1], p.i[p.depth - 1], l);
 	/* A split set the maxw of both halves before e went in. */
 	vt_fix_up(t, &p, p.depth, 0, vas_val_weight(e->val));
 }
@@ -1195,6 +1274,7 @@ static void vt_rebalance(struct vas_tree *t, struct vt_path *p, uint32_t d,
 			vn_close(up, li);
 			vt_drop(t, r);
 			vn_setw(up, li, t->augment ? vn_max(l) : 0);
+			vn_sethint(up, li, l);
 			p->n[d] = l;
 			p->i[d - 1] = li;
 			d--;
@@ -1208,9 +1288,14 @@ static void vt_rebalance(struct vas_tree *t, struct vt_path *p, uint32_t d,
 		lf_olc_store_u64(&up->key[li], sep);
 		vn_setw(up, li, t->augment ? vn_max(l) : 0);
 		vn_setw(up, li + 1, t->augment ? vn_max(r) : 0);
+		vn_sethint(up, li, l);
+		vn_sethint(up, li + 1, r);
 		d--;
 		break;
 	}
+	/* p->n[d] lost a slot (or is as it was): its parent's copy (A9). */
+	if (d > 0)
+		vn_sethint(p->n[d - 1], p->i[d - 1], p->n[d]);
 	if (d == leaf)
 		vt_fix_up(t, p, d, w_old, 0);
 	else
@@ -1247,7 +1332,10 @@ static int vt_ck_fail(struct vt_ck *k, uint64_t where, int inv)
 	return inv;
 }
 
-/* A1-A4 of one subtree (docs/design.md 3.5): order, fill, depth, maxw. */
+/*
+ * A1-A4 and A9 of one subtree (docs/design.md 3.5): order, fill, depth,
+ * maxw, the copies of the children's counts.
+ */
 static int vt_ck_node(struct vt_ck *k, struct vas_node *n, uint32_t depth,
 		      uint64_t lo, bool has_lo, uint64_t hi, bool has_hi,
 		      uint64_t *maxp)
@@ -1287,6 +1375,8 @@ static int vt_ck_node(struct vt_ck *k, struct vas_node *n, uint32_t depth,
 			return rc;
 		if (k->t->augment && vn_w(n, i) < cm)
 			return vt_ck_fail(k, i < c ? vn_key(n, i) : hi, 4);
+		if (vn_hint(n, i) != vn_count(ch))
+			return vt_ck_fail(k, i < c ? vn_key(n, i) : hi, 9);
 		m = cm > m ? cm : m;
 	}
 	*maxp = m;

@@ -625,27 +625,25 @@ static bool vt_rroot(struct vas_tree *t, struct vas_node **np, uint64_t *vp)
 }
 
 /*
- * Prefetch what the search of child ch will read, as soon as its address
- * is known: an inner child's header and keys (inner nodes are few and
- * mostly cached); for a leaf (level 1 above it), its window placed with
- * the count its parent keeps for it (hint, A9), so that the leaf's first
- * line and its window come in one memory access, not two (docs/design.md
- * 3.2). l holds ch's fences. A stale hint only misplaces the prefetch:
- * the search itself places the window again from the leaf's own count.
+ * Prefetch what the search of child ch (at level - 1) will read, as soon
+ * as its address is known: its first line and its window, placed with the
+ * count its parent keeps for it (hint, A9), so that a leaf's first line
+ * and its window come in one memory access, not two (docs/design.md 3.2).
+ * l holds ch's fences. A stale hint only misplaces the prefetch: the
+ * search places the window again from the child's own count. Without a
+ * usable hint (no fences, a small node), an inner child's header and keys.
  */
 static void vt_rprefetch_child(struct vas_tree *t, const struct vt_leaf *l,
 			       const struct vas_node *ch, uint32_t level,
 			       uint32_t hint, uint64_t key)
 {
-	if (level > 1) {
-		vt_prefetch(t, ch);
-		return;
-	}
-	__builtin_prefetch(ch);
 	if (hint > 2 * VT_WIN + 2 && hint <= t->cap && vt_rfenced(l, key)) {
 		uint32_t a, b;
+		__builtin_prefetch(ch);
 		vt_rplace(l, hint, key, &a, &b);
-		vt_rprefetch(ch, hint, a, b, true);
+		vt_rprefetch(ch, hint, a, b, level == 1);
+	} else if (level > 1) {
+		vt_prefetch(t, ch);
 	}
 }
 

@@ -19,7 +19,7 @@
  * several ranges is one step for lookups. Finding a fit is O(log n): inner
  * nodes keep a bound on the largest free range below each child (first fit by
  * address; a bound a search found too high is lowered) and a second tree
- * indexes free ranges by size (best fit). The invariants (A1-A8, W1) and the
+ * indexes free ranges by size (best fit). The invariants (A1-A9, W1) and the
  * argument are in docs/design.md section 3; the sources cite them by number.
  *
  * Nodes (VAS_NODE_SIZE bytes each) come from a node source given at
@@ -342,7 +342,7 @@ int vas_iterate(struct vas_ctx *c, uint64_t a, uint64_t b,
 void vas_stats(struct vas *v, struct vas_stats *out);
 
 /*
- * The structural check (docs/design.md, invariants A1-A8): 0, or the
+ * The structural check (docs/design.md, invariants A1-A9): 0, or the
  * number of the first invariant found broken. Takes the writer lock.
  */
 int vas_check(struct vas *v, uint64_t *where);

@@ -169,6 +169,7 @@ static uint64_t vn_w(const struct vas_node *n, uint32_t i)
 }
 static void vn_setw(struct vas_node *n, uint32_t i, uint64_t w)
 {
+	LF_DEBUG_ASSERT(w <= VT_W_MASK); /* lengths are below 2^47 */
 	uint64_t x = lf_load_u64(&n->u.in.maxw[i], LF_RELAXED);
 	lf_store_u64(&n->u.in.maxw[i], (x & ~VT_W_MASK) | w, LF_RELAXED);
 }
@@ -179,12 +180,15 @@ static uint32_t vn_hint(const struct vas_node *n, uint32_t i)
 	return (uint32_t)(lf_load_u64(&n->u.in.maxw[i], LF_RELAXED) >>
 			  VT_W_BITS);
 }
-/* Child i of up (locked or not: readers only prefetch by it) has count c. */
+/*
+ * Child i of up is ch: copy its count (A9). up need not be locked:
+ * readers only place prefetches by the copy.
+ */
 static void vn_sethint(struct vas_node *up, uint32_t i,
-		       const struct vas_node *c)
+		       const struct vas_node *ch)
 {
 	uint64_t x = lf_load_u64(&up->u.in.maxw[i], LF_RELAXED);
-	uint64_t h = (uint64_t)lf_load_u32(&c->count, LF_RELAXED);
+	uint64_t h = (uint64_t)lf_load_u32(&ch->count, LF_RELAXED);
 	lf_store_u64(&up->u.in.maxw[i], (x & VT_W_MASK) | h << VT_W_BITS,
 		     LF_RELAXED);
 }

@@ -481,7 +481,7 @@ int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache) {
 		rc = buddy_cache_alloc(c, order, &x);
 	} else {
-		rc = buddy_take_deferred(c, order, &x)
+		rc = buddy_take_spare(c, order, &x)
 			     ? BUDDY_OK
 			     : buddy_take_global(c, order, BUDDY_NOLIMIT, &x);
 		if (rc == BUDDY_OK) {

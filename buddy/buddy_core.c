@@ -37,6 +37,9 @@
 
 enum buddy_pop { BP_TAKEN, BP_DROPPED, BP_MOVED, BP_REJECTED };
 
+static int buddy_free_why(struct buddy_zone *z, const struct buddy_rgn *r,
+			  uint32_t x, uint16_t s);
+
 /*
  * Set kind and order of a frame the caller owns. Others may change its stk
  * while a stack holds its link (a popper drops the stale entry); with stk
@@ -44,8 +47,8 @@ enum buddy_pop { BP_TAKEN, BP_DROPPED, BP_MOVED, BP_REJECTED };
  * and every other writer's CAS expects a kind an owned frame has not), so
  * a store does, and saves an atomic read-modify-write on the global path.
  */
-void buddy_st_set(struct buddy_zone *z, uint32_t x, unsigned kind,
-		  unsigned order)
+static inline void buddy_st_put(struct buddy_zone *z, uint32_t x,
+				unsigned kind, unsigned order)
 {
 	/* Relaxed: the frame is ours; the CAS re-checks a listed one. */
 	uint16_t s = lf_load_u16(&z->st[x], LF_RELAXED);
@@ -60,6 +63,12 @@ void buddy_st_set(struct buddy_zone *z, uint32_t x, unsigned kind,
 	}
 	while (!lf_cas_u16(&z->st[x], &s, bst_with(s, kind, order), LF_ACQ_REL))
 		;
+}
+
+void buddy_st_set(struct buddy_zone *z, uint32_t x, unsigned kind,
+		  unsigned order)
+{
+	buddy_st_put(z, x, kind, order);
 }
 
 /*
@@ -133,8 +142,9 @@ static bool buddy_buddy_of(const struct buddy_rgn *r, uint32_t x, unsigned k,
  * keep_stk: the entry stays where it is (a merge or alloc_at: it goes
  * stale); otherwise the caller popped it and now owns its link.
  */
-static bool buddy_claim_free(struct buddy_zone *z, uint32_t x, unsigned k,
-			     unsigned kind, unsigned order, bool keep_stk)
+static inline bool buddy_claim_free(struct buddy_zone *z, uint32_t x,
+				    unsigned k, unsigned kind, unsigned order,
+				    bool keep_stk)
 {
 	/* Acquire: pairs with the release/seq_cst CAS that published it. */
 	uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
@@ -230,10 +240,20 @@ static bool buddy_merge_claim(struct buddy_cpu *c, uint32_t x, uint32_t b,
 	buddy_spare_forget(c, k, b);
 	/* x, the head still, keeps BUSY: the publish writes its order. */
 	if (lower)
-		buddy_st_set(z, x, BK_TAIL, 0);
+		buddy_st_put(z, x, BK_TAIL, 0);
 	buddy_free_delta(c, k, -1);
 	buddy_ctr_add(c, BC_MERGES, 1);
 	return true;
+}
+
+/*
+ * The recheck's first look, inline: is b FREE(k)? Seq_cst: pairs with the
+ * seq_cst publish of the buddy (B6); buddy_recheck() looks again.
+ */
+static inline bool buddy_buddy_free(struct buddy_zone *z, uint32_t b,
+				    unsigned k)
+{
+	return bst_is(lf_load_u16(&z->st[b], LF_SEQ_CST), BK_FREE, k);
 }
 
 /*
@@ -272,25 +292,86 @@ static bool buddy_recheck(struct buddy_cpu *c, uint32_t x, uint32_t b,
 	return true;
 }
 
-void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
-		      uint32_t x, unsigned k)
+/* x is BUSY(k), ours, inside our section: merge it up and publish it. */
+static void buddy_merge_up(struct buddy_cpu *c, const struct buddy_rgn *r,
+			   uint32_t x, unsigned k)
 {
 	uint32_t b;
-	buddy_busy(c, 1);
+	bool has;
 	for (;;) {
-		while (buddy_buddy_of(r, x, k, &b) &&
+		while ((has = buddy_buddy_of(r, x, k, &b)) &&
 		       buddy_merge_claim(c, x, b, k)) {
 			x = x < b ? x : b;
 			k++;
 		}
 		/* Seq_cst: pairs with the recheck load of the buddy's freer. */
 		buddy_publish(c, x, k, LF_SEQ_CST, k < BUDDY_SPARE_ORDERS);
-		if (!buddy_buddy_of(r, x, k, &b) ||
+		/* b: still the buddy of x at order k, if it has one. */
+		if (!has || !buddy_buddy_free(c->zone, b, k) ||
 		    !buddy_recheck(c, x, b, k, &x))
 			break;
 		k++;
 	}
+}
+
+void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
+		      uint32_t x, unsigned k)
+{
+	buddy_busy(c, 1);
+	buddy_merge_up(c, r, x, k);
 	buddy_busy(c, -1);
+}
+
+int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r,
+		     uint32_t x, unsigned k)
+{
+	struct buddy_zone *z = c->zone;
+	uint32_t b = LF_STACK_NIL;
+	bool has = buddy_buddy_of(r, x, k, &b);
+	/* Acquire: pairs with the release that made it ALLOC. */
+	uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
+	if (!bst_is(s, BK_ALLOC, k))
+		return buddy_free_why(z, r, x, s); /* nothing changed */
+	buddy_busy(c, 1); /* memory appears: a section (exact ENOMEM) */
+	/* Relaxed: a guess; the merge's claims decide. */
+	if (has && bst_is(lf_load_u16(&z->st[b], LF_RELAXED), BK_FREE, k)) {
+		/* Acq_rel: the claim, as buddy_free_claim(). */
+		while (!lf_cas_u16(&z->st[x], &s, bst_with(s, BK_BUSY, k),
+				   LF_ACQ_REL))
+			if (!bst_is(s, BK_ALLOC, k)) {
+				buddy_busy(c, -1);
+				return buddy_free_why(z, r, x, s);
+			}
+		buddy_merge_up(c, r, x, k);
+		buddy_busy(c, -1);
+		return BUDDY_OK;
+	}
+	bool spare = k < BUDDY_SPARE_ORDERS && buddy_spare_open(c, k);
+	while (bst_is(s, BK_ALLOC, k)) {
+		unsigned stk = bst_stk(s);
+		uint16_t n = bst_make(BK_FREE, k, stk ? stk : spare ? 0 : k + 1);
+		/*
+		 * Seq_cst: the claim (B2: of this and a racing double free
+		 * one CAS fails; acquire, the frames' contents) and the
+		 * publish (B6: pairs with the recheck load of the buddy's
+		 * freer, as buddy_publish()) in one.
+		 */
+		if (!lf_cas_u16(&z->st[x], &s, n, LF_SEQ_CST))
+			continue;
+		buddy_free_delta(c, k, 1);
+		if (stk == 0 && spare)
+			buddy_spare_set(c, k, x);
+		else if (stk == 0)
+			lf_stack_push(&z->stacks[k].s, z->link, x);
+		/* b is x's buddy at order k, if it has one (B6). */
+		if (has && buddy_buddy_free(z, b, k) &&
+		    buddy_recheck(c, x, b, k, &x))
+			buddy_merge_up(c, r, x, k + 1);
+		buddy_busy(c, -1);
+		return BUDDY_OK;
+	}
+	buddy_busy(c, -1);
+	return buddy_free_why(z, r, x, s);
 }
 
 /*
@@ -494,6 +575,13 @@ int buddy_free_claim(struct buddy_zone *z, const struct buddy_rgn *r,
 			       LF_ACQ_REL))
 			return BUDDY_OK;
 	}
+	return buddy_free_why(z, r, x, s);
+}
+
+/* Why block x, whose word is s, cannot be freed (not ALLOC of the order). */
+static int buddy_free_why(struct buddy_zone *z, const struct buddy_rgn *r,
+			  uint32_t x, uint16_t s)
+{
 	if (bst_kind(s) == BK_ALLOC)
 		return BUDDY_EORDER;
 	if (bst_kind(s) != BK_TAIL)
@@ -685,7 +773,7 @@ uint32_t buddy_take(struct buddy_cpu *c, unsigned k, unsigned max,
  * (stk != 0) is published by buddy_publish() (a CAS; no slot).
  */
 static void buddy_split_spare(struct buddy_cpu *c, uint32_t x, unsigned o,
-			      unsigned k)
+			      unsigned k, unsigned kind)
 {
 	struct buddy_zone *z = c->zone;
 	uint32_t add = 0, n = 0;
@@ -712,10 +800,11 @@ static void buddy_split_spare(struct buddy_cpu *c, uint32_t x, unsigned o,
 	/* Relaxed: our own mask. */
 	lf_store_u32(&c->spare_mask,
 		     lf_load_u32(&c->spare_mask, LF_RELAXED) | add, LF_RELAXED);
-	buddy_st_set(z, x, BK_BUSY, k);
+	buddy_st_put(z, x, kind, k);
 }
 
-bool buddy_take_spare(struct buddy_cpu *c, unsigned k, uint32_t *xp)
+bool buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind,
+		       uint32_t *xp)
 {
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: our own mask. */
@@ -726,13 +815,13 @@ bool buddy_take_spare(struct buddy_cpu *c, unsigned k, uint32_t *xp)
 		uint32_t y = lf_load_u32(&c->spare[j], LF_RELAXED);
 		if (j == k) {
 			/*
-			 * Claim it where it is (FREE -> BUSY; its stack entry,
+			 * Claim it where it is (FREE -> kind; its stack entry,
 			 * if listed, stays and goes stale, as a merge's claim
 			 * leaves it): no stack head is touched. Taking memory
 			 * away needs no in-flight section. Either way the slot
 			 * empties: y is ours now, or no longer FREE(k).
 			 */
-			bool ok = buddy_claim_free(z, y, k, BK_BUSY, k, true);
+			bool ok = buddy_claim_free(z, y, k, kind, k, true);
 			buddy_spare_set(c, k, BUDDY_SPARE_NONE);
 			if (!ok)
 				continue;
@@ -751,7 +840,7 @@ bool buddy_take_spare(struct buddy_cpu *c, unsigned k, uint32_t *xp)
 		y = buddy_take_spare_of(c, c, j, k, BUDDY_NOLIMIT);
 		if (y == LF_STACK_NIL)
 			continue; /* the slot emptied */
-		buddy_split_spare(c, y, j, k);
+		buddy_split_spare(c, y, j, k, kind);
 		buddy_busy(c, -1);
 		*xp = y;
 		return true;

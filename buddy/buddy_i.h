@@ -327,6 +327,14 @@ int buddy_free_claim(struct buddy_zone *z, const struct buddy_rgn *r,
 		     uint32_t x, unsigned order, unsigned kind);
 void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
 		      uint32_t x, unsigned k);
+/*
+ * Free allocated block x of order k at once, merging it with free buddies
+ * (B6), or return why not, changing nothing. When its buddy is not free,
+ * one seq_cst CAS ALLOC -> FREE claims and publishes it, then the buddy is
+ * rechecked as after any publish.
+ */
+int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r,
+		     uint32_t x, unsigned k);
 void buddy_publish_half(struct buddy_cpu *c, uint32_t u, unsigned k);
 /* Free n blocks of order o, ours with stk == 0, merging those that are
  * buddies of each other first (buddy_core.c); sorts xs[]. */
@@ -355,13 +363,16 @@ void buddy_split_low(struct buddy_cpu *c, uint32_t x, unsigned o, unsigned k);
 /* Free x, BUSY(k) and ours, without merging it (B8, buddy_core.c). */
 void buddy_free_defer(struct buddy_cpu *c, uint32_t x, unsigned k);
 /*
- * Claim this context's spare block of order k if it is still free at that
- * order: BUSY(k), ours, in *xp. An allocation tries it before anything
- * else, so an alloc + free pair on the global path touches only the
- * block's own state word, not a shared stack head (the slot empties:
- * the block is no longer free).
+ * Claim a block of order k from this context's spares, k's if it is still
+ * free at that order, else the smallest larger one split down to k while
+ * no stack holds a smaller block (its halves go into the slots below):
+ * kind (BUSY or ALLOC) of order k, ours, in *xp; false if none. An
+ * allocation tries it before anything else, so an alloc + free pair on
+ * the global path touches only the blocks' own state words, not a shared
+ * stack head (a slot empties when its block is taken).
  */
-bool buddy_take_spare(struct buddy_cpu *c, unsigned k, uint32_t *xp);
+bool buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind,
+		      uint32_t *xp);
 /* Merge every context's spare blocks with free buddies: true if any. */
 bool buddy_zone_undefer(struct buddy_cpu *c);
 

@@ -47,8 +47,8 @@ static int buddy_free_why(struct buddy_zone *z, const struct buddy_rgn *r,
  * and every other writer's CAS expects a kind an owned frame has not), so
  * a store does, and saves an atomic read-modify-write on the global path.
  */
-static inline void buddy_st_put(struct buddy_zone *z, uint32_t x,
-				unsigned kind, unsigned order)
+static inline void buddy_st_put(struct buddy_zone *z, uint32_t x, unsigned kind,
+				unsigned order)
 {
 	/* Relaxed: the frame is ours; the CAS re-checks a listed one. */
 	uint16_t s = lf_load_u16(&z->st[x], LF_RELAXED);
@@ -322,8 +322,8 @@ void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
 	buddy_busy(c, -1);
 }
 
-int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r,
-		     uint32_t x, unsigned k)
+int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r, uint32_t x,
+		     unsigned k)
 {
 	struct buddy_zone *z = c->zone;
 	uint32_t b = LF_STACK_NIL;
@@ -349,7 +349,10 @@ int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r,
 	bool spare = k < BUDDY_SPARE_ORDERS && buddy_spare_open(c, k);
 	while (bst_is(s, BK_ALLOC, k)) {
 		unsigned stk = bst_stk(s);
-		uint16_t n = bst_make(BK_FREE, k, stk ? stk : spare ? 0 : k + 1);
+		uint16_t n = bst_make(BK_FREE, k,
+				      stk     ? stk
+				      : spare ? 0
+					      : k + 1);
 		/*
 		 * Seq_cst: the claim (B2: of this and a racing double free
 		 * one CAS fails; acquire, the frames' contents) and the
@@ -789,7 +792,8 @@ static void buddy_split_spare(struct buddy_cpu *c, uint32_t x, unsigned o,
 		 * Release: as buddy_publish_half(); a store, as in
 		 * buddy_publish(): the word is ours with stk 0.
 		 */
-		lf_store_u16(&z->st[u], bst_make(BK_FREE, j - 1, 0), LF_RELEASE);
+		lf_store_u16(&z->st[u], bst_make(BK_FREE, j - 1, 0),
+			     LF_RELEASE);
 		/* Relaxed: our own slot (inside the caller's section). */
 		lf_store_u32(&c->spare[j - 1], u, LF_RELAXED);
 		add |= 1u << (j - 1);
@@ -804,7 +808,7 @@ static void buddy_split_spare(struct buddy_cpu *c, uint32_t x, unsigned o,
 }
 
 bool buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind,
-		       uint32_t *xp)
+		      uint32_t *xp)
 {
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: our own mask. */

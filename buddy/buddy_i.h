@@ -333,8 +333,8 @@ void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
  * one seq_cst CAS ALLOC -> FREE claims and publishes it, then the buddy is
  * rechecked as after any publish.
  */
-int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r,
-		     uint32_t x, unsigned k);
+int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r, uint32_t x,
+		     unsigned k);
 void buddy_publish_half(struct buddy_cpu *c, uint32_t u, unsigned k);
 /* Free n blocks of order o, ours with stk == 0, merging those that are
  * buddies of each other first (buddy_core.c); sorts xs[]. */

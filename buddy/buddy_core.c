@@ -124,16 +124,22 @@ static inline bool buddy_stack_empty(const struct buddy_zone *z, unsigned j)
 }
 
 /* Index of the buddy of block x of order k, if it lies in the region. */
-static bool buddy_buddy_of(const struct buddy_rgn *r, uint32_t x, unsigned k,
-			   uint32_t *b)
+static inline bool buddy_buddy_of(const struct buddy_rgn *r, uint32_t x,
+				  unsigned k, uint32_t *b)
 {
 	if (k >= BUDDY_MAX_ORDER)
 		return false;
-	uint64_t pfn = r->pfn + (x - r->idx);
-	uint64_t bp = pfn ^ ((uint64_t)1 << k);
-	if (bp < r->pfn || bp + ((uint64_t)1 << k) > r->pfn + r->n)
-		return false;
-	*b = (uint32_t)(r->idx + (bp - r->pfn));
+	uint32_t off = x - r->idx, h = (uint32_t)1 << k;
+	/* x is the upper half of its parent iff bit k of its pfn is set. */
+	if (((r->pfn + off) >> k) & 1) {
+		if (off < h)
+			return false; /* the buddy starts before the region */
+		*b = x - h;
+		return true;
+	}
+	if ((uint64_t)off + 2 * (uint64_t)h > r->n)
+		return false; /* the buddy ends after the region */
+	*b = x + h;
 	return true;
 }
 

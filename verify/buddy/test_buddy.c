@@ -603,6 +603,11 @@ static void test_spare(void)
 	struct buddy_stats st;
 	CHECK_EQ(buddy_alloc(e.c0, 0, &a), BUDDY_OK);
 	check_zone(&e, true); /* halves of orders 0-5: free, in c0's slots */
+	/* The core's pass (alloc_below) finds the owner's own spares too. */
+	CHECK_EQ(buddy_alloc_below(e.c0, 0, 64 * F, &x), BUDDY_OK);
+	CHECK_EQ(x, a ^ F);
+	CHECK_EQ(buddy_free(e.c0, x, 0), BUDDY_OK);
+	check_zone(&e, false);
 	unsigned n = 0;
 	for (unsigned o = 6; o-- > 0;) { /* c1 takes every one of them */
 		CHECK_EQ(buddy_alloc(e.c1, o, &held[n]), BUDDY_OK);

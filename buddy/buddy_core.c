@@ -15,6 +15,19 @@
  * drops it (stk = 0) otherwise. A frame is pushed only by the CAS that sees
  * stk == 0 and sets it, so no link is ever on two stacks.
  *
+ * Spare slots (B4). Below BUDDY_SPARE_ORDERS, a block a context publishes
+ * with its link free (a split's upper half, an eager free's block) goes
+ * into that context's spare slot of its order if the slot is open, not
+ * onto the stack: a store instead of a CAS and a push, and the context's
+ * next allocation of the order claims it where it is (buddy_take_spare),
+ * instead of a pop and a claim; a merge that claims it as a buddy leaves
+ * no stale entry. Every pass of the core looks at its own slots before
+ * each stack and, if the stacks have nothing, at every other context's
+ * (buddy_take_others), so a spare is found like a listed block and
+ * ENOMEM stays exact. A slot is emptied of a free block only by merging
+ * or pushing it (buddy_spare_empty), and taken over only when the block
+ * it names is no longer free at its order (buddy_spare_open).
+ *
  * Coalescing (B6). A free claims its block (ALLOC -> BUSY), then claims free
  * buddies (FREE -> TAIL or BUSY of the next order) one order at a time, and
  * publishes the result (BUSY -> FREE). Two buddies freed at the same moment
@@ -25,7 +38,9 @@
  * operations, of two publishes the later one's load sees the other block
  * free, unless a third call changed it, which then takes the duty over.
  * Blocks published by a split need no such check: their buddy is the half
- * the splitter keeps.
+ * the splitter keeps. A free whose buddy is not free when it looks claims
+ * and publishes its block in one seq_cst CAS (ALLOC -> FREE), then does
+ * the same re-check (buddy_free_eager).
  *
  * Memory orders. Claims are acquire (acq_rel CAS) and publishes release or
  * seq_cst: a block's previous owner's writes to the frames happen-before

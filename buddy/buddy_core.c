@@ -343,6 +343,61 @@ void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
 	buddy_busy(c, -1);
 }
 
+/*
+ * The merging half of buddy_free_eager(): x is ALLOC(k) (*sp its word)
+ * and b its buddy. If b is FREE(k), claim it first, as the merge would
+ * (the lower of the two becomes BUSY(k + 1), the upper a TAIL), then take
+ * x from ALLOC(k) straight to its part of the pair by one CAS: the claim
+ * of the free (B2: a racing double free fails one of the two CASes) and
+ * the first merge in two read-modify-writes, not three. Then merge on up
+ * (true). If x is no longer ALLOC(k) (a double free lost the race), b is
+ * given back as it was (published again and its buddy rechecked, B6),
+ * and false returns with x's word in *sp; false also if b was not free.
+ */
+static bool buddy_free_pair(struct buddy_cpu *c, const struct buddy_rgn *r,
+			    uint32_t x, uint32_t b, unsigned k, uint16_t *sp)
+{
+	struct buddy_zone *z = c->zone;
+	bool lower = b < x;
+	/* Acquire: pairs with the publish of b. */
+	uint16_t sb = lf_load_u16(&z->st[b], LF_ACQUIRE);
+	do {
+		if (!bst_is(sb, BK_FREE, k))
+			return false;
+		/* Acq_rel: the merge's claim of b (B2); its entry stays. */
+	} while (!lf_cas_u16(
+		&z->st[b], &sb,
+		bst_with(sb, lower ? BK_BUSY : BK_TAIL, lower ? k + 1 : 0),
+		LF_ACQ_REL));
+	uint16_t s = *sp;
+	while (bst_is(s, BK_ALLOC, k)) {
+		/* Acq_rel: the claim of the freed block (acquire: the
+		 * frames' contents), as buddy_free_claim(). */
+		if (!lf_cas_u16(&z->st[x], &s,
+				bst_with(s, lower ? BK_TAIL : BK_BUSY,
+					 lower ? 0 : k + 1),
+				LF_ACQ_REL))
+			continue;
+		buddy_spare_forget(c, k, b);
+		buddy_free_delta(c, k, -1);
+		buddy_ctr_add(c, BC_MERGES, 1);
+		buddy_merge_up(c, r, lower ? b : x, k + 1);
+		return true;
+	}
+	/*
+	 * x was not ours to free: give b back at order k, its link as it
+	 * is (a popper may have dropped a stale entry of b meanwhile: then
+	 * it is published as any unlisted block), and recheck its buddy.
+	 */
+	*sp = s;
+	uint32_t lo = b;
+	buddy_free_delta(c, k, -1); /* the publish counts it again */
+	buddy_publish(c, b, k, LF_SEQ_CST, k < BUDDY_SPARE_ORDERS);
+	if (buddy_buddy_free(z, x, k) && buddy_recheck(c, b, x, k, &lo))
+		buddy_merge_up(c, r, lo, k + 1);
+	return false;
+}
+
 int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r, uint32_t x,
 		     unsigned k)
 {
@@ -354,18 +409,13 @@ int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r, uint32_t x,
 	if (!bst_is(s, BK_ALLOC, k))
 		return buddy_free_why(z, r, x, s); /* nothing changed */
 	buddy_busy(c, 1); /* memory appears: a section (exact ENOMEM) */
-	/* Relaxed: a guess; the merge's claims decide. */
-	if (has && bst_is(lf_load_u16(&z->st[b], LF_RELAXED), BK_FREE, k)) {
-		/* Acq_rel: the claim, as buddy_free_claim(). */
-		while (!lf_cas_u16(&z->st[x], &s, bst_with(s, BK_BUSY, k),
-				   LF_ACQ_REL))
-			if (!bst_is(s, BK_ALLOC, k)) {
-				buddy_busy(c, -1);
-				return buddy_free_why(z, r, x, s);
-			}
-		buddy_merge_up(c, r, x, k);
+	if (has && buddy_free_pair(c, r, x, b, k, &s)) {
 		buddy_busy(c, -1);
 		return BUDDY_OK;
+	}
+	if (!bst_is(s, BK_ALLOC, k)) {
+		buddy_busy(c, -1);
+		return buddy_free_why(z, r, x, s); /* nothing changed */
 	}
 	bool spare = k < BUDDY_SPARE_ORDERS && buddy_spare_open(c, k);
 	while (bst_is(s, BK_ALLOC, k)) {

@@ -103,9 +103,10 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 	lf_init_u32(&c->busy, 0);
 	for (unsigned o = 0; o < BUDDY_ORDERS; o++) {
 		lf_init_u64(&c->free_delta[o], 0);
-		lf_init_u32(&c->defer[o], BUDDY_DEFER_NONE);
-		c->recent[o] = BUDDY_DEFER_NONE;
+		lf_init_u32(&c->spare[o], BUDDY_SPARE_NONE);
+		c->recent[o] = BUDDY_SPARE_NONE;
 	}
+	lf_init_u32(&c->spare_mask, 0);
 	for (unsigned i = 0; i < BC_COUNT; i++)
 		lf_init_u64(&c->ctr[i], 0);
 }

@@ -5,9 +5,13 @@
  * physical memory map has holes) and hands out naturally aligned blocks of
  * 2^order frames, order 0 to BUDDY_MAX_ORDER (4 GiB): an order-9 block starts
  * on a 2 MiB boundary in physical address. The free blocks of each order sit
- * on one lock-free stack (lockfree/lf_stack.h); a per-frame atomic state word
- * is the authority on what a frame is, so a stack may hold stale entries
- * after a concurrent merge or split and they are filtered when popped.
+ * on one lock-free stack (lockfree/lf_stack.h), or, one per order and CPU
+ * context, in that context's spare slot, where any context can still claim
+ * them (small orders: a split's halves and a free's block wait there for the
+ * context's next allocation, which takes them without touching a shared
+ * stack head); a per-frame atomic state word is the authority on what a
+ * frame is, so a stack or slot may name a block no longer free after a
+ * concurrent merge or split, and such entries are filtered when looked at.
  * Freeing coalesces with free buddies, lock-free, except that a free,
  * outside the per-CPU caches, of the block its context allocated last
  * leaves it unmerged, and that context's next allocation of the order

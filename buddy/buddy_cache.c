@@ -481,13 +481,14 @@ int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache) {
 		rc = buddy_cache_alloc(c, order, &x);
 	} else {
-		rc = buddy_take_deferred(c, order, &x)
-			     ? BUDDY_OK
-			     : buddy_take_global(c, order, BUDDY_NOLIMIT, &x);
-		if (rc == BUDDY_OK) {
-			buddy_st_set(c->zone, x, BK_ALLOC, order);
-			c->recent[order] = x;
+		rc = BUDDY_OK;
+		if (!buddy_take_spare(c, order, BK_ALLOC, &x)) {
+			rc = buddy_take_global(c, order, BUDDY_NOLIMIT, &x);
+			if (rc == BUDDY_OK)
+				buddy_st_set(c->zone, x, BK_ALLOC, order);
 		}
+		if (rc == BUDDY_OK)
+			c->recent[order] = x;
 	}
 	if (LF_UNLIKELY(rc != BUDDY_OK)) {
 		buddy_ctr_add(c, BC_FAILED, 1);
@@ -525,10 +526,7 @@ static int buddy_cache_free(struct buddy_cpu *c, const struct buddy_rgn *r,
 		}
 	}
 	buddy_busy(c, -1);
-	int rc = buddy_free_claim(z, r, x, o, BK_BUSY);
-	if (rc == BUDDY_OK)
-		buddy_free_merge(c, r, x, o);
-	return rc;
+	return buddy_free_eager(c, r, x, o);
 }
 
 int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
@@ -544,12 +542,14 @@ int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache) {
 		rc = buddy_cache_free(c, r, x, order);
 	} else {
-		rc = buddy_free_claim(z, r, x, order, BK_BUSY);
 		/* A free of the block allocated last defers (B8). */
-		if (rc == BUDDY_OK && x == c->recent[order])
-			buddy_free_defer(c, x, order);
-		else if (rc == BUDDY_OK)
-			buddy_free_merge(c, r, x, order);
+		if (x != c->recent[order]) {
+			rc = buddy_free_eager(c, r, x, order);
+		} else {
+			rc = buddy_free_claim(z, r, x, order, BK_BUSY);
+			if (rc == BUDDY_OK)
+				buddy_free_defer(c, x, order);
+		}
 	}
 	if (LF_UNLIKELY(rc != BUDDY_OK))
 		return buddy_reject(c, rc);

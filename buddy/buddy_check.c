@@ -9,13 +9,14 @@
  *   B3  stack links: every entry of stack j has stk == j + 1, no frame is on
  *       a stack twice or on two stacks, every frame with stk != 0 is on its
  *       stack
- *   B4  every FREE head has stk != 0 (a stack holds it: it can be found)
+ *   B4  every FREE head can be found: it has stk != 0 (a stack holds
+ *       it), or some context's spare slot of its order names it
  *   B5  a CACHED head has stk == 0 and is in exactly one cache slot of
  *       its order
  *   B6  (coalesced) no two free buddies of the same order, no CACHED block
  *   B7  the free-block counts summed over contexts equal the FREE heads
  *   B8  (not coalesced) of two free buddies of the same order, one is in
- *       some context's defer slot of that order
+ *       some context's spare slot of that order
  *
  * (B2, no block handed out twice, is a property of histories; the stress
  * and model tests check it with an owner per frame.) A mark bit in each
@@ -43,6 +44,15 @@ static int buddy_ck_fail(struct buddy_ck *k, uint64_t x, int inv)
 	return inv;
 }
 
+/* Is x named by some context's spare slot of order o? */
+static bool buddy_ck_spare(struct buddy_ck *k, uint64_t x, unsigned o)
+{
+	for (uint32_t i = 0; i < k->z->ncpus; i++)
+		if (lf_load_u32(&k->z->cpus[i].spare[o], LF_RELAXED) == x)
+			return true;
+	return false;
+}
+
 /* B1, B4, counts: walk region r head by head. */
 static int buddy_ck_region(struct buddy_ck *k, const struct buddy_rgn *r)
 {
@@ -55,7 +65,8 @@ static int buddy_ck_region(struct buddy_ck *k, const struct buddy_rgn *r)
 		    (pfn & (((uint64_t)1 << o) - 1)) ||
 		    x + ((uint64_t)1 << o) > end)
 			return buddy_ck_fail(k, x, 1);
-		if (kind == BK_FREE && bst_stk(s) == 0)
+		if (kind == BK_FREE && bst_stk(s) == 0 &&
+		    !buddy_ck_spare(k, x, o))
 			return buddy_ck_fail(k, x, 4);
 		if (kind == BK_FREE)
 			k->free_blocks[o]++;
@@ -137,18 +148,9 @@ static int buddy_ck_caches(struct buddy_ck *k)
 	return total == k->cached ? 0 : buddy_ck_fail(k, 0, 5);
 }
 
-/* Is x some context's deferred block of order o? */
-static bool buddy_ck_deferred(struct buddy_ck *k, uint64_t x, unsigned o)
-{
-	for (uint32_t i = 0; i < k->z->ncpus; i++)
-		if (lf_load_u32(&k->z->cpus[i].defer[o], LF_RELAXED) == x)
-			return true;
-	return false;
-}
-
 /*
  * B6 (coalesced), else B8: no FREE head whose buddy is a FREE head of the
- * same order, unless (B8) one of the two is a deferred block.
+ * same order, unless (B8) one of the two is in a spare slot.
  */
 static int buddy_ck_coalesced(struct buddy_ck *k, bool coalesced)
 {
@@ -169,8 +171,8 @@ static int buddy_ck_coalesced(struct buddy_ck *k, bool coalesced)
 			    bst_is(buddy_ck_st(k, b), BK_FREE, o)) {
 				if (coalesced)
 					return buddy_ck_fail(k, x, 6);
-				if (!buddy_ck_deferred(k, x, o) &&
-				    !buddy_ck_deferred(k, b, o))
+				if (!buddy_ck_spare(k, x, o) &&
+				    !buddy_ck_spare(k, b, o))
 					return buddy_ck_fail(k, x, 8);
 			}
 			x += (uint64_t)1 << o;

@@ -15,6 +15,19 @@
  * drops it (stk = 0) otherwise. A frame is pushed only by the CAS that sees
  * stk == 0 and sets it, so no link is ever on two stacks.
  *
+ * Spare slots (B4). Below BUDDY_SPARE_ORDERS, a block a context publishes
+ * with its link free (a split's upper half, an eager free's block) goes
+ * into that context's spare slot of its order if the slot is open, not
+ * onto the stack: a store instead of a CAS and a push, and the context's
+ * next allocation of the order claims it where it is (buddy_take_spare),
+ * instead of a pop and a claim; a merge that claims it as a buddy leaves
+ * no stale entry. Every pass of the core looks at its own slots before
+ * each stack and, if the stacks have nothing, at every other context's
+ * (buddy_take_others), so a spare is found like a listed block and
+ * ENOMEM stays exact. A slot is emptied of a free block only by merging
+ * or pushing it (buddy_spare_empty), and taken over only when the block
+ * it names is no longer free at its order (buddy_spare_open).
+ *
  * Coalescing (B6). A free claims its block (ALLOC -> BUSY), then claims free
  * buddies (FREE -> TAIL or BUSY of the next order) one order at a time, and
  * publishes the result (BUSY -> FREE). Two buddies freed at the same moment
@@ -25,7 +38,9 @@
  * operations, of two publishes the later one's load sees the other block
  * free, unless a third call changed it, which then takes the duty over.
  * Blocks published by a split need no such check: their buddy is the half
- * the splitter keeps.
+ * the splitter keeps. A free whose buddy is not free when it looks claims
+ * and publishes its block in one seq_cst CAS (ALLOC -> FREE), then does
+ * the same re-check (buddy_free_eager).
  *
  * Memory orders. Claims are acquire (acq_rel CAS) and publishes release or
  * seq_cst: a block's previous owner's writes to the frames happen-before
@@ -37,6 +52,9 @@
 
 enum buddy_pop { BP_TAKEN, BP_DROPPED, BP_MOVED, BP_REJECTED };
 
+static int buddy_free_why(struct buddy_zone *z, const struct buddy_rgn *r,
+			  uint32_t x, uint16_t s);
+
 /*
  * Set kind and order of a frame the caller owns. Others may change its stk
  * while a stack holds its link (a popper drops the stale entry); with stk
@@ -44,8 +62,8 @@ enum buddy_pop { BP_TAKEN, BP_DROPPED, BP_MOVED, BP_REJECTED };
  * and every other writer's CAS expects a kind an owned frame has not), so
  * a store does, and saves an atomic read-modify-write on the global path.
  */
-void buddy_st_set(struct buddy_zone *z, uint32_t x, unsigned kind,
-		  unsigned order)
+static inline void buddy_st_put(struct buddy_zone *z, uint32_t x, unsigned kind,
+				unsigned order)
 {
 	/* Relaxed: the frame is ours; the CAS re-checks a listed one. */
 	uint16_t s = lf_load_u16(&z->st[x], LF_RELAXED);
@@ -62,17 +80,81 @@ void buddy_st_set(struct buddy_zone *z, uint32_t x, unsigned kind,
 		;
 }
 
+void buddy_st_set(struct buddy_zone *z, uint32_t x, unsigned kind,
+		  unsigned order)
+{
+	buddy_st_put(z, x, kind, order);
+}
+
+/*
+ * Spare slots (buddy_i.h, struct buddy_cpu). Only the owner writes them,
+ * with relaxed stores: inside an in-flight section when a slot comes to
+ * name a block, so a failing context's window that reads the owner's busy
+ * word (acquire) after the section reads the slot too, and one that
+ * overlaps it sees the busy word change.
+ */
+_Static_assert(BUDDY_ORDERS <= 32, "spare_mask holds a bit per order");
+_Static_assert(BUDDY_SPARE_ORDERS <= BUDDY_ORDERS, "spare orders");
+
+static inline void buddy_spare_set(struct buddy_cpu *c, unsigned k, uint32_t y)
+{
+	/* Relaxed: only the owner writes them (above). */
+	uint32_t m = lf_load_u32(&c->spare_mask, LF_RELAXED);
+	m = y == BUDDY_SPARE_NONE ? m & ~(1u << k) : m | 1u << k;
+	lf_store_u32(&c->spare[k], y, LF_RELAXED);
+	lf_store_u32(&c->spare_mask, m, LF_RELAXED);
+}
+
+/* Empty slot k if it names y, which the caller has just claimed. */
+static inline void buddy_spare_forget(struct buddy_cpu *c, unsigned k,
+				      uint32_t y)
+{
+	/* Relaxed: our own slot. */
+	if (lf_load_u32(&c->spare[k], LF_RELAXED) == y)
+		buddy_spare_set(c, k, BUDDY_SPARE_NONE);
+}
+
+/*
+ * May slot k take a new block: is it empty, or does it name a block that
+ * is no longer FREE(k)? A FREE(k) block with stk 0 that only this slot
+ * names was published by this context (every publish of an unlisted
+ * block names it in its publisher's slot), so our relaxed load sees that
+ * publish or a later change; a block that another context made FREE(k)
+ * again is named by that context's slot or is on a stack (B4).
+ */
+static inline bool buddy_spare_open(struct buddy_cpu *c, unsigned k)
+{
+	/* Relaxed: our own slot; the word as above. */
+	uint32_t y = lf_load_u32(&c->spare[k], LF_RELAXED);
+	return y == BUDDY_SPARE_NONE ||
+	       !bst_is(lf_load_u16(&c->zone->st[y], LF_RELAXED), BK_FREE, k);
+}
+
+/* Is stack j empty now? A snapshot, inline (lf_stack_empty()'s test). */
+static inline bool buddy_stack_empty(const struct buddy_zone *z, unsigned j)
+{
+	/* Relaxed: a snapshot that orders nothing. */
+	return lf_stack_word_top(lf_load_u64(&z->stacks[j].s.head,
+					     LF_RELAXED)) == LF_STACK_NIL;
+}
+
 /* Index of the buddy of block x of order k, if it lies in the region. */
-static bool buddy_buddy_of(const struct buddy_rgn *r, uint32_t x, unsigned k,
-			   uint32_t *b)
+static inline bool buddy_buddy_of(const struct buddy_rgn *r, uint32_t x,
+				  unsigned k, uint32_t *b)
 {
 	if (k >= BUDDY_MAX_ORDER)
 		return false;
-	uint64_t pfn = r->pfn + (x - r->idx);
-	uint64_t bp = pfn ^ ((uint64_t)1 << k);
-	if (bp < r->pfn || bp + ((uint64_t)1 << k) > r->pfn + r->n)
-		return false;
-	*b = (uint32_t)(r->idx + (bp - r->pfn));
+	uint32_t off = x - r->idx, h = (uint32_t)1 << k;
+	/* x is the upper half of its parent iff bit k of its pfn is set. */
+	if (((r->pfn + off) >> k) & 1) {
+		if (off < h)
+			return false; /* the buddy starts before the region */
+		*b = x - h;
+		return true;
+	}
+	if ((uint64_t)off + 2 * (uint64_t)h > r->n)
+		return false; /* the buddy ends after the region */
+	*b = x + h;
 	return true;
 }
 
@@ -81,8 +163,9 @@ static bool buddy_buddy_of(const struct buddy_rgn *r, uint32_t x, unsigned k,
  * keep_stk: the entry stays where it is (a merge or alloc_at: it goes
  * stale); otherwise the caller popped it and now owns its link.
  */
-static bool buddy_claim_free(struct buddy_zone *z, uint32_t x, unsigned k,
-			     unsigned kind, unsigned order, bool keep_stk)
+static inline bool buddy_claim_free(struct buddy_zone *z, uint32_t x,
+				    unsigned k, unsigned kind, unsigned order,
+				    bool keep_stk)
 {
 	/* Acquire: pairs with the release/seq_cst CAS that published it. */
 	uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
@@ -98,14 +181,37 @@ static bool buddy_claim_free(struct buddy_zone *z, uint32_t x, unsigned k,
 	}
 }
 
-/* Publish frame x, ours, as a free head of order k; push it if unlisted. */
+/*
+ * Publish frame x, ours, as a free head of order k: into this context's
+ * spare slot of order k if spare is set, x's link is free (stk 0), no
+ * drain batch is open and the slot is open (a release or seq_cst store:
+ * nobody else writes an owned frame's word with stk 0, B2); else by CAS,
+ * pushed if unlisted.
+ */
 static void buddy_publish(struct buddy_cpu *c, uint32_t x, unsigned k,
-			  lf_order o)
+			  lf_order o, bool spare)
 {
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: the CAS re-checks it. */
 	uint16_t s = lf_load_u16(&z->st[x], LF_RELAXED);
 	unsigned stk;
+	if (spare && bst_stk(s) == 0 && c->chain == NULL &&
+	    buddy_spare_open(c, k)) {
+		/*
+		 * Release (a split's half) or seq_cst (a free, B6), as the
+		 * CAS below. Spelled out: a memory order the compiler cannot
+		 * see is taken as seq_cst, an exchange on x86.
+		 */
+		if (o == LF_RELEASE)
+			lf_store_u16(&z->st[x], bst_make(BK_FREE, k, 0),
+				     LF_RELEASE);
+		else
+			lf_store_u16(&z->st[x], bst_make(BK_FREE, k, 0),
+				     LF_SEQ_CST);
+		buddy_spare_set(c, k, x);
+		buddy_free_delta(c, k, 1);
+		return;
+	}
 	do {
 		stk = bst_stk(s);
 		/* B3: a listed link stays where it is; its popper re-files it.
@@ -135,7 +241,7 @@ static void buddy_publish(struct buddy_cpu *c, uint32_t x, unsigned k,
 void buddy_publish_half(struct buddy_cpu *c, uint32_t u, unsigned k)
 {
 	/* Release: pairs with the acquire of whoever claims the half. */
-	buddy_publish(c, u, k, LF_RELEASE);
+	buddy_publish(c, u, k, LF_RELEASE, k < BUDDY_SPARE_ORDERS);
 	buddy_ctr_add(c, BC_SPLITS, 1);
 }
 
@@ -152,12 +258,23 @@ static bool buddy_merge_claim(struct buddy_cpu *c, uint32_t x, uint32_t b,
 	if (!buddy_claim_free(z, b, k, lower ? BK_BUSY : BK_TAIL,
 			      lower ? k + 1 : 0, true))
 		return false;
+	buddy_spare_forget(c, k, b);
 	/* x, the head still, keeps BUSY: the publish writes its order. */
 	if (lower)
-		buddy_st_set(z, x, BK_TAIL, 0);
+		buddy_st_put(z, x, BK_TAIL, 0);
 	buddy_free_delta(c, k, -1);
 	buddy_ctr_add(c, BC_MERGES, 1);
 	return true;
+}
+
+/*
+ * The recheck's first look, inline: is b FREE(k)? Seq_cst: pairs with the
+ * seq_cst publish of the buddy (B6); buddy_recheck() looks again.
+ */
+static inline bool buddy_buddy_free(struct buddy_zone *z, uint32_t b,
+				    unsigned k)
+{
+	return bst_is(lf_load_u16(&z->st[b], LF_SEQ_CST), BK_FREE, k);
 }
 
 /*
@@ -178,11 +295,14 @@ static bool buddy_recheck(struct buddy_cpu *c, uint32_t x, uint32_t b,
 		/* The lower first: of two rechecking publishers one goes on. */
 		if (!buddy_claim_free(z, lo, k, BK_BUSY, k, true))
 			return false;
+		buddy_spare_forget(c, k, lo);
 		buddy_free_delta(c, k, -1);
-		if (buddy_claim_free(z, hi, k, BK_TAIL, 0, true))
+		if (buddy_claim_free(z, hi, k, BK_TAIL, 0, true)) {
+			buddy_spare_forget(c, k, hi);
 			break;
+		}
 		/* hi was taken meanwhile: give lo back, look again. */
-		buddy_publish(c, lo, k, LF_SEQ_CST);
+		buddy_publish(c, lo, k, LF_SEQ_CST, k < BUDDY_SPARE_ORDERS);
 		x = lo;
 		b = hi;
 	}
@@ -193,25 +313,139 @@ static bool buddy_recheck(struct buddy_cpu *c, uint32_t x, uint32_t b,
 	return true;
 }
 
-void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
-		      uint32_t x, unsigned k)
+/* x is BUSY(k), ours, inside our section: merge it up and publish it. */
+static void buddy_merge_up(struct buddy_cpu *c, const struct buddy_rgn *r,
+			   uint32_t x, unsigned k)
 {
 	uint32_t b;
-	buddy_busy(c, 1);
+	bool has;
 	for (;;) {
-		while (buddy_buddy_of(r, x, k, &b) &&
+		while ((has = buddy_buddy_of(r, x, k, &b)) &&
 		       buddy_merge_claim(c, x, b, k)) {
 			x = x < b ? x : b;
 			k++;
 		}
 		/* Seq_cst: pairs with the recheck load of the buddy's freer. */
-		buddy_publish(c, x, k, LF_SEQ_CST);
-		if (!buddy_buddy_of(r, x, k, &b) ||
+		buddy_publish(c, x, k, LF_SEQ_CST, k < BUDDY_SPARE_ORDERS);
+		/* b: still the buddy of x at order k, if it has one. */
+		if (!has || !buddy_buddy_free(c->zone, b, k) ||
 		    !buddy_recheck(c, x, b, k, &x))
 			break;
 		k++;
 	}
+}
+
+void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
+		      uint32_t x, unsigned k)
+{
+	buddy_busy(c, 1);
+	buddy_merge_up(c, r, x, k);
 	buddy_busy(c, -1);
+}
+
+/*
+ * The merging half of buddy_free_eager(): x is ALLOC(k) (*sp its word)
+ * and b its buddy. If b is FREE(k), claim it first, as the merge would
+ * (the lower of the two becomes BUSY(k + 1), the upper a TAIL), then take
+ * x from ALLOC(k) straight to its part of the pair by one CAS: the claim
+ * of the free (B2: a racing double free fails one of the two CASes) and
+ * the first merge in two read-modify-writes, not three. Then merge on up
+ * (true). If x is no longer ALLOC(k) (a double free lost the race), b is
+ * given back as it was (published again and its buddy rechecked, B6),
+ * and false returns with x's word in *sp; false also if b was not free.
+ */
+static bool buddy_free_pair(struct buddy_cpu *c, const struct buddy_rgn *r,
+			    uint32_t x, uint32_t b, unsigned k, uint16_t *sp)
+{
+	struct buddy_zone *z = c->zone;
+	bool lower = b < x;
+	/* Acquire: pairs with the publish of b. */
+	uint16_t sb = lf_load_u16(&z->st[b], LF_ACQUIRE);
+	do {
+		if (!bst_is(sb, BK_FREE, k))
+			return false;
+		/* Acq_rel: the merge's claim of b (B2); its entry stays. */
+	} while (!lf_cas_u16(
+		&z->st[b], &sb,
+		bst_with(sb, lower ? BK_BUSY : BK_TAIL, lower ? k + 1 : 0),
+		LF_ACQ_REL));
+	uint16_t s = *sp;
+	while (bst_is(s, BK_ALLOC, k)) {
+		/* Acq_rel: the claim of the freed block (acquire: the
+		 * frames' contents), as buddy_free_claim(). */
+		if (!lf_cas_u16(&z->st[x], &s,
+				bst_with(s, lower ? BK_TAIL : BK_BUSY,
+					 lower ? 0 : k + 1),
+				LF_ACQ_REL))
+			continue;
+		buddy_spare_forget(c, k, b);
+		buddy_free_delta(c, k, -1);
+		buddy_ctr_add(c, BC_MERGES, 1);
+		buddy_merge_up(c, r, lower ? b : x, k + 1);
+		return true;
+	}
+	/*
+	 * x was not ours to free: give b back at order k, its link as it
+	 * is (a popper may have dropped a stale entry of b meanwhile: then
+	 * it is published as any unlisted block), and recheck its buddy.
+	 */
+	*sp = s;
+	uint32_t lo = b;
+	buddy_free_delta(c, k, -1); /* the publish counts it again */
+	buddy_publish(c, b, k, LF_SEQ_CST, k < BUDDY_SPARE_ORDERS);
+	if (buddy_buddy_free(z, x, k) && buddy_recheck(c, b, x, k, &lo))
+		buddy_merge_up(c, r, lo, k + 1);
+	return false;
+}
+
+int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r, uint32_t x,
+		     unsigned k)
+{
+	struct buddy_zone *z = c->zone;
+	uint32_t b = LF_STACK_NIL;
+	bool has = buddy_buddy_of(r, x, k, &b);
+	/* Acquire: pairs with the release that made it ALLOC. */
+	uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
+	if (!bst_is(s, BK_ALLOC, k))
+		return buddy_free_why(z, r, x, s); /* nothing changed */
+	buddy_busy(c, 1); /* memory appears: a section (exact ENOMEM) */
+	if (has && buddy_free_pair(c, r, x, b, k, &s)) {
+		buddy_busy(c, -1);
+		return BUDDY_OK;
+	}
+	if (!bst_is(s, BK_ALLOC, k)) {
+		buddy_busy(c, -1);
+		return buddy_free_why(z, r, x, s); /* nothing changed */
+	}
+	bool spare = k < BUDDY_SPARE_ORDERS && buddy_spare_open(c, k);
+	while (bst_is(s, BK_ALLOC, k)) {
+		unsigned stk = bst_stk(s);
+		uint16_t n = bst_make(BK_FREE, k,
+				      stk     ? stk
+				      : spare ? 0
+					      : k + 1);
+		/*
+		 * Seq_cst: the claim (B2: of this and a racing double free
+		 * one CAS fails; acquire, the frames' contents) and the
+		 * publish (B6: pairs with the recheck load of the buddy's
+		 * freer, as buddy_publish()) in one.
+		 */
+		if (!lf_cas_u16(&z->st[x], &s, n, LF_SEQ_CST))
+			continue;
+		buddy_free_delta(c, k, 1);
+		if (stk == 0 && spare)
+			buddy_spare_set(c, k, x);
+		else if (stk == 0)
+			lf_stack_push(&z->stacks[k].s, z->link, x);
+		/* b is x's buddy at order k, if it has one (B6). */
+		if (has && buddy_buddy_free(z, b, k) &&
+		    buddy_recheck(c, x, b, k, &x))
+			buddy_merge_up(c, r, x, k + 1);
+		buddy_busy(c, -1);
+		return BUDDY_OK;
+	}
+	buddy_busy(c, -1);
+	return buddy_free_why(z, r, x, s);
 }
 
 /*
@@ -279,25 +513,28 @@ void buddy_free_batch(struct buddy_cpu *c, uint32_t *xs, uint32_t n, unsigned o)
 
 /*
  * Deferred coalescing (B8). A free through buddy_free_defer() publishes its
- * block without merging it and records it in the context's slot defer[k],
- * after merging the block the slot held before if that block is still free
- * and its buddy is free too. So a pair of allocation and free on a fully
- * coalesced zone splits and merges nothing after the first: the block
- * stays free at its order for the next allocation (the eager cascade cost
- * 2 x 18 levels per pair on a 1 GiB zone). The price is bounded: at
- * quiescence, every pair of free buddies of one order has a member in some
- * context's slot (B8), so at most one unmerged pair per context and order;
- * buddy_zone_undefer() merges them all, and the allocation slow path and
- * buddy_zone_drain_all() call it, so ENOMEM stays exact and a drained zone
- * is fully coalesced.
+ * block without merging it and records it in the context's spare slot of
+ * its order, after emptying the slot (buddy_spare_empty(): the block it
+ * named merges if it is still free and its buddy is free too, else it is
+ * pushed onto its stack if no stack holds it). So a pair of allocation and
+ * free on a fully coalesced zone splits and merges nothing after the
+ * first: the block stays free at its order for the next allocation (the
+ * eager cascade cost 2 x 18 levels per pair on a 1 GiB zone). The price
+ * is bounded: at quiescence, every pair of free buddies of one order has a
+ * member in some context's slot (B8), so at most one unmerged pair per
+ * context and order; buddy_zone_undefer() merges them all, and the
+ * allocation slow path and buddy_zone_drain_all() call it, so ENOMEM stays
+ * exact and a drained zone is fully coalesced.
  *
- * Why B8 holds. A block leaves a slot only in buddy_free_defer(), which
- * then loads its buddy (seq_cst) and merges the two if it is free. If the
- * buddy is not free then, whoever frees it later either merges it at once
- * (an eager publish rechecks its buddy, B6) or defers it into a slot. The
- * deferring publish is seq_cst like an eager one, so of a deferred block
- * and a concurrently published buddy, one side's seq_cst load sees the
- * other's publish (the argument of B6).
+ * Why B8 holds. A FREE block leaves a slot only in buddy_spare_empty(),
+ * which first loads its buddy (seq_cst) and merges the two if it is free
+ * (other publishes take a slot only when it is open: empty, or naming a
+ * block no longer free at that order). If the buddy is not free then,
+ * whoever frees it later either merges it at once (an eager publish
+ * rechecks its buddy, B6) or defers it into a slot. The deferring publish
+ * is seq_cst like an eager one, so of a deferred block and a concurrently
+ * published buddy, one side's seq_cst load sees the other's publish (the
+ * argument of B6).
  */
 
 /* If block y is FREE(k) with a FREE(k) buddy, claim y and merge them. */
@@ -314,44 +551,65 @@ static bool buddy_undefer_block(struct buddy_cpu *c, uint32_t y, unsigned k)
 	/* y's entry, if listed, stays and goes stale (a merge's claim). */
 	if (!buddy_claim_free(z, y, k, BK_BUSY, k, true))
 		return false;
+	buddy_spare_forget(c, k, y);
 	buddy_free_delta(c, k, -1);
 	buddy_free_merge(c, r, y, k);
 	return true;
 }
 
+/*
+ * Spare y of order k leaves its slot: if it is FREE(k) and no stack holds
+ * it (stk 0), take its link (stk = k + 1) and push it, so that it stays
+ * findable (B4). Relaxed CAS, as buddy_move(): the link is ours and the
+ * push orders it (S4); the block's word was published before.
+ */
+static void buddy_spare_push(struct buddy_cpu *c, uint32_t y, unsigned k)
+{
+	struct buddy_zone *z = c->zone;
+	/* Relaxed: the CAS re-checks it. */
+	uint16_t s = lf_load_u16(&z->st[y], LF_RELAXED);
+	while (bst_is(s, BK_FREE, k) && bst_stk(s) == 0)
+		if (lf_cas_u16(&z->st[y], &s, bst_with_stk(s, k + 1),
+			       LF_RELAXED)) {
+			lf_stack_push(&z->stacks[k].s, z->link, y);
+			return;
+		}
+}
+
+/*
+ * Empty this context's slot k for x (BUSY and ours), inside the caller's
+ * section: the block it names merges with a free buddy (B8), or goes onto
+ * its stack if nothing holds it (B4). A merge may give a block of order
+ * k back into the slot (buddy_recheck()), hence the loop.
+ */
+static void buddy_spare_empty(struct buddy_cpu *c, unsigned k, uint32_t x)
+{
+	for (;;) {
+		/* Relaxed: our own slot. */
+		uint32_t y = lf_load_u32(&c->spare[k], LF_RELAXED);
+		if (y == BUDDY_SPARE_NONE || y == x)
+			return;
+		if (buddy_undefer_block(c, y, k))
+			continue;
+		buddy_spare_push(c, y, k);
+		buddy_spare_set(c, k, BUDDY_SPARE_NONE);
+		return;
+	}
+}
+
 void buddy_free_defer(struct buddy_cpu *c, uint32_t x, unsigned k)
 {
 	buddy_busy(c, 1); /* x is BUSY and ours until published */
-	/* Relaxed: only this context writes its slots. */
-	uint32_t y = lf_load_u32(&c->defer[k], LF_RELAXED);
-	if (y != BUDDY_DEFER_NONE && y != x)
-		buddy_undefer_block(c, y, k);
+	buddy_spare_empty(c, k, x);
 	/* Seq_cst: pairs with the seq_cst loads of buddies (B6, B8). */
-	buddy_publish(c, x, k, LF_SEQ_CST);
+	buddy_publish(c, x, k, LF_SEQ_CST, true);
 	/*
-	 * Relaxed, inside the section: a failing context's window reads
-	 * busy (acquire) before it reads the slots, so a slot written before
-	 * our busy(-1) (release) is seen (buddy_zone_undefer()).
+	 * Named here even if a stack holds it too (stk != 0: the publish
+	 * did not take the slot), for B8. Inside the section: see
+	 * buddy_spare_set().
 	 */
-	lf_store_u32(&c->defer[k], x, LF_RELAXED);
+	buddy_spare_set(c, k, x);
 	buddy_busy(c, -1);
-}
-
-bool buddy_take_deferred(struct buddy_cpu *c, unsigned k, uint32_t *xp)
-{
-	/* Relaxed: only this context writes its slots. */
-	uint32_t y = lf_load_u32(&c->defer[k], LF_RELAXED);
-	/*
-	 * Claim it where it is (FREE -> BUSY; its stack entry, if listed,
-	 * stays and goes stale, as a merge's claim leaves it): no stack head
-	 * is touched. Taking memory away needs no in-flight section.
-	 */
-	if (y == BUDDY_DEFER_NONE ||
-	    !buddy_claim_free(c->zone, y, k, BK_BUSY, k, true))
-		return false;
-	buddy_free_delta(c, k, -1);
-	*xp = y;
-	return true;
 }
 
 void buddy_zone_coalesce(struct buddy_cpu *c)
@@ -365,11 +623,12 @@ bool buddy_zone_undefer(struct buddy_cpu *c)
 	bool any = false;
 	for (uint32_t i = 0; i < z->ncpus; i++)
 		for (unsigned k = 0; k < BUDDY_MAX_ORDER; k++) {
-			/* Relaxed: a hint, ordered as buddy_free_defer() says.
+			/*
+			 * Relaxed: a hint, ordered as buddy_spare_set() says.
 			 */
 			uint32_t y =
-				lf_load_u32(&z->cpus[i].defer[k], LF_RELAXED);
-			if (y != BUDDY_DEFER_NONE)
+				lf_load_u32(&z->cpus[i].spare[k], LF_RELAXED);
+			if (y != BUDDY_SPARE_NONE)
 				any |= buddy_undefer_block(c, y, k);
 		}
 	return any;
@@ -390,6 +649,13 @@ int buddy_free_claim(struct buddy_zone *z, const struct buddy_rgn *r,
 			       LF_ACQ_REL))
 			return BUDDY_OK;
 	}
+	return buddy_free_why(z, r, x, s);
+}
+
+/* Why block x, whose word is s, cannot be freed (not ALLOC of the order). */
+static int buddy_free_why(struct buddy_zone *z, const struct buddy_rgn *r,
+			  uint32_t x, uint16_t s)
+{
 	if (bst_kind(s) == BK_ALLOC)
 		return BUDDY_EORDER;
 	if (bst_kind(s) != BK_TAIL)
@@ -492,7 +758,7 @@ uint32_t buddy_take_stack(struct buddy_cpu *c, unsigned j, unsigned k,
 	struct buddy_zone *z = c->zone;
 	uint32_t first = LF_STACK_NIL, last = LF_STACK_NIL, x;
 	/* An empty stack: no section, so failing passes stay quiet. */
-	if (lf_stack_empty(&z->stacks[j].s))
+	if (buddy_stack_empty(z, j))
 		return LF_STACK_NIL;
 	buddy_busy(c, 1); /* popped entries are in our hands */
 	while ((x = lf_stack_pop(&z->stacks[j].s, z->link)) != LF_STACK_NIL) {
@@ -513,14 +779,174 @@ uint32_t buddy_take_stack(struct buddy_cpu *c, unsigned j, unsigned k,
 	return x;
 }
 
-/* Claim a free block of order k..max (the smallest listed first). */
+/*
+ * Claim o's spare of order j (o may be c) if it is FREE(j) and its low
+ * part of order k ends by limit: BUSY(j), ours, with c's in-flight section
+ * open (the split gives parts back), or LF_STACK_NIL. c's own slot
+ * empties if the block is no longer FREE(j) or is taken.
+ */
+static uint32_t buddy_take_spare_of(struct buddy_cpu *c, struct buddy_cpu *o,
+				    unsigned j, unsigned k, uint64_t limit)
+{
+	struct buddy_zone *z = c->zone;
+	/* Relaxed: a hint (buddy_spare_set()); the claim decides. */
+	uint32_t y = lf_load_u32(&o->spare[j], LF_RELAXED);
+	if (y == BUDDY_SPARE_NONE)
+		return LF_STACK_NIL;
+	/* Acquire: pairs with the publish of the block. */
+	uint16_t s = lf_load_u16(&z->st[y], LF_ACQUIRE);
+	for (;;) {
+		if (!bst_is(s, BK_FREE, j)) {
+			if (o == c)
+				buddy_spare_set(c, j, BUDDY_SPARE_NONE);
+			return LF_STACK_NIL;
+		}
+		if (!buddy_fits(z, y, k, limit))
+			return LF_STACK_NIL;
+		buddy_busy(c, 1); /* before the claim: no gap seen */
+		/* Acq_rel: the claim (B2); a stack entry of y goes stale. */
+		if (lf_cas_u16(&z->st[y], &s, bst_with(s, BK_BUSY, j),
+			       LF_ACQ_REL))
+			break;
+		buddy_busy(c, -1);
+	}
+	if (o == c)
+		buddy_spare_set(c, j, BUDDY_SPARE_NONE);
+	buddy_free_delta(c, j, -1);
+	return y;
+}
+
+/*
+ * Claim a free block of order k..max, the smallest first, at each order
+ * this context's spare before the stack.
+ */
 uint32_t buddy_take(struct buddy_cpu *c, unsigned k, unsigned max,
 		    uint64_t limit, unsigned *op)
 {
+	/* Relaxed: our own mask. */
+	uint32_t spares = lf_load_u32(&c->spare_mask, LF_RELAXED);
 	for (unsigned j = k; j <= max; j++) {
-		uint32_t x = buddy_take_stack(c, j, k, limit, op);
+		uint32_t x = LF_STACK_NIL;
+		if (spares & 1u << j)
+			x = buddy_take_spare_of(c, c, j, k, limit);
+		if (x == LF_STACK_NIL)
+			x = buddy_take_stack(c, j, k, limit, op);
+		else
+			*op = j;
 		if (x != LF_STACK_NIL)
 			return x;
+	}
+	return LF_STACK_NIL;
+}
+
+/*
+ * buddy_split_low() for a block taken from spare slot j when slots k to
+ * j - 1 are empty (their mask bits clear): each upper half goes into its
+ * order's slot with one release store, as buddy_publish() would put it
+ * there, without looking at the slots. A half whose link a stack holds
+ * (stk != 0) is published by buddy_publish() (a CAS; no slot).
+ */
+static void buddy_split_spare(struct buddy_cpu *c, uint32_t x, unsigned o,
+			      unsigned k, unsigned kind)
+{
+	struct buddy_zone *z = c->zone;
+	uint32_t add = 0, n = 0;
+	for (unsigned j = o; j > k; j--) {
+		uint32_t u = x + ((uint32_t)1 << (j - 1));
+		/* Relaxed: the half is ours; only its stk may change. */
+		uint16_t s = lf_load_u16(&z->st[u], LF_RELAXED);
+		if (j - 1 >= BUDDY_SPARE_ORDERS || bst_stk(s) != 0) {
+			buddy_publish_half(c, u, j - 1); /* takes no slot */
+			continue;
+		}
+		/*
+		 * Release: as buddy_publish_half(); a store, as in
+		 * buddy_publish(): the word is ours with stk 0.
+		 */
+		lf_store_u16(&z->st[u], bst_make(BK_FREE, j - 1, 0),
+			     LF_RELEASE);
+		/* Relaxed: our own slot (inside the caller's section). */
+		lf_store_u32(&c->spare[j - 1], u, LF_RELAXED);
+		add |= 1u << (j - 1);
+		n++;
+		buddy_free_delta(c, j - 1, 1);
+	}
+	buddy_ctr_add(c, BC_SPLITS, n);
+	/* Relaxed: our own mask. */
+	lf_store_u32(&c->spare_mask,
+		     lf_load_u32(&c->spare_mask, LF_RELAXED) | add, LF_RELAXED);
+	buddy_st_put(z, x, kind, k);
+}
+
+bool buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind,
+		      uint32_t *xp)
+{
+	struct buddy_zone *z = c->zone;
+	/* Relaxed: our own mask. */
+	uint32_t m;
+	while ((m = lf_load_u32(&c->spare_mask, LF_RELAXED) >> k) != 0) {
+		unsigned j = k + (unsigned)__builtin_ctz(m);
+		/* Relaxed: our own slot. */
+		uint32_t y = lf_load_u32(&c->spare[j], LF_RELAXED);
+		if (j == k) {
+			/*
+			 * Claim it where it is (FREE -> kind; its stack entry,
+			 * if listed, stays and goes stale, as a merge's claim
+			 * leaves it): no stack head is touched. Taking memory
+			 * away needs no in-flight section. Either way the slot
+			 * empties: y is ours now, or no longer FREE(k).
+			 */
+			bool ok = buddy_claim_free(z, y, k, kind, k, true);
+			buddy_spare_set(c, k, BUDDY_SPARE_NONE);
+			if (!ok)
+				continue;
+			buddy_free_delta(c, k, -1);
+			*xp = y;
+			return true;
+		}
+		/*
+		 * A larger spare, claimed in a section and split down to k,
+		 * unless a stack holds a smaller block: the smallest first,
+		 * as buddy_take() (fragmentation).
+		 */
+		for (unsigned i = k; i < j; i++)
+			if (!buddy_stack_empty(z, i))
+				return false;
+		y = buddy_take_spare_of(c, c, j, k, BUDDY_NOLIMIT);
+		if (y == LF_STACK_NIL)
+			continue; /* the slot emptied */
+		buddy_split_spare(c, y, j, k, kind);
+		buddy_busy(c, -1);
+		*xp = y;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Every other context's spares of order k..max, for a pass that found
+ * nothing on the stacks: a block there is free, and ENOMEM is exact only
+ * if the pass looks at it (B4).
+ */
+static uint32_t buddy_take_others(struct buddy_cpu *c, unsigned k,
+				  uint64_t limit, unsigned *op)
+{
+	struct buddy_zone *z = c->zone;
+	for (uint32_t i = 0; i < z->ncpus; i++) {
+		struct buddy_cpu *o = &z->cpus[i];
+		if (o == c)
+			continue;
+		/* Relaxed: a hint (buddy_spare_set()). */
+		uint32_t m = lf_load_u32(&o->spare_mask, LF_RELAXED) >> k;
+		for (unsigned j = k; m != 0; j++, m >>= 1) {
+			if (!(m & 1))
+				continue;
+			uint32_t x = buddy_take_spare_of(c, o, j, k, limit);
+			if (x != LF_STACK_NIL) {
+				*op = j;
+				return x;
+			}
+		}
 	}
 	return LF_STACK_NIL;
 }
@@ -610,6 +1036,8 @@ uint32_t buddy_take_once(struct buddy_cpu *c, unsigned k, uint64_t limit,
 	if (sweep)
 		buddy_zone_sweep(c); /* inside the window: what it re-files */
 	uint32_t x = buddy_take(c, k, BUDDY_MAX_ORDER, limit, op);
+	if (x == LF_STACK_NIL)
+		x = buddy_take_others(c, k, limit, op);
 	if (x != LF_STACK_NIL)
 		buddy_split_low(c, x, *op, k);
 	/* Relaxed: our own counter. */

@@ -139,11 +139,24 @@ struct buddy_cpu {
 	 */
 	lf_atomic_u32 busy;
 	/*
-	 * (o) defer[k]: the last block of order k this context freed without
-	 * merging it (BUDDY_DEFER_NONE if none): a hint for the coalescing
-	 * pass (buddy_zone_coalesce); the block's state word is the truth.
+	 * (o) spare[k]: a free block of order k this context keeps at hand
+	 * (BUDDY_SPARE_NONE if none): a hint; the block's state word is the
+	 * truth. A spare is findable without a stack (B4): a publish that
+	 * finds the block's link free (stk 0) and this slot open (empty, or
+	 * naming a block no longer FREE(k)) stores the block here instead of
+	 * pushing it, so that this context's next allocation of order k
+	 * claims it where it is (one CAS, no stack touched), and a merge
+	 * that claims it as a buddy leaves no stale entry. Any context may
+	 * claim a spare (a failing pass looks at every context's,
+	 * buddy_take_once()); only the owner writes the slot, always inside
+	 * an in-flight section when it names a block, and empties it of a
+	 * FREE(k) block only by merging or pushing that block (B4, B8).
+	 * Deferred frees (B8) go here at any order, other publishes below
+	 * BUDDY_SPARE_ORDERS. spare_mask: bit k set while spare[k] is not
+	 * NONE (the same writer; others read it relaxed, as a hint).
 	 */
-	lf_atomic_u32 defer[BUDDY_ORDERS];
+	lf_atomic_u32 spare[BUDDY_ORDERS];
+	lf_atomic_u32 spare_mask;
 	/*
 	 * (o, plain: only the owner uses it) recent[k]: the block of order k
 	 * this context last allocated outside its cache. Only a free of that
@@ -192,7 +205,13 @@ struct buddy_zone {
 } LF_CACHE_ALIGNED;
 
 #define BUDDY_NOLIMIT UINT64_MAX /* no address limit (in frames) */
-#define BUDDY_DEFER_NONE UINT32_MAX
+#define BUDDY_SPARE_NONE UINT32_MAX
+/*
+ * Orders below this keep a split's upper halves and an eager free's block
+ * in the context's spare slot (buddy_core.c); larger blocks go on the
+ * stacks, where other contexts find them without a scan.
+ */
+#define BUDDY_SPARE_ORDERS 6
 
 /*
  * Frames per line of state words. Each region's first index is congruent
@@ -308,6 +327,14 @@ int buddy_free_claim(struct buddy_zone *z, const struct buddy_rgn *r,
 		     uint32_t x, unsigned order, unsigned kind);
 void buddy_free_merge(struct buddy_cpu *c, const struct buddy_rgn *r,
 		      uint32_t x, unsigned k);
+/*
+ * Free allocated block x of order k at once, merging it with free buddies
+ * (B6), or return why not, changing nothing. When its buddy is not free,
+ * one seq_cst CAS ALLOC -> FREE claims and publishes it, then the buddy is
+ * rechecked as after any publish.
+ */
+int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r, uint32_t x,
+		     unsigned k);
 void buddy_publish_half(struct buddy_cpu *c, uint32_t u, unsigned k);
 /* Free n blocks of order o, ours with stk == 0, merging those that are
  * buddies of each other first (buddy_core.c); sorts xs[]. */
@@ -336,14 +363,17 @@ void buddy_split_low(struct buddy_cpu *c, uint32_t x, unsigned o, unsigned k);
 /* Free x, BUSY(k) and ours, without merging it (B8, buddy_core.c). */
 void buddy_free_defer(struct buddy_cpu *c, uint32_t x, unsigned k);
 /*
- * Claim this context's deferred block of order k if it is still free at
- * that order: BUSY(k), ours, in *xp. An allocation tries it before the
- * stacks, so an alloc + free pair on the global path touches only the
- * block's own state word, not a shared stack head (B8 is unaffected: the
- * slot keeps naming the block).
+ * Claim a block of order k from this context's spares, k's if it is still
+ * free at that order, else the smallest larger one split down to k while
+ * no stack holds a smaller block (its halves go into the slots below):
+ * kind (BUSY or ALLOC) of order k, ours, in *xp; false if none. An
+ * allocation tries it before anything else, so an alloc + free pair on
+ * the global path touches only the blocks' own state words, not a shared
+ * stack head (a slot empties when its block is taken).
  */
-bool buddy_take_deferred(struct buddy_cpu *c, unsigned k, uint32_t *xp);
-/* Merge every context's deferred blocks: true if any was merged. */
+bool buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind,
+		      uint32_t *xp);
+/* Merge every context's spare blocks with free buddies: true if any. */
 bool buddy_zone_undefer(struct buddy_cpu *c);
 
 /* buddy_cache.c: the per-CPU layer, and the allocation loop over both. */

@@ -586,9 +586,62 @@ static void test_below_edges(void)
 	free(e.meta);
 }
 
+/*
+ * Spare slots (B4): a split on the global path leaves its halves free in
+ * its context's slots, on no stack. Another context must find them (exact
+ * ENOMEM: every frame of the zone is handed out before the first
+ * failure), and so must the owner itself, one block at a time.
+ */
+static void test_spare(void)
+{
+	struct buddy_region one = { 0, 64 * F };
+	struct env e;
+	env_init(&e, &one, 1);
+	buddy_cpu_cache_enable(e.c0, false);
+	buddy_cpu_cache_enable(e.c1, false);
+	uint64_t a, x, held[64];
+	struct buddy_stats st;
+	CHECK_EQ(buddy_alloc(e.c0, 0, &a), BUDDY_OK);
+	check_zone(&e, true); /* halves of orders 0-5: free, in c0's slots */
+	/* The core's pass (alloc_below) finds the owner's own spares too. */
+	CHECK_EQ(buddy_alloc_below(e.c0, 0, 64 * F, &x), BUDDY_OK);
+	CHECK_EQ(x, a ^ F);
+	CHECK_EQ(buddy_free(e.c0, x, 0), BUDDY_OK);
+	check_zone(&e, false);
+	unsigned n = 0;
+	for (unsigned o = 6; o-- > 0;) { /* c1 takes every one of them */
+		CHECK_EQ(buddy_alloc(e.c1, o, &held[n]), BUDDY_OK);
+		n++;
+	}
+	CHECK_EQ(buddy_alloc(e.c1, 0, &x), BUDDY_ENOMEM); /* all held */
+	buddy_zone_stats(e.z, &st);
+	CHECK_EQ(st.free_frames, 0);
+	CHECK_EQ(buddy_free(e.c0, a, 0), BUDDY_OK);
+	for (unsigned i = 0; i < n; i++)
+		CHECK_EQ(buddy_free(e.c1, held[i], 5 - i), BUDDY_OK);
+	check_zone(&e, false);
+	buddy_zone_drain_all(e.c0);
+	check_zone(&e, true);
+	/* The owner alone: 64 order-0 blocks, then ENOMEM, then all back. */
+	for (n = 0; n < 64; n++)
+		CHECK_EQ(buddy_alloc(e.c0, 0, &held[n]), BUDDY_OK);
+	CHECK_EQ(buddy_alloc(e.c0, 0, &x), BUDDY_ENOMEM);
+	for (unsigned i = 0; i < 64; i++) {
+		CHECK_EQ(buddy_free(e.c0, held[i], 0), BUDDY_OK);
+		if (i % 8 == 0)
+			check_zone(&e, false);
+	}
+	buddy_zone_drain_all(e.c1);
+	check_zone(&e, true);
+	buddy_zone_stats(e.z, &st);
+	CHECK_EQ(st.free_blocks[6], 1);
+	free(e.meta);
+}
+
 int main(void)
 {
 	test_defer();
+	test_spare();
 	test_cache_off();
 	test_state_word();
 	test_init();

@@ -61,6 +61,7 @@ static struct buddy_cpu *c0, *c1, *c2;
 static void *meta;
 static uint64_t frames;        /* of the one region */
 static bool eager;             /* frees merge at once (buddy_free_run) */
+static bool eager_free;        /* ... by buddy_free (buddy_free_eager) */
 static unsigned deferred_seen; /* deferred pass: zones not coalesced */
 
 /*
@@ -83,8 +84,9 @@ static void do_take(struct buddy_cpu *c, uint64_t a, unsigned order)
 /* Free a block of this order the way the pass under test frees. */
 static int do_free(struct buddy_cpu *c, uint64_t a, unsigned order)
 {
-	return eager ? buddy_free_run(c, a, (uint64_t)1 << order)
-		     : buddy_free(c, a, order);
+	/* Blocks taken with alloc_at free eagerly through buddy_free. */
+	return eager && !eager_free ? buddy_free_run(c, a, (uint64_t)1 << order)
+				    : buddy_free(c, a, order);
 }
 
 static void setup(unsigned order)
@@ -255,7 +257,15 @@ static void test_free_vs_alloc(unsigned order, bool a_lower)
 			CHECK_EQ(o, order);
 			uint64_t f = 0;
 			CHECK_EQ(buddy_zone_check(z, false, &f), 0);
-			CHECK_EQ(do_free(c1, p.got, order), BUDDY_OK);
+			/*
+			 * buddy_free would defer it (c1 allocated it last):
+			 * the eager passes free it eagerly, so that the zone
+			 * must be whole with no coalescing.
+			 */
+			CHECK_EQ(eager ? buddy_free_run(c1, p.got,
+							(uint64_t)1 << order)
+				       : buddy_free(c1, p.got, order),
+				 BUDDY_OK);
 		}
 		CHECK(whole(order));
 	}
@@ -541,11 +551,51 @@ static void test_free_run_race(unsigned victim)
 	}
 }
 
+/*
+ * An eager free of X whose buddy is free (buddy_free: it claims the buddy
+ * first, then X in one CAS) against a double free of X on another CPU at
+ * every atomic step: exactly one succeeds, the other gets EDOUBLE, and if
+ * the first lost after claiming the buddy it gave the buddy back, so the
+ * zone ends whole (B1, B4, B6).
+ */
+static void test_free_double(unsigned order, bool x_lower)
+{
+	uint64_t lo = BASE, hi = BASE + (BUDDY_FRAME_SIZE << order);
+	struct race q = { .order = order, .addr = x_lower ? lo : hi };
+	setup(order);
+	CHECK_EQ(buddy_alloc_at(c0, q.addr, order), BUDDY_OK);
+	preempt_arm(0, NULL, NULL);
+	CHECK_EQ(buddy_free(c0, q.addr, order), BUDDY_OK);
+	unsigned long k = preempt_count();
+	CHECK(k > 0);
+	for (unsigned long n = 1; n <= k + 1; n++) {
+		setup(order);
+		CHECK_EQ(buddy_alloc_at(c0, q.addr, order), BUDDY_OK);
+		q.rc = BUDDY_OK;
+		q.ran = false;
+		preempt_arm(n, nested_piece_free, &q);
+		int rc = buddy_free(c0, q.addr, order);
+		if (!preempt_disarm())
+			nested_piece_free(&q);
+		CHECK((rc == BUDDY_OK) != (q.rc == BUDDY_OK));
+		CHECK(rc == BUDDY_OK || rc == BUDDY_EDOUBLE);
+		CHECK(q.rc == BUDDY_OK || q.rc == BUDDY_EDOUBLE);
+		if (!whole(order)) {
+			fprintf(stderr,
+				"eager free of the %s buddy preempted at step "
+				"%lu of %lu by a double free: not whole\n",
+				x_lower ? "lower" : "upper", n, k);
+			CHECK(!"whole after a free and a double free");
+		}
+	}
+}
+
 int main(void)
 {
 	static const unsigned orders[] = { 0, 3 };
-	for (int e = 0; e < 2; e++) {
-		eager = e;
+	for (int e = 0; e < 3; e++) {
+		eager = e != 0;
+		eager_free = e == 2;
 		for (unsigned i = 0; i < 2; i++) {
 			for (int lower = 0; lower < 2; lower++) {
 				test_pair(orders[i], lower);
@@ -555,13 +605,17 @@ int main(void)
 	}
 	/* The deferred pass must have deferred (else it tested B6 twice). */
 	CHECK(deferred_seen > 0);
-	eager = false;
+	eager = eager_free = false;
 	test_run_tail();
 	test_window();
 	test_at_merge(BASE + F, 0);
 	test_at_merge(BASE + 2 * F, 1);
 	test_free_run_race(1);
 	test_free_run_race(2);
+	for (unsigned i = 0; i < 2; i++) {
+		test_free_double(orders[i], true);
+		test_free_double(orders[i], false);
+	}
 	free(meta);
 	return check_exit("test_buddy_preempt");
 }

@@ -603,8 +603,17 @@ MB_TEST(mb_defer, "buddy.defer",
 	.script = { "0l", "0l", "2f" })
 /* Splits racing with merges on 8 free frames, no caches. */
 MB_TEST(mb_split, "buddy.split", "allocs split while frees merge", 3, 2, 3,
-	20000, .need = "msv", .rg = { { 0, 8 } }, .nocache = NOCACHE,
+	20000, .need = "msx", .rg = { { 0, 8 } }, .nocache = NOCACHE,
 	.script = { "0f", "1f", "0l" })
+/*
+ * Spare slots: thread 0's split leaves its halves free in its own slots,
+ * on no stack; the others' allocations must find them there (exact
+ * ENOMEM: 4 frames, at most 3 held at once) while its owner takes them
+ * back, merges them and defers into them.
+ */
+MB_TEST(mb_spare, "buddy.spare", "spares taken by other contexts vs ENOMEM", 3,
+	2, 3, 20000, .need = "ms", .rg = { { 0, 4 } }, .nocache = NOCACHE,
+	.script = { "00ff", "1f", "0l" })
 /* alloc_at against an allocation and a free of its buddy. */
 MB_TEST(mb_at, "buddy.at", "alloc_at vs alloc and free", 3, 2, 3, 20000,
 	.need = "msn", .rg = { { 0, 8 } }, .nocache = NOCACHE, .at_pfn = 2,
@@ -663,6 +672,7 @@ MB_TEST(mb_shared, "self.buddy_shared",
 	.script = { "F", "F" })
 
 const struct mc_test *const mc_tests_buddy[] = {
-	&mb_merge, &mb_defer,   &mb_split,  &mb_at,       &mb_cache,  &mb_drain,
-	&mb_twor,  &mb_runtail, &mb_window, &mb_atcached, &mb_shared, NULL
+	&mb_merge,    &mb_defer,  &mb_split, &mb_spare,   &mb_at,
+	&mb_cache,    &mb_drain,  &mb_twor,  &mb_runtail, &mb_window,
+	&mb_atcached, &mb_shared, NULL
 };

@@ -431,9 +431,9 @@ static void test_mag_growth_bounds(void)
 }
 
 /*
- * kmem_on_stride() (one multiply) against %, for every stride a slab can
- * have up to a page and every offset inside the largest slab; past a page,
- * the offsets around each multiple.
+ * kmem_on_stride() (one multiply: the remainder test and the index) against
+ * % and /, for every stride a slab can have up to a page and every offset
+ * inside the largest slab; past a page, the offsets around each multiple.
  */
 static void test_on_stride(void)
 {
@@ -447,7 +447,9 @@ static void test_on_stride(void)
 			if (d > KMEM_PAGE_SIZE && off % d > 1 &&
 			    off % d < d - 1)
 				off += d - 2 - off % d; /* next: d*k - 1 */
-			bad += kmem_on_stride(&c, off) != (off % d == 0);
+			uint64_t i;
+			bad += kmem_on_stride(&c, off, &i) != (off % d == 0) ||
+			       i != off / d;
 		}
 	}
 	CHECK_EQ(bad, 0);
@@ -512,7 +514,12 @@ static void test_free_check(void)
 		objs += err == 0;
 		for (int i = 0; i < FC_N + 2; i++) {
 			bool want = err == 0 && s->cache == c[i];
-			if (kmem_free_ok(c[i], a, e) != want && bad++ == 0)
+			lf_atomic_u32 *bc = NULL;
+			bool ok = kmem_free_ok(c[i], a, e, &bc);
+			if (ok && want &&
+			    bc != &s->buf[(a - s->base) / c[i]->stride])
+				ok = false; /* the wrong bufctl word */
+			if (ok != want && bad++ == 0)
 				printf("free check: cache %d address +%#lx: "
 				       "fast %d, find %d\n",
 				       i, (unsigned long)(a - src.base), !want,

@@ -514,6 +514,7 @@ static size_t kmem_cpu_flush(struct kmem_cache *c, unsigned cpu, unsigned v)
 {
 	struct kmem_cpu *cc = &c->cpu[v];
 	kmem_seize(c->k, cc);
+	kmem_cpu_sync(cc);
 	/* Relaxed: the magazines are ours under the exclusion. */
 	if (lf_load_u32(&cc->loaded->n, LF_RELAXED) +
 		    lf_load_u32(&cc->prev->n, LF_RELAXED) >
@@ -521,6 +522,7 @@ static size_t kmem_cpu_flush(struct kmem_cache *c, unsigned cpu, unsigned v)
 		kmem_stat_add(&c->drains, 1);
 	size_t pages = kmem_mag_empty(c, cpu, cc->loaded);
 	pages += kmem_mag_empty(c, cpu, cc->prev);
+	kmem_cpu_aim(cc);
 	kmem_cpu_unlock(cc);
 	return pages;
 }
@@ -660,6 +662,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 	for (;;) {
 		bool fast = kmem_own_enter(cc);
 		struct kmem_mag *old = NULL, *m;
+		kmem_cpu_sync(cc);
 		/* Relaxed, both: our magazines, inside the section. */
 		if (lf_load_u32(&cc->loaded->n, LF_RELAXED) > 0) {
 			m = cc->loaded; /* the fast path found the lock held */
@@ -675,6 +678,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 		if (m) {
 			/* Relaxed: ours, inside the section. */
 			p = kmem_round_take(m, lf_load_u32(&m->n, LF_RELAXED));
+			kmem_cpu_aim(cc);
 			kmem_own_exit(cc, fast);
 			if (old && old != k->none)
 				kmem_depot_put(c, cc, old);
@@ -709,11 +713,13 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 		kmem_stat_add(&c->fills, 1);
 		lf_store_u32(&m->n, n, LF_RELAXED); /* Relaxed: ours */
 		fast = kmem_own_enter(cc);
+		kmem_cpu_sync(cc);
 		/* Only we add rounds: both are still empty. */
 		old = cc->prev;
 		cc->prev = cc->loaded;
 		cc->loaded = m;
 		p = kmem_round_take(m, n);
+		kmem_cpu_aim(cc);
 		kmem_own_exit(cc, fast);
 		if (old != k->none)
 			kmem_depot_put(c, cc, old);
@@ -738,14 +744,17 @@ kmem_alloc_obj(struct kmem_cache *c, unsigned cpu, void **obj)
 	struct kmem_cpu *cc = &c->cpu[cpu];
 	if (LF_UNLIKELY(!kmem_own_try(cc)))
 		return kmem_alloc_slow(c, cpu, obj);
-	struct kmem_mag *m = cc->loaded;
-	/* Relaxed: m is ours inside the section; snapshots read n. */
-	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
-	if (LF_UNLIKELY(n == 0)) {
+	lf_atomic_uptr *t = cc->top;
+	if (LF_UNLIKELY(t == cc->lo)) {
 		kmem_own_exit(cc, true);
 		return kmem_alloc_slow(c, cpu, obj);
 	}
-	void *p = kmem_round_take(m, n);
+	t--;
+	/* Relaxed, both: the loaded magazine is ours inside the section; a
+	 * free reads the round (kmem_round_take()). */
+	void *p = (void *)lf_load_uptr(t, LF_RELAXED);
+	lf_store_uptr(t, 0, LF_RELAXED); /* K2 */
+	cc->top = t;
 	kmem_own_exit(cc, true);
 	return kmem_handout(c, cc, p, obj);
 }
@@ -850,14 +859,15 @@ kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 	kmem_stat_bump(&cc->frees, 1);
 	if (LF_UNLIKELY(!kmem_own_try(cc)))
 		return kmem_free_slow(c, cpu, p, bc);
-	struct kmem_mag *m = cc->loaded;
-	/* Relaxed: m is ours inside the section; snapshots read n. */
-	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
-	if (LF_UNLIKELY(n >= m->cap)) {
+	lf_atomic_uptr *t = cc->top;
+	if (LF_UNLIKELY(t == cc->hi)) {
 		kmem_own_exit(cc, true);
 		return kmem_free_slow(c, cpu, p, bc);
 	}
-	kmem_round_put(m, n, p, bc);
+	/* Relaxed, both: as in kmem_round_put(). */
+	lf_store_uptr(t, (uintptr_t)p, LF_RELAXED);
+	lf_store_u32(bc, (uint32_t)((uintptr_t)t - c->mags), LF_RELAXED);
+	cc->top = t + 1;
 	kmem_own_exit(cc, true);
 	return 0;
 }
@@ -874,6 +884,7 @@ kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 	struct kmem *k = c->k;
 	struct kmem_cpu *cc = &c->cpu[cpu];
 	bool fast = kmem_own_enter(cc);
+	kmem_cpu_sync(cc);
 	struct kmem_mag *old = NULL, *m = cc->prev;
 	/* Relaxed, all n below: our magazines, inside the section. */
 	if (lf_load_u32(&cc->loaded->n, LF_RELAXED) < cc->loaded->cap) {
@@ -888,6 +899,7 @@ kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 	}
 	if (m)
 		kmem_round_put(m, lf_load_u32(&m->n, LF_RELAXED), p, bc);
+	kmem_cpu_aim(cc);
 	kmem_own_exit(cc, fast);
 	if (old && old != k->none)
 		kmem_depot_put(c, cc, old);
@@ -1167,6 +1179,7 @@ static int kmem_cache_init(struct kmem *k, struct kmem_cache *c,
 		kmem_fill(&c->cpu[v], 0, sizeof(c->cpu[v]));
 		lf_init_u32(&c->cpu[v].lock, k->asym ? 0 : KMEM_CPU_SYM);
 		c->cpu[v].loaded = c->cpu[v].prev = k->none;
+		kmem_cpu_aim(&c->cpu[v]);
 	}
 	return 0;
 }
@@ -1237,6 +1250,7 @@ int kmem_cache_destroy(struct kmem_cache *c, unsigned cpu)
 			lf_stack_push(&k->mag_pool, k->mag_links,
 				      kmem_mag_idx(k, cc->prev));
 		cc->loaded = cc->prev = k->none;
+		kmem_cpu_aim(cc);
 	}
 	kmem_slab_reap(c, cpu);
 	LF_ASSERT(c->list[KMEM_LIST_PARTIAL] == NULL &&
@@ -1286,6 +1300,7 @@ void kmem_cache_stats(struct kmem_cache *c, struct kmem_cache_stats *st)
 		st->depot_gets += lf_load_u64(&cc->depot_gets, LF_RELAXED);
 		st->depot_puts += lf_load_u64(&cc->depot_puts, LF_RELAXED);
 		kmem_seize(c->k, cc); /* loaded and prev are (x) */
+		kmem_cpu_sync(cc);
 		inmag += lf_load_u32(&cc->loaded->n, LF_RELAXED) +
 			 lf_load_u32(&cc->prev->n, LF_RELAXED);
 		kmem_cpu_unlock(cc);

@@ -195,6 +195,13 @@ static void kmem_check_cache(struct kmem *k, struct kmem_cache *c,
 			nslabs++;
 		}
 	for (unsigned v = 0; v < k->ncpus; v++) {
+		struct kmem_cpu *cc = &c->cpu[v];
+		if (cc->lo != &cc->loaded->round[0] ||
+		    cc->hi != cc->lo + cc->loaded->cap || cc->top < cc->lo ||
+		    cc->top > cc->hi)
+			kmem_check_fail(w, 6);
+		else
+			kmem_cpu_sync(cc);
 		kmem_check_mag(k, c, c->cpu[v].loaded, w);
 		kmem_check_mag(k, c, c->cpu[v].prev, w);
 	}

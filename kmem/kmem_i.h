@@ -108,17 +108,45 @@ struct kmem_slab {
 #define KMEM_CPU_LOCKED 1u
 #define KMEM_CPU_SYM 2u
 
-/* A CPU's magazines in one cache: one cache line, written by its owner. */
+/*
+ * A CPU's magazines in one cache, written by its owner: the first line is
+ * all a hit touches (besides the round and, on free, the bufctl word). The
+ * loaded magazine's rounds are [lo, top): a hit moves top; the magazine's
+ * own count n is stale while it is loaded, written back (kmem_cpu_sync())
+ * by whoever enters the section to look at it or change it.
+ */
 struct kmem_cpu {
 	lf_atomic_u32 own;  /* (o) owner inside its section (asymmetric) */
 	lf_atomic_u32 lock; /* (a) LOCKED | (SYM or 0, set at creation) */
+	lf_atomic_uptr *top;            /* (x) next round of loaded */
+	lf_atomic_uptr *lo, *hi;        /* (x) loaded's rounds: 0 and cap */
 	struct kmem_mag *loaded, *prev; /* (x) never NULL: k->none if none */
 	lf_atomic_u64 allocs; /* (o) relaxed load + store, snapshots read */
 	lf_atomic_u64 frees;  /* (o) */
-	lf_atomic_u64 depot_gets, depot_puts; /* (o) by the owner's exchanges */
+	/* The second line: the owner's exchanges only. */
+	lf_atomic_u64 depot_gets LF_CACHE_ALIGNED; /* (o) */
+	lf_atomic_u64 depot_puts;                  /* (o) */
 } LF_CACHE_ALIGNED;
-_Static_assert(sizeof(struct kmem_cpu) == LF_CACHELINE,
-	       "a CPU's magazines and counters: one line");
+_Static_assert(offsetof(struct kmem_cpu, depot_gets) == LF_CACHELINE,
+	       "a CPU's magazines and hit counters: one line");
+
+/* Write the loaded magazine's count back (inside the section, or seized). */
+static inline void kmem_cpu_sync(struct kmem_cpu *cc)
+{
+	/* Relaxed: (x); snapshots of depot magazines read n. */
+	lf_store_u32(&cc->loaded->n, (uint32_t)(cc->top - cc->lo), LF_RELAXED);
+}
+
+/* Aim top, lo and hi at the loaded magazine (after a change of it or of
+ * its count; inside the section, or seized). */
+static inline void kmem_cpu_aim(struct kmem_cpu *cc)
+{
+	struct kmem_mag *m = cc->loaded;
+	cc->lo = &m->round[0];
+	/* Relaxed: (x). */
+	cc->top = cc->lo + lf_load_u32(&m->n, LF_RELAXED);
+	cc->hi = cc->lo + m->cap;
+}
 
 struct kmem_cache {
 	/*

@@ -78,81 +78,85 @@ static bool kmem_filled(const void *p, uint8_t b, size_t n)
 
 /* ---- CPU sections (see the file header) ---- */
 
-/*
- * The CPU lock (kmem_i.h: KMEM_CPU_LOCKED, KMEM_CPU_SYM). SYM is set at
- * creation and never changes: each side reads it relaxed and keeps it.
- */
+/* The CPU lock: a drainer's, or the owner's in its slow paths. */
 static void kmem_cpu_lock(struct kmem_cpu *cc)
 {
-	/* Relaxed: SYM is constant (above). */
-	uint32_t v = lf_load_u32(&cc->lock, LF_RELAXED) & KMEM_CPU_SYM;
 	/* Acquire: pairs with the release in kmem_cpu_unlock(). */
-	while (lf_xchg_u32(&cc->lock, v | KMEM_CPU_LOCKED, LF_ACQUIRE) &
-	       KMEM_CPU_LOCKED)
+	while (lf_xchg_u32(&cc->lock, 1, LF_ACQUIRE) != 0)
 		/* Relaxed: spin on a read until it looks free. */
-		while (lf_load_u32(&cc->lock, LF_RELAXED) & KMEM_CPU_LOCKED)
+		while (lf_load_u32(&cc->lock, LF_RELAXED) != 0)
 			lf_platform_pause();
 }
 
 static void kmem_cpu_unlock(struct kmem_cpu *cc)
 {
-	/* Relaxed: SYM is constant (above); we hold the lock. */
-	uint32_t v = lf_load_u32(&cc->lock, LF_RELAXED) & KMEM_CPU_SYM;
-	/* Release: pairs with the acquires in kmem_cpu_lock() and
-	 * kmem_own_try(). */
-	lf_store_u32(&cc->lock, v, LF_RELEASE);
+	/* Release: pairs with the acquire in kmem_cpu_lock(). */
+	lf_store_u32(&cc->lock, 0, LF_RELEASE);
 }
 
 /*
- * The fast paths' entry: the section without the lock, or false (nothing
- * held) when a drainer holds the lock or the instance has no heavy barrier
- * (SYM keeps lock nonzero there: one test serves both kinds of instance);
- * the fast paths then go to their slow paths, which enter by
- * kmem_own_enter().
+ * Aim top, lo and hi at the loaded magazine after a change of it or of its
+ * count (the lock held, or the cache idle), and open the gate where there
+ * is a heavy barrier: lo and hi are the gate, closed (lo = UINTPTR_MAX,
+ * hi = 0: both fast tests fail) while a drainer holds the magazines and
+ * for good in an instance without a heavy barrier, where every operation
+ * takes the lock.
  */
-static inline __attribute__((always_inline)) bool
-kmem_own_try(struct kmem_cpu *cc)
+static void kmem_cpu_aim(const struct kmem *k, struct kmem_cpu *cc)
 {
-	/* Relaxed: a drainer's heavy barrier orders it against our load of
-	 * lock below (the compiler barrier keeps the order). */
-	lf_store_u32(&cc->own, 1, LF_RELAXED);
-	lf_compiler_barrier();
-	/* Acquire: pairs with the release in kmem_cpu_unlock() by the last
-	 * drainer: its changes to the magazines are seen. */
-	if (LF_LIKELY(lf_load_u32(&cc->lock, LF_ACQUIRE) == 0))
-		return true;
-	/* Release: pairs with the drainer's wait in kmem_seize(). */
+	struct kmem_mag *m = cc->loaded;
+	uintptr_t lo = (uintptr_t)&m->round[0];
+	/* Relaxed: (x); published by the release stores below, or by the
+	 * lock's release where the gate stays closed. */
+	lf_store_uptr(&cc->top,
+		      lo + lf_load_u32(&m->n, LF_RELAXED) * sizeof(m->round[0]),
+		      LF_RELAXED);
+	if (!k->asym) {
+		kmem_gate_close(cc);
+		return;
+	}
+	/* Release, both: pair with the acquire loads of the fast paths: the
+	 * magazines as we leave them are what they see through an open
+	 * gate. */
+	lf_store_uptr(&cc->hi, lo + m->cap * sizeof(m->round[0]), LF_RELEASE);
+	lf_store_uptr(&cc->lo, lo, LF_RELEASE);
+}
+
+/*
+ * Leave a CPU section entered by the owner's fast path (kmem_alloc_obj(),
+ * kmem_free_obj()): own = 1, a compiler barrier, then the gate's acquire
+ * load; through an open gate the magazines are the owner's until this.
+ */
+static inline __attribute__((always_inline)) void
+kmem_own_exit(struct kmem_cpu *cc)
+{
+	/* Release: our changes go to the next drainer; pairs with the
+	 * acquire load of own in kmem_seize(). */
 	lf_store_u32(&cc->own, 0, LF_RELEASE);
-	return false;
 }
 
-/* Enter CPU cc's section: true without the lock, false with it held. */
-static inline bool kmem_own_enter(struct kmem_cpu *cc)
+/* The owner's slow paths take the lock, as a drainer does: they may open
+ * the gate only while no drainer can be closing it. */
+static void kmem_cpu_leave(const struct kmem *k, struct kmem_cpu *cc)
 {
-	if (LF_LIKELY(kmem_own_try(cc)))
-		return true;
-	kmem_cpu_lock(cc);
-	return false;
+	kmem_cpu_aim(k, cc);
+	kmem_cpu_unlock(cc);
 }
 
-/* The owner/drainer exclusion of buddy_cache.c (design.md 2.4, 4.3) on
- * kmem's own lock word, which carries KMEM_CPU_SYM: alike, not shared. */
-static inline void kmem_own_exit(struct kmem_cpu *cc, bool fast)
-{
-	if (LF_LIKELY(fast))
-		/* Release: our changes go to the next drainer; pairs with the
-		 * acquire load of own in kmem_seize(). */
-		lf_store_u32(&cc->own, 0, LF_RELEASE);
-	else
-		kmem_cpu_unlock(cc);
-}
-
-/* Take CPU v's magazines as a drainer (v may be the caller's own). */
+/*
+ * Take CPU v's magazines as a drainer (v may be the caller's own): the
+ * lock (against the owner's slow paths and other drainers), the gate
+ * closed, then the heavy barrier: an owner that set own before it sees it
+ * waited for, one that sets own after it sees the gate closed (the
+ * asymmetric exclusion of buddy_cache.c, design.md 2.4 and 4.3, with the
+ * gate for the flag the owner tests). kmem_cpu_leave() gives them back.
+ */
 static void kmem_seize(const struct kmem *k, struct kmem_cpu *v)
 {
 	kmem_cpu_lock(v);
+	kmem_gate_close(v);
 	if (!k->asym)
-		return; /* the owner locks too */
+		return; /* closed for good: the owner locks too */
 	lf_platform_heavy_barrier();
 	/* Acquire: pairs with the release stores of own by the owner. */
 	while (lf_load_u32(&v->own, LF_ACQUIRE) != 0)
@@ -522,8 +526,7 @@ static size_t kmem_cpu_flush(struct kmem_cache *c, unsigned cpu, unsigned v)
 		kmem_stat_add(&c->drains, 1);
 	size_t pages = kmem_mag_empty(c, cpu, cc->loaded);
 	pages += kmem_mag_empty(c, cpu, cc->prev);
-	kmem_cpu_aim(cc);
-	kmem_cpu_unlock(cc);
+	kmem_cpu_leave(c->k, cc);
 	return pages;
 }
 
@@ -660,7 +663,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 	bool starved = false;
 	void *p;
 	for (;;) {
-		bool fast = kmem_own_enter(cc);
+		kmem_cpu_lock(cc);
 		struct kmem_mag *old = NULL, *m;
 		kmem_cpu_sync(cc);
 		/* Relaxed, both: our magazines, inside the section. */
@@ -678,13 +681,12 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 		if (m) {
 			/* Relaxed: ours, inside the section. */
 			p = kmem_round_take(m, lf_load_u32(&m->n, LF_RELAXED));
-			kmem_cpu_aim(cc);
-			kmem_own_exit(cc, fast);
+			kmem_cpu_leave(k, cc);
 			if (old && old != k->none)
 				kmem_depot_put(c, cc, old);
 			goto out;
 		}
-		kmem_own_exit(cc, fast);
+		kmem_cpu_leave(k, cc);
 
 		/* Both magazines empty, the depot too: fill one from slabs. */
 		int err;
@@ -712,15 +714,14 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 		}
 		kmem_stat_add(&c->fills, 1);
 		lf_store_u32(&m->n, n, LF_RELAXED); /* Relaxed: ours */
-		fast = kmem_own_enter(cc);
+		kmem_cpu_lock(cc);
 		kmem_cpu_sync(cc);
 		/* Only we add rounds: both are still empty. */
 		old = cc->prev;
 		cc->prev = cc->loaded;
 		cc->loaded = m;
 		p = kmem_round_take(m, n);
-		kmem_cpu_aim(cc);
-		kmem_own_exit(cc, fast);
+		kmem_cpu_leave(k, cc);
 		if (old != k->none)
 			kmem_depot_put(c, cc, old);
 		goto out;
@@ -742,20 +743,25 @@ static inline __attribute__((always_inline)) int
 kmem_alloc_obj(struct kmem_cache *c, unsigned cpu, void **obj)
 {
 	struct kmem_cpu *cc = &c->cpu[cpu];
-	if (LF_UNLIKELY(!kmem_own_try(cc)))
-		return kmem_alloc_slow(c, cpu, obj);
-	lf_atomic_uptr *t = cc->top;
-	if (LF_UNLIKELY(t == cc->lo)) {
-		kmem_own_exit(cc, true);
+	/* Relaxed: a drainer's heavy barrier orders it against our load of
+	 * the gate below (the compiler barrier keeps the order). */
+	lf_store_u32(&cc->own, 1, LF_RELAXED);
+	lf_compiler_barrier();
+	/* Acquire: pairs with the release in kmem_cpu_aim(). Relaxed: top is
+	 * ours, ordered by that acquire. */
+	uintptr_t lo = lf_load_uptr(&cc->lo, LF_ACQUIRE);
+	uintptr_t t = lf_load_uptr(&cc->top, LF_RELAXED);
+	if (LF_UNLIKELY(t <= lo)) { /* empty, or the gate closed */
+		kmem_own_exit(cc);
 		return kmem_alloc_slow(c, cpu, obj);
 	}
-	t--;
-	/* Relaxed, both: the loaded magazine is ours inside the section; a
+	lf_atomic_uptr *r = (lf_atomic_uptr *)t - 1;
+	/* Relaxed, all: the loaded magazine is ours inside the section; a
 	 * free reads the round (kmem_round_take()). */
-	void *p = (void *)lf_load_uptr(t, LF_RELAXED);
-	lf_store_uptr(t, 0, LF_RELAXED); /* K2 */
-	cc->top = t;
-	kmem_own_exit(cc, true);
+	void *p = (void *)lf_load_uptr(r, LF_RELAXED);
+	lf_store_uptr(r, 0, LF_RELAXED); /* K2 */
+	lf_store_uptr(&cc->top, (uintptr_t)r, LF_RELAXED);
+	kmem_own_exit(cc);
 	return kmem_handout(c, cc, p, obj);
 }
 
@@ -857,18 +863,20 @@ kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 #endif
 	struct kmem_cpu *cc = &c->cpu[cpu];
 	kmem_stat_bump(&cc->frees, 1);
-	if (LF_UNLIKELY(!kmem_own_try(cc)))
-		return kmem_free_slow(c, cpu, p, bc);
-	lf_atomic_uptr *t = cc->top;
-	if (LF_UNLIKELY(t == cc->hi)) {
-		kmem_own_exit(cc, true);
+	/* Relaxed, acquire: as in kmem_alloc_obj(). */
+	lf_store_u32(&cc->own, 1, LF_RELAXED);
+	lf_compiler_barrier();
+	uintptr_t hi = lf_load_uptr(&cc->hi, LF_ACQUIRE);
+	uintptr_t t = lf_load_uptr(&cc->top, LF_RELAXED);
+	if (LF_UNLIKELY(t >= hi)) { /* full, or the gate closed */
+		kmem_own_exit(cc);
 		return kmem_free_slow(c, cpu, p, bc);
 	}
-	/* Relaxed, both: as in kmem_round_put(). */
-	lf_store_uptr(t, (uintptr_t)p, LF_RELAXED);
-	lf_store_u32(bc, (uint32_t)((uintptr_t)t - c->mags), LF_RELAXED);
-	cc->top = t + 1;
-	kmem_own_exit(cc, true);
+	/* Relaxed, all: as in kmem_round_put(); top is ours. */
+	lf_store_uptr((lf_atomic_uptr *)t, (uintptr_t)p, LF_RELAXED);
+	lf_store_u32(bc, (uint32_t)(t - c->mags), LF_RELAXED);
+	lf_store_uptr(&cc->top, t + sizeof(lf_atomic_uptr), LF_RELAXED);
+	kmem_own_exit(cc);
 	return 0;
 }
 
@@ -883,7 +891,7 @@ kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 {
 	struct kmem *k = c->k;
 	struct kmem_cpu *cc = &c->cpu[cpu];
-	bool fast = kmem_own_enter(cc);
+	kmem_cpu_lock(cc);
 	kmem_cpu_sync(cc);
 	struct kmem_mag *old = NULL, *m = cc->prev;
 	/* Relaxed, all n below: our magazines, inside the section. */
@@ -899,8 +907,7 @@ kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 	}
 	if (m)
 		kmem_round_put(m, lf_load_u32(&m->n, LF_RELAXED), p, bc);
-	kmem_cpu_aim(cc);
-	kmem_own_exit(cc, fast);
+	kmem_cpu_leave(k, cc);
 	if (old && old != k->none)
 		kmem_depot_put(c, cc, old);
 	if (!m) {
@@ -1177,9 +1184,8 @@ static int kmem_cache_init(struct kmem *k, struct kmem_cache *c,
 	lf_init_u32(&c->mag_size, k->mag_init);
 	for (unsigned v = 0; v < k->ncpus; v++) {
 		kmem_fill(&c->cpu[v], 0, sizeof(c->cpu[v]));
-		lf_init_u32(&c->cpu[v].lock, k->asym ? 0 : KMEM_CPU_SYM);
 		c->cpu[v].loaded = c->cpu[v].prev = k->none;
-		kmem_cpu_aim(&c->cpu[v]);
+		kmem_cpu_aim(k, &c->cpu[v]);
 	}
 	return 0;
 }
@@ -1250,7 +1256,7 @@ int kmem_cache_destroy(struct kmem_cache *c, unsigned cpu)
 			lf_stack_push(&k->mag_pool, k->mag_links,
 				      kmem_mag_idx(k, cc->prev));
 		cc->loaded = cc->prev = k->none;
-		kmem_cpu_aim(cc);
+		kmem_cpu_aim(k, cc);
 	}
 	kmem_slab_reap(c, cpu);
 	LF_ASSERT(c->list[KMEM_LIST_PARTIAL] == NULL &&
@@ -1303,7 +1309,7 @@ void kmem_cache_stats(struct kmem_cache *c, struct kmem_cache_stats *st)
 		kmem_cpu_sync(cc);
 		inmag += lf_load_u32(&cc->loaded->n, LF_RELAXED) +
 			 lf_load_u32(&cc->prev->n, LF_RELAXED);
-		kmem_cpu_unlock(cc);
+		kmem_cpu_leave(c->k, cc);
 	}
 	st->inuse = st->allocs - st->frees;
 	st->in_mags = inmag;

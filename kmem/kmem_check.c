@@ -196,9 +196,15 @@ static void kmem_check_cache(struct kmem *k, struct kmem_cache *c,
 		}
 	for (unsigned v = 0; v < k->ncpus; v++) {
 		struct kmem_cpu *cc = &c->cpu[v];
-		if (cc->lo != &cc->loaded->round[0] ||
-		    cc->hi != cc->lo + cc->loaded->cap || cc->top < cc->lo ||
-		    cc->top > cc->hi)
+		/* Relaxed, all: quiescent. */
+		uintptr_t r0 = (uintptr_t)&cc->loaded->round[0];
+		uintptr_t rc = r0 + cc->loaded->cap * sizeof(uintptr_t);
+		uintptr_t lo = lf_load_uptr(&cc->lo, LF_RELAXED);
+		uintptr_t hi = lf_load_uptr(&cc->hi, LF_RELAXED);
+		uintptr_t t = lf_load_uptr(&cc->top, LF_RELAXED);
+		bool open = lo == r0 && hi == rc;
+		if ((!open && (lo != UINTPTR_MAX || hi != 0 || k->asym)) ||
+		    t < r0 || t > rc || (t - r0) % sizeof(uintptr_t) != 0)
 			kmem_check_fail(w, 6);
 		else
 			kmem_cpu_sync(cc);

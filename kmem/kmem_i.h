@@ -5,7 +5,7 @@
  * Field tags: (i) set at init or creation, then read-only; (a) atomic, any
  * context; (o) written only by the owning CPU (atomic where snapshots read
  * it); (x) the owner inside its section, or a drainer holding the CPU's
- * lock (kmem.c: kmem_own_enter, kmem_seize); (l) under the cache's lock;
+ * lock (kmem.c: the fast paths, kmem_cpu_lock, kmem_seize); (l) under the cache's lock;
  * (k) under the instance lock.
  */
 #ifndef KMEM_I_H
@@ -100,26 +100,20 @@ struct kmem_slab {
 };
 
 /*
- * The CPU lock word: KMEM_CPU_LOCKED while a drainer (or, without a heavy
- * barrier, the owner) holds it; KMEM_CPU_SYM is set for good in instances
- * without a heavy barrier, so that the owner's fast test (lock == 0) fails
- * there and it takes the lock (kmem.c: kmem_own_enter).
- */
-#define KMEM_CPU_LOCKED 1u
-#define KMEM_CPU_SYM 2u
-
-/*
  * A CPU's magazines in one cache, written by its owner: the first line is
  * all a hit touches (besides the round and, on free, the bufctl word). The
- * loaded magazine's rounds are [lo, top): a hit moves top; the magazine's
- * own count n is stale while it is loaded, written back (kmem_cpu_sync())
- * by whoever enters the section to look at it or change it.
+ * loaded magazine's rounds are [its round[0], top): a hit moves top; the
+ * magazine's count n is stale while it is loaded, written back
+ * (kmem_cpu_sync()) by whoever takes the lock to look at it or change it.
+ * lo and hi (the addresses of round[0] and round[cap]) are the gate of the
+ * fast paths: kmem.c, kmem_cpu_aim().
  */
 struct kmem_cpu {
-	lf_atomic_u32 own;  /* (o) owner inside its section (asymmetric) */
-	lf_atomic_u32 lock; /* (a) LOCKED | (SYM or 0, set at creation) */
-	lf_atomic_uptr *top;            /* (x) next round of loaded */
-	lf_atomic_uptr *lo, *hi;        /* (x) loaded's rounds: 0 and cap */
+	lf_atomic_u32 own;  /* (o) owner inside its fast section */
+	lf_atomic_u32 lock; /* (a) 1 while a drainer or the owner's slow
+			     * path holds the magazines */
+	lf_atomic_uptr top;             /* (x) next round of loaded */
+	lf_atomic_uptr lo, hi;          /* (x) written, (a) read: the gate */
 	struct kmem_mag *loaded, *prev; /* (x) never NULL: k->none if none */
 	lf_atomic_u64 allocs; /* (o) relaxed load + store, snapshots read */
 	lf_atomic_u64 frees;  /* (o) */
@@ -130,22 +124,25 @@ struct kmem_cpu {
 _Static_assert(offsetof(struct kmem_cpu, depot_gets) == LF_CACHELINE,
 	       "a CPU's magazines and hit counters: one line");
 
-/* Write the loaded magazine's count back (inside the section, or seized). */
+/* Write the loaded magazine's count back (the lock held, or quiescent). */
 static inline void kmem_cpu_sync(struct kmem_cpu *cc)
 {
-	/* Relaxed: (x); snapshots of depot magazines read n. */
-	lf_store_u32(&cc->loaded->n, (uint32_t)(cc->top - cc->lo), LF_RELAXED);
+	struct kmem_mag *m = cc->loaded;
+	/* Relaxed, both: (x); snapshots of depot magazines read n. */
+	uintptr_t t = lf_load_uptr(&cc->top, LF_RELAXED);
+	lf_store_u32(&m->n,
+		     (uint32_t)((t - (uintptr_t)&m->round[0]) /
+				sizeof(m->round[0])),
+		     LF_RELAXED);
 }
 
-/* Aim top, lo and hi at the loaded magazine (after a change of it or of
- * its count; inside the section, or seized). */
-static inline void kmem_cpu_aim(struct kmem_cpu *cc)
+/* Close the gate: both fast tests fail (the lock held). */
+static inline void kmem_gate_close(struct kmem_cpu *cc)
 {
-	struct kmem_mag *m = cc->loaded;
-	cc->lo = &m->round[0];
-	/* Relaxed: (x). */
-	cc->top = cc->lo + lf_load_u32(&m->n, LF_RELAXED);
-	cc->hi = cc->lo + m->cap;
+	/* Relaxed, both: the heavy barrier (kmem_seize()) orders them before
+	 * the owner's next test, or the gate is never opened (no barrier). */
+	lf_store_uptr(&cc->lo, UINTPTR_MAX, LF_RELAXED);
+	lf_store_uptr(&cc->hi, 0, LF_RELAXED);
 }
 
 struct kmem_cache {

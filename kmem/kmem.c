@@ -144,6 +144,20 @@ static void kmem_cpu_leave(const struct kmem *k, struct kmem_cpu *cc)
 }
 
 /*
+ * Count the rounds of magazine in, now loaded, and of old, gone (or NULL),
+ * in CPU cc's flows (kmem_cpu_taken()); the lock held.
+ */
+static void kmem_cpu_flow(struct kmem_cpu *cc, struct kmem_mag *in,
+			  struct kmem_mag *old)
+{
+	/* Relaxed, both: the magazines are ours. */
+	kmem_stat_bump(&cc->rounds_in, lf_load_u32(&in->n, LF_RELAXED));
+	if (old)
+		kmem_stat_bump(&cc->rounds_out,
+			       lf_load_u32(&old->n, LF_RELAXED));
+}
+
+/*
  * Take CPU v's magazines as a drainer (v may be the caller's own): the
  * lock (against the owner's slow paths and other drainers), the gate
  * closed, then the heavy barrier: an owner that set own before it sees it
@@ -520,10 +534,11 @@ static size_t kmem_cpu_flush(struct kmem_cache *c, unsigned cpu, unsigned v)
 	kmem_seize(c->k, cc);
 	kmem_cpu_sync(cc);
 	/* Relaxed: the magazines are ours under the exclusion. */
-	if (lf_load_u32(&cc->loaded->n, LF_RELAXED) +
-		    lf_load_u32(&cc->prev->n, LF_RELAXED) >
-	    0)
+	uint32_t n = lf_load_u32(&cc->loaded->n, LF_RELAXED) +
+		     lf_load_u32(&cc->prev->n, LF_RELAXED);
+	if (n > 0)
 		kmem_stat_add(&c->drains, 1);
+	kmem_stat_bump(&cc->rounds_out, n);
 	size_t pages = kmem_mag_empty(c, cpu, cc->loaded);
 	pages += kmem_mag_empty(c, cpu, cc->prev);
 	kmem_cpu_leave(c->k, cc);
@@ -634,8 +649,8 @@ kmem_handout(struct kmem_cache *c, struct kmem_cpu *cc, void *p, void **obj)
 	}
 #endif
 	(void)c;
+	(void)cc; /* counted by the flows (kmem_cpu_taken()) */
 	*obj = p;
-	kmem_stat_bump(&cc->allocs, 1);
 	return 0;
 }
 
@@ -677,6 +692,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 			old = cc->prev;
 			cc->prev = cc->loaded;
 			cc->loaded = m;
+			kmem_cpu_flow(cc, m, old);
 		}
 		if (m) {
 			/* Relaxed: ours, inside the section. */
@@ -710,6 +726,9 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 		}
 		if (!m) {
 			p = (void *)lf_load_uptr(&one, LF_RELAXED); /* ours */
+			kmem_cpu_lock(cc);
+			kmem_stat_bump(&cc->rounds_in, 1); /* and taken */
+			kmem_cpu_unlock(cc);
 			goto out;
 		}
 		kmem_stat_add(&c->fills, 1);
@@ -720,6 +739,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 		old = cc->prev;
 		cc->prev = cc->loaded;
 		cc->loaded = m;
+		kmem_cpu_flow(cc, m, old);
 		p = kmem_round_take(m, n);
 		kmem_cpu_leave(k, cc);
 		if (old != k->none)
@@ -904,9 +924,12 @@ kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 		old = cc->prev;
 		cc->prev = cc->loaded;
 		cc->loaded = m;
+		kmem_cpu_flow(cc, m, old);
 	}
 	if (m)
 		kmem_round_put(m, lf_load_u32(&m->n, LF_RELAXED), p, bc);
+	else
+		kmem_stat_bump(&cc->rounds_out, 1); /* freed, straight out */
 	kmem_cpu_leave(k, cc);
 	if (old && old != k->none)
 		kmem_depot_put(c, cc, old);
@@ -1221,13 +1244,13 @@ int kmem_cache_create(struct kmem *k, const char *name, size_t size,
 	return err;
 }
 
-/* Objects handed out: sum of the CPUs' counts (exact at quiescence). */
+/* Objects handed out or set aside: from the CPUs' flows (the cache idle). */
 static uint64_t kmem_cache_inuse(const struct kmem_cache *c)
 {
 	uint64_t a = 0, f = 0;
 	for (unsigned v = 0; v < c->k->ncpus; v++) {
+		a += kmem_cpu_taken(&c->cpu[v]);
 		/* Relaxed: statistics. */
-		a += lf_load_u64(&c->cpu[v].allocs, LF_RELAXED);
 		f += lf_load_u64(&c->cpu[v].frees, LF_RELAXED);
 	}
 	return a - f;
@@ -1301,16 +1324,17 @@ void kmem_cache_stats(struct kmem_cache *c, struct kmem_cache_stats *st)
 	uint64_t inmag = kmem_depot_rounds(c);
 	for (unsigned v = 0; v < c->k->ncpus; v++) {
 		struct kmem_cpu *cc = &c->cpu[v];
-		st->allocs += lf_load_u64(&cc->allocs, LF_RELAXED);
-		st->frees += lf_load_u64(&cc->frees, LF_RELAXED);
 		st->depot_gets += lf_load_u64(&cc->depot_gets, LF_RELAXED);
 		st->depot_puts += lf_load_u64(&cc->depot_puts, LF_RELAXED);
 		kmem_seize(c->k, cc); /* loaded and prev are (x) */
 		kmem_cpu_sync(cc);
+		st->allocs += kmem_cpu_taken(cc);
+		st->frees += lf_load_u64(&cc->frees, LF_RELAXED);
 		inmag += lf_load_u32(&cc->loaded->n, LF_RELAXED) +
 			 lf_load_u32(&cc->prev->n, LF_RELAXED);
 		kmem_cpu_leave(c->k, cc);
 	}
+	st->allocs -= lf_load_u64(&c->corrupt, LF_RELAXED); /* set aside */
 	st->inuse = st->allocs - st->frees;
 	st->in_mags = inmag;
 	st->in_slabs = lf_load_u64(&c->slab_free, LF_RELAXED);

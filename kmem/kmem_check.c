@@ -219,11 +219,10 @@ static void kmem_check_cache(struct kmem *k, struct kmem_cache *c,
 		kmem_check_fail(w, 4);
 	uint64_t a = 0, f = 0;
 	for (unsigned v = 0; v < k->ncpus; v++) {
-		a += lf_load_u64(&c->cpu[v].allocs, LF_RELAXED);
+		a += kmem_cpu_taken(&c->cpu[v]); /* corrupt ones too */
 		f += lf_load_u64(&c->cpu[v].frees, LF_RELAXED);
 	}
-	if (nslabs * c->nobj !=
-	    (a - f) + (w->free - free0) + lf_load_u64(&c->corrupt, LF_RELAXED))
+	if (nslabs * c->nobj != (a - f) + (w->free - free0))
 		kmem_check_fail(w, 4);
 	kmem_check_restore(k, c, w);
 }

@@ -115,14 +115,20 @@ struct kmem_cpu {
 	lf_atomic_uptr top;             /* (x) next round of loaded */
 	lf_atomic_uptr lo, hi;          /* (x) written, (a) read: the gate */
 	struct kmem_mag *loaded, *prev; /* (x) never NULL: k->none if none */
-	lf_atomic_u64 allocs; /* (o) relaxed load + store, snapshots read */
-	lf_atomic_u64 frees;  /* (o) */
-	/* The second line: the owner's exchanges only. */
-	lf_atomic_u64 depot_gets LF_CACHE_ALIGNED; /* (o) */
-	lf_atomic_u64 depot_puts;                  /* (o) */
+	lf_atomic_u64 frees; /* (o) relaxed load + store, snapshots read */
+	/*
+	 * The second line: the slow paths' and drainers'. Allocations are not
+	 * counted one by one: the rounds this CPU took from its magazines
+	 * are the rounds that came into them (depot gets, fills) less those
+	 * that left otherwise (depot puts, drains) plus its frees less what
+	 * they hold now (kmem_cpu_taken()).
+	 */
+	lf_atomic_u64 rounds_in LF_CACHE_ALIGNED; /* (x) atomic: snapshots */
+	lf_atomic_u64 rounds_out;                 /* (x) */
+	lf_atomic_u64 depot_gets, depot_puts;     /* (o) */
 } LF_CACHE_ALIGNED;
-_Static_assert(offsetof(struct kmem_cpu, depot_gets) == LF_CACHELINE,
-	       "a CPU's magazines and hit counters: one line");
+_Static_assert(offsetof(struct kmem_cpu, rounds_in) == LF_CACHELINE,
+	       "a CPU's magazines and hit counter: one line");
 
 /* Write the loaded magazine's count back (the lock held, or quiescent). */
 static inline void kmem_cpu_sync(struct kmem_cpu *cc)
@@ -134,6 +140,22 @@ static inline void kmem_cpu_sync(struct kmem_cpu *cc)
 		     (uint32_t)((t - (uintptr_t)&m->round[0]) /
 				sizeof(m->round[0])),
 		     LF_RELAXED);
+}
+
+/*
+ * The rounds CPU cc took from its magazines (objects handed out, or set
+ * aside as corrupt): the lock held, or quiescent (K4).
+ */
+static inline uint64_t kmem_cpu_taken(struct kmem_cpu *cc)
+{
+	struct kmem_mag *m = cc->loaded;
+	/* Relaxed, all: (x) under the lock; statistics. */
+	uintptr_t t = lf_load_uptr(&cc->top, LF_RELAXED);
+	uint64_t now = (t - (uintptr_t)&m->round[0]) / sizeof(m->round[0]) +
+		       lf_load_u32(&cc->prev->n, LF_RELAXED);
+	return lf_load_u64(&cc->rounds_in, LF_RELAXED) -
+	       lf_load_u64(&cc->rounds_out, LF_RELAXED) +
+	       lf_load_u64(&cc->frees, LF_RELAXED) - now;
 }
 
 /* Close the gate: both fast tests fail (the lock held). */

@@ -185,6 +185,17 @@ static inline uint32_t kmem_mag_idx(const struct kmem *k,
 	return (uint32_t)(m - k->mags);
 }
 
+/* Double the rounds of the cache's new magazines, up to KMEM_MAG_MAX. */
+static void kmem_mag_grow(struct kmem_cache *c)
+{
+	/* Relaxed: the size is a policy value; any CPU may read it late. */
+	uint32_t sz = lf_load_u32(&c->mag_size, LF_RELAXED);
+	if (sz < KMEM_MAG_MAX)
+		lf_cas_u32(&c->mag_size, &sz,
+			   sz * 2 > KMEM_MAG_MAX ? KMEM_MAG_MAX : sz * 2,
+			   LF_RELAXED);
+}
+
 /* Note an exchange on stack s that began when the head was w0. */
 static void kmem_depot_note(struct kmem_cache *c, const struct lf_stack *s,
 			    uint64_t w0)
@@ -196,14 +207,27 @@ static void kmem_depot_note(struct kmem_cache *c, const struct lf_stack *s,
 		return;
 	/* Relaxed: statistics and the growth policy only. */
 	uint64_t n = lf_fetch_add_u64(&c->contended, 1, LF_RELAXED) + 1;
-	if (n % KMEM_MAG_GROW_AT != 0)
+	if (n % KMEM_MAG_GROW_AT == 0)
+		kmem_mag_grow(c);
+}
+
+/*
+ * CPU cc exchanged a magazine with the depot for an allocation (dir 1) or
+ * a free (dir -1); its lock held. KMEM_MAG_BURST of them in a row in one
+ * direction (a CPU that fills or empties many objects at once, or one
+ * side of a producer-consumer pair) double the cache's magazines, as
+ * contention does: one exchange per magazine, twice the objects each.
+ */
+static void kmem_cpu_burst(struct kmem_cache *c, struct kmem_cpu *cc, int dir)
+{
+	if ((cc->burst > 0 && dir > 0) || (cc->burst < 0 && dir < 0))
+		cc->burst += dir;
+	else
+		cc->burst = dir;
+	if (cc->burst * dir < KMEM_MAG_BURST)
 		return;
-	/* Relaxed: the size is a policy value; any CPU may read it late. */
-	uint32_t sz = lf_load_u32(&c->mag_size, LF_RELAXED);
-	if (sz < KMEM_MAG_MAX)
-		lf_cas_u32(&c->mag_size, &sz,
-			   sz * 2 > KMEM_MAG_MAX ? KMEM_MAG_MAX : sz * 2,
-			   LF_RELAXED);
+	cc->burst = 0;
+	kmem_mag_grow(c);
 }
 
 /* A full magazine from the depot for CPU cc (its owner), or NULL. */
@@ -693,6 +717,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 			cc->prev = cc->loaded;
 			cc->loaded = m;
 			kmem_cpu_flow(cc, m, old);
+			kmem_cpu_burst(c, cc, 1);
 		}
 		if (m) {
 			/* Relaxed: ours, inside the section. */
@@ -740,6 +765,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 		cc->prev = cc->loaded;
 		cc->loaded = m;
 		kmem_cpu_flow(cc, m, old);
+		kmem_cpu_burst(c, cc, 1);
 		p = kmem_round_take(m, n);
 		kmem_cpu_leave(k, cc);
 		if (old != k->none)
@@ -925,6 +951,7 @@ kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 		cc->prev = cc->loaded;
 		cc->loaded = m;
 		kmem_cpu_flow(cc, m, old);
+		kmem_cpu_burst(c, cc, -1);
 	}
 	if (m)
 		kmem_round_put(m, lf_load_u32(&m->n, LF_RELAXED), p, bc);

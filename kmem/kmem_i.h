@@ -126,6 +126,8 @@ struct kmem_cpu {
 	lf_atomic_u64 rounds_in LF_CACHE_ALIGNED; /* (x) atomic: snapshots */
 	lf_atomic_u64 rounds_out;                 /* (x) */
 	lf_atomic_u64 depot_gets, depot_puts;     /* (o) */
+	int32_t burst; /* (x) exchanges in a row in one direction: > 0 for
+			* allocations, < 0 for frees (kmem_cpu_burst()) */
 } LF_CACHE_ALIGNED;
 _Static_assert(offsetof(struct kmem_cpu, rounds_in) == LF_CACHELINE,
 	       "a CPU's magazines and hit counter: one line");

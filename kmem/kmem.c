@@ -449,9 +449,9 @@ static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu,
 			/* Relaxed, all three: under the cache lock; the
 			 * rounds and words are ours till the magazine is
 			 * published (its CPU section, or the depot's push). */
-			s->free = (uint16_t)(lf_load_u32(&s->buf[i],
-							 LF_RELAXED) &
-					     KMEM_BUF_LINK);
+			s->free =
+				(uint16_t)(lf_load_u32(&s->buf[i], LF_RELAXED) &
+					   KMEM_BUF_LINK);
 			lf_store_uptr(&out[n], (uintptr_t)kmem_obj(c, s, i),
 				      LF_RELAXED);
 			lf_store_u32(&s->buf[i], first + n * 8, LF_RELAXED);

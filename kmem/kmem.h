@@ -94,8 +94,7 @@
 #define KMEM_MAG_MIN 64         /* rounds of a magazine at first */
 #define KMEM_MAG_MAX 128        /* rounds at most, after growth */
 #define KMEM_MAG_GROW_AT 64     /* contended depot exchanges before a growth */
-#define KMEM_MAG_BURST 8        /* a CPU's exchanges in one direction in a row
-				 * before a growth */
+#define KMEM_MAG_BURST 8 /* one CPU's one-way exchanges before a growth */
 #define KMEM_NAME_MAX 24
 #define KMEM_CACHES_MAX 4096 /* cache slots at most (max_caches) */
 #define KMEM_SIZE_MAX ((uintptr_t)1 << 46) /* the range at most (size) */

@@ -29,7 +29,8 @@ static bool kmem_check_named(struct kmem *k, uint32_t v, const void *p)
 {
 	/* Relaxed: quiescent. */
 	return v < k->names && (v & 7) == 0 &&
-	       v % sizeof(struct kmem_mag) >= offsetof(struct kmem_mag, round) &&
+	       v % sizeof(struct kmem_mag) >=
+		       offsetof(struct kmem_mag, round) &&
 	       lf_load_uptr(kmem_round((uintptr_t)k->mags, v), LF_RELAXED) ==
 		       (uintptr_t)p;
 }
@@ -73,7 +74,8 @@ static void kmem_check_round(struct kmem *k, struct kmem_cache *c, uint32_t r,
 			     struct kmem_walk *w)
 {
 	/* Relaxed: quiescent. */
-	uintptr_t p = lf_load_uptr(kmem_round((uintptr_t)k->mags, r), LF_RELAXED);
+	uintptr_t p =
+		lf_load_uptr(kmem_round((uintptr_t)k->mags, r), LF_RELAXED);
 	struct kmem_slab *s = kmem_slab_of(k, (void *)p);
 	if (!s || s->cache != c || p < s->base ||
 	    (p - s->base) % c->stride != 0 ||
@@ -169,8 +171,8 @@ static void kmem_check_restore(struct kmem *k, struct kmem_cache *c,
 		for (struct kmem_slab *s = c->list[l]; s; s = s->next)
 			for (uint32_t i = 0; i < s->nobj; i++) {
 				/* Relaxed, all: quiescent. */
-				uint32_t v = lf_load_u32(&s->buf[i],
-							 LF_RELAXED);
+				uint32_t v =
+					lf_load_u32(&s->buf[i], LF_RELAXED);
 				if (v & KMEM_BUF_SEEN) {
 					lf_store_u32(&s->buf[i],
 						     v & ~KMEM_BUF_SEEN,

@@ -5,8 +5,8 @@
  * Field tags: (i) set at init or creation, then read-only; (a) atomic, any
  * context; (o) written only by the owning CPU (atomic where snapshots read
  * it); (x) the owner inside its section, or a drainer holding the CPU's
- * lock (kmem.c: the fast paths, kmem_cpu_lock, kmem_seize); (l) under the cache's lock;
- * (k) under the instance lock.
+ * lock (kmem.c: the fast paths, kmem_cpu_lock, kmem_seize); (l) under the
+ * cache's lock; (k) under the instance lock.
  */
 #ifndef KMEM_I_H
 #define KMEM_I_H
@@ -91,8 +91,8 @@ struct kmem_slab {
 	uintptr_t base;                /* (i) first object */
 	uint32_t nobj;                 /* (i) */
 	uint32_t inuse;                /* (l) objects off the free list */
-	uint16_t free;   /* (l) first free object, KMEM_NIL16 if none */
-	uint8_t list;    /* (l) enum kmem_list */
+	uint16_t free;       /* (l) first free object, KMEM_NIL16 if none */
+	uint8_t list;        /* (l) enum kmem_list */
 	lf_atomic_u32 buf[]; /* bufctl words by object index (above): under
 			      * the cache lock while KMEM_BUF_SLAB, else
 			      * written by the free that puts the object in
@@ -109,11 +109,11 @@ struct kmem_slab {
  * fast paths: kmem.c, kmem_cpu_aim().
  */
 struct kmem_cpu {
-	lf_atomic_u32 own;  /* (o) owner inside its fast section */
-	lf_atomic_u32 lock; /* (a) 1 while a drainer or the owner's slow
-			     * path holds the magazines */
-	lf_atomic_uptr top;             /* (x) next round of loaded */
-	lf_atomic_uptr lo, hi;          /* (x) written, (a) read: the gate */
+	lf_atomic_u32 own;     /* (o) owner inside its fast section */
+	lf_atomic_u32 lock;    /* (a) 1 while a drainer or the owner's slow
+				* path holds the magazines */
+	lf_atomic_uptr top;    /* (x) next round of loaded */
+	lf_atomic_uptr lo, hi; /* (x) written, (a) read: the gate */
 	struct kmem_mag *loaded, *prev; /* (x) never NULL: k->none if none */
 	lf_atomic_u64 frees; /* (o) relaxed load + store, snapshots read */
 	/*
@@ -138,10 +138,10 @@ static inline void kmem_cpu_sync(struct kmem_cpu *cc)
 	struct kmem_mag *m = cc->loaded;
 	/* Relaxed, both: (x); snapshots of depot magazines read n. */
 	uintptr_t t = lf_load_uptr(&cc->top, LF_RELAXED);
-	lf_store_u32(&m->n,
-		     (uint32_t)((t - (uintptr_t)&m->round[0]) /
-				sizeof(m->round[0])),
-		     LF_RELAXED);
+	lf_store_u32(
+		&m->n,
+		(uint32_t)((t - (uintptr_t)&m->round[0]) / sizeof(m->round[0])),
+		LF_RELAXED);
 }
 
 /*
@@ -179,9 +179,9 @@ struct kmem_cache {
 	lf_atomic_uptr *pagemap; /* (i) = k->pagemap */
 	uintptr_t mags;          /* (i) = k->mags: rounds by name */
 	uintptr_t base, range;   /* (i) = k->base, k->size */
-	uintptr_t pm_key;  /* (i) slot + 1 << 48: in its slabs' entries */
-	uintptr_t pm_bias; /* (i) pm_key - base - hdr: a - e + pm_bias is
-			    * the object offset (see the page map above) */
+	uintptr_t pm_key;        /* (i) slot + 1 << 48: in its slabs' entries */
+	uintptr_t pm_bias;       /* (i) pm_key - base - hdr: a - e + pm_bias is
+				  * the object offset (see the page map above) */
 	uintptr_t bc_bias; /* (i) base - pm_key + the bufctl array's offset:
 			    * e + bc_bias is the bufctl array of e's slab */
 	uint64_t recip;    /* (i) ceil(2^64 / stride): division by multiply */
@@ -229,8 +229,8 @@ struct kmem {
 	lf_atomic_u32 *mag_links;  /* (i) array; entries by lf_stack */
 	struct kmem_cache *caches; /* (i) max_caches slots */
 	struct kmem_cpu *cpus;     /* (i) max_caches * ncpus */
-	struct kmem_mag *none; /* (i) = mags + nmags: the magazine of a CPU
-				* with none, never filled (above) */
+	struct kmem_mag *none;     /* (i) = mags + nmags: the magazine of a CPU
+				    * with none, never filled (above) */
 	struct kmem_cache *kmalloc[KMEM_KMALLOC_CLASSES]; /* (i) */
 	uint8_t class_of[KMEM_KMALLOC_MAX / 8 +
 			 1];                       /* (i) (size+7)/8 -> class */

@@ -57,11 +57,11 @@ static void kmem_check_free_obj(struct kmem *k, struct kmem_cache *c,
 	}
 #ifdef LF_DEBUG
 	const uint8_t *b = p;
-	for (uint32_t i = (uint32_t)c->size; i < c->rz_end; i++)
-		if (b[i] != KMEM_RZ_BYTE)
+	for (uint32_t j = (uint32_t)c->size; j < c->rz_end; j++)
+		if (b[j] != KMEM_RZ_BYTE)
 			kmem_check_fail(w, 2);
-	for (size_t i = 0; c->poison && i < c->size; i++)
-		if (b[i] != KMEM_POISON_BYTE)
+	for (size_t j = 0; c->poison && j < c->size; j++)
+		if (b[j] != KMEM_POISON_BYTE)
 			kmem_check_fail(w, 2);
 #endif
 	lf_store_u32(&s->buf[i], v | KMEM_BUF_SEEN, LF_RELAXED);

@@ -78,81 +78,99 @@ static bool kmem_filled(const void *p, uint8_t b, size_t n)
 
 /* ---- CPU sections (see the file header) ---- */
 
-/*
- * The CPU lock (kmem_i.h: KMEM_CPU_LOCKED, KMEM_CPU_SYM). SYM is set at
- * creation and never changes: each side reads it relaxed and keeps it.
- */
+/* The CPU lock: a drainer's, or the owner's in its slow paths. */
 static void kmem_cpu_lock(struct kmem_cpu *cc)
 {
-	/* Relaxed: SYM is constant (above). */
-	uint32_t v = lf_load_u32(&cc->lock, LF_RELAXED) & KMEM_CPU_SYM;
 	/* Acquire: pairs with the release in kmem_cpu_unlock(). */
-	while (lf_xchg_u32(&cc->lock, v | KMEM_CPU_LOCKED, LF_ACQUIRE) &
-	       KMEM_CPU_LOCKED)
+	while (lf_xchg_u32(&cc->lock, 1, LF_ACQUIRE) != 0)
 		/* Relaxed: spin on a read until it looks free. */
-		while (lf_load_u32(&cc->lock, LF_RELAXED) & KMEM_CPU_LOCKED)
+		while (lf_load_u32(&cc->lock, LF_RELAXED) != 0)
 			lf_platform_pause();
 }
 
 static void kmem_cpu_unlock(struct kmem_cpu *cc)
 {
-	/* Relaxed: SYM is constant (above); we hold the lock. */
-	uint32_t v = lf_load_u32(&cc->lock, LF_RELAXED) & KMEM_CPU_SYM;
-	/* Release: pairs with the acquires in kmem_cpu_lock() and
-	 * kmem_own_try(). */
-	lf_store_u32(&cc->lock, v, LF_RELEASE);
+	/* Release: pairs with the acquire in kmem_cpu_lock(). */
+	lf_store_u32(&cc->lock, 0, LF_RELEASE);
 }
 
 /*
- * The fast paths' entry: the section without the lock, or false (nothing
- * held) when a drainer holds the lock or the instance has no heavy barrier
- * (SYM keeps lock nonzero there: one test serves both kinds of instance);
- * the fast paths then go to their slow paths, which enter by
- * kmem_own_enter().
+ * Aim top, lo and hi at the loaded magazine after a change of it or of its
+ * count (the lock held, or the cache idle), and open the gate where there
+ * is a heavy barrier: lo and hi are the gate, closed (lo = UINTPTR_MAX,
+ * hi = 0: both fast tests fail) while a drainer holds the magazines and
+ * for good in an instance without a heavy barrier, where every operation
+ * takes the lock.
  */
-static inline __attribute__((always_inline)) bool
-kmem_own_try(struct kmem_cpu *cc)
+static void kmem_cpu_aim(const struct kmem *k, struct kmem_cpu *cc)
 {
-	/* Relaxed: a drainer's heavy barrier orders it against our load of
-	 * lock below (the compiler barrier keeps the order). */
-	lf_store_u32(&cc->own, 1, LF_RELAXED);
-	lf_compiler_barrier();
-	/* Acquire: pairs with the release in kmem_cpu_unlock() by the last
-	 * drainer: its changes to the magazines are seen. */
-	if (LF_LIKELY(lf_load_u32(&cc->lock, LF_ACQUIRE) == 0))
-		return true;
-	/* Release: pairs with the drainer's wait in kmem_seize(). */
+	struct kmem_mag *m = cc->loaded;
+	uintptr_t lo = (uintptr_t)&m->round[0];
+	/* Relaxed: (x); published by the release stores below, or by the
+	 * lock's release where the gate stays closed. */
+	lf_store_uptr(&cc->top,
+		      lo + lf_load_u32(&m->n, LF_RELAXED) * sizeof(m->round[0]),
+		      LF_RELAXED);
+	if (!k->asym) {
+		kmem_gate_close(cc);
+		return;
+	}
+	/* Release, both: pair with the acquire loads of the fast paths: the
+	 * magazines as we leave them are what they see through an open
+	 * gate. */
+	lf_store_uptr(&cc->hi, lo + m->cap * sizeof(m->round[0]), LF_RELEASE);
+	lf_store_uptr(&cc->lo, lo, LF_RELEASE);
+}
+
+/*
+ * Leave a CPU section entered by the owner's fast path (kmem_alloc_obj(),
+ * kmem_free_obj()): own = 1, a compiler barrier, then the gate's acquire
+ * load; through an open gate the magazines are the owner's until this.
+ */
+static inline __attribute__((always_inline)) void
+kmem_own_exit(struct kmem_cpu *cc)
+{
+	/* Release: our changes go to the next drainer; pairs with the
+	 * acquire load of own in kmem_seize(). */
 	lf_store_u32(&cc->own, 0, LF_RELEASE);
-	return false;
 }
 
-/* Enter CPU cc's section: true without the lock, false with it held. */
-static inline bool kmem_own_enter(struct kmem_cpu *cc)
+/* The owner's slow paths take the lock, as a drainer does: they may open
+ * the gate only while no drainer can be closing it. */
+static void kmem_cpu_leave(const struct kmem *k, struct kmem_cpu *cc)
 {
-	if (LF_LIKELY(kmem_own_try(cc)))
-		return true;
-	kmem_cpu_lock(cc);
-	return false;
+	kmem_cpu_aim(k, cc);
+	kmem_cpu_unlock(cc);
 }
 
-/* The owner/drainer exclusion of buddy_cache.c (design.md 2.4, 4.3) on
- * kmem's own lock word, which carries KMEM_CPU_SYM: alike, not shared. */
-static inline void kmem_own_exit(struct kmem_cpu *cc, bool fast)
+/*
+ * Count the rounds of magazine in, now loaded, and of old, gone (or NULL),
+ * in CPU cc's flows (kmem_cpu_taken()); the lock held.
+ */
+static void kmem_cpu_flow(struct kmem_cpu *cc, struct kmem_mag *in,
+			  struct kmem_mag *old)
 {
-	if (LF_LIKELY(fast))
-		/* Release: our changes go to the next drainer; pairs with the
-		 * acquire load of own in kmem_seize(). */
-		lf_store_u32(&cc->own, 0, LF_RELEASE);
-	else
-		kmem_cpu_unlock(cc);
+	/* Relaxed, both: the magazines are ours. */
+	kmem_stat_bump(&cc->rounds_in, lf_load_u32(&in->n, LF_RELAXED));
+	if (old)
+		kmem_stat_bump(&cc->rounds_out,
+			       lf_load_u32(&old->n, LF_RELAXED));
 }
 
-/* Take CPU v's magazines as a drainer (v may be the caller's own). */
+/*
+ * Take CPU v's magazines as a drainer (v may be the caller's own): the
+ * lock (against the owner's slow paths and other drainers), the gate
+ * closed, then the heavy barrier: an owner that set own before it sees it
+ * waited for, one that sets own after it sees the gate closed (the
+ * asymmetric exclusion of buddy_cache.c, design.md 2.4 and 4.3, with the
+ * gate for the flag the owner tests). kmem_cpu_leave() gives them back.
+ */
 static void kmem_seize(const struct kmem *k, struct kmem_cpu *v)
 {
 	kmem_cpu_lock(v);
+	kmem_gate_close(v);
 	if (!k->asym)
-		return; /* the owner locks too */
+		return; /* closed for good: the owner locks too */
 	lf_platform_heavy_barrier();
 	/* Acquire: pairs with the release stores of own by the owner. */
 	while (lf_load_u32(&v->own, LF_ACQUIRE) != 0)
@@ -167,6 +185,17 @@ static inline uint32_t kmem_mag_idx(const struct kmem *k,
 	return (uint32_t)(m - k->mags);
 }
 
+/* Double the rounds of the cache's new magazines, up to KMEM_MAG_MAX. */
+static void kmem_mag_grow(struct kmem_cache *c)
+{
+	/* Relaxed: the size is a policy value; any CPU may read it late. */
+	uint32_t sz = lf_load_u32(&c->mag_size, LF_RELAXED);
+	if (sz < KMEM_MAG_MAX)
+		lf_cas_u32(&c->mag_size, &sz,
+			   sz * 2 > KMEM_MAG_MAX ? KMEM_MAG_MAX : sz * 2,
+			   LF_RELAXED);
+}
+
 /* Note an exchange on stack s that began when the head was w0. */
 static void kmem_depot_note(struct kmem_cache *c, const struct lf_stack *s,
 			    uint64_t w0)
@@ -178,14 +207,27 @@ static void kmem_depot_note(struct kmem_cache *c, const struct lf_stack *s,
 		return;
 	/* Relaxed: statistics and the growth policy only. */
 	uint64_t n = lf_fetch_add_u64(&c->contended, 1, LF_RELAXED) + 1;
-	if (n % KMEM_MAG_GROW_AT != 0)
+	if (n % KMEM_MAG_GROW_AT == 0)
+		kmem_mag_grow(c);
+}
+
+/*
+ * CPU cc exchanged a magazine with the depot for an allocation (dir 1) or
+ * a free (dir -1); its lock held. KMEM_MAG_BURST of them in a row in one
+ * direction (a CPU that fills or empties many objects at once, or one
+ * side of a producer-consumer pair) double the cache's magazines, as
+ * contention does: one exchange per magazine, twice the objects each.
+ */
+static void kmem_cpu_burst(struct kmem_cache *c, struct kmem_cpu *cc, int dir)
+{
+	if ((cc->burst > 0 && dir > 0) || (cc->burst < 0 && dir < 0))
+		cc->burst += dir;
+	else
+		cc->burst = dir;
+	if (cc->burst * dir < KMEM_MAG_BURST)
 		return;
-	/* Relaxed: the size is a policy value; any CPU may read it late. */
-	uint32_t sz = lf_load_u32(&c->mag_size, LF_RELAXED);
-	if (sz < KMEM_MAG_MAX)
-		lf_cas_u32(&c->mag_size, &sz,
-			   sz * 2 > KMEM_MAG_MAX ? KMEM_MAG_MAX : sz * 2,
-			   LF_RELAXED);
+	cc->burst = 0;
+	kmem_mag_grow(c);
 }
 
 /* A full magazine from the depot for CPU cc (its owner), or NULL. */
@@ -284,7 +326,7 @@ static void kmem_slab_map(struct kmem *k, struct kmem_slab *s, uintptr_t v)
 		lf_store_uptr(&k->pagemap[first + i], v, LF_RELEASE);
 }
 
-/* Lay out a fresh object: debug patterns, constructor, mark (K2). */
+/* Lay out a fresh object: debug patterns, constructor. */
 static void kmem_obj_init(struct kmem_cache *c, void *p)
 {
 #ifdef LF_DEBUG
@@ -294,7 +336,6 @@ static void kmem_obj_init(struct kmem_cache *c, void *p)
 #endif
 	if (c->ctor)
 		c->ctor(p, c->arg);
-	*kmem_tag(c, p) = kmem_mark(c->k, p);
 }
 
 static bool kmem_source_ok(const struct kmem *k, uintptr_t a, unsigned order)
@@ -338,7 +379,11 @@ static struct kmem_slab *kmem_slab_grow(struct kmem_cache *c, unsigned cpu,
 	s->free = 0;
 	s->list = KMEM_LIST_EMPTY;
 	for (uint32_t i = 0; i < c->nobj; i++) {
-		s->link[i] = (uint16_t)(i + 1 < c->nobj ? i + 1 : KMEM_NIL16);
+		/* Relaxed: published by the page map's release store. */
+		lf_store_u32(&s->buf[i],
+			     KMEM_BUF_SLAB |
+				     (i + 1 < c->nobj ? i + 1 : KMEM_NIL16),
+			     LF_RELAXED);
 		kmem_obj_init(c, kmem_obj(c, s, i));
 	}
 	kmem_slab_map(c->k, s, kmem_pm_slab(c, s));
@@ -371,11 +416,13 @@ static void kmem_slab_add(struct kmem_cache *c, struct kmem_slab *s)
 }
 
 /*
- * Take up to want free objects from the slabs into out[], growing if there
- * are none; the number taken, at least one unless the source failed
- * (0: *err says why).
+ * Take up to want free objects from the slabs into the rounds out[] (the
+ * first named first: each object's bufctl word names its round, K2),
+ * growing if there are none; the number taken, at least one unless the
+ * source failed (0: *err says why).
  */
-static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu, void **out,
+static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu,
+			       lf_atomic_uptr *out, uint32_t first,
 			       unsigned want, int *err)
 {
 	unsigned n = 0;
@@ -398,8 +445,17 @@ static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu, void **out,
 			kmem_slab_add(c, s);
 		}
 		while (s->free != KMEM_NIL16 && n < want) {
-			out[n++] = kmem_obj(c, s, s->free);
-			s->free = s->link[s->free];
+			uint16_t i = s->free;
+			/* Relaxed, all three: under the cache lock; the
+			 * rounds and words are ours till the magazine is
+			 * published (its CPU section, or the depot's push). */
+			s->free =
+				(uint16_t)(lf_load_u32(&s->buf[i], LF_RELAXED) &
+					   KMEM_BUF_LINK);
+			lf_store_uptr(&out[n], (uintptr_t)kmem_obj(c, s, i),
+				      LF_RELAXED);
+			lf_store_u32(&s->buf[i], first + n * 8, LF_RELAXED);
+			n++;
 			s->inuse++;
 		}
 		kmem_relist(c, s);
@@ -425,22 +481,25 @@ static size_t kmem_slab_give(struct kmem_cache *c, unsigned cpu,
 }
 
 /*
- * Put n free (marked) objects back on their slabs; slabs past the cache's
- * watermark of empty slabs go back to the source, outside the lock. The
- * pages given back.
+ * Put the n free objects of the rounds objs[] back on their slabs (their
+ * bufctl words become links, K2); slabs past the cache's watermark of
+ * empty slabs go back to the source, outside the lock. The pages given
+ * back.
  */
 static size_t kmem_slab_put(struct kmem_cache *c, unsigned cpu,
-			    void *const *objs, unsigned n)
+			    lf_atomic_uptr *objs, unsigned n)
 {
 	struct kmem *k = c->k;
 	struct kmem_slab *give = NULL;
 	lf_spin_lock(&c->lock);
 	for (unsigned j = 0; j < n; j++) {
-		struct kmem_slab *s = kmem_slab_of(k, objs[j]);
+		/* Relaxed: the rounds are ours (held, or under seize). */
+		uintptr_t a = lf_load_uptr(&objs[j], LF_RELAXED);
+		struct kmem_slab *s = kmem_slab_of(k, (void *)a);
 		LF_ASSERT(s && s->cache == c);
-		uint32_t i =
-			(uint32_t)kmem_div(c, (uintptr_t)objs[j] - s->base);
-		s->link[i] = s->free;
+		uint32_t i = (uint32_t)kmem_div(c, a - s->base);
+		/* Relaxed: under the cache lock (the word is ours, above). */
+		lf_store_u32(&s->buf[i], KMEM_BUF_SLAB | s->free, LF_RELAXED);
 		s->free = (uint16_t)i;
 		s->inuse--;
 		kmem_relist(c, s);
@@ -497,14 +556,16 @@ static size_t kmem_cpu_flush(struct kmem_cache *c, unsigned cpu, unsigned v)
 {
 	struct kmem_cpu *cc = &c->cpu[v];
 	kmem_seize(c->k, cc);
+	kmem_cpu_sync(cc);
 	/* Relaxed: the magazines are ours under the exclusion. */
-	if (lf_load_u32(&cc->loaded->n, LF_RELAXED) +
-		    lf_load_u32(&cc->prev->n, LF_RELAXED) >
-	    0)
+	uint32_t n = lf_load_u32(&cc->loaded->n, LF_RELAXED) +
+		     lf_load_u32(&cc->prev->n, LF_RELAXED);
+	if (n > 0)
 		kmem_stat_add(&c->drains, 1);
+	kmem_stat_bump(&cc->rounds_out, n);
 	size_t pages = kmem_mag_empty(c, cpu, cc->loaded);
 	pages += kmem_mag_empty(c, cpu, cc->prev);
-	kmem_cpu_unlock(cc);
+	kmem_cpu_leave(c->k, cc);
 	return pages;
 }
 
@@ -601,7 +662,7 @@ static void kmem_starved(struct kmem_cache *c, unsigned cpu)
 
 /* ---- allocation and free ---- */
 
-/* Hand out p: check its debug patterns, clear its mark (K2). */
+/* Hand out p: check its debug patterns. */
 static inline __attribute__((always_inline)) int
 kmem_handout(struct kmem_cache *c, struct kmem_cpu *cc, void *p, void **obj)
 {
@@ -611,20 +672,25 @@ kmem_handout(struct kmem_cache *c, struct kmem_cpu *cc, void *p, void **obj)
 		return KMEM_ECORRUPT;
 	}
 #endif
-	*kmem_tag(c, p) = 0;
+	(void)c;
+	(void)cc; /* counted by the flows (kmem_cpu_taken()) */
 	*obj = p;
-	kmem_stat_bump(&cc->allocs, 1);
 	return 0;
 }
 
-/* Take a round from cc's loaded magazine (inside the section). */
-static inline void *kmem_round_take(struct kmem_cpu *cc)
+/*
+ * Take the top round of magazine m (ours, inside the section), emptying
+ * it: the object handed out is in no round its bufctl word names (K2).
+ */
+static inline __attribute__((always_inline)) void *
+kmem_round_take(struct kmem_mag *m, uint32_t n)
 {
-	struct kmem_mag *m = cc->loaded;
-	/* Relaxed: m is ours inside the section; snapshots read n. */
-	uint32_t n = lf_load_u32(&m->n, LF_RELAXED) - 1;
-	lf_store_u32(&m->n, n, LF_RELAXED);
-	return m->round[n];
+	/* Relaxed, all three: m is ours; snapshots read n, a free reads the
+	 * round (kmem_free_obj, whose caller's hand-off orders it after). */
+	void *p = (void *)lf_load_uptr(&m->round[n - 1], LF_RELAXED);
+	lf_store_uptr(&m->round[n - 1], 0, LF_RELAXED);
+	lf_store_u32(&m->n, n - 1, LF_RELAXED);
+	return p;
 }
 
 /* The allocation's slow path: prev, the depot, the slabs, K7. */
@@ -636,8 +702,9 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 	bool starved = false;
 	void *p;
 	for (;;) {
-		bool fast = kmem_own_enter(cc);
+		kmem_cpu_lock(cc);
 		struct kmem_mag *old = NULL, *m;
+		kmem_cpu_sync(cc);
 		/* Relaxed, both: our magazines, inside the section. */
 		if (lf_load_u32(&cc->loaded->n, LF_RELAXED) > 0) {
 			m = cc->loaded; /* the fast path found the lock held */
@@ -649,20 +716,25 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 			old = cc->prev;
 			cc->prev = cc->loaded;
 			cc->loaded = m;
+			kmem_cpu_flow(cc, m, old);
+			kmem_cpu_burst(c, cc, 1);
 		}
 		if (m) {
-			p = kmem_round_take(cc);
-			kmem_own_exit(cc, fast);
-			if (old && old != &k->none)
+			/* Relaxed: ours, inside the section. */
+			p = kmem_round_take(m, lf_load_u32(&m->n, LF_RELAXED));
+			kmem_cpu_leave(k, cc);
+			if (old && old != k->none)
 				kmem_depot_put(c, cc, old);
 			goto out;
 		}
-		kmem_own_exit(cc, fast);
+		kmem_cpu_leave(k, cc);
 
 		/* Both magazines empty, the depot too: fill one from slabs. */
 		int err;
+		lf_atomic_uptr one; /* no magazine: none's round names it */
 		m = kmem_mag_get(c);
-		unsigned n = kmem_slab_take(c, cpu, m ? m->round : &p,
+		unsigned n = kmem_slab_take(c, cpu, m ? m->round : &one,
+					    m ? m->first : k->none->first,
 					    m ? m->cap : 1, &err);
 		if (n == 0) {
 			LF_ASSERT(err !=
@@ -677,18 +749,26 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 			starved = true;
 			continue;
 		}
-		if (!m)
+		if (!m) {
+			p = (void *)lf_load_uptr(&one, LF_RELAXED); /* ours */
+			kmem_cpu_lock(cc);
+			kmem_stat_bump(&cc->rounds_in, 1); /* and taken */
+			kmem_cpu_unlock(cc);
 			goto out;
+		}
 		kmem_stat_add(&c->fills, 1);
 		lf_store_u32(&m->n, n, LF_RELAXED); /* Relaxed: ours */
-		fast = kmem_own_enter(cc);
+		kmem_cpu_lock(cc);
+		kmem_cpu_sync(cc);
 		/* Only we add rounds: both are still empty. */
 		old = cc->prev;
 		cc->prev = cc->loaded;
 		cc->loaded = m;
-		p = kmem_round_take(cc);
-		kmem_own_exit(cc, fast);
-		if (old != &k->none)
+		kmem_cpu_flow(cc, m, old);
+		kmem_cpu_burst(c, cc, 1);
+		p = kmem_round_take(m, n);
+		kmem_cpu_leave(k, cc);
+		if (old != k->none)
 			kmem_depot_put(c, cc, old);
 		goto out;
 	}
@@ -709,18 +789,25 @@ static inline __attribute__((always_inline)) int
 kmem_alloc_obj(struct kmem_cache *c, unsigned cpu, void **obj)
 {
 	struct kmem_cpu *cc = &c->cpu[cpu];
-	if (LF_UNLIKELY(!kmem_own_try(cc)))
-		return kmem_alloc_slow(c, cpu, obj);
-	struct kmem_mag *m = cc->loaded;
-	/* Relaxed: m is ours inside the section; snapshots read n. */
-	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
-	if (LF_UNLIKELY(n == 0)) {
-		kmem_own_exit(cc, true);
+	/* Relaxed: a drainer's heavy barrier orders it against our load of
+	 * the gate below (the compiler barrier keeps the order). */
+	lf_store_u32(&cc->own, 1, LF_RELAXED);
+	lf_compiler_barrier();
+	/* Acquire: pairs with the release in kmem_cpu_aim(). Relaxed: top is
+	 * ours, ordered by that acquire. */
+	uintptr_t lo = lf_load_uptr(&cc->lo, LF_ACQUIRE);
+	uintptr_t t = lf_load_uptr(&cc->top, LF_RELAXED);
+	if (LF_UNLIKELY(t <= lo)) { /* empty, or the gate closed */
+		kmem_own_exit(cc);
 		return kmem_alloc_slow(c, cpu, obj);
 	}
-	void *p = m->round[n - 1];
-	lf_store_u32(&m->n, n - 1, LF_RELAXED); /* Relaxed: as above */
-	kmem_own_exit(cc, true);
+	lf_atomic_uptr *r = (lf_atomic_uptr *)t - 1;
+	/* Relaxed, all: the loaded magazine is ours inside the section; a
+	 * free reads the round (kmem_round_take()). */
+	void *p = (void *)lf_load_uptr(r, LF_RELAXED);
+	lf_store_uptr(r, 0, LF_RELAXED); /* K2 */
+	lf_store_uptr(&cc->top, (uintptr_t)r, LF_RELAXED);
+	kmem_own_exit(cc);
 	return kmem_handout(c, cc, p, obj);
 }
 
@@ -762,15 +849,56 @@ int kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
 	return 0;
 }
 
-static int kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p);
+static int kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p,
+			  lf_atomic_u32 *bc);
 
-/* Free p, an object start of cache c: the checks, then the magazines. */
-static inline __attribute__((always_inline)) int
-kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p)
+/* Put p in round n of magazine m (ours, inside the section, n < cap); its
+ * bufctl word bc names the round (K2). */
+static inline __attribute__((always_inline)) void
+kmem_round_put(struct kmem_mag *m, uint32_t n, void *p, lf_atomic_u32 *bc)
 {
-	uintptr_t *tag = kmem_tag(c, p);
-	uintptr_t mark = (uintptr_t)p ^ c->secret; /* kmem_mark(c->k, p) */
-	if (LF_UNLIKELY(*tag == mark))
+	/* Relaxed, all three: m is ours; the word is p's, whose caller gave
+	 * it up; the next free of p reads them after its caller's hand-off
+	 * (kmem_free_obj). */
+	lf_store_uptr(&m->round[n], (uintptr_t)p, LF_RELAXED);
+	lf_store_u32(bc, m->first + n * 8, LF_RELAXED);
+	lf_store_u32(&m->n, n + 1, LF_RELAXED);
+}
+
+/* The bufctl word of object p of slab s of cache c. */
+static lf_atomic_u32 *kmem_obj_buf(const struct kmem_cache *c,
+				   struct kmem_slab *s, const void *p)
+{
+	return &s->buf[kmem_div(c, (uintptr_t)p - s->base)];
+}
+
+/* A free whose bufctl word bc is not a round index: p is on its slab's
+ * free list (or the word is corrupt). */
+static __attribute__((noinline)) int kmem_free_unround(struct kmem_cache *c,
+						       uint32_t v)
+{
+	if (v & KMEM_BUF_SLAB)
+		return kmem_reject(c->rejected_by, KMEM_EDOUBLE);
+	return kmem_reject(c->rejected_by, KMEM_ECORRUPT);
+}
+
+/*
+ * Free p, an object start of cache c with bufctl word bc: the checks, then
+ * the magazines. p is free exactly when its word is a link (on its slab's
+ * list) or names a round that holds p (in a magazine, K2): no read of p.
+ */
+static inline __attribute__((always_inline)) int
+kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
+{
+	/* Relaxed: our caller's hand-off of p orders the last writes of its
+	 * word and round (a free, a fill, the allocation) before this. */
+	uint32_t v = lf_load_u32(bc, LF_RELAXED);
+	if (LF_UNLIKELY(v >= c->names))
+		return kmem_free_unround(c, v);
+	/* Relaxed: as above (the round may be another CPU's: a hint that is
+	 * exact for a caller whose frees are ordered, the double one too). */
+	if (LF_UNLIKELY(lf_load_uptr(kmem_round(c->mags, v), LF_RELAXED) ==
+			(uintptr_t)p))
 		return kmem_reject(c->rejected_by, KMEM_EDOUBLE);
 #ifdef LF_DEBUG
 	if (!kmem_filled((char *)p + c->size, KMEM_RZ_BYTE,
@@ -779,38 +907,39 @@ kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p)
 	if (c->poison)
 		kmem_fill(p, KMEM_POISON_BYTE, c->size);
 #endif
-	*tag = mark;
 	struct kmem_cpu *cc = &c->cpu[cpu];
 	kmem_stat_bump(&cc->frees, 1);
-	if (LF_UNLIKELY(!kmem_own_try(cc)))
-		return kmem_free_slow(c, cpu, p);
-	struct kmem_mag *m = cc->loaded;
-	/* Relaxed: m is ours inside the section; snapshots read n. */
-	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
-	if (LF_UNLIKELY(n >= m->cap)) {
-		kmem_own_exit(cc, true);
-		return kmem_free_slow(c, cpu, p);
+	/* Relaxed, acquire: as in kmem_alloc_obj(). */
+	lf_store_u32(&cc->own, 1, LF_RELAXED);
+	lf_compiler_barrier();
+	uintptr_t hi = lf_load_uptr(&cc->hi, LF_ACQUIRE);
+	uintptr_t t = lf_load_uptr(&cc->top, LF_RELAXED);
+	if (LF_UNLIKELY(t >= hi)) { /* full, or the gate closed */
+		kmem_own_exit(cc);
+		return kmem_free_slow(c, cpu, p, bc);
 	}
-	m->round[n] = p;
-	lf_store_u32(&m->n, n + 1, LF_RELAXED); /* Relaxed: as above */
-	kmem_own_exit(cc, true);
+	/* Relaxed, all: as in kmem_round_put(); top is ours. */
+	lf_store_uptr((lf_atomic_uptr *)t, (uintptr_t)p, LF_RELAXED);
+	lf_store_u32(bc, (uint32_t)(t - c->mags), LF_RELAXED);
+	lf_store_uptr(&cc->top, t + sizeof(lf_atomic_uptr), LF_RELAXED);
+	kmem_own_exit(cc);
 	return 0;
 }
 
 /*
- * The free's slow path (p marked and counted): the loaded magazine has
+ * The free's slow path (p checked and counted): the loaded magazine has
  * room after all (the fast path found the lock held), else an empty prev,
  * else a fresh magazine (prev to the depot), else the slab. The mirror of
  * kmem_alloc_slow()'s exchange, with empty and full swapped.
  */
-static __attribute__((noinline)) int kmem_free_slow(struct kmem_cache *c,
-						    unsigned cpu, void *p)
+static __attribute__((noinline)) int
+kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 {
 	struct kmem *k = c->k;
 	struct kmem_cpu *cc = &c->cpu[cpu];
-	bool fast = kmem_own_enter(cc);
+	kmem_cpu_lock(cc);
+	kmem_cpu_sync(cc);
 	struct kmem_mag *old = NULL, *m = cc->prev;
-	uint32_t n;
 	/* Relaxed, all n below: our magazines, inside the section. */
 	if (lf_load_u32(&cc->loaded->n, LF_RELAXED) < cc->loaded->cap) {
 		m = cc->loaded;
@@ -821,17 +950,21 @@ static __attribute__((noinline)) int kmem_free_slow(struct kmem_cache *c,
 		old = cc->prev;
 		cc->prev = cc->loaded;
 		cc->loaded = m;
+		kmem_cpu_flow(cc, m, old);
+		kmem_cpu_burst(c, cc, -1);
 	}
-	if (m) {
-		n = lf_load_u32(&m->n, LF_RELAXED);
-		m->round[n] = p;
-		lf_store_u32(&m->n, n + 1, LF_RELAXED);
-	}
-	kmem_own_exit(cc, fast);
-	if (old && old != &k->none)
+	if (m)
+		kmem_round_put(m, lf_load_u32(&m->n, LF_RELAXED), p, bc);
+	else
+		kmem_stat_bump(&cc->rounds_out, 1); /* freed, straight out */
+	kmem_cpu_leave(k, cc);
+	if (old && old != k->none)
 		kmem_depot_put(c, cc, old);
-	if (!m)
-		kmem_slab_put(c, cpu, &p, 1);
+	if (!m) {
+		lf_atomic_uptr one;
+		lf_init_uptr(&one, (uintptr_t)p); /* ours */
+		kmem_slab_put(c, cpu, &one, 1);
+	}
 	return 0;
 }
 
@@ -849,7 +982,7 @@ kmem_cache_free_bad(struct kmem_cache *c, unsigned cpu, void *obj)
 		err = KMEM_EWRONG;
 	if (err)
 		return kmem_reject(c->rejected_by, err);
-	return kmem_free_obj(c, cpu, obj);
+	return kmem_free_obj(c, cpu, obj, kmem_obj_buf(c, s, obj));
 }
 
 int kmem_cache_free(struct kmem_cache *c, unsigned cpu, void *obj)
@@ -861,8 +994,9 @@ int kmem_cache_free(struct kmem_cache *c, unsigned cpu, void *obj)
 		/* Acquire: pairs with the release in kmem_slab_map(). */
 		uintptr_t e = lf_load_uptr(&c->pagemap[off >> KMEM_PAGE_SHIFT],
 					   LF_ACQUIRE);
-		if (LF_LIKELY(kmem_free_ok(c, a, e)))
-			return kmem_free_obj(c, cpu, obj);
+		lf_atomic_u32 *bc;
+		if (LF_LIKELY(kmem_free_ok(c, a, e, &bc)))
+			return kmem_free_obj(c, cpu, obj, bc);
 	}
 	return kmem_cache_free_bad(c, cpu, obj);
 }
@@ -943,7 +1077,7 @@ static __attribute__((noinline)) int kmem_kfree_bad(struct kmem *k,
 		return kmem_reject(s->cache->rejected_by, KMEM_EWRONG);
 	if (err)
 		return kmem_reject(k->rejected_by, err);
-	return kmem_free_obj(s->cache, cpu, p);
+	return kmem_free_obj(s->cache, cpu, p, kmem_obj_buf(s->cache, s, p));
 }
 
 int kfree(struct kmem *k, unsigned cpu, void *p)
@@ -960,8 +1094,9 @@ int kfree(struct kmem *k, unsigned cpu, void *p)
 	if (LF_LIKELY(kmem_pm_is_slab(e))) {
 		/* The key names the cache slot: no slab header read. */
 		struct kmem_cache *c = &k->caches[(e >> KMEM_PM_KEY_SHIFT) - 1];
-		if (LF_LIKELY(c->kmalloc && kmem_free_ok(c, a, e)))
-			return kmem_free_obj(c, cpu, p);
+		lf_atomic_u32 *bc;
+		if (LF_LIKELY(c->kmalloc && kmem_free_ok(c, a, e, &bc)))
+			return kmem_free_obj(c, cpu, p, bc);
 	} else if ((e & KMEM_PM_TAGS) == KMEM_PM_LARGE &&
 		   (a & (KMEM_PAGE_SIZE - 1)) == 0) {
 		return kmem_large_free(k, cpu, a, e);
@@ -1004,7 +1139,7 @@ struct kmem_cache *kmem_kmalloc_cache(struct kmem *k, unsigned i)
 /* Header bytes of a slab of n objects, aligned for the first object. */
 static uintptr_t kmem_hdr(uintptr_t n, uintptr_t align)
 {
-	return kmem_align_up(sizeof(struct kmem_slab) + 2 * n,
+	return kmem_align_up(sizeof(struct kmem_slab) + 4 * n,
 			     align < 8 ? 8 : align);
 }
 
@@ -1057,14 +1192,13 @@ static void kmem_cache_setup(struct kmem_cache *c, size_t size, size_t align,
 	c->arg = arg;
 #ifdef LF_DEBUG
 	c->rz_end = (uint32_t)(rsize + KMEM_RZ_BYTES);
-	c->tag_off = c->rz_end;
 	c->poison = ctor == NULL;
+	uintptr_t end = c->rz_end;
 #else
 	c->rz_end = (uint32_t)size;
-	c->tag_off = ctor ? (uint32_t)rsize : 0;
 	c->poison = false;
+	uintptr_t end = rsize;
 #endif
-	uintptr_t end = c->tag_off == 0 ? rsize : c->tag_off + 8;
 	c->stride = kmem_align_up(end, align);
 	c->recip = kmem_recip(c->stride);
 }
@@ -1079,10 +1213,11 @@ static int kmem_cache_init(struct kmem *k, struct kmem_cache *c,
 	c->k = k;
 	c->cpu = cpus;
 	c->pagemap = k->pagemap;
+	c->mags = (uintptr_t)k->mags;
 	c->base = k->base;
 	c->range = k->size;
-	c->secret = k->secret;
 	c->ncpus = k->ncpus;
+	c->names = k->names;
 	unsigned i = 0;
 	for (; name && name[i] && i < KMEM_NAME_MAX - 1; i++)
 		c->name[i] = name[i];
@@ -1092,14 +1227,15 @@ static int kmem_cache_init(struct kmem *k, struct kmem_cache *c,
 		return KMEM_EINVAL;
 	c->pm_key = (uintptr_t)(c - k->caches + 1) << KMEM_PM_KEY_SHIFT;
 	c->pm_bias = c->pm_key - c->base - c->hdr;
+	c->bc_bias = c->base - c->pm_key + offsetof(struct kmem_slab, buf);
 	c->span = c->nobj * c->stride;
 	lf_stack_init(&c->full);
 	lf_stack_init(&c->empty);
 	lf_init_u32(&c->mag_size, k->mag_init);
 	for (unsigned v = 0; v < k->ncpus; v++) {
 		kmem_fill(&c->cpu[v], 0, sizeof(c->cpu[v]));
-		lf_init_u32(&c->cpu[v].lock, k->asym ? 0 : KMEM_CPU_SYM);
-		c->cpu[v].loaded = c->cpu[v].prev = &k->none;
+		c->cpu[v].loaded = c->cpu[v].prev = k->none;
+		kmem_cpu_aim(k, &c->cpu[v]);
 	}
 	return 0;
 }
@@ -1135,13 +1271,13 @@ int kmem_cache_create(struct kmem *k, const char *name, size_t size,
 	return err;
 }
 
-/* Objects handed out: sum of the CPUs' counts (exact at quiescence). */
+/* Objects handed out or set aside: from the CPUs' flows (the cache idle). */
 static uint64_t kmem_cache_inuse(const struct kmem_cache *c)
 {
 	uint64_t a = 0, f = 0;
 	for (unsigned v = 0; v < c->k->ncpus; v++) {
+		a += kmem_cpu_taken(&c->cpu[v]);
 		/* Relaxed: statistics. */
-		a += lf_load_u64(&c->cpu[v].allocs, LF_RELAXED);
 		f += lf_load_u64(&c->cpu[v].frees, LF_RELAXED);
 	}
 	return a - f;
@@ -1163,13 +1299,14 @@ int kmem_cache_destroy(struct kmem_cache *c, unsigned cpu)
 	kmem_depot_return(c);
 	for (unsigned v = 0; v < k->ncpus; v++) {
 		struct kmem_cpu *cc = &c->cpu[v];
-		if (cc->loaded != &k->none)
+		if (cc->loaded != k->none)
 			lf_stack_push(&k->mag_pool, k->mag_links,
 				      kmem_mag_idx(k, cc->loaded));
-		if (cc->prev != &k->none)
+		if (cc->prev != k->none)
 			lf_stack_push(&k->mag_pool, k->mag_links,
 				      kmem_mag_idx(k, cc->prev));
-		cc->loaded = cc->prev = &k->none;
+		cc->loaded = cc->prev = k->none;
+		kmem_cpu_aim(k, cc);
 	}
 	kmem_slab_reap(c, cpu);
 	LF_ASSERT(c->list[KMEM_LIST_PARTIAL] == NULL &&
@@ -1214,15 +1351,17 @@ void kmem_cache_stats(struct kmem_cache *c, struct kmem_cache_stats *st)
 	uint64_t inmag = kmem_depot_rounds(c);
 	for (unsigned v = 0; v < c->k->ncpus; v++) {
 		struct kmem_cpu *cc = &c->cpu[v];
-		st->allocs += lf_load_u64(&cc->allocs, LF_RELAXED);
-		st->frees += lf_load_u64(&cc->frees, LF_RELAXED);
 		st->depot_gets += lf_load_u64(&cc->depot_gets, LF_RELAXED);
 		st->depot_puts += lf_load_u64(&cc->depot_puts, LF_RELAXED);
 		kmem_seize(c->k, cc); /* loaded and prev are (x) */
+		kmem_cpu_sync(cc);
+		st->allocs += kmem_cpu_taken(cc);
+		st->frees += lf_load_u64(&cc->frees, LF_RELAXED);
 		inmag += lf_load_u32(&cc->loaded->n, LF_RELAXED) +
 			 lf_load_u32(&cc->prev->n, LF_RELAXED);
-		kmem_cpu_unlock(cc);
+		kmem_cpu_leave(c->k, cc);
 	}
+	st->allocs -= lf_load_u64(&c->corrupt, LF_RELAXED); /* set aside */
 	st->inuse = st->allocs - st->frees;
 	st->in_mags = inmag;
 	st->in_slabs = lf_load_u64(&c->slab_free, LF_RELAXED);
@@ -1285,7 +1424,9 @@ static bool kmem_layout(const struct kmem_config *cfg, struct kmem_layout *l)
 	    (cfg->size & (KMEM_PAGE_SIZE - 1)) || cfg->size == 0 ||
 	    cfg->base + cfg->size < cfg->base || !cfg->source.alloc ||
 	    !cfg->source.free || cfg->mag_rounds > KMEM_MAG_MAX ||
-	    kmem_nmags(cfg) >= LF_STACK_NIL)
+	    kmem_nmags(cfg) >= LF_STACK_NIL ||
+	    ((uint64_t)kmem_nmags(cfg) + 1) * sizeof(struct kmem_mag) >=
+		    KMEM_BUF_SEEN)
 		return false;
 	size_t off = kmem_align_up(sizeof(struct kmem), LF_CACHELINE);
 	l->caches = off;
@@ -1294,7 +1435,8 @@ static bool kmem_layout(const struct kmem_config *cfg, struct kmem_layout *l)
 	l->cpus = off;
 	off += (size_t)cfg->max_caches * cfg->ncpus * sizeof(struct kmem_cpu);
 	l->mags = off;
-	off += kmem_align_up((size_t)kmem_nmags(cfg) * sizeof(struct kmem_mag),
+	off += kmem_align_up(((size_t)kmem_nmags(cfg) + 1) *
+				     sizeof(struct kmem_mag),
 			     LF_CACHELINE);
 	l->links = off;
 	off += kmem_align_up((size_t)kmem_nmags(cfg) * sizeof(lf_atomic_u32),
@@ -1342,7 +1484,6 @@ int kmem_init(struct kmem **kp, void *meta, size_t meta_size,
 	k->empty_max = cfg->empty_max;
 	k->mag_init = cfg->mag_rounds ? cfg->mag_rounds : KMEM_MAG_MIN;
 	k->src = cfg->source;
-	k->secret = ((uintptr_t)meta * 0x9e3779b97f4a7c15ull) | 1;
 	/* Reclaims and drains seize every CPU's magazines, often and on many
 	 * CPUs at once: asymmetric only where the heavy barrier is cheap for
 	 * that (lf_platform.h; the buddy's caches choose alike). */
@@ -1351,6 +1492,11 @@ int kmem_init(struct kmem **kp, void *meta, size_t meta_size,
 	k->caches = (struct kmem_cache *)(base + l.caches);
 	k->cpus = (struct kmem_cpu *)(base + l.cpus);
 	k->mags = (struct kmem_mag *)(base + l.mags);
+	k->none = &k->mags[k->nmags]; /* cap 0: never takes a round */
+	for (uint32_t i = 0; i <= k->nmags; i++)
+		k->mags[i].first = (uint32_t)((uintptr_t)&k->mags[i].round[0] -
+					      (uintptr_t)k->mags);
+	k->names = (uint32_t)((k->nmags + 1) * sizeof(struct kmem_mag));
 	k->mag_links = (lf_atomic_u32 *)(base + l.links);
 	k->pagemap = (lf_atomic_uptr *)(base + l.pagemap);
 	lf_stack_init(&k->mag_pool);

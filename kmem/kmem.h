@@ -7,19 +7,22 @@
  *
  *   CPU layer   per cache and CPU, a loaded and a previous magazine (arrays
  *               of free objects). A hit (loaded has a round to give, or room
- *               for one) writes only the CPU's own line and the object; no
- *               atomic read-modify-write. The owner brackets its section
- *               with the asymmetric exclusion of buddy_cache.c, so that a
- *               CPU that runs out of memory can empty every other CPU's
- *               magazines (no memory stranded).
+ *               for one) writes the CPU's own line, the round and (a free)
+ *               the object's bufctl word, never the object; no atomic
+ *               read-modify-write. The owner brackets its hit with the
+ *               asymmetric exclusion of buddy_cache.c, testing a gate that a
+ *               drainer closes, so that a CPU that runs out of memory can
+ *               empty every other CPU's magazines (no memory stranded).
  *   depot       per cache, full and empty magazines on two lock-free stacks
  *               (lockfree/lf_stack.h) over one pool of magazines. A CPU
  *               whose two magazines are both empty (alloc) or full (free)
  *               exchanges one with the depot. The magazine size grows when
  *               depot exchanges see contention (another exchange on the
- *               same stack during theirs).
- *   slab layer  per cache, slabs of 2^k pages from the page source; free
- *               objects linked by 16-bit indices in the slab's header;
+ *               same stack during theirs), or when one CPU exchanges in one
+ *               direction many times in a row.
+ *   slab layer  per cache, slabs of 2^k pages from the page source; a
+ *               32-bit bufctl word per object in the slab's header links
+ *               the free objects (or names the round an object is in);
  *               slabs on empty/partial/full lists under the cache's lock
  *               (taken once per magazine moved, never on a hit). Empty
  *               slabs beyond the cache's watermark go back to the source at
@@ -42,11 +45,12 @@
  * nothing: a pointer outside every slab and large block (EFOREIGN), an
  * object of another cache (EWRONG), an object already free: in a magazine,
  * in the depot, on its slab's list, or in a slab given back (EDOUBLE), a
- * pointer inside an object (EINTERIOR). A free object carries a mark (its
- * address keyed by a per-instance secret) in its tag word: the first word of
- * the object, or a word after it in caches with a constructor and in debug
- * builds, where the caller never writes; so the double-free check is exact
- * unless the caller itself writes that mark into an object's first word.
+ * pointer inside an object (EINTERIOR). The double-free check reads kmem's
+ * own metadata, never the object: an object's bufctl word says it is on
+ * its slab's free list, or names the magazine round it was last put in,
+ * which holds it exactly while it is free there (an allocation empties
+ * the round it takes). So it is exact whatever the caller writes into its
+ * objects.
  * Debug builds (LF_DEBUG: the asan preset) add a red zone after every
  * object, checked on free, and poison free objects (caches without a
  * constructor), checked on allocation: KMEM_ECORRUPT, the object set aside.
@@ -94,6 +98,7 @@
 #define KMEM_MAG_MIN 64         /* rounds of a magazine at first */
 #define KMEM_MAG_MAX 128        /* rounds at most, after growth */
 #define KMEM_MAG_GROW_AT 64     /* contended depot exchanges before a growth */
+#define KMEM_MAG_BURST 8 /* one CPU's one-way exchanges before a growth */
 #define KMEM_NAME_MAX 24
 #define KMEM_CACHES_MAX 4096 /* cache slots at most (max_caches) */
 #define KMEM_SIZE_MAX ((uintptr_t)1 << 46) /* the range at most (size) */

@@ -3,9 +3,11 @@
  * checked over the whole instance at quiescence. For tests and the kernel's
  * torture; it walks every slab, magazine and depot stack.
  *
- * K1 (one place per free object) is checked by flipping each free object's
- * mark to a "seen" value as it is met: meeting a seen object again is an
- * object in two places. The marks are restored at the end.
+ * K1 (one place per free object) is checked by setting KMEM_BUF_SEEN in
+ * each free object's bufctl word as it is met: meeting a seen object again
+ * is an object in two places. A last pass over every object of every slab
+ * checks the objects not met (handed out: K2, in no round their word
+ * names) and clears the bit.
  */
 #include "kmem.h"
 #include "kmem_i.h"
@@ -22,62 +24,86 @@ static void kmem_check_fail(struct kmem_walk *w, int inv)
 		w->bad = inv;
 }
 
-/* A free object met: its mark (K2), not met before (K1); mark it seen. */
-static void kmem_check_free_obj(struct kmem *k, struct kmem_cache *c, void *p,
+/* Is v (a bufctl word) the name of a round that holds p? */
+static bool kmem_check_named(struct kmem *k, uint32_t v, const void *p)
+{
+	/* Relaxed: quiescent. */
+	return v < k->names && (v & 7) == 0 &&
+	       v % sizeof(struct kmem_mag) >=
+		       offsetof(struct kmem_mag, round) &&
+	       lf_load_uptr(kmem_round((uintptr_t)k->mags, v), LF_RELAXED) ==
+		       (uintptr_t)p;
+}
+
+/*
+ * A free object met, in round r (or on its slab's list: r = KMEM_BUF_SLAB):
+ * not met before (K1), its word names that place (K2); mark it seen.
+ */
+static void kmem_check_free_obj(struct kmem *k, struct kmem_cache *c,
+				struct kmem_slab *s, uint32_t i, uint32_t r,
 				struct kmem_walk *w)
 {
-	uintptr_t *tag = kmem_tag(c, p);
-	if (*tag == (kmem_mark(k, p) ^ 2)) {
+	void *p = kmem_obj(c, s, i);
+	/* Relaxed, all: quiescent. */
+	uint32_t v = lf_load_u32(&s->buf[i], LF_RELAXED);
+	if (v & KMEM_BUF_SEEN) {
 		kmem_check_fail(w, 1);
 		return;
 	}
-	if (*tag != kmem_mark(k, p)) {
-		kmem_check_fail(w, 2);
+	if (r == KMEM_BUF_SLAB ? (v & KMEM_BUF_SLAB) == 0 : v != r) {
+		/* In another round as well: two places. */
+		kmem_check_fail(w, kmem_check_named(k, v, p) ? 1 : 2);
 		return;
 	}
 #ifdef LF_DEBUG
 	const uint8_t *b = p;
-	for (uint32_t i = (uint32_t)c->size; i < c->rz_end; i++)
-		if (b[i] != KMEM_RZ_BYTE)
+	for (uint32_t j = (uint32_t)c->size; j < c->rz_end; j++)
+		if (b[j] != KMEM_RZ_BYTE)
 			kmem_check_fail(w, 2);
-	for (size_t i = 0; c->poison && i < c->size; i++)
-		if (b[i] != KMEM_POISON_BYTE)
+	for (size_t j = 0; c->poison && j < c->size; j++)
+		if (b[j] != KMEM_POISON_BYTE)
 			kmem_check_fail(w, 2);
 #endif
-	*tag ^= 2;
+	lf_store_u32(&s->buf[i], v | KMEM_BUF_SEEN, LF_RELAXED);
 	w->free++;
 }
 
-/* A round of a magazine: an object start of cache c (K1), then as free. */
-static void kmem_check_round(struct kmem *k, struct kmem_cache *c, void *p,
+/* Round r (a name) of a magazine: an object start of cache c (K1), then as
+ * free. */
+static void kmem_check_round(struct kmem *k, struct kmem_cache *c, uint32_t r,
 			     struct kmem_walk *w)
 {
-	struct kmem_slab *s = kmem_slab_of(k, p);
-	if (!s || s->cache != c || (uintptr_t)p < s->base ||
-	    ((uintptr_t)p - s->base) % c->stride != 0 ||
-	    ((uintptr_t)p - s->base) / c->stride >= s->nobj) {
+	/* Relaxed: quiescent. */
+	uintptr_t p =
+		lf_load_uptr(kmem_round((uintptr_t)k->mags, r), LF_RELAXED);
+	struct kmem_slab *s = kmem_slab_of(k, (void *)p);
+	if (!s || s->cache != c || p < s->base ||
+	    (p - s->base) % c->stride != 0 ||
+	    (p - s->base) / c->stride >= s->nobj) {
 		kmem_check_fail(w, 1);
 		return;
 	}
-	kmem_check_free_obj(k, c, p, w);
+	kmem_check_free_obj(k, c, s, (uint32_t)((p - s->base) / c->stride), r,
+			    w);
 }
 
 static void kmem_check_mag(struct kmem *k, struct kmem_cache *c,
 			   struct kmem_mag *m, struct kmem_walk *w)
 {
 	uint32_t n = lf_load_u32(&m->n, LF_RELAXED); /* Relaxed: quiescent */
-	if (m == &k->none) {
+	if (m == k->none) {
 		if (n != 0 || m->cap != 0)
 			kmem_check_fail(w, 6);
 		return;
 	}
 	w->mags++;
-	if (n > m->cap || m->cap > KMEM_MAG_MAX) {
+	if (n > m->cap || m->cap > KMEM_MAG_MAX ||
+	    kmem_round((uintptr_t)k->mags, m->first) != &m->round[0]) {
 		kmem_check_fail(w, 6);
 		return;
 	}
 	for (uint32_t i = 0; i < n; i++)
-		kmem_check_round(k, c, m->round[i], w);
+		kmem_check_round(k, c, m->first + 8 * i, w);
 }
 
 /* Walk a depot or pool stack; full says its magazines hold rounds. */
@@ -114,12 +140,14 @@ static void kmem_check_slab(struct kmem *k, struct kmem_cache *c,
 	if (s->cache != c || s->list != (uint8_t)l || s->nobj != c->nobj)
 		kmem_check_fail(w, 3);
 	uint32_t nfree = 0;
-	for (uint16_t i = s->free; i != KMEM_NIL16; i = s->link[i]) {
+	/* Relaxed: quiescent (the links, under the lock otherwise). */
+	for (uint32_t i = s->free; i != KMEM_NIL16;
+	     i = lf_load_u32(&s->buf[i], LF_RELAXED) & KMEM_BUF_LINK) {
 		if (i >= s->nobj || nfree >= s->nobj) {
 			kmem_check_fail(w, 1);
 			return;
 		}
-		kmem_check_free_obj(k, c, kmem_obj(c, s, i), w);
+		kmem_check_free_obj(k, c, s, i, KMEM_BUF_SLAB, w);
 		nfree++;
 	}
 	if (s->inuse != s->nobj - nfree ||
@@ -132,20 +160,29 @@ static void kmem_check_slab(struct kmem *k, struct kmem_cache *c,
 			kmem_check_fail(w, 8);
 }
 
-/* Restore the marks flipped by the walk. */
-static void kmem_check_unflip(struct kmem *k, struct kmem_cache *c, void *p)
-{
-	uintptr_t *tag = kmem_tag(c, p);
-	if (*tag == (kmem_mark(k, p) ^ 2))
-		*tag = kmem_mark(k, p);
-}
-
-static void kmem_check_restore(struct kmem *k, struct kmem_cache *c)
+/*
+ * Every object of c's slabs: one not met is handed out (or set aside),
+ * and in no round its word names (K2); clear the bits set by the walk.
+ */
+static void kmem_check_restore(struct kmem *k, struct kmem_cache *c,
+			       struct kmem_walk *w)
 {
 	for (int l = 0; l < KMEM_LISTS; l++)
 		for (struct kmem_slab *s = c->list[l]; s; s = s->next)
-			for (uint32_t i = 0; i < s->nobj; i++)
-				kmem_check_unflip(k, c, kmem_obj(c, s, i));
+			for (uint32_t i = 0; i < s->nobj; i++) {
+				/* Relaxed, all: quiescent. */
+				uint32_t v =
+					lf_load_u32(&s->buf[i], LF_RELAXED);
+				if (v & KMEM_BUF_SEEN) {
+					lf_store_u32(&s->buf[i],
+						     v & ~KMEM_BUF_SEEN,
+						     LF_RELAXED);
+					continue;
+				}
+				if (v >= k->names ||
+				    kmem_check_named(k, v, kmem_obj(c, s, i)))
+					kmem_check_fail(w, 2);
+			}
 }
 
 static void kmem_check_cache(struct kmem *k, struct kmem_cache *c,
@@ -160,6 +197,19 @@ static void kmem_check_cache(struct kmem *k, struct kmem_cache *c,
 			nslabs++;
 		}
 	for (unsigned v = 0; v < k->ncpus; v++) {
+		struct kmem_cpu *cc = &c->cpu[v];
+		/* Relaxed, all: quiescent. */
+		uintptr_t r0 = (uintptr_t)&cc->loaded->round[0];
+		uintptr_t rc = r0 + cc->loaded->cap * sizeof(uintptr_t);
+		uintptr_t lo = lf_load_uptr(&cc->lo, LF_RELAXED);
+		uintptr_t hi = lf_load_uptr(&cc->hi, LF_RELAXED);
+		uintptr_t t = lf_load_uptr(&cc->top, LF_RELAXED);
+		bool open = lo == r0 && hi == rc;
+		if ((!open && (lo != UINTPTR_MAX || hi != 0 || k->asym)) ||
+		    t < r0 || t > rc || (t - r0) % sizeof(uintptr_t) != 0)
+			kmem_check_fail(w, 6);
+		else
+			kmem_cpu_sync(cc);
 		kmem_check_mag(k, c, c->cpu[v].loaded, w);
 		kmem_check_mag(k, c, c->cpu[v].prev, w);
 	}
@@ -171,13 +221,12 @@ static void kmem_check_cache(struct kmem *k, struct kmem_cache *c,
 		kmem_check_fail(w, 4);
 	uint64_t a = 0, f = 0;
 	for (unsigned v = 0; v < k->ncpus; v++) {
-		a += lf_load_u64(&c->cpu[v].allocs, LF_RELAXED);
+		a += kmem_cpu_taken(&c->cpu[v]); /* corrupt ones too */
 		f += lf_load_u64(&c->cpu[v].frees, LF_RELAXED);
 	}
-	if (nslabs * c->nobj !=
-	    (a - f) + (w->free - free0) + lf_load_u64(&c->corrupt, LF_RELAXED))
+	if (nslabs * c->nobj != (a - f) + (w->free - free0))
 		kmem_check_fail(w, 4);
-	kmem_check_restore(k, c);
+	kmem_check_restore(k, c, w);
 }
 
 int kmem_check(struct kmem *k)

@@ -5,8 +5,8 @@
  * Field tags: (i) set at init or creation, then read-only; (a) atomic, any
  * context; (o) written only by the owning CPU (atomic where snapshots read
  * it); (x) the owner inside its section, or a drainer holding the CPU's
- * lock (kmem.c: kmem_own_enter, kmem_seize); (l) under the cache's lock;
- * (k) under the instance lock.
+ * lock (kmem.c: the fast paths, kmem_cpu_lock, kmem_seize); (l) under the
+ * cache's lock; (k) under the instance lock.
  */
 #ifndef KMEM_I_H
 #define KMEM_I_H
@@ -46,11 +46,36 @@ _Static_assert(KMEM_SIZE_MAX <= (uintptr_t)1 << 46,
 #define KMEM_RZ_BYTE 0xbb
 #define KMEM_POISON_BYTE 0x6b
 
+/*
+ * A magazine. A round is named by its byte offset from the instance's
+ * magazine array (k->mags): the name a free object's bufctl word holds
+ * (below); round[i] of m is m->first + 8i.
+ */
 struct kmem_mag {
 	lf_atomic_u32 n; /* (x) rounds held; atomic for snapshots */
 	uint32_t cap;    /* (x) rounds it may hold: set when taken empty */
-	void *round[KMEM_MAG_MAX]; /* (x) the free objects */
+	uint32_t first;  /* (i) the name of round[0] */
+	uint32_t unused;
+	lf_atomic_uptr round[KMEM_MAG_MAX]; /* (x) the free objects; atomic:
+					     * a free reads them (K2) */
 };
+
+/*
+ * The bufctl word of an object (one per object, in its slab's header):
+ * KMEM_BUF_SLAB | link while the object is on its slab's free list (link:
+ * the next free object's index, KMEM_NIL16 at the end), else the name of
+ * the round it was last put in (above). A free object in a magazine is
+ * in the round its word names; an object handed out is not (allocation
+ * empties the round it takes; a magazine emptied into the slabs rewrites
+ * its objects' words). So a free tells a free object from one handed out
+ * by this word and that round alone, without reading the object (K2).
+ * The magazine after the pool's (k->none, of no rounds) is never filled:
+ * its round[0] is the word of an object handed out straight from a slab
+ * (kmem_slab_take()). Names stay below KMEM_BUF_SEEN (kmem_layout()).
+ */
+#define KMEM_BUF_SLAB 0x80000000u
+#define KMEM_BUF_SEEN 0x40000000u /* kmem_check()'s walk only */
+#define KMEM_BUF_LINK 0xffffu
 
 enum kmem_list {
 	KMEM_LIST_EMPTY,
@@ -59,38 +84,90 @@ enum kmem_list {
 	KMEM_LISTS
 };
 
-/* At the start of every slab; the bufctl array of 16-bit links follows. */
+/* At the start of every slab; the bufctl array (a word per object) follows. */
 struct kmem_slab {
 	struct kmem_cache *cache;      /* (i) */
 	struct kmem_slab *prev, *next; /* (l) on the list named by list */
 	uintptr_t base;                /* (i) first object */
 	uint32_t nobj;                 /* (i) */
 	uint32_t inuse;                /* (l) objects off the free list */
-	uint16_t free;   /* (l) first free object, KMEM_NIL16 if none */
-	uint8_t list;    /* (l) enum kmem_list */
-	uint16_t link[]; /* (l) free list links by object index */
+	uint16_t free;       /* (l) first free object, KMEM_NIL16 if none */
+	uint8_t list;        /* (l) enum kmem_list */
+	lf_atomic_u32 buf[]; /* bufctl words by object index (above): under
+			      * the cache lock while KMEM_BUF_SLAB, else
+			      * written by the free that puts the object in
+			      * a round (its caller's object till then) */
 };
 
 /*
- * The CPU lock word: KMEM_CPU_LOCKED while a drainer (or, without a heavy
- * barrier, the owner) holds it; KMEM_CPU_SYM is set for good in instances
- * without a heavy barrier, so that the owner's fast test (lock == 0) fails
- * there and it takes the lock (kmem.c: kmem_own_enter).
+ * A CPU's magazines in one cache, written by its owner: the first line is
+ * all a hit touches (besides the round and, on free, the bufctl word). The
+ * loaded magazine's rounds are [its round[0], top): a hit moves top; the
+ * magazine's count n is stale while it is loaded, written back
+ * (kmem_cpu_sync()) by whoever takes the lock to look at it or change it.
+ * lo and hi (the addresses of round[0] and round[cap]) are the gate of the
+ * fast paths: kmem.c, kmem_cpu_aim().
  */
-#define KMEM_CPU_LOCKED 1u
-#define KMEM_CPU_SYM 2u
-
-/* A CPU's magazines in one cache: one cache line, written by its owner. */
 struct kmem_cpu {
-	lf_atomic_u32 own;  /* (o) owner inside its section (asymmetric) */
-	lf_atomic_u32 lock; /* (a) LOCKED | (SYM or 0, set at creation) */
+	lf_atomic_u32 own;     /* (o) owner inside its fast section */
+	lf_atomic_u32 lock;    /* (a) 1 while a drainer or the owner's slow
+				* path holds the magazines */
+	lf_atomic_uptr top;    /* (x) next round of loaded */
+	lf_atomic_uptr lo, hi; /* (x) written, (a) read: the gate */
 	struct kmem_mag *loaded, *prev; /* (x) never NULL: k->none if none */
-	lf_atomic_u64 allocs; /* (o) relaxed load + store, snapshots read */
-	lf_atomic_u64 frees;  /* (o) */
-	lf_atomic_u64 depot_gets, depot_puts; /* (o) by the owner's exchanges */
+	lf_atomic_u64 frees; /* (o) relaxed load + store, snapshots read */
+	/*
+	 * The second line: the slow paths' and drainers'. Allocations are not
+	 * counted one by one: the rounds this CPU took from its magazines
+	 * are the rounds that came into them (depot gets, fills) less those
+	 * that left otherwise (depot puts, drains) plus its frees less what
+	 * they hold now (kmem_cpu_taken()).
+	 */
+	lf_atomic_u64 rounds_in LF_CACHE_ALIGNED; /* (x) atomic: snapshots */
+	lf_atomic_u64 rounds_out;                 /* (x) */
+	lf_atomic_u64 depot_gets, depot_puts;     /* (o) */
+	int32_t burst; /* (x) exchanges in a row in one direction: > 0 for
+			* allocations, < 0 for frees (kmem_cpu_burst()) */
 } LF_CACHE_ALIGNED;
-_Static_assert(sizeof(struct kmem_cpu) == LF_CACHELINE,
-	       "a CPU's magazines and counters: one line");
+_Static_assert(offsetof(struct kmem_cpu, rounds_in) == LF_CACHELINE,
+	       "a CPU's magazines and hit counter: one line");
+
+/* Write the loaded magazine's count back (the lock held, or quiescent). */
+static inline void kmem_cpu_sync(struct kmem_cpu *cc)
+{
+	struct kmem_mag *m = cc->loaded;
+	/* Relaxed, both: (x); snapshots of depot magazines read n. */
+	uintptr_t t = lf_load_uptr(&cc->top, LF_RELAXED);
+	lf_store_u32(
+		&m->n,
+		(uint32_t)((t - (uintptr_t)&m->round[0]) / sizeof(m->round[0])),
+		LF_RELAXED);
+}
+
+/*
+ * The rounds CPU cc took from its magazines (objects handed out, or set
+ * aside as corrupt): the lock held, or quiescent (K4).
+ */
+static inline uint64_t kmem_cpu_taken(struct kmem_cpu *cc)
+{
+	struct kmem_mag *m = cc->loaded;
+	/* Relaxed, all: (x) under the lock; statistics. */
+	uintptr_t t = lf_load_uptr(&cc->top, LF_RELAXED);
+	uint64_t now = (t - (uintptr_t)&m->round[0]) / sizeof(m->round[0]) +
+		       lf_load_u32(&cc->prev->n, LF_RELAXED);
+	return lf_load_u64(&cc->rounds_in, LF_RELAXED) -
+	       lf_load_u64(&cc->rounds_out, LF_RELAXED) +
+	       lf_load_u64(&cc->frees, LF_RELAXED) - now;
+}
+
+/* Close the gate: both fast tests fail (the lock held). */
+static inline void kmem_gate_close(struct kmem_cpu *cc)
+{
+	/* Relaxed, both: the heavy barrier (kmem_seize()) orders them before
+	 * the owner's next test, or the gate is never opened (no barrier). */
+	lf_store_uptr(&cc->lo, UINTPTR_MAX, LF_RELAXED);
+	lf_store_uptr(&cc->hi, 0, LF_RELAXED);
+}
 
 struct kmem_cache {
 	/*
@@ -98,16 +175,19 @@ struct kmem_cache {
 	 * (i) fields among them, so that a hit reads this line, the CPU's
 	 * and the slab's, and no line of the instance.
 	 */
-	struct kmem_cpu *cpu;          /* (i) ncpus of them */
-	lf_atomic_uptr *pagemap;       /* (i) = k->pagemap */
-	uintptr_t base, range, secret; /* (i) = k->base, k->size, k->secret */
-	uintptr_t pm_key;  /* (i) slot + 1 << 48: in its slabs' entries */
-	uintptr_t pm_bias; /* (i) pm_key - base - hdr: a - e + pm_bias is
-			    * the object offset (see the page map above) */
+	struct kmem_cpu *cpu;    /* (i) ncpus of them */
+	lf_atomic_uptr *pagemap; /* (i) = k->pagemap */
+	uintptr_t mags;          /* (i) = k->mags: rounds by name */
+	uintptr_t base, range;   /* (i) = k->base, k->size */
+	uintptr_t pm_key;        /* (i) slot + 1 << 48: in its slabs' entries */
+	uintptr_t pm_bias;       /* (i) pm_key - base - hdr: a - e + pm_bias is
+				  * the object offset (see the page map above) */
+	uintptr_t bc_bias; /* (i) base - pm_key + the bufctl array's offset:
+			    * e + bc_bias is the bufctl array of e's slab */
 	uint64_t recip;    /* (i) ceil(2^64 / stride): division by multiply */
 	uintptr_t span;    /* (i) nobj * stride: the objects of a slab */
 	uint32_t ncpus;    /* (i) = k->ncpus */
-	uint32_t tag_off;  /* (i) offset of the tag word (the free mark) */
+	uint32_t names;    /* (i) = k->names */
 	bool kmalloc;      /* (i) a kmalloc class: kfree() takes its objects */
 	struct kmem *k;    /* (i) */
 	char name[KMEM_NAME_MAX];   /* (i) */
@@ -141,14 +221,16 @@ struct kmem {
 	unsigned ncpus, max_caches, nmags, empty_max; /* (i) */
 	unsigned mag_init;      /* (i) rounds of a cache's magazines at first */
 	struct kmem_source src; /* (i) */
-	uintptr_t secret;       /* (i) keys the free mark */
 	bool asym; /* (i) a heavy barrier exists: asymmetric sections */
 	lf_atomic_uptr *pagemap;   /* (i) array; entries (a) */
 	struct kmem_mag *mags;     /* (i) the pool's magazines */
+	uint32_t names;            /* (i) round names are below: the bytes
+				    * of the pool and of none */
 	lf_atomic_u32 *mag_links;  /* (i) array; entries by lf_stack */
 	struct kmem_cache *caches; /* (i) max_caches slots */
 	struct kmem_cpu *cpus;     /* (i) max_caches * ncpus */
-	struct kmem_mag none;      /* (i) the magazine of a CPU with none */
+	struct kmem_mag *none;     /* (i) = mags + nmags: the magazine of a CPU
+				    * with none, never filled (above) */
 	struct kmem_cache *kmalloc[KMEM_KMALLOC_CLASSES]; /* (i) */
 	uint8_t class_of[KMEM_KMALLOC_MAX / 8 +
 			 1];                       /* (i) (size+7)/8 -> class */
@@ -159,10 +241,10 @@ struct kmem {
 	lf_atomic_u64 rejected_by[KMEM_NERR];                        /* (a) */
 };
 
-/* The free mark of object p: its address keyed by the instance secret. */
-static inline uintptr_t kmem_mark(const struct kmem *k, const void *p)
+/* The round of instance k named name (a bufctl word below k->names). */
+static inline lf_atomic_uptr *kmem_round(uintptr_t mags, uint32_t name)
 {
-	return (uintptr_t)p ^ k->secret;
+	return (lf_atomic_uptr *)(mags + name);
 }
 
 /* The list a slab's state calls for (K3). */
@@ -171,11 +253,6 @@ static inline enum kmem_list kmem_list_for(const struct kmem_slab *s)
 	if (s->inuse == 0)
 		return KMEM_LIST_EMPTY;
 	return s->free == KMEM_NIL16 ? KMEM_LIST_FULL : KMEM_LIST_PARTIAL;
-}
-
-static inline uintptr_t *kmem_tag(const struct kmem_cache *c, void *p)
-{
-	return (uintptr_t *)((char *)p + c->tag_off);
 }
 
 /* ceil(2^64 / d) for a stride d >= 2: kmem_div(), kmem_on_stride(). */
@@ -193,12 +270,15 @@ static inline uint64_t kmem_div(const struct kmem_cache *c, uint64_t off)
 /*
  * Is off a multiple of the stride? For off < 2^32 exactly when the low 64
  * bits of off * ceil(2^64 / stride) are below ceil(2^64 / stride) (Lemire,
- * Kaser and Kurz, "Faster remainder by direct computation", 2019): one
- * multiply, no division.
+ * Kaser and Kurz, "Faster remainder by direct computation", 2019); the
+ * high 64 bits are the object index (kmem_div()): one multiply for both.
  */
-static inline bool kmem_on_stride(const struct kmem_cache *c, uint64_t off)
+static inline bool kmem_on_stride(const struct kmem_cache *c, uint64_t off,
+				  uint64_t *idx)
 {
-	return off * c->recip < c->recip;
+	unsigned __int128 q = (unsigned __int128)off * c->recip;
+	*idx = (uint64_t)(q >> 64);
+	return (uint64_t)q < c->recip;
 }
 
 /* Is an entry a slab's (an offset and a key), not a tag? */
@@ -244,13 +324,18 @@ static inline struct kmem_slab *kmem_slab_of(const struct kmem *k,
  * read; a inside the range): e is a slab of c and a an object start in it
  * (the page map, above). True exactly when kmem_obj_find() finds a in a
  * slab of c (test_kmem checks this address by address); false sends the
- * free to that full classification.
+ * free to that full classification. On true, *bc is a's bufctl word.
  */
 static inline __attribute__((always_inline)) bool
-kmem_free_ok(const struct kmem_cache *c, uintptr_t a, uintptr_t e)
+kmem_free_ok(const struct kmem_cache *c, uintptr_t a, uintptr_t e,
+	     lf_atomic_u32 **bc)
 {
 	uintptr_t off = a - e + c->pm_bias; /* from the slab's first object */
-	return off < c->span && kmem_on_stride(c, off);
+	uint64_t i;
+	if (off >= c->span || !kmem_on_stride(c, off, &i))
+		return false;
+	*bc = (lf_atomic_u32 *)(e + c->bc_bias) + i;
+	return true;
 }
 
 /*

@@ -369,7 +369,7 @@ static void test_watermark(void)
 	/* Nothing in use: a slab that is not empty holds a round of CPU 0's
 	 * magazines, and at most 2 empty slabs are kept (the watermark). */
 	CHECK_EQ(st.inuse, 0);
-	CHECK(st.in_mags > 0 && st.in_mags <= 2 * KMEM_MAG_MIN);
+	CHECK(st.in_mags > 0 && st.in_mags <= 2 * KMEM_MAG_MAX);
 	CHECK(st.slabs <= 2 + st.in_mags);
 	CHECK(st.reclaims > 0);
 	kmem_stats(k, &ks0);
@@ -381,6 +381,45 @@ static void test_watermark(void)
 	kmem_cache_stats(A, &st);
 	CHECK_EQ(st.slabs, 0);
 	CHECK_EQ(kmem_cache_destroy(A, 0), 0);
+	teardown();
+}
+
+/*
+ * Magazine growth on bursts: a CPU that fills and empties thousands of
+ * objects exchanges with the depot in one direction many times in a row,
+ * and the cache's magazines grow to KMEM_MAG_MAX; a CPU whose exchanges
+ * alternate (batches of three magazines: one or two exchanges each way)
+ * leaves them as they are.
+ */
+static void test_mag_burst(void)
+{
+	setup(256, 1);
+	struct kmem_cache *A, *B;
+	CHECK_EQ(kmem_cache_create(k, "A", 32, 0, NULL, NULL, NULL, &A), 0);
+	CHECK_EQ(kmem_cache_create(k, "B", 32, 0, NULL, NULL, NULL, &B), 0);
+	static void *p[3000];
+	struct kmem_cache_stats st;
+	for (int r = 0; r < 50; r++) {
+		for (int i = 0; i < 3 * KMEM_MAG_MIN; i++)
+			CHECK_EQ(kmem_cache_alloc(B, 0, &p[i]), 0);
+		for (int i = 0; i < 3 * KMEM_MAG_MIN; i++)
+			CHECK_EQ(kmem_cache_free(B, 0, p[i]), 0);
+	}
+	kmem_cache_stats(B, &st);
+	CHECK(st.depot_gets >= 40 && st.depot_puts >= 40); /* exchanges */
+	CHECK_EQ(st.mag_size, KMEM_MAG_MIN);
+	for (int i = 0; i < 3000; i++)
+		CHECK_EQ(kmem_cache_alloc(A, 0, &p[i]), 0);
+	kmem_cache_stats(A, &st);
+	CHECK_EQ(st.mag_size, KMEM_MAG_MAX);
+	for (int i = 0; i < 3000; i++)
+		CHECK_EQ(kmem_cache_free(A, 0, p[i]), 0);
+	kmem_cache_stats(A, &st);
+	CHECK_EQ(st.mag_size, KMEM_MAG_MAX);
+	CHECK_EQ(st.inuse, 0);
+	CHECK_EQ(kmem_check(k), 0);
+	CHECK_EQ(kmem_cache_destroy(A, 0), 0);
+	CHECK_EQ(kmem_cache_destroy(B, 0), 0);
 	teardown();
 }
 
@@ -422,7 +461,8 @@ static void test_mag_growth_bounds(void)
 			CHECK_EQ(kmem_cache_free(A, 1, p[i]), 0);
 	}
 	kmem_cache_stats(A, &st);
-	CHECK(st.depot_puts >= 4 * 3000 / KMEM_MAG_MAX);
+	/* Every magazine but the two the CPU holds, at the largest size. */
+	CHECK(st.depot_puts >= 4 * (3000 - 2 * KMEM_MAG_MAX) / KMEM_MAG_MAX);
 	CHECK(st.depot_gets > 0);
 	CHECK(st.mag_size >= KMEM_MAG_MIN && st.mag_size <= KMEM_MAG_MAX);
 	CHECK_EQ(kmem_check(k), 0);
@@ -431,9 +471,9 @@ static void test_mag_growth_bounds(void)
 }
 
 /*
- * kmem_on_stride() (one multiply) against %, for every stride a slab can
- * have up to a page and every offset inside the largest slab; past a page,
- * the offsets around each multiple.
+ * kmem_on_stride() (one multiply: the remainder test and the index) against
+ * % and /, for every stride a slab can have up to a page and every offset
+ * inside the largest slab; past a page, the offsets around each multiple.
  */
 static void test_on_stride(void)
 {
@@ -447,7 +487,9 @@ static void test_on_stride(void)
 			if (d > KMEM_PAGE_SIZE && off % d > 1 &&
 			    off % d < d - 1)
 				off += d - 2 - off % d; /* next: d*k - 1 */
-			bad += kmem_on_stride(&c, off) != (off % d == 0);
+			uint64_t i;
+			bad += kmem_on_stride(&c, off, &i) != (off % d == 0) ||
+			       i != off / d;
 		}
 	}
 	CHECK_EQ(bad, 0);
@@ -512,7 +554,12 @@ static void test_free_check(void)
 		objs += err == 0;
 		for (int i = 0; i < FC_N + 2; i++) {
 			bool want = err == 0 && s->cache == c[i];
-			if (kmem_free_ok(c[i], a, e) != want && bad++ == 0)
+			lf_atomic_u32 *bc = NULL;
+			bool ok = kmem_free_ok(c[i], a, e, &bc);
+			if (ok && want &&
+			    bc != &s->buf[(a - s->base) / c[i]->stride])
+				ok = false; /* the wrong bufctl word */
+			if (ok != want && bad++ == 0)
 				printf("free check: cache %d address +%#lx: "
 				       "fast %d, find %d\n",
 				       i, (unsigned long)(a - src.base), !want,
@@ -575,6 +622,7 @@ int main(void)
 	test_bad_input();
 	test_no_stranding();
 	test_watermark();
+	test_mag_burst();
 	test_source_fails();
 	test_mag_growth_bounds();
 	test_on_stride();

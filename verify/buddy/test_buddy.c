@@ -42,6 +42,15 @@ static void env_init(struct env *e, const struct buddy_region *rg, unsigned n)
 	e->c1 = buddy_zone_cpu(e->z, 1);
 }
 
+/* One region of 64 frames at 0, both contexts' caches off (global path). */
+static void env_init_global(struct env *e)
+{
+	static const struct buddy_region one = { 0, 64 * F };
+	env_init(e, &one, 1);
+	buddy_cpu_cache_enable(e->c0, false);
+	buddy_cpu_cache_enable(e->c1, false);
+}
+
 /* Regions with holes; region 1 starts at an odd frame. */
 static const struct buddy_region test_rg[3] = {
 	{ 16 * F, 48 * F },    /* frames 16-63: blocks 16 (o4), 32 (o5) */
@@ -375,11 +384,8 @@ static void test_cache_off(void)
  */
 static void test_defer(void)
 {
-	struct buddy_region one = { 0, 64 * F };
 	struct env e;
-	env_init(&e, &one, 1);
-	buddy_cpu_cache_enable(e.c0, false);
-	buddy_cpu_cache_enable(e.c1, false);
+	env_init_global(&e);
 	uint64_t a, b, x;
 	struct buddy_stats st;
 	CHECK_EQ(buddy_alloc(e.c0, 0, &a), BUDDY_OK);
@@ -594,11 +600,8 @@ static void test_below_edges(void)
  */
 static void test_spare(void)
 {
-	struct buddy_region one = { 0, 64 * F };
 	struct env e;
-	env_init(&e, &one, 1);
-	buddy_cpu_cache_enable(e.c0, false);
-	buddy_cpu_cache_enable(e.c1, false);
+	env_init_global(&e);
 	uint64_t a, x, held[64];
 	struct buddy_stats st;
 	CHECK_EQ(buddy_alloc(e.c0, 0, &a), BUDDY_OK);

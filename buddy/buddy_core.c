@@ -87,11 +87,18 @@ void buddy_st_set(struct buddy_zone *z, uint32_t x, unsigned kind,
 }
 
 /*
- * Spare slots (buddy_i.h, struct buddy_cpu). Only the owner writes them,
- * with relaxed stores: inside an in-flight section when a slot comes to
- * name a block, so a failing context's window that reads the owner's busy
- * word (acquire) after the section reads the slot too, and one that
- * overlaps it sees the busy word change.
+ * Spare slots (buddy_i.h, struct buddy_cpu). Only the owner writes them:
+ * inside an in-flight section when a slot comes to name a block, with
+ * release stores, so that the section's entry (busy, a release store
+ * before them) is visible to whoever reads the slot or the mask with
+ * acquire (a failing pass, buddy_take_others() and buddy_take_spare_of()):
+ * that pass's second look at the busy words comes after its look at the
+ * slots, so a window that saw a slot change also sees the section (on a
+ * weakly ordered CPU too: relaxed stores and loads here would let the
+ * pass see the slot and still read the busy word from before the
+ * section). A window that read the slot before the section saw it as it
+ * was; one that reads the busy word after the section reads the slot
+ * too.
  */
 _Static_assert(BUDDY_ORDERS <= 32, "spare_mask holds a bit per order");
 _Static_assert(BUDDY_SPARE_ORDERS <= BUDDY_ORDERS, "spare orders");
@@ -101,8 +108,10 @@ static inline void buddy_spare_set(struct buddy_cpu *c, unsigned k, uint32_t y)
 	/* Relaxed: only the owner writes them (above). */
 	uint32_t m = lf_load_u32(&c->spare_mask, LF_RELAXED);
 	m = y == BUDDY_SPARE_NONE ? m & ~(1u << k) : m | 1u << k;
-	lf_store_u32(&c->spare[k], y, LF_RELAXED);
-	lf_store_u32(&c->spare_mask, m, LF_RELAXED);
+	/* Release, both: the section's entry before them (above); pair
+	 * with the acquire loads of a failing pass. */
+	lf_store_u32(&c->spare[k], y, LF_RELEASE);
+	lf_store_u32(&c->spare_mask, m, LF_RELEASE);
 }
 
 /* Empty slot k if it names y, which the caller has just claimed. */
@@ -789,8 +798,9 @@ static uint32_t buddy_take_spare_of(struct buddy_cpu *c, struct buddy_cpu *o,
 				    unsigned j, unsigned k, uint64_t limit)
 {
 	struct buddy_zone *z = c->zone;
-	/* Relaxed: a hint (buddy_spare_set()); the claim decides. */
-	uint32_t y = lf_load_u32(&o->spare[j], LF_RELAXED);
+	/* Acquire: a hint, ordered as buddy_spare_set() says; the claim
+	 * decides. */
+	uint32_t y = lf_load_u32(&o->spare[j], LF_ACQUIRE);
 	if (y == BUDDY_SPARE_NONE)
 		return LF_STACK_NIL;
 	/* Acquire: pairs with the publish of the block. */
@@ -865,16 +875,17 @@ static void buddy_split_spare(struct buddy_cpu *c, uint32_t x, unsigned o,
 		 */
 		lf_store_u16(&z->st[u], bst_make(BK_FREE, j - 1, 0),
 			     LF_RELEASE);
-		/* Relaxed: our own slot (inside the caller's section). */
-		lf_store_u32(&c->spare[j - 1], u, LF_RELAXED);
+		/* Release: our own slot, inside the caller's section
+		 * (buddy_spare_set()). */
+		lf_store_u32(&c->spare[j - 1], u, LF_RELEASE);
 		add |= 1u << (j - 1);
 		n++;
 		buddy_free_delta(c, j - 1, 1);
 	}
 	buddy_ctr_add(c, BC_SPLITS, n);
-	/* Relaxed: our own mask. */
+	/* Relaxed load: our own mask; release store: buddy_spare_set(). */
 	lf_store_u32(&c->spare_mask,
-		     lf_load_u32(&c->spare_mask, LF_RELAXED) | add, LF_RELAXED);
+		     lf_load_u32(&c->spare_mask, LF_RELAXED) | add, LF_RELEASE);
 	buddy_st_put(z, x, kind, k);
 }
 
@@ -936,8 +947,8 @@ static uint32_t buddy_take_others(struct buddy_cpu *c, unsigned k,
 		struct buddy_cpu *o = &z->cpus[i];
 		if (o == c)
 			continue;
-		/* Relaxed: a hint (buddy_spare_set()). */
-		uint32_t m = lf_load_u32(&o->spare_mask, LF_RELAXED) >> k;
+		/* Acquire: a hint, ordered as buddy_spare_set() says. */
+		uint32_t m = lf_load_u32(&o->spare_mask, LF_ACQUIRE) >> k;
 		for (unsigned j = k; m != 0; j++, m >>= 1) {
 			if (!(m & 1))
 				continue;

@@ -454,7 +454,9 @@ static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu,
 					   KMEM_BUF_LINK);
 			lf_store_uptr(&out[n], (uintptr_t)kmem_obj(c, s, i),
 				      LF_RELAXED);
-			lf_store_u32(&s->buf[i], first + n * 8, LF_RELAXED);
+			/* Release: the round before it, for a free's
+			 * check (kmem_free_obj()). */
+			lf_store_u32(&s->buf[i], first + n * 8, LF_RELEASE);
 			n++;
 			s->inuse++;
 		}
@@ -498,8 +500,10 @@ static size_t kmem_slab_put(struct kmem_cache *c, unsigned cpu,
 		struct kmem_slab *s = kmem_slab_of(k, (void *)a);
 		LF_ASSERT(s && s->cache == c);
 		uint32_t i = (uint32_t)kmem_div(c, a - s->base);
-		/* Relaxed: under the cache lock (the word is ours, above). */
-		lf_store_u32(&s->buf[i], KMEM_BUF_SLAB | s->free, LF_RELAXED);
+		/* Release: under the cache lock (the word is ours, above);
+		 * for a free's check (kmem_free_obj()), which reads it again
+		 * after the round. */
+		lf_store_u32(&s->buf[i], KMEM_BUF_SLAB | s->free, LF_RELEASE);
 		s->free = (uint16_t)i;
 		s->inuse--;
 		kmem_relist(c, s);
@@ -857,11 +861,11 @@ static int kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p,
 static inline __attribute__((always_inline)) void
 kmem_round_put(struct kmem_mag *m, uint32_t n, void *p, lf_atomic_u32 *bc)
 {
-	/* Relaxed, all three: m is ours; the word is p's, whose caller gave
-	 * it up; the next free of p reads them after its caller's hand-off
-	 * (kmem_free_obj). */
+	/* Relaxed, the round and the count: m is ours. Release, the word
+	 * (p's, whose caller gave it up): the round before it, for the next
+	 * free's check (kmem_free_obj()). */
 	lf_store_uptr(&m->round[n], (uintptr_t)p, LF_RELAXED);
-	lf_store_u32(bc, m->first + n * 8, LF_RELAXED);
+	lf_store_u32(bc, m->first + n * 8, LF_RELEASE);
 	lf_store_u32(&m->n, n + 1, LF_RELAXED);
 }
 
@@ -890,16 +894,29 @@ static __attribute__((noinline)) int kmem_free_unround(struct kmem_cache *c,
 static inline __attribute__((always_inline)) int
 kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 {
-	/* Relaxed: our caller's hand-off of p orders the last writes of its
-	 * word and round (a free, a fill, the allocation) before this. */
-	uint32_t v = lf_load_u32(bc, LF_RELAXED);
-	if (LF_UNLIKELY(v >= c->names))
-		return kmem_free_unround(c, v);
-	/* Relaxed: as above (the round may be another CPU's: a hint that is
-	 * exact for a caller whose frees are ordered, the double one too). */
-	if (LF_UNLIKELY(lf_load_uptr(kmem_round(c->mags, v), LF_RELAXED) ==
-			(uintptr_t)p))
-		return kmem_reject(c->rejected_by, KMEM_EDOUBLE);
+	/* Acquire: pairs with the release stores of the word (a free, a
+	 * fill, a drain to the slab), so the round it names is read as it
+	 * was written before the word, or later. */
+	uint32_t v = lf_load_u32(bc, LF_ACQUIRE);
+	for (;;) {
+		if (LF_UNLIKELY(v >= c->names))
+			return kmem_free_unround(c, v);
+		/* Relaxed: ordered by the acquire above (the round may be
+		 * another CPU's). */
+		if (LF_UNLIKELY(lf_load_uptr(kmem_round(c->mags, v),
+					     LF_RELAXED) == (uintptr_t)p))
+			return kmem_reject(c->rejected_by, KMEM_EDOUBLE);
+		/*
+		 * The word again (acquire, as above): a drain that put p
+		 * back on its slab and a refill of that round, both between
+		 * the two loads, would make a double free of p look like a
+		 * first one; then the word has changed, and is checked anew.
+		 */
+		uint32_t w = lf_load_u32(bc, LF_ACQUIRE);
+		if (LF_LIKELY(w == v))
+			break;
+		v = w;
+	}
 #ifdef LF_DEBUG
 	if (!kmem_filled((char *)p + c->size, KMEM_RZ_BYTE,
 			 c->rz_end - c->size))
@@ -918,9 +935,10 @@ kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 		kmem_own_exit(cc);
 		return kmem_free_slow(c, cpu, p, bc);
 	}
-	/* Relaxed, all: as in kmem_round_put(); top is ours. */
+	/* As in kmem_round_put(): relaxed, the round (top is ours); release,
+	 * the word. */
 	lf_store_uptr((lf_atomic_uptr *)t, (uintptr_t)p, LF_RELAXED);
-	lf_store_u32(bc, (uint32_t)(t - c->mags), LF_RELAXED);
+	lf_store_u32(bc, (uint32_t)(t - c->mags), LF_RELEASE);
 	lf_store_uptr(&cc->top, t + sizeof(lf_atomic_uptr), LF_RELAXED);
 	kmem_own_exit(cc);
 	return 0;

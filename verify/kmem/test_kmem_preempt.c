@@ -1,0 +1,103 @@
+/*
+ * verify/kmem/test_kmem_preempt.c: a double free of an object sitting in a
+ * magazine, preempted (verify/preempt.h) before each atomic step of the
+ * free by another CPU that drains that magazine into the slabs and then
+ * frees other objects into the same magazine, so that the round the
+ * object's bufctl word named holds another object. The free must return
+ * KMEM_EDOUBLE at every step: a check that reads the word, is preempted,
+ * and then reads the round would see another object there and take the
+ * double free (kmem_free_obj() reads the word again after the round).
+ * Deterministic; the case must be reached at least once, or the test
+ * fails.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "kmem.h"
+#include "kmem_i.h" /* the bufctl word and the round it names */
+#include "kmem_src.h"
+#include "preempt.h"
+
+#define NCPU 2
+#define POOL 64
+
+static struct ksrc src;
+static struct kmem *k;
+static struct kmem_cache *c;
+static void *p, *pool[POOL];
+static uint32_t named;  /* p's bufctl word after its first free */
+static bool pool_freed; /* by the interfering CPU */
+static bool reached;    /* the round named held another object */
+
+static uint32_t buf_word(const void *o)
+{
+	struct kmem_slab *s = kmem_slab_of(k, o);
+	CHECK_FATAL(s != NULL);
+	/* Relaxed: the test's own snapshot. */
+	return lf_load_u32(&s->buf[kmem_div(c, (uintptr_t)o - s->base)],
+			   LF_RELAXED);
+}
+
+/* CPU 0 drained into the slabs, then refilled with the pool's objects. */
+static void drain_refill(void *arg)
+{
+	(void)arg;
+	kmem_cpu_drain(k, 0);
+	for (unsigned i = 0; i < POOL; i++) {
+		CHECK_EQ(kmem_cache_free(c, 0, pool[i]), 0);
+		/* Relaxed: the test's own snapshot. */
+		uintptr_t r =
+			lf_load_uptr(kmem_round(c->mags, named), LF_RELAXED);
+		if (r != 0 && r != (uintptr_t)p)
+			reached = true;
+	}
+	pool_freed = true;
+}
+
+/* One double free of p (on CPU 1), preempted at step n; false when the
+ * free ran to its end before step n. */
+static bool one(unsigned long n)
+{
+	CHECK_FATAL(ksrc_init(&src, 256) == 0);
+	k = ksrc_kmem(&src, NCPU, 32, 1);
+	CHECK_FATAL(k != NULL);
+	CHECK_EQ(kmem_cache_create(k, "dbl", 64, 8, NULL, NULL, NULL, &c), 0);
+	for (unsigned i = 0; i < POOL; i++)
+		CHECK_EQ(kmem_cache_alloc(c, 1, &pool[i]), 0);
+	CHECK_EQ(kmem_cache_alloc(c, 1, &p), 0);
+	/* The first free: p goes into a round of CPU 0's loaded magazine. */
+	CHECK_EQ(kmem_cache_free(c, 0, p), 0);
+	named = buf_word(p);
+	CHECK_FATAL(named < c->names);
+	pool_freed = false;
+	preempt_arm(n, drain_refill, NULL);
+	int rc = kmem_cache_free(c, 1, p);
+	bool ran = preempt_disarm();
+	CHECK_EQ(rc, KMEM_EDOUBLE);
+	if (!pool_freed)
+		for (unsigned i = 0; i < POOL; i++)
+			CHECK_EQ(kmem_cache_free(c, 0, pool[i]), 0);
+	struct kmem_cache_stats st;
+	kmem_cache_stats(c, &st);
+	CHECK_EQ(st.inuse, 0); /* nothing handed out, p free once */
+	CHECK_EQ(kmem_check(k), 0);
+	kmem_reclaim(k, 0, true);
+	CHECK_EQ(ksrc_held(&src), 0);
+	free(k);
+	ksrc_fini(&src);
+	return ran;
+}
+
+int main(void)
+{
+	unsigned long n = 1;
+	while (one(n))
+		n++;
+	printf("test_kmem_preempt: a double free preempted at each of its "
+	       "%lu steps; the round named held another object: %s\n",
+	       n - 1, reached ? "yes" : "no");
+	CHECK(n > 3);
+	CHECK(reached);
+	return check_exit("test_kmem_preempt");
+}

@@ -52,8 +52,9 @@ struct vas_node {
 			 * bound on the largest weight below the child (A4);
 			 * bits 56-63: the child's count (A9), which readers
 			 * load (relaxed, unvalidated) only to place the
-			 * prefetch of a leaf's window before its count is
-			 * read (vt_rstep()): a stale copy costs a miss,
+			 * prefetch of a child's window, a leaf's or an inner
+			 * node's, before its count is read (vt_rstep(),
+			 * vt_rprefetch_child()): a stale copy costs a miss,
 			 * never a wrong answer.
 			 */
 			lf_atomic_u64 maxw[VAS_MAX_KEYS + 1];

@@ -47,6 +47,7 @@ static int buddy_ck_fail(struct buddy_ck *k, uint64_t x, int inv)
 /* Is x named by some context's spare slot of order o? */
 static bool buddy_ck_spare(struct buddy_ck *k, uint64_t x, unsigned o)
 {
+	/* Relaxed: the check runs with no call in flight. */
 	for (uint32_t i = 0; i < k->z->ncpus; i++)
 		if (lf_load_u32(&k->z->cpus[i].spare[o], LF_RELAXED) == x)
 			return true;

@@ -971,6 +971,7 @@ kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 		kmem_cpu_flow(cc, m, old);
 		kmem_cpu_burst(c, cc, -1);
 	}
+	/* Relaxed: the loaded magazine is ours under the CPU lock. */
 	if (m)
 		kmem_round_put(m, lf_load_u32(&m->n, LF_RELAXED), p, bc);
 	else
@@ -1379,6 +1380,7 @@ void kmem_cache_stats(struct kmem_cache *c, struct kmem_cache_stats *st)
 			 lf_load_u32(&cc->prev->n, LF_RELAXED);
 		kmem_cpu_leave(c->k, cc);
 	}
+	/* Relaxed: a statistic (a snapshot, exact at quiescence). */
 	st->allocs -= lf_load_u64(&c->corrupt, LF_RELAXED); /* set aside */
 	st->inuse = st->allocs - st->frees;
 	st->in_mags = inmag;

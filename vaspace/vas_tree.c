@@ -187,6 +187,8 @@ static uint32_t vn_hint(const struct vas_node *n, uint32_t i)
 static void vn_sethint(struct vas_node *up, uint32_t i,
 		       const struct vas_node *ch)
 {
+	/* Relaxed, all three: the writer's own words (struct vas_node); the
+	 * copy pairs with nothing, a reader only prefetches by it. */
 	uint64_t x = lf_load_u64(&up->u.in.maxw[i], LF_RELAXED);
 	uint64_t h = (uint64_t)lf_load_u32(&ch->count, LF_RELAXED);
 	lf_store_u64(&up->u.in.maxw[i], (x & VT_W_MASK) | h << VT_W_BITS,
@@ -221,7 +223,8 @@ static void vn_copy_child(struct vas_node *d, uint32_t i,
 			  const struct vas_node *s, uint32_t j)
 {
 	lf_olc_store_ptr(&d->u.in.child[i], vn_child(s, j));
-	/* The bound and the count copy move with the child. */
+	/* The bound and the count copy move with the child. Relaxed, both:
+	 * the writer's own words (struct vas_node). */
 	lf_store_u64(&d->u.in.maxw[i],
 		     lf_load_u64(&s->u.in.maxw[j], LF_RELAXED), LF_RELAXED);
 }

@@ -108,6 +108,12 @@ struct bench_prog {
 int bench_main(const struct bench_prog *prog, int argc, char **argv);
 
 /*
+ * True if a --only LIST (comma-separated items, each BENCH or BENCH/IMPL)
+ * names this benchmark and implementation; a NULL list names everything.
+ */
+bool bench_listed(const char *list, const char *bench, const char *impl);
+
+/*
  * The median, min and max ns/op of one series, for a report; false if it
  * did not run (skipped, or that thread count was not asked for).
  */

@@ -50,6 +50,7 @@ struct bench_opts {
 	double seconds;
 	unsigned repeats;
 	unsigned threads_max;
+	const char *only; /* --only LIST, or NULL: every implementation */
 };
 
 /* The results of one series (implementation, thread count). */
@@ -127,7 +128,10 @@ static void bench_usage(FILE *f)
 		"median and its 95%% CI (default 10)\n"
 		"  --threads-max N  thread counts 1, 2, 4, ... up to N "
 		"(default 2)\n"
-		"  --quick          0.01 s per point, for smoke tests\n",
+		"  --quick          0.01 s per point, for smoke tests\n"
+		"  --only LIST      run only these, comma-separated: BENCH "
+		"(every\n                   implementation of it) or "
+		"BENCH/IMPL\n",
 		bench_prog->name);
 }
 
@@ -184,6 +188,9 @@ static void bench_parse(int argc, char **argv, struct bench_opts *o)
 			i++;
 		} else if (strcmp(a, "--quick") == 0) {
 			quick = true;
+		} else if (strcmp(a, "--only") == 0 && v != NULL) {
+			o->only = v;
+			i++;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			bench_usage(stdout);
 			exit(0);
@@ -747,6 +754,66 @@ static FILE *bench_csv_open(const char *path)
 				      "load1");
 }
 
+/*
+ * True if the item of --only LIST that starts at item (and ends at ',' or
+ * the end) names this benchmark, or this benchmark and implementation.
+ */
+static bool bench_item_matches(const char *item, const char *bench,
+			       const char *impl)
+{
+	size_t len = strcspn(item, ","), nb = strlen(bench);
+
+	if (len == nb)
+		return strncmp(item, bench, nb) == 0;
+	return len == nb + 1 + strlen(impl) && strncmp(item, bench, nb) == 0 &&
+	       item[nb] == '/' &&
+	       strncmp(item + nb + 1, impl, len - nb - 1) == 0;
+}
+
+bool bench_listed(const char *list, const char *bench, const char *impl)
+{
+	if (list == NULL)
+		return true;
+	for (const char *item = list;; item++) {
+		if (bench_item_matches(item, bench, impl))
+			return true;
+		if ((item = strchr(item, ',')) == NULL)
+			return false;
+	}
+}
+
+/*
+ * The program's implementations that --only selects, in their order; exits
+ * 2 if the list selects none (a misspelt name must not pass as a run).
+ */
+static const struct bench_prog *bench_select(const struct bench_prog *prog,
+					     const char *only)
+{
+	static struct bench_prog sel;
+	const struct bench_impl **impls;
+
+	if (only == NULL)
+		return prog;
+	sel = *prog;
+	impls = calloc(prog->nimpls, sizeof(*impls));
+	if (impls == NULL) {
+		fprintf(stderr, "%s: out of memory\n", prog->name);
+		exit(2);
+	}
+	sel.nimpls = 0;
+	for (unsigned k = 0; k < prog->nimpls; k++)
+		if (bench_listed(only, prog->impls[k]->bench,
+				 prog->impls[k]->impl))
+			impls[sel.nimpls++] = prog->impls[k];
+	if (sel.nimpls == 0) {
+		fprintf(stderr, "%s: --only %s selects nothing\n", prog->name,
+			only);
+		exit(2);
+	}
+	sel.impls = impls;
+	return &sel;
+}
+
 int bench_main(const struct bench_prog *prog, int argc, char **argv)
 {
 	struct bench_opts o;
@@ -756,8 +823,9 @@ int bench_main(const struct bench_prog *prog, int argc, char **argv)
 	int failed;
 
 	bench_prog = prog;
-	bench_impl_width = bench_width();
 	bench_parse(argc, argv, &o);
+	bench_prog = prog = bench_select(prog, o.only);
+	bench_impl_width = bench_width();
 	bench_set_counts(o.threads_max);
 	bench_find_cpus();
 	if (o.csv != NULL)

@@ -164,15 +164,28 @@ static inline int bu_pick(uint64_t w, unsigned k, unsigned end)
 	uint32_t n = (uint32_t)1 << k;
 	if (end < n || end > BU_FRAMES)
 		return -1;
+	/* An empty reserved unit (a CPU's cache after its last free). */
+	if (w == (BU_ALL_FREE | BU_RES))
+		return 0;
 	uint64_t ok = bu_bits(2 * (end - n) + 1); /* starts p <= end - n */
-	uint64_t g[BU_ORDER + 1];
-	bu_groups(bu_free_bits(w), g);
-	for (unsigned j = k; j <= BU_ORDER; j++) {
-		uint64_t e = bu_maximal(g, j) & ok;
-		if (e != 0)
-			return __builtin_ctzll(e) / 2;
+	/*
+	 * g_j and g_{j+1} level by level (bu_groups), stopping at the first
+	 * order with a fitting maximal block: an allocation in a unit with
+	 * small free blocks looks at one or two levels. Unrolled, so that
+	 * every shift is a constant.
+	 */
+	uint64_t g = bu_free_bits(w);
+#pragma GCC unroll 5
+	for (unsigned j = 0; j < BU_ORDER; j++) {
+		uint64_t up = g & (g >> (2u << j)) & bu_aligned(j + 1);
+		if (j >= k) {
+			uint64_t e = g & ~(up | up << (2u << j)) & ok;
+			if (e != 0)
+				return __builtin_ctzll(e) / 2;
+		}
+		g = up;
 	}
-	return -1;
+	return (g & ok) != 0 ? 0 : -1;
 }
 
 /* The code bits of frames [p, p + n), R excluded. */
@@ -254,18 +267,20 @@ static inline int bu_alloc_at(uint64_t w, unsigned i, unsigned k, uint64_t *nw)
  */
 static inline int bu_block_check(uint64_t w, unsigned i, unsigned k)
 {
-	unsigned c = bu_code(w, i), n = 1u << k;
+	unsigned n = 1u << k;
+	/* The fast test: a head at i (frame 0: bit 0 clear), then tails. */
+	uint64_t m = bu_run_bits(i, n);
+	uint64_t head = i != 0 ? (uint64_t)BU_CODE_H << (2 * i) : 0;
+	bool next_tail = i + n < BU_FRAMES && bu_code(w, i + n) == BU_CODE_T;
+	if (LF_LIKELY((w & m) == head && !next_tail))
+		return BUDDY_OK;
+	unsigned c = bu_code(w, i);
 	if (c == BU_CODE_F)
 		return BUDDY_EDOUBLE;
 	if (c == BU_CODE_T)
 		return BUDDY_ETAIL;
 	LF_ASSERT(c == BU_CODE_H);
-	uint64_t tails = n > 1 ? BU_LO & bu_run_bits(i + 1, n - 1) : 0;
-	if ((bu_tail_bits(w) & tails) != tails)
-		return BUDDY_EORDER; /* a smaller block */
-	if (i + n < BU_FRAMES && bu_code(w, i + n) == BU_CODE_T)
-		return BUDDY_EORDER; /* a larger block */
-	return BUDDY_OK;
+	return BUDDY_EORDER; /* a smaller block, or a larger one */
 }
 
 /*

@@ -446,7 +446,9 @@ static inline bool bu_valid(uint64_t w)
  * a popper that clears pstk before loading the word (the Dekker argument
  * of docs/design.md 2.7, "Listing"), and it publishes memory an exact
  * ENOMEM must see. Reserve, release and reclaim are seq_cst for the same
- * pairing with the listing.
+ * pairing with the listing. bu_cas() runs every transition, the
+ * allocations by alloc_at and run included, with seq_cst: one loop, and
+ * on x86 the same instruction as acq_rel.
  */
 static inline int bu_cas_alloc(lf_atomic_u64 *a, unsigned k, unsigned end,
 			       unsigned *off, uint64_t *nwp)

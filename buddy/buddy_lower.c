@@ -139,11 +139,37 @@ static void bl_set_res(struct bl_ctx *c, uint32_t u)
 }
 
 /*
- * Pop partial stack j for a unit with a free block of order >= k, made
- * our reservation; BL_NONE if the stack ran out. Entries of units that
- * left the lower level, are reserved or are full are dropped; those of a
- * smaller class are listed again at theirs. Inside our section.
+ * Re-file u, just taken from partial stack j: true if it is now our
+ * reservation (a free block of order >= k; k = BL_CLASSES: none wanted).
+ * A unit that left the lower level, is reserved or is full is dropped;
+ * one of a smaller class than k is listed again at its class. Inside our
+ * section.
  */
+static bool bl_refile(struct bl_ctx *c, uint32_t u, unsigned j, unsigned k)
+{
+	struct bl_zone *z = c->z;
+	uint16_t p = (uint16_t)(j + 1);
+	/* Seq_cst: the clear comes before the load (bl_list()). */
+	bool mine = lf_cas_u16(&z->pstk[u], &p, 0, LF_SEQ_CST);
+	LF_ASSERT(mine); /* B3: only the popper clears */
+	/* Seq_cst: after the clear (bl_list()). */
+	uint64_t w = lf_load_u64(&z->word[u], LF_SEQ_CST), ow, nw;
+	if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0) {
+		bl_ctr(c, BL_DROPPED, 1);
+		return false;
+	}
+	if (bl_class(w) < k) {
+		bl_list(c, u, w);
+		return false;
+	}
+	if (bu_cas(&z->word[u], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
+	    BUDDY_OK)
+		return false; /* gone to the source meanwhile */
+	bl_set_res(c, u);
+	return true;
+}
+
+/* Pop partial stack j until a unit becomes our reservation for order k. */
 static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k)
 {
 	struct bl_zone *z = c->z;
@@ -151,26 +177,29 @@ static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k)
 		uint32_t u = lf_stack_pop(&z->partial[j].s, z->plink);
 		if (u == LF_STACK_NIL)
 			return BL_NONE;
-		uint16_t p = (uint16_t)(j + 1);
-		/* Seq_cst: the clear comes before the load (bl_list()). */
-		bool mine = lf_cas_u16(&z->pstk[u], &p, 0, LF_SEQ_CST);
-		LF_ASSERT(mine); /* B3: only the popper clears */
-		/* Seq_cst: after the clear (bl_list()). */
-		uint64_t w = lf_load_u64(&z->word[u], LF_SEQ_CST), ow, nw;
-		if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0) {
-			bl_ctr(c, BL_DROPPED, 1);
-			continue;
-		}
-		if (bl_class(w) < k) {
-			bl_list(c, u, w);
-			continue;
-		}
-		if (bu_cas(&z->word[u], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
-		    BUDDY_OK)
-			continue; /* gone to the source meanwhile */
-		bl_set_res(c, u);
-		return u;
+		if (bl_refile(c, u, j, k))
+			return u;
 	}
+}
+
+/*
+ * Sweep partial stack j < k, whose entries may name units whose class
+ * grew since they were listed: take the whole stack in one CAS and
+ * re-file every entry (one pop at a time would meet the entries it lists
+ * again); the first that can serve order k becomes our reservation.
+ */
+static uint32_t bl_sweep(struct bl_ctx *c, unsigned j, unsigned k)
+{
+	struct bl_zone *z = c->z;
+	uint32_t u = lf_stack_pop_all(&z->partial[j].s), found = BL_NONE;
+	while (u != LF_STACK_NIL) {
+		/* Relaxed: the detached chain is ours (pop_all's acquire). */
+		uint32_t next = lf_load_u32(&z->plink[u], LF_RELAXED);
+		if (bl_refile(c, u, j, found == BL_NONE ? k : BL_CLASSES))
+			found = u;
+		u = next;
+	}
+	return found;
 }
 
 /* A fresh unit from the source, reserved; BL_NONE if it has none. */
@@ -191,17 +220,59 @@ static uint32_t bl_take(struct bl_ctx *c)
 	return u;
 }
 
-/* A new reservation for order k: partial stacks, then the source. */
-static uint32_t bl_reserve(struct bl_ctx *c, unsigned k)
+/*
+ * A new reservation for order k: the partial stacks of classes k and up,
+ * those below too if sweep (entries whose unit grew), then the source.
+ * The in-flight section is entered before the first pop or take, and
+ * only if a stack or the source holds something: a pass over nothing
+ * enters none, so two contexts failing on an exhausted zone see each
+ * other quiet (as buddy_take_once() in buddy_core.c).
+ */
+static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 {
+	struct bl_zone *z = c->z;
 	uint32_t u = BL_NONE;
-	bl_busy(c, 1);
-	for (unsigned j = k; j < BL_CLASSES && u == BL_NONE; j++)
-		u = bl_pop(c, j, k);
-	if (u == BL_NONE)
+	bool in = false;
+	for (unsigned i = 0; i < BL_CLASSES && u == BL_NONE; i++) {
+		unsigned j = (k + i) % BL_CLASSES; /* k, ..., 4, 0, ..., k-1 */
+		if ((j < k && !sweep) || lf_stack_empty(&z->partial[j].s))
+			continue;
+		if (!in)
+			bl_busy(c, 1);
+		in = true;
+		u = j < k ? bl_sweep(c, j, k) : bl_pop(c, j, k);
+	}
+	if (u == BL_NONE && z->src.has(z->src.arg)) {
+		if (!in)
+			bl_busy(c, 1);
+		in = true;
 		u = bl_take(c);
-	bl_busy(c, -1);
+	}
+	if (in)
+		bl_busy(c, -1);
 	return u;
+}
+
+/*
+ * The other contexts' busy words summed (section boundaries crossed), or
+ * UINT64_MAX if one is inside a section now: two equal sums around a
+ * pass mean nobody entered or left a section meanwhile (buddy_core.c's
+ * buddy_others_flight(), the same rule).
+ */
+static uint64_t bl_others_flight(const struct bl_ctx *c)
+{
+	const struct bl_zone *z = c->z;
+	uint64_t sum = 0;
+	for (uint32_t i = 0; i < z->nctx; i++) {
+		if (i == c->id)
+			continue;
+		/* Acquire: pairs with the release stores of bl_busy(). */
+		uint32_t w = lf_load_u32(&z->ctx[i].busy, LF_ACQUIRE);
+		if ((w & 0xffu) != 0)
+			return UINT64_MAX;
+		sum += w;
+	}
+	return sum;
 }
 
 /* Allocate from another context's reservation. */
@@ -243,14 +314,42 @@ int bl_alloc(struct bl_ctx *c, unsigned k, uint32_t *frame)
 			goto done;
 		bl_release(c); /* it cannot serve order k now */
 	}
-	while ((u = bl_reserve(c, k)) != BL_NONE) {
-		if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off, NULL) ==
-		    BUDDY_OK)
+	/*
+	 * ENOMEM is exact: it comes only after a pass over the partial
+	 * stacks (swept), the source and every reservation in a window in
+	 * which no other context was in a section or crossed a boundary of
+	 * one. Memory moves between those places only inside sections (a
+	 * free, a listing, a release, a unit taken or given back, a pop and
+	 * its re-filing), so a move that overlaps the window breaks it, one
+	 * before it left the memory where the pass looks, one after it moved
+	 * memory the pass did not miss. While others are in flight, retry.
+	 */
+	bool sweep = k == 0; /* no class below order 0 to sweep */
+	for (unsigned attempt = 0;; attempt++) {
+		uint64_t before = bl_others_flight(c);
+		u = bl_reserve(c, k, sweep);
+		if (u != BL_NONE) {
+			if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off,
+					 NULL) == BUDDY_OK)
+				goto done;
+			bl_release(c); /* taken by others meanwhile */
+			continue;
+		}
+		if (bl_steal(c, k, &u, &off))
 			goto done;
-		bl_release(c); /* taken by others meanwhile */
+		bool quiet =
+			before != UINT64_MAX && bl_others_flight(c) == before;
+		if (quiet && sweep)
+			return BUDDY_ENOMEM;
+		/*
+		 * Sweeps (a section when a lower stack holds entries) only
+		 * now and then, so that two failing contexts do not keep
+		 * breaking each other's windows.
+		 */
+		sweep = quiet || attempt == 0 || attempt % 16 == 15;
+		if (!sweep)
+			lf_platform_pause();
 	}
-	if (!bl_steal(c, k, &u, &off))
-		return BUDDY_ENOMEM;
 done:
 	*frame = u * BU_FRAMES + off;
 	bl_ctr(c, BL_ALLOCS, 1);

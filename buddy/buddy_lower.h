@@ -32,6 +32,9 @@ struct bl_source {
 	uint32_t (*take)(void *arg);
 	/* Unit u, whose word a CAS of ours has just made 0, goes back. */
 	void (*give)(void *arg, uint32_t u);
+	/* A snapshot: does it hold a unit? (No section for a pass over
+	 * nothing, bl_alloc().) */
+	bool (*has)(void *arg);
 	void *arg;
 };
 
@@ -93,8 +96,11 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
  * Allocate order k (<= BU_MAX_ORDER): its first frame in *frame. Tries
  * the block this context freed last in its reservation, the reservation,
  * the partial stacks, a unit from the source, then every other context's
- * reservation. BUDDY_ENOMEM when all failed (not yet exact under
- * concurrency: the quiet window of the core comes with the integration).
+ * reservation. BUDDY_ENOMEM is exact: only after a pass that found
+ * nothing in a window in which no other context was in an in-flight
+ * section (bl_alloc() says why that suffices); while others are in
+ * flight it retries (the core's own window joins this one once
+ * integrated: the source is the core).
  */
 int bl_alloc(struct bl_ctx *c, unsigned k, uint32_t *frame);
 

@@ -60,13 +60,24 @@ static void src_give(void *arg, uint32_t u)
 	lf_store_u32(&avail[u], 1, LF_RELEASE);
 }
 
+static bool src_has(void *arg)
+{
+	(void)arg;
+	for (uint32_t u = 0; u < nunits; u++)
+		/* Acquire: pairs with src_give's release. */
+		if (lf_load_u32(&avail[u], LF_ACQUIRE) == 1)
+			return true;
+	return false;
+}
+
 static void setup(uint32_t n, uint32_t nctx)
 {
 	nunits = n;
 	for (uint32_t u = 0; u < n; u++)
 		lf_init_u32(&avail[u], 1);
 	bl_zone_init(&z, word, plink, pstk, n,
-		     (struct bl_source){ src_take, src_give, NULL }, ctx, nctx);
+		     (struct bl_source){ src_take, src_give, src_has, NULL },
+		     ctx, nctx);
 }
 
 static void check_zone(const char *when)

@@ -30,11 +30,12 @@
 #include "mc_tests.h"
 
 #define ML_UNITS 2
-#define ML_HELD 4
+#define ML_HELD 10
 
 struct ml_cfg {
 	const char *script[MC_MAX_THREADS];
 	const char *need;
+	bool window; /* the set-up of buddy.lower_enomem */
 };
 
 struct ml_block {
@@ -80,12 +81,59 @@ static void ml_give(void *arg, uint32_t u)
 	lf_store_u32(&S.avail[u], 1, LF_RELEASE);
 }
 
+static bool ml_has(void *arg)
+{
+	(void)arg;
+	for (uint32_t u = 0; u < ML_UNITS; u++)
+		/* Acquire: pairs with ml_give's release. */
+		if (lf_load_u32(&S.avail[u], LF_ACQUIRE) == 1)
+			return true;
+	return false;
+}
+
+static void ml_hold(unsigned t, uint32_t f, unsigned k)
+{
+	S.held[t][S.nheld[t]++] = (struct ml_block){ f, k };
+	for (uint32_t x = f; x < f + (1u << k); x++)
+		S.owner[x] = t + 1;
+}
+
+/*
+ * buddy.lower_enomem: unit 0 reserved by thread 1, whose blocks fill it
+ * but frame 31; unit 1 full and unreserved (thread 1's two order-4
+ * blocks), no unit at the source. Thread 1 frees a block of unit 1 (it
+ * is listed), then allocates frame 31; thread 0 allocates one frame: a
+ * frame is free at every instant, so it must not fail.
+ */
+static void ml_setup_window(void)
+{
+	uint64_t w = bu_make(0, BU_FRAMES, true);
+	lf_init_u32(&S.avail[0], 0);
+	lf_init_u32(&S.avail[1], 0);
+	ml_hold(1, 32, 4);
+	ml_hold(1, 48, 4);
+	for (unsigned k = 4, f = 0; f < 31; f += 1u << k, k--) {
+		w = bu_put_block(w, f, k);
+		ml_hold(1, f, k);
+	}
+	lf_init_u64(&S.word[0], w);
+	w = bu_put_block(bu_put_block(bu_make(0, BU_FRAMES, false), 0, 4), 16,
+			 4);
+	lf_init_u64(&S.word[1], w);
+	lf_init_u32(&S.ctx[1].res, 0);
+}
+
 static void ml_setup(void)
 {
 	memset(&S, 0, sizeof(S));
 	bl_zone_init(&S.z, S.word, S.plink, S.pstk, ML_UNITS,
-		     (struct bl_source){ ml_take, ml_give, NULL }, S.ctx,
-		     MC_MAX_THREADS);
+		     (struct bl_source){ ml_take, ml_give, ml_has, NULL },
+		     S.ctx, MC_MAX_THREADS);
+	const struct ml_cfg *cfg = mc_cfg();
+	if (cfg->window) {
+		ml_setup_window();
+		return;
+	}
 	uint64_t w = bu_make(0, BU_FRAMES, false);
 	w = bu_put_block(bu_put_block(w, 0, 4), 16, 4);
 	lf_init_u64(&S.word[0], w);
@@ -94,11 +142,8 @@ static void ml_setup(void)
 	/* The stale entry: listed at class 3, full since. */
 	lf_init_u16(&S.pstk[0], 3 + 1);
 	MC_ASSERT(lf_stack_push(&S.z.partial[3].s, S.plink, 0) == 0);
-	for (unsigned t = 0; t < 2; t++) {
-		S.held[t][S.nheld[t]++] = (struct ml_block){ 16 * t, 4 };
-		for (unsigned f = 16 * t; f < 16 * t + 16; f++)
-			S.owner[f] = t + 1;
-	}
+	for (unsigned t = 0; t < 2; t++)
+		ml_hold(t, 16 * t, 4);
 }
 
 static void ml_alloc(unsigned tid, unsigned k)
@@ -106,7 +151,11 @@ static void ml_alloc(unsigned tid, unsigned k)
 	uint32_t f;
 	int rc = bl_alloc(&S.ctx[tid], k, &f);
 	if (rc != BUDDY_OK) {
+		const struct ml_cfg *cfg = mc_cfg();
 		MC_ASSERT(rc == BUDDY_ENOMEM);
+		if (cfg->window && tid == 0)
+			mc_fail("false ENOMEM: a frame was free at every "
+				"instant");
 		return;
 	}
 	for (uint32_t x = f; x < f + (1u << k); x++) {
@@ -220,5 +269,15 @@ ML_TEST(ml_list, "buddy.lower_list", "a free vs the popper of a stale entry", 2,
 ML_TEST(ml_res, "buddy.lower_res", "reservations, release, reclaim, steal", 3,
 	2, 3, 20000, .script = { "f1r", "f2c", "40" }, .need = "lt")
 
+/*
+ * Exact ENOMEM: memory that moves from a place the failing pass has not
+ * looked at yet (unit 1, listed by thread 1's free after the pass popped
+ * the empty stacks) while the last frame of a place it looks at later
+ * (thread 1's reservation) is taken: the free's section breaks the
+ * pass's window, and thread 0 retries and finds unit 1.
+ */
+ML_TEST(ml_enomem, "buddy.lower_enomem", "exact ENOMEM across the places", 2, 3,
+	3, 20000, .script = { "0", "f0" }, .need = "l", .window = true)
+
 const struct mc_test *const mc_tests_buddy_lower[] = { &ml_list, &ml_res,
-						       NULL };
+						       &ml_enomem, NULL };

@@ -9,7 +9,8 @@
  *       the popper that took it has not cleared it yet); set only by the
  *       CAS that sees 0, cleared only by that popper: a link is never on
  *       two stacks;
- *   B4  a unit with a free frame is reserved (R, and a context's res
+ *   B4  a unit with a free frame is reserved (R, and a context's res or
+ *       line
  *       names it), or listed (pstk != 0), or carried by a context inside
  *       an in-flight section.
  */
@@ -55,6 +56,7 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		c->z = z;
 		c->id = i;
 		lf_init_u32(&c->res, BL_NONE);
+		lf_init_u32(&c->line, BL_NONE);
 		for (unsigned k = 0; k < BL_CLASSES; k++)
 			c->hint[k] = BU_FRAMES;
 		lf_init_u32(&c->busy, 0);
@@ -116,16 +118,27 @@ static void bl_release_unit(struct bl_ctx *c, uint32_t u)
 		bl_list(c, u, nw);
 }
 
+/* Is u one of the units of line l (BL_NONE: none)? */
+static inline bool bl_in_line(uint32_t l, uint32_t u)
+{
+	return l != BL_NONE && u - l < BL_LINE;
+}
+
 void bl_release(struct bl_ctx *c)
 {
-	/* Relaxed: only we write it. */
+	/* Relaxed: only we write them. */
 	uint32_t u = lf_load_u32(&c->res, LF_RELAXED);
-	if (u == BL_NONE)
+	uint32_t l = lf_load_u32(&c->line, LF_RELAXED);
+	if (u == BL_NONE && l == BL_NONE)
 		return;
 	bl_busy(c, 1);
-	bl_release_unit(c, u);
+	if (u != BL_NONE && !bl_in_line(l, u))
+		bl_release_unit(c, u);
+	for (uint32_t i = 0; l != BL_NONE && i < BL_LINE; i++)
+		bl_release_unit(c, l + i);
 	/* Release: pairs with the acquire loads of the stealers. */
 	lf_store_u32(&c->res, BL_NONE, LF_RELEASE);
+	lf_store_u32(&c->line, BL_NONE, LF_RELEASE);
 	bl_busy(c, -1);
 }
 
@@ -202,21 +215,36 @@ static uint32_t bl_sweep(struct bl_ctx *c, unsigned j, unsigned k)
 	return found;
 }
 
-/* A fresh unit from the source, reserved; BL_NONE if it has none. */
+/*
+ * A fresh line of units from the source, else one unit, reserved; the
+ * first is our res. BL_NONE if the source has none. Inside our section.
+ */
 static uint32_t bl_take(struct bl_ctx *c)
 {
 	struct bl_zone *z = c->z;
-	uint32_t u = z->src.take(z->src.arg);
+	uint32_t n = BL_LINE, u = BL_NONE;
+	if (z->src.take_line != NULL)
+		u = z->src.take_line(z->src.arg);
+	if (u == BL_NONE) {
+		n = 1;
+		u = z->src.take(z->src.arg);
+	}
 	if (u == BL_NONE)
 		return BL_NONE;
-	/*
-	 * A store: the word is 0 and the unit ours; every lower transition
-	 * needs a lower word, so nobody CASes it now. Release: pairs with
-	 * the acquire load of the word's next CAS loop.
-	 */
-	lf_store_u64(&z->word[u], bu_make(0, BU_FRAMES, true), LF_RELEASE);
+	for (uint32_t i = 0; i < n; i++)
+		/*
+		 * A store: the word is 0 and the unit ours; every lower
+		 * transition needs a lower word, so nobody CASes it now.
+		 * Release: pairs with the acquire load of the word's next
+		 * CAS loop.
+		 */
+		lf_store_u64(&z->word[u + i], bu_make(0, BU_FRAMES, true),
+			     LF_RELEASE);
+	if (n == BL_LINE)
+		/* Release: pairs with the acquire loads of the stealers. */
+		lf_store_u32(&c->line, u, LF_RELEASE);
 	bl_set_res(c, u);
-	bl_ctr(c, BL_TAKEN, 1);
+	bl_ctr(c, BL_TAKEN, n);
 	return u;
 }
 
@@ -275,21 +303,36 @@ static uint64_t bl_others_flight(const struct bl_ctx *c)
 	return sum;
 }
 
+/* Allocate order k from one of d's reserved units (its res and line). */
+static bool bl_from_ctx(struct bl_ctx *c, const struct bl_ctx *d, unsigned k,
+			uint32_t *up, unsigned *off)
+{
+	struct bl_zone *z = c->z;
+	/* Acquire: pair with the release stores naming them. */
+	uint32_t u = lf_load_u32(&d->res, LF_ACQUIRE);
+	uint32_t l = lf_load_u32(&d->line, LF_ACQUIRE);
+	for (uint32_t i = 0; i <= BL_LINE; i++) {
+		uint32_t v = i == 0 ? u : l == BL_NONE ? BL_NONE : l + i - 1;
+		if (v != BL_NONE && (i == 0 || v != u) &&
+		    bu_cas_alloc(&z->word[v], k, BU_FRAMES, off, NULL) ==
+			    BUDDY_OK) {
+			*up = v;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* Allocate from another context's reservation. */
 static bool bl_steal(struct bl_ctx *c, unsigned k, uint32_t *up, unsigned *off)
 {
 	struct bl_zone *z = c->z;
-	for (uint32_t i = 1; i < z->nctx; i++) {
-		struct bl_ctx *d = &z->ctx[(c->id + i) % z->nctx];
-		/* Acquire: pairs with the release store naming it. */
-		uint32_t u = lf_load_u32(&d->res, LF_ACQUIRE);
-		if (u != BL_NONE && bu_cas_alloc(&z->word[u], k, BU_FRAMES, off,
-						 NULL) == BUDDY_OK) {
-			*up = u;
+	for (uint32_t i = 1; i < z->nctx; i++)
+		if (bl_from_ctx(c, &z->ctx[(c->id + i) % z->nctx], k, up,
+				off)) {
 			bl_ctr(c, BL_STOLEN, 1);
 			return true;
 		}
-	}
 	return false;
 }
 
@@ -312,6 +355,11 @@ int bl_alloc(struct bl_ctx *c, unsigned k, uint32_t *frame)
 		if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off, NULL) ==
 		    BUDDY_OK)
 			goto done;
+		/* Another unit of our line: it becomes res (still named). */
+		if (bl_from_ctx(c, c, k, &u, &off)) {
+			bl_set_res(c, u);
+			goto done;
+		}
 		bl_release(c); /* it cannot serve order k now */
 	}
 	/*
@@ -396,18 +444,24 @@ uint32_t bl_reclaim_all(struct bl_ctx *c)
 	struct bl_zone *z = c->z;
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < z->nctx; i++) {
-		/* Acquire: pairs with the release store naming it. */
-		uint32_t u = lf_load_u32(&z->ctx[i].res, LF_ACQUIRE);
-		uint64_t ow, nw;
-		if (u == BL_NONE)
-			continue;
-		bl_busy(c, 1);
-		if (bu_cas(&z->word[u], BU_OP_RECLAIM, 0, 0, &ow, &nw, NULL) ==
-		    BUDDY_OK) {
-			bl_give(c, u);
-			n++;
+		/* Acquire: pair with the release stores naming them. */
+		uint32_t r = lf_load_u32(&z->ctx[i].res, LF_ACQUIRE);
+		uint32_t l = lf_load_u32(&z->ctx[i].line, LF_ACQUIRE);
+		for (uint32_t j = 0; j <= BL_LINE; j++) {
+			uint32_t u = j == 0         ? r
+				     : l == BL_NONE ? BL_NONE
+						    : l + j - 1;
+			uint64_t ow, nw;
+			if (u == BL_NONE || (j != 0 && u == r))
+				continue;
+			bl_busy(c, 1);
+			if (bu_cas(&z->word[u], BU_OP_RECLAIM, 0, 0, &ow, &nw,
+				   NULL) == BUDDY_OK) {
+				bl_give(c, u);
+				n++;
+			}
+			bl_busy(c, -1);
 		}
-		bl_busy(c, -1);
 	}
 	return n;
 }
@@ -443,7 +497,10 @@ int bl_zone_check(struct bl_zone *z, uint32_t *unit)
 			continue;
 		bool named = false;
 		for (uint32_t i = 0; i < z->nctx; i++)
-			named |= lf_load_u32(&z->ctx[i].res, LF_RELAXED) == u;
+			named |= lf_load_u32(&z->ctx[i].res, LF_RELAXED) == u ||
+				 bl_in_line(lf_load_u32(&z->ctx[i].line,
+							LF_RELAXED),
+					    u);
 		if (bu_reserved(w) ? !named : p == 0)
 			return 4;
 	}

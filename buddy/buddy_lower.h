@@ -25,6 +25,13 @@
 
 #define BL_CLASSES (BU_MAX_ORDER + 1) /* partial stacks: largest free order */
 #define BL_NONE UINT32_MAX
+/*
+ * A reservation taken from the source whole is a line of BL_LINE units:
+ * their words fill one cache line, so two contexts' reservations never
+ * write one line (docs/design.md 2.7); a unit from a partial stack is
+ * reserved alone.
+ */
+#define BL_LINE (LF_CACHELINE / 8)
 
 /* The level below: whole units (the core of version 3). */
 struct bl_source {
@@ -35,6 +42,11 @@ struct bl_source {
 	/* A snapshot: does it hold a unit? (No section for a pass over
 	 * nothing, bl_alloc().) */
 	bool (*has)(void *arg);
+	/*
+	 * BL_LINE units aligned to BL_LINE, all at once: the first, or
+	 * BL_NONE (then take() is tried). May be NULL.
+	 */
+	uint32_t (*take_line)(void *arg);
 	void *arg;
 };
 
@@ -54,10 +66,17 @@ struct bl_zone;
 
 /* A context: one thread at a time (a CPU). Tags as buddy_i.h. */
 struct bl_ctx {
-	struct bl_zone *z;          /* (i) */
-	uint32_t id;                /* (i) */
-	lf_atomic_u32 res;          /* (o) the reserved unit or BL_NONE; others
-				       read it with acquire to steal from it */
+	struct bl_zone *z; /* (i) */
+	uint32_t id;       /* (i) */
+	/*
+	 * (o) The reserved unit the fast path tries, or BL_NONE; line: the
+	 * first unit of the reserved line (all its units reserved), or
+	 * BL_NONE. Written by the owner inside in-flight sections (moving
+	 * res inside its line needs none: the line names the same units);
+	 * others read them with acquire to steal or reclaim.
+	 */
+	lf_atomic_u32 res;
+	lf_atomic_u32 line;
 	uint8_t hint[BL_CLASSES];   /* (o, plain) offset freed last in res */
 	lf_atomic_u32 busy;         /* (o) in-flight sections, as buddy_busy */
 	lf_atomic_u64 ctr[BL_NCTR]; /* (o) relaxed load + store */

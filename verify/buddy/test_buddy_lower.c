@@ -2,7 +2,8 @@
  * test_buddy_lower.c: the lower level of the buddy's version 3 above the
  * unit words (buddy/buddy_lower.h): reservations, partial stacks, listing,
  * stealing, units back to the source. The source is a stand-in for the
- * core: a flag per unit, taken by CAS.
+ * core: a flag per unit, taken by CAS, one at a time or a line of
+ * BL_LINE at once.
  *
  *   test_buddy_lower          on one thread, two contexts: every frame of
  *                             the zone allocated once (orders 0-4 mixed),
@@ -10,7 +11,8 @@
  *                             free refused with every word unchanged,
  *                             invariants B1, B3, B4 after every phase;
  *                             everything freed, released and reclaimed:
- *                             every unit back at the source.
+ *                             every unit back at the source. Then two
+ *                             contexts' reservations: lines of their own.
  *   test_buddy_lower stress T N
  *                             T threads, N operations each, on 16 units:
  *                             random orders, frees of blocks other
@@ -60,6 +62,27 @@ static void src_give(void *arg, uint32_t u)
 	lf_store_u32(&avail[u], 1, LF_RELEASE);
 }
 
+/* BL_LINE units aligned to BL_LINE, all at the source: taken at once. */
+static uint32_t src_take_line(void *arg)
+{
+	(void)arg;
+	for (uint32_t l = 0; l + BL_LINE <= nunits; l += BL_LINE) {
+		uint32_t i;
+		for (i = 0; i < BL_LINE; i++) {
+			uint32_t one = 1;
+			/* Acq_rel: as src_take(). */
+			if (!lf_cas_u32(&avail[l + i], &one, 0, LF_ACQ_REL))
+				break;
+		}
+		if (i == BL_LINE)
+			return l;
+		while (i-- > 0) /* give back what we took of this line */
+			/* Release: as src_give(). */
+			lf_store_u32(&avail[l + i], 1, LF_RELEASE);
+	}
+	return BL_NONE;
+}
+
 static bool src_has(void *arg)
 {
 	(void)arg;
@@ -76,7 +99,10 @@ static void setup(uint32_t n, uint32_t nctx)
 	for (uint32_t u = 0; u < n; u++)
 		lf_init_u32(&avail[u], 1);
 	bl_zone_init(&z, word, plink, pstk, n,
-		     (struct bl_source){ src_take, src_give, src_has, NULL },
+		     (struct bl_source){ .take = src_take,
+					 .give = src_give,
+					 .has = src_has,
+					 .take_line = src_take_line },
 		     ctx, nctx);
 }
 
@@ -200,6 +226,38 @@ static void test_one_thread(void)
 	finish(2);
 }
 
+/*
+ * Two contexts' first reservations are lines of their own (their words on
+ * different cache lines); a context whose line cannot serve an order
+ * moves to another unit of it before it lets the line go.
+ */
+static void test_lines(void)
+{
+	setup(16, 2);
+	uint32_t f0, f1, f;
+	CHECK_EQ(bl_alloc(&ctx[0], 0, &f0), BUDDY_OK);
+	CHECK_EQ(bl_alloc(&ctx[1], 0, &f1), BUDDY_OK);
+	uint32_t l0 = lf_load_u32(&ctx[0].line, LF_RELAXED);
+	uint32_t l1 = lf_load_u32(&ctx[1].line, LF_RELAXED);
+	CHECK(l0 != BL_NONE && l1 != BL_NONE && l0 != l1);
+	CHECK_EQ(l0 % BL_LINE, 0);
+	CHECK(f0 / BU_FRAMES - l0 < BL_LINE && f1 / BU_FRAMES - l1 < BL_LINE);
+	CHECK((uintptr_t)&word[l0] / 64 != (uintptr_t)&word[l1] / 64);
+	/* Fill ctx 0's first unit with order-4 blocks: the next goes on. */
+	uint32_t held[4], n = 0;
+	while (n < 4 && bl_alloc(&ctx[0], 4, &f) == BUDDY_OK)
+		held[n++] = f;
+	CHECK_EQ(n, 4);
+	CHECK(f / BU_FRAMES - l0 < BL_LINE && f / BU_FRAMES != l0);
+	CHECK_EQ(lf_load_u32(&ctx[0].line, LF_RELAXED), l0);
+	check_zone("lines");
+	for (uint32_t i = 0; i < n; i++)
+		CHECK_EQ(bl_free(&ctx[1], held[i], 4), BUDDY_OK);
+	CHECK_EQ(bl_free(&ctx[0], f0, 0), BUDDY_OK);
+	CHECK_EQ(bl_free(&ctx[0], f1, 0), BUDDY_OK);
+	finish(2);
+}
+
 /* ---- threads ---- */
 
 #define MAILBOX 64
@@ -320,5 +378,6 @@ int main(int argc, char **argv)
 		return check_exit("stress_buddy_lower");
 	}
 	test_one_thread();
+	test_lines();
 	return check_exit("test_buddy_lower");
 }

@@ -127,7 +127,8 @@ static void ml_setup(void)
 {
 	memset(&S, 0, sizeof(S));
 	bl_zone_init(&S.z, S.word, S.plink, S.pstk, ML_UNITS,
-		     (struct bl_source){ ml_take, ml_give, ml_has, NULL },
+		     (struct bl_source){
+			     .take = ml_take, .give = ml_give, .has = ml_has },
 		     S.ctx, MC_MAX_THREADS);
 	const struct ml_cfg *cfg = mc_cfg();
 	if (cfg->window) {

@@ -29,13 +29,14 @@
 #include "mc.h"
 #include "mc_tests.h"
 
-#define ML_UNITS 2
+#define ML_UNITS BL_LINE /* at most; S.n in a configuration */
 #define ML_HELD 10
 
 struct ml_cfg {
 	const char *script[MC_MAX_THREADS];
 	const char *need;
 	bool window; /* the set-up of buddy.lower_enomem */
+	bool lines;  /* buddy.lower_line: BL_LINE units at the source */
 };
 
 struct ml_block {
@@ -53,6 +54,7 @@ static struct {
 	struct ml_block held[MC_MAX_THREADS][ML_HELD];
 	unsigned nheld[MC_MAX_THREADS];
 	unsigned owner[ML_UNITS * BU_FRAMES];
+	uint32_t n; /* units in this configuration */
 } S;
 
 static const char *const ml_events[] = { "stale entry dropped",
@@ -63,7 +65,7 @@ static struct mc_cover ml_cover = { .codes = "dlts", .names = ml_events };
 static uint32_t ml_take(void *arg)
 {
 	(void)arg;
-	for (uint32_t u = 0; u < ML_UNITS; u++) {
+	for (uint32_t u = 0; u < S.n; u++) {
 		uint32_t one = 1;
 		/* Acq_rel: claims the unit; pairs with ml_give's release. */
 		if (lf_cas_u32(&S.avail[u], &one, 0, LF_ACQ_REL))
@@ -84,7 +86,7 @@ static void ml_give(void *arg, uint32_t u)
 static bool ml_has(void *arg)
 {
 	(void)arg;
-	for (uint32_t u = 0; u < ML_UNITS; u++)
+	for (uint32_t u = 0; u < S.n; u++)
 		/* Acquire: pairs with ml_give's release. */
 		if (lf_load_u32(&S.avail[u], LF_ACQUIRE) == 1)
 			return true;
@@ -123,14 +125,42 @@ static void ml_setup_window(void)
 	lf_init_u32(&S.ctx[1].res, 0);
 }
 
+/* The whole line at the source, taken at once if it is all there. */
+static uint32_t ml_take_line(void *arg)
+{
+	(void)arg;
+	uint32_t i;
+	for (i = 0; i < BL_LINE; i++) {
+		uint32_t one = 1;
+		/* Acq_rel: as ml_take(). */
+		if (!lf_cas_u32(&S.avail[i], &one, 0, LF_ACQ_REL))
+			break;
+	}
+	if (i == BL_LINE)
+		return 0;
+	while (i-- > 0)
+		/* Release: as ml_give(). */
+		lf_store_u32(&S.avail[i], 1, LF_RELEASE);
+	return BL_NONE;
+}
+
 static void ml_setup(void)
 {
-	memset(&S, 0, sizeof(S));
-	bl_zone_init(&S.z, S.word, S.plink, S.pstk, ML_UNITS,
-		     (struct bl_source){
-			     .take = ml_take, .give = ml_give, .has = ml_has },
-		     S.ctx, MC_MAX_THREADS);
 	const struct ml_cfg *cfg = mc_cfg();
+	memset(&S, 0, sizeof(S));
+	S.n = cfg->lines ? BL_LINE : 2;
+	bl_zone_init(&S.z, S.word, S.plink, S.pstk, S.n,
+		     (struct bl_source){ .take = ml_take,
+					 .give = ml_give,
+					 .has = ml_has,
+					 .take_line = cfg->lines ? ml_take_line
+								 : NULL },
+		     S.ctx, MC_MAX_THREADS);
+	if (cfg->lines) {
+		for (uint32_t u = 0; u < S.n; u++)
+			lf_init_u32(&S.avail[u], 1);
+		return;
+	}
 	if (cfg->window) {
 		ml_setup_window();
 		return;
@@ -232,7 +262,7 @@ static void ml_check(void)
 	b = bl_zone_check(&S.z, &u);
 	if (b != 0)
 		mc_fail("B%d broken at unit %u after the frees", b, u);
-	for (u = 0; u < ML_UNITS; u++)
+	for (u = 0; u < S.n; u++)
 		/* Relaxed: every thread has ended. */
 		if (lf_load_u32(&S.avail[u], LF_RELAXED) != 1)
 			mc_fail("unit %u not back at the source: %016llx", u,
@@ -280,5 +310,16 @@ ML_TEST(ml_res, "buddy.lower_res", "reservations, release, reclaim, steal", 3,
 ML_TEST(ml_enomem, "buddy.lower_enomem", "exact ENOMEM across the places", 2, 3,
 	3, 20000, .script = { "0", "f0" }, .need = "l", .window = true)
 
+/*
+ * Lines: thread 0 takes the whole zone as its line and works in it;
+ * thread 1, finding the source empty, steals from the line and reclaims
+ * its empty units (thread 0's names of them go stale: it must move on or
+ * fail exactly); thread 2 releases and reserves again.
+ */
+ML_TEST(ml_line, "buddy.lower_line", "a line of units: steal, reclaim, stale",
+	3, 2, 3, 20000, .script = { "0f4", "0c", "r3" }, .need = "ts",
+	.lines = true)
+
 const struct mc_test *const mc_tests_buddy_lower[] = { &ml_list, &ml_res,
-						       &ml_enomem, NULL };
+						       &ml_enomem, &ml_line,
+						       NULL };

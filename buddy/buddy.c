@@ -7,9 +7,10 @@
  *   struct buddy_cpu [n]   one cache-aligned context per CPU
  *   lf_atomic_u16 [I]      state word per frame, 64-byte aligned
  *   lf_atomic_u32 [I]      stack link per frame
- * I is the frame count plus fewer than BUDDY_LINE_FRAMES of padding before
- * each region, so that a region's first index is congruent to its first
- * pfn modulo BUDDY_LINE_FRAMES (buddy_i.h). That is 6 bytes per frame and
+ * I is the frame count plus fewer than 2 * BUDDY_LINE_FRAMES of padding
+ * before each region, so that a region starts in a line of indices of its
+ * own, at an index congruent to its first pfn modulo BUDDY_LINE_FRAMES
+ * (buddy_i.h). That is 6 bytes per frame and
  * per padding index, plus sizeof(struct buddy_zone) and sizeof(struct
  * buddy_cpu) per CPU (docs/design.md gives the figures).
  *
@@ -48,10 +49,18 @@ static size_t buddy_meta_frames_off(unsigned ncpus)
 	return sizeof(struct buddy_zone) + ncpus * sizeof(struct buddy_cpu);
 }
 
-/* The first index of a region starting at pfn, the last one ending at idx. */
+/*
+ * The first index of a region starting at pfn, the last one ending at idx:
+ * in a line (a unit of BUDDY_LINE_FRAMES indices) of its own, at pfn's
+ * offset in its line. So no line of indices holds frames of two regions
+ * (version 3's units, docs/design.md 2.7, "Index layout"), and a block
+ * aligned in pfn is aligned in indices.
+ */
 static uint64_t buddy_rgn_first_idx(uint64_t idx, uint64_t pfn)
 {
-	return idx + ((pfn - idx) & (BUDDY_LINE_FRAMES - 1));
+	uint64_t line = (idx + BUDDY_LINE_FRAMES - 1) &
+			~(uint64_t)(BUDDY_LINE_FRAMES - 1);
+	return line + (pfn & (BUDDY_LINE_FRAMES - 1));
 }
 
 /* Indices (frames and padding) of valid regions: the arrays' length. */

@@ -38,8 +38,9 @@
  * Metadata: the zone, its stacks, its per-CPU contexts and two per-frame
  * arrays (a 16-bit state word and a 32-bit stack link) live in memory the
  * caller hands to buddy_zone_init(), sized by buddy_meta_size(): 6 bytes per
- * frame (and per padding index: fewer than 32 before each region, so that
- * per-CPU carves own whole lines of state words) plus a fixed part per
+ * frame (and per padding index: fewer than 64 before each region, so that
+ * per-CPU carves own whole lines of state words and no line holds two
+ * regions) plus a fixed part per
  * zone and per CPU (docs/design.md 2.1). The allocator never reads or
  * writes the frames it manages, so they may be unmapped.
  *

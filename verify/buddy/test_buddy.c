@@ -127,6 +127,17 @@ static void test_init(void)
 	CHECK_EQ(buddy_meta_size(test_rg, 3, NCPUS),
 		 sizeof(struct buddy_zone) + NCPUS * sizeof(struct buddy_cpu) +
 			 1120 * BUDDY_META_FRAME_BYTES);
+	/*
+	 * Adjacent regions never share a line of indices (a unit of version
+	 * 3): frames 0-3 at indices 0-3, frames 4-7 at 36-39 (the next line,
+	 * at pfn 4's offset), 40 indices: state words 80 bytes, padded to 128,
+	 * and 160 bytes of links.
+	 */
+	static const struct buddy_region adj[2] = { { 0, 4 * F },
+						    { 4 * F, 4 * F } };
+	CHECK_EQ(buddy_meta_size(adj, 2, NCPUS),
+		 sizeof(struct buddy_zone) + NCPUS * sizeof(struct buddy_cpu) +
+			 128 + 40 * 4);
 	free(e.meta);
 }
 

@@ -30,8 +30,9 @@
 #include "mc_tests.h"
 
 static const struct mc_test *const *mc_tables[] = {
-	mc_tests_self,  mc_tests_stack, mc_tests_vlock, mc_tests_epoch,
-	mc_tests_buddy, mc_tests_vas,   mc_tests_kmem,
+	mc_tests_self,        mc_tests_stack, mc_tests_vlock,
+	mc_tests_epoch,       mc_tests_buddy, mc_tests_buddy_unit,
+	mc_tests_buddy_lower, mc_tests_vas,   mc_tests_kmem,
 };
 
 static const struct mc_test *mc_find(const char *name)

@@ -13,6 +13,8 @@ extern const struct mc_test *const mc_tests_stack[];
 extern const struct mc_test *const mc_tests_vlock[];
 extern const struct mc_test *const mc_tests_epoch[];
 extern const struct mc_test *const mc_tests_buddy[];
+extern const struct mc_test *const mc_tests_buddy_unit[];
+extern const struct mc_test *const mc_tests_buddy_lower[];
 extern const struct mc_test *const mc_tests_vas[];
 extern const struct mc_test *const mc_tests_kmem[];
 

@@ -1,0 +1,508 @@
+/*
+ * buddy_lower.c: the lower level of the buddy's version 3 above the unit
+ * words (buddy_lower.h, docs/design.md 2.7): reservations, the partial
+ * stacks and the listing race, stealing, units going back to the source.
+ *
+ * Invariants (numbers of docs/design.md 2.7, lower level):
+ *   B1  every word is 0 or well formed (bu_valid);
+ *   B3  pstk[u] = j + 1 exactly while partial stack j holds u's link (or
+ *       the popper that took it has not cleared it yet); set only by the
+ *       CAS that sees 0, cleared only by that popper: a link is never on
+ *       two stacks;
+ *   B4  a unit with a free frame is reserved (R, and a context's res or
+ *       line
+ *       names it), or listed (pstk != 0), or carried by a context inside
+ *       an in-flight section.
+ */
+#include "buddy_lower.h"
+
+static inline void bl_ctr(struct bl_ctx *c, enum bl_ctr i, uint64_t v)
+{
+	/* Relaxed: only this context's thread writes it. */
+	lf_store_u64(&c->ctr[i], lf_load_u64(&c->ctr[i], LF_RELAXED) + v,
+		     LF_RELAXED);
+}
+
+/* Enter (d = 1) or leave (d = -1) an in-flight section, as buddy_busy(). */
+static inline void bl_busy(struct bl_ctx *c, int d)
+{
+	/* Relaxed: only this context's thread writes it. */
+	uint32_t w = lf_load_u32(&c->busy, LF_RELAXED);
+	w += 256u + (d > 0 ? 1u : (uint32_t)-1);
+	/* Release: as buddy_busy(): around the memory carried. */
+	lf_store_u32(&c->busy, w, LF_RELEASE);
+}
+
+void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
+		  lf_atomic_u16 *pstk, uint32_t nunits, struct bl_source src,
+		  struct bl_ctx *ctx, uint32_t nctx)
+{
+	for (unsigned j = 0; j < BL_CLASSES; j++)
+		lf_stack_init(&z->partial[j].s);
+	z->word = word;
+	z->plink = plink;
+	z->pstk = pstk;
+	z->nunits = nunits;
+	z->src = src;
+	z->ctx = ctx;
+	z->nctx = nctx;
+	for (uint32_t u = 0; u < nunits; u++) {
+		lf_init_u64(&word[u], BU_CORE);
+		lf_init_u32(&plink[u], LF_STACK_NIL);
+		lf_init_u16(&pstk[u], 0);
+	}
+	for (uint32_t i = 0; i < nctx; i++) {
+		struct bl_ctx *c = &ctx[i];
+		c->z = z;
+		c->id = i;
+		lf_init_u32(&c->res, BL_NONE);
+		lf_init_u32(&c->line, BL_NONE);
+		for (unsigned k = 0; k < BL_CLASSES; k++)
+			c->hint[k] = BU_FRAMES;
+		lf_init_u32(&c->busy, 0);
+		for (unsigned n = 0; n < BL_NCTR; n++)
+			lf_init_u64(&c->ctr[n], 0);
+	}
+}
+
+/* The partial stack of a word with a free frame: its largest free order. */
+static unsigned bl_class(uint64_t w)
+{
+	int m = bu_max_free_order(w);
+	LF_ASSERT(m >= 0);
+	return m > BU_MAX_ORDER ? BU_MAX_ORDER : (unsigned)m;
+}
+
+/*
+ * Name unreserved unit u (word w, a free frame in it) on a partial stack,
+ * unless a stack holds its link already. Called right after the seq_cst
+ * CAS that made w, inside the caller's section.
+ */
+static void bl_list(struct bl_ctx *c, uint32_t u, uint64_t w)
+{
+	struct bl_zone *z = c->z;
+	unsigned j = bl_class(w);
+	/*
+	 * Seq_cst, after our seq_cst CAS on the word: against a popper that
+	 * clears pstk (seq_cst) and then loads the word (seq_cst), one of
+	 * the two sees the other (docs/design.md 2.7, "Listing"): if we see
+	 * pstk set, its load sees our free frame and it keeps the unit.
+	 */
+	uint16_t p = lf_load_u16(&z->pstk[u], LF_SEQ_CST);
+	if (p != 0)
+		return;
+	/* Seq_cst: as the load; a failure means another lister won. */
+	if (!lf_cas_u16(&z->pstk[u], &p, (uint16_t)(j + 1), LF_SEQ_CST))
+		return;
+	lf_stack_push(&z->partial[j].s, z->plink, u);
+	bl_ctr(c, BL_LISTED, 1);
+}
+
+/* Unit u's word went to 0 by our CAS: back to the source. */
+static void bl_give(struct bl_ctx *c, uint32_t u)
+{
+	c->z->src.give(c->z->src.arg, u);
+	bl_ctr(c, BL_GIVEN, 1);
+}
+
+/* R cleared on u; then back to the source or listed. In a section. */
+static void bl_release_unit(struct bl_ctx *c, uint32_t u)
+{
+	uint64_t ow, nw;
+	if (bu_cas(&c->z->word[u], BU_OP_RELEASE, 0, 0, &ow, &nw, NULL) !=
+	    BUDDY_OK)
+		return; /* word 0: the unit is gone already (reclaimed) */
+	if (nw == BU_CORE)
+		bl_give(c, u);
+	else if (bu_free_bits(nw) != 0)
+		bl_list(c, u, nw);
+}
+
+/* Is u one of the units of line l (BL_NONE: none)? */
+static inline bool bl_in_line(uint32_t l, uint32_t u)
+{
+	return l != BL_NONE && u - l < BL_LINE;
+}
+
+void bl_release(struct bl_ctx *c)
+{
+	/* Relaxed: only we write them. */
+	uint32_t u = lf_load_u32(&c->res, LF_RELAXED);
+	uint32_t l = lf_load_u32(&c->line, LF_RELAXED);
+	if (u == BL_NONE && l == BL_NONE)
+		return;
+	bl_busy(c, 1);
+	if (u != BL_NONE && !bl_in_line(l, u))
+		bl_release_unit(c, u);
+	for (uint32_t i = 0; l != BL_NONE && i < BL_LINE; i++)
+		bl_release_unit(c, l + i);
+	/* Release: pairs with the acquire loads of the stealers. */
+	lf_store_u32(&c->res, BL_NONE, LF_RELEASE);
+	lf_store_u32(&c->line, BL_NONE, LF_RELEASE);
+	bl_busy(c, -1);
+}
+
+/* Our new reservation u (R set by us), named inside the section. */
+static void bl_set_res(struct bl_ctx *c, uint32_t u)
+{
+	/* Release: pairs with the acquire loads of the stealers. */
+	lf_store_u32(&c->res, u, LF_RELEASE);
+	for (unsigned k = 0; k < BL_CLASSES; k++)
+		c->hint[k] = BU_FRAMES;
+}
+
+/*
+ * Re-file u, just taken from partial stack j: true if it is now our
+ * reservation (a free block of order >= k; k = BL_CLASSES: none wanted).
+ * A unit that left the lower level, is reserved or is full is dropped;
+ * one of a smaller class than k is listed again at its class. Inside our
+ * section.
+ */
+static bool bl_refile(struct bl_ctx *c, uint32_t u, unsigned j, unsigned k)
+{
+	struct bl_zone *z = c->z;
+	uint16_t p = (uint16_t)(j + 1);
+	/* Seq_cst: the clear comes before the load (bl_list()). */
+	bool mine = lf_cas_u16(&z->pstk[u], &p, 0, LF_SEQ_CST);
+	LF_ASSERT(mine); /* B3: only the popper clears */
+	/* Seq_cst: after the clear (bl_list()). */
+	uint64_t w = lf_load_u64(&z->word[u], LF_SEQ_CST), ow, nw;
+	if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0) {
+		bl_ctr(c, BL_DROPPED, 1);
+		return false;
+	}
+	if (bl_class(w) < k) {
+		bl_list(c, u, w);
+		return false;
+	}
+	if (bu_cas(&z->word[u], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
+	    BUDDY_OK)
+		return false; /* gone to the source meanwhile */
+	bl_set_res(c, u);
+	return true;
+}
+
+/* Pop partial stack j until a unit becomes our reservation for order k. */
+static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k)
+{
+	struct bl_zone *z = c->z;
+	for (;;) {
+		uint32_t u = lf_stack_pop(&z->partial[j].s, z->plink);
+		if (u == LF_STACK_NIL)
+			return BL_NONE;
+		if (bl_refile(c, u, j, k))
+			return u;
+	}
+}
+
+/*
+ * Sweep partial stack j < k, whose entries may name units whose class
+ * grew since they were listed: take the whole stack in one CAS and
+ * re-file every entry (one pop at a time would meet the entries it lists
+ * again); the first that can serve order k becomes our reservation.
+ */
+static uint32_t bl_sweep(struct bl_ctx *c, unsigned j, unsigned k)
+{
+	struct bl_zone *z = c->z;
+	uint32_t u = lf_stack_pop_all(&z->partial[j].s), found = BL_NONE;
+	while (u != LF_STACK_NIL) {
+		/* Relaxed: the detached chain is ours (pop_all's acquire). */
+		uint32_t next = lf_load_u32(&z->plink[u], LF_RELAXED);
+		if (bl_refile(c, u, j, found == BL_NONE ? k : BL_CLASSES))
+			found = u;
+		u = next;
+	}
+	return found;
+}
+
+/*
+ * A fresh line of units from the source, else one unit, reserved; the
+ * first is our res. BL_NONE if the source has none. Inside our section.
+ */
+static uint32_t bl_take(struct bl_ctx *c)
+{
+	struct bl_zone *z = c->z;
+	uint32_t n = BL_LINE, u = BL_NONE;
+	if (z->src.take_line != NULL)
+		u = z->src.take_line(z->src.arg);
+	if (u == BL_NONE) {
+		n = 1;
+		u = z->src.take(z->src.arg);
+	}
+	if (u == BL_NONE)
+		return BL_NONE;
+	for (uint32_t i = 0; i < n; i++)
+		/*
+		 * A store: the word is 0 and the unit ours; every lower
+		 * transition needs a lower word, so nobody CASes it now.
+		 * Release: pairs with the acquire load of the word's next
+		 * CAS loop.
+		 */
+		lf_store_u64(&z->word[u + i], bu_make(0, BU_FRAMES, true),
+			     LF_RELEASE);
+	if (n == BL_LINE)
+		/* Release: pairs with the acquire loads of the stealers. */
+		lf_store_u32(&c->line, u, LF_RELEASE);
+	bl_set_res(c, u);
+	bl_ctr(c, BL_TAKEN, n);
+	return u;
+}
+
+/*
+ * A new reservation for order k: the partial stacks of classes k and up,
+ * those below too if sweep (entries whose unit grew), then the source.
+ * The in-flight section is entered before the first pop or take, and
+ * only if a stack or the source holds something: a pass over nothing
+ * enters none, so two contexts failing on an exhausted zone see each
+ * other quiet (as buddy_take_once() in buddy_core.c).
+ */
+static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
+{
+	struct bl_zone *z = c->z;
+	uint32_t u = BL_NONE;
+	bool in = false;
+	for (unsigned i = 0; i < BL_CLASSES && u == BL_NONE; i++) {
+		unsigned j = (k + i) % BL_CLASSES; /* k, ..., 4, 0, ..., k-1 */
+		if ((j < k && !sweep) || lf_stack_empty(&z->partial[j].s))
+			continue;
+		if (!in)
+			bl_busy(c, 1);
+		in = true;
+		u = j < k ? bl_sweep(c, j, k) : bl_pop(c, j, k);
+	}
+	if (u == BL_NONE && z->src.has(z->src.arg)) {
+		if (!in)
+			bl_busy(c, 1);
+		in = true;
+		u = bl_take(c);
+	}
+	if (in)
+		bl_busy(c, -1);
+	return u;
+}
+
+/*
+ * The other contexts' busy words summed (section boundaries crossed), or
+ * UINT64_MAX if one is inside a section now: two equal sums around a
+ * pass mean nobody entered or left a section meanwhile (buddy_core.c's
+ * buddy_others_flight(), the same rule).
+ */
+static uint64_t bl_others_flight(const struct bl_ctx *c)
+{
+	const struct bl_zone *z = c->z;
+	uint64_t sum = 0;
+	for (uint32_t i = 0; i < z->nctx; i++) {
+		if (i == c->id)
+			continue;
+		/* Acquire: pairs with the release stores of bl_busy(). */
+		uint32_t w = lf_load_u32(&z->ctx[i].busy, LF_ACQUIRE);
+		if ((w & 0xffu) != 0)
+			return UINT64_MAX;
+		sum += w;
+	}
+	return sum;
+}
+
+/* Allocate order k from one of d's reserved units (its res and line). */
+static bool bl_from_ctx(struct bl_ctx *c, const struct bl_ctx *d, unsigned k,
+			uint32_t *up, unsigned *off)
+{
+	struct bl_zone *z = c->z;
+	/* Acquire: pair with the release stores naming them. */
+	uint32_t u = lf_load_u32(&d->res, LF_ACQUIRE);
+	uint32_t l = lf_load_u32(&d->line, LF_ACQUIRE);
+	for (uint32_t i = 0; i <= BL_LINE; i++) {
+		uint32_t v = i == 0 ? u : l == BL_NONE ? BL_NONE : l + i - 1;
+		if (v != BL_NONE && (i == 0 || v != u) &&
+		    bu_cas_alloc(&z->word[v], k, BU_FRAMES, off, NULL) ==
+			    BUDDY_OK) {
+			*up = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Allocate from another context's reservation. */
+static bool bl_steal(struct bl_ctx *c, unsigned k, uint32_t *up, unsigned *off)
+{
+	struct bl_zone *z = c->z;
+	for (uint32_t i = 1; i < z->nctx; i++)
+		if (bl_from_ctx(c, &z->ctx[(c->id + i) % z->nctx], k, up,
+				off)) {
+			bl_ctr(c, BL_STOLEN, 1);
+			return true;
+		}
+	return false;
+}
+
+int bl_alloc(struct bl_ctx *c, unsigned k, uint32_t *frame)
+{
+	struct bl_zone *z = c->z;
+	if (k > BU_MAX_ORDER)
+		return BUDDY_EINVAL;
+	/* Relaxed: only we write it. */
+	uint32_t u = lf_load_u32(&c->res, LF_RELAXED);
+	unsigned off = c->hint[k];
+	uint64_t ow, nw;
+	if (u != BL_NONE) {
+		/* The block we freed last here, LIFO; else the buddy's pick. */
+		if (off < BU_FRAMES && bu_cas(&z->word[u], BU_OP_ALLOC_AT, off,
+					      k, &ow, &nw, NULL) == BUDDY_OK) {
+			c->hint[k] = BU_FRAMES;
+			goto done;
+		}
+		if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off, NULL) ==
+		    BUDDY_OK)
+			goto done;
+		/* Another unit of our line: it becomes res (still named). */
+		if (bl_from_ctx(c, c, k, &u, &off)) {
+			bl_set_res(c, u);
+			goto done;
+		}
+		bl_release(c); /* it cannot serve order k now */
+	}
+	/*
+	 * ENOMEM is exact: it comes only after a pass over the partial
+	 * stacks (swept), the source and every reservation in a window in
+	 * which no other context was in a section or crossed a boundary of
+	 * one. Memory moves between those places only inside sections (a
+	 * free, a listing, a release, a unit taken or given back, a pop and
+	 * its re-filing), so a move that overlaps the window breaks it, one
+	 * before it left the memory where the pass looks, one after it moved
+	 * memory the pass did not miss. While others are in flight, retry.
+	 */
+	bool sweep = k == 0; /* no class below order 0 to sweep */
+	for (unsigned attempt = 0;; attempt++) {
+		uint64_t before = bl_others_flight(c);
+		u = bl_reserve(c, k, sweep);
+		if (u != BL_NONE) {
+			if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off,
+					 NULL) == BUDDY_OK)
+				goto done;
+			bl_release(c); /* taken by others meanwhile */
+			continue;
+		}
+		if (bl_steal(c, k, &u, &off))
+			goto done;
+		bool quiet =
+			before != UINT64_MAX && bl_others_flight(c) == before;
+		if (quiet && sweep)
+			return BUDDY_ENOMEM;
+		/*
+		 * Sweeps (a section when a lower stack holds entries) only
+		 * now and then, so that two failing contexts do not keep
+		 * breaking each other's windows.
+		 */
+		sweep = quiet || attempt == 0 || attempt % 16 == 15;
+		if (!sweep)
+			lf_platform_pause();
+	}
+done:
+	*frame = u * BU_FRAMES + off;
+	bl_ctr(c, BL_ALLOCS, 1);
+	bl_ctr(c, BL_LFREE, -((uint64_t)1 << k));
+	return BUDDY_OK;
+}
+
+int bl_free(struct bl_ctx *c, uint32_t frame, unsigned k)
+{
+	struct bl_zone *z = c->z;
+	if (k > BU_MAX_ORDER)
+		return BUDDY_EINVAL;
+	if (frame / BU_FRAMES >= z->nunits)
+		return BUDDY_ERANGE;
+	if (frame & ((1u << k) - 1))
+		return BUDDY_EALIGN;
+	uint32_t u = frame / BU_FRAMES;
+	unsigned i = frame % BU_FRAMES;
+	uint64_t ow, nw;
+	/* A section: memory appears (docs/design.md 2.7, "Sections"). */
+	bl_busy(c, 1);
+	int rc = bu_cas(&z->word[u], BU_OP_FREE, i, k, &ow, &nw, NULL);
+	if (rc == BU_NOT_LOWER)
+		rc = BUDDY_EDOUBLE; /* not allocated at this level */
+	if (rc == BUDDY_OK) {
+		if (nw == BU_CORE)
+			bl_give(c, u);
+		else if (!bu_reserved(nw))
+			bl_list(c, u, nw);
+		/* Relaxed: only we write it. */
+		if (u == lf_load_u32(&c->res, LF_RELAXED))
+			c->hint[k] = (uint8_t)i;
+	}
+	bl_busy(c, -1);
+	if (rc != BUDDY_OK)
+		return rc;
+	bl_ctr(c, BL_FREES, 1);
+	bl_ctr(c, BL_LFREE, (uint64_t)1 << k);
+	return BUDDY_OK;
+}
+
+uint32_t bl_reclaim_all(struct bl_ctx *c)
+{
+	struct bl_zone *z = c->z;
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < z->nctx; i++) {
+		/* Acquire: pair with the release stores naming them. */
+		uint32_t r = lf_load_u32(&z->ctx[i].res, LF_ACQUIRE);
+		uint32_t l = lf_load_u32(&z->ctx[i].line, LF_ACQUIRE);
+		for (uint32_t j = 0; j <= BL_LINE; j++) {
+			uint32_t u = j == 0         ? r
+				     : l == BL_NONE ? BL_NONE
+						    : l + j - 1;
+			uint64_t ow, nw;
+			if (u == BL_NONE || (j != 0 && u == r))
+				continue;
+			bl_busy(c, 1);
+			if (bu_cas(&z->word[u], BU_OP_RECLAIM, 0, 0, &ow, &nw,
+				   NULL) == BUDDY_OK) {
+				bl_give(c, u);
+				n++;
+			}
+			bl_busy(c, -1);
+		}
+	}
+	return n;
+}
+
+/* Is u on partial stack j, exactly once? (Quiescence; O(n).) */
+static unsigned bl_on_stack(const struct bl_zone *z, unsigned j, uint32_t u)
+{
+	/* Relaxed: at quiescence. */
+	uint32_t x = lf_stack_word_top(
+		lf_load_u64(&z->partial[j].s.head, LF_RELAXED));
+	unsigned n = 0;
+	for (uint32_t steps = 0; x != LF_STACK_NIL && steps <= z->nunits;
+	     steps++) {
+		n += x == u;
+		x = lf_load_u32(&z->plink[x], LF_RELAXED);
+	}
+	return n;
+}
+
+int bl_zone_check(struct bl_zone *z, uint32_t *unit)
+{
+	for (uint32_t u = 0; u < z->nunits; u++) {
+		*unit = u;
+		/* Relaxed: at quiescence. */
+		uint64_t w = lf_load_u64(&z->word[u], LF_RELAXED);
+		uint16_t p = lf_load_u16(&z->pstk[u], LF_RELAXED);
+		if (w != BU_CORE && !bu_valid(w))
+			return 1;
+		for (unsigned j = 0; j < BL_CLASSES; j++)
+			if (bl_on_stack(z, j, u) != (p == j + 1 ? 1u : 0u))
+				return 3;
+		if (w == BU_CORE || bu_free_bits(w) == 0)
+			continue;
+		bool named = false;
+		for (uint32_t i = 0; i < z->nctx; i++)
+			named |= lf_load_u32(&z->ctx[i].res, LF_RELAXED) == u ||
+				 bl_in_line(lf_load_u32(&z->ctx[i].line,
+							LF_RELAXED),
+					    u);
+		if (bu_reserved(w) ? !named : p == 0)
+			return 4;
+	}
+	return 0;
+}

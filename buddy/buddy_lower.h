@@ -1,0 +1,143 @@
+/*
+ * buddy_lower.h: the lower level of the buddy's version 3 above its unit
+ * words (docs/design.md 2.7): reservations, the partial stacks, listing,
+ * stealing and giving units back, over a source of whole units (the core,
+ * once integrated; in the tests, a stand-in). Not yet part of lf_buddy:
+ * a library of its own (lf_buddy_lower) until the core runs over units
+ * (docs/v3-status.md).
+ *
+ * Who names a unit with free frames (B4 of the lower level): a context's
+ * reservation (the word's R bit set), a partial stack entry (pstk[u] =
+ * class + 1), or a context carrying it inside an in-flight section. The
+ * listing race (a free into an unreserved unit against a popper dropping
+ * it as full) is settled by seq_cst on both sides: the freer's CAS on the
+ * word, then its load of pstk; the popper's clear of pstk, then its load
+ * of the word (docs/design.md 2.7, "Listing"; mc buddy.lower_list).
+ *
+ * Frames are numbered from 0 within the zone's units: frame x is frame
+ * x % 32 of unit x / 32.
+ */
+#ifndef BUDDY_LOWER_H
+#define BUDDY_LOWER_H
+
+#include "buddy_unit.h"
+#include "lf_stack.h"
+
+#define BL_CLASSES (BU_MAX_ORDER + 1) /* partial stacks: largest free order */
+#define BL_NONE UINT32_MAX
+/*
+ * A reservation taken from the source whole is a line of BL_LINE units:
+ * their words fill one cache line, so two contexts' reservations never
+ * write one line (docs/design.md 2.7); a unit from a partial stack is
+ * reserved alone.
+ */
+#define BL_LINE (LF_CACHELINE / 8)
+
+/* The level below: whole units (the core of version 3). */
+struct bl_source {
+	/* A unit for the lower level (its word is 0), or BL_NONE. */
+	uint32_t (*take)(void *arg);
+	/* Unit u, whose word a CAS of ours has just made 0, goes back. */
+	void (*give)(void *arg, uint32_t u);
+	/* A snapshot: does it hold a unit? (No section for a pass over
+	 * nothing, bl_alloc().) */
+	bool (*has)(void *arg);
+	/*
+	 * BL_LINE units aligned to BL_LINE, all at once: the first, or
+	 * BL_NONE (then take() is tried). May be NULL.
+	 */
+	uint32_t (*take_line)(void *arg);
+	void *arg;
+};
+
+enum bl_ctr {
+	BL_ALLOCS,
+	BL_FREES,
+	BL_LFREE, /* lower free frames created minus taken (a delta) */
+	BL_TAKEN, /* units taken from the source */
+	BL_GIVEN, /* units given back */
+	BL_LISTED,
+	BL_DROPPED, /* stale partial entries dropped */
+	BL_STOLEN,  /* allocations from another context's reservation */
+	BL_NCTR,
+};
+
+struct bl_zone;
+
+/* A context: one thread at a time (a CPU). Tags as buddy_i.h. */
+struct bl_ctx {
+	struct bl_zone *z; /* (i) */
+	uint32_t id;       /* (i) */
+	/*
+	 * (o) The reserved unit the fast path tries, or BL_NONE; line: the
+	 * first unit of the reserved line (all its units reserved), or
+	 * BL_NONE. Written by the owner inside in-flight sections (moving
+	 * res inside its line needs none: the line names the same units);
+	 * others read them with acquire to steal or reclaim.
+	 */
+	lf_atomic_u32 res;
+	lf_atomic_u32 line;
+	uint8_t hint[BL_CLASSES];   /* (o, plain) offset freed last in res */
+	lf_atomic_u32 busy;         /* (o) in-flight sections, as buddy_busy */
+	lf_atomic_u64 ctr[BL_NCTR]; /* (o) relaxed load + store */
+} LF_CACHE_ALIGNED;
+
+struct bl_stack_line {
+	struct lf_stack s; /* (a) */
+} LF_CACHE_ALIGNED;
+
+struct bl_zone {
+	struct bl_stack_line partial[BL_CLASSES]; /* (a) */
+	lf_atomic_u64 *word;  /* (a) per unit (buddy_unit.h) */
+	lf_atomic_u32 *plink; /* (a) per unit: partial stack link */
+	/*
+	 * (a) per unit: 0, or j + 1 while partial stack j holds the unit's
+	 * link (B3: set only by the CAS that sees 0, cleared only by the
+	 * popper). In version 3 proper it is the order field of the unit's
+	 * core state word.
+	 */
+	lf_atomic_u16 *pstk;
+	uint32_t nunits;      /* (i) */
+	struct bl_source src; /* (i) */
+	struct bl_ctx *ctx;   /* (i) */
+	uint32_t nctx;        /* (i) */
+};
+
+/*
+ * Set up z over nunits units, every word 0 (every unit at the source),
+ * with the caller's arrays (word, plink, pstk: nunits each) and contexts.
+ */
+void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
+		  lf_atomic_u16 *pstk, uint32_t nunits, struct bl_source src,
+		  struct bl_ctx *ctx, uint32_t nctx);
+
+/*
+ * Allocate order k (<= BU_MAX_ORDER): its first frame in *frame. Tries
+ * the block this context freed last in its reservation, the reservation,
+ * the partial stacks, a unit from the source, then every other context's
+ * reservation. BUDDY_ENOMEM is exact: only after a pass that found
+ * nothing in a window in which no other context was in an in-flight
+ * section (bl_alloc() says why that suffices); while others are in
+ * flight it retries (the core's own window joins this one once
+ * integrated: the source is the core).
+ */
+int bl_alloc(struct bl_ctx *c, unsigned k, uint32_t *frame);
+
+/* Free the block of order k at frame; BUDDY_E* and nothing changed. */
+int bl_free(struct bl_ctx *c, uint32_t frame, unsigned k);
+
+/* Give up this context's reservation (its free frames stay findable). */
+void bl_release(struct bl_ctx *c);
+
+/* Take every empty reserved unit back to the source: the number taken. */
+uint32_t bl_reclaim_all(struct bl_ctx *c);
+
+/*
+ * At quiescence: 0, or the number of the lower-level invariant broken
+ * (1: a word not well formed; 3: pstk names a class whose stack does not
+ * hold the unit, or a stack entry without pstk; 4: a unit with a free
+ * frame neither reserved-and-named nor listed); *unit the unit.
+ */
+int bl_zone_check(struct bl_zone *z, uint32_t *unit);
+
+#endif /* BUDDY_LOWER_H */

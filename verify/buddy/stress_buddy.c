@@ -286,6 +286,14 @@ static void *inflight_main(void *arg)
 			continue;
 		}
 		CHECK_FATAL(buddy_free(c, a, inflight_order) == BUDDY_OK);
+		/*
+		 * Merge the block just freed now (its free was deferred: B8),
+		 * so that the next allocation splits the zone's one block again
+		 * and the window this mode is for, every frame BUSY in the
+		 * other thread's split or merge, comes at every pair (without
+		 * it, 7 splits in 400,000 pairs).
+		 */
+		buddy_zone_coalesce(c);
 	}
 	return NULL;
 }
@@ -325,12 +333,17 @@ static int inflight_run(unsigned long iters, unsigned order)
 	for (unsigned i = 0; i < nthreads; i++)
 		pthread_join(t[i], NULL);
 	CHECK_EQ(atomic_load(&inflight_fails), 0);
+	/* The work was done: most pairs split the zone's block (7 levels). */
+	struct buddy_stats st;
+	buddy_zone_stats(zone, &st);
+	CHECK(st.splits >= (uint64_t)nthreads * iters);
 	uint64_t fr;
 	CHECK_EQ(buddy_zone_check(zone, false, &fr), 0);
 	buddy_zone_coalesce(buddy_zone_cpu(zone, 0));
 	CHECK_EQ(buddy_zone_check(zone, true, &fr), 0);
-	printf("stress_buddy inflight: %u threads x %lu of order %u\n",
-	       nthreads, iters, order);
+	printf("stress_buddy inflight: %u threads x %lu of order %u, %" PRIu64
+	       " splits, %" PRIu64 " merges\n",
+	       nthreads, iters, order, st.splits, st.merges);
 	return check_exit("stress_buddy inflight");
 }
 

@@ -151,7 +151,14 @@ static inline void buddy_slot_push(struct buddy_cpu *c, unsigned o, uint32_t x)
 	lf_store_u32(&c->count[o], n + 1, LF_RELAXED);
 }
 
-/* Move the top m blocks of order o to out[]; the number moved. */
+/*
+ * Move the top m blocks of order o to out[]; the number moved. Only drains
+ * call it, inside the drainer's in-flight section: the count it stores is
+ * release, so that a failing pass that reads it (acquire, in
+ * buddy_zone_drain_some()) and finds the cache emptier also sees, at its
+ * second look at the busy words, the section entered before (the lock's
+ * acquire would let the entry become visible after the count).
+ */
 static uint32_t buddy_slot_take(struct buddy_cpu *c, unsigned o, uint32_t m,
 				uint32_t *out)
 {
@@ -159,7 +166,7 @@ static uint32_t buddy_slot_take(struct buddy_cpu *c, unsigned o, uint32_t m,
 	uint32_t t = n < m ? n : m;
 	for (uint32_t i = 0; i < t; i++)
 		out[i] = c->slot[o][n - 1 - i];
-	lf_store_u32(&c->count[o], n - t, LF_RELAXED);
+	lf_store_u32(&c->count[o], n - t, LF_RELEASE);
 	return t;
 }
 
@@ -237,10 +244,15 @@ bool buddy_zone_drain_some(struct buddy_cpu *c)
 	struct buddy_zone *z = c->zone;
 	bool any = false;
 	for (uint32_t i = 0; i < z->ncpus; i++) {
-		/* Relaxed: a hint; an empty-looking cache is skipped. */
+		/*
+		 * Acquire: an empty-looking cache is skipped, and a failing
+		 * pass counts it as seen empty; pairs with the release store
+		 * of a drain (buddy_slot_take()), whose section the pass's
+		 * second look at the busy words must then see.
+		 */
 		bool held = false;
 		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
-			held |= lf_load_u32(&z->cpus[i].count[o], LF_RELAXED) !=
+			held |= lf_load_u32(&z->cpus[i].count[o], LF_ACQUIRE) !=
 				0;
 		if (held)
 			any |= buddy_cache_drain_cpu(c, &z->cpus[i]);
@@ -360,9 +372,15 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
  * which no other context was in flight or entered a section
  * (buddy_others_flight() the same before and after): then every frame was
  * allocated or ours. Why that suffices: a context that took memory the
- * pass would have found entered its section before the pop or claim, and
- * that release CAS, read by the pass, carries its busy word to the second
- * look. A context that moved blocks from a cache to the stacks (its
+ * pass would have found entered its section before the pop or claim; the
+ * pop or claim is a release RMW (claims are acq_rel CASes on the state
+ * word, pops acq_rel CASes on the stack head, lf_stack.c S5), and the pass
+ * reads what it changed with acquire (a stack head in buddy_stack_empty()
+ * or a pop, a state word, a spare slot, a cache count), so the second look
+ * at the busy words, acquire loads after those reads, sees the entry. An
+ * acquire-only pop (as before) let a weakly ordered CPU show the pass the
+ * emptied stack and still the busy word from before the section; x86
+ * cannot show it (its locked CAS drains the store buffer). A context that moved blocks from a cache to the stacks (its
  * owner's drain, an overflow drain, a drain-all) did so inside a section
  * too: one that overlapped the window changed a busy word; one that ended
  * before it left the blocks where the pass looks; one that began after it

@@ -139,12 +139,17 @@ static inline bool buddy_spare_open(struct buddy_cpu *c, unsigned k)
 	       !bst_is(lf_load_u16(&c->zone->st[y], LF_RELAXED), BK_FREE, k);
 }
 
-/* Is stack j empty now? A snapshot, inline (lf_stack_empty()'s test). */
+/*
+ * Is stack j empty now? A snapshot, inline (lf_stack_empty()'s test).
+ * Acquire: a failing pass that sees the stack empty must see, at its
+ * second look at the busy words, the section of whoever emptied it (the
+ * popper entered it before the pop); pairs with the release half of the
+ * acq_rel pop CASes (lf_stack.c, S5), through the head's release sequence.
+ */
 static inline bool buddy_stack_empty(const struct buddy_zone *z, unsigned j)
 {
-	/* Relaxed: a snapshot that orders nothing. */
 	return lf_stack_word_top(lf_load_u64(&z->stacks[j].s.head,
-					     LF_RELAXED)) == LF_STACK_NIL;
+					     LF_ACQUIRE)) == LF_STACK_NIL;
 }
 
 /* Index of the buddy of block x of order k, if it lies in the region. */
@@ -982,7 +987,7 @@ static void buddy_sweep_stack(struct buddy_cpu *c, unsigned j)
 {
 	struct buddy_zone *z = c->zone;
 	uint32_t first = LF_STACK_NIL, last = LF_STACK_NIL;
-	if (lf_stack_empty(&z->stacks[j].s))
+	if (buddy_stack_empty(z, j)) /* acquire: as in buddy_take_stack() */
 		return;
 	buddy_busy(c, 1); /* the whole stack is in our hands */
 	uint32_t x = lf_stack_pop_all(&z->stacks[j].s);

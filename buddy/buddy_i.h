@@ -248,10 +248,11 @@ static inline void buddy_busy(struct buddy_cpu *c, int d)
 	w = (w + (1u << BUDDY_BUSY_BITS)) +
 	    (d > 0 ? 1u : (uint32_t)-1); /* the depth never wraps */
 	/*
-	 * Release: entering, it comes before the pops and claims of the
-	 * section, whose release CASes carry it to any context whose take
-	 * saw them; leaving, the blocks given back come before it. Pairs
-	 * with the acquire loads of buddy_others_flight().
+	 * Release: leaving, the blocks given back come before it. Pairs
+	 * with the acquire loads of buddy_others_flight(). Entering, it
+	 * orders nothing after it: the pops and claims of the section carry
+	 * it, release RMWs (acq_rel CASes, lf_stack.c S5 for the pops) read
+	 * with acquire by a failing pass (buddy_take_global_held()).
 	 */
 	lf_store_u32(&c->busy, w, LF_RELEASE);
 }

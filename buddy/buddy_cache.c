@@ -380,14 +380,14 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
  * at the busy words, acquire loads after those reads, sees the entry. An
  * acquire-only pop (as before) let a weakly ordered CPU show the pass the
  * emptied stack and still the busy word from before the section; x86
- * cannot show it (its locked CAS drains the store buffer). A context that moved blocks from a cache to the stacks (its
- * owner's drain, an overflow drain, a drain-all) did so inside a section
- * too: one that overlapped the window changed a busy word; one that ended
- * before it left the blocks where the pass looks; one that began after it
- * moved blocks that were not in that cache when the check inside the
- * window saw it empty. Cached memory is drained (attempt 1, and by that
- * check), and misplaced entries are re-filed by a sweep before the quiet
- * pass.
+ * cannot show it (its locked CAS drains the store buffer). A context that moved
+ * blocks from a cache to the stacks (its owner's drain, an overflow drain, a
+ * drain-all) did so inside a section too: one that overlapped the window
+ * changed a busy word; one that ended before it left the blocks where the pass
+ * looks; one that began after it moved blocks that were not in that cache when
+ * the check inside the window saw it empty. Cached memory is drained (attempt
+ * 1, and by that check), and misplaced entries are re-filed by a sweep before
+ * the quiet pass.
  *
  * While others are in flight it retries without a bound: each of their
  * calls ends in a bounded number of its own steps unless another call
@@ -488,26 +488,10 @@ static int buddy_cache_alloc(struct buddy_cpu *c, unsigned o, uint32_t *xp)
 	return rc;
 }
 
-int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
+/* The end of an allocation: count it, or its failure. */
+static inline int buddy_alloc_done(struct buddy_cpu *c, int rc, uint32_t x,
+				   uint64_t *addr)
 {
-	if (c == NULL || addr == NULL)
-		return BUDDY_EINVAL;
-	if (order > BUDDY_MAX_ORDER)
-		return buddy_reject(c, BUDDY_EINVAL);
-	uint32_t x;
-	int rc;
-	if (order < BUDDY_CACHE_ORDERS && !c->nocache) {
-		rc = buddy_cache_alloc(c, order, &x);
-	} else {
-		rc = BUDDY_OK;
-		if (!buddy_take_spare(c, order, BK_ALLOC, &x)) {
-			rc = buddy_take_global(c, order, BUDDY_NOLIMIT, &x);
-			if (rc == BUDDY_OK)
-				buddy_st_set(c->zone, x, BK_ALLOC, order);
-		}
-		if (rc == BUDDY_OK)
-			c->recent[order] = x;
-	}
 	if (LF_UNLIKELY(rc != BUDDY_OK)) {
 		buddy_ctr_add(c, BC_FAILED, 1);
 		return rc;
@@ -515,6 +499,47 @@ int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
 	buddy_ctr_add(c, BC_ALLOCS, 1);
 	*addr = buddy_idx_addr(c->zone, x);
 	return BUDDY_OK;
+}
+
+/*
+ * buddy_alloc() outside the caches: this context's spares first, then the
+ * core's passes. A function of its own, so that neither path pays for
+ * the other's registers and stack (the cache path's batch arrays).
+ */
+static BUDDY_NOINLINE int buddy_alloc_global(struct buddy_cpu *c,
+					     unsigned order, uint64_t *addr)
+{
+	uint32_t x;
+	int rc = BUDDY_OK;
+	if (LF_UNLIKELY(order > BUDDY_MAX_ORDER))
+		return buddy_reject(c, BUDDY_EINVAL);
+	if (!buddy_take_spare(c, order, BK_ALLOC, &x)) {
+		rc = buddy_take_global(c, order, BUDDY_NOLIMIT, &x);
+		if (rc == BUDDY_OK)
+			buddy_st_set(c->zone, x, BK_ALLOC, order);
+	}
+	if (rc == BUDDY_OK)
+		c->recent[order] = x;
+	return buddy_alloc_done(c, rc, x, addr);
+}
+
+/* buddy_alloc() through the cache of order < BUDDY_CACHE_ORDERS. */
+static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
+					     unsigned order, uint64_t *addr)
+{
+	uint32_t x;
+	int rc = buddy_cache_alloc(c, order, &x);
+	return buddy_alloc_done(c, rc, x, addr);
+}
+
+/* Two tail calls: each path sets up only the frame it needs. */
+int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
+{
+	if (c == NULL || addr == NULL)
+		return BUDDY_EINVAL;
+	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
+		return buddy_alloc_cached(c, order, addr);
+	return buddy_alloc_global(c, order, addr);
 }
 
 /* Free through the cache if the block's link is free (B5), else the core. */
@@ -547,30 +572,54 @@ static int buddy_cache_free(struct buddy_cpu *c, const struct buddy_rgn *r,
 	return buddy_free_eager(c, r, x, o);
 }
 
-int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
+/* The end of a free: count it, or reject it. */
+static inline int buddy_free_done(struct buddy_cpu *c, int rc)
 {
-	if (c == NULL)
-		return BUDDY_EINVAL;
+	if (LF_UNLIKELY(rc != BUDDY_OK))
+		return buddy_reject(c, rc);
+	buddy_ctr_add(c, BC_FREES, 1);
+	return BUDDY_OK;
+}
+
+/* buddy_free() outside the caches (a function of its own: as above). */
+static BUDDY_NOINLINE int buddy_free_global(struct buddy_cpu *c, uint64_t addr,
+					    unsigned order)
+{
 	struct buddy_zone *z = c->zone;
 	const struct buddy_rgn *r;
 	int rc = buddy_addr_check(z, addr, order, &r);
 	if (LF_UNLIKELY(rc != BUDDY_OK))
 		return buddy_reject(c, rc);
 	uint32_t x = buddy_addr_idx(r, addr);
-	if (order < BUDDY_CACHE_ORDERS && !c->nocache) {
-		rc = buddy_cache_free(c, r, x, order);
+	/* A free of the block allocated last defers (B8). */
+	if (x != c->recent[order]) {
+		rc = buddy_free_eager(c, r, x, order);
 	} else {
-		/* A free of the block allocated last defers (B8). */
-		if (x != c->recent[order]) {
-			rc = buddy_free_eager(c, r, x, order);
-		} else {
-			rc = buddy_free_claim(z, r, x, order, BK_BUSY);
-			if (rc == BUDDY_OK)
-				buddy_free_defer(c, x, order);
-		}
+		rc = buddy_free_claim(z, r, x, order, BK_BUSY);
+		if (rc == BUDDY_OK)
+			buddy_free_defer(c, x, order);
 	}
+	return buddy_free_done(c, rc);
+}
+
+/* buddy_free() through the cache of order < BUDDY_CACHE_ORDERS. */
+static BUDDY_NOINLINE int buddy_free_cached(struct buddy_cpu *c, uint64_t addr,
+					    unsigned order)
+{
+	const struct buddy_rgn *r;
+	int rc = buddy_addr_check(c->zone, addr, order, &r);
 	if (LF_UNLIKELY(rc != BUDDY_OK))
 		return buddy_reject(c, rc);
-	buddy_ctr_add(c, BC_FREES, 1);
-	return BUDDY_OK;
+	rc = buddy_cache_free(c, r, buddy_addr_idx(r, addr), order);
+	return buddy_free_done(c, rc);
+}
+
+/* Two tail calls, as buddy_alloc(). */
+int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
+{
+	if (c == NULL)
+		return BUDDY_EINVAL;
+	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
+		return buddy_free_cached(c, addr, order);
+	return buddy_free_global(c, addr, order);
 }

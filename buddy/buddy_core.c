@@ -114,6 +114,15 @@ static inline void buddy_spare_set(struct buddy_cpu *c, unsigned k, uint32_t y)
 	lf_store_u32(&c->spare_mask, m, LF_RELEASE);
 }
 
+/* buddy_spare_set(c, k, x) for a block x (not BUDDY_SPARE_NONE). */
+static inline void buddy_spare_name(struct buddy_cpu *c, unsigned k, uint32_t x)
+{
+	/* Relaxed load, release stores: as buddy_spare_set(). */
+	uint32_t m = lf_load_u32(&c->spare_mask, LF_RELAXED) | 1u << k;
+	lf_store_u32(&c->spare[k], x, LF_RELEASE);
+	lf_store_u32(&c->spare_mask, m, LF_RELEASE);
+}
+
 /* Empty slot k if it names y, which the caller has just claimed. */
 static inline void buddy_spare_forget(struct buddy_cpu *c, unsigned k,
 				      uint32_t y)
@@ -202,13 +211,15 @@ static inline bool buddy_claim_free(struct buddy_zone *z, uint32_t x,
  * nobody else writes an owned frame's word with stk 0, B2); else by CAS,
  * pushed if unlisted.
  */
-static void buddy_publish(struct buddy_cpu *c, uint32_t x, unsigned k,
-			  lf_order o, bool spare)
+static void buddy_publish_cas(struct buddy_cpu *c, uint32_t x, unsigned k,
+			      lf_order o, uint16_t s);
+
+static inline void buddy_publish(struct buddy_cpu *c, uint32_t x, unsigned k,
+				 lf_order o, bool spare)
 {
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: the CAS re-checks it. */
 	uint16_t s = lf_load_u16(&z->st[x], LF_RELAXED);
-	unsigned stk;
 	if (spare && bst_stk(s) == 0 && c->chain == NULL &&
 	    buddy_spare_open(c, k)) {
 		/*
@@ -222,10 +233,19 @@ static void buddy_publish(struct buddy_cpu *c, uint32_t x, unsigned k,
 		else
 			lf_store_u16(&z->st[x], bst_make(BK_FREE, k, 0),
 				     LF_SEQ_CST);
-		buddy_spare_set(c, k, x);
+		buddy_spare_name(c, k, x);
 		buddy_free_delta(c, k, 1);
 		return;
 	}
+	buddy_publish_cas(c, x, k, o, s);
+}
+
+/* buddy_publish() by CAS, pushed if unlisted; s: x's word, as loaded. */
+static BUDDY_NOINLINE void buddy_publish_cas(struct buddy_cpu *c, uint32_t x,
+					     unsigned k, lf_order o, uint16_t s)
+{
+	struct buddy_zone *z = c->zone;
+	unsigned stk;
 	do {
 		stk = bst_stk(s);
 		/* B3: a listed link stays where it is; its popper re-files it.
@@ -448,7 +468,7 @@ int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r, uint32_t x,
 			continue;
 		buddy_free_delta(c, k, 1);
 		if (stk == 0 && spare)
-			buddy_spare_set(c, k, x);
+			buddy_spare_name(c, k, x);
 		else if (stk == 0)
 			lf_stack_push(&z->stacks[k].s, z->link, x);
 		/* b is x's buddy at order k, if it has one (B6). */
@@ -622,7 +642,7 @@ void buddy_free_defer(struct buddy_cpu *c, uint32_t x, unsigned k)
 	 * did not take the slot), for B8. Inside the section: see
 	 * buddy_spare_set().
 	 */
-	buddy_spare_set(c, k, x);
+	buddy_spare_name(c, k, x);
 	buddy_busy(c, -1);
 }
 

@@ -74,9 +74,11 @@ static inline uint16_t bst_with_stk(uint16_t s, unsigned stk)
 {
 	return (uint16_t)((s & ~BST_STK_MASK) | stk << BST_STK_SHIFT);
 }
+/* Kind and order both, in one compare (the global path's hottest test). */
 static inline bool bst_is(uint16_t s, unsigned kind, unsigned order)
 {
-	return bst_kind(s) == kind && bst_order(s) == order;
+	return (s & (BST_KIND_MASK | BST_ORDER_MASK)) ==
+	       (kind | order << BST_ORDER_SHIFT);
 }
 
 /* A region: frames [pfn, pfn + n) at indices [idx, idx + n). (i) */
@@ -203,6 +205,15 @@ struct buddy_zone {
 	lf_atomic_u32 *link; /* (a) stack link per frame */
 	struct buddy_cpu *cpus; /* (i) ncpus contexts */
 } LF_CACHE_ALIGNED;
+
+/*
+ * A slow path kept out of its caller, so that the fast one stays lean; a
+ * step of the global path's common case inlined into its caller (the call
+ * and its saved registers were a tenth of an alloc + free pair's
+ * instructions: docs/design.md 2.6).
+ */
+#define BUDDY_NOINLINE __attribute__((noinline))
+#define BUDDY_INLINE inline __attribute__((always_inline))
 
 #define BUDDY_NOLIMIT UINT64_MAX /* no address limit (in frames) */
 #define BUDDY_SPARE_NONE UINT32_MAX

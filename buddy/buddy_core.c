@@ -819,8 +819,10 @@ uint32_t buddy_take_stack(struct buddy_cpu *c, unsigned j, unsigned k,
  * open (the split gives parts back), or LF_STACK_NIL. c's own slot
  * empties if the block is no longer FREE(j) or is taken.
  */
-static uint32_t buddy_take_spare_of(struct buddy_cpu *c, struct buddy_cpu *o,
-				    unsigned j, unsigned k, uint64_t limit)
+static BUDDY_INLINE uint32_t buddy_take_spare_of(struct buddy_cpu *c,
+						 struct buddy_cpu *o,
+						 unsigned j, unsigned k,
+						 uint64_t limit)
 {
 	struct buddy_zone *z = c->zone;
 	/* Acquire: a hint, ordered as buddy_spare_set() says; the claim

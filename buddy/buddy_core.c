@@ -707,7 +707,13 @@ static int buddy_free_why(struct buddy_zone *z, const struct buddy_rgn *r,
 			return bst_kind(h) == BK_ALLOC ? BUDDY_ETAIL
 						       : BUDDY_EDOUBLE;
 	}
-	return BUDDY_ETAIL;
+	/*
+	 * A tail no head covers: only a merge in progress leaves one (its
+	 * claim of the upper buddy made that a tail before the lower one's
+	 * word covers it, buddy_free_pair()), so the frame is free or being
+	 * freed: EDOUBLE.
+	 */
+	return BUDDY_EDOUBLE;
 }
 
 /* Does block x of order k (the low part of a bigger one) end by limit? */

@@ -513,7 +513,8 @@ static BUDDY_NOINLINE int buddy_alloc_global(struct buddy_cpu *c,
 	int rc = BUDDY_OK;
 	if (LF_UNLIKELY(order > BUDDY_MAX_ORDER))
 		return buddy_reject(c, BUDDY_EINVAL);
-	if (!buddy_take_spare(c, order, BK_ALLOC, &x)) {
+	x = buddy_take_spare(c, order, BK_ALLOC);
+	if (x == LF_STACK_NIL) {
 		rc = buddy_take_global(c, order, BUDDY_NOLIMIT, &x);
 		if (rc == BUDDY_OK)
 			buddy_st_set(c->zone, x, BK_ALLOC, order);

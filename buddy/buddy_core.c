@@ -922,8 +922,7 @@ static void buddy_split_spare(struct buddy_cpu *c, uint32_t x, unsigned o,
 	buddy_st_put(z, x, kind, k);
 }
 
-bool buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind,
-		      uint32_t *xp)
+uint32_t buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind)
 {
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: our own mask. */
@@ -945,8 +944,7 @@ bool buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind,
 			if (!ok)
 				continue;
 			buddy_free_delta(c, k, -1);
-			*xp = y;
-			return true;
+			return y;
 		}
 		/*
 		 * A larger spare, claimed in a section and split down to k,
@@ -955,16 +953,15 @@ bool buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind,
 		 */
 		for (unsigned i = k; i < j; i++)
 			if (!buddy_stack_empty(z, i))
-				return false;
+				return LF_STACK_NIL;
 		y = buddy_take_spare_of(c, c, j, k, BUDDY_NOLIMIT);
 		if (y == LF_STACK_NIL)
 			continue; /* the slot emptied */
 		buddy_split_spare(c, y, j, k, kind);
 		buddy_busy(c, -1);
-		*xp = y;
-		return true;
+		return y;
 	}
-	return false;
+	return LF_STACK_NIL;
 }
 
 /*

@@ -378,13 +378,12 @@ void buddy_free_defer(struct buddy_cpu *c, uint32_t x, unsigned k);
  * Claim a block of order k from this context's spares, k's if it is still
  * free at that order, else the smallest larger one split down to k while
  * no stack holds a smaller block (its halves go into the slots below):
- * kind (BUSY or ALLOC) of order k, ours, in *xp; false if none. An
+ * kind (BUSY or ALLOC) of order k, ours; LF_STACK_NIL if none. An
  * allocation tries it before anything else, so an alloc + free pair on
  * the global path touches only the blocks' own state words, not a shared
  * stack head (a slot empties when its block is taken).
  */
-bool buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind,
-		      uint32_t *xp);
+uint32_t buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind);
 /* Merge every context's spare blocks with free buddies: true if any. */
 bool buddy_zone_undefer(struct buddy_cpu *c);
 

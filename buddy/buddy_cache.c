@@ -582,24 +582,30 @@ static inline int buddy_free_done(struct buddy_cpu *c, int rc)
 	return BUDDY_OK;
 }
 
+/* A free of the block this context allocated last: it defers (B8). */
+static BUDDY_NOINLINE int buddy_free_recent(struct buddy_cpu *c,
+					    const struct buddy_rgn *r,
+					    uint32_t x, unsigned order)
+{
+	int rc = buddy_free_claim(c->zone, r, x, order, BK_BUSY);
+	if (rc == BUDDY_OK)
+		buddy_free_defer(c, x, order);
+	return rc;
+}
+
 /* buddy_free() outside the caches (a function of its own: as above). */
 static BUDDY_NOINLINE int buddy_free_global(struct buddy_cpu *c, uint64_t addr,
 					    unsigned order)
 {
-	struct buddy_zone *z = c->zone;
 	const struct buddy_rgn *r;
-	int rc = buddy_addr_check(z, addr, order, &r);
+	int rc = buddy_addr_check(c->zone, addr, order, &r);
 	if (LF_UNLIKELY(rc != BUDDY_OK))
 		return buddy_reject(c, rc);
 	uint32_t x = buddy_addr_idx(r, addr);
-	/* A free of the block allocated last defers (B8). */
-	if (x != c->recent[order]) {
+	if (x != c->recent[order])
 		rc = buddy_free_eager(c, r, x, order);
-	} else {
-		rc = buddy_free_claim(z, r, x, order, BK_BUSY);
-		if (rc == BUDDY_OK)
-			buddy_free_defer(c, x, order);
-	}
+	else
+		rc = buddy_free_recent(c, r, x, order);
 	return buddy_free_done(c, rc);
 }
 

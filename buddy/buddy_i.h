@@ -318,10 +318,10 @@ static inline int buddy_addr_check(const struct buddy_zone *z, uint64_t addr,
 	const struct buddy_rgn *r = buddy_rgn_of_pfn(z, pfn);
 	if (r == NULL)
 		return BUDDY_ERANGE;
-	if ((addr & (BUDDY_FRAME_SIZE - 1)) ||
-	    (pfn & (((uint64_t)1 << order) - 1)))
+	/* Frame-aligned and aligned to the order, in one test. */
+	if (addr & ((BUDDY_FRAME_SIZE << order) - 1))
 		return BUDDY_EALIGN;
-	if (pfn + ((uint64_t)1 << order) > r->pfn + r->n)
+	if (pfn - r->pfn + ((uint64_t)1 << order) > r->n)
 		return BUDDY_ERANGE;
 	*rp = r;
 	return BUDDY_OK;

@@ -72,6 +72,7 @@ struct mb_cfg {
 	const char *script[MC_MAX_THREADS];
 	bool shared;      /* self-test: every thread on CPU 0 */
 	bool buffer_busy; /* the busy words go through store buffers */
+	bool symmetric;   /* caches in the symmetric mode (the cache lock) */
 	const char *need; /* events some execution must have (mb_cover) */
 };
 
@@ -181,6 +182,13 @@ static void mb_setup(void)
 	for (unsigned i = 0; i < MC_MAX_THREADS; i++)
 		if (cfg->nocache & (1u << i))
 			buddy_cpu_cache_enable(buddy_zone_cpu(S.z, i), false);
+	if (cfg->symmetric) {
+		/* As on a platform without a cheap heavy barrier: (i) fields,
+		 * set before any thread runs. */
+		S.z->asym = false;
+		for (unsigned i = 0; i < MC_MAX_THREADS; i++)
+			buddy_zone_cpu(S.z, i)->asym = false;
+	}
 	for (unsigned i = 0; i < nrg; i++)
 		while ((2u << S.maxo) <= cfg->rg[i][1])
 			S.maxo++;
@@ -670,6 +678,19 @@ MB_TEST(mb_window, "buddy.drain_window",
 	3, 2, 3, 20000, .need = "rd", .rg = { { 0, 4 } }, .nocache = 0x1,
 	.hold = { { 2, 0, 0 }, { 2, 1, 0 }, { 2, 2, 1 } }, .nhold = 3,
 	.cached = 0x4, .script = { "0", "D", "f1" })
+/*
+ * The same with the caches in the symmetric mode (no heavy barrier to
+ * drain the store buffers) and the busy words buffered: a drain's entry
+ * into its section must reach the failing pass with the cache count it
+ * lowered (a release store, buddy_slot_take()), or the pass sees the
+ * cache empty and nobody in flight.
+ */
+MB_TEST(mb_window_sym, "buddy.drain_window_sym",
+	"drain_window, symmetric caches, busy words buffered", 3, 1, 3, 20000,
+	.need = "rd", .rg = { { 0, 4 } }, .nocache = 0x1,
+	.hold = { { 2, 0, 0 }, { 2, 1, 0 }, { 2, 2, 1 } }, .nhold = 3,
+	.cached = 0x4, .buffer_busy = true, .symmetric = true,
+	.script = { "0", "D", "f1" })
 /* alloc_at of a cached frame: its drain puts the frame in the core, where
  * another CPU's refill may carve it into its cache again: still free, so
  * alloc_at drains again instead of failing with EBUSY. The four frames
@@ -709,7 +730,7 @@ MB_TEST(mb_shared, "self.buddy_shared",
 	.script = { "F", "F" })
 
 const struct mc_test *const mc_tests_buddy[] = {
-	&mb_merge,    &mb_defer,  &mb_split,  &mb_spare,   &mb_at,
-	&mb_cache,    &mb_drain,  &mb_twor,   &mb_runtail, &mb_window,
-	&mb_atcached, &mb_popwin, &mb_shared, NULL
+	&mb_merge,    &mb_defer,  &mb_split,      &mb_spare,   &mb_at,
+	&mb_cache,    &mb_drain,  &mb_twor,       &mb_runtail, &mb_window,
+	&mb_atcached, &mb_popwin, &mb_window_sym, &mb_shared,  NULL
 };

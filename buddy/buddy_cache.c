@@ -151,7 +151,14 @@ static inline void buddy_slot_push(struct buddy_cpu *c, unsigned o, uint32_t x)
 	lf_store_u32(&c->count[o], n + 1, LF_RELAXED);
 }
 
-/* Move the top m blocks of order o to out[]; the number moved. */
+/*
+ * Move the top m blocks of order o to out[]; the number moved. Only drains
+ * call it, inside the drainer's in-flight section: the count it stores is
+ * release, so that a failing pass that reads it (acquire, in
+ * buddy_zone_drain_some()) and finds the cache emptier also sees, at its
+ * second look at the busy words, the section entered before (the lock's
+ * acquire would let the entry become visible after the count).
+ */
 static uint32_t buddy_slot_take(struct buddy_cpu *c, unsigned o, uint32_t m,
 				uint32_t *out)
 {
@@ -159,7 +166,7 @@ static uint32_t buddy_slot_take(struct buddy_cpu *c, unsigned o, uint32_t m,
 	uint32_t t = n < m ? n : m;
 	for (uint32_t i = 0; i < t; i++)
 		out[i] = c->slot[o][n - 1 - i];
-	lf_store_u32(&c->count[o], n - t, LF_RELAXED);
+	lf_store_u32(&c->count[o], n - t, LF_RELEASE);
 	return t;
 }
 
@@ -237,10 +244,15 @@ bool buddy_zone_drain_some(struct buddy_cpu *c)
 	struct buddy_zone *z = c->zone;
 	bool any = false;
 	for (uint32_t i = 0; i < z->ncpus; i++) {
-		/* Relaxed: a hint; an empty-looking cache is skipped. */
+		/*
+		 * Acquire: an empty-looking cache is skipped, and a failing
+		 * pass counts it as seen empty; pairs with the release store
+		 * of a drain (buddy_slot_take()), whose section the pass's
+		 * second look at the busy words must then see.
+		 */
 		bool held = false;
 		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
-			held |= lf_load_u32(&z->cpus[i].count[o], LF_RELAXED) !=
+			held |= lf_load_u32(&z->cpus[i].count[o], LF_ACQUIRE) !=
 				0;
 		if (held)
 			any |= buddy_cache_drain_cpu(c, &z->cpus[i]);
@@ -360,16 +372,22 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
  * which no other context was in flight or entered a section
  * (buddy_others_flight() the same before and after): then every frame was
  * allocated or ours. Why that suffices: a context that took memory the
- * pass would have found entered its section before the pop or claim, and
- * that release CAS, read by the pass, carries its busy word to the second
- * look. A context that moved blocks from a cache to the stacks (its
- * owner's drain, an overflow drain, a drain-all) did so inside a section
- * too: one that overlapped the window changed a busy word; one that ended
- * before it left the blocks where the pass looks; one that began after it
- * moved blocks that were not in that cache when the check inside the
- * window saw it empty. Cached memory is drained (attempt 1, and by that
- * check), and misplaced entries are re-filed by a sweep before the quiet
- * pass.
+ * pass would have found entered its section before the pop or claim; the
+ * pop or claim is a release RMW (claims are acq_rel CASes on the state
+ * word, pops acq_rel CASes on the stack head, lf_stack.c S5), and the pass
+ * reads what it changed with acquire (a stack head in buddy_stack_empty()
+ * or a pop, a state word, a spare slot, a cache count), so the second look
+ * at the busy words, acquire loads after those reads, sees the entry. An
+ * acquire-only pop (as before) let a weakly ordered CPU show the pass the
+ * emptied stack and still the busy word from before the section; x86
+ * cannot show it (its locked CAS drains the store buffer). A context that moved
+ * blocks from a cache to the stacks (its owner's drain, an overflow drain, a
+ * drain-all) did so inside a section too: one that overlapped the window
+ * changed a busy word; one that ended before it left the blocks where the pass
+ * looks; one that began after it moved blocks that were not in that cache when
+ * the check inside the window saw it empty. Cached memory is drained (attempt
+ * 1, and by that check), and misplaced entries are re-filed by a sweep before
+ * the quiet pass.
  *
  * While others are in flight it retries without a bound: each of their
  * calls ends in a bounded number of its own steps unless another call
@@ -470,26 +488,10 @@ static int buddy_cache_alloc(struct buddy_cpu *c, unsigned o, uint32_t *xp)
 	return rc;
 }
 
-int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
+/* The end of an allocation: count it, or its failure. */
+static inline int buddy_alloc_done(struct buddy_cpu *c, int rc, uint32_t x,
+				   uint64_t *addr)
 {
-	if (c == NULL || addr == NULL)
-		return BUDDY_EINVAL;
-	if (order > BUDDY_MAX_ORDER)
-		return buddy_reject(c, BUDDY_EINVAL);
-	uint32_t x;
-	int rc;
-	if (order < BUDDY_CACHE_ORDERS && !c->nocache) {
-		rc = buddy_cache_alloc(c, order, &x);
-	} else {
-		rc = BUDDY_OK;
-		if (!buddy_take_spare(c, order, BK_ALLOC, &x)) {
-			rc = buddy_take_global(c, order, BUDDY_NOLIMIT, &x);
-			if (rc == BUDDY_OK)
-				buddy_st_set(c->zone, x, BK_ALLOC, order);
-		}
-		if (rc == BUDDY_OK)
-			c->recent[order] = x;
-	}
 	if (LF_UNLIKELY(rc != BUDDY_OK)) {
 		buddy_ctr_add(c, BC_FAILED, 1);
 		return rc;
@@ -497,6 +499,48 @@ int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
 	buddy_ctr_add(c, BC_ALLOCS, 1);
 	*addr = buddy_idx_addr(c->zone, x);
 	return BUDDY_OK;
+}
+
+/*
+ * buddy_alloc() outside the caches: this context's spares first, then the
+ * core's passes. A function of its own, so that neither path pays for
+ * the other's registers and stack (the cache path's batch arrays).
+ */
+static BUDDY_NOINLINE int buddy_alloc_global(struct buddy_cpu *c,
+					     unsigned order, uint64_t *addr)
+{
+	uint32_t x;
+	int rc = BUDDY_OK;
+	if (LF_UNLIKELY(order > BUDDY_MAX_ORDER))
+		return buddy_reject(c, BUDDY_EINVAL);
+	x = buddy_take_spare(c, order, BK_ALLOC);
+	if (x == LF_STACK_NIL) {
+		rc = buddy_take_global(c, order, BUDDY_NOLIMIT, &x);
+		if (rc == BUDDY_OK)
+			buddy_st_set(c->zone, x, BK_ALLOC, order);
+	}
+	if (rc == BUDDY_OK)
+		c->recent[order] = x;
+	return buddy_alloc_done(c, rc, x, addr);
+}
+
+/* buddy_alloc() through the cache of order < BUDDY_CACHE_ORDERS. */
+static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
+					     unsigned order, uint64_t *addr)
+{
+	uint32_t x;
+	int rc = buddy_cache_alloc(c, order, &x);
+	return buddy_alloc_done(c, rc, x, addr);
+}
+
+/* Two tail calls: each path sets up only the frame it needs. */
+int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
+{
+	if (c == NULL || addr == NULL)
+		return BUDDY_EINVAL;
+	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
+		return buddy_alloc_cached(c, order, addr);
+	return buddy_alloc_global(c, order, addr);
 }
 
 /* Free through the cache if the block's link is free (B5), else the core. */
@@ -529,30 +573,60 @@ static int buddy_cache_free(struct buddy_cpu *c, const struct buddy_rgn *r,
 	return buddy_free_eager(c, r, x, o);
 }
 
-int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
+/* The end of a free: count it, or reject it. */
+static inline int buddy_free_done(struct buddy_cpu *c, int rc)
 {
-	if (c == NULL)
-		return BUDDY_EINVAL;
-	struct buddy_zone *z = c->zone;
-	const struct buddy_rgn *r;
-	int rc = buddy_addr_check(z, addr, order, &r);
-	if (LF_UNLIKELY(rc != BUDDY_OK))
-		return buddy_reject(c, rc);
-	uint32_t x = buddy_addr_idx(r, addr);
-	if (order < BUDDY_CACHE_ORDERS && !c->nocache) {
-		rc = buddy_cache_free(c, r, x, order);
-	} else {
-		/* A free of the block allocated last defers (B8). */
-		if (x != c->recent[order]) {
-			rc = buddy_free_eager(c, r, x, order);
-		} else {
-			rc = buddy_free_claim(z, r, x, order, BK_BUSY);
-			if (rc == BUDDY_OK)
-				buddy_free_defer(c, x, order);
-		}
-	}
 	if (LF_UNLIKELY(rc != BUDDY_OK))
 		return buddy_reject(c, rc);
 	buddy_ctr_add(c, BC_FREES, 1);
 	return BUDDY_OK;
+}
+
+/* A free of the block this context allocated last: it defers (B8). */
+static BUDDY_NOINLINE int buddy_free_recent(struct buddy_cpu *c,
+					    const struct buddy_rgn *r,
+					    uint32_t x, unsigned order)
+{
+	int rc = buddy_free_claim(c->zone, r, x, order, BK_BUSY);
+	if (rc == BUDDY_OK)
+		buddy_free_defer(c, x, order);
+	return rc;
+}
+
+/* buddy_free() outside the caches (a function of its own: as above). */
+static BUDDY_NOINLINE int buddy_free_global(struct buddy_cpu *c, uint64_t addr,
+					    unsigned order)
+{
+	const struct buddy_rgn *r;
+	int rc = buddy_addr_check(c->zone, addr, order, &r);
+	if (LF_UNLIKELY(rc != BUDDY_OK))
+		return buddy_reject(c, rc);
+	uint32_t x = buddy_addr_idx(r, addr);
+	if (x != c->recent[order])
+		rc = buddy_free_eager(c, r, x, order);
+	else
+		rc = buddy_free_recent(c, r, x, order);
+	return buddy_free_done(c, rc);
+}
+
+/* buddy_free() through the cache of order < BUDDY_CACHE_ORDERS. */
+static BUDDY_NOINLINE int buddy_free_cached(struct buddy_cpu *c, uint64_t addr,
+					    unsigned order)
+{
+	const struct buddy_rgn *r;
+	int rc = buddy_addr_check(c->zone, addr, order, &r);
+	if (LF_UNLIKELY(rc != BUDDY_OK))
+		return buddy_reject(c, rc);
+	rc = buddy_cache_free(c, r, buddy_addr_idx(r, addr), order);
+	return buddy_free_done(c, rc);
+}
+
+/* Two tail calls, as buddy_alloc(). */
+int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
+{
+	if (c == NULL)
+		return BUDDY_EINVAL;
+	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
+		return buddy_free_cached(c, addr, order);
+	return buddy_free_global(c, addr, order);
 }

@@ -114,6 +114,15 @@ static inline void buddy_spare_set(struct buddy_cpu *c, unsigned k, uint32_t y)
 	lf_store_u32(&c->spare_mask, m, LF_RELEASE);
 }
 
+/* buddy_spare_set(c, k, x) for a block x (not BUDDY_SPARE_NONE). */
+static inline void buddy_spare_name(struct buddy_cpu *c, unsigned k, uint32_t x)
+{
+	/* Relaxed load, release stores: as buddy_spare_set(). */
+	uint32_t m = lf_load_u32(&c->spare_mask, LF_RELAXED) | 1u << k;
+	lf_store_u32(&c->spare[k], x, LF_RELEASE);
+	lf_store_u32(&c->spare_mask, m, LF_RELEASE);
+}
+
 /* Empty slot k if it names y, which the caller has just claimed. */
 static inline void buddy_spare_forget(struct buddy_cpu *c, unsigned k,
 				      uint32_t y)
@@ -139,12 +148,17 @@ static inline bool buddy_spare_open(struct buddy_cpu *c, unsigned k)
 	       !bst_is(lf_load_u16(&c->zone->st[y], LF_RELAXED), BK_FREE, k);
 }
 
-/* Is stack j empty now? A snapshot, inline (lf_stack_empty()'s test). */
+/*
+ * Is stack j empty now? A snapshot, inline (lf_stack_empty()'s test).
+ * Acquire: a failing pass that sees the stack empty must see, at its
+ * second look at the busy words, the section of whoever emptied it (the
+ * popper entered it before the pop); pairs with the release half of the
+ * acq_rel pop CASes (lf_stack.c, S5), through the head's release sequence.
+ */
 static inline bool buddy_stack_empty(const struct buddy_zone *z, unsigned j)
 {
-	/* Relaxed: a snapshot that orders nothing. */
 	return lf_stack_word_top(lf_load_u64(&z->stacks[j].s.head,
-					     LF_RELAXED)) == LF_STACK_NIL;
+					     LF_ACQUIRE)) == LF_STACK_NIL;
 }
 
 /* Index of the buddy of block x of order k, if it lies in the region. */
@@ -197,13 +211,15 @@ static inline bool buddy_claim_free(struct buddy_zone *z, uint32_t x,
  * nobody else writes an owned frame's word with stk 0, B2); else by CAS,
  * pushed if unlisted.
  */
-static void buddy_publish(struct buddy_cpu *c, uint32_t x, unsigned k,
-			  lf_order o, bool spare)
+static void buddy_publish_cas(struct buddy_cpu *c, uint32_t x, unsigned k,
+			      lf_order o, uint16_t s);
+
+static inline void buddy_publish(struct buddy_cpu *c, uint32_t x, unsigned k,
+				 lf_order o, bool spare)
 {
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: the CAS re-checks it. */
 	uint16_t s = lf_load_u16(&z->st[x], LF_RELAXED);
-	unsigned stk;
 	if (spare && bst_stk(s) == 0 && c->chain == NULL &&
 	    buddy_spare_open(c, k)) {
 		/*
@@ -217,10 +233,19 @@ static void buddy_publish(struct buddy_cpu *c, uint32_t x, unsigned k,
 		else
 			lf_store_u16(&z->st[x], bst_make(BK_FREE, k, 0),
 				     LF_SEQ_CST);
-		buddy_spare_set(c, k, x);
+		buddy_spare_name(c, k, x);
 		buddy_free_delta(c, k, 1);
 		return;
 	}
+	buddy_publish_cas(c, x, k, o, s);
+}
+
+/* buddy_publish() by CAS, pushed if unlisted; s: x's word, as loaded. */
+static BUDDY_NOINLINE void buddy_publish_cas(struct buddy_cpu *c, uint32_t x,
+					     unsigned k, lf_order o, uint16_t s)
+{
+	struct buddy_zone *z = c->zone;
+	unsigned stk;
 	do {
 		stk = bst_stk(s);
 		/* B3: a listed link stays where it is; its popper re-files it.
@@ -443,7 +468,7 @@ int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r, uint32_t x,
 			continue;
 		buddy_free_delta(c, k, 1);
 		if (stk == 0 && spare)
-			buddy_spare_set(c, k, x);
+			buddy_spare_name(c, k, x);
 		else if (stk == 0)
 			lf_stack_push(&z->stacks[k].s, z->link, x);
 		/* b is x's buddy at order k, if it has one (B6). */
@@ -617,7 +642,7 @@ void buddy_free_defer(struct buddy_cpu *c, uint32_t x, unsigned k)
 	 * did not take the slot), for B8. Inside the section: see
 	 * buddy_spare_set().
 	 */
-	buddy_spare_set(c, k, x);
+	buddy_spare_name(c, k, x);
 	buddy_busy(c, -1);
 }
 
@@ -682,7 +707,13 @@ static int buddy_free_why(struct buddy_zone *z, const struct buddy_rgn *r,
 			return bst_kind(h) == BK_ALLOC ? BUDDY_ETAIL
 						       : BUDDY_EDOUBLE;
 	}
-	return BUDDY_ETAIL;
+	/*
+	 * A tail no head covers: only a merge in progress leaves one (its
+	 * claim of the upper buddy made that a tail before the lower one's
+	 * word covers it, buddy_free_pair()), so the frame is free or being
+	 * freed: EDOUBLE.
+	 */
+	return BUDDY_EDOUBLE;
 }
 
 /* Does block x of order k (the low part of a bigger one) end by limit? */
@@ -794,8 +825,10 @@ uint32_t buddy_take_stack(struct buddy_cpu *c, unsigned j, unsigned k,
  * open (the split gives parts back), or LF_STACK_NIL. c's own slot
  * empties if the block is no longer FREE(j) or is taken.
  */
-static uint32_t buddy_take_spare_of(struct buddy_cpu *c, struct buddy_cpu *o,
-				    unsigned j, unsigned k, uint64_t limit)
+static BUDDY_INLINE uint32_t buddy_take_spare_of(struct buddy_cpu *c,
+						 struct buddy_cpu *o,
+						 unsigned j, unsigned k,
+						 uint64_t limit)
 {
 	struct buddy_zone *z = c->zone;
 	/* Acquire: a hint, ordered as buddy_spare_set() says; the claim
@@ -889,8 +922,7 @@ static void buddy_split_spare(struct buddy_cpu *c, uint32_t x, unsigned o,
 	buddy_st_put(z, x, kind, k);
 }
 
-bool buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind,
-		      uint32_t *xp)
+uint32_t buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind)
 {
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: our own mask. */
@@ -912,8 +944,7 @@ bool buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind,
 			if (!ok)
 				continue;
 			buddy_free_delta(c, k, -1);
-			*xp = y;
-			return true;
+			return y;
 		}
 		/*
 		 * A larger spare, claimed in a section and split down to k,
@@ -922,16 +953,15 @@ bool buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind,
 		 */
 		for (unsigned i = k; i < j; i++)
 			if (!buddy_stack_empty(z, i))
-				return false;
+				return LF_STACK_NIL;
 		y = buddy_take_spare_of(c, c, j, k, BUDDY_NOLIMIT);
 		if (y == LF_STACK_NIL)
 			continue; /* the slot emptied */
 		buddy_split_spare(c, y, j, k, kind);
 		buddy_busy(c, -1);
-		*xp = y;
-		return true;
+		return y;
 	}
-	return false;
+	return LF_STACK_NIL;
 }
 
 /*
@@ -982,7 +1012,7 @@ static void buddy_sweep_stack(struct buddy_cpu *c, unsigned j)
 {
 	struct buddy_zone *z = c->zone;
 	uint32_t first = LF_STACK_NIL, last = LF_STACK_NIL;
-	if (lf_stack_empty(&z->stacks[j].s))
+	if (buddy_stack_empty(z, j)) /* acquire: as in buddy_take_stack() */
 		return;
 	buddy_busy(c, 1); /* the whole stack is in our hands */
 	uint32_t x = lf_stack_pop_all(&z->stacks[j].s);

@@ -74,9 +74,11 @@ static inline uint16_t bst_with_stk(uint16_t s, unsigned stk)
 {
 	return (uint16_t)((s & ~BST_STK_MASK) | stk << BST_STK_SHIFT);
 }
+/* Kind and order both, in one compare (the global path's hottest test). */
 static inline bool bst_is(uint16_t s, unsigned kind, unsigned order)
 {
-	return bst_kind(s) == kind && bst_order(s) == order;
+	return (s & (BST_KIND_MASK | BST_ORDER_MASK)) ==
+	       (kind | order << BST_ORDER_SHIFT);
 }
 
 /* A region: frames [pfn, pfn + n) at indices [idx, idx + n). (i) */
@@ -204,6 +206,15 @@ struct buddy_zone {
 	struct buddy_cpu *cpus; /* (i) ncpus contexts */
 } LF_CACHE_ALIGNED;
 
+/*
+ * A slow path kept out of its caller, so that the fast one stays lean; a
+ * step of the global path's common case inlined into its caller (the call
+ * and its saved registers were a tenth of an alloc + free pair's
+ * instructions: docs/design.md 2.6).
+ */
+#define BUDDY_NOINLINE __attribute__((noinline))
+#define BUDDY_INLINE inline __attribute__((always_inline))
+
 #define BUDDY_NOLIMIT UINT64_MAX /* no address limit (in frames) */
 #define BUDDY_SPARE_NONE UINT32_MAX
 /*
@@ -248,10 +259,11 @@ static inline void buddy_busy(struct buddy_cpu *c, int d)
 	w = (w + (1u << BUDDY_BUSY_BITS)) +
 	    (d > 0 ? 1u : (uint32_t)-1); /* the depth never wraps */
 	/*
-	 * Release: entering, it comes before the pops and claims of the
-	 * section, whose release CASes carry it to any context whose take
-	 * saw them; leaving, the blocks given back come before it. Pairs
-	 * with the acquire loads of buddy_others_flight().
+	 * Release: leaving, the blocks given back come before it. Pairs
+	 * with the acquire loads of buddy_others_flight(). Entering, it
+	 * orders nothing after it: the pops and claims of the section carry
+	 * it, release RMWs (acq_rel CASes, lf_stack.c S5 for the pops) read
+	 * with acquire by a failing pass (buddy_take_global_held()).
 	 */
 	lf_store_u32(&c->busy, w, LF_RELEASE);
 }
@@ -306,10 +318,10 @@ static inline int buddy_addr_check(const struct buddy_zone *z, uint64_t addr,
 	const struct buddy_rgn *r = buddy_rgn_of_pfn(z, pfn);
 	if (r == NULL)
 		return BUDDY_ERANGE;
-	if ((addr & (BUDDY_FRAME_SIZE - 1)) ||
-	    (pfn & (((uint64_t)1 << order) - 1)))
+	/* Frame-aligned and aligned to the order, in one test. */
+	if (addr & ((BUDDY_FRAME_SIZE << order) - 1))
 		return BUDDY_EALIGN;
-	if (pfn + ((uint64_t)1 << order) > r->pfn + r->n)
+	if (pfn - r->pfn + ((uint64_t)1 << order) > r->n)
 		return BUDDY_ERANGE;
 	*rp = r;
 	return BUDDY_OK;
@@ -366,13 +378,12 @@ void buddy_free_defer(struct buddy_cpu *c, uint32_t x, unsigned k);
  * Claim a block of order k from this context's spares, k's if it is still
  * free at that order, else the smallest larger one split down to k while
  * no stack holds a smaller block (its halves go into the slots below):
- * kind (BUSY or ALLOC) of order k, ours, in *xp; false if none. An
+ * kind (BUSY or ALLOC) of order k, ours; LF_STACK_NIL if none. An
  * allocation tries it before anything else, so an alloc + free pair on
  * the global path touches only the blocks' own state words, not a shared
  * stack head (a slot empties when its block is taken).
  */
-bool buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind,
-		      uint32_t *xp);
+uint32_t buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind);
 /* Merge every context's spare blocks with free buddies: true if any. */
 bool buddy_zone_undefer(struct buddy_cpu *c);
 

@@ -3,7 +3,7 @@
  * Coping with Parallelism", IBM RJ 5118, 1986), with the ABA problem closed
  * by a generation tag beside the top index in the one head word, as in IBM
  * System/370's "compare double and swap" usage. The synchronization table
- * is in lf_stack.h; the invariants S1-S4 and the ordering argument (S4:
+ * is in lf_stack.h; the invariants S1-S5 and the ordering argument (S4, S5:
  * release sequences through the head's CASes) in docs/design.md 1.2.
  */
 #include "lf_stack.h"
@@ -48,9 +48,14 @@ uint32_t lf_stack_pop(struct lf_stack *s, lf_atomic_u32 *links)
 		 * value, and the CAS fails because the tag moved (S1).
 		 */
 		uint32_t below = lf_load_u32(&links[top], LF_RELAXED);
-		/* Acquire on failure too: the next round reads a link. */
+		/*
+		 * Acq_rel (acquire on failure too: the next round reads a
+		 * link). Acquire: S4. Release: what the caller wrote before
+		 * the pop reaches whoever reads this head value, or a later
+		 * one, with acquire (S5: the buddy's in-flight word).
+		 */
 		if (lf_cas_u64(&s->head, &h, lf_stack_word_next(h, below),
-			       LF_ACQUIRE))
+			       LF_ACQ_REL))
 			return top;
 	}
 }
@@ -104,8 +109,9 @@ uint32_t lf_stack_pop_n(struct lf_stack *s, lf_atomic_u32 *links,
 		 * An unchanged head word means no element changed hands since
 		 * h was read (S1, S2), so the walked chain is the real one.
 		 */
+		/* Acq_rel: as in lf_stack_pop() (S4, S5). */
 		if (lf_cas_u64(&s->head, &h, lf_stack_word_next(h, below),
-			       LF_ACQUIRE)) {
+			       LF_ACQ_REL)) {
 			/* Relaxed: the chain is ours now. */
 			lf_store_u32(&links[last], LF_STACK_NIL, LF_RELAXED);
 			*count = taken;
@@ -122,8 +128,9 @@ uint32_t lf_stack_pop_all(struct lf_stack *s)
 		uint32_t top = lf_stack_word_top(h);
 		if (top == LF_STACK_NIL)
 			return LF_STACK_NIL;
+		/* Acq_rel: as in lf_stack_pop() (S4, S5). */
 		if (lf_cas_u64(&s->head, &h,
-			       lf_stack_word_next(h, LF_STACK_NIL), LF_ACQUIRE))
+			       lf_stack_word_next(h, LF_STACK_NIL), LF_ACQ_REL))
 			return top;
 	}
 }

@@ -23,7 +23,7 @@
  * Every function is lock-free: a CAS fails only because another call
  * succeeded.
  *
- * The invariants S1-S4 (the caller's part: push only an element it owns,
+ * The invariants S1-S5 (the caller's part: push only an element it owns,
  * never write the link of an element on a stack), the ordering argument
  * and the ABA bound are in docs/design.md 1.2; the sources cite them by
  * number.

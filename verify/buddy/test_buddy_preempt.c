@@ -44,6 +44,10 @@
  *             one of the two succeeds on that piece, and a free_run that
  *             fails leaves every other piece allocated (it changes
  *             nothing).
+ *   double    an eager free whose buddy is free preempted at step n by a
+ *             double free of its block (exactly one succeeds) or by a
+ *             free of the free buddy (always EDOUBLE, also while the
+ *             merge has made the upper buddy a tail no head covers yet).
  */
 #include <string.h>
 
@@ -590,6 +594,46 @@ static void test_free_double(unsigned order, bool x_lower)
 	}
 }
 
+/*
+ * The same eager free of X against a free of its buddy B, which is free
+ * all along (bad input: EDOUBLE) on another CPU at every atomic step. The
+ * merge makes the upper buddy a tail before the lower one's word covers
+ * it: a frame that no head covers, which must read as free (EDOUBLE), not
+ * as part of an allocated block (ETAIL, the code of the free_why fallback
+ * before). The free of X succeeds and the zone ends whole.
+ */
+static void test_free_buddy_bogus(unsigned order, bool x_lower)
+{
+	uint64_t lo = BASE, hi = BASE + (BUDDY_FRAME_SIZE << order);
+	uint64_t x = x_lower ? lo : hi;
+	struct race q = { .order = order, .addr = x_lower ? hi : lo };
+	setup(order);
+	CHECK_EQ(buddy_alloc_at(c0, x, order), BUDDY_OK);
+	preempt_arm(0, NULL, NULL);
+	CHECK_EQ(buddy_free(c0, x, order), BUDDY_OK);
+	unsigned long k = preempt_count();
+	CHECK(k > 0);
+	for (unsigned long n = 1; n <= k + 1; n++) {
+		setup(order);
+		CHECK_EQ(buddy_alloc_at(c0, x, order), BUDDY_OK);
+		q.rc = BUDDY_OK;
+		preempt_arm(n, nested_piece_free, &q);
+		int rc = buddy_free(c0, x, order);
+		if (!preempt_disarm())
+			nested_piece_free(&q);
+		CHECK_EQ(rc, BUDDY_OK);
+		if (q.rc != BUDDY_EDOUBLE) {
+			fprintf(stderr,
+				"free of the free %s buddy during the eager "
+				"free of the other, at step %lu of %lu: %d, "
+				"not EDOUBLE\n",
+				x_lower ? "upper" : "lower", n, k, q.rc);
+			CHECK_EQ(q.rc, BUDDY_EDOUBLE);
+		}
+		CHECK(whole(order));
+	}
+}
+
 int main(void)
 {
 	static const unsigned orders[] = { 0, 3 };
@@ -615,6 +659,8 @@ int main(void)
 	for (unsigned i = 0; i < 2; i++) {
 		test_free_double(orders[i], true);
 		test_free_double(orders[i], false);
+		test_free_buddy_bogus(orders[i], true);
+		test_free_buddy_bogus(orders[i], false);
 	}
 	free(meta);
 	return check_exit("test_buddy_preempt");

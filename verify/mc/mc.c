@@ -38,7 +38,10 @@
  * stores go into a one-entry store buffer of the writing thread: the thread
  * reads its own value, the others the old one, until the buffer drains: at
  * the thread's seq_cst fence (LF_OP_FENCE), its next write to the location,
- * a spin-wait, its end, a write to the location by another thread, a second
+ * a release (or stronger) write of the thread to another location (C11's
+ * release; a relaxed or acquire-only RMW drains nothing, so the buffered
+ * store may become visible after it, store-store reordering), a
+ * spin-wait, its end, a write to the location by another thread, a second
  * buffered store to another location (first in, first out), and at any
  * thread's lf_platform_heavy_barrier(), which drains every buffer: what
  * membarrier(2) or an IPI does. A compiler barrier drains nothing. The
@@ -478,6 +481,16 @@ static bool mc_sb_access(unsigned self, const volatile void *addr,
 		   (order == LF_RELAXED || order == LF_RELEASE);
 	if (th->sb_full && th->sb_addr != addr && buf)
 		mc_sb_drain(self); /* first in, first out */
+	/*
+	 * A release write (release, acq_rel or seq_cst, a store or an RMW)
+	 * elsewhere makes the thread's earlier stores visible first, as
+	 * C11's release does; a relaxed or acquire-only RMW does not, so the
+	 * buffered store may become visible after it (store-store order,
+	 * which POWER and RISC-V do not keep either).
+	 */
+	if (th->sb_full && th->sb_addr != addr && write && !buf &&
+	    (order == LF_RELEASE || order == LF_ACQ_REL || order == LF_SEQ_CST))
+		mc_sb_drain(self);
 	if (th->sb_full && th->sb_addr == addr && write && !buf)
 		mc_sb_drain(self);
 	if (buf) {

@@ -71,6 +71,8 @@ struct mb_cfg {
 	uint8_t cached; /* bit i: hold i freed in setup, into its CPU's cache */
 	const char *script[MC_MAX_THREADS];
 	bool shared;      /* self-test: every thread on CPU 0 */
+	bool buffer_busy; /* the busy words go through store buffers */
+	bool symmetric;   /* caches in the symmetric mode (the cache lock) */
 	const char *need; /* events some execution must have (mb_cover) */
 };
 
@@ -180,6 +182,13 @@ static void mb_setup(void)
 	for (unsigned i = 0; i < MC_MAX_THREADS; i++)
 		if (cfg->nocache & (1u << i))
 			buddy_cpu_cache_enable(buddy_zone_cpu(S.z, i), false);
+	if (cfg->symmetric) {
+		/* As on a platform without a cheap heavy barrier: (i) fields,
+		 * set before any thread runs. */
+		S.z->asym = false;
+		for (unsigned i = 0; i < MC_MAX_THREADS; i++)
+			buddy_zone_cpu(S.z, i)->asym = false;
+	}
 	for (unsigned i = 0; i < nrg; i++)
 		while ((2u << S.maxo) <= cfg->rg[i][1])
 			S.maxo++;
@@ -542,6 +551,24 @@ static bool mb_local(const volatile void *addr, enum lf_atomic_op op)
 	return false;
 }
 
+/*
+ * Store buffers (mc.c): with buffer_busy, each CPU's busy word, so that a
+ * context's entry into an in-flight section may become visible after its
+ * later writes that are not release (what C11 and a weakly ordered CPU
+ * allow): a failing pass must still see the section of whoever emptied
+ * what it looked at (docs/design.md 2.4, "What a failing pass must see").
+ */
+static unsigned mb_buffered(const volatile void *addr)
+{
+	const struct mb_cfg *cfg = mc_cfg();
+	if (!cfg->buffer_busy)
+		return 0;
+	for (unsigned i = 0; i < MC_MAX_THREADS; i++)
+		if (addr == &buddy_zone_cpu(S.z, i)->busy)
+			return sizeof(lf_atomic_u32);
+	return 0;
+}
+
 /* For --trace: state words, links, stacks and CPU fields by name. */
 static void mb_where(const volatile void *addr, char *buf, size_t n)
 {
@@ -580,6 +607,7 @@ static void mb_where(const volatile void *addr, char *buf, size_t n)
 					   .thread = mb_thread,                \
 					   .check = mb_check,                  \
 					   .local = mb_local,                  \
+					   .buffered = mb_buffered,            \
 					   .where = mb_where,                  \
 					   .report = mb_report,                \
 					   .cfg = &id##_cfg };
@@ -650,6 +678,19 @@ MB_TEST(mb_window, "buddy.drain_window",
 	3, 2, 3, 20000, .need = "rd", .rg = { { 0, 4 } }, .nocache = 0x1,
 	.hold = { { 2, 0, 0 }, { 2, 1, 0 }, { 2, 2, 1 } }, .nhold = 3,
 	.cached = 0x4, .script = { "0", "D", "f1" })
+/*
+ * The same with the caches in the symmetric mode (no heavy barrier to
+ * drain the store buffers) and the busy words buffered: a drain's entry
+ * into its section must reach the failing pass with the cache count it
+ * lowered (a release store, buddy_slot_take()), or the pass sees the
+ * cache empty and nobody in flight.
+ */
+MB_TEST(mb_window_sym, "buddy.drain_window_sym",
+	"drain_window, symmetric caches, busy words buffered", 3, 1, 3, 20000,
+	.need = "rd", .rg = { { 0, 4 } }, .nocache = 0x1,
+	.hold = { { 2, 0, 0 }, { 2, 1, 0 }, { 2, 2, 1 } }, .nhold = 3,
+	.cached = 0x4, .buffer_busy = true, .symmetric = true,
+	.script = { "0", "D", "f1" })
 /* alloc_at of a cached frame: its drain puts the frame in the core, where
  * another CPU's refill may carve it into its cache again: still free, so
  * alloc_at drains again instead of failing with EBUSY. The four frames
@@ -662,6 +703,23 @@ MB_TEST(mb_atcached, "buddy.at_cached",
 	.at_pfn = 1, .at_order = 0,
 	.hold = { { 1, 0, 0 }, { 1, 1, 0 }, { 1, 2, 0 }, { 1, 3, 0 } },
 	.nhold = 4, .cached = 0xf, .script = { "@", "0" })
+/*
+ * A failing pass must see the section of a context that emptied a stack
+ * (the pops are release RMWs, lf_stack.c S5). Frame 3 is the only free
+ * block, on stack 0 (thread 0's alloc_at of frame 2 pushed it: its slot 0
+ * held frame 1, which it then took). Thread 1's sweep pops the stack
+ * whole, holds the entry and pushes it back, inside its section; its busy
+ * word goes through a store buffer. Thread 0's allocation must not fail:
+ * frame 3 is free at every instant. With an acquire-only pop the entry
+ * into the section stays buffered past the pop, and the allocation sees
+ * the stack empty and everyone quiet: ENOMEM.
+ */
+MB_TEST(mb_popwin, "buddy.pop_window",
+	"a sweep's pop vs a failing alloc,"
+	" busy words buffered",
+	2, 2, 3, 20000, .rg = { { 0, 4 } }, .nocache = NOCACHE,
+	.hold = { { 0, 0, 0 }, { 0, 2, 0 }, { 0, 1, 0 } }, .nhold = 3,
+	.buffer_busy = true, .script = { "0", "s" })
 /* Self-test: threads sharing one CPU context (against its contract)
  * lose updates of its free-block counts: B7 must be caught. */
 MB_TEST(mb_shared, "self.buddy_shared",
@@ -672,7 +730,7 @@ MB_TEST(mb_shared, "self.buddy_shared",
 	.script = { "F", "F" })
 
 const struct mc_test *const mc_tests_buddy[] = {
-	&mb_merge,    &mb_defer,  &mb_split, &mb_spare,   &mb_at,
-	&mb_cache,    &mb_drain,  &mb_twor,  &mb_runtail, &mb_window,
-	&mb_atcached, &mb_shared, NULL
+	&mb_merge,    &mb_defer,  &mb_split,      &mb_spare,   &mb_at,
+	&mb_cache,    &mb_drain,  &mb_twor,       &mb_runtail, &mb_window,
+	&mb_atcached, &mb_popwin, &mb_window_sym, &mb_shared,  NULL
 };

@@ -170,6 +170,23 @@ struct vas_tree {
 	struct vas *vas;          /* (i) */
 };
 
+/*
+ * Per-context caching of small ranges (docs/design.md 3.3, "Writers that
+ * do not serialize"): with caching on, a context serves allocations of up
+ * to VAS_PC_QMAX quanta (at quantum alignment) from ranges it holds in the
+ * address tree, and keeps up to VAS_PC_SLOTS small ranges it freed, each
+ * change one leaf under the leaf's lock and the shared side of the
+ * exclusion, not the writer lock.
+ */
+#define VAS_PC_QMAX 16  /* quanta: the largest cached allocation */
+#define VAS_PC_RESV 256 /* quanta: a context's reservation */
+#define VAS_PC_SLOTS 32 /* cached free ranges a context keeps */
+
+/* A held entry as its context records it (start and length in quanta). */
+struct vas_held {
+	uint64_t key, len;
+};
+
 /* A thread's or CPU's handle on a vas. */
 struct vas_ctx {
 	struct lf_epoch_record rec;       /* epoch participant */
@@ -177,6 +194,18 @@ struct vas_ctx {
 	lf_atomic_u64 restarts;           /* (o) written by the owner only */
 	lf_atomic_u64 rejected[VAS_NERR]; /* (o) */
 	struct vas_ctx *next;             /* (i) list of contexts, for stats */
+	/* (a) inside the shared side of the exclusion (vas_local_enter) */
+	lf_atomic_u32 in_local LF_CACHE_ALIGNED;
+	lf_atomic_u64 lcommits; /* (o) leaf-local writes committed */
+	/* Statistics of leaf-local writes, added to the vas's (o): */
+	lf_atomic_u64 d_ranges, d_free_ranges, d_free_q;
+	/*
+	 * (l) the exclusion: written by the owner inside its shared side, or
+	 * by an exclusive writer (which waits until no shared side is held).
+	 */
+	struct vas_held resv; /* (l) the reservation; len 0: none */
+	struct vas_held cache[VAS_PC_SLOTS]; /* (l) cached free ranges */
+	uint32_t ncache;                     /* (l) */
 };
 
 struct vas {
@@ -202,6 +231,8 @@ struct vas {
 	struct vas_ctx *wctx;       /* (w) the writer's context */
 	struct vas_node *held;      /* (w) nodes the write in progress locked */
 	lf_atomic_u64 commits;      /* (a) writes committed (find's check) */
+	lf_atomic_u32 excl;         /* (a) an exclusive writer is in */
+	lf_atomic_u32 caching;      /* (a) per-context caching on (w to set) */
 	struct lf_epoch_domain epoch;
 	struct lf_epoch_record own; /* create and destroy's participant */
 };
@@ -224,6 +255,17 @@ int vas_create(struct vas *v, uint64_t base, uint64_t size, uint64_t quantum,
  * context must be unregistered first (VAS_EINVAL otherwise).
  */
 int vas_destroy(struct vas *v);
+
+/*
+ * Per-context caching of small ranges on or off (off at creation: exact
+ * placement). On, vas_alloc of at most VAS_PC_QMAX quanta at quantum
+ * alignment is served from the calling context's cached and reserved
+ * ranges, writing one leaf without the writer lock; first fit and best fit
+ * are then exact only outside those ranges (docs/design.md 3.3). Off, every
+ * range held by a context goes back to the free ranges first (VAS_ENOMEM if
+ * the node source fails: nothing changed). Any time, with anything.
+ */
+int vas_set_caching(struct vas *v, bool on);
 
 /* Register a zero-filled (or unregistered) context with v. */
 int vas_ctx_register(struct vas *v, struct vas_ctx *c);

@@ -1573,7 +1573,7 @@ void vas_stats(struct vas *v, struct vas_stats *out)
 		out->free_ranges += lf_load_u64(&c->d_free_ranges, LF_RELAXED);
 		out->free_bytes += lf_load_u64(&c->d_free_q, LF_RELAXED)
 				   << v->qshift;
-		out->commits += lf_load_u64(&c->lcommits, LF_RELAXED);
+		out->local += lf_load_u64(&c->lcommits, LF_RELAXED);
 		out->restarts += lf_load_u64(&c->restarts, LF_RELAXED);
 		for (unsigned i = 0; i < VAS_NERR; i++) {
 			uint64_t x = lf_load_u64(&c->rejected[i], LF_RELAXED);

@@ -135,6 +135,7 @@ struct vas_stats {
 	uint64_t height;        /* of the address tree */
 	uint64_t restarts;      /* optimistic restarts, all contexts */
 	uint64_t commits;       /* writes that changed the vas */
+	uint64_t local;         /* of them leaf-local (caching), all contexts */
 	uint64_t refused[VAS_NERR];  /* normal refusals (vas_err_is_refusal) */
 	uint64_t rejected[VAS_NERR]; /* bad input, by -error code */
 };

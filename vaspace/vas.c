@@ -1550,16 +1550,20 @@ static uint64_t vas_largest_free(struct vas *v)
 	return m;
 }
 
+static void vas_check_counts(struct vas *v, uint64_t *ranges, uint64_t *frees,
+			     uint64_t *freeq);
+
 void vas_stats(struct vas *v, struct vas_stats *out)
 {
 	*out = (struct vas_stats){ 0 };
 	/* Relaxed: a snapshot of counters. */
-	out->ranges = lf_load_u64(&v->ranges, LF_RELAXED);
-	out->free_ranges = lf_load_u64(&v->free_ranges, LF_RELAXED);
-	out->free_bytes = lf_load_u64(&v->free_q, LF_RELAXED) << v->qshift;
 	out->nodes_retired = lf_load_u64(&v->retired, LF_RELAXED);
 	out->commits = lf_load_u64(&v->commits, LF_RELAXED);
 	vas_wlock(v);
+	/* Under the exclusion: the vas's counters and the contexts' deltas
+	 * of leaf-local writes, one consistent sum (A8). */
+	vas_check_counts(v, &out->ranges, &out->free_ranges, &out->free_bytes);
+	out->free_bytes <<= v->qshift;
 	out->largest_free = vas_largest_free(v) << v->qshift;
 	out->nodes = v->addr.nodes + v->size.nodes;
 	out->nodes_free = v->nfree + v->nreserve;
@@ -1568,11 +1572,7 @@ void vas_stats(struct vas *v, struct vas_stats *out)
 	/* Acquire: pairs with the release push in vas_ctx_register(). */
 	for (struct vas_ctx *c = lf_load_ptr(&v->ctxs, LF_ACQUIRE); c;
 	     c = c->next) {
-		/* Relaxed, the leaf-local deltas: a snapshot of counters. */
-		out->ranges += lf_load_u64(&c->d_ranges, LF_RELAXED);
-		out->free_ranges += lf_load_u64(&c->d_free_ranges, LF_RELAXED);
-		out->free_bytes += lf_load_u64(&c->d_free_q, LF_RELAXED)
-				   << v->qshift;
+		/* Relaxed: a snapshot of counters. */
 		out->local += lf_load_u64(&c->lcommits, LF_RELAXED);
 		out->restarts += lf_load_u64(&c->restarts, LF_RELAXED);
 		for (unsigned i = 0; i < VAS_NERR; i++) {

@@ -244,6 +244,8 @@ int vas_create(struct vas *v, uint64_t base, uint64_t size, uint64_t quantum,
 	while (((uint64_t)1 << v->sshift) < v->nq)
 		v->sshift++;
 	v->sexact = (uint64_t)1 << (63 - v->sshift);
+	/* A reservation: VAS_PC_RESV quanta, a sixteenth of a small region. */
+	v->resv_q = v->nq / 16 < VAS_PC_RESV ? v->nq / 16 : VAS_PC_RESV;
 	lf_spin_init(&v->wlock);
 	lf_init_u64(&v->commits, 0);
 	lf_init_ptr(&v->ctxs, NULL);
@@ -769,26 +771,25 @@ static bool vas_local_free(struct vas *v, struct vas_ctx *c, uint64_t at,
 
 /*
  * Exclusive writer, caching on: c's reservation (what is left of it) goes
- * back, a new one of VAS_PC_RESV quanta is taken by best fit, and n quanta
- * are carved from its start. False if no free range is that long.
+ * back, a new one of resv_q quanta is taken by best fit, and n quanta are
+ * carved from its start. False if no free range is that long.
  */
 static bool vas_resv_alloc(struct vas *v, struct vas_ctx *c, uint64_t n,
 			   uintptr_t tag, struct vas_fit *f)
 {
 	if (c->resv.len != 0)
 		vas_held_return(v, c->resv.key);
-	struct vas_want r = { VAS_PC_RESV, (uint64_t)1 << v->qshift, 0, v->nq,
-			      false };
-	if (n >= VAS_PC_RESV || !vas_best_fit(v, &r, f))
+	uint64_t len = v->resv_q;
+	struct vas_want r = { len, (uint64_t)1 << v->qshift, 0, v->nq, false };
+	if (n >= len || !vas_best_fit(v, &r, f))
 		return false;
-	vas_carve(v, f, VAS_PC_RESV, 0, tag);
+	vas_carve(v, f, len, 0, tag);
 	vas_put(v, f->at, n, false, tag, false);
-	struct vt_ent e =
-		vas_held_ent(f->at + n, VAS_PC_RESV - n, VAS_HELD_RESV, c);
+	struct vt_ent e = vas_held_ent(f->at + n, len - n, VAS_HELD_RESV, c);
 	vt_insert(&v->addr, &e);
 	vas_count(&v->free_ranges, 1);
-	vas_count(&v->free_q, (int64_t)(VAS_PC_RESV - n));
-	c->resv = (struct vas_held){ f->at + n, VAS_PC_RESV - n };
+	vas_count(&v->free_q, (int64_t)(len - n));
+	c->resv = (struct vas_held){ f->at + n, len - n };
 	return true;
 }
 

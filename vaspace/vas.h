@@ -180,7 +180,7 @@ struct vas_tree {
  * exclusion, not the writer lock.
  */
 #define VAS_PC_QMAX 16  /* quanta: the largest cached allocation */
-#define VAS_PC_RESV 256 /* quanta: a context's reservation */
+#define VAS_PC_RESV 256 /* quanta: a reservation (region / 16 at most) */
 #define VAS_PC_SLOTS 32 /* cached free ranges a context keeps */
 
 /* A held entry as its context records it (start and length in quanta). */
@@ -217,6 +217,7 @@ struct vas {
 	unsigned qshift;            /* (i) log2 of the quantum */
 	unsigned sshift;            /* (i) bits of a start in a size key */
 	uint64_t sexact;            /* (i) size keys below: exact lengths */
+	uint64_t resv_q;            /* (i) a context's reservation, quanta */
 	struct vas_node_source src; /* (i) */
 	struct vas_node *freelist;  /* (w) obsolete nodes for reuse */
 	uint64_t nfree;             /* (w) nodes on it */

@@ -16,11 +16,17 @@
  * under RCU; a writer version-locks each node it changes and keeps every one
  * locked until the whole call is done (two-phase locking), so a reader sees the
  * vas before or after a call, never part of one: a replace of [a, b) over
- * several ranges is one step for lookups. Finding a fit is O(log n): inner
+ * several ranges is one step for lookups. With per-context caching on
+ * (vas_set_caching), a free of a small whole range and a small allocation
+ * are usually leaf-local: one leaf locked, under the shared side of a
+ * big-reader exclusion whose exclusive side is the writer lock, so writers
+ * of small ranges on different CPUs do not take turns (docs/design.md
+ * 3.3). Finding a fit is O(log n): inner
  * nodes keep a bound on the largest free range below each child (first fit by
  * address; a bound a search found too high is lowered) and a second tree
- * indexes free ranges by size (best fit). The invariants (A1-A9, W1) and the
- * argument are in docs/design.md section 3; the sources cite them by number.
+ * indexes free ranges by size (best fit). The invariants (A1-A11, W1, X1) and
+ * the argument are in docs/design.md section 3; the sources cite them by
+ * number.
  *
  * Nodes (VAS_NODE_SIZE bytes each) come from a node source given at
  * creation (page-aligned memory in userspace, buddy frames in the kernel).
@@ -37,9 +43,9 @@
  * Synchronization table:
  *   vas_lookup, vas_find, vas_next,      with anything, on any context
  *   vas_prev, vas_iterate, vas_stats
- *   vas_alloc, vas_alloc_at, vas_free,   with anything (writers take turns)
- *   vas_map, vas_replace, vas_unmap,
- *   vas_protect
+ *   vas_alloc, vas_alloc_at, vas_free,   with anything (writers take turns,
+ *   vas_map, vas_replace, vas_unmap,     but for leaf-local allocs and
+ *   vas_protect, vas_set_caching         frees with caching on)
  *   vas_ctx_register/unregister          with anything
  *   vas_create, vas_destroy, vas_check   alone (check: no writer running)
  * A struct vas_ctx is used by one thread at a time (a CPU, or a thread),
@@ -386,7 +392,7 @@ int vas_iterate(struct vas_ctx *c, uint64_t a, uint64_t b,
 void vas_stats(struct vas *v, struct vas_stats *out);
 
 /*
- * The structural check (docs/design.md, invariants A1-A9): 0, or the
+ * The structural check (docs/design.md, invariants A1-A11): 0, or the
  * number of the first invariant found broken. Takes the writer lock.
  */
 int vas_check(struct vas *v, uint64_t *where);

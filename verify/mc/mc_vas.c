@@ -18,6 +18,8 @@
  *          over ranges and holes; the thread gives up the ranges it holds,
  *          which the configuration makes the only ones there)
  *   lQ     vas_lookup of quantum Q
+ *   nQ     vas_find from quantum Q (the range holding it, or the first
+ *          allocated one above)
  *   LQ     the same descent without an epoch section (self-test only)
  *   p      lf_epoch_poll of the thread's record (runs node retirements)
  * Every execution checks:
@@ -57,10 +59,10 @@
  * Operation codes and their names for the history, as each harness declares
  * its own (lin.h).
  */
-enum { ALLOC, BEST, AT, FREE, LOOKUP, REPLACE, UNMAP };
+enum { ALLOC, BEST, AT, FREE, LOOKUP, REPLACE, UNMAP, FIND };
 static const char *const mv_names[] = { "alloc", "alloc_best", "alloc_at",
 					"free",  "lookup",     "replace",
-					"unmap" };
+					"unmap", "find" };
 #define MV_SPAN 2 /* quanta a replace or unmap covers */
 
 struct mv_init {
@@ -278,6 +280,14 @@ static void mv_lookup(unsigned tid, unsigned q)
 	lin_ret(op, (uint64_t)(int64_t)rc, rc == VAS_OK ? mv_pack(&r) : 0);
 }
 
+static void mv_find(unsigned tid, unsigned q)
+{
+	struct lin_op *op = lin_call(&S.h, FIND, q, 0);
+	struct vas_range r;
+	int rc = vas_find(&S.ctx[tid], mv_addr(q), &r);
+	lin_ret(op, (uint64_t)(int64_t)rc, rc == VAS_OK ? mv_pack(&r) : 0);
+}
+
 /*
  * The self-test's broken reader: a descent outside any epoch section, so
  * nothing keeps the nodes it reads from going back to the source.
@@ -325,6 +335,9 @@ static void mv_thread(unsigned tid)
 			break;
 		case 'l':
 			mv_lookup(tid, mv_digit(&p));
+			break;
+		case 'n':
+			mv_find(tid, mv_digit(&p));
 			break;
 		case 'r':
 			mv_rewrite(tid, mv_digit(&p), false);
@@ -482,6 +495,21 @@ static bool mv_model_lookup(const struct mv_model *m, const struct lin_op *op)
 	       op->res[1] == (s | (e - s) << 8 | (uint64_t)m->tag[q] << 16);
 }
 
+/* The range holding quantum q, or the first allocated one above. */
+static bool mv_model_find(const struct mv_model *m, const struct lin_op *op)
+{
+	const struct mv_cfg *cfg = mc_cfg();
+	int rc = (int)(int64_t)op->res[0];
+	unsigned q = (unsigned)op->arg[0], s, e;
+	while (q < cfg->nq && m->tag[q] == 0)
+		q++;
+	if (q == cfg->nq)
+		return rc == VAS_ENOENT;
+	mv_model_range(m, q, &s, &e);
+	return rc == VAS_OK &&
+	       op->res[1] == (s | (e - s) << 8 | (uint64_t)m->tag[q] << 16);
+}
+
 /* [q, q + MV_SPAN) becomes one range of tag (0: free); the rest stays. */
 static bool mv_model_rewrite(struct mv_model *m, const struct lin_op *op)
 {
@@ -511,6 +539,8 @@ static bool mv_model_apply(void *st, const struct lin_op *op)
 		return mv_model_free(m, op);
 	case LOOKUP:
 		return mv_model_lookup(m, op);
+	case FIND:
+		return mv_model_find(m, op);
 	}
 	return false;
 }
@@ -813,7 +843,21 @@ MV_TEST(mv_carve, "vas.carve",
 	.init = { { 2, 0, 1 }, { 2, 3, 2 }, { 2, 7, 1 } }, .ninit = 3,
 	.script = { "a1a1", "a1a1", "l2fl6" }, .need = "c")
 
+/*
+ * vas_find over free space that is several entries (caching on): thread 0
+ * frees its ranges at quanta 3 and 1 (both cached: held entries between
+ * ordinary free ones) and takes them back, 1 then 3, while thread 1 finds
+ * from quantum 0, walking free, cached, free, cached... A find that read 1
+ * free, then 3 allocated, must not answer 3 (never the answer): the pair
+ * check counts leaf-local commits too.
+ */
+MV_TEST(mv_findrun, "vas.find", "find across cached ranges vs their reuse", 2,
+	2, 3, 20000, .nq = 8, .keys = 3, .caching = true,
+	.init = { { 0, 3, 1 }, { 0, 1, 1 }, { 1, 6, 1 } }, .ninit = 3,
+	.script = { "ffa1a1", "n0n2" }, .need = "c")
+
 const struct mc_test *const mc_tests_vas[] = {
-	&mv_split,   &mv_grow,  &mv_merge,   &mv_writers, &mv_reuse, &mv_mix,
-	&mv_replace, &mv_unmap, &mv_noepoch, &mv_lwrite,  &mv_carve, NULL
+	&mv_split, &mv_grow,    &mv_merge, &mv_writers, &mv_reuse,
+	&mv_mix,   &mv_replace, &mv_unmap, &mv_noepoch, &mv_lwrite,
+	&mv_carve, &mv_findrun, NULL
 };

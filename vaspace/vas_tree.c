@@ -1181,6 +1181,32 @@ void vt_update(struct vas_tree *t, const struct vt_ent *e)
  * the count copies of their own slots only; two on one leaf take turns at
  * its version lock.
  */
+/*
+ * Write-lock leaf n for a leaf-local write. Another leaf-local writer may
+ * hold it for a few hundred ns, or longer if it lost its CPU: spin, then
+ * yield between looks (as the writer lock does, vas.c), so that on a
+ * machine with more runnable threads than CPUs the waiter gives its time
+ * slice to the holder. n is never obsolete while no exclusive writer runs.
+ */
+#define VT_LOCAL_SPINS 256
+
+static void vt_local_wlock(struct vas_node *n)
+{
+	for (unsigned i = 0;; i++) {
+		/* Relaxed: a look; the upgrade's CAS (acquire) takes it. */
+		uint64_t w = lf_load_u64(&n->lock.word, LF_RELAXED);
+		LF_ASSERT(!lf_vlock_word_obsolete(w));
+		if (!lf_vlock_word_locked(w) && lf_vlock_upgrade(&n->lock, w))
+			return;
+		if (i < VT_LOCAL_SPINS) {
+			lf_platform_pause();
+		} else {
+			i = 0;
+			lf_platform_yield();
+		}
+	}
+}
+
 void vt_local_lock(struct vas_tree *t, uint64_t key, struct vt_local *l)
 {
 	struct vas_node *n = vt_root(t);
@@ -1201,10 +1227,7 @@ void vt_local_lock(struct vas_tree *t, uint64_t key, struct vt_local *l)
 		n = vn_child(n, i);
 	}
 	l->leaf = n;
-	/* Waits for another leaf-local writer of n; n is never obsolete
-	 * while no exclusive writer runs. */
-	int rc = lf_vlock_write_lock(&n->lock);
-	LF_ASSERT(rc == LF_VLOCK_OK);
+	vt_local_wlock(n);
 }
 
 void vt_local_unlock(struct vt_local *l)

@@ -20,6 +20,17 @@
  * several ranges, an unmap over ranges and holes, a protect that splits and
  * merges. The commit count lets readers that need two entries (vas_find
  * over a hole) check that both came from one state.
+ *
+ * With per-context caching on (docs/design.md 3.3), a small allocation and
+ * a free of a small whole range are leaf-local writes instead: under the
+ * shared side of a big-reader exclusion (a flag in the caller's context,
+ * vas_local_enter) whose exclusive side is the writer lock plus a wait for
+ * every flag (vas_wlock), they change one address-tree leaf under its lock:
+ * a range held by the context (cached after a free, or its reservation)
+ * becomes allocated, or an allocated one becomes cached. Held ranges are
+ * free to readers but out of the free-range index; every exclusive call
+ * that must see free space returns them first (vas_drain_span,
+ * vas_drain_all). Invariants A10, A11 and X1.
  */
 #include "vas_i.h"
 

@@ -4,10 +4,11 @@
  *
  * A vas manages [base, base + size) in units of a quantum (a power of two,
  * e.g. 4 KiB). Every address of the region belongs to exactly one range,
- * allocated (with a user tag) or free; adjacent free ranges are always
- * coalesced. The ranges live in a B+-tree keyed by start address whose
- * nodes carry version locks (lockfree/lf_vlock.h): lookups descend
- * optimistically, reading node fields with atomic loads and validating
+ * allocated (with a user tag) or free; adjacent free ranges are coalesced
+ * (with caching on, free space may be reported as several free ranges side
+ * by side: vas_set_caching). The ranges live in a B+-tree keyed by start
+ * address whose nodes carry version locks (lockfree/lf_vlock.h): lookups
+ * descend optimistically, reading node fields with atomic loads and validating
  * versions (V. Leis, M. Haubenschild, T. Neumann, "Optimistic Lock
  * Coupling", IEEE Data Eng. Bull. 42(1), 2019), so a lookup writes nothing
  * that other CPUs read, but the epoch announcement in its own context. Writers
@@ -384,7 +385,9 @@ int vas_lookup(struct vas_ctx *c, uint64_t addr, struct vas_range *out);
  * Call fn for every range (allocated and free) that overlaps [a, b), in
  * address order, until fn returns false. Each range reported was a range
  * of the vas at some moment during the call; the sequence is not one
- * atomic snapshot when writers run at the same time.
+ * atomic snapshot when writers run at the same time. With caching on, a
+ * free stretch may come as several free ranges (ranges a context holds
+ * beside ordinary free ones), each with tag 0 and no attributes.
  */
 int vas_iterate(struct vas_ctx *c, uint64_t a, uint64_t b,
 		bool (*fn)(const struct vas_range *r, void *arg), void *arg);

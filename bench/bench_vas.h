@@ -4,6 +4,8 @@
  * code for every implementation:
  *
  *   vas        vaspace/: the OLC B+-tree; lookups lock nothing
+ *   vas_pc     the same with per-context caching of small ranges on: a
+ *              small free and allocation write one leaf, no writer lock
  *   rb_rwlock  the baseline (bench_vas_rb.c): the same allocator on
  *              red-black trees (BSD sys/tree.h from libbsd), lookups under
  *              the read side of a pthread reader-writer lock, writers under
@@ -60,6 +62,7 @@ uint64_t bench_vas_fill(const struct bench_vas_ops *ops, void *a, uint64_t base,
 			uint64_t n, uint64_t *addr, uint8_t *len);
 
 extern const struct bench_vas_ops bench_vas_ops_vas;
+extern const struct bench_vas_ops bench_vas_ops_vas_pc;
 extern const struct bench_vas_ops bench_vas_ops_rb_rwlock;
 extern const struct bench_vas_ops bench_vas_ops_rb_mutex;
 

@@ -2,7 +2,10 @@
  * bench_vas_lf.c: vaspace/ behind bench_vas's table of operations
  * (bench_vas.h). Nodes come from aligned_alloc (the userspace node
  * source); each benchmark thread has its own registered context, so a
- * lookup writes nothing but its own epoch announcement.
+ * lookup writes nothing but its own epoch announcement. vas_pc is the same
+ * vas with per-context caching on (vas_set_caching, docs/design.md 3.3):
+ * a free of a small range and the allocation after it are leaf-local
+ * writes, without the writer lock.
  */
 #include "bench.h"
 #include "bench_arena.h"
@@ -28,6 +31,17 @@ static void *bench_vas_lf_get(void *arg)
 static void bench_vas_lf_put(void *arg, void *node)
 {
 	bench_arena_put(arg, node);
+}
+
+static void *bench_vas_lf_create(uint64_t base, uint64_t size, unsigned nth);
+
+static void *bench_vas_pc_create(uint64_t base, uint64_t size, unsigned nth)
+{
+	struct bench_vas_lf *a = bench_vas_lf_create(base, size, nth);
+
+	if (a != NULL && vas_set_caching(&a->v, true) != VAS_OK)
+		abort(); /* turning it on needs no node */
+	return a;
 }
 
 static void *bench_vas_lf_create(uint64_t base, uint64_t size, unsigned nth)
@@ -133,6 +147,17 @@ static uint64_t bench_vas_lf_bytes(void *p)
 
 const struct bench_vas_ops bench_vas_ops_vas = {
 	.create = bench_vas_lf_create,
+	.destroy = bench_vas_lf_destroy,
+	.lookup = bench_vas_lf_lookup,
+	.alloc = bench_vas_lf_alloc,
+	.alloc_at = bench_vas_lf_alloc_at,
+	.free = bench_vas_lf_free,
+	.check = bench_vas_lf_check,
+	.bytes = bench_vas_lf_bytes,
+};
+
+const struct bench_vas_ops bench_vas_ops_vas_pc = {
+	.create = bench_vas_pc_create,
 	.destroy = bench_vas_lf_destroy,
 	.lookup = bench_vas_lf_lookup,
 	.alloc = bench_vas_lf_alloc,

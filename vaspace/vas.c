@@ -20,6 +20,17 @@
  * several ranges, an unmap over ranges and holes, a protect that splits and
  * merges. The commit count lets readers that need two entries (vas_find
  * over a hole) check that both came from one state.
+ *
+ * With per-context caching on (docs/design.md 3.3), a small allocation and
+ * a free of a small whole range are leaf-local writes instead: under the
+ * shared side of a big-reader exclusion (a flag in the caller's context,
+ * vas_local_enter) whose exclusive side is the writer lock plus a wait for
+ * every flag (vas_wlock), they change one address-tree leaf under its lock:
+ * a range held by the context (cached after a free, or its reservation)
+ * becomes allocated, or an allocated one becomes cached. Held ranges are
+ * free to readers but out of the free-range index; every exclusive call
+ * that must see free space returns them first (vas_drain_span,
+ * vas_drain_all). Invariants A10, A11 and X1.
  */
 #include "vas_i.h"
 
@@ -51,7 +62,7 @@ static uint64_t vas_size_key(const struct vas *v, uint64_t len, uint64_t s)
  */
 #define VAS_WLOCK_SPINS 256
 
-static void vas_wlock(struct vas *v)
+static void vas_wlock_spin(struct vas *v)
 {
 	while (!lf_spin_trylock(&v->wlock)) {
 		/* Relaxed: only a look; the trylock takes it. */
@@ -64,9 +75,72 @@ static void vas_wlock(struct vas *v)
 	}
 }
 
+/*
+ * The exclusion between leaf-local calls (the shared side, one flag per
+ * context) and every other write (the exclusive side: the writer lock, then
+ * excl, then a wait for every context's flag), docs/design.md 3.3 (X1). A
+ * big-reader lock whose readers are the leaf-local writers: the shared side
+ * writes its own context's line only. Dekker's pattern: each side stores
+ * its flag, then loads the other's, all four seq_cst (no standalone fence:
+ * ThreadSanitizer sees the edges), so at least one side sees the other.
+ */
+static void vas_excl_wait(uint32_t *w)
+{
+	if (++*w < VAS_WLOCK_SPINS) {
+		lf_platform_pause();
+		return;
+	}
+	*w = 0;
+	lf_platform_yield();
+}
+
+static void vas_wlock(struct vas *v)
+{
+	vas_wlock_spin(v);
+	/* Seq_cst: Dekker with vas_local_enter() (store, then load). */
+	lf_store_u32(&v->excl, 1, LF_SEQ_CST);
+	/* Acquire: pairs with the push in vas_ctx_register(), made under the
+	 * writer lock, so every context that can enter is on the list. */
+	for (struct vas_ctx *c = lf_load_ptr(&v->ctxs, LF_ACQUIRE); c;
+	     c = c->next) {
+		uint32_t w = 0;
+		/* Seq_cst: Dekker; also pairs with the release store of
+		 * vas_local_exit(): the leaf-local call's changes are seen. */
+		while (lf_load_u32(&c->in_local, LF_SEQ_CST) != 0)
+			vas_excl_wait(&w);
+	}
+}
+
 static void vas_wunlock(struct vas *v)
 {
+	/* Release: pairs with the seq_cst load of vas_local_enter(): a
+	 * leaf-local call that enters next sees this write. */
+	lf_store_u32(&v->excl, 0, LF_RELEASE);
 	lf_spin_unlock(&v->wlock);
+}
+
+/* The shared side, for a leaf-local call of context c. */
+static void vas_local_enter(struct vas *v, struct vas_ctx *c)
+{
+	for (;;) {
+		/* Seq_cst, the store and the load: Dekker with vas_wlock(). */
+		lf_store_u32(&c->in_local, 1, LF_SEQ_CST);
+		if (lf_load_u32(&v->excl, LF_SEQ_CST) == 0)
+			return;
+		/* Relaxed: backing off, nothing was written; the exclusive
+		 * writer's seq_cst load sees it (coherence) and goes on. */
+		lf_store_u32(&c->in_local, 0, LF_RELAXED);
+		uint32_t w = 0;
+		/* Relaxed: a look; the seq_cst load above decides. */
+		while (lf_load_u32(&v->excl, LF_RELAXED) != 0)
+			vas_excl_wait(&w);
+	}
+}
+
+static void vas_local_exit(struct vas_ctx *c)
+{
+	/* Release: pairs with the seq_cst load in vas_wlock(). */
+	lf_store_u32(&c->in_local, 0, LF_RELEASE);
 }
 
 /* Statistics words: written by the writer alone, read by vas_stats(). */
@@ -181,6 +255,8 @@ int vas_create(struct vas *v, uint64_t base, uint64_t size, uint64_t quantum,
 	while (((uint64_t)1 << v->sshift) < v->nq)
 		v->sshift++;
 	v->sexact = (uint64_t)1 << (63 - v->sshift);
+	/* A reservation: VAS_PC_RESV quanta, a sixteenth of a small region. */
+	v->resv_q = v->nq / 16 < VAS_PC_RESV ? v->nq / 16 : VAS_PC_RESV;
 	lf_spin_init(&v->wlock);
 	lf_init_u64(&v->commits, 0);
 	lf_init_ptr(&v->ctxs, NULL);
@@ -236,12 +312,16 @@ int vas_ctx_register(struct vas *v, struct vas_ctx *c)
 	if (c->vas == v)
 		return VAS_OK; /* listed already, at its first registration */
 	c->vas = v;
+	/* Under the writer lock: an exclusive writer's walk of the contexts
+	 * (vas_wlock) sees every context that can enter the shared side. */
+	vas_wlock(v);
 	/* Relaxed: the CAS re-checks it. */
 	struct vas_ctx *head = lf_load_ptr(&v->ctxs, LF_RELAXED);
 	do
 		c->next = head;
 	/* Release: c's fields, for vas_stats()'s acquire walk. */
 	while (!lf_cas_ptr(&v->ctxs, (void **)&head, c, LF_RELEASE));
+	vas_wunlock(v);
 	return VAS_OK;
 }
 
@@ -281,6 +361,13 @@ static uint32_t vas_need(const struct vas_tree *t, uint32_t k)
 #define VAS_W_REPLACE 3, 2 /* up to three pieces, two of them free */
 #define VAS_W_UNMAP 3, 1   /* head, freed span, tail; one free range */
 #define VAS_W_PROTECT 2, 0 /* the splits at both ends */
+/* alloc with caching: carve, the rest of a reservation, one returned */
+#define VAS_W_CARVE_HELD 3, 3
+
+static uint32_t vas_wneed(const struct vas *v, uint32_t ka, uint32_t ks)
+{
+	return vas_need(&v->addr, ka) + vas_need(&v->size, ks);
+}
 
 /*
  * Take the writer lock and set aside the nodes a call may need for ka
@@ -291,8 +378,7 @@ static int vas_wbegin(struct vas *v, struct vas_ctx *c, uint32_t ka,
 {
 	vas_wlock(v);
 	v->wctx = c;
-	uint32_t need = vas_need(&v->addr, ka) + vas_need(&v->size, ks);
-	int rc = vn_reserve(v, need);
+	int rc = vn_reserve(v, vas_wneed(v, ka, ks));
 	if (rc != VAS_OK)
 		vas_wunlock(v);
 	return rc;
@@ -441,6 +527,300 @@ static void vas_carve(struct vas *v, const struct vas_fit *f, uint64_t n,
 	vas_count(&v->ranges, 1);
 }
 
+/*
+ * Free range [s, s + len) at key s: merge with free neighbours (ordinary
+ * ones: a held neighbour stays its context's, A6), index it.
+ */
+static void vas_coalesce(struct vas *v, uint64_t s, uint64_t len)
+{
+	struct vt_ent e;
+	if (vt_get_ge(&v->addr, s + 1, &e) && vas_val_plain(e.val)) {
+		uint64_t nl = vas_val_len(e.val);
+		vas_free_del(v, e.key, nl);
+		vas_put(v, s, len + nl, true, 0, false);
+		vt_delete(&v->addr, e.key);
+		len += nl;
+	}
+	if (vt_get_lt(&v->addr, s, &e) && vas_val_plain(e.val)) {
+		uint64_t pl = vas_val_len(e.val);
+		vas_free_del(v, e.key, pl);
+		vas_put(v, e.key, pl + len, true, 0, false);
+		vt_delete(&v->addr, s);
+		s = e.key;
+		len += pl;
+	}
+	vas_free_add(v, s, len);
+}
+
+/* ---- held entries: per-context caching (docs/design.md 3.3) ---- */
+
+/* Statistics of a leaf-local write: the context's own words (o). */
+static void vas_local_count(struct vas_ctx *c, int64_t ranges, int64_t frees,
+			    int64_t q)
+{
+	vas_count(&c->d_ranges, ranges);
+	vas_count(&c->d_free_ranges, frees);
+	vas_count(&c->d_free_q, q);
+}
+
+/*
+ * A leaf-local write is done (before its leaf is unlocked). Release: pairs
+ * with the acquire loads of vas_commits(), as the vas's count does.
+ */
+static void vas_lcommit(struct vas_ctx *c)
+{
+	/* Relaxed load: the owner alone writes it. */
+	lf_store_u64(&c->lcommits, lf_load_u64(&c->lcommits, LF_RELAXED) + 1,
+		     LF_RELEASE);
+}
+
+static struct vt_ent vas_held_ent(uint64_t key, uint64_t len, uint32_t mark,
+				  struct vas_ctx *c)
+{
+	return (struct vt_ent){ key, vas_val_attr(len, mark, true),
+				(uintptr_t)c };
+}
+
+/* Take the record of held entry key (of kind mark) off its context. */
+static void vas_held_forget(struct vas_ctx *o, uint64_t key, uint32_t mark)
+{
+	if (mark == VAS_HELD_RESV) {
+		LF_ASSERT(o->resv.len != 0 && o->resv.key == key);
+		o->resv.len = 0;
+		return;
+	}
+	for (uint32_t i = 0; i < o->ncache; i++) {
+		if (o->cache[i].key == key) {
+			o->cache[i] = o->cache[--o->ncache];
+			return;
+		}
+	}
+	LF_ASSERT(!"a cached entry its context does not record");
+}
+
+/*
+ * Exclusive writer: the held entry at key goes back to the free ranges
+ * (coalesced, in the size tree). Readers saw it free and still do. One
+ * insert into the size tree: the caller reserved its nodes.
+ */
+static void vas_held_return(struct vas *v, uint64_t key)
+{
+	struct vt_ent e;
+	if (!vt_get_le(&v->addr, key, &e) || e.key != key)
+		LF_ASSERT(!"a held entry is where its record says");
+	uint32_t mark = vas_val_held(e.val);
+	LF_ASSERT(mark != 0);
+	vas_held_forget((struct vas_ctx *)e.tag, key, mark);
+	uint64_t len = vas_val_len(e.val);
+	vas_count(&v->free_ranges, -1);
+	vas_count(&v->free_q, -(int64_t)len);
+	vas_put(v, key, len, true, 0, false);
+	vas_coalesce(v, key, len);
+}
+
+/* The nodes one return needs, beside what the call reserved (need). */
+static int vas_held_reserve(struct vas *v, uint32_t need)
+{
+	return vn_reserve(v, need + vt_insert_nodes(&v->size) + 1);
+}
+
+/*
+ * Exclusive writer: every held entry overlapping [a, b) goes back to the
+ * free ranges, one at a time, each with its nodes reserved first. A
+ * failing source stops it with VAS_ENOMEM: what was returned is free as
+ * it was (readers see no change), the rest stays held.
+ */
+static int vas_drain_span(struct vas *v, uint64_t a, uint64_t b, uint32_t need)
+{
+	struct vt_ent e;
+	if (!vt_get_le(&v->addr, a, &e))
+		LF_ASSERT(!"key 0 always exists");
+	for (;;) {
+		if (vas_val_held(e.val)) {
+			int rc = vas_held_reserve(v, need);
+			if (rc != VAS_OK)
+				return rc;
+			vas_held_return(v, e.key);
+			if (!vt_get_le(&v->addr, e.key, &e))
+				LF_ASSERT(!"key 0 always exists");
+		}
+		uint64_t t = e.key + vas_val_len(e.val);
+		if (t >= b || !vt_get_ge(&v->addr, t, &e))
+			return VAS_OK;
+	}
+}
+
+/*
+ * Exclusive writer: every context's held entries go back (before an
+ * allocation fails: VAS_ENOSPC stays exact, as kmem drains its magazines).
+ */
+static int vas_drain_all(struct vas *v, uint32_t need)
+{
+	/* Acquire: pairs with the release push in vas_ctx_register(). */
+	for (struct vas_ctx *o = lf_load_ptr(&v->ctxs, LF_ACQUIRE); o;
+	     o = o->next) {
+		while (o->ncache > 0 || o->resv.len > 0) {
+			int rc = vas_held_reserve(v, need);
+			if (rc != VAS_OK)
+				return rc;
+			vas_held_return(v, o->ncache > 0 ? o->cache[0].key
+							 : o->resv.key);
+		}
+	}
+	return VAS_OK;
+}
+
+/* Whether vas_alloc of w may be served from the caller's held entries. */
+static bool vas_cacheable(const struct vas *v, uint64_t n, uint64_t align)
+{
+	return n <= VAS_PC_QMAX && align <= ((uint64_t)1 << v->qshift);
+}
+
+/* Leaf-local: a cached range of n quanta becomes allocated again. */
+static bool vas_local_reuse(struct vas *v, struct vas_ctx *c, uint64_t n,
+			    uintptr_t tag, uint64_t *at)
+{
+	uint32_t i = c->ncache;
+	while (i > 0 && c->cache[i - 1].len != n)
+		i--;
+	if (i == 0)
+		return false;
+	struct vt_local l;
+	struct vt_ent e;
+	uint64_t key = c->cache[i - 1].key;
+	vt_local_lock(&v->addr, key, &l);
+	if (!vt_local_get(&l, key, &e) ||
+	    vas_val_held(e.val) != VAS_HELD_CACHED || e.tag != (uintptr_t)c ||
+	    vas_val_len(e.val) != n)
+		LF_ASSERT(!"a cached entry is where its record says (A10)");
+	e = (struct vt_ent){ key, vas_val(n, false), tag };
+	vt_local_set(&l, &e);
+	c->cache[i - 1] = c->cache[--c->ncache];
+	vas_local_count(c, 1, -1, -(int64_t)n);
+	vas_lcommit(c);
+	vt_local_unlock(&l);
+	*at = key;
+	return true;
+}
+
+/*
+ * Leaf-local: n quanta from the start of the reservation, the rest of it
+ * inserted behind, reserved, if the leaf has room for it inside its
+ * fences (else false: the caller goes exclusive).
+ */
+static bool vas_local_carve(struct vas *v, struct vas_ctx *c, uint64_t n,
+			    uintptr_t tag, uint64_t *at)
+{
+	uint64_t key = c->resv.key, len = c->resv.len;
+	if (len < n)
+		return false;
+	struct vt_local l;
+	struct vt_ent e;
+	vt_local_lock(&v->addr, key, &l);
+	if (!vt_local_get(&l, key, &e) ||
+	    vas_val_held(e.val) != VAS_HELD_RESV || e.tag != (uintptr_t)c ||
+	    vas_val_len(e.val) != len)
+		LF_ASSERT(!"the reservation is where its record says (A10)");
+	if (len > n) {
+		struct vt_ent r =
+			vas_held_ent(key + n, len - n, VAS_HELD_RESV, c);
+		if (!vt_local_insert(&v->addr, &l, &r)) {
+			vt_local_unlock(&l);
+			return false;
+		}
+	}
+	e = (struct vt_ent){ key, vas_val(n, false), tag };
+	vt_local_set(&l, &e);
+	c->resv = (struct vas_held){ key + n, len - n };
+	vas_local_count(c, 1, len > n ? 0 : -1, -(int64_t)n);
+	vas_lcommit(c);
+	vt_local_unlock(&l);
+	*at = key;
+	return true;
+}
+
+/* A small allocation without the writer lock, if the caches serve it. */
+static bool vas_local_alloc(struct vas *v, struct vas_ctx *c, uint64_t n,
+			    uintptr_t tag, uint64_t *at)
+{
+	vas_local_enter(v, c);
+	/* Relaxed: set by exclusive writers only, whose excl this side's
+	 * seq_cst load of vas_local_enter() ordered before. */
+	bool ok = lf_load_u32(&v->caching, LF_RELAXED) != 0 &&
+		  (vas_local_reuse(v, c, n, tag, at) ||
+		   vas_local_carve(v, c, n, tag, at));
+	vas_local_exit(c);
+	return ok;
+}
+
+/* A whole small allocated range [at, at + n) becomes cached by c. */
+static bool vas_local_free(struct vas *v, struct vas_ctx *c, uint64_t at,
+			   uint64_t n)
+{
+	bool ok = false;
+	vas_local_enter(v, c);
+	/* Relaxed: as in vas_local_alloc(). */
+	if (lf_load_u32(&v->caching, LF_RELAXED) != 0 &&
+	    c->ncache < VAS_PC_SLOTS) {
+		struct vt_local l;
+		struct vt_ent e;
+		vt_local_lock(&v->addr, at, &l);
+		if (vt_local_get(&l, at, &e) && !vas_val_free(e.val) &&
+		    vas_val_len(e.val) == n) {
+			e = vas_held_ent(at, n, VAS_HELD_CACHED, c);
+			vt_local_set(&l, &e);
+			c->cache[c->ncache++] = (struct vas_held){ at, n };
+			vas_local_count(c, -1, 1, (int64_t)n);
+			vas_lcommit(c);
+			ok = true;
+		}
+		vt_local_unlock(&l);
+	}
+	vas_local_exit(c);
+	return ok;
+}
+
+/*
+ * Exclusive writer, caching on: c's reservation (what is left of it) goes
+ * back, a new one of resv_q quanta is taken by best fit, and n quanta are
+ * carved from its start. False if no free range is that long.
+ */
+static bool vas_resv_alloc(struct vas *v, struct vas_ctx *c, uint64_t n,
+			   uintptr_t tag, struct vas_fit *f)
+{
+	if (c->resv.len != 0)
+		vas_held_return(v, c->resv.key);
+	uint64_t len = v->resv_q;
+	struct vas_want r = { len, (uint64_t)1 << v->qshift, 0, v->nq, false };
+	if (n >= len || !vas_best_fit(v, &r, f))
+		return false;
+	vas_carve(v, f, len, 0, tag);
+	vas_put(v, f->at, n, false, tag, false);
+	struct vt_ent e = vas_held_ent(f->at + n, len - n, VAS_HELD_RESV, c);
+	vt_insert(&v->addr, &e);
+	vas_count(&v->free_ranges, 1);
+	vas_count(&v->free_q, (int64_t)(len - n));
+	c->resv = (struct vas_held){ f->at + n, len - n };
+	return true;
+}
+
+int vas_set_caching(struct vas *v, bool on)
+{
+	if (v == NULL)
+		return VAS_EINVAL;
+	vas_wlock(v);
+	int rc = on ? VAS_OK : vas_drain_all(v, 0);
+	if (rc == VAS_OK)
+		/* Relaxed: read inside either side of the exclusion. */
+		lf_store_u32(&v->caching, on ? 1u : 0u, LF_RELAXED);
+	/* Release: pairs with vas_commits(), as in vas_wend(); find's pair
+	 * check also sees caching move. */
+	lf_fetch_add_u64(&v->commits, 1, LF_RELEASE);
+	vt_commit(v);
+	vas_wunlock(v);
+	return rc;
+}
+
 int vas_alloc(struct vas_ctx *c, uint64_t size, uint64_t align,
 	      enum vas_policy policy, uintptr_t tag, uint64_t *addr)
 {
@@ -457,17 +837,40 @@ int vas_alloc(struct vas_ctx *c, uint64_t size, uint64_t align,
 		w.align = (uint64_t)1 << v->qshift;
 	if (w.n > v->nq)
 		return vas_fail(c, VAS_ENOSPC);
+	bool small = vas_cacheable(v, w.n, w.align);
+	struct vas_fit f;
+	if (small && vas_local_alloc(v, c, w.n, tag, &f.at)) {
+		*addr = v->base + (f.at << v->qshift);
+		return VAS_OK;
+	}
 	int rc = vas_wbegin(v, c, VAS_W_CARVE);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
-	struct vas_fit f;
-	bool ok = policy == VAS_FIRST_FIT ? vas_first_fit(v, &w, &f)
-					  : vas_best_fit(v, &w, &f);
-	if (ok)
-		vas_carve(v, &f, w.n, 0, tag);
+	/* Relaxed: set under the exclusion, which this writer holds. */
+	bool caching = lf_load_u32(&v->caching, LF_RELAXED) != 0, ok = false;
+	if (caching && small) {
+		rc = vn_reserve(v, vas_wneed(v, VAS_W_CARVE_HELD));
+		if (rc != VAS_OK) {
+			vas_wend(v, c);
+			return vas_fail(c, rc);
+		}
+		ok = vas_resv_alloc(v, c, w.n, tag, &f);
+	}
+	for (unsigned pass = 0; !ok && pass < 2; pass++) {
+		/* Nothing fits outside the caches: drain them, once. */
+		if (pass == 1 &&
+		    (!caching ||
+		     (rc = vas_drain_all(v, vas_wneed(v, VAS_W_CARVE))) !=
+			     VAS_OK))
+			break;
+		ok = policy == VAS_FIRST_FIT ? vas_first_fit(v, &w, &f)
+					     : vas_best_fit(v, &w, &f);
+		if (ok)
+			vas_carve(v, &f, w.n, 0, tag);
+	}
 	vas_wend(v, c);
 	if (!ok)
-		return vas_fail(c, VAS_ENOSPC);
+		return vas_fail(c, rc != VAS_OK ? rc : VAS_ENOSPC);
 	*addr = v->base + (f.at << v->qshift);
 	return VAS_OK;
 }
@@ -510,6 +913,23 @@ static int vas_wrange(struct vas *v, struct vas_ctx *c, uint64_t addr,
 	return rc;
 }
 
+/*
+ * With caching on, the held entries overlapping [a, b) go back first (an
+ * exclusive call sees through the caches), and *e is the entry holding a
+ * again; need: the nodes the call reserved.
+ */
+static int vas_wdrain(struct vas *v, uint64_t a, uint64_t b, struct vt_ent *e,
+		      uint32_t ka, uint32_t ks)
+{
+	/* Relaxed: set under the exclusion, which this writer holds. */
+	if (lf_load_u32(&v->caching, LF_RELAXED) == 0)
+		return VAS_OK;
+	int rc = vas_drain_span(v, a, b, vas_wneed(v, ka, ks));
+	if (!vt_get_le(&v->addr, a, e))
+		LF_ASSERT(!"key 0 always exists");
+	return rc;
+}
+
 int vas_alloc_at(struct vas_ctx *c, uint64_t addr, uint64_t size, uintptr_t tag)
 {
 	struct vas *v = vas_of(c);
@@ -520,8 +940,12 @@ int vas_alloc_at(struct vas_ctx *c, uint64_t addr, uint64_t size, uintptr_t tag)
 	int rc = vas_wrange(v, c, addr, size, &at, &n, &e, VAS_W_CARVE);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
+	if ((rc = vas_wdrain(v, at, at + n, &e, VAS_W_CARVE)) != VAS_OK) {
+		vas_wend(v, c);
+		return vas_fail(c, rc);
+	}
 	struct vas_fit f = { e.key, vas_val_len(e.val), at };
-	bool ok = vas_val_free(e.val) && at + n <= f.s + f.len;
+	bool ok = vas_val_plain(e.val) && at + n <= f.s + f.len;
 	if (ok)
 		vas_carve(v, &f, n, 0, tag);
 	vas_wend(v, c);
@@ -543,7 +967,7 @@ static bool vas_hint_fit(struct vas *v, const struct vas_place *p,
 	if (!vt_get_le(&v->addr, hq, &e))
 		LF_ASSERT(!"the entry exists");
 	*f = (struct vas_fit){ e.key, vas_val_len(e.val), hq };
-	return vas_val_free(e.val) && hq + w->n <= f->s + f->len;
+	return vas_val_plain(e.val) && hq + w->n <= f->s + f->len;
 }
 
 /* vas_map's arguments in quanta, or the code that rejects them. */
@@ -589,38 +1013,31 @@ int vas_map(struct vas_ctx *c, const struct vas_place *p, uint64_t *addr)
 	if ((rc = vas_wbegin(v, c, VAS_W_CARVE)) != VAS_OK)
 		return vas_fail(c, rc);
 	struct vas_fit f;
-	bool ok = vas_hint_fit(v, p, &w, &f) ||
-		  ((p->flags & VAS_MAP_BESTFIT) ? vas_best_fit(v, &w, &f)
-						: vas_first_fit(v, &w, &f));
+	struct vt_ent e;
+	bool ok = false;
+	uint64_t hq = (p->hint - v->base) >> v->qshift;
+	if (p->hint != 0 && p->hint >= v->base && hq < v->nq)
+		rc = vas_wdrain(v, hq, hq + w.n < v->nq ? hq + w.n : v->nq, &e,
+				VAS_W_CARVE);
+	for (unsigned pass = 0; rc == VAS_OK && !ok && pass < 2; pass++) {
+		/* Nothing fits outside the caches: drain them, once. */
+		/* Relaxed: set under the exclusion, which this writer holds. */
+		if (pass == 1 &&
+		    (lf_load_u32(&v->caching, LF_RELAXED) == 0 ||
+		     (rc = vas_drain_all(v, vas_wneed(v, VAS_W_CARVE))) !=
+			     VAS_OK))
+			break;
+		ok = vas_hint_fit(v, p, &w, &f) ||
+		     ((p->flags & VAS_MAP_BESTFIT) ? vas_best_fit(v, &w, &f)
+						   : vas_first_fit(v, &w, &f));
+	}
 	if (ok)
 		vas_carve(v, &f, w.n, p->attr, p->tag);
 	vas_wend(v, c);
 	if (!ok)
-		return vas_fail(c, VAS_ENOSPC);
+		return vas_fail(c, rc != VAS_OK ? rc : VAS_ENOSPC);
 	*addr = v->base + (f.at << v->qshift);
 	return VAS_OK;
-}
-
-/* Free range [s, s + len) at key s: merge with free neighbours, index it. */
-static void vas_coalesce(struct vas *v, uint64_t s, uint64_t len)
-{
-	struct vt_ent e;
-	if (vt_get_ge(&v->addr, s + 1, &e) && vas_val_free(e.val)) {
-		uint64_t nl = vas_val_len(e.val);
-		vas_free_del(v, e.key, nl);
-		vas_put(v, s, len + nl, true, 0, false);
-		vt_delete(&v->addr, e.key);
-		len += nl;
-	}
-	if (vt_get_lt(&v->addr, s, &e) && vas_val_free(e.val)) {
-		uint64_t pl = vas_val_len(e.val);
-		vas_free_del(v, e.key, pl);
-		vas_put(v, e.key, pl + len, true, 0, false);
-		vt_delete(&v->addr, s);
-		s = e.key;
-		len += pl;
-	}
-	vas_free_add(v, s, len);
 }
 
 int vas_free(struct vas_ctx *c, uint64_t addr, uint64_t size)
@@ -630,6 +1047,10 @@ int vas_free(struct vas_ctx *c, uint64_t addr, uint64_t size)
 		return VAS_ENOTREG;
 	uint64_t at, n;
 	struct vt_ent e;
+	/* A whole small range: cached by c, leaf-local, if caching is on. */
+	if (vas_range_check(v, addr, size, &at, &n) == VAS_OK &&
+	    n <= VAS_PC_QMAX && vas_local_free(v, c, at, n))
+		return VAS_OK;
 	int rc = vas_wrange(v, c, addr, size, &at, &n, &e, VAS_W_FREE);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
@@ -710,6 +1131,7 @@ static void vas_delete_span(struct vas *v, uint64_t from, uint64_t to)
 	struct vt_ent e;
 	while (from < to && vt_get_ge(&v->addr, from, &e) && e.key < to) {
 		uint64_t len = vas_val_len(e.val);
+		LF_ASSERT(vas_val_held(e.val) == 0); /* drained first */
 		if (vas_val_free(e.val))
 			vas_free_del(v, e.key, len);
 		else
@@ -757,12 +1179,12 @@ static void vas_rewrite(struct vas *v, uint64_t at, uint64_t end,
 		p[k++].len = hi - end;
 	}
 	/* Free neighbours outside the span join the free pieces at its ends. */
-	if (p[0].free && vt_get_lt(&v->addr, lo, &x) && vas_val_free(x.val)) {
+	if (p[0].free && vt_get_lt(&v->addr, lo, &x) && vas_val_plain(x.val)) {
 		p[0].s = lo = x.key;
 		p[0].len += vas_val_len(x.val);
 	}
 	if (p[k - 1].free && vt_get_ge(&v->addr, hi, &x) &&
-	    vas_val_free(x.val)) {
+	    vas_val_plain(x.val)) {
 		p[k - 1].len += vas_val_len(x.val);
 		hi += vas_val_len(x.val);
 	}
@@ -790,6 +1212,10 @@ int vas_replace(struct vas_ctx *c, uint64_t addr, uint64_t size, uint32_t attr,
 	int rc = vas_wrange(v, c, addr, size, &at, &n, &e, VAS_W_REPLACE);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
+	if ((rc = vas_wdrain(v, at, at + n, &e, VAS_W_REPLACE)) != VAS_OK) {
+		vas_wend(v, c);
+		return vas_fail(c, rc);
+	}
 	vas_report(v, at, at + n, fn, arg);
 	struct vas_piece mid = { at, n, false, attr, tag };
 	vas_rewrite(v, at, at + n, &mid);
@@ -808,6 +1234,10 @@ int vas_unmap(struct vas_ctx *c, uint64_t addr, uint64_t size, vas_piece_fn fn,
 	int rc = vas_wrange(v, c, addr, size, &at, &n, &e, VAS_W_UNMAP);
 	if (rc != VAS_OK)
 		return vas_fail(c, rc);
+	if ((rc = vas_wdrain(v, at, at + n, &e, VAS_W_UNMAP)) != VAS_OK) {
+		vas_wend(v, c);
+		return vas_fail(c, rc);
+	}
 	uint64_t got = vas_report(v, at, at + n, fn, arg);
 	if (got != 0) { /* all holes: nothing to change */
 		struct vas_piece mid = { at, n, true, 0, 0 };
@@ -935,7 +1365,7 @@ static void vas_range_of(const struct vas *v, const struct vt_ent *e,
 	r->size = vas_val_len(e->val) << v->qshift;
 	r->allocated = !vas_val_free(e->val);
 	r->tag = r->allocated ? e->tag : 0;
-	r->attr = vas_val_attrs(e->val);
+	r->attr = r->allocated ? vas_val_attrs(e->val) : 0; /* held: free */
 }
 
 int vas_lookup(struct vas_ctx *c, uint64_t addr, struct vas_range *out)
@@ -966,23 +1396,37 @@ int vas_lookup(struct vas_ctx *c, uint64_t addr, struct vas_range *out)
  * unlocks a node). A reader that saw one write's node unlocked sees its
  * commit counted, so a pair read across a commit is read again.
  */
-static uint64_t vas_commits(struct vas *v)
+static uint64_t vas_commits(struct vas *v, bool local)
 {
-	return lf_load_u64(&v->commits, LF_ACQUIRE);
+	uint64_t n = lf_load_u64(&v->commits, LF_ACQUIRE);
+	if (!local)
+		return n;
+	/* With caching on, leaf-local writes count in their contexts: the
+	 * sum moves if any of them committed. Acquire, the walk (pairs with
+	 * the push in vas_ctx_register()) and each count (pairs with the
+	 * release in vas_lcommit()). */
+	for (struct vas_ctx *o = lf_load_ptr(&v->ctxs, LF_ACQUIRE); o;
+	     o = o->next)
+		n += lf_load_u64(&o->lcommits, LF_ACQUIRE);
+	return n;
 }
 
 /*
  * The allocated range holding quantum k or the first above it (up), or
  * the one with the greatest start <= k (!up). The entry at k is free, or
- * holds k: as free ranges are coalesced, the answer is it or its
- * neighbour, read with the commit count unchanged.
+ * holds k; then the answer is the first allocated entry past the run of
+ * free entries from it (one, as free ranges are coalesced, but for the
+ * held entries of caching beside them), all read with the commit counts
+ * unchanged.
  */
 static bool vas_find_q(struct vas_ctx *c, uint64_t k, bool up,
 		       struct vt_ent *out, uint64_t *restarts)
 {
 	struct vas *v = c->vas;
 	for (;; (*restarts)++) {
-		uint64_t s0 = vas_commits(v);
+		/* Relaxed: vas_set_caching() moves commits too. */
+		bool local = lf_load_u32(&v->caching, LF_RELAXED) != 0;
+		uint64_t s0 = vas_commits(v, local);
 		struct vt_ent e;
 		if (!vt_read_le(&v->addr, k, &e, restarts))
 			continue; /* key 0 is always there: cannot happen */
@@ -990,17 +1434,20 @@ static bool vas_find_q(struct vas_ctx *c, uint64_t k, bool up,
 			*out = e;
 			return true;
 		}
-		uint64_t next = e.key + vas_val_len(e.val);
-		bool found = up ? next < v->nq && vt_read_ge(&v->addr, next,
-							     out, restarts)
-				: e.key > 0 && vt_read_le(&v->addr, e.key - 1,
-							  out, restarts);
-		if (vas_commits(v) != s0)
+		bool found;
+		do {
+			uint64_t next = e.key + vas_val_len(e.val);
+			found = up ? next < v->nq && vt_read_ge(&v->addr, next,
+								&e, restarts)
+				   : e.key > 0 &&
+						vt_read_le(&v->addr, e.key - 1,
+							   &e, restarts);
+		} while (found && vas_val_free(e.val));
+		if (vas_commits(v, local) != s0)
 			continue;
 		if (!found)
 			return false;
-		/* Same commit: the neighbour of a free range is allocated. */
-		LF_ASSERT(!vas_val_free(out->val));
+		*out = e;
 		return true;
 	}
 }
@@ -1115,16 +1562,20 @@ static uint64_t vas_largest_free(struct vas *v)
 	return m;
 }
 
+static void vas_check_counts(struct vas *v, uint64_t *ranges, uint64_t *frees,
+			     uint64_t *freeq);
+
 void vas_stats(struct vas *v, struct vas_stats *out)
 {
 	*out = (struct vas_stats){ 0 };
 	/* Relaxed: a snapshot of counters. */
-	out->ranges = lf_load_u64(&v->ranges, LF_RELAXED);
-	out->free_ranges = lf_load_u64(&v->free_ranges, LF_RELAXED);
-	out->free_bytes = lf_load_u64(&v->free_q, LF_RELAXED) << v->qshift;
 	out->nodes_retired = lf_load_u64(&v->retired, LF_RELAXED);
 	out->commits = lf_load_u64(&v->commits, LF_RELAXED);
 	vas_wlock(v);
+	/* Under the exclusion: the vas's counters and the contexts' deltas
+	 * of leaf-local writes, one consistent sum (A8). */
+	vas_check_counts(v, &out->ranges, &out->free_ranges, &out->free_bytes);
+	out->free_bytes <<= v->qshift;
 	out->largest_free = vas_largest_free(v) << v->qshift;
 	out->nodes = v->addr.nodes + v->size.nodes;
 	out->nodes_free = v->nfree + v->nreserve;
@@ -1133,6 +1584,8 @@ void vas_stats(struct vas *v, struct vas_stats *out)
 	/* Acquire: pairs with the release push in vas_ctx_register(). */
 	for (struct vas_ctx *c = lf_load_ptr(&v->ctxs, LF_ACQUIRE); c;
 	     c = c->next) {
+		/* Relaxed: a snapshot of counters. */
+		out->local += lf_load_u64(&c->lcommits, LF_RELAXED);
 		out->restarts += lf_load_u64(&c->restarts, LF_RELAXED);
 		for (unsigned i = 0; i < VAS_NERR; i++) {
 			uint64_t x = lf_load_u64(&c->rejected[i], LF_RELAXED);
@@ -1144,53 +1597,126 @@ void vas_stats(struct vas *v, struct vas_stats *out)
 	}
 }
 
-/* A5-A8 (docs/design.md 3.5): tiling, coalesced, size tree, counters. */
-static int vas_check_ranges(struct vas *v, uint64_t *where)
+/* The counters of the vas and its contexts' leaf-local deltas (A8). */
+static void vas_check_counts(struct vas *v, uint64_t *ranges, uint64_t *frees,
+			     uint64_t *freeq)
+{
+	/* Relaxed, all: the exclusion is held, no writer runs. */
+	*ranges = lf_load_u64(&v->ranges, LF_RELAXED);
+	*frees = lf_load_u64(&v->free_ranges, LF_RELAXED);
+	*freeq = lf_load_u64(&v->free_q, LF_RELAXED);
+	for (struct vas_ctx *o = lf_load_ptr(&v->ctxs, LF_ACQUIRE); o;
+	     o = o->next) {
+		*ranges += lf_load_u64(&o->d_ranges, LF_RELAXED);
+		*frees += lf_load_u64(&o->d_free_ranges, LF_RELAXED);
+		*freeq += lf_load_u64(&o->d_free_q, LF_RELAXED);
+	}
+}
+
+/*
+ * A10, A11: held entry e is recorded, once, by the registered context its
+ * tag names, with its length and kind; there are none with caching off.
+ */
+static bool vas_check_held(struct vas *v, const struct vt_ent *e)
+{
+	uint32_t mark = vas_val_held(e->val), seen = 0;
+	uint64_t len = vas_val_len(e->val);
+	/* Relaxed: the exclusion is held. */
+	if (lf_load_u32(&v->caching, LF_RELAXED) == 0 ||
+	    (mark != VAS_HELD_CACHED && mark != VAS_HELD_RESV))
+		return false;
+	/* Acquire: pairs with the push in vas_ctx_register(). */
+	struct vas_ctx *o = lf_load_ptr(&v->ctxs, LF_ACQUIRE);
+	while (o != NULL && (uintptr_t)o != e->tag)
+		o = o->next;
+	if (o == NULL)
+		return false;
+	if (mark == VAS_HELD_RESV)
+		return o->resv.len == len && o->resv.key == e->key;
+	for (uint32_t i = 0; i < o->ncache && i < VAS_PC_SLOTS; i++)
+		seen += o->cache[i].key == e->key && o->cache[i].len == len;
+	return seen == 1 && len <= VAS_PC_QMAX;
+}
+
+/* A10: as many records, over all contexts, as held entries were found. */
+static bool vas_check_records(struct vas *v, uint64_t held)
+{
+	uint64_t n = 0;
+	/* Acquire: pairs with the push in vas_ctx_register(). */
+	for (struct vas_ctx *o = lf_load_ptr(&v->ctxs, LF_ACQUIRE); o;
+	     o = o->next) {
+		if (o->ncache > VAS_PC_SLOTS)
+			return false;
+		n += o->ncache + (o->resv.len != 0);
+	}
+	return n == held;
+}
+
+/* A free entry: plain (A6, A7, A5) or held (A10, A11). */
+static int vas_check_free(struct vas *v, const struct vt_ent *e,
+			  bool prev_plain)
+{
+	if (vas_val_held(e->val) != 0)
+		return vas_check_held(v, e) ? 0 : 10;
+	if (prev_plain)
+		return 6;
+	struct vt_ent se;
+	uint64_t sk = vas_size_key(v, vas_val_len(e->val), e->key);
+	if (!vt_get_ge(&v->size, sk, &se) || se.key != sk ||
+	    se.val != vas_val_len(e->val))
+		return 7;
+	return e->tag != 0 ? 5 : 0;
+}
+
+/*
+ * A5-A8, A10, A11 (docs/design.md 3.5): tiling, coalesced, size tree,
+ * counters, held entries; *plain the ordinary free ranges (A7).
+ */
+static int vas_check_ranges(struct vas *v, uint64_t *where, uint64_t *plain)
 {
 	struct vt_ent e;
-	uint64_t next = 0, ranges = 0, frees = 0, freeq = 0;
-	bool prev_free = false;
+	uint64_t next = 0, ranges = 0, frees = 0, freeq = 0, held = 0;
+	bool prev_plain = false;
+	*plain = 0;
 	while (next < v->nq) {
 		*where = next;
 		if (!vt_get_ge(&v->addr, next, &e) || e.key != next ||
 		    vas_val_len(e.val) == 0)
 			return 5;
 		bool fr = vas_val_free(e.val);
-		if (fr && prev_free)
-			return 6;
-		struct vt_ent se;
-		uint64_t sk = vas_size_key(v, vas_val_len(e.val), e.key);
-		if (fr && (!vt_get_ge(&v->size, sk, &se) || se.key != sk ||
-			   se.val != vas_val_len(e.val)))
-			return 7;
-		if (fr && (e.tag != 0 || vas_val_attrs(e.val) != 0))
-			return 5;
+		int rc = fr ? vas_check_free(v, &e, prev_plain) : 0;
+		if (rc != 0)
+			return rc;
+		held += vas_val_held(e.val) != 0;
 		ranges += !fr;
 		frees += fr;
 		freeq += fr ? vas_val_len(e.val) : 0;
-		prev_free = fr;
+		prev_plain = vas_val_plain(e.val);
+		*plain += prev_plain;
 		next = e.key + vas_val_len(e.val);
 	}
 	if (next != v->nq || vt_get_ge(&v->addr, next, &e))
 		return 5;
-	if (ranges != lf_load_u64(&v->ranges, LF_RELAXED) ||
-	    frees != lf_load_u64(&v->free_ranges, LF_RELAXED) ||
-	    freeq != lf_load_u64(&v->free_q, LF_RELAXED))
+	if (!vas_check_records(v, held))
+		return 10;
+	uint64_t r, f, q;
+	vas_check_counts(v, &r, &f, &q);
+	if (ranges != r || frees != f || freeq != q)
 		return 8;
 	return 0;
 }
 
 int vas_check(struct vas *v, uint64_t *where)
 {
-	uint64_t na, ns, w = 0;
+	uint64_t na, ns, w = 0, plain = 0;
 	vas_wlock(v);
 	int rc = vt_check(&v->addr, &na, &w);
 	if (rc == 0)
 		rc = vt_check(&v->size, &ns, &w);
 	if (rc == 0)
-		rc = vas_check_ranges(v, &w);
-	/* A7: as many size keys as free ranges (each one found above). */
-	if (rc == 0 && ns != lf_load_u64(&v->free_ranges, LF_RELAXED))
+		rc = vas_check_ranges(v, &w, &plain);
+	/* A7: as many size keys as ordinary free ranges (each found above). */
+	if (rc == 0 && ns != plain)
 		rc = 7;
 	vas_wunlock(v);
 	if (where)

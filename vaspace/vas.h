@@ -4,10 +4,11 @@
  *
  * A vas manages [base, base + size) in units of a quantum (a power of two,
  * e.g. 4 KiB). Every address of the region belongs to exactly one range,
- * allocated (with a user tag) or free; adjacent free ranges are always
- * coalesced. The ranges live in a B+-tree keyed by start address whose
- * nodes carry version locks (lockfree/lf_vlock.h): lookups descend
- * optimistically, reading node fields with atomic loads and validating
+ * allocated (with a user tag) or free; adjacent free ranges are coalesced
+ * (with caching on, free space may be reported as several free ranges side
+ * by side: vas_set_caching). The ranges live in a B+-tree keyed by start
+ * address whose nodes carry version locks (lockfree/lf_vlock.h): lookups
+ * descend optimistically, reading node fields with atomic loads and validating
  * versions (V. Leis, M. Haubenschild, T. Neumann, "Optimistic Lock
  * Coupling", IEEE Data Eng. Bull. 42(1), 2019), so a lookup writes nothing
  * that other CPUs read, but the epoch announcement in its own context. Writers
@@ -16,11 +17,17 @@
  * under RCU; a writer version-locks each node it changes and keeps every one
  * locked until the whole call is done (two-phase locking), so a reader sees the
  * vas before or after a call, never part of one: a replace of [a, b) over
- * several ranges is one step for lookups. Finding a fit is O(log n): inner
+ * several ranges is one step for lookups. With per-context caching on
+ * (vas_set_caching), a free of a small whole range and a small allocation
+ * are usually leaf-local: one leaf locked, under the shared side of a
+ * big-reader exclusion whose exclusive side is the writer lock, so writers
+ * of small ranges on different CPUs do not take turns (docs/design.md
+ * 3.3). Finding a fit is O(log n): inner
  * nodes keep a bound on the largest free range below each child (first fit by
  * address; a bound a search found too high is lowered) and a second tree
- * indexes free ranges by size (best fit). The invariants (A1-A9, W1) and the
- * argument are in docs/design.md section 3; the sources cite them by number.
+ * indexes free ranges by size (best fit). The invariants (A1-A11, W1, X1) and
+ * the argument are in docs/design.md section 3; the sources cite them by
+ * number.
  *
  * Nodes (VAS_NODE_SIZE bytes each) come from a node source given at
  * creation (page-aligned memory in userspace, buddy frames in the kernel).
@@ -37,9 +44,9 @@
  * Synchronization table:
  *   vas_lookup, vas_find, vas_next,      with anything, on any context
  *   vas_prev, vas_iterate, vas_stats
- *   vas_alloc, vas_alloc_at, vas_free,   with anything (writers take turns)
- *   vas_map, vas_replace, vas_unmap,
- *   vas_protect
+ *   vas_alloc, vas_alloc_at, vas_free,   with anything (writers take turns,
+ *   vas_map, vas_replace, vas_unmap,     but for leaf-local allocs and
+ *   vas_protect, vas_set_caching         frees with caching on)
  *   vas_ctx_register/unregister          with anything
  *   vas_create, vas_destroy, vas_check   alone (check: no writer running)
  * A struct vas_ctx is used by one thread at a time (a CPU, or a thread),
@@ -135,6 +142,7 @@ struct vas_stats {
 	uint64_t height;        /* of the address tree */
 	uint64_t restarts;      /* optimistic restarts, all contexts */
 	uint64_t commits;       /* writes that changed the vas */
+	uint64_t local;         /* of them leaf-local (caching), all contexts */
 	uint64_t refused[VAS_NERR];  /* normal refusals (vas_err_is_refusal) */
 	uint64_t rejected[VAS_NERR]; /* bad input, by -error code */
 };
@@ -170,6 +178,23 @@ struct vas_tree {
 	struct vas *vas;          /* (i) */
 };
 
+/*
+ * Per-context caching of small ranges (docs/design.md 3.3, "Writers that
+ * do not serialize"): with caching on, a context serves allocations of up
+ * to VAS_PC_QMAX quanta (at quantum alignment) from ranges it holds in the
+ * address tree, and keeps up to VAS_PC_SLOTS small ranges it freed, each
+ * change one leaf under the leaf's lock and the shared side of the
+ * exclusion, not the writer lock.
+ */
+#define VAS_PC_QMAX 16  /* quanta: the largest cached allocation */
+#define VAS_PC_RESV 256 /* quanta: a reservation (region / 16 at most) */
+#define VAS_PC_SLOTS 32 /* cached free ranges a context keeps */
+
+/* A held entry as its context records it (start and length in quanta). */
+struct vas_held {
+	uint64_t key, len;
+};
+
 /* A thread's or CPU's handle on a vas. */
 struct vas_ctx {
 	struct lf_epoch_record rec;       /* epoch participant */
@@ -177,6 +202,18 @@ struct vas_ctx {
 	lf_atomic_u64 restarts;           /* (o) written by the owner only */
 	lf_atomic_u64 rejected[VAS_NERR]; /* (o) */
 	struct vas_ctx *next;             /* (i) list of contexts, for stats */
+	/* (a) inside the shared side of the exclusion (vas_local_enter) */
+	lf_atomic_u32 in_local LF_CACHE_ALIGNED;
+	lf_atomic_u64 lcommits; /* (o) leaf-local writes committed */
+	/* Statistics of leaf-local writes, added to the vas's (o): */
+	lf_atomic_u64 d_ranges, d_free_ranges, d_free_q;
+	/*
+	 * (l) the exclusion: written by the owner inside its shared side, or
+	 * by an exclusive writer (which waits until no shared side is held).
+	 */
+	struct vas_held resv; /* (l) the reservation; len 0: none */
+	struct vas_held cache[VAS_PC_SLOTS]; /* (l) cached free ranges */
+	uint32_t ncache;                     /* (l) */
 };
 
 struct vas {
@@ -187,6 +224,7 @@ struct vas {
 	unsigned qshift;            /* (i) log2 of the quantum */
 	unsigned sshift;            /* (i) bits of a start in a size key */
 	uint64_t sexact;            /* (i) size keys below: exact lengths */
+	uint64_t resv_q;            /* (i) a context's reservation, quanta */
 	struct vas_node_source src; /* (i) */
 	struct vas_node *freelist;  /* (w) obsolete nodes for reuse */
 	uint64_t nfree;             /* (w) nodes on it */
@@ -202,6 +240,8 @@ struct vas {
 	struct vas_ctx *wctx;       /* (w) the writer's context */
 	struct vas_node *held;      /* (w) nodes the write in progress locked */
 	lf_atomic_u64 commits;      /* (a) writes committed (find's check) */
+	lf_atomic_u32 excl;         /* (a) an exclusive writer is in */
+	lf_atomic_u32 caching;      /* (a) per-context caching on (w to set) */
 	struct lf_epoch_domain epoch;
 	struct lf_epoch_record own; /* create and destroy's participant */
 };
@@ -224,6 +264,17 @@ int vas_create(struct vas *v, uint64_t base, uint64_t size, uint64_t quantum,
  * context must be unregistered first (VAS_EINVAL otherwise).
  */
 int vas_destroy(struct vas *v);
+
+/*
+ * Per-context caching of small ranges on or off (off at creation: exact
+ * placement). On, vas_alloc of at most VAS_PC_QMAX quanta at quantum
+ * alignment is served from the calling context's cached and reserved
+ * ranges, writing one leaf without the writer lock; first fit and best fit
+ * are then exact only outside those ranges (docs/design.md 3.3). Off, every
+ * range held by a context goes back to the free ranges first (VAS_ENOMEM if
+ * the node source fails: nothing changed). Any time, with anything.
+ */
+int vas_set_caching(struct vas *v, bool on);
 
 /* Register a zero-filled (or unregistered) context with v. */
 int vas_ctx_register(struct vas *v, struct vas_ctx *c);
@@ -334,7 +385,9 @@ int vas_lookup(struct vas_ctx *c, uint64_t addr, struct vas_range *out);
  * Call fn for every range (allocated and free) that overlaps [a, b), in
  * address order, until fn returns false. Each range reported was a range
  * of the vas at some moment during the call; the sequence is not one
- * atomic snapshot when writers run at the same time.
+ * atomic snapshot when writers run at the same time. With caching on, a
+ * free stretch may come as several free ranges (ranges a context holds
+ * beside ordinary free ones), each with tag 0 and no attributes.
  */
 int vas_iterate(struct vas_ctx *c, uint64_t a, uint64_t b,
 		bool (*fn)(const struct vas_range *r, void *arg), void *arg);
@@ -342,7 +395,7 @@ int vas_iterate(struct vas_ctx *c, uint64_t a, uint64_t b,
 void vas_stats(struct vas *v, struct vas_stats *out);
 
 /*
- * The structural check (docs/design.md, invariants A1-A9): 0, or the
+ * The structural check (docs/design.md, invariants A1-A11): 0, or the
  * number of the first invariant found broken. Takes the writer lock.
  */
 int vas_check(struct vas *v, uint64_t *where);

@@ -108,9 +108,26 @@ static inline bool vas_val_free(uint64_t val)
 {
 	return (val & 1) != 0;
 }
+/*
+ * Held entries (docs/design.md 3.3): free to every reader, but held by a
+ * context (the tag names it) and out of the free-range index: the free bit
+ * and one of these marks in the attribute bits, which an ordinary free
+ * range leaves 0 (A5). Their weight is 0, so no placement finds them.
+ */
+#define VAS_HELD_CACHED 1u /* a small range its context freed */
+#define VAS_HELD_RESV 2u   /* a context's reservation */
+static inline uint32_t vas_val_held(uint64_t val)
+{
+	return vas_val_free(val) ? vas_val_attrs(val) : 0;
+}
+/* An ordinary free range: in the size tree, coalesced (A6, A7). */
+static inline bool vas_val_plain(uint64_t val)
+{
+	return vas_val_free(val) && vas_val_attrs(val) == 0;
+}
 static inline uint64_t vas_val_weight(uint64_t val)
 {
-	return vas_val_free(val) ? vas_val_len(val) : 0;
+	return vas_val_plain(val) ? vas_val_len(val) : 0;
 }
 
 /* An entry as the tree functions pass it around. */
@@ -149,6 +166,28 @@ bool vt_last_weight(struct vas_tree *t, uint64_t below, uint64_t need,
  * the freelist, so readers see all of the write's changes or none (W1).
  */
 void vt_commit(struct vas *v);
+/*
+ * Leaf-local writes (docs/design.md 3.3): only inside the shared side of
+ * the exclusion, so no exclusive writer runs and no inner node changes;
+ * the leaf is write-locked from vt_local_lock() to vt_local_unlock(), so
+ * readers see the call whole by the leaf's version (W1 for one leaf).
+ */
+struct vt_local {
+	struct vas_node *leaf, *up; /* the leaf and its parent (or NULL) */
+	uint32_t slot;              /* the leaf's child slot in up */
+	uint64_t lo, hi;            /* the leaf's fences */
+	bool has_lo, has_hi;
+};
+void vt_local_lock(struct vas_tree *t, uint64_t key, struct vt_local *l);
+void vt_local_unlock(struct vt_local *l);
+/* The entry with exactly this key in the locked leaf, if there. */
+bool vt_local_get(const struct vt_local *l, uint64_t key, struct vt_ent *e);
+/* Rewrite the entry with e's key (there) with e's value and tag. */
+void vt_local_set(struct vt_local *l, const struct vt_ent *e);
+/* Insert e if its key lies in the fences and the leaf has room. */
+bool vt_local_insert(struct vas_tree *t, struct vt_local *l,
+		     const struct vt_ent *e);
+
 /* Nodes one insert may need at most. */
 uint32_t vt_insert_nodes(const struct vas_tree *t);
 /* Structural check: 0 or an invariant number (A1-A4, A9); *where a key. */

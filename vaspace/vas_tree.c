@@ -1170,6 +1170,107 @@ void vt_update(struct vas_tree *t, const struct vt_ent *e)
 	vt_fix_up(t, &p, p.depth, w_old, vas_val_weight(e->val));
 }
 
+/* ---- leaf-local writes (docs/design.md 3.3) ---- */
+
+/*
+ * Down to the leaf for key and lock it. Inside the shared side of the
+ * exclusion no exclusive writer runs (X1), so no inner node and no root
+ * changes: the inner nodes are read as the writer reads them (relaxed; the
+ * acquire of vas_local_enter()'s load of excl orders them after the last
+ * exclusive writer's changes). Leaf-local writers change leaf entries and
+ * the count copies of their own slots only; two on one leaf take turns at
+ * its version lock.
+ */
+/*
+ * Write-lock leaf n for a leaf-local write. Another leaf-local writer may
+ * hold it for a few hundred ns, or longer if it lost its CPU: spin, then
+ * yield between looks (as the writer lock does, vas.c), so that on a
+ * machine with more runnable threads than CPUs the waiter gives its time
+ * slice to the holder. n is never obsolete while no exclusive writer runs.
+ */
+#define VT_LOCAL_SPINS 256
+
+static void vt_local_wlock(struct vas_node *n)
+{
+	for (unsigned i = 0;; i++) {
+		/* Relaxed: a look; the upgrade's CAS (acquire) takes it. */
+		uint64_t w = lf_load_u64(&n->lock.word, LF_RELAXED);
+		LF_ASSERT(!lf_vlock_word_obsolete(w));
+		if (!lf_vlock_word_locked(w) && lf_vlock_upgrade(&n->lock, w))
+			return;
+		if (i < VT_LOCAL_SPINS) {
+			lf_platform_pause();
+		} else {
+			i = 0;
+			lf_platform_yield();
+		}
+	}
+}
+
+void vt_local_lock(struct vas_tree *t, uint64_t key, struct vt_local *l)
+{
+	struct vas_node *n = vt_root(t);
+	l->up = NULL;
+	l->has_lo = l->has_hi = false;
+	while (!vn_leaf(n)) {
+		uint32_t i = vn_upper(n, key);
+		if (i > 0) {
+			l->lo = vn_key(n, i - 1);
+			l->has_lo = true;
+		}
+		if (i < vn_count(n)) {
+			l->hi = vn_key(n, i);
+			l->has_hi = true;
+		}
+		l->up = n;
+		l->slot = i;
+		n = vn_child(n, i);
+	}
+	l->leaf = n;
+	vt_local_wlock(n);
+}
+
+void vt_local_unlock(struct vt_local *l)
+{
+	int rc = lf_vlock_write_unlock(&l->leaf->lock);
+	LF_ASSERT(rc == LF_VLOCK_OK);
+}
+
+bool vt_local_get(const struct vt_local *l, uint64_t key, struct vt_ent *e)
+{
+	uint32_t i = vn_lower(l->leaf, key);
+	if (i >= vn_count(l->leaf) || vn_key(l->leaf, i) != key)
+		return false;
+	vn_get(l->leaf, i, e);
+	return true;
+}
+
+void vt_local_set(struct vt_local *l, const struct vt_ent *e)
+{
+	uint32_t i = vn_lower(l->leaf, e->key);
+	LF_ASSERT(i < vn_count(l->leaf) && vn_key(l->leaf, i) == e->key);
+	/* A leaf-local write moves no weight: no maxw changes (A4). */
+	LF_ASSERT(vn_weight(l->leaf, i) == 0 && vas_val_weight(e->val) == 0);
+	vn_put(l->leaf, i, e);
+}
+
+bool vt_local_insert(struct vas_tree *t, struct vt_local *l,
+		     const struct vt_ent *e)
+{
+	struct vas_node *n = l->leaf;
+	if (vn_count(n) >= t->cap || (l->has_lo && e->key < l->lo) ||
+	    (l->has_hi && e->key >= l->hi))
+		return false;
+	LF_ASSERT(vas_val_weight(e->val) == 0);
+	uint32_t i = vn_lower(n, e->key);
+	LF_ASSERT(i >= vn_count(n) || vn_key(n, i) != e->key);
+	vn_gap(n, i);
+	vn_put(n, i, e);
+	if (l->up != NULL)
+		vn_sethint(l->up, l->slot, n); /* A9: this slot is ours */
+	return true;
+}
+
 /* ---- deletion: merge with a sibling, or borrow from it (A2) ---- */
 
 static uint32_t vt_min_fill(const struct vas_tree *t)

@@ -18,6 +18,8 @@
  *          over ranges and holes; the thread gives up the ranges it holds,
  *          which the configuration makes the only ones there)
  *   lQ     vas_lookup of quantum Q
+ *   nQ     vas_find from quantum Q (the range holding it, or the first
+ *          allocated one above)
  *   LQ     the same descent without an epoch section (self-test only)
  *   p      lf_epoch_poll of the thread's record (runs node retirements)
  * Every execution checks:
@@ -57,10 +59,10 @@
  * Operation codes and their names for the history, as each harness declares
  * its own (lin.h).
  */
-enum { ALLOC, BEST, AT, FREE, LOOKUP, REPLACE, UNMAP };
+enum { ALLOC, BEST, AT, FREE, LOOKUP, REPLACE, UNMAP, FIND };
 static const char *const mv_names[] = { "alloc", "alloc_best", "alloc_at",
 					"free",  "lookup",     "replace",
-					"unmap" };
+					"unmap", "find" };
 #define MV_SPAN 2 /* quanta a replace or unmap covers */
 
 struct mv_init {
@@ -69,6 +71,7 @@ struct mv_init {
 
 struct mv_cfg {
 	uint8_t nq, keys, high_water;
+	bool caching; /* per-context caching on (docs/design.md 3.3) */
 	struct mv_init init[6];
 	unsigned ninit;
 	const char *script[MC_MAX_THREADS];
@@ -98,10 +101,13 @@ static struct {
 	struct lin_history h;
 } S;
 
-static const char *const mv_events[] = { "a tree grew", "a tree shrank",
-					 "height changed", "reader restarted",
-					 "node retired to the source" };
-static struct mc_cover mv_cover = { .codes = "gshrt", .names = mv_events };
+static const char *const mv_events[] = { "a tree grew",
+					 "a tree shrank",
+					 "height changed",
+					 "reader restarted",
+					 "node retired to the source",
+					 "leaf-local write" };
+static struct mc_cover mv_cover = { .codes = "gshrtc", .names = mv_events };
 
 /* ---- the node source: a fixed pool, poisoned on the way back ---- */
 
@@ -181,6 +187,8 @@ static void mv_setup(void)
 	for (unsigned i = 0; i < MV_CTX; i++)
 		if (vas_ctx_register(&S.v, &S.ctx[i]) != VAS_OK)
 			mc_fail("setup: vas_ctx_register");
+	if (cfg->caching && vas_set_caching(&S.v, true) != VAS_OK)
+		mc_fail("setup: vas_set_caching");
 	for (unsigned i = 0; i < cfg->ninit; i++) {
 		const struct mv_init *r = &cfg->init[i];
 		if (vas_alloc_at(&S.ctx[MC_MAX_THREADS], mv_addr(r->q),
@@ -272,6 +280,14 @@ static void mv_lookup(unsigned tid, unsigned q)
 	lin_ret(op, (uint64_t)(int64_t)rc, rc == VAS_OK ? mv_pack(&r) : 0);
 }
 
+static void mv_find(unsigned tid, unsigned q)
+{
+	struct lin_op *op = lin_call(&S.h, FIND, q, 0);
+	struct vas_range r;
+	int rc = vas_find(&S.ctx[tid], mv_addr(q), &r);
+	lin_ret(op, (uint64_t)(int64_t)rc, rc == VAS_OK ? mv_pack(&r) : 0);
+}
+
 /*
  * The self-test's broken reader: a descent outside any epoch section, so
  * nothing keeps the nodes it reads from going back to the source.
@@ -319,6 +335,9 @@ static void mv_thread(unsigned tid)
 			break;
 		case 'l':
 			mv_lookup(tid, mv_digit(&p));
+			break;
+		case 'n':
+			mv_find(tid, mv_digit(&p));
 			break;
 		case 'r':
 			mv_rewrite(tid, mv_digit(&p), false);
@@ -379,6 +398,12 @@ static void mv_model_range(const struct mv_model *m, unsigned q, unsigned *s,
 		(*e)++;
 }
 
+static bool mc_cfg_caching(void)
+{
+	const struct mv_cfg *cfg = mc_cfg();
+	return cfg->caching;
+}
+
 /* Where first fit (or best fit) puts n quanta; -1 if nowhere. */
 static int mv_model_fit(const struct mv_model *m, unsigned n, bool best)
 {
@@ -399,12 +424,32 @@ static int mv_model_fit(const struct mv_model *m, unsigned n, bool best)
 	return at;
 }
 
+/* Quanta [q, q + n) free in the model (and inside the region). */
+static bool mv_model_free_at(const struct mv_model *m, uint64_t q, unsigned n)
+{
+	const struct mv_cfg *cfg = mc_cfg();
+	if (q + n > cfg->nq)
+		return false;
+	for (uint64_t i = q; i < q + n; i++)
+		if (m->tag[i] != 0)
+			return false;
+	return true;
+}
+
+/*
+ * Exact first or best fit; with caching on, any free place (placement
+ * outside the caches, or the caches' own), and VAS_ENOSPC only when
+ * nothing fits anywhere (the caches drained before failing).
+ */
 static bool mv_model_alloc(struct mv_model *m, const struct lin_op *op)
 {
 	int rc = (int)(int64_t)op->res[0];
 	int at = mv_model_fit(m, (unsigned)op->arg[0], op->kind == BEST);
 	if (at < 0)
 		return rc == VAS_ENOSPC;
+	if (mc_cfg_caching() && rc == VAS_OK &&
+	    mv_model_free_at(m, op->res[1], (unsigned)op->arg[0]))
+		at = (int)op->res[1];
 	if (rc != VAS_OK || op->res[1] != (uint64_t)at)
 		return false;
 	mv_model_set(m, (unsigned)at, (unsigned)op->arg[0],
@@ -450,6 +495,21 @@ static bool mv_model_lookup(const struct mv_model *m, const struct lin_op *op)
 	       op->res[1] == (s | (e - s) << 8 | (uint64_t)m->tag[q] << 16);
 }
 
+/* The range holding quantum q, or the first allocated one above. */
+static bool mv_model_find(const struct mv_model *m, const struct lin_op *op)
+{
+	const struct mv_cfg *cfg = mc_cfg();
+	int rc = (int)(int64_t)op->res[0];
+	unsigned q = (unsigned)op->arg[0], s, e;
+	while (q < cfg->nq && m->tag[q] == 0)
+		q++;
+	if (q == cfg->nq)
+		return rc == VAS_ENOENT;
+	mv_model_range(m, q, &s, &e);
+	return rc == VAS_OK &&
+	       op->res[1] == (s | (e - s) << 8 | (uint64_t)m->tag[q] << 16);
+}
+
 /* [q, q + MV_SPAN) becomes one range of tag (0: free); the rest stays. */
 static bool mv_model_rewrite(struct mv_model *m, const struct lin_op *op)
 {
@@ -479,6 +539,8 @@ static bool mv_model_apply(void *st, const struct lin_op *op)
 		return mv_model_free(m, op);
 	case LOOKUP:
 		return mv_model_lookup(m, op);
+	case FIND:
+		return mv_model_find(m, op);
 	}
 	return false;
 }
@@ -494,6 +556,13 @@ static bool mv_walk_fn(const struct vas_range *r, void *arg)
 {
 	struct mv_walk *w = arg;
 	unsigned s, e;
+	if (mc_cfg_caching() && !r->allocated) { /* a piece of free space */
+		uint64_t q = (r->start - MV_BASE) / MV_Q, n = r->size / MV_Q;
+		w->ok = w->ok && q == w->q &&
+			mv_model_free_at(w->m, q, (unsigned)n);
+		w->q = (unsigned)(q + n);
+		return w->ok;
+	}
 	mv_model_range(w->m, w->q, &s, &e);
 	uint64_t want =
 		s | (uint64_t)(e - s) << 8 | (uint64_t)w->m->tag[s] << 16;
@@ -553,6 +622,8 @@ static void mv_teardown(void)
 		}
 	/* What replaces mapped: the whole region unmapped. */
 	const struct mv_cfg *cfg = mc_cfg();
+	if (cfg->caching && vas_set_caching(&S.v, false) != VAS_OK)
+		mc_fail("caching off");
 	if (vas_unmap(c, MV_BASE, cfg->nq * MV_Q, NULL, NULL, NULL) != VAS_OK)
 		mc_fail("final unmap");
 	mv_vas_check("with everything freed");
@@ -576,7 +647,7 @@ static void mv_cover_note(void)
 {
 	struct vas_stats st;
 	vas_stats(&S.v, &st);
-	char ev[8], *p = ev;
+	char ev[9], *p = ev;
 	if (S.v.addr.nodes > S.nodes0[0] || S.v.size.nodes > S.nodes0[1])
 		*p++ = 'g';
 	if (S.v.addr.nodes < S.nodes0[0] || S.v.size.nodes < S.nodes0[1])
@@ -587,6 +658,8 @@ static void mv_cover_note(void)
 		*p++ = 'r';
 	if (st.nodes_retired)
 		*p++ = 't';
+	if (st.local)
+		*p++ = 'c';
 	*p = 0;
 	mc_cover_add(&mv_cover, ev);
 }
@@ -634,7 +707,9 @@ static bool mv_local(const volatile void *addr, enum lf_atomic_op op)
 		return true;
 	for (unsigned i = 0; i < MV_CTX; i++)
 		if (mv_in(a, &S.ctx[i].restarts, sizeof(S.ctx[i].restarts)) ||
-		    mv_in(a, S.ctx[i].rejected, sizeof(S.ctx[i].rejected)))
+		    mv_in(a, S.ctx[i].rejected, sizeof(S.ctx[i].rejected)) ||
+		    mv_in(a, &S.ctx[i].d_ranges, 3 * sizeof(lf_atomic_u64)) ||
+		    mv_in(a, &S.ctx[i].lcommits, sizeof(S.ctx[i].lcommits)))
 			return true;
 	if (op != LF_OP_LOAD || v->wctx != &S.ctx[mc_self()])
 		return false;
@@ -739,7 +814,50 @@ MV_TEST(mv_mix, "vas.mix", "alloc, alloc_at, free, lookups, 3 threads", 3, 0, 3,
 	.init = { { 0, 0, 2 }, { 1, 3, 1 }, { 2, 6, 2 }, { 0, 9, 1 } },
 	.ninit = 4, .script = { "a2fl6", "x2hb1", "l3l9f" }, .need = "r")
 
+/*
+ * Caching on (docs/design.md 3.3): two leaf-local writers (each frees its
+ * one-quantum range, cached in its context, and allocates one quantum:
+ * the cached range again, if still there) race with an exclusive writer
+ * whose alloc_at of thread 0's quantum returns it from thread 0's cache if
+ * it is there (taking it off that context's records while the context may
+ * be about to reuse it), and with its lookups of both ranges: the
+ * exclusion (X1), the records (A10) and linearizability against any-fit
+ * placement.
+ */
+MV_TEST(mv_lwrite, "vas.local",
+	"leaf-local writers vs an exclusive one and "
+	"lookups",
+	3, 2, 3, 20000, .nq = 8, .keys = 3, .caching = true,
+	.init = MV_THREE(2, 0, 1), .script = { "fa1", "fa1", "l2x2l4" },
+	.need = "c")
+/*
+ * 32 quanta: a reservation is 2 quanta (a sixteenth). Each thread's first
+ * allocation takes a reservation (exclusive: the hole of 2 at quanta 1-2
+ * by best fit, or the one at 5-6) and its second carves the rest of it in
+ * one leaf (leaf-local), while the third thread frees and looks up.
+ */
+MV_TEST(mv_carve, "vas.carve",
+	"reservations carved leaf-locally vs "
+	"frees and lookups",
+	3, 2, 3, 20000, .nq = 32, .keys = 4, .caching = true,
+	.init = { { 2, 0, 1 }, { 2, 3, 2 }, { 2, 7, 1 } }, .ninit = 3,
+	.script = { "a1a1", "a1a1", "l2fl6" }, .need = "c")
+
+/*
+ * vas_find over free space that is several entries (caching on): thread 0
+ * frees its ranges at quanta 3 and 1 (both cached: held entries between
+ * ordinary free ones) and takes them back, 1 then 3, while thread 1 finds
+ * from quantum 0, walking free, cached, free, cached... A find that read 1
+ * free, then 3 allocated, must not answer 3 (never the answer): the pair
+ * check counts leaf-local commits too.
+ */
+MV_TEST(mv_findrun, "vas.find", "find across cached ranges vs their reuse", 2,
+	2, 3, 20000, .nq = 8, .keys = 3, .caching = true,
+	.init = { { 0, 3, 1 }, { 0, 1, 1 }, { 1, 6, 1 } }, .ninit = 3,
+	.script = { "ffa1a1", "n0n2" }, .need = "c")
+
 const struct mc_test *const mc_tests_vas[] = {
 	&mv_split, &mv_grow,    &mv_merge, &mv_writers, &mv_reuse,
-	&mv_mix,   &mv_replace, &mv_unmap, &mv_noepoch, NULL
+	&mv_mix,   &mv_replace, &mv_unmap, &mv_noepoch, &mv_lwrite,
+	&mv_carve, &mv_findrun, NULL
 };

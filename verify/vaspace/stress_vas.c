@@ -33,7 +33,18 @@
  * region. Every context is unregistered and vas_destroy must give every
  * node back to the source.
  *
- * Usage: stress_vas THREADS MILLISECONDS [NODE_KEYS]
+ * With "caching" (a fourth argument), per-context caching is on
+ * (vas_set_caching, docs/design.md 3.3): small allocations and whole small
+ * frees are leaf-local writes of each writer's own reserved and cached
+ * ranges, racing with each other (on disjoint spans, and on one leaf where
+ * two contexts' ranges meet), with the exclusive writes (larger
+ * allocations, partial frees, alloc_at over other writers' held ranges,
+ * which returns them) and with the readers; the properties above are the
+ * same, free space may be several ranges side by side, and at the end
+ * caching goes off (every held range returned) before the vas must be one
+ * free range. Some writes must have been leaf-local.
+ *
+ * Usage: stress_vas THREADS MILLISECONDS [NODE_KEYS [caching]]
  *        (THREADS writers and two readers; NODE_KEYS 3 keeps node reuse
  *        constant)
  */
@@ -54,6 +65,7 @@
 static struct vas *vas;
 static struct vt_src src;
 static unsigned nwriters;
+static bool caching;
 
 /*
  * A byte that stays allocated while gen stays the same even number: the
@@ -510,7 +522,7 @@ static void check_held_all(struct vas_ctx *c, struct writer *w)
 		const struct vas_range *r = &s.r[i];
 		CHECK_EQ(r->start, at);
 		at = r->start + r->size;
-		if (i && !r->allocated)
+		if (i && !r->allocated && !caching)
 			CHECK(s.r[i - 1].allocated); /* coalesced */
 		if (!r->allocated)
 			continue;
@@ -542,9 +554,12 @@ int main(int argc, char **argv)
 	nwriters = argc > 1 ? (unsigned)atoi(argv[1]) : 4;
 	unsigned ms = argc > 2 ? (unsigned)atoi(argv[2]) : 2000;
 	uint32_t keys = argc > 3 ? (uint32_t)atoi(argv[3]) : 8;
+	caching = argc > 4 && !strcmp(argv[4], "caching");
 	CHECK_FATAL(nwriters >= 1 && nwriters + READERS <= MAXT);
 	struct vas_ctx *mc;
 	vas = vt_stress_vas(&src, BASE, NQ, Q, keys, &mc);
+	if (caching)
+		CHECK_FATAL(vas_set_caching(vas, true) == VAS_OK);
 	pthread_barrier_init(&stopped, NULL, nwriters + 1);
 	pthread_barrier_init(&checked, NULL, nwriters + 1);
 	pthread_barrier_init(&emptied, NULL, nwriters + 1);
@@ -579,6 +594,12 @@ int main(int argc, char **argv)
 	check_vas();
 	struct vas_stats st;
 	vas_stats(vas, &st);
+	CHECK(!caching || st.local > 0); /* some writes were leaf-local */
+	unsigned long local = (unsigned long)st.local;
+	if (caching) /* every held range back to the free ranges */
+		CHECK_EQ(vas_set_caching(vas, false), VAS_OK);
+	check_vas();
+	vas_stats(vas, &st);
 	CHECK_EQ(st.ranges, 0);
 	CHECK_EQ(st.free_ranges, 1);
 	CHECK_EQ(st.free_bytes, NQ * Q);
@@ -611,11 +632,11 @@ int main(int argc, char **argv)
 	       "(%lu allocs, %lu frees, %lu ENOSPC, %lu own lookups), %lu "
 	       "reader lookups, %lu of held bytes, %lu ranges iterated; "
 	       "%" PRIu64 " restarts, %" PRIu64 " nodes retired, %lu from the "
-	       "source\n",
+	       "source, %lu leaf-local writes\n",
 	       nwriters, READERS, keys, ops, allocs, frees, nospc, lookups,
 	       atomic_load(&reader_lookups), atomic_load(&watch_checks),
 	       atomic_load(&reader_ranges), st.restarts, st.nodes_retired,
-	       atomic_load(&src.gets));
+	       atomic_load(&src.gets), local);
 	for (unsigned i = 0; i < nwriters; i++)
 		free(w[i].c);
 	for (unsigned i = 0; i < READERS; i++)

@@ -22,7 +22,14 @@
  * Done for high-water marks 0 and 2 (nodes back to the source at once, or
  * kept for reuse).
  *
- * Usage: test_vas_fault [--ops N] [--k K] [--trace]   (K: one run only)
+ * With --caching, the same with per-context caching on (vas_set_caching):
+ * the returns of held ranges (drains before a failing allocation, over the
+ * span of alloc_at, replace, unmap and a map's hint, and when caching goes
+ * off at the end) get their nodes too, and a failure there is one more
+ * VAS_ENOMEM that must change nothing readers see.
+ *
+ * Usage: test_vas_fault [--ops N] [--k K] [--trace] [--caching]
+ *        (K: one run only)
  */
 #include "vt_model.h"
 
@@ -60,10 +67,12 @@ int main(int argc, char **argv)
 	 * program parses its own.
 	 */
 	uint64_t ops = WORKLOAD_OPS, one = 0;
-	bool trace = false;
+	bool trace = false, caching = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--trace"))
 			trace = true;
+		else if (!strcmp(argv[i], "--caching"))
+			caching = true;
 		else if (i + 1 >= argc)
 			break;
 		else if (!strcmp(argv[i], "--ops"))
@@ -77,10 +86,12 @@ int main(int argc, char **argv)
 	for (uint64_t seed = 1; seed <= 2; seed++) {
 		unsigned long gets = 0, runs = 0, nomem = 0;
 		m->trace = trace;
+		m->caching = caching;
 		fault_run(m, seed, ops, 0, &gets);
 		unsigned long clean_gets = gets;
 		for (uint64_t k = one ? one : 1; k < 1000000; k++) {
 			m->trace = trace;
+			m->caching = caching;
 			unsigned long failed;
 			failed = fault_run(m, seed, ops, k, &gets);
 			runs++;

@@ -34,6 +34,7 @@ struct model {
 	uint64_t rng, seed, op, fault_k;
 	bool fault;      /* ENOMEM is a legitimate answer */
 	bool trace;      /* print every call */
+	bool caching;    /* per-context caching on (vas_set_caching) */
 	unsigned target; /* ranges the workload drifts towards */
 	uintptr_t next_tag;
 	unsigned long nomem,
@@ -133,9 +134,10 @@ static inline void model_shape(struct model *m)
 static inline void model_init(struct model *m, uint64_t seed, bool fault,
 			      uint64_t fault_k)
 {
-	bool trace = m->trace;
+	bool trace = m->trace, caching = m->caching;
 	memset(m, 0, sizeof(*m));
 	m->trace = trace;
+	m->caching = caching;
 	m->seed = seed;
 	m->rng = seed * 0x9e3779b97f4a7c15ull + 1;
 	m->fault = fault;
@@ -154,16 +156,38 @@ static inline void model_init(struct model *m, uint64_t seed, bool fault,
 			    m->high_water);
 	MREQ(m, rc == VAS_OK, "vas_create: %d", rc);
 	MREQ(m, vas_ctx_register(m->v, m->c) == VAS_OK, "register");
+	if (m->caching)
+		MREQ(m, vas_set_caching(m->v, true) == VAS_OK, "caching");
 	vt_ref_init(&m->ref, m->base, m->size, m->q);
 	/* Count the source's calls from the start of the workload. */
 	atomic_store(&m->src.gets, 0);
 	atomic_store(&m->src.fail_at, fault_k);
 }
 
+/*
+ * With caching on, free space may be several entries (ranges held by the
+ * context beside ordinary free ones): merge free neighbours in r[0..n).
+ */
+static inline size_t model_merge_free(struct vas_range *r, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (k > 0 && !r[i].allocated && !r[k - 1].allocated &&
+		    r[k - 1].start + r[k - 1].size == r[i].start) {
+			r[k - 1].size += r[i].size;
+			continue;
+		}
+		r[k++] = r[i];
+	}
+	return k;
+}
+
 static inline void model_verify(struct model *m)
 {
 	int rc = vt_snap_take(m->c, m->base, m->end, &m->snap);
 	MREQ(m, rc == VAS_OK, "iterate: %d", rc);
+	if (m->caching)
+		m->snap.n = model_merge_free(m->snap.r, m->snap.n);
 	MREQ(m, vt_ref_valid(&m->ref), "the reference is broken");
 	MREQ(m, vt_list_eq(m->snap.r, m->snap.n, m->ref.r, m->ref.n),
 	     "range lists differ");
@@ -173,6 +197,16 @@ static inline void model_verify(struct model *m)
 	struct vas_stats st, want;
 	vas_stats(m->v, &st);
 	vt_ref_stats(&m->ref, &want);
+	if (m->caching) { /* more free entries; the largest outside them */
+		MREQ(m, st.free_ranges >= want.free_ranges,
+		     "free ranges %" PRIu64 " < %" PRIu64, st.free_ranges,
+		     want.free_ranges);
+		MREQ(m, st.largest_free <= want.largest_free,
+		     "largest free %#" PRIx64 " > %#" PRIx64, st.largest_free,
+		     want.largest_free);
+		want.free_ranges = st.free_ranges;
+		want.largest_free = st.largest_free;
+	}
 	MREQ(m,
 	     vt_stats_same_ranges(
 		     &st,
@@ -289,6 +323,24 @@ static inline uint64_t model_align(struct model *m)
 	return (uint64_t)1 << (36 + mrnd_below(m, 28));
 }
 
+/*
+ * With caching on, a placement (not the caches' own, not a hint) may
+ * differ from the reference's: [a, a + size) must be aligned, in the
+ * window [lo, hi) and free in the reference; the reference is then given
+ * that address.
+ */
+static inline void model_placed(struct model *m, uint64_t a, uint64_t size,
+				uint64_t align, uint64_t lo, uint64_t hi)
+{
+	MREQ(m, a % align == 0 && a >= lo && a < hi && hi - a >= size,
+	     "placed at %#" PRIx64 " size %#" PRIx64 ": outside [%#" PRIx64
+	     ", %#" PRIx64 ") or not aligned to %#" PRIx64,
+	     a, size, lo, hi, align);
+	size_t i = vt_ref_find(&m->ref, a);
+	MREQ(m, !m->ref.r[i].allocated && a + size <= vt_ref_rend(&m->ref.r[i]),
+	     "placed at %#" PRIx64 " size %#" PRIx64 ": not free", a, size);
+}
+
 static inline void op_alloc(struct model *m)
 {
 	uint64_t size = model_size(m), align = model_align(m);
@@ -302,6 +354,14 @@ static inline void op_alloc(struct model *m)
 	m->calls[0]++;
 	if (!model_nomem(m, rc, failed))
 		return;
+	if (m->caching && rc == VAS_OK) { /* placed outside the caches */
+		model_placed(m, a, size, align < m->q ? m->q : align, m->base,
+			     m->end);
+		MREQ(m, vt_ref_alloc_at(&m->ref, a, size, tag) == VAS_OK,
+		     "alloc at %#" PRIx64 ": not free", a);
+		model_probe_around(m, a, size);
+		return;
+	}
 	int rr = vt_ref_alloc(&m->ref, size, align, pol, tag, &ra, false);
 	MREQ(m, rc == rr && (rc != VAS_OK || a == ra),
 	     "alloc size %#" PRIx64 " align %#" PRIx64 " %s: %d at %#" PRIx64
@@ -467,17 +527,53 @@ static inline void op_lookup(struct model *m)
 }
 
 struct model_itr {
-	struct vas_range r[8];
+	struct vas_range r[40];
 	unsigned n, stop;
 };
 
 static inline bool model_itr_fn(const struct vas_range *r, void *arg)
 {
 	struct model_itr *it = arg;
-	if (it->n < 8)
+	if (it->n < 40)
 		it->r[it->n] = *r;
 	it->n++;
 	return it->stop == 0 || it->n < it->stop;
+}
+
+/* Cut r[0..n) to [a, b). */
+static inline void model_clip(struct vas_range *r, size_t n, uint64_t a,
+			      uint64_t b)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t s = r[i].start > a ? r[i].start : a;
+		uint64_t e = vt_ref_rend(&r[i]) < b ? vt_ref_rend(&r[i]) : b;
+		r[i].start = s;
+		r[i].size = e - s;
+	}
+}
+
+/*
+ * With caching on: the whole of [a, b) (no early stop), cut to it, free
+ * neighbours merged, against the reference's ranges cut the same way (at
+ * most 16 quanta: at most 16 ranges on either side).
+ */
+static inline void model_iterate_merged(struct model *m, uint64_t a, uint64_t b,
+					struct model_itr *it)
+{
+	struct vas_range want[40];
+	size_t nw = 0;
+	it->stop = 0;
+	int rc = vas_iterate(m->c, a, b, model_itr_fn, it);
+	MREQ(m, rc == VAS_OK && it->n <= 40, "iterate: %d, %u ranges", rc,
+	     it->n);
+	for (size_t i = vt_ref_find(&m->ref, a);
+	     i < m->ref.n && m->ref.r[i].start < b && nw < 40; i++)
+		want[nw++] = m->ref.r[i];
+	model_clip(it->r, it->n, a, b);
+	model_clip(want, nw, a, b);
+	size_t n = model_merge_free(it->r, it->n);
+	MREQ(m, vt_list_eq(it->r, n, want, nw),
+	     "iterate [%#" PRIx64 ", %#" PRIx64 ") differs", a, b);
 }
 
 /* [a, b) inside the region; the whole ranges overlapping it, in order. */
@@ -488,6 +584,10 @@ static inline void op_iterate(struct model *m)
 	if (b > m->end || b < a)
 		b = m->end;
 	struct model_itr it = { .stop = (unsigned)mrnd_below(m, 6) };
+	if (m->caching) {
+		model_iterate_merged(m, a, b, &it);
+		return;
+	}
 	int rc = vas_iterate(m->c, a, b, model_itr_fn, &it);
 	MREQ(m, rc == VAS_OK, "iterate: %d", rc);
 	size_t i = vt_ref_find(&m->ref, a);
@@ -617,6 +717,26 @@ static inline void op_map(struct model *m)
 	m->calls[3]++;
 	if (!model_nomem(m, rc, failed))
 		return;
+	if (m->caching && rc == VAS_OK) { /* placed outside the caches */
+		uint64_t lo = p.low, hi = p.high;
+		uint64_t al = p.align > m->q ? p.align : m->q;
+		if (lo == 0 && hi == 0) {
+			lo = m->base;
+			hi = m->end;
+		}
+		size_t h = vt_ref_find(&m->ref, p.hint);
+		bool hint = p.hint != 0 && p.hint % al == 0 && p.hint >= lo &&
+			    p.hint < hi && hi - p.hint >= p.size &&
+			    !m->ref.r[h].allocated &&
+			    p.hint + p.size <= vt_ref_rend(&m->ref.r[h]);
+		MREQ(m, !hint || a == p.hint,
+		     "map at %#" PRIx64 ", not at the free hint %#" PRIx64, a,
+		     p.hint);
+		model_placed(m, a, p.size, al, lo, hi);
+		vt_ref_set(&m->ref, a, a + p.size, true, p.attr, p.tag);
+		model_probe_around(m, a, p.size);
+		return;
+	}
 	int rr = vt_ref_map(&m->ref, &p, &ra);
 	MREQ(m, rc == rr && (rc != VAS_OK || a == ra),
 	     "map: %d at %#" PRIx64 ", expected %d at %#" PRIx64, rc, a, rr,
@@ -754,6 +874,23 @@ static inline void model_step(struct model *m)
 /* Free every allocation (ENOMEM under faults: once more), then destroy. */
 static inline void model_finish(struct model *m)
 {
+	model_verify(m);
+	/* Caching off: every held range back to the free ranges. */
+	if (m->caching)
+		for (int t = 0; t < 8; t++) {
+			unsigned long failed = atomic_load(&m->src.failed);
+			int rc = vas_set_caching(m->v, false);
+			MREQ(m,
+			     rc == VAS_OK ||
+				     (rc == VAS_ENOMEM && m->fault &&
+				      atomic_load(&m->src.failed) != failed),
+			     "caching off: %d", rc);
+			if (rc == VAS_OK) {
+				m->caching = false;
+				break;
+			}
+		}
+	MREQ(m, !m->caching, "caching still on");
 	model_verify(m);
 	for (;;) {
 		size_t i = 0;

@@ -9,7 +9,8 @@
  * Implementations (the same as bench_buddy and bench_vas):
  *   buddy: lf_buddy (per-CPU caches on), lf_buddy_nocache (the lock-free
  *          stacks), locked_buddy (one spinlock); order-0 blocks
- *   vas:   vas (the OLC B+-tree), rb_rwlock, rb_mutex (red-black trees
+ *   vas:   vas (the OLC B+-tree), vas_pc (the same with per-context
+ *          caching of small ranges on), rb_rwlock, rb_mutex (red-black trees
  *          under a pthread rwlock or mutex: bench_vas.h)
  *
  * Scenarios:
@@ -87,13 +88,14 @@ enum bl_impl {
 	BL_NOCACHE,
 	BL_LOCKED,
 	BL_VAS,
+	BL_VAS_PC,
 	BL_RB_RWLOCK,
 	BL_RB_MUTEX,
 	BL_NIMPLS
 };
 static const char *const bl_impl_name[BL_NIMPLS] = {
-	"lf_buddy", "lf_buddy_nocache", "locked_buddy",
-	"vas",      "rb_rwlock",        "rb_mutex"
+	"lf_buddy", "lf_buddy_nocache", "locked_buddy", "vas",
+	"vas_pc",   "rb_rwlock",        "rb_mutex"
 };
 
 static struct {
@@ -187,6 +189,7 @@ static int bl_setup(struct bl_ctx *x, enum bl_impl impl, unsigned nthreads)
 		return 0;
 	}
 	x->vops = impl == BL_VAS         ? &bench_vas_ops_vas
+		  : impl == BL_VAS_PC    ? &bench_vas_ops_vas_pc
 		  : impl == BL_RB_RWLOCK ? &bench_vas_ops_rb_rwlock
 					 : &bench_vas_ops_rb_mutex;
 	/* The fill, then room for the threads' own ranges above it. */

@@ -27,7 +27,7 @@ NR == 1 { next }
 }
 END {
 	split("lf_buddy lf_buddy_nocache locked_buddy", bi, " ")
-	split("vas rb_rwlock rb_mutex", vi, " ")
+	split("vas vas_pc rb_rwlock rb_mutex", vi, " ")
 	split("alone writers", sc, " ")
 	for (s in sc) {
 		for (i in bi) {

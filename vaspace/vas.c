@@ -1601,7 +1601,9 @@ void vas_stats(struct vas *v, struct vas_stats *out)
 static void vas_check_counts(struct vas *v, uint64_t *ranges, uint64_t *frees,
 			     uint64_t *freeq)
 {
-	/* Relaxed, all: the exclusion is held, no writer runs. */
+	/* Relaxed, the counters: the exclusion is held, no writer runs. The
+	 * walk is acquire: pairs with the release push in vas_ctx_register().
+	 */
 	*ranges = lf_load_u64(&v->ranges, LF_RELAXED);
 	*frees = lf_load_u64(&v->free_ranges, LF_RELAXED);
 	*freeq = lf_load_u64(&v->free_q, LF_RELAXED);

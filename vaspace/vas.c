@@ -97,6 +97,17 @@ static void vas_excl_wait(uint32_t *w)
 static void vas_wlock(struct vas *v)
 {
 	vas_wlock_spin(v);
+	/*
+	 * Relaxed: written only under the writer lock (vas_set_caching()),
+	 * which we hold. With caching off no leaf-local call writes anything
+	 * (each reads caching inside its shared side and leaves: the acquire
+	 * there), and none can find it on before vas_set_caching() takes this
+	 * lock after us, so the exclusive side is the writer lock alone: no
+	 * store of excl and no wait, which cost the serialized writer a
+	 * full barrier a call.
+	 */
+	if (lf_load_u32(&v->caching, LF_RELAXED) == 0)
+		return;
 	/* Seq_cst: Dekker with vas_local_enter() (store, then load). */
 	lf_store_u32(&v->excl, 1, LF_SEQ_CST);
 	/* Acquire: pairs with the push in vas_ctx_register(), made under the
@@ -744,9 +755,10 @@ static bool vas_local_alloc(struct vas *v, struct vas_ctx *c, uint64_t n,
 			    uintptr_t tag, uint64_t *at)
 {
 	vas_local_enter(v, c);
-	/* Relaxed: set by exclusive writers only, whose excl this side's
-	 * seq_cst load of vas_local_enter() ordered before. */
-	bool ok = lf_load_u32(&v->caching, LF_RELAXED) != 0 &&
+	/* Acquire: pairs with the release store of vas_set_caching(), whose
+	 * writer-lock section (and every one before it) then comes first;
+	 * caching off, this side writes nothing (vas_wlock()). */
+	bool ok = lf_load_u32(&v->caching, LF_ACQUIRE) != 0 &&
 		  (vas_local_reuse(v, c, n, tag, at) ||
 		   vas_local_carve(v, c, n, tag, at));
 	vas_local_exit(c);
@@ -759,8 +771,8 @@ static bool vas_local_free(struct vas *v, struct vas_ctx *c, uint64_t at,
 {
 	bool ok = false;
 	vas_local_enter(v, c);
-	/* Relaxed: as in vas_local_alloc(). */
-	if (lf_load_u32(&v->caching, LF_RELAXED) != 0 &&
+	/* Acquire: as in vas_local_alloc(). */
+	if (lf_load_u32(&v->caching, LF_ACQUIRE) != 0 &&
 	    c->ncache < VAS_PC_SLOTS) {
 		struct vt_local l;
 		struct vt_ent e;
@@ -811,8 +823,10 @@ int vas_set_caching(struct vas *v, bool on)
 	vas_wlock(v);
 	int rc = on ? VAS_OK : vas_drain_all(v, 0);
 	if (rc == VAS_OK)
-		/* Relaxed: read inside either side of the exclusion. */
-		lf_store_u32(&v->caching, on ? 1u : 0u, LF_RELAXED);
+		/* Release: pairs with the acquire loads of the leaf-local
+		 * calls (vas_local_alloc()); exclusive writers read it under
+		 * the writer lock. */
+		lf_store_u32(&v->caching, on ? 1u : 0u, LF_RELEASE);
 	/* Release: pairs with vas_commits(), as in vas_wend(); find's pair
 	 * check also sees caching move. */
 	lf_fetch_add_u64(&v->commits, 1, LF_RELEASE);
@@ -839,7 +853,9 @@ int vas_alloc(struct vas_ctx *c, uint64_t size, uint64_t align,
 		return vas_fail(c, VAS_ENOSPC);
 	bool small = vas_cacheable(v, w.n, w.align);
 	struct vas_fit f;
-	if (small && vas_local_alloc(v, c, w.n, tag, &f.at)) {
+	/* Relaxed: a hint; vas_local_alloc() looks again inside its side. */
+	if (small && lf_load_u32(&v->caching, LF_RELAXED) != 0 &&
+	    vas_local_alloc(v, c, w.n, tag, &f.at)) {
 		*addr = v->base + (f.at << v->qshift);
 		return VAS_OK;
 	}
@@ -1048,7 +1064,9 @@ int vas_free(struct vas_ctx *c, uint64_t addr, uint64_t size)
 	uint64_t at, n;
 	struct vt_ent e;
 	/* A whole small range: cached by c, leaf-local, if caching is on. */
-	if (vas_range_check(v, addr, size, &at, &n) == VAS_OK &&
+	/* Relaxed: a hint; vas_local_free() looks again inside its side. */
+	if (lf_load_u32(&v->caching, LF_RELAXED) != 0 &&
+	    vas_range_check(v, addr, size, &at, &n) == VAS_OK &&
 	    n <= VAS_PC_QMAX && vas_local_free(v, c, at, n))
 		return VAS_OK;
 	int rc = vas_wrange(v, c, addr, size, &at, &n, &e, VAS_W_FREE);

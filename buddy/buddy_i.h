@@ -223,6 +223,45 @@ struct buddy_zone {
 #define BUDDY_LINE_ORDER 5
 _Static_assert(BUDDY_LINE_FRAMES == 1 << BUDDY_LINE_ORDER, "line order");
 
+/*
+ * The core's arrays (st[], link[]) have one entry per *core index*: a
+ * frame index x (a frame's place in the regions' index layout) has the
+ * core index x >> BUDDY_CORE_SHIFT. Version 2 keeps an entry per frame
+ * (shift 0); version 3 runs the core over units of 32 frames (shift 5,
+ * docs/design.md 2.7), where every core block is unit-aligned. The core's
+ * code keeps frame indices and frame orders; only these helpers index
+ * the arrays, and the stacks (and the chains pushed onto them) hold core
+ * indices: buddy_cx() before a push or a link store, buddy_fx() after a
+ * pop or a link load.
+ */
+#define BUDDY_CORE_SHIFT 0
+_Static_assert(BUDDY_CORE_SHIFT <= BUDDY_LINE_ORDER, "a core index per line");
+/* The core index of frame index x; LF_STACK_NIL stays LF_STACK_NIL. */
+static inline uint32_t buddy_cx(uint32_t x)
+{
+	return x == LF_STACK_NIL ? LF_STACK_NIL : x >> BUDDY_CORE_SHIFT;
+}
+/* The frame index of core index u; LF_STACK_NIL stays LF_STACK_NIL. */
+static inline uint32_t buddy_fx(uint32_t u)
+{
+	return u == LF_STACK_NIL ? LF_STACK_NIL : u << BUDDY_CORE_SHIFT;
+}
+/* The core's entries of frame index x. */
+static inline lf_atomic_u16 *buddy_st(const struct buddy_zone *z, uint32_t x)
+{
+	return &z->st[buddy_cx(x)];
+}
+static inline lf_atomic_u32 *buddy_link(const struct buddy_zone *z, uint32_t x)
+{
+	return &z->link[buddy_cx(x)];
+}
+/* Core indices of nidx frame indices: the arrays' length. */
+static inline uint64_t buddy_ncx(uint64_t nidx)
+{
+	return (nidx + ((uint64_t)1 << BUDDY_CORE_SHIFT) - 1) >>
+	       BUDDY_CORE_SHIFT;
+}
+
 /* Counters of a context: relaxed load + store by its only writer. */
 static inline void buddy_ctr_add(struct buddy_cpu *c, enum buddy_ctr i,
 				 uint64_t v)

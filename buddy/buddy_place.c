@@ -43,7 +43,7 @@ static uint32_t buddy_at_head(const struct buddy_zone *z,
 			break;
 		uint32_t h = r->idx + (uint32_t)(hp - r->pfn);
 		/* Acquire: pairs with the publish; the CAS re-checks it. */
-		uint16_t s = lf_load_u16(&z->st[h], LF_ACQUIRE);
+		uint16_t s = lf_load_u16(buddy_st(z, h), LF_ACQUIRE);
 		if (!bst_is_head(s))
 			continue;
 		if (bst_kind(s) != BK_BUSY && bst_order(s) < j)
@@ -87,7 +87,8 @@ static int buddy_at_taken(const struct buddy_zone *z, uint32_t x, unsigned k)
 	int rc = BUDDY_AT_AGAIN;
 	for (uint32_t y = x; y < x + ((uint32_t)1 << k); y++) {
 		/* Acquire: as buddy_at_head(). */
-		unsigned kind = bst_kind(lf_load_u16(&z->st[y], LF_ACQUIRE));
+		unsigned kind =
+			bst_kind(lf_load_u16(buddy_st(z, y), LF_ACQUIRE));
 		if (kind == BK_ALLOC)
 			return BUDDY_EBUSY;
 		if (kind == BK_CACHED)
@@ -121,7 +122,8 @@ static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
 	unsigned o = bst_order(s);
 	buddy_busy(c, 1); /* the split gives part back: a section */
 	/* Acq_rel: the claim (B2); a stack entry of h goes stale. */
-	if (!lf_cas_u16(&z->st[h], &s, bst_with(s, BK_BUSY, o), LF_ACQ_REL)) {
+	if (!lf_cas_u16(buddy_st(z, h), &s, bst_with(s, BK_BUSY, o),
+			LF_ACQ_REL)) {
 		buddy_busy(c, -1);
 		return BUDDY_AT_AGAIN;
 	}
@@ -248,7 +250,7 @@ static int buddy_run_check(struct buddy_zone *z, uint64_t addr,
 		if (rc == BUDDY_OK) {
 			uint32_t x = buddy_addr_idx(r, a);
 			/* Acquire: as buddy_free_claim(); re-checked there. */
-			uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
+			uint16_t s = lf_load_u16(buddy_st(z, x), LF_ACQUIRE);
 			if (!bst_is(s, BK_ALLOC, (unsigned)o))
 				rc = buddy_free_claim(z, r, x, (unsigned)o,
 						      BK_ALLOC);

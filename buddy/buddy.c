@@ -30,7 +30,7 @@ static uint64_t buddy_regions_frames(const struct buddy_region *rg, unsigned n)
 	uint64_t total = 0, end = 0;
 	for (unsigned i = 0; i < n; i++) {
 		if (rg[i].size == 0 ||
-		    (rg[i].base | rg[i].size) & (BUDDY_FRAME_SIZE - 1))
+		    (rg[i].base | rg[i].size) & (BUDDY_CORE_BYTES - 1))
 			return 0;
 		if (rg[i].base + rg[i].size < rg[i].base)
 			return 0; /* wraps */
@@ -240,9 +240,14 @@ int buddy_zone_frame(struct buddy_zone *z, uint64_t addr, unsigned *kind,
 	int rc = buddy_addr_check(z, addr, 0, &r);
 	if (rc != BUDDY_OK)
 		return rc;
+	uint32_t x = buddy_addr_idx(r, addr);
+	if (x & (BUDDY_CORE_FRAMES - 1)) { /* inside a core granule */
+		*kind = BK_TAIL;
+		*order = 0;
+		return BUDDY_OK;
+	}
 	/* Relaxed: a snapshot. */
-	uint16_t s =
-		lf_load_u16(buddy_st(z, buddy_addr_idx(r, addr)), LF_RELAXED);
+	uint16_t s = lf_load_u16(buddy_st(z, x), LF_RELAXED);
 	*kind = bst_kind(s);
 	*order = bst_is_head(s) ? bst_order(s) : 0;
 	return BUDDY_OK;

@@ -478,7 +478,7 @@ int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
 {
 	if (c == NULL || addr == NULL)
 		return BUDDY_EINVAL;
-	if (order > BUDDY_MAX_ORDER)
+	if (order > BUDDY_MAX_ORDER || buddy_below_core(order))
 		return buddy_reject(c, BUDDY_EINVAL);
 	uint32_t x;
 	int rc;
@@ -539,6 +539,8 @@ int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
 		return BUDDY_EINVAL;
 	struct buddy_zone *z = c->zone;
 	const struct buddy_rgn *r;
+	if (order <= BUDDY_MAX_ORDER && buddy_below_core(order))
+		return buddy_reject(c, BUDDY_EINVAL);
 	int rc = buddy_addr_check(z, addr, order, &r);
 	if (LF_UNLIKELY(rc != BUDDY_OK))
 		return buddy_reject(c, rc);

@@ -62,7 +62,7 @@ static int buddy_ck_region(struct buddy_ck *k, const struct buddy_rgn *r)
 		uint16_t s = buddy_ck_st(k, x);
 		unsigned o = bst_order(s), kind = bst_kind(s);
 		uint64_t pfn = r->pfn + (x - r->idx);
-		if (!bst_is_head(s) || kind == BK_BUSY ||
+		if (!bst_is_head(s) || kind == BK_BUSY || buddy_below_core(o) ||
 		    (pfn & (((uint64_t)1 << o) - 1)) ||
 		    x + ((uint64_t)1 << o) > end)
 			return buddy_ck_fail(k, x, 1);
@@ -73,7 +73,9 @@ static int buddy_ck_region(struct buddy_ck *k, const struct buddy_rgn *r)
 			k->free_blocks[o]++;
 		if (kind == BK_CACHED)
 			k->cached++;
-		for (uint64_t t = x + 1; t < x + ((uint64_t)1 << o); t++)
+		/* The tails: one word per core index (buddy_i.h). */
+		for (uint64_t t = x + BUDDY_CORE_FRAMES;
+		     t < x + ((uint64_t)1 << o); t += BUDDY_CORE_FRAMES)
 			if (bst_kind(buddy_ck_st(k, t)) != BK_TAIL)
 				return buddy_ck_fail(k, t, 1);
 		x += (uint64_t)1 << o;

@@ -234,7 +234,22 @@ _Static_assert(BUDDY_LINE_FRAMES == 1 << BUDDY_LINE_ORDER, "line order");
  * indices: buddy_cx() before a push or a link store, buddy_fx() after a
  * pop or a link load.
  */
+#ifndef BUDDY_CORE_SHIFT
 #define BUDDY_CORE_SHIFT 0
+#endif
+/*
+ * The core's granule: regions start and end on it, and blocks below it
+ * are not the core's (version 3's lower level keeps them; until it is
+ * joined to the core, a build with a shift, lf_buddy_units, refuses them
+ * with BUDDY_EINVAL: docs/v3-status.md).
+ */
+#define BUDDY_CORE_FRAMES (1u << BUDDY_CORE_SHIFT)
+#define BUDDY_CORE_BYTES ((uint64_t)BUDDY_FRAME_SIZE << BUDDY_CORE_SHIFT)
+/* Is order o below the core's granule? (o <= BUDDY_MAX_ORDER) */
+static inline bool buddy_below_core(unsigned o)
+{
+	return ((BUDDY_CORE_FRAMES - 1) >> o) != 0;
+}
 _Static_assert(BUDDY_CORE_SHIFT <= BUDDY_LINE_ORDER, "a core index per line");
 /* The core index of frame index x; LF_STACK_NIL stays LF_STACK_NIL. */
 static inline uint32_t buddy_cx(uint32_t x)

@@ -14,7 +14,7 @@ int buddy_alloc_below(struct buddy_cpu *c, unsigned order, uint64_t limit,
 {
 	if (c == NULL || addr == NULL)
 		return BUDDY_EINVAL;
-	if (order > BUDDY_MAX_ORDER)
+	if (order > BUDDY_MAX_ORDER || buddy_below_core(order))
 		return buddy_reject(c, BUDDY_EINVAL);
 	uint32_t x;
 	int rc = buddy_take_global(c, order, limit >> BUDDY_FRAME_SHIFT, &x);
@@ -147,6 +147,8 @@ int buddy_alloc_at(struct buddy_cpu *c, uint64_t addr, unsigned order)
 {
 	if (c == NULL)
 		return BUDDY_EINVAL;
+	if (order <= BUDDY_MAX_ORDER && buddy_below_core(order))
+		return buddy_reject(c, BUDDY_EINVAL);
 	const struct buddy_rgn *r;
 	int rc = buddy_addr_check(c->zone, addr, order, &r);
 	if (rc != BUDDY_OK)
@@ -207,7 +209,8 @@ int buddy_alloc_run(struct buddy_cpu *c, uint64_t nframes, uint64_t *addr)
 {
 	if (c == NULL || addr == NULL)
 		return BUDDY_EINVAL;
-	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER))
+	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER) ||
+	    (nframes & (BUDDY_CORE_FRAMES - 1)))
 		return buddy_reject(c, BUDDY_EINVAL);
 	unsigned k = buddy_log2_floor(nframes);
 	if (nframes & (nframes - 1))
@@ -286,7 +289,8 @@ int buddy_free_run(struct buddy_cpu *c, uint64_t addr, uint64_t nframes)
 {
 	if (c == NULL)
 		return BUDDY_EINVAL;
-	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER))
+	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER) ||
+	    (nframes & (BUDDY_CORE_FRAMES - 1)))
 		return buddy_reject(c, BUDDY_EINVAL);
 	struct buddy_zone *z = c->zone;
 	const struct buddy_rgn *r;

@@ -359,11 +359,24 @@ static void op_bad_free(struct model *m)
 	MCHECK(m, rc == buddy_locked_free(m->ref, a, o));
 }
 
+/*
+ * Frame by frame; scaled (MODEL_SHIFT), every frame of one model frame in
+ * eight and the first frame of the others (the rest are tails in both).
+ */
+static uint64_t model_next_frame(uint64_t a)
+{
+	uint64_t pfn = a / BUDDY_FRAME_SIZE + 1;
+	if ((pfn / G) % 8 != 0)
+		pfn = (pfn + G - 1) / G * G;
+	return pfn * BUDDY_FRAME_SIZE;
+}
+
 static void model_compare_frames(struct model *m)
 {
 	for (unsigned i = 0; i < m->nrg; i++) {
 		for (uint64_t a = m->rg[i].base;
-		     a < m->rg[i].base + m->rg[i].size; a += BUDDY_FRAME_SIZE) {
+		     a < m->rg[i].base + m->rg[i].size;
+		     a = model_next_frame(a)) {
 			unsigned k1, o1, k2, o2;
 			MCHECK(m,
 			       buddy_zone_frame(m->z, a, &k1, &o1) == BUDDY_OK);

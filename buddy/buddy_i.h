@@ -13,6 +13,12 @@
  *              (or by the one call that popped it from, or is pushing it
  *              onto, stack j): invariant B3 of docs/design.md
  *   bit  13    mark, used only by buddy_zone_check() at quiescence
+ *
+ * Over units (BUDDY_CORE_SHIFT 5, docs/design.md 2.7) the word is per unit
+ * and the order field holds the *unit* order (the frame order minus 5,
+ * 0-15, 4 bits; a tail's field is 0), which frees bits 13-15 for version
+ * 3's pstk (not used yet): kind 0-2, unit order 3-6, stk 7-11, mark 12.
+ * bst_make() and bst_order() take and give frame orders either way.
  */
 #ifndef BUDDY_I_H
 #define BUDDY_I_H
@@ -29,29 +35,47 @@ enum buddy_kind {
 	BK_BUSY = BUDDY_FRAME_BUSY,
 };
 
+#ifndef BUDDY_CORE_SHIFT
+#define BUDDY_CORE_SHIFT 0 /* log2 of the frames per core index (below) */
+#endif
+/* Bits of the order field: the core's orders (BUDDY_CORE_SHIFT to max). */
+#define BST_ORDER_BITS (BUDDY_CORE_SHIFT == 0 ? 5 : 4)
 #define BST_KIND_MASK 0x0007u
 #define BST_ORDER_SHIFT 3
-#define BST_ORDER_MASK 0x00f8u
-#define BST_STK_SHIFT 8
-#define BST_STK_MASK 0x1f00u
-#define BST_MARK 0x2000u
+#define BST_ORDER_MASK (((1u << BST_ORDER_BITS) - 1) << BST_ORDER_SHIFT)
+#define BST_STK_SHIFT (BST_ORDER_SHIFT + BST_ORDER_BITS)
+#define BST_STK_MASK (0x1fu << BST_STK_SHIFT)
+#define BST_MARK (0x20u << BST_STK_SHIFT)
 
 _Static_assert(BUDDY_ORDERS + 1 <= 31, "stk field holds order + 1");
-_Static_assert(BUDDY_MAX_ORDER <= 31, "order field is 5 bits");
+_Static_assert(BUDDY_MAX_ORDER - BUDDY_CORE_SHIFT < 1u << BST_ORDER_BITS,
+	       "order field holds the core's orders");
+_Static_assert(BUDDY_CORE_SHIFT == 0 || BUDDY_CORE_SHIFT == 5,
+	       "frames, or units of 32 frames");
 _Static_assert(sizeof(lf_atomic_u16) == 2, "the state word is 16 bits");
 
+/* The order field of frame order o (0 for a tail's order 0). */
+static inline unsigned bst_ofield(unsigned o)
+{
+#if BUDDY_CORE_SHIFT == 0
+	return o;
+#else
+	return o < BUDDY_CORE_SHIFT ? 0 : o - BUDDY_CORE_SHIFT;
+#endif
+}
 static inline uint16_t bst_make(unsigned kind, unsigned order, unsigned stk)
 {
-	return (uint16_t)(kind | order << BST_ORDER_SHIFT |
+	return (uint16_t)(kind | bst_ofield(order) << BST_ORDER_SHIFT |
 			  stk << BST_STK_SHIFT);
 }
 static inline unsigned bst_kind(uint16_t s)
 {
 	return s & BST_KIND_MASK;
 }
+/* The frame order of a head (of a tail: 0 at shift 0, else meaningless). */
 static inline unsigned bst_order(uint16_t s)
 {
-	return (s & BST_ORDER_MASK) >> BST_ORDER_SHIFT;
+	return ((s & BST_ORDER_MASK) >> BST_ORDER_SHIFT) + BUDDY_CORE_SHIFT;
 }
 static inline unsigned bst_stk(uint16_t s)
 {
@@ -234,9 +258,6 @@ _Static_assert(BUDDY_LINE_FRAMES == 1 << BUDDY_LINE_ORDER, "line order");
  * indices: buddy_cx() before a push or a link store, buddy_fx() after a
  * pop or a link load.
  */
-#ifndef BUDDY_CORE_SHIFT
-#define BUDDY_CORE_SHIFT 0
-#endif
 /*
  * The core's granule: regions start and end on it, and blocks below it
  * are not the core's (version 3's lower level keeps them; until it is

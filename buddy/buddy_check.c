@@ -63,6 +63,7 @@ static int buddy_ck_region(struct buddy_ck *k, const struct buddy_rgn *r)
 		unsigned o = bst_order(s), kind = bst_kind(s);
 		uint64_t pfn = r->pfn + (x - r->idx);
 		if (!bst_is_head(s) || kind == BK_BUSY || buddy_below_core(o) ||
+		    (kind == BK_LOWER && o != BUDDY_CORE_SHIFT) ||
 		    (pfn & (((uint64_t)1 << o) - 1)) ||
 		    x + ((uint64_t)1 << o) > end)
 			return buddy_ck_fail(k, x, 1);

@@ -1026,6 +1026,38 @@ void buddy_zone_sweep(struct buddy_cpu *c)
  * mean no other context entered a section in between (each count only
  * grows; a wrap needs 2^24 sections inside one window).
  */
+#if BUDDY_CORE_SHIFT > 0
+int buddy_unit_take(struct buddy_cpu *c, uint32_t *xp)
+{
+	uint32_t x;
+	int rc = buddy_take_global_held(c, BUDDY_CORE_SHIFT, BUDDY_NOLIMIT, &x);
+	if (rc != BUDDY_OK)
+		return rc;
+	/* Down: BUSY -> LOWER, ours (a store, or a CAS if listed: B3). */
+	buddy_st_put(c->zone, x, BK_LOWER, BUDDY_CORE_SHIFT);
+	*xp = x;
+	return BUDDY_OK;
+}
+
+void buddy_unit_give(struct buddy_cpu *c, uint32_t x)
+{
+	struct buddy_zone *z = c->zone;
+	/* Acquire: pairs with the release that made it LOWER. */
+	uint16_t s = lf_load_u16(buddy_st(z, x), LF_ACQUIRE);
+	do {
+		LF_ASSERT(bst_is(s, BK_LOWER, BUDDY_CORE_SHIFT));
+		/*
+		 * Acq_rel: up, LOWER -> BUSY: a CAS, since a stale core entry
+		 * may change stk meanwhile; takes the frames' contents as a
+		 * free's claim does.
+		 */
+	} while (!lf_cas_u16(buddy_st(z, x), &s,
+			     bst_with(s, BK_BUSY, BUDDY_CORE_SHIFT),
+			     LF_ACQ_REL));
+	buddy_free_merge(c, buddy_rgn_of_idx(z, x), x, BUDDY_CORE_SHIFT);
+}
+#endif
+
 uint64_t buddy_others_flight(const struct buddy_cpu *c)
 {
 	const struct buddy_zone *z = c->zone;

@@ -33,6 +33,12 @@ enum buddy_kind {
 	BK_CACHED = BUDDY_FRAME_CACHED,
 	BK_TAIL = BUDDY_FRAME_TAIL,
 	BK_BUSY = BUDDY_FRAME_BUSY,
+	/*
+	 * Version 3, over units only: the unit is the lower level's (its
+	 * frames' blocks live in the unit's word, docs/design.md 2.7); a
+	 * head of unit order 0, allocated from the core's point of view.
+	 */
+	BK_LOWER = 6,
 };
 
 #ifndef BUDDY_CORE_SHIFT
@@ -450,6 +456,20 @@ bool buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind,
 		      uint32_t *xp);
 /* Merge every context's spare blocks with free buddies: true if any. */
 bool buddy_zone_undefer(struct buddy_cpu *c);
+
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Version 3's transitions of a unit between the core and the lower level
+ * (buddy_core.c; docs/design.md 2.7, "Core <-> lower"). buddy_unit_take():
+ * a unit of the core (order BUDDY_CORE_SHIFT) claimed and made LOWER, in
+ * *xp; on success the caller is inside the take's in-flight section and
+ * leaves it (buddy_busy(c, -1)) once the unit is named. buddy_unit_give():
+ * LOWER -> BUSY, then the unit freed at the core, merging (B6); the caller
+ * is inside a section entered before the CAS that gave the unit up.
+ */
+int buddy_unit_take(struct buddy_cpu *c, uint32_t *xp);
+void buddy_unit_give(struct buddy_cpu *c, uint32_t x);
+#endif
 
 /* buddy_cache.c: the per-CPU layer, and the allocation loop over both. */
 int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,

@@ -85,11 +85,16 @@ static void buddy_at_split(struct buddy_cpu *c, uint32_t h, unsigned o,
 static int buddy_at_taken(const struct buddy_zone *z, uint32_t x, unsigned k)
 {
 	int rc = BUDDY_AT_AGAIN;
-	for (uint32_t y = x; y < x + ((uint32_t)1 << k); y++) {
+	for (uint32_t y = x; y < x + ((uint32_t)1 << k);
+	     y += BUDDY_CORE_FRAMES) {
 		/* Acquire: as buddy_at_head(). */
 		unsigned kind =
 			bst_kind(lf_load_u16(buddy_st(z, y), LF_ACQUIRE));
-		if (kind == BK_ALLOC)
+		/*
+		 * A LOWER unit (version 3) is allocated from the core's point
+		 * of view; looking inside its word is step 5's (v3-status).
+		 */
+		if (kind == BK_ALLOC || kind == BK_LOWER)
 			return BUDDY_EBUSY;
 		if (kind == BK_CACHED)
 			rc = BUDDY_AT_CACHED;

@@ -30,7 +30,7 @@ static uint64_t buddy_regions_frames(const struct buddy_region *rg, unsigned n)
 	uint64_t total = 0, end = 0;
 	for (unsigned i = 0; i < n; i++) {
 		if (rg[i].size == 0 ||
-		    (rg[i].base | rg[i].size) & (BUDDY_FRAME_SIZE - 1))
+		    (rg[i].base | rg[i].size) & (BUDDY_CORE_BYTES - 1))
 			return 0;
 		if (rg[i].base + rg[i].size < rg[i].base)
 			return 0; /* wraps */
@@ -74,12 +74,16 @@ static uint64_t buddy_regions_idx(const struct buddy_region *rg, unsigned n)
 	return idx;
 }
 
-/* Bytes of the two per-index arrays, the state words padded to a line. */
+/*
+ * Bytes of the core's two arrays for nidx frame indices (an entry per core
+ * index, buddy_i.h), the state words padded to a line.
+ */
 static size_t buddy_meta_arrays(uint64_t nidx)
 {
+	uint64_t ncx = buddy_ncx(nidx);
 	uint64_t st =
-		(nidx * 2 + LF_CACHELINE - 1) & ~(uint64_t)(LF_CACHELINE - 1);
-	return (size_t)(st + nidx * 4);
+		(ncx * 2 + LF_CACHELINE - 1) & ~(uint64_t)(LF_CACHELINE - 1);
+	return (size_t)(st + ncx * 4);
 }
 
 size_t buddy_meta_size(const struct buddy_region *regions, unsigned nregions,
@@ -131,8 +135,8 @@ static void buddy_rgn_fill(struct buddy_zone *z, struct buddy_cpu *c,
 		       pfn + ((uint64_t)2 << k) <= end)
 			k++;
 		uint32_t h = r->idx + (uint32_t)(pfn - r->pfn);
-		lf_init_u16(&z->st[h], bst_make(BK_FREE, k, k + 1));
-		lf_stack_push(&z->stacks[k].s, z->link, h);
+		lf_init_u16(buddy_st(z, h), bst_make(BK_FREE, k, k + 1));
+		lf_stack_push(&z->stacks[k].s, z->link, buddy_cx(h));
 		buddy_free_delta(c, k, 1);
 		pfn += (uint64_t)1 << k;
 	}
@@ -150,7 +154,7 @@ static void buddy_zone_layout(struct buddy_zone *z, void *meta,
 	z->cpus = (struct buddy_cpu *)(base + sizeof(*z));
 	z->st = (lf_atomic_u16 *)(base + buddy_meta_frames_off(ncpus));
 	z->link = (lf_atomic_u32 *)((char *)z->st + buddy_meta_arrays(z->nidx) -
-				    z->nidx * 4);
+				    buddy_ncx(z->nidx) * 4);
 	uint64_t idx = 0;
 	for (unsigned i = 0; i < n; i++) {
 		z->rgn[i].pfn = rg[i].base >> BUDDY_FRAME_SHIFT;
@@ -180,9 +184,9 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 		lf_stack_init(&z->stacks[o].s);
 	for (uint32_t i = 0; i < ncpus; i++)
 		buddy_cpu_init(&z->cpus[i], z, i);
-	for (uint64_t x = 0; x < z->nidx; x++) {
-		lf_init_u16(&z->st[x], bst_make(BK_TAIL, 0, 0));
-		lf_init_u32(&z->link[x], LF_STACK_NIL);
+	for (uint64_t u = 0; u < buddy_ncx(z->nidx); u++) {
+		lf_init_u16(&z->st[u], bst_make(BK_TAIL, 0, 0));
+		lf_init_u32(&z->link[u], LF_STACK_NIL);
 	}
 	for (unsigned i = 0; i < nregions; i++)
 		buddy_rgn_fill(z, &z->cpus[0], &z->rgn[i]);
@@ -236,8 +240,14 @@ int buddy_zone_frame(struct buddy_zone *z, uint64_t addr, unsigned *kind,
 	int rc = buddy_addr_check(z, addr, 0, &r);
 	if (rc != BUDDY_OK)
 		return rc;
+	uint32_t x = buddy_addr_idx(r, addr);
+	if (x & (BUDDY_CORE_FRAMES - 1)) { /* inside a core granule */
+		*kind = BK_TAIL;
+		*order = 0;
+		return BUDDY_OK;
+	}
 	/* Relaxed: a snapshot. */
-	uint16_t s = lf_load_u16(&z->st[buddy_addr_idx(r, addr)], LF_RELAXED);
+	uint16_t s = lf_load_u16(buddy_st(z, x), LF_RELAXED);
 	*kind = bst_kind(s);
 	*order = bst_is_head(s) ? bst_order(s) : 0;
 	return BUDDY_OK;

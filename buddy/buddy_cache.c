@@ -198,7 +198,8 @@ static void buddy_cache_release(struct buddy_cpu *c, uint32_t *xs, uint32_t n,
 	for (unsigned k = 0; k < BUDDY_ORDERS; k++)
 		if (ch.first[k] != LF_STACK_NIL)
 			lf_stack_push_chain(&z->stacks[k].s, z->link,
-					    ch.first[k], ch.last[k]);
+					    buddy_cx(ch.first[k]),
+					    buddy_cx(ch.last[k]));
 }
 
 bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim)
@@ -280,7 +281,7 @@ static void buddy_cache_carve(struct buddy_cpu *c, uint32_t x, unsigned m,
 	for (uint32_t y = end; y > x;) {
 		y -= step;
 		/* Relaxed: y is ours; only its stk may change under us. */
-		if (bst_stk(lf_load_u16(&z->st[y], LF_RELAXED)) != 0) {
+		if (bst_stk(lf_load_u16(buddy_st(z, y), LF_RELAXED)) != 0) {
 			buddy_st_set(z, y, BK_BUSY, o);
 			buddy_free_merge(c, r, y, o);
 			continue;
@@ -290,7 +291,8 @@ static void buddy_cache_carve(struct buddy_cpu *c, uint32_t x, unsigned m,
 		 * publish could change (B3), so nobody else writes the word.
 		 * Release: pairs with the acquire of the free that finds it.
 		 */
-		lf_store_u16(&z->st[y], bst_make(BK_CACHED, o, 0), LF_RELEASE);
+		lf_store_u16(buddy_st(z, y), bst_make(BK_CACHED, o, 0),
+			     LF_RELEASE);
 		put[n++] = y;
 	}
 	bool fast = buddy_own_enter(c);
@@ -326,12 +328,13 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
 	buddy_ctr_add(c, BC_REFILLS, 1);
 	if (!lf_stack_empty(&z->stacks[o].s)) {
 		buddy_busy(c, 1); /* the popped batch is in our hands */
-		uint32_t x = lf_stack_pop_n(&z->stacks[o].s, z->link,
-					    (uint32_t)z->nidx,
-					    BUDDY_CACHE_BATCH, &cnt);
+		uint32_t x = buddy_fx(lf_stack_pop_n(
+			&z->stacks[o].s, z->link, (uint32_t)buddy_ncx(z->nidx),
+			BUDDY_CACHE_BATCH, &cnt));
 		for (uint32_t i = 0; i < cnt; i++) {
 			/* Relaxed: the popped chain is ours. */
-			uint32_t next = lf_load_u32(&z->link[x], LF_RELAXED);
+			uint32_t next = buddy_fx(
+				lf_load_u32(buddy_link(z, x), LF_RELAXED));
 			unsigned mo;
 			if (buddy_pop_take(c, x, o, o, &mo)) {
 				buddy_split_low(c, x, mo, o);
@@ -477,7 +480,8 @@ static int buddy_cache_alloc(struct buddy_cpu *c, unsigned o, uint32_t *xp)
 		 * has no other writer (B5). Pairs with the acquire of its
 		 * free.
 		 */
-		lf_store_u16(&z->st[x], bst_make(BK_ALLOC, o, 0), LF_RELEASE);
+		lf_store_u16(buddy_st(z, x), bst_make(BK_ALLOC, o, 0),
+			     LF_RELEASE);
 		*xp = x;
 		return BUDDY_OK;
 	}
@@ -533,11 +537,17 @@ static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
 	return buddy_alloc_done(c, rc, x, addr);
 }
 
-/* Two tail calls: each path sets up only the frame it needs. */
+/*
+ * Two tail calls: each path sets up only the frame it needs. Orders below
+ * the core's granule are refused first (never at shift 0: the test
+ * compiles away; over units it also leaves the cache path unreachable).
+ */
 int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
 {
 	if (c == NULL || addr == NULL)
 		return BUDDY_EINVAL;
+	if (LF_UNLIKELY(order <= BUDDY_MAX_ORDER && buddy_below_core(order)))
+		return buddy_reject(c, BUDDY_EINVAL);
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
 		return buddy_alloc_cached(c, order, addr);
 	return buddy_alloc_global(c, order, addr);
@@ -559,10 +569,10 @@ static int buddy_cache_free(struct buddy_cpu *c, const struct buddy_rgn *r,
 	 */
 	buddy_busy(c, 1);
 	/* Acquire: pairs with the release that made it ALLOC. */
-	uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
+	uint16_t s = lf_load_u16(buddy_st(z, x), LF_ACQUIRE);
 	while (bst_is(s, BK_ALLOC, o) && bst_stk(s) == 0) {
 		/* Acq_rel: the claim that catches a double free (B2). */
-		if (lf_cas_u16(&z->st[x], &s, bst_with(s, BK_CACHED, o),
+		if (lf_cas_u16(buddy_st(z, x), &s, bst_with(s, BK_CACHED, o),
 			       LF_ACQ_REL)) {
 			buddy_cache_push(c, x, o);
 			buddy_busy(c, -1);
@@ -621,11 +631,13 @@ static BUDDY_NOINLINE int buddy_free_cached(struct buddy_cpu *c, uint64_t addr,
 	return buddy_free_done(c, rc);
 }
 
-/* Two tail calls, as buddy_alloc(). */
+/* Two tail calls, and the refusal below the core, as buddy_alloc(). */
 int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
 {
 	if (c == NULL)
 		return BUDDY_EINVAL;
+	if (LF_UNLIKELY(order <= BUDDY_MAX_ORDER && buddy_below_core(order)))
+		return buddy_reject(c, BUDDY_EINVAL);
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
 		return buddy_free_cached(c, addr, order);
 	return buddy_free_global(c, addr, order);

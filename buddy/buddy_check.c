@@ -35,7 +35,7 @@ struct buddy_ck {
 /* Relaxed throughout: quiescence is the caller's promise. */
 static uint16_t buddy_ck_st(struct buddy_ck *k, uint64_t x)
 {
-	return lf_load_u16(&k->z->st[x], LF_RELAXED);
+	return lf_load_u16(buddy_st(k->z, x), LF_RELAXED);
 }
 
 static int buddy_ck_fail(struct buddy_ck *k, uint64_t x, int inv)
@@ -62,7 +62,8 @@ static int buddy_ck_region(struct buddy_ck *k, const struct buddy_rgn *r)
 		uint16_t s = buddy_ck_st(k, x);
 		unsigned o = bst_order(s), kind = bst_kind(s);
 		uint64_t pfn = r->pfn + (x - r->idx);
-		if (!bst_is_head(s) || kind == BK_BUSY ||
+		if (!bst_is_head(s) || kind == BK_BUSY || buddy_below_core(o) ||
+		    (kind == BK_LOWER && o != BUDDY_CORE_SHIFT) ||
 		    (pfn & (((uint64_t)1 << o) - 1)) ||
 		    x + ((uint64_t)1 << o) > end)
 			return buddy_ck_fail(k, x, 1);
@@ -73,7 +74,9 @@ static int buddy_ck_region(struct buddy_ck *k, const struct buddy_rgn *r)
 			k->free_blocks[o]++;
 		if (kind == BK_CACHED)
 			k->cached++;
-		for (uint64_t t = x + 1; t < x + ((uint64_t)1 << o); t++)
+		/* The tails: one word per core index (buddy_i.h). */
+		for (uint64_t t = x + BUDDY_CORE_FRAMES;
+		     t < x + ((uint64_t)1 << o); t += BUDDY_CORE_FRAMES)
 			if (bst_kind(buddy_ck_st(k, t)) != BK_TAIL)
 				return buddy_ck_fail(k, t, 1);
 		x += (uint64_t)1 << o;
@@ -87,15 +90,15 @@ static bool buddy_ck_mark(struct buddy_ck *k, uint64_t x)
 	uint16_t s = buddy_ck_st(k, x);
 	if (s & BST_MARK)
 		return false;
-	lf_store_u16(&k->z->st[x], (uint16_t)(s | BST_MARK), LF_RELAXED);
+	lf_store_u16(buddy_st(k->z, x), (uint16_t)(s | BST_MARK), LF_RELAXED);
 	return true;
 }
 
 static void buddy_ck_unmark_all(struct buddy_ck *k)
 {
-	for (uint64_t x = 0; x < k->z->nidx; x++) {
+	for (uint64_t x = 0; x < k->z->nidx; x += 1u << BUDDY_CORE_SHIFT) {
 		uint16_t s = buddy_ck_st(k, x);
-		lf_store_u16(&k->z->st[x], (uint16_t)(s & ~BST_MARK),
+		lf_store_u16(buddy_st(k->z, x), (uint16_t)(s & ~BST_MARK),
 			     LF_RELAXED);
 	}
 }
@@ -106,16 +109,16 @@ static int buddy_ck_stacks(struct buddy_ck *k)
 	struct buddy_zone *z = k->z;
 	for (unsigned j = 0; j < BUDDY_ORDERS; j++) {
 		uint64_t w = lf_load_u64(&z->stacks[j].s.head, LF_RELAXED);
-		uint32_t x = lf_stack_word_top(w);
+		uint32_t x = buddy_fx(lf_stack_word_top(w));
 		for (; x != LF_STACK_NIL;
-		     x = lf_load_u32(&z->link[x], LF_RELAXED)) {
+		     x = buddy_fx(lf_load_u32(buddy_link(z, x), LF_RELAXED))) {
 			if (x >= z->nidx ||
 			    bst_stk(buddy_ck_st(k, x)) != j + 1 ||
 			    !buddy_ck_mark(k, x))
 				return buddy_ck_fail(k, x, 3);
 		}
 	}
-	for (uint64_t x = 0; x < z->nidx; x++) {
+	for (uint64_t x = 0; x < z->nidx; x += 1u << BUDDY_CORE_SHIFT) {
 		uint16_t s = buddy_ck_st(k, x);
 		if (bst_stk(s) != 0 && !(s & BST_MARK))
 			return buddy_ck_fail(k, x, 3);

@@ -66,17 +66,19 @@ static inline void buddy_st_put(struct buddy_zone *z, uint32_t x, unsigned kind,
 				unsigned order)
 {
 	/* Relaxed: the frame is ours; the CAS re-checks a listed one. */
-	uint16_t s = lf_load_u16(&z->st[x], LF_RELAXED);
+	uint16_t s = lf_load_u16(buddy_st(z, x), LF_RELAXED);
 	/*
 	 * Release (store or CAS): hands on what the owner did (a split's
 	 * halves, the frames' contents); pairs with the acquire of the next
 	 * claim.
 	 */
 	if (bst_stk(s) == 0) {
-		lf_store_u16(&z->st[x], bst_with(s, kind, order), LF_RELEASE);
+		lf_store_u16(buddy_st(z, x), bst_with(s, kind, order),
+			     LF_RELEASE);
 		return;
 	}
-	while (!lf_cas_u16(&z->st[x], &s, bst_with(s, kind, order), LF_ACQ_REL))
+	while (!lf_cas_u16(buddy_st(z, x), &s, bst_with(s, kind, order),
+			   LF_ACQ_REL))
 		;
 }
 
@@ -145,7 +147,8 @@ static inline bool buddy_spare_open(struct buddy_cpu *c, unsigned k)
 	/* Relaxed: our own slot; the word as above. */
 	uint32_t y = lf_load_u32(&c->spare[k], LF_RELAXED);
 	return y == BUDDY_SPARE_NONE ||
-	       !bst_is(lf_load_u16(&c->zone->st[y], LF_RELAXED), BK_FREE, k);
+	       !bst_is(lf_load_u16(buddy_st(c->zone, y), LF_RELAXED), BK_FREE,
+		       k);
 }
 
 /*
@@ -191,7 +194,7 @@ static inline bool buddy_claim_free(struct buddy_zone *z, uint32_t x,
 				    bool keep_stk)
 {
 	/* Acquire: pairs with the release/seq_cst CAS that published it. */
-	uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
+	uint16_t s = lf_load_u16(buddy_st(z, x), LF_ACQUIRE);
 	for (;;) {
 		if (!bst_is(s, BK_FREE, k))
 			return false;
@@ -199,7 +202,7 @@ static inline bool buddy_claim_free(struct buddy_zone *z, uint32_t x,
 		if (!keep_stk)
 			n = bst_with_stk(n, 0);
 		/* Acq_rel: takes the block (acquire), hands on (release). */
-		if (lf_cas_u16(&z->st[x], &s, n, LF_ACQ_REL))
+		if (lf_cas_u16(buddy_st(z, x), &s, n, LF_ACQ_REL))
 			return true;
 	}
 }
@@ -219,7 +222,7 @@ static inline void buddy_publish(struct buddy_cpu *c, uint32_t x, unsigned k,
 {
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: the CAS re-checks it. */
-	uint16_t s = lf_load_u16(&z->st[x], LF_RELAXED);
+	uint16_t s = lf_load_u16(buddy_st(z, x), LF_RELAXED);
 	if (spare && bst_stk(s) == 0 && c->chain == NULL &&
 	    buddy_spare_open(c, k)) {
 		/*
@@ -228,10 +231,10 @@ static inline void buddy_publish(struct buddy_cpu *c, uint32_t x, unsigned k,
 		 * see is taken as seq_cst, an exchange on x86.
 		 */
 		if (o == LF_RELEASE)
-			lf_store_u16(&z->st[x], bst_make(BK_FREE, k, 0),
+			lf_store_u16(buddy_st(z, x), bst_make(BK_FREE, k, 0),
 				     LF_RELEASE);
 		else
-			lf_store_u16(&z->st[x], bst_make(BK_FREE, k, 0),
+			lf_store_u16(buddy_st(z, x), bst_make(BK_FREE, k, 0),
 				     LF_SEQ_CST);
 		buddy_spare_name(c, k, x);
 		buddy_free_delta(c, k, 1);
@@ -250,14 +253,14 @@ static BUDDY_NOINLINE void buddy_publish_cas(struct buddy_cpu *c, uint32_t x,
 		stk = bst_stk(s);
 		/* B3: a listed link stays where it is; its popper re-files it.
 		 */
-	} while (!lf_cas_u16(&z->st[x], &s,
+	} while (!lf_cas_u16(buddy_st(z, x), &s,
 			     bst_make(BK_FREE, k, stk ? stk : k + 1), o));
 	buddy_free_delta(c, k, 1);
 	if (stk != 0)
 		return;
 	struct buddy_chain *ch = c->chain;
 	if (ch == NULL) {
-		lf_stack_push(&z->stacks[k].s, z->link, x);
+		lf_stack_push(&z->stacks[k].s, z->link, buddy_cx(x));
 		return;
 	}
 	/*
@@ -266,7 +269,7 @@ static BUDDY_NOINLINE void buddy_publish_cas(struct buddy_cpu *c, uint32_t x,
 	 * block is in flight, not lost, meanwhile (B4). Relaxed: the push
 	 * publishes the link (S4).
 	 */
-	lf_store_u32(&z->link[x], ch->first[k], LF_RELAXED);
+	lf_store_u32(buddy_link(z, x), buddy_cx(ch->first[k]), LF_RELAXED);
 	if (ch->first[k] == LF_STACK_NIL)
 		ch->last[k] = x;
 	ch->first[k] = x;
@@ -308,7 +311,7 @@ static bool buddy_merge_claim(struct buddy_cpu *c, uint32_t x, uint32_t b,
 static inline bool buddy_buddy_free(struct buddy_zone *z, uint32_t b,
 				    unsigned k)
 {
-	return bst_is(lf_load_u16(&z->st[b], LF_SEQ_CST), BK_FREE, k);
+	return bst_is(lf_load_u16(buddy_st(z, b), LF_SEQ_CST), BK_FREE, k);
 }
 
 /*
@@ -323,7 +326,7 @@ static bool buddy_recheck(struct buddy_cpu *c, uint32_t x, uint32_t b,
 	uint32_t lo = x < b ? x : b, hi = x < b ? b : x;
 	for (;;) {
 		/* Seq_cst: pairs with the seq_cst publish of the buddy (B6). */
-		uint16_t sb = lf_load_u16(&z->st[b], LF_SEQ_CST);
+		uint16_t sb = lf_load_u16(buddy_st(z, b), LF_SEQ_CST);
 		if (!bst_is(sb, BK_FREE, k))
 			return false;
 		/* The lower first: of two rechecking publishers one goes on. */
@@ -394,20 +397,20 @@ static bool buddy_free_pair(struct buddy_cpu *c, const struct buddy_rgn *r,
 	struct buddy_zone *z = c->zone;
 	bool lower = b < x;
 	/* Acquire: pairs with the publish of b. */
-	uint16_t sb = lf_load_u16(&z->st[b], LF_ACQUIRE);
+	uint16_t sb = lf_load_u16(buddy_st(z, b), LF_ACQUIRE);
 	do {
 		if (!bst_is(sb, BK_FREE, k))
 			return false;
 		/* Acq_rel: the merge's claim of b (B2); its entry stays. */
 	} while (!lf_cas_u16(
-		&z->st[b], &sb,
+		buddy_st(z, b), &sb,
 		bst_with(sb, lower ? BK_BUSY : BK_TAIL, lower ? k + 1 : 0),
 		LF_ACQ_REL));
 	uint16_t s = *sp;
 	while (bst_is(s, BK_ALLOC, k)) {
 		/* Acq_rel: the claim of the freed block (acquire: the
 		 * frames' contents), as buddy_free_claim(). */
-		if (!lf_cas_u16(&z->st[x], &s,
+		if (!lf_cas_u16(buddy_st(z, x), &s,
 				bst_with(s, lower ? BK_TAIL : BK_BUSY,
 					 lower ? 0 : k + 1),
 				LF_ACQ_REL))
@@ -439,7 +442,7 @@ int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r, uint32_t x,
 	uint32_t b = LF_STACK_NIL;
 	bool has = buddy_buddy_of(r, x, k, &b);
 	/* Acquire: pairs with the release that made it ALLOC. */
-	uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
+	uint16_t s = lf_load_u16(buddy_st(z, x), LF_ACQUIRE);
 	if (!bst_is(s, BK_ALLOC, k))
 		return buddy_free_why(z, r, x, s); /* nothing changed */
 	buddy_busy(c, 1); /* memory appears: a section (exact ENOMEM) */
@@ -464,13 +467,13 @@ int buddy_free_eager(struct buddy_cpu *c, const struct buddy_rgn *r, uint32_t x,
 		 * publish (B6: pairs with the recheck load of the buddy's
 		 * freer, as buddy_publish()) in one.
 		 */
-		if (!lf_cas_u16(&z->st[x], &s, n, LF_SEQ_CST))
+		if (!lf_cas_u16(buddy_st(z, x), &s, n, LF_SEQ_CST))
 			continue;
 		buddy_free_delta(c, k, 1);
 		if (stk == 0 && spare)
 			buddy_spare_name(c, k, x);
 		else if (stk == 0)
-			lf_stack_push(&z->stacks[k].s, z->link, x);
+			lf_stack_push(&z->stacks[k].s, z->link, buddy_cx(x));
 		/* b is x's buddy at order k, if it has one (B6). */
 		if (has && buddy_buddy_free(z, b, k) &&
 		    buddy_recheck(c, x, b, k, &x))
@@ -529,8 +532,8 @@ void buddy_free_batch(struct buddy_cpu *c, uint32_t *xs, uint32_t n, unsigned o)
 			 * ours. Pairs with the acquire of whoever claims the
 			 * merged block after its publish.
 			 */
-			lf_store_u16(&z->st[xs[m - 1]], bst_make(BK_TAIL, 0, 0),
-				     LF_RELEASE);
+			lf_store_u16(buddy_st(z, xs[m - 1]),
+				     bst_make(BK_TAIL, 0, 0), LF_RELEASE);
 			ks[m - 2]++;
 			m--;
 			buddy_ctr_add(c, BC_MERGES, 1);
@@ -539,7 +542,7 @@ void buddy_free_batch(struct buddy_cpu *c, uint32_t *xs, uint32_t n, unsigned o)
 	for (uint32_t i = 0; i < m; i++) {
 		/* Release: as above; the block is BUSY and ours until
 		 * buddy_free_merge() publishes it. */
-		lf_store_u16(&z->st[xs[i]], bst_make(BK_BUSY, ks[i], 0),
+		lf_store_u16(buddy_st(z, xs[i]), bst_make(BK_BUSY, ks[i], 0),
 			     LF_RELEASE);
 		buddy_free_merge(c, buddy_rgn_of_idx(z, xs[i]), xs[i], ks[i]);
 	}
@@ -580,7 +583,7 @@ static bool buddy_undefer_block(struct buddy_cpu *c, uint32_t y, unsigned k)
 	if (!buddy_buddy_of(r, y, k, &b))
 		return false;
 	/* Seq_cst: pairs with the publish of the buddy (B8, as B6). */
-	if (!bst_is(lf_load_u16(&z->st[b], LF_SEQ_CST), BK_FREE, k))
+	if (!bst_is(lf_load_u16(buddy_st(z, b), LF_SEQ_CST), BK_FREE, k))
 		return false;
 	/* y's entry, if listed, stays and goes stale (a merge's claim). */
 	if (!buddy_claim_free(z, y, k, BK_BUSY, k, true))
@@ -601,11 +604,11 @@ static void buddy_spare_push(struct buddy_cpu *c, uint32_t y, unsigned k)
 {
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: the CAS re-checks it. */
-	uint16_t s = lf_load_u16(&z->st[y], LF_RELAXED);
+	uint16_t s = lf_load_u16(buddy_st(z, y), LF_RELAXED);
 	while (bst_is(s, BK_FREE, k) && bst_stk(s) == 0)
-		if (lf_cas_u16(&z->st[y], &s, bst_with_stk(s, k + 1),
+		if (lf_cas_u16(buddy_st(z, y), &s, bst_with_stk(s, k + 1),
 			       LF_RELAXED)) {
-			lf_stack_push(&z->stacks[k].s, z->link, y);
+			lf_stack_push(&z->stacks[k].s, z->link, buddy_cx(y));
 			return;
 		}
 }
@@ -676,10 +679,10 @@ int buddy_free_claim(struct buddy_zone *z, const struct buddy_rgn *r,
 		     uint32_t x, unsigned order, unsigned kind)
 {
 	/* Acquire: pairs with the release that made it ALLOC. */
-	uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
+	uint16_t s = lf_load_u16(buddy_st(z, x), LF_ACQUIRE);
 	while (bst_is(s, BK_ALLOC, order)) {
 		/* Acq_rel: the frames' contents go to the next owner. */
-		if (lf_cas_u16(&z->st[x], &s, bst_with(s, kind, order),
+		if (lf_cas_u16(buddy_st(z, x), &s, bst_with(s, kind, order),
 			       LF_ACQ_REL))
 			return BUDDY_OK;
 	}
@@ -701,8 +704,8 @@ static int buddy_free_why(struct buddy_zone *z, const struct buddy_rgn *r,
 		if (hp < r->pfn)
 			break;
 		/* Relaxed: a diagnosis only. */
-		uint16_t h =
-			lf_load_u16(&z->st[r->idx + (hp - r->pfn)], LF_RELAXED);
+		uint16_t h = lf_load_u16(buddy_st(z, r->idx + (hp - r->pfn)),
+					 LF_RELAXED);
 		if (bst_is_head(h) && bst_order(h) >= j)
 			return bst_kind(h) == BK_ALLOC ? BUDDY_ETAIL
 						       : BUDDY_EDOUBLE;
@@ -731,9 +734,9 @@ static bool buddy_move(struct buddy_cpu *c, uint32_t x, uint16_t *s, unsigned o)
 {
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: the link is ours; the push orders it (S4). */
-	if (!lf_cas_u16(&z->st[x], s, bst_with_stk(*s, o + 1), LF_RELAXED))
+	if (!lf_cas_u16(buddy_st(z, x), s, bst_with_stk(*s, o + 1), LF_RELAXED))
 		return false;
-	lf_stack_push(&z->stacks[o].s, z->link, x);
+	lf_stack_push(&z->stacks[o].s, z->link, buddy_cx(x));
 	buddy_ctr_add(c, BC_MOVED, 1);
 	return true;
 }
@@ -750,13 +753,13 @@ static enum buddy_pop buddy_popped(struct buddy_cpu *c, uint32_t x, unsigned j,
 {
 	struct buddy_zone *z = c->zone;
 	/* Acquire: pairs with the publish of the block. */
-	uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
+	uint16_t s = lf_load_u16(buddy_st(z, x), LF_ACQUIRE);
 	for (;;) {
 		LF_ASSERT(bst_stk(s) == j + 1); /* B3 */
 		unsigned o = bst_order(s);
 		if (bst_kind(s) != BK_FREE) {
 			/* Relaxed: only stk changes, and the link is ours. */
-			if (!lf_cas_u16(&z->st[x], &s, bst_with_stk(s, 0),
+			if (!lf_cas_u16(buddy_st(z, x), &s, bst_with_stk(s, 0),
 					LF_RELAXED))
 				continue;
 			buddy_ctr_add(c, BC_STALE, 1);
@@ -765,8 +768,8 @@ static enum buddy_pop buddy_popped(struct buddy_cpu *c, uint32_t x, unsigned j,
 		if (o >= k && buddy_fits(z, x, k, limit)) {
 			buddy_busy(c, 1); /* before the claim: no gap seen */
 			/* Acq_rel: the claim (B2). */
-			if (!lf_cas_u16(&z->st[x], &s, bst_make(BK_BUSY, o, 0),
-					LF_ACQ_REL)) {
+			if (!lf_cas_u16(buddy_st(z, x), &s,
+					bst_make(BK_BUSY, o, 0), LF_ACQ_REL)) {
 				buddy_busy(c, -1);
 				continue;
 			}
@@ -801,20 +804,22 @@ uint32_t buddy_take_stack(struct buddy_cpu *c, unsigned j, unsigned k,
 	if (buddy_stack_empty(z, j))
 		return LF_STACK_NIL;
 	buddy_busy(c, 1); /* popped entries are in our hands */
-	while ((x = lf_stack_pop(&z->stacks[j].s, z->link)) != LF_STACK_NIL) {
+	while ((x = buddy_fx(lf_stack_pop(&z->stacks[j].s, z->link))) !=
+	       LF_STACK_NIL) {
 		enum buddy_pop p = buddy_popped(c, x, j, k, limit, op);
 		if (p == BP_TAKEN)
 			break;
 		if (p != BP_REJECTED)
 			continue;
 		/* Relaxed: our link until push_chain publishes it. */
-		lf_store_u32(&z->link[x], first, LF_RELAXED);
+		lf_store_u32(buddy_link(z, x), buddy_cx(first), LF_RELAXED);
 		first = x;
 		if (last == LF_STACK_NIL)
 			last = x;
 	}
 	if (first != LF_STACK_NIL)
-		lf_stack_push_chain(&z->stacks[j].s, z->link, first, last);
+		lf_stack_push_chain(&z->stacks[j].s, z->link, buddy_cx(first),
+				    buddy_cx(last));
 	buddy_busy(c, -1);
 	return x;
 }
@@ -837,7 +842,7 @@ static BUDDY_INLINE uint32_t buddy_take_spare_of(struct buddy_cpu *c,
 	if (y == BUDDY_SPARE_NONE)
 		return LF_STACK_NIL;
 	/* Acquire: pairs with the publish of the block. */
-	uint16_t s = lf_load_u16(&z->st[y], LF_ACQUIRE);
+	uint16_t s = lf_load_u16(buddy_st(z, y), LF_ACQUIRE);
 	for (;;) {
 		if (!bst_is(s, BK_FREE, j)) {
 			if (o == c)
@@ -848,7 +853,7 @@ static BUDDY_INLINE uint32_t buddy_take_spare_of(struct buddy_cpu *c,
 			return LF_STACK_NIL;
 		buddy_busy(c, 1); /* before the claim: no gap seen */
 		/* Acq_rel: the claim (B2); a stack entry of y goes stale. */
-		if (lf_cas_u16(&z->st[y], &s, bst_with(s, BK_BUSY, j),
+		if (lf_cas_u16(buddy_st(z, y), &s, bst_with(s, BK_BUSY, j),
 			       LF_ACQ_REL))
 			break;
 		buddy_busy(c, -1);
@@ -897,7 +902,7 @@ static void buddy_split_spare(struct buddy_cpu *c, uint32_t x, unsigned o,
 	for (unsigned j = o; j > k; j--) {
 		uint32_t u = x + ((uint32_t)1 << (j - 1));
 		/* Relaxed: the half is ours; only its stk may change. */
-		uint16_t s = lf_load_u16(&z->st[u], LF_RELAXED);
+		uint16_t s = lf_load_u16(buddy_st(z, u), LF_RELAXED);
 		if (j - 1 >= BUDDY_SPARE_ORDERS || bst_stk(s) != 0) {
 			buddy_publish_half(c, u, j - 1); /* takes no slot */
 			continue;
@@ -906,7 +911,7 @@ static void buddy_split_spare(struct buddy_cpu *c, uint32_t x, unsigned o,
 		 * Release: as buddy_publish_half(); a store, as in
 		 * buddy_publish(): the word is ours with stk 0.
 		 */
-		lf_store_u16(&z->st[u], bst_make(BK_FREE, j - 1, 0),
+		lf_store_u16(buddy_st(z, u), bst_make(BK_FREE, j - 1, 0),
 			     LF_RELEASE);
 		/* Release: our own slot, inside the caller's section
 		 * (buddy_spare_set()). */
@@ -1015,14 +1020,16 @@ static void buddy_sweep_stack(struct buddy_cpu *c, unsigned j)
 	if (buddy_stack_empty(z, j)) /* acquire: as in buddy_take_stack() */
 		return;
 	buddy_busy(c, 1); /* the whole stack is in our hands */
-	uint32_t x = lf_stack_pop_all(&z->stacks[j].s);
+	uint32_t x = buddy_fx(lf_stack_pop_all(&z->stacks[j].s));
 	while (x != LF_STACK_NIL) {
 		/* Relaxed: the chain is ours (popped whole). */
-		uint32_t next = lf_load_u32(&z->link[x], LF_RELAXED);
+		uint32_t next =
+			buddy_fx(lf_load_u32(buddy_link(z, x), LF_RELAXED));
 		unsigned o;
 		/* A limit of 0 fits nothing: free blocks of order j stay. */
 		if (buddy_popped(c, x, j, BUDDY_ORDERS, 0, &o) == BP_REJECTED) {
-			lf_store_u32(&z->link[x], first, LF_RELAXED);
+			lf_store_u32(buddy_link(z, x), buddy_cx(first),
+				     LF_RELAXED);
 			first = x;
 			if (last == LF_STACK_NIL)
 				last = x;
@@ -1030,7 +1037,8 @@ static void buddy_sweep_stack(struct buddy_cpu *c, unsigned j)
 		x = next;
 	}
 	if (first != LF_STACK_NIL)
-		lf_stack_push_chain(&z->stacks[j].s, z->link, first, last);
+		lf_stack_push_chain(&z->stacks[j].s, z->link, buddy_cx(first),
+				    buddy_cx(last));
 	buddy_busy(c, -1);
 }
 
@@ -1048,6 +1056,38 @@ void buddy_zone_sweep(struct buddy_cpu *c)
  * mean no other context entered a section in between (each count only
  * grows; a wrap needs 2^24 sections inside one window).
  */
+#if BUDDY_CORE_SHIFT > 0
+int buddy_unit_take(struct buddy_cpu *c, uint32_t *xp)
+{
+	uint32_t x;
+	int rc = buddy_take_global_held(c, BUDDY_CORE_SHIFT, BUDDY_NOLIMIT, &x);
+	if (rc != BUDDY_OK)
+		return rc;
+	/* Down: BUSY -> LOWER, ours (a store, or a CAS if listed: B3). */
+	buddy_st_put(c->zone, x, BK_LOWER, BUDDY_CORE_SHIFT);
+	*xp = x;
+	return BUDDY_OK;
+}
+
+void buddy_unit_give(struct buddy_cpu *c, uint32_t x)
+{
+	struct buddy_zone *z = c->zone;
+	/* Acquire: pairs with the release that made it LOWER. */
+	uint16_t s = lf_load_u16(buddy_st(z, x), LF_ACQUIRE);
+	do {
+		LF_ASSERT(bst_is(s, BK_LOWER, BUDDY_CORE_SHIFT));
+		/*
+		 * Acq_rel: up, LOWER -> BUSY: a CAS, since a stale core entry
+		 * may change stk meanwhile; takes the frames' contents as a
+		 * free's claim does.
+		 */
+	} while (!lf_cas_u16(buddy_st(z, x), &s,
+			     bst_with(s, BK_BUSY, BUDDY_CORE_SHIFT),
+			     LF_ACQ_REL));
+	buddy_free_merge(c, buddy_rgn_of_idx(z, x), x, BUDDY_CORE_SHIFT);
+}
+#endif
+
 uint64_t buddy_others_flight(const struct buddy_cpu *c)
 {
 	const struct buddy_zone *z = c->zone;

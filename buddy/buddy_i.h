@@ -13,6 +13,12 @@
  *              (or by the one call that popped it from, or is pushing it
  *              onto, stack j): invariant B3 of docs/design.md
  *   bit  13    mark, used only by buddy_zone_check() at quiescence
+ *
+ * Over units (BUDDY_CORE_SHIFT 5, docs/design.md 2.7) the word is per unit
+ * and the order field holds the *unit* order (the frame order minus 5,
+ * 0-15, 4 bits; a tail's field is 0), which frees bits 13-15 for version
+ * 3's pstk (not used yet): kind 0-2, unit order 3-6, stk 7-11, mark 12.
+ * bst_make() and bst_order() take and give frame orders either way.
  */
 #ifndef BUDDY_I_H
 #define BUDDY_I_H
@@ -27,31 +33,55 @@ enum buddy_kind {
 	BK_CACHED = BUDDY_FRAME_CACHED,
 	BK_TAIL = BUDDY_FRAME_TAIL,
 	BK_BUSY = BUDDY_FRAME_BUSY,
+	/*
+	 * Version 3, over units only: the unit is the lower level's (its
+	 * frames' blocks live in the unit's word, docs/design.md 2.7); a
+	 * head of unit order 0, allocated from the core's point of view.
+	 */
+	BK_LOWER = 6,
 };
 
+#ifndef BUDDY_CORE_SHIFT
+#define BUDDY_CORE_SHIFT 0 /* log2 of the frames per core index (below) */
+#endif
+/* Bits of the order field: the core's orders (BUDDY_CORE_SHIFT to max). */
+#define BST_ORDER_BITS (BUDDY_CORE_SHIFT == 0 ? 5 : 4)
 #define BST_KIND_MASK 0x0007u
 #define BST_ORDER_SHIFT 3
-#define BST_ORDER_MASK 0x00f8u
-#define BST_STK_SHIFT 8
-#define BST_STK_MASK 0x1f00u
-#define BST_MARK 0x2000u
+#define BST_ORDER_MASK (((1u << BST_ORDER_BITS) - 1) << BST_ORDER_SHIFT)
+#define BST_STK_SHIFT (BST_ORDER_SHIFT + BST_ORDER_BITS)
+#define BST_STK_MASK (0x1fu << BST_STK_SHIFT)
+#define BST_MARK (0x20u << BST_STK_SHIFT)
 
 _Static_assert(BUDDY_ORDERS + 1 <= 31, "stk field holds order + 1");
-_Static_assert(BUDDY_MAX_ORDER <= 31, "order field is 5 bits");
+_Static_assert(BUDDY_MAX_ORDER - BUDDY_CORE_SHIFT < 1u << BST_ORDER_BITS,
+	       "order field holds the core's orders");
+_Static_assert(BUDDY_CORE_SHIFT == 0 || BUDDY_CORE_SHIFT == 5,
+	       "frames, or units of 32 frames");
 _Static_assert(sizeof(lf_atomic_u16) == 2, "the state word is 16 bits");
 
+/* The order field of frame order o (0 for a tail's order 0). */
+static inline unsigned bst_ofield(unsigned o)
+{
+#if BUDDY_CORE_SHIFT == 0
+	return o;
+#else
+	return o < BUDDY_CORE_SHIFT ? 0 : o - BUDDY_CORE_SHIFT;
+#endif
+}
 static inline uint16_t bst_make(unsigned kind, unsigned order, unsigned stk)
 {
-	return (uint16_t)(kind | order << BST_ORDER_SHIFT |
+	return (uint16_t)(kind | bst_ofield(order) << BST_ORDER_SHIFT |
 			  stk << BST_STK_SHIFT);
 }
 static inline unsigned bst_kind(uint16_t s)
 {
 	return s & BST_KIND_MASK;
 }
+/* The frame order of a head (of a tail: 0 at shift 0, else meaningless). */
 static inline unsigned bst_order(uint16_t s)
 {
-	return (s & BST_ORDER_MASK) >> BST_ORDER_SHIFT;
+	return ((s & BST_ORDER_MASK) >> BST_ORDER_SHIFT) + BUDDY_CORE_SHIFT;
 }
 static inline unsigned bst_stk(uint16_t s)
 {
@@ -74,11 +104,18 @@ static inline uint16_t bst_with_stk(uint16_t s, unsigned stk)
 {
 	return (uint16_t)((s & ~BST_STK_MASK) | stk << BST_STK_SHIFT);
 }
-/* Kind and order both, in one compare (the global path's hottest test). */
+/*
+ * Kind and frame order both, in one compare (the global path's hottest
+ * test): bst_kind(s) == kind && bst_order(s) == order. Over units, an
+ * order below the unit's matches nothing: order - BUDDY_CORE_SHIFT wraps,
+ * and the right side has bits above the word's 16 (an explicit test
+ * would tell the compiler the order is >= 5 after it, and the cache
+ * path, dead at shift 5, would then warn of its arrays' bounds).
+ */
 static inline bool bst_is(uint16_t s, unsigned kind, unsigned order)
 {
 	return (s & (BST_KIND_MASK | BST_ORDER_MASK)) ==
-	       (kind | order << BST_ORDER_SHIFT);
+	       (kind | (order - BUDDY_CORE_SHIFT) << BST_ORDER_SHIFT);
 }
 
 /* A region: frames [pfn, pfn + n) at indices [idx, idx + n). (i) */
@@ -234,6 +271,57 @@ struct buddy_zone {
 #define BUDDY_LINE_ORDER 5
 _Static_assert(BUDDY_LINE_FRAMES == 1 << BUDDY_LINE_ORDER, "line order");
 
+/*
+ * The core's arrays (st[], link[]) have one entry per *core index*: a
+ * frame index x (a frame's place in the regions' index layout) has the
+ * core index x >> BUDDY_CORE_SHIFT. Version 2 keeps an entry per frame
+ * (shift 0); version 3 runs the core over units of 32 frames (shift 5,
+ * docs/design.md 2.7), where every core block is unit-aligned. The core's
+ * code keeps frame indices and frame orders; only these helpers index
+ * the arrays, and the stacks (and the chains pushed onto them) hold core
+ * indices: buddy_cx() before a push or a link store, buddy_fx() after a
+ * pop or a link load.
+ */
+/*
+ * The core's granule: regions start and end on it, and blocks below it
+ * are not the core's (version 3's lower level keeps them; until it is
+ * joined to the core, a build with a shift, lf_buddy_units, refuses them
+ * with BUDDY_EINVAL: docs/v3-status.md).
+ */
+#define BUDDY_CORE_FRAMES (1u << BUDDY_CORE_SHIFT)
+#define BUDDY_CORE_BYTES ((uint64_t)BUDDY_FRAME_SIZE << BUDDY_CORE_SHIFT)
+/* Is order o below the core's granule? (o <= BUDDY_MAX_ORDER) */
+static inline bool buddy_below_core(unsigned o)
+{
+	return ((BUDDY_CORE_FRAMES - 1) >> o) != 0;
+}
+_Static_assert(BUDDY_CORE_SHIFT <= BUDDY_LINE_ORDER, "a core index per line");
+/* The core index of frame index x; LF_STACK_NIL stays LF_STACK_NIL. */
+static inline uint32_t buddy_cx(uint32_t x)
+{
+	return x == LF_STACK_NIL ? LF_STACK_NIL : x >> BUDDY_CORE_SHIFT;
+}
+/* The frame index of core index u; LF_STACK_NIL stays LF_STACK_NIL. */
+static inline uint32_t buddy_fx(uint32_t u)
+{
+	return u == LF_STACK_NIL ? LF_STACK_NIL : u << BUDDY_CORE_SHIFT;
+}
+/* The core's entries of frame index x. */
+static inline lf_atomic_u16 *buddy_st(const struct buddy_zone *z, uint32_t x)
+{
+	return &z->st[buddy_cx(x)];
+}
+static inline lf_atomic_u32 *buddy_link(const struct buddy_zone *z, uint32_t x)
+{
+	return &z->link[buddy_cx(x)];
+}
+/* Core indices of nidx frame indices: the arrays' length. */
+static inline uint64_t buddy_ncx(uint64_t nidx)
+{
+	return (nidx + ((uint64_t)1 << BUDDY_CORE_SHIFT) - 1) >>
+	       BUDDY_CORE_SHIFT;
+}
+
 /* Counters of a context: relaxed load + store by its only writer. */
 static inline void buddy_ctr_add(struct buddy_cpu *c, enum buddy_ctr i,
 				 uint64_t v)
@@ -386,6 +474,20 @@ void buddy_free_defer(struct buddy_cpu *c, uint32_t x, unsigned k);
 uint32_t buddy_take_spare(struct buddy_cpu *c, unsigned k, unsigned kind);
 /* Merge every context's spare blocks with free buddies: true if any. */
 bool buddy_zone_undefer(struct buddy_cpu *c);
+
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Version 3's transitions of a unit between the core and the lower level
+ * (buddy_core.c; docs/design.md 2.7, "Core <-> lower"). buddy_unit_take():
+ * a unit of the core (order BUDDY_CORE_SHIFT) claimed and made LOWER, in
+ * *xp; on success the caller is inside the take's in-flight section and
+ * leaves it (buddy_busy(c, -1)) once the unit is named. buddy_unit_give():
+ * LOWER -> BUSY, then the unit freed at the core, merging (B6); the caller
+ * is inside a section entered before the CAS that gave the unit up.
+ */
+int buddy_unit_take(struct buddy_cpu *c, uint32_t *xp);
+void buddy_unit_give(struct buddy_cpu *c, uint32_t x);
+#endif
 
 /* buddy_cache.c: the per-CPU layer, and the allocation loop over both. */
 int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,

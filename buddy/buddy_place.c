@@ -14,7 +14,7 @@ int buddy_alloc_below(struct buddy_cpu *c, unsigned order, uint64_t limit,
 {
 	if (c == NULL || addr == NULL)
 		return BUDDY_EINVAL;
-	if (order > BUDDY_MAX_ORDER)
+	if (order > BUDDY_MAX_ORDER || buddy_below_core(order))
 		return buddy_reject(c, BUDDY_EINVAL);
 	uint32_t x;
 	int rc = buddy_take_global(c, order, limit >> BUDDY_FRAME_SHIFT, &x);
@@ -43,7 +43,7 @@ static uint32_t buddy_at_head(const struct buddy_zone *z,
 			break;
 		uint32_t h = r->idx + (uint32_t)(hp - r->pfn);
 		/* Acquire: pairs with the publish; the CAS re-checks it. */
-		uint16_t s = lf_load_u16(&z->st[h], LF_ACQUIRE);
+		uint16_t s = lf_load_u16(buddy_st(z, h), LF_ACQUIRE);
 		if (!bst_is_head(s))
 			continue;
 		if (bst_kind(s) != BK_BUSY && bst_order(s) < j)
@@ -85,10 +85,16 @@ static void buddy_at_split(struct buddy_cpu *c, uint32_t h, unsigned o,
 static int buddy_at_taken(const struct buddy_zone *z, uint32_t x, unsigned k)
 {
 	int rc = BUDDY_AT_AGAIN;
-	for (uint32_t y = x; y < x + ((uint32_t)1 << k); y++) {
+	for (uint32_t y = x; y < x + ((uint32_t)1 << k);
+	     y += BUDDY_CORE_FRAMES) {
 		/* Acquire: as buddy_at_head(). */
-		unsigned kind = bst_kind(lf_load_u16(&z->st[y], LF_ACQUIRE));
-		if (kind == BK_ALLOC)
+		unsigned kind =
+			bst_kind(lf_load_u16(buddy_st(z, y), LF_ACQUIRE));
+		/*
+		 * A LOWER unit (version 3) is allocated from the core's point
+		 * of view; looking inside its word is step 5's (v3-status).
+		 */
+		if (kind == BK_ALLOC || kind == BK_LOWER)
 			return BUDDY_EBUSY;
 		if (kind == BK_CACHED)
 			rc = BUDDY_AT_CACHED;
@@ -121,7 +127,8 @@ static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
 	unsigned o = bst_order(s);
 	buddy_busy(c, 1); /* the split gives part back: a section */
 	/* Acq_rel: the claim (B2); a stack entry of h goes stale. */
-	if (!lf_cas_u16(&z->st[h], &s, bst_with(s, BK_BUSY, o), LF_ACQ_REL)) {
+	if (!lf_cas_u16(buddy_st(z, h), &s, bst_with(s, BK_BUSY, o),
+			LF_ACQ_REL)) {
 		buddy_busy(c, -1);
 		return BUDDY_AT_AGAIN;
 	}
@@ -145,6 +152,8 @@ int buddy_alloc_at(struct buddy_cpu *c, uint64_t addr, unsigned order)
 {
 	if (c == NULL)
 		return BUDDY_EINVAL;
+	if (order <= BUDDY_MAX_ORDER && buddy_below_core(order))
+		return buddy_reject(c, BUDDY_EINVAL);
 	const struct buddy_rgn *r;
 	int rc = buddy_addr_check(c->zone, addr, order, &r);
 	if (rc != BUDDY_OK)
@@ -205,7 +214,8 @@ int buddy_alloc_run(struct buddy_cpu *c, uint64_t nframes, uint64_t *addr)
 {
 	if (c == NULL || addr == NULL)
 		return BUDDY_EINVAL;
-	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER))
+	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER) ||
+	    (nframes & (BUDDY_CORE_FRAMES - 1)))
 		return buddy_reject(c, BUDDY_EINVAL);
 	unsigned k = buddy_log2_floor(nframes);
 	if (nframes & (nframes - 1))
@@ -248,7 +258,7 @@ static int buddy_run_check(struct buddy_zone *z, uint64_t addr,
 		if (rc == BUDDY_OK) {
 			uint32_t x = buddy_addr_idx(r, a);
 			/* Acquire: as buddy_free_claim(); re-checked there. */
-			uint16_t s = lf_load_u16(&z->st[x], LF_ACQUIRE);
+			uint16_t s = lf_load_u16(buddy_st(z, x), LF_ACQUIRE);
 			if (!bst_is(s, BK_ALLOC, (unsigned)o))
 				rc = buddy_free_claim(z, r, x, (unsigned)o,
 						      BK_ALLOC);
@@ -284,7 +294,8 @@ int buddy_free_run(struct buddy_cpu *c, uint64_t addr, uint64_t nframes)
 {
 	if (c == NULL)
 		return BUDDY_EINVAL;
-	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER))
+	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER) ||
+	    (nframes & (BUDDY_CORE_FRAMES - 1)))
 		return buddy_reject(c, BUDDY_EINVAL);
 	struct buddy_zone *z = c->zone;
 	const struct buddy_rgn *r;

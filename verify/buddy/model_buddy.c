@@ -19,6 +19,13 @@
  * Four regions: holes, an odd start, and two adjacent regions whose
  * frames are buddies by number but must never merge.
  *
+ * Built with MODEL_SHIFT s > 0 (model_buddy_units), against the core of
+ * buddy version 3 alone (lf_buddy_units): every frame number and order of
+ * the model is scaled by 2^s (regions, addresses of alloc_at and bad
+ * frees, limits, runs), so that only the core's orders (>= s) and whole
+ * units are asked for; limits and bad addresses still fall at every frame
+ * and byte, inside units too.
+ *
  * Usage: model_buddy [--seeds N] [--ops N] [--seed S]   (S: replay one)
  */
 #include <inttypes.h>
@@ -30,6 +37,11 @@
 #include "buddy.h"
 #include "buddy_locked.h"
 #include "check.h"
+
+#ifndef MODEL_SHIFT
+#define MODEL_SHIFT 0
+#endif
+#define G ((uint64_t)1 << MODEL_SHIFT) /* frames per model frame */
 
 #define NCPUS 3
 #define MAXLIVE 4096
@@ -84,7 +96,7 @@ static unsigned rnd_below(struct model *m, unsigned n)
 /* Regions with holes and odd alignments, varied by seed. */
 static void model_regions(struct model *m)
 {
-	uint64_t f = BUDDY_FRAME_SIZE;
+	uint64_t f = BUDDY_FRAME_SIZE * G;
 	unsigned v = (unsigned)(m->seed % 3);
 	uint64_t end2 = v == 2 ? 8192 : 6144;
 	m->nrg = 4;
@@ -93,7 +105,7 @@ static void model_regions(struct model *m)
 	m->rg[2] = (struct buddy_region){ 4096 * f, (end2 - 4096) * f };
 	/* Adjacent to region 2: buddies by number that must never merge. */
 	m->rg[3] = (struct buddy_region){ end2 * f, 1000 * f };
-	m->span = end2 + 1000;
+	m->span = (end2 + 1000) * G;
 }
 
 static void model_init(struct model *m, uint64_t seed)
@@ -115,6 +127,36 @@ static void model_init(struct model *m, uint64_t seed)
 		    BUDDY_OK);
 	/* CPU 2 runs without a cache: small orders use the stacks. */
 	buddy_cpu_cache_enable(buddy_zone_cpu(m->z, 2), false);
+#if MODEL_SHIFT > 0
+	{
+		/* The core's arrays are per unit: far below a byte a frame. */
+		struct buddy_stats st;
+		buddy_zone_stats(m->z, &st);
+		CHECK(zs * 4 < st.total_frames);
+		/*
+		 * Until the lower level is joined: orders below a unit, runs
+		 * of part of a unit and unaligned regions are refused, and
+		 * nothing changes.
+		 */
+		struct buddy_cpu *c = buddy_zone_cpu(m->z, 0);
+		uint64_t a, b = m->rg[0].base;
+		for (unsigned o = 0; o < MODEL_SHIFT; o++) {
+			CHECK_EQ(buddy_alloc(c, o, &a), BUDDY_EINVAL);
+			CHECK_EQ(buddy_alloc_below(c, o, UINT64_MAX, &a),
+				 BUDDY_EINVAL);
+			CHECK_EQ(buddy_alloc_at(c, b, o), BUDDY_EINVAL);
+			CHECK_EQ(buddy_free(c, b, o), BUDDY_EINVAL);
+		}
+		CHECK_EQ(buddy_alloc_run(c, G + 1, &a), BUDDY_EINVAL);
+		CHECK_EQ(buddy_free_run(c, b, G - 1), BUDDY_EINVAL);
+		struct buddy_region odd = { m->rg[0].base + BUDDY_FRAME_SIZE,
+					    m->rg[0].size };
+		CHECK_EQ(buddy_meta_size(&odd, 1, 1), 0);
+		buddy_zone_stats(m->z, &st);
+		CHECK_EQ(st.free_frames, st.total_frames);
+		CHECK_EQ(st.rejected, 4 * MODEL_SHIFT + 2);
+	}
+#endif
 }
 
 static void model_fini(struct model *m)
@@ -158,10 +200,10 @@ static unsigned model_order(struct model *m)
 {
 	unsigned r = rnd_below(m, 100);
 	if (r < 60)
-		return rnd_below(m, 4);
+		return MODEL_SHIFT + rnd_below(m, 4);
 	if (r < 90)
-		return 4 + rnd_below(m, 5);
-	return 9 + rnd_below(m, 4);
+		return MODEL_SHIFT + 4 + rnd_below(m, 5);
+	return MODEL_SHIFT + 9 + rnd_below(m, 4);
 }
 
 /* The pieces of a run, as buddy.h lays them out, mirrored on the model. */
@@ -206,8 +248,9 @@ static uint64_t below_limit(struct model *m)
 				     -(int64_t)BUDDY_FRAME_SIZE,
 				     (int64_t)BUDDY_FRAME_SIZE };
 	if (rnd_below(m, 2))
-		return (256 + rnd_below(m, 6000)) * BUDDY_FRAME_SIZE;
-	unsigned bo = rnd_below(m, 8);
+		return (256 * G + rnd_below(m, (unsigned)(6000 * G))) *
+		       BUDDY_FRAME_SIZE;
+	unsigned bo = MODEL_SHIFT + rnd_below(m, 8);
 	uint64_t end = (((uint64_t)rnd_below(m, (unsigned)m->span) >> bo) + 1)
 		       << bo;
 	return end * BUDDY_FRAME_SIZE + (uint64_t)d[rnd_below(m, 6)];
@@ -215,7 +258,8 @@ static uint64_t below_limit(struct model *m)
 
 static void op_alloc_below(struct model *m)
 {
-	unsigned o = rnd_below(m, 3) ? rnd_below(m, 6) : 0; /* order 0 often */
+	/* The smallest order often. */
+	unsigned o = MODEL_SHIFT + (rnd_below(m, 3) ? rnd_below(m, 6) : 0);
 	uint64_t limit = below_limit(m);
 	uint64_t a, ra;
 	int rc = buddy_alloc_below(model_cpu(m), o, limit, &a);
@@ -232,8 +276,8 @@ static void op_alloc_below(struct model *m)
 
 static void op_alloc_at(struct model *m)
 {
-	unsigned o = rnd_below(m, 7);
-	uint64_t pfn = 200 + rnd_below(m, 9100);
+	unsigned o = MODEL_SHIFT + rnd_below(m, 7);
+	uint64_t pfn = (200 + rnd_below(m, 9100)) * G;
 	if (rnd_below(m, 8))
 		pfn &= ~(((uint64_t)1 << o) - 1);
 	uint64_t a = pfn * BUDDY_FRAME_SIZE;
@@ -247,7 +291,7 @@ static void op_alloc_at(struct model *m)
 
 static void op_alloc_run(struct model *m)
 {
-	uint64_t n = 1 + rnd_below(m, 80), a, ra;
+	uint64_t n = (1 + rnd_below(m, 80)) * G, a, ra;
 	int rc = buddy_alloc_run(model_cpu(m), n, &a);
 	if (rc == BUDDY_OK) {
 		model_ref_run(m, a, n);
@@ -296,13 +340,13 @@ static bool model_is_good_free(struct model *m, uint64_t a, unsigned o)
 static void op_bad_free(struct model *m)
 {
 	uint64_t a;
-	unsigned o = rnd_below(m, 8);
+	unsigned o = MODEL_SHIFT + rnd_below(m, 8);
 	if (m->nlive && rnd_below(m, 2)) {
 		struct live l = m->live[rnd_below(m, m->nlive)];
 		a = l.addr +
 		    rnd_below(m, (unsigned)l.frames) * BUDDY_FRAME_SIZE;
 	} else {
-		a = (uint64_t)rnd_below(m, 9400) * BUDDY_FRAME_SIZE;
+		a = (uint64_t)rnd_below(m, 9400) * G * BUDDY_FRAME_SIZE;
 	}
 	if (rnd_below(m, 16) == 0)
 		a += 512;
@@ -315,11 +359,24 @@ static void op_bad_free(struct model *m)
 	MCHECK(m, rc == buddy_locked_free(m->ref, a, o));
 }
 
+/*
+ * Frame by frame; scaled (MODEL_SHIFT), every frame of one model frame in
+ * eight and the first frame of the others (the rest are tails in both).
+ */
+static uint64_t model_next_frame(uint64_t a)
+{
+	uint64_t pfn = a / BUDDY_FRAME_SIZE + 1;
+	if ((pfn / G) % 8 != 0)
+		pfn = (pfn + G - 1) / G * G;
+	return pfn * BUDDY_FRAME_SIZE;
+}
+
 static void model_compare_frames(struct model *m)
 {
 	for (unsigned i = 0; i < m->nrg; i++) {
 		for (uint64_t a = m->rg[i].base;
-		     a < m->rg[i].base + m->rg[i].size; a += BUDDY_FRAME_SIZE) {
+		     a < m->rg[i].base + m->rg[i].size;
+		     a = model_next_frame(a)) {
 			unsigned k1, o1, k2, o2;
 			MCHECK(m,
 			       buddy_zone_frame(m->z, a, &k1, &o1) == BUDDY_OK);

@@ -51,6 +51,16 @@
 #include "check.h"
 #include "platform_user.h"
 
+/*
+ * Built with STRESS_SHIFT s > 0 (stress_buddy_units), against the core of
+ * buddy version 3 alone (lf_buddy_units): the first mode only, every frame
+ * number, order and run length scaled by 2^s (FRAMES counts units).
+ */
+#ifndef STRESS_SHIFT
+#define STRESS_SHIFT 0
+#endif
+#define G ((uint64_t)1 << STRESS_SHIFT) /* frames per stress frame */
+
 #define MAXT 16
 #define HELD 256
 #define MAILBOX 512
@@ -138,28 +148,28 @@ static void do_alloc(struct worker *w)
 	unsigned r = (unsigned)(wrnd(w) % 100), o;
 	uint64_t a;
 	if (r < 70) {
-		o = (unsigned)(wrnd(w) % 4);
+		o = STRESS_SHIFT + (unsigned)(wrnd(w) % 4);
 		if (buddy_alloc(w->c, o, &a) == BUDDY_OK)
 			take(w, a, (uint64_t)1 << o, o, false);
 	} else if (r < 85) {
-		o = 4 + (unsigned)(wrnd(w) % 6);
+		o = STRESS_SHIFT + 4 + (unsigned)(wrnd(w) % 6);
 		if (buddy_alloc(w->c, o, &a) == BUDDY_OK)
 			take(w, a, (uint64_t)1 << o, o, false);
 	} else if (r < 90) {
-		o = (unsigned)(wrnd(w) % 3);
+		o = STRESS_SHIFT + (unsigned)(wrnd(w) % 3);
 		a = (wrnd(w) % span) * BUDDY_FRAME_SIZE;
 		a &= ~((BUDDY_FRAME_SIZE << o) - 1);
 		if (buddy_alloc_at(w->c, a, o) == BUDDY_OK)
 			take(w, a, (uint64_t)1 << o, o, false);
 	} else if (r < 95) {
-		o = (unsigned)(wrnd(w) % 3);
+		o = STRESS_SHIFT + (unsigned)(wrnd(w) % 3);
 		uint64_t lim = rg[0].base + rg[0].size / 2;
 		if (buddy_alloc_below(w->c, o, lim, &a) == BUDDY_OK) {
 			CHECK(a + (BUDDY_FRAME_SIZE << o) <= lim);
 			take(w, a, (uint64_t)1 << o, o, false);
 		}
 	} else {
-		uint64_t n = 1 + wrnd(w) % 40;
+		uint64_t n = (1 + wrnd(w) % 40) * G;
 		if (buddy_alloc_run(w->c, n, &a) == BUDDY_OK)
 			take(w, a, n, 0, true);
 	}
@@ -227,13 +237,11 @@ static void *worker_main(void *arg)
 static void setup(uint64_t frames, unsigned ncpus)
 {
 	/* Two regions with a hole, the second at an odd frame. */
-	rg[0] = (struct buddy_region){ 256 * BUDDY_FRAME_SIZE,
-				       frames / 2 * BUDDY_FRAME_SIZE };
+	uint64_t f = BUDDY_FRAME_SIZE * G;
+	rg[0] = (struct buddy_region){ 256 * f, frames / 2 * f };
 	uint64_t b1 = 256 + frames / 2 + 77;
-	rg[1] = (struct buddy_region){
-		b1 * BUDDY_FRAME_SIZE, (frames - frames / 2) * BUDDY_FRAME_SIZE
-	};
-	span = b1 + frames - frames / 2;
+	rg[1] = (struct buddy_region){ b1 * f, (frames - frames / 2) * f };
+	span = (b1 + frames - frames / 2) * G;
 	size_t sz = buddy_meta_size(rg, 2, ncpus);
 	void *meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
 	owner = calloc(span, sizeof(*owner));
@@ -258,6 +266,7 @@ static void verify_end(uint64_t frames)
 	CHECK_EQ(st.free_frames, frames);
 	CHECK_EQ(st.cached_frames, 0);
 	CHECK_EQ(st.allocs, st.frees);
+	CHECK(st.allocs > 0); /* a stress that did nothing fails */
 	/* Only alloc_at of a random address in a hole may be refused. */
 	CHECK_EQ(st.rejected, st.rejected_by[-BUDDY_ERANGE]);
 	for (uint64_t i = 0; i < span; i++)
@@ -525,6 +534,10 @@ static int pairs_main(unsigned rounds, uint64_t frames)
 
 int main(int argc, char **argv)
 {
+	/* The other modes use order 0: not the core's alone. */
+	CHECK_FATAL(
+		STRESS_SHIFT == 0 || argc < 2 ||
+		(argv[1][0] != 'p' && argv[1][0] != 'i' && argv[1][0] != 'e'));
 	if (argc == 5 && !strcmp(argv[1], "inflight")) {
 		nthreads = (unsigned)atoi(argv[2]);
 		CHECK_FATAL(nthreads >= 1 && nthreads <= MAXT);
@@ -563,6 +576,6 @@ int main(int argc, char **argv)
 	pthread_barrier_wait(&done);
 	for (unsigned i = 0; i < nthreads; i++)
 		pthread_join(t[i], NULL);
-	verify_end(frames);
+	verify_end(frames * G);
 	return check_exit("stress_buddy");
 }

@@ -145,24 +145,16 @@ static uint64_t bench_vas_lf_bytes(void *p)
 	return (st.nodes + st.nodes_free) * VAS_NODE_SIZE;
 }
 
-const struct bench_vas_ops bench_vas_ops_vas = {
-	.create = bench_vas_lf_create,
-	.destroy = bench_vas_lf_destroy,
-	.lookup = bench_vas_lf_lookup,
-	.alloc = bench_vas_lf_alloc,
-	.alloc_at = bench_vas_lf_alloc_at,
-	.free = bench_vas_lf_free,
-	.check = bench_vas_lf_check,
-	.bytes = bench_vas_lf_bytes,
-};
+/* The two variants differ only in how the vas is created. */
+#define BENCH_VAS_LF_OPS(make)                                                 \
+	{                                                                      \
+		.create = make, .destroy = bench_vas_lf_destroy,               \
+		.lookup = bench_vas_lf_lookup, .alloc = bench_vas_lf_alloc,    \
+		.alloc_at = bench_vas_lf_alloc_at, .free = bench_vas_lf_free,  \
+		.check = bench_vas_lf_check, .bytes = bench_vas_lf_bytes,      \
+	}
 
-const struct bench_vas_ops bench_vas_ops_vas_pc = {
-	.create = bench_vas_pc_create,
-	.destroy = bench_vas_lf_destroy,
-	.lookup = bench_vas_lf_lookup,
-	.alloc = bench_vas_lf_alloc,
-	.alloc_at = bench_vas_lf_alloc_at,
-	.free = bench_vas_lf_free,
-	.check = bench_vas_lf_check,
-	.bytes = bench_vas_lf_bytes,
-};
+const struct bench_vas_ops bench_vas_ops_vas =
+	BENCH_VAS_LF_OPS(bench_vas_lf_create);
+const struct bench_vas_ops bench_vas_ops_vas_pc =
+	BENCH_VAS_LF_OPS(bench_vas_pc_create);

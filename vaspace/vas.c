@@ -124,9 +124,11 @@ static void vas_wlock(struct vas *v)
 
 static void vas_wunlock(struct vas *v)
 {
-	/* Release: pairs with the seq_cst load of vas_local_enter(): a
-	 * leaf-local call that enters next sees this write. */
-	lf_store_u32(&v->excl, 0, LF_RELEASE);
+	/* Relaxed: ours to read (only writers under the lock store it). */
+	if (lf_load_u32(&v->excl, LF_RELAXED) != 0)
+		/* Release: pairs with the seq_cst load of vas_local_enter(): a
+		 * leaf-local call that enters next sees this write. */
+		lf_store_u32(&v->excl, 0, LF_RELEASE);
 	lf_spin_unlock(&v->wlock);
 }
 

@@ -241,9 +241,14 @@ struct vas {
 	struct vas_node *held;      /* (w) nodes the write in progress locked */
 	lf_atomic_u64 commits;      /* (a) writes committed (find's check) */
 	lf_atomic_u32 excl;         /* (a) an exclusive writer is in */
-	lf_atomic_u32 caching;      /* (a) per-context caching on (w to set) */
 	struct lf_epoch_domain epoch;
 	struct lf_epoch_record own; /* create and destroy's participant */
+	/*
+	 * (a) per-context caching on (w to set). A line of its own: every
+	 * vas_alloc and vas_free reads it before the writer lock, and the
+	 * writers' lines (commits, excl, the counters) move between CPUs.
+	 */
+	lf_atomic_u32 caching LF_CACHE_ALIGNED;
 };
 
 /*

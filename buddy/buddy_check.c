@@ -90,6 +90,7 @@ static bool buddy_ck_mark(struct buddy_ck *k, uint64_t x)
 	uint16_t s = buddy_ck_st(k, x);
 	if (s & BST_MARK)
 		return false;
+	/* Relaxed: the check runs at quiescence; nothing else writes it. */
 	lf_store_u16(buddy_st(k->z, x), (uint16_t)(s | BST_MARK), LF_RELAXED);
 	return true;
 }

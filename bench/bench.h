@@ -108,10 +108,17 @@ struct bench_prog {
 int bench_main(const struct bench_prog *prog, int argc, char **argv);
 
 /*
- * True if a --only LIST (comma-separated items, each BENCH or BENCH/IMPL)
- * names this benchmark and implementation; a NULL list names everything.
+ * True if a --only LIST (comma-separated items, each BENCH, BENCH/IMPL or
+ * BENCH:IMPL) names this benchmark and implementation; a NULL list names
+ * everything.
  */
 bool bench_listed(const char *list, const char *bench, const char *impl);
+
+/*
+ * True if --only or --impls left some of the program's points out (a
+ * report may then skip what needs every point).
+ */
+bool bench_partial(void);
 
 /*
  * The median, min and max ns/op of one series, for a report; false if it

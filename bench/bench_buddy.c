@@ -16,16 +16,16 @@
  * Usage: bench_buddy [--csv PATH] [--seconds S] [--repeats R]
  *                    [--threads-max N] [--quick] [--only LIST]
  *
- * --only LIST runs a part of the points: a comma-separated list of
- * benches ("bulk") or bench:impl pairs ("bulk:locked_buddy"), e.g.
- * "--only bulk:lf_buddy_nocache,bulk:locked_buddy" for the global path
+ * --only LIST runs a part of the points (the harness's option): a
+ * comma-separated list of benches ("bulk") or bench/impl pairs
+ * ("bulk/locked_buddy"; "bulk:locked_buddy" too), e.g.
+ * "--only bulk/lf_buddy_nocache,bulk/locked_buddy" for the global path
  * against the lock; a target whose points did not run says so.
  */
 #include "bench_buddy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 /* The targets (bench/README.md); "cpu": medians of cpu ns/op. */
 #define BENCH_BUDDY_PERCPU_NS 11.0 /* repeat, lf_buddy, 1 thread, cpu */
@@ -213,75 +213,7 @@ static const struct bench_prog bench_buddy = {
 	.report = bench_buddy_report,
 };
 
-#define BENCH_BUDDY_NIMPLS                                                     \
-	(sizeof(bench_buddy_impls) / sizeof(bench_buddy_impls[0]))
-
-/* Does item (bench or bench:impl, len characters) name implementation m? */
-static bool bench_buddy_item(const char *item, size_t len,
-			     const struct bench_impl *m)
-{
-	size_t nb = strlen(m->bench), ni = strlen(m->impl);
-
-	if (len == nb)
-		return strncmp(item, m->bench, nb) == 0;
-	return len == nb + 1 + ni && strncmp(item, m->bench, nb) == 0 &&
-	       item[nb] == ':' && strncmp(item + nb + 1, m->impl, ni) == 0;
-}
-
-/* Keep the implementations that list names, in report order; their count. */
-static unsigned bench_buddy_only(const char *list,
-				 const struct bench_impl **out)
-{
-	unsigned n = 0;
-
-	for (unsigned k = 0; k < BENCH_BUDDY_NIMPLS; k++) {
-		const char *p = list;
-		bool keep = false;
-		while (!keep && *p != '\0') {
-			size_t len = strcspn(p, ",");
-			keep = bench_buddy_item(p, len, bench_buddy_impls[k]);
-			p += len + (p[len] == ',');
-		}
-		if (keep)
-			out[n++] = bench_buddy_impls[k];
-	}
-	return n;
-}
-
 int main(int argc, char **argv)
 {
-	/* Static: the harness (or bench/coherence's) may keep the pointer. */
-	static const struct bench_impl *only[BENCH_BUDDY_NIMPLS];
-	static struct bench_prog prog;
-	int n = 0;
-
-	prog = bench_buddy;
-
-	/* Take --only out of the arguments; the harness parses the rest. */
-	for (int i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 ||
-		    strcmp(argv[i], "-h") == 0)
-			printf("  --only LIST      benches or bench:impl "
-			       "pairs, "
-			       "comma-separated (bench_buddy.c)\n");
-		if (i == 0 || strcmp(argv[i], "--only") != 0) {
-			argv[n++] = argv[i];
-			continue;
-		}
-		if (i + 1 == argc) {
-			fprintf(stderr, "bench_buddy: --only needs a list\n");
-			return 2;
-		}
-		prog.impls = only;
-		prog.nimpls = bench_buddy_only(argv[++i], only);
-		if (prog.nimpls == 0) {
-			fprintf(stderr,
-				"bench_buddy: --only %s: no such bench or "
-				"bench:impl\n",
-				argv[i]);
-			return 2;
-		}
-	}
-	argv[n] = NULL;
-	return bench_main(&prog, n, argv);
+	return bench_main(&bench_buddy, argc, argv);
 }

@@ -50,7 +50,8 @@ struct bench_opts {
 	double seconds;
 	unsigned repeats;
 	unsigned threads_max;
-	const char *only; /* --only LIST, or NULL: every implementation */
+	const char *only;  /* --only LIST, or NULL: every benchmark */
+	const char *impls; /* --impls LIST, or NULL: every implementation */
 };
 
 /* The results of one series (implementation, thread count). */
@@ -131,7 +132,10 @@ static void bench_usage(FILE *f)
 		"  --quick          0.01 s per point, for smoke tests\n"
 		"  --only LIST      run only these, comma-separated: BENCH "
 		"(every\n                   implementation of it) or "
-		"BENCH/IMPL\n",
+		"BENCH/IMPL (BENCH:IMPL too)\n"
+		"  --impls LIST     run only these implementations, "
+		"comma-separated\n                   (with --only: both "
+		"must name a point)\n",
 		bench_prog->name);
 }
 
@@ -190,6 +194,9 @@ static void bench_parse(int argc, char **argv, struct bench_opts *o)
 			quick = true;
 		} else if (strcmp(a, "--only") == 0 && v != NULL) {
 			o->only = v;
+			i++;
+		} else if (strcmp(a, "--impls") == 0 && v != NULL) {
+			o->impls = v;
 			i++;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			bench_usage(stdout);
@@ -756,24 +763,29 @@ static FILE *bench_csv_open(const char *path)
 
 /*
  * True if the item of --only LIST that starts at item (and ends at ',' or
- * the end) names this benchmark, or this benchmark and implementation.
+ * the end) names this benchmark, or this benchmark and implementation
+ * (BENCH/IMPL or BENCH:IMPL). With bench NULL (an --impls LIST), the item
+ * names the implementation alone.
  */
 static bool bench_item_matches(const char *item, const char *bench,
 			       const char *impl)
 {
-	size_t len = strcspn(item, ","), nb = strlen(bench);
+	size_t len = strcspn(item, ","), ni = strlen(impl), nb;
 
+	if (bench == NULL)
+		return len == ni && strncmp(item, impl, ni) == 0;
+	nb = strlen(bench);
 	if (len == nb)
 		return strncmp(item, bench, nb) == 0;
-	return len == nb + 1 + strlen(impl) && strncmp(item, bench, nb) == 0 &&
-	       item[nb] == '/' &&
-	       strncmp(item + nb + 1, impl, len - nb - 1) == 0;
+	return len == nb + 1 + ni && strncmp(item, bench, nb) == 0 &&
+	       (item[nb] == '/' || item[nb] == ':') &&
+	       strncmp(item + nb + 1, impl, ni) == 0;
 }
 
-bool bench_listed(const char *list, const char *bench, const char *impl)
+/* Does a comma-separated list name (bench, impl)? As bench_item_matches. */
+static bool bench_list_names(const char *list, const char *bench,
+			     const char *impl)
 {
-	if (list == NULL)
-		return true;
 	for (const char *item = list;; item++) {
 		if (bench_item_matches(item, bench, impl))
 			return true;
@@ -782,18 +794,32 @@ bool bench_listed(const char *list, const char *bench, const char *impl)
 	}
 }
 
+bool bench_listed(const char *list, const char *bench, const char *impl)
+{
+	return list == NULL || bench_list_names(list, bench, impl);
+}
+
+static bool bench_partial_run;
+
+bool bench_partial(void)
+{
+	return bench_partial_run;
+}
+
 /*
- * The program's implementations that --only selects, in their order; exits
- * 2 if the list selects none (a misspelt name must not pass as a run).
+ * The program's implementations that --only and --impls select, in their
+ * order; exits 2 if they select none (a misspelt name must not pass as a
+ * run).
  */
 static const struct bench_prog *bench_select(const struct bench_prog *prog,
-					     const char *only)
+					     const struct bench_opts *o)
 {
 	static struct bench_prog sel;
 	const struct bench_impl **impls;
 
-	if (only == NULL)
+	if (o->only == NULL && o->impls == NULL)
 		return prog;
+	bench_partial_run = true;
 	sel = *prog;
 	impls = calloc(prog->nimpls, sizeof(*impls));
 	if (impls == NULL) {
@@ -801,13 +827,17 @@ static const struct bench_prog *bench_select(const struct bench_prog *prog,
 		exit(2);
 	}
 	sel.nimpls = 0;
-	for (unsigned k = 0; k < prog->nimpls; k++)
-		if (bench_listed(only, prog->impls[k]->bench,
-				 prog->impls[k]->impl))
-			impls[sel.nimpls++] = prog->impls[k];
+	for (unsigned k = 0; k < prog->nimpls; k++) {
+		const struct bench_impl *m = prog->impls[k];
+		if (bench_listed(o->only, m->bench, m->impl) &&
+		    (o->impls == NULL ||
+		     bench_list_names(o->impls, NULL, m->impl)))
+			impls[sel.nimpls++] = m;
+	}
 	if (sel.nimpls == 0) {
-		fprintf(stderr, "%s: --only %s selects nothing\n", prog->name,
-			only);
+		fprintf(stderr, "%s: --only %s --impls %s selects nothing\n",
+			prog->name, o->only ? o->only : "(all)",
+			o->impls ? o->impls : "(all)");
 		exit(2);
 	}
 	sel.impls = impls;
@@ -824,7 +854,7 @@ int bench_main(const struct bench_prog *prog, int argc, char **argv)
 
 	bench_prog = prog;
 	bench_parse(argc, argv, &o);
-	bench_prog = prog = bench_select(prog, o.only);
+	bench_prog = prog = bench_select(prog, &o);
 	bench_impl_width = bench_width();
 	bench_set_counts(o.threads_max);
 	bench_find_cpus();

@@ -66,7 +66,6 @@ enum kb_alloc {
 	KB_TC,
 	KB_NALLOC
 };
-static bool kb_filtered; /* --only or --impls: a partial run */
 static const char *const kb_work_name[KB_NWORK] = {
 	"pair",
 	"threadtest",
@@ -759,7 +758,7 @@ static void kb_report(const struct bench_results *res)
 	}
 	bench_result_load(res, st, en);
 	printf("  (load %.2f at start, %.2f at end)\n", st[0], en[0]);
-	if (!kb_filtered)
+	if (!bench_partial()) /* --only or --impls */
 		kb_mem();
 }
 
@@ -770,63 +769,6 @@ static struct bench_prog kb_prog = {
 	.header = kb_header,
 	.report = kb_report,
 };
-
-/* Is name one of the comma-separated names of list (NULL: all)? */
-static bool kb_listed(const char *list, const char *name)
-{
-	size_t n = strlen(name);
-	for (const char *s = list; s;
-	     s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL)
-		if (strncmp(s, name, n) == 0 && (s[n] == ',' || s[n] == 0))
-			return true;
-	return list == NULL;
-}
-
-/*
- * --only W1,W2 and --impls A1,A2 (this program's own options, taken out
- * of argv before the harness parses it): run only those workloads and
- * allocators; the memory overhead report is left out then.
- */
-static int kb_filter(int argc, char **argv)
-{
-	static const struct bench_impl
-		*sel[sizeof(kb_impls) / sizeof(kb_impls[0])];
-	const char *works = NULL, *allocs = NULL;
-	int out = 1;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 ||
-		    strcmp(argv[i], "-h") == 0)
-			printf("bench_kmem's own options: --only WORK,... "
-			       "(pair threadtest prodcons falseshare)\n"
-			       "  --impls ALLOC,... (kmem_cache kmalloc "
-			       "locked_slab glibc jemalloc mimalloc "
-			       "tcmalloc)\n");
-		if ((strcmp(argv[i], "--only") == 0 ||
-		     strcmp(argv[i], "--impls") == 0) &&
-		    i + 1 < argc) {
-			*(argv[i][2] == 'o' ? &works : &allocs) = argv[i + 1];
-			i++;
-			continue;
-		}
-		argv[out++] = argv[i];
-	}
-	argv[out] = NULL;
-	if (!works && !allocs)
-		return out;
-	unsigned n = 0;
-	for (unsigned i = 0; i < kb_prog.nimpls; i++)
-		if (kb_listed(works, kb_impls[i]->bench) &&
-		    kb_listed(allocs, kb_impls[i]->impl))
-			sel[n++] = kb_impls[i];
-	if (n == 0) {
-		fprintf(stderr, "bench_kmem: --only/--impls select nothing\n");
-		exit(2);
-	}
-	kb_prog.impls = sel;
-	kb_prog.nimpls = n;
-	kb_filtered = true;
-	return out;
-}
 
 int main(int argc, char **argv)
 {
@@ -844,6 +786,5 @@ int main(int argc, char **argv)
 		/* Fall through without it: jemalloc may then be skipped. */
 	}
 	kb_libs_load();
-	argc = kb_filter(argc, argv);
 	return bench_main(&kb_prog, argc, argv);
 }

@@ -938,18 +938,32 @@ MV_TEST(mv_findrun, "vas.find", "find across cached ranges vs their reuse", 2,
  * range again if still cached), while thread 1 turns caching off, which
  * must wait for a leaf-local write in flight and return what is cached,
  * and then writes with the writer lock alone (no excl, no wait): it frees
- * quantum 2 (coalescing beside thread 0's) and allocates one quantum by
- * exact first fit. X1 at every step, A10 and A11 at the end, and
- * linearizability with exact placement once the off has taken effect.
+ * quantum 2 (coalescing beside thread 0's), looks up quantum 0 and
+ * allocates one quantum by exact first fit. X1 at every step, A10 and A11 at
+ * the end, and linearizability with exact placement once the off has taken
+ * effect.
  */
 MV_TEST(mv_off, "vas.off",
 	"caching off vs a leaf-local write, then "
 	"writers without the wait",
-	2, 3, 3, 20000, .nq = 8, .keys = 3, .caching = true,
-	.init = MV_THREE(0, 1, 1), .script = { "fa1", "ofa1" }, .need = "co")
+	2, 2, 3, 20000, .nq = 8, .keys = 3, .caching = true,
+	.init = MV_THREE(0, 1, 1), .script = { "fa1", "ofl0a1" }, .need = "co")
+/*
+ * The same with reservations: 32 quanta, a reservation of 2. Thread 0's
+ * first allocation takes one (exclusive), its second carves the rest
+ * (leaf-local), then it frees the first (leaf-local: cached); thread 1
+ * turns caching off, which returns the reservation and the cached range,
+ * looks both up and allocates two quanta by exact first fit.
+ */
+MV_TEST(mv_offcarve, "vas.off_carve",
+	"caching off vs carving and caching, then "
+	"exact placement",
+	2, 2, 3, 20000, .nq = 32, .keys = 4, .caching = true,
+	.init = { { 1, 0, 1 }, { 1, 3, 2 }, { 1, 7, 1 } }, .ninit = 3,
+	.script = { "a1a1f", "ol1l2a2" }, .need = "co")
 
 const struct mc_test *const mc_tests_vas[] = {
-	&mv_split, &mv_grow,    &mv_merge, &mv_writers, &mv_reuse,
-	&mv_mix,   &mv_replace, &mv_unmap, &mv_noepoch, &mv_lwrite,
-	&mv_carve, &mv_findrun, &mv_off,   NULL
+	&mv_split, &mv_grow,    &mv_merge, &mv_writers,  &mv_reuse,
+	&mv_mix,   &mv_replace, &mv_unmap, &mv_noepoch,  &mv_lwrite,
+	&mv_carve, &mv_findrun, &mv_off,   &mv_offcarve, NULL
 };

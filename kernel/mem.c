@@ -445,8 +445,8 @@ void mem_vas_init(void)
 	 * Nodes of 32 keys and a low high-water mark: the torture still
 	 * splits, merges and retires nodes, and a carve from a reservation
 	 * (an insert into its leaf) mostly finds room and stays leaf-local;
-	 * with 8 keys it went exclusive about half the time (vmalloc about
-	 * 1,000,000 TSC cycles against 100,000 at 8 CPUs under TCG).
+	 * with 8 keys leaves were often full and a vmalloc went exclusive
+	 * (docs/design.md 3.3: about 5x its mean cost at 8 CPUs, TCG).
 	 */
 	int rc = vas_create(&kvas, VMALLOC_BASE, VMALLOC_SIZE, PAGE_SIZE, &src,
 			    32, 4);

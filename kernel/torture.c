@@ -635,7 +635,7 @@ static int check_epoch(void)
 static const char *report_line(unsigned test, uint64_t errors)
 {
 	char per[16 * MAX_CPUS], tim[240], why[64];
-	uint64_t ops = 0, cyc = 0, cnt = 0, enomem = 0, remote = 0;
+	uint64_t ops = 0, cyc = 0, cnt = 0, enomem = 0, remote = 0, vw = 0;
 	size_t n = 0;
 	const char *reason = NULL;
 	per[0] = tim[0] = why[0] = '\0';
@@ -671,17 +671,26 @@ static const char *report_line(unsigned test, uint64_t errors)
 		}
 		cyc += kc;
 		cnt += kn;
+		if (test == TEST_VAS && k < 2)
+			vw += kn; /* vmalloc, vfree */
 		if (kn)
 			m += (size_t)ksnprintf(tim + m, sizeof(tim) - m,
 					       " %s=%lu %s_cycles=%lu",
 					       names[k], kn, names[k], kc / kn);
 	}
+	/* The rate per CPU and second; for vas, of vmalloc+vfree alone. */
+	uint64_t span = (uint64_t)ncpus * (kconf.ms ? kconf.ms : 1);
+	char rate[64];
+	ksnprintf(rate, sizeof(rate), " per_cpu_s=%lu", ops * 1000 / span);
+	if (test == TEST_VAS)
+		ksnprintf(rate + kstrlen(rate), sizeof(rate) - kstrlen(rate),
+			  " vmalloc_vfree_per_cpu_s=%lu", vw * 1000 / span);
 	kprintf("LFK test name=%s status=%s%s cpus=%u ms=%lu min_ops=%lu "
 		"ops=%lu ops_per_cpu=%s cycles_per_op=%lu%s enomem=%lu "
-		"remote=%lu errors=%lu\n",
+		"remote=%lu errors=%lu%s\n",
 		test_name(test), reason ? "fail" : "pass", why, ncpus, kconf.ms,
 		kconf.min_ops, ops, per, cnt ? cyc / cnt : 0, tim, enomem,
-		remote, errors);
+		remote, errors, rate);
 	return reason;
 }
 

@@ -19,13 +19,14 @@
  * loser frees its frame), and never freed.
  *
  * vmalloc(): a range from the vas (one guard page after it), a buddy frame
- * mapped at each page. vfree(): clear the PTEs (xchg) and invlpg here at
- * once, then park the frames and the range in this CPU's open batch (as
- * Linux's lazy vunmap purge). A full batch sends one shootdown (IPIs to
- * every other CPU) for all its vfrees and is not waited for; it is
- * returned (frames to the buddy, ranges to the vas) only once every other
- * CPU acknowledged a flush made after that request, so neither a frame
- * nor an address is reused while a stale translation can exist (L1,
+ * mapped at each page; the vas has per-context caching on, so small
+ * ranges come from the CPU's own reservation or cache, leaf-locally. vfree():
+ * clear the PTEs (xchg) and invlpg here at once, then park the frames and the
+ * range in this CPU's open batch (as Linux's lazy vunmap purge). A full batch
+ * sends one shootdown (IPIs to every other CPU) for all its vfrees and is not
+ * waited for; it is returned (frames to the buddy, ranges to the vas) only once
+ * every other CPU acknowledged a flush made after that request, so neither a
+ * frame nor an address is reused while a stale translation can exist (L1,
  * asserted in vbatch_release()). Two batches per CPU: one fills while the
  * other flushes. A vmalloc that finds no room or no frame purges this
  * CPU's batches and tries once more; at most 2 x VLAZY_PAGES frames and
@@ -440,12 +441,32 @@ void mem_vas_init(void)
 {
 	static const struct vas_node_source src = { vas_node_get, vas_node_put,
 						    NULL };
-	/* Small nodes (8 keys) and a low high-water mark: the torture then
-	 * splits, merges and retires nodes all the time. */
+	/*
+	 * Nodes of 32 keys and a low high-water mark: the torture still
+	 * splits, merges and retires nodes, and a carve from a reservation
+	 * (an insert into its leaf) mostly finds room and stays leaf-local;
+	 * with 8 keys leaves were often full and a vmalloc went exclusive
+	 * (docs/design.md 3.3: about 5x its mean cost at 8 CPUs, TCG).
+	 */
 	int rc = vas_create(&kvas, VMALLOC_BASE, VMALLOC_SIZE, PAGE_SIZE, &src,
-			    8, 4);
+			    32, 4);
 	if (rc != VAS_OK) {
 		kprintf("LFK error mem vas_create=%s\n", vas_strerror(rc));
+		kexit_fail();
+	}
+	/*
+	 * Per-context caching (docs/design.md 3.3): a vmalloc of up to 15
+	 * pages (16 with its guard) is carved from its CPU's reservation or
+	 * reuses a range that CPU freed, a vfree's range is cached by the CPU
+	 * that returns its batch: leaf-local writes, no writer lock. Safe for
+	 * L1: a range reaches vas_free() (its CPU's cache) only once its
+	 * batch's shootdown was acknowledged, as before. No vas call runs in
+	 * an interrupt handler (a leaf-local call interrupted by an exclusive
+	 * one on its CPU would wait for itself).
+	 */
+	rc = vas_set_caching(&kvas, true);
+	if (rc != VAS_OK) {
+		kprintf("LFK error mem vas_set_caching=%s\n", vas_strerror(rc));
 		kexit_fail();
 	}
 }

@@ -11,14 +11,18 @@
  *        before every free, and its frame state must say "allocated, this
  *        order": a block handed to two CPUs, or written after its free,
  *        shows up in memory.
- * vas    Each CPU vmallocs 1-8 pages (mem.c), writes a pattern through the
- *        new mapping and checks it through the direct map of the frame the
- *        PTE names, looks the range up (it must be exactly its own, tag
- *        included), vfrees (unmap at once; frames and range parked until
- *        this CPU's next purge, one TLB shootdown for many vfrees),
- *        and looks up random addresses of the region while the others
- *        write: any range found must hold the address and carry a tag some
- *        CPU gave.
+ * vas    Each CPU vmallocs 1-8 pages (mem.c; the vas caches small ranges
+ *        per CPU, so most of these are leaf-local writes), writes a
+ *        pattern through the new mapping and checks it through the direct
+ *        map of the frame the PTE names, looks the range up (it must be
+ *        exactly its own, tag included), vfrees (unmap at once; frames and
+ *        range parked until this CPU's next purge, one TLB shootdown for
+ *        many vfrees; the range then cached by this CPU's vas context),
+ *        itself or (one time in four) through another CPU's mailbox, which
+ *        checks the pattern through the mapping and vfrees it there, and
+ *        looks up random addresses of the region while the others write:
+ *        any range found must hold the address and carry a tag some CPU
+ *        gave.
  * epoch  Readers enter a section, load an object from one of 64 shared
  *        slots and check it is live and intact; writers put a new object
  *        (a buddy frame) in a slot and retire the old one, whose callback
@@ -26,7 +30,9 @@
  *
  * After each test (all CPUs quiescent in the barrier) the BSP checks the
  * structures: buddy_zone_check() with caches drained (fully coalesced),
- * vas_check() and no range left, every retired object reclaimed; at the end
+ * vas_check() and no range left (caching turned off for it, which returns
+ * every cached range: one free range; on again after), some leaf-local
+ * writes done, every retired object reclaimed; at the end
  * every frame is free but those the kernel itself holds.
  */
 #include "kern.h"
@@ -44,16 +50,21 @@ struct bblk {
 	unsigned order;
 };
 
-struct mailbox {
-	struct lf_spin lock; /* (a) taken with interrupts off */
-	lf_atomic_u32 n;     /* (a) written under lock, peeked without */
-	struct bblk b[MBOX]; /* under lock */
-} LF_CACHE_ALIGNED;
-
 struct vmap {
 	uint64_t va, npages;
 	uintptr_t tag;
 };
+
+/* A CPU's mailbox, for blocks (buddy) or vmallocs (vas): one test runs at
+ * a time, and each empties every mailbox before it ends. */
+struct mailbox {
+	struct lf_spin lock; /* (a) taken with interrupts off */
+	lf_atomic_u32 n;     /* (a) written under lock, peeked without */
+	union {
+		struct bblk b[MBOX]; /* under lock */
+		struct vmap v[MBOX]; /* under lock */
+	};
+} LF_CACHE_ALIGNED;
 
 struct torture_cpu {
 	uint64_t ops, errors, enomem, remote;
@@ -297,17 +308,66 @@ static void vas_new(struct cpu *c, struct torture_cpu *t, uint64_t r)
 	t->vheld[t->nvheld++] = m;
 }
 
-static void vas_del(struct cpu *c, struct torture_cpu *t, unsigned i)
+/* Check the pattern through the mapping (this CPU's TLB), vfree here. */
+static void vas_vfree(struct cpu *c, struct torture_cpu *t,
+		      const struct vmap *m)
 {
-	struct vmap m = t->vheld[i];
-	t->vheld[i] = t->vheld[--t->nvheld];
-	vtouch(c, &m, true);
+	vtouch(c, m, true);
 	uint64_t t0 = rdtsc();
-	int rc = vfree(c, (void *)(uintptr_t)m.va, m.npages);
+	int rc = vfree(c, (void *)(uintptr_t)m->va, m->npages);
 	t->cyc[1] += rdtsc() - t0;
 	t->cnt[1]++;
 	if (rc != VAS_OK)
-		terror(c, "vfree", m.va, (uint64_t)-rc);
+		terror(c, "vfree", m->va, (uint64_t)-rc);
+}
+
+static bool vmbox_send(unsigned to, const struct vmap *v)
+{
+	struct mailbox *m = &mbox[to];
+	lf_irqflags f = mbox_lock(m);
+	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
+	bool ok = n < MBOX;
+	if (ok) {
+		m->v[n] = *v;
+		lf_store_u32(&m->n, n + 1, LF_RELAXED);
+	}
+	mbox_unlock(m, f);
+	return ok;
+}
+
+/* What other CPUs sent: vfreed here (the range cached by this CPU). */
+static void vmbox_drain(struct cpu *c, struct torture_cpu *t)
+{
+	struct mailbox *m = &mbox[c->idx];
+	struct vmap got[8];
+	/* Relaxed peek: the lock orders what is taken. */
+	while (lf_load_u32(&m->n, LF_RELAXED) != 0) {
+		lf_irqflags f = mbox_lock(m);
+		uint32_t n = lf_load_u32(&m->n, LF_RELAXED), k = 0;
+		while (n > 0 && k < 8)
+			got[k++] = m->v[--n];
+		lf_store_u32(&m->n, n, LF_RELAXED);
+		mbox_unlock(m, f);
+		for (uint32_t i = 0; i < k; i++)
+			vas_vfree(c, t, &got[i]);
+	}
+}
+
+/* A vmalloc this CPU holds: vfreed here, or (one in four) elsewhere. */
+static void vas_del(struct cpu *c, struct torture_cpu *t, unsigned i,
+		    uint64_t r)
+{
+	struct vmap m = t->vheld[i];
+	t->vheld[i] = t->vheld[--t->nvheld];
+	if (ncpus > 1 && (r & 3) == 0) {
+		unsigned to = (unsigned)((c->idx + 1 + (r >> 2) % (ncpus - 1)) %
+					 ncpus);
+		if (vmbox_send(to, &m)) {
+			t->remote++;
+			return;
+		}
+	}
+	vas_vfree(c, t, &m);
 }
 
 /* A random address of the busy part of the region: sane or nothing. */
@@ -333,16 +393,21 @@ static void torture_vas(struct cpu *c)
 	while (!time_up(t)) {
 		uint64_t r = krand(&c->rng);
 		unsigned op = (unsigned)(r & 7);
+		vmbox_drain(c, t);
 		if (op < 3 && t->nvheld < VHELD)
 			vas_new(c, t, r);
 		else if (op < 5 && t->nvheld > 0)
-			vas_del(c, t, (unsigned)((r >> 8) % t->nvheld));
+			vas_del(c, t, (unsigned)((r >> 8) % t->nvheld),
+				r >> 32);
 		else
 			vas_peek(c, t, r >> 3);
 		t->ops++;
 	}
 	while (t->nvheld)
-		vas_del(c, t, t->nvheld - 1);
+		vas_vfree(c, t, &t->vheld[--t->nvheld]);
+	/* No CPU sends after this barrier: then every mailbox is emptied. */
+	kbarrier_wait(&tbar, ncpus, &t->sense);
+	vmbox_drain(c, t);
 	vfree_purge(c); /* what is parked back, before the checks */
 	/*
 	 * Once no CPU is in a lookup, a few polls of each CPU's own vas
@@ -505,22 +570,33 @@ static int check_buddy(const char *after)
 	return check_line("buddy_zone", ok, d);
 }
 
+/*
+ * With every range freed: the invariants with the CPUs' cached ranges
+ * still held (A10), then caching off, which returns them all (A11), and
+ * the vas one free range; caching on again for the next boot's tests.
+ * Leaf-local writes (local) must have happened: the torture is about them.
+ */
 static int check_vas(void)
 {
-	char d[200];
+	char d[240];
 	uint64_t where = 0;
-	int inv = vas_check(&kvas, &where);
+	int held = vas_check(&kvas, &where);
+	int off = vas_set_caching(&kvas, false);
+	int inv = held ? held : vas_check(&kvas, &where);
 	struct vas_stats s;
 	vas_stats(&kvas, &s);
-	bool ok = inv == 0 && s.ranges == 0 && s.free_ranges == 1 &&
-		  s.free_bytes == VMALLOC_SIZE;
+	int on = vas_set_caching(&kvas, true);
+	bool ok = inv == 0 && off == VAS_OK && on == VAS_OK && s.ranges == 0 &&
+		  s.free_ranges == 1 && s.free_bytes == VMALLOC_SIZE &&
+		  s.local > 0;
 	ksnprintf(d, sizeof(d),
-		  "invariant=%d where=%#lx ranges=%lu "
-		  "free_ranges=%lu nodes=%lu nodes_free=%lu retired_nodes=%lu "
-		  "pending_nodes=%lu height=%lu restarts=%lu",
-		  inv, where, s.ranges, s.free_ranges, s.nodes, s.nodes_free,
-		  s.nodes_retired, lf_load_u64(&kvas.pending_put, LF_RELAXED),
-		  s.height, s.restarts);
+		  "invariant=%d where=%#lx caching_off=%d ranges=%lu "
+		  "free_ranges=%lu local=%lu nodes=%lu nodes_free=%lu "
+		  "retired_nodes=%lu pending_nodes=%lu height=%lu restarts=%lu",
+		  inv, where, off, s.ranges, s.free_ranges, s.local, s.nodes,
+		  s.nodes_free, s.nodes_retired,
+		  lf_load_u64(&kvas.pending_put, LF_RELAXED), s.height,
+		  s.restarts);
 	return check_line("vas_tree", ok, d);
 }
 
@@ -559,7 +635,7 @@ static int check_epoch(void)
 static const char *report_line(unsigned test, uint64_t errors)
 {
 	char per[16 * MAX_CPUS], tim[240], why[64];
-	uint64_t ops = 0, cyc = 0, cnt = 0, enomem = 0, remote = 0;
+	uint64_t ops = 0, cyc = 0, cnt = 0, enomem = 0, remote = 0, vw = 0;
 	size_t n = 0;
 	const char *reason = NULL;
 	per[0] = tim[0] = why[0] = '\0';
@@ -595,17 +671,26 @@ static const char *report_line(unsigned test, uint64_t errors)
 		}
 		cyc += kc;
 		cnt += kn;
+		if (test == TEST_VAS && k < 2)
+			vw += kn; /* vmalloc, vfree */
 		if (kn)
 			m += (size_t)ksnprintf(tim + m, sizeof(tim) - m,
 					       " %s=%lu %s_cycles=%lu",
 					       names[k], kn, names[k], kc / kn);
 	}
+	/* The rate per CPU and second; for vas, of vmalloc+vfree alone. */
+	uint64_t span = (uint64_t)ncpus * (kconf.ms ? kconf.ms : 1);
+	char rate[64];
+	ksnprintf(rate, sizeof(rate), " per_cpu_s=%lu", ops * 1000 / span);
+	if (test == TEST_VAS)
+		ksnprintf(rate + kstrlen(rate), sizeof(rate) - kstrlen(rate),
+			  " vmalloc_vfree_per_cpu_s=%lu", vw * 1000 / span);
 	kprintf("LFK test name=%s status=%s%s cpus=%u ms=%lu min_ops=%lu "
 		"ops=%lu ops_per_cpu=%s cycles_per_op=%lu%s enomem=%lu "
-		"remote=%lu errors=%lu\n",
+		"remote=%lu errors=%lu%s\n",
 		test_name(test), reason ? "fail" : "pass", why, ncpus, kconf.ms,
 		kconf.min_ops, ops, per, cnt ? cyc / cnt : 0, tim, enomem,
-		remote, errors);
+		remote, errors, rate);
 	return reason;
 }
 

@@ -14,10 +14,12 @@
  *            bits 2-3 contexts - 1 (1 to 4, on this one thread)
  *            bits 4-5 the node source fails the first, second or third
  *            get of vas_create (ENOMEM, no node held), then it is created
+ *            bit 6 per-context caching on from the start (vas_set_caching)
  *   byte 1   entries per node (3 to 16, or the most; raw in mode 3)
  *   byte 2   high-water mark of the node freelist (0 to 8)
  *   then     opcode byte, its arguments (see fv_step; opcode 15 mod 16
- *            holds vas_map, replace, unmap, protect, find/next/prev)
+ *            holds vas_map, replace, unmap, protect, find/next/prev, and
+ *            0xcf turns caching on or off)
  *
  * Checked, as model_vas does: every return code and every address chosen
  * equals the reference's; lookups around what each call touched agree;
@@ -29,6 +31,20 @@
  * the input says (ENOMEM exactly when it failed in that call, the vas then
  * exactly as before); at the end everything is freed, vas_destroy refuses
  * while a context is registered, and after it the source holds no node.
+ *
+ * With caching on (docs/design.md 3.3: small allocations and frees are
+ * leaf-local writes in the context's cached and reserved ranges, and
+ * every other placement is made outside them), the addresses that
+ * vas_alloc and vas_map choose may differ from the reference's: each must
+ * be aligned, in its window and free in the reference (a free hint taken),
+ * and the reference is given it. Everything else is compared as without:
+ * return codes (VAS_ENOSPC exact: the caches are drained before it), the
+ * range lists and iterations with free neighbours merged, the statistics
+ * but the free range count and the largest (which only the caches make
+ * differ), vas_check (A10: every held range recorded). Caching going off
+ * returns every held range (ENOMEM exactly when the source failed, caching
+ * then still on); at the end it goes off and the vas must equal the
+ * reference exactly (A11: no held range).
  */
 #include "vt_ref.h"
 
@@ -48,6 +64,7 @@ struct fv {
 	uint64_t base, size, end, q;
 	struct vt_snap snap;
 	uintptr_t next_tag;
+	bool caching; /* per-context caching on (vas_set_caching) */
 };
 
 #define REQ(m, cond, ...) FZ_REQUIRE(&(m)->f, cond, __VA_ARGS__)
@@ -159,6 +176,10 @@ static bool fv_init(struct fv *m)
 		REQ(m, vas_ctx_register(m->v, m->c[i]) == VAS_OK, "register");
 		m->reg[i] = true;
 	}
+	if (h & 0x40) {
+		REQ(m, vas_set_caching(m->v, true) == VAS_OK, "caching on");
+		m->caching = true;
+	}
 	vt_ref_init(&m->ref, m->base, m->size, m->q);
 	m->next_tag = 0x1000;
 	return true;
@@ -175,6 +196,8 @@ static void fv_verify(struct fv *m)
 	if (c != NULL) {
 		int rc = vt_snap_take(c, m->base, m->end, &m->snap);
 		REQ(m, rc == VAS_OK, "iterate: %d", rc);
+		if (m->caching)
+			m->snap.n = vt_list_merge_free(m->snap.r, m->snap.n);
 		REQ(m, vt_list_eq(m->snap.r, m->snap.n, m->ref.r, m->ref.n),
 		    "range lists differ");
 	}
@@ -186,6 +209,16 @@ static void fv_verify(struct fv *m)
 	vas_stats(m->v, &st);
 	vt_ref_stats(&m->ref, &want);
 	want.height = st.height;
+	if (m->caching) { /* more free entries; the largest outside them */
+		REQ(m, st.free_ranges >= want.free_ranges,
+		    "free ranges %llu < %llu", X(st.free_ranges),
+		    X(want.free_ranges));
+		REQ(m, st.largest_free <= want.largest_free,
+		    "largest free %#llx > %#llx", X(st.largest_free),
+		    X(want.largest_free));
+		want.free_ranges = st.free_ranges;
+		want.largest_free = st.largest_free;
+	}
 	REQ(m, vt_stats_same_ranges(&st, &want),
 	    "stats: ranges %llu/%llu free %llu/%llu bytes %#llx/%#llx "
 	    "largest %#llx/%#llx",
@@ -253,6 +286,23 @@ static bool fv_answered(struct fv *m, bool reg, int rc,
 	vt_ref_err(&m->ref, VAS_ENOMEM);
 	fv_verify(m);
 	return false;
+}
+
+/*
+ * With caching on, a placement (not the caches' own, not a hint) may
+ * differ from the reference's: [a, a + size) must be aligned, in the
+ * window [lo, hi) and free in the reference.
+ */
+static void fv_placed(struct fv *m, uint64_t a, uint64_t size, uint64_t align,
+		      uint64_t lo, uint64_t hi)
+{
+	REQ(m, a % align == 0 && a >= lo && a < hi && hi - a >= size,
+	    "placed at %#llx size %#llx: outside [%#llx, %#llx) or not "
+	    "aligned to %#llx",
+	    X(a), X(size), X(lo), X(hi), X(align));
+	const struct vas_range *r = &m->ref.r[vt_ref_find(&m->ref, a)];
+	REQ(m, !r->allocated && a + size <= vt_ref_rend(r),
+	    "placed at %#llx size %#llx: not free", X(a), X(size));
 }
 
 /* ---- arguments ---- */
@@ -331,6 +381,14 @@ static void fv_alloc(struct fv *m)
 			   null ? NULL : &a);
 	if (!fv_answered(m, m->reg[i], rc, failed))
 		return;
+	if (m->caching && rc == VAS_OK) { /* placed outside the caches */
+		fv_placed(m, a, size, align < m->q ? m->q : align, m->base,
+			  m->end);
+		REQ(m, vt_ref_alloc_at(&m->ref, a, size, tag) == VAS_OK,
+		    "alloc at %#llx: not free", X(a));
+		fv_probe_around(m, a, size);
+		return;
+	}
 	int rr = vt_ref_alloc(&m->ref, size, align, pol, tag, &ra, null);
 	REQ(m, rc == rr && (rc != VAS_OK || a == ra),
 	    "alloc size %#llx align %#llx policy %d: %d at %#llx, "
@@ -433,18 +491,45 @@ static void fv_lookup(struct fv *m)
 		    "lookup NULL");
 }
 
+#define FV_ITR 40 /* ranges an iteration keeps */
+
 struct fv_itr {
-	struct vas_range r[8];
+	struct vas_range r[FV_ITR];
 	unsigned n, stop;
 };
 
 static bool fv_itr_fn(const struct vas_range *r, void *arg)
 {
 	struct fv_itr *it = arg;
-	if (it->n < 8)
+	if (it->n < FV_ITR)
 		it->r[it->n] = *r;
 	it->n++;
 	return it->stop == 0 || it->n < it->stop;
+}
+
+/*
+ * With caching on: [a, b) whole (no early stop), cut to the region and to
+ * [a, b), free neighbours merged, against the reference's ranges cut the
+ * same way (at most 17 quanta: at most 18 ranges on either side).
+ */
+static void fv_iterate_merged(struct fv *m, struct vas_ctx *c, uint64_t a,
+			      uint64_t b, uint64_t lo, uint64_t hi)
+{
+	struct fv_itr it = { .stop = 0 };
+	struct vas_range want[FV_ITR];
+	size_t nw = 0;
+	int rc = vas_iterate(c, a, b, fv_itr_fn, &it);
+	REQ(m, rc == VAS_OK && it.n <= FV_ITR, "iterate: %d, %u ranges", rc,
+	    it.n);
+	for (size_t j = vt_ref_find(&m->ref, lo);
+	     lo < hi && j < m->ref.n && m->ref.r[j].start < hi && nw < FV_ITR;
+	     j++)
+		want[nw++] = m->ref.r[j];
+	vt_list_clip(it.r, it.n, lo, hi);
+	vt_list_clip(want, nw, lo, hi);
+	size_t n = vt_list_merge_free(it.r, it.n);
+	REQ(m, vt_list_eq(it.r, n, want, nw), "iterate [%#llx, %#llx) differs",
+	    X(a), X(b));
 }
 
 /* [a, b) anywhere; the whole ranges overlapping it, in order. */
@@ -466,6 +551,10 @@ static void fv_iterate(struct fv *m)
 	REQ(m, vas_iterate(m->c[i], a, b, NULL, NULL) == VAS_EINVAL,
 	    "iterate NULL");
 	uint64_t lo = a < m->base ? m->base : a, hi = b > m->end ? m->end : b;
+	if (m->caching) {
+		fv_iterate_merged(m, m->c[i], a, b, lo, hi);
+		return;
+	}
 	unsigned want = 0;
 	if (lo < hi) {
 		for (size_t j = vt_ref_find(&m->ref, lo);
@@ -474,7 +563,7 @@ static void fv_iterate(struct fv *m)
 				break;
 			REQ(m,
 			    want < it.n &&
-				    (want >= 8 ||
+				    (want >= FV_ITR ||
 				     vt_range_eq(&it.r[want], &m->ref.r[j])),
 			    "iterate [%#llx, %#llx) range %u", X(a), X(b),
 			    want);
@@ -529,6 +618,30 @@ static uint32_t fv_attr(struct fv *m)
 	return b == 255 ? VAS_ATTR_MASK + 1u + fz_u8(&m->f) : b % 4;
 }
 
+/*
+ * With caching on, a map placed outside the caches: a free hint in the
+ * window (free in the reference) must be taken, else any free, aligned
+ * place in the window; the reference is given it.
+ */
+static void fv_map_placed(struct fv *m, const struct vas_place *p, uint64_t a)
+{
+	uint64_t lo = p->low, hi = p->high;
+	uint64_t al = p->align > m->q ? p->align : m->q;
+	if (lo == 0 && hi == 0) {
+		lo = m->base;
+		hi = m->end;
+	}
+	const struct vas_range *h = &m->ref.r[vt_ref_find(&m->ref, p->hint)];
+	bool hint = p->hint != 0 && p->hint % al == 0 && p->hint >= lo &&
+		    p->hint < hi && hi - p->hint >= p->size && !h->allocated &&
+		    p->hint + p->size <= vt_ref_rend(h);
+	REQ(m, !hint || a == p->hint,
+	    "map at %#llx, not at the free hint %#llx", X(a), X(p->hint));
+	fv_placed(m, a, p->size, al, lo, hi);
+	vt_ref_set(&m->ref, a, a + p->size, true, p->attr, p->tag);
+	fv_probe_around(m, a, p->size);
+}
+
 /* vas_map: size, alignment, flags, window and hint from the input. */
 static void fv_map(struct fv *m)
 {
@@ -556,6 +669,10 @@ static void fv_map(struct fv *m)
 	int rc = vas_map(m->c[i], null ? NULL : &p, &a);
 	if (!fv_answered(m, m->reg[i], rc, failed))
 		return;
+	if (m->caching && rc == VAS_OK) {
+		fv_map_placed(m, &p, a);
+		return;
+	}
 	int rr = null ? vt_ref_err(&m->ref, VAS_EINVAL)
 		      : vt_ref_map(&m->ref, &p, &ra);
 	REQ(m, rc == rr && (rc != VAS_OK || a == ra),
@@ -643,6 +760,25 @@ static void fv_find(struct fv *m)
 	    "find %u at %#llx: %d, expected %d", k % 3, X(a), rc, rr);
 }
 
+/*
+ * Caching on, or off: off returns every held range first, ENOMEM exactly
+ * when the source failed (caching then stays on; what was returned is
+ * free as it was), and then the vas equals the reference exactly.
+ */
+static void fv_caching(struct fv *m)
+{
+	unsigned long failed = atomic_load(&m->src.failed);
+	int rc = vas_set_caching(m->v, !m->caching);
+	REQ(m, (rc == VAS_ENOMEM) == (failed != atomic_load(&m->src.failed)),
+	    "caching %s: %d, the source failed %lu times",
+	    m->caching ? "off" : "on", rc,
+	    atomic_load(&m->src.failed) - failed);
+	REQ(m, rc == VAS_OK || rc == VAS_ENOMEM, "caching: %d", rc);
+	if (rc == VAS_OK)
+		m->caching = !m->caching;
+	fv_verify(m);
+}
+
 static void fv_fault(struct fv *m)
 {
 	uint8_t k = fz_u8(&m->f);
@@ -689,7 +825,11 @@ static void fv_step(struct fv *m)
 	case 14:
 		fv_fault(m);
 		break;
-	default: /* 15: the mmap-grade calls, or a verification */
+	default: /* 15: the mmap-grade calls, caching, or a verification */
+		if (op >> 4 == 12) {
+			fv_caching(m);
+			break;
+		}
 		switch ((op >> 4) % 6) {
 		case 0:
 			fv_verify(m);
@@ -729,6 +869,10 @@ static void fv_finish(struct fv *m)
 		    "final free %#llx", X(r.start));
 		REQ(m, vt_ref_free(&m->ref, r.start, r.size) == VAS_OK, "ref");
 		j = vt_ref_find(&m->ref, r.start);
+	}
+	if (m->caching) {
+		REQ(m, vas_set_caching(m->v, false) == VAS_OK, "caching off");
+		m->caching = false;
 	}
 	fv_verify(m);
 	REQ(m, m->ref.n == 1, "not one free range");

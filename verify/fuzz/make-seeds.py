@@ -154,14 +154,25 @@ def buddy_seeds():
 
 # ---- fuzz_vas.c ----
 
-def vh(shape, nctx=1, cfail=0, keys=0, hw=0):
-    return bytes([shape | (nctx - 1) << 2 | cfail << 4, keys, hw])
+def vh(shape, nctx=1, cfail=0, keys=0, hw=0, caching=False):
+    return bytes([shape | (nctx - 1) << 2 | cfail << 4 |
+                  (0x40 if caching else 0), keys, hw])
 
 
-def v_alloc(ctx, quanta, align=0, best=False, k=1, tag=200, extra=b""):
-    """quanta: a byte for 1-4 (0x00-0x3f) or 1-64 (0x40-0x7f)."""
+# After a call that succeeds, the harness reads one byte more: the context
+# of its lookups around what the call touched (fv_probe_around).
+PROBE = bytes([0])
+
+
+def v_alloc(ctx, quanta, align=0, best=False, k=1, tag=200, extra=b"",
+            ok=None):
+    """quanta: a byte for 1-4 (0x00-0x3f) or 1-64 (0x40-0x7f); ok: the
+    call succeeds (a probe byte follows), by default unless bad input."""
     k = (k & ~0x04) | (0x04 if best else 0)
-    return bytes([0, ctx, k, quanta, align]) + extra + bytes([tag])
+    if ok is None:
+        ok = k & 3 and not k & 0x10 and align != 255 and k & 0xe0 != 0xe0
+    return bytes([0, ctx, k, quanta, align]) + extra + bytes([tag]) + \
+        (PROBE if ok else b"")
 
 
 def v_addr(idx, off=None, raw=None):
@@ -173,15 +184,16 @@ def v_addr(idx, off=None, raw=None):
 
 
 def v_alloc_at(ctx, addr, n, tag=200):
-    return bytes([4, ctx]) + addr + bytes([1]) + u16(n - 1) + bytes([tag])
+    return bytes([4, ctx]) + addr + bytes([1]) + u16(n - 1) + \
+        bytes([tag]) + PROBE
 
 
 def v_free(ctx, j, k=0, args=b""):
-    return bytes([6, ctx, j, k]) + args
+    return bytes([6, ctx, j, k]) + args + PROBE
 
 
 def v_bad_free(ctx, addr, k, extra=b""):
-    return bytes([9, ctx]) + addr + bytes([k]) + extra
+    return bytes([9, ctx]) + addr + bytes([k]) + extra + PROBE
 
 
 def v_lookup(ctx, addr, k=0, extra=b""):
@@ -201,6 +213,7 @@ def v_fault(k):
 
 
 V_VERIFY = bytes([15])
+V_CACHING = bytes([0xcf])  # caching on or off
 
 
 def vas_seeds():
@@ -290,6 +303,62 @@ def vas_seeds():
                 if rnd.random() < 0.6 else rnd.choice((0, 4, 6, 10, 15))
             body += bytes([op]) + bytes(rnd.randrange(256) for _ in range(8))
         s[f"mmap-{i}"] = bytes([i % 3, 3 + i, i % 4]) + body + V_VERIFY
+    s.update(vas_caching_seeds())
+    return s
+
+
+def vas_caching_seeds():
+    """Per-context caching (header bit 6, 0xcf toggles it)."""
+    s = {}
+    # Small allocations (leaf-local once a reservation is taken), whole
+    # frees (cached), allocations again (reused), on 2-3 contexts; then
+    # off (everything returned), exact placement, on again.
+    for keys in (0, 1, 4):
+        body = b"".join(v_alloc(i % 3, i % 4, best=bool(i & 4))
+                        for i in range(24))
+        body += b"".join(v_free(i % 3, (i * 7) % 30) for i in range(12))
+        body += v_lookup(0, v_addr(3)) + v_iterate(1, v_addr(2), 0, 40)
+        body += b"".join(v_alloc(i % 3, i % 4) for i in range(12))
+        body += V_VERIFY + V_CACHING + b"".join(
+            v_alloc(0, i % 4) for i in range(6)) + V_VERIFY + V_CACHING
+        body += b"".join(v_free(i % 2, i * 3) for i in range(8)) + \
+            b"".join(v_alloc(1, 0x40 | 2) for _ in range(4)) + V_VERIFY
+        s[f"caching-small-k{keys}"] = vh(0, 3, keys=keys,
+                                         caching=True) + body
+    # Off at the start, on by the toggle, a tight region: ENOSPC only
+    # after the caches are drained.
+    s["caching-enospc"] = vh(1, 2, keys=0) + V_CACHING + b"".join(
+        v_alloc(i % 2, 1) for i in range(20)) + b"".join(
+        v_free(i % 2, 2 * i) for i in range(10)) + b"".join(
+        v_alloc(0, 0x40 | 9) for _ in range(6)) + V_VERIFY
+    # A failing source while the caches are returned (alloc_at over held
+    # space, caching off: ENOMEM, caching still on).
+    s["caching-faults"] = vh(0, 2, keys=0, hw=0, caching=True) + b"".join(
+        v_alloc(i % 2, 0) for i in range(16)) + b"".join(
+        v_free(i % 2, 2 * i) for i in range(8)) + v_fault(0) + \
+        V_CACHING + v_fault(1) + v_alloc_at(0, v_addr(3), 2) + \
+        v_fault(2) + V_CACHING + V_VERIFY + V_CACHING + V_CACHING
+    # Contexts unregistered while they hold ranges, registered again.
+    s["caching-contexts"] = vh(0, 4, keys=0, caching=True) + b"".join(
+        v_alloc(i % 4, 1) for i in range(12)) + b"".join(
+        v_free(i % 4, i) for i in range(6)) + v_toggle(1) + v_toggle(2) + \
+        v_alloc(0, 0x40 | 30) + V_VERIFY + v_toggle(1) + v_alloc(1, 1) + \
+        V_CACHING + V_VERIFY
+    # The mmap-grade calls among small allocations and frees, caching
+    # toggled now and then.
+    rnd = random.Random(26)
+    for i in range(4):
+        body = b""
+        for _ in range(120):
+            r = rnd.random()
+            if r < 0.03:
+                body += V_CACHING
+                continue
+            op = rnd.choice((0x1f, 0x2f, 0x3f, 0x4f, 0x5f)) \
+                if r < 0.4 else rnd.choice((0, 1, 6, 7, 10, 12))
+            body += bytes([op]) + bytes(rnd.randrange(256) for _ in range(8))
+        s[f"caching-mmap-{i}"] = bytes([0x40 | i % 3, 3 + i, i % 4]) + \
+            body + V_VERIFY
     return s
 
 

@@ -22,15 +22,21 @@
  *          allocated one above)
  *   LQ     the same descent without an epoch section (self-test only)
  *   p      lf_epoch_poll of the thread's record (runs node retirements)
+ *   o O    vas_set_caching off / on
  * Every execution checks:
  *   - at every allocation: its quanta are held by nobody (an owner per
  *     quantum, released just before the free is called);
  *   - at every atomic operation: no access to a node that went back to the
  *     node source (E3 of the epoch domain that guards node reuse);
- *   - A1-A8 at the end (vas_check);
+ *   - X1 at every atomic operation (mv_x1()): no thread is inside a
+ *     leaf-local write (past the shared side's entry, having touched a
+ *     node) while another has written a node outside one and still holds
+ *     the writer lock;
+ *   - A1-A11 at the end (vas_check);
  *   - linearizability of the history against a sequential vas (below),
  *     lookups included (docs/design.md 3.3: lookups are linearizable),
- *     ending in the state the tree holds (vas_iterate);
+ *     ending in the state the tree holds (vas_iterate); the model knows
+ *     whether caching is on (placement is exact while it is off);
  *   - after everything is freed and vas_destroy: every node back in the
  *     source (none lost, none given back twice).
  *
@@ -59,10 +65,10 @@
  * Operation codes and their names for the history, as each harness declares
  * its own (lin.h).
  */
-enum { ALLOC, BEST, AT, FREE, LOOKUP, REPLACE, UNMAP, FIND };
+enum { ALLOC, BEST, AT, FREE, LOOKUP, REPLACE, UNMAP, FIND, CACHING };
 static const char *const mv_names[] = { "alloc", "alloc_best", "alloc_at",
 					"free",  "lookup",     "replace",
-					"unmap", "find" };
+					"unmap", "find",       "caching" };
 #define MV_SPAN 2 /* quanta a replace or unmap covers */
 
 struct mv_init {
@@ -96,6 +102,13 @@ static struct {
 	struct mv_range held[MC_MAX_THREADS][MV_HELD];
 	unsigned nheld[MC_MAX_THREADS];
 	unsigned ntag[MC_MAX_THREADS];
+	/* X1's monitor (mv_x1()): each thread's place in the shared side,
+	 * whether it wrote a node outside it since taking the writer lock,
+	 * whether it is turning caching off (and has set excl). */
+	uint8_t lst[MC_MAX_THREADS];
+	bool xdirty[MC_MAX_THREADS];
+	bool in_off[MC_MAX_THREADS], off_excl[MC_MAX_THREADS];
+	bool off_raced;     /* caching off waited for a leaf-local write */
 	uint64_t nodes0[2]; /* nodes of each tree after setup */
 	uint32_t height0;   /* of the address tree after setup */
 	struct lin_history h;
@@ -106,8 +119,10 @@ static const char *const mv_events[] = { "a tree grew",
 					 "height changed",
 					 "reader restarted",
 					 "node retired to the source",
-					 "leaf-local write" };
-static struct mc_cover mv_cover = { .codes = "gshrtc", .names = mv_events };
+					 "leaf-local write",
+					 "caching off while a leaf-local write "
+					 "was in" };
+static struct mc_cover mv_cover = { .codes = "gshrtco", .names = mv_events };
 
 /* ---- the node source: a fixed pool, poisoned on the way back ---- */
 
@@ -246,6 +261,16 @@ static void mv_free(unsigned tid, bool head)
 	lin_ret(op, (uint64_t)(int64_t)rc, 0);
 }
 
+/* Caching on or off (off returns every held range first). */
+static void mv_caching(unsigned tid, bool on)
+{
+	S.in_off[tid] = !on;
+	struct lin_op *op = lin_call(&S.h, CACHING, on, 0);
+	int rc = vas_set_caching(&S.v, on);
+	lin_ret(op, (uint64_t)(int64_t)rc, 0);
+	S.in_off[tid] = S.off_excl[tid] = false;
+}
+
 /*
  * Replace (or unmap) [q, q + MV_SPAN): the thread's own ranges there are
  * gone from its bookkeeping (the final unmap of the region takes what it
@@ -351,6 +376,10 @@ static void mv_thread(unsigned tid)
 		case 'p':
 			lf_epoch_poll(&S.ctx[tid].rec);
 			break;
+		case 'o':
+		case 'O':
+			mv_caching(tid, *p == 'O');
+			break;
 		}
 	}
 }
@@ -361,6 +390,7 @@ static void mv_thread(unsigned tid)
 struct mv_model {
 	uint8_t tag[MV_NQ];
 	uint32_t start;
+	bool caching; /* placement is exact while off */
 };
 
 static void mv_model_set(struct mv_model *m, unsigned q, unsigned n,
@@ -379,6 +409,7 @@ static void mv_model_init(void *st)
 	const struct mv_cfg *cfg = mc_cfg();
 	struct mv_model *m = st;
 	memset(m, 0, sizeof(*m));
+	m->caching = cfg->caching;
 	for (unsigned i = 0; i < cfg->ninit; i++)
 		mv_model_set(m, cfg->init[i].q, cfg->init[i].n, mv_init_tag(i));
 }
@@ -396,12 +427,6 @@ static void mv_model_range(const struct mv_model *m, unsigned q, unsigned *s,
 	while (*e < cfg->nq && !(m->start & (1u << *e)) &&
 	       (m->tag[*e] != 0) == (m->tag[q] != 0))
 		(*e)++;
-}
-
-static bool mc_cfg_caching(void)
-{
-	const struct mv_cfg *cfg = mc_cfg();
-	return cfg->caching;
 }
 
 /* Where first fit (or best fit) puts n quanta; -1 if nowhere. */
@@ -447,7 +472,7 @@ static bool mv_model_alloc(struct mv_model *m, const struct lin_op *op)
 	int at = mv_model_fit(m, (unsigned)op->arg[0], op->kind == BEST);
 	if (at < 0)
 		return rc == VAS_ENOSPC;
-	if (mc_cfg_caching() && rc == VAS_OK &&
+	if (m->caching && rc == VAS_OK &&
 	    mv_model_free_at(m, op->res[1], (unsigned)op->arg[0]))
 		at = (int)op->res[1];
 	if (rc != VAS_OK || op->res[1] != (uint64_t)at)
@@ -541,6 +566,9 @@ static bool mv_model_apply(void *st, const struct lin_op *op)
 		return mv_model_lookup(m, op);
 	case FIND:
 		return mv_model_find(m, op);
+	case CACHING:
+		m->caching = op->arg[0] != 0;
+		return (int)(int64_t)op->res[0] == VAS_OK;
 	}
 	return false;
 }
@@ -556,7 +584,7 @@ static bool mv_walk_fn(const struct vas_range *r, void *arg)
 {
 	struct mv_walk *w = arg;
 	unsigned s, e;
-	if (mc_cfg_caching() && !r->allocated) { /* a piece of free space */
+	if (w->m->caching && !r->allocated) { /* a piece of free space */
 		uint64_t q = (r->start - MV_BASE) / MV_Q, n = r->size / MV_Q;
 		w->ok = w->ok && q == w->q &&
 			mv_model_free_at(w->m, q, (unsigned)n);
@@ -660,6 +688,8 @@ static void mv_cover_note(void)
 		*p++ = 't';
 	if (st.local)
 		*p++ = 'c';
+	if (S.off_raced)
+		*p++ = 'o';
 	*p = 0;
 	mc_cover_add(&mv_cover, ev);
 }
@@ -680,19 +710,65 @@ static bool mv_report(void)
 
 /* ---- the monitor and the reduction ---- */
 
+static bool mv_in(uintptr_t a, const void *lo, size_t len)
+{
+	return a >= (uintptr_t)lo && a < (uintptr_t)lo + len;
+}
+
+/*
+ * X1's monitor, from the atomic operations of thread t alone: where t is
+ * in the shared side (vas_local_enter()'s store of its flag, its load of
+ * excl, then anything but the back-off's store: inside; a node touched
+ * inside: writing, which with caching off never happens, the call leaves
+ * having read caching), and whether t wrote a node outside it since it
+ * took the writer lock (an exclusive writer past its wait; cleared when
+ * it leaves the exclusive side: its next write of excl, or of the lock
+ * word when caching was off and excl untouched). X1: never both at once.
+ */
+enum { MV_OUT, MV_ENTER, MV_TRIED, MV_INSIDE, MV_WRITING };
+
+static void mv_x1(unsigned t, uintptr_t a, enum lf_atomic_op op)
+{
+	const struct vas *v = &S.v;
+	uint8_t *st = &S.lst[t];
+	bool write = op != LF_OP_LOAD && op != LF_OP_SPIN;
+	if (write && mv_in(a, &S.ctx[t].in_local, sizeof(S.ctx[t].in_local)))
+		*st = *st == MV_OUT ? MV_ENTER : MV_OUT;
+	else if (*st == MV_ENTER && mv_in(a, &v->excl, sizeof(v->excl)))
+		*st = MV_TRIED;
+	else if (*st == MV_TRIED)
+		*st = MV_INSIDE;
+	if (*st == MV_INSIDE && mv_in_pool(a))
+		*st = MV_WRITING;
+	if (write && *st == MV_OUT && mv_in_pool(a))
+		S.xdirty[t] = true;
+	if (write && (mv_in(a, &v->excl, sizeof(v->excl)) ||
+		      mv_in(a, &v->wlock, sizeof(v->wlock))))
+		S.xdirty[t] = false;
+	if (write && S.in_off[t] && mv_in(a, &v->excl, sizeof(v->excl)))
+		S.off_excl[t] = true;
+	for (unsigned u = 0; u < MC_MAX_THREADS; u++) {
+		if (S.lst[u] != MV_WRITING)
+			continue;
+		for (unsigned w = 0; w < MC_MAX_THREADS; w++) {
+			if (w != u && S.xdirty[w])
+				mc_fail("X1: thread %u in a leaf-local write "
+					"while thread %u writes exclusively",
+					u, w);
+			if (w != u && S.off_excl[w])
+				S.off_raced = true;
+		}
+	}
+}
+
 static void mv_step(const volatile void *addr, enum lf_atomic_op op)
 {
-	(void)op;
 	uintptr_t a = (uintptr_t)addr;
 	if (mv_in_pool(a) && !S.live[mv_node_of(a)])
 		mc_fail("E3: node %u accessed after it went back to the "
 			"source",
 			mv_node_of(a));
-}
-
-static bool mv_in(uintptr_t a, const void *lo, size_t len)
-{
-	return a >= (uintptr_t)lo && a < (uintptr_t)lo + len;
+	mv_x1(mc_self(), a, op);
 }
 
 static bool mv_local(const volatile void *addr, enum lf_atomic_op op)
@@ -856,8 +932,38 @@ MV_TEST(mv_findrun, "vas.find", "find across cached ranges vs their reuse", 2,
 	.init = { { 0, 3, 1 }, { 0, 1, 1 }, { 1, 6, 1 } }, .ninit = 3,
 	.script = { "ffa1a1", "n0n2" }, .need = "c")
 
+/*
+ * The caching-off skip (docs/design.md 3.3): thread 0 frees its quantum
+ * (leaf-local: cached in its context) and allocates one quantum (that
+ * range again if still cached), while thread 1 turns caching off, which
+ * must wait for a leaf-local write in flight and return what is cached,
+ * and then writes with the writer lock alone (no excl, no wait): it frees
+ * quantum 2 (coalescing beside thread 0's), looks up quantum 0 and
+ * allocates one quantum by exact first fit. X1 at every step, A10 and A11 at
+ * the end, and linearizability with exact placement once the off has taken
+ * effect.
+ */
+MV_TEST(mv_off, "vas.off",
+	"caching off vs a leaf-local write, then "
+	"writers without the wait",
+	2, 2, 3, 20000, .nq = 8, .keys = 3, .caching = true,
+	.init = MV_THREE(0, 1, 1), .script = { "fa1", "ofl0a1" }, .need = "co")
+/*
+ * The same with reservations: 32 quanta, a reservation of 2. Thread 0's
+ * first allocation takes one (exclusive), its second carves the rest
+ * (leaf-local), then it frees the first (leaf-local: cached); thread 1
+ * turns caching off, which returns the reservation and the cached range,
+ * looks both up and allocates two quanta by exact first fit.
+ */
+MV_TEST(mv_offcarve, "vas.off_carve",
+	"caching off vs carving and caching, then "
+	"exact placement",
+	2, 2, 3, 20000, .nq = 32, .keys = 4, .caching = true,
+	.init = { { 1, 0, 1 }, { 1, 3, 2 }, { 1, 7, 1 } }, .ninit = 3,
+	.script = { "a1a1f", "ol1l2a2" }, .need = "co")
+
 const struct mc_test *const mc_tests_vas[] = {
-	&mv_split, &mv_grow,    &mv_merge, &mv_writers, &mv_reuse,
-	&mv_mix,   &mv_replace, &mv_unmap, &mv_noepoch, &mv_lwrite,
-	&mv_carve, &mv_findrun, NULL
+	&mv_split, &mv_grow,    &mv_merge, &mv_writers,  &mv_reuse,
+	&mv_mix,   &mv_replace, &mv_unmap, &mv_noepoch,  &mv_lwrite,
+	&mv_carve, &mv_findrun, &mv_off,   &mv_offcarve, NULL
 };

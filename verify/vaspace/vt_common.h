@@ -162,6 +162,37 @@ static inline bool vt_list_eq(const struct vas_range *a, size_t na,
 	return false;
 }
 
+/*
+ * With caching on, free space may be several entries (ranges held by a
+ * context beside ordinary free ones, docs/design.md 3.3): merge free
+ * neighbours in r[0..n); the new count.
+ */
+static inline size_t vt_list_merge_free(struct vas_range *r, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (k > 0 && !r[i].allocated && !r[k - 1].allocated &&
+		    r[k - 1].start + r[k - 1].size == r[i].start) {
+			r[k - 1].size += r[i].size;
+			continue;
+		}
+		r[k++] = r[i];
+	}
+	return k;
+}
+
+/* Cut r[0..n) to [a, b) (each overlaps it). */
+static inline void vt_list_clip(struct vas_range *r, size_t n, uint64_t a,
+				uint64_t b)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t e = r[i].start + r[i].size;
+		uint64_t s = r[i].start > a ? r[i].start : a;
+		r[i].start = s;
+		r[i].size = (e < b ? e : b) - s;
+	}
+}
+
 /* The stats that describe the ranges (not nodes nor counters). */
 static inline bool vt_stats_same_ranges(const struct vas_stats *a,
 					const struct vas_stats *b)

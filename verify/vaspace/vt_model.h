@@ -164,30 +164,12 @@ static inline void model_init(struct model *m, uint64_t seed, bool fault,
 	atomic_store(&m->src.fail_at, fault_k);
 }
 
-/*
- * With caching on, free space may be several entries (ranges held by the
- * context beside ordinary free ones): merge free neighbours in r[0..n).
- */
-static inline size_t model_merge_free(struct vas_range *r, size_t n)
-{
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (k > 0 && !r[i].allocated && !r[k - 1].allocated &&
-		    r[k - 1].start + r[k - 1].size == r[i].start) {
-			r[k - 1].size += r[i].size;
-			continue;
-		}
-		r[k++] = r[i];
-	}
-	return k;
-}
-
 static inline void model_verify(struct model *m)
 {
 	int rc = vt_snap_take(m->c, m->base, m->end, &m->snap);
 	MREQ(m, rc == VAS_OK, "iterate: %d", rc);
 	if (m->caching)
-		m->snap.n = model_merge_free(m->snap.r, m->snap.n);
+		m->snap.n = vt_list_merge_free(m->snap.r, m->snap.n);
 	MREQ(m, vt_ref_valid(&m->ref), "the reference is broken");
 	MREQ(m, vt_list_eq(m->snap.r, m->snap.n, m->ref.r, m->ref.n),
 	     "range lists differ");
@@ -540,18 +522,6 @@ static inline bool model_itr_fn(const struct vas_range *r, void *arg)
 	return it->stop == 0 || it->n < it->stop;
 }
 
-/* Cut r[0..n) to [a, b). */
-static inline void model_clip(struct vas_range *r, size_t n, uint64_t a,
-			      uint64_t b)
-{
-	for (size_t i = 0; i < n; i++) {
-		uint64_t s = r[i].start > a ? r[i].start : a;
-		uint64_t e = vt_ref_rend(&r[i]) < b ? vt_ref_rend(&r[i]) : b;
-		r[i].start = s;
-		r[i].size = e - s;
-	}
-}
-
 /*
  * With caching on: the whole of [a, b) (no early stop), cut to it, free
  * neighbours merged, against the reference's ranges cut the same way (at
@@ -569,9 +539,9 @@ static inline void model_iterate_merged(struct model *m, uint64_t a, uint64_t b,
 	for (size_t i = vt_ref_find(&m->ref, a);
 	     i < m->ref.n && m->ref.r[i].start < b && nw < 40; i++)
 		want[nw++] = m->ref.r[i];
-	model_clip(it->r, it->n, a, b);
-	model_clip(want, nw, a, b);
-	size_t n = model_merge_free(it->r, it->n);
+	vt_list_clip(it->r, it->n, a, b);
+	vt_list_clip(want, nw, a, b);
+	size_t n = vt_list_merge_free(it->r, it->n);
 	MREQ(m, vt_list_eq(it->r, n, want, nw),
 	     "iterate [%#" PRIx64 ", %#" PRIx64 ") differs", a, b);
 }

@@ -79,12 +79,6 @@ _Static_assert(sizeof(struct vas_lval) == 16 &&
  * of one node's lines (docs/design.md 3.2).
  */
 #define vas_prefetch(p) __builtin_prefetch((p), 0, 3)
-/*
- * A function made of prefetches alone must be inlined: to the compiler a
- * prefetch has no side effect, so such a function is pure, and gcc drops
- * every call to it (its result unused).
- */
-#define VAS_PREFETCH_FN inline __attribute__((always_inline))
 
 /* Node flags of a write in progress (held). */
 #define VN_HELD 1u    /* write-locked by the write, unlocked at commit */

@@ -483,7 +483,10 @@ uint32_t vt_insert_nodes(const struct vas_tree *t)
  * The steps of a lookup are inlined into the two readers, so that a
  * lookup's state (node, version, fences, window) lives in registers: a
  * lookup of few instructions lets the processor start the next one while
- * this one waits for its leaf (docs/design.md 3.2).
+ * this one waits for its leaf (docs/design.md 3.2). vt_rprefetch() must
+ * be inlined for another reason: to gcc a prefetch has no side effect, so
+ * a function made of prefetches alone is pure and gcc drops every call to
+ * it (it did, silently, before the attribute).
  */
 #define VT_RFAST inline __attribute__((always_inline))
 
@@ -607,8 +610,10 @@ static VT_RFAST void vt_rplace(uint64_t lo, uint64_t hi, uint32_t c,
  * each child's count). Each run starts at slot s = a - 1 (0 if a is 0,
  * which the run then covers) and is VT_SPAN + 2 slots long, so its lines
  * are those of its first and last bytes and every 64 bytes between: fixed
- * code, no loop. The runs stay inside the node's arrays: s + VT_SPAN + 1
- * <= b <= c <= VAS_MAX_KEYS (a leaf's pairs: one slot less is enough).
+ * code, no loop. The runs stay inside the node: the keys' ends at slot
+ * s + VT_SPAN + 1 = b <= c (at most one past the array, the first bytes
+ * of u), the pairs' one slot before, the children's and maxw words' at b,
+ * within their VAS_MAX_KEYS + 1.
  */
 #define VT_RUN(base, run)                                                      \
 	do {                                                                   \
@@ -617,8 +622,8 @@ static VT_RFAST void vt_rplace(uint64_t lo, uint64_t hi, uint32_t c,
 			vas_prefetch(p_ + o_);                                 \
 		vas_prefetch(p_ + (run)-1);                                    \
 	} while (0)
-static VAS_PREFETCH_FN void vt_rprefetch(const struct vas_node *n, uint32_t a,
-					 bool leaf)
+static VT_RFAST void vt_rprefetch(const struct vas_node *n, uint32_t a,
+				  bool leaf)
 {
 	uint32_t s = a > 0 ? a - 1 : 0;
 	VT_RUN(&n->key[s], (VT_SPAN + 2) * sizeof(n->key[0]));

@@ -506,7 +506,10 @@ static bool bv_parse_only(int *argc, char **argv)
 			argv[j++] = argv[i];
 			continue;
 		}
-		if (i + 1 >= *argc || strlen(argv[i + 1]) >= sizeof(only))
+		/* One BENCH[/IMPL]: a list (the harness's form) would
+		 * silently select nothing here. */
+		if (i + 1 >= *argc || strlen(argv[i + 1]) >= sizeof(only) ||
+		    strchr(argv[i + 1], ',') != NULL)
 			return false;
 		strcpy(only, argv[++i]);
 		char *slash = strchr(only, '/');
@@ -523,7 +526,8 @@ static bool bv_parse_only(int *argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (!bv_parse_only(&argc, argv)) {
-		fprintf(stderr, "bench_vas: --only needs BENCH[/IMPL]\n");
+		fprintf(stderr, "bench_vas: --only needs one BENCH[/IMPL] "
+				"(no list)\n");
 		return 2;
 	}
 	return bench_main(&bench_vas, argc, argv);

@@ -70,6 +70,16 @@ _Static_assert(sizeof(struct vas_lval) == 16 &&
 		       offsetof(struct vas_node, u) % LF_CACHELINE == 0,
 	       "a leaf's value and tag share one cache line");
 
+/*
+ * Start bringing the line that holds p into the caches, for reading: a
+ * hint, not a load (the compiler's builtin; no libc). It never faults,
+ * whatever p is (a node a writer is changing, or one gone back to the
+ * node source), and no answer depends on it: every line a reader uses it
+ * loads itself and validates by the version. Used to overlap the misses
+ * of one node's lines (docs/design.md 3.2).
+ */
+#define vas_prefetch(p) __builtin_prefetch((p), 0, 3)
+
 /* Node flags of a write in progress (held). */
 #define VN_HELD 1u    /* write-locked by the write, unlocked at commit */
 #define VN_DROPPED 2u /* taken out of the tree: obsolete at commit */

@@ -256,7 +256,7 @@ static void vt_prefetch(const struct vas_tree *t, const struct vas_node *n)
 {
 	const char *p = (const char *)n, *end = (const char *)&n->key[t->cap];
 	for (; p < end; p += LF_CACHELINE)
-		__builtin_prefetch(p);
+		vas_prefetch(p);
 }
 
 /*
@@ -479,15 +479,33 @@ uint32_t vt_insert_nodes(const struct vas_tree *t)
 
 /* ---- readers ---- */
 
+/*
+ * The steps of a lookup are inlined into the two readers, so that a
+ * lookup's state (node, version, fences, window) lives in registers: a
+ * lookup of few instructions lets the processor start the next one while
+ * this one waits for its leaf (docs/design.md 3.2). vt_rprefetch() must
+ * be inlined for another reason: to gcc a prefetch has no side effect, so
+ * a function made of prefetches alone is pure and gcc drops every call to
+ * it (it did, silently, before the attribute).
+ */
+#define VT_RFAST inline __attribute__((always_inline))
+
 struct vt_leaf {
 	struct vas_node *n;
 	uint64_t v;      /* its version */
 	uint64_t lo, hi; /* fences: keys in [lo, hi) */
 	bool has_lo, has_hi;
+	/*
+	 * The window of n that the step into it prefetched (counts [pa, pb]
+	 * placed for pc keys, from the count its parent keeps: A9); pc 0:
+	 * none. The search takes it only if n's own count is pc.
+	 */
+	uint32_t pc, pa, pb;
 };
 
 /* Optimistic read of count, bound-checked: > cap means "changed". */
-static uint32_t vt_rcount(const struct vas_tree *t, const struct vas_node *n)
+static VT_RFAST uint32_t vt_rcount(const struct vas_tree *t,
+				   const struct vas_node *n)
 {
 	uint32_t c = lf_olc_load_u32(&n->count);
 	return c > t->cap ? UINT32_MAX : c;
@@ -501,44 +519,51 @@ static uint32_t vt_rcount(const struct vas_tree *t, const struct vas_node *n)
  * validated by the node's version afterwards, like any optimistic read.
  *
  * A lookup at 10^6 ranges misses the caches at each leaf (docs/design.md
- * 3.2), so the search is built to need few dependent lines. Keys are
- * addresses, spread evenly enough through a node that its fences [lo, hi)
- * and its count place key to within a few slots (interpolation): the
- * window of 2 VT_WIN keys around that position, the key on either
- * side of it, and the entries (a leaf's value and tag, an inner node's
- * children) the answer can take are prefetched at once, so their misses
- * overlap, and the window is counted with independent loads. If the keys
- * at its ends do not bracket key (skewed keys, or a torn read), a binary
- * search over all c keys follows, their lines prefetched at once.
+ * 3.2), so the search is built to need few dependent lines, and few
+ * instructions: a lookup short enough lets the processor run the next
+ * one's descent (and start its leaf's misses) while this one's leaf is
+ * still coming. Keys are addresses, spread evenly enough through a node
+ * that its fences [lo, hi) and its count place key to within a few slots
+ * (interpolation): the window of 2 VT_WIN keys around that position, the
+ * key on either side of it, and the entries (a leaf's value and tag, an
+ * inner node's children) the answer can take are prefetched at once, as
+ * soon as the node's address is known (vt_rprefetch_child()), so their
+ * misses overlap, and the window is counted with independent loads. If
+ * the keys at its ends do not bracket key (skewed keys, or a torn read),
+ * a binary search over all c keys follows, their lines prefetched at once.
  */
 #define VT_WIN 4
+#define VT_SPAN (2 * VT_WIN)   /* keys in a window */
+#define VT_SMALL (VT_SPAN + 2) /* nodes this small are counted whole */
 
 /* Prefetch the lines from a to b (inclusive), all at once. */
 static void vt_prefetch_span(const void *a, const void *b)
 {
 	uintptr_t p = (uintptr_t)a & ~(uintptr_t)(LF_CACHELINE - 1);
 	for (; p <= (uintptr_t)b; p += LF_CACHELINE)
-		__builtin_prefetch((const void *)p);
+		vas_prefetch((const void *)p);
 }
 
 /*
  * How many of c keys spread evenly over [lo, hi) are <= key (lo <= key <
- * hi): its share of the span times c, plus the key at lo; at most c.
+ * hi, c < 2^8): its share of the span times c, plus the key at lo; at
+ * most c. The span is shifted below 2^24, so that the product fits 32
+ * bits and one 32-bit division does: it lies on the way from a child's
+ * address to the prefetch of its window.
  */
-static uint32_t vt_guess(uint64_t lo, uint64_t hi, uint64_t key, uint32_t c)
+static VT_RFAST uint32_t vt_guess(uint64_t lo, uint64_t hi, uint64_t key,
+				  uint32_t c)
 {
 	uint64_t span = hi - lo, off = key - lo;
-	while ((span >> 56) != 0) { /* so that off * c stays below 2^64 */
-		span >>= 8;
-		off >>= 8;
-	}
-	uint64_t g = off * c / span + 1;
-	return g < c ? (uint32_t)g : c;
+	unsigned s = 64 - (unsigned)__builtin_clzll(span); /* span >= 1 */
+	s = s > 24 ? s - 24 : 0;
+	uint32_t g = (uint32_t)(off >> s) * c / (uint32_t)(span >> s) + 1;
+	return g < c ? g : c;
 }
 
 /* Keys <= key among k[a..b), counted with independent loads. */
-static uint32_t vt_rcount_le(const lf_atomic_u64 *k, uint32_t a, uint32_t b,
-			     uint64_t key)
+static inline uint32_t vt_rcount_le(const lf_atomic_u64 *k, uint32_t a,
+				    uint32_t b, uint64_t key)
 {
 	uint32_t n = a;
 	for (uint32_t j = a; j < b; j++)
@@ -547,79 +572,113 @@ static uint32_t vt_rcount_le(const lf_atomic_u64 *k, uint32_t a, uint32_t b,
 }
 
 /*
- * The window of counts [*a, *b] around the interpolated count of key among
- * c keys of a node with fences l->lo (or 0) and l->hi (lo <= key < hi).
+ * Keys <= key among the window k[a..a + VT_SPAN), counted with
+ * independent loads in straight-line code (a loop costs as many
+ * instructions again, and they delay the next lookup).
  */
-static void vt_rplace(const struct vt_leaf *l, uint32_t c, uint64_t key,
-		      uint32_t *a, uint32_t *b)
+#define VT_LE(j) (lf_olc_load_u64(&w[j]) <= key ? 1u : 0u)
+static inline uint32_t vt_rcount_win(const lf_atomic_u64 *k, uint32_t a,
+				     uint64_t key)
 {
-	uint32_t g = vt_guess(l->has_lo ? l->lo : 0, l->hi, key, c);
-	*a = g > VT_WIN ? g - VT_WIN : 0;
-	*b = g + VT_WIN < c ? g + VT_WIN : c;
+	const lf_atomic_u64 *w = &k[a];
+	return a + VT_LE(0) + VT_LE(1) + VT_LE(2) + VT_LE(3) + VT_LE(4) +
+	       VT_LE(5) + VT_LE(6) + VT_LE(7);
+}
+#undef VT_LE
+_Static_assert(VT_SPAN == 8, "vt_rcount_win() counts 8 keys");
+
+/*
+ * The window [*a, *b) of VT_SPAN counts (the keys a to b - 1) around the
+ * interpolated count of key among c > VT_SMALL keys lying in [lo, hi)
+ * (lo <= key < hi), kept inside the node: a fixed size, so that its count
+ * and its prefetch are straight-line code.
+ */
+static VT_RFAST void vt_rplace(uint64_t lo, uint64_t hi, uint32_t c,
+			       uint64_t key, uint32_t *a, uint32_t *b)
+{
+	uint32_t g = vt_guess(lo, hi, key, c);
+	g = g > VT_WIN ? g - VT_WIN : 0;
+	*a = g < c - VT_SPAN ? g : c - VT_SPAN;
+	*b = *a + VT_SPAN;
 }
 
 /*
- * Prefetch, all at once, what the window [a, b] of n (c keys) may read:
- * the bracketing keys a - 1 and b, the keys between, and what the answer
- * may take (a leaf's value-tag pairs; an inner node's children and their
- * maxw words, which carry the copy of each child's count).
+ * Prefetch, all at once, what the window [a, b) of n may read: the keys
+ * a - 1 to b (the window and the two that bracket it), and what the
+ * answer may take (a leaf's value-tag pairs a - 1 to b - 1; an inner
+ * node's children a to b and their maxw words, which carry the copy of
+ * each child's count). Each run starts at slot s = a - 1 (0 if a is 0,
+ * which the run then covers) and is VT_SPAN + 2 slots long, so its lines
+ * are those of its first and last bytes and every 64 bytes between: fixed
+ * code, no loop. The runs stay inside the node: the keys' ends at slot
+ * s + VT_SPAN + 1 = b <= c (at most one past the array, the first bytes
+ * of u), the pairs' one slot before, the children's and maxw words' at b,
+ * within their VAS_MAX_KEYS + 1.
  */
-static void vt_rprefetch(const struct vas_node *n, uint32_t c, uint32_t a,
-			 uint32_t b, bool leaf)
+#define VT_RUN(base, run)                                                      \
+	do {                                                                   \
+		const char *p_ = (const char *)(base);                         \
+		for (size_t o_ = 0; o_ < (run); o_ += LF_CACHELINE)            \
+			vas_prefetch(p_ + o_);                                 \
+		vas_prefetch(p_ + (run)-1);                                    \
+	} while (0)
+static VT_RFAST void vt_rprefetch(const struct vas_node *n, uint32_t a,
+				  bool leaf)
 {
-	vt_prefetch_span(&n->key[a > 0 ? a - 1 : 0],
-			 &n->key[b < c ? b : c - 1]);
+	uint32_t s = a > 0 ? a - 1 : 0;
+	VT_RUN(&n->key[s], (VT_SPAN + 2) * sizeof(n->key[0]));
 	if (leaf) {
-		vt_prefetch_span(&n->u.l[a > 0 ? a - 1 : 0],
-				 &n->u.l[b < c ? b : c - 1]);
+		VT_RUN(&n->u.l[s], (VT_SPAN + 1) * sizeof(n->u.l[0]));
 		return;
 	}
-	vt_prefetch_span(&n->u.in.child[a], &n->u.in.child[b]);
-	vt_prefetch_span(&n->u.in.maxw[a], &n->u.in.maxw[b]);
+	VT_RUN(&n->u.in.child[s], (VT_SPAN + 2) * sizeof(n->u.in.child[0]));
+	VT_RUN(&n->u.in.maxw[s], (VT_SPAN + 2) * sizeof(n->u.in.maxw[0]));
 }
-
-/*
- * Keys <= key among the first c of l->n, from the window around the
- * interpolated count (the caller checked lo <= key < hi); UINT32_MAX if
- * keys a - 1 and b do not bracket key.
- */
-static uint32_t vt_rwindow(const struct vt_leaf *l, uint32_t c, uint64_t key,
-			   bool leaf)
-{
-	const struct vas_node *n = l->n;
-	uint32_t a, b;
-	vt_rplace(l, c, key, &a, &b);
-	vt_rprefetch(n, c, a, b, leaf);
-	if ((a > 0 && lf_olc_load_u64(&n->key[a - 1]) > key) ||
-	    (b < c && lf_olc_load_u64(&n->key[b]) <= key))
-		return UINT32_MAX;
-	return vt_rcount_le(n->key, a, b, key);
-}
+#undef VT_RUN
 
 /* Whether l's fences hold key, so that a window can be placed. */
-static bool vt_rfenced(const struct vt_leaf *l, uint64_t key)
+static VT_RFAST bool vt_rfenced(const struct vt_leaf *l, uint64_t key)
 {
 	return l->has_hi && key < l->hi && (!l->has_lo || l->lo <= key);
 }
 
-/* Keys <= key among the first c of l->n (a leaf if leaf), optimistically. */
-static uint32_t vt_rsearch(const struct vt_leaf *l, uint32_t c, uint64_t key,
-			   bool leaf)
+/*
+ * Keys <= key among the first c of l->n (a leaf if leaf), optimistically.
+ * The window is the one the step into l->n placed and prefetched if it
+ * was placed for c keys (the common case: nothing to place or prefetch
+ * here); else it is placed now, in the fences, or in a node without an
+ * upper fence (the root, the right spine) below its own last key.
+ */
+static VT_RFAST uint32_t vt_rsearch(const struct vt_leaf *l, uint32_t c,
+				    uint64_t key, bool leaf)
 {
 	const struct vas_node *n = l->n;
-	if (c <= 2 * VT_WIN + 2)
+	uint32_t a, b;
+	if (c <= VT_SMALL)
 		return vt_rcount_le(n->key, 0, c, key);
-	if (vt_rfenced(l, key)) {
-		uint32_t i = vt_rwindow(l, c, key, leaf);
-		if (i != UINT32_MAX)
-			return i;
+	if (l->pc == c) {
+		a = l->pa;
+		b = l->pb;
+	} else {
+		uint64_t lo = l->has_lo ? l->lo : 0, hi = l->hi;
+		if (!l->has_hi && key >= (hi = lf_olc_load_u64(&n->key[c - 1])))
+			return c;
+		if (key < lo || key >= hi)
+			goto whole;
+		vt_rplace(lo, hi, c, key, &a, &b);
+		vt_rprefetch(n, a, leaf);
 	}
+	if ((a == 0 || lf_olc_load_u64(&n->key[a - 1]) <= key) &&
+	    (b == c || lf_olc_load_u64(&n->key[b]) > key))
+		return vt_rcount_win(n->key, a, key);
+whole:
 	vt_prefetch_span(n->key, &n->key[c - 1]);
 	return vt_search(n->key, c, key, LF_ACQUIRE);
 }
 
 /* Start at the root: its version, validated against the root pointer. */
-static bool vt_rroot(struct vas_tree *t, struct vas_node **np, uint64_t *vp)
+static VT_RFAST bool vt_rroot(struct vas_tree *t, struct vas_node **np,
+			      uint64_t *vp)
 {
 	uint64_t rv;
 	if (!lf_vlock_read_lock(&t->rootlock, &rv))
@@ -635,28 +694,37 @@ static bool vt_rroot(struct vas_tree *t, struct vas_node **np, uint64_t *vp)
  * Prefetch what the search of child ch (at level - 1) will read, as soon
  * as its address is known: its first line and its window, placed with the
  * count its parent keeps for it (hint, A9), so that a leaf's first line
- * and its window come in one memory access, not two (docs/design.md 3.2).
- * l holds ch's fences. A stale hint only misplaces the prefetch: the
- * search places the window again from the child's own count. Without a
- * usable hint (no fences, a small node), an inner child's header and keys.
+ * and its window come in one memory access, not two (docs/design.md 3.2);
+ * the placement goes to l (pc, pa, pb) for the search to take. l holds
+ * ch's fences. A stale hint only misplaces the prefetch: the search places
+ * the window again from the child's own count. A small child: all of it
+ * that the search reads. Without fences or a usable hint: the header and
+ * every key.
  */
-static void vt_rprefetch_child(struct vas_tree *t, const struct vt_leaf *l,
-			       const struct vas_node *ch, uint32_t level,
-			       uint32_t hint, uint64_t key)
+static VT_RFAST void vt_rprefetch_child(const struct vas_tree *t,
+					struct vt_leaf *l,
+					const struct vas_node *ch,
+					uint32_t level, uint32_t hint,
+					uint64_t key)
 {
-	if (hint > 2 * VT_WIN + 2 && hint <= t->cap && vt_rfenced(l, key)) {
-		uint32_t a, b;
-		__builtin_prefetch(ch);
-		vt_rplace(l, hint, key, &a, &b);
-		vt_rprefetch(ch, hint, a, b, level == 1);
-	} else if (level > 1) {
+	l->pc = 0;
+	if (hint > VT_SMALL && hint <= t->cap && vt_rfenced(l, key)) {
+		vas_prefetch(ch);
+		vt_rplace(l->has_lo ? l->lo : 0, l->hi, hint, key, &l->pa,
+			  &l->pb);
+		vt_rprefetch(ch, l->pa, level == 1);
+		l->pc = hint;
+	} else if (hint > 0 && hint <= VT_SMALL) {
+		vas_prefetch(ch);
+		vt_rprefetch(ch, 0, level == 1);
+	} else {
 		vt_prefetch(t, ch);
 	}
 }
 
 /* One step down from inner node l->n (at level) for key; false: restart. */
-static bool vt_rstep(struct vas_tree *t, struct vt_leaf *l, uint32_t level,
-		     uint64_t key)
+static VT_RFAST bool vt_rstep(struct vas_tree *t, struct vt_leaf *l,
+			      uint32_t level, uint64_t key)
 {
 	struct vas_node *n = l->n;
 	uint32_t c = vt_rcount(t, n);
@@ -689,9 +757,10 @@ static bool vt_rstep(struct vas_tree *t, struct vt_leaf *l, uint32_t level,
 }
 
 /* Down to the leaf for key, optimistically; false: restart. */
-static bool vt_rleaf(struct vas_tree *t, uint64_t key, struct vt_leaf *l)
+static VT_RFAST bool vt_rleaf(struct vas_tree *t, uint64_t key,
+			      struct vt_leaf *l)
 {
-	l->has_lo = l->has_hi = false;
+	*l = (struct vt_leaf){ .has_lo = false, .has_hi = false, .pc = 0 };
 	if (!vt_rroot(t, &l->n, &l->v))
 		return false;
 	for (unsigned d = 0; d < VAS_MAX_HEIGHT; d++) {
@@ -705,7 +774,8 @@ static bool vt_rleaf(struct vas_tree *t, uint64_t key, struct vt_leaf *l)
 }
 
 /* Entry i of leaf l, if l is still at its version. */
-static bool vt_rent(const struct vt_leaf *l, uint32_t i, struct vt_ent *e)
+static VT_RFAST bool vt_rent(const struct vt_leaf *l, uint32_t i,
+			     struct vt_ent *e)
 {
 	e->key = lf_olc_load_u64(&l->n->key[i]);
 	e->val = lf_olc_load_u64(&l->n->u.l[i].val);

@@ -28,10 +28,11 @@
  * does not fail the run: targets live in benchmarks, never in tests).
  *
  * Usage: bench_vas [--csv PATH] [--seconds S] [--repeats R]
- *                  [--threads-max N] [--quick] [--only BENCH[/IMPL]]
- * --quick (the smoke test) runs the 10^3 and 10^4 sizes only; --only runs
- * one benchmark (e.g. lookup_1e6), or one implementation of it
- * (lookup_1e6/vas), and skips the rest, fills included.
+ *                  [--threads-max N] [--quick] [--only LIST] [--impls LIST]
+ * --quick (the smoke test) runs the 10^3 and 10^4 sizes only; --only and
+ * --impls (the harness's) run some benchmarks (e.g. lookup_1e6) or
+ * implementations of them (lookup_1e6/vas), and the rest is neither run
+ * nor filled.
  */
 #include "bench.h"
 #include "bench_arena.h"
@@ -122,17 +123,10 @@ static int bv_fill(struct bv_inst *in, const struct bench_vas_ops *ops,
 	return 0;
 }
 
-/* --only: the benchmark and (NULL: every) implementation to run. */
-static const char *bv_only_bench, *bv_only_impl;
-
-static const char *bv_skip(unsigned si, const char *bench, const char *impl)
+static const char *bv_skip(unsigned si)
 {
 	if (bench_quick() && si + BV_MIN_EXP > BV_QUICK_EXP)
 		return "--quick runs 10^3 and 10^4 ranges only";
-	if (bv_only_bench != NULL &&
-	    (strcmp(bench, bv_only_bench) != 0 ||
-	     (bv_only_impl != NULL && strcmp(impl, bv_only_impl) != 0)))
-		return "not asked for (--only)";
 	return NULL;
 }
 
@@ -237,7 +231,7 @@ static int bv_check(void)
 		(void)nthreads;                                                \
 		if (kind == BV_VAS_PC && wpct == 0)                            \
 			return "lookups only: the reader of vas";              \
-		return bv_skip(si, #mix "_1e" #exp, name);                     \
+		return bv_skip(si);                                            \
 	}                                                                      \
 	static int bv_setup_##mix##_##si##_##kind(unsigned nthreads)           \
 	{                                                                      \
@@ -486,49 +480,7 @@ static const struct bench_prog bench_vas = {
 	.fini = bv_fini,
 };
 
-/*
- * Take --only BENCH[/IMPL] out of argv (the harness knows the rest);
- * false on a malformed one.
- */
-static bool bv_parse_only(int *argc, char **argv)
-{
-	static char only[64];
-	int j = 1;
-
-	for (int i = 1; i < *argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 ||
-		    strcmp(argv[i], "-h") == 0)
-			printf("bench_vas also takes --only BENCH[/IMPL]: run "
-			       "one benchmark (lookup_1e6),\n  or one "
-			       "implementation of it (lookup_1e6/vas); the "
-			       "harness's options:\n");
-		if (strcmp(argv[i], "--only") != 0) {
-			argv[j++] = argv[i];
-			continue;
-		}
-		/* One BENCH[/IMPL]: a list (the harness's form) would
-		 * silently select nothing here. */
-		if (i + 1 >= *argc || strlen(argv[i + 1]) >= sizeof(only) ||
-		    strchr(argv[i + 1], ',') != NULL)
-			return false;
-		strcpy(only, argv[++i]);
-		char *slash = strchr(only, '/');
-		if (slash != NULL)
-			*slash = '\0';
-		bv_only_bench = only;
-		bv_only_impl = slash != NULL ? slash + 1 : NULL;
-	}
-	*argc = j;
-	argv[j] = NULL;
-	return true;
-}
-
 int main(int argc, char **argv)
 {
-	if (!bv_parse_only(&argc, argv)) {
-		fprintf(stderr, "bench_vas: --only needs one BENCH[/IMPL] "
-				"(no list)\n");
-		return 2;
-	}
 	return bench_main(&bench_vas, argc, argv);
 }

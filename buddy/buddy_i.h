@@ -16,8 +16,9 @@
  *
  * Over units (BUDDY_CORE_SHIFT 5, docs/design.md 2.7) the word is per unit
  * and the order field holds the *unit* order (the frame order minus 5,
- * 0-15, 4 bits; a tail's field is 0), which frees bits 13-15 for version
- * 3's pstk (not used yet): kind 0-2, unit order 3-6, stk 7-11, mark 12.
+ * 0-15, 4 bits; a tail's field is 0): kind 0-2, unit order 3-6, stk
+ * 7-11, mark 12, bits 13-15 unused (version 3's pstk is an array of its
+ * own, buddy_lower.h: docs/design.md 2.7, "Partial stacks").
  * bst_make() and bst_order() take and give frame orders either way.
  */
 #ifndef BUDDY_I_H

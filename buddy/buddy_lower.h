@@ -93,8 +93,9 @@ struct bl_zone {
 	/*
 	 * (a) per unit: 0, or j + 1 while partial stack j holds the unit's
 	 * link (B3: set only by the CAS that sees 0, cleared only by the
-	 * popper). In version 3 proper it is the order field of the unit's
-	 * core state word.
+	 * popper). An array of its own, not bits of the unit's core word:
+	 * it survives the unit's trips to the core (docs/design.md 2.7,
+	 * "Partial stacks"; mc buddy.lower_up).
 	 */
 	lf_atomic_u16 *pstk;
 	uint32_t nunits;      /* (i) */

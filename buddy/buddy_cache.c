@@ -235,6 +235,10 @@ void buddy_cpu_cache_enable(struct buddy_cpu *c, bool on)
 
 void buddy_zone_drain_all(struct buddy_cpu *c)
 {
+#if BUDDY_CORE_SHIFT > 0
+	/* Version 3: every empty reserved unit back to the core first. */
+	(void)bl_reclaim_all(buddy_lower_ctx(c));
+#endif
 	(void)buddy_zone_drain_some(c);
 	/* Then every deferred block merges: fully coalesced at quiescence. */
 	buddy_zone_coalesce(c);

@@ -59,6 +59,11 @@ _Static_assert(BUDDY_MAX_ORDER - BUDDY_CORE_SHIFT < 1u << BST_ORDER_BITS,
 	       "order field holds the core's orders");
 _Static_assert(BUDDY_CORE_SHIFT == 0 || BUDDY_CORE_SHIFT == 5,
 	       "frames, or units of 32 frames");
+#if BUDDY_CORE_SHIFT > 0
+/* Version 3: the lower level lives in the zone (struct buddy_zone). */
+#include "buddy_lower.h"
+_Static_assert(BUDDY_CORE_SHIFT == BU_ORDER, "a core index is a unit");
+#endif
 _Static_assert(sizeof(lf_atomic_u16) == 2, "the state word is 16 bits");
 
 /* The order field of frame order o (0 for a tail's order 0). */
@@ -242,6 +247,15 @@ struct buddy_zone {
 	lf_atomic_u16 *st;   /* (a) state word per frame */
 	lf_atomic_u32 *link; /* (a) stack link per frame */
 	struct buddy_cpu *cpus; /* (i) ncpus contexts */
+#if BUDDY_CORE_SHIFT > 0
+	/*
+	 * Version 3's lower level (buddy_lower.h): its unit words, partial
+	 * links and pstk per core index, and a context per CPU (context i
+	 * uses cpus[i] for its core sections), in the metadata area after
+	 * the core's arrays (buddy.c).
+	 */
+	struct bl_zone lower;
+#endif
 } LF_CACHE_ALIGNED;
 
 /*
@@ -488,6 +502,20 @@ bool buddy_zone_undefer(struct buddy_cpu *c);
  */
 int buddy_unit_take(struct buddy_cpu *c, uint32_t *xp);
 void buddy_unit_give(struct buddy_cpu *c, uint32_t x);
+/*
+ * 2^lo units at once (a block of unit order lo), each made LOWER, in
+ * *xp (the first): one pass over the core's stacks, no wait (the lower
+ * level falls back to buddy_unit_take()); BUDDY_ENOMEM if it found none.
+ * On success the caller is inside the take's section, as above.
+ */
+int buddy_unit_take_line(struct buddy_cpu *c, unsigned lo, uint32_t *xp);
+/* A snapshot, no section: may the core hold a free unit? */
+bool buddy_unit_has(const struct buddy_cpu *c);
+/* The lower level's context of core context c (the same CPU). */
+static inline struct bl_ctx *buddy_lower_ctx(struct buddy_cpu *c)
+{
+	return &c->zone->lower.ctx[c->id];
+}
 #endif
 
 /* buddy_cache.c: the per-CPU layer, and the allocation loop over both. */

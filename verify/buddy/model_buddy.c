@@ -129,10 +129,13 @@ static void model_init(struct model *m, uint64_t seed)
 	buddy_cpu_cache_enable(buddy_zone_cpu(m->z, 2), false);
 #if MODEL_SHIFT > 0
 	{
-		/* The core's arrays are per unit: far below a byte a frame. */
+		/*
+		 * The core's arrays and the lower level's are per unit (20
+		 * bytes a unit): below a byte a frame with the fixed parts.
+		 */
 		struct buddy_stats st;
 		buddy_zone_stats(m->z, &st);
-		CHECK(zs * 4 < st.total_frames);
+		CHECK(zs < st.total_frames);
 		/*
 		 * Until the lower level is joined: orders below a unit, runs
 		 * of part of a unit and unaligned regions are refused, and

@@ -275,6 +275,67 @@ const struct buddy_rgn *buddy_rgn_search_idx(const struct buddy_zone *z,
 	return &z->rgn[lo];
 }
 
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Frame i of a lower unit, from its word (docs/design.md 2.7,
+ * "Statistics"): the head of an allocated block (ALLOC, its order from
+ * the tails), the first frame of a maximal free block (FREE, its order),
+ * else TAIL (inside either).
+ */
+static void buddy_lower_frame(uint64_t w, unsigned i, unsigned *kind,
+			      unsigned *order)
+{
+	uint64_t g[BU_ORDER + 1];
+	unsigned k = 0;
+	*kind = BK_TAIL;
+	*order = 0;
+	if (bu_code(w, i) == BU_CODE_H) {
+		(void)bu_block_order(w, i, &k);
+		*kind = BK_ALLOC;
+		*order = k;
+		return;
+	}
+	if (bu_code(w, i) != BU_CODE_F)
+		return;
+	bu_groups(bu_free_bits(w), g);
+	for (unsigned j = 0; j <= BU_ORDER; j++)
+		if ((bu_maximal(g, j) >> (2 * i)) & 1) {
+			*kind = BK_FREE;
+			*order = j;
+			return;
+		}
+}
+
+/*
+ * The lower level's free blocks, by a scan of the words (a snapshot,
+ * O(units)): maximal free blocks of unreserved units are free blocks;
+ * those of reserved units are the CPUs' caches (cached_blocks for the
+ * cached orders, cached_frames for all).
+ */
+void buddy_lower_stats(const struct buddy_zone *z, struct buddy_stats *out)
+{
+	for (uint32_t u = 0; u < z->lower.nunits; u++) {
+		/* Relaxed: a snapshot. */
+		uint64_t w = lf_load_u64(&z->lower.word[u], LF_RELAXED);
+		uint64_t g[BU_ORDER + 1];
+		if (w == BU_CORE)
+			continue;
+		bu_groups(bu_free_bits(w), g);
+		for (unsigned j = 0; j <= BU_ORDER; j++) {
+			uint64_t n = bu_count(bu_maximal(g, j));
+			if (bu_reserved(w)) {
+				if (j < BUDDY_CACHE_ORDERS)
+					out->cached_blocks[j] += n;
+				out->cached_frames += n << j;
+			} else {
+				out->free_blocks[j] += n;
+				out->free_frames += n << j;
+			}
+		}
+	}
+}
+#endif
+
 int buddy_zone_frame(struct buddy_zone *z, uint64_t addr, unsigned *kind,
 		     unsigned *order)
 {
@@ -283,6 +344,14 @@ int buddy_zone_frame(struct buddy_zone *z, uint64_t addr, unsigned *kind,
 	if (rc != BUDDY_OK)
 		return rc;
 	uint32_t x = buddy_addr_idx(r, addr);
+#if BUDDY_CORE_SHIFT > 0
+	/* Relaxed: a snapshot. */
+	uint64_t w = lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED);
+	if (w != BU_CORE) {
+		buddy_lower_frame(w, x & (BU_FRAMES - 1), kind, order);
+		return BUDDY_OK;
+	}
+#endif
 	if (x & (BUDDY_CORE_FRAMES - 1)) { /* inside a core granule */
 		*kind = BK_TAIL;
 		*order = 0;
@@ -324,6 +393,9 @@ void buddy_zone_stats(struct buddy_zone *z, struct buddy_stats *out)
 				lf_load_u32(&z->cpus[i].count[o], LF_RELAXED);
 	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
 		out->cached_frames += out->cached_blocks[o] << o;
+#if BUDDY_CORE_SHIFT > 0
+	buddy_lower_stats(z, out);
+#endif
 	out->allocs = buddy_sum(z, BUDDY_CTR_OFF(BC_ALLOCS));
 	out->frees = buddy_sum(z, BUDDY_CTR_OFF(BC_FREES));
 	out->failed = buddy_sum(z, BUDDY_CTR_OFF(BC_FAILED));
@@ -354,6 +426,7 @@ const char *buddy_strerror(int err)
 		"tail frame of a block",
 		"range busy",
 		"metadata area too small",
+		"not supported yet (version 3 over units)",
 	};
 	if (err > 0 || -err >= BUDDY_NERR)
 		return "unknown error";

@@ -198,6 +198,13 @@ static int buddy_ck_counts(struct buddy_ck *k)
 {
 	struct buddy_stats st;
 	buddy_zone_stats(k->z, &st);
+#if BUDDY_CORE_SHIFT > 0
+	/* The lower level's blocks are counted from its words too. */
+	struct buddy_stats lo = { 0 };
+	buddy_lower_stats(k->z, &lo);
+	for (unsigned o = 0; o < BUDDY_ORDERS; o++)
+		k->free_blocks[o] += lo.free_blocks[o];
+#endif
 	for (unsigned o = 0; o < BUDDY_ORDERS; o++)
 		if (st.free_blocks[o] != k->free_blocks[o])
 			return buddy_ck_fail(k, o, 7);

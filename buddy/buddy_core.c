@@ -695,6 +695,19 @@ static int buddy_free_why(struct buddy_zone *z, const struct buddy_rgn *r,
 {
 	if (bst_kind(s) == BK_ALLOC)
 		return BUDDY_EORDER;
+#if BUDDY_CORE_SHIFT > 0
+	if (bst_kind(s) == BK_LOWER) {
+		/*
+		 * A unit of the lower level, freed at a unit's order or more:
+		 * its first frame is the head of a smaller block (EORDER) or
+		 * free (EDOUBLE). Relaxed: a diagnosis only.
+		 */
+		uint64_t w =
+			lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED);
+		return w != BU_CORE && !(w & BU_FREE0) ? BUDDY_EORDER
+						       : BUDDY_EDOUBLE;
+	}
+#endif
 	if (bst_kind(s) != BK_TAIL)
 		return BUDDY_EDOUBLE; /* FREE, CACHED, or BUSY in a free */
 	/* A tail: of an allocated block (ETAIL) or of a free one (EDOUBLE). */
@@ -1085,6 +1098,17 @@ void buddy_unit_give(struct buddy_cpu *c, uint32_t x)
 			     bst_with(s, BK_BUSY, BUDDY_CORE_SHIFT),
 			     LF_ACQ_REL));
 	buddy_free_merge(c, buddy_rgn_of_idx(z, x), x, BUDDY_CORE_SHIFT);
+}
+
+int buddy_free_why_small(struct buddy_zone *z, const struct buddy_rgn *r,
+			 uint32_t x)
+{
+	/* Relaxed: a diagnosis only. */
+	uint16_t s = lf_load_u16(buddy_st(z, x), LF_RELAXED);
+	/* Inside a unit, or a unit that went lower meanwhile: a tail. */
+	if ((x & (BUDDY_CORE_FRAMES - 1)) || bst_kind(s) == BK_LOWER)
+		s = bst_make(BK_TAIL, 0, 0);
+	return buddy_free_why(z, r, x, s);
 }
 
 int buddy_unit_take_line(struct buddy_cpu *c, unsigned lo, uint32_t *xp)

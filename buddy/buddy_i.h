@@ -509,8 +509,17 @@ void buddy_unit_give(struct buddy_cpu *c, uint32_t x);
  * On success the caller is inside the take's section, as above.
  */
 int buddy_unit_take_line(struct buddy_cpu *c, unsigned lo, uint32_t *xp);
+/*
+ * Why a free of order < 5 at frame x, whose unit is not lower (word 0),
+ * is refused, from the core's words: EORDER (x heads a core block),
+ * ETAIL (inside an allocated one) or EDOUBLE (free).
+ */
+int buddy_free_why_small(struct buddy_zone *z, const struct buddy_rgn *r,
+			 uint32_t x);
 /* A snapshot, no section: may the core hold a free unit? */
 bool buddy_unit_has(const struct buddy_cpu *c);
+/* buddy.c: the lower level's free blocks added to *out (a word scan). */
+void buddy_lower_stats(const struct buddy_zone *z, struct buddy_stats *out);
 /* The lower level's context of core context c (the same CPU). */
 static inline struct bl_ctx *buddy_lower_ctx(struct buddy_cpu *c)
 {

@@ -515,6 +515,18 @@ int bl_free(struct bl_ctx *c, uint32_t frame, unsigned k)
 	return BUDDY_OK;
 }
 
+bool bl_reclaim(struct bl_ctx *c, uint32_t u)
+{
+	uint64_t ow, nw;
+	bl_busy(c, 1);
+	bool done = bu_cas(&c->z->word[u], BU_OP_RECLAIM, 0, 0, &ow, &nw,
+			   NULL) == BUDDY_OK;
+	if (done)
+		bl_give(c, u);
+	bl_busy(c, -1);
+	return done;
+}
+
 uint32_t bl_reclaim_all(struct bl_ctx *c)
 {
 	struct bl_zone *z = c->z;
@@ -527,16 +539,9 @@ uint32_t bl_reclaim_all(struct bl_ctx *c)
 			uint32_t u = j == 0         ? r
 				     : l == BL_NONE ? BL_NONE
 						    : l + j - 1;
-			uint64_t ow, nw;
 			if (u == BL_NONE || (j != 0 && u == r))
 				continue;
-			bl_busy(c, 1);
-			if (bu_cas(&z->word[u], BU_OP_RECLAIM, 0, 0, &ow, &nw,
-				   NULL) == BUDDY_OK) {
-				bl_give(c, u);
-				n++;
-			}
-			bl_busy(c, -1);
+			n += bl_reclaim(c, u);
 		}
 	}
 	return n;

@@ -166,6 +166,9 @@ void bl_release(struct bl_ctx *c);
 /* Take every empty reserved unit back to the source: the number taken. */
 uint32_t bl_reclaim_all(struct bl_ctx *c);
 
+/* Take unit u back to the source if it is reserved and empty: true if so. */
+bool bl_reclaim(struct bl_ctx *c, uint32_t u);
+
 /*
  * At quiescence: 0, or the number of the lower-level invariant broken
  * (1: a word not well formed; 3: pstk names a class whose stack does not

@@ -7,10 +7,10 @@
  * One thread, two regions with a hole, the second at an odd unit. Every
  * unit is taken once (distinct, unit-aligned, inside a region, LOWER with
  * B1 holding throughout), then the core has nothing left at any order; a
- * LOWER unit refuses alloc_at (EBUSY) and a free at order 5 (EDOUBLE),
- * changing nothing; a block of order 6 taken between the units and given
- * back merges; every unit given back in a shuffled order leaves the zone
- * whole and fully coalesced (B6).
+ * LOWER unit refuses alloc_at (EBUSY) and a free at order 5 (EORDER: its
+ * first frame heads a smaller block), changing nothing; a block of order 6
+ * taken between the units and given back merges; every unit given back in a
+ * shuffled order leaves the zone whole and fully coalesced (B6).
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -89,9 +89,12 @@ static void test_core_half(void)
 		CHECK_EQ(seen[un], 0);
 		seen[un] = 1;
 		unsigned kind, order;
+		/* The core word is LOWER; frames are read from the word. */
+		CHECK_EQ(bst_kind(lf_load_u16(buddy_st(z, x), LF_RELAXED)),
+			 BK_LOWER);
 		CHECK_EQ(buddy_zone_frame(z, a, &kind, &order), BUDDY_OK);
-		CHECK_EQ(kind, BK_LOWER);
-		CHECK_EQ(order, BUDDY_CORE_SHIFT);
+		CHECK_EQ(kind, BK_ALLOC); /* lower_down()'s order-4 block */
+		CHECK_EQ(order, BU_MAX_ORDER);
 		CHECK_EQ(buddy_zone_frame(z, a + BUDDY_FRAME_SIZE, &kind,
 					  &order),
 			 BUDDY_OK);
@@ -114,7 +117,8 @@ static void test_core_half(void)
 	CHECK_EQ(buddy_alloc_at(c, a0, BUDDY_CORE_SHIFT), BUDDY_EBUSY);
 	CHECK_EQ(buddy_alloc_at(c, a0 & ~(2 * f - 1), BUDDY_CORE_SHIFT + 1),
 		 BUDDY_EBUSY);
-	CHECK_EQ(buddy_free(c, a0, BUDDY_CORE_SHIFT), BUDDY_EDOUBLE);
+	/* Its first frame heads an order-4 block: another order. */
+	CHECK_EQ(buddy_free(c, a0, BUDDY_CORE_SHIFT), BUDDY_EORDER);
 	CHECK_EQ(buddy_free(c, a0, BUDDY_CORE_SHIFT + 1) != BUDDY_OK, 1);
 	CHECK_EQ(check_zone(z, false), 0);
 
@@ -405,8 +409,9 @@ static void test_metadata(void)
 
 /*
  * Threads on the lower level over the core: allocations of orders 0-4
- * (units going down), frees by the owner or through a mailbox by another
- * thread (units going up, merging at the core), core allocations of
+ * (units going down; through buddy_alloc() or bl_alloc(), frees through
+ * buddy_free() or bl_free()), frees by the owner or through a mailbox by
+ * another thread (units going up, merging at the core), core allocations of
  * orders 5-7 between them (merges and splits racing the transitions),
  * releases and drain_all (reclaims). An owner stamp per frame (B2); at
  * the end every frame free and the zone whole and coalesced.
@@ -445,7 +450,8 @@ static void st_free(unsigned i, struct st_blk b)
 	struct buddy_cpu *c = buddy_zone_cpu(ST.z, i);
 	st_stamp(b.a, b.k, 0);
 	int rc;
-	if (b.k < BUDDY_CORE_SHIFT) {
+	/* Below a unit: the lower level directly, or the public call. */
+	if (b.k < BUDDY_CORE_SHIFT && (b.a >> BUDDY_FRAME_SHIFT) % 2) {
 		const struct buddy_rgn *r =
 			buddy_rgn_of_pfn(ST.z, b.a >> BUDDY_FRAME_SHIFT);
 		rc = bl_free(buddy_lower_ctx(c), buddy_addr_idx(r, b.a), b.k);
@@ -468,9 +474,15 @@ static void *st_thread(void *arg)
 		if (r < 45 && n < ST_HELD) {
 			unsigned k = (unsigned)(rnd(&rng) % (BU_MAX_ORDER + 1));
 			uint32_t x;
-			if (bl_alloc(l, k, &x) != BUDDY_OK)
-				continue;
-			uint64_t a = buddy_idx_addr(ST.z, x);
+			uint64_t a;
+			if (rnd(&rng) & 1) {
+				if (buddy_alloc(c, k, &a) != BUDDY_OK)
+					continue;
+			} else {
+				if (bl_alloc(l, k, &x) != BUDDY_OK)
+					continue;
+				a = buddy_idx_addr(ST.z, x);
+			}
 			st_stamp(a, k, (uint8_t)(i + 1));
 			held[n++] = (struct st_blk){ a, k };
 			atomic_fetch_add(&ST.lower_allocs, 1);

@@ -217,6 +217,7 @@ static int buddy_ck_lower(struct buddy_ck *k, bool coalesced)
 	struct buddy_zone *z = k->z;
 	for (uint64_t u = 0; u < buddy_ncx(z->nidx); u++) {
 		uint64_t x = u << BUDDY_CORE_SHIFT;
+		/* Relaxed: at quiescence, as buddy_ck_st(). */
 		uint64_t w = lf_load_u64(&z->lower.word[u], LF_RELAXED);
 		bool lower = bst_kind(buddy_ck_st(k, x)) == BK_LOWER;
 		if (lower != (w != BU_CORE) || (lower && !bu_valid(w)))

@@ -14,6 +14,13 @@
  * per padding index, plus sizeof(struct buddy_zone) and sizeof(struct
  * buddy_cpu) per CPU (docs/design.md gives the figures).
  *
+ * Over units (BUDDY_CORE_SHIFT 5, lf_buddy_units) the arrays have an
+ * entry per unit of 32 indices, and version 3's lower level adds, after
+ * the contexts, a struct bl_ctx per CPU, and after the state words
+ * (padded to a line) its unit words (8 bytes a unit), then the core's
+ * links, the partial links (4) and pstk (2): 20 bytes a unit in all
+ * (docs/design.md 2.7).
+ *
  * The algorithm is in buddy_core.c (stacks, split, merge), buddy_cache.c
  * (per-CPU caches) and buddy_place.c (constrained allocations).
  */
@@ -46,7 +53,11 @@ static uint64_t buddy_regions_frames(const struct buddy_region *rg, unsigned n)
 
 static size_t buddy_meta_frames_off(unsigned ncpus)
 {
-	return sizeof(struct buddy_zone) + ncpus * sizeof(struct buddy_cpu);
+	size_t ctx = sizeof(struct buddy_cpu);
+#if BUDDY_CORE_SHIFT > 0
+	ctx += sizeof(struct bl_ctx);
+#endif
+	return sizeof(struct buddy_zone) + ncpus * ctx;
 }
 
 /*
@@ -56,11 +67,21 @@ static size_t buddy_meta_frames_off(unsigned ncpus)
  * (version 3's units, docs/design.md 2.7, "Index layout"), and a block
  * aligned in pfn is aligned in indices.
  */
+/*
+ * Over units the granule is a line of unit words (BL_LINE units, 256
+ * frames): a block of unit order 3 aligned in pfn, a reservation's line,
+ * then has its 8 words on one cache line (docs/design.md 2.7); fewer than
+ * 2 * 256 padding indices a region, 16 units.
+ */
+#if BUDDY_CORE_SHIFT > 0
+#define BUDDY_RGN_ALIGN ((uint64_t)BL_LINE << BUDDY_CORE_SHIFT)
+#else
+#define BUDDY_RGN_ALIGN ((uint64_t)BUDDY_LINE_FRAMES)
+#endif
 static uint64_t buddy_rgn_first_idx(uint64_t idx, uint64_t pfn)
 {
-	uint64_t line = (idx + BUDDY_LINE_FRAMES - 1) &
-			~(uint64_t)(BUDDY_LINE_FRAMES - 1);
-	return line + (pfn & (BUDDY_LINE_FRAMES - 1));
+	uint64_t line = (idx + BUDDY_RGN_ALIGN - 1) & ~(BUDDY_RGN_ALIGN - 1);
+	return line + (pfn & (BUDDY_RGN_ALIGN - 1));
 }
 
 /* Indices (frames and padding) of valid regions: the arrays' length. */
@@ -78,12 +99,19 @@ static uint64_t buddy_regions_idx(const struct buddy_region *rg, unsigned n)
  * Bytes of the core's two arrays for nidx frame indices (an entry per core
  * index, buddy_i.h), the state words padded to a line.
  */
+static size_t buddy_meta_st(uint64_t ncx)
+{
+	return (size_t)((ncx * 2 + LF_CACHELINE - 1) &
+			~(uint64_t)(LF_CACHELINE - 1));
+}
+
 static size_t buddy_meta_arrays(uint64_t nidx)
 {
-	uint64_t ncx = buddy_ncx(nidx);
-	uint64_t st =
-		(ncx * 2 + LF_CACHELINE - 1) & ~(uint64_t)(LF_CACHELINE - 1);
-	return (size_t)(st + ncx * 4);
+	uint64_t ncx = buddy_ncx(nidx), per = 4; /* the links */
+#if BUDDY_CORE_SHIFT > 0
+	per += 8 + 4 + 2; /* unit word, partial link, pstk */
+#endif
+	return buddy_meta_st(ncx) + (size_t)(ncx * per);
 }
 
 size_t buddy_meta_size(const struct buddy_region *regions, unsigned nregions,
@@ -153,8 +181,12 @@ static void buddy_zone_layout(struct buddy_zone *z, void *meta,
 	z->nidx = buddy_regions_idx(rg, n);
 	z->cpus = (struct buddy_cpu *)(base + sizeof(*z));
 	z->st = (lf_atomic_u16 *)(base + buddy_meta_frames_off(ncpus));
-	z->link = (lf_atomic_u32 *)((char *)z->st + buddy_meta_arrays(z->nidx) -
-				    buddy_ncx(z->nidx) * 4);
+	uint64_t ncx = buddy_ncx(z->nidx);
+	char *arr = (char *)z->st + buddy_meta_st(ncx);
+#if BUDDY_CORE_SHIFT > 0
+	arr += ncx * 8; /* the unit words (buddy_zone_init()) */
+#endif
+	z->link = (lf_atomic_u32 *)arr;
 	uint64_t idx = 0;
 	for (unsigned i = 0; i < n; i++) {
 		z->rgn[i].pfn = rg[i].base >> BUDDY_FRAME_SHIFT;
@@ -190,6 +222,16 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 	}
 	for (unsigned i = 0; i < nregions; i++)
 		buddy_rgn_fill(z, &z->cpus[0], &z->rgn[i]);
+#if BUDDY_CORE_SHIFT > 0
+	/* The lower level: every unit at the core (word 0), no context. */
+	uint64_t ncx = buddy_ncx(z->nidx);
+	lf_atomic_u64 *word =
+		(lf_atomic_u64 *)((char *)z->st + buddy_meta_st(ncx));
+	lf_atomic_u32 *plink = z->link + ncx;
+	bl_zone_init(&z->lower, word, plink, (lf_atomic_u16 *)(plink + ncx),
+		     (uint32_t)ncx, (struct bl_source){ .core = z },
+		     (struct bl_ctx *)(z->cpus + ncpus), ncpus);
+#endif
 	*zp = z;
 	return BUDDY_OK;
 }
@@ -233,6 +275,67 @@ const struct buddy_rgn *buddy_rgn_search_idx(const struct buddy_zone *z,
 	return &z->rgn[lo];
 }
 
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Frame i of a lower unit, from its word (docs/design.md 2.7,
+ * "Statistics"): the head of an allocated block (ALLOC, its order from
+ * the tails), the first frame of a maximal free block (FREE, its order),
+ * else TAIL (inside either).
+ */
+static void buddy_lower_frame(uint64_t w, unsigned i, unsigned *kind,
+			      unsigned *order)
+{
+	uint64_t g[BU_ORDER + 1];
+	unsigned k = 0;
+	*kind = BK_TAIL;
+	*order = 0;
+	if (bu_code(w, i) == BU_CODE_H) {
+		(void)bu_block_order(w, i, &k);
+		*kind = BK_ALLOC;
+		*order = k;
+		return;
+	}
+	if (bu_code(w, i) != BU_CODE_F)
+		return;
+	bu_groups(bu_free_bits(w), g);
+	for (unsigned j = 0; j <= BU_ORDER; j++)
+		if ((bu_maximal(g, j) >> (2 * i)) & 1) {
+			*kind = BK_FREE;
+			*order = j;
+			return;
+		}
+}
+
+/*
+ * The lower level's free blocks, by a scan of the words (a snapshot,
+ * O(units)): maximal free blocks of unreserved units are free blocks;
+ * those of reserved units are the CPUs' caches (cached_blocks for the
+ * cached orders, cached_frames for all).
+ */
+void buddy_lower_stats(const struct buddy_zone *z, struct buddy_stats *out)
+{
+	for (uint32_t u = 0; u < z->lower.nunits; u++) {
+		/* Relaxed: a snapshot. */
+		uint64_t w = lf_load_u64(&z->lower.word[u], LF_RELAXED);
+		uint64_t g[BU_ORDER + 1];
+		if (w == BU_CORE)
+			continue;
+		bu_groups(bu_free_bits(w), g);
+		for (unsigned j = 0; j <= BU_ORDER; j++) {
+			uint64_t n = bu_count(bu_maximal(g, j));
+			if (bu_reserved(w)) {
+				if (j < BUDDY_CACHE_ORDERS)
+					out->cached_blocks[j] += n;
+				out->cached_frames += n << j;
+			} else {
+				out->free_blocks[j] += n;
+				out->free_frames += n << j;
+			}
+		}
+	}
+}
+#endif
+
 int buddy_zone_frame(struct buddy_zone *z, uint64_t addr, unsigned *kind,
 		     unsigned *order)
 {
@@ -241,6 +344,14 @@ int buddy_zone_frame(struct buddy_zone *z, uint64_t addr, unsigned *kind,
 	if (rc != BUDDY_OK)
 		return rc;
 	uint32_t x = buddy_addr_idx(r, addr);
+#if BUDDY_CORE_SHIFT > 0
+	/* Relaxed: a snapshot. */
+	uint64_t w = lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED);
+	if (w != BU_CORE) {
+		buddy_lower_frame(w, x & (BU_FRAMES - 1), kind, order);
+		return BUDDY_OK;
+	}
+#endif
 	if (x & (BUDDY_CORE_FRAMES - 1)) { /* inside a core granule */
 		*kind = BK_TAIL;
 		*order = 0;
@@ -282,6 +393,9 @@ void buddy_zone_stats(struct buddy_zone *z, struct buddy_stats *out)
 				lf_load_u32(&z->cpus[i].count[o], LF_RELAXED);
 	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
 		out->cached_frames += out->cached_blocks[o] << o;
+#if BUDDY_CORE_SHIFT > 0
+	buddy_lower_stats(z, out);
+#endif
 	out->allocs = buddy_sum(z, BUDDY_CTR_OFF(BC_ALLOCS));
 	out->frees = buddy_sum(z, BUDDY_CTR_OFF(BC_FREES));
 	out->failed = buddy_sum(z, BUDDY_CTR_OFF(BC_FAILED));
@@ -312,6 +426,7 @@ const char *buddy_strerror(int err)
 		"tail frame of a block",
 		"range busy",
 		"metadata area too small",
+		"not supported yet (version 3 over units)",
 	};
 	if (err > 0 || -err >= BUDDY_NERR)
 		return "unknown error";

@@ -118,8 +118,15 @@ enum buddy_err {
 	BUDDY_ETAIL = -7,   /* free of a frame inside an allocated block */
 	BUDDY_EBUSY = -8,   /* alloc_at: part of the range is allocated */
 	BUDDY_ENOSPC = -9,  /* init: metadata area too small */
+	/*
+	 * Not supported yet: only version 3's build over units
+	 * (lf_buddy_units, docs/v3-status.md) returns it, for the calls of
+	 * orders below a unit it cannot honour yet (alloc_below, alloc_at,
+	 * runs of part of a unit); nothing changed.
+	 */
+	BUDDY_ENOTSUP = -10,
 };
-#define BUDDY_NERR 10 /* -BUDDY_ENOSPC + 1: statistics index by -err */
+#define BUDDY_NERR 11 /* -BUDDY_ENOTSUP + 1: statistics index by -err */
 
 /* A region of physical memory: base and size in bytes, frame-aligned. */
 struct buddy_region {

@@ -223,6 +223,9 @@ bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim)
 
 void buddy_cpu_drain(struct buddy_cpu *c)
 {
+#if BUDDY_CORE_SHIFT > 0
+	bl_release(buddy_lower_ctx(c)); /* version 3: the reservation too */
+#endif
 	buddy_cache_drain_cpu(c, c);
 }
 
@@ -235,6 +238,10 @@ void buddy_cpu_cache_enable(struct buddy_cpu *c, bool on)
 
 void buddy_zone_drain_all(struct buddy_cpu *c)
 {
+#if BUDDY_CORE_SHIFT > 0
+	/* Version 3: every empty reserved unit back to the core first. */
+	(void)bl_reclaim_all(buddy_lower_ctx(c));
+#endif
 	(void)buddy_zone_drain_some(c);
 	/* Then every deferred block merges: fully coalesced at quiescence. */
 	buddy_zone_coalesce(c);
@@ -537,17 +544,41 @@ static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
 	return buddy_alloc_done(c, rc, x, addr);
 }
 
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Version 3 over units (lf_buddy_units): orders below a unit go to the
+ * lower level (buddy_lower.c; docs/design.md 2.7), exact ENOMEM over its
+ * places and the core (bl_alloc()).
+ */
+static BUDDY_NOINLINE int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
+					    uint64_t *addr)
+{
+	uint32_t x = 0;
+	int rc = bl_alloc(buddy_lower_ctx(c), order, &x);
+	return buddy_alloc_done(c, rc, x, addr);
+}
+#else
+static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
+				    uint64_t *addr)
+{
+	(void)order;
+	(void)addr;
+	return buddy_reject(c, BUDDY_EINVAL); /* never: nothing is below */
+}
+#endif
+
 /*
  * Two tail calls: each path sets up only the frame it needs. Orders below
- * the core's granule are refused first (never at shift 0: the test
- * compiles away; over units it also leaves the cache path unreachable).
+ * the core's granule go to the lower level first (never at shift 0: the
+ * test compiles away; over units it also leaves the cache path
+ * unreachable).
  */
 int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
 {
 	if (c == NULL || addr == NULL)
 		return BUDDY_EINVAL;
 	if (LF_UNLIKELY(order <= BUDDY_MAX_ORDER && buddy_below_core(order)))
-		return buddy_reject(c, BUDDY_EINVAL);
+		return buddy_alloc_small(c, order, addr);
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
 		return buddy_alloc_cached(c, order, addr);
 	return buddy_alloc_global(c, order, addr);
@@ -631,13 +662,45 @@ static BUDDY_NOINLINE int buddy_free_cached(struct buddy_cpu *c, uint64_t addr,
 	return buddy_free_done(c, rc);
 }
 
-/* Two tail calls, and the refusal below the core, as buddy_alloc(). */
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Version 3: a free of an order below a unit, at the lower level. A unit
+ * that is not lower (word 0) says why from the core's words, as the
+ * core's own refusals do (buddy_free_why_small()).
+ */
+static BUDDY_NOINLINE int buddy_free_small(struct buddy_cpu *c, uint64_t addr,
+					   unsigned order)
+{
+	struct buddy_zone *z = c->zone;
+	const struct buddy_rgn *r;
+	int rc = buddy_addr_check(z, addr, order, &r);
+	if (LF_UNLIKELY(rc != BUDDY_OK))
+		return buddy_reject(c, rc);
+	uint32_t x = buddy_addr_idx(r, addr);
+	rc = bl_free(buddy_lower_ctx(c), x, order);
+	/* Relaxed: a diagnosis only. */
+	if (rc == BUDDY_EDOUBLE &&
+	    lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED) == BU_CORE)
+		rc = buddy_free_why_small(z, r, x);
+	return buddy_free_done(c, rc);
+}
+#else
+static inline int buddy_free_small(struct buddy_cpu *c, uint64_t addr,
+				   unsigned order)
+{
+	(void)addr;
+	(void)order;
+	return buddy_reject(c, BUDDY_EINVAL); /* never: nothing is below */
+}
+#endif
+
+/* Two tail calls, and the lower level below the core, as buddy_alloc(). */
 int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
 {
 	if (c == NULL)
 		return BUDDY_EINVAL;
 	if (LF_UNLIKELY(order <= BUDDY_MAX_ORDER && buddy_below_core(order)))
-		return buddy_reject(c, BUDDY_EINVAL);
+		return buddy_free_small(c, addr, order);
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
 		return buddy_free_cached(c, addr, order);
 	return buddy_free_global(c, addr, order);

@@ -18,6 +18,13 @@
  *   B8  (not coalesced) of two free buddies of the same order, one is in
  *       some context's spare slot of that order
  *
+ * Over units (BUDDY_CORE_SHIFT 5) also version 3's lower level
+ * (docs/design.md 2.7): B1 a unit's word is nonzero, and well formed,
+ * exactly when its core word is a LOWER head; B3 and B4 of the lower
+ * level (bl_zone_check(): pstk and the partial stacks, every free frame
+ * reserved and named or listed); B6 (coalesced) no lower unit entirely
+ * free. The frame reported is the unit's first.
+ *
  * (B2, no block handed out twice, is a property of histories; the stress
  * and model tests check it with an owner per frame.) A mark bit in each
  * state word finds duplicates; the check leaves every mark clear.
@@ -191,11 +198,40 @@ static int buddy_ck_counts(struct buddy_ck *k)
 {
 	struct buddy_stats st;
 	buddy_zone_stats(k->z, &st);
+#if BUDDY_CORE_SHIFT > 0
+	/* The lower level's blocks are counted from its words too. */
+	struct buddy_stats lo = { 0 };
+	buddy_lower_stats(k->z, &lo);
+	for (unsigned o = 0; o < BUDDY_ORDERS; o++)
+		k->free_blocks[o] += lo.free_blocks[o];
+#endif
 	for (unsigned o = 0; o < BUDDY_ORDERS; o++)
 		if (st.free_blocks[o] != k->free_blocks[o])
 			return buddy_ck_fail(k, o, 7);
 	return 0;
 }
+
+#if BUDDY_CORE_SHIFT > 0
+static int buddy_ck_lower(struct buddy_ck *k, bool coalesced)
+{
+	struct buddy_zone *z = k->z;
+	for (uint64_t u = 0; u < buddy_ncx(z->nidx); u++) {
+		uint64_t x = u << BUDDY_CORE_SHIFT;
+		/* Relaxed: at quiescence, as buddy_ck_st(). */
+		uint64_t w = lf_load_u64(&z->lower.word[u], LF_RELAXED);
+		bool lower = bst_kind(buddy_ck_st(k, x)) == BK_LOWER;
+		if (lower != (w != BU_CORE) || (lower && !bu_valid(w)))
+			return buddy_ck_fail(k, x, 1);
+		if (coalesced && lower && bu_free_bits(w) == BU_ALL_FREE)
+			return buddy_ck_fail(k, x, 6);
+	}
+	uint32_t u;
+	int inv = bl_zone_check(&z->lower, &u);
+	if (inv != 0)
+		return buddy_ck_fail(k, (uint64_t)u << BUDDY_CORE_SHIFT, inv);
+	return 0;
+}
+#endif
 
 int buddy_zone_check(struct buddy_zone *z, bool coalesced, uint64_t *frame)
 {
@@ -213,6 +249,10 @@ int buddy_zone_check(struct buddy_zone *z, bool coalesced, uint64_t *frame)
 		rc = buddy_ck_coalesced(&k, coalesced);
 	if (rc == 0)
 		rc = buddy_ck_counts(&k);
+#if BUDDY_CORE_SHIFT > 0
+	if (rc == 0)
+		rc = buddy_ck_lower(&k, coalesced);
+#endif
 	if (frame)
 		*frame = k.frame;
 	return rc;

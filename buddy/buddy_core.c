@@ -695,6 +695,19 @@ static int buddy_free_why(struct buddy_zone *z, const struct buddy_rgn *r,
 {
 	if (bst_kind(s) == BK_ALLOC)
 		return BUDDY_EORDER;
+#if BUDDY_CORE_SHIFT > 0
+	if (bst_kind(s) == BK_LOWER) {
+		/*
+		 * A unit of the lower level, freed at a unit's order or more:
+		 * its first frame is the head of a smaller block (EORDER) or
+		 * free (EDOUBLE). Relaxed: a diagnosis only.
+		 */
+		uint64_t w =
+			lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED);
+		return w != BU_CORE && !(w & BU_FREE0) ? BUDDY_EORDER
+						       : BUDDY_EDOUBLE;
+	}
+#endif
 	if (bst_kind(s) != BK_TAIL)
 		return BUDDY_EDOUBLE; /* FREE, CACHED, or BUSY in a free */
 	/* A tail: of an allocated block (ETAIL) or of a free one (EDOUBLE). */
@@ -1085,6 +1098,60 @@ void buddy_unit_give(struct buddy_cpu *c, uint32_t x)
 			     bst_with(s, BK_BUSY, BUDDY_CORE_SHIFT),
 			     LF_ACQ_REL));
 	buddy_free_merge(c, buddy_rgn_of_idx(z, x), x, BUDDY_CORE_SHIFT);
+}
+
+int buddy_free_why_small(struct buddy_zone *z, const struct buddy_rgn *r,
+			 uint32_t x)
+{
+	/* Relaxed: a diagnosis only. */
+	uint16_t s = lf_load_u16(buddy_st(z, x), LF_RELAXED);
+	/* Inside a unit, or a unit that went lower meanwhile: a tail. */
+	if ((x & (BUDDY_CORE_FRAMES - 1)) || bst_kind(s) == BK_LOWER)
+		s = bst_make(BK_TAIL, 0, 0);
+	return buddy_free_why(z, r, x, s);
+}
+
+int buddy_unit_take_line(struct buddy_cpu *c, unsigned lo, uint32_t *xp)
+{
+	unsigned o;
+	bool moved;
+	uint32_t x = buddy_take_once(c, BUDDY_CORE_SHIFT + lo, BUDDY_NOLIMIT,
+				     false, &o, &moved);
+	if (x == LF_STACK_NIL)
+		return BUDDY_ENOMEM;
+	/*
+	 * Down, every unit of the block: BUSY (the head) or TAIL -> LOWER,
+	 * ours (a store, or a CAS where a stale entry holds the link: B3).
+	 */
+	for (uint32_t i = 0; i < 1u << lo; i++)
+		buddy_st_put(c->zone, x + (i << BUDDY_CORE_SHIFT), BK_LOWER,
+			     BUDDY_CORE_SHIFT);
+	*xp = x;
+	return BUDDY_OK;
+}
+
+/*
+ * False only if no unit was free at the core (a stack or a spare slot)
+ * over a window in which no other context was in flight or crossed a
+ * section's boundary (buddy_take_global_held()'s rule): memory in a
+ * merge, a split or a free's transit counts as "may hold", so that the
+ * lower level, which enters no section of its own over a source that has
+ * nothing, does not fail while a unit is on its way to the core.
+ */
+bool buddy_unit_has(const struct buddy_cpu *c)
+{
+	const struct buddy_zone *z = c->zone;
+	uint64_t before = buddy_others_flight(c);
+	if (before == UINT64_MAX)
+		return true;
+	for (unsigned j = BUDDY_CORE_SHIFT; j <= BUDDY_MAX_ORDER; j++)
+		if (!buddy_stack_empty(z, j)) /* acquire: as there */
+			return true;
+	for (uint32_t i = 0; i < z->ncpus; i++)
+		/* Acquire: pairs with buddy_spare_set()'s release stores. */
+		if (lf_load_u32(&z->cpus[i].spare_mask, LF_ACQUIRE) != 0)
+			return true;
+	return buddy_others_flight(c) != before;
 }
 #endif
 

@@ -16,8 +16,9 @@
  *
  * Over units (BUDDY_CORE_SHIFT 5, docs/design.md 2.7) the word is per unit
  * and the order field holds the *unit* order (the frame order minus 5,
- * 0-15, 4 bits; a tail's field is 0), which frees bits 13-15 for version
- * 3's pstk (not used yet): kind 0-2, unit order 3-6, stk 7-11, mark 12.
+ * 0-15, 4 bits; a tail's field is 0): kind 0-2, unit order 3-6, stk
+ * 7-11, mark 12, bits 13-15 unused (version 3's pstk is an array of its
+ * own, buddy_lower.h: docs/design.md 2.7, "Partial stacks").
  * bst_make() and bst_order() take and give frame orders either way.
  */
 #ifndef BUDDY_I_H
@@ -58,6 +59,11 @@ _Static_assert(BUDDY_MAX_ORDER - BUDDY_CORE_SHIFT < 1u << BST_ORDER_BITS,
 	       "order field holds the core's orders");
 _Static_assert(BUDDY_CORE_SHIFT == 0 || BUDDY_CORE_SHIFT == 5,
 	       "frames, or units of 32 frames");
+#if BUDDY_CORE_SHIFT > 0
+/* Version 3: the lower level lives in the zone (struct buddy_zone). */
+#include "buddy_lower.h"
+_Static_assert(BUDDY_CORE_SHIFT == BU_ORDER, "a core index is a unit");
+#endif
 _Static_assert(sizeof(lf_atomic_u16) == 2, "the state word is 16 bits");
 
 /* The order field of frame order o (0 for a tail's order 0). */
@@ -241,6 +247,15 @@ struct buddy_zone {
 	lf_atomic_u16 *st;   /* (a) state word per frame */
 	lf_atomic_u32 *link; /* (a) stack link per frame */
 	struct buddy_cpu *cpus; /* (i) ncpus contexts */
+#if BUDDY_CORE_SHIFT > 0
+	/*
+	 * Version 3's lower level (buddy_lower.h): its unit words, partial
+	 * links and pstk per core index, and a context per CPU (context i
+	 * uses cpus[i] for its core sections), in the metadata area after
+	 * the core's arrays (buddy.c).
+	 */
+	struct bl_zone lower;
+#endif
 } LF_CACHE_ALIGNED;
 
 /*
@@ -487,6 +502,29 @@ bool buddy_zone_undefer(struct buddy_cpu *c);
  */
 int buddy_unit_take(struct buddy_cpu *c, uint32_t *xp);
 void buddy_unit_give(struct buddy_cpu *c, uint32_t x);
+/*
+ * 2^lo units at once (a block of unit order lo), each made LOWER, in
+ * *xp (the first): one pass over the core's stacks, no wait (the lower
+ * level falls back to buddy_unit_take()); BUDDY_ENOMEM if it found none.
+ * On success the caller is inside the take's section, as above.
+ */
+int buddy_unit_take_line(struct buddy_cpu *c, unsigned lo, uint32_t *xp);
+/*
+ * Why a free of order < 5 at frame x, whose unit is not lower (word 0),
+ * is refused, from the core's words: EORDER (x heads a core block),
+ * ETAIL (inside an allocated one) or EDOUBLE (free).
+ */
+int buddy_free_why_small(struct buddy_zone *z, const struct buddy_rgn *r,
+			 uint32_t x);
+/* A snapshot, no section: may the core hold a free unit? */
+bool buddy_unit_has(const struct buddy_cpu *c);
+/* buddy.c: the lower level's free blocks added to *out (a word scan). */
+void buddy_lower_stats(const struct buddy_zone *z, struct buddy_stats *out);
+/* The lower level's context of core context c (the same CPU). */
+static inline struct bl_ctx *buddy_lower_ctx(struct buddy_cpu *c)
+{
+	return &c->zone->lower.ctx[c->id];
+}
 #endif
 
 /* buddy_cache.c: the per-CPU layer, and the allocation loop over both. */

@@ -15,6 +15,9 @@
  *       an in-flight section.
  */
 #include "buddy_lower.h"
+#if BUDDY_CORE_SHIFT > 0
+#include "buddy_i.h"
+#endif
 
 static inline void bl_ctr(struct bl_ctx *c, enum bl_ctr i, uint64_t v)
 {
@@ -46,6 +49,10 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 	z->src = src;
 	z->ctx = ctx;
 	z->nctx = nctx;
+#if BUDDY_CORE_SHIFT > 0
+	for (uint32_t i = 0; i < nctx; i++)
+		ctx[i].cpu = buddy_zone_cpu(src.core, i);
+#endif
 	for (uint32_t u = 0; u < nunits; u++) {
 		lf_init_u64(&word[u], BU_CORE);
 		lf_init_u32(&plink[u], LF_STACK_NIL);
@@ -64,6 +71,80 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 			lf_init_u64(&c->ctr[n], 0);
 	}
 }
+
+/*
+ * The source of whole units, the level below. Over the core (shift 5):
+ * direct calls. bl_src_take(): a line (a unit-order-3 block, one pass
+ * over the core's stacks, no wait) when one is free, else one unit
+ * (exact at the core: buddy_unit_take() waits while the core's other
+ * contexts are in flight); *n units from the first, each LOWER and ours,
+ * or BL_NONE. On success the caller is inside the take's core section,
+ * which bl_src_named() ends once the units are named. bl_src_give(): unit
+ * u, whose word our CAS has just made 0, back to the core (up), inside a
+ * core section of its own: the unit was nobody's core memory before it,
+ * and the lower level's section (the caller's, entered before that CAS)
+ * covers the transit for the lower level's window. bl_src_has(): a
+ * snapshot, no section (a pass over nothing enters none).
+ */
+#if BUDDY_CORE_SHIFT > 0
+static uint32_t bl_src_take(struct bl_ctx *c, uint32_t *n)
+{
+	uint32_t x;
+	*n = BL_LINE;
+	if (buddy_unit_take_line(c->cpu, BL_LINE_ORDER, &x) == BUDDY_OK)
+		return buddy_cx(x);
+	*n = 1;
+	if (buddy_unit_take(c->cpu, &x) == BUDDY_OK)
+		return buddy_cx(x);
+	return BL_NONE;
+}
+
+static void bl_src_named(struct bl_ctx *c)
+{
+	buddy_busy(c->cpu, -1); /* the take's, buddy_unit_take*() */
+}
+
+static void bl_src_give(struct bl_ctx *c, uint32_t u)
+{
+	buddy_busy(c->cpu, 1);
+	buddy_unit_give(c->cpu, buddy_fx(u));
+	buddy_busy(c->cpu, -1);
+}
+
+static bool bl_src_has(struct bl_ctx *c)
+{
+	return buddy_unit_has(c->cpu);
+}
+#else
+static uint32_t bl_src_take(struct bl_ctx *c, uint32_t *n)
+{
+	const struct bl_source *s = &c->z->src;
+	uint32_t u = BL_NONE;
+	*n = BL_LINE;
+	if (s->take_line != NULL)
+		u = s->take_line(s->arg);
+	if (u == BL_NONE) {
+		*n = 1;
+		u = s->take(s->arg);
+	}
+	return u;
+}
+
+static void bl_src_named(struct bl_ctx *c)
+{
+	(void)c;
+}
+
+static void bl_src_give(struct bl_ctx *c, uint32_t u)
+{
+	c->z->src.give(c->z->src.arg, u);
+}
+
+static bool bl_src_has(struct bl_ctx *c)
+{
+	return c->z->src.has(c->z->src.arg);
+}
+#endif
 
 /* The partial stack of a word with a free frame: its largest free order. */
 static unsigned bl_class(uint64_t w)
@@ -101,7 +182,7 @@ static void bl_list(struct bl_ctx *c, uint32_t u, uint64_t w)
 /* Unit u's word went to 0 by our CAS: back to the source. */
 static void bl_give(struct bl_ctx *c, uint32_t u)
 {
-	c->z->src.give(c->z->src.arg, u);
+	bl_src_give(c, u);
 	bl_ctr(c, BL_GIVEN, 1);
 }
 
@@ -222,13 +303,7 @@ static uint32_t bl_sweep(struct bl_ctx *c, unsigned j, unsigned k)
 static uint32_t bl_take(struct bl_ctx *c)
 {
 	struct bl_zone *z = c->z;
-	uint32_t n = BL_LINE, u = BL_NONE;
-	if (z->src.take_line != NULL)
-		u = z->src.take_line(z->src.arg);
-	if (u == BL_NONE) {
-		n = 1;
-		u = z->src.take(z->src.arg);
-	}
+	uint32_t n, u = bl_src_take(c, &n);
 	if (u == BL_NONE)
 		return BL_NONE;
 	for (uint32_t i = 0; i < n; i++)
@@ -244,6 +319,7 @@ static uint32_t bl_take(struct bl_ctx *c)
 		/* Release: pairs with the acquire loads of the stealers. */
 		lf_store_u32(&c->line, u, LF_RELEASE);
 	bl_set_res(c, u);
+	bl_src_named(c);
 	bl_ctr(c, BL_TAKEN, n);
 	return u;
 }
@@ -270,7 +346,7 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 		in = true;
 		u = j < k ? bl_sweep(c, j, k) : bl_pop(c, j, k);
 	}
-	if (u == BL_NONE && z->src.has(z->src.arg)) {
+	if (u == BL_NONE && bl_src_has(c)) {
 		if (!in)
 			bl_busy(c, 1);
 		in = true;
@@ -439,6 +515,18 @@ int bl_free(struct bl_ctx *c, uint32_t frame, unsigned k)
 	return BUDDY_OK;
 }
 
+bool bl_reclaim(struct bl_ctx *c, uint32_t u)
+{
+	uint64_t ow, nw;
+	bl_busy(c, 1);
+	bool done = bu_cas(&c->z->word[u], BU_OP_RECLAIM, 0, 0, &ow, &nw,
+			   NULL) == BUDDY_OK;
+	if (done)
+		bl_give(c, u);
+	bl_busy(c, -1);
+	return done;
+}
+
 uint32_t bl_reclaim_all(struct bl_ctx *c)
 {
 	struct bl_zone *z = c->z;
@@ -451,16 +539,9 @@ uint32_t bl_reclaim_all(struct bl_ctx *c)
 			uint32_t u = j == 0         ? r
 				     : l == BL_NONE ? BL_NONE
 						    : l + j - 1;
-			uint64_t ow, nw;
 			if (u == BL_NONE || (j != 0 && u == r))
 				continue;
-			bl_busy(c, 1);
-			if (bu_cas(&z->word[u], BU_OP_RECLAIM, 0, 0, &ow, &nw,
-				   NULL) == BUDDY_OK) {
-				bl_give(c, u);
-				n++;
-			}
-			bl_busy(c, -1);
+			n += bl_reclaim(c, u);
 		}
 	}
 	return n;

@@ -1,10 +1,13 @@
 /*
  * buddy_lower.h: the lower level of the buddy's version 3 above its unit
  * words (docs/design.md 2.7): reservations, the partial stacks, listing,
- * stealing and giving units back, over a source of whole units (the core,
- * once integrated; in the tests, a stand-in). Not yet part of lf_buddy:
- * a library of its own (lf_buddy_lower) until the core runs over units
- * (docs/v3-status.md).
+ * stealing and giving units back, over a source of whole units. Built
+ * twice from the same source, never in lf_buddy nor in the kernel yet
+ * (docs/v3-status.md): over the core of version 3 in lf_buddy_units
+ * (BUDDY_CORE_SHIFT 5: the source is the core, called directly, and the
+ * zone's lower level lives in struct buddy_zone, buddy_i.h), and alone in
+ * lf_buddy_lower (shift 0: a stand-in source through function pointers,
+ * for test_buddy_lower and the model checker).
  *
  * Who names a unit with free frames (B4 of the lower level): a context's
  * reservation (the word's R bit set), a partial stack entry (pstk[u] =
@@ -32,8 +35,27 @@
  * reserved alone.
  */
 #define BL_LINE (LF_CACHELINE / 8)
+#define BL_LINE_ORDER 3 /* log2(BL_LINE): a line is a unit-order-3 block */
+_Static_assert(BL_LINE == 1u << BL_LINE_ORDER, "line order");
 
-/* The level below: whole units (the core of version 3). */
+#ifndef BUDDY_CORE_SHIFT
+#define BUDDY_CORE_SHIFT 0 /* as buddy_i.h */
+#endif
+
+#if BUDDY_CORE_SHIFT > 0
+struct buddy_zone;
+struct buddy_cpu;
+/*
+ * The level below is the core of version 3 (buddy_core.c): a unit is
+ * taken by buddy_unit_take_line() or buddy_unit_take() and given back by
+ * buddy_unit_give(), called directly; unit u is core index u (frame
+ * index u * 32), so a lower frame number is the core's frame index.
+ */
+struct bl_source {
+	struct buddy_zone *core; /* (i) */
+};
+#else
+/* The level below: whole units (a stand-in of the core, in the tests). */
 struct bl_source {
 	/* A unit for the lower level (its word is 0), or BL_NONE. */
 	uint32_t (*take)(void *arg);
@@ -49,6 +71,7 @@ struct bl_source {
 	uint32_t (*take_line)(void *arg);
 	void *arg;
 };
+#endif
 
 enum bl_ctr {
 	BL_ALLOCS,
@@ -68,6 +91,14 @@ struct bl_zone;
 struct bl_ctx {
 	struct bl_zone *z; /* (i) */
 	uint32_t id;       /* (i) */
+#if BUDDY_CORE_SHIFT > 0
+	/*
+	 * (i) The core's context of the same CPU: its in-flight sections
+	 * cover a unit's transit between the levels for the core's window
+	 * (this context's busy word below covers it for the lower level's).
+	 */
+	struct buddy_cpu *cpu;
+#endif
 	/*
 	 * (o) The reserved unit the fast path tries, or BL_NONE; line: the
 	 * first unit of the reserved line (all its units reserved), or
@@ -93,8 +124,9 @@ struct bl_zone {
 	/*
 	 * (a) per unit: 0, or j + 1 while partial stack j holds the unit's
 	 * link (B3: set only by the CAS that sees 0, cleared only by the
-	 * popper). In version 3 proper it is the order field of the unit's
-	 * core state word.
+	 * popper). An array of its own, not bits of the unit's core word:
+	 * it survives the unit's trips to the core (docs/design.md 2.7,
+	 * "Partial stacks"; mc buddy.lower_up).
 	 */
 	lf_atomic_u16 *pstk;
 	uint32_t nunits;      /* (i) */
@@ -106,6 +138,8 @@ struct bl_zone {
 /*
  * Set up z over nunits units, every word 0 (every unit at the source),
  * with the caller's arrays (word, plink, pstk: nunits each) and contexts.
+ * Over the core (shift 5), context i uses the core's context i
+ * (buddy_zone_init() calls this; the core has nctx contexts).
  */
 void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		  lf_atomic_u16 *pstk, uint32_t nunits, struct bl_source src,
@@ -131,6 +165,9 @@ void bl_release(struct bl_ctx *c);
 
 /* Take every empty reserved unit back to the source: the number taken. */
 uint32_t bl_reclaim_all(struct bl_ctx *c);
+
+/* Take unit u back to the source if it is reserved and empty: true if so. */
+bool bl_reclaim(struct bl_ctx *c, uint32_t u);
 
 /*
  * At quiescence: 0, or the number of the lower-level invariant broken

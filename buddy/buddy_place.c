@@ -14,8 +14,10 @@ int buddy_alloc_below(struct buddy_cpu *c, unsigned order, uint64_t limit,
 {
 	if (c == NULL || addr == NULL)
 		return BUDDY_EINVAL;
-	if (order > BUDDY_MAX_ORDER || buddy_below_core(order))
+	if (order > BUDDY_MAX_ORDER)
 		return buddy_reject(c, BUDDY_EINVAL);
+	if (buddy_below_core(order)) /* over units: not yet (v3-status.md) */
+		return buddy_reject(c, BUDDY_ENOTSUP);
 	uint32_t x;
 	int rc = buddy_take_global(c, order, limit >> BUDDY_FRAME_SHIFT, &x);
 	if (rc != BUDDY_OK) {
@@ -153,12 +155,22 @@ int buddy_alloc_at(struct buddy_cpu *c, uint64_t addr, unsigned order)
 	if (c == NULL)
 		return BUDDY_EINVAL;
 	if (order <= BUDDY_MAX_ORDER && buddy_below_core(order))
-		return buddy_reject(c, BUDDY_EINVAL);
+		return buddy_reject(c, BUDDY_ENOTSUP); /* over units: not yet */
 	const struct buddy_rgn *r;
 	int rc = buddy_addr_check(c->zone, addr, order, &r);
 	if (rc != BUDDY_OK)
 		return buddy_reject(c, rc);
 	uint32_t x = buddy_addr_idx(r, addr);
+#if BUDDY_CORE_SHIFT > 0
+	/*
+	 * Version 3: the range's reserved empty units are a cache, drained
+	 * first (back to the core); a lower unit with an allocated frame,
+	 * or lower again meanwhile, makes buddy_at_try() say EBUSY.
+	 */
+	for (uint32_t u = buddy_cx(x); u <= buddy_cx(x + (1u << order) - 1);
+	     u++)
+		(void)bl_reclaim(buddy_lower_ctx(c), u);
+#endif
 	for (;;) {
 		rc = buddy_at_try(c, r, x, order);
 		if (rc == BUDDY_OK || rc == BUDDY_EBUSY)
@@ -214,9 +226,10 @@ int buddy_alloc_run(struct buddy_cpu *c, uint64_t nframes, uint64_t *addr)
 {
 	if (c == NULL || addr == NULL)
 		return BUDDY_EINVAL;
-	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER) ||
-	    (nframes & (BUDDY_CORE_FRAMES - 1)))
+	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER))
 		return buddy_reject(c, BUDDY_EINVAL);
+	if (nframes & (BUDDY_CORE_FRAMES - 1)) /* over units: not yet */
+		return buddy_reject(c, BUDDY_ENOTSUP);
 	unsigned k = buddy_log2_floor(nframes);
 	if (nframes & (nframes - 1))
 		k++;
@@ -294,9 +307,10 @@ int buddy_free_run(struct buddy_cpu *c, uint64_t addr, uint64_t nframes)
 {
 	if (c == NULL)
 		return BUDDY_EINVAL;
-	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER) ||
-	    (nframes & (BUDDY_CORE_FRAMES - 1)))
+	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER))
 		return buddy_reject(c, BUDDY_EINVAL);
+	if (nframes & (BUDDY_CORE_FRAMES - 1)) /* over units: not yet */
+		return buddy_reject(c, BUDDY_ENOTSUP);
 	struct buddy_zone *z = c->zone;
 	const struct buddy_rgn *r;
 	int rc = buddy_addr_check(z, addr, buddy_log2_floor(nframes), &r);

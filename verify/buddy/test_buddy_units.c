@@ -7,12 +7,14 @@
  * One thread, two regions with a hole, the second at an odd unit. Every
  * unit is taken once (distinct, unit-aligned, inside a region, LOWER with
  * B1 holding throughout), then the core has nothing left at any order; a
- * LOWER unit refuses alloc_at (EBUSY) and a free at order 5 (EDOUBLE),
- * changing nothing; a block of order 6 taken between the units and given
- * back merges; every unit given back in a shuffled order leaves the zone
- * whole and fully coalesced (B6).
+ * LOWER unit refuses alloc_at (EBUSY) and a free at order 5 (EORDER: its
+ * first frame heads a smaller block), changing nothing; a block of order 6
+ * taken between the units and given back merges; every unit given back in a
+ * shuffled order leaves the zone whole and fully coalesced (B6).
  */
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +37,28 @@ static int check_zone(struct buddy_zone *z, bool coalesced)
 	return inv;
 }
 
-int main(void)
+/*
+ * The lower level's half of the transitions, for the core's half alone:
+ * the first word of a unit made LOWER (B1: a LOWER head's word is
+ * nonzero; full here, so that B4 asks no name of it), and the CAS to
+ * word 0 before the unit goes up.
+ */
+static void lower_down(struct buddy_zone *z, uint32_t x)
+{
+	/* Relaxed: one thread. */
+	uint64_t w = bu_make(0, BU_FRAMES, false); /* full: two blocks */
+	w = bu_put_block(bu_put_block(w, 0, BU_MAX_ORDER), BU_FRAMES / 2,
+			 BU_MAX_ORDER);
+	lf_store_u64(&z->lower.word[buddy_cx(x)], w, LF_RELAXED);
+}
+
+static void lower_up(struct buddy_zone *z, uint32_t x)
+{
+	/* Relaxed: one thread. */
+	lf_store_u64(&z->lower.word[buddy_cx(x)], BU_CORE, LF_RELAXED);
+}
+
+static void test_core_half(void)
 {
 	uint64_t f = BUDDY_FRAME_SIZE * U;
 	struct buddy_region rg[2] = { { 64 * f, 300 * f },
@@ -56,6 +79,7 @@ int main(void)
 	uint64_t n = 0;
 	uint32_t x;
 	while (buddy_unit_take(c, &x) == BUDDY_OK) {
+		lower_down(z, x);
 		buddy_busy(c, -1); /* the take's section (nothing to name) */
 		CHECK_FATAL(n < nunits);
 		CHECK_EQ(x % U, 0);
@@ -65,9 +89,12 @@ int main(void)
 		CHECK_EQ(seen[un], 0);
 		seen[un] = 1;
 		unsigned kind, order;
+		/* The core word is LOWER; frames are read from the word. */
+		CHECK_EQ(bst_kind(lf_load_u16(buddy_st(z, x), LF_RELAXED)),
+			 BK_LOWER);
 		CHECK_EQ(buddy_zone_frame(z, a, &kind, &order), BUDDY_OK);
-		CHECK_EQ(kind, BK_LOWER);
-		CHECK_EQ(order, BUDDY_CORE_SHIFT);
+		CHECK_EQ(kind, BK_ALLOC); /* lower_down()'s order-4 block */
+		CHECK_EQ(order, BU_MAX_ORDER);
 		CHECK_EQ(buddy_zone_frame(z, a + BUDDY_FRAME_SIZE, &kind,
 					  &order),
 			 BUDDY_OK);
@@ -90,7 +117,8 @@ int main(void)
 	CHECK_EQ(buddy_alloc_at(c, a0, BUDDY_CORE_SHIFT), BUDDY_EBUSY);
 	CHECK_EQ(buddy_alloc_at(c, a0 & ~(2 * f - 1), BUDDY_CORE_SHIFT + 1),
 		 BUDDY_EBUSY);
-	CHECK_EQ(buddy_free(c, a0, BUDDY_CORE_SHIFT), BUDDY_EDOUBLE);
+	/* Its first frame heads an order-4 block: another order. */
+	CHECK_EQ(buddy_free(c, a0, BUDDY_CORE_SHIFT), BUDDY_EORDER);
 	CHECK_EQ(buddy_free(c, a0, BUDDY_CORE_SHIFT + 1) != BUDDY_OK, 1);
 	CHECK_EQ(check_zone(z, false), 0);
 
@@ -109,6 +137,7 @@ int main(void)
 	bool have_big = false;
 	for (uint64_t i = 0; i < n; i++) {
 		buddy_busy(c, 1); /* the up's section (design.md 2.7) */
+		lower_up(z, xs[i]);
 		buddy_unit_give(c, xs[i]);
 		buddy_busy(c, -1);
 		if (!have_big &&
@@ -128,12 +157,14 @@ int main(void)
 	/* Down and up again from the whole zone: the same units. */
 	memset(seen, 0, 478);
 	for (n = 0; buddy_unit_take(c, &x) == BUDDY_OK; n++) {
+		lower_down(z, x);
 		buddy_busy(c, -1);
 		xs[n] = x;
 	}
 	CHECK_EQ(n, nunits);
 	for (uint64_t i = 0; i < n; i++) {
 		buddy_busy(c, 1);
+		lower_up(z, xs[i]);
 		buddy_unit_give(c, xs[i]);
 		buddy_busy(c, -1);
 	}
@@ -142,5 +173,416 @@ int main(void)
 	free(seen);
 	free(xs);
 	free(meta);
+}
+
+/* The lower level's counter i summed over the zone's contexts. */
+static uint64_t lower_sum(struct buddy_zone *z, enum bl_ctr i)
+{
+	uint64_t n = 0;
+	for (uint32_t c = 0; c < z->lower.nctx; c++)
+		/* Relaxed: at quiescence. */
+		n += lf_load_u64(&z->lower.ctx[c].ctr[i], LF_RELAXED);
+	return n;
+}
+
+/* Free frames of the lower level: its words scanned (at quiescence). */
+static uint64_t lower_free(struct buddy_zone *z)
+{
+	uint64_t n = 0;
+	for (uint32_t u = 0; u < z->lower.nunits; u++) {
+		/* Relaxed: at quiescence. */
+		uint64_t w = lf_load_u64(&z->lower.word[u], LF_RELAXED);
+		n += w == BU_CORE ? 0 : bu_free_frames(w);
+	}
+	return n;
+}
+
+/* Every unit back at the core: every word 0, the core whole (B6). */
+static void check_whole(struct buddy_zone *z, uint64_t frames)
+{
+	CHECK_EQ(check_zone(z, true), 0);
+	CHECK_EQ(lower_free(z), 0);
+	for (uint32_t u = 0; u < z->lower.nunits; u++)
+		/* Relaxed: at quiescence. */
+		CHECK_EQ(lf_load_u64(&z->lower.word[u], LF_RELAXED), BU_CORE);
+	struct buddy_stats st;
+	buddy_zone_stats(z, &st);
+	CHECK_EQ(st.free_frames, frames);
+	CHECK_EQ(st.total_frames, frames);
+	CHECK_EQ(lower_sum(z, BL_TAKEN), lower_sum(z, BL_GIVEN));
+}
+
+struct blk {
+	uint32_t f; /* the lower level's frame number: the core's index */
+	unsigned k;
+};
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
+ * The lower level over the core, one thread, two contexts: units go down
+ * (lines and single units) until every frame is allocated at orders 0-4,
+ * then up again as their last frames are freed, merging at the core.
+ */
+static void test_lower(void)
+{
+	uint64_t f = BUDDY_FRAME_SIZE * U, nunits = 300 + 77;
+	struct buddy_region rg[2] = { { 64 * f, 300 * f },
+				      { 401 * f, 77 * f } };
+	size_t sz = buddy_meta_size(rg, 2, 2);
+	CHECK_FATAL(sz != 0);
+	void *meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+	CHECK_FATAL(meta != NULL);
+	struct buddy_zone *z;
+	CHECK_FATAL(buddy_zone_init(&z, meta, sz, rg, 2, 2) == BUDDY_OK);
+	struct buddy_cpu *cc[2] = { buddy_zone_cpu(z, 0),
+				    buddy_zone_cpu(z, 1) };
+	struct bl_ctx *lc[2] = { buddy_lower_ctx(cc[0]),
+				 buddy_lower_ctx(cc[1]) };
+	uint8_t *owner = calloc(z->nidx, 1);
+	struct blk *held = calloc(nunits * U, sizeof(*held));
+	CHECK_FATAL(owner && held);
+	uint64_t rng = 0x2545f4914f6cdd1dull;
+	for (unsigned round = 0; round < 2; round++) {
+		/* Down: every frame allocated, orders 0-4, two contexts. */
+		uint64_t n = 0, frames = 0;
+		for (;;) {
+			unsigned k = (unsigned)(rnd(&rng) % (BU_MAX_ORDER + 1));
+			unsigned i = (unsigned)(rnd(&rng) & 1);
+			uint32_t x;
+			int rc = bl_alloc(lc[i], k, &x);
+			if (rc == BUDDY_ENOMEM && k != 0)
+				continue; /* fragments left: order 0 ends it */
+			if (rc == BUDDY_ENOMEM)
+				break;
+			CHECK_FATAL(rc == BUDDY_OK);
+			CHECK_FATAL(n < nunits * U);
+			CHECK_EQ(x & ((1u << k) - 1), 0);
+			CHECK_FATAL(x + (1u << k) <= z->nidx);
+			/* In a LOWER unit of a region (B1 across levels). */
+			uint16_t s = lf_load_u16(buddy_st(z, x), LF_RELAXED);
+			CHECK_EQ(bst_kind(s), BK_LOWER);
+			uint64_t a = buddy_idx_addr(z, x), pfn = a / f;
+			CHECK((pfn >= 64 && pfn < 364) ||
+			      (pfn >= 401 && pfn < 478));
+			for (uint32_t y = x; y < x + (1u << k); y++) {
+				CHECK_EQ(owner[y], 0); /* B2 */
+				owner[y] = 1;
+			}
+			/*
+			 * A whole zone free: the first take is a line, its
+			 * 8 words on one cache line (the index layout).
+			 */
+			if (n == 0) {
+				/* Relaxed: one thread. */
+				uint32_t l =
+					lf_load_u32(&lc[i]->line, LF_RELAXED);
+				CHECK(l != BL_NONE && l % BL_LINE == 0);
+				CHECK((uintptr_t)&z->lower.word[l] %
+					      LF_CACHELINE ==
+				      0);
+			}
+			held[n++] = (struct blk){ x, k };
+			frames += 1u << k;
+			if (n % 97 == 0)
+				CHECK_EQ(check_zone(z, false), 0);
+		}
+		/* ENOMEM only when every frame is held (one thread). */
+		CHECK_EQ(frames, nunits * U);
+		CHECK_EQ(lower_free(z), 0);
+		/* Every unit down (a unit may go up and down meanwhile). */
+		CHECK_EQ(lower_sum(z, BL_TAKEN) - lower_sum(z, BL_GIVEN),
+			 nunits);
+		struct buddy_stats st;
+		buddy_zone_stats(z, &st);
+		CHECK_EQ(st.free_frames, 0);
+		uint64_t a;
+		CHECK_EQ(buddy_alloc(cc[0], BUDDY_CORE_SHIFT, &a),
+			 BUDDY_ENOMEM);
+		CHECK_EQ(check_zone(z, false), 0);
+
+		/* Bad frees: refused, every word unchanged. */
+		for (uint64_t i = 0; i < n; i++) {
+			struct blk b = held[i];
+			uint32_t u = buddy_cx(b.f);
+			/* Relaxed: one thread. */
+			uint64_t w = lf_load_u64(&z->lower.word[u], LF_RELAXED);
+			if (b.k > 0) {
+				CHECK_EQ(bl_free(lc[i & 1], b.f, b.k - 1),
+					 BUDDY_EORDER);
+				CHECK_EQ(bl_free(lc[i & 1], b.f + 1, 0),
+					 BUDDY_ETAIL);
+			}
+			if (b.k < BU_MAX_ORDER && !(b.f & ((2u << b.k) - 1)))
+				CHECK_EQ(bl_free(lc[i & 1], b.f, b.k + 1),
+					 BUDDY_EORDER);
+			CHECK_EQ(lf_load_u64(&z->lower.word[u], LF_RELAXED), w);
+			if (i > 40)
+				break;
+		}
+
+		/* Up: every block freed in a shuffled order, cross frees. */
+		for (uint64_t i = n; i > 1; i--) {
+			uint64_t j = rnd(&rng) % i;
+			struct blk t = held[i - 1];
+			held[i - 1] = held[j];
+			held[j] = t;
+		}
+		uint64_t big = 0;
+		bool have_big = false;
+		for (uint64_t i = 0; i < n; i++) {
+			struct blk b = held[i];
+			for (uint32_t y = b.f; y < b.f + (1u << b.k); y++)
+				owner[y] = 0;
+			CHECK_EQ(bl_free(lc[rnd(&rng) & 1], b.f, b.k),
+				 BUDDY_OK);
+			/* A double free: refused. */
+			if (i % 13 == 0)
+				CHECK(bl_free(lc[0], b.f, b.k) != BUDDY_OK);
+			if (!have_big &&
+			    buddy_alloc(cc[1], BUDDY_CORE_SHIFT + 1, &big) ==
+				    BUDDY_OK)
+				have_big = true;
+			if (i % 97 == 0)
+				CHECK_EQ(check_zone(z, false), 0);
+		}
+		CHECK(have_big);
+		CHECK_EQ(buddy_free(cc[1], big, BUDDY_CORE_SHIFT + 1),
+			 BUDDY_OK);
+		/* Conservation: every frame free, at one level or the other. */
+		buddy_zone_stats(z, &st);
+		CHECK_EQ(st.free_frames + lower_free(z), nunits * U);
+		CHECK_EQ(check_zone(z, false), 0);
+		/*
+		 * Reservations whose units are empty again (a frame taken
+		 * and freed by each context: its line, or its unit, stays
+		 * reserved and entirely free) go back by drain_all.
+		 */
+		for (unsigned i = 0; i < 2; i++) {
+			uint32_t x;
+			CHECK_EQ(bl_alloc(lc[i], (unsigned)i, &x), BUDDY_OK);
+			CHECK_EQ(bl_free(lc[i], x, (unsigned)i), BUDDY_OK);
+			/* Relaxed: one thread. */
+			CHECK(lf_load_u32(&lc[i]->res, LF_RELAXED) != BL_NONE);
+		}
+		CHECK(lower_free(z) != 0);
+		buddy_zone_drain_all(cc[round]);
+		check_whole(z, nunits * U);
+		bl_release(lc[0]);
+		bl_release(lc[1]);
+		check_whole(z, nunits * U);
+	}
+	printf("test_buddy_units: %" PRIu64 " units taken, %" PRIu64
+	       " given back\n",
+	       lower_sum(z, BL_TAKEN), lower_sum(z, BL_GIVEN));
+	free(held);
+	free(owner);
+	free(meta);
+}
+
+/*
+ * Metadata of lf_buddy_units, everything included (zone, contexts of both
+ * levels, the core's arrays and the lower level's): bytes a frame.
+ */
+static void test_metadata(void)
+{
+	struct buddy_region one = { 0, (uint64_t)1 << 30 };
+	struct buddy_region two = { 0, (uint64_t)2 << 30 };
+	size_t m1 = buddy_meta_size(&one, 1, 4),
+	       m2 = buddy_meta_size(&two, 1, 4);
+	uint64_t fr = one.size / BUDDY_FRAME_SIZE;
+	CHECK(m1 != 0 && m2 > m1);
+	/* Per unit: 2 + 4 (core) + 8 + 4 + 2 (lower) = 20 bytes. */
+	CHECK_EQ((m2 - m1) / (fr / U), 20);
+	CHECK_EQ((m2 - m1) % (fr / U), 0);
+	CHECK(m1 <= fr); /* at most a byte a frame, everything included */
+	printf("test_buddy_units: metadata %.4f bytes a frame (1 GiB, 4 CPUs:"
+	       " %zu bytes), %.4f a frame per unit's arrays\n",
+	       (double)m1 / (double)fr, m1, (double)(m2 - m1) / (double)fr);
+}
+
+/*
+ * Threads on the lower level over the core: allocations of orders 0-4
+ * (units going down; through buddy_alloc() or bl_alloc(), frees through
+ * buddy_free() or bl_free()), frees by the owner or through a mailbox by
+ * another thread (units going up, merging at the core), core allocations of
+ * orders 5-7 between them (merges and splits racing the transitions),
+ * releases and drain_all (reclaims). An owner stamp per frame (B2); at
+ * the end every frame free and the zone whole and coalesced.
+ */
+#define ST_HELD 64
+#define ST_MAIL 64
+#define ST_UNITS 512
+
+struct st_blk {
+	uint64_t a; /* address */
+	unsigned k; /* order */
+};
+
+static struct {
+	struct buddy_zone *z;
+	_Atomic uint64_t mail[ST_MAIL]; /* address | order + 1, or 0 */
+	_Atomic uint8_t *owner;         /* per frame: thread + 1 */
+	uint64_t base, ops;
+	_Atomic uint64_t allocs, lower_allocs, core_allocs, cross;
+} ST;
+
+static void st_stamp(uint64_t a, unsigned k, uint8_t t)
+{
+	uint64_t p = (a - ST.base) / BUDDY_FRAME_SIZE;
+	for (uint64_t i = 0; i < (uint64_t)1 << k; i++) {
+		uint8_t old = atomic_exchange(&ST.owner[p + i], t);
+		if ((t == 0) == (old == 0))
+			CHECK_FATAL(!"B2: a frame handed out twice, or freed "
+				     "unowned");
+	}
+}
+
+/* Free block b through context i (either level by its order). */
+static void st_free(unsigned i, struct st_blk b)
+{
+	struct buddy_cpu *c = buddy_zone_cpu(ST.z, i);
+	st_stamp(b.a, b.k, 0);
+	int rc;
+	/* Below a unit: the lower level directly, or the public call. */
+	if (b.k < BUDDY_CORE_SHIFT && (b.a >> BUDDY_FRAME_SHIFT) % 2) {
+		const struct buddy_rgn *r =
+			buddy_rgn_of_pfn(ST.z, b.a >> BUDDY_FRAME_SHIFT);
+		rc = bl_free(buddy_lower_ctx(c), buddy_addr_idx(r, b.a), b.k);
+	} else {
+		rc = buddy_free(c, b.a, b.k);
+	}
+	CHECK_FATAL(rc == BUDDY_OK);
+}
+
+static void *st_thread(void *arg)
+{
+	unsigned i = (unsigned)(uintptr_t)arg;
+	struct buddy_cpu *c = buddy_zone_cpu(ST.z, i);
+	struct bl_ctx *l = buddy_lower_ctx(c);
+	struct st_blk held[ST_HELD];
+	unsigned n = 0;
+	uint64_t rng = 0x9e3779b97f4a7c15ull * (i + 1);
+	for (uint64_t op = 0; op < ST.ops; op++) {
+		unsigned r = (unsigned)(rnd(&rng) % 100);
+		if (r < 45 && n < ST_HELD) {
+			unsigned k = (unsigned)(rnd(&rng) % (BU_MAX_ORDER + 1));
+			uint32_t x;
+			uint64_t a;
+			if (rnd(&rng) & 1) {
+				if (buddy_alloc(c, k, &a) != BUDDY_OK)
+					continue;
+			} else {
+				if (bl_alloc(l, k, &x) != BUDDY_OK)
+					continue;
+				a = buddy_idx_addr(ST.z, x);
+			}
+			st_stamp(a, k, (uint8_t)(i + 1));
+			held[n++] = (struct st_blk){ a, k };
+			atomic_fetch_add(&ST.lower_allocs, 1);
+		} else if (r < 55 && n < ST_HELD) {
+			unsigned k =
+				BUDDY_CORE_SHIFT + (unsigned)(rnd(&rng) % 3);
+			uint64_t a;
+			if (buddy_alloc(c, k, &a) != BUDDY_OK)
+				continue;
+			st_stamp(a, k, (uint8_t)(i + 1));
+			held[n++] = (struct st_blk){ a, k };
+			atomic_fetch_add(&ST.core_allocs, 1);
+		} else if (r < 90 && n > 0) {
+			unsigned j = (unsigned)(rnd(&rng) % n);
+			struct st_blk b = held[j];
+			held[j] = held[--n];
+			/* To the mailbox (freed by another thread), or here. */
+			unsigned m = (unsigned)(rnd(&rng) % ST_MAIL);
+			uint64_t zero = 0;
+			if ((rnd(&rng) & 1) &&
+			    atomic_compare_exchange_strong(&ST.mail[m], &zero,
+							   b.a | (b.k + 1)))
+				continue;
+			st_free(i, b);
+		} else if (r < 97) {
+			unsigned m = (unsigned)(rnd(&rng) % ST_MAIL);
+			uint64_t v = atomic_exchange(&ST.mail[m], 0);
+			if (v != 0) {
+				st_free(i, (struct st_blk){ v & ~(uint64_t)63,
+							    (unsigned)(v & 63) -
+								    1 });
+				atomic_fetch_add(&ST.cross, 1);
+			}
+		} else if (r < 99) {
+			bl_release(l);
+		} else {
+			buddy_zone_drain_all(c);
+		}
+	}
+	while (n > 0)
+		st_free(i, held[--n]);
+	bl_release(l);
+	return NULL;
+}
+
+static int stress_lower(unsigned nt, uint64_t ops)
+{
+	uint64_t f = BUDDY_FRAME_SIZE * U;
+	struct buddy_region rg = { 64 * f, ST_UNITS * f };
+	size_t sz = buddy_meta_size(&rg, 1, nt);
+	CHECK_FATAL(sz != 0 && nt <= 8);
+	void *meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+	CHECK_FATAL(meta != NULL);
+	CHECK_FATAL(buddy_zone_init(&ST.z, meta, sz, &rg, 1, nt) == BUDDY_OK);
+	ST.owner = calloc(ST_UNITS * U, 1);
+	CHECK_FATAL(ST.owner != NULL);
+	ST.base = rg.base;
+	ST.ops = ops;
+	pthread_t th[8];
+	for (unsigned i = 0; i < nt; i++)
+		CHECK_FATAL(pthread_create(&th[i], NULL, st_thread,
+					   (void *)(uintptr_t)i) == 0);
+	for (unsigned i = 0; i < nt; i++)
+		pthread_join(th[i], NULL);
+	for (unsigned m = 0; m < ST_MAIL; m++) {
+		uint64_t v = atomic_exchange(&ST.mail[m], 0);
+		if (v != 0)
+			st_free(0, (struct st_blk){ v & ~(uint64_t)63,
+						    (unsigned)(v & 63) - 1 });
+	}
+	for (unsigned i = 0; i < nt; i++)
+		bl_release(buddy_lower_ctx(buddy_zone_cpu(ST.z, i)));
+	CHECK_EQ(check_zone(ST.z, false), 0);
+	buddy_zone_drain_all(buddy_zone_cpu(ST.z, 0));
+	check_whole(ST.z, ST_UNITS * U);
+	for (uint64_t p = 0; p < ST_UNITS * U; p++)
+		CHECK_EQ(atomic_load(&ST.owner[p]), 0);
+	printf("stress_buddy_units_lower: %u threads x %" PRIu64
+	       " ops: %" PRIu64 " lower allocations, %" PRIu64 " core, %" PRIu64
+	       " cross frees; %" PRIu64 " units down, %" PRIu64 " up\n",
+	       nt, ops, atomic_load(&ST.lower_allocs),
+	       atomic_load(&ST.core_allocs), atomic_load(&ST.cross),
+	       lower_sum(ST.z, BL_TAKEN), lower_sum(ST.z, BL_GIVEN));
+	/* A torture that did nothing proves nothing. */
+	CHECK(atomic_load(&ST.lower_allocs) > ops / 10);
+	CHECK(atomic_load(&ST.core_allocs) > 0);
+	CHECK(atomic_load(&ST.cross) > 0);
+	CHECK(lower_sum(ST.z, BL_GIVEN) > 0);
+	free(ST.owner);
+	free(meta);
+	return check_exit("stress_buddy_units_lower");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && strcmp(argv[1], "stress") == 0)
+		return stress_lower((unsigned)atoi(argv[2]),
+				    strtoull(argv[3], NULL, 10));
+	test_core_half();
+	test_lower();
+	test_metadata();
 	return check_exit("test_buddy_units");
 }

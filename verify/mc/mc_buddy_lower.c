@@ -37,6 +37,7 @@ struct ml_cfg {
 	const char *need;
 	bool window; /* the set-up of buddy.lower_enomem */
 	bool lines;  /* buddy.lower_line: BL_LINE units at the source */
+	bool up;     /* buddy.lower_up: one unit, listed, goes up */
 };
 
 struct ml_block {
@@ -125,6 +126,29 @@ static void ml_setup_window(void)
 	lf_init_u32(&S.ctx[1].res, 0);
 }
 
+/*
+ * buddy.lower_up: the zone's one unit is lower, unreserved and listed
+ * (partial stack 4, pstk 5: frames 16-31 free), thread 0 holding the
+ * order-4 block at frame 0; the source is empty. Thread 0's free empties
+ * the unit, which goes up to the source (word 0) with its partial link
+ * still on stack 4; it then comes down again (thread 0 takes it from the
+ * source, or pops the old entry) and is released with free frames, so
+ * listed, while thread 1 pops the old entry at any point in between.
+ * pstk must survive the up transition: if it were lost (the order field
+ * of the core word, overwritten by BUSY(5), design.md 2.7), the popper's
+ * clear would find 0, or the second listing would push a link that the
+ * stale entry's popper still holds (B3: a link on two stacks).
+ */
+static void ml_setup_up(void)
+{
+	uint64_t w = bu_put_block(bu_make(0, BU_FRAMES, false), 0, 4);
+	lf_init_u64(&S.word[0], w);
+	lf_init_u32(&S.avail[0], 0);
+	lf_init_u16(&S.pstk[0], 4 + 1);
+	MC_ASSERT(lf_stack_push(&S.z.partial[4].s, S.plink, 0) == 0);
+	ml_hold(0, 0, 4);
+}
+
 /* The whole line at the source, taken at once if it is all there. */
 static uint32_t ml_take_line(void *arg)
 {
@@ -148,7 +172,7 @@ static void ml_setup(void)
 {
 	const struct ml_cfg *cfg = mc_cfg();
 	memset(&S, 0, sizeof(S));
-	S.n = cfg->lines ? BL_LINE : 2;
+	S.n = cfg->lines ? BL_LINE : cfg->up ? 1 : 2;
 	bl_zone_init(&S.z, S.word, S.plink, S.pstk, S.n,
 		     (struct bl_source){ .take = ml_take,
 					 .give = ml_give,
@@ -163,6 +187,10 @@ static void ml_setup(void)
 	}
 	if (cfg->window) {
 		ml_setup_window();
+		return;
+	}
+	if (cfg->up) {
+		ml_setup_up();
 		return;
 	}
 	uint64_t w = bu_make(0, BU_FRAMES, false);
@@ -320,6 +348,14 @@ ML_TEST(ml_line, "buddy.lower_line", "a line of units: steal, reclaim, stale",
 	3, 2, 3, 20000, .script = { "0f4", "0c", "r3" }, .need = "ts",
 	.lines = true)
 
-const struct mc_test *const mc_tests_buddy_lower[] = { &ml_list, &ml_res,
+/*
+ * Up and down again: a free that empties a listed unit (up, word 0)
+ * against the popper of its entry, the unit taken down again and listed
+ * by a release (ml_setup_up()): B3 at the end, every frame once.
+ */
+ML_TEST(ml_up, "buddy.lower_up", "a listed unit goes up, comes down, relisted",
+	2, 3, 3, 20000, .script = { "f4r", "4" }, .need = "dlt", .up = true)
+
+const struct mc_test *const mc_tests_buddy_lower[] = { &ml_list,   &ml_res,
 						       &ml_enomem, &ml_line,
-						       NULL };
+						       &ml_up,     NULL };

@@ -29,11 +29,16 @@
 #include "mc.h"
 #include "mc_tests.h"
 
+#ifdef MC_UNITS
+/* mc_run_units: the buddy sources built over units (BUDDY_CORE_SHIFT 5). */
+static const struct mc_test *const *mc_tables[] = { mc_tests_buddy_units };
+#else
 static const struct mc_test *const *mc_tables[] = {
 	mc_tests_self,        mc_tests_stack, mc_tests_vlock,
 	mc_tests_epoch,       mc_tests_buddy, mc_tests_buddy_unit,
 	mc_tests_buddy_lower, mc_tests_vas,   mc_tests_kmem,
 };
+#endif
 
 static const struct mc_test *mc_find(const char *name)
 {

@@ -15,6 +15,8 @@ extern const struct mc_test *const mc_tests_epoch[];
 extern const struct mc_test *const mc_tests_buddy[];
 extern const struct mc_test *const mc_tests_buddy_unit[];
 extern const struct mc_test *const mc_tests_buddy_lower[];
+/* Version 3 over units: in mc_run_units only (BUDDY_CORE_SHIFT 5). */
+extern const struct mc_test *const mc_tests_buddy_units[];
 extern const struct mc_test *const mc_tests_vas[];
 extern const struct mc_test *const mc_tests_kmem[];
 

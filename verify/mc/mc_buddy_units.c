@@ -1,0 +1,312 @@
+/*
+ * mc_buddy_units.c: version 3 over units under the model checker: the
+ * lower level (buddy/buddy_lower.c) with the core (buddy/buddy_core.c) as
+ * its source, both built at BUDDY_CORE_SHIFT 5 into an executable of
+ * their own (mc_run_units: the buddy sources cannot be linked at two
+ * shifts into one). A zone of 2 units (one order-6 block), each thread
+ * one CPU (its core context and its lower context).
+ *
+ * A configuration may run a script in setup (thread 1's CPU, nothing
+ * scheduled) before the threads' scripts:
+ *   0-4  bl_alloc of that order (a unit comes down when no reservation,
+ *        partial stack or other reservation serves it), held
+ *   5-6  buddy_alloc of that order (the core), held
+ *   f    free the oldest block the thread holds (bl_free below order 5,
+ *        buddy_free above: a unit whose last frame is freed goes up and
+ *        merges at the core)
+ *   r    bl_release of the thread's reservation
+ *   d    buddy_zone_drain_all (reclaims every empty reserved unit, then
+ *        coalesces the core)
+ * Every execution checks:
+ *   - B2 at every allocation: nobody holds a frame handed out (an owner
+ *     per frame, released just before the free is called);
+ *   - with exact set, no ENOMEM for an allocation below order 5: the
+ *     configuration keeps a unit free at the core or below at every
+ *     instant (the lower level must look at the core's stacks, its
+ *     spare slots and its in-flight transits: buddy_unit_has());
+ *   - buddy_zone_check at the end (both levels: B1 across them, a LOWER
+ *     unit's word nonzero and well formed and every other unit's 0; the
+ *     core's B1-B7; the lower level's B3 and B4);
+ *   - then everything freed, every reservation released and the zone
+ *     drained: fully coalesced (B6 of both levels), every frame free at
+ *     the core, every unit word 0 (nothing lost on the way up).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "buddy.h"
+#include "buddy_i.h"
+#include "mc.h"
+#include "mc_tests.h"
+
+_Static_assert(BUDDY_CORE_SHIFT == 5, "built over units");
+
+#define MU_UNITS 2
+#define MU_NF (MU_UNITS << BUDDY_CORE_SHIFT)
+#define MU_HELD 6
+#define MU_META 32768
+
+struct mu_cfg {
+	const char *script[MC_MAX_THREADS];
+	const char *setup; /* run by thread 1's CPU in setup */
+	bool exact;        /* no ENOMEM below order 5 */
+	bool stale;        /* a stale core entry on thread 1's first unit */
+	const char *need;  /* events every search must cover */
+};
+
+struct mu_block {
+	uint64_t a;
+	unsigned k;
+};
+
+static struct {
+	_Alignas(64) unsigned char meta[MU_META];
+	struct buddy_zone *z;
+	struct mu_block held[MC_MAX_THREADS][MU_HELD];
+	unsigned nheld[MC_MAX_THREADS];
+	unsigned owner[MU_NF];
+} S;
+
+static const char *const mu_events[] = { "unit down", "unit up", "line down",
+					 "core allocation" };
+static struct mc_cover mu_cover = { .codes = "dulc", .names = mu_events };
+static bool mu_line, mu_core;
+
+static void mu_alloc(unsigned t, unsigned k)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	struct buddy_cpu *c = buddy_zone_cpu(S.z, t);
+	uint64_t a = 0;
+	int rc;
+	if (k < BUDDY_CORE_SHIFT) {
+		uint32_t x;
+		rc = bl_alloc(buddy_lower_ctx(c), k, &x);
+		if (rc == BUDDY_OK)
+			a = buddy_idx_addr(S.z, x);
+	} else {
+		rc = buddy_alloc(c, k, &a);
+		mu_core |= rc == BUDDY_OK;
+	}
+	if (rc != BUDDY_OK) {
+		MC_ASSERT(rc == BUDDY_ENOMEM);
+		if (cfg->exact && k < BUDDY_CORE_SHIFT)
+			mc_fail("false ENOMEM: thread %u, order %u, a unit "
+				"free at every instant",
+				t, k);
+		return;
+	}
+	uint64_t p = a >> BUDDY_FRAME_SHIFT;
+	MC_ASSERT(p + (1u << k) <= MU_NF && !(p & ((1u << k) - 1)));
+	for (uint64_t y = p; y < p + (1u << k); y++) {
+		if (S.owner[y] != 0)
+			mc_fail("B2: frame %u to thread %u, held by %u",
+				(unsigned)y, t, S.owner[y] - 1);
+		S.owner[y] = t + 1;
+	}
+	MC_ASSERT(S.nheld[t] < MU_HELD);
+	S.held[t][S.nheld[t]++] = (struct mu_block){ a, k };
+}
+
+static void mu_free_oldest(unsigned t)
+{
+	if (S.nheld[t] == 0)
+		return;
+	struct mu_block b = S.held[t][0];
+	memmove(&S.held[t][0], &S.held[t][1], --S.nheld[t] * sizeof(b));
+	uint64_t p = b.a >> BUDDY_FRAME_SHIFT;
+	for (uint64_t y = p; y < p + (1u << b.k); y++)
+		S.owner[y] = 0;
+	struct buddy_cpu *c = buddy_zone_cpu(S.z, t);
+	int rc;
+	if (b.k < BUDDY_CORE_SHIFT)
+		rc = bl_free(buddy_lower_ctx(c),
+			     buddy_addr_idx(&S.z->rgn[0], b.a), b.k);
+	else
+		rc = buddy_free(c, b.a, b.k);
+	if (rc != BUDDY_OK)
+		mc_fail("thread %u: free of its block %llx order %u: %d", t,
+			(unsigned long long)b.a, b.k, rc);
+}
+
+static void mu_run(unsigned t, const char *script)
+{
+	struct buddy_cpu *c = buddy_zone_cpu(S.z, t);
+	for (const char *p = script; p != NULL && *p; p++) {
+		if (*p == 'f')
+			mu_free_oldest(t);
+		else if (*p == 'r')
+			bl_release(buddy_lower_ctx(c));
+		else if (*p == 'd')
+			buddy_zone_drain_all(c);
+		else
+			mu_alloc(t, (unsigned)(*p - '0'));
+	}
+}
+
+static void mu_setup(void)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	memset(&S, 0, sizeof(S));
+	mu_line = mu_core = false;
+	struct buddy_region rg = { 0, (uint64_t)MU_NF << BUDDY_FRAME_SHIFT };
+	size_t need = buddy_meta_size(&rg, 1, MC_MAX_THREADS);
+	if (need == 0 || need > MU_META)
+		mc_fail("setup: metadata %zu bytes", need);
+	if (buddy_zone_init(&S.z, S.meta, MU_META, &rg, 1, MC_MAX_THREADS) !=
+	    BUDDY_OK)
+		mc_fail("setup: buddy_zone_init");
+	mu_run(1, cfg->setup);
+	if (cfg->stale) {
+		/*
+		 * The unit of thread 1's first block (LOWER) gets a stale
+		 * entry on the core's stack of order 5 (stk 6, its link
+		 * pushed): as if it had been listed free there and then
+		 * claimed without a pop (a merge, alloc_at). B3 holds.
+		 */
+		const struct buddy_rgn *r = &S.z->rgn[0];
+		uint32_t x = buddy_addr_idx(r, S.held[1][0].a) &
+			     ~(BUDDY_CORE_FRAMES - 1);
+		uint16_t st = lf_load_u16(buddy_st(S.z, x), LF_RELAXED);
+		MC_ASSERT(bst_kind(st) == BK_LOWER && bst_stk(st) == 0);
+		lf_init_u16(buddy_st(S.z, x),
+			    bst_with_stk(st, BUDDY_CORE_SHIFT + 1));
+		MC_ASSERT(lf_stack_push(&S.z->stacks[BUDDY_CORE_SHIFT].s,
+					S.z->link, buddy_cx(x)) == 0);
+	}
+}
+
+static void mu_thread(unsigned tid)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	mu_run(tid, cfg->script[tid]);
+}
+
+static uint64_t mu_sum(enum bl_ctr i)
+{
+	uint64_t n = 0;
+	for (unsigned t = 0; t < MC_MAX_THREADS; t++)
+		/* Relaxed: every thread has ended. */
+		n += lf_load_u64(&S.z->lower.ctx[t].ctr[i], LF_RELAXED);
+	return n;
+}
+
+static void mu_check(void)
+{
+	uint64_t fr;
+	int b = buddy_zone_check(S.z, false, &fr);
+	if (b != 0)
+		mc_fail("B%d broken at frame %llu", b, (unsigned long long)fr);
+	char ev[8], *p = ev;
+	if (mu_sum(BL_TAKEN))
+		*p++ = 'd';
+	if (mu_sum(BL_GIVEN))
+		*p++ = 'u';
+	if (mu_sum(BL_TAKEN) >= BL_LINE)
+		*p++ = 'l';
+	if (mu_core)
+		*p++ = 'c';
+	*p = 0;
+	mc_cover_add(&mu_cover, ev);
+	for (unsigned t = 0; t < MC_MAX_THREADS; t++)
+		while (S.nheld[t] > 0)
+			mu_free_oldest(t);
+	for (unsigned t = 0; t < MC_MAX_THREADS; t++)
+		bl_release(buddy_lower_ctx(buddy_zone_cpu(S.z, t)));
+	buddy_zone_drain_all(buddy_zone_cpu(S.z, 0));
+	b = buddy_zone_check(S.z, true, &fr);
+	if (b != 0)
+		mc_fail("B%d broken at frame %llu after the frees and drain", b,
+			(unsigned long long)fr);
+	struct buddy_stats st;
+	buddy_zone_stats(S.z, &st);
+	if (st.free_frames != MU_NF)
+		mc_fail("%llu frames free of %u at the end",
+			(unsigned long long)st.free_frames, MU_NF);
+	for (uint32_t u = 0; u < MU_UNITS; u++)
+		/* Relaxed: every thread has ended. */
+		if (lf_load_u64(&S.z->lower.word[u], LF_RELAXED) != BU_CORE)
+			mc_fail("unit %u still lower at the end", u);
+}
+
+static bool mu_report(void)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	return mc_cover_report(&mu_cover, cfg->need);
+}
+
+/* The per-context counters: one writer each, read at the end. */
+static bool mu_local(const volatile void *addr, enum lf_atomic_op op)
+{
+	(void)op;
+	uintptr_t a = (uintptr_t)addr;
+	for (unsigned i = 0; i < MC_MAX_THREADS; i++) {
+		const struct buddy_cpu *c = buddy_zone_cpu(S.z, i);
+		const struct bl_ctx *l = &S.z->lower.ctx[i];
+		if ((a >= (uintptr_t)c->ctr &&
+		     a < (uintptr_t)c->ctr + sizeof(c->ctr)) ||
+		    (a >= (uintptr_t)l->ctr &&
+		     a < (uintptr_t)l->ctr + sizeof(l->ctr)))
+			return true;
+	}
+	return false;
+}
+
+#define MU_TEST(id, nm, desc, nt, b, d, r, ...)                                \
+	static const struct mu_cfg id##_cfg = { __VA_ARGS__ };                 \
+	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \
+							  r),                  \
+					   .setup = mu_setup,                  \
+					   .thread = mu_thread,                \
+					   .check = mu_check,                  \
+					   .report = mu_report,                \
+					   .local = mu_local,                  \
+					   .cfg = &id##_cfg };
+
+/*
+ * Down and up racing the core: thread 0 takes a unit down (the core's
+ * order-6 block split, its other half published) and frees its frame, so
+ * the unit goes up and merges; thread 1 allocates the other unit at the
+ * core and frees it, merging too; thread 2 drains (reclaim, coalesce).
+ * Of the two merges one must end with the order-6 block whole (B6 after
+ * the drain), and no frame is handed out twice.
+ */
+MU_TEST(mu_updown, "buddy.units_updown", "a unit down and up vs core merges", 3,
+	2, 3, 20000, .script = { "0f", "5f", "d" }, .need = "duc")
+
+/*
+ * The lower level must find a unit that is free only in another
+ * context's spare slot, or in transit in a merge: thread 1 held both
+ * units and freed one in setup (into its spare slot: the stacks are
+ * empty); now it frees the other (a merge claims the spare, the order-6
+ * block is published) while thread 0 allocates one frame below: a unit
+ * is free at the core at every instant, so thread 0 must not fail.
+ */
+MU_TEST(mu_enomem, "buddy.units_enomem", "no false ENOMEM over the core", 2, 3,
+	3, 20000, .script = { "0", "f" }, .setup = "55f", .exact = true,
+	.need = "d")
+
+/*
+ * Reservations over the core: thread 0 takes a unit down and releases
+ * it with free frames (listed), then frees its frame; thread 1 allocates
+ * order 1 (from the listed unit, a partial stack's pop, or a unit of
+ * its own), frees it and drains (reclaims): the unit goes up by
+ * whichever free, release or reclaim empties it last.
+ */
+MU_TEST(mu_list, "buddy.units_list", "a listed unit over the core, up", 2, 2, 3,
+	20000, .script = { "0rf", "1fd" }, .need = "du")
+
+/*
+ * Up against a stale core entry: thread 1's unit (LOWER, reserved) has a
+ * stale entry on the core's order-5 stack; thread 1 releases it and
+ * frees its frame, so the unit goes up (LOWER -> BUSY, then the merging
+ * free) while thread 0's core allocation pops the stale entry and drops
+ * it (a CAS on the same core word, clearing stk): the up transition must
+ * be a CAS, or stk comes back with no stack holding the link (B3).
+ */
+MU_TEST(mu_stale, "buddy.units_stale", "up vs the popper of a stale core entry",
+	2, 3, 3, 20000, .script = { "5f", "rf" }, .setup = "0", .stale = true,
+	.need = "duc")
+
+const struct mc_test *const mc_tests_buddy_units[] = { &mu_updown, &mu_enomem,
+						       &mu_list, &mu_stale,
+						       NULL };

@@ -4,7 +4,7 @@
 #   make verify-long: N passed, N failed
 #
 #  1. The model checker (verify/mc/): builds the mc preset and runs
-#     every test of `mc_run --list` with --long (DFS one preemption more,
+#     every test of `mc_run --list` and `mc_run_units --list` with --long (DFS one preemption more,
 #     PCT 20 times the runs; self-tests must still catch their bug). Each
 #     run is capped at MC_LONG_TIMEOUT seconds (default 1800).
 #  2. The fuzzers (verify/fuzz/): if the asan preset is built with
@@ -38,16 +38,20 @@ if ! cmake --preset mc >/dev/null ||
     note "mc preset: BUILD FAILED"
     count "mc build" 1
 else
-    mc=build/mc/verify/mc/mc_run
-    for t in $("$mc" --list | awk '{print $1}'); do
-        case $t in
-        self.ok) args=(--long) ;;
-        self.*) args=(--expect-fail) ;;
-        *) args=(--long) ;;
-        esac
-        note "mc_run $t ${args[*]}"
-        timeout "$mc_timeout" "$mc" "$t" "${args[@]}"
-        count "mc.$t" $?
+    # mc_run: version 2 at BUDDY_CORE_SHIFT 0 and the rest; mc_run_units:
+    # the buddy sources at shift 5 (version 3's two levels).
+    for prog in mc_run mc_run_units; do
+        mc=build/mc/verify/mc/$prog
+        for t in $("$mc" --list | awk '{print $1}'); do
+            case $t in
+            self.ok) args=(--long) ;;
+            self.*) args=(--expect-fail) ;;
+            *) args=(--long) ;;
+            esac
+            note "$prog $t ${args[*]}"
+            timeout "$mc_timeout" "$mc" "$t" "${args[@]}"
+            count "$prog.$t" $?
+        done
     done
 fi
 

@@ -40,6 +40,9 @@ static const struct mc_test *const *mc_tables[] = {
 };
 #endif
 
+/* The program's name for replay lines (mc_run, or mc_run_units). */
+static const char *mc_prog = "mc_run";
+
 static const struct mc_test *mc_find(const char *name)
 {
 	for (size_t i = 0; i < sizeof(mc_tables) / sizeof(mc_tables[0]); i++)
@@ -116,7 +119,7 @@ static bool mc_search(const struct mc_test *t, const struct mc_opts *o,
 	if (r->failed && !o->quiet) {
 		printf("  failure: %s\n", r->msg);
 		if (r->schedule)
-			printf("  replay: %s %s --replay %s\n", "mc_run",
+			printf("  replay: %s %s --replay %s\n", mc_prog,
 			       t->name, r->schedule);
 	}
 	fflush(stdout);
@@ -252,6 +255,10 @@ static int mc_replay(const struct mc_test *t, const struct mc_args *m)
 
 int main(int argc, char **argv)
 {
+	if (argc > 0 && argv[0] != NULL) {
+		const char *slash = strrchr(argv[0], '/');
+		mc_prog = slash != NULL ? slash + 1 : argv[0];
+	}
 	if (argc == 2 && strcmp(argv[1], "--list") == 0) {
 		mc_list();
 		return 0;

@@ -26,14 +26,26 @@ static inline void bl_ctr(struct bl_ctx *c, enum bl_ctr i, uint64_t v)
 		     LF_RELAXED);
 }
 
-/* Enter (d = 1) or leave (d = -1) an in-flight section, as buddy_busy(). */
+/*
+ * Enter (d = 1) or leave (d = -1) an in-flight section, as buddy_busy().
+ * Over the core (shift 5) it is buddy_busy() on the core's context of the
+ * same CPU: one busy word per CPU for both levels, so that each level's
+ * failing pass sees the other's transits (docs/design.md 2.7, "Core <->
+ * lower"): a free's CAS to word 0 is inside a section the core's window
+ * sees until the unit is at the core, and a free at the core breaks a
+ * lower pass that looked at the core before it.
+ */
 static inline void bl_busy(struct bl_ctx *c, int d)
 {
+#if BUDDY_CORE_SHIFT > 0
+	buddy_busy(c->cpu, d);
+#else
 	/* Relaxed: only this context's thread writes it. */
 	uint32_t w = lf_load_u32(&c->busy, LF_RELAXED);
 	w += 256u + (d > 0 ? 1u : (uint32_t)-1);
 	/* Release: as buddy_busy(): around the memory carried. */
 	lf_store_u32(&c->busy, w, LF_RELEASE);
+#endif
 }
 
 void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
@@ -66,7 +78,9 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		lf_init_u32(&c->line, BL_NONE);
 		for (unsigned k = 0; k < BL_CLASSES; k++)
 			c->hint[k] = BU_FRAMES;
+#if BUDDY_CORE_SHIFT == 0
 		lf_init_u32(&c->busy, 0);
+#endif
 		for (unsigned n = 0; n < BL_NCTR; n++)
 			lf_init_u64(&c->ctr[n], 0);
 	}
@@ -80,11 +94,11 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
  * contexts are in flight); *n units from the first, each LOWER and ours,
  * or BL_NONE. On success the caller is inside the take's core section,
  * which bl_src_named() ends once the units are named. bl_src_give(): unit
- * u, whose word our CAS has just made 0, back to the core (up), inside a
- * core section of its own: the unit was nobody's core memory before it,
- * and the lower level's section (the caller's, entered before that CAS)
- * covers the transit for the lower level's window. bl_src_has(): a
- * snapshot, no section (a pass over nothing enters none).
+ * u, whose word our CAS has just made 0, back to the core (up), inside
+ * the caller's section, entered before that CAS: bl_busy() is the core's
+ * busy word, so that section covers the transit for both levels' windows
+ * (docs/design.md 2.7, "Core <-> lower"). bl_src_has(): a snapshot, no
+ * section (a pass over nothing enters none).
  */
 #if BUDDY_CORE_SHIFT > 0
 static uint32_t bl_src_take(struct bl_ctx *c, uint32_t *n)
@@ -106,9 +120,11 @@ static void bl_src_named(struct bl_ctx *c)
 
 static void bl_src_give(struct bl_ctx *c, uint32_t u)
 {
-	buddy_busy(c->cpu, 1);
+	/*
+	 * Inside the caller's section (bl_busy(), the core's busy word),
+	 * entered before the CAS to 0: no section of its own.
+	 */
 	buddy_unit_give(c->cpu, buddy_fx(u));
-	buddy_busy(c->cpu, -1);
 }
 
 static bool bl_src_has(struct bl_ctx *c)
@@ -330,7 +346,13 @@ static uint32_t bl_take(struct bl_ctx *c)
  * The in-flight section is entered before the first pop or take, and
  * only if a stack or the source holds something: a pass over nothing
  * enters none, so two contexts failing on an exhausted zone see each
- * other quiet (as buddy_take_once() in buddy_core.c).
+ * other quiet (as buddy_take_once() in buddy_core.c). Over the core
+ * (shift 5) the pops' section ends before the take: the core's take
+ * enters its own section before its claim, which bl_take() leaves once
+ * the units are named, and buddy_unit_take()'s failing loop, which waits
+ * for the other contexts to be quiet, must not run inside a section of
+ * ours (our busy word is the core's: two contexts waiting so would see
+ * each other in flight forever).
  */
 static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 {
@@ -346,6 +368,12 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 		in = true;
 		u = j < k ? bl_sweep(c, j, k) : bl_pop(c, j, k);
 	}
+#if BUDDY_CORE_SHIFT > 0
+	if (in)
+		bl_busy(c, -1);
+	if (u == BL_NONE && bl_src_has(c))
+		u = bl_take(c);
+#else
 	if (u == BL_NONE && bl_src_has(c)) {
 		if (!in)
 			bl_busy(c, 1);
@@ -354,6 +382,7 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 	}
 	if (in)
 		bl_busy(c, -1);
+#endif
 	return u;
 }
 
@@ -365,6 +394,9 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
  */
 static uint64_t bl_others_flight(const struct bl_ctx *c)
 {
+#if BUDDY_CORE_SHIFT > 0
+	return buddy_others_flight(c->cpu); /* the same busy words */
+#else
 	const struct bl_zone *z = c->z;
 	uint64_t sum = 0;
 	for (uint32_t i = 0; i < z->nctx; i++) {
@@ -377,6 +409,7 @@ static uint64_t bl_others_flight(const struct bl_ctx *c)
 		sum += w;
 	}
 	return sum;
+#endif
 }
 
 /* Allocate order k from one of d's reserved units (its res and line). */

@@ -93,9 +93,13 @@ struct bl_ctx {
 	uint32_t id;       /* (i) */
 #if BUDDY_CORE_SHIFT > 0
 	/*
-	 * (i) The core's context of the same CPU: its in-flight sections
-	 * cover a unit's transit between the levels for the core's window
-	 * (this context's busy word below covers it for the lower level's).
+	 * (i) The core's context of the same CPU. Its busy word is this
+	 * context's too: the lower level's in-flight sections are the
+	 * core's (one window over both levels, docs/design.md 2.7, "Core
+	 * <-> lower"), so a unit between its CAS to word 0 and the core,
+	 * or memory appearing at the core during a lower pass, breaks
+	 * either level's failing pass (mc buddy.units_enomem_up and
+	 * buddy.units_enomem_core).
 	 */
 	struct buddy_cpu *cpu;
 #endif
@@ -108,8 +112,10 @@ struct bl_ctx {
 	 */
 	lf_atomic_u32 res;
 	lf_atomic_u32 line;
-	uint8_t hint[BL_CLASSES];   /* (o, plain) offset freed last in res */
-	lf_atomic_u32 busy;         /* (o) in-flight sections, as buddy_busy */
+	uint8_t hint[BL_CLASSES]; /* (o, plain) offset freed last in res */
+#if BUDDY_CORE_SHIFT == 0
+	lf_atomic_u32 busy; /* (o) in-flight sections, as buddy_busy */
+#endif
 	lf_atomic_u64 ctr[BL_NCTR]; /* (o) relaxed load + store */
 } LF_CACHE_ALIGNED;
 

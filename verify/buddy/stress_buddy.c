@@ -60,6 +60,16 @@
 #define STRESS_SHIFT 0
 #endif
 #define G ((uint64_t)1 << STRESS_SHIFT) /* frames per stress frame */
+/*
+ * Built with STRESS_RSHIFT r > 0 (stress_buddy_v3_exhaust), against both
+ * levels of version 3 (lf_buddy_units): the exhaust mode only, its
+ * regions placed in units of 2^r frames (FRAMES counts units) and its
+ * orders unscaled, 0-6: 0-4 through the lower level, 5-6 through the core.
+ */
+#ifndef STRESS_RSHIFT
+#define STRESS_RSHIFT 0
+#endif
+#define RG ((uint64_t)1 << STRESS_RSHIFT) /* frames per region frame */
 
 #define MAXT 16
 #define HELD 256
@@ -237,11 +247,11 @@ static void *worker_main(void *arg)
 static void setup(uint64_t frames, unsigned ncpus)
 {
 	/* Two regions with a hole, the second at an odd frame. */
-	uint64_t f = BUDDY_FRAME_SIZE * G;
+	uint64_t f = BUDDY_FRAME_SIZE * G * RG;
 	rg[0] = (struct buddy_region){ 256 * f, frames / 2 * f };
 	uint64_t b1 = 256 + frames / 2 + 77;
 	rg[1] = (struct buddy_region){ b1 * f, (frames - frames / 2) * f };
-	span = (b1 + frames - frames / 2) * G;
+	span = (b1 + frames - frames / 2) * G * RG;
 	size_t sz = buddy_meta_size(rg, 2, ncpus);
 	void *meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
 	owner = calloc(span, sizeof(*owner));
@@ -357,13 +367,16 @@ static int inflight_run(unsigned long iters, unsigned order)
 }
 
 /*
- * Exhaustion: every thread allocates blocks of mixed orders 0-3 until
- * BUDDY_ENOMEM, all at once, caches on for even threads and off for odd
- * ones. ENOMEM is exact, so by then they must hold every frame of the zone
- * between them (nothing stranded in a cache, no false ENOMEM), and each
- * must get there: a retry that waits for a quiet moment must not keep two
- * failing threads waiting for each other (the test would time out). Then
- * they free everything and the zone must be whole, for ROUNDS rounds.
+ * Exhaustion: every thread allocates blocks of mixed orders 0-3 (0-6
+ * over both levels of version 3: units taken down by the lower level
+ * race the core's allocations, and a failing pass of either level must
+ * see the other's moves) until order-0 BUDDY_ENOMEM, all at once, caches
+ * on for even threads and off for odd ones. ENOMEM is exact, so by then
+ * they must hold every frame of the zone between them (nothing stranded
+ * in a cache, no false ENOMEM), and each must get there: a retry that
+ * waits for a quiet moment must not keep two failing threads waiting for
+ * each other (the test would time out). Then they free everything and
+ * the zone must be whole, for ROUNDS rounds.
  */
 static pthread_barrier_t ex_go, ex_full, ex_end;
 static atomic_ulong ex_frames;
@@ -374,7 +387,8 @@ static void ex_round(struct buddy_cpu *c, unsigned id, struct blk *held)
 	uint64_t rng = id * 0x9e3779b97f4a7c15ull + 7, frames = 0;
 	for (;;) {
 		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-		unsigned order = (unsigned)(rng >> 62);
+		unsigned order = STRESS_RSHIFT ? (unsigned)((rng >> 32) % 7)
+					       : (unsigned)(rng >> 62);
 		uint64_t a;
 		int rc = buddy_alloc(c, order, &a);
 		if (rc == BUDDY_ENOMEM && order == 0)
@@ -427,7 +441,7 @@ static int exhaust_main(unsigned rounds, uint64_t frames)
 		atomic_store(&ex_frames, 0);
 		pthread_barrier_wait(&ex_go);
 		pthread_barrier_wait(&ex_full);
-		CHECK_EQ(atomic_load(&ex_frames), frames);
+		CHECK_EQ(atomic_load(&ex_frames), frames * RG);
 		pthread_barrier_wait(&ex_end);
 		pthread_barrier_wait(&ex_go); /* everything freed */
 		uint64_t fr;
@@ -440,7 +454,7 @@ static int exhaust_main(unsigned rounds, uint64_t frames)
 		pthread_join(t[i], NULL);
 	printf("stress_buddy exhaust: %u threads, %u rounds of %" PRIu64
 	       " frames\n",
-	       nthreads, rounds, frames);
+	       nthreads, rounds, frames * RG);
 	return check_exit("stress_buddy exhaust");
 }
 
@@ -538,6 +552,9 @@ int main(int argc, char **argv)
 	CHECK_FATAL(
 		STRESS_SHIFT == 0 || argc < 2 ||
 		(argv[1][0] != 'p' && argv[1][0] != 'i' && argv[1][0] != 'e'));
+	/* Over both levels of version 3: the exhaust mode only. */
+	CHECK_FATAL(STRESS_RSHIFT == 0 ||
+		    (argc == 5 && !strcmp(argv[1], "exhaust")));
 	if (argc == 5 && !strcmp(argv[1], "inflight")) {
 		nthreads = (unsigned)atoi(argv[2]);
 		CHECK_FATAL(nthreads >= 1 && nthreads <= MAXT);

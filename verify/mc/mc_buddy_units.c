@@ -24,6 +24,9 @@
  *     configuration keeps a unit free at the core or below at every
  *     instant (the lower level must look at the core's stacks, its
  *     spare slots and its in-flight transits: buddy_unit_has());
+ *   - with exact_up set, no ENOMEM for an allocation of order >= 5 that
+ *     started after the word of thread 1's first unit went to 0 (the
+ *     unit is free from that CAS on: in transit up, then at the core);
  *   - buddy_zone_check at the end (both levels: B1 across them, a LOWER
  *     unit's word nonzero and well formed and every other unit's 0; the
  *     core's B1-B7; the lower level's B3 and B4);
@@ -51,7 +54,15 @@ struct mu_cfg {
 	const char *setup; /* run by thread 1's CPU in setup */
 	bool exact;        /* no ENOMEM below order 5 */
 	bool stale;        /* a stale core entry on thread 1's first unit */
-	const char *need;  /* events every search must cover */
+	/*
+	 * No ENOMEM at order >= 5 for an allocation that starts after the
+	 * word of thread 1's first unit (a lower block of the setup) went
+	 * to 0: the unit is free from that CAS on (in transit up, then at
+	 * the core), so the configuration must have no other taker of
+	 * order >= 5 memory or of units.
+	 */
+	bool exact_up;
+	const char *need; /* events every search must cover */
 };
 
 struct mu_block {
@@ -65,6 +76,7 @@ static struct {
 	struct mu_block held[MC_MAX_THREADS][MU_HELD];
 	unsigned nheld[MC_MAX_THREADS];
 	unsigned owner[MU_NF];
+	uint32_t up; /* exact_up: thread 1's first unit */
 } S;
 
 static const char *const mu_events[] = { "unit down", "unit up", "line down",
@@ -78,12 +90,16 @@ static void mu_alloc(unsigned t, unsigned k)
 	struct buddy_cpu *c = buddy_zone_cpu(S.z, t);
 	uint64_t a = 0;
 	int rc;
+	bool up = false;
 	if (k < BUDDY_CORE_SHIFT) {
 		uint32_t x;
 		rc = bl_alloc(buddy_lower_ctx(c), k, &x);
 		if (rc == BUDDY_OK)
 			a = buddy_idx_addr(S.z, x);
 	} else {
+		/* Relaxed: the harness's look (the CAS to 0 came before). */
+		up = cfg->exact_up &&
+		     lf_load_u64(&S.z->lower.word[S.up], LF_RELAXED) == BU_CORE;
 		rc = buddy_alloc(c, k, &a);
 		mu_core |= rc == BUDDY_OK;
 	}
@@ -93,6 +109,10 @@ static void mu_alloc(unsigned t, unsigned k)
 			mc_fail("false ENOMEM: thread %u, order %u, a unit "
 				"free at every instant",
 				t, k);
+		if (up)
+			mc_fail("false ENOMEM: thread %u, order %u, started "
+				"after unit %u's word went to 0 (free since)",
+				t, k, S.up);
 		return;
 	}
 	uint64_t p = a >> BUDDY_FRAME_SHIFT;
@@ -156,6 +176,11 @@ static void mu_setup(void)
 	    BUDDY_OK)
 		mc_fail("setup: buddy_zone_init");
 	mu_run(1, cfg->setup);
+	if (cfg->exact_up) {
+		MC_ASSERT(S.nheld[1] > 0 && S.held[1][0].k < BUDDY_CORE_SHIFT);
+		S.up = buddy_addr_idx(&S.z->rgn[0], S.held[1][0].a) >>
+		       BUDDY_CORE_SHIFT;
+	}
 	if (cfg->stale) {
 		/*
 		 * The unit of thread 1's first block (LOWER) gets a stale
@@ -307,6 +332,37 @@ MU_TEST(mu_stale, "buddy.units_stale", "up vs the popper of a stale core entry",
 	2, 3, 3, 20000, .script = { "5f", "rf" }, .setup = "0", .stale = true,
 	.need = "duc")
 
-const struct mc_test *const mc_tests_buddy_units[] = { &mu_updown, &mu_enomem,
-						       &mu_list, &mu_stale,
-						       NULL };
+/*
+ * Exact ENOMEM at order >= 5 over a unit going up: thread 1 holds frame
+ * 0 of unit 0 (lower, released: listed) and unit 1 at the core; it frees
+ * the frame, so unit 0's word goes to 0 and the unit goes up (LOWER ->
+ * BUSY, the merging free at the core). Thread 0 allocates order 5 at the
+ * core: if it starts after that CAS to 0, the unit is free at every
+ * instant of its call (in transit, then on the core's stack), so it must
+ * not fail: the free must be inside an in-flight section the core's
+ * window sees from before its CAS until the unit is at the core.
+ */
+MU_TEST(mu_enomem_up, "buddy.units_enomem_up",
+	"no false order-5 ENOMEM while a unit goes up", 2, 2, 3, 20000,
+	.script = { "5", "f" }, .setup = "0r5", .exact_up = true, .need = "duc")
+
+/*
+ * Exact ENOMEM below order 5 while memory appears at the core: thread 1
+ * holds unit A at the core and unit B reserved below with every frame
+ * but the last held (orders 4-0); it frees A at the core, then takes B's
+ * last frame from its reservation (no section: an allocation only takes
+ * memory away). Thread 0 allocates one frame: a frame is free at every
+ * instant (B's last until A is free, A after), so it must not fail: a
+ * free at the core must break the lower level's window as a lower
+ * free does (its look at the core came before A appeared there, its
+ * look at the reservations after B's last frame was gone).
+ */
+MU_TEST(mu_enomem_core, "buddy.units_enomem_core",
+	"no false small ENOMEM while memory appears at the core", 2, 3, 3,
+	20000, .script = { "0", "f0" }, .setup = "543210", .exact = true,
+	.need = "d")
+
+const struct mc_test *const mc_tests_buddy_units[] = {
+	&mu_updown,    &mu_enomem,      &mu_list, &mu_stale,
+	&mu_enomem_up, &mu_enomem_core, NULL
+};

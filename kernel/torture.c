@@ -172,35 +172,64 @@ static void mbox_unlock(struct mailbox *m, lf_irqflags f)
 	lf_spin_unlock_irqrestore(&m->lock, f);
 }
 
-static bool mbox_send(unsigned to, const struct bblk *b)
+/*
+ * Put one entry in CPU to's mailbox: a buddy block (b) or a vmalloc (v),
+ * whichever is not NULL; false if the mailbox is full.
+ */
+static bool mbox_put(unsigned to, const struct bblk *b, const struct vmap *v)
 {
 	struct mailbox *m = &mbox[to];
 	lf_irqflags f = mbox_lock(m);
+	/* Relaxed, load and store: under the lock, which orders them. */
 	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
 	bool ok = n < MBOX;
 	if (ok) {
-		m->b[n] = *b;
+		if (b != NULL)
+			m->b[n] = *b;
+		else
+			m->v[n] = *v;
 		lf_store_u32(&m->n, n + 1, LF_RELAXED);
 	}
 	mbox_unlock(m, f);
 	return ok;
 }
 
+/*
+ * Take up to max entries of mailbox m into bg (buddy blocks) or vg
+ * (vmallocs), whichever is not NULL: how many (0: it was empty).
+ */
+static uint32_t mbox_take(struct mailbox *m, struct bblk *bg, struct vmap *vg,
+			  uint32_t max)
+{
+	/* Relaxed peek: the lock orders what is taken. */
+	if (lf_load_u32(&m->n, LF_RELAXED) == 0)
+		return 0;
+	lf_irqflags f = mbox_lock(m);
+	/* Relaxed, load and store: under the lock. */
+	uint32_t n = lf_load_u32(&m->n, LF_RELAXED), k = 0;
+	for (; n > 0 && k < max; k++) {
+		if (bg != NULL)
+			bg[k] = m->b[--n];
+		else
+			vg[k] = m->v[--n];
+	}
+	lf_store_u32(&m->n, n, LF_RELAXED);
+	mbox_unlock(m, f);
+	return k;
+}
+
+static bool mbox_send(unsigned to, const struct bblk *b)
+{
+	return mbox_put(to, b, NULL);
+}
+
 static void mbox_drain(struct cpu *c)
 {
-	struct mailbox *m = &mbox[c->idx];
 	struct bblk got[32];
-	/* Relaxed peek: the lock orders what is taken. */
-	while (lf_load_u32(&m->n, LF_RELAXED) != 0) {
-		lf_irqflags f = mbox_lock(m);
-		uint32_t n = lf_load_u32(&m->n, LF_RELAXED), k = 0;
-		while (n > 0 && k < 32)
-			got[k++] = m->b[--n];
-		lf_store_u32(&m->n, n, LF_RELAXED);
-		mbox_unlock(m, f);
+	uint32_t k;
+	while ((k = mbox_take(&mbox[c->idx], got, NULL, 32)) != 0)
 		for (uint32_t i = 0; i < k; i++)
 			bfree(c, &got[i], 2);
-	}
 }
 
 static void buddy_step(struct cpu *c, struct torture_cpu *t)
@@ -323,34 +352,17 @@ static void vas_vfree(struct cpu *c, struct torture_cpu *t,
 
 static bool vmbox_send(unsigned to, const struct vmap *v)
 {
-	struct mailbox *m = &mbox[to];
-	lf_irqflags f = mbox_lock(m);
-	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
-	bool ok = n < MBOX;
-	if (ok) {
-		m->v[n] = *v;
-		lf_store_u32(&m->n, n + 1, LF_RELAXED);
-	}
-	mbox_unlock(m, f);
-	return ok;
+	return mbox_put(to, NULL, v);
 }
 
 /* What other CPUs sent: vfreed here (the range cached by this CPU). */
 static void vmbox_drain(struct cpu *c, struct torture_cpu *t)
 {
-	struct mailbox *m = &mbox[c->idx];
 	struct vmap got[8];
-	/* Relaxed peek: the lock orders what is taken. */
-	while (lf_load_u32(&m->n, LF_RELAXED) != 0) {
-		lf_irqflags f = mbox_lock(m);
-		uint32_t n = lf_load_u32(&m->n, LF_RELAXED), k = 0;
-		while (n > 0 && k < 8)
-			got[k++] = m->v[--n];
-		lf_store_u32(&m->n, n, LF_RELAXED);
-		mbox_unlock(m, f);
+	uint32_t k;
+	while ((k = mbox_take(&mbox[c->idx], NULL, got, 8)) != 0)
 		for (uint32_t i = 0; i < k; i++)
 			vas_vfree(c, t, &got[i]);
-	}
 }
 
 /* A vmalloc this CPU holds: vfreed here, or (one in four) elsewhere. */

@@ -539,8 +539,9 @@ static void fv_iterate(struct fv *m)
 	uint64_t room, a = fv_addr(m, &room);
 	uint8_t k = fz_u8(&m->f);
 	uint64_t b = a + 1 + fz_u16(&m->f) % (16 * m->q);
-	if (k & 1)
-		b = a - (k >> 1); /* empty */
+	if (k & 1) /* empty: b <= a, without wrapping below 0 (a wrapped b
+		    * would be the whole space, not the empty span meant) */
+		b = a - (a < (k >> 1) ? a : (k >> 1));
 	struct fv_itr it = { .stop = k >> 5 };
 	int rc = vas_iterate(m->c[i], a, b, fv_itr_fn, &it);
 	if (!m->reg[i]) {

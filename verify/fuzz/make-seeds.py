@@ -366,7 +366,8 @@ def write(outdir, name, seeds):
     d = os.path.join(outdir, name)
     os.makedirs(d, exist_ok=True)
     for f in os.listdir(d):
-        os.remove(os.path.join(d, f))
+        if not f.startswith("regress-"):  # crash inputs kept by hand
+            os.remove(os.path.join(d, f))
     for i, (k, v) in enumerate(sorted(seeds.items())):
         with open(os.path.join(d, f"{i:02d}-{k}"), "wb") as fp:
             fp.write(v)

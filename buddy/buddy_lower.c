@@ -901,10 +901,16 @@ bool bl_free_run_undo(struct bl_ctx *c, uint32_t frame, unsigned n,
 	unsigned i = frame % BU_FRAMES;
 	if (nw == BU_CORE) {
 		/*
-		 * Seq_cst, as bl_adopt(): a word our CAS made 0 is ours (its
-		 * core word is still LOWER and nobody CASes a word 0).
+		 * A word our CAS made 0 is ours (its core word is still LOWER
+		 * and nobody CASes a word 0), but while it was 0 a popper may
+		 * have dropped its partial entry and its reservation may have
+		 * been let go: back unreserved and listed, as bl_adopt() (a
+		 * seq_cst store, then pstk). Its pieces hold frames: not 0.
 		 */
-		lf_store_u64(a, old, LF_SEQ_CST);
+		uint64_t w = old & ~BU_RES;
+		lf_store_u64(a, w, LF_SEQ_CST);
+		if (bu_free_bits(w) != 0)
+			bl_list(c, frame / BU_FRAMES, w);
 		return true;
 	}
 	uint64_t need = BU_LO & bu_run_bits(i, n);

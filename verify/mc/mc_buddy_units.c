@@ -19,7 +19,10 @@
  *        coalesces the core)
  *   a    buddy_alloc_at of the configuration's frame and order, held
  *   b    buddy_alloc_below of the configuration's order and limit, held
- *   R    buddy_alloc_run of the configuration's length, held as a run
+ *   A    buddy_alloc_at of the configuration's second frame and order
+ *   R    buddy_alloc_run of the configuration's length, held as a run;
+ *        with run_at set, the thread's blocks in [run_at, run_at +
+ *        run_n) become one run instead (blocks allocated one by one)
  *   F    buddy_free_run of the oldest run the thread holds (dropped
  *        from its blocks whatever the result: the check looks at it)
  *   x    buddy_free of frame x_frame, order 0, which the thread does not
@@ -83,7 +86,9 @@ struct mu_cfg {
 	/* Script 'b': alloc_below of below_order, limit below_limit frames. */
 	unsigned below_order, below_limit;
 	bool below_exact; /* a block fits at every instant: no ENOMEM */
-	unsigned run_n;   /* script 'R': the run's length */
+	unsigned at2_frame, at2_order; /* script 'A' */
+	unsigned run_n;                /* script 'R': the run's length */
+	unsigned run_at;  /* script 'R': the run of held blocks there */
 	unsigned x_frame; /* script 'x': the frame freed twice (0: none) */
 };
 
@@ -158,11 +163,16 @@ static void mu_place(unsigned t, char op)
 {
 	const struct mu_cfg *cfg = mc_cfg();
 	struct buddy_cpu *c = buddy_zone_cpu(S.z, t);
-	uint64_t a = (uint64_t)cfg->at_frame << BUDDY_FRAME_SHIFT;
+	uint64_t a = (uint64_t)(op == 'A' ? cfg->at2_frame : cfg->at_frame)
+		     << BUDDY_FRAME_SHIFT;
 	uint64_t limit = (uint64_t)cfg->below_limit << BUDDY_FRAME_SHIFT;
-	unsigned k = op == 'a' ? cfg->at_order : cfg->below_order;
-	int rc = op == 'a' ? buddy_alloc_at(c, a, k)
+	unsigned k = op == 'a'   ? cfg->at_order
+		     : op == 'A' ? cfg->at2_order
+				 : cfg->below_order;
+	int rc = op != 'b' ? buddy_alloc_at(c, a, k)
 			   : buddy_alloc_below(c, k, limit, &a);
+	if (op == 'A')
+		op = 'a';
 	if (rc == BUDDY_EBUSY && op == 'a' && cfg->at_free)
 		mc_fail("false EBUSY: thread %u, alloc_at frame %u order %u, "
 			"free at every instant",
@@ -190,6 +200,19 @@ static void mu_run_alloc(unsigned t)
 {
 	const struct mu_cfg *cfg = mc_cfg();
 	uint64_t a, n = cfg->run_n;
+	if (cfg->run_at != 0) {
+		a = (uint64_t)cfg->run_at << BUDDY_FRAME_SHIFT;
+		for (unsigned i = 0; i < S.nheld[t];) {
+			uint64_t p = S.held[t][i].a >> BUDDY_FRAME_SHIFT;
+			if (p < cfg->run_at || p >= cfg->run_at + n) {
+				i++;
+				continue;
+			}
+			S.held[t][i] = S.held[t][--S.nheld[t]];
+		}
+		S.held[t][S.nheld[t]++] = (struct mu_block){ a, 0, n };
+		return;
+	}
 	int rc = buddy_alloc_run(buddy_zone_cpu(S.z, t), n, &a);
 	MC_ASSERT(rc == BUDDY_OK || rc == BUDDY_ENOMEM);
 	if (rc != BUDDY_OK)
@@ -248,7 +271,8 @@ static void mu_check_run(void)
 		return;
 	unsigned kind = 0, o = 0;
 	MC_ASSERT(buddy_zone_frame(S.z, S.run.a, &kind, &o) == BUDDY_OK);
-	if (kind != BUDDY_FRAME_ALLOC || o != BUDDY_CORE_SHIFT)
+	unsigned k0 = 63u - (unsigned)__builtin_clzll(S.run.n);
+	if (kind != BUDDY_FRAME_ALLOC || o != k0)
 		mc_fail("free_run failed (%d) but changed its first piece: "
 			"kind %u order %u",
 			S.run_rc, kind, o);
@@ -299,7 +323,7 @@ static void mu_run(unsigned t, const char *script)
 			bl_release(buddy_lower_ctx(c));
 		else if (*p == 'd')
 			buddy_zone_drain_all(c);
-		else if (*p == 'a' || *p == 'b')
+		else if (*p == 'a' || *p == 'A' || *p == 'b')
 			mu_place(t, *p);
 		else if (*p == 'R')
 			mu_run_alloc(t);
@@ -562,9 +586,24 @@ MU_TEST(mu_free_run, "buddy.units_free_run",
 	.script = { "x", "F" }, .setup = "R", .run_n = 33, .x_frame = 32,
 	.need = "duf")
 
+/*
+ * The same below a unit, across two units' words: thread 1 holds frames
+ * 30-31 (order 1, unit 0) and frame 32 (order 0, unit 1), allocated one
+ * by one (alloc_at brings both units down), and frees them as one run of
+ * 3 frames: the CAS on unit 0's word first (its word goes to 0: every
+ * frame free, unreserved), then unit 1's; thread 0 double-frees frame
+ * 32. Exactly one of the two frees of frame 32 succeeds; a free_run
+ * that fails has given frames 30-31 back (unit 0's word stored back,
+ * relisted), not left them free or sent unit 0 up.
+ */
+MU_TEST(mu_free_run2, "buddy.units_free_run2",
+	"free_run across two units vs a racing double free", 2, 3, 3, 20000,
+	.script = { "x", "F" }, .setup = "aAR", .at_frame = 30, .at_order = 1,
+	.at2_frame = 32, .at2_order = 0, .run_n = 3, .run_at = 30,
+	.x_frame = 32, .need = "duf")
+
 const struct mc_test *const mc_tests_buddy_units[] = {
-	&mu_updown,  &mu_enomem,     &mu_list,
-	&mu_stale,   &mu_enomem_up,  &mu_enomem_core,
-	&mu_at_move, &mu_below_move, &mu_free_run,
-	NULL
+	&mu_updown,    &mu_enomem,      &mu_list,    &mu_stale,
+	&mu_enomem_up, &mu_enomem_core, &mu_at_move, &mu_below_move,
+	&mu_free_run,  &mu_free_run2,   NULL
 };

@@ -44,8 +44,9 @@
 
 _Static_assert(BUDDY_CORE_SHIFT == 5, "built over units");
 
-#define MU_UNITS 2
-#define MU_NF (MU_UNITS << BUDDY_CORE_SHIFT)
+#define MU_UNITS 2     /* the zone's units unless a configuration says */
+#define MU_MAX_UNITS 8 /* a line (BL_LINE) */
+#define MU_MAX_NF (MU_MAX_UNITS << BUDDY_CORE_SHIFT)
 #define MU_HELD 6
 #define MU_META 32768
 
@@ -62,6 +63,13 @@ struct mu_cfg {
 	 * order >= 5 memory or of units.
 	 */
 	bool exact_up;
+	/*
+	 * No ENOMEM at all at order >= 5: the configuration's holdings
+	 * leave a whole unit free at every instant (at the core, in
+	 * transit, or reserved below with every frame free).
+	 */
+	bool exact5;
+	unsigned units;   /* the zone's units (MU_UNITS if 0) */
 	const char *need; /* events every search must cover */
 };
 
@@ -75,8 +83,9 @@ static struct {
 	struct buddy_zone *z;
 	struct mu_block held[MC_MAX_THREADS][MU_HELD];
 	unsigned nheld[MC_MAX_THREADS];
-	unsigned owner[MU_NF];
-	uint32_t up; /* exact_up: thread 1's first unit */
+	unsigned owner[MU_MAX_NF];
+	uint32_t up;     /* exact_up: thread 1's first unit */
+	uint32_t units;  /* the zone's units */
 } S;
 
 static const char *const mu_events[] = { "unit down", "unit up", "line down",
@@ -113,10 +122,15 @@ static void mu_alloc(unsigned t, unsigned k)
 			mc_fail("false ENOMEM: thread %u, order %u, started "
 				"after unit %u's word went to 0 (free since)",
 				t, k, S.up);
+		if (cfg->exact5 && k >= BUDDY_CORE_SHIFT)
+			mc_fail("false ENOMEM: thread %u, order %u, a whole "
+				"unit free at every instant",
+				t, k);
 		return;
 	}
 	uint64_t p = a >> BUDDY_FRAME_SHIFT;
-	MC_ASSERT(p + (1u << k) <= MU_NF && !(p & ((1u << k) - 1)));
+	MC_ASSERT(p + (1u << k) <= (S.units << BUDDY_CORE_SHIFT) &&
+		  !(p & ((1u << k) - 1)));
 	for (uint64_t y = p; y < p + (1u << k); y++) {
 		if (S.owner[y] != 0)
 			mc_fail("B2: frame %u to thread %u, held by %u",
@@ -168,7 +182,11 @@ static void mu_setup(void)
 	const struct mu_cfg *cfg = mc_cfg();
 	memset(&S, 0, sizeof(S));
 	mu_line = mu_core = false;
-	struct buddy_region rg = { 0, (uint64_t)MU_NF << BUDDY_FRAME_SHIFT };
+	S.units = cfg->units != 0 ? cfg->units : MU_UNITS;
+	MC_ASSERT(S.units <= MU_MAX_UNITS);
+	struct buddy_region rg = { 0, (uint64_t)S.units
+					      << (BUDDY_CORE_SHIFT +
+						  BUDDY_FRAME_SHIFT) };
 	size_t need = buddy_meta_size(&rg, 1, MC_MAX_THREADS);
 	if (need == 0 || need > MU_META)
 		mc_fail("setup: metadata %zu bytes", need);
@@ -244,10 +262,11 @@ static void mu_check(void)
 			(unsigned long long)fr);
 	struct buddy_stats st;
 	buddy_zone_stats(S.z, &st);
-	if (st.free_frames != MU_NF)
+	if (st.free_frames != S.units << BUDDY_CORE_SHIFT)
 		mc_fail("%llu frames free of %u at the end",
-			(unsigned long long)st.free_frames, MU_NF);
-	for (uint32_t u = 0; u < MU_UNITS; u++)
+			(unsigned long long)st.free_frames,
+			S.units << BUDDY_CORE_SHIFT);
+	for (uint32_t u = 0; u < S.units; u++)
 		/* Relaxed: every thread has ended. */
 		if (lf_load_u64(&S.z->lower.word[u], LF_RELAXED) != BU_CORE)
 			mc_fail("unit %u still lower at the end", u);
@@ -362,7 +381,28 @@ MU_TEST(mu_enomem_core, "buddy.units_enomem_core",
 	20000, .script = { "0", "f0" }, .setup = "543210", .exact = true,
 	.need = "d")
 
+/*
+ * Exact ENOMEM at order >= 5 with reservations: a zone of one line (8
+ * units). Thread 1 holds frame 0 of unit 0 (its setup took the whole
+ * zone down as a line and released it: units 1-7 went up and merged,
+ * unit 0 is listed) and frees it: unit 0 goes up, and its merge at the
+ * core claims the free units 1, 2-3 and 4-7 one after the other and
+ * publishes the order-8 block (every free unit in its hands meanwhile:
+ * a merge from buddy_unit_give() is eager); thread 2
+ * allocates one frame below (the whole block taken down as its line, one
+ * frame of it allocated: seven units reserved with every frame free);
+ * thread 0 allocates order 5 at the core. At most two units hold a frame
+ * at any instant, so a whole unit is free at every instant, and thread 0
+ * must not fail: the core's failing loop must take the reservations'
+ * empty units back inside each quiet window, not only at its second
+ * attempt (a merge may hold the units then, a line take them after).
+ */
+MU_TEST(mu_enomem_line, "buddy.units_enomem_line",
+	"no false order-5 ENOMEM over empty reserved units", 3, 1, 3, 20000,
+	.script = { "5", "f", "0" }, .setup = "0r", .exact5 = true, .units = 8,
+	.need = "dlc")
+
 const struct mc_test *const mc_tests_buddy_units[] = {
-	&mu_updown,    &mu_enomem,      &mu_list, &mu_stale,
-	&mu_enomem_up, &mu_enomem_core, NULL
+	&mu_updown,    &mu_enomem,      &mu_list,        &mu_stale,
+	&mu_enomem_up, &mu_enomem_core, &mu_enomem_line, NULL
 };

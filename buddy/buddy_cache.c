@@ -397,13 +397,39 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
  * looks; one that began after it moved blocks that were not in that cache when
  * the check inside the window saw it empty. Cached memory is drained (attempt
  * 1, and by that check), and misplaced entries are re-filed by a sweep before
- * the quiet pass.
+ * the quiet pass. Over units (version 3), a reservation's unit with every
+ * frame free is free memory too: each quiet window takes such units back
+ * to the core before its second look (buddy_zone_reclaim_some()) and
+ * counts as a failure only if it found none; a unit that became empty
+ * during the window did so by a free, inside a section the second look
+ * sees, and one named after the first look was named inside the take's
+ * section (the lower level's names change only in sections).
  *
  * While others are in flight it retries without a bound: each of their
  * calls ends in a bounded number of its own steps unless another call
  * succeeded meanwhile, so the whole system progresses (lock-free).
  */
 #define BUDDY_SWEEP_EVERY 16
+
+/*
+ * Version 3: every reserved unit with every frame free (another CPU's
+ * line, or a unit of it) back to the core; true if any went. Called inside
+ * the quiet window, before the second look at the busy words: a unit
+ * that was free memory at every instant of the window, but reserved, is
+ * never a reason for ENOMEM (docs/design.md 2.7, "Exact ENOMEM over
+ * reservations"). bl_reclaim() enters a section only for such a word, so
+ * a pass over nothing enters none and two failing contexts stay quiet.
+ */
+static inline bool buddy_zone_reclaim_some(struct buddy_cpu *c)
+{
+#if BUDDY_CORE_SHIFT > 0
+	return bl_reclaim_all(buddy_lower_ctx(c)) != 0;
+#else
+	(void)c;
+	return false;
+#endif
+}
+
 int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
 			   uint32_t *xp)
 {
@@ -423,7 +449,8 @@ int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		 * every cache seen empty inside it, before the second look.
 		 */
 		bool empty = quiet && sweep && attempt >= 2 &&
-			     !buddy_zone_drain_some(c);
+			     !buddy_zone_drain_some(c) &&
+			     !buddy_zone_reclaim_some(c);
 		quiet = quiet && buddy_others_flight(c) == before;
 		if (quiet && empty)
 			return BUDDY_ENOMEM;

@@ -551,6 +551,17 @@ int bl_free(struct bl_ctx *c, uint32_t frame, unsigned k)
 bool bl_reclaim(struct bl_ctx *c, uint32_t u)
 {
 	uint64_t ow, nw;
+	/*
+	 * Only a reserved word with every frame free is worth a section, so
+	 * that a pass over nothing enters none (the core's failing loop
+	 * calls this in each quiet window: buddy_take_global_held()).
+	 * Acquire: pairs with the seq_cst CAS that wrote the word (a free
+	 * inside its section), so that the failing pass's second look at
+	 * the busy words, after this load, sees that section.
+	 */
+	if (bu_reclaim(lf_load_u64(&c->z->word[u], LF_ACQUIRE), &nw) !=
+	    BUDDY_OK)
+		return false;
 	bl_busy(c, 1);
 	bool done = bu_cas(&c->z->word[u], BU_OP_RECLAIM, 0, 0, &ow, &nw,
 			   NULL) == BUDDY_OK;

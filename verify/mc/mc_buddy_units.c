@@ -3,8 +3,9 @@
  * lower level (buddy/buddy_lower.c) with the core (buddy/buddy_core.c) as
  * its source, both built at BUDDY_CORE_SHIFT 5 into an executable of
  * their own (mc_run_units: the buddy sources cannot be linked at two
- * shifts into one). A zone of 2 units (one order-6 block), each thread
- * one CPU (its core context and its lower context).
+ * shifts into one). A zone of 2 units (one order-6 block) unless a
+ * configuration asks for more (up to 8: a line), each thread one CPU
+ * (its core context and its lower context).
  *
  * A configuration may run a script in setup (thread 1's CPU, nothing
  * scheduled) before the threads' scripts:
@@ -27,6 +28,9 @@
  *   - with exact_up set, no ENOMEM for an allocation of order >= 5 that
  *     started after the word of thread 1's first unit went to 0 (the
  *     unit is free from that CAS on: in transit up, then at the core);
+ *   - with exact5 set, no ENOMEM at all at order >= 5: the configuration
+ *     leaves a whole unit free at every instant (reserved below with
+ *     every frame free counts as free);
  *   - buddy_zone_check at the end (both levels: B1 across them, a LOWER
  *     unit's word nonzero and well formed and every other unit's 0; the
  *     core's B1-B7; the lower level's B3 and B4);
@@ -84,8 +88,8 @@ static struct {
 	struct mu_block held[MC_MAX_THREADS][MU_HELD];
 	unsigned nheld[MC_MAX_THREADS];
 	unsigned owner[MU_MAX_NF];
-	uint32_t up;     /* exact_up: thread 1's first unit */
-	uint32_t units;  /* the zone's units */
+	uint32_t up;    /* exact_up: thread 1's first unit */
+	uint32_t units; /* the zone's units */
 } S;
 
 static const char *const mu_events[] = { "unit down", "unit up", "line down",
@@ -184,9 +188,9 @@ static void mu_setup(void)
 	mu_line = mu_core = false;
 	S.units = cfg->units != 0 ? cfg->units : MU_UNITS;
 	MC_ASSERT(S.units <= MU_MAX_UNITS);
-	struct buddy_region rg = { 0, (uint64_t)S.units
-					      << (BUDDY_CORE_SHIFT +
-						  BUDDY_FRAME_SHIFT) };
+	struct buddy_region rg = {
+		0, (uint64_t)S.units << (BUDDY_CORE_SHIFT + BUDDY_FRAME_SHIFT)
+	};
 	size_t need = buddy_meta_size(&rg, 1, MC_MAX_THREADS);
 	if (need == 0 || need > MU_META)
 		mc_fail("setup: metadata %zu bytes", need);
@@ -398,7 +402,7 @@ MU_TEST(mu_enomem_core, "buddy.units_enomem_core",
  * attempt (a merge may hold the units then, a line take them after).
  */
 MU_TEST(mu_enomem_line, "buddy.units_enomem_line",
-	"no false order-5 ENOMEM over empty reserved units", 3, 1, 3, 20000,
+	"no false order-5 ENOMEM over empty reserved units", 3, 2, 3, 20000,
 	.script = { "5", "f", "0" }, .setup = "0r", .exact5 = true, .units = 8,
 	.need = "dlc")
 

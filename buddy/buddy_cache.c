@@ -446,7 +446,8 @@ int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		bool quiet = before != UINT64_MAX && !moved;
 		/*
 		 * A quiet failure counts only with a sweep in its window and
-		 * every cache seen empty inside it, before the second look.
+		 * every cache seen empty and no reserved unit seen empty
+		 * inside it, before the second look.
 		 */
 		bool empty = quiet && sweep && attempt >= 2 &&
 			     !buddy_zone_drain_some(c) &&

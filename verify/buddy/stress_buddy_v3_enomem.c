@@ -29,6 +29,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,10 +221,12 @@ static void *worker_main(void *arg)
 	pthread_barrier_wait(&all_start);
 	for (unsigned long n = 0; n < ops_per_thread; n++) {
 		unsigned r = (unsigned)(wrnd(w) % 100);
-		if (r < 55)
+		if (r < 50)
 			do_alloc(w);
-		else if (r < 95)
+		else if (r < 85)
 			do_free(w);
+		else if (r < 95)
+			sched_yield(); /* quiet: others' windows may close */
 		else if (r < 98)
 			drain_mailbox(w, (unsigned)(wrnd(w) % nthreads));
 		else

@@ -129,6 +129,7 @@ size_t buddy_meta_size(const struct buddy_region *regions, unsigned nregions,
 static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 			   uint32_t id)
 {
+#if BUDDY_HAS_CACHE
 	lf_spin_init(&c->lock);
 	lf_init_u32(&c->own, 0);
 	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
@@ -136,9 +137,10 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 		for (unsigned i = 0; i < BUDDY_CACHE_SLOTS; i++)
 			c->slot[o][i] = LF_STACK_NIL;
 	}
+	c->asym = z->asym;
+#endif
 	c->zone = z;
 	c->id = id;
-	c->asym = z->asym;
 	c->nocache = false;
 	c->chain = NULL;
 	lf_init_u32(&c->busy, 0);
@@ -386,11 +388,13 @@ void buddy_zone_stats(struct buddy_zone *z, struct buddy_stats *out)
 			z, offsetof(struct buddy_cpu, free_delta) + o * 8);
 		out->free_frames += out->free_blocks[o] << o;
 	}
+#if BUDDY_HAS_CACHE
 	for (uint32_t i = 0; i < z->ncpus; i++)
 		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
 			/* Relaxed: a snapshot. */
 			out->cached_blocks[o] +=
 				lf_load_u32(&z->cpus[i].count[o], LF_RELAXED);
+#endif
 	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
 		out->cached_frames += out->cached_blocks[o] << o;
 #if BUDDY_CORE_SHIFT > 0

@@ -46,6 +46,7 @@
  */
 #include "buddy_i.h"
 
+#if BUDDY_HAS_CACHE
 #define BUDDY_CARVE_ORDERS 4 /* a carve makes 2^4 blocks, or a line's */
 #define BUDDY_CARVE_MAX (1u << BUDDY_LINE_ORDER) /* blocks, at most */
 /*
@@ -220,13 +221,15 @@ bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim)
 	buddy_ctr_add(c, BC_DRAINS, 1);
 	return any;
 }
+#endif /* BUDDY_HAS_CACHE */
 
 void buddy_cpu_drain(struct buddy_cpu *c)
 {
-#if BUDDY_CORE_SHIFT > 0
-	bl_release(buddy_lower_ctx(c)); /* version 3: the reservation too */
-#endif
+#if BUDDY_HAS_CACHE
 	buddy_cache_drain_cpu(c, c);
+#else
+	bl_release(buddy_lower_ctx(c)); /* version 3: the reservation */
+#endif
 }
 
 void buddy_cpu_cache_enable(struct buddy_cpu *c, bool on)
@@ -247,6 +250,7 @@ void buddy_zone_drain_all(struct buddy_cpu *c)
 	buddy_zone_coalesce(c);
 }
 
+#if BUDDY_HAS_CACHE
 bool buddy_zone_drain_some(struct buddy_cpu *c)
 {
 	struct buddy_zone *z = c->zone;
@@ -364,6 +368,7 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
 	buddy_busy(c, -1); /* buddy_take's */
 	return true;
 }
+#endif /* BUDDY_HAS_CACHE */
 
 /*
  * The allocation loop over the core and the caches: the core's passes
@@ -473,6 +478,7 @@ int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
 	return rc;
 }
 
+#if BUDDY_HAS_CACHE
 /* Pop the top block of c's cache of order o, or LF_STACK_NIL. */
 static inline uint32_t buddy_cache_get(struct buddy_cpu *c, unsigned o)
 {
@@ -526,6 +532,7 @@ static int buddy_cache_alloc(struct buddy_cpu *c, unsigned o, uint32_t *xp)
 	*xp = x;
 	return rc;
 }
+#endif /* BUDDY_HAS_CACHE */
 
 /* The end of an allocation: count it, or its failure. */
 static inline int buddy_alloc_done(struct buddy_cpu *c, int rc, uint32_t x,
@@ -563,6 +570,7 @@ static BUDDY_NOINLINE int buddy_alloc_global(struct buddy_cpu *c,
 	return buddy_alloc_done(c, rc, x, addr);
 }
 
+#if BUDDY_HAS_CACHE
 /* buddy_alloc() through the cache of order < BUDDY_CACHE_ORDERS. */
 static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
 					     unsigned order, uint64_t *addr)
@@ -571,6 +579,7 @@ static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
 	int rc = buddy_cache_alloc(c, order, &x);
 	return buddy_alloc_done(c, rc, x, addr);
 }
+#endif
 
 #if BUDDY_CORE_SHIFT > 0
 /*
@@ -607,11 +616,14 @@ int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
 		return BUDDY_EINVAL;
 	if (LF_UNLIKELY(order <= BUDDY_MAX_ORDER && buddy_below_core(order)))
 		return buddy_alloc_small(c, order, addr);
+#if BUDDY_HAS_CACHE
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
 		return buddy_alloc_cached(c, order, addr);
+#endif
 	return buddy_alloc_global(c, order, addr);
 }
 
+#if BUDDY_HAS_CACHE
 /* Free through the cache if the block's link is free (B5), else the core. */
 static int buddy_cache_free(struct buddy_cpu *c, const struct buddy_rgn *r,
 			    uint32_t x, unsigned o)
@@ -641,6 +653,7 @@ static int buddy_cache_free(struct buddy_cpu *c, const struct buddy_rgn *r,
 	buddy_busy(c, -1);
 	return buddy_free_eager(c, r, x, o);
 }
+#endif /* BUDDY_HAS_CACHE */
 
 /* The end of a free: count it, or reject it. */
 static inline int buddy_free_done(struct buddy_cpu *c, int rc)
@@ -678,6 +691,7 @@ static BUDDY_NOINLINE int buddy_free_global(struct buddy_cpu *c, uint64_t addr,
 	return buddy_free_done(c, rc);
 }
 
+#if BUDDY_HAS_CACHE
 /* buddy_free() through the cache of order < BUDDY_CACHE_ORDERS. */
 static BUDDY_NOINLINE int buddy_free_cached(struct buddy_cpu *c, uint64_t addr,
 					    unsigned order)
@@ -689,6 +703,7 @@ static BUDDY_NOINLINE int buddy_free_cached(struct buddy_cpu *c, uint64_t addr,
 	rc = buddy_cache_free(c, r, buddy_addr_idx(r, addr), order);
 	return buddy_free_done(c, rc);
 }
+#endif
 
 #if BUDDY_CORE_SHIFT > 0
 /*
@@ -729,7 +744,9 @@ int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
 		return BUDDY_EINVAL;
 	if (LF_UNLIKELY(order <= BUDDY_MAX_ORDER && buddy_below_core(order)))
 		return buddy_free_small(c, addr, order);
+#if BUDDY_HAS_CACHE
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
 		return buddy_free_cached(c, addr, order);
+#endif
 	return buddy_free_global(c, addr, order);
 }

@@ -134,11 +134,15 @@ static int buddy_ck_stacks(struct buddy_ck *k)
 	return 0;
 }
 
-/* B5: every cache slot holds a CACHED head of its order, once. */
+/*
+ * B5: every cache slot holds a CACHED head of its order, once. Over units
+ * (no caches) B5 says that no head is CACHED.
+ */
 static int buddy_ck_caches(struct buddy_ck *k)
 {
-	struct buddy_zone *z = k->z;
 	uint64_t total = 0;
+#if BUDDY_HAS_CACHE
+	struct buddy_zone *z = k->z;
 	for (uint32_t i = 0; i < z->ncpus; i++) {
 		struct buddy_cpu *c = &z->cpus[i];
 		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
@@ -157,6 +161,7 @@ static int buddy_ck_caches(struct buddy_ck *k)
 			total += n;
 		}
 	}
+#endif
 	return total == k->cached ? 0 : buddy_ck_fail(k, 0, 5);
 }
 

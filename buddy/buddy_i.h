@@ -165,13 +165,25 @@ struct buddy_chain {
 	uint32_t first[BUDDY_ORDERS], last[BUDDY_ORDERS];
 };
 
+/*
+ * Version 2's per-CPU cache (own, count, asym, lock, slot: buddy_cache.c)
+ * exists at shift 0 only. Over units (version 3) orders 0-4 go to the
+ * lower level's reservations (buddy_lower.c) and no order is cached, so
+ * the fields are compiled out: about 1 KiB a CPU of fixed metadata.
+ */
+#define BUDDY_HAS_CACHE (BUDDY_CORE_SHIFT == 0)
+
 struct buddy_cpu {
 	/* The owner's line: written on its fast path, by it alone. */
+#if BUDDY_HAS_CACHE
 	lf_atomic_u32 own; /* (o) 1 while the owner is in its cache */
 	lf_atomic_u32 count[BUDDY_CACHE_ORDERS]; /* (l) blocks in slot[o] */
-	struct buddy_zone *zone;                 /* (i) */
-	uint32_t id;                             /* (i) */
-	bool asym;    /* (i) the zone's asymmetric mode (buddy_cache.c) */
+#endif
+	struct buddy_zone *zone; /* (i) */
+	uint32_t id;             /* (i) */
+#if BUDDY_HAS_CACHE
+	bool asym; /* (i) the zone's asymmetric mode (buddy_cache.c) */
+#endif
 	bool nocache; /* (o) owner's setting */
 	/*
 	 * (o) In flight: the low BUDDY_BUSY_BITS bits are the depth of the
@@ -226,6 +238,7 @@ struct buddy_cpu {
 	 * NULL otherwise.
 	 */
 	struct buddy_chain *chain;
+#if BUDDY_HAS_CACHE
 	/* The cache lock, on a line of its own: drainers write it. */
 	struct lf_spin lock LF_CACHE_ALIGNED; /* (a) */
 	/*
@@ -234,6 +247,7 @@ struct buddy_cpu {
 	 * ThreadSanitizer reports a broken exclusion as a race on it).
 	 */
 	uint32_t slot[BUDDY_CACHE_ORDERS][BUDDY_CACHE_SLOTS] LF_CACHE_ALIGNED;
+#endif
 } LF_CACHE_ALIGNED;
 
 struct buddy_zone {
@@ -534,9 +548,18 @@ int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
  * claim's in-flight section and leaves it with buddy_busy(c, -1). */
 int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
 			   uint32_t *xp);
+#if BUDDY_HAS_CACHE
 /* Drain victim's cache to the stacks: true if it held any block. */
 bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim);
 /* buddy_zone_drain_all(): true if any cache held a block. */
 bool buddy_zone_drain_some(struct buddy_cpu *c);
+#else
+/* Over units no block is cached: nothing to drain. */
+static inline bool buddy_zone_drain_some(struct buddy_cpu *c)
+{
+	(void)c;
+	return false;
+}
+#endif
 
 #endif /* BUDDY_I_H */

@@ -25,7 +25,13 @@
  * The test fails if it did no allocation at the edge (claims at N when an
  * order-5 allocation ran) or no cross free.
  *
- * Usage: stress_buddy_v3_enomem THREADS OPS_PER_THREAD UNITS
+ *
+ * Then a race phase (race_run(), below) aims at the one history that
+ * the general phase hardly ever produces: a line taken down as another
+ * CPU's reservation after an order-5 allocation's first two failing
+ * passes, then quiet.
+ *
+ * Usage: stress_buddy_v3_enomem THREADS OPS_PER_THREAD UNITS RACE_ITERS
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -244,13 +250,108 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The race phase, aimed at the history of mc buddy.units_enomem_line: one
+ * line of 8 units is left free (main holds the rest with alloc_at).
+ * Thread B (context 1) allocates a frame (the line taken down as its
+ * reservation: 7 units reserved with every frame free), waits, frees it
+ * and releases the reservation (the units go up and merge back into the
+ * line), waits; thread A allocates order 5 through context 0 and frees it
+ * at once through context 2 (an eager free: it merges, so that the line
+ * forms again; a free through context 0 would be deferred). At most two
+ * units hold a frame at any instant, so neither ever gets ENOMEM; A's
+ * failing passes overlap B's takes and releases (sections) and B's waits
+ * (quiet windows).
+ */
+static atomic_bool race_stop;
+static atomic_ulong race_a, race_b, race_false;
+
+static void race_wait(uint64_t *rng, unsigned max)
+{
+	*rng ^= *rng << 13;
+	*rng ^= *rng >> 7;
+	*rng ^= *rng << 17;
+	for (unsigned i = (unsigned)(*rng % max); i > 0; i--)
+		lf_platform_pause();
+}
+
+static void *race_a_main(void *arg)
+{
+	unsigned long iters = (unsigned long)(uintptr_t)arg;
+	struct buddy_cpu *c = buddy_zone_cpu(zone, 0);
+	struct buddy_cpu *f = buddy_zone_cpu(zone, 2);
+	uint64_t rng = 0x2545f4914f6cdd1dull, a;
+	lf_platform_user_set_cpu(0);
+	for (unsigned long n = 0; n < iters; n++) {
+		int rc = buddy_alloc(c, UNIT_ORDER, &a);
+		if (rc == BUDDY_OK) {
+			atomic_fetch_add(&race_a, 1);
+			race_wait(&rng, 64);
+			CHECK_FATAL(buddy_free(f, a, UNIT_ORDER) == BUDDY_OK);
+			continue;
+		}
+		CHECK_EQ(rc, BUDDY_ENOMEM);
+		if (atomic_fetch_add(&race_false, 1) < 10)
+			fprintf(stderr, "race: false ENOMEM at order 5\n");
+	}
+	atomic_store(&race_stop, true);
+	return NULL;
+}
+
+static void *race_b_main(void *arg)
+{
+	(void)arg;
+	struct buddy_cpu *c = buddy_zone_cpu(zone, 1);
+	uint64_t rng = 0x9e3779b97f4a7c15ull, a;
+	lf_platform_user_set_cpu(1);
+	while (!atomic_load(&race_stop)) {
+		int rc = buddy_alloc(c, 0, &a);
+		if (rc == BUDDY_OK) {
+			atomic_fetch_add(&race_b, 1);
+			race_wait(&rng, 512);
+			CHECK_FATAL(buddy_free(c, a, 0) == BUDDY_OK);
+		} else {
+			CHECK_EQ(rc, BUDDY_ENOMEM);
+			if (atomic_fetch_add(&race_false, 1) < 10)
+				fprintf(stderr,
+					"race: false ENOMEM at order 0\n");
+		}
+		buddy_cpu_drain(c); /* the line goes up */
+		race_wait(&rng, 512);
+	}
+	return NULL;
+}
+
+static void race_run(unsigned long iters)
+{
+	struct buddy_cpu *m = buddy_zone_cpu(zone, 3);
+	const uint64_t ub = (uint64_t)UNIT_FRAMES * BUDDY_FRAME_SIZE;
+	for (uint64_t u = 8; u < units; u++)
+		CHECK_FATAL(buddy_alloc_at(m, u * ub, UNIT_ORDER) == BUDDY_OK);
+	pthread_t ta, tb;
+	pthread_create(&tb, NULL, race_b_main, NULL);
+	pthread_create(&ta, NULL, race_a_main, (void *)(uintptr_t)iters);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	for (uint64_t u = 8; u < units; u++)
+		CHECK_FATAL(buddy_free(m, u * ub, UNIT_ORDER) == BUDDY_OK);
+	printf("stress_buddy_v3_enomem: race: %lu order-5 allocations, %lu "
+	       "lines down, %lu false ENOMEM\n",
+	       atomic_load(&race_a), atomic_load(&race_b),
+	       atomic_load(&race_false));
+	CHECK_EQ(atomic_load(&race_false), 0);
+	CHECK(atomic_load(&race_a) > 0 && atomic_load(&race_b) > 0);
+}
+
 int main(int argc, char **argv)
 {
-	CHECK_FATAL(argc == 4);
+	CHECK_FATAL(argc == 5);
 	nthreads = (unsigned)atoi(argv[1]);
 	ops_per_thread = strtoul(argv[2], NULL, 0);
 	units = strtoull(argv[3], NULL, 0);
-	CHECK_FATAL(nthreads >= 2 && nthreads <= MAXT && ops_per_thread > 0);
+	unsigned long race_iters = strtoul(argv[4], NULL, 0);
+	CHECK_FATAL(nthreads >= 4 && nthreads <= MAXT && ops_per_thread > 0 &&
+		    race_iters > 0);
 	CHECK_FATAL(units >= 16 && units % 8 == 0);
 	struct buddy_region rg = { 0, units * UNIT_FRAMES * BUDDY_FRAME_SIZE };
 	size_t need = buddy_meta_size(&rg, 1, nthreads);
@@ -279,6 +380,8 @@ int main(int argc, char **argv)
 	CHECK_EQ(atomic_load(&claims), 0);
 	for (uint64_t f = 0; f < units * UNIT_FRAMES; f++)
 		CHECK_EQ(atomic_load(&owner[f]), 0);
+	buddy_zone_drain_all(buddy_zone_cpu(zone, 0));
+	race_run(race_iters);
 	buddy_zone_drain_all(buddy_zone_cpu(zone, 0));
 	uint64_t fr;
 	CHECK_EQ(buddy_zone_check(zone, true, &fr), 0);

@@ -169,7 +169,11 @@ int bl_free(struct bl_ctx *c, uint32_t frame, unsigned k);
 /* Give up this context's reservation (its free frames stay findable). */
 void bl_release(struct bl_ctx *c);
 
-/* Take every empty reserved unit back to the source: the number taken. */
+/*
+ * Take every empty reserved unit back to the source: the number taken.
+ * An in-flight section only for a unit it takes: a call over nothing
+ * enters none (the core's failing loop calls it in each quiet window).
+ */
 uint32_t bl_reclaim_all(struct bl_ctx *c);
 
 /* Take unit u back to the source if it is reserved and empty: true if so. */

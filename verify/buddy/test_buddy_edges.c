@@ -210,6 +210,46 @@ static unsigned check_units(struct pair *p, bool whole)
 	return edges;
 }
 
+/*
+ * B1 of edge units, broken on purpose (one thread, restored after): an
+ * outside frame made free, an outside frame made a tail of an inside
+ * block, the core word not LOWER: buddy_zone_check() must say B1, at the
+ * frame.
+ */
+static void check_sees_edges(struct pair *p)
+{
+	struct buddy_zone *z = p->z;
+	unsigned seen = 0;
+	for (uint32_t u = 0; u < z->lower.nunits; u++) {
+		unsigned lo, hi;
+		if (!buddy_unit_edge(z, u, &lo, &hi))
+			continue;
+		uint64_t fr, x = (uint64_t)u * U;
+		unsigned i = lo > 0 ? lo - 1 : hi; /* an outside frame */
+		/* Relaxed: one thread. */
+		uint64_t w = lf_load_u64(&z->lower.word[u], LF_RELAXED);
+		uint16_t s = lf_load_u16(&z->st[u], LF_RELAXED);
+		lf_store_u64(&z->lower.word[u], bu_put_free(w, i, 1),
+			     LF_RELAXED);
+		CHECK_EQ(buddy_zone_check(z, false, &fr), 1);
+		/* At the frame (or the unit: an all-free word, invalid). */
+		CHECK(fr == x + i || fr == x);
+		if (lo > 0 && (lo & 1) && lo + 1 < hi) {
+			/* Frames lo - 1 and lo one order-1 block: a tail. */
+			lf_store_u64(&z->lower.word[u],
+				     bu_put_block(w, lo - 1, 1), LF_RELAXED);
+			CHECK_EQ(buddy_zone_check(z, false, &fr), 1);
+		}
+		lf_store_u64(&z->lower.word[u], w, LF_RELAXED);
+		lf_store_u16(&z->st[u], bst_make(BK_TAIL, 0, 0), LF_RELAXED);
+		CHECK_EQ(buddy_zone_check(z, false, &fr), 1);
+		lf_store_u16(&z->st[u], s, LF_RELAXED);
+		CHECK_EQ(check_zone(z, true), 0);
+		seen++;
+	}
+	CHECK(seen > 0);
+}
+
 /* Every frame of the span reported as the oracle reports it. */
 static void compare_frames(struct pair *p)
 {
@@ -422,6 +462,7 @@ static void test_layout(const struct layout *L)
 	CHECK_EQ(st.cached_frames, 0);
 	compare_frames(&p);
 	p.fresh = false;
+	check_sees_edges(&p);
 
 	/* Bad input on the free zone, then alloc_at everywhere. */
 	bad_frees(&p, cc[1]);

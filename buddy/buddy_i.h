@@ -298,10 +298,10 @@ _Static_assert(BUDDY_LINE_FRAMES == 1 << BUDDY_LINE_ORDER, "line order");
  * pop or a link load.
  */
 /*
- * The core's granule: regions start and end on it, and blocks below it
- * are not the core's (version 3's lower level keeps them; until it is
- * joined to the core, a build with a shift, lf_buddy_units, refuses them
- * with BUDDY_EINVAL: docs/v3-status.md).
+ * The core's granule: blocks below it are not the core's (version 3's
+ * lower level keeps them), nor are the partial granules at a region's
+ * ends: over units the core tiles a region's whole units only, and its
+ * edge units are the lower level's for ever (buddy_rgn_edge_units()).
  */
 #define BUDDY_CORE_FRAMES (1u << BUDDY_CORE_SHIFT)
 #define BUDDY_CORE_BYTES ((uint64_t)BUDDY_FRAME_SIZE << BUDDY_CORE_SHIFT)

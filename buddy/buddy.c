@@ -317,8 +317,8 @@ bool buddy_unit_edge(const struct buddy_zone *z, uint32_t u, unsigned *lo,
 		     unsigned *hi)
 {
 	uint64_t base = (uint64_t)u << BUDDY_CORE_SHIFT;
-	uint32_t a = 0,
-		 b = z->nrgn; /* the last region starting below base + 32 */
+	/* The last region starting below base + 32 (regions sorted). */
+	uint32_t a = 0, b = z->nrgn;
 	while (b - a > 1) {
 		uint32_t mid = (a + b) / 2;
 		if (z->rgn[mid].idx < base + BU_FRAMES)

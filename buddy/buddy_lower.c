@@ -586,7 +586,12 @@ static bool bl_reclaim_edge(struct bl_ctx *c, uint32_t u)
 		return false;
 	uint64_t w = bu_make(lo, hi, true), nw = bu_make(lo, hi, false);
 	bl_busy(c, 1);
-	/* Seq_cst: as bu_cas()'s release, before bl_list()'s pstk load. */
+	/*
+	 * Seq_cst: a change of R, as bu_cas() makes one (bu_release()):
+	 * before bl_list()'s seq_cst load of pstk, against a popper's clear
+	 * then load (the listing race). Its acquire half pairs with the CAS
+	 * that last wrote the word (the owner's free).
+	 */
 	bool done = lf_cas_u64(&c->z->word[u], &w, nw, LF_SEQ_CST);
 	if (done)
 		bl_list(c, u, nw);

@@ -53,6 +53,8 @@ _Static_assert(BUDDY_CORE_SHIFT == 5, "built over units");
 #define MU_MAX_NF (MU_MAX_UNITS << BUDDY_CORE_SHIFT)
 #define MU_HELD 6
 #define MU_META 32768
+#define MU_EDGE_LO 8ull /* cfg edge: the region's frames */
+#define MU_EDGE_HI 56ull
 
 struct mu_cfg {
 	const char *script[MC_MAX_THREADS];
@@ -73,7 +75,15 @@ struct mu_cfg {
 	 * transit, or reserved below with every frame free).
 	 */
 	bool exact5;
-	unsigned units;   /* the zone's units (MU_UNITS if 0) */
+	unsigned units; /* the zone's units (MU_UNITS if 0) */
+	/*
+	 * Edge units (docs/design.md 2.7, "The word"): the region is
+	 * frames [8, 56), so both units are edge units (frames 8-31 and
+	 * 32-55 of the zone's), lower for ever; at the end each must be
+	 * lower again with its region's frames free and unreserved, no
+	 * unit taken from or given to the core.
+	 */
+	bool edge;
 	const char *need; /* events every search must cover */
 };
 
@@ -93,8 +103,9 @@ static struct {
 } S;
 
 static const char *const mu_events[] = { "unit down", "unit up", "line down",
-					 "core allocation" };
-static struct mc_cover mu_cover = { .codes = "dulc", .names = mu_events };
+					 "core allocation",
+					 "edge unit released by a drain" };
+static struct mc_cover mu_cover = { .codes = "dulce", .names = mu_events };
 static bool mu_line, mu_core;
 
 static void mu_alloc(unsigned t, unsigned k)
@@ -191,6 +202,10 @@ static void mu_setup(void)
 	struct buddy_region rg = {
 		0, (uint64_t)S.units << (BUDDY_CORE_SHIFT + BUDDY_FRAME_SHIFT)
 	};
+	if (cfg->edge)
+		rg = (struct buddy_region){ MU_EDGE_LO << BUDDY_FRAME_SHIFT,
+					    (MU_EDGE_HI - MU_EDGE_LO)
+						    << BUDDY_FRAME_SHIFT };
 	size_t need = buddy_meta_size(&rg, 1, MC_MAX_THREADS);
 	if (need == 0 || need > MU_META)
 		mc_fail("setup: metadata %zu bytes", need);
@@ -237,8 +252,31 @@ static uint64_t mu_sum(enum bl_ctr i)
 	return n;
 }
 
+/* Unit u's word when every frame of it is at rest: 0, or an edge's. */
+static uint64_t mu_rest(uint32_t u)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	uint64_t b = (uint64_t)u << BUDDY_CORE_SHIFT;
+	if (!cfg->edge)
+		return BU_CORE;
+	uint64_t lo = MU_EDGE_LO > b ? MU_EDGE_LO - b : 0;
+	uint64_t hi = MU_EDGE_HI < b + BU_FRAMES ? MU_EDGE_HI - b : BU_FRAMES;
+	return bu_make((unsigned)lo, (unsigned)hi, false);
+}
+
+/* cfg edge: thread 0's reservation names an edge unit a drain released. */
+static bool mu_edge_released(void)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	/* Relaxed: every thread has ended. */
+	uint32_t u = lf_load_u32(&S.z->lower.ctx[0].res, LF_RELAXED);
+	return cfg->edge && u != BL_NONE &&
+	       !bu_reserved(lf_load_u64(&S.z->lower.word[u], LF_RELAXED));
+}
+
 static void mu_check(void)
 {
+	const struct mu_cfg *cfg = mc_cfg();
 	uint64_t fr;
 	int b = buddy_zone_check(S.z, false, &fr);
 	if (b != 0)
@@ -252,6 +290,8 @@ static void mu_check(void)
 		*p++ = 'l';
 	if (mu_core)
 		*p++ = 'c';
+	if (mu_edge_released())
+		*p++ = 'e';
 	*p = 0;
 	mc_cover_add(&mu_cover, ev);
 	for (unsigned t = 0; t < MC_MAX_THREADS; t++)
@@ -266,14 +306,19 @@ static void mu_check(void)
 			(unsigned long long)fr);
 	struct buddy_stats st;
 	buddy_zone_stats(S.z, &st);
-	if (st.free_frames != S.units << BUDDY_CORE_SHIFT)
-		mc_fail("%llu frames free of %u at the end",
+	if (st.free_frames != st.total_frames || st.cached_frames != 0)
+		mc_fail("%llu frames free (%llu cached) of %llu at the end",
 			(unsigned long long)st.free_frames,
-			S.units << BUDDY_CORE_SHIFT);
+			(unsigned long long)st.cached_frames,
+			(unsigned long long)st.total_frames);
 	for (uint32_t u = 0; u < S.units; u++)
 		/* Relaxed: every thread has ended. */
-		if (lf_load_u64(&S.z->lower.word[u], LF_RELAXED) != BU_CORE)
-			mc_fail("unit %u still lower at the end", u);
+		if (lf_load_u64(&S.z->lower.word[u], LF_RELAXED) != mu_rest(u))
+			mc_fail("unit %u: word %016llx at the end", u,
+				(unsigned long long)lf_load_u64(
+					&S.z->lower.word[u], LF_RELAXED));
+	if (cfg->edge && (mu_sum(BL_TAKEN) || mu_sum(BL_GIVEN)))
+		mc_fail("an edge unit went to the core or came from it");
 }
 
 static bool mu_report(void)
@@ -406,7 +451,27 @@ MU_TEST(mu_enomem_line, "buddy.units_enomem_line",
 	.script = { "5", "f", "0" }, .setup = "0r", .exact5 = true, .units = 8,
 	.need = "dlc")
 
+/*
+ * Edge units (cfg edge: both units partial, never at the core). In setup
+ * thread 1 takes an order-4 block of each (each unit reserved in turn,
+ * then released: listed at class 3, its other 8 region frames free).
+ * Thread 1 frees both blocks, so that every region frame of a unit is
+ * free while its entry is listed (a whole unit would go up here: an edge
+ * unit must stay lower, listed); thread 0 takes an order-3 block
+ * (popping a unit's entry against those frees: its reservation is all
+ * free until its allocation's CAS); thread 2 drains, releasing a
+ * reserved edge unit whose region frames are all free (a CAS racing the
+ * owner's allocation: a release by check and store loses it, and the
+ * block's free at the end fails). B2 at every allocation, every free
+ * accepted; B1 of edge units, B3, B4 at the end; then every edge unit
+ * lower, unreserved, its region frames free, none taken or given.
+ */
+MU_TEST(mu_edge, "buddy.units_edge",
+	"edge units: emptied, popped, released by a drain", 3, 2, 3, 20000,
+	.script = { "3", "ff", "d" }, .setup = "4r4r", .edge = true,
+	.need = "e")
+
 const struct mc_test *const mc_tests_buddy_units[] = {
-	&mu_updown,    &mu_enomem,      &mu_list,        &mu_stale,
-	&mu_enomem_up, &mu_enomem_core, &mu_enomem_line, NULL
+	&mu_updown,      &mu_enomem,      &mu_list, &mu_stale, &mu_enomem_up,
+	&mu_enomem_core, &mu_enomem_line, &mu_edge, NULL
 };

@@ -36,8 +36,13 @@ static uint64_t buddy_regions_frames(const struct buddy_region *rg, unsigned n)
 		return 0;
 	uint64_t total = 0, end = 0;
 	for (unsigned i = 0; i < n; i++) {
+		/*
+		 * Frame granularity at every shift: over units a region's
+		 * partial units are edge units of the lower level
+		 * (buddy_rgn_edges()).
+		 */
 		if (rg[i].size == 0 ||
-		    (rg[i].base | rg[i].size) & (BUDDY_CORE_BYTES - 1))
+		    (rg[i].base | rg[i].size) & (BUDDY_FRAME_SIZE - 1))
 			return 0;
 		if (rg[i].base + rg[i].size < rg[i].base)
 			return 0; /* wraps */
@@ -129,6 +134,7 @@ size_t buddy_meta_size(const struct buddy_region *regions, unsigned nregions,
 static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 			   uint32_t id)
 {
+#if BUDDY_HAS_CACHE
 	lf_spin_init(&c->lock);
 	lf_init_u32(&c->own, 0);
 	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
@@ -136,9 +142,10 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 		for (unsigned i = 0; i < BUDDY_CACHE_SLOTS; i++)
 			c->slot[o][i] = LF_STACK_NIL;
 	}
+	c->asym = z->asym;
+#endif
 	c->zone = z;
 	c->id = id;
-	c->asym = z->asym;
 	c->nocache = false;
 	c->chain = NULL;
 	lf_init_u32(&c->busy, 0);
@@ -152,11 +159,18 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 		lf_init_u64(&c->ctr[i], 0);
 }
 
-/* Make region r free as maximal aligned blocks, counted on context c. */
+/*
+ * Make region r's whole core granules free as maximal aligned blocks,
+ * counted on context c: every frame at shift 0; over units, the units
+ * wholly inside r (docs/design.md 2.7, B1: the core tiles a region's
+ * whole units; its edge units are the lower level's, buddy_rgn_edges()).
+ */
 static void buddy_rgn_fill(struct buddy_zone *z, struct buddy_cpu *c,
 			   const struct buddy_rgn *r)
 {
-	uint64_t pfn = r->pfn, end = r->pfn + r->n;
+	uint64_t x, xend;
+	buddy_rgn_whole(r, &x, &xend); /* indices: congruent to pfns */
+	uint64_t pfn = r->pfn + (x - r->idx), end = r->pfn + (xend - r->idx);
 	while (pfn < end) {
 		unsigned k = 0;
 		while (k < BUDDY_MAX_ORDER && !(pfn & ((uint64_t)1 << k)) &&
@@ -169,6 +183,29 @@ static void buddy_rgn_fill(struct buddy_zone *z, struct buddy_cpu *c,
 		pfn += (uint64_t)1 << k;
 	}
 }
+
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Region r's edge units (buddy_rgn_edge_units(); docs/design.md 2.7, "The
+ * word"): LOWER at the core for ever (the core tiles only whole units,
+ * B1); the word of each has r's frames free and every other frame an
+ * allocated head of order 0 for ever, so it is never entirely free and
+ * never goes back to the core; listed on its partial stack (B4), not
+ * reserved. The address checks refuse the outside frames (BUDDY_ERANGE)
+ * before any word is read.
+ */
+static void buddy_rgn_edges(struct buddy_zone *z, const struct buddy_rgn *r)
+{
+	uint32_t u[2];
+	unsigned n = buddy_rgn_edge_units(r, u);
+	for (unsigned i = 0; i < n; i++) {
+		lf_init_u16(&z->st[u[i]],
+			    bst_make(BK_LOWER, BUDDY_CORE_SHIFT, 0));
+		bl_zone_edge(&z->lower, u[i], buddy_rgn_edge_lo(r, u[i]),
+			     buddy_rgn_edge_hi(r, u[i]));
+	}
+}
+#endif
 
 static void buddy_zone_layout(struct buddy_zone *z, void *meta,
 			      const struct buddy_region *rg, unsigned n,
@@ -231,6 +268,8 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 	bl_zone_init(&z->lower, word, plink, (lf_atomic_u16 *)(plink + ncx),
 		     (uint32_t)ncx, (struct bl_source){ .core = z },
 		     (struct bl_ctx *)(z->cpus + ncpus), ncpus);
+	for (unsigned i = 0; i < nregions; i++)
+		buddy_rgn_edges(z, &z->rgn[i]);
 #endif
 	*zp = z;
 	return BUDDY_OK;
@@ -276,6 +315,27 @@ const struct buddy_rgn *buddy_rgn_search_idx(const struct buddy_zone *z,
 }
 
 #if BUDDY_CORE_SHIFT > 0
+bool buddy_unit_edge(const struct buddy_zone *z, uint32_t u, unsigned *lo,
+		     unsigned *hi)
+{
+	uint64_t base = (uint64_t)u << BUDDY_CORE_SHIFT;
+	/* The last region starting below base + 32 (regions sorted). */
+	uint32_t a = 0, b = z->nrgn;
+	while (b - a > 1) {
+		uint32_t mid = (a + b) / 2;
+		if (z->rgn[mid].idx < base + BU_FRAMES)
+			a = mid;
+		else
+			b = mid;
+	}
+	const struct buddy_rgn *r = &z->rgn[a];
+	if (r->idx >= base + BU_FRAMES || (uint64_t)r->idx + r->n <= base)
+		return false; /* no frame of a region (padding) */
+	*lo = buddy_rgn_edge_lo(r, u);
+	*hi = buddy_rgn_edge_hi(r, u);
+	return *lo != 0 || *hi != BU_FRAMES;
+}
+
 /*
  * Frame i of a lower unit, from its word (docs/design.md 2.7,
  * "Statistics"): the head of an allocated block (ALLOC, its order from
@@ -386,11 +446,13 @@ void buddy_zone_stats(struct buddy_zone *z, struct buddy_stats *out)
 			z, offsetof(struct buddy_cpu, free_delta) + o * 8);
 		out->free_frames += out->free_blocks[o] << o;
 	}
+#if BUDDY_HAS_CACHE
 	for (uint32_t i = 0; i < z->ncpus; i++)
 		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
 			/* Relaxed: a snapshot. */
 			out->cached_blocks[o] +=
 				lf_load_u32(&z->cpus[i].count[o], LF_RELAXED);
+#endif
 	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
 		out->cached_frames += out->cached_blocks[o] << o;
 #if BUDDY_CORE_SHIFT > 0

@@ -79,6 +79,24 @@
  *   allocator's lock held (a vaspace writer, a kmem depot, a node source
  *   that takes frames) is safe; nothing may call into another allocator
  *   from inside it.
+ *
+ * Over units (version 3: lf_buddy_units, built with BUDDY_CORE_SHIFT 5;
+ * docs/design.md 2.7, docs/v3-status.md) the contract above holds with
+ * these differences. There is no per-CPU cache, cache lock or heavy
+ * barrier (compiled out): orders 0-4 come from units of 32 frames that
+ * a CPU reserves (one CAS per alloc and per free on the unit's word), and
+ * other CPUs steal from a reservation or take its empty units back by CAS,
+ * without waiting for its owner; so every call is lock-free, and no CPU
+ * ever waits on another's context. The rules for interrupts and
+ * preemption stay: a struct buddy_cpu (with its lower level's context)
+ * is written by its owner without read-modify-writes, so a handler must
+ * not use the context the interrupted code of its CPU was inside, and an
+ * allocation that would fail still retries while any context is in
+ * flight. ENOMEM is exact over both levels: a reserved unit with every
+ * frame free counts as free memory at every order it could serve.
+ * Statistics report reserved units' free frames as cached_*. Metadata:
+ * 20 bytes per unit of 32 frames (0.625 a frame) plus the fixed part
+ * (about 700 bytes a CPU).
  */
 #ifndef BUDDY_H
 #define BUDDY_H

@@ -46,6 +46,7 @@
  */
 #include "buddy_i.h"
 
+#if BUDDY_HAS_CACHE
 #define BUDDY_CARVE_ORDERS 4 /* a carve makes 2^4 blocks, or a line's */
 #define BUDDY_CARVE_MAX (1u << BUDDY_LINE_ORDER) /* blocks, at most */
 /*
@@ -220,13 +221,15 @@ bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim)
 	buddy_ctr_add(c, BC_DRAINS, 1);
 	return any;
 }
+#endif /* BUDDY_HAS_CACHE */
 
 void buddy_cpu_drain(struct buddy_cpu *c)
 {
-#if BUDDY_CORE_SHIFT > 0
-	bl_release(buddy_lower_ctx(c)); /* version 3: the reservation too */
-#endif
+#if BUDDY_HAS_CACHE
 	buddy_cache_drain_cpu(c, c);
+#else
+	bl_release(buddy_lower_ctx(c)); /* version 3: the reservation */
+#endif
 }
 
 void buddy_cpu_cache_enable(struct buddy_cpu *c, bool on)
@@ -247,6 +250,7 @@ void buddy_zone_drain_all(struct buddy_cpu *c)
 	buddy_zone_coalesce(c);
 }
 
+#if BUDDY_HAS_CACHE
 bool buddy_zone_drain_some(struct buddy_cpu *c)
 {
 	struct buddy_zone *z = c->zone;
@@ -364,6 +368,7 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
 	buddy_busy(c, -1); /* buddy_take's */
 	return true;
 }
+#endif /* BUDDY_HAS_CACHE */
 
 /*
  * The allocation loop over the core and the caches: the core's passes
@@ -397,13 +402,39 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
  * looks; one that began after it moved blocks that were not in that cache when
  * the check inside the window saw it empty. Cached memory is drained (attempt
  * 1, and by that check), and misplaced entries are re-filed by a sweep before
- * the quiet pass.
+ * the quiet pass. Over units (version 3), a reservation's unit with every
+ * frame free is free memory too: each quiet window takes such units back
+ * to the core before its second look (buddy_zone_reclaim_some()) and
+ * counts as a failure only if it found none; a unit that became empty
+ * during the window did so by a free, inside a section the second look
+ * sees, and one named after the first look was named inside the take's
+ * section (the lower level's names change only in sections).
  *
  * While others are in flight it retries without a bound: each of their
  * calls ends in a bounded number of its own steps unless another call
  * succeeded meanwhile, so the whole system progresses (lock-free).
  */
 #define BUDDY_SWEEP_EVERY 16
+
+/*
+ * Version 3: every reserved unit with every frame free (another CPU's
+ * line, or a unit of it) back to the core; true if any went. Called inside
+ * the quiet window, before the second look at the busy words: a unit
+ * that was free memory at every instant of the window, but reserved, is
+ * never a reason for ENOMEM (docs/design.md 2.7, "Exact ENOMEM over
+ * reservations"). bl_reclaim() enters a section only for such a word, so
+ * a pass over nothing enters none and two failing contexts stay quiet.
+ */
+static inline bool buddy_zone_reclaim_some(struct buddy_cpu *c)
+{
+#if BUDDY_CORE_SHIFT > 0
+	return bl_reclaim_all(buddy_lower_ctx(c)) != 0;
+#else
+	(void)c;
+	return false;
+#endif
+}
+
 int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
 			   uint32_t *xp)
 {
@@ -420,10 +451,12 @@ int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		bool quiet = before != UINT64_MAX && !moved;
 		/*
 		 * A quiet failure counts only with a sweep in its window and
-		 * every cache seen empty inside it, before the second look.
+		 * every cache seen empty and no reserved unit seen empty
+		 * inside it, before the second look.
 		 */
 		bool empty = quiet && sweep && attempt >= 2 &&
-			     !buddy_zone_drain_some(c);
+			     !buddy_zone_drain_some(c) &&
+			     !buddy_zone_reclaim_some(c);
 		quiet = quiet && buddy_others_flight(c) == before;
 		if (quiet && empty)
 			return BUDDY_ENOMEM;
@@ -445,6 +478,7 @@ int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
 	return rc;
 }
 
+#if BUDDY_HAS_CACHE
 /* Pop the top block of c's cache of order o, or LF_STACK_NIL. */
 static inline uint32_t buddy_cache_get(struct buddy_cpu *c, unsigned o)
 {
@@ -498,6 +532,7 @@ static int buddy_cache_alloc(struct buddy_cpu *c, unsigned o, uint32_t *xp)
 	*xp = x;
 	return rc;
 }
+#endif /* BUDDY_HAS_CACHE */
 
 /* The end of an allocation: count it, or its failure. */
 static inline int buddy_alloc_done(struct buddy_cpu *c, int rc, uint32_t x,
@@ -535,6 +570,7 @@ static BUDDY_NOINLINE int buddy_alloc_global(struct buddy_cpu *c,
 	return buddy_alloc_done(c, rc, x, addr);
 }
 
+#if BUDDY_HAS_CACHE
 /* buddy_alloc() through the cache of order < BUDDY_CACHE_ORDERS. */
 static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
 					     unsigned order, uint64_t *addr)
@@ -543,6 +579,7 @@ static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
 	int rc = buddy_cache_alloc(c, order, &x);
 	return buddy_alloc_done(c, rc, x, addr);
 }
+#endif
 
 #if BUDDY_CORE_SHIFT > 0
 /*
@@ -579,11 +616,14 @@ int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
 		return BUDDY_EINVAL;
 	if (LF_UNLIKELY(order <= BUDDY_MAX_ORDER && buddy_below_core(order)))
 		return buddy_alloc_small(c, order, addr);
+#if BUDDY_HAS_CACHE
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
 		return buddy_alloc_cached(c, order, addr);
+#endif
 	return buddy_alloc_global(c, order, addr);
 }
 
+#if BUDDY_HAS_CACHE
 /* Free through the cache if the block's link is free (B5), else the core. */
 static int buddy_cache_free(struct buddy_cpu *c, const struct buddy_rgn *r,
 			    uint32_t x, unsigned o)
@@ -613,6 +653,7 @@ static int buddy_cache_free(struct buddy_cpu *c, const struct buddy_rgn *r,
 	buddy_busy(c, -1);
 	return buddy_free_eager(c, r, x, o);
 }
+#endif /* BUDDY_HAS_CACHE */
 
 /* The end of a free: count it, or reject it. */
 static inline int buddy_free_done(struct buddy_cpu *c, int rc)
@@ -650,6 +691,7 @@ static BUDDY_NOINLINE int buddy_free_global(struct buddy_cpu *c, uint64_t addr,
 	return buddy_free_done(c, rc);
 }
 
+#if BUDDY_HAS_CACHE
 /* buddy_free() through the cache of order < BUDDY_CACHE_ORDERS. */
 static BUDDY_NOINLINE int buddy_free_cached(struct buddy_cpu *c, uint64_t addr,
 					    unsigned order)
@@ -661,6 +703,7 @@ static BUDDY_NOINLINE int buddy_free_cached(struct buddy_cpu *c, uint64_t addr,
 	rc = buddy_cache_free(c, r, buddy_addr_idx(r, addr), order);
 	return buddy_free_done(c, rc);
 }
+#endif
 
 #if BUDDY_CORE_SHIFT > 0
 /*
@@ -701,7 +744,9 @@ int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
 		return BUDDY_EINVAL;
 	if (LF_UNLIKELY(order <= BUDDY_MAX_ORDER && buddy_below_core(order)))
 		return buddy_free_small(c, addr, order);
+#if BUDDY_HAS_CACHE
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
 		return buddy_free_cached(c, addr, order);
+#endif
 	return buddy_free_global(c, addr, order);
 }

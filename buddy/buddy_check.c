@@ -19,11 +19,15 @@
  *       some context's spare slot of that order
  *
  * Over units (BUDDY_CORE_SHIFT 5) also version 3's lower level
- * (docs/design.md 2.7): B1 a unit's word is nonzero, and well formed,
- * exactly when its core word is a LOWER head; B3 and B4 of the lower
- * level (bl_zone_check(): pstk and the partial stacks, every free frame
- * reserved and named or listed); B6 (coalesced) no lower unit entirely
- * free. The frame reported is the unit's first.
+ * (docs/design.md 2.7): B1 the core's heads tile each region's whole
+ * units, a unit's word is nonzero, and well formed, exactly when its core
+ * word is a LOWER head, and each edge unit (a region's partial unit) is
+ * LOWER with every frame outside the region an allocated head of order 0
+ * in its word; B3 and B4 of the lower level (bl_zone_check(): pstk and
+ * the partial stacks, every free frame reserved and named or listed); B6
+ * (coalesced) no lower unit entirely free (an edge unit never is), no
+ * edge unit reserved with all its region's frames free. The frame reported is
+ * the unit's first (an edge unit's outside frame).
  *
  * (B2, no block handed out twice, is a property of histories; the stress
  * and model tests check it with an owner per frame.) A mark bit in each
@@ -61,10 +65,11 @@ static bool buddy_ck_spare(struct buddy_ck *k, uint64_t x, unsigned o)
 	return false;
 }
 
-/* B1, B4, counts: walk region r head by head. */
+/* B1, B4, counts: walk region r's whole granules head by head. */
 static int buddy_ck_region(struct buddy_ck *k, const struct buddy_rgn *r)
 {
-	uint64_t x = r->idx, end = (uint64_t)r->idx + r->n;
+	uint64_t x, end;
+	buddy_rgn_whole(r, &x, &end); /* over units: edge units apart */
 	while (x < end) {
 		uint16_t s = buddy_ck_st(k, x);
 		unsigned o = bst_order(s), kind = bst_kind(s);
@@ -134,11 +139,15 @@ static int buddy_ck_stacks(struct buddy_ck *k)
 	return 0;
 }
 
-/* B5: every cache slot holds a CACHED head of its order, once. */
+/*
+ * B5: every cache slot holds a CACHED head of its order, once. Over units
+ * (no caches) B5 says that no head is CACHED.
+ */
 static int buddy_ck_caches(struct buddy_ck *k)
 {
-	struct buddy_zone *z = k->z;
 	uint64_t total = 0;
+#if BUDDY_HAS_CACHE
+	struct buddy_zone *z = k->z;
 	for (uint32_t i = 0; i < z->ncpus; i++) {
 		struct buddy_cpu *c = &z->cpus[i];
 		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
@@ -157,6 +166,7 @@ static int buddy_ck_caches(struct buddy_ck *k)
 			total += n;
 		}
 	}
+#endif
 	return total == k->cached ? 0 : buddy_ck_fail(k, 0, 5);
 }
 
@@ -171,7 +181,9 @@ static int buddy_ck_coalesced(struct buddy_ck *k, bool coalesced)
 		return buddy_ck_fail(k, 0, 6);
 	for (uint32_t i = 0; i < z->nrgn; i++) {
 		const struct buddy_rgn *r = &z->rgn[i];
-		for (uint64_t x = r->idx; x < (uint64_t)r->idx + r->n;) {
+		uint64_t x, end;
+		buddy_rgn_whole(r, &x, &end);
+		while (x < end) {
 			uint16_t s = buddy_ck_st(k, x);
 			unsigned o = bst_order(s);
 			uint64_t pfn = r->pfn + (x - r->idx);
@@ -212,6 +224,34 @@ static int buddy_ck_counts(struct buddy_ck *k)
 }
 
 #if BUDDY_CORE_SHIFT > 0
+/*
+ * B1 of an edge unit u of region r: a LOWER head at the core (unit order
+ * 0), and in its word every frame outside r an allocated head of order 0
+ * (the next frame not a tail). Its frames of r are checked as any lower
+ * unit's (bu_valid(), B4). B6 (coalesced, after drain_all): not reserved
+ * with every frame of r free (the drain released it; it is never
+ * entirely free, so never goes up).
+ */
+static int buddy_ck_edge(struct buddy_ck *k, const struct buddy_rgn *r,
+			 uint32_t u, bool coalesced)
+{
+	uint64_t x = (uint64_t)u << BUDDY_CORE_SHIFT;
+	unsigned lo = buddy_rgn_edge_lo(r, u), hi = buddy_rgn_edge_hi(r, u);
+	/* Relaxed: at quiescence, as buddy_ck_st(). */
+	uint64_t w = lf_load_u64(&k->z->lower.word[u], LF_RELAXED);
+	if (!bst_is(buddy_ck_st(k, x), BK_LOWER, BUDDY_CORE_SHIFT) ||
+	    w == BU_CORE)
+		return buddy_ck_fail(k, x, 1);
+	for (unsigned i = 0; i < BU_FRAMES; i++)
+		if ((i < lo || i >= hi) &&
+		    (bu_code(w, i) != BU_CODE_H ||
+		     (i + 1 < BU_FRAMES && bu_code(w, i + 1) == BU_CODE_T)))
+			return buddy_ck_fail(k, x + i, 1);
+	if (coalesced && w == bu_make(lo, hi, true))
+		return buddy_ck_fail(k, x, 6);
+	return 0;
+}
+
 static int buddy_ck_lower(struct buddy_ck *k, bool coalesced)
 {
 	struct buddy_zone *z = k->z;
@@ -224,6 +264,15 @@ static int buddy_ck_lower(struct buddy_ck *k, bool coalesced)
 			return buddy_ck_fail(k, x, 1);
 		if (coalesced && lower && bu_free_bits(w) == BU_ALL_FREE)
 			return buddy_ck_fail(k, x, 6);
+	}
+	for (uint32_t i = 0; i < z->nrgn; i++) {
+		uint32_t e[2];
+		unsigned n = buddy_rgn_edge_units(&z->rgn[i], e);
+		for (unsigned j = 0; j < n; j++) {
+			int inv = buddy_ck_edge(k, &z->rgn[i], e[j], coalesced);
+			if (inv != 0)
+				return inv;
+		}
 	}
 	uint32_t u;
 	int inv = bl_zone_check(&z->lower, &u);

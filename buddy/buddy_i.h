@@ -165,13 +165,25 @@ struct buddy_chain {
 	uint32_t first[BUDDY_ORDERS], last[BUDDY_ORDERS];
 };
 
+/*
+ * Version 2's per-CPU cache (own, count, asym, lock, slot: buddy_cache.c)
+ * exists at shift 0 only. Over units (version 3) orders 0-4 go to the
+ * lower level's reservations (buddy_lower.c) and no order is cached, so
+ * the fields are compiled out: about 1 KiB a CPU of fixed metadata.
+ */
+#define BUDDY_HAS_CACHE (BUDDY_CORE_SHIFT == 0)
+
 struct buddy_cpu {
 	/* The owner's line: written on its fast path, by it alone. */
+#if BUDDY_HAS_CACHE
 	lf_atomic_u32 own; /* (o) 1 while the owner is in its cache */
 	lf_atomic_u32 count[BUDDY_CACHE_ORDERS]; /* (l) blocks in slot[o] */
-	struct buddy_zone *zone;                 /* (i) */
-	uint32_t id;                             /* (i) */
-	bool asym;    /* (i) the zone's asymmetric mode (buddy_cache.c) */
+#endif
+	struct buddy_zone *zone; /* (i) */
+	uint32_t id;             /* (i) */
+#if BUDDY_HAS_CACHE
+	bool asym; /* (i) the zone's asymmetric mode (buddy_cache.c) */
+#endif
 	bool nocache; /* (o) owner's setting */
 	/*
 	 * (o) In flight: the low BUDDY_BUSY_BITS bits are the depth of the
@@ -226,6 +238,7 @@ struct buddy_cpu {
 	 * NULL otherwise.
 	 */
 	struct buddy_chain *chain;
+#if BUDDY_HAS_CACHE
 	/* The cache lock, on a line of its own: drainers write it. */
 	struct lf_spin lock LF_CACHE_ALIGNED; /* (a) */
 	/*
@@ -234,6 +247,7 @@ struct buddy_cpu {
 	 * ThreadSanitizer reports a broken exclusion as a race on it).
 	 */
 	uint32_t slot[BUDDY_CACHE_ORDERS][BUDDY_CACHE_SLOTS] LF_CACHE_ALIGNED;
+#endif
 } LF_CACHE_ALIGNED;
 
 struct buddy_zone {
@@ -298,10 +312,10 @@ _Static_assert(BUDDY_LINE_FRAMES == 1 << BUDDY_LINE_ORDER, "line order");
  * pop or a link load.
  */
 /*
- * The core's granule: regions start and end on it, and blocks below it
- * are not the core's (version 3's lower level keeps them; until it is
- * joined to the core, a build with a shift, lf_buddy_units, refuses them
- * with BUDDY_EINVAL: docs/v3-status.md).
+ * The core's granule: blocks below it are not the core's (version 3's
+ * lower level keeps them), nor are the partial granules at a region's
+ * ends: over units the core tiles a region's whole units only, and its
+ * edge units are the lower level's for ever (buddy_rgn_edge_units()).
  */
 #define BUDDY_CORE_FRAMES (1u << BUDDY_CORE_SHIFT)
 #define BUDDY_CORE_BYTES ((uint64_t)BUDDY_FRAME_SIZE << BUDDY_CORE_SHIFT)
@@ -336,6 +350,52 @@ static inline uint64_t buddy_ncx(uint64_t nidx)
 	return (nidx + ((uint64_t)1 << BUDDY_CORE_SHIFT) - 1) >>
 	       BUDDY_CORE_SHIFT;
 }
+
+/*
+ * Region r's whole core granules: frame indices [*x, *end) (every frame at
+ * shift 0; over units, the units wholly inside r: the core's blocks tile
+ * exactly those, B1). Empty (*x >= *end) for a region inside one unit.
+ */
+static inline void buddy_rgn_whole(const struct buddy_rgn *r, uint64_t *x,
+				   uint64_t *end)
+{
+	uint64_t g = BUDDY_CORE_FRAMES;
+	*x = ((uint64_t)r->idx + g - 1) & ~(g - 1);
+	*end = ((uint64_t)r->idx + r->n) & ~(g - 1);
+}
+
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Region r's edge units (docs/design.md 2.7, "The word"), in u[]: the
+ * unit of its first frame if r starts inside it, that of its last frame
+ * if r ends inside it; one unit for a region inside one. Returns how many
+ * (0-2). Frames [buddy_rgn_edge_lo(), buddy_rgn_edge_hi()) of such a unit
+ * are r's; the others are padding (no other region has a frame in it:
+ * the index layout), allocated heads of order 0 in its word for ever.
+ */
+static inline unsigned buddy_rgn_edge_units(const struct buddy_rgn *r,
+					    uint32_t u[2])
+{
+	uint32_t first = r->idx, last = r->idx + r->n - 1;
+	uint32_t m = BUDDY_CORE_FRAMES - 1;
+	unsigned n = 0;
+	if (first & m)
+		u[n++] = first >> BUDDY_CORE_SHIFT;
+	if (((last + 1) & m) && (n == 0 || u[0] != last >> BUDDY_CORE_SHIFT))
+		u[n++] = last >> BUDDY_CORE_SHIFT;
+	return n;
+}
+static inline unsigned buddy_rgn_edge_lo(const struct buddy_rgn *r, uint32_t u)
+{
+	uint32_t base = u << BUDDY_CORE_SHIFT;
+	return r->idx > base ? r->idx - base : 0;
+}
+static inline unsigned buddy_rgn_edge_hi(const struct buddy_rgn *r, uint32_t u)
+{
+	uint32_t base = u << BUDDY_CORE_SHIFT, end = r->idx + r->n;
+	return end < base + BUDDY_CORE_FRAMES ? end - base : BUDDY_CORE_FRAMES;
+}
+#endif
 
 /* Counters of a context: relaxed load + store by its only writer. */
 static inline void buddy_ctr_add(struct buddy_cpu *c, enum buddy_ctr i,
@@ -521,6 +581,13 @@ int buddy_free_why_small(struct buddy_zone *z, const struct buddy_rgn *r,
 			 uint32_t x);
 /* A snapshot, no section: may the core hold a free unit? */
 bool buddy_unit_has(const struct buddy_cpu *c);
+/*
+ * buddy.c: is unit u an edge unit (buddy_rgn_edge_units())? Then its
+ * region's frames are [*lo, *hi). A search of the regions (a slow path:
+ * drain_all's reclaim).
+ */
+bool buddy_unit_edge(const struct buddy_zone *z, uint32_t u, unsigned *lo,
+		     unsigned *hi);
 /* buddy.c: the lower level's free blocks added to *out (a word scan). */
 void buddy_lower_stats(const struct buddy_zone *z, struct buddy_stats *out);
 /* The lower level's context of core context c (the same CPU). */
@@ -537,9 +604,18 @@ int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
  * claim's in-flight section and leaves it with buddy_busy(c, -1). */
 int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
 			   uint32_t *xp);
+#if BUDDY_HAS_CACHE
 /* Drain victim's cache to the stacks: true if it held any block. */
 bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim);
 /* buddy_zone_drain_all(): true if any cache held a block. */
 bool buddy_zone_drain_some(struct buddy_cpu *c);
+#else
+/* Over units no block is cached: nothing to drain. */
+static inline bool buddy_zone_drain_some(struct buddy_cpu *c)
+{
+	(void)c;
+	return false;
+}
+#endif
 
 #endif /* BUDDY_I_H */

@@ -195,6 +195,17 @@ static void bl_list(struct bl_ctx *c, uint32_t u, uint64_t w)
 	bl_ctr(c, BL_LISTED, 1);
 }
 
+void bl_zone_edge(struct bl_zone *z, uint32_t u, unsigned lo, unsigned hi)
+{
+	uint64_t w = bu_make(lo, hi, false);
+	LF_ASSERT(lo < hi && bu_valid(w));
+	unsigned j = bl_class(w);
+	lf_init_u64(&z->word[u], w);
+	lf_init_u16(&z->pstk[u], (uint16_t)(j + 1)); /* B3: listed below */
+	lf_stack_push(&z->partial[j].s, z->plink, u);
+	bl_ctr(&z->ctx[0], BL_LFREE, hi - lo);
+}
+
 /* Unit u's word went to 0 by our CAS: back to the source. */
 static void bl_give(struct bl_ctx *c, uint32_t u)
 {
@@ -551,6 +562,17 @@ int bl_free(struct bl_ctx *c, uint32_t frame, unsigned k)
 bool bl_reclaim(struct bl_ctx *c, uint32_t u)
 {
 	uint64_t ow, nw;
+	/*
+	 * Only a reserved word with every frame free is worth a section, so
+	 * that a pass over nothing enters none (the core's failing loop
+	 * calls this in each quiet window: buddy_take_global_held()).
+	 * Acquire: pairs with the seq_cst CAS that wrote the word (a free
+	 * inside its section), so that the failing pass's second look at
+	 * the busy words, after this load, sees that section.
+	 */
+	if (bu_reclaim(lf_load_u64(&c->z->word[u], LF_ACQUIRE), &nw) !=
+	    BUDDY_OK)
+		return false;
 	bl_busy(c, 1);
 	bool done = bu_cas(&c->z->word[u], BU_OP_RECLAIM, 0, 0, &ow, &nw,
 			   NULL) == BUDDY_OK;
@@ -559,6 +581,42 @@ bool bl_reclaim(struct bl_ctx *c, uint32_t u)
 	bl_busy(c, -1);
 	return done;
 }
+
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Reserved edge unit u with every frame of its region free (its word as
+ * bl_zone_edge() made it, R set): it cannot go back to the core, so R is
+ * cleared and the unit listed, as at init: the drain of a cache that
+ * cannot be reclaimed (docs/design.md 2.7, B6). The reservation's name
+ * goes stale, as a reclaimed unit's does. True if so.
+ */
+static bool bl_reclaim_edge(struct bl_ctx *c, uint32_t u)
+{
+	unsigned lo, hi;
+	if (!buddy_unit_edge(c->cpu->zone, u, &lo, &hi))
+		return false;
+	uint64_t w = bu_make(lo, hi, true), nw = bu_make(lo, hi, false);
+	/*
+	 * Only that word is worth a section, as in bl_reclaim(): the core's
+	 * failing loop calls this in each quiet window, and a pass over
+	 * nothing must enter none. Acquire: as bl_reclaim()'s load.
+	 */
+	if (lf_load_u64(&c->z->word[u], LF_ACQUIRE) != w)
+		return false;
+	bl_busy(c, 1);
+	/*
+	 * Seq_cst: a change of R, as bu_cas() makes one (bu_release()):
+	 * before bl_list()'s seq_cst load of pstk, against a popper's clear
+	 * then load (the listing race). Its acquire half pairs with the CAS
+	 * that last wrote the word (the owner's free).
+	 */
+	bool done = lf_cas_u64(&c->z->word[u], &w, nw, LF_SEQ_CST);
+	if (done)
+		bl_list(c, u, nw);
+	bl_busy(c, -1);
+	return done;
+}
+#endif
 
 uint32_t bl_reclaim_all(struct bl_ctx *c)
 {
@@ -575,6 +633,12 @@ uint32_t bl_reclaim_all(struct bl_ctx *c)
 			if (u == BL_NONE || (j != 0 && u == r))
 				continue;
 			n += bl_reclaim(c, u);
+#if BUDDY_CORE_SHIFT > 0
+			/* A reserved word: maybe an edge unit, all free. */
+			/* Relaxed: a hint; bl_reclaim_edge()'s CAS decides. */
+			if (bu_reserved(lf_load_u64(&z->word[u], LF_RELAXED)))
+				(void)bl_reclaim_edge(c, u);
+#endif
 		}
 	}
 	return n;

@@ -152,6 +152,17 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		  struct bl_ctx *ctx, uint32_t nctx);
 
 /*
+ * At init, after bl_zone_init() and before any context runs: unit u is an
+ * edge unit, of which only frames [lo, hi) belong to a region (0 <= lo <
+ * hi <= BU_FRAMES, not the whole unit). Its word gets those frames free
+ * and every other frame an allocated head of order 0 for ever (never all
+ * free: it never goes back to the source), and it is listed on the
+ * partial stack of its class (B4), not reserved (docs/design.md 2.7, "The
+ * word"). The caller refuses the outside frames before any word is read.
+ */
+void bl_zone_edge(struct bl_zone *z, uint32_t u, unsigned lo, unsigned hi);
+
+/*
  * Allocate order k (<= BU_MAX_ORDER): its first frame in *frame. Tries
  * the block this context freed last in its reservation, the reservation,
  * the partial stacks, a unit from the source, then every other context's
@@ -169,7 +180,13 @@ int bl_free(struct bl_ctx *c, uint32_t frame, unsigned k);
 /* Give up this context's reservation (its free frames stay findable). */
 void bl_release(struct bl_ctx *c);
 
-/* Take every empty reserved unit back to the source: the number taken. */
+/*
+ * Take every empty reserved unit back to the source: the number taken.
+ * An in-flight section only for a unit it takes or releases: a call over
+ * nothing enters none (the core's failing loop calls it in each quiet window).
+ * Over the core, a reserved edge unit with every frame of its region free
+ * (it cannot go back) is released and listed instead (not counted).
+ */
 uint32_t bl_reclaim_all(struct bl_ctx *c);
 
 /* Take unit u back to the source if it is reserved and empty: true if so. */

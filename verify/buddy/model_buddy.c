@@ -17,7 +17,10 @@
  * blocks are determined by them.
  *
  * Four regions: holes, an odd start, and two adjacent regions whose
- * frames are buddies by number but must never merge.
+ * frames are buddies by number but must never merge. Over units
+ * (MODEL_RSHIFT > 0) six, at any frame boundary: edge units at their
+ * starts and ends, two regions inside one unit of pfns, one region
+ * adjacent to another inside a unit (model_regions()).
  *
  * Built with MODEL_SHIFT s > 0 (model_buddy_units), against the core of
  * buddy version 3 (lf_buddy_units): every frame number and order of the
@@ -28,8 +31,8 @@
  *
  * Built with MODEL_RSHIFT 5 and MODEL_SHIFT 0 (model_buddy_v3), against
  * both levels of version 3 (lf_buddy_units): regions and positions are
- * scaled by 32 (regions must be whole units), orders and run lengths are
- * not, so that allocations and frees of every order go through the lower
+ * scaled by 32 (regions offset by frames: edge units), orders and run lengths
+ * are not, so that allocations and frees of every order go through the lower
  * level or the core: alloc_below and alloc_at of every order, runs of
  * every length (a last piece below a unit in a lower unit), each with the
  * oracle's result and error code; the model counts those below a unit.
@@ -71,7 +74,7 @@ struct live {
 };
 
 struct model {
-	struct buddy_region rg[4];
+	struct buddy_region rg[6];
 	unsigned nrg;
 	struct buddy_zone *z;
 	struct buddy_locked *ref;
@@ -84,8 +87,7 @@ struct model {
 	uint64_t seed, op;
 	uint64_t small;     /* allocations below a unit that succeeded */
 	uint64_t placed;    /* alloc_below, alloc_at, runs below a unit (V3) */
-	uint64_t placed_no; /* those that failed (ENOMEM, EBUSY): as the oracle
-			     */
+	uint64_t placed_no; /* those that failed (as the oracle) */
 };
 
 static uint64_t rnd(struct model *m)
@@ -118,6 +120,33 @@ static void model_regions(struct model *m)
 	uint64_t f = BUDDY_FRAME_SIZE * R;
 	unsigned v = (unsigned)(m->seed % 3);
 	uint64_t end2 = v == 2 ? 8192 : 6144;
+#if MODEL_RSHIFT > 0
+	/*
+	 * Over units: regions at any frame boundary, so that their partial
+	 * units are edge units (docs/design.md 2.7, "The word"): starts and
+	 * ends inside units, varied by seed (region 0 ends on a unit for
+	 * one seed in three, region 1 starts on one); region 3 adjacent to
+	 * region 2 inside one unit of pfns (two edge units: the index layout
+	 * gives each region units of its own); regions 4 and 5 smaller than
+	 * a unit, both in one unit of pfns with a hole between them.
+	 */
+	uint64_t F = BUDDY_FRAME_SIZE, a = 1 + m->seed % 31,
+		 b = 1 + (m->seed / 31) % 31, e = (end2 + 1000) * R;
+	m->nrg = 6;
+	m->rg[0] = (struct buddy_region){ 256 * f + a * F,
+					  (300 + v * 17) * f - a * F +
+						  (v == 0 ? 0 : b * F) };
+	m->rg[1] = (struct buddy_region){ 1029 * f, (1000 + v) * f + b * F };
+	m->rg[2] = (struct buddy_region){ 4096 * f + b * F,
+					  (end2 - 4096) * f + (a - b) * F };
+	m->rg[3] = (struct buddy_region){ end2 * f + a * F,
+					  1000 * f - (a + 3) * F };
+	m->rg[4] =
+		(struct buddy_region){ (e + 2 + a % 8) * F, (1 + b % 12) * F };
+	m->rg[5] = (struct buddy_region){ (e + 24) * F, (1 + a % 8) * F };
+	m->span = e + R;
+	return;
+#endif
 	m->nrg = 4;
 	m->rg[0] = (struct buddy_region){ 256 * f, (300 + v * 17) * f };
 	m->rg[1] = (struct buddy_region){ 1029 * f, (1000 + v) * f };
@@ -157,12 +186,13 @@ static void model_init(struct model *m, uint64_t seed)
 		CHECK(zs < st.total_frames);
 		/*
 		 * Below a unit on a free zone: frees of blocks and runs that
-		 * were never allocated say EDOUBLE, nothing changed; nothing
-		 * is refused with BUDDY_ENOTSUP any more; regions not on unit
-		 * boundaries are refused.
+		 * were never allocated get the oracle's codes, nothing
+		 * changed; nothing is refused with BUDDY_ENOTSUP any more.
+		 * Regions at any frame boundary are taken (edge units;
+		 * model_regions()).
 		 */
 		struct buddy_cpu *c = buddy_zone_cpu(m->z, 0);
-		uint64_t b = m->rg[0].base;
+		uint64_t b = m->rg[1].base; /* on a unit */
 		for (unsigned o = 0; o < UNIT_ORDER; o++) {
 			CHECK_EQ(buddy_free(c, b, o), BUDDY_EDOUBLE);
 			CHECK_EQ(buddy_free(c, b + BUDDY_FRAME_SIZE, 0),
@@ -173,8 +203,8 @@ static void model_init(struct model *m, uint64_t seed)
 			CHECK_EQ(buddy_free_run(c, b, runs[i]),
 				 buddy_locked_free_run(m->ref, b, runs[i]));
 		struct buddy_region odd = { m->rg[0].base + BUDDY_FRAME_SIZE,
-					    m->rg[0].size };
-		CHECK_EQ(buddy_meta_size(&odd, 1, 1), 0);
+					    BUDDY_FRAME_SIZE };
+		CHECK(buddy_meta_size(&odd, 1, 1) != 0);
 		buddy_zone_stats(m->z, &st);
 		CHECK_EQ(st.free_frames, st.total_frames);
 		CHECK_EQ(st.rejected, 2 * UNIT_ORDER + 6);

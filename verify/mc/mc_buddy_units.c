@@ -3,8 +3,9 @@
  * lower level (buddy/buddy_lower.c) with the core (buddy/buddy_core.c) as
  * its source, both built at BUDDY_CORE_SHIFT 5 into an executable of
  * their own (mc_run_units: the buddy sources cannot be linked at two
- * shifts into one). A zone of 2 units (one order-6 block), each thread
- * one CPU (its core context and its lower context).
+ * shifts into one). A zone of 2 units (one order-6 block) unless a
+ * configuration asks for more (up to 8: a line), each thread one CPU
+ * (its core context and its lower context).
  *
  * A configuration may run a script in setup (thread 1's CPU, nothing
  * scheduled) before the threads' scripts:
@@ -44,6 +45,9 @@
  *   - with exact_up set, no ENOMEM for an allocation of order >= 5 that
  *     started after the word of thread 1's first unit went to 0 (the
  *     unit is free from that CAS on: in transit up, then at the core);
+ *   - with exact5 set, no ENOMEM at all at order >= 5: the configuration
+ *     leaves a whole unit free at every instant (reserved below with
+ *     every frame free counts as free);
  *   - buddy_zone_check at the end (both levels: B1 across them, a LOWER
  *     unit's word nonzero and well formed and every other unit's 0; the
  *     core's B1-B7; the lower level's B3 and B4);
@@ -61,10 +65,13 @@
 
 _Static_assert(BUDDY_CORE_SHIFT == 5, "built over units");
 
-#define MU_UNITS 2
-#define MU_NF (MU_UNITS << BUDDY_CORE_SHIFT)
+#define MU_UNITS 2     /* the zone's units unless a configuration says */
+#define MU_MAX_UNITS 8 /* a line (BL_LINE) */
+#define MU_MAX_NF (MU_MAX_UNITS << BUDDY_CORE_SHIFT)
 #define MU_HELD 6
 #define MU_META 32768
+#define MU_EDGE_LO 8ull /* cfg edge: the region's frames */
+#define MU_EDGE_HI 56ull
 
 struct mu_cfg {
 	const char *script[MC_MAX_THREADS];
@@ -79,6 +86,21 @@ struct mu_cfg {
 	 * order >= 5 memory or of units.
 	 */
 	bool exact_up;
+	/*
+	 * No ENOMEM at all at order >= 5: the configuration's holdings
+	 * leave a whole unit free at every instant (at the core, in
+	 * transit, or reserved below with every frame free).
+	 */
+	bool exact5;
+	unsigned units; /* the zone's units (MU_UNITS if 0) */
+	/*
+	 * Edge units (docs/design.md 2.7, "The word"): the region is
+	 * frames [8, 56), so both units are edge units (frames 8-31 and
+	 * 32-55 of the zone's), lower for ever; at the end each must be
+	 * lower again with its region's frames free and unreserved, no
+	 * unit taken from or given to the core.
+	 */
+	bool edge;
 	const char *need; /* events every search must cover */
 	/* Script 'a': alloc_at of frame at_frame, order at_order. */
 	unsigned at_frame, at_order;
@@ -103,16 +125,20 @@ static struct {
 	struct buddy_zone *z;
 	struct mu_block held[MC_MAX_THREADS][MU_HELD];
 	unsigned nheld[MC_MAX_THREADS];
-	unsigned owner[MU_NF];
+	unsigned owner[MU_MAX_NF];
 	uint32_t up;         /* exact_up: thread 1's first unit */
+	uint32_t units;      /* the zone's units */
 	int run_rc, x_rc;    /* scripts 'F' and 'x': their results */
 	struct mu_block run; /* script 'F': the run it freed */
 } S;
 
-static const char *const mu_events[] = { "unit down", "unit up", "line down",
+static const char *const mu_events[] = { "unit down",
+					 "unit up",
+					 "line down",
 					 "core allocation",
+					 "edge unit released by a drain",
 					 "free_run refused" };
-static struct mc_cover mu_cover = { .codes = "dulcf", .names = mu_events };
+static struct mc_cover mu_cover = { .codes = "dulcef", .names = mu_events };
 static bool mu_line, mu_core;
 
 static void mu_alloc(unsigned t, unsigned k)
@@ -144,10 +170,15 @@ static void mu_alloc(unsigned t, unsigned k)
 			mc_fail("false ENOMEM: thread %u, order %u, started "
 				"after unit %u's word went to 0 (free since)",
 				t, k, S.up);
+		if (cfg->exact5 && k >= BUDDY_CORE_SHIFT)
+			mc_fail("false ENOMEM: thread %u, order %u, a whole "
+				"unit free at every instant",
+				t, k);
 		return;
 	}
 	uint64_t p = a >> BUDDY_FRAME_SHIFT;
-	MC_ASSERT(p + (1u << k) <= MU_NF && !(p & ((1u << k) - 1)));
+	MC_ASSERT(p + (1u << k) <= (S.units << BUDDY_CORE_SHIFT) &&
+		  !(p & ((1u << k) - 1)));
 	for (uint64_t y = p; y < p + (1u << k); y++) {
 		if (S.owner[y] != 0)
 			mc_fail("B2: frame %u to thread %u, held by %u",
@@ -218,7 +249,7 @@ static void mu_run_alloc(unsigned t)
 	if (rc != BUDDY_OK)
 		return;
 	uint64_t p = a >> BUDDY_FRAME_SHIFT;
-	MC_ASSERT(p + n <= MU_NF);
+	MC_ASSERT(p + n <= (uint64_t)S.units << BUDDY_CORE_SHIFT);
 	for (uint64_t y = p; y < p + n; y++) {
 		if (S.owner[y] != 0)
 			mc_fail("B2: frame %u to thread %u, held by %u",
@@ -341,7 +372,15 @@ static void mu_setup(void)
 	const struct mu_cfg *cfg = mc_cfg();
 	memset(&S, 0, sizeof(S));
 	mu_line = mu_core = false;
-	struct buddy_region rg = { 0, (uint64_t)MU_NF << BUDDY_FRAME_SHIFT };
+	S.units = cfg->units != 0 ? cfg->units : MU_UNITS;
+	MC_ASSERT(S.units <= MU_MAX_UNITS);
+	struct buddy_region rg = {
+		0, (uint64_t)S.units << (BUDDY_CORE_SHIFT + BUDDY_FRAME_SHIFT)
+	};
+	if (cfg->edge)
+		rg = (struct buddy_region){ MU_EDGE_LO << BUDDY_FRAME_SHIFT,
+					    (MU_EDGE_HI - MU_EDGE_LO)
+						    << BUDDY_FRAME_SHIFT };
 	size_t need = buddy_meta_size(&rg, 1, MC_MAX_THREADS);
 	if (need == 0 || need > MU_META)
 		mc_fail("setup: metadata %zu bytes", need);
@@ -388,8 +427,31 @@ static uint64_t mu_sum(enum bl_ctr i)
 	return n;
 }
 
+/* Unit u's word when every frame of it is at rest: 0, or an edge's. */
+static uint64_t mu_rest(uint32_t u)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	uint64_t b = (uint64_t)u << BUDDY_CORE_SHIFT;
+	if (!cfg->edge)
+		return BU_CORE;
+	uint64_t lo = MU_EDGE_LO > b ? MU_EDGE_LO - b : 0;
+	uint64_t hi = MU_EDGE_HI < b + BU_FRAMES ? MU_EDGE_HI - b : BU_FRAMES;
+	return bu_make((unsigned)lo, (unsigned)hi, false);
+}
+
+/* cfg edge: thread 0's reservation names an edge unit a drain released. */
+static bool mu_edge_released(void)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	/* Relaxed: every thread has ended. */
+	uint32_t u = lf_load_u32(&S.z->lower.ctx[0].res, LF_RELAXED);
+	return cfg->edge && u != BL_NONE &&
+	       !bu_reserved(lf_load_u64(&S.z->lower.word[u], LF_RELAXED));
+}
+
 static void mu_check(void)
 {
+	const struct mu_cfg *cfg = mc_cfg();
 	uint64_t fr;
 	int b = buddy_zone_check(S.z, false, &fr);
 	if (b != 0)
@@ -403,7 +465,8 @@ static void mu_check(void)
 		*p++ = 'l';
 	if (mu_core)
 		*p++ = 'c';
-	const struct mu_cfg *cfg = mc_cfg();
+	if (mu_edge_released())
+		*p++ = 'e';
 	if (cfg->x_frame != 0 && S.run_rc != BUDDY_OK)
 		*p++ = 'f';
 	*p = 0;
@@ -421,13 +484,19 @@ static void mu_check(void)
 			(unsigned long long)fr);
 	struct buddy_stats st;
 	buddy_zone_stats(S.z, &st);
-	if (st.free_frames != MU_NF)
-		mc_fail("%llu frames free of %u at the end",
-			(unsigned long long)st.free_frames, MU_NF);
-	for (uint32_t u = 0; u < MU_UNITS; u++)
+	if (st.free_frames != st.total_frames || st.cached_frames != 0)
+		mc_fail("%llu frames free (%llu cached) of %llu at the end",
+			(unsigned long long)st.free_frames,
+			(unsigned long long)st.cached_frames,
+			(unsigned long long)st.total_frames);
+	for (uint32_t u = 0; u < S.units; u++)
 		/* Relaxed: every thread has ended. */
-		if (lf_load_u64(&S.z->lower.word[u], LF_RELAXED) != BU_CORE)
-			mc_fail("unit %u still lower at the end", u);
+		if (lf_load_u64(&S.z->lower.word[u], LF_RELAXED) != mu_rest(u))
+			mc_fail("unit %u: word %016llx at the end", u,
+				(unsigned long long)lf_load_u64(
+					&S.z->lower.word[u], LF_RELAXED));
+	if (cfg->edge && (mu_sum(BL_TAKEN) || mu_sum(BL_GIVEN)))
+		mc_fail("an edge unit went to the core or came from it");
 }
 
 static bool mu_report(void)
@@ -540,6 +609,47 @@ MU_TEST(mu_enomem_core, "buddy.units_enomem_core",
 	.need = "d")
 
 /*
+ * Exact ENOMEM at order >= 5 with reservations: a zone of one line (8
+ * units). Thread 1 holds frame 0 of unit 0 (its setup took the whole
+ * zone down as a line and released it: units 1-7 went up and merged,
+ * unit 0 is listed) and frees it: unit 0 goes up, and its merge at the
+ * core claims the free units 1, 2-3 and 4-7 one after the other and
+ * publishes the order-8 block (every free unit in its hands meanwhile:
+ * a merge from buddy_unit_give() is eager); thread 2
+ * allocates one frame below (the whole block taken down as its line, one
+ * frame of it allocated: seven units reserved with every frame free);
+ * thread 0 allocates order 5 at the core. At most two units hold a frame
+ * at any instant, so a whole unit is free at every instant, and thread 0
+ * must not fail: the core's failing loop must take the reservations'
+ * empty units back inside each quiet window, not only at its second
+ * attempt (a merge may hold the units then, a line take them after).
+ */
+MU_TEST(mu_enomem_line, "buddy.units_enomem_line",
+	"no false order-5 ENOMEM over empty reserved units", 3, 2, 3, 20000,
+	.script = { "5", "f", "0" }, .setup = "0r", .exact5 = true, .units = 8,
+	.need = "dlc")
+
+/*
+ * Edge units (cfg edge: both units partial, never at the core). In setup
+ * thread 1 takes an order-4 block of each (each unit reserved in turn,
+ * then released: listed at class 3, its other 8 region frames free).
+ * Thread 1 frees both blocks, so that every region frame of a unit is
+ * free while its entry is listed (a whole unit would go up here: an edge
+ * unit must stay lower, listed); thread 0 takes an order-3 block
+ * (popping a unit's entry against those frees: its reservation is all
+ * free until its allocation's CAS); thread 2 drains, releasing a
+ * reserved edge unit whose region frames are all free (a CAS racing the
+ * owner's allocation: a release by check and store loses it, and the
+ * block's free at the end fails). B2 at every allocation, every free
+ * accepted; B1 of edge units, B3, B4 at the end; then every edge unit
+ * lower, unreserved, its region frames free, none taken or given.
+ */
+MU_TEST(mu_edge, "buddy.units_edge",
+	"edge units: emptied, popped, released by a drain", 3, 2, 3, 20000,
+	.script = { "3", "ff", "d" }, .setup = "4r4r", .edge = true,
+	.need = "e")
+
+/*
  * alloc_at below a unit while its unit moves between the levels: thread 1
  * holds frame 0 of unit 0 (lower, released: listed) and unit 1 at the
  * core, and frees the frame (unit 0's word goes to 0, the unit goes up
@@ -603,7 +713,7 @@ MU_TEST(mu_free_run2, "buddy.units_free_run2",
 	.x_frame = 32, .need = "duf")
 
 const struct mc_test *const mc_tests_buddy_units[] = {
-	&mu_updown,    &mu_enomem,      &mu_list,    &mu_stale,
-	&mu_enomem_up, &mu_enomem_core, &mu_at_move, &mu_below_move,
-	&mu_free_run,  &mu_free_run2,   NULL
+	&mu_updown,      &mu_enomem,      &mu_list, &mu_stale,   &mu_enomem_up,
+	&mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move, &mu_below_move,
+	&mu_free_run,    &mu_free_run2,   NULL
 };

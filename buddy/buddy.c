@@ -488,7 +488,7 @@ const char *buddy_strerror(int err)
 		"tail frame of a block",
 		"range busy",
 		"metadata area too small",
-		"not supported yet (version 3 over units)",
+		"not supported (never returned now)",
 	};
 	if (err > 0 || -err >= BUDDY_NERR)
 		return "unknown error";

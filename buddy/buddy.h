@@ -137,10 +137,11 @@ enum buddy_err {
 	BUDDY_EBUSY = -8,   /* alloc_at: part of the range is allocated */
 	BUDDY_ENOSPC = -9,  /* init: metadata area too small */
 	/*
-	 * Not supported yet: only version 3's build over units
-	 * (lf_buddy_units, docs/v3-status.md) returns it, for the calls of
-	 * orders below a unit it cannot honour yet (alloc_below, alloc_at,
-	 * runs of part of a unit); nothing changed.
+	 * Not returned any more. Version 3's build over units
+	 * (lf_buddy_units) refused with it, until it honoured them, the
+	 * calls below a unit (alloc_below, alloc_at, runs of part of a unit:
+	 * docs/v3-status.md, items 9 and 12). Kept so that BUDDY_NERR and
+	 * the indices of buddy_stats.rejected_by stay as they are.
 	 */
 	BUDDY_ENOTSUP = -10,
 };

@@ -1082,6 +1082,18 @@ int buddy_unit_take(struct buddy_cpu *c, uint32_t *xp)
 	return BUDDY_OK;
 }
 
+int buddy_unit_take_below(struct buddy_cpu *c, uint64_t limit, uint32_t *xp)
+{
+	uint32_t x;
+	int rc = buddy_take_global_held(c, BUDDY_CORE_SHIFT, limit, &x);
+	if (rc != BUDDY_OK)
+		return rc;
+	/* Down, as buddy_unit_take(). */
+	buddy_st_put(c->zone, x, BK_LOWER, BUDDY_CORE_SHIFT);
+	*xp = x;
+	return BUDDY_OK;
+}
+
 void buddy_unit_give(struct buddy_cpu *c, uint32_t x)
 {
 	struct buddy_zone *z = c->zone;

@@ -561,6 +561,9 @@ bool buddy_zone_undefer(struct buddy_cpu *c);
  * is inside a section entered before the CAS that gave the unit up.
  */
 int buddy_unit_take(struct buddy_cpu *c, uint32_t *xp);
+/* buddy_unit_take() of a unit that fits limit (buddy_fits(): pfn) at order
+ * BUDDY_CORE_SHIFT. */
+int buddy_unit_take_below(struct buddy_cpu *c, uint64_t limit, uint32_t *xp);
 void buddy_unit_give(struct buddy_cpu *c, uint32_t x);
 /*
  * 2^lo units at once (a block of unit order lo), each made LOWER, in

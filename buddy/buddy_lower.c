@@ -684,3 +684,308 @@ int bl_zone_check(struct bl_zone *z, uint32_t *unit)
 	}
 	return 0;
 }
+
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Constrained allocations over the core (docs/design.md 2.7,
+ * "Constraints"): a block of order k ending by a frame index (alloc_below
+ * of orders 0-4) or a run of fewer than 32 frames (bu_run). They take no
+ * reservation and leave the context's alone: the block is allocated where
+ * it is found, by one CAS on its unit's word, in a reserved unit of any
+ * context (ours first), in a listed unit (popped, allocated in, re-filed),
+ * or in a unit the core gives down for it (then listed, unreserved).
+ * ENOMEM is exact as bl_alloc()'s: only after a pass over all of these
+ * places, the partial stacks of every class included, in a window in
+ * which no other context was in a section or crossed a boundary of one.
+ */
+struct bl_want {
+	unsigned k;      /* the order of the block (a run's: bu_run_order) */
+	unsigned n;      /* a run of n < 32 frames, or 0: a block of order k */
+	uint64_t xend;   /* the block ends by this frame index */
+	uint64_t climit; /* the core's limit for a unit (buddy_fits()) */
+};
+
+/* How far into unit u the block may reach (0-32): the limit's offset. */
+static unsigned bl_want_end(const struct bl_want *q, uint32_t u)
+{
+	uint64_t b = (uint64_t)u * BU_FRAMES;
+	if (q->xend <= b)
+		return 0;
+	return q->xend - b >= BU_FRAMES ? BU_FRAMES : (unsigned)(q->xend - b);
+}
+
+/* q's transition on word w (ending by frame end of the unit). */
+static int bl_want_apply(const struct bl_want *q, uint64_t w, unsigned end,
+			 uint64_t *nw, unsigned *off)
+{
+	if (q->n != 0)
+		return bu_run(w, q->n, nw, off);
+	return bu_alloc(w, q->k, end, nw, off);
+}
+
+/*
+ * q in unit u by CAS: BUDDY_OK (*off), BUDDY_ENOMEM (nothing fits: the
+ * unit is wholly above the limit, or its free blocks are too small or
+ * too high), or BU_NOT_LOWER. A unit wholly above the limit is not even
+ * loaded.
+ */
+static int bl_want_cas(struct bl_ctx *c, uint32_t u, const struct bl_want *q,
+		       unsigned *off)
+{
+	lf_atomic_u64 *a = &c->z->word[u];
+	unsigned end = bl_want_end(q, u);
+	if (end < 1u << q->k)
+		return BUDDY_ENOMEM;
+	/* Acquire: pairs with the CAS or store that wrote the word. */
+	uint64_t w = lf_load_u64(a, LF_ACQUIRE), nw = 0;
+	for (;;) {
+		if (w == BU_CORE)
+			return BU_NOT_LOWER;
+		int rc = bl_want_apply(q, w, end, &nw, off);
+		if (rc != BUDDY_OK)
+			return rc;
+		/* Acq_rel: a claim, as bu_cas_alloc(). */
+		if (lf_cas_u64(a, &w, nw, LF_ACQ_REL))
+			return BUDDY_OK;
+	}
+}
+
+/* q in one of d's reserved units (its res and line; d may be c). */
+static bool bl_want_ctx(struct bl_ctx *c, const struct bl_ctx *d,
+			const struct bl_want *q, uint32_t *up, unsigned *off)
+{
+	/* Acquire: pair with the release stores naming them. */
+	uint32_t u = lf_load_u32(&d->res, LF_ACQUIRE);
+	uint32_t l = lf_load_u32(&d->line, LF_ACQUIRE);
+	for (uint32_t i = 0; i <= BL_LINE; i++) {
+		uint32_t v = i == 0 ? u : l == BL_NONE ? BL_NONE : l + i - 1;
+		if (v != BL_NONE && (i == 0 || v != u) &&
+		    bl_want_cas(c, v, q, off) == BUDDY_OK) {
+			*up = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Partial stack j, taken whole (one CAS): q in the first entry that can
+ * serve it, which is then re-filed; the others that are still partial
+ * units of class j go back in one chain (their pstk kept: the stack
+ * holds their links again), the rest are re-filed (dropped, or listed at
+ * their class). Inside our section.
+ */
+static uint32_t bl_want_stack(struct bl_ctx *c, unsigned j,
+			      const struct bl_want *q, unsigned *off)
+{
+	struct bl_zone *z = c->z;
+	uint32_t u = lf_stack_pop_all(&z->partial[j].s), found = BL_NONE;
+	uint32_t first = LF_STACK_NIL, last = LF_STACK_NIL;
+	while (u != LF_STACK_NIL) {
+		/* Relaxed: the detached chain is ours (pop_all's acquire). */
+		uint32_t next = lf_load_u32(&z->plink[u], LF_RELAXED);
+		if (found == BL_NONE && bl_want_cas(c, u, q, off) == BUDDY_OK) {
+			found = u;
+			(void)bl_refile(c, u, j, BL_CLASSES);
+		} else {
+			/* Acquire: a hint; the link stays ours either way. */
+			uint64_t w = lf_load_u64(&z->word[u], LF_ACQUIRE);
+			if (w != BU_CORE && !bu_reserved(w) &&
+			    bu_free_bits(w) != 0 && bl_class(w) == j) {
+				/* Relaxed: pushed by push_chain (S4). */
+				lf_store_u32(&z->plink[u], first, LF_RELAXED);
+				first = u;
+				if (last == LF_STACK_NIL)
+					last = u;
+			} else {
+				(void)bl_refile(c, u, j, BL_CLASSES);
+			}
+		}
+		u = next;
+	}
+	if (first != LF_STACK_NIL)
+		lf_stack_push_chain(&z->partial[j].s, z->plink, first, last);
+	return found;
+}
+
+/*
+ * The partial stacks of classes k and up, those below too if sweep (an
+ * entry's class only grows): a section entered only if one holds entries.
+ */
+static uint32_t bl_want_partial(struct bl_ctx *c, const struct bl_want *q,
+				bool sweep, unsigned *off)
+{
+	struct bl_zone *z = c->z;
+	uint32_t u = BL_NONE;
+	bool in = false;
+	for (unsigned j = 0; j < BL_CLASSES && u == BL_NONE; j++) {
+		if ((j < q->k && !sweep) || lf_stack_empty(&z->partial[j].s))
+			continue;
+		if (!in)
+			bl_busy(c, 1);
+		in = true;
+		u = bl_want_stack(c, j, q, off);
+	}
+	if (in)
+		bl_busy(c, -1);
+	return u;
+}
+
+/*
+ * A unit from the core, below q's limit, made lower with q's block
+ * allocated at its start and listed. The core's take waits while other
+ * core contexts are in flight and leaves us inside its section, which
+ * ends once the unit is named.
+ */
+static uint32_t bl_want_take(struct bl_ctx *c, const struct bl_want *q,
+			     unsigned *off)
+{
+	uint32_t x;
+	if (buddy_unit_take_below(c->cpu, q->climit, &x) != BUDDY_OK)
+		return BL_NONE;
+	uint64_t w;
+	int rc = bl_want_apply(q, bu_make(0, BU_FRAMES, false), BU_FRAMES, &w,
+			       off);
+	LF_ASSERT(rc == BUDDY_OK && *off == 0);
+	bl_adopt(c, buddy_cx(x), w, 0);
+	bl_src_named(c);
+	return buddy_cx(x);
+}
+
+/* Every context's reservation, ours first. */
+static bool bl_want_steal(struct bl_ctx *c, const struct bl_want *q,
+			  uint32_t *up, unsigned *off)
+{
+	struct bl_zone *z = c->z;
+	for (uint32_t i = 0; i < z->nctx; i++)
+		if (bl_want_ctx(c, &z->ctx[(c->id + i) % z->nctx], q, up, off))
+			return true;
+	return false;
+}
+
+static int bl_want_alloc(struct bl_ctx *c, const struct bl_want *q,
+			 uint32_t *frame)
+{
+	uint32_t u = BL_NONE;
+	unsigned off = 0;
+	bool sweep = true; /* every class at the first pass */
+	for (unsigned attempt = 0;; attempt++) {
+		uint64_t before = bl_others_flight(c);
+		if (bl_want_steal(c, q, &u, &off))
+			break;
+		u = bl_want_partial(c, q, sweep, &off);
+		if (u != BL_NONE)
+			break;
+		if (bl_src_has(c) && (u = bl_want_take(c, q, &off)) != BL_NONE)
+			break;
+		bool quiet =
+			before != UINT64_MAX && bl_others_flight(c) == before;
+		if (quiet && sweep)
+			return BUDDY_ENOMEM;
+		/* Sections over the stacks now and then (bl_alloc()). */
+		sweep = quiet || attempt % 16 == 15;
+		if (!sweep)
+			lf_platform_pause();
+	}
+	*frame = u * BU_FRAMES + off;
+	bl_ctr(c, BL_ALLOCS, 1);
+	bl_ctr(c, BL_LFREE, -(uint64_t)(q->n != 0 ? q->n : 1u << q->k));
+	return BUDDY_OK;
+}
+
+int bl_alloc_below(struct bl_ctx *c, unsigned k, uint64_t xend, uint64_t climit,
+		   uint32_t *frame)
+{
+	if (k > BU_MAX_ORDER)
+		return BUDDY_EINVAL;
+	struct bl_want q = { k, 0, xend, climit };
+	return bl_want_alloc(c, &q, frame);
+}
+
+int bl_alloc_run(struct bl_ctx *c, unsigned n, uint32_t *frame)
+{
+	if (n == 0 || n >= BU_FRAMES)
+		return BUDDY_EINVAL;
+	struct bl_want q = { bu_run_order(n), n, UINT64_MAX, BUDDY_NOLIMIT };
+	return bl_want_alloc(c, &q, frame);
+}
+
+void bl_adopt(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned held)
+{
+	/*
+	 * Seq_cst: the unit is ours (its core word LOWER, by us) and nobody
+	 * CASes a word 0; the store comes before our load of pstk in
+	 * bl_list(), as a free's CAS does (a stale entry's popper clears
+	 * pstk, then loads the word: one of us sees the other).
+	 */
+	lf_store_u64(&c->z->word[u], w, LF_SEQ_CST);
+	if (bu_free_bits(w) != 0 && !bu_reserved(w))
+		bl_list(c, u, w);
+	bl_ctr(c, BL_TAKEN, 1);
+	if (held != 0) {
+		bl_ctr(c, BL_ALLOCS, 1);
+		bl_ctr(c, BL_LFREE, -(uint64_t)held);
+	}
+}
+
+int bl_alloc_at(struct bl_ctx *c, uint32_t frame, unsigned k)
+{
+	uint64_t ow, nw;
+	int rc = bu_cas(&c->z->word[frame / BU_FRAMES], BU_OP_ALLOC_AT,
+			frame % BU_FRAMES, k, &ow, &nw, NULL);
+	if (rc == BUDDY_OK) {
+		bl_ctr(c, BL_ALLOCS, 1);
+		bl_ctr(c, BL_LFREE, -((uint64_t)1 << k));
+	}
+	return rc;
+}
+
+int bl_free_run_cas(struct bl_ctx *c, uint32_t frame, unsigned n, uint64_t *old,
+		    uint64_t *nw)
+{
+	return bu_cas(&c->z->word[frame / BU_FRAMES], BU_OP_FREE_RUN,
+		      frame % BU_FRAMES, n, old, nw, NULL);
+}
+
+void bl_free_run_done(struct bl_ctx *c, uint32_t frame, unsigned n, uint64_t nw)
+{
+	uint32_t u = frame / BU_FRAMES;
+	if (nw == BU_CORE)
+		bl_give(c, u);
+	else if (!bu_reserved(nw))
+		bl_list(c, u, nw);
+	bl_ctr(c, BL_FREES, 1);
+	bl_ctr(c, BL_LFREE, n);
+}
+
+bool bl_free_run_undo(struct bl_ctx *c, uint32_t frame, unsigned n,
+		      uint64_t old, uint64_t nw)
+{
+	lf_atomic_u64 *a = &c->z->word[frame / BU_FRAMES];
+	unsigned i = frame % BU_FRAMES;
+	if (nw == BU_CORE) {
+		/*
+		 * A word our CAS made 0 is ours (its core word is still LOWER
+		 * and nobody CASes a word 0), but while it was 0 a popper may
+		 * have dropped its partial entry and its reservation may have
+		 * been let go: back unreserved and listed, as bl_adopt() (a
+		 * seq_cst store, then pstk). Its pieces hold frames: not 0.
+		 */
+		uint64_t w = old & ~BU_RES;
+		lf_store_u64(a, w, LF_SEQ_CST);
+		if (bu_free_bits(w) != 0)
+			bl_list(c, frame / BU_FRAMES, w);
+		return true;
+	}
+	uint64_t need = BU_LO & bu_run_bits(i, n);
+	/* Acquire: pairs with the CAS or store that wrote the word. */
+	uint64_t w = lf_load_u64(a, LF_ACQUIRE);
+	for (;;) {
+		if (w == BU_CORE || (bu_free_bits(w) & need) != need)
+			return false; /* taken meanwhile */
+		/* Seq_cst: as bu_cas(). */
+		if (lf_cas_u64(a, &w, bu_put_run(w, i, n), LF_SEQ_CST))
+			return true;
+	}
+}
+#endif

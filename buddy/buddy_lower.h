@@ -192,6 +192,47 @@ uint32_t bl_reclaim_all(struct bl_ctx *c);
 /* Take unit u back to the source if it is reserved and empty: true if so. */
 bool bl_reclaim(struct bl_ctx *c, uint32_t u);
 
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Constrained calls over the core (docs/design.md 2.7, "Constraints"),
+ * for buddy_place.c. They take and change no reservation.
+ *
+ * bl_alloc_below(): a block of order k (<= BU_MAX_ORDER) ending by frame
+ * index xend, in *frame; climit: the core's limit (buddy_fits(), in pfn)
+ * for a unit whose first 2^k frames end by xend. bl_alloc_run(): a run of
+ * n < 32 frames in one unit (bu_run). Exact ENOMEM, as bl_alloc().
+ */
+int bl_alloc_below(struct bl_ctx *c, unsigned k, uint64_t xend, uint64_t climit,
+		   uint32_t *frame);
+int bl_alloc_run(struct bl_ctx *c, unsigned n, uint32_t *frame);
+/*
+ * Unit u, whose core word the caller has just made LOWER (inside its
+ * core section), gets its first word w (unreserved) and is listed if a
+ * frame of it is free; held: frames w holds allocated for the caller.
+ */
+void bl_adopt(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned held);
+/*
+ * [frame, frame + 2^k) allocated by CAS if every frame of it is free:
+ * BUDDY_OK, BUDDY_EBUSY (a frame of it is allocated: H or T), or
+ * BU_NOT_LOWER (the unit is at the core).
+ */
+int bl_alloc_at(struct bl_ctx *c, uint32_t frame, unsigned k);
+/*
+ * A run's pieces inside one unit, freed by one CAS (bu_free_run): the
+ * error of the first bad piece, or BU_NOT_LOWER, and nothing changed;
+ * or BUDDY_OK with the CAS's words. Inside the caller's section, which
+ * then calls bl_free_run_done() (the unit given back or listed) or, to
+ * give the pieces back, bl_free_run_undo() (false if a frame of them was
+ * taken meanwhile).
+ */
+int bl_free_run_cas(struct bl_ctx *c, uint32_t frame, unsigned n, uint64_t *old,
+		    uint64_t *nw);
+void bl_free_run_done(struct bl_ctx *c, uint32_t frame, unsigned n,
+		      uint64_t nw);
+bool bl_free_run_undo(struct bl_ctx *c, uint32_t frame, unsigned n,
+		      uint64_t old, uint64_t nw);
+#endif
+
 /*
  * At quiescence: 0, or the number of the lower-level invariant broken
  * (1: a word not well formed; 3: pstk names a class whose stack does not

@@ -5,9 +5,66 @@
  * power of two (allocate the order, give back the tail).
  *
  * These bypass the per-CPU caches, except that they drain them before they
- * fail, so that no memory held in a cache makes them fail.
+ * fail, so that no memory held in a cache makes them fail. Over units
+ * (version 3, docs/design.md 2.7, "Constraints") the orders and pieces
+ * below a unit go to the lower level: alloc_below by bl_alloc_below(),
+ * alloc_at by a CAS on the unit's word or the unit brought down from the
+ * core, a run's last piece below a unit in one unit's word (bu_run),
+ * committed by one CAS on free.
  */
 #include "buddy_i.h"
+
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * The frame index below which a frame's pfn is below lp: the regions are
+ * sorted and their indices grow with them, so "pfn < lp" is "index <
+ * this" for every frame of every region.
+ */
+static uint64_t buddy_limit_idx(const struct buddy_zone *z, uint64_t lp)
+{
+	for (uint32_t i = 0; i < z->nrgn; i++) {
+		const struct buddy_rgn *r = &z->rgn[i];
+		if (lp <= r->pfn)
+			return r->idx;
+		if (lp - r->pfn < r->n)
+			return r->idx + (lp - r->pfn);
+	}
+	return z->nidx;
+}
+
+/*
+ * Version 3: orders 0-4 below a limit at the lower level
+ * (bl_alloc_below(): bu_alloc with the limit's offset in a unit that
+ * straddles it, units wholly above skipped), the core's search for a
+ * unit with the limit moved by a unit less the block: a unit fits when
+ * its first 2^order frames end by the limit.
+ */
+static BUDDY_NOINLINE int buddy_below_small(struct buddy_cpu *c, unsigned order,
+					    uint64_t limit, uint64_t *addr)
+{
+	uint64_t lp = limit >> BUDDY_FRAME_SHIFT;
+	uint32_t x = 0;
+	int rc = bl_alloc_below(buddy_lower_ctx(c), order,
+				buddy_limit_idx(c->zone, lp),
+				lp + BUDDY_CORE_FRAMES - (1u << order), &x);
+	if (rc != BUDDY_OK) {
+		buddy_ctr_add(c, BC_FAILED, 1);
+		return rc;
+	}
+	buddy_ctr_add(c, BC_ALLOCS, 1);
+	*addr = buddy_idx_addr(c->zone, x);
+	return BUDDY_OK;
+}
+#else
+static inline int buddy_below_small(struct buddy_cpu *c, unsigned order,
+				    uint64_t limit, uint64_t *addr)
+{
+	(void)order;
+	(void)limit;
+	(void)addr;
+	return buddy_reject(c, BUDDY_EINVAL); /* never: nothing is below */
+}
+#endif
 
 int buddy_alloc_below(struct buddy_cpu *c, unsigned order, uint64_t limit,
 		      uint64_t *addr)
@@ -16,8 +73,8 @@ int buddy_alloc_below(struct buddy_cpu *c, unsigned order, uint64_t limit,
 		return BUDDY_EINVAL;
 	if (order > BUDDY_MAX_ORDER)
 		return buddy_reject(c, BUDDY_EINVAL);
-	if (buddy_below_core(order)) /* over units: not yet (v3-status.md) */
-		return buddy_reject(c, BUDDY_ENOTSUP);
+	if (buddy_below_core(order))
+		return buddy_below_small(c, order, limit, addr);
 	uint32_t x;
 	int rc = buddy_take_global(c, order, limit >> BUDDY_FRAME_SHIFT, &x);
 	if (rc != BUDDY_OK) {
@@ -141,6 +198,80 @@ static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
 	return BUDDY_OK;
 }
 
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Version 3, order k <= 4 at frame x: one look. Its unit lower: the range
+ * allocated by one CAS on the word (EBUSY exactly when a frame of it is a
+ * head or a tail then: a free frame of a reservation is free, nothing to
+ * drain). Its unit at the core (word 0): the core block covering the unit
+ * claimed if free, split down to the unit, which goes down (LOWER) with
+ * the range allocated and is listed, inside the claim's section; EBUSY if
+ * an allocated core block covers it; AGAIN while a block is in another
+ * call's hands or the unit moves between the levels (then its word is
+ * looked at again).
+ */
+static int buddy_at_small_try(struct buddy_cpu *c, const struct buddy_rgn *r,
+			      uint32_t x, unsigned k)
+{
+	struct buddy_zone *z = c->zone;
+	int rc = bl_alloc_at(buddy_lower_ctx(c), x, k);
+	if (rc != BU_NOT_LOWER)
+		return rc;
+	uint32_t xu = x & ~(BUDDY_CORE_FRAMES - 1);
+	uint16_t s;
+	uint32_t h = buddy_at_head(z, r, xu, BUDDY_CORE_SHIFT, &s);
+	if (h == LF_STACK_NIL)
+		return BUDDY_AT_AGAIN; /* a stale walk */
+	if (bst_kind(s) == BK_ALLOC)
+		return BUDDY_EBUSY; /* it covers the unit */
+	if (bst_kind(s) != BK_FREE)
+		return BUDDY_AT_AGAIN; /* BUSY, or LOWER again: its word */
+	unsigned o = bst_order(s);
+	buddy_busy(c, 1); /* the split gives part back, the unit goes down */
+	/* Acq_rel: the claim (B2); a stack entry of h goes stale. */
+	if (!lf_cas_u16(buddy_st(z, h), &s, bst_with(s, BK_BUSY, o),
+			LF_ACQ_REL)) {
+		buddy_busy(c, -1);
+		return BUDDY_AT_AGAIN;
+	}
+	buddy_free_delta(c, o, -1);
+	buddy_at_split(c, h, o, xu, BUDDY_CORE_SHIFT);
+	/* Down: BUSY -> LOWER, ours; then its first word, and listed. */
+	buddy_st_set(z, xu, BK_LOWER, BUDDY_CORE_SHIFT);
+	uint64_t w;
+	rc = bu_alloc_at(bu_make(0, BU_FRAMES, false), x - xu, k, &w);
+	LF_ASSERT(rc == BUDDY_OK);
+	bl_adopt(buddy_lower_ctx(c), buddy_cx(xu), w, 1u << k);
+	buddy_busy(c, -1);
+	return BUDDY_OK;
+}
+
+/*
+ * EBUSY only when a frame of the range was allocated at a moment of the
+ * call (a look that found it so); a look that found the range in
+ * transition is retried: it lasts while another call progresses.
+ */
+static BUDDY_NOINLINE int buddy_at_small(struct buddy_cpu *c,
+					 const struct buddy_rgn *r, uint32_t x,
+					 unsigned k)
+{
+	int rc;
+	while ((rc = buddy_at_small_try(c, r, x, k)) == BUDDY_AT_AGAIN)
+		lf_platform_pause();
+	buddy_ctr_add(c, rc == BUDDY_OK ? BC_ALLOCS : BC_FAILED, 1);
+	return rc;
+}
+#else
+static inline int buddy_at_small(struct buddy_cpu *c, const struct buddy_rgn *r,
+				 uint32_t x, unsigned k)
+{
+	(void)r;
+	(void)x;
+	(void)k;
+	return buddy_reject(c, BUDDY_EINVAL); /* never: nothing is below */
+}
+#endif
+
 /*
  * EBUSY only when a frame of the range was allocated at some moment of
  * the call. A BUSY block is retried without a bound: BUSY lasts a bounded
@@ -154,13 +285,13 @@ int buddy_alloc_at(struct buddy_cpu *c, uint64_t addr, unsigned order)
 {
 	if (c == NULL)
 		return BUDDY_EINVAL;
-	if (order <= BUDDY_MAX_ORDER && buddy_below_core(order))
-		return buddy_reject(c, BUDDY_ENOTSUP); /* over units: not yet */
 	const struct buddy_rgn *r;
 	int rc = buddy_addr_check(c->zone, addr, order, &r);
 	if (rc != BUDDY_OK)
 		return buddy_reject(c, rc);
 	uint32_t x = buddy_addr_idx(r, addr);
+	if (buddy_below_core(order))
+		return buddy_at_small(c, r, x, order);
 #if BUDDY_CORE_SHIFT > 0
 	/*
 	 * Version 3: the range's reserved empty units are a cache, drained
@@ -200,13 +331,15 @@ static unsigned buddy_log2_floor(uint64_t n)
  * x is BUSY(K), ours, 2^(K-1) < n <= 2^K: leave [x, x + n) allocated as the
  * pieces of n's binary decomposition, from the largest, and publish the
  * rest: each free piece is an upper half whose buddy holds allocated
- * frames, so nothing can coalesce with it.
+ * frames, so nothing can coalesce with it. Over units (version 3), pieces
+ * below a unit are not the core's: the unit that holds them is left BUSY
+ * and ours, and returned (else LF_STACK_NIL; always at shift 0).
  */
-static void buddy_run_split(struct buddy_cpu *c, uint32_t x, unsigned k,
-			    uint64_t n)
+static uint32_t buddy_run_split(struct buddy_cpu *c, uint32_t x, unsigned k,
+				uint64_t n)
 {
 	struct buddy_zone *z = c->zone;
-	while (n != ((uint64_t)1 << k)) {
+	while (n != ((uint64_t)1 << k) && k > BUDDY_CORE_SHIFT) {
 		uint32_t half = (uint32_t)1 << (k - 1);
 		k--;
 		if (n <= half) {
@@ -219,8 +352,56 @@ static void buddy_run_split(struct buddy_cpu *c, uint32_t x, unsigned k,
 		n -= half;
 		buddy_st_set(z, x, BK_BUSY, k);
 	}
+	if (n != ((uint64_t)1 << k))
+		return x; /* the unit of the pieces below a unit */
 	buddy_st_set(z, x, BK_ALLOC, k);
+	return LF_STACK_NIL;
 }
+
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Version 3: the run's last n < 32 frames are unit t's (BUSY(5), ours,
+ * inside the claim's section): it goes down with them allocated from its
+ * start as bu_run() lays them out, the rest of it free, and is listed in
+ * the same section: no tail in transit outside one.
+ */
+static void buddy_run_tail(struct buddy_cpu *c, uint32_t t, unsigned n)
+{
+	buddy_st_set(c->zone, t, BK_LOWER, BUDDY_CORE_SHIFT);
+	bl_adopt(buddy_lower_ctx(c), buddy_cx(t),
+		 bu_put_run(bu_make(0, BU_FRAMES, false), 0, n), n);
+}
+
+/* Version 3: a run of n < 32 frames, inside one unit (bl_alloc_run()). */
+static BUDDY_NOINLINE int buddy_run_small(struct buddy_cpu *c, unsigned n,
+					  uint64_t *addr)
+{
+	uint32_t x = 0;
+	int rc = bl_alloc_run(buddy_lower_ctx(c), n, &x);
+	if (rc != BUDDY_OK) {
+		buddy_ctr_add(c, BC_FAILED, 1);
+		return rc;
+	}
+	buddy_ctr_add(c, BC_ALLOCS, 1);
+	*addr = buddy_idx_addr(c->zone, x);
+	return BUDDY_OK;
+}
+#else
+static inline void buddy_run_tail(struct buddy_cpu *c, uint32_t t, unsigned n)
+{
+	(void)c;
+	(void)t;
+	(void)n;
+}
+
+static inline int buddy_run_small(struct buddy_cpu *c, unsigned n,
+				  uint64_t *addr)
+{
+	(void)n;
+	(void)addr;
+	return buddy_reject(c, BUDDY_EINVAL); /* never: runs of a frame up */
+}
+#endif
 
 int buddy_alloc_run(struct buddy_cpu *c, uint64_t nframes, uint64_t *addr)
 {
@@ -228,8 +409,8 @@ int buddy_alloc_run(struct buddy_cpu *c, uint64_t nframes, uint64_t *addr)
 		return BUDDY_EINVAL;
 	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER))
 		return buddy_reject(c, BUDDY_EINVAL);
-	if (nframes & (BUDDY_CORE_FRAMES - 1)) /* over units: not yet */
-		return buddy_reject(c, BUDDY_ENOTSUP);
+	if (nframes < BUDDY_CORE_FRAMES) /* version 3: inside a unit */
+		return buddy_run_small(c, (unsigned)nframes, addr);
 	unsigned k = buddy_log2_floor(nframes);
 	if (nframes & (nframes - 1))
 		k++;
@@ -240,7 +421,10 @@ int buddy_alloc_run(struct buddy_cpu *c, uint64_t nframes, uint64_t *addr)
 		return rc;
 	}
 	/* The tail goes back inside the claim's section: ENOMEM stays exact. */
-	buddy_run_split(c, x, k, nframes);
+	uint32_t t = buddy_run_split(c, x, k, nframes);
+	if (t != LF_STACK_NIL)
+		buddy_run_tail(c, t,
+			       (unsigned)(nframes & (BUDDY_CORE_FRAMES - 1)));
 	buddy_busy(c, -1);
 	buddy_ctr_add(c, BC_ALLOCS, 1);
 	*addr = buddy_idx_addr(c->zone, x);
@@ -258,6 +442,83 @@ static int buddy_run_next(uint64_t nframes, uint64_t *off)
 	return (int)o;
 }
 
+#if BUDDY_CORE_SHIFT > 0
+/* Version 3: a piece below a unit checked as buddy_free() would. */
+static int buddy_run_check_small(struct buddy_zone *z,
+				 const struct buddy_rgn *r, uint32_t x,
+				 unsigned o)
+{
+	/* Acquire: as bu_cas(); the commit's CAS checks again. */
+	uint64_t w = lf_load_u64(&z->lower.word[buddy_cx(x)], LF_ACQUIRE);
+	if (w == BU_CORE)
+		return buddy_free_why_small(z, r, x);
+	return bu_block_check(w, x % BU_FRAMES, o);
+}
+
+/*
+ * Version 3: the run's pieces below a unit, n < 32 frames from a, freed
+ * by one CAS on their unit's word, the commit point of buddy_free_run():
+ * the first bad piece's error and nothing changed, or OK with the unit
+ * given back or listed. Pieces are aligned, so none crosses a unit; a
+ * run below 32 frames not made by buddy_alloc_run() (blocks allocated
+ * one by one) may span two units: both words are freed, the first given
+ * back (undone) if the second's CAS fails. That undo fails only if a
+ * frame of the first was allocated in between, after a racing double
+ * free of a piece of the second: then the first's pieces stay free.
+ */
+static int buddy_run_free_small(struct buddy_cpu *c, uint64_t a, uint64_t n)
+{
+	struct buddy_zone *z = c->zone;
+	struct bl_ctx *l = buddy_lower_ctx(c);
+	uint32_t x[2];
+	unsigned m[2], g;
+	uint64_t ow[2], nw[2], done = 0;
+	int rc = BUDDY_OK;
+	for (g = 0; g < 2 && done < n; g++) {
+		const struct buddy_rgn *r;
+		uint64_t ga = a + (done << BUDDY_FRAME_SHIFT);
+		rc = buddy_addr_check(z, ga, 0, &r); /* checked already */
+		LF_ASSERT(rc == BUDDY_OK);
+		x[g] = buddy_addr_idx(r, ga);
+		unsigned room = BU_FRAMES - x[g] % BU_FRAMES;
+		m[g] = n - done < room ? (unsigned)(n - done) : room;
+		rc = bl_free_run_cas(l, x[g], m[g], &ow[g], &nw[g]);
+		if (rc == BU_NOT_LOWER)
+			rc = buddy_free_why_small(z, r, x[g]);
+		if (rc != BUDDY_OK)
+			break;
+		done += m[g];
+	}
+	if (rc != BUDDY_OK && g == 1 &&
+	    bl_free_run_undo(l, x[0], m[0], ow[0], nw[0]))
+		return rc;
+	/* The groups freed (g: the one that failed, if one did). */
+	for (unsigned i = 0; i < g; i++)
+		bl_free_run_done(l, x[i], m[i], nw[i]);
+	return rc;
+}
+#else
+static inline int buddy_run_check_small(struct buddy_zone *z,
+					const struct buddy_rgn *r, uint32_t x,
+					unsigned o)
+{
+	(void)z;
+	(void)r;
+	(void)x;
+	(void)o;
+	return BUDDY_EINVAL; /* never: nothing is below */
+}
+
+static inline int buddy_run_free_small(struct buddy_cpu *c, uint64_t a,
+				       uint64_t n)
+{
+	(void)c;
+	(void)a;
+	(void)n;
+	return BUDDY_EINVAL; /* never: nothing is below */
+}
+#endif
+
 /* Check every piece as buddy_free() would; the first error, or OK. */
 static int buddy_run_check(struct buddy_zone *z, uint64_t addr,
 			   uint64_t nframes)
@@ -268,7 +529,10 @@ static int buddy_run_check(struct buddy_zone *z, uint64_t addr,
 		const struct buddy_rgn *r;
 		uint64_t a = addr + (at << BUDDY_FRAME_SHIFT);
 		int rc = buddy_addr_check(z, a, (unsigned)o, &r);
-		if (rc == BUDDY_OK) {
+		if (rc == BUDDY_OK && buddy_below_core((unsigned)o)) {
+			rc = buddy_run_check_small(z, r, buddy_addr_idx(r, a),
+						   (unsigned)o);
+		} else if (rc == BUDDY_OK) {
 			uint32_t x = buddy_addr_idx(r, a);
 			/* Acquire: as buddy_free_claim(); re-checked there. */
 			uint16_t s = lf_load_u16(buddy_st(z, x), LF_ACQUIRE);
@@ -309,8 +573,6 @@ int buddy_free_run(struct buddy_cpu *c, uint64_t addr, uint64_t nframes)
 		return BUDDY_EINVAL;
 	if (nframes == 0 || nframes > ((uint64_t)1 << BUDDY_MAX_ORDER))
 		return buddy_reject(c, BUDDY_EINVAL);
-	if (nframes & (BUDDY_CORE_FRAMES - 1)) /* over units: not yet */
-		return buddy_reject(c, BUDDY_ENOTSUP);
 	struct buddy_zone *z = c->zone;
 	const struct buddy_rgn *r;
 	int rc = buddy_addr_check(z, addr, buddy_log2_floor(nframes), &r);
@@ -322,7 +584,8 @@ int buddy_free_run(struct buddy_cpu *c, uint64_t addr, uint64_t nframes)
 	uint32_t x;
 	int o;
 	buddy_busy(c, 1);
-	while ((o = buddy_run_next(nframes, &off)) >= 0) {
+	while ((o = buddy_run_next(nframes, &off)) >= 0 &&
+	       !buddy_below_core((unsigned)o)) {
 		buddy_run_piece(z, addr, at, (unsigned)o, &x, &r);
 		/* A racing double free of a piece fails here. */
 		rc = buddy_free_claim(z, r, x, (unsigned)o, BK_BUSY);
@@ -330,7 +593,14 @@ int buddy_free_run(struct buddy_cpu *c, uint64_t addr, uint64_t nframes)
 			break;
 		at = off;
 	}
-	uint64_t end = rc == BUDDY_OK ? nframes : at;
+	/*
+	 * Version 3: the pieces below a unit come last, in one unit; their
+	 * CAS is the commit point (a failure gives the core pieces back).
+	 */
+	if (rc == BUDDY_OK && at < nframes)
+		rc = buddy_run_free_small(c, addr + (at << BUDDY_FRAME_SHIFT),
+					  nframes - at);
+	uint64_t end = at; /* the core pieces claimed */
 	off = at = 0;
 	while (at < end && (o = buddy_run_next(nframes, &off)) >= 0) {
 		buddy_run_piece(z, addr, at, (unsigned)o, &x, &r);

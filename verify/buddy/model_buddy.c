@@ -33,9 +33,9 @@
  * both levels of version 3 (lf_buddy_units): regions and positions are
  * scaled by 32 (regions offset by frames: edge units), orders and run lengths
  * are not, so that allocations and frees of every order go through the lower
- * level or the core. The calls lf_buddy_units cannot honour yet must say
- * BUDDY_ENOTSUP and change nothing (alloc_below and alloc_at below order
- * 5, runs of part of a unit: docs/v3-status.md); the model counts them.
+ * level or the core: alloc_below and alloc_at of every order, runs of every
+ * length (a last piece below a unit in a lower unit), each with the
+ * oracle's result and error code; the model counts those below a unit.
  *
  * Usage: model_buddy [--seeds N] [--ops N] [--seed S]   (S: replay one)
  */
@@ -85,8 +85,10 @@ struct model {
 	uint64_t span;  /* frames covered by owned[] */
 	uint64_t rng;
 	uint64_t seed, op;
-	uint64_t notsup; /* calls refused with BUDDY_ENOTSUP (MODEL_V3) */
-	uint64_t small;  /* allocations below a unit that succeeded */
+	uint64_t small;     /* allocations below a unit that succeeded */
+	uint64_t placed;    /* alloc_below, alloc_at, runs below a unit (V3) */
+	uint64_t placed_no; /* those that failed (ENOMEM, EBUSY): as the oracle
+			     */
 };
 
 static uint64_t rnd(struct model *m)
@@ -184,33 +186,29 @@ static void model_init(struct model *m, uint64_t seed)
 		buddy_zone_stats(m->z, &st);
 		CHECK(zs < st.total_frames);
 		/*
-		 * Below a unit: allocations and frees go to the lower level;
-		 * alloc_below, alloc_at and runs of part of a unit are not
-		 * supported yet (BUDDY_ENOTSUP) and change nothing. Regions
-		 * at any frame boundary are taken (edge units;
-		 * model_regions()).
+		 * Below a unit on a free zone: frees of blocks and runs that
+		 * were never allocated say EDOUBLE, nothing changed; nothing
+		 * is refused with BUDDY_ENOTSUP any more. Regions at any frame
+		 * boundary are taken (edge units; model_regions()).
 		 */
 		struct buddy_cpu *c = buddy_zone_cpu(m->z, 0);
-		uint64_t a, b = m->rg[1].base; /* on a unit */
+		uint64_t b = m->rg[1].base; /* on a unit */
 		for (unsigned o = 0; o < UNIT_ORDER; o++) {
-			CHECK_EQ(buddy_alloc_below(c, o, UINT64_MAX, &a),
-				 BUDDY_ENOTSUP);
-			CHECK_EQ(buddy_alloc_at(c, b, o), BUDDY_ENOTSUP);
 			CHECK_EQ(buddy_free(c, b, o), BUDDY_EDOUBLE);
 			CHECK_EQ(buddy_free(c, b + BUDDY_FRAME_SIZE, 0),
 				 BUDDY_EDOUBLE);
 		}
-		CHECK_EQ(buddy_alloc_run(c, 33, &a), BUDDY_ENOTSUP);
-		CHECK_EQ(buddy_free_run(c, b, 31), BUDDY_ENOTSUP);
+		static const uint64_t runs[] = { 1, 3, 31, 33, 63, 95 };
+		for (unsigned i = 0; i < 6; i++)
+			CHECK_EQ(buddy_free_run(c, b, runs[i]),
+				 buddy_locked_free_run(m->ref, b, runs[i]));
 		struct buddy_region odd = { m->rg[0].base + BUDDY_FRAME_SIZE,
 					    BUDDY_FRAME_SIZE };
 		CHECK(buddy_meta_size(&odd, 1, 1) != 0);
 		buddy_zone_stats(m->z, &st);
 		CHECK_EQ(st.free_frames, st.total_frames);
-		CHECK_EQ(st.rejected, 4 * UNIT_ORDER + 2);
-		CHECK_EQ(st.rejected_by[-BUDDY_ENOTSUP], 2 * UNIT_ORDER + 2);
-		CHECK(strcmp(buddy_strerror(BUDDY_ENOTSUP), "unknown error") !=
-		      0);
+		CHECK_EQ(st.rejected, 2 * UNIT_ORDER + 6);
+		CHECK_EQ(st.rejected_by[-BUDDY_ENOTSUP], 0);
 	}
 #endif
 }
@@ -322,11 +320,8 @@ static void op_alloc_below(struct model *m)
 	if (MODEL_V3 && rnd_below(m, 2))
 		o += UNIT_ORDER; /* the core's orders half the time */
 	int rc = buddy_alloc_below(model_cpu(m), o, limit, &a);
-	if (MODEL_V3 && rc == BUDDY_ENOTSUP) {
-		MCHECK(m, o < UNIT_ORDER);
-		m->notsup++;
-		return;
-	}
+	m->placed += MODEL_V3 && o < UNIT_ORDER;
+	m->placed_no += MODEL_V3 && o < UNIT_ORDER && rc != BUDDY_OK;
 	if (rc == BUDDY_OK) {
 		MCHECK(m, a + (BUDDY_FRAME_SIZE << o) <= limit);
 		MCHECK(m, buddy_locked_alloc_at(m->ref, a, o) == BUDDY_OK);
@@ -353,11 +348,8 @@ static void op_alloc_at(struct model *m)
 	if (rnd_below(m, 64) == 0)
 		a += 8; /* not frame-aligned */
 	int rc = buddy_alloc_at(model_cpu(m), a, o);
-	if (MODEL_V3 && rc == BUDDY_ENOTSUP) {
-		MCHECK(m, o < UNIT_ORDER);
-		m->notsup++;
-		return;
-	}
+	m->placed += MODEL_V3 && o < UNIT_ORDER;
+	m->placed_no += MODEL_V3 && o < UNIT_ORDER && rc == BUDDY_EBUSY;
 	MCHECK(m, rc == buddy_locked_alloc_at(m->ref, a, o));
 	if (rc == BUDDY_OK)
 		model_add(m, a, (uint64_t)1 << o, o, false);
@@ -369,11 +361,8 @@ static void op_alloc_run(struct model *m)
 	if (MODEL_V3 && rnd_below(m, 2))
 		n *= R; /* whole units half the time */
 	int rc = buddy_alloc_run(model_cpu(m), n, &a);
-	if (MODEL_V3 && rc == BUDDY_ENOTSUP) {
-		MCHECK(m, n % R != 0);
-		m->notsup++;
-		return;
-	}
+	m->placed += MODEL_V3 && n % R != 0;
+	m->placed_no += MODEL_V3 && n % R != 0 && rc != BUDDY_OK;
 	if (rc == BUDDY_OK) {
 		model_ref_run(m, a, n);
 		model_add(m, a, n, 0, true);
@@ -536,10 +525,12 @@ static void model_run(uint64_t seed, uint64_t ops)
 	if (MODEL_V3) {
 		printf("model_buddy_v3: seed %" PRIu64 ": %" PRIu64
 		       " allocations below a unit, %" PRIu64
-		       " calls not supported yet (BUDDY_ENOTSUP)\n",
-		       seed, m->small, m->notsup);
-		/* The lower level must have been used. */
+		       " alloc_below, alloc_at and runs below a unit (%" PRIu64
+		       " ENOMEM or EBUSY)\n",
+		       seed, m->small, m->placed, m->placed_no);
+		/* The lower level must have been used, constraints too. */
 		MCHECK(m, m->small > ops / 10);
+		MCHECK(m, m->placed > ops / 20 && m->placed_no > 0);
 	}
 	struct buddy_stats zs;
 	buddy_zone_stats(m->z, &zs);

@@ -315,8 +315,9 @@ static void bad_frees(struct pair *p, struct buddy_cpu *c)
 
 /*
  * alloc_at at every frame and order 0-MAXO on a free zone: the oracle's
- * code; a success freed again at once. Orders below a unit may say
- * BUDDY_ENOTSUP (not supported yet: docs/v3-status.md), nothing changed.
+ * code at every order, below a unit too (through the unit's word, or the
+ * unit brought down from the core); a success freed again at once, a
+ * refusal with every word unchanged.
  */
 static void alloc_at_all(struct pair *p, struct buddy_cpu *c)
 {
@@ -324,10 +325,6 @@ static void alloc_at_all(struct pair *p, struct buddy_cpu *c)
 		for (unsigned o = 0; o <= MAXO; o++) {
 			uint64_t h = words_hash(p->z);
 			int rc = buddy_alloc_at(c, pfn * F, o);
-			if (rc == BUDDY_ENOTSUP && o < BUDDY_CORE_SHIFT) {
-				CHECK_EQ(words_hash(p->z), h);
-				continue;
-			}
 			CHECK_EQ(rc, buddy_locked_alloc_at(p->ref, pfn * F, o));
 			if (rc != BUDDY_OK) {
 				CHECK_EQ(words_hash(p->z), h);

@@ -18,6 +18,16 @@
  *   r    bl_release of the thread's reservation
  *   d    buddy_zone_drain_all (reclaims every empty reserved unit, then
  *        coalesces the core)
+ *   a    buddy_alloc_at of the configuration's frame and order, held
+ *   b    buddy_alloc_below of the configuration's order and limit, held
+ *   A    buddy_alloc_at of the configuration's second frame and order
+ *   R    buddy_alloc_run of the configuration's length, held as a run;
+ *        with run_at set, the thread's blocks in [run_at, run_at +
+ *        run_n) become one run instead (blocks allocated one by one)
+ *   F    buddy_free_run of the oldest run the thread holds (dropped
+ *        from its blocks whatever the result: the check looks at it)
+ *   x    buddy_free of frame x_frame, order 0, which the thread does not
+ *        hold: a racing double free of a piece of another's run
  * Every execution checks:
  *   - B2 at every allocation: nobody holds a frame handed out (an owner
  *     per frame, released just before the free is called);
@@ -25,6 +35,13 @@
  *     configuration keeps a unit free at the core or below at every
  *     instant (the lower level must look at the core's stacks, its
  *     spare slots and its in-flight transits: buddy_unit_has());
+ *   - with at_free set, no EBUSY from alloc_at: its range is free at
+ *     every instant of the call (docs/v3-status.md item 12);
+ *   - with below_exact set, no ENOMEM from alloc_below: a block of its
+ *     order is free below its limit at every instant;
+ *   - with x_frame set, of a free_run and a racing double free of its
+ *     last piece exactly one succeeds, and a free_run that fails
+ *     changed nothing (its core piece still allocated, whole);
  *   - with exact_up set, no ENOMEM for an allocation of order >= 5 that
  *     started after the word of thread 1's first unit went to 0 (the
  *     unit is free from that CAS on: in transit up, then at the core);
@@ -85,11 +102,22 @@ struct mu_cfg {
 	 */
 	bool edge;
 	const char *need; /* events every search must cover */
+	/* Script 'a': alloc_at of frame at_frame, order at_order. */
+	unsigned at_frame, at_order;
+	bool at_free; /* its range free at every instant: no EBUSY */
+	/* Script 'b': alloc_below of below_order, limit below_limit frames. */
+	unsigned below_order, below_limit;
+	bool below_exact; /* a block fits at every instant: no ENOMEM */
+	unsigned at2_frame, at2_order; /* script 'A' */
+	unsigned run_n;                /* script 'R': the run's length */
+	unsigned run_at;  /* script 'R': the run of held blocks there */
+	unsigned x_frame; /* script 'x': the frame freed twice (0: none) */
 };
 
 struct mu_block {
 	uint64_t a;
 	unsigned k;
+	uint64_t n; /* a run of n frames (script 'R'), or 0: a block */
 };
 
 static struct {
@@ -98,14 +126,19 @@ static struct {
 	struct mu_block held[MC_MAX_THREADS][MU_HELD];
 	unsigned nheld[MC_MAX_THREADS];
 	unsigned owner[MU_MAX_NF];
-	uint32_t up;    /* exact_up: thread 1's first unit */
-	uint32_t units; /* the zone's units */
+	uint32_t up;         /* exact_up: thread 1's first unit */
+	uint32_t units;      /* the zone's units */
+	int run_rc, x_rc;    /* scripts 'F' and 'x': their results */
+	struct mu_block run; /* script 'F': the run it freed */
 } S;
 
-static const char *const mu_events[] = { "unit down", "unit up", "line down",
+static const char *const mu_events[] = { "unit down",
+					 "unit up",
+					 "line down",
 					 "core allocation",
-					 "edge unit released by a drain" };
-static struct mc_cover mu_cover = { .codes = "dulce", .names = mu_events };
+					 "edge unit released by a drain",
+					 "free_run refused" };
+static struct mc_cover mu_cover = { .codes = "dulcef", .names = mu_events };
 static bool mu_line, mu_core;
 
 static void mu_alloc(unsigned t, unsigned k)
@@ -156,6 +189,138 @@ static void mu_alloc(unsigned t, unsigned k)
 	S.held[t][S.nheld[t]++] = (struct mu_block){ a, k };
 }
 
+/* Scripts 'a' and 'b' (version 3's constrained calls below a unit). */
+static void mu_place(unsigned t, char op)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	struct buddy_cpu *c = buddy_zone_cpu(S.z, t);
+	uint64_t a = (uint64_t)(op == 'A' ? cfg->at2_frame : cfg->at_frame)
+		     << BUDDY_FRAME_SHIFT;
+	uint64_t limit = (uint64_t)cfg->below_limit << BUDDY_FRAME_SHIFT;
+	unsigned k = op == 'a'   ? cfg->at_order
+		     : op == 'A' ? cfg->at2_order
+				 : cfg->below_order;
+	int rc = op != 'b' ? buddy_alloc_at(c, a, k)
+			   : buddy_alloc_below(c, k, limit, &a);
+	if (op == 'A')
+		op = 'a';
+	if (rc == BUDDY_EBUSY && op == 'a' && cfg->at_free)
+		mc_fail("false EBUSY: thread %u, alloc_at frame %u order %u, "
+			"free at every instant",
+			t, cfg->at_frame, k);
+	if (rc == BUDDY_ENOMEM && op == 'b' && cfg->below_exact)
+		mc_fail("false ENOMEM: thread %u, alloc_below order %u limit "
+			"%u, a block free below it at every instant",
+			t, k, cfg->below_limit);
+	if (rc != BUDDY_OK)
+		return;
+	uint64_t p = a >> BUDDY_FRAME_SHIFT;
+	MC_ASSERT(op == 'a' || p + (1u << k) <= cfg->below_limit);
+	for (uint64_t y = p; y < p + (1u << k); y++) {
+		if (S.owner[y] != 0)
+			mc_fail("B2: frame %u to thread %u, held by %u",
+				(unsigned)y, t, S.owner[y] - 1);
+		S.owner[y] = t + 1;
+	}
+	MC_ASSERT(S.nheld[t] < MU_HELD);
+	S.held[t][S.nheld[t]++] = (struct mu_block){ a, k };
+}
+
+/* Script 'R': a run of cfg->run_n frames, held. */
+static void mu_run_alloc(unsigned t)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	uint64_t a, n = cfg->run_n;
+	if (cfg->run_at != 0) {
+		a = (uint64_t)cfg->run_at << BUDDY_FRAME_SHIFT;
+		for (unsigned i = 0; i < S.nheld[t];) {
+			uint64_t p = S.held[t][i].a >> BUDDY_FRAME_SHIFT;
+			if (p < cfg->run_at || p >= cfg->run_at + n) {
+				i++;
+				continue;
+			}
+			S.held[t][i] = S.held[t][--S.nheld[t]];
+		}
+		S.held[t][S.nheld[t]++] = (struct mu_block){ a, 0, n };
+		return;
+	}
+	int rc = buddy_alloc_run(buddy_zone_cpu(S.z, t), n, &a);
+	MC_ASSERT(rc == BUDDY_OK || rc == BUDDY_ENOMEM);
+	if (rc != BUDDY_OK)
+		return;
+	uint64_t p = a >> BUDDY_FRAME_SHIFT;
+	MC_ASSERT(p + n <= (uint64_t)S.units << BUDDY_CORE_SHIFT);
+	for (uint64_t y = p; y < p + n; y++) {
+		if (S.owner[y] != 0)
+			mc_fail("B2: frame %u to thread %u, held by %u",
+				(unsigned)y, t, S.owner[y] - 1);
+		S.owner[y] = t + 1;
+	}
+	MC_ASSERT(S.nheld[t] < MU_HELD);
+	S.held[t][S.nheld[t]++] = (struct mu_block){ a, 0, n };
+}
+
+/*
+ * Script 'F': free_run of the thread's oldest block, a run; its result
+ * and the run kept for mu_check_run(), which cleans up after a failure.
+ */
+static void mu_run_free(unsigned t)
+{
+	MC_ASSERT(S.nheld[t] > 0 && S.held[t][0].n != 0);
+	S.run = S.held[t][0];
+	memmove(&S.held[t][0], &S.held[t][1], --S.nheld[t] * sizeof(S.run));
+	uint64_t p = S.run.a >> BUDDY_FRAME_SHIFT;
+	for (uint64_t y = p; y < p + S.run.n; y++)
+		S.owner[y] = 0;
+	S.run_rc = buddy_free_run(buddy_zone_cpu(S.z, t), S.run.a, S.run.n);
+}
+
+/* Script 'x': a racing double free of frame x_frame (order 0). */
+static void mu_free_twice(unsigned t)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	uint64_t a = (uint64_t)cfg->x_frame << BUDDY_FRAME_SHIFT;
+	S.x_rc = buddy_free(buddy_zone_cpu(S.z, t), a, 0);
+}
+
+/*
+ * With x_frame: of the free_run and the double free of its last piece,
+ * exactly one succeeds; a free_run that failed changed nothing (its
+ * first piece, a unit at the core, is still allocated at order 5), and
+ * its pieces but the one freed twice are freed here for the final check.
+ */
+static void mu_check_run(void)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	if (cfg->x_frame == 0)
+		return;
+	if ((S.run_rc == BUDDY_OK) == (S.x_rc == BUDDY_OK))
+		mc_fail("free_run %d and the double free of frame %u %d: not "
+			"exactly one succeeded",
+			S.run_rc, cfg->x_frame, S.x_rc);
+	if (S.run_rc == BUDDY_OK)
+		return;
+	unsigned kind = 0, o = 0;
+	MC_ASSERT(buddy_zone_frame(S.z, S.run.a, &kind, &o) == BUDDY_OK);
+	unsigned k0 = 63u - (unsigned)__builtin_clzll(S.run.n);
+	if (kind != BUDDY_FRAME_ALLOC || o != k0)
+		mc_fail("free_run failed (%d) but changed its first piece: "
+			"kind %u order %u",
+			S.run_rc, kind, o);
+	uint64_t end = S.run.a + (S.run.n << BUDDY_FRAME_SHIFT);
+	for (uint64_t a = S.run.a, off = 0; a < end; a += off) {
+		unsigned k = 63u - (unsigned)__builtin_clzll((end - a) >>
+							     BUDDY_FRAME_SHIFT);
+		off = (uint64_t)BUDDY_FRAME_SIZE << k;
+		if (a >> BUDDY_FRAME_SHIFT == cfg->x_frame)
+			continue; /* freed by the double free */
+		if (buddy_free(buddy_zone_cpu(S.z, 0), a, k) != BUDDY_OK)
+			mc_fail("free_run failed and piece %llx order %u is "
+				"not allocated",
+				(unsigned long long)a, k);
+	}
+}
+
 static void mu_free_oldest(unsigned t)
 {
 	if (S.nheld[t] == 0)
@@ -163,11 +328,13 @@ static void mu_free_oldest(unsigned t)
 	struct mu_block b = S.held[t][0];
 	memmove(&S.held[t][0], &S.held[t][1], --S.nheld[t] * sizeof(b));
 	uint64_t p = b.a >> BUDDY_FRAME_SHIFT;
-	for (uint64_t y = p; y < p + (1u << b.k); y++)
+	for (uint64_t y = p; y < p + (b.n ? b.n : 1u << b.k); y++)
 		S.owner[y] = 0;
 	struct buddy_cpu *c = buddy_zone_cpu(S.z, t);
 	int rc;
-	if (b.k < BUDDY_CORE_SHIFT)
+	if (b.n != 0)
+		rc = buddy_free_run(c, b.a, b.n);
+	else if (b.k < BUDDY_CORE_SHIFT)
 		rc = bl_free(buddy_lower_ctx(c),
 			     buddy_addr_idx(&S.z->rgn[0], b.a), b.k);
 	else
@@ -187,6 +354,14 @@ static void mu_run(unsigned t, const char *script)
 			bl_release(buddy_lower_ctx(c));
 		else if (*p == 'd')
 			buddy_zone_drain_all(c);
+		else if (*p == 'a' || *p == 'A' || *p == 'b')
+			mu_place(t, *p);
+		else if (*p == 'R')
+			mu_run_alloc(t);
+		else if (*p == 'F')
+			mu_run_free(t);
+		else if (*p == 'x')
+			mu_free_twice(t);
 		else
 			mu_alloc(t, (unsigned)(*p - '0'));
 	}
@@ -292,8 +467,11 @@ static void mu_check(void)
 		*p++ = 'c';
 	if (mu_edge_released())
 		*p++ = 'e';
+	if (cfg->x_frame != 0 && S.run_rc != BUDDY_OK)
+		*p++ = 'f';
 	*p = 0;
 	mc_cover_add(&mu_cover, ev);
+	mu_check_run();
 	for (unsigned t = 0; t < MC_MAX_THREADS; t++)
 		while (S.nheld[t] > 0)
 			mu_free_oldest(t);
@@ -471,7 +649,71 @@ MU_TEST(mu_edge, "buddy.units_edge",
 	.script = { "3", "ff", "d" }, .setup = "4r4r", .edge = true,
 	.need = "e")
 
+/*
+ * alloc_at below a unit while its unit moves between the levels: thread 1
+ * holds frame 0 of unit 0 (lower, released: listed) and unit 1 at the
+ * core, and frees the frame (unit 0's word goes to 0, the unit goes up
+ * and merges); thread 2 allocates one frame (unit 0 popped from its
+ * partial stack and reserved, or taken down again from the core: frame
+ * 0 or 1); thread 0 asks alloc_at for frame 5, free at every instant
+ * (lower, then at the core, then lower again): it must not say EBUSY
+ * whichever level it finds the unit at, or in between (its word 0, the
+ * core's walk then finding the unit LOWER again: look at the word
+ * again), and must bring the unit down itself when it is at the core.
+ */
+MU_TEST(mu_at_move, "buddy.units_at_move",
+	"alloc_at below a unit vs the unit going up and down", 3, 2, 3, 20000,
+	.script = { "a", "f", "0" }, .setup = "0r5", .at_frame = 5,
+	.at_order = 0, .at_free = true, .exact = true, .need = "du")
+
+/*
+ * alloc_below below a unit while its unit moves: the limit is 8 frames
+ * (inside unit 0), order 2; thread 1 holds frame 0 of unit 0 (listed)
+ * and unit 1, and frees the frame (unit 0 up); thread 2 allocates one
+ * frame (unit 0 reserved from the partial stack, or down again): frames
+ * 4-7 are free at every instant (in a listed unit, at the core, in a
+ * reserved one), so thread 0's alloc_below(2, 8 frames) must not fail:
+ * its pass must look at every place, the core with the limit moved by a
+ * unit less the block, and memory moved meanwhile must break its window.
+ */
+MU_TEST(mu_below_move, "buddy.units_below_move",
+	"alloc_below inside a unit vs the unit going up and down", 3, 2, 3,
+	20000, .script = { "b", "f", "0" }, .setup = "0r5", .below_order = 2,
+	.below_limit = 8, .below_exact = true, .exact = true, .need = "du")
+
+/*
+ * free_run that fails must change nothing: thread 1 holds a run of 33
+ * frames (unit 0 at the core, order 5, then frame 32 in unit 1, lower,
+ * the rest of unit 1 free and listed) and frees it while thread 0 frees
+ * frame 32 (order 0) behind its back, a racing double free. Exactly one
+ * of the two frees of frame 32 succeeds; if it is thread 0's, the
+ * free_run fails with unit 0 still allocated at order 5 (its claim given
+ * back), not freed: the unit's CAS is the commit point, after the core
+ * pieces' claims and before their merges.
+ */
+MU_TEST(mu_free_run, "buddy.units_free_run",
+	"free_run vs a racing double free of its last piece", 2, 3, 3, 20000,
+	.script = { "x", "F" }, .setup = "R", .run_n = 33, .x_frame = 32,
+	.need = "duf")
+
+/*
+ * The same below a unit, across two units' words: thread 1 holds frames
+ * 30-31 (order 1, unit 0) and frame 32 (order 0, unit 1), allocated one
+ * by one (alloc_at brings both units down), and frees them as one run of
+ * 3 frames: the CAS on unit 0's word first (its word goes to 0: every
+ * frame free, unreserved), then unit 1's; thread 0 double-frees frame
+ * 32. Exactly one of the two frees of frame 32 succeeds; a free_run
+ * that fails has given frames 30-31 back (unit 0's word stored back,
+ * relisted), not left them free or sent unit 0 up.
+ */
+MU_TEST(mu_free_run2, "buddy.units_free_run2",
+	"free_run across two units vs a racing double free", 2, 3, 3, 20000,
+	.script = { "x", "F" }, .setup = "aAR", .at_frame = 30, .at_order = 1,
+	.at2_frame = 32, .at2_order = 0, .run_n = 3, .run_at = 30,
+	.x_frame = 32, .need = "duf")
+
 const struct mc_test *const mc_tests_buddy_units[] = {
-	&mu_updown,      &mu_enomem,      &mu_list, &mu_stale, &mu_enomem_up,
-	&mu_enomem_core, &mu_enomem_line, &mu_edge, NULL
+	&mu_updown,      &mu_enomem,      &mu_list, &mu_stale,   &mu_enomem_up,
+	&mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move, &mu_below_move,
+	&mu_free_run,    &mu_free_run2,   NULL
 };

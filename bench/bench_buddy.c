@@ -35,6 +35,18 @@
 #define BENCH_BUDDY_SCALE 1.8      /* repeat, lf_buddy, 2 / 1 thr tput */
 #define BENCH_BUDDY_CROSS 3.0      /* cross, 2 threads, locked / ours */
 
+/*
+ * The series of the global path on repeat and bulk: caches off in version
+ * 2; in version 3 (no cache to turn off: buddy_cpu_cache_enable(false)
+ * only releases the reservation once) no reservation kept. On huge (order
+ * 9, never cached nor reserved) the nocache series in both.
+ */
+#if BENCH_BUDDY_V3
+#define BENCH_BUDDY_GLOBAL BENCH_BUDDY_NORSV
+#else
+#define BENCH_BUDDY_GLOBAL BENCH_BUDDY_NOCACHE
+#endif
+
 static const struct bench_impl *const bench_buddy_impls[] = {
 	&bench_buddy_repeat_lf,     &bench_buddy_repeat_nocache,
 	&bench_buddy_repeat_locked, &bench_buddy_bulk_lf,
@@ -44,16 +56,33 @@ static const struct bench_impl *const bench_buddy_impls[] = {
 	&bench_buddy_mixed_nocache, &bench_buddy_mixed_locked,
 	&bench_buddy_huge_lf,       &bench_buddy_huge_nocache,
 	&bench_buddy_huge_locked,
+#if BENCH_BUDDY_V3
+	&bench_buddy_repeat_norsv,  &bench_buddy_bulk_norsv,
+#endif
 };
 
 static void bench_buddy_header(void)
 {
+#if BENCH_BUDDY_V3
+	printf("one op = one alloc + free pair; a fresh %d GiB zone (one "
+	       "region, fully\n  coalesced, frames never touched) per point; "
+	       "lf_buddy_v3: version 3\n  (lf_buddy_units: orders 0-4 in the "
+	       "CPU's reserved units, orders >= 5 at\n  the core over units), "
+	       "lf_buddy_v3_nocache: buddy_cpu_cache_enable(false)\n  first "
+	       "(no cache in version 3: the reservation released once, then "
+	       "taken\n  again), lf_buddy_v3_norsv (repeat, bulk): the "
+	       "reservation released whenever\n  the thread holds nothing "
+	       "(buddy_cpu_drain), locked_buddy: one spinlock\n  (the "
+	       "baseline)\n",
+	       BENCH_BUDDY_GIB);
+#else
 	printf("one op = one alloc + free pair; a fresh %d GiB zone (one "
 	       "region, fully\n  coalesced, frames never touched) per point; "
 	       "lf_buddy: per-CPU caches on,\n  lf_buddy_nocache: off (every "
 	       "call on the lock-free stacks), locked_buddy:\n  one spinlock "
 	       "(the baseline)\n",
 	       BENCH_BUDDY_GIB);
+#endif
 	printf("repeat: alloc + free of one order-0 block\n");
 	printf("bulk: alloc %d order-0 blocks, then free them\n",
 	       BENCH_BUDDY_BULK);
@@ -106,13 +135,23 @@ static void bench_buddy_at_most(const struct bench_results *res,
 		bench_buddy_unmeasured(what);
 }
 
-/* The global path against the locked buddy at 1 thread: locked / ours. */
-static void bench_buddy_vs_locked(const struct bench_results *res,
-				  const char *what, const char *b)
+/*
+ * The global path of workload b, series impl, at 1 thread: at most
+ * BENCH_BUDDY_GLOBAL_NS, and no slower than the locked buddy (locked /
+ * ours, CPU time).
+ */
+static void bench_buddy_global(const struct bench_results *res, const char *b,
+			       const char *impl)
 {
+	char what[96];
 	double a, l;
 
-	if (bench_buddy_ns(res, true, b, "lf_buddy_nocache", 1, &a) &&
+	snprintf(what, sizeof(what), "global path: %s, %s, 1 thr, cpu", b,
+		 impl);
+	bench_buddy_at_most(res, what, b, impl, BENCH_BUDDY_GLOBAL_NS, "<= 60");
+	snprintf(what, sizeof(what),
+		 "global path: %s, locked_buddy / %s, 1 thr, cpu", b, impl);
+	if (bench_buddy_ns(res, true, b, impl, 1, &a) &&
 	    bench_buddy_ns(res, true, b, "locked_buddy", 1, &l))
 		bench_buddy_target(what, l / a >= BENCH_BUDDY_VS_LOCKED, l / a,
 				   "x", ">= 1x");
@@ -123,13 +162,15 @@ static void bench_buddy_vs_locked(const struct bench_results *res,
 /* Two threads on repeat: CPU per pair 2 / 1 thread, and throughput. */
 static void bench_buddy_two(const struct bench_results *res)
 {
-	const char *w1 = "2 threads: cpu/pair 2 / 1 thr (repeat, lf_buddy)";
-	const char *w2 = "2 threads: throughput 2 / 1 thr (repeat, lf_buddy)";
+	const char *w1 =
+		"2 threads: cpu/pair 2 / 1 thr (repeat, " BENCH_BUDDY_LF ")";
+	const char *w2 =
+		"2 threads: throughput 2 / 1 thr (repeat, " BENCH_BUDDY_LF ")";
 	double a, b, st[3], en[3];
 	char tg[96];
 
-	if (bench_buddy_ns(res, true, "repeat", "lf_buddy", 1, &a) &&
-	    bench_buddy_ns(res, true, "repeat", "lf_buddy", 2, &b))
+	if (bench_buddy_ns(res, true, "repeat", BENCH_BUDDY_LF, 1, &a) &&
+	    bench_buddy_ns(res, true, "repeat", BENCH_BUDDY_LF, 2, &b))
 		bench_buddy_target(w1, b / a <= BENCH_BUDDY_CPU_2T, b / a, "x",
 				   "<= 1.2x");
 	else
@@ -140,8 +181,8 @@ static void bench_buddy_two(const struct bench_results *res)
 		 ">= 1.8x on a quiet machine; wall; "
 		 "load %.2f at start, %.2f at end",
 		 st[0], en[0]);
-	if (bench_buddy_ns(res, false, "repeat", "lf_buddy", 1, &a) &&
-	    bench_buddy_ns(res, false, "repeat", "lf_buddy", 2, &b))
+	if (bench_buddy_ns(res, false, "repeat", BENCH_BUDDY_LF, 1, &a) &&
+	    bench_buddy_ns(res, false, "repeat", BENCH_BUDDY_LF, 2, &b))
 		bench_buddy_target(w2, 2 * a / b >= BENCH_BUDDY_SCALE,
 				   2 * a / b, "x", tg);
 	else
@@ -150,44 +191,21 @@ static void bench_buddy_two(const struct bench_results *res)
 
 static void bench_buddy_targets(const struct bench_results *res)
 {
-	const char *wc = "cross, 2 threads: locked_buddy / lf_buddy (wall)";
+	const char *wc =
+		"cross, 2 threads: locked_buddy / " BENCH_BUDDY_LF " (wall)";
 	double a, b;
 
 	printf("targets (medians; cpu: CPU time per pair, wall: elapsed; a "
 	       "missed target\n  does not fail the run):\n");
-	bench_buddy_at_most(res, "per-CPU path: repeat, lf_buddy, 1 thr, cpu",
-			    "repeat", "lf_buddy", BENCH_BUDDY_PERCPU_NS,
-			    "<= 11");
-	bench_buddy_at_most(res,
-			    "global path: repeat, lf_buddy_nocache, 1 "
-			    "thr, cpu",
-			    "repeat", "lf_buddy_nocache", BENCH_BUDDY_GLOBAL_NS,
-			    "<= 60");
-	bench_buddy_vs_locked(res,
-			      "global path: repeat, locked_buddy / "
-			      "nocache, 1 thr, cpu",
-			      "repeat");
-	bench_buddy_at_most(res,
-			    "global path: huge, lf_buddy_nocache, 1 thr, "
-			    "cpu",
-			    "huge", "lf_buddy_nocache", BENCH_BUDDY_GLOBAL_NS,
-			    "<= 60");
-	bench_buddy_vs_locked(res,
-			      "global path: huge, locked_buddy / "
-			      "nocache, 1 thr, cpu",
-			      "huge");
-	bench_buddy_at_most(res,
-			    "global path: bulk, lf_buddy_nocache, 1 thr, "
-			    "cpu",
-			    "bulk", "lf_buddy_nocache", BENCH_BUDDY_GLOBAL_NS,
-			    "<= 60");
-	bench_buddy_vs_locked(res,
-			      "global path: bulk, locked_buddy / "
-			      "nocache, 1 thr, cpu",
-			      "bulk");
+	bench_buddy_at_most(
+		res, "per-CPU path: repeat, " BENCH_BUDDY_LF ", 1 thr, cpu",
+		"repeat", BENCH_BUDDY_LF, BENCH_BUDDY_PERCPU_NS, "<= 11");
+	bench_buddy_global(res, "repeat", BENCH_BUDDY_GLOBAL);
+	bench_buddy_global(res, "huge", BENCH_BUDDY_NOCACHE);
+	bench_buddy_global(res, "bulk", BENCH_BUDDY_GLOBAL);
 	bench_buddy_two(res);
 	if (bench_buddy_ns(res, false, "cross", "locked_buddy", 2, &a) &&
-	    bench_buddy_ns(res, false, "cross", "lf_buddy", 2, &b))
+	    bench_buddy_ns(res, false, "cross", BENCH_BUDDY_LF, 2, &b))
 		bench_buddy_target(wc, a / b >= BENCH_BUDDY_CROSS, a / b, "x",
 				   ">= 3x");
 	else
@@ -206,7 +224,7 @@ static void bench_buddy_report(const struct bench_results *res)
 
 /* One struct bench_prog per program (bench.h): the same fields each time. */
 static const struct bench_prog bench_buddy = {
-	.name = "bench_buddy",
+	.name = BENCH_BUDDY_PROG,
 	.impls = bench_buddy_impls,
 	.nimpls = sizeof(bench_buddy_impls) / sizeof(bench_buddy_impls[0]),
 	.header = bench_buddy_header,

@@ -51,15 +51,17 @@
 #define BB_EMPTY 0xff      /* mixed: a slot holding no block */
 
 enum bb_work { BB_REPEAT, BB_BULK, BB_CROSS, BB_MIXED, BB_HUGE, BB_NWORK };
-enum bb_alloc { BB_LF, BB_NOCACHE, BB_LOCKED, BB_NALLOC };
+/* BB_NORSV: bench_buddy_v3 only (repeat, bulk; see bench_buddy.h). */
+enum bb_alloc { BB_LF, BB_NOCACHE, BB_LOCKED, BB_NORSV, BB_NALLOC };
 
 static const char *const bb_work_name[BB_NWORK] = {
 	"repeat", "bulk", "cross", "mixed", "huge",
 };
 static const char *const bb_alloc_name[BB_NALLOC] = {
-	"lf_buddy",
-	"lf_buddy_nocache",
+	BENCH_BUDDY_LF,
+	BENCH_BUDDY_NOCACHE,
 	"locked_buddy",
+	BENCH_BUDDY_NORSV,
 };
 
 /*
@@ -180,6 +182,26 @@ static uint64_t bb_run_pairs(struct bb_thread *t, unsigned order,
 	return n;
 }
 
+#if BENCH_BUDDY_V3
+/* repeat with the reservation given up after every pair (NORSV). */
+static uint64_t bb_run_pairs_norsv(struct bb_thread *t, unsigned order,
+				   const struct bench_stop *stop)
+{
+	uint64_t n = 0, a;
+
+	do {
+		for (unsigned i = 0; i < BENCH_BATCH; i++) {
+			if (LF_UNLIKELY(!bb_get(t, order, &a)))
+				continue;
+			bb_put(t, a, order);
+			buddy_cpu_drain(t->cpu);
+			n++;
+		}
+	} while (!bench_stopped(stop));
+	return n;
+}
+#endif
+
 /* ---- bulk: alloc BENCH_BUDDY_BULK, then free them ---- */
 
 /* Take count order-0 blocks (as many as there are), then give them back. */
@@ -203,6 +225,23 @@ static uint64_t bb_run_bulk(struct bb_thread *t, const struct bench_stop *stop)
 	} while (!bench_stopped(stop));
 	return n;
 }
+
+#if BENCH_BUDDY_V3
+/* bulk with the reservation given up after every batch (NORSV). */
+static uint64_t bb_run_bulk_norsv(struct bb_thread *t,
+				  const struct bench_stop *stop)
+{
+	uint64_t n = 0;
+
+	do {
+		for (unsigned i = 0; i < BENCH_BATCH / BENCH_BUDDY_BULK; i++) {
+			n += bb_take_give(t, BENCH_BUDDY_BULK);
+			buddy_cpu_drain(t->cpu);
+		}
+	} while (!bench_stopped(stop));
+	return n;
+}
+#endif
 
 /* ---- mixed: random orders, random frees ---- */
 
@@ -396,7 +435,8 @@ static int bb_setup(enum bb_work w, enum bb_alloc a, unsigned nthreads)
 	else
 		rc = buddy_zone_init(&bb.zone, bb.meta, size, &rg, 1, nthreads);
 	if (rc != BUDDY_OK) {
-		fprintf(stderr, "bench_buddy: init: %s\n", buddy_strerror(rc));
+		fprintf(stderr, BENCH_BUDDY_PROG ": init: %s\n",
+			buddy_strerror(rc));
 		free(bb.meta);
 		bb.meta = NULL;
 		return -1;
@@ -446,9 +486,21 @@ static uint64_t bb_run(unsigned id, const struct bench_stop *stop)
 
 	switch (bb.work) {
 	case BB_REPEAT:
+#if BENCH_BUDDY_V3
+		if (bb.alloc == BB_NORSV) {
+			n = bb_run_pairs_norsv(t, 0, stop);
+			break;
+		}
+#endif
 		n = bb_run_pairs(t, 0, stop);
 		break;
 	case BB_BULK:
+#if BENCH_BUDDY_V3
+		if (bb.alloc == BB_NORSV) {
+			n = bb_run_bulk_norsv(t, stop);
+			break;
+		}
+#endif
 		n = bb_run_bulk(t, stop);
 		break;
 	case BB_CROSS:
@@ -497,7 +549,7 @@ static void bb_count(const struct buddy_stats *st)
 
 static int bb_fail(const char *what, unsigned long long v)
 {
-	fprintf(stderr, "bench_buddy: %s %s, %u threads: %s (%llu)\n",
+	fprintf(stderr, BENCH_BUDDY_PROG ": %s %s, %u threads: %s (%llu)\n",
 		bb_work_name[bb.work], bb_alloc_name[bb.alloc], bb.nthreads,
 		what, v);
 	return -1;
@@ -539,8 +591,8 @@ static int bb_check_lf(void)
 	inv = buddy_zone_check(bb.zone, true, &frame);
 	if (inv != 0) {
 		fprintf(stderr,
-			"bench_buddy: invariant B%d broken at frame "
-			"%llu\n",
+			BENCH_BUDDY_PROG ": invariant B%d broken at frame "
+					 "%llu\n",
 			inv, (unsigned long long)frame);
 		return bb_fail("buddy_zone_check failed", (unsigned)inv);
 	}
@@ -558,8 +610,8 @@ static int bb_check_locked(void)
 
 	if (rc != 0) {
 		fprintf(stderr,
-			"bench_buddy: locked buddy broken at frame "
-			"%llu\n",
+			BENCH_BUDDY_PROG ": locked buddy broken at frame "
+					 "%llu\n",
 			(unsigned long long)frame);
 		return bb_fail("buddy_locked_check failed", (unsigned)rc);
 	}
@@ -577,8 +629,8 @@ static int bb_check(void)
 		if (t->errors == 0)
 			continue;
 		fprintf(stderr,
-			"bench_buddy: thread %u: %llu calls failed, "
-			"the first with %s\n",
+			BENCH_BUDDY_PROG ": thread %u: %llu calls failed, "
+					 "the first with %s\n",
 			i, (unsigned long long)t->errors,
 			buddy_strerror(t->first_err));
 		rc = bb_fail("calls failed", t->errors);
@@ -603,7 +655,7 @@ static void bb_report_row(enum bb_work w, enum bb_alloc a, unsigned n)
 
 	if (y->runs == 0)
 		return;
-	printf("%-7s %7u  %-16s %8.3f %8.3f", bb_work_name[w], n,
+	printf("%-7s %7u  %-19s %8.3f %8.3f", bb_work_name[w], n,
 	       bb_alloc_name[a], bb_per(y->splits, y->pairs),
 	       bb_per(y->merges, y->pairs));
 	if (a == BB_LOCKED) {
@@ -636,7 +688,7 @@ uint64_t bench_buddy_work_report(void)
 	       "lock-free only: stale\n  and moved stack entries, cache "
 	       "refills and drains, stack sweeps, and\n  enomem: allocations "
 	       "that failed with BUDDY_ENOMEM (a count, not per pair)\n");
-	printf("%-7s %7s  %-16s %8s %8s %8s %8s %8s %8s %8s %8s\n", "bench",
+	printf("%-7s %7s  %-19s %8s %8s %8s %8s %8s %8s %8s %8s\n", "bench",
 	       "threads", "impl", "splits", "merges", "stale", "moved",
 	       "refills", "drains", "sweeps", "enomem");
 	for (unsigned w = 0; w < BB_NWORK; w++)
@@ -672,9 +724,10 @@ uint64_t bench_buddy_work_report(void)
 	}
 
 #define BB_IMPLS(w, wname)                                                     \
-	BB_IMPL(bench_buddy_##wname##_lf, w, BB_LF, #wname, "lf_buddy", true); \
+	BB_IMPL(bench_buddy_##wname##_lf, w, BB_LF, #wname, BENCH_BUDDY_LF,    \
+		true);                                                         \
 	BB_IMPL(bench_buddy_##wname##_nocache, w, BB_NOCACHE, #wname,          \
-		"lf_buddy_nocache", false);                                    \
+		BENCH_BUDDY_NOCACHE, false);                                   \
 	BB_IMPL(bench_buddy_##wname##_locked, w, BB_LOCKED, #wname,            \
 		"locked_buddy", false)
 
@@ -683,3 +736,9 @@ BB_IMPLS(BB_BULK, bulk);
 BB_IMPLS(BB_CROSS, cross);
 BB_IMPLS(BB_MIXED, mixed);
 BB_IMPLS(BB_HUGE, huge);
+#if BENCH_BUDDY_V3
+BB_IMPL(bench_buddy_repeat_norsv, BB_REPEAT, BB_NORSV, "repeat",
+	BENCH_BUDDY_NORSV, false);
+BB_IMPL(bench_buddy_bulk_norsv, BB_BULK, BB_NORSV, "bulk", BENCH_BUDDY_NORSV,
+	false);
+#endif

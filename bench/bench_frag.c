@@ -87,9 +87,28 @@ enum bench_frag_kind {
 	BENCH_FRAG_NKINDS
 };
 
+/*
+ * Built twice: bench_frag against lf_buddy (version 2), and bench_frag_v3
+ * (BENCH_FRAG_V3 1) against lf_buddy_units (version 3, docs/design.md
+ * 2.7: orders 0-4 in reserved units, whose free frames are its cached
+ * ones), the locked buddy compiled in; only the names differ.
+ */
+#ifndef BENCH_FRAG_V3
+#define BENCH_FRAG_V3 0
+#endif
+#if BENCH_FRAG_V3
+#define BENCH_FRAG_PROG "bench_frag_v3"
+#define BENCH_FRAG_NAME_LF "lf_buddy_v3"
+#define BENCH_FRAG_NAME_NOCACHE "lf_buddy_v3_nocache"
+#else
+#define BENCH_FRAG_PROG "bench_frag"
+#define BENCH_FRAG_NAME_LF "lf_buddy"
+#define BENCH_FRAG_NAME_NOCACHE "lf_buddy_nocache"
+#endif
+
 static const char *const bench_frag_name[BENCH_FRAG_NKINDS] = {
-	"lf_buddy",
-	"lf_buddy_nocache",
+	BENCH_FRAG_NAME_LF,
+	BENCH_FRAG_NAME_NOCACHE,
 	"locked_buddy",
 };
 
@@ -622,7 +641,7 @@ static void bench_frag_table_row(unsigned kind, unsigned ci,
 
 	for (unsigned r = 0; r < o->repeats; r++)
 		enomem += bench_frag_sums[kind][ci][r].enomem;
-	printf("%-16s %7u %8.4f %8.4f %8.4f %10llu\n", bench_frag_name[kind],
+	printf("%-19s %7u %8.4f %8.4f %8.4f %10llu\n", bench_frag_name[kind],
 	       o->counts[ci],
 	       bench_frag_median(kind, ci, o->repeats,
 				 offsetof(struct bench_frag_sum, mean)),
@@ -641,7 +660,7 @@ static void bench_frag_table(const struct bench_frag_opts *o)
 	       "the final state with every cache drained; enomem:\n  failed "
 	       "allocations, all repeats\n",
 	       o->repeats, o->samples);
-	printf("%-16s %7s %8s %8s %8s %10s\n", "impl", "threads", "mean",
+	printf("%-19s %7s %8s %8s %8s %10s\n", "impl", "threads", "mean",
 	       "final", "drained", "enomem");
 	for (unsigned ci = 0; ci < o->ncounts; ci++)
 		for (unsigned k = 0; k < BENCH_FRAG_NKINDS; k++)
@@ -665,8 +684,8 @@ static void bench_frag_targets(const struct bench_frag_opts *o)
 			offsetof(struct bench_frag_sum, final));
 		snprintf(what, sizeof(what),
 			 "order-9 share after workload: "
-			 "lf_buddy, %u thr, final",
-			 o->counts[ci]);
+			 "%s, %u thr, final",
+			 BENCH_FRAG_NAME_LF, o->counts[ci]);
 		printf("  %-56s %7.4g %-7s (%s): %s\n", what, v, "share",
 		       ">= 0.99", v >= BENCH_FRAG_TARGET ? "met" : "NOT met");
 	}
@@ -825,7 +844,8 @@ static void bench_frag_header(const struct bench_frag_opts *o)
 {
 	uint64_t frames = o->zone_mib << (20 - BUDDY_FRAME_SHIFT);
 
-	printf("bench_frag: a %llu MiB zone (%llu frames, one region, fully "
+	printf(BENCH_FRAG_PROG
+	       ": a %llu MiB zone (%llu frames, one region, fully "
 	       "coalesced at the\n  start), blocks held: %.0f%% of it on "
 	       "average (%llu blocks of orders 0-9,\n  order k with p = "
 	       "2^-(k+1)); %llu free + alloc replacements per run in %u\n"
@@ -836,9 +856,17 @@ static void bench_frag_header(const struct bench_frag_opts *o)
 	       (unsigned long long)((double)frames * o->fill / BENCH_FRAG_MEAN),
 	       (unsigned long long)o->ops, o->samples, o->repeats,
 	       (unsigned long long)o->seed);
+#if BENCH_FRAG_V3
+	printf("lf_buddy_v3: version 3 (the free frames of reserved units "
+	       "count as cached:\n  free, not order-9); lf_buddy_v3_nocache: "
+	       "buddy_cpu_cache_enable(false) first\n  (no cache in version 3: "
+	       "the reservation released once); locked_buddy: one\n  spinlock "
+	       "(the baseline)\n");
+#else
 	printf("lf_buddy: per-CPU caches on (cached frames count as free, "
 	       "not as order-9);\n  lf_buddy_nocache: off; locked_buddy: one "
 	       "spinlock (the baseline)\n");
+#endif
 	fflush(stdout);
 }
 

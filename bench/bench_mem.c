@@ -50,6 +50,21 @@
 #define BENCH_MEM_MAX_EXP 6 /* 10^6 ranges */
 #define BENCH_MEM_QUICK_EXP 4
 #define BENCH_MEM_TARGET 1.0 /* lf_buddy metadata bytes per frame, at most */
+
+/*
+ * Built twice: bench_mem against lf_buddy (version 2), and bench_mem_v3
+ * (BENCH_MEM_V3 1) against lf_buddy_units (version 3, docs/design.md
+ * 2.7), the locked buddy compiled in: its buddy rows are named
+ * lf_buddy_v3, and it weighs no trees (bench_mem's are the same).
+ */
+#ifndef BENCH_MEM_V3
+#define BENCH_MEM_V3 0
+#endif
+#if BENCH_MEM_V3
+#define BENCH_MEM_LF "lf_buddy_v3"
+#else
+#define BENCH_MEM_LF "lf_buddy"
+#endif
 #define BENCH_MEM_TARGET_MIB 1024 /* zones from this size on are targeted */
 
 static const uint64_t bench_mem_zone_mib[] = { 64, 1024, 16384 };
@@ -139,7 +154,7 @@ static int bench_mem_buddy_zone(unsigned zi)
 
 		snprintf(param, sizeof(param), "zone_%lluMiB_cpus_%u",
 			 (unsigned long long)mib, n);
-		bench_mem_row("buddy_meta", "lf_buddy", param, frames, lf);
+		bench_mem_row("buddy_meta", BENCH_MEM_LF, param, frames, lf);
 		/* the last, the most CPUs, stays: the target's figure */
 		bench_mem_lf_per[zi] = (double)lf / (double)frames;
 		if (lf == 0 || (mib == bench_mem_zone_mib[0] &&
@@ -158,10 +173,16 @@ static int bench_mem_buddy(void)
 {
 	int rc = 0;
 
+#if BENCH_MEM_V3
+	printf("buddy metadata per 4 KiB frame (lf_buddy_v3: 20 bytes a unit "
+	       "of 32 frames +\n  the zone + a context per CPU; locked_buddy: "
+	       "no CPU part):\n");
+#else
 	printf("buddy metadata per 4 KiB frame (lf_buddy: %d bytes a frame + "
 	       "the zone + a\n  context per CPU; locked_buddy: no CPU "
 	       "part):\n",
 	       BUDDY_META_FRAME_BYTES);
+#endif
 	bench_mem_columns();
 	for (unsigned i = 0; i < BENCH_MEM_N(bench_mem_zone_mib); i++)
 		rc |= bench_mem_buddy_zone(i);
@@ -233,7 +254,8 @@ static void bench_mem_targets(void)
 			continue;
 		snprintf(what, sizeof(what),
 			 "buddy meta, all included: "
-			 "lf_buddy, %llu MiB, %u CPUs",
+			 "%s, %llu MiB, %u CPUs",
+			 BENCH_MEM_LF,
 			 (unsigned long long)bench_mem_zone_mib[i], ncpus);
 		printf("  %-56s %7.4g %-7s (%s): %s\n", what, v, "B/frame",
 		       "<= 1", v <= BENCH_MEM_TARGET ? "met" : "NOT met");
@@ -283,7 +305,8 @@ int main(int argc, char **argv)
 			path, "what,impl,param,units,bytes,per");
 	bench_print_load("start");
 	rc = bench_mem_buddy();
-	rc |= bench_mem_vas(quick);
+	if (!BENCH_MEM_V3)
+		rc |= bench_mem_vas(quick);
 	bench_print_load("end");
 	bench_mem_targets();
 	if (bench_mem_csv != NULL && fclose(bench_mem_csv) != 0) {

@@ -19,6 +19,8 @@
 #include "buddy_i.h"
 #endif
 
+#define BL_NOINLINE __attribute__((noinline))
+
 static inline void bl_ctr(struct bl_ctx *c, enum bl_ctr i, uint64_t v)
 {
 	/* Relaxed: only this context's thread writes it. */
@@ -456,22 +458,41 @@ static bool bl_steal(struct bl_ctx *c, unsigned k, uint32_t *up, unsigned *off)
 	return false;
 }
 
-int bl_alloc(struct bl_ctx *c, unsigned k, uint32_t *frame)
+/*
+ * The statistics of a lower allocation or free. Over the core (shift 5)
+ * the public call counts it in the core's context (buddy_alloc_done(),
+ * buddy_free_done()) and buddy_zone_stats() scans the words for the free
+ * frames, so these counters, read by nothing there, are kept at shift 0
+ * only (test_buddy_lower's conservation): two counters a call fewer on
+ * the per-CPU path (bench_buddy_v3, bench/README.md).
+ */
+static inline void bl_count(struct bl_ctx *c, enum bl_ctr what, unsigned k)
+{
+#if BUDDY_CORE_SHIFT == 0
+	bl_ctr(c, what, 1);
+	bl_ctr(c, BL_LFREE,
+	       what == BL_ALLOCS ? -((uint64_t)1 << k) : (uint64_t)1 << k);
+#else
+	(void)c;
+	(void)what;
+	(void)k;
+#endif
+}
+
+/*
+ * bl_alloc() when the hint did not serve: the reservation's pick, the
+ * rest of its line, then a new reservation or ENOMEM. A function of its
+ * own, so that the hint's path saves no registers for it.
+ */
+static BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k,
+				     uint32_t *frame)
 {
 	struct bl_zone *z = c->z;
-	if (k > BU_MAX_ORDER)
-		return BUDDY_EINVAL;
 	/* Relaxed: only we write it. */
 	uint32_t u = lf_load_u32(&c->res, LF_RELAXED);
-	unsigned off = c->hint[k];
-	uint64_t ow, nw;
+	unsigned off = BU_FRAMES;
 	if (u != BL_NONE) {
-		/* The block we freed last here, LIFO; else the buddy's pick. */
-		if (off < BU_FRAMES && bu_cas(&z->word[u], BU_OP_ALLOC_AT, off,
-					      k, &ow, &nw, NULL) == BUDDY_OK) {
-			c->hint[k] = BU_FRAMES;
-			goto done;
-		}
+		/* The buddy's pick in the reservation. */
 		if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off, NULL) ==
 		    BUDDY_OK)
 			goto done;
@@ -492,7 +513,17 @@ int bl_alloc(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	 * before it left the memory where the pass looks, one after it moved
 	 * memory the pass did not miss. While others are in flight, retry.
 	 */
-	bool sweep = k == 0; /* no class below order 0 to sweep */
+	/*
+	 * The first pass sweeps the classes below k too, before it takes a
+	 * fresh unit from the source: entries there may name units whose
+	 * class grew since they were listed (frees do not list a listed unit
+	 * again), and taking fresh units while those wait spreads the small
+	 * blocks over ever more units, so that no order-9 block stays whole
+	 * (bench_frag_v3 at 60% use: 5,745 of 8,192 units lower, mostly
+	 * nearly empty, and 78,585 ENOMEMs at order >= 5 without the sweep;
+	 * about 2,400 lower units and 10 ENOMEMs with it; bench/README.md).
+	 */
+	bool sweep = true;
 	for (unsigned attempt = 0;; attempt++) {
 		uint64_t before = bl_others_flight(c);
 		u = bl_reserve(c, k, sweep);
@@ -520,9 +551,56 @@ int bl_alloc(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	}
 done:
 	*frame = u * BU_FRAMES + off;
-	bl_ctr(c, BL_ALLOCS, 1);
-	bl_ctr(c, BL_LFREE, -((uint64_t)1 << k));
+	bl_count(c, BL_ALLOCS, k);
 	return BUDDY_OK;
+}
+
+/*
+ * The per-CPU path first: the block this context freed last in its
+ * reservation, taken back by one CAS (LIFO, the hint); everything else in
+ * bl_alloc_slow().
+ */
+int bl_alloc(struct bl_ctx *c, unsigned k, uint32_t *frame)
+{
+	if (k > BU_MAX_ORDER)
+		return BUDDY_EINVAL;
+	/* Relaxed: only we write it. */
+	uint32_t u = lf_load_u32(&c->res, LF_RELAXED);
+	unsigned off = c->hint[k];
+	uint64_t ow, nw;
+	if (LF_LIKELY(u != BL_NONE && off < BU_FRAMES)) {
+		/*
+		 * Order 0 by a call of its own with a constant order: the
+		 * word's masks fold to constants (a page allocator's common
+		 * case).
+		 */
+		lf_atomic_u64 *a = &c->z->word[u];
+		int rc = k == 0 ? bu_cas(a, BU_OP_ALLOC_AT, off, 0, &ow, &nw,
+					 NULL)
+				: bu_cas(a, BU_OP_ALLOC_AT, off, k, &ow, &nw,
+					 NULL);
+		if (rc == BUDDY_OK) {
+			c->hint[k] = BU_FRAMES;
+			*frame = u * BU_FRAMES + off;
+			bl_count(c, BL_ALLOCS, k);
+			return BUDDY_OK;
+		}
+	}
+	return bl_alloc_slow(c, k, frame);
+}
+
+/*
+ * A free's CAS left unit u unreserved (word nw): back to the source if it
+ * is 0, else listed. Out of the free's line: a free into its own
+ * reservation needs neither.
+ */
+static BL_NOINLINE void bl_free_unreserved(struct bl_ctx *c, uint32_t u,
+					   uint64_t nw)
+{
+	if (nw == BU_CORE)
+		bl_give(c, u);
+	else
+		bl_list(c, u, nw);
 }
 
 int bl_free(struct bl_ctx *c, uint32_t frame, unsigned k)
@@ -539,14 +617,15 @@ int bl_free(struct bl_ctx *c, uint32_t frame, unsigned k)
 	uint64_t ow, nw;
 	/* A section: memory appears (docs/design.md 2.7, "Sections"). */
 	bl_busy(c, 1);
-	int rc = bu_cas(&z->word[u], BU_OP_FREE, i, k, &ow, &nw, NULL);
+	/* Order 0 with a constant order, as in bl_alloc(). */
+	lf_atomic_u64 *a = &z->word[u];
+	int rc = k == 0 ? bu_cas(a, BU_OP_FREE, i, 0, &ow, &nw, NULL)
+			: bu_cas(a, BU_OP_FREE, i, k, &ow, &nw, NULL);
 	if (rc == BU_NOT_LOWER)
 		rc = BUDDY_EDOUBLE; /* not allocated at this level */
 	if (rc == BUDDY_OK) {
-		if (nw == BU_CORE)
-			bl_give(c, u);
-		else if (!bu_reserved(nw))
-			bl_list(c, u, nw);
+		if (LF_UNLIKELY(nw == BU_CORE || !bu_reserved(nw)))
+			bl_free_unreserved(c, u, nw);
 		/* Relaxed: only we write it. */
 		if (u == lf_load_u32(&c->res, LF_RELAXED))
 			c->hint[k] = (uint8_t)i;
@@ -554,8 +633,7 @@ int bl_free(struct bl_ctx *c, uint32_t frame, unsigned k)
 	bl_busy(c, -1);
 	if (rc != BUDDY_OK)
 		return rc;
-	bl_ctr(c, BL_FREES, 1);
-	bl_ctr(c, BL_LFREE, (uint64_t)1 << k);
+	bl_count(c, BL_FREES, k);
 	return BUDDY_OK;
 }
 

@@ -33,8 +33,8 @@
  * both levels of version 3 (lf_buddy_units): regions and positions are
  * scaled by 32 (regions offset by frames: edge units), orders and run lengths
  * are not, so that allocations and frees of every order go through the lower
- * level or the core: alloc_below and alloc_at of every order, runs of
- * every length (a last piece below a unit in a lower unit), each with the
+ * level or the core: alloc_below and alloc_at of every order, runs of every
+ * length (a last piece below a unit in a lower unit), each with the
  * oracle's result and error code; the model counts those below a unit.
  *
  * Usage: model_buddy [--seeds N] [--ops N] [--seed S]   (S: replay one)
@@ -186,10 +186,9 @@ static void model_init(struct model *m, uint64_t seed)
 		CHECK(zs < st.total_frames);
 		/*
 		 * Below a unit on a free zone: frees of blocks and runs that
-		 * were never allocated get the oracle's codes, nothing
-		 * changed; nothing is refused with BUDDY_ENOTSUP any more.
-		 * Regions at any frame boundary are taken (edge units;
-		 * model_regions()).
+		 * were never allocated say EDOUBLE, nothing changed; nothing
+		 * is refused with BUDDY_ENOTSUP any more. Regions at any frame
+		 * boundary are taken (edge units; model_regions()).
 		 */
 		struct buddy_cpu *c = buddy_zone_cpu(m->z, 0);
 		uint64_t b = m->rg[1].base; /* on a unit */

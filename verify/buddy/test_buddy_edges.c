@@ -315,8 +315,9 @@ static void bad_frees(struct pair *p, struct buddy_cpu *c)
 
 /*
  * alloc_at at every frame and order 0-MAXO on a free zone: the oracle's
- * code; a success freed again at once, a failure changed nothing (orders
- * below a unit too: docs/v3-status.md item 12).
+ * code at every order, below a unit too (through the unit's word, or the
+ * unit brought down from the core); a success freed again at once, a
+ * refusal with every word unchanged.
  */
 static void alloc_at_all(struct pair *p, struct buddy_cpu *c)
 {

@@ -13,6 +13,8 @@
  *                             everything freed, released and reclaimed:
  *                             every unit back at the source. Then two
  *                             contexts' reservations: lines of their own.
+ *                             Then a listed unit whose class grew serves
+ *                             a larger order before a fresh unit.
  *   test_buddy_lower stress T N
  *                             T threads, N operations each, on 16 units:
  *                             random orders, frees of blocks other
@@ -258,6 +260,39 @@ static void test_lines(void)
 	finish(2);
 }
 
+/*
+ * A unit listed at a class that grew since (a free does not list a
+ * listed unit again) serves a larger order before a fresh unit is taken
+ * from the source: the first pass of bl_alloc() sweeps the classes below
+ * k (without it small blocks spread over ever more units:
+ * bench/README.md, bench_frag_v3).
+ */
+static void test_grown_class(void)
+{
+	setup(16, 2);
+	uint32_t f;
+	for (unsigned i = 0; i < BU_FRAMES; i++) {
+		CHECK_EQ(bl_alloc(&ctx[0], 0, &f), BUDDY_OK);
+		CHECK_EQ(f, i); /* unit 0 of the line 0-7, in order */
+	}
+	bl_release(&ctx[0]); /* unit 0 full: kept; units 1-7 back */
+	CHECK_EQ(at_source(), nunits - 1);
+	/* Frame 0 lists unit 0 at class 0; frames 1-3 make it class 2. */
+	for (uint32_t i = 0; i < 4; i++)
+		CHECK_EQ(bl_free(&ctx[0], i, 0), BUDDY_OK);
+	/* Relaxed: one thread. */
+	CHECK_EQ(lf_load_u16(&pstk[0], LF_RELAXED), 1);
+	CHECK_EQ(bl_alloc(&ctx[1], 2, &f), BUDDY_OK);
+	CHECK_EQ(f, 0); /* the grown unit, not a fresh line */
+	CHECK_EQ(at_source(), nunits - 1);
+	CHECK_EQ(lf_load_u64(&ctx[1].ctr[BL_TAKEN], LF_RELAXED), 0);
+	check_zone("grown class");
+	CHECK_EQ(bl_free(&ctx[1], 0, 2), BUDDY_OK);
+	for (uint32_t i = 4; i < BU_FRAMES; i++)
+		CHECK_EQ(bl_free(&ctx[0], i, 0), BUDDY_OK);
+	finish(2);
+}
+
 /* ---- threads ---- */
 
 #define MAILBOX 64
@@ -379,5 +414,6 @@ int main(int argc, char **argv)
 	}
 	test_one_thread();
 	test_lines();
+	test_grown_class();
 	return check_exit("test_buddy_lower");
 }

@@ -276,10 +276,16 @@ static void test_lower(void)
 				owner[y] = 1;
 			}
 			/*
-			 * A whole zone free: the first take is a line, its
-			 * 8 words on one cache line (the index layout).
+			 * A fresh zone: the first take is a line, its 8
+			 * words on one cache line (the index layout). Round
+			 * 0 only: after round 0's merges a large block may
+			 * be listed on a smaller order's stack until a sweep
+			 * moves it, and buddy_unit_take_line() makes one
+			 * pass without sweeping (a line only when one is
+			 * found at once), so the first take of round 1 may
+			 * be a single unit.
 			 */
-			if (n == 0) {
+			if (n == 0 && round == 0) {
 				/* Relaxed: one thread. */
 				uint32_t l =
 					lf_load_u32(&lc[i]->line, LF_RELAXED);

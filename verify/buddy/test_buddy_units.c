@@ -645,6 +645,51 @@ static void test_enomem_reserved(void)
 	free(meta);
 }
 
+/*
+ * alloc_at of order >= 5 over reserved units with no frame allocated: free
+ * memory, so it must succeed (EBUSY means a frame of the range is
+ * allocated: issue 14), taking the unit back from the reservation first;
+ * over a reserved unit with one frame allocated it must say EBUSY with
+ * nothing changed. One line, one thread, two contexts.
+ */
+static void test_at_reserved_empty(void)
+{
+	uint64_t f = BUDDY_FRAME_SIZE * U;
+	struct buddy_region rg = { 0, 8 * f }; /* one line */
+	size_t sz = buddy_meta_size(&rg, 1, 2);
+	void *meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+	CHECK_FATAL(sz != 0 && meta != NULL);
+	struct buddy_zone *z;
+	CHECK_FATAL(buddy_zone_init(&z, meta, sz, &rg, 1, 2) == BUDDY_OK);
+	struct buddy_cpu *c0 = buddy_zone_cpu(z, 0), *c1 = buddy_zone_cpu(z, 1);
+	uint64_t a;
+	/* c1 takes the whole line down and frees its frame: 8 empty units. */
+	CHECK_EQ(buddy_alloc(c1, 0, &a), BUDDY_OK);
+	CHECK_EQ(buddy_free(c1, a, 0), BUDDY_OK);
+	for (unsigned u = 0; u < 8; u++)
+		/* Relaxed: one thread. */
+		CHECK(lf_load_u64(&z->lower.word[u], LF_RELAXED) != BU_CORE);
+	for (unsigned u = 1; u < 8; u++)
+		CHECK_EQ(buddy_alloc_at(c0, u * f, BU_ORDER), BUDDY_OK);
+	for (unsigned u = 1; u < 8; u++)
+		CHECK_EQ(buddy_free(c0, u * f, BU_ORDER), BUDDY_OK);
+	/* One frame held in unit 0: EBUSY there, the word unchanged. */
+	CHECK_EQ(buddy_alloc_at(c1, 3 * BUDDY_FRAME_SIZE, 0), BUDDY_OK);
+	uint64_t w = lf_load_u64(&z->lower.word[0], LF_RELAXED);
+	CHECK_EQ(buddy_alloc_at(c0, 0, BU_ORDER), BUDDY_EBUSY);
+	CHECK_EQ(lf_load_u64(&z->lower.word[0], LF_RELAXED), w);
+	CHECK_EQ(buddy_free(c1, 3 * BUDDY_FRAME_SIZE, 0), BUDDY_OK);
+	buddy_cpu_drain(c0);
+	buddy_cpu_drain(c1);
+	buddy_zone_drain_all(c0);
+	uint64_t fr;
+	CHECK_EQ(buddy_zone_check(z, true, &fr), 0);
+	struct buddy_stats st;
+	buddy_zone_stats(z, &st);
+	CHECK_EQ(st.free_frames, 8 * U);
+	free(meta);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "stress") == 0)
@@ -653,6 +698,7 @@ int main(int argc, char **argv)
 	test_core_half();
 	test_lower();
 	test_enomem_reserved();
+	test_at_reserved_empty();
 	test_metadata();
 	return check_exit("test_buddy_units");
 }

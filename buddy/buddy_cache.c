@@ -585,14 +585,25 @@ static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
 /*
  * Version 3 over units (lf_buddy_units): orders below a unit go to the
  * lower level (buddy_lower.c; docs/design.md 2.7), exact ENOMEM over its
- * places and the core (bl_alloc()).
+ * places and the core (bl_alloc_slow()). Its per-CPU path, the hint, is
+ * inline here (bl_alloc_hint()); bl_alloc()'s order check is
+ * buddy_alloc()'s (order <= BU_MAX_ORDER) and its counters are ours.
  */
-static BUDDY_NOINLINE int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
-					    uint64_t *addr)
+static BUDDY_NOINLINE int buddy_alloc_small_slow(struct buddy_cpu *c,
+						 unsigned order, uint64_t *addr)
 {
 	uint32_t x = 0;
-	int rc = bl_alloc(buddy_lower_ctx(c), order, &x);
+	int rc = bl_alloc_slow(buddy_lower_ctx(c), order, &x);
 	return buddy_alloc_done(c, rc, x, addr);
+}
+
+static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
+				    uint64_t *addr)
+{
+	uint32_t x;
+	if (LF_LIKELY(bl_alloc_hint(buddy_lower_ctx(c), order, &x)))
+		return buddy_alloc_done(c, BUDDY_OK, x, addr);
+	return buddy_alloc_small_slow(c, order, addr);
 }
 #else
 static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
@@ -707,25 +718,48 @@ static BUDDY_NOINLINE int buddy_free_cached(struct buddy_cpu *c, uint64_t addr,
 
 #if BUDDY_CORE_SHIFT > 0
 /*
- * Version 3: a free of an order below a unit, at the lower level. A unit
- * that is not lower (word 0) says why from the core's words, as the
- * core's own refusals do (buddy_free_why_small()).
+ * A refused free below a unit: counted. A unit that is not lower (word 0)
+ * says why from the core's words, as the core's own refusals do
+ * (buddy_free_why_small()).
  */
-static BUDDY_NOINLINE int buddy_free_small(struct buddy_cpu *c, uint64_t addr,
-					   unsigned order)
+static BUDDY_NOINLINE int buddy_free_small_refused(struct buddy_cpu *c,
+						   const struct buddy_rgn *r,
+						   uint32_t x, int rc)
 {
 	struct buddy_zone *z = c->zone;
-	const struct buddy_rgn *r;
-	int rc = buddy_addr_check(z, addr, order, &r);
-	if (LF_UNLIKELY(rc != BUDDY_OK))
-		return buddy_reject(c, rc);
-	uint32_t x = buddy_addr_idx(r, addr);
-	rc = bl_free(buddy_lower_ctx(c), x, order);
 	/* Relaxed: a diagnosis only. */
 	if (rc == BUDDY_EDOUBLE &&
 	    lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED) == BU_CORE)
 		rc = buddy_free_why_small(z, r, x);
-	return buddy_free_done(c, rc);
+	return buddy_reject(c, rc);
+}
+
+/*
+ * Version 3: a free of an order below a unit, at the lower level, with
+ * bl_free()'s work inline (bl_free_cas()). One address check: a block
+ * aligned in pfn is aligned in indices (buddy.c, buddy_rgn_first_idx()),
+ * and an index of a region is in a unit of the lower level, so bl_free()'s
+ * own checks would find nothing more; our counters only.
+ */
+static inline int buddy_free_small(struct buddy_cpu *c, uint64_t addr,
+				   unsigned order)
+{
+	const struct buddy_rgn *r;
+	int rc = buddy_addr_check(c->zone, addr, order, &r);
+	if (LF_UNLIKELY(rc != BUDDY_OK))
+		return buddy_reject(c, rc);
+	uint32_t x = buddy_addr_idx(r, addr);
+	/*
+	 * A section: memory appears (docs/design.md 2.7, "Sections"); the
+	 * lower level's sections are this context's (bl_busy()).
+	 */
+	buddy_busy(c, 1);
+	rc = bl_free_cas(buddy_lower_ctx(c), x, order);
+	buddy_busy(c, -1);
+	if (LF_UNLIKELY(rc != BUDDY_OK))
+		return buddy_free_small_refused(c, r, x, rc);
+	buddy_ctr_add(c, BC_FREES, 1);
+	return BUDDY_OK;
 }
 #else
 static inline int buddy_free_small(struct buddy_cpu *c, uint64_t addr,

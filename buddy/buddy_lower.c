@@ -480,12 +480,11 @@ static inline void bl_count(struct bl_ctx *c, enum bl_ctr what, unsigned k)
 }
 
 /*
- * bl_alloc() when the hint did not serve: the reservation's pick, the
- * rest of its line, then a new reservation or ENOMEM. A function of its
- * own, so that the hint's path saves no registers for it.
+ * bl_alloc() when the hint did not serve (buddy_lower.h): the
+ * reservation's pick, the rest of its line, then a new reservation or
+ * ENOMEM. Out of line, so that the hint's path saves no registers for it.
  */
-static BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k,
-				     uint32_t *frame)
+BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 {
 	struct bl_zone *z = c->z;
 	/* Relaxed: only we write it. */
@@ -556,46 +555,25 @@ done:
 }
 
 /*
- * The per-CPU path first: the block this context freed last in its
- * reservation, taken back by one CAS (LIFO, the hint); everything else in
- * bl_alloc_slow().
+ * The per-CPU path first: the hint (bl_alloc_hint(), buddy_lower.h);
+ * everything else in bl_alloc_slow().
  */
 int bl_alloc(struct bl_ctx *c, unsigned k, uint32_t *frame)
 {
 	if (k > BU_MAX_ORDER)
 		return BUDDY_EINVAL;
-	/* Relaxed: only we write it. */
-	uint32_t u = lf_load_u32(&c->res, LF_RELAXED);
-	unsigned off = c->hint[k];
-	uint64_t ow, nw;
-	if (LF_LIKELY(u != BL_NONE && off < BU_FRAMES)) {
-		/*
-		 * Order 0 by a call of its own with a constant order: the
-		 * word's masks fold to constants (a page allocator's common
-		 * case).
-		 */
-		lf_atomic_u64 *a = &c->z->word[u];
-		int rc = k == 0 ? bu_cas(a, BU_OP_ALLOC_AT, off, 0, &ow, &nw,
-					 NULL)
-				: bu_cas(a, BU_OP_ALLOC_AT, off, k, &ow, &nw,
-					 NULL);
-		if (rc == BUDDY_OK) {
-			c->hint[k] = BU_FRAMES;
-			*frame = u * BU_FRAMES + off;
-			bl_count(c, BL_ALLOCS, k);
-			return BUDDY_OK;
-		}
+	if (LF_LIKELY(bl_alloc_hint(c, k, frame))) {
+		bl_count(c, BL_ALLOCS, k);
+		return BUDDY_OK;
 	}
 	return bl_alloc_slow(c, k, frame);
 }
 
 /*
- * A free's CAS left unit u unreserved (word nw): back to the source if it
- * is 0, else listed. Out of the free's line: a free into its own
- * reservation needs neither.
+ * bl_free_cas()'s unit left unreserved (buddy_lower.h). Out of the free's
+ * line: a free into its own reservation needs neither.
  */
-static BL_NOINLINE void bl_free_unreserved(struct bl_ctx *c, uint32_t u,
-					   uint64_t nw)
+BL_NOINLINE void bl_free_unreserved(struct bl_ctx *c, uint32_t u, uint64_t nw)
 {
 	if (nw == BU_CORE)
 		bl_give(c, u);
@@ -603,33 +581,18 @@ static BL_NOINLINE void bl_free_unreserved(struct bl_ctx *c, uint32_t u,
 		bl_list(c, u, nw);
 }
 
+/* The checks, a section around bl_free_cas() (buddy_lower.h), counters. */
 int bl_free(struct bl_ctx *c, uint32_t frame, unsigned k)
 {
-	struct bl_zone *z = c->z;
 	if (k > BU_MAX_ORDER)
 		return BUDDY_EINVAL;
-	if (frame / BU_FRAMES >= z->nunits)
+	if (frame / BU_FRAMES >= c->z->nunits)
 		return BUDDY_ERANGE;
 	if (frame & ((1u << k) - 1))
 		return BUDDY_EALIGN;
-	uint32_t u = frame / BU_FRAMES;
-	unsigned i = frame % BU_FRAMES;
-	uint64_t ow, nw;
 	/* A section: memory appears (docs/design.md 2.7, "Sections"). */
 	bl_busy(c, 1);
-	/* Order 0 with a constant order, as in bl_alloc(). */
-	lf_atomic_u64 *a = &z->word[u];
-	int rc = k == 0 ? bu_cas(a, BU_OP_FREE, i, 0, &ow, &nw, NULL)
-			: bu_cas(a, BU_OP_FREE, i, k, &ow, &nw, NULL);
-	if (rc == BU_NOT_LOWER)
-		rc = BUDDY_EDOUBLE; /* not allocated at this level */
-	if (rc == BUDDY_OK) {
-		if (LF_UNLIKELY(nw == BU_CORE || !bu_reserved(nw)))
-			bl_free_unreserved(c, u, nw);
-		/* Relaxed: only we write it. */
-		if (u == lf_load_u32(&c->res, LF_RELAXED))
-			c->hint[k] = (uint8_t)i;
-	}
+	int rc = bl_free_cas(c, frame, k);
 	bl_busy(c, -1);
 	if (rc != BUDDY_OK)
 		return rc;

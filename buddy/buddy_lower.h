@@ -177,6 +177,72 @@ int bl_alloc(struct bl_ctx *c, unsigned k, uint32_t *frame);
 /* Free the block of order k at frame; BUDDY_E* and nothing changed. */
 int bl_free(struct bl_ctx *c, uint32_t frame, unsigned k);
 
+/*
+ * The per-CPU paths of bl_alloc() and bl_free(), inline here so that the
+ * public layer of version 3 (buddy_cache.c) runs them in its own frame
+ * after its own checks, with one set of counters (its own); their slow
+ * paths stay out of line in buddy_lower.c. bl_alloc() and bl_free() are
+ * these with the lower level's checks and counters around them.
+ *
+ * bl_alloc_slow(): bl_alloc() of k <= BU_MAX_ORDER when the hint did not
+ * serve. bl_free_unreserved(): a free's CAS left unit u unreserved (word
+ * nw): back to the source if nw is 0, else listed.
+ */
+int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame);
+void bl_free_unreserved(struct bl_ctx *c, uint32_t u, uint64_t nw);
+
+/*
+ * The hint (k <= BU_MAX_ORDER): the block this context freed last in its
+ * reservation, taken back by one CAS (LIFO), in *frame; false if it did
+ * not serve (then bl_alloc_slow()). Order 0 by a call of its own with a
+ * constant order: the word's masks fold to constants (a page allocator's
+ * common case).
+ */
+static inline bool bl_alloc_hint(struct bl_ctx *c, unsigned k, uint32_t *frame)
+{
+	/* Relaxed: only we write it. */
+	uint32_t u = lf_load_u32(&c->res, LF_RELAXED);
+	unsigned off = c->hint[k];
+	uint64_t ow, nw;
+	if (LF_UNLIKELY(u == BL_NONE || off >= BU_FRAMES))
+		return false;
+	lf_atomic_u64 *a = &c->z->word[u];
+	int rc = k == 0 ? bu_cas(a, BU_OP_ALLOC_AT, off, 0, &ow, &nw, NULL)
+			: bu_cas(a, BU_OP_ALLOC_AT, off, k, &ow, &nw, NULL);
+	if (rc != BUDDY_OK)
+		return false;
+	c->hint[k] = BU_FRAMES;
+	*frame = u * BU_FRAMES + off;
+	return true;
+}
+
+/*
+ * bl_free()'s work, inside the caller's in-flight section (memory
+ * appears: docs/design.md 2.7, "Sections") and after its checks (k <=
+ * BU_MAX_ORDER, frame's unit in the zone, frame aligned to 2^k): the
+ * word's CAS (order 0 with a constant order, as bl_alloc_hint()), the
+ * unit given back or listed if unreserved, the hint if it is our
+ * reservation. BUDDY_OK, or BUDDY_E* and nothing changed (BUDDY_EDOUBLE
+ * for a unit at the source: not allocated at this level).
+ */
+static inline int bl_free_cas(struct bl_ctx *c, uint32_t frame, unsigned k)
+{
+	uint32_t u = frame / BU_FRAMES;
+	unsigned i = frame % BU_FRAMES;
+	uint64_t ow, nw;
+	lf_atomic_u64 *a = &c->z->word[u];
+	int rc = k == 0 ? bu_cas(a, BU_OP_FREE, i, 0, &ow, &nw, NULL)
+			: bu_cas(a, BU_OP_FREE, i, k, &ow, &nw, NULL);
+	if (LF_UNLIKELY(rc != BUDDY_OK))
+		return rc == BU_NOT_LOWER ? BUDDY_EDOUBLE : rc;
+	if (LF_UNLIKELY(nw == BU_CORE || !bu_reserved(nw)))
+		bl_free_unreserved(c, u, nw);
+	/* Relaxed: only we write it. */
+	if (u == lf_load_u32(&c->res, LF_RELAXED))
+		c->hint[k] = (uint8_t)i;
+	return BUDDY_OK;
+}
+
 /* Give up this context's reservation (its free frames stay findable). */
 void bl_release(struct bl_ctx *c);
 

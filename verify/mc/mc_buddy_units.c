@@ -9,12 +9,13 @@
  *
  * A configuration may run a script in setup (thread 1's CPU, nothing
  * scheduled) before the threads' scripts:
- *   0-4  bl_alloc of that order (a unit comes down when no reservation,
- *        partial stack or other reservation serves it), held
+ *   0-4  buddy_alloc of that order, the lower level's (its per-CPU path
+ *        inline, then bl_alloc_slow(): a unit comes down when no
+ *        reservation, partial stack or other reservation serves it), held
  *   5-6  buddy_alloc of that order (the core), held
- *   f    free the oldest block the thread holds (bl_free below order 5,
- *        buddy_free above: a unit whose last frame is freed goes up and
- *        merges at the core)
+ *   f    free the oldest block the thread holds (buddy_free: below order
+ *        5 bl_free_cas() in its section; a unit whose last frame is freed
+ *        goes up and merges at the core)
  *   r    bl_release of the thread's reservation
  *   d    buddy_zone_drain_all (reclaims every empty reserved unit, then
  *        coalesces the core)
@@ -148,18 +149,18 @@ static void mu_alloc(unsigned t, unsigned k)
 	uint64_t a = 0;
 	int rc;
 	bool up = false;
-	if (k < BUDDY_CORE_SHIFT) {
-		uint32_t x;
-		rc = bl_alloc(buddy_lower_ctx(c), k, &x);
-		if (rc == BUDDY_OK)
-			a = buddy_idx_addr(S.z, x);
-	} else {
+	/*
+	 * Every order through buddy_alloc(): below a unit it runs the lower
+	 * level's per-CPU path inline (buddy_cache.c), then bl_alloc_slow().
+	 */
+	if (k >= BUDDY_CORE_SHIFT) {
 		/* Relaxed: the harness's look (the CAS to 0 came before). */
 		up = cfg->exact_up &&
 		     lf_load_u64(&S.z->lower.word[S.up], LF_RELAXED) == BU_CORE;
-		rc = buddy_alloc(c, k, &a);
-		mu_core |= rc == BUDDY_OK;
 	}
+	rc = buddy_alloc(c, k, &a);
+	if (k >= BUDDY_CORE_SHIFT)
+		mu_core |= rc == BUDDY_OK;
 	if (rc != BUDDY_OK) {
 		MC_ASSERT(rc == BUDDY_ENOMEM);
 		if (cfg->exact && k < BUDDY_CORE_SHIFT)
@@ -332,11 +333,9 @@ static void mu_free_oldest(unsigned t)
 		S.owner[y] = 0;
 	struct buddy_cpu *c = buddy_zone_cpu(S.z, t);
 	int rc;
+	/* Below a unit, buddy_free() runs bl_free_cas() in its section. */
 	if (b.n != 0)
 		rc = buddy_free_run(c, b.a, b.n);
-	else if (b.k < BUDDY_CORE_SHIFT)
-		rc = bl_free(buddy_lower_ctx(c),
-			     buddy_addr_idx(&S.z->rgn[0], b.a), b.k);
 	else
 		rc = buddy_free(c, b.a, b.k);
 	if (rc != BUDDY_OK)

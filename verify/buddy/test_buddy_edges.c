@@ -47,6 +47,7 @@
 
 #include "buddy_i.h"
 #include "buddy_locked.h"
+#include "buddy_test.h"
 #include "check.h"
 
 _Static_assert(BUDDY_CORE_SHIFT == 5, "built over units");
@@ -82,24 +83,6 @@ static const struct layout layouts[] = {
 	    { 333, 333 },
 	    { 700, 31 } } },
 };
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-static int check_zone(struct buddy_zone *z, bool coalesced)
-{
-	uint64_t fr;
-	int inv = buddy_zone_check(z, coalesced, &fr);
-	if (inv)
-		fprintf(stderr, "invariant B%d broken at %" PRIu64 "\n", inv,
-			fr);
-	return inv;
-}
 
 /* A zone (2 CPUs) and the oracle over the same regions. */
 struct pair {

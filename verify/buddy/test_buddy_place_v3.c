@@ -37,6 +37,7 @@
 
 #include "buddy_i.h"
 #include "buddy_locked.h"
+#include "buddy_test.h"
 #include "check.h"
 
 _Static_assert(BUDDY_CORE_SHIFT == 5, "built over units");
@@ -45,24 +46,6 @@ _Static_assert(BUDDY_CORE_SHIFT == 5, "built over units");
 #define FS BUDDY_FRAME_SIZE
 #define NCPU 3
 #define MAXB 1024
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-static int check_zone(struct buddy_zone *z, bool coalesced)
-{
-	uint64_t fr;
-	int inv = buddy_zone_check(z, coalesced, &fr);
-	if (inv)
-		fprintf(stderr, "invariant B%d broken at %" PRIu64 "\n", inv,
-			fr);
-	return inv;
-}
 
 /* ---- one thread, against the oracle ---- */
 

@@ -21,21 +21,12 @@
 #include <string.h>
 
 #include "buddy_i.h"
+#include "buddy_test.h"
 #include "check.h"
 
 _Static_assert(BUDDY_CORE_SHIFT == 5, "built over units");
 
 #define U ((uint64_t)1 << BUDDY_CORE_SHIFT) /* frames per unit */
-
-static int check_zone(struct buddy_zone *z, bool coalesced)
-{
-	uint64_t fr;
-	int inv = buddy_zone_check(z, coalesced, &fr);
-	if (inv)
-		fprintf(stderr, "invariant B%d broken at %" PRIu64 "\n", inv,
-			fr);
-	return inv;
-}
 
 /*
  * The lower level's half of the transitions, for the core's half alone:
@@ -216,14 +207,6 @@ struct blk {
 	uint32_t f; /* the lower level's frame number: the core's index */
 	unsigned k;
 };
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
 
 /*
  * The lower level over the core, one thread, two contexts: units go down

@@ -38,8 +38,10 @@
 /*
  * The series of the global path on repeat and bulk: caches off in version
  * 2; in version 3 (no cache to turn off: buddy_cpu_cache_enable(false)
- * only releases the reservation once) no reservation kept. On huge (order
- * 9, never cached nor reserved) the nocache series in both.
+ * only releases the reservation once) a drain whenever the thread holds
+ * nothing, which keeps one empty unit as version 2's core keeps its last
+ * pair's block (bench/README.md). On huge (order 9, never cached nor
+ * reserved) the nocache series in both.
  */
 #if BENCH_BUDDY_V3
 #define BENCH_BUDDY_GLOBAL BENCH_BUDDY_NORSV
@@ -70,10 +72,11 @@ static void bench_buddy_header(void)
 	       "CPU's reserved units, orders >= 5 at\n  the core over units), "
 	       "lf_buddy_v3_nocache: buddy_cpu_cache_enable(false)\n  first "
 	       "(no cache in version 3: the reservation released once, then "
-	       "taken\n  again), lf_buddy_v3_norsv (repeat, bulk): the "
-	       "reservation released whenever\n  the thread holds nothing "
-	       "(buddy_cpu_drain), locked_buddy: one spinlock\n  (the "
-	       "baseline)\n",
+	       "taken\n  again), lf_buddy_v3_norsv (repeat, bulk): "
+	       "buddy_cpu_drain whenever the thread\n  holds nothing (the "
+	       "reservation given up but one empty unit kept, as\n  version "
+	       "2 keeps its last pair unmerged), locked_buddy: one "
+	       "spinlock\n  (the baseline)\n",
 	       BENCH_BUDDY_GIB);
 #else
 	printf("one op = one alloc + free pair; a fresh %d GiB zone (one "

@@ -94,6 +94,10 @@
  * allocation that would fail still retries while any context is in
  * flight. ENOMEM is exact over both levels: a reserved unit with every
  * frame free counts as free memory at every order it could serve.
+ * buddy_cpu_drain() gives the reservation up but keeps one unit whose
+ * frames are all free (as version 2 keeps its last pair's block
+ * unmerged): free memory for every other CPU as above, taken back by
+ * buddy_zone_drain_all(), after which the zone is fully coalesced.
  * Statistics report reserved units' free frames as cached_*. Metadata:
  * 20 bytes per unit of 32 frames (0.625 a frame) plus the fixed part
  * (about 700 bytes a CPU).

@@ -228,7 +228,8 @@ void buddy_cpu_drain(struct buddy_cpu *c)
 #if BUDDY_HAS_CACHE
 	buddy_cache_drain_cpu(c, c);
 #else
-	bl_release(buddy_lower_ctx(c)); /* version 3: the reservation */
+	/* Version 3: the reservation, but one empty unit (bl_drain()). */
+	bl_drain(buddy_lower_ctx(c));
 #endif
 }
 

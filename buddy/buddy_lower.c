@@ -76,6 +76,7 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		struct bl_ctx *c = &ctx[i];
 		c->z = z;
 		c->id = i;
+		c->single = 0;
 		lf_init_u32(&c->res, BL_NONE);
 		lf_init_u32(&c->line, BL_NONE);
 		for (unsigned k = 0; k < BL_CLASSES; k++)
@@ -90,8 +91,8 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 
 /*
  * The source of whole units, the level below. Over the core (shift 5):
- * direct calls. bl_src_take(): a line (a unit-order-3 block, one pass
- * over the core's stacks, no wait) when one is free, else one unit
+ * direct calls. bl_src_take(): if line, a line (a unit-order-3 block, one
+ * pass over the core's stacks, no wait) when one is free; else one unit
  * (exact at the core: buddy_unit_take() waits while the core's other
  * contexts are in flight); *n units from the first, each LOWER and ours,
  * or BL_NONE. On success the caller is inside the take's core section,
@@ -103,11 +104,11 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
  * section (a pass over nothing enters none).
  */
 #if BUDDY_CORE_SHIFT > 0
-static uint32_t bl_src_take(struct bl_ctx *c, uint32_t *n)
+static uint32_t bl_src_take(struct bl_ctx *c, bool line, uint32_t *n)
 {
 	uint32_t x;
 	*n = BL_LINE;
-	if (buddy_unit_take_line(c->cpu, BL_LINE_ORDER, &x) == BUDDY_OK)
+	if (line && buddy_unit_take_line(c->cpu, BL_LINE_ORDER, &x) == BUDDY_OK)
 		return buddy_cx(x);
 	*n = 1;
 	if (buddy_unit_take(c->cpu, &x) == BUDDY_OK)
@@ -134,12 +135,12 @@ static bool bl_src_has(struct bl_ctx *c)
 	return buddy_unit_has(c->cpu);
 }
 #else
-static uint32_t bl_src_take(struct bl_ctx *c, uint32_t *n)
+static uint32_t bl_src_take(struct bl_ctx *c, bool line, uint32_t *n)
 {
 	const struct bl_source *s = &c->z->src;
 	uint32_t u = BL_NONE;
 	*n = BL_LINE;
-	if (s->take_line != NULL)
+	if (line && s->take_line != NULL)
 		u = s->take_line(s->arg);
 	if (u == BL_NONE) {
 		*n = 1;
@@ -252,6 +253,52 @@ void bl_release(struct bl_ctx *c)
 	bl_busy(c, -1);
 }
 
+/* Is u reserved with every frame free (bu_reclaim() would take it)? */
+static bool bl_empty_reserved(const struct bl_ctx *c, uint32_t u)
+{
+	uint64_t nw;
+	/* Acquire: pairs with the CAS that wrote the word (a free's). */
+	return bu_reclaim(lf_load_u64(&c->z->word[u], LF_ACQUIRE), &nw) ==
+	       BUDDY_OK;
+}
+
+/*
+ * What a context without a cache keeps (docs/design.md 2.7, "Contexts
+ * without a cache"): one unit with every frame free, as v2's core keeps
+ * the last pair's block unmerged in a spare slot (B8). It stays reserved
+ * and named by res alone, so every failing pass finds it where it finds
+ * any reserved empty unit: a pass below order 5 steals from it
+ * (bl_steal()), the core's failing loop takes it back in each quiet
+ * window (bl_reclaim_all() from buddy_zone_reclaim_some()), and
+ * buddy_zone_drain_all() takes it back before it coalesces (B6). The
+ * rest of the reservation is released as bl_release() does, inside a
+ * section. Kept: a pair of allocation and free followed by a drain
+ * touches no core word (a line down and up per pair without it: 11.5
+ * splits and 15 merges on a coalesced 1 GiB zone, bench/README.md).
+ */
+void bl_drain(struct bl_ctx *c)
+{
+	/* Relaxed: only we write them. */
+	uint32_t u = lf_load_u32(&c->res, LF_RELAXED);
+	uint32_t l = lf_load_u32(&c->line, LF_RELAXED);
+	c->single = 1;
+	bool keep = u != BL_NONE && bl_empty_reserved(c, u);
+	if ((keep && l == BL_NONE) || (u == BL_NONE && l == BL_NONE))
+		return; /* only the kept unit, or nothing, is named */
+	bl_busy(c, 1);
+	if (u != BL_NONE && !keep && !bl_in_line(l, u))
+		bl_release_unit(c, u);
+	for (uint32_t i = 0; l != BL_NONE && i < BL_LINE; i++)
+		if (!keep || l + i != u)
+			bl_release_unit(c, l + i);
+	/* Release: pairs with the acquire loads of the stealers. */
+	lf_store_u32(&c->line, BL_NONE, LF_RELEASE);
+	if (!keep)
+		/* Release: as above. */
+		lf_store_u32(&c->res, BL_NONE, LF_RELEASE);
+	bl_busy(c, -1);
+}
+
 /* Our new reservation u (R set by us), named inside the section. */
 static void bl_set_res(struct bl_ctx *c, uint32_t u)
 {
@@ -327,14 +374,20 @@ static uint32_t bl_sweep(struct bl_ctx *c, unsigned j, unsigned k)
 
 /*
  * A fresh line of units from the source, else one unit, reserved; the
- * first is our res. BL_NONE if the source has none. Inside our section.
+ * first is our res. A single unit only if we keep a line already (a unit
+ * for an order the line cannot serve, bl_alloc_slow()) or a drain asked
+ * for one (bl_drain()). BL_NONE if the source has none. Inside our
+ * section.
  */
 static uint32_t bl_take(struct bl_ctx *c)
 {
 	struct bl_zone *z = c->z;
-	uint32_t n, u = bl_src_take(c, &n);
+	/* Relaxed: only we write it. */
+	bool line = lf_load_u32(&c->line, LF_RELAXED) == BL_NONE && !c->single;
+	uint32_t n, u = bl_src_take(c, line, &n);
 	if (u == BL_NONE)
 		return BL_NONE;
+	c->single = 0;
 	for (uint32_t i = 0; i < n; i++)
 		/*
 		 * A store: the word is 0 and the unit ours; every lower
@@ -480,6 +533,76 @@ static inline void bl_count(struct bl_ctx *c, enum bl_ctr what, unsigned k)
 }
 
 /*
+ * Order k in a unit of our line l other than res (u), in line order, by
+ * the buddy's pick; a unit with fewer than 2^k free frames is passed over
+ * on one load (mixed orders: most units cannot serve the larger ones).
+ */
+static bool bl_from_line(struct bl_ctx *c, uint32_t u, uint32_t l, unsigned k,
+			 uint32_t *up, unsigned *off)
+{
+	for (uint32_t i = 0; l != BL_NONE && i < BL_LINE; i++) {
+		lf_atomic_u64 *a = &c->z->word[l + i];
+		/* Relaxed: a filter; bu_cas_alloc() loads with acquire. */
+		if (l + i == u ||
+		    bu_free_frames(lf_load_u64(a, LF_RELAXED)) < 1u << k)
+			continue;
+		if (bu_cas_alloc(a, k, BU_FRAMES, off, NULL) == BUDDY_OK) {
+			*up = l + i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Does a partial stack of class k or up hold an entry? (A hint.) */
+static bool bl_partial_has(const struct bl_ctx *c, unsigned k)
+{
+	for (unsigned j = k; j < BL_CLASSES; j++)
+		if (!lf_stack_empty(&c->z->partial[j].s))
+			return true;
+	return false;
+}
+
+/* Does a unit of line l still hold a free frame for us? (A hint.) */
+static bool bl_line_free(const struct bl_ctx *c, uint32_t l)
+{
+	for (uint32_t i = 0; i < BL_LINE; i++) {
+		/* Relaxed: a hint; the CASes on the words decide. */
+		uint64_t w = lf_load_u64(&c->z->word[l + i], LF_RELAXED);
+		if (w != BU_CORE && bu_reserved(w) && bu_free_bits(w) != 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Neither res (u) nor the rest of our line (l) can serve order k. Mixed
+ * orders (bench_buddy's mixed): a line that still has free frames keeps
+ * serving the smaller orders, so it is kept and the order gets one extra
+ * unit of its own as res, outside the line (bl_take() takes a single
+ * unit while a line is kept); an extra unit that cannot serve k either
+ * is released (listed: its free frames stay findable) and res goes back
+ * to the line. Releasing the whole line each time (before) made every
+ * order that did not fit send 8 units to the partial stacks or the core
+ * and take new ones: 51 ns a pair on mixed against 15 for version 2.
+ * Order 0 or a line without a free frame: everything is released.
+ */
+static void bl_let_go(struct bl_ctx *c, unsigned k, uint32_t u, uint32_t l)
+{
+	if (k == 0 || l == BL_NONE || !bl_partial_has(c, k) ||
+	    !bl_line_free(c, l)) {
+		bl_release(c);
+		return;
+	}
+	if (bl_in_line(l, u))
+		return; /* the extra unit will be res, the line named */
+	bl_busy(c, 1);
+	bl_release_unit(c, u);
+	bl_set_res(c, l);
+	bl_busy(c, -1);
+}
+
+/*
  * bl_alloc() when the hint did not serve (buddy_lower.h): the
  * reservation's pick, the rest of its line, then a new reservation or
  * ENOMEM. Out of line, so that the hint's path saves no registers for it.
@@ -487,20 +610,27 @@ static inline void bl_count(struct bl_ctx *c, enum bl_ctr what, unsigned k)
 BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 {
 	struct bl_zone *z = c->z;
-	/* Relaxed: only we write it. */
+	/* Relaxed: only we write them. */
 	uint32_t u = lf_load_u32(&c->res, LF_RELAXED);
+	uint32_t l = lf_load_u32(&c->line, LF_RELAXED), v;
 	unsigned off = BU_FRAMES;
 	if (u != BL_NONE) {
 		/* The buddy's pick in the reservation. */
 		if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off, NULL) ==
 		    BUDDY_OK)
 			goto done;
-		/* Another unit of our line: it becomes res (still named). */
-		if (bl_from_ctx(c, c, k, &u, &off)) {
-			bl_set_res(c, u);
+		/*
+		 * Another unit of our line: it becomes res (still named),
+		 * unless res is an extra unit outside the line (bl_let_go()),
+		 * which stays res (named by nothing else).
+		 */
+		if (bl_from_line(c, u, l, k, &v, &off)) {
+			if (bl_in_line(l, u))
+				bl_set_res(c, v);
+			u = v;
 			goto done;
 		}
-		bl_release(c); /* it cannot serve order k now */
+		bl_let_go(c, k, u, l); /* they cannot serve order k now */
 	}
 	/*
 	 * ENOMEM is exact: it comes only after a pass over the partial
@@ -533,7 +663,12 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 			bl_release(c); /* taken by others meanwhile */
 			continue;
 		}
-		if (bl_steal(c, k, &u, &off))
+		/*
+		 * Our own reservation too, inside the window: a kept line
+		 * (bl_let_go()) is a place memory may appear in (a remote
+		 * free) after our look at it above.
+		 */
+		if (bl_from_ctx(c, c, k, &u, &off) || bl_steal(c, k, &u, &off))
 			goto done;
 		bool quiet =
 			before != UINT64_MAX && bl_others_flight(c) == before;

@@ -91,6 +91,13 @@ struct bl_zone;
 struct bl_ctx {
 	struct bl_zone *z; /* (i) */
 	uint32_t id;       /* (i) */
+	/*
+	 * (o, plain) The next unit from the source is a single one, not a
+	 * line: set by bl_drain() (a context that gives its memory back
+	 * keeps one unit and takes units one at a time, as v2's spare
+	 * slots keep small blocks), cleared by that take.
+	 */
+	uint8_t single;
 #if BUDDY_CORE_SHIFT > 0
 	/*
 	 * (i) The core's context of the same CPU. Its busy word is this
@@ -245,6 +252,18 @@ static inline int bl_free_cas(struct bl_ctx *c, uint32_t frame, unsigned k)
 
 /* Give up this context's reservation (its free frames stay findable). */
 void bl_release(struct bl_ctx *c);
+
+/*
+ * buddy_cpu_drain() of version 3: give up the reservation but keep one
+ * unit, its res if every frame of it is free (reserved, named by res
+ * alone: found by other contexts' failing passes of every order as any
+ * reserved empty unit, by stealing below order 5 and bl_reclaim_all()
+ * above, and taken back by buddy_zone_drain_all()); the next unit from
+ * the source is a single one (docs/design.md 2.7, "Contexts without a
+ * cache"). A drain over a reservation that is only that kept unit
+ * changes nothing and enters no section.
+ */
+void bl_drain(struct bl_ctx *c);
 
 /*
  * Take every empty reserved unit back to the source: the number taken.

@@ -17,6 +17,9 @@
  *        5 bl_free_cas() in its section; a unit whose last frame is freed
  *        goes up and merges at the core)
  *   r    bl_release of the thread's reservation
+ *   k    buddy_cpu_drain (the reservation given up but one unit with
+ *        every frame free, kept: bl_drain())
+ *   8    buddy_alloc of order 8 (the core: a zone of one line whole)
  *   d    buddy_zone_drain_all (reclaims every empty reserved unit, then
  *        coalesces the core)
  *   a    buddy_alloc_at of the configuration's frame and order, held
@@ -49,6 +52,13 @@
  *   - with exact5 set, no ENOMEM at all at order >= 5: the configuration
  *     leaves a whole unit free at every instant (reserved below with
  *     every frame free counts as free);
+ *   - with exact_all set, no ENOMEM at any order for a call during which
+ *     no frame was held at any instant: none held when it started, no
+ *     other allocation in flight then, and none started before it
+ *     failed (a unit some context keeps is free memory);
+ *   - with drain_only set, the end's drain is buddy_zone_drain_all()
+ *     alone, no bl_release() first: what contexts keep must be taken
+ *     back by it;
  *   - buddy_zone_check at the end (both levels: B1 across them, a LOWER
  *     unit's word nonzero and well formed and every other unit's 0; the
  *     core's B1-B7; the lower level's B3 and B4);
@@ -93,7 +103,13 @@ struct mu_cfg {
 	 * transit, or reserved below with every frame free).
 	 */
 	bool exact5;
-	unsigned units; /* the zone's units (MU_UNITS if 0) */
+	/*
+	 * No ENOMEM at all for a call that overlapped no holding of a frame
+	 * (cfg keep: the whole zone is free but what contexts keep).
+	 */
+	bool exact_all;
+	bool drain_only; /* the end: buddy_zone_drain_all() alone */
+	unsigned units;  /* the zone's units (MU_UNITS if 0) */
 	/*
 	 * Edge units (docs/design.md 2.7, "The word"): the region is
 	 * frames [8, 56), so both units are edge units (frames 8-31 and
@@ -131,6 +147,13 @@ static struct {
 	uint32_t units;      /* the zone's units */
 	int run_rc, x_rc;    /* scripts 'F' and 'x': their results */
 	struct mu_block run; /* script 'F': the run it freed */
+	/*
+	 * exact_all: frames held by the scripts, allocations started and
+	 * in flight (the harness's own counts: its code between two atomic
+	 * steps runs alone).
+	 */
+	uint64_t nheld_frames, starts;
+	unsigned flying;
 } S;
 
 static const char *const mu_events[] = { "unit down",
@@ -158,7 +181,12 @@ static void mu_alloc(unsigned t, unsigned k)
 		up = cfg->exact_up &&
 		     lf_load_u64(&S.z->lower.word[S.up], LF_RELAXED) == BU_CORE;
 	}
+	/* exact_all: nothing held nor being taken when it starts. */
+	bool idle = S.nheld_frames == 0 && S.flying == 0;
+	uint64_t starts = ++S.starts;
+	S.flying++;
 	rc = buddy_alloc(c, k, &a);
+	S.flying--;
 	if (k >= BUDDY_CORE_SHIFT)
 		mu_core |= rc == BUDDY_OK;
 	if (rc != BUDDY_OK) {
@@ -175,8 +203,13 @@ static void mu_alloc(unsigned t, unsigned k)
 			mc_fail("false ENOMEM: thread %u, order %u, a whole "
 				"unit free at every instant",
 				t, k);
+		if (cfg->exact_all && idle && S.starts == starts)
+			mc_fail("false ENOMEM: thread %u, order %u, no frame "
+				"held at any instant of the call",
+				t, k);
 		return;
 	}
+	S.nheld_frames += 1u << k;
 	uint64_t p = a >> BUDDY_FRAME_SHIFT;
 	MC_ASSERT(p + (1u << k) <= (S.units << BUDDY_CORE_SHIFT) &&
 		  !(p & ((1u << k) - 1)));
@@ -341,6 +374,9 @@ static void mu_free_oldest(unsigned t)
 	if (rc != BUDDY_OK)
 		mc_fail("thread %u: free of its block %llx order %u: %d", t,
 			(unsigned long long)b.a, b.k, rc);
+	if (b.n == 0)
+		S.nheld_frames -= 1u
+				  << b.k; /* free from its CAS on: exact_all */
 }
 
 static void mu_run(unsigned t, const char *script)
@@ -351,6 +387,8 @@ static void mu_run(unsigned t, const char *script)
 			mu_free_oldest(t);
 		else if (*p == 'r')
 			bl_release(buddy_lower_ctx(c));
+		else if (*p == 'k')
+			buddy_cpu_drain(c);
 		else if (*p == 'd')
 			buddy_zone_drain_all(c);
 		else if (*p == 'a' || *p == 'A' || *p == 'b')
@@ -474,7 +512,7 @@ static void mu_check(void)
 	for (unsigned t = 0; t < MC_MAX_THREADS; t++)
 		while (S.nheld[t] > 0)
 			mu_free_oldest(t);
-	for (unsigned t = 0; t < MC_MAX_THREADS; t++)
+	for (unsigned t = 0; t < MC_MAX_THREADS && !cfg->drain_only; t++)
 		bl_release(buddy_lower_ctx(buddy_zone_cpu(S.z, t)));
 	buddy_zone_drain_all(buddy_zone_cpu(S.z, 0));
 	b = buddy_zone_check(S.z, true, &fr);
@@ -711,8 +749,28 @@ MU_TEST(mu_free_run2, "buddy.units_free_run2",
 	.at2_frame = 32, .at2_order = 0, .run_n = 3, .run_at = 30,
 	.x_frame = 32, .need = "duf")
 
+/*
+ * What a drain keeps (docs/design.md 2.7, "Contexts without a cache"):
+ * a zone of one line (8 units, one order-8 block). In setup thread 1
+ * takes a frame (the line comes down), frees it and drains: it keeps
+ * unit 0, reserved with every frame free, and units 1-7 go up and merge.
+ * Thread 1 then takes a frame again and frees it and drains (a pair on
+ * its kept unit: a free inside a section); thread 2 drains the zone
+ * (buddy_zone_drain_all() takes the kept unit back: up and merged);
+ * thread 0 allocates the whole zone (order 8). Unless thread 1 held its
+ * frame at some instant of thread 0's call, the zone is whole at every
+ * instant but for the kept unit, and thread 0 must not fail: the core's
+ * failing loop must find what a context keeps in its quiet windows. At
+ * the end buddy_zone_drain_all() alone (no release first) must leave the
+ * zone fully coalesced, every word 0 (B6).
+ */
+MU_TEST(mu_keep, "buddy.units_keep",
+	"a unit kept by a drain: exact ENOMEM of the whole zone, coalesced", 3,
+	1, 3, 20000, .script = { "8", "0fk", "d" }, .setup = "0fk", .units = 8,
+	.exact_all = true, .drain_only = true, .need = "dlc")
+
 const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_updown,      &mu_enomem,      &mu_list, &mu_stale,   &mu_enomem_up,
 	&mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move, &mu_below_move,
-	&mu_free_run,    &mu_free_run2,   NULL
+	&mu_free_run,    &mu_free_run2,   &mu_keep, NULL
 };

@@ -589,6 +589,9 @@ static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
  * places and the core (bl_alloc_slow()). Its per-CPU path, the hint, is
  * inline here (bl_alloc_hint()); bl_alloc()'s order check is
  * buddy_alloc()'s (order <= BU_MAX_ORDER) and its counters are ours.
+ * Order 0 in a one-region zone is inline in buddy_alloc() and calls
+ * nothing (no register to save); every other case is a tail call to a
+ * function of its own (docs/v3-status.md item 18).
  */
 static BUDDY_NOINLINE int buddy_alloc_small_slow(struct buddy_cpu *c,
 						 unsigned order, uint64_t *addr)
@@ -598,13 +601,37 @@ static BUDDY_NOINLINE int buddy_alloc_small_slow(struct buddy_cpu *c,
 	return buddy_alloc_done(c, rc, x, addr);
 }
 
-static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
-				    uint64_t *addr)
+/* The hint served index x in a zone of several regions (a search). */
+static BUDDY_NOINLINE int buddy_alloc_small_rgns(struct buddy_cpu *c,
+						 uint32_t x, uint64_t *addr)
+{
+	return buddy_alloc_done(c, BUDDY_OK, x, addr);
+}
+
+/* Orders 1-4: the same path with the order in a register. */
+static BUDDY_NOINLINE int buddy_alloc_small_k(struct buddy_cpu *c,
+					      unsigned order, uint64_t *addr)
 {
 	uint32_t x;
 	if (LF_LIKELY(bl_alloc_hint(buddy_lower_ctx(c), order, &x)))
 		return buddy_alloc_done(c, BUDDY_OK, x, addr);
 	return buddy_alloc_small_slow(c, order, addr);
+}
+
+static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
+				    uint64_t *addr)
+{
+	uint32_t x;
+	if (LF_UNLIKELY(order != 0))
+		return buddy_alloc_small_k(c, order, addr);
+	if (LF_UNLIKELY(!bl_alloc_hint(buddy_lower_ctx(c), 0, &x)))
+		return buddy_alloc_small_slow(c, 0, addr);
+	const struct buddy_zone *z = c->zone;
+	if (LF_UNLIKELY(z->nrgn != 1))
+		return buddy_alloc_small_rgns(c, x, addr);
+	buddy_ctr_add(c, BC_ALLOCS, 1);
+	*addr = buddy_rgn_addr(&z->rgn[0], x);
+	return BUDDY_OK;
 }
 #else
 static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
@@ -736,31 +763,86 @@ static BUDDY_NOINLINE int buddy_free_small_refused(struct buddy_cpu *c,
 }
 
 /*
- * Version 3: a free of an order below a unit, at the lower level, with
- * bl_free()'s work inline (bl_free_cas()). One address check: a block
- * aligned in pfn is aligned in indices (buddy.c, buddy_rgn_first_idx()),
- * and an index of a region is in a unit of the lower level, so bl_free()'s
- * own checks would find nothing more; our counters only.
+ * The rest of a free whose CAS left its unit unreserved (word nw, 0 if
+ * it goes back to the core), inside its section, out of the fast path's
+ * line: bl_free_cas()'s second and third steps, the section left.
  */
-static inline int buddy_free_small(struct buddy_cpu *c, uint64_t addr,
-				   unsigned order)
+static BUDDY_NOINLINE int buddy_free_small_unreserved(struct buddy_cpu *c,
+						      uint32_t x,
+						      unsigned order,
+						      uint64_t nw)
+{
+	struct bl_ctx *l = buddy_lower_ctx(c);
+	bl_free_unreserved(l, x / BU_FRAMES, nw);
+	bl_free_hint(l, x, order);
+	buddy_busy(c, -1);
+	buddy_ctr_add(c, BC_FREES, 1);
+	return BUDDY_OK;
+}
+
+/*
+ * Version 3: a free of an order below a unit, at the lower level, with
+ * bl_free()'s work inline (bl_free_cas()'s steps), after the address
+ * check (region r, index x). One address check: a block aligned in pfn
+ * is aligned in indices (buddy.c, buddy_rgn_first_idx()), and an index
+ * of a region is in a unit of the lower level, so bl_free()'s own checks
+ * would find nothing more; our counters only. Calls only at its ends
+ * (tail calls), so that order 0 inline in buddy_free() saves no register.
+ */
+static BUDDY_INLINE int buddy_free_small_at(struct buddy_cpu *c,
+					    const struct buddy_rgn *r,
+					    uint32_t x, unsigned order)
+{
+	struct bl_ctx *l = buddy_lower_ctx(c);
+	uint64_t nw;
+	/*
+	 * A section: memory appears (docs/design.md 2.7, "Sections"); the
+	 * lower level's sections are this context's (bl_busy()).
+	 */
+	uint32_t b = buddy_busy_enter(c);
+	int rc = bl_free_word(l, x, order, &nw);
+	if (LF_UNLIKELY(rc != BUDDY_OK)) {
+		buddy_busy_leave_from(c, b);
+		return buddy_free_small_refused(c, r, x, rc);
+	}
+	/* BU_CORE has R clear (buddy_lower.h): one test for both. */
+	if (LF_UNLIKELY(!bu_reserved(nw)))
+		return buddy_free_small_unreserved(c, x, order, nw);
+	bl_free_hint(l, x, order);
+	buddy_busy_leave_from(c, b);
+	buddy_ctr_add(c, BC_FREES, 1);
+	return BUDDY_OK;
+}
+
+/* Orders 1-4, several regions, and every refused address (diagnosed). */
+static BUDDY_NOINLINE int buddy_free_small_k(struct buddy_cpu *c, uint64_t addr,
+					     unsigned order)
 {
 	const struct buddy_rgn *r;
 	int rc = buddy_addr_check(c->zone, addr, order, &r);
 	if (LF_UNLIKELY(rc != BUDDY_OK))
 		return buddy_reject(c, rc);
-	uint32_t x = buddy_addr_idx(r, addr);
-	/*
-	 * A section: memory appears (docs/design.md 2.7, "Sections"); the
-	 * lower level's sections are this context's (bl_busy()).
-	 */
-	buddy_busy(c, 1);
-	rc = bl_free_cas(buddy_lower_ctx(c), x, order);
-	buddy_busy(c, -1);
-	if (LF_UNLIKELY(rc != BUDDY_OK))
-		return buddy_free_small_refused(c, r, x, rc);
-	buddy_ctr_add(c, BC_FREES, 1);
-	return BUDDY_OK;
+	return buddy_free_small_at(c, r, buddy_addr_idx(r, addr), order);
+}
+
+/*
+ * Order 0 in a one-region zone: buddy_addr_check()'s tests in two (a
+ * frame is aligned to order 0 once aligned to a frame, and in the region
+ * once its pfn is); anything else, or a refusal, goes to
+ * buddy_free_small_k(), which finds the same error code.
+ */
+static inline int buddy_free_small(struct buddy_cpu *c, uint64_t addr,
+				   unsigned order)
+{
+	const struct buddy_zone *z = c->zone;
+	if (LF_UNLIKELY(order != 0 || z->nrgn != 1))
+		return buddy_free_small_k(c, addr, order);
+	const struct buddy_rgn *r = &z->rgn[0];
+	uint64_t pfn = addr >> BUDDY_FRAME_SHIFT;
+	if (LF_UNLIKELY((addr & (BUDDY_FRAME_SIZE - 1)) != 0 ||
+			pfn - r->pfn >= r->n))
+		return buddy_free_small_k(c, addr, order);
+	return buddy_free_small_at(c, r, buddy_addr_idx(r, addr), 0);
 }
 #else
 static inline int buddy_free_small(struct buddy_cpu *c, uint64_t addr,

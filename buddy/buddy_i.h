@@ -181,6 +181,14 @@ struct buddy_cpu {
 #endif
 	struct buddy_zone *zone; /* (i) */
 	uint32_t id;             /* (i) */
+#if BUDDY_CORE_SHIFT > 0
+	/*
+	 * (i) This CPU's lower context, &zone->lower.ctx[id] (set by
+	 * bl_zone_init()): the per-CPU path reaches it in one load, not
+	 * through the zone (docs/v3-status.md item 18).
+	 */
+	struct bl_ctx *lower;
+#endif
 #if BUDDY_HAS_CACHE
 	bool asym; /* (i) the zone's asymmetric mode (buddy_cache.c) */
 #endif
@@ -430,6 +438,26 @@ static inline void buddy_busy(struct buddy_cpu *c, int d)
 	 */
 	lf_store_u32(&c->busy, w, LF_RELEASE);
 }
+/*
+ * buddy_busy(c, 1) returning the word it stored, and buddy_busy(c, -1)
+ * from that word, for a section in which nothing else enters or leaves
+ * one (the per-CPU free of version 3, buddy_cache.c): one load for the
+ * two, the same stores and orders as buddy_busy().
+ */
+static inline uint32_t buddy_busy_enter(struct buddy_cpu *c)
+{
+	/* Relaxed: only this context's user writes it. */
+	uint32_t w =
+		lf_load_u32(&c->busy, LF_RELAXED) + (1u << BUDDY_BUSY_BITS) + 1;
+	/* Release: as buddy_busy() entering. */
+	lf_store_u32(&c->busy, w, LF_RELEASE);
+	return w;
+}
+static inline void buddy_busy_leave_from(struct buddy_cpu *c, uint32_t w)
+{
+	/* Release: as buddy_busy() leaving; pairs with the same loads. */
+	lf_store_u32(&c->busy, w + (1u << BUDDY_BUSY_BITS) - 1, LF_RELEASE);
+}
 /* Count a rejected call and return its error code. */
 static inline int buddy_reject(struct buddy_cpu *c, int err)
 {
@@ -593,7 +621,7 @@ void buddy_lower_stats(const struct buddy_zone *z, struct buddy_stats *out);
 /* The lower level's context of core context c (the same CPU). */
 static inline struct bl_ctx *buddy_lower_ctx(struct buddy_cpu *c)
 {
-	return &c->zone->lower.ctx[c->id];
+	return c->lower;
 }
 #endif
 

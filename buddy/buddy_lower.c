@@ -64,8 +64,10 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 	z->ctx = ctx;
 	z->nctx = nctx;
 #if BUDDY_CORE_SHIFT > 0
-	for (uint32_t i = 0; i < nctx; i++)
+	for (uint32_t i = 0; i < nctx; i++) {
 		ctx[i].cpu = buddy_zone_cpu(src.core, i);
+		ctx[i].cpu->lower = &ctx[i];
+	}
 #endif
 	for (uint32_t u = 0; u < nunits; u++) {
 		lf_init_u64(&word[u], BU_CORE);
@@ -75,6 +77,7 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 	for (uint32_t i = 0; i < nctx; i++) {
 		struct bl_ctx *c = &ctx[i];
 		c->z = z;
+		c->word = word;
 		c->id = i;
 		c->single = 0;
 		lf_init_u32(&c->res, BL_NONE);

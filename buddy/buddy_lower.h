@@ -90,7 +90,9 @@ struct bl_zone;
 /* A context: one thread at a time (a CPU). Tags as buddy_i.h. */
 struct bl_ctx {
 	struct bl_zone *z; /* (i) */
-	uint32_t id;       /* (i) */
+	/* (i) z->word: the fast paths' word in one load, not two. */
+	lf_atomic_u64 *word;
+	uint32_t id; /* (i) */
 	/*
 	 * (o, plain) The next unit from the source is a single one, not a
 	 * line: set by bl_drain() (a context that gives its memory back
@@ -213,7 +215,7 @@ static inline bool bl_alloc_hint(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	uint64_t ow, nw;
 	if (LF_UNLIKELY(u == BL_NONE || off >= BU_FRAMES))
 		return false;
-	lf_atomic_u64 *a = &c->z->word[u];
+	lf_atomic_u64 *a = &c->word[u];
 	int rc = k == 0 ? bu_cas(a, BU_OP_ALLOC_AT, off, 0, &ow, &nw, NULL)
 			: bu_cas(a, BU_OP_ALLOC_AT, off, k, &ow, &nw, NULL);
 	if (rc != BUDDY_OK)
@@ -226,27 +228,47 @@ static inline bool bl_alloc_hint(struct bl_ctx *c, unsigned k, uint32_t *frame)
 /*
  * bl_free()'s work, inside the caller's in-flight section (memory
  * appears: docs/design.md 2.7, "Sections") and after its checks (k <=
- * BU_MAX_ORDER, frame's unit in the zone, frame aligned to 2^k): the
- * word's CAS (order 0 with a constant order, as bl_alloc_hint()), the
- * unit given back or listed if unreserved, the hint if it is our
- * reservation. BUDDY_OK, or BUDDY_E* and nothing changed (BUDDY_EDOUBLE
- * for a unit at the source: not allocated at this level).
+ * BU_MAX_ORDER, frame's unit in the zone, frame aligned to 2^k), in
+ * three steps so that the public layer can keep its fast path free of
+ * calls (buddy_cache.c): bl_free_word(), the word's CAS (order 0 with a
+ * constant order, as bl_alloc_hint()): BUDDY_OK with the new word in
+ * *nw, or BUDDY_E* and nothing changed (BUDDY_EDOUBLE for a unit at the
+ * source: not allocated at this level); if the unit is left unreserved
+ * (R clear, word 0 included), bl_free_unreserved(); then bl_free_hint(),
+ * the hint if it is our reservation. bl_free_cas() is the three.
  */
-static inline int bl_free_cas(struct bl_ctx *c, uint32_t frame, unsigned k)
+static inline int bl_free_word(struct bl_ctx *c, uint32_t frame, unsigned k,
+			       uint64_t *nw)
 {
 	uint32_t u = frame / BU_FRAMES;
 	unsigned i = frame % BU_FRAMES;
-	uint64_t ow, nw;
-	lf_atomic_u64 *a = &c->z->word[u];
-	int rc = k == 0 ? bu_cas(a, BU_OP_FREE, i, 0, &ow, &nw, NULL)
-			: bu_cas(a, BU_OP_FREE, i, k, &ow, &nw, NULL);
+	uint64_t ow;
+	lf_atomic_u64 *a = &c->word[u];
+	int rc = k == 0 ? bu_cas(a, BU_OP_FREE, i, 0, &ow, nw, NULL)
+			: bu_cas(a, BU_OP_FREE, i, k, &ow, nw, NULL);
 	if (LF_UNLIKELY(rc != BUDDY_OK))
 		return rc == BU_NOT_LOWER ? BUDDY_EDOUBLE : rc;
-	if (LF_UNLIKELY(nw == BU_CORE || !bu_reserved(nw)))
-		bl_free_unreserved(c, u, nw);
+	return BUDDY_OK;
+}
+
+static inline void bl_free_hint(struct bl_ctx *c, uint32_t frame, unsigned k)
+{
 	/* Relaxed: only we write it. */
-	if (u == lf_load_u32(&c->res, LF_RELAXED))
-		c->hint[k] = (uint8_t)i;
+	if (frame / BU_FRAMES == lf_load_u32(&c->res, LF_RELAXED))
+		c->hint[k] = (uint8_t)(frame % BU_FRAMES);
+}
+
+_Static_assert((BU_CORE & BU_RES) == 0, "word 0 is unreserved");
+static inline int bl_free_cas(struct bl_ctx *c, uint32_t frame, unsigned k)
+{
+	uint64_t nw;
+	int rc = bl_free_word(c, frame, k, &nw);
+	if (LF_UNLIKELY(rc != BUDDY_OK))
+		return rc;
+	/* BU_CORE has R clear: one test for both. */
+	if (LF_UNLIKELY(!bu_reserved(nw)))
+		bl_free_unreserved(c, frame / BU_FRAMES, nw);
+	bl_free_hint(c, frame, k);
 	return BUDDY_OK;
 }
 

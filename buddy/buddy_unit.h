@@ -194,13 +194,14 @@ static inline uint64_t bu_run_bits(unsigned p, unsigned n)
 	return (bu_bits(2 * n) << (2 * p)) & ~BU_RES;
 }
 
-/* w with block [p, p + 2^k) allocated: a head and tails. */
+/*
+ * w with block [p, p + 2^k) allocated: a head and tails (frame 0's head
+ * is its bit 0 clear: H masked with ~R is 0 there, no branch).
+ */
 static inline uint64_t bu_put_block(uint64_t w, unsigned p, unsigned k)
 {
 	w &= ~bu_run_bits(p, 1u << k); /* tails; frame 0 a head */
-	if (p != 0)
-		w |= (uint64_t)BU_CODE_H << (2 * p);
-	return w;
+	return w | (((uint64_t)BU_CODE_H << (2 * p)) & ~BU_RES);
 }
 
 /* w with frames [p, p + n) free. */
@@ -210,11 +211,16 @@ static inline uint64_t bu_put_free(uint64_t w, unsigned p, unsigned n)
 	return (w & ~m) | (BU_LO & m);
 }
 
-/* A word with every frame free is not kept unless reserved (0: core). */
+/*
+ * A word with every frame free is not kept unless reserved (0: core).
+ * Every frame free (bu_free_bits() == BU_ALL_FREE: frame 0's bit set,
+ * every other code F) and R clear is exactly the word BU_ALL_FREE: one
+ * compare on the free's path, not the free mask.
+ */
 static inline uint64_t bu_settle(uint64_t w)
 {
-	bool empty = bu_free_bits(w) == BU_ALL_FREE;
-	return (empty && !bu_reserved(w)) ? BU_CORE : w;
+	bool empty_unreserved = w == BU_ALL_FREE;
+	return empty_unreserved ? BU_CORE : w;
 }
 
 /*
@@ -253,26 +259,36 @@ static inline int bu_alloc_at(uint64_t w, unsigned i, unsigned k, uint64_t *nw)
 		return BUDDY_EINVAL;
 	if (i & ((1u << k) - 1))
 		return BUDDY_EALIGN;
-	uint64_t need = BU_LO & bu_run_bits(i, 1u << k);
-	if ((bu_free_bits(w) & need) != need)
+	/*
+	 * Every frame free: code F in each (frame 0: bit 0 set), R masked
+	 * out; the same test as bu_free_bits() & need == need, in one mask.
+	 */
+	uint64_t m = bu_run_bits(i, 1u << k);
+	if ((w & m) != (BU_LO & m))
 		return BUDDY_EBUSY;
 	*nw = bu_put_block(w, i, k);
 	return BUDDY_OK;
 }
 
 /*
- * Is [i, i + 2^k) exactly an allocated block of w? BUDDY_OK, or why not:
+ * Is [i, i + 2^k) exactly an allocated block of w (k <= BU_MAX_ORDER, i
+ * aligned to 2^k: the callers check both)? BUDDY_OK, or why not:
  * EDOUBLE (frame i free), ETAIL (inside an allocated block), EORDER (a
  * head of another order).
  */
 static inline int bu_block_check(uint64_t w, unsigned i, unsigned k)
 {
 	unsigned n = 1u << k;
-	/* The fast test: a head at i (frame 0: bit 0 clear), then tails. */
+	/*
+	 * The fast test, without branches: a head at i (frame 0: bit 0
+	 * clear; R, bit 1, masked out of both sides), then tails, and frame
+	 * i + n not a tail (its mask nx is 0 past the unit's end: the
+	 * second shift carries it out of the word).
+	 */
 	uint64_t m = bu_run_bits(i, n);
-	uint64_t head = i != 0 ? (uint64_t)BU_CODE_H << (2 * i) : 0;
-	bool next_tail = i + n < BU_FRAMES && bu_code(w, i + n) == BU_CODE_T;
-	if (LF_LIKELY((w & m) == head && !next_tail))
+	uint64_t head = ((uint64_t)BU_CODE_H << (2 * i)) & ~BU_RES;
+	uint64_t nx = (3ull << (2 * i)) << (2 * n);
+	if (LF_LIKELY((w & m) == head && ((w & nx) != 0 || nx == 0)))
 		return BUDDY_OK;
 	unsigned c = bu_code(w, i);
 	if (c == BU_CODE_F)

@@ -8,7 +8,8 @@
  * (its core context and its lower context).
  *
  * A configuration may run a script in setup (thread 1's CPU, nothing
- * scheduled) before the threads' scripts:
+ * scheduled; then a second one on thread 2's CPU) before the threads'
+ * scripts:
  *   0-4  buddy_alloc of that order, the lower level's (its per-CPU path
  *        inline, then bl_alloc_slow(): a unit comes down when no
  *        reservation, partial stack or other reservation serves it), held
@@ -16,6 +17,7 @@
  *   f    free the oldest block the thread holds (buddy_free: below order
  *        5 bl_free_cas() in its section; a unit whose last frame is freed
  *        goes up and merges at the core)
+ *   l    free the newest block the thread holds (as f)
  *   r    bl_release of the thread's reservation
  *   k    buddy_cpu_drain (the reservation given up but one unit with
  *        every frame free, kept: bl_drain())
@@ -59,6 +61,13 @@
  *   - with drain_only set, the end's drain is buddy_zone_drain_all()
  *     alone, no bl_release() first: what contexts keep must be taken
  *     back by it;
+ *   - with claims set, no ENOMEM for thread 0 unless the other threads'
+ *     claims filled the zone at some instant of its call (a thread
+ *     claims a block's frames before its allocation and gives the claim
+ *     up after its free has returned, so that the claims cover every
+ *     frame held; every allocation of such a configuration is of thread
+ *     0's order, so that claims below the zone's size leave a block of
+ *     that order free at every instant);
  *   - buddy_zone_check at the end (both levels: B1 across them, a LOWER
  *     unit's word nonzero and well formed and every other unit's 0; the
  *     core's B1-B7; the lower level's B3 and B4);
@@ -86,9 +95,10 @@ _Static_assert(BUDDY_CORE_SHIFT == 5, "built over units");
 
 struct mu_cfg {
 	const char *script[MC_MAX_THREADS];
-	const char *setup; /* run by thread 1's CPU in setup */
-	bool exact;        /* no ENOMEM below order 5 */
-	bool stale;        /* a stale core entry on thread 1's first unit */
+	const char *setup;  /* run by thread 1's CPU in setup */
+	const char *setup2; /* then by thread 2's CPU (its blocks held) */
+	bool exact;         /* no ENOMEM below order 5 */
+	bool stale;         /* a stale core entry on thread 1's first unit */
 	/*
 	 * No ENOMEM at order >= 5 for an allocation that starts after the
 	 * word of thread 1's first unit (a lower block of the setup) went
@@ -109,6 +119,7 @@ struct mu_cfg {
 	 */
 	bool exact_all;
 	bool drain_only; /* the end: buddy_zone_drain_all() alone */
+	bool claims;     /* no ENOMEM for thread 0 below full claims */
 	unsigned units;  /* the zone's units (MU_UNITS if 0) */
 	/*
 	 * Edge units (docs/design.md 2.7, "The word"): the region is
@@ -143,10 +154,13 @@ static struct {
 	struct mu_block held[MC_MAX_THREADS][MU_HELD];
 	unsigned nheld[MC_MAX_THREADS];
 	unsigned owner[MU_MAX_NF];
-	uint32_t up;         /* exact_up: thread 1's first unit */
-	uint32_t units;      /* the zone's units */
-	int run_rc, x_rc;    /* scripts 'F' and 'x': their results */
-	struct mu_block run; /* script 'F': the run it freed */
+	uint32_t up;                    /* exact_up: thread 1's first unit */
+	uint32_t units;                 /* the zone's units */
+	int run_rc, x_rc;               /* scripts 'F' and 'x': their results */
+	struct mu_block run;            /* script 'F': the run it freed */
+	uint64_t claim[MC_MAX_THREADS]; /* cfg claims: frames claimed */
+	bool in_call, full;             /* thread 0's call; claims full */
+	bool free_in_call; /* a free by another inside thread 0's call */
 	/*
 	 * exact_all: frames held by the scripts, allocations started and
 	 * in flight (the harness's own counts: its code between two atomic
@@ -161,9 +175,29 @@ static const char *const mu_events[] = { "unit down",
 					 "line down",
 					 "core allocation",
 					 "edge unit released by a drain",
-					 "free_run refused" };
-static struct mc_cover mu_cover = { .codes = "dulcef", .names = mu_events };
+					 "free_run refused",
+					 "a free inside thread 0's call" };
+static struct mc_cover mu_cover = { .codes = "dulcefw", .names = mu_events };
 static bool mu_line, mu_core;
+
+/* cfg claims: have the other threads' claims filled the zone? */
+static bool mu_claims_full(void)
+{
+	uint64_t sum = 0;
+	for (unsigned t = 1; t < MC_MAX_THREADS; t++)
+		sum += S.claim[t];
+	return sum >= (uint64_t)S.units << BUDDY_CORE_SHIFT;
+}
+
+/* cfg claims: thread t claims (d > 0) or gives up (d < 0) frames. */
+static void mu_claim(unsigned t, int64_t d)
+{
+	if (!((const struct mu_cfg *)mc_cfg())->claims)
+		return;
+	S.claim[t] += (uint64_t)d;
+	if (S.in_call && t != 0 && mu_claims_full())
+		S.full = true;
+}
 
 static void mu_alloc(unsigned t, unsigned k)
 {
@@ -184,13 +218,25 @@ static void mu_alloc(unsigned t, unsigned k)
 	/* exact_all: nothing held nor being taken when it starts. */
 	bool idle = S.nheld_frames == 0 && S.flying == 0;
 	uint64_t starts = ++S.starts;
+	mu_claim(t, (int64_t)1 << k);
+	if (t == 0) {
+		S.in_call = true;
+		S.full = mu_claims_full();
+	}
 	S.flying++;
 	rc = buddy_alloc(c, k, &a);
 	S.flying--;
+	if (t == 0)
+		S.in_call = false;
 	if (k >= BUDDY_CORE_SHIFT)
 		mu_core |= rc == BUDDY_OK;
 	if (rc != BUDDY_OK) {
 		MC_ASSERT(rc == BUDDY_ENOMEM);
+		mu_claim(t, -((int64_t)1 << k));
+		if (cfg->claims && t == 0 && !S.full)
+			mc_fail("false ENOMEM: thread 0, order %u, the others' "
+				"claims below the zone at every instant",
+				k);
 		if (cfg->exact && k < BUDDY_CORE_SHIFT)
 			mc_fail("false ENOMEM: thread %u, order %u, a unit "
 				"free at every instant",
@@ -355,17 +401,20 @@ static void mu_check_run(void)
 	}
 }
 
-static void mu_free_oldest(unsigned t)
+/* Free the thread's held block i (scripts f and l). */
+static void mu_free_held(unsigned t, unsigned i)
 {
-	if (S.nheld[t] == 0)
+	if (S.nheld[t] <= i)
 		return;
-	struct mu_block b = S.held[t][0];
-	memmove(&S.held[t][0], &S.held[t][1], --S.nheld[t] * sizeof(b));
+	struct mu_block b = S.held[t][i];
+	memmove(&S.held[t][i], &S.held[t][i + 1],
+		(--S.nheld[t] - i) * sizeof(b));
 	uint64_t p = b.a >> BUDDY_FRAME_SHIFT;
 	for (uint64_t y = p; y < p + (b.n ? b.n : 1u << b.k); y++)
 		S.owner[y] = 0;
 	struct buddy_cpu *c = buddy_zone_cpu(S.z, t);
 	int rc;
+	bool during = S.in_call && t != 0;
 	/* Below a unit, buddy_free() runs bl_free_cas() in its section. */
 	if (b.n != 0)
 		rc = buddy_free_run(c, b.a, b.n);
@@ -374,9 +423,17 @@ static void mu_free_oldest(unsigned t)
 	if (rc != BUDDY_OK)
 		mc_fail("thread %u: free of its block %llx order %u: %d", t,
 			(unsigned long long)b.a, b.k, rc);
-	if (b.n == 0)
-		S.nheld_frames -= 1u
-				  << b.k; /* free from its CAS on: exact_all */
+	S.free_in_call |= during && S.in_call;
+	if (b.n == 0) {
+		/* after the free returned: the claims; exact_all's count */
+		mu_claim(t, -((int64_t)1 << b.k));
+		S.nheld_frames -= 1u << b.k;
+	}
+}
+
+static void mu_free_oldest(unsigned t)
+{
+	mu_free_held(t, 0);
 }
 
 static void mu_run(unsigned t, const char *script)
@@ -385,6 +442,8 @@ static void mu_run(unsigned t, const char *script)
 	for (const char *p = script; p != NULL && *p; p++) {
 		if (*p == 'f')
 			mu_free_oldest(t);
+		else if (*p == 'l')
+			mu_free_held(t, S.nheld[t] - 1);
 		else if (*p == 'r')
 			bl_release(buddy_lower_ctx(c));
 		else if (*p == 'k')
@@ -425,6 +484,7 @@ static void mu_setup(void)
 	    BUDDY_OK)
 		mc_fail("setup: buddy_zone_init");
 	mu_run(1, cfg->setup);
+	mu_run(2, cfg->setup2);
 	if (cfg->exact_up) {
 		MC_ASSERT(S.nheld[1] > 0 && S.held[1][0].k < BUDDY_CORE_SHIFT);
 		S.up = buddy_addr_idx(&S.z->rgn[0], S.held[1][0].a) >>
@@ -506,6 +566,8 @@ static void mu_check(void)
 		*p++ = 'e';
 	if (cfg->x_frame != 0 && S.run_rc != BUDDY_OK)
 		*p++ = 'f';
+	if (S.free_in_call)
+		*p++ = 'w';
 	*p = 0;
 	mc_cover_add(&mu_cover, ev);
 	mu_check_run();
@@ -769,8 +831,32 @@ MU_TEST(mu_keep, "buddy.units_keep",
 	1, 3, 20000, .script = { "8", "0fk", "d" }, .setup = "0fk", .units = 8,
 	.exact_all = true, .drain_only = true, .need = "dlc")
 
+/*
+ * Exact ENOMEM below a unit over two reservations, with the per-CPU
+ * free's section (buddy_cache.c: a free into a unit that stays reserved,
+ * whose section takes one load for its two stores, docs/v3-status.md item
+ * 18). In setup thread 1 fills the zone with order-4 blocks (unit 0, then
+ * unit 1 as its reservation) and frees the first: unit 0 is listed with
+ * one free order-4 block, unit 1 reserved by thread 1 and full; then
+ * thread 2's CPU takes that block (unit 0 popped and reserved) and frees
+ * it into its reservation. Thread 2 takes it back (the hint: no
+ * section); thread 1 frees its newest block into its reservation (a
+ * unit that stays reserved: the fast path); thread 0 allocates order 4:
+ * no partial stack, nothing at the core, then the reservations of
+ * threads 1 and 2 in turn. If its look at thread 1's comes before that
+ * free and its look at thread 2's after thread 2 took its block back, it
+ * found nothing while a block was free at every instant (the claims say
+ * so): the free's section must break its window.
+ */
+MU_TEST(mu_enomem_rsv, "buddy.units_enomem_rsv",
+	"no false small ENOMEM while a free goes into a reservation", 3, 2, 3,
+	20000, .script = { "4", "l", "4" }, .setup = "44r44f", .setup2 = "4l",
+	.claims = true, .need = "w")
+
 const struct mc_test *const mc_tests_buddy_units[] = {
-	&mu_updown,      &mu_enomem,      &mu_list, &mu_stale,   &mu_enomem_up,
-	&mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move, &mu_below_move,
-	&mu_free_run,    &mu_free_run2,   &mu_keep, NULL
+	&mu_updown,      &mu_enomem,     &mu_list,
+	&mu_stale,       &mu_enomem_up,  &mu_enomem_core,
+	&mu_enomem_line, &mu_edge,       &mu_at_move,
+	&mu_below_move,  &mu_free_run,   &mu_free_run2,
+	&mu_keep,        &mu_enomem_rsv, NULL
 };

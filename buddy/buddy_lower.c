@@ -1042,29 +1042,87 @@ static bool bl_want_steal(struct bl_ctx *c, const struct bl_want *q,
 	return false;
 }
 
+/*
+ * A failing pass's look at the lower level (no section): q in any lower
+ * unit below its limit, by a scan of their words (acquire loads, as
+ * bl_want_cas()), reserved, listed or neither, allocated by CAS where it
+ * fits. O(units below the limit); units wholly above it are not loaded.
+ */
+static bool bl_want_scan(struct bl_ctx *c, const struct bl_want *q,
+			 uint32_t *up, unsigned *off)
+{
+	for (uint32_t u = 0; u < c->z->nunits; u++) {
+		if (bl_want_end(q, u) < 1u << q->k)
+			return false; /* so is every later unit: above */
+		if (bl_want_cas(c, u, q, off) == BUDDY_OK) {
+			*up = u;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * A failing pass's look at the core (no section): does a free block of
+ * the core start at a unit below q's limit (what buddy_unit_take_below()
+ * takes)? The core's state words of the unit heads below the limit, in
+ * region order (sorted: the first unit past the limit ends the look).
+ */
+static bool bl_want_core_has(struct bl_ctx *c, const struct bl_want *q)
+{
+	const struct buddy_zone *z = c->cpu->zone;
+	for (uint32_t i = 0; i < z->nrgn; i++) {
+		const struct buddy_rgn *r = &z->rgn[i];
+		uint32_t x = (r->idx + BU_FRAMES - 1) & ~(BU_FRAMES - 1);
+		for (; x < r->idx + r->n; x += BU_FRAMES) {
+			if (r->pfn + (x - r->idx) + BU_FRAMES > q->climit)
+				return false;
+			/*
+			 * Acquire: pairs with the release that published the
+			 * block; a claim, free or merge of it since was inside
+			 * a section our window sees.
+			 */
+			uint16_t s = lf_load_u16(buddy_st(z, x), LF_ACQUIRE);
+			if (bst_kind(s) == BK_FREE)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The pass, then the failing loop. The first pass takes the partial
+ * stacks of every class whole (sections over them; the placement of
+ * bl_want_stack()), the later ones only look: the lower words by
+ * bl_want_scan(), the core by bl_want_core_has() before its take, so
+ * that a failing pass after the first enters no section of its own and
+ * cannot break another's window (docs/design.md 2.7, "Constraints":
+ * why this ends). ENOMEM after any pass that found nothing in a quiet
+ * window: each pass looks at every place memory below the limit can be
+ * (a lower word, reserved or not, or the core; in transit only inside
+ * a section).
+ */
 static int bl_want_alloc(struct bl_ctx *c, const struct bl_want *q,
 			 uint32_t *frame)
 {
 	uint32_t u = BL_NONE;
 	unsigned off = 0;
-	bool sweep = true; /* every class at the first pass */
 	for (unsigned attempt = 0;; attempt++) {
 		uint64_t before = bl_others_flight(c);
 		if (bl_want_steal(c, q, &u, &off))
 			break;
-		u = bl_want_partial(c, q, sweep, &off);
+		if (attempt == 0)
+			u = bl_want_partial(c, q, true, &off);
+		else if (!bl_want_scan(c, q, &u, &off))
+			u = BL_NONE;
 		if (u != BL_NONE)
 			break;
-		if (bl_src_has(c) && (u = bl_want_take(c, q, &off)) != BL_NONE)
+		if (bl_want_core_has(c, q) &&
+		    (u = bl_want_take(c, q, &off)) != BL_NONE)
 			break;
-		bool quiet =
-			before != UINT64_MAX && bl_others_flight(c) == before;
-		if (quiet && sweep)
+		if (before != UINT64_MAX && bl_others_flight(c) == before)
 			return BUDDY_ENOMEM;
-		/* Sections over the stacks now and then (bl_alloc()). */
-		sweep = quiet || attempt % 16 == 15;
-		if (!sweep)
-			lf_platform_pause();
+		lf_platform_pause();
 	}
 	*frame = u * BU_FRAMES + off;
 	bl_ctr(c, BL_ALLOCS, 1);
@@ -1137,34 +1195,65 @@ void bl_free_run_done(struct bl_ctx *c, uint32_t frame, unsigned n, uint64_t nw)
 	bl_ctr(c, BL_LFREE, n);
 }
 
-bool bl_free_run_undo(struct bl_ctx *c, uint32_t frame, unsigned n,
-		      uint64_t old, uint64_t nw)
+/* Frames [i, i + n) claimed: both bits of each code set (code 3). */
+static inline uint64_t bl_claim_bits(unsigned i, unsigned n)
+{
+	return bu_run_bits(i, n);
+}
+
+int bl_free_run_claim(struct bl_ctx *c, uint32_t frame, unsigned n,
+		      uint64_t *old)
 {
 	lf_atomic_u64 *a = &c->z->word[frame / BU_FRAMES];
 	unsigned i = frame % BU_FRAMES;
-	if (nw == BU_CORE) {
-		/*
-		 * A word our CAS made 0 is ours (its core word is still LOWER
-		 * and nobody CASes a word 0), but while it was 0 a popper may
-		 * have dropped its partial entry and its reservation may have
-		 * been let go: back unreserved and listed, as bl_adopt() (a
-		 * seq_cst store, then pstk). Its pieces hold frames: not 0.
-		 */
-		uint64_t w = old & ~BU_RES;
-		lf_store_u64(a, w, LF_SEQ_CST);
-		if (bu_free_bits(w) != 0)
-			bl_list(c, frame / BU_FRAMES, w);
-		return true;
-	}
-	uint64_t need = BU_LO & bu_run_bits(i, n);
+	LF_ASSERT(i != 0 && i + n == BU_FRAMES); /* frame 0 has no code 3 */
+	uint64_t m = bl_claim_bits(i, n), v;
 	/* Acquire: pairs with the CAS or store that wrote the word. */
 	uint64_t w = lf_load_u64(a, LF_ACQUIRE);
 	for (;;) {
-		if (w == BU_CORE || (bu_free_bits(w) & need) != need)
-			return false; /* taken meanwhile */
-		/* Seq_cst: as bu_cas(). */
-		if (lf_cas_u64(a, &w, bu_put_run(w, i, n), LF_SEQ_CST))
-			return true;
+		if (w == BU_CORE)
+			return BU_NOT_LOWER;
+		/* The checks of a free (a claimed piece: EDOUBLE). */
+		int rc = bu_free_run(w, i, n, &v);
+		if (rc != BUDDY_OK)
+			return rc;
+		uint64_t seen = w;
+		/*
+		 * Acq_rel: a claim, as buddy_free_claim(): the pieces' frames
+		 * come to us from their owner. Nothing else changes: no frame
+		 * appears, so no listing and no ENOMEM window to publish to.
+		 */
+		if (lf_cas_u64(a, &w, w | m, LF_ACQ_REL)) {
+			*old = seen;
+			return BUDDY_OK;
+		}
 	}
+}
+
+void bl_free_run_settle(struct bl_ctx *c, uint32_t frame, unsigned n,
+			uint64_t old, bool commit)
+{
+	lf_atomic_u64 *a = &c->z->word[frame / BU_FRAMES];
+	unsigned i = frame % BU_FRAMES;
+	uint64_t m = bl_claim_bits(i, n), v;
+	/* Acquire: pairs with the CAS or store that wrote the word. */
+	uint64_t w = lf_load_u64(a, LF_ACQUIRE);
+	for (;;) {
+		/*
+		 * Ours since the claim: nobody else changes a claimed code,
+		 * and a word with a claimed frame is never 0 (not free:
+		 * bu_settle() keeps it), so this CAS fails only when another
+		 * CAS on the word succeeded (lock-free), and it cannot find
+		 * the frames taken (the undo of item 12 could).
+		 */
+		LF_ASSERT(w != BU_CORE && (w & m) == m);
+		v = commit ? bu_settle(bu_put_free(w, i, n))
+			   : (w & ~m) | (old & m);
+		/* Seq_cst: a free (bu_cas()'s orders); an unclaim as well. */
+		if (lf_cas_u64(a, &w, v, LF_SEQ_CST))
+			break;
+	}
+	if (commit)
+		bl_free_run_done(c, frame, n, v);
 }
 #endif

@@ -328,16 +328,27 @@ int bl_alloc_at(struct bl_ctx *c, uint32_t frame, unsigned k);
  * A run's pieces inside one unit, freed by one CAS (bu_free_run): the
  * error of the first bad piece, or BU_NOT_LOWER, and nothing changed;
  * or BUDDY_OK with the CAS's words. Inside the caller's section, which
- * then calls bl_free_run_done() (the unit given back or listed) or, to
- * give the pieces back, bl_free_run_undo() (false if a frame of them was
- * taken meanwhile).
+ * then calls bl_free_run_done() (the unit given back or listed).
  */
 int bl_free_run_cas(struct bl_ctx *c, uint32_t frame, unsigned n, uint64_t *old,
 		    uint64_t *nw);
 void bl_free_run_done(struct bl_ctx *c, uint32_t frame, unsigned n,
 		      uint64_t nw);
-bool bl_free_run_undo(struct bl_ctx *c, uint32_t frame, unsigned n,
-		      uint64_t old, uint64_t nw);
+/*
+ * The first unit's part of a run that spans two units (frames [frame,
+ * frame + n) up to the unit's end, frame not a unit's first): every piece
+ * checked as bu_free_run() would and claimed by one CAS (each frame's
+ * code 3, BU_CODE_CLAIM), neither free nor allocated: BUDDY_OK, or the
+ * first bad piece's error (a claimed piece: EDOUBLE) or BU_NOT_LOWER,
+ * nothing changed. The claimed frames are the caller's alone until
+ * bl_free_run_settle(): commit = true frees them (the word maybe 0, then
+ * bl_free_run_done()'s giving back or listing), false gives them back as
+ * they were. Neither can fail. Inside the caller's section.
+ */
+int bl_free_run_claim(struct bl_ctx *c, uint32_t frame, unsigned n,
+		      uint64_t *old);
+void bl_free_run_settle(struct bl_ctx *c, uint32_t frame, unsigned n,
+			uint64_t old, bool commit);
 #endif
 
 /*

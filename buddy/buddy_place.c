@@ -461,10 +461,12 @@ static int buddy_run_check_small(struct buddy_zone *z,
  * the first bad piece's error and nothing changed, or OK with the unit
  * given back or listed. Pieces are aligned, so none crosses a unit; a
  * run below 32 frames not made by buddy_alloc_run() (blocks allocated
- * one by one) may span two units: both words are freed, the first given
- * back (undone) if the second's CAS fails. That undo fails only if a
- * frame of the first was allocated in between, after a racing double
- * free of a piece of the second: then the first's pieces stay free.
+ * one by one) may span two units: the first unit's pieces are claimed
+ * first (bl_free_run_claim(): neither free nor allocated, a racing free
+ * of one says EDOUBLE), then the second unit's CAS commits, then the
+ * claim is settled: freed if the commit succeeded, else given back as
+ * it was. Neither settling can fail, so a failing free_run changes
+ * nothing (docs/design.md 2.7, "Constraints").
  */
 static int buddy_run_free_small(struct buddy_cpu *c, uint64_t a, uint64_t n)
 {
@@ -482,19 +484,23 @@ static int buddy_run_free_small(struct buddy_cpu *c, uint64_t a, uint64_t n)
 		x[g] = buddy_addr_idx(r, ga);
 		unsigned room = BU_FRAMES - x[g] % BU_FRAMES;
 		m[g] = n - done < room ? (unsigned)(n - done) : room;
-		rc = bl_free_run_cas(l, x[g], m[g], &ow[g], &nw[g]);
+		/* A first group that does not end the run: claimed only. */
+		if (g == 0 && m[g] < n)
+			rc = bl_free_run_claim(l, x[g], m[g], &ow[g]);
+		else
+			rc = bl_free_run_cas(l, x[g], m[g], &ow[g], &nw[g]);
 		if (rc == BU_NOT_LOWER)
 			rc = buddy_free_why_small(z, r, x[g]);
 		if (rc != BUDDY_OK)
 			break;
 		done += m[g];
 	}
-	if (rc != BUDDY_OK && g == 1 &&
-	    bl_free_run_undo(l, x[0], m[0], ow[0], nw[0]))
-		return rc;
-	/* The groups freed (g: the one that failed, if one did). */
-	for (unsigned i = 0; i < g; i++)
-		bl_free_run_done(l, x[i], m[i], nw[i]);
+	if (g == 2 || (g == 1 && rc != BUDDY_OK)) /* a claim to settle */
+		bl_free_run_settle(l, x[0], m[0], ow[0], rc == BUDDY_OK);
+	if (g == 2)
+		bl_free_run_done(l, x[1], m[1], nw[1]);
+	else if (g == 1 && rc == BUDDY_OK)
+		bl_free_run_done(l, x[0], m[0], nw[0]);
 	return rc;
 }
 #else

@@ -8,7 +8,10 @@
  *   BU_CODE_T 0   tail: inside an allocated block whose head is below it
  *   BU_CODE_F 1   free
  *   BU_CODE_H 2   head of an allocated block
- *   (3 never occurs)
+ *   BU_CODE_CLAIM 3  claimed: a piece of a run that spans two units,
+ *                 being freed (buddy_lower.c, bl_free_run_claim()): not
+ *                 free, not allocated; a free of it says EDOUBLE. Only
+ *                 inside that call: never in a word at rest (bu_valid).
  * Frame 0 is never a tail (a block of order <= 4 holding it starts at it),
  * so bits 0 and 1 carry instead: bit 0 (BU_FREE0) set if frame 0 is free,
  * clear if it is a head; bit 1 (BU_RES) is R, "reserved": a context's
@@ -45,6 +48,7 @@
 #define BU_CODE_T 0u                /* tail */
 #define BU_CODE_F 1u                /* free */
 #define BU_CODE_H 2u                /* allocated head */
+#define BU_CODE_CLAIM 3u            /* claimed by a crossing free_run */
 #define BU_LO 0x5555555555555555ull /* the low bit of every code */
 #define BU_FREE0 0x1ull             /* frame 0 is free */
 #define BU_RES 0x2ull               /* R: reserved */
@@ -291,8 +295,8 @@ static inline int bu_block_check(uint64_t w, unsigned i, unsigned k)
 	if (LF_LIKELY((w & m) == head && ((w & nx) != 0 || nx == 0)))
 		return BUDDY_OK;
 	unsigned c = bu_code(w, i);
-	if (c == BU_CODE_F)
-		return BUDDY_EDOUBLE;
+	if (c == BU_CODE_F || c == BU_CODE_CLAIM)
+		return BUDDY_EDOUBLE; /* free, or being freed */
 	if (c == BU_CODE_T)
 		return BUDDY_ETAIL;
 	LF_ASSERT(c == BU_CODE_H);

@@ -32,7 +32,7 @@
  *        run_n) become one run instead (blocks allocated one by one)
  *   F    buddy_free_run of the oldest run the thread holds (dropped
  *        from its blocks whatever the result: the check looks at it)
- *   x    buddy_free of frame x_frame, order 0, which the thread does not
+ *   x    buddy_free of frame x_frame, order x_order, which the thread does not
  *        hold: a racing double free of a piece of another's run
  * Every execution checks:
  *   - B2 at every allocation: nobody holds a frame handed out (an owner
@@ -88,7 +88,7 @@ _Static_assert(BUDDY_CORE_SHIFT == 5, "built over units");
 #define MU_UNITS 2     /* the zone's units unless a configuration says */
 #define MU_MAX_UNITS 8 /* a line (BL_LINE) */
 #define MU_MAX_NF (MU_MAX_UNITS << BUDDY_CORE_SHIFT)
-#define MU_HELD 6
+#define MU_HELD 8
 #define MU_META 32768
 #define MU_EDGE_LO 8ull /* cfg edge: the region's frames */
 #define MU_EDGE_HI 56ull
@@ -136,10 +136,18 @@ struct mu_cfg {
 	/* Script 'b': alloc_below of below_order, limit below_limit frames. */
 	unsigned below_order, below_limit;
 	bool below_exact; /* a block fits at every instant: no ENOMEM */
+	/*
+	 * No ENOMEM from an alloc_below that starts with frame 0 free (it
+	 * stays free or goes to another alloc_below, which then succeeded),
+	 * and a failing one enters one section of its own at most: its
+	 * first pass's over the partial stacks (docs/v3-status.md item 17).
+	 */
+	bool below_found;
 	unsigned at2_frame, at2_order; /* script 'A' */
 	unsigned run_n;                /* script 'R': the run's length */
 	unsigned run_at;  /* script 'R': the run of held blocks there */
 	unsigned x_frame; /* script 'x': the frame freed twice (0: none) */
+	unsigned x_order; /* script 'x': its order */
 };
 
 struct mu_block {
@@ -280,8 +288,32 @@ static void mu_place(unsigned t, char op)
 	unsigned k = op == 'a'   ? cfg->at_order
 		     : op == 'A' ? cfg->at2_order
 				 : cfg->below_order;
+	/*
+	 * below_found: the harness's looks at unit 0's word and at our own
+	 * busy word (sections entered), only there: elsewhere they would be
+	 * scheduling points of their own. Relaxed: looks.
+	 */
+	bool look = cfg->below_found && op == 'b', found = false;
+	uint32_t b0 = 0;
+	if (look) {
+		found = lf_load_u64(&S.z->lower.word[0], LF_RELAXED) & BU_FREE0;
+		b0 = lf_load_u32(&c->busy, LF_RELAXED);
+	}
 	int rc = op != 'b' ? buddy_alloc_at(c, a, k)
 			   : buddy_alloc_below(c, k, limit, &a);
+	if (look && rc == BUDDY_ENOMEM) {
+		uint32_t sect = (lf_load_u32(&c->busy, LF_RELAXED) - b0) >>
+				(BUDDY_BUSY_BITS + 1);
+		if (found)
+			mc_fail("false ENOMEM: thread %u, alloc_below order "
+				"%u limit %u, started with frame 0 free",
+				t, k, cfg->below_limit);
+		if (sect > 1)
+			mc_fail("thread %u: a failing alloc_below entered %u "
+				"sections (its passes after the first must "
+				"only look)",
+				t, sect);
+	}
 	if (op == 'A')
 		op = 'a';
 	if (rc == BUDDY_EBUSY && op == 'a' && cfg->at_free)
@@ -341,33 +373,38 @@ static void mu_run_alloc(unsigned t)
 }
 
 /*
- * Script 'F': free_run of the thread's oldest block, a run; its result
+ * Script 'F': free_run of the thread's oldest run; its result
  * and the run kept for mu_check_run(), which cleans up after a failure.
  */
 static void mu_run_free(unsigned t)
 {
-	MC_ASSERT(S.nheld[t] > 0 && S.held[t][0].n != 0);
-	S.run = S.held[t][0];
-	memmove(&S.held[t][0], &S.held[t][1], --S.nheld[t] * sizeof(S.run));
+	unsigned i = 0;
+	while (i < S.nheld[t] && S.held[t][i].n == 0)
+		i++;
+	MC_ASSERT(i < S.nheld[t]);
+	S.run = S.held[t][i];
+	memmove(&S.held[t][i], &S.held[t][i + 1],
+		(--S.nheld[t] - i) * sizeof(S.run));
 	uint64_t p = S.run.a >> BUDDY_FRAME_SHIFT;
 	for (uint64_t y = p; y < p + S.run.n; y++)
 		S.owner[y] = 0;
 	S.run_rc = buddy_free_run(buddy_zone_cpu(S.z, t), S.run.a, S.run.n);
 }
 
-/* Script 'x': a racing double free of frame x_frame (order 0). */
+/* Script 'x': a racing double free of frame x_frame (order x_order). */
 static void mu_free_twice(unsigned t)
 {
 	const struct mu_cfg *cfg = mc_cfg();
 	uint64_t a = (uint64_t)cfg->x_frame << BUDDY_FRAME_SHIFT;
-	S.x_rc = buddy_free(buddy_zone_cpu(S.z, t), a, 0);
+	S.x_rc = buddy_free(buddy_zone_cpu(S.z, t), a, cfg->x_order);
 }
 
 /*
- * With x_frame: of the free_run and the double free of its last piece,
- * exactly one succeeds; a free_run that failed changed nothing (its
- * first piece, a unit at the core, is still allocated at order 5), and
- * its pieces but the one freed twice are freed here for the final check.
+ * With x_frame: of the free_run and the double free of one of its
+ * pieces, exactly one succeeds; a free_run that failed changed nothing
+ * (its first piece, unless it is the one freed twice, still allocated at
+ * its order; no frame of it handed out meanwhile), and its pieces but
+ * the one freed twice are freed here for the final check.
  */
 static void mu_check_run(void)
 {
@@ -380,10 +417,16 @@ static void mu_check_run(void)
 			S.run_rc, cfg->x_frame, S.x_rc);
 	if (S.run_rc == BUDDY_OK)
 		return;
+	uint64_t p0 = S.run.a >> BUDDY_FRAME_SHIFT;
+	for (uint64_t y = p0; y < p0 + S.run.n; y++)
+		if (S.owner[y] != 0 && y != cfg->x_frame)
+			mc_fail("free_run failed (%d) but its frame %u was "
+				"handed out meanwhile (to thread %u)",
+				S.run_rc, (unsigned)y, S.owner[y] - 1);
 	unsigned kind = 0, o = 0;
 	MC_ASSERT(buddy_zone_frame(S.z, S.run.a, &kind, &o) == BUDDY_OK);
 	unsigned k0 = 63u - (unsigned)__builtin_clzll(S.run.n);
-	if (kind != BUDDY_FRAME_ALLOC || o != k0)
+	if (p0 != cfg->x_frame && (kind != BUDDY_FRAME_ALLOC || o != k0))
 		mc_fail("free_run failed (%d) but changed its first piece: "
 			"kind %u order %u",
 			S.run_rc, kind, o);
@@ -853,10 +896,96 @@ MU_TEST(mu_enomem_rsv, "buddy.units_enomem_rsv",
 	20000, .script = { "4", "l", "4" }, .setup = "44r44f", .setup2 = "4l",
 	.claims = true, .need = "w")
 
+/*
+ * A crossing run whose first unit keeps a frame of its own (docs/v3-status.md
+ * item 17): thread 1 holds frame 0 of unit 0 (its reservation), frames 30-31
+ * (order 1) and frame 32 (unit 1), allocated one by one, and frees 30-32 as
+ * one run; thread 0 double-frees frame 32, then asks alloc_at for frames
+ * 30-31. Exactly one of the two frees of frame 32 succeeds, and a free_run
+ * that fails changed nothing: frames 30-31 were never free, so thread 0's
+ * alloc_at must not get them. The code before item 17 freed unit 0's pieces
+ * first and undid that by a CAS that failed once alloc_at had taken them.
+ */
+MU_TEST(mu_free_run_held, "buddy.units_free_run_held",
+	"free_run across two units, first unit kept, vs a double free", 2, 3, 3,
+	20000, .script = { "xa", "F" }, .setup = "0aAR", .at_frame = 30,
+	.at_order = 1, .at2_frame = 32, .at2_order = 0, .run_n = 3,
+	.run_at = 30, .x_frame = 32, .need = "df")
+
+/*
+ * A racing double free of a claimed piece: the same run of 30-32, thread
+ * 0 double-frees its first piece (frames 30-31, order 1, in unit 0, the
+ * part bl_free_run_claim() claims before unit 1's CAS commits). Exactly
+ * one of the two frees of frames 30-31 succeeds: a free that finds them
+ * claimed says EDOUBLE, and a claim that finds them free fails the run
+ * with nothing changed (a check of both words before a commit on unit 1,
+ * without the claim, lets both succeed).
+ */
+MU_TEST(mu_free_run_claimed, "buddy.units_free_run_claimed",
+	"free_run across two units vs a double free of its claimed piece", 2, 3,
+	3, 20000, .script = { "x", "F" }, .setup = "0aAR", .at_frame = 30,
+	.at_order = 1, .at2_frame = 32, .at2_order = 0, .run_n = 3,
+	.run_at = 30, .x_frame = 30, .x_order = 1, .need = "df")
+
+/*
+ * A stale partial entry's popper against bl_adopt() (the listing race of
+ * docs/design.md 2.7, "Listing", for a unit coming down): in setup thread
+ * 1 takes unit 0 down (frame 0, reserved), releases it (listed at class
+ * 4) and frees the frame, so the unit goes up with its entry left on
+ * partial stack 4, stale (pstk still set). Thread 1 allocates one frame:
+ * its pass pops that entry and re-files it (clear pstk, then load the
+ * word); thread 0's alloc_at of frame 5 brings unit 0 down again from the
+ * core (bl_adopt(): a seq_cst store of the word, then bl_list()'s load of
+ * pstk, which may still be the stale entry's). One of the two must see
+ * the other: the unit, unreserved with 31 free frames, must end listed
+ * or reserved (B4), its link on one stack at most (B3); frame 5 is free
+ * at every instant (no EBUSY), and no order-0 allocation may fail.
+ */
+MU_TEST(mu_adopt_stale, "buddy.units_adopt_stale",
+	"bl_adopt() vs the popper of the unit's stale partial entry", 2, 2, 3,
+	20000, .script = { "a", "0" }, .setup = "0rf", .at_frame = 5,
+	.at_order = 0, .at_free = true, .exact = true, .need = "du")
+
+/*
+ * The same with alloc_below's take (bl_want_take(): a unit from the core
+ * below the limit, adopted with the block at its start): thread 0 asks
+ * alloc_below for order 2 below frame 32 (unit 0 only: its pass pops the
+ * stale entry itself when thread 1 has not, and must find the unit
+ * reserved by thread 1 or take it down); thread 1 allocates one frame.
+ * Unit 0's frames 4-31 are free at every instant, so alloc_below must
+ * not fail; B3 and B4 at the end.
+ */
+MU_TEST(mu_adopt_stale_below, "buddy.units_adopt_stale_below",
+	"alloc_below's bl_adopt() vs a stale partial entry's popper", 2, 2, 3,
+	20000, .script = { "b", "0" }, .setup = "0rf", .below_order = 2,
+	.below_limit = 32, .below_exact = true, .exact = true, .need = "du")
+
+/*
+ * Two failing alloc_belows and a free they must find (docs/v3-status.md
+ * item 17): the limit is frame 32 (unit 0), order 0. In setup thread 1
+ * fills unit 0 (its reservation: orders 4, 3, 2, 1, 0, 0) and takes
+ * frame 32 with alloc_at (unit 1 down, listed at class 4: an entry
+ * above the limit on a partial stack, which a pass over the stacks pops
+ * and pushes back inside a section). Threads 0 and 2 each ask
+ * alloc_below twice while thread 1 frees frames 0-15. An alloc_below
+ * that starts with frame 0 free must not fail (16 frames, 4 calls), and
+ * one that fails may enter only its first pass's section: a later pass
+ * that popped the stacks again would break the other's quiet window
+ * each time, and two such contexts could keep each other failing for
+ * ever (the core's look is one too: both units are lower, so a pass
+ * that asked the core's take would only look at it).
+ */
+MU_TEST(mu_below_fail2, "buddy.units_below_fail2",
+	"two failing alloc_belows vs a free they must find", 3, 2, 3, 20000,
+	.script = { "bb", "f", "bb" }, .setup = "432100A", .at2_frame = 32,
+	.at2_order = 0, .below_order = 0, .below_limit = 32,
+	.below_found = true, .need = "d")
+
 const struct mc_test *const mc_tests_buddy_units[] = {
-	&mu_updown,      &mu_enomem,     &mu_list,
-	&mu_stale,       &mu_enomem_up,  &mu_enomem_core,
-	&mu_enomem_line, &mu_edge,       &mu_at_move,
-	&mu_below_move,  &mu_free_run,   &mu_free_run2,
-	&mu_keep,        &mu_enomem_rsv, NULL
+	&mu_updown, &mu_enomem, &mu_list, &mu_stale, &mu_enomem_up,
+	&mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move, &mu_below_move,
+	&mu_free_run, &mu_free_run2, &mu_keep, &mu_enomem_rsv,
+	/* docs/v3-status.md item 17 */
+	&mu_free_run_held, &mu_free_run_claimed, &mu_adopt_stale,
+	&mu_adopt_stale_below, &mu_below_fail2, NULL
 };

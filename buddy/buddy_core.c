@@ -1123,14 +1123,15 @@ int buddy_free_why_small(struct buddy_zone *z, const struct buddy_rgn *r,
 	return buddy_free_why(z, r, x, s);
 }
 
-int buddy_unit_take_line(struct buddy_cpu *c, unsigned lo, uint32_t *xp)
+int buddy_unit_take_line(struct buddy_cpu *c, unsigned lo, unsigned hi,
+			 uint32_t *xp)
 {
 	unsigned o;
-	bool moved;
-	uint32_t x = buddy_take_once(c, BUDDY_CORE_SHIFT + lo, BUDDY_NOLIMIT,
-				     false, &o, &moved);
+	uint32_t x = buddy_take(c, BUDDY_CORE_SHIFT + lo, BUDDY_CORE_SHIFT + hi,
+				BUDDY_NOLIMIT, &o);
 	if (x == LF_STACK_NIL)
 		return BUDDY_ENOMEM;
+	buddy_split_low(c, x, o, BUDDY_CORE_SHIFT + lo);
 	/*
 	 * Down, every unit of the block: BUSY (the head) or TAIL -> LOWER,
 	 * ours (a store, or a CAS where a stale entry holds the link: B3).

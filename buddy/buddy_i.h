@@ -595,11 +595,14 @@ int buddy_unit_take_below(struct buddy_cpu *c, uint64_t limit, uint32_t *xp);
 void buddy_unit_give(struct buddy_cpu *c, uint32_t x);
 /*
  * 2^lo units at once (a block of unit order lo), each made LOWER, in
- * *xp (the first): one pass over the core's stacks, no wait (the lower
- * level falls back to buddy_unit_take()); BUDDY_ENOMEM if it found none.
- * On success the caller is inside the take's section, as above.
+ * *xp (the first), split from a free block of unit order lo..hi (hi = lo:
+ * a whole free block only, no split): one pass over this context's
+ * spare slots and the core's stacks, no wait (the lower level falls
+ * back to buddy_unit_take()); BUDDY_ENOMEM if it found none. On success
+ * the caller is inside the take's section, as above.
  */
-int buddy_unit_take_line(struct buddy_cpu *c, unsigned lo, uint32_t *xp);
+int buddy_unit_take_line(struct buddy_cpu *c, unsigned lo, unsigned hi,
+			 uint32_t *xp);
 /*
  * Why a free of order < 5 at frame x, whose unit is not lower (word 0),
  * is refused, from the core's words: EORDER (x heads a core block),

@@ -259,24 +259,14 @@ static void test_lower(void)
 				owner[y] = 1;
 			}
 			/*
-			 * A fresh zone: the first take is a line, its 8
-			 * words on one cache line (the index layout). Round
-			 * 0 only: after round 0's merges a large block may
-			 * be listed on a smaller order's stack until a sweep
-			 * moves it, and buddy_unit_take_line() makes one
-			 * pass without sweeping (a line only when one is
-			 * found at once), so the first take of round 1 may
-			 * be a single unit.
+			 * A fresh zone: the first take is one unit (the
+			 * core's best fit; a line only beside another
+			 * context's reservation: test_enomem_reserved()).
 			 */
-			if (n == 0 && round == 0) {
+			if (n == 0 && round == 0)
 				/* Relaxed: one thread. */
-				uint32_t l =
-					lf_load_u32(&lc[i]->line, LF_RELAXED);
-				CHECK(l != BL_NONE && l % BL_LINE == 0);
-				CHECK((uintptr_t)&z->lower.word[l] %
-					      LF_CACHELINE ==
-				      0);
-			}
+				CHECK_EQ(lf_load_u32(&lc[i]->line, LF_RELAXED),
+					 BL_NONE);
 			held[n++] = (struct blk){ x, k };
 			frames += 1u << k;
 			if (n % 97 == 0)
@@ -575,10 +565,13 @@ static int stress_lower(unsigned nt, uint64_t ops)
 }
 
 /*
- * Exact ENOMEM at order >= 5 over reservations, one thread: a line taken
- * down by context 1 with one frame allocated leaves 7 reserved units with
- * every frame free; an order-5 allocation through context 0 must take
- * them back (7 units, then ENOMEM only with every frame held). Then, with
+ * Exact ENOMEM at order >= 5 over reservations, one thread: context 0
+ * reserves unit 0; context 1's unit would share its line of words, so it
+ * takes the whole free line 8-15 (unit 1 goes back) and, with one frame
+ * allocated, leaves 7 reserved units with every frame free; an order-5
+ * allocation through context 0 must take them back (the 7 free units
+ * 1-7 at the core, then those 7, then ENOMEM only with every frame
+ * held). Then, with
  * every frame of every reserved unit held, a failing order-5 allocation
  * must enter no in-flight section of its own (a reserved unit with a
  * held frame is not worth one): a pass over nothing enters none, or two
@@ -587,30 +580,32 @@ static int stress_lower(unsigned nt, uint64_t ops)
 static void test_enomem_reserved(void)
 {
 	uint64_t f = BUDDY_FRAME_SIZE * U;
-	struct buddy_region rg = { 0, 8 * f }; /* one line */
+	struct buddy_region rg = { 0, 16 * f }; /* two lines */
 	size_t sz = buddy_meta_size(&rg, 1, 2);
 	void *meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
 	CHECK_FATAL(sz != 0 && meta != NULL);
 	struct buddy_zone *z;
 	CHECK_FATAL(buddy_zone_init(&z, meta, sz, &rg, 1, 2) == BUDDY_OK);
 	struct buddy_cpu *c0 = buddy_zone_cpu(z, 0), *c1 = buddy_zone_cpu(z, 1);
-	uint64_t a, small[8 * U], big[8];
+	uint64_t a, small[16 * U], big[16];
 	unsigned ns = 0, nb = 0;
+	CHECK_EQ(buddy_alloc(c0, 0, &small[ns++]), BUDDY_OK);
+	CHECK_EQ(small[0] / f, 0);
 	CHECK_EQ(buddy_alloc(c1, 0, &small[ns++]), BUDDY_OK);
-	CHECK_EQ(lf_load_u32(&buddy_lower_ctx(c1)->line, LF_RELAXED), 0);
-	/* The 7 empty reserved units, each taken back to the core. */
+	CHECK_EQ(lf_load_u32(&buddy_lower_ctx(c1)->line, LF_RELAXED), 8);
+	/* The 7 free units, then the 7 empty reserved ones taken back. */
 	while (buddy_alloc(c0, BU_ORDER, &a) == BUDDY_OK)
 		big[nb++] = a;
-	CHECK_EQ(nb, 7);
+	CHECK_EQ(nb, 14);
 	for (unsigned i = 0; i < nb; i++)
 		CHECK_EQ(buddy_free(c0, big[i], BU_ORDER), BUDDY_OK);
 	/* Every frame held in reserved units of both contexts. */
-	for (unsigned i = 0; ns < 8 * U; i ^= 1)
+	for (unsigned i = 0; ns < 16 * U; i ^= 1)
 		if (buddy_alloc(i ? c1 : c0, 0, &a) == BUDDY_OK)
 			small[ns++] = a;
 		else
 			break;
-	CHECK_EQ(ns, 8 * U);
+	CHECK_EQ(ns, 16 * U);
 	/* Relaxed: one thread. */
 	uint32_t busy = lf_load_u32(&c0->busy, LF_RELAXED);
 	CHECK_EQ(buddy_alloc(c0, BU_ORDER, &a), BUDDY_ENOMEM);
@@ -624,7 +619,7 @@ static void test_enomem_reserved(void)
 	CHECK_EQ(buddy_zone_check(z, true, &fr), 0);
 	struct buddy_stats st;
 	buddy_zone_stats(z, &st);
-	CHECK_EQ(st.free_frames, 8 * U);
+	CHECK_EQ(st.free_frames, 16 * U);
 	free(meta);
 }
 
@@ -633,35 +628,41 @@ static void test_enomem_reserved(void)
  * memory, so it must succeed (EBUSY means a frame of the range is
  * allocated: issue 14), taking the unit back from the reservation first;
  * over a reserved unit with one frame allocated it must say EBUSY with
- * nothing changed. One line, one thread, two contexts.
+ * nothing changed. Two lines, one thread, two contexts.
  */
 static void test_at_reserved_empty(void)
 {
 	uint64_t f = BUDDY_FRAME_SIZE * U;
-	struct buddy_region rg = { 0, 8 * f }; /* one line */
+	struct buddy_region rg = { 0, 16 * f }; /* two lines */
 	size_t sz = buddy_meta_size(&rg, 1, 2);
 	void *meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
 	CHECK_FATAL(sz != 0 && meta != NULL);
 	struct buddy_zone *z;
 	CHECK_FATAL(buddy_zone_init(&z, meta, sz, &rg, 1, 2) == BUDDY_OK);
 	struct buddy_cpu *c0 = buddy_zone_cpu(z, 0), *c1 = buddy_zone_cpu(z, 1);
-	uint64_t a;
-	/* c1 takes the whole line down and frees its frame: 8 empty units. */
+	uint64_t a, h;
+	/*
+	 * c0 holds a frame of unit 0; c1's unit would share its line of
+	 * words, so c1 takes the whole line 8-15 down and frees its frame:
+	 * 8 empty reserved units.
+	 */
+	CHECK_EQ(buddy_alloc(c0, 0, &h), BUDDY_OK);
 	CHECK_EQ(buddy_alloc(c1, 0, &a), BUDDY_OK);
 	CHECK_EQ(buddy_free(c1, a, 0), BUDDY_OK);
-	for (unsigned u = 0; u < 8; u++)
+	for (unsigned u = 8; u < 16; u++)
 		/* Relaxed: one thread. */
 		CHECK(lf_load_u64(&z->lower.word[u], LF_RELAXED) != BU_CORE);
-	for (unsigned u = 1; u < 8; u++)
+	for (unsigned u = 9; u < 16; u++)
 		CHECK_EQ(buddy_alloc_at(c0, u * f, BU_ORDER), BUDDY_OK);
-	for (unsigned u = 1; u < 8; u++)
+	for (unsigned u = 9; u < 16; u++)
 		CHECK_EQ(buddy_free(c0, u * f, BU_ORDER), BUDDY_OK);
-	/* One frame held in unit 0: EBUSY there, the word unchanged. */
-	CHECK_EQ(buddy_alloc_at(c1, 3 * BUDDY_FRAME_SIZE, 0), BUDDY_OK);
-	uint64_t w = lf_load_u64(&z->lower.word[0], LF_RELAXED);
-	CHECK_EQ(buddy_alloc_at(c0, 0, BU_ORDER), BUDDY_EBUSY);
-	CHECK_EQ(lf_load_u64(&z->lower.word[0], LF_RELAXED), w);
-	CHECK_EQ(buddy_free(c1, 3 * BUDDY_FRAME_SIZE, 0), BUDDY_OK);
+	/* One frame held in unit 8: EBUSY there, the word unchanged. */
+	CHECK_EQ(buddy_alloc_at(c1, 8 * f + 3 * BUDDY_FRAME_SIZE, 0), BUDDY_OK);
+	uint64_t w = lf_load_u64(&z->lower.word[8], LF_RELAXED);
+	CHECK_EQ(buddy_alloc_at(c0, 8 * f, BU_ORDER), BUDDY_EBUSY);
+	CHECK_EQ(lf_load_u64(&z->lower.word[8], LF_RELAXED), w);
+	CHECK_EQ(buddy_free(c1, 8 * f + 3 * BUDDY_FRAME_SIZE, 0), BUDDY_OK);
+	CHECK_EQ(buddy_free(c0, h, 0), BUDDY_OK);
 	buddy_cpu_drain(c0);
 	buddy_cpu_drain(c1);
 	buddy_zone_drain_all(c0);
@@ -669,7 +670,7 @@ static void test_at_reserved_empty(void)
 	CHECK_EQ(buddy_zone_check(z, true, &fr), 0);
 	struct buddy_stats st;
 	buddy_zone_stats(z, &st);
-	CHECK_EQ(st.free_frames, 8 * U);
+	CHECK_EQ(st.free_frames, 16 * U);
 	free(meta);
 }
 

@@ -38,6 +38,7 @@ struct ml_cfg {
 	bool window; /* the set-up of buddy.lower_enomem */
 	bool lines;  /* buddy.lower_line: BL_LINE units at the source */
 	bool up;     /* buddy.lower_up: one unit, listed, goes up */
+	bool pick;   /* buddy.lower_pick: two units listed on one stack */
 };
 
 struct ml_block {
@@ -149,6 +150,35 @@ static void ml_setup_up(void)
 	ml_hold(0, 0, 4);
 }
 
+/*
+ * buddy.lower_pick: both units lower, unreserved and listed on partial
+ * stack 3 (pstk 4), the source empty; unit 0 has 8 free frames (24-31),
+ * unit 1, on top, 12 (12-23); thread 1 holds every other frame, unit 1's
+ * blocks first. A new reservation pops both, takes unit 0 (the fullest)
+ * and pushes unit 1 back with its pstk kept, while thread 1 frees into
+ * unit 1 (its free sees pstk set and lists nothing: the chain pushed back
+ * must name it) and reserves: B3 and B4 at the end, every frame once.
+ */
+static void ml_setup_pick(void)
+{
+	uint64_t w = bu_make(0, BU_FRAMES, false);
+	w = bu_put_block(bu_put_block(bu_put_block(w, 0, 3), 8, 2), 24, 3);
+	lf_init_u64(&S.word[1], w);
+	ml_hold(1, 32 + 0, 3);
+	ml_hold(1, 32 + 8, 2);
+	ml_hold(1, 32 + 24, 3);
+	w = bu_put_block(bu_put_block(bu_make(0, BU_FRAMES, false), 0, 4), 16,
+			 3);
+	lf_init_u64(&S.word[0], w);
+	ml_hold(1, 0, 4);
+	ml_hold(1, 16, 3);
+	for (uint32_t u = 0; u < 2; u++) {
+		lf_init_u32(&S.avail[u], 0);
+		lf_init_u16(&S.pstk[u], 3 + 1);
+		MC_ASSERT(lf_stack_push(&S.z.partial[3].s, S.plink, u) == 0);
+	}
+}
+
 /* The whole line at the source, taken at once if it is all there. */
 static uint32_t ml_take_line(void *arg)
 {
@@ -191,6 +221,10 @@ static void ml_setup(void)
 	}
 	if (cfg->up) {
 		ml_setup_up();
+		return;
+	}
+	if (cfg->pick) {
+		ml_setup_pick();
 		return;
 	}
 	uint64_t w = bu_make(0, BU_FRAMES, false);
@@ -356,6 +390,14 @@ ML_TEST(ml_line, "buddy.lower_line", "a line of units: steal, reclaim, stale",
 ML_TEST(ml_up, "buddy.lower_up", "a listed unit goes up, comes down, relisted",
 	2, 3, 3, 20000, .script = { "f4r", "4" }, .need = "dlt", .up = true)
 
-const struct mc_test *const mc_tests_buddy_lower[] = { &ml_list,   &ml_res,
-						       &ml_enomem, &ml_line,
-						       &ml_up,     NULL };
+/*
+ * The fullest of the popped entries (bl_pop(), design.md 2.7
+ * "Placement"): the entry pushed back in a chain with its pstk kept, a
+ * free into it meanwhile, and a second popper (ml_setup_pick()).
+ */
+ML_TEST(ml_pick, "buddy.lower_pick", "the fullest popped, the rest pushed back",
+	2, 3, 3, 20000, .script = { "0", "f0" }, .pick = true)
+
+const struct mc_test *const mc_tests_buddy_lower[] = {
+	&ml_list, &ml_res, &ml_enomem, &ml_line, &ml_up, &ml_pick, NULL
+};

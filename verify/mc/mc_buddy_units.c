@@ -766,10 +766,17 @@ MU_TEST(mu_enomem_core, "buddy.units_enomem_core",
  * empty units back inside each quiet window, not only at its second
  * attempt (a merge may hold the units then, a line take them after).
  */
+/*
+ * Since docs/v3-status.md item 16 a unit comes down alone (a line only
+ * beside another context's reservation, taken whole and free: never in
+ * a zone of one line), so thread 2 takes one unit and the history above
+ * (seven empty reserved units) is no longer reached here; the
+ * configuration keeps the single-unit histories of the same race.
+ */
 MU_TEST(mu_enomem_line, "buddy.units_enomem_line",
 	"no false order-5 ENOMEM over empty reserved units", 3, 2, 3, 20000,
 	.script = { "5", "f", "0" }, .setup = "0r", .exact5 = true, .units = 8,
-	.need = "dlc")
+	.need = "dc")
 
 /*
  * Edge units (cfg edge: both units partial, never at the core). In setup
@@ -857,8 +864,9 @@ MU_TEST(mu_free_run2, "buddy.units_free_run2",
 /*
  * What a drain keeps (docs/design.md 2.7, "Contexts without a cache"):
  * a zone of one line (8 units, one order-8 block). In setup thread 1
- * takes a frame (the line comes down), frees it and drains: it keeps
- * unit 0, reserved with every frame free, and units 1-7 go up and merge.
+ * takes a frame (one unit comes down: the core's best fit, docs/design.md
+ * 2.7 "Placement"), frees it and drains: it keeps unit 0, reserved with
+ * every frame free, and the core's other units stay merged.
  * Thread 1 then takes a frame again and frees it and drains (a pair on
  * its kept unit: a free inside a section); thread 2 drains the zone
  * (buddy_zone_drain_all() takes the kept unit back: up and merged);
@@ -872,7 +880,7 @@ MU_TEST(mu_free_run2, "buddy.units_free_run2",
 MU_TEST(mu_keep, "buddy.units_keep",
 	"a unit kept by a drain: exact ENOMEM of the whole zone, coalesced", 3,
 	1, 3, 20000, .script = { "8", "0fk", "d" }, .setup = "0fk", .units = 8,
-	.exact_all = true, .drain_only = true, .need = "dlc")
+	.exact_all = true, .drain_only = true, .need = "dc")
 
 /*
  * Exact ENOMEM below a unit over two reservations, with the per-CPU

@@ -125,6 +125,35 @@ static uint64_t meta_carve(size_t size)
 	kexit_fail();
 }
 
+/*
+ * Which buddy this image runs: kernel/CMakeLists.txt builds lfkernel with
+ * the buddy sources at BUDDY_CORE_SHIFT 0 (version 2) and lfkernel_v3 at
+ * 5 (version 3: units of 32 frames under the core, the lower level below
+ * them; docs/design.md 2.7), and defines the shift for the whole image.
+ * The library is checked to be that one by the metadata it asked for:
+ * version 2 needs BUDDY_META_FRAME_BYTES a frame, version 3 0.625 and a
+ * fixed part.
+ */
+#ifndef BUDDY_CORE_SHIFT
+#define BUDDY_CORE_SHIFT 0
+#endif
+#define KBUDDY_VERSION (BUDDY_CORE_SHIFT > 0 ? 3 : 2)
+
+static void buddy_version_check(size_t meta, uint64_t frames)
+{
+	bool v2 = meta >= frames * BUDDY_META_FRAME_BYTES;
+	kprintf("LFK buddy version=%u core_shift=%u meta_bytes=%zu frames=%lu "
+		"meta_milli_per_frame=%lu\n",
+		KBUDDY_VERSION, BUDDY_CORE_SHIFT, meta, frames,
+		frames ? (uint64_t)meta * 1000 / frames : 0);
+	if (v2 != (KBUDDY_VERSION == 2)) {
+		kprintf("LFK error mem buddy_version_mismatch version=%u "
+			"meta_bytes=%zu frames=%lu\n",
+			KBUDDY_VERSION, meta, frames);
+		kexit_fail();
+	}
+}
+
 static void buddy_setup(void)
 {
 	mem_exclude(0, 0x100000);
@@ -163,6 +192,7 @@ static void buddy_setup(void)
 	for (unsigned i = 0; i < nregions; i++)
 		kprintf("LFK region base=%#lx end=%#lx\n", regions[i].base,
 			regions[i].base + regions[i].size);
+	buddy_version_check(need2, frames);
 }
 
 /* ---- frames the kernel keeps: page tables, vaspace nodes ---- */

@@ -83,7 +83,7 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		lf_init_u32(&c->res, BL_NONE);
 		lf_init_u32(&c->line, BL_NONE);
 		for (unsigned k = 0; k < BL_CLASSES; k++)
-			c->hint[k] = BU_FRAMES;
+			c->hint[k] = BL_NONE;
 #if BUDDY_CORE_SHIFT == 0
 		lf_init_u32(&c->busy, 0);
 #endif
@@ -261,6 +261,20 @@ static void bl_give(struct bl_ctx *c, uint32_t u)
 	bl_ctr(c, BL_GIVEN, 1);
 }
 
+/*
+ * Forget the hints that name unit u (keep false) or every unit but u
+ * (keep true; u BL_NONE: every hint): units we give up. Hygiene, not
+ * safety: a stale hint is safe (buddy_lower.h), but would take blocks
+ * from a unit that is no longer ours.
+ */
+static void bl_hints_forget(struct bl_ctx *c, uint32_t u, bool keep)
+{
+	for (unsigned k = 0; k < BL_CLASSES; k++)
+		if (c->hint[k] != BL_NONE &&
+		    (c->hint[k] / BU_FRAMES == u) != keep)
+			c->hint[k] = BL_NONE;
+}
+
 /* R cleared on u; then back to the source or listed. In a section. */
 static void bl_release_unit(struct bl_ctx *c, uint32_t u)
 {
@@ -295,6 +309,7 @@ void bl_release(struct bl_ctx *c)
 	/* Release: pairs with the acquire loads of the stealers. */
 	lf_store_u32(&c->res, BL_NONE, LF_RELEASE);
 	lf_store_u32(&c->line, BL_NONE, LF_RELEASE);
+	bl_hints_forget(c, BL_NONE, true);
 	bl_busy(c, -1);
 }
 
@@ -341,16 +356,18 @@ void bl_drain(struct bl_ctx *c)
 	if (!keep)
 		/* Release: as above. */
 		lf_store_u32(&c->res, BL_NONE, LF_RELEASE);
+	bl_hints_forget(c, keep ? u : BL_NONE, true);
 	bl_busy(c, -1);
 }
 
-/* Our new reservation u (R set by us), named inside the section. */
+/*
+ * Our new res u (R set by us), named inside the section. The hints stay:
+ * they name units, not offsets in res.
+ */
 static void bl_set_res(struct bl_ctx *c, uint32_t u)
 {
 	/* Release: pairs with the acquire loads of the stealers. */
 	lf_store_u32(&c->res, u, LF_RELEASE);
-	for (unsigned k = 0; k < BL_CLASSES; k++)
-		c->hint[k] = BU_FRAMES;
 }
 
 /*
@@ -495,6 +512,8 @@ static uint32_t bl_take(struct bl_ctx *c)
 		 */
 		lf_store_u64(&z->word[u + i], bu_make(0, BU_FRAMES, true),
 			     LF_RELEASE);
+	/* A line is aligned (bl_free_hint()'s test relies on it). */
+	LF_ASSERT(n != BL_LINE || u % BL_LINE == 0);
 	if (n == BL_LINE)
 		/* Release: pairs with the acquire loads of the stealers. */
 		lf_store_u32(&c->line, u, LF_RELEASE);
@@ -697,6 +716,7 @@ static void bl_let_go(struct bl_ctx *c, unsigned k, uint32_t u, uint32_t l)
 	bl_busy(c, 1);
 	bl_release_unit(c, u);
 	bl_set_res(c, l);
+	bl_hints_forget(c, u, false);
 	bl_busy(c, -1);
 }
 
@@ -712,6 +732,7 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	uint32_t u = lf_load_u32(&c->res, LF_RELAXED);
 	uint32_t l = lf_load_u32(&c->line, LF_RELAXED), v;
 	unsigned off = BU_FRAMES;
+	c->hint[k] = BL_NONE; /* it did not serve */
 	if (u != BL_NONE) {
 		/* The buddy's pick in the reservation. */
 		if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off, NULL) ==

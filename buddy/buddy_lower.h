@@ -121,7 +121,18 @@ struct bl_ctx {
 	 */
 	lf_atomic_u32 res;
 	lf_atomic_u32 line;
-	uint8_t hint[BL_CLASSES]; /* (o, plain) offset freed last in res */
+	/*
+	 * (o, plain) hint[k]: the first frame (unit and offset) of the
+	 * block of order k this context freed last into a unit of its
+	 * reservation (res or its line), BL_NONE if none or taken. A hint
+	 * only: the word's CAS decides, so a stale one (its unit taken back
+	 * to the core by another context's reclaim, or down again in
+	 * another context's reservation) costs a failed CAS or takes one
+	 * free block from a unit that is not ours, as a steal does
+	 * (docs/design.md 2.7, "The hint"). Forgotten for the units this
+	 * context gives up (bl_release(), bl_drain(), bl_let_go()).
+	 */
+	uint32_t hint[BL_CLASSES];
 #if BUDDY_CORE_SHIFT == 0
 	lf_atomic_u32 busy; /* (o) in-flight sections, as buddy_busy */
 #endif
@@ -201,27 +212,26 @@ int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame);
 void bl_free_unreserved(struct bl_ctx *c, uint32_t u, uint64_t nw);
 
 /*
- * The hint (k <= BU_MAX_ORDER): the block this context freed last in its
- * reservation, taken back by one CAS (LIFO), in *frame; false if it did
- * not serve (then bl_alloc_slow()). Order 0 by a call of its own with a
- * constant order: the word's masks fold to constants (a page allocator's
- * common case).
+ * The hint (k <= BU_MAX_ORDER): the block of order k this context freed
+ * last into its reservation, in any unit of it, taken back by one CAS
+ * (LIFO), in *frame; false if it did not serve (then bl_alloc_slow()).
+ * Order 0 by a call of its own with a constant order: the word's masks
+ * fold to constants (a page allocator's common case).
  */
 static inline bool bl_alloc_hint(struct bl_ctx *c, unsigned k, uint32_t *frame)
 {
-	/* Relaxed: only we write it. */
-	uint32_t u = lf_load_u32(&c->res, LF_RELAXED);
-	unsigned off = c->hint[k];
+	uint32_t h = c->hint[k];
 	uint64_t ow, nw;
-	if (LF_UNLIKELY(u == BL_NONE || off >= BU_FRAMES))
+	if (LF_UNLIKELY(h == BL_NONE))
 		return false;
-	lf_atomic_u64 *a = &c->word[u];
+	lf_atomic_u64 *a = &c->word[h / BU_FRAMES];
+	unsigned off = h % BU_FRAMES;
 	int rc = k == 0 ? bu_cas(a, BU_OP_ALLOC_AT, off, 0, &ow, &nw, NULL)
 			: bu_cas(a, BU_OP_ALLOC_AT, off, k, &ow, &nw, NULL);
 	if (rc != BUDDY_OK)
 		return false;
-	c->hint[k] = BU_FRAMES;
-	*frame = u * BU_FRAMES + off;
+	c->hint[k] = BL_NONE;
+	*frame = h;
 	return true;
 }
 
@@ -251,11 +261,18 @@ static inline int bl_free_word(struct bl_ctx *c, uint32_t frame, unsigned k,
 	return BUDDY_OK;
 }
 
+/*
+ * The hint of a free into a unit of our reservation: res, or a unit of
+ * our line (u ^ line < BL_LINE: a line is aligned to BL_LINE units, and
+ * BL_NONE's complement of u is never that small).
+ */
 static inline void bl_free_hint(struct bl_ctx *c, uint32_t frame, unsigned k)
 {
-	/* Relaxed: only we write it. */
-	if (frame / BU_FRAMES == lf_load_u32(&c->res, LF_RELAXED))
-		c->hint[k] = (uint8_t)(frame % BU_FRAMES);
+	uint32_t u = frame / BU_FRAMES;
+	/* Relaxed: only we write them. */
+	uint32_t l = lf_load_u32(&c->line, LF_RELAXED);
+	if ((u ^ l) < BL_LINE || u == lf_load_u32(&c->res, LF_RELAXED))
+		c->hint[k] = frame;
 }
 
 _Static_assert((BU_CORE & BU_RES) == 0, "word 0 is unreserved");

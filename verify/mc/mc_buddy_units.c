@@ -989,11 +989,31 @@ MU_TEST(mu_below_fail2, "buddy.units_below_fail2",
 	.at2_order = 0, .below_order = 0, .below_limit = 32,
 	.below_found = true, .need = "d")
 
+/*
+ * A stale hint (docs/design.md 2.7, "The hint"): a hint names a unit and a
+ * block, and the unit can leave the context while the hint stays. In
+ * setup thread 1 allocates order 2 and frees it: its order-2 hint names
+ * frames 0-3 of its reserved unit, now empty. Thread 1 then allocates
+ * order 2 (the hint first); thread 0 drains the zone
+ * (buddy_zone_drain_all() takes the empty reserved unit back to the core
+ * and merges it); thread 2 allocates order 0, which may take that unit
+ * down again as its own reservation (frame 0 its block). Thread 1's hint
+ * must serve only by the word's CAS: from the unit while it is still its
+ * own or free in thread 2's, never from a unit at the core or over a
+ * frame thread 2 holds (B2 at every allocation, the zone whole at the
+ * end).
+ */
+MU_TEST(mu_hint_stale, "buddy.units_hint_stale",
+	"a stale hint: its unit up to the core, down for another CPU", 3, 1, 3,
+	20000, .script = { "d", "2", "0" }, .setup = "2f", .need = "du")
+
 const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_updown, &mu_enomem, &mu_list, &mu_stale, &mu_enomem_up,
 	&mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move, &mu_below_move,
 	&mu_free_run, &mu_free_run2, &mu_keep, &mu_enomem_rsv,
 	/* docs/v3-status.md item 17 */
 	&mu_free_run_held, &mu_free_run_claimed, &mu_adopt_stale,
-	&mu_adopt_stale_below, &mu_below_fail2, NULL
+	&mu_adopt_stale_below, &mu_below_fail2,
+	/* item 19 */
+	&mu_hint_stale, NULL
 };

@@ -85,8 +85,8 @@
 
 _Static_assert(BUDDY_CORE_SHIFT == 5, "built over units");
 
-#define MU_UNITS 2     /* the zone's units unless a configuration says */
-#define MU_MAX_UNITS 8 /* a line (BL_LINE) */
+#define MU_UNITS 2      /* the zone's units unless a configuration says */
+#define MU_MAX_UNITS 16 /* two lines (BL_LINE) */
 #define MU_MAX_NF (MU_MAX_UNITS << BUDDY_CORE_SHIFT)
 #define MU_HELD 8
 #define MU_META 32768
@@ -1007,6 +1007,35 @@ MU_TEST(mu_hint_stale, "buddy.units_hint_stale",
 	"a stale hint: its unit up to the core, down for another CPU", 3, 1, 3,
 	20000, .script = { "d", "2", "0" }, .setup = "2f", .need = "du")
 
+/*
+ * The history of buddy.units_enomem_line under item 16's placement
+ * (docs/v3-status.md; design.md 2.7, "Placement"): a zone of two lines
+ * (16 units, one order-9 block). In setup thread 1 takes one frame (unit
+ * 0 down alone: its reservation, in line 0; units 1, 2-3, 4-7 and 8-15
+ * published) and units 2-3 and 4-7 at the core; thread 2's CPU takes
+ * unit 1 by alloc_at and frees it (not its last allocation: an eager
+ * free, into its own spare slot of order 5; its buddy is lower). Line 1
+ * is whole on the core's stack. Thread 2 allocates one frame: its best
+ * fit is unit 1, in the line of thread 1's reservation, so it takes the
+ * whole free line 1 instead (8 units reserved, one frame allocated, 7
+ * empty) and gives unit 1 back, which its order-5 allocation then takes.
+ * Thread 1 frees frame 0: unit 0 goes up and its merge claims unit 1 if
+ * it is at the core (before thread 2's take: no shared line, one unit).
+ * Thread 0 allocates order 5: if its first two passes fall while thread
+ * 2's take holds unit 1 and line 1, and its first quiet pass comes after
+ * thread 2 named the line, the core holds nothing while seven reserved
+ * units are empty. At most 7 units hold a frame at any instant, so a
+ * whole unit is free at every instant and thread 0 must not fail: the
+ * core's failing loop must take the empty reserved units back inside
+ * each quiet window (not only at its second attempt, whose drain came
+ * before the line was named).
+ */
+MU_TEST(mu_enomem_line2, "buddy.units_enomem_line2",
+	"no false order-5 ENOMEM over a line taken beside a reservation", 3, 2,
+	3, 20000, .script = { "5", "f", "05" }, .setup = "067", .setup2 = "af",
+	.at_frame = 32, .at_order = 5, .exact5 = true, .units = 16,
+	.need = "dlc")
+
 const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_updown, &mu_enomem, &mu_list, &mu_stale, &mu_enomem_up,
 	&mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move, &mu_below_move,
@@ -1015,5 +1044,7 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_free_run_held, &mu_free_run_claimed, &mu_adopt_stale,
 	&mu_adopt_stale_below, &mu_below_fail2,
 	/* item 19 */
-	&mu_hint_stale, NULL
+	&mu_hint_stale,
+	/* item 16: buddy.units_enomem_line's history over two lines */
+	&mu_enomem_line2, NULL
 };

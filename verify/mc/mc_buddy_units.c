@@ -1028,6 +1028,22 @@ MU_TEST(mu_below_core2, "buddy.units_below_core2",
 	.below_order = 5, .below_limit = 64, .below_found = true,
 	.below_found2 = 32, .below_sections = 4)
 
+/*
+ * The core's looking pass must take a block larger than the order asked
+ * (docs/v3-status.md item 21): in setup thread 1 takes units 0 and 1 of
+ * a zone of 8 and frees unit 1 (free at order 5, in its spare slot; the
+ * rest past the limit on stacks 6 and 7). Thread 0 asks alloc_below(5,
+ * 64 frames) while thread 1 frees unit 0, whose merge makes one order-8
+ * block at frame 0 out of everything. A block that fits is free (or in
+ * the merge, in flight) at every instant, so the call must not fail:
+ * a first pass that ran while the merge held the units leaves it to the
+ * looks, which must take the merged block where it is.
+ */
+MU_TEST(mu_below_core_merge, "buddy.units_below_core_merge",
+	"a looking core alloc_below vs a merge into a larger block", 2, 2, 3,
+	20000, .script = { "b", "f" }, .setup = "55l", .units = 8,
+	.below_order = 5, .below_limit = 64, .below_exact = true)
+
 const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_updown, &mu_enomem, &mu_list, &mu_stale, &mu_enomem_up,
 	&mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move, &mu_below_move,
@@ -1036,5 +1052,5 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_free_run_held, &mu_free_run_claimed, &mu_adopt_stale,
 	&mu_adopt_stale_below, &mu_below_fail2,
 	/* docs/v3-status.md item 21 */
-	&mu_below_core2, NULL
+	&mu_below_core2, &mu_below_core_merge, NULL
 };

@@ -443,19 +443,30 @@ int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
 	bool moved, sweep = false;
 	for (unsigned attempt = 0;; attempt++) {
 		uint64_t before = buddy_others_flight(c);
-		uint32_t x = buddy_take_once(c, k, limit, sweep, &o, &moved);
+		/*
+		 * Under a limit every pass after the first only looks: popping
+		 * the stacks would push back the blocks past the limit, a
+		 * section each pass (docs/design.md 2.4, "Constraints").
+		 */
+		bool look = limit != BUDDY_NOLIMIT && attempt > 0;
+		uint32_t x = LF_STACK_NIL;
+		if (look)
+			x = buddy_take_look(c, k, limit, &o);
+		else
+			x = buddy_take_once(c, k, limit, sweep, &o, &moved);
 		if (x != LF_STACK_NIL) {
 			/* The claim's section (buddy_popped()) stays open. */
 			*xp = x;
 			return BUDDY_OK;
 		}
-		bool quiet = before != UINT64_MAX && !moved;
+		bool quiet = before != UINT64_MAX && (look || !moved);
 		/*
-		 * A quiet failure counts only with a sweep in its window and
-		 * every cache seen empty and no reserved unit seen empty
-		 * inside it, before the second look.
+		 * A quiet failure counts only with a sweep (or a look, which
+		 * needs none: it reads the state words, not the stacks) in its
+		 * window and every cache seen empty and no reserved unit seen
+		 * empty inside it, before the second look.
 		 */
-		bool empty = quiet && sweep && attempt >= 2 &&
+		bool empty = quiet && (sweep || look) && attempt >= 2 &&
 			     !buddy_zone_drain_some(c) &&
 			     !buddy_zone_reclaim_some(c);
 		quiet = quiet && buddy_others_flight(c) == before;

@@ -1185,6 +1185,77 @@ uint64_t buddy_others_flight(const struct buddy_cpu *c)
 }
 
 /*
+ * Claim x, whose word s (acquire-loaded) was a FREE head of order >= k,
+ * where it is (a stack entry of it stays and goes stale, a spare slot
+ * naming it opens, as for a merge's claim): BUSY of its order, ours,
+ * inside a section opened before the CAS; false (no section) if it is
+ * no longer such a head.
+ */
+static bool buddy_look_claim(struct buddy_cpu *c, uint32_t x, uint16_t s,
+			     unsigned k, unsigned *op)
+{
+	struct buddy_zone *z = c->zone;
+	buddy_busy(c, 1); /* before the claim: no gap seen */
+	do {
+		if (bst_kind(s) != BK_FREE || bst_order(s) < k) {
+			buddy_busy(c, -1);
+			return false;
+		}
+		/* Acq_rel: the claim (B2), as buddy_take_spare_of(). */
+	} while (!lf_cas_u16(buddy_st(z, x), &s,
+			     bst_with(s, BK_BUSY, bst_order(s)), LF_ACQ_REL));
+	*op = bst_order(s);
+	buddy_spare_forget(c, *op, x);
+	buddy_free_delta(c, *op, -1);
+	return true;
+}
+
+/*
+ * A failing pass under a limit after the first (buddy_take_global_held()
+ * calls it instead of buddy_take_once()): it pops no stack and sweeps
+ * none, so it enters no section unless it merges a deferred pair
+ * (buddy_zone_undefer(), first, inside the window) or claims a block
+ * that fits. It looks at the state word of every k-aligned head whose
+ * low part of order k ends by the limit (acquire loads: pair with the
+ * release or seq_cst publish of the block), skipping an allocated
+ * block whole; a FREE head of order >= k there is a block that fits,
+ * wherever its entry is (on a stack, misplaced, in a spare slot, or
+ * unlisted), and is claimed by CAS where it is. Exact: free memory
+ * below the limit is a FREE head there (or cached: the caller's
+ * buddy_zone_drain_some() in the window), and a word changes from
+ * anything else to FREE, or a FREE block changes its head (split,
+ * merge), only inside its writer's section, which the caller's second
+ * look at the busy words sees; what changes without a section (a spare
+ * claimed by its owner) is memory taken away. O(blocks below the
+ * limit) at worst, on the failing path only.
+ */
+uint32_t buddy_take_look(struct buddy_cpu *c, unsigned k, uint64_t limit,
+			 unsigned *op)
+{
+	struct buddy_zone *z = c->zone;
+	uint64_t h = (uint64_t)1 << k;
+	(void)buddy_zone_undefer(c);
+	for (uint32_t i = 0; i < z->nrgn; i++) {
+		const struct buddy_rgn *r = &z->rgn[i];
+		uint64_t p = (r->pfn + h - 1) & ~(h - 1), step;
+		for (; p + h <= limit && p + h <= r->pfn + r->n; p += step) {
+			uint32_t x = r->idx + (uint32_t)(p - r->pfn);
+			/* Acquire: pairs with the publish of the block. */
+			uint16_t s = lf_load_u16(buddy_st(z, x), LF_ACQUIRE);
+			step = h;
+			if (bst_kind(s) == BK_ALLOC && bst_order(s) > k)
+				step = (uint64_t)1 << bst_order(s);
+			if (bst_kind(s) != BK_FREE || bst_order(s) < k ||
+			    !buddy_look_claim(c, x, s, k, op))
+				continue;
+			buddy_split_low(c, x, *op, k);
+			return x;
+		}
+	}
+	return LF_STACK_NIL;
+}
+
+/*
  * One pass over the stacks from order k. Each stack it pops is a section
  * of its own (buddy_take_stack()); an empty one is only looked at, so that
  * passes over an exhausted zone leave the busy words alone and two failing

@@ -555,6 +555,14 @@ void buddy_free_batch(struct buddy_cpu *c, uint32_t *xs, uint32_t n,
 uint64_t buddy_others_flight(const struct buddy_cpu *c);
 uint32_t buddy_take_once(struct buddy_cpu *c, unsigned k, uint64_t limit,
 			 bool sweep, unsigned *op, bool *moved);
+/*
+ * A failing pass under a limit after the first (buddy_core.c): no stack
+ * popped, the state words of the heads below the limit looked at, a free
+ * block that fits claimed where it is and split to k (BUSY(k), ours, its
+ * section open) or LF_STACK_NIL.
+ */
+uint32_t buddy_take_look(struct buddy_cpu *c, unsigned k, uint64_t limit,
+			 unsigned *op);
 uint32_t buddy_take(struct buddy_cpu *c, unsigned k, unsigned max,
 		    uint64_t limit, unsigned *op);
 bool buddy_pop_take(struct buddy_cpu *c, uint32_t x, unsigned j, unsigned k,

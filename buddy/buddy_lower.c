@@ -1233,12 +1233,18 @@ static int bl_want_alloc(struct bl_ctx *c, const struct bl_want *q,
 			u = BL_NONE;
 		if (u != BL_NONE)
 			break;
-		if (bl_want_core_has(c, q) &&
-		    (u = bl_want_take(c, q, &off)) != BL_NONE)
+		bool asked = bl_want_core_has(c, q);
+		if (asked && (u = bl_want_take(c, q, &off)) != BL_NONE)
 			break;
 		if (before != UINT64_MAX && bl_others_flight(c) == before)
 			return BUDDY_ENOMEM;
-		lf_platform_pause();
+		/*
+		 * The core's failing loop has waited already (its passes after
+		 * the first look and pause while others are in flight), and
+		 * our window began before its waits: look again at once.
+		 */
+		if (!asked)
+			lf_platform_pause();
 	}
 	*frame = u * BU_FRAMES + off;
 	bl_ctr(c, BL_ALLOCS, 1);

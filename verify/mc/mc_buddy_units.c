@@ -143,6 +143,14 @@ struct mu_cfg {
 	 * first pass's over the partial stacks (docs/v3-status.md item 17).
 	 */
 	bool below_found;
+	/*
+	 * below_found at a core order (>= 5): the sections a failing call
+	 * may enter (0: one, the lower level's first pass), and the frames
+	 * whose core words must all be FREE heads at the call's start for
+	 * it to count as started with a block free (below_found2: a second
+	 * one, so that one other call cannot take them both).
+	 */
+	unsigned below_sections, below_found2;
 	unsigned at2_frame, at2_order; /* script 'A' */
 	unsigned run_n;                /* script 'R': the run's length */
 	unsigned run_at;  /* script 'R': the run of held blocks there */
@@ -278,6 +286,23 @@ static void mu_alloc(unsigned t, unsigned k)
 }
 
 /* Scripts 'a' and 'b' (version 3's constrained calls below a unit). */
+/*
+ * Is frame x free at the core, inside a FREE block (its head x or one
+ * below it)? The harness's look (relaxed) at the state words.
+ */
+static bool mu_core_free(uint32_t x)
+{
+	for (unsigned j = BUDDY_CORE_SHIFT; j <= BUDDY_MAX_ORDER; j++) {
+		uint32_t h = x & ~((1u << j) - 1);
+		uint16_t s = lf_load_u16(buddy_st(S.z, h), LF_RELAXED);
+		if (bst_kind(s) == BK_FREE && bst_order(s) >= j)
+			return true;
+		if (h == 0)
+			break;
+	}
+	return false;
+}
+
 static void mu_place(unsigned t, char op)
 {
 	const struct mu_cfg *cfg = mc_cfg();
@@ -295,10 +320,12 @@ static void mu_place(unsigned t, char op)
 	 */
 	bool look = cfg->below_found && op == 'b', found = false;
 	uint32_t b0 = 0;
-	if (look) {
+	if (look && k < BUDDY_CORE_SHIFT)
 		found = lf_load_u64(&S.z->lower.word[0], LF_RELAXED) & BU_FREE0;
+	if (look && k >= BUDDY_CORE_SHIFT)
+		found = mu_core_free(0) && mu_core_free(cfg->below_found2);
+	if (look)
 		b0 = lf_load_u32(&c->busy, LF_RELAXED);
-	}
 	int rc = op != 'b' ? buddy_alloc_at(c, a, k)
 			   : buddy_alloc_below(c, k, limit, &a);
 	if (look && rc == BUDDY_ENOMEM) {
@@ -308,7 +335,7 @@ static void mu_place(unsigned t, char op)
 			mc_fail("false ENOMEM: thread %u, alloc_below order "
 				"%u limit %u, started with frame 0 free",
 				t, k, cfg->below_limit);
-		if (sect > 1)
+		if (sect > (cfg->below_sections ? cfg->below_sections : 1))
 			mc_fail("thread %u: a failing alloc_below entered %u "
 				"sections (its passes after the first must "
 				"only look)",
@@ -1036,6 +1063,42 @@ MU_TEST(mu_enomem_line2, "buddy.units_enomem_line2",
 	.at_frame = 32, .at_order = 5, .exact5 = true, .units = 16,
 	.need = "dlc")
 
+/*
+ * Two failing alloc_belows at the core and the frees they must find
+ * (docs/v3-status.md item 21): order 5 below frame 64 (units 0 and 1), a
+ * zone of 8 units. In setup thread 1 takes units 0 and 1 (the order-8
+ * block split: frames 64-127 on stack 6 and 128-255 on stack 7, both
+ * ending past the limit). Threads 0 and 2 each ask alloc_below(5, 64)
+ * while thread 1 frees both units. A call that starts with both units
+ * free at the core must not fail (the other call takes one at most), and
+ * a failing call may enter only its first pass's sections, one for each
+ * stack it pops (orders 5-7 here: three at most, four allowed): a later
+ * pass that popped stacks 6 and 7 again and pushed them back would break
+ * the other's quiet window each time, and two such calls could keep each
+ * other failing for ever (buddy_take_global_held() before item 21).
+ */
+MU_TEST(mu_below_core2, "buddy.units_below_core2",
+	"two failing core alloc_belows vs the frees they must find", 3, 1, 3,
+	20000, .script = { "b", "ff", "b" }, .setup = "55", .units = 8,
+	.below_order = 5, .below_limit = 64, .below_found = true,
+	.below_found2 = 32, .below_sections = 4)
+
+/*
+ * The core's looking pass must take a block larger than the order asked
+ * (docs/v3-status.md item 21): in setup thread 1 takes units 0 and 1 of
+ * a zone of 8 and frees unit 1 (free at order 5, in its spare slot; the
+ * rest past the limit on stacks 6 and 7). Thread 0 asks alloc_below(5,
+ * 64 frames) while thread 1 frees unit 0, whose merge makes one order-8
+ * block at frame 0 out of everything. A block that fits is free (or in
+ * the merge, in flight) at every instant, so the call must not fail:
+ * a first pass that ran while the merge held the units leaves it to the
+ * looks, which must take the merged block where it is.
+ */
+MU_TEST(mu_below_core_merge, "buddy.units_below_core_merge",
+	"a looking core alloc_below vs a merge into a larger block", 2, 2, 3,
+	20000, .script = { "b", "f" }, .setup = "55l", .units = 8,
+	.below_order = 5, .below_limit = 64, .below_exact = true)
+
 const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_updown, &mu_enomem, &mu_list, &mu_stale, &mu_enomem_up,
 	&mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move, &mu_below_move,
@@ -1046,5 +1109,7 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	/* item 19 */
 	&mu_hint_stale,
 	/* item 16: buddy.units_enomem_line's history over two lines */
-	&mu_enomem_line2, NULL
+	&mu_enomem_line2,
+	/* docs/v3-status.md item 21 */
+	&mu_below_core2, &mu_below_core_merge, NULL
 };

@@ -295,12 +295,52 @@ static void test_mixed_random(void)
 	free(meta);
 }
 
+/*
+ * A drain of a context that holds a line (taken beside another context's
+ * reservation, two lines): it keeps its empty res, named by res alone, and
+ * gives the line's other units back; while it is kept the other context
+ * allocates every other frame of the zone and then the kept unit's frames
+ * too (the steal of a reserved unit with every frame free), and B4 of the
+ * lower level holds throughout (every reserved unit named).
+ */
+static void test_keep_line_drain(void)
+{
+	struct env e;
+	env_init(&e, 2);
+	uint64_t h, a;
+	CHECK_EQ(buddy_alloc(e.c1, 0, &h), BUDDY_OK); /* unit 0, c1's res */
+	CHECK_EQ(buddy_alloc(e.c0, 0, &a), BUDDY_OK); /* line 1 for c0 */
+	uint32_t l = line_of(e.c0);
+	CHECK_FATAL(l == BL_LINE);
+	CHECK_EQ(buddy_free(e.c0, a, 0), BUDDY_OK);
+	uint32_t u = res_of(e.c0);
+	CHECK_FATAL(u >= l && u < l + BL_LINE);
+	buddy_cpu_drain(e.c0);
+	CHECK_EQ(res_of(e.c0), u); /* kept, and named */
+	CHECK_EQ(line_of(e.c0), BL_NONE);
+	CHECK_EQ(word(e.z, u), BU_ALL_FREE | BU_RES);
+	for (uint32_t v = l; v < l + BL_LINE; v++)
+		if (v != u)
+			CHECK_EQ(word(e.z, v), BU_CORE);
+	CHECK_EQ(check_zone(e.z, false), 0);
+	/* c1 takes every frame: the kept unit's last (no ENOMEM before). */
+	uint64_t n = 0;
+	while (buddy_alloc(e.c1, 0, &a) == BUDDY_OK)
+		n++;
+	CHECK_EQ(n, 2 * LINE_FRAMES - 1);
+	CHECK_EQ(check_zone(e.z, false), 0);
+	for (uint64_t f = 0; f < 2 * LINE_FRAMES; f++)
+		CHECK_EQ(buddy_free(e.c1, f * BUDDY_FRAME_SIZE, 0), BUDDY_OK);
+	env_done(&e);
+}
+
 int main(void)
 {
 	test_keep_pairs();
 	test_keep_steal();
 	test_keep_single();
 	test_line_kept();
+	test_keep_line_drain();
 	test_mixed_random();
 	return check_exit("test_buddy_keep");
 }

@@ -226,16 +226,18 @@ static unsigned bl_class(uint64_t w)
 static void bl_list(struct bl_ctx *c, uint32_t u, uint64_t w)
 {
 	struct bl_zone *z = c->z;
-	unsigned j = bl_class(w);
 	/*
 	 * Seq_cst, after our seq_cst CAS on the word: against a popper that
 	 * clears pstk (seq_cst) and then loads the word (seq_cst), one of
 	 * the two sees the other (docs/design.md 2.7, "Listing"): if we see
 	 * pstk set, its load sees our free frame and it keeps the unit.
+	 * The class only after it: most frees into an unreserved unit find
+	 * it listed (mixed: 2 of 3), and bl_class() is the cost of bl_list().
 	 */
 	uint16_t p = lf_load_u16(&z->pstk[u], LF_SEQ_CST);
 	if (p != 0)
 		return;
+	unsigned j = bl_class(w);
 	/* Seq_cst: as the load; a failure means another lister won. */
 	if (!lf_cas_u16(&z->pstk[u], &p, (uint16_t)(j + 1), LF_SEQ_CST))
 		return;

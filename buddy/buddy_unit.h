@@ -146,14 +146,21 @@ static inline uint64_t bu_maximal(const uint64_t g[BU_ORDER + 1], unsigned j)
 /* The order of the largest free block in w, or -1 if none is free. */
 static inline int bu_max_free_order(uint64_t w)
 {
-	uint64_t g[BU_ORDER + 1];
 	if (w == BU_CORE)
 		return -1;
-	bu_groups(bu_free_bits(w), g);
-	for (int j = BU_ORDER; j >= 0; j--)
-		if (g[j] != 0)
-			return j;
-	return -1;
+	/*
+	 * g_j level by level (bu_groups), up to the first empty one: a
+	 * nearly full unit (most of those a free lists) stops at once.
+	 */
+	uint64_t g = bu_free_bits(w);
+	int m = -1;
+	for (unsigned j = 0; g != 0; j++) {
+		m = (int)j;
+		if (j == BU_ORDER)
+			break;
+		g &= (g >> (2u << j)) & bu_aligned(j + 1);
+	}
+	return m;
 }
 
 /*

@@ -171,9 +171,10 @@ static inline void kmem_gate_close(struct kmem_cpu *cc)
 
 struct kmem_cache {
 	/*
-	 * The first line: what the fast paths read, copies of the instance's
-	 * (i) fields among them, so that a hit reads this line, the CPU's
-	 * and the slab's, and no line of the instance.
+	 * The first line, and recip, span, ncpus and names after it (the
+	 * free's stride check and magazine names): what the fast paths read,
+	 * copies of the instance's (i) fields among them, so that a hit reads
+	 * these, the CPU's line and the slab's, and no line of the instance.
 	 */
 	struct kmem_cpu *cpu;    /* (i) ncpus of them */
 	lf_atomic_uptr *pagemap; /* (i) = k->pagemap */

@@ -54,6 +54,18 @@ static struct buddy_zone *zone_new(uint64_t base, uint64_t frames, void **meta)
 }
 
 /* The unit (core index) of the frame at addr. */
+/* Everything freed: drained, whole and coalesced (B6), n frames free. */
+static void zone_done(struct buddy_zone *z, struct buddy_cpu *c, uint64_t n,
+		      void *meta)
+{
+	buddy_zone_drain_all(c);
+	CHECK_EQ(check_zone(z, true), 0);
+	struct buddy_stats st;
+	buddy_zone_stats(z, &st);
+	CHECK_EQ(st.free_frames, n);
+	free(meta);
+}
+
 static uint32_t unit_of(struct buddy_zone *z, uint64_t addr)
 {
 	const struct buddy_rgn *r = &z->rgn[0];
@@ -108,13 +120,8 @@ static void test_pick_fullest(void)
 	for (uint64_t i = 0; i < n; i++)
 		if (a[i] != UINT64_MAX)
 			CHECK_EQ(buddy_free(c, a[i], 0), BUDDY_OK);
-	buddy_zone_drain_all(c);
-	CHECK_EQ(check_zone(z, true), 0);
-	struct buddy_stats st;
-	buddy_zone_stats(z, &st);
-	CHECK_EQ(st.free_frames, n);
+	zone_done(z, c, n, meta);
 	free(a);
-	free(meta);
 }
 
 /* Lower units (*l) and 2 MiB blocks holding one (returned). */
@@ -180,14 +187,9 @@ static void test_gather(uint64_t seed, unsigned nblk, unsigned nslots,
 	for (unsigned i = 0; i < nslots; i++)
 		if (k[i] >= 0)
 			CHECK_EQ(buddy_free(c, a[i], (unsigned)k[i]), BUDDY_OK);
-	buddy_zone_drain_all(c);
-	CHECK_EQ(check_zone(z, true), 0);
-	struct buddy_stats st;
-	buddy_zone_stats(z, &st);
-	CHECK_EQ(st.free_frames, n);
+	zone_done(z, c, n, meta);
 	free(a);
 	free(k);
-	free(meta);
 }
 
 int main(void)

@@ -402,14 +402,15 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
  * changed a busy word; one that ended before it left the blocks where the pass
  * looks; one that began after it moved blocks that were not in that cache when
  * the check inside the window saw it empty. Cached memory is drained (attempt
- * 1, and by that check), and misplaced entries are re-filed by a sweep before
- * the quiet pass. Over units (version 3), a reservation's unit with every
- * frame free is free memory too: each quiet window takes such units back
- * to the core before its second look (buddy_zone_reclaim_some()) and
- * counts as a failure only if it found none; a unit that became empty
- * during the window did so by a free, inside a section the second look
- * sees, and one named after the first look was named inside the take's
- * section (the lower level's names change only in sections).
+ * 1, and by that check), and misplaced entries are re-filed by the sweep of
+ * attempt 1; a later counting pass looks (buddy_take_look()), which reads
+ * the state words, so a stale or misplaced entry hides no block. Over units
+ * (version 3), a reservation's unit with every frame free is free memory too:
+ * each quiet window takes such units back to the core before its second look
+ * (buddy_zone_reclaim_some()) and counts as a failure only if it found none; a
+ * unit that became empty during the window did so by a free, inside a section
+ * the second look sees, and one named after the first look was named inside the
+ * take's section (the lower level's names change only in sections).
  *
  * While others are in flight it retries without a bound: each of their
  * calls ends in a bounded number of its own steps unless another call
@@ -447,8 +448,14 @@ int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		 * Under a limit every pass after the first only looks: popping
 		 * the stacks would push back the blocks past the limit, a
 		 * section each pass (docs/design.md 2.4, "Constraints").
+		 * Without one only attempt 1 sweeps; a later pass that would
+		 * sweep (a quiet one's successor, every 16th) looks instead:
+		 * a sweep pops and pushes back every stack, a section each, so
+		 * two failing calls in lockstep would break each other's
+		 * windows at every sweep (docs/design.md 2.4, "Exact ENOMEM").
 		 */
-		bool look = limit != BUDDY_NOLIMIT && attempt > 0;
+		bool look = attempt > 0 &&
+			    (limit != BUDDY_NOLIMIT || (sweep && attempt >= 2));
 		uint32_t x = LF_STACK_NIL;
 		if (look)
 			x = buddy_take_look(c, k, limit, &o);

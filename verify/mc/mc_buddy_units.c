@@ -151,6 +151,11 @@ struct mu_cfg {
 	 * one, so that one other call cannot take them both).
 	 */
 	unsigned below_sections, below_found2;
+	/*
+	 * Script 'b' as a plain buddy_alloc of below_order (no limit): its
+	 * below_found checks the same (docs/v3-status.md item 23).
+	 */
+	bool below_plain;
 	unsigned at2_frame, at2_order; /* script 'A' */
 	unsigned run_n;                /* script 'R': the run's length */
 	unsigned run_at;  /* script 'R': the run of held blocks there */
@@ -326,8 +331,9 @@ static void mu_place(unsigned t, char op)
 		found = mu_core_free(0) && mu_core_free(cfg->below_found2);
 	if (look)
 		b0 = lf_load_u32(&c->busy, LF_RELAXED);
-	int rc = op != 'b' ? buddy_alloc_at(c, a, k)
-			   : buddy_alloc_below(c, k, limit, &a);
+	int rc = op != 'b'          ? buddy_alloc_at(c, a, k)
+		 : cfg->below_plain ? buddy_alloc(c, k, &a)
+				    : buddy_alloc_below(c, k, limit, &a);
 	if (look && rc == BUDDY_ENOMEM) {
 		uint32_t sect = (lf_load_u32(&c->busy, LF_RELAXED) - b0) >>
 				(BUDDY_BUSY_BITS + 1);
@@ -354,7 +360,8 @@ static void mu_place(unsigned t, char op)
 	if (rc != BUDDY_OK)
 		return;
 	uint64_t p = a >> BUDDY_FRAME_SHIFT;
-	MC_ASSERT(op == 'a' || p + (1u << k) <= cfg->below_limit);
+	MC_ASSERT(op == 'a' || cfg->below_plain ||
+		  p + (1u << k) <= cfg->below_limit);
 	for (uint64_t y = p; y < p + (1u << k); y++) {
 		if (S.owner[y] != 0)
 			mc_fail("B2: frame %u to thread %u, held by %u",
@@ -1099,6 +1106,23 @@ MU_TEST(mu_below_core_merge, "buddy.units_below_core_merge",
 	20000, .script = { "b", "f" }, .setup = "55l", .units = 8,
 	.below_order = 5, .below_limit = 64, .below_exact = true)
 
+/*
+ * Two failing plain allocations over free smaller blocks (docs/v3-status.md
+ * item 23; the core's loop without a limit, shared by version 2): in setup
+ * thread 1 takes units 0 and 1 of a zone of 8 (frames 64-127 free on stack
+ * 6, 128-255 on stack 7); threads 0 and 1 each ask buddy_alloc(8), which
+ * must fail. A failing call may enter only its one sweep's sections (one a
+ * stack it pops: stacks 6 and 7, two): a later pass that swept again would
+ * pop and push back both stacks, breaking the other call's quiet window,
+ * and two such calls in lockstep could keep each other failing for ever
+ * (buddy_take_global_held() before item 23 swept in every quiet pass).
+ */
+MU_TEST(mu_alloc_fail2, "buddy.units_alloc_fail2",
+	"two failing large allocations over free smaller blocks", 2, 2, 3,
+	20000, .script = { "b", "b" }, .setup = "55", .units = 8,
+	.below_order = 8, .below_plain = true, .below_found = true,
+	.below_sections = 2)
+
 const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_updown, &mu_enomem, &mu_list, &mu_stale, &mu_enomem_up,
 	&mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move, &mu_below_move,
@@ -1111,5 +1135,7 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	/* item 16: buddy.units_enomem_line's history over two lines */
 	&mu_enomem_line2,
 	/* docs/v3-status.md item 21 */
-	&mu_below_core2, &mu_below_core_merge, NULL
+	&mu_below_core2, &mu_below_core_merge,
+	/* item 23 */
+	&mu_alloc_fail2, NULL
 };

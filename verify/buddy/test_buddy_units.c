@@ -564,6 +564,35 @@ static int stress_lower(unsigned nt, uint64_t ops)
 	return check_exit("stress_buddy_units_lower");
 }
 
+/* A zone of two lines (16 units) with two contexts. */
+static struct buddy_zone *two_lines(void **meta)
+{
+	struct buddy_region rg = { 0, 16 * U * BUDDY_FRAME_SIZE };
+	size_t sz = buddy_meta_size(&rg, 1, 2);
+	*meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+	CHECK_FATAL(sz != 0 && *meta != NULL);
+	struct buddy_zone *z;
+	CHECK_FATAL(buddy_zone_init(&z, *meta, sz, &rg, 1, 2) == BUDDY_OK);
+	return z;
+}
+
+/*
+ * Everything freed: both contexts drained, then the zone; whole and fully
+ * coalesced (B6), every frame free.
+ */
+static void two_lines_done(struct buddy_zone *z, void *meta)
+{
+	buddy_cpu_drain(buddy_zone_cpu(z, 0));
+	buddy_cpu_drain(buddy_zone_cpu(z, 1));
+	buddy_zone_drain_all(buddy_zone_cpu(z, 0));
+	uint64_t fr;
+	CHECK_EQ(buddy_zone_check(z, true, &fr), 0);
+	struct buddy_stats st;
+	buddy_zone_stats(z, &st);
+	CHECK_EQ(st.free_frames, 16 * U);
+	free(meta);
+}
+
 /*
  * Exact ENOMEM at order >= 5 over reservations, one thread: context 0
  * reserves unit 0; context 1's unit would share its line of words, so it
@@ -580,12 +609,8 @@ static int stress_lower(unsigned nt, uint64_t ops)
 static void test_enomem_reserved(void)
 {
 	uint64_t f = BUDDY_FRAME_SIZE * U;
-	struct buddy_region rg = { 0, 16 * f }; /* two lines */
-	size_t sz = buddy_meta_size(&rg, 1, 2);
-	void *meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
-	CHECK_FATAL(sz != 0 && meta != NULL);
-	struct buddy_zone *z;
-	CHECK_FATAL(buddy_zone_init(&z, meta, sz, &rg, 1, 2) == BUDDY_OK);
+	void *meta;
+	struct buddy_zone *z = two_lines(&meta);
 	struct buddy_cpu *c0 = buddy_zone_cpu(z, 0), *c1 = buddy_zone_cpu(z, 1);
 	uint64_t a, small[16 * U], big[16];
 	unsigned ns = 0, nb = 0;
@@ -612,15 +637,7 @@ static void test_enomem_reserved(void)
 	CHECK_EQ(lf_load_u32(&c0->busy, LF_RELAXED), busy);
 	for (unsigned i = 0; i < ns; i++)
 		CHECK_EQ(buddy_free(i & 1 ? c0 : c1, small[i], 0), BUDDY_OK);
-	buddy_cpu_drain(c0);
-	buddy_cpu_drain(c1);
-	buddy_zone_drain_all(c0);
-	uint64_t fr;
-	CHECK_EQ(buddy_zone_check(z, true, &fr), 0);
-	struct buddy_stats st;
-	buddy_zone_stats(z, &st);
-	CHECK_EQ(st.free_frames, 16 * U);
-	free(meta);
+	two_lines_done(z, meta);
 }
 
 /*
@@ -633,12 +650,8 @@ static void test_enomem_reserved(void)
 static void test_at_reserved_empty(void)
 {
 	uint64_t f = BUDDY_FRAME_SIZE * U;
-	struct buddy_region rg = { 0, 16 * f }; /* two lines */
-	size_t sz = buddy_meta_size(&rg, 1, 2);
-	void *meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
-	CHECK_FATAL(sz != 0 && meta != NULL);
-	struct buddy_zone *z;
-	CHECK_FATAL(buddy_zone_init(&z, meta, sz, &rg, 1, 2) == BUDDY_OK);
+	void *meta;
+	struct buddy_zone *z = two_lines(&meta);
 	struct buddy_cpu *c0 = buddy_zone_cpu(z, 0), *c1 = buddy_zone_cpu(z, 1);
 	uint64_t a, h;
 	/*
@@ -663,15 +676,7 @@ static void test_at_reserved_empty(void)
 	CHECK_EQ(lf_load_u64(&z->lower.word[8], LF_RELAXED), w);
 	CHECK_EQ(buddy_free(c1, 8 * f + 3 * BUDDY_FRAME_SIZE, 0), BUDDY_OK);
 	CHECK_EQ(buddy_free(c0, h, 0), BUDDY_OK);
-	buddy_cpu_drain(c0);
-	buddy_cpu_drain(c1);
-	buddy_zone_drain_all(c0);
-	uint64_t fr;
-	CHECK_EQ(buddy_zone_check(z, true, &fr), 0);
-	struct buddy_stats st;
-	buddy_zone_stats(z, &st);
-	CHECK_EQ(st.free_frames, 16 * U);
-	free(meta);
+	two_lines_done(z, meta);
 }
 
 int main(int argc, char **argv)

@@ -837,6 +837,161 @@ uint32_t buddy_take_stack(struct buddy_cpu *c, unsigned j, unsigned k,
 	return x;
 }
 
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Version 3: a take of order 5-8 from the stacks (orders below
+ * BUDDY_PICK_TOP: the blocks that split a 2 MiB block, the units that
+ * come down for the lower level among them) looks at the first
+ * BUDDY_PICK entries of its stack (one pop_n) and claims the free block
+ * whose 2 MiB block has the fewest free frames at the core: small blocks
+ * gather in the 2 MiB blocks they fill already, and the emptiest ones
+ * are left to merge back to order 9 (docs/design.md 2.7, "Placement";
+ * v3-status item 26). The stack's top is only the block freed last.
+ */
+#define BUDDY_PICK 8
+#define BUDDY_PICK_TOP 9 /* 2 MiB: orders below it are picked */
+
+/*
+ * Frames in free core blocks (FREE heads) of the 2 MiB block that holds
+ * frame index x, within x's region: its 16 state words (one cache
+ * line), from head to head (a head's order says where the next one is;
+ * a tail, seen in a stale view, steps one unit). Relaxed loads: a hint
+ * for the pick, which the claim's CAS decides.
+ */
+static unsigned buddy_huge_free(const struct buddy_zone *z, uint32_t x)
+{
+	const struct buddy_rgn *r = buddy_rgn_of_idx(z, x);
+	uint64_t m = ((uint64_t)1 << BUDDY_PICK_TOP) - 1;
+	uint64_t p = r->pfn + (x - r->idx), lo = p & ~m, hi = lo + m + 1;
+	unsigned f = 0;
+	if (lo < r->pfn)
+		lo = r->pfn;
+	if (hi > r->pfn + r->n)
+		hi = r->pfn + r->n;
+	uint32_t u = buddy_cx(r->idx + (uint32_t)(lo - r->pfn));
+	uint32_t end = u + (uint32_t)((hi - lo) >> BUDDY_CORE_SHIFT);
+	while (u < end) {
+		/* Relaxed: a hint (above). */
+		uint16_t s = lf_load_u16(&z->st[u], LF_RELAXED);
+		unsigned o = bst_order(s) - BUDDY_CORE_SHIFT;
+		if (!bst_is_head(s))
+			o = 0;
+		if (bst_kind(s) == BK_FREE)
+			f += 1u << bst_order(s);
+		u += 1u << o;
+	}
+	return f;
+}
+
+/*
+ * Is y's 2 MiB block fuller (fewer free frames) than that of x, the
+ * pick so far, whose free frames are *bf (~0u: not scanned yet)? *bf
+ * becomes y's if so.
+ */
+static bool buddy_pick_fuller(const struct buddy_zone *z, uint32_t y,
+			      uint32_t x, unsigned *bf)
+{
+	if (*bf == ~0u)
+		*bf = buddy_huge_free(z, x);
+	unsigned f = buddy_huge_free(z, y);
+	if (f >= *bf)
+		return false;
+	*bf = f;
+	return true;
+}
+
+/*
+ * buddy_take_stack() without a limit, for j < BUDDY_PICK_TOP: of the
+ * first BUDDY_PICK entries of stack j (one pop_n), the free block of
+ * order j whose 2 MiB block has the fewest free frames is claimed; the
+ * other free blocks of order j go back in one chain with their stk kept
+ * (B3: their links stayed ours, as buddy_take_stack()'s rejected ones),
+ * the rest are moved or dropped (buddy_popped()). If the claim fails
+ * (taken or changed meanwhile), the stack is popped again. ENOMEM stays
+ * exact: the pass ends only on an empty stack, as buddy_take_stack().
+ */
+static uint32_t buddy_take_pick(struct buddy_cpu *c, unsigned j, unsigned k,
+				unsigned *op)
+{
+	struct buddy_zone *z = c->zone;
+	uint32_t x = LF_STACK_NIL;
+	/* An empty stack: no section, so failing passes stay quiet. */
+	if (buddy_stack_empty(z, j))
+		return LF_STACK_NIL;
+	buddy_busy(c, 1); /* popped entries are in our hands */
+	for (;;) {
+		uint32_t n, first = LF_STACK_NIL, last = LF_STACK_NIL;
+		unsigned bf = ~0u, o;
+		uint32_t u = lf_stack_pop_n(&z->stacks[j].s, z->link,
+					    (uint32_t)buddy_ncx(z->nidx),
+					    BUDDY_PICK, &n);
+		if (u == LF_STACK_NIL)
+			break;
+		x = LF_STACK_NIL;
+		while (u != LF_STACK_NIL) {
+			/* Relaxed: the chain is ours (pop_n's acquire). */
+			uint32_t next = lf_load_u32(&z->link[u], LF_RELAXED);
+			uint32_t y = buddy_fx(u), back = y;
+			/* A limit of 0 fits nothing: FREE(j) is kept. */
+			if (buddy_popped(c, y, j, BUDDY_ORDERS, 0, &o) ==
+			    BP_REJECTED) {
+				/* Scans only from the second candidate on. */
+				if (x == LF_STACK_NIL) {
+					back = LF_STACK_NIL;
+					x = y;
+				} else if (buddy_pick_fuller(z, y, x, &bf)) {
+					back = x;
+					x = y;
+				}
+				if (back != LF_STACK_NIL) {
+					/* Relaxed: our link until the push. */
+					lf_store_u32(buddy_link(z, back),
+						     buddy_cx(first),
+						     LF_RELAXED);
+					first = back;
+					if (last == LF_STACK_NIL)
+						last = back;
+				}
+			}
+			u = next;
+		}
+		if (first != LF_STACK_NIL)
+			lf_stack_push_chain(&z->stacks[j].s, z->link,
+					    buddy_cx(first), buddy_cx(last));
+		/* j >= k and no limit: a FREE(j) block is taken. */
+		if (x != LF_STACK_NIL &&
+		    buddy_popped(c, x, j, k, BUDDY_NOLIMIT, op) == BP_TAKEN)
+			break;
+		x = LF_STACK_NIL;
+	}
+	buddy_busy(c, -1);
+	return x;
+}
+
+/* The pick (above) for orders below 2 MiB without a limit. */
+static inline bool buddy_picks(unsigned j, uint64_t limit)
+{
+	return j < BUDDY_PICK_TOP && limit == BUDDY_NOLIMIT;
+}
+#else
+static inline uint32_t buddy_take_pick(struct buddy_cpu *c, unsigned j,
+				       unsigned k, unsigned *op)
+{
+	(void)c;
+	(void)j;
+	(void)k;
+	(void)op;
+	return LF_STACK_NIL; /* never: version 2 takes the top */
+}
+
+static inline bool buddy_picks(unsigned j, uint64_t limit)
+{
+	(void)j;
+	(void)limit;
+	return false;
+}
+#endif
+
 /*
  * Claim o's spare of order j (o may be c) if it is FREE(j) and its low
  * part of order k ends by limit: BUSY(j), ours, with c's in-flight section
@@ -879,7 +1034,8 @@ static BUDDY_INLINE uint32_t buddy_take_spare_of(struct buddy_cpu *c,
 
 /*
  * Claim a free block of order k..max, the smallest first, at each order
- * this context's spare before the stack.
+ * this context's spare before the stack (version 3, below 2 MiB without
+ * a limit: the stack's pick, buddy_take_pick()).
  */
 uint32_t buddy_take(struct buddy_cpu *c, unsigned k, unsigned max,
 		    uint64_t limit, unsigned *op)
@@ -890,7 +1046,9 @@ uint32_t buddy_take(struct buddy_cpu *c, unsigned k, unsigned max,
 		uint32_t x = LF_STACK_NIL;
 		if (spares & 1u << j)
 			x = buddy_take_spare_of(c, c, j, k, limit);
-		if (x == LF_STACK_NIL)
+		if (x == LF_STACK_NIL && buddy_picks(j, limit))
+			x = buddy_take_pick(c, j, k, op);
+		else if (x == LF_STACK_NIL)
 			x = buddy_take_stack(c, j, k, limit, op);
 		else
 			*op = j;

@@ -41,16 +41,22 @@ _Static_assert(BUDDY_CORE_SHIFT == 5, "built over units");
 #define FS BUDDY_FRAME_SIZE
 #define BLK 512 /* frames in a 2 MiB block */
 
-static struct buddy_zone *zone_new(uint64_t base, uint64_t frames, void **meta)
+static struct buddy_zone *zone_new_n(uint64_t base, uint64_t frames,
+				     uint32_t ncpus, void **meta)
 {
 	struct buddy_region rg = { base, frames * FS };
-	size_t sz = buddy_meta_size(&rg, 1, 1);
+	size_t sz = buddy_meta_size(&rg, 1, ncpus);
 	CHECK_FATAL(sz != 0);
 	*meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
 	CHECK_FATAL(*meta != NULL);
 	struct buddy_zone *z;
-	CHECK_FATAL(buddy_zone_init(&z, *meta, sz, &rg, 1, 1) == BUDDY_OK);
+	CHECK_FATAL(buddy_zone_init(&z, *meta, sz, &rg, 1, ncpus) == BUDDY_OK);
 	return z;
+}
+
+static struct buddy_zone *zone_new(uint64_t base, uint64_t frames, void **meta)
+{
+	return zone_new_n(base, frames, 1, meta);
 }
 
 /* The unit (core index) of the frame at addr. */
@@ -124,6 +130,69 @@ static void test_pick_fullest(void)
 	free(a);
 }
 
+/*
+ * test_pick_huge: the core's pick among free blocks of order j (5-8) on
+ * its stack (v3-status item 26). Three 2 MiB blocks A (units 0-15), B
+ * (16-31) and C (32-47), every unit allocated at order 5 by context 1.
+ * Context 1 frees a decoy unit in C first (it stays in its spare slot,
+ * off the stacks), then in B the units of one order-j block at unit 16
+ * (B: 2^j free frames), then in A the units of one order-j block at unit
+ * 0 and the isolated unit after its buddy (A: 2^j + 32 free frames).
+ * Stack j holds A's block on top and B's below it. Context 0 (no spare)
+ * allocates order kalloc: order j from stack j directly, or (j = 5,
+ * kalloc 0) a frame, for which a unit comes down from the core. It must
+ * come from B's block, whose 2 MiB block is the fuller one; LIFO would
+ * take A's.
+ */
+static void test_pick_huge(unsigned j, unsigned kalloc)
+{
+	void *meta;
+	const uint64_t n = 3 * BLK, nu = n / U;
+	const uint64_t base = 1ull << 30; /* 2 MiB-aligned */
+	struct buddy_zone *z = zone_new_n(base, n, 2, &meta);
+	CHECK_FATAL(z->rgn[0].idx == 0);
+	struct buddy_cpu *c0 = buddy_zone_cpu(z, 0), *c1 = buddy_zone_cpu(z, 1);
+	uint64_t a[3 * BLK / U], x;
+	bool held[3 * BLK / U];
+	for (uint64_t i = 0; i < nu; i++) {
+		CHECK_EQ(buddy_alloc(c1, BUDDY_CORE_SHIFT, &x), BUDDY_OK);
+		uint64_t u = (x - base) / (U * FS);
+		CHECK_FATAL(u < nu);
+		a[u] = x;
+		held[u] = true;
+	}
+	const uint32_t bu = 1u << (j - BUDDY_CORE_SHIFT); /* units a block */
+	uint32_t order[64], m = 0;
+	order[m++] = 32; /* the decoy, into context 1's spare slot */
+	for (uint32_t i = 0; i < bu; i++)
+		order[m++] = 16 + i; /* B's block */
+	for (uint32_t i = 0; i < bu; i++)
+		order[m++] = i; /* A's block */
+	order[m++] = bu + 1;    /* A's isolated unit */
+	for (uint32_t i = 0; i < m; i++) {
+		CHECK_EQ(buddy_free(c1, a[order[i]], BUDDY_CORE_SHIFT),
+			 BUDDY_OK);
+		held[order[i]] = false;
+	}
+	CHECK_EQ(check_zone(z, false), 0);
+	CHECK_EQ(buddy_alloc(c0, kalloc, &x), BUDDY_OK);
+	uint64_t got = (x - base) / (U * FS);
+	if (got < 16 || got >= 16 + bu)
+		fprintf(stderr,
+			"pick_huge j %u k %u: unit %" PRIu64 ", not in "
+			"B's block 16..%u\n",
+			j, kalloc, got, 15 + bu);
+	CHECK(got >= 16 && got < 16 + bu);
+	CHECK_EQ(check_zone(z, false), 0); /* the others still listed (B4) */
+	CHECK_EQ(buddy_free(c0, x, kalloc), BUDDY_OK);
+	for (uint64_t i = 0; i < nu; i++)
+		if (held[i])
+			CHECK_EQ(buddy_free(c1, a[i], BUDDY_CORE_SHIFT),
+				 BUDDY_OK);
+	buddy_zone_drain_all(c1);
+	zone_done(z, c0, n, meta);
+}
+
 /* Lower units (*l) and 2 MiB blocks holding one (returned). */
 static unsigned touched(struct buddy_zone *z, unsigned nblk, unsigned *l)
 {
@@ -195,6 +264,9 @@ static void test_gather(uint64_t seed, unsigned nblk, unsigned nslots,
 int main(void)
 {
 	test_pick_fullest();
+	for (unsigned j = BUDDY_CORE_SHIFT; j < 9; j++)
+		test_pick_huge(j, j);
+	test_pick_huge(BUDDY_CORE_SHIFT, 0); /* a unit for the lower level */
 	/* 16 blocks of 2 MiB; about half of them held by small blocks. */
 	for (uint64_t seed = 1; seed <= 4; seed++)
 		test_gather(seed, 16, 1600, 40000);

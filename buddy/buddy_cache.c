@@ -615,10 +615,7 @@ static BUDDY_NOINLINE int buddy_alloc_small_slow(struct buddy_cpu *c,
 						 unsigned order, uint64_t *addr)
 {
 	uint32_t x = 0;
-	int rc = BUDDY_OK;
-	/* Order 0 in res filled from its start: the pick's choice, cheaper. */
-	if (order != 0 || !bl_alloc_tail(buddy_lower_ctx(c), &x))
-		rc = bl_alloc_slow(buddy_lower_ctx(c), order, &x);
+	int rc = bl_alloc_slow(buddy_lower_ctx(c), order, &x);
 	return buddy_alloc_done(c, rc, x, addr);
 }
 

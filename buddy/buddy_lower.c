@@ -818,8 +818,7 @@ int bl_alloc(struct bl_ctx *c, unsigned k, uint32_t *frame)
 {
 	if (k > BU_MAX_ORDER)
 		return BUDDY_EINVAL;
-	if (LF_LIKELY(bl_alloc_hint(c, k, frame)) ||
-	    (k == 0 && bl_alloc_tail(c, frame))) {
+	if (LF_LIKELY(bl_alloc_hint(c, k, frame))) {
 		bl_count(c, BL_ALLOCS, k);
 		return BUDDY_OK;
 	}

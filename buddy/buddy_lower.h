@@ -236,40 +236,6 @@ static inline bool bl_alloc_hint(struct bl_ctx *c, unsigned k, uint32_t *frame)
 }
 
 /*
- * The tail (docs/design.md 2.7, "The tail"): after the hint missed, order
- * 0 when res's free frames are exactly [a, 32) for some a (a unit filled
- * from its start, as by a CPU that only allocates: bench_buddy's cross,
- * whose frees come from another CPU and set no hint). There the buddy's
- * pick of order 0 takes frame a: the maximal free blocks of [a, 32) grow
- * from a, so the smallest is a's. Frame a by one CAS, in *frame: what
- * bl_alloc_slow()'s first step, the pick in res, would do, without its
- * call and its search. False, nothing allocated, for any other word or a
- * failed CAS (then bl_alloc_slow()). The missed hint is forgotten, as
- * bl_alloc_slow() forgets it.
- */
-static inline bool bl_alloc_tail(struct bl_ctx *c, uint32_t *frame)
-{
-	c->hint[0] = BL_NONE;
-	/* Relaxed: only we write it. */
-	uint32_t u = lf_load_u32(&c->res, LF_RELAXED);
-	if (u == BL_NONE)
-		return false;
-	lf_atomic_u64 *a = &c->word[u];
-	/* Acquire: pairs with the CAS or store that wrote the word. */
-	uint64_t w = lf_load_u64(a, LF_ACQUIRE);
-	uint64_t g = bu_free_bits(w);
-	/* g's lowest bit is frame a's; [a, 32) free and nothing below. */
-	if (g == 0 || g != (BU_LO & ~((g & -g) - 1)))
-		return false;
-	unsigned off = (unsigned)__builtin_ctzll(g) / 2;
-	/* Acq_rel: a claim, as bu_cas_alloc()'s. */
-	if (!lf_cas_u64(a, &w, bu_put_block(w, off, 0), LF_ACQ_REL))
-		return false;
-	*frame = u * BU_FRAMES + off;
-	return true;
-}
-
-/*
  * bl_free()'s work, inside the caller's in-flight section (memory
  * appears: docs/design.md 2.7, "Sections") and after its checks (k <=
  * BU_MAX_ORDER, frame's unit in the zone, frame aligned to 2^k), in

@@ -12,13 +12,6 @@
  *   core, never a frame another context holds; a frame that is free in
  *   another context's unit may be taken (a steal). Every frame handed
  *   out once (an owner map), the zone whole and coalesced at the end.
- * - The tail (bl_alloc_tail(), docs/v3-status.md item 25): over words
- *   drawn from random transitions and every walk of a unit from its
- *   start, it serves exactly when res's free frames are [a, 32), and then
- *   the frame and the word of the pick (bu_alloc()); otherwise it leaves
- *   the word as it was. Through the API: a context that only allocates
- *   fills its unit in order, and a remote free below (a hole) is what its
- *   next allocation takes, as the pick would.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -211,159 +204,10 @@ static void test_hint_stale_cpu(void)
 	env_done(&e);
 }
 
-/* Are w's free frames exactly [a, 32) for some a? a in *ap. */
-static bool is_tail(uint64_t w, unsigned *ap)
-{
-	unsigned a = 0;
-	while (a < U && bu_code(w, a) != BU_CODE_F)
-		a++;
-	for (unsigned i = a; i < U; i++)
-		if (bu_code(w, i) != BU_CODE_F)
-			return false;
-	*ap = a;
-	return a < U;
-}
-
-/* bl_alloc_tail() on word w in a context whose res is unit 0. */
-static void tail_one(uint64_t w, unsigned long *served)
-{
-	static lf_atomic_u64 word[1];
-	static struct bl_ctx c;
-	unsigned a = 0;
-	uint32_t f = BL_NONE;
-	lf_init_u64(&word[0], w);
-	c.word = word;
-	lf_init_u32(&c.res, 0);
-	c.hint[0] = 7; /* a hint that missed: forgotten either way */
-	bool ok = bl_alloc_tail(&c, &f);
-	CHECK_EQ(c.hint[0], BL_NONE);
-	/* Relaxed: one thread. */
-	uint64_t now = lf_load_u64(&word[0], LF_RELAXED);
-	if (w == BU_CORE || !is_tail(w, &a)) {
-		CHECK(!ok);
-		CHECK_EQ(now, w); /* refused: nothing changed */
-		return;
-	}
-	uint64_t nw = 0;
-	unsigned off = BU_FRAMES;
-	CHECK_EQ(bu_alloc(w, 0, BU_FRAMES, &nw, &off), BUDDY_OK);
-	CHECK(ok);
-	CHECK_EQ(off, a); /* the pick takes the tail's first frame */
-	CHECK_EQ(f, a);
-	CHECK_EQ(now, nw); /* and the pick's word */
-	(*served)++;
-}
-
-/*
- * The tail against the pick over words: every walk of a unit from its
- * start (order 0 by the pick, R set and clear), then random transitions
- * from the empty reserved unit (allocations of orders 0-4 by the pick,
- * frees of random held blocks, R set or cleared), each word tried. A
- * context without res (BL_NONE) is refused before any word is read.
- */
-static void test_tail_words(void)
-{
-	unsigned long served = 0, tried = 0;
-	for (int r = 0; r < 2; r++) {
-		uint64_t w = bu_make(0, BU_FRAMES, r != 0), nw = 0;
-		unsigned off = 0;
-		for (unsigned i = 0; i <= U; i++, tried++) {
-			if (r != 0 || i != 0) /* every frame free: R set */
-				tail_one(w, &served);
-			if (i < U) {
-				CHECK_EQ(bu_alloc(w, 0, BU_FRAMES, &nw, &off),
-					 BUDDY_OK);
-				CHECK_EQ(off, i);
-				w = nw;
-			}
-		}
-	}
-	CHECK_EQ(served, 2 * U - 1); /* each walk's words but the full one */
-	uint64_t seed = 0x2545f4914f6cdd1dull;
-	for (unsigned run = 0; run < 200; run++) {
-		uint64_t w = bu_make(0, BU_FRAMES, true), nw = 0;
-		unsigned held[U], hk[U], nh = 0, off = 0;
-		for (unsigned step = 0; step < 200; step++, tried++) {
-			seed = seed * 6364136223846793005ull +
-			       1442695040888963407ull;
-			unsigned x = (unsigned)(seed >> 33);
-			tail_one(w, &served);
-			if (x % 8 == 0) {
-				CHECK_EQ(bu_reserved(w) ? bu_release(w, &nw)
-							: bu_reserve(w, &nw),
-					 BUDDY_OK);
-				w = nw;
-				if (w == BU_CORE)
-					break; /* every frame free, R clear: 0
-						*/
-			} else if (x % 8 < 5 || nh == 0) {
-				unsigned k =
-					(x >> 8) % 5 == 4 ? (x >> 12) % 5 : 0;
-				if (bu_alloc(w, k, BU_FRAMES, &nw, &off) ==
-				    BUDDY_OK) {
-					held[nh] = off;
-					hk[nh++] = k;
-					w = nw;
-				}
-			} else {
-				unsigned b = (x >> 8) % nh;
-				CHECK_EQ(bu_free(w, held[b], hk[b], &nw),
-					 BUDDY_OK);
-				held[b] = held[--nh];
-				hk[b] = hk[nh];
-				w = nw;
-				if (w == BU_CORE)
-					break; /* every frame free, R clear: 0
-						*/
-			}
-		}
-	}
-	CHECK(served > 1000);
-	static lf_atomic_u64 word[1];
-	static struct bl_ctx c;
-	uint32_t f = 5;
-	c.word = word;
-	lf_init_u32(&c.res, BL_NONE);
-	CHECK(!bl_alloc_tail(&c, &f));
-	CHECK_EQ(f, 5);
-	printf("test_tail_words: %lu words, %lu served\n", tried, served);
-}
-
-/*
- * Through the API: context 0 only allocates (its frees come from
- * context 1, so it has no hint): it fills unit 0 in order, frame by
- * frame; a remote free below the tail makes a hole, which the next
- * allocation takes (the pick: an order-0 block is the smallest), then
- * the tail again; two remote frees of buddies make an order-1 hole,
- * which the pick takes after the order-0 block at the tail's start and
- * before the tail's order-1 block (the lowest of equals).
- */
-static void test_tail_remote(void)
-{
-	struct env e;
-	env_init(&e);
-	for (uint64_t i = 0; i < 8; i++)
-		CHECK_EQ(get(&e, 0, 0), i);
-	put(&e, 1, 3);
-	CHECK_EQ(get(&e, 0, 0), 3); /* the hole, not frame 8 */
-	CHECK_EQ(get(&e, 0, 0), 8);
-	put(&e, 1, 4);
-	put(&e, 1, 5);
-	CHECK_EQ(get(&e, 0, 0), 9); /* order 0 (8 held) before order 1 */
-	CHECK_EQ(get(&e, 0, 0), 4);
-	CHECK_EQ(get(&e, 0, 0), 5);
-	for (uint64_t i = 10; i < U; i++)
-		CHECK_EQ(get(&e, 0, 0), i);
-	CHECK_EQ(check_zone(e.z, false), 0);
-	env_done(&e);
-}
-
 int main(void)
 {
 	test_hint_line();
 	test_hint_stale_core();
 	test_hint_stale_cpu();
-	test_tail_words();
-	test_tail_remote();
 	return check_exit("test_buddy_hint");
 }

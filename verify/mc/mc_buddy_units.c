@@ -34,9 +34,6 @@
  *        from its blocks whatever the result: the check looks at it)
  *   x    buddy_free of frame x_frame, order x_order, which the thread does not
  *        hold: a racing double free of a piece of another's run
- *   g    free the oldest block thread 1 holds, through this thread's CPU
- *        (a remote free, as bench_buddy's cross; thread 1 must not free
- *        it too)
  * Every execution checks:
  *   - B2 at every allocation: nobody holds a frame handed out (an owner
  *     per frame, released just before the free is called);
@@ -481,17 +478,14 @@ static void mu_check_run(void)
 	}
 }
 
-/*
- * Free block i held by thread h through thread t's CPU (scripts f and l:
- * h = t; g: h = 1, a remote free).
- */
-static void mu_free_held_by(unsigned t, unsigned h, unsigned i)
+/* Free the thread's held block i (scripts f and l). */
+static void mu_free_held(unsigned t, unsigned i)
 {
-	if (S.nheld[h] <= i)
+	if (S.nheld[t] <= i)
 		return;
-	struct mu_block b = S.held[h][i];
-	memmove(&S.held[h][i], &S.held[h][i + 1],
-		(--S.nheld[h] - i) * sizeof(b));
+	struct mu_block b = S.held[t][i];
+	memmove(&S.held[t][i], &S.held[t][i + 1],
+		(--S.nheld[t] - i) * sizeof(b));
 	uint64_t p = b.a >> BUDDY_FRAME_SHIFT;
 	for (uint64_t y = p; y < p + (b.n ? b.n : 1u << b.k); y++)
 		S.owner[y] = 0;
@@ -512,11 +506,6 @@ static void mu_free_held_by(unsigned t, unsigned h, unsigned i)
 		mu_claim(t, -((int64_t)1 << b.k));
 		S.nheld_frames -= 1u << b.k;
 	}
-}
-
-static void mu_free_held(unsigned t, unsigned i)
-{
-	mu_free_held_by(t, t, i);
 }
 
 static void mu_free_oldest(unsigned t)
@@ -546,8 +535,6 @@ static void mu_run(unsigned t, const char *script)
 			mu_run_free(t);
 		else if (*p == 'x')
 			mu_free_twice(t);
-		else if (*p == 'g')
-			mu_free_held_by(t, 1, 0);
 		else
 			mu_alloc(t, (unsigned)(*p - '0'));
 	}
@@ -1136,25 +1123,6 @@ MU_TEST(mu_alloc_fail2, "buddy.units_alloc_fail2",
 	.below_order = 8, .below_plain = true, .below_found = true,
 	.below_sections = 2)
 
-/*
- * The tail (docs/design.md 2.7, "The tail"; docs/v3-status.md item 25):
- * order 0 in res whose free frames are exactly [a, 32) takes frame a by
- * one CAS without the pick. In setup thread 1 allocates frames 0 and 1
- * (unit 0 its reservation, free frames [2, 32)). Thread 1 allocates two
- * frames (the tail, unless the word changed); thread 2 frees thread 1's
- * frame 0 (a remote free: a hole below the tail, after which the pick
- * takes frame 0); thread 0 takes frame 2 by alloc_at (the frame the tail
- * would take). Every change of the word between the tail's load and its
- * CAS must fail that CAS: B2 at every allocation (frame 2 to one thread
- * only), no ENOMEM (unit 1 is free at the core at every instant), the
- * zone whole and both levels' invariants at the end. DFS bound 3 is
- * exhaustive (7,694 executions), + 20,000 PCT.
- */
-MU_TEST(mu_tail, "buddy.units_tail",
-	"the tail's CAS vs a remote free and an alloc_at in res", 3, 3, 3,
-	20000, .script = { "a", "00", "g" }, .setup = "00", .at_frame = 2,
-	.at_order = 0, .exact = true)
-
 const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_updown, &mu_enomem, &mu_list, &mu_stale, &mu_enomem_up,
 	&mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move, &mu_below_move,
@@ -1169,7 +1137,5 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	/* docs/v3-status.md item 21 */
 	&mu_below_core2, &mu_below_core_merge,
 	/* item 23 */
-	&mu_alloc_fail2,
-	/* item 25 */
-	&mu_tail, NULL
+	&mu_alloc_fail2, NULL
 };

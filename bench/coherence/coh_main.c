@@ -388,9 +388,11 @@ int main(int argc, char **argv)
 
 	coh_parse(argc, argv, &o);
 	coh_main_buddy(1, noargs);
+#ifndef COH_BUDDY_ONLY /* bench_coherence_v3: bench_buddy_v3's program only */
 	coh_main_vas(1, noargs);
 	coh_main_lockfree(1, noargs);
 	coh_main_kmem(1, noargs);
+#endif
 	if (!coh_dir_init(&coh_sched_dir)) {
 		fprintf(stderr, "bench_coherence: out of memory\n");
 		return 1;

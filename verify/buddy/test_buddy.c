@@ -652,10 +652,48 @@ static void test_spare(void)
 	free(e.meta);
 }
 
+/*
+ * The core's pass takes its own context's spare at the smallest order
+ * that fits before any stack of a larger order (buddy_take()): with a
+ * free order-6 block on its stack (the second region's), alloc_below
+ * with a limit above both gets the owner's order-0 spare, and splits
+ * nothing. A pass that skipped the spares would split the order-6 block
+ * (and a failing pass's look would only find the spare later).
+ */
+static void test_spare_first(void)
+{
+	static const struct buddy_region two[2] = { { 0, 64 * F },
+						    { 128 * F, 64 * F } };
+	struct env e;
+	uint64_t a, x;
+	struct buddy_stats st0, st1;
+	env_init(&e, two, 2);
+	buddy_cpu_cache_enable(e.c0, false);
+	buddy_cpu_cache_enable(e.c1, false);
+	CHECK_EQ(buddy_alloc(e.c0, 0, &a), BUDDY_OK);
+	check_zone(&e, true); /* one region split into c0's spares */
+	buddy_zone_stats(e.z, &st0);
+	CHECK_EQ(st0.free_blocks[6], 1); /* the other region, on its stack */
+	CHECK_EQ(buddy_alloc_below(e.c0, 0, 192 * F, &x), BUDDY_OK);
+	CHECK_EQ(x, a ^ F);
+	buddy_zone_stats(e.z, &st1);
+	CHECK_EQ(st1.splits, st0.splits);
+	CHECK_EQ(st1.free_blocks[6], 1);
+	CHECK_EQ(buddy_free(e.c0, x, 0), BUDDY_OK);
+	CHECK_EQ(buddy_free(e.c0, a, 0), BUDDY_OK);
+	buddy_zone_drain_all(e.c0);
+	check_zone(&e, true);
+	buddy_zone_stats(e.z, &st1);
+	CHECK_EQ(st1.free_frames, 128);
+	CHECK_EQ(st1.free_blocks[6], 2);
+	free(e.meta);
+}
+
 int main(void)
 {
 	test_defer();
 	test_spare();
+	test_spare_first();
 	test_cache_off();
 	test_state_word();
 	test_init();

@@ -792,7 +792,7 @@ static BUDDY_NOINLINE int buddy_free_small_unreserved(struct buddy_cpu *c,
 {
 	struct bl_ctx *l = buddy_lower_ctx(c);
 	bl_free_unreserved(l, x / BU_FRAMES, nw);
-	bl_free_hint_unreserved(l, x, order, nw);
+	bl_free_hint(l, x, order);
 	buddy_busy(c, -1);
 	buddy_ctr_add(c, BC_FREES, 1);
 	return BUDDY_OK;

@@ -82,13 +82,8 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		c->single = 0;
 		lf_init_u32(&c->res, BL_NONE);
 		lf_init_u32(&c->line, BL_NONE);
-		for (unsigned k = 0; k < BL_CLASSES; k++) {
+		for (unsigned k = 0; k < BL_CLASSES; k++)
 			c->hint[k] = BL_NONE;
-			c->btop[k] = 0;
-			c->hfar = 0;
-			for (unsigned j = 0; j < BL_RING; j++)
-				c->below[k][j] = BL_NONE;
-		}
 #if BUDDY_CORE_SHIFT == 0
 		lf_init_u32(&c->busy, 0);
 #endif
@@ -276,64 +271,10 @@ static void bl_give(struct bl_ctx *c, uint32_t u)
  */
 static void bl_hints_forget(struct bl_ctx *c, uint32_t u, bool keep)
 {
-	if (keep)
-		c->hfar = 0; /* what is left names u at most */
-	for (unsigned k = 0; k < BL_CLASSES; k++) {
+	for (unsigned k = 0; k < BL_CLASSES; k++)
 		if (c->hint[k] != BL_NONE &&
 		    (c->hint[k] / BU_FRAMES == u) != keep)
 			c->hint[k] = BL_NONE;
-		if (u == BL_NONE && keep) {
-			/*
-			 * Every hint: the top slot of below[k] cleared is
-			 * enough: a search stops at a cleared slot
-			 * (bl_hint_next()), and pushes overwrite the slots
-			 * under it before a search can pass it.
-			 */
-			c->below[k][c->btop[k]] = BL_NONE;
-			continue;
-		}
-		for (unsigned i = 0; i < BL_RING; i++) {
-			uint32_t h = c->below[k][i];
-			if (h != BL_NONE && (h / BU_FRAMES == u) != keep)
-				c->below[k][i] = BL_NONE;
-		}
-	}
-}
-
-/* bl_hint_set()'s push of the hint it replaces (full: over the oldest). */
-BL_NOINLINE void bl_hint_push(struct bl_ctx *c, uint32_t frame, unsigned k)
-{
-	unsigned t = (c->btop[k] + 1u) & (BL_RING - 1);
-	c->below[k][t] = frame;
-	c->btop[k] = (uint8_t)t;
-}
-
-/*
- * bl_alloc_slow()'s first step, hint[k] having not served: the hints
- * below it, most recent first, each taken back by the word's CAS as
- * bl_alloc_hint() does, the stale ones (the CAS refuses) dropped. A
- * cleared slot ends the search (a hint taken or forgotten): the slots
- * under it are overwritten by later pushes before a search can pass it
- * (a push fills the slot above btop, and btop never moves below a
- * cleared slot).
- */
-static bool bl_hint_next(struct bl_ctx *c, unsigned k, uint32_t *frame)
-{
-	for (unsigned n = 0; n < BL_RING; n++) {
-		unsigned t = c->btop[k];
-		uint32_t h = c->below[k][t];
-		uint64_t ow, nw;
-		if (h == BL_NONE)
-			return false;
-		c->below[k][t] = BL_NONE;
-		c->btop[k] = (uint8_t)((t - 1u) & (BL_RING - 1));
-		if (bu_cas(&c->word[h / BU_FRAMES], BU_OP_ALLOC_AT,
-			   h % BU_FRAMES, k, &ow, &nw, NULL) == BUDDY_OK) {
-			*frame = h;
-			return true;
-		}
-	}
-	return false;
 }
 
 /* R cleared on u; then back to the source or listed. In a section. */
@@ -404,12 +345,8 @@ void bl_drain(struct bl_ctx *c)
 	uint32_t l = lf_load_u32(&c->line, LF_RELAXED);
 	c->single = 1;
 	bool keep = u != BL_NONE && bl_empty_reserved(c, u);
-	if ((keep && l == BL_NONE) || (u == BL_NONE && l == BL_NONE)) {
-		/* Only the kept unit, or nothing, is named. */
-		if (c->hfar)
-			bl_hints_forget(c, keep ? u : BL_NONE, true);
-		return;
-	}
+	if ((keep && l == BL_NONE) || (u == BL_NONE && l == BL_NONE))
+		return; /* only the kept unit, or nothing, is named */
 	bl_busy(c, 1);
 	if (u != BL_NONE && !keep && !bl_in_line(l, u))
 		bl_release_unit(c, u);
@@ -797,13 +734,7 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	uint32_t u = lf_load_u32(&c->res, LF_RELAXED);
 	uint32_t l = lf_load_u32(&c->line, LF_RELAXED), v;
 	unsigned off = BU_FRAMES;
-	uint32_t h;
 	c->hint[k] = BL_NONE; /* it did not serve */
-	if (bl_hint_next(c, k, &h)) {
-		u = h / BU_FRAMES;
-		off = h % BU_FRAMES;
-		goto done;
-	}
 	if (u != BL_NONE) {
 		/* The buddy's pick in the reservation. */
 		if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off, NULL) ==

@@ -38,20 +38,6 @@
 #define BL_LINE_ORDER 3 /* log2(BL_LINE): a line is a unit-order-3 block */
 _Static_assert(BL_LINE == 1u << BL_LINE_ORDER, "line order");
 
-/*
- * Hints an order keeps (struct bl_ctx's hint[k]), and the most free frames
- * a unit left unreserved by a free may have for that free to name a hint
- * (bl_free_hint_unreserved()): docs/design.md 2.7, "The hint";
- * docs/v3-status.md item 24.
- */
-#ifndef BL_RING
-#define BL_RING 8
-#endif
-#ifndef BL_HINT_FULL
-#define BL_HINT_FULL 16
-#endif
-_Static_assert((BL_RING & (BL_RING - 1)) == 0 && BL_RING <= 128, "ring");
-
 #ifndef BUDDY_CORE_SHIFT
 #define BUDDY_CORE_SHIFT 0 /* as buddy_i.h */
 #endif
@@ -138,35 +124,15 @@ struct bl_ctx {
 	/*
 	 * (o, plain) hint[k]: the first frame (unit and offset) of the
 	 * block of order k this context freed last into a unit of its
-	 * reservation (res or its line) or into a nearly full unit
-	 * (bl_free_hint_unreserved()), BL_NONE if none or taken; below[k]
-	 * the BL_RING hints before it, a ring used as a stack (btop[k] the
-	 * slot of the most recent, BL_NONE in a slot taken or never set; a
-	 * free that finds hint[k] set pushes it there, over the oldest when
-	 * the ring is full: bl_hint_set()), taken back by bl_alloc_slow()
-	 * when hint[k] does not serve. A hint only: the word's CAS decides,
-	 * so a stale one (its unit taken back to the core by another
-	 * context's reclaim, or down again in another context's
-	 * reservation, or the block allocated by another context) costs a
-	 * failed CAS or takes one free block from a unit that is not ours,
-	 * as a steal does (docs/design.md 2.7, "The hint"). It holds
-	 * nothing: the unit it names is reserved or listed (B4) whatever
-	 * the hint says. Forgotten for the units this context gives up:
-	 * all of them when its reservation is released (bl_release(), a
-	 * renewal: hints kept across renewals cost 0.005 of bench_frag_v3's
-	 * order-9 share, docs/v3-status.md item 24), bl_drain(),
-	 * bl_let_go().
+	 * reservation (res or its line), BL_NONE if none or taken. A hint
+	 * only: the word's CAS decides, so a stale one (its unit taken back
+	 * to the core by another context's reclaim, or down again in
+	 * another context's reservation) costs a failed CAS or takes one
+	 * free block from a unit that is not ours, as a steal does
+	 * (docs/design.md 2.7, "The hint"). Forgotten for the units this
+	 * context gives up (bl_release(), bl_drain(), bl_let_go()).
 	 */
 	uint32_t hint[BL_CLASSES];
-	uint32_t below[BL_CLASSES][BL_RING];
-	uint8_t btop[BL_CLASSES];
-	/*
-	 * (o, plain) A hint may name a unit outside the reservation (set by
-	 * bl_free_hint_unreserved(), cleared when the hints of every unit
-	 * but the kept one are forgotten): bl_drain()'s path that enters no
-	 * section forgets the hints only then.
-	 */
-	uint8_t hfar;
 #if BUDDY_CORE_SHIFT == 0
 	lf_atomic_u32 busy; /* (o) in-flight sections, as buddy_busy */
 #endif
@@ -239,8 +205,7 @@ int bl_free(struct bl_ctx *c, uint32_t frame, unsigned k);
  * these with the lower level's checks and counters around them.
  *
  * bl_alloc_slow(): bl_alloc() of k <= BU_MAX_ORDER when the hint did not
- * serve (it drops it and tries the ones below it first).
- * bl_free_unreserved(): a free's CAS left unit u unreserved (word
+ * serve. bl_free_unreserved(): a free's CAS left unit u unreserved (word
  * nw): back to the source if nw is 0, else listed.
  */
 int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame);
@@ -248,9 +213,8 @@ void bl_free_unreserved(struct bl_ctx *c, uint32_t u, uint64_t nw);
 
 /*
  * The hint (k <= BU_MAX_ORDER): the block of order k this context freed
- * last into its reservation (any unit of it) or into a nearly full unit,
- * taken back by one CAS (LIFO), in *frame; false if it did not serve
- * (then bl_alloc_slow()).
+ * last into its reservation, in any unit of it, taken back by one CAS
+ * (LIFO), in *frame; false if it did not serve (then bl_alloc_slow()).
  * Order 0 by a call of its own with a constant order: the word's masks
  * fold to constants (a page allocator's common case).
  */
@@ -298,19 +262,6 @@ static inline int bl_free_word(struct bl_ctx *c, uint32_t frame, unsigned k,
 }
 
 /*
- * A hint of order k: hint[k], the one it replaces pushed onto below[k]
- * out of line (bl_hint_push(); the per-CPU path of one order, a free then
- * an allocation, finds hint[k] taken back and pays one test).
- */
-void bl_hint_push(struct bl_ctx *c, uint32_t frame, unsigned k);
-static inline void bl_hint_set(struct bl_ctx *c, uint32_t frame, unsigned k)
-{
-	if (LF_UNLIKELY(c->hint[k] != BL_NONE))
-		bl_hint_push(c, c->hint[k], k);
-	c->hint[k] = frame;
-}
-
-/*
  * The hint of a free into a unit of our reservation: res, or a unit of
  * our line (u ^ line < BL_LINE: a line is aligned to BL_LINE units, and
  * BL_NONE's complement of u is never that small).
@@ -321,26 +272,7 @@ static inline void bl_free_hint(struct bl_ctx *c, uint32_t frame, unsigned k)
 	/* Relaxed: only we write them. */
 	uint32_t l = lf_load_u32(&c->line, LF_RELAXED);
 	if ((u ^ l) < BL_LINE || u == lf_load_u32(&c->res, LF_RELAXED))
-		bl_hint_set(c, frame, k);
-}
-
-/*
- * The hint of a free whose CAS left its unit unreserved (word nw, 0 if it
- * went back to the source): named if the unit keeps at most BL_HINT_FULL
- * free frames (a nearly full unit: its blocks taken back gather small
- * blocks where they are; an emptier unit is left to drain and go back to
- * the core, bench_frag_v3), else as bl_free_hint(). The unit stays listed
- * (B4): the hint holds nothing.
- */
-static inline void bl_free_hint_unreserved(struct bl_ctx *c, uint32_t frame,
-					   unsigned k, uint64_t nw)
-{
-	if (nw != BU_CORE && bu_free_frames(nw) <= BL_HINT_FULL) {
-		bl_hint_set(c, frame, k);
-		c->hfar = 1;
-	} else {
-		bl_free_hint(c, frame, k);
-	}
+		c->hint[k] = frame;
 }
 
 _Static_assert((BU_CORE & BU_RES) == 0, "word 0 is unreserved");
@@ -351,12 +283,9 @@ static inline int bl_free_cas(struct bl_ctx *c, uint32_t frame, unsigned k)
 	if (LF_UNLIKELY(rc != BUDDY_OK))
 		return rc;
 	/* BU_CORE has R clear: one test for both. */
-	if (LF_UNLIKELY(!bu_reserved(nw))) {
+	if (LF_UNLIKELY(!bu_reserved(nw)))
 		bl_free_unreserved(c, frame / BU_FRAMES, nw);
-		bl_free_hint_unreserved(c, frame, k, nw);
-	} else {
-		bl_free_hint(c, frame, k);
-	}
+	bl_free_hint(c, frame, k);
 	return BUDDY_OK;
 }
 

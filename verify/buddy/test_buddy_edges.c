@@ -331,11 +331,6 @@ static void reserved_edge(struct pair *p, struct buddy_cpu *c, bool own)
 	struct bl_ctx *l = buddy_lower_ctx(c);
 	uint64_t a;
 	unsigned lo, hi;
-	/*
-	 * c's frees into edge units named hints (docs/v3-status.md item 24):
-	 * a drain forgets them, so that the allocation takes a reservation.
-	 */
-	buddy_cpu_drain(c);
 	CHECK_EQ(buddy_alloc(c, 0, &a), BUDDY_OK);
 	CHECK_EQ(buddy_free(c, a, 0), BUDDY_OK);
 	/* Relaxed: one thread. */

@@ -112,12 +112,6 @@ static void test_pick_fullest(void)
 		CHECK_EQ(unit_free(z, unit[j]), nfree[j]);
 	}
 	CHECK_EQ(check_zone(z, false), 0);
-	/*
-	 * The frees named hints (nearly full unreserved units,
-	 * docs/v3-status.md item 24): a drain forgets them, so that the
-	 * allocation takes a reservation from the partial stacks.
-	 */
-	buddy_cpu_drain(c);
 	/* The fullest unit, listed first (LIFO would give the last). */
 	CHECK_EQ(buddy_alloc(c, 0, &x), BUDDY_OK);
 	CHECK_EQ(unit_of(z, x), unit[0]);

@@ -12,12 +12,6 @@
  *   core, never a frame another context holds; a frame that is free in
  *   another context's unit may be taken (a steal). Every frame handed
  *   out once (an owner map), the zone whole and coalesced at the end.
- * - An order keeps BL_RING hints (docs/v3-status.md item 24): the frees
- *   of one order are taken back last first, several of them, not only
- *   the last; a stale one under the top is passed over (its CAS
- *   refuses), never trusted.
- * - A free into an unreserved unit names a hint if the unit keeps at
- *   most BL_HINT_FULL free frames (a nearly full unit), and only then.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -61,12 +55,6 @@ static void env_init(struct env *e)
 	for (unsigned i = 0; i < ZONE_FRAMES; i++)
 		e->owner[i] = 0;
 	e->nb = 0;
-}
-
-/* The top hint of order k (the one the next allocation tries first). */
-static uint32_t top(const struct bl_ctx *l, unsigned k)
-{
-	return l->hint[k];
 }
 
 static uint64_t word(struct buddy_zone *z, uint32_t u)
@@ -172,7 +160,7 @@ static void test_hint_stale_core(void)
 	CHECK_EQ(buddy_alloc(e.c[1], ZONE_ORDER, &a), BUDDY_OK);
 	CHECK_EQ(word(e.z, 0), BU_CORE);
 	struct bl_ctx *l = buddy_lower_ctx(e.c[0]);
-	CHECK_EQ(top(l, 2), 0); /* stale: names a unit at the core */
+	CHECK_EQ(l->hint[2], 0); /* stale: names a unit at the core */
 	CHECK_EQ(buddy_alloc(e.c[0], 2, &b), BUDDY_ENOMEM);
 	CHECK_EQ(buddy_alloc(e.c[0], 0, &b), BUDDY_ENOMEM);
 	CHECK_EQ(buddy_free(e.c[1], a, ZONE_ORDER), BUDDY_OK);
@@ -203,98 +191,15 @@ static void test_hint_stale_cpu(void)
 	e.addr[e.nb] = 0;
 	e.order[e.nb++] = 0;
 	struct bl_ctx *l = buddy_lower_ctx(e.c[0]);
-	CHECK_EQ(top(l, 2), 0); /* stale: names context 1's unit */
+	CHECK_EQ(l->hint[2], 0); /* stale: names context 1's unit */
 	uint64_t f = get(&e, 0, 2);
-	CHECK(f != 0);                /* B2 (get()'s owner map says it too) */
-	CHECK_EQ(top(l, 2), BL_NONE); /* it failed: forgotten */
+	CHECK(f != 0);                 /* B2 (get()'s owner map says it too) */
+	CHECK_EQ(l->hint[2], BL_NONE); /* it failed: forgotten */
 	/* A stale hint on a free block of context 1's unit: a steal. */
-	bl_hint_set(l, 2, 1); /* frames 2-3: free in context 1's unit 0 */
+	l->hint[1] = 2; /* frames 2-3: free in context 1's unit 0 */
 	CHECK_EQ(get(&e, 0, 1), 2);
 	for (unsigned i = 0; i < 5; i++)
 		CHECK(get(&e, 1, 0) / 2 != 1); /* never frames 2-3 */
-	CHECK_EQ(check_zone(e.z, false), 0);
-	env_done(&e);
-}
-
-/*
- * Several hints an order, last first. Context 0's unit (res) holds frames
- * 0-9; frames 1, 9 and 3 are freed in that order: the next three
- * allocations of order 0 take 3, 9 and 1 back (one hint an order would
- * give 3, then the buddy's pick: 1, the lowest of the smallest free
- * blocks). Then 1, 9 and 3 again, and context 1 takes frame 3 by
- * alloc_at: the top hint is stale, and the next allocation must pass
- * over it to 9 (a hint trusted when its CAS refuses would hand out frame
- * 3 twice: the owner map). Then 1, 9 and 5, and context 1 takes frame
- * 9, a hint below the top: 5, then 1 past the stale 9 (the owner map
- * again).
- */
-static void test_hint_ring(void)
-{
-	struct env e;
-	env_init(&e);
-	for (unsigned i = 0; i < 10; i++)
-		CHECK_EQ(get(&e, 0, 0), i);
-	put(&e, 0, 1);
-	put(&e, 0, 9);
-	put(&e, 0, 3);
-	CHECK_EQ(get(&e, 0, 0), 3);
-	CHECK_EQ(get(&e, 0, 0), 9);
-	CHECK_EQ(get(&e, 0, 0), 1);
-	put(&e, 0, 1);
-	put(&e, 0, 9);
-	put(&e, 0, 3);
-	CHECK_EQ(buddy_alloc_at(e.c[1], 3 * BUDDY_FRAME_SIZE, 0), BUDDY_OK);
-	CHECK_EQ(e.owner[3], 0);
-	e.owner[3] = 2;
-	e.addr[e.nb] = 3 * BUDDY_FRAME_SIZE;
-	e.order[e.nb++] = 0;
-	CHECK_EQ(get(&e, 0, 0), 9); /* the stale top passed over */
-	CHECK_EQ(get(&e, 0, 0), 1);
-	put(&e, 0, 1);
-	put(&e, 0, 9);
-	put(&e, 0, 5);
-	CHECK_EQ(buddy_alloc_at(e.c[1], 9 * BUDDY_FRAME_SIZE, 0), BUDDY_OK);
-	CHECK_EQ(e.owner[9], 0);
-	e.owner[9] = 2;
-	e.addr[e.nb] = 9 * BUDDY_FRAME_SIZE;
-	e.order[e.nb++] = 0;
-	CHECK_EQ(get(&e, 0, 0), 5);
-	CHECK_EQ(get(&e, 0, 0), 1); /* the stale 9 below the top passed over */
-	CHECK_EQ(check_zone(e.z, false), 0);
-	env_done(&e);
-}
-
-/*
- * Frees into an unreserved unit. Context 0 fills its unit A (orders 4, 3,
- * 2, 1, 0, 0: frames 0-31), then allocates order 0: A is released (full,
- * unlisted) and a unit B comes down as res. Freeing A's order-4 block
- * leaves A with 16 free frames (BL_HINT_FULL): a hint, which the next
- * order-4 allocation takes back (without it: B's pick). Then A's frame 31
- * freed with A's 16 frames free again: 17 free, no hint: the next order-0
- * allocation comes from B, not A.
- */
-_Static_assert(BL_HINT_FULL == 16, "the test's counts");
-static void test_hint_unreserved(void)
-{
-	struct env e;
-	env_init(&e);
-	uint64_t a = get(&e, 0, 4);
-	CHECK_EQ(a % U, 0);
-	CHECK_EQ(get(&e, 0, 3), a + 16);
-	CHECK_EQ(get(&e, 0, 2), a + 24);
-	CHECK_EQ(get(&e, 0, 1), a + 28);
-	CHECK_EQ(get(&e, 0, 0), a + 30);
-	CHECK_EQ(get(&e, 0, 0), a + 31);
-	uint64_t b = get(&e, 0, 0) / U * U; /* B: A released */
-	CHECK(b != a);
-	CHECK(!bu_reserved(word(e.z, (uint32_t)(a / U))));
-	put(&e, 0, a); /* 16 free in A */
-	CHECK_EQ(get(&e, 0, 4), a);
-	put(&e, 0, a);
-	put(&e, 0, a + 31); /* 17 free in A: no hint */
-	uint64_t f = get(&e, 0, 0);
-	CHECK_EQ(f / U * U, b);
-	CHECK_EQ(get(&e, 0, 4), a); /* the order-4 hint still serves */
 	CHECK_EQ(check_zone(e.z, false), 0);
 	env_done(&e);
 }
@@ -304,7 +209,5 @@ int main(void)
 	test_hint_line();
 	test_hint_stale_core();
 	test_hint_stale_cpu();
-	test_hint_ring();
-	test_hint_unreserved();
 	return check_exit("test_buddy_hint");
 }

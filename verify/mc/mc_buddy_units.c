@@ -1042,26 +1042,6 @@ MU_TEST(mu_hint_stale, "buddy.units_hint_stale",
 	20000, .script = { "d", "2", "0" }, .setup = "2f", .need = "du")
 
 /*
- * A hint into a listed unit (docs/v3-status.md item 24; design.md 2.7,
- * "The hint"): a free into an unreserved unit left nearly full names a
- * hint while the unit stays listed, so the hint's CAS races the popper
- * that takes the unit as a reservation. In setup thread 1 fills unit 0
- * (orders 4, 3, 2, 1, 0, 0), releases it (full: unreserved, unlisted)
- * and frees its order-4 block: 16 frames free (BL_HINT_FULL), listed at
- * class 4, thread 1's order-4 hint naming frame 0. Threads 1, 2 and 0
- * each allocate order 4: thread 1 by its hint's CAS, thread 2 from the
- * partial stack (popped, re-filed, reserved: or dropped when the hint
- * took it full) or the core, thread 0 the same or by stealing. Three
- * blocks of order 4 are free (unit 0's first half, unit 1) for three
- * requests: no ENOMEM (exact), nothing handed out twice (B2), the zone
- * whole at the end.
- */
-MU_TEST(mu_hint_listed, "buddy.units_hint_listed",
-	"a hint into a listed unit vs its popper", 3, 2, 3, 20000,
-	.script = { "4", "4", "4" }, .setup = "432100rf", .exact = true,
-	.need = "d")
-
-/*
  * The history of buddy.units_enomem_line under item 16's placement
  * (docs/v3-status.md; design.md 2.7, "Placement"): a zone of two lines
  * (16 units, one order-9 block). In setup thread 1 takes one frame (unit
@@ -1157,7 +1137,5 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	/* docs/v3-status.md item 21 */
 	&mu_below_core2, &mu_below_core_merge,
 	/* item 23 */
-	&mu_alloc_fail2,
-	/* item 24 */
-	&mu_hint_listed, NULL
+	&mu_alloc_fail2, NULL
 };

@@ -33,10 +33,11 @@
  *               every instant: lower, in transit, at the core): it may
  *               wait (1,000 spins allowed), never say EBUSY;
  *   at rsv      alloc_at of order 5 (a whole unit) and of order 0 over a
- *               unit reserved by CPU 1, preempted at each step by CPU 1's
- *               allocation and free of a frame: EBUSY only if a frame of
- *               the range was held when the call started, and the frame
- *               CPU 1 took never handed out twice.
+ *               unit reserved by CPU 1 with every frame free, preempted at
+ *               each step by CPU 1's allocation of a frame (held): the
+ *               range is free when the call starts, so EBUSY only if CPU
+ *               1's frame is in it, and that frame never handed out to
+ *               both.
  * The zone passes buddy_zone_check after each case and is whole (one
  * order-6 block, every frame free) after everything is freed and drained.
  */

@@ -61,10 +61,15 @@
 #endif
 #define G ((uint64_t)1 << STRESS_SHIFT) /* frames per stress frame */
 /*
- * Built with STRESS_RSHIFT r > 0 (stress_buddy_v3_exhaust), against both
- * levels of version 3 (lf_buddy_units): the exhaust mode only, its
+ * Built with STRESS_RSHIFT r > 0 (stress_buddy_v3_exhaust,
+ * stress_buddy_v3_inflight), against both levels of version 3
+ * (lf_buddy_units): the exhaust and inflight modes only. Exhaust: its
  * regions placed in units of 2^r frames (FRAMES counts units) and its
  * orders unscaled, 0-6: 0-4 through the lower level, 5-6 through the core.
+ * Inflight: ORDER unscaled (below 5 a unit comes down from the zone's one
+ * block and goes up again at every pair: each thread's free is followed
+ * by buddy_zone_drain_all(), which takes every empty reserved unit back,
+ * its own and the other threads', and merges the zone whole).
  */
 #ifndef STRESS_RSHIFT
 #define STRESS_RSHIFT 0
@@ -310,9 +315,16 @@ static void *inflight_main(void *arg)
 		 * so that the next allocation splits the zone's one block again
 		 * and the window this mode is for, every frame BUSY in the
 		 * other thread's split or merge, comes at every pair (without
-		 * it, 7 splits in 400,000 pairs).
+		 * it, 7 splits in 400,000 pairs). Over units, the unit of a
+		 * small block is reserved, every frame free, after the free:
+		 * the drain takes it (and any other thread's empty one) back
+		 * up to the core, so that units are in transit down and up
+		 * and reservations are reclaimed while the others look.
 		 */
-		buddy_zone_coalesce(c);
+		if (STRESS_RSHIFT)
+			buddy_zone_drain_all(c);
+		else
+			buddy_zone_coalesce(c);
 	}
 	return NULL;
 }
@@ -326,9 +338,17 @@ static void setup_one_block(void)
 {
 	/*
 	 * A zone and the owner stamps set up as in the main mode: this mode
-	 * needs one region and its own size.
+	 * needs one region and its own size. Over units: the smallest block
+	 * that holds one block of the order for each thread, a unit at least
+	 * (order 0, 2 threads: one unit, so that while it comes down, goes up
+	 * or sits in a reservation, all of the zone's free memory is there).
 	 */
 	uint64_t frames = (uint64_t)1 << 16;
+	if (STRESS_RSHIFT) {
+		frames = RG;
+		while (frames < (uint64_t)nthreads << inflight_order)
+			frames *= 2;
+	}
 	rg[0] = (struct buddy_region){ frames * BUDDY_FRAME_SIZE,
 				       frames * BUDDY_FRAME_SIZE };
 	span = 2 * frames;
@@ -342,9 +362,9 @@ static void setup_one_block(void)
 
 static int inflight_run(unsigned long iters, unsigned order)
 {
-	setup_one_block();
 	inflight_order = order;
 	inflight_iters = iters;
+	setup_one_block();
 	pthread_t t[MAXT];
 	for (unsigned i = 0; i < nthreads; i++)
 		pthread_create(&t[i], NULL, inflight_main,
@@ -352,10 +372,16 @@ static int inflight_run(unsigned long iters, unsigned order)
 	for (unsigned i = 0; i < nthreads; i++)
 		pthread_join(t[i], NULL);
 	CHECK_EQ(atomic_load(&inflight_fails), 0);
-	/* The work was done: most pairs split the zone's block (7 levels). */
+	/*
+	 * The work was done: most pairs split the zone's block (7 levels);
+	 * over units every pair allocated (a unit down, or a steal).
+	 */
 	struct buddy_stats st;
 	buddy_zone_stats(zone, &st);
-	CHECK(st.splits >= (uint64_t)nthreads * iters);
+	if (STRESS_RSHIFT)
+		CHECK(st.allocs == (uint64_t)nthreads * iters);
+	else
+		CHECK(st.splits >= (uint64_t)nthreads * iters);
 	uint64_t fr;
 	CHECK_EQ(buddy_zone_check(zone, false, &fr), 0);
 	buddy_zone_coalesce(buddy_zone_cpu(zone, 0));
@@ -552,9 +578,10 @@ int main(int argc, char **argv)
 	CHECK_FATAL(
 		STRESS_SHIFT == 0 || argc < 2 ||
 		(argv[1][0] != 'p' && argv[1][0] != 'i' && argv[1][0] != 'e'));
-	/* Over both levels of version 3: the exhaust mode only. */
+	/* Over both levels of version 3: the exhaust and inflight modes. */
 	CHECK_FATAL(STRESS_RSHIFT == 0 ||
-		    (argc == 5 && !strcmp(argv[1], "exhaust")));
+		    (argc == 5 && (!strcmp(argv[1], "exhaust") ||
+				   !strcmp(argv[1], "inflight"))));
 	if (argc == 5 && !strcmp(argv[1], "inflight")) {
 		nthreads = (unsigned)atoi(argv[2]);
 		CHECK_FATAL(nthreads >= 1 && nthreads <= MAXT);

@@ -1123,6 +1123,98 @@ MU_TEST(mu_alloc_fail2, "buddy.units_alloc_fail2",
 	.below_order = 8, .below_plain = true, .below_found = true,
 	.below_sections = 2)
 
+/*
+ * Version 2's cache configurations (buddy.drain_window, buddy.cache,
+ * buddy.drain, buddy.at_cached: mc_buddy.c) over reservations
+ * (docs/v3-status.md item 27). Their subject, the per-CPU caches, is
+ * gone at shift 5; their question stays: memory moving between the
+ * places a failing pass looks at while it looks.
+ *
+ * buddy.drain_window's: a reservation released into a partial stack and
+ * then drained to the core during a small failing pass. In setup thread
+ * 1 takes two order-4 blocks (unit 0 down, its reservation, full) and
+ * frees the first (16 frames free in its reservation); thread 2's CPU
+ * takes unit 1 at the core. Thread 1 releases its reservation (unit 0
+ * listed at class 4) and frees its other block (every frame of unit 0
+ * free, unreserved: the unit goes up to the core); thread 2 takes a
+ * frame (from thread 1's reservation, the partial stack or the core:
+ * unit 0 reserved by thread 2 then), frees it and drains the zone (its
+ * empty reservation taken back). Thread 0 allocates one frame: its
+ * claims (every allocation's frames claimed before the call, given up
+ * after the free) leave a frame free at every instant, so it must not
+ * fail wherever the release, the free, the pop or the drain moved the
+ * memory while it looked.
+ */
+MU_TEST(mu_drain_window, "buddy.units_drain_window",
+	"a reservation released and drained vs a small failing pass", 3, 1, 3,
+	20000, .script = { "0", "rf", "0fd" }, .setup = "44f", .setup2 = "5",
+	.claims = true, .need = "du")
+
+/*
+ * buddy.cache's: a reservation with every frame free must be taken back
+ * by a core allocation of another CPU, while its owner releases it and a
+ * third CPU drains the zone. In setup thread 1 takes a frame (unit 0
+ * down, its reservation), frees it and drains its CPU (buddy_cpu_drain()
+ * keeps the empty unit reserved). Thread 1 releases its reservation
+ * (unit 0 up to the core, merged); thread 2 drains the zone
+ * (buddy_zone_drain_all(): the unit taken back if still reserved);
+ * thread 0 allocates the whole zone (order 6). No frame is held at any
+ * instant, so it must succeed (exact_all): a reserved empty unit is free
+ * memory, and one the release or the drain moves to the core is in
+ * flight inside their sections. (A call that may fail at the end, such
+ * as an order-0 allocation by a third thread once the zone is taken,
+ * reads as a livelock to the checker: after a pass that overlapped
+ * another's section it pauses, and its next pass, quiet, only looks or
+ * sweeps as its local state says: docs/v3-status.md item 27.)
+ */
+MU_TEST(mu_cache, "buddy.units_cache",
+	"a reserved empty unit released, drained, taken back by the core", 3, 1,
+	3, 20000, .script = { "6", "r", "d" }, .setup = "0fk",
+	.exact_all = true, .need = "duc")
+
+/*
+ * buddy.drain's: frees into a reservation, a drain, a run and a zone
+ * drain at once, a zone of 4 units: thread 0 takes a frame, frees it
+ * and drains (its unit kept, or given up); thread 1 allocates a
+ * run of 40 frames (a whole unit at the core and 8 frames of a unit
+ * below) and frees it; thread 2 drains the zone (every empty reserved
+ * unit taken back, the core coalesced). B2 at every allocation, both
+ * levels' invariants at the end, and the zone whole once drained.
+ */
+MU_TEST(mu_drain, "buddy.units_drain",
+	"reservation frees, drain, a run across levels, zone drain", 3, 2, 3,
+	20000, .script = { "0fk", "RF", "d" }, .units = 4, .run_n = 40,
+	.need = "du")
+
+/*
+ * buddy.at_cached's: alloc_at against another CPU's reservation. In
+ * setup thread 1 takes frame 0 and frees it (unit 0 reserved by it, every
+ * frame free, frame 0 its hint); thread 1 takes a frame again (frame 0:
+ * the hint) and frees it, thread 2 drains the zone (unit 0 taken back to
+ * the core if empty, merged) and takes a frame (a unit down again as its
+ * reservation); thread 0 asks alloc_at for frame 5, free at every
+ * instant (in thread 1's reservation, at the core, in thread 2's): no
+ * EBUSY. EBUSY is for a range with a frame allocated; a free frame of a
+ * reserved unit is taken by the word's CAS.
+ */
+MU_TEST(mu_at_rsv, "buddy.units_at_rsv",
+	"alloc_at of a free frame of another CPU's reservation", 3, 2, 3, 20000,
+	.script = { "a", "0f", "d0" }, .setup = "0f", .at_frame = 5,
+	.at_order = 0, .at_free = true, .need = "du")
+
+/*
+ * The same at order 5: alloc_at of a whole unit that thread 2 reserves
+ * with every frame free (setup2: a frame taken and freed, unit 1 its
+ * reservation; thread 1's is unit 0). Thread 2 drains its CPU (the empty
+ * unit kept), thread 1 takes and frees a frame of its own unit; thread
+ * 0's alloc_at(frame 32, order 5): the range is free at every instant,
+ * so no EBUSY: alloc_at must take the reserved empty unit back first.
+ */
+MU_TEST(mu_at_rsv5, "buddy.units_at_rsv5",
+	"alloc_at of a whole unit reserved empty by another CPU", 3, 2, 3,
+	20000, .script = { "a", "0f", "k" }, .setup = "0f", .setup2 = "0f",
+	.at_frame = 32, .at_order = 5, .at_free = true, .need = "d")
+
 const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_updown, &mu_enomem, &mu_list, &mu_stale, &mu_enomem_up,
 	&mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move, &mu_below_move,
@@ -1137,5 +1229,7 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	/* docs/v3-status.md item 21 */
 	&mu_below_core2, &mu_below_core_merge,
 	/* item 23 */
-	&mu_alloc_fail2, NULL
+	&mu_alloc_fail2,
+	/* item 27: version 2's cache configurations over reservations */
+	&mu_drain_window, &mu_cache, &mu_drain, &mu_at_rsv, &mu_at_rsv5, NULL
 };

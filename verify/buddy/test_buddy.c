@@ -604,6 +604,50 @@ static void test_below_edges(void)
 }
 
 /*
+ * A block that ends exactly at alloc_below's limit fits (buddy_fits()'s
+ * <=), and the pass takes the smallest order that fits first: with a
+ * free order-0 block ending at the limit and a free order-1 block below
+ * it, the order-0 block is taken and nothing is split. (A pass that
+ * refused the first would split the order-1 block; a failing pass's
+ * look would find an exact fit later, so ENOMEM alone does not tell.)
+ */
+static void test_below_exact_end(void)
+{
+	static const struct {
+		uint64_t frame;
+		unsigned order;
+	} held[] = { { 0, 1 }, { 2, 1 }, { 4, 1 },  { 6, 0 },
+		     { 7, 0 }, { 8, 3 }, { 16, 4 }, { 32, 5 } };
+	struct env e;
+	uint64_t x;
+	struct buddy_stats s0, s1;
+	env_init_global(&e);
+	for (unsigned i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+		CHECK_EQ(buddy_alloc_at(e.c0, held[i].frame * F, held[i].order),
+			 BUDDY_OK);
+	CHECK_EQ(buddy_free(e.c0, 0, 1), BUDDY_OK);     /* buddy 2-3 held */
+	CHECK_EQ(buddy_free(e.c0, 7 * F, 0), BUDDY_OK); /* buddy 6 held */
+	buddy_zone_stats(e.z, &s0);
+	CHECK_EQ(s0.free_frames, 3);
+	CHECK_EQ(buddy_alloc_below(e.c0, 0, 8 * F, &x), BUDDY_OK);
+	CHECK_EQ(x, 7 * F);
+	buddy_zone_stats(e.z, &s1);
+	CHECK_EQ(s1.splits, s0.splits);
+	CHECK_EQ(s1.free_blocks[1], 1);
+	CHECK_EQ(buddy_free(e.c0, x, 0), BUDDY_OK);
+	for (unsigned i = 1; i < sizeof(held) / sizeof(held[0]); i++)
+		if (held[i].frame != 7)
+			CHECK_EQ(buddy_free(e.c0, held[i].frame * F,
+					    held[i].order),
+				 BUDDY_OK);
+	buddy_zone_drain_all(e.c0);
+	check_zone(&e, true);
+	buddy_zone_stats(e.z, &s1);
+	CHECK_EQ(s1.free_frames, 64);
+	free(e.meta);
+}
+
+/*
  * Spare slots (B4): a split on the global path leaves its halves free in
  * its context's slots, on no stack. Another context must find them (exact
  * ENOMEM: every frame of the zone is handed out before the first
@@ -623,10 +667,18 @@ static void test_spare(void)
 	CHECK_EQ(buddy_free(e.c0, x, 0), BUDDY_OK);
 	check_zone(&e, false);
 	unsigned n = 0;
+	struct buddy_stats s0;
+	buddy_zone_stats(e.z, &s0);
 	for (unsigned o = 6; o-- > 0;) { /* c1 takes every one of them */
 		CHECK_EQ(buddy_alloc(e.c1, o, &held[n]), BUDDY_OK);
 		n++;
 	}
+	/*
+	 * In its first pass (buddy_take_others()), not in a later one that
+	 * sweeps or looks at the state words (which would find them too).
+	 */
+	buddy_zone_stats(e.z, &st);
+	CHECK_EQ(st.sweeps, s0.sweeps);
 	CHECK_EQ(buddy_alloc(e.c1, 0, &x), BUDDY_ENOMEM); /* all held */
 	buddy_zone_stats(e.z, &st);
 	CHECK_EQ(st.free_frames, 0);
@@ -694,6 +746,7 @@ int main(void)
 	test_defer();
 	test_spare();
 	test_spare_first();
+	test_below_exact_end();
 	test_cache_off();
 	test_state_word();
 	test_init();

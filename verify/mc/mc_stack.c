@@ -13,7 +13,15 @@
  *     that nobody holds, each once, ending with NIL;
  *   - linearizability of the history against a sequential stack.
  * S4 (visibility of what the pusher wrote) is a memory-order property that
- * a sequentially consistent scheduler cannot falsify.
+ * a sequentially consistent scheduler cannot falsify. S5 (a pop's CAS is
+ * a release: what its caller wrote before it is visible to whoever sees
+ * the head it wrote) is checked with a flag that goes through the
+ * writer's store buffer (mc.c, "Store buffers"): f stores it (relaxed),
+ * w loads the head and, if a pop left it empty, the flag, which must be
+ * set (stack.pop_release; each popper ends with a w, a scheduling point
+ * before its end, which would drain its buffer). The buddy's failing passes
+ * relied on S5 to see the section of whoever emptied a stack
+ * (docs/design.md 2.4).
  */
 #include <string.h>
 
@@ -32,13 +40,15 @@ static const char *const mcs_names[] = { "push", "pop", "pop_n", "pop_all",
 struct mcs_cfg {
 	const char *init; /* elements on the stack, top first: "012" */
 	const char *script[MC_MAX_THREADS];
-	bool untagged; /* the broken stack of the self-test */
+	bool untagged;    /* the broken stack of the self-test */
+	bool buffer_flag; /* flag's stores go through store buffers (S5) */
 };
 
 static struct {
 	struct lf_stack s;
 	lf_atomic_u64 raw; /* the untagged stack's head: an index only */
 	lf_atomic_u32 links[NE];
+	lf_atomic_u32 flag; /* S5: set by f before its pops, read by w */
 	uint8_t owner[NE];
 	uint32_t held[MC_MAX_THREADS][NE];
 	unsigned nheld[MC_MAX_THREADS];
@@ -74,6 +84,7 @@ static void mcs_setup(void)
 	memset(&S, 0, sizeof(S));
 	lf_stack_init(&S.s);
 	lf_init_u64(&S.raw, LF_STACK_NIL);
+	lf_init_u32(&S.flag, 0);
 	for (unsigned i = 0; i < NE; i++) {
 		lf_init_u32(&S.links[i], LF_STACK_NIL);
 		S.owner[i] = MC_MAX_THREADS; /* nobody: not in this test */
@@ -184,6 +195,30 @@ static void mcs_push_chain(unsigned tid)
 	lin_ret(op, 0, 0);
 }
 
+/*
+ * S5: a head that a pop emptied (top NIL, tag moved) was written by a
+ * release CAS after f's store; the acquire load pairs with it, so the
+ * flag is set.
+ */
+static void mcs_watch(void)
+{
+	uint64_t w = lf_load_u64(&S.s.head, LF_ACQUIRE);
+	if (lf_stack_word_top(w) != LF_STACK_NIL ||
+	    lf_stack_word_tag(w) == S.tag0)
+		return;
+	/* Relaxed: the acquire above orders it. */
+	if (lf_load_u32(&S.flag, LF_RELAXED) != 1)
+		mc_fail("S5: the stack emptied by a pop, but the popper's "
+			"earlier store not visible");
+}
+
+/* Store buffers for the flag only, where the configuration asks. */
+static unsigned mcs_buffered(const volatile void *addr)
+{
+	const struct mcs_cfg *cfg = mc_cfg();
+	return cfg->buffer_flag && addr == &S.flag ? sizeof(S.flag) : 0;
+}
+
 static void mcs_thread(unsigned tid)
 {
 	const struct mcs_cfg *cfg = mc_cfg();
@@ -207,6 +242,13 @@ static void mcs_thread(unsigned tid)
 			break;
 		case 'c':
 			mcs_push_chain(tid);
+			break;
+		case 'f':
+			/* Relaxed: ordered before the pops by their release. */
+			lf_store_u32(&S.flag, 1, LF_RELAXED);
+			break;
+		case 'w':
+			mcs_watch();
 			break;
 		}
 	}
@@ -310,10 +352,13 @@ static void mcs_check(void)
  */
 #define MCS_TEST(id, nm, desc, nt, b, d, r, ...)                               \
 	static const struct mcs_cfg id##_cfg = { __VA_ARGS__ };                \
-	static const struct mc_test id = {                                     \
-		MC_TEST_COMMON(nm, desc, nt, b, d, r), .setup = mcs_setup,     \
-		.thread = mcs_thread, .check = mcs_check, .cfg = &id##_cfg     \
-	};
+	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \
+							  r),                  \
+					   .setup = mcs_setup,                 \
+					   .thread = mcs_thread,               \
+					   .check = mcs_check,                 \
+					   .buffered = mcs_buffered,           \
+					   .cfg = &id##_cfg };
 
 /* A pop that read head and next, while another thread pops the same top,
  * pops the next, and pushes the first back (the ABA of S1, docs/design.md). */
@@ -325,9 +370,19 @@ MCS_TEST(mcs_batch, "stack.batch", "pop_n, pop_all, push_chain vs pop/push", 3,
 	 2, 3, 10000, .init = "0123", .script = { "nc", "pP", "ac" })
 MCS_TEST(mcs_empty, "stack.empty", "pops racing on an almost empty stack", 3, 3,
 	 3, 10000, .init = "0", .script = { "pP", "pp", "pP" })
+/*
+ * S5 for pop_all and pop: a store before the pop is visible to whoever sees
+ * the head it emptied (a watcher, twice: before and after). With an
+ * acquire-only CAS the store stays in the popper's buffer past the pop.
+ */
+MCS_TEST(mcs_pop_release, "stack.pop_release",
+	 "a store before pop_all / pop vs a watcher of the head, buffered", 3,
+	 3, 3, 10000, .init = "0", .script = { "faw", "ww", "fpw" },
+	 .buffer_flag = true)
 MCS_TEST(mcs_raw_aba, "self.stack_aba", "untagged stack: ABA must be found", 2,
 	 2, 3, 5000, .init = "012", .script = { "pP", "ppP" }, .untagged = true)
 
-const struct mc_test *const mc_tests_stack[] = { &mcs_aba,     &mcs_three,
-						 &mcs_batch,   &mcs_empty,
-						 &mcs_raw_aba, NULL };
+const struct mc_test *const mc_tests_stack[] = {
+	&mcs_aba,         &mcs_three,   &mcs_batch, &mcs_empty,
+	&mcs_pop_release, &mcs_raw_aba, NULL
+};

@@ -147,8 +147,15 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 	c->zone = z;
 	c->id = id;
 #if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0
-	for (unsigned o = 0; o < 5; o++)
+	for (unsigned o = 0; o < 5; o++) {
 		c->sc_n[o] = 0;
+#if SPIKE_HCOUNT
+		c->sh_frees[o] = 0;
+		c->sh_byp[o] = 0;
+		c->sh_slow[o] = 0;
+		c->sh_rfl[o] = 0;
+#endif
+	}
 	lf_init_u32(&c->sown, 0);
 	lf_init_u32(&c->slock, 0);
 #endif
@@ -240,6 +247,9 @@ static void buddy_zone_layout(struct buddy_zone *z, void *meta,
 	}
 }
 
+#if COH_MISS_ATTR && BUDDY_CORE_SHIFT > 0
+uintptr_t coh_attr[8][2]; /* spike (item 30): the model's named ranges */
+#endif
 int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 		    const struct buddy_region *regions, unsigned nregions,
 		    unsigned ncpus)
@@ -280,6 +290,26 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 		     (struct bl_ctx *)(z->cpus + ncpus), ncpus);
 	for (unsigned i = 0; i < nregions; i++)
 		buddy_rgn_edges(z, &z->rgn[i]);
+#if COH_MISS_ATTR
+	{
+		/* Spike (item 30): where the model's misses fall. */
+		uintptr_t pl = (uintptr_t)plink;
+		uintptr_t r[8][2] = {
+			{ (uintptr_t)word, (uintptr_t)(word + ncx) },
+			{ pl, pl + ncx * 4 },
+			{ pl + ncx * 4, pl + ncx * 6 },
+			{ (uintptr_t)z->st, (uintptr_t)(z->st + ncx) },
+			{ (uintptr_t)z->link, (uintptr_t)(z->link + ncx) },
+			{ (uintptr_t)z->cpus, (uintptr_t)(z->cpus + ncpus) },
+			{ (uintptr_t)(z->cpus + ncpus),
+			  (uintptr_t)((struct bl_ctx *)(z->cpus + ncpus) +
+				      ncpus) },
+			{ (uintptr_t)z, (uintptr_t)(z + 1) },
+		};
+		for (unsigned i = 0; i < 8; i++)
+			coh_attr[i][0] = r[i][0], coh_attr[i][1] = r[i][1];
+	}
+#endif
 #endif
 	*zp = z;
 	return BUDDY_OK;

@@ -226,6 +226,9 @@ bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim)
 #if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0
 static bool spike_drain_all(struct buddy_cpu *c);
 #endif
+#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0 && SPIKE_HCOUNT
+uint64_t spike_hcount[4][5];
+#endif
 #if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0 && SPIKE_DF
 lf_atomic_u32 spike_cmask[SPIKE_UNITS];
 static inline void spike_unmark(uint32_t x)
@@ -262,6 +265,18 @@ void buddy_zone_drain_all(struct buddy_cpu *c)
 	/* Spike: every CPU's cache (callers are quiescent here). */
 	for (uint32_t i = 0; i < c->zone->ncpus; i++)
 		(void)spike_drain_all(&c->zone->cpus[i]);
+#endif
+#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0 && SPIKE_HCOUNT
+	for (uint32_t i = 0; i < c->zone->ncpus; i++)
+		for (unsigned k = 0; k < 5; k++) {
+			struct buddy_cpu *d = &c->zone->cpus[i];
+			spike_hcount[0][k] += d->sh_frees[k];
+			spike_hcount[1][k] += d->sh_byp[k];
+			spike_hcount[2][k] += d->sh_slow[k];
+			spike_hcount[3][k] += d->sh_rfl[k];
+			d->sh_frees[k] = d->sh_byp[k] = 0;
+			d->sh_slow[k] = d->sh_rfl[k] = 0;
+		}
 #endif
 #if BUDDY_CORE_SHIFT > 0
 	/* Version 3: every empty reserved unit back to the core first. */
@@ -679,9 +694,20 @@ static void spike_free_group(struct buddy_cpu *c, uint32_t u,
 	uint64_t w = lf_load_u64(a, LF_ACQUIRE), v;
 	for (;;) {
 		v = w;
+#if SPIKE_HELD
+		/* Held runs (every code 3) back to F, then bu_settle(). */
+		for (unsigned i = 0; i < n; i++) {
+			uint64_t m = bu_run_bits(xs[i] % BU_FRAMES, 1u << k);
+			LF_ASSERT((v & m) == m &&
+				  "spike: a cached block not held");
+			v = bu_put_free(v, xs[i] % BU_FRAMES, 1u << k);
+		}
+		v = bu_settle(v);
+#else
 		for (unsigned i = 0; i < n; i++)
 			if (bu_free(v, xs[i] % BU_FRAMES, k, &v) != BUDDY_OK)
 				LF_ASSERT(0 && "spike: a bad block in a cache");
+#endif
 		/* Seq_cst: a free (bu_cas()). */
 		if (lf_cas_u64(a, &w, v, LF_SEQ_CST))
 			break;
@@ -740,16 +766,73 @@ static void spike_refill(struct buddy_cpu *c, unsigned k, uint32_t x)
 	unsigned offs[SPIKE_N], n = 0, off;
 	if (!bu_reserved(w))
 		return;
-	while (n < SPIKE_N / 2 - 1 &&
-	       bu_alloc(v, k, BU_FRAMES, &v, &off) == BUDDY_OK)
+#if SPIKE_HELD
+	/*
+	 * Held blocks (every code 3), picked as bu_alloc() picks but with
+	 * frame 0 seen as allocated: a block at frame 0 cannot be held.
+	 */
+	(void)off;
+	while (n < SPIKE_RN) {
+		int p = bu_pick(v & ~BU_FREE0, k, BU_FRAMES);
+		if (p < 0)
+			break;
+		v |= bu_run_bits((unsigned)p, 1u << k); /* F (01) -> 3 (11) */
+		offs[n++] = (unsigned)p;
+	}
+#elif SPIKE_F0SKIP
+	/* The held refill's pick (frame 0 left), the blocks allocated (H). */
+	(void)off;
+	while (n < SPIKE_RN) {
+		int p = bu_pick(v & ~BU_FREE0, k, BU_FRAMES);
+		if (p < 0)
+			break;
+		v = bu_put_block(v, (unsigned)p, k);
+		offs[n++] = (unsigned)p;
+	}
+#else
+	while (n < SPIKE_RN && bu_alloc(v, k, BU_FRAMES, &v, &off) == BUDDY_OK)
 		offs[n++] = off;
+#endif
 	/* Seq_cst: as bu_cas(); a failure skips the refill. */
 	if (n == 0 || !lf_cas_u64(a, &w, v, LF_SEQ_CST))
 		return;
 	for (unsigned i = 0; i < n; i++)
 		c->sc[k][i] = u * BU_FRAMES + offs[n - 1 - i];
 	c->sc_n[k] = n;
+#if SPIKE_HCOUNT
+	c->sh_rfl[k] += n;
+#endif
 }
+#endif
+
+#if SPIKE_HELD
+/*
+ * A pop: the held run [i, i + 2^k) of a block in our cache back to a head
+ * and tails. Its frames are ours alone (no other transition writes a code
+ * 3 nor takes one), so clearing bits is enough: one fetch_and that keeps
+ * the head's high bit and clears every other bit of the run (3 -> 2 at the
+ * head, 3 -> 0 at each tail: what a fetch_xor does to a held run), no
+ * load, no retry; SPIKE_HELD_POP 1: a CAS loop instead.
+ */
+static inline uint32_t spike_unhold(struct buddy_cpu *c, uint32_t x, unsigned k)
+{
+	unsigned i = x % BU_FRAMES;
+	lf_atomic_u64 *a = &buddy_lower_ctx(c)->word[x / BU_FRAMES];
+	uint64_t clr = bu_run_bits(i, 1u << k) & ~(2ull << (2 * i));
+#if SPIKE_HELD_POP
+	/* Relaxed: validated by the CAS. */
+	uint64_t w = lf_load_u64(a, LF_RELAXED);
+	/* Seq_cst: as bu_cas(). */
+	while (!lf_cas_u64(a, &w, w & ~clr, LF_SEQ_CST))
+		;
+#else
+	/* Seq_cst: as bu_cas() (x86: one lock and, as a lock xor). */
+	(void)lf_fetch_and_u64(a, ~clr, LF_SEQ_CST);
+#endif
+	return x;
+}
+#else
+#define spike_unhold(c, x, k) (x)
 #endif
 
 static bool spike_drain_all(struct buddy_cpu *c)
@@ -769,6 +852,9 @@ static BUDDY_NOINLINE int buddy_alloc_small_slow(struct buddy_cpu *c,
 {
 	uint32_t x = 0;
 	int rc = bl_alloc_slow(buddy_lower_ctx(c), order, &x);
+#if SPIKE_N > 0 && SPIKE_HCOUNT
+	c->sh_slow[order]++;
+#endif
 #if SPIKE_N > 0
 	/* Own caches only: remote caches are not drained (spike). */
 	if (rc == BUDDY_ENOMEM && spike_drain_all(c))
@@ -800,6 +886,7 @@ static BUDDY_NOINLINE int buddy_alloc_small_k(struct buddy_cpu *c,
 		c->sc_n[order] = n - 1;
 		uint32_t e = c->sc[order][n - 1];
 		spike_own_exit(c);
+		e = spike_unhold(c, e, order);
 #if SPIKE_DF
 		if (e & SPIKE_MARK) {
 			e &= ~SPIKE_MARK;
@@ -828,6 +915,7 @@ static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
 		c->sc_n[0] = n - 1;
 		x = c->sc[0][n - 1];
 		spike_own_exit(c);
+		x = spike_unhold(c, x, 0);
 #if SPIKE_DF
 		if (x & SPIKE_MARK) {
 			x &= ~SPIKE_MARK;
@@ -1010,7 +1098,40 @@ static BUDDY_INLINE int buddy_free_small_at(struct buddy_cpu *c,
 	uint64_t nw;
 #if SPIKE_N > 0
 	if (LF_LIKELY(!c->nocache)) {
-#if SPIKE_CHECK
+#if SPIKE_HCOUNT
+		c->sh_frees[order]++;
+#endif
+#if SPIKE_HELD
+		{
+			unsigned i = x % BU_FRAMES;
+			/* Frame 0 has no code: such a block is never held. */
+			if (LF_UNLIKELY(i == 0)) {
+#if SPIKE_HCOUNT
+				c->sh_byp[order]++;
+#endif
+				goto slow;
+			}
+			lf_atomic_u64 *a = &l->word[x / BU_FRAMES];
+			uint64_t m = bu_run_bits(i, 1u << order);
+			/* Relaxed: validated by the CAS. */
+			uint64_t w = lf_load_u64(a, LF_RELAXED);
+			do {
+				/* A 3 or F at the head: EDOUBLE (slow path). */
+				if (LF_UNLIKELY(bu_block_check(w, i, order) !=
+						BUDDY_OK))
+					goto slow;
+				/* Seq_cst: as bu_cas(). H + tails -> 3s. */
+			} while (!lf_cas_u64(a, &w, w | m, LF_SEQ_CST));
+		}
+#elif SPIKE_CHECK
+#if SPIKE_F0SKIP
+		if (LF_UNLIKELY(x % BU_FRAMES == 0)) {
+#if SPIKE_HCOUNT
+			c->sh_byp[order]++;
+#endif
+			goto slow;
+		}
+#endif
 		/*
 		 * Relaxed: a read-only check of the block (a double free of a
 		 * block held in a cache is not caught: spike).
@@ -1052,7 +1173,7 @@ static BUDDY_INLINE int buddy_free_small_at(struct buddy_cpu *c,
 		buddy_ctr_add(c, BC_FREES, 1);
 		return BUDDY_OK;
 	}
-#if SPIKE_CHECK
+#if SPIKE_CHECK || SPIKE_HELD
 slow:;
 #endif
 #endif

@@ -588,27 +588,6 @@ static int bb_check_lf(void)
 	buddy_zone_stats(bb.zone, &st);
 	bb_count(&st);
 	buddy_zone_drain_all(c);
-#if SPIKE_HCOUNT
-	{
-		/* Spike (v3-status item 30): frees by order, frame-0 bypasses.
-		 */
-		extern uint64_t spike_hcount[4][5];
-		fprintf(stderr,
-			"spike_hcount work %d threads %u:", (int)bb.work,
-			bb.nthreads);
-		for (unsigned k = 0; k < 5; k++) {
-			fprintf(stderr,
-				" o%u %llu/%llu slow %llu refilled %llu", k,
-				(unsigned long long)spike_hcount[1][k],
-				(unsigned long long)spike_hcount[0][k],
-				(unsigned long long)spike_hcount[2][k],
-				(unsigned long long)spike_hcount[3][k]);
-			spike_hcount[0][k] = spike_hcount[1][k] = 0;
-			spike_hcount[2][k] = spike_hcount[3][k] = 0;
-		}
-		fprintf(stderr, "\n");
-	}
-#endif
 	inv = buddy_zone_check(bb.zone, true, &frame);
 	if (inv != 0) {
 		fprintf(stderr,

@@ -146,19 +146,6 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 #endif
 	c->zone = z;
 	c->id = id;
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0
-	for (unsigned o = 0; o < 5; o++) {
-		c->sc_n[o] = 0;
-#if SPIKE_HCOUNT
-		c->sh_frees[o] = 0;
-		c->sh_byp[o] = 0;
-		c->sh_slow[o] = 0;
-		c->sh_rfl[o] = 0;
-#endif
-	}
-	lf_init_u32(&c->sown, 0);
-	lf_init_u32(&c->slock, 0);
-#endif
 	c->nocache = false;
 	c->chain = NULL;
 	lf_init_u32(&c->busy, 0);
@@ -247,9 +234,6 @@ static void buddy_zone_layout(struct buddy_zone *z, void *meta,
 	}
 }
 
-#if COH_MISS_ATTR && BUDDY_CORE_SHIFT > 0
-uintptr_t coh_attr[8][2]; /* spike (item 30): the model's named ranges */
-#endif
 int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 		    const struct buddy_region *regions, unsigned nregions,
 		    unsigned ncpus)
@@ -269,10 +253,6 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 		lf_stack_init(&z->stacks[o].s);
 	for (uint32_t i = 0; i < ncpus; i++)
 		buddy_cpu_init(&z->cpus[i], z, i);
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0 && SPIKE_DF
-	for (uint32_t u = 0; u < SPIKE_UNITS; u++)
-		lf_init_u32(&spike_cmask[u], 0);
-#endif
 	for (uint64_t u = 0; u < buddy_ncx(z->nidx); u++) {
 		lf_init_u16(&z->st[u], bst_make(BK_TAIL, 0, 0));
 		lf_init_u32(&z->link[u], LF_STACK_NIL);
@@ -290,26 +270,6 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 		     (struct bl_ctx *)(z->cpus + ncpus), ncpus);
 	for (unsigned i = 0; i < nregions; i++)
 		buddy_rgn_edges(z, &z->rgn[i]);
-#if COH_MISS_ATTR
-	{
-		/* Spike (item 30): where the model's misses fall. */
-		uintptr_t pl = (uintptr_t)plink;
-		uintptr_t r[8][2] = {
-			{ (uintptr_t)word, (uintptr_t)(word + ncx) },
-			{ pl, pl + ncx * 4 },
-			{ pl + ncx * 4, pl + ncx * 6 },
-			{ (uintptr_t)z->st, (uintptr_t)(z->st + ncx) },
-			{ (uintptr_t)z->link, (uintptr_t)(z->link + ncx) },
-			{ (uintptr_t)z->cpus, (uintptr_t)(z->cpus + ncpus) },
-			{ (uintptr_t)(z->cpus + ncpus),
-			  (uintptr_t)((struct bl_ctx *)(z->cpus + ncpus) +
-				      ncpus) },
-			{ (uintptr_t)z, (uintptr_t)(z + 1) },
-		};
-		for (unsigned i = 0; i < 8; i++)
-			coh_attr[i][0] = r[i][0], coh_attr[i][1] = r[i][1];
-	}
-#endif
 #endif
 	*zp = z;
 	return BUDDY_OK;
@@ -433,16 +393,6 @@ void buddy_lower_stats(const struct buddy_zone *z, struct buddy_stats *out)
 			}
 		}
 	}
-#if SPIKE_N > 0
-	/* Spike: the blocks in the CPUs' caches (plain reads: a snapshot). */
-	for (uint32_t i = 0; i < z->ncpus; i++)
-		for (unsigned j = 0; j < 5; j++) {
-			uint64_t n = z->cpus[i].sc_n[j];
-			if (j < BUDDY_CACHE_ORDERS)
-				out->cached_blocks[j] += n;
-			out->cached_frames += n << j;
-		}
-#endif
 }
 #endif
 

@@ -26,52 +26,6 @@
 
 #include "buddy.h"
 #include "lf_spin.h"
-#ifndef SPIKE_N
-#define SPIKE_N 16
-#endif
-#ifndef SPIKE_CHECK
-#define SPIKE_CHECK 1
-#endif
-#ifndef SPIKE_REFILL
-#define SPIKE_REFILL 0
-#endif
-#ifndef SPIKE_DF
-#define SPIKE_DF 0
-#endif
-#define SPIKE_MARK 0x80000000u
-#ifndef SPIKE_STRIDE
-#define SPIKE_STRIDE 1
-#endif
-#ifndef SPIKE_OWN
-#define SPIKE_OWN 0
-#endif
-#ifndef SPIKE_GROUP
-#define SPIKE_GROUP 1
-#endif
-/*
- * SPIKE_HELD (v3-status item 30): a cached block is "held" in its unit
- * word, every frame of it code 3 (BU_CODE_CLAIM), set by one CAS at the
- * free after bu_block_check() (a 3 or F at the head: EDOUBLE); the pop
- * turns it back to a head and tails (SPIKE_HELD_POP 0: one fetch_and, 1:
- * a CAS loop); the refill takes its blocks as held, the drain frees held
- * runs. Frame 0 of a unit has no code: such blocks are never cached.
- * SPIKE_HCOUNT: per-CPU counts of cacheable frees and of frame-0 bypasses.
- */
-#ifndef SPIKE_HELD
-#define SPIKE_HELD 0
-#endif
-#ifndef SPIKE_HELD_POP
-#define SPIKE_HELD_POP 0
-#endif
-#ifndef SPIKE_F0SKIP
-#define SPIKE_F0SKIP 0 /* without SPIKE_HELD: frame-0 blocks not cached */
-#endif
-#ifndef SPIKE_HCOUNT
-#define SPIKE_HCOUNT 0
-#endif
-#ifndef SPIKE_RN
-#define SPIKE_RN (SPIKE_N / 2 - 1) /* blocks a refill adds */
-#endif
 
 enum buddy_kind {
 	BK_NONE = 0, /* never stored */
@@ -234,19 +188,6 @@ struct buddy_cpu {
 	 * through the zone (docs/v3-status.md item 18).
 	 */
 	struct bl_ctx *lower;
-#endif
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0
-	/* SPIKE (v3-status item 28): per-CPU LIFO of allocated blocks. */
-	lf_atomic_u32 sown;  /* spike: version 2's own (asymmetric) */
-	lf_atomic_u32 slock; /* spike: a drainer's lock, never taken */
-	uint32_t sc_n[5];
-	uint32_t sc[5][SPIKE_N];
-#if SPIKE_HCOUNT
-	uint64_t sh_frees[5]; /* spike: cacheable frees, per order */
-	uint64_t sh_byp[5];   /* spike: of them, frame-0 heads (uncached) */
-	uint64_t sh_slow[5];  /* spike: allocations by bl_alloc_slow() */
-	uint64_t sh_rfl[5];   /* spike: blocks added by refills */
-#endif
 #endif
 #if BUDDY_HAS_CACHE
 	bool asym; /* (i) the zone's asymmetric mode (buddy_cache.c) */
@@ -716,13 +657,4 @@ static inline bool buddy_zone_drain_some(struct buddy_cpu *c)
 }
 #endif
 
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0 && SPIKE_DF
-/* Spike: a bit per frame, set while the block it heads is in a cache. */
-#define SPIKE_UNITS (1u << 18)
-extern lf_atomic_u32 spike_cmask[SPIKE_UNITS];
-#endif
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0 && SPIKE_HCOUNT
-/* Spike: the CPUs' counts, summed by buddy_zone_drain_all(). */
-extern uint64_t spike_hcount[4][5];
-#endif
 #endif /* BUDDY_I_H */

@@ -1022,6 +1022,41 @@ static void test_enomem(void)
 	env_free(e);
 }
 
+/*
+ * Caching off refused by a failing source (the drain of 32 cached ranges
+ * splits nodes of the size tree): VAS_ENOMEM, and caching still on, so
+ * that what is still held is no broken A11 and a later off returns it.
+ */
+static void test_enomem_caching_off(void)
+{
+	struct env *e = env_new(0x800000, 4096 * Q, Q, 3, 0);
+	CHECK_EQ(vas_set_caching(e->v, true), VAS_OK);
+	uint64_t a[64];
+	for (unsigned i = 0; i < 64; i++)
+		a[i] = ok_alloc(e, Q, 0, VAS_FIRST_FIT, i + 1);
+	for (unsigned i = 0; i < 64; i += 2) /* cached: leaf-local frees */
+		CHECK_EQ(vas_free(e->c, a[i], Q), VAS_OK);
+	struct vas_stats st;
+	vas_stats(e->v, &st);
+	CHECK(st.local > 0);
+	unsigned long failed = atomic_load(&e->src.failed);
+	atomic_store(&e->src.fail_all, true);
+	CHECK_EQ(vas_set_caching(e->v, false), VAS_ENOMEM);
+	CHECK(atomic_load(&e->src.failed) > failed);
+	/* Relaxed: the test alone runs. */
+	CHECK(lf_load_u32(&e->v->caching, LF_RELAXED) != 0);
+	env_check(e); /* A10, A11 */
+	atomic_store(&e->src.fail_all, false);
+	CHECK_EQ(vas_set_caching(e->v, false), VAS_OK);
+	env_check(e);
+	for (unsigned i = 1; i < 64; i += 2)
+		CHECK_EQ(vas_free(e->c, a[i], Q), VAS_OK);
+	vas_stats(e->v, &st);
+	CHECK_EQ(st.ranges, 0);
+	CHECK_EQ(st.free_ranges, 1);
+	env_free(e);
+}
+
 /* ---- many ranges in small nodes ---- */
 
 static void test_many(uint32_t keys)
@@ -1178,6 +1213,7 @@ int main(int argc, char **argv)
 	test_iterate_writer();
 	test_stats();
 	test_enomem();
+	test_enomem_caching_off();
 	test_many(3);
 	test_many(4);
 	test_many(7);

@@ -25,7 +25,8 @@ struct ksrc {
 	size_t limit;  /* at most this many held (ENOMEM past it) */
 	size_t allocs, frees;
 	int fail;  /* 0; else the next allocs return this code */
-	int lie;   /* next allocs return an address out of range */
+	int lie;   /* next allocs return an address out of range (1), or
+		    * the last page, a block that runs past the end (2) */
 	void *map; /* the mapping, for ksrc_fini() */
 	size_t map_bytes;
 };
@@ -64,8 +65,8 @@ static inline int ksrc_alloc(void *arg, unsigned cpu, unsigned order,
 	}
 	if (s->lie) {
 		pthread_mutex_unlock(&s->mu);
-		*addr = s->base + s->npages * KMEM_PAGE_SIZE; /* past the end */
-		return 0;
+		*addr = s->base + (s->npages - (s->lie == 2)) * KMEM_PAGE_SIZE;
+		return 0; /* past the end, or its last page (never marked) */
 	}
 	if (s->held + n <= s->limit)
 		for (size_t p = 0; p + n <= s->npages; p += n) {

@@ -173,6 +173,8 @@ static void snap_take(struct snap *s, struct kmem_cache *a,
 static bool snap_same(const struct snap *x, const struct snap *y)
 {
 	return x->a.inuse == y->a.inuse && x->a.in_mags == y->a.in_mags &&
+	       x->a.allocs == y->a.allocs && x->a.frees == y->a.frees &&
+	       x->b.allocs == y->b.allocs && x->b.frees == y->b.frees &&
 	       x->a.in_slabs == y->a.in_slabs && x->a.slabs == y->a.slabs &&
 	       x->b.inuse == y->b.inuse && x->b.in_mags == y->b.in_mags &&
 	       x->b.in_slabs == y->b.in_slabs && x->held == y->held;
@@ -259,7 +261,13 @@ static void test_bad_input(void)
 	BAD(kmem_cache_free(A, 0, big), KMEM_EWRONG, a);
 	CHECK_EQ(kfree(k, 0, big), 0);
 	BADK(kfree(k, 0, big), KMEM_EDOUBLE);
-	/* Destroy of a cache in use: EBUSY, nothing changed. */
+	/* Destroy of a cache in use: EBUSY, nothing changed (rounds in a
+	 * CPU's magazine stay there). */
+	void *b2;
+	CHECK_EQ(kmem_cache_alloc(B, 2, &b2), 0);
+	CHECK_EQ(kmem_cache_free(B, 2, b2), 0);
+	kmem_cache_stats(B, &st);
+	CHECK(st.in_mags > 0);
 	BAD(kmem_cache_destroy(B, 0), KMEM_EBUSY, b);
 	/* EINVAL: bad CPU, NULL, bad size or alignment. */
 	BAD(kmem_cache_free(B, NCPU, b), KMEM_EINVAL, b);
@@ -433,13 +441,78 @@ static void test_source_fails(void)
 	src.fail = 0;
 	src.lie = 1;
 	CHECK_EQ(kmalloc(k, 0, 100, &p), KMEM_ESOURCE);
+	/* A block that starts on the last page of the range and runs past
+	 * its end (2 pages: a large block, and a slab of 2 pages): refused
+	 * and given back, nothing of it kept. */
+	src.lie = 2;
+	CHECK_EQ(kmalloc(k, 0, 2 * KMEM_PAGE_SIZE, &p), KMEM_ESOURCE);
+	struct kmem_cache *two;
+	CHECK_EQ(kmem_cache_create(k, "two", 3000, 0, NULL, NULL, NULL, &two),
+		 0);
+	CHECK_EQ(kmem_cache_alloc(two, 0, &p), KMEM_ESOURCE);
 	src.lie = 0;
+	struct kmem_stats ks;
+	kmem_stats(k, &ks);
+	CHECK_EQ(ks.pages, 0);
+	CHECK_EQ(ks.large_allocs, 0);
+	CHECK_EQ(kmem_check(k), 0);
 	struct kmem_cache_stats st;
+	kmem_cache_stats(two, &st);
+	CHECK(st.slab_pages > 1); /* the case: a slab of more than a page */
+	CHECK_EQ(st.slabs, 0);
+	CHECK_EQ(st.failed, 1);
+	CHECK_EQ(kmem_cache_destroy(two, 0), 0);
 	kmem_cache_stats(kmem_kmalloc_cache(k, 6), &st); /* kmalloc-128 */
 	CHECK_EQ(st.failed, 2);
 	CHECK_EQ(st.slabs, 0);
 	CHECK_EQ(kmalloc(k, 0, 100, &p), 0);
 	CHECK_EQ(kfree(k, 0, p), 0);
+	teardown();
+}
+
+/*
+ * A pool of one magazine: CPU 0 takes it, so CPU 1's allocations and
+ * frees find none and go straight to the slabs, one object each; they
+ * count in CPU 1's flows all the same (K4, the statistics).
+ */
+static void test_no_magazine(void)
+{
+	CHECK_FATAL(ksrc_init(&src, 64) == 0);
+	struct kmem_config cfg = {
+		.base = src.base,
+		.size = src.npages * KMEM_PAGE_SIZE,
+		.ncpus = NCPU,
+		.max_caches = 32,
+		.nmags = 1,
+		.empty_max = 1,
+		.source = { ksrc_alloc, ksrc_free, &src },
+	};
+	size_t sz = kmem_meta_size(&cfg);
+	void *meta = NULL;
+	CHECK_FATAL(sz != 0 && posix_memalign(&meta, 64, sz) == 0);
+	CHECK_FATAL(kmem_init(&k, meta, sz, &cfg) == 0);
+	struct kmem_cache *A;
+	CHECK_EQ(kmem_cache_create(k, "A", 64, 0, NULL, NULL, NULL, &A), 0);
+	void *a, *b[3];
+	CHECK_EQ(kmem_cache_alloc(A, 0, &a), 0); /* the one magazine */
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(kmem_cache_alloc(A, 1, &b[i]), 0);
+	struct kmem_stats ks;
+	kmem_stats(k, &ks);
+	CHECK_EQ(ks.mags_free, 0); /* the case: CPU 1 had none */
+	struct kmem_cache_stats st;
+	kmem_cache_stats(A, &st);
+	CHECK_EQ(st.allocs, 4);
+	CHECK_EQ(st.inuse, 4);
+	CHECK_EQ(kmem_check(k), 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(kmem_cache_free(A, 1, b[i]), 0);
+	kmem_cache_stats(A, &st);
+	CHECK_EQ(st.frees, 3);
+	CHECK_EQ(st.inuse, 1);
+	CHECK_EQ(kmem_check(k), 0);
+	CHECK_EQ(kmem_cache_free(A, 0, a), 0);
+	CHECK_EQ(kmem_cache_destroy(A, 0), 0);
 	teardown();
 }
 
@@ -587,9 +660,13 @@ static void test_debug(void)
 	CHECK_EQ(kmem_cache_create(k, "A", 40, 0, NULL, NULL, NULL, &A), 0);
 	void *p, *q;
 	CHECK_EQ(kmem_cache_alloc(A, 0, &p), 0);
-	/* An overflow into the red zone: free refuses, nothing changed. */
+	/* An overflow into the red zone: free refuses, nothing changed
+	 * (the object, its contents included, stays the caller's). */
+	memset(p, 0x5a, 40);
 	((unsigned char *)p)[40] = 0;
 	CHECK_EQ(kmem_cache_free(A, 0, p), KMEM_ECORRUPT);
+	for (int i = 0; i < 40; i++)
+		CHECK_EQ(((unsigned char *)p)[i], 0x5a);
 	struct kmem_cache_stats st;
 	kmem_cache_stats(A, &st);
 	CHECK_EQ(st.inuse, 1);
@@ -618,6 +695,7 @@ int main(void)
 {
 	test_basic();
 	test_kmalloc();
+	test_no_magazine();
 	test_ctor();
 	test_bad_input();
 	test_no_stranding();

@@ -9,6 +9,12 @@
  * double free (kmem_free_obj() reads the word again after the round).
  * Deterministic; the case must be reached at least once, or the test
  * fails.
+ *
+ * Then two kfree()s of one large block (kmalloc past KMEM_KMALLOC_MAX:
+ * whole pages, claimed back by a CAS on the page map's head word, 4.1):
+ * the second, on another CPU, runs before each atomic step of the first.
+ * Exactly one of them must succeed and the other say KMEM_EDOUBLE, the
+ * block go back to the source once, and nothing stay held.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +95,44 @@ static bool one(unsigned long n)
 	return ran;
 }
 
+static void *big;
+static int big_rc; /* the interfering free's result */
+
+static void free_big(void *arg)
+{
+	(void)arg;
+	big_rc = kfree(k, 1, big);
+}
+
+/* Two frees of one large block, the second before step n of the first;
+ * false when the first ran to its end before step n. */
+static bool one_large(unsigned long n)
+{
+	CHECK_FATAL(ksrc_init(&src, 256) == 0);
+	k = ksrc_kmem(&src, NCPU, 32, 1);
+	CHECK_FATAL(k != NULL);
+	CHECK_EQ(kmalloc(k, 0, 4 * KMEM_PAGE_SIZE, &big), 0);
+	CHECK_EQ(ksrc_held(&src), 4);
+	big_rc = 1;
+	preempt_arm(n, free_big, NULL);
+	int rc = kfree(k, 0, big);
+	bool ran = preempt_disarm();
+	if (!ran)
+		big_rc = kfree(k, 1, big); /* after it: a plain double free */
+	CHECK((rc == 0 && big_rc == KMEM_EDOUBLE) ||
+	      (rc == KMEM_EDOUBLE && big_rc == 0));
+	struct kmem_stats st;
+	kmem_stats(k, &st);
+	CHECK_EQ(st.large_frees, 1);
+	CHECK_EQ(st.pages, 0);
+	CHECK_EQ(src.frees, 1); /* the block given back once */
+	CHECK_EQ(ksrc_held(&src), 0);
+	CHECK_EQ(kmem_check(k), 0);
+	free(k);
+	ksrc_fini(&src);
+	return ran;
+}
+
 int main(void)
 {
 	unsigned long n = 1;
@@ -99,5 +143,12 @@ int main(void)
 	       n - 1, reached ? "yes" : "no");
 	CHECK(n > 3);
 	CHECK(reached);
+	unsigned long m = 1;
+	while (one_large(m))
+		m++;
+	printf("test_kmem_preempt: two frees of a large block, the second "
+	       "before each of the first's %lu steps\n",
+	       m - 1);
+	CHECK(m > 2);
 	return check_exit("test_kmem_preempt");
 }

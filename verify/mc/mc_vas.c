@@ -933,6 +933,22 @@ MV_TEST(mv_findrun, "vas.find", "find across cached ranges vs their reuse", 2,
 	.script = { "ffa1a1", "n0n2" }, .need = "c")
 
 /*
+ * vas_find's pair check with caching off (docs/design.md 3.3): quanta 0-3
+ * free, 4-5 thread 0's range, 6-7 free; thread 0 replaces [3, 5)
+ * (MAP_FIXED over the hole's last quantum and the range's first: the
+ * range keeps [5, 6)) while thread 1 finds from quantum 0. Before, the
+ * answer is [4, 6); after, [3, 5). A find that read the free range [0, 4)
+ * before the write and the entry at or above 4 after it would answer
+ * [5, 6), never the answer: the commit count must move before the write
+ * unlocks its leaf, so that the find reads the pair again.
+ */
+MV_TEST(mv_findrep, "vas.find_replace",
+	"find across a free range vs a replace "
+	"that moves its end",
+	2, 2, 3, 20000, .nq = 8, .keys = 3, .init = { { 0, 4, 2 } }, .ninit = 1,
+	.script = { "r3", "n0n1" }, .need = "r")
+
+/*
  * The caching-off skip (docs/design.md 3.3): thread 0 frees its quantum
  * (leaf-local: cached in its context) and allocates one quantum (that
  * range again if still cached), while thread 1 turns caching off, which
@@ -963,7 +979,8 @@ MV_TEST(mv_offcarve, "vas.off_carve",
 	.script = { "a1a1f", "ol1l2a2" }, .need = "co")
 
 const struct mc_test *const mc_tests_vas[] = {
-	&mv_split, &mv_grow,    &mv_merge, &mv_writers,  &mv_reuse,
-	&mv_mix,   &mv_replace, &mv_unmap, &mv_noepoch,  &mv_lwrite,
-	&mv_carve, &mv_findrun, &mv_off,   &mv_offcarve, NULL
+	&mv_split,   &mv_grow,     &mv_merge,   &mv_writers,
+	&mv_reuse,   &mv_mix,      &mv_replace, &mv_unmap,
+	&mv_noepoch, &mv_lwrite,   &mv_carve,   &mv_findrun,
+	&mv_off,     &mv_offcarve, &mv_findrep, NULL
 };

@@ -1022,6 +1022,97 @@ static void test_enomem(void)
 	env_free(e);
 }
 
+/*
+ * Caching off refused by a failing source (the drain of 32 cached ranges
+ * splits nodes of the size tree): VAS_ENOMEM, and caching still on, so
+ * that what is still held is no broken A11 and a later off returns it.
+ */
+static void test_enomem_caching_off(void)
+{
+	struct env *e = env_new(0x800000, 4096 * Q, Q, 3, 0);
+	CHECK_EQ(vas_set_caching(e->v, true), VAS_OK);
+	uint64_t a[64];
+	for (unsigned i = 0; i < 64; i++)
+		a[i] = ok_alloc(e, Q, 0, VAS_FIRST_FIT, i + 1);
+	for (unsigned i = 0; i < 64; i += 2) /* cached: leaf-local frees */
+		CHECK_EQ(vas_free(e->c, a[i], Q), VAS_OK);
+	struct vas_stats st;
+	vas_stats(e->v, &st);
+	CHECK(st.local > 0);
+	unsigned long failed = atomic_load(&e->src.failed);
+	atomic_store(&e->src.fail_all, true);
+	CHECK_EQ(vas_set_caching(e->v, false), VAS_ENOMEM);
+	CHECK(atomic_load(&e->src.failed) > failed);
+	/* Relaxed: the test alone runs. */
+	CHECK(lf_load_u32(&e->v->caching, LF_RELAXED) != 0);
+	env_check(e); /* A10, A11 */
+	atomic_store(&e->src.fail_all, false);
+	CHECK_EQ(vas_set_caching(e->v, false), VAS_OK);
+	env_check(e);
+	for (unsigned i = 1; i < 64; i += 2)
+		CHECK_EQ(vas_free(e->c, a[i], Q), VAS_OK);
+	vas_stats(e->v, &st);
+	CHECK_EQ(st.ranges, 0);
+	CHECK_EQ(st.free_ranges, 1);
+	env_free(e);
+}
+
+/*
+ * An unmap over a span that holds 32 cached ranges: the drain returns
+ * each to the free ranges (a size-tree insert each, splits in 3-key
+ * nodes), reserving its nodes before each return, so that the call never
+ * runs short of the nodes it reserved for itself.
+ */
+static void test_drain_span_many(void)
+{
+	struct env *e = env_new(0x800000, 4096 * Q, Q, 3, 0);
+	CHECK_EQ(vas_set_caching(e->v, true), VAS_OK);
+	uint64_t a[64], lo = UINT64_MAX, hi = 0;
+	for (unsigned i = 0; i < 64; i++) {
+		a[i] = ok_alloc(e, Q, 0, VAS_FIRST_FIT, i + 1);
+		lo = a[i] < lo ? a[i] : lo;
+		hi = a[i] + Q > hi ? a[i] + Q : hi;
+	}
+	for (unsigned i = 0; i < 64; i += 2) /* cached: leaf-local frees */
+		CHECK_EQ(vas_free(e->c, a[i], Q), VAS_OK);
+	CHECK_EQ(e->c->ncache, 32);
+	uint64_t removed = 0;
+	CHECK_EQ(vas_unmap(e->c, lo, hi - lo, NULL, NULL, &removed), VAS_OK);
+	CHECK_EQ(removed, 32 * Q);
+	CHECK_EQ(e->c->ncache, 0);
+	env_check(e);
+	CHECK_EQ(vas_set_caching(e->v, false), VAS_OK);
+	struct vas_stats st;
+	vas_stats(e->v, &st);
+	CHECK_EQ(st.ranges, 0);
+	CHECK_EQ(st.free_ranges, 1);
+	env_free(e);
+}
+
+/*
+ * A region of 256 quanta: a reservation is a sixteenth, 16 quanta, the
+ * longest allocation caching serves (VAS_PC_QMAX). An allocation that
+ * long takes no reservation (it would use it up and leave an empty held
+ * range): it is placed as with caching off.
+ */
+static void test_resv_whole(void)
+{
+	struct env *e = env_new(0x800000, 256 * Q, Q, 3, 0);
+	CHECK_EQ(e->v->resv_q, VAS_PC_QMAX);
+	CHECK_EQ(vas_set_caching(e->v, true), VAS_OK);
+	uint64_t a = ok_alloc(e, VAS_PC_QMAX * Q, 0, VAS_FIRST_FIT, 1);
+	CHECK_EQ(a, e->base);
+	CHECK_EQ(e->c->resv.len, 0);
+	env_check(e);
+	uint64_t b = ok_alloc(e, Q, 0, VAS_FIRST_FIT, 2); /* a reservation */
+	CHECK_EQ(e->c->resv.len, VAS_PC_QMAX - 1);
+	env_check(e);
+	CHECK_EQ(vas_free(e->c, a, VAS_PC_QMAX * Q), VAS_OK);
+	CHECK_EQ(vas_free(e->c, b, Q), VAS_OK);
+	CHECK_EQ(vas_set_caching(e->v, false), VAS_OK);
+	env_free(e);
+}
+
 /* ---- many ranges in small nodes ---- */
 
 static void test_many(uint32_t keys)
@@ -1178,6 +1269,9 @@ int main(int argc, char **argv)
 	test_iterate_writer();
 	test_stats();
 	test_enomem();
+	test_enomem_caching_off();
+	test_drain_span_many();
+	test_resv_whole();
 	test_many(3);
 	test_many(4);
 	test_many(7);

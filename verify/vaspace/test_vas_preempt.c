@@ -390,6 +390,11 @@ static void run_seed(uint64_t s, uint64_t steps)
 	struct vas_stats st;
 	vas_stats(vas, &st);
 	CHECK(!caching || st.local > 0); /* leaf-local writes were injected */
+	/* Writes injected between a lookup's reads and its validations make
+	 * it restart: counted in its context (design.md 3.2). Relaxed: the
+	 * test alone runs. */
+	CHECK(lf_load_u64(&rctx->restarts, LF_RELAXED) > 0);
+	CHECK(st.restarts >= lf_load_u64(&rctx->restarts, LF_RELAXED));
 	local_total += st.local;
 	CHECK_EQ(vas_ctx_unregister(rctx), VAS_OK);
 	CHECK_EQ(vas_ctx_unregister(wctx), VAS_OK);

@@ -648,6 +648,12 @@ static inline bool model_span_same(struct model *m, const char *what,
 {
 	MREQ(m, rc == rr, "%s %#" PRIx64 " size %#" PRIx64 ": %d, expected %d",
 	     what, a, size, rc, rr);
+	/* A refused call changed nothing: it reported nothing either (its
+	 * caller would free or flush what the report names). */
+	MREQ(m, rc == VAS_OK || got->n == 0,
+	     "%s %#" PRIx64 " size %#" PRIx64 ": refused (%d) after reporting "
+	     "%zu pieces",
+	     what, a, size, rc, got->n);
 	if (rc != VAS_OK)
 		return false;
 	model_pieces_eq(m, what, got, want);

@@ -146,6 +146,12 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 #endif
 	c->zone = z;
 	c->id = id;
+#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0
+	for (unsigned o = 0; o < 5; o++)
+		c->sc_n[o] = 0;
+	lf_init_u32(&c->sown, 0);
+	lf_init_u32(&c->slock, 0);
+#endif
 	c->nocache = false;
 	c->chain = NULL;
 	lf_init_u32(&c->busy, 0);
@@ -253,6 +259,10 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 		lf_stack_init(&z->stacks[o].s);
 	for (uint32_t i = 0; i < ncpus; i++)
 		buddy_cpu_init(&z->cpus[i], z, i);
+#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0 && SPIKE_DF
+	for (uint32_t u = 0; u < SPIKE_UNITS; u++)
+		lf_init_u32(&spike_cmask[u], 0);
+#endif
 	for (uint64_t u = 0; u < buddy_ncx(z->nidx); u++) {
 		lf_init_u16(&z->st[u], bst_make(BK_TAIL, 0, 0));
 		lf_init_u32(&z->link[u], LF_STACK_NIL);
@@ -393,6 +403,16 @@ void buddy_lower_stats(const struct buddy_zone *z, struct buddy_stats *out)
 			}
 		}
 	}
+#if SPIKE_N > 0
+	/* Spike: the blocks in the CPUs' caches (plain reads: a snapshot). */
+	for (uint32_t i = 0; i < z->ncpus; i++)
+		for (unsigned j = 0; j < 5; j++) {
+			uint64_t n = z->cpus[i].sc_n[j];
+			if (j < BUDDY_CACHE_ORDERS)
+				out->cached_blocks[j] += n;
+			out->cached_frames += n << j;
+		}
+#endif
 }
 #endif
 

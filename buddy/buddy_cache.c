@@ -659,11 +659,25 @@ static inline void spike_own_exit(struct buddy_cpu *c)
 #define spike_own_exit(c) ((void)(c))
 #endif
 
+#if SPIKE_LAZY
+/*
+ * The pop of a block a free put in the cache: its bit cleared before it
+ * is handed out. Release: pairs with the acq_rel fetch_or of the next
+ * free of the block (its new owner's: it must see the bit clear).
+ */
+static inline void spike_lazy_pop(struct buddy_cpu *c, uint32_t x)
+{
+	struct bl_ctx *l = buddy_lower_ctx(c);
+	(void)spike_m_and(SPIKE_MP(l->word, x / BU_FRAMES),
+			  ~(1u << (x % BU_FRAMES)), LF_RELEASE);
+}
+#endif
+
 static void spike_free_group(struct buddy_cpu *c, uint32_t u,
 			     const uint32_t *xs, unsigned n, unsigned k)
 {
 	struct bl_ctx *l = buddy_lower_ctx(c);
-	lf_atomic_u64 *a = &l->word[u];
+	lf_atomic_u64 *a = &l->word[BU_W(u)];
 #if SPIKE_DF
 	{
 		uint32_t m = 0;
@@ -734,7 +748,7 @@ static void spike_refill(struct buddy_cpu *c, unsigned k, uint32_t x)
 	/* Relaxed: only we write it. */
 	if (u != lf_load_u32(&l->res, LF_RELAXED) || c->sc_n[k] != 0)
 		return;
-	lf_atomic_u64 *a = &l->word[u];
+	lf_atomic_u64 *a = &l->word[BU_W(u)];
 	/* Acquire: pairs with the CAS that wrote the word (bu_cas()). */
 	uint64_t w = lf_load_u64(a, LF_ACQUIRE), v = w;
 	unsigned offs[SPIKE_N], n = 0, off;
@@ -746,6 +760,15 @@ static void spike_refill(struct buddy_cpu *c, unsigned k, uint32_t x)
 	/* Seq_cst: as bu_cas(); a failure skips the refill. */
 	if (n == 0 || !lf_cas_u64(a, &w, v, LF_SEQ_CST))
 		return;
+#if SPIKE_LAZY
+	{
+		/* Spike (item 32): the stale bits of the frames taken. */
+		uint32_t m = 0;
+		for (unsigned i = 0; i < n; i++)
+			m |= spike_m_bits(offs[i], k);
+		spike_m_clear(l->word, u, m);
+	}
+#endif
 	for (unsigned i = 0; i < n; i++)
 		c->sc[k][i] = u * BU_FRAMES + offs[n - 1 - i];
 	c->sc_n[k] = n;
@@ -806,6 +829,19 @@ static BUDDY_NOINLINE int buddy_alloc_small_k(struct buddy_cpu *c,
 			spike_unmark(e);
 		}
 #endif
+#if SPIKE_LAZY && SPIKE_POPLOAD
+		/* Relaxed: the tag unused; our bit, or a clear one. */
+		e &= ~SPIKE_MARK;
+		if (spike_m_load(
+			    SPIKE_MP(buddy_lower_ctx(c)->word, e / BU_FRAMES)) &
+		    (1u << (e % BU_FRAMES)))
+			spike_lazy_pop(c, e);
+#elif SPIKE_LAZY
+		if (e & SPIKE_MARK) {
+			e &= ~SPIKE_MARK;
+			spike_lazy_pop(c, e);
+		}
+#endif
 		return buddy_alloc_done(c, BUDDY_OK, e, addr);
 	}
 	spike_own_exit(c);
@@ -832,6 +868,19 @@ static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
 		if (x & SPIKE_MARK) {
 			x &= ~SPIKE_MARK;
 			spike_unmark(x);
+		}
+#endif
+#if SPIKE_LAZY && SPIKE_POPLOAD
+		/* Relaxed: the tag unused; our bit, or a clear one. */
+		x &= ~SPIKE_MARK;
+		if (spike_m_load(
+			    SPIKE_MP(buddy_lower_ctx(c)->word, x / BU_FRAMES)) &
+		    (1u << (x % BU_FRAMES)))
+			spike_lazy_pop(c, x);
+#elif SPIKE_LAZY
+		if (x & SPIKE_MARK) {
+			x &= ~SPIKE_MARK;
+			spike_lazy_pop(c, x);
 		}
 #endif
 	} else if ((spike_own_exit(c), 0)) {
@@ -970,7 +1019,8 @@ static BUDDY_NOINLINE int buddy_free_small_refused(struct buddy_cpu *c,
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: a diagnosis only. */
 	if (rc == BUDDY_EDOUBLE &&
-	    lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED) == BU_CORE)
+	    lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))], LF_RELAXED) ==
+		    BU_CORE)
 		rc = buddy_free_why_small(z, r, x);
 	return buddy_reject(c, rc);
 }
@@ -1016,10 +1066,42 @@ static BUDDY_INLINE int buddy_free_small_at(struct buddy_cpu *c,
 		 * block held in a cache is not caught: spike).
 		 */
 		int ck = bu_block_check(
-			lf_load_u64(&l->word[x / BU_FRAMES], LF_RELAXED),
+			lf_load_u64(&l->word[BU_W(x / BU_FRAMES)], LF_RELAXED),
 			x % BU_FRAMES, order);
 		if (LF_UNLIKELY(ck != BUDDY_OK))
 			goto slow;
+#endif
+#if SPIKE_LAZY
+		{
+			/*
+			 * Spike (item 32): the lazy-clear mask. Acquire: pairs
+			 * with the CAS that wrote the word (bu_cas()).
+			 */
+			uint32_t u = x / BU_FRAMES, i = x % BU_FRAMES;
+			if (bu_block_check(
+				    lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE),
+				    i, order) != BUDDY_OK)
+				goto slow; /* the uncached path's code */
+			/*
+			 * Acq_rel: a set bit is a cached head (a double free,
+			 * refused, nothing changed) or a stale one; pairs with
+			 * the pop's and the allocations' clears (release).
+			 */
+			if (spike_m_or(SPIKE_MP(l->word, u), 1u << i,
+				       LF_ACQ_REL) &
+			    (1u << i))
+				return buddy_reject(c, BUDDY_EDOUBLE);
+			/* Acquire: as above; after our bit is set. */
+			if (LF_UNLIKELY(bu_block_check(
+						lf_load_u64(&l->word[BU_W(u)],
+							    LF_ACQUIRE),
+						i, order) != BUDDY_OK)) {
+				/* Relaxed: our own bit, never handed out. */
+				(void)spike_m_and(SPIKE_MP(l->word, u),
+						  ~(1u << i), LF_RELAXED);
+				return buddy_reject(c, BUDDY_EDOUBLE);
+			}
+		}
 #endif
 #if SPIKE_DF
 		{
@@ -1043,7 +1125,7 @@ static BUDDY_INLINE int buddy_free_small_at(struct buddy_cpu *c,
 		uint32_t sb = buddy_busy_enter(c);
 #endif
 		spike_own_enter(c);
-		c->sc[order][n] = x | (SPIKE_DF ? SPIKE_MARK : 0);
+		c->sc[order][n] = x | (SPIKE_DF || SPIKE_LAZY ? SPIKE_MARK : 0);
 		c->sc_n[order] = n + 1;
 		spike_own_exit(c);
 #if SPIKE_OWN
@@ -1052,7 +1134,7 @@ static BUDDY_INLINE int buddy_free_small_at(struct buddy_cpu *c,
 		buddy_ctr_add(c, BC_FREES, 1);
 		return BUDDY_OK;
 	}
-#if SPIKE_CHECK
+#if SPIKE_CHECK || SPIKE_LAZY
 slow:;
 #endif
 #endif

@@ -659,6 +659,18 @@ static inline void spike_own_exit(struct buddy_cpu *c)
 #define spike_own_exit(c) ((void)(c))
 #endif
 
+#if SPIKE_PCOUNT
+/* Spike (item 33): pops, pops that write M; outside the model's view. */
+extern uint64_t spike_pc[2];
+void spike_pc_add(int i);
+uint64_t spike_pc[2];
+__attribute__((no_sanitize("thread"), noinline)) void spike_pc_add(int i)
+{
+	spike_pc[i]++;
+}
+#else
+#define spike_pc_add(i) ((void)0)
+#endif
 #if SPIKE_LAZY
 /*
  * The pop of a block a free put in the cache: its bit cleared before it
@@ -760,7 +772,7 @@ static void spike_refill(struct buddy_cpu *c, unsigned k, uint32_t x)
 	/* Seq_cst: as bu_cas(); a failure skips the refill. */
 	if (n == 0 || !lf_cas_u64(a, &w, v, LF_SEQ_CST))
 		return;
-#if SPIKE_LAZY
+#if SPIKE_LAZY && SPIKE_REFV == 0
 	{
 		/* Spike (item 32): the stale bits of the frames taken. */
 		uint32_t m = 0;
@@ -768,9 +780,42 @@ static void spike_refill(struct buddy_cpu *c, unsigned k, uint32_t x)
 			m |= spike_m_bits(offs[i], k);
 		spike_m_clear(l->word, u, m);
 	}
+	uint32_t tag = 0;
+#elif SPIKE_LAZY && SPIKE_REFV == 1
+	/*
+	 * Spike (item 33, stale-kept): the stale bits stay; a block whose
+	 * head bit is set is tagged, so its pop clears the bit. Relaxed: our
+	 * CAS (seq_cst) read the word written by the drain's CAS (or a later
+	 * value), which follows the fetch_or that set the bit: the load sees
+	 * it. A bit a racing late free sets now is a block whose bit was
+	 * clear (the histories this variant misses): that free passes or
+	 * refuses as on item 32's refill; a tag for it only costs a write.
+	 */
+	uint32_t mm = spike_m_load(SPIKE_MP(l->word, u));
+#elif SPIKE_LAZY && SPIKE_REFV == 2
+	{
+		/*
+		 * Spike (item 33, all-set): every taken head's bit set, after
+		 * the CAS (before it, another CPU could allocate the block
+		 * from the word and its owner's free would read our bit).
+		 * Acq_rel: as a free's fetch_or. Between the CAS and this
+		 * fetch_or a late free of a block whose bit is clear passes.
+		 */
+		uint32_t m = 0;
+		for (unsigned i = 0; i < n; i++)
+			m |= 1u << offs[i];
+		(void)spike_m_or(SPIKE_MP(l->word, u), m, LF_ACQ_REL);
+	}
+	uint32_t tag = SPIKE_MARK;
+#else
+	uint32_t tag = 0;
 #endif
-	for (unsigned i = 0; i < n; i++)
-		c->sc[k][i] = u * BU_FRAMES + offs[n - 1 - i];
+	for (unsigned i = 0; i < n; i++) {
+#if SPIKE_LAZY && SPIKE_REFV == 1
+		uint32_t tag = (mm >> offs[n - 1 - i]) & 1 ? SPIKE_MARK : 0;
+#endif
+		c->sc[k][i] = (u * BU_FRAMES + offs[n - 1 - i]) | tag;
+	}
 	c->sc_n[k] = n;
 }
 #endif
@@ -837,9 +882,11 @@ static BUDDY_NOINLINE int buddy_alloc_small_k(struct buddy_cpu *c,
 		    (1u << (e % BU_FRAMES)))
 			spike_lazy_pop(c, e);
 #elif SPIKE_LAZY
+		spike_pc_add(0);
 		if (e & SPIKE_MARK) {
 			e &= ~SPIKE_MARK;
 			spike_lazy_pop(c, e);
+			spike_pc_add(1);
 		}
 #endif
 		return buddy_alloc_done(c, BUDDY_OK, e, addr);
@@ -878,9 +925,11 @@ static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
 		    (1u << (x % BU_FRAMES)))
 			spike_lazy_pop(c, x);
 #elif SPIKE_LAZY
+		spike_pc_add(0);
 		if (x & SPIKE_MARK) {
 			x &= ~SPIKE_MARK;
 			spike_lazy_pop(c, x);
+			spike_pc_add(1);
 		}
 #endif
 	} else if ((spike_own_exit(c), 0)) {

@@ -43,6 +43,20 @@
 #ifndef SPIKE_MLAY
 #define SPIKE_MLAY 0
 #endif
+/*
+ * SPIKE_REFV (v3-status item 33): what a refill does with the bits of the
+ * blocks it takes. 0: clears their stale bits (item 32); 1 (stale-kept):
+ * leaves them, and tags the slot of a block whose head bit is set, so that
+ * its pop clears it; 2 (all-set): sets every taken head's bit by one
+ * fetch_or after its CAS, every slot tagged, every pop clears one.
+ * SPIKE_PCOUNT: counts pops and pops that write M (not model-visible).
+ */
+#ifndef SPIKE_REFV
+#define SPIKE_REFV 0
+#endif
+#ifndef SPIKE_PCOUNT
+#define SPIKE_PCOUNT 0
+#endif
 #if SPIKE_LAZY && SPIKE_MLAY == 1
 #define BU_WS 2u
 #else

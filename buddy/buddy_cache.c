@@ -668,6 +668,9 @@ static inline void spike_own_exit(struct buddy_cpu *c)
 static inline void spike_lazy_pop(struct buddy_cpu *c, uint32_t x)
 {
 	struct bl_ctx *l = buddy_lower_ctx(c);
+#if SPIKE_TRACE
+	spike_t_pop(l, x);
+#endif
 	(void)spike_m_and(SPIKE_MP(l->word, x / BU_FRAMES),
 			  ~(1u << (x % BU_FRAMES)), LF_RELEASE);
 }
@@ -703,6 +706,10 @@ static void spike_free_group(struct buddy_cpu *c, uint32_t u,
 	if (!bu_reserved(v))
 		bl_free_unreserved(l, u, v);
 	bl_free_hint(l, xs[n - 1], k);
+#if SPIKE_TRACE
+	for (unsigned i = 0; i < n; i++)
+		spike_t_back(l, xs[i]);
+#endif
 	buddy_busy_leave_from(c, b);
 }
 
@@ -771,6 +778,10 @@ static void spike_refill(struct buddy_cpu *c, unsigned k, uint32_t x)
 #endif
 	for (unsigned i = 0; i < n; i++)
 		c->sc[k][i] = u * BU_FRAMES + offs[n - 1 - i];
+#if SPIKE_TRACE
+	for (unsigned i = 0; i < n; i++)
+		spike_t_alloc(l, u * BU_FRAMES + offs[i], SP_REFILL);
+#endif
 	c->sc_n[k] = n;
 }
 #endif
@@ -846,8 +857,12 @@ static BUDDY_NOINLINE int buddy_alloc_small_k(struct buddy_cpu *c,
 	}
 	spike_own_exit(c);
 #endif
-	if (LF_LIKELY(bl_alloc_hint(buddy_lower_ctx(c), order, &x)))
+	if (LF_LIKELY(bl_alloc_hint(buddy_lower_ctx(c), order, &x))) {
+#if SPIKE_TRACE
+		spike_t_alloc(buddy_lower_ctx(c), x, SP_HINT);
+#endif
 		return buddy_alloc_done(c, BUDDY_OK, x, addr);
+	}
 	return buddy_alloc_small_slow(c, order, addr);
 }
 
@@ -888,6 +903,10 @@ static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
 #endif
 		if (LF_UNLIKELY(!bl_alloc_hint(buddy_lower_ctx(c), 0, &x)))
 		return buddy_alloc_small_slow(c, 0, addr);
+#if SPIKE_TRACE
+	else
+		spike_t_alloc(buddy_lower_ctx(c), x, SP_HINT);
+#endif
 	const struct buddy_zone *z = c->zone;
 	if (LF_UNLIKELY(z->nrgn != 1))
 		return buddy_alloc_small_rgns(c, x, addr);
@@ -1127,6 +1146,9 @@ static BUDDY_INLINE int buddy_free_small_at(struct buddy_cpu *c,
 		spike_own_enter(c);
 		c->sc[order][n] = x | (SPIKE_DF || SPIKE_LAZY ? SPIKE_MARK : 0);
 		c->sc_n[order] = n + 1;
+#if SPIKE_TRACE
+		spike_t_push(l, x);
+#endif
 		spike_own_exit(c);
 #if SPIKE_OWN
 		buddy_busy_leave_from(c, sb);
@@ -1148,6 +1170,9 @@ slow:;
 		buddy_busy_leave_from(c, b);
 		return buddy_free_small_refused(c, r, x, rc);
 	}
+#if SPIKE_TRACE
+	spike_t_back(l, x);
+#endif
 	/* BU_CORE has R clear (buddy_lower.h): one test for both. */
 	if (LF_UNLIKELY(!bu_reserved(nw)))
 		return buddy_free_small_unreserved(c, x, order, nw);

@@ -380,10 +380,36 @@ void bl_drain(struct bl_ctx *c)
  * Our new res u (R set by us), named inside the section. The hints stay:
  * they name units, not offsets in res.
  */
+#if SPIKE_SEP
+/*
+ * SPIKE (docs/v3-status.md item 34; not for merging): an owner hint per
+ * SPIKE_SEP units, 0 or the id + 1 of the context that reserved there
+ * last; bl_pop() prefers entries that are not another context's. A hint
+ * only (relaxed); a static array, as items 28 and 32's masks.
+ */
+#define SPIKE_OWN_N (1u << 18)
+static lf_atomic_u16 spike_lown[SPIKE_OWN_N];
+static inline bool spike_foreign(const struct bl_ctx *c, uint32_t u)
+{
+	/* Relaxed: a hint. */
+	uint16_t o = lf_load_u16(&spike_lown[(u / SPIKE_SEP) % SPIKE_OWN_N],
+				 LF_RELAXED);
+	return o != 0 && o != c->id + 1;
+}
+#endif
+
 static void bl_set_res(struct bl_ctx *c, uint32_t u)
 {
 	/* Release: pairs with the acquire loads of the stealers. */
 	lf_store_u32(&c->res, u, LF_RELEASE);
+#if SPIKE_SEP
+	{
+		lf_atomic_u16 *o = &spike_lown[(u / SPIKE_SEP) % SPIKE_OWN_N];
+		/* Relaxed: a hint; stored only when it changes. */
+		if (lf_load_u16(o, LF_RELAXED) != c->id + 1)
+			lf_store_u16(o, (uint16_t)(c->id + 1), LF_RELAXED);
+	}
+#endif
 }
 
 /*
@@ -454,7 +480,7 @@ static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k)
 			    last = LF_STACK_NIL;
 		uint32_t u = lf_stack_pop_n(&z->partial[j].s, z->plink,
 					    z->nunits, BL_PICK, &n);
-		unsigned bf = BU_FRAMES + 1;
+		unsigned bf = SPIKE_SEP ? 2 * BU_FRAMES + 2 : BU_FRAMES + 1;
 		if (u == LF_STACK_NIL)
 			return BL_NONE;
 		while (u != LF_STACK_NIL) {
@@ -462,16 +488,26 @@ static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k)
 			uint32_t next = lf_load_u32(&z->plink[u], LF_RELAXED);
 			/* Acquire: a hint; bl_refile() loads it again. */
 			uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_ACQUIRE);
+			unsigned ff = 0;
+			if (w != BU_CORE) {
+				ff = bu_free_frames(w);
+#if SPIKE_SEP
+				/* Another context's unit after every own one.
+				 */
+				if (spike_foreign(c, u))
+					ff += BU_FRAMES + 1;
+#endif
+			}
 			if (w == BU_CORE || bu_reserved(w) ||
 			    bu_free_bits(w) == 0 || bl_class(w) < k) {
 				(void)bl_refile(c, u, j, BL_CLASSES);
-			} else if (bu_free_frames(w) >= bf) {
+			} else if (ff >= bf) {
 				bl_chain(z, u, &first, &last);
 			} else {
 				if (best != BL_NONE)
 					bl_chain(z, best, &first, &last);
 				best = u;
-				bf = bu_free_frames(w);
+				bf = ff;
 			}
 			u = next;
 		}
@@ -539,6 +575,9 @@ static uint32_t bl_take(struct bl_ctx *c)
 		/* Release: pairs with the acquire loads of the stealers. */
 		lf_store_u32(&c->line, u, LF_RELEASE);
 	bl_set_res(c, u);
+#if SPIKE_TRACE
+	spike_t_resv(c, u, n == BL_LINE ? SP_TAKELINE : SP_TAKE);
+#endif
 	bl_src_named(c);
 	bl_ctr(c, BL_TAKEN, n);
 	return u;
@@ -571,6 +610,10 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 			bl_busy(c, 1);
 		in = true;
 		u = j < k ? bl_sweep(c, j, k) : bl_pop(c, j, k);
+#if SPIKE_TRACE
+		if (u != BL_NONE)
+			spike_t_resv(c, u, j < k ? SP_SWEEP : SP_POP);
+#endif
 	}
 #if BUDDY_CORE_SHIFT > 0
 	if (in)
@@ -757,8 +800,12 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	if (u != BL_NONE) {
 		/* The buddy's pick in the reservation. */
 		if (bu_cas_alloc(&z->word[BU_W(u)], k, BU_FRAMES, &off, NULL) ==
-		    BUDDY_OK)
+		    BUDDY_OK) {
+#if SPIKE_TRACE
+			spike_t_setpath(c, SP_RES);
+#endif
 			goto done;
+		}
 		/*
 		 * Another unit of our line: it becomes res (still named),
 		 * unless res is an extra unit outside the line (bl_let_go()),
@@ -768,6 +815,9 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 			if (bl_in_line(l, u))
 				bl_set_res(c, v);
 			u = v;
+#if SPIKE_TRACE
+			spike_t_setpath(c, SP_LINE);
+#endif
 			goto done;
 		}
 		bl_let_go(c, k, u, l); /* they cannot serve order k now */
@@ -808,6 +858,12 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 		 * (bl_let_go()) is a place memory may appear in (a remote
 		 * free) after our look at it above.
 		 */
+#if SPIKE_TRACE
+		spike_t_setpath(c, SP_OWN);
+		if (bl_from_ctx(c, c, k, &u, &off))
+			goto done;
+		spike_t_setpath(c, SP_STEAL);
+#endif
 		if (bl_from_ctx(c, c, k, &u, &off) || bl_steal(c, k, &u, &off))
 			goto done;
 		bool quiet =
@@ -825,6 +881,9 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	}
 done:
 	*frame = u * BU_FRAMES + off;
+#if SPIKE_TRACE
+	spike_t_alloc(c, *frame, SP_N);
+#endif
 #if SPIKE_LAZY
 	spike_m_clear(z->word, u, spike_m_bits(off, k));
 #endif
@@ -1415,5 +1474,121 @@ void bl_free_run_settle(struct bl_ctx *c, uint32_t frame, unsigned n,
 	}
 	if (commit)
 		bl_free_run_done(c, frame, n, v);
+}
+#endif
+
+#if SPIKE_TRACE
+/* Spike (item 34): the trace; plain counters outside the model. */
+#define SPT_CPUS 4u
+#define SPT_UNITS (1u << 20)
+#define SPT_PL (LF_CACHELINE / (8u * BU_WS)) /* units a line of words */
+uint64_t spike_t_alloc_n[SP_N][4], spike_t_push_n[SP_N][4],
+	spike_t_pop_n[SP_N][4], spike_t_resv_n[SP_N][4];
+uint64_t spike_t_cross[SP_N][SP_N];
+static uint16_t spt_held[SPT_CPUS][SPT_UNITS];
+static uint8_t spt_lpath[SPT_CPUS][SPT_UNITS];
+static uint8_t spt_fpath[SPT_UNITS * 32];
+static uint8_t spt_path[SPT_CPUS];
+
+SPIKE_NO_TSAN void spike_t_reset(void)
+{
+	for (unsigned i = 0; i < SPT_CPUS; i++)
+		for (uint32_t u = 0; u < SPT_UNITS; u++)
+			spt_held[i][u] = 0;
+	for (unsigned p = 0; p < SP_N; p++)
+		for (unsigned j = 0; j < 4; j++)
+			spike_t_alloc_n[p][j] = spike_t_push_n[p][j] =
+				spike_t_pop_n[p][j] = spike_t_resv_n[p][j] = 0;
+	for (unsigned p = 0; p < SP_N; p++)
+		for (unsigned j = 0; j < SP_N; j++)
+			spike_t_cross[p][j] = 0;
+}
+
+SPIKE_NO_TSAN void spike_t_setpath(struct bl_ctx *c, unsigned path)
+{
+	spt_path[c->id % SPT_CPUS] = (uint8_t)path;
+}
+
+/* Classify unit u for context c: n[1] unit, n[2] line, n[3] res. */
+SPIKE_NO_TSAN static void spt_class(struct bl_ctx *c, uint32_t u, uint64_t *n,
+				    int *op)
+{
+	const struct bl_zone *z = c->z;
+	uint32_t l0 = u - u % SPT_PL;
+	bool unit = false, line = false, res = false;
+	*op = -1;
+	for (uint32_t i = 0; i < z->nctx && i < SPT_CPUS; i++) {
+		if (i == c->id)
+			continue;
+		if (spt_held[i][u] != 0)
+			unit = true;
+		for (uint32_t v = l0; v < l0 + SPT_PL; v++)
+			if (spt_held[i][v] != 0) {
+				line = true;
+				*op = spt_lpath[i][v];
+			}
+		uint32_t r = z->ctx[i].res.v, l = z->ctx[i].line.v;
+		if ((r != BL_NONE && r / SPT_PL == u / SPT_PL) ||
+		    (l != BL_NONE && l / SPT_PL <= u / SPT_PL &&
+		     u / SPT_PL <= (l + BL_LINE - 1) / SPT_PL))
+			res = true;
+	}
+	n[0]++;
+	n[1] += unit;
+	n[2] += line;
+	n[3] += res;
+}
+
+SPIKE_NO_TSAN void spike_t_alloc(struct bl_ctx *c, uint32_t x, unsigned path)
+{
+	uint32_t u = x / BU_FRAMES;
+	int op;
+	if (path == SP_N)
+		path = spt_path[c->id % SPT_CPUS];
+	if (u >= SPT_UNITS || c->id >= SPT_CPUS)
+		return;
+	spt_class(c, u, spike_t_alloc_n[path], &op);
+	spt_held[c->id][u]++;
+	spt_lpath[c->id][u] = (uint8_t)path;
+	spt_fpath[x] = (uint8_t)path;
+}
+
+SPIKE_NO_TSAN void spike_t_push(struct bl_ctx *c, uint32_t x)
+{
+	uint32_t u = x / BU_FRAMES;
+	int op;
+	if (u >= SPT_UNITS || c->id >= SPT_CPUS)
+		return;
+	unsigned p = spt_fpath[x];
+	spt_class(c, u, spike_t_push_n[p], &op);
+	if (op >= 0)
+		spike_t_cross[p][op]++;
+}
+
+SPIKE_NO_TSAN void spike_t_pop(struct bl_ctx *c, uint32_t x)
+{
+	uint32_t u = x / BU_FRAMES;
+	int op;
+	if (u >= SPT_UNITS || c->id >= SPT_CPUS)
+		return;
+	spt_class(c, u, spike_t_pop_n[spt_fpath[x]], &op);
+}
+
+SPIKE_NO_TSAN void spike_t_back(struct bl_ctx *c, uint32_t x)
+{
+	uint32_t u = x / BU_FRAMES;
+	if (u >= SPT_UNITS || c->id >= SPT_CPUS)
+		return;
+	if (spt_held[c->id][u] != 0)
+		spt_held[c->id][u]--;
+}
+
+SPIKE_NO_TSAN void spike_t_resv(struct bl_ctx *c, uint32_t u, unsigned path)
+{
+	int op;
+	spt_path[c->id % SPT_CPUS] = (uint8_t)path;
+	if (u >= SPT_UNITS || c->id >= SPT_CPUS)
+		return;
+	spt_class(c, u, spike_t_resv_n[path], &op);
 }
 #endif

@@ -85,6 +85,48 @@ static inline uint32_t spike_m_bits(uint32_t x, unsigned k)
 }
 #endif
 
+/*
+ * SPIKE_TRACE (docs/v3-status.md item 34; not for merging): where a CPU's
+ * blocks of orders 0-4 land in lines of words holding the other CPU's
+ * blocks or reservation. Counters outside the model (no_sanitize).
+ */
+#ifndef SPIKE_TRACE
+#define SPIKE_TRACE 0
+#endif
+#ifndef SPIKE_SEP
+#define SPIKE_SEP 0 /* item 34: units an owner hint covers, 0: off */
+#endif
+#if SPIKE_TRACE
+enum spike_path {
+	SP_HINT,
+	SP_RES,
+	SP_LINE,
+	SP_POP,
+	SP_SWEEP,
+	SP_TAKE,
+	SP_TAKELINE,
+	SP_OWN,
+	SP_STEAL,
+	SP_REFILL,
+	SP_N
+};
+#define SPIKE_NO_TSAN __attribute__((noinline, no_sanitize_thread))
+struct bl_ctx;
+SPIKE_NO_TSAN void spike_t_alloc(struct bl_ctx *c, uint32_t x, unsigned path);
+SPIKE_NO_TSAN void spike_t_push(struct bl_ctx *c, uint32_t x);
+SPIKE_NO_TSAN void spike_t_pop(struct bl_ctx *c, uint32_t x);
+SPIKE_NO_TSAN void spike_t_back(struct bl_ctx *c, uint32_t x);
+SPIKE_NO_TSAN void spike_t_resv(struct bl_ctx *c, uint32_t u, unsigned path);
+SPIKE_NO_TSAN void spike_t_setpath(struct bl_ctx *c, unsigned path);
+/* [path][0 all, 1 other holds a block in the unit, 2 in the line, 3 other's
+ * res/line in the line] */
+extern uint64_t spike_t_alloc_n[SP_N][4], spike_t_push_n[SP_N][4],
+	spike_t_pop_n[SP_N][4], spike_t_resv_n[SP_N][4];
+/* shared pushes: [my block's path][the other's last path in the line] */
+extern uint64_t spike_t_cross[SP_N][SP_N];
+void spike_t_reset(void);
+#endif
+
 #define BL_CLASSES (BU_MAX_ORDER + 1) /* partial stacks: largest free order */
 #define BL_NONE UINT32_MAX
 /*

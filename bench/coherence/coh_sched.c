@@ -364,3 +364,48 @@ int coh_sched_run(unsigned ncpus, const struct coh_timing *t,
 	}
 	return 0;
 }
+
+#if SPIKE_TRACE
+/* Spike (v3-status item 34): the trace's counters, buddy_lower.c. */
+enum { SPT_N = 10 };
+extern uint64_t spike_t_alloc_n[SPT_N][4], spike_t_push_n[SPT_N][4],
+	spike_t_pop_n[SPT_N][4], spike_t_resv_n[SPT_N][4];
+extern uint64_t spike_t_cross[SPT_N][SPT_N];
+void spike_t_reset(void);
+void spike_t_dump(const char *what);
+void spike_t_dump(const char *what)
+{
+	static const char *const nm[SPT_N] = { "hint",     "res",   "line",
+					       "pop",      "sweep", "take",
+					       "takeline", "own",   "steal",
+					       "refill" };
+	static const char *const tn[4] = { "word allocations",
+					   "pushes (frees cached)",
+					   "tagged pops", "reservations" };
+	uint64_t(*t[4])[4] = { spike_t_alloc_n, spike_t_push_n, spike_t_pop_n,
+			       spike_t_resv_n };
+	printf("trace %s (all / other CPU holds a block in the unit / in the "
+	       "line of words / other's res or line in the line of words):\n",
+	       what);
+	for (unsigned i = 0; i < 4; i++) {
+		printf("  %s by path:", tn[i]);
+		for (unsigned p = 0; p < SPT_N; p++)
+			if (t[i][p][0] != 0)
+				printf(" %s %llu/%llu/%llu/%llu", nm[p],
+				       (unsigned long long)t[i][p][0],
+				       (unsigned long long)t[i][p][1],
+				       (unsigned long long)t[i][p][2],
+				       (unsigned long long)t[i][p][3]);
+		printf("\n");
+	}
+	printf("  shared pushes, [my block's path <- other's last path in the "
+	       "line]:");
+	for (unsigned p = 0; p < SPT_N; p++)
+		for (unsigned q = 0; q < SPT_N; q++)
+			if (spike_t_cross[p][q] != 0)
+				printf(" %s<-%s %llu", nm[p], nm[q],
+				       (unsigned long long)spike_t_cross[p][q]);
+	printf("\n");
+	spike_t_reset();
+}
+#endif

@@ -406,7 +406,8 @@ static void bl_set_res(struct bl_ctx *c, uint32_t u)
 	{
 		lf_atomic_u16 *o = &spike_lown[(u / SPIKE_SEP) % SPIKE_OWN_N];
 		/* Relaxed: a hint; stored only when it changes. */
-		if (lf_load_u16(o, LF_RELAXED) != c->id + 1)
+		uint16_t v = lf_load_u16(o, LF_RELAXED);
+		if (v != c->id + 1 && (!SPIKE_STICKY || v == 0))
 			lf_store_u16(o, (uint16_t)(c->id + 1), LF_RELAXED);
 	}
 #endif
@@ -450,7 +451,9 @@ static bool bl_refile(struct bl_ctx *c, uint32_t u, unsigned j, unsigned k)
  * blocks, 4 0.899, 16 0.900, 64 0.903; each renewal takes a fuller unit,
  * which fills sooner (bench/README.md, bench_frag_v3).
  */
+#ifndef BL_PICK
 #define BL_PICK 8
+#endif
 /* Chain u (its link ours, pstk kept) in front of first..last. */
 static void bl_chain(struct bl_zone *z, uint32_t u, uint32_t *first,
 		     uint32_t *last)
@@ -472,7 +475,7 @@ static void bl_chain(struct bl_zone *z, uint32_t u, uint32_t *first,
  * bl_want_stack()); the rest are re-filed (dropped, or listed at their
  * smaller class). Inside our section: the units taken are carried (B4).
  */
-static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k)
+static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k, bool own)
 {
 	struct bl_zone *z = c->z;
 	for (;;) {
@@ -511,9 +514,21 @@ static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k)
 			}
 			u = next;
 		}
+		bool back = own && best != BL_NONE && bf > BU_FRAMES;
+		if (back) {
+			/* Spike (item 34): only another's; all back, none. */
+			bl_chain(z, best, &first, &last);
+			best = BL_NONE;
+		}
 		if (first != LF_STACK_NIL)
 			lf_stack_push_chain(&z->partial[j].s, z->plink, first,
 					    last);
+		if (back)
+			return BL_NONE;
+#if SPIKE_TRACE && SPIKE_SEP
+		if (best != BL_NONE)
+			spike_t_pick(bf > BU_FRAMES);
+#endif
 		if (best != BL_NONE && bl_refile(c, best, j, k))
 			return best;
 	}
@@ -575,6 +590,12 @@ static uint32_t bl_take(struct bl_ctx *c)
 		/* Release: pairs with the acquire loads of the stealers. */
 		lf_store_u32(&c->line, u, LF_RELEASE);
 	bl_set_res(c, u);
+#if SPIKE_SEP && SPIKE_STICKY
+	/* A unit fresh from the core: ours (relaxed: a hint). */
+	for (uint32_t i = 0; i < n; i += SPIKE_SEP)
+		lf_store_u16(&spike_lown[((u + i) / SPIKE_SEP) % SPIKE_OWN_N],
+			     (uint16_t)(c->id + 1), LF_RELAXED);
+#endif
 #if SPIKE_TRACE
 	spike_t_resv(c, u, n == BL_LINE ? SP_TAKELINE : SP_TAKE);
 #endif
@@ -602,6 +623,32 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 	struct bl_zone *z = c->z;
 	uint32_t u = BL_NONE;
 	bool in = false;
+#if SPIKE_SEPCORE && BUDDY_CORE_SHIFT > 0
+	/*
+	 * Spike (item 34): first an entry of classes k.. that is not another
+	 * context's, then the core; then everything as before (a preference:
+	 * the failing pass below looks everywhere).
+	 */
+	for (unsigned j = k; j < BL_CLASSES && u == BL_NONE; j++) {
+		if (lf_stack_empty(&z->partial[j].s))
+			continue;
+		if (!in)
+			bl_busy(c, 1);
+		in = true;
+		u = bl_pop(c, j, k, true);
+#if SPIKE_TRACE
+		if (u != BL_NONE)
+			spike_t_resv(c, u, SP_POP);
+#endif
+	}
+	if (in)
+		bl_busy(c, -1);
+	in = false;
+	if (u == BL_NONE && bl_src_has(c))
+		u = bl_take(c);
+	if (u != BL_NONE)
+		return u;
+#endif
 	for (unsigned i = 0; i < BL_CLASSES && u == BL_NONE; i++) {
 		unsigned j = (k + i) % BL_CLASSES; /* k, ..., 4, 0, ..., k-1 */
 		if ((j < k && !sweep) || lf_stack_empty(&z->partial[j].s))
@@ -609,7 +656,7 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 		if (!in)
 			bl_busy(c, 1);
 		in = true;
-		u = j < k ? bl_sweep(c, j, k) : bl_pop(c, j, k);
+		u = j < k ? bl_sweep(c, j, k) : bl_pop(c, j, k, false);
 #if SPIKE_TRACE
 		if (u != BL_NONE)
 			spike_t_resv(c, u, j < k ? SP_SWEEP : SP_POP);
@@ -1502,6 +1549,12 @@ SPIKE_NO_TSAN void spike_t_reset(void)
 	for (unsigned p = 0; p < SP_N; p++)
 		for (unsigned j = 0; j < SP_N; j++)
 			spike_t_cross[p][j] = 0;
+}
+
+uint64_t spike_t_picks[2];
+SPIKE_NO_TSAN void spike_t_pick(bool foreign)
+{
+	spike_t_picks[foreign]++;
 }
 
 SPIKE_NO_TSAN void spike_t_setpath(struct bl_ctx *c, unsigned path)

@@ -96,6 +96,14 @@ static inline uint32_t spike_m_bits(uint32_t x, unsigned k)
 #ifndef SPIKE_SEP
 #define SPIKE_SEP 0 /* item 34: units an owner hint covers, 0: off */
 #endif
+#ifndef SPIKE_SEPCORE
+#define SPIKE_SEPCORE 0 /* item 34: the core before another's partial unit */
+#endif
+#ifndef SPIKE_STICKY
+#define SPIKE_STICKY                                                           \
+	0 /* item 34: the owner is the context that took the                   \
+	     unit from the core, not the last reserver */
+#endif
 #if SPIKE_TRACE
 enum spike_path {
 	SP_HINT,
@@ -118,6 +126,8 @@ SPIKE_NO_TSAN void spike_t_pop(struct bl_ctx *c, uint32_t x);
 SPIKE_NO_TSAN void spike_t_back(struct bl_ctx *c, uint32_t x);
 SPIKE_NO_TSAN void spike_t_resv(struct bl_ctx *c, uint32_t u, unsigned path);
 SPIKE_NO_TSAN void spike_t_setpath(struct bl_ctx *c, unsigned path);
+SPIKE_NO_TSAN void spike_t_pick(bool foreign);
+extern uint64_t spike_t_picks[2]; /* bl_pop()'s picks: own, foreign */
 /* [path][0 all, 1 other holds a block in the unit, 2 in the line, 3 other's
  * res/line in the line] */
 extern uint64_t spike_t_alloc_n[SP_N][4], spike_t_push_n[SP_N][4],

@@ -398,6 +398,13 @@ void spike_t_dump(const char *what)
 				       (unsigned long long)t[i][p][3]);
 		printf("\n");
 	}
+	{
+		extern uint64_t spike_t_picks[2];
+		printf("  picks own %llu foreign %llu\n",
+		       (unsigned long long)spike_t_picks[0],
+		       (unsigned long long)spike_t_picks[1]);
+		spike_t_picks[0] = spike_t_picks[1] = 0;
+	}
 	printf("  shared pushes, [my block's path <- other's last path in the "
 	       "line]:");
 	for (unsigned p = 0; p < SPT_N; p++)

@@ -119,6 +119,24 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
  * (docs/design.md 2.7, "Core <-> lower"). bl_src_has(): a snapshot, no
  * section (a pass over nothing enters none).
  */
+#if SPIKE_SEP
+/*
+ * SPIKE (docs/v3-status.md item 34; not for merging): an owner hint per
+ * SPIKE_SEP units, 0 or the id + 1 of the context that reserved there
+ * last; bl_pop() prefers entries that are not another context's. A hint
+ * only (relaxed); a static array, as items 28 and 32's masks.
+ */
+#define SPIKE_OWN_N (1u << 18)
+static lf_atomic_u16 spike_lown[SPIKE_OWN_N];
+static inline bool spike_foreign(const struct bl_ctx *c, uint32_t u)
+{
+	/* Relaxed: a hint. */
+	uint16_t o = lf_load_u16(&spike_lown[(u / SPIKE_SEP) % SPIKE_OWN_N],
+				 LF_RELAXED);
+	return o != 0 && o != c->id + 1;
+}
+#endif
+
 #if BUDDY_CORE_SHIFT > 0
 /*
  * Does another context's reservation (res or line) name a unit of u's
@@ -137,6 +155,12 @@ static bool bl_line_shared(const struct bl_ctx *c, uint32_t u)
 		    (l != BL_NONE && l / BL_LINE == u / BL_LINE))
 			return true;
 	}
+#if SPIKE_SEPLINE
+	/* Spike (item 34): a unit of the line is another context's. */
+	for (uint32_t v = u - u % BL_LINE; v < u - u % BL_LINE + BL_LINE; v++)
+		if (v != u && v < z->nunits && spike_foreign(c, v))
+			return true;
+#endif
 	return false;
 }
 
@@ -380,23 +404,6 @@ void bl_drain(struct bl_ctx *c)
  * Our new res u (R set by us), named inside the section. The hints stay:
  * they name units, not offsets in res.
  */
-#if SPIKE_SEP
-/*
- * SPIKE (docs/v3-status.md item 34; not for merging): an owner hint per
- * SPIKE_SEP units, 0 or the id + 1 of the context that reserved there
- * last; bl_pop() prefers entries that are not another context's. A hint
- * only (relaxed); a static array, as items 28 and 32's masks.
- */
-#define SPIKE_OWN_N (1u << 18)
-static lf_atomic_u16 spike_lown[SPIKE_OWN_N];
-static inline bool spike_foreign(const struct bl_ctx *c, uint32_t u)
-{
-	/* Relaxed: a hint. */
-	uint16_t o = lf_load_u16(&spike_lown[(u / SPIKE_SEP) % SPIKE_OWN_N],
-				 LF_RELAXED);
-	return o != 0 && o != c->id + 1;
-}
-#endif
 
 static void bl_set_res(struct bl_ctx *c, uint32_t u)
 {

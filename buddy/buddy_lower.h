@@ -99,6 +99,11 @@ static inline uint32_t spike_m_bits(uint32_t x, unsigned k)
 #ifndef SPIKE_SEPCORE
 #define SPIKE_SEPCORE 0 /* item 34: the core before another's partial unit */
 #endif
+#ifndef SPIKE_SEPLINE
+#define SPIKE_SEPLINE                                                          \
+	0 /* item 34: a core take shares a line with another                   \
+	     context's owned unit: a whole free line */
+#endif
 #ifndef SPIKE_STICKY
 #define SPIKE_STICKY                                                           \
 	0 /* item 34: the owner is the context that took the                   \

@@ -651,8 +651,8 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 	if (in)
 		bl_busy(c, -1);
 	in = false;
-	if (u == BL_NONE && bl_src_has(c))
-		u = bl_take(c);
+	if (SPIKE_SEPCORE == 1 && u == BL_NONE && bl_src_has(c))
+		u = bl_take(c); /* 2: no take before the old order */
 	if (u != BL_NONE)
 		return u;
 #endif

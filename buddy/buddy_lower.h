@@ -97,7 +97,10 @@ static inline uint32_t spike_m_bits(uint32_t x, unsigned k)
 #define SPIKE_SEP 0 /* item 34: units an owner hint covers, 0: off */
 #endif
 #ifndef SPIKE_SEPCORE
-#define SPIKE_SEPCORE 0 /* item 34: the core before another's partial unit */
+#define SPIKE_SEPCORE                                                          \
+	0 /* item 34: 1, an own entry, then the core, then                     \
+	     another's partial unit; 2, an own entry, then the                 \
+	     old order */
 #endif
 #ifndef SPIKE_SEPLINE
 #define SPIKE_SEPLINE                                                          \

@@ -636,7 +636,9 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 	 * context's, then the core; then everything as before (a preference:
 	 * the failing pass below looks everywhere).
 	 */
-	for (unsigned j = k; j < BL_CLASSES && u == BL_NONE; j++) {
+	for (unsigned j = k;
+	     j < (SPIKE_SEPCORE == 3 ? k + 1 : BL_CLASSES) && u == BL_NONE;
+	     j++) {
 		if (lf_stack_empty(&z->partial[j].s))
 			continue;
 		if (!in)

@@ -100,7 +100,7 @@ static inline uint32_t spike_m_bits(uint32_t x, unsigned k)
 #define SPIKE_SEPCORE                                                          \
 	0 /* item 34: 1, an own entry, then the core, then                     \
 	     another's partial unit; 2, an own entry, then the                 \
-	     old order */
+	     old order; 3, the same in class k alone */
 #endif
 #ifndef SPIKE_SEPLINE
 #define SPIKE_SEPLINE                                                          \

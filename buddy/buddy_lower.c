@@ -482,17 +482,14 @@ static void bl_chain(struct bl_zone *z, uint32_t u, uint32_t *first,
  * bl_want_stack()); the rest are re-filed (dropped, or listed at their
  * smaller class). Inside our section: the units taken are carried (B4).
  */
-static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k, bool own,
-		       unsigned *fmin)
+static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k, bool own)
 {
 	struct bl_zone *z = c->z;
 	for (;;) {
 		uint32_t n, best = BL_NONE, first = LF_STACK_NIL,
 			    last = LF_STACK_NIL;
-		unsigned ffor = BU_FRAMES + 1; /* spike: fullest other's */
-		uint32_t u = lf_stack_pop_n(
-			&z->partial[j].s, z->plink, z->nunits,
-			own && SPIKE_SEPCORE == 5 ? SPIKE_PICKN : BL_PICK, &n);
+		uint32_t u = lf_stack_pop_n(&z->partial[j].s, z->plink,
+					    z->nunits, BL_PICK, &n);
 		unsigned bf = SPIKE_SEP ? 2 * BU_FRAMES + 2 : BU_FRAMES + 1;
 		if (u == LF_STACK_NIL)
 			return BL_NONE;
@@ -507,17 +504,10 @@ static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k, bool own,
 #if SPIKE_SEP
 				/* Another context's unit after every own one.
 				 */
-				if ((own || SPIKE_SEPCORE != 4) &&
-				    spike_foreign(c, u))
+				if (spike_foreign(c, u))
 					ff += BU_FRAMES + 1;
 #endif
 			}
-#if SPIKE_SEP
-			if (ff > BU_FRAMES && w != BU_CORE && !bu_reserved(w) &&
-			    bu_free_bits(w) != 0 && bl_class(w) >= k &&
-			    ff - (BU_FRAMES + 1) < ffor)
-				ffor = ff - (BU_FRAMES + 1);
-#endif
 			if (w == BU_CORE || bu_reserved(w) ||
 			    bu_free_bits(w) == 0 || bl_class(w) < k) {
 				(void)bl_refile(c, u, j, BL_CLASSES);
@@ -532,22 +522,6 @@ static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k, bool own,
 			u = next;
 		}
 		bool back = own && best != BL_NONE && bf > BU_FRAMES;
-		if (fmin) {
-			/*
-			 * Spike (item 36): an own entry only when it is not
-			 * emptier than the fullest other's entry seen in this
-			 * pass by more than SPIKE_MARGIN frames; else all back.
-			 */
-			if (ffor < *fmin)
-				*fmin = ffor;
-			if (best != BL_NONE && bf <= BU_FRAMES &&
-			    *fmin <= BU_FRAMES && bf > *fmin + SPIKE_MARGIN)
-				back = true;
-			/* 6: an own entry only when nearly full. */
-			if (SPIKE_SEPCORE == 6 && best != BL_NONE &&
-			    bf > SPIKE_FULL)
-				back = true;
-		}
 		if (back) {
 			/* Spike (item 34): only another's; all back, none. */
 			bl_chain(z, best, &first, &last);
@@ -660,21 +634,17 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 	/*
 	 * Spike (item 34): first an entry of classes k.. that is not another
 	 * context's, then the core; then everything as before (a preference:
-	 * the failing pass below looks everywhere). 4 (item 36): the own entry
-	 * within SPIKE_MARGIN frames of the fullest other's entry seen.
+	 * the failing pass below looks everywhere).
 	 */
-	unsigned fmin = BU_FRAMES + 1;
-	for (unsigned j = k; j < (SPIKE_SEPCORE == 3 ? k + 1 : BL_CLASSES) &&
-			     u == BL_NONE && k <= SPIKE_SEPCORE_KMAX;
+	for (unsigned j = k;
+	     j < (SPIKE_SEPCORE == 3 ? k + 1 : BL_CLASSES) && u == BL_NONE;
 	     j++) {
 		if (lf_stack_empty(&z->partial[j].s))
 			continue;
 		if (!in)
 			bl_busy(c, 1);
 		in = true;
-		u = bl_pop(c, j, k, true, SPIKE_SEPCORE >= 4 ? &fmin : NULL);
-		if (SPIKE_SEPCORE == 5)
-			break; /* item 36: the first class the old order uses */
+		u = bl_pop(c, j, k, true);
 #if SPIKE_TRACE
 		if (u != BL_NONE)
 			spike_t_resv(c, u, SP_POP);
@@ -695,7 +665,7 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 		if (!in)
 			bl_busy(c, 1);
 		in = true;
-		u = j < k ? bl_sweep(c, j, k) : bl_pop(c, j, k, false, NULL);
+		u = j < k ? bl_sweep(c, j, k) : bl_pop(c, j, k, false);
 #if SPIKE_TRACE
 		if (u != BL_NONE)
 			spike_t_resv(c, u, j < k ? SP_SWEEP : SP_POP);

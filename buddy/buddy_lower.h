@@ -102,18 +102,6 @@ static inline uint32_t spike_m_bits(uint32_t x, unsigned k)
 	     another's partial unit; 2, an own entry, then the                 \
 	     old order; 3, the same in class k alone */
 #endif
-#ifndef SPIKE_MARGIN
-#define SPIKE_MARGIN 4 /* item 36: SPIKE_SEPCORE 4's margin in frames */
-#endif
-#ifndef SPIKE_PICKN
-#define SPIKE_PICKN 32 /* item 36: SPIKE_SEPCORE 5's entries looked at */
-#endif
-#ifndef SPIKE_FULL
-#define SPIKE_FULL 8 /* item 36: SPIKE_SEPCORE 6's most free frames */
-#endif
-#ifndef SPIKE_SEPCORE_KMAX
-#define SPIKE_SEPCORE_KMAX 4 /* item 36: the own pass for orders <= this */
-#endif
 #ifndef SPIKE_SEPLINE
 #define SPIKE_SEPLINE                                                          \
 	0 /* item 34: a core take shares a line with another                   \

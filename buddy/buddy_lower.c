@@ -50,11 +50,6 @@ static inline void bl_busy(struct bl_ctx *c, int d)
 #endif
 }
 
-#if SPIKE_LAZY && SPIKE_MLAY != 1
-_Alignas(64)
-	lf_atomic_u32 spike_lmask[SPIKE_MUNITS * (SPIKE_MLAY == 2 ? 16 : 1)];
-#endif
-
 void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		  lf_atomic_u16 *pstk, uint32_t nunits, struct bl_source src,
 		  struct bl_ctx *ctx, uint32_t nctx)
@@ -74,14 +69,8 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		ctx[i].cpu->lower = &ctx[i];
 	}
 #endif
-#if SPIKE_LAZY && SPIKE_MLAY != 1
-	LF_ASSERT(nunits <= SPIKE_MUNITS);
-#endif
 	for (uint32_t u = 0; u < nunits; u++) {
-		lf_init_u64(&word[BU_W(u)], BU_CORE);
-#if SPIKE_LAZY
-		spike_m_zero(SPIKE_MP(word, u));
-#endif
+		lf_init_u64(&word[u], BU_CORE);
 		lf_init_u32(&plink[u], LF_STACK_NIL);
 		lf_init_u16(&pstk[u], 0);
 	}
@@ -119,24 +108,6 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
  * (docs/design.md 2.7, "Core <-> lower"). bl_src_has(): a snapshot, no
  * section (a pass over nothing enters none).
  */
-#if SPIKE_SEP
-/*
- * SPIKE (docs/v3-status.md item 34; not for merging): an owner hint per
- * SPIKE_SEP units, 0 or the id + 1 of the context that reserved there
- * last; bl_pop() prefers entries that are not another context's. A hint
- * only (relaxed); a static array, as items 28 and 32's masks.
- */
-#define SPIKE_OWN_N (1u << 18)
-static lf_atomic_u16 spike_lown[SPIKE_OWN_N];
-static inline bool spike_foreign(const struct bl_ctx *c, uint32_t u)
-{
-	/* Relaxed: a hint. */
-	uint16_t o = lf_load_u16(&spike_lown[(u / SPIKE_SEP) % SPIKE_OWN_N],
-				 LF_RELAXED);
-	return o != 0 && o != c->id + 1;
-}
-#endif
-
 #if BUDDY_CORE_SHIFT > 0
 /*
  * Does another context's reservation (res or line) name a unit of u's
@@ -155,12 +126,6 @@ static bool bl_line_shared(const struct bl_ctx *c, uint32_t u)
 		    (l != BL_NONE && l / BL_LINE == u / BL_LINE))
 			return true;
 	}
-#if SPIKE_SEPLINE
-	/* Spike (item 34): a unit of the line is another context's. */
-	for (uint32_t v = u - u % BL_LINE; v < u - u % BL_LINE + BL_LINE; v++)
-		if (v != u && v < z->nunits && spike_foreign(c, v))
-			return true;
-#endif
 	return false;
 }
 
@@ -285,10 +250,7 @@ void bl_zone_edge(struct bl_zone *z, uint32_t u, unsigned lo, unsigned hi)
 	uint64_t w = bu_make(lo, hi, false);
 	LF_ASSERT(lo < hi && bu_valid(w));
 	unsigned j = bl_class(w);
-#if SPIKE_LAZY
-	spike_m_zero(SPIKE_MP(z->word, u));
-#endif
-	lf_init_u64(&z->word[BU_W(u)], w);
+	lf_init_u64(&z->word[u], w);
 	lf_init_u16(&z->pstk[u], (uint16_t)(j + 1)); /* B3: listed below */
 	lf_stack_push(&z->partial[j].s, z->plink, u);
 	bl_ctr(&z->ctx[0], BL_LFREE, hi - lo);
@@ -319,7 +281,7 @@ static void bl_hints_forget(struct bl_ctx *c, uint32_t u, bool keep)
 static void bl_release_unit(struct bl_ctx *c, uint32_t u)
 {
 	uint64_t ow, nw;
-	if (bu_cas(&c->z->word[BU_W(u)], BU_OP_RELEASE, 0, 0, &ow, &nw, NULL) !=
+	if (bu_cas(&c->z->word[u], BU_OP_RELEASE, 0, 0, &ow, &nw, NULL) !=
 	    BUDDY_OK)
 		return; /* word 0: the unit is gone already (reclaimed) */
 	if (nw == BU_CORE)
@@ -358,7 +320,7 @@ static bool bl_empty_reserved(const struct bl_ctx *c, uint32_t u)
 {
 	uint64_t nw;
 	/* Acquire: pairs with the CAS that wrote the word (a free's). */
-	return bu_reclaim(lf_load_u64(&c->z->word[BU_W(u)], LF_ACQUIRE), &nw) ==
+	return bu_reclaim(lf_load_u64(&c->z->word[u], LF_ACQUIRE), &nw) ==
 	       BUDDY_OK;
 }
 
@@ -404,20 +366,10 @@ void bl_drain(struct bl_ctx *c)
  * Our new res u (R set by us), named inside the section. The hints stay:
  * they name units, not offsets in res.
  */
-
 static void bl_set_res(struct bl_ctx *c, uint32_t u)
 {
 	/* Release: pairs with the acquire loads of the stealers. */
 	lf_store_u32(&c->res, u, LF_RELEASE);
-#if SPIKE_SEP
-	{
-		lf_atomic_u16 *o = &spike_lown[(u / SPIKE_SEP) % SPIKE_OWN_N];
-		/* Relaxed: a hint; stored only when it changes. */
-		uint16_t v = lf_load_u16(o, LF_RELAXED);
-		if (v != c->id + 1 && (!SPIKE_STICKY || v == 0))
-			lf_store_u16(o, (uint16_t)(c->id + 1), LF_RELAXED);
-	}
-#endif
 }
 
 /*
@@ -435,7 +387,7 @@ static bool bl_refile(struct bl_ctx *c, uint32_t u, unsigned j, unsigned k)
 	bool mine = lf_cas_u16(&z->pstk[u], &p, 0, LF_SEQ_CST);
 	LF_ASSERT(mine); /* B3: only the popper clears */
 	/* Seq_cst: after the clear (bl_list()). */
-	uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_SEQ_CST), ow, nw;
+	uint64_t w = lf_load_u64(&z->word[u], LF_SEQ_CST), ow, nw;
 	if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0) {
 		bl_ctr(c, BL_DROPPED, 1);
 		return false;
@@ -444,7 +396,7 @@ static bool bl_refile(struct bl_ctx *c, uint32_t u, unsigned j, unsigned k)
 		bl_list(c, u, w);
 		return false;
 	}
-	if (bu_cas(&z->word[BU_W(u)], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
+	if (bu_cas(&z->word[u], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
 	    BUDDY_OK)
 		return false; /* gone to the source meanwhile */
 	bl_set_res(c, u);
@@ -458,9 +410,7 @@ static bool bl_refile(struct bl_ctx *c, uint32_t u, unsigned j, unsigned k)
  * blocks, 4 0.899, 16 0.900, 64 0.903; each renewal takes a fuller unit,
  * which fills sooner (bench/README.md, bench_frag_v3).
  */
-#ifndef BL_PICK
 #define BL_PICK 8
-#endif
 /* Chain u (its link ours, pstk kept) in front of first..last. */
 static void bl_chain(struct bl_zone *z, uint32_t u, uint32_t *first,
 		     uint32_t *last)
@@ -482,7 +432,7 @@ static void bl_chain(struct bl_zone *z, uint32_t u, uint32_t *first,
  * bl_want_stack()); the rest are re-filed (dropped, or listed at their
  * smaller class). Inside our section: the units taken are carried (B4).
  */
-static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k, bool own)
+static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k)
 {
 	struct bl_zone *z = c->z;
 	for (;;) {
@@ -490,52 +440,30 @@ static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k, bool own)
 			    last = LF_STACK_NIL;
 		uint32_t u = lf_stack_pop_n(&z->partial[j].s, z->plink,
 					    z->nunits, BL_PICK, &n);
-		unsigned bf = SPIKE_SEP ? 2 * BU_FRAMES + 2 : BU_FRAMES + 1;
+		unsigned bf = BU_FRAMES + 1;
 		if (u == LF_STACK_NIL)
 			return BL_NONE;
 		while (u != LF_STACK_NIL) {
 			/* Relaxed: the chain is ours (pop_n's acquire). */
 			uint32_t next = lf_load_u32(&z->plink[u], LF_RELAXED);
 			/* Acquire: a hint; bl_refile() loads it again. */
-			uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_ACQUIRE);
-			unsigned ff = 0;
-			if (w != BU_CORE) {
-				ff = bu_free_frames(w);
-#if SPIKE_SEP
-				/* Another context's unit after every own one.
-				 */
-				if (spike_foreign(c, u))
-					ff += BU_FRAMES + 1;
-#endif
-			}
+			uint64_t w = lf_load_u64(&z->word[u], LF_ACQUIRE);
 			if (w == BU_CORE || bu_reserved(w) ||
 			    bu_free_bits(w) == 0 || bl_class(w) < k) {
 				(void)bl_refile(c, u, j, BL_CLASSES);
-			} else if (ff >= bf) {
+			} else if (bu_free_frames(w) >= bf) {
 				bl_chain(z, u, &first, &last);
 			} else {
 				if (best != BL_NONE)
 					bl_chain(z, best, &first, &last);
 				best = u;
-				bf = ff;
+				bf = bu_free_frames(w);
 			}
 			u = next;
-		}
-		bool back = own && best != BL_NONE && bf > BU_FRAMES;
-		if (back) {
-			/* Spike (item 34): only another's; all back, none. */
-			bl_chain(z, best, &first, &last);
-			best = BL_NONE;
 		}
 		if (first != LF_STACK_NIL)
 			lf_stack_push_chain(&z->partial[j].s, z->plink, first,
 					    last);
-		if (back)
-			return BL_NONE;
-#if SPIKE_TRACE && SPIKE_SEP
-		if (best != BL_NONE)
-			spike_t_pick(bf > BU_FRAMES);
-#endif
 		if (best != BL_NONE && bl_refile(c, best, j, k))
 			return best;
 	}
@@ -577,35 +505,21 @@ static uint32_t bl_take(struct bl_ctx *c)
 	if (u == BL_NONE)
 		return BL_NONE;
 	c->single = 0;
-	for (uint32_t i = 0; i < n; i++) {
-#if SPIKE_LAZY
-		/* Spike: M 0 before the word is published (item 32). */
-		spike_m_zero(SPIKE_MP(z->word, u + i));
-#endif
+	for (uint32_t i = 0; i < n; i++)
 		/*
 		 * A store: the word is 0 and the unit ours; every lower
 		 * transition needs a lower word, so nobody CASes it now.
 		 * Release: pairs with the acquire load of the word's next
 		 * CAS loop.
 		 */
-		lf_store_u64(&z->word[BU_W(u + i)], bu_make(0, BU_FRAMES, true),
+		lf_store_u64(&z->word[u + i], bu_make(0, BU_FRAMES, true),
 			     LF_RELEASE);
-	}
 	/* A line is aligned (bl_free_hint()'s test relies on it). */
 	LF_ASSERT(n != BL_LINE || u % BL_LINE == 0);
 	if (n == BL_LINE)
 		/* Release: pairs with the acquire loads of the stealers. */
 		lf_store_u32(&c->line, u, LF_RELEASE);
 	bl_set_res(c, u);
-#if SPIKE_SEP && SPIKE_STICKY
-	/* A unit fresh from the core: ours (relaxed: a hint). */
-	for (uint32_t i = 0; i < n; i += SPIKE_SEP)
-		lf_store_u16(&spike_lown[((u + i) / SPIKE_SEP) % SPIKE_OWN_N],
-			     (uint16_t)(c->id + 1), LF_RELAXED);
-#endif
-#if SPIKE_TRACE
-	spike_t_resv(c, u, n == BL_LINE ? SP_TAKELINE : SP_TAKE);
-#endif
 	bl_src_named(c);
 	bl_ctr(c, BL_TAKEN, n);
 	return u;
@@ -630,34 +544,6 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 	struct bl_zone *z = c->z;
 	uint32_t u = BL_NONE;
 	bool in = false;
-#if SPIKE_SEPCORE && BUDDY_CORE_SHIFT > 0
-	/*
-	 * Spike (item 34): first an entry of classes k.. that is not another
-	 * context's, then the core; then everything as before (a preference:
-	 * the failing pass below looks everywhere).
-	 */
-	for (unsigned j = k;
-	     j < (SPIKE_SEPCORE == 3 ? k + 1 : BL_CLASSES) && u == BL_NONE;
-	     j++) {
-		if (lf_stack_empty(&z->partial[j].s))
-			continue;
-		if (!in)
-			bl_busy(c, 1);
-		in = true;
-		u = bl_pop(c, j, k, true);
-#if SPIKE_TRACE
-		if (u != BL_NONE)
-			spike_t_resv(c, u, SP_POP);
-#endif
-	}
-	if (in)
-		bl_busy(c, -1);
-	in = false;
-	if (SPIKE_SEPCORE == 1 && u == BL_NONE && bl_src_has(c))
-		u = bl_take(c); /* 2: no take before the old order */
-	if (u != BL_NONE)
-		return u;
-#endif
 	for (unsigned i = 0; i < BL_CLASSES && u == BL_NONE; i++) {
 		unsigned j = (k + i) % BL_CLASSES; /* k, ..., 4, 0, ..., k-1 */
 		if ((j < k && !sweep) || lf_stack_empty(&z->partial[j].s))
@@ -665,11 +551,7 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 		if (!in)
 			bl_busy(c, 1);
 		in = true;
-		u = j < k ? bl_sweep(c, j, k) : bl_pop(c, j, k, false);
-#if SPIKE_TRACE
-		if (u != BL_NONE)
-			spike_t_resv(c, u, j < k ? SP_SWEEP : SP_POP);
-#endif
+		u = j < k ? bl_sweep(c, j, k) : bl_pop(c, j, k);
 	}
 #if BUDDY_CORE_SHIFT > 0
 	if (in)
@@ -726,7 +608,7 @@ static bool bl_from_ctx(struct bl_ctx *c, const struct bl_ctx *d, unsigned k,
 	for (uint32_t i = 0; i <= BL_LINE; i++) {
 		uint32_t v = i == 0 ? u : l == BL_NONE ? BL_NONE : l + i - 1;
 		if (v != BL_NONE && (i == 0 || v != u) &&
-		    bu_cas_alloc(&z->word[BU_W(v)], k, BU_FRAMES, off, NULL) ==
+		    bu_cas_alloc(&z->word[v], k, BU_FRAMES, off, NULL) ==
 			    BUDDY_OK) {
 			*up = v;
 			return true;
@@ -778,7 +660,7 @@ static bool bl_from_line(struct bl_ctx *c, uint32_t u, uint32_t l, unsigned k,
 			 uint32_t *up, unsigned *off)
 {
 	for (uint32_t i = 0; l != BL_NONE && i < BL_LINE; i++) {
-		lf_atomic_u64 *a = &c->z->word[BU_W(l + i)];
+		lf_atomic_u64 *a = &c->z->word[l + i];
 		/* Relaxed: a filter; bu_cas_alloc() loads with acquire. */
 		if (l + i == u ||
 		    bu_free_frames(lf_load_u64(a, LF_RELAXED)) < 1u << k)
@@ -805,7 +687,7 @@ static bool bl_line_free(const struct bl_ctx *c, uint32_t l)
 {
 	for (uint32_t i = 0; i < BL_LINE; i++) {
 		/* Relaxed: a hint; the CASes on the words decide. */
-		uint64_t w = lf_load_u64(&c->z->word[BU_W(l + i)], LF_RELAXED);
+		uint64_t w = lf_load_u64(&c->z->word[l + i], LF_RELAXED);
 		if (w != BU_CORE && bu_reserved(w) && bu_free_bits(w) != 0)
 			return true;
 	}
@@ -855,13 +737,9 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	c->hint[k] = BL_NONE; /* it did not serve */
 	if (u != BL_NONE) {
 		/* The buddy's pick in the reservation. */
-		if (bu_cas_alloc(&z->word[BU_W(u)], k, BU_FRAMES, &off, NULL) ==
-		    BUDDY_OK) {
-#if SPIKE_TRACE
-			spike_t_setpath(c, SP_RES);
-#endif
+		if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off, NULL) ==
+		    BUDDY_OK)
 			goto done;
-		}
 		/*
 		 * Another unit of our line: it becomes res (still named),
 		 * unless res is an extra unit outside the line (bl_let_go()),
@@ -871,9 +749,6 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 			if (bl_in_line(l, u))
 				bl_set_res(c, v);
 			u = v;
-#if SPIKE_TRACE
-			spike_t_setpath(c, SP_LINE);
-#endif
 			goto done;
 		}
 		bl_let_go(c, k, u, l); /* they cannot serve order k now */
@@ -903,7 +778,7 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 		uint64_t before = bl_others_flight(c);
 		u = bl_reserve(c, k, sweep);
 		if (u != BL_NONE) {
-			if (bu_cas_alloc(&z->word[BU_W(u)], k, BU_FRAMES, &off,
+			if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off,
 					 NULL) == BUDDY_OK)
 				goto done;
 			bl_release(c); /* taken by others meanwhile */
@@ -914,12 +789,6 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 		 * (bl_let_go()) is a place memory may appear in (a remote
 		 * free) after our look at it above.
 		 */
-#if SPIKE_TRACE
-		spike_t_setpath(c, SP_OWN);
-		if (bl_from_ctx(c, c, k, &u, &off))
-			goto done;
-		spike_t_setpath(c, SP_STEAL);
-#endif
 		if (bl_from_ctx(c, c, k, &u, &off) || bl_steal(c, k, &u, &off))
 			goto done;
 		bool quiet =
@@ -937,12 +806,6 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	}
 done:
 	*frame = u * BU_FRAMES + off;
-#if SPIKE_TRACE
-	spike_t_alloc(c, *frame, SP_N);
-#endif
-#if SPIKE_LAZY
-	spike_m_clear(z->word, u, spike_m_bits(off, k));
-#endif
 	bl_count(c, BL_ALLOCS, k);
 	return BUDDY_OK;
 }
@@ -1004,11 +867,11 @@ bool bl_reclaim(struct bl_ctx *c, uint32_t u)
 	 * inside its section), so that the failing pass's second look at
 	 * the busy words, after this load, sees that section.
 	 */
-	if (bu_reclaim(lf_load_u64(&c->z->word[BU_W(u)], LF_ACQUIRE), &nw) !=
+	if (bu_reclaim(lf_load_u64(&c->z->word[u], LF_ACQUIRE), &nw) !=
 	    BUDDY_OK)
 		return false;
 	bl_busy(c, 1);
-	bool done = bu_cas(&c->z->word[BU_W(u)], BU_OP_RECLAIM, 0, 0, &ow, &nw,
+	bool done = bu_cas(&c->z->word[u], BU_OP_RECLAIM, 0, 0, &ow, &nw,
 			   NULL) == BUDDY_OK;
 	if (done)
 		bl_give(c, u);
@@ -1035,7 +898,7 @@ static bool bl_reclaim_edge(struct bl_ctx *c, uint32_t u)
 	 * failing loop calls this in each quiet window, and a pass over
 	 * nothing must enter none. Acquire: as bl_reclaim()'s load.
 	 */
-	if (lf_load_u64(&c->z->word[BU_W(u)], LF_ACQUIRE) != w)
+	if (lf_load_u64(&c->z->word[u], LF_ACQUIRE) != w)
 		return false;
 	bl_busy(c, 1);
 	/*
@@ -1044,7 +907,7 @@ static bool bl_reclaim_edge(struct bl_ctx *c, uint32_t u)
 	 * then load (the listing race). Its acquire half pairs with the CAS
 	 * that last wrote the word (the owner's free).
 	 */
-	bool done = lf_cas_u64(&c->z->word[BU_W(u)], &w, nw, LF_SEQ_CST);
+	bool done = lf_cas_u64(&c->z->word[u], &w, nw, LF_SEQ_CST);
 	if (done)
 		bl_list(c, u, nw);
 	bl_busy(c, -1);
@@ -1070,8 +933,7 @@ uint32_t bl_reclaim_all(struct bl_ctx *c)
 #if BUDDY_CORE_SHIFT > 0
 			/* A reserved word: maybe an edge unit, all free. */
 			/* Relaxed: a hint; bl_reclaim_edge()'s CAS decides. */
-			if (bu_reserved(
-				    lf_load_u64(&z->word[BU_W(u)], LF_RELAXED)))
+			if (bu_reserved(lf_load_u64(&z->word[u], LF_RELAXED)))
 				(void)bl_reclaim_edge(c, u);
 #endif
 		}
@@ -1099,7 +961,7 @@ int bl_zone_check(struct bl_zone *z, uint32_t *unit)
 	for (uint32_t u = 0; u < z->nunits; u++) {
 		*unit = u;
 		/* Relaxed: at quiescence. */
-		uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_RELAXED);
+		uint64_t w = lf_load_u64(&z->word[u], LF_RELAXED);
 		uint16_t p = lf_load_u16(&z->pstk[u], LF_RELAXED);
 		if (w != BU_CORE && !bu_valid(w))
 			return 1;
@@ -1167,7 +1029,7 @@ static int bl_want_apply(const struct bl_want *q, uint64_t w, unsigned end,
 static int bl_want_cas(struct bl_ctx *c, uint32_t u, const struct bl_want *q,
 		       unsigned *off)
 {
-	lf_atomic_u64 *a = &c->z->word[BU_W(u)];
+	lf_atomic_u64 *a = &c->z->word[u];
 	unsigned end = bl_want_end(q, u);
 	if (end < 1u << q->k)
 		return BUDDY_ENOMEM;
@@ -1224,7 +1086,7 @@ static uint32_t bl_want_stack(struct bl_ctx *c, unsigned j,
 			(void)bl_refile(c, u, j, BL_CLASSES);
 		} else {
 			/* Acquire: a hint; the link stays ours either way. */
-			uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_ACQUIRE);
+			uint64_t w = lf_load_u64(&z->word[u], LF_ACQUIRE);
 			if (w != BU_CORE && !bu_reserved(w) &&
 			    bu_free_bits(w) != 0 && bl_class(w) == j) {
 				/* Relaxed: pushed by push_chain (S4). */
@@ -1387,11 +1249,6 @@ static int bl_want_alloc(struct bl_ctx *c, const struct bl_want *q,
 			lf_platform_pause();
 	}
 	*frame = u * BU_FRAMES + off;
-#if SPIKE_LAZY
-	spike_m_clear(c->z->word, u,
-		      q->n != 0 ? ((1u << q->n) - 1) << off
-				: spike_m_bits(off, q->k));
-#endif
 	bl_ctr(c, BL_ALLOCS, 1);
 	bl_ctr(c, BL_LFREE, -(uint64_t)(q->n != 0 ? q->n : 1u << q->k));
 	return BUDDY_OK;
@@ -1422,11 +1279,7 @@ void bl_adopt(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned held)
 	 * bl_list(), as a free's CAS does (a stale entry's popper clears
 	 * pstk, then loads the word: one of us sees the other).
 	 */
-#if SPIKE_LAZY
-	/* Spike: M 0 before the word is published (item 32). */
-	spike_m_zero(SPIKE_MP(c->z->word, u));
-#endif
-	lf_store_u64(&c->z->word[BU_W(u)], w, LF_SEQ_CST);
+	lf_store_u64(&c->z->word[u], w, LF_SEQ_CST);
 	if (bu_free_bits(w) != 0 && !bu_reserved(w))
 		bl_list(c, u, w);
 	bl_ctr(c, BL_TAKEN, 1);
@@ -1439,13 +1292,9 @@ void bl_adopt(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned held)
 int bl_alloc_at(struct bl_ctx *c, uint32_t frame, unsigned k)
 {
 	uint64_t ow, nw;
-	int rc = bu_cas(&c->z->word[BU_W(frame / BU_FRAMES)], BU_OP_ALLOC_AT,
+	int rc = bu_cas(&c->z->word[frame / BU_FRAMES], BU_OP_ALLOC_AT,
 			frame % BU_FRAMES, k, &ow, &nw, NULL);
 	if (rc == BUDDY_OK) {
-#if SPIKE_LAZY
-		spike_m_clear(c->z->word, frame / BU_FRAMES,
-			      spike_m_bits(frame, k));
-#endif
 		bl_ctr(c, BL_ALLOCS, 1);
 		bl_ctr(c, BL_LFREE, -((uint64_t)1 << k));
 	}
@@ -1455,7 +1304,7 @@ int bl_alloc_at(struct bl_ctx *c, uint32_t frame, unsigned k)
 int bl_free_run_cas(struct bl_ctx *c, uint32_t frame, unsigned n, uint64_t *old,
 		    uint64_t *nw)
 {
-	return bu_cas(&c->z->word[BU_W(frame / BU_FRAMES)], BU_OP_FREE_RUN,
+	return bu_cas(&c->z->word[frame / BU_FRAMES], BU_OP_FREE_RUN,
 		      frame % BU_FRAMES, n, old, nw, NULL);
 }
 
@@ -1479,7 +1328,7 @@ static inline uint64_t bl_claim_bits(unsigned i, unsigned n)
 int bl_free_run_claim(struct bl_ctx *c, uint32_t frame, unsigned n,
 		      uint64_t *old)
 {
-	lf_atomic_u64 *a = &c->z->word[BU_W(frame / BU_FRAMES)];
+	lf_atomic_u64 *a = &c->z->word[frame / BU_FRAMES];
 	unsigned i = frame % BU_FRAMES;
 	LF_ASSERT(i != 0 && i + n == BU_FRAMES); /* frame 0 has no code 3 */
 	uint64_t m = bl_claim_bits(i, n), v;
@@ -1508,7 +1357,7 @@ int bl_free_run_claim(struct bl_ctx *c, uint32_t frame, unsigned n,
 void bl_free_run_settle(struct bl_ctx *c, uint32_t frame, unsigned n,
 			uint64_t old, bool commit)
 {
-	lf_atomic_u64 *a = &c->z->word[BU_W(frame / BU_FRAMES)];
+	lf_atomic_u64 *a = &c->z->word[frame / BU_FRAMES];
 	unsigned i = frame % BU_FRAMES;
 	uint64_t m = bl_claim_bits(i, n), v;
 	/* Acquire: pairs with the CAS or store that wrote the word. */
@@ -1530,127 +1379,5 @@ void bl_free_run_settle(struct bl_ctx *c, uint32_t frame, unsigned n,
 	}
 	if (commit)
 		bl_free_run_done(c, frame, n, v);
-}
-#endif
-
-#if SPIKE_TRACE
-/* Spike (item 34): the trace; plain counters outside the model. */
-#define SPT_CPUS 4u
-#define SPT_UNITS (1u << 20)
-#define SPT_PL (LF_CACHELINE / (8u * BU_WS)) /* units a line of words */
-uint64_t spike_t_alloc_n[SP_N][4], spike_t_push_n[SP_N][4],
-	spike_t_pop_n[SP_N][4], spike_t_resv_n[SP_N][4];
-uint64_t spike_t_cross[SP_N][SP_N];
-static uint16_t spt_held[SPT_CPUS][SPT_UNITS];
-static uint8_t spt_lpath[SPT_CPUS][SPT_UNITS];
-static uint8_t spt_fpath[SPT_UNITS * 32];
-static uint8_t spt_path[SPT_CPUS];
-
-SPIKE_NO_TSAN void spike_t_reset(void)
-{
-	for (unsigned i = 0; i < SPT_CPUS; i++)
-		for (uint32_t u = 0; u < SPT_UNITS; u++)
-			spt_held[i][u] = 0;
-	for (unsigned p = 0; p < SP_N; p++)
-		for (unsigned j = 0; j < 4; j++)
-			spike_t_alloc_n[p][j] = spike_t_push_n[p][j] =
-				spike_t_pop_n[p][j] = spike_t_resv_n[p][j] = 0;
-	for (unsigned p = 0; p < SP_N; p++)
-		for (unsigned j = 0; j < SP_N; j++)
-			spike_t_cross[p][j] = 0;
-}
-
-uint64_t spike_t_picks[2];
-SPIKE_NO_TSAN void spike_t_pick(bool foreign)
-{
-	spike_t_picks[foreign]++;
-}
-
-SPIKE_NO_TSAN void spike_t_setpath(struct bl_ctx *c, unsigned path)
-{
-	spt_path[c->id % SPT_CPUS] = (uint8_t)path;
-}
-
-/* Classify unit u for context c: n[1] unit, n[2] line, n[3] res. */
-SPIKE_NO_TSAN static void spt_class(struct bl_ctx *c, uint32_t u, uint64_t *n,
-				    int *op)
-{
-	const struct bl_zone *z = c->z;
-	uint32_t l0 = u - u % SPT_PL;
-	bool unit = false, line = false, res = false;
-	*op = -1;
-	for (uint32_t i = 0; i < z->nctx && i < SPT_CPUS; i++) {
-		if (i == c->id)
-			continue;
-		if (spt_held[i][u] != 0)
-			unit = true;
-		for (uint32_t v = l0; v < l0 + SPT_PL; v++)
-			if (spt_held[i][v] != 0) {
-				line = true;
-				*op = spt_lpath[i][v];
-			}
-		uint32_t r = z->ctx[i].res.v, l = z->ctx[i].line.v;
-		if ((r != BL_NONE && r / SPT_PL == u / SPT_PL) ||
-		    (l != BL_NONE && l / SPT_PL <= u / SPT_PL &&
-		     u / SPT_PL <= (l + BL_LINE - 1) / SPT_PL))
-			res = true;
-	}
-	n[0]++;
-	n[1] += unit;
-	n[2] += line;
-	n[3] += res;
-}
-
-SPIKE_NO_TSAN void spike_t_alloc(struct bl_ctx *c, uint32_t x, unsigned path)
-{
-	uint32_t u = x / BU_FRAMES;
-	int op;
-	if (path == SP_N)
-		path = spt_path[c->id % SPT_CPUS];
-	if (u >= SPT_UNITS || c->id >= SPT_CPUS)
-		return;
-	spt_class(c, u, spike_t_alloc_n[path], &op);
-	spt_held[c->id][u]++;
-	spt_lpath[c->id][u] = (uint8_t)path;
-	spt_fpath[x] = (uint8_t)path;
-}
-
-SPIKE_NO_TSAN void spike_t_push(struct bl_ctx *c, uint32_t x)
-{
-	uint32_t u = x / BU_FRAMES;
-	int op;
-	if (u >= SPT_UNITS || c->id >= SPT_CPUS)
-		return;
-	unsigned p = spt_fpath[x];
-	spt_class(c, u, spike_t_push_n[p], &op);
-	if (op >= 0)
-		spike_t_cross[p][op]++;
-}
-
-SPIKE_NO_TSAN void spike_t_pop(struct bl_ctx *c, uint32_t x)
-{
-	uint32_t u = x / BU_FRAMES;
-	int op;
-	if (u >= SPT_UNITS || c->id >= SPT_CPUS)
-		return;
-	spt_class(c, u, spike_t_pop_n[spt_fpath[x]], &op);
-}
-
-SPIKE_NO_TSAN void spike_t_back(struct bl_ctx *c, uint32_t x)
-{
-	uint32_t u = x / BU_FRAMES;
-	if (u >= SPT_UNITS || c->id >= SPT_CPUS)
-		return;
-	if (spt_held[c->id][u] != 0)
-		spt_held[c->id][u]--;
-}
-
-SPIKE_NO_TSAN void spike_t_resv(struct bl_ctx *c, uint32_t u, unsigned path)
-{
-	int op;
-	spt_path[c->id % SPT_CPUS] = (uint8_t)path;
-	if (u >= SPT_UNITS || c->id >= SPT_CPUS)
-		return;
-	spt_class(c, u, spike_t_resv_n[path], &op);
 }
 #endif

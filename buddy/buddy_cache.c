@@ -256,22 +256,6 @@ void buddy_cpu_cache_enable(struct buddy_cpu *c, bool on)
 		buddy_cpu_drain(c);
 }
 
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0 && SPIKE_FIXDRAIN
-/*
- * Spike (v3-status item 35): buddy_zone_drain_all() without the other
- * CPUs' caches, for the core's ENOMEM loop, which runs while their owners
- * push and pop (item 28 has no owner/drainer exclusion): only our own
- * cache, then the rest as buddy_zone_drain_all().
- */
-static void spike_zone_drain_own(struct buddy_cpu *c)
-{
-	(void)spike_drain_all(c);
-	(void)bl_reclaim_all(buddy_lower_ctx(c));
-	(void)buddy_zone_drain_some(c);
-	buddy_zone_coalesce(c);
-}
-#endif
-
 void buddy_zone_drain_all(struct buddy_cpu *c)
 {
 #if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0
@@ -517,11 +501,7 @@ int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		if (quiet && empty)
 			return BUDDY_ENOMEM;
 		if (attempt == 1)
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0 && SPIKE_FIXDRAIN
-			spike_zone_drain_own(c);
-#else
 			buddy_zone_drain_all(c);
-#endif
 		sweep = attempt < 2 || quiet ||
 			attempt % BUDDY_SWEEP_EVERY == 0;
 		if (!sweep)
@@ -679,61 +659,6 @@ static inline void spike_own_exit(struct buddy_cpu *c)
 #define spike_own_exit(c) ((void)(c))
 #endif
 
-#if SPIKE_TRACE
-#define SPIKE_CPU(c) (spike_cpu_cur = (c)->id)
-#else
-#define SPIKE_CPU(c) ((void)0)
-#endif
-#if SPIKE_TRACE
-#include <stdio.h>
-struct spike_e {
-	uint32_t seq, frame, m;
-	uint8_t op, k, tid, cpu;
-	uint64_t w;
-};
-#define SPIKE_RING (1u << 26)
-static struct spike_e spike_ring[SPIKE_RING];
-static lf_atomic_u32 spike_seq, spike_tids;
-static _Thread_local int spike_tid = -1;
-_Thread_local unsigned spike_cpu_cur = 255;
-void spike_ev(unsigned op, uint32_t frame, unsigned k, uint64_t w, uint32_t m)
-{
-	if (spike_tid < 0)
-		spike_tid = (int)lf_fetch_add_u32(&spike_tids, 1, LF_RELAXED);
-	uint32_t s = lf_fetch_add_u32(&spike_seq, 1, LF_RELAXED);
-	struct spike_e *e = &spike_ring[s % SPIKE_RING];
-	e->seq = s;
-	e->frame = frame;
-	e->m = m;
-	e->op = (uint8_t)op;
-	e->k = (uint8_t)k;
-	e->tid = (uint8_t)spike_tid;
-	e->cpu = (uint8_t)spike_cpu_cur;
-	e->w = w;
-}
-static void spike_dump(uint32_t u, uint32_t x, unsigned k, uint64_t w)
-{
-	uint32_t n = lf_load_u32(&spike_seq, LF_RELAXED);
-	fprintf(stderr, "SPIKE bad: unit %u frame %u (off %u) k %u word %016llx tid %d seq %u\n",
-		u, x, x % 32, k, (unsigned long long)w, spike_tid, n);
-	FILE *f = fopen("/tmp/diag-ring.bin", "wb");
-	if (f) {
-		fwrite(spike_ring, sizeof(spike_ring), 1, f);
-		fclose(f);
-	}
-	uint32_t lo = n > SPIKE_RING ? n - SPIKE_RING : 0;
-	unsigned cnt = 0;
-	for (uint32_t s = n; s-- > lo && cnt < 60;) {
-		struct spike_e *e = &spike_ring[s % SPIKE_RING];
-		if (e->frame / 32 != u)
-			continue;
-		cnt++;
-		fprintf(stderr, "  cpu %u seq %u tid %u op %c frame %u off %u k %u w %016llx m %08x\n",
-			e->cpu, e->seq, e->tid, e->op, e->frame, e->frame % 32, e->k,
-			(unsigned long long)e->w, e->m);
-	}
-}
-#endif
 #if SPIKE_LAZY
 /*
  * The pop of a block a free put in the cache: its bit cleared before it
@@ -769,19 +694,12 @@ static void spike_free_group(struct buddy_cpu *c, uint32_t u,
 	for (;;) {
 		v = w;
 		for (unsigned i = 0; i < n; i++)
-			if (bu_free(v, xs[i] % BU_FRAMES, k, &v) != BUDDY_OK) {
-#if SPIKE_TRACE
-				spike_dump(u, xs[i], k, v);
-#endif
+			if (bu_free(v, xs[i] % BU_FRAMES, k, &v) != BUDDY_OK)
 				LF_ASSERT(0 && "spike: a bad block in a cache");
-			}
 		/* Seq_cst: a free (bu_cas()). */
 		if (lf_cas_u64(a, &w, v, LF_SEQ_CST))
 			break;
 	}
-	SPIKE_CPU(c);
-	for (unsigned i = 0; i < n; i++)
-		spike_ev('D', xs[i], k, v, 0);
 	if (!bu_reserved(v))
 		bl_free_unreserved(l, u, v);
 	bl_free_hint(l, xs[n - 1], k);
@@ -851,11 +769,8 @@ static void spike_refill(struct buddy_cpu *c, unsigned k, uint32_t x)
 		spike_m_clear(l->word, u, m);
 	}
 #endif
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < n; i++)
 		c->sc[k][i] = u * BU_FRAMES + offs[n - 1 - i];
-		SPIKE_CPU(c);
-		spike_ev('F', u * BU_FRAMES + offs[i], k, v, 0);
-	}
 	c->sc_n[k] = n;
 }
 #endif
@@ -879,10 +794,6 @@ static BUDDY_NOINLINE int buddy_alloc_small_slow(struct buddy_cpu *c,
 	int rc = bl_alloc_slow(buddy_lower_ctx(c), order, &x);
 #if SPIKE_N > 0
 	/* Own caches only: remote caches are not drained (spike). */
-	if (rc == BUDDY_ENOMEM) {
-		SPIKE_CPU(c);
-		spike_ev('E', 0xffffffffu, order, 0, 0);
-	}
 	if (rc == BUDDY_ENOMEM && spike_drain_all(c))
 		rc = bl_alloc_slow(buddy_lower_ctx(c), order, &x);
 #endif
@@ -926,8 +837,6 @@ static BUDDY_NOINLINE int buddy_alloc_small_k(struct buddy_cpu *c,
 		    (1u << (e % BU_FRAMES)))
 			spike_lazy_pop(c, e);
 #elif SPIKE_LAZY
-		SPIKE_CPU(c);
-		spike_ev(e & SPIKE_MARK ? 'o' : 'O', e & ~SPIKE_MARK, order, 0, 0);
 		if (e & SPIKE_MARK) {
 			e &= ~SPIKE_MARK;
 			spike_lazy_pop(c, e);
@@ -969,8 +878,6 @@ static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
 		    (1u << (x % BU_FRAMES)))
 			spike_lazy_pop(c, x);
 #elif SPIKE_LAZY
-		SPIKE_CPU(c);
-		spike_ev(x & SPIKE_MARK ? 'o' : 'O', x & ~SPIKE_MARK, 0, 0, 0);
 		if (x & SPIKE_MARK) {
 			x &= ~SPIKE_MARK;
 			spike_lazy_pop(c, x);
@@ -1180,12 +1087,9 @@ static BUDDY_INLINE int buddy_free_small_at(struct buddy_cpu *c,
 			 * refused, nothing changed) or a stale one; pairs with
 			 * the pop's and the allocations' clears (release).
 			 */
-			uint32_t om = spike_m_or(SPIKE_MP(l->word, u), 1u << i,
-						 LF_ACQ_REL);
-			SPIKE_CPU(c);
-			spike_ev(om & (1u << i) ? '1' : 'P', x, order,
-				 lf_load_u64(&l->word[BU_W(u)], LF_RELAXED), om);
-			if (om & (1u << i))
+			if (spike_m_or(SPIKE_MP(l->word, u), 1u << i,
+				       LF_ACQ_REL) &
+			    (1u << i))
 				return buddy_reject(c, BUDDY_EDOUBLE);
 			/* Acquire: as above; after our bit is set. */
 			if (LF_UNLIKELY(bu_block_check(
@@ -1195,8 +1099,6 @@ static BUDDY_INLINE int buddy_free_small_at(struct buddy_cpu *c,
 				/* Relaxed: our own bit, never handed out. */
 				(void)spike_m_and(SPIKE_MP(l->word, u),
 						  ~(1u << i), LF_RELAXED);
-				SPIKE_CPU(c);
-				spike_ev('2', x, order, 0, 0);
 				return buddy_reject(c, BUDDY_EDOUBLE);
 			}
 		}
@@ -1242,8 +1144,6 @@ slow:;
 	 */
 	uint32_t b = buddy_busy_enter(c);
 	int rc = bl_free_word(l, x, order, &nw);
-	SPIKE_CPU(c);
-	spike_ev('W', x, order, nw, (uint32_t)rc);
 	if (LF_UNLIKELY(rc != BUDDY_OK)) {
 		buddy_busy_leave_from(c, b);
 		return buddy_free_small_refused(c, r, x, rc);

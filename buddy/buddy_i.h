@@ -45,9 +45,6 @@
 #ifndef SPIKE_OWN
 #define SPIKE_OWN 0
 #endif
-#ifndef SPIKE_FIXDRAIN
-#define SPIKE_FIXDRAIN 0 /* 1: the core's ENOMEM loop drains our cache only */
-#endif
 #ifndef SPIKE_GROUP
 #define SPIKE_GROUP 1
 #endif

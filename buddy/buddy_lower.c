@@ -523,7 +523,6 @@ static uint32_t bl_take(struct bl_ctx *c)
 #if SPIKE_LAZY
 		/* Spike: M 0 before the word is published (item 32). */
 		spike_m_zero(SPIKE_MP(z->word, u + i));
-		spike_ev('Z', (u + i) * BU_FRAMES, 0, 0, 0);
 #endif
 		/*
 		 * A store: the word is 0 and the unit ours; every lower
@@ -829,7 +828,6 @@ done:
 #if SPIKE_LAZY
 	spike_m_clear(z->word, u, spike_m_bits(off, k));
 #endif
-	spike_ev('A', *frame, k, lf_load_u64(&z->word[BU_W(u)], LF_RELAXED), 0);
 	bl_count(c, BL_ALLOCS, k);
 	return BUDDY_OK;
 }
@@ -1312,7 +1310,6 @@ void bl_adopt(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned held)
 #if SPIKE_LAZY
 	/* Spike: M 0 before the word is published (item 32). */
 	spike_m_zero(SPIKE_MP(c->z->word, u));
-	spike_ev('Y', u * BU_FRAMES, 0, w, 0);
 #endif
 	lf_store_u64(&c->z->word[BU_W(u)], w, LF_SEQ_CST);
 	if (bu_free_bits(w) != 0 && !bu_reserved(w))

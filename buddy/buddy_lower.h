@@ -49,16 +49,6 @@
 #define BU_WS 1u
 #endif
 #define BU_W(u) ((u)*BU_WS)
-#ifndef SPIKE_TRACE
-#define SPIKE_TRACE 0
-#endif
-#if SPIKE_TRACE
-/* Diagnosis (v3-status item 35; not for merging): a global event ring. */
-void spike_ev(unsigned op, uint32_t frame, unsigned k, uint64_t w,
-	      uint32_t m);
-#else
-#define spike_ev(op, frame, k, w, m) ((void)0)
-#endif
 #if SPIKE_LAZY
 #if SPIKE_MLAY == 1
 #define SPIKE_MP(word, u) (&(word)[BU_W(u) + 1])
@@ -302,7 +292,6 @@ static inline bool bl_alloc_hint(struct bl_ctx *c, unsigned k, uint32_t *frame)
 #if SPIKE_LAZY
 	spike_m_clear(c->word, h / BU_FRAMES, spike_m_bits(h, k));
 #endif
-	spike_ev('H', h, k, nw, 0);
 	c->hint[k] = BL_NONE;
 	*frame = h;
 	return true;

@@ -372,12 +372,6 @@ static unsigned coh_prog(const struct bench_prog *p, const struct coh_opts *o,
 				continue;
 			}
 			coh_print_row(im, n, &r, o);
-#if COH_MISS_ATTR
-			{
-				void coh_attr_dump(const char *what);
-				coh_attr_dump(im->impl);
-			}
-#endif
 			if (csv != NULL)
 				coh_csv_row(csv, name, im, n, &r, o);
 		}

@@ -449,14 +449,15 @@ static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu,
 			/* Relaxed, all three: under the cache lock; the
 			 * rounds and words are ours till the magazine is
 			 * published (its CPU section, or the depot's push). */
-			s->free =
-				(uint16_t)(lf_load_u32(&s->buf[i], LF_RELAXED) &
-					   KMEM_BUF_LINK);
+			uint32_t w = lf_load_u32(&s->buf[i], LF_RELAXED);
+			s->free = (uint16_t)(w & KMEM_BUF_LINK);
 			lf_store_uptr(&out[n], (uintptr_t)kmem_obj(c, s, i),
 				      LF_RELAXED);
 			/* Release: the round before it, for a free's
 			 * check (kmem_free_obj()). */
-			lf_store_u32(&s->buf[i], first + n * 8, LF_RELEASE);
+			lf_store_u32(&s->buf[i],
+				     kmem_buf_next(w, first + n * 8),
+				     LF_RELEASE);
 			n++;
 			s->inuse++;
 		}
@@ -484,12 +485,16 @@ static size_t kmem_slab_give(struct kmem_cache *c, unsigned cpu,
 
 /*
  * Put the n free objects of the rounds objs[] back on their slabs (their
- * bufctl words become links, K2); slabs past the cache's watermark of
- * empty slabs go back to the source, outside the lock. The pages given
- * back.
+ * bufctl words become links, K2, their generation kept); slabs past the
+ * cache's watermark of empty slabs go back to the source, outside the
+ * lock. The pages given back. claim: a free straight to the slab (n = 1,
+ * no magazine): the object's word is claimed by a CAS from *claim, as in
+ * kmem_free_obj(); on failure nothing is put (0, *claim the word seen,
+ * *lost set).
  */
 static size_t kmem_slab_put(struct kmem_cache *c, unsigned cpu,
-			    lf_atomic_uptr *objs, unsigned n)
+			    lf_atomic_uptr *objs, unsigned n, uint32_t *claim,
+			    bool *lost)
 {
 	struct kmem *k = c->k;
 	struct kmem_slab *give = NULL;
@@ -500,14 +505,37 @@ static size_t kmem_slab_put(struct kmem_cache *c, unsigned cpu,
 		struct kmem_slab *s = kmem_slab_of(k, (void *)a);
 		LF_ASSERT(s && s->cache == c);
 		uint32_t i = (uint32_t)kmem_div(c, a - s->base);
-		/* Release: under the cache lock (the word is ours, above);
-		 * for a free's check (kmem_free_obj()), which reads it again
-		 * after the round. */
-		lf_store_u32(&s->buf[i], KMEM_BUF_SLAB | s->free, LF_RELEASE);
+		if (claim) {
+			/* Acq_rel: as the free's claim (kmem_free_obj()). */
+			if (!lf_cas_u32(&s->buf[i], claim,
+					kmem_buf_next(*claim,
+						      KMEM_BUF_SLAB | s->free),
+					LF_ACQ_REL)) {
+				*lost = true;
+				break;
+			}
+#ifdef LF_DEBUG
+			if (c->poison) /* ours: no fill takes it till we
+					* unlock */
+				kmem_fill((void *)a, KMEM_POISON_BYTE, c->size);
+#endif
+		} else {
+			/* Relaxed: the word is ours (its object is in our
+			 * round). Release: under the cache lock; for a
+			 * free's claim (kmem_free_obj()), which fails on
+			 * it. */
+			uint32_t w = lf_load_u32(&s->buf[i], LF_RELAXED);
+			lf_store_u32(&s->buf[i],
+				     KMEM_BUF_SLAB | (w & KMEM_BUF_GEN) |
+					     s->free,
+				     LF_RELEASE);
+		}
 		s->free = (uint16_t)i;
 		s->inuse--;
 		kmem_relist(c, s);
 	}
+	if (claim && *lost)
+		n = 0; /* nothing put */
 	kmem_stat_bump(&c->slab_free, n);
 	/* Relaxed: nempty is written under the lock we hold. */
 	while (lf_load_u64(&c->nempty, LF_RELAXED) > k->empty_max) {
@@ -549,7 +577,7 @@ static size_t kmem_mag_empty(struct kmem_cache *c, unsigned cpu,
 	uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
 	if (n == 0)
 		return 0;
-	size_t pages = kmem_slab_put(c, cpu, m->round, n);
+	size_t pages = kmem_slab_put(c, cpu, m->round, n, NULL, NULL);
 	lf_store_u32(&m->n, 0, LF_RELAXED); /* Relaxed: as above */
 	return pages;
 }
@@ -854,20 +882,7 @@ int kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
 }
 
 static int kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p,
-			  lf_atomic_u32 *bc);
-
-/* Put p in round n of magazine m (ours, inside the section, n < cap); its
- * bufctl word bc names the round (K2). */
-static inline __attribute__((always_inline)) void
-kmem_round_put(struct kmem_mag *m, uint32_t n, void *p, lf_atomic_u32 *bc)
-{
-	/* Relaxed, the round and the count: m is ours. Release, the word
-	 * (p's, whose caller gave it up): the round before it, for the next
-	 * free's check (kmem_free_obj()). */
-	lf_store_uptr(&m->round[n], (uintptr_t)p, LF_RELAXED);
-	lf_store_u32(bc, m->first + n * 8, LF_RELEASE);
-	lf_store_u32(&m->n, n + 1, LF_RELAXED);
-}
+			  lf_atomic_u32 *bc, uint32_t v);
 
 /* The bufctl word of object p of slab s of cache c. */
 static lf_atomic_u32 *kmem_obj_buf(const struct kmem_cache *c,
@@ -887,104 +902,179 @@ static __attribute__((noinline)) int kmem_free_unround(struct kmem_cache *c,
 }
 
 /*
+ * The free's checks on p's bufctl word v (loaded with acquire, or seen by
+ * a failed claim with acquire): 0 if p is handed out as far as v tells,
+ * else the error (p on its slab's list or in the round v names: EDOUBLE).
+ * No read of p (but its red zone in debug builds).
+ */
+static inline __attribute__((always_inline)) int
+kmem_free_check(struct kmem_cache *c, const void *p, uint32_t v)
+{
+	uint32_t x = v & ~KMEM_BUF_GEN;
+	if (LF_UNLIKELY(x >= c->names))
+		return kmem_free_unround(c, v);
+	/* Relaxed: ordered by the acquire that read v (the round may be
+	 * another CPU's): the round as it was when v was written, or
+	 * later. */
+	if (LF_UNLIKELY(lf_load_uptr(kmem_round(c->mags, x), LF_RELAXED) ==
+			(uintptr_t)p))
+		return kmem_reject(c->rejected_by, KMEM_EDOUBLE);
+#ifdef LF_DEBUG
+	if (!kmem_filled((const char *)p + c->size, KMEM_RZ_BYTE,
+			 c->rz_end - c->size))
+		return kmem_reject(c->rejected_by, KMEM_ECORRUPT);
+#endif
+	return 0;
+}
+
+/*
+ * Claim p for round r (its name) by a CAS of its bufctl word bc from v,
+ * the word the checks passed; on failure *v is the word seen. The round
+ * holds p already (stored before: the CAS's release publishes it with the
+ * word). Of two frees of p that race, one claims it and the other sees the
+ * word changed: its generation moves on at every claim, so even a claim
+ * of the same round changes it (kmem_i.h).
+ */
+static inline __attribute__((always_inline)) bool
+kmem_free_claim(lf_atomic_u32 *bc, uint32_t *v, uint32_t r)
+{
+	/* Acq_rel: release, the round before the word, for the next free's
+	 * check; acquire on failure, pairing with the release of the word
+	 * seen, whose round the checks read next. */
+	return lf_cas_u32(bc, v, kmem_buf_next(*v, r), LF_ACQ_REL);
+}
+
+/* Poison p (debug, caches without a constructor): p claimed, in no place
+ * an allocation can take it from yet. */
+static inline __attribute__((always_inline)) void
+kmem_free_poison(struct kmem_cache *c, void *p)
+{
+#ifdef LF_DEBUG
+	if (c->poison)
+		kmem_fill(p, KMEM_POISON_BYTE, c->size);
+#else
+	(void)c;
+	(void)p;
+#endif
+}
+
+/*
  * Free p, an object start of cache c with bufctl word bc: the checks, then
  * the magazines. p is free exactly when its word is a link (on its slab's
  * list) or names a round that holds p (in a magazine, K2): no read of p.
+ * The free puts p in its round and then claims p by a CAS of the word it
+ * checked (kmem_free_claim()): a drain of the round's magazine and a refill
+ * between the check's two loads, or another free of p that raced it and
+ * won, change the word, and the checks run again on the word seen.
  */
 static inline __attribute__((always_inline)) int
 kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 {
-	/* Acquire: pairs with the release stores of the word (a free, a
+	struct kmem_cpu *cc = &c->cpu[cpu];
+	/* Acquire: pairs with the release of the word's writers (a claim, a
 	 * fill, a drain to the slab), so the round it names is read as it
 	 * was written before the word, or later. */
 	uint32_t v = lf_load_u32(bc, LF_ACQUIRE);
+	uintptr_t t;
 	for (;;) {
-		if (LF_UNLIKELY(v >= c->names))
-			return kmem_free_unround(c, v);
-		/* Relaxed: ordered by the acquire above (the round may be
-		 * another CPU's). */
-		if (LF_UNLIKELY(lf_load_uptr(kmem_round(c->mags, v),
-					     LF_RELAXED) == (uintptr_t)p))
-			return kmem_reject(c->rejected_by, KMEM_EDOUBLE);
-		/*
-		 * The word again (acquire, as above): a drain that put p
-		 * back on its slab and a refill of that round, both between
-		 * the two loads, would make a double free of p look like a
-		 * first one; then the word has changed, and is checked anew.
-		 */
-		uint32_t w = lf_load_u32(bc, LF_ACQUIRE);
-		if (LF_LIKELY(w == v))
+		int err = kmem_free_check(c, p, v);
+		if (LF_UNLIKELY(err))
+			return err;
+		/* Relaxed, acquire: as in kmem_alloc_obj(). */
+		lf_store_u32(&cc->own, 1, LF_RELAXED);
+		lf_compiler_barrier();
+		uintptr_t hi = lf_load_uptr(&cc->hi, LF_ACQUIRE);
+		t = lf_load_uptr(&cc->top, LF_RELAXED);
+		if (LF_UNLIKELY(t >= hi)) { /* full, or the gate closed */
+			kmem_own_exit(cc);
+			return kmem_free_slow(c, cpu, p, bc, v);
+		}
+		/* Relaxed: the round at top is ours; the claim's release
+		 * publishes it. */
+		lf_store_uptr((lf_atomic_uptr *)t, (uintptr_t)p, LF_RELAXED);
+		if (LF_LIKELY(kmem_free_claim(bc, &v, (uint32_t)(t - c->mags))))
 			break;
-		v = w;
-	}
-#ifdef LF_DEBUG
-	if (!kmem_filled((char *)p + c->size, KMEM_RZ_BYTE,
-			 c->rz_end - c->size))
-		return kmem_reject(c->rejected_by, KMEM_ECORRUPT);
-	if (c->poison)
-		kmem_fill(p, KMEM_POISON_BYTE, c->size);
-#endif
-	struct kmem_cpu *cc = &c->cpu[cpu];
-	kmem_stat_bump(&cc->frees, 1);
-	/* Relaxed, acquire: as in kmem_alloc_obj(). */
-	lf_store_u32(&cc->own, 1, LF_RELAXED);
-	lf_compiler_barrier();
-	uintptr_t hi = lf_load_uptr(&cc->hi, LF_ACQUIRE);
-	uintptr_t t = lf_load_uptr(&cc->top, LF_RELAXED);
-	if (LF_UNLIKELY(t >= hi)) { /* full, or the gate closed */
+		/* Lost: the round above top empty again (ours, relaxed). */
+		lf_store_uptr((lf_atomic_uptr *)t, 0, LF_RELAXED);
 		kmem_own_exit(cc);
-		return kmem_free_slow(c, cpu, p, bc);
 	}
-	/* As in kmem_round_put(): relaxed, the round (top is ours); release,
-	 * the word. */
-	lf_store_uptr((lf_atomic_uptr *)t, (uintptr_t)p, LF_RELAXED);
-	lf_store_u32(bc, (uint32_t)(t - c->mags), LF_RELEASE);
+	kmem_free_poison(c, p);
+	kmem_stat_bump(&cc->frees, 1);
+	/* Relaxed: top is ours inside the section. */
 	lf_store_uptr(&cc->top, t + sizeof(lf_atomic_uptr), LF_RELAXED);
 	kmem_own_exit(cc);
 	return 0;
 }
 
 /*
- * The free's slow path (p checked and counted): the loaded magazine has
- * room after all (the fast path found the lock held), else an empty prev,
- * else a fresh magazine (prev to the depot), else the slab. The mirror of
+ * The free's slow path (p checked against v): the loaded magazine has room
+ * after all (the fast path found the lock held), else an empty prev, else
+ * a fresh magazine (prev to the depot), else the slab; p claimed there as
+ * on the fast path, the checks run again if the claim fails. The mirror of
  * kmem_alloc_slow()'s exchange, with empty and full swapped.
  */
-static __attribute__((noinline)) int
-kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
+static __attribute__((noinline)) int kmem_free_slow(struct kmem_cache *c,
+						    unsigned cpu, void *p,
+						    lf_atomic_u32 *bc,
+						    uint32_t v)
 {
 	struct kmem *k = c->k;
 	struct kmem_cpu *cc = &c->cpu[cpu];
-	kmem_cpu_lock(cc);
-	kmem_cpu_sync(cc);
-	struct kmem_mag *old = NULL, *m = cc->prev;
-	/* Relaxed, all n below: our magazines, inside the section. */
-	if (lf_load_u32(&cc->loaded->n, LF_RELAXED) < cc->loaded->cap) {
-		m = cc->loaded;
-	} else if (m->cap > 0 && lf_load_u32(&m->n, LF_RELAXED) == 0) {
-		cc->prev = cc->loaded;
-		cc->loaded = m;
-	} else if ((m = kmem_mag_get(c)) != NULL) {
-		old = cc->prev;
-		cc->prev = cc->loaded;
-		cc->loaded = m;
-		kmem_cpu_flow(cc, m, old);
-		kmem_cpu_burst(c, cc, -1);
+	for (;;) {
+		kmem_cpu_lock(cc);
+		kmem_cpu_sync(cc);
+		struct kmem_mag *old = NULL, *m = cc->prev;
+		/* Relaxed, all n below: our magazines, inside the section. */
+		if (lf_load_u32(&cc->loaded->n, LF_RELAXED) < cc->loaded->cap) {
+			m = cc->loaded;
+		} else if (m->cap > 0 && lf_load_u32(&m->n, LF_RELAXED) == 0) {
+			cc->prev = cc->loaded;
+			cc->loaded = m;
+		} else if ((m = kmem_mag_get(c)) != NULL) {
+			old = cc->prev;
+			cc->prev = cc->loaded;
+			cc->loaded = m;
+			kmem_cpu_flow(cc, m, old);
+			kmem_cpu_burst(c, cc, -1);
+		}
+		bool won = false;
+		if (m) {
+			/* Relaxed, the count and the round: the loaded
+			 * magazine is ours under the CPU lock. */
+			uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
+			lf_store_uptr(&m->round[n], (uintptr_t)p, LF_RELAXED);
+			won = kmem_free_claim(bc, &v, m->first + n * 8);
+			if (won) {
+				kmem_free_poison(c, p);
+				lf_store_u32(&m->n, n + 1, LF_RELAXED);
+				kmem_stat_bump(&cc->frees, 1);
+			} else {
+				lf_store_uptr(&m->round[n], 0, LF_RELAXED);
+			}
+		}
+		kmem_cpu_leave(k, cc);
+		if (old && old != k->none)
+			kmem_depot_put(c, cc, old);
+		if (!m) {
+			/* No magazine: straight to the slab, claimed there. */
+			lf_atomic_uptr one;
+			bool lost = false;
+			lf_init_uptr(&one, (uintptr_t)p); /* ours */
+			kmem_slab_put(c, cpu, &one, 1, &v, &lost);
+			if (!lost) {
+				kmem_cpu_lock(cc);
+				kmem_stat_bump(&cc->frees, 1);
+				kmem_stat_bump(&cc->rounds_out, 1); /* out */
+				kmem_cpu_unlock(cc);
+				won = true;
+			}
+		}
+		if (won)
+			return 0;
+		int err = kmem_free_check(c, p, v);
+		if (err)
+			return err;
 	}
-	/* Relaxed: the loaded magazine is ours under the CPU lock. */
-	if (m)
-		kmem_round_put(m, lf_load_u32(&m->n, LF_RELAXED), p, bc);
-	else
-		kmem_stat_bump(&cc->rounds_out, 1); /* freed, straight out */
-	kmem_cpu_leave(k, cc);
-	if (old && old != k->none)
-		kmem_depot_put(c, cc, old);
-	if (!m) {
-		lf_atomic_uptr one;
-		lf_init_uptr(&one, (uintptr_t)p); /* ours */
-		kmem_slab_put(c, cpu, &one, 1);
-	}
-	return 0;
 }
 
 /*
@@ -1446,7 +1536,7 @@ static bool kmem_layout(const struct kmem_config *cfg, struct kmem_layout *l)
 	    !cfg->source.free || cfg->mag_rounds > KMEM_MAG_MAX ||
 	    kmem_nmags(cfg) >= LF_STACK_NIL ||
 	    ((uint64_t)kmem_nmags(cfg) + 1) * sizeof(struct kmem_mag) >=
-		    KMEM_BUF_SEEN)
+		    KMEM_BUF_NAMES)
 		return false;
 	size_t off = kmem_align_up(sizeof(struct kmem), LF_CACHELINE);
 	l->caches = off;

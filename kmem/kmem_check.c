@@ -27,6 +27,7 @@ static void kmem_check_fail(struct kmem_walk *w, int inv)
 /* Is v (a bufctl word) the name of a round that holds p? */
 static bool kmem_check_named(struct kmem *k, uint32_t v, const void *p)
 {
+	v &= ~KMEM_BUF_GEN;
 	/* Relaxed: quiescent. */
 	return v < k->names && (v & 7) == 0 &&
 	       v % sizeof(struct kmem_mag) >=
@@ -50,7 +51,8 @@ static void kmem_check_free_obj(struct kmem *k, struct kmem_cache *c,
 		kmem_check_fail(w, 1);
 		return;
 	}
-	if (r == KMEM_BUF_SLAB ? (v & KMEM_BUF_SLAB) == 0 : v != r) {
+	if (r == KMEM_BUF_SLAB ? (v & KMEM_BUF_SLAB) == 0
+			       : (v & ~KMEM_BUF_GEN) != r) {
 		/* In another round as well: two places. */
 		kmem_check_fail(w, kmem_check_named(k, v, p) ? 1 : 2);
 		return;
@@ -179,7 +181,7 @@ static void kmem_check_restore(struct kmem *k, struct kmem_cache *c,
 						     LF_RELAXED);
 					continue;
 				}
-				if (v >= k->names ||
+				if ((v & ~KMEM_BUF_GEN) >= k->names ||
 				    kmem_check_named(k, v, kmem_obj(c, s, i)))
 					kmem_check_fail(w, 2);
 			}

@@ -71,11 +71,29 @@ struct kmem_mag {
  * by this word and that round alone, without reading the object (K2).
  * The magazine after the pool's (k->none, of no rounds) is never filled:
  * its round[0] is the word of an object handed out straight from a slab
- * (kmem_slab_take()). Names stay below KMEM_BUF_SEEN (kmem_layout()).
+ * (kmem_slab_take()). Names stay below 2^24 (kmem_layout()).
+ *
+ * Bits 24-29 are a generation, moved on by every write that puts the
+ * object in a place (a free, a fill; a drain to the slab keeps it): a free
+ * claims the object by a CAS of the word it checked (kmem_free_obj()), so
+ * of two frees that race one wins and the other sees the word changed,
+ * even where the winner put it back in the very round the word named (an
+ * object allocated from a round and freed on that CPU again). A name is
+ * read as v & ~KMEM_BUF_GEN, below k->names.
  */
 #define KMEM_BUF_SLAB 0x80000000u
 #define KMEM_BUF_SEEN 0x40000000u /* kmem_check()'s walk only */
+#define KMEM_BUF_GEN 0x3f000000u
+#define KMEM_BUF_GEN1 0x01000000u
+#define KMEM_BUF_NAMES 0x01000000u /* names are below this */
 #define KMEM_BUF_LINK 0xffffu
+
+/* The word that puts an object whose word was old in place w (a name, or
+ * KMEM_BUF_SLAB | link): the generation moved on by one. */
+static inline uint32_t kmem_buf_next(uint32_t old, uint32_t w)
+{
+	return w | ((old + KMEM_BUF_GEN1) & KMEM_BUF_GEN);
+}
 
 enum kmem_list {
 	KMEM_LIST_EMPTY,
@@ -95,8 +113,8 @@ struct kmem_slab {
 	uint8_t list;        /* (l) enum kmem_list */
 	lf_atomic_u32 buf[]; /* bufctl words by object index (above): under
 			      * the cache lock while KMEM_BUF_SLAB, else
-			      * written by the free that puts the object in
-			      * a round (its caller's object till then) */
+			      * claimed by the CAS of the free that puts the
+			      * object in a round or on its slab's list */
 };
 
 /*

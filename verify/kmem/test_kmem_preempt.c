@@ -10,6 +10,13 @@
  * Deterministic; the case must be reached at least once, or the test
  * fails.
  *
+ * Then two frees of one handed-out slab object that race (docs/design.md
+ * 4.4): the second, on another CPU, runs before each atomic step of the
+ * first, both CPUs with a loaded magazine that has room (the hit) or with
+ * none (the slow path). Exactly one must succeed and the other return
+ * KMEM_EDOUBLE, the object then be free once (K1, inuse 0), and allocating
+ * every object back on both CPUs must never hand out one twice.
+ *
  * Then two kfree()s of one large block (kmalloc past KMEM_KMALLOC_MAX:
  * whole pages, claimed back by a CAS on the page map's head word, 4.1):
  * the second, on another CPU, runs before each atomic step of the first.
@@ -74,7 +81,7 @@ static bool one(unsigned long n)
 	CHECK_EQ(kmem_cache_alloc(c, 1, &p), 0);
 	/* The first free: p goes into a round of CPU 0's loaded magazine. */
 	CHECK_EQ(kmem_cache_free(c, 0, p), 0);
-	named = buf_word(p);
+	named = buf_word(p) & ~KMEM_BUF_GEN;
 	CHECK_FATAL(named < c->names);
 	pool_freed = false;
 	preempt_arm(n, drain_refill, NULL);
@@ -90,6 +97,109 @@ static bool one(unsigned long n)
 	CHECK_EQ(kmem_check(k), 0);
 	kmem_reclaim(k, 0, true);
 	CHECK_EQ(ksrc_held(&src), 0);
+	free(k);
+	ksrc_fini(&src);
+	return ran;
+}
+
+static int race_rc; /* the interfering free's result */
+static bool race_kfree;
+
+static void free_race(void *arg)
+{
+	(void)arg;
+	race_rc = race_kfree ? kfree(k, 0, p) : kmem_cache_free(c, 0, p);
+}
+
+static unsigned both_ok; /* steps at which both frees succeeded */
+
+/* A kmem over src with a pool of one magazine: CPU 0 takes it, CPU 1's
+ * frees go straight to the slab. */
+static struct kmem *kmem_one_mag(void)
+{
+	struct kmem_config cfg = {
+		.base = src.base,
+		.size = src.npages * KMEM_PAGE_SIZE,
+		.ncpus = NCPU,
+		.max_caches = 32,
+		.nmags = 1,
+		.empty_max = 1,
+		.source = { ksrc_alloc, ksrc_free, &src },
+	};
+	size_t sz = kmem_meta_size(&cfg);
+	void *meta = NULL;
+	struct kmem *km;
+	CHECK_FATAL(sz != 0 && posix_memalign(&meta, 64, sz) == 0);
+	CHECK_FATAL(kmem_init(&km, meta, sz, &cfg) == 0);
+	return km;
+}
+
+enum race { RACE_SLOW, RACE_HIT, RACE_NOMAG };
+static const char *const race_name[] = { "the slow path", "the hit",
+					 "no magazine: to the slab" };
+
+/*
+ * Two frees of p, handed out from CPU 0: the first on CPU 1, the second
+ * on CPU 0 before step n of the first. RACE_HIT: both CPUs have a loaded
+ * magazine with room; RACE_SLOW: none; RACE_NOMAG: the pool has one
+ * magazine, CPU 0's, and CPU 1 frees straight to the slab. False when
+ * the first free ran to its end before step n.
+ */
+static bool one_race(unsigned long n, enum race how, bool kf)
+{
+	enum { OBJS = 160 };
+	static void *got[2 * OBJS + 2];
+	bool warm = how == RACE_HIT;
+	CHECK_FATAL(ksrc_init(&src, 256) == 0);
+	k = how == RACE_NOMAG ? kmem_one_mag() : ksrc_kmem(&src, NCPU, 32, 1);
+	CHECK_FATAL(k != NULL);
+	if (kf)
+		c = kmem_kmalloc_cache(k, 4); /* kmalloc-64 */
+	else
+		CHECK_EQ(kmem_cache_create(k, "race", 64, 8, NULL, NULL, NULL,
+					   &c),
+			 0);
+	if (warm) {
+		void *w[4];
+		for (unsigned i = 0; i < 4; i++)
+			CHECK_EQ(kmem_cache_alloc(c, 0, &w[i]), 0);
+		CHECK_EQ(kmem_cache_free(c, 1, w[0]), 0);
+		CHECK_EQ(kmem_cache_free(c, 1, w[1]), 0);
+		CHECK_EQ(kmem_cache_free(c, 0, w[2]), 0);
+		CHECK_EQ(kmem_cache_free(c, 0, w[3]), 0);
+	}
+	CHECK_EQ(kmem_cache_alloc(c, 0, &p), 0);
+	race_kfree = kf;
+	race_rc = 1;
+	preempt_arm(n, free_race, NULL);
+	int rc = kf ? kfree(k, 1, p) : kmem_cache_free(c, 1, p);
+	bool ran = preempt_disarm();
+	if (!ran)
+		free_race(NULL); /* after it: a plain double free */
+	if (rc == 0 && race_rc == 0)
+		both_ok++;
+	CHECK((rc == 0 && race_rc == KMEM_EDOUBLE) ||
+	      (rc == KMEM_EDOUBLE && race_rc == 0));
+	struct kmem_cache_stats st;
+	kmem_cache_stats(c, &st);
+	CHECK_EQ(st.inuse, 0); /* p free once */
+	CHECK_EQ(st.rejected_by[-KMEM_EDOUBLE], 1);
+	CHECK_EQ(kmem_check(k), 0);
+	/* Everything back on both CPUs: no object handed out twice. */
+	unsigned m = 0;
+	for (unsigned i = 0; i < OBJS; i++)
+		for (unsigned v = 0; v < NCPU; v++) {
+			CHECK_EQ(kmem_cache_alloc(c, v, &got[m]), 0);
+			for (unsigned j = 0; j < m; j++)
+				if (got[j] == got[m]) {
+					CHECK(!"an object handed out twice");
+					break;
+				}
+			m++;
+		}
+	for (unsigned j = 0; j < m; j++)
+		kmem_cache_free(c, j % NCPU, got[j]);
+	kmem_reclaim(k, 0, true);
 	free(k);
 	ksrc_fini(&src);
 	return ran;
@@ -143,6 +253,19 @@ int main(void)
 	       n - 1, reached ? "yes" : "no");
 	CHECK(n > 3);
 	CHECK(reached);
+	for (int kf = 0; kf < 2; kf++)
+		for (int how = RACE_SLOW; how <= RACE_NOMAG; how++) {
+			unsigned long r = 1;
+			both_ok = 0;
+			while (one_race(r, (enum race)how, kf))
+				r++;
+			printf("test_kmem_preempt: two racing %s of one object "
+			       "(%s), the second before each of the first's "
+			       "%lu steps: both succeeded at %u\n",
+			       kf ? "kfree()s" : "kmem_cache_free()s",
+			       race_name[how], r - 1, both_ok);
+			CHECK(r > 3);
+		}
 	unsigned long m = 1;
 	while (one_large(m))
 		m++;

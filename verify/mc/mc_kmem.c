@@ -17,6 +17,13 @@
  *                 empty slabs back. The page source checks that no slab
  *                 comes back while an object of it is held (K5); the end
  *                 as above.
+ *   kmem.race     two CPUs free the same object at once (an object that
+ *                 a third CPU handed out; CPU 0 frees it through a
+ *                 magazine with room, the hit, CPU 1 through a fresh
+ *                 magazine, the slow path): exactly one of the two frees
+ *                 succeeds and the other returns KMEM_EDOUBLE
+ *                 (docs/design.md 4.4); then every object is allocated on
+ *                 both CPUs, none twice (K1); the end as above.
  *
  * The page source is an arena of MK_PAGES pages with a plain bitmap (no
  * atomics: it runs between scheduling points, so it is atomic here).
@@ -44,7 +51,11 @@ static struct {
 	void *given[4]; /* kmem.reclaim: allocated in setup on CPU 2 */
 	const char *happened;
 	char events[8];
+	int race_rc[2]; /* kmem.race: each thread's free of given[0] */
 } S;
+
+static const int mk_reclaim_cfg = 1;
+static const int mk_race_cfg = 2;
 
 static const char *const mk_events[] = { "depot get", "depot put",
 					 "drain of a CPU", "slab given back" };
@@ -111,7 +122,15 @@ static void mk_setup(void)
 		mc_fail("setup: kmem_init (%zu bytes)", kmem_meta_size(&cfg));
 	for (unsigned i = 0; i < 4; i++)
 		S.given[i] = NULL;
-	if (mc_cfg() != NULL) /* kmem.reclaim: four objects from CPU 2 */
+	if (mc_cfg() == &mk_race_cfg) {
+		/* One object from CPU 2, freed by both threads (held by
+		 * nobody); CPU 0 holds one (a magazine with room). */
+		if (kmem_cache_alloc(S.c, 2, &S.given[0]) != 0 ||
+		    kmem_cache_alloc(S.c, 0, &S.given[1]) != 0)
+			mc_fail("setup: alloc");
+		S.held[1] = S.given[1];
+		S.race_rc[0] = S.race_rc[1] = 1;
+	} else if (mc_cfg() != NULL) /* kmem.reclaim: four from CPU 2 */
 		for (unsigned i = 0; i < 4; i++) {
 			if (kmem_cache_alloc(S.c, 2, &S.given[i]) != 0)
 				mc_fail("setup: alloc");
@@ -179,8 +198,36 @@ static void mk_reclaim_thread(unsigned tid)
 	}
 }
 
+/*
+ * Both free given[0]; CPU 0 then frees the object it holds. (No thread
+ * allocates before both frees are done: a free that ran after given[0]
+ * was handed out again would be a free of that allocation, not a double
+ * free.)
+ */
+static void mk_race_thread(unsigned tid)
+{
+	S.race_rc[tid] = kmem_cache_free(S.c, tid, S.given[0]);
+	if (tid == 0)
+		mk_free(0, S.given[1]);
+}
+
 static void mk_check(void)
 {
+	if (mc_cfg() == &mk_race_cfg &&
+	    !((S.race_rc[0] == 0 && S.race_rc[1] == KMEM_EDOUBLE) ||
+	      (S.race_rc[0] == KMEM_EDOUBLE && S.race_rc[1] == 0)))
+		mc_fail("two frees of one object returned %s and %s",
+			kmem_strerror(S.race_rc[0]),
+			kmem_strerror(S.race_rc[1]));
+	if (mc_cfg() == &mk_race_cfg) {
+		/* Everything back on both CPUs: nothing handed out twice
+		 * (K1: mk_alloc() against the objects held). */
+		void *o[6];
+		for (unsigned i = 0; i < 6; i++)
+			o[i] = mk_alloc(i % 2);
+		for (unsigned i = 0; i < 6; i++)
+			mk_free(i % 2, o[i]);
+	}
 	struct kmem_cache_stats st;
 	kmem_cache_stats(S.c, &st);
 	char *e = S.events;
@@ -219,8 +266,6 @@ static bool mk_report_reclaim(void)
 	return mc_cover_report(&mk_cover, "dr");
 }
 
-static const int mk_reclaim_cfg = 1;
-
 /*
  * A configuration: two CPUs running thr, checked by mk_check().
  * The other harnesses' *_TEST macros look alike because they fill
@@ -242,4 +287,9 @@ MK_TEST(mk_reclaim, "kmem.reclaim",
 	"remote frees racing a reclaim that drains their CPU (K5)",
 	mk_reclaim_thread, mk_report_reclaim, &mk_reclaim_cfg);
 
-const struct mc_test *const mc_tests_kmem[] = { &mk_depot, &mk_reclaim, NULL };
+MK_TEST(mk_race, "kmem.race",
+	"two CPUs free one object at once: one succeeds, one EDOUBLE (K1)",
+	mk_race_thread, NULL, &mk_race_cfg);
+
+const struct mc_test *const mc_tests_kmem[] = { &mk_depot, &mk_reclaim,
+						&mk_race, NULL };

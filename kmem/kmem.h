@@ -8,8 +8,9 @@
  *   CPU layer   per cache and CPU, a loaded and a previous magazine (arrays
  *               of free objects). A hit (loaded has a round to give, or room
  *               for one) writes the CPU's own line, the round and (a free)
- *               the object's bufctl word, never the object; no atomic
- *               read-modify-write. The owner brackets its hit with the
+ *               the object's bufctl word, never the object; the only atomic
+ *               read-modify-write is the free's CAS of that word (below).
+ *               The owner brackets its hit with the
  *               asymmetric exclusion of buddy_cache.c, testing a gate that a
  *               drainer closes, so that a CPU that runs out of memory can
  *               empty every other CPU's magazines (no memory stranded).
@@ -50,7 +51,13 @@
  * its slab's free list, or names the magazine round it was last put in,
  * which holds it exactly while it is free there (an allocation empties
  * the round it takes). So it is exact whatever the caller writes into its
- * objects.
+ * objects. Two frees of one object that race (neither finds it free yet)
+ * are one double free too: the free claims the object by a CAS of the word
+ * it checked (a generation in the word moves on at every claim), so exactly
+ * one succeeds and the other returns EDOUBLE, changing nothing. (Not
+ * exact only if a free stands between its load of the word and its CAS
+ * while others free or refill the object 64 times, its word coming back
+ * to the same round and generation: docs/design.md 4.4.)
  * Debug builds (LF_DEBUG: the asan preset) add a red zone after every
  * object, checked on free, and poison free objects (caches without a
  * constructor), checked on allocation: KMEM_ECORRUPT, the object set aside.

@@ -5,9 +5,11 @@
  *
  * Each round, one thread allocates RACE objects (a kmem cache's, or
  * kmalloc's, alternately), stamps each with the round and its index, and
- * both threads, released together by a barrier, free every one of them,
- * one from the front and one from the back. Of the two frees of an object
- * exactly one must return 0 and the other KMEM_EDOUBLE. Meanwhile each
+ * both threads, released together by a barrier, free every one of them:
+ * in odd rounds one from the front and one from the back, in even rounds
+ * both from the front in lockstep (each waits for the other at every
+ * object, so that the two frees of each start together). Of the two frees of an
+ * object exactly one must return 0 and the other KMEM_EDOUBLE. Meanwhile each
  * thread holds objects of its own (allocated on its CPU, stamped with its
  * owner, a shadow byte per object exchanged atomically): an object left in
  * two magazines by a race would be handed out twice, to the other thread
@@ -18,6 +20,7 @@
  * Usage: stress_kmem_race ROUNDS
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +44,7 @@ static void *shared[RACE];
 static int rc[2][RACE];
 static atomic_uchar *shadow; /* per 64-byte granule: holder + 1 */
 static unsigned long won[2], races, kfrees;
+static atomic_uint arrive[2]; /* lockstep rounds: objects reached */
 
 static atomic_uchar *granule(const void *p)
 {
@@ -92,9 +96,23 @@ static void *worker(void *arg)
 				give(p, (uint64_t)r << 8 | i);
 				shared[i] = p;
 			}
+		bool lockstep = r % 2 == 0;
+		atomic_store_explicit(&arrive[t], 0, memory_order_relaxed);
 		pthread_barrier_wait(&bar);
 		for (unsigned j = 0; j < RACE; j++) {
-			unsigned i = t ? RACE - 1 - j : j;
+			unsigned i = t && !lockstep ? RACE - 1 - j : j;
+			if (lockstep) {
+				atomic_store_explicit(&arrive[t], j + 1,
+						      memory_order_release);
+				for (unsigned spin = 0;
+				     atomic_load_explicit(
+					     &arrive[1 - t],
+					     memory_order_acquire) < j + 1;
+				     spin++)
+					if (spin >
+					    100000) /* it is off its CPU */
+						sched_yield();
+			}
 			rc[t][i] = kf ? kfree(k, t, shared[i])
 				      : kmem_cache_free(cache, t, shared[i]);
 		}

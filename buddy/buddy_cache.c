@@ -266,6 +266,9 @@ void buddy_cpu_cache_enable(struct buddy_cpu *c, bool on)
 static void spike_zone_drain_own(struct buddy_cpu *c)
 {
 	(void)spike_drain_all(c);
+#if SPIKE_HAND
+	bl_hand_flush(buddy_lower_ctx(c)); /* spike (item 39): our ring */
+#endif
 	(void)bl_reclaim_all(buddy_lower_ctx(c));
 	(void)buddy_zone_drain_some(c);
 	buddy_zone_coalesce(c);
@@ -278,6 +281,11 @@ void buddy_zone_drain_all(struct buddy_cpu *c)
 	/* Spike: every CPU's cache (callers are quiescent here). */
 	for (uint32_t i = 0; i < c->zone->ncpus; i++)
 		(void)spike_drain_all(&c->zone->cpus[i]);
+#endif
+#if BUDDY_CORE_SHIFT > 0 && SPIKE_HAND
+	/* Spike (item 39): every CPU's hand-over ring (quiescent callers). */
+	for (uint32_t i = 0; i < c->zone->ncpus; i++)
+		bl_hand_flush(buddy_lower_ctx(&c->zone->cpus[i]));
 #endif
 #if BUDDY_CORE_SHIFT > 0
 	/* Version 3: every empty reserved unit back to the core first. */
@@ -714,7 +722,9 @@ void spike_ev(unsigned op, uint32_t frame, unsigned k, uint64_t w, uint32_t m)
 static void spike_dump(uint32_t u, uint32_t x, unsigned k, uint64_t w)
 {
 	uint32_t n = lf_load_u32(&spike_seq, LF_RELAXED);
-	fprintf(stderr, "SPIKE bad: unit %u frame %u (off %u) k %u word %016llx tid %d seq %u\n",
+	fprintf(stderr,
+		"SPIKE bad: unit %u frame %u (off %u) k %u word %016llx tid %d "
+		"seq %u\n",
 		u, x, x % 32, k, (unsigned long long)w, spike_tid, n);
 	FILE *f = fopen("/tmp/diag-ring.bin", "wb");
 	if (f) {
@@ -728,9 +738,11 @@ static void spike_dump(uint32_t u, uint32_t x, unsigned k, uint64_t w)
 		if (e->frame / 32 != u)
 			continue;
 		cnt++;
-		fprintf(stderr, "  cpu %u seq %u tid %u op %c frame %u off %u k %u w %016llx m %08x\n",
-			e->cpu, e->seq, e->tid, e->op, e->frame, e->frame % 32, e->k,
-			(unsigned long long)e->w, e->m);
+		fprintf(stderr,
+			"  cpu %u seq %u tid %u op %c frame %u off %u k %u w "
+			"%016llx m %08x\n",
+			e->cpu, e->seq, e->tid, e->op, e->frame, e->frame % 32,
+			e->k, (unsigned long long)e->w, e->m);
 	}
 }
 #endif
@@ -971,7 +983,8 @@ static BUDDY_NOINLINE int buddy_alloc_small_k(struct buddy_cpu *c,
 			spike_lazy_pop(c, e);
 #elif SPIKE_LAZY
 		SPIKE_CPU(c);
-		spike_ev(e & SPIKE_MARK ? 'o' : 'O', e & ~SPIKE_MARK, order, 0, 0);
+		spike_ev(e & SPIKE_MARK ? 'o' : 'O', e & ~SPIKE_MARK, order, 0,
+			 0);
 		spike_pc_add(0);
 		if (e & SPIKE_MARK) {
 			e &= ~SPIKE_MARK;
@@ -1232,7 +1245,8 @@ static BUDDY_INLINE int buddy_free_small_at(struct buddy_cpu *c,
 						 LF_ACQ_REL);
 			SPIKE_CPU(c);
 			spike_ev(om & (1u << i) ? '1' : 'P', x, order,
-				 lf_load_u64(&l->word[BU_W(u)], LF_RELAXED), om);
+				 lf_load_u64(&l->word[BU_W(u)], LF_RELAXED),
+				 om);
 			if (om & (1u << i))
 				return buddy_reject(c, BUDDY_EDOUBLE);
 			/* Acquire: as above; after our bit is set. */

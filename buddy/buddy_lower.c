@@ -95,6 +95,10 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		lf_init_u32(&c->line, BL_NONE);
 		for (unsigned k = 0; k < BL_CLASSES; k++)
 			c->hint[k] = BL_NONE;
+#if SPIKE_HAND
+		c->hh = 0;
+		c->hn = 0;
+#endif
 #if BUDDY_CORE_SHIFT == 0
 		lf_init_u32(&c->busy, 0);
 #endif
@@ -256,6 +260,89 @@ static void bl_list(struct bl_ctx *c, uint32_t u, uint64_t w)
 	bl_ctr(c, BL_LISTED, 1);
 }
 
+#if SPIKE_HAND
+/*
+ * Spike (v3-status item 39): the hand-over ring. pstk BL_PRING: the unit
+ * is in its lister's ring (set only by the CAS that sees 0, cleared only
+ * by the ring's owner: B3's rule, the ring a private stack).
+ */
+#define BL_PRING ((uint16_t)(BL_CLASSES + 1))
+
+/* u leaves our ring: listed on the shared stacks if it still can be. */
+static void bl_hand_out(struct bl_ctx *c, uint32_t u)
+{
+	struct bl_zone *z = c->z;
+	uint16_t p = BL_PRING;
+	/* Seq_cst: the clear comes before the load (bl_list()). */
+	bool mine = lf_cas_u16(&z->pstk[u], &p, 0, LF_SEQ_CST);
+	LF_ASSERT(mine);
+	(void)mine;
+	/* Seq_cst: after the clear (bl_list()). */
+	uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_SEQ_CST);
+	if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0)
+		return;
+	bl_list(c, u, w);
+}
+
+/* The oldest entry out of the ring (its slot freed). In a section. */
+static void bl_hand_pop_oldest(struct bl_ctx *c)
+{
+	uint32_t u = c->hring[c->hh];
+	c->hh = (c->hh + 1) % SPIKE_HAND_D;
+	c->hn--;
+	bl_hand_out(c, u);
+}
+
+static void bl_hand_put(struct bl_ctx *c, uint32_t u, uint8_t tries)
+{
+	unsigned i = (c->hh + c->hn) % SPIKE_HAND_D;
+	c->hring[i] = u;
+	c->htry[i] = tries;
+	c->hn++;
+}
+
+/* bl_list() into our ring (the oldest out when full). In a section. */
+static void bl_hand_list(struct bl_ctx *c, uint32_t u, uint64_t w)
+{
+	struct bl_zone *z = c->z;
+	(void)w;
+	/* Seq_cst: as bl_list(). */
+	uint16_t p = lf_load_u16(&z->pstk[u], LF_SEQ_CST);
+	if (p != 0)
+		return;
+	/* Seq_cst: as bl_list(). */
+	if (!lf_cas_u16(&z->pstk[u], &p, BL_PRING, LF_SEQ_CST))
+		return;
+#if SPIKE_HAND_MASK
+	for (unsigned n = 0; c->hn == SPIKE_HAND_D && n < SPIKE_HAND_D; n++) {
+		uint32_t v = c->hring[c->hh];
+		uint8_t t = c->htry[c->hh];
+		if (t >= SPIKE_HAND_MASK ||
+		    spike_m_load(SPIKE_MP(z->word, v)) == 0)
+			break;
+		c->hh = (c->hh + 1) % SPIKE_HAND_D;
+		c->hn--;
+		bl_hand_put(c, v, (uint8_t)(t + 1));
+	}
+#endif
+	if (c->hn == SPIKE_HAND_D)
+		bl_hand_pop_oldest(c);
+	bl_hand_put(c, u, 0);
+}
+
+void bl_hand_flush(struct bl_ctx *c)
+{
+	if (c->hn == 0)
+		return;
+	bl_busy(c, 1);
+	while (c->hn != 0)
+		bl_hand_pop_oldest(c);
+	bl_busy(c, -1);
+}
+#else
+#define bl_hand_list bl_list
+#endif
+
 void bl_zone_edge(struct bl_zone *z, uint32_t u, unsigned lo, unsigned hi)
 {
 	uint64_t w = bu_make(lo, hi, false);
@@ -301,7 +388,11 @@ static void bl_release_unit(struct bl_ctx *c, uint32_t u)
 	if (nw == BU_CORE)
 		bl_give(c, u);
 	else if (bu_free_bits(nw) != 0)
+#if SPIKE_HAND_REL
+		bl_hand_list(c, u, nw);
+#else
 		bl_list(c, u, nw);
+#endif
 }
 
 /* Is u one of the units of line l (BL_NONE: none)? */
@@ -359,6 +450,9 @@ void bl_drain(struct bl_ctx *c)
 	uint32_t l = lf_load_u32(&c->line, LF_RELAXED);
 	c->single = 1;
 	bool keep = u != BL_NONE && bl_empty_reserved(c, u);
+#if SPIKE_HAND
+	bl_hand_flush(c);
+#endif
 	if ((keep && l == BL_NONE) || (u == BL_NONE && l == BL_NONE))
 		return; /* only the kept unit, or nothing, is named */
 	bl_busy(c, 1);
@@ -559,6 +653,63 @@ static uint32_t bl_take(struct bl_ctx *c)
  * ours (our busy word is the core's: two contexts waiting so would see
  * each other in flight forever).
  */
+#if SPIKE_HAND && SPIKE_HAND_OWN
+/*
+ * Spike (item 39): a unit of our ring of class j exactly (SPIKE_HAND_OWN
+ * 1) or of any class >= k (2), the fullest, as our reservation; the ring's
+ * order kept for the rest. In our section.
+ */
+static uint32_t bl_hand_take(struct bl_ctx *c, unsigned j, unsigned k)
+{
+	struct bl_zone *z = c->z;
+	unsigned best = SPIKE_HAND_D, bf = BU_FRAMES + 1;
+	for (unsigned n = 0; n < c->hn; n++) {
+		unsigned i = (c->hh + n) % SPIKE_HAND_D;
+		/* Acquire: a hint; checked again below. */
+		uint64_t w =
+			lf_load_u64(&z->word[BU_W(c->hring[i])], LF_ACQUIRE);
+		if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0)
+			continue;
+		unsigned cl = bl_class(w);
+		if ((SPIKE_HAND_OWN == 1 ? cl != j : cl < k) ||
+		    bu_free_frames(w) >= bf)
+			continue;
+		best = n;
+		bf = bu_free_frames(w);
+	}
+	if (best == SPIKE_HAND_D)
+		return BL_NONE;
+	unsigned bi = (c->hh + best) % SPIKE_HAND_D;
+	uint32_t u = c->hring[bi];
+	/* Close the gap: the entries after it move one slot back. */
+	for (unsigned n = best; n + 1 < c->hn; n++) {
+		unsigned a = (c->hh + n) % SPIKE_HAND_D;
+		unsigned b = (c->hh + n + 1) % SPIKE_HAND_D;
+		c->hring[a] = c->hring[b];
+		c->htry[a] = c->htry[b];
+	}
+	c->hn--;
+	uint16_t p = BL_PRING;
+	/* Seq_cst: as bl_refile(). */
+	bool mine = lf_cas_u16(&z->pstk[u], &p, 0, LF_SEQ_CST);
+	LF_ASSERT(mine);
+	(void)mine;
+	/* Seq_cst: after the clear (bl_list()). */
+	uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_SEQ_CST), ow, nw;
+	if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0)
+		return BL_NONE;
+	if (bl_class(w) < k) {
+		bl_list(c, u, w);
+		return BL_NONE;
+	}
+	if (bu_cas(&z->word[BU_W(u)], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
+	    BUDDY_OK)
+		return BL_NONE;
+	bl_set_res(c, u);
+	return u;
+}
+#endif
+
 static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 {
 	struct bl_zone *z = c->z;
@@ -566,6 +717,16 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 	bool in = false;
 	for (unsigned i = 0; i < BL_CLASSES && u == BL_NONE; i++) {
 		unsigned j = (k + i) % BL_CLASSES; /* k, ..., 4, 0, ..., k-1 */
+#if SPIKE_HAND && SPIKE_HAND_OWN
+		if (j >= k && (SPIKE_HAND_OWN == 1 || j == k) && c->hn != 0) {
+			if (!in)
+				bl_busy(c, 1);
+			in = true;
+			u = bl_hand_take(c, j, k);
+			if (u != BL_NONE)
+				break;
+		}
+#endif
 		if ((j < k && !sweep) || lf_stack_empty(&z->partial[j].s))
 			continue;
 		if (!in)
@@ -811,6 +972,12 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 		 */
 		if (bl_from_ctx(c, c, k, &u, &off) || bl_steal(c, k, &u, &off))
 			goto done;
+#if SPIKE_HAND
+		if (c->hn != 0) {
+			bl_hand_flush(c); /* spike: our ring out, then again */
+			continue;
+		}
+#endif
 		bool quiet =
 			before != UINT64_MAX && bl_others_flight(c) == before;
 		if (quiet && sweep)
@@ -858,7 +1025,11 @@ BL_NOINLINE void bl_free_unreserved(struct bl_ctx *c, uint32_t u, uint64_t nw)
 	if (nw == BU_CORE)
 		bl_give(c, u);
 	else
+#if SPIKE_HAND_FREE
+		bl_hand_list(c, u, nw);
+#else
 		bl_list(c, u, nw);
+#endif
 }
 
 /* The checks, a section around bl_free_cas() (buddy_lower.h), counters. */

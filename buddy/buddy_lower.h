@@ -63,13 +63,45 @@
 #define BU_WS 1u
 #endif
 #define BU_W(u) ((u)*BU_WS)
+/*
+ * SPIKE_HAND (v3-status item 39; not for merging): when units change
+ * hands. A unit the owner lets go with free frames (bl_release_unit()) is
+ * not listed on the shared partial stacks at once but goes into a FIFO
+ * ring of SPIKE_HAND_D units of its context (pstk BL_PRING while there);
+ * the oldest goes to the shared stacks when the ring is full, and the
+ * whole ring at bl_drain(), at a failing pass and at quiescent drains.
+ * SPIKE_HAND_REL 0: a release lists on the shared stacks as before.
+ * SPIKE_HAND_FREE: a free's listing of an unreserved unit
+ * (bl_free_unreserved()) goes into the freeing context's ring too.
+ * SPIKE_HAND_OWN: bl_reserve() looks in its own ring before each partial
+ * stack, 1: for a unit of that class exactly, 2: of any class >= k.
+ * SPIKE_HAND_MASK: a unit leaving the ring while its cached mask is not 0
+ * goes round once more (at most SPIKE_HAND_MASK times).
+ */
+#ifndef SPIKE_HAND
+#define SPIKE_HAND 0
+#endif
+#ifndef SPIKE_HAND_D
+#define SPIKE_HAND_D 4
+#endif
+#ifndef SPIKE_HAND_REL
+#define SPIKE_HAND_REL 1 /* 0: a release lists on the shared stacks */
+#endif
+#ifndef SPIKE_HAND_FREE
+#define SPIKE_HAND_FREE 0
+#endif
+#ifndef SPIKE_HAND_OWN
+#define SPIKE_HAND_OWN 0
+#endif
+#ifndef SPIKE_HAND_MASK
+#define SPIKE_HAND_MASK 0
+#endif
 #ifndef SPIKE_TRACE
 #define SPIKE_TRACE 0
 #endif
 #if SPIKE_TRACE
 /* Diagnosis (v3-status item 35; not for merging): a global event ring. */
-void spike_ev(unsigned op, uint32_t frame, unsigned k, uint64_t w,
-	      uint32_t m);
+void spike_ev(unsigned op, uint32_t frame, unsigned k, uint64_t w, uint32_t m);
 #else
 #define spike_ev(op, frame, k, w, m) ((void)0)
 #endif
@@ -220,6 +252,12 @@ struct bl_ctx {
 	lf_atomic_u32 busy; /* (o) in-flight sections, as buddy_busy */
 #endif
 	lf_atomic_u64 ctr[BL_NCTR]; /* (o) relaxed load + store */
+#if SPIKE_HAND
+	/* (o, plain) Spike (item 39): the hand-over ring, FIFO. */
+	uint32_t hring[SPIKE_HAND_D];
+	uint8_t htry[SPIKE_HAND_D];
+	uint32_t hh, hn;
+#endif
 } LF_CACHE_ALIGNED;
 
 struct bl_stack_line {
@@ -390,6 +428,9 @@ void bl_release(struct bl_ctx *c);
  * changes nothing and enters no section.
  */
 void bl_drain(struct bl_ctx *c);
+#if SPIKE_HAND
+void bl_hand_flush(struct bl_ctx *c); /* spike (item 39): the ring out */
+#endif
 
 /*
  * Take every empty reserved unit back to the source: the number taken.

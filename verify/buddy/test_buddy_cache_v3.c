@@ -237,6 +237,18 @@ static void test_df_order(unsigned o, bool refill)
 			       "freed into CPU 0's cache");
 	}
 	df_refuse_all(&t, b, DFK, o, 0, "cached on CPU 0");
+	/*
+	 * Its halves (a smaller order): not allocated either, EDOUBLE as
+	 * version 2 says (a tail of a cached block is not a tail of an
+	 * allocated one: not ETAIL).
+	 */
+	for (unsigned i = 0; o > 0 && i < DFK; i++)
+		for (unsigned cpu = 0; cpu < NCPU; cpu++) {
+			refuse(&t, cpu, b[i], o - 1, BUDDY_EDOUBLE,
+			       "a cached block's lower half");
+			refuse(&t, cpu, b[i] + ((uint64_t)F << (o - 1)), o - 1,
+			       BUDDY_EDOUBLE, "a cached block's upper half");
+		}
 
 	/* Remote frees: allocated on CPU 1, freed on CPU 0. */
 	uint64_t r[DFK];

@@ -53,9 +53,11 @@
  *            units (S = 1 unless given): each holds at most one block
  *            of orders 0-4 at a time, frees it into its own cache or
  *            passes it to the next CPU, which frees it (into its
- *            cache), and drains now and then: a whole unit has no
- *            frame held at every instant (S = 0: a free block of every
- *            order <= 4 at least), so no allocation may fail.
+ *            cache, before it empties the inbox the sender waits on),
+ *            and drains now and then: a whole unit has no frame held
+ *            at every instant (S = 0: a free block of every order <= 4
+ *            at least; a count of blocks that may be held checks it),
+ *            so no allocation may fail.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -1068,19 +1070,37 @@ static void test_mix(unsigned t, uint64_t n)
 #define EX_UNITS 8
 static _Atomic uint64_t inbox[MIX_MAXT];
 static atomic_ulong ex_fail;
+/*
+ * Blocks that may be held: one more before each allocation, one less
+ * once a block's free has returned (or its allocation failed). At most
+ * T at every instant, the allocating CPU's own call included, so that
+ * the other CPUs hold T - 1 blocks at most during it: the premise of
+ * the strict form, checked rather than assumed.
+ */
+static atomic_uint ex_held;
 static atomic_uint ex_done;
 static bool ex_nodrain, ex_noremote; /* EXACT_NODRAIN, EXACT_NOREMOTE */
 
-/* Free what the previous CPU passed us (its one block). */
+/*
+ * Free what the previous CPU passed us (its one block), and only then
+ * empty the inbox: the sender waits for an empty inbox before it
+ * allocates, so that the block must be free by then. Emptied first (an
+ * exchange, as before), the sender could allocate while we still held
+ * it and its own next block sat in our inbox: two blocks held by
+ * others, no free block of order 4 left (docs/v3-status.md item 41).
+ */
 static void exact_inbox(unsigned me, struct buddy_cpu *c)
 {
-	uint64_t v =
-		atomic_exchange_explicit(&inbox[me], 0, memory_order_acquire);
+	/* Acquire: pairs with the sender's release store of the block. */
+	uint64_t v = atomic_load_explicit(&inbox[me], memory_order_acquire);
 	if (v) {
 		uint64_t va = v & ~(uint64_t)(F - 1);
 		unsigned vo = (unsigned)(v & 7) - 1;
 		stamp_drop((unsigned)(v >> 3 & 15), va, vo);
 		CHECK_EQ(buddy_free(c, va, vo), BUDDY_OK);
+		atomic_fetch_sub(&ex_held, 1);
+		/* Release: the free before the sender's acquire load. */
+		atomic_store_explicit(&inbox[me], 0, memory_order_release);
 	}
 }
 
@@ -1092,17 +1112,28 @@ static void *exact_thread(void *arg)
 	unsigned next = (me + 1) % mix_t;
 	for (uint64_t i = 0; i < mix_n && check_failures < 40; i++) {
 		exact_inbox(me, c);
-		/* Our last block passed on must be freed before we allocate. */
-		while (atomic_load_explicit(&inbox[next], memory_order_acquire))
+		/*
+		 * Our last block passed on must be freed before we allocate.
+		 * Serve our own inbox meanwhile: its load may miss a block
+		 * stored while our own store to inbox[next] was still in
+		 * flight (a store then a load, both CPUs at once).
+		 */
+		while (atomic_load_explicit(&inbox[next],
+					    memory_order_acquire)) {
 			sched_yield();
+			exact_inbox(me, c);
+		}
 		unsigned o = (unsigned)(rnd(&s) % 5);
+		CHECK(atomic_fetch_add(&ex_held, 1) < mix_t);
 		int rc = buddy_alloc(c, o, &a);
 		if (rc != BUDDY_OK) {
+			atomic_fetch_sub(&ex_held, 1);
 			atomic_fetch_add(&ex_fail, 1);
 			CHECK_EQ(rc, BUDDY_OK);
 			if (shown++ < 20) {
 				struct buddy_stats st;
 				buddy_zone_stats(mz.z, &st);
+				atomic_fetch_add(&ex_held, 1);
 				int again = buddy_alloc(c, o, &a);
 				fprintf(stderr,
 					"exact: CPU %u order %u op %" PRIu64
@@ -1119,6 +1150,7 @@ static void *exact_thread(void *arg)
 					st.free_blocks[5], again);
 				if (again == BUDDY_OK)
 					CHECK_EQ(buddy_free(c, a, o), BUDDY_OK);
+				atomic_fetch_sub(&ex_held, 1);
 			}
 			continue;
 		}
@@ -1131,12 +1163,14 @@ static void *exact_thread(void *arg)
 		if (r < 7) {
 			stamp_drop(me, a, o);
 			CHECK_EQ(buddy_free(c, a, o), BUDDY_OK);
+			atomic_fetch_sub(&ex_held, 1);
 		} else if (r < 14 && mix_t > 1) {
 			atomic_store_explicit(&inbox[next], slot_val(a, o, me),
 					      memory_order_release);
 		} else {
 			stamp_drop(me, a, o);
 			CHECK_EQ(buddy_free(c, a, o), BUDDY_OK);
+			atomic_fetch_sub(&ex_held, 1);
 			if (r == 14)
 				buddy_cpu_drain(c);
 			else
@@ -1166,11 +1200,12 @@ static void test_exact(unsigned t, uint64_t n, unsigned slack)
 	 * other t - 1 CPUs hold one block of order <= 4 each at most, in
 	 * at most t - 1 of the 2(t - 1) halves of t - 1 units, so that with
 	 * slack 0 a free aligned block of every order <= 4 is left at every
-	 * instant (the strict form: version 3 fails it today, a false
-	 * ENOMEM in about 1 run in 6 of "exact 2 100000 0" with cross frees,
-	 * docs/v3-status.md item 38), and with slack 1 (the default) also a
-	 * whole unit with no frame held (the guarantee of docs/design.md
-	 * 2.7, "Exact ENOMEM over reservations").
+	 * instant (the strict form; ex_held checks that premise), and with
+	 * slack 1 (the default) also a whole unit with no frame held (the
+	 * guarantee of docs/design.md 2.7, "Exact ENOMEM over
+	 * reservations"). The strict form's ENOMEMs of item 38 were the
+	 * test's: its inbox was emptied before the free (exact_inbox(), and
+	 * docs/v3-status.md item 41).
 	 */
 	uint64_t u[EX_UNITS];
 	for (unsigned i = 0; i < EX_UNITS; i++)

@@ -24,12 +24,27 @@
 #if SPIKE_HCOUNT
 #include <stdio.h>
 /* Spike (item 39): event counts outside the model's view, at exit. */
-static uint64_t spike_hc[16];
-static const char *const spike_hn[16] = {
-	"take",        "take_line",       "pop",  "sweep",      "hand_take",
-	"hand_list",   "hand_out_listed", "give", "free_unres", "rel_listing",
-	"take_single", "take_haveline"
-};
+static uint64_t spike_hc[20];
+static const char *const spike_hn[20] = { "take",
+					  "take_line",
+					  "pop",
+					  "sweep",
+					  "hand_take",
+					  "hand_list",
+					  "hand_out_listed",
+					  "give",
+					  "free_unres",
+					  "rel_listing",
+					  "take_single",
+					  "take_haveline",
+					  "take_asked_line",
+					  "take_shared",
+					  "take_unshared_other_lower",
+					  "take_unshared_other_last_unused",
+					  "take_line_refused" };
+/* Spike (item 40): the first takes, (ctx, unit, shared, others lower). */
+static uint32_t spike_ft[32][4];
+static uint32_t spike_nft;
 __attribute__((no_sanitize("thread"), noinline)) static void
 spike_hc_add(int i, uint64_t v)
 {
@@ -38,9 +53,14 @@ spike_hc_add(int i, uint64_t v)
 __attribute__((destructor, no_sanitize("thread"))) static void
 spike_hc_print(void)
 {
-	for (int i = 0; i < 12; i++)
+	for (int i = 0; i < 17; i++)
 		fprintf(stderr, "hc %s %llu\n", spike_hn[i],
 			(unsigned long long)spike_hc[i]);
+	for (uint32_t i = 0; i < spike_nft && i < 32; i++)
+		fprintf(stderr,
+			"hc first ctx %u unit %u shared %u others_lower %u\n",
+			spike_ft[i][0], spike_ft[i][1], spike_ft[i][2],
+			spike_ft[i][3]);
 }
 #else
 #define spike_hc_add(i, v) ((void)0)
@@ -116,6 +136,9 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		c->id = i;
 		c->single = 0;
 		lf_init_u32(&c->res, BL_NONE);
+#if SPIKE_HAND_LAST
+		lf_init_u32(&c->lastl, BL_NONE);
+#endif
 		lf_init_u32(&c->line, BL_NONE);
 		for (unsigned k = 0; k < BL_CLASSES; k++)
 			c->hint[k] = BL_NONE;
@@ -164,6 +187,15 @@ static bool bl_line_shared(const struct bl_ctx *c, uint32_t u)
 		if ((r != BL_NONE && r / BL_LINE == u / BL_LINE) ||
 		    (l != BL_NONE && l / BL_LINE == u / BL_LINE))
 			return true;
+#if SPIKE_HAND_LAST
+		/*
+		 * Spike (item 40): the line of the other context's last
+		 * reservation counts as its own, reserved or not.
+		 */
+		uint32_t ll = lf_load_u32(&z->ctx[i].lastl, LF_RELAXED);
+		if (ll != BL_NONE && ll == u / BL_LINE)
+			return true;
+#endif
 #if SPIKE_HAND && SPIKE_HAND_LINE
 		/*
 		 * Spike (item 39): the units in another context's ring count
@@ -204,10 +236,42 @@ static uint32_t bl_src_take(struct bl_ctx *c, bool line, uint32_t *n)
 	*n = 1;
 	if (buddy_unit_take(c->cpu, &x) != BUDDY_OK)
 		return BL_NONE;
-	if (!line || !bl_line_shared(c, buddy_cx(x)) ||
-	    buddy_unit_take_line(c->cpu, BL_LINE_ORDER, BL_LINE_ORDER, &y) !=
-		    BUDDY_OK)
+	bool sh = line && bl_line_shared(c, buddy_cx(x));
+#if SPIKE_HCOUNT
+	if (line) {
+		uint32_t u = buddy_cx(x), ol = 0;
+		const struct bl_zone *z = c->z;
+		for (uint32_t v = u / BL_LINE * BL_LINE;
+		     v < u / BL_LINE * BL_LINE + BL_LINE && v < z->nunits; v++)
+			if (v != u &&
+			    __atomic_load_n((const uint64_t *)&z->word[BU_W(v)],
+					    __ATOMIC_RELAXED) != 0)
+				ol++;
+		spike_hc_add(12, 1);
+		spike_hc_add(13, sh);
+		spike_hc_add(14, !sh && ol != 0);
+		if (spike_nft < 32) {
+			spike_ft[spike_nft][0] = c->id;
+			spike_ft[spike_nft][1] = u;
+			spike_ft[spike_nft][2] = sh;
+			spike_ft[spike_nft][3] = ol;
+			spike_nft++;
+		}
+	}
+#endif
+	if (!sh)
 		return buddy_cx(x);
+	/*
+	 * Spike (item 40): SPIKE_HAND_LSPLIT s: a free block of unit order
+	 * up to BL_LINE_ORDER + s may be split for the line (0: whole free
+	 * lines only, as before).
+	 */
+	if (buddy_unit_take_line(c->cpu, BL_LINE_ORDER,
+				 BL_LINE_ORDER + SPIKE_HAND_LSPLIT,
+				 &y) != BUDDY_OK) {
+		spike_hc_add(16, 1);
+		return buddy_cx(x);
+	}
 	/* A whole free line instead; x back to the core (its word is 0). */
 	buddy_unit_give(c->cpu, x);
 	buddy_busy(c->cpu, -1); /* the first take's section */
@@ -519,6 +583,10 @@ void bl_drain(struct bl_ctx *c)
  */
 static void bl_set_res(struct bl_ctx *c, uint32_t u)
 {
+#if SPIKE_HAND_LAST
+	/* Relaxed: a hint for the others' bl_line_shared() (item 40). */
+	lf_store_u32(&c->lastl, u / BL_LINE, LF_RELAXED);
+#endif
 	/* Release: pairs with the acquire loads of the stealers. */
 	lf_store_u32(&c->res, u, LF_RELEASE);
 }

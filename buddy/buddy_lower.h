@@ -96,6 +96,12 @@
 #ifndef SPIKE_HAND_LINE
 #define SPIKE_HAND_LINE 0 /* 1: bl_line_shared() counts others' ring units */
 #endif
+#ifndef SPIKE_HAND_LAST
+#define SPIKE_HAND_LAST 0 /* 1: bl_line_shared() counts others' last lines */
+#endif
+#ifndef SPIKE_HAND_LSPLIT
+#define SPIKE_HAND_LSPLIT 0 /* the line rule may split up to line order + s */
+#endif
 #ifndef SPIKE_HAND_MASK
 #define SPIKE_HAND_MASK 0
 #endif
@@ -239,6 +245,10 @@ struct bl_ctx {
 	 */
 	lf_atomic_u32 res;
 	lf_atomic_u32 line;
+#if SPIKE_HAND_LAST
+	/* (o) Spike (item 40): the line of our last reservation. */
+	lf_atomic_u32 lastl;
+#endif
 	/*
 	 * (o, plain) hint[k]: the first frame (unit and offset) of the
 	 * block of order k this context freed last into a unit of its

@@ -114,7 +114,7 @@ static size_t buddy_meta_arrays(uint64_t nidx)
 {
 	uint64_t ncx = buddy_ncx(nidx), per = 4; /* the links */
 #if BUDDY_CORE_SHIFT > 0
-	per += 8 * BU_WS + 4 + 2; /* unit word, partial link, pstk */
+	per += 8 + 4 + 2; /* unit word, partial link, pstk */
 #endif
 	return buddy_meta_st(ncx) + (size_t)(ncx * per);
 }
@@ -146,12 +146,6 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 #endif
 	c->zone = z;
 	c->id = id;
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0
-	for (unsigned o = 0; o < 5; o++)
-		c->sc_n[o] = 0;
-	lf_init_u32(&c->sown, 0);
-	lf_init_u32(&c->slock, 0);
-#endif
 	c->nocache = false;
 	c->chain = NULL;
 	lf_init_u32(&c->busy, 0);
@@ -227,7 +221,7 @@ static void buddy_zone_layout(struct buddy_zone *z, void *meta,
 	uint64_t ncx = buddy_ncx(z->nidx);
 	char *arr = (char *)z->st + buddy_meta_st(ncx);
 #if BUDDY_CORE_SHIFT > 0
-	arr += ncx * 8 * BU_WS; /* the unit words (buddy_zone_init()) */
+	arr += ncx * 8; /* the unit words (buddy_zone_init()) */
 #endif
 	z->link = (lf_atomic_u32 *)arr;
 	uint64_t idx = 0;
@@ -240,10 +234,6 @@ static void buddy_zone_layout(struct buddy_zone *z, void *meta,
 	}
 }
 
-#if COH_MISS_ATTR && BUDDY_CORE_SHIFT > 0
-uintptr_t coh_attr[9][2]; /* spike (items 30, 32): the model's ranges */
-unsigned coh_attr_wsz = 8;
-#endif
 int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 		    const struct buddy_region *regions, unsigned nregions,
 		    unsigned ncpus)
@@ -263,10 +253,6 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 		lf_stack_init(&z->stacks[o].s);
 	for (uint32_t i = 0; i < ncpus; i++)
 		buddy_cpu_init(&z->cpus[i], z, i);
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0 && SPIKE_DF
-	for (uint32_t u = 0; u < SPIKE_UNITS; u++)
-		lf_init_u32(&spike_cmask[u], 0);
-#endif
 	for (uint64_t u = 0; u < buddy_ncx(z->nidx); u++) {
 		lf_init_u16(&z->st[u], bst_make(BK_TAIL, 0, 0));
 		lf_init_u32(&z->link[u], LF_STACK_NIL);
@@ -284,34 +270,6 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 		     (struct bl_ctx *)(z->cpus + ncpus), ncpus);
 	for (unsigned i = 0; i < nregions; i++)
 		buddy_rgn_edges(z, &z->rgn[i]);
-#if COH_MISS_ATTR
-	{
-		/* Spike (items 30, 32): where the model's misses fall. */
-		uintptr_t pl = (uintptr_t)plink;
-		uintptr_t r[9][2] = {
-			{ (uintptr_t)word, (uintptr_t)(word + ncx * BU_WS) },
-			{ pl, pl + ncx * 4 },
-			{ pl + ncx * 4, pl + ncx * 6 },
-			{ (uintptr_t)z->st, (uintptr_t)(z->st + ncx) },
-			{ (uintptr_t)z->link, (uintptr_t)(z->link + ncx) },
-			{ (uintptr_t)z->cpus, (uintptr_t)(z->cpus + ncpus) },
-			{ (uintptr_t)(z->cpus + ncpus),
-			  (uintptr_t)((struct bl_ctx *)(z->cpus + ncpus) +
-				      ncpus) },
-			{ (uintptr_t)z, (uintptr_t)(z + 1) },
-			{ 0, 0 },
-		};
-#if SPIKE_LAZY && SPIKE_MLAY != 1
-		r[8][0] = (uintptr_t)spike_lmask;
-		r[8][1] =
-			(uintptr_t)(spike_lmask +
-				    SPIKE_MUNITS * (SPIKE_MLAY == 2 ? 16 : 1));
-#endif
-		for (unsigned i = 0; i < 9; i++)
-			coh_attr[i][0] = r[i][0], coh_attr[i][1] = r[i][1];
-		coh_attr_wsz = 8 * BU_WS;
-	}
-#endif
 #endif
 	*zp = z;
 	return BUDDY_OK;
@@ -418,7 +376,7 @@ void buddy_lower_stats(const struct buddy_zone *z, struct buddy_stats *out)
 {
 	for (uint32_t u = 0; u < z->lower.nunits; u++) {
 		/* Relaxed: a snapshot. */
-		uint64_t w = lf_load_u64(&z->lower.word[BU_W(u)], LF_RELAXED);
+		uint64_t w = lf_load_u64(&z->lower.word[u], LF_RELAXED);
 		uint64_t g[BU_ORDER + 1];
 		if (w == BU_CORE)
 			continue;
@@ -435,16 +393,6 @@ void buddy_lower_stats(const struct buddy_zone *z, struct buddy_stats *out)
 			}
 		}
 	}
-#if SPIKE_N > 0
-	/* Spike: the blocks in the CPUs' caches (plain reads: a snapshot). */
-	for (uint32_t i = 0; i < z->ncpus; i++)
-		for (unsigned j = 0; j < 5; j++) {
-			uint64_t n = z->cpus[i].sc_n[j];
-			if (j < BUDDY_CACHE_ORDERS)
-				out->cached_blocks[j] += n;
-			out->cached_frames += n << j;
-		}
-#endif
 }
 #endif
 
@@ -458,7 +406,7 @@ int buddy_zone_frame(struct buddy_zone *z, uint64_t addr, unsigned *kind,
 	uint32_t x = buddy_addr_idx(r, addr);
 #if BUDDY_CORE_SHIFT > 0
 	/* Relaxed: a snapshot. */
-	uint64_t w = lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))], LF_RELAXED);
+	uint64_t w = lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED);
 	if (w != BU_CORE) {
 		buddy_lower_frame(w, x & (BU_FRAMES - 1), kind, order);
 		return BUDDY_OK;

@@ -223,28 +223,12 @@ bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim)
 }
 #endif /* BUDDY_HAS_CACHE */
 
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0
-static bool spike_drain_all(struct buddy_cpu *c);
-#endif
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0 && SPIKE_DF
-lf_atomic_u32 spike_cmask[SPIKE_UNITS];
-static inline void spike_unmark(uint32_t x)
-{
-	/* Relaxed: spike; the ordering against the word is not designed. */
-	(void)lf_fetch_and_u32(&spike_cmask[(x / BU_FRAMES) * SPIKE_STRIDE],
-			       ~(1u << (x % BU_FRAMES)), LF_RELAXED);
-}
-#endif
-
 void buddy_cpu_drain(struct buddy_cpu *c)
 {
 #if BUDDY_HAS_CACHE
 	buddy_cache_drain_cpu(c, c);
 #else
 	/* Version 3: the reservation, but one empty unit (bl_drain()). */
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0
-	(void)spike_drain_all(c);
-#endif
 	bl_drain(buddy_lower_ctx(c));
 #endif
 }
@@ -256,37 +240,8 @@ void buddy_cpu_cache_enable(struct buddy_cpu *c, bool on)
 		buddy_cpu_drain(c);
 }
 
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0 && SPIKE_FIXDRAIN
-/*
- * Spike (v3-status item 35): buddy_zone_drain_all() without the other
- * CPUs' caches, for the core's ENOMEM loop, which runs while their owners
- * push and pop (item 28 has no owner/drainer exclusion): only our own
- * cache, then the rest as buddy_zone_drain_all().
- */
-static void spike_zone_drain_own(struct buddy_cpu *c)
-{
-	(void)spike_drain_all(c);
-#if SPIKE_HAND
-	bl_hand_flush(buddy_lower_ctx(c)); /* spike (item 39): our ring */
-#endif
-	(void)bl_reclaim_all(buddy_lower_ctx(c));
-	(void)buddy_zone_drain_some(c);
-	buddy_zone_coalesce(c);
-}
-#endif
-
 void buddy_zone_drain_all(struct buddy_cpu *c)
 {
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0
-	/* Spike: every CPU's cache (callers are quiescent here). */
-	for (uint32_t i = 0; i < c->zone->ncpus; i++)
-		(void)spike_drain_all(&c->zone->cpus[i]);
-#endif
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_HAND
-	/* Spike (item 39): every CPU's hand-over ring (quiescent callers). */
-	for (uint32_t i = 0; i < c->zone->ncpus; i++)
-		bl_hand_flush(buddy_lower_ctx(&c->zone->cpus[i]));
-#endif
 #if BUDDY_CORE_SHIFT > 0
 	/* Version 3: every empty reserved unit back to the core first. */
 	(void)bl_reclaim_all(buddy_lower_ctx(c));
@@ -525,11 +480,7 @@ int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
 		if (quiet && empty)
 			return BUDDY_ENOMEM;
 		if (attempt == 1)
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0 && SPIKE_FIXDRAIN
-			spike_zone_drain_own(c);
-#else
 			buddy_zone_drain_all(c);
-#endif
 		sweep = attempt < 2 || quiet ||
 			attempt % BUDDY_SWEEP_EVERY == 0;
 		if (!sweep)
@@ -660,292 +611,11 @@ static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
  * nothing (no register to save); every other case is a tail call to a
  * function of its own (docs/v3-status.md item 18).
  */
-#if SPIKE_N > 0
-/*
- * SPIKE (docs/v3-status.md item 28; not for merging): a per-CPU LIFO of
- * allocated blocks per order 0-4. A free pushes (the block stays
- * allocated in its unit word), an allocation pops first; an overflow
- * drains the oldest half, grouped by unit, one CAS a unit.
- */
-#if SPIKE_OWN
-/* Version 2's buddy_own_enter()/exit(), asymmetric, the lock never held. */
-static inline void spike_own_enter(struct buddy_cpu *c)
-{
-	lf_store_u32(&c->sown, 1, LF_RELAXED);
-	lf_compiler_barrier();
-	/* Acquire: as buddy_own_enter(). */
-	if (LF_UNLIKELY(lf_load_u32(&c->slock, LF_ACQUIRE) != 0))
-		LF_ASSERT(0 && "spike: no drainer");
-}
-static inline void spike_own_exit(struct buddy_cpu *c)
-{
-	/* Release: as buddy_own_exit(). */
-	lf_store_u32(&c->sown, 0, LF_RELEASE);
-}
-#else
-#define spike_own_enter(c) ((void)(c))
-#define spike_own_exit(c) ((void)(c))
-#endif
-
-#if SPIKE_TRACE
-#define SPIKE_CPU(c) (spike_cpu_cur = (c)->id)
-#else
-#define SPIKE_CPU(c) ((void)0)
-#endif
-#if SPIKE_TRACE
-#include <stdio.h>
-struct spike_e {
-	uint32_t seq, frame, m;
-	uint8_t op, k, tid, cpu;
-	uint64_t w;
-};
-#define SPIKE_RING (1u << 26)
-static struct spike_e spike_ring[SPIKE_RING];
-static lf_atomic_u32 spike_seq, spike_tids;
-static _Thread_local int spike_tid = -1;
-_Thread_local unsigned spike_cpu_cur = 255;
-void spike_ev(unsigned op, uint32_t frame, unsigned k, uint64_t w, uint32_t m)
-{
-	if (spike_tid < 0)
-		spike_tid = (int)lf_fetch_add_u32(&spike_tids, 1, LF_RELAXED);
-	uint32_t s = lf_fetch_add_u32(&spike_seq, 1, LF_RELAXED);
-	struct spike_e *e = &spike_ring[s % SPIKE_RING];
-	e->seq = s;
-	e->frame = frame;
-	e->m = m;
-	e->op = (uint8_t)op;
-	e->k = (uint8_t)k;
-	e->tid = (uint8_t)spike_tid;
-	e->cpu = (uint8_t)spike_cpu_cur;
-	e->w = w;
-}
-static void spike_dump(uint32_t u, uint32_t x, unsigned k, uint64_t w)
-{
-	uint32_t n = lf_load_u32(&spike_seq, LF_RELAXED);
-	fprintf(stderr,
-		"SPIKE bad: unit %u frame %u (off %u) k %u word %016llx tid %d "
-		"seq %u\n",
-		u, x, x % 32, k, (unsigned long long)w, spike_tid, n);
-	FILE *f = fopen("/tmp/diag-ring.bin", "wb");
-	if (f) {
-		fwrite(spike_ring, sizeof(spike_ring), 1, f);
-		fclose(f);
-	}
-	uint32_t lo = n > SPIKE_RING ? n - SPIKE_RING : 0;
-	unsigned cnt = 0;
-	for (uint32_t s = n; s-- > lo && cnt < 60;) {
-		struct spike_e *e = &spike_ring[s % SPIKE_RING];
-		if (e->frame / 32 != u)
-			continue;
-		cnt++;
-		fprintf(stderr,
-			"  cpu %u seq %u tid %u op %c frame %u off %u k %u w "
-			"%016llx m %08x\n",
-			e->cpu, e->seq, e->tid, e->op, e->frame, e->frame % 32,
-			e->k, (unsigned long long)e->w, e->m);
-	}
-}
-#endif
-#if SPIKE_PCOUNT
-/* Spike (item 33): pops, pops that write M; outside the model's view. */
-extern uint64_t spike_pc[2];
-void spike_pc_add(int i);
-uint64_t spike_pc[2];
-__attribute__((no_sanitize("thread"), noinline)) void spike_pc_add(int i)
-{
-	spike_pc[i]++;
-}
-#else
-#define spike_pc_add(i) ((void)0)
-#endif
-#if SPIKE_LAZY
-/*
- * The pop of a block a free put in the cache: its bit cleared before it
- * is handed out. Release: pairs with the acq_rel fetch_or of the next
- * free of the block (its new owner's: it must see the bit clear).
- */
-static inline void spike_lazy_pop(struct buddy_cpu *c, uint32_t x)
-{
-	struct bl_ctx *l = buddy_lower_ctx(c);
-	(void)spike_m_and(SPIKE_MP(l->word, x / BU_FRAMES),
-			  ~(1u << (x % BU_FRAMES)), LF_RELEASE);
-}
-#endif
-
-static void spike_free_group(struct buddy_cpu *c, uint32_t u,
-			     const uint32_t *xs, unsigned n, unsigned k)
-{
-	struct bl_ctx *l = buddy_lower_ctx(c);
-	lf_atomic_u64 *a = &l->word[BU_W(u)];
-#if SPIKE_DF
-	{
-		uint32_t m = 0;
-		for (unsigned i = 0; i < n; i++)
-			m |= 1u << (xs[i] % BU_FRAMES);
-		/* Relaxed: spike (the race with a double free: item 28). */
-		(void)lf_fetch_and_u32(&spike_cmask[u * SPIKE_STRIDE], ~m,
-				       LF_RELAXED);
-	}
-#endif
-	uint32_t b = buddy_busy_enter(c);
-	/* Acquire: pairs with the CAS that wrote the word (bu_cas()). */
-	uint64_t w = lf_load_u64(a, LF_ACQUIRE), v;
-	for (;;) {
-		v = w;
-		for (unsigned i = 0; i < n; i++)
-			if (bu_free(v, xs[i] % BU_FRAMES, k, &v) != BUDDY_OK) {
-#if SPIKE_TRACE
-				spike_dump(u, xs[i], k, v);
-#endif
-				LF_ASSERT(0 && "spike: a bad block in a cache");
-			}
-		/* Seq_cst: a free (bu_cas()). */
-		if (lf_cas_u64(a, &w, v, LF_SEQ_CST))
-			break;
-	}
-	SPIKE_CPU(c);
-	for (unsigned i = 0; i < n; i++)
-		spike_ev('D', xs[i], k, v, 0);
-	if (!bu_reserved(v))
-		bl_free_unreserved(l, u, v);
-	bl_free_hint(l, xs[n - 1], k);
-	buddy_busy_leave_from(c, b);
-}
-
-static BUDDY_NOINLINE void spike_drain(struct buddy_cpu *c, unsigned k,
-				       unsigned h)
-{
-	uint32_t *s = c->sc[k];
-	unsigned n = c->sc_n[k];
-	if (h > n)
-		h = n;
-	uint32_t t[SPIKE_N];
-	for (unsigned i = 0; i < h; i++) {
-		uint32_t v = s[i] & ~SPIKE_MARK;
-		unsigned j = i;
-		for (; j > 0 && t[j - 1] > v; j--)
-			t[j] = t[j - 1];
-		t[j] = v;
-	}
-	for (unsigned i = 0; i < h;) {
-		unsigned j = i + 1;
-#if SPIKE_GROUP
-		uint32_t u = t[i] / BU_FRAMES;
-		while (j < h && t[j] / BU_FRAMES == u)
-			j++;
-#endif
-		spike_free_group(c, t[i] / BU_FRAMES, t + i, j - i, k);
-		i = j;
-	}
-	for (unsigned i = h; i < n; i++)
-		s[i - h] = s[i];
-	c->sc_n[k] = n - h;
-}
-
-#if SPIKE_REFILL
-/*
- * A refill: after the slow path served x from unit u, up to SPIKE_N / 2 - 1
- * more blocks of order k from u by one CAS, if u is our res (spike).
- */
-static void spike_refill(struct buddy_cpu *c, unsigned k, uint32_t x)
-{
-	struct bl_ctx *l = buddy_lower_ctx(c);
-	uint32_t u = x / BU_FRAMES;
-	/* Relaxed: only we write it. */
-	if (u != lf_load_u32(&l->res, LF_RELAXED) || c->sc_n[k] != 0)
-		return;
-	lf_atomic_u64 *a = &l->word[BU_W(u)];
-	/* Acquire: pairs with the CAS that wrote the word (bu_cas()). */
-	uint64_t w = lf_load_u64(a, LF_ACQUIRE), v = w;
-	unsigned offs[SPIKE_N], n = 0, off;
-	if (!bu_reserved(w))
-		return;
-	while (n < SPIKE_N / 2 - 1 &&
-	       bu_alloc(v, k, BU_FRAMES, &v, &off) == BUDDY_OK)
-		offs[n++] = off;
-	/* Seq_cst: as bu_cas(); a failure skips the refill. */
-	if (n == 0 || !lf_cas_u64(a, &w, v, LF_SEQ_CST))
-		return;
-#if SPIKE_LAZY && SPIKE_REFV == 0
-	{
-		/* Spike (item 32): the stale bits of the frames taken. */
-		uint32_t m = 0;
-		for (unsigned i = 0; i < n; i++)
-			m |= spike_m_bits(offs[i], k);
-		spike_m_clear(l->word, u, m);
-	}
-	uint32_t tag = 0;
-#elif SPIKE_LAZY && SPIKE_REFV == 1
-	/*
-	 * Spike (item 33, stale-kept): the stale bits stay; a block whose
-	 * head bit is set is tagged, so its pop clears the bit. Relaxed: our
-	 * CAS (seq_cst) read the word written by the drain's CAS (or a later
-	 * value), which follows the fetch_or that set the bit: the load sees
-	 * it. A bit a racing late free sets now is a block whose bit was
-	 * clear (the histories this variant misses): that free passes or
-	 * refuses as on item 32's refill; a tag for it only costs a write.
-	 */
-	uint32_t mm = spike_m_load(SPIKE_MP(l->word, u));
-#elif SPIKE_LAZY && SPIKE_REFV == 2
-	{
-		/*
-		 * Spike (item 33, all-set): every taken head's bit set, after
-		 * the CAS (before it, another CPU could allocate the block
-		 * from the word and its owner's free would read our bit).
-		 * Acq_rel: as a free's fetch_or. Between the CAS and this
-		 * fetch_or a late free of a block whose bit is clear passes.
-		 */
-		uint32_t m = 0;
-		for (unsigned i = 0; i < n; i++)
-			m |= 1u << offs[i];
-		(void)spike_m_or(SPIKE_MP(l->word, u), m, LF_ACQ_REL);
-	}
-	uint32_t tag = SPIKE_MARK;
-#else
-	uint32_t tag = 0;
-#endif
-	for (unsigned i = 0; i < n; i++) {
-#if SPIKE_LAZY && SPIKE_REFV == 1
-		uint32_t tag = (mm >> offs[n - 1 - i]) & 1 ? SPIKE_MARK : 0;
-#endif
-		c->sc[k][i] = (u * BU_FRAMES + offs[n - 1 - i]) | tag;
-		SPIKE_CPU(c);
-		spike_ev('F', u * BU_FRAMES + offs[i], k, v, 0);
-	}
-	c->sc_n[k] = n;
-}
-#endif
-
-static bool spike_drain_all(struct buddy_cpu *c)
-{
-	bool any = false;
-	for (unsigned k = 0; k < 5; k++)
-		if (c->sc_n[k] != 0) {
-			spike_drain(c, k, SPIKE_N);
-			any = true;
-		}
-	return any;
-}
-#endif
-
 static BUDDY_NOINLINE int buddy_alloc_small_slow(struct buddy_cpu *c,
 						 unsigned order, uint64_t *addr)
 {
 	uint32_t x = 0;
 	int rc = bl_alloc_slow(buddy_lower_ctx(c), order, &x);
-#if SPIKE_N > 0
-	/* Own caches only: remote caches are not drained (spike). */
-	if (rc == BUDDY_ENOMEM) {
-		SPIKE_CPU(c);
-		spike_ev('E', 0xffffffffu, order, 0, 0);
-	}
-	if (rc == BUDDY_ENOMEM && spike_drain_all(c))
-		rc = bl_alloc_slow(buddy_lower_ctx(c), order, &x);
-#endif
-#if SPIKE_N > 0 && SPIKE_REFILL
-	if (rc == BUDDY_OK && !c->nocache)
-		spike_refill(c, order, x);
-#endif
 	return buddy_alloc_done(c, rc, x, addr);
 }
 
@@ -961,41 +631,6 @@ static BUDDY_NOINLINE int buddy_alloc_small_k(struct buddy_cpu *c,
 					      unsigned order, uint64_t *addr)
 {
 	uint32_t x;
-#if SPIKE_N > 0
-	spike_own_enter(c);
-	unsigned n = c->sc_n[order];
-	if (LF_LIKELY(n != 0)) {
-		c->sc_n[order] = n - 1;
-		uint32_t e = c->sc[order][n - 1];
-		spike_own_exit(c);
-#if SPIKE_DF
-		if (e & SPIKE_MARK) {
-			e &= ~SPIKE_MARK;
-			spike_unmark(e);
-		}
-#endif
-#if SPIKE_LAZY && SPIKE_POPLOAD
-		/* Relaxed: the tag unused; our bit, or a clear one. */
-		e &= ~SPIKE_MARK;
-		if (spike_m_load(
-			    SPIKE_MP(buddy_lower_ctx(c)->word, e / BU_FRAMES)) &
-		    (1u << (e % BU_FRAMES)))
-			spike_lazy_pop(c, e);
-#elif SPIKE_LAZY
-		SPIKE_CPU(c);
-		spike_ev(e & SPIKE_MARK ? 'o' : 'O', e & ~SPIKE_MARK, order, 0,
-			 0);
-		spike_pc_add(0);
-		if (e & SPIKE_MARK) {
-			e &= ~SPIKE_MARK;
-			spike_lazy_pop(c, e);
-			spike_pc_add(1);
-		}
-#endif
-		return buddy_alloc_done(c, BUDDY_OK, e, addr);
-	}
-	spike_own_exit(c);
-#endif
 	if (LF_LIKELY(bl_alloc_hint(buddy_lower_ctx(c), order, &x)))
 		return buddy_alloc_done(c, BUDDY_OK, x, addr);
 	return buddy_alloc_small_slow(c, order, addr);
@@ -1007,40 +642,7 @@ static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
 	uint32_t x;
 	if (LF_UNLIKELY(order != 0))
 		return buddy_alloc_small_k(c, order, addr);
-#if SPIKE_N > 0
-	spike_own_enter(c);
-	unsigned n = c->sc_n[0];
-	if (LF_LIKELY(n != 0)) {
-		c->sc_n[0] = n - 1;
-		x = c->sc[0][n - 1];
-		spike_own_exit(c);
-#if SPIKE_DF
-		if (x & SPIKE_MARK) {
-			x &= ~SPIKE_MARK;
-			spike_unmark(x);
-		}
-#endif
-#if SPIKE_LAZY && SPIKE_POPLOAD
-		/* Relaxed: the tag unused; our bit, or a clear one. */
-		x &= ~SPIKE_MARK;
-		if (spike_m_load(
-			    SPIKE_MP(buddy_lower_ctx(c)->word, x / BU_FRAMES)) &
-		    (1u << (x % BU_FRAMES)))
-			spike_lazy_pop(c, x);
-#elif SPIKE_LAZY
-		SPIKE_CPU(c);
-		spike_ev(x & SPIKE_MARK ? 'o' : 'O', x & ~SPIKE_MARK, 0, 0, 0);
-		spike_pc_add(0);
-		if (x & SPIKE_MARK) {
-			x &= ~SPIKE_MARK;
-			spike_lazy_pop(c, x);
-			spike_pc_add(1);
-		}
-#endif
-	} else if ((spike_own_exit(c), 0)) {
-	} else
-#endif
-		if (LF_UNLIKELY(!bl_alloc_hint(buddy_lower_ctx(c), 0, &x)))
+	if (LF_UNLIKELY(!bl_alloc_hint(buddy_lower_ctx(c), 0, &x)))
 		return buddy_alloc_small_slow(c, 0, addr);
 	const struct buddy_zone *z = c->zone;
 	if (LF_UNLIKELY(z->nrgn != 1))
@@ -1173,8 +775,7 @@ static BUDDY_NOINLINE int buddy_free_small_refused(struct buddy_cpu *c,
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: a diagnosis only. */
 	if (rc == BUDDY_EDOUBLE &&
-	    lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))], LF_RELAXED) ==
-		    BU_CORE)
+	    lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED) == BU_CORE)
 		rc = buddy_free_why_small(z, r, x);
 	return buddy_reject(c, rc);
 }
@@ -1212,100 +813,12 @@ static BUDDY_INLINE int buddy_free_small_at(struct buddy_cpu *c,
 {
 	struct bl_ctx *l = buddy_lower_ctx(c);
 	uint64_t nw;
-#if SPIKE_N > 0
-	if (LF_LIKELY(!c->nocache)) {
-#if SPIKE_CHECK
-		/*
-		 * Relaxed: a read-only check of the block (a double free of a
-		 * block held in a cache is not caught: spike).
-		 */
-		int ck = bu_block_check(
-			lf_load_u64(&l->word[BU_W(x / BU_FRAMES)], LF_RELAXED),
-			x % BU_FRAMES, order);
-		if (LF_UNLIKELY(ck != BUDDY_OK))
-			goto slow;
-#endif
-#if SPIKE_LAZY
-		{
-			/*
-			 * Spike (item 32): the lazy-clear mask. Acquire: pairs
-			 * with the CAS that wrote the word (bu_cas()).
-			 */
-			uint32_t u = x / BU_FRAMES, i = x % BU_FRAMES;
-			if (bu_block_check(
-				    lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE),
-				    i, order) != BUDDY_OK)
-				goto slow; /* the uncached path's code */
-			/*
-			 * Acq_rel: a set bit is a cached head (a double free,
-			 * refused, nothing changed) or a stale one; pairs with
-			 * the pop's and the allocations' clears (release).
-			 */
-			uint32_t om = spike_m_or(SPIKE_MP(l->word, u), 1u << i,
-						 LF_ACQ_REL);
-			SPIKE_CPU(c);
-			spike_ev(om & (1u << i) ? '1' : 'P', x, order,
-				 lf_load_u64(&l->word[BU_W(u)], LF_RELAXED),
-				 om);
-			if (om & (1u << i))
-				return buddy_reject(c, BUDDY_EDOUBLE);
-			/* Acquire: as above; after our bit is set. */
-			if (LF_UNLIKELY(bu_block_check(
-						lf_load_u64(&l->word[BU_W(u)],
-							    LF_ACQUIRE),
-						i, order) != BUDDY_OK)) {
-				/* Relaxed: our own bit, never handed out. */
-				(void)spike_m_and(SPIKE_MP(l->word, u),
-						  ~(1u << i), LF_RELAXED);
-				SPIKE_CPU(c);
-				spike_ev('2', x, order, 0, 0);
-				return buddy_reject(c, BUDDY_EDOUBLE);
-			}
-		}
-#endif
-#if SPIKE_DF
-		{
-			uint32_t bit = 1u << (x % BU_FRAMES);
-			LF_ASSERT(x / BU_FRAMES < SPIKE_UNITS);
-			/* Relaxed: spike. A set bit: a double free, refused. */
-			if (lf_fetch_or_u32(&spike_cmask[(x / BU_FRAMES) *
-							 SPIKE_STRIDE],
-					    bit, LF_RELAXED) &
-			    bit)
-				return buddy_reject(c, BUDDY_EDOUBLE);
-		}
-#endif
-		unsigned n = c->sc_n[order];
-		if (LF_UNLIKELY(n == SPIKE_N)) {
-			spike_drain(c, order, SPIKE_N / 2);
-			n = c->sc_n[order];
-		}
-#if SPIKE_OWN
-		/* Version 2's section at a push (buddy_cache_free()). */
-		uint32_t sb = buddy_busy_enter(c);
-#endif
-		spike_own_enter(c);
-		c->sc[order][n] = x | (SPIKE_DF || SPIKE_LAZY ? SPIKE_MARK : 0);
-		c->sc_n[order] = n + 1;
-		spike_own_exit(c);
-#if SPIKE_OWN
-		buddy_busy_leave_from(c, sb);
-#endif
-		buddy_ctr_add(c, BC_FREES, 1);
-		return BUDDY_OK;
-	}
-#if SPIKE_CHECK || SPIKE_LAZY
-slow:;
-#endif
-#endif
 	/*
 	 * A section: memory appears (docs/design.md 2.7, "Sections"); the
 	 * lower level's sections are this context's (bl_busy()).
 	 */
 	uint32_t b = buddy_busy_enter(c);
 	int rc = bl_free_word(l, x, order, &nw);
-	SPIKE_CPU(c);
-	spike_ev('W', x, order, nw, (uint32_t)rc);
 	if (LF_UNLIKELY(rc != BUDDY_OK)) {
 		buddy_busy_leave_from(c, b);
 		return buddy_free_small_refused(c, r, x, rc);

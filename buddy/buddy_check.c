@@ -238,7 +238,7 @@ static int buddy_ck_edge(struct buddy_ck *k, const struct buddy_rgn *r,
 	uint64_t x = (uint64_t)u << BUDDY_CORE_SHIFT;
 	unsigned lo = buddy_rgn_edge_lo(r, u), hi = buddy_rgn_edge_hi(r, u);
 	/* Relaxed: at quiescence, as buddy_ck_st(). */
-	uint64_t w = lf_load_u64(&k->z->lower.word[BU_W(u)], LF_RELAXED);
+	uint64_t w = lf_load_u64(&k->z->lower.word[u], LF_RELAXED);
 	if (!bst_is(buddy_ck_st(k, x), BK_LOWER, BUDDY_CORE_SHIFT) ||
 	    w == BU_CORE)
 		return buddy_ck_fail(k, x, 1);
@@ -258,7 +258,7 @@ static int buddy_ck_lower(struct buddy_ck *k, bool coalesced)
 	for (uint64_t u = 0; u < buddy_ncx(z->nidx); u++) {
 		uint64_t x = u << BUDDY_CORE_SHIFT;
 		/* Relaxed: at quiescence, as buddy_ck_st(). */
-		uint64_t w = lf_load_u64(&z->lower.word[BU_W(u)], LF_RELAXED);
+		uint64_t w = lf_load_u64(&z->lower.word[u], LF_RELAXED);
 		bool lower = bst_kind(buddy_ck_st(k, x)) == BK_LOWER;
 		if (lower != (w != BU_CORE) || (lower && !bu_valid(w)))
 			return buddy_ck_fail(k, x, 1);

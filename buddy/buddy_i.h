@@ -26,31 +26,6 @@
 
 #include "buddy.h"
 #include "lf_spin.h"
-#ifndef SPIKE_N
-#define SPIKE_N 16
-#endif
-#ifndef SPIKE_CHECK
-#define SPIKE_CHECK 1
-#endif
-#ifndef SPIKE_REFILL
-#define SPIKE_REFILL 0
-#endif
-#ifndef SPIKE_DF
-#define SPIKE_DF 0
-#endif
-#define SPIKE_MARK 0x80000000u
-#ifndef SPIKE_STRIDE
-#define SPIKE_STRIDE 1
-#endif
-#ifndef SPIKE_OWN
-#define SPIKE_OWN 0
-#endif
-#ifndef SPIKE_FIXDRAIN
-#define SPIKE_FIXDRAIN 0 /* 1: the core's ENOMEM loop drains our cache only */
-#endif
-#ifndef SPIKE_GROUP
-#define SPIKE_GROUP 1
-#endif
 
 enum buddy_kind {
 	BK_NONE = 0, /* never stored */
@@ -213,13 +188,6 @@ struct buddy_cpu {
 	 * through the zone (docs/v3-status.md item 18).
 	 */
 	struct bl_ctx *lower;
-#endif
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0
-	/* SPIKE (v3-status item 28): per-CPU LIFO of allocated blocks. */
-	lf_atomic_u32 sown;  /* spike: version 2's own (asymmetric) */
-	lf_atomic_u32 slock; /* spike: a drainer's lock, never taken */
-	uint32_t sc_n[5];
-	uint32_t sc[5][SPIKE_N];
 #endif
 #if BUDDY_HAS_CACHE
 	bool asym; /* (i) the zone's asymmetric mode (buddy_cache.c) */
@@ -689,9 +657,4 @@ static inline bool buddy_zone_drain_some(struct buddy_cpu *c)
 }
 #endif
 
-#if BUDDY_CORE_SHIFT > 0 && SPIKE_N > 0 && SPIKE_DF
-/* Spike: a bit per frame, set while the block it heads is in a cache. */
-#define SPIKE_UNITS (1u << 18)
-extern lf_atomic_u32 spike_cmask[SPIKE_UNITS];
-#endif
 #endif /* BUDDY_I_H */

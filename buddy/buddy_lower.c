@@ -21,50 +21,6 @@
 
 #define BL_NOINLINE __attribute__((noinline))
 
-#if SPIKE_HCOUNT
-#include <stdio.h>
-/* Spike (item 39): event counts outside the model's view, at exit. */
-static uint64_t spike_hc[20];
-static const char *const spike_hn[20] = { "take",
-					  "take_line",
-					  "pop",
-					  "sweep",
-					  "hand_take",
-					  "hand_list",
-					  "hand_out_listed",
-					  "give",
-					  "free_unres",
-					  "rel_listing",
-					  "take_single",
-					  "take_haveline",
-					  "take_asked_line",
-					  "take_shared",
-					  "take_unshared_other_lower",
-					  "take_unshared_other_last_unused",
-					  "take_line_refused" };
-/* Spike (item 40): the first takes, (ctx, unit, shared, others lower). */
-static uint32_t spike_ft[32][4];
-static uint32_t spike_nft;
-__attribute__((no_sanitize("thread"), noinline)) static void
-spike_hc_add(int i, uint64_t v)
-{
-	spike_hc[i] += v;
-}
-__attribute__((destructor, no_sanitize("thread"))) static void
-spike_hc_print(void)
-{
-	for (int i = 0; i < 17; i++)
-		fprintf(stderr, "hc %s %llu\n", spike_hn[i],
-			(unsigned long long)spike_hc[i]);
-	for (uint32_t i = 0; i < spike_nft && i < 32; i++)
-		fprintf(stderr,
-			"hc first ctx %u unit %u shared %u others_lower %u\n",
-			spike_ft[i][0], spike_ft[i][1], spike_ft[i][2],
-			spike_ft[i][3]);
-}
-#else
-#define spike_hc_add(i, v) ((void)0)
-#endif
 static inline void bl_ctr(struct bl_ctx *c, enum bl_ctr i, uint64_t v)
 {
 	/* Relaxed: only this context's thread writes it. */
@@ -94,11 +50,6 @@ static inline void bl_busy(struct bl_ctx *c, int d)
 #endif
 }
 
-#if SPIKE_LAZY && SPIKE_MLAY != 1
-_Alignas(64)
-	lf_atomic_u32 spike_lmask[SPIKE_MUNITS * (SPIKE_MLAY == 2 ? 16 : 1)];
-#endif
-
 void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		  lf_atomic_u16 *pstk, uint32_t nunits, struct bl_source src,
 		  struct bl_ctx *ctx, uint32_t nctx)
@@ -118,14 +69,8 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		ctx[i].cpu->lower = &ctx[i];
 	}
 #endif
-#if SPIKE_LAZY && SPIKE_MLAY != 1
-	LF_ASSERT(nunits <= SPIKE_MUNITS);
-#endif
 	for (uint32_t u = 0; u < nunits; u++) {
-		lf_init_u64(&word[BU_W(u)], BU_CORE);
-#if SPIKE_LAZY
-		spike_m_zero(SPIKE_MP(word, u));
-#endif
+		lf_init_u64(&word[u], BU_CORE);
 		lf_init_u32(&plink[u], LF_STACK_NIL);
 		lf_init_u16(&pstk[u], 0);
 	}
@@ -136,16 +81,9 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		c->id = i;
 		c->single = 0;
 		lf_init_u32(&c->res, BL_NONE);
-#if SPIKE_HAND_LAST
-		lf_init_u32(&c->lastl, BL_NONE);
-#endif
 		lf_init_u32(&c->line, BL_NONE);
 		for (unsigned k = 0; k < BL_CLASSES; k++)
 			c->hint[k] = BL_NONE;
-#if SPIKE_HAND
-		c->hh = 0;
-		c->hn = 0;
-#endif
 #if BUDDY_CORE_SHIFT == 0
 		lf_init_u32(&c->busy, 0);
 #endif
@@ -187,30 +125,6 @@ static bool bl_line_shared(const struct bl_ctx *c, uint32_t u)
 		if ((r != BL_NONE && r / BL_LINE == u / BL_LINE) ||
 		    (l != BL_NONE && l / BL_LINE == u / BL_LINE))
 			return true;
-#if SPIKE_HAND_LAST
-		/*
-		 * Spike (item 40): the line of the other context's last
-		 * reservation counts as its own, reserved or not.
-		 */
-		uint32_t ll = lf_load_u32(&z->ctx[i].lastl, LF_RELAXED);
-		if (ll != BL_NONE && ll == u / BL_LINE)
-			return true;
-#endif
-#if SPIKE_HAND && SPIKE_HAND_LINE
-		/*
-		 * Spike (item 39): the units in another context's ring count
-		 * as its reservation here. Plain fields of their owner, read
-		 * racily with relaxed builtins: a hint (not for merging).
-		 */
-		const struct bl_ctx *d = &z->ctx[i];
-		uint32_t hn = __atomic_load_n(&d->hn, __ATOMIC_RELAXED);
-		for (uint32_t n = 0; n < hn && n < SPIKE_HAND_D; n++) {
-			uint32_t v =
-				__atomic_load_n(&d->hring[n], __ATOMIC_RELAXED);
-			if (v / BL_LINE == u / BL_LINE)
-				return true;
-		}
-#endif
 	}
 	return false;
 }
@@ -236,42 +150,10 @@ static uint32_t bl_src_take(struct bl_ctx *c, bool line, uint32_t *n)
 	*n = 1;
 	if (buddy_unit_take(c->cpu, &x) != BUDDY_OK)
 		return BL_NONE;
-	bool sh = line && bl_line_shared(c, buddy_cx(x));
-#if SPIKE_HCOUNT
-	if (line) {
-		uint32_t u = buddy_cx(x), ol = 0;
-		const struct bl_zone *z = c->z;
-		for (uint32_t v = u / BL_LINE * BL_LINE;
-		     v < u / BL_LINE * BL_LINE + BL_LINE && v < z->nunits; v++)
-			if (v != u &&
-			    __atomic_load_n((const uint64_t *)&z->word[BU_W(v)],
-					    __ATOMIC_RELAXED) != 0)
-				ol++;
-		spike_hc_add(12, 1);
-		spike_hc_add(13, sh);
-		spike_hc_add(14, !sh && ol != 0);
-		if (spike_nft < 32) {
-			spike_ft[spike_nft][0] = c->id;
-			spike_ft[spike_nft][1] = u;
-			spike_ft[spike_nft][2] = sh;
-			spike_ft[spike_nft][3] = ol;
-			spike_nft++;
-		}
-	}
-#endif
-	if (!sh)
+	if (!line || !bl_line_shared(c, buddy_cx(x)) ||
+	    buddy_unit_take_line(c->cpu, BL_LINE_ORDER, BL_LINE_ORDER, &y) !=
+		    BUDDY_OK)
 		return buddy_cx(x);
-	/*
-	 * Spike (item 40): SPIKE_HAND_LSPLIT s: a free block of unit order
-	 * up to BL_LINE_ORDER + s may be split for the line (0: whole free
-	 * lines only, as before).
-	 */
-	if (buddy_unit_take_line(c->cpu, BL_LINE_ORDER,
-				 BL_LINE_ORDER + SPIKE_HAND_LSPLIT,
-				 &y) != BUDDY_OK) {
-		spike_hc_add(16, 1);
-		return buddy_cx(x);
-	}
 	/* A whole free line instead; x back to the core (its word is 0). */
 	buddy_unit_give(c->cpu, x);
 	buddy_busy(c->cpu, -1); /* the first take's section */
@@ -363,99 +245,12 @@ static void bl_list(struct bl_ctx *c, uint32_t u, uint64_t w)
 	bl_ctr(c, BL_LISTED, 1);
 }
 
-#if SPIKE_HAND
-/*
- * Spike (v3-status item 39): the hand-over ring. pstk BL_PRING: the unit
- * is in its lister's ring (set only by the CAS that sees 0, cleared only
- * by the ring's owner: B3's rule, the ring a private stack).
- */
-#define BL_PRING ((uint16_t)(BL_CLASSES + 1))
-
-/* u leaves our ring: listed on the shared stacks if it still can be. */
-static void bl_hand_out(struct bl_ctx *c, uint32_t u)
-{
-	struct bl_zone *z = c->z;
-	uint16_t p = BL_PRING;
-	/* Seq_cst: the clear comes before the load (bl_list()). */
-	bool mine = lf_cas_u16(&z->pstk[u], &p, 0, LF_SEQ_CST);
-	LF_ASSERT(mine);
-	(void)mine;
-	/* Seq_cst: after the clear (bl_list()). */
-	uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_SEQ_CST);
-	if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0)
-		return;
-	bl_list(c, u, w);
-}
-
-/* The oldest entry out of the ring (its slot freed). In a section. */
-static void bl_hand_pop_oldest(struct bl_ctx *c)
-{
-	uint32_t u = c->hring[c->hh];
-	c->hh = (c->hh + 1) % SPIKE_HAND_D;
-	c->hn--;
-	bl_hand_out(c, u);
-}
-
-static void bl_hand_put(struct bl_ctx *c, uint32_t u, uint8_t tries)
-{
-	unsigned i = (c->hh + c->hn) % SPIKE_HAND_D;
-	c->hring[i] = u;
-	c->htry[i] = tries;
-	c->hn++;
-}
-
-/* bl_list() into our ring (the oldest out when full). In a section. */
-static void bl_hand_list(struct bl_ctx *c, uint32_t u, uint64_t w)
-{
-	struct bl_zone *z = c->z;
-	(void)w;
-	/* Seq_cst: as bl_list(). */
-	uint16_t p = lf_load_u16(&z->pstk[u], LF_SEQ_CST);
-	if (p != 0)
-		return;
-	/* Seq_cst: as bl_list(). */
-	if (!lf_cas_u16(&z->pstk[u], &p, BL_PRING, LF_SEQ_CST))
-		return;
-	spike_hc_add(5, 1);
-#if SPIKE_HAND_MASK
-	for (unsigned n = 0; c->hn == SPIKE_HAND_D && n < SPIKE_HAND_D; n++) {
-		uint32_t v = c->hring[c->hh];
-		uint8_t t = c->htry[c->hh];
-		if (t >= SPIKE_HAND_MASK ||
-		    spike_m_load(SPIKE_MP(z->word, v)) == 0)
-			break;
-		c->hh = (c->hh + 1) % SPIKE_HAND_D;
-		c->hn--;
-		bl_hand_put(c, v, (uint8_t)(t + 1));
-	}
-#endif
-	if (c->hn == SPIKE_HAND_D)
-		bl_hand_pop_oldest(c);
-	bl_hand_put(c, u, 0);
-}
-
-void bl_hand_flush(struct bl_ctx *c)
-{
-	if (c->hn == 0)
-		return;
-	bl_busy(c, 1);
-	while (c->hn != 0)
-		bl_hand_pop_oldest(c);
-	bl_busy(c, -1);
-}
-#else
-#define bl_hand_list bl_list
-#endif
-
 void bl_zone_edge(struct bl_zone *z, uint32_t u, unsigned lo, unsigned hi)
 {
 	uint64_t w = bu_make(lo, hi, false);
 	LF_ASSERT(lo < hi && bu_valid(w));
 	unsigned j = bl_class(w);
-#if SPIKE_LAZY
-	spike_m_zero(SPIKE_MP(z->word, u));
-#endif
-	lf_init_u64(&z->word[BU_W(u)], w);
+	lf_init_u64(&z->word[u], w);
 	lf_init_u16(&z->pstk[u], (uint16_t)(j + 1)); /* B3: listed below */
 	lf_stack_push(&z->partial[j].s, z->plink, u);
 	bl_ctr(&z->ctx[0], BL_LFREE, hi - lo);
@@ -464,7 +259,6 @@ void bl_zone_edge(struct bl_zone *z, uint32_t u, unsigned lo, unsigned hi)
 /* Unit u's word went to 0 by our CAS: back to the source. */
 static void bl_give(struct bl_ctx *c, uint32_t u)
 {
-	spike_hc_add(7, 1);
 	bl_src_give(c, u);
 	bl_ctr(c, BL_GIVEN, 1);
 }
@@ -487,19 +281,13 @@ static void bl_hints_forget(struct bl_ctx *c, uint32_t u, bool keep)
 static void bl_release_unit(struct bl_ctx *c, uint32_t u)
 {
 	uint64_t ow, nw;
-	if (bu_cas(&c->z->word[BU_W(u)], BU_OP_RELEASE, 0, 0, &ow, &nw, NULL) !=
+	if (bu_cas(&c->z->word[u], BU_OP_RELEASE, 0, 0, &ow, &nw, NULL) !=
 	    BUDDY_OK)
 		return; /* word 0: the unit is gone already (reclaimed) */
 	if (nw == BU_CORE)
 		bl_give(c, u);
 	else if (bu_free_bits(nw) != 0)
-		spike_hc_add(9, 1);
-	if (nw != BU_CORE && bu_free_bits(nw) != 0)
-#if SPIKE_HAND_REL
-		bl_hand_list(c, u, nw);
-#else
 		bl_list(c, u, nw);
-#endif
 }
 
 /* Is u one of the units of line l (BL_NONE: none)? */
@@ -532,7 +320,7 @@ static bool bl_empty_reserved(const struct bl_ctx *c, uint32_t u)
 {
 	uint64_t nw;
 	/* Acquire: pairs with the CAS that wrote the word (a free's). */
-	return bu_reclaim(lf_load_u64(&c->z->word[BU_W(u)], LF_ACQUIRE), &nw) ==
+	return bu_reclaim(lf_load_u64(&c->z->word[u], LF_ACQUIRE), &nw) ==
 	       BUDDY_OK;
 }
 
@@ -557,9 +345,6 @@ void bl_drain(struct bl_ctx *c)
 	uint32_t l = lf_load_u32(&c->line, LF_RELAXED);
 	c->single = 1;
 	bool keep = u != BL_NONE && bl_empty_reserved(c, u);
-#if SPIKE_HAND
-	bl_hand_flush(c);
-#endif
 	if ((keep && l == BL_NONE) || (u == BL_NONE && l == BL_NONE))
 		return; /* only the kept unit, or nothing, is named */
 	bl_busy(c, 1);
@@ -583,10 +368,6 @@ void bl_drain(struct bl_ctx *c)
  */
 static void bl_set_res(struct bl_ctx *c, uint32_t u)
 {
-#if SPIKE_HAND_LAST
-	/* Relaxed: a hint for the others' bl_line_shared() (item 40). */
-	lf_store_u32(&c->lastl, u / BL_LINE, LF_RELAXED);
-#endif
 	/* Release: pairs with the acquire loads of the stealers. */
 	lf_store_u32(&c->res, u, LF_RELEASE);
 }
@@ -606,7 +387,7 @@ static bool bl_refile(struct bl_ctx *c, uint32_t u, unsigned j, unsigned k)
 	bool mine = lf_cas_u16(&z->pstk[u], &p, 0, LF_SEQ_CST);
 	LF_ASSERT(mine); /* B3: only the popper clears */
 	/* Seq_cst: after the clear (bl_list()). */
-	uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_SEQ_CST), ow, nw;
+	uint64_t w = lf_load_u64(&z->word[u], LF_SEQ_CST), ow, nw;
 	if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0) {
 		bl_ctr(c, BL_DROPPED, 1);
 		return false;
@@ -615,7 +396,7 @@ static bool bl_refile(struct bl_ctx *c, uint32_t u, unsigned j, unsigned k)
 		bl_list(c, u, w);
 		return false;
 	}
-	if (bu_cas(&z->word[BU_W(u)], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
+	if (bu_cas(&z->word[u], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
 	    BUDDY_OK)
 		return false; /* gone to the source meanwhile */
 	bl_set_res(c, u);
@@ -666,7 +447,7 @@ static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k)
 			/* Relaxed: the chain is ours (pop_n's acquire). */
 			uint32_t next = lf_load_u32(&z->plink[u], LF_RELAXED);
 			/* Acquire: a hint; bl_refile() loads it again. */
-			uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_ACQUIRE);
+			uint64_t w = lf_load_u64(&z->word[u], LF_ACQUIRE);
 			if (w == BU_CORE || bu_reserved(w) ||
 			    bu_free_bits(w) == 0 || bl_class(w) < k) {
 				(void)bl_refile(c, u, j, BL_CLASSES);
@@ -683,10 +464,8 @@ static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k)
 		if (first != LF_STACK_NIL)
 			lf_stack_push_chain(&z->partial[j].s, z->plink, first,
 					    last);
-		if (best != BL_NONE && bl_refile(c, best, j, k)) {
-			spike_hc_add(2, 1);
+		if (best != BL_NONE && bl_refile(c, best, j, k))
 			return best;
-		}
 	}
 }
 
@@ -722,28 +501,19 @@ static uint32_t bl_take(struct bl_ctx *c)
 	struct bl_zone *z = c->z;
 	/* Relaxed: only we write it. */
 	bool line = lf_load_u32(&c->line, LF_RELAXED) == BL_NONE && !c->single;
-	spike_hc_add(10, c->single ? 1 : 0);
-	spike_hc_add(11, lf_load_u32(&c->line, LF_RELAXED) != BL_NONE);
 	uint32_t n, u = bl_src_take(c, line, &n);
 	if (u == BL_NONE)
 		return BL_NONE;
 	c->single = 0;
-	spike_hc_add(n == BL_LINE ? 1 : 0, 1);
-	for (uint32_t i = 0; i < n; i++) {
-#if SPIKE_LAZY
-		/* Spike: M 0 before the word is published (item 32). */
-		spike_m_zero(SPIKE_MP(z->word, u + i));
-		spike_ev('Z', (u + i) * BU_FRAMES, 0, 0, 0);
-#endif
+	for (uint32_t i = 0; i < n; i++)
 		/*
 		 * A store: the word is 0 and the unit ours; every lower
 		 * transition needs a lower word, so nobody CASes it now.
 		 * Release: pairs with the acquire load of the word's next
 		 * CAS loop.
 		 */
-		lf_store_u64(&z->word[BU_W(u + i)], bu_make(0, BU_FRAMES, true),
+		lf_store_u64(&z->word[u + i], bu_make(0, BU_FRAMES, true),
 			     LF_RELEASE);
-	}
 	/* A line is aligned (bl_free_hint()'s test relies on it). */
 	LF_ASSERT(n != BL_LINE || u % BL_LINE == 0);
 	if (n == BL_LINE)
@@ -769,69 +539,6 @@ static uint32_t bl_take(struct bl_ctx *c)
  * ours (our busy word is the core's: two contexts waiting so would see
  * each other in flight forever).
  */
-#if SPIKE_HAND && SPIKE_HAND_OWN
-/*
- * Spike (item 39): a unit of our ring of class j exactly (SPIKE_HAND_OWN
- * 1) or of any class >= k (2), the fullest, as our reservation; the ring's
- * order kept for the rest. In our section.
- */
-static uint32_t bl_hand_take(struct bl_ctx *c, unsigned j, unsigned k)
-{
-	struct bl_zone *z = c->z;
-	unsigned best = SPIKE_HAND_D, bf = BU_FRAMES + 1;
-	for (unsigned n = 0; n < c->hn; n++) {
-		unsigned i = (c->hh + n) % SPIKE_HAND_D;
-		/* Acquire: a hint; checked again below. */
-		uint64_t w =
-			lf_load_u64(&z->word[BU_W(c->hring[i])], LF_ACQUIRE);
-		if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0)
-			continue;
-		unsigned cl = bl_class(w);
-		if ((SPIKE_HAND_OWN == 1 ? cl != j : cl < k) ||
-		    bu_free_frames(w) >= bf)
-			continue;
-#if SPIKE_HAND_LINE == 2
-		/* Spike: not a unit whose line another context uses. */
-		if (bl_line_shared(c, c->hring[i]))
-			continue;
-#endif
-		best = n;
-		bf = bu_free_frames(w);
-	}
-	if (best == SPIKE_HAND_D)
-		return BL_NONE;
-	unsigned bi = (c->hh + best) % SPIKE_HAND_D;
-	uint32_t u = c->hring[bi];
-	/* Close the gap: the entries after it move one slot back. */
-	for (unsigned n = best; n + 1 < c->hn; n++) {
-		unsigned a = (c->hh + n) % SPIKE_HAND_D;
-		unsigned b = (c->hh + n + 1) % SPIKE_HAND_D;
-		c->hring[a] = c->hring[b];
-		c->htry[a] = c->htry[b];
-	}
-	c->hn--;
-	uint16_t p = BL_PRING;
-	/* Seq_cst: as bl_refile(). */
-	bool mine = lf_cas_u16(&z->pstk[u], &p, 0, LF_SEQ_CST);
-	LF_ASSERT(mine);
-	(void)mine;
-	/* Seq_cst: after the clear (bl_list()). */
-	uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_SEQ_CST), ow, nw;
-	if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0)
-		return BL_NONE;
-	if (bl_class(w) < k) {
-		bl_list(c, u, w);
-		return BL_NONE;
-	}
-	if (bu_cas(&z->word[BU_W(u)], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
-	    BUDDY_OK)
-		return BL_NONE;
-	bl_set_res(c, u);
-	spike_hc_add(4, 1);
-	return u;
-}
-#endif
-
 static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 {
 	struct bl_zone *z = c->z;
@@ -839,16 +546,6 @@ static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 	bool in = false;
 	for (unsigned i = 0; i < BL_CLASSES && u == BL_NONE; i++) {
 		unsigned j = (k + i) % BL_CLASSES; /* k, ..., 4, 0, ..., k-1 */
-#if SPIKE_HAND && SPIKE_HAND_OWN
-		if (j >= k && (SPIKE_HAND_OWN == 1 || j == k) && c->hn != 0) {
-			if (!in)
-				bl_busy(c, 1);
-			in = true;
-			u = bl_hand_take(c, j, k);
-			if (u != BL_NONE)
-				break;
-		}
-#endif
 		if ((j < k && !sweep) || lf_stack_empty(&z->partial[j].s))
 			continue;
 		if (!in)
@@ -911,7 +608,7 @@ static bool bl_from_ctx(struct bl_ctx *c, const struct bl_ctx *d, unsigned k,
 	for (uint32_t i = 0; i <= BL_LINE; i++) {
 		uint32_t v = i == 0 ? u : l == BL_NONE ? BL_NONE : l + i - 1;
 		if (v != BL_NONE && (i == 0 || v != u) &&
-		    bu_cas_alloc(&z->word[BU_W(v)], k, BU_FRAMES, off, NULL) ==
+		    bu_cas_alloc(&z->word[v], k, BU_FRAMES, off, NULL) ==
 			    BUDDY_OK) {
 			*up = v;
 			return true;
@@ -963,7 +660,7 @@ static bool bl_from_line(struct bl_ctx *c, uint32_t u, uint32_t l, unsigned k,
 			 uint32_t *up, unsigned *off)
 {
 	for (uint32_t i = 0; l != BL_NONE && i < BL_LINE; i++) {
-		lf_atomic_u64 *a = &c->z->word[BU_W(l + i)];
+		lf_atomic_u64 *a = &c->z->word[l + i];
 		/* Relaxed: a filter; bu_cas_alloc() loads with acquire. */
 		if (l + i == u ||
 		    bu_free_frames(lf_load_u64(a, LF_RELAXED)) < 1u << k)
@@ -990,7 +687,7 @@ static bool bl_line_free(const struct bl_ctx *c, uint32_t l)
 {
 	for (uint32_t i = 0; i < BL_LINE; i++) {
 		/* Relaxed: a hint; the CASes on the words decide. */
-		uint64_t w = lf_load_u64(&c->z->word[BU_W(l + i)], LF_RELAXED);
+		uint64_t w = lf_load_u64(&c->z->word[l + i], LF_RELAXED);
 		if (w != BU_CORE && bu_reserved(w) && bu_free_bits(w) != 0)
 			return true;
 	}
@@ -1040,7 +737,7 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	c->hint[k] = BL_NONE; /* it did not serve */
 	if (u != BL_NONE) {
 		/* The buddy's pick in the reservation. */
-		if (bu_cas_alloc(&z->word[BU_W(u)], k, BU_FRAMES, &off, NULL) ==
+		if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off, NULL) ==
 		    BUDDY_OK)
 			goto done;
 		/*
@@ -1081,7 +778,7 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 		uint64_t before = bl_others_flight(c);
 		u = bl_reserve(c, k, sweep);
 		if (u != BL_NONE) {
-			if (bu_cas_alloc(&z->word[BU_W(u)], k, BU_FRAMES, &off,
+			if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off,
 					 NULL) == BUDDY_OK)
 				goto done;
 			bl_release(c); /* taken by others meanwhile */
@@ -1094,12 +791,6 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 		 */
 		if (bl_from_ctx(c, c, k, &u, &off) || bl_steal(c, k, &u, &off))
 			goto done;
-#if SPIKE_HAND
-		if (c->hn != 0) {
-			bl_hand_flush(c); /* spike: our ring out, then again */
-			continue;
-		}
-#endif
 		bool quiet =
 			before != UINT64_MAX && bl_others_flight(c) == before;
 		if (quiet && sweep)
@@ -1115,10 +806,6 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	}
 done:
 	*frame = u * BU_FRAMES + off;
-#if SPIKE_LAZY
-	spike_m_clear(z->word, u, spike_m_bits(off, k));
-#endif
-	spike_ev('A', *frame, k, lf_load_u64(&z->word[BU_W(u)], LF_RELAXED), 0);
 	bl_count(c, BL_ALLOCS, k);
 	return BUDDY_OK;
 }
@@ -1144,15 +831,10 @@ int bl_alloc(struct bl_ctx *c, unsigned k, uint32_t *frame)
  */
 BL_NOINLINE void bl_free_unreserved(struct bl_ctx *c, uint32_t u, uint64_t nw)
 {
-	spike_hc_add(8, 1);
 	if (nw == BU_CORE)
 		bl_give(c, u);
 	else
-#if SPIKE_HAND_FREE
-		bl_hand_list(c, u, nw);
-#else
 		bl_list(c, u, nw);
-#endif
 }
 
 /* The checks, a section around bl_free_cas() (buddy_lower.h), counters. */
@@ -1185,11 +867,11 @@ bool bl_reclaim(struct bl_ctx *c, uint32_t u)
 	 * inside its section), so that the failing pass's second look at
 	 * the busy words, after this load, sees that section.
 	 */
-	if (bu_reclaim(lf_load_u64(&c->z->word[BU_W(u)], LF_ACQUIRE), &nw) !=
+	if (bu_reclaim(lf_load_u64(&c->z->word[u], LF_ACQUIRE), &nw) !=
 	    BUDDY_OK)
 		return false;
 	bl_busy(c, 1);
-	bool done = bu_cas(&c->z->word[BU_W(u)], BU_OP_RECLAIM, 0, 0, &ow, &nw,
+	bool done = bu_cas(&c->z->word[u], BU_OP_RECLAIM, 0, 0, &ow, &nw,
 			   NULL) == BUDDY_OK;
 	if (done)
 		bl_give(c, u);
@@ -1216,7 +898,7 @@ static bool bl_reclaim_edge(struct bl_ctx *c, uint32_t u)
 	 * failing loop calls this in each quiet window, and a pass over
 	 * nothing must enter none. Acquire: as bl_reclaim()'s load.
 	 */
-	if (lf_load_u64(&c->z->word[BU_W(u)], LF_ACQUIRE) != w)
+	if (lf_load_u64(&c->z->word[u], LF_ACQUIRE) != w)
 		return false;
 	bl_busy(c, 1);
 	/*
@@ -1225,7 +907,7 @@ static bool bl_reclaim_edge(struct bl_ctx *c, uint32_t u)
 	 * then load (the listing race). Its acquire half pairs with the CAS
 	 * that last wrote the word (the owner's free).
 	 */
-	bool done = lf_cas_u64(&c->z->word[BU_W(u)], &w, nw, LF_SEQ_CST);
+	bool done = lf_cas_u64(&c->z->word[u], &w, nw, LF_SEQ_CST);
 	if (done)
 		bl_list(c, u, nw);
 	bl_busy(c, -1);
@@ -1251,8 +933,7 @@ uint32_t bl_reclaim_all(struct bl_ctx *c)
 #if BUDDY_CORE_SHIFT > 0
 			/* A reserved word: maybe an edge unit, all free. */
 			/* Relaxed: a hint; bl_reclaim_edge()'s CAS decides. */
-			if (bu_reserved(
-				    lf_load_u64(&z->word[BU_W(u)], LF_RELAXED)))
+			if (bu_reserved(lf_load_u64(&z->word[u], LF_RELAXED)))
 				(void)bl_reclaim_edge(c, u);
 #endif
 		}
@@ -1280,7 +961,7 @@ int bl_zone_check(struct bl_zone *z, uint32_t *unit)
 	for (uint32_t u = 0; u < z->nunits; u++) {
 		*unit = u;
 		/* Relaxed: at quiescence. */
-		uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_RELAXED);
+		uint64_t w = lf_load_u64(&z->word[u], LF_RELAXED);
 		uint16_t p = lf_load_u16(&z->pstk[u], LF_RELAXED);
 		if (w != BU_CORE && !bu_valid(w))
 			return 1;
@@ -1348,7 +1029,7 @@ static int bl_want_apply(const struct bl_want *q, uint64_t w, unsigned end,
 static int bl_want_cas(struct bl_ctx *c, uint32_t u, const struct bl_want *q,
 		       unsigned *off)
 {
-	lf_atomic_u64 *a = &c->z->word[BU_W(u)];
+	lf_atomic_u64 *a = &c->z->word[u];
 	unsigned end = bl_want_end(q, u);
 	if (end < 1u << q->k)
 		return BUDDY_ENOMEM;
@@ -1405,7 +1086,7 @@ static uint32_t bl_want_stack(struct bl_ctx *c, unsigned j,
 			(void)bl_refile(c, u, j, BL_CLASSES);
 		} else {
 			/* Acquire: a hint; the link stays ours either way. */
-			uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_ACQUIRE);
+			uint64_t w = lf_load_u64(&z->word[u], LF_ACQUIRE);
 			if (w != BU_CORE && !bu_reserved(w) &&
 			    bu_free_bits(w) != 0 && bl_class(w) == j) {
 				/* Relaxed: pushed by push_chain (S4). */
@@ -1568,11 +1249,6 @@ static int bl_want_alloc(struct bl_ctx *c, const struct bl_want *q,
 			lf_platform_pause();
 	}
 	*frame = u * BU_FRAMES + off;
-#if SPIKE_LAZY
-	spike_m_clear(c->z->word, u,
-		      q->n != 0 ? ((1u << q->n) - 1) << off
-				: spike_m_bits(off, q->k));
-#endif
 	bl_ctr(c, BL_ALLOCS, 1);
 	bl_ctr(c, BL_LFREE, -(uint64_t)(q->n != 0 ? q->n : 1u << q->k));
 	return BUDDY_OK;
@@ -1603,12 +1279,7 @@ void bl_adopt(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned held)
 	 * bl_list(), as a free's CAS does (a stale entry's popper clears
 	 * pstk, then loads the word: one of us sees the other).
 	 */
-#if SPIKE_LAZY
-	/* Spike: M 0 before the word is published (item 32). */
-	spike_m_zero(SPIKE_MP(c->z->word, u));
-	spike_ev('Y', u * BU_FRAMES, 0, w, 0);
-#endif
-	lf_store_u64(&c->z->word[BU_W(u)], w, LF_SEQ_CST);
+	lf_store_u64(&c->z->word[u], w, LF_SEQ_CST);
 	if (bu_free_bits(w) != 0 && !bu_reserved(w))
 		bl_list(c, u, w);
 	bl_ctr(c, BL_TAKEN, 1);
@@ -1621,13 +1292,9 @@ void bl_adopt(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned held)
 int bl_alloc_at(struct bl_ctx *c, uint32_t frame, unsigned k)
 {
 	uint64_t ow, nw;
-	int rc = bu_cas(&c->z->word[BU_W(frame / BU_FRAMES)], BU_OP_ALLOC_AT,
+	int rc = bu_cas(&c->z->word[frame / BU_FRAMES], BU_OP_ALLOC_AT,
 			frame % BU_FRAMES, k, &ow, &nw, NULL);
 	if (rc == BUDDY_OK) {
-#if SPIKE_LAZY
-		spike_m_clear(c->z->word, frame / BU_FRAMES,
-			      spike_m_bits(frame, k));
-#endif
 		bl_ctr(c, BL_ALLOCS, 1);
 		bl_ctr(c, BL_LFREE, -((uint64_t)1 << k));
 	}
@@ -1637,7 +1304,7 @@ int bl_alloc_at(struct bl_ctx *c, uint32_t frame, unsigned k)
 int bl_free_run_cas(struct bl_ctx *c, uint32_t frame, unsigned n, uint64_t *old,
 		    uint64_t *nw)
 {
-	return bu_cas(&c->z->word[BU_W(frame / BU_FRAMES)], BU_OP_FREE_RUN,
+	return bu_cas(&c->z->word[frame / BU_FRAMES], BU_OP_FREE_RUN,
 		      frame % BU_FRAMES, n, old, nw, NULL);
 }
 
@@ -1661,7 +1328,7 @@ static inline uint64_t bl_claim_bits(unsigned i, unsigned n)
 int bl_free_run_claim(struct bl_ctx *c, uint32_t frame, unsigned n,
 		      uint64_t *old)
 {
-	lf_atomic_u64 *a = &c->z->word[BU_W(frame / BU_FRAMES)];
+	lf_atomic_u64 *a = &c->z->word[frame / BU_FRAMES];
 	unsigned i = frame % BU_FRAMES;
 	LF_ASSERT(i != 0 && i + n == BU_FRAMES); /* frame 0 has no code 3 */
 	uint64_t m = bl_claim_bits(i, n), v;
@@ -1690,7 +1357,7 @@ int bl_free_run_claim(struct bl_ctx *c, uint32_t frame, unsigned n,
 void bl_free_run_settle(struct bl_ctx *c, uint32_t frame, unsigned n,
 			uint64_t old, bool commit)
 {
-	lf_atomic_u64 *a = &c->z->word[BU_W(frame / BU_FRAMES)];
+	lf_atomic_u64 *a = &c->z->word[frame / BU_FRAMES];
 	unsigned i = frame % BU_FRAMES;
 	uint64_t m = bl_claim_bits(i, n), v;
 	/* Acquire: pairs with the CAS or store that wrote the word. */

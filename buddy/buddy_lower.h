@@ -26,130 +26,6 @@
 #include "buddy_unit.h"
 #include "lf_stack.h"
 
-/*
- * SPIKE (docs/v3-status.md item 32; not for merging): the lazy-clear
- * cached mask M[u], a bit per frame: "the block whose head is this frame
- * went into a per-CPU cache by a free, and no allocation has taken the
- * frame since". SPIKE_MLAY 0: a packed array (16 units a line); 1: beside
- * each unit word (the word array at a stride of 16 bytes, 4 units a
- * line; BU_W() is the word's index); 2: a line a unit.
- */
-#ifndef SPIKE_LAZY
-#define SPIKE_LAZY 0
-#endif
-#ifndef SPIKE_POPLOAD
-#define SPIKE_POPLOAD 0 /* 1: the pop tests M, not the slot's tag */
-#endif
-#ifndef SPIKE_MLAY
-#define SPIKE_MLAY 0
-#endif
-/*
- * SPIKE_REFV (v3-status item 33): what a refill does with the bits of the
- * blocks it takes. 0: clears their stale bits (item 32); 1 (stale-kept):
- * leaves them, and tags the slot of a block whose head bit is set, so that
- * its pop clears it; 2 (all-set): sets every taken head's bit by one
- * fetch_or after its CAS, every slot tagged, every pop clears one.
- * SPIKE_PCOUNT: counts pops and pops that write M (not model-visible).
- */
-#ifndef SPIKE_REFV
-#define SPIKE_REFV 0
-#endif
-#ifndef SPIKE_PCOUNT
-#define SPIKE_PCOUNT 0
-#endif
-#if SPIKE_LAZY && SPIKE_MLAY == 1
-#define BU_WS 2u
-#else
-#define BU_WS 1u
-#endif
-#define BU_W(u) ((u)*BU_WS)
-/*
- * SPIKE_HAND (v3-status item 39; not for merging): when units change
- * hands. A unit the owner lets go with free frames (bl_release_unit()) is
- * not listed on the shared partial stacks at once but goes into a FIFO
- * ring of SPIKE_HAND_D units of its context (pstk BL_PRING while there);
- * the oldest goes to the shared stacks when the ring is full, and the
- * whole ring at bl_drain(), at a failing pass and at quiescent drains.
- * SPIKE_HAND_REL 0: a release lists on the shared stacks as before.
- * SPIKE_HAND_FREE: a free's listing of an unreserved unit
- * (bl_free_unreserved()) goes into the freeing context's ring too.
- * SPIKE_HAND_OWN: bl_reserve() looks in its own ring before each partial
- * stack, 1: for a unit of that class exactly, 2: of any class >= k.
- * SPIKE_HAND_MASK: a unit leaving the ring while its cached mask is not 0
- * goes round once more (at most SPIKE_HAND_MASK times).
- */
-#ifndef SPIKE_HAND
-#define SPIKE_HAND 0
-#endif
-#ifndef SPIKE_HAND_D
-#define SPIKE_HAND_D 4
-#endif
-#ifndef SPIKE_HAND_REL
-#define SPIKE_HAND_REL 1 /* 0: a release lists on the shared stacks */
-#endif
-#ifndef SPIKE_HAND_FREE
-#define SPIKE_HAND_FREE 0
-#endif
-#ifndef SPIKE_HAND_OWN
-#define SPIKE_HAND_OWN 0
-#endif
-#ifndef SPIKE_HAND_LINE
-#define SPIKE_HAND_LINE 0 /* 1: bl_line_shared() counts others' ring units */
-#endif
-#ifndef SPIKE_HAND_LAST
-#define SPIKE_HAND_LAST 0 /* 1: bl_line_shared() counts others' last lines */
-#endif
-#ifndef SPIKE_HAND_LSPLIT
-#define SPIKE_HAND_LSPLIT 0 /* the line rule may split up to line order + s */
-#endif
-#ifndef SPIKE_HAND_MASK
-#define SPIKE_HAND_MASK 0
-#endif
-#ifndef SPIKE_TRACE
-#define SPIKE_TRACE 0
-#endif
-#if SPIKE_TRACE
-/* Diagnosis (v3-status item 35; not for merging): a global event ring. */
-void spike_ev(unsigned op, uint32_t frame, unsigned k, uint64_t w, uint32_t m);
-#else
-#define spike_ev(op, frame, k, w, m) ((void)0)
-#endif
-#if SPIKE_LAZY
-#if SPIKE_MLAY == 1
-#define SPIKE_MP(word, u) (&(word)[BU_W(u) + 1])
-#define spike_m_load(p) ((uint32_t)lf_load_u64((p), LF_RELAXED))
-#define spike_m_or(p, b, o) ((uint32_t)lf_fetch_or_u64((p), (b), (o)))
-#define spike_m_and(p, b, o)                                                   \
-	((uint32_t)lf_fetch_and_u64((p), (uint64_t)(b), (o)))
-#define spike_m_zero(p) lf_store_u64((p), 0, LF_RELAXED)
-#else
-#define SPIKE_MUNITS (1u << 18)
-extern lf_atomic_u32 spike_lmask[SPIKE_MUNITS * (SPIKE_MLAY == 2 ? 16 : 1)];
-#define SPIKE_MP(word, u)                                                      \
-	((void)(word), &spike_lmask[(u) * (SPIKE_MLAY == 2 ? 16u : 1u)])
-#define spike_m_load(p) lf_load_u32((p), LF_RELAXED)
-#define spike_m_or(p, b, o) lf_fetch_or_u32((p), (b), (o))
-#define spike_m_and(p, b, o) lf_fetch_and_u32((p), (uint32_t)(b), (o))
-#define spike_m_zero(p) lf_store_u32((p), 0, LF_RELAXED)
-#endif
-/*
- * After an allocation's CAS took the frames m of unit u (a mask), before
- * the block is handed out or cached: clear the stale bits there.
- * Release: an allocation's clear is ordered after its CAS for a free
- * whose fetch_or (acq_rel) reads it, so that free's reload of the word
- * sees the allocation.
- */
-static inline void spike_m_clear(lf_atomic_u64 *word, uint32_t u, uint32_t m)
-{
-	if (LF_UNLIKELY(spike_m_load(SPIKE_MP(word, u)) & m))
-		(void)spike_m_and(SPIKE_MP(word, u), ~m, LF_RELEASE);
-}
-static inline uint32_t spike_m_bits(uint32_t x, unsigned k)
-{
-	return (k >= 5 ? ~0u : ((1u << (1u << k)) - 1)) << (x % 32);
-}
-#endif
-
 #define BL_CLASSES (BU_MAX_ORDER + 1) /* partial stacks: largest free order */
 #define BL_NONE UINT32_MAX
 /*
@@ -245,10 +121,6 @@ struct bl_ctx {
 	 */
 	lf_atomic_u32 res;
 	lf_atomic_u32 line;
-#if SPIKE_HAND_LAST
-	/* (o) Spike (item 40): the line of our last reservation. */
-	lf_atomic_u32 lastl;
-#endif
 	/*
 	 * (o, plain) hint[k]: the first frame (unit and offset) of the
 	 * block of order k this context freed last into a unit of its
@@ -265,12 +137,6 @@ struct bl_ctx {
 	lf_atomic_u32 busy; /* (o) in-flight sections, as buddy_busy */
 #endif
 	lf_atomic_u64 ctr[BL_NCTR]; /* (o) relaxed load + store */
-#if SPIKE_HAND
-	/* (o, plain) Spike (item 39): the hand-over ring, FIFO. */
-	uint32_t hring[SPIKE_HAND_D];
-	uint8_t htry[SPIKE_HAND_D];
-	uint32_t hh, hn;
-#endif
 } LF_CACHE_ALIGNED;
 
 struct bl_stack_line {
@@ -358,16 +224,12 @@ static inline bool bl_alloc_hint(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	uint64_t ow, nw;
 	if (LF_UNLIKELY(h == BL_NONE))
 		return false;
-	lf_atomic_u64 *a = &c->word[BU_W(h / BU_FRAMES)];
+	lf_atomic_u64 *a = &c->word[h / BU_FRAMES];
 	unsigned off = h % BU_FRAMES;
 	int rc = k == 0 ? bu_cas(a, BU_OP_ALLOC_AT, off, 0, &ow, &nw, NULL)
 			: bu_cas(a, BU_OP_ALLOC_AT, off, k, &ow, &nw, NULL);
 	if (rc != BUDDY_OK)
 		return false;
-#if SPIKE_LAZY
-	spike_m_clear(c->word, h / BU_FRAMES, spike_m_bits(h, k));
-#endif
-	spike_ev('H', h, k, nw, 0);
 	c->hint[k] = BL_NONE;
 	*frame = h;
 	return true;
@@ -391,7 +253,7 @@ static inline int bl_free_word(struct bl_ctx *c, uint32_t frame, unsigned k,
 	uint32_t u = frame / BU_FRAMES;
 	unsigned i = frame % BU_FRAMES;
 	uint64_t ow;
-	lf_atomic_u64 *a = &c->word[BU_W(u)];
+	lf_atomic_u64 *a = &c->word[u];
 	int rc = k == 0 ? bu_cas(a, BU_OP_FREE, i, 0, &ow, nw, NULL)
 			: bu_cas(a, BU_OP_FREE, i, k, &ow, nw, NULL);
 	if (LF_UNLIKELY(rc != BUDDY_OK))
@@ -441,9 +303,6 @@ void bl_release(struct bl_ctx *c);
  * changes nothing and enters no section.
  */
 void bl_drain(struct bl_ctx *c);
-#if SPIKE_HAND
-void bl_hand_flush(struct bl_ctx *c); /* spike (item 39): the ring out */
-#endif
 
 /*
  * Take every empty reserved unit back to the source: the number taken.

@@ -449,7 +449,7 @@ static int buddy_run_check_small(struct buddy_zone *z,
 				 unsigned o)
 {
 	/* Acquire: as bu_cas(); the commit's CAS checks again. */
-	uint64_t w = lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))], LF_ACQUIRE);
+	uint64_t w = lf_load_u64(&z->lower.word[buddy_cx(x)], LF_ACQUIRE);
 	if (w == BU_CORE)
 		return buddy_free_why_small(z, r, x);
 	return bu_block_check(w, x % BU_FRAMES, o);

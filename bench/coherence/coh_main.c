@@ -360,17 +360,7 @@ static unsigned coh_prog(const struct bench_prog *p, const struct coh_opts *o,
 				continue;
 			}
 			memset(&r, 0, sizeof(r));
-#if SPIKE_PCOUNT
-			extern uint64_t spike_pc[2];
-			spike_pc[0] = spike_pc[1] = 0;
-#endif
 			rc = coh_point(im, n, o, &r);
-#if SPIKE_PCOUNT
-			printf("spike_pc %s/%s %u: pops %llu, writing M %llu\n",
-			       im->bench, im->impl, n,
-			       (unsigned long long)spike_pc[0],
-			       (unsigned long long)spike_pc[1]);
-#endif
 			if (rc != 0 || r.ops == 0) {
 				fprintf(stderr,
 					"bench_coherence: %s/%s at %u "
@@ -382,12 +372,6 @@ static unsigned coh_prog(const struct bench_prog *p, const struct coh_opts *o,
 				continue;
 			}
 			coh_print_row(im, n, &r, o);
-#if COH_MISS_ATTR
-			{
-				void coh_attr_dump(const char *what);
-				coh_attr_dump(im->impl);
-			}
-#endif
 			if (csv != NULL)
 				coh_csv_row(csv, name, im, n, &r, o);
 		}

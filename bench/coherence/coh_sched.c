@@ -11,14 +11,11 @@
 #undef _FORTIFY_SOURCE /* __longjmp_chk refuses a jump to another stack */
 #include "coh_sched.h"
 
-#include <dlfcn.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <ucontext.h>
-#include <string.h>
-#include <stdint.h>
 
 #define COH_STACK_SIZE ((size_t)1 << 20)
 #define COH_GUARD 4096
@@ -129,106 +126,6 @@ static void coh_sched_charge(struct coh_cpu *c, enum coh_kind kind,
 	c->clock += (misses ? misses * S.t.line_ns : S.t.hit_ns) * j;
 }
 
-#if COH_MISS_ATTR
-/* Spike (v3-status item 30): misses by line, named by buddy.c's ranges. */
-extern uintptr_t coh_attr[9][2];
-extern unsigned coh_attr_wsz;
-void coh_attr_dump(const char *what);
-#define COH_ATTR_N (1u << 16)
-static struct {
-	uintptr_t line;
-	uint64_t n;
-} coh_attr_tab[COH_ATTR_N];
-static uint64_t coh_attr_total;
-void *coh_attr_pc;
-#define COH_PC_N 4096u
-static struct {
-	uintptr_t pc;
-	uint64_t n;
-} coh_pc_tab[COH_PC_N];
-
-static void coh_attr_note(uintptr_t addr, unsigned misses)
-{
-	uintptr_t line = addr & ~(uintptr_t)63;
-	unsigned h = (unsigned)((line >> 6) * 0x9e3779b1u) & (COH_ATTR_N - 1);
-	while (coh_attr_tab[h].n != 0 && coh_attr_tab[h].line != line)
-		h = (h + 1) & (COH_ATTR_N - 1);
-	coh_attr_tab[h].line = line;
-	coh_attr_tab[h].n += misses;
-	coh_attr_total += misses;
-	if ((line + 64 > coh_attr[0][0] && line < coh_attr[0][1]) ||
-	    (line + 64 > coh_attr[8][0] && line < coh_attr[8][1])) {
-		Dl_info di;
-		uintptr_t pc = (uintptr_t)coh_attr_pc;
-		if (pc != 0 && dladdr(coh_attr_pc, &di) != 0)
-			pc -= (uintptr_t)di.dli_fbase;
-		unsigned g = (unsigned)(pc * 0x9e3779b1u) & (COH_PC_N - 1);
-		while (coh_pc_tab[g].n != 0 && coh_pc_tab[g].pc != pc)
-			g = (g + 1) & (COH_PC_N - 1);
-		coh_pc_tab[g].pc = pc;
-		coh_pc_tab[g].n += misses;
-	}
-	coh_attr_pc = 0;
-}
-
-static int coh_attr_cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)((const char *)a + sizeof(uintptr_t));
-	uint64_t y = *(const uint64_t *)((const char *)b + sizeof(uintptr_t));
-	return x < y ? 1 : x > y ? -1 : 0;
-}
-
-void coh_attr_dump(const char *what)
-{
-	static const char *const nm[9] = { "word", "plink", "pstk",
-					   "st",   "link",  "cpus",
-					   "lctx", "zone",  "M" };
-	uint64_t by[10] = { 0 };
-	for (unsigned i = 0; i < COH_ATTR_N; i++) {
-		unsigned r = 9;
-		for (unsigned j = 0; j < 9 && coh_attr_tab[i].n != 0; j++)
-			if (coh_attr_tab[i].line + 64 > coh_attr[j][0] &&
-			    coh_attr_tab[i].line < coh_attr[j][1]) {
-				r = j;
-				break;
-			}
-		by[r] += coh_attr_tab[i].n;
-	}
-	qsort(coh_attr_tab, COH_ATTR_N, sizeof(coh_attr_tab[0]), coh_attr_cmp);
-	printf("misses %s: %llu;", what, (unsigned long long)coh_attr_total);
-	for (unsigned j = 0; j < 10; j++)
-		printf(" %s %llu", j < 9 ? nm[j] : "other",
-		       (unsigned long long)by[j]);
-	printf("\n  top lines:");
-	for (unsigned i = 0; i < 10 && coh_attr_tab[i].n != 0; i++) {
-		uintptr_t l = coh_attr_tab[i].line;
-		int r = -1;
-		for (unsigned j = 0; j < 9; j++)
-			if (l + 64 > coh_attr[j][0] && l < coh_attr[j][1])
-				r = (int)j;
-		if (r == 0)
-			printf(" word[units %llu-]:%llu",
-			       (unsigned long long)((l - coh_attr[0][0]) /
-						    coh_attr_wsz),
-			       (unsigned long long)coh_attr_tab[i].n);
-		else
-			printf(" %s+%llu:%llu", r < 0 ? "other" : nm[r],
-			       (unsigned long long)(r < 0 ? 0
-							  : l - coh_attr[r][0]),
-			       (unsigned long long)coh_attr_tab[i].n);
-	}
-	printf("\n  word and M misses by pc:");
-	qsort(coh_pc_tab, COH_PC_N, sizeof(coh_pc_tab[0]), coh_attr_cmp);
-	for (unsigned i = 0; i < 12 && coh_pc_tab[i].n != 0; i++)
-		printf(" 0x%llx:%llu", (unsigned long long)coh_pc_tab[i].pc,
-		       (unsigned long long)coh_pc_tab[i].n);
-	printf("\n");
-	memset(coh_pc_tab, 0, sizeof(coh_pc_tab));
-	memset(coh_attr_tab, 0, sizeof(coh_attr_tab));
-	coh_attr_total = 0;
-}
-#endif
-
 void coh_sched_access(const volatile void *addr, unsigned size,
 		      enum coh_kind kind)
 {
@@ -247,10 +144,6 @@ void coh_sched_access(const volatile void *addr, unsigned size,
 	misses = coh_dir_access(&coh_sched_dir, S.cur, (uintptr_t)addr, size,
 				kind);
 	coh_sched_charge(c, kind, misses);
-#if COH_MISS_ATTR
-	if (misses != 0)
-		coh_attr_note((uintptr_t)addr, misses);
-#endif
 	if (++c->accesses > COH_HARD_LIMIT) {
 		fprintf(stderr,
 			"coherence: cpu %u made %llu accesses in one "

@@ -143,13 +143,6 @@ void __tsan_atomic_signal_fence(int mo)
 	(void)mo;
 }
 
-#if COH_MISS_ATTR
-extern void *coh_attr_pc; /* spike (item 30): the caller of an atomic */
-#define COH_PC() (coh_attr_pc = __builtin_return_address(0))
-#else
-#define COH_PC() ((void)0)
-#endif
-
 /* The atomics of one width: T the type, n its bits. */
 #define COH_ATOMIC_RMW(n, T, name, expr)                                       \
 	T __tsan_atomic##n##_##name(volatile T *a, T v, int mo);               \
@@ -157,7 +150,6 @@ extern void *coh_attr_pc; /* spike (item 30): the caller of an atomic */
 	{                                                                      \
 		T old;                                                         \
 		(void)mo;                                                      \
-		COH_PC();                                                      \
 		coh_sched_access(a, sizeof(T), COH_RMW);                       \
 		old = *a;                                                      \
 		*a = (T)(expr);                                                \
@@ -168,7 +160,6 @@ extern void *coh_attr_pc; /* spike (item 30): the caller of an atomic */
 	T __tsan_atomic##n##_load(const volatile T *a, int mo)                 \
 	{                                                                      \
 		(void)mo;                                                      \
-		COH_PC();                                                      \
 		if (n != 32 || !coh_sched_stop_load(a))                        \
 			coh_sched_access(a, sizeof(T), COH_READ);              \
 		return *a;                                                     \
@@ -195,7 +186,6 @@ extern void *coh_attr_pc; /* spike (item 30): the caller of an atomic */
 		T cur;                                                         \
 		(void)mo;                                                      \
 		(void)fmo;                                                     \
-		COH_PC();                                                      \
 		coh_sched_access(a, sizeof(T), COH_RMW);                       \
 		cur = *a;                                                      \
 		if (cur == *c) {                                               \

@@ -114,9 +114,12 @@ static size_t buddy_meta_arrays(uint64_t nidx)
 {
 	uint64_t ncx = buddy_ncx(nidx), per = 4; /* the links */
 #if BUDDY_CORE_SHIFT > 0
-	per += 8 + 4 + 2; /* unit word, partial link, pstk */
-#endif
+	/* unit word, partial link, pstk, the cached mask (buddy_lower.h) */
+	per += 8 + 4 + 2 + 8;
+	return buddy_meta_st(ncx) + (size_t)(ncx * per) + 8; /* mask align */
+#else
 	return buddy_meta_st(ncx) + (size_t)(ncx * per);
+#endif
 }
 
 size_t buddy_meta_size(const struct buddy_region *regions, unsigned nregions,
@@ -137,9 +140,9 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 #if BUDDY_HAS_CACHE
 	lf_spin_init(&c->lock);
 	lf_init_u32(&c->own, 0);
-	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
+	for (unsigned o = 0; o < BUDDY_CC_ORDERS; o++) {
 		lf_init_u32(&c->count[o], 0);
-		for (unsigned i = 0; i < BUDDY_CACHE_SLOTS; i++)
+		for (unsigned i = 0; i < BUDDY_CC_SLOTS; i++)
 			c->slot[o][i] = LF_STACK_NIL;
 	}
 	c->asym = z->asym;
@@ -268,6 +271,16 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 	bl_zone_init(&z->lower, word, plink, (lf_atomic_u16 *)(plink + ncx),
 		     (uint32_t)ncx, (struct bl_source){ .core = z },
 		     (struct bl_ctx *)(z->cpus + ncpus), ncpus);
+	/*
+	 * The cached masks after pstk, 8-byte aligned: pstk's 2 bytes a unit
+	 * aligned up to 8 (buddy_meta_arrays() counts 8 bytes for that).
+	 */
+	uintptr_t ma = (uintptr_t)((lf_atomic_u16 *)(plink + ncx) + ncx);
+	z->lower.mask = (lf_atomic_u64 *)((ma + 7) & ~(uintptr_t)7);
+	for (uint64_t u = 0; u < ncx; u++)
+		lf_init_u64(&z->lower.mask[u], 0);
+	for (unsigned i = 0; i < ncpus; i++)
+		z->lower.ctx[i].mask = z->lower.mask;
 	for (unsigned i = 0; i < nregions; i++)
 		buddy_rgn_edges(z, &z->rgn[i]);
 #endif
@@ -446,15 +459,15 @@ void buddy_zone_stats(struct buddy_zone *z, struct buddy_stats *out)
 			z, offsetof(struct buddy_cpu, free_delta) + o * 8);
 		out->free_frames += out->free_blocks[o] << o;
 	}
-#if BUDDY_HAS_CACHE
 	for (uint32_t i = 0; i < z->ncpus; i++)
-		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
+		for (unsigned o = 0; o < BUDDY_CC_ORDERS; o++) {
 			/* Relaxed: a snapshot. */
-			out->cached_blocks[o] +=
+			uint64_t n =
 				lf_load_u32(&z->cpus[i].count[o], LF_RELAXED);
-#endif
-	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
-		out->cached_frames += out->cached_blocks[o] << o;
+			if (o < BUDDY_CACHE_ORDERS)
+				out->cached_blocks[o] += n;
+			out->cached_frames += n << o;
+		}
 #if BUDDY_CORE_SHIFT > 0
 	buddy_lower_stats(z, out);
 #endif

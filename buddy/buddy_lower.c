@@ -723,6 +723,38 @@ static void bl_let_go(struct bl_ctx *c, unsigned k, uint32_t u, uint32_t l)
 }
 
 /*
+ * Over the core: drain every CPU's per-CPU block cache (buddy_cache.c,
+ * version 2's exclusion), true if one held a block; a failing pass's
+ * ENOMEM needs false inside its window (exact over the caches).
+ */
+static bool bl_caches_drain(struct bl_ctx *c)
+{
+#if BUDDY_CORE_SHIFT > 0
+	return buddy_zone_drain_some(c->cpu);
+#else
+	(void)c;
+	return false;
+#endif
+}
+
+/*
+ * The drains this context made (of any CPU's cache): a pass during which
+ * it drained (the core's failing loop under bl_reserve() drains every
+ * cache) moved memory behind its own look and fails only after another
+ * pass (others' drains break the window by their sections).
+ */
+static uint64_t bl_drains(const struct bl_ctx *c)
+{
+#if BUDDY_CORE_SHIFT > 0
+	/* Relaxed: our own counter. */
+	return lf_load_u64(&c->cpu->ctr[BC_DRAINS], LF_RELAXED);
+#else
+	(void)c;
+	return 0;
+#endif
+}
+
+/*
  * bl_alloc() when the hint did not serve (buddy_lower.h): the
  * reservation's pick, the rest of its line, then a new reservation or
  * ENOMEM. Out of line, so that the hint's path saves no registers for it.
@@ -775,7 +807,7 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	 */
 	bool sweep = true;
 	for (unsigned attempt = 0;; attempt++) {
-		uint64_t before = bl_others_flight(c);
+		uint64_t before = bl_others_flight(c), drains = bl_drains(c);
 		u = bl_reserve(c, k, sweep);
 		if (u != BL_NONE) {
 			if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off,
@@ -791,9 +823,15 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 		 */
 		if (bl_from_ctx(c, c, k, &u, &off) || bl_steal(c, k, &u, &off))
 			goto done;
+		/*
+		 * Every CPU's cache seen empty inside the window, before its
+		 * second look (a drain found memory: look again).
+		 */
+		bool empty = before != UINT64_MAX && sweep &&
+			     !bl_caches_drain(c) && bl_drains(c) == drains;
 		bool quiet =
 			before != UINT64_MAX && bl_others_flight(c) == before;
-		if (quiet && sweep)
+		if (quiet && empty)
 			return BUDDY_ENOMEM;
 		/*
 		 * Sweeps (a section when a lower stack holds entries) only
@@ -805,6 +843,7 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 			lf_platform_pause();
 	}
 done:
+	BL_MASK_CLEAR(c, u, bl_mask_bits(off, k));
 	*frame = u * BU_FRAMES + off;
 	bl_count(c, BL_ALLOCS, k);
 	return BUDDY_OK;
@@ -1226,7 +1265,7 @@ static int bl_want_alloc(struct bl_ctx *c, const struct bl_want *q,
 	uint32_t u = BL_NONE;
 	unsigned off = 0;
 	for (unsigned attempt = 0;; attempt++) {
-		uint64_t before = bl_others_flight(c);
+		uint64_t before = bl_others_flight(c), drains = bl_drains(c);
 		if (bl_want_steal(c, q, &u, &off))
 			break;
 		if (attempt == 0)
@@ -1238,7 +1277,9 @@ static int bl_want_alloc(struct bl_ctx *c, const struct bl_want *q,
 		bool asked = bl_want_core_has(c, q);
 		if (asked && (u = bl_want_take(c, q, &off)) != BL_NONE)
 			break;
-		if (before != UINT64_MAX && bl_others_flight(c) == before)
+		/* Every CPU's cache seen empty in the window, as above. */
+		if (before != UINT64_MAX && !bl_caches_drain(c) &&
+		    bl_drains(c) == drains && bl_others_flight(c) == before)
 			return BUDDY_ENOMEM;
 		/*
 		 * The core's failing loop has waited already (its passes after
@@ -1248,6 +1289,9 @@ static int bl_want_alloc(struct bl_ctx *c, const struct bl_want *q,
 		if (!asked)
 			lf_platform_pause();
 	}
+	BL_MASK_CLEAR(c, u,
+		      q->n != 0 ? (uint32_t)bu_bits(q->n) << off
+				: bl_mask_bits(off, q->k));
 	*frame = u * BU_FRAMES + off;
 	bl_ctr(c, BL_ALLOCS, 1);
 	bl_ctr(c, BL_LFREE, -(uint64_t)(q->n != 0 ? q->n : 1u << q->k));
@@ -1279,6 +1323,14 @@ void bl_adopt(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned held)
 	 * bl_list(), as a free's CAS does (a stale entry's popper clears
 	 * pstk, then loads the word: one of us sees the other).
 	 */
+#if BUDDY_CORE_SHIFT > 0
+	/*
+	 * The cached mask 0 before the word is published: its blocks were
+	 * allocated on a copy, no clear of theirs ran (relaxed: this store
+	 * of the word orders it for whoever reads the word).
+	 */
+	lf_store_u64(&c->mask[u], 0, LF_RELAXED);
+#endif
 	lf_store_u64(&c->z->word[u], w, LF_SEQ_CST);
 	if (bu_free_bits(w) != 0 && !bu_reserved(w))
 		bl_list(c, u, w);
@@ -1295,6 +1347,7 @@ int bl_alloc_at(struct bl_ctx *c, uint32_t frame, unsigned k)
 	int rc = bu_cas(&c->z->word[frame / BU_FRAMES], BU_OP_ALLOC_AT,
 			frame % BU_FRAMES, k, &ow, &nw, NULL);
 	if (rc == BUDDY_OK) {
+		BL_MASK_CLEAR(c, frame / BU_FRAMES, bl_mask_bits(frame, k));
 		bl_ctr(c, BL_ALLOCS, 1);
 		bl_ctr(c, BL_LFREE, -((uint64_t)1 << k));
 	}

@@ -92,6 +92,10 @@ struct bl_ctx {
 	struct bl_zone *z; /* (i) */
 	/* (i) z->word: the fast paths' word in one load, not two. */
 	lf_atomic_u64 *word;
+#if BUDDY_CORE_SHIFT > 0
+	/* (i) z->mask, for the same reason. */
+	lf_atomic_u64 *mask;
+#endif
 	uint32_t id; /* (i) */
 	/*
 	 * (o, plain) The next unit from the source is a single one, not a
@@ -155,11 +159,58 @@ struct bl_zone {
 	 * "Partial stacks"; mc buddy.lower_up).
 	 */
 	lf_atomic_u16 *pstk;
+#if BUDDY_CORE_SHIFT > 0
+	/*
+	 * (a) per unit: the cached mask (the low 32 bits of each entry, one
+	 * entry of 8 bytes a unit, so that a line of them is a reservation's
+	 * line's, BL_LINE units). Bit i: "the block whose head is frame i
+	 * went into a per-CPU cache (a free's push or a refill) and no
+	 * allocation has taken frame i from the word since". Set by a free
+	 * of a cached block (fetch_or: a set bit refuses it) and by a
+	 * refill; cleared by the pop of that entry and, lazily, by every
+	 * allocation that takes the frame from the word (bl_mask_clear());
+	 * never by a drain, whose bits go stale until then (docs/design.md
+	 * 2.7, "Per-CPU block caches"; set by buddy_zone_init(), 0 at first).
+	 */
+	lf_atomic_u64 *mask;
+#endif
 	uint32_t nunits;      /* (i) */
 	struct bl_source src; /* (i) */
 	struct bl_ctx *ctx;   /* (i) */
 	uint32_t nctx;        /* (i) */
 };
+
+/*
+ * The cached mask's bit 32 (BL_MASK_REFILL): a refill of the unit is in
+ * flight (set before its CAS, cleared after its blocks' bits are set), so
+ * that alloc_at does not take a refilled block, allocated in its word with
+ * its bit not yet set, for an allocated one (buddy_place.c).
+ */
+#define BL_MASK_REFILL (1ull << 32)
+
+/* The cached mask's bits of the frames of a block of order k at frame x. */
+static inline uint32_t bl_mask_bits(uint32_t x, unsigned k)
+{
+	return (uint32_t)bu_bits(1u << k) << (x % BU_FRAMES);
+}
+
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * After an allocation's CAS took the frames m of unit u from its word,
+ * before the block is handed out or cached: the stale bits there cleared
+ * (a relaxed load, a write only if one is set). Release: a free whose
+ * fetch_or (acq_rel) reads the cleared mask reads, at its second load of
+ * the word, our CAS or a later word (buddy_cache.c).
+ */
+static inline void bl_mask_clear(lf_atomic_u64 *mask, uint32_t u, uint32_t m)
+{
+	if (LF_UNLIKELY((uint32_t)lf_load_u64(&mask[u], LF_RELAXED) & m))
+		(void)lf_fetch_and_u64(&mask[u], ~(uint64_t)m, LF_RELEASE);
+}
+#define BL_MASK_CLEAR(c, u, m) bl_mask_clear((c)->mask, (u), (m))
+#else
+#define BL_MASK_CLEAR(c, u, m) ((void)(c), (void)(u), (void)(m))
+#endif
 
 /*
  * Set up z over nunits units, every word 0 (every unit at the source),
@@ -230,6 +281,7 @@ static inline bool bl_alloc_hint(struct bl_ctx *c, unsigned k, uint32_t *frame)
 			: bu_cas(a, BU_OP_ALLOC_AT, off, k, &ow, &nw, NULL);
 	if (rc != BUDDY_OK)
 		return false;
+	BL_MASK_CLEAR(c, h / BU_FRAMES, bl_mask_bits(h, k));
 	c->hint[k] = BL_NONE;
 	*frame = h;
 	return true;

@@ -210,11 +210,52 @@ static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
  * call's hands or the unit moves between the levels (then its word is
  * looked at again).
  */
+/*
+ * bl_alloc_at() found a frame of [x, x + 2^k) not free: was each block
+ * that holds one cached (an allocated head with its cached bit: in a
+ * CPU's cache, or on its way in or out, buddy_cache.c)? Then AT_CACHED:
+ * free to the caller, drained and looked at again, as version 2's
+ * CACHED. A refill in flight in the unit (BL_MASK_REFILL), or the range
+ * free again: AGAIN. Else EBUSY: a block of the range was allocated.
+ */
+static int buddy_at_small_cached(struct buddy_cpu *c, uint32_t x, unsigned k)
+{
+	struct bl_ctx *l = buddy_lower_ctx(c);
+	uint32_t u = x / BU_FRAMES;
+	unsigned i = x % BU_FRAMES, n = 1u << k;
+	/*
+	 * Acquire: pairs with the CAS that wrote the word; a refill's CAS
+	 * read here orders its flag (set before it) before our load of the
+	 * mask (acquire: pairs with the release clears and sets).
+	 */
+	uint64_t w = lf_load_u64(&l->word[u], LF_ACQUIRE);
+	uint64_t m = lf_load_u64(&l->mask[u], LF_ACQUIRE);
+	if (w == BU_CORE || (m & BL_MASK_REFILL))
+		return BUDDY_AT_AGAIN;
+	bool held = false;
+	for (unsigned f = i; f < i + n; f++) {
+		unsigned code = bu_code(w, f);
+		if (code == BU_CODE_F)
+			continue;
+		if (code == BU_CODE_CLAIM)
+			return BUDDY_EBUSY; /* a run's piece being freed */
+		unsigned h = f;
+		while (bu_code(w, h) == BU_CODE_T) /* frame 0 is never T */
+			h--;
+		if (!(m & (1ull << h)))
+			return BUDDY_EBUSY; /* allocated, not cached */
+		held = true;
+	}
+	return held ? BUDDY_AT_CACHED : BUDDY_AT_AGAIN;
+}
+
 static int buddy_at_small_try(struct buddy_cpu *c, const struct buddy_rgn *r,
 			      uint32_t x, unsigned k)
 {
 	struct buddy_zone *z = c->zone;
 	int rc = bl_alloc_at(buddy_lower_ctx(c), x, k);
+	if (rc == BUDDY_EBUSY)
+		return buddy_at_small_cached(c, x, k);
 	if (rc != BU_NOT_LOWER)
 		return rc;
 	uint32_t xu = x & ~(BUDDY_CORE_FRAMES - 1);
@@ -256,8 +297,15 @@ static BUDDY_NOINLINE int buddy_at_small(struct buddy_cpu *c,
 					 unsigned k)
 {
 	int rc;
-	while ((rc = buddy_at_small_try(c, r, x, k)) == BUDDY_AT_AGAIN)
-		lf_platform_pause();
+	while ((rc = buddy_at_small_try(c, r, x, k)) == BUDDY_AT_AGAIN ||
+	       rc == BUDDY_AT_CACHED)
+		/*
+		 * A cached block: every CPU's cache drained (version 2's
+		 * exclusion), then again; nothing drained: on its way into a
+		 * cache or out of one, waited for like AGAIN.
+		 */
+		if (rc != BUDDY_AT_CACHED || !buddy_zone_drain_some(c))
+			lf_platform_pause();
 	buddy_ctr_add(c, rc == BUDDY_OK ? BC_ALLOCS : BC_FAILED, 1);
 	return rc;
 }
@@ -269,6 +317,47 @@ static inline int buddy_at_small(struct buddy_cpu *c, const struct buddy_rgn *r,
 	(void)x;
 	(void)k;
 	return buddy_reject(c, BUDDY_EINVAL); /* never: nothing is below */
+}
+#endif
+
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Order >= 5 over units: buddy_at_try() said EBUSY. Is every allocated
+ * block of the range's lower units cached (an allocated head with its
+ * cached bit, buddy_at_small_cached()), and at least one? Then the range
+ * is free to the caller once the caches are drained and the units
+ * reclaimed or given back: true (an empty reserved unit was reclaimed
+ * before the first look; an edge unit never goes: EBUSY). A unit's word and
+ * mask are read as buddy_at_small_cached() reads them.
+ */
+static bool buddy_at_units_cached(struct buddy_cpu *c, uint32_t x,
+				  unsigned order)
+{
+	struct bl_ctx *l = buddy_lower_ctx(c);
+	bool cached = false;
+	for (uint32_t u = buddy_cx(x); u <= buddy_cx(x + (1u << order) - 1);
+	     u++) {
+		/* Acquire: as buddy_at_small_cached(). */
+		uint64_t w = lf_load_u64(&l->word[u], LF_ACQUIRE);
+		uint64_t m = lf_load_u64(&l->mask[u], LF_ACQUIRE);
+		if (w == BU_CORE)
+			continue;
+		if (m & BL_MASK_REFILL) {
+			cached = true; /* in flight: looked at again */
+			continue;
+		}
+		uint64_t hb = bu_head_bits(w);
+		if (bu_bad_bits(w) != 0)
+			return false; /* a run's piece being freed */
+		for (unsigned f = 0; f < BU_FRAMES; f++) {
+			if (!((hb >> (2 * f)) & 1))
+				continue;
+			if (!(m & (1ull << f)))
+				return false; /* allocated, not cached */
+			cached = true;
+		}
+	}
+	return cached;
 }
 #endif
 
@@ -304,6 +393,21 @@ int buddy_alloc_at(struct buddy_cpu *c, uint64_t addr, unsigned order)
 #endif
 	for (;;) {
 		rc = buddy_at_try(c, r, x, order);
+#if BUDDY_CORE_SHIFT > 0
+		if (rc == BUDDY_EBUSY && buddy_at_units_cached(c, x, order)) {
+			/*
+			 * Lower units whose allocated blocks were all cached:
+			 * the caches drained (then a unit left empty goes
+			 * back to the core, or is reclaimed here), again.
+			 */
+			if (!buddy_zone_drain_some(c))
+				lf_platform_pause();
+			for (uint32_t u = buddy_cx(x);
+			     u <= buddy_cx(x + (1u << order) - 1); u++)
+				(void)bl_reclaim(buddy_lower_ctx(c), u);
+			continue;
+		}
+#endif
 		if (rc == BUDDY_OK || rc == BUDDY_EBUSY)
 			break;
 		/* Free pieces below its order: deferred ones merge (B8). */

@@ -51,6 +51,15 @@ static struct buddy_zone *zone_new_n(uint64_t base, uint64_t frames,
 	CHECK_FATAL(*meta != NULL);
 	struct buddy_zone *z;
 	CHECK_FATAL(buddy_zone_init(&z, *meta, sz, &rg, 1, ncpus) == BUDDY_OK);
+	/*
+	 * Caches off (docs/v3-status.md item 37): this file's subject is the
+	 * placement in the words (which unit a block comes from), which
+	 * frees of orders 0-4 reach; with the per-CPU block caches on such a
+	 * free stays in a cache (its block allocated in the word). The caches'
+	 * own windows: test_buddy_cache_units.
+	 */
+	for (unsigned i = 0; i < ncpus; i++)
+		buddy_cpu_cache_enable(buddy_zone_cpu(z, i), false);
 	return z;
 }
 

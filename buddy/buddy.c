@@ -114,12 +114,13 @@ static size_t buddy_meta_arrays(uint64_t nidx)
 {
 	uint64_t ncx = buddy_ncx(nidx), per = 4; /* the links */
 #if BUDDY_CORE_SHIFT > 0
-	/* unit word, partial link, pstk, the cached mask (buddy_lower.h) */
-	per += 8 + 4 + 2 + 8;
-	return buddy_meta_st(ncx) + (size_t)(ncx * per) + 8; /* mask align */
-#else
-	return buddy_meta_st(ncx) + (size_t)(ncx * per);
+	/*
+	 * unit word and the cached mask beside it (16 bytes: BU_W(),
+	 * buddy_lower.h), partial link, pstk
+	 */
+	per += 8 * BU_WS + 4 + 2;
 #endif
+	return buddy_meta_st(ncx) + (size_t)(ncx * per);
 }
 
 size_t buddy_meta_size(const struct buddy_region *regions, unsigned nregions,
@@ -224,7 +225,7 @@ static void buddy_zone_layout(struct buddy_zone *z, void *meta,
 	uint64_t ncx = buddy_ncx(z->nidx);
 	char *arr = (char *)z->st + buddy_meta_st(ncx);
 #if BUDDY_CORE_SHIFT > 0
-	arr += ncx * 8; /* the unit words (buddy_zone_init()) */
+	arr += ncx * 8 * BU_WS; /* the unit words (buddy_zone_init()) */
 #endif
 	z->link = (lf_atomic_u32 *)arr;
 	uint64_t idx = 0;
@@ -271,14 +272,10 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 	bl_zone_init(&z->lower, word, plink, (lf_atomic_u16 *)(plink + ncx),
 		     (uint32_t)ncx, (struct bl_source){ .core = z },
 		     (struct bl_ctx *)(z->cpus + ncpus), ncpus);
-	/*
-	 * The cached masks after pstk, 8-byte aligned: pstk's 2 bytes a unit
-	 * aligned up to 8 (buddy_meta_arrays() counts 8 bytes for that).
-	 */
-	uintptr_t ma = (uintptr_t)((lf_atomic_u16 *)(plink + ncx) + ncx);
-	z->lower.mask = (lf_atomic_u64 *)((ma + 7) & ~(uintptr_t)7);
+	/* The cached masks: beside each unit word (BU_W(), buddy_lower.h). */
+	z->lower.mask = word + 1;
 	for (uint64_t u = 0; u < ncx; u++)
-		lf_init_u64(&z->lower.mask[u], 0);
+		lf_init_u64(&z->lower.mask[BU_W(u)], 0);
 	for (unsigned i = 0; i < ncpus; i++)
 		z->lower.ctx[i].mask = z->lower.mask;
 	for (unsigned i = 0; i < nregions; i++)
@@ -389,7 +386,7 @@ void buddy_lower_stats(const struct buddy_zone *z, struct buddy_stats *out)
 {
 	for (uint32_t u = 0; u < z->lower.nunits; u++) {
 		/* Relaxed: a snapshot. */
-		uint64_t w = lf_load_u64(&z->lower.word[u], LF_RELAXED);
+		uint64_t w = lf_load_u64(&z->lower.word[BU_W(u)], LF_RELAXED);
 		uint64_t g[BU_ORDER + 1];
 		if (w == BU_CORE)
 			continue;
@@ -419,7 +416,7 @@ int buddy_zone_frame(struct buddy_zone *z, uint64_t addr, unsigned *kind,
 	uint32_t x = buddy_addr_idx(r, addr);
 #if BUDDY_CORE_SHIFT > 0
 	/* Relaxed: a snapshot. */
-	uint64_t w = lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED);
+	uint64_t w = lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))], LF_RELAXED);
 	if (w != BU_CORE) {
 		buddy_lower_frame(w, x & (BU_FRAMES - 1), kind, order);
 		return BUDDY_OK;

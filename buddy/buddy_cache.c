@@ -230,7 +230,7 @@ static void buddy_cache_release(struct buddy_cpu *c, uint32_t *xs, uint32_t n,
 		uint32_t u = xs[i] / BU_FRAMES, j = i + 1;
 		while (j < n && xs[j] / BU_FRAMES == u)
 			j++;
-		lf_atomic_u64 *a = &l->word[u];
+		lf_atomic_u64 *a = &l->word[BU_W(u)];
 		/* Acquire: pairs with the CAS that wrote the word. */
 		uint64_t w = lf_load_u64(a, LF_ACQUIRE), v;
 		for (;;) {
@@ -680,7 +680,7 @@ static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 	if (u != lf_load_u32(&l->res, LF_RELAXED) ||
 	    lf_load_u32(&c->count[k], LF_RELAXED) != 0)
 		return;
-	lf_atomic_u64 *a = &l->word[u];
+	lf_atomic_u64 *a = &l->word[BU_W(u)];
 	/* Acquire: pairs with the CAS that wrote the word (bu_cas()). */
 	uint64_t w = lf_load_u64(a, LF_ACQUIRE), v = w;
 	uint32_t put[BUDDY_CC_SLOTS / 2], n = 0, heads = 0, frames = 0;
@@ -701,7 +701,7 @@ static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 	 * our CAS's word (acquire) then reads the flag or our bits
 	 * (buddy_at_small_cached()).
 	 */
-	(void)lf_fetch_or_u64(&l->mask[u], BL_MASK_REFILL, LF_RELEASE);
+	(void)lf_fetch_or_u64(&l->mask[BU_W(u)], BL_MASK_REFILL, LF_RELEASE);
 	/* Seq_cst: an allocation, as bu_cas(). */
 	if (lf_cas_u64(a, &w, v, LF_SEQ_CST)) {
 		/*
@@ -710,7 +710,7 @@ static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 		 * cached block); the release half orders our CAS before them.
 		 */
 		bl_mask_clear(l->mask, u, frames & ~heads); /* stale tails */
-		(void)lf_fetch_or_u64(&l->mask[u], heads, LF_ACQ_REL);
+		(void)lf_fetch_or_u64(&l->mask[BU_W(u)], heads, LF_ACQ_REL);
 		bool fast = buddy_own_enter(c);
 		for (uint32_t i = n; i-- > 0;)
 			buddy_slot_push(c, k, put[i]);
@@ -718,7 +718,7 @@ static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 		buddy_ctr_add(c, BC_REFILLS, 1);
 	}
 	/* Release: after the bits, which an alloc_at then reads. */
-	(void)lf_fetch_and_u64(&l->mask[u], ~BL_MASK_REFILL, LF_RELEASE);
+	(void)lf_fetch_and_u64(&l->mask[BU_W(u)], ~BL_MASK_REFILL, LF_RELEASE);
 	buddy_busy(c, -1);
 }
 
@@ -742,8 +742,9 @@ static inline uint32_t buddy_cache_pop_small(struct buddy_cpu *c, unsigned k)
 {
 	uint32_t x = buddy_cache_get(c, k);
 	if (x != LF_STACK_NIL)
-		(void)lf_fetch_and_u64(&buddy_lower_ctx(c)->mask[x / BU_FRAMES],
-				       ~(1ull << (x % BU_FRAMES)), LF_RELEASE);
+		(void)lf_fetch_and_u64(
+			&buddy_lower_ctx(c)->mask[BU_W(x / BU_FRAMES)],
+			~(1ull << (x % BU_FRAMES)), LF_RELEASE);
 	return x;
 }
 
@@ -907,7 +908,8 @@ static BUDDY_NOINLINE int buddy_free_small_refused(struct buddy_cpu *c,
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: a diagnosis only. */
 	if (rc == BUDDY_EDOUBLE &&
-	    lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED) == BU_CORE)
+	    lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))], LF_RELAXED) ==
+		    BU_CORE)
 		rc = buddy_free_why_small(z, r, x);
 	return buddy_reject(c, rc);
 }
@@ -963,8 +965,9 @@ static BUDDY_NOINLINE int buddy_cache_free_small(struct buddy_cpu *c,
 	uint32_t u = x / BU_FRAMES, i = x % BU_FRAMES;
 	uint64_t bit = 1ull << i;
 	/* Acquire: pairs with the CAS that wrote the word (bu_cas()). */
-	if (LF_UNLIKELY(bu_block_check(lf_load_u64(&l->word[u], LF_ACQUIRE), i,
-				       k) != BUDDY_OK))
+	if (LF_UNLIKELY(
+		    bu_block_check(lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE),
+				   i, k) != BUDDY_OK))
 		return buddy_free_small_word(c, r, x, k); /* its code */
 	buddy_busy(c, 1);
 	/*
@@ -973,15 +976,17 @@ static BUDDY_NOINLINE int buddy_cache_free_small(struct buddy_cpu *c,
 	 * clear comes first, bl_mask_clear()); pairs with the pop's and the
 	 * allocations' clears and with another free's or a refill's set.
 	 */
-	if (LF_UNLIKELY(lf_fetch_or_u64(&l->mask[u], bit, LF_ACQ_REL) & bit)) {
+	if (LF_UNLIKELY(lf_fetch_or_u64(&l->mask[BU_W(u)], bit, LF_ACQ_REL) &
+			bit)) {
 		buddy_busy(c, -1);
 		return buddy_reject(c, BUDDY_EDOUBLE);
 	}
 	/* Acquire: as above, after our bit is set. */
-	if (LF_UNLIKELY(bu_block_check(lf_load_u64(&l->word[u], LF_ACQUIRE), i,
-				       k) != BUDDY_OK)) {
+	if (LF_UNLIKELY(
+		    bu_block_check(lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE),
+				   i, k) != BUDDY_OK)) {
 		/* Relaxed: our own bit, never in a cache. */
-		(void)lf_fetch_and_u64(&l->mask[u], ~bit, LF_RELAXED);
+		(void)lf_fetch_and_u64(&l->mask[BU_W(u)], ~bit, LF_RELAXED);
 		buddy_busy(c, -1);
 		return buddy_reject(c, BUDDY_EDOUBLE);
 	}
@@ -1007,7 +1012,7 @@ static BUDDY_NOINLINE int buddy_free_small_word(struct buddy_cpu *c,
 {
 	struct bl_ctx *l = buddy_lower_ctx(c);
 	uint64_t nw, bit = 1ull << (x % BU_FRAMES);
-	lf_atomic_u64 *m = &l->mask[x / BU_FRAMES];
+	lf_atomic_u64 *m = &l->mask[BU_W(x / BU_FRAMES)];
 	/*
 	 * A section: memory appears (docs/design.md 2.7, "Sections"); the
 	 * lower level's sections are this context's (bl_busy()).

@@ -169,16 +169,16 @@ static int buddy_ck_caches(struct buddy_ck *k)
 				 * is cleared as the mark, set again below).
 				 */
 				uint32_t u = x / BU_FRAMES, b = 1u << (x % 32);
-				uint64_t w = lf_load_u64(&z->lower.word[u],
-							 LF_RELAXED);
-				uint64_t m = lf_load_u64(&z->lower.mask[u],
-							 LF_RELAXED);
+				uint64_t w = lf_load_u64(
+					&z->lower.word[BU_W(u)], LF_RELAXED);
+				uint64_t m = lf_load_u64(
+					&z->lower.mask[BU_W(u)], LF_RELAXED);
 				if (w == BU_CORE ||
 				    bu_block_check(w, x % BU_FRAMES, o) !=
 					    BUDDY_OK ||
 				    !(m & b))
 					return buddy_ck_fail(k, x, 5);
-				lf_store_u64(&z->lower.mask[u],
+				lf_store_u64(&z->lower.mask[BU_W(u)],
 					     m & ~(uint64_t)b, LF_RELAXED);
 #endif
 			}
@@ -194,10 +194,10 @@ static int buddy_ck_caches(struct buddy_ck *k)
 			     j++) {
 				uint32_t x = z->cpus[i].slot[o][j];
 				lf_store_u64(
-					&z->lower.mask[x / BU_FRAMES],
-					lf_load_u64(
-						&z->lower.mask[x / BU_FRAMES],
-						LF_RELAXED) |
+					&z->lower.mask[BU_W(x / BU_FRAMES)],
+					lf_load_u64(&z->lower.mask[BU_W(
+							    x / BU_FRAMES)],
+						    LF_RELAXED) |
 						(1ull << (x % BU_FRAMES)),
 					LF_RELAXED);
 			}
@@ -274,7 +274,7 @@ static int buddy_ck_edge(struct buddy_ck *k, const struct buddy_rgn *r,
 	uint64_t x = (uint64_t)u << BUDDY_CORE_SHIFT;
 	unsigned lo = buddy_rgn_edge_lo(r, u), hi = buddy_rgn_edge_hi(r, u);
 	/* Relaxed: at quiescence, as buddy_ck_st(). */
-	uint64_t w = lf_load_u64(&k->z->lower.word[u], LF_RELAXED);
+	uint64_t w = lf_load_u64(&k->z->lower.word[BU_W(u)], LF_RELAXED);
 	if (!bst_is(buddy_ck_st(k, x), BK_LOWER, BUDDY_CORE_SHIFT) ||
 	    w == BU_CORE)
 		return buddy_ck_fail(k, x, 1);
@@ -294,7 +294,7 @@ static int buddy_ck_lower(struct buddy_ck *k, bool coalesced)
 	for (uint64_t u = 0; u < buddy_ncx(z->nidx); u++) {
 		uint64_t x = u << BUDDY_CORE_SHIFT;
 		/* Relaxed: at quiescence, as buddy_ck_st(). */
-		uint64_t w = lf_load_u64(&z->lower.word[u], LF_RELAXED);
+		uint64_t w = lf_load_u64(&z->lower.word[BU_W(u)], LF_RELAXED);
 		bool lower = bst_kind(buddy_ck_st(k, x)) == BK_LOWER;
 		if (lower != (w != BU_CORE) || (lower && !bu_valid(w)))
 			return buddy_ck_fail(k, x, 1);

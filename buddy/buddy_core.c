@@ -702,8 +702,8 @@ static int buddy_free_why(struct buddy_zone *z, const struct buddy_rgn *r,
 		 * its first frame is the head of a smaller block (EORDER) or
 		 * free (EDOUBLE). Relaxed: a diagnosis only.
 		 */
-		uint64_t w =
-			lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED);
+		uint64_t w = lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))],
+					 LF_RELAXED);
 		return w != BU_CORE && !(w & BU_FREE0) ? BUDDY_EORDER
 						       : BUDDY_EDOUBLE;
 	}

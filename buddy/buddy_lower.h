@@ -26,6 +26,21 @@
 #include "buddy_unit.h"
 #include "lf_stack.h"
 
+/*
+ * Over the core (shift 5) each unit word has its cached mask beside it
+ * (struct bl_zone's mask): the word array has a stride of 16 bytes, and
+ * BU_W(u) is the index of unit u's word in it (and of its mask in mask[],
+ * which starts 8 bytes after word[]): 4 units a line, the mask on its
+ * word's line (docs/v3-status.md items 32 and 37, layout (b)). Alone
+ * (shift 0) the words are packed.
+ */
+#if BUDDY_CORE_SHIFT > 0
+#define BU_WS 2u
+#else
+#define BU_WS 1u
+#endif
+#define BU_W(u) ((u)*BU_WS)
+
 #define BL_CLASSES (BU_MAX_ORDER + 1) /* partial stacks: largest free order */
 #define BL_NONE UINT32_MAX
 /*
@@ -161,16 +176,16 @@ struct bl_zone {
 	lf_atomic_u16 *pstk;
 #if BUDDY_CORE_SHIFT > 0
 	/*
-	 * (a) per unit: the cached mask (the low 32 bits of each entry, one
-	 * entry of 8 bytes a unit, so that a line of them is a reservation's
-	 * line's, BL_LINE units). Bit i: "the block whose head is frame i
-	 * went into a per-CPU cache (a free's push or a refill) and no
-	 * allocation has taken frame i from the word since". Set by a free
-	 * of a cached block (fetch_or: a set bit refuses it) and by a
-	 * refill; cleared by the pop of that entry and, lazily, by every
-	 * allocation that takes the frame from the word (bl_mask_clear());
-	 * never by a drain, whose bits go stale until then (docs/design.md
-	 * 2.7, "Per-CPU block caches"; set by buddy_zone_init(), 0 at first).
+	 * (a) per unit: the cached mask (the low 32 bits of the 8 bytes
+	 * beside the unit's word, mask[BU_W(u)]: the word's line). Bit i: "the
+	 * block whose head is frame i went into a per-CPU cache (a free's push
+	 * or a refill) and no allocation has taken frame i from the word
+	 * since". Set by a free of a cached block (fetch_or: a set bit refuses
+	 * it) and by a refill; cleared by the pop of that entry and, lazily, by
+	 * every allocation that takes the frame from the word
+	 * (bl_mask_clear()); never by a drain, whose bits go stale until then
+	 * (docs/design.md 2.7, "Per-CPU block caches"; set by
+	 * buddy_zone_init(), 0 at first).
 	 */
 	lf_atomic_u64 *mask;
 #endif
@@ -204,8 +219,9 @@ static inline uint32_t bl_mask_bits(uint32_t x, unsigned k)
  */
 static inline void bl_mask_clear(lf_atomic_u64 *mask, uint32_t u, uint32_t m)
 {
-	if (LF_UNLIKELY((uint32_t)lf_load_u64(&mask[u], LF_RELAXED) & m))
-		(void)lf_fetch_and_u64(&mask[u], ~(uint64_t)m, LF_RELEASE);
+	if (LF_UNLIKELY((uint32_t)lf_load_u64(&mask[BU_W(u)], LF_RELAXED) & m))
+		(void)lf_fetch_and_u64(&mask[BU_W(u)], ~(uint64_t)m,
+				       LF_RELEASE);
 }
 #define BL_MASK_CLEAR(c, u, m) bl_mask_clear((c)->mask, (u), (m))
 #else
@@ -275,7 +291,7 @@ static inline bool bl_alloc_hint(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	uint64_t ow, nw;
 	if (LF_UNLIKELY(h == BL_NONE))
 		return false;
-	lf_atomic_u64 *a = &c->word[h / BU_FRAMES];
+	lf_atomic_u64 *a = &c->word[BU_W(h / BU_FRAMES)];
 	unsigned off = h % BU_FRAMES;
 	int rc = k == 0 ? bu_cas(a, BU_OP_ALLOC_AT, off, 0, &ow, &nw, NULL)
 			: bu_cas(a, BU_OP_ALLOC_AT, off, k, &ow, &nw, NULL);
@@ -305,7 +321,7 @@ static inline int bl_free_word(struct bl_ctx *c, uint32_t frame, unsigned k,
 	uint32_t u = frame / BU_FRAMES;
 	unsigned i = frame % BU_FRAMES;
 	uint64_t ow;
-	lf_atomic_u64 *a = &c->word[u];
+	lf_atomic_u64 *a = &c->word[BU_W(u)];
 	int rc = k == 0 ? bu_cas(a, BU_OP_FREE, i, 0, &ow, nw, NULL)
 			: bu_cas(a, BU_OP_FREE, i, k, &ow, nw, NULL);
 	if (LF_UNLIKELY(rc != BUDDY_OK))

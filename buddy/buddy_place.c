@@ -228,8 +228,8 @@ static int buddy_at_small_cached(struct buddy_cpu *c, uint32_t x, unsigned k)
 	 * read here orders its flag (set before it) before our load of the
 	 * mask (acquire: pairs with the release clears and sets).
 	 */
-	uint64_t w = lf_load_u64(&l->word[u], LF_ACQUIRE);
-	uint64_t m = lf_load_u64(&l->mask[u], LF_ACQUIRE);
+	uint64_t w = lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE);
+	uint64_t m = lf_load_u64(&l->mask[BU_W(u)], LF_ACQUIRE);
 	if (w == BU_CORE || (m & BL_MASK_REFILL))
 		return BUDDY_AT_AGAIN;
 	bool held = false;
@@ -326,8 +326,9 @@ static inline int buddy_at_small(struct buddy_cpu *c, const struct buddy_rgn *r,
  * block of the range's lower units cached (an allocated head with its
  * cached bit, buddy_at_small_cached()), and at least one? Then the range
  * is free to the caller once the caches are drained and the units
- * reclaimed or given back: true (an empty reserved unit was reclaimed
- * before the first look; an edge unit never goes: EBUSY). A unit's word and
+ * reclaimed or given back: true; a reserved unit with every frame free
+ * (emptied since the first reclaim) too. An edge unit never goes (its
+ * outside frames are allocated heads with no bit): EBUSY. A unit's word and
  * mask are read as buddy_at_small_cached() reads them.
  */
 static bool buddy_at_units_cached(struct buddy_cpu *c, uint32_t x,
@@ -338,12 +339,17 @@ static bool buddy_at_units_cached(struct buddy_cpu *c, uint32_t x,
 	for (uint32_t u = buddy_cx(x); u <= buddy_cx(x + (1u << order) - 1);
 	     u++) {
 		/* Acquire: as buddy_at_small_cached(). */
-		uint64_t w = lf_load_u64(&l->word[u], LF_ACQUIRE);
-		uint64_t m = lf_load_u64(&l->mask[u], LF_ACQUIRE);
+		uint64_t w = lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE);
+		uint64_t m = lf_load_u64(&l->mask[BU_W(u)], LF_ACQUIRE);
 		if (w == BU_CORE)
 			continue;
-		if (m & BL_MASK_REFILL) {
-			cached = true; /* in flight: looked at again */
+		if ((m & BL_MASK_REFILL) || bu_free_frames(w) == BU_FRAMES) {
+			/*
+			 * A refill in flight, or a reserved unit emptied since
+			 * the first reclaim (a drain's): looked at again after
+			 * the reclaim below.
+			 */
+			cached = true;
 			continue;
 		}
 		uint64_t hb = bu_head_bits(w);
@@ -553,7 +559,7 @@ static int buddy_run_check_small(struct buddy_zone *z,
 				 unsigned o)
 {
 	/* Acquire: as bu_cas(); the commit's CAS checks again. */
-	uint64_t w = lf_load_u64(&z->lower.word[buddy_cx(x)], LF_ACQUIRE);
+	uint64_t w = lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))], LF_ACQUIRE);
 	if (w == BU_CORE)
 		return buddy_free_why_small(z, r, x);
 	return bu_block_check(w, x % BU_FRAMES, o);
@@ -578,7 +584,7 @@ static int buddy_run_free_small(struct buddy_cpu *c, uint64_t a, uint64_t n)
 	struct bl_ctx *l = buddy_lower_ctx(c);
 	uint32_t x[2];
 	unsigned m[2], g;
-	uint64_t ow[2], nw[2], done = 0;
+	uint64_t ow[2], nw[2], done = 0, held[2] = { 0, 0 };
 	int rc = BUDDY_OK;
 	for (g = 0; g < 2 && done < n; g++) {
 		const struct buddy_rgn *r;
@@ -588,6 +594,28 @@ static int buddy_run_free_small(struct buddy_cpu *c, uint64_t a, uint64_t n)
 		x[g] = buddy_addr_idx(r, ga);
 		unsigned room = BU_FRAMES - x[g] % BU_FRAMES;
 		m[g] = n - done < room ? (unsigned)(n - done) : room;
+		/*
+		 * The group's cached bits held across its CAS, as a free into
+		 * the word holds its block's (buddy_cache.c): a piece in a
+		 * CPU's cache (a racing free of it) has its bit set, and of
+		 * the two, exactly one sees the other's bit. Acq_rel: as a
+		 * cached free's fetch_or. The run's frames carry no bit
+		 * otherwise (their allocation cleared them). A unit at the
+		 * core (word 0) caches nothing: no hold (its stale bits would
+		 * hide the refusal's code). Acquire: as bu_cas().
+		 */
+		uint64_t bits = bu_bits(m[g]) << (x[g] % BU_FRAMES), old = 0;
+		if (lf_load_u64(&l->word[BU_W(x[g] / BU_FRAMES)], LF_ACQUIRE) !=
+		    BU_CORE)
+			old = lf_fetch_or_u64(&l->mask[BU_W(x[g] / BU_FRAMES)],
+					      bits, LF_ACQ_REL);
+		else
+			bits = 0;
+		held[g] = bits & ~old;
+		if ((old & bits) != 0) {
+			rc = BUDDY_EDOUBLE; /* a piece in a cache */
+			break;
+		}
 		/* A first group that does not end the run: claimed only. */
 		if (g == 0 && m[g] < n)
 			rc = bl_free_run_claim(l, x[g], m[g], &ow[g]);
@@ -605,6 +633,11 @@ static int buddy_run_free_small(struct buddy_cpu *c, uint64_t a, uint64_t n)
 		bl_free_run_done(l, x[1], m[1], nw[1]);
 	else if (g == 1 && rc == BUDDY_OK)
 		bl_free_run_done(l, x[0], m[0], nw[0]);
+	/* Release: after the CASes (or the refusal); our bits only. */
+	for (unsigned i = 0; i < 2; i++)
+		if (held[i] != 0)
+			(void)lf_fetch_and_u64(&l->mask[BU_W(x[i] / BU_FRAMES)],
+					       ~held[i], LF_RELEASE);
 	return rc;
 }
 #else

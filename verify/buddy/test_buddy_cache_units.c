@@ -87,7 +87,7 @@ static void env_done(struct env *e)
 	CHECK_EQ(st.cached_frames, 0);
 	for (uint32_t u = 0; u < BL_LINE; u++)
 		/* Relaxed: one thread. */
-		CHECK_EQ(lf_load_u64(&e->z->lower.word[u], LF_RELAXED),
+		CHECK_EQ(lf_load_u64(&e->z->lower.word[BU_W(u)], LF_RELAXED),
 			 BU_CORE);
 	free(e->meta);
 }
@@ -122,13 +122,13 @@ static void refused(struct env *e, unsigned i, uint64_t a, unsigned k)
 	uint32_t u = (uint32_t)(a / FS / U);
 	buddy_zone_stats(e->z, &s0);
 	/* Relaxed: one thread. */
-	uint64_t w = lf_load_u64(&e->z->lower.word[u], LF_RELAXED);
+	uint64_t w = lf_load_u64(&e->z->lower.word[BU_W(u)], LF_RELAXED);
 	uint32_t n0 = cached(e, 0, k), n1 = cached(e, 1, k);
 	CHECK_EQ(buddy_free(e->c[i], a, k), BUDDY_EDOUBLE);
 	buddy_zone_stats(e->z, &s1);
 	CHECK_EQ(s1.free_frames, s0.free_frames);
 	CHECK_EQ(s1.cached_frames, s0.cached_frames);
-	CHECK_EQ(lf_load_u64(&e->z->lower.word[u], LF_RELAXED), w);
+	CHECK_EQ(lf_load_u64(&e->z->lower.word[BU_W(u)], LF_RELAXED), w);
 	CHECK_EQ(cached(e, 0, k), n0);
 	CHECK_EQ(cached(e, 1, k), n1);
 }
@@ -209,7 +209,8 @@ static void no_bits(struct env *e, uint64_t a, uint64_t n)
 {
 	for (uint64_t f = a / FS; f < a / FS + n; f++)
 		/* Relaxed: one thread. */
-		CHECK_EQ((lf_load_u64(&e->z->lower.mask[f / U], LF_RELAXED) >>
+		CHECK_EQ((lf_load_u64(&e->z->lower.mask[BU_W(f / U)],
+				      LF_RELAXED) >>
 			  (f % U)) &
 				 1,
 			 0);

@@ -90,7 +90,7 @@ static uint32_t unit_of(struct buddy_zone *z, uint64_t addr)
 static unsigned unit_free(struct buddy_zone *z, uint32_t u)
 {
 	/* Relaxed: one thread. */
-	return bu_free_frames(lf_load_u64(&z->lower.word[u], LF_RELAXED));
+	return bu_free_frames(lf_load_u64(&z->lower.word[BU_W(u)], LF_RELAXED));
 }
 
 static void test_pick_fullest(void)
@@ -211,7 +211,7 @@ static unsigned touched(struct buddy_zone *z, unsigned nblk, unsigned *l)
 		unsigned n = 0;
 		for (uint32_t u = b * (BLK / U); u < (b + 1) * (BLK / U); u++)
 			/* Relaxed: one thread. */
-			n += lf_load_u64(&z->lower.word[u], LF_RELAXED) !=
+			n += lf_load_u64(&z->lower.word[BU_W(u)], LF_RELAXED) !=
 			     BU_CORE;
 		*l += n;
 		t += n != 0;

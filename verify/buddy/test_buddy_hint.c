@@ -69,7 +69,7 @@ static void env_init(struct env *e)
 static uint64_t word(struct buddy_zone *z, uint32_t u)
 {
 	/* Relaxed: one thread. */
-	return lf_load_u64(&z->lower.word[u], LF_RELAXED);
+	return lf_load_u64(&z->lower.word[BU_W(u)], LF_RELAXED);
 }
 
 /* Context i allocates order k: its first frame; every frame owned once. */

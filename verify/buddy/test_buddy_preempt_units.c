@@ -87,7 +87,7 @@ static void setup(void)
 static uint64_t word(unsigned u)
 {
 	/* Relaxed: single-threaded. */
-	return lf_load_u64(&z->lower.word[u], LF_RELAXED);
+	return lf_load_u64(&z->lower.word[BU_W(u)], LF_RELAXED);
 }
 
 /* The zone passes its check now, and is whole once everything is drained. */

@@ -153,6 +153,29 @@ static inline void buddy_slot_push(struct buddy_cpu *c, unsigned o, uint32_t x)
 	lf_store_u32(&c->count[o], n + 1, LF_RELAXED);
 }
 
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Version 3's overflow: the oldest m blocks of order o (the bottom of the
+ * LIFO) to out[], the rest moved down; the number moved. The newest stay:
+ * they are the ones the next allocations pop (v3-status item 28's drain
+ * of the oldest half). Inside the owner's section; the count's store is
+ * release, as buddy_slot_take()'s.
+ */
+static uint32_t buddy_slot_take_oldest(struct buddy_cpu *c, unsigned o,
+				       uint32_t m, uint32_t *out)
+{
+	uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
+	uint32_t t = n < m ? n : m;
+	for (uint32_t i = 0; i < t; i++)
+		out[i] = c->slot[o][i];
+	for (uint32_t i = t; i < n; i++)
+		c->slot[o][i - t] = c->slot[o][i];
+	/* Release: as buddy_slot_take()'s. */
+	lf_store_u32(&c->count[o], n - t, LF_RELEASE);
+	return t;
+}
+#endif
+
 /*
  * Move the top m blocks of order o to out[]; the number moved. Only drains
  * call it, inside the drainer's in-flight section: the count it stores is
@@ -564,7 +587,11 @@ static inline void buddy_cache_push(struct buddy_cpu *c, uint32_t x, unsigned o)
 	if (LF_UNLIKELY(lf_load_u32(&c->count[o], LF_RELAXED) ==
 			BUDDY_CC_SLOTS)) {
 		buddy_busy(c, 1); /* the batch is in our hands */
+#if BUDDY_CORE_SHIFT > 0
+		n = buddy_slot_take_oldest(c, o, BUDDY_CC_BATCH, batch);
+#else
 		n = buddy_slot_take(c, o, BUDDY_CC_BATCH, batch);
+#endif
 	}
 	buddy_slot_push(c, o, x);
 	buddy_own_exit(c, fast);

@@ -934,10 +934,26 @@ static BUDDY_NOINLINE int buddy_free_small_refused(struct buddy_cpu *c,
 {
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: a diagnosis only. */
-	if (rc == BUDDY_EDOUBLE &&
-	    lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))], LF_RELAXED) ==
-		    BU_CORE)
+	uint64_t w = lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))], LF_RELAXED);
+	if (rc == BUDDY_EDOUBLE && w == BU_CORE)
 		rc = buddy_free_why_small(z, r, x);
+	if (rc == BUDDY_ETAIL && w != BU_CORE) {
+		/*
+		 * A frame inside a cached block (its head's bit set) is
+		 * inside a block that is free to the caller: EDOUBLE, as
+		 * version 2 answers for a tail of a CACHED head (the free's
+		 * code for a free block; v3-status item 38).
+		 */
+		unsigned h = x % BU_FRAMES;
+		while (h > 0 && bu_code(w, h) == BU_CODE_T)
+			h--;
+		/* Relaxed: a diagnosis only. */
+		if ((lf_load_u64(&z->lower.mask[BU_W(buddy_cx(x))],
+				 LF_RELAXED) >>
+		     h) &
+		    1)
+			rc = BUDDY_EDOUBLE;
+	}
 	return buddy_reject(c, rc);
 }
 

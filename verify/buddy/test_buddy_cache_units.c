@@ -7,8 +7,9 @@
  * - A free of orders 0-4 goes into the CPU's cache (the block stays
  *   allocated in its word, its cached bit set): a second free of it, from
  *   its CPU or the other, caches on or off, is refused (EDOUBLE) and
- *   changes nothing (counts, stats, the word); a third free after a drain
- *   too (free in its word).
+ *   changes nothing (counts, stats, the word), and so is a free of either
+ *   half of it (version 2's code for a part of a free block); a third
+ *   free after a drain too (free in its word).
  * - A refilled block (the slow path's refill: 7 more blocks of the order
  *   from the reservation by one CAS, their bits set) is refused a late
  *   second free of its previous life; popped and freed by its new owner,
@@ -145,6 +146,11 @@ static void test_double_free(void)
 		CHECK_EQ(cached(&e, 0, k), n0 + 1);
 		refused(&e, 0, a, k);
 		refused(&e, 1, a, k);
+		if (k > 0) {
+			/* Either half of a cached block: free to the caller. */
+			refused(&e, 1, a, k - 1);
+			refused(&e, 0, a + (FS << (k - 1)), k - 1);
+		}
 		buddy_cpu_cache_enable(e.c[1], false);
 		refused(&e, 1, a, k); /* the free into the word */
 		buddy_cpu_cache_enable(e.c[1], true);

@@ -138,6 +138,14 @@ struct mu_cfg {
 	 * unit taken from or given to the core.
 	 */
 	bool edge;
+	/*
+	 * docs/v3-status.md item 38 (per-CPU block caches): every 'x' must
+	 * be refused with EDOUBLE (nobody holds the block while it runs);
+	 * or, x_twice, of every 'x' exactly one succeeds (a block held by
+	 * setup, freed by two threads at once: the rest EDOUBLE), the block
+	 * dropped from its holder's list.
+	 */
+	bool x_refused, x_twice;
 	const char *need; /* events every search must cover */
 	/* Script 'a': alloc_at of frame at_frame, order at_order. */
 	unsigned at_frame, at_order;
@@ -192,10 +200,11 @@ static struct {
 	struct mu_block held[MC_MAX_THREADS][MU_HELD];
 	unsigned nheld[MC_MAX_THREADS];
 	unsigned owner[MU_MAX_NF];
-	uint32_t up;                    /* exact_up: thread 1's first unit */
-	uint32_t units;                 /* the zone's units */
-	int run_rc, x_rc;               /* scripts 'F' and 'x': their results */
-	struct mu_block run;            /* script 'F': the run it freed */
+	uint32_t up;          /* exact_up: thread 1's first unit */
+	uint32_t units;       /* the zone's units */
+	int run_rc, x_rc;     /* scripts 'F' and 'x': their results */
+	unsigned x_ok, x_bad; /* x_refused, x_twice: 'x' results counted */
+	struct mu_block run;  /* script 'F': the run it freed */
 	uint64_t claim[MC_MAX_THREADS]; /* cfg claims: frames claimed */
 	bool in_call, full;             /* thread 0's call; claims full */
 	bool free_in_call; /* a free by another inside thread 0's call */
@@ -453,6 +462,38 @@ static void mu_free_twice(unsigned t)
 	const struct mu_cfg *cfg = mc_cfg();
 	uint64_t a = (uint64_t)cfg->x_frame << BUDDY_FRAME_SHIFT;
 	S.x_rc = buddy_free(buddy_zone_cpu(S.z, t), a, cfg->x_order);
+	S.x_ok += S.x_rc == BUDDY_OK;
+	S.x_bad += S.x_rc != BUDDY_OK && S.x_rc != BUDDY_EDOUBLE;
+	if (cfg->x_refused && S.x_rc != BUDDY_EDOUBLE)
+		mc_fail("thread %u: a free of frame %u order %u, held by "
+			"nobody (in a cache): %d, not EDOUBLE",
+			t, cfg->x_frame, cfg->x_order, S.x_rc);
+}
+
+/* x_twice: exactly one 'x' succeeded; the block leaves its holder. */
+static void mu_check_twice(void)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	if (!cfg->x_twice)
+		return;
+	if (S.x_ok != 1 || S.x_bad != 0)
+		mc_fail("two frees of frame %u order %u: %u succeeded, %u "
+			"refused with another code than EDOUBLE",
+			cfg->x_frame, cfg->x_order, S.x_ok, S.x_bad);
+	uint64_t a = (uint64_t)cfg->x_frame << BUDDY_FRAME_SHIFT;
+	for (unsigned t = 0; t < MC_MAX_THREADS; t++)
+		for (unsigned i = 0; i < S.nheld[t]; i++)
+			if (S.held[t][i].a == a && S.held[t][i].n == 0) {
+				for (uint64_t y = cfg->x_frame;
+				     y < cfg->x_frame + (1u << cfg->x_order);
+				     y++)
+					S.owner[y] = 0;
+				memmove(&S.held[t][i], &S.held[t][i + 1],
+					(--S.nheld[t] - i) *
+						sizeof(S.held[t][0]));
+				S.nheld_frames -= 1u << cfg->x_order;
+				return;
+			}
 }
 
 /*
@@ -465,7 +506,7 @@ static void mu_free_twice(unsigned t)
 static void mu_check_run(void)
 {
 	const struct mu_cfg *cfg = mc_cfg();
-	if (cfg->x_frame == 0)
+	if (cfg->x_frame == 0 || cfg->x_refused || cfg->x_twice)
 		return;
 	if ((S.run_rc == BUDDY_OK) == (S.x_rc == BUDDY_OK))
 		mc_fail("free_run %d and the double free of frame %u %d: not "
@@ -685,6 +726,7 @@ static void mu_check(void)
 	int b = buddy_zone_check(S.z, false, &fr);
 	if (b != 0)
 		mc_fail("B%d broken at frame %llu", b, (unsigned long long)fr);
+	mu_check_twice(); /* item 38: before the frees below */
 	char ev[8], *p = ev;
 	if (mu_sum(BL_TAKEN))
 		*p++ = 'd';
@@ -696,7 +738,8 @@ static void mu_check(void)
 		*p++ = 'c';
 	if (mu_edge_released())
 		*p++ = 'e';
-	if (cfg->x_frame != 0 && S.run_rc != BUDDY_OK)
+	if (cfg->x_frame != 0 && !cfg->x_refused && !cfg->x_twice &&
+	    S.run_rc != BUDDY_OK)
 		*p++ = 'f';
 	if (S.free_in_call)
 		*p++ = 'w';
@@ -779,6 +822,71 @@ static bool mu_local(const volatile void *addr, enum lf_atomic_op op)
 					   .report = mu_report,                \
 					   .local = mu_local,                  \
 					   .cfg = &id##_cfg };
+
+/*
+ * docs/v3-status.md item 38: per-CPU block caches over the unit words,
+ * attacked at the contract (the contexts' caches are on: the default).
+ * Version 3 without caches passes them as it is; a cache must not weaken
+ * them.
+ *
+ * buddy.units_adv_df: a second free of a block in a cache. In setup
+ * thread 1 takes frame 5 (alloc_at, order 0) and frees it (into CPU 1's
+ * cache, where caches exist). Thread 0 frees frame 5 again while thread 1
+ * drains its cache and thread 2 drains every cache (a remote drain): the
+ * free must be refused with EDOUBLE at every interleaving (item 28's
+ * mask race: a drain between the free's check and its mark).
+ */
+MU_TEST(mu_adv_df, "buddy.units_adv_df",
+	"a second free of a cached block vs its drains", 3, 2, 3, 20000,
+	.script = { "x", "k", "d" }, .setup = "af", .at_frame = 5,
+	.at_order = 0, .x_frame = 5, .x_order = 0, .x_refused = true)
+
+/* The same with the cache's owner draining alone (no remote drain). */
+MU_TEST(mu_adv_df_own, "buddy.units_adv_df_own",
+	"a second free of a cached block vs its owner's drain", 2, 2, 3, 20000,
+	.script = { "x", "k" }, .setup = "af", .at_frame = 5, .at_order = 0,
+	.x_frame = 5, .x_order = 0, .x_refused = true)
+
+/*
+ * buddy.units_adv_df_refill: a free of a block nobody ever held, beside
+ * one allocation's block (a refill may hold it in a cache). In setup
+ * thread 1 takes frame 0 by alloc_at; thread 1 allocates one frame (its
+ * refill may take more of the unit) and drains its cache while thread 0
+ * frees frame 3, which nobody holds whatever thread 1 got (frames 1-2 are
+ * what its allocation may take first): EDOUBLE at every interleaving
+ * unless thread 1's allocation took frame 3 itself, which a single
+ * allocation after frame 0 does not (the unit's lowest free frame first).
+ */
+MU_TEST(mu_adv_df_refill, "buddy.units_adv_df_refill",
+	"a free of a never-held block beside a refill", 2, 2, 3, 20000,
+	.script = { "x", "0k" }, .setup = "a", .at_frame = 0, .at_order = 0,
+	.x_frame = 3, .x_order = 0, .x_refused = true)
+
+/*
+ * buddy.units_adv_free2: two frees of one held block at once. In setup
+ * thread 1 takes frames 4-7 (alloc_at, order 2); threads 0 and 1 both
+ * free it: exactly one succeeds, the other gets EDOUBLE.
+ */
+MU_TEST(mu_adv_free2, "buddy.units_adv_free2", "two frees of one block racing",
+	2, 2, 3, 20000, .script = { "x", "x" }, .setup = "a", .at_frame = 4,
+	.at_order = 2, .x_frame = 4, .x_order = 2, .x_twice = true)
+
+/*
+ * buddy.units_adv_enomem: the only free frame in another CPU's cache.
+ * A zone of 2 units: in setup thread 1 takes a whole unit (order 5),
+ * thread 2 the other one in blocks of orders 4, 3, 2, 1, 0, 0 and frees
+ * its last frame (into CPU 2's cache, where caches exist). Thread 0
+ * allocates a frame while thread 2 takes a frame and frees it again (the
+ * zone full meanwhile: its claim) and thread 1 drains every cache: the
+ * claims (every frame held claimed) leave a frame free at every instant
+ * but that one, so thread 0 must not fail (exact ENOMEM over the caches:
+ * issue 14's windows, the frame moving between a cache and its word
+ * while thread 0 looks).
+ */
+MU_TEST(mu_adv_enomem, "buddy.units_adv_enomem",
+	"the only free frame in another CPU's cache", 3, 1, 3, 20000,
+	.script = { "0", "d", "0l" }, .setup = "5", .setup2 = "432100l",
+	.claims = true, .need = "w")
 
 /*
  * Down and up racing the core: thread 0 takes a unit down (the core's
@@ -1366,9 +1474,11 @@ MU_TEST(mu_cache_at, "buddy.units_cache_at",
 	.at_order = 0, .at_free = true, .need = "d")
 
 const struct mc_test *const mc_tests_buddy_units[] = {
-	&mu_updown, &mu_enomem, &mu_list, &mu_stale, &mu_enomem_up,
-	&mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move, &mu_below_move,
-	&mu_free_run, &mu_free_run2, &mu_keep, &mu_enomem_rsv,
+	/* docs/v3-status.md item 38: per-CPU block caches at the contract */
+	&mu_adv_df, &mu_adv_df_own, &mu_adv_df_refill, &mu_adv_free2,
+	&mu_adv_enomem, &mu_updown, &mu_enomem, &mu_list, &mu_stale,
+	&mu_enomem_up, &mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move,
+	&mu_below_move, &mu_free_run, &mu_free_run2, &mu_keep, &mu_enomem_rsv,
 	/* docs/v3-status.md item 17 */
 	&mu_free_run_held, &mu_free_run_claimed, &mu_adopt_stale,
 	&mu_adopt_stale_below, &mu_below_fail2,

@@ -1,0 +1,553 @@
+/*
+ * test_buddy_preempt_cache_v3.c: per-CPU block caches over version 3
+ * (lf_buddy_units' sources at BUDDY_CORE_SHIFT 5 compiled in, every atomic
+ * interposed: verify/preempt.h), attacked one step at a time through the
+ * public API alone (docs/v3-status.md item 38). Each case runs a call of
+ * one CPU (the victim) preempted before its n-th atomic step, for every
+ * n, by a whole call of another CPU (the nested op, on the same thread;
+ * abandoned if it would wait for the victim, and then run after it):
+ *
+ *   df-drain    a second free (CPU 1) of a block in CPU 0's cache vs
+ *               CPU 0's buddy_cpu_drain(), both ways round: EDOUBLE;
+ *   df-drainall a second free by the cache's owner (CPU 1) vs another
+ *               CPU's buddy_zone_drain_all() (a remote drain), both ways
+ *               round: EDOUBLE;
+ *   df-pop      a second free (CPU 1) of a block in CPU 0's cache vs CPU
+ *               0's allocation of its order (which may pop it): EDOUBLE
+ *               unless that allocation got the block;
+ *   free2       two frees of one held block (the holder's CPU and
+ *               another): exactly one succeeds;
+ *   refill      CPU 0's allocation (its slow path and refill) vs CPU 1's
+ *               free of the block beside the one it takes, which nobody
+ *               holds: EDOUBLE unless the allocation got it;
+ *   enomem      every frame held but two, both in CPU 1's cache: CPU 0's
+ *               allocation vs CPU 1's drain, CPU 2's drain_all, CPU 1
+ *               taking one and freeing it again (a frame free at every
+ *               instant): it must succeed (issue 14's windows: memory
+ *               moving between a cache and the core while a failing
+ *               pass looks); the same at order 1 over two cached buddies;
+ *   at          alloc_at of a block in CPU 1's cache vs CPU 1's drain,
+ *               CPU 2's drain_all, CPU 1's allocation and free of that
+ *               block (which may refill its range into the cache again):
+ *               the range is free at every step the victim sees, so no
+ *               EBUSY;
+ *   free_run    a free_run whose last piece is in CPU 1's cache vs the
+ *               same ops: it fails and changes nothing.
+ * Every order 0-4 where the case has an order. After each step the zone
+ * passes buddy_zone_check and, everything freed and drained, is whole.
+ * A step at which the victim holds a cache (its lock, or its owner's
+ * entry) runs the nested op after the victim instead (cache_in_use()).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buddy.h"
+#include "buddy_i.h"
+#include "check.h"
+#include "preempt.h"
+
+#define NCPU 3
+#define BASE ((uint64_t)1 << 30)
+#define F BUDDY_FRAME_SIZE
+#define UF 32u
+#define UNITS 4
+#define NF (UNITS * UF)
+
+static struct buddy_zone *z;
+static struct buddy_cpu *c[NCPU];
+static void *meta;
+static uint8_t held[NF]; /* 1 + order at a held block's head */
+
+static uint64_t ad(uint64_t f)
+{
+	return BASE + f * F;
+}
+
+static uint64_t fr(uint64_t a)
+{
+	return (a - BASE) / F;
+}
+
+static void setup(void)
+{
+	struct buddy_region rg = { BASE, (uint64_t)NF * F };
+	size_t sz = buddy_meta_size(&rg, 1, NCPU);
+	free(meta);
+	meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+	CHECK_FATAL(meta);
+	CHECK_FATAL(buddy_zone_init(&z, meta, sz, &rg, 1, NCPU) == BUDDY_OK);
+	for (unsigned i = 0; i < NCPU; i++) {
+		c[i] = buddy_zone_cpu(z, i);
+		buddy_cpu_cache_enable(c[i], true);
+	}
+	memset(held, 0, sizeof(held));
+}
+
+static void hold(uint64_t a, unsigned o)
+{
+	held[fr(a)] = (uint8_t)(1 + o);
+}
+
+static void unhold(uint64_t a)
+{
+	held[fr(a)] = 0;
+}
+
+/* The zone checks, then everything held freed and drained: whole. */
+static bool whole(void)
+{
+	uint64_t f = 0;
+	int inv = buddy_zone_check(z, false, &f);
+	for (uint64_t i = 0; i < NF; i++)
+		if (held[i]) {
+			CHECK_EQ(buddy_free(c[i % NCPU], ad(i), held[i] - 1u),
+				 BUDDY_OK);
+			held[i] = 0;
+		}
+	for (unsigned i = 0; i < NCPU; i++)
+		buddy_cpu_drain(c[i]);
+	buddy_zone_drain_all(c[0]);
+	if (inv == 0)
+		inv = buddy_zone_check(z, true, &f);
+	struct buddy_stats st;
+	buddy_zone_stats(z, &st);
+	if (inv != 0)
+		fprintf(stderr, "  zone: invariant B%d broken at %llu\n", inv,
+			(unsigned long long)f);
+	if (st.free_frames + st.cached_frames != NF)
+		fprintf(stderr, "  zone: %llu + %llu frames free of %u\n",
+			(unsigned long long)st.free_frames,
+			(unsigned long long)st.cached_frames, NF);
+	return inv == 0 && st.free_frames + st.cached_frames == NF;
+}
+
+/* ---- the state of one step ---- */
+
+struct st {
+	unsigned o;
+	uint64_t blk, blk2; /* the block the frees name; a second one */
+	uint64_t got;       /* an allocation's block */
+	int rc, nrc;        /* the victim's and the nested op's results */
+	bool nran;          /* the nested op completed */
+	bool nskip;         /* it was skipped (cache_in_use()) */
+	unsigned run_n;     /* free_run: the run's frames */
+};
+
+static struct st S;
+
+/* Nested ops: each a whole call of another CPU. */
+static void op_drain0(void *arg)
+{
+	(void)arg;
+	buddy_cpu_drain(c[0]);
+}
+
+static void op_drain1(void *arg)
+{
+	(void)arg;
+	buddy_cpu_drain(c[1]);
+}
+
+static void op_drainall2(void *arg)
+{
+	(void)arg;
+	buddy_zone_drain_all(c[2]);
+}
+
+static void op_drainall0(void *arg)
+{
+	(void)arg;
+	buddy_zone_drain_all(c[0]);
+}
+
+static void op_free1(void *arg)
+{
+	(void)arg;
+	S.nrc = buddy_free(c[1], S.blk, S.o);
+}
+
+static void op_free0(void *arg)
+{
+	(void)arg;
+	S.nrc = buddy_free(c[0], S.blk, S.o);
+}
+
+static void op_alloc0(void *arg)
+{
+	(void)arg;
+	S.nrc = buddy_alloc(c[0], S.o, &S.got);
+}
+
+/* CPU 1 allocates a block of S.o and frees it again (a cached block). */
+static void op_cycle1(void *arg)
+{
+	(void)arg;
+	uint64_t a;
+	S.nrc = buddy_alloc(c[1], S.o, &a);
+	if (S.nrc == BUDDY_OK)
+		CHECK_EQ(buddy_free(c[1], a, S.o), BUDDY_OK);
+}
+
+static void (*nested_fn)(void *);
+
+static bool verbose; /* PREEMPT_VERBOSE set: each step named first */
+
+/*
+ * Is a cache in use by the preempted call (its lock held, or its owner
+ * inside it)? A nested op would wait on it, and one abandoned after it
+ * took a lock or entered its cache would leave the victim waiting for
+ * ever: such a step is skipped (the op runs after the victim), as in
+ * test_buddy_preempt's window. The harness's only look inside the
+ * allocator (buddy_i.h); version 3 without caches has none.
+ */
+static bool cache_in_use(void)
+{
+#if BUDDY_HAS_CACHE
+	for (unsigned i = 0; i < NCPU; i++)
+		/* Relaxed: single-threaded; only a peek. */
+		if (lf_spin_held(&c[i]->lock, LF_RELAXED) ||
+		    lf_load_u32(&c[i]->own, LF_RELAXED) != 0)
+			return true;
+#endif
+	return false;
+}
+
+static unsigned long skipped;
+
+static void nested(void *arg)
+{
+	if (cache_in_use()) {
+		skipped++;
+		S.nskip = true;
+		if (verbose)
+			fprintf(stderr, "  a cache in use: skipped\n");
+		return;
+	}
+	S.nran = preempt_nested_try(nested_fn, arg);
+	if (verbose)
+		fprintf(stderr, "  the nested op %s\n",
+			S.nran ? "ran" : "was abandoned (it would wait)");
+}
+
+struct pcase {
+	const char *name;
+	void (*setup)(unsigned o);
+	int (*victim)(void);
+	void (*op)(void *);
+	/* false: report; the step's state is in S, rc in S.rc. */
+	bool (*ok)(void);
+};
+
+static unsigned long steps_total, abandoned;
+
+/* Step n = 0: not preempted (the nested op after the victim). */
+static void run_case(const struct pcase *pc, unsigned o)
+{
+	unsigned long k = 0, bad = 0;
+	for (unsigned long n = 0; n == 0 || n <= k; n++) {
+		if (verbose)
+			fprintf(stderr, "%s order %u step %lu of %lu\n",
+				pc->name, o, n, k);
+		pc->setup(o);
+		S.nrc = 99;
+		S.nran = false;
+		S.nskip = false;
+		nested_fn = pc->op;
+		if (n == 0)
+			preempt_arm(0, NULL, NULL);
+		else
+			preempt_arm(n, nested, NULL);
+		S.rc = pc->victim();
+		if (n == 0)
+			k = preempt_count();
+		bool fired = preempt_disarm();
+		if (fired && !S.nran && !S.nskip)
+			abandoned++;
+		if (!fired || !S.nran) {
+			pc->op(NULL); /* after the victim */
+			S.nran = true;
+		}
+		bool good = pc->ok();
+		CHECK(good);
+		if (!good && bad++ < 3)
+			fprintf(stderr,
+				"%s order %u: step %lu of %lu: victim %d, "
+				"nested %d\n",
+				pc->name, o, n, k, S.rc, S.nrc);
+		CHECK(whole());
+	}
+	steps_total += k + 1;
+}
+
+/* ---- setups ---- */
+
+/* S.blk of order o in CPU 0's cache (allocated and freed there). */
+static void su_cached0(unsigned o)
+{
+	setup();
+	S.o = o;
+	CHECK_FATAL(buddy_alloc(c[0], o, &S.blk) == BUDDY_OK);
+	CHECK_FATAL(buddy_free(c[0], S.blk, o) == BUDDY_OK);
+}
+
+/* S.blk in CPU 1's cache (allocated on CPU 0, freed on CPU 1). */
+static void su_cached1(unsigned o)
+{
+	setup();
+	S.o = o;
+	CHECK_FATAL(buddy_alloc(c[0], o, &S.blk) == BUDDY_OK);
+	CHECK_FATAL(buddy_free(c[1], S.blk, o) == BUDDY_OK);
+}
+
+/* S.blk held by CPU 0. */
+static void su_held0(unsigned o)
+{
+	setup();
+	S.o = o;
+	CHECK_FATAL(buddy_alloc(c[0], o, &S.blk) == BUDDY_OK);
+}
+
+/* Nothing held; S.blk the neighbour of what CPU 0's allocation takes. */
+static uint64_t refill_first[5];
+
+static void su_refill(unsigned o)
+{
+	setup();
+	S.o = o;
+	if (!refill_first[o]) {
+		uint64_t a;
+		CHECK_FATAL(buddy_alloc(c[0], o, &a) == BUDDY_OK);
+		refill_first[o] = a;
+		setup();
+	}
+	S.blk = ad(fr(refill_first[o]) ^ (1u << o));
+}
+
+/*
+ * Every frame held (by CPU 0) but two: S.blk and S.blk2, freed into CPU
+ * 1's cache; at order 1 four (two pairs of buddies).
+ */
+static void su_full(unsigned o)
+{
+	setup();
+	S.o = o;
+	uint64_t a;
+	for (unsigned i = 0; i < NF; i++) {
+		CHECK_FATAL(buddy_alloc_at(c[0], ad(i), 0) == BUDDY_OK);
+		hold(ad(i), 0);
+	}
+	(void)a;
+	unsigned n = 2u << o; /* two blocks of order o */
+	for (unsigned i = 40; i < 40 + n; i++) {
+		CHECK_FATAL(buddy_free(c[1], ad(i), 0) == BUDDY_OK);
+		unhold(ad(i));
+	}
+	S.blk = ad(40);
+	S.blk2 = ad(40 + (1u << o));
+}
+
+/* A run of S.run_n frames held by CPU 0, its last piece in CPU 1's cache. */
+static unsigned su_run_lo(unsigned n)
+{
+	unsigned lo = 0;
+	while (!(n & (1u << lo)))
+		lo++;
+	return lo;
+}
+
+static void su_run(unsigned o)
+{
+	static const unsigned runs[] = { 3, 6, 7, 12, 24 };
+	setup();
+	S.run_n = runs[o];
+	CHECK_FATAL(buddy_alloc_run(c[0], S.run_n, &S.blk) == BUDDY_OK);
+	S.o = su_run_lo(S.run_n);
+	S.blk2 = S.blk + (uint64_t)(S.run_n - (1u << S.o)) * F;
+	CHECK_FATAL(buddy_free(c[1], S.blk2, S.o) == BUDDY_OK);
+}
+
+/* ---- victims ---- */
+
+static int v_free1(void)
+{
+	return buddy_free(c[1], S.blk, S.o);
+}
+
+static int v_free0(void)
+{
+	return buddy_free(c[0], S.blk, S.o);
+}
+
+static int v_drain0(void)
+{
+	buddy_cpu_drain(c[0]);
+	return 0;
+}
+
+static int v_drainall0(void)
+{
+	buddy_zone_drain_all(c[0]);
+	return 0;
+}
+
+static int v_alloc0(void)
+{
+	return buddy_alloc(c[0], S.o, &S.got);
+}
+
+static int v_alloc0_full(void)
+{
+	int rc = buddy_alloc(c[0], S.o, &S.got);
+	if (rc == BUDDY_OK)
+		hold(S.got, S.o);
+	return rc;
+}
+
+static int v_at0(void)
+{
+	int rc = buddy_alloc_at(c[0], S.blk, S.o);
+	if (rc == BUDDY_OK)
+		hold(S.blk, S.o);
+	return rc;
+}
+
+static int v_free_run0(void)
+{
+	return buddy_free_run(c[0], S.blk, S.run_n);
+}
+
+/* ---- checks ---- */
+
+static bool ok_victim_edouble(void)
+{
+	return S.rc == BUDDY_EDOUBLE;
+}
+
+static bool ok_nested_edouble(void)
+{
+	return S.nrc == BUDDY_EDOUBLE;
+}
+
+static bool ok_one_of_two(void)
+{
+	bool one = (S.rc == BUDDY_OK) + (S.nrc == BUDDY_OK) == 1;
+	bool other = S.rc == BUDDY_EDOUBLE || S.nrc == BUDDY_EDOUBLE;
+	return one && other;
+}
+
+/* The victim's second free vs the owner's allocation (which may pop it). */
+static bool ok_df_pop(void)
+{
+	if (S.nrc == BUDDY_OK && S.got == S.blk) {
+		/* Ours, unless the free came first and it was popped. */
+		if (S.rc != BUDDY_OK)
+			hold(S.got, S.o);
+		return S.rc == BUDDY_OK || S.rc == BUDDY_EDOUBLE;
+	}
+	if (S.nrc == BUDDY_OK)
+		hold(S.got, S.o);
+	return S.rc == BUDDY_EDOUBLE;
+}
+
+static bool ok_refill(void)
+{
+	if (S.rc != BUDDY_OK)
+		return false;
+	if (S.got == S.blk) {
+		if (S.nrc != BUDDY_OK)
+			hold(S.got, S.o);
+		return S.nrc == BUDDY_OK || S.nrc == BUDDY_EDOUBLE;
+	}
+	hold(S.got, S.o);
+	return S.nrc == BUDDY_EDOUBLE;
+}
+
+static bool ok_success(void)
+{
+	return S.rc == BUDDY_OK;
+}
+
+/* free_run failed and changed nothing: the run's other frames held. */
+static bool ok_free_run(void)
+{
+	if (S.rc == BUDDY_OK)
+		return false;
+	bool ok = buddy_alloc_at(c[2], S.blk, 0) == BUDDY_EBUSY;
+	/* Take the piece back (it is free wherever the op left it). */
+	int rc = buddy_alloc_at(c[0], S.blk2, S.o);
+	ok = ok && rc == BUDDY_OK;
+	ok = ok && buddy_free_run(c[0], S.blk, S.run_n) == BUDDY_OK;
+	return ok;
+}
+
+static const struct pcase cases[] = {
+	{ "df-drain (free vs drain)", su_cached0, v_free1, op_drain0,
+	  ok_victim_edouble },
+	{ "df-drain (drain vs free)", su_cached0, v_drain0, op_free1,
+	  ok_nested_edouble },
+	{ "df-drainall (owner's free vs remote drain)", su_cached1, v_free1,
+	  op_drainall0, ok_victim_edouble },
+	{ "df-drainall (remote drain vs owner's free)", su_cached1, v_drainall0,
+	  op_free1, ok_nested_edouble },
+	{ "df-pop (free vs the owner's allocation)", su_cached0, v_free1,
+	  op_alloc0, ok_df_pop },
+	{ "free2 (the holder's free vs another's)", su_held0, v_free0, op_free1,
+	  ok_one_of_two },
+	{ "free2 (another's free vs the holder's)", su_held0, v_free1, op_free0,
+	  ok_one_of_two },
+	{ "refill (allocation vs a free beside it)", su_refill, v_alloc0,
+	  op_free1, ok_refill },
+	{ "at (alloc_at vs the cache's drain)", su_cached1, v_at0, op_drain1,
+	  ok_success },
+	{ "at (alloc_at vs a remote drain)", su_cached1, v_at0, op_drainall2,
+	  ok_success },
+	{ "at (alloc_at vs the block taken and freed again)", su_cached1, v_at0,
+	  op_cycle1, ok_success },
+	{ "free_run (vs the cache's drain)", su_run, v_free_run0, op_drain1,
+	  ok_free_run },
+	{ "free_run (vs a remote drain)", su_run, v_free_run0, op_drainall2,
+	  ok_free_run },
+	{ "free_run (vs the piece taken and freed again)", su_run, v_free_run0,
+	  op_cycle1, ok_free_run },
+};
+
+static const struct pcase enomem_cases[] = {
+	{ "enomem (vs the cache's drain)", su_full, v_alloc0_full, op_drain1,
+	  ok_success },
+	{ "enomem (vs a remote drain)", su_full, v_alloc0_full, op_drainall2,
+	  ok_success },
+	{ "enomem (vs a block taken and freed again)", su_full, v_alloc0_full,
+	  op_cycle1, ok_success },
+};
+
+int main(int argc, char **argv)
+{
+	const char *only = argc > 1 ? argv[1] : NULL;
+	verbose = getenv("PREEMPT_VERBOSE") != NULL;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (only && strncmp(cases[i].name, only, strlen(only)) != 0)
+			continue;
+		unsigned long f0 = check_failures;
+		for (unsigned o = 0; o < 5; o++)
+			run_case(&cases[i], o);
+		printf("%s: %s\n", cases[i].name,
+		       check_failures == f0 ? "ok" : "FAILED");
+	}
+	for (size_t i = 0; i < sizeof(enomem_cases) / sizeof(enomem_cases[0]);
+	     i++) {
+		if (only &&
+		    strncmp(enomem_cases[i].name, only, strlen(only)) != 0)
+			continue;
+		unsigned long f0 = check_failures;
+		for (unsigned o = 0; o < 2; o++)
+			run_case(&enomem_cases[i], o);
+		printf("%s: %s\n", enomem_cases[i].name,
+		       check_failures == f0 ? "ok" : "FAILED");
+	}
+	printf("%lu steps, %lu nested ops abandoned, %lu skipped (a cache in "
+	       "use), each run after the victim\n",
+	       steps_total, abandoned, skipped);
+	free(meta);
+	return check_exit("test_buddy_preempt_cache_v3");
+}

@@ -724,11 +724,18 @@ static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 		return;
 	buddy_busy(c, 1); /* the blocks are in our hands */
 	/*
-	 * Release: the refill's flag before the CAS; an alloc_at that reads
-	 * our CAS's word (acquire) then reads the flag or our bits
-	 * (buddy_at_small_cached()).
+	 * In flight for unit u: a free that finds its block marked waits for
+	 * this to be 0 (buddy_cache_refilled()). Release: before our marks,
+	 * which it reads with acquire.
 	 */
-	(void)lf_fetch_or_u64(&l->mask[BU_W(u)], BL_MASK_REFILL, LF_RELEASE);
+	lf_store_u32(&c->refilling, u + 1, LF_RELEASE);
+	/*
+	 * Acq_rel: the marks before the CAS; an alloc_at that reads our
+	 * CAS's word (acquire) then reads them or our bits, and a free that
+	 * reads a mark (its fetch_or) then reads refilling as set or 0.
+	 */
+	(void)lf_fetch_or_u64(&l->mask[BU_W(u)], BL_MASK_MARKS(heads),
+			      LF_ACQ_REL);
 	/* Seq_cst: an allocation, as bu_cas(). */
 	if (lf_cas_u64(a, &w, v, LF_SEQ_CST)) {
 		/*
@@ -743,9 +750,13 @@ static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 			buddy_slot_push(c, k, put[i]);
 		buddy_own_exit(c, fast);
 		buddy_ctr_add(c, BC_REFILLS, 1);
+	} else {
+		/* Release: the marks taken back (nothing taken). */
+		(void)lf_fetch_and_u64(&l->mask[BU_W(u)], ~BL_MASK_MARKS(heads),
+				       LF_RELEASE);
 	}
-	/* Release: after the bits, which an alloc_at then reads. */
-	(void)lf_fetch_and_u64(&l->mask[BU_W(u)], ~BL_MASK_REFILL, LF_RELEASE);
+	/* Release: after the marks are final (kept on success). */
+	lf_store_u32(&c->refilling, 0, LF_RELEASE);
 	buddy_busy(c, -1);
 }
 
@@ -771,7 +782,9 @@ static inline uint32_t buddy_cache_pop_small(struct buddy_cpu *c, unsigned k)
 	if (x != LF_STACK_NIL)
 		(void)lf_fetch_and_u64(
 			&buddy_lower_ctx(c)->mask[BU_W(x / BU_FRAMES)],
-			~(1ull << (x % BU_FRAMES)), LF_RELEASE);
+			~((1ull << (x % BU_FRAMES)) |
+			  BL_MASK_MARKS(1u << (x % BU_FRAMES))),
+			LF_RELEASE);
 	return x;
 }
 
@@ -989,6 +1002,24 @@ static BUDDY_NOINLINE int buddy_free_small_word(struct buddy_cpu *c,
 						uint32_t x, unsigned order);
 
 /*
+ * A free's fetch_or found a refill's mark on its block's head i of unit
+ * u: wait until no context refills u (a few of its steps), then is the
+ * mark still there (the refill's CAS took the block: a late second free,
+ * refused; the cached bit is the refill's now)? Acquire: pairs with the
+ * refill's release stores of refilling and of the taken-back marks.
+ */
+static BUDDY_NOINLINE bool buddy_cache_refilled(struct buddy_cpu *c, uint32_t u,
+						unsigned i)
+{
+	struct buddy_zone *z = c->zone;
+	for (uint32_t j = 0; j < z->ncpus; j++)
+		while (lf_load_u32(&z->cpus[j].refilling, LF_ACQUIRE) == u + 1)
+			lf_platform_pause();
+	return (lf_load_u64(&buddy_lower_ctx(c)->mask[BU_W(u)], LF_ACQUIRE) &
+		BL_MASK_MARKS(1u << i)) != 0;
+}
+
+/*
  * A free of order k below a unit with caches on (v3-status items 28, 32,
  * 33; docs/design.md 2.7, "Per-CPU block caches"): the block must be an
  * allocated head of order k in its word (else the free into the word
@@ -1019,10 +1050,13 @@ static BUDDY_NOINLINE int buddy_cache_free_small(struct buddy_cpu *c,
 	 * clear comes first, bl_mask_clear()); pairs with the pop's and the
 	 * allocations' clears and with another free's or a refill's set.
 	 */
-	if (LF_UNLIKELY(lf_fetch_or_u64(&l->mask[BU_W(u)], bit, LF_ACQ_REL) &
-			bit)) {
-		buddy_busy(c, -1);
-		return buddy_reject(c, BUDDY_EDOUBLE);
+	uint64_t old = lf_fetch_or_u64(&l->mask[BU_W(u)], bit, LF_ACQ_REL);
+	if (LF_UNLIKELY(old & (bit | BL_MASK_MARKS(bit)))) {
+		/* Set, or a refill took the block: refused, ours unchanged. */
+		if ((old & bit) || buddy_cache_refilled(c, u, i)) {
+			buddy_busy(c, -1);
+			return buddy_reject(c, BUDDY_EDOUBLE);
+		}
 	}
 	/* Acquire: as above, after our bit is set. */
 	if (LF_UNLIKELY(
@@ -1067,7 +1101,11 @@ static BUDDY_NOINLINE int buddy_free_small_word(struct buddy_cpu *c,
 	 * the word too, and a racing free into a cache refuses: two RMWs on
 	 * one mask, one sees the other's bit. Acq_rel: as a cached free's.
 	 */
-	if (LF_UNLIKELY(lf_fetch_or_u64(m, bit, LF_ACQ_REL) & bit)) {
+	uint64_t old = lf_fetch_or_u64(m, bit, LF_ACQ_REL);
+	if (LF_UNLIKELY(old & (bit | BL_MASK_MARKS(bit))) &&
+	    ((old & bit) ||
+	     buddy_cache_refilled(c, x / BU_FRAMES, x % BU_FRAMES))) {
+		/* The bit is a cache's (ours not set, or the refill's now). */
 		buddy_busy_leave_from(c, b);
 		return buddy_free_small_refused(c, r, x, BUDDY_EDOUBLE);
 	}

@@ -236,6 +236,13 @@ struct buddy_cpu {
 	lf_atomic_u32 spare[BUDDY_ORDERS];
 	lf_atomic_u32 spare_mask;
 	/*
+	 * (o) Version 3: 1 + the unit whose refill this context has in
+	 * flight (its marks set, its CAS not yet decided), else 0: a free
+	 * that finds its block marked waits until no context refills that
+	 * unit (buddy_cache.c, buddy_cache_refill_small()).
+	 */
+	lf_atomic_u32 refilling;
+	/*
 	 * (o, plain: only the owner uses it) recent[k]: the block of order k
 	 * this context last allocated outside its cache. Only a free of that
 	 * block defers (a short-lived block, likely taken again at once);

@@ -196,12 +196,14 @@ struct bl_zone {
 };
 
 /*
- * The cached mask's bit 32 (BL_MASK_REFILL): a refill of the unit is in
- * flight (set before its CAS, cleared after its blocks' bits are set), so
- * that alloc_at does not take a refilled block, allocated in its word with
- * its bit not yet set, for an allocated one (buddy_place.c).
+ * The cached mask's bit 32 + i: a refill's mark on the head i it takes
+ * (set before its CAS, taken back if the CAS fails, cleared with the
+ * cached bit by the pop, lazily by an allocation as the cached bits), so
+ * that a late second free of a block the refill took between its CAS and
+ * its cached bits is refused, and alloc_at does not take a refilled block
+ * for an allocated one (buddy_cache.c, buddy_place.c).
  */
-#define BL_MASK_REFILL (1ull << 32)
+#define BL_MASK_MARKS(m) ((uint64_t)(m) << 32)
 
 /* The cached mask's bits of the frames of a block of order k at frame x. */
 static inline uint32_t bl_mask_bits(uint32_t x, unsigned k)
@@ -219,9 +221,9 @@ static inline uint32_t bl_mask_bits(uint32_t x, unsigned k)
  */
 static inline void bl_mask_clear(lf_atomic_u64 *mask, uint32_t u, uint32_t m)
 {
-	if (LF_UNLIKELY((uint32_t)lf_load_u64(&mask[BU_W(u)], LF_RELAXED) & m))
-		(void)lf_fetch_and_u64(&mask[BU_W(u)], ~(uint64_t)m,
-				       LF_RELEASE);
+	uint64_t mm = m | BL_MASK_MARKS(m); /* the marks too */
+	if (LF_UNLIKELY(lf_load_u64(&mask[BU_W(u)], LF_RELAXED) & mm))
+		(void)lf_fetch_and_u64(&mask[BU_W(u)], ~mm, LF_RELEASE);
 }
 #define BL_MASK_CLEAR(c, u, m) bl_mask_clear((c)->mask, (u), (m))
 #else

@@ -215,7 +215,7 @@ static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
  * that holds one cached (an allocated head with its cached bit: in a
  * CPU's cache, or on its way in or out, buddy_cache.c)? Then AT_CACHED:
  * free to the caller, drained and looked at again, as version 2's
- * CACHED. A refill in flight in the unit (BL_MASK_REFILL), or the range
+ * CACHED. A refilled head whose bit is not set yet (its mark), or the range
  * free again: AGAIN. Else EBUSY: a block of the range was allocated.
  */
 static int buddy_at_small_cached(struct buddy_cpu *c, uint32_t x, unsigned k)
@@ -230,7 +230,7 @@ static int buddy_at_small_cached(struct buddy_cpu *c, uint32_t x, unsigned k)
 	 */
 	uint64_t w = lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE);
 	uint64_t m = lf_load_u64(&l->mask[BU_W(u)], LF_ACQUIRE);
-	if (w == BU_CORE || (m & BL_MASK_REFILL))
+	if (w == BU_CORE)
 		return BUDDY_AT_AGAIN;
 	bool held = false;
 	for (unsigned f = i; f < i + n; f++) {
@@ -242,6 +242,8 @@ static int buddy_at_small_cached(struct buddy_cpu *c, uint32_t x, unsigned k)
 		unsigned h = f;
 		while (bu_code(w, h) == BU_CODE_T) /* frame 0 is never T */
 			h--;
+		if (m & BL_MASK_MARKS(1u << h) && !(m & (1ull << h)))
+			return BUDDY_AT_AGAIN; /* a refill's, bits not set */
 		if (!(m & (1ull << h)))
 			return BUDDY_EBUSY; /* allocated, not cached */
 		held = true;
@@ -343,7 +345,8 @@ static bool buddy_at_units_cached(struct buddy_cpu *c, uint32_t x,
 		uint64_t m = lf_load_u64(&l->mask[BU_W(u)], LF_ACQUIRE);
 		if (w == BU_CORE)
 			continue;
-		if ((m & BL_MASK_REFILL) || bu_free_frames(w) == BU_FRAMES) {
+		if (((m >> 32) & ~m & 0xffffffffull) != 0 ||
+		    bu_free_frames(w) == BU_FRAMES) {
 			/*
 			 * A refill in flight, or a reserved unit emptied since
 			 * the first reclaim (a drain's): looked at again after

@@ -950,7 +950,7 @@ static BUDDY_NOINLINE int buddy_free_small_refused(struct buddy_cpu *c,
 	uint64_t w = lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))], LF_RELAXED);
 	if (rc == BUDDY_EDOUBLE && w == BU_CORE)
 		rc = buddy_free_why_small(z, r, x);
-	if (rc == BUDDY_ETAIL && w != BU_CORE) {
+	if ((rc == BUDDY_ETAIL || rc == BUDDY_EORDER) && w != BU_CORE) {
 		/*
 		 * A frame inside a cached block (its head's bit set) is
 		 * inside a block that is free to the caller: EDOUBLE, as
@@ -1101,6 +1101,20 @@ static BUDDY_NOINLINE int buddy_free_small_word(struct buddy_cpu *c,
 	 * the word too, and a racing free into a cache refuses: two RMWs on
 	 * one mask, one sees the other's bit. Acq_rel: as a cached free's.
 	 */
+	/*
+	 * Not an allocated head of that order: refused with the word's code,
+	 * no hold (a hold that came before a refill's marks could free a
+	 * block the refill's CAS takes after this look). Acquire: pairs with
+	 * the CAS that wrote the word; a refill's CAS read here orders its
+	 * marks before our fetch_or.
+	 */
+	uint64_t w0 = lf_load_u64(&l->word[BU_W(x / BU_FRAMES)], LF_ACQUIRE);
+	int ck = w0 == BU_CORE ? BUDDY_OK
+			       : bu_block_check(w0, x % BU_FRAMES, order);
+	if (LF_UNLIKELY(ck != BUDDY_OK)) {
+		buddy_busy_leave_from(c, b);
+		return buddy_free_small_refused(c, r, x, ck);
+	}
 	uint64_t old = lf_fetch_or_u64(m, bit, LF_ACQ_REL);
 	if (LF_UNLIKELY(old & (bit | BL_MASK_MARKS(bit))) &&
 	    ((old & bit) ||

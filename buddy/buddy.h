@@ -96,9 +96,8 @@
  * unit word. The cache lock, the heavy barrier and the exclusion between
  * an owner and a drainer are version 2's (above): a failing allocation
  * drains every CPU's cache, so ENOMEM is exact over the caches too, and
- * buddy_alloc_at() takes a cached range as free (drained). A late second
- * free racing the refill that takes its block (between the refill's CAS
- * and its bits) is not refused. The rules for interrupts and preemption
+ * buddy_alloc_at() takes a cached range as free (drained). The rules for
+ * interrupts and preemption
  * stay. ENOMEM is exact over both levels: a reserved unit with every
  * frame free counts as free memory at every order it could serve.
  * buddy_cpu_drain() drains the cache and gives the reservation up but

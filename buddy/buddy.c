@@ -114,7 +114,11 @@ static size_t buddy_meta_arrays(uint64_t nidx)
 {
 	uint64_t ncx = buddy_ncx(nidx), per = 4; /* the links */
 #if BUDDY_CORE_SHIFT > 0
-	per += 8 + 4 + 2; /* unit word, partial link, pstk */
+	/*
+	 * unit word and the cached mask beside it (16 bytes: BU_W(),
+	 * buddy_lower.h), partial link, pstk
+	 */
+	per += 8 * BU_WS + 4 + 2;
 #endif
 	return buddy_meta_st(ncx) + (size_t)(ncx * per);
 }
@@ -137,9 +141,9 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 #if BUDDY_HAS_CACHE
 	lf_spin_init(&c->lock);
 	lf_init_u32(&c->own, 0);
-	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
+	for (unsigned o = 0; o < BUDDY_CC_ORDERS; o++) {
 		lf_init_u32(&c->count[o], 0);
-		for (unsigned i = 0; i < BUDDY_CACHE_SLOTS; i++)
+		for (unsigned i = 0; i < BUDDY_CC_SLOTS; i++)
 			c->slot[o][i] = LF_STACK_NIL;
 	}
 	c->asym = z->asym;
@@ -155,6 +159,7 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 		c->recent[o] = BUDDY_SPARE_NONE;
 	}
 	lf_init_u32(&c->spare_mask, 0);
+	lf_init_u32(&c->refilling, 0);
 	for (unsigned i = 0; i < BC_COUNT; i++)
 		lf_init_u64(&c->ctr[i], 0);
 }
@@ -221,7 +226,7 @@ static void buddy_zone_layout(struct buddy_zone *z, void *meta,
 	uint64_t ncx = buddy_ncx(z->nidx);
 	char *arr = (char *)z->st + buddy_meta_st(ncx);
 #if BUDDY_CORE_SHIFT > 0
-	arr += ncx * 8; /* the unit words (buddy_zone_init()) */
+	arr += ncx * 8 * BU_WS; /* the unit words (buddy_zone_init()) */
 #endif
 	z->link = (lf_atomic_u32 *)arr;
 	uint64_t idx = 0;
@@ -268,6 +273,12 @@ int buddy_zone_init(struct buddy_zone **zp, void *meta, size_t meta_size,
 	bl_zone_init(&z->lower, word, plink, (lf_atomic_u16 *)(plink + ncx),
 		     (uint32_t)ncx, (struct bl_source){ .core = z },
 		     (struct bl_ctx *)(z->cpus + ncpus), ncpus);
+	/* The cached masks: beside each unit word (BU_W(), buddy_lower.h). */
+	z->lower.mask = word + 1;
+	for (uint64_t u = 0; u < ncx; u++)
+		lf_init_u64(&z->lower.mask[BU_W(u)], 0);
+	for (unsigned i = 0; i < ncpus; i++)
+		z->lower.ctx[i].mask = z->lower.mask;
 	for (unsigned i = 0; i < nregions; i++)
 		buddy_rgn_edges(z, &z->rgn[i]);
 #endif
@@ -376,7 +387,7 @@ void buddy_lower_stats(const struct buddy_zone *z, struct buddy_stats *out)
 {
 	for (uint32_t u = 0; u < z->lower.nunits; u++) {
 		/* Relaxed: a snapshot. */
-		uint64_t w = lf_load_u64(&z->lower.word[u], LF_RELAXED);
+		uint64_t w = lf_load_u64(&z->lower.word[BU_W(u)], LF_RELAXED);
 		uint64_t g[BU_ORDER + 1];
 		if (w == BU_CORE)
 			continue;
@@ -406,7 +417,7 @@ int buddy_zone_frame(struct buddy_zone *z, uint64_t addr, unsigned *kind,
 	uint32_t x = buddy_addr_idx(r, addr);
 #if BUDDY_CORE_SHIFT > 0
 	/* Relaxed: a snapshot. */
-	uint64_t w = lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED);
+	uint64_t w = lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))], LF_RELAXED);
 	if (w != BU_CORE) {
 		buddy_lower_frame(w, x & (BU_FRAMES - 1), kind, order);
 		return BUDDY_OK;
@@ -446,15 +457,15 @@ void buddy_zone_stats(struct buddy_zone *z, struct buddy_stats *out)
 			z, offsetof(struct buddy_cpu, free_delta) + o * 8);
 		out->free_frames += out->free_blocks[o] << o;
 	}
-#if BUDDY_HAS_CACHE
 	for (uint32_t i = 0; i < z->ncpus; i++)
-		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
+		for (unsigned o = 0; o < BUDDY_CC_ORDERS; o++) {
 			/* Relaxed: a snapshot. */
-			out->cached_blocks[o] +=
+			uint64_t n =
 				lf_load_u32(&z->cpus[i].count[o], LF_RELAXED);
-#endif
-	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
-		out->cached_frames += out->cached_blocks[o] << o;
+			if (o < BUDDY_CACHE_ORDERS)
+				out->cached_blocks[o] += n;
+			out->cached_frames += n << o;
+		}
 #if BUDDY_CORE_SHIFT > 0
 	buddy_lower_stats(z, out);
 #endif

@@ -82,25 +82,32 @@
  *
  * Over units (version 3: lf_buddy_units, built with BUDDY_CORE_SHIFT 5;
  * docs/design.md 2.7, docs/v3-status.md) the contract above holds with
- * these differences. There is no per-CPU cache, cache lock or heavy
- * barrier (compiled out): orders 0-4 come from units of 32 frames that
- * a CPU reserves (one CAS per alloc and per free on the unit's word), and
- * other CPUs steal from a reservation or take its empty units back by CAS,
- * without waiting for its owner; so every call is lock-free, and no CPU
- * ever waits on another's context. The rules for interrupts and
- * preemption stay: a struct buddy_cpu (with its lower level's context)
- * is written by its owner without read-modify-writes, so a handler must
- * not use the context the interrupted code of its CPU was inside, and an
- * allocation that would fail still retries while any context is in
- * flight. ENOMEM is exact over both levels: a reserved unit with every
+ * these differences. Orders 0-4 come from units of 32 frames that a CPU
+ * reserves (one CAS per alloc and per free on the unit's word), and other
+ * CPUs steal from a reservation or take its empty units back by CAS,
+ * without waiting for its owner. Per-CPU caches hold blocks of orders 0-4
+ * (docs/v3-status.md item 37: up to 16 an order), which stay allocated in
+ * their unit's word with a bit set in the unit's cached mask: a free
+ * checks the word, sets the bit (a second free of a cached block, from
+ * any CPU, finds it set: BUDDY_EDOUBLE, nothing changed) and pushes; an
+ * allocation pops first and clears the bit; a refill after the slow path
+ * takes up to 7 more blocks of the order from the reservation in one CAS
+ * and sets their bits; a full order drains its oldest half, one CAS per
+ * unit word. The cache lock, the heavy barrier and the exclusion between
+ * an owner and a drainer are version 2's (above): a failing allocation
+ * drains every CPU's cache, so ENOMEM is exact over the caches too, and
+ * buddy_alloc_at() takes a cached range as free (drained). The rules for
+ * interrupts and preemption
+ * stay. ENOMEM is exact over both levels: a reserved unit with every
  * frame free counts as free memory at every order it could serve.
- * buddy_cpu_drain() gives the reservation up but keeps one unit whose
- * frames are all free (as version 2 keeps its last pair's block
- * unmerged): free memory for every other CPU as above, taken back by
- * buddy_zone_drain_all(), after which the zone is fully coalesced.
- * Statistics report reserved units' free frames as cached_*. Metadata:
- * 20 bytes per unit of 32 frames (0.625 a frame) plus the fixed part
- * (about 700 bytes a CPU).
+ * buddy_cpu_drain() drains the cache and gives the reservation up but
+ * keeps one unit whose frames are all free (as version 2 keeps its last
+ * pair's block unmerged): free memory for every other CPU as above,
+ * taken back by buddy_zone_drain_all(), after which the zone is fully
+ * coalesced. Statistics report reserved units' free frames and the
+ * cached blocks as cached_* (cached_blocks for orders 0-3). Metadata:
+ * 28 bytes per unit of 32 frames (0.875 a frame) plus the fixed part
+ * (about 1.2 KiB a CPU).
  */
 #ifndef BUDDY_H
 #define BUDDY_H

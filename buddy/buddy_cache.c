@@ -46,7 +46,7 @@
  */
 #include "buddy_i.h"
 
-#if BUDDY_HAS_CACHE
+#if BUDDY_CORE_SHIFT == 0
 #define BUDDY_CARVE_ORDERS 4 /* a carve makes 2^4 blocks, or a line's */
 #define BUDDY_CARVE_MAX (1u << BUDDY_LINE_ORDER) /* blocks, at most */
 /*
@@ -67,6 +67,7 @@ static inline unsigned buddy_carve_order(unsigned o)
 	unsigned m = o + BUDDY_CARVE_ORDERS;
 	return m > BUDDY_LINE_ORDER ? m : BUDDY_LINE_ORDER;
 }
+#endif /* BUDDY_CORE_SHIFT == 0 */
 
 /* The cache lock (lf_spin.h: acquire pairs with the last holder's release). */
 static void buddy_cache_lock(struct buddy_cpu *c)
@@ -147,10 +148,33 @@ static inline uint32_t buddy_slot_pop(struct buddy_cpu *c, unsigned o)
 static inline void buddy_slot_push(struct buddy_cpu *c, unsigned o, uint32_t x)
 {
 	uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
-	LF_ASSERT(n < BUDDY_CACHE_SLOTS);
+	LF_ASSERT(n < BUDDY_CC_SLOTS);
 	c->slot[o][n] = x;
 	lf_store_u32(&c->count[o], n + 1, LF_RELAXED);
 }
+
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Version 3's overflow: the oldest m blocks of order o (the bottom of the
+ * LIFO) to out[], the rest moved down; the number moved. The newest stay:
+ * they are the ones the next allocations pop (v3-status item 28's drain
+ * of the oldest half). Inside the owner's section; the count's store is
+ * release, as buddy_slot_take()'s.
+ */
+static uint32_t buddy_slot_take_oldest(struct buddy_cpu *c, unsigned o,
+				       uint32_t m, uint32_t *out)
+{
+	uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
+	uint32_t t = n < m ? n : m;
+	for (uint32_t i = 0; i < t; i++)
+		out[i] = c->slot[o][i];
+	for (uint32_t i = t; i < n; i++)
+		c->slot[o][i - t] = c->slot[o][i];
+	/* Release: as buddy_slot_take()'s. */
+	lf_store_u32(&c->count[o], n - t, LF_RELEASE);
+	return t;
+}
+#endif
 
 /*
  * Move the top m blocks of order o to out[]; the number moved. Only drains
@@ -171,6 +195,7 @@ static uint32_t buddy_slot_take(struct buddy_cpu *c, unsigned o, uint32_t m,
 	return t;
 }
 
+#if BUDDY_CORE_SHIFT == 0
 /*
  * Free n blocks of order o (CACHED, out of every slot) to the core, inside
  * the caller's section: those that are buddies of each other merge first,
@@ -203,32 +228,78 @@ static void buddy_cache_release(struct buddy_cpu *c, uint32_t *xs, uint32_t n,
 					    buddy_cx(ch.last[k]));
 }
 
+#else  /* BUDDY_CORE_SHIFT > 0 */
+/*
+ * Version 3: free n blocks of order o (allocated in their words, out of
+ * every slot) into their words, inside the caller's section: sorted by
+ * index, grouped by unit, each group freed into a copy of its word and
+ * written by one CAS (the drain's transfers are one a unit, not one a
+ * block: v3-status item 28). The cached mask is not touched: the blocks'
+ * bits go stale, cleared by the allocation that takes the frames next
+ * (buddy_lower.h). A unit left unreserved is listed or given back
+ * (bl_free_unreserved()), as a free's. Sorts xs[].
+ */
+static void buddy_cache_release(struct buddy_cpu *c, uint32_t *xs, uint32_t n,
+				unsigned o)
+{
+	struct bl_ctx *l = buddy_lower_ctx(c);
+	for (uint32_t i = 1; i < n; i++) {
+		uint32_t v = xs[i], j = i;
+		for (; j > 0 && xs[j - 1] > v; j--)
+			xs[j] = xs[j - 1];
+		xs[j] = v;
+	}
+	for (uint32_t i = 0; i < n;) {
+		uint32_t u = xs[i] / BU_FRAMES, j = i + 1;
+		while (j < n && xs[j] / BU_FRAMES == u)
+			j++;
+		lf_atomic_u64 *a = &l->word[BU_W(u)];
+		/* Acquire: pairs with the CAS that wrote the word. */
+		uint64_t w = lf_load_u64(a, LF_ACQUIRE), v;
+		for (;;) {
+			v = w;
+			for (uint32_t t = i; t < j; t++) {
+				int rc = bu_free(v, xs[t] % BU_FRAMES, o, &v);
+				/* B5: allocated in its word. */
+				LF_ASSERT(rc == BUDDY_OK);
+				(void)rc;
+			}
+			/* Seq_cst: a free, as bu_cas(). */
+			if (lf_cas_u64(a, &w, v, LF_SEQ_CST))
+				break;
+		}
+		if (!bu_reserved(v))
+			bl_free_unreserved(l, u, v);
+		bl_free_hint(l, xs[j - 1], o);
+		i = j;
+	}
+}
+#endif /* BUDDY_CORE_SHIFT */
+
 bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim)
 {
-	uint32_t xs[BUDDY_CACHE_ORDERS][BUDDY_CACHE_SLOTS];
-	uint32_t n[BUDDY_CACHE_ORDERS];
+	uint32_t xs[BUDDY_CC_ORDERS][BUDDY_CC_SLOTS];
+	uint32_t n[BUDDY_CC_ORDERS];
 	bool any = false;
 	buddy_busy(c, 1); /* the taken blocks are in our hands */
 	buddy_seize(c, victim);
-	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
-		n[o] = buddy_slot_take(victim, o, BUDDY_CACHE_SLOTS, xs[o]);
+	for (unsigned o = 0; o < BUDDY_CC_ORDERS; o++) {
+		n[o] = buddy_slot_take(victim, o, BUDDY_CC_SLOTS, xs[o]);
 		any |= n[o] != 0;
 	}
 	buddy_cache_unlock(victim);
-	for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
+	for (unsigned o = 0; o < BUDDY_CC_ORDERS; o++)
 		buddy_cache_release(c, xs[o], n[o], o);
 	buddy_busy(c, -1);
 	buddy_ctr_add(c, BC_DRAINS, 1);
 	return any;
 }
-#endif /* BUDDY_HAS_CACHE */
 
 void buddy_cpu_drain(struct buddy_cpu *c)
 {
-#if BUDDY_HAS_CACHE
 	buddy_cache_drain_cpu(c, c);
-#else
-	/* Version 3: the reservation, but one empty unit (bl_drain()). */
+#if BUDDY_CORE_SHIFT > 0
+	/* Version 3: then the reservation, but one empty unit (bl_drain()). */
 	bl_drain(buddy_lower_ctx(c));
 #endif
 }
@@ -236,22 +307,22 @@ void buddy_cpu_drain(struct buddy_cpu *c)
 void buddy_cpu_cache_enable(struct buddy_cpu *c, bool on)
 {
 	c->nocache = !on;
-	if (!on)
-		buddy_cpu_drain(c);
+	if (!on) /* the cache only (version 3: the reservation stays) */
+		(void)buddy_cache_drain_cpu(c, c);
 }
 
 void buddy_zone_drain_all(struct buddy_cpu *c)
 {
+	/* Every CPU's cache first (version 2's exclusion): blocks go home. */
+	(void)buddy_zone_drain_some(c);
 #if BUDDY_CORE_SHIFT > 0
-	/* Version 3: every empty reserved unit back to the core first. */
+	/* Version 3: then every empty reserved unit back to the core. */
 	(void)bl_reclaim_all(buddy_lower_ctx(c));
 #endif
-	(void)buddy_zone_drain_some(c);
 	/* Then every deferred block merges: fully coalesced at quiescence. */
 	buddy_zone_coalesce(c);
 }
 
-#if BUDDY_HAS_CACHE
 bool buddy_zone_drain_some(struct buddy_cpu *c)
 {
 	struct buddy_zone *z = c->zone;
@@ -264,7 +335,7 @@ bool buddy_zone_drain_some(struct buddy_cpu *c)
 		 * second look at the busy words must then see.
 		 */
 		bool held = false;
-		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++)
+		for (unsigned o = 0; o < BUDDY_CC_ORDERS; o++)
 			held |= lf_load_u32(&z->cpus[i].count[o], LF_ACQUIRE) !=
 				0;
 		if (held)
@@ -273,6 +344,7 @@ bool buddy_zone_drain_some(struct buddy_cpu *c)
 	return any;
 }
 
+#if BUDDY_CORE_SHIFT == 0
 /*
  * x is BUSY(m), ours: make it 2^(m-o) blocks of order o in the cache. A
  * piece whose link a stack still holds (a stale entry, stk != 0) cannot be
@@ -369,7 +441,7 @@ static bool buddy_cache_refill(struct buddy_cpu *c, unsigned o)
 	buddy_busy(c, -1); /* buddy_take's */
 	return true;
 }
-#endif /* BUDDY_HAS_CACHE */
+#endif /* BUDDY_CORE_SHIFT == 0 */
 
 /*
  * The allocation loop over the core and the caches: the core's passes
@@ -497,7 +569,6 @@ int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
 	return rc;
 }
 
-#if BUDDY_HAS_CACHE
 /* Pop the top block of c's cache of order o, or LF_STACK_NIL. */
 static inline uint32_t buddy_cache_get(struct buddy_cpu *c, unsigned o)
 {
@@ -510,13 +581,17 @@ static inline uint32_t buddy_cache_get(struct buddy_cpu *c, unsigned o)
 /* Push x (just made CACHED) on c's cache; drain a batch if it is full. */
 static inline void buddy_cache_push(struct buddy_cpu *c, uint32_t x, unsigned o)
 {
-	uint32_t batch[BUDDY_CACHE_BATCH], n = 0;
+	uint32_t batch[BUDDY_CC_BATCH], n = 0;
 	bool fast = buddy_own_enter(c);
 	/* Relaxed: inside our section. */
 	if (LF_UNLIKELY(lf_load_u32(&c->count[o], LF_RELAXED) ==
-			BUDDY_CACHE_SLOTS)) {
+			BUDDY_CC_SLOTS)) {
 		buddy_busy(c, 1); /* the batch is in our hands */
-		n = buddy_slot_take(c, o, BUDDY_CACHE_BATCH, batch);
+#if BUDDY_CORE_SHIFT > 0
+		n = buddy_slot_take_oldest(c, o, BUDDY_CC_BATCH, batch);
+#else
+		n = buddy_slot_take(c, o, BUDDY_CC_BATCH, batch);
+#endif
 	}
 	buddy_slot_push(c, o, x);
 	buddy_own_exit(c, fast);
@@ -527,6 +602,7 @@ static inline void buddy_cache_push(struct buddy_cpu *c, uint32_t x, unsigned o)
 	}
 }
 
+#if BUDDY_CORE_SHIFT == 0
 /* Allocate order o < BUDDY_CACHE_ORDERS through the cache: ALLOC, ours. */
 static int buddy_cache_alloc(struct buddy_cpu *c, unsigned o, uint32_t *xp)
 {
@@ -551,7 +627,7 @@ static int buddy_cache_alloc(struct buddy_cpu *c, unsigned o, uint32_t *xp)
 	*xp = x;
 	return rc;
 }
-#endif /* BUDDY_HAS_CACHE */
+#endif
 
 /* The end of an allocation: count it, or its failure. */
 static inline int buddy_alloc_done(struct buddy_cpu *c, int rc, uint32_t x,
@@ -589,7 +665,7 @@ static BUDDY_NOINLINE int buddy_alloc_global(struct buddy_cpu *c,
 	return buddy_alloc_done(c, rc, x, addr);
 }
 
-#if BUDDY_HAS_CACHE
+#if BUDDY_CORE_SHIFT == 0
 /* buddy_alloc() through the cache of order < BUDDY_CACHE_ORDERS. */
 static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
 					     unsigned order, uint64_t *addr)
@@ -611,12 +687,105 @@ static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
  * nothing (no register to save); every other case is a tail call to a
  * function of its own (docs/v3-status.md item 18).
  */
+/*
+ * The refill (v3-status items 28, 33): bl_alloc_slow() served x from our
+ * reservation res with the cache of order k empty: up to half the slots
+ * less one more blocks of order k from res's word, by bu_alloc() on a copy
+ * and one CAS (none if it fails: another CAS won), inside a section (the
+ * blocks move from the word, where a failing pass finds them, to the
+ * cache). After the CAS their cached bits are set ("all-set": every
+ * cached block has its bit, so a late second free of one is refused),
+ * then they are pushed. A late second free that runs between the CAS and
+ * the fetch_or is not refused (a window of a few instructions: item 33).
+ */
+static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
+						    unsigned k, uint32_t x)
+{
+	struct bl_ctx *l = buddy_lower_ctx(c);
+	uint32_t u = x / BU_FRAMES;
+	/* Relaxed: only we write res, and only we add to our count. */
+	if (u != lf_load_u32(&l->res, LF_RELAXED) ||
+	    lf_load_u32(&c->count[k], LF_RELAXED) != 0)
+		return;
+	lf_atomic_u64 *a = &l->word[BU_W(u)];
+	/* Acquire: pairs with the CAS that wrote the word (bu_cas()). */
+	uint64_t w = lf_load_u64(a, LF_ACQUIRE), v = w;
+	uint32_t put[BUDDY_CC_SLOTS / 2], n = 0, heads = 0, frames = 0;
+	unsigned off;
+	if (!bu_reserved(w))
+		return;
+	while (n < BUDDY_CC_SLOTS / 2 - 1 &&
+	       bu_alloc(v, k, BU_FRAMES, &v, &off) == BUDDY_OK) {
+		put[n++] = u * BU_FRAMES + off;
+		heads |= 1u << off;
+		frames |= bl_mask_bits(off, k);
+	}
+	if (n == 0)
+		return;
+	buddy_busy(c, 1); /* the blocks are in our hands */
+	/*
+	 * In flight for unit u: a free that finds its block marked waits for
+	 * this to be 0 (buddy_cache_refilled()). Release: before our marks,
+	 * which it reads with acquire.
+	 */
+	lf_store_u32(&c->refilling, u + 1, LF_RELEASE);
+	/*
+	 * Acq_rel: the marks before the CAS; an alloc_at that reads our
+	 * CAS's word (acquire) then reads them or our bits, and a free that
+	 * reads a mark (its fetch_or) then reads refilling as set or 0.
+	 */
+	(void)lf_fetch_or_u64(&l->mask[BU_W(u)], BL_MASK_MARKS(heads),
+			      LF_ACQ_REL);
+	/* Seq_cst: an allocation, as bu_cas(). */
+	if (lf_cas_u64(a, &w, v, LF_SEQ_CST)) {
+		/*
+		 * Acq_rel: as a free's fetch_or (buddy_cache_free_small()):
+		 * a free that reads our bits refuses (a second free of a
+		 * cached block); the release half orders our CAS before them.
+		 */
+		bl_mask_clear(l->mask, u, frames & ~heads); /* stale tails */
+		(void)lf_fetch_or_u64(&l->mask[BU_W(u)], heads, LF_ACQ_REL);
+		bool fast = buddy_own_enter(c);
+		for (uint32_t i = n; i-- > 0;)
+			buddy_slot_push(c, k, put[i]);
+		buddy_own_exit(c, fast);
+		buddy_ctr_add(c, BC_REFILLS, 1);
+	} else {
+		/* Release: the marks taken back (nothing taken). */
+		(void)lf_fetch_and_u64(&l->mask[BU_W(u)], ~BL_MASK_MARKS(heads),
+				       LF_RELEASE);
+	}
+	/* Release: after the marks are final (kept on success). */
+	lf_store_u32(&c->refilling, 0, LF_RELEASE);
+	buddy_busy(c, -1);
+}
+
 static BUDDY_NOINLINE int buddy_alloc_small_slow(struct buddy_cpu *c,
 						 unsigned order, uint64_t *addr)
 {
 	uint32_t x = 0;
 	int rc = bl_alloc_slow(buddy_lower_ctx(c), order, &x);
+	if (rc == BUDDY_OK && !c->nocache)
+		buddy_cache_refill_small(c, order, x);
 	return buddy_alloc_done(c, rc, x, addr);
+}
+
+/*
+ * The top block of c's cache of order k, or LF_STACK_NIL: its cached bit
+ * cleared before it is handed out. Release: pairs with the acq_rel
+ * fetch_or of the block's next free (its new owner's must see the bit
+ * clear, and the block ours).
+ */
+static inline uint32_t buddy_cache_pop_small(struct buddy_cpu *c, unsigned k)
+{
+	uint32_t x = buddy_cache_get(c, k);
+	if (x != LF_STACK_NIL)
+		(void)lf_fetch_and_u64(
+			&buddy_lower_ctx(c)->mask[BU_W(x / BU_FRAMES)],
+			~((1ull << (x % BU_FRAMES)) |
+			  BL_MASK_MARKS(1u << (x % BU_FRAMES))),
+			LF_RELEASE);
+	return x;
 }
 
 /* The hint served index x in a zone of several regions (a search). */
@@ -630,7 +799,9 @@ static BUDDY_NOINLINE int buddy_alloc_small_rgns(struct buddy_cpu *c,
 static BUDDY_NOINLINE int buddy_alloc_small_k(struct buddy_cpu *c,
 					      unsigned order, uint64_t *addr)
 {
-	uint32_t x;
+	uint32_t x = buddy_cache_pop_small(c, order);
+	if (LF_LIKELY(x != LF_STACK_NIL))
+		return buddy_alloc_done(c, BUDDY_OK, x, addr);
 	if (LF_LIKELY(bl_alloc_hint(buddy_lower_ctx(c), order, &x)))
 		return buddy_alloc_done(c, BUDDY_OK, x, addr);
 	return buddy_alloc_small_slow(c, order, addr);
@@ -642,7 +813,9 @@ static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
 	uint32_t x;
 	if (LF_UNLIKELY(order != 0))
 		return buddy_alloc_small_k(c, order, addr);
-	if (LF_UNLIKELY(!bl_alloc_hint(buddy_lower_ctx(c), 0, &x)))
+	x = buddy_cache_pop_small(c, 0);
+	if (LF_UNLIKELY(x == LF_STACK_NIL) &&
+	    LF_UNLIKELY(!bl_alloc_hint(buddy_lower_ctx(c), 0, &x)))
 		return buddy_alloc_small_slow(c, 0, addr);
 	const struct buddy_zone *z = c->zone;
 	if (LF_UNLIKELY(z->nrgn != 1))
@@ -673,14 +846,14 @@ int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
 		return BUDDY_EINVAL;
 	if (LF_UNLIKELY(order <= BUDDY_MAX_ORDER && buddy_below_core(order)))
 		return buddy_alloc_small(c, order, addr);
-#if BUDDY_HAS_CACHE
+#if BUDDY_CORE_SHIFT == 0
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
 		return buddy_alloc_cached(c, order, addr);
 #endif
 	return buddy_alloc_global(c, order, addr);
 }
 
-#if BUDDY_HAS_CACHE
+#if BUDDY_CORE_SHIFT == 0
 /* Free through the cache if the block's link is free (B5), else the core. */
 static int buddy_cache_free(struct buddy_cpu *c, const struct buddy_rgn *r,
 			    uint32_t x, unsigned o)
@@ -710,7 +883,7 @@ static int buddy_cache_free(struct buddy_cpu *c, const struct buddy_rgn *r,
 	buddy_busy(c, -1);
 	return buddy_free_eager(c, r, x, o);
 }
-#endif /* BUDDY_HAS_CACHE */
+#endif
 
 /* The end of a free: count it, or reject it. */
 static inline int buddy_free_done(struct buddy_cpu *c, int rc)
@@ -748,7 +921,7 @@ static BUDDY_NOINLINE int buddy_free_global(struct buddy_cpu *c, uint64_t addr,
 	return buddy_free_done(c, rc);
 }
 
-#if BUDDY_HAS_CACHE
+#if BUDDY_CORE_SHIFT == 0
 /* buddy_free() through the cache of order < BUDDY_CACHE_ORDERS. */
 static BUDDY_NOINLINE int buddy_free_cached(struct buddy_cpu *c, uint64_t addr,
 					    unsigned order)
@@ -774,9 +947,26 @@ static BUDDY_NOINLINE int buddy_free_small_refused(struct buddy_cpu *c,
 {
 	struct buddy_zone *z = c->zone;
 	/* Relaxed: a diagnosis only. */
-	if (rc == BUDDY_EDOUBLE &&
-	    lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED) == BU_CORE)
+	uint64_t w = lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))], LF_RELAXED);
+	if (rc == BUDDY_EDOUBLE && w == BU_CORE)
 		rc = buddy_free_why_small(z, r, x);
+	if ((rc == BUDDY_ETAIL || rc == BUDDY_EORDER) && w != BU_CORE) {
+		/*
+		 * A frame inside a cached block (its head's bit set) is
+		 * inside a block that is free to the caller: EDOUBLE, as
+		 * version 2 answers for a tail of a CACHED head (the free's
+		 * code for a free block; v3-status item 38).
+		 */
+		unsigned h = x % BU_FRAMES;
+		while (h > 0 && bu_code(w, h) == BU_CODE_T)
+			h--;
+		/* Relaxed: a diagnosis only. */
+		if ((lf_load_u64(&z->lower.mask[BU_W(buddy_cx(x))],
+				 LF_RELAXED) >>
+		     h) &
+		    1)
+			rc = BUDDY_EDOUBLE;
+	}
 	return buddy_reject(c, rc);
 }
 
@@ -807,18 +997,135 @@ static BUDDY_NOINLINE int buddy_free_small_unreserved(struct buddy_cpu *c,
  * would find nothing more; our counters only. Calls only at its ends
  * (tail calls), so that order 0 inline in buddy_free() saves no register.
  */
+static BUDDY_NOINLINE int buddy_free_small_word(struct buddy_cpu *c,
+						const struct buddy_rgn *r,
+						uint32_t x, unsigned order);
+
+/*
+ * A free's fetch_or found a refill's mark on its block's head i of unit
+ * u: wait until no context refills u (a few of its steps), then is the
+ * mark still there (the refill's CAS took the block: a late second free,
+ * refused; the cached bit is the refill's now)? Acquire: pairs with the
+ * refill's release stores of refilling and of the taken-back marks.
+ */
+static BUDDY_NOINLINE bool buddy_cache_refilled(struct buddy_cpu *c, uint32_t u,
+						unsigned i)
+{
+	struct buddy_zone *z = c->zone;
+	for (uint32_t j = 0; j < z->ncpus; j++)
+		while (lf_load_u32(&z->cpus[j].refilling, LF_ACQUIRE) == u + 1)
+			lf_platform_pause();
+	return (lf_load_u64(&buddy_lower_ctx(c)->mask[BU_W(u)], LF_ACQUIRE) &
+		BL_MASK_MARKS(1u << i)) != 0;
+}
+
+/*
+ * A free of order k below a unit with caches on (v3-status items 28, 32,
+ * 33; docs/design.md 2.7, "Per-CPU block caches"): the block must be an
+ * allocated head of order k in its word (else the free into the word
+ * says why), then its cached bit is set by a fetch_or (set already: a
+ * second free of a cached block, refused, nothing changed), the word is
+ * read again (no longer that block: a late free that raced the block's
+ * drain and reuse; the bit taken back, refused), and the block pushed. A
+ * section from before the bit until the push: memory that appears in a
+ * cache breaks a failing pass's window it overlaps (as version 2's
+ * buddy_cache_free()).
+ */
+static BUDDY_NOINLINE int buddy_cache_free_small(struct buddy_cpu *c,
+						 const struct buddy_rgn *r,
+						 uint32_t x, unsigned k)
+{
+	struct bl_ctx *l = buddy_lower_ctx(c);
+	uint32_t u = x / BU_FRAMES, i = x % BU_FRAMES;
+	uint64_t bit = 1ull << i;
+	/* Acquire: pairs with the CAS that wrote the word (bu_cas()). */
+	if (LF_UNLIKELY(
+		    bu_block_check(lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE),
+				   i, k) != BUDDY_OK))
+		return buddy_free_small_word(c, r, x, k); /* its code */
+	buddy_busy(c, 1);
+	/*
+	 * Acq_rel: a set bit is a cached head's (refused) or a stale one
+	 * (its block drained, then allocated: that allocation's release
+	 * clear comes first, bl_mask_clear()); pairs with the pop's and the
+	 * allocations' clears and with another free's or a refill's set.
+	 */
+	uint64_t old = lf_fetch_or_u64(&l->mask[BU_W(u)], bit, LF_ACQ_REL);
+	if (LF_UNLIKELY(old & (bit | BL_MASK_MARKS(bit)))) {
+		/* Set, or a refill took the block: refused, ours unchanged. */
+		if ((old & bit) || buddy_cache_refilled(c, u, i)) {
+			buddy_busy(c, -1);
+			return buddy_reject(c, BUDDY_EDOUBLE);
+		}
+	}
+	/* Acquire: as above, after our bit is set. */
+	if (LF_UNLIKELY(
+		    bu_block_check(lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE),
+				   i, k) != BUDDY_OK)) {
+		/* Relaxed: our own bit, never in a cache. */
+		(void)lf_fetch_and_u64(&l->mask[BU_W(u)], ~bit, LF_RELAXED);
+		buddy_busy(c, -1);
+		return buddy_reject(c, BUDDY_EDOUBLE);
+	}
+	buddy_cache_push(c, x, k);
+	buddy_busy(c, -1);
+	buddy_ctr_add(c, BC_FREES, 1);
+	return BUDDY_OK;
+}
+
 static BUDDY_INLINE int buddy_free_small_at(struct buddy_cpu *c,
 					    const struct buddy_rgn *r,
 					    uint32_t x, unsigned order)
 {
+	if (LF_LIKELY(!c->nocache))
+		return buddy_cache_free_small(c, r, x, order);
+	return buddy_free_small_word(c, r, x, order);
+}
+
+/* The free into the word (caches off, or a refusal's diagnosis). */
+static BUDDY_NOINLINE int buddy_free_small_word(struct buddy_cpu *c,
+						const struct buddy_rgn *r,
+						uint32_t x, unsigned order)
+{
 	struct bl_ctx *l = buddy_lower_ctx(c);
-	uint64_t nw;
+	uint64_t nw, bit = 1ull << (x % BU_FRAMES);
+	lf_atomic_u64 *m = &l->mask[BU_W(x / BU_FRAMES)];
 	/*
 	 * A section: memory appears (docs/design.md 2.7, "Sections"); the
 	 * lower level's sections are this context's (bl_busy()).
 	 */
 	uint32_t b = buddy_busy_enter(c);
+	/*
+	 * The block's cached bit held across the word's CAS, so that a block
+	 * in a cache (allocated in its word, its bit set) is not freed into
+	 * the word too, and a racing free into a cache refuses: two RMWs on
+	 * one mask, one sees the other's bit. Acq_rel: as a cached free's.
+	 */
+	/*
+	 * Not an allocated head of that order: refused with the word's code,
+	 * no hold (a hold that came before a refill's marks could free a
+	 * block the refill's CAS takes after this look). Acquire: pairs with
+	 * the CAS that wrote the word; a refill's CAS read here orders its
+	 * marks before our fetch_or.
+	 */
+	uint64_t w0 = lf_load_u64(&l->word[BU_W(x / BU_FRAMES)], LF_ACQUIRE);
+	int ck = w0 == BU_CORE ? BUDDY_OK
+			       : bu_block_check(w0, x % BU_FRAMES, order);
+	if (LF_UNLIKELY(ck != BUDDY_OK)) {
+		buddy_busy_leave_from(c, b);
+		return buddy_free_small_refused(c, r, x, ck);
+	}
+	uint64_t old = lf_fetch_or_u64(m, bit, LF_ACQ_REL);
+	if (LF_UNLIKELY(old & (bit | BL_MASK_MARKS(bit))) &&
+	    ((old & bit) ||
+	     buddy_cache_refilled(c, x / BU_FRAMES, x % BU_FRAMES))) {
+		/* The bit is a cache's (ours not set, or the refill's now). */
+		buddy_busy_leave_from(c, b);
+		return buddy_free_small_refused(c, r, x, BUDDY_EDOUBLE);
+	}
 	int rc = bl_free_word(l, x, order, &nw);
+	/* Release: after the CAS; the frame is free (or was not ours). */
+	(void)lf_fetch_and_u64(m, ~bit, LF_RELEASE);
 	if (LF_UNLIKELY(rc != BUDDY_OK)) {
 		buddy_busy_leave_from(c, b);
 		return buddy_free_small_refused(c, r, x, rc);
@@ -879,7 +1186,7 @@ int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
 		return BUDDY_EINVAL;
 	if (LF_UNLIKELY(order <= BUDDY_MAX_ORDER && buddy_below_core(order)))
 		return buddy_free_small(c, addr, order);
-#if BUDDY_HAS_CACHE
+#if BUDDY_CORE_SHIFT == 0
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
 		return buddy_free_cached(c, addr, order);
 #endif

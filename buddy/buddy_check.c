@@ -146,26 +146,62 @@ static int buddy_ck_stacks(struct buddy_ck *k)
 static int buddy_ck_caches(struct buddy_ck *k)
 {
 	uint64_t total = 0;
-#if BUDDY_HAS_CACHE
 	struct buddy_zone *z = k->z;
 	for (uint32_t i = 0; i < z->ncpus; i++) {
 		struct buddy_cpu *c = &z->cpus[i];
-		for (unsigned o = 0; o < BUDDY_CACHE_ORDERS; o++) {
+		for (unsigned o = 0; o < BUDDY_CC_ORDERS; o++) {
 			uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
-			if (n > BUDDY_CACHE_SLOTS)
+			if (n > BUDDY_CC_SLOTS)
 				return buddy_ck_fail(k, i, 5);
 			for (uint32_t j = 0; j < n; j++) {
 				uint32_t x = c->slot[o][j];
 				if (x >= z->nidx)
 					return buddy_ck_fail(k, x, 5);
+#if BUDDY_CORE_SHIFT == 0
 				uint16_t s = buddy_ck_st(k, x);
 				if (!bst_is(s, BK_CACHED, o) ||
 				    bst_stk(s) != 0 || !buddy_ck_mark(k, x))
 					return buddy_ck_fail(k, x, 5);
+#else
+				/*
+				 * Version 3: an allocated head of order o in
+				 * its word, its cached bit set, once (the bit
+				 * is cleared as the mark, set again below).
+				 */
+				uint32_t u = x / BU_FRAMES, b = 1u << (x % 32);
+				uint64_t w = lf_load_u64(
+					&z->lower.word[BU_W(u)], LF_RELAXED);
+				uint64_t m = lf_load_u64(
+					&z->lower.mask[BU_W(u)], LF_RELAXED);
+				if (w == BU_CORE ||
+				    bu_block_check(w, x % BU_FRAMES, o) !=
+					    BUDDY_OK ||
+				    !(m & b))
+					return buddy_ck_fail(k, x, 5);
+				lf_store_u64(&z->lower.mask[BU_W(u)],
+					     m & ~(uint64_t)b, LF_RELAXED);
+#endif
 			}
 			total += n;
 		}
 	}
+#if BUDDY_CORE_SHIFT > 0
+	/* The marks undone: every cached head's bit set again. */
+	for (uint32_t i = 0; i < z->ncpus; i++)
+		for (unsigned o = 0; o < BUDDY_CC_ORDERS; o++)
+			for (uint32_t j = 0;
+			     j < lf_load_u32(&z->cpus[i].count[o], LF_RELAXED);
+			     j++) {
+				uint32_t x = z->cpus[i].slot[o][j];
+				lf_store_u64(
+					&z->lower.mask[BU_W(x / BU_FRAMES)],
+					lf_load_u64(&z->lower.mask[BU_W(
+							    x / BU_FRAMES)],
+						    LF_RELAXED) |
+						(1ull << (x % BU_FRAMES)),
+					LF_RELAXED);
+			}
+	k->cached = total; /* no CACHED state word over units */
 #endif
 	return total == k->cached ? 0 : buddy_ck_fail(k, 0, 5);
 }
@@ -238,7 +274,7 @@ static int buddy_ck_edge(struct buddy_ck *k, const struct buddy_rgn *r,
 	uint64_t x = (uint64_t)u << BUDDY_CORE_SHIFT;
 	unsigned lo = buddy_rgn_edge_lo(r, u), hi = buddy_rgn_edge_hi(r, u);
 	/* Relaxed: at quiescence, as buddy_ck_st(). */
-	uint64_t w = lf_load_u64(&k->z->lower.word[u], LF_RELAXED);
+	uint64_t w = lf_load_u64(&k->z->lower.word[BU_W(u)], LF_RELAXED);
 	if (!bst_is(buddy_ck_st(k, x), BK_LOWER, BUDDY_CORE_SHIFT) ||
 	    w == BU_CORE)
 		return buddy_ck_fail(k, x, 1);
@@ -258,7 +294,7 @@ static int buddy_ck_lower(struct buddy_ck *k, bool coalesced)
 	for (uint64_t u = 0; u < buddy_ncx(z->nidx); u++) {
 		uint64_t x = u << BUDDY_CORE_SHIFT;
 		/* Relaxed: at quiescence, as buddy_ck_st(). */
-		uint64_t w = lf_load_u64(&z->lower.word[u], LF_RELAXED);
+		uint64_t w = lf_load_u64(&z->lower.word[BU_W(u)], LF_RELAXED);
 		bool lower = bst_kind(buddy_ck_st(k, x)) == BK_LOWER;
 		if (lower != (w != BU_CORE) || (lower && !bu_valid(w)))
 			return buddy_ck_fail(k, x, 1);

@@ -702,10 +702,18 @@ static int buddy_free_why(struct buddy_zone *z, const struct buddy_rgn *r,
 		 * its first frame is the head of a smaller block (EORDER) or
 		 * free (EDOUBLE). Relaxed: a diagnosis only.
 		 */
-		uint64_t w =
-			lf_load_u64(&z->lower.word[buddy_cx(x)], LF_RELAXED);
-		return w != BU_CORE && !(w & BU_FREE0) ? BUDDY_EORDER
-						       : BUDDY_EDOUBLE;
+		uint64_t w = lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))],
+					 LF_RELAXED);
+		/*
+		 * A head in a per-CPU block cache (its cached bit set) is
+		 * free to the caller: EDOUBLE, as version 2's CACHED head
+		 * (v3-status items 37, 38). Relaxed: a diagnosis only.
+		 */
+		uint64_t m = lf_load_u64(&z->lower.mask[BU_W(buddy_cx(x))],
+					 LF_RELAXED);
+		return w != BU_CORE && !(w & BU_FREE0) && !(m & 1)
+			       ? BUDDY_EORDER
+			       : BUDDY_EDOUBLE;
 	}
 #endif
 	if (bst_kind(s) != BK_TAIL)

@@ -166,18 +166,31 @@ struct buddy_chain {
 };
 
 /*
- * Version 2's per-CPU cache (own, count, asym, lock, slot: buddy_cache.c)
- * exists at shift 0 only. Over units (version 3) orders 0-4 go to the
- * lower level's reservations (buddy_lower.c) and no order is cached, so
- * the fields are compiled out: about 1 KiB a CPU of fixed metadata.
+ * The per-CPU caches (own, count, asym, lock, slot: buddy_cache.c) exist at
+ * both shifts: version 2 caches orders 0 to BUDDY_CACHE_ORDERS - 1 as CACHED
+ * heads of the core (its state words); version 3 (over units) caches orders
+ * 0 to BU_MAX_ORDER as blocks that stay allocated in their unit word, with
+ * a bit in the unit's cached mask (buddy_lower.h, "The cached mask";
+ * docs/design.md 2.7). One exclusion, drain and ENOMEM machinery serves
+ * both; only the transitions "a block becomes cached" and "a cached block
+ * is released" differ (buddy_cache.c).
  */
-#define BUDDY_HAS_CACHE (BUDDY_CORE_SHIFT == 0)
+#define BUDDY_HAS_CACHE 1
+#if BUDDY_CORE_SHIFT == 0
+#define BUDDY_CC_ORDERS BUDDY_CACHE_ORDERS
+#define BUDDY_CC_SLOTS BUDDY_CACHE_SLOTS
+#define BUDDY_CC_BATCH BUDDY_CACHE_BATCH
+#else
+#define BUDDY_CC_ORDERS 5 /* orders 0-4: every order below a unit */
+#define BUDDY_CC_SLOTS 16 /* v3-status item 28's N */
+#define BUDDY_CC_BATCH 8  /* a full order drains its oldest half */
+#endif
 
 struct buddy_cpu {
 	/* The owner's line: written on its fast path, by it alone. */
 #if BUDDY_HAS_CACHE
 	lf_atomic_u32 own; /* (o) 1 while the owner is in its cache */
-	lf_atomic_u32 count[BUDDY_CACHE_ORDERS]; /* (l) blocks in slot[o] */
+	lf_atomic_u32 count[BUDDY_CC_ORDERS]; /* (l) blocks in slot[o] */
 #endif
 	struct buddy_zone *zone; /* (i) */
 	uint32_t id;             /* (i) */
@@ -223,6 +236,13 @@ struct buddy_cpu {
 	lf_atomic_u32 spare[BUDDY_ORDERS];
 	lf_atomic_u32 spare_mask;
 	/*
+	 * (o) Version 3: 1 + the unit whose refill this context has in
+	 * flight (its marks set, its CAS not yet decided), else 0: a free
+	 * that finds its block marked waits until no context refills that
+	 * unit (buddy_cache.c, buddy_cache_refill_small()).
+	 */
+	lf_atomic_u32 refilling;
+	/*
 	 * (o, plain: only the owner uses it) recent[k]: the block of order k
 	 * this context last allocated outside its cache. Only a free of that
 	 * block defers (a short-lived block, likely taken again at once);
@@ -254,7 +274,7 @@ struct buddy_cpu {
 	 * Plain memory: the cache's exclusion orders every access (so that
 	 * ThreadSanitizer reports a broken exclusion as a race on it).
 	 */
-	uint32_t slot[BUDDY_CACHE_ORDERS][BUDDY_CACHE_SLOTS] LF_CACHE_ALIGNED;
+	uint32_t slot[BUDDY_CC_ORDERS][BUDDY_CC_SLOTS] LF_CACHE_ALIGNED;
 #endif
 } LF_CACHE_ALIGNED;
 
@@ -643,18 +663,9 @@ int buddy_take_global(struct buddy_cpu *c, unsigned k, uint64_t limit,
  * claim's in-flight section and leaves it with buddy_busy(c, -1). */
 int buddy_take_global_held(struct buddy_cpu *c, unsigned k, uint64_t limit,
 			   uint32_t *xp);
-#if BUDDY_HAS_CACHE
 /* Drain victim's cache to the stacks: true if it held any block. */
 bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim);
 /* buddy_zone_drain_all(): true if any cache held a block. */
 bool buddy_zone_drain_some(struct buddy_cpu *c);
-#else
-/* Over units no block is cached: nothing to drain. */
-static inline bool buddy_zone_drain_some(struct buddy_cpu *c)
-{
-	(void)c;
-	return false;
-}
-#endif
 
 #endif /* BUDDY_I_H */

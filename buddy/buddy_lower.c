@@ -70,7 +70,7 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 	}
 #endif
 	for (uint32_t u = 0; u < nunits; u++) {
-		lf_init_u64(&word[u], BU_CORE);
+		lf_init_u64(&word[BU_W(u)], BU_CORE);
 		lf_init_u32(&plink[u], LF_STACK_NIL);
 		lf_init_u16(&pstk[u], 0);
 	}
@@ -250,7 +250,7 @@ void bl_zone_edge(struct bl_zone *z, uint32_t u, unsigned lo, unsigned hi)
 	uint64_t w = bu_make(lo, hi, false);
 	LF_ASSERT(lo < hi && bu_valid(w));
 	unsigned j = bl_class(w);
-	lf_init_u64(&z->word[u], w);
+	lf_init_u64(&z->word[BU_W(u)], w);
 	lf_init_u16(&z->pstk[u], (uint16_t)(j + 1)); /* B3: listed below */
 	lf_stack_push(&z->partial[j].s, z->plink, u);
 	bl_ctr(&z->ctx[0], BL_LFREE, hi - lo);
@@ -281,7 +281,7 @@ static void bl_hints_forget(struct bl_ctx *c, uint32_t u, bool keep)
 static void bl_release_unit(struct bl_ctx *c, uint32_t u)
 {
 	uint64_t ow, nw;
-	if (bu_cas(&c->z->word[u], BU_OP_RELEASE, 0, 0, &ow, &nw, NULL) !=
+	if (bu_cas(&c->z->word[BU_W(u)], BU_OP_RELEASE, 0, 0, &ow, &nw, NULL) !=
 	    BUDDY_OK)
 		return; /* word 0: the unit is gone already (reclaimed) */
 	if (nw == BU_CORE)
@@ -320,7 +320,7 @@ static bool bl_empty_reserved(const struct bl_ctx *c, uint32_t u)
 {
 	uint64_t nw;
 	/* Acquire: pairs with the CAS that wrote the word (a free's). */
-	return bu_reclaim(lf_load_u64(&c->z->word[u], LF_ACQUIRE), &nw) ==
+	return bu_reclaim(lf_load_u64(&c->z->word[BU_W(u)], LF_ACQUIRE), &nw) ==
 	       BUDDY_OK;
 }
 
@@ -387,7 +387,7 @@ static bool bl_refile(struct bl_ctx *c, uint32_t u, unsigned j, unsigned k)
 	bool mine = lf_cas_u16(&z->pstk[u], &p, 0, LF_SEQ_CST);
 	LF_ASSERT(mine); /* B3: only the popper clears */
 	/* Seq_cst: after the clear (bl_list()). */
-	uint64_t w = lf_load_u64(&z->word[u], LF_SEQ_CST), ow, nw;
+	uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_SEQ_CST), ow, nw;
 	if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0) {
 		bl_ctr(c, BL_DROPPED, 1);
 		return false;
@@ -396,7 +396,7 @@ static bool bl_refile(struct bl_ctx *c, uint32_t u, unsigned j, unsigned k)
 		bl_list(c, u, w);
 		return false;
 	}
-	if (bu_cas(&z->word[u], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
+	if (bu_cas(&z->word[BU_W(u)], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
 	    BUDDY_OK)
 		return false; /* gone to the source meanwhile */
 	bl_set_res(c, u);
@@ -447,7 +447,7 @@ static uint32_t bl_pop(struct bl_ctx *c, unsigned j, unsigned k)
 			/* Relaxed: the chain is ours (pop_n's acquire). */
 			uint32_t next = lf_load_u32(&z->plink[u], LF_RELAXED);
 			/* Acquire: a hint; bl_refile() loads it again. */
-			uint64_t w = lf_load_u64(&z->word[u], LF_ACQUIRE);
+			uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_ACQUIRE);
 			if (w == BU_CORE || bu_reserved(w) ||
 			    bu_free_bits(w) == 0 || bl_class(w) < k) {
 				(void)bl_refile(c, u, j, BL_CLASSES);
@@ -512,7 +512,7 @@ static uint32_t bl_take(struct bl_ctx *c)
 		 * Release: pairs with the acquire load of the word's next
 		 * CAS loop.
 		 */
-		lf_store_u64(&z->word[u + i], bu_make(0, BU_FRAMES, true),
+		lf_store_u64(&z->word[BU_W(u + i)], bu_make(0, BU_FRAMES, true),
 			     LF_RELEASE);
 	/* A line is aligned (bl_free_hint()'s test relies on it). */
 	LF_ASSERT(n != BL_LINE || u % BL_LINE == 0);
@@ -608,7 +608,7 @@ static bool bl_from_ctx(struct bl_ctx *c, const struct bl_ctx *d, unsigned k,
 	for (uint32_t i = 0; i <= BL_LINE; i++) {
 		uint32_t v = i == 0 ? u : l == BL_NONE ? BL_NONE : l + i - 1;
 		if (v != BL_NONE && (i == 0 || v != u) &&
-		    bu_cas_alloc(&z->word[v], k, BU_FRAMES, off, NULL) ==
+		    bu_cas_alloc(&z->word[BU_W(v)], k, BU_FRAMES, off, NULL) ==
 			    BUDDY_OK) {
 			*up = v;
 			return true;
@@ -660,7 +660,7 @@ static bool bl_from_line(struct bl_ctx *c, uint32_t u, uint32_t l, unsigned k,
 			 uint32_t *up, unsigned *off)
 {
 	for (uint32_t i = 0; l != BL_NONE && i < BL_LINE; i++) {
-		lf_atomic_u64 *a = &c->z->word[l + i];
+		lf_atomic_u64 *a = &c->z->word[BU_W(l + i)];
 		/* Relaxed: a filter; bu_cas_alloc() loads with acquire. */
 		if (l + i == u ||
 		    bu_free_frames(lf_load_u64(a, LF_RELAXED)) < 1u << k)
@@ -687,7 +687,7 @@ static bool bl_line_free(const struct bl_ctx *c, uint32_t l)
 {
 	for (uint32_t i = 0; i < BL_LINE; i++) {
 		/* Relaxed: a hint; the CASes on the words decide. */
-		uint64_t w = lf_load_u64(&c->z->word[l + i], LF_RELAXED);
+		uint64_t w = lf_load_u64(&c->z->word[BU_W(l + i)], LF_RELAXED);
 		if (w != BU_CORE && bu_reserved(w) && bu_free_bits(w) != 0)
 			return true;
 	}
@@ -723,6 +723,38 @@ static void bl_let_go(struct bl_ctx *c, unsigned k, uint32_t u, uint32_t l)
 }
 
 /*
+ * Over the core: drain every CPU's per-CPU block cache (buddy_cache.c,
+ * version 2's exclusion), true if one held a block; a failing pass's
+ * ENOMEM needs false inside its window (exact over the caches).
+ */
+static bool bl_caches_drain(struct bl_ctx *c)
+{
+#if BUDDY_CORE_SHIFT > 0
+	return buddy_zone_drain_some(c->cpu);
+#else
+	(void)c;
+	return false;
+#endif
+}
+
+/*
+ * The drains this context made (of any CPU's cache): a pass during which
+ * it drained (the core's failing loop under bl_reserve() drains every
+ * cache) moved memory behind its own look and fails only after another
+ * pass (others' drains break the window by their sections).
+ */
+static uint64_t bl_drains(const struct bl_ctx *c)
+{
+#if BUDDY_CORE_SHIFT > 0
+	/* Relaxed: our own counter. */
+	return lf_load_u64(&c->cpu->ctr[BC_DRAINS], LF_RELAXED);
+#else
+	(void)c;
+	return 0;
+#endif
+}
+
+/*
  * bl_alloc() when the hint did not serve (buddy_lower.h): the
  * reservation's pick, the rest of its line, then a new reservation or
  * ENOMEM. Out of line, so that the hint's path saves no registers for it.
@@ -737,7 +769,7 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	c->hint[k] = BL_NONE; /* it did not serve */
 	if (u != BL_NONE) {
 		/* The buddy's pick in the reservation. */
-		if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off, NULL) ==
+		if (bu_cas_alloc(&z->word[BU_W(u)], k, BU_FRAMES, &off, NULL) ==
 		    BUDDY_OK)
 			goto done;
 		/*
@@ -775,10 +807,10 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	 */
 	bool sweep = true;
 	for (unsigned attempt = 0;; attempt++) {
-		uint64_t before = bl_others_flight(c);
+		uint64_t before = bl_others_flight(c), drains = bl_drains(c);
 		u = bl_reserve(c, k, sweep);
 		if (u != BL_NONE) {
-			if (bu_cas_alloc(&z->word[u], k, BU_FRAMES, &off,
+			if (bu_cas_alloc(&z->word[BU_W(u)], k, BU_FRAMES, &off,
 					 NULL) == BUDDY_OK)
 				goto done;
 			bl_release(c); /* taken by others meanwhile */
@@ -791,9 +823,15 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 		 */
 		if (bl_from_ctx(c, c, k, &u, &off) || bl_steal(c, k, &u, &off))
 			goto done;
+		/*
+		 * Every CPU's cache seen empty inside the window, before its
+		 * second look (a drain found memory: look again).
+		 */
+		bool empty = before != UINT64_MAX && sweep &&
+			     !bl_caches_drain(c) && bl_drains(c) == drains;
 		bool quiet =
 			before != UINT64_MAX && bl_others_flight(c) == before;
-		if (quiet && sweep)
+		if (quiet && empty)
 			return BUDDY_ENOMEM;
 		/*
 		 * Sweeps (a section when a lower stack holds entries) only
@@ -805,6 +843,7 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 			lf_platform_pause();
 	}
 done:
+	BL_MASK_CLEAR(c, u, bl_mask_bits(off, k));
 	*frame = u * BU_FRAMES + off;
 	bl_count(c, BL_ALLOCS, k);
 	return BUDDY_OK;
@@ -867,11 +906,11 @@ bool bl_reclaim(struct bl_ctx *c, uint32_t u)
 	 * inside its section), so that the failing pass's second look at
 	 * the busy words, after this load, sees that section.
 	 */
-	if (bu_reclaim(lf_load_u64(&c->z->word[u], LF_ACQUIRE), &nw) !=
+	if (bu_reclaim(lf_load_u64(&c->z->word[BU_W(u)], LF_ACQUIRE), &nw) !=
 	    BUDDY_OK)
 		return false;
 	bl_busy(c, 1);
-	bool done = bu_cas(&c->z->word[u], BU_OP_RECLAIM, 0, 0, &ow, &nw,
+	bool done = bu_cas(&c->z->word[BU_W(u)], BU_OP_RECLAIM, 0, 0, &ow, &nw,
 			   NULL) == BUDDY_OK;
 	if (done)
 		bl_give(c, u);
@@ -898,7 +937,7 @@ static bool bl_reclaim_edge(struct bl_ctx *c, uint32_t u)
 	 * failing loop calls this in each quiet window, and a pass over
 	 * nothing must enter none. Acquire: as bl_reclaim()'s load.
 	 */
-	if (lf_load_u64(&c->z->word[u], LF_ACQUIRE) != w)
+	if (lf_load_u64(&c->z->word[BU_W(u)], LF_ACQUIRE) != w)
 		return false;
 	bl_busy(c, 1);
 	/*
@@ -907,7 +946,7 @@ static bool bl_reclaim_edge(struct bl_ctx *c, uint32_t u)
 	 * then load (the listing race). Its acquire half pairs with the CAS
 	 * that last wrote the word (the owner's free).
 	 */
-	bool done = lf_cas_u64(&c->z->word[u], &w, nw, LF_SEQ_CST);
+	bool done = lf_cas_u64(&c->z->word[BU_W(u)], &w, nw, LF_SEQ_CST);
 	if (done)
 		bl_list(c, u, nw);
 	bl_busy(c, -1);
@@ -933,7 +972,8 @@ uint32_t bl_reclaim_all(struct bl_ctx *c)
 #if BUDDY_CORE_SHIFT > 0
 			/* A reserved word: maybe an edge unit, all free. */
 			/* Relaxed: a hint; bl_reclaim_edge()'s CAS decides. */
-			if (bu_reserved(lf_load_u64(&z->word[u], LF_RELAXED)))
+			if (bu_reserved(
+				    lf_load_u64(&z->word[BU_W(u)], LF_RELAXED)))
 				(void)bl_reclaim_edge(c, u);
 #endif
 		}
@@ -961,7 +1001,7 @@ int bl_zone_check(struct bl_zone *z, uint32_t *unit)
 	for (uint32_t u = 0; u < z->nunits; u++) {
 		*unit = u;
 		/* Relaxed: at quiescence. */
-		uint64_t w = lf_load_u64(&z->word[u], LF_RELAXED);
+		uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_RELAXED);
 		uint16_t p = lf_load_u16(&z->pstk[u], LF_RELAXED);
 		if (w != BU_CORE && !bu_valid(w))
 			return 1;
@@ -1029,7 +1069,7 @@ static int bl_want_apply(const struct bl_want *q, uint64_t w, unsigned end,
 static int bl_want_cas(struct bl_ctx *c, uint32_t u, const struct bl_want *q,
 		       unsigned *off)
 {
-	lf_atomic_u64 *a = &c->z->word[u];
+	lf_atomic_u64 *a = &c->z->word[BU_W(u)];
 	unsigned end = bl_want_end(q, u);
 	if (end < 1u << q->k)
 		return BUDDY_ENOMEM;
@@ -1086,7 +1126,7 @@ static uint32_t bl_want_stack(struct bl_ctx *c, unsigned j,
 			(void)bl_refile(c, u, j, BL_CLASSES);
 		} else {
 			/* Acquire: a hint; the link stays ours either way. */
-			uint64_t w = lf_load_u64(&z->word[u], LF_ACQUIRE);
+			uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_ACQUIRE);
 			if (w != BU_CORE && !bu_reserved(w) &&
 			    bu_free_bits(w) != 0 && bl_class(w) == j) {
 				/* Relaxed: pushed by push_chain (S4). */
@@ -1226,7 +1266,7 @@ static int bl_want_alloc(struct bl_ctx *c, const struct bl_want *q,
 	uint32_t u = BL_NONE;
 	unsigned off = 0;
 	for (unsigned attempt = 0;; attempt++) {
-		uint64_t before = bl_others_flight(c);
+		uint64_t before = bl_others_flight(c), drains = bl_drains(c);
 		if (bl_want_steal(c, q, &u, &off))
 			break;
 		if (attempt == 0)
@@ -1238,7 +1278,9 @@ static int bl_want_alloc(struct bl_ctx *c, const struct bl_want *q,
 		bool asked = bl_want_core_has(c, q);
 		if (asked && (u = bl_want_take(c, q, &off)) != BL_NONE)
 			break;
-		if (before != UINT64_MAX && bl_others_flight(c) == before)
+		/* Every CPU's cache seen empty in the window, as above. */
+		if (before != UINT64_MAX && !bl_caches_drain(c) &&
+		    bl_drains(c) == drains && bl_others_flight(c) == before)
 			return BUDDY_ENOMEM;
 		/*
 		 * The core's failing loop has waited already (its passes after
@@ -1248,6 +1290,9 @@ static int bl_want_alloc(struct bl_ctx *c, const struct bl_want *q,
 		if (!asked)
 			lf_platform_pause();
 	}
+	BL_MASK_CLEAR(c, u,
+		      q->n != 0 ? (uint32_t)bu_bits(q->n) << off
+				: bl_mask_bits(off, q->k));
 	*frame = u * BU_FRAMES + off;
 	bl_ctr(c, BL_ALLOCS, 1);
 	bl_ctr(c, BL_LFREE, -(uint64_t)(q->n != 0 ? q->n : 1u << q->k));
@@ -1279,7 +1324,15 @@ void bl_adopt(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned held)
 	 * bl_list(), as a free's CAS does (a stale entry's popper clears
 	 * pstk, then loads the word: one of us sees the other).
 	 */
-	lf_store_u64(&c->z->word[u], w, LF_SEQ_CST);
+#if BUDDY_CORE_SHIFT > 0
+	/*
+	 * The cached mask 0 before the word is published: its blocks were
+	 * allocated on a copy, no clear of theirs ran (relaxed: this store
+	 * of the word orders it for whoever reads the word).
+	 */
+	lf_store_u64(&c->mask[BU_W(u)], 0, LF_RELAXED);
+#endif
+	lf_store_u64(&c->z->word[BU_W(u)], w, LF_SEQ_CST);
 	if (bu_free_bits(w) != 0 && !bu_reserved(w))
 		bl_list(c, u, w);
 	bl_ctr(c, BL_TAKEN, 1);
@@ -1292,9 +1345,10 @@ void bl_adopt(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned held)
 int bl_alloc_at(struct bl_ctx *c, uint32_t frame, unsigned k)
 {
 	uint64_t ow, nw;
-	int rc = bu_cas(&c->z->word[frame / BU_FRAMES], BU_OP_ALLOC_AT,
+	int rc = bu_cas(&c->z->word[BU_W(frame / BU_FRAMES)], BU_OP_ALLOC_AT,
 			frame % BU_FRAMES, k, &ow, &nw, NULL);
 	if (rc == BUDDY_OK) {
+		BL_MASK_CLEAR(c, frame / BU_FRAMES, bl_mask_bits(frame, k));
 		bl_ctr(c, BL_ALLOCS, 1);
 		bl_ctr(c, BL_LFREE, -((uint64_t)1 << k));
 	}
@@ -1304,7 +1358,7 @@ int bl_alloc_at(struct bl_ctx *c, uint32_t frame, unsigned k)
 int bl_free_run_cas(struct bl_ctx *c, uint32_t frame, unsigned n, uint64_t *old,
 		    uint64_t *nw)
 {
-	return bu_cas(&c->z->word[frame / BU_FRAMES], BU_OP_FREE_RUN,
+	return bu_cas(&c->z->word[BU_W(frame / BU_FRAMES)], BU_OP_FREE_RUN,
 		      frame % BU_FRAMES, n, old, nw, NULL);
 }
 
@@ -1328,7 +1382,7 @@ static inline uint64_t bl_claim_bits(unsigned i, unsigned n)
 int bl_free_run_claim(struct bl_ctx *c, uint32_t frame, unsigned n,
 		      uint64_t *old)
 {
-	lf_atomic_u64 *a = &c->z->word[frame / BU_FRAMES];
+	lf_atomic_u64 *a = &c->z->word[BU_W(frame / BU_FRAMES)];
 	unsigned i = frame % BU_FRAMES;
 	LF_ASSERT(i != 0 && i + n == BU_FRAMES); /* frame 0 has no code 3 */
 	uint64_t m = bl_claim_bits(i, n), v;
@@ -1357,7 +1411,7 @@ int bl_free_run_claim(struct bl_ctx *c, uint32_t frame, unsigned n,
 void bl_free_run_settle(struct bl_ctx *c, uint32_t frame, unsigned n,
 			uint64_t old, bool commit)
 {
-	lf_atomic_u64 *a = &c->z->word[frame / BU_FRAMES];
+	lf_atomic_u64 *a = &c->z->word[BU_W(frame / BU_FRAMES)];
 	unsigned i = frame % BU_FRAMES;
 	uint64_t m = bl_claim_bits(i, n), v;
 	/* Acquire: pairs with the CAS or store that wrote the word. */

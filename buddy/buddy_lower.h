@@ -26,6 +26,21 @@
 #include "buddy_unit.h"
 #include "lf_stack.h"
 
+/*
+ * Over the core (shift 5) each unit word has its cached mask beside it
+ * (struct bl_zone's mask): the word array has a stride of 16 bytes, and
+ * BU_W(u) is the index of unit u's word in it (and of its mask in mask[],
+ * which starts 8 bytes after word[]): 4 units a line, the mask on its
+ * word's line (docs/v3-status.md items 32 and 37, layout (b)). Alone
+ * (shift 0) the words are packed.
+ */
+#if BUDDY_CORE_SHIFT > 0
+#define BU_WS 2u
+#else
+#define BU_WS 1u
+#endif
+#define BU_W(u) ((u)*BU_WS)
+
 #define BL_CLASSES (BU_MAX_ORDER + 1) /* partial stacks: largest free order */
 #define BL_NONE UINT32_MAX
 /*
@@ -92,6 +107,10 @@ struct bl_ctx {
 	struct bl_zone *z; /* (i) */
 	/* (i) z->word: the fast paths' word in one load, not two. */
 	lf_atomic_u64 *word;
+#if BUDDY_CORE_SHIFT > 0
+	/* (i) z->mask, for the same reason. */
+	lf_atomic_u64 *mask;
+#endif
 	uint32_t id; /* (i) */
 	/*
 	 * (o, plain) The next unit from the source is a single one, not a
@@ -155,11 +174,61 @@ struct bl_zone {
 	 * "Partial stacks"; mc buddy.lower_up).
 	 */
 	lf_atomic_u16 *pstk;
+#if BUDDY_CORE_SHIFT > 0
+	/*
+	 * (a) per unit: the cached mask (the low 32 bits of the 8 bytes
+	 * beside the unit's word, mask[BU_W(u)]: the word's line). Bit i: "the
+	 * block whose head is frame i went into a per-CPU cache (a free's push
+	 * or a refill) and no allocation has taken frame i from the word
+	 * since". Set by a free of a cached block (fetch_or: a set bit refuses
+	 * it) and by a refill; cleared by the pop of that entry and, lazily, by
+	 * every allocation that takes the frame from the word
+	 * (bl_mask_clear()); never by a drain, whose bits go stale until then
+	 * (docs/design.md 2.7, "Per-CPU block caches"; set by
+	 * buddy_zone_init(), 0 at first).
+	 */
+	lf_atomic_u64 *mask;
+#endif
 	uint32_t nunits;      /* (i) */
 	struct bl_source src; /* (i) */
 	struct bl_ctx *ctx;   /* (i) */
 	uint32_t nctx;        /* (i) */
 };
+
+/*
+ * The cached mask's bit 32 + i: a refill's mark on the head i it takes
+ * (set before its CAS, taken back if the CAS fails, cleared with the
+ * cached bit by the pop, lazily by an allocation as the cached bits), so
+ * that a late second free of a block the refill took between its CAS and
+ * its cached bits is refused, and alloc_at does not take a refilled block
+ * for an allocated one (buddy_cache.c, buddy_place.c).
+ */
+#define BL_MASK_MARKS(m) ((uint64_t)(m) << 32)
+
+/* The cached mask's bits of the frames of a block of order k at frame x. */
+static inline uint32_t bl_mask_bits(uint32_t x, unsigned k)
+{
+	return (uint32_t)bu_bits(1u << k) << (x % BU_FRAMES);
+}
+
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * After an allocation's CAS took the frames m of unit u from its word,
+ * before the block is handed out or cached: the stale bits there cleared
+ * (a relaxed load, a write only if one is set). Release: a free whose
+ * fetch_or (acq_rel) reads the cleared mask reads, at its second load of
+ * the word, our CAS or a later word (buddy_cache.c).
+ */
+static inline void bl_mask_clear(lf_atomic_u64 *mask, uint32_t u, uint32_t m)
+{
+	uint64_t mm = m | BL_MASK_MARKS(m); /* the marks too */
+	if (LF_UNLIKELY(lf_load_u64(&mask[BU_W(u)], LF_RELAXED) & mm))
+		(void)lf_fetch_and_u64(&mask[BU_W(u)], ~mm, LF_RELEASE);
+}
+#define BL_MASK_CLEAR(c, u, m) bl_mask_clear((c)->mask, (u), (m))
+#else
+#define BL_MASK_CLEAR(c, u, m) ((void)(c), (void)(u), (void)(m))
+#endif
 
 /*
  * Set up z over nunits units, every word 0 (every unit at the source),
@@ -224,12 +293,13 @@ static inline bool bl_alloc_hint(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	uint64_t ow, nw;
 	if (LF_UNLIKELY(h == BL_NONE))
 		return false;
-	lf_atomic_u64 *a = &c->word[h / BU_FRAMES];
+	lf_atomic_u64 *a = &c->word[BU_W(h / BU_FRAMES)];
 	unsigned off = h % BU_FRAMES;
 	int rc = k == 0 ? bu_cas(a, BU_OP_ALLOC_AT, off, 0, &ow, &nw, NULL)
 			: bu_cas(a, BU_OP_ALLOC_AT, off, k, &ow, &nw, NULL);
 	if (rc != BUDDY_OK)
 		return false;
+	BL_MASK_CLEAR(c, h / BU_FRAMES, bl_mask_bits(h, k));
 	c->hint[k] = BL_NONE;
 	*frame = h;
 	return true;
@@ -253,7 +323,7 @@ static inline int bl_free_word(struct bl_ctx *c, uint32_t frame, unsigned k,
 	uint32_t u = frame / BU_FRAMES;
 	unsigned i = frame % BU_FRAMES;
 	uint64_t ow;
-	lf_atomic_u64 *a = &c->word[u];
+	lf_atomic_u64 *a = &c->word[BU_W(u)];
 	int rc = k == 0 ? bu_cas(a, BU_OP_FREE, i, 0, &ow, nw, NULL)
 			: bu_cas(a, BU_OP_FREE, i, k, &ow, nw, NULL);
 	if (LF_UNLIKELY(rc != BUDDY_OK))

@@ -210,11 +210,54 @@ static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
  * call's hands or the unit moves between the levels (then its word is
  * looked at again).
  */
+/*
+ * bl_alloc_at() found a frame of [x, x + 2^k) not free: was each block
+ * that holds one cached (an allocated head with its cached bit: in a
+ * CPU's cache, or on its way in or out, buddy_cache.c)? Then AT_CACHED:
+ * free to the caller, drained and looked at again, as version 2's
+ * CACHED. A refilled head whose bit is not set yet (its mark), or the range
+ * free again: AGAIN. Else EBUSY: a block of the range was allocated.
+ */
+static int buddy_at_small_cached(struct buddy_cpu *c, uint32_t x, unsigned k)
+{
+	struct bl_ctx *l = buddy_lower_ctx(c);
+	uint32_t u = x / BU_FRAMES;
+	unsigned i = x % BU_FRAMES, n = 1u << k;
+	/*
+	 * Acquire: pairs with the CAS that wrote the word; a refill's CAS
+	 * read here orders its flag (set before it) before our load of the
+	 * mask (acquire: pairs with the release clears and sets).
+	 */
+	uint64_t w = lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE);
+	uint64_t m = lf_load_u64(&l->mask[BU_W(u)], LF_ACQUIRE);
+	if (w == BU_CORE)
+		return BUDDY_AT_AGAIN;
+	bool held = false;
+	for (unsigned f = i; f < i + n; f++) {
+		unsigned code = bu_code(w, f);
+		if (code == BU_CODE_F)
+			continue;
+		if (code == BU_CODE_CLAIM)
+			return BUDDY_EBUSY; /* a run's piece being freed */
+		unsigned h = f;
+		while (bu_code(w, h) == BU_CODE_T) /* frame 0 is never T */
+			h--;
+		if (m & BL_MASK_MARKS(1u << h) && !(m & (1ull << h)))
+			return BUDDY_AT_AGAIN; /* a refill's, bits not set */
+		if (!(m & (1ull << h)))
+			return BUDDY_EBUSY; /* allocated, not cached */
+		held = true;
+	}
+	return held ? BUDDY_AT_CACHED : BUDDY_AT_AGAIN;
+}
+
 static int buddy_at_small_try(struct buddy_cpu *c, const struct buddy_rgn *r,
 			      uint32_t x, unsigned k)
 {
 	struct buddy_zone *z = c->zone;
 	int rc = bl_alloc_at(buddy_lower_ctx(c), x, k);
+	if (rc == BUDDY_EBUSY)
+		return buddy_at_small_cached(c, x, k);
 	if (rc != BU_NOT_LOWER)
 		return rc;
 	uint32_t xu = x & ~(BUDDY_CORE_FRAMES - 1);
@@ -256,8 +299,15 @@ static BUDDY_NOINLINE int buddy_at_small(struct buddy_cpu *c,
 					 unsigned k)
 {
 	int rc;
-	while ((rc = buddy_at_small_try(c, r, x, k)) == BUDDY_AT_AGAIN)
-		lf_platform_pause();
+	while ((rc = buddy_at_small_try(c, r, x, k)) == BUDDY_AT_AGAIN ||
+	       rc == BUDDY_AT_CACHED)
+		/*
+		 * A cached block: every CPU's cache drained (version 2's
+		 * exclusion), then again; nothing drained: on its way into a
+		 * cache or out of one, waited for like AGAIN.
+		 */
+		if (rc != BUDDY_AT_CACHED || !buddy_zone_drain_some(c))
+			lf_platform_pause();
 	buddy_ctr_add(c, rc == BUDDY_OK ? BC_ALLOCS : BC_FAILED, 1);
 	return rc;
 }
@@ -269,6 +319,54 @@ static inline int buddy_at_small(struct buddy_cpu *c, const struct buddy_rgn *r,
 	(void)x;
 	(void)k;
 	return buddy_reject(c, BUDDY_EINVAL); /* never: nothing is below */
+}
+#endif
+
+#if BUDDY_CORE_SHIFT > 0
+/*
+ * Order >= 5 over units: buddy_at_try() said EBUSY. Is every allocated
+ * block of the range's lower units cached (an allocated head with its
+ * cached bit, buddy_at_small_cached()), and at least one? Then the range
+ * is free to the caller once the caches are drained and the units
+ * reclaimed or given back: true; a reserved unit with every frame free
+ * (emptied since the first reclaim) too. An edge unit never goes (its
+ * outside frames are allocated heads with no bit): EBUSY. A unit's word and
+ * mask are read as buddy_at_small_cached() reads them.
+ */
+static bool buddy_at_units_cached(struct buddy_cpu *c, uint32_t x,
+				  unsigned order)
+{
+	struct bl_ctx *l = buddy_lower_ctx(c);
+	bool cached = false;
+	for (uint32_t u = buddy_cx(x); u <= buddy_cx(x + (1u << order) - 1);
+	     u++) {
+		/* Acquire: as buddy_at_small_cached(). */
+		uint64_t w = lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE);
+		uint64_t m = lf_load_u64(&l->mask[BU_W(u)], LF_ACQUIRE);
+		if (w == BU_CORE)
+			continue;
+		if (((m >> 32) & ~m & 0xffffffffull) != 0 ||
+		    bu_free_frames(w) == BU_FRAMES) {
+			/*
+			 * A refill in flight, or a reserved unit emptied since
+			 * the first reclaim (a drain's): looked at again after
+			 * the reclaim below.
+			 */
+			cached = true;
+			continue;
+		}
+		uint64_t hb = bu_head_bits(w);
+		if (bu_bad_bits(w) != 0)
+			return false; /* a run's piece being freed */
+		for (unsigned f = 0; f < BU_FRAMES; f++) {
+			if (!((hb >> (2 * f)) & 1))
+				continue;
+			if (!(m & (1ull << f)))
+				return false; /* allocated, not cached */
+			cached = true;
+		}
+	}
+	return cached;
 }
 #endif
 
@@ -304,6 +402,21 @@ int buddy_alloc_at(struct buddy_cpu *c, uint64_t addr, unsigned order)
 #endif
 	for (;;) {
 		rc = buddy_at_try(c, r, x, order);
+#if BUDDY_CORE_SHIFT > 0
+		if (rc == BUDDY_EBUSY && buddy_at_units_cached(c, x, order)) {
+			/*
+			 * Lower units whose allocated blocks were all cached:
+			 * the caches drained (then a unit left empty goes
+			 * back to the core, or is reclaimed here), again.
+			 */
+			if (!buddy_zone_drain_some(c))
+				lf_platform_pause();
+			for (uint32_t u = buddy_cx(x);
+			     u <= buddy_cx(x + (1u << order) - 1); u++)
+				(void)bl_reclaim(buddy_lower_ctx(c), u);
+			continue;
+		}
+#endif
 		if (rc == BUDDY_OK || rc == BUDDY_EBUSY)
 			break;
 		/* Free pieces below its order: deferred ones merge (B8). */
@@ -449,7 +562,7 @@ static int buddy_run_check_small(struct buddy_zone *z,
 				 unsigned o)
 {
 	/* Acquire: as bu_cas(); the commit's CAS checks again. */
-	uint64_t w = lf_load_u64(&z->lower.word[buddy_cx(x)], LF_ACQUIRE);
+	uint64_t w = lf_load_u64(&z->lower.word[BU_W(buddy_cx(x))], LF_ACQUIRE);
 	if (w == BU_CORE)
 		return buddy_free_why_small(z, r, x);
 	return bu_block_check(w, x % BU_FRAMES, o);
@@ -474,7 +587,7 @@ static int buddy_run_free_small(struct buddy_cpu *c, uint64_t a, uint64_t n)
 	struct bl_ctx *l = buddy_lower_ctx(c);
 	uint32_t x[2];
 	unsigned m[2], g;
-	uint64_t ow[2], nw[2], done = 0;
+	uint64_t ow[2], nw[2], done = 0, held[2] = { 0, 0 };
 	int rc = BUDDY_OK;
 	for (g = 0; g < 2 && done < n; g++) {
 		const struct buddy_rgn *r;
@@ -484,6 +597,28 @@ static int buddy_run_free_small(struct buddy_cpu *c, uint64_t a, uint64_t n)
 		x[g] = buddy_addr_idx(r, ga);
 		unsigned room = BU_FRAMES - x[g] % BU_FRAMES;
 		m[g] = n - done < room ? (unsigned)(n - done) : room;
+		/*
+		 * The group's cached bits held across its CAS, as a free into
+		 * the word holds its block's (buddy_cache.c): a piece in a
+		 * CPU's cache (a racing free of it) has its bit set, and of
+		 * the two, exactly one sees the other's bit. Acq_rel: as a
+		 * cached free's fetch_or. The run's frames carry no bit
+		 * otherwise (their allocation cleared them). A unit at the
+		 * core (word 0) caches nothing: no hold (its stale bits would
+		 * hide the refusal's code). Acquire: as bu_cas().
+		 */
+		uint64_t bits = bu_bits(m[g]) << (x[g] % BU_FRAMES), old = 0;
+		if (lf_load_u64(&l->word[BU_W(x[g] / BU_FRAMES)], LF_ACQUIRE) !=
+		    BU_CORE)
+			old = lf_fetch_or_u64(&l->mask[BU_W(x[g] / BU_FRAMES)],
+					      bits, LF_ACQ_REL);
+		else
+			bits = 0;
+		held[g] = bits & ~old;
+		if ((old & bits) != 0) {
+			rc = BUDDY_EDOUBLE; /* a piece in a cache */
+			break;
+		}
 		/* A first group that does not end the run: claimed only. */
 		if (g == 0 && m[g] < n)
 			rc = bl_free_run_claim(l, x[g], m[g], &ow[g]);
@@ -501,6 +636,11 @@ static int buddy_run_free_small(struct buddy_cpu *c, uint64_t a, uint64_t n)
 		bl_free_run_done(l, x[1], m[1], nw[1]);
 	else if (g == 1 && rc == BUDDY_OK)
 		bl_free_run_done(l, x[0], m[0], nw[0]);
+	/* Release: after the CASes (or the refusal); our bits only. */
+	for (unsigned i = 0; i < 2; i++)
+		if (held[i] != 0)
+			(void)lf_fetch_and_u64(&l->mask[BU_W(x[i] / BU_FRAMES)],
+					       ~held[i], LF_RELEASE);
 	return rc;
 }
 #else

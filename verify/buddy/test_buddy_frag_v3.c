@@ -51,6 +51,15 @@ static struct buddy_zone *zone_new_n(uint64_t base, uint64_t frames,
 	CHECK_FATAL(*meta != NULL);
 	struct buddy_zone *z;
 	CHECK_FATAL(buddy_zone_init(&z, *meta, sz, &rg, 1, ncpus) == BUDDY_OK);
+	/*
+	 * Caches off (docs/v3-status.md item 37): this file's subject is the
+	 * placement in the words (which unit a block comes from), which
+	 * frees of orders 0-4 reach; with the per-CPU block caches on such a
+	 * free stays in a cache (its block allocated in the word). The caches'
+	 * own windows: test_buddy_cache_units.
+	 */
+	for (unsigned i = 0; i < ncpus; i++)
+		buddy_cpu_cache_enable(buddy_zone_cpu(z, i), false);
 	return z;
 }
 
@@ -81,7 +90,7 @@ static uint32_t unit_of(struct buddy_zone *z, uint64_t addr)
 static unsigned unit_free(struct buddy_zone *z, uint32_t u)
 {
 	/* Relaxed: one thread. */
-	return bu_free_frames(lf_load_u64(&z->lower.word[u], LF_RELAXED));
+	return bu_free_frames(lf_load_u64(&z->lower.word[BU_W(u)], LF_RELAXED));
 }
 
 static void test_pick_fullest(void)
@@ -202,7 +211,7 @@ static unsigned touched(struct buddy_zone *z, unsigned nblk, unsigned *l)
 		unsigned n = 0;
 		for (uint32_t u = b * (BLK / U); u < (b + 1) * (BLK / U); u++)
 			/* Relaxed: one thread. */
-			n += lf_load_u64(&z->lower.word[u], LF_RELAXED) !=
+			n += lf_load_u64(&z->lower.word[BU_W(u)], LF_RELAXED) !=
 			     BU_CORE;
 		*l += n;
 		t += n != 0;

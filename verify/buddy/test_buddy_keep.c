@@ -72,7 +72,7 @@ static uint64_t taken(struct buddy_zone *z)
 
 static uint64_t word(struct buddy_zone *z, uint32_t u)
 {
-	return lf_load_u64(&z->lower.word[u], LF_RELAXED);
+	return lf_load_u64(&z->lower.word[BU_W(u)], LF_RELAXED);
 }
 
 /* The end of every test: drained, fully coalesced, every word 0. */

@@ -34,6 +34,10 @@
  *        from its blocks whatever the result: the check looks at it)
  *   x    buddy_free of frame x_frame, order x_order, which the thread does not
  *        hold: a racing double free of a piece of another's run
+ *   z    forget the thread's newest block: it stays allocated, held by
+ *        nobody, the block of script 'y' (docs/v3-status.md item 37)
+ *   y    buddy_free of the forgotten block (its result kept per thread:
+ *        with caches on, a free into the CPU's block cache)
  * Every execution checks:
  *   - B2 at every allocation: nobody holds a frame handed out (an owner
  *     per frame, released just before the free is called);
@@ -68,6 +72,11 @@
  *     frame held; every allocation of such a configuration is of thread
  *     0's order, so that claims below the zone's size leave a block of
  *     that order free at every instant);
+ *   - with y_one set, of the threads' frees of the forgotten block ('y')
+ *     exactly one succeeds (two racing frees of one block: the cached
+ *     mask's fetch_or refuses one); with y_refused set, every 'y' after
+ *     setup is refused (a second free of a block that is cached or free
+ *     in its word at every instant of the call: EDOUBLE);
  *   - buddy_zone_check at the end (both levels: B1 across them, a LOWER
  *     unit's word nonzero and well formed and every other unit's 0; the
  *     core's B1-B7; the lower level's B3 and B4);
@@ -169,6 +178,14 @@ struct mu_cfg {
 	unsigned run_at;  /* script 'R': the run of held blocks there */
 	unsigned x_frame; /* script 'x': the frame freed twice (0: none) */
 	unsigned x_order; /* script 'x': its order */
+	bool y_one;       /* of the threads' 'y', exactly one succeeds */
+	/*
+	 * Every CPU's block cache off (docs/v3-status.md item 37): a
+	 * configuration whose subject is a free into the word (a unit going
+	 * up by its last frame's free).
+	 */
+	bool nocache;
+	bool y_refused; /* every thread's 'y' refused */
 };
 
 struct mu_block {
@@ -198,6 +215,10 @@ static struct {
 	 */
 	uint64_t nheld_frames, starts;
 	unsigned flying;
+	struct mu_block forgot; /* script 'z': the block of script 'y' */
+	int y_rc[MC_MAX_THREADS];
+	bool y_ran[MC_MAX_THREADS];
+	bool in_setup;
 } S;
 
 static const char *const mu_events[] = { "unit down",
@@ -242,8 +263,8 @@ static void mu_alloc(unsigned t, unsigned k)
 	 */
 	if (k >= BUDDY_CORE_SHIFT) {
 		/* Relaxed: the harness's look (the CAS to 0 came before). */
-		up = cfg->exact_up &&
-		     lf_load_u64(&S.z->lower.word[S.up], LF_RELAXED) == BU_CORE;
+		up = cfg->exact_up && lf_load_u64(&S.z->lower.word[BU_W(S.up)],
+						  LF_RELAXED) == BU_CORE;
 	}
 	/* exact_all: nothing held nor being taken when it starts. */
 	bool idle = S.nheld_frames == 0 && S.flying == 0;
@@ -335,7 +356,8 @@ static void mu_place(unsigned t, char op)
 	bool look = cfg->below_found && op == 'b', found = false;
 	uint32_t b0 = 0;
 	if (look && k < BUDDY_CORE_SHIFT)
-		found = lf_load_u64(&S.z->lower.word[0], LF_RELAXED) & BU_FREE0;
+		found = lf_load_u64(&S.z->lower.word[BU_W(0)], LF_RELAXED) &
+			BU_FREE0;
 	if (look && k >= BUDDY_CORE_SHIFT)
 		found = mu_core_free(0) && mu_core_free(cfg->below_found2);
 	if (look)
@@ -554,6 +576,31 @@ static void mu_free_oldest(unsigned t)
 	mu_free_held(t, 0);
 }
 
+/* Script 'z': the thread's newest block allocated, held by nobody. */
+static void mu_forget(unsigned t)
+{
+	MC_ASSERT(S.nheld[t] > 0);
+	S.forgot = S.held[t][--S.nheld[t]];
+	MC_ASSERT(S.forgot.n == 0);
+	uint64_t p = S.forgot.a >> BUDDY_FRAME_SHIFT;
+	for (uint64_t y = p; y < p + (1u << S.forgot.k); y++)
+		S.owner[y] = 0;
+	mu_claim(t, -((int64_t)1 << S.forgot.k));
+	S.nheld_frames -= 1u << S.forgot.k;
+}
+
+/* Script 'y': a free of the forgotten block (a racing or second free). */
+static void mu_free_forgot(unsigned t)
+{
+	int rc = buddy_free(buddy_zone_cpu(S.z, t), S.forgot.a, S.forgot.k);
+	if (S.in_setup) {
+		MC_ASSERT(rc == BUDDY_OK);
+		return;
+	}
+	S.y_rc[t] = rc;
+	S.y_ran[t] = true;
+}
+
 static void mu_run(unsigned t, const char *script)
 {
 	struct buddy_cpu *c = buddy_zone_cpu(S.z, t);
@@ -576,6 +623,10 @@ static void mu_run(unsigned t, const char *script)
 			mu_run_free(t);
 		else if (*p == 'x')
 			mu_free_twice(t);
+		else if (*p == 'z')
+			mu_forget(t);
+		else if (*p == 'y')
+			mu_free_forgot(t);
 		else
 			mu_alloc(t, (unsigned)(*p - '0'));
 	}
@@ -601,8 +652,12 @@ static void mu_setup(void)
 	if (buddy_zone_init(&S.z, S.meta, MU_META, &rg, 1, MC_MAX_THREADS) !=
 	    BUDDY_OK)
 		mc_fail("setup: buddy_zone_init");
+	for (unsigned t = 0; t < MC_MAX_THREADS && cfg->nocache; t++)
+		buddy_cpu_cache_enable(buddy_zone_cpu(S.z, t), false);
+	S.in_setup = true;
 	mu_run(1, cfg->setup);
 	mu_run(2, cfg->setup2);
+	S.in_setup = false;
 	if (cfg->exact_up) {
 		MC_ASSERT(S.nheld[1] > 0 && S.held[1][0].k < BUDDY_CORE_SHIFT);
 		S.up = buddy_addr_idx(&S.z->rgn[0], S.held[1][0].a) >>
@@ -661,7 +716,7 @@ static bool mu_edge_released(void)
 	/* Relaxed: every thread has ended. */
 	uint32_t u = lf_load_u32(&S.z->lower.ctx[0].res, LF_RELAXED);
 	return cfg->edge && u != BL_NONE &&
-	       !bu_reserved(lf_load_u64(&S.z->lower.word[u], LF_RELAXED));
+	       !bu_reserved(lf_load_u64(&S.z->lower.word[BU_W(u)], LF_RELAXED));
 }
 
 static void mu_check(void)
@@ -691,6 +746,21 @@ static void mu_check(void)
 	*p = 0;
 	mc_cover_add(&mu_cover, ev);
 	mu_check_run();
+	unsigned yok = 0, yran = 0;
+	for (unsigned t = 0; t < MC_MAX_THREADS; t++) {
+		yran += S.y_ran[t];
+		yok += S.y_ran[t] && S.y_rc[t] == BUDDY_OK;
+		if (cfg->y_one && S.y_ran[t] && S.y_rc[t] != BUDDY_OK &&
+		    S.y_rc[t] != BUDDY_EDOUBLE)
+			mc_fail("thread %u: free of the forgotten block: %d", t,
+				S.y_rc[t]);
+	}
+	if (cfg->y_one && yok != 1)
+		mc_fail("%u of %u racing frees of one block succeeded", yok,
+			yran);
+	if (cfg->y_refused && yok != 0)
+		mc_fail("a second free of a cached (or drained) block "
+			"succeeded");
 	for (unsigned t = 0; t < MC_MAX_THREADS; t++)
 		while (S.nheld[t] > 0)
 			mu_free_oldest(t);
@@ -710,10 +780,11 @@ static void mu_check(void)
 			(unsigned long long)st.total_frames);
 	for (uint32_t u = 0; u < S.units; u++)
 		/* Relaxed: every thread has ended. */
-		if (lf_load_u64(&S.z->lower.word[u], LF_RELAXED) != mu_rest(u))
+		if (lf_load_u64(&S.z->lower.word[BU_W(u)], LF_RELAXED) !=
+		    mu_rest(u))
 			mc_fail("unit %u: word %016llx at the end", u,
 				(unsigned long long)lf_load_u64(
-					&S.z->lower.word[u], LF_RELAXED));
+					&S.z->lower.word[BU_W(u)], LF_RELAXED));
 	if (cfg->edge && (mu_sum(BL_TAKEN) || mu_sum(BL_GIVEN)))
 		mc_fail("an edge unit went to the core or came from it");
 }
@@ -860,7 +931,7 @@ MU_TEST(mu_list, "buddy.units_list", "a listed unit over the core, up", 2, 2, 3,
  */
 MU_TEST(mu_stale, "buddy.units_stale", "up vs the popper of a stale core entry",
 	2, 3, 3, 20000, .script = { "5f", "rf" }, .setup = "0", .stale = true,
-	.need = "duc")
+	.nocache = true, .need = "duc")
 
 /*
  * Exact ENOMEM at order >= 5 over a unit going up: thread 1 holds frame
@@ -1108,7 +1179,8 @@ MU_TEST(mu_adopt_stale, "buddy.units_adopt_stale",
 MU_TEST(mu_adopt_stale_below, "buddy.units_adopt_stale_below",
 	"alloc_below's bl_adopt() vs a stale partial entry's popper", 2, 2, 3,
 	20000, .script = { "b", "0" }, .setup = "0rf", .below_order = 2,
-	.below_limit = 32, .below_exact = true, .exact = true, .need = "du")
+	.below_limit = 32, .below_exact = true, .exact = true, .nocache = true,
+	.need = "du")
 
 /*
  * Two failing alloc_belows and a free they must find (docs/v3-status.md
@@ -1323,6 +1395,84 @@ MU_TEST(mu_at_rsv5, "buddy.units_at_rsv5",
 	20000, .script = { "a", "0f", "k" }, .setup = "0f", .setup2 = "0f",
 	.at_frame = 32, .at_order = 5, .at_free = true, .need = "d")
 
+/*
+ * docs/v3-status.md item 37: the per-CPU block caches over the unit words.
+ * Two racing frees of one block from two CPUs: thread 1 allocated a frame
+ * in setup and forgot it (allocated, held by nobody); threads 0 and 1 free
+ * it at once, each into its own cache: exactly one succeeds (the cached
+ * mask's fetch_or orders them), the other says EDOUBLE and changes
+ * nothing; at the end the zone is whole (the block drained once).
+ */
+MU_TEST(mu_cache_df2, "buddy.units_cache_df2",
+	"two racing frees of one block into two CPUs' caches", 2, 2, 3, 20000,
+	.script = { "y", "y" }, .setup = "0z", .y_one = true, .need = "d")
+
+/*
+ * A second free racing the drain of the cache that holds the block
+ * (v3-status items 28, 32, 35): in setup thread 1 allocates a frame,
+ * forgets it and frees it into its cache; thread 1 drains its CPU (the
+ * grouped CAS frees the block into its word), thread 0 frees the block
+ * again at the same time: it is cached or free at every instant, so the
+ * free must be refused (the drain never clears the cached bit; a free
+ * that set it sees the word change at its second load).
+ */
+MU_TEST(mu_cache_drain_df, "buddy.units_cache_drain_df",
+	"a second free racing the drain of the block's cache", 2, 2, 3, 20000,
+	.script = { "y", "k" }, .setup = "0zy", .y_refused = true, .need = "d")
+
+/*
+ * A late second free racing the block's drain and its reuse at another
+ * order: in setup thread 1 takes a frame (frame 0), forgets it and frees
+ * it into its cache; thread 1 drains its cache and takes an order-1
+ * block (frames 0-1: the allocation clears the drained block's stale
+ * bit), thread 0 frees the order-0 block again: at every instant frame 0
+ * is a cached head, free, or the head of thread 1's order-1 block, never
+ * an allocated order-0 head, so the free must be refused (its second
+ * load of the word after its fetch_or sees the reuse).
+ */
+MU_TEST(mu_cache_reuse_df, "buddy.units_cache_reuse_df",
+	"a late second free racing the drain and a reuse at order 1", 2, 2, 3,
+	20000, .script = { "y", "k1" }, .setup = "0zy", .y_refused = true,
+	.need = "d")
+
+/*
+ * A remote drain racing the owner's own pops and pushes: in setup thread
+ * 1 takes a frame and frees it into its cache (with its refill's frames);
+ * thread 0 allocates the whole zone (its failing pass drains thread 1's
+ * cache under version 2's exclusion: the cache lock, the wait for own)
+ * and frees it, while thread 1 takes and frees frames through its cache:
+ * B2 at every allocation (no block both drained and popped), both
+ * levels' invariants and the zone whole at the end.
+ */
+MU_TEST(mu_cache_remote, "buddy.units_cache_remote",
+	"owner pops and pushes vs a remote drain of its cache", 2, 2, 3, 20000,
+	.script = { "6f", "0f0f" }, .setup = "0zy", .need = "d")
+
+/*
+ * Exact ENOMEM over another CPU's cache: in setup thread 1 takes a frame
+ * (unit 0 down, its refill caches more frames of it) and frees it into
+ * its cache; thread 0 allocates the whole zone (order 6) while thread 1
+ * drains its own cache: no frame is held at any instant, so it must not
+ * fail (its failing pass drains every CPU's cache inside its window).
+ */
+MU_TEST(mu_cache_enomem, "buddy.units_cache_enomem",
+	"the whole zone vs frames only in another CPU's cache", 2, 1, 3, 20000,
+	.script = { "6", "k" }, .setup = "0zy", .exact_all = true, .need = "dc")
+
+/*
+ * alloc_at of a cached block: in setup thread 1 takes frame 0 and frees
+ * it into its cache (with the frames its refill cached); thread 0 asks
+ * alloc_at for frame 0 (draining the caches) while thread 1 drains its
+ * own cache and thread 2 the zone's: frame 0 is in a cache, in transit or
+ * free at every instant, so no EBUSY (version 2's contract: a cached
+ * frame is free to the caller). (An allocation by thread 1 there could
+ * take frame 0 once drained: then EBUSY is right.)
+ */
+MU_TEST(mu_cache_at, "buddy.units_cache_at",
+	"alloc_at of a frame in another CPU's cache", 3, 2, 3, 20000,
+	.script = { "a", "k", "d" }, .setup = "0zy", .at_frame = 0,
+	.at_order = 0, .at_free = true, .need = "d")
+
 const struct mc_test *const mc_tests_buddy_units[] = {
 	/* docs/v3-status.md item 38: per-CPU block caches at the contract */
 	&mu_adv_df, &mu_adv_df_own, &mu_adv_df_refill, &mu_adv_free2,
@@ -1341,5 +1491,8 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	/* item 23 */
 	&mu_alloc_fail2,
 	/* item 27: version 2's cache configurations over reservations */
-	&mu_drain_window, &mu_cache, &mu_drain, &mu_at_rsv, &mu_at_rsv5, NULL
+	&mu_drain_window, &mu_cache, &mu_drain, &mu_at_rsv, &mu_at_rsv5,
+	/* item 37: the per-CPU block caches */
+	&mu_cache_df2, &mu_cache_drain_df, &mu_cache_reuse_df, &mu_cache_remote,
+	&mu_cache_enomem, &mu_cache_at, NULL
 };

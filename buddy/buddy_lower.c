@@ -139,10 +139,14 @@ static bool bl_line_shared(const struct bl_ctx *c, uint32_t u)
  * share of bench_frag_v3 fell to 0.09 with lines split anywhere, 0.11
  * with whole free lines only (bench/README.md). A line is taken only
  * when the unit shares its line of words with another context's
- * reservation (two CPUs' CASes on one cache line): then a whole free
- * line if the core has one (no split of a larger block), and the unit
- * goes back. Not if !line (we keep a line already, or a drain asked
- * for single units, bl_take()).
+ * reservation (two CPUs' CASes on one cache line): then a line from a
+ * free block of at most two lines (a whole free line first; the other
+ * line of a split block goes back to the core free, buddy_split_low()),
+ * and the unit goes back. Not a larger block: 2 MiB blocks stay whole.
+ * Without the split, once the first line was split for a single unit no
+ * whole free line was left and the third and fourth CPUs shared line 0
+ * (docs/v3-status.md items 40, 42). Not if !line (we keep a line
+ * already, or a drain asked for single units, bl_take()).
  */
 static uint32_t bl_src_take(struct bl_ctx *c, bool line, uint32_t *n)
 {
@@ -151,10 +155,10 @@ static uint32_t bl_src_take(struct bl_ctx *c, bool line, uint32_t *n)
 	if (buddy_unit_take(c->cpu, &x) != BUDDY_OK)
 		return BL_NONE;
 	if (!line || !bl_line_shared(c, buddy_cx(x)) ||
-	    buddy_unit_take_line(c->cpu, BL_LINE_ORDER, BL_LINE_ORDER, &y) !=
-		    BUDDY_OK)
+	    buddy_unit_take_line(c->cpu, BL_LINE_ORDER, BL_LINE_ORDER + 1,
+				 &y) != BUDDY_OK)
 		return buddy_cx(x);
-	/* A whole free line instead; x back to the core (its word is 0). */
+	/* A line instead; x back to the core (its word is 0). */
 	buddy_unit_give(c->cpu, x);
 	buddy_busy(c->cpu, -1); /* the first take's section */
 	*n = BL_LINE;

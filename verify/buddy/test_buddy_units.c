@@ -688,6 +688,53 @@ static void test_at_reserved_empty(void)
 	two_lines_done(z, meta);
 }
 
+/*
+ * Item 16's line rule with no whole free line left (docs/v3-status.md
+ * items 40, 42): a zone of 4 lines (one free block of 32 units), 4
+ * contexts, one frame each. Context 0's unit splits the block (unit 0;
+ * 1, 2-3, 4-7, 8-15 and 16-31 stay free); context 1's unit 1 shares
+ * line 0, so it trades it for the whole free line 8-15; then no whole
+ * free line is left, only the 2-line block 16-31: contexts 2 and 3 must
+ * split it for lines 16-23 and 24-31 (the other line back free), not
+ * keep unit 1 or 2 in line 0. Every context's frame in its own line,
+ * every frame free or held (free + cached + 4 = total: no line
+ * stranded by the split), the zone's invariants, and all whole again
+ * once freed.
+ */
+static void test_line_split(void)
+{
+	uint64_t lf = BUDDY_FRAME_SIZE * U * BL_LINE; /* bytes of a line */
+	struct buddy_region rg = { 0, 4 * lf };
+	size_t sz = buddy_meta_size(&rg, 1, 4);
+	void *meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+	CHECK_FATAL(sz != 0 && meta != NULL);
+	struct buddy_zone *z;
+	CHECK_FATAL(buddy_zone_init(&z, meta, sz, &rg, 1, 4) == BUDDY_OK);
+	uint64_t a[4];
+	bool line[4] = { false };
+	for (unsigned i = 0; i < 4; i++) {
+		CHECK_EQ(buddy_alloc(buddy_zone_cpu(z, i), 0, &a[i]), BUDDY_OK);
+		CHECK(a[i] / lf < 4 && !line[a[i] / lf]);
+		line[a[i] / lf] = true;
+	}
+	uint64_t fr;
+	CHECK_EQ(buddy_zone_check(z, false, &fr), 0);
+	struct buddy_stats st;
+	buddy_zone_stats(z, &st);
+	CHECK_EQ(st.total_frames, 4 * U * BL_LINE);
+	/* Free at the core or in unreserved units, cached in reserved ones. */
+	CHECK_EQ(st.free_frames + st.cached_frames + 4, st.total_frames);
+	for (unsigned i = 0; i < 4; i++)
+		CHECK_EQ(buddy_free(buddy_zone_cpu(z, i), a[i], 0), BUDDY_OK);
+	for (unsigned i = 0; i < 4; i++)
+		buddy_cpu_drain(buddy_zone_cpu(z, i));
+	buddy_zone_drain_all(buddy_zone_cpu(z, 0));
+	CHECK_EQ(buddy_zone_check(z, true, &fr), 0);
+	buddy_zone_stats(z, &st);
+	CHECK_EQ(st.free_frames, 4 * U * BL_LINE);
+	free(meta);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "stress") == 0)
@@ -697,6 +744,7 @@ int main(int argc, char **argv)
 	test_lower();
 	test_enomem_reserved();
 	test_at_reserved_empty();
+	test_line_split();
 	test_metadata();
 	return check_exit("test_buddy_units");
 }

@@ -1115,7 +1115,7 @@ MU_TEST(mu_keep, "buddy.units_keep",
 MU_TEST(mu_enomem_rsv, "buddy.units_enomem_rsv",
 	"no false small ENOMEM while a free goes into a reservation", 3, 2, 3,
 	20000, .script = { "4", "l", "4" }, .setup = "44r44f", .setup2 = "4l",
-	.claims = true, .need = "w")
+	.claims = true, .nocache = true, .need = "w")
 
 /*
  * A crossing run whose first unit keeps a frame of its own (docs/v3-status.md
@@ -1146,7 +1146,8 @@ MU_TEST(mu_free_run_claimed, "buddy.units_free_run_claimed",
 	"free_run across two units vs a double free of its claimed piece", 2, 3,
 	3, 20000, .script = { "x", "F" }, .setup = "0aAR", .at_frame = 30,
 	.at_order = 1, .at2_frame = 32, .at2_order = 0, .run_n = 3,
-	.run_at = 30, .x_frame = 30, .x_order = 1, .need = "df")
+	.run_at = 30, .x_frame = 30, .x_order = 1, .nocache = true,
+	.need = "df")
 
 /*
  * A stale partial entry's popper against bl_adopt() (the listing race of
@@ -1201,7 +1202,7 @@ MU_TEST(mu_below_fail2, "buddy.units_below_fail2",
 	"two failing alloc_belows vs a free they must find", 3, 2, 3, 20000,
 	.script = { "bb", "f", "bb" }, .setup = "432100A", .at2_frame = 32,
 	.at2_order = 0, .below_order = 0, .below_limit = 32,
-	.below_found = true, .need = "d")
+	.below_found = true, .nocache = true, .need = "d")
 
 /*
  * A stale hint (docs/design.md 2.7, "The hint"): a hint names a unit and a
@@ -1393,7 +1394,8 @@ MU_TEST(mu_at_rsv, "buddy.units_at_rsv",
 MU_TEST(mu_at_rsv5, "buddy.units_at_rsv5",
 	"alloc_at of a whole unit reserved empty by another CPU", 3, 2, 3,
 	20000, .script = { "a", "0f", "k" }, .setup = "0f", .setup2 = "0f",
-	.at_frame = 32, .at_order = 5, .at_free = true, .need = "d")
+	.at_frame = 32, .at_order = 5, .at_free = true, .nocache = true,
+	.need = "d")
 
 /*
  * docs/v3-status.md item 37: the per-CPU block caches over the unit words.

@@ -34,6 +34,13 @@
  *            a search, the slot at random): the floor of one memory access
  *            per lookup, with as much overlap as the processor finds
  *   line/ep  the same inside an epoch section, as a lookup is
+ *   index/x4 index's lookups 4 at a time in one epoch section: the four
+ *            searches and prefetches, then the four leaf reads (a batched
+ *            lookup, which vas.h does not offer), per lookup
+ *   tree/x4  the same batches through the tree's reader, no index: the
+ *            four descents (vt_rleaf(), each prefetching its leaf), then
+ *            the four leaf searches (vas_tree.c is compiled in for its
+ *            static steps)
  *
  * Per-thread CPU time (CLOCK_THREAD_CPUTIME_ID) and wall time per lookup;
  * before timing, every index answer is checked against vas_lookup's over
@@ -47,6 +54,12 @@
 #include "bench_arena.h"
 #include "bench_vas.h"
 #include "vas_i.h"
+/*
+ * The tree's reader steps (static in vas_tree.c) for the batched tree
+ * lookup below: the file is compiled into the probe, so the library's copy
+ * of it is not linked.
+ */
+#include "vas_tree.c"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,27 +200,46 @@ static inline uint32_t px_search(uint64_t k)
 
 #define PX_LE(j) (lf_olc_load_u64(&w[j]) <= k ? 1u : 0u)
 /* 1: e is the entry with the greatest key <= k; 0: none; -1: the reader. */
-static inline int px_index(uint64_t k, struct vt_ent *e, bool b16)
+/* Where the index places key k: its leaf, the count, the window's start. */
+struct px_place {
+	struct vas_node *n;
+	uint32_t hint, a;
+	bool ok; /* false: the fences or the count rule the index out */
+};
+
+/* The index's search for k, and the prefetch of what the leaf read needs. */
+static inline struct px_place px_place(uint64_t k, bool b16)
 {
 	uint32_t i = b16 ? px_search16(k) : px_search(k);
-	struct vas_node *n = px_ent[i].n;
-	uint32_t hint = (uint32_t)px_ent[i].count;
+	struct px_place pl = { .n = px_ent[i].n,
+			       .hint = (uint32_t)px_ent[i].count };
 	uint64_t lo = px_fence[i], hi = px_fence[i + 1];
-	if (hint <= 10 || k < lo || k >= hi)
-		return -1;
-	uint32_t g = (uint32_t)((k - lo) * hint / (hi - lo)) + 1;
-	g = g < hint ? g : hint;
-	uint32_t a = g > 4 ? g - 4 : 0;
-	a = a < hint - 8 ? a : hint - 8;
-	uint32_t s = a > 0 ? a - 1 : 0;
+	if (pl.hint <= 10 || k < lo || k >= hi)
+		return pl;
+	uint32_t g = (uint32_t)((k - lo) * pl.hint / (hi - lo)) + 1;
+	g = g < pl.hint ? g : pl.hint;
+	pl.a = g > 4 ? g - 4 : 0;
+	pl.a = pl.a < pl.hint - 8 ? pl.a : pl.hint - 8;
+	uint32_t s = pl.a > 0 ? pl.a - 1 : 0;
+	struct vas_node *n = pl.n;
 	vas_prefetch(n);
 	vas_prefetch(&n->key[s]);
 	vas_prefetch((const char *)&n->key[s] + 79);
 	vas_prefetch(&n->u.l[s]);
 	vas_prefetch((const char *)&n->u.l[s] + 64);
 	vas_prefetch((const char *)&n->u.l[s] + 143);
+	pl.ok = true;
+	return pl;
+}
+
+/* The leaf read at pl, validated: 1 and e; -1: the reader. */
+static inline int px_read(const struct px_place *pl, uint64_t k,
+			  struct vt_ent *e)
+{
+	struct vas_node *n = pl->n;
+	uint32_t hint = pl->hint, a = pl->a;
 	uint64_t v;
-	if (!lf_vlock_read_lock(&n->lock, &v) ||
+	if (!pl->ok || !lf_vlock_read_lock(&n->lock, &v) ||
 	    lf_olc_load_u32(&n->level) != 0 ||
 	    lf_olc_load_u32(&n->count) != hint)
 		return -1;
@@ -223,6 +255,12 @@ static inline int px_index(uint64_t k, struct vt_ent *e, bool b16)
 	e->val = lf_olc_load_u64(&n->u.l[j - 1].val);
 	e->tag = lf_olc_load_uptr(&n->u.l[j - 1].tag);
 	return lf_vlock_validate(&n->lock, v) ? 1 : -1;
+}
+
+static inline int px_index(uint64_t k, struct vt_ent *e, bool b16)
+{
+	struct px_place pl = px_place(k, b16);
+	return px_read(&pl, k, e);
 }
 #undef PX_LE
 
@@ -253,6 +291,78 @@ static inline int px_lookup_index(uint64_t k, uint64_t *start, uint64_t *slow,
 	return 0;
 }
 
+/*
+ * PX_BATCH lookups through the index in one epoch section, the searches
+ * and prefetches of all first, then the leaf reads: what a batched lookup
+ * (not vas.h's API) would overlap. start[b]: the range's start, or
+ * UINT64_MAX if none holds k[b]. Returns how many found a range.
+ */
+#define PX_BATCH 4
+static uint64_t px_lookup_batch(const uint64_t *k, uint64_t *start,
+				uint64_t *slow)
+{
+	struct px_place pl[PX_BATCH];
+	uint64_t found = 0;
+	lf_epoch_enter(&px_ctx.rec);
+	for (unsigned b = 0; b < PX_BATCH; b++)
+		pl[b] = px_place(k[b], false);
+	for (unsigned b = 0; b < PX_BATCH; b++) {
+		struct vt_ent e;
+		uint64_t restarts = 0;
+		int f = px_read(&pl[b], k[b], &e);
+		if (f < 0) {
+			(*slow)++;
+			f = vt_read_le(&px_vas.addr, k[b], &e, &restarts) ? 1
+									  : 0;
+		}
+		bool hit = f == 1 && !vas_val_free(e.val) &&
+			   e.key + vas_val_len(e.val) > k[b];
+		start[b] = hit ? e.key : UINT64_MAX;
+		found += hit;
+	}
+	lf_epoch_exit(&px_ctx.rec);
+	return found;
+}
+
+/*
+ * The same batch through the tree's own reader: the four descents (each
+ * prefetches its leaf's first line and window from the count copy, A9),
+ * then the four leaf searches; what vt_read_le() does not answer from the
+ * leaf it reached (a restart, no key <= k in the leaf) goes to
+ * vt_read_le() whole. No index: what a batched lookup on today's tree
+ * would overlap.
+ */
+static uint64_t px_tree_batch(const uint64_t *k, uint64_t *start,
+			      uint64_t *slow)
+{
+	struct vt_leaf f[PX_BATCH];
+	bool ok[PX_BATCH];
+	uint64_t found = 0;
+	lf_epoch_enter(&px_ctx.rec);
+	for (unsigned b = 0; b < PX_BATCH; b++)
+		ok[b] = vt_rleaf(&px_vas.addr, k[b], &f[b]);
+	for (unsigned b = 0; b < PX_BATCH; b++) {
+		struct vt_ent e;
+		uint64_t restarts = 0;
+		uint32_t c, i;
+		bool got = false;
+		if (ok[b] &&
+		    (c = vt_rcount(&px_vas.addr, f[b].n)) != UINT32_MAX &&
+		    (i = vt_rsearch(&f[b], c, k[b], true)) > 0)
+			got = vt_rent(&f[b], i - 1, &e);
+		if (!got) {
+			(*slow)++;
+			got = vt_read_le(&px_vas.addr, k[b], &e, &restarts);
+		}
+		bool hit = got && !vas_val_free(e.val) &&
+			   e.key + vas_val_len(e.val) > k[b];
+		start[b] = hit ? e.key : UINT64_MAX;
+		found += hit;
+	}
+	lf_epoch_exit(&px_ctx.rec);
+	return found;
+}
+
 enum {
 	PX_READER,
 	PX_INDEX,
@@ -265,11 +375,14 @@ enum {
 	PX_ONENE,
 	PX_LINE,
 	PX_LINEE,
+	PX_BATCHED,
+	PX_TREEBATCH,
 	PX_MODES
 };
 static const char *const px_name[PX_MODES] = {
-	"reader",   "index", "index16",  "index/nb", "index16/nb", "search",
-	"search16", "one",   "one/noep", "line",     "line/ep"
+	"reader",  "index",    "index16", "index/nb", "index16/nb",
+	"search",  "search16", "one",     "one/noep", "line",
+	"line/ep", "index/x4", "tree/x4"
 };
 
 int main(int argc, char **argv)
@@ -321,6 +434,13 @@ int main(int argc, char **argv)
 		    px_search16(q) != px_search(q))
 			b = 2;
 		s1 = (r.start - PX_BASE) / BENCH_VAS_QUANTUM;
+		uint64_t kq[PX_BATCH] = { q, q, q, q }, sq[PX_BATCH];
+		if (px_lookup_batch(kq, sq, &slow) != (a == 0 ? PX_BATCH : 0) ||
+		    (a == 0 && sq[PX_BATCH - 1] != s1))
+			b = 2;
+		if (px_tree_batch(kq, sq, &slow) != (a == 0 ? PX_BATCH : 0) ||
+		    (a == 0 && sq[0] != s1))
+			b = 2;
 		if (a != b || (a == 0 && s1 != s2)) {
 			fprintf(stderr, "index and reader differ at %llu\n",
 				(unsigned long long)q);
@@ -338,12 +458,26 @@ int main(int argc, char **argv)
 			px_nobranch_v = m == PX_INDEXNB || m == PX_INDEX16NB;
 			double w0 = px_now(CLOCK_MONOTONIC);
 			double c0 = px_now(CLOCK_THREAD_CPUTIME_ID);
+			uint64_t kb[PX_BATCH], sb[PX_BATCH];
+			unsigned nb = 0;
 			for (uint64_t it = 0; it < iters; it++) {
 				uint64_t r = px_rand(&r2);
 				uint64_t q = ((r >> 32) * spanq) >> 32, s = 0;
 				struct vas_range rr;
 				uint64_t v = 0;
 				switch (m) {
+				case PX_BATCHED:
+				case PX_TREEBATCH:
+					kb[nb++] = q;
+					if (nb < PX_BATCH)
+						break;
+					nb = 0;
+					s = m == PX_BATCHED
+						    ? px_lookup_batch(kb, sb,
+								      &slow)
+						    : px_tree_batch(kb, sb,
+								    &slow);
+					break;
 				case PX_READER:
 					if (vas_lookup(
 						    &px_ctx,

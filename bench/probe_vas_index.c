@@ -160,7 +160,7 @@ static inline uint32_t px_search16(uint64_t k)
 
 static void px_build16(void)
 {
-	uint32_t n = px_nleaf;
+	uint32_t n = px_nleaf, stride = 1;
 	const uint32_t *src = px_key;
 	for (px_nlvl = 0;; px_nlvl++) {
 		uint32_t lines = (n + PX_B - 1) / PX_B;
@@ -168,19 +168,15 @@ static void px_build16(void)
 		if (l == NULL || px_nlvl == 8)
 			abort();
 		for (uint32_t j = 0; j < lines * PX_B; j++)
-			l[j] = j < n ? src[j] : UINT32_MAX;
+			l[j] = j < n ? src[(size_t)j * stride] : UINT32_MAX;
 		px_lvl[px_nlvl] = l;
 		if (lines == 1) {
 			px_nlvl++;
 			return;
 		}
-		/* The next level: the first key of each line. */
-		uint32_t *up = malloc((size_t)lines * 4);
-		if (up == NULL)
-			abort();
-		for (uint32_t j = 0; j < lines; j++)
-			up[j] = l[j * PX_B];
-		src = up;
+		/* The next level: the first key of each line of this one. */
+		src = l;
+		stride = PX_B;
 		n = lines;
 	}
 }
@@ -408,7 +404,8 @@ int main(int argc, char **argv)
 	px_shift = bits > 32 ? bits - 32 : 0;
 	px_cap = (uint32_t)px_vas.addr.nodes + 1;
 	px_key = aligned_alloc(64, ((px_cap + 16) * 4 + 63) / 64 * 64);
-	px_ent = aligned_alloc(64, (px_cap + 1) * sizeof(*px_ent));
+	px_ent = aligned_alloc(64,
+			       ((px_cap + 1) * sizeof(*px_ent) + 63) / 64 * 64);
 	px_fence = malloc((px_cap + 1) * sizeof(*px_fence));
 	if (px_key == NULL || px_ent == NULL || px_fence == NULL)
 		return 2;

@@ -603,6 +603,7 @@ buddy_cache_push_full(struct buddy_cpu *c, uint32_t x, unsigned o, bool fast)
 	}
 }
 
+#if BUDDY_CORE_SHIFT == 0
 /*
  * Push x (just made CACHED) on c's cache; drain a batch if it is full.
  * The count read once (relaxed: inside our section) serves the test and
@@ -623,7 +624,6 @@ static inline void buddy_cache_push(struct buddy_cpu *c, uint32_t x, unsigned o)
 	buddy_own_exit(c, fast);
 }
 
-#if BUDDY_CORE_SHIFT == 0
 /* Allocate order o < BUDDY_CACHE_ORDERS through the cache: ALLOC, ours. */
 static int buddy_cache_alloc(struct buddy_cpu *c, unsigned o, uint32_t *xp)
 {

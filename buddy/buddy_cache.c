@@ -864,6 +864,23 @@ static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
 #endif
 
 /*
+ * order <= BUDDY_MAX_ORDER && buddy_below_core(order), in one compare
+ * (item 45): an order below the core's granule is below its shift.
+ */
+_Static_assert(BUDDY_CORE_FRAMES == 1u << BUDDY_CORE_SHIFT &&
+		       BUDDY_CORE_SHIFT <= BUDDY_MAX_ORDER,
+	       "buddy_below_core(o) is o < BUDDY_CORE_SHIFT");
+static inline bool buddy_cache_below_core(unsigned order)
+{
+#if BUDDY_CORE_SHIFT > 0
+	return order < BUDDY_CORE_SHIFT;
+#else
+	(void)order;
+	return false; /* buddy_below_core(): nothing is below */
+#endif
+}
+
+/*
  * Two tail calls: each path sets up only the frame it needs. Orders below
  * the core's granule go to the lower level first (never at shift 0: the
  * test compiles away; over units it also leaves the cache path
@@ -873,7 +890,7 @@ int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
 {
 	if (c == NULL || addr == NULL)
 		return BUDDY_EINVAL;
-	if (LF_UNLIKELY(order <= BUDDY_MAX_ORDER && buddy_below_core(order)))
+	if (LF_UNLIKELY(buddy_cache_below_core(order)))
 		return buddy_alloc_small(c, order, addr);
 #if BUDDY_CORE_SHIFT == 0
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
@@ -1309,7 +1326,7 @@ int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
 {
 	if (c == NULL)
 		return BUDDY_EINVAL;
-	if (LF_UNLIKELY(order <= BUDDY_MAX_ORDER && buddy_below_core(order)))
+	if (LF_UNLIKELY(buddy_cache_below_core(order)))
 		return buddy_free_small(c, addr, order);
 #if BUDDY_CORE_SHIFT == 0
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache)

@@ -578,21 +578,22 @@ static inline uint32_t buddy_cache_get(struct buddy_cpu *c, unsigned o)
 	return x;
 }
 
-/* Push x (just made CACHED) on c's cache; drain a batch if it is full. */
-static inline void buddy_cache_push(struct buddy_cpu *c, uint32_t x, unsigned o)
+/*
+ * buddy_cache_push() into a full order (inside the owner's section, fast
+ * as buddy_own_enter() returned): a batch taken, x pushed, the section
+ * left, the batch released. A function of its own, so that the push's
+ * callers keep no batch array and save no register (v3-status item 45).
+ */
+static BUDDY_NOINLINE void
+buddy_cache_push_full(struct buddy_cpu *c, uint32_t x, unsigned o, bool fast)
 {
-	uint32_t batch[BUDDY_CC_BATCH], n = 0;
-	bool fast = buddy_own_enter(c);
-	/* Relaxed: inside our section. */
-	if (LF_UNLIKELY(lf_load_u32(&c->count[o], LF_RELAXED) ==
-			BUDDY_CC_SLOTS)) {
-		buddy_busy(c, 1); /* the batch is in our hands */
+	uint32_t batch[BUDDY_CC_BATCH], n;
+	buddy_busy(c, 1); /* the batch is in our hands */
 #if BUDDY_CORE_SHIFT > 0
-		n = buddy_slot_take_oldest(c, o, BUDDY_CC_BATCH, batch);
+	n = buddy_slot_take_oldest(c, o, BUDDY_CC_BATCH, batch);
 #else
-		n = buddy_slot_take(c, o, BUDDY_CC_BATCH, batch);
+	n = buddy_slot_take(c, o, BUDDY_CC_BATCH, batch);
 #endif
-	}
 	buddy_slot_push(c, o, x);
 	buddy_own_exit(c, fast);
 	if (LF_UNLIKELY(n != 0)) {
@@ -603,6 +604,26 @@ static inline void buddy_cache_push(struct buddy_cpu *c, uint32_t x, unsigned o)
 }
 
 #if BUDDY_CORE_SHIFT == 0
+/*
+ * Push x (just made CACHED) on c's cache; drain a batch if it is full.
+ * The count read once (relaxed: inside our section) serves the test and
+ * the push (buddy_slot_push()'s; its assertion in buddy_cache_push_full()).
+ */
+static inline void buddy_cache_push(struct buddy_cpu *c, uint32_t x, unsigned o)
+{
+	bool fast = buddy_own_enter(c);
+	/* Relaxed: inside our section. */
+	uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
+	if (LF_UNLIKELY(n >= BUDDY_CC_SLOTS)) {
+		buddy_cache_push_full(c, x, o, fast);
+		return;
+	}
+	c->slot[o][n] = x;
+	/* Relaxed: as buddy_slot_push(). */
+	lf_store_u32(&c->count[o], n + 1, LF_RELAXED);
+	buddy_own_exit(c, fast);
+}
+
 /* Allocate order o < BUDDY_CACHE_ORDERS through the cache: ALLOC, ours. */
 static int buddy_cache_alloc(struct buddy_cpu *c, unsigned o, uint32_t *xp)
 {
@@ -795,6 +816,16 @@ static BUDDY_NOINLINE int buddy_alloc_small_rgns(struct buddy_cpu *c,
 	return buddy_alloc_done(c, BUDDY_OK, x, addr);
 }
 
+/* The cache of this order empty: the hint, else the slow path. */
+static BUDDY_NOINLINE int buddy_alloc_small_miss(struct buddy_cpu *c,
+						 unsigned order, uint64_t *addr)
+{
+	uint32_t x;
+	if (LF_LIKELY(bl_alloc_hint(buddy_lower_ctx(c), order, &x)))
+		return buddy_alloc_done(c, BUDDY_OK, x, addr);
+	return buddy_alloc_small_slow(c, order, addr);
+}
+
 /* Orders 1-4: the same path with the order in a register. */
 static BUDDY_NOINLINE int buddy_alloc_small_k(struct buddy_cpu *c,
 					      unsigned order, uint64_t *addr)
@@ -802,9 +833,7 @@ static BUDDY_NOINLINE int buddy_alloc_small_k(struct buddy_cpu *c,
 	uint32_t x = buddy_cache_pop_small(c, order);
 	if (LF_LIKELY(x != LF_STACK_NIL))
 		return buddy_alloc_done(c, BUDDY_OK, x, addr);
-	if (LF_LIKELY(bl_alloc_hint(buddy_lower_ctx(c), order, &x)))
-		return buddy_alloc_done(c, BUDDY_OK, x, addr);
-	return buddy_alloc_small_slow(c, order, addr);
+	return buddy_alloc_small_miss(c, order, addr);
 }
 
 static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
@@ -814,9 +843,9 @@ static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
 	if (LF_UNLIKELY(order != 0))
 		return buddy_alloc_small_k(c, order, addr);
 	x = buddy_cache_pop_small(c, 0);
-	if (LF_UNLIKELY(x == LF_STACK_NIL) &&
-	    LF_UNLIKELY(!bl_alloc_hint(buddy_lower_ctx(c), 0, &x)))
-		return buddy_alloc_small_slow(c, 0, addr);
+	/* A tail call: the hint's x on our stack only there (item 45). */
+	if (LF_UNLIKELY(x == LF_STACK_NIL))
+		return buddy_alloc_small_miss(c, 0, addr);
 	const struct buddy_zone *z = c->zone;
 	if (LF_UNLIKELY(z->nrgn != 1))
 		return buddy_alloc_small_rgns(c, x, addr);
@@ -835,6 +864,23 @@ static inline int buddy_alloc_small(struct buddy_cpu *c, unsigned order,
 #endif
 
 /*
+ * order <= BUDDY_MAX_ORDER && buddy_below_core(order), in one compare
+ * (item 45): an order below the core's granule is below its shift.
+ */
+_Static_assert(BUDDY_CORE_FRAMES == 1u << BUDDY_CORE_SHIFT &&
+		       BUDDY_CORE_SHIFT <= BUDDY_MAX_ORDER,
+	       "buddy_below_core(o) is o < BUDDY_CORE_SHIFT");
+static inline bool buddy_cache_below_core(unsigned order)
+{
+#if BUDDY_CORE_SHIFT > 0
+	return order < BUDDY_CORE_SHIFT;
+#else
+	(void)order;
+	return false; /* buddy_below_core(): nothing is below */
+#endif
+}
+
+/*
  * Two tail calls: each path sets up only the frame it needs. Orders below
  * the core's granule go to the lower level first (never at shift 0: the
  * test compiles away; over units it also leaves the cache path
@@ -844,7 +890,7 @@ int buddy_alloc(struct buddy_cpu *c, unsigned order, uint64_t *addr)
 {
 	if (c == NULL || addr == NULL)
 		return BUDDY_EINVAL;
-	if (LF_UNLIKELY(order <= BUDDY_MAX_ORDER && buddy_below_core(order)))
+	if (LF_UNLIKELY(buddy_cache_below_core(order)))
 		return buddy_alloc_small(c, order, addr);
 #if BUDDY_CORE_SHIFT == 0
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache)
@@ -1020,6 +1066,101 @@ static BUDDY_NOINLINE bool buddy_cache_refilled(struct buddy_cpu *c, uint32_t u,
 }
 
 /*
+ * buddy_cache_free_small()'s push into a full order: buddy_cache_push()'s
+ * overflow (inside the owner's section, fast as buddy_own_enter() said),
+ * then the free's section left and the free counted.
+ */
+static BUDDY_NOINLINE int buddy_cache_free_small_full(struct buddy_cpu *c,
+						      uint32_t x, unsigned k,
+						      bool fast)
+{
+	buddy_cache_push_full(c, x, k, fast);
+	buddy_busy(c, -1);
+	buddy_ctr_add(c, BC_FREES, 1);
+	return BUDDY_OK;
+}
+
+/*
+ * buddy_cache_free_small()'s push of block x of order k, inside its
+ * section, the word read again and found to be still that block:
+ * buddy_cache_push(), its overflow a tail call.
+ */
+static BUDDY_INLINE int buddy_cache_free_small_cache(struct buddy_cpu *c,
+						     uint32_t x, unsigned k)
+{
+	bool fast = buddy_own_enter(c);
+	/* Relaxed: inside our section. */
+	uint32_t n = lf_load_u32(&c->count[k], LF_RELAXED);
+	if (LF_UNLIKELY(n >= BUDDY_CC_SLOTS))
+		return buddy_cache_free_small_full(c, x, k, fast);
+	c->slot[k][n] = x;
+	/* Relaxed: as buddy_slot_push(). */
+	lf_store_u32(&c->count[k], n + 1, LF_RELAXED);
+	buddy_own_exit(c, fast);
+	buddy_busy(c, -1);
+	buddy_ctr_add(c, BC_FREES, 1);
+	return BUDDY_OK;
+}
+
+/*
+ * buddy_cache_free_small()'s second load of the word found w2, not the
+ * word its first load checked: is x still an allocated head of order k?
+ * Else a late free that raced the block's drain and reuse: our bit taken
+ * back, refused.
+ */
+static BUDDY_NOINLINE int buddy_cache_free_small_moved(struct buddy_cpu *c,
+						       uint32_t x, unsigned k,
+						       uint64_t w2)
+{
+	struct bl_ctx *l = buddy_lower_ctx(c);
+	uint32_t u = x / BU_FRAMES, i = x % BU_FRAMES;
+	if (LF_UNLIKELY(bu_block_check(w2, i, k) != BUDDY_OK)) {
+		/* Relaxed: our own bit, never in a cache. */
+		(void)lf_fetch_and_u64(&l->mask[BU_W(u)], ~(1ull << i),
+				       LF_RELAXED);
+		buddy_busy(c, -1);
+		return buddy_reject(c, BUDDY_EDOUBLE);
+	}
+	return buddy_cache_free_small_cache(c, x, k);
+}
+
+/*
+ * buddy_cache_free_small() after its fetch_or set the bit of block x of
+ * order k, inside its section: the word read again (the same as w, the
+ * first load's, which passed: nothing to check again), then the push.
+ */
+static BUDDY_INLINE int buddy_cache_free_small_push(struct buddy_cpu *c,
+						    uint32_t x, unsigned k,
+						    uint64_t w)
+{
+	struct bl_ctx *l = buddy_lower_ctx(c);
+	/* Acquire: as the first load, after our bit is set. */
+	uint64_t w2 = lf_load_u64(&l->word[BU_W(x / BU_FRAMES)], LF_ACQUIRE);
+	if (LF_UNLIKELY(w2 != w))
+		return buddy_cache_free_small_moved(c, x, k, w2);
+	return buddy_cache_free_small_cache(c, x, k);
+}
+
+/*
+ * buddy_cache_free_small()'s fetch_or found old: the block's bit set, or
+ * a refill's mark on it (its bit clear).
+ */
+static BUDDY_NOINLINE int buddy_cache_free_small_marked(struct buddy_cpu *c,
+							uint32_t x, unsigned k,
+							uint64_t w,
+							uint64_t old)
+{
+	uint32_t u = x / BU_FRAMES, i = x % BU_FRAMES;
+	uint64_t bit = 1ull << i;
+	/* Set, or a refill took the block: refused, ours unchanged. */
+	if ((old & bit) || buddy_cache_refilled(c, u, i)) {
+		buddy_busy(c, -1);
+		return buddy_reject(c, BUDDY_EDOUBLE);
+	}
+	return buddy_cache_free_small_push(c, x, k, w);
+}
+
+/*
  * A free of order k below a unit with caches on (v3-status items 28, 32,
  * 33; docs/design.md 2.7, "Per-CPU block caches"): the block must be an
  * allocated head of order k in its word (else the free into the word
@@ -1029,19 +1170,20 @@ static BUDDY_NOINLINE bool buddy_cache_refilled(struct buddy_cpu *c, uint32_t u,
  * drain and reuse; the bit taken back, refused), and the block pushed. A
  * section from before the bit until the push: memory that appears in a
  * cache breaks a failing pass's window it overlaps (as version 2's
- * buddy_cache_free()).
+ * buddy_cache_free()). Its steps after the fetch_or are
+ * buddy_cache_free_small_push(); its rare cases (a mark, a full order)
+ * are tail calls: no call, no batch array on its path (item 45).
  */
-static BUDDY_NOINLINE int buddy_cache_free_small(struct buddy_cpu *c,
-						 const struct buddy_rgn *r,
-						 uint32_t x, unsigned k)
+static BUDDY_INLINE int buddy_cache_free_small_in(struct buddy_cpu *c,
+						  const struct buddy_rgn *r,
+						  uint32_t x, unsigned k)
 {
 	struct bl_ctx *l = buddy_lower_ctx(c);
 	uint32_t u = x / BU_FRAMES, i = x % BU_FRAMES;
 	uint64_t bit = 1ull << i;
 	/* Acquire: pairs with the CAS that wrote the word (bu_cas()). */
-	if (LF_UNLIKELY(
-		    bu_block_check(lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE),
-				   i, k) != BUDDY_OK))
+	uint64_t w = lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE);
+	if (LF_UNLIKELY(bu_block_check(w, i, k) != BUDDY_OK))
 		return buddy_free_small_word(c, r, x, k); /* its code */
 	buddy_busy(c, 1);
 	/*
@@ -1051,26 +1193,24 @@ static BUDDY_NOINLINE int buddy_cache_free_small(struct buddy_cpu *c,
 	 * allocations' clears and with another free's or a refill's set.
 	 */
 	uint64_t old = lf_fetch_or_u64(&l->mask[BU_W(u)], bit, LF_ACQ_REL);
-	if (LF_UNLIKELY(old & (bit | BL_MASK_MARKS(bit)))) {
-		/* Set, or a refill took the block: refused, ours unchanged. */
-		if ((old & bit) || buddy_cache_refilled(c, u, i)) {
-			buddy_busy(c, -1);
-			return buddy_reject(c, BUDDY_EDOUBLE);
-		}
-	}
-	/* Acquire: as above, after our bit is set. */
-	if (LF_UNLIKELY(
-		    bu_block_check(lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE),
-				   i, k) != BUDDY_OK)) {
-		/* Relaxed: our own bit, never in a cache. */
-		(void)lf_fetch_and_u64(&l->mask[BU_W(u)], ~bit, LF_RELAXED);
-		buddy_busy(c, -1);
-		return buddy_reject(c, BUDDY_EDOUBLE);
-	}
-	buddy_cache_push(c, x, k);
-	buddy_busy(c, -1);
-	buddy_ctr_add(c, BC_FREES, 1);
-	return BUDDY_OK;
+	if (LF_UNLIKELY(old & (bit | BL_MASK_MARKS(bit))))
+		return buddy_cache_free_small_marked(c, x, k, w, old);
+	return buddy_cache_free_small_push(c, x, k, w);
+}
+
+static BUDDY_NOINLINE int buddy_cache_free_small(struct buddy_cpu *c,
+						 const struct buddy_rgn *r,
+						 uint32_t x, unsigned k)
+{
+	return buddy_cache_free_small_in(c, r, x, k);
+}
+
+/* Order 0: the word's masks constants (item 45). */
+static BUDDY_NOINLINE int buddy_cache_free_small0(struct buddy_cpu *c,
+						  const struct buddy_rgn *r,
+						  uint32_t x)
+{
+	return buddy_cache_free_small_in(c, r, x, 0);
 }
 
 static BUDDY_INLINE int buddy_free_small_at(struct buddy_cpu *c,
@@ -1167,7 +1307,9 @@ static inline int buddy_free_small(struct buddy_cpu *c, uint64_t addr,
 	if (LF_UNLIKELY((addr & (BUDDY_FRAME_SIZE - 1)) != 0 ||
 			pfn - r->pfn >= r->n))
 		return buddy_free_small_k(c, addr, order);
-	return buddy_free_small_at(c, r, buddy_addr_idx(r, addr), 0);
+	if (LF_LIKELY(!c->nocache))
+		return buddy_cache_free_small0(c, r, buddy_addr_idx(r, addr));
+	return buddy_free_small_word(c, r, buddy_addr_idx(r, addr), 0);
 }
 #else
 static inline int buddy_free_small(struct buddy_cpu *c, uint64_t addr,
@@ -1184,7 +1326,7 @@ int buddy_free(struct buddy_cpu *c, uint64_t addr, unsigned order)
 {
 	if (c == NULL)
 		return BUDDY_EINVAL;
-	if (LF_UNLIKELY(order <= BUDDY_MAX_ORDER && buddy_below_core(order)))
+	if (LF_UNLIKELY(buddy_cache_below_core(order)))
 		return buddy_free_small(c, addr, order);
 #if BUDDY_CORE_SHIFT == 0
 	if (order < BUDDY_CACHE_ORDERS && !c->nocache)

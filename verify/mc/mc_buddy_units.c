@@ -199,6 +199,14 @@ struct mu_cfg {
 	 * allocations (docs/v3-status.md item 46).
 	 */
 	bool reuse;
+	/*
+	 * The CPUs' busy words (in-flight sections) may be read stale by a
+	 * plain load (mc.c, "Stale loads"): a failing pass's look at them
+	 * hoisted above its relaxed loads since their last write, as
+	 * AArch64 and POWER allow; an acquire load between forbids it
+	 * (docs/v3-status.md item 46).
+	 */
+	bool stale_busy;
 };
 
 struct mu_block {
@@ -691,6 +699,18 @@ static void mu_run(unsigned t, const char *script)
 	}
 }
 
+/* mc_test.stale: the CPUs' busy words where the configuration says. */
+static unsigned mu_stale_loc(const volatile void *addr)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	if (!cfg->stale_busy || S.z == NULL)
+		return 0;
+	for (unsigned t = 0; t < MC_MAX_THREADS; t++)
+		if (addr == &buddy_zone_cpu(S.z, t)->busy.v)
+			return 4;
+	return 0;
+}
+
 static void mu_setup(void)
 {
 	const struct mu_cfg *cfg = mc_cfg();
@@ -881,6 +901,19 @@ static bool mu_local(const volatile void *addr, enum lf_atomic_op op)
 					   .check = mu_check,                  \
 					   .report = mu_report,                \
 					   .local = mu_local,                  \
+					   .cfg = &id##_cfg };
+/* The same with the CPUs' busy words readable stale (cfg stale_busy). */
+#define MU_TEST_STALE(id, nm, desc, nt, b, d, r, ...)                          \
+	static const struct mu_cfg id##_cfg = { __VA_ARGS__,                   \
+						.stale_busy = true };          \
+	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \
+							  r),                  \
+					   .setup = mu_setup,                  \
+					   .thread = mu_thread,                \
+					   .check = mu_check,                  \
+					   .report = mu_report,                \
+					   .local = mu_local,                  \
+					   .stale = mu_stale_loc,              \
 					   .cfg = &id##_cfg };
 
 /*
@@ -1542,6 +1575,34 @@ MU_TEST(mu_cache_enomem, "buddy.units_cache_enomem",
 	.script = { "6", "k" }, .setup = "0zy", .exact_all = true, .need = "dc")
 
 /*
+ * Exact ENOMEM over a drained cache, with the CPUs' busy words readable
+ * stale (stale_busy; mc.c, "Stale loads"; docs/v3-status.md item 46).
+ * buddy.units_cache_enomem_stale: the only free frame in CPU 2's cache
+ * (setup as buddy.units_adv_enomem's); thread 0 allocates a frame while
+ * thread 1 drains every cache (buddy_zone_drain_all(): the frame in its
+ * hands, inside its section, between the slots and the word). A failing
+ * pass that reads CPU 2's count as 0 must then see thread 1's section in
+ * its second look at the busy words; a look satisfied before its relaxed
+ * loads since thread 1 entered would not, and the count's acquire load
+ * (buddy_zone_drain_some(), pairing with the drain's release store) is
+ * what forbids that. The claims leave a frame free at every instant.
+ * buddy.units_cache_enomem6_stale: buddy.units_cache_enomem's history
+ * (the whole zone vs thread 1's drain of its own cache) under the same
+ * model. Neither kills buddy-v3-cache-enomem-count-relaxed, exhaustive
+ * at DFS bound 2: item 46 says why.
+ */
+MU_TEST_STALE(mu_cache_enomem_stale, "buddy.units_cache_enomem_stale",
+	      "a failing pass vs a remote drain, busy words read stale", 2, 1,
+	      3, 20000, .script = { "0", "d" }, .setup = "5",
+	      .setup2 = "432100l", .claims = true, .need = "")
+
+MU_TEST_STALE(
+	mu_cache_enomem6_stale, "buddy.units_cache_enomem6_stale",
+	"the whole zone vs a drain of another CPU's cache, busy read stale", 2,
+	1, 3, 20000, .script = { "6", "k" }, .setup = "0zy", .exact_all = true,
+	.need = "dc")
+
+/*
  * alloc_at of a cached block: in setup thread 1 takes frame 0 and frees
  * it into its cache (with the frames its refill cached); thread 0 asks
  * alloc_at for frame 0 (draining the caches) while thread 1 drains its
@@ -1576,5 +1637,6 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_drain_window, &mu_cache, &mu_drain, &mu_at_rsv, &mu_at_rsv5,
 	/* item 37: the per-CPU block caches */
 	&mu_cache_df2, &mu_cache_drain_df, &mu_cache_reuse_df, &mu_cache_remote,
-	&mu_cache_enomem, &mu_cache_at, NULL
+	&mu_cache_enomem, &mu_cache_enomem_stale, &mu_cache_enomem6_stale,
+	&mu_cache_at, NULL
 };

@@ -716,8 +716,10 @@ static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
  * blocks move from the word, where a failing pass finds them, to the
  * cache). After the CAS their cached bits are set ("all-set": every
  * cached block has its bit, so a late second free of one is refused),
- * then they are pushed. A late second free that runs between the CAS and
- * the fetch_or is not refused (a window of a few instructions: item 33).
+ * then they are pushed. A late second free between the CAS and the
+ * fetch_or finds the marks set before the CAS and waits for the refill
+ * (buddy_cache_refilled()): refused too (v3-status item 46, step by
+ * step).
  */
 static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 						    unsigned k, uint32_t x)

@@ -47,6 +47,26 @@
  * membarrier(2) or an IPI does. A compiler barrier drains nothing. The
  * drain is as late as allowed, one behaviour among those the hardware has;
  * earlier drains are the unbuffered interleavings.
+ *
+ * Stale loads. Store buffers delay a thread's stores; nothing above lets
+ * a thread's later load be satisfied before an earlier relaxed load of
+ * its own (load-load order, which AArch64 and POWER do not keep, and the
+ * compiler need not either): the one reordering an acquire load exists
+ * to forbid. A harness may name locations (mc_test.stale) whose plain
+ * loads (LF_OP_LOAD, not seq_cst) may be satisfied early: once a thread
+ * makes a relaxed load R, its later loads may move up above R (and above
+ * every relaxed load since its last acquire, or stronger, operation A
+ * before R), but not above A, nor above an acquire load between R and
+ * them that must stay where it is. So a load L of a named location by a
+ * thread that made such an R may return (a choice, free of preemption
+ * cost) the value the location had at A, provided other threads wrote
+ * it since A (not with seq_cst), the thread has not loaded it since A
+ * (coherence), and between R and L it made no RMW, fence or seq_cst
+ * access and each acquire load it made there read a location nobody
+ * wrote since A (those move up with L and must read then what they read
+ * now). An acquire load at R is what forbids it. Every execution this
+ * allows, C11 and AArch64 allow too (the conditions are stronger), so a
+ * failure under it is real.
  */
 #define _GNU_SOURCE
 #include "mc.h"
@@ -86,6 +106,24 @@ struct mc_thread {
 	const volatile void *sb_addr;
 	unsigned sb_len;
 	uint64_t sb_val, sb_mem;
+	/*
+	 * Stale loads: the step of the thread's last acquire (or fence);
+	 * hoisting: a relaxed load R made since, h_step the acquire before
+	 * it; the thread's last loads of named locations, for coherence.
+	 */
+	uint64_t acq_step, h_step;
+	bool hoisting;
+	const volatile void *nl_addr[MC_RSET];
+	uint64_t nl_step[MC_RSET];
+	unsigned nnl;
+};
+
+/* Stale loads (see above): the writes of an execution, oldest first. */
+struct mc_write {
+	const volatile void *addr;
+	uint64_t step, old; /* old: the location's value before it */
+	unsigned by;
+	bool named; /* a named location, not written with seq_cst */
 };
 
 /* One scheduling point with a choice, as DFS remembers it. */
@@ -121,6 +159,15 @@ static struct {
 	unsigned wby, wlen;
 	const volatile void *wa;
 	uint64_t wold;
+	lf_order word; /* the last write's order */
+	/* Stale loads: a stale value shown for one load; the writes. */
+	bool st_shown;
+	const volatile void *st_addr;
+	unsigned st_len;
+	uint64_t st_new;
+	uint64_t nstale_reads; /* stale values returned, this execution */
+	struct mc_write *wlog;
+	size_t nwlog, wlcap;
 	/* PCT */
 	uint64_t rng, k;
 	uint64_t change[16];
@@ -441,9 +488,131 @@ static void mc_sb_hide(struct mc_thread *th)
 	}
 }
 
+/* Was a written since step (by anyone)? */
+static bool mc_written_since(const volatile void *a, uint64_t step)
+{
+	for (size_t i = S.nwlog; i-- > 0 && S.wlog[i].step > step;)
+		if (S.wlog[i].addr == a)
+			return true;
+	return false;
+}
+
+/*
+ * Stale loads: thread self makes op (order) on addr: its hoist point
+ * follows (see above). Before the operation's own stale choice.
+ */
+static void mc_stale_track(unsigned self, const volatile void *addr,
+			   enum lf_atomic_op op, lf_order order)
+{
+	struct mc_thread *th = &S.th[self];
+	bool acq = order == LF_ACQUIRE || order == LF_ACQ_REL ||
+		   order == LF_SEQ_CST;
+	bool load = op == LF_OP_LOAD;
+	bool rmw = op != LF_OP_LOAD && op != LF_OP_STORE;
+	/* A named location's acquire load: mc_stale_load() decides. */
+	bool named = load && S.t->stale(addr) != 0;
+	if (th->hoisting &&
+	    (rmw || order == LF_SEQ_CST ||
+	     (load && acq && !named && mc_written_since(addr, th->h_step))))
+		th->hoisting = false; /* L cannot move above this */
+	if (!th->hoisting && load && !acq) {
+		th->hoisting = true; /* R */
+		th->h_step = th->acq_step;
+	}
+}
+
+/*
+ * May thread self's load of addr (width w) return the value at its hoist
+ * point (see above)? The index of the first write since then, or -1.
+ */
+static long mc_stale_ok(unsigned self, const volatile void *addr,
+			lf_order order)
+{
+	struct mc_thread *th = &S.th[self];
+	if (!th->hoisting || order == LF_SEQ_CST)
+		return -1;
+	size_t i = S.nwlog;
+	while (i > 0 && S.wlog[i - 1].step > th->h_step)
+		i--;
+	for (; i < S.nwlog && S.wlog[i].addr != addr; i++)
+		;
+	if (i == S.nwlog)
+		return -1; /* not written since: nothing older to read */
+	/* Not loaded by us since (coherence), nor written by us. */
+	for (unsigned j = 0; j < th->nnl; j++)
+		if (th->nl_addr[j] == addr && th->nl_step[j] > th->h_step)
+			return -1;
+	for (size_t j = i; j < S.nwlog; j++)
+		if (S.wlog[j].addr == addr &&
+		    (!S.wlog[j].named || S.wlog[j].by == self))
+			return -1;
+	return (long)i;
+}
+
+/*
+ * Thread self is about to load addr (order), a named location: maybe the
+ * value it had at the thread's hoist point instead (a choice), shown
+ * until the next settle.
+ */
+static void mc_stale_load(unsigned self, const volatile void *addr,
+			  lf_order order)
+{
+	struct mc_thread *th = &S.th[self];
+	unsigned w = S.t->stale ? S.t->stale(addr) : 0;
+	if (w == 0)
+		return;
+	long i = mc_stale_ok(self, addr, order);
+	/* This load, for coherence (a stale one too: it reads as of A). */
+	unsigned j = 0;
+	while (j < th->nnl && th->nl_addr[j] != addr)
+		j++;
+	if (j == th->nnl && th->nnl < MC_RSET)
+		th->nnl++;
+	if (j < MC_RSET) {
+		th->nl_addr[j] = addr;
+		th->nl_step[j] = S.steps;
+	}
+	bool acq = order == LF_ACQUIRE || order == LF_ACQ_REL;
+	if (i < 0) {
+		/* An acquire that reads its own time: later loads stay below.
+		 */
+		if (acq && th->hoisting && mc_written_since(addr, th->h_step))
+			th->hoisting = false;
+		return;
+	}
+	uint8_t opt[2] = { 0, 1 };
+	unsigned pick;
+	if (S.o->mode == MC_PCT) {
+		pick = mc_rand() % 4 == 0; /* a stale read now and then */
+		mc_log((uint8_t)pick);
+	} else {
+		pick = mc_decide(opt, 2, 0);
+	}
+	if (!pick) {
+		if (acq)
+			th->hoisting = false; /* as above */
+		return;
+	}
+	S.st_new = mc_peek(addr, w);
+	mc_poke(addr, w, S.wlog[i].old);
+	S.st_shown = true;
+	S.st_addr = addr;
+	S.st_len = w;
+	S.nstale_reads++;
+	th->dirty = true; /* not parked: the next look may differ */
+	if (S.o->trace)
+		mc_trace("      t%u reads the value before the writes since "
+			 "step %llu\n",
+			 self, (unsigned long long)th->h_step);
+}
+
 /* The last write has happened: wake whoever waits on a changed location. */
 static void mc_settle(void)
 {
+	if (S.st_shown) { /* a stale load's value goes back */
+		mc_poke(S.st_addr, S.st_len, S.st_new);
+		S.st_shown = false;
+	}
 	mc_sb_hide(&S.th[S.cur]);
 	if (!S.wpend)
 		return;
@@ -458,6 +627,16 @@ static void mc_settle(void)
 	}
 	if (mc_peek(S.wa, S.wlen) == S.wold)
 		return;
+	if (S.t->stale) {
+		if (S.nwlog == S.wlcap) {
+			S.wlcap = S.wlcap ? 2 * S.wlcap : 1024;
+			S.wlog = mc_xrealloc(S.wlog, S.wlcap * sizeof(*S.wlog));
+		}
+		S.wlog[S.nwlog++] =
+			(struct mc_write){ S.wa, S.steps, S.wold, S.wby,
+					   S.t->stale(S.wa) != 0 &&
+						   S.word != LF_SEQ_CST };
+	}
 	mc_wake(S.wby, S.wa, S.wcount);
 }
 
@@ -551,7 +730,7 @@ static unsigned mc_pick_spin(unsigned self)
 
 /* Thread self is about to access addr: remember it; settle a write later. */
 static void mc_access(unsigned self, const volatile void *addr,
-		      enum lf_atomic_op op, bool buffered)
+		      enum lf_atomic_op op, lf_order order, bool buffered)
 {
 	if (addr == NULL)
 		return; /* a compiler barrier or fence: no location */
@@ -564,6 +743,7 @@ static void mc_access(unsigned self, const volatile void *addr,
 		S.wa = addr;
 		S.wlen = mc_width(addr);
 		S.wold = mc_peek(addr, S.wlen);
+		S.word = order;
 	}
 }
 
@@ -612,10 +792,19 @@ void lf_atomic_interpose(const volatile void *addr, enum lf_atomic_op op,
 	 * meanwhile (an object freed while it was paused).
 	 */
 	bool buf = mc_sb_access(self, addr, op, order);
+	if (S.t->stale)
+		mc_stale_track(self, addr, op, order);
+	if (op == LF_OP_LOAD && !local)
+		mc_stale_load(self, addr, order);
+	/* Stale loads: an acquire (or stronger) load or RMW, a fence. */
+	if (op == LF_OP_FENCE || (op != LF_OP_STORE && op != LF_OP_SPIN &&
+				  (order == LF_ACQUIRE || order == LF_ACQ_REL ||
+				   order == LF_SEQ_CST)))
+		S.th[self].acq_step = S.steps;
 	if (S.t->step)
 		S.t->step(addr, op);
 	if (op != LF_OP_SPIN)
-		mc_access(self, addr, op, buf);
+		mc_access(self, addr, op, order, buf);
 }
 
 static void mc_thread_end(unsigned tid)
@@ -688,6 +877,9 @@ static void mc_thread_init(unsigned i)
 	}
 	th->done = th->parked = th->dirty = false;
 	th->sb_full = th->sb_shown = false;
+	th->acq_step = th->h_step = 0;
+	th->hoisting = false;
+	th->nnl = 0;
 	th->nr = th->nw = 0;
 	getcontext(&th->ctx);
 	th->ctx.uc_stack.ss_sp = th->stack;
@@ -702,6 +894,9 @@ static void mc_run_one(uint64_t run)
 	S.preempt = 0;
 	S.dpos = S.nlog = S.rpos = 0;
 	S.wpend = false;
+	S.nwlog = 0;
+	S.st_shown = false;
+	S.nstale_reads = 0;
 	S.failed = false;
 	S.in_run = true;
 	if (setjmp(S.jb) == 0) {

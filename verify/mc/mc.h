@@ -77,6 +77,12 @@ struct mc_test {
 	 */
 	unsigned (*buffered)(const volatile void *addr);
 	/*
+	 * Optional: the width in bytes of a location whose plain loads may
+	 * return its value before the last write by another thread (mc.c,
+	 * "Stale loads"), 0 for the others.
+	 */
+	unsigned (*stale)(const volatile void *addr);
+	/*
 	 * Optional: true if this operation of the running thread commutes
 	 * with everything the other threads can do before its next
 	 * scheduling point (a location only it uses, or one guarded by a

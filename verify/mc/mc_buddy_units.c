@@ -38,6 +38,8 @@
  *        nobody, the block of script 'y' (docs/v3-status.md item 37)
  *   y    buddy_free of the forgotten block (its result kept per thread:
  *        with caches on, a free into the CPU's block cache)
+ *   w    buddy_free of the newest block the thread holds, which a late
+ *        free_run may have freed already (cfg reuse: EDOUBLE allowed)
  * Every execution checks:
  *   - B2 at every allocation: nobody holds a frame handed out (an owner
  *     per frame, released just before the free is called);
@@ -72,6 +74,11 @@
  *     frame held; every allocation of such a configuration is of thread
  *     0's order, so that claims below the zone's size leave a block of
  *     that order free at every instant);
+ *   - with reuse set, the block at x_frame (x_order) is freed as often
+ *     as it was allocated: once in setup, then once more for each 'a'
+ *     after setup, against its frees by 'x', 'F' (the run's first piece)
+ *     and 'w' (a late free_run that frees a block taken again since must
+ *     leave that block's next free refused: docs/v3-status.md item 46);
  *   - with y_one set, of the threads' frees of the forgotten block ('y')
  *     exactly one succeeds (two racing frees of one block: the cached
  *     mask's fetch_or refuses one); with y_refused set, every 'y' after
@@ -186,6 +193,20 @@ struct mu_cfg {
 	 */
 	bool nocache;
 	bool y_refused; /* every thread's 'y' refused */
+	/*
+	 * 'x' frees the first piece of thread 1's run behind its back, 'a'
+	 * takes it again and 'w' frees it: the piece's frees must match its
+	 * allocations (docs/v3-status.md item 46).
+	 */
+	bool reuse;
+	/*
+	 * The CPUs' busy words (in-flight sections) may be read stale by a
+	 * plain load (mc.c, "Stale loads"): a failing pass's look at them
+	 * hoisted above its relaxed loads since their last write, as
+	 * AArch64 and POWER allow; an acquire load between forbids it
+	 * (docs/v3-status.md item 46).
+	 */
+	bool stale_busy;
 };
 
 struct mu_block {
@@ -219,6 +240,9 @@ static struct {
 	int y_rc[MC_MAX_THREADS];
 	bool y_ran[MC_MAX_THREADS];
 	bool in_setup;
+	unsigned at_ok; /* cfg reuse: 'a' after setup that succeeded */
+	int w_rc;       /* script 'w': its result */
+	bool w_ran;
 } S;
 
 static const char *const mu_events[] = { "unit down",
@@ -380,6 +404,7 @@ static void mu_place(unsigned t, char op)
 	}
 	if (op == 'A')
 		op = 'a';
+	S.at_ok += cfg->reuse && !S.in_setup && op == 'a' && rc == BUDDY_OK;
 	if (rc == BUDDY_EBUSY && op == 'a' && cfg->at_free)
 		mc_fail("false EBUSY: thread %u, alloc_at frame %u order %u, "
 			"free at every instant",
@@ -463,6 +488,11 @@ static void mu_free_twice(unsigned t)
 	uint64_t a = (uint64_t)cfg->x_frame << BUDDY_FRAME_SHIFT;
 	S.x_rc = buddy_free(buddy_zone_cpu(S.z, t), a, cfg->x_order);
 	S.x_ok += S.x_rc == BUDDY_OK;
+	/* reuse: a free that succeeded left the frames to 'a'. */
+	for (uint64_t y = cfg->x_frame; cfg->reuse && S.x_rc == BUDDY_OK &&
+					y < cfg->x_frame + (1u << cfg->x_order);
+	     y++)
+		S.owner[y] = 0;
 	S.x_bad += S.x_rc != BUDDY_OK && S.x_rc != BUDDY_EDOUBLE;
 	if (cfg->x_refused && S.x_rc != BUDDY_EDOUBLE)
 		mc_fail("thread %u: a free of frame %u order %u, held by "
@@ -508,7 +538,7 @@ static void mu_check_run(void)
 	const struct mu_cfg *cfg = mc_cfg();
 	if (cfg->x_frame == 0 || cfg->x_refused || cfg->x_twice)
 		return;
-	if ((S.run_rc == BUDDY_OK) == (S.x_rc == BUDDY_OK))
+	if (!cfg->reuse && (S.run_rc == BUDDY_OK) == (S.x_rc == BUDDY_OK))
 		mc_fail("free_run %d and the double free of frame %u %d: not "
 			"exactly one succeeded",
 			S.run_rc, cfg->x_frame, S.x_rc);
@@ -571,6 +601,41 @@ static void mu_free_held(unsigned t, unsigned i)
 	}
 }
 
+/* Script 'w': the newest block held, maybe freed by a late free_run. */
+static void mu_free_late(unsigned t)
+{
+	if (S.nheld[t] == 0)
+		return;
+	struct mu_block b = S.held[t][--S.nheld[t]];
+	MC_ASSERT(b.n == 0);
+	uint64_t p = b.a >> BUDDY_FRAME_SHIFT;
+	for (uint64_t y = p; y < p + (1u << b.k); y++)
+		S.owner[y] = 0;
+	S.w_rc = buddy_free(buddy_zone_cpu(S.z, t), b.a, b.k);
+	S.w_ran = true;
+	if (S.w_rc != BUDDY_OK && S.w_rc != BUDDY_EDOUBLE)
+		mc_fail("thread %u: free of its block %llx order %u: %d", t,
+			(unsigned long long)b.a, b.k, S.w_rc);
+}
+
+/*
+ * reuse: the run's first piece (x_frame) freed once for each of its
+ * allocations: setup's, then each 'a' after setup.
+ */
+static void mu_check_reuse(void)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	if (!cfg->reuse)
+		return;
+	unsigned frees = (S.x_rc == BUDDY_OK) + (S.run_rc == BUDDY_OK) +
+			 (S.w_ran && S.w_rc == BUDDY_OK);
+	if (frees != 1 + S.at_ok)
+		mc_fail("frame %u order %u: allocated %u times, freed %u times "
+			"(x %d, free_run %d, w %d)",
+			cfg->x_frame, cfg->x_order, 1 + S.at_ok, frees, S.x_rc,
+			S.run_rc, S.w_ran ? S.w_rc : 99);
+}
+
 static void mu_free_oldest(unsigned t)
 {
 	mu_free_held(t, 0);
@@ -627,9 +692,23 @@ static void mu_run(unsigned t, const char *script)
 			mu_forget(t);
 		else if (*p == 'y')
 			mu_free_forgot(t);
+		else if (*p == 'w')
+			mu_free_late(t);
 		else
 			mu_alloc(t, (unsigned)(*p - '0'));
 	}
+}
+
+/* mc_test.stale: the CPUs' busy words where the configuration says. */
+static unsigned mu_stale_loc(const volatile void *addr)
+{
+	const struct mu_cfg *cfg = mc_cfg();
+	if (!cfg->stale_busy || S.z == NULL)
+		return 0;
+	for (unsigned t = 0; t < MC_MAX_THREADS; t++)
+		if (addr == &buddy_zone_cpu(S.z, t)->busy.v)
+			return 4;
+	return 0;
 }
 
 static void mu_setup(void)
@@ -745,6 +824,7 @@ static void mu_check(void)
 		*p++ = 'w';
 	*p = 0;
 	mc_cover_add(&mu_cover, ev);
+	mu_check_reuse();
 	mu_check_run();
 	unsigned yok = 0, yran = 0;
 	for (unsigned t = 0; t < MC_MAX_THREADS; t++) {
@@ -821,6 +901,19 @@ static bool mu_local(const volatile void *addr, enum lf_atomic_op op)
 					   .check = mu_check,                  \
 					   .report = mu_report,                \
 					   .local = mu_local,                  \
+					   .cfg = &id##_cfg };
+/* The same with the CPUs' busy words readable stale (cfg stale_busy). */
+#define MU_TEST_STALE(id, nm, desc, nt, b, d, r, ...)                          \
+	static const struct mu_cfg id##_cfg = { __VA_ARGS__,                   \
+						.stale_busy = true };          \
+	static const struct mc_test id = { MC_TEST_COMMON(nm, desc, nt, b, d,  \
+							  r),                  \
+					   .setup = mu_setup,                  \
+					   .thread = mu_thread,                \
+					   .check = mu_check,                  \
+					   .report = mu_report,                \
+					   .local = mu_local,                  \
+					   .stale = mu_stale_loc,              \
 					   .cfg = &id##_cfg };
 
 /*
@@ -1150,6 +1243,26 @@ MU_TEST(mu_free_run_claimed, "buddy.units_free_run_claimed",
 	.need = "df")
 
 /*
+ * The claim needed (docs/v3-status.md item 46): the same run of 30-32
+ * held by thread 1 (frame 0 kept, so unit 0 stays lower), caches off.
+ * Thread 0 frees the run's first piece (30-31) behind its back, takes it
+ * again by alloc_at and frees it; thread 1 frees the run. The free_run
+ * that checks 30-31 after alloc_at took them again frees thread 0's new
+ * block (a late free): thread 0's free of it must then be refused. The
+ * run's cached bits, held across its CAS, do not see to it here:
+ * alloc_at's CAS, then the free_run's hold (fetch_or), then alloc_at's
+ * lazy clear of the stale bits of the frames it took (bl_mask_clear())
+ * takes the hold away, and thread 0's free into the word passes the bit;
+ * only the claim (code 3 in unit 0's word until the settle) refuses it.
+ */
+MU_TEST(mu_free_run_reuse, "buddy.units_free_run_reuse",
+	"free_run across two units vs its claimed piece freed and taken again",
+	2, 3, 3, 20000, .script = { "xaw", "F" }, .setup = "0aAR",
+	.at_frame = 30, .at_order = 1, .at2_frame = 32, .at2_order = 0,
+	.run_n = 3, .run_at = 30, .x_frame = 30, .x_order = 1, .nocache = true,
+	.reuse = true, .need = "d")
+
+/*
  * A stale partial entry's popper against bl_adopt() (the listing race of
  * docs/design.md 2.7, "Listing", for a unit coming down): in setup thread
  * 1 takes unit 0 down (frame 0, reserved), releases it (listed at class
@@ -1462,6 +1575,34 @@ MU_TEST(mu_cache_enomem, "buddy.units_cache_enomem",
 	.script = { "6", "k" }, .setup = "0zy", .exact_all = true, .need = "dc")
 
 /*
+ * Exact ENOMEM over a drained cache, with the CPUs' busy words readable
+ * stale (stale_busy; mc.c, "Stale loads"; docs/v3-status.md item 46).
+ * buddy.units_cache_enomem_stale: the only free frame in CPU 2's cache
+ * (setup as buddy.units_adv_enomem's); thread 0 allocates a frame while
+ * thread 1 drains every cache (buddy_zone_drain_all(): the frame in its
+ * hands, inside its section, between the slots and the word). A failing
+ * pass that reads CPU 2's count as 0 must then see thread 1's section in
+ * its second look at the busy words; a look satisfied before its relaxed
+ * loads since thread 1 entered would not, and the count's acquire load
+ * (buddy_zone_drain_some(), pairing with the drain's release store) is
+ * what forbids that. The claims leave a frame free at every instant.
+ * buddy.units_cache_enomem6_stale: buddy.units_cache_enomem's history
+ * (the whole zone vs thread 1's drain of its own cache) under the same
+ * model. Neither kills buddy-v3-cache-enomem-count-relaxed, exhaustive
+ * at DFS bound 2: item 46 says why.
+ */
+MU_TEST_STALE(mu_cache_enomem_stale, "buddy.units_cache_enomem_stale",
+	      "a failing pass vs a remote drain, busy words read stale", 2, 1,
+	      3, 20000, .script = { "0", "d" }, .setup = "5",
+	      .setup2 = "432100l", .claims = true, .need = "")
+
+MU_TEST_STALE(
+	mu_cache_enomem6_stale, "buddy.units_cache_enomem6_stale",
+	"the whole zone vs a drain of another CPU's cache, busy read stale", 2,
+	1, 3, 20000, .script = { "6", "k" }, .setup = "0zy", .exact_all = true,
+	.need = "dc")
+
+/*
  * alloc_at of a cached block: in setup thread 1 takes frame 0 and frees
  * it into its cache (with the frames its refill cached); thread 0 asks
  * alloc_at for frame 0 (draining the caches) while thread 1 drains its
@@ -1482,8 +1623,8 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_enomem_up, &mu_enomem_core, &mu_enomem_line, &mu_edge, &mu_at_move,
 	&mu_below_move, &mu_free_run, &mu_free_run2, &mu_keep, &mu_enomem_rsv,
 	/* docs/v3-status.md item 17 */
-	&mu_free_run_held, &mu_free_run_claimed, &mu_adopt_stale,
-	&mu_adopt_stale_below, &mu_below_fail2,
+	&mu_free_run_held, &mu_free_run_claimed, &mu_free_run_reuse,
+	&mu_adopt_stale, &mu_adopt_stale_below, &mu_below_fail2,
 	/* item 19 */
 	&mu_hint_stale,
 	/* item 16: buddy.units_enomem_line's history over two lines */
@@ -1496,5 +1637,6 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_drain_window, &mu_cache, &mu_drain, &mu_at_rsv, &mu_at_rsv5,
 	/* item 37: the per-CPU block caches */
 	&mu_cache_df2, &mu_cache_drain_df, &mu_cache_reuse_df, &mu_cache_remote,
-	&mu_cache_enomem, &mu_cache_at, NULL
+	&mu_cache_enomem, &mu_cache_enomem_stale, &mu_cache_enomem6_stale,
+	&mu_cache_at, NULL
 };

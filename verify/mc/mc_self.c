@@ -8,6 +8,10 @@
  *   self.lock      test-then-set lock (load, then store): two owners
  *   self.deadlock  two spin locks taken in opposite orders: livelock report
  *   self.ok        the same counter with fetch_add: must pass, exhaustively
+ *   self.stale_mp  message passing read with a relaxed flag load: the data
+ *                  load, named stale (mc.c, "Stale loads"), may come
+ *                  before it and read the data's old value
+ *   self.stale_mp_acq  the same with an acquire flag load: must pass
  * (self.stack_aba, the untagged stack, is in mc_stack.c.)
  */
 #include <string.h>
@@ -21,6 +25,7 @@ static struct {
 	lf_atomic_u32 counter;
 	lf_atomic_u32 lock[2];
 	unsigned inside;
+	lf_atomic_u32 data, flag; /* self.stale_mp */
 } S;
 
 static void self_setup(void)
@@ -106,6 +111,43 @@ static void no_check(void)
 }
 
 /*
+ * self.stale_mp: thread 0 writes the data, then the flag with release;
+ * thread 1 reads the flag, then the data. With the flag read relaxed the
+ * data's load may be satisfied first (load-load reordering), and read 0
+ * after the flag read 1; with acquire it may not.
+ */
+static void mp_thread(unsigned tid, lf_order flag_order)
+{
+	if (tid == 0) {
+		/* Relaxed: ordered by the flag's release. */
+		lf_store_u32(&S.data, 1, LF_RELAXED);
+		/* Release: pairs with thread 1's flag load (when acquire). */
+		lf_store_u32(&S.flag, 1, LF_RELEASE);
+		return;
+	}
+	uint32_t f = lf_load_u32(&S.flag, flag_order);
+	/* Acquire: as strong as a load gets short of seq_cst. */
+	uint32_t d = lf_load_u32(&S.data, LF_ACQUIRE);
+	if (f == 1 && d == 0)
+		mc_fail("the flag read 1, the data 0");
+}
+
+static void mp_relaxed_thread(unsigned tid)
+{
+	mp_thread(tid, LF_RELAXED);
+}
+
+static void mp_acquire_thread(unsigned tid)
+{
+	mp_thread(tid, LF_ACQUIRE);
+}
+
+static unsigned mp_stale(const volatile void *addr)
+{
+	return addr == &S.data.v ? 4 : 0;
+}
+
+/*
  * A self-test: nt threads of thread, then check, bounded by b and d.
  * The other harnesses' *_TEST macros look alike because they fill
  * the same struct (MC_TEST_COMMON); each names its own hooks.
@@ -125,6 +167,23 @@ SELF_TEST(self_deadlock, "self.deadlock", "locks in opposite orders: livelock",
 SELF_TEST(self_ok, "self.ok", "fetch_add counter: must pass", 3, ok_thread,
 	  ok_check, 3, 2, 200);
 
-const struct mc_test *const mc_tests_self[] = { &self_counter, &self_lock,
-						&self_deadlock, &self_ok,
-						NULL };
+static const struct mc_test self_stale_mp = {
+	MC_TEST_COMMON("self.stale_mp",
+		       "a relaxed flag load: the data load read stale", 2, 1, 2,
+		       200),
+	.setup = self_setup, .thread = mp_relaxed_thread, .check = no_check,
+	.stale = mp_stale
+};
+static const struct mc_test self_stale_mp_acq = {
+	MC_TEST_COMMON("self.stale_mp_acq",
+		       "an acquire flag load: must pass, exhaustively", 2, 2, 2,
+		       200),
+	.setup = self_setup, .thread = mp_acquire_thread, .check = no_check,
+	.stale = mp_stale
+};
+
+const struct mc_test *const mc_tests_self[] = {
+	&self_counter, &self_lock,     &self_deadlock,
+	&self_ok,      &self_stale_mp, &self_stale_mp_acq,
+	NULL
+};

@@ -124,10 +124,11 @@ struct kmem_slab {
 
 /*
  * A CPU's magazines in one cache, written by its owner: the first line is
- * all a hit touches (besides the round, its word slot and the bufctl word). The
- * loaded magazine's rounds are [its round[0], top): a hit moves top; the
- * magazine's count n is stale while it is loaded, written back
- * (kmem_cpu_sync()) by whoever takes the lock to look at it or change it.
+ * all a hit touches (besides the round, its word slot and the bufctl
+ * word). The loaded magazine's rounds are [its round[0], top): a hit
+ * moves top; the magazine's count n is stale while it is loaded, written
+ * back (kmem_cpu_sync()) by whoever takes the lock to look at it or
+ * change it.
  * lo and hi (the addresses of round[0] and round[cap]) are the gate of the
  * fast paths: kmem.c, kmem_cpu_aim().
  */

@@ -416,14 +416,14 @@ static void kmem_slab_add(struct kmem_cache *c, struct kmem_slab *s)
 }
 
 /*
- * Take up to want free objects from the slabs into the rounds out[] (the
- * first named first: each object's bufctl word names its round, K2),
- * growing if there are none; the number taken, at least one unless the
- * source failed (0: *err says why).
+ * Take up to want free objects from the slabs into the rounds out[] and
+ * their bufctl words' addresses into words[] (the first round named first:
+ * each object's word names its round, K2), growing if there are none; the
+ * number taken, at least one unless the source failed (0: *err says why).
  */
 static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu,
-			       lf_atomic_uptr *out, uint32_t first,
-			       unsigned want, int *err)
+			       lf_atomic_uptr *out, lf_atomic_u32 **words,
+			       uint32_t first, unsigned want, int *err)
 {
 	unsigned n = 0;
 	*err = 0;
@@ -453,11 +453,10 @@ static unsigned kmem_slab_take(struct kmem_cache *c, unsigned cpu,
 			s->free = (uint16_t)(w & KMEM_BUF_LINK);
 			lf_store_uptr(&out[n], (uintptr_t)kmem_obj(c, s, i),
 				      LF_RELAXED);
-			/* Release: the round before it, for a free's
-			 * check (kmem_free_obj()). */
-			lf_store_u32(&s->buf[i],
-				     kmem_buf_next(w, first + n * 8),
-				     LF_RELEASE);
+			words[n] = &s->buf[i];
+			/* Relaxed: a free reads nothing through the word
+			 * (it refuses any word but KMEM_BUF_OUT). */
+			lf_store_u32(&s->buf[i], first + n * 8, LF_RELAXED);
 			n++;
 			s->inuse++;
 		}
@@ -485,10 +484,10 @@ static size_t kmem_slab_give(struct kmem_cache *c, unsigned cpu,
 
 /*
  * Put the n free objects of the rounds objs[] back on their slabs (their
- * bufctl words become links, K2, their generation kept); slabs past the
- * cache's watermark of empty slabs go back to the source, outside the
- * lock. The pages given back. claim: a free straight to the slab (n = 1,
- * no magazine): the object's word is claimed by a CAS from *claim, as in
+ * bufctl words become links, K2); slabs past the cache's watermark of
+ * empty slabs go back to the source, outside the lock. The pages given
+ * back. claim: a free straight to the slab (n = 1, no magazine): the
+ * object's word is claimed by a CAS from KMEM_BUF_OUT, as in
  * kmem_free_obj(); on failure nothing is put (0, *claim the word seen,
  * *lost set).
  */
@@ -506,11 +505,10 @@ static size_t kmem_slab_put(struct kmem_cache *c, unsigned cpu,
 		LF_ASSERT(s && s->cache == c);
 		uint32_t i = (uint32_t)kmem_div(c, a - s->base);
 		if (claim) {
-			/* Acq_rel: as the free's claim (kmem_free_obj()). */
+			/* Relaxed: as the free's claim (kmem_free_claim()). */
+			*claim = KMEM_BUF_OUT;
 			if (!lf_cas_u32(&s->buf[i], claim,
-					kmem_buf_next(*claim,
-						      KMEM_BUF_SLAB | s->free),
-					LF_ACQ_REL)) {
+					KMEM_BUF_SLAB | s->free, LF_RELAXED)) {
 				*lost = true;
 				break;
 			}
@@ -521,14 +519,9 @@ static size_t kmem_slab_put(struct kmem_cache *c, unsigned cpu,
 #endif
 		} else {
 			/* Relaxed: the word is ours (its object is in our
-			 * round). Release: under the cache lock; for a
-			 * free's claim (kmem_free_obj()), which fails on
-			 * it. */
-			uint32_t w = lf_load_u32(&s->buf[i], LF_RELAXED);
-			lf_store_u32(&s->buf[i],
-				     KMEM_BUF_SLAB | (w & KMEM_BUF_GEN) |
-					     s->free,
-				     LF_RELEASE);
+			 * round; a free's claim fails on it). */
+			lf_store_u32(&s->buf[i], KMEM_BUF_SLAB | s->free,
+				     LF_RELAXED);
 		}
 		s->free = (uint16_t)i;
 		s->inuse--;
@@ -711,16 +704,16 @@ kmem_handout(struct kmem_cache *c, struct kmem_cpu *cc, void *p, void **obj)
 }
 
 /*
- * Take the top round of magazine m (ours, inside the section), emptying
- * it: the object handed out is in no round its bufctl word names (K2).
+ * Take the top round of magazine m (ours, inside the section) and mark
+ * its object handed out (K2): its bufctl word KMEM_BUF_OUT.
  */
 static inline __attribute__((always_inline)) void *
 kmem_round_take(struct kmem_mag *m, uint32_t n)
 {
-	/* Relaxed, all three: m is ours; snapshots read n, a free reads the
-	 * round (kmem_free_obj, whose caller's hand-off orders it after). */
+	/* Relaxed, all: m is ours; snapshots read n. The word: a free's
+	 * claim reads it, after the caller's hand-off of the object. */
 	void *p = (void *)lf_load_uptr(&m->round[n - 1], LF_RELAXED);
-	lf_store_uptr(&m->round[n - 1], 0, LF_RELAXED);
+	lf_store_u32(m->word[n - 1], KMEM_BUF_OUT, LF_RELAXED);
 	lf_store_u32(&m->n, n - 1, LF_RELAXED);
 	return p;
 }
@@ -764,10 +757,11 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 		/* Both magazines empty, the depot too: fill one from slabs. */
 		int err;
 		lf_atomic_uptr one; /* no magazine: none's round names it */
+		lf_atomic_u32 *onew;
 		m = kmem_mag_get(c);
-		unsigned n = kmem_slab_take(c, cpu, m ? m->round : &one,
-					    m ? m->first : k->none->first,
-					    m ? m->cap : 1, &err);
+		unsigned n = kmem_slab_take(
+			c, cpu, m ? m->round : &one, m ? m->word : &onew,
+			m ? m->first : k->none->first, m ? m->cap : 1, &err);
 		if (n == 0) {
 			LF_ASSERT(err !=
 				  0); /* slab_take got one, or says why */
@@ -783,6 +777,8 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 		}
 		if (!m) {
 			p = (void *)lf_load_uptr(&one, LF_RELAXED); /* ours */
+			/* Relaxed: as in kmem_round_take(). */
+			lf_store_u32(onew, KMEM_BUF_OUT, LF_RELAXED);
 			kmem_cpu_lock(cc);
 			kmem_stat_bump(&cc->rounds_in, 1); /* and taken */
 			kmem_cpu_unlock(cc);
@@ -834,10 +830,10 @@ kmem_alloc_obj(struct kmem_cache *c, unsigned cpu, void **obj)
 		return kmem_alloc_slow(c, cpu, obj);
 	}
 	lf_atomic_uptr *r = (lf_atomic_uptr *)t - 1;
-	/* Relaxed, all: the loaded magazine is ours inside the section; a
-	 * free reads the round (kmem_round_take()). */
+	/* Relaxed, all: the loaded magazine is ours inside the section; the
+	 * word as in kmem_round_take() (K2). */
 	void *p = (void *)lf_load_uptr(r, LF_RELAXED);
-	lf_store_uptr(r, 0, LF_RELAXED); /* K2 */
+	lf_store_u32(*kmem_round_word(r), KMEM_BUF_OUT, LF_RELAXED);
 	lf_store_uptr(&cc->top, (uintptr_t)r, LF_RELAXED);
 	kmem_own_exit(cc);
 	return kmem_handout(c, cc, p, obj);
@@ -882,7 +878,7 @@ int kmem_obj_find(struct kmem *k, const void *p, struct kmem_slab **sp)
 }
 
 static int kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p,
-			  lf_atomic_u32 *bc, uint32_t v);
+			  lf_atomic_u32 *bc);
 
 /* The bufctl word of object p of slab s of cache c. */
 static lf_atomic_u32 *kmem_obj_buf(const struct kmem_cache *c,
@@ -891,57 +887,53 @@ static lf_atomic_u32 *kmem_obj_buf(const struct kmem_cache *c,
 	return &s->buf[kmem_div(c, (uintptr_t)p - s->base)];
 }
 
-/* A free whose bufctl word bc is not a round index: p is on its slab's
- * free list (or the word is corrupt). */
-static __attribute__((noinline)) int kmem_free_unround(struct kmem_cache *c,
-						       uint32_t v)
+/*
+ * A free that found p's bufctl word v other than KMEM_BUF_OUT (before its
+ * claim, or by its failed CAS): p is free, on its slab's list or in the
+ * round v names (EDOUBLE), or the word is corrupt. Nothing changed.
+ */
+static __attribute__((noinline)) int kmem_free_refuse(struct kmem_cache *c,
+						      uint32_t v)
 {
-	if (v & KMEM_BUF_SLAB)
+	if ((v & KMEM_BUF_SLAB) || (v < c->names && (v & 7) == 0))
 		return kmem_reject(c->rejected_by, KMEM_EDOUBLE);
 	return kmem_reject(c->rejected_by, KMEM_ECORRUPT);
 }
 
 /*
- * The free's checks on p's bufctl word v (loaded with acquire, or seen by
- * a failed claim with acquire): 0 if p is handed out as far as v tells,
- * else the error (p on its slab's list or in the round v names: EDOUBLE).
- * No read of p (but its red zone in debug builds).
+ * The free's debug check of p's red zone (p handed out as far as its
+ * bufctl word tells): 0, or the refusal (KMEM_ECORRUPT, nothing changed).
  */
 static inline __attribute__((always_inline)) int
-kmem_free_check(struct kmem_cache *c, const void *p, uint32_t v)
+kmem_free_redzone(struct kmem_cache *c, const void *p)
 {
-	uint32_t x = v & ~KMEM_BUF_GEN;
-	if (LF_UNLIKELY(x >= c->names))
-		return kmem_free_unround(c, v);
-	/* Relaxed: ordered by the acquire that read v (the round may be
-	 * another CPU's): the round as it was when v was written, or
-	 * later. */
-	if (LF_UNLIKELY(lf_load_uptr(kmem_round(c->mags, x), LF_RELAXED) ==
-			(uintptr_t)p))
-		return kmem_reject(c->rejected_by, KMEM_EDOUBLE);
 #ifdef LF_DEBUG
 	if (!kmem_filled((const char *)p + c->size, KMEM_RZ_BYTE,
 			 c->rz_end - c->size))
 		return kmem_reject(c->rejected_by, KMEM_ECORRUPT);
+#else
+	(void)c;
+	(void)p;
 #endif
 	return 0;
 }
 
 /*
- * Claim p for round r (its name) by a CAS of its bufctl word bc from v,
- * the word the checks passed; on failure *v is the word seen. The round
- * holds p already (stored before: the CAS's release publishes it with the
- * word). Of two frees of p that race, one claims it and the other sees the
- * word changed: its generation moves on at every claim, so even a claim
- * of the same round changes it (kmem_i.h).
+ * Claim p for round r (its name) by a CAS of its bufctl word bc from
+ * KMEM_BUF_OUT; on failure *v is the word seen. Of two frees of p that
+ * race, one claims it and the other sees the round's name: the word
+ * leaves KMEM_BUF_OUT only by a claim, so a claim that succeeds freed an
+ * object handed out at that instant (kmem_i.h).
  */
 static inline __attribute__((always_inline)) bool
 kmem_free_claim(lf_atomic_u32 *bc, uint32_t *v, uint32_t r)
 {
-	/* Acq_rel: release, the round before the word, for the next free's
-	 * check; acquire on failure, pairing with the release of the word
-	 * seen, whose round the checks read next. */
-	return lf_cas_u32(bc, v, kmem_buf_next(*v, r), LF_ACQ_REL);
+	*v = KMEM_BUF_OUT;
+	/* Relaxed: the word publishes nothing (a free reads no round
+	 * through it; the rounds travel with their magazine: the CPU
+	 * section, the depot's release and acquire), and the value seen on
+	 * failure is refused as it is. */
+	return lf_cas_u32(bc, v, r, LF_RELAXED);
 }
 
 /* Poison p (debug, caches without a constructor): p claimed, in no place
@@ -959,44 +951,41 @@ kmem_free_poison(struct kmem_cache *c, void *p)
 }
 
 /*
- * Free p, an object start of cache c with bufctl word bc: the checks, then
- * the magazines. p is free exactly when its word is a link (on its slab's
- * list) or names a round that holds p (in a magazine, K2): no read of p.
- * The free puts p in its round and then claims p by a CAS of the word it
- * checked (kmem_free_claim()): a drain of the round's magazine and a refill
- * between the check's two loads, or another free of p that raced it and
- * won, change the word, and the checks run again on the word seen.
+ * Free p, an object start of cache c with bufctl word bc: the check, then
+ * the magazines. p is handed out exactly when its word is KMEM_BUF_OUT:
+ * no read of p nor of a round. The free puts p and bc in the round at top
+ * and claims p by a CAS of the word from KMEM_BUF_OUT to that round's
+ * name (kmem_free_claim()); a free of p that raced it and won makes the
+ * CAS fail, and this one is refused with nothing changed (the round above
+ * top is not read by anyone).
  */
 static inline __attribute__((always_inline)) int
 kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 {
 	struct kmem_cpu *cc = &c->cpu[cpu];
-	/* Acquire: pairs with the release of the word's writers (a claim, a
-	 * fill, a drain to the slab), so the round it names is read as it
-	 * was written before the word, or later. */
-	uint32_t v = lf_load_u32(bc, LF_ACQUIRE);
-	uintptr_t t;
-	for (;;) {
-		int err = kmem_free_check(c, p, v);
-		if (LF_UNLIKELY(err))
-			return err;
-		/* Relaxed, acquire: as in kmem_alloc_obj(). */
-		lf_store_u32(&cc->own, 1, LF_RELAXED);
-		lf_compiler_barrier();
-		uintptr_t hi = lf_load_uptr(&cc->hi, LF_ACQUIRE);
-		t = lf_load_uptr(&cc->top, LF_RELAXED);
-		if (LF_UNLIKELY(t >= hi)) { /* full, or the gate closed */
-			kmem_own_exit(cc);
-			return kmem_free_slow(c, cpu, p, bc, v);
-		}
-		/* Relaxed: the round at top is ours; the claim's release
-		 * publishes it. */
-		lf_store_uptr((lf_atomic_uptr *)t, (uintptr_t)p, LF_RELAXED);
-		if (LF_LIKELY(kmem_free_claim(bc, &v, (uint32_t)(t - c->mags))))
-			break;
-		/* Lost: the round above top empty again (ours, relaxed). */
-		lf_store_uptr((lf_atomic_uptr *)t, 0, LF_RELAXED);
+	/* Relaxed: the allocation's KMEM_BUF_OUT reaches us through the
+	 * caller's hand-off of p; a later value is a claim (refused). */
+	uint32_t v = lf_load_u32(bc, LF_RELAXED);
+	if (LF_UNLIKELY(v != KMEM_BUF_OUT))
+		return kmem_free_refuse(c, v); /* free, or corrupt */
+	int err = kmem_free_redzone(c, p);
+	if (LF_UNLIKELY(err))
+		return err;
+	/* Relaxed, acquire: as in kmem_alloc_obj(). */
+	lf_store_u32(&cc->own, 1, LF_RELAXED);
+	lf_compiler_barrier();
+	uintptr_t hi = lf_load_uptr(&cc->hi, LF_ACQUIRE);
+	uintptr_t t = lf_load_uptr(&cc->top, LF_RELAXED);
+	if (LF_UNLIKELY(t >= hi)) { /* full, or the gate closed */
 		kmem_own_exit(cc);
+		return kmem_free_slow(c, cpu, p, bc);
+	}
+	/* Relaxed: the round at top and its word slot are ours. */
+	lf_store_uptr((lf_atomic_uptr *)t, (uintptr_t)p, LF_RELAXED);
+	*kmem_round_word((lf_atomic_uptr *)t) = bc;
+	if (LF_UNLIKELY(!kmem_free_claim(bc, &v, (uint32_t)(t - c->mags)))) {
+		kmem_own_exit(cc);
+		return kmem_free_refuse(c, v);
 	}
 	kmem_free_poison(c, p);
 	kmem_stat_bump(&cc->frees, 1);
@@ -1007,74 +996,66 @@ kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 }
 
 /*
- * The free's slow path (p checked against v): the loaded magazine has room
- * after all (the fast path found the lock held), else an empty prev, else
- * a fresh magazine (prev to the depot), else the slab; p claimed there as
- * on the fast path, the checks run again if the claim fails. The mirror of
- * kmem_alloc_slow()'s exchange, with empty and full swapped.
+ * The free's slow path (p's word seen KMEM_BUF_OUT): the loaded magazine
+ * has room after all (the fast path found the lock held), else an empty
+ * prev, else a fresh magazine (prev to the depot), else the slab; p
+ * claimed there as on the fast path, refused if the claim fails. The
+ * mirror of kmem_alloc_slow()'s exchange, with empty and full swapped.
  */
-static __attribute__((noinline)) int kmem_free_slow(struct kmem_cache *c,
-						    unsigned cpu, void *p,
-						    lf_atomic_u32 *bc,
-						    uint32_t v)
+static __attribute__((noinline)) int
+kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 {
 	struct kmem *k = c->k;
 	struct kmem_cpu *cc = &c->cpu[cpu];
-	for (;;) {
-		kmem_cpu_lock(cc);
-		kmem_cpu_sync(cc);
-		struct kmem_mag *old = NULL, *m = cc->prev;
-		/* Relaxed, all n below: our magazines, inside the section. */
-		if (lf_load_u32(&cc->loaded->n, LF_RELAXED) < cc->loaded->cap) {
-			m = cc->loaded;
-		} else if (m->cap > 0 && lf_load_u32(&m->n, LF_RELAXED) == 0) {
-			cc->prev = cc->loaded;
-			cc->loaded = m;
-		} else if ((m = kmem_mag_get(c)) != NULL) {
-			old = cc->prev;
-			cc->prev = cc->loaded;
-			cc->loaded = m;
-			kmem_cpu_flow(cc, m, old);
-			kmem_cpu_burst(c, cc, -1);
-		}
-		bool won = false;
-		if (m) {
-			/* Relaxed, the count and the round: the loaded
-			 * magazine is ours under the CPU lock. */
-			uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
-			lf_store_uptr(&m->round[n], (uintptr_t)p, LF_RELAXED);
-			won = kmem_free_claim(bc, &v, m->first + n * 8);
-			if (won) {
-				kmem_free_poison(c, p);
-				lf_store_u32(&m->n, n + 1, LF_RELAXED);
-				kmem_stat_bump(&cc->frees, 1);
-			} else {
-				lf_store_uptr(&m->round[n], 0, LF_RELAXED);
-			}
-		}
-		kmem_cpu_leave(k, cc);
-		if (old && old != k->none)
-			kmem_depot_put(c, cc, old);
-		if (!m) {
-			/* No magazine: straight to the slab, claimed there. */
-			lf_atomic_uptr one;
-			bool lost = false;
-			lf_init_uptr(&one, (uintptr_t)p); /* ours */
-			kmem_slab_put(c, cpu, &one, 1, &v, &lost);
-			if (!lost) {
-				kmem_cpu_lock(cc);
-				kmem_stat_bump(&cc->frees, 1);
-				kmem_stat_bump(&cc->rounds_out, 1); /* out */
-				kmem_cpu_unlock(cc);
-				won = true;
-			}
-		}
-		if (won)
-			return 0;
-		int err = kmem_free_check(c, p, v);
-		if (err)
-			return err;
+	uint32_t v;
+	kmem_cpu_lock(cc);
+	kmem_cpu_sync(cc);
+	struct kmem_mag *old = NULL, *m = cc->prev;
+	/* Relaxed, all n below: our magazines, inside the section. */
+	if (lf_load_u32(&cc->loaded->n, LF_RELAXED) < cc->loaded->cap) {
+		m = cc->loaded;
+	} else if (m->cap > 0 && lf_load_u32(&m->n, LF_RELAXED) == 0) {
+		cc->prev = cc->loaded;
+		cc->loaded = m;
+	} else if ((m = kmem_mag_get(c)) != NULL) {
+		old = cc->prev;
+		cc->prev = cc->loaded;
+		cc->loaded = m;
+		kmem_cpu_flow(cc, m, old);
+		kmem_cpu_burst(c, cc, -1);
 	}
+	bool won = false;
+	if (m) {
+		/* Relaxed, the count and the round: the loaded magazine is
+		 * ours under the CPU lock. */
+		uint32_t n = lf_load_u32(&m->n, LF_RELAXED);
+		lf_store_uptr(&m->round[n], (uintptr_t)p, LF_RELAXED);
+		m->word[n] = bc;
+		won = kmem_free_claim(bc, &v, m->first + n * 8);
+		if (won) {
+			kmem_free_poison(c, p);
+			lf_store_u32(&m->n, n + 1, LF_RELAXED);
+			kmem_stat_bump(&cc->frees, 1);
+		}
+	}
+	kmem_cpu_leave(k, cc);
+	if (old && old != k->none)
+		kmem_depot_put(c, cc, old);
+	if (!m) {
+		/* No magazine: straight to the slab, claimed there. */
+		lf_atomic_uptr one;
+		bool lost = false;
+		lf_init_uptr(&one, (uintptr_t)p); /* ours */
+		kmem_slab_put(c, cpu, &one, 1, &v, &lost);
+		if (!lost) {
+			kmem_cpu_lock(cc);
+			kmem_stat_bump(&cc->frees, 1);
+			kmem_stat_bump(&cc->rounds_out, 1); /* out */
+			kmem_cpu_unlock(cc);
+			won = true;
+		}
+	}
+	return won ? 0 : kmem_free_refuse(c, v);
 }
 
 /*

@@ -7,10 +7,11 @@
  *
  *   CPU layer   per cache and CPU, a loaded and a previous magazine (arrays
  *               of free objects). A hit (loaded has a round to give, or room
- *               for one) writes the CPU's own line, the round and (a free)
- *               the object's bufctl word, never the object; the only atomic
- *               read-modify-write is the free's CAS of that word (below).
- *               The owner brackets its hit with the
+ *               for one) writes the CPU's own line, the round and the
+ *               object's bufctl word, never the object; the only atomic
+ *               read-modify-write is the free's CAS of that word (below:
+ *               the price of refusing two racing frees, docs/design.md
+ *               4.4). The owner brackets its hit with the
  *               asymmetric exclusion of buddy_cache.c, testing a gate that a
  *               drainer closes, so that a CPU that runs out of memory can
  *               empty every other CPU's magazines (no memory stranded).
@@ -23,7 +24,8 @@
  *               direction many times in a row.
  *   slab layer  per cache, slabs of 2^k pages from the page source; a
  *               32-bit bufctl word per object in the slab's header links
- *               the free objects (or names the round an object is in);
+ *               the free objects (or names the round an object is in, or
+ *               marks it handed out);
  *               slabs on empty/partial/full lists under the cache's lock
  *               (taken once per magazine moved, never on a hit). Empty
  *               slabs beyond the cache's watermark go back to the source at
@@ -48,16 +50,16 @@
  * in the depot, on its slab's list, or in a slab given back (EDOUBLE), a
  * pointer inside an object (EINTERIOR). The double-free check reads kmem's
  * own metadata, never the object: an object's bufctl word says it is on
- * its slab's free list, or names the magazine round it was last put in,
- * which holds it exactly while it is free there (an allocation empties
- * the round it takes). So it is exact whatever the caller writes into its
- * objects. Two frees of one object that race (neither finds it free yet)
- * are one double free too: the free claims the object by a CAS of the word
- * it checked (a generation in the word moves on at every claim), so exactly
- * one succeeds and the other returns EDOUBLE, changing nothing. (Not
- * exact only if a free stands between its load of the word and its CAS
- * while others free or refill the object 64 times, its word coming back
- * to the same round and generation: docs/design.md 4.4.)
+ * its slab's free list, names the magazine round it is in, or says it is
+ * handed out (every allocation writes that). So it is exact whatever the
+ * caller writes into its objects. Two frees of one object that race
+ * (neither finds it free yet) are one double free too: the free claims
+ * the object by a CAS of its word from "handed out", so exactly one
+ * succeeds and the other returns EDOUBLE, changing nothing; the word
+ * leaves "handed out" only by such a claim, so the claim is exact (no
+ * window of reuse). That CAS is an atomic read-modify-write on the free's
+ * hit: no free that refuses a racing second free can do without one or a
+ * store-load fence (docs/design.md 4.4; its cost measured in 4.5).
  * Debug builds (LF_DEBUG: the asan preset) add a red zone after every
  * object, checked on free, and poison free objects (caches without a
  * constructor), checked on allocation: KMEM_ECORRUPT, the object set aside.

@@ -6,8 +6,8 @@
  * K1 (one place per free object) is checked by setting KMEM_BUF_SEEN in
  * each free object's bufctl word as it is met: meeting a seen object again
  * is an object in two places. A last pass over every object of every slab
- * checks the objects not met (handed out: K2, in no round their word
- * names) and clears the bit.
+ * checks the objects not met (handed out: K2, their word KMEM_BUF_OUT)
+ * and clears the bit.
  */
 #include "kmem.h"
 #include "kmem_i.h"
@@ -27,11 +27,11 @@ static void kmem_check_fail(struct kmem_walk *w, int inv)
 /* Is v (a bufctl word) the name of a round that holds p? */
 static bool kmem_check_named(struct kmem *k, uint32_t v, const void *p)
 {
-	v &= ~KMEM_BUF_GEN;
 	/* Relaxed: quiescent. */
 	return v < k->names && (v & 7) == 0 &&
 	       v % sizeof(struct kmem_mag) >=
 		       offsetof(struct kmem_mag, round) &&
+	       v % sizeof(struct kmem_mag) < offsetof(struct kmem_mag, word) &&
 	       lf_load_uptr(kmem_round((uintptr_t)k->mags, v), LF_RELAXED) ==
 		       (uintptr_t)p;
 }
@@ -51,8 +51,7 @@ static void kmem_check_free_obj(struct kmem *k, struct kmem_cache *c,
 		kmem_check_fail(w, 1);
 		return;
 	}
-	if (r == KMEM_BUF_SLAB ? (v & KMEM_BUF_SLAB) == 0
-			       : (v & ~KMEM_BUF_GEN) != r) {
+	if (r == KMEM_BUF_SLAB ? (v & KMEM_BUF_SLAB) == 0 : v != r) {
 		/* In another round as well: two places. */
 		kmem_check_fail(w, kmem_check_named(k, v, p) ? 1 : 2);
 		return;
@@ -70,8 +69,8 @@ static void kmem_check_free_obj(struct kmem *k, struct kmem_cache *c,
 	w->free++;
 }
 
-/* Round r (a name) of a magazine: an object start of cache c (K1), then as
- * free. */
+/* Round r (a name) of a magazine: an object start of cache c (K1), its
+ * word slot its bufctl word's address (K2), then as free. */
 static void kmem_check_round(struct kmem *k, struct kmem_cache *c, uint32_t r,
 			     struct kmem_walk *w)
 {
@@ -85,8 +84,11 @@ static void kmem_check_round(struct kmem *k, struct kmem_cache *c, uint32_t r,
 		kmem_check_fail(w, 1);
 		return;
 	}
-	kmem_check_free_obj(k, c, s, (uint32_t)((p - s->base) / c->stride), r,
-			    w);
+	uint32_t i = (uint32_t)((p - s->base) / c->stride);
+	/* The round's word slot names its object's word (K2). */
+	if (*kmem_round_word(kmem_round((uintptr_t)k->mags, r)) != &s->buf[i])
+		kmem_check_fail(w, 2);
+	kmem_check_free_obj(k, c, s, i, r, w);
 }
 
 static void kmem_check_mag(struct kmem *k, struct kmem_cache *c,
@@ -164,10 +166,9 @@ static void kmem_check_slab(struct kmem *k, struct kmem_cache *c,
 
 /*
  * Every object of c's slabs: one not met is handed out (or set aside),
- * and in no round its word names (K2); clear the bits set by the walk.
+ * its word KMEM_BUF_OUT (K2); clear the bits set by the walk.
  */
-static void kmem_check_restore(struct kmem *k, struct kmem_cache *c,
-			       struct kmem_walk *w)
+static void kmem_check_restore(struct kmem_cache *c, struct kmem_walk *w)
 {
 	for (int l = 0; l < KMEM_LISTS; l++)
 		for (struct kmem_slab *s = c->list[l]; s; s = s->next)
@@ -181,8 +182,7 @@ static void kmem_check_restore(struct kmem *k, struct kmem_cache *c,
 						     LF_RELAXED);
 					continue;
 				}
-				if ((v & ~KMEM_BUF_GEN) >= k->names ||
-				    kmem_check_named(k, v, kmem_obj(c, s, i)))
+				if (v != KMEM_BUF_OUT)
 					kmem_check_fail(w, 2);
 			}
 }
@@ -228,7 +228,7 @@ static void kmem_check_cache(struct kmem *k, struct kmem_cache *c,
 	}
 	if (nslabs * c->nobj != (a - f) + (w->free - free0))
 		kmem_check_fail(w, 4);
-	kmem_check_restore(k, c, w);
+	kmem_check_restore(c, w);
 }
 
 int kmem_check(struct kmem *k)

@@ -49,7 +49,10 @@ _Static_assert(KMEM_SIZE_MAX <= (uintptr_t)1 << 46,
 /*
  * A magazine. A round is named by its byte offset from the instance's
  * magazine array (k->mags): the name a free object's bufctl word holds
- * (below); round[i] of m is m->first + 8i.
+ * (below); round[i] of m is m->first + 8i. word[i] is the bufctl word of
+ * round[i]'s object, put there with it (a free, a fill), so that the
+ * allocation that takes the round marks the object handed out without
+ * finding its slab.
  */
 struct kmem_mag {
 	lf_atomic_u32 n; /* (x) rounds held; atomic for snapshots */
@@ -57,43 +60,45 @@ struct kmem_mag {
 	uint32_t first;  /* (i) the name of round[0] */
 	uint32_t unused;
 	lf_atomic_uptr round[KMEM_MAG_MAX]; /* (x) the free objects; atomic:
-					     * a free reads them (K2) */
+					     * snapshots and kmem_check */
+	lf_atomic_u32 *word[KMEM_MAG_MAX];  /* (x) their bufctl words */
 };
+_Static_assert(offsetof(struct kmem_mag, word) ==
+		       offsetof(struct kmem_mag, round) +
+			       KMEM_MAG_MAX * sizeof(lf_atomic_uptr),
+	       "a round's word slot is KMEM_MAG_MAX slots after the round");
+
+/* The word slot of round r (kmem_round_word(r) = &m->word[i] for
+ * r = &m->round[i]): the hit reaches it from top alone. */
+static inline lf_atomic_u32 **kmem_round_word(lf_atomic_uptr *r)
+{
+	return (lf_atomic_u32 **)(void *)(r + KMEM_MAG_MAX);
+}
 
 /*
- * The bufctl word of an object (one per object, in its slab's header):
- * KMEM_BUF_SLAB | link while the object is on its slab's free list (link:
- * the next free object's index, KMEM_NIL16 at the end), else the name of
- * the round it was last put in (above). A free object in a magazine is
- * in the round its word names; an object handed out is not (allocation
- * empties the round it takes; a magazine emptied into the slabs rewrites
- * its objects' words). So a free tells a free object from one handed out
- * by this word and that round alone, without reading the object (K2).
- * The magazine after the pool's (k->none, of no rounds) is never filled:
- * its round[0] is the word of an object handed out straight from a slab
- * (kmem_slab_take()). Names stay below 2^24 (kmem_layout()).
- *
- * Bits 24-29 are a generation, moved on by every write that puts the
- * object in a place (a free, a fill; a drain to the slab keeps it): a free
- * claims the object by a CAS of the word it checked (kmem_free_obj()), so
- * of two frees that race one wins and the other sees the word changed,
- * even where the winner put it back in the very round the word named (an
- * object allocated from a round and freed on that CPU again). A name is
- * read as v & ~KMEM_BUF_GEN, below k->names.
+ * The bufctl word of an object (one per object, in its slab's header),
+ * one of three states:
+ *   KMEM_BUF_SLAB | link   on its slab's free list (link: the next free
+ *                          object's index, KMEM_NIL16 at the end);
+ *   a round's name         free, in that round of a magazine (a CPU's or
+ *                          the depot's);
+ *   KMEM_BUF_OUT           handed out (or set aside as corrupt).
+ * Every allocation writes KMEM_BUF_OUT (the hit through the round's word
+ * slot, above), every free claims the object by a CAS from KMEM_BUF_OUT to
+ * its round's name (or, with no magazine, to a link), a fill and a drain
+ * rewrite the words of the free objects they move. So a free tells a free
+ * object from one handed out by the word alone, without reading the object
+ * or a round (K2), and of two frees that race exactly one CAS succeeds:
+ * the word leaves KMEM_BUF_OUT only by a free's claim and comes back to it
+ * only by an allocation, so a claim that succeeds freed an object handed
+ * out at that instant. The magazine after the pool's (k->none, of no
+ * rounds) is never filled. Names stay below 2^24 (kmem_layout()).
  */
 #define KMEM_BUF_SLAB 0x80000000u
 #define KMEM_BUF_SEEN 0x40000000u /* kmem_check()'s walk only */
-#define KMEM_BUF_GEN 0x3f000000u
-#define KMEM_BUF_GEN1 0x01000000u
+#define KMEM_BUF_OUT 0x20000000u
 #define KMEM_BUF_NAMES 0x01000000u /* names are below this */
 #define KMEM_BUF_LINK 0xffffu
-
-/* The word that puts an object whose word was old in place w (a name, or
- * KMEM_BUF_SLAB | link): the generation moved on by one. */
-static inline uint32_t kmem_buf_next(uint32_t old, uint32_t w)
-{
-	return w | ((old + KMEM_BUF_GEN1) & KMEM_BUF_GEN);
-}
 
 enum kmem_list {
 	KMEM_LIST_EMPTY,
@@ -112,17 +117,18 @@ struct kmem_slab {
 	uint16_t free;       /* (l) first free object, KMEM_NIL16 if none */
 	uint8_t list;        /* (l) enum kmem_list */
 	lf_atomic_u32 buf[]; /* bufctl words by object index (above): under
-			      * the cache lock while KMEM_BUF_SLAB, else
-			      * claimed by the CAS of the free that puts the
-			      * object in a round or on its slab's list */
+			      * the cache lock while KMEM_BUF_SLAB; a round's
+			      * name: its magazine's holder; KMEM_BUF_OUT:
+			      * claimed by a free's CAS */
 };
 
 /*
  * A CPU's magazines in one cache, written by its owner: the first line is
- * all a hit touches (besides the round and, on free, the bufctl word). The
- * loaded magazine's rounds are [its round[0], top): a hit moves top; the
- * magazine's count n is stale while it is loaded, written back
- * (kmem_cpu_sync()) by whoever takes the lock to look at it or change it.
+ * all a hit touches (besides the round, its word slot and the bufctl
+ * word). The loaded magazine's rounds are [its round[0], top): a hit
+ * moves top; the magazine's count n is stale while it is loaded, written
+ * back (kmem_cpu_sync()) by whoever takes the lock to look at it or
+ * change it.
  * lo and hi (the addresses of round[0] and round[cap]) are the gate of the
  * fast paths: kmem.c, kmem_cpu_aim().
  */

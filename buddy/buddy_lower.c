@@ -90,6 +90,7 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 			lf_init_u32(&c->ring[n], BL_NONE);
 		c->rh = 0;
 		c->rn = 0;
+		lf_init_u32(&c->rlen, 0);
 #endif
 #if BUDDY_CORE_SHIFT == 0
 		lf_init_u32(&c->busy, 0);
@@ -291,6 +292,13 @@ static inline void bl_ring_set(struct bl_ctx *c, unsigned n, uint32_t u)
 	lf_store_u32(bl_ring_slot(c, n), u, LF_RELEASE);
 }
 
+/* rn changed: published for the failing passes (bl_rings_alloc()). */
+static inline void bl_ring_count(struct bl_ctx *c)
+{
+	/* Release: as bl_ring_set(). */
+	lf_store_u32(&c->rlen, c->rn, LF_RELEASE);
+}
+
 /* Our n-th oldest entry out of the ring, the later ones one slot back. */
 static void bl_ring_remove(struct bl_ctx *c, unsigned n)
 {
@@ -298,6 +306,7 @@ static void bl_ring_remove(struct bl_ctx *c, unsigned n)
 		bl_ring_set(c, n, bl_ring_at(c, n + 1));
 	bl_ring_set(c, n, BL_NONE);
 	c->rn--;
+	bl_ring_count(c);
 }
 
 /*
@@ -327,6 +336,7 @@ static void bl_ring_evict(struct bl_ctx *c)
 	bl_ring_set(c, 0, BL_NONE);
 	c->rh = (uint8_t)((c->rh + 1) % BL_RING);
 	c->rn--;
+	bl_ring_count(c);
 	bl_ring_unmark(c, u, &w);
 	if (w != BU_CORE && !bu_reserved(w) && bu_free_bits(w) != 0)
 		bl_list(c, u, w);
@@ -352,6 +362,7 @@ static void bl_ring_list(struct bl_ctx *c, uint32_t u, uint64_t w)
 		bl_ring_evict(c);
 	bl_ring_set(c, c->rn, u);
 	c->rn++;
+	bl_ring_count(c);
 }
 
 /* Every entry of our ring to the shared stacks (bl_drain()). */
@@ -855,6 +866,9 @@ static bool bl_rings_alloc(struct bl_ctx *c, unsigned k, uint32_t *up,
 	struct bl_zone *z = c->z;
 	for (uint32_t i = 0; i < z->nctx; i++) {
 		struct bl_ctx *d = &z->ctx[(c->id + i) % z->nctx];
+		/* Acquire: pairs with bl_ring_count()'s release. */
+		if (lf_load_u32(&d->rlen, LF_ACQUIRE) == 0)
+			continue;
 		for (unsigned n = 0; n < BL_RING; n++) {
 			/* Acquire: pairs with bl_ring_set()'s release. */
 			uint32_t u = lf_load_u32(&d->ring[n], LF_ACQUIRE);
@@ -1289,6 +1303,8 @@ int bl_zone_check(struct bl_zone *z, uint32_t *unit)
 #if BL_RING
 	for (uint32_t i = 0; i < z->nctx; i++) {
 		const struct bl_ctx *c = &z->ctx[i];
+		if (lf_load_u32(&c->rlen, LF_RELAXED) != c->rn)
+			return 3;
 		for (unsigned n = 0; n < BL_RING; n++) {
 			/* Relaxed: at quiescence. */
 			uint32_t u = lf_load_u32(&c->ring[n], LF_RELAXED);
@@ -1495,6 +1511,9 @@ static bool bl_want_rings(struct bl_ctx *c, const struct bl_want *q,
 	struct bl_zone *z = c->z;
 	for (uint32_t i = 0; i < z->nctx; i++) {
 		const struct bl_ctx *d = &z->ctx[(c->id + i) % z->nctx];
+		/* Acquire: pairs with bl_ring_count()'s release. */
+		if (lf_load_u32(&d->rlen, LF_ACQUIRE) == 0)
+			continue;
 		for (unsigned n = 0; n < BL_RING; n++) {
 			/* Acquire: pairs with bl_ring_set()'s release. */
 			uint32_t u = lf_load_u32(&d->ring[n], LF_ACQUIRE);

@@ -11,7 +11,8 @@
  *
  * Who names a unit with free frames (B4 of the lower level): a context's
  * reservation (the word's R bit set), a partial stack entry (pstk[u] =
- * class + 1), or a context carrying it inside an in-flight section. The
+ * class + 1), a slot of a context's hand-over ring over the core (pstk[u]
+ * = BL_PRING), or a context carrying it inside an in-flight section. The
  * listing race (a free into an unreserved unit against a popper dropping
  * it as full) is settled by seq_cst on both sides: the freer's CAS on the
  * word, then its load of pstk; the popper's clear of pstk, then its load
@@ -182,6 +183,13 @@ struct bl_ctx {
 	 */
 	lf_atomic_u32 ring[BL_RING];
 	uint8_t rh, rn;
+	/*
+	 * (o) rn, published after each change (release, inside the
+	 * section, as the slots) so that a failing pass skips an empty
+	 * ring on one load: 16 loads a context otherwise, scheduling
+	 * points each under the model checker.
+	 */
+	lf_atomic_u32 rlen;
 #endif
 #if BUDDY_CORE_SHIFT == 0
 	lf_atomic_u32 busy; /* (o) in-flight sections, as buddy_busy */

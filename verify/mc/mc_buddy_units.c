@@ -994,7 +994,9 @@ MU_TEST(mu_enomem_line, "buddy.units_enomem_line",
 /*
  * Edge units (cfg edge: both units partial, never at the core). In setup
  * thread 1 takes an order-4 block of each (each unit reserved in turn,
- * then released: listed at class 3, its other 8 region frames free).
+ * then released by a drain: listed at class 3, its other 8 region frames
+ * free; a release alone would leave it in thread 1's hand-over ring,
+ * docs/v3-status.md item 44, where thread 0 would not pop it).
  * Thread 1 frees both blocks, so that every region frame of a unit is
  * free while its entry is listed (a whole unit would go up here: an edge
  * unit must stay lower, listed); thread 0 takes an order-3 block
@@ -1008,7 +1010,7 @@ MU_TEST(mu_enomem_line, "buddy.units_enomem_line",
  */
 MU_TEST(mu_edge, "buddy.units_edge",
 	"edge units: emptied, popped, released by a drain", 3, 2, 3, 20000,
-	.script = { "3", "ff", "d" }, .setup = "4r4r", .edge = true,
+	.script = { "3", "ff", "d" }, .setup = "4k4k", .edge = true,
 	.need = "e")
 
 /*

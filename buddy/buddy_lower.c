@@ -11,8 +11,9 @@
  *       two stacks;
  *   B4  a unit with a free frame is reserved (R, and a context's res or
  *       line
- *       names it), or listed (pstk != 0), or carried by a context inside
- *       an in-flight section.
+ *       names it), or listed (pstk != 0: on a partial stack, or
+ *       BL_PRING and named by a slot of a context's hand-over ring), or
+ *       carried by a context inside an in-flight section.
  */
 #include "buddy_lower.h"
 #if BUDDY_CORE_SHIFT > 0
@@ -84,6 +85,13 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 		lf_init_u32(&c->line, BL_NONE);
 		for (unsigned k = 0; k < BL_CLASSES; k++)
 			c->hint[k] = BL_NONE;
+#if BL_RING
+		for (unsigned n = 0; n < BL_RING; n++)
+			lf_init_u32(&c->ring[n], BL_NONE);
+		c->rh = 0;
+		c->rn = 0;
+		lf_init_u32(&c->rlen, 0);
+#endif
 #if BUDDY_CORE_SHIFT == 0
 		lf_init_u32(&c->busy, 0);
 #endif
@@ -249,6 +257,128 @@ static void bl_list(struct bl_ctx *c, uint32_t u, uint64_t w)
 	bl_ctr(c, BL_LISTED, 1);
 }
 
+#if BL_RING
+/*
+ * The hand-over ring (buddy_lower.h; docs/design.md 2.7, "The hand-over
+ * ring"; docs/v3-status.md items 39 and 44). A unit that our release or
+ * free would list on a shared partial stack goes into our ring instead,
+ * so that our next reservation of its class takes it back (bl_reserve())
+ * and the other CPUs' reservations do not pop a unit whose free frames
+ * sit beside our blocks; the oldest goes to the shared stacks when the
+ * ring is full, and bl_drain() empties it. Every context's failing pass
+ * reads every ring (bl_rings_alloc()): exact ENOMEM over the rings. All
+ * of it runs inside our in-flight sections.
+ */
+
+/* The slot of our n-th oldest entry. */
+static inline lf_atomic_u32 *bl_ring_slot(struct bl_ctx *c, unsigned n)
+{
+	return &c->ring[(c->rh + n) % BL_RING];
+}
+
+static inline uint32_t bl_ring_at(struct bl_ctx *c, unsigned n)
+{
+	/* Relaxed: only we write it. */
+	return lf_load_u32(bl_ring_slot(c, n), LF_RELAXED);
+}
+
+static inline void bl_ring_set(struct bl_ctx *c, unsigned n, uint32_t u)
+{
+	/*
+	 * Release: inside our section, after its entry (buddy_busy()): a
+	 * failing pass whose acquire load reads this store sees our
+	 * section at its second look at the busy words.
+	 */
+	lf_store_u32(bl_ring_slot(c, n), u, LF_RELEASE);
+}
+
+/* rn changed: published for the failing passes (bl_rings_alloc()). */
+static inline void bl_ring_count(struct bl_ctx *c)
+{
+	/* Release: as bl_ring_set(). */
+	lf_store_u32(&c->rlen, c->rn, LF_RELEASE);
+}
+
+/* Our n-th oldest entry out of the ring, the later ones one slot back. */
+static void bl_ring_remove(struct bl_ctx *c, unsigned n)
+{
+	for (; n + 1 < c->rn; n++)
+		bl_ring_set(c, n, bl_ring_at(c, n + 1));
+	bl_ring_set(c, n, BL_NONE);
+	c->rn--;
+	bl_ring_count(c);
+}
+
+/*
+ * Unit u, just out of our ring: its mark cleared (B3: only we clear
+ * BL_PRING), then the word loaded: a unit that is still unreserved with a
+ * free frame is listed on the shared stacks (a free that saw the mark did
+ * not list it); one at the core, reserved or full is left (a free lists
+ * it later). The word in *wp.
+ */
+static void bl_ring_unmark(struct bl_ctx *c, uint32_t u, uint64_t *wp)
+{
+	struct bl_zone *z = c->z;
+	uint16_t p = BL_PRING;
+	/* Seq_cst: the clear comes before the load (bl_list()). */
+	bool mine = lf_cas_u16(&z->pstk[u], &p, 0, LF_SEQ_CST);
+	LF_ASSERT(mine); /* B3: only we clear our ring's marks */
+	(void)mine;
+	/* Seq_cst: after the clear (bl_list()). */
+	*wp = lf_load_u64(&z->word[BU_W(u)], LF_SEQ_CST);
+}
+
+/* The oldest entry out of our ring, to the shared stacks. */
+static void bl_ring_evict(struct bl_ctx *c)
+{
+	uint32_t u = bl_ring_at(c, 0);
+	uint64_t w;
+	bl_ring_set(c, 0, BL_NONE);
+	c->rh = (uint8_t)((c->rh + 1) % BL_RING);
+	c->rn--;
+	bl_ring_count(c);
+	bl_ring_unmark(c, u, &w);
+	if (w != BU_CORE && !bu_reserved(w) && bu_free_bits(w) != 0)
+		bl_list(c, u, w);
+}
+
+/*
+ * bl_list() into our ring: unreserved unit u (word w, a free frame in it),
+ * right after the seq_cst CAS that made w, unless a stack or a ring holds
+ * it already; the oldest entry to the shared stacks if the ring is full.
+ */
+static void bl_ring_list(struct bl_ctx *c, uint32_t u, uint64_t w)
+{
+	struct bl_zone *z = c->z;
+	(void)w;
+	/* Seq_cst: as bl_list(). */
+	uint16_t p = lf_load_u16(&z->pstk[u], LF_SEQ_CST);
+	if (p != 0)
+		return;
+	/* Seq_cst: as bl_list(); a failure means another lister won. */
+	if (!lf_cas_u16(&z->pstk[u], &p, BL_PRING, LF_SEQ_CST))
+		return;
+	if (c->rn == BL_RING)
+		bl_ring_evict(c);
+	bl_ring_set(c, c->rn, u);
+	c->rn++;
+	bl_ring_count(c);
+}
+
+/* Every entry of our ring to the shared stacks (bl_drain()). */
+static void bl_ring_flush(struct bl_ctx *c)
+{
+	if (c->rn == 0)
+		return;
+	bl_busy(c, 1);
+	while (c->rn != 0)
+		bl_ring_evict(c);
+	bl_busy(c, -1);
+}
+#else
+#define bl_ring_list bl_list
+#endif
+
 void bl_zone_edge(struct bl_zone *z, uint32_t u, unsigned lo, unsigned hi)
 {
 	uint64_t w = bu_make(lo, hi, false);
@@ -291,7 +421,7 @@ static void bl_release_unit(struct bl_ctx *c, uint32_t u)
 	if (nw == BU_CORE)
 		bl_give(c, u);
 	else if (bu_free_bits(nw) != 0)
-		bl_list(c, u, nw);
+		bl_ring_list(c, u, nw);
 }
 
 /* Is u one of the units of line l (BL_NONE: none)? */
@@ -349,8 +479,12 @@ void bl_drain(struct bl_ctx *c)
 	uint32_t l = lf_load_u32(&c->line, LF_RELAXED);
 	c->single = 1;
 	bool keep = u != BL_NONE && bl_empty_reserved(c, u);
-	if ((keep && l == BL_NONE) || (u == BL_NONE && l == BL_NONE))
+	if ((keep && l == BL_NONE) || (u == BL_NONE && l == BL_NONE)) {
+#if BL_RING
+		bl_ring_flush(c); /* the ring's units to the shared stacks */
+#endif
 		return; /* only the kept unit, or nothing, is named */
+	}
 	bl_busy(c, 1);
 	if (u != BL_NONE && !keep && !bl_in_line(l, u))
 		bl_release_unit(c, u);
@@ -364,6 +498,10 @@ void bl_drain(struct bl_ctx *c)
 		lf_store_u32(&c->res, BL_NONE, LF_RELEASE);
 	bl_hints_forget(c, keep ? u : BL_NONE, true);
 	bl_busy(c, -1);
+#if BL_RING
+	/* After the releases, which may have put units into it. */
+	bl_ring_flush(c);
+#endif
 }
 
 /*
@@ -543,13 +681,91 @@ static uint32_t bl_take(struct bl_ctx *c)
  * ours (our busy word is the core's: two contexts waiting so would see
  * each other in flight forever).
  */
+#if BL_RING
+/*
+ * The fullest unit of our ring of each class j >= k (best[j], BL_NONE if
+ * none): one pass over the ring's words (acquire loads: hints, checked
+ * again by bl_ring_take()).
+ */
+static void bl_ring_best(struct bl_ctx *c, unsigned k, uint32_t *best)
+{
+	struct bl_zone *z = c->z;
+	unsigned bf[BL_CLASSES];
+	for (unsigned j = 0; j < BL_CLASSES; j++) {
+		best[j] = BL_NONE;
+		bf[j] = BU_FRAMES + 1;
+	}
+	for (unsigned n = 0; n < c->rn; n++) {
+		uint32_t u = bl_ring_at(c, n);
+		/* Acquire: a hint; bl_ring_take() loads it again. */
+		uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_ACQUIRE);
+		if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0)
+			continue;
+		unsigned j = bl_class(w);
+		if (j < k || bu_free_frames(w) >= bf[j])
+			continue;
+		best[j] = u;
+		bf[j] = bu_free_frames(w);
+	}
+}
+
+/*
+ * Unit u of our ring out of it, as our reservation if it still serves
+ * order k (a free block of order >= k, unreserved); else left as
+ * bl_ring_evict() leaves it (listed at its class, or to a free later).
+ * Inside our section. The mark is cleared before the reservation's CAS
+ * (B3: a reserved unit carries no ring mark, so its release lists it).
+ */
+static uint32_t bl_ring_take(struct bl_ctx *c, uint32_t u, unsigned k)
+{
+	struct bl_zone *z = c->z;
+	uint64_t w, ow, nw;
+	unsigned n = 0;
+	while (bl_ring_at(c, n) != u)
+		n++;
+	LF_ASSERT(n < c->rn);
+	bl_ring_remove(c, n);
+	bl_ring_unmark(c, u, &w);
+	if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0)
+		return BL_NONE;
+	if (bl_class(w) < k) {
+		bl_list(c, u, w);
+		return BL_NONE;
+	}
+	if (bu_cas(&z->word[BU_W(u)], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
+	    BUDDY_OK)
+		return BL_NONE; /* gone to the source meanwhile */
+	bl_set_res(c, u);
+	return u;
+}
+#endif
+
 static uint32_t bl_reserve(struct bl_ctx *c, unsigned k, bool sweep)
 {
 	struct bl_zone *z = c->z;
 	uint32_t u = BL_NONE;
 	bool in = false;
+#if BL_RING
+	/*
+	 * Our ring's fullest unit of class j before partial stack j, for j =
+	 * k, ..., 4 (item 16's order: the class popped, not a larger one,
+	 * keeps the order-9 share; docs/v3-status.md item 39).
+	 */
+	uint32_t best[BL_CLASSES];
+	bool ring = c->rn != 0;
+	if (ring) {
+		bl_busy(c, 1);
+		in = true;
+		bl_ring_best(c, k, best);
+	}
+#endif
 	for (unsigned i = 0; i < BL_CLASSES && u == BL_NONE; i++) {
 		unsigned j = (k + i) % BL_CLASSES; /* k, ..., 4, 0, ..., k-1 */
+#if BL_RING
+		if (ring && j >= k && best[j] != BL_NONE &&
+		    (u = bl_ring_take(c, best[j], k)) != BL_NONE)
+			break;
+#endif
 		if ((j < k && !sweep) || lf_stack_empty(&z->partial[j].s))
 			continue;
 		if (!in)
@@ -631,6 +847,52 @@ static bool bl_steal(struct bl_ctx *c, unsigned k, uint32_t *up, unsigned *off)
 			bl_ctr(c, BL_STOLEN, 1);
 			return true;
 		}
+	return false;
+}
+
+/*
+ * Allocate order k in a unit that a context's hand-over ring names, ours
+ * first, by CAS on its word (the ring stays as it is): a failing pass's
+ * look at the rings, as bl_steal()'s at the reservations. A unit enters
+ * or leaves a ring only inside its owner's section, and the slots are
+ * written with release there (bl_ring_set()): a ring's unit that this
+ * pass misses moved inside a section its window sees, so ENOMEM stays
+ * exact over the rings (docs/design.md 2.7, "The hand-over ring").
+ */
+static bool bl_rings_alloc(struct bl_ctx *c, unsigned k, uint32_t *up,
+			   unsigned *off)
+{
+#if BL_RING
+	struct bl_zone *z = c->z;
+	for (uint32_t i = 0; i < z->nctx; i++) {
+		struct bl_ctx *d = &z->ctx[(c->id + i) % z->nctx];
+		/* Acquire: pairs with bl_ring_count()'s release. */
+		if (lf_load_u32(&d->rlen, LF_ACQUIRE) == 0)
+			continue;
+		for (unsigned n = 0; n < BL_RING; n++) {
+			/* Acquire: pairs with bl_ring_set()'s release. */
+			uint32_t u = lf_load_u32(&d->ring[n], LF_ACQUIRE);
+			if (u == BL_NONE)
+				continue;
+			lf_atomic_u64 *a = &z->word[BU_W(u)];
+			/* Relaxed: a filter; bu_cas_alloc() loads with acquire.
+			 */
+			if (bu_free_frames(lf_load_u64(a, LF_RELAXED)) <
+			    1u << k)
+				continue;
+			if (bu_cas_alloc(a, k, BU_FRAMES, off, NULL) ==
+			    BUDDY_OK) {
+				*up = u;
+				return true;
+			}
+		}
+	}
+#else
+	(void)c;
+	(void)k;
+	(void)up;
+	(void)off;
+#endif
 	return false;
 }
 
@@ -825,7 +1087,8 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 		 * (bl_let_go()) is a place memory may appear in (a remote
 		 * free) after our look at it above.
 		 */
-		if (bl_from_ctx(c, c, k, &u, &off) || bl_steal(c, k, &u, &off))
+		if (bl_from_ctx(c, c, k, &u, &off) ||
+		    bl_steal(c, k, &u, &off) || bl_rings_alloc(c, k, &u, &off))
 			goto done;
 		/*
 		 * Every CPU's cache seen empty inside the window, before its
@@ -833,17 +1096,20 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 		 */
 		bool empty = before != UINT64_MAX && sweep &&
 			     !bl_caches_drain(c) && bl_drains(c) == drains;
-		bool quiet =
-			before != UINT64_MAX && bl_others_flight(c) == before;
+		uint64_t after = bl_others_flight(c);
+		bool quiet = before != UINT64_MAX && after == before;
 		if (quiet && empty)
 			return BUDDY_ENOMEM;
 		/*
 		 * Sweeps (a section when a lower stack holds entries) only
 		 * now and then, so that two failing contexts do not keep
-		 * breaking each other's windows.
+		 * breaking each other's windows. A pause only while another
+		 * context is in a section now: a window broken by a section
+		 * that has ended (the core's failing loop under bl_reserve()
+		 * may have waited it out) is looked at again at once.
 		 */
 		sweep = quiet || attempt == 0 || attempt % 16 == 15;
-		if (!sweep)
+		if (!sweep && after == UINT64_MAX)
 			lf_platform_pause();
 	}
 done:
@@ -877,7 +1143,7 @@ BL_NOINLINE void bl_free_unreserved(struct bl_ctx *c, uint32_t u, uint64_t nw)
 	if (nw == BU_CORE)
 		bl_give(c, u);
 	else
-		bl_list(c, u, nw);
+		bl_ring_list(c, u, nw);
 }
 
 /* The checks, a section around bl_free_cas() (buddy_lower.h), counters. */
@@ -1012,6 +1278,17 @@ int bl_zone_check(struct bl_zone *z, uint32_t *unit)
 		for (unsigned j = 0; j < BL_CLASSES; j++)
 			if (bl_on_stack(z, j, u) != (p == j + 1 ? 1u : 0u))
 				return 3;
+#if BL_RING
+		unsigned rings = 0;
+		for (uint32_t i = 0; i < z->nctx; i++)
+			for (unsigned n = 0; n < BL_RING; n++)
+				rings += lf_load_u32(&z->ctx[i].ring[n],
+						     LF_RELAXED) == u;
+		if (rings != (p == BL_PRING ? 1u : 0u))
+			return 3;
+#endif
+		if (p > BL_CLASSES && p != BL_PRING)
+			return 3;
 		if (w == BU_CORE || bu_free_bits(w) == 0)
 			continue;
 		bool named = false;
@@ -1023,6 +1300,25 @@ int bl_zone_check(struct bl_zone *z, uint32_t *unit)
 		if (bu_reserved(w) ? !named : p == 0)
 			return 4;
 	}
+#if BL_RING
+	for (uint32_t i = 0; i < z->nctx; i++) {
+		const struct bl_ctx *c = &z->ctx[i];
+		if (lf_load_u32(&c->rlen, LF_RELAXED) != c->rn)
+			return 3;
+		for (unsigned n = 0; n < BL_RING; n++) {
+			/* Relaxed: at quiescence. */
+			uint32_t u = lf_load_u32(&c->ring[n], LF_RELAXED);
+			bool in = (n + BL_RING - c->rh) % BL_RING < c->rn;
+			*unit = u;
+			if ((u != BL_NONE) != in ||
+			    (u != BL_NONE &&
+			     (u >= z->nunits ||
+			      lf_load_u16(&z->pstk[u], LF_RELAXED) !=
+				      BL_PRING)))
+				return 3;
+		}
+	}
+#endif
 	return 0;
 }
 
@@ -1205,6 +1501,33 @@ static bool bl_want_steal(struct bl_ctx *c, const struct bl_want *q,
 }
 
 /*
+ * q in a unit that a context's hand-over ring names (the first pass's
+ * look at the rings; the later passes scan every word), as
+ * bl_rings_alloc().
+ */
+static bool bl_want_rings(struct bl_ctx *c, const struct bl_want *q,
+			  uint32_t *up, unsigned *off)
+{
+	struct bl_zone *z = c->z;
+	for (uint32_t i = 0; i < z->nctx; i++) {
+		const struct bl_ctx *d = &z->ctx[(c->id + i) % z->nctx];
+		/* Acquire: pairs with bl_ring_count()'s release. */
+		if (lf_load_u32(&d->rlen, LF_ACQUIRE) == 0)
+			continue;
+		for (unsigned n = 0; n < BL_RING; n++) {
+			/* Acquire: pairs with bl_ring_set()'s release. */
+			uint32_t u = lf_load_u32(&d->ring[n], LF_ACQUIRE);
+			if (u != BL_NONE &&
+			    bl_want_cas(c, u, q, off) == BUDDY_OK) {
+				*up = u;
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/*
  * A failing pass's look at the lower level (no section): q in any lower
  * unit below its limit, by a scan of their words (acquire loads, as
  * bl_want_cas()), reserved, listed or neither, allocated by CAS where it
@@ -1273,9 +1596,11 @@ static int bl_want_alloc(struct bl_ctx *c, const struct bl_want *q,
 		uint64_t before = bl_others_flight(c), drains = bl_drains(c);
 		if (bl_want_steal(c, q, &u, &off))
 			break;
-		if (attempt == 0)
+		if (attempt == 0) {
 			u = bl_want_partial(c, q, true, &off);
-		else if (!bl_want_scan(c, q, &u, &off))
+			if (u == BL_NONE && !bl_want_rings(c, q, &u, &off))
+				u = BL_NONE;
+		} else if (!bl_want_scan(c, q, &u, &off))
 			u = BL_NONE;
 		if (u != BL_NONE)
 			break;

@@ -11,7 +11,8 @@
  *
  * Who names a unit with free frames (B4 of the lower level): a context's
  * reservation (the word's R bit set), a partial stack entry (pstk[u] =
- * class + 1), or a context carrying it inside an in-flight section. The
+ * class + 1), a slot of a context's hand-over ring over the core (pstk[u]
+ * = BL_PRING), or a context carrying it inside an in-flight section. The
  * listing race (a free into an unreserved unit against a popper dropping
  * it as full) is settled by seq_cst on both sides: the freer's CAS on the
  * word, then its load of pstk; the popper's clear of pstk, then its load
@@ -56,6 +57,21 @@ _Static_assert(BL_LINE == 1u << BL_LINE_ORDER, "line order");
 #ifndef BUDDY_CORE_SHIFT
 #define BUDDY_CORE_SHIFT 0 /* as buddy_i.h */
 #endif
+
+/*
+ * The hand-over ring over the core (shift 5; docs/design.md 2.7, "The
+ * hand-over ring", docs/v3-status.md items 39 and 44): the units a
+ * context's release or free would list on a shared partial stack wait in
+ * its own ring of BL_RING units first (pstk[u] = BL_PRING), the oldest
+ * going to the shared stacks when it is full. None alone (shift 0: the
+ * stand-in source's tests and mc configurations keep the shared stacks).
+ */
+#if BUDDY_CORE_SHIFT > 0
+#define BL_RING 16
+#else
+#define BL_RING 0
+#endif
+#define BL_PRING ((uint16_t)(BL_CLASSES + 1)) /* pstk: in a ring */
 
 #if BUDDY_CORE_SHIFT > 0
 struct buddy_zone;
@@ -152,6 +168,29 @@ struct bl_ctx {
 	 * context gives up (bl_release(), bl_drain(), bl_let_go()).
 	 */
 	uint32_t hint[BL_CLASSES];
+#if BL_RING
+	/*
+	 * (o) The hand-over ring: unit numbers, BL_NONE in an empty slot;
+	 * rh (o, plain) the slot of the oldest, rn (o, plain) how many.
+	 * Written only by the owner, inside its in-flight sections, with
+	 * release stores (they carry the section's entry, as buddy_busy()
+	 * says); read with acquire by every context's failing pass, which
+	 * allocates from the units named by CAS on their words (exact
+	 * ENOMEM over the rings: bl_rings_alloc()). A unit is named here
+	 * exactly while its pstk is BL_PRING (B3: set by the owner's CAS
+	 * from 0 before the slot, cleared by the owner after the slot is
+	 * emptied).
+	 */
+	lf_atomic_u32 ring[BL_RING];
+	uint8_t rh, rn;
+	/*
+	 * (o) rn, published after each change (release, inside the
+	 * section, as the slots) so that a failing pass skips an empty
+	 * ring on one load: 16 loads a context otherwise, scheduling
+	 * points each under the model checker.
+	 */
+	lf_atomic_u32 rlen;
+#endif
 #if BUDDY_CORE_SHIFT == 0
 	lf_atomic_u32 busy; /* (o) in-flight sections, as buddy_busy */
 #endif
@@ -168,9 +207,10 @@ struct bl_zone {
 	lf_atomic_u32 *plink; /* (a) per unit: partial stack link */
 	/*
 	 * (a) per unit: 0, or j + 1 while partial stack j holds the unit's
-	 * link (B3: set only by the CAS that sees 0, cleared only by the
-	 * popper). An array of its own, not bits of the unit's core word:
-	 * it survives the unit's trips to the core (docs/design.md 2.7,
+	 * link, or BL_PRING while a context's hand-over ring names it (B3:
+	 * set only by the CAS that sees 0, cleared only by the popper or
+	 * the ring's owner). An array of its own, not bits of the unit's core
+	 * word: it survives the unit's trips to the core (docs/design.md 2.7,
 	 * "Partial stacks"; mc buddy.lower_up).
 	 */
 	lf_atomic_u16 *pstk;
@@ -441,7 +481,9 @@ void bl_free_run_settle(struct bl_ctx *c, uint32_t frame, unsigned n,
 /*
  * At quiescence: 0, or the number of the lower-level invariant broken
  * (1: a word not well formed; 3: pstk names a class whose stack does not
- * hold the unit, or a stack entry without pstk; 4: a unit with a free
+ * hold the unit, or a stack entry without pstk, or pstk BL_PRING and not
+ * exactly one ring slot naming the unit, or a slot naming a unit whose
+ * pstk is not BL_PRING; 4: a unit with a free
  * frame neither reserved-and-named nor listed); *unit the unit.
  */
 int bl_zone_check(struct bl_zone *z, uint32_t *unit);

@@ -1087,7 +1087,9 @@ MU_TEST(mu_enomem_line, "buddy.units_enomem_line",
 /*
  * Edge units (cfg edge: both units partial, never at the core). In setup
  * thread 1 takes an order-4 block of each (each unit reserved in turn,
- * then released: listed at class 3, its other 8 region frames free).
+ * then released by a drain: listed at class 3, its other 8 region frames
+ * free; a release alone would leave it in thread 1's hand-over ring,
+ * docs/v3-status.md item 44, where thread 0 would not pop it).
  * Thread 1 frees both blocks, so that every region frame of a unit is
  * free while its entry is listed (a whole unit would go up here: an edge
  * unit must stay lower, listed); thread 0 takes an order-3 block
@@ -1101,7 +1103,7 @@ MU_TEST(mu_enomem_line, "buddy.units_enomem_line",
  */
 MU_TEST(mu_edge, "buddy.units_edge",
 	"edge units: emptied, popped, released by a drain", 3, 2, 3, 20000,
-	.script = { "3", "ff", "d" }, .setup = "4r4r", .edge = true,
+	.script = { "3", "ff", "d" }, .setup = "4k4k", .edge = true,
 	.need = "e")
 
 /*
@@ -1616,6 +1618,49 @@ MU_TEST(mu_cache_at, "buddy.units_cache_at",
 	.script = { "a", "k", "d" }, .setup = "0zy", .at_frame = 0,
 	.at_order = 0, .at_free = true, .need = "d")
 
+/*
+ * docs/v3-status.md item 44: the per-CPU hand-over ring (caches off, so
+ * that frees reach the words: a unit reopened by a free goes into the
+ * freeing CPU's ring). buddy.units_ring_enomem: a zone of 2 units; in
+ * setup thread 1 takes one whole (order 5), thread 2 fills the other with
+ * blocks of orders 4, 3, 2, 1, 0, 0, drains (the full unit released,
+ * named by nothing) and frees its last frame: the unit goes into CPU 2's
+ * ring, the zone's only free frame. Thread 0 allocates a frame while
+ * thread 2 takes it back (its ring's unit as its reservation: the zone
+ * full meanwhile, its claim) and frees it, and thread 1 drains the zone:
+ * the claims leave a frame free at every instant but inside thread 2's
+ * hold, so thread 0 must not fail (its failing pass reads every CPU's
+ * ring).
+ */
+MU_TEST(mu_ring_enomem, "buddy.units_ring_enomem",
+	"the only free frame in another CPU's hand-over ring", 3, 1, 3, 20000,
+	.script = { "0", "d", "0l" }, .setup = "5", .setup2 = "432100kl",
+	.claims = true, .nocache = true, .need = "w")
+
+/*
+ * The same with two CPUs: in setup thread 1 fills a unit, drains, frees
+ * its last frame (its ring) and takes the other unit whole (order 5).
+ * Thread 0 allocates a frame while thread 1 drains (its ring emptied onto
+ * the shared stacks: the unit moves between places no failing pass may
+ * miss): no ENOMEM at any interleaving (nothing else is ever taken).
+ */
+MU_TEST(mu_ring_flush, "buddy.units_ring_flush",
+	"the only free frame in a ring its owner empties", 2, 2, 3, 20000,
+	.script = { "0", "k" }, .setup = "432100kl5", .claims = true,
+	.nocache = true)
+
+/*
+ * And against the ring's own take: thread 1 allocates a frame (its
+ * ring's unit becomes its reservation, the mark cleared) and frees it
+ * while thread 0 allocates one: thread 0 fails only while thread 1
+ * holds the frame (its claim), and the zone's invariants (B3: no mark
+ * without a slot) hold at the end.
+ */
+MU_TEST(mu_ring_take, "buddy.units_ring_take",
+	"the only free frame in a ring its owner takes back", 2, 2, 3, 20000,
+	.script = { "0", "0l" }, .setup = "432100kl5", .claims = true,
+	.nocache = true)
+
 const struct mc_test *const mc_tests_buddy_units[] = {
 	/* docs/v3-status.md item 38: per-CPU block caches at the contract */
 	&mu_adv_df, &mu_adv_df_own, &mu_adv_df_refill, &mu_adv_free2,
@@ -1638,5 +1683,7 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	/* item 37: the per-CPU block caches */
 	&mu_cache_df2, &mu_cache_drain_df, &mu_cache_reuse_df, &mu_cache_remote,
 	&mu_cache_enomem, &mu_cache_enomem_stale, &mu_cache_enomem6_stale,
-	&mu_cache_at, NULL
+	&mu_cache_at,
+	/* item 44: the hand-over ring */
+	&mu_ring_enomem, &mu_ring_flush, &mu_ring_take, NULL
 };

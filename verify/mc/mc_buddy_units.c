@@ -1254,6 +1254,8 @@ MU_TEST(mu_free_run_claimed, "buddy.units_free_run_claimed",
  * lazy clear of the stale bits of the frames it took (bl_mask_clear())
  * takes the hold away, and thread 0's free into the word passes the bit;
  * only the claim (code 3 in unit 0's word until the settle) refuses it.
+ * Since item 47 the clear takes only bits it saw before its CAS: the hold
+ * stays and refuses that free first (the claim's mutant survives).
  */
 MU_TEST(mu_free_run_reuse, "buddy.units_free_run_reuse",
 	"free_run across two units vs its claimed piece freed and taken again",

@@ -757,8 +757,8 @@ static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 	 * CAS's word (acquire) then reads them or our bits, and a free that
 	 * reads a mark (its fetch_or) then reads refilling as set or 0.
 	 */
-	(void)lf_fetch_or_u64(&l->mask[BU_W(u)], BL_MASK_MARKS(heads),
-			      LF_ACQ_REL);
+	uint64_t seen = lf_fetch_or_u64(&l->mask[BU_W(u)], BL_MASK_MARKS(heads),
+					LF_ACQ_REL);
 	/* Seq_cst: an allocation, as bu_cas(). */
 	if (lf_cas_u64(a, &w, v, LF_SEQ_CST)) {
 		/*
@@ -766,7 +766,11 @@ static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 		 * a free that reads our bits refuses (a second free of a
 		 * cached block); the release half orders our CAS before them.
 		 */
-		bl_mask_clear(l->mask, u, frames & ~heads); /* stale tails */
+		/*
+		 * Stale tails: those seen by our fetch_or, after our load of
+		 * the word our one CAS compared against (bl_mask_clear()).
+		 */
+		bl_mask_clear(l->mask, u, frames & ~heads, seen);
 		(void)lf_fetch_or_u64(&l->mask[BU_W(u)], heads, LF_ACQ_REL);
 		bool fast = buddy_own_enter(c);
 		for (uint32_t i = n; i-- > 0;)
@@ -1266,12 +1270,20 @@ static BUDDY_NOINLINE int buddy_free_small_word(struct buddy_cpu *c,
 		return buddy_free_small_refused(c, r, x, BUDDY_EDOUBLE);
 	}
 	int rc = bl_free_word(l, x, order, &nw);
-	/* Release: after the CAS; the frame is free (or was not ours). */
-	(void)lf_fetch_and_u64(m, ~bit, LF_RELEASE);
 	if (LF_UNLIKELY(rc != BUDDY_OK)) {
+		/* Release: after the failed CAS; the frames were not ours. */
+		(void)lf_fetch_and_u64(m, ~bit, LF_RELEASE);
 		buddy_busy_leave_from(c, b);
 		return buddy_free_small_refused(c, r, x, rc);
 	}
+	/*
+	 * Freed: the hold stays, a stale bit on a free head that the next
+	 * allocation of the frame clears (bl_mask_clear(): its snapshot
+	 * follows our CAS). Released here, it could take the bit of a block
+	 * an alloc_at took after our CAS and cached (test
+	 * test_buddy_preempt_cache_v3 hold-word; docs/design.md 2.7, "Bits
+	 * and the lazy clear").
+	 */
 	/* BU_CORE has R clear (buddy_lower.h): one test for both. */
 	if (LF_UNLIKELY(!bu_reserved(nw)))
 		return buddy_free_small_unreserved(c, x, order, nw);

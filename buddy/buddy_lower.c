@@ -828,8 +828,9 @@ static bool bl_from_ctx(struct bl_ctx *c, const struct bl_ctx *d, unsigned k,
 	for (uint32_t i = 0; i <= BL_LINE; i++) {
 		uint32_t v = i == 0 ? u : l == BL_NONE ? BL_NONE : l + i - 1;
 		if (v != BL_NONE && (i == 0 || v != u) &&
-		    bu_cas_alloc(&z->word[BU_W(v)], k, BU_FRAMES, off, NULL) ==
-			    BUDDY_OK) {
+		    bu_cas_alloc_m(&z->word[BU_W(v)], k, BU_FRAMES, off, NULL,
+				   BL_MASK_OF(c, &z->word[BU_W(v)]),
+				   BL_SEEN(c)) == BUDDY_OK) {
 			*up = v;
 			return true;
 		}
@@ -931,7 +932,8 @@ static bool bl_from_line(struct bl_ctx *c, uint32_t u, uint32_t l, unsigned k,
 		if (l + i == u ||
 		    bu_free_frames(lf_load_u64(a, LF_RELAXED)) < 1u << k)
 			continue;
-		if (bu_cas_alloc(a, k, BU_FRAMES, off, NULL) == BUDDY_OK) {
+		if (bu_cas_alloc_m(a, k, BU_FRAMES, off, NULL, BL_MASK_OF(c, a),
+				   BL_SEEN(c)) == BUDDY_OK) {
 			*up = l + i;
 			return true;
 		}
@@ -1035,8 +1037,9 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	c->hint[k] = BL_NONE; /* it did not serve */
 	if (u != BL_NONE) {
 		/* The buddy's pick in the reservation. */
-		if (bu_cas_alloc(&z->word[BU_W(u)], k, BU_FRAMES, &off, NULL) ==
-		    BUDDY_OK)
+		if (bu_cas_alloc_m(&z->word[BU_W(u)], k, BU_FRAMES, &off, NULL,
+				   BL_MASK_OF(c, &z->word[BU_W(u)]),
+				   BL_SEEN(c)) == BUDDY_OK)
 			goto done;
 		/*
 		 * Another unit of our line: it becomes res (still named),
@@ -1076,8 +1079,10 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 		uint64_t before = bl_others_flight(c), drains = bl_drains(c);
 		u = bl_reserve(c, k, sweep);
 		if (u != BL_NONE) {
-			if (bu_cas_alloc(&z->word[BU_W(u)], k, BU_FRAMES, &off,
-					 NULL) == BUDDY_OK)
+			if (bu_cas_alloc_m(&z->word[BU_W(u)], k, BU_FRAMES,
+					   &off, NULL,
+					   BL_MASK_OF(c, &z->word[BU_W(u)]),
+					   BL_SEEN(c)) == BUDDY_OK)
 				goto done;
 			bl_release(c); /* taken by others meanwhile */
 			continue;
@@ -1113,7 +1118,7 @@ BL_NOINLINE int bl_alloc_slow(struct bl_ctx *c, unsigned k, uint32_t *frame)
 			lf_platform_pause();
 	}
 done:
-	BL_MASK_CLEAR(c, u, bl_mask_bits(off, k));
+	BL_MASK_CLEAR(c, u, bl_mask_bits(off, k), BL_SEEN_V(c));
 	*frame = u * BU_FRAMES + off;
 	bl_count(c, BL_ALLOCS, k);
 	return BUDDY_OK;
@@ -1381,7 +1386,11 @@ static int bl_want_cas(struct bl_ctx *c, uint32_t u, const struct bl_want *q,
 		int rc = bl_want_apply(q, w, end, &nw, off);
 		if (rc != BUDDY_OK)
 			return rc;
-		/* Acq_rel: a claim, as bu_cas_alloc(). */
+#if BUDDY_CORE_SHIFT > 0
+		/* Relaxed: the snapshot, as bu_cas_alloc_m(). */
+		c->seen = lf_load_u64(BL_MASK_OF(c, a), LF_RELAXED);
+#endif
+		/* Acq_rel: a claim, as bu_cas_alloc(); acquire on failure. */
 		if (lf_cas_u64(a, &w, nw, LF_ACQ_REL))
 			return BUDDY_OK;
 	}
@@ -1485,6 +1494,9 @@ static uint32_t bl_want_take(struct bl_ctx *c, const struct bl_want *q,
 			       off);
 	LF_ASSERT(rc == BUDDY_OK && *off == 0);
 	bl_adopt(c, buddy_cx(x), w, 0);
+#if BUDDY_CORE_SHIFT > 0
+	c->seen = 0; /* the mask 0 (bl_adopt()): nothing to clear */
+#endif
 	bl_src_named(c);
 	return buddy_cx(x);
 }
@@ -1621,7 +1633,8 @@ static int bl_want_alloc(struct bl_ctx *c, const struct bl_want *q,
 	}
 	BL_MASK_CLEAR(c, u,
 		      q->n != 0 ? (uint32_t)bu_bits(q->n) << off
-				: bl_mask_bits(off, q->k));
+				: bl_mask_bits(off, q->k),
+		      BL_SEEN_V(c));
 	*frame = u * BU_FRAMES + off;
 	bl_ctr(c, BL_ALLOCS, 1);
 	bl_ctr(c, BL_LFREE, -(uint64_t)(q->n != 0 ? q->n : 1u << q->k));
@@ -1673,11 +1686,13 @@ void bl_adopt(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned held)
 
 int bl_alloc_at(struct bl_ctx *c, uint32_t frame, unsigned k)
 {
-	uint64_t ow, nw;
-	int rc = bu_cas(&c->z->word[BU_W(frame / BU_FRAMES)], BU_OP_ALLOC_AT,
-			frame % BU_FRAMES, k, &ow, &nw, NULL);
+	uint64_t ow, nw, seen = 0;
+	lf_atomic_u64 *a = &c->z->word[BU_W(frame / BU_FRAMES)];
+	int rc = bu_cas_m(a, BU_OP_ALLOC_AT, frame % BU_FRAMES, k, &ow, &nw,
+			  NULL, BL_MASK_OF(c, a), &seen);
 	if (rc == BUDDY_OK) {
-		BL_MASK_CLEAR(c, frame / BU_FRAMES, bl_mask_bits(frame, k));
+		BL_MASK_CLEAR(c, frame / BU_FRAMES, bl_mask_bits(frame, k),
+			      seen);
 		bl_ctr(c, BL_ALLOCS, 1);
 		bl_ctr(c, BL_LFREE, -((uint64_t)1 << k));
 	}

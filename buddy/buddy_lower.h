@@ -126,6 +126,12 @@ struct bl_ctx {
 #if BUDDY_CORE_SHIFT > 0
 	/* (i) z->mask, for the same reason. */
 	lf_atomic_u64 *mask;
+	/*
+	 * (o, plain) The cached mask as this context's last allocation CAS
+	 * in the lower paths saw it (bu_cas_alloc_m()): the bits its lazy
+	 * clear may take (bl_mask_clear()).
+	 */
+	uint64_t seen;
 #endif
 	uint32_t id; /* (i) */
 	/*
@@ -254,20 +260,33 @@ static inline uint32_t bl_mask_bits(uint32_t x, unsigned k)
 #if BUDDY_CORE_SHIFT > 0
 /*
  * After an allocation's CAS took the frames m of unit u from its word,
- * before the block is handed out or cached: the stale bits there cleared
- * (a relaxed load, a write only if one is set). Release: a free whose
- * fetch_or (acq_rel) reads the cleared mask reads, at its second load of
- * the word, our CAS or a later word (buddy_cache.c).
+ * before the block is handed out or cached: the stale bits there cleared,
+ * those of seen only, the mask as loaded after the read of the word the
+ * CAS compared against (bu_cas_alloc_m(), bu_cas_m()): every bit set on
+ * those frames before that read (a drain's, a hold's left by a free into
+ * the word or a free_run), none set after the CAS (a late free of the
+ * block: its bit stays). A write only if one is set. Release: a free
+ * whose fetch_or (acq_rel) reads the cleared mask reads, at its second
+ * load of the word, our CAS or a later word (buddy_cache.c). The argument:
+ * docs/design.md 2.7, "Bits and the lazy clear".
  */
-static inline void bl_mask_clear(lf_atomic_u64 *mask, uint32_t u, uint32_t m)
+static inline void bl_mask_clear(lf_atomic_u64 *mask, uint32_t u, uint32_t m,
+				 uint64_t seen)
 {
-	uint64_t mm = m | BL_MASK_MARKS(m); /* the marks too */
-	if (LF_UNLIKELY(lf_load_u64(&mask[BU_W(u)], LF_RELAXED) & mm))
+	uint64_t mm = (m | BL_MASK_MARKS(m)) & seen; /* the marks too */
+	if (LF_UNLIKELY(mm != 0))
 		(void)lf_fetch_and_u64(&mask[BU_W(u)], ~mm, LF_RELEASE);
 }
-#define BL_MASK_CLEAR(c, u, m) bl_mask_clear((c)->mask, (u), (m))
+#define BL_MASK_CLEAR(c, u, m, s) bl_mask_clear((c)->mask, (u), (m), (s))
+/* The mask beside word a (z->word[BU_W(u)]) and the snapshot's place. */
+#define BL_MASK_OF(c, a) (&(c)->mask[(a) - (c)->word])
+#define BL_SEEN(c) (&(c)->seen)
+#define BL_SEEN_V(c) ((c)->seen)
 #else
-#define BL_MASK_CLEAR(c, u, m) ((void)(c), (void)(u), (void)(m))
+#define BL_MASK_CLEAR(c, u, m, s) ((void)(c), (void)(u), (void)(m), (void)(s))
+#define BL_MASK_OF(c, a) ((void)(c), (void)(a), (const lf_atomic_u64 *)NULL)
+#define BL_SEEN(c) ((void)(c), (uint64_t *)NULL)
+#define BL_SEEN_V(c) ((void)(c), (uint64_t)0)
 #endif
 
 /*
@@ -335,11 +354,14 @@ static inline bool bl_alloc_hint(struct bl_ctx *c, unsigned k, uint32_t *frame)
 		return false;
 	lf_atomic_u64 *a = &c->word[BU_W(h / BU_FRAMES)];
 	unsigned off = h % BU_FRAMES;
-	int rc = k == 0 ? bu_cas(a, BU_OP_ALLOC_AT, off, 0, &ow, &nw, NULL)
-			: bu_cas(a, BU_OP_ALLOC_AT, off, k, &ow, &nw, NULL);
+	uint64_t seen = 0;
+	int rc = k == 0 ? bu_cas_m(a, BU_OP_ALLOC_AT, off, 0, &ow, &nw, NULL,
+				   BL_MASK_OF(c, a), &seen)
+			: bu_cas_m(a, BU_OP_ALLOC_AT, off, k, &ow, &nw, NULL,
+				   BL_MASK_OF(c, a), &seen);
 	if (rc != BUDDY_OK)
 		return false;
-	BL_MASK_CLEAR(c, h / BU_FRAMES, bl_mask_bits(h, k));
+	BL_MASK_CLEAR(c, h / BU_FRAMES, bl_mask_bits(h, k), seen);
 	c->hint[k] = BL_NONE;
 	*frame = h;
 	return true;

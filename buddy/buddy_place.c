@@ -636,8 +636,13 @@ static int buddy_run_free_small(struct buddy_cpu *c, uint64_t a, uint64_t n)
 		bl_free_run_done(l, x[1], m[1], nw[1]);
 	else if (g == 1 && rc == BUDDY_OK)
 		bl_free_run_done(l, x[0], m[0], nw[0]);
-	/* Release: after the CASes (or the refusal); our bits only. */
-	for (unsigned i = 0; i < 2; i++)
+	/*
+	 * Release: after the refusal (nothing freed); our bits only. Freed,
+	 * the holds stay, stale bits on free frames that the next
+	 * allocation of each clears, as a free into the word's
+	 * (buddy_cache.c; test_buddy_preempt_cache_v3 hold-run).
+	 */
+	for (unsigned i = 0; i < 2 && rc != BUDDY_OK; i++)
 		if (held[i] != 0)
 			(void)lf_fetch_and_u64(&l->mask[BU_W(x[i] / BU_FRAMES)],
 					       ~held[i], LF_RELEASE);

@@ -477,8 +477,17 @@ static inline bool bu_valid(uint64_t w)
  * allocations by alloc_at and run included, with seq_cst: one loop, and
  * on x86 the same instruction as acq_rel.
  */
-static inline int bu_cas_alloc(lf_atomic_u64 *a, unsigned k, unsigned end,
-			       unsigned *off, uint64_t *nwp)
+/*
+ * bu_cas_alloc() and bu_cas() with a snapshot: if m is not NULL, *mseen gets
+ * the value of m loaded after the read of the word the successful CAS
+ * compared against (the acquire load, or the failed CAS's acquire read
+ * before it). The lower level's lazy clear (bl_mask_clear()) clears only
+ * bits of that snapshot (docs/design.md 2.7, "Bits and the lazy clear").
+ * Relaxed: ordered after the word's read by that read's acquire.
+ */
+static inline int bu_cas_alloc_m(lf_atomic_u64 *a, unsigned k, unsigned end,
+				 unsigned *off, uint64_t *nwp,
+				 const lf_atomic_u64 *m, uint64_t *mseen)
 {
 	/* Acquire: pairs with the CAS or store that wrote the word. */
 	uint64_t w = lf_load_u64(a, LF_ACQUIRE), nw = 0;
@@ -488,13 +497,22 @@ static inline int bu_cas_alloc(lf_atomic_u64 *a, unsigned k, unsigned end,
 		int rc = bu_alloc(w, k, end, &nw, off);
 		if (rc != BUDDY_OK)
 			return rc;
-		/* Acq_rel: a claim (above). */
+		/* Relaxed: after the word's read (acquire), as above. */
+		if (m != NULL)
+			*mseen = lf_load_u64(m, LF_RELAXED);
+		/* Acq_rel: a claim (above); acquire on failure. */
 		if (lf_cas_u64(a, &w, nw, LF_ACQ_REL)) {
 			if (nwp != NULL)
 				*nwp = nw;
 			return BUDDY_OK;
 		}
 	}
+}
+
+static inline int bu_cas_alloc(lf_atomic_u64 *a, unsigned k, unsigned end,
+			       unsigned *off, uint64_t *nwp)
+{
+	return bu_cas_alloc_m(a, k, end, off, nwp, NULL, NULL);
 }
 
 /* The CAS of one of the transitions below, by number (a switch, no calls
@@ -536,8 +554,11 @@ static inline int bu_apply(enum bu_op op, uint64_t w, unsigned i, unsigned n,
  * CAS: BUDDY_OK with *old and *nw the words of the CAS (*off: a run's
  * first frame), an error code (nothing changed), or BU_NOT_LOWER.
  */
-static inline int bu_cas(lf_atomic_u64 *a, enum bu_op op, unsigned i,
-			 unsigned n, uint64_t *old, uint64_t *nw, unsigned *off)
+/* bu_cas() with a snapshot of m, as bu_cas_alloc_m(). */
+static inline int bu_cas_m(lf_atomic_u64 *a, enum bu_op op, unsigned i,
+			   unsigned n, uint64_t *old, uint64_t *nw,
+			   unsigned *off, const lf_atomic_u64 *m,
+			   uint64_t *mseen)
 {
 	/* Acquire: pairs with the CAS or store that wrote the word. */
 	uint64_t w = lf_load_u64(a, LF_ACQUIRE), v = 0;
@@ -549,6 +570,9 @@ static inline int bu_cas(lf_atomic_u64 *a, enum bu_op op, unsigned i,
 		if (rc != BUDDY_OK)
 			return rc;
 		uint64_t seen = w;
+		/* Relaxed: after the word's read (acquire), as above. */
+		if (m != NULL)
+			*mseen = lf_load_u64(m, LF_RELAXED);
 		/* Seq_cst: a free or a change of R (above). */
 		if (lf_cas_u64(a, &w, v, LF_SEQ_CST)) {
 			*old = seen;
@@ -558,6 +582,12 @@ static inline int bu_cas(lf_atomic_u64 *a, enum bu_op op, unsigned i,
 			return BUDDY_OK;
 		}
 	}
+}
+
+static inline int bu_cas(lf_atomic_u64 *a, enum bu_op op, unsigned i,
+			 unsigned n, uint64_t *old, uint64_t *nw, unsigned *off)
+{
+	return bu_cas_m(a, op, i, n, old, nw, off, NULL, NULL);
 }
 
 #endif /* BUDDY_UNIT_H */

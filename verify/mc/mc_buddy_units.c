@@ -1256,6 +1256,8 @@ MU_TEST(mu_free_run_claimed, "buddy.units_free_run_claimed",
  * lazy clear of the stale bits of the frames it took (bl_mask_clear())
  * takes the hold away, and thread 0's free into the word passes the bit;
  * only the claim (code 3 in unit 0's word until the settle) refuses it.
+ * Since item 47 the clear takes only bits it saw before its CAS: the hold
+ * stays and refuses that free first (the claim's mutant survives).
  */
 MU_TEST(mu_free_run_reuse, "buddy.units_free_run_reuse",
 	"free_run across two units vs its claimed piece freed and taken again",
@@ -1263,6 +1265,22 @@ MU_TEST(mu_free_run_reuse, "buddy.units_free_run_reuse",
 	.at_frame = 30, .at_order = 1, .at2_frame = 32, .at2_order = 0,
 	.run_n = 3, .run_at = 30, .x_frame = 30, .x_order = 1, .nocache = true,
 	.reuse = true, .need = "d")
+
+/*
+ * The same with caches on (docs/v3-status.md item 47): thread 0's free of
+ * its new block goes into its cache. Item 46 found B5 broken here at frame
+ * 30: alloc_at's lazy clear took the run's hold, thread 0's cached free
+ * set the bit again and the free_run's release took it. Now alloc_at
+ * clears only the bits it saw after its read of the word (a hold set
+ * after that stays) and the free_run leaves its holds once it has freed.
+ */
+MU_TEST(mu_free_run_reuse_cache, "buddy.units_free_run_reuse_cache",
+	"free_run across two units vs its claimed piece freed, taken again and"
+	" cached",
+	2, 3, 3, 20000, .script = { "xaw", "F" }, .setup = "0aAR",
+	.at_frame = 30, .at_order = 1, .at2_frame = 32, .at2_order = 0,
+	.run_n = 3, .run_at = 30, .x_frame = 30, .x_order = 1, .reuse = true,
+	.need = "d")
 
 /*
  * A stale partial entry's popper against bl_adopt() (the listing race of
@@ -1669,7 +1687,8 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_below_move, &mu_free_run, &mu_free_run2, &mu_keep, &mu_enomem_rsv,
 	/* docs/v3-status.md item 17 */
 	&mu_free_run_held, &mu_free_run_claimed, &mu_free_run_reuse,
-	&mu_adopt_stale, &mu_adopt_stale_below, &mu_below_fail2,
+	&mu_free_run_reuse_cache, &mu_adopt_stale, &mu_adopt_stale_below,
+	&mu_below_fail2,
 	/* item 19 */
 	&mu_hint_stale,
 	/* item 16: buddy.units_enomem_line's history over two lines */

@@ -876,13 +876,16 @@ static bool bl_rings_alloc(struct bl_ctx *c, unsigned k, uint32_t *up,
 			if (u == BL_NONE)
 				continue;
 			lf_atomic_u64 *a = &z->word[BU_W(u)];
-			/* Relaxed: a filter; bu_cas_alloc() loads with acquire.
-			 */
+			/* Relaxed: a filter; bu_cas_alloc_m() loads with
+			 * acquire. */
 			if (bu_free_frames(lf_load_u64(a, LF_RELAXED)) <
 			    1u << k)
 				continue;
-			if (bu_cas_alloc(a, k, BU_FRAMES, off, NULL) ==
-			    BUDDY_OK) {
+			/* The mask's snapshot with the word, as every
+			 * allocation's (bl_mask_clear()). */
+			if (bu_cas_alloc_m(a, k, BU_FRAMES, off, NULL,
+					   BL_MASK_OF(c, a),
+					   BL_SEEN(c)) == BUDDY_OK) {
 				*up = u;
 				return true;
 			}

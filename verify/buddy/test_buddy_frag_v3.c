@@ -126,6 +126,13 @@ static void test_pick_fullest(void)
 		}
 		CHECK_EQ(unit_free(z, unit[j]), nfree[j]);
 	}
+	/*
+	 * The frees put the three units into this CPU's hand-over ring
+	 * (v3-status item 44), whose own take would pick the fullest by
+	 * itself: the drain lists them on the shared partial stack, in the
+	 * order they were freed, where the pick is the subject.
+	 */
+	buddy_cpu_drain(c);
 	CHECK_EQ(check_zone(z, false), 0);
 	/* The fullest unit, listed first (LIFO would give the last). */
 	CHECK_EQ(buddy_alloc(c, 0, &x), BUDDY_OK);

@@ -1127,7 +1127,9 @@ MU_TEST(mu_at_move, "buddy.units_at_move",
  * alloc_below below a unit while its unit moves: the limit is 8 frames
  * (inside unit 0), order 2; thread 1 holds frame 0 of unit 0 (listed)
  * and unit 1, and frees the frame (unit 0 up); thread 2 allocates one
- * frame (unit 0 reserved from the partial stack, or down again): frames
+ * frame (unit 0 reserved from the partial stack, or down again; setup
+ * drains rather than releases, so that unit 0 is listed on the shared
+ * stack, not kept in thread 1's hand-over ring, item 44): frames
  * 4-7 are free at every instant (in a listed unit, at the core, in a
  * reserved one), so thread 0's alloc_below(2, 8 frames) must not fail:
  * its pass must look at every place, the core with the limit moved by a
@@ -1135,7 +1137,7 @@ MU_TEST(mu_at_move, "buddy.units_at_move",
  */
 MU_TEST(mu_below_move, "buddy.units_below_move",
 	"alloc_below inside a unit vs the unit going up and down", 3, 2, 3,
-	20000, .script = { "b", "f", "0" }, .setup = "0r5", .below_order = 2,
+	20000, .script = { "b", "f", "0" }, .setup = "0k5", .below_order = 2,
 	.below_limit = 8, .below_exact = true, .exact = true, .need = "du")
 
 /*
@@ -1285,8 +1287,10 @@ MU_TEST(mu_free_run_reuse_cache, "buddy.units_free_run_reuse_cache",
 /*
  * A stale partial entry's popper against bl_adopt() (the listing race of
  * docs/design.md 2.7, "Listing", for a unit coming down): in setup thread
- * 1 takes unit 0 down (frame 0, reserved), releases it (listed at class
- * 4) and frees the frame, so the unit goes up with its entry left on
+ * 1 takes unit 0 down (frame 0, reserved), drains (a drain, not a bare
+ * release, since the hand-over ring of v3-status item 44 keeps a released
+ * unit off the shared stacks: listed at class 4), frees the frame and
+ * drains its cache, so the unit goes up with its entry left on
  * partial stack 4, stale (pstk still set). Thread 1 allocates one frame:
  * its pass pops that entry and re-files it (clear pstk, then load the
  * word); thread 0's alloc_at of frame 5 brings unit 0 down again from the
@@ -1298,7 +1302,7 @@ MU_TEST(mu_free_run_reuse_cache, "buddy.units_free_run_reuse_cache",
  */
 MU_TEST(mu_adopt_stale, "buddy.units_adopt_stale",
 	"bl_adopt() vs the popper of the unit's stale partial entry", 2, 2, 3,
-	20000, .script = { "a", "0" }, .setup = "0rf", .at_frame = 5,
+	20000, .script = { "a", "0" }, .setup = "0kfk", .at_frame = 5,
 	.at_order = 0, .at_free = true, .exact = true, .need = "du")
 
 /*
@@ -1312,7 +1316,7 @@ MU_TEST(mu_adopt_stale, "buddy.units_adopt_stale",
  */
 MU_TEST(mu_adopt_stale_below, "buddy.units_adopt_stale_below",
 	"alloc_below's bl_adopt() vs a stale partial entry's popper", 2, 2, 3,
-	20000, .script = { "b", "0" }, .setup = "0rf", .below_order = 2,
+	20000, .script = { "b", "0" }, .setup = "0kf", .below_order = 2,
 	.below_limit = 32, .below_exact = true, .exact = true, .nocache = true,
 	.need = "du")
 

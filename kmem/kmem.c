@@ -901,19 +901,43 @@ static __attribute__((noinline)) int kmem_free_refuse(struct kmem_cache *c,
 }
 
 /*
- * The free's debug check of p's red zone (p handed out as far as its
- * bufctl word tells): 0, or the refusal (KMEM_ECORRUPT, nothing changed).
+ * The free's check of p's bufctl word bc before anything changes: 0 if it
+ * is KMEM_BUF_OUT, else the refusal (a free object or a corrupt word,
+ * nothing changed). The hit leaves it to its claim's CAS, which sees the
+ * same word (kmem_free_obj()); the slow path and debug builds make it
+ * first, so that a free refused as a double free has exchanged no
+ * magazine and read no red zone.
  */
 static inline __attribute__((always_inline)) int
-kmem_free_redzone(struct kmem_cache *c, const void *p)
+kmem_free_check(struct kmem_cache *c, lf_atomic_u32 *bc)
+{
+	/* Relaxed: the allocation's KMEM_BUF_OUT reaches us through the
+	 * caller's hand-off of p; a later value is a claim (refused). */
+	uint32_t v = lf_load_u32(bc, LF_RELAXED);
+	if (LF_UNLIKELY(v != KMEM_BUF_OUT))
+		return kmem_free_refuse(c, v); /* free, or corrupt */
+	return 0;
+}
+
+/*
+ * The free's debug checks of p (kmem_free_check(), then its red zone):
+ * 0, or the refusal (KMEM_EDOUBLE or KMEM_ECORRUPT, nothing changed).
+ * Nothing in other builds: the hit's claim checks the word.
+ */
+static inline __attribute__((always_inline)) int
+kmem_free_debug(struct kmem_cache *c, const void *p, lf_atomic_u32 *bc)
 {
 #ifdef LF_DEBUG
+	int err = kmem_free_check(c, bc);
+	if (err)
+		return err;
 	if (!kmem_filled((const char *)p + c->size, KMEM_RZ_BYTE,
 			 c->rz_end - c->size))
 		return kmem_reject(c->rejected_by, KMEM_ECORRUPT);
 #else
 	(void)c;
 	(void)p;
+	(void)bc;
 #endif
 	return 0;
 }
@@ -951,24 +975,23 @@ kmem_free_poison(struct kmem_cache *c, void *p)
 }
 
 /*
- * Free p, an object start of cache c with bufctl word bc: the check, then
- * the magazines. p is handed out exactly when its word is KMEM_BUF_OUT:
- * no read of p nor of a round. The free puts p and bc in the round at top
- * and claims p by a CAS of the word from KMEM_BUF_OUT to that round's
- * name (kmem_free_claim()); a free of p that raced it and won makes the
- * CAS fail, and this one is refused with nothing changed (the round above
- * top is not read by anyone).
+ * Free p, an object start of cache c with bufctl word bc: the magazines,
+ * and the check in the claim. p is handed out exactly when its word is
+ * KMEM_BUF_OUT: no read of p nor of a round. The hit puts p and bc in the
+ * round at top and claims p by a CAS of the word from KMEM_BUF_OUT to that
+ * round's name (kmem_free_claim()); a word other than KMEM_BUF_OUT (p
+ * free: in a magazine, on its slab; or a free of p that raced this one
+ * and won) makes the CAS fail, and this free is refused with nothing
+ * changed (the round above top is not read by anyone). No load and
+ * compare of the word before the claim (docs/design.md 4.5): the CAS
+ * makes the same test, one dependent load and branch shorter.
  */
 static inline __attribute__((always_inline)) int
 kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 {
 	struct kmem_cpu *cc = &c->cpu[cpu];
-	/* Relaxed: the allocation's KMEM_BUF_OUT reaches us through the
-	 * caller's hand-off of p; a later value is a claim (refused). */
-	uint32_t v = lf_load_u32(bc, LF_RELAXED);
-	if (LF_UNLIKELY(v != KMEM_BUF_OUT))
-		return kmem_free_refuse(c, v); /* free, or corrupt */
-	int err = kmem_free_redzone(c, p);
+	uint32_t v;
+	int err = kmem_free_debug(c, p, bc);
 	if (LF_UNLIKELY(err))
 		return err;
 	/* Relaxed, acquire: as in kmem_alloc_obj(). */
@@ -996,11 +1019,12 @@ kmem_free_obj(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 }
 
 /*
- * The free's slow path (p's word seen KMEM_BUF_OUT): the loaded magazine
- * has room after all (the fast path found the lock held), else an empty
- * prev, else a fresh magazine (prev to the depot), else the slab; p
- * claimed there as on the fast path, refused if the claim fails. The
- * mirror of kmem_alloc_slow()'s exchange, with empty and full swapped.
+ * The free's slow path (p's word checked first: KMEM_BUF_OUT): the loaded
+ * magazine has room after all (the fast path found the lock held), else
+ * an empty prev, else a fresh magazine (prev to the depot), else the
+ * slab; p claimed there as on the fast path, refused if the claim fails.
+ * The mirror of kmem_alloc_slow()'s exchange, with empty and full
+ * swapped.
  */
 static __attribute__((noinline)) int
 kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
@@ -1008,6 +1032,10 @@ kmem_free_slow(struct kmem_cache *c, unsigned cpu, void *p, lf_atomic_u32 *bc)
 	struct kmem *k = c->k;
 	struct kmem_cpu *cc = &c->cpu[cpu];
 	uint32_t v;
+	/* A free object is refused before any magazine is exchanged. */
+	int err = kmem_free_check(c, bc);
+	if (err)
+		return err;
 	kmem_cpu_lock(cc);
 	kmem_cpu_sync(cc);
 	struct kmem_mag *old = NULL, *m = cc->prev;

@@ -177,7 +177,14 @@ static bool snap_same(const struct snap *x, const struct snap *y)
 	       x->b.allocs == y->b.allocs && x->b.frees == y->b.frees &&
 	       x->a.in_slabs == y->a.in_slabs && x->a.slabs == y->a.slabs &&
 	       x->b.inuse == y->b.inuse && x->b.in_mags == y->b.in_mags &&
-	       x->b.in_slabs == y->b.in_slabs && x->held == y->held;
+	       x->b.in_slabs == y->b.in_slabs && x->held == y->held &&
+	       x->a.depot_gets == y->a.depot_gets &&
+	       x->a.depot_puts == y->a.depot_puts &&
+	       x->b.depot_gets == y->b.depot_gets &&
+	       x->b.depot_puts == y->b.depot_puts &&
+	       x->a.slab_fills == y->a.slab_fills &&
+	       x->b.slab_fills == y->b.slab_fills &&
+	       x->k.mags_free == y->k.mags_free;
 }
 
 /*
@@ -283,6 +290,81 @@ static void test_bad_input(void)
 	CHECK_EQ(kmem_cache_destroy(B, 0), 0);
 	CHECK(strcmp(kmem_strerror(KMEM_EINTERIOR), "EINTERIOR") == 0);
 	CHECK(strcmp(kmem_strerror(KMEM_ECORRUPT), "ECORRUPT") == 0);
+	teardown();
+}
+
+/* CPU cpu's magazines in cache c as they stand (white-box). */
+struct cpu_mags {
+	struct kmem_mag *loaded, *prev;
+	uintptr_t top;
+	uint32_t prev_n;
+};
+static struct cpu_mags cpu_mags(struct kmem_cache *c, unsigned cpu)
+{
+	struct kmem_cpu *cc = &c->cpu[cpu];
+	/* Relaxed, all: one thread. */
+	struct cpu_mags m = { cc->loaded, cc->prev,
+			      lf_load_uptr(&cc->top, LF_RELAXED),
+			      lf_load_u32(&cc->prev->n, LF_RELAXED) };
+	return m;
+}
+
+/*
+ * A double free that finds its CPU's two magazines full: the hit sends it
+ * to the slow path, which would exchange the previous one with the depot
+ * for an empty one. The hit leaves the check of the bufctl word to its
+ * claim's CAS; the slow path makes it first, so the refusal (EDOUBLE, also
+ * for a corrupt word) comes before any exchange: the CPU's magazines and
+ * top, the depot's counts and the pool as they were.
+ */
+static void test_double_full(void)
+{
+	setup(512, 8);
+	struct kmem_cache *A, *B;
+	CHECK_EQ(kmem_cache_create(k, "A", 64, 0, NULL, NULL, NULL, &A), 0);
+	CHECK_EQ(kmem_cache_create(k, "B", 64, 0, NULL, NULL, NULL, &B), 0);
+	static void *a[600];
+	for (int i = 0; i < 600; i++)
+		CHECK_EQ(kmem_cache_alloc(A, 0, &a[i]), 0);
+	int n = 0;
+	for (;;) { /* free on CPU 1 until both its magazines are full */
+		struct cpu_mags m = cpu_mags(A, 1);
+		uintptr_t full = (uintptr_t)&m.loaded->round[m.loaded->cap];
+		if (m.loaded->cap > 0 && m.top == full && m.prev->cap > 0 &&
+		    m.prev_n == m.prev->cap)
+			break;
+		CHECK_FATAL(n < 600);
+		CHECK_EQ(kmem_cache_free(A, 1, a[n]), 0);
+		n++;
+	}
+	struct cpu_mags m0 = cpu_mags(A, 1);
+	/* In the previous magazine, in the loaded one; then a corrupt word. */
+	BAD(kmem_cache_free(A, 1, a[0]), KMEM_EDOUBLE, a);
+	BAD(kmem_cache_free(A, 1, a[n - 1]), KMEM_EDOUBLE, a);
+	struct cpu_mags m1 = cpu_mags(A, 1);
+	CHECK(m1.loaded == m0.loaded && m1.prev == m0.prev &&
+	      m1.top == m0.top && m1.prev_n == m0.prev_n);
+	struct kmem_slab *s;
+	CHECK_EQ(kmem_obj_find(k, a[n], &s), 0);
+	lf_atomic_u32 *bc = &s->buf[((uintptr_t)a[n] - s->base) / A->stride];
+	struct snap s0, s1;
+	snap_take(&s0, A, B);
+	/* Relaxed, both: one thread. Neither a link nor a round's name. */
+	lf_store_u32(bc, KMEM_BUF_NAMES, LF_RELAXED);
+	CHECK_EQ(kmem_cache_free(A, 1, a[n]), KMEM_ECORRUPT);
+	lf_store_u32(bc, KMEM_BUF_OUT, LF_RELAXED); /* a[n] handed out */
+	snap_take(&s1, A, B);
+	CHECK(snap_same(&s0, &s1));
+	CHECK_EQ(s1.a.rejected_by[-KMEM_ECORRUPT],
+		 s0.a.rejected_by[-KMEM_ECORRUPT] + 1);
+	CHECK_EQ(kmem_check(k), 0);
+	m1 = cpu_mags(A, 1);
+	CHECK(m1.loaded == m0.loaded && m1.prev == m0.prev &&
+	      m1.top == m0.top && m1.prev_n == m0.prev_n);
+	for (int i = n; i < 600; i++)
+		CHECK_EQ(kmem_cache_free(A, 1, a[i]), 0);
+	CHECK_EQ(kmem_cache_destroy(A, 0), 0);
+	CHECK_EQ(kmem_cache_destroy(B, 0), 0);
 	teardown();
 }
 
@@ -698,6 +780,7 @@ int main(void)
 	test_no_magazine();
 	test_ctor();
 	test_bad_input();
+	test_double_full();
 	test_no_stranding();
 	test_watermark();
 	test_mag_burst();

@@ -1196,12 +1196,17 @@ MU_TEST(mu_keep, "buddy.units_keep",
  * Exact ENOMEM below a unit over two reservations, with the per-CPU
  * free's section (buddy_cache.c: a free into a unit that stays reserved,
  * whose section takes one load for its two stores, docs/v3-status.md item
- * 18). In setup thread 1 fills the zone with order-4 blocks (unit 0, then
- * unit 1 as its reservation) and frees the first: unit 0 is listed with
- * one free order-4 block, unit 1 reserved by thread 1 and full; then
- * thread 2's CPU takes that block (unit 0 popped and reserved) and frees
- * it into its reservation. Thread 2 takes it back (the hint: no
- * section); thread 1 frees its newest block into its reservation (a
+ * 18). In setup thread 1 fills unit 0 with order-4 blocks and releases it
+ * (full: unlisted), takes one block of unit 1 (its reservation), frees
+ * the first block (unit 0 into its hand-over ring) and drains (unit 1
+ * released; the ring emptied onto the shared stack of class 4: both units
+ * listed, one free order-4 block each, docs/v3-status.md items 44, 48
+ * and 51), then takes an order-4 block again: its pop of the two takes
+ * unit 1 (pushed last; equally full, so bl_pop()'s pick keeps the top
+ * entry), so unit 1 is reserved by thread 1 and full, and unit 0 stays
+ * listed; then thread 2's CPU takes unit 0's block (unit 0 popped and
+ * reserved) and frees it into its reservation. Thread 2 takes it back (the
+ * hint: no section); thread 1 frees its newest block into its reservation (a
  * unit that stays reserved: the fast path); thread 0 allocates order 4:
  * no partial stack, nothing at the core, then the reservations of
  * threads 1 and 2 in turn. If its look at thread 1's comes before that
@@ -1211,7 +1216,7 @@ MU_TEST(mu_keep, "buddy.units_keep",
  */
 MU_TEST(mu_enomem_rsv, "buddy.units_enomem_rsv",
 	"no false small ENOMEM while a free goes into a reservation", 3, 2, 3,
-	20000, .script = { "4", "l", "4" }, .setup = "44r44f", .setup2 = "4l",
+	20000, .script = { "4", "l", "4" }, .setup = "44r4fk4", .setup2 = "4l",
 	.claims = true, .nocache = true, .need = "w")
 
 /*

@@ -26,7 +26,8 @@
  *
  * Naming: lf_<op>_<width>(object, ..., order). Widths: u16 (load, store,
  * exchange and CAS only: the buddy allocator's per-frame state word), u32,
- * u64, uptr, ptr.
+ * u64, uptr, ptr; and lf_cas2_u64(), one compare-exchange of two adjacent
+ * u64 (the buddy's unit word and cached mask, at the end).
  *
  * Example: any file of lockfree/ (lf_stack.c is the shortest);
  * verify/unit/test_atomic.c shows the interposition hook.
@@ -214,7 +215,7 @@ static inline void lf_fence_seq_cst(void)
  * (strong: never a spurious failure). For one use: a bit set in a[1] only
  * while a[0] still holds the value a check read (buddy/buddy_cache.c, the
  * cached mask beside its unit word; docs/design.md 2.7, "Bits and the
- * lazy clear"). x86-64 only: lock cmpxchg16b, seq_cst, which covers o.
+ * lazy clear"). x86-64: lock cmpxchg16b, seq_cst, which covers o.
  * ThreadSanitizer does not see the instruction: under it a fetch_or of 0
  * on a[1] with order o follows, which gives it the ordering (the values
  * are the instruction's; every other access to a[] is atomic, so nothing
@@ -247,6 +248,25 @@ static inline bool lf_cas2_u64(lf_atomic_u64 *a, uint64_t e[2],
 #else
 	(void)o;
 #endif
+	return ok;
+}
+#else
+/*
+ * Elsewhere the compiler's 16-byte compare-exchange (AArch64: inline with
+ * LSE, else a libatomic call, which a freestanding build must provide);
+ * not built or tested here. Little-endian: a[0] the low half.
+ */
+static inline bool lf_cas2_u64(lf_atomic_u64 *a, uint64_t e[2],
+			       const uint64_t d[2], lf_order o)
+{
+	LF_ATOMIC_HOOK(&a[1].v, LF_OP_CAS, o);
+	unsigned __int128 x = (unsigned __int128)e[1] << 64 | e[0];
+	unsigned __int128 y = (unsigned __int128)d[1] << 64 | d[0];
+	bool ok = __atomic_compare_exchange_n((unsigned __int128 *)(uintptr_t)a,
+					      &x, y, false, (int)o,
+					      (int)lf_order_cas_fail(o));
+	e[0] = (uint64_t)x;
+	e[1] = (uint64_t)(x >> 64);
 	return ok;
 }
 #endif

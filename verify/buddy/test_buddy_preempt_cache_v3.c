@@ -51,9 +51,10 @@
  * in another shape (the pair B belongs to, or a frame of B's unit after
  * the unit went to the core) and drains, so that B is free with its bit
  * clear; before its n2-th step after that CPU 2 takes B by alloc_at (and,
- * "cached", frees it into its cache). B's frees must match its
- * allocations (CPU 2's own free of B last, refused if CPU 0's free was a
- * late free of its block) and the zone stay sound (B5).
+ * "cached", frees it into its cache); CPU 0's free a free_run of B's
+ * frames in two cases. B's frees must match its allocations (CPU 2's own free
+ * of B last, refused if CPU 0's free was a late free of its block) and the zone
+ * stay sound (B5).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -687,6 +688,7 @@ struct aba {
 	bool word;   /* CPU 0's cache off: its free goes into the word */
 	bool core;   /* the other shape after a trip to the core */
 	bool cached; /* CPU 2 frees B into its cache after taking it */
+	bool run;    /* CPU 0's free is a free_run of B's frames */
 };
 
 static const struct aba *aba_v;
@@ -772,7 +774,8 @@ static bool run_aba(const struct aba *v, unsigned o)
 			aba_rc1 = aba_rc2 = aba_rc2f = 99;
 			aba_ran2 = aba_fired2 = aba_skip = false;
 			preempt_arm(n1, aba_op1, NULL);
-			int rc = buddy_free(c[0], S.blk, o);
+			int rc = v->run ? buddy_free_run(c[0], S.blk, 1u << o)
+					: buddy_free(c[0], S.blk, o);
 			bool fired = preempt_disarm();
 			more = fired;
 			if (!fired || aba_skip)
@@ -833,6 +836,10 @@ static const struct aba aba_cases[] = {
 	{ "stale-look (free into the word, its pair reshaped, cached)", true,
 	  false, true },
 	{ "stale-look (free into the word, a trip to the core, cached)", true,
+	  true, true },
+	{ "stale-look (free_run, its pair reshaped, cached)", false, false,
+	  true, true },
+	{ "stale-look (free_run, a trip to the core, cached)", false, true,
 	  true, true },
 };
 

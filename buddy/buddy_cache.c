@@ -1109,76 +1109,44 @@ static BUDDY_INLINE int buddy_cache_free_small_cache(struct buddy_cpu *c,
 }
 
 /*
- * buddy_cache_free_small()'s second load of the word found w2, not the
- * word its first load checked: is x still an allocated head of order k?
- * Else a late free that raced the block's drain and reuse: our bit taken
- * back, refused.
+ * buddy_cache_free_small()'s look found m: the block's bit set, or a
+ * refill's mark on it (its bit clear). Set: refused. Marked: the refill's
+ * CAS took the block (refused once the mark outlived the refill), or it
+ * failed and took the mark back: the word and the mask looked at again
+ * (*wp, *mp) and false, so that the caller's CAS tries again.
  */
-static BUDDY_NOINLINE int buddy_cache_free_small_moved(struct buddy_cpu *c,
-						       uint32_t x, unsigned k,
-						       uint64_t w2)
+static BUDDY_NOINLINE bool buddy_cache_free_small_marked(struct buddy_cpu *c,
+							 uint32_t x,
+							 uint64_t *wp,
+							 uint64_t *mp)
 {
 	struct bl_ctx *l = buddy_lower_ctx(c);
 	uint32_t u = x / BU_FRAMES, i = x % BU_FRAMES;
-	if (LF_UNLIKELY(bu_block_check(w2, i, k) != BUDDY_OK)) {
-		/* Relaxed: our own bit, never in a cache. */
-		(void)lf_fetch_and_u64(&l->mask[BU_W(u)], ~(1ull << i),
-				       LF_RELAXED);
-		buddy_busy(c, -1);
-		return buddy_reject(c, BUDDY_EDOUBLE);
-	}
-	return buddy_cache_free_small_cache(c, x, k);
-}
-
-/*
- * buddy_cache_free_small() after its fetch_or set the bit of block x of
- * order k, inside its section: the word read again (the same as w, the
- * first load's, which passed: nothing to check again), then the push.
- */
-static BUDDY_INLINE int buddy_cache_free_small_push(struct buddy_cpu *c,
-						    uint32_t x, unsigned k,
-						    uint64_t w)
-{
-	struct bl_ctx *l = buddy_lower_ctx(c);
-	/* Acquire: as the first load, after our bit is set. */
-	uint64_t w2 = lf_load_u64(&l->word[BU_W(x / BU_FRAMES)], LF_ACQUIRE);
-	if (LF_UNLIKELY(w2 != w))
-		return buddy_cache_free_small_moved(c, x, k, w2);
-	return buddy_cache_free_small_cache(c, x, k);
-}
-
-/*
- * buddy_cache_free_small()'s fetch_or found old: the block's bit set, or
- * a refill's mark on it (its bit clear).
- */
-static BUDDY_NOINLINE int buddy_cache_free_small_marked(struct buddy_cpu *c,
-							uint32_t x, unsigned k,
-							uint64_t w,
-							uint64_t old)
-{
-	uint32_t u = x / BU_FRAMES, i = x % BU_FRAMES;
-	uint64_t bit = 1ull << i;
-	/* Set, or a refill took the block: refused, ours unchanged. */
-	if ((old & bit) || buddy_cache_refilled(c, u, i)) {
-		buddy_busy(c, -1);
-		return buddy_reject(c, BUDDY_EDOUBLE);
-	}
-	return buddy_cache_free_small_push(c, x, k, w);
+	if ((*mp & (1ull << i)) || buddy_cache_refilled(c, u, i))
+		return true;
+	/* Acquire: as the first look. */
+	*wp = lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE);
+	/* Relaxed: compared by the CAS. */
+	*mp = lf_load_u64(&l->mask[BU_W(u)], LF_RELAXED);
+	return false;
 }
 
 /*
  * A free of order k below a unit with caches on (v3-status items 28, 32,
- * 33; docs/design.md 2.7, "Per-CPU block caches"): the block must be an
- * allocated head of order k in its word (else the free into the word
- * says why), then its cached bit is set by a fetch_or (set already: a
- * second free of a cached block, refused, nothing changed), the word is
- * read again (no longer that block: a late free that raced the block's
- * drain and reuse; the bit taken back, refused), and the block pushed. A
- * section from before the bit until the push: memory that appears in a
- * cache breaks a failing pass's window it overlaps (as version 2's
- * buddy_cache_free()). Its steps after the fetch_or are
- * buddy_cache_free_small_push(); its rare cases (a mark, a full order)
- * are tail calls: no call, no batch array on its path (item 45).
+ * 33, 51; docs/design.md 2.7, "Per-CPU block caches" and "Bits and the
+ * lazy clear"): the block must be an allocated head of order k in its
+ * word (else the free into the word says why); then its cached bit is
+ * set by one compare-exchange of the word and the mask together, which
+ * succeeds only while the word is still the one checked (the bit set
+ * already: a second free of a cached block, refused, nothing changed; the
+ * word changed: checked again), and the block pushed. A section from
+ * before the bit until the push: memory that appears in a cache breaks a
+ * failing pass's window it overlaps (as version 2's buddy_cache_free()).
+ * Setting the bit only on a word that holds the block allocated is what
+ * keeps it off a free head: a look older than a free of the block, its
+ * frames taken and freed in another shape and the block taken again must
+ * not let the bit through to an allocation's snapshot (item 51). Its rare
+ * cases (a mark, a full order) are calls out of line (item 45).
  */
 static BUDDY_INLINE int buddy_cache_free_small_in(struct buddy_cpu *c,
 						  const struct buddy_rgn *r,
@@ -1187,21 +1155,40 @@ static BUDDY_INLINE int buddy_cache_free_small_in(struct buddy_cpu *c,
 	struct bl_ctx *l = buddy_lower_ctx(c);
 	uint32_t u = x / BU_FRAMES, i = x % BU_FRAMES;
 	uint64_t bit = 1ull << i;
+	lf_atomic_u64 *a = &l->word[BU_W(u)];
 	/* Acquire: pairs with the CAS that wrote the word (bu_cas()). */
-	uint64_t w = lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE);
+	uint64_t w = lf_load_u64(a, LF_ACQUIRE);
 	if (LF_UNLIKELY(bu_block_check(w, i, k) != BUDDY_OK))
 		return buddy_free_small_word(c, r, x, k); /* its code */
 	buddy_busy(c, 1);
-	/*
-	 * Acq_rel: a set bit is a cached head's (refused) or a stale one
-	 * (its block drained, then allocated: that allocation's release
-	 * clear comes first, bl_mask_clear()); pairs with the pop's and the
-	 * allocations' clears and with another free's or a refill's set.
-	 */
-	uint64_t old = lf_fetch_or_u64(&l->mask[BU_W(u)], bit, LF_ACQ_REL);
-	if (LF_UNLIKELY(old & (bit | BL_MASK_MARKS(bit))))
-		return buddy_cache_free_small_marked(c, x, k, w, old);
-	return buddy_cache_free_small_push(c, x, k, w);
+	/* Relaxed: compared by the CAS below with the word. */
+	uint64_t m = lf_load_u64(a + 1, LF_RELAXED);
+	for (;;) {
+		if (LF_UNLIKELY(m & (bit | BL_MASK_MARKS(bit))) &&
+		    buddy_cache_free_small_marked(c, x, &w, &m)) {
+			buddy_busy(c, -1);
+			return buddy_reject(c, BUDDY_EDOUBLE);
+		}
+		if (LF_UNLIKELY(bu_block_check(w, i, k) != BUDDY_OK)) {
+			buddy_busy(c, -1);
+			return buddy_free_small_word(c, r, x, k);
+		}
+		if (LF_UNLIKELY(m & (bit | BL_MASK_MARKS(bit))))
+			continue; /* the mark's look found the bit or a mark */
+		uint64_t e[2] = { w, m }, d[2] = { w, m | bit };
+		/*
+		 * Acq_rel: a set bit is a cached head's (refused) or a stale
+		 * one (its block drained, then allocated: that allocation's
+		 * release clear comes first, bl_mask_clear()); pairs with the
+		 * pop's and the allocations' clears, another free's or a
+		 * refill's set, and the CAS that wrote the word (acquire).
+		 */
+		if (LF_LIKELY(lf_cas2_u64(a, e, d, LF_ACQ_REL)))
+			break;
+		w = e[0];
+		m = e[1];
+	}
+	return buddy_cache_free_small_cache(c, x, k);
 }
 
 static BUDDY_NOINLINE int buddy_cache_free_small(struct buddy_cpu *c,
@@ -1242,32 +1229,55 @@ static BUDDY_NOINLINE int buddy_free_small_word(struct buddy_cpu *c,
 	 */
 	uint32_t b = buddy_busy_enter(c);
 	/*
-	 * The block's cached bit held across the word's CAS, so that a block
-	 * in a cache (allocated in its word, its bit set) is not freed into
-	 * the word too, and a racing free into a cache refuses: two RMWs on
-	 * one mask, one sees the other's bit. Acq_rel: as a cached free's.
-	 */
-	/*
 	 * Not an allocated head of that order: refused with the word's code,
 	 * no hold (a hold that came before a refill's marks could free a
-	 * block the refill's CAS takes after this look). Acquire: pairs with
-	 * the CAS that wrote the word; a refill's CAS read here orders its
-	 * marks before our fetch_or.
+	 * block the refill's CAS takes after this look). A unit at the core
+	 * (word 0) holds no block of this level: refused, diagnosed from the
+	 * core's words (a hold there could outlive the unit's trip down and
+	 * let the CAS below free a block taken and cached meanwhile, item 51).
+	 * Acquire: pairs with the CAS that wrote the word; a refill's CAS read
+	 * here orders its marks before our compare-exchange.
 	 */
-	uint64_t w0 = lf_load_u64(&l->word[BU_W(x / BU_FRAMES)], LF_ACQUIRE);
-	int ck = w0 == BU_CORE ? BUDDY_OK
-			       : bu_block_check(w0, x % BU_FRAMES, order);
-	if (LF_UNLIKELY(ck != BUDDY_OK)) {
-		buddy_busy_leave_from(c, b);
-		return buddy_free_small_refused(c, r, x, ck);
-	}
-	uint64_t old = lf_fetch_or_u64(m, bit, LF_ACQ_REL);
-	if (LF_UNLIKELY(old & (bit | BL_MASK_MARKS(bit))) &&
-	    ((old & bit) ||
-	     buddy_cache_refilled(c, x / BU_FRAMES, x % BU_FRAMES))) {
-		/* The bit is a cache's (ours not set, or the refill's now). */
-		buddy_busy_leave_from(c, b);
-		return buddy_free_small_refused(c, r, x, BUDDY_EDOUBLE);
+	lf_atomic_u64 *a = &l->word[BU_W(x / BU_FRAMES)];
+	uint64_t w0 = lf_load_u64(a, LF_ACQUIRE);
+	/* Relaxed: compared by the CAS below with the word. */
+	uint64_t m0 = lf_load_u64(m, LF_RELAXED);
+	for (;;) {
+		int ck = w0 == BU_CORE
+				 ? BUDDY_EDOUBLE
+				 : bu_block_check(w0, x % BU_FRAMES, order);
+		if (LF_UNLIKELY(ck != BUDDY_OK)) {
+			buddy_busy_leave_from(c, b);
+			return buddy_free_small_refused(c, r, x, ck);
+		}
+		/*
+		 * The block's cached bit held across the word's CAS, so that a
+		 * block in a cache (allocated in its word, its bit set) is not
+		 * freed into the word too, and a racing free into a cache
+		 * refuses: two RMWs on one mask, one sees the other's bit. Set
+		 * with the word compared (as a cached free's), so that it is
+		 * never set on a free head (item 51). The bit set, or a
+		 * refill's mark that outlived the refill (the block is
+		 * cached): refused.
+		 */
+		if (LF_UNLIKELY(m0 & (bit | BL_MASK_MARKS(bit)))) {
+			if ((m0 & bit) || buddy_cache_refilled(c, x / BU_FRAMES,
+							       x % BU_FRAMES)) {
+				buddy_busy_leave_from(c, b);
+				return buddy_free_small_refused(c, r, x,
+								BUDDY_EDOUBLE);
+			}
+			/* Acquire, relaxed: as above. */
+			w0 = lf_load_u64(a, LF_ACQUIRE);
+			m0 = lf_load_u64(m, LF_RELAXED);
+			continue;
+		}
+		uint64_t e[2] = { w0, m0 }, d[2] = { w0, m0 | bit };
+		/* Acq_rel: as a cached free's. */
+		if (lf_cas2_u64(a, e, d, LF_ACQ_REL))
+			break;
+		w0 = e[0];
+		m0 = e[1];
 	}
 	int rc = bl_free_word(l, x, order, &nw);
 	if (LF_UNLIKELY(rc != BUDDY_OK)) {

@@ -569,6 +569,41 @@ static int buddy_run_check_small(struct buddy_zone *z,
 }
 
 /*
+ * A free_run's hold on group [x, x + n) of one unit (its pieces' cached
+ * bits, bits): set by one compare-exchange of the word and the mask, only
+ * while the word holds the group's pieces allocated (bu_free_run()'s
+ * checks), as a free into the word sets its hold (buddy_cache.c;
+ * docs/v3-status.md item 51: a hold set on free frames after a stale look
+ * went to an allocation's snapshot, and the run's CAS freed a piece taken
+ * and cached meanwhile). OK; EDOUBLE if a piece's bit is set (in a cache);
+ * a piece's check code; BU_NOT_LOWER for a unit at the core.
+ */
+static int buddy_run_hold(struct bl_ctx *l, uint32_t x, unsigned n,
+			  uint64_t bits)
+{
+	lf_atomic_u64 *a = &l->word[BU_W(x / BU_FRAMES)];
+	/* Acquire: as bu_cas(). */
+	uint64_t w = lf_load_u64(a, LF_ACQUIRE), v;
+	/* Relaxed: compared by the CAS below with the word. */
+	uint64_t mk = lf_load_u64(a + 1, LF_RELAXED);
+	for (;;) {
+		if (w == BU_CORE)
+			return BU_NOT_LOWER;
+		int rc = bu_free_run(w, x % BU_FRAMES, n, &v);
+		if (rc != BUDDY_OK)
+			return rc;
+		if (mk & bits)
+			return BUDDY_EDOUBLE; /* a piece in a cache */
+		uint64_t e[2] = { w, mk }, d[2] = { w, mk | bits };
+		/* Acq_rel: as a cached free's. */
+		if (lf_cas2_u64(a, e, d, LF_ACQ_REL))
+			return BUDDY_OK;
+		w = e[0];
+		mk = e[1];
+	}
+}
+
+/*
  * Version 3: the run's pieces below a unit, n < 32 frames from a, freed
  * by one CAS on their unit's word, the commit point of buddy_free_run():
  * the first bad piece's error and nothing changed, or OK with the unit
@@ -601,24 +636,19 @@ static int buddy_run_free_small(struct buddy_cpu *c, uint64_t a, uint64_t n)
 		 * The group's cached bits held across its CAS, as a free into
 		 * the word holds its block's (buddy_cache.c): a piece in a
 		 * CPU's cache (a racing free of it) has its bit set, and of
-		 * the two, exactly one sees the other's bit. Acq_rel: as a
-		 * cached free's fetch_or. The run's frames carry no bit
-		 * otherwise (their allocation cleared them). A unit at the
-		 * core (word 0) caches nothing: no hold (its stale bits would
-		 * hide the refusal's code). Acquire: as bu_cas().
+		 * the two, exactly one sees the other's bit. The run's frames
+		 * carry no bit otherwise (their allocation cleared them). Set
+		 * only on the group's pieces allocated (buddy_run_hold()); a
+		 * unit at the core (word 0) holds no piece of this level:
+		 * refused, diagnosed from the core's words.
 		 */
-		uint64_t bits = bu_bits(m[g]) << (x[g] % BU_FRAMES), old = 0;
-		if (lf_load_u64(&l->word[BU_W(x[g] / BU_FRAMES)], LF_ACQUIRE) !=
-		    BU_CORE)
-			old = lf_fetch_or_u64(&l->mask[BU_W(x[g] / BU_FRAMES)],
-					      bits, LF_ACQ_REL);
-		else
-			bits = 0;
-		held[g] = bits & ~old;
-		if ((old & bits) != 0) {
-			rc = BUDDY_EDOUBLE; /* a piece in a cache */
+		uint64_t bits = bu_bits(m[g]) << (x[g] % BU_FRAMES);
+		rc = buddy_run_hold(l, x[g], m[g], bits);
+		if (rc == BU_NOT_LOWER)
+			rc = buddy_free_why_small(z, r, x[g]);
+		if (rc != BUDDY_OK)
 			break;
-		}
+		held[g] = bits;
 		/* A first group that does not end the run: claimed only. */
 		if (g == 0 && m[g] < n)
 			rc = bl_free_run_claim(l, x[g], m[g], &ow[g]);

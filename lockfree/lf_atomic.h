@@ -26,7 +26,8 @@
  *
  * Naming: lf_<op>_<width>(object, ..., order). Widths: u16 (load, store,
  * exchange and CAS only: the buddy allocator's per-frame state word), u32,
- * u64, uptr, ptr.
+ * u64, uptr, ptr; and lf_cas2_u64(), one compare-exchange of two adjacent
+ * u64 (the buddy's unit word and cached mask, at the end).
  *
  * Example: any file of lockfree/ (lf_stack.c is the shortest);
  * verify/unit/test_atomic.c shows the interposition hook.
@@ -206,5 +207,68 @@ static inline void lf_fence_seq_cst(void)
 	LF_ATOMIC_HOOK((const volatile void *)0, LF_OP_FENCE, LF_SEQ_CST);
 	atomic_thread_fence(memory_order_seq_cst);
 }
+
+/*
+ * A compare-exchange of two adjacent 64-bit atomics as one (a[0] and a[1],
+ * a 16-byte aligned): if a[0] == e[0] and a[1] == e[1], both get d[0] and
+ * d[1] and it returns true; else e[] gets what it saw and it returns false
+ * (strong: never a spurious failure). For one use: a bit set in a[1] only
+ * while a[0] still holds the value a check read (buddy/buddy_cache.c, the
+ * cached mask beside its unit word; docs/design.md 2.7, "Bits and the
+ * lazy clear"). x86-64: lock cmpxchg16b, seq_cst, which covers o.
+ * ThreadSanitizer does not see the instruction: under it a fetch_or of 0
+ * on a[1] with order o follows, which gives it the ordering (the values
+ * are the instruction's; every other access to a[] is atomic, so nothing
+ * is reported as a race). Interposed, LF_OP_CAS on a[1], the word it
+ * writes (a[0] is written back unchanged by every caller).
+ */
+#if defined(__SANITIZE_THREAD__)
+#define LF_ATOMIC_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LF_ATOMIC_TSAN 1
+#endif
+#endif
+#if defined(__x86_64__)
+static inline bool lf_cas2_u64(lf_atomic_u64 *a, uint64_t e[2],
+			       const uint64_t d[2], lf_order o)
+{
+	LF_ATOMIC_HOOK(&a[1].v, LF_OP_CAS, o);
+	bool ok;
+	uint64_t lo = e[0], hi = e[1];
+	__asm__ __volatile__("lock cmpxchg16b %1"
+			     : "=@ccz"(ok), "+m"(*(volatile uint64_t(*)[2])a),
+			       "+a"(lo), "+d"(hi)
+			     : "b"(d[0]), "c"(d[1])
+			     : "memory");
+	e[0] = lo;
+	e[1] = hi;
+#ifdef LF_ATOMIC_TSAN
+	(void)atomic_fetch_or_explicit(&a[1].v, 0, o);
+#else
+	(void)o;
+#endif
+	return ok;
+}
+#else
+/*
+ * Elsewhere the compiler's 16-byte compare-exchange (AArch64: inline with
+ * LSE, else a libatomic call, which a freestanding build must provide);
+ * not built or tested here. Little-endian: a[0] the low half.
+ */
+static inline bool lf_cas2_u64(lf_atomic_u64 *a, uint64_t e[2],
+			       const uint64_t d[2], lf_order o)
+{
+	LF_ATOMIC_HOOK(&a[1].v, LF_OP_CAS, o);
+	unsigned __int128 x = (unsigned __int128)e[1] << 64 | e[0];
+	unsigned __int128 y = (unsigned __int128)d[1] << 64 | d[0];
+	bool ok = __atomic_compare_exchange_n((unsigned __int128 *)(uintptr_t)a,
+					      &x, y, false, (int)o,
+					      (int)lf_order_cas_fail(o));
+	e[0] = (uint64_t)x;
+	e[1] = (uint64_t)(x >> 64);
+	return ok;
+}
+#endif
 
 #endif /* LF_ATOMIC_H */

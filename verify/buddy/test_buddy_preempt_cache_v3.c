@@ -44,6 +44,17 @@
  * late-own, hold-word, hold-run: the lazy clear of the cached bits
  * (docs/v3-status.md items 46 and 47): no clear takes a bit set since the
  * allocation's CAS, and no release takes a bit after its free's CAS.
+ *
+ * stale-look (docs/v3-status.md item 51): two preemptions, every pair of
+ * steps. CPU 0 frees a block B that CPU 1 holds (a racing second free);
+ * before its n1-th step CPU 1 frees B, drains, takes and frees B's frames
+ * in another shape (the pair B belongs to, or a frame of B's unit after
+ * the unit went to the core) and drains, so that B is free with its bit
+ * clear; before its n2-th step after that CPU 2 takes B by alloc_at (and,
+ * "cached", frees it into its cache); CPU 0's free a free_run of B's
+ * frames in two cases. B's frees must match its allocations (CPU 2's own free
+ * of B last, refused if CPU 0's free was a late free of its block) and the zone
+ * stay sound (B5).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -664,6 +675,174 @@ static const struct pcase cases[] = {
 	  v_free_run3, op_at_cycle1, ok_word_free },
 };
 
+/*
+ * stale-look (docs/v3-status.md item 51; docs/design.md 2.7, "Bits and
+ * the lazy clear"): a free whose first look at the word is older than a
+ * free of its block, an allocation and a free of the frames in another
+ * shape (or the unit's trip to the core) must not set its bit on the free
+ * block and then go on as a late free of the block an allocation takes
+ * between its bit and its second look.
+ */
+struct aba {
+	const char *name;
+	bool word;   /* CPU 0's cache off: its free goes into the word */
+	bool core;   /* the other shape after a trip to the core */
+	bool cached; /* CPU 2 frees B into its cache after taking it */
+	bool run;    /* CPU 0's free is a free_run of B's frames */
+};
+
+static const struct aba *aba_v;
+static unsigned long aba_n2;
+static int aba_rc1, aba_rc2, aba_rc2f;
+static bool aba_ran2, aba_fired2, aba_skip;
+
+/* CPU 2 takes B (alloc_at) and, "cached", frees it again. */
+static void aba_op2_body(void *arg)
+{
+	(void)arg;
+	aba_rc2 = buddy_alloc_at(c[2], S.blk, S.o);
+	aba_rc2f = 99;
+	if (aba_rc2 == BUDDY_OK && aba_v->cached)
+		aba_rc2f = buddy_free(c[2], S.blk, S.o);
+}
+
+/* The second preemption (abandoned if it would wait: run after). */
+static void aba_op2(void *arg)
+{
+	(void)arg;
+	aba_fired2 = true;
+	aba_ran2 = !cache_in_use() && preempt_nested_try(aba_op2_body, NULL);
+}
+
+static void aba_op1_body(void *arg)
+{
+	(void)arg;
+	/* The other shape: the pair [0, 2^(o+1)), or frame 0 (core). */
+	unsigned so = aba_v->core ? 0 : S.o + 1;
+	aba_rc1 = buddy_free(c[1], S.blk, S.o);
+	buddy_cpu_drain(c[1]);
+	if (buddy_alloc_at(c[1], ad(0), so) == BUDDY_OK) {
+		CHECK_EQ(buddy_free(c[1], ad(0), so), BUDDY_OK);
+		buddy_cpu_drain(c[1]);
+	}
+}
+
+/* The first preemption: CPU 1's part, then the second one armed. */
+static void aba_op1(void *arg)
+{
+	(void)arg;
+	if (cache_in_use()) {
+		aba_skip = true;
+		return;
+	}
+	if (!preempt_nested_try(aba_op1_body, NULL)) {
+		aba_skip = true; /* it would wait for CPU 0: not this step */
+		return;
+	}
+	preempt_arm(aba_n2, aba_op2, NULL);
+}
+
+/*
+ * B = [2^o, 2^(o+1)), held by CPU 1 (alloc_at); frame 31 held too unless
+ * the unit is to go to the core (its last frame freed by CPU 1's drain).
+ */
+static void su_aba(unsigned o)
+{
+	setup();
+	S.o = o;
+	S.blk = ad(1u << o);
+	CHECK_FATAL(buddy_alloc_at(c[1], S.blk, o) == BUDDY_OK);
+	if (!aba_v->core) {
+		CHECK_FATAL(buddy_alloc_at(c[1], ad(31), 0) == BUDDY_OK);
+		hold(ad(31), 0);
+	}
+	buddy_cpu_cache_enable(c[0], !aba_v->word);
+}
+
+/* Every pair (n1, n2) of CPU 0's free; false if one broke B or the zone. */
+static bool run_aba(const struct aba *v, unsigned o)
+{
+	unsigned long bad = 0;
+	aba_v = v;
+	for (unsigned long n1 = 1;; n1++) {
+		bool more = false;
+		for (aba_n2 = 1;; aba_n2++) {
+			if (verbose)
+				fprintf(stderr, "%s order %u steps %lu %lu\n",
+					v->name, o, n1, aba_n2);
+			su_aba(o);
+			aba_rc1 = aba_rc2 = aba_rc2f = 99;
+			aba_ran2 = aba_fired2 = aba_skip = false;
+			preempt_arm(n1, aba_op1, NULL);
+			int rc = v->run ? buddy_free_run(c[0], S.blk, 1u << o)
+					: buddy_free(c[0], S.blk, o);
+			bool fired = preempt_disarm();
+			more = fired;
+			if (!fired || aba_skip)
+				break; /* past the victim's end, or skipped */
+			bool second = aba_ran2;
+			if (!second)
+				aba_op2_body(NULL); /* after the victim */
+			/*
+			 * B allocated once in setup, once more by CPU 2's
+			 * alloc_at; freed by CPU 1, CPU 0, CPU 2's free
+			 * ("cached") and CPU 2's last free (refused after a
+			 * late free of its block by CPU 0).
+			 */
+			uint64_t f = 0;
+			int inv = buddy_zone_check(z, false, &f);
+			unsigned allocs = 1 + (aba_rc2 == BUDDY_OK), frees = 0;
+			frees += aba_rc1 == BUDDY_OK;
+			frees += rc == BUDDY_OK;
+			frees += aba_rc2f == BUDDY_OK;
+			int last = 99;
+			if (aba_rc2 == BUDDY_OK && !v->cached)
+				last = buddy_free(c[2], S.blk, o);
+			frees += last == BUDDY_OK;
+			bool good = inv == 0 && frees == allocs &&
+				    (rc == BUDDY_OK || rc == BUDDY_EDOUBLE) &&
+				    (last == 99 || last == BUDDY_OK ||
+				     last == BUDDY_EDOUBLE);
+			CHECK(good);
+			if (!good && bad++ < 3)
+				fprintf(stderr,
+					"%s order %u: steps %lu, %lu%s: B%d at "
+					"%llu; CPU 1 %d, CPU 0 %d, CPU 2 %d "
+					"%d %d: %u frees for %u allocations\n",
+					v->name, o, n1, aba_n2,
+					second ? "" : " (after)", inv,
+					(unsigned long long)f, aba_rc1, rc,
+					aba_rc2, aba_rc2f, last, frees, allocs);
+			/* A broken zone is set up again, not drained. */
+			if (good)
+				CHECK(whole());
+			steps_total++;
+			if (!aba_fired2)
+				break; /* n2 past the victim's end */
+		}
+		if (!more)
+			break;
+	}
+	return bad == 0;
+}
+
+static const struct aba aba_cases[] = {
+	{ "stale-look (cached free, its pair reshaped)", false, false, false },
+	{ "stale-look (cached free, its pair reshaped, cached)", false, false,
+	  true },
+	{ "stale-look (cached free, a trip to the core)", false, true, false },
+	{ "stale-look (cached free, a trip to the core, cached)", false, true,
+	  true },
+	{ "stale-look (free into the word, its pair reshaped, cached)", true,
+	  false, true },
+	{ "stale-look (free into the word, a trip to the core, cached)", true,
+	  true, true },
+	{ "stale-look (free_run, its pair reshaped, cached)", false, false,
+	  true, true },
+	{ "stale-look (free_run, a trip to the core, cached)", false, true,
+	  true, true },
+};
+
 static const struct pcase enomem_cases[] = {
 	{ "enomem (vs the cache's drain)", su_full, v_alloc0_full, op_drain1,
 	  ok_success },
@@ -706,6 +885,15 @@ int main(int argc, char **argv)
 			run_case(&enomem_cases[i], o);
 		printf("%s: %s\n", enomem_cases[i].name,
 		       check_failures == f0 ? "ok" : "FAILED");
+	}
+	for (size_t i = 0; i < sizeof(aba_cases) / sizeof(aba_cases[0]); i++) {
+		if (only && strncmp(aba_cases[i].name, only, strlen(only)) != 0)
+			continue;
+		bool good = true;
+		/* The pair of order 4 is a unit: only the trip to the core. */
+		for (unsigned o = 0; o < (aba_cases[i].core ? 5u : 4u); o++)
+			good &= run_aba(&aba_cases[i], o);
+		printf("%s: %s\n", aba_cases[i].name, good ? "ok" : "FAILED");
 	}
 	printf("%lu steps, %lu nested ops abandoned, %lu skipped (a cache in "
 	       "use), each run after the victim\n",

@@ -27,6 +27,18 @@
  *   or off, draining now and then: no ENOMEM, no frame handed out twice,
  *   the invariants and conservation at the end, the zone whole after the
  *   drain.
+ * - Stress with the free memory in the rings (docs/v3-status.md item 51):
+ *   CPU 0 holds every frame but 8, which CPU 1 freed into units of its
+ *   ring; four threads (four CPU contexts; on a machine of fewer cores
+ *   preempted anywhere) take and give back frames
+ *   beyond those, each holding at most 4, draining now and then, caches
+ *   on or off. A thread claims a frame before its allocation and gives
+ *   the claim up after its free returned; an allocation may fail only if
+ *   the claims filled the 8 free frames at some instant of its call (one
+ *   atomic word counts the claims and the times they became full): no
+ *   ENOMEM while a frame was free at every instant, wherever it sat (a
+ *   ring, a reservation, a partial stack, a cache), no frame handed out
+ *   twice, the zone whole at the end.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -371,12 +383,156 @@ static void test_stress(void)
 	}
 }
 
-int main(void)
+/* The stress with the free memory in the rings (item 51). */
+#define SR_CPUS 4u
+#define SR_FREE 8u     /* frames free in the zone */
+#define SR_HOLD 4u     /* a thread's frames at most: 16 > 8 */
+#define SR_OPS 200000u /* a thread's steps */
+#define SR_MASK 0xffffffffull
+static struct {
+	/* Claims (low 32 bits) and the times they became SR_FREE (high). */
+	_Atomic uint64_t cl;
+	_Atomic unsigned char owner[ZONE_FRAMES];
+	atomic_uint bad, enomem, falsenomem;
+	bool cache;
+	struct buddy_cpu *c[SR_CPUS];
+} SR;
+
+/* Claim a frame: the word after it (its claims, and the fulls). */
+static uint64_t sr_claim(void)
 {
-	test_enomem_ring();
-	test_overflow();
-	test_take();
-	test_double_free();
-	test_stress();
+	uint64_t o = atomic_load(&SR.cl), n;
+	do {
+		n = o + 1;
+		if ((n & SR_MASK) == SR_FREE)
+			n += 1ull << 32;
+	} while (!atomic_compare_exchange_weak(&SR.cl, &o, n));
+	return n;
+}
+
+static void *sr_thread(void *arg)
+{
+	unsigned t = (unsigned)(uintptr_t)arg;
+	struct buddy_cpu *c = SR.c[t];
+	uint64_t held[SR_HOLD];
+	unsigned n = 0;
+	uint64_t r = 0x9e3779b97f4a7c15ull * (t + 7);
+	buddy_cpu_cache_enable(c, SR.cache);
+	for (unsigned op = 0; op < SR_OPS; op++) {
+		r ^= r << 13;
+		r ^= r >> 7;
+		r ^= r << 17;
+		if (r % 251 == 0)
+			buddy_cpu_drain(c);
+		if (n < SR_HOLD && (n == 0 || (r >> 8) % 4 != 0)) {
+			uint64_t w0 = sr_claim(), a = 0;
+			int rc = buddy_alloc(c, 0, &a);
+			if (rc != BUDDY_OK) {
+				uint64_t w1 = atomic_load(&SR.cl);
+				atomic_fetch_sub(&SR.cl, 1);
+				atomic_fetch_add(&SR.enomem, 1);
+				if (rc != BUDDY_ENOMEM)
+					atomic_fetch_add(&SR.bad, 1);
+				/* Below full at the claim, never full since. */
+				if ((w0 & SR_MASK) < SR_FREE &&
+				    (w1 >> 32) == (w0 >> 32) &&
+				    atomic_fetch_add(&SR.falsenomem, 1) < 3)
+					fprintf(stderr,
+						"thread %u: ENOMEM with %llu "
+						"of "
+						"%u frames claimed, never "
+						"all\n",
+						t,
+						(unsigned long long)(w0 &
+								     SR_MASK),
+						SR_FREE);
+				continue;
+			}
+			unsigned char z = 0;
+			if (a / FS >= ZONE_FRAMES ||
+			    !atomic_compare_exchange_strong(&SR.owner[a / FS],
+							    &z, t + 1))
+				atomic_fetch_add(&SR.bad, 1);
+			held[n++] = a;
+		} else {
+			unsigned i = (unsigned)(r % n);
+			uint64_t a = held[i];
+			held[i] = held[--n];
+			atomic_store(&SR.owner[a / FS], 0);
+			if (buddy_free(c, a, 0) != BUDDY_OK)
+				atomic_fetch_add(&SR.bad, 1);
+			atomic_fetch_sub(&SR.cl, 1);
+		}
+	}
+	while (n > 0) {
+		uint64_t a = held[--n];
+		atomic_store(&SR.owner[a / FS], 0);
+		if (buddy_free(c, a, 0) != BUDDY_OK)
+			atomic_fetch_add(&SR.bad, 1);
+		atomic_fetch_sub(&SR.cl, 1);
+	}
+	return NULL;
+}
+
+static void test_stress_rings(void)
+{
+	for (unsigned on = 0; on < 2; on++) {
+		struct env *e = &E;
+		struct buddy_region rg = { 0, ZONE_FRAMES * FS };
+		size_t sz = buddy_meta_size(&rg, 1, SR_CPUS);
+		env_init(e); /* two contexts: replaced by four */
+		free(e->meta);
+		e->meta = aligned_alloc(64, (sz + 63) & ~(size_t)63);
+		CHECK_FATAL(sz != 0 && e->meta != NULL);
+		CHECK_FATAL(buddy_zone_init(&e->z, e->meta, sz, &rg, 1,
+					    SR_CPUS) == BUDDY_OK);
+		for (unsigned i = 0; i < SR_CPUS; i++)
+			SR.c[i] = buddy_zone_cpu(e->z, i);
+		e->c[0] = SR.c[0];
+		e->c[1] = SR.c[1];
+		fill(e);
+		/* 8 frames of 8 units freed by CPU 1: its ring's. */
+		for (uint32_t i = 0; i < SR_FREE; i++)
+			give(e, 1, i * 3 * (uint32_t)U + 5);
+		for (uint32_t i = 0; i < SR_FREE; i++)
+			CHECK_EQ(pstk(e, i * 3), BL_PRING);
+		env_check(e);
+		SR.cache = on != 0;
+		atomic_store(&SR.cl, 0);
+		atomic_store(&SR.bad, 0);
+		atomic_store(&SR.enomem, 0);
+		atomic_store(&SR.falsenomem, 0);
+		pthread_t th[SR_CPUS];
+		for (unsigned t = 0; t < SR_CPUS; t++)
+			CHECK_FATAL(pthread_create(&th[t], NULL, sr_thread,
+						   (void *)(uintptr_t)t) == 0);
+		for (unsigned t = 0; t < SR_CPUS; t++)
+			pthread_join(th[t], NULL);
+		printf("stress in the rings, caches %s: %u ENOMEM (allowed: "
+		       "the claims full), %u false\n",
+		       on ? "on" : "off", atomic_load(&SR.enomem),
+		       atomic_load(&SR.falsenomem));
+		CHECK_EQ(atomic_load(&SR.bad), 0);
+		CHECK_EQ(atomic_load(&SR.falsenomem), 0);
+		CHECK_EQ(atomic_load(&SR.cl) & SR_MASK, 0);
+		for (unsigned i = 0; i < SR_CPUS; i++)
+			buddy_cpu_cache_enable(SR.c[i], true);
+		env_check(e);
+		env_done(e);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	/* "rings": the stress in the rings alone (its mutant's check). */
+	bool only = argc > 1 && argv[1][0] == 'r';
+	if (!only) {
+		test_enomem_ring();
+		test_overflow();
+		test_take();
+		test_double_free();
+		test_stress();
+	}
+	test_stress_rings();
 	return check_exit("test_buddy_ring");
 }

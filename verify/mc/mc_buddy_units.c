@@ -207,6 +207,13 @@ struct mu_cfg {
 	 * (docs/v3-status.md item 46).
 	 */
 	bool stale_busy;
+	/*
+	 * Script 'x' releases x_frame's frames (the harness's owners) before
+	 * its free, not after it succeeded: a thread's 'a' may take the block
+	 * between the free and its return (docs/v3-status.md item 51).
+	 */
+	bool x_early;
+	bool nocache0; /* CPU 0's block cache off (its frees into the word) */
 };
 
 struct mu_block {
@@ -241,8 +248,10 @@ static struct {
 	bool y_ran[MC_MAX_THREADS];
 	bool in_setup;
 	unsigned at_ok; /* cfg reuse: 'a' after setup that succeeded */
-	int w_rc;       /* script 'w': its result */
+	int w_rc;       /* script 'w': its (last) result */
 	bool w_ran;
+	unsigned w_ok; /* script 'w': frees that succeeded, every thread */
+	bool run_ran;  /* script 'F' ran */
 } S;
 
 static const char *const mu_events[] = { "unit down",
@@ -402,9 +411,10 @@ static void mu_place(unsigned t, char op)
 				"only look)",
 				t, sect);
 	}
+	/* reuse: an allocation of x_frame's block is script 'a''s. */
+	S.at_ok += cfg->reuse && !S.in_setup && op == 'a' && rc == BUDDY_OK;
 	if (op == 'A')
 		op = 'a';
-	S.at_ok += cfg->reuse && !S.in_setup && op == 'a' && rc == BUDDY_OK;
 	if (rc == BUDDY_EBUSY && op == 'a' && cfg->at_free)
 		mc_fail("false EBUSY: thread %u, alloc_at frame %u order %u, "
 			"free at every instant",
@@ -479,6 +489,7 @@ static void mu_run_free(unsigned t)
 	for (uint64_t y = p; y < p + S.run.n; y++)
 		S.owner[y] = 0;
 	S.run_rc = buddy_free_run(buddy_zone_cpu(S.z, t), S.run.a, S.run.n);
+	S.run_ran = true;
 }
 
 /* Script 'x': a racing double free of frame x_frame (order x_order). */
@@ -486,6 +497,13 @@ static void mu_free_twice(unsigned t)
 {
 	const struct mu_cfg *cfg = mc_cfg();
 	uint64_t a = (uint64_t)cfg->x_frame << BUDDY_FRAME_SHIFT;
+	/*
+	 * x_early: the frames released before the call (another thread's
+	 * 'a' may take the block between its free and our return).
+	 */
+	for (uint64_t y = cfg->x_frame;
+	     cfg->x_early && y < cfg->x_frame + (1u << cfg->x_order); y++)
+		S.owner[y] = 0;
 	S.x_rc = buddy_free(buddy_zone_cpu(S.z, t), a, cfg->x_order);
 	S.x_ok += S.x_rc == BUDDY_OK;
 	/* reuse: a free that succeeded left the frames to 'a'. */
@@ -604,6 +622,7 @@ static void mu_free_held(unsigned t, unsigned i)
 /* Script 'w': the newest block held, maybe freed by a late free_run. */
 static void mu_free_late(unsigned t)
 {
+	const struct mu_cfg *cfg = mc_cfg();
 	if (S.nheld[t] == 0)
 		return;
 	struct mu_block b = S.held[t][--S.nheld[t]];
@@ -613,7 +632,14 @@ static void mu_free_late(unsigned t)
 		S.owner[y] = 0;
 	S.w_rc = buddy_free(buddy_zone_cpu(S.z, t), b.a, b.k);
 	S.w_ran = true;
-	if (S.w_rc != BUDDY_OK && S.w_rc != BUDDY_EDOUBLE)
+	S.w_ok += S.w_rc == BUDDY_OK;
+	/*
+	 * x_early: a racing free may have freed our block as a late free of
+	 * another's, whose frames then went into a larger block: ETAIL.
+	 */
+	bool tail = cfg->x_early &&
+		    (S.w_rc == BUDDY_ETAIL || S.w_rc == BUDDY_EORDER);
+	if (S.w_rc != BUDDY_OK && S.w_rc != BUDDY_EDOUBLE && !tail)
 		mc_fail("thread %u: free of its block %llx order %u: %d", t,
 			(unsigned long long)b.a, b.k, S.w_rc);
 }
@@ -627,8 +653,8 @@ static void mu_check_reuse(void)
 	const struct mu_cfg *cfg = mc_cfg();
 	if (!cfg->reuse)
 		return;
-	unsigned frees = (S.x_rc == BUDDY_OK) + (S.run_rc == BUDDY_OK) +
-			 (S.w_ran && S.w_rc == BUDDY_OK);
+	unsigned frees = (S.x_rc == BUDDY_OK) +
+			 (S.run_ran && S.run_rc == BUDDY_OK) + S.w_ok;
 	if (frees != 1 + S.at_ok)
 		mc_fail("frame %u order %u: allocated %u times, freed %u times "
 			"(x %d, free_run %d, w %d)",
@@ -733,6 +759,8 @@ static void mu_setup(void)
 		mc_fail("setup: buddy_zone_init");
 	for (unsigned t = 0; t < MC_MAX_THREADS && cfg->nocache; t++)
 		buddy_cpu_cache_enable(buddy_zone_cpu(S.z, t), false);
+	if (cfg->nocache0)
+		buddy_cpu_cache_enable(buddy_zone_cpu(S.z, 0), false);
 	S.in_setup = true;
 	mu_run(1, cfg->setup);
 	mu_run(2, cfg->setup2);
@@ -1196,12 +1224,17 @@ MU_TEST(mu_keep, "buddy.units_keep",
  * Exact ENOMEM below a unit over two reservations, with the per-CPU
  * free's section (buddy_cache.c: a free into a unit that stays reserved,
  * whose section takes one load for its two stores, docs/v3-status.md item
- * 18). In setup thread 1 fills the zone with order-4 blocks (unit 0, then
- * unit 1 as its reservation) and frees the first: unit 0 is listed with
- * one free order-4 block, unit 1 reserved by thread 1 and full; then
- * thread 2's CPU takes that block (unit 0 popped and reserved) and frees
- * it into its reservation. Thread 2 takes it back (the hint: no
- * section); thread 1 frees its newest block into its reservation (a
+ * 18). In setup thread 1 fills unit 0 with order-4 blocks and releases it
+ * (full: unlisted), takes one block of unit 1 (its reservation), frees
+ * the first block (unit 0 into its hand-over ring) and drains (unit 1
+ * released; the ring emptied onto the shared stack of class 4: both units
+ * listed, one free order-4 block each, docs/v3-status.md items 44, 48
+ * and 51), then takes an order-4 block again: its pop of the two takes
+ * unit 1 (pushed last; equally full, so bl_pop()'s pick keeps the top
+ * entry), so unit 1 is reserved by thread 1 and full, and unit 0 stays
+ * listed; then thread 2's CPU takes unit 0's block (unit 0 popped and
+ * reserved) and frees it into its reservation. Thread 2 takes it back (the
+ * hint: no section); thread 1 frees its newest block into its reservation (a
  * unit that stays reserved: the fast path); thread 0 allocates order 4:
  * no partial stack, nothing at the core, then the reservations of
  * threads 1 and 2 in turn. If its look at thread 1's comes before that
@@ -1211,7 +1244,7 @@ MU_TEST(mu_keep, "buddy.units_keep",
  */
 MU_TEST(mu_enomem_rsv, "buddy.units_enomem_rsv",
 	"no false small ENOMEM while a free goes into a reservation", 3, 2, 3,
-	20000, .script = { "4", "l", "4" }, .setup = "44r44f", .setup2 = "4l",
+	20000, .script = { "4", "l", "4" }, .setup = "44r4fk4", .setup2 = "4l",
 	.claims = true, .nocache = true, .need = "w")
 
 /*
@@ -1283,6 +1316,41 @@ MU_TEST(mu_free_run_reuse_cache, "buddy.units_free_run_reuse_cache",
 	.at_frame = 30, .at_order = 1, .at2_frame = 32, .at2_order = 0,
 	.run_n = 3, .run_at = 30, .x_frame = 30, .x_order = 1, .reuse = true,
 	.need = "d")
+
+/*
+ * A free whose first look is stale (docs/v3-status.md item 51; docs/design.md
+ * 2.7, "Bits and the lazy clear"). Thread 1 holds frame 1 (B, order 0) and
+ * frame 31 (unit 0 stays lower). Thread 0 frees B (a racing second free);
+ * thread 1 frees B (its cache), drains (B free in the word, its bit
+ * stale), takes frames 0-1 as one order-1 block (alloc_below limit 2: the
+ * other shape; its clear takes B's stale bit), frees it (the bit of frame
+ * 0) and drains: B free, its bit clear. Thread 2 takes B (alloc_at) and
+ * frees it. Thread 0's look at the word before thread 1's steps, its bit
+ * set after them, and thread 2's alloc_at between its bit and its second
+ * look: before item 51 the bit went onto the free head, alloc_at's
+ * snapshot took it, and thread 0 cached B as a late free of thread 2's
+ * block with no bit (B5), thread 2's own free accepted too. B's frees must
+ * match its allocations (reuse; 'w' may be refused) and B5 hold.
+ */
+MU_TEST(mu_stale_look, "buddy.units_stale_look",
+	"a cached free's stale look vs its block freed, reshaped, taken", 3, 2,
+	3, 20000, .script = { "x", "wkblk", "aw" }, .setup = "Aa",
+	.at_frame = 1, .at_order = 0, .at2_frame = 31, .at2_order = 0,
+	.below_order = 1, .below_limit = 2, .x_frame = 1, .x_order = 0,
+	.reuse = true, .x_early = true, .need = "d")
+
+/*
+ * The same with thread 0's cache off: its free into the word holds B's bit
+ * across its CAS; thread 2 takes B and caches it between its hold and its
+ * CAS (before item 51 the hold, set on the free head, went to alloc_at's
+ * snapshot, and the CAS freed the cached block into the word).
+ */
+MU_TEST(mu_stale_look_word, "buddy.units_stale_look_word",
+	"a free into the word's stale look vs its block freed, reshaped, taken",
+	3, 2, 3, 20000, .script = { "x", "wkblk", "aw" }, .setup = "Aa",
+	.at_frame = 1, .at_order = 0, .at2_frame = 31, .at2_order = 0,
+	.below_order = 1, .below_limit = 2, .x_frame = 1, .x_order = 0,
+	.reuse = true, .x_early = true, .nocache0 = true, .need = "d")
 
 /*
  * A stale partial entry's popper against bl_adopt() (the listing race of
@@ -1691,8 +1759,8 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_below_move, &mu_free_run, &mu_free_run2, &mu_keep, &mu_enomem_rsv,
 	/* docs/v3-status.md item 17 */
 	&mu_free_run_held, &mu_free_run_claimed, &mu_free_run_reuse,
-	&mu_free_run_reuse_cache, &mu_adopt_stale, &mu_adopt_stale_below,
-	&mu_below_fail2,
+	&mu_free_run_reuse_cache, &mu_stale_look, &mu_stale_look_word,
+	&mu_adopt_stale, &mu_adopt_stale_below, &mu_below_fail2,
 	/* item 19 */
 	&mu_hint_stale,
 	/* item 16: buddy.units_enomem_line's history over two lines */

@@ -88,6 +88,7 @@ void bl_zone_init(struct bl_zone *z, lf_atomic_u64 *word, lf_atomic_u32 *plink,
 #if BL_RING
 		for (unsigned n = 0; n < BL_RING; n++)
 			lf_init_u32(&c->ring[n], BL_NONE);
+		c->keeps = 0;
 		c->rh = 0;
 		c->rn = 0;
 		lf_init_u32(&c->rlen, 0);
@@ -297,6 +298,15 @@ static inline void bl_ring_count(struct bl_ctx *c)
 {
 	/* Release: as bl_ring_set(). */
 	lf_store_u32(&c->rlen, c->rn, LF_RELEASE);
+}
+
+/* Is u in our ring? Then *n is its entry (0: the oldest). */
+static bool bl_ring_find(struct bl_ctx *c, uint32_t u, unsigned *n)
+{
+	for (*n = 0; *n < c->rn; (*n)++)
+		if (bl_ring_at(c, *n) == u)
+			return true;
+	return false;
 }
 
 /* Our n-th oldest entry out of the ring, the later ones one slot back. */
@@ -515,6 +525,30 @@ static void bl_set_res(struct bl_ctx *c, uint32_t u)
 }
 
 /*
+ * The end of a re-file (bl_refile(), and bl_ring_take() for a unit out of
+ * our ring): unit u, whose mark we have just cleared, word w loaded after
+ * the clear (seq_cst). A unit that left the lower level, is reserved or
+ * is full is left to a free, which lists it (-1); one of a smaller class
+ * than k is listed again at its class (0); else reserved by CAS and named
+ * our res (1; 0 if it went to the source meanwhile). Inside our section.
+ */
+static int bl_claim(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned k)
+{
+	uint64_t ow, nw;
+	if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0)
+		return -1;
+	if (bl_class(w) < k) {
+		bl_list(c, u, w);
+		return 0;
+	}
+	if (bu_cas(&c->z->word[BU_W(u)], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
+	    BUDDY_OK)
+		return 0; /* gone to the source meanwhile */
+	bl_set_res(c, u);
+	return 1;
+}
+
+/*
  * Re-file u, just taken from partial stack j: true if it is now our
  * reservation (a free block of order >= k; k = BL_CLASSES: none wanted).
  * A unit that left the lower level, is reserved or is full is dropped;
@@ -529,20 +563,11 @@ static bool bl_refile(struct bl_ctx *c, uint32_t u, unsigned j, unsigned k)
 	bool mine = lf_cas_u16(&z->pstk[u], &p, 0, LF_SEQ_CST);
 	LF_ASSERT(mine); /* B3: only the popper clears */
 	/* Seq_cst: after the clear (bl_list()). */
-	uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_SEQ_CST), ow, nw;
-	if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0) {
+	uint64_t w = lf_load_u64(&z->word[BU_W(u)], LF_SEQ_CST);
+	int r = bl_claim(c, u, w, k);
+	if (r < 0)
 		bl_ctr(c, BL_DROPPED, 1);
-		return false;
-	}
-	if (bl_class(w) < k) {
-		bl_list(c, u, w);
-		return false;
-	}
-	if (bu_cas(&z->word[BU_W(u)], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
-	    BUDDY_OK)
-		return false; /* gone to the source meanwhile */
-	bl_set_res(c, u);
-	return true;
+	return r > 0;
 }
 
 /*
@@ -718,25 +743,14 @@ static void bl_ring_best(struct bl_ctx *c, unsigned k, uint32_t *best)
  */
 static uint32_t bl_ring_take(struct bl_ctx *c, uint32_t u, unsigned k)
 {
-	struct bl_zone *z = c->z;
-	uint64_t w, ow, nw;
-	unsigned n = 0;
-	while (bl_ring_at(c, n) != u)
-		n++;
-	LF_ASSERT(n < c->rn);
+	uint64_t w;
+	unsigned n;
+	bool found = bl_ring_find(c, u, &n);
+	LF_ASSERT(found);
+	(void)found;
 	bl_ring_remove(c, n);
 	bl_ring_unmark(c, u, &w);
-	if (w == BU_CORE || bu_reserved(w) || bu_free_bits(w) == 0)
-		return BL_NONE;
-	if (bl_class(w) < k) {
-		bl_list(c, u, w);
-		return BL_NONE;
-	}
-	if (bu_cas(&z->word[BU_W(u)], BU_OP_RESERVE, 0, 0, &ow, &nw, NULL) !=
-	    BUDDY_OK)
-		return BL_NONE; /* gone to the source meanwhile */
-	bl_set_res(c, u);
-	return u;
+	return bl_claim(c, u, w, k) > 0 ? u : BL_NONE;
 }
 #endif
 
@@ -1142,12 +1156,68 @@ int bl_alloc(struct bl_ctx *c, unsigned k, uint32_t *frame)
 	return bl_alloc_slow(c, k, frame);
 }
 
+#if BL_RING
+/*
+ * Our free's CAS has just made unreserved unit u's word 0 (every frame
+ * free), inside our section: the unit is ours until bl_give() hands it
+ * to the core, and nobody else changes a word 0 that the core does not
+ * hold. A unit of our ring is kept below instead (docs/v3-status.md item
+ * 50), as our new res, when our reservation is about to need a successor:
+ * res a single unit (no line) with at most BL_KEEP_FREE free frames. It
+ * leaves the ring (slot, then mark: B3, as bl_ring_take()), is stored
+ * reserved with every frame free (as bl_take() stores a fresh unit) and
+ * named by res, and the old res is released as bl_let_go() releases one
+ * (into our ring, or nowhere while full). Without it a CPU that holds no
+ * line takes a fresh unit from the core and gives an emptied one back for
+ * each reservation it fills (bench_buddy_v3's bulk: one of each a batch
+ * of 64). Not a unit of no ring or another's (mixed at 2 CPUs: keeping
+ * those, one or two a run, moved the row's placement), nor, looked
+ * at on every 8th keep (bl_line_shared() reads every context's names),
+ * one that shares its line of words with another context's reservation:
+ * that one goes to the core, so that our next bl_take() applies the line
+ * rule. True if kept.
+ */
+#define BL_KEEP_FREE (BU_FRAMES / 2)
+static bool bl_keep_emptied(struct bl_ctx *c, uint32_t u)
+{
+	/* Relaxed: only we write them. */
+	uint32_t r = lf_load_u32(&c->res, LF_RELAXED);
+	if (r == BL_NONE || lf_load_u32(&c->line, LF_RELAXED) != BL_NONE)
+		return false;
+	/* Acquire: pairs with the CAS that wrote the word (a hint). */
+	uint64_t rw = lf_load_u64(&c->z->word[BU_W(r)], LF_ACQUIRE), w;
+	unsigned n;
+	if (rw == BU_CORE || !bu_reserved(rw) ||
+	    bu_free_frames(rw) > BL_KEEP_FREE || !bl_ring_find(c, u, &n))
+		return false;
+	if (c->keeps++ % 8 == 0 && bl_line_shared(c, u))
+		return false;
+	bl_ring_remove(c, n);
+	bl_ring_unmark(c, u, &w);
+	LF_ASSERT(w == BU_CORE); /* ours: nobody changes it */
+	/*
+	 * A store, as bl_take()'s: the word is 0 and the unit ours. Release:
+	 * pairs with the acquire load of the word's next CAS loop.
+	 */
+	lf_store_u64(&c->z->word[BU_W(u)], bu_make(0, BU_FRAMES, true),
+		     LF_RELEASE);
+	bl_release_unit(c, r);
+	bl_set_res(c, u);
+	bl_hints_forget(c, r, false);
+	return true;
+}
+#endif
+
 /*
  * bl_free_cas()'s unit left unreserved (buddy_lower.h). Out of the free's
  * line: a free into its own reservation needs neither.
  */
 BL_NOINLINE void bl_free_unreserved(struct bl_ctx *c, uint32_t u, uint64_t nw)
 {
+#if BL_RING
+	if (nw == BU_CORE && bl_keep_emptied(c, u))
+		return;
+#endif
 	if (nw == BU_CORE)
 		bl_give(c, u);
 	else

@@ -63,8 +63,10 @@ _Static_assert(BL_LINE == 1u << BL_LINE_ORDER, "line order");
  * hand-over ring", docs/v3-status.md items 39 and 44): the units a
  * context's release or free would list on a shared partial stack wait in
  * its own ring of BL_RING units first (pstk[u] = BL_PRING), the oldest
- * going to the shared stacks when it is full. None alone (shift 0: the
- * stand-in source's tests and mc configurations keep the shared stacks).
+ * going to the shared stacks when it is full; one that its free empties
+ * may stay as its res instead of going to the core (bl_keep_emptied(),
+ * item 50). None alone (shift 0: the stand-in source's tests and mc
+ * configurations keep the shared stacks).
  */
 #if BUDDY_CORE_SHIFT > 0
 #define BL_RING 16
@@ -189,6 +191,11 @@ struct bl_ctx {
 	 */
 	lf_atomic_u32 ring[BL_RING];
 	uint8_t rh, rn;
+	/*
+	 * (c) Units bl_keep_emptied() kept instead of giving them to the
+	 * core, modulo 256: every 8th looks at the other contexts' names.
+	 */
+	uint8_t keeps;
 	/*
 	 * (o) rn, published after each change (release, inside the
 	 * section, as the slots) so that a failing pass skips an empty

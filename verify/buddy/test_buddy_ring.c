@@ -22,6 +22,15 @@
  *   its ring's unit becomes its res, pstk 0, the ring empty (B3).
  * - A second free of a block in a ring unit, from either CPU, caches on or
  *   off: EDOUBLE, nothing changed (the ring, the word, the stats).
+ * - A unit emptied by a free is kept below as the freeing CPU's res when
+ *   its res is nearly full (docs/v3-status.md item 50): CPU 1's res holds
+ *   9 free frames, its free of the last frame of a unit of its ring
+ *   leaves that unit out of the ring, reserved with every frame free,
+ *   named by res, and its old res released into its ring (B3, B4); then exact
+ * ENOMEM at order 5 (the kept unit reclaimed by CPU 0's failing loop) and at
+ * order 0 (the 9 frames), and CPU 1's drain keeps the unit and lists the ring.
+ * With 17 free frames in res, no res, or the unit in CPU 0's ring, the emptied
+ *   unit goes to the core.
  * - Stress: two threads allocate and free order-0 frames, holding at most
  *   511 and 512 of the 1,024 (a frame is free at every instant), caches on
  *   or off, draining now and then: no ENOMEM, no frame handed out twice,
@@ -303,6 +312,133 @@ static void test_double_free(void)
 	env_done(e);
 }
 
+/*
+ * CPU 1 (caches off) frees nfree frames of unit 5 and allocates one:
+ * unit 5 out of its ring as its res, nfree - 1 frames free in it.
+ */
+static uint64_t keep_setup(struct env *e, uint32_t nfree)
+{
+	for (uint32_t x = 5 * U; x < 5 * U + nfree; x++)
+		give(e, 1, x);
+	buddy_cpu_cache_enable(e->c[1], false);
+	uint64_t a = 0;
+	CHECK_EQ(buddy_alloc(e->c[1], 0, &a), BUDDY_OK);
+	e->held++;
+	CHECK_EQ(a / FS / U, 5);
+	/* Relaxed: one thread. */
+	CHECK_EQ(lf_load_u32(&ctx(e, 1)->res, LF_RELAXED), 5);
+	CHECK_EQ(bu_free_frames(word(e, 5)), nfree - 1);
+	return a;
+}
+
+/* CPU 1 frees every frame of unit 7 (CPU 0's), the last one last. */
+static void keep_empty7(struct env *e)
+{
+	for (uint32_t x = 7 * U; x < 8 * U; x++)
+		give(e, 1, x);
+}
+
+static void test_keep_emptied(void)
+{
+	struct env *e = &E;
+	env_init(e);
+	fill(e);
+	uint64_t a = keep_setup(e, 10);
+	keep_empty7(e);
+	/* Unit 7 kept: reserved, every frame free, CPU 1's res. */
+	CHECK_EQ(word(e, 7), bu_make(0, U, true));
+	/* Relaxed: one thread. */
+	CHECK_EQ(lf_load_u32(&ctx(e, 1)->res, LF_RELAXED), 7);
+	/* Out of the ring (B3), unit 5 released into it in its place. */
+	CHECK_EQ(pstk(e, 7), 0);
+	CHECK(!bu_reserved(word(e, 5)));
+	CHECK_EQ(pstk(e, 5), BL_PRING);
+	CHECK_EQ(ctx(e, 1)->rn, 1);
+	CHECK_EQ(ring_at(e, 1, 0), 5);
+	env_check(e);
+	/* Order 5: exactly unit 7 (the core's failing loop reclaims it). */
+	buddy_cpu_cache_enable(e->c[0], false);
+	uint64_t b = 0, c = 0;
+	CHECK_EQ(buddy_alloc(e->c[0], BUDDY_CORE_SHIFT, &b), BUDDY_OK);
+	CHECK_EQ(b, 7 * U * FS);
+	e->held += U;
+	CHECK_EQ(buddy_alloc(e->c[0], BUDDY_CORE_SHIFT, &c), BUDDY_ENOMEM);
+	/* Order 0: exactly the 9 frames of unit 5, then ENOMEM. */
+	uint64_t got[9];
+	for (unsigned n = 0; n < 9; n++) {
+		CHECK_EQ(buddy_alloc(e->c[0], 0, &got[n]), BUDDY_OK);
+		CHECK_EQ(got[n] / FS / U, 5);
+		e->held++;
+	}
+	CHECK_EQ(buddy_alloc(e->c[0], 0, &c), BUDDY_ENOMEM);
+	env_check(e);
+	for (unsigned n = 0; n < 9; n++) {
+		CHECK_EQ(buddy_free(e->c[0], got[n], 0), BUDDY_OK);
+		e->held--;
+	}
+	CHECK_EQ(buddy_free(e->c[0], b, BUDDY_CORE_SHIFT), BUDDY_OK);
+	e->held -= U;
+	buddy_cpu_cache_enable(e->c[0], true);
+	CHECK_EQ(buddy_free(e->c[1], a, 0), BUDDY_OK);
+	e->held--;
+	buddy_cpu_cache_enable(e->c[1], true);
+	env_done(e);
+}
+
+/* The same, kept and then drained: the unit kept, the ring listed. */
+static void test_keep_drain(void)
+{
+	struct env *e = &E;
+	env_init(e);
+	fill(e);
+	uint64_t a = keep_setup(e, 10);
+	keep_empty7(e);
+	CHECK_EQ(buddy_free(e->c[1], a, 0), BUDDY_OK);
+	e->held--;
+	buddy_cpu_drain(e->c[1]);
+	/* Relaxed: one thread. */
+	CHECK_EQ(lf_load_u32(&ctx(e, 1)->res, LF_RELAXED), 7);
+	CHECK_EQ(word(e, 7), bu_make(0, U, true));
+	CHECK_EQ(ctx(e, 1)->rn, 0);
+	CHECK_EQ(pstk(e, 5), bu_max_free_order(word(e, 5)) + 1); /* listed */
+	env_check(e);
+	buddy_cpu_cache_enable(e->c[1], true);
+	env_done(e);
+}
+
+/*
+ * Not kept (the unit to the core): no res (case 0), res with 17 free
+ * frames (1), unit 7 in CPU 0's ring, not CPU 1's (2).
+ */
+static void test_keep_not(void)
+{
+	for (unsigned res = 0; res < 3; res++) {
+		struct env *e = &E;
+		env_init(e);
+		fill(e);
+		uint64_t a = res ? keep_setup(e, res == 1 ? 18 : 10) : 0;
+		if (res == 2) {
+			give(e, 0, 7 * U);
+			CHECK_EQ(ring_at(e, 0, 0), 7);
+			for (uint32_t x = 7 * U + 1; x < 8 * U; x++)
+				give(e, 1, x);
+		} else {
+			keep_empty7(e);
+		}
+		CHECK_EQ(word(e, 7), BU_CORE);
+		/* Relaxed: one thread. */
+		CHECK_EQ(lf_load_u32(&ctx(e, 1)->res, LF_RELAXED),
+			 res ? 5 : BL_NONE);
+		env_check(e);
+		if (res) {
+			CHECK_EQ(buddy_free(e->c[1], a, 0), BUDDY_OK);
+			e->held--;
+		}
+		buddy_cpu_cache_enable(e->c[1], true);
+		env_done(e);
+	}
+}
+
 /* The stress: two owners, a frame free at every instant. */
 #define ST_OPS 100000u
 static const unsigned st_max[2] = { ZONE_FRAMES / 2 - 1, ZONE_FRAMES / 2 };
@@ -531,6 +667,9 @@ int main(int argc, char **argv)
 		test_overflow();
 		test_take();
 		test_double_free();
+		test_keep_emptied();
+		test_keep_drain();
+		test_keep_not();
 		test_stress();
 	}
 	test_stress_rings();

@@ -1751,6 +1751,25 @@ MU_TEST(mu_ring_take, "buddy.units_ring_take",
 	.script = { "0", "0l" }, .setup = "432100kl5", .claims = true,
 	.nocache = true)
 
+/*
+ * docs/v3-status.md item 50: a unit emptied in its owner's ring kept as
+ * that owner's res (bl_keep_emptied()). In setup thread 1 fills unit 0
+ * (orders 4, 3, 2, 1, 0, 0), drains (unit 0 full, named by nothing),
+ * takes an order-4 block of unit 1 (its res, 16 frames free) and frees
+ * unit 0's blocks but its last frame (unit 0 into its ring). Thread 1
+ * frees that frame (unit 0 kept: reserved, every frame free, named by
+ * res; unit 1 released into the ring) while thread 0 asks for order 5:
+ * only unit 0 can serve it, and it is free from the free's CAS to word 0
+ * on (exact_up), kept below as a reserved empty unit named by res, which
+ * the core's failing loop must reclaim. mc_run_units
+ * buddy.units_ring_keep fails (B4 broken, or false ENOMEM) with
+ * buddy-v3-keep-unnamed.
+ */
+MU_TEST(mu_ring_keep, "buddy.units_ring_keep",
+	"order 5 vs a unit kept below by its owner's free", 2, 2, 3, 20000,
+	.script = { "5", "f" }, .setup = "432100k4fffff", .exact_up = true,
+	.nocache = true)
+
 const struct mc_test *const mc_tests_buddy_units[] = {
 	/* docs/v3-status.md item 38: per-CPU block caches at the contract */
 	&mu_adv_df, &mu_adv_df_own, &mu_adv_df_refill, &mu_adv_free2,
@@ -1776,5 +1795,5 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_cache_enomem, &mu_cache_enomem_stale, &mu_cache_enomem6_stale,
 	&mu_cache_at,
 	/* item 44: the hand-over ring */
-	&mu_ring_enomem, &mu_ring_flush, &mu_ring_take, NULL
+	&mu_ring_enomem, &mu_ring_flush, &mu_ring_take, &mu_ring_keep, NULL
 };

@@ -118,12 +118,9 @@ static size_t buddy_meta_arrays(uint64_t nidx)
 	 * unit word and the cached mask beside it (16 bytes: BU_W(),
 	 * buddy_lower.h), partial link, pstk
 	 */
-	per += 4 + 2;
-	return buddy_meta_st(ncx) + (size_t)(ncx * per) +
-	       (size_t)(BU_WUNITS(ncx) * 8 * BU_WS);
-#else
-	return buddy_meta_st(ncx) + (size_t)(ncx * per);
+	per += 8 * BU_WS + 4 + 2;
 #endif
+	return buddy_meta_st(ncx) + (size_t)(ncx * per);
 }
 
 size_t buddy_meta_size(const struct buddy_region *regions, unsigned nregions,
@@ -229,8 +226,7 @@ static void buddy_zone_layout(struct buddy_zone *z, void *meta,
 	uint64_t ncx = buddy_ncx(z->nidx);
 	char *arr = (char *)z->st + buddy_meta_st(ncx);
 #if BUDDY_CORE_SHIFT > 0
-	/* The unit words (buddy_zone_init()), the last group whole. */
-	arr += BU_WUNITS(ncx) * 8 * BU_WS;
+	arr += ncx * 8 * BU_WS; /* the unit words (buddy_zone_init()) */
 #endif
 	z->link = (lf_atomic_u32 *)arr;
 	uint64_t idx = 0;

@@ -32,30 +32,15 @@
  * (struct bl_zone's mask): the word array has a stride of 16 bytes, and
  * BU_W(u) is the index of unit u's word in it (and of its mask in mask[],
  * which starts 8 bytes after word[]): 4 units a line, the mask on its
- * word's line (docs/v3-status.md items 32 and 37, layout (b)), the units
- * of a line every second one (item 49, below). Alone
+ * word's line (docs/v3-status.md items 32 and 37, layout (b)). Alone
  * (shift 0) the words are packed.
  */
 #if BUDDY_CORE_SHIFT > 0
 #define BU_WS 2u
-/*
- * Within each aligned group of 8 units (a line of item 16's rule, two
- * cache lines of words) the even units' words fill the first line and
- * the odd units' the second: units 2i and 2i + 1 never share a line, so
- * a CPU that frees into the unit just before (or after) another CPU's
- * reservation, as cross's consumer does into its producer's previous
- * unit, writes another line (docs/v3-status.md item 49). A group is
- * still its two lines, as item 16's rule needs. The word array holds
- * BU_WUNITS(n) units' places (the last group whole).
- */
-#define BU_W(u)                                                                \
-	((((u) - ((u)&7u)) | (((u)&1u) << 2) | (((u) >> 1) & 3u)) * BU_WS)
-#define BU_WUNITS(n) (((n) + 7u) / 8u * 8u)
 #else
 #define BU_WS 1u
-#define BU_W(u) ((u)*BU_WS)
-#define BU_WUNITS(n) (n)
 #endif
+#define BU_W(u) ((u)*BU_WS)
 
 #define BL_CLASSES (BU_MAX_ORDER + 1) /* partial stacks: largest free order */
 #define BL_NONE UINT32_MAX

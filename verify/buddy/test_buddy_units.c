@@ -735,43 +735,11 @@ static void test_line_split(void)
 	free(meta);
 }
 
-/*
- * The word array's layout (BU_W(), buddy_lower.h; v3-status item 49):
- * units 0..n-1 take distinct places of BU_WS words inside the
- * BU_WUNITS(n) places the zone sizes (n not a multiple of 8: the last
- * group partial), the mask beside its word on one line, each group of 8
- * units on its own two cache lines (item 16's line rule), and units 2i
- * and 2i + 1 on different lines. The zones of test_core_half() (478
- * units) and test_lower() run on it.
- */
-static void test_word_layout(void)
-{
-	const uint32_t n = 1003, lw = LF_CACHELINE / 8; /* words a line */
-	uint32_t places = (uint32_t)BU_WUNITS(n) * BU_WS;
-	uint8_t *seen = calloc(places, 1);
-	CHECK_FATAL(seen != NULL);
-	CHECK(BU_WUNITS(n) >= n && BU_WUNITS(n) < n + 8);
-	for (uint32_t u = 0; u < n; u++) {
-		uint32_t i = BU_W(u);
-		CHECK(i % BU_WS == 0 && i + BU_WS <= places);
-		if (i + BU_WS > places)
-			continue;
-		CHECK(!seen[i]);
-		seen[i] = 1;
-		CHECK_EQ((i + BU_WS - 1) / lw, i / lw); /* word and mask */
-		CHECK_EQ(i / lw / 2, u / 8);            /* the group's lines */
-		if (u % 2 == 1)
-			CHECK(i / lw != BU_W(u - 1) / lw);
-	}
-	free(seen);
-}
-
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "stress") == 0)
 		return stress_lower((unsigned)atoi(argv[2]),
 				    strtoull(argv[3], NULL, 10));
-	test_word_layout();
 	test_core_half();
 	test_lower();
 	test_enomem_reserved();

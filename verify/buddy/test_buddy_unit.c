@@ -402,9 +402,17 @@ static void check_run0(uint64_t w, unsigned max)
 static void test_run0(void)
 {
 	for (unsigned r = 0; r < 2; r++)
-		for (unsigned a = 0; a <= BU_FRAMES; a++)
+		for (unsigned a = 0; a <= BU_FRAMES; a++) {
+			/* a = 32: every frame an order-0 head, none free. */
+			uint64_t w =
+				a < BU_FRAMES
+					? bu_make(a, BU_FRAMES, r != 0)
+					: bu_put_block(bu_make(a - 1, BU_FRAMES,
+							       r != 0),
+						       a - 1, 0);
 			for (unsigned max = 0; max <= BU_FRAMES + 1; max++)
-				check_run0(bu_make(a, BU_FRAMES, r != 0), max);
+				check_run0(w, max);
+		}
 	rng_s = 49;
 	for (unsigned t = 0; t < 4000; t++) {
 		unsigned lo = (unsigned)(rng() % 4), hi = BU_FRAMES;

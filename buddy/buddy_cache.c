@@ -737,6 +737,17 @@ static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 	unsigned off;
 	if (!bu_reserved(w))
 		return;
+	/*
+	 * Order 0 from a unit used from its bottom up (cross's and bulk's
+	 * reservations): the whole batch in one step, the blocks the picks
+	 * below would give (bu_alloc_run0(); v3-status item 49).
+	 */
+	if (k == 0 &&
+	    (n = bu_alloc_run0(w, BUDDY_CC_SLOTS / 2 - 1, &v, &off)) != 0) {
+		heads = frames = (uint32_t)(bu_bits(n) << off);
+		for (uint32_t i = 0; i < n; i++)
+			put[i] = u * BU_FRAMES + off + i;
+	}
 	while (n < BUDDY_CC_SLOTS / 2 - 1 &&
 	       bu_alloc(v, k, BU_FRAMES, &v, &off) == BUDDY_OK) {
 		put[n++] = u * BU_FRAMES + off;

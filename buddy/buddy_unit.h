@@ -263,6 +263,34 @@ static inline int bu_alloc(uint64_t w, unsigned k, unsigned end, uint64_t *nw,
 	return BUDDY_OK;
 }
 
+/*
+ * Up to max blocks of order 0 from w at once, when its free frames are
+ * exactly [a, BU_FRAMES) for some a (a unit used from its bottom up, as a
+ * reservation that serves order 0 is): frames a, a + 1, ..., which is
+ * what as many calls of bu_alloc(w, 0, BU_FRAMES) in a row give (the
+ * maximal free blocks of [a, 32) grow from a, so the smallest is the one
+ * at a, and after it [a + 1, 32) is of the same shape). The number taken,
+ * min(max, 32 - a), with the new word in *nw and a in *first; 0 if w is
+ * not of that shape (nothing written). The per-CPU cache's refill takes
+ * its batch so (v3-status item 49), not by a pick a block.
+ */
+static inline unsigned bu_alloc_run0(uint64_t w, unsigned max, uint64_t *nw,
+				     unsigned *first)
+{
+	uint64_t f = bu_free_bits(w);
+	if (f == 0 || max == 0)
+		return 0;
+	unsigned a = (unsigned)__builtin_ctzll(f) / 2;
+	if (f != (BU_LO & ~bu_bits(2 * a)))
+		return 0; /* a free frame below a gap: not a top run */
+	unsigned n = BU_FRAMES - a < max ? BU_FRAMES - a : max;
+	uint64_t m = bu_run_bits(a, n);
+	/* Each frame of [a, a + n) a head (code H; frame 0: bit 0 clear). */
+	*nw = (w & ~m) | ((BU_LO << 1) & m);
+	*first = a;
+	return n;
+}
+
 /* Allocate exactly [i, i + 2^k): BUDDY_EBUSY if a frame of it is not free. */
 static inline int bu_alloc_at(uint64_t w, unsigned i, unsigned k, uint64_t *nw)
 {

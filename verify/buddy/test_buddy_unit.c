@@ -359,10 +359,92 @@ static void run_random(uint64_t seed, uint64_t ops)
 	CHECK_EQ(bu_cas(&a, BU_OP_FREE, 0, 0, &ow, &nw, NULL), BU_NOT_LOWER);
 }
 
+/*
+ * bu_alloc_run0() on w with max: 0 unless w's free frames (by their
+ * codes) are exactly [a, 32), a non-empty top run, and max > 0; else
+ * min(max, 32 - a) blocks at a, a + 1, ..., and the word that as many
+ * bu_alloc() of order 0 in a row give, block by block.
+ */
+static unsigned long n_run0;
+static void check_run0(uint64_t w, unsigned max)
+{
+	uint64_t nw = 0, v = w;
+	unsigned first = 99, a = BU_FRAMES, nfree = 0, off = 0;
+	unsigned n = bu_alloc_run0(w, max, &nw, &first);
+	for (unsigned i = 0; i < BU_FRAMES; i++)
+		if (w != BU_CORE && bu_code(w, i) == BU_CODE_F) {
+			nfree++;
+			if (a == BU_FRAMES)
+				a = i;
+		}
+	if (nfree == 0 || nfree != BU_FRAMES - a || max == 0) {
+		CHECK_EQ(n, 0);
+		CHECK_EQ(first, 99); /* nothing written */
+		return;
+	}
+	CHECK_EQ(n, BU_FRAMES - a < max ? BU_FRAMES - a : max);
+	CHECK_EQ(first, a);
+	for (unsigned i = 0; i < n; i++) {
+		CHECK_EQ(bu_alloc(v, 0, BU_FRAMES, &v, &off), BUDDY_OK);
+		CHECK_EQ(off, a + i);
+	}
+	CHECK_EQ(nw, v);
+	CHECK(bu_valid(nw));
+	n_run0++;
+}
+
+/*
+ * bu_alloc_run0() against the picks: every top run [a, 32) with the
+ * frames below as order-0 heads, R set and clear; then words of every
+ * shape from random allocations and frees of every order, edge units
+ * included (most are not top runs: 0 taken); max 0-33 on each.
+ */
+static void test_run0(void)
+{
+	for (unsigned r = 0; r < 2; r++)
+		for (unsigned a = 0; a <= BU_FRAMES; a++) {
+			/* a = 32: every frame an order-0 head, none free. */
+			uint64_t w =
+				a < BU_FRAMES
+					? bu_make(a, BU_FRAMES, r != 0)
+					: bu_put_block(bu_make(a - 1, BU_FRAMES,
+							       r != 0),
+						       a - 1, 0);
+			for (unsigned max = 0; max <= BU_FRAMES + 1; max++)
+				check_run0(w, max);
+		}
+	rng_s = 49;
+	for (unsigned t = 0; t < 4000; t++) {
+		unsigned lo = (unsigned)(rng() % 4), hi = BU_FRAMES;
+		if (rng() % 4 == 0)
+			hi -= (unsigned)(rng() % 4);
+		uint64_t w = bu_make(lo, hi, true), nw;
+		for (unsigned s = 0; s < 40; s++) {
+			unsigned k = (unsigned)(rng() % 3) == 0
+					     ? (unsigned)(rng() % BU_ORDER)
+					     : 0,
+				 i = (unsigned)(rng() % BU_FRAMES), off, o;
+			if (rng() % 3 == 0) {
+				if (bu_block_order(w, i, &o) == BUDDY_OK &&
+				    bu_free(w, i, o, &nw) == BUDDY_OK &&
+				    nw != BU_CORE)
+					w = nw;
+			} else if (bu_alloc(w, k, BU_FRAMES, &nw, &off) ==
+				   BUDDY_OK) {
+				w = nw;
+			}
+			check_run0(w, (unsigned)(rng() % (BU_FRAMES + 2)));
+		}
+	}
+	printf("run0: %lu runs taken\n", n_run0);
+	CHECK(n_run0 > 1000);
+}
+
 int main(int argc, char **argv)
 {
 	test_windows();
 	test_reach();
+	test_run0();
 	return check_model_main(argc, argv, "test_buddy_unit", 40, 20000,
 				run_random);
 }

@@ -506,13 +506,37 @@ static inline bool bu_valid(uint64_t w)
  * on x86 the same instruction as acq_rel.
  */
 /*
- * bu_cas_alloc() and bu_cas() with a snapshot: if m is not NULL, *mseen gets
- * the value of m loaded after the read of the word the successful CAS
- * compared against (the acquire load, or the failed CAS's acquire read
- * before it). The lower level's lazy clear (bl_mask_clear()) clears only
- * bits of that snapshot (docs/design.md 2.7, "Bits and the lazy clear").
- * Relaxed: ordered after the word's read by that read's acquire.
+ * bu_cas_alloc() and bu_cas() with a snapshot: if m is not NULL (the mask
+ * beside the word, m == a + 1: buddy_lower.h), *mseen gets the value m
+ * had at the instant of the successful CAS, which compares the mask with
+ * the word in one 16-byte compare-exchange and writes it back unchanged
+ * (bu_cas_word_m()). The lower level's lazy clear (bl_mask_clear())
+ * clears only bits of that snapshot (docs/design.md 2.7, "Bits and the
+ * lazy clear"). A snapshot loaded after the word's read but not compared
+ * missed a free's hold set by a free that came after that read, when an
+ * allocation and that free of the same frames took the word back to the
+ * value read (an ABA of the word): the CAS succeeded, the hold stayed on
+ * the block it handed out, and the owner's free was refused (EDOUBLE;
+ * stress_buddy_v3_inflight, v3-status item 52).
  */
+static inline bool bu_cas_word_m(lf_atomic_u64 *a, uint64_t *w, uint64_t v,
+				 const lf_atomic_u64 *m, uint64_t *mseen,
+				 lf_order o)
+{
+	if (m == NULL)
+		return lf_cas_u64(a, w, v, o);
+	/* Relaxed: compared with the word by the CAS below. */
+	uint64_t e[2] = { *w, lf_load_u64(m, LF_RELAXED) };
+	const uint64_t d[2] = { v, e[1] };
+	/* Order o: as the word's own CAS (the mask written back unchanged). */
+	if (lf_cas2_u64(a, e, d, o)) {
+		*mseen = d[1];
+		return true;
+	}
+	*w = e[0];
+	return false;
+}
+
 static inline int bu_cas_alloc_m(lf_atomic_u64 *a, unsigned k, unsigned end,
 				 unsigned *off, uint64_t *nwp,
 				 const lf_atomic_u64 *m, uint64_t *mseen)
@@ -525,11 +549,8 @@ static inline int bu_cas_alloc_m(lf_atomic_u64 *a, unsigned k, unsigned end,
 		int rc = bu_alloc(w, k, end, &nw, off);
 		if (rc != BUDDY_OK)
 			return rc;
-		/* Relaxed: after the word's read (acquire), as above. */
-		if (m != NULL)
-			*mseen = lf_load_u64(m, LF_RELAXED);
 		/* Acq_rel: a claim (above); acquire on failure. */
-		if (lf_cas_u64(a, &w, nw, LF_ACQ_REL)) {
+		if (bu_cas_word_m(a, &w, nw, m, mseen, LF_ACQ_REL)) {
 			if (nwp != NULL)
 				*nwp = nw;
 			return BUDDY_OK;
@@ -598,11 +619,8 @@ static inline int bu_cas_m(lf_atomic_u64 *a, enum bu_op op, unsigned i,
 		if (rc != BUDDY_OK)
 			return rc;
 		uint64_t seen = w;
-		/* Relaxed: after the word's read (acquire), as above. */
-		if (m != NULL)
-			*mseen = lf_load_u64(m, LF_RELAXED);
 		/* Seq_cst: a free or a change of R (above). */
-		if (lf_cas_u64(a, &w, v, LF_SEQ_CST)) {
+		if (bu_cas_word_m(a, &w, v, m, mseen, LF_SEQ_CST)) {
 			*old = seen;
 			*nw = v;
 			if (off != NULL)

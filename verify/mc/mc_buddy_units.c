@@ -1353,6 +1353,24 @@ MU_TEST(mu_stale_look_word, "buddy.units_stale_look_word",
 	.reuse = true, .x_early = true, .nocache0 = true, .need = "d")
 
 /*
+ * An allocation's snapshot of the mask against the word's ABA
+ * (docs/v3-status.md item 52). Caches off, nothing in setup. Thread 0
+ * takes a frame (unit 0 comes down as its reservation: frame 0) and
+ * frees it; thread 1 takes frame 0 by alloc_at and frees it into the
+ * word, whose hold stays on the free head, and the word is back to the
+ * value it had (the unit stays reserved). Thread 0's read of the word
+ * before thread 1's steps and its CAS after them: with a snapshot of the
+ * mask loaded after that read but not compared by the CAS, the hold was
+ * not in it, stayed on the block thread 0 took, and thread 0's free of
+ * its own block was refused (EDOUBLE). The CAS now compares the mask with
+ * the word (bu_cas_word_m()). Mutant buddy-v3-alloc-snapshot-uncompared.
+ */
+MU_TEST(mu_snapshot_aba, "buddy.units_snapshot_aba",
+	"an allocation's mask snapshot vs alloc_at and free of its frame", 2, 3,
+	3, 20000, .script = { "0f", "Al" }, .at2_frame = 0, .at2_order = 0,
+	.nocache = true)
+
+/*
  * A stale partial entry's popper against bl_adopt() (the listing race of
  * docs/design.md 2.7, "Listing", for a unit coming down): in setup thread
  * 1 takes unit 0 down (frame 0, reserved), drains (a drain, not a bare
@@ -1779,7 +1797,8 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	/* docs/v3-status.md item 17 */
 	&mu_free_run_held, &mu_free_run_claimed, &mu_free_run_reuse,
 	&mu_free_run_reuse_cache, &mu_stale_look, &mu_stale_look_word,
-	&mu_adopt_stale, &mu_adopt_stale_below, &mu_below_fail2,
+	&mu_snapshot_aba, &mu_adopt_stale, &mu_adopt_stale_below,
+	&mu_below_fail2,
 	/* item 19 */
 	&mu_hint_stale,
 	/* item 16: buddy.units_enomem_line's history over two lines */

@@ -1459,12 +1459,13 @@ static int bl_want_cas(struct bl_ctx *c, uint32_t u, const struct bl_want *q,
 		int rc = bl_want_apply(q, w, end, &nw, off);
 		if (rc != BUDDY_OK)
 			return rc;
-#if BUDDY_CORE_SHIFT > 0
-		/* Relaxed: the snapshot, as bu_cas_alloc_m(). */
-		c->seen = lf_load_u64(BL_MASK_OF(c, a), LF_RELAXED);
-#endif
-		/* Acq_rel: a claim, as bu_cas_alloc(); acquire on failure. */
-		if (lf_cas_u64(a, &w, nw, LF_ACQ_REL))
+		/*
+		 * Acq_rel: a claim, as bu_cas_alloc(); acquire on failure.
+		 * Over units the mask's snapshot compared with the word, as
+		 * bu_cas_alloc_m()'s (bu_cas_word_m(): the word's ABA).
+		 */
+		if (bu_cas_word_m(a, &w, nw, BL_MASK_OF(c, a), BL_SEEN(c),
+				  LF_ACQ_REL))
 			return BUDDY_OK;
 	}
 }

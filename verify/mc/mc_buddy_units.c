@@ -1371,6 +1371,15 @@ MU_TEST(mu_snapshot_aba, "buddy.units_snapshot_aba",
 	.nocache = true)
 
 /*
+ * The same through alloc_below (bl_want_cas(): its own CAS loop): thread 0
+ * takes its frame by alloc_below (order 0, limit 32).
+ */
+MU_TEST(mu_snapshot_aba_below, "buddy.units_snapshot_aba_below",
+	"alloc_below's mask snapshot vs alloc_at and free of its frame", 2, 3,
+	3, 20000, .script = { "bf", "Al" }, .setup = "0", .below_order = 0,
+	.below_limit = 32, .at2_frame = 1, .at2_order = 0, .nocache = true)
+
+/*
  * A stale partial entry's popper against bl_adopt() (the listing race of
  * docs/design.md 2.7, "Listing", for a unit coming down): in setup thread
  * 1 takes unit 0 down (frame 0, reserved), drains (a drain, not a bare
@@ -1797,8 +1806,8 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	/* docs/v3-status.md item 17 */
 	&mu_free_run_held, &mu_free_run_claimed, &mu_free_run_reuse,
 	&mu_free_run_reuse_cache, &mu_stale_look, &mu_stale_look_word,
-	&mu_snapshot_aba, &mu_adopt_stale, &mu_adopt_stale_below,
-	&mu_below_fail2,
+	&mu_snapshot_aba, &mu_snapshot_aba_below, &mu_adopt_stale,
+	&mu_adopt_stale_below, &mu_below_fail2,
 	/* item 19 */
 	&mu_hint_stale,
 	/* item 16: buddy.units_enomem_line's history over two lines */

@@ -229,7 +229,7 @@ static inline void lf_fence_seq_cst(void)
 #define LF_ATOMIC_TSAN 1
 #endif
 #endif
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(LF_CAS2_BUILTIN)
 static inline bool lf_cas2_u64(lf_atomic_u64 *a, uint64_t e[2],
 			       const uint64_t d[2], lf_order o)
 {
@@ -253,8 +253,10 @@ static inline bool lf_cas2_u64(lf_atomic_u64 *a, uint64_t e[2],
 #else
 /*
  * Elsewhere the compiler's 16-byte compare-exchange (AArch64: inline with
- * LSE, else a libatomic call, which a freestanding build must provide);
- * not built or tested here. Little-endian: a[0] the low half.
+ * LSE, else a libatomic call, which a freestanding build must provide).
+ * Little-endian: a[0] the low half. On x86-64 LF_CAS2_BUILTIN selects it
+ * too (libatomic's call there): test_cas2_builtin checks it beside the
+ * assembly form.
  */
 static inline bool lf_cas2_u64(lf_atomic_u64 *a, uint64_t e[2],
 			       const uint64_t d[2], lf_order o)

@@ -49,6 +49,95 @@
 #define BENCH_BUDDY_GLOBAL BENCH_BUDDY_NOCACHE
 #endif
 
+/*
+ * repeat/private: the machine's own 2-thread scaling, no allocator. Each
+ * thread pops an index off a LIFO of its own and pushes it back, clearing
+ * and setting the index's bit in a mask of its own with one atomic RMW
+ * each (as a per-CPU pair pops a block and frees it), all on lines no
+ * other thread touches. Its 2 / 1 thread throughput is what this host
+ * gives work that shares nothing: the ceiling under the allocators' own
+ * figure (printed beside the target).
+ */
+#define BENCH_BUDDY_PRIV_SLOTS 32
+struct bench_buddy_priv {
+	lf_atomic_u64 mask; /* (o) the thread's bits; atomic for its RMWs */
+	uint32_t n;         /* (o) indices in slot[] */
+	uint32_t slot[BENCH_BUDDY_PRIV_SLOTS];
+	uint64_t sink; /* (o) keeps the loop's result alive */
+} LF_CACHE_ALIGNED;
+static struct bench_buddy_priv bench_buddy_priv[BENCH_MAX_THREADS];
+
+static void bench_buddy_priv_init(unsigned id)
+{
+	struct bench_buddy_priv *p = &bench_buddy_priv[id];
+
+	lf_init_u64(&p->mask, ~0ull);
+	for (uint32_t i = 0; i < BENCH_BUDDY_PRIV_SLOTS; i++)
+		p->slot[i] = i;
+	p->n = BENCH_BUDDY_PRIV_SLOTS;
+}
+
+static void bench_buddy_priv_nop(unsigned id)
+{
+	(void)id;
+}
+
+static const char *bench_buddy_priv_skip(unsigned nthreads)
+{
+	(void)nthreads;
+	return NULL; /* runs at every thread count */
+}
+
+static int bench_buddy_priv_setup(unsigned nthreads)
+{
+	(void)nthreads;
+	return 0; /* each thread sets up its own in thread_init */
+}
+
+static uint64_t bench_buddy_priv_run(unsigned id, const struct bench_stop *stop)
+{
+	struct bench_buddy_priv *p = &bench_buddy_priv[id];
+	uint64_t n = 0;
+
+	do {
+		for (unsigned i = 0; i < BENCH_BATCH; i++) {
+			uint32_t x = p->slot[--p->n];
+			/* Relaxed: the thread's own word, nothing to order. */
+			p->sink += lf_fetch_and_u64(&p->mask, ~(1ull << x),
+						    LF_RELAXED);
+			p->sink += lf_fetch_or_u64(&p->mask, 1ull << x,
+						   LF_RELAXED);
+			p->slot[p->n++] = x;
+			n++;
+		}
+	} while (!bench_stopped(stop));
+	return n;
+}
+
+/* Each thread that ran has its LIFO and its mask full again. */
+static int bench_buddy_priv_check(void)
+{
+	for (unsigned i = 0; i < BENCH_MAX_THREADS; i++)
+		if (bench_buddy_priv[i].n != 0 &&
+		    (lf_load_u64(&bench_buddy_priv[i].mask, LF_RELAXED) !=
+			     ~0ull ||
+		     bench_buddy_priv[i].n != BENCH_BUDDY_PRIV_SLOTS))
+			return -1;
+	return 0;
+}
+
+static const struct bench_impl bench_buddy_repeat_private = {
+	.bench = "repeat",
+	.impl = "private",
+	.ours = false,
+	.skip = bench_buddy_priv_skip,
+	.setup = bench_buddy_priv_setup,
+	.thread_init = bench_buddy_priv_init,
+	.run = bench_buddy_priv_run,
+	.thread_fini = bench_buddy_priv_nop,
+	.check = bench_buddy_priv_check,
+};
+
 static const struct bench_impl *const bench_buddy_impls[] = {
 	&bench_buddy_repeat_lf,     &bench_buddy_repeat_nocache,
 	&bench_buddy_repeat_locked, &bench_buddy_bulk_lf,
@@ -57,7 +146,7 @@ static const struct bench_impl *const bench_buddy_impls[] = {
 	&bench_buddy_cross_locked,  &bench_buddy_mixed_lf,
 	&bench_buddy_mixed_nocache, &bench_buddy_mixed_locked,
 	&bench_buddy_huge_lf,       &bench_buddy_huge_nocache,
-	&bench_buddy_huge_locked,
+	&bench_buddy_huge_locked,   &bench_buddy_repeat_private,
 #if BENCH_BUDDY_V3
 	&bench_buddy_repeat_norsv,  &bench_buddy_bulk_norsv,
 #endif
@@ -98,6 +187,9 @@ static void bench_buddy_header(void)
 	       BENCH_BUDDY_HELD, BENCH_BUDDY_MIXED_ORDERS - 1);
 	printf("huge: alloc + free of one order-%d block (2 MiB)\n",
 	       BENCH_BUDDY_HUGE_ORDER);
+	printf("repeat/private: no allocator; a thread-private LIFO pop and "
+	       "push with an\n  atomic clear and set of a private mask "
+	       "bit: the host's 2-thread ceiling\n");
 }
 
 /* One target line: the figure, the target, "met" or "NOT met". */
@@ -190,6 +282,15 @@ static void bench_buddy_two(const struct bench_results *res)
 				   2 * a / b, "x", tg);
 	else
 		bench_buddy_unmeasured(w2);
+	if (bench_buddy_ns(res, false, "repeat", "private", 1, &a) &&
+	    bench_buddy_ns(res, false, "repeat", "private", 2, &b))
+		printf("  %-56s %7.4g x       (no allocator, nothing shared: "
+		       "this host's ceiling)\n",
+		       "2 threads: throughput 2 / 1 thr (repeat, private)",
+		       2 * a / b);
+	else
+		bench_buddy_unmeasured(
+			"2 threads: throughput 2 / 1 thr (repeat, private)");
 }
 
 static void bench_buddy_targets(const struct bench_results *res)

@@ -688,19 +688,18 @@ static void kmem_starved(struct kmem_cache *c, unsigned cpu)
 /* ---- allocation and free ---- */
 
 /* Hand out p: check its debug patterns. */
-static inline __attribute__((always_inline)) int
-kmem_handout(struct kmem_cache *c, struct kmem_cpu *cc, void *p, void **obj)
+static inline __attribute__((always_inline)) struct kmem_got
+kmem_handout(struct kmem_cache *c, struct kmem_cpu *cc, void *p)
 {
 #ifdef LF_DEBUG
 	if (c->poison && !kmem_filled(p, KMEM_POISON_BYTE, c->size)) {
 		kmem_stat_add(&c->corrupt, 1); /* set aside: never reused */
-		return KMEM_ECORRUPT;
+		return (struct kmem_got){ NULL, KMEM_ECORRUPT };
 	}
 #endif
 	(void)c;
 	(void)cc; /* counted by the flows (kmem_cpu_taken()) */
-	*obj = p;
-	return 0;
+	return (struct kmem_got){ p, 0 };
 }
 
 /*
@@ -719,8 +718,8 @@ kmem_round_take(struct kmem_mag *m, uint32_t n)
 }
 
 /* The allocation's slow path: prev, the depot, the slabs, K7. */
-static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
-						     unsigned cpu, void **obj)
+static __attribute__((noinline)) struct kmem_got
+kmem_alloc_slow(struct kmem_cache *c, unsigned cpu)
 {
 	struct kmem *k = c->k;
 	struct kmem_cpu *cc = &c->cpu[cpu];
@@ -769,7 +768,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 				kmem_depot_put(c, cc, m);
 			if (starved || err != KMEM_ENOMEM) {
 				kmem_stat_add(&c->failed, 1);
-				return err;
+				return (struct kmem_got){ NULL, err };
 			}
 			kmem_starved(c, cpu);
 			starved = true;
@@ -801,7 +800,7 @@ static __attribute__((noinline)) int kmem_alloc_slow(struct kmem_cache *c,
 		goto out;
 	}
 out:
-	return kmem_handout(c, cc, p, obj);
+	return kmem_handout(c, cc, p);
 }
 
 static __attribute__((noinline)) int kmem_einval(lf_atomic_u64 *by)
@@ -813,8 +812,8 @@ static __attribute__((noinline)) int kmem_einval(lf_atomic_u64 *by)
  * A hit: a round of the loaded magazine, inside the section without the
  * lock; anything else (the lock held, an empty magazine) in the slow path.
  */
-static inline __attribute__((always_inline)) int
-kmem_alloc_obj(struct kmem_cache *c, unsigned cpu, void **obj)
+static inline __attribute__((always_inline)) struct kmem_got
+kmem_alloc_obj(struct kmem_cache *c, unsigned cpu)
 {
 	struct kmem_cpu *cc = &c->cpu[cpu];
 	/* Relaxed: a drainer's heavy barrier orders it against our load of
@@ -827,7 +826,7 @@ kmem_alloc_obj(struct kmem_cache *c, unsigned cpu, void **obj)
 	uintptr_t t = lf_load_uptr(&cc->top, LF_RELAXED);
 	if (LF_UNLIKELY(t <= lo)) { /* empty, or the gate closed */
 		kmem_own_exit(cc);
-		return kmem_alloc_slow(c, cpu, obj);
+		return kmem_alloc_slow(c, cpu);
 	}
 	lf_atomic_uptr *r = (lf_atomic_uptr *)t - 1;
 	/* Relaxed, all: the loaded magazine is ours inside the section; the
@@ -836,14 +835,37 @@ kmem_alloc_obj(struct kmem_cache *c, unsigned cpu, void **obj)
 	lf_store_u32(*kmem_round_word(r), KMEM_BUF_OUT, LF_RELAXED);
 	lf_store_uptr(&cc->top, (uintptr_t)r, LF_RELAXED);
 	kmem_own_exit(cc);
-	return kmem_handout(c, cc, p, obj);
+	return kmem_handout(c, cc, p);
 }
 
-int kmem_cache_alloc(struct kmem_cache *c, unsigned cpu, void **obj)
+/* An argument refused: EINVAL, counted (kmem_einval()). */
+static __attribute__((noinline)) struct kmem_got
+kmem_got_einval(struct kmem_cache *c)
+{
+	return (struct kmem_got){ NULL,
+				  kmem_einval(c ? c->rejected_by : NULL) };
+}
+
+/*
+ * The object in registers (kmem.h): kmem_cache_alloc() stores it in its
+ * caller, so that a caller whose obj is a local keeps it in a register
+ * and its free does not wait on a store and a reload (docs/design.md 4.5).
+ */
+struct kmem_got kmem_cache_get(struct kmem_cache *c, unsigned cpu)
+{
+	if (LF_UNLIKELY(!c || cpu >= c->ncpus))
+		return kmem_got_einval(c);
+	return kmem_alloc_obj(c, cpu);
+}
+
+int kmem_cache_alloc_out(struct kmem_cache *c, unsigned cpu, void **obj)
 {
 	if (LF_UNLIKELY(!c || !obj || cpu >= c->ncpus))
 		return kmem_einval(c ? c->rejected_by : NULL);
-	return kmem_alloc_obj(c, cpu, obj);
+	struct kmem_got g = kmem_alloc_obj(c, cpu);
+	if (g.err == 0)
+		*obj = g.obj;
+	return (int)g.err;
 }
 
 /* The full classification (kmem_i.h), for the free's slow path. */
@@ -1160,9 +1182,13 @@ int kmalloc(struct kmem *k, unsigned cpu, size_t size, void **p)
 			size > (KMEM_PAGE_SIZE << KMEM_LARGE_MAX_ORDER)))
 		return k ? kmem_reject(k->rejected_by, KMEM_EINVAL)
 			 : KMEM_EINVAL;
-	if (size <= KMEM_KMALLOC_MAX)
-		return kmem_alloc_obj(k->kmalloc[k->class_of[(size + 7) >> 3]],
-				      cpu, p);
+	if (size <= KMEM_KMALLOC_MAX) {
+		struct kmem_got g = kmem_alloc_obj(
+			k->kmalloc[k->class_of[(size + 7) >> 3]], cpu);
+		if (g.err == 0)
+			*p = g.obj;
+		return (int)g.err;
+	}
 	return kmem_large_alloc(k, cpu, size, p);
 }
 

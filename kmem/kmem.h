@@ -177,7 +177,32 @@ int kmem_cache_create(struct kmem *k, const char *name, size_t size,
 /* Destroy an idle cache: KMEM_EBUSY (nothing changed) if objects are out. */
 int kmem_cache_destroy(struct kmem_cache *c, unsigned cpu);
 
-int kmem_cache_alloc(struct kmem_cache *c, unsigned cpu, void **obj);
+/*
+ * An allocation's result: the object, or NULL and an error code (EINVAL,
+ * ENOMEM, ESOURCE, ECORRUPT). kmem_cache_get() returns it in two
+ * registers; kmem_cache_alloc() stores the object through obj in its
+ * caller, where the compiler keeps it in a register when obj is a local.
+ */
+struct kmem_got {
+	void *obj;
+	intptr_t err; /* a full register: no padding to keep */
+};
+struct kmem_got kmem_cache_get(struct kmem_cache *c, unsigned cpu);
+/* kmem_cache_alloc() out of line: the same checks, results and counts. */
+int kmem_cache_alloc_out(struct kmem_cache *c, unsigned cpu, void **obj);
+
+/* 0 and the object in *obj, or an error code and *obj unchanged. */
+static inline int kmem_cache_alloc(struct kmem_cache *c, unsigned cpu,
+				   void **obj)
+{
+	if (LF_UNLIKELY(!obj))
+		return kmem_cache_alloc_out(c, cpu, obj); /* EINVAL, counted */
+	struct kmem_got g = kmem_cache_get(c, cpu);
+	int err = (int)g.err; /* 0 or a KMEM_E* code: exact */
+	if (LF_LIKELY(err == 0))
+		*obj = g.obj;
+	return err;
+}
 int kmem_cache_free(struct kmem_cache *c, unsigned cpu, void *obj);
 
 int kmalloc(struct kmem *k, unsigned cpu, size_t size, void **p);

@@ -293,6 +293,64 @@ static void test_bad_input(void)
 	teardown();
 }
 
+/*
+ * The allocation's result in registers (kmem.h: kmem_cache_get(), and
+ * kmem_cache_alloc() inline over it): on success the object in *obj; on
+ * every refusal and failure *obj unchanged, the code, counted as before
+ * (EINVAL with a NULL obj too, through kmem_cache_alloc_out()), and
+ * nothing changed.
+ */
+static void test_alloc_result(void)
+{
+	setup(64, 1);
+	struct kmem_cache *A, *B;
+	CHECK_EQ(kmem_cache_create(k, "A", 64, 0, NULL, NULL, NULL, &A), 0);
+	CHECK_EQ(kmem_cache_create(k, "B", 3000, 0, NULL, NULL, NULL, &B), 0);
+	static int markv;
+	void *const mark = &markv;
+	void *x = mark, *y = mark;
+	/* Refused: the code, counted, nothing changed, *obj unchanged. */
+	BAD(kmem_cache_alloc(A, NCPU, &x), KMEM_EINVAL, a);
+	CHECK(x == mark);
+	BAD(kmem_cache_alloc(A, 0, NULL), KMEM_EINVAL, a);
+	BAD(kmem_cache_alloc_out(A, 0, NULL), KMEM_EINVAL, a);
+	BAD(kmem_cache_alloc_out(A, NCPU, &x), KMEM_EINVAL, a);
+	CHECK(x == mark);
+	BAD((int)kmem_cache_get(A, NCPU).err, KMEM_EINVAL, a);
+	CHECK(kmem_cache_get(A, NCPU).obj == NULL);
+	CHECK_EQ(kmem_cache_alloc(NULL, 0, &x), KMEM_EINVAL);
+	CHECK_EQ(kmem_cache_alloc(NULL, 0, NULL), KMEM_EINVAL);
+	CHECK_EQ((int)kmem_cache_get(NULL, 0).err, KMEM_EINVAL);
+	CHECK(x == mark);
+	/* Failed (the source refuses): the code, *obj unchanged. */
+	src.fail = -42;
+	CHECK_EQ(kmem_cache_alloc(B, 0, &y), KMEM_ESOURCE);
+	CHECK(y == mark);
+	src.fail = 0;
+	struct kmem_cache_stats st;
+	kmem_cache_stats(B, &st);
+	CHECK_EQ(st.failed, 1);
+	CHECK_EQ(st.inuse, 0);
+	/* Success, all three ways: distinct objects of A, each freed once. */
+	struct kmem_got g = kmem_cache_get(A, 1);
+	CHECK_EQ((int)g.err, 0);
+	CHECK(g.obj != NULL);
+	CHECK_EQ(kmem_cache_alloc(A, 1, &x), 0);
+	CHECK_EQ(kmem_cache_alloc_out(A, 1, &y), 0);
+	CHECK(x != mark && y != mark && x != y && x != g.obj && y != g.obj);
+	kmem_cache_stats(A, &st);
+	CHECK_EQ(st.inuse, 3);
+	CHECK_EQ(kmem_cache_free(A, 1, g.obj), 0);
+	CHECK_EQ(kmem_cache_free(A, 1, x), 0);
+	CHECK_EQ(kmem_cache_free(A, 1, y), 0);
+	CHECK_EQ(kmem_cache_free(A, 1, x), KMEM_EDOUBLE);
+	kmem_cache_stats(A, &st);
+	CHECK_EQ(st.inuse, 0);
+	CHECK_EQ(kmem_cache_destroy(A, 0), 0);
+	CHECK_EQ(kmem_cache_destroy(B, 0), 0);
+	teardown();
+}
+
 /* CPU cpu's magazines in cache c as they stand (white-box). */
 struct cpu_mags {
 	struct kmem_mag *loaded, *prev;
@@ -780,6 +838,7 @@ int main(void)
 	test_no_magazine();
 	test_ctor();
 	test_bad_input();
+	test_alloc_result();
 	test_double_full();
 	test_no_stranding();
 	test_watermark();

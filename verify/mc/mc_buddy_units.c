@@ -1380,6 +1380,28 @@ MU_TEST(mu_snapshot_aba_below, "buddy.units_snapshot_aba_below",
 	.below_limit = 32, .at2_frame = 1, .at2_order = 0, .nocache = true)
 
 /*
+ * The refill's CAS against the word's ABA (docs/v3-status.md item 54).
+ * Thread 0 allocates order 3: unit 0 comes down as its reservation,
+ * frames 0-7 its block, and its refill takes 8-15, 16-23 and 24-31 into
+ * its cache (marks on heads 8, 16 and 24 by a fetch_or, then one CAS
+ * against the word it loaded). Thread 1 takes frames 16-31 by alloc_at
+ * (order 4: heads 16 and 24 of the refill inside it; its lazy clear takes
+ * the marks it sees there), frees the block into its cache and drains it
+ * (the word back to the value the refill loaded, the bit of frame 16
+ * stale), then frees frames 24-31 (order 3), which nobody holds: EDOUBLE
+ * at every interleaving (free in the word, or in thread 0's cache with
+ * its mark or bit). With the refill's CAS on the word alone, the CAS
+ * succeeded after the marks had gone, and a free between it and the
+ * cached bits' fetch_or found neither: a second free accepted, the block
+ * in two caches. The CAS compares the mask with the word now. Mutant
+ * buddy-v3-refill-cas-word-only.
+ */
+MU_TEST(mu_refill_aba, "buddy.units_refill_aba",
+	"a refill's CAS vs alloc_at, free and drain of its blocks' frames", 2,
+	3, 3, 20000, .script = { "3", "Alkx" }, .at2_frame = 16, .at2_order = 4,
+	.x_frame = 24, .x_order = 3, .x_refused = true)
+
+/*
  * A stale partial entry's popper against bl_adopt() (the listing race of
  * docs/design.md 2.7, "Listing", for a unit coming down): in setup thread
  * 1 takes unit 0 down (frame 0, reserved), drains (a drain, not a bare
@@ -1806,8 +1828,8 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	/* docs/v3-status.md item 17 */
 	&mu_free_run_held, &mu_free_run_claimed, &mu_free_run_reuse,
 	&mu_free_run_reuse_cache, &mu_stale_look, &mu_stale_look_word,
-	&mu_snapshot_aba, &mu_snapshot_aba_below, &mu_adopt_stale,
-	&mu_adopt_stale_below, &mu_below_fail2,
+	&mu_snapshot_aba, &mu_snapshot_aba_below, &mu_refill_aba,
+	&mu_adopt_stale, &mu_adopt_stale_below, &mu_below_fail2,
 	/* item 19 */
 	&mu_hint_stale,
 	/* item 16: buddy.units_enomem_line's history over two lines */

@@ -712,7 +712,8 @@ static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
  * The refill (v3-status items 28, 33): bl_alloc_slow() served x from our
  * reservation res with the cache of order k empty: up to half the slots
  * less one more blocks of order k from res's word, by bu_alloc() on a copy
- * and one CAS (none if it fails: another CAS won), inside a section (the
+ * and one CAS of the word with the mask (buddy_cache_refill_cas(); none
+ * if it fails: another CAS won), inside a section (the
  * blocks move from the word, where a failing pass finds them, to the
  * cache). After the CAS their cached bits are set ("all-set": every
  * cached block has its bit, so a late second free of one is refused),

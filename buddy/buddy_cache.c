@@ -712,7 +712,8 @@ static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
  * The refill (v3-status items 28, 33): bl_alloc_slow() served x from our
  * reservation res with the cache of order k empty: up to half the slots
  * less one more blocks of order k from res's word, by bu_alloc() on a copy
- * and one CAS (none if it fails: another CAS won), inside a section (the
+ * and one CAS of the word with the mask (buddy_cache_refill_cas(); none
+ * if it fails: another CAS won), inside a section (the
  * blocks move from the word, where a failing pass finds them, to the
  * cache). After the CAS their cached bits are set ("all-set": every
  * cached block has its bit, so a late second free of one is refused),
@@ -721,6 +722,38 @@ static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
  * (buddy_cache_refilled()): refused too (v3-status item 46, step by
  * step).
  */
+/*
+ * The refill's CAS of the word a from w to v, with the mask beside it
+ * (a + 1, buddy_lower.h) compared in the same 16-byte compare-exchange
+ * and written back unchanged (bu_cas_word_m(); lf_cas2_u64()): m, the
+ * mask as our marks' fetch_or left it, first; *mseen the mask at the
+ * successful CAS's instant. A CAS of the word alone succeeded under the
+ * word's ABA (an allocation took frames of our blocks after our marks and
+ * before our CAS, its lazy clear took the marks inside them, and a free
+ * and a drain took the word back to w): the blocks were ours with neither
+ * mark nor bit on a head until our bits' fetch_or, and a late second free
+ * between was accepted (docs/v3-status.md item 54). So false if the word
+ * changed (another CAS won) or a mark of marks went (the same ABA); a
+ * change of other bits of the mask only (a free or a pop of another block
+ * of the unit) is retried with the mask the failed CAS read.
+ */
+static inline bool buddy_cache_refill_cas(lf_atomic_u64 *a, uint64_t w,
+					  uint64_t v, uint64_t m,
+					  uint64_t marks, uint64_t *mseen)
+{
+	uint64_t e[2] = { w, m };
+	for (;;) {
+		const uint64_t d[2] = { v, e[1] };
+		/* Seq_cst: an allocation, as bu_cas(). */
+		if (lf_cas2_u64(a, e, d, LF_SEQ_CST)) {
+			*mseen = d[1];
+			return true;
+		}
+		if (e[0] != w || (e[1] & marks) != marks)
+			return false;
+	}
+}
+
 static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 						    unsigned k, uint32_t x)
 {
@@ -770,16 +803,16 @@ static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 	 */
 	uint64_t seen = lf_fetch_or_u64(&l->mask[BU_W(u)], BL_MASK_MARKS(heads),
 					LF_ACQ_REL);
-	/* Seq_cst: an allocation, as bu_cas(). */
-	if (lf_cas_u64(a, &w, v, LF_SEQ_CST)) {
+	if (buddy_cache_refill_cas(a, w, v, seen | BL_MASK_MARKS(heads),
+				   BL_MASK_MARKS(heads), &seen)) {
 		/*
 		 * Acq_rel: as a free's fetch_or (buddy_cache_free_small()):
 		 * a free that reads our bits refuses (a second free of a
 		 * cached block); the release half orders our CAS before them.
 		 */
 		/*
-		 * Stale tails: those seen by our fetch_or, after our load of
-		 * the word our one CAS compared against (bl_mask_clear()).
+		 * Stale tails: those of the mask at our CAS's instant
+		 * (bl_mask_clear()).
 		 */
 		bl_mask_clear(l->mask, u, frames & ~heads, seen);
 		(void)lf_fetch_or_u64(&l->mask[BU_W(u)], heads, LF_ACQ_REL);

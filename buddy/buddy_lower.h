@@ -268,9 +268,9 @@ static inline uint32_t bl_mask_bits(uint32_t x, unsigned k)
 /*
  * After an allocation's CAS took the frames m of unit u from its word,
  * before the block is handed out or cached: the stale bits there cleared,
- * those of seen only, the mask as loaded after the read of the word the
- * CAS compared against (bu_cas_alloc_m(), bu_cas_m()): every bit set on
- * those frames before that read (a drain's, a hold's left by a free into
+ * those of seen only, the mask at the CAS's instant (compared with the
+ * word: bu_cas_word_m(), buddy_cache_refill_cas()): every bit set on
+ * those frames before the CAS (a drain's, a hold's left by a free into
  * the word or a free_run), none set after the CAS (a late free of the
  * block: its bit stays). A write only if one is set. Release: a free
  * whose fetch_or (acq_rel) reads the cleared mask reads, at its second

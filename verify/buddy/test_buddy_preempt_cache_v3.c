@@ -45,6 +45,13 @@
  * (docs/v3-status.md items 46 and 47): no clear takes a bit set since the
  * allocation's CAS, and no release takes a bit after its free's CAS.
  *
+ * refill-aba (docs/v3-status.md item 54): two preemptions, every pair of
+ * steps. CPU 0 allocates order o (0-3), its refill taking blocks of o
+ * above its own; before its n1-th step CPU 1 takes the block of order o +
+ * 1 over two of them by alloc_at, frees it and drains (the word back to
+ * its value); before its n2-th step after that CPU 2 frees the upper of
+ * the two, which nobody holds: EDOUBLE.
+ *
  * stale-look (docs/v3-status.md item 51): two preemptions, every pair of
  * steps. CPU 0 frees a block B that CPU 1 holds (a racing second free);
  * before its n1-th step CPU 1 frees B, drains, takes and frees B's frames
@@ -843,6 +850,113 @@ static const struct aba aba_cases[] = {
 	  true, true },
 };
 
+/*
+ * refill-aba (docs/v3-status.md item 54; docs/design.md 2.7, "Bits and
+ * the lazy clear"): CPU 0 allocates order o (0-3) in a fresh zone: unit 0
+ * comes down as its reservation, [0, 2^o) its block, and its refill takes
+ * blocks of order o above it (marks on their heads, then one CAS against
+ * the word it loaded). Before its n1-th step CPU 1 takes P = [2^(o+1),
+ * 2^(o+2)) by alloc_at (order o + 1: the refill's block T = [3 * 2^o,
+ * 2^(o+2)) inside it, T's head not P's), frees P into its cache and
+ * drains it (the word back to its value); before its n2-th step after
+ * that CPU 2 frees T, which nobody holds: EDOUBLE unless CPU 0's
+ * allocation took T itself. With the refill's CAS on the word alone, P's
+ * lazy clear took T's mark, the CAS succeeded after the drain, and a free
+ * of T between it and the cached bits found neither.
+ */
+static unsigned long ra_n2;
+static int ra_rc2;
+static bool ra_ran2, ra_fired2, ra_skip;
+
+static void ra_op2_body(void *arg)
+{
+	(void)arg;
+	ra_rc2 = buddy_free(c[2], S.blk2, S.o);
+}
+
+/* The second preemption (abandoned if it would wait: run after). */
+static void ra_op2(void *arg)
+{
+	(void)arg;
+	ra_fired2 = true;
+	ra_ran2 = !cache_in_use() && preempt_nested_try(ra_op2_body, NULL);
+}
+
+static void ra_op1_body(void *arg)
+{
+	(void)arg;
+	if (buddy_alloc_at(c[1], S.blk, S.o + 1) == BUDDY_OK) {
+		CHECK_EQ(buddy_free(c[1], S.blk, S.o + 1), BUDDY_OK);
+		buddy_cpu_drain(c[1]);
+	}
+}
+
+/* The first preemption: CPU 1's part, then the second one armed. */
+static void ra_op1(void *arg)
+{
+	(void)arg;
+	if (cache_in_use() || !preempt_nested_try(ra_op1_body, NULL)) {
+		ra_skip = true; /* not this step */
+		return;
+	}
+	preempt_arm(ra_n2, ra_op2, NULL);
+}
+
+/* Every pair (n1, n2) of CPU 0's allocation; false if one broke T. */
+static bool run_refill_aba(unsigned o)
+{
+	unsigned long bad = 0;
+	for (unsigned long n1 = 1;; n1++) {
+		bool more = false;
+		for (ra_n2 = 1;; ra_n2++) {
+			if (verbose)
+				fprintf(stderr,
+					"refill-aba order %u steps "
+					"%lu %lu\n",
+					o, n1, ra_n2);
+			setup();
+			S.o = o;
+			S.blk = ad(2u << o);
+			S.blk2 = ad(3u << o);
+			ra_rc2 = 99;
+			ra_ran2 = ra_fired2 = ra_skip = false;
+			preempt_arm(n1, ra_op1, NULL);
+			uint64_t got = 0;
+			int rc = buddy_alloc(c[0], o, &got);
+			bool fired = preempt_disarm();
+			more = fired;
+			if (!fired || ra_skip)
+				break; /* past the victim's end, or skipped */
+			bool second = ra_ran2;
+			if (!second)
+				ra_op2_body(NULL); /* after the victim */
+			CHECK_FATAL(rc == BUDDY_OK);
+			if (got != S.blk2 || ra_rc2 != BUDDY_OK)
+				hold(got, o);
+			bool good = ra_rc2 == BUDDY_EDOUBLE ||
+				    (got == S.blk2 && ra_rc2 == BUDDY_OK);
+			CHECK(good);
+			if (!good && bad++ < 3)
+				fprintf(stderr,
+					"refill-aba order %u: steps %lu, "
+					"%lu%s: CPU 0 got %llu, CPU 2's free "
+					"of %llu: %d, not EDOUBLE\n",
+					o, n1, ra_n2, second ? "" : " (after)",
+					(unsigned long long)fr(got),
+					(unsigned long long)fr(S.blk2), ra_rc2);
+			/* A broken zone is set up again, not drained. */
+			if (good)
+				CHECK(whole());
+			steps_total++;
+			if (!ra_fired2)
+				break; /* n2 past the victim's end */
+		}
+		if (!more)
+			break;
+	}
+	return bad == 0;
+}
+
 static const struct pcase enomem_cases[] = {
 	{ "enomem (vs the cache's drain)", su_full, v_alloc0_full, op_drain1,
 	  ok_success },
@@ -894,6 +1008,15 @@ int main(int argc, char **argv)
 		for (unsigned o = 0; o < (aba_cases[i].core ? 5u : 4u); o++)
 			good &= run_aba(&aba_cases[i], o);
 		printf("%s: %s\n", aba_cases[i].name, good ? "ok" : "FAILED");
+	}
+	if (!only || strncmp("refill-aba", only, strlen(only)) == 0) {
+		bool good = true;
+		/* Order 4's P would be a unit: orders 0-3. */
+		for (unsigned o = 0; o < 4; o++)
+			good &= run_refill_aba(o);
+		printf("refill-aba (a refill's CAS vs its frames taken, freed "
+		       "and drained): %s\n",
+		       good ? "ok" : "FAILED");
 	}
 	printf("%lu steps, %lu nested ops abandoned, %lu skipped (a cache in "
 	       "use), each run after the victim\n",

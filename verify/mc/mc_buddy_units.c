@@ -1380,6 +1380,41 @@ MU_TEST(mu_snapshot_aba_below, "buddy.units_snapshot_aba_below",
 	.below_limit = 32, .at2_frame = 1, .at2_order = 0, .nocache = true)
 
 /*
+ * The refill's CAS against the word's ABA (docs/v3-status.md item 54).
+ * In setup thread 1 allocates order 3 (unit 0 comes down as its
+ * reservation, frames 0-7 its block, its refill caches 8-15, 16-23 and
+ * 24-31) and drains (the three blocks freed into the word, their bits and
+ * marks stale; the unit, not empty, released). Thread 1 allocates order 3
+ * again: its slow path takes unit 0 back (8-15) and its refill takes
+ * 16-23 and 24-31 into its cache (marks on heads 16 and 24 by a
+ * fetch_or, then one CAS against the word it loaded). Thread 0 takes
+ * frames 16-31 by alloc_at (order 4: head 24 of the refill inside it; its
+ * lazy clear takes the marks and bits it sees there), frees the block
+ * into the word (its cache off: the word back to the value the refill
+ * loaded, its hold on frame 16 stale), then frees frames 24-31 (order 3),
+ * which nobody holds: EDOUBLE at every interleaving (free in the word, or
+ * in thread 1's cache with its mark or bit). With the refill's CAS on the
+ * word alone, the CAS succeeded after the mark of 24 had gone, and a free
+ * between it and the cached bits' fetch_or found neither: a second free
+ * accepted, the block in two caches. The CAS compares the mask with the
+ * word now. Mutant buddy-v3-refill-cas-word-only.
+ */
+MU_TEST(mu_refill_aba, "buddy.units_refill_aba",
+	"a refill's CAS vs alloc_at and free of its blocks' frames", 2, 3, 3,
+	20000, .script = { "Alx", "3" }, .setup = "3k", .at2_frame = 16,
+	.at2_order = 4, .x_frame = 24, .x_order = 3, .x_refused = true,
+	.nocache0 = true)
+
+/*
+ * The same with thread 0's cache on: its free of 16-31 goes into its
+ * cache and its drain frees it into the word (the bit of frame 16 stale).
+ */
+MU_TEST(mu_refill_aba_drain, "buddy.units_refill_aba_drain",
+	"a refill's CAS vs alloc_at, cached free and drain of its frames", 2, 3,
+	3, 20000, .script = { "Alkx", "3" }, .setup = "3k", .at2_frame = 16,
+	.at2_order = 4, .x_frame = 24, .x_order = 3, .x_refused = true)
+
+/*
  * A stale partial entry's popper against bl_adopt() (the listing race of
  * docs/design.md 2.7, "Listing", for a unit coming down): in setup thread
  * 1 takes unit 0 down (frame 0, reserved), drains (a drain, not a bare
@@ -1806,8 +1841,9 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	/* docs/v3-status.md item 17 */
 	&mu_free_run_held, &mu_free_run_claimed, &mu_free_run_reuse,
 	&mu_free_run_reuse_cache, &mu_stale_look, &mu_stale_look_word,
-	&mu_snapshot_aba, &mu_snapshot_aba_below, &mu_adopt_stale,
-	&mu_adopt_stale_below, &mu_below_fail2,
+	&mu_snapshot_aba, &mu_snapshot_aba_below, &mu_refill_aba,
+	&mu_refill_aba_drain, &mu_adopt_stale, &mu_adopt_stale_below,
+	&mu_below_fail2,
 	/* item 19 */
 	&mu_hint_stale,
 	/* item 16: buddy.units_enomem_line's history over two lines */

@@ -143,8 +143,8 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 	lf_init_u32(&c->own, 0);
 	for (unsigned o = 0; o < BUDDY_CC_ORDERS; o++) {
 		lf_init_u32(&c->count[o], 0);
-		for (unsigned i = 0; i < BUDDY_CC_SLOTS; i++)
-			c->slot[o][i] = LF_STACK_NIL;
+		for (unsigned i = 0; i < BUDDY_CC_CAP(o); i++)
+			buddy_slots(c, o)[i] = LF_STACK_NIL;
 	}
 	c->asym = z->asym;
 #endif

@@ -57,6 +57,16 @@
 #define BUDDY_REFILL_LOW (BUDDY_CACHE_BATCH / 2)
 _Static_assert(BUDDY_CACHE_BATCH <= BUDDY_CACHE_SLOTS / 2,
 	       "an overflow drain leaves room");
+#if BUDDY_CORE_SHIFT > 0
+_Static_assert(BUDDY_CC_BATCH <= BUDDY_CC_SLOTS &&
+		       BUDDY_CC_REFILL < BUDDY_CC_SLOTS &&
+		       BUDDY_CC_REFILL0 < BUDDY_CC_SLOTS0 &&
+		       BUDDY_CC_REFILL <= BUDDY_CC_REFILL0 &&
+		       BUDDY_CC_SLOTS <= BUDDY_CC_SLOTS0 &&
+		       BUDDY_CC_REFILL0 < BU_FRAMES,
+	       "an overflow drain takes a batch of any order, and a refill "
+	       "fits the slots of an order that was empty");
+#endif
 _Static_assert(BUDDY_CARVE_ORDERS <= BUDDY_LINE_ORDER &&
 		       BUDDY_CARVE_MAX + BUDDY_REFILL_LOW <= BUDDY_CACHE_SLOTS,
 	       "a refill fits the slots of an order that was empty");
@@ -142,14 +152,14 @@ static inline uint32_t buddy_slot_pop(struct buddy_cpu *c, unsigned o)
 	if (n == 0)
 		return LF_STACK_NIL;
 	lf_store_u32(&c->count[o], n - 1, LF_RELAXED);
-	return c->slot[o][n - 1];
+	return buddy_slots(c, o)[n - 1];
 }
 
 static inline void buddy_slot_push(struct buddy_cpu *c, unsigned o, uint32_t x)
 {
 	uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
-	LF_ASSERT(n < BUDDY_CC_SLOTS);
-	c->slot[o][n] = x;
+	LF_ASSERT(n < BUDDY_CC_CAP(o));
+	buddy_slots(c, o)[n] = x;
 	lf_store_u32(&c->count[o], n + 1, LF_RELAXED);
 }
 
@@ -165,11 +175,11 @@ static uint32_t buddy_slot_take_oldest(struct buddy_cpu *c, unsigned o,
 				       uint32_t m, uint32_t *out)
 {
 	uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
-	uint32_t t = n < m ? n : m;
+	uint32_t t = n < m ? n : m, *s = buddy_slots(c, o);
 	for (uint32_t i = 0; i < t; i++)
-		out[i] = c->slot[o][i];
+		out[i] = s[i];
 	for (uint32_t i = t; i < n; i++)
-		c->slot[o][i - t] = c->slot[o][i];
+		s[i - t] = s[i];
 	/* Release: as buddy_slot_take()'s. */
 	lf_store_u32(&c->count[o], n - t, LF_RELEASE);
 	return t;
@@ -188,9 +198,9 @@ static uint32_t buddy_slot_take(struct buddy_cpu *c, unsigned o, uint32_t m,
 				uint32_t *out)
 {
 	uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
-	uint32_t t = n < m ? n : m;
+	uint32_t t = n < m ? n : m, *s = buddy_slots(c, o);
 	for (uint32_t i = 0; i < t; i++)
-		out[i] = c->slot[o][n - 1 - i];
+		out[i] = s[n - 1 - i];
 	lf_store_u32(&c->count[o], n - t, LF_RELEASE);
 	return t;
 }
@@ -243,6 +253,18 @@ static void buddy_cache_release(struct buddy_cpu *c, uint32_t *xs, uint32_t n,
 				unsigned o)
 {
 	struct bl_ctx *l = buddy_lower_ctx(c);
+	/*
+	 * A whole order drained comes newest first (buddy_slot_take()): a
+	 * batch freed in address order arrives descending, the insertion
+	 * sort's worst case (64 blocks of order 0 since item 53): reversed
+	 * first.
+	 */
+	if (n > 1 && xs[0] > xs[n - 1])
+		for (uint32_t i = 0, j = n - 1; i < j; i++, j--) {
+			uint32_t t = xs[i];
+			xs[i] = xs[j];
+			xs[j] = t;
+		}
 	for (uint32_t i = 1; i < n; i++) {
 		uint32_t v = xs[i], j = i;
 		for (; j > 0 && xs[j - 1] > v; j--)
@@ -278,18 +300,19 @@ static void buddy_cache_release(struct buddy_cpu *c, uint32_t *xs, uint32_t n,
 
 bool buddy_cache_drain_cpu(struct buddy_cpu *c, struct buddy_cpu *victim)
 {
-	uint32_t xs[BUDDY_CC_ORDERS][BUDDY_CC_SLOTS];
+	uint32_t xs[BUDDY_CC_TOTAL];
 	uint32_t n[BUDDY_CC_ORDERS];
 	bool any = false;
 	buddy_busy(c, 1); /* the taken blocks are in our hands */
 	buddy_seize(c, victim);
 	for (unsigned o = 0; o < BUDDY_CC_ORDERS; o++) {
-		n[o] = buddy_slot_take(victim, o, BUDDY_CC_SLOTS, xs[o]);
+		n[o] = buddy_slot_take(victim, o, BUDDY_CC_CAP(o),
+				       &xs[BUDDY_CC_BASE(o)]);
 		any |= n[o] != 0;
 	}
 	buddy_cache_unlock(victim);
 	for (unsigned o = 0; o < BUDDY_CC_ORDERS; o++)
-		buddy_cache_release(c, xs[o], n[o], o);
+		buddy_cache_release(c, &xs[BUDDY_CC_BASE(o)], n[o], o);
 	buddy_busy(c, -1);
 	buddy_ctr_add(c, BC_DRAINS, 1);
 	return any;
@@ -614,11 +637,11 @@ static inline void buddy_cache_push(struct buddy_cpu *c, uint32_t x, unsigned o)
 	bool fast = buddy_own_enter(c);
 	/* Relaxed: inside our section. */
 	uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
-	if (LF_UNLIKELY(n >= BUDDY_CC_SLOTS)) {
+	if (LF_UNLIKELY(n >= BUDDY_CC_CAP(o))) {
 		buddy_cache_push_full(c, x, o, fast);
 		return;
 	}
-	c->slot[o][n] = x;
+	buddy_slots(c, o)[n] = x;
 	/* Relaxed: as buddy_slot_push(). */
 	lf_store_u32(&c->count[o], n + 1, LF_RELAXED);
 	buddy_own_exit(c, fast);
@@ -766,7 +789,7 @@ static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 	lf_atomic_u64 *a = &l->word[BU_W(u)];
 	/* Acquire: pairs with the CAS that wrote the word (bu_cas()). */
 	uint64_t w = lf_load_u64(a, LF_ACQUIRE), v = w;
-	uint32_t put[BUDDY_CC_SLOTS / 2], n = 0, heads = 0, frames = 0;
+	uint32_t put[BUDDY_CC_REFILL0], n = 0, heads = 0, frames = 0;
 	unsigned off;
 	if (!bu_reserved(w))
 		return;
@@ -775,13 +798,12 @@ static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 	 * reservations): the whole batch in one step, the blocks the picks
 	 * below would give (bu_alloc_run0(); v3-status item 49).
 	 */
-	if (k == 0 &&
-	    (n = bu_alloc_run0(w, BUDDY_CC_SLOTS / 2 - 1, &v, &off)) != 0) {
+	if (k == 0 && (n = bu_alloc_run0(w, BUDDY_CC_REFILL0, &v, &off)) != 0) {
 		heads = frames = (uint32_t)(bu_bits(n) << off);
 		for (uint32_t i = 0; i < n; i++)
 			put[i] = u * BU_FRAMES + off + i;
 	}
-	while (n < BUDDY_CC_SLOTS / 2 - 1 &&
+	while (n < (k == 0 ? BUDDY_CC_REFILL0 : BUDDY_CC_REFILL) &&
 	       bu_alloc(v, k, BU_FRAMES, &v, &off) == BUDDY_OK) {
 		put[n++] = u * BU_FRAMES + off;
 		heads |= 1u << off;
@@ -1141,9 +1163,9 @@ static BUDDY_INLINE int buddy_cache_free_small_cache(struct buddy_cpu *c,
 	bool fast = buddy_own_enter(c);
 	/* Relaxed: inside our section. */
 	uint32_t n = lf_load_u32(&c->count[k], LF_RELAXED);
-	if (LF_UNLIKELY(n >= BUDDY_CC_SLOTS))
+	if (LF_UNLIKELY(n >= BUDDY_CC_CAP(k)))
 		return buddy_cache_free_small_full(c, x, k, fast);
-	c->slot[k][n] = x;
+	buddy_slots(c, k)[n] = x;
 	/* Relaxed: as buddy_slot_push(). */
 	lf_store_u32(&c->count[k], n + 1, LF_RELAXED);
 	buddy_own_exit(c, fast);

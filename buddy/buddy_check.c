@@ -151,10 +151,10 @@ static int buddy_ck_caches(struct buddy_ck *k)
 		struct buddy_cpu *c = &z->cpus[i];
 		for (unsigned o = 0; o < BUDDY_CC_ORDERS; o++) {
 			uint32_t n = lf_load_u32(&c->count[o], LF_RELAXED);
-			if (n > BUDDY_CC_SLOTS)
+			if (n > BUDDY_CC_CAP(o))
 				return buddy_ck_fail(k, i, 5);
 			for (uint32_t j = 0; j < n; j++) {
-				uint32_t x = c->slot[o][j];
+				uint32_t x = buddy_slots(c, o)[j];
 				if (x >= z->nidx)
 					return buddy_ck_fail(k, x, 5);
 #if BUDDY_CORE_SHIFT == 0
@@ -192,7 +192,7 @@ static int buddy_ck_caches(struct buddy_ck *k)
 			for (uint32_t j = 0;
 			     j < lf_load_u32(&z->cpus[i].count[o], LF_RELAXED);
 			     j++) {
-				uint32_t x = z->cpus[i].slot[o][j];
+				uint32_t x = buddy_slots(&z->cpus[i], o)[j];
 				lf_store_u64(
 					&z->lower.mask[BU_W(x / BU_FRAMES)],
 					lf_load_u64(&z->lower.mask[BU_W(

@@ -180,10 +180,27 @@ struct buddy_chain {
 #define BUDDY_CC_ORDERS BUDDY_CACHE_ORDERS
 #define BUDDY_CC_SLOTS BUDDY_CACHE_SLOTS
 #define BUDDY_CC_BATCH BUDDY_CACHE_BATCH
+#define BUDDY_CC_CAP(o) BUDDY_CC_SLOTS
+#define BUDDY_CC_BASE(o) ((o)*BUDDY_CC_SLOTS)
+#define BUDDY_CC_TOTAL (BUDDY_CC_ORDERS * BUDDY_CC_SLOTS)
 #else
 #define BUDDY_CC_ORDERS 5 /* orders 0-4: every order below a unit */
-#define BUDDY_CC_SLOTS 16 /* v3-status item 28's N */
-#define BUDDY_CC_BATCH 8  /* a full order drains its oldest half */
+/*
+ * Slots of order 0 and of each order 1-4 (v3-status item 28's N = 16;
+ * order 0 64 since item 53, as version 2's: a batch of 64 order-0 blocks
+ * freed and taken again stays in the cache, no refill and no drain).
+ */
+#define BUDDY_CC_SLOTS0 64
+#define BUDDY_CC_SLOTS 16
+#define BUDDY_CC_BATCH 8 /* a full order drains its oldest 8 */
+/* A refill's blocks, the one handed out aside: order 0's and the others'. */
+#define BUDDY_CC_REFILL0 31
+#define BUDDY_CC_REFILL 7
+#define BUDDY_CC_CAP(o) ((o) == 0 ? BUDDY_CC_SLOTS0 : BUDDY_CC_SLOTS)
+#define BUDDY_CC_BASE(o)                                                       \
+	((o) == 0 ? 0u : BUDDY_CC_SLOTS0 + ((o)-1u) * BUDDY_CC_SLOTS)
+#define BUDDY_CC_TOTAL                                                         \
+	(BUDDY_CC_SLOTS0 + (BUDDY_CC_ORDERS - 1) * BUDDY_CC_SLOTS)
 #endif
 
 struct buddy_cpu {
@@ -269,14 +286,32 @@ struct buddy_cpu {
 #if BUDDY_HAS_CACHE
 	/* The cache lock, on a line of its own: drainers write it. */
 	struct lf_spin lock LF_CACHE_ALIGNED; /* (a) */
-	/*
-	 * (l) The cached blocks of each order: a LIFO of frame indices.
-	 * Plain memory: the cache's exclusion orders every access (so that
-	 * ThreadSanitizer reports a broken exclusion as a race on it).
-	 */
+					      /*
+					       * (l) The cached blocks of each order: a LIFO of frame indices, order
+					       * o's BUDDY_CC_CAP(o) slots from slot[BUDDY_CC_BASE(o)] on
+					       * (buddy_slots()). Plain memory: the cache's exclusion orders every
+					       * access (so that ThreadSanitizer reports a broken exclusion as a race
+					       * on it).
+					       */
+#if BUDDY_CORE_SHIFT == 0
 	uint32_t slot[BUDDY_CC_ORDERS][BUDDY_CC_SLOTS] LF_CACHE_ALIGNED;
+#else
+	uint32_t slot[BUDDY_CC_TOTAL] LF_CACHE_ALIGNED;
+#endif
 #endif
 } LF_CACHE_ALIGNED;
+
+#if BUDDY_HAS_CACHE
+/* Order o's slots in c's cache (BUDDY_CC_CAP(o) of them). */
+static inline uint32_t *buddy_slots(struct buddy_cpu *c, unsigned o)
+{
+#if BUDDY_CORE_SHIFT == 0
+	return c->slot[o];
+#else
+	return &c->slot[BUDDY_CC_BASE(o)];
+#endif
+}
+#endif
 
 struct buddy_zone {
 	struct buddy_stack_line stacks[BUDDY_ORDERS]; /* (a) */

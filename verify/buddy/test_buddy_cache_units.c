@@ -27,6 +27,9 @@
  *   EBUSY.
  * - Conservation (free + cached + held = total), buddy_zone_check with
  *   blocks in caches, and the zone whole and coalesced once drained.
+ * - Each order's slots are its own (64 of order 0, 16 of each order 1-4):
+ *   orders 0-2 full at once, every block cached and popped back as freed,
+ *   an overflow of order 0 draining its oldest 8 alone.
  * - Threads: owners allocating and freeing orders 0-4 through their caches
  *   while another thread drains every CPU's cache (buddy_zone_drain_all(),
  *   the remote drain of a failing allocation): version 2's owner/drainer
@@ -189,16 +192,16 @@ static void test_refill(void)
 		uint64_t a = get(&e, 0, k);
 		uint32_t r = cached(&e, 0, k);
 		CHECK(r > 0 || k == BUDDY_CORE_SHIFT - 1);
-		CHECK(r <= BUDDY_CC_SLOTS / 2 - 1);
+		CHECK(r <= (k == 0 ? BUDDY_CC_REFILL0 : BUDDY_CC_REFILL));
 		env_check(&e);
 		/* Late second frees of the refilled blocks' previous lives. */
 		for (unsigned j = 0; j < r; j++) {
-			uint32_t x = e.c[0]->slot[k][j];
+			uint32_t x = buddy_slots(e.c[0], k)[j];
 			refused(&e, 1, (uint64_t)x * FS, k);
 			refused(&e, 0, (uint64_t)x * FS, k);
 		}
 		/* Popped by CPU 0, freed by it and by CPU 1 once each. */
-		uint64_t ys[BUDDY_CC_SLOTS];
+		uint64_t ys[BUDDY_CC_REFILL0];
 		for (unsigned j = 0; j < r; j++)
 			ys[j] = get(&e, 0, k);
 		CHECK_EQ(cached(&e, 0, k), 0);
@@ -475,6 +478,67 @@ static void test_threads(void)
 	env_done(&e);
 }
 
+/*
+ * The slots of each order are its own (v3-status item 53: 64 of order 0,
+ * 16 of each order 1-4, one array): order 0 full to its 64 and orders 1
+ * and 2 to their 16 at once, every cached block checked (buddy_zone_check:
+ * an allocated head of its order with its bit set, once), the 65th order-0
+ * free draining the oldest 8 alone, and every block popped again the one
+ * freed, newest first.
+ */
+static void test_order_slots(void)
+{
+	struct env e;
+	env_init(&e);
+	enum { N0 = BUDDY_CC_SLOTS0 + 1, N1 = BUDDY_CC_SLOTS };
+	uint64_t b0[N0], b1[N1], b2[N1];
+	for (unsigned i = 0; i < N0; i++)
+		b0[i] = get(&e, 0, 0);
+	for (unsigned i = 0; i < N1; i++) {
+		b1[i] = get(&e, 0, 1);
+		b2[i] = get(&e, 0, 2);
+	}
+	buddy_cpu_drain(e.c[0]); /* the refills' blocks out of the caches */
+	for (unsigned k = 0; k < BUDDY_CC_ORDERS; k++)
+		CHECK_EQ(cached(&e, 0, k), 0);
+	for (unsigned i = 0; i < N1; i++)
+		put(&e, 0, b1[i], 1);
+	for (unsigned i = 0; i + 1 < N0; i++)
+		put(&e, 0, b0[i], 0);
+	for (unsigned i = 0; i < N1; i++)
+		put(&e, 0, b2[i], 2);
+	CHECK_EQ(cached(&e, 0, 0), BUDDY_CC_SLOTS0);
+	CHECK_EQ(cached(&e, 0, 1), BUDDY_CC_SLOTS);
+	CHECK_EQ(cached(&e, 0, 2), BUDDY_CC_SLOTS);
+	env_check(&e);
+	for (unsigned i = 0; i < BUDDY_CC_SLOTS0; i++)
+		CHECK_EQ(buddy_slots(e.c[0], 0)[i], (uint32_t)(b0[i] / FS));
+	for (unsigned i = 0; i < BUDDY_CC_SLOTS; i++) {
+		CHECK_EQ(buddy_slots(e.c[0], 1)[i], (uint32_t)(b1[i] / FS));
+		CHECK_EQ(buddy_slots(e.c[0], 2)[i], (uint32_t)(b2[i] / FS));
+	}
+	/* The 65th: the oldest BUDDY_CC_BATCH drained, the others kept. */
+	put(&e, 0, b0[N0 - 1], 0);
+	CHECK_EQ(cached(&e, 0, 0), BUDDY_CC_SLOTS0 - BUDDY_CC_BATCH + 1);
+	CHECK_EQ(cached(&e, 0, 1), BUDDY_CC_SLOTS);
+	env_check(&e);
+	for (unsigned i = N0; i-- > BUDDY_CC_BATCH;)
+		CHECK_EQ(get(&e, 0, 0), b0[i]);
+	for (unsigned i = N1; i-- > 0;) {
+		CHECK_EQ(get(&e, 0, 1), b1[i]);
+		CHECK_EQ(get(&e, 0, 2), b2[i]);
+	}
+	env_check(&e);
+	for (unsigned i = BUDDY_CC_BATCH; i < N0; i++)
+		put(&e, 1, b0[i], 0);
+	for (unsigned i = 0; i < N1; i++) {
+		put(&e, 1, b1[i], 1);
+		put(&e, 1, b2[i], 2);
+	}
+	env_check(&e);
+	env_done(&e);
+}
+
 int main(void)
 {
 	test_double_free();
@@ -482,6 +546,7 @@ int main(void)
 	test_stale_paths();
 	test_enomem_remote();
 	test_at_cached();
+	test_order_slots();
 	test_threads();
 	return check_exit("test_buddy_cache_units");
 }

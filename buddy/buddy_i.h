@@ -286,13 +286,14 @@ struct buddy_cpu {
 #if BUDDY_HAS_CACHE
 	/* The cache lock, on a line of its own: drainers write it. */
 	struct lf_spin lock LF_CACHE_ALIGNED; /* (a) */
-					      /*
-					       * (l) The cached blocks of each order: a LIFO of frame indices, order
-					       * o's BUDDY_CC_CAP(o) slots from slot[BUDDY_CC_BASE(o)] on
-					       * (buddy_slots()). Plain memory: the cache's exclusion orders every
-					       * access (so that ThreadSanitizer reports a broken exclusion as a race
-					       * on it).
-					       */
+
+	/*
+	 * (l) The cached blocks of each order: a LIFO of frame indices, order
+	 * o's BUDDY_CC_CAP(o) slots from slot[BUDDY_CC_BASE(o)] on
+	 * (buddy_slots()). Plain memory: the cache's exclusion orders every
+	 * access (so that ThreadSanitizer reports a broken exclusion as a race
+	 * on it).
+	 */
 #if BUDDY_CORE_SHIFT == 0
 	uint32_t slot[BUDDY_CC_ORDERS][BUDDY_CC_SLOTS] LF_CACHE_ALIGNED;
 #else

@@ -286,8 +286,12 @@ static void buddy_cache_release(struct buddy_cpu *c, uint32_t *xs, uint32_t n,
 				LF_ASSERT(rc == BUDDY_OK);
 				(void)rc;
 			}
-			/* Seq_cst: a free, as bu_cas(). */
-			if (lf_cas_u64(a, &w, v, LF_SEQ_CST))
+			/*
+			 * Seq_cst: a free, as bu_cas(); the mask's version
+			 * advanced in the same compare-exchange (BU_MASK_VER).
+			 */
+			if (bu_cas_word_mv(a, &w, v, &l->mask[BU_W(u)], NULL,
+					   BU_MASK_VER, LF_SEQ_CST))
 				break;
 		}
 		if (!bu_reserved(v))
@@ -733,50 +737,19 @@ static BUDDY_NOINLINE int buddy_alloc_cached(struct buddy_cpu *c,
  */
 /*
  * The refill (v3-status items 28, 33): bl_alloc_slow() served x from our
- * reservation res with the cache of order k empty: up to half the slots
- * less one more blocks of order k from res's word, by bu_alloc() on a copy
- * and one CAS of the word with the mask (buddy_cache_refill_cas(); none
- * if it fails: another CAS won), inside a section (the
- * blocks move from the word, where a failing pass finds them, to the
- * cache). After the CAS their cached bits are set ("all-set": every
- * cached block has its bit, so a late second free of one is refused),
- * then they are pushed. A late second free between the CAS and the
- * fetch_or finds the marks set before the CAS and waits for the refill
- * (buddy_cache_refilled()): refused too (v3-status item 46, step by
- * step).
+ * reservation res with the cache of order k empty: up to BUDDY_CC_REFILL0
+ * (order 0) or BUDDY_CC_REFILL blocks of order k from res's word, by
+ * bu_alloc() on a copy and one CAS (none if another CAS on the word won),
+ * inside a section (the blocks move from the word, where a failing pass
+ * finds them, to the cache). Their cached bits are set by the same CAS,
+ * one 16-byte compare-exchange of the word and the mask ("all-set": every
+ * cached block has its bit at every instant, so a late second free of one
+ * is refused; v3-status item 55: no marks, no window after the CAS), then
+ * they are pushed. The mask is compared, not only the word: a CAS of the
+ * word alone under the word's ABA would write a mask read before it
+ * (v3-status item 54's history), and a free's bit set meanwhile would be
+ * lost.
  */
-/*
- * The refill's CAS of the word a from w to v, with the mask beside it
- * (a + 1, buddy_lower.h) compared in the same 16-byte compare-exchange
- * and written back unchanged (bu_cas_word_m(); lf_cas2_u64()): m, the
- * mask as our marks' fetch_or left it, first; *mseen the mask at the
- * successful CAS's instant. A CAS of the word alone succeeded under the
- * word's ABA (an allocation took frames of our blocks after our marks and
- * before our CAS, its lazy clear took the marks inside them, and a free
- * and a drain took the word back to w): the blocks were ours with neither
- * mark nor bit on a head until our bits' fetch_or, and a late second free
- * between was accepted (docs/v3-status.md item 54). So false if the word
- * changed (another CAS won) or a mark of marks went (the same ABA); a
- * change of other bits of the mask only (a free or a pop of another block
- * of the unit) is retried with the mask the failed CAS read.
- */
-static inline bool buddy_cache_refill_cas(lf_atomic_u64 *a, uint64_t w,
-					  uint64_t v, uint64_t m,
-					  uint64_t marks, uint64_t *mseen)
-{
-	uint64_t e[2] = { w, m };
-	for (;;) {
-		const uint64_t d[2] = { v, e[1] };
-		/* Seq_cst: an allocation, as bu_cas(). */
-		if (lf_cas2_u64(a, e, d, LF_SEQ_CST)) {
-			*mseen = d[1];
-			return true;
-		}
-		if (e[0] != w || (e[1] & marks) != marks)
-			return false;
-	}
-}
-
 static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 						    unsigned k, uint32_t x)
 {
@@ -812,44 +785,32 @@ static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 	if (n == 0)
 		return;
 	buddy_busy(c, 1); /* the blocks are in our hands */
-	/*
-	 * In flight for unit u: a free that finds its block marked waits for
-	 * this to be 0 (buddy_cache_refilled()). Release: before our marks,
-	 * which it reads with acquire.
-	 */
-	lf_store_u32(&c->refilling, u + 1, LF_RELEASE);
-	/*
-	 * Acq_rel: the marks before the CAS; an alloc_at that reads our
-	 * CAS's word (acquire) then reads them or our bits, and a free that
-	 * reads a mark (its fetch_or) then reads refilling as set or 0.
-	 */
-	uint64_t seen = lf_fetch_or_u64(&l->mask[BU_W(u)], BL_MASK_MARKS(heads),
-					LF_ACQ_REL);
-	if (buddy_cache_refill_cas(a, w, v, seen | BL_MASK_MARKS(heads),
-				   BL_MASK_MARKS(heads), &seen)) {
+	/* Relaxed: compared by the CAS below with the word. */
+	uint64_t m = lf_load_u64(a + 1, LF_RELAXED);
+	for (;;) {
 		/*
-		 * Acq_rel: as a free's fetch_or (buddy_cache_free_small()):
-		 * a free that reads our bits refuses (a second free of a
-		 * cached block); the release half orders our CAS before them.
+		 * One compare-exchange of the word and the mask: the frames
+		 * taken, the bits of the mask on them at that instant (stale:
+		 * the frames were free) cleared and the heads' bits set, so
+		 * that no instant has a refilled block allocated without its
+		 * bit (no marks: v3-status item 55). Seq_cst: an allocation,
+		 * as bu_cas(); its release half orders the CAS before a free
+		 * that reads our bits (refused: a late second free).
 		 */
-		/*
-		 * Stale tails: those of the mask at our CAS's instant
-		 * (bl_mask_clear()).
-		 */
-		bl_mask_clear(l->mask, u, frames & ~heads, seen);
-		(void)lf_fetch_or_u64(&l->mask[BU_W(u)], heads, LF_ACQ_REL);
-		bool fast = buddy_own_enter(c);
-		for (uint32_t i = n; i-- > 0;)
-			buddy_slot_push(c, k, put[i]);
-		buddy_own_exit(c, fast);
-		buddy_ctr_add(c, BC_REFILLS, 1);
-	} else {
-		/* Release: the marks taken back (nothing taken). */
-		(void)lf_fetch_and_u64(&l->mask[BU_W(u)], ~BL_MASK_MARKS(heads),
-				       LF_RELEASE);
+		uint64_t e[2] = { w, m };
+		uint64_t d[2] = { v, (m & ~(uint64_t)frames) | heads };
+		if (lf_cas2_u64(a, e, d, LF_SEQ_CST)) {
+			bool fast = buddy_own_enter(c);
+			for (uint32_t i = n; i-- > 0;)
+				buddy_slot_push(c, k, put[i]);
+			buddy_own_exit(c, fast);
+			buddy_ctr_add(c, BC_REFILLS, 1);
+			break;
+		}
+		if (e[0] != w)
+			break; /* another CAS on the word won: nothing taken */
+		m = e[1];      /* the mask changed: again */
 	}
-	/* Release: after the marks are final (kept on success). */
-	lf_store_u32(&c->refilling, 0, LF_RELEASE);
 	buddy_busy(c, -1);
 }
 
@@ -875,9 +836,7 @@ static inline uint32_t buddy_cache_pop_small(struct buddy_cpu *c, unsigned k)
 	if (x != LF_STACK_NIL)
 		(void)lf_fetch_and_u64(
 			&buddy_lower_ctx(c)->mask[BU_W(x / BU_FRAMES)],
-			~((1ull << (x % BU_FRAMES)) |
-			  BL_MASK_MARKS(1u << (x % BU_FRAMES))),
-			LF_RELEASE);
+			~(1ull << (x % BU_FRAMES)), LF_RELEASE);
 	return x;
 }
 
@@ -1120,24 +1079,6 @@ static BUDDY_NOINLINE int buddy_free_small_word(struct buddy_cpu *c,
 						uint32_t x, unsigned order);
 
 /*
- * A free's fetch_or found a refill's mark on its block's head i of unit
- * u: wait until no context refills u (a few of its steps), then is the
- * mark still there (the refill's CAS took the block: a late second free,
- * refused; the cached bit is the refill's now)? Acquire: pairs with the
- * refill's release stores of refilling and of the taken-back marks.
- */
-static BUDDY_NOINLINE bool buddy_cache_refilled(struct buddy_cpu *c, uint32_t u,
-						unsigned i)
-{
-	struct buddy_zone *z = c->zone;
-	for (uint32_t j = 0; j < z->ncpus; j++)
-		while (lf_load_u32(&z->cpus[j].refilling, LF_ACQUIRE) == u + 1)
-			lf_platform_pause();
-	return (lf_load_u64(&buddy_lower_ctx(c)->mask[BU_W(u)], LF_ACQUIRE) &
-		BL_MASK_MARKS(1u << i)) != 0;
-}
-
-/*
  * buddy_cache_free_small()'s push into a full order: buddy_cache_push()'s
  * overflow (inside the owner's section, fast as buddy_own_enter() said),
  * then the free's section left and the free counted.
@@ -1175,29 +1116,6 @@ static BUDDY_INLINE int buddy_cache_free_small_cache(struct buddy_cpu *c,
 }
 
 /*
- * buddy_cache_free_small()'s look found m: the block's bit set, or a
- * refill's mark on it (its bit clear). Set: refused. Marked: the refill's
- * CAS took the block (refused once the mark outlived the refill), or it
- * failed and took the mark back: the word and the mask looked at again
- * (*wp, *mp) and false, so that the caller's CAS tries again.
- */
-static BUDDY_NOINLINE bool buddy_cache_free_small_marked(struct buddy_cpu *c,
-							 uint32_t x,
-							 uint64_t *wp,
-							 uint64_t *mp)
-{
-	struct bl_ctx *l = buddy_lower_ctx(c);
-	uint32_t u = x / BU_FRAMES, i = x % BU_FRAMES;
-	if ((*mp & (1ull << i)) || buddy_cache_refilled(c, u, i))
-		return true;
-	/* Acquire: as the first look. */
-	*wp = lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE);
-	/* Relaxed: compared by the CAS. */
-	*mp = lf_load_u64(&l->mask[BU_W(u)], LF_RELAXED);
-	return false;
-}
-
-/*
  * A free of order k below a unit with caches on (v3-status items 28, 32,
  * 33, 51; docs/design.md 2.7, "Per-CPU block caches" and "Bits and the
  * lazy clear"): the block must be an allocated head of order k in its
@@ -1222,37 +1140,46 @@ static BUDDY_INLINE int buddy_cache_free_small_in(struct buddy_cpu *c,
 	uint32_t u = x / BU_FRAMES, i = x % BU_FRAMES;
 	uint64_t bit = 1ull << i;
 	lf_atomic_u64 *a = &l->word[BU_W(u)];
+	/*
+	 * The mask first, then the word (v3-status item 55). Acquire: pairs
+	 * with the 16-byte CAS that advanced the version (a free of the
+	 * word's frames): the word below is that CAS's or a later one.
+	 */
+	uint64_t m = lf_load_u64(a + 1, LF_ACQUIRE);
 	/* Acquire: pairs with the CAS that wrote the word (bu_cas()). */
 	uint64_t w = lf_load_u64(a, LF_ACQUIRE);
 	if (LF_UNLIKELY(bu_block_check(w, i, k) != BUDDY_OK))
 		return buddy_free_small_word(c, r, x, k); /* its code */
 	buddy_busy(c, 1);
-	/* Relaxed: compared by the CAS below with the word. */
-	uint64_t m = lf_load_u64(a + 1, LF_RELAXED);
 	for (;;) {
-		if (LF_UNLIKELY(m & (bit | BL_MASK_MARKS(bit))) &&
-		    buddy_cache_free_small_marked(c, x, &w, &m)) {
+		if (LF_UNLIKELY(m & bit)) {
 			buddy_busy(c, -1);
 			return buddy_reject(c, BUDDY_EDOUBLE);
 		}
+		uint64_t ver = m >> 32;
+		/*
+		 * The bit set by an 8-byte CAS of the mask alone: it succeeds
+		 * only if no CAS that made a frame of the word not allocated
+		 * (each advances the version in its 16-byte CAS) came after
+		 * our load of the mask, so the block is still the allocated
+		 * head the word read after that load showed. Acq_rel: a set
+		 * bit is a cached head's (refused) or a stale one (its block
+		 * drained, then allocated: that allocation's release clear
+		 * comes first, bl_mask_clear()); pairs with the pop's and the
+		 * allocations' clears, another free's or a refill's set, and
+		 * (acquire on failure) the CAS that advanced the version.
+		 */
+		if (LF_LIKELY(lf_cas_u64(a + 1, &m, m | bit, LF_ACQ_REL)))
+			break;
+		if ((m >> 32) == ver)
+			continue; /* only bits changed: the word still holds it
+				   */
+		/* Acquire: as above (the failed CAS read the new version). */
+		w = lf_load_u64(a, LF_ACQUIRE);
 		if (LF_UNLIKELY(bu_block_check(w, i, k) != BUDDY_OK)) {
 			buddy_busy(c, -1);
 			return buddy_free_small_word(c, r, x, k);
 		}
-		if (LF_UNLIKELY(m & (bit | BL_MASK_MARKS(bit))))
-			continue; /* the mark's look found the bit or a mark */
-		uint64_t e[2] = { w, m }, d[2] = { w, m | bit };
-		/*
-		 * Acq_rel: a set bit is a cached head's (refused) or a stale
-		 * one (its block drained, then allocated: that allocation's
-		 * release clear comes first, bl_mask_clear()); pairs with the
-		 * pop's and the allocations' clears, another free's or a
-		 * refill's set, and the CAS that wrote the word (acquire).
-		 */
-		if (LF_LIKELY(lf_cas2_u64(a, e, d, LF_ACQ_REL)))
-			break;
-		w = e[0];
-		m = e[1];
 	}
 	return buddy_cache_free_small_cache(c, x, k);
 }
@@ -1326,17 +1253,9 @@ static BUDDY_NOINLINE int buddy_free_small_word(struct buddy_cpu *c,
 		 * refill's mark that outlived the refill (the block is
 		 * cached): refused.
 		 */
-		if (LF_UNLIKELY(m0 & (bit | BL_MASK_MARKS(bit)))) {
-			if ((m0 & bit) || buddy_cache_refilled(c, x / BU_FRAMES,
-							       x % BU_FRAMES)) {
-				buddy_busy_leave_from(c, b);
-				return buddy_free_small_refused(c, r, x,
-								BUDDY_EDOUBLE);
-			}
-			/* Acquire, relaxed: as above. */
-			w0 = lf_load_u64(a, LF_ACQUIRE);
-			m0 = lf_load_u64(m, LF_RELAXED);
-			continue;
+		if (LF_UNLIKELY(m0 & bit)) {
+			buddy_busy_leave_from(c, b);
+			return buddy_free_small_refused(c, r, x, BUDDY_EDOUBLE);
 		}
 		uint64_t e[2] = { w0, m0 }, d[2] = { w0, m0 | bit };
 		/* Acq_rel: as a cached free's. */

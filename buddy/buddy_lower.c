@@ -1746,7 +1746,7 @@ void bl_adopt(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned held)
 	 * allocated on a copy, no clear of theirs ran (relaxed: this store
 	 * of the word orders it for whoever reads the word).
 	 */
-	lf_store_u64(&c->mask[BU_W(u)], 0, LF_RELAXED);
+	(void)lf_fetch_and_u64(&c->mask[BU_W(u)], ~BL_MASK_BITS, LF_RELAXED);
 #endif
 	lf_store_u64(&c->z->word[BU_W(u)], w, LF_SEQ_CST);
 	if (bu_free_bits(w) != 0 && !bu_reserved(w))
@@ -1776,8 +1776,9 @@ int bl_alloc_at(struct bl_ctx *c, uint32_t frame, unsigned k)
 int bl_free_run_cas(struct bl_ctx *c, uint32_t frame, unsigned n, uint64_t *old,
 		    uint64_t *nw)
 {
-	return bu_cas(&c->z->word[BU_W(frame / BU_FRAMES)], BU_OP_FREE_RUN,
-		      frame % BU_FRAMES, n, old, nw, NULL);
+	lf_atomic_u64 *a = &c->z->word[BU_W(frame / BU_FRAMES)];
+	return bu_cas_m(a, BU_OP_FREE_RUN, frame % BU_FRAMES, n, old, nw, NULL,
+			BL_MASK_OF(c, a), NULL);
 }
 
 void bl_free_run_done(struct bl_ctx *c, uint32_t frame, unsigned n, uint64_t nw)
@@ -1819,7 +1820,8 @@ int bl_free_run_claim(struct bl_ctx *c, uint32_t frame, unsigned n,
 		 * come to us from their owner. Nothing else changes: no frame
 		 * appears, so no listing and no ENOMEM window to publish to.
 		 */
-		if (lf_cas_u64(a, &w, w | m, LF_ACQ_REL)) {
+		if (bu_cas_word_mv(a, &w, w | m, BL_MASK_OF(c, a), NULL,
+				   BU_MASK_VER, LF_ACQ_REL)) {
 			*old = seen;
 			return BUDDY_OK;
 		}
@@ -1846,7 +1848,8 @@ void bl_free_run_settle(struct bl_ctx *c, uint32_t frame, unsigned n,
 		v = commit ? bu_settle(bu_put_free(w, i, n))
 			   : (w & ~m) | (old & m);
 		/* Seq_cst: a free (bu_cas()'s orders); an unclaim as well. */
-		if (lf_cas_u64(a, &w, v, LF_SEQ_CST))
+		if (bu_cas_word_mv(a, &w, v, BL_MASK_OF(c, a), NULL,
+				   BU_MASK_VER, LF_SEQ_CST))
 			break;
 	}
 	if (commit)

@@ -249,15 +249,15 @@ struct bl_zone {
 };
 
 /*
- * The cached mask's bit 32 + i: a refill's mark on the head i it takes
- * (set before its CAS, taken back if the CAS fails, cleared with the
- * cached bit by the pop, lazily by an allocation as the cached bits), so
- * that a late second free of a block the refill took between its CAS and
- * its cached bits is refused, and alloc_at does not take a refilled block
- * for an allocated one (buddy_cache.c, buddy_place.c).
+ * The cached mask's high 32 bits: its version, advanced (BU_MASK_VER) by
+ * every CAS of the word that makes an allocated frame not allocated, in
+ * the same 16-byte compare-exchange; never written otherwise (every other
+ * writer of the mask changes bits of its low half only). A cached free
+ * sets its block's bit by an 8-byte CAS of the mask alone, after loading
+ * the mask (acquire), then the word: it fails if such a CAS came between
+ * (docs/design.md 2.7, "The mask's version"; v3-status item 55).
  */
-#define BL_MASK_MARKS(m) ((uint64_t)(m) << 32)
-
+#define BL_MASK_BITS 0xffffffffull
 /* The cached mask's bits of the frames of a block of order k at frame x. */
 static inline uint32_t bl_mask_bits(uint32_t x, unsigned k)
 {
@@ -280,7 +280,7 @@ static inline uint32_t bl_mask_bits(uint32_t x, unsigned k)
 static inline void bl_mask_clear(lf_atomic_u64 *mask, uint32_t u, uint32_t m,
 				 uint64_t seen)
 {
-	uint64_t mm = (m | BL_MASK_MARKS(m)) & seen; /* the marks too */
+	uint64_t mm = (uint64_t)m & seen; /* bits only: not the version */
 	if (LF_UNLIKELY(mm != 0))
 		(void)lf_fetch_and_u64(&mask[BU_W(u)], ~mm, LF_RELEASE);
 }
@@ -393,8 +393,10 @@ static inline int bl_free_word(struct bl_ctx *c, uint32_t frame, unsigned k,
 	unsigned i = frame % BU_FRAMES;
 	uint64_t ow;
 	lf_atomic_u64 *a = &c->word[BU_W(u)];
-	int rc = k == 0 ? bu_cas(a, BU_OP_FREE, i, 0, &ow, nw, NULL)
-			: bu_cas(a, BU_OP_FREE, i, k, &ow, nw, NULL);
+	int rc = k == 0 ? bu_cas_m(a, BU_OP_FREE, i, 0, &ow, nw, NULL,
+				   BL_MASK_OF(c, a), NULL)
+			: bu_cas_m(a, BU_OP_FREE, i, k, &ow, nw, NULL,
+				   BL_MASK_OF(c, a), NULL);
 	if (LF_UNLIKELY(rc != BUDDY_OK))
 		return rc == BU_NOT_LOWER ? BUDDY_EDOUBLE : rc;
 	return BUDDY_OK;

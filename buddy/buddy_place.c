@@ -242,8 +242,6 @@ static int buddy_at_small_cached(struct buddy_cpu *c, uint32_t x, unsigned k)
 		unsigned h = f;
 		while (bu_code(w, h) == BU_CODE_T) /* frame 0 is never T */
 			h--;
-		if (m & BL_MASK_MARKS(1u << h) && !(m & (1ull << h)))
-			return BUDDY_AT_AGAIN; /* a refill's, bits not set */
 		if (!(m & (1ull << h)))
 			return BUDDY_EBUSY; /* allocated, not cached */
 		held = true;
@@ -345,8 +343,7 @@ static bool buddy_at_units_cached(struct buddy_cpu *c, uint32_t x,
 		uint64_t m = lf_load_u64(&l->mask[BU_W(u)], LF_ACQUIRE);
 		if (w == BU_CORE)
 			continue;
-		if (((m >> 32) & ~m & 0xffffffffull) != 0 ||
-		    bu_free_frames(w) == BU_FRAMES) {
+		if (bu_free_frames(w) == BU_FRAMES) {
 			/*
 			 * A refill in flight, or a reserved unit emptied since
 			 * the first reclaim (a drain's): looked at again after

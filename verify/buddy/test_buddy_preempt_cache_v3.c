@@ -213,8 +213,6 @@ static void op_free1_peek(void *arg)
 		refill_cat = 0;
 	else if (m & (1ull << i))
 		refill_cat = 2;
-	else if (m & BL_MASK_MARKS(1ull << i))
-		refill_cat = 1;
 	else
 		refill_cat = 3;
 	op_free1(arg);

@@ -694,6 +694,12 @@ struct aba {
 	bool core;   /* the other shape after a trip to the core */
 	bool cached; /* CPU 2 frees B into its cache after taking it */
 	bool run;    /* CPU 0's free is a free_run of B's frames */
+	/*
+	 * CPU 1's cache off: its frees go into the word, their holds left
+	 * on the freed heads (item 55: each such CAS advances the mask's
+	 * version, which the cached free's 8-byte CAS compares)
+	 */
+	bool word1;
 };
 
 static const struct aba *aba_v;
@@ -762,6 +768,7 @@ static void su_aba(unsigned o)
 		hold(ad(31), 0);
 	}
 	buddy_cpu_cache_enable(c[0], !aba_v->word);
+	buddy_cpu_cache_enable(c[1], !aba_v->word1);
 }
 
 /* Every pair (n1, n2) of CPU 0's free; false if one broke B or the zone. */
@@ -846,6 +853,15 @@ static const struct aba aba_cases[] = {
 	  true, true },
 	{ "stale-look (free_run, a trip to the core, cached)", false, true,
 	  true, true },
+	{ "stale-look (cached free, its pair reshaped in the word)", false,
+	  false, false, false, true },
+	{ "stale-look (cached free, its pair reshaped in the word, cached)",
+	  false, false, true, false, true },
+	{ "stale-look (cached free, a trip to the core from the word)", false,
+	  true, false, false, true },
+	{ "stale-look (cached free, a trip to the core from the word, "
+	  "cached)",
+	  false, true, true, false, true },
 };
 
 /*

@@ -1172,8 +1172,7 @@ static BUDDY_INLINE int buddy_cache_free_small_in(struct buddy_cpu *c,
 		if (LF_LIKELY(lf_cas_u64(a + 1, &m, m | bit, LF_ACQ_REL)))
 			break;
 		if ((m >> 32) == ver)
-			continue; /* only bits changed: the word still holds it
-				   */
+			continue; /* only bits changed: the block still there */
 		/* Acquire: as above (the failed CAS read the new version). */
 		w = lf_load_u64(a, LF_ACQUIRE);
 		if (LF_UNLIKELY(bu_block_check(w, i, k) != BUDDY_OK)) {

@@ -217,10 +217,12 @@ static inline void lf_fence_seq_cst(void)
  * cached mask beside its unit word; docs/design.md 2.7, "Bits and the
  * lazy clear"). x86-64: lock cmpxchg16b, seq_cst, which covers o.
  * ThreadSanitizer does not see the instruction: under it a fetch_or of 0
- * on a[1] with order o follows, which gives it the ordering (the values
- * are the instruction's; every other access to a[] is atomic, so nothing
- * is reported as a race). Interposed, LF_OP_CAS on a[1], the word it
- * writes (a[0] is written back unchanged by every caller).
+ * on a[1] with order o follows (and one on a[0] first when d[0] differs
+ * from e[0]), which gives it the ordering (the values are the
+ * instruction's; every other access to a[] is atomic, so nothing is
+ * reported as a race). Interposed, LF_OP_CAS on a[0] when d[0] differs
+ * from e[0] (the word written: a thread that spins on it is woken), else
+ * on a[1].
  */
 #if defined(__SANITIZE_THREAD__)
 #define LF_ATOMIC_TSAN 1
@@ -233,7 +235,7 @@ static inline void lf_fence_seq_cst(void)
 static inline bool lf_cas2_u64(lf_atomic_u64 *a, uint64_t e[2],
 			       const uint64_t d[2], lf_order o)
 {
-	LF_ATOMIC_HOOK(&a[1].v, LF_OP_CAS, o);
+	LF_ATOMIC_HOOK(d[0] != e[0] ? &a[0].v : &a[1].v, LF_OP_CAS, o);
 	bool ok;
 	uint64_t lo = e[0], hi = e[1];
 	__asm__ __volatile__("lock cmpxchg16b %1"
@@ -244,6 +246,8 @@ static inline bool lf_cas2_u64(lf_atomic_u64 *a, uint64_t e[2],
 	e[0] = lo;
 	e[1] = hi;
 #ifdef LF_ATOMIC_TSAN
+	if (d[0] != e[0])
+		(void)atomic_fetch_or_explicit(&a[0].v, 0, o);
 	(void)atomic_fetch_or_explicit(&a[1].v, 0, o);
 #else
 	(void)o;
@@ -261,7 +265,7 @@ static inline bool lf_cas2_u64(lf_atomic_u64 *a, uint64_t e[2],
 static inline bool lf_cas2_u64(lf_atomic_u64 *a, uint64_t e[2],
 			       const uint64_t d[2], lf_order o)
 {
-	LF_ATOMIC_HOOK(&a[1].v, LF_OP_CAS, o);
+	LF_ATOMIC_HOOK(d[0] != e[0] ? &a[0].v : &a[1].v, LF_OP_CAS, o);
 	unsigned __int128 x = (unsigned __int128)e[1] << 64 | e[0];
 	unsigned __int128 y = (unsigned __int128)d[1] << 64 | d[0];
 	bool ok = __atomic_compare_exchange_n((unsigned __int128 *)(uintptr_t)a,

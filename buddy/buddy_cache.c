@@ -1129,8 +1129,10 @@ static BUDDY_INLINE int buddy_cache_free_small_cache(struct buddy_cpu *c,
  * Setting the bit only on a word that holds the block allocated is what
  * keeps it off a free head: a look older than a free of the block, its
  * frames taken and freed in another shape and the block taken again must
- * not let the bit through to an allocation's snapshot (item 51). Its rare
- * cases (a mark, a full order) are calls out of line (item 45).
+ * not let the bit through to an allocation's snapshot (item 51). Since item 55
+ * the bit is set by an 8-byte CAS of the mask alone: the mask's version,
+ * advanced by every CAS that frees frames of the word, stands for the
+ * word. Its rare case (a full order) is a call out of line (item 45).
  */
 static BUDDY_INLINE int buddy_cache_free_small_in(struct buddy_cpu *c,
 						  const struct buddy_rgn *r,
@@ -1222,13 +1224,11 @@ static BUDDY_NOINLINE int buddy_free_small_word(struct buddy_cpu *c,
 	uint32_t b = buddy_busy_enter(c);
 	/*
 	 * Not an allocated head of that order: refused with the word's code,
-	 * no hold (a hold that came before a refill's marks could free a
-	 * block the refill's CAS takes after this look). A unit at the core
+	 * no hold. A unit at the core
 	 * (word 0) holds no block of this level: refused, diagnosed from the
 	 * core's words (a hold there could outlive the unit's trip down and
 	 * let the CAS below free a block taken and cached meanwhile, item 51).
-	 * Acquire: pairs with the CAS that wrote the word; a refill's CAS read
-	 * here orders its marks before our compare-exchange.
+	 * Acquire: pairs with the CAS that wrote the word.
 	 */
 	lf_atomic_u64 *a = &l->word[BU_W(x / BU_FRAMES)];
 	uint64_t w0 = lf_load_u64(a, LF_ACQUIRE);
@@ -1248,9 +1248,8 @@ static BUDDY_NOINLINE int buddy_free_small_word(struct buddy_cpu *c,
 		 * freed into the word too, and a racing free into a cache
 		 * refuses: two RMWs on one mask, one sees the other's bit. Set
 		 * with the word compared (as a cached free's), so that it is
-		 * never set on a free head (item 51). The bit set, or a
-		 * refill's mark that outlived the refill (the block is
-		 * cached): refused.
+		 * never set on a free head (item 51). The bit set (the
+		 * block is cached, or held): refused.
 		 */
 		if (LF_UNLIKELY(m0 & bit)) {
 			buddy_busy_leave_from(c, b);

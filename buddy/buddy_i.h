@@ -253,10 +253,8 @@ struct buddy_cpu {
 	lf_atomic_u32 spare[BUDDY_ORDERS];
 	lf_atomic_u32 spare_mask;
 	/*
-	 * (o) Version 3: 1 + the unit whose refill this context has in
-	 * flight (its marks set, its CAS not yet decided), else 0: a free
-	 * that finds its block marked waits until no context refills that
-	 * unit (buddy_cache.c, buddy_cache_refill_small()).
+	 * (o) Unused since the prototype of v3-status item 55 (the refill's
+	 * marks gone); kept so that the measurement compares one layout.
 	 */
 	lf_atomic_u32 refilling;
 	/*

@@ -233,9 +233,11 @@ struct bl_zone {
 	 * beside the unit's word, mask[BU_W(u)]: the word's line). Bit i: "the
 	 * block whose head is frame i went into a per-CPU cache (a free's push
 	 * or a refill) and no allocation has taken frame i from the word
-	 * since". Set by a free of a cached block (fetch_or: a set bit refuses
-	 * it) and by a refill; cleared by the pop of that entry and, lazily, by
-	 * every allocation that takes the frame from the word
+	 * since". Set by a free of a cached block (an 8-byte CAS from the
+	 * value whose version it read before the word: a set bit refuses it)
+	 * and by a refill's CAS; the high 32 bits the version (BL_MASK_BITS
+	 * below, v3-status item 55); cleared by the pop of that entry and,
+	 * lazily, by every allocation that takes the frame from the word
 	 * (bl_mask_clear()); never by a drain, whose bits go stale until then
 	 * (docs/design.md 2.7, "Per-CPU block caches"; set by
 	 * buddy_zone_init(), 0 at first).

@@ -215,8 +215,9 @@ static int buddy_at_try(struct buddy_cpu *c, const struct buddy_rgn *r,
  * that holds one cached (an allocated head with its cached bit: in a
  * CPU's cache, or on its way in or out, buddy_cache.c)? Then AT_CACHED:
  * free to the caller, drained and looked at again, as version 2's
- * CACHED. A refilled head whose bit is not set yet (its mark), or the range
- * free again: AGAIN. Else EBUSY: a block of the range was allocated.
+ * CACHED. The range free again: AGAIN. Else EBUSY: a block of the range
+ * was allocated (a refilled head has its bit from the refill's CAS on,
+ * v3-status item 55).
  */
 static int buddy_at_small_cached(struct buddy_cpu *c, uint32_t x, unsigned k)
 {

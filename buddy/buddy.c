@@ -159,7 +159,6 @@ static void buddy_cpu_init(struct buddy_cpu *c, struct buddy_zone *z,
 		c->recent[o] = BUDDY_SPARE_NONE;
 	}
 	lf_init_u32(&c->spare_mask, 0);
-	lf_init_u32(&c->refilling, 0);
 	for (unsigned i = 0; i < BC_COUNT; i++)
 		lf_init_u64(&c->ctr[i], 0);
 }

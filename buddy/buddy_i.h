@@ -253,11 +253,6 @@ struct buddy_cpu {
 	lf_atomic_u32 spare[BUDDY_ORDERS];
 	lf_atomic_u32 spare_mask;
 	/*
-	 * (o) Unused since the prototype of v3-status item 55 (the refill's
-	 * marks gone); kept so that the measurement compares one layout.
-	 */
-	lf_atomic_u32 refilling;
-	/*
 	 * (o, plain: only the owner uses it) recent[k]: the block of order k
 	 * this context last allocated outside its cache. Only a free of that
 	 * block defers (a short-lived block, likely taken again at once);

@@ -271,7 +271,8 @@ static inline uint32_t bl_mask_bits(uint32_t x, unsigned k)
  * After an allocation's CAS took the frames m of unit u from its word,
  * before the block is handed out or cached: the stale bits there cleared,
  * those of seen only, the mask at the CAS's instant (compared with the
- * word: bu_cas_word_m(), buddy_cache_refill_cas()): every bit set on
+ * word: bu_cas_word_m(); a refill clears them in its own CAS, v3-status
+ * item 55): every bit set on
  * those frames before the CAS (a drain's, a hold's left by a free into
  * the word or a free_run), none set after the CAS (a late free of the
  * block: its bit stays). A write only if one is set. Release: a free

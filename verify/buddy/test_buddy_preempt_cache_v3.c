@@ -868,15 +868,17 @@ static const struct aba aba_cases[] = {
  * refill-aba (docs/v3-status.md item 54; docs/design.md 2.7, "Bits and
  * the lazy clear"): CPU 0 allocates order o (0-3) in a fresh zone: unit 0
  * comes down as its reservation, [0, 2^o) its block, and its refill takes
- * blocks of order o above it (marks on their heads, then one CAS against
- * the word it loaded). Before its n1-th step CPU 1 takes P = [2^(o+1),
+ * blocks of order o above it (one CAS against the word and the mask it
+ * loaded, which sets their heads' bits; marks on the heads first until
+ * docs/v3-status.md item 55). Before its n1-th step CPU 1 takes P = [2^(o+1),
  * 2^(o+2)) by alloc_at (order o + 1: the refill's block T = [3 * 2^o,
  * 2^(o+2)) inside it, T's head not P's), frees P into its cache and
  * drains it (the word back to its value); before its n2-th step after
  * that CPU 2 frees T, which nobody holds: EDOUBLE unless CPU 0's
- * allocation took T itself. With the refill's CAS on the word alone, P's
- * lazy clear took T's mark, the CAS succeeded after the drain, and a free
- * of T between it and the cached bits found neither.
+ * allocation took T itself. With the refill's CAS on the word alone (item
+ * 54: P's lazy clear took T's mark; item 55's refill with its mask written
+ * after the word's CAS), the CAS succeeded after the drain, and a free of
+ * T between it and the cached bits found neither mark nor bit.
  */
 static unsigned long ra_n2;
 static int ra_rc2;

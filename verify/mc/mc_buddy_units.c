@@ -1386,18 +1386,19 @@ MU_TEST(mu_snapshot_aba_below, "buddy.units_snapshot_aba_below",
  * 24-31) and drains (the three blocks freed into the word, their bits and
  * marks stale; the unit, not empty, released). Thread 1 allocates order 3
  * again: its slow path takes unit 0 back (8-15) and its refill takes
- * 16-23 and 24-31 into its cache (marks on heads 16 and 24 by a
- * fetch_or, then one CAS against the word it loaded). Thread 0 takes
- * frames 16-31 by alloc_at (order 4: head 24 of the refill inside it; its
- * lazy clear takes the marks and bits it sees there), frees the block
- * into the word (its cache off: the word back to the value the refill
- * loaded, its hold on frame 16 stale), then frees frames 24-31 (order 3),
- * which nobody holds: EDOUBLE at every interleaving (free in the word, or
- * in thread 1's cache with its mark or bit). With the refill's CAS on the
- * word alone, the CAS succeeded after the mark of 24 had gone, and a free
- * between it and the cached bits' fetch_or found neither: a second free
- * accepted, the block in two caches. The CAS compares the mask with the
- * word now. Mutant buddy-v3-refill-cas-word-only.
+ * 16-23 and 24-31 into its cache (one CAS against the word and the mask
+ * it loaded, which sets the heads' bits; until item 55 marks on heads 16
+ * and 24 by a fetch_or first). Thread 0 takes frames 16-31 by alloc_at
+ * (order 4: head 24 of the refill inside it; its lazy clear takes the
+ * bits it sees there), frees the block into the word (its cache off: the
+ * word back to the value the refill loaded, its hold on frame 16 stale),
+ * then frees frames 24-31 (order 3), which nobody holds: EDOUBLE at every
+ * interleaving (free in the word, or in thread 1's cache with its bit).
+ * With the refill's CAS on the word alone (item 54: the CAS succeeded
+ * after the mark of 24 had gone; item 55's refill with the mask written
+ * after the word's CAS), a free between the CAS and the cached bits found
+ * no bit: a second free accepted, the block in two caches. The CAS
+ * compares the mask with the word. Mutant buddy-v3-refill-cas-word-only.
  */
 MU_TEST(mu_refill_aba, "buddy.units_refill_aba",
 	"a refill's CAS vs alloc_at and free of its blocks' frames", 2, 3, 3,

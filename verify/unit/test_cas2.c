@@ -78,6 +78,7 @@ static void test_semantics(void)
 static void *writer(void *arg)
 {
 	uint64_t *n = arg;
+	/* Relaxed: reader_saw is a stop flag and carries no data. */
 	for (*n = 0; *n < N_ADDS ||
 		     !atomic_load_explicit(&reader_saw, memory_order_relaxed);
 	     ++*n) {
@@ -90,6 +91,7 @@ static void *writer(void *arg)
 				break;
 		}
 	}
+	/* Release: pairs with the reader's acquire load of writers_done. */
 	atomic_fetch_add_explicit(&writers_done, 1, memory_order_release);
 	return NULL;
 }
@@ -101,6 +103,7 @@ static void test_concurrent(void)
 
 	for (int i = 0; i < 2; i++)
 		CHECK_FATAL(pthread_create(&t[i], NULL, writer, &adds[i]) == 0);
+	/* Acquire: pairs with each writer's release add (its last CAS). */
 	while (atomic_load_explicit(&writers_done, memory_order_acquire) < 2) {
 		uint64_t e[2] = { NEVER, NEVER }, d[2] = { NEVER, NEVER };
 		/* Acquire: pairs with the writers' release halves. */
@@ -109,6 +112,7 @@ static void test_concurrent(void)
 		reads++;
 		if (e[0] != e[1])
 			torn++;
+		/* Relaxed: a stop flag (the writers' loop), no data. */
 		if (e[0] > 0 && ++between == N_BETWEEN)
 			atomic_store_explicit(&reader_saw, 1,
 					      memory_order_relaxed);

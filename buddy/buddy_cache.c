@@ -287,11 +287,11 @@ static void buddy_cache_release(struct buddy_cpu *c, uint32_t *xs, uint32_t n,
 				(void)rc;
 			}
 			/*
-			 * Seq_cst: a free, as bu_cas(); the mask's version
-			 * advanced in the same compare-exchange (BU_MASK_VER).
+			 * Seq_cst: a free, as bu_cas(). The word alone: the
+			 * blocks' bits are set (cached), so the mask's version
+			 * need not advance (buddy_lower.h).
 			 */
-			if (bu_cas_word_mv(a, &w, v, &l->mask[BU_W(u)], NULL,
-					   BU_MASK_VER, LF_SEQ_CST))
+			if (lf_cas_u64(a, &w, v, LF_SEQ_CST))
 				break;
 		}
 		if (!bu_reserved(v))
@@ -793,12 +793,14 @@ static BUDDY_NOINLINE void buddy_cache_refill_small(struct buddy_cpu *c,
 		 * taken, the bits of the mask on them at that instant (stale:
 		 * the frames were free) cleared and the heads' bits set, so
 		 * that no instant has a refilled block allocated without its
-		 * bit (no marks: v3-status item 55). Seq_cst: an allocation,
+		 * bit (no marks: v3-status item 55), the version advanced
+		 * (a clear: buddy_lower.h; item 57). Seq_cst: an allocation,
 		 * as bu_cas(); its release half orders the CAS before a free
 		 * that reads our bits (refused: a late second free).
 		 */
 		uint64_t e[2] = { w, m };
-		uint64_t d[2] = { v, (m & ~(uint64_t)frames) | heads };
+		uint64_t d[2] = { v, ((m & ~(uint64_t)frames) | heads) +
+					     BU_MASK_VER };
 		if (lf_cas2_u64(a, e, d, LF_SEQ_CST)) {
 			bool fast = buddy_own_enter(c);
 			for (uint32_t i = n; i-- > 0;)
@@ -1130,9 +1132,10 @@ static BUDDY_INLINE int buddy_cache_free_small_cache(struct buddy_cpu *c,
  * keeps it off a free head: a look older than a free of the block, its
  * frames taken and freed in another shape and the block taken again must
  * not let the bit through to an allocation's snapshot (item 51). Since item 55
- * the bit is set by an 8-byte CAS of the mask alone: the mask's version,
- * advanced by every CAS that frees frames of the word, stands for the
- * word. Its rare case (a full order) is a call out of line (item 45).
+ * the bit is set by an 8-byte CAS of the mask alone: the mask's version
+ * (advanced by every clear of a bit but a pop's since item 57; by every
+ * CAS that freed frames of the word in item 55) stands for the word. Its
+ * rare case (a full order) is a call out of line (item 45).
  */
 static BUDDY_INLINE int buddy_cache_free_small_in(struct buddy_cpu *c,
 						  const struct buddy_rgn *r,
@@ -1144,8 +1147,9 @@ static BUDDY_INLINE int buddy_cache_free_small_in(struct buddy_cpu *c,
 	lf_atomic_u64 *a = &l->word[BU_W(u)];
 	/*
 	 * The mask first, then the word (v3-status item 55). Acquire: pairs
-	 * with the 16-byte CAS that advanced the version (a free of the
-	 * word's frames): the word below is that CAS's or a later one.
+	 * with the release write that advanced the version (an allocation's
+	 * clear after its CAS, a refill's CAS): the word below is that CAS's
+	 * or a later one.
 	 */
 	uint64_t m = lf_load_u64(a + 1, LF_ACQUIRE);
 	/* Acquire: pairs with the CAS that wrote the word (bu_cas()). */
@@ -1161,20 +1165,23 @@ static BUDDY_INLINE int buddy_cache_free_small_in(struct buddy_cpu *c,
 		uint64_t ver = m >> 32;
 		/*
 		 * The bit set by an 8-byte CAS of the mask alone: it succeeds
-		 * only if no CAS that made a frame of the word not allocated
-		 * (each advances the version in its 16-byte CAS) came after
-		 * our load of the mask, so the block is still the allocated
-		 * head the word read after that load showed. Acq_rel: a set
-		 * bit is a cached head's (refused) or a stale one (its block
-		 * drained, then allocated: that allocation's release clear
-		 * comes first, bl_mask_clear()); pairs with the pop's and the
-		 * allocations' clears, another free's or a refill's set, and
-		 * (acquire on failure) the CAS that advanced the version.
+		 * only if the mask is still m, its version unchanged since our
+		 * load, so the block is still the allocated head the word read
+		 * after that load showed: a free of it sets or keeps its bit
+		 * (a cached block's, a hold), which only a write that advances
+		 * the version clears, and its frames take no other shape
+		 * before it is freed (buddy_lower.h, BL_MASK_BITS). Acq_rel: a
+		 * set bit is a cached head's or a hold's (refused) or a stale
+		 * one (its block freed, then allocated: that allocation's
+		 * release clear comes first, bl_mask_clear()); pairs with the
+		 * pop's and the allocations' clears, another free's or a
+		 * refill's set, and (acquire on failure) the write that
+		 * advanced the version.
 		 */
 		if (LF_LIKELY(lf_cas_u64(a + 1, &m, m | bit, LF_ACQ_REL)))
 			break;
 		if ((m >> 32) == ver)
-			continue; /* only bits changed: the block still there */
+			continue; /* bits set, a pop's or refused hold's clear */
 		/* Acquire: as above (the failed CAS read the new version). */
 		w = lf_load_u64(a, LF_ACQUIRE);
 		if (LF_UNLIKELY(bu_block_check(w, i, k) != BUDDY_OK)) {

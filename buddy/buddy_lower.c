@@ -1742,11 +1742,18 @@ void bl_adopt(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned held)
 	 */
 #if BUDDY_CORE_SHIFT > 0
 	/*
-	 * The cached mask 0 before the word is published: its blocks were
+	 * The cached mask's bits 0 before the word is published, its version
+	 * advanced (a clear: buddy_lower.h, BL_MASK_BITS): its blocks were
 	 * allocated on a copy, no clear of theirs ran (relaxed: this store
 	 * of the word orders it for whoever reads the word).
 	 */
-	(void)lf_fetch_and_u64(&c->mask[BU_W(u)], ~BL_MASK_BITS, LF_RELAXED);
+	lf_atomic_u64 *mk = &c->mask[BU_W(u)];
+	/* Relaxed: compared by the CAS. */
+	uint64_t m = lf_load_u64(mk, LF_RELAXED);
+	/* Relaxed: as the comment above says. */
+	while (!lf_cas_u64(mk, &m, (m & ~BL_MASK_BITS) + BU_MASK_VER,
+			   LF_RELAXED))
+		;
 #endif
 	lf_store_u64(&c->z->word[BU_W(u)], w, LF_SEQ_CST);
 	if (bu_free_bits(w) != 0 && !bu_reserved(w))
@@ -1776,9 +1783,9 @@ int bl_alloc_at(struct bl_ctx *c, uint32_t frame, unsigned k)
 int bl_free_run_cas(struct bl_ctx *c, uint32_t frame, unsigned n, uint64_t *old,
 		    uint64_t *nw)
 {
-	lf_atomic_u64 *a = &c->z->word[BU_W(frame / BU_FRAMES)];
-	return bu_cas_m(a, BU_OP_FREE_RUN, frame % BU_FRAMES, n, old, nw, NULL,
-			BL_MASK_OF(c, a), NULL);
+	/* The word alone: the pieces' bits are held (buddy_run_hold()). */
+	return bu_cas(&c->z->word[BU_W(frame / BU_FRAMES)], BU_OP_FREE_RUN,
+		      frame % BU_FRAMES, n, old, nw, NULL);
 }
 
 void bl_free_run_done(struct bl_ctx *c, uint32_t frame, unsigned n, uint64_t nw)
@@ -1820,8 +1827,7 @@ int bl_free_run_claim(struct bl_ctx *c, uint32_t frame, unsigned n,
 		 * come to us from their owner. Nothing else changes: no frame
 		 * appears, so no listing and no ENOMEM window to publish to.
 		 */
-		if (bu_cas_word_mv(a, &w, w | m, BL_MASK_OF(c, a), NULL,
-				   BU_MASK_VER, LF_ACQ_REL)) {
+		if (lf_cas_u64(a, &w, w | m, LF_ACQ_REL)) {
 			*old = seen;
 			return BUDDY_OK;
 		}
@@ -1848,8 +1854,7 @@ void bl_free_run_settle(struct bl_ctx *c, uint32_t frame, unsigned n,
 		v = commit ? bu_settle(bu_put_free(w, i, n))
 			   : (w & ~m) | (old & m);
 		/* Seq_cst: a free (bu_cas()'s orders); an unclaim as well. */
-		if (bu_cas_word_mv(a, &w, v, BL_MASK_OF(c, a), NULL,
-				   BU_MASK_VER, LF_SEQ_CST))
+		if (lf_cas_u64(a, &w, v, LF_SEQ_CST))
 			break;
 	}
 	if (commit)

@@ -252,12 +252,16 @@ struct bl_zone {
 
 /*
  * The cached mask's high 32 bits: its version, advanced (BU_MASK_VER) by
- * every CAS of the word that makes an allocated frame not allocated, in
- * the same 16-byte compare-exchange; never written otherwise (every other
- * writer of the mask changes bits of its low half only). A cached free
- * sets its block's bit by an 8-byte CAS of the mask alone, after loading
- * the mask (acquire), then the word: it fails if such a CAS came between
- * (docs/design.md 2.7, "The mask's version"; v3-status item 55).
+ * every write that clears a bit, but for a pop's (an allocation's lazy
+ * clear, bl_mask_clear(); a refill's 16-byte CAS; bl_adopt()'s zeroing).
+ * A cached free sets its block's bit by an 8-byte CAS of the mask alone,
+ * after loading the mask (acquire), then the word; while the version it
+ * read stands, the block is still the allocated head that word showed:
+ * every CAS that frees frames of a word frees blocks whose bit is set (a
+ * cached block's, a free's or a free_run's hold) and leaves it set, so a
+ * free of the block sets or keeps its bit, which only such a write can
+ * clear, and no other shape of its frames comes before it is freed
+ * (docs/design.md 2.7, "The mask's version"; v3-status items 55, 57).
  */
 #define BL_MASK_BITS 0xffffffffull
 /* The cached mask's bits of the frames of a block of order k at frame x. */
@@ -284,8 +288,18 @@ static inline void bl_mask_clear(lf_atomic_u64 *mask, uint32_t u, uint32_t m,
 				 uint64_t seen)
 {
 	uint64_t mm = (uint64_t)m & seen; /* bits only: not the version */
-	if (LF_UNLIKELY(mm != 0))
-		(void)lf_fetch_and_u64(&mask[BU_W(u)], ~mm, LF_RELEASE);
+	if (LF_LIKELY(mm == 0))
+		return;
+	/*
+	 * The version advanced with the clear (BL_MASK_BITS above): a cached
+	 * free that read the mask before it fails its CAS and reads the word
+	 * again. Relaxed: compared by the CAS.
+	 */
+	uint64_t v = lf_load_u64(&mask[BU_W(u)], LF_RELAXED);
+	/* Release: as the comment above says; relaxed on failure (again). */
+	while (!lf_cas_u64(&mask[BU_W(u)], &v, (v & ~mm) + BU_MASK_VER,
+			   LF_RELEASE))
+		;
 }
 #define BL_MASK_CLEAR(c, u, m, s) bl_mask_clear((c)->mask, (u), (m), (s))
 /* The mask beside word a (z->word[BU_W(u)]) and the snapshot's place. */
@@ -396,10 +410,12 @@ static inline int bl_free_word(struct bl_ctx *c, uint32_t frame, unsigned k,
 	unsigned i = frame % BU_FRAMES;
 	uint64_t ow;
 	lf_atomic_u64 *a = &c->word[BU_W(u)];
-	int rc = k == 0 ? bu_cas_m(a, BU_OP_FREE, i, 0, &ow, nw, NULL,
-				   BL_MASK_OF(c, a), NULL)
-			: bu_cas_m(a, BU_OP_FREE, i, k, &ow, nw, NULL,
-				   BL_MASK_OF(c, a), NULL);
+	/*
+	 * The word alone: the block's bit is set (its free's hold), so no
+	 * version need advance (the mask's version, above).
+	 */
+	int rc = k == 0 ? bu_cas(a, BU_OP_FREE, i, 0, &ow, nw, NULL)
+			: bu_cas(a, BU_OP_FREE, i, k, &ow, nw, NULL);
 	if (LF_UNLIKELY(rc != BUDDY_OK))
 		return rc == BU_NOT_LOWER ? BUDDY_EDOUBLE : rc;
 	return BUDDY_OK;

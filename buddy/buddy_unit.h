@@ -521,29 +521,26 @@ static inline bool bu_valid(uint64_t w)
  */
 /*
  * The cached mask's version (over units, the mask's high 32 bits:
- * buddy_lower.h): added, in the same 16-byte compare-exchange, by every
- * CAS that makes an allocated frame of the word not allocated (a free, a
- * free_run, its claim and settle, a drain's group free), so that a free
- * that sets its block's bit by an 8-byte CAS on the mask alone fails if
- * such a CAS came after its load of the mask (docs/design.md 2.7, "Bits
- * and the lazy clear", "The mask's version"; docs/v3-status.md item 55).
+ * buddy_lower.h): advanced by every write of the mask that clears a bit
+ * other than a pop's (an allocation's lazy clear, a refill's CAS, an
+ * adoption's zeroing), so that a free that sets its block's bit by an
+ * 8-byte CAS on the mask alone fails if such a write came after its load
+ * of the mask. The CASes that free frames leave the mask alone: each frees
+ * only blocks whose bit is set (docs/design.md 2.7, "The mask's version";
+ * docs/v3-status.md items 55, 57).
  */
 #define BU_MASK_VER (1ull << 32)
 
-/*
- * bu_cas_word_m() with the mask's version advanced by bump (0 or
- * BU_MASK_VER) in the same compare-exchange; mseen may be NULL.
- */
-static inline bool bu_cas_word_mv(lf_atomic_u64 *a, uint64_t *w, uint64_t v,
-				  const lf_atomic_u64 *m, uint64_t *mseen,
-				  uint64_t bump, lf_order o)
+static inline bool bu_cas_word_m(lf_atomic_u64 *a, uint64_t *w, uint64_t v,
+				 const lf_atomic_u64 *m, uint64_t *mseen,
+				 lf_order o)
 {
 	if (m == NULL)
 		return lf_cas_u64(a, w, v, o);
 	/* Relaxed: compared with the word by the CAS below. */
 	uint64_t e[2] = { *w, lf_load_u64(m, LF_RELAXED) };
-	const uint64_t d[2] = { v, e[1] + bump };
-	/* Order o: as the word's own CAS (the mask's bits unchanged). */
+	const uint64_t d[2] = { v, e[1] };
+	/* Order o: as the word's own CAS (the mask written back unchanged). */
 	if (lf_cas2_u64(a, e, d, o)) {
 		if (mseen != NULL)
 			*mseen = e[1];
@@ -551,13 +548,6 @@ static inline bool bu_cas_word_mv(lf_atomic_u64 *a, uint64_t *w, uint64_t v,
 	}
 	*w = e[0];
 	return false;
-}
-
-static inline bool bu_cas_word_m(lf_atomic_u64 *a, uint64_t *w, uint64_t v,
-				 const lf_atomic_u64 *m, uint64_t *mseen,
-				 lf_order o)
-{
-	return bu_cas_word_mv(a, w, v, m, mseen, 0, o);
 }
 
 static inline int bu_cas_alloc_m(lf_atomic_u64 *a, unsigned k, unsigned end,
@@ -642,12 +632,8 @@ static inline int bu_cas_m(lf_atomic_u64 *a, enum bu_op op, unsigned i,
 		if (rc != BUDDY_OK)
 			return rc;
 		uint64_t seen = w;
-		/* A free's CAS advances the mask's version (BU_MASK_VER). */
-		uint64_t bump = op == BU_OP_FREE || op == BU_OP_FREE_RUN
-					? BU_MASK_VER
-					: 0;
 		/* Seq_cst: a free or a change of R (above). */
-		if (bu_cas_word_mv(a, &w, v, m, mseen, bump, LF_SEQ_CST)) {
+		if (bu_cas_word_m(a, &w, v, m, mseen, LF_SEQ_CST)) {
 			*old = seen;
 			*nw = v;
 			if (off != NULL)

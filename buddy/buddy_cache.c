@@ -1180,8 +1180,9 @@ static BUDDY_INLINE int buddy_cache_free_small_in(struct buddy_cpu *c,
 		 */
 		if (LF_LIKELY(lf_cas_u64(a + 1, &m, m | bit, LF_ACQ_REL)))
 			break;
+		/* Bits set, or a pop's or a refused hold's clear: again. */
 		if ((m >> 32) == ver)
-			continue; /* bits set, a pop's or refused hold's clear */
+			continue;
 		/* Acquire: as above (the failed CAS read the new version). */
 		w = lf_load_u64(a, LF_ACQUIRE);
 		if (LF_UNLIKELY(bu_block_check(w, i, k) != BUDDY_OK)) {

@@ -214,6 +214,13 @@ struct mu_cfg {
 	 */
 	bool x_early;
 	bool nocache0; /* CPU 0's block cache off (its frees into the word) */
+	bool nocache1; /* CPU 1's block cache off (setup's too) */
+	/*
+	 * y_one with the block's frames taken again in another shape: a 'y'
+	 * may also be refused with EORDER (frame 0 an allocated head of
+	 * another order).
+	 */
+	bool y_reshaped;
 };
 
 struct mu_block {
@@ -761,6 +768,8 @@ static void mu_setup(void)
 		buddy_cpu_cache_enable(buddy_zone_cpu(S.z, t), false);
 	if (cfg->nocache0)
 		buddy_cpu_cache_enable(buddy_zone_cpu(S.z, 0), false);
+	if (cfg->nocache1)
+		buddy_cpu_cache_enable(buddy_zone_cpu(S.z, 1), false);
 	S.in_setup = true;
 	mu_run(1, cfg->setup);
 	mu_run(2, cfg->setup2);
@@ -859,7 +868,8 @@ static void mu_check(void)
 		yran += S.y_ran[t];
 		yok += S.y_ran[t] && S.y_rc[t] == BUDDY_OK;
 		if (cfg->y_one && S.y_ran[t] && S.y_rc[t] != BUDDY_OK &&
-		    S.y_rc[t] != BUDDY_EDOUBLE)
+		    S.y_rc[t] != BUDDY_EDOUBLE &&
+		    !(cfg->y_reshaped && S.y_rc[t] == BUDDY_EORDER))
 			mc_fail("thread %u: free of the forgotten block: %d", t,
 				S.y_rc[t]);
 	}
@@ -1416,6 +1426,35 @@ MU_TEST(mu_refill_aba_drain, "buddy.units_refill_aba_drain",
 	.at2_order = 4, .x_frame = 24, .x_order = 3, .x_refused = true)
 
 /*
+ * The cached mask's version (docs/v3-status.md item 57; docs/design.md
+ * 2.7, "The mask's version"): advanced by the clears, not by the frees.
+ * In setup thread 1 (its cache off) takes an order-1 block (frames 0-1)
+ * and forgets it. Thread 0 frees the block into its cache (the mask, then
+ * the word, then an 8-byte CAS of the mask setting bit 0) while thread 1
+ * frees it into the word (its hold on bit 0 left stale) and takes frame 0
+ * alone by alloc_at (its lazy clear takes bit 0 back): exactly one of the
+ * two frees may succeed (thread 0's refused with EDOUBLE, or EORDER once
+ * frame 0 is an order-0 head). A clear that did not advance the version would
+ * give thread 0's CAS the mask it loaded before thread 1's free: the
+ * block cached at order 1 while frame 0 is thread 1's and frame 1 free
+ * in the word. Mutant buddy-v3-ver-clear-unbumped.
+ */
+MU_TEST(mu_ver_clear, "buddy.units_ver_clear",
+	"a cached free's look vs a free into the word and alloc_at's clear", 2,
+	2, 3, 20000, .script = { "y", "yA" }, .setup = "1z", .at2_frame = 0,
+	.at2_order = 0, .y_one = true, .y_reshaped = true, .nocache1 = true)
+
+/*
+ * The same with thread 1's cache on: its free goes into its cache (bit 0
+ * set), its drain frees the block into the word (the bit stale), then
+ * its alloc_at of frame 0 clears it.
+ */
+MU_TEST(mu_ver_clear_drain, "buddy.units_ver_clear_drain",
+	"a cached free's look vs a cached free, drain and alloc_at's clear", 2,
+	2, 3, 20000, .script = { "y", "ykA" }, .setup = "1z", .at2_frame = 0,
+	.at2_order = 0, .y_one = true, .y_reshaped = true)
+
+/*
  * A stale partial entry's popper against bl_adopt() (the listing race of
  * docs/design.md 2.7, "Listing", for a unit coming down): in setup thread
  * 1 takes unit 0 down (frame 0, reserved), drains (a drain, not a bare
@@ -1843,8 +1882,8 @@ const struct mc_test *const mc_tests_buddy_units[] = {
 	&mu_free_run_held, &mu_free_run_claimed, &mu_free_run_reuse,
 	&mu_free_run_reuse_cache, &mu_stale_look, &mu_stale_look_word,
 	&mu_snapshot_aba, &mu_snapshot_aba_below, &mu_refill_aba,
-	&mu_refill_aba_drain, &mu_adopt_stale, &mu_adopt_stale_below,
-	&mu_below_fail2,
+	&mu_refill_aba_drain, &mu_ver_clear, &mu_ver_clear_drain,
+	&mu_adopt_stale, &mu_adopt_stale_below, &mu_below_fail2,
 	/* item 19 */
 	&mu_hint_stale,
 	/* item 16: buddy.units_enomem_line's history over two lines */

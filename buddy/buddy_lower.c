@@ -1744,15 +1744,19 @@ void bl_adopt(struct bl_ctx *c, uint32_t u, uint64_t w, unsigned held)
 	/*
 	 * The cached mask's bits 0 before the word is published, its version
 	 * advanced (a clear: buddy_lower.h, BL_MASK_BITS): its blocks were
-	 * allocated on a copy, no clear of theirs ran (relaxed: this store
-	 * of the word orders it for whoever reads the word).
+	 * allocated on a copy, no clear of theirs ran.
 	 */
 	lf_atomic_u64 *mk = &c->mask[BU_W(u)];
 	/* Relaxed: compared by the CAS. */
 	uint64_t m = lf_load_u64(mk, LF_RELAXED);
-	/* Relaxed: as the comment above says. */
+	/*
+	 * Release: pairs with a cached free's acquire load of the mask (item
+	 * 57): one that reads our version then reads the word as 0 (the
+	 * unit's trip to the core, before us) or our store below, never a
+	 * word of the unit's life before that trip. Relaxed on failure.
+	 */
 	while (!lf_cas_u64(mk, &m, (m & ~BL_MASK_BITS) + BU_MASK_VER,
-			   LF_RELAXED))
+			   LF_RELEASE))
 		;
 #endif
 	lf_store_u64(&c->z->word[BU_W(u)], w, LF_SEQ_CST);

@@ -56,12 +56,13 @@
  * steps. CPU 0 frees a block B that CPU 1 holds (a racing second free);
  * before its n1-th step CPU 1 frees B, drains, takes and frees B's frames
  * in another shape (the pair B belongs to, or a frame of B's unit after
- * the unit went to the core) and drains, so that B is free with its bit
- * clear; before its n2-th step after that CPU 2 takes B by alloc_at (and,
- * "cached", frees it into its cache); CPU 0's free a free_run of B's
- * frames in two cases. B's frees must match its allocations (CPU 2's own free
- * of B last, refused if CPU 0's free was a late free of its block) and the zone
- * stay sound (B5).
+ * the unit went to the core, or the pair taken by an allocation of order
+ * o + 1 whose refill takes it into CPU 1's cache, v3-status item 57) and
+ * drains, so that B is free with its bit clear; before its n2-th step after
+ * that CPU 2 takes B by alloc_at (and, "cached", frees it into its cache); CPU
+ * 0's free a free_run of B's frames in two cases. B's frees must match its
+ * allocations (CPU 2's own free of B last, refused if CPU 0's free was a late
+ * free of its block) and the zone stay sound (B5).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -700,6 +701,12 @@ struct aba {
 	 * version, which the cached free's 8-byte CAS compares)
 	 */
 	bool word1;
+	/*
+	 * CPU 1's other shape: an allocation of order o + 1 (its refill
+	 * takes B's pair into its cache: the stale bit on B's head cleared,
+	 * the pair's set, the version advanced, item 57), freed and drained
+	 */
+	bool refill;
 };
 
 static const struct aba *aba_v;
@@ -732,6 +739,13 @@ static void aba_op1_body(void *arg)
 	unsigned so = aba_v->core ? 0 : S.o + 1;
 	aba_rc1 = buddy_free(c[1], S.blk, S.o);
 	buddy_cpu_drain(c[1]);
+	if (aba_v->refill) {
+		uint64_t a;
+		if (buddy_alloc(c[1], S.o + 1, &a) == BUDDY_OK)
+			CHECK_EQ(buddy_free(c[1], a, S.o + 1), BUDDY_OK);
+		buddy_cpu_drain(c[1]);
+		return;
+	}
 	if (buddy_alloc_at(c[1], ad(0), so) == BUDDY_OK) {
 		CHECK_EQ(buddy_free(c[1], ad(0), so), BUDDY_OK);
 		buddy_cpu_drain(c[1]);
@@ -862,6 +876,10 @@ static const struct aba aba_cases[] = {
 	{ "stale-look (cached free, a trip to the core from the word, "
 	  "cached)",
 	  false, true, true, false, true },
+	{ "stale-look (cached free, its pair refilled)", false, false, false,
+	  false, false, true },
+	{ "stale-look (cached free, its pair refilled, cached)", false, false,
+	  true, false, false, true },
 };
 
 /*

@@ -134,6 +134,17 @@ bool bench_result_cpu(const struct bench_results *res, const char *bench,
 		      double *min, double *max);
 
 /*
+ * The median over the repeats of a's ns/op (CPU ns/op if cpu) divided by
+ * b's in the same repeat: a ratio within each repeat, whose points ran
+ * back to back, so less exposed than a ratio of medians to a machine
+ * whose speed moves between repeats. False if either did not run.
+ */
+bool bench_result_paired(const struct bench_results *res, const char *bench,
+			 const char *impl_a, unsigned nthreads_a,
+			 const char *impl_b, unsigned nthreads_b, bool cpu,
+			 double *median);
+
+/*
  * The load average (1, 5, 15 min) at the start and at the end of the run
  * of every point; false where /proc/loadavg could not be read (then -1s).
  */

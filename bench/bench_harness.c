@@ -511,6 +511,32 @@ bool bench_result_cpu(const struct bench_results *res, const char *bench,
 			       max);
 }
 
+bool bench_result_paired(const struct bench_results *res, const char *bench,
+			 const char *impl_a, unsigned nthreads_a,
+			 const char *impl_b, unsigned nthreads_b, bool cpu,
+			 double *median)
+{
+	const struct bench_series *a =
+		bench_find(res, bench, impl_a, nthreads_a);
+	const struct bench_series *b =
+		bench_find(res, bench, impl_b, nthreads_b);
+	double r[BENCH_MAX_REPEATS];
+	unsigned n = 0;
+
+	if (a == NULL || b == NULL)
+		return false;
+	for (unsigned i = 0; i < a->n && i < b->n; i++) {
+		double x = cpu ? a->cpu[i] : a->ns[i];
+		double y = cpu ? b->cpu[i] : b->ns[i];
+		if (y > 0)
+			r[n++] = x / y;
+	}
+	if (n == 0)
+		return false;
+	*median = bench_median(r, n, NULL, NULL);
+	return true;
+}
+
 bool bench_result_load(const struct bench_results *res, double start[3],
 		       double end[3])
 {

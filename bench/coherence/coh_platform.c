@@ -203,6 +203,17 @@ bool bench_result_cpu(const struct bench_results *res, const char *bench,
 	return bench_result(res, bench, impl, nthreads, median, min, max);
 }
 
+bool bench_result_paired(const struct bench_results *res, const char *bench,
+			 const char *impl_a, unsigned nthreads_a,
+			 const char *impl_b, unsigned nthreads_b, bool cpu,
+			 double *median)
+{
+	(void)res, (void)bench, (void)impl_a, (void)nthreads_a, (void)impl_b;
+	(void)nthreads_b, (void)cpu;
+	*median = -1;
+	return false;
+}
+
 bool bench_result_load(const struct bench_results *res, double start[3],
 		       double end[3])
 {

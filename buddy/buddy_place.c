@@ -225,9 +225,10 @@ static int buddy_at_small_cached(struct buddy_cpu *c, uint32_t x, unsigned k)
 	uint32_t u = x / BU_FRAMES;
 	unsigned i = x % BU_FRAMES, n = 1u << k;
 	/*
-	 * Acquire: pairs with the CAS that wrote the word; a refill's CAS
-	 * read here orders its flag (set before it) before our load of the
-	 * mask (acquire: pairs with the release clears and sets).
+	 * Acquire: pairs with the CAS that wrote the word (a refill's sets
+	 * its heads' bits in the same 16-byte CAS, so our load of the mask
+	 * after it sees them); the mask's acquire pairs with the release
+	 * clears and sets.
 	 */
 	uint64_t w = lf_load_u64(&l->word[BU_W(u)], LF_ACQUIRE);
 	uint64_t m = lf_load_u64(&l->mask[BU_W(u)], LF_ACQUIRE);
@@ -346,9 +347,8 @@ static bool buddy_at_units_cached(struct buddy_cpu *c, uint32_t x,
 			continue;
 		if (bu_free_frames(w) == BU_FRAMES) {
 			/*
-			 * A refill in flight, or a reserved unit emptied since
-			 * the first reclaim (a drain's): looked at again after
-			 * the reclaim below.
+			 * A reserved unit emptied since the first reclaim (a
+			 * drain's): looked at again after the reclaim below.
 			 */
 			cached = true;
 			continue;

@@ -862,10 +862,7 @@ int kmem_cache_alloc_out(struct kmem_cache *c, unsigned cpu, void **obj)
 {
 	if (LF_UNLIKELY(!c || !obj || cpu >= c->ncpus))
 		return kmem_einval(c ? c->rejected_by : NULL);
-	struct kmem_got g = kmem_alloc_obj(c, cpu);
-	if (g.err == 0)
-		*obj = g.obj;
-	return (int)g.err;
+	return kmem_got_put(kmem_alloc_obj(c, cpu), obj);
 }
 
 /* The full classification (kmem_i.h), for the free's slow path. */
@@ -1182,13 +1179,11 @@ int kmalloc(struct kmem *k, unsigned cpu, size_t size, void **p)
 			size > (KMEM_PAGE_SIZE << KMEM_LARGE_MAX_ORDER)))
 		return k ? kmem_reject(k->rejected_by, KMEM_EINVAL)
 			 : KMEM_EINVAL;
-	if (size <= KMEM_KMALLOC_MAX) {
-		struct kmem_got g = kmem_alloc_obj(
-			k->kmalloc[k->class_of[(size + 7) >> 3]], cpu);
-		if (g.err == 0)
-			*p = g.obj;
-		return (int)g.err;
-	}
+	if (size <= KMEM_KMALLOC_MAX)
+		return kmem_got_put(
+			kmem_alloc_obj(k->kmalloc[k->class_of[(size + 7) >> 3]],
+				       cpu),
+			p);
 	return kmem_large_alloc(k, cpu, size, p);
 }
 

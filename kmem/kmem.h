@@ -191,17 +191,22 @@ struct kmem_got kmem_cache_get(struct kmem_cache *c, unsigned cpu);
 /* kmem_cache_alloc() out of line: the same checks, results and counts. */
 int kmem_cache_alloc_out(struct kmem_cache *c, unsigned cpu, void **obj);
 
+/* g's code; on success its object stored in *obj, else *obj unchanged. */
+static inline int kmem_got_put(struct kmem_got g, void **obj)
+{
+	int err = (int)g.err; /* 0 or a KMEM_E* code: exact */
+	if (LF_LIKELY(err == 0))
+		*obj = g.obj;
+	return err;
+}
+
 /* 0 and the object in *obj, or an error code and *obj unchanged. */
 static inline int kmem_cache_alloc(struct kmem_cache *c, unsigned cpu,
 				   void **obj)
 {
 	if (LF_UNLIKELY(!obj))
 		return kmem_cache_alloc_out(c, cpu, obj); /* EINVAL, counted */
-	struct kmem_got g = kmem_cache_get(c, cpu);
-	int err = (int)g.err; /* 0 or a KMEM_E* code: exact */
-	if (LF_LIKELY(err == 0))
-		*obj = g.obj;
-	return err;
+	return kmem_got_put(kmem_cache_get(c, cpu), obj);
 }
 int kmem_cache_free(struct kmem_cache *c, unsigned cpu, void *obj);
 

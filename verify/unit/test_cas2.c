@@ -32,6 +32,20 @@ static _Alignas(16) lf_atomic_u64 pair[2];
 static atomic_int writers_done, reader_saw;
 static uint64_t adds[2]; /* each writer's count, read after the join */
 
+/*
+ * A CAS expecting {x, y} while the pair holds {3, 4} (order o): refused,
+ * nothing written, both halves returned.
+ */
+static void check_refused(uint64_t x, uint64_t y, lf_order o)
+{
+	uint64_t e[2] = { x, y }, d[2] = { 5, 6 };
+	CHECK(!lf_cas2_u64(pair, e, d, o));
+	CHECK_EQ(e[0], 3);
+	CHECK_EQ(e[1], 4);
+	CHECK_EQ(lf_load_u64(&pair[0], LF_RELAXED), 3);
+	CHECK_EQ(lf_load_u64(&pair[1], LF_RELAXED), 4);
+}
+
 static void test_semantics(void)
 {
 	lf_init_u64(&pair[0], 1);
@@ -41,26 +55,9 @@ static void test_semantics(void)
 	CHECK_EQ(lf_load_u64(&pair[0], LF_RELAXED), 3);
 	CHECK_EQ(lf_load_u64(&pair[1], LF_RELAXED), 4);
 
-	/* Low half differs: nothing written, both halves returned. */
-	uint64_t e1[2] = { 9, 4 }, d1[2] = { 5, 6 };
-	CHECK(!lf_cas2_u64(pair, e1, d1, LF_ACQ_REL));
-	CHECK_EQ(e1[0], 3);
-	CHECK_EQ(e1[1], 4);
-	CHECK_EQ(lf_load_u64(&pair[0], LF_RELAXED), 3);
-	CHECK_EQ(lf_load_u64(&pair[1], LF_RELAXED), 4);
-
-	/* High half differs: the same. */
-	uint64_t e2[2] = { 3, 9 }, d2[2] = { 5, 6 };
-	CHECK(!lf_cas2_u64(pair, e2, d2, LF_RELEASE));
-	CHECK_EQ(e2[0], 3);
-	CHECK_EQ(e2[1], 4);
-	CHECK_EQ(lf_load_u64(&pair[0], LF_RELAXED), 3);
-	CHECK_EQ(lf_load_u64(&pair[1], LF_RELAXED), 4);
-
-	/* The halves are not interchangeable: {4, 3} is not {3, 4}. */
-	uint64_t e3[2] = { 4, 3 }, d3[2] = { 7, 8 };
-	CHECK(!lf_cas2_u64(pair, e3, d3, LF_ACQ_REL));
-	CHECK_EQ(lf_load_u64(&pair[0], LF_RELAXED), 3);
+	check_refused(9, 4, LF_ACQ_REL); /* the low half differs */
+	check_refused(3, 9, LF_RELEASE); /* the high half */
+	check_refused(4, 3, LF_ACQ_REL); /* {4, 3} is not {3, 4} */
 
 	/* The full width of each half is compared and written. */
 	uint64_t e4[2] = { 3, 4 }, d4[2] = { 0x8000000000000001u, 1u << 31 };

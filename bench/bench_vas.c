@@ -11,6 +11,8 @@
  * run. Each point runs one mix:
  *   lookup  lookups only, at addresses drawn uniformly over the filled span
  *           (about half of them land in an allocated range)
+ *   lookup8 the same lookups, 8 addresses a call (vas_lookup_n; the
+ *           red-black trees look up the 8 under one lock acquisition)
  *   mix90   90% lookups, 10% writes
  *   mix50   50% lookups, 50% writes
  * A write frees one of the thread's own ranges (thread i owns the ranges
@@ -88,6 +90,7 @@ static struct {
 	const struct bench_vas_ops *ops;
 	unsigned nthreads;
 	unsigned wpct; /* writes in 100 ops */
+	unsigned nb;   /* lookups a call: 1, or BENCH_VAS_LOOKUP_N */
 } bv_cur;
 
 static uint64_t bv_rand(uint64_t *s) /* xorshift64* */
@@ -131,7 +134,7 @@ static const char *bv_skip(unsigned si)
 	return NULL;
 }
 
-static int bv_setup(unsigned kind, unsigned si, unsigned wpct,
+static int bv_setup(unsigned kind, unsigned si, unsigned wpct, unsigned nb,
 		    unsigned nthreads)
 {
 	struct bv_inst *in = &bv_inst[kind][si];
@@ -147,6 +150,7 @@ static int bv_setup(unsigned kind, unsigned si, unsigned wpct,
 	bv_cur.ops = bv_ops[kind];
 	bv_cur.nthreads = nthreads;
 	bv_cur.wpct = wpct;
+	bv_cur.nb = nb;
 	bv_point++;
 	return 0;
 }
@@ -182,6 +186,35 @@ static void bv_lookup(unsigned id, uint64_t q, uint64_t off,
 		t->errors++;
 }
 
+/* nb lookups in one call, at addresses drawn as bv_lookup()'s are. */
+static void bv_lookup_n(unsigned id, unsigned nb, uint64_t spanq, uint64_t *rng,
+			struct bv_thread *t)
+{
+	struct bv_inst *in = bv_cur.in;
+	uint64_t addr[BENCH_VAS_LOOKUP_N], start[BENCH_VAS_LOOKUP_N];
+	unsigned hits = 0;
+
+	for (unsigned i = 0; i < nb; i++) {
+		uint64_t r = bv_rand(rng);
+		addr[i] = BV_BASE +
+			  (((r >> 32) * spanq) >> 32) * BENCH_VAS_QUANTUM +
+			  (r & (BENCH_VAS_QUANTUM - 1));
+	}
+	unsigned got = bv_cur.ops->lookup_n(in->a, id, addr, nb, start);
+	for (unsigned i = 0; i < nb; i++) {
+		if (start[i] == UINT64_MAX)
+			continue;
+		hits++;
+		if (start[i] > addr[i] ||
+		    addr[i] - start[i] >=
+			    BV_MAX_LEN * (uint64_t)BENCH_VAS_QUANTUM)
+			t->errors++;
+	}
+	if (got != hits) /* the count returned is the hits reported */
+		t->errors++;
+	t->hits += hits;
+}
+
 static uint64_t bv_run(unsigned id, const struct bench_stop *stop)
 {
 	struct bv_thread *t = &bv_thread[id];
@@ -190,6 +223,14 @@ static uint64_t bv_run(unsigned id, const struct bench_stop *stop)
 	uint64_t spanq = bv_cur.in->spanq, ops = 0;
 	uint64_t rng = (bv_point << 8 | id) * 0x9e3779b97f4a7c15ULL + 1;
 
+	if (bv_cur.nb > 1) {
+		while (!bench_stopped(stop)) {
+			for (unsigned b = 0; b < BENCH_BATCH; b += bv_cur.nb)
+				bv_lookup_n(id, bv_cur.nb, spanq, &rng, t);
+			ops += BENCH_BATCH;
+		}
+		return ops;
+	}
 	while (!bench_stopped(stop)) {
 		for (unsigned b = 0; b < BENCH_BATCH; b++) {
 			uint64_t r = bv_rand(&rng);
@@ -226,7 +267,7 @@ static int bv_check(void)
 }
 
 /* One implementation per (mix, size, kind): setup knows which. */
-#define BV_IMPL(mix, wpct, si, exp, kind, name, is_ours)                       \
+#define BV_IMPL(mix, wpct, nb, si, exp, kind, name, is_ours)                   \
 	static const char *bv_skip_##mix##_##si##_##kind(unsigned nthreads)    \
 	{                                                                      \
 		(void)nthreads;                                                \
@@ -236,7 +277,7 @@ static int bv_check(void)
 	}                                                                      \
 	static int bv_setup_##mix##_##si##_##kind(unsigned nthreads)           \
 	{                                                                      \
-		return bv_setup(kind, si, wpct, nthreads);                     \
+		return bv_setup(kind, si, wpct, nb, nthreads);                 \
 	}                                                                      \
 	static const struct bench_impl bv_##mix##_##si##_##kind = {            \
 		.bench = #mix "_1e" #exp,                                      \
@@ -249,20 +290,21 @@ static int bv_check(void)
 		.thread_fini = bv_thread_nop,                                  \
 		.check = bv_check,                                             \
 	};
-#define BV_IMPLS3(mix, wpct, si, exp)                                          \
-	BV_IMPL(mix, wpct, si, exp, BV_VAS, "vas", true)                       \
-	BV_IMPL(mix, wpct, si, exp, BV_RB_RWLOCK, "rb_rwlock", false)          \
-	BV_IMPL(mix, wpct, si, exp, BV_RB_MUTEX, "rb_mutex", false)            \
-	BV_IMPL(mix, wpct, si, exp, BV_VAS_PC, "vas_pc", true)
-#define BV_IMPLS(mix, wpct)                                                    \
-	BV_IMPLS3(mix, wpct, 0, 3)                                             \
-	BV_IMPLS3(mix, wpct, 1, 4)                                             \
-	BV_IMPLS3(mix, wpct, 2, 5)                                             \
-	BV_IMPLS3(mix, wpct, 3, 6)
+#define BV_IMPLS3(mix, wpct, nb, si, exp)                                      \
+	BV_IMPL(mix, wpct, nb, si, exp, BV_VAS, "vas", true)                   \
+	BV_IMPL(mix, wpct, nb, si, exp, BV_RB_RWLOCK, "rb_rwlock", false)      \
+	BV_IMPL(mix, wpct, nb, si, exp, BV_RB_MUTEX, "rb_mutex", false)        \
+	BV_IMPL(mix, wpct, nb, si, exp, BV_VAS_PC, "vas_pc", true)
+#define BV_IMPLS(mix, wpct, nb)                                                \
+	BV_IMPLS3(mix, wpct, nb, 0, 3)                                         \
+	BV_IMPLS3(mix, wpct, nb, 1, 4)                                         \
+	BV_IMPLS3(mix, wpct, nb, 2, 5)                                         \
+	BV_IMPLS3(mix, wpct, nb, 3, 6)
 
-BV_IMPLS(lookup, 0)
-BV_IMPLS(mix90, 10)
-BV_IMPLS(mix50, 50)
+BV_IMPLS(lookup, 0, 1)
+BV_IMPLS(lookup8, 0, BENCH_VAS_LOOKUP_N)
+BV_IMPLS(mix90, 10, 1)
+BV_IMPLS(mix50, 50, 1)
 
 #define BV_LIST3(mix, si)                                                      \
 	&bv_##mix##_##si##_BV_VAS, &bv_##mix##_##si##_BV_RB_RWLOCK,            \
@@ -272,6 +314,7 @@ BV_IMPLS(mix50, 50)
 
 static const struct bench_impl *const bv_impls[] = {
 	BV_LIST(lookup),
+	BV_LIST(lookup8),
 	BV_LIST(mix90),
 	BV_LIST(mix50),
 };
@@ -283,8 +326,9 @@ static void bv_header(void)
 	       "ranges of 1-%d quanta, free gaps\n  of 1-%d quanta between "
 	       "them; lookups uniform over the filled span\n",
 	       BV_MAX_LEN, BV_MAX_LEN);
-	printf("lookup_1eK: lookups only; mix90_1eK: 10%% writes; mix50_1eK: "
-	       "50%% writes;\n  n = 10^K\n");
+	printf("lookup_1eK: lookups only; lookup8_1eK: the same, 8 a call "
+	       "(vas_lookup_n;\n  the trees under one lock acquisition); "
+	       "mix90_1eK: 10%% writes;\n  mix50_1eK: 50%% writes; n = 10^K\n");
 	printf("vas: vaspace/ (OLC B+-tree, lock-free lookups, writers take "
 	       "turns);\n  rb_rwlock: the same allocator on red-black trees "
 	       "under a pthread\n  rwlock (the baseline); rb_mutex: under one "
@@ -339,6 +383,7 @@ static void bv_targets(const struct bench_results *res)
 {
 	const char *w1 = "lookup, 10^6 ranges, vas, 1 thread";
 	const char *w2 = "lookup, 10^6 ranges, vas, 2 / 1 threads";
+	const char *w1n = "lookup8, 10^6 ranges, vas, 1 thread, a lookup";
 	char w3[64], b[32];
 	double a, c;
 
@@ -347,6 +392,11 @@ static void bv_targets(const struct bench_results *res)
 		bv_target(w1, a <= BV_LOOKUP_NS, a, "ns", "<= 150");
 	else
 		printf("  %-46s not measured in this run\n", w1);
+	/* The same target for callers with several addresses at once. */
+	if (bv_ns(res, "lookup8_1e6", "vas", 1, &a))
+		bv_target(w1n, a <= BV_LOOKUP_NS, a, "ns", "<= 150");
+	else
+		printf("  %-46s not measured in this run\n", w1n);
 	/* Throughput is threads / (ns per op): 2 a / c. */
 	if (bv_ns(res, "lookup_1e6", "vas", 1, &a) &&
 	    bv_ns(res, "lookup_1e6", "vas", 2, &c))

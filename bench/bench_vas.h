@@ -23,7 +23,8 @@
 #include <stdint.h>
 
 #define BENCH_VAS_QUANTUM 4096u
-#define BENCH_VAS_MAX_LEN 4 /* quanta, of a filled range and of a gap */
+#define BENCH_VAS_LOOKUP_N 8 /* addresses a lookup_n call takes, at most */
+#define BENCH_VAS_MAX_LEN 4  /* quanta, of a filled range and of a gap */
 /* Bytes of region that bench_vas_fill() of n ranges needs (with room). */
 #define BENCH_VAS_FILL_SIZE(n)                                                 \
 	((uint64_t)3 * BENCH_VAS_MAX_LEN * (n)*BENCH_VAS_QUANTUM)
@@ -36,6 +37,13 @@ struct bench_vas_ops {
 	void (*destroy)(void *a);
 	/* 0 and the start of the allocated range holding addr, or -1. */
 	int (*lookup)(void *a, unsigned id, uint64_t addr, uint64_t *start);
+	/*
+	 * n lookups in one call (vas_lookup_n; the red-black trees under one
+	 * lock acquisition): start[i] the start of the allocated range
+	 * holding addr[i], or UINT64_MAX; returns how many were found.
+	 */
+	unsigned (*lookup_n)(void *a, unsigned id, const uint64_t *addr,
+			     unsigned n, uint64_t *start);
 	/* Best fit; 0 or -1. */
 	int (*alloc)(void *a, unsigned id, uint64_t size, uint64_t *addr);
 	int (*alloc_at)(void *a, unsigned id, uint64_t addr, uint64_t size);

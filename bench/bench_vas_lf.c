@@ -93,6 +93,25 @@ static int bench_vas_lf_lookup(void *p, unsigned id, uint64_t addr,
 	return 0;
 }
 
+static unsigned bench_vas_lf_lookup_n(void *p, unsigned id,
+				      const uint64_t *addr, unsigned n,
+				      uint64_t *start)
+{
+	struct bench_vas_lf *a = p;
+	struct vas_range r[BENCH_VAS_LOOKUP_N];
+	int rc[BENCH_VAS_LOOKUP_N];
+	int hits;
+
+	if (n > BENCH_VAS_LOOKUP_N)
+		abort();
+	hits = vas_lookup_n(&a->ctx[id], addr, n, r, rc);
+	if (hits < 0)
+		abort();
+	for (unsigned i = 0; i < n; i++)
+		start[i] = rc[i] == VAS_OK ? r[i].start : UINT64_MAX;
+	return (unsigned)hits;
+}
+
 static int bench_vas_lf_alloc(void *p, unsigned id, uint64_t size,
 			      uint64_t *addr)
 {
@@ -149,7 +168,9 @@ static uint64_t bench_vas_lf_bytes(void *p)
 #define BENCH_VAS_LF_OPS(make)                                                 \
 	{                                                                      \
 		.create = make, .destroy = bench_vas_lf_destroy,               \
-		.lookup = bench_vas_lf_lookup, .alloc = bench_vas_lf_alloc,    \
+		.lookup = bench_vas_lf_lookup,                                 \
+		.lookup_n = bench_vas_lf_lookup_n,                             \
+		.alloc = bench_vas_lf_alloc,                                   \
 		.alloc_at = bench_vas_lf_alloc_at, .free = bench_vas_lf_free,  \
 		.check = bench_vas_lf_check, .bytes = bench_vas_lf_bytes,      \
 	}

@@ -201,6 +201,25 @@ static int rb_lookup(void *p, unsigned id, uint64_t addr, uint64_t *start)
 	return rc;
 }
 
+static unsigned rb_lookup_n(void *p, unsigned id, const uint64_t *addr,
+			    unsigned n, uint64_t *start)
+{
+	struct rb_va *a = p;
+	unsigned hits = 0;
+
+	(void)id;
+	rb_lock_read(a);
+	for (unsigned i = 0; i < n; i++) {
+		struct rb_range *r = rb_find_le(a, addr[i]);
+		bool hit = r != NULL && r->allocated &&
+			   addr[i] - r->start < r->len;
+		start[i] = hit ? r->start : UINT64_MAX;
+		hits += hit;
+	}
+	rb_unlock(a);
+	return hits;
+}
+
 static int rb_alloc_locked(struct rb_va *a, uint64_t size, uint64_t *addr)
 {
 	struct rb_range key = { .start = 0, .len = size }, *n, *tail = NULL;
@@ -365,9 +384,9 @@ static uint64_t rb_bytes(void *p)
 #define RB_OPS(create_fn)                                                      \
 	{                                                                      \
 		.create = create_fn, .destroy = rb_destroy,                    \
-		.lookup = rb_lookup, .alloc = rb_alloc,                        \
-		.alloc_at = rb_alloc_at, .free = rb_free, .check = rb_check,   \
-		.bytes = rb_bytes,                                             \
+		.lookup = rb_lookup, .lookup_n = rb_lookup_n,                  \
+		.alloc = rb_alloc, .alloc_at = rb_alloc_at, .free = rb_free,   \
+		.check = rb_check, .bytes = rb_bytes,                          \
 	}
 const struct bench_vas_ops bench_vas_ops_rb_rwlock = RB_OPS(rb_create_rwlock);
 const struct bench_vas_ops bench_vas_ops_rb_mutex = RB_OPS(rb_create_mutex);

@@ -1409,6 +1409,55 @@ int vas_lookup(struct vas_ctx *c, uint64_t addr, struct vas_range *out)
 	return VAS_OK;
 }
 
+int vas_lookup_n(struct vas_ctx *c, const uint64_t *addr, size_t n,
+		 struct vas_range *out, int *rc)
+{
+	struct vas *v = vas_of(c);
+	if (v == NULL)
+		return VAS_ENOTREG;
+	if (n > (size_t)INT32_MAX ||
+	    (n > 0 && (addr == NULL || out == NULL || rc == NULL)))
+		return VAS_EINVAL;
+	uint64_t restarts = 0;
+	int hits = 0;
+	for (size_t i = 0; i < n;) {
+		/* A group: up to VT_BATCH addresses inside the region, their
+		 * lookups overlapped in one epoch section. */
+		uint64_t k[VT_BATCH];
+		size_t at[VT_BATCH];
+		struct vt_ent e[VT_BATCH];
+		bool found[VT_BATCH];
+		unsigned g = 0;
+		for (; i < n && g < VT_BATCH; i++) {
+			if (addr[i] < v->base ||
+			    ((addr[i] - v->base) >> v->qshift) >= v->nq) {
+				rc[i] = VAS_ERANGE;
+				continue;
+			}
+			k[g] = (addr[i] - v->base) >> v->qshift;
+			at[g++] = i;
+		}
+		if (g == 0)
+			continue;
+		lf_epoch_enter(&c->rec);
+		vt_read_le_n(&v->addr, k, g, e, found, &restarts);
+		lf_epoch_exit(&c->rec);
+		for (unsigned b = 0; b < g; b++) {
+			size_t j = at[b];
+			if (!found[b] || vas_val_free(e[b].val) ||
+			    e[b].key + vas_val_len(e[b].val) <= k[b]) {
+				rc[j] = VAS_ENOENT;
+				continue;
+			}
+			vas_range_of(v, &e[b], &out[j]);
+			rc[j] = VAS_OK;
+			hits++;
+		}
+	}
+	vas_restarts(c, restarts);
+	return hits;
+}
+
 /*
  * Two entries that were in the tree together: the count of commits is the
  * same before the first read and after the second (acquire loads: pair

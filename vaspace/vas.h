@@ -42,8 +42,9 @@
  * participants, allocation, lookup, partial free, error codes).
  *
  * Synchronization table:
- *   vas_lookup, vas_find, vas_next,      with anything, on any context
- *   vas_prev, vas_iterate, vas_stats
+ *   vas_lookup, vas_lookup_n, vas_find,  with anything, on any context
+ *   vas_next, vas_prev, vas_iterate,
+ *   vas_stats
  *   vas_alloc, vas_alloc_at, vas_free,   with anything (writers take turns,
  *   vas_map, vas_replace, vas_unmap,     but for leaf-local allocs and
  *   vas_protect, vas_set_caching         frees with caching on)
@@ -385,6 +386,20 @@ int vas_prev(struct vas_ctx *c, uint64_t addr, struct vas_range *out);
 
 /* The allocated range holding addr; writes no tree memory. */
 int vas_lookup(struct vas_ctx *c, uint64_t addr, struct vas_range *out);
+
+/*
+ * n lookups in one call: rc[i] and out[i] are what vas_lookup(c, addr[i],
+ * &out[i]) gives (out[i] written only where rc[i] is VAS_OK). The
+ * lookups of up to 8 addresses at a time are overlapped, so that their
+ * misses at the leaves are in flight together: for callers with several
+ * addresses at once, cheaper per address than a vas_lookup each
+ * (docs/design.md 3.2). Each answer is linearizable on its own; the n
+ * answers are not one snapshot. Returns how many were found (rc[i] ==
+ * VAS_OK), or VAS_ENOTREG, or VAS_EINVAL (a NULL array with n > 0, n
+ * above INT32_MAX) with nothing written.
+ */
+int vas_lookup_n(struct vas_ctx *c, const uint64_t *addr, size_t n,
+		 struct vas_range *out, int *rc);
 
 /*
  * Call fn for every range (allocated and free) that overlaps [a, b), in

@@ -156,6 +156,10 @@ bool vt_read_le(struct vas_tree *t, uint64_t key, struct vt_ent *e,
 		uint64_t *restarts);
 bool vt_read_ge(struct vas_tree *t, uint64_t key, struct vt_ent *e,
 		uint64_t *restarts);
+/* n <= VT_BATCH lookups as vt_read_le()'s, overlapped; found[i]: e[i]. */
+#define VT_BATCH 8
+void vt_read_le_n(struct vas_tree *t, const uint64_t *key, unsigned n,
+		  struct vt_ent *e, bool *found, uint64_t *restarts);
 
 /* Writer (vas writer lock held). */
 bool vt_get_le(struct vas_tree *t, uint64_t key, struct vt_ent *e);

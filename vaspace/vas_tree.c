@@ -722,9 +722,15 @@ static VT_RFAST void vt_rprefetch_child(const struct vas_tree *t,
 	}
 }
 
-/* One step down from inner node l->n (at level) for key; false: restart. */
-static VT_RFAST bool vt_rstep(struct vas_tree *t, struct vt_leaf *l,
-			      uint32_t level, uint64_t key)
+/*
+ * The first half of a step down from inner node l->n (at level) for key:
+ * the child's slot searched, its fences taken into l, its pointer read and
+ * n validated, what its search will read prefetched; false: restart. l->n
+ * and l->v stay n's until vt_rcouple().
+ */
+static VT_RFAST bool vt_rdown(struct vas_tree *t, struct vt_leaf *l,
+			      uint32_t level, uint64_t key,
+			      struct vas_node **chp)
 {
 	struct vas_node *n = l->n;
 	uint32_t c = vt_rcount(t, n);
@@ -745,15 +751,33 @@ static VT_RFAST bool vt_rstep(struct vas_tree *t, struct vt_leaf *l,
 	if (!lf_vlock_validate(&n->lock, l->v) || ch == NULL)
 		return false;
 	vt_rprefetch_child(t, l, ch, level, hint, key);
+	*chp = ch;
+	return true;
+}
+
+/*
+ * The second half: ch's version read, then n (still l->n) validated, so
+ * that n held ch when ch's version was read (lock coupling), however long
+ * after vt_rdown() this runs; then l is ch's. false: restart.
+ */
+static VT_RFAST bool vt_rcouple(struct vt_leaf *l, struct vas_node *ch)
+{
 	uint64_t cv;
 	if (!lf_vlock_read_lock(&ch->lock, &cv))
 		return false;
-	/* Lock coupling: n still held ch when ch's version was read. */
-	if (!lf_vlock_validate(&n->lock, l->v))
+	if (!lf_vlock_validate(&l->n->lock, l->v))
 		return false;
 	l->n = ch;
 	l->v = cv;
 	return true;
+}
+
+/* One step down from inner node l->n (at level) for key; false: restart. */
+static VT_RFAST bool vt_rstep(struct vas_tree *t, struct vt_leaf *l,
+			      uint32_t level, uint64_t key)
+{
+	struct vas_node *ch;
+	return vt_rdown(t, l, level, key, &ch) && vt_rcouple(l, ch);
 }
 
 /* Down to the leaf for key, optimistically; false: restart. */
@@ -826,6 +850,67 @@ bool vt_read_le(struct vas_tree *t, uint64_t key, struct vt_ent *e,
 		if (i > 0 && vt_rent(&l, i - 1, e) &&
 		    vt_rneighbour(&f, &l, true))
 			return true;
+	}
+}
+
+/*
+ * n <= VT_BATCH lookups as vt_read_le() makes them, overlapped (docs/
+ * design.md 3.2, "Lookups in batches"): first every key's descent, each
+ * stopping at the leaf's parent with the leaf's pointer read, the parent
+ * validated and the leaf's first line and window prefetched (vt_rdown()),
+ * so that the n leaves' misses are in flight together; then, key by key,
+ * the leaf coupled to its parent (vt_rcouple(): the parent unchanged since
+ * its read, so it still held the leaf when the leaf's version was read),
+ * searched and its entry validated, exactly the reads and validations of
+ * vt_read_le()'s first pass. Whatever that pass would not answer from the
+ * leaf (a restart, or no key <= key there) is answered by vt_read_le()
+ * itself. Each answer is linearizable on its own, at its leaf's
+ * validation; the n answers are not one snapshot.
+ */
+void vt_read_le_n(struct vas_tree *t, const uint64_t *key, unsigned n,
+		  struct vt_ent *e, bool *found, uint64_t *restarts)
+{
+	struct vt_leaf f[VT_BATCH];
+	struct vas_node *leaf[VT_BATCH]; /* to couple; NULL: f[b] is it */
+	bool ok[VT_BATCH];
+	LF_ASSERT(n <= VT_BATCH);
+	for (unsigned b = 0; b < n; b++) {
+		struct vt_leaf *l = &f[b];
+		*l = (struct vt_leaf){ .has_lo = false, .has_hi = false };
+		leaf[b] = NULL;
+		ok[b] = vt_rroot(t, &l->n, &l->v);
+		for (unsigned d = 0; ok[b] && d < VAS_MAX_HEIGHT; d++) {
+			uint32_t level = lf_olc_load_u32(&l->n->level);
+			if (level == 0)
+				break;
+			if (level == 1) {
+				ok[b] = vt_rdown(t, l, level, key[b], &leaf[b]);
+				break;
+			}
+			ok[b] = vt_rstep(t, l, level, key[b]);
+		}
+	}
+	for (unsigned b = 0; b < n; b++) {
+		struct vt_leaf *l = &f[b];
+		uint32_t c, i;
+		if (ok[b] && (leaf[b] == NULL || vt_rcouple(l, leaf[b])) &&
+		    lf_olc_load_u32(&l->n->level) == 0 &&
+		    (c = vt_rcount(t, l->n)) != UINT32_MAX) {
+			i = vt_rsearch(l, c, key[b], true);
+			if (i > 0 && vt_rent(l, i - 1, &e[b])) {
+				found[b] = true;
+				continue;
+			}
+			if (i == 0 && lf_vlock_validate(&l->n->lock, l->v)) {
+				/* No key <= key here: vt_read_le() looks
+				 * left, as its own first pass would. */
+				found[b] =
+					vt_read_le(t, key[b], &e[b], restarts);
+				continue;
+			}
+		}
+		(*restarts)++;
+		found[b] = vt_read_le(t, key[b], &e[b], restarts);
 	}
 }
 

@@ -253,16 +253,40 @@ static void fv_probe(struct fv *m, struct vas_ctx *c, bool reg, uint64_t a)
 	    X(w.size), X(w.tag));
 }
 
-/* Lookups at the edges of [a, a + n) and just outside, any context. */
+/* The same addresses in one vas_lookup_n, each against the reference. */
+static void fv_probe_n(struct fv *m, struct vas_ctx *c, bool reg,
+		       const uint64_t *a, size_t n)
+{
+	struct vas_range r[4], w = { 0 };
+	int rc[4], hits = 0;
+	int got = vas_lookup_n(c, a, n, r, rc);
+	if (!reg) {
+		REQ(m, got == VAS_ENOTREG, "lookup_n, unregistered: %d", got);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int rw = vt_ref_lookup(&m->ref, a[i], &w);
+		REQ(m, rc[i] == rw && (rw != VAS_OK || vt_range_eq(&r[i], &w)),
+		    "lookup_n [%zu] %#llx: %d, expected %d [%#llx +%#llx]", i,
+		    X(a[i]), rc[i], rw, X(w.start), X(w.size));
+		hits += rw == VAS_OK;
+	}
+	REQ(m, got == hits, "lookup_n: %d found, expected %d", got, hits);
+}
+
+/* Lookups at the edges of [a, a + n) and just outside, any context: one
+ * by one, then together. */
 static void fv_probe_around(struct fv *m, uint64_t a, uint64_t n)
 {
 	unsigned i = fz_u8(&m->f) % m->nctx;
+	uint64_t b[4] = { a, a - 1, a + n - 1, a + n };
 	fv_probe(m, m->c[i], m->reg[i], a);
 	fv_probe(m, m->c[i], m->reg[i], a - 1);
 	if (n) {
 		fv_probe(m, m->c[i], m->reg[i], a + n - 1);
 		fv_probe(m, m->c[i], m->reg[i], a + n);
 	}
+	fv_probe_n(m, m->c[i], m->reg[i], b, n ? 4 : 2);
 }
 
 /*

@@ -18,6 +18,9 @@
  *          over ranges and holes; the thread gives up the ranges it holds,
  *          which the configuration makes the only ones there)
  *   lQ     vas_lookup of quantum Q
+ *   mQ     vas_lookup_n of quanta Q and Q + 2 in one call: two lookups,
+ *          each linearizable on its own within the call (both recorded
+ *          from the call to its return)
  *   nQ     vas_find from quantum Q (the range holding it, or the first
  *          allocated one above)
  *   LQ     the same descent without an epoch section (self-test only)
@@ -305,6 +308,22 @@ static void mv_lookup(unsigned tid, unsigned q)
 	lin_ret(op, (uint64_t)(int64_t)rc, rc == VAS_OK ? mv_pack(&r) : 0);
 }
 
+static void mv_lookup_n(unsigned tid, unsigned q)
+{
+	struct lin_op *op[2] = { lin_call(&S.h, LOOKUP, q, 0),
+				 lin_call(&S.h, LOOKUP, q + 2, 0) };
+	uint64_t a[2] = { mv_addr(q), mv_addr(q + 2) };
+	struct vas_range r[2];
+	int rc[2];
+	int hits = vas_lookup_n(&S.ctx[tid], a, 2, r, rc);
+	for (unsigned i = 0; i < 2; i++)
+		lin_ret(op[i], (uint64_t)(int64_t)rc[i],
+			rc[i] == VAS_OK ? mv_pack(&r[i]) : 0);
+	if (hits != (rc[0] == VAS_OK) + (rc[1] == VAS_OK))
+		mc_fail("vas_lookup_n: %d found, %d answers", hits,
+			(rc[0] == VAS_OK) + (rc[1] == VAS_OK));
+}
+
 static void mv_find(unsigned tid, unsigned q)
 {
 	struct lin_op *op = lin_call(&S.h, FIND, q, 0);
@@ -360,6 +379,9 @@ static void mv_thread(unsigned tid)
 			break;
 		case 'l':
 			mv_lookup(tid, mv_digit(&p));
+			break;
+		case 'm':
+			mv_lookup_n(tid, mv_digit(&p));
 			break;
 		case 'n':
 			mv_find(tid, mv_digit(&p));
@@ -842,6 +864,18 @@ static void mv_where(const volatile void *addr, char *buf, size_t n)
 MV_TEST(mv_split, "vas.split", "lookups vs an alloc that splits a leaf", 2, 3,
 	3, 20000, .nq = 8, .keys = 3, .init = MV_THREE(0, 0, 0),
 	.script = { "a2", "l5l2" }, .need = "gr")
+/* The same split vs a batched lookup of quanta 3 and 5 (the leaf being
+ * split): the second descent runs between the first's and the first's leaf
+ * validation (docs/design.md 3.2, "Lookups in batches"). */
+MV_TEST(mv_nsplit, "vas.batch_split",
+	"a batched lookup vs an alloc that splits its leaf", 2, 3, 3, 20000,
+	.nq = 8, .keys = 3, .init = MV_THREE(0, 0, 0), .script = { "a2", "m3" },
+	.need = "gr")
+/* Node reuse (merge, then split) under a batched lookup of 2 and 4. */
+MV_TEST(mv_nwriters, "vas.batch_reuse", "a batched lookup vs merge, then split",
+	3, 2, 3, 20000, .nq = 8, .keys = 3, .high_water = 2,
+	.init = MV_THREE(0, 0, 1), .script = { "ff", "b1a2", "m2" },
+	.need = "sr")
 /* Four ranges in 12 quanta: the next split splits the root (height 3). */
 MV_TEST(mv_grow, "vas.grow", "lookups vs a split that grows the root", 2, 2, 3,
 	20000, .nq = 12, .keys = 3,
@@ -979,8 +1013,8 @@ MV_TEST(mv_offcarve, "vas.off_carve",
 	.script = { "a1a1f", "ol1l2a2" }, .need = "co")
 
 const struct mc_test *const mc_tests_vas[] = {
-	&mv_split,   &mv_grow,     &mv_merge,   &mv_writers,
-	&mv_reuse,   &mv_mix,      &mv_replace, &mv_unmap,
-	&mv_noepoch, &mv_lwrite,   &mv_carve,   &mv_findrun,
-	&mv_off,     &mv_offcarve, &mv_findrep, NULL
+	&mv_split,    &mv_nsplit,  &mv_nwriters, &mv_grow,    &mv_merge,
+	&mv_writers,  &mv_reuse,   &mv_mix,      &mv_replace, &mv_unmap,
+	&mv_noepoch,  &mv_lwrite,  &mv_carve,    &mv_findrun, &mv_off,
+	&mv_offcarve, &mv_findrep, NULL
 };

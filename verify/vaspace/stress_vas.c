@@ -21,6 +21,8 @@
  * that looks that byte up while the publication stands must find it
  * allocated, with the piece's tag, inside the piece: lookups are
  * linearizable even against a writer splitting the very range they hit.
+ * Half of these lookups are made in a batch (vas_lookup_n) among random
+ * addresses, whose own answers are checked as the readers' below.
  *
  * Reader threads meanwhile look up random addresses and iterate random
  * windows: every range reported has a size, lies in the region, overlaps
@@ -82,6 +84,8 @@ struct watch {
 
 static struct watch watches[MAXT];
 static atomic_ulong watch_checks;
+static atomic_ulong batch_checks; /* of them, in a vas_lookup_n batch */
+#define NBATCH 12                 /* addresses in a batch, at most */
 static atomic_bool stop;
 static pthread_barrier_t stopped, checked, emptied, unregistered;
 
@@ -415,7 +419,37 @@ static void reader_watch(struct reader *rd)
 	if (g1 & 1)
 		return;
 	struct vas_range r = { 0 };
-	int rc = vas_lookup(rd->c, addr, &r);
+	int rc;
+	if (xrnd(&rd->rng) % 2 == 0) {
+		rc = vas_lookup(rd->c, addr, &r);
+	} else {
+		/* In a batch (vas_lookup_n), at a random place among random
+		 * addresses, each checked as reader_step()'s lookups are. */
+		uint64_t a[NBATCH];
+		struct vas_range rs[NBATCH];
+		int rcs[NBATCH], hits = 0;
+		unsigned n = 1 + (unsigned)(xrnd(&rd->rng) % NBATCH);
+		unsigned at = (unsigned)(xrnd(&rd->rng) % n);
+		for (unsigned i = 0; i < n; i++)
+			a[i] = i == at ? addr
+				       : BASE + xrnd(&rd->rng) % (NQ * Q);
+		int found = vas_lookup_n(rd->c, a, n, rs, rcs);
+		for (unsigned i = 0; i < n; i++) {
+			CHECK(rcs[i] == VAS_OK || rcs[i] == VAS_ENOENT);
+			if (rcs[i] != VAS_OK)
+				continue;
+			hits++;
+			check_reported(&rs[i], a[i]);
+			CHECK(rs[i].allocated && rs[i].start <= a[i] &&
+			      a[i] - rs[i].start < rs[i].size);
+		}
+		CHECK_EQ(found, hits);
+		rc = rcs[at];
+		if (rc == VAS_OK)
+			r = rs[at];
+		atomic_fetch_add_explicit(&batch_checks, 1,
+					  memory_order_relaxed);
+	}
 	/* Acquire: pairs with the releases in watch_set() and watch_end(). */
 	if (atomic_load_explicit(&wt->gen, memory_order_acquire) != g1)
 		return; /* the publication ended meanwhile */
@@ -586,6 +620,10 @@ int main(int argc, char **argv)
 	atomic_store(&stop, true);
 	for (unsigned i = 0; i < READERS; i++)
 		pthread_join(tr[i], NULL);
+	/* The readers did their work: lookups, held bytes, batches. */
+	CHECK(atomic_load(&reader_lookups) > 0);
+	CHECK(atomic_load(&batch_checks) > 0);
+	CHECK(atomic_load(&watch_checks) > atomic_load(&batch_checks));
 	pthread_barrier_wait(&stopped);
 	check_vas();
 	check_held_all(mc, w);
@@ -630,13 +668,14 @@ int main(int argc, char **argv)
 	CHECK_EQ(atomic_load(&src.live), 0);
 	printf("stress_vas: %u writers + %u readers, %u-key nodes: %lu ops "
 	       "(%lu allocs, %lu frees, %lu ENOSPC, %lu own lookups), %lu "
-	       "reader lookups, %lu of held bytes, %lu ranges iterated; "
+	       "reader lookups, %lu of held bytes (%lu in batches), %lu "
+	       "ranges iterated; "
 	       "%" PRIu64 " restarts, %" PRIu64 " nodes retired, %lu from the "
 	       "source, %lu leaf-local writes\n",
 	       nwriters, READERS, keys, ops, allocs, frees, nospc, lookups,
 	       atomic_load(&reader_lookups), atomic_load(&watch_checks),
-	       atomic_load(&reader_ranges), st.restarts, st.nodes_retired,
-	       atomic_load(&src.gets), local);
+	       atomic_load(&batch_checks), atomic_load(&reader_ranges),
+	       st.restarts, st.nodes_retired, atomic_load(&src.gets), local);
 	for (unsigned i = 0; i < nwriters; i++)
 		free(w[i].c);
 	for (unsigned i = 0; i < READERS; i++)

@@ -521,6 +521,29 @@ static void test_bad_readers(struct env *e)
 	EXPECT_REFUSED(e, VAS_ENOENT, false,
 		       vas_lookup(e->c, b + 4 * Q - 1, &r));
 	EXPECT_REFUSED(e, VAS_ENOENT, false, vas_lookup(e->c, end - 1, &r));
+	/* vas_lookup_n: bad arguments write nothing. */
+	uint64_t a[3] = { b - 1, b + 4 * Q, b };
+	struct vas_range rs[3] = { { .start = 7 },
+				   { .start = 7 },
+				   { .start = 7 } };
+	int rc[3] = { 99, 99, 99 };
+	EXPECT_REFUSED(e, VAS_EINVAL, false,
+		       vas_lookup_n(e->c, NULL, 1, rs, rc));
+	EXPECT_REFUSED(e, VAS_EINVAL, false,
+		       vas_lookup_n(e->c, a, 1, NULL, rc));
+	EXPECT_REFUSED(e, VAS_EINVAL, false,
+		       vas_lookup_n(e->c, a, 1, rs, NULL));
+	EXPECT_REFUSED(e, VAS_EINVAL, false,
+		       vas_lookup_n(e->c, a, (size_t)INT32_MAX + 1, rs, rc));
+	for (int i = 0; i < 3; i++)
+		CHECK(rc[i] == 99 && rs[i].start == 7);
+	EXPECT_REFUSED(e, 0, false, vas_lookup_n(e->c, NULL, 0, NULL, NULL));
+	/* One of each answer: ERANGE, found, ENOENT; out[i] only if found. */
+	EXPECT_REFUSED(e, 1, false, vas_lookup_n(e->c, a, 3, rs, rc));
+	CHECK(rc[0] == VAS_ERANGE && rs[0].start == 7);
+	CHECK(rc[1] == VAS_OK && rs[1].start == b + 4 * Q &&
+	      rs[1].size == 4 * Q && rs[1].tag == 0x11 && rs[1].allocated);
+	CHECK(rc[2] == VAS_ENOENT && rs[2].start == 7);
 	EXPECT_REFUSED(e, VAS_OK, false,
 		       vas_iterate(e->c, b + Q, b + Q, stop_fn, NULL));
 	EXPECT_REFUSED(e, VAS_OK, false,
@@ -1115,6 +1138,51 @@ static void test_resv_whole(void)
 
 /* ---- many ranges in small nodes ---- */
 
+/*
+ * vas_lookup_n of every quantum of [a, a + size) and a byte into each
+ * (their groups of 8 cross leaves and, in a tree of height > 2, level-1
+ * nodes), in several call sizes, against vas_lookup of each.
+ */
+static void test_lookup_n(struct env *e, uint64_t a, uint64_t size)
+{
+	size_t n = (size_t)(2 * size / Q);
+	uint64_t *addr = calloc(n, sizeof(*addr));
+	struct vas_range *r = calloc(n, sizeof(*r));
+	int *rc = calloc(n, sizeof(*rc));
+	CHECK_FATAL(addr != NULL && r != NULL && rc != NULL);
+	for (size_t i = 0; i < n; i++)
+		addr[i] = a + (uint64_t)(i / 2) * Q + (i % 2 ? Q - 1 : 0);
+	static const size_t calls[] = { 1, 3, 8, 9, 17, 64 };
+	for (size_t c = 0; c < sizeof(calls) / sizeof(calls[0]); c++) {
+		int hits = 0, want = 0;
+		for (size_t i = 0; i < n; i += calls[c]) {
+			size_t k = n - i < calls[c] ? n - i : calls[c];
+			int h = vas_lookup_n(e->c, &addr[i], k, &r[i], &rc[i]);
+			CHECK(h >= 0);
+			hits += h;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct vas_range w = { 0 };
+			int rw = vas_lookup(e->c, addr[i], &w);
+			if (rc[i] != rw ||
+			    (rw == VAS_OK && !vt_range_eq(&r[i], &w))) {
+				fprintf(stderr,
+					"  lookup_n %#" PRIx64
+					" (calls of %zu): %d, lookup %d\n",
+					addr[i], calls[c], rc[i], rw);
+				CHECK(false);
+				break;
+			}
+			want += rw == VAS_OK;
+		}
+		CHECK_EQ(hits, want);
+		CHECK(want > 0 && (size_t)want < n);
+	}
+	free(addr);
+	free(r);
+	free(rc);
+}
+
 static void test_many(uint32_t keys)
 {
 	struct env *e = env_new(0x900000, 2048 * Q, Q, keys, 2);
@@ -1138,6 +1206,7 @@ static void test_many(uint32_t keys)
 	for (unsigned i = 1; i < n; i += 2)
 		LOOKUP(e, b + (uint64_t)i * Q + 5, b + (uint64_t)i * Q, Q,
 		       i + 1);
+	test_lookup_n(e, b - Q, (n + 2) * Q);
 	/* Best fit: the first 1Q hole; bigger ones from the end. */
 	CHECK_EQ(ok_alloc(e, Q, 0, VAS_BEST_FIT, 5000), b);
 	CHECK_EQ(ok_alloc(e, 2 * Q, 0, VAS_BEST_FIT, 5001),

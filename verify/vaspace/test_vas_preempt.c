@@ -15,6 +15,8 @@
  * counts the atomic operations of a lookup of that address, and runs the lookup
  * again with the write injected before its n-th operation, n chosen at random:
  * as if the reader were preempted there while another CPU made the whole write.
+ * One step in two the lookup is a batch (vas_lookup_n, several addresses
+ * around this one), each of whose answers must be linearizable on its own.
  * A lookup is linearizable (vas.h), so its answer must be the reference's
  * answer either before the write or after it: the same return code and,
  * if found, the same range exactly (start, size, tag). A torn entry (the
@@ -72,6 +74,7 @@ static uint64_t rng, seed, step;
 static uintptr_t next_tag;
 static bool caching;
 static uint64_t local_total; /* leaf-local writes, all seeds */
+static uint64_t batches;     /* steps that looked up with vas_lookup_n */
 
 static uint64_t rnd_below(uint64_t n)
 {
@@ -287,14 +290,27 @@ static const char *wname(enum wkind k)
 	return n[k];
 }
 
+/*
+ * One step in two looks up a batch (vas_lookup_n) of up to NB addresses,
+ * addr among them at a random place and the others anywhere: with the
+ * writes injected at a random operation of the whole call, most land
+ * between one address's descent and its leaf's validation, the others'
+ * descents in between (docs/design.md 3.2, "Lookups in batches"). Each
+ * answer must be linearizable on its own.
+ */
+#define NB 12
+
 static void one_step(void)
 {
 	struct writes ws = {
 		.n = 1 + (rnd_below(4) == 0 ? (unsigned)rnd_below(MAXW) : 0)
 	};
-	struct answer ans[MAXW + 1], got;
+	struct answer ans[MAXW + 1][NB], got[NB];
 	int ref_rc[MAXW];
-	uint64_t ref_got[MAXW] = { 0 }, addr;
+	uint64_t ref_got[MAXW] = { 0 }, a[NB], addr;
+	bool batch = rnd_below(2) == 0;
+	unsigned nb = batch ? 1 + (unsigned)rnd_below(NB) : 1;
+	unsigned at = (unsigned)rnd_below(nb);
 	choose_write(&ws.w[0]);
 	if (ws.w[0].kind != W_ALLOC && rnd_below(4) != 0) {
 		/* Near the write: its range, or a few quanta around it. */
@@ -307,61 +323,90 @@ static void one_step(void)
 	} else {
 		addr = BASE + rnd_below(NQ * Q);
 	}
-	/* The reference's answer before each write and after the last
-	 * (with caching, after the lookup: the writes chosen now). */
+	for (unsigned b = 0; b < nb; b++)
+		a[b] = b == at ? addr : BASE + rnd_below(NQ * Q);
+		/* The reference's answers before each write and after the last
+		 * (with caching, after the lookup: the writes chosen now). */
+#define REF_ANSWERS(i)                                                         \
+	for (unsigned b = 0; b < nb; b++)                                      \
+	ans[i][b].rc = vt_ref_lookup(&ref, a[b], &ans[i][b].r)
 	for (unsigned i = 0; i < ws.n; i++) {
 		if (i > 0)
 			choose_write(&ws.w[i]);
 		if (caching)
 			continue;
-		ans[i].rc = vt_ref_lookup(&ref, addr, &ans[i].r);
+		REF_ANSWERS(i);
 		ref_rc[i] = ref_write(&ws.w[i], &ref_got[i]);
 	}
-	if (caching)
-		ans[0].rc = vt_ref_lookup(&ref, addr, &ans[0].r);
-	else
-		ans[ws.n].rc = vt_ref_lookup(&ref, addr, &ans[ws.n].r);
+	if (caching) {
+		REF_ANSWERS(0);
+	} else {
+		REF_ANSWERS(ws.n);
+	}
 
-	/* How many interposed operations a lookup of addr makes. */
+	/* How many interposed operations the lookup makes. */
 	preempt_arm(0, NULL, NULL);
-	struct vas_range dummy;
-	(void)vas_lookup(rctx, addr, &dummy);
+	struct vas_range dummy[NB];
+	int drc[NB];
+	if (batch)
+		(void)vas_lookup_n(rctx, a, nb, dummy, drc);
+	else
+		(void)vas_lookup(rctx, addr, &dummy[0]);
 	unsigned long k = preempt_count();
 	unsigned long n = 1 + rnd_below(k);
 
 	preempt_arm(n, do_write, &ws);
-	got.rc = vas_lookup(rctx, addr, &got.r);
+	int hits = 0, rc[NB];
+	if (batch) {
+		hits = vas_lookup_n(rctx, a, nb, dummy, rc);
+		for (unsigned b = 0; b < nb; b++) {
+			got[b].rc = rc[b];
+			if (rc[b] == VAS_OK)
+				got[b].r = dummy[b];
+		}
+	} else {
+		got[0].rc = vas_lookup(rctx, addr, &got[0].r);
+	}
 	if (!preempt_disarm())
 		do_write(&ws);
 	for (unsigned i = 0; caching && i < ws.n; i++) {
 		ref_rc[i] = ref_write(&ws.w[i], &ref_got[i]);
-		ans[i + 1].rc = vt_ref_lookup(&ref, addr, &ans[i + 1].r);
+		REF_ANSWERS(i + 1);
 	}
+#undef REF_ANSWERS
 
-	bool ok = false;
 	for (unsigned i = 0; i < ws.n; i++) {
 		CHECK_EQ(ws.w[i].rc, ref_rc[i]);
 		if (ws.w[i].kind == W_ALLOC && ref_rc[i] == VAS_OK)
 			CHECK_EQ(ws.w[i].got, ref_got[i]);
 	}
-	/* The writes all ran while the reader was paused: any state from
-	 * before the first to after the last is a linearizable answer. */
-	for (unsigned i = 0; i <= ws.n; i++)
-		ok |= answer_eq(&got, &ans[i]);
-	if (!ok) {
+	int found = 0;
+	for (unsigned b = 0; b < nb; b++) {
+		/* The writes all ran while the reader was paused: any
+		 * state from before the first to after the last is a
+		 * linearizable answer. */
+		bool ok = false;
+		for (unsigned i = 0; i <= ws.n; i++)
+			ok |= answer_eq(&got[b], &ans[i][b]);
+		found += got[b].rc == VAS_OK;
+		if (ok)
+			continue;
 		fprintf(stderr,
 			"FAIL seed %" PRIu64 " step %" PRIu64
-			": lookup %#" PRIx64 " preempted at operation %lu of "
-			"%lu by %u writes, the first %s [%#" PRIx64
-			", +%#" PRIx64 ")\n",
-			seed, step, addr, n, k, ws.n, wname(ws.w[0].kind),
+			": lookup%s %#" PRIx64 " (%u of %u) preempted at "
+			"operation %lu of %lu by %u writes, the first %s "
+			"[%#" PRIx64 ", +%#" PRIx64 ")\n",
+			seed, step, batch ? "_n" : "", a[b], b, nb, n, k, ws.n,
+			wname(ws.w[0].kind),
 			ws.w[0].kind == W_ALLOC ? ws.w[0].got : ws.w[0].addr,
 			ws.w[0].size);
-		answer_print("got", &got);
-		answer_print("before", &ans[0]);
-		answer_print("after", &ans[ws.n]);
+		answer_print("got", &got[b]);
+		answer_print("before", &ans[0][b]);
+		answer_print("after", &ans[ws.n][b]);
+		CHECK(ok);
 	}
-	CHECK(ok);
+	CHECK(!batch || hits == found);
+	batches += batch;
 }
 
 static uint32_t node_keys = 3;
@@ -431,5 +476,8 @@ int main(int argc, char **argv)
 	if (caching)
 		printf("test_vas_preempt: %" PRIu64 " leaf-local writes\n",
 		       local_total);
+	/* Batched lookups were preempted too (one step in two). */
+	CHECK(batches > 0);
+	printf("test_vas_preempt: %" PRIu64 " batched lookups\n", batches);
 	return check_exit("test_vas_preempt");
 }

@@ -497,11 +497,63 @@ static inline void op_bad(struct model *m)
 	     rc, rr);
 }
 
+/*
+ * vas_lookup_n of up to 20 addresses (several of its groups of 8, and a
+ * group's end inside a range's run of probes), each answer against the
+ * reference's, and the count it returns against the answers: around
+ * ranges (free ones too), just below them, anywhere in 64 bits.
+ */
+static inline void op_lookup_n(struct model *m)
+{
+	uint64_t a[20] = { 0 };
+	struct vas_range r[20], w = { 0 };
+	int rc[20];
+	size_t n = (size_t)mrnd_below(m, 21);
+	int hits = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct vas_range *x = &m->ref.r[mrnd_below(m, m->ref.n)];
+		switch (mrnd_below(m, 5)) {
+		case 0:
+			a[i] = mrnd(m);
+			break;
+		case 1:
+			a[i] = x->start - 1;
+			break;
+		case 2:
+			a[i] = x->start + x->size - 1;
+			break;
+		default:
+			a[i] = x->start + mrnd_below(m, x->size);
+		}
+	}
+	int got = vas_lookup_n(m->c, a, n, r, rc);
+	for (size_t i = 0; i < n; i++) {
+		int rw = vt_ref_lookup(&m->ref, a[i], &w);
+		if (rc[i] != rw || (rw == VAS_OK && !vt_range_eq(&r[i], &w))) {
+			if (rc[i] == VAS_OK)
+				vt_range_print("vas:", &r[i]);
+			if (rw == VAS_OK)
+				vt_range_print("ref:", &w);
+			model_die(m,
+				  "lookup_n [%zu of %zu] %#" PRIx64
+				  ": %d, expected %d",
+				  i, n, a[i], rc[i], rw);
+		}
+		hits += rw == VAS_OK;
+	}
+	MREQ(m, got == hits, "lookup_n of %zu: %d found, expected %d", n, got,
+	     hits);
+}
+
 static inline void op_lookup(struct model *m)
 {
-	unsigned k = (unsigned)mrnd_below(m, 4);
+	unsigned k = (unsigned)mrnd_below(m, 6);
 	if (k == 0) {
 		model_probe(m, mrnd(m));
+		return;
+	}
+	if (k == 1) {
+		op_lookup_n(m);
 		return;
 	}
 	const struct vas_range *r = &m->ref.r[mrnd_below(m, m->ref.n)];

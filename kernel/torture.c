@@ -401,6 +401,53 @@ static void vas_peek(struct cpu *c, struct torture_cpu *t, uint64_t r)
 		terror(c, "vas_lookup", a, (uint64_t)got.tag);
 }
 
+/*
+ * vas_lookup_n of a random page of up to 4 of this CPU's own vmaps (each
+ * must look up as exactly that vmap, its guard page included in the
+ * range) and of 4 random addresses of the busy part (sane or nothing).
+ */
+static void vas_peek_n(struct cpu *c, struct torture_cpu *t, uint64_t r)
+{
+	uint64_t a[8];
+	struct vas_range got[8];
+	int rc[8];
+	unsigned own = t->nvheld < 4 ? t->nvheld : 4, n = own + 4;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t x = krand(&c->rng);
+		if (i < own) {
+			const struct vmap *m = &t->vheld[(r + i) % t->nvheld];
+			a[i] = m->va + x % (m->npages * PAGE_SIZE);
+		} else {
+			a[i] = VMALLOC_BASE +
+			       x % (ncpus * VHELD * 9 * PAGE_SIZE);
+		}
+	}
+	int found = vas_lookup_n(&c->vctx, a, n, got, rc), hits = 0;
+	for (unsigned i = 0; i < n; i++) {
+		hits += rc[i] == VAS_OK;
+		if (i < own) {
+			const struct vmap *m = &t->vheld[(r + i) % t->nvheld];
+			if (rc[i] != VAS_OK || !got[i].allocated ||
+			    got[i].start != m->va ||
+			    got[i].size != (m->npages + 1) * PAGE_SIZE ||
+			    got[i].tag != m->tag)
+				terror(c, "vas_lookup_n_own", a[i],
+				       rc[i] == VAS_OK ? got[i].start : 0);
+			continue;
+		}
+		if (rc[i] == VAS_ENOENT)
+			continue;
+		uint64_t owner = (uint64_t)got[i].tag >> 40;
+		if (rc[i] != VAS_OK || !got[i].allocated ||
+		    a[i] < got[i].start || a[i] - got[i].start >= got[i].size ||
+		    owner == 0 || owner > ncpus)
+			terror(c, "vas_lookup_n", a[i], (uint64_t)got[i].tag);
+	}
+	if (found != hits)
+		terror(c, "vas_lookup_n_count", (uint64_t)found,
+		       (uint64_t)hits);
+}
+
 static void torture_vas(struct cpu *c)
 {
 	struct torture_cpu *t = c->t;
@@ -413,6 +460,8 @@ static void torture_vas(struct cpu *c)
 		else if (op < 5 && t->nvheld > 0)
 			vas_del(c, t, (unsigned)((r >> 8) % t->nvheld),
 				r >> 32);
+		else if (op == 7 && (r >> 63))
+			vas_peek_n(c, t, r >> 8);
 		else
 			vas_peek(c, t, r >> 3);
 		t->ops++;

@@ -9,8 +9,10 @@
  *  2. The vas over a region, then one context per thread: each context is
  *     an epoch participant (lockfree/lf_epoch.h), so nodes the tree gives
  *     back are freed only after every lookup that could still read them.
- *  3. Allocation (first fit, best fit, at a fixed address), lookup (never
- *     blocks, writes no shared tree memory), partial free, error handling.
+ *  3. Allocation (first fit, best fit, at a fixed address), lookup (of one
+ *     address or of several in one call; writes no shared tree memory,
+ *     waits only for a write holding a node it needs), partial free,
+ *     error handling.
  *
  * ctest runs it (examples/CMakeLists.txt, label example).
  */
@@ -83,6 +85,18 @@ int main(void)
 	}
 	expect("lookup of a free address", vas_lookup(c, d - 4096, &r),
 	       VAS_ENOENT);
+
+	/* Several addresses at once (a fault-around, a batch of PTEs): one
+	 * call, the lookups overlapped; rc[i] as vas_lookup's for addr[i]. */
+	uint64_t addrs[3] = { a, d - 4096, b + (1 << 20) };
+	struct vas_range rs[3];
+	int rcs[3];
+	expect("lookup_n: found", vas_lookup_n(c, addrs, 3, rs, rcs), 2);
+	if (rcs[0] != VAS_OK || rs[0].tag != 1 || rcs[1] != VAS_ENOENT ||
+	    rcs[2] != VAS_OK || rs[2].start != b) {
+		fprintf(stderr, "vas_example: lookup_n answered wrong\n");
+		return 1;
+	}
 
 	/* Errors: each bad call has its own code and changes nothing. */
 	expect("overlapping alloc_at", vas_alloc_at(c, d, 4096, 4), VAS_EBUSY);

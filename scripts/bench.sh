@@ -171,7 +171,10 @@ if ! scripts/bench_report.py "$out"; then
     failed=1
 elif [ "$quick" != 1 ] && [ -z "${BENCH_OUT:-}" ]; then
     dirs=("$out")
+    # Other machines' runs of this script (a machine.txt); the ad-hoc
+    # result folders (a README.md of their own) are not its to report.
     for d in bench/results/*/; do
+        [ -f "${d}machine.txt" ] || continue
         [ "$d" = bench/results/quick/ ] || [ "${d%/}" = "$out" ] ||
             dirs+=("${d%/}")
     done

@@ -530,7 +530,12 @@ static VT_RFAST uint32_t vt_rcount(const struct vas_tree *t,
  * soon as the node's address is known (vt_rprefetch_child()), so their
  * misses overlap, and the window is counted with independent loads. If
  * the keys at its ends do not bracket key (skewed keys, or a torn read),
- * a binary search over all c keys follows, their lines prefetched at once.
+ * the window of VT_SPAN keys beside it on that side is tried the same
+ * way (a tree aged by writes spreads its keys less evenly: the placed
+ * window missed in 3% of leaf searches of the fresh 10^6 tree and 16%
+ * after three rounds of mix50, docs/design.md 3.2); only if that one does
+ * not bracket key either, a binary search over all c keys follows, their
+ * lines prefetched at once.
  */
 #define VT_WIN 4
 #define VT_SPAN (2 * VT_WIN)   /* keys in a window */
@@ -668,9 +673,20 @@ static VT_RFAST uint32_t vt_rsearch(const struct vt_leaf *l, uint32_t c,
 		vt_rplace(lo, hi, c, key, &a, &b);
 		vt_rprefetch(n, a, leaf);
 	}
-	if ((a == 0 || lf_olc_load_u64(&n->key[a - 1]) <= key) &&
-	    (b == c || lf_olc_load_u64(&n->key[b]) > key))
-		return vt_rcount_win(n->key, a, key);
+	if (a > 0 && lf_olc_load_u64(&n->key[a - 1]) > key) {
+		/* Left of the window: the window beside it, if it brackets. */
+		uint32_t a2 = a > VT_SPAN ? a - VT_SPAN : 0;
+		if (a2 == 0 || lf_olc_load_u64(&n->key[a2 - 1]) <= key)
+			return vt_rcount_le(n->key, a2, a, key);
+		goto whole;
+	}
+	if (b < c && lf_olc_load_u64(&n->key[b]) <= key) {
+		uint32_t b2 = c - b > VT_SPAN ? b + VT_SPAN : c;
+		if (b2 == c || lf_olc_load_u64(&n->key[b2]) > key)
+			return vt_rcount_le(n->key, b, b2, key);
+		goto whole;
+	}
+	return vt_rcount_win(n->key, a, key);
 whole:
 	vt_prefetch_span(n->key, &n->key[c - 1]);
 	return vt_search(n->key, c, key, LF_ACQUIRE);

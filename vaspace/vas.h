@@ -391,9 +391,10 @@ int vas_lookup(struct vas_ctx *c, uint64_t addr, struct vas_range *out);
  * n lookups in one call: rc[i] and out[i] are what vas_lookup(c, addr[i],
  * &out[i]) gives (out[i] written only where rc[i] is VAS_OK). The
  * lookups of up to 8 addresses at a time are overlapped, so that their
- * misses at the leaves are in flight together: for callers with several
- * addresses at once, cheaper per address than a vas_lookup each
- * (docs/design.md 3.2). Each answer is linearizable on its own; the n
+ * misses at the leaves are in flight together: where the leaves miss the
+ * caches (a large tree) about half the cost per address of a vas_lookup
+ * each; where the tree is cached, up to 1.3x it (docs/design.md 3.2,
+ * "Lookups in batches"). Each answer is linearizable on its own; the n
  * answers are not one snapshot. Returns how many were found (rc[i] ==
  * VAS_OK), or VAS_ENOTREG, or VAS_EINVAL (a NULL array with n > 0, n
  * above INT32_MAX) with nothing written.

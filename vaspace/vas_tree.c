@@ -648,14 +648,28 @@ static VT_RFAST bool vt_rfenced(const struct vt_leaf *l, uint64_t key)
 }
 
 /*
- * Keys <= key among the first c of l->n (a leaf if leaf), optimistically.
- * The window is the one the step into l->n placed and prefetched if it
- * was placed for c keys (the common case: nothing to place or prefetch
- * here); else it is placed now, in the fences, or in a node without an
- * upper fence (the root, the right spine) below its own last key.
+ * vt_rsearch_win()'s answer when the window missed: the count is to be
+ * taken from the side window [*sa, *sb) by vt_rside(), its lines
+ * prefetched meanwhile. Counts are at most the capacity, never this.
  */
-static VT_RFAST uint32_t vt_rsearch(const struct vt_leaf *l, uint32_t c,
-				    uint64_t key, bool leaf)
+#define VT_SIDE UINT32_MAX
+
+/*
+ * Keys <= key among the first c of l->n (a leaf if leaf), optimistically,
+ * or VT_SIDE. The window is the one the step into l->n placed and
+ * prefetched if it was placed for c keys (the common case: nothing to
+ * place or prefetch here); else it is placed now, in the fences, or in a
+ * node without an upper fence (the root, the right spine) below its own
+ * last key. If the keys on either side of the window do not bracket key,
+ * the window of VT_SPAN keys beside it on that side is named in [*sa,
+ * *sb) and its lines (keys, and a leaf's value-tag pairs the answer may
+ * take) prefetched: the caller counts it with vt_rside(), at once (one
+ * lookup, vt_rsearch()) or after the other lookups of a batch have
+ * issued theirs (vt_read_le_n()).
+ */
+static VT_RFAST uint32_t vt_rsearch_win(const struct vt_leaf *l, uint32_t c,
+					uint64_t key, bool leaf, uint32_t *sa,
+					uint32_t *sb)
 {
 	const struct vas_node *n = l->n;
 	uint32_t a, b;
@@ -674,22 +688,48 @@ static VT_RFAST uint32_t vt_rsearch(const struct vt_leaf *l, uint32_t c,
 		vt_rprefetch(n, a, leaf);
 	}
 	if (a > 0 && lf_olc_load_u64(&n->key[a - 1]) > key) {
-		/* Left of the window: the window beside it, if it brackets. */
-		uint32_t a2 = a > VT_SPAN ? a - VT_SPAN : 0;
-		if (a2 == 0 || lf_olc_load_u64(&n->key[a2 - 1]) <= key)
-			return vt_rcount_le(n->key, a2, a, key);
-		goto whole;
+		*sa = a > VT_SPAN ? a - VT_SPAN : 0; /* left of the window */
+		*sb = a;
+	} else if (b < c && lf_olc_load_u64(&n->key[b]) <= key) {
+		*sa = b; /* right of it */
+		*sb = c - b > VT_SPAN ? b + VT_SPAN : c;
+	} else {
+		return vt_rcount_win(n->key, a, key);
 	}
-	if (b < c && lf_olc_load_u64(&n->key[b]) <= key) {
-		uint32_t b2 = c - b > VT_SPAN ? b + VT_SPAN : c;
-		if (b2 == c || lf_olc_load_u64(&n->key[b2]) > key)
-			return vt_rcount_le(n->key, b, b2, key);
-		goto whole;
-	}
-	return vt_rcount_win(n->key, a, key);
+	/* The side window, the keys that bracket it, the entries its
+	 * answer may take (sa - 1 to sb - 1): all inside the node. */
+	vt_prefetch_span(&n->key[*sa > 0 ? *sa - 1 : 0],
+			 &n->key[*sb < c ? *sb : c - 1]);
+	if (leaf)
+		vt_prefetch_span(&n->u.l[*sa > 0 ? *sa - 1 : 0],
+				 &n->u.l[*sb - 1]);
+	return VT_SIDE;
 whole:
 	vt_prefetch_span(n->key, &n->key[c - 1]);
 	return vt_search(n->key, c, key, LF_ACQUIRE);
+}
+
+/*
+ * Keys <= key among the first c of n, from the side window [sa, sb) that
+ * vt_rsearch_win() named, if the keys on either side of it bracket key
+ * (sa < sb <= c); else by a binary search over all c keys.
+ */
+static VT_RFAST uint32_t vt_rside(const struct vas_node *n, uint32_t c,
+				  uint64_t key, uint32_t sa, uint32_t sb)
+{
+	if ((sa == 0 || lf_olc_load_u64(&n->key[sa - 1]) <= key) &&
+	    (sb == c || lf_olc_load_u64(&n->key[sb]) > key))
+		return vt_rcount_le(n->key, sa, sb, key);
+	vt_prefetch_span(n->key, &n->key[c - 1]);
+	return vt_search(n->key, c, key, LF_ACQUIRE);
+}
+
+/* Keys <= key among the first c of l->n (a leaf if leaf), optimistically. */
+static VT_RFAST uint32_t vt_rsearch(const struct vt_leaf *l, uint32_t c,
+				    uint64_t key, bool leaf)
+{
+	uint32_t sa = 0, sb = 0, i = vt_rsearch_win(l, c, key, leaf, &sa, &sb);
+	return i != VT_SIDE ? i : vt_rside(l->n, c, key, sa, sb);
 }
 
 /* Start at the root: its version, validated against the root pointer. */
@@ -870,6 +910,27 @@ bool vt_read_le(struct vas_tree *t, uint64_t key, struct vt_ent *e,
 }
 
 /*
+ * A batched lookup's answer from its leaf l, where i keys are <= key
+ * (vt_rsearch()): the entry before them, validated; or, none there and l
+ * unchanged, what vt_read_le() finds to the left (as its own first pass
+ * would). false: l changed, the caller starts over.
+ */
+static VT_RFAST bool vt_rfinish(struct vas_tree *t, const struct vt_leaf *l,
+				uint32_t i, uint64_t key, struct vt_ent *e,
+				bool *found, uint64_t *restarts)
+{
+	if (i > 0 && vt_rent(l, i - 1, e)) {
+		*found = true;
+		return true;
+	}
+	if (i == 0 && lf_vlock_validate(&l->n->lock, l->v)) {
+		*found = vt_read_le(t, key, e, restarts);
+		return true;
+	}
+	return false;
+}
+
+/*
  * n <= VT_BATCH lookups as vt_read_le() makes them, overlapped (docs/
  * design.md 3.2, "Lookups in batches"): first every key's descent, each
  * stopping at the leaf's parent with the leaf's pointer read, the parent
@@ -878,10 +939,13 @@ bool vt_read_le(struct vas_tree *t, uint64_t key, struct vt_ent *e,
  * the leaf coupled to its parent (vt_rcouple(): the parent unchanged since
  * its read, so it still held the leaf when the leaf's version was read),
  * searched and its entry validated, exactly the reads and validations of
- * vt_read_le()'s first pass. Whatever that pass would not answer from the
- * leaf (a restart, or no key <= key there) is answered by vt_read_le()
- * itself. Each answer is linearizable on its own, at its leaf's
- * validation; the n answers are not one snapshot.
+ * vt_read_le()'s first pass; a key whose placed window missed is left,
+ * its side window's lines asked for (vt_rsearch_win()), to a third pass
+ * that counts the side windows (vt_rside()) once all of theirs are in
+ * flight. Whatever the passes would not answer from the leaf (a restart,
+ * or no key <= key there) is answered by vt_read_le() itself. Each answer
+ * is linearizable on its own, at its leaf's validation; the n answers are
+ * not one snapshot.
  */
 void vt_read_le_n(struct vas_tree *t, const uint64_t *key, unsigned n,
 		  struct vt_ent *e, bool *found, uint64_t *restarts)
@@ -906,25 +970,34 @@ void vt_read_le_n(struct vas_tree *t, const uint64_t *key, unsigned n,
 			ok[b] = vt_rstep(t, l, level, key[b]);
 		}
 	}
+	/* Keys whose window missed: their side windows, counted in a third
+	 * pass, once every key's side lines have been asked for. */
+	unsigned side[VT_BATCH], ns = 0;
+	uint32_t cs[VT_BATCH], sa[VT_BATCH], sb[VT_BATCH];
 	for (unsigned b = 0; b < n; b++) {
 		struct vt_leaf *l = &f[b];
 		uint32_t c, i;
 		if (ok[b] && (leaf[b] == NULL || vt_rcouple(l, leaf[b])) &&
 		    lf_olc_load_u32(&l->n->level) == 0 &&
 		    (c = vt_rcount(t, l->n)) != UINT32_MAX) {
-			i = vt_rsearch(l, c, key[b], true);
-			if (i > 0 && vt_rent(l, i - 1, &e[b])) {
-				found[b] = true;
+			i = vt_rsearch_win(l, c, key[b], true, &sa[b], &sb[b]);
+			if (i == VT_SIDE) {
+				cs[b] = c;
+				side[ns++] = b;
 				continue;
 			}
-			if (i == 0 && lf_vlock_validate(&l->n->lock, l->v)) {
-				/* No key <= key here: vt_read_le() looks
-				 * left, as its own first pass would. */
-				found[b] =
-					vt_read_le(t, key[b], &e[b], restarts);
+			if (vt_rfinish(t, l, i, key[b], &e[b], &found[b],
+				       restarts))
 				continue;
-			}
 		}
+		(*restarts)++;
+		found[b] = vt_read_le(t, key[b], &e[b], restarts);
+	}
+	for (unsigned s = 0; s < ns; s++) {
+		unsigned b = side[s];
+		uint32_t i = vt_rside(f[b].n, cs[b], key[b], sa[b], sb[b]);
+		if (vt_rfinish(t, &f[b], i, key[b], &e[b], &found[b], restarts))
+			continue;
 		(*restarts)++;
 		found[b] = vt_read_le(t, key[b], &e[b], restarts);
 	}

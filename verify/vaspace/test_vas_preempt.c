@@ -75,6 +75,8 @@ static uintptr_t next_tag;
 static bool caching;
 static uint64_t local_total; /* leaf-local writes, all seeds */
 static uint64_t batches;     /* steps that looked up with vas_lookup_n */
+/* Restarts each kind of lookup counted in its context, this seed. */
+static uint64_t restarts_single, restarts_batch;
 
 static uint64_t rnd_below(uint64_t n)
 {
@@ -355,6 +357,8 @@ static void one_step(void)
 	unsigned long k = preempt_count();
 	unsigned long n = 1 + rnd_below(k);
 
+	/* Relaxed: the test alone runs. */
+	uint64_t r0 = lf_load_u64(&rctx->restarts, LF_RELAXED);
 	preempt_arm(n, do_write, &ws);
 	int hits = 0, rc[NB];
 	if (batch) {
@@ -369,6 +373,8 @@ static void one_step(void)
 	}
 	if (!preempt_disarm())
 		do_write(&ws);
+	*(batch ? &restarts_batch : &restarts_single) +=
+		lf_load_u64(&rctx->restarts, LF_RELAXED) - r0;
 	for (unsigned i = 0; caching && i < ws.n; i++) {
 		ref_rc[i] = ref_write(&ws.w[i], &ref_got[i]);
 		REF_ANSWERS(i + 1);
@@ -414,6 +420,7 @@ static uint32_t node_keys = 3;
 static void run_seed(uint64_t s, uint64_t steps)
 {
 	seed = s;
+	restarts_single = restarts_batch = 0;
 	rng = s * 0x9e3779b97f4a7c15ull + 1;
 	next_tag = (uintptr_t)(s + 1) << 32;
 	vt_src_init(&src);
@@ -436,8 +443,9 @@ static void run_seed(uint64_t s, uint64_t steps)
 	vas_stats(vas, &st);
 	CHECK(!caching || st.local > 0); /* leaf-local writes were injected */
 	/* Writes injected between a lookup's reads and its validations make
-	 * it restart: counted in its context (design.md 3.2). Relaxed: the
-	 * test alone runs. */
+	 * it restart: counted in its context (design.md 3.2), by single
+	 * lookups and by batches alike. Relaxed: the test alone runs. */
+	CHECK(restarts_single > 0 && restarts_batch > 0);
 	CHECK(lf_load_u64(&rctx->restarts, LF_RELAXED) > 0);
 	CHECK(st.restarts >= lf_load_u64(&rctx->restarts, LF_RELAXED));
 	local_total += st.local;

@@ -56,7 +56,8 @@ static atomic_ulong check_count;
 	} while (0)
 
 /*
- * The seeds of a model test's command line: --seeds N runs seeds 1 to N,
+ * The seeds of a model test's command line: --seeds N runs seeds 1 to N
+ * (--first F: F to F + N - 1),
  * --seed S replays seed S alone, --ops N sets the operations per seed
  * (defaults: the arguments). Other words are skipped, for the program.
  */
@@ -67,7 +68,7 @@ struct check_seeds {
 static inline struct check_seeds check_seed_args(int argc, char **argv,
 						 uint64_t seeds, uint64_t ops)
 {
-	uint64_t one = 0;
+	uint64_t one = 0, first = 1;
 	bool replay = false;
 	for (int i = 1; i + 1 < argc; i++) {
 		if (!strcmp(argv[i], "--seeds"))
@@ -76,9 +77,11 @@ static inline struct check_seeds check_seed_args(int argc, char **argv,
 			ops = strtoull(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--seed"))
 			one = strtoull(argv[++i], NULL, 0), replay = true;
+		else if (!strcmp(argv[i], "--first")) /* seeds first.. */
+			first = strtoull(argv[++i], NULL, 0);
 	}
-	return (struct check_seeds){ replay ? one : 1, replay ? one : seeds,
-				     ops };
+	return (struct check_seeds){ replay ? one : first,
+				     replay ? one : first + seeds - 1, ops };
 }
 
 /* Print the tally and return the exit status for main(). */

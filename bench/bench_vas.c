@@ -171,18 +171,30 @@ static void bv_write(unsigned id, uint64_t j, struct bv_thread *t)
 		t->errors++;
 }
 
-/* Look up an address in quantum q; a hit must be able to hold it. */
-static void bv_lookup(unsigned id, uint64_t q, uint64_t off,
-		      struct bv_thread *t)
+/* The address a lookup draws from r (bits 32-63: the quantum, 0-11: the
+ * offset in it), uniform over the filled span. */
+static uint64_t bv_addr(uint64_t r, uint64_t spanq)
+{
+	return BV_BASE + (((r >> 32) * spanq) >> 32) * BENCH_VAS_QUANTUM +
+	       (r & (BENCH_VAS_QUANTUM - 1));
+}
+
+/* A hit must be a range that can hold the address. */
+static bool bv_hit_bad(uint64_t addr, uint64_t start)
+{
+	return start > addr ||
+	       addr - start >= BV_MAX_LEN * (uint64_t)BENCH_VAS_QUANTUM;
+}
+
+static void bv_lookup(unsigned id, uint64_t addr, struct bv_thread *t)
 {
 	struct bv_inst *in = bv_cur.in;
-	uint64_t addr = BV_BASE + q * BENCH_VAS_QUANTUM + off, start;
+	uint64_t start;
 
 	if (bv_cur.ops->lookup(in->a, id, addr, &start) != 0)
 		return;
 	t->hits++;
-	if (start > addr ||
-	    addr - start >= BV_MAX_LEN * (uint64_t)BENCH_VAS_QUANTUM)
+	if (bv_hit_bad(addr, start))
 		t->errors++;
 }
 
@@ -194,20 +206,14 @@ static void bv_lookup_n(unsigned id, unsigned nb, uint64_t spanq, uint64_t *rng,
 	uint64_t addr[BENCH_VAS_LOOKUP_N], start[BENCH_VAS_LOOKUP_N];
 	unsigned hits = 0;
 
-	for (unsigned i = 0; i < nb; i++) {
-		uint64_t r = bv_rand(rng);
-		addr[i] = BV_BASE +
-			  (((r >> 32) * spanq) >> 32) * BENCH_VAS_QUANTUM +
-			  (r & (BENCH_VAS_QUANTUM - 1));
-	}
+	for (unsigned i = 0; i < nb; i++)
+		addr[i] = bv_addr(bv_rand(rng), spanq);
 	unsigned got = bv_cur.ops->lookup_n(in->a, id, addr, nb, start);
 	for (unsigned i = 0; i < nb; i++) {
 		if (start[i] == UINT64_MAX)
 			continue;
 		hits++;
-		if (start[i] > addr[i] ||
-		    addr[i] - start[i] >=
-			    BV_MAX_LEN * (uint64_t)BENCH_VAS_QUANTUM)
+		if (bv_hit_bad(addr[i], start[i]))
 			t->errors++;
 	}
 	if (got != hits) /* the count returned is the hits reported */
@@ -242,8 +248,7 @@ static uint64_t bv_run(unsigned id, const struct bench_stop *stop)
 						     32),
 					 t);
 			else
-				bv_lookup(id, ((r >> 32) * spanq) >> 32,
-					  r & (BENCH_VAS_QUANTUM - 1), t);
+				bv_lookup(id, bv_addr(r, spanq), t);
 		}
 		ops += BENCH_BATCH;
 	}
